@@ -1,0 +1,39 @@
+"""stfusion: spatiotemporal fusion of satellite images.
+
+Predict a fine-resolution image (e.g. Landsat, 30 m) at a date where only a coarse one
+(e.g. MODIS, 500 m) exists, from one or more fine + coarse pairs at other dates.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("stfusion")
+except PackageNotFoundError:  # running from a source tree without installation
+    __version__ = "0.0.0+unknown"
+
+from stfusion.errors import (
+    EmptyInputError,
+    GridMismatchError,
+    InputFileError,
+    InvalidParameterError,
+    MissingDependencyError,
+    OutputExistsError,
+    ScaleMismatchError,
+    STFusionError,
+    STFusionWarning,
+)
+
+__all__ = [
+    "EmptyInputError",
+    "GridMismatchError",
+    "InputFileError",
+    "InvalidParameterError",
+    "MissingDependencyError",
+    "OutputExistsError",
+    "STFusionError",
+    "STFusionWarning",
+    "ScaleMismatchError",
+    "__version__",
+]

@@ -1,0 +1,583 @@
+"""Raster input and output.
+
+Everything that touches files lives here. Values are scaled on read (``value * scale +
+offset``), nodata becomes NaN, and arrays are float32 ``(band, y, x)``. Sources are small,
+picklable descriptions (path + scaling) that open the file per read, so a window can be read in
+any thread or process and no open handle is ever shared.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import tempfile
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+from affine import Affine
+from rasterio.crs import CRS
+from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+from rasterio.windows import Window
+
+from stfusion.errors import InputFileError, OutputExistsError
+
+log = logging.getLogger("stfusion")
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A raster grid: CRS (None when not georeferenced), affine transform and size."""
+
+    crs: CRS | None
+    transform: Affine
+    width: int
+    height: int
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.height, self.width)
+
+    @property
+    def res(self) -> tuple[float, float]:
+        return (abs(self.transform.a), abs(self.transform.e))
+
+    @property
+    def georeferenced(self) -> bool:
+        return self.crs is not None
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        return rasterio.transform.array_bounds(self.height, self.width, self.transform)[:4]
+
+    def same_as(self, other: Grid) -> bool:
+        return (
+            self.shape == other.shape
+            and self.crs == other.crs
+            and self.transform.almost_equals(other.transform, precision=1e-6 * max(self.res))
+        )
+
+    def window_transform(self, window: Window) -> Affine:
+        return rasterio.windows.transform(window, self.transform)
+
+    def describe(self) -> str:
+        crs = self.crs.to_string() if self.crs else "no CRS"
+        return f"{self.width} x {self.height} px, {self.res[0]:g} x {self.res[1]:g}, {crs}"
+
+
+@dataclass(frozen=True)
+class Scaling:
+    """How file values become physical values: ``value * scale + offset``.
+
+    ``None`` means "use the file's own scale/offset metadata, else 1 and 0".
+    """
+
+    scale: float | None = None
+    offset: float | None = None
+
+
+@dataclass(frozen=True)
+class RasterInfo:
+    """What ``stfusion inspect`` shows about one file."""
+
+    path: str
+    driver: str
+    grid: Grid
+    count: int
+    dtype: str
+    nodata: float | None
+    file_scales: tuple[float, ...]
+    file_offsets: tuple[float, ...]
+    band_names: tuple[str, ...]
+    scale: float
+    offset: float
+    scale_source: str
+
+
+def _open(path: str | os.PathLike[str]) -> rasterio.DatasetReader:
+    p = Path(path)
+    if not p.exists():
+        raise InputFileError(f"{p}: file not found. Check the path.")
+    if p.is_dir():
+        raise InputFileError(f"{p}: is a directory, not a raster file.")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            return rasterio.open(p)
+    except RasterioIOError as exc:
+        raise InputFileError(
+            f"{p}: not a raster GDAL can read ({exc}). Give a GeoTIFF, ENVI (with its .hdr) "
+            "or another GDAL format."
+        ) from None
+
+
+def _grid_of(ds: rasterio.DatasetReader) -> Grid:
+    crs = ds.crs if ds.crs else None
+    return Grid(crs=crs, transform=ds.transform, width=ds.width, height=ds.height)
+
+
+def _band_names(ds: rasterio.DatasetReader) -> tuple[str, ...]:
+    names = []
+    for i, desc in enumerate(ds.descriptions, start=1):
+        names.append(desc if desc else f"band{i}")
+    return tuple(names)
+
+
+def _resolve_scaling(ds: rasterio.DatasetReader, scaling: Scaling) -> tuple[float, float, str]:
+    file_scales = tuple(float(s) for s in ds.scales)
+    file_offsets = tuple(float(o) for o in ds.offsets)
+    if scaling.scale is not None or scaling.offset is not None:
+        return (
+            1.0 if scaling.scale is None else float(scaling.scale),
+            0.0 if scaling.offset is None else float(scaling.offset),
+            "given",
+        )
+    if any(s != 1.0 for s in file_scales) or any(o != 0.0 for o in file_offsets):
+        if len(set(file_scales)) > 1 or len(set(file_offsets)) > 1:
+            raise InputFileError(
+                f"{ds.name}: bands have different scale/offset metadata ({file_scales}, "
+                f"{file_offsets}); give the scale explicitly."
+            )
+        return file_scales[0], file_offsets[0], "file metadata"
+    return 1.0, 0.0, "default"
+
+
+def inspect_raster(path: str | os.PathLike[str], scaling: Scaling | None = None) -> RasterInfo:
+    """Describe how a file would be read (grid, bands, nodata, scaling)."""
+    with _open(path) as ds:
+        scale, offset, source = _resolve_scaling(ds, scaling or Scaling())
+        return RasterInfo(
+            path=str(path),
+            driver=ds.driver,
+            grid=_grid_of(ds),
+            count=ds.count,
+            dtype=ds.dtypes[0],
+            nodata=ds.nodata,
+            file_scales=tuple(float(s) for s in ds.scales),
+            file_offsets=tuple(float(o) for o in ds.offsets),
+            band_names=_band_names(ds),
+            scale=scale,
+            offset=offset,
+            scale_source=source,
+        )
+
+
+def _clip_window(window: Window, halo: int, grid: Grid) -> tuple[Window, Window]:
+    """The part of ``window`` grown by ``halo`` that lies inside the grid, and where it goes
+    in the padded output array."""
+    r0 = int(window.row_off) - halo
+    c0 = int(window.col_off) - halo
+    h = int(window.height) + 2 * halo
+    w = int(window.width) + 2 * halo
+    rr0, cc0 = max(r0, 0), max(c0, 0)
+    rr1, cc1 = min(r0 + h, grid.height), min(c0 + w, grid.width)
+    inside = Window(cc0, rr0, max(cc1 - cc0, 0), max(rr1 - rr0, 0))
+    dest = Window(cc0 - c0, rr0 - r0, inside.width, inside.height)
+    return inside, dest
+
+
+class Source:
+    """An image on the fine grid, readable window by window.
+
+    ``read(window, halo)`` returns float32 ``(band, h + 2 halo, w + 2 halo)`` in physical units,
+    NaN where invalid or outside the scene.
+    """
+
+    grid: Grid
+    count: int
+    band_names: tuple[str, ...]
+    label: str
+
+    def read(self, window: Window | None = None, halo: int = 0) -> np.ndarray:
+        raise NotImplementedError
+
+    def sample(self, max_pixels: int = 1 << 20) -> np.ndarray:
+        """A decimated ``(band, y, x)`` view of the whole image, for scene-wide checks."""
+        step = max(1, int(np.ceil(np.sqrt(self.grid.width * self.grid.height / max_pixels))))
+        if step == 1:
+            return self.read()
+        rows = range(0, self.grid.height, step)
+        out = np.empty((self.count, len(rows), len(range(0, self.grid.width, step))), np.float32)
+        for i, r in enumerate(rows):
+            out[:, i, :] = self.read(Window(0, r, self.grid.width, 1))[:, 0, ::step]
+        return out
+
+    def band_stats(self, block_rows: int = 512) -> dict[str, np.ndarray]:
+        """Count, mean and standard deviation per band over valid pixels, streamed."""
+        n = np.zeros(self.count)
+        s1 = np.zeros(self.count)
+        s2 = np.zeros(self.count)
+        for r in range(0, self.grid.height, block_rows):
+            block = self.read(Window(0, r, self.grid.width, min(block_rows, self.grid.height - r)))
+            block = block.reshape(self.count, -1).astype(np.float64)
+            ok = np.isfinite(block)
+            n += ok.sum(axis=1)
+            v = np.where(ok, block, 0.0)
+            s1 += v.sum(axis=1)
+            s2 += (v * v).sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = s1 / n
+            std = np.sqrt(np.maximum(s2 / n - mean * mean, 0.0))
+        return {"count": n, "mean": mean, "std": std}
+
+    def _padded(self, window: Window | None, halo: int) -> tuple[np.ndarray, Window, Window]:
+        if window is None:
+            window = Window(0, 0, self.grid.width, self.grid.height)
+        out = np.full(
+            (self.count, int(window.height) + 2 * halo, int(window.width) + 2 * halo),
+            np.nan,
+            dtype=np.float32,
+        )
+        inside, dest = _clip_window(window, halo, self.grid)
+        return out, inside, dest
+
+
+@dataclass
+class ArraySource(Source):
+    """An in-memory array, already in physical units."""
+
+    array: np.ndarray
+    grid: Grid
+    band_names: tuple[str, ...] = ()
+    label: str = "<array>"
+
+    def __post_init__(self) -> None:
+        arr = np.asarray(self.array, dtype=np.float32)
+        if arr.ndim == 2:
+            arr = arr[None]
+        if arr.ndim != 3:
+            raise ValueError(f"{self.label}: expected a (band, y, x) array, got shape {arr.shape}")
+        if arr.shape[1:] != self.grid.shape:
+            raise ValueError(f"{self.label}: array shape {arr.shape[1:]} != grid {self.grid.shape}")
+        self.array = arr
+        self.count = arr.shape[0]
+        if not self.band_names:
+            self.band_names = tuple(f"band{i + 1}" for i in range(self.count))
+
+    def read(self, window: Window | None = None, halo: int = 0) -> np.ndarray:
+        out, inside, dest = self._padded(window, halo)
+        if inside.width and inside.height:
+            out[:, dest.row_off : dest.row_off + dest.height,
+                dest.col_off : dest.col_off + dest.width] = self.array[
+                :, inside.row_off : inside.row_off + inside.height,
+                inside.col_off : inside.col_off + inside.width]  # fmt: skip
+        return out
+
+
+def _read_scaled(
+    ds: rasterio.DatasetReader, window: Window | None, scale: float, offset: float
+) -> np.ndarray:
+    data = ds.read(window=window, masked=True)
+    arr = data.astype(np.float32).filled(np.nan)
+    if scale != 1.0 or offset != 0.0:
+        arr = arr * np.float32(scale) + np.float32(offset)
+    arr[~np.isfinite(arr)] = np.nan
+    # A nodata value written as -3.4e38 but not declared still means nodata.
+    arr[np.abs(arr) > 1e30] = np.nan
+    return arr
+
+
+@dataclass
+class FileSource(Source):
+    """A raster file read on its own grid (which is the fine grid for the fine images)."""
+
+    path: str
+    scaling: Scaling = field(default_factory=Scaling)
+
+    def __post_init__(self) -> None:
+        self.path = str(self.path)
+        with _open(self.path) as ds:
+            self.grid = _grid_of(ds)
+            self.count = ds.count
+            self.band_names = _band_names(ds)
+            self.scale, self.offset, self.scale_source = _resolve_scaling(ds, self.scaling)
+        self.label = self.path
+
+    def sample(self, max_pixels: int = 1 << 20) -> np.ndarray:
+        step = max(1, int(np.ceil(np.sqrt(self.grid.width * self.grid.height / max_pixels))))
+        if step == 1:
+            return self.read()
+        shape = (self.count, -(-self.grid.height // step), -(-self.grid.width // step))
+        with _open(self.path) as ds:
+            data = ds.read(out_shape=shape, masked=True)
+        arr = data.astype(np.float32).filled(np.nan) * np.float32(self.scale)
+        arr += np.float32(self.offset)
+        arr[~np.isfinite(arr) | (np.abs(arr) > 1e30)] = np.nan
+        return arr
+
+    def read(self, window: Window | None = None, halo: int = 0) -> np.ndarray:
+        out, inside, dest = self._padded(window, halo)
+        if inside.width and inside.height:
+            with _open(self.path) as ds:
+                block = _read_scaled(ds, inside, self.scale, self.offset)
+            out[:, dest.row_off : dest.row_off + dest.height,
+                dest.col_off : dest.col_off + dest.width] = block  # fmt: skip
+        return out
+
+
+RESAMPLING_CHOICES = ("nearest", "bilinear", "cubic", "average")
+
+
+@dataclass
+class AlignedSource(Source):
+    """A coarse image on its own (native) grid, reprojected onto the fine grid per window.
+
+    The native coarse image is small (hundreds of times fewer pixels than the fine one), so it
+    is read once and each window is reprojected from memory. The resampling is the user's
+    choice; ``nearest`` keeps every coarse pixel's value unblended.
+    """
+
+    native: FileSource
+    grid: Grid
+    resampling: str = "nearest"
+
+    def __post_init__(self) -> None:
+        if self.resampling not in RESAMPLING_CHOICES:
+            raise ValueError(
+                f"resampling {self.resampling!r} unknown; choose from {RESAMPLING_CHOICES}"
+            )
+        self.count = self.native.count
+        self.band_names = self.native.band_names
+        self.label = self.native.label
+        self._data: np.ndarray | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_data"] = None  # re-read in the worker rather than pickling the array
+        return state
+
+    def _native_data(self) -> np.ndarray:
+        if self._data is None:
+            self._data = self.native.read()
+        return self._data
+
+    def read(self, window: Window | None = None, halo: int = 0) -> np.ndarray:
+        from rasterio.warp import Resampling, reproject
+
+        if window is None:
+            window = Window(0, 0, self.grid.width, self.grid.height)
+        big = Window(
+            window.col_off - halo, window.row_off - halo,
+            window.width + 2 * halo, window.height + 2 * halo,
+        )  # fmt: skip
+        out = np.full((self.count, int(big.height), int(big.width)), np.nan, dtype=np.float32)
+        src = self._native_data()
+        reproject(
+            source=src,
+            destination=out,
+            src_transform=self.native.grid.transform,
+            src_crs=self.native.grid.crs,
+            dst_transform=self.grid.window_transform(big),
+            dst_crs=self.grid.crs,
+            resampling=getattr(Resampling, self.resampling),
+            src_nodata=np.nan,
+            dst_nodata=np.nan,
+        )
+        # Nothing outside the fine scene: a tiled run must see exactly what a whole run sees.
+        _, inside, dest = self._padded(window, halo)
+        mask = np.ones(out.shape[1:], dtype=bool)
+        mask[dest.row_off : dest.row_off + dest.height,
+             dest.col_off : dest.col_off + dest.width] = False  # fmt: skip
+        out[:, mask] = np.nan
+        return out
+
+
+def resolution_ratio(coarse: Grid, fine: Grid) -> float:
+    """Coarse pixel size / fine pixel size, measured in the fine grid's CRS."""
+    from rasterio.warp import calculate_default_transform
+
+    if coarse.crs is not None and fine.crs is not None and coarse.crs != fine.crs:
+        transform, _, _ = calculate_default_transform(
+            coarse.crs, fine.crs, coarse.width, coarse.height, *coarse.bounds
+        )
+        cres = (abs(transform.a) + abs(transform.e)) / 2
+    else:
+        cres = (coarse.res[0] + coarse.res[1]) / 2
+    return cres / ((fine.res[0] + fine.res[1]) / 2)
+
+
+# ----------------------------------------------------------------------------------- writing
+
+
+def check_output(path: str | os.PathLike[str], overwrite: bool, inputs: Sequence[str] = ()) -> Path:
+    """Fail early, before any work, if the output cannot or must not be written."""
+    out = Path(path)
+    for inp in inputs:
+        with contextlib.suppress(OSError):
+            if Path(inp).resolve() == out.resolve():
+                raise OutputExistsError(
+                    f"{out}: the output is one of the inputs; choose another output path "
+                    "(inputs are never modified)."
+                )
+    if out.exists() and not overwrite:
+        raise OutputExistsError(f"{out}: already exists. Pass --overwrite to replace it.")
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.exists():
+        raise InputFileError(f"{out}: output directory {parent} does not exist; create it first.")
+    if not os.access(parent, os.W_OK):
+        raise InputFileError(f"{out}: output directory {parent} is not writable.")
+    return out
+
+
+GTIFF_PROFILE: dict[str, Any] = {
+    "driver": "GTiff",
+    "tiled": True,
+    "blockxsize": 256,
+    "blockysize": 256,
+    "compress": "deflate",
+    "predictor": 3,
+    "BIGTIFF": "IF_SAFER",
+}
+
+
+class RasterWriter:
+    """Writes a GeoTIFF window by window into a temporary file, renamed into place on success.
+
+    On any exception the temporary file is removed, so no partial output is ever left behind.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        grid: Grid,
+        count: int,
+        *,
+        band_names: Sequence[str] | None = None,
+        tags: dict[str, Any] | None = None,
+        overwrite: bool = False,
+    ) -> None:
+        self.path = Path(path)
+        self.grid = grid
+        self.count = count
+        self.band_names = list(band_names) if band_names else None
+        self.tags = tags or {}
+        self.overwrite = overwrite
+        self._ds: rasterio.io.DatasetWriter | None = None
+        self._tmp: str | None = None
+
+    def __enter__(self) -> RasterWriter:
+        check_output(self.path, self.overwrite)
+        fd, self._tmp = tempfile.mkstemp(
+            prefix=f".{self.path.name}.", suffix=".partial.tif", dir=self.path.parent or "."
+        )
+        os.close(fd)
+        profile = dict(GTIFF_PROFILE)
+        small = self.grid.width < 256 or self.grid.height < 256
+        if small:
+            profile.update(tiled=False)
+            profile.pop("blockxsize")
+            profile.pop("blockysize")
+        profile.update(
+            width=self.grid.width,
+            height=self.grid.height,
+            count=self.count,
+            dtype="float32",
+            nodata=np.nan,
+            crs=self.grid.crs,
+            transform=self.grid.transform,
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            self._ds = rasterio.open(self._tmp, "w", **profile)
+        if self.band_names:
+            for i, name in enumerate(self.band_names, start=1):
+                self._ds.set_band_description(i, name)
+        if self.tags:
+            self._ds.update_tags(
+                **{k: v if isinstance(v, str) else json.dumps(v) for k, v in self.tags.items()}
+            )
+        return self
+
+    def write(self, array: np.ndarray, window: Window | None = None) -> None:
+        assert self._ds is not None
+        self._ds.write(np.asarray(array, dtype=np.float32), window=window)
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        assert self._ds is not None and self._tmp is not None
+        try:
+            self._ds.close()
+        finally:
+            if exc_type is None:
+                if self.path.exists() and not self.overwrite:
+                    os.unlink(self._tmp)
+                    raise OutputExistsError(f"{self.path}: appeared while writing; not replaced.")
+                os.replace(self._tmp, self.path)
+            else:
+                with contextlib.suppress(OSError):
+                    os.unlink(self._tmp)
+
+
+def write_raster(
+    path: str | os.PathLike[str],
+    array: np.ndarray,
+    grid: Grid,
+    *,
+    band_names: Sequence[str] | None = None,
+    tags: dict[str, Any] | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write a float32 ``(band, y, x)`` array as a tiled, compressed GeoTIFF, atomically."""
+    arr = np.asarray(array, dtype=np.float32)
+    if arr.ndim == 2:
+        arr = arr[None]
+    with RasterWriter(
+        path, grid, arr.shape[0], band_names=band_names, tags=tags, overwrite=overwrite
+    ) as w:
+        w.write(arr)
+    return Path(path)
+
+
+# ------------------------------------------------------------------------------ xarray edge
+
+
+def read_raster(
+    path: str | os.PathLike[str], *, scale: float | None = None, offset: float | None = None
+) -> Any:
+    """Read a raster as an ``xarray.DataArray`` ``(band, y, x)`` float32, NaN = nodata.
+
+    CRS and transform are attached with rioxarray; ``attrs`` records path and scaling.
+    """
+    src = FileSource(str(path), Scaling(scale, offset))
+    return to_dataarray(src.read(), src.grid, src.band_names, attrs={
+        "path": str(path), "scale": src.scale, "offset": src.offset,
+    })  # fmt: skip
+
+
+def to_dataarray(
+    array: np.ndarray,
+    grid: Grid,
+    band_names: Sequence[str] | None = None,
+    attrs: dict[str, Any] | None = None,
+) -> Any:
+    """Wrap a ``(band, y, x)`` array as a georeferenced ``xarray.DataArray``."""
+    import rioxarray  # noqa: F401  (registers the .rio accessor)
+    import xarray as xr
+
+    arr = np.asarray(array)
+    t = grid.transform
+    xs = t.c + t.a * (np.arange(grid.width) + 0.5)
+    ys = t.f + t.e * (np.arange(grid.height) + 0.5)
+    names = list(band_names) if band_names else [f"band{i + 1}" for i in range(arr.shape[0])]
+    da = xr.DataArray(
+        arr,
+        dims=("band", "y", "x"),
+        coords={"band": names, "y": ys, "x": xs},
+        attrs=dict(attrs or {}),
+    )
+    da = da.rio.write_transform(t)
+    if grid.crs is not None:
+        da = da.rio.write_crs(grid.crs)
+    return da
+
+
+def grid_of_dataarray(da: Any) -> Grid:
+    """The Grid of a DataArray made by :func:`to_dataarray` or rioxarray."""
+    crs = da.rio.crs
+    return Grid(crs=crs, transform=da.rio.transform(), width=da.sizes["x"], height=da.sizes["y"])
+

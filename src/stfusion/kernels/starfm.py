@@ -1,0 +1,85 @@
+"""STARFM moving-window kernel (Gao et al. 2006), numba, NaN-free inputs.
+
+The caller (``stfusion.methods.starfm``) turns NaN into sentinels and precomputes every
+per-pixel quantity, so the inner loop is branch-free and vectorises: offsets outside, output
+pixels inside. Rows run in parallel (``prange``); ``nogil`` lets windows run in threads too.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+#: Stands for "invalid" in the kernel's inputs: far from any real value, finite for fastmath.
+BIG = np.float32(1e30)
+
+
+# No "nnan"/"ninf" fastmath flags: the output is NaN where nothing survived.
+_FAST = {"nsz", "arcp", "contract", "afn", "reassoc"}
+
+
+@njit(parallel=True, nogil=True, fastmath=_FAST, cache=True)
+def starfm_accumulate(
+    fsim: np.ndarray,
+    sdiff: np.ndarray,
+    tdiff: np.ndarray,
+    invst: np.ndarray,
+    pred: np.ndarray,
+    thr: np.ndarray,
+    smax: np.ndarray,
+    tmax: np.ndarray,
+    half: int,
+    strict: bool,
+    out: np.ndarray,
+) -> None:
+    """Weighted sum of candidate predictions for one band.
+
+    Padded inputs, shape ``(pairs, H + 2 half, W + 2 half)``:
+      ``fsim``  fine value used for the similarity test (BIG where invalid),
+      ``sdiff`` |F - C| at the pair date (BIG where invalid),
+      ``tdiff`` |C_k - C_0| (BIG where invalid),
+      ``invst`` 1 / ((S + q)(T + q)) (0 where the candidate is unusable),
+      ``pred``  F + C_0 - C_k, the candidate's own prediction (0 where unusable).
+    Centre-indexed, shape ``(pairs, H, W)`` / ``(H, W)``:
+      ``thr`` similarity threshold, ``smax`` / ``tmax`` candidate-filter bounds.
+    ``out`` ``(H, W)`` receives the prediction, NaN where no candidate survived.
+    """
+    npairs = fsim.shape[0]
+    h = out.shape[0]
+    w = out.shape[1]
+    inv_half = np.float32(1.0 / half) if half > 0 else np.float32(0.0)
+    for y in prange(h):
+        sw = np.zeros(w, dtype=np.float32)
+        swp = np.zeros(w, dtype=np.float32)
+        yc = y + half
+        for dy in range(-half, half + 1):
+            yy = yc + dy
+            for dx in range(-half, half + 1):
+                invd = np.float32(1.0) / (
+                    np.float32(1.0) + np.float32(np.sqrt(dx * dx + dy * dy)) * inv_half
+                )
+                xo = half + dx
+                for k in range(npairs):
+                    if strict:
+                        for x in range(w):
+                            ok = (
+                                (abs(fsim[k, yy, x + xo] - fsim[k, yc, x + half]) <= thr[k, y, x])
+                                & (sdiff[k, yy, x + xo] < smax[y, x])
+                                & (tdiff[k, yy, x + xo] < tmax[y, x])
+                            )
+                            wt = invst[k, yy, x + xo] * invd if ok else np.float32(0.0)
+                            sw[x] += wt
+                            swp[x] += wt * pred[k, yy, x + xo]
+                    else:
+                        for x in range(w):
+                            ok = (
+                                abs(fsim[k, yy, x + xo] - fsim[k, yc, x + half]) <= thr[k, y, x]
+                            ) & (
+                                (sdiff[k, yy, x + xo] < smax[y, x])
+                                | (tdiff[k, yy, x + xo] < tmax[y, x])
+                            )
+                            wt = invst[k, yy, x + xo] * invd if ok else np.float32(0.0)
+                            sw[x] += wt
+                            swp[x] += wt * pred[k, yy, x + xo]
+        for x in range(w):
+            out[y, x] = swp[x] / sw[x] if sw[x] > 0 else np.nan

@@ -1,0 +1,241 @@
+"""The contract every fusion method follows.
+
+``fit(pairs)`` computes scene-wide state from the pairs, ``prepare(coarse_target)`` computes
+scene-wide state that needs the target, and ``predict_window(window)`` predicts one window
+(reading its halo itself). ``predict`` runs them over the scene with the tiled runner.
+Parameters are stored verbatim in ``__init__`` (scikit-learn style); learned state ends in
+``_``; ``fit`` and ``prepare`` return ``self``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+from rasterio.windows import Window
+
+from stfusion.errors import InvalidParameterError
+from stfusion.io import Grid, RasterWriter, Scaling, Source, to_dataarray
+from stfusion.scene import ImageLike, Scene, as_source, open_scene
+from stfusion.tiling import ArraySink, ProgressFn, plan_windows, run, window_size_for
+
+
+@dataclass(frozen=True)
+class Param:
+    """One method parameter, as documented and as parsed from ``--param name=value``."""
+
+    name: str
+    default: Any
+    kind: type
+    unit: str
+    help: str
+    choices: tuple[Any, ...] | None = None
+
+    def parse(self, text: str) -> Any:
+        """Parse a CLI string; ``auto`` stays a string where the default is ``auto``."""
+        if self.choices is not None:
+            if text not in {str(c) for c in self.choices}:
+                raise InvalidParameterError(
+                    f"--param {self.name}={text}: choose one of {', '.join(map(str, self.choices))}."
+                )
+            return next(c for c in self.choices if str(c) == text)
+        if text == "auto" and self.default == "auto":
+            return "auto"
+        try:
+            if self.kind is bool:
+                if text.lower() in {"1", "true", "yes", "on"}:
+                    return True
+                if text.lower() in {"0", "false", "no", "off"}:
+                    return False
+                raise ValueError(text)
+            return self.kind(text)
+        except ValueError:
+            raise InvalidParameterError(
+                f"--param {self.name}={text}: expected {self.kind.__name__} ({self.help})."
+            ) from None
+
+
+class FusionMethod:
+    """Base class of all fusion methods (classical and deep)."""
+
+    name: ClassVar[str] = ""
+    title: ClassVar[str] = ""
+    paper: ClassVar[str] = ""
+    min_pairs: ClassVar[int] = 1
+    max_pairs: ClassVar[int | None] = None
+    params: ClassVar[tuple[Param, ...]] = ()
+
+    def __init__(self, **params: Any) -> None:
+        known = {p.name: p for p in self.params}
+        for key in params:
+            if key not in known:
+                raise InvalidParameterError(
+                    f"{self.name}: unknown parameter {key!r}; known: {', '.join(known) or 'none'}."
+                )
+        for p in self.params:
+            setattr(self, p.name, params.get(p.name, p.default))
+        self._validate_params()
+
+    def _validate_params(self) -> None:
+        """Raise InvalidParameterError for values that cannot work (override)."""
+
+    def get_params(self) -> dict[str, Any]:
+        return {p.name: getattr(self, p.name) for p in self.params}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+    @classmethod
+    def parse_params(cls, items: Sequence[str]) -> dict[str, Any]:
+        """Parse ``name=value`` strings against this method's parameters."""
+        known = {p.name: p for p in cls.params}
+        out: dict[str, Any] = {}
+        for item in items:
+            if "=" not in item:
+                raise InvalidParameterError(f"--param {item}: expected name=value.")
+            key, value = item.split("=", 1)
+            key = key.strip()
+            if key not in known:
+                raise InvalidParameterError(
+                    f"--param {key}: {cls.name} has no such parameter; it has "
+                    f"{', '.join(known) or 'none'} (see `stfusion methods`)."
+                )
+            out[key] = known[key].parse(value.strip())
+        return out
+
+    # ------------------------------------------------------------------------- the contract
+
+    def halo(self) -> int:
+        """Fine pixels of context each window needs on every side."""
+        return 0
+
+    def bytes_per_pixel(self, bands: int, pairs: int) -> float:
+        """Approximate working memory per padded fine pixel, for window sizing."""
+        return 4.0 * bands * (2 * pairs + 2) + 64.0
+
+    def fit(self, pairs: Sequence[tuple[ImageLike, ImageLike]] | Scene, **scene_kw: Any) -> FusionMethod:
+        scene = pairs if isinstance(pairs, Scene) else open_scene(pairs, **scene_kw)
+        n = len(scene.pairs)
+        if n < self.min_pairs or (self.max_pairs is not None and n > self.max_pairs):
+            want = (
+                f"exactly {self.min_pairs}" if self.min_pairs == self.max_pairs
+                else f"at least {self.min_pairs}" if self.max_pairs is None
+                else f"{self.min_pairs} to {self.max_pairs}"
+            )  # fmt: skip
+            raise InvalidParameterError(f"{self.name} needs {want} pairs, got {n}.")
+        self.scene_ = scene
+        self.grid_: Grid = scene.grid
+        self.ratio_ = scene.ratio
+        self._fit(scene)
+        return self
+
+    def _fit(self, scene: Scene) -> None:
+        """Scene-wide state from the pairs (override)."""
+
+    def prepare(self, coarse_target: ImageLike, scaling: Scaling | None = None) -> FusionMethod:
+        self._check_fitted()
+        if isinstance(coarse_target, Source) and coarse_target.grid.same_as(self.grid_):
+            target = coarse_target
+        else:
+            scene = self.scene_
+            target = open_scene(
+                [(p[0], p[1]) for p in scene.pairs], coarse_target,
+                coarse_scaling=scaling, ratio=scene.ratio,
+            ).target  # fmt: skip
+        assert target is not None
+        if target.count != self.scene_.count:
+            raise InvalidParameterError(
+                f"{target.label}: {target.count} bands, the pairs have {self.scene_.count}."
+            )
+        self.target_ = target
+        self._prepare(target)
+        return self
+
+    def _prepare(self, target: Source) -> None:
+        """Scene-wide state that needs the coarse target (override)."""
+
+    def predict_window(self, window: Window) -> np.ndarray:
+        """Predict one window (fine pixels), returning float32 ``(band, h, w)``."""
+        raise NotImplementedError
+
+    # ---------------------------------------------------------------------------- running
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "scene_"):
+            raise InvalidParameterError(f"{self.name}: call fit(pairs) before predicting.")
+
+    def plan(
+        self, mem_limit_mb: float | None = None, window_size: int | None = None, workers: int = 1
+    ) -> list[Window]:
+        self._check_fitted()
+        scene = self.scene_
+        if window_size is None:
+            window_size = window_size_for(
+                self.halo(),
+                self.bytes_per_pixel(scene.count, len(scene.pairs)),
+                mem_limit_mb,
+                scene.ratio,
+                workers,
+            )
+        return plan_windows(self.grid_, window_size)
+
+    def predict(
+        self,
+        coarse_target: ImageLike | None = None,
+        *,
+        out: str | os.PathLike[str] | None = None,
+        overwrite: bool = False,
+        tags: dict[str, Any] | None = None,
+        mem_limit_mb: float | None = None,
+        window_size: int | None = None,
+        workers: int = 1,
+        progress: ProgressFn | None = None,
+    ) -> Any:
+        """Predict the fine image at the target date.
+
+        Returns an ``xarray.DataArray``, or, with ``out``, streams the windows into a GeoTIFF
+        (written atomically) and returns its path.
+        """
+        if coarse_target is not None:
+            self.prepare(coarse_target)
+        elif not hasattr(self, "target_"):
+            raise InvalidParameterError(f"{self.name}: give the coarse target image to predict.")
+        windows = self.plan(mem_limit_mb, window_size, workers)
+        count = self.scene_.count
+        names = self.scene_.band_names
+        if out is not None:
+            all_tags = {"STFUSION_METHOD": self.name, "STFUSION_PARAMS": self.get_params()}
+            all_tags.update(tags or {})
+            with RasterWriter(
+                out, self.grid_, count, band_names=names, tags=all_tags, overwrite=overwrite
+            ) as writer:
+                run(self, windows, writer, workers=workers, progress=progress)
+            return out
+        sink = ArraySink(count, self.grid_)
+        run(self, windows, sink, workers=workers, progress=progress)
+        return to_dataarray(sink.array, self.grid_, names, attrs={"method": self.name})
+
+    # --------------------------------------------------------------------------- helpers
+
+    def read_inputs(
+        self, window: Window, halo: int
+    ) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:
+        """Fine and coarse pair images and the coarse target for a window plus halo."""
+        fines = [f.read(window, halo) for f, _ in self.scene_.pairs]
+        coarses = [c.read(window, halo) for _, c in self.scene_.pairs]
+        return fines, coarses, self.target_.read(window, halo)
+
+
+def fuse(
+    method: FusionMethod,
+    pairs: Sequence[tuple[ImageLike, ImageLike]],
+    coarse_target: ImageLike,
+    **kw: Any,
+) -> Any:
+    """One call: fit on ``pairs``, predict at ``coarse_target``; returns a DataArray."""
+    return method.fit(pairs).predict(as_source(coarse_target) if not isinstance(
+        coarse_target, str | os.PathLike) else coarse_target, **kw)  # fmt: skip

@@ -1,0 +1,528 @@
+"""Image-quality metrics for comparing a predicted image with the truth.
+
+The definitions are pinned (see ``docs/metrics.md``) because published numbers for the same
+metric disagree between libraries (ERGAS by a factor R^2, SSIM by the window and variance
+estimator, SAM by the pixels it skips). Scores are only comparable if everyone computes them
+the same way, so every choice is fixed here and tested against computations by hand.
+
+Conventions shared by all metrics:
+
+* ``pred`` and ``truth`` are ``(band, y, x)`` arrays (a 2-D array is taken as one band); NaN or
+  inf marks an invalid pixel. Everything is computed in float64.
+* Per-band metrics use the pixels valid (finite) in *both* images in that band.
+* A band with no valid pixel gives NaN for that band, never an exception.
+* Means over bands leave NaN bands out (``evaluate`` warns when it does so); a mean over no band
+  at all is NaN.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from scipy.ndimage import correlate1d
+
+from stfusion.errors import GridMismatchError, InvalidParameterError, STFusionWarning
+
+__all__ = [
+    "METRIC_NAMES",
+    "SSIM_K1",
+    "SSIM_K2",
+    "SSIM_RADIUS",
+    "SSIM_SIGMA",
+    "MetricReport",
+    "bias",
+    "cc",
+    "coverage",
+    "ergas",
+    "evaluate",
+    "gaussian_window",
+    "mae",
+    "psnr",
+    "resolve_data_range",
+    "rmse",
+    "sam",
+    "ssim",
+    "ssim_map",
+    "uiqi",
+    "valid_fraction",
+]
+
+METRIC_NAMES: tuple[str, ...] = (
+    "rmse",
+    "mae",
+    "bias",
+    "cc",
+    "ssim",
+    "psnr",
+    "sam_deg",
+    "sam_rad",
+    "ergas",
+    "uiqi",
+    "coverage",
+    "valid_fraction",
+)
+
+#: Metrics that have no per-band value; ``MetricReport.per_band`` omits them.
+BANDLESS_METRICS: tuple[str, ...] = ("sam_deg", "sam_rad", "ergas")
+
+SSIM_SIGMA = 1.5
+SSIM_RADIUS = 5  # 11 x 11 window
+SSIM_K1 = 0.01
+SSIM_K2 = 0.03
+
+Float64Array = NDArray[np.float64]
+DataRange = float | str
+
+
+# --------------------------------------------------------------------------------------------
+# input handling
+# --------------------------------------------------------------------------------------------
+
+
+def _as_pair(pred: ArrayLike, truth: ArrayLike) -> tuple[Float64Array, Float64Array]:
+    """Both as float64 (band, y, x), so every metric sees the same shapes and precision."""
+    p = np.asarray(pred, dtype=np.float64)
+    t = np.asarray(truth, dtype=np.float64)
+    if p.shape != t.shape:
+        raise GridMismatchError(
+            f"pred and truth must have the same shape (band, y, x); got pred {p.shape} and "
+            f"truth {t.shape}. Resample the prediction onto the truth grid first."
+        )
+    if p.ndim == 2:
+        p, t = p[np.newaxis], t[np.newaxis]
+    if p.ndim != 3:
+        raise GridMismatchError(
+            f"pred and truth must be 3-D (band, y, x) or 2-D (y, x); got {p.ndim}-D arrays of "
+            f"shape {p.shape}."
+        )
+    return p, t
+
+
+def _valid(p: Float64Array, t: Float64Array) -> NDArray[np.bool_]:
+    return np.isfinite(p) & np.isfinite(t)
+
+
+def _masked_moments(
+    p: Float64Array, t: Float64Array
+) -> tuple[NDArray[np.bool_], Float64Array, Float64Array, Float64Array]:
+    """Mask, count, and the two per-band means over the jointly valid pixels."""
+    valid = _valid(p, t)
+    n = valid.sum(axis=(1, 2)).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_p = np.where(valid, p, 0.0).sum(axis=(1, 2)) / n
+        mean_t = np.where(valid, t, 0.0).sum(axis=(1, 2)) / n
+    return valid, n, mean_p, mean_t
+
+
+def _band_mean_of(values: Float64Array, valid: NDArray[np.bool_]) -> Float64Array:
+    """Per-band mean over ``valid``; NaN (without a RuntimeWarning) where a band is empty."""
+    n = valid.sum(axis=(1, 2))
+    total = np.where(valid, values, 0.0).sum(axis=(1, 2))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.asarray(total / n, dtype=np.float64)
+
+
+def _mean_over_bands(values: ArrayLike) -> float:
+    """NaN bands carry no information, so they are left out instead of poisoning the mean."""
+    v = np.asarray(values, dtype=np.float64)
+    v = v[~np.isnan(v)]
+    if v.size == 0:
+        return math.nan
+    with np.errstate(invalid="ignore"):
+        return float(np.mean(v))
+
+
+def resolve_data_range(truth: ArrayLike, data_range: DataRange = 1.0) -> Float64Array:
+    """Per-band data range L for SSIM/PSNR.
+
+    ``"truth"`` takes max - min over the truth's finite pixels (not the jointly valid ones), so
+    every prediction compared with the same truth is normalised by the same L. A band whose
+    truth range is empty or zero gets NaN (SSIM/PSNR are undefined there).
+    """
+    t = np.asarray(truth, dtype=np.float64)
+    if t.ndim == 2:
+        t = t[np.newaxis]
+    if isinstance(data_range, str):
+        if data_range != "truth":
+            raise InvalidParameterError(
+                f"data_range must be a positive number or 'truth'; got {data_range!r}."
+            )
+        finite = np.isfinite(t)
+        hi = np.where(finite, t, -np.inf).max(axis=(1, 2), initial=-np.inf)
+        lo = np.where(finite, t, np.inf).min(axis=(1, 2), initial=np.inf)
+        with np.errstate(invalid="ignore"):
+            rng = hi - lo
+        return np.where(np.isfinite(rng) & (rng > 0), rng, np.nan)
+    if isinstance(data_range, bool) or not isinstance(data_range, int | float | np.number):
+        raise InvalidParameterError(
+            f"data_range must be a positive number or 'truth'; got {data_range!r}."
+        )
+    value = float(data_range)
+    if not (math.isfinite(value) and value > 0):
+        raise InvalidParameterError(f"data_range must be positive and finite; got {value}.")
+    return np.full(t.shape[0], value, dtype=np.float64)
+
+
+def _check_ratio(ratio: float | None) -> float | None:
+    if ratio is None:
+        return None
+    r = float(ratio)
+    if not (math.isfinite(r) and r > 0):
+        raise InvalidParameterError(
+            f"ratio (coarse pixel size / fine pixel size, e.g. 16) must be positive; got {ratio}."
+        )
+    return r
+
+
+# --------------------------------------------------------------------------------------------
+# per-band pixel-wise metrics
+# --------------------------------------------------------------------------------------------
+
+
+def rmse(pred: ArrayLike, truth: ArrayLike) -> Float64Array:
+    """Root mean square error per band."""
+    p, t = _as_pair(pred, truth)
+    valid = _valid(p, t)
+    with np.errstate(invalid="ignore"):
+        return np.sqrt(_band_mean_of((p - t) ** 2, valid))
+
+
+def mae(pred: ArrayLike, truth: ArrayLike) -> Float64Array:
+    """Mean absolute error per band."""
+    p, t = _as_pair(pred, truth)
+    return _band_mean_of(np.abs(p - t), _valid(p, t))
+
+
+def bias(pred: ArrayLike, truth: ArrayLike) -> Float64Array:
+    """Mean of ``pred - truth`` per band (positive: the prediction is too high)."""
+    p, t = _as_pair(pred, truth)
+    return _band_mean_of(p - t, _valid(p, t))
+
+
+def cc(pred: ArrayLike, truth: ArrayLike) -> Float64Array:
+    """Pearson correlation per band; NaN when either image is constant over the valid pixels."""
+    p, t = _as_pair(pred, truth)
+    valid, _, mean_p, mean_t = _masked_moments(p, t)
+    dp = np.where(valid, p - mean_p[:, None, None], 0.0)
+    dt = np.where(valid, t - mean_t[:, None, None], 0.0)
+    sxy = (dp * dt).sum(axis=(1, 2))
+    sxx = (dp * dp).sum(axis=(1, 2))
+    syy = (dt * dt).sum(axis=(1, 2))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = sxy / np.sqrt(sxx * syy)
+    return np.where((sxx > 0) & (syy > 0), r, np.nan)
+
+
+def uiqi(pred: ArrayLike, truth: ArrayLike) -> Float64Array:
+    """Universal image quality index (Wang & Bovik 2002), global per band.
+
+    Q = 4 s_xy m_x m_y / ((s_x^2 + s_y^2)(m_x^2 + m_y^2)); the 1/N vs 1/(N-1) choice cancels.
+    NaN where the denominator is 0 (e.g. both images constant).
+    """
+    p, t = _as_pair(pred, truth)
+    valid, _, mean_p, mean_t = _masked_moments(p, t)
+    dp = np.where(valid, p - mean_p[:, None, None], 0.0)
+    dt = np.where(valid, t - mean_t[:, None, None], 0.0)
+    sxy = (dp * dt).sum(axis=(1, 2))
+    sxx = (dp * dp).sum(axis=(1, 2))
+    syy = (dt * dt).sum(axis=(1, 2))
+    den = (sxx + syy) * (mean_p**2 + mean_t**2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        q = 4.0 * sxy * mean_p * mean_t / den
+    return np.where(den > 0, q, np.nan)
+
+
+def psnr(pred: ArrayLike, truth: ArrayLike, data_range: DataRange = 1.0) -> Float64Array:
+    """PSNR per band in dB, ``10 log10(L^2 / MSE)``; inf where the band is reproduced exactly."""
+    p, t = _as_pair(pred, truth)
+    rng = resolve_data_range(t, data_range)
+    mse = _band_mean_of((p - t) ** 2, _valid(p, t))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = 10.0 * np.log10(rng**2 / mse)
+    return np.where(np.isnan(mse) | np.isnan(rng), np.nan, out)
+
+
+def coverage(pred: ArrayLike, truth: ArrayLike) -> Float64Array:
+    """Fraction of the truth-valid pixels that the prediction covers, per band.
+
+    Reported with every score: leaving hard pixels empty must not look like skill.
+    """
+    p, t = _as_pair(pred, truth)
+    truth_ok = np.isfinite(t)
+    n_truth = truth_ok.sum(axis=(1, 2))
+    n_both = (truth_ok & np.isfinite(p)).sum(axis=(1, 2))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.asarray(n_both / n_truth, dtype=np.float64)
+
+
+def valid_fraction(pred: ArrayLike, truth: ArrayLike) -> Float64Array:
+    """Fraction of all pixels that are valid in both images, per band."""
+    p, t = _as_pair(pred, truth)
+    n_pix = p.shape[1] * p.shape[2]
+    if n_pix == 0:
+        return np.full(p.shape[0], np.nan)
+    return _valid(p, t).sum(axis=(1, 2)) / float(n_pix)
+
+
+# --------------------------------------------------------------------------------------------
+# SSIM
+# --------------------------------------------------------------------------------------------
+
+
+def gaussian_window(sigma: float = SSIM_SIGMA, radius: int = SSIM_RADIUS) -> Float64Array:
+    """The 1-D Gaussian (sums to 1); the 2-D SSIM window is its outer product (11 x 11)."""
+    x = np.arange(-radius, radius + 1, dtype=np.float64)
+    g = np.exp(-(x**2) / (2.0 * sigma**2))
+    return g / g.sum()
+
+
+def _gauss_filter(a: Float64Array, g: Float64Array) -> Float64Array:
+    """Separable Gaussian over y and x with zeros outside the image (= zero weight there)."""
+    out = correlate1d(a, g, axis=-1, mode="constant", cval=0.0)
+    return correlate1d(out, g, axis=-2, mode="constant", cval=0.0)
+
+
+def ssim_map(pred: ArrayLike, truth: ArrayLike, data_range: DataRange = 1.0) -> Float64Array:
+    """Local SSIM at every pixel valid in both images (NaN elsewhere), shape (band, y, x).
+
+    Local statistics are Gaussian-weighted normalised convolutions over the jointly valid
+    pixels, so gaps and image edges get zero weight instead of made-up values; without gaps and
+    away from edges this is exactly Wang et al. (2004) with the Gaussian window.
+    """
+    p, t = _as_pair(pred, truth)
+    rng = resolve_data_range(t, data_range)[:, None, None]
+    valid = _valid(p, t)
+    # Shift both images by the same per-band constant (the truth's valid mean) before forming
+    # E[x^2] - E[x]^2: the variances are unchanged, the means are shifted back below, and the
+    # cancellation error of the sample-free form no longer grows with the offset (e.g. LST ~300 K).
+    n = valid.sum(axis=(1, 2))
+    shift = np.where(n > 0, np.where(valid, t, 0.0).sum(axis=(1, 2)) / np.maximum(n, 1), 0.0)
+    shift = shift[:, None, None]
+    m = valid.astype(np.float64)
+    x = np.where(valid, p - shift, 0.0)
+    y = np.where(valid, t - shift, 0.0)
+
+    g = gaussian_window()
+    w = _gauss_filter(m, g)
+    w_safe = np.where(valid, w, 1.0)  # w > 0 at every valid pixel (its own weight)
+    mx = _gauss_filter(x, g) / w_safe
+    my = _gauss_filter(y, g) / w_safe
+    vx = _gauss_filter(x * x, g) / w_safe - mx * mx
+    vy = _gauss_filter(y * y, g) / w_safe - my * my
+    cxy = _gauss_filter(x * y, g) / w_safe - mx * my
+    mux = mx + shift
+    muy = my + shift
+
+    c1 = (SSIM_K1 * rng) ** 2
+    c2 = (SSIM_K2 * rng) ** 2
+    with np.errstate(invalid="ignore", divide="ignore"):
+        num = (2.0 * mux * muy + c1) * (2.0 * cxy + c2)
+        den = (mux * mux + muy * muy + c1) * (vx + vy + c2)
+        smap = num / den
+    return np.where(valid & ~np.isnan(rng), smap, np.nan)
+
+
+def ssim(pred: ArrayLike, truth: ArrayLike, data_range: DataRange = 1.0) -> Float64Array:
+    """Mean SSIM per band over the pixels valid in both images (see :func:`ssim_map`)."""
+    smap = ssim_map(pred, truth, data_range)
+    return _band_mean_of(smap, ~np.isnan(smap))
+
+
+# --------------------------------------------------------------------------------------------
+# band-less metrics
+# --------------------------------------------------------------------------------------------
+
+
+def sam(pred: ArrayLike, truth: ArrayLike, *, degrees: bool = False) -> float:
+    """Mean spectral angle (radians, or degrees with ``degrees=True``).
+
+    Uses pixels valid in every band of both images, skipping zero-norm spectra (no direction).
+    NaN when no pixel qualifies.
+    """
+    p, t = _as_pair(pred, truth)
+    ok = np.all(np.isfinite(p), axis=0) & np.all(np.isfinite(t), axis=0)
+    p0 = np.where(ok, p, 0.0)
+    t0 = np.where(ok, t, 0.0)
+    pt = (p0 * t0).sum(axis=0)
+    pp = (p0 * p0).sum(axis=0)
+    tt = (t0 * t0).sum(axis=0)
+    keep = ok & (pp > 0) & (tt > 0)
+    if not keep.any():
+        return math.nan
+    # sqrt(pp * tt) rather than sqrt(pp) * sqrt(tt): identical spectra then give cos == 1 exactly.
+    cos = np.clip(pt[keep] / np.sqrt(pp[keep] * tt[keep]), -1.0, 1.0)
+    angle = float(np.mean(np.arccos(cos)))
+    return math.degrees(angle) if degrees else angle
+
+
+def ergas(pred: ArrayLike, truth: ArrayLike, ratio: float | None) -> float:
+    """ERGAS = (100 / R) sqrt(mean_b (RMSE_b / mean_b)^2), R = coarse / fine pixel size.
+
+    ``mean_b`` is the truth's mean over the jointly valid pixels of band b. NaN when ``ratio`` is
+    None (ERGAS is meaningless without it) or no band has a value; bands with no value are left
+    out of the mean.
+    """
+    r = _check_ratio(ratio)
+    p, t = _as_pair(pred, truth)
+    if r is None:
+        return math.nan
+    valid = _valid(p, t)
+    err = np.sqrt(_band_mean_of((p - t) ** 2, valid))
+    mean_t = _band_mean_of(t, valid)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        terms = (err / mean_t) ** 2
+    terms = terms[~np.isnan(terms)]
+    if terms.size == 0:
+        return math.nan
+    return float(100.0 / r * np.sqrt(np.mean(terms)))
+
+
+# --------------------------------------------------------------------------------------------
+# report
+# --------------------------------------------------------------------------------------------
+
+
+def _json_float(v: float) -> float | str | None:
+    """JSON has no NaN/inf: NaN -> None, +-inf -> "inf"/"-inf"."""
+    f = float(v)
+    if math.isnan(f):
+        return None
+    if math.isinf(f):
+        return "inf" if f > 0 else "-inf"
+    return f
+
+
+@dataclass
+class MetricReport:
+    """All metrics for one prediction, per band and as the mean over bands.
+
+    ``per_band`` holds the per-band metrics (every name in METRIC_NAMES except the band-less
+    ``sam_deg``, ``sam_rad`` and ``ergas``, which are omitted there); ``mean`` holds all of
+    METRIC_NAMES: the mean over bands (NaN bands left out) or the band-less scalar.
+    ``band_data_range`` is the L used for SSIM/PSNR in each band; ``notes`` explains NaNs.
+    """
+
+    per_band: dict[str, list[float]]
+    mean: dict[str, float]
+    band_names: list[str]
+    data_range: float | str
+    ratio: float | None
+    band_data_range: list[float] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: floats stay floats, NaN becomes None and +-inf becomes "inf"/"-inf".
+
+        ``{metric: {"bands": {band_name: value}, "mean": value}, ..., "data_range": ...,
+        "ratio": ..., "band_data_range": {band_name: value}, "notes": [...]}``; band-less
+        metrics have ``"bands": {}``.
+        """
+        out: dict[str, Any] = {}
+        for name in METRIC_NAMES:
+            values = self.per_band.get(name, [])
+            out[name] = {
+                "bands": {b: _json_float(v) for b, v in zip(self.band_names, values)},
+                "mean": _json_float(self.mean[name]),
+            }
+        out["data_range"] = (
+            self.data_range if isinstance(self.data_range, str) else _json_float(self.data_range)
+        )
+        out["ratio"] = None if self.ratio is None else _json_float(self.ratio)
+        out["band_data_range"] = {
+            b: _json_float(v) for b, v in zip(self.band_names, self.band_data_range)
+        }
+        out["notes"] = list(self.notes)
+        return out
+
+
+def evaluate(
+    pred: ArrayLike,
+    truth: ArrayLike,
+    *,
+    ratio: float | None = None,
+    data_range: float | str = 1.0,
+    band_names: Sequence[str] | None = None,
+) -> MetricReport:
+    """Every metric in METRIC_NAMES for one prediction against its truth.
+
+    ``ratio`` is R = coarse pixel size / fine pixel size (e.g. 16 for 480 m / 30 m), needed only
+    for ERGAS. ``data_range`` is L for SSIM/PSNR: a number, or ``"truth"`` for the truth's
+    per-band range (for LST, NDVI). Warns (STFusionWarning) when a band has no valid pixel or a
+    mean over bands had to leave bands out.
+    """
+    p, t = _as_pair(pred, truth)
+    r = _check_ratio(ratio)
+    n_bands = p.shape[0]
+    if band_names is None:
+        names = [f"band_{i + 1}" for i in range(n_bands)]
+    else:
+        names = [str(b) for b in band_names]
+        if len(names) != n_bands:
+            raise InvalidParameterError(
+                f"band_names has {len(names)} names but the images have {n_bands} bands."
+            )
+    rng = resolve_data_range(t, data_range)
+
+    per_band_arrays: dict[str, Float64Array] = {
+        "rmse": rmse(p, t),
+        "mae": mae(p, t),
+        "bias": bias(p, t),
+        "cc": cc(p, t),
+        "ssim": ssim(p, t, data_range),
+        "psnr": psnr(p, t, data_range),
+        "uiqi": uiqi(p, t),
+        "coverage": coverage(p, t),
+        "valid_fraction": valid_fraction(p, t),
+    }
+    per_band = {
+        k: [float(v) for v in per_band_arrays[k]] for k in METRIC_NAMES if k not in BANDLESS_METRICS
+    }
+    mean = {k: _mean_over_bands(v) for k, v in per_band_arrays.items()}
+    sam_rad = sam(p, t)
+    mean["sam_rad"] = sam_rad
+    mean["sam_deg"] = math.degrees(sam_rad)
+    mean["ergas"] = ergas(p, t, r)
+    mean = {k: mean[k] for k in METRIC_NAMES}
+
+    notes: list[str] = []
+    empty = [names[i] for i in np.flatnonzero(~_valid(p, t).any(axis=(1, 2)))]
+    if empty:
+        notes.append(f"no pixel valid in both images in band(s) {empty}: their metrics are NaN")
+    if r is None:
+        notes.append("ergas is NaN: no resolution ratio R (coarse / fine pixel size) was given")
+    if math.isnan(sam_rad):
+        notes.append(
+            "sam is NaN: no pixel is valid in all bands of both images with a non-zero spectrum"
+        )
+    bad_range = [names[i] for i in np.flatnonzero(np.isnan(rng))]
+    if bad_range:
+        notes.append(f"data range is empty or zero in band(s) {bad_range}: ssim and psnr are NaN")
+    skipped = {
+        k: [names[i] for i in np.flatnonzero(np.isnan(v))]
+        for k, v in per_band_arrays.items()
+        if np.isnan(v).any() and not np.isnan(v).all()
+    }
+    for k, bands in skipped.items():
+        notes.append(f"mean {k} leaves out NaN band(s) {bands}")
+    if empty or skipped:
+        warnings.warn(
+            "; ".join(n for n in notes if n.startswith(("no pixel", "mean "))),
+            STFusionWarning,
+            stacklevel=2,
+        )
+
+    return MetricReport(
+        per_band=per_band,
+        mean=mean,
+        band_names=names,
+        data_range=data_range if isinstance(data_range, str) else float(data_range),
+        ratio=r,
+        band_data_range=[float(v) for v in rng],
+        notes=notes,
+    )

@@ -1,0 +1,261 @@
+"""Putting fine and coarse images on one grid, and checking that they belong together.
+
+The fine grid (that of the first fine image) is the output grid. A coarse image on another
+grid (its native MODIS grid, another CRS or extent) is reprojected onto it window by window;
+the resolution ratio (coarse pixel size / fine pixel size) is recorded, since FSDAF and Fit-FC
+need it. Every problem is reported with the files involved and what to do.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from affine import Affine
+
+from stfusion.errors import (
+    EmptyInputError,
+    GridMismatchError,
+    InvalidParameterError,
+    ScaleMismatchError,
+    STFusionWarning,
+)
+from stfusion.io import (
+    AlignedSource,
+    ArraySource,
+    FileSource,
+    Grid,
+    Scaling,
+    Source,
+    grid_of_dataarray,
+    resolution_ratio,
+)
+
+log = logging.getLogger("stfusion")
+
+PathLike = str | os.PathLike[str]
+ImageLike = Any  # a path, a Source, a numpy array or an xarray.DataArray
+
+#: Fine and coarse medians differing by more than this factor are almost surely a scale error.
+SCALE_ERROR_FACTOR = 1000.0
+SCALE_WARN_FACTOR = 20.0
+MOSTLY_EMPTY = 0.5
+
+
+@dataclass
+class Scene:
+    """Inputs of one prediction, all readable on the fine grid."""
+
+    grid: Grid
+    pairs: list[tuple[Source, Source]]
+    target: Source | None
+    ratio: float | None
+    band_names: tuple[str, ...]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def count(self) -> int:
+        return self.pairs[0][0].count
+
+    def sources(self) -> list[Source]:
+        out = [s for pair in self.pairs for s in pair]
+        if self.target is not None:
+            out.append(self.target)
+        return out
+
+
+def _identity_grid(shape: tuple[int, int]) -> Grid:
+    return Grid(crs=None, transform=Affine.identity(), width=shape[1], height=shape[0])
+
+
+def as_source(image: ImageLike, scaling: Scaling | None = None, label: str = "") -> Source:
+    """Turn a path, array or DataArray into a Source (in physical units)."""
+    if isinstance(image, Source):
+        return image
+    if isinstance(image, str | os.PathLike):
+        return FileSource(str(image), scaling or Scaling())
+    if hasattr(image, "dims") and hasattr(image, "rio"):
+        arr = np.asarray(image.values, dtype=np.float32)
+        if arr.ndim == 2:
+            arr = arr[None]
+        try:
+            grid = grid_of_dataarray(image if image.ndim == 3 else image.expand_dims("band"))
+        except Exception:  # no georeferencing attached
+            grid = _identity_grid(arr.shape[1:])
+        names = tuple(str(b) for b in image["band"].values) if "band" in image.coords else ()
+        return ArraySource(arr, grid, names, label or str(image.name or "<DataArray>"))
+    arr = np.asarray(image, dtype=np.float32)
+    if arr.ndim == 2:
+        arr = arr[None]
+    if scaling is not None and (scaling.scale is not None or scaling.offset is not None):
+        arr = arr * np.float32(scaling.scale or 1.0) + np.float32(scaling.offset or 0.0)
+    return ArraySource(arr, _identity_grid(arr.shape[1:]), (), label or "<array>")
+
+
+def _align(coarse: Source, fine: Source, resampling: str, notes: list[str]) -> tuple[Source, float | None]:
+    """Put ``coarse`` on ``fine``'s grid; return it and the resolution ratio if known."""
+    fg, cg = fine.grid, coarse.grid
+    if cg.same_as(fg):
+        return coarse, None
+    if not fg.georeferenced or not cg.georeferenced:
+        if cg.shape == fg.shape:
+            which = "neither" if not (fg.georeferenced or cg.georeferenced) else "only one"
+            msg = (
+                f"{coarse.label} and {fine.label}: {which} of the two is georeferenced; same "
+                f"shape {fg.shape}, so pixels are assumed to line up."
+            )
+            warnings.warn(msg, STFusionWarning, stacklevel=3)
+            notes.append(msg)
+            return coarse, None
+        raise GridMismatchError(
+            f"{coarse.label} ({cg.height} x {cg.width}) and {fine.label} ({fg.height} x "
+            f"{fg.width}): different shapes and at least one has no CRS, so they cannot be "
+            "aligned. Georeference both files, or resample the coarse image onto the fine grid."
+        )
+    if not isinstance(coarse, FileSource):
+        raise GridMismatchError(
+            f"{coarse.label}: on another grid than {fine.label}; in-memory coarse images must "
+            "already be on the fine grid (pass a file path to have it reprojected)."
+        )
+    from rasterio.warp import transform_bounds
+
+    cb = transform_bounds(cg.crs, fg.crs, *cg.bounds) if cg.crs != fg.crs else cg.bounds
+    fb = fg.bounds
+    overlap_x = min(cb[2], fb[2]) - max(cb[0], fb[0])
+    overlap_y = min(cb[3], fb[3]) - max(cb[1], fb[1])
+    if overlap_x <= 0 or overlap_y <= 0:
+        raise GridMismatchError(
+            f"{coarse.label} and {fine.label} do not overlap (coarse bounds {tuple(round(v) for v in cb)}"
+            f" vs fine {tuple(round(v) for v in fb)} in {fg.crs}). Check that they show the "
+            "same area."
+        )
+    ratio = resolution_ratio(cg, fg)
+    msg = (
+        f"aligned {coarse.label} ({cg.describe()}) onto the fine grid ({fg.describe()}) with "
+        f"{resampling} resampling; ratio {ratio:.3f}"
+    )
+    log.info(msg)
+    notes.append(msg)
+    return AlignedSource(coarse, fg, resampling), ratio
+
+
+def check_scales(fine: Source, coarse: Source) -> None:
+    """Catch reflectance x10000 against 0-1 (the commonest silent error in STF)."""
+    f = fine.sample(1 << 16)
+    c = coarse.sample(1 << 16)
+    for b in range(min(f.shape[0], c.shape[0])):
+        fv = f[b][np.isfinite(f[b])]
+        cv = c[b][np.isfinite(c[b])]
+        if fv.size == 0 or cv.size == 0:
+            continue
+        fm, cm = float(np.median(np.abs(fv))), float(np.median(np.abs(cv)))
+        if min(fm, cm) <= 0:
+            continue
+        factor = max(fm, cm) / min(fm, cm)
+        if factor >= SCALE_ERROR_FACTOR:
+            raise ScaleMismatchError(
+                f"{fine.label} (median {fm:.4g}) and {coarse.label} (median {cm:.4g}) differ "
+                f"{factor:.0f}x in band {b + 1}: their scales do not match. Give --fine-scale "
+                "and --coarse-scale so both are in the same units (e.g. --fine-scale 0.0001 for "
+                "reflectance x10000)."
+            )
+        if factor >= SCALE_WARN_FACTOR:
+            warnings.warn(
+                f"{fine.label} and {coarse.label}: band {b + 1} medians differ {factor:.0f}x "
+                f"({fm:.4g} vs {cm:.4g}); check --fine-scale/--coarse-scale.",
+                STFusionWarning,
+                stacklevel=3,
+            )
+            return
+
+
+def check_valid(source: Source, role: str) -> float:
+    """Valid fraction of ``source``; an error if empty, a warning if mostly empty."""
+    s = source.sample(1 << 18)
+    frac = float(np.isfinite(s).mean()) if s.size else 0.0
+    if frac == 0.0:
+        raise EmptyInputError(
+            f"{source.label}: the {role} has no valid pixels (all nodata/NaN). Check its nodata "
+            "value and that it covers the fine image's area."
+        )
+    if frac < MOSTLY_EMPTY:
+        warnings.warn(
+            f"{source.label}: only {frac:.0%} of the {role} is valid; predictions there fall "
+            "back as documented.",
+            STFusionWarning,
+            stacklevel=3,
+        )
+    return frac
+
+
+def open_scene(
+    pairs: Sequence[tuple[ImageLike, ImageLike]],
+    target: ImageLike | None = None,
+    *,
+    fine_scaling: Scaling | None = None,
+    coarse_scaling: Scaling | None = None,
+    resampling: str = "nearest",
+    ratio: float | None = None,
+    check: bool = True,
+) -> Scene:
+    """Open and validate the inputs of a prediction."""
+    if not pairs:
+        raise InvalidParameterError("no pairs given: at least one fine + coarse pair is needed.")
+    notes: list[str] = []
+    fines = [as_source(f, fine_scaling, "fine") for f, _ in pairs]
+    coarses = [as_source(c, coarse_scaling, "coarse") for _, c in pairs]
+    ref = fines[0]
+    for f in fines[1:]:
+        if not f.grid.same_as(ref.grid):
+            raise GridMismatchError(
+                f"{f.label} ({f.grid.describe()}) and {ref.label} ({ref.grid.describe()}): fine "
+                "images must share one grid. Resample them onto a common grid first."
+            )
+    all_coarse = [*coarses, as_source(target, coarse_scaling, "coarse target")] if (
+        target is not None
+    ) else coarses
+    for img in [*fines, *all_coarse]:
+        if img.count != ref.count:
+            raise GridMismatchError(
+                f"{img.label} has {img.count} bands but {ref.label} has {ref.count}: every "
+                "image needs the same bands in the same order. Select matching bands first."
+            )
+    aligned: list[Source] = []
+    ratios: list[float] = []
+    for c in all_coarse:
+        a, r = _align(c, ref, resampling, notes)
+        aligned.append(a)
+        if r is not None:
+            ratios.append(r)
+    if ratios:
+        measured = float(np.mean(ratios))
+        if ratio is not None and abs(ratio - measured) > 0.05 * measured:
+            raise InvalidParameterError(
+                f"ratio={ratio} was given but the coarse grid says {measured:.3f}; leave the "
+                "ratio out for coarse images on their own grid."
+            )
+        ratio = measured if ratio is None else ratio
+    if ratio is not None and not ratio > 0:
+        raise InvalidParameterError(f"ratio must be positive, got {ratio}.")
+    tgt = aligned[len(coarses)] if target is not None else None
+    scene = Scene(
+        grid=ref.grid,
+        pairs=list(zip(fines, aligned[: len(coarses)])),
+        target=tgt,
+        ratio=ratio,
+        band_names=ref.band_names,
+        notes=notes,
+    )
+    if check:
+        for f, c in scene.pairs:
+            check_valid(f, "fine image")
+            check_valid(c, "coarse image")
+            check_scales(f, c)
+        if tgt is not None:
+            check_valid(tgt, "coarse target image")
+    return scene

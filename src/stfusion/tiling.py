@@ -1,0 +1,107 @@
+"""Windows with halos, and the runner that executes a method over them.
+
+Window sizes come from a memory limit and the method's per-pixel footprint; halos come from
+the method (its moving window or receptive field). Windows start on multiples of the
+resolution ratio, so coarse pixels are never split between windows by the plan itself.
+Because every scene-wide quantity comes from ``fit`` or ``prepare``, any plan gives the same
+answer as one whole-scene window.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
+from rasterio.windows import Window
+
+from stfusion.io import Grid
+
+if TYPE_CHECKING:
+    from stfusion.methods.base import FusionMethod
+
+DEFAULT_MEM_LIMIT_MB = 1024.0
+MIN_WINDOW = 16
+
+ProgressFn = Callable[[int, int], None]
+
+
+class Sink(Protocol):
+    def write(self, array: np.ndarray, window: Window | None = None) -> None: ...
+
+
+class ArraySink:
+    """Collects windows into one in-memory array."""
+
+    def __init__(self, count: int, grid: Grid) -> None:
+        self.array = np.full((count, grid.height, grid.width), np.nan, dtype=np.float32)
+
+    def write(self, array: np.ndarray, window: Window | None = None) -> None:
+        if window is None:
+            self.array[...] = array
+            return
+        r, c = int(window.row_off), int(window.col_off)
+        self.array[:, r : r + int(window.height), c : c + int(window.width)] = array
+
+
+def window_size_for(
+    halo: int,
+    bytes_per_pixel: float,
+    mem_limit_mb: float | None,
+    ratio: float | None = None,
+    workers: int = 1,
+) -> int:
+    """Largest square window (side, fine pixels) whose padded working set fits the limit."""
+    limit = (mem_limit_mb or DEFAULT_MEM_LIMIT_MB) * 1024 * 1024 / max(workers, 1)
+    side = int(math.sqrt(limit / max(bytes_per_pixel, 1.0))) - 2 * halo
+    step = int(round(ratio)) if ratio and abs(ratio - round(ratio)) < 1e-6 and ratio >= 1 else 1
+    side = max(side, MIN_WINDOW, step)
+    return max(step, side // step * step)
+
+
+def plan_windows(grid: Grid, size: int | tuple[int, int]) -> list[Window]:
+    """Row-major windows of ``size`` (rows, cols) covering the grid; edge windows are smaller."""
+    rows, cols = (size, size) if isinstance(size, int) else size
+    out = []
+    for r in range(0, grid.height, rows):
+        for c in range(0, grid.width, cols):
+            out.append(Window(c, r, min(cols, grid.width - c), min(rows, grid.height - r)))
+    return out
+
+
+def _results(
+    method: FusionMethod, windows: list[Window], workers: int
+) -> Iterator[tuple[Window, np.ndarray]]:
+    if workers <= 1 or len(windows) == 1:
+        for w in windows:
+            yield w, method.predict_window(w)
+        return
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        # Bounded look-ahead: at most 2 x workers windows in memory at once.
+        pending: list = []
+        it: Iterable[Window] = iter(windows)
+        for w in it:
+            pending.append((w, pool.submit(method.predict_window, w)))
+            if len(pending) >= 2 * workers:
+                w0, f0 = pending.pop(0)
+                yield w0, f0.result()
+        for w0, f0 in pending:
+            yield w0, f0.result()
+
+
+def run(
+    method: FusionMethod,
+    windows: list[Window],
+    sink: Sink,
+    *,
+    workers: int = 1,
+    progress: ProgressFn | None = None,
+) -> None:
+    """Predict every window and hand it to ``sink`` as soon as it is done (streamed)."""
+    total = len(windows)
+    for i, (w, arr) in enumerate(_results(method, windows, workers), start=1):
+        sink.write(arr, w)
+        if progress is not None:
+            progress(i, total)
