@@ -205,15 +205,41 @@ def bias(pred: ArrayLike, truth: ArrayLike) -> Float64Array:
     return _band_mean_of(p - t, _valid(p, t))
 
 
-def cc(pred: ArrayLike, truth: ArrayLike) -> Float64Array:
-    """Pearson correlation per band; NaN when either image is constant over the valid pixels."""
-    p, t = _as_pair(pred, truth)
+def _is_constant(a: Float64Array, valid: NDArray[np.bool_]) -> NDArray[np.bool_]:
+    """Per band: max == min over the valid pixels (True for an empty band)."""
+    hi = np.where(valid, a, -np.inf).max(axis=(1, 2), initial=-np.inf)
+    lo = np.where(valid, a, np.inf).min(axis=(1, 2), initial=np.inf)
+    return np.asarray((hi <= lo) | ~valid.any(axis=(1, 2)))
+
+
+def _centered_sums(
+    p: Float64Array, t: Float64Array
+) -> tuple[Float64Array, Float64Array, Float64Array, Float64Array, Float64Array]:
+    """Means and sums of centred products over the jointly valid pixels, per band.
+
+    A band that is constant over its valid pixels gets exactly zero (co)variance: rounding in
+    its mean must not turn "undefined" into a tiny spurious value.
+    """
     valid, _, mean_p, mean_t = _masked_moments(p, t)
     dp = np.where(valid, p - mean_p[:, None, None], 0.0)
     dt = np.where(valid, t - mean_t[:, None, None], 0.0)
-    sxy = (dp * dt).sum(axis=(1, 2))
-    sxx = (dp * dp).sum(axis=(1, 2))
-    syy = (dt * dt).sum(axis=(1, 2))
+    const_p = _is_constant(p, valid)
+    const_t = _is_constant(t, valid)
+    dp[const_p] = 0.0
+    dt[const_t] = 0.0
+    return (
+        mean_p,
+        mean_t,
+        (dp * dt).sum(axis=(1, 2)),
+        (dp * dp).sum(axis=(1, 2)),
+        (dt * dt).sum(axis=(1, 2)),
+    )
+
+
+def cc(pred: ArrayLike, truth: ArrayLike) -> Float64Array:
+    """Pearson correlation per band; NaN when either image is constant over the valid pixels."""
+    p, t = _as_pair(pred, truth)
+    _, _, sxy, sxx, syy = _centered_sums(p, t)
     with np.errstate(invalid="ignore", divide="ignore"):
         r = sxy / np.sqrt(sxx * syy)
     return np.where((sxx > 0) & (syy > 0), r, np.nan)
@@ -226,12 +252,7 @@ def uiqi(pred: ArrayLike, truth: ArrayLike) -> Float64Array:
     NaN where the denominator is 0 (e.g. both images constant).
     """
     p, t = _as_pair(pred, truth)
-    valid, _, mean_p, mean_t = _masked_moments(p, t)
-    dp = np.where(valid, p - mean_p[:, None, None], 0.0)
-    dt = np.where(valid, t - mean_t[:, None, None], 0.0)
-    sxy = (dp * dt).sum(axis=(1, 2))
-    sxx = (dp * dp).sum(axis=(1, 2))
-    syy = (dt * dt).sum(axis=(1, 2))
+    mean_p, mean_t, sxy, sxx, syy = _centered_sums(p, t)
     den = (sxx + syy) * (mean_p**2 + mean_t**2)
     with np.errstate(invalid="ignore", divide="ignore"):
         q = 4.0 * sxy * mean_p * mean_t / den

@@ -1,0 +1,44 @@
+"""Fusion methods and their registry.
+
+Methods are registered as entry points in the ``stfusion.methods`` group (see
+``pyproject.toml``), so third-party packages can add their own; the built-in ones are also
+listed here so a source checkout works without installation.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from importlib.metadata import entry_points
+
+from stfusion.errors import InvalidParameterError
+from stfusion.methods.base import FusionMethod, Param, fuse
+
+BUILTIN: dict[str, str] = {
+    "starfm": "stfusion.methods.starfm:STARFM",
+}
+
+
+def _load(spec: str) -> type[FusionMethod]:
+    module, _, attr = spec.partition(":")
+    return getattr(import_module(module), attr)
+
+
+def available() -> dict[str, str]:
+    """Method name -> ``module:Class`` for every registered method."""
+    found = dict(BUILTIN)
+    for ep in entry_points(group="stfusion.methods"):
+        found.setdefault(ep.name, ep.value)
+    return dict(sorted(found.items()))
+
+
+def get_method(name: str) -> type[FusionMethod]:
+    """The method class registered as ``name``."""
+    methods = available()
+    if name not in methods:
+        raise InvalidParameterError(
+            f"unknown method {name!r}; available: {', '.join(methods)} (see `stfusion methods`)."
+        )
+    return _load(methods[name])
+
+
+__all__ = ["FusionMethod", "Param", "available", "fuse", "get_method"]
