@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from stfusion import metrics as m
+from stfusion.errors import STFusionWarning
 
 nan = np.nan
 
@@ -286,7 +287,9 @@ def test_ssim_truth_range_is_per_band() -> None:
 
 
 def test_evaluate_matches_functions() -> None:
-    rep = m.evaluate(P, T, ratio=16, data_range="truth", band_names=["red", "nir"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing to warn about here
+        rep = m.evaluate(P, T, ratio=16, data_range="truth", band_names=["red", "nir"])
     assert set(rep.mean) == set(m.METRIC_NAMES)
     assert set(rep.per_band) == set(m.METRIC_NAMES) - {"sam_deg", "sam_rad", "ergas"}
     assert rep.band_names == ["red", "nir"]
@@ -324,10 +327,12 @@ def test_empty_band_is_nan_and_warns() -> None:
         out = fn(p, T)
         assert np.isfinite(out[0]) and np.isnan(out[1])
     assert m.coverage(p, T)[1] == 0.0
-    with pytest.warns(UserWarning, match="band_2"):
+    with pytest.warns(STFusionWarning, match="band_2"):
         rep = m.evaluate(p, T)
     assert rep.mean["rmse"] == pytest.approx(1.0)  # NaN band left out of the mean
     assert rep.mean["coverage"] == pytest.approx((10 / 11 + 0) / 2)
+    assert any("band_2" in n for n in rep.notes)
+    assert rep.to_dict()["rmse"]["bands"]["band_2"] is None
 
 
 def test_functions_do_not_emit_numpy_warnings() -> None:

@@ -30,6 +30,7 @@ from scipy.ndimage import correlate1d
 from stfusion.errors import GridMismatchError, InvalidParameterError, STFusionWarning
 
 __all__ = [
+    "BANDLESS_METRICS",
     "METRIC_NAMES",
     "SSIM_K1",
     "SSIM_K2",
@@ -309,6 +310,37 @@ def _gauss_filter(a: Float64Array, g: Float64Array) -> Float64Array:
     return correlate1d(out, g, axis=-2, mode="constant", cval=0.0)
 
 
+def _ssim_band(p: Float64Array, t: Float64Array, rng: float) -> Float64Array:
+    """SSIM map of one (y, x) band; one band at a time keeps the temporaries small."""
+    valid = np.isfinite(p) & np.isfinite(t)
+    out = np.full(p.shape, np.nan)
+    if not valid.any() or math.isnan(rng):
+        return out
+    # Shift both images by the same constant (the truth's valid mean) before forming
+    # E[x^2] - E[x]^2: the variances are unchanged, the means are shifted back below, and the
+    # cancellation error of the sample-free form no longer grows with the offset (LST ~300 K).
+    shift = float(t[valid].mean())
+    x = np.where(valid, p - shift, 0.0)
+    y = np.where(valid, t - shift, 0.0)
+
+    g = gaussian_window()
+    w = _gauss_filter(valid.astype(np.float64), g)[valid]  # > 0: each pixel weighs itself
+    mx = _gauss_filter(x, g)[valid] / w
+    my = _gauss_filter(y, g)[valid] / w
+    vx = _gauss_filter(x * x, g)[valid] / w - mx * mx
+    vy = _gauss_filter(y * y, g)[valid] / w - my * my
+    cxy = _gauss_filter(x * y, g)[valid] / w - mx * my
+    mux = mx + shift
+    muy = my + shift
+
+    c1 = (SSIM_K1 * rng) ** 2
+    c2 = (SSIM_K2 * rng) ** 2
+    num = (2.0 * mux * muy + c1) * (2.0 * cxy + c2)
+    den = (mux * mux + muy * muy + c1) * (vx + vy + c2)
+    out[valid] = num / den
+    return out
+
+
 def ssim_map(pred: ArrayLike, truth: ArrayLike, data_range: DataRange = 1.0) -> Float64Array:
     """Local SSIM at every pixel valid in both images (NaN elsewhere), shape (band, y, x).
 
@@ -317,36 +349,10 @@ def ssim_map(pred: ArrayLike, truth: ArrayLike, data_range: DataRange = 1.0) -> 
     away from edges this is exactly Wang et al. (2004) with the Gaussian window.
     """
     p, t = _as_pair(pred, truth)
-    rng = resolve_data_range(t, data_range)[:, None, None]
-    valid = _valid(p, t)
-    # Shift both images by the same per-band constant (the truth's valid mean) before forming
-    # E[x^2] - E[x]^2: the variances are unchanged, the means are shifted back below, and the
-    # cancellation error of the sample-free form no longer grows with the offset (e.g. LST ~300 K).
-    n = valid.sum(axis=(1, 2))
-    shift = np.where(n > 0, np.where(valid, t, 0.0).sum(axis=(1, 2)) / np.maximum(n, 1), 0.0)
-    shift = shift[:, None, None]
-    m = valid.astype(np.float64)
-    x = np.where(valid, p - shift, 0.0)
-    y = np.where(valid, t - shift, 0.0)
-
-    g = gaussian_window()
-    w = _gauss_filter(m, g)
-    w_safe = np.where(valid, w, 1.0)  # w > 0 at every valid pixel (its own weight)
-    mx = _gauss_filter(x, g) / w_safe
-    my = _gauss_filter(y, g) / w_safe
-    vx = _gauss_filter(x * x, g) / w_safe - mx * mx
-    vy = _gauss_filter(y * y, g) / w_safe - my * my
-    cxy = _gauss_filter(x * y, g) / w_safe - mx * my
-    mux = mx + shift
-    muy = my + shift
-
-    c1 = (SSIM_K1 * rng) ** 2
-    c2 = (SSIM_K2 * rng) ** 2
-    with np.errstate(invalid="ignore", divide="ignore"):
-        num = (2.0 * mux * muy + c1) * (2.0 * cxy + c2)
-        den = (mux * mux + muy * muy + c1) * (vx + vy + c2)
-        smap = num / den
-    return np.where(valid & ~np.isnan(rng), smap, np.nan)
+    rng = resolve_data_range(t, data_range)
+    if p.shape[0] == 0:
+        return np.empty(p.shape)
+    return np.stack([_ssim_band(p[b], t[b], float(rng[b])) for b in range(p.shape[0])])
 
 
 def ssim(pred: ArrayLike, truth: ArrayLike, data_range: DataRange = 1.0) -> Float64Array:

@@ -14,6 +14,8 @@ from stfusion.errors import InvalidParameterError
 from stfusion.methods.base import FusionMethod, Param, fuse
 
 BUILTIN: dict[str, str] = {
+    "additive": "stfusion.methods.baselines:Additive",
+    "nochange": "stfusion.methods.baselines:NoChange",
     "starfm": "stfusion.methods.starfm:STARFM",
 }
 

@@ -1,0 +1,196 @@
+"""File-level operations behind the CLI, usable from Python too.
+
+``run_prediction`` is ``stfusion predict``; ``evaluate_files`` is ``stfusion evaluate``;
+``inspect_files`` is ``stfusion inspect``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+import stfusion
+from stfusion.errors import GridMismatchError, InvalidParameterError, STFusionError
+from stfusion.io import FileSource, Scaling, check_output, inspect_raster
+from stfusion.methods import get_method
+from stfusion.scene import _align, open_scene
+from stfusion.tiling import ProgressFn
+
+
+def split_ratio(params: Sequence[str]) -> tuple[list[str], float | None]:
+    """Take the scene-level ``ratio=R`` out of ``--param`` items."""
+    rest, ratio = [], None
+    for item in params:
+        key, _, value = item.partition("=")
+        if key.strip() == "ratio":
+            try:
+                ratio = float(value)
+            except ValueError:
+                raise InvalidParameterError(f"--param ratio={value}: expected a number.") from None
+        else:
+            rest.append(item)
+    return rest, ratio
+
+
+def run_prediction(
+    *,
+    method: str,
+    pairs: Sequence[tuple[str, str]],
+    target: str,
+    out: str,
+    params: Sequence[str] = (),
+    fine_scale: float | None = None,
+    fine_offset: float | None = None,
+    coarse_scale: float | None = None,
+    coarse_offset: float | None = None,
+    resampling: str = "nearest",
+    mem_limit_mb: float | None = None,
+    workers: int = 1,
+    threads: int | None = None,
+    overwrite: bool = False,
+    progress: ProgressFn | None = None,
+) -> dict[str, Any]:
+    """Predict the fine image at ``target``'s date into the GeoTIFF ``out``."""
+    cls = get_method(method)
+    rest, ratio = split_ratio(params)
+    kwargs = cls.parse_params(rest)
+    inputs = [p for pair in pairs for p in pair] + [target]
+    check_output(out, overwrite, inputs)
+    estimator = cls(**kwargs)
+    fine_scaling = Scaling(fine_scale, fine_offset)
+    coarse_scaling = Scaling(coarse_scale, coarse_offset)
+    scene = open_scene(
+        [tuple(p) for p in pairs], target, fine_scaling=fine_scaling,
+        coarse_scaling=coarse_scaling, resampling=resampling, ratio=ratio,
+    )  # fmt: skip
+    if threads is not None:
+        import numba
+
+        numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+    estimator.fit(scene)
+    assert scene.target is not None
+    estimator.prepare(scene.target)
+    windows = estimator.plan(mem_limit_mb, None, workers)
+    tags = {
+        "STFUSION_VERSION": stfusion.__version__,
+        "STFUSION_INPUTS": {"pairs": [list(p) for p in pairs], "coarse_target": target},
+        "STFUSION_SCALING": {
+            "fine": [s.scale for s, _ in scene.pairs[:1] if isinstance(s, FileSource)]
+            + [fine_scaling.scale, fine_scaling.offset],
+            "coarse": [coarse_scaling.scale, coarse_scaling.offset],
+        },
+        "STFUSION_RATIO": "" if scene.ratio is None else f"{scene.ratio:g}",
+        "STFUSION_ALIGNMENT": scene.notes,
+        "STFUSION_CREATED": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    estimator.predict(
+        out=out, overwrite=overwrite, tags=tags, mem_limit_mb=mem_limit_mb,
+        workers=workers, progress=progress,
+    )  # fmt: skip
+    return {"method": cls.name, "windows": len(windows), "notes": scene.notes,
+            "ratio": scene.ratio}  # fmt: skip
+
+
+def evaluate_files(
+    prediction: str,
+    truth: str,
+    *,
+    pred_scale: float | None = None,
+    truth_scale: float | None = None,
+    truth_offset: float | None = None,
+    ratio: float | None = None,
+    data_range: float | str = 1.0,
+) -> Any:
+    """Score a prediction file against a truth file; returns a ``MetricReport``."""
+    from stfusion.metrics import evaluate
+
+    pred_src = FileSource(prediction, Scaling(pred_scale))
+    truth_src = FileSource(truth, Scaling(truth_scale, truth_offset))
+    if pred_src.grid.shape != truth_src.grid.shape or pred_src.count != truth_src.count:
+        raise GridMismatchError(
+            f"{prediction} ({pred_src.count} x {pred_src.grid.height} x {pred_src.grid.width}) "
+            f"and {truth} ({truth_src.count} x {truth_src.grid.height} x {truth_src.grid.width})"
+            ": bands and size must match to compare them pixel by pixel."
+        )
+    if ratio is None:
+        ratio = _ratio_tag(prediction)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return evaluate(
+            pred_src.read(), truth_src.read(), ratio=ratio, data_range=data_range,
+            band_names=list(truth_src.band_names),
+        )  # fmt: skip
+
+
+def _ratio_tag(path: str) -> float | None:
+    import rasterio
+
+    with rasterio.open(path) as ds:
+        value = ds.tags().get("STFUSION_RATIO", "")
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None
+
+
+def inspect_files(
+    files: Sequence[str],
+    *,
+    fine_scale: float | None = None,
+    fine_offset: float | None = None,
+    coarse_scale: float | None = None,
+    coarse_offset: float | None = None,
+    resampling: str = "nearest",
+) -> str:
+    """A human-readable account of how ``predict`` would read and align ``files``."""
+    lines: list[str] = []
+    fine: FileSource | None = None
+    for i, path in enumerate(files):
+        scaling = (Scaling(fine_scale, fine_offset) if i == 0
+                   else Scaling(coarse_scale, coarse_offset))  # fmt: skip
+        info = inspect_raster(path, scaling)
+        src = FileSource(path, scaling)
+        sample = src.sample(1 << 18)
+        ok = np.isfinite(sample)
+        vals = sample[ok]
+        lo, hi = (np.percentile(vals, [1, 99]) if vals.size else (np.nan, np.nan))
+        role = "fine (output grid)" if i == 0 else "coarse"
+        g = info.grid
+        lines += [
+            f"{path}  [{role}]",
+            f"  format    {info.driver}, {info.count} band(s) {', '.join(info.band_names)}, "
+            f"{info.dtype}",
+            f"  grid      {g.describe()}",
+            f"  origin    {g.transform.c:g}, {g.transform.f:g}"
+            + ("" if g.georeferenced else "  (not georeferenced)"),
+            f"  nodata    {info.nodata}",
+            f"  scaling   value * {info.scale:g} + {info.offset:g} ({info.scale_source})",
+            f"  valid     {ok.mean():.1%} of pixels; values p1..p99 {lo:.4g} .. {hi:.4g}",
+        ]
+        if i == 0:
+            fine = src
+            continue
+        assert fine is not None
+        notes: list[str] = []
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                aligned, ratio = _align(src, fine, resampling, notes)
+            if aligned is src and not notes:
+                lines.append("  alignment already on the fine grid (read as is)")
+            elif notes:
+                lines.append(f"  alignment {notes[-1]}")
+            if src.count != fine.count:
+                lines.append(f"  PROBLEM   {src.count} bands vs {fine.count} in the fine image")
+        except STFusionError as exc:
+            lines.append(f"  PROBLEM   {exc}")
+    return "\n".join(lines)
+
+
+def json_dumps(obj: Any) -> str:
+    return json.dumps(obj, indent=2, default=str)

@@ -1,0 +1,314 @@
+"""The ``stfusion`` command line: a thin layer over the library.
+
+Errors the user can fix (``STFusionError``) end with one short message and exit code 1 (2 for
+usage errors); ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+import stfusion
+from stfusion.errors import InvalidParameterError, STFusionError, STFusionWarning
+
+log = logging.getLogger("stfusion")
+
+# --------------------------------------------------------------------------- shared options
+
+
+def _scale_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    opts = [
+        click.option("--fine-scale", type=float, default=None,
+                     help="Multiply fine values by this (e.g. 0.0001 for reflectance x10000; "
+                          "Landsat C2: 2.75e-5). Default: the file's own scale metadata, else 1."),
+        click.option("--fine-offset", type=float, default=None,
+                     help="Add this after scaling (Landsat C2: -0.2). Default: file metadata, else 0."),
+        click.option("--coarse-scale", type=float, default=None,
+                     help="Multiply coarse values by this. Default: file metadata, else 1."),
+        click.option("--coarse-offset", type=float, default=None,
+                     help="Add this to coarse values after scaling. Default: file metadata, else 0."),
+        click.option("--resampling", type=click.Choice(["nearest", "bilinear", "cubic", "average"]),
+                     default="nearest", show_default=True,
+                     help="How a coarse image on its own grid is reprojected onto the fine grid."),
+    ]  # fmt: skip
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def _console(stderr: bool = False) -> Any:
+    from rich.console import Console
+
+    stream = sys.stderr if stderr else sys.stdout
+    # Tables need ~110 columns; pipes and CI logs get that width rather than 80.
+    width = None if stream.isatty() else 120
+    return Console(stderr=stderr, highlight=False, width=width)
+
+
+class _Progress:
+    """A rich progress bar that appears only for runs longer than about a second."""
+
+    def __init__(self, label: str, quiet: bool) -> None:
+        self.label = label
+        self.quiet = quiet
+        self._bar: Any = None
+        self._task: Any = None
+        self._start = time.monotonic()
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.quiet:
+            return
+        if self._bar is None:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self._bar = Progress(
+                TextColumn("{task.description}"), BarColumn(),
+                TextColumn("{task.completed}/{task.total} windows"), TimeElapsedColumn(),
+                console=_console(stderr=True), transient=True,
+            )  # fmt: skip
+            self._bar.start()
+            self._task = self._bar.add_task(self.label, total=total)
+        self._bar.update(self._task, completed=done)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+def _show_versions() -> str:
+    import importlib.metadata as md
+    import platform
+
+    lines = [f"stfusion {stfusion.__version__}", f"python {platform.python_version()}",
+             f"platform {platform.platform()}", f"cpus {os.cpu_count()}"]  # fmt: skip
+    for pkg in ["numpy", "scipy", "numba", "rasterio", "xarray", "rioxarray", "click", "rich",
+                "matplotlib", "dask", "distributed", "torch"]:  # fmt: skip
+        try:
+            lines.append(f"{pkg} {md.version(pkg)}")
+        except md.PackageNotFoundError:
+            lines.append(f"{pkg} not installed")
+    try:
+        import rasterio
+
+        lines.append(f"GDAL {rasterio.__gdal_version__}")
+    except ImportError:
+        pass
+    return "\n".join(lines)
+
+
+def _versions_callback(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        click.echo(_show_versions())
+        ctx.exit()
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(stfusion.__version__, prog_name="stfusion")
+@click.option("--show-versions", is_flag=True, expose_value=False, is_eager=True,
+              callback=_versions_callback, help="Show versions of stfusion and its dependencies.")
+@click.option("--debug", is_flag=True, help="Show tracebacks and debug logging.")
+@click.option("-v", "--verbose", is_flag=True, help="Log what is done (alignment, windows).")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool, verbose: bool) -> None:
+    """Spatiotemporal fusion of satellite images: predict fine images from coarse ones."""
+    ctx.obj = {"debug": debug}
+    level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("stfusion").setLevel(level)
+    if not debug:
+        warnings.simplefilter("ignore", category=Warning)
+        warnings.simplefilter("default", category=STFusionWarning)
+    warnings.formatwarning = lambda msg, cat, *a, **k: f"Warning: {msg}\n"  # type: ignore[assignment]
+
+
+# ------------------------------------------------------------------------------- predict
+
+
+@cli.command()
+@click.option("--method", "-m", default="starfm", show_default=True,
+              help="Fusion method (see `stfusion methods`).")
+@click.option("--pair", "pairs", nargs=2, multiple=True, required=True,
+              type=click.Path(), metavar="FINE COARSE",
+              help="A fine image and the coarse image of the same date. Repeat for more pairs.")
+@click.option("--coarse", "target", required=True, type=click.Path(),
+              help="The coarse image at the date to predict.")
+@click.option("--out", "-o", required=True, type=click.Path(), help="Output GeoTIFF.")
+@click.option("--param", "-p", "params", multiple=True, metavar="NAME=VALUE",
+              help="Method parameter, e.g. window=31. `ratio=R` gives the resolution ratio "
+                   "when all inputs are on one grid.")
+@_scale_options
+@click.option("--mem-limit", type=float, default=None, metavar="MB",
+              help="Memory for the working windows (default 1024 MB); larger scenes are "
+                   "processed window by window from disk.")
+@click.option("--workers", type=int, default=1, show_default=True,
+              help="Windows processed at the same time (threads).")
+@click.option("--threads", type=int, default=None,
+              help="Threads inside each kernel (default: all cores).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress display or summary.")
+def predict(
+    method: str, pairs: Sequence[tuple[str, str]], target: str, out: str,
+    params: Sequence[str], fine_scale: float | None, fine_offset: float | None,
+    coarse_scale: float | None, coarse_offset: float | None, resampling: str,
+    mem_limit: float | None, workers: int, threads: int | None, overwrite: bool, quiet: bool,
+) -> None:  # fmt: skip
+    """Predict the fine image at the date of the --coarse image."""
+    from stfusion.api import run_prediction
+
+    t0 = time.monotonic()
+    progress = _Progress(f"{method}", quiet)
+    try:
+        info = run_prediction(
+            method=method, pairs=pairs, target=target, out=out, params=params,
+            fine_scale=fine_scale, fine_offset=fine_offset, coarse_scale=coarse_scale,
+            coarse_offset=coarse_offset, resampling=resampling, mem_limit_mb=mem_limit,
+            workers=workers, threads=threads, overwrite=overwrite, progress=progress,
+        )  # fmt: skip
+    finally:
+        progress.close()
+    if not quiet:
+        for note in info["notes"]:
+            click.echo(f"note: {note}", err=True)
+        click.echo(
+            f"wrote {out} ({info['method']}, {len(pairs)} pair(s), {info['windows']} window(s), "
+            f"{time.monotonic() - t0:.1f} s)"
+        )
+
+
+# ------------------------------------------------------------------------------ evaluate
+
+
+@cli.command()
+@click.argument("prediction", type=click.Path())
+@click.argument("truth", type=click.Path())
+@click.option("--pred-scale", type=float, default=None, help="Scale of the prediction's values.")
+@click.option("--truth-scale", type=float, default=None,
+              help="Scale of the truth's values (e.g. 0.0001). Default: file metadata, else 1.")
+@click.option("--truth-offset", type=float, default=None, help="Offset of the truth's values.")
+@click.option("--ratio", type=float, default=None,
+              help="Resolution ratio coarse/fine pixel size, for ERGAS (e.g. 16).")
+@click.option("--data-range", default="1.0", show_default=True,
+              help="Data range for SSIM and PSNR: a number, or 'truth' (the truth's valid "
+                   "max - min, for LST or NDVI).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def evaluate(
+    prediction: str, truth: str, pred_scale: float | None, truth_scale: float | None,
+    truth_offset: float | None, ratio: float | None, data_range: str, as_json: bool,
+) -> None:  # fmt: skip
+    """Score PREDICTION against TRUTH with the pinned metrics (docs/metrics.md)."""
+    from stfusion.api import evaluate_files
+
+    dr: float | str = data_range
+    if data_range != "truth":
+        try:
+            dr = float(data_range)
+        except ValueError:
+            raise InvalidParameterError(
+                f"--data-range {data_range}: give a number or 'truth'."
+            ) from None
+    report = evaluate_files(
+        prediction, truth, pred_scale=pred_scale, truth_scale=truth_scale,
+        truth_offset=truth_offset, ratio=ratio, data_range=dr,
+    )  # fmt: skip
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2))
+        return
+    from stfusion.report import metrics_table
+
+    _console().print(metrics_table(report, title=f"{prediction} vs {truth}"))
+
+
+# ------------------------------------------------------------------------------- inspect
+
+
+@cli.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path())
+@_scale_options
+def inspect(
+    files: Sequence[str], fine_scale: float | None, fine_offset: float | None,
+    coarse_scale: float | None, coarse_offset: float | None, resampling: str,
+) -> None:  # fmt: skip
+    """Show how each file would be read, and how predict would align it.
+
+    The first file is taken as the fine image (its grid is the output grid); the others as
+    coarse images.
+    """
+    from stfusion.api import inspect_files
+
+    click.echo(inspect_files(files, fine_scale=fine_scale, fine_offset=fine_offset,
+                             coarse_scale=coarse_scale, coarse_offset=coarse_offset,
+                             resampling=resampling))  # fmt: skip
+
+
+# ------------------------------------------------------------------------------- methods
+
+
+@cli.command()
+def methods() -> None:
+    """List the fusion methods and their parameters."""
+    from stfusion.methods import available, get_method
+
+    for name in available():
+        cls = get_method(name)
+        pairs = (f"{cls.min_pairs}" if cls.min_pairs == cls.max_pairs
+                 else f"{cls.min_pairs}+" if cls.max_pairs is None
+                 else f"{cls.min_pairs}-{cls.max_pairs}")  # fmt: skip
+        ps = " ".join(f"{p.name}={p.default}" for p in cls.params) or "-"
+        click.echo(f"{name:<10} pairs {pairs:<4} {cls.title} ({cls.paper}); params: {ps}")
+
+
+# ---------------------------------------------------------------------------------- demo
+
+
+@cli.command()
+@click.argument("outdir", required=False, default="stfusion-demo", type=click.Path())
+@click.option("--overwrite", is_flag=True, help="Replace existing demo outputs.")
+@click.option("--method", "-m", default="starfm", show_default=True, help="Method to run.")
+def demo(outdir: str, overwrite: bool, method: str) -> None:
+    """Run the cia-1pair case on the bundled sample and show how well it does."""
+    from stfusion.demo import run_demo
+
+    run_demo(Path(outdir), overwrite=overwrite, method=method, console=_console())
+
+
+# ----------------------------------------------------------------------------- entry point
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point: user-fixable errors become one line on stderr, not a traceback."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args or os.environ.get("STFUSION_DEBUG") == "1"
+    try:
+        cli.main(args=args, prog_name="stfusion", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except STFusionError as exc:
+        if debug:
+            raise
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)
+    except (OSError, MemoryError) as exc:
+        if debug:
+            raise
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

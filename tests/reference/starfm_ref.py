@@ -1,0 +1,175 @@
+"""A slow, literal STARFM for checking the fast one. Not used by the package.
+
+Gao, F., Masek, J., Schwaller, M., Hall, F. (2006). On the blending of the Landsat and MODIS
+surface reflectance: predicting daily Landsat surface reflectance. IEEE TGRS 44(8), 2207-2218.
+
+Written from the paper and from the conventions in the module docstring of
+``stfusion.methods.starfm``, without importing anything from ``stfusion``: one output pixel
+and one band at a time, explicit loops over the window and the pairs, plain Python floats
+(float64). Paper notation: L = fine (Landsat), M = coarse (MODIS), t_k = pair date,
+t_0 = target date; here F_k = L(t_k), C_k = M(t_k), C_0 = M(t_0), c = the centre pixel,
+n = a neighbour in the window.
+
+Equations as cited below: (5) the weighted prediction, (6) spectral difference S,
+(7) temporal difference T, (8) distance d, (9) relative distance D, (10) combined distance
+C = S T D, (12) normalised weight W = (1/C) / sum(1/C); section II-C for the spectral
+similarity threshold (2 sigma / m classes) and for the candidate filter with the uncertainty
+margins sigma_lm = sqrt(sigma_l^2 + sigma_m^2) and sigma_mm = sqrt(2) sigma_m.
+
+Conventions of stfusion (see ``stfusion.methods.starfm``):
+
+* sigma_l = sigma_m = ``uncertainty``, so sigma_lm = sigma_mm = sqrt(2) * uncertainty.
+* C = (S + q)(T + q) D with the weight quantum q (keeps 1/C finite when S or T is 0).
+* D = 1 + d / A, d the Euclidean distance in fine pixels, A = window // 2.
+* Similarity threshold of pair k, band b: 2 * std / classes, the population std (ddof=0) of
+  the valid fine pixels of pair k over the whole scene (``threshold="scene"``) or over the
+  window around the centre (``threshold="window"``). A neighbour is similar when
+  |F_k(n) - F_k(c)| <= threshold; pair k needs a finite F_k(c) for this test.
+* Candidate filter: S_k(n) < S_bound and T_k(n) < T_bound (``filter="paper"``) or
+  S_k(n) < S_bound or T_k(n) < T_bound (``filter="reference"``), with
+  S_bound = reduce_k S_k(c) + sigma_lm, T_bound = reduce_k T_k(c) + sigma_mm, reduce = max
+  ("paper") or min ("reference") over the pairs whose centre S_k(c) (resp. T_k(c)) is finite;
+  a bound with no such pair is +inf.
+* A neighbour with a NaN in F_k, C_k or C_0 is not a candidate of pair k; pixels outside the
+  scene are invalid. Candidates of all pairs enter one weighted sum.
+* No candidate: the output is C_0(c) (NaN if that is NaN).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+Grid2D = list[list[float]]
+
+
+def _finite(*values: float) -> bool:
+    return all(math.isfinite(v) for v in values)
+
+
+def _population_std(values: list[float]) -> float:
+    """sqrt(mean((v - mean)^2)), ddof = 0; NaN for no values."""
+    if not values:
+        return math.nan
+    mean = math.fsum(values) / len(values)
+    return math.sqrt(math.fsum((v - mean) ** 2 for v in values) / len(values))
+
+
+def scene_std(fine_band: np.ndarray) -> float:
+    """Population std of the valid pixels of one fine band over the whole scene."""
+    return _population_std([v for v in fine_band.astype(np.float64).ravel().tolist()
+                            if math.isfinite(v)])  # fmt: skip
+
+
+def window_std(fine: Grid2D, y: int, x: int, half: int) -> float:
+    """Population std of the valid fine pixels in the window (clipped to the scene)."""
+    h, w = len(fine), len(fine[0])
+    values = []
+    for yy in range(y - half, y + half + 1):
+        for xx in range(x - half, x + half + 1):
+            if 0 <= yy < h and 0 <= xx < w and math.isfinite(fine[yy][xx]):
+                values.append(fine[yy][xx])
+    return _population_std(values)
+
+
+def predict_pixel(
+    F: list[Grid2D],
+    C: list[Grid2D],
+    C0: Grid2D,
+    y: int,
+    x: int,
+    *,
+    half: int,
+    thresholds: list[float],
+    sigma_lm: float,
+    sigma_mm: float,
+    quantum: float,
+    filter: str,
+) -> float:
+    """STARFM prediction of one band at the centre pixel (y, x)."""
+    h, w = len(C0), len(C0[0])
+    pairs = range(len(F))
+
+    # Candidate-filter bounds from the centre pixel (section II-C), over the pairs whose
+    # centre spectral (6) / temporal (7) difference is defined.
+    s_centre = [abs(F[k][y][x] - C[k][y][x]) for k in pairs if _finite(F[k][y][x], C[k][y][x])]
+    t_centre = [abs(C[k][y][x] - C0[y][x]) for k in pairs if _finite(C[k][y][x], C0[y][x])]
+    reduce = max if filter == "paper" else min
+    s_bound = reduce(s_centre) + sigma_lm if s_centre else math.inf
+    t_bound = reduce(t_centre) + sigma_mm if t_centre else math.inf
+
+    A = half  # (9): the constant that scales the distance
+    sum_w = 0.0  # denominator of (12)
+    sum_wp = 0.0  # numerator of (5) with the unnormalised weights 1/C
+    for k in pairs:
+        f_centre = F[k][y][x]
+        if not math.isfinite(f_centre):
+            continue  # no similarity test possible for this pair
+        for yy in range(y - half, y + half + 1):
+            for xx in range(x - half, x + half + 1):
+                if not (0 <= yy < h and 0 <= xx < w):
+                    continue  # outside the scene = invalid
+                f, c, c0 = F[k][yy][xx], C[k][yy][xx], C0[yy][xx]
+                if not _finite(f, c, c0):
+                    continue
+                # spectrally similar neighbour (section II-C)
+                if not abs(f - f_centre) <= thresholds[k]:
+                    continue
+                S = abs(f - c)  # (6)
+                T = abs(c - c0)  # (7)
+                # candidate filter (section II-C)
+                s_ok = S < s_bound
+                t_ok = T < t_bound
+                if not ((s_ok and t_ok) if filter == "paper" else (s_ok or t_ok)):
+                    continue
+                d = math.sqrt((yy - y) ** 2 + (xx - x) ** 2)  # (8)
+                D = 1.0 + d / A if A > 0 else 1.0  # (9); window 1 has only d = 0
+                C_comb = (S + quantum) * (T + quantum) * D  # (10), with the quantum q
+                weight = 1.0 / C_comb  # (12) before normalisation
+                sum_w += weight
+                sum_wp += weight * (c0 + f - c)  # (5): M(t0) + L(tk) - M(tk)
+    if sum_w > 0.0:
+        return sum_wp / sum_w  # (5) with W = (1/C) / sum(1/C), (12)
+    return C0[y][x]  # no candidate: the coarse target value (NaN if NaN)
+
+
+def starfm_reference(
+    fines: Sequence[np.ndarray],
+    coarses: Sequence[np.ndarray],
+    target: np.ndarray,
+    *,
+    window: int,
+    classes: float = 40.0,
+    uncertainty: float,
+    quantum: float,
+    threshold: str = "scene",
+    filter: str = "paper",
+) -> np.ndarray:
+    """STARFM over a whole scene; arrays ``(band, y, x)``, NaN = invalid; returns float64."""
+    if window < 1 or window % 2 == 0:
+        raise ValueError(f"window must be a positive odd number, got {window}")
+    if threshold not in ("scene", "window") or filter not in ("paper", "reference"):
+        raise ValueError(f"bad threshold={threshold!r} or filter={filter!r}")
+    half = window // 2
+    sigma_lm = math.sqrt(uncertainty**2 + uncertainty**2)  # sigma_l = sigma_m = uncertainty
+    sigma_mm = math.sqrt(2.0) * uncertainty
+    nb, h, w = target.shape
+    out = np.full((nb, h, w), np.nan)
+    for b in range(nb):
+        F = [np.asarray(f[b], np.float64).tolist() for f in fines]
+        C = [np.asarray(c[b], np.float64).tolist() for c in coarses]
+        C0 = np.asarray(target[b], np.float64).tolist()
+        scene_thr = [2.0 * scene_std(np.asarray(f[b])) / classes for f in fines]
+        for y in range(h):
+            for x in range(w):
+                if threshold == "window":
+                    thr = [2.0 * window_std(Fk, y, x, half) / classes for Fk in F]
+                else:
+                    thr = scene_thr
+                out[b, y, x] = predict_pixel(
+                    F, C, C0, y, x, half=half, thresholds=thr, sigma_lm=sigma_lm,
+                    sigma_mm=sigma_mm, quantum=quantum, filter=filter,
+                )  # fmt: skip
+    return out
