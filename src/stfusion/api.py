@@ -158,7 +158,7 @@ def inspect_files(
         sample = src.sample(1 << 18)
         ok = np.isfinite(sample)
         vals = sample[ok]
-        lo, hi = (np.percentile(vals, [1, 99]) if vals.size else (np.nan, np.nan))
+        lo, hi = np.percentile(vals, [1, 99]) if vals.size else (np.nan, np.nan)
         role = "fine (output grid)" if i == 0 else "coarse"
         g = info.grid
         lines += [
@@ -180,7 +180,7 @@ def inspect_files(
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                aligned, ratio = _align(src, fine, resampling, notes)
+                aligned, _ratio = _align(src, fine, resampling, notes)
             if aligned is src and not notes:
                 lines.append("  alignment already on the fine grid (read as is)")
             elif notes:

@@ -32,11 +32,13 @@ def _scale_options(f: Callable[..., Any]) -> Callable[..., Any]:
                      help="Multiply fine values by this (e.g. 0.0001 for reflectance x10000; "
                           "Landsat C2: 2.75e-5). Default: the file's own scale metadata, else 1."),
         click.option("--fine-offset", type=float, default=None,
-                     help="Add this after scaling (Landsat C2: -0.2). Default: file metadata, else 0."),
+                     help="Add this after scaling (Landsat C2: -0.2). Default: file metadata, "
+                     "else 0."),
         click.option("--coarse-scale", type=float, default=None,
                      help="Multiply coarse values by this. Default: file metadata, else 1."),
         click.option("--coarse-offset", type=float, default=None,
-                     help="Add this to coarse values after scaling. Default: file metadata, else 0."),
+                     help="Add this to coarse values after scaling. Default: file metadata, "
+                     "else 0."),
         click.option("--resampling", type=click.Choice(["nearest", "bilinear", "cubic", "average"]),
                      default="nearest", show_default=True,
                      help="How a coarse image on its own grid is reprojected onto the fine grid."),
@@ -114,8 +116,14 @@ def _versions_callback(ctx: click.Context, _param: click.Parameter, value: bool)
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(stfusion.__version__, prog_name="stfusion")
-@click.option("--show-versions", is_flag=True, expose_value=False, is_eager=True,
-              callback=_versions_callback, help="Show versions of stfusion and its dependencies.")
+@click.option(
+    "--show-versions",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_versions_callback,
+    help="Show versions of stfusion and its dependencies.",
+)
 @click.option("--debug", is_flag=True, help="Show tracebacks and debug logging.")
 @click.option("-v", "--verbose", is_flag=True, help="Log what is done (alignment, windows).")
 @click.pass_context
@@ -135,25 +143,59 @@ def cli(ctx: click.Context, debug: bool, verbose: bool) -> None:
 
 
 @cli.command()
-@click.option("--method", "-m", default="starfm", show_default=True,
-              help="Fusion method (see `stfusion methods`).")
-@click.option("--pair", "pairs", nargs=2, multiple=True, required=True,
-              type=click.Path(), metavar="FINE COARSE",
-              help="A fine image and the coarse image of the same date. Repeat for more pairs.")
-@click.option("--coarse", "target", required=True, type=click.Path(),
-              help="The coarse image at the date to predict.")
+@click.option(
+    "--method",
+    "-m",
+    default="starfm",
+    show_default=True,
+    help="Fusion method (see `stfusion methods`).",
+)
+@click.option(
+    "--pair",
+    "pairs",
+    nargs=2,
+    multiple=True,
+    required=True,
+    type=click.Path(),
+    metavar="FINE COARSE",
+    help="A fine image and the coarse image of the same date. Repeat for more pairs.",
+)
+@click.option(
+    "--coarse",
+    "target",
+    required=True,
+    type=click.Path(),
+    help="The coarse image at the date to predict.",
+)
 @click.option("--out", "-o", required=True, type=click.Path(), help="Output GeoTIFF.")
-@click.option("--param", "-p", "params", multiple=True, metavar="NAME=VALUE",
-              help="Method parameter, e.g. window=31. `ratio=R` gives the resolution ratio "
-                   "when all inputs are on one grid.")
+@click.option(
+    "--param",
+    "-p",
+    "params",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Method parameter, e.g. window=31. `ratio=R` gives the resolution ratio "
+    "when all inputs are on one grid.",
+)
 @_scale_options
-@click.option("--mem-limit", type=float, default=None, metavar="MB",
-              help="Memory for the working windows (default 1024 MB); larger scenes are "
-                   "processed window by window from disk.")
-@click.option("--workers", type=int, default=1, show_default=True,
-              help="Windows processed at the same time (threads).")
-@click.option("--threads", type=int, default=None,
-              help="Threads inside each kernel (default: all cores).")
+@click.option(
+    "--mem-limit",
+    type=float,
+    default=None,
+    metavar="MB",
+    help="Memory for the working windows (default 1024 MB); larger scenes are "
+    "processed window by window from disk.",
+)
+@click.option(
+    "--workers",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Windows processed at the same time (threads).",
+)
+@click.option(
+    "--threads", type=int, default=None, help="Threads inside each kernel (default: all cores)."
+)
 @click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress display or summary.")
 def predict(
@@ -192,14 +234,26 @@ def predict(
 @click.argument("prediction", type=click.Path())
 @click.argument("truth", type=click.Path())
 @click.option("--pred-scale", type=float, default=None, help="Scale of the prediction's values.")
-@click.option("--truth-scale", type=float, default=None,
-              help="Scale of the truth's values (e.g. 0.0001). Default: file metadata, else 1.")
+@click.option(
+    "--truth-scale",
+    type=float,
+    default=None,
+    help="Scale of the truth's values (e.g. 0.0001). Default: file metadata, else 1.",
+)
 @click.option("--truth-offset", type=float, default=None, help="Offset of the truth's values.")
-@click.option("--ratio", type=float, default=None,
-              help="Resolution ratio coarse/fine pixel size, for ERGAS (e.g. 16).")
-@click.option("--data-range", default="1.0", show_default=True,
-              help="Data range for SSIM and PSNR: a number, or 'truth' (the truth's valid "
-                   "max - min, for LST or NDVI).")
+@click.option(
+    "--ratio",
+    type=float,
+    default=None,
+    help="Resolution ratio coarse/fine pixel size, for ERGAS (e.g. 16).",
+)
+@click.option(
+    "--data-range",
+    default="1.0",
+    show_default=True,
+    help="Data range for SSIM and PSNR: a number, or 'truth' (the truth's valid "
+    "max - min, for LST or NDVI).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def evaluate(
     prediction: str, truth: str, pred_scale: float | None, truth_scale: float | None,

@@ -27,7 +27,7 @@ def integer_ratio(ratio: float | None, method: str) -> int:
             f"pixels on the fine grid, got {ratio}. Resample the fine image so that the ratio "
             "is an integer (e.g. 480 m / 30 m = 16)."
         )
-    return int(round(ratio))
+    return round(ratio)
 
 
 def block_shape(shape: tuple[int, int], r: int) -> tuple[int, int]:

@@ -63,8 +63,10 @@ def run_demo(outdir: Path, *, overwrite: bool = False, method: str = "starfm",
             if p.exists():
                 raise OutputExistsError(f"{p}: already exists. Pass --overwrite to replace it.")
 
-    con.print(f"[bold]stfusion demo[/bold]: case {CASE} (bundled CIA sample, 250 x 250 px at "
-              f"50 m, 6 bands, R = {ratio:g})")
+    con.print(
+        f"[bold]stfusion demo[/bold]: case {CASE} (bundled CIA sample, 250 x 250 px at "
+        f"50 m, 6 bands, R = {ratio:g})"
+    )
     con.print(f"  pair {PAIR_DATE}: {Path(f1).name} + {Path(c1).name}")
     con.print(f"  predict {TARGET_DATE} from {Path(c2).name}; truth {Path(truth_path).name}")
     t0 = time.monotonic()
@@ -83,8 +85,13 @@ def run_demo(outdir: Path, *, overwrite: bool = False, method: str = "starfm",
         preds[cls.name] = est.predict(c2).values
     reports = {k: evaluate(v, truth, ratio=ratio, band_names=names) for k, v in preds.items()}
 
-    con.print(comparison_table(reports, title=f"{CASE}: mean over bands; nochange and additive are the baselines "
-                                    "(best in bold)"))
+    con.print(
+        comparison_table(
+            reports,
+            title=f"{CASE}: mean over bands; nochange and additive are the baselines "
+            "(best in bold)",
+        )
+    )
     con.print(metrics_table(reports[method], title=f"{method} per band"))
 
     fine1 = FileSource(f1).read()

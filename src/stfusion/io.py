@@ -380,7 +380,7 @@ class AlignedSource(Source):
             dst_nodata=np.nan,
         )
         # Nothing outside the fine scene: a tiled run must see exactly what a whole run sees.
-        _, inside, dest = self._padded(window, halo)
+        _, _inside, dest = self._padded(window, halo)
         mask = np.ones(out.shape[1:], dtype=bool)
         mask[dest.row_off : dest.row_off + dest.height,
              dest.col_off : dest.col_off + dest.width] = False  # fmt: skip
@@ -580,4 +580,3 @@ def grid_of_dataarray(da: Any) -> Grid:
     """The Grid of a DataArray made by :func:`to_dataarray` or rioxarray."""
     crs = da.rio.crs
     return Grid(crs=crs, transform=da.rio.transform(), width=da.sizes["x"], height=da.sizes["y"])
-

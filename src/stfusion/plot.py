@@ -21,7 +21,9 @@ def rgb_bands(band_names: Sequence[str]) -> list[int]:
     return [min(i, n - 1) for i in range(3)]
 
 
-def stretch_limits(images: Sequence[np.ndarray], bands: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+def stretch_limits(
+    images: Sequence[np.ndarray], bands: Sequence[int]
+) -> tuple[np.ndarray, np.ndarray]:
     """2-98 % limits per composite band over all images together (one stretch for all)."""
     lo, hi = [], []
     for b in bands:
@@ -32,7 +34,9 @@ def stretch_limits(images: Sequence[np.ndarray], bands: Sequence[int]) -> tuple[
     return np.array(lo), np.array(hi)
 
 
-def composite(image: np.ndarray, bands: Sequence[int], lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+def composite(
+    image: np.ndarray, bands: Sequence[int], lo: np.ndarray, hi: np.ndarray
+) -> np.ndarray:
     rgb = np.stack([(image[b] - lo[i]) / (hi[i] - lo[i]) for i, b in enumerate(bands)], axis=-1)
     rgb = np.clip(np.nan_to_num(rgb, nan=0.0), 0, 1)
     return rgb

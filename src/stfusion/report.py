@@ -50,7 +50,8 @@ def comparison_table(reports: Mapping[str, MetricReport], title: str = "") -> An
 
     cols = [("rmse", "{:.5f}", min), ("mae", "{:.5f}", min), ("bias", "{:+.5f}", None),
             ("cc", "{:.4f}", max), ("ssim", "{:.4f}", max), ("psnr", "{:.2f}", max),
-            ("sam_deg", "{:.3f}", min), ("ergas", "{:.4f}", min), ("coverage", "{:.3f}", None)]  # fmt: skip
+            ("sam_deg", "{:.3f}", min), ("ergas", "{:.4f}", min),
+            ("coverage", "{:.3f}", None)]  # fmt: skip
     table = Table(title=title or None, title_justify="left")
     table.add_column("method")
     for name, _, _ in cols:

@@ -97,7 +97,9 @@ def as_source(image: ImageLike, scaling: Scaling | None = None, label: str = "")
     return ArraySource(arr, _identity_grid(arr.shape[1:]), (), label or "<array>")
 
 
-def _align(coarse: Source, fine: Source, resampling: str, notes: list[str]) -> tuple[Source, float | None]:
+def _align(
+    coarse: Source, fine: Source, resampling: str, notes: list[str]
+) -> tuple[Source, float | None]:
     """Put ``coarse`` on ``fine``'s grid; return it and the resolution ratio if known."""
     fg, cg = fine.grid, coarse.grid
     if cg.same_as(fg):
@@ -130,9 +132,9 @@ def _align(coarse: Source, fine: Source, resampling: str, notes: list[str]) -> t
     overlap_y = min(cb[3], fb[3]) - max(cb[1], fb[1])
     if overlap_x <= 0 or overlap_y <= 0:
         raise GridMismatchError(
-            f"{coarse.label} and {fine.label} do not overlap (coarse bounds {tuple(round(v) for v in cb)}"
-            f" vs fine {tuple(round(v) for v in fb)} in {fg.crs}). Check that they show the "
-            "same area."
+            f"{coarse.label} and {fine.label} do not overlap (coarse bounds "
+            f"{tuple(round(v) for v in cb)} vs fine {tuple(round(v) for v in fb)} in {fg.crs})."
+            " Check that they show the same area."
         )
     ratio = resolution_ratio(cg, fg)
     msg = (
@@ -216,9 +218,11 @@ def open_scene(
                 f"{f.label} ({f.grid.describe()}) and {ref.label} ({ref.grid.describe()}): fine "
                 "images must share one grid. Resample them onto a common grid first."
             )
-    all_coarse = [*coarses, as_source(target, coarse_scaling, "coarse target")] if (
-        target is not None
-    ) else coarses
+    all_coarse = (
+        [*coarses, as_source(target, coarse_scaling, "coarse target")]
+        if (target is not None)
+        else coarses
+    )
     for img in [*fines, *all_coarse]:
         if img.count != ref.count:
             raise GridMismatchError(

@@ -56,7 +56,7 @@ def window_size_for(
     """Largest square window (side, fine pixels) whose padded working set fits the limit."""
     limit = (mem_limit_mb or DEFAULT_MEM_LIMIT_MB) * 1024 * 1024 / max(workers, 1)
     side = int(math.sqrt(limit / max(bytes_per_pixel, 1.0))) - 2 * halo
-    step = int(round(ratio)) if ratio and abs(ratio - round(ratio)) < 1e-6 and ratio >= 1 else 1
+    step = round(ratio) if ratio and abs(ratio - round(ratio)) < 1e-6 and ratio >= 1 else 1
     side = max(side, MIN_WINDOW, step)
     return max(step, side // step * step)
 

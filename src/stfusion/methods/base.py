@@ -39,7 +39,8 @@ class Param:
         if self.choices is not None:
             if text not in {str(c) for c in self.choices}:
                 raise InvalidParameterError(
-                    f"--param {self.name}={text}: choose one of {', '.join(map(str, self.choices))}."
+                    f"--param {self.name}={text}: choose one of "
+                    f"{', '.join(map(str, self.choices))}."
                 )
             return next(c for c in self.choices if str(c) == text)
         if text == "auto" and self.default == "auto":
@@ -117,7 +118,9 @@ class FusionMethod:
         """Approximate working memory per padded fine pixel, for window sizing."""
         return 4.0 * bands * (2 * pairs + 2) + 64.0
 
-    def fit(self, pairs: Sequence[tuple[ImageLike, ImageLike]] | Scene, **scene_kw: Any) -> FusionMethod:
+    def fit(
+        self, pairs: Sequence[tuple[ImageLike, ImageLike]] | Scene, **scene_kw: Any
+    ) -> FusionMethod:
         scene = pairs if isinstance(pairs, Scene) else open_scene(pairs, **scene_kw)
         n = len(scene.pairs)
         if n < self.min_pairs or (self.max_pairs is not None and n > self.max_pairs):

@@ -104,7 +104,8 @@ class STARFM(FusionMethod):
             isinstance(self.uncertainty, int | float) and self.uncertainty > 0
         ):
             raise InvalidParameterError(
-                f"starfm: uncertainty must be 'auto' or a positive number, got {self.uncertainty!r}."
+                "starfm: uncertainty must be 'auto' or a positive number, "
+                f"got {self.uncertainty!r}."
             )
 
     def halo(self) -> int:
