@@ -409,12 +409,11 @@ def check_output(path: str | os.PathLike[str], overwrite: bool, inputs: Sequence
     """Fail early, before any work, if the output cannot or must not be written."""
     out = Path(path)
     for inp in inputs:
-        with contextlib.suppress(OSError):
-            if Path(inp).resolve() == out.resolve():
-                raise OutputExistsError(
-                    f"{out}: the output is one of the inputs; choose another output path "
-                    "(inputs are never modified)."
-                )
+        if Path(inp).resolve() == out.resolve():
+            raise OutputExistsError(
+                f"{out}: the output is one of the inputs; choose another output path "
+                "(inputs are never modified)."
+            )
     if out.exists() and not overwrite:
         raise OutputExistsError(f"{out}: already exists. Pass --overwrite to replace it.")
     parent = out.parent if str(out.parent) else Path(".")

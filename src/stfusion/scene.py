@@ -102,23 +102,23 @@ def _align(
 ) -> tuple[Source, float | None]:
     """Put ``coarse`` on ``fine``'s grid; return it and the resolution ratio if known."""
     fg, cg = fine.grid, coarse.grid
-    if cg.same_as(fg):
-        return coarse, None
     if not fg.georeferenced or not cg.georeferenced:
         if cg.shape == fg.shape:
+            if not isinstance(coarse, FileSource) and not isinstance(fine, FileSource):
+                return coarse, None  # plain arrays: nothing to warn about
             which = "neither" if not (fg.georeferenced or cg.georeferenced) else "only one"
-            msg = (
+            notes.append(
                 f"{coarse.label} and {fine.label}: {which} of the two is georeferenced; same "
                 f"shape {fg.shape}, so pixels are assumed to line up."
             )
-            warnings.warn(msg, STFusionWarning, stacklevel=3)
-            notes.append(msg)
             return coarse, None
         raise GridMismatchError(
             f"{coarse.label} ({cg.height} x {cg.width}) and {fine.label} ({fg.height} x "
             f"{fg.width}): different shapes and at least one has no CRS, so they cannot be "
             "aligned. Georeference both files, or resample the coarse image onto the fine grid."
         )
+    if cg.same_as(fg):
+        return coarse, None
     if not isinstance(coarse, FileSource):
         raise GridMismatchError(
             f"{coarse.label}: on another grid than {fine.label}; in-memory coarse images must "
@@ -236,6 +236,11 @@ def open_scene(
         aligned.append(a)
         if r is not None:
             ratios.append(r)
+    unreferenced = [n for n in notes if "georeferenced" in n]
+    if unreferenced:
+        warnings.warn(
+            f"{unreferenced[0]} ({len(unreferenced)} such input(s))", STFusionWarning, stacklevel=2
+        )
     if ratios:
         measured = float(np.mean(ratios))
         if ratio is not None and abs(ratio - measured) > 0.05 * measured:

@@ -19,7 +19,7 @@ from rasterio.windows import Window
 
 from stfusion.errors import InvalidParameterError
 from stfusion.io import Grid, RasterWriter, Scaling, Source, to_dataarray
-from stfusion.scene import ImageLike, Scene, as_source, open_scene
+from stfusion.scene import ImageLike, Scene, as_source, check_scales, check_valid, open_scene
 from stfusion.tiling import ArraySink, ProgressFn, plan_windows, run, window_size_for
 
 
@@ -147,8 +147,11 @@ class FusionMethod:
             scene = self.scene_
             target = open_scene(
                 [(p[0], p[1]) for p in scene.pairs], coarse_target,
-                coarse_scaling=scaling, ratio=scene.ratio,
+                coarse_scaling=scaling, ratio=scene.ratio, check=False,
             ).target  # fmt: skip
+            assert target is not None
+            check_valid(target, "coarse target image")
+            check_scales(scene.pairs[0][0], target)
         assert target is not None
         if target.count != self.scene_.count:
             raise InvalidParameterError(

@@ -1,0 +1,202 @@
+"""Band roles: which band of a stack is blue, green, red, NIR, SWIR1 or SWIR2.
+
+Some methods need to know a band's role (an index from red and NIR, similar pixels chosen on
+particular bands). Roles come from, in order of preference:
+
+1. the user: ``--param bands=blue,green,red,nir,swir1,swir2`` (one role per band, in file
+   order; ``other`` for a band with no role here), or a sensor preset ``--param bands=landsat8``;
+2. the file's band names (descriptions), matched as described in :func:`roles_from_names`.
+
+Presets give the usual stacks (bands in the order named):
+
+=============  =====  ===================================================================
+preset         bands  roles
+=============  =====  ===================================================================
+``landsat7``   6      TM/ETM+ bands 1, 2, 3, 4, 5, 7: blue, green, red, nir, swir1, swir2
+``landsat8``   6      OLI bands 2-7: blue, green, red, nir, swir1, swir2
+``landsat8``   7      OLI bands 1-7: other (coastal), blue, green, red, nir, swir1, swir2
+``modis``      6      MODIS bands 1, 2, 3, 4, 6, 7 in band-number order: red, nir, blue,
+                      green, swir1, swir2
+``modis``      7      MODIS bands 1-7: red, nir, blue, green, other (1240 nm), swir1, swir2
+=============  =====  ===================================================================
+
+A coarse (MODIS) image that was reordered to match Landsat (as in most fusion data sets,
+e.g. the CIA and LGC benchmarks) has the Landsat roles: use ``landsat7``/``landsat8`` there.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from stfusion.errors import InvalidParameterError
+
+#: Canonical role names, in wavelength order.
+ROLES: tuple[str, ...] = ("blue", "green", "red", "nir", "swir1", "swir2")
+#: Role of a band that is none of :data:`ROLES` (coastal, thermal, 1240 nm, unknown).
+OTHER = "other"
+
+_LANDSAT_6 = ("blue", "green", "red", "nir", "swir1", "swir2")
+PRESETS: dict[str, dict[int, tuple[str, ...]]] = {
+    "landsat7": {6: _LANDSAT_6},
+    "landsat8": {6: _LANDSAT_6, 7: (OTHER, *_LANDSAT_6)},
+    "modis": {
+        6: ("red", "nir", "blue", "green", "swir1", "swir2"),
+        7: ("red", "nir", "blue", "green", OTHER, "swir1", "swir2"),
+    },
+}
+
+#: Band number -> role for names like ``B4``/``SR_B4`` (Landsat) and ``sur_refl_b01`` (MODIS).
+_LANDSAT_TM = {1: "blue", 2: "green", 3: "red", 4: "nir", 5: "swir1", 7: "swir2"}
+_LANDSAT_OLI = {2: "blue", 3: "green", 4: "red", 5: "nir", 6: "swir1", 7: "swir2"}
+_MODIS = {1: "red", 2: "nir", 3: "blue", 4: "green", 6: "swir1", 7: "swir2"}
+
+_LANDSAT_NUMBER = re.compile(r"^(?:sr_)?b0*(\d+)$")
+_MODIS_NUMBER = re.compile(r"^sur_refl_b0*(\d+)$")
+
+
+
+def _example(param: str) -> str:
+    return f"--param {param}=blue,green,red,nir,swir1,swir2 (Python: {param}='blue,green,...')"
+
+
+def _role_from_words(name: str) -> str | None:
+    """A role from words in a band name (``'Red'``, ``'NIR'``, ``'near infrared'``, ...)."""
+    tokens = [t for t in re.split(r"[^a-z0-9]+", name.lower()) if t]
+    ts = set(tokens)
+    if "swir" in ts:
+        if "1" in ts:
+            return "swir1"
+        if "2" in ts:
+            return "swir2"
+    for role, words in (
+        ("swir1", {"swir1", "swir16"}),
+        ("swir2", {"swir2", "swir22"}),
+        ("nir", {"nir", "nir08"}),
+        ("blue", {"blue"}),
+        ("green", {"green"}),
+    ):
+        if ts & words:
+            return role
+    if {"near", "infrared"} <= ts:
+        return "nir"
+    if "red" in ts and "edge" not in ts:
+        return "red"
+    return None
+
+
+def roles_from_names(names: Sequence[str]) -> tuple[str, ...]:
+    """Roles read from band names; :data:`OTHER` where a name says nothing.
+
+    Matching (case-insensitive, on the words of each name):
+
+    * role words: ``blue``, ``green``, ``red`` (not ``red edge``), ``nir``/``nir08``/``near
+      infrared``, ``swir1``/``swir16``/``swir 1``, ``swir2``/``swir22``/``swir 2``;
+    * MODIS names ``sur_refl_b01`` ... ``sur_refl_b07`` by MODIS band number;
+    * Landsat band numbers (``B4``, ``SR_B4``) only where the set of numbers tells the sensor:
+      exactly {1, 2, 3, 4, 5, 7} is TM/ETM+ (B4 = NIR), exactly {2, ..., 7} is OLI (B4 = red).
+      Other sets are ambiguous (B4 is NIR on Landsat 4-7 and red on Landsat 8-9) and give
+      :data:`OTHER`. The generic names ``band1``, ``band2``, ... say nothing.
+
+    A role found twice is dropped (both bands get :data:`OTHER`): a guess is worse than a
+    clear error.
+    """
+    out: list[str | None] = [_role_from_words(n) for n in names]
+    numbers: dict[int, int] = {}
+    for i, n in enumerate(names):
+        low = n.strip().lower()
+        m = _MODIS_NUMBER.match(low)
+        if m and out[i] is None:
+            out[i] = _MODIS.get(int(m.group(1)))
+            continue
+        m = _LANDSAT_NUMBER.match(low)
+        if m:
+            numbers[i] = int(m.group(1))
+    found = set(numbers.values())
+    table = (
+        _LANDSAT_TM if found == {1, 2, 3, 4, 5, 7}
+        else _LANDSAT_OLI if found == {2, 3, 4, 5, 6, 7}
+        else None
+    )  # fmt: skip
+    if table is not None:
+        for i, num in numbers.items():
+            if out[i] is None:
+                out[i] = table.get(num)
+    roles = [r if r is not None else OTHER for r in out]
+    for role in ROLES:
+        if roles.count(role) > 1:
+            roles = [OTHER if r == role else r for r in roles]
+    return tuple(roles)
+
+
+def parse_band_roles(
+    text_or_preset: str | Sequence[str], count: int, *, param: str = "bands"
+) -> tuple[str, ...]:
+    """Roles of ``count`` bands from a preset name or a comma-separated list of roles."""
+    if isinstance(text_or_preset, str):
+        text = text_or_preset.strip().lower()
+        if text in PRESETS:
+            by_count = PRESETS[text]
+            if count not in by_count:
+                have = " or ".join(str(c) for c in sorted(by_count))
+                raise InvalidParameterError(
+                    f"--param {param}={text}: the {text} preset is for {have}-band stacks, the "
+                    f"images have {count} bands. List one role per band instead: {_example(param)}."
+                )
+            return by_count[count]
+        items = [t.strip() for t in text.split(",")]
+    else:
+        items = [str(t).strip().lower() for t in text_or_preset]
+    allowed = (*ROLES, OTHER)
+    for item in items:
+        if item not in allowed:
+            raise InvalidParameterError(
+                f"--param {param}: {item!r} is not a band role or preset; use roles from "
+                f"{', '.join(allowed)} (one per band, in file order) or a preset "
+                f"({', '.join(PRESETS)})."
+            )
+    if len(items) != count:
+        raise InvalidParameterError(
+            f"--param {param}: {len(items)} roles given for {count} bands; give one role per "
+            f"band, in file order ({OTHER} for a band with none), e.g. {_example(param)}."
+        )
+    for role in ROLES:
+        if items.count(role) > 1:
+            raise InvalidParameterError(f"--param {param}: role {role!r} is given twice.")
+    return tuple(items)
+
+
+def resolve_band_roles(
+    file_band_names: Sequence[str], given: str | Sequence[str] | None = None, *,
+    param: str = "bands",
+) -> tuple[str, ...]:  # fmt: skip
+    """Roles of the bands: from ``given`` (preset or list) if given, else from the names.
+
+    ``given`` of ``None`` or ``"auto"`` means "read the band names". The result may contain
+    :data:`OTHER`; :func:`require_roles` turns a missing role into a clear error.
+    """
+    if given is None or (isinstance(given, str) and given.strip().lower() == "auto"):
+        return roles_from_names(file_band_names)
+    return parse_band_roles(given, len(file_band_names), param=param)
+
+
+def require_roles(
+    roles: Sequence[str],
+    needed: Sequence[str],
+    *,
+    method: str,
+    file_band_names: Sequence[str] = (),
+    param: str = "bands",
+    why: str = "",
+) -> tuple[int, ...]:
+    """0-based indices of the ``needed`` roles, or an error saying how to name the bands."""
+    missing = [r for r in needed if r not in roles]
+    if missing:
+        names = f" (band names: {', '.join(file_band_names)})" if file_band_names else ""
+        because = f" {why}" if why else ""
+        raise InvalidParameterError(
+            f"{method}: needs to know which band is {' and '.join(missing)}{because}, but the "
+            f"bands{names} do not say. Name the roles with {_example(param)}, or a sensor preset "
+            f"(--param {param}=landsat7, landsat8 or modis)."
+        )
+    return tuple(list(roles).index(r) for r in needed)

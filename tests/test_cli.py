@@ -1,0 +1,186 @@
+"""The command line, as a user meets it: outputs, exit codes, error messages."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+
+import stfusion
+from conftest import write_tif
+from stfusion.cli import main
+from stfusion.io import FileSource
+from stfusion.methods.starfm import STARFM
+from stfusion.metrics import METRIC_NAMES
+
+
+def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    try:
+        main(args)
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_version_help_methods(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(["--version"], capsys)
+    assert code == 0 and stfusion.__version__ in out
+    code, out, _ = run(["--help"], capsys)
+    assert code == 0 and "predict" in out and "evaluate" in out
+    code, out, _ = run(["--show-versions"], capsys)
+    assert code == 0 and "rasterio" in out and "GDAL" in out
+    code, out, _ = run(["methods"], capsys)
+    assert code == 0
+    assert {line.split()[0] for line in out.splitlines()} >= {"starfm", "additive", "nochange"}
+    assert "window=51" in out
+
+
+def _predict(s: dict[str, Path], out: Path, *extra: str) -> list[str]:
+    return ["predict", "--method", "starfm", "--pair", str(s["f1"]), str(s["c1"]),
+            "--coarse", str(s["c2"]), "--out", str(out), "--param", "window=7", *extra]  # fmt: skip
+
+
+def test_predict_writes_georeferenced_float32_equal_to_library(
+    small_tifs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "pred.tif"
+    code, stdout, err = run(_predict(small_tifs, out, "--mem-limit", "1"), capsys)
+    assert code == 0, err
+    assert "wrote" in stdout
+    with rasterio.open(out) as ds, rasterio.open(small_tifs["f1"]) as ref:
+        assert ds.crs == ref.crs and ds.transform == ref.transform
+        assert ds.dtypes == ("float32", "float32")
+        assert ds.descriptions == ("red", "nir")
+        tags = ds.tags()
+        assert tags["STFUSION_METHOD"] == "starfm"
+        assert json.loads(tags["STFUSION_PARAMS"])["window"] == 7
+        assert tags["STFUSION_VERSION"] == stfusion.__version__
+        cli_pred = ds.read()
+    lib = STARFM(window=7).fit([(small_tifs["f1"], small_tifs["c1"])]).predict(small_tifs["c2"])
+    np.testing.assert_array_equal(cli_pred, lib.values)
+    # No overwrite without --overwrite, and the file is untouched.
+    before = out.stat().st_mtime_ns
+    code, _, err = run(_predict(small_tifs, out), capsys)
+    assert code == 1 and "--overwrite" in err and "Traceback" not in err
+    assert out.stat().st_mtime_ns == before
+    code, _, err = run(_predict(small_tifs, out, "--overwrite"), capsys)
+    assert code == 0, err
+
+
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("missing", "file not found"),
+        ("not_raster", "not a raster"),
+        ("bands", "bands"),
+        ("no_overlap", "do not overlap"),
+        ("all_nan", "no valid pixels"),
+        ("scale", "--fine-scale"),
+        ("param", "no such parameter"),
+        ("even_window", "odd"),
+    ],
+)
+def test_bad_inputs_fail_cleanly(
+    case: str, message: str, small_tifs: dict[str, Path], tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    from affine import Affine
+
+    s = dict(small_tifs)
+    extra: list[str] = []
+    f1 = FileSource(str(s["f1"])).read()
+    here = Affine(50.0, 0, 406012.5, 0, -50.0, 6147787.5)
+    if case == "missing":
+        s["c1"] = tmp_path / "missing.tif"
+    elif case == "not_raster":
+        s["c1"] = tmp_path / "notes.txt"
+        s["c1"].write_text("hello")
+    elif case == "bands":
+        s["c1"] = write_tif(tmp_path / "b3.tif", np.concatenate([f1, f1[:1]]), transform=here)
+    elif case == "no_overlap":
+        s["c1"] = write_tif(tmp_path / "far.tif", f1,
+                            transform=Affine(50.0, 0, 900000.0, 0, -50.0, 6147787.5))  # fmt: skip
+    elif case == "all_nan":
+        s["c2"] = write_tif(tmp_path / "nan.tif", np.full_like(f1, np.nan), transform=here)
+    elif case == "scale":
+        s["f1"] = write_tif(tmp_path / "x10000.tif", f1 * 10000, transform=here)
+    elif case == "param":
+        extra = ["--param", "bogus=1"]
+    elif case == "even_window":
+        extra = ["--param", "window=8"]
+    out = tmp_path / "out.tif"
+    code, _, err = run(_predict(s, out, *extra), capsys)
+    assert code == 1
+    assert message in err
+    assert "Traceback" not in err
+    assert not out.exists()
+    assert not [p for p in tmp_path.iterdir() if "partial" in p.name]
+    if case in ("missing", "not_raster", "bands", "all_nan", "scale"):
+        bad = {"missing": "c1", "not_raster": "c1", "bands": "c1", "all_nan": "c2", "scale": "f1"}
+        assert Path(s[bad[case]]).name in err
+
+
+def test_debug_shows_traceback(small_tifs: dict[str, Path], tmp_path: Path) -> None:
+    from stfusion.errors import InputFileError
+
+    s = dict(small_tifs, c1=tmp_path / "missing.tif")
+    with pytest.raises(InputFileError):
+        main(["--debug", *_predict(s, tmp_path / "o.tif")])
+
+
+def test_evaluate_table_and_json(
+    small_tifs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(["evaluate", str(small_tifs["f1"]), str(small_tifs["f2"]),
+                          "--ratio", "10"], capsys)  # fmt: skip
+    assert code == 0, err
+    assert "rmse" in out and "mean" in out and "ERGAS" in out and "data range 1.0" in out
+    code, out, _ = run(["evaluate", str(small_tifs["f1"]), str(small_tifs["f2"]), "--json"], capsys)
+    data = json.loads(out)
+    assert set(METRIC_NAMES) <= set(data)
+    assert set(data["rmse"]["bands"]) == {"red", "nir"}
+    f1 = FileSource(str(small_tifs["f1"])).read()
+    f2 = FileSource(str(small_tifs["f2"])).read()
+    expect = np.sqrt(np.mean((f1.astype(np.float64) - f2) ** 2, axis=(1, 2)))
+    assert data["rmse"]["bands"]["red"] == pytest.approx(expect[0], rel=1e-6)
+    code, _, err = run(["evaluate", str(small_tifs["f1"]), str(small_tifs["f2"]),
+                        "--data-range", "x"], capsys)  # fmt: skip
+    assert code == 1 and "--data-range" in err
+
+
+def test_inspect_shows_alignment(
+    small_tifs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from affine import Affine
+
+    from stfusion.coarse import block_mean
+
+    f1 = FileSource(str(small_tifs["f1"])).read()
+    native = write_tif(tmp_path / "native.tif", block_mean(f1, 10),
+                       transform=Affine(500.0, 0, 406012.5, 0, -500.0, 6147787.5))  # fmt: skip
+    code, out, _ = run(["inspect", str(small_tifs["f1"]), str(small_tifs["c1"]), str(native)],
+                       capsys)  # fmt: skip
+    assert code == 0
+    assert "fine (output grid)" in out
+    assert "already on the fine grid" in out
+    assert "ratio 10.000" in out
+    assert "valid" in out and "scaling" in out
+
+
+def test_demo_runs_on_bundled_sample(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _out, err = run(["demo", str(tmp_path / "d")], capsys)
+    assert code == 0, err
+    for name in ("starfm_2001-11-02.tif", "demo.png", "metrics.json"):
+        assert (tmp_path / "d" / name).stat().st_size > 0
+    result = json.loads((tmp_path / "d" / "metrics.json").read_text())
+    rm = {k: v["rmse"]["mean"] for k, v in result["metrics"].items()}
+    assert set(rm) == {"starfm", "nochange", "additive"}
+    assert rm["starfm"] < rm["nochange"]
+    assert rm["starfm"] <= 1.03 * rm["additive"]
+    code, _, err = run(["demo", str(tmp_path / "d")], capsys)
+    assert code == 1 and "--overwrite" in err

@@ -1,0 +1,149 @@
+"""Raster I/O: scaling, nodata, windows with halos, atomic writing, alignment."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+from rasterio.crs import CRS
+from rasterio.windows import Window
+
+from conftest import BOREAS, KRANJ, need, write_tif
+from stfusion.coarse import block_mean, upsample_blocks
+from stfusion.errors import InputFileError, OutputExistsError
+from stfusion.io import (
+    AlignedSource,
+    FileSource,
+    Grid,
+    RasterWriter,
+    Scaling,
+    check_output,
+    read_raster,
+    write_raster,
+)
+
+
+def test_int16_nodata_and_file_scale(tmp_path: Path) -> None:
+    data = np.array([[[100, 200], [-9999, 4000]]], dtype=np.int16)
+    p = write_tif(tmp_path / "a.tif", data, nodata=-9999, scales=[1e-4])
+    src = FileSource(str(p))
+    assert src.scale_source == "file metadata"
+    arr = src.read()
+    assert arr.dtype == np.float32
+    np.testing.assert_allclose(arr[0, 0], [0.01, 0.02], rtol=1e-6)
+    assert np.isnan(arr[0, 1, 0])
+    # An explicit scale wins over the file's metadata.
+    np.testing.assert_allclose(FileSource(str(p), Scaling(1.0)).read()[0, 0], [100, 200])
+
+
+def test_offset_landsat_collection2(tmp_path: Path) -> None:
+    p = write_tif(tmp_path / "l.tif", np.full((1, 2, 2), 10000, np.uint16))
+    arr = FileSource(str(p), Scaling(2.75e-5, -0.2)).read()
+    np.testing.assert_allclose(arr, 10000 * 2.75e-5 - 0.2, rtol=1e-5)
+
+
+def test_envi_read() -> None:
+    src = FileSource(str(need(BOREAS) / "tm0524"), Scaling(1e-4))
+    arr = src.read()
+    assert arr.shape == (3, 400, 400)
+    assert 0.0 < np.nanmedian(arr) < 0.5
+    assert not src.grid.georeferenced
+
+
+def test_undeclared_float_nodata_is_nan() -> None:
+    src = FileSource(str(need(KRANJ) / "landsat" / "unfilled" / "2020068_191-28_kranj.tif"))
+    arr = src.read()
+    assert np.isnan(arr).any()
+    assert np.nanmax(np.abs(arr)) < 1e5
+
+
+def test_halo_padding_is_nan(tmp_path: Path) -> None:
+    data = np.arange(2 * 6 * 5, dtype=np.float32).reshape(2, 6, 5)
+    src = FileSource(str(write_tif(tmp_path / "h.tif", data)))
+    out = src.read(Window(0, 0, 3, 2), halo=2)
+    assert out.shape == (2, 6, 7)
+    assert np.isnan(out[:, :2, :]).all() and np.isnan(out[:, :, :2]).all()
+    np.testing.assert_array_equal(out[:, 2:6, 2:7], data[:, 0:4, 0:5])
+
+
+def test_write_roundtrip_keeps_grid_names_tags(tmp_path: Path) -> None:
+    grid = Grid(CRS.from_epsg(32755), Affine(30, 0, 1000, 0, -30, 5000), 300, 260)
+    arr = np.random.default_rng(0).random((2, 260, 300)).astype(np.float32)
+    arr[0, 5, 5] = np.nan
+    out = write_raster(
+        tmp_path / "o.tif",
+        arr,
+        grid,
+        band_names=["red", "nir"],
+        tags={"STFUSION_METHOD": "x", "STFUSION_PARAMS": {"a": 1}},
+    )
+    with rasterio.open(out) as ds:
+        assert ds.crs == grid.crs and ds.transform == grid.transform
+        assert ds.dtypes[0] == "float32" and np.isnan(ds.nodata)
+        assert ds.descriptions == ("red", "nir")
+        assert ds.tags()["STFUSION_PARAMS"] == '{"a": 1}'
+        assert ds.profile["tiled"] and ds.profile["compress"] == "deflate"
+        back = ds.read()
+    np.testing.assert_array_equal(back, arr)
+    da = read_raster(out)
+    assert da.dims == ("band", "y", "x") and da.rio.crs == grid.crs
+
+
+def test_no_overwrite_and_no_partial_file(tmp_path: Path) -> None:
+    grid = Grid(None, Affine.identity(), 4, 4)
+    p = write_raster(tmp_path / "o.tif", np.zeros((1, 4, 4)), grid)
+    with pytest.raises(OutputExistsError, match="--overwrite"):
+        write_raster(p, np.ones((1, 4, 4)), grid)
+    write_raster(p, np.ones((1, 4, 4)), grid, overwrite=True)
+    assert FileSource(str(p)).read().max() == 1
+    with pytest.raises(RuntimeError), RasterWriter(tmp_path / "b.tif", grid, 1) as w:
+        w.write(np.zeros((1, 2, 2)), Window(0, 0, 2, 2))
+        raise RuntimeError("boom")
+    assert sorted(os.listdir(tmp_path)) == ["o.tif"]
+
+
+def test_check_output_refuses_input_and_missing_dir(tmp_path: Path) -> None:
+    p = write_tif(tmp_path / "in.tif", np.zeros((1, 2, 2), np.float32))
+    with pytest.raises(OutputExistsError, match="one of the inputs"):
+        check_output(p, overwrite=True, inputs=[str(p)])
+    with pytest.raises(InputFileError, match="does not exist"):
+        check_output(tmp_path / "nope" / "o.tif", overwrite=False)
+
+
+def test_missing_and_non_raster(tmp_path: Path) -> None:
+    with pytest.raises(InputFileError, match="not found"):
+        FileSource(str(tmp_path / "missing.tif"))
+    bad = tmp_path / "bad.tif"
+    bad.write_text("not a raster")
+    with pytest.raises(InputFileError, match="not a raster"):
+        FileSource(str(bad))
+
+
+def _native_coarse(tmp_path: Path, fine: np.ndarray, r: int) -> tuple[Path, Grid]:
+    fgrid = Grid(CRS.from_epsg(32755), Affine(30.0, 0, 500000.0, 0, -30.0, 6100000.0),
+                 fine.shape[2], fine.shape[1])  # fmt: skip
+    coarse = block_mean(fine, r)
+    p = write_tif(tmp_path / "coarse.tif", coarse,
+                  transform=Affine(30.0 * r, 0, 500000.0, 0, -30.0 * r, 6100000.0))  # fmt: skip
+    return p, fgrid
+
+
+def test_aligned_source_nearest_equals_blocks_and_tiles(tmp_path: Path) -> None:
+    fine = np.random.default_rng(1).random((2, 40, 48)).astype(np.float32)
+    p, fgrid = _native_coarse(tmp_path, fine, 8)
+    al = AlignedSource(FileSource(str(p)), fgrid, "nearest")
+    whole = al.read()
+    np.testing.assert_allclose(whole, upsample_blocks(block_mean(fine, 8), 8, (40, 48)))
+    tiled = np.concatenate(
+        [np.concatenate([al.read(Window(c, r, 16, 20), 3)[:, 3:-3, 3:-3]
+                         for c in range(0, 48, 16)], axis=2) for r in range(0, 40, 20)], axis=1
+    )  # fmt: skip
+    np.testing.assert_array_equal(tiled, whole)
+    for resampling in ("bilinear", "cubic"):
+        al2 = AlignedSource(FileSource(str(p)), fgrid, resampling)
+        part = al2.read(Window(8, 8, 16, 16), 4)
+        np.testing.assert_allclose(part, al2.read()[:, 4:28, 4:28], atol=1e-6)

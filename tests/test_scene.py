@@ -1,0 +1,117 @@
+"""Putting inputs on one grid, and the errors for inputs that do not belong together."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from affine import Affine
+from rasterio.crs import CRS
+
+from conftest import write_tif
+from stfusion.errors import (
+    EmptyInputError,
+    GridMismatchError,
+    InvalidParameterError,
+    ScaleMismatchError,
+    STFusionWarning,
+)
+from stfusion.io import AlignedSource
+from stfusion.scene import open_scene
+
+T30 = Affine(30.0, 0, 500000.0, 0, -30.0, 6100000.0)
+
+
+def _img(seed: int = 0, shape: tuple[int, int, int] = (2, 32, 32)) -> np.ndarray:
+    return (0.1 + 0.3 * np.random.default_rng(seed).random(shape)).astype(np.float32)
+
+
+def test_native_coarse_is_aligned_and_ratio_recorded(tmp_path: Path) -> None:
+    f = write_tif(tmp_path / "f.tif", _img(0, (2, 64, 64)), transform=T30)
+    c = write_tif(tmp_path / "c.tif", _img(1, (2, 4, 4)),
+                  transform=Affine(480.0, 0, 500000.0, 0, -480.0, 6100000.0))  # fmt: skip
+    scene = open_scene([(f, c)], c)
+    assert isinstance(scene.pairs[0][1], AlignedSource)
+    assert scene.ratio == pytest.approx(16.0)
+    assert any("aligned" in n and "ratio 16" in n for n in scene.notes)
+
+
+def test_coarse_in_other_crs_is_reprojected(tmp_path: Path) -> None:
+    from rasterio.warp import calculate_default_transform, reproject
+
+    fine = _img(0, (1, 64, 64))
+    f = write_tif(tmp_path / "f.tif", fine, transform=T30)
+    # The same area in geographic coordinates at ~8x coarser resolution.
+    src_crs = CRS.from_epsg(32755)
+    bounds = (500000.0 - 960, 6100000.0 - 2880, 500000.0 + 2880, 6100000.0 + 960)
+    tr, w, h = calculate_default_transform(src_crs, "EPSG:4326", 16, 16, *bounds)
+    dst = np.zeros((1, h, w), np.float32)
+    big = np.full((1, 16, 16), 0.2, np.float32)
+    reproject(big, dst, src_transform=Affine(240, 0, bounds[0], 0, -240, bounds[3]),
+              src_crs=src_crs, dst_transform=tr, dst_crs="EPSG:4326")  # fmt: skip
+    c = write_tif(tmp_path / "c.tif", dst, transform=tr, crs=CRS.from_epsg(4326))
+    scene = open_scene([(f, c)], c, check=False)
+    assert scene.ratio == pytest.approx(8.0, rel=0.05)
+    arr = scene.target.read()
+    assert arr.shape == (1, 64, 64) and np.isfinite(arr).mean() > 0.9
+
+
+def test_band_count_mismatch_names_both(tmp_path: Path) -> None:
+    f = write_tif(tmp_path / "f.tif", _img(0, (2, 8, 8)))
+    c = write_tif(tmp_path / "c.tif", _img(0, (3, 8, 8)))
+    with pytest.raises(GridMismatchError, match=r"c\.tif has 3 bands.*f\.tif has 2"):
+        open_scene([(f, c)], c)
+
+
+def test_no_overlap(tmp_path: Path) -> None:
+    f = write_tif(tmp_path / "f.tif", _img())
+    c = write_tif(
+        tmp_path / "c.tif", _img(), transform=Affine(30.0, 0, 900000.0, 0, -30.0, 6100000.0)
+    )
+    with pytest.raises(GridMismatchError, match="do not overlap"):
+        open_scene([(f, c)], c)
+
+
+def test_unreferenced_inputs(tmp_path: Path) -> None:
+    f = write_tif(tmp_path / "f.tif", _img(), crs=None, transform=Affine.identity())
+    c = write_tif(tmp_path / "c.tif", _img(1), crs=None, transform=Affine.identity())
+    with pytest.warns(STFusionWarning, match="georeferenced"):
+        open_scene([(f, c)], c)
+    c2 = write_tif(tmp_path / "c2.tif", _img(1, (2, 16, 16)), crs=None, transform=Affine.identity())
+    with pytest.raises(GridMismatchError, match="different shapes"):
+        open_scene([(f, c2)], c2)
+
+
+def test_empty_and_mostly_empty_coarse(tmp_path: Path) -> None:
+    f = write_tif(tmp_path / "f.tif", _img())
+    c = write_tif(tmp_path / "c.tif", _img(1))
+    empty = write_tif(tmp_path / "e.tif", np.full((2, 32, 32), np.nan, np.float32))
+    with pytest.raises(EmptyInputError, match=r"e\.tif.*no valid pixels"):
+        open_scene([(f, c)], empty)
+    half = _img(1)
+    half[:, :20] = np.nan
+    h = write_tif(tmp_path / "h.tif", half)
+    with pytest.warns(STFusionWarning, match="only"):
+        open_scene([(f, c)], h)
+
+
+def test_scale_mismatch(tmp_path: Path) -> None:
+    f = write_tif(tmp_path / "f.tif", _img() * 10000)
+    c = write_tif(tmp_path / "c.tif", _img(1))
+    with pytest.raises(ScaleMismatchError, match="--fine-scale"):
+        open_scene([(f, c)], c)
+    f100 = write_tif(tmp_path / "f100.tif", _img() * 100)
+    with pytest.warns(STFusionWarning, match="medians differ"):
+        open_scene([(f100, c)], c)
+
+
+def test_fine_grids_must_match_and_ratio_positive(tmp_path: Path) -> None:
+    f = write_tif(tmp_path / "f.tif", _img())
+    f2 = write_tif(
+        tmp_path / "f2.tif", _img(), transform=Affine(30.0, 0, 500030.0, 0, -30.0, 6100000.0)
+    )
+    with pytest.raises(GridMismatchError, match="share one grid"):
+        open_scene([(f, f), (f2, f2)], f)
+    with pytest.raises(InvalidParameterError, match="positive"):
+        open_scene([(f, f)], f, ratio=-2)
