@@ -76,7 +76,7 @@ def test_no_overlap(tmp_path: Path) -> None:
 def test_unreferenced_inputs(tmp_path: Path) -> None:
     f = write_tif(tmp_path / "f.tif", _img(), crs=None, transform=Affine.identity())
     c = write_tif(tmp_path / "c.tif", _img(1), crs=None, transform=Affine.identity())
-    with pytest.warns(STFusionWarning, match="georeferenced"):
+    with pytest.warns(STFusionWarning, match="without full georeferencing"):
         open_scene([(f, c)], c)
     c2 = write_tif(tmp_path / "c2.tif", _img(1, (2, 16, 16)), crs=None, transform=Affine.identity())
     with pytest.raises(GridMismatchError, match="different shapes"):

@@ -106,11 +106,7 @@ def _align(
         if cg.shape == fg.shape:
             if not isinstance(coarse, FileSource) and not isinstance(fine, FileSource):
                 return coarse, None  # plain arrays: nothing to warn about
-            which = "neither" if not (fg.georeferenced or cg.georeferenced) else "only one"
-            notes.append(
-                f"{coarse.label} and {fine.label}: {which} of the two is georeferenced; same "
-                f"shape {fg.shape}, so pixels are assumed to line up."
-            )
+            notes.append(f"{coarse.label}: not georeferenced (or {fine.label} is not)")
             return coarse, None
         raise GridMismatchError(
             f"{coarse.label} ({cg.height} x {cg.width}) and {fine.label} ({fg.height} x "
@@ -236,10 +232,14 @@ def open_scene(
         aligned.append(a)
         if r is not None:
             ratios.append(r)
-    unreferenced = [n for n in notes if "georeferenced" in n]
+    unreferenced = [n for n in notes if "not georeferenced" in n]
     if unreferenced:
         warnings.warn(
-            f"{unreferenced[0]} ({len(unreferenced)} such input(s))", STFusionWarning, stacklevel=2
+            f"{len(unreferenced) + 1} inputs without full georeferencing (e.g. {ref.label}); "
+            f"all are {ref.grid.height} x {ref.grid.width} px, so their pixels are assumed to "
+            "line up.",
+            STFusionWarning,
+            stacklevel=2,
         )
     if ratios:
         measured = float(np.mean(ratios))
