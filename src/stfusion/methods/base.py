@@ -78,6 +78,12 @@ class FusionMethod:
                 )
         for p in self.params:
             setattr(self, p.name, params.get(p.name, p.default))
+            value = getattr(self, p.name)
+            if p.choices is not None and value not in p.choices:
+                raise InvalidParameterError(
+                    f"{self.name}: {p.name}={value!r}; choose one of "
+                    f"{', '.join(map(str, p.choices))}."
+                )
         self._validate_params()
 
     def _validate_params(self) -> None:

@@ -8,16 +8,19 @@ For each fine pixel (the centre of a ``window`` x ``window`` neighbourhood) and 
 1. Spectrally similar neighbours (section II-C): ``|F_k(n) - F_k(c)| <= 2 sigma_k / classes``
    with ``sigma_k`` the standard deviation of the fine image of pair k over the whole scene
    (as in the USDA reference program) or over the window (``threshold="window"``, as some ports).
-2. Candidate filtering (eqs. 15, 16): ``S_k(n) < reduce_k S_k(c) + sigma_lm`` and
+2. Candidate filtering (section II-C): ``S_k(n) < reduce_k S_k(c) + sigma_lm`` and
    ``T_k(n) < reduce_k T_k(c) + sigma_mm``, with spectral difference ``S = |F_k - C_k|``
-   (eq. 4), temporal difference ``T = |C_k - C_0|`` (eq. 5), ``sigma_lm = sqrt(sigma_l^2 +
+   (eq. 6), temporal difference ``T = |C_k - C_0|`` (eq. 7), ``sigma_lm = sqrt(sigma_l^2 +
    sigma_m^2)`` and ``sigma_mm = sqrt(2) sigma_m``. ``filter="paper"`` uses the paper's max
    over pairs and requires both conditions; ``filter="reference"`` uses the min over pairs and
    either condition, as the USDA program does.
-3. Weights (eqs. 6, 7, 10, 11): ``C = (S + q)(T + q) D``, ``D = 1 + d / A`` with ``d`` the
+3. Weights (eqs. 8-10, 12): ``C = (S + q)(T + q) D``, ``D = 1 + d / A`` with ``d`` the
    distance in pixels and ``A = window // 2``; ``W = (1/C) / sum(1/C)`` over the candidates of
    *all* pairs together.
-4. Prediction (eqs. 8, 12): ``sum W (F_k(n) + C_0(n) - C_k(n))``.
+4. Prediction (eq. 5): ``sum W (F_k(n) + C_0(n) - C_k(n))``.
+
+The centre's S_k(c) enters the filter bound when F_k(c) and C_k(c) are valid, T_k(c) when
+C_k(c) and C_0(c) are; a bound with no valid pair is infinite (no filtering on it).
 
 Units: ``uncertainty`` (sigma_l = sigma_m) and the weight quantum ``q`` are in the data's units.
 With ``uncertainty="auto"`` they follow the reference program for reflectance (50 and 1 on its
@@ -48,7 +51,7 @@ distance constant A    ``window // 2`` pixels                  max. search dista
 
 from __future__ import annotations
 
-from typing import Any
+import warnings
 
 import numpy as np
 from rasterio.windows import Window
@@ -197,12 +200,17 @@ def starfm_window(
         invst = np.empty_like(fsim)
         pred = np.empty_like(fsim)
         thr = np.empty((npairs, h, w), np.float32)
+        # Centre values of S (needs F_k, C_k) and T (needs C_k, C_0), NaN where undefined.
+        sc = np.empty((npairs, h, w), np.float32)
+        tc = np.empty((npairs, h, w), np.float32)
         for k in range(npairs):
             f, c = fines[k][b], coarses[k][b]
             fok = np.isfinite(f)
             ok = fok & np.isfinite(c) & np.isfinite(c0)
             s = np.abs(f - c)
             t = np.abs(c - c0)
+            sc[k] = np.where(fok & np.isfinite(c), s, np.nan)[centre]
+            tc[k] = np.where(np.isfinite(c) & np.isfinite(c0), t, np.nan)[centre]
             fsim[k] = np.where(fok, f, BIG)
             sd[k] = np.where(ok, s, BIG)
             td[k] = np.where(ok, t, BIG)
@@ -214,9 +222,8 @@ def starfm_window(
             else:
                 thr[k] = sim_threshold[k, b]
         # Centre bounds of the candidate filter, over pairs valid at the centre.
-        with np.errstate(invalid="ignore"), _quiet_nan_reduce():
-            sc = np.where(sd[(slice(None), *centre)] < BIG, sd[(slice(None), *centre)], np.nan)
-            tc = np.where(td[(slice(None), *centre)] < BIG, td[(slice(None), *centre)], np.nan)
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN centres: handled below
             smax = reduce(sc, axis=0) + sig_lm
             tmax = reduce(tc, axis=0) + sig_mm
         smax = np.where(np.isfinite(smax), smax, BIG).astype(np.float32)
@@ -225,17 +232,3 @@ def starfm_window(
         starfm_accumulate(fsim, sd, td, invst, pred, thr, smax, tmax, half, filter == "paper", res)
         out[b] = np.where(np.isnan(res), c0[centre], res)
     return out
-
-
-class _quiet_nan_reduce:
-    """Silence 'All-NaN slice' warnings: an all-NaN centre is handled right after."""
-
-    def __enter__(self) -> None:
-        import warnings
-
-        self._cm = warnings.catch_warnings()
-        self._cm.__enter__()
-        warnings.simplefilter("ignore", RuntimeWarning)
-
-    def __exit__(self, *exc: Any) -> None:
-        self._cm.__exit__(*exc)
