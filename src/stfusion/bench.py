@@ -1,0 +1,459 @@
+"""``stfusion bench``: every method on every case, one protocol, tables and figures.
+
+Each run is fit + predict in memory on the case's inputs, timed (wall seconds) with the peak
+resident memory sampled alongside, and scored with the pinned metrics against the truth. The
+baselines (no change, additive) are always included. Outputs, in ``--out DIR``:
+
+- ``metrics.csv``: tidy rows ``case, method, band, metric, value`` (a ``mean`` band row too),
+- ``runs.csv``: one row per run: status (ok / skipped / failed) and why, seconds, peak memory,
+  coverage,
+- ``summary.md``: per case, the mean over bands of each metric, best per column in bold,
+- ``figures/``: quicklooks (one colour stretch for truth and every prediction), absolute error
+  maps, truth-vs-prediction density scatter plots per band,
+- ``index.html``: all of it on one page,
+- ``run.json``: what is needed to reproduce the table (version, parameters, cases, machine).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import html
+import json
+import os
+import platform
+import shutil
+import tempfile
+import threading
+import time
+import traceback
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import stfusion
+from stfusion.cases import Case
+from stfusion.errors import InvalidParameterError, OutputExistsError, STFusionError
+from stfusion.io import FileSource, Scaling
+from stfusion.methods import get_method
+from stfusion.metrics import METRIC_NAMES, MetricReport, evaluate
+
+BASELINES = ("nochange", "additive")
+
+#: Summary columns: metric, format, which direction is better (None: no "best").
+SUMMARY_COLUMNS: tuple[tuple[str, str, Callable[..., float] | None], ...] = (
+    ("rmse", "{:.5f}", min), ("mae", "{:.5f}", min), ("bias", "{:+.5f}", None),
+    ("cc", "{:.4f}", max), ("ssim", "{:.4f}", max), ("psnr", "{:.2f}", max),
+    ("sam_deg", "{:.3f}", min), ("ergas", "{:.4f}", min), ("coverage", "{:.3f}", None),
+    ("seconds", "{:.1f}", None),
+)  # fmt: skip
+
+
+@dataclass
+class Run:
+    """One method on one case."""
+
+    case: str
+    method: str
+    status: str = "ok"
+    reason: str = ""
+    seconds: float = float("nan")
+    peak_mem_mb: float = float("nan")
+    params: dict[str, Any] = field(default_factory=dict)
+    report: MetricReport | None = None
+    prediction: np.ndarray | None = None
+
+
+class _PeakRSS:
+    """Samples this process's resident memory in a thread; ``peak_mb`` after ``stop``."""
+
+    def __init__(self, interval: float = 0.02) -> None:
+        import psutil
+
+        self._proc = psutil.Process()
+        self._interval = interval
+        self._stop = threading.Event()
+        self.peak = self._proc.memory_info().rss
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self._proc.memory_info().rss)
+            time.sleep(self._interval)
+
+    def __enter__(self) -> _PeakRSS:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self._proc.memory_info().rss)
+
+    @property
+    def peak_mb(self) -> float:
+        return self.peak / 2**20
+
+
+def parse_bench_params(items: Sequence[str]) -> dict[str, list[str]]:
+    """``method.name=value`` -> {method: ["name=value"]}."""
+    out: dict[str, list[str]] = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        method, dot, name = key.partition(".")
+        if not eq or not dot:
+            raise InvalidParameterError(
+                f"--param {item}: expected METHOD.NAME=VALUE, e.g. starfm.window=31."
+            )
+        out.setdefault(method.strip(), []).append(f"{name.strip()}={value.strip()}")
+    return out
+
+
+def applicable(cls: type, case: Case) -> str:
+    """Why ``cls`` cannot run on ``case`` ("" when it can)."""
+    n = len(case.pairs)
+    if n < cls.min_pairs:
+        return f"needs at least {cls.min_pairs} pairs, the case has {n}"
+    if cls.max_pairs is not None and n > cls.max_pairs:
+        return f"takes at most {cls.max_pairs} pair(s), the case has {n}"
+    dates = getattr(cls, "training_dates", None)
+    if dates and case.target_date in dates:
+        return f"trained on the target date {case.target_date}"
+    return ""
+
+
+def run_one(case: Case, method: str, params: Sequence[str] = ()) -> Run:
+    """Fit and predict ``method`` on ``case``; never raises for a method's own failure."""
+    cls = get_method(method)
+    run = Run(case.name, method)
+    reason = applicable(cls, case)
+    if reason:
+        run.status, run.reason = "skipped", reason
+        return run
+    try:
+        kwargs = cls.parse_params(params)
+        est = cls(**kwargs)
+        run.params = est.get_params()
+        with warnings.catch_warnings(), _PeakRSS() as mem:
+            warnings.simplefilter("ignore")
+            t0 = time.perf_counter()
+            est.fit(list(case.pairs), fine_scaling=case.fine_scaling,
+                    coarse_scaling=case.coarse_scaling, ratio=case.ratio)  # fmt: skip
+            est.prepare(case.target, case.coarse_scaling)
+            pred = est.predict().values
+            run.seconds = time.perf_counter() - t0
+        run.peak_mem_mb = mem.peak_mb
+        dates = getattr(est, "training_dates_", None)
+        if dates and case.target_date in dates:
+            run.status, run.reason = "skipped", f"trained on the target date {case.target_date}"
+            return run
+        run.prediction = pred
+    except STFusionError as exc:
+        run.status, run.reason = "skipped", str(exc)
+    except Exception as exc:  # a method's bug must not lose the other runs
+        run.status, run.reason = "failed", f"{type(exc).__name__}: {exc}"
+        run.params["traceback"] = traceback.format_exc(limit=5)
+    return run
+
+
+def _truth(case: Case) -> tuple[np.ndarray, list[str]]:
+    src = FileSource(case.truth, Scaling(case.fine_scale))
+    names = list(case.bands) if len(case.bands) == src.count else list(src.band_names)
+    return src.read(), names
+
+
+def run_bench(
+    cases: Sequence[Case],
+    methods: Sequence[str],
+    out: str | os.PathLike[str],
+    *,
+    params: dict[str, list[str]] | None = None,
+    overwrite: bool = False,
+    figures: bool = True,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Run everything, write the outputs into ``out`` (replaced as a whole), return a summary."""
+    outdir = Path(out)
+    if outdir.exists() and any(outdir.iterdir()) and not overwrite:
+        raise OutputExistsError(f"{outdir}: exists and is not empty. Pass --overwrite.")
+    methods = [m for m in BASELINES if m not in methods] + list(methods)
+    for m in methods:
+        get_method(m)  # unknown names fail before any work
+    params = params or {}
+    for m in params:
+        if m not in methods:
+            raise InvalidParameterError(f"--param {m}.*: method {m} is not in --methods.")
+    for case in cases:
+        case.check_files()
+    parent = outdir.parent if str(outdir.parent) else Path(".")
+    parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.", dir=parent))
+    try:
+        results = _run_all(cases, methods, params, tmp, figures, progress)
+        if outdir.exists():
+            shutil.rmtree(outdir)
+        os.replace(tmp, outdir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return results
+
+
+def _run_all(
+    cases: Sequence[Case],
+    methods: Sequence[str],
+    params: dict[str, list[str]],
+    outdir: Path,
+    figures: bool,
+    progress: Callable[[str], None] | None,
+) -> dict[str, Any]:
+    runs: list[Run] = []
+    figs: dict[str, list[str]] = {}
+    t_start = time.perf_counter()
+    for case in cases:
+        truth, names = _truth(case)
+        case_runs = []
+        for m in methods:
+            if progress:
+                progress(f"{case.name}: {m}")
+            run = run_one(case, m, params.get(m, ()))
+            if run.prediction is not None:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    run.report = evaluate(run.prediction, truth, ratio=case.ratio,
+                                          band_names=names)  # fmt: skip
+            case_runs.append(run)
+        if figures:
+            figs[case.name] = _case_figures(case, case_runs, truth, names, outdir / "figures")
+        for r in case_runs:
+            r.prediction = None  # free memory; figures are written
+        runs.extend(case_runs)
+    total = time.perf_counter() - t_start
+    _write_csvs(runs, outdir)
+    summary = summary_markdown(runs, cases)
+    (outdir / "summary.md").write_text(summary)
+    record = {
+        "stfusion_version": stfusion.__version__,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "total_seconds": round(total, 2),
+        "machine": machine_info(),
+        "methods": list(methods),
+        "params": params,
+        "cases": {c.name: c.to_dict() for c in cases},
+        "runs": [{"case": r.case, "method": r.method, "status": r.status, "reason": r.reason,
+                  "seconds": _num(r.seconds), "peak_mem_mb": _num(r.peak_mem_mb),
+                  "params": {k: v for k, v in r.params.items() if k != "traceback"}}
+                 for r in runs],
+    }  # fmt: skip
+    (outdir / "run.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
+    (outdir / "index.html").write_text(_html(runs, cases, figs, record))
+    return {"runs": runs, "summary": summary, "total_seconds": total, "outdir": str(outdir)}
+
+
+def _num(x: float) -> float | None:
+    return None if x != x else round(float(x), 4)
+
+
+def machine_info() -> dict[str, Any]:
+    import numba
+
+    cpu = platform.processor()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu, "cores": os.cpu_count(), "numba_threads": numba.get_num_threads(),
+        "python": platform.python_version(), "platform": platform.platform(),
+    }  # fmt: skip
+
+
+def _write_csvs(runs: Sequence[Run], outdir: Path) -> None:
+    with open(outdir / "metrics.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["case", "method", "band", "metric", "value"])
+        for r in runs:
+            if r.report is None:
+                continue
+            for metric in METRIC_NAMES:
+                for band, value in zip(r.report.band_names, r.report.per_band.get(metric, [])):
+                    w.writerow([r.case, r.method, band, metric, repr(float(value))])
+                w.writerow([r.case, r.method, "mean", metric, repr(float(r.report.mean[metric]))])
+    with open(outdir / "runs.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["case", "method", "status", "reason", "seconds", "peak_mem_mb", "coverage",
+                    "valid_fraction", "params"])  # fmt: skip
+        for r in runs:
+            cov = r.report.mean["coverage"] if r.report else float("nan")
+            vf = r.report.mean["valid_fraction"] if r.report else float("nan")
+            ps = {k: v for k, v in r.params.items() if k != "traceback"}
+            w.writerow([r.case, r.method, r.status, r.reason, f"{r.seconds:.3f}",
+                        f"{r.peak_mem_mb:.0f}", f"{cov:.4f}", f"{vf:.4f}",
+                        json.dumps(ps, default=str)])  # fmt: skip
+
+
+def _cell(run: Run, metric: str) -> float:
+    if metric == "seconds":
+        return run.seconds
+    return run.report.mean[metric] if run.report else float("nan")
+
+
+def summary_markdown(runs: Sequence[Run], cases: Sequence[Case]) -> str:
+    """Per case, the mean over bands of each metric; the best value per column in bold."""
+    lines = []
+    for case in cases:
+        rs = [r for r in runs if r.case == case.name]
+        ok = [r for r in rs if r.report is not None]
+        lines.append(f"### {case.name}\n")
+        lines.append(
+            f"{case.description}. Pairs {', '.join(case.pair_dates)} -> {case.target_date}; "
+            f"R = {case.ratio:g}; data range 1.0; mean over bands.\n"
+            if case.ratio
+            else f"{case.description}. Mean over bands; data range 1.0.\n"
+        )
+        header = ["method", *[c[0].replace("_deg", " (deg)") for c in SUMMARY_COLUMNS]]
+        lines.append("| " + " | ".join(header) + " |")
+        lines.append("|" + "---|" * len(header))
+        best: dict[str, float] = {}
+        for name, _, pick in SUMMARY_COLUMNS:
+            vals = [_cell(r, name) for r in ok if _cell(r, name) == _cell(r, name)]
+            if pick and vals:
+                best[name] = pick(vals)
+        for r in ok:
+            cells = []
+            for name, fmt, _ in SUMMARY_COLUMNS:
+                v = _cell(r, name)
+                text = "-" if v != v else fmt.format(v)
+                cells.append(f"**{text}**" if name in best and v == best[name] else text)
+            label = f"{r.method} (baseline)" if r.method in BASELINES else r.method
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        for r in rs:
+            if r.report is None:
+                lines.append(f"\n- {r.method}: {r.status}: {r.reason}")
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------------- figures
+
+
+def _case_figures(
+    case: Case, runs: Sequence[Run], truth: np.ndarray, names: list[str], figdir: Path
+) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from stfusion.plot import composite, rgb_bands, stretch_limits
+
+    figdir.mkdir(parents=True, exist_ok=True)
+    ok = [r for r in runs if r.prediction is not None]
+    if not ok:
+        return []
+    bands = rgb_bands(names)
+    lo, hi = stretch_limits([truth], bands)
+    n = len(ok) + 1
+    files = []
+
+    fig, axes = plt.subplots(2, n, figsize=(2.6 * n, 5.6), constrained_layout=True, squeeze=False)
+    axes[0, 0].imshow(composite(truth, bands, lo, hi), interpolation="nearest")
+    axes[0, 0].set_title("truth", fontsize=9)
+    errs = [np.nanmean(np.abs(r.prediction - truth), axis=0) for r in ok]
+    vmax = max(float(np.nanpercentile(e, 99)) for e in errs) or 1e-6
+    axes[1, 0].set_axis_off()
+    for i, (r, e) in enumerate(zip(ok, errs), start=1):
+        axes[0, i].imshow(composite(r.prediction, bands, lo, hi), interpolation="nearest")
+        rm = r.report.mean["rmse"] if r.report else float("nan")
+        axes[0, i].set_title(f"{r.method}\nRMSE {rm:.4f}", fontsize=9)
+        im = axes[1, i].imshow(e, cmap="magma", vmin=0, vmax=vmax, interpolation="nearest")
+        axes[1, i].set_title(f"|error| {r.method}", fontsize=9)
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.colorbar(im, ax=axes[1, :].tolist(), shrink=0.8, label="mean |error| over bands")
+    combo = "/".join(names[b] for b in bands)
+    fig.suptitle(f"{case.name}: composite {combo}, one 2-98% stretch (of the truth) for all",
+                 fontsize=10)  # fmt: skip
+    path = figdir / f"{case.name}_quicklook.png"
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    files.append(f"figures/{path.name}")
+
+    nb = truth.shape[0]
+    fig, axes = plt.subplots(len(ok), nb, figsize=(2.2 * nb, 2.2 * len(ok)),
+                             constrained_layout=True, squeeze=False)  # fmt: skip
+    for i, r in enumerate(ok):
+        for b in range(nb):
+            t, p = truth[b].ravel(), r.prediction[b].ravel()
+            m = np.isfinite(t) & np.isfinite(p)
+            ax = axes[i, b]
+            if m.any():
+                lim = np.percentile(np.concatenate([t[m], p[m]]), [0.5, 99.5])
+                ax.hist2d(t[m], p[m], bins=80, range=[lim, lim], cmap="viridis", norm="log")
+                ax.plot(lim, lim, "w-", lw=0.6)
+            ax.set_title(f"{r.method} {names[b]}", fontsize=7)
+            ax.tick_params(labelsize=6)
+            if b == 0:
+                ax.set_ylabel("prediction", fontsize=7)
+            if i == len(ok) - 1:
+                ax.set_xlabel("truth", fontsize=7)
+    fig.suptitle(f"{case.name}: truth vs prediction density (log counts)", fontsize=10)
+    path = figdir / f"{case.name}_scatter.png"
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    files.append(f"figures/{path.name}")
+    return files
+
+
+def _html(runs: Sequence[Run], cases: Sequence[Case], figs: dict[str, list[str]],
+          record: dict[str, Any]) -> str:  # fmt: skip
+    def esc(x: Any) -> str:
+        return html.escape(str(x))
+
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>stfusion bench</title>",
+        "<style>body{font-family:sans-serif;margin:2em;max-width:1400px}"
+        "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;"
+        "padding:3px 8px;text-align:right}th{background:#eee}td:first-child{text-align:left}"
+        ".best{font-weight:bold;background:#e6f4e6}img{max-width:100%;margin:0.5em 0}</style>",
+        "</head><body><h1>stfusion bench</h1>",
+        f"<p>stfusion {esc(record['stfusion_version'])}, {esc(record['created'])}; "
+        f"{esc(record['machine']['cpu'])}, {esc(record['machine']['cores'])} cores; total "
+        f"{record['total_seconds']:.0f} s. Metrics as pinned in docs/metrics.md (data range "
+        "1.0, mean over bands).</p>",
+    ]
+    for case in cases:
+        rs = [r for r in runs if r.case == case.name]
+        ok = [r for r in rs if r.report is not None]
+        parts.append(f"<h2>{esc(case.name)}</h2><p>{esc(case.description)}</p>")
+        parts.append("<table><tr><th>method</th>" + "".join(
+            f"<th>{esc(c[0])}</th>" for c in SUMMARY_COLUMNS) + "</tr>")  # fmt: skip
+        best = {}
+        for name, _, pick in SUMMARY_COLUMNS:
+            vals = [_cell(r, name) for r in ok if _cell(r, name) == _cell(r, name)]
+            if pick and vals:
+                best[name] = pick(vals)
+        for r in ok:
+            cells = []
+            for name, fmt, _ in SUMMARY_COLUMNS:
+                v = _cell(r, name)
+                cls = " class='best'" if name in best and v == best[name] else ""
+                cells.append(f"<td{cls}>{'-' if v != v else fmt.format(v)}</td>")
+            parts.append(f"<tr><td>{esc(r.method)}</td>{''.join(cells)}</tr>")
+        parts.append("</table>")
+        for r in rs:
+            if r.report is None:
+                parts.append(f"<p>{esc(r.method)}: {esc(r.status)}: {esc(r.reason)}</p>")
+        for f in figs.get(case.name, []):
+            parts.append(f"<img src='{esc(f)}' alt='{esc(f)}'>")
+    parts.append("</body></html>")
+    return "\n".join(parts)

@@ -1,0 +1,204 @@
+"""Named benchmark cases, and user-defined ones from a TOML file.
+
+A case is everything needed to score a method reproducibly: the pairs, the coarse target, the
+truth, the scales that turn file values into physical units, the resolution ratio, the band
+names and the dates. The named cases are those of ``shared/data/README.md`` (found through
+``--data-dir``, ``$STFUSION_DATA`` or a ``shared/data`` folder beside the source tree); the two
+CIA cases also exist on the sample bundled with the package (``sample-cia-1pair``,
+``sample-cia-2pair``), so they run anywhere.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from stfusion.errors import InputFileError, InvalidParameterError
+from stfusion.io import Scaling
+
+
+@dataclass(frozen=True)
+class Case:
+    """One prediction with its truth."""
+
+    name: str
+    pairs: tuple[tuple[str, str], ...]
+    target: str
+    truth: str
+    pair_dates: tuple[str, ...]
+    target_date: str
+    fine_scale: float | None = None
+    coarse_scale: float | None = None
+    ratio: float | None = None
+    bands: tuple[str, ...] = ()
+    description: str = ""
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def fine_scaling(self) -> Scaling:
+        return Scaling(self.fine_scale)
+
+    @property
+    def coarse_scaling(self) -> Scaling:
+        return Scaling(self.coarse_scale)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def check_files(self) -> None:
+        for path in [p for pair in self.pairs for p in pair] + [self.target, self.truth]:
+            if not Path(path).exists():
+                raise InputFileError(
+                    f"case {self.name}: {path} not found. Point --data-dir (or $STFUSION_DATA) "
+                    "at the folder with the benchmark data."
+                )
+
+
+CIA_BANDS = ("blue", "green", "red", "nir", "swir1", "swir2")
+GRN_RED_NIR = ("green", "red", "nir")
+
+
+def default_data_dir() -> Path | None:
+    """``$STFUSION_DATA``, else ``shared/data`` beside the source tree, if it exists."""
+    env = os.environ.get("STFUSION_DATA")
+    if env:
+        return Path(env)
+    here = Path(__file__).resolve()
+    for parent in here.parents[:5]:
+        cand = parent.parent / "shared" / "data"
+        if (cand / "README.md").exists():
+            return cand
+    return None
+
+
+def _cia(root: Path, name: str, two: bool, sample: bool) -> Case:
+    fine = "CIA_Landsat7_{}.tif"
+    coarse = "CIA_MOD09GA_{}.tif"
+    dates = ("2001-10-08", "2001-11-02") if two else ("2001-10-17",)
+    target = "2001-10-17" if two else "2001-11-02"
+    return Case(
+        name=name,
+        pairs=tuple((str(root / fine.format(d)), str(root / coarse.format(d))) for d in dates),
+        target=str(root / coarse.format(target)),
+        truth=str(root / fine.format(target)),
+        pair_dates=dates,
+        target_date=target,
+        ratio=10.0,
+        bands=CIA_BANDS,
+        description="CIA subset (Emelyanova et al. 2013), Landsat-7 + MOD09GA on the Landsat "
+        f"grid, 250 x 250 px at 50 m{' (bundled sample, int16 x 1e-4)' if sample else ''}",
+    )
+
+
+def named_cases(data_dir: str | os.PathLike[str] | None = None) -> dict[str, Case]:
+    """The named cases: bundled ones always, the others when the data folder exists."""
+    from stfusion.demo import sample_dir
+
+    cases: dict[str, Case] = {}
+    sd = sample_dir()
+    cases["sample-cia-1pair"] = _cia(sd, "sample-cia-1pair", False, True)
+    cases["sample-cia-2pair"] = _cia(sd, "sample-cia-2pair", True, True)
+    root = Path(data_dir) if data_dir else default_data_dir()
+    if root is None or not root.exists():
+        return cases
+    cia = root / "cia_e2starfm" / "geotiff_50m"
+    cases["cia-1pair"] = _cia(cia, "cia-1pair", False, False)
+    cases["cia-2pair"] = _cia(cia, "cia-2pair", True, False)
+    b = root / "boreas_estarfm"
+    common = {"fine_scale": 1e-4, "coarse_scale": 1e-4, "ratio": 16.0, "bands": GRN_RED_NIR}
+    boreas = "BOREAS (ESTARFM paper), Landsat ETM+ + MODIS on the Landsat grid, 400 x 400 px"
+    cases["boreas-1pair"] = Case(
+        name="boreas-1pair", pairs=((str(b / "tm0524"), str(b / "modis0524")),),
+        target=str(b / "modis0711"), truth=str(b / "tm0711"), pair_dates=("2001-05-24",),
+        target_date="2001-07-11", description=boreas, **common,
+    )  # fmt: skip
+    cases["boreas-2pair"] = Case(
+        name="boreas-2pair",
+        pairs=(
+            (str(b / "tm0524"), str(b / "modis0524")),
+            (str(b / "tm0812"), str(b / "modis0812")),
+        ),
+        target=str(b / "modis0711"), truth=str(b / "tm0711"),
+        pair_dates=("2001-05-24", "2001-08-12"), target_date="2001-07-11",
+        description=boreas, **common,
+    )  # fmt: skip
+    lg = root / "lgc_fsdaf"
+    cases["lgc-flood"] = Case(
+        name="lgc-flood", pairs=((str(lg / "Landsat20041126"), str(lg / "MODIS20041126")),),
+        target=str(lg / "MODIS20041228"), truth=str(lg / "Landsat20041228"),
+        pair_dates=("2004-11-26",), target_date="2004-12-28",
+        description="LGC flood subset (FSDAF paper), Landsat TM + 16 x 16 block means, "
+        "480 x 480 px", **common,
+    )  # fmt: skip
+    k = root / "kranj_l8_modis"
+    lf = k / "landsat" / "filled"
+    mf = k / "modis" / "filled"
+    cases["kranj-2pair"] = Case(
+        name="kranj-2pair",
+        pairs=(
+            (str(lf / "2020068_191-28.tif_filled_kranj.tif"), str(mf / "2020068_18-04_kranj.tif")),
+            (str(lf / "2020093_190-28.tif_filled_kranj.tif"), str(mf / "2020093_18-04_kranj.tif")),
+        ),
+        target=str(mf / "2020077_18-04_kranj.tif"),
+        truth=str(lf / "2020077_190-28.tif_filled_kranj.tif"),
+        pair_dates=("2020-03-08", "2020-04-02"), target_date="2020-03-17",
+        fine_scale=1e-4, coarse_scale=1.0, ratio=16.0, bands=CIA_BANDS,
+        description="Kranj (ImageFusion R package), Landsat-8 + MODIS on a 30 m grid, 44 x 45 px; "
+        "gap-filled Landsat", notes=("band order inferred",),
+    )  # fmt: skip
+    return cases
+
+
+def load_cases_file(path: str | os.PathLike[str]) -> dict[str, Case]:
+    """User-defined cases from TOML: one ``[cases.NAME]`` table per case.
+
+    ```toml
+    [cases.my-farm]
+    pairs = [["L_0524.tif", "M_0524.tif"], ["L_0812.tif", "M_0812.tif"]]
+    pair_dates = ["2021-05-24", "2021-08-12"]
+    target = "M_0711.tif"
+    truth = "L_0711.tif"
+    target_date = "2021-07-11"
+    fine_scale = 0.0001      # optional (default: file metadata, else 1)
+    coarse_scale = 0.0001    # optional
+    ratio = 16               # optional: needed by FSDAF and Fit-FC on one grid, and by ERGAS
+    bands = ["green", "red", "nir"]   # optional
+    ```
+    Relative paths are relative to the TOML file.
+    """
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib  # type: ignore[no-redef]
+
+    p = Path(path)
+    if not p.exists():
+        raise InputFileError(f"{p}: cases file not found.")
+    try:
+        data = tomllib.loads(p.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise InvalidParameterError(f"{p}: not valid TOML ({exc}).") from None
+    base = p.parent
+
+    def rel(x: str) -> str:
+        return str(Path(x) if Path(x).is_absolute() else base / x)
+
+    out: dict[str, Case] = {}
+    for name, spec in data.get("cases", {}).items():
+        missing = [k for k in ("pairs", "target", "truth") if k not in spec]
+        if missing:
+            raise InvalidParameterError(f"{p}: case {name!r} lacks {', '.join(missing)}.")
+        pairs = tuple((rel(f), rel(c)) for f, c in spec["pairs"])
+        out[name] = Case(
+            name=name, pairs=pairs, target=rel(spec["target"]), truth=rel(spec["truth"]),
+            pair_dates=tuple(spec.get("pair_dates", ())),
+            target_date=str(spec.get("target_date", "")),
+            fine_scale=spec.get("fine_scale"), coarse_scale=spec.get("coarse_scale"),
+            ratio=spec.get("ratio"), bands=tuple(spec.get("bands", ())),
+            description=spec.get("description", f"user case from {p.name}"),
+        )  # fmt: skip
+    if not out:
+        raise InvalidParameterError(f"{p}: no [cases.NAME] tables found.")
+    return out
