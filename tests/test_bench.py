@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -125,3 +127,22 @@ def test_bench_cli(user_case: Path, tmp_path: Path, capsys: pytest.CaptureFixtur
     with pytest.raises(SystemExit) as exc:
         main(["bench", "--cases", "nope", "--out", str(tmp_path / "c")])
     assert exc.value.code == 1 and "unknown case" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not shutil.which("chromium"), reason="Debian's chromium is not installed")
+def test_report_renders_in_headless_chromium(user_case: Path, tmp_path: Path) -> None:
+    case = load_cases_file(user_case)["tiny"]
+    out = tmp_path / "bench"
+    run_bench([case], ["starfm"], out, params={"starfm": ["window=5"]})
+    shot = tmp_path / "shot.png"
+    subprocess.run(
+        ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+         "--no-first-run", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,1600",
+         f"--screenshot={shot}", (out / "index.html").as_uri()],
+        check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    import matplotlib.image as mpimg
+
+    img = mpimg.imread(shot)
+    assert img.shape[0] == 1600 and img.std() > 0.05  # a page with content, not blank
