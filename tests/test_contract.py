@@ -23,7 +23,7 @@ FAST_PARAMS: dict[str, dict[str, object]] = {
     "starfm": {"window": 7},
     "estarfm": {"window": 7},
     "fsdaf": {},
-    "fitfc": {},
+    "fitfc": {"regression_window": 3, "window": 9, "similar": 8},
 }
 
 #: Which exact properties each method's equations give on the piecewise-constant scene.
@@ -31,6 +31,7 @@ EXACT: dict[str, set[str]] = {
     "nochange": {"unchanged"},
     "additive": {"unchanged", "uniform_change"},
     "starfm": {"unchanged", "uniform_change"},
+    "fitfc": {"unchanged", "uniform_change"},
 }
 
 METHODS = sorted(available())

@@ -55,7 +55,6 @@ _LANDSAT_NUMBER = re.compile(r"^(?:sr_)?b0*(\d+)$")
 _MODIS_NUMBER = re.compile(r"^sur_refl_b0*(\d+)$")
 
 
-
 def _example(param: str) -> str:
     return f"--param {param}=blue,green,red,nir,swir1,swir2 (Python: {param}='blue,green,...')"
 

@@ -96,9 +96,7 @@ def cubic_taps(index: np.ndarray, r: int, n: int) -> tuple[np.ndarray, np.ndarra
     return taps, w
 
 
-def cubic_upsample(
-    coarse: np.ndarray, r: int, rows: np.ndarray, cols: np.ndarray
-) -> np.ndarray:
+def cubic_upsample(coarse: np.ndarray, r: int, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     """Bicubic interpolation of ``coarse`` ``(band, Hc, Wc)`` at fine ``rows`` x ``cols``.
 
     Rows and columns are global fine indices, so any window gets exactly the values a
@@ -167,6 +165,10 @@ def similar_pixel_filter(
         best = np.full((w, nsim), np.inf)
         which = np.full((w, nsim), -1, dtype=np.int64)
         dist = np.empty(w)
+        centre = np.empty((nk, w))
+        for k in range(nk):
+            for x in range(w):
+                centre[k, x] = feat_c[k, yc, x + half]
         for t in range(noff):
             yy = yc + ody[t]
             xo = half + odx[t]
@@ -174,9 +176,9 @@ def similar_pixel_filter(
                 dist[x] = 0.0
             for k in range(nk):
                 row_n = feat_n[k, yy]
-                row_c = feat_c[k, yc]
+                row_c = centre[k]
                 for x in range(w):
-                    diff = np.float64(row_n[x + xo]) - np.float64(row_c[x + half])
+                    diff = np.float64(row_n[x + xo]) - row_c[x]
                     dist[x] += diff * diff
             for x in range(w):
                 d = dist[x]

@@ -15,6 +15,7 @@ from stfusion.methods.base import FusionMethod, Param, fuse
 
 BUILTIN: dict[str, str] = {
     "additive": "stfusion.methods.baselines:Additive",
+    "fitfc": "stfusion.methods.fitfc:FitFC",
     "nochange": "stfusion.methods.baselines:NoChange",
     "starfm": "stfusion.methods.starfm:STARFM",
 }
