@@ -54,6 +54,7 @@ def run_prediction(
     threads: int | None = None,
     overwrite: bool = False,
     progress: ProgressFn | None = None,
+    scheduler: Any = None,
 ) -> dict[str, Any]:
     """Predict the fine image at ``target``'s date into the GeoTIFF ``out``."""
     cls = get_method(method)
@@ -90,10 +91,10 @@ def run_prediction(
     }
     estimator.predict(
         out=out, overwrite=overwrite, tags=tags, mem_limit_mb=mem_limit_mb,
-        workers=workers, progress=progress,
+        workers=workers, progress=progress, scheduler=scheduler,
     )  # fmt: skip
     return {"method": cls.name, "windows": len(windows), "notes": scene.notes,
-            "ratio": scene.ratio}  # fmt: skip
+            "ratio": scene.ratio, "workers": estimator.last_run_["workers"]}  # fmt: skip
 
 
 def evaluate_files(

@@ -196,13 +196,20 @@ def cli(ctx: click.Context, debug: bool, verbose: bool) -> None:
 @click.option(
     "--threads", type=int, default=None, help="Threads inside each kernel (default: all cores)."
 )
+@click.option(
+    "--scheduler",
+    default=None,
+    metavar="ADDRESS",
+    help="Run the windows on a Dask distributed cluster (e.g. tcp://host:8786).",
+)
 @click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress display or summary.")
 def predict(
     method: str, pairs: Sequence[tuple[str, str]], target: str, out: str,
     params: Sequence[str], fine_scale: float | None, fine_offset: float | None,
     coarse_scale: float | None, coarse_offset: float | None, resampling: str,
-    mem_limit: float | None, workers: int, threads: int | None, overwrite: bool, quiet: bool,
+    mem_limit: float | None, workers: int, threads: int | None, scheduler: str | None,
+    overwrite: bool, quiet: bool,
 ) -> None:  # fmt: skip
     """Predict the fine image at the date of the --coarse image."""
     from stfusion.api import run_prediction
@@ -215,15 +222,17 @@ def predict(
             fine_scale=fine_scale, fine_offset=fine_offset, coarse_scale=coarse_scale,
             coarse_offset=coarse_offset, resampling=resampling, mem_limit_mb=mem_limit,
             workers=workers, threads=threads, overwrite=overwrite, progress=progress,
+            scheduler=scheduler,
         )  # fmt: skip
     finally:
         progress.close()
     if not quiet:
         for note in info["notes"]:
             click.echo(f"note: {note}", err=True)
+        where = "" if scheduler is None else f" on {len(info['workers'])} cluster worker(s)"
         click.echo(
-            f"wrote {out} ({info['method']}, {len(pairs)} pair(s), {info['windows']} window(s), "
-            f"{time.monotonic() - t0:.1f} s)"
+            f"wrote {out} ({info['method']}, {len(pairs)} pair(s), {info['windows']} window(s)"
+            f"{where}, {time.monotonic() - t0:.1f} s)"
         )
 
 

@@ -206,11 +206,14 @@ class FusionMethod:
         window_size: int | None = None,
         workers: int = 1,
         progress: ProgressFn | None = None,
+        scheduler: Any = None,
     ) -> Any:
         """Predict the fine image at the target date.
 
         Returns an ``xarray.DataArray``, or, with ``out``, streams the windows into a GeoTIFF
-        (written atomically) and returns its path.
+        (written atomically) and returns its path. ``scheduler`` (a Dask distributed address
+        or Client) runs the windows on that cluster instead of locally; which worker process
+        did how many windows is then in ``last_run_["workers"]``.
         """
         if coarse_target is not None:
             self.prepare(coarse_target)
@@ -225,11 +228,23 @@ class FusionMethod:
             with RasterWriter(
                 out, self.grid_, count, band_names=names, tags=all_tags, overwrite=overwrite
             ) as writer:
-                run(self, windows, writer, workers=workers, progress=progress)
+                self._run(windows, writer, workers, progress, scheduler)
             return out
         sink = ArraySink(count, self.grid_)
-        run(self, windows, sink, workers=workers, progress=progress)
+        self._run(windows, sink, workers, progress, scheduler)
         return to_dataarray(sink.array, self.grid_, names, attrs={"method": self.name})
+
+    def _run(
+        self, windows: list[Window], sink: Any, workers: int, progress: ProgressFn | None,
+        scheduler: Any,
+    ) -> None:  # fmt: skip
+        if scheduler is not None:
+            from stfusion.parallel import run_distributed
+
+            self.last_run_ = run_distributed(self, windows, sink, scheduler, progress=progress)
+        else:
+            run(self, windows, sink, workers=workers, progress=progress)
+            self.last_run_ = {"workers": {"local": len(windows)}}
 
     # --------------------------------------------------------------------------- helpers
 

@@ -1,0 +1,103 @@
+"""Running the windows of a prediction on a Dask distributed cluster.
+
+The fitted and prepared estimator is sent to every worker once (``scatter(broadcast=True)``);
+it holds only paths, scaling and small learned state, never an open file (sources open their
+file per read). Each task predicts one window and returns the array; the client writes each
+result into the output as it arrives, so the output file has exactly one writer and no lock is
+needed. At most ``2 x workers`` windows are in flight, which bounds the client's memory.
+Kernels are deterministic, so the bytes equal those of a local run.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from rasterio.windows import Window
+
+from stfusion.errors import MissingDependencyError, STFusionError
+from stfusion.tiling import Sink
+
+if TYPE_CHECKING:
+    from stfusion.methods.base import FusionMethod
+
+
+def _client(scheduler: Any) -> tuple[Any, bool]:
+    """A distributed Client for an address or an existing Client; (client, owned)."""
+    try:
+        from distributed import Client
+    except ImportError:
+        raise MissingDependencyError(
+            "--scheduler needs dask.distributed: pip install 'stfusion[dask]'."
+        ) from None
+    if isinstance(scheduler, Client):
+        return scheduler, False
+    try:
+        timeout = os.environ.get("STFUSION_SCHEDULER_TIMEOUT", "20s")
+        return Client(scheduler, timeout=timeout), True
+    except OSError as exc:
+        raise STFusionError(
+            f"cannot reach the Dask scheduler at {scheduler} ({exc}). Start one with "
+            "`dask scheduler` and `dask worker ADDRESS`, or check the address."
+        ) from None
+
+
+def _predict_task(method: FusionMethod, window: Window) -> tuple[str, np.ndarray]:
+    """Runs on a worker: which process did it, and the window's prediction."""
+    return f"{socket.gethostname()}:{os.getpid()}", method.predict_window(window)
+
+
+def run_distributed(
+    method: FusionMethod,
+    windows: list[Window],
+    sink: Sink,
+    scheduler: Any,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+    retries: int = 1,
+) -> dict[str, Any]:
+    """Predict ``windows`` on the cluster at ``scheduler`` and write them into ``sink``.
+
+    Returns ``{"workers": {process: windows done}}``. A task that fails (a worker killed
+    mid-run) is retried ``retries`` times on another worker; if it still fails the run raises
+    and the caller's writer removes its temporary file, so no partial output is left.
+    """
+    from distributed import as_completed
+
+    client, owned = _client(scheduler)
+    try:
+        nworkers = max(1, len(client.scheduler_info().get("workers", {})))
+        remote = client.scatter(method, broadcast=True)
+        pending = iter(windows)
+        futures = {}
+        limit = 2 * nworkers
+        ac = as_completed()
+        for w in pending:
+            fut = client.submit(_predict_task, remote, w, retries=retries, pure=False)
+            futures[fut.key] = w
+            ac.add(fut)
+            if len(futures) >= limit:
+                break
+        done = 0
+        counts: dict[str, int] = {}
+        for fut in ac:
+            w = futures.pop(fut.key)
+            who, arr = fut.result()
+            fut.release()
+            sink.write(arr, w)
+            counts[who] = counts.get(who, 0) + 1
+            done += 1
+            if progress is not None:
+                progress(done, len(windows))
+            nxt = next(pending, None)
+            if nxt is not None:
+                f2 = client.submit(_predict_task, remote, nxt, retries=retries, pure=False)
+                futures[f2.key] = nxt
+                ac.add(f2)
+        return {"workers": counts}
+    finally:
+        if owned:
+            client.close()

@@ -1,0 +1,77 @@
+"""The same windows on a 2-process Dask LocalCluster: same bytes, work really done there."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import rasterio
+
+distributed = pytest.importorskip("distributed")
+
+from stfusion.cli import main  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Any]:
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None, silence_logs=40) as c:  # fmt: skip
+        yield c
+
+
+def _args(s: dict[str, Path], out: Path, *extra: str) -> list[str]:
+    return ["predict", "--pair", str(s["f1"]), str(s["c1"]), "--coarse", str(s["c2"]),
+            "--out", str(out), "--param", "window=7", "--mem-limit", "0.05", "-q",
+            *extra]  # fmt: skip
+
+
+def test_cluster_gives_same_bytes_as_local(
+    small_tifs: dict[str, Path], tmp_path: Path, cluster: object
+) -> None:
+    local, remote = tmp_path / "local.tif", tmp_path / "remote.tif"
+    _run(_args(small_tifs, local))
+    _run(_args(small_tifs, remote, "--scheduler", cluster.scheduler_address))
+    with rasterio.open(local) as a, rasterio.open(remote) as b:
+        assert a.read().tobytes() == b.read().tobytes()
+        assert a.transform == b.transform and a.crs == b.crs
+
+
+def test_cluster_really_did_the_work(small_tifs: dict[str, Path], cluster: object) -> None:
+    from distributed import Client
+
+    from stfusion.methods.starfm import STARFM
+
+    est = STARFM(window=7).fit([(small_tifs["f1"], small_tifs["c1"])])
+    with Client(cluster.scheduler_address) as client:
+        pred = est.predict(small_tifs["c2"], window_size=10, scheduler=client)
+        pids = {w.split(":")[1] for w in est.last_run_["workers"]}
+        assert sum(est.last_run_["workers"].values()) == 16
+        assert str(os.getpid()) not in pids and len(pids) >= 1
+        assert len(client.scheduler_info()["workers"]) == 2
+    np.testing.assert_array_equal(pred.values, est.predict(small_tifs["c2"]).values)
+
+
+def test_unreachable_scheduler_fails_cleanly(
+    small_tifs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    monkeypatch.setenv("STFUSION_SCHEDULER_TIMEOUT", "2s")
+    out = tmp_path / "o.tif"
+    with pytest.raises(SystemExit) as exc:
+        main(_args(small_tifs, out, "--scheduler", "tcp://127.0.0.1:9"))
+    assert exc.value.code == 1
+    assert "cannot reach the Dask scheduler" in capsys.readouterr().err
+    assert not out.exists() and not list(tmp_path.glob("*partial*"))
+
+
+def _run(args: list[str]) -> None:
+    try:
+        main(args)
+    except SystemExit as exc:
+        assert exc.code in (0, None)
