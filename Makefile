@@ -6,20 +6,28 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test lint bench clean
 
+DEV_STAMP := $(VENV)/.installed-dev
+
+# The demo needs only the classical methods (no torch, no dask).
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e ".[test]"
+	$(BIN)/python -m pip install -q -e .
 	touch $(STAMP)
+
+# Tests cover the optional extras too; torch is pinned to the CPU build (GUIDE: never unpinned).
+$(DEV_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -q -e ".[test,dask]" "torch==2.13.0"
+	touch $(DEV_STAMP)
 
 demo: $(STAMP)
 	$(BIN)/stfusion demo demo-output --overwrite
 
-test: $(STAMP)
+test: $(DEV_STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest -q
 
-bench: $(STAMP)
+bench: $(DEV_STAMP)
 	$(BIN)/python benchmarks/bench_starfm.py
 
 clean:
