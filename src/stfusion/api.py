@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import os
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -55,6 +57,7 @@ def run_prediction(
     overwrite: bool = False,
     progress: ProgressFn | None = None,
     scheduler: Any = None,
+    quality: bool = False,
 ) -> dict[str, Any]:
     """Predict the fine image at ``target``'s date into the GeoTIFF ``out``."""
     cls = get_method(method)
@@ -65,9 +68,11 @@ def run_prediction(
     estimator = cls(**kwargs)
     fine_scaling = Scaling(fine_scale, fine_offset)
     coarse_scaling = Scaling(coarse_scale, coarse_offset)
+    pair_dates, target_date = dates_from_names(pairs, target)
     scene = open_scene(
         [tuple(p) for p in pairs], target, fine_scaling=fine_scaling,
         coarse_scaling=coarse_scaling, resampling=resampling, ratio=ratio,
+        pair_dates=pair_dates, target_date=target_date,
     )  # fmt: skip
     if threads is not None:
         import numba
@@ -89,12 +94,32 @@ def run_prediction(
         "STFUSION_ALIGNMENT": scene.notes,
         "STFUSION_CREATED": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
+    quality_out = quality_path(out) if quality else None
+    if quality_out is not None:
+        check_output(quality_out, overwrite, inputs)
     estimator.predict(
         out=out, overwrite=overwrite, tags=tags, mem_limit_mb=mem_limit_mb,
-        workers=workers, progress=progress, scheduler=scheduler,
+        workers=workers, progress=progress, scheduler=scheduler, quality_out=quality_out,
     )  # fmt: skip
     return {"method": cls.name, "windows": len(windows), "notes": scene.notes,
-            "ratio": scene.ratio, "workers": estimator.last_run_["workers"]}  # fmt: skip
+            "ratio": scene.ratio, "workers": estimator.last_run_["workers"],
+            "quality": quality_out}  # fmt: skip
+
+
+def quality_path(out: str | os.PathLike[str]) -> str:
+    """``pred.tif`` -> ``pred_quality.tif`` (the quality layer beside a prediction)."""
+    p = Path(out)
+    return str(p.with_name(f"{p.stem}_quality{p.suffix or '.tif'}"))
+
+
+def dates_from_names(pairs: Sequence[tuple[str, str]], target: str) -> tuple[list[Any] | None, Any]:
+    """Pair and target dates from the file names, or (None, None) if any is missing."""
+    from stfusion.dates import date_from_name
+
+    try:
+        return [date_from_name(f) for f, _ in pairs], date_from_name(target)
+    except STFusionError:
+        return None, None
 
 
 def evaluate_files(

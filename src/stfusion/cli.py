@@ -202,6 +202,12 @@ def cli(ctx: click.Context, debug: bool, verbose: bool) -> None:
     metavar="ADDRESS",
     help="Run the windows on a Dask distributed cluster (e.g. tcp://host:8786).",
 )
+@click.option(
+    "--quality",
+    is_flag=True,
+    help="Also write OUT_quality.tif: days to the nearest pair used (dates from the file "
+    "names), pairs used, fallback flag, per-band uncertainty.",
+)
 @click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress display or summary.")
 def predict(
@@ -209,7 +215,7 @@ def predict(
     params: Sequence[str], fine_scale: float | None, fine_offset: float | None,
     coarse_scale: float | None, coarse_offset: float | None, resampling: str,
     mem_limit: float | None, workers: int, threads: int | None, scheduler: str | None,
-    overwrite: bool, quiet: bool,
+    quality: bool, overwrite: bool, quiet: bool,
 ) -> None:  # fmt: skip
     """Predict the fine image at the date of the --coarse image."""
     from stfusion.api import run_prediction
@@ -222,7 +228,7 @@ def predict(
             fine_scale=fine_scale, fine_offset=fine_offset, coarse_scale=coarse_scale,
             coarse_offset=coarse_offset, resampling=resampling, mem_limit_mb=mem_limit,
             workers=workers, threads=threads, overwrite=overwrite, progress=progress,
-            scheduler=scheduler,
+            scheduler=scheduler, quality=quality,
         )  # fmt: skip
     finally:
         progress.close()
@@ -234,6 +240,8 @@ def predict(
             f"wrote {out} ({info['method']}, {len(pairs)} pair(s), {info['windows']} window(s)"
             f"{where}, {time.monotonic() - t0:.1f} s)"
         )
+        if info["quality"]:
+            click.echo(f"wrote {info['quality']} (quality layer)")
 
 
 # ------------------------------------------------------------------------------ evaluate

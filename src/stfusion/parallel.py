@@ -13,16 +13,13 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from rasterio.windows import Window
 
 from stfusion.errors import MissingDependencyError, STFusionError
-from stfusion.tiling import Sink
-
-if TYPE_CHECKING:
-    from stfusion.methods.base import FusionMethod
+from stfusion.tiling import Sink, WindowPredictor
 
 
 def _client(scheduler: Any) -> tuple[Any, bool]:
@@ -45,13 +42,13 @@ def _client(scheduler: Any) -> tuple[Any, bool]:
         ) from None
 
 
-def _predict_task(method: FusionMethod, window: Window) -> tuple[str, np.ndarray]:
+def _predict_task(method: WindowPredictor, window: Window) -> tuple[str, np.ndarray]:
     """Runs on a worker: which process did it, and the window's prediction."""
     return f"{socket.gethostname()}:{os.getpid()}", method.predict_window(window)
 
 
 def run_distributed(
-    method: FusionMethod,
+    method: WindowPredictor,
     windows: list[Window],
     sink: Sink,
     scheduler: Any,

@@ -57,6 +57,9 @@ class Scene:
     ratio: float | None
     band_names: tuple[str, ...]
     notes: list[str] = field(default_factory=list)
+    #: Acquisition dates of the pairs and the target, when known (quality layer, bench).
+    pair_dates: tuple[np.datetime64, ...] | None = None
+    target_date: np.datetime64 | None = None
 
     @property
     def count(self) -> int:
@@ -200,8 +203,14 @@ def open_scene(
     resampling: str = "nearest",
     ratio: float | None = None,
     check: bool = True,
+    pair_dates: Sequence[Any] | None = None,
+    target_date: Any = None,
 ) -> Scene:
-    """Open and validate the inputs of a prediction."""
+    """Open and validate the inputs of a prediction.
+
+    ``pair_dates`` / ``target_date`` (anything ``numpy.datetime64`` takes) are optional; they
+    feed the quality layer's "days to the nearest pair".
+    """
     if not pairs:
         raise InvalidParameterError("no pairs given: at least one fine + coarse pair is needed.")
     notes: list[str] = []
@@ -259,7 +268,14 @@ def open_scene(
         ratio=ratio,
         band_names=ref.band_names,
         notes=notes,
-    )
+        pair_dates=None if pair_dates is None else tuple(
+            np.datetime64(d, "D") for d in pair_dates),
+        target_date=None if target_date is None else np.datetime64(target_date, "D"),
+    )  # fmt: skip
+    if scene.pair_dates is not None and len(scene.pair_dates) != len(scene.pairs):
+        raise InvalidParameterError(
+            f"{len(scene.pair_dates)} pair dates for {len(scene.pairs)} pairs."
+        )
     if check:
         for f, c in scene.pairs:
             check_valid(f, "fine image")

@@ -12,20 +12,21 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import numpy as np
 from rasterio.windows import Window
 
 from stfusion.io import Grid
 
-if TYPE_CHECKING:
-    from stfusion.methods.base import FusionMethod
-
 DEFAULT_MEM_LIMIT_MB = 1024.0
 MIN_WINDOW = 16
 
 ProgressFn = Callable[[int, int], None]
+
+
+class WindowPredictor(Protocol):
+    def predict_window(self, window: Window) -> np.ndarray: ...
 
 
 class Sink(Protocol):
@@ -72,7 +73,7 @@ def plan_windows(grid: Grid, size: int | tuple[int, int]) -> list[Window]:
 
 
 def _results(
-    method: FusionMethod, windows: list[Window], workers: int
+    method: WindowPredictor, windows: list[Window], workers: int
 ) -> Iterator[tuple[Window, np.ndarray]]:
     if workers <= 1 or len(windows) == 1:
         for w in windows:
@@ -92,7 +93,7 @@ def _results(
 
 
 def run(
-    method: FusionMethod,
+    method: WindowPredictor,
     windows: list[Window],
     sink: Sink,
     *,

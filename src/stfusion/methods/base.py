@@ -9,6 +9,7 @@ Parameters are stored verbatim in ``__init__`` (scikit-learn style); learned sta
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -164,6 +165,11 @@ class FusionMethod:
                 f"{target.label}: {target.count} bands, the pairs have {self.scene_.count}."
             )
         self.target_ = target
+        scene = self.scene_
+        if scene.pair_dates is not None and scene.target_date is not None:
+            self.pair_days_ = np.array(
+                [abs(int((scene.target_date - d).astype(int))) for d in scene.pair_dates]
+            )
         self._prepare(target)
         return self
 
@@ -173,6 +179,15 @@ class FusionMethod:
     def predict_window(self, window: Window) -> np.ndarray:
         """Predict one window (fine pixels), returning float32 ``(band, h, w)``."""
         raise NotImplementedError
+
+    def predict_window_quality(self, window: Window) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Prediction plus what the method knows about its quality there.
+
+        Methods override this to report ``fallback`` (``(h, w)``, 1 where the method fell back
+        to its documented rule) and ``uncertainty`` (``(band, h, w)``, e.g. the spread of the
+        similar-pixel predictions). The generic fields are added by :func:`quality_layer`.
+        """
+        return self.predict_window(window), {}
 
     # ---------------------------------------------------------------------------- running
 
@@ -207,13 +222,16 @@ class FusionMethod:
         workers: int = 1,
         progress: ProgressFn | None = None,
         scheduler: Any = None,
+        quality_out: str | os.PathLike[str] | None = None,
     ) -> Any:
         """Predict the fine image at the target date.
 
         Returns an ``xarray.DataArray``, or, with ``out``, streams the windows into a GeoTIFF
         (written atomically) and returns its path. ``scheduler`` (a Dask distributed address
         or Client) runs the windows on that cluster instead of locally; which worker process
-        did how many windows is then in ``last_run_["workers"]``.
+        did how many windows is then in ``last_run_["workers"]``. ``quality_out`` (with
+        ``out``) also writes the quality layer: days to the nearest pair used, pairs used,
+        fallback flag and per-band uncertainty (NaN where the method gives none).
         """
         if coarse_target is not None:
             self.prepare(coarse_target)
@@ -225,25 +243,36 @@ class FusionMethod:
         if out is not None:
             all_tags = {"STFUSION_METHOD": self.name, "STFUSION_PARAMS": self.get_params()}
             all_tags.update(tags or {})
-            with RasterWriter(
-                out, self.grid_, count, band_names=names, tags=all_tags, overwrite=overwrite
-            ) as writer:
-                self._run(windows, writer, workers, progress, scheduler)
+            with contextlib.ExitStack() as stack:
+                writer = stack.enter_context(RasterWriter(
+                    out, self.grid_, count, band_names=names, tags=all_tags, overwrite=overwrite
+                ))  # fmt: skip
+                if quality_out is None:
+                    self._run(self, windows, writer, workers, progress, scheduler)
+                else:
+                    qnames = quality_band_names(names)
+                    qwriter = stack.enter_context(RasterWriter(
+                        quality_out, self.grid_, len(qnames), band_names=qnames,
+                        tags={**all_tags, "STFUSION_QUALITY_OF": os.fspath(out)},
+                        overwrite=overwrite,
+                    ))  # fmt: skip
+                    sink = SplitSink(writer, qwriter, count)
+                    self._run(WithQuality(self), windows, sink, workers, progress, scheduler)
             return out
         sink = ArraySink(count, self.grid_)
-        self._run(windows, sink, workers, progress, scheduler)
+        self._run(self, windows, sink, workers, progress, scheduler)
         return to_dataarray(sink.array, self.grid_, names, attrs={"method": self.name})
 
     def _run(
-        self, windows: list[Window], sink: Any, workers: int, progress: ProgressFn | None,
-        scheduler: Any,
+        self, runner: Any, windows: list[Window], sink: Any, workers: int,
+        progress: ProgressFn | None, scheduler: Any,
     ) -> None:  # fmt: skip
         if scheduler is not None:
             from stfusion.parallel import run_distributed
 
-            self.last_run_ = run_distributed(self, windows, sink, scheduler, progress=progress)
+            self.last_run_ = run_distributed(runner, windows, sink, scheduler, progress=progress)
         else:
-            run(self, windows, sink, workers=workers, progress=progress)
+            run(runner, windows, sink, workers=workers, progress=progress)
             self.last_run_ = {"workers": {"local": len(windows)}}
 
     # --------------------------------------------------------------------------- helpers
@@ -255,6 +284,58 @@ class FusionMethod:
         fines = [f.read(window, halo) for f, _ in self.scene_.pairs]
         coarses = [c.read(window, halo) for _, c in self.scene_.pairs]
         return fines, coarses, self.target_.read(window, halo)
+
+
+QUALITY_BANDS = ("days_to_pair", "pairs_used", "fallback")
+
+
+def quality_band_names(band_names: Sequence[str]) -> list[str]:
+    return [*QUALITY_BANDS, *(f"uncertainty_{b}" for b in band_names)]
+
+
+def quality_layer(
+    method: FusionMethod, window: Window, extra: dict[str, np.ndarray], shape: tuple[int, ...]
+) -> np.ndarray:
+    """The quality bands of one window: days to the nearest pair whose fine pixel is valid,
+    number of such pairs, the method's fallback flag and its uncertainty (NaN where the method
+    gives none)."""
+    nb, h, w = shape
+    valid = np.stack([np.isfinite(f.read(window)).all(axis=0) for f, _ in method.scene_.pairs])
+    days = getattr(method, "pair_days_", None)
+    if days is None:
+        near = np.full((h, w), np.nan, np.float32)
+    else:
+        d = np.where(valid, np.asarray(days, np.float32)[:, None, None], np.inf).min(axis=0)
+        near = np.where(np.isfinite(d), d, np.nan).astype(np.float32)
+    fallback = extra.get("fallback", np.zeros((h, w), np.float32))
+    unc = extra.get("uncertainty", np.full((nb, h, w), np.nan, np.float32))
+    return np.concatenate(
+        [near[None], valid.sum(axis=0, dtype=np.float32)[None],
+         np.asarray(fallback, np.float32)[None], np.asarray(unc, np.float32)]
+    )  # fmt: skip
+
+
+class WithQuality:
+    """Wraps a fitted method so each window yields prediction and quality bands stacked
+    (one array, so the local runner and the cluster runner need no change)."""
+
+    def __init__(self, method: FusionMethod) -> None:
+        self.method = method
+
+    def predict_window(self, window: Window) -> np.ndarray:
+        pred, extra = self.method.predict_window_quality(window)
+        return np.concatenate([pred, quality_layer(self.method, window, extra, pred.shape)])
+
+
+class SplitSink:
+    """Writes the first ``n`` bands to ``main`` and the rest to ``quality``."""
+
+    def __init__(self, main: Any, quality: Any, n: int) -> None:
+        self.main, self.quality, self.n = main, quality, n
+
+    def write(self, array: np.ndarray, window: Window | None = None) -> None:
+        self.main.write(array[: self.n], window)
+        self.quality.write(array[self.n :], window)
 
 
 def fuse(
