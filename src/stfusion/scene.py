@@ -60,6 +60,8 @@ class Scene:
     #: Acquisition dates of the pairs and the target, when known (quality layer, bench).
     pair_dates: tuple[np.datetime64, ...] | None = None
     target_date: np.datetime64 | None = None
+    #: How coarse files were scaled, so a coarse target given later is read the same way.
+    coarse_scaling: Scaling | None = None
 
     @property
     def count(self) -> int:
@@ -271,6 +273,7 @@ def open_scene(
         pair_dates=None if pair_dates is None else tuple(
             np.datetime64(d, "D") for d in pair_dates),
         target_date=None if target_date is None else np.datetime64(target_date, "D"),
+        coarse_scaling=coarse_scaling,
     )  # fmt: skip
     if scene.pair_dates is not None and len(scene.pair_dates) != len(scene.pairs):
         raise InvalidParameterError(

@@ -16,6 +16,7 @@ from stfusion.methods.base import FusionMethod, Param, fuse
 BUILTIN: dict[str, str] = {
     "additive": "stfusion.methods.baselines:Additive",
     "fitfc": "stfusion.methods.fitfc:FitFC",
+    "fsdaf": "stfusion.methods.fsdaf:FSDAF",
     "nochange": "stfusion.methods.baselines:NoChange",
     "starfm": "stfusion.methods.starfm:STARFM",
 }

@@ -152,6 +152,8 @@ class FusionMethod:
             target = coarse_target
         else:
             scene = self.scene_
+            if scaling is None:
+                scaling = scene.coarse_scaling
             target = open_scene(
                 [(p[0], p[1]) for p in scene.pairs], coarse_target,
                 coarse_scaling=scaling, ratio=scene.ratio, check=False,

@@ -1,0 +1,780 @@
+"""FSDAF: Flexible Spatiotemporal DAta Fusion.
+
+Zhu, X., Helmer, E.H., Gao, F., Liu, D., Chen, J., Lefsky, M.A. (2016). A flexible
+spatiotemporal method for fusing satellite images with different resolutions. Remote Sensing
+of Environment 172, 165-177.
+
+One pair (F1, C1) and the coarse target C2, all on the fine grid; coarse pixels are the
+``R x R`` blocks of the fine grid anchored at its origin (:mod:`stfusion.coarse`), ``R`` the
+resolution ratio, ``m`` the number of fine pixels in a coarse pixel. The paper's six steps
+(section 2; the formulas below are the paper's, written with its symbols; equation numbers
+are not given because the paper's text could not be consulted to check them):
+
+1. Classify F1. ``classes=k`` runs k-means on F1 (scene-wide, seeded), or
+   ``classes=<path>`` reads a class map on the fine grid. Every pixel with a valid F1 gets
+   the nearest class centre, so labels are per pixel and tiling cannot change them.
+2. Class-level temporal change. Class fractions per coarse pixel ``f_c = N_c / m`` (in
+   ``fit``); the change ``Delta F(c)`` of each class from the linear mixture
+   ``Delta C = sum_c f_c Delta F(c)``, ``Delta C = C2 - C1`` per coarse pixel, by least
+   squares over the ``pure`` purest coarse pixels of each class whose change lies between the
+   10th and 90th percentile of those pixels' changes (the reference's guard against
+   land-cover change), with ``Delta F(c)`` bounded by ``[min Delta C - std, max Delta C +
+   std]`` (``scipy.optimize.lsq_linear``).
+3. Temporal prediction ``F2_TP = F1 + Delta F(c)`` and the residual of each coarse pixel
+   ``R = Delta C - (1/m) (sum F2_TP - sum F1)``.
+4. Spatial prediction ``F2_SP``: a thin-plate spline
+   ``f(x, y) = a0 + a1 x + a2 y + 1/2 sum_i b_i r_i^2 log r_i^2`` through the coarse
+   target's block means at the coarse-pixel centres, evaluated at every fine pixel.
+5. Residual distribution: ``E_ho = F2_SP - F2_TP`` (error where the landscape is
+   homogeneous), ``E_he = R`` (heterogeneous), homogeneity index
+   ``HI = (sum_k I_k) / m``, ``I_k = 1`` for a same-class pixel in a window of one coarse
+   pixel around the pixel (``(2 (R // 2) + 1)^2`` fine pixels), ``CW = E_ho HI + E_he (1 -
+   HI)``, ``W = CW / sum CW`` over the coarse pixel, ``r = m R W``, ``Delta F = Delta F(c) +
+   r``.
+6. Final prediction with similar pixels: in a ``window`` x ``window`` neighbourhood, pixels
+   whose F1 differs from the centre's by at most ``2 sigma_b / k`` in every band (sigma_b:
+   scene-wide std of F1, k: number of classes); the ``similar`` most similar are used with
+   ``w_k = (1 / D_k) / sum (1 / D_k)``, ``D_k = 1 + d_k / (window // 2)``:
+   ``F2 = F1 + sum_k w_k Delta F_k``.
+
+Scene-wide state: step 1 and the class fractions in ``fit``; steps 2-3 and the spline
+coefficients in ``prepare`` (all on the coarse grid); ``predict_window`` evaluates the
+spline, distributes the residuals over the whole coarse pixels around the window and smooths,
+so any tiling gives the same answer as one window.
+
+Units: ``window`` in fine pixels, ``spline_radius`` in coarse pixels, ``valid_range`` in the
+data's units (``auto``: 0-1 for reflectance-like data, else no limit).
+
+Invalid data (NaN): a fine pixel is valid when all bands of F1 are finite (and, with a class
+map, it has a class); an invalid F1 pixel is NaN in the output. Coarse pixels with any
+unclassified or invalid fine pixel do not enter the unmixing (the reference's rule); coarse
+pixels whose C1 or C2 mean is NaN enter neither the unmixing nor the spline, and their fine
+pixels get the class change only (no residual). A pixel without any valid similar pixel takes
+``F1 + C2 - C1`` at that pixel; a prediction outside ``valid_range`` is replaced by
+``F1 + C2 - C1`` limited to the range (the reference's rule).
+
+Departures from the paper and from the authors' IDL program (FSDAF.pro, 2019 version; its
+Python port behaves the same):
+
+=========================  =====================================  ============================
+item                       stfusion                               IDL reference
+=========================  =====================================  ============================
+classification             k-means (k-means++ seeding, seeded,    ENVI ISODATA, 4 to 6 classes
+                           fitted on ~2^16 pixels of F1) with     (paper: ISODATA); the
+                           ``classes`` classes, or a class map    Python port: own ISODATA
+processing blocks          none: every coarse quantity over the   30 x 30 coarse-pixel blocks,
+                           scene, per-pixel steps per window      each with its own unmixing,
+                                                                  spline, std and classes
+spline                     TPS per coarse pixel through the       one global TPS per block
+                           coarse centres within                  (IDL MIN_CURVE_SURF /TPS)
+                           ``spline_radius`` (0: one global TPS,
+                           the paper's form)
+HI window                  one coarse pixel, ``2 (R//2) + 1``     41 x 41 (the smoothing
+                           (paper)                                window, w = 20)
+residual weights           paper's CW, W, r with the reference's  same guards, plus 1e-6 DN
+                           guards: E_ho of the other sign than R  in CW
+                           -> 0, weights > 10 x mean -> mean
+class without pure pixels  fraction-weighted mean of Delta C      not determined by the data
+                                                                  (CONSTRAINED_MIN's result)
+similar-pixel ranking      ``sum_b |dF1_b| / sigma_b``, ties:     ``sum_b |dF1_b| / F1_b``
+                           nearer first                           times ``10 + d / w``
+similar-pixel weights      ``1 / (1 + d / (window // 2))``        same times the spectral term
+                           (paper)                                ``1 / (1 + S)``
+similarity threshold       ``<= 2 sigma / k`` (paper, STARFM)     ``< 2 sigma / k``
+allowed range              ``valid_range`` (auto: 0-1 for         DN_min, DN_max (0, 10000)
+                           reflectance); ``F1 + Delta F`` within
+                           [min, max] of C2 and F2_TP as in the
+                           reference
+F1 outlier clipping        none                                   0.01 % / 99.99 % clipped
+background                 NaN (nodata) pixels                    value 0 in one band
+=========================  =====================================  ============================
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+from rasterio.windows import Window
+
+from stfusion.coarse import block_mean, block_shape, integer_ratio
+from stfusion.errors import EmptyInputError, InvalidParameterError
+from stfusion.io import FileSource, Grid, Source
+from stfusion.kernels.fsdaf import (
+    distribute_residual,
+    homogeneity_index,
+    kmeans_step,
+    nearest_centre,
+    similar_smooth,
+    tps_eval_global,
+    tps_eval_local,
+)
+from stfusion.methods.base import FusionMethod, Param
+from stfusion.scene import Scene
+
+#: A class needs more than this fraction of a coarse pixel for the pixel to be a candidate.
+MIN_PURE_FRACTION = 0.01
+#: Coarse pixels whose class fractions sum to less than this are left out of the unmixing.
+COMPLETE_FRACTION = 0.999
+#: Percentiles of the pure pixels' changes kept for the unmixing (the reference's 10-90 %).
+TRIM = (0.1, 0.9)
+#: At most this many coarse pixels for one global spline (a dense (n + 3)^2 system).
+GLOBAL_SPLINE_MAX = 3000
+#: F1 pixels sampled (decimated grid) to fit the k-means centres.
+KMEANS_SAMPLE = 1 << 16
+STRIP_ROWS = 512
+
+
+# ----------------------------------------------------------------------------- classification
+
+
+def kmeans(
+    x: np.ndarray, k: int, seed: int = 0, n_init: int = 4, max_iter: int = 100
+) -> np.ndarray:
+    """Centres ``(k', band)`` of Lloyd's k-means with k-means++ seeding, ``k' <= k``.
+
+    ``x`` ``(n, band)`` finite. Deterministic for a given seed; fewer centres when ``x`` has
+    fewer than ``k`` distinct rows. The best of ``n_init`` runs (lowest inertia) is kept;
+    centres are sorted by their sum over bands.
+    """
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    best: np.ndarray | None = None
+    best_inertia = np.inf
+    tol = 1e-10 * float(np.mean(np.var(x, axis=0))) + 1e-300
+    dist = np.empty(len(x))
+    for _ in range(n_init):
+        c = _kmeans_pp(x, k, rng)
+        new = np.empty_like(c)
+        for _ in range(max_iter):
+            kmeans_step(x, c, new, dist)
+            shift = float(((new - c) ** 2).sum())
+            c, new = new, c
+            if shift <= tol:
+                break
+        inertia = kmeans_step(x, c, new, dist)
+        if inertia < best_inertia:
+            best, best_inertia = c.copy(), inertia
+        if len(c) < k:
+            break  # fewer distinct points than classes: every seeding gives the same centres
+    assert best is not None
+    return best[np.lexsort((*best.T[::-1], best.sum(axis=1)))]
+
+
+def _kmeans_pp(x: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    c = [x[rng.integers(len(x))]]
+    d = ((x - c[0]) ** 2).sum(axis=1)
+    for _ in range(1, k):
+        total = d.sum()
+        if total <= 0:
+            break  # every point coincides with a centre
+        c.append(x[rng.choice(len(x), p=d / total)])
+        d = np.minimum(d, ((x - c[-1]) ** 2).sum(axis=1))
+    return np.array(c)
+
+
+# --------------------------------------------------------------------------------- unmixing
+
+
+def unmix_class_changes(
+    fractions: np.ndarray,
+    change: np.ndarray,
+    complete: np.ndarray,
+    n_pure: int,
+    bounds: tuple[float, float],
+) -> np.ndarray:
+    """Class-level change ``Delta F(c)`` for one band (paper step 2), shape ``(classes,)``.
+
+    ``fractions`` ``(n, classes)``, ``change`` ``(n,)`` = ``Delta C`` per coarse pixel (NaN:
+    unknown), ``complete`` ``(n,)``: fractions sum to 1. For each class the ``n_pure`` complete
+    coarse pixels with the largest fraction (> 1 %) are taken, those whose change lies within
+    the 10th-90th percentile of theirs are kept, and all kept rows are solved together by
+    least squares within ``bounds``. A class in no kept row gets the fraction-weighted mean
+    change of the coarse pixels containing it (limited to ``bounds``).
+    """
+    from scipy.optimize import lsq_linear
+
+    lb, ub = float(bounds[0]), float(bounds[1])
+    n_classes = fractions.shape[1]
+    ok = complete & np.isfinite(change)
+    rows = []
+    for c in range(n_classes):
+        idx = np.flatnonzero(ok & (fractions[:, c] > MIN_PURE_FRACTION))
+        if idx.size == 0:
+            continue
+        idx = idx[np.argsort(-fractions[idx, c], kind="stable")][:n_pure]
+        ch = change[idx]
+        srt = np.sort(ch)
+        lo = srt[int(np.floor(TRIM[0] * len(srt)))]
+        hi = srt[min(int(np.floor(TRIM[1] * len(srt))), len(srt) - 1)]
+        rows.append(idx[(ch >= lo) & (ch <= hi)])
+    sel = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
+    x = fractions[sel]
+    y = change[sel]
+    out = np.empty(n_classes)
+    solved = x.sum(axis=0) > 0 if len(sel) else np.zeros(n_classes, dtype=bool)
+    if ub - lb <= 0.0:
+        out[:] = lb  # no spread in Delta C: every class changed by the same amount
+        return out
+    for c in np.flatnonzero(~solved):
+        has = np.isfinite(change) & (fractions[:, c] > 0)
+        wsum = fractions[has, c].sum()
+        guess = (fractions[has, c] * change[has]).sum() / wsum if wsum > 0 else np.nanmean(change)
+        out[c] = min(max(float(guess), lb), ub)
+    if solved.any():
+        res = lsq_linear(x[:, solved], y, bounds=(lb, ub), method="bvls")
+        out[solved] = res.x
+    return out
+
+
+# ----------------------------------------------------------------------------------- spline
+
+
+@dataclass
+class Spline:
+    """Thin-plate-spline coefficients on the coarse grid (see ``fit_spline``)."""
+
+    r: int
+    cy: np.ndarray
+    cx: np.ndarray
+    radius: int
+    weights: np.ndarray  # local: (bh, bw, (2 radius + 1)^2, band) float32; global: (n, band)
+    affine: np.ndarray  # local: (bh, bw, 3, band); global: (3, band)
+    py: np.ndarray | None = None  # global only: centres used
+    px: np.ndarray | None = None
+    yref: float = 0.0
+    xref: float = 0.0
+
+    def evaluate(self, y0: int, x0: int, h: int, w: int) -> np.ndarray:
+        """Spline values ``(band, h, w)`` (float64) at fine pixels ``y0 + [0, h)``, ...."""
+        nb = self.affine.shape[-1]
+        out = np.empty((nb, h, w))
+        if h == 0 or w == 0:
+            return out
+        if self.radius == 0:
+            assert self.py is not None and self.px is not None
+            tps_eval_global(
+                y0, x0, self.r, self.py, self.px, self.weights, self.affine,
+                self.yref, self.xref, out,
+            )  # fmt: skip
+        else:
+            tps_eval_local(
+                y0, x0, self.r, self.cy, self.cx, self.radius, self.weights, self.affine, out
+            )
+        return out
+
+
+def block_centres(n: int, r: int) -> np.ndarray:
+    """Centre (mean fine coordinate) of each block along an axis of ``n`` fine pixels."""
+    start = np.arange(0, n, r, dtype=np.float64)
+    end = np.minimum(start + r, n)
+    return (start + end - 1.0) / 2.0
+
+
+def _tps_solve(u: np.ndarray, v: np.ndarray, rhs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Weights ``(n, m)`` and affine ``(3, m)`` of the TPS through points ``(u, v)``.
+
+    Falls back to a constant (the mean) when the points do not span a plane.
+    """
+    n = len(u)
+    p = np.column_stack([np.ones(n), u, v])
+    if n < 3 or np.linalg.matrix_rank(p) < 3:
+        aff = np.zeros((3, rhs.shape[1]))
+        aff[0] = rhs.mean(axis=0) if n else np.nan
+        return np.zeros((n, rhs.shape[1])), aff
+    d2 = (u[:, None] - u[None, :]) ** 2 + (v[:, None] - v[None, :]) ** 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        k = np.where(d2 > 0, 0.5 * d2 * np.log(d2), 0.0)
+    a = np.zeros((n + 3, n + 3))
+    a[:n, :n] = k
+    a[:n, n:] = p
+    a[n:, :n] = p.T
+    b = np.zeros((n + 3, rhs.shape[1]))
+    b[:n] = rhs
+    sol = np.linalg.solve(a, b)
+    return sol[:n], sol[n:]
+
+
+def fit_spline(values: np.ndarray, r: int, shape: tuple[int, int], radius: int) -> Spline:
+    """Fit the TPS of the coarse block means ``values`` ``(band, bh, bw)`` (paper step 4).
+
+    ``radius == 0``: one spline through all valid coarse centres (exact paper form).
+    ``radius > 0``: each coarse pixel gets the spline through the valid centres within
+    ``radius`` coarse pixels of it, used for the fine pixels inside it; coordinates in
+    coarse-pixel units. A centre is valid when all its bands are finite.
+    """
+    nb, bh, bw = values.shape
+    cy = block_centres(shape[0], r)
+    cx = block_centres(shape[1], r)
+    valid = np.isfinite(values).all(axis=0)
+    if radius == 0:
+        iy, ix = np.nonzero(valid)
+        if iy.size > GLOBAL_SPLINE_MAX:
+            raise InvalidParameterError(
+                f"fsdaf: spline_radius=0 fits one spline through all {iy.size} coarse pixels "
+                f"(at most {GLOBAL_SPLINE_MAX}); give spline_radius=6 (or another radius in "
+                "coarse pixels) for a scene this large."
+            )
+        py, px = cy[iy], cx[ix]
+        yref = float(py.mean()) if py.size else 0.0
+        xref = float(px.mean()) if px.size else 0.0
+        wts, aff = _tps_solve((py - yref) / r, (px - xref) / r, values[:, iy, ix].T)
+        return Spline(r, cy, cx, 0, wts, aff, py, px, yref, xref)
+    side = 2 * radius + 1
+    # float32 keeps them at 4 (2 radius + 1)^2 bytes per coarse pixel and band; the spline
+    # then differs from float64 coefficients by ~1e-5 of the data's spread.
+    weights = np.zeros((bh, bw, side * side, nb), dtype=np.float32)
+    affine = np.full((bh, bw, 3, nb), np.nan)
+    offs = np.arange(-radius, radius + 1)
+    pad = np.zeros((bh + 2 * radius, bw + 2 * radius), dtype=bool)
+    pad[radius : radius + bh, radius : radius + bw] = valid
+    windows = np.lib.stride_tricks.sliding_window_view(pad, (side, side))
+    # Relative centre offsets per row/column (differ from the integers only at partial edges).
+    rel_y = np.full((bh, side), np.nan)
+    rel_x = np.full((bw, side), np.nan)
+    for i in range(bh):
+        ii = i + offs
+        inside = (ii >= 0) & (ii < bh)
+        rel_y[i, inside] = (cy[ii[inside]] - cy[i]) / r
+    for j in range(bw):
+        jj = j + offs
+        inside = (jj >= 0) & (jj < bw)
+        rel_x[j, inside] = (cx[jj[inside]] - cx[j]) / r
+    # Blocks with the same valid-neighbour pattern and offsets share one system.
+    ky = [np.nan_to_num(rel_y[i], nan=1e9).tobytes() for i in range(bh)]
+    kx = [np.nan_to_num(rel_x[j], nan=1e9).tobytes() for j in range(bw)]
+    groups: dict[bytes, list[tuple[int, int]]] = {}
+    for i in range(bh):
+        for j in range(bw):
+            groups.setdefault(windows[i, j].tobytes() + ky[i] + kx[j], []).append((i, j))
+    for members in groups.values():
+        i0, j0 = members[0]
+        mask = windows[i0, j0].ravel()
+        kidx = np.flatnonzero(mask)
+        ka, kb = kidx // side, kidx % side
+        u = rel_y[i0, ka]
+        v = rel_x[j0, kb]
+        bi = np.array([m[0] for m in members])
+        bj = np.array([m[1] for m in members])
+        ii = bi[:, None] + offs[ka][None, :]
+        jj = bj[:, None] + offs[kb][None, :]
+        vals = values[:, ii, jj]  # (band, G, n)
+        rhs = vals.transpose(2, 1, 0).reshape(len(kidx), -1)
+        wts, aff = _tps_solve(u, v, rhs)
+        g = len(members)
+        weights[bi[:, None], bj[:, None], kidx[None, :], :] = wts.reshape(
+            len(kidx), g, nb
+        ).transpose(1, 0, 2)
+        affine[bi, bj] = aff.reshape(3, g, nb).transpose(1, 0, 2)
+    return Spline(r, cy, cx, radius, weights, affine)
+
+
+# ------------------------------------------------------------------- per-pixel array helpers
+
+
+def homogeneity(labels: np.ndarray, half: int) -> np.ndarray:
+    """Homogeneity index HI (paper step 5) of every pixel of ``labels`` (window clipped)."""
+    lab = np.ascontiguousarray(labels, dtype=np.int32)
+    out = np.empty(lab.shape, dtype=np.float32)
+    homogeneity_index(lab, half, 0, lab.shape[0], 0, lab.shape[1], out)
+    return out
+
+
+def residual_change(
+    f1: np.ndarray,
+    labels: np.ndarray,
+    hi: np.ndarray,
+    spline: np.ndarray,
+    class_change: np.ndarray,
+    residual: np.ndarray,
+    r: int,
+    lo: np.ndarray,
+    hi_allow: np.ndarray,
+) -> np.ndarray:
+    """Total change ``Delta F`` (paper steps 3 and 5) on arrays covering whole coarse blocks."""
+    out = np.empty(f1.shape, dtype=np.float32)
+    distribute_residual(
+        np.ascontiguousarray(f1, dtype=np.float32),
+        np.ascontiguousarray(labels, dtype=np.int32),
+        np.ascontiguousarray(hi, dtype=np.float32),
+        np.ascontiguousarray(spline, dtype=np.float64),
+        np.ascontiguousarray(class_change, dtype=np.float64),
+        np.ascontiguousarray(residual, dtype=np.float64),
+        int(r),
+        np.asarray(lo, dtype=np.float64),
+        np.asarray(hi_allow, dtype=np.float64),
+        out,
+    )
+    return out
+
+
+def smooth(
+    f1: np.ndarray,
+    change: np.ndarray,
+    labels: np.ndarray,
+    half: int,
+    n_similar: int,
+    thr: np.ndarray,
+    inv_sd: np.ndarray,
+    region: tuple[int, int, int, int] | None = None,
+) -> np.ndarray:
+    """Similar-pixel prediction (paper step 6) for ``region`` = (y0, x0, h, w) of the
+    arrays (default: all pixels); windows clipped to the arrays."""
+    f = np.ascontiguousarray(f1, dtype=np.float32)
+    c = np.ascontiguousarray(change, dtype=np.float32)
+    fvalid = np.isfinite(f).all(axis=0)
+    cvalid = fvalid & (np.asarray(labels) >= 0) & np.isfinite(c).all(axis=0)
+    y0, x0, h, w = region if region is not None else (0, 0, f.shape[1], f.shape[2])
+    out = np.empty((f.shape[0], h, w))
+    similar_smooth(
+        f, c, fvalid, cvalid, np.asarray(thr, dtype=np.float64),
+        np.asarray(inv_sd, dtype=np.float64), int(half), int(n_similar), y0, x0, out,
+    )  # fmt: skip
+    return out
+
+
+# ----------------------------------------------------------------------------------- method
+
+
+def _class_spec(value: Any) -> int | str:
+    """``classes`` as a class count or the path of a class map."""
+    if isinstance(value, bool):
+        raise InvalidParameterError(f"fsdaf: classes must be a number or a path, got {value!r}.")
+    if isinstance(value, int | np.integer):
+        return int(value)
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    if isinstance(value, str | os.PathLike):
+        return os.fspath(value)
+    raise InvalidParameterError(
+        f"fsdaf: classes must be a number of classes or the path of a class map raster, got "
+        f"{value!r}."
+    )
+
+
+def _parse_range(value: Any) -> tuple[float, float] | str | None:
+    if value is None or (isinstance(value, str) and value.strip().lower() == "none"):
+        return None
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return "auto"
+    if isinstance(value, str):
+        parts = value.split(",")
+    else:
+        parts = list(value)
+    try:
+        lo, hi = (float(p) for p in parts)
+    except (TypeError, ValueError):
+        raise InvalidParameterError(
+            f"fsdaf: valid_range must be 'auto', 'none' or 'lo,hi', got {value!r}."
+        ) from None
+    if not lo < hi:
+        raise InvalidParameterError(f"fsdaf: valid_range needs lo < hi, got {value!r}.")
+    return lo, hi
+
+
+def _looks_like_reflectance(values: np.ndarray) -> bool:
+    lo, hi = np.nanpercentile(values, [0.5, 99.5])
+    return bool(lo >= -0.5 and hi <= 1.5)
+
+
+class FSDAF(FusionMethod):
+    """FSDAF (Zhu et al. 2016), one pair, all bands. See the module docstring."""
+
+    name = "fsdaf"
+    title = "FSDAF"
+    paper = "Zhu et al. 2016, Remote Sensing of Environment 172, 165-177"
+    min_pairs = 1
+    max_pairs = 1
+    #: Exact on a piecewise-constant scene with exact block-mean coarse images (contract suite).
+    exact_properties: ClassVar[tuple[str, ...]] = ("unchanged", "uniform_change")
+    params = (
+        Param("classes", 6, str, "",
+              "number of k-means classes of F1, or the path of a class map raster (integer "
+              "labels, nodata = unclassified) on the fine grid"),
+        Param("window", 41, int, "fine pixels",
+              "similar-pixel window (odd); 41 = the reference's half window 20"),
+        Param("similar", 20, int, "pixels", "number of similar pixels used per fine pixel"),
+        Param("pure", 100, int, "coarse pixels",
+              "purest coarse pixels per class used to unmix the class changes"),
+        Param("spline_radius", 4, int, "coarse pixels",
+              "thin-plate spline through the coarse centres within this radius of each coarse "
+              "pixel; 0 = one spline over the scene (paper; small scenes only)"),
+        Param("valid_range", "auto", str, "data units",
+              "allowed output range 'lo,hi' (or 'none'); auto: 0,1 for reflectance-like "
+              "data, else none"),
+        Param("seed", 0, int, "", "random seed of the k-means classification"),
+    )  # fmt: skip
+
+    def _validate_params(self) -> None:
+        spec = _class_spec(self.classes)
+        if isinstance(spec, int) and spec < 1:
+            raise InvalidParameterError(f"fsdaf: classes must be >= 1, got {spec}.")
+        for name, low in (("window", 1), ("similar", 1), ("pure", 1), ("spline_radius", 0)):
+            val = getattr(self, name)
+            if isinstance(val, bool) or not isinstance(val, int | np.integer) or val < low:
+                raise InvalidParameterError(
+                    f"fsdaf: {name} must be an integer >= {low}, got {val!r}."
+                )
+        if self.window % 2 == 0:
+            raise InvalidParameterError(f"fsdaf: window must be odd, got {self.window}.")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int | np.integer):
+            raise InvalidParameterError(f"fsdaf: seed must be an integer, got {self.seed!r}.")
+        _parse_range(self.valid_range)
+
+    def halo(self) -> int:
+        r = getattr(self, "r_", 1)
+        return int(self.window) // 2 + r + r // 2
+
+    def bytes_per_pixel(self, bands: int, pairs: int) -> float:
+        # F1 + region copy, spline (f64), change, output (f64), C1/C2; labels, HI, masks
+        return 4.0 * bands * 2 + 8.0 * bands + 4.0 * bands + 8.0 * bands + 8.0 * bands + 16.0
+
+    # ------------------------------------------------------------------------------ fit
+
+    def _fit(self, scene: Scene) -> None:
+        r = integer_ratio(self.ratio_, "fsdaf")
+        self.r_ = r
+        fine, coarse = scene.pairs[0]
+        grid = scene.grid
+        spec = _class_spec(self.classes)
+        self.class_map_: FileSource | None = None
+        if isinstance(spec, int):
+            self.centres_ = self._fit_kmeans(fine, spec)
+            self.class_values_ = np.arange(len(self.centres_), dtype=np.float64)
+        else:
+            self.class_map_ = _open_class_map(spec, grid)
+            self.class_values_ = _class_values(self.class_map_)
+        n_classes = len(self.class_values_)
+        self.n_classes_ = n_classes
+        bh, bw = block_shape(grid.shape, r)
+        nb = scene.count
+        counts = np.zeros(bh * bw * n_classes, dtype=np.int64)
+        c1m = np.empty((nb, bh, bw), dtype=np.float64)
+        s0 = 0
+        s1 = np.zeros(nb)
+        s2 = np.zeros(nb)
+        cmin = np.full((n_classes, nb), np.inf)
+        cmax = np.full((n_classes, nb), -np.inf)
+        sample: list[np.ndarray] = []
+        for win in _strips(grid, r):
+            f = fine.read(win)
+            lab = self._labels(f, win, 0)
+            ok = lab >= 0
+            row = int(win.row_off)
+            bi = (row + np.arange(f.shape[1])) // r
+            bj = np.arange(f.shape[2]) // r
+            flat = (bi[:, None] * bw + bj[None, :]) * n_classes + lab
+            counts += np.bincount(flat[ok], minlength=counts.size)
+            c1m[:, row // r : row // r + -(-f.shape[1] // r)] = block_mean(coarse.read(win), r)
+            v = f[:, ok].astype(np.float64)
+            s0 += v.shape[1]
+            s1 += v.sum(axis=1)
+            s2 += (v * v).sum(axis=1)
+            lv = lab[ok]
+            for c in np.unique(lv):
+                vc = v[:, lv == c]
+                cmin[c] = np.minimum(cmin[c], vc.min(axis=1))
+                cmax[c] = np.maximum(cmax[c], vc.max(axis=1))
+            if v.shape[1]:
+                sample.append(v[:, :: max(1, v.shape[1] // 4096)])
+        if s0 == 0:
+            raise EmptyInputError(
+                f"{fine.label}: no fine pixel is valid in every band"
+                + (" and classified by the class map" if self.class_map_ is not None else "")
+                + "; FSDAF needs F1 (and its classes)."
+            )
+        mean = s1 / s0
+        sd = np.sqrt(np.maximum(s2 / s0 - mean * mean, 0.0))
+        self.counts_ = counts.reshape(bh, bw, n_classes)
+        self.coarse1_ = c1m
+        self.fine_std_ = sd
+        self.class_min_ = cmin
+        self.class_max_ = cmax
+        rows = np.minimum(np.arange(bh) * r + r, grid.height) - np.arange(bh) * r
+        cols = np.minimum(np.arange(bw) * r + r, grid.width) - np.arange(bw) * r
+        self.block_pixels_ = rows[:, None] * cols[None, :]
+        rng = _parse_range(self.valid_range)
+        if rng == "auto":
+            rng = (0.0, 1.0) if _looks_like_reflectance(np.concatenate(sample, axis=1)) else None
+        self.valid_range_: tuple[float, float] | None = rng  # type: ignore[assignment]
+
+    def _fit_kmeans(self, fine: Source, k: int) -> np.ndarray:
+        s = fine.sample(KMEANS_SAMPLE)
+        x = s.reshape(s.shape[0], -1).T
+        x = x[np.isfinite(x).all(axis=1)]
+        if len(x) == 0:
+            raise EmptyInputError(f"{fine.label}: no pixel is valid in every band.")
+        return kmeans(x, k, int(self.seed))
+
+    def _labels(self, f1: np.ndarray, window: Window, halo: int) -> np.ndarray:
+        """Class index per pixel of a (padded) F1 window, -1 = no class / invalid F1."""
+        out = np.empty(f1.shape[1:], dtype=np.int32)
+        if self.class_map_ is None:
+            nearest_centre(np.ascontiguousarray(f1), self.centres_, out)
+            return out
+        raw = self.class_map_.read(window, halo)[0]
+        vals = self.class_values_
+        idx = np.clip(np.searchsorted(vals, raw), 0, len(vals) - 1)
+        with np.errstate(invalid="ignore"):
+            ok = (vals[idx] == raw) & np.isfinite(f1).all(axis=0)
+        out[...] = np.where(ok, idx, -1)
+        return out
+
+    # -------------------------------------------------------------------------- prepare
+
+    def _prepare(self, target: Source) -> None:
+        r = self.r_
+        grid = self.grid_
+        nb = self.scene_.count
+        bh, bw = self.block_pixels_.shape
+        c2m = np.empty((nb, bh, bw), dtype=np.float64)
+        tmin = np.full(nb, np.inf)
+        tmax = np.full(nb, -np.inf)
+        for win in _strips(grid, r):
+            t = target.read(win)
+            row = int(win.row_off)
+            c2m[:, row // r : row // r + -(-t.shape[1] // r)] = block_mean(t, r)
+            for b in range(nb):
+                tb = t[b][np.isfinite(t[b])]
+                if tb.size:
+                    tmin[b] = min(tmin[b], float(tb.min()))
+                    tmax[b] = max(tmax[b], float(tb.max()))
+        dc = c2m - self.coarse1_  # (band, bh, bw)
+        counts = self.counts_.reshape(bh * bw, -1).astype(np.float64)
+        npix = self.block_pixels_.reshape(-1).astype(np.float64)
+        fractions = counts / npix[:, None]
+        complete = fractions.sum(axis=1) > COMPLETE_FRACTION
+        change = np.empty((self.n_classes_, nb))
+        for b in range(nb):
+            d = dc[b].reshape(-1)
+            ok = np.isfinite(d)
+            if not ok.any():
+                change[:, b] = 0.0
+                continue
+            sd = float(np.std(d[ok]))
+            bounds = (float(d[ok].min()) - sd, float(d[ok].max()) + sd)
+            change[:, b] = unmix_class_changes(fractions, d, complete, int(self.pure), bounds)
+        self.class_change_ = change
+        nvalid = counts.sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            share = counts / nvalid[:, None]
+        shift = share @ change  # mean F2_TP - mean F1 per coarse pixel
+        resid = dc.reshape(nb, -1).T - shift
+        resid[nvalid == 0] = np.nan
+        self.residual_ = resid.reshape(bh, bw, nb)
+        present = self.counts_.sum(axis=(0, 1)) > 0
+        tp_min = (self.class_min_[present] + change[present]).min(axis=0)
+        tp_max = (self.class_max_[present] + change[present]).max(axis=0)
+        lo = np.fmin(tmin, tp_min)
+        hi = np.fmax(tmax, tp_max)
+        if self.valid_range_ is not None:
+            lo = np.maximum(lo, self.valid_range_[0])
+            hi = np.minimum(hi, self.valid_range_[1])
+        self.allowed_ = (lo, hi)
+        self.spline_ = fit_spline(c2m, r, grid.shape, int(self.spline_radius))
+
+    # -------------------------------------------------------------------------- predict
+
+    def predict_window(self, window: Window) -> np.ndarray:
+        return self._predict(window)[0]
+
+    def predict_window_quality(self, window: Window) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """The prediction and ``fallback``: 1 where ``F1 + C2 - C1`` replaced FSDAF's value
+        (no similar pixel, or outside ``valid_range``) in any band."""
+        out, fallback = self._predict(window)
+        return out, {"fallback": fallback.astype(np.float32)}
+
+    def _predict(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
+        r = self.r_
+        half = int(self.window) // 2
+        pad = self.halo()
+        fine, coarse = self.scene_.pairs[0]
+        f1 = fine.read(window, pad)
+        lab = self._labels(f1, window, pad)
+        row0, col0 = int(window.row_off), int(window.col_off)
+        h, w = int(window.height), int(window.width)
+        height, width = self.grid_.shape
+        # Whole coarse pixels covering the window and its smoothing neighbourhood.
+        by0 = max(0, (row0 - half) // r * r)
+        by1 = min(height, -(-(row0 + h + half) // r) * r)
+        bx0 = max(0, (col0 - half) // r * r)
+        bx1 = min(width, -(-(col0 + w + half) // r) * r)
+        ry0, ry1 = by0 - row0 + pad, by1 - row0 + pad
+        rx0, rx1 = bx0 - col0 + pad, bx1 - col0 + pad
+        hi = np.empty((ry1 - ry0, rx1 - rx0), dtype=np.float32)
+        homogeneity_index(lab, r // 2, ry0, ry1, rx0, rx1, hi)
+        sp = self.spline_.evaluate(by0, bx0, by1 - by0, bx1 - bx0)
+        fr = f1[:, ry0:ry1, rx0:rx1]
+        lr = lab[ry0:ry1, rx0:rx1]
+        resid = self.residual_[by0 // r : -(-by1 // r), bx0 // r : -(-bx1 // r)]
+        change = residual_change(fr, lr, hi, sp, self.class_change_, resid, r, *self.allowed_)
+        sd = self.fine_std_
+        thr = sd * 2.0 / self.n_classes_
+        inv_sd = np.where(sd > 0, 1.0 / np.where(sd > 0, sd, 1.0), 0.0)
+        out = smooth(
+            fr, change, lr, half, int(self.similar), thr, inv_sd,
+            (row0 - by0, col0 - bx0, h, w),
+        )  # fmt: skip
+        f1c = f1[:, pad : pad + h, pad : pad + w].astype(np.float64)
+        alt = f1c + self.target_.read(window).astype(np.float64) - coarse.read(window)
+        fok = np.isfinite(f1c).all(axis=0)
+        fell = np.isnan(out) & fok[None]
+        out = np.where(fell, alt, out)
+        if self.valid_range_ is not None:
+            lo, hi_v = self.valid_range_
+            with np.errstate(invalid="ignore"):
+                bad = (out < lo) | (out > hi_v)
+            out = np.where(bad, np.clip(np.where(np.isfinite(alt), alt, out), lo, hi_v), out)
+            fell |= bad
+        return out.astype(np.float32), fell.any(axis=0)
+
+
+# ---------------------------------------------------------------------------------- helpers
+
+
+def _strips(grid: Grid, r: int) -> list[Window]:
+    rows = max(r, STRIP_ROWS // r * r)
+    return [
+        Window(0, row, grid.width, min(rows, grid.height - row))
+        for row in range(0, grid.height, rows)
+    ]
+
+
+def _open_class_map(path: str, grid: Grid) -> FileSource:
+    src = FileSource(path)
+    if src.count != 1:
+        raise InvalidParameterError(
+            f"fsdaf: class map {path} has {src.count} bands; give a single-band raster of "
+            "class labels."
+        )
+    if src.grid.shape != grid.shape:
+        raise InvalidParameterError(
+            f"fsdaf: class map {path} is {src.grid.height} x {src.grid.width} pixels (rows x "
+            f"columns) but the fine image is {grid.height} x {grid.width}; give a class map on "
+            "the fine grid."
+        )
+    if src.grid.georeferenced and grid.georeferenced and not src.grid.same_as(grid):
+        raise InvalidParameterError(
+            f"fsdaf: class map {path} ({src.grid.describe()}) is not on the fine grid "
+            f"({grid.describe()}); resample it onto the fine grid (nearest neighbour)."
+        )
+    return src
+
+
+def _class_values(src: FileSource) -> np.ndarray:
+    """Sorted distinct labels of a class map (nodata excluded); labels must be integers."""
+    values = np.zeros(0)
+    for win in _strips(src.grid, 1):
+        v = src.read(win)[0]
+        v = v[np.isfinite(v)]
+        if v.size and np.any(v != np.round(v)):
+            raise InvalidParameterError(
+                f"fsdaf: class map {src.path} has non-integer values (e.g. "
+                f"{v[v != np.round(v)][0]:g}); give integer class labels."
+            )
+        values = np.union1d(values, np.unique(v))
+    if values.size == 0:
+        raise EmptyInputError(f"fsdaf: class map {src.path} has no labelled pixel.")
+    return values.astype(np.float64)

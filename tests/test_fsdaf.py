@@ -1,0 +1,354 @@
+"""FSDAF: kernels against a slow literal reference, unmixing and exact properties on synthetic
+scenes, the class-map parameter, tiling, missing data, and accuracy on ``lgc-flood``.
+
+The reference (``tests/reference/fsdaf_ref.py``) is written from Zhu et al. 2016 and the
+conventions in ``stfusion.methods.fsdaf``'s docstring, independently of the numba kernels; the
+fast code is fed the same class map, class changes and spline values. Real data: crops of the
+named case ``lgc-flood`` (/work/shared/data/README.md): pair 2004-11-26, target 2004-12-28,
+scale 1e-4, R = 16.
+"""
+
+from __future__ import annotations
+
+import warnings
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import pytest
+from rasterio.windows import Window
+
+from reference.fsdaf_ref import (
+    class_fractions_ref,
+    homogeneity_ref,
+    residual_change_ref,
+    smooth_ref,
+)
+from stfusion.coarse import block_mean, upsample_blocks
+from stfusion.errors import InvalidParameterError
+from stfusion.io import FileSource, Scaling
+from stfusion.methods.fsdaf import (
+    FSDAF,
+    fit_spline,
+    homogeneity,
+    kmeans,
+    residual_change,
+    smooth,
+    unmix_class_changes,
+)
+from stfusion.metrics import rmse
+
+LGC = Path("/work/shared/data/lgc_fsdaf")
+R = 16
+needs_lgc = pytest.mark.skipif(not LGC.is_dir(), reason="lgc_fsdaf data not available")
+
+
+@pytest.fixture(autouse=True)
+def _quiet() -> None:
+    # In-memory arrays carry no georeferencing; open_scene says so every time.
+    warnings.filterwarnings("ignore", ".*georeferenc")
+
+
+@cache
+def _lgc(name: str) -> np.ndarray:
+    scale = None if name.endswith("classification") else 1e-4
+    return FileSource(LGC / name, Scaling(scale)).read()
+
+
+def lgc(row: int = 0, col: int = 0, size: int = 480) -> dict[str, np.ndarray]:
+    """Crop of lgc-flood: f1, c1, c2 (target), f2 (truth), cls (SVM classes 0-3)."""
+    sl = (slice(None), slice(row, row + size), slice(col, col + size))
+    return {
+        "f1": _lgc("Landsat20041126")[sl],
+        "c1": _lgc("MODIS20041126")[sl],
+        "c2": _lgc("MODIS20041228")[sl],
+        "f2": _lgc("Landsat20041228")[sl],
+        "cls": _lgc("Landsat20041126_SVM_classification")[0][sl[1:]].astype(np.int32) - 1,
+    }
+
+
+def write_map(path: Path, labels: np.ndarray, nodata: float | None = None) -> Path:
+    from conftest import write_tif
+
+    return write_tif(path, labels.astype(np.int16), crs=None, nodata=nodata)
+
+
+def synthetic(
+    h: int = 64, w: int = 64, r: int = 8, patch: int = 6, seed: int = 1
+) -> dict[str, np.ndarray]:
+    """Piecewise-constant scene: 4 classes on patch x patch squares, well separated in all 3
+    bands; coarse images are exact r x r block means (upsampled to the fine grid)."""
+    rng = np.random.default_rng(seed)
+    cells = rng.integers(0, 4, size=(h // patch + 1, w // patch + 1))
+    lab = np.repeat(np.repeat(cells, patch, 0), patch, 1)[:h, :w]
+    levels = np.array([[0.05, 0.08, 0.30], [0.15, 0.12, 0.20], [0.25, 0.30, 0.10],
+                       [0.40, 0.35, 0.45]])  # fmt: skip
+    fine = levels[lab].transpose(2, 0, 1).astype(np.float32)
+    return {"fine": fine, "labels": lab, "r": np.array(r)}
+
+
+def coarse_of(fine: np.ndarray, r: int) -> np.ndarray:
+    return upsample_blocks(block_mean(fine, r), r, fine.shape[1:]).astype(np.float32)
+
+
+def run(method: FSDAF, f1: np.ndarray, c1: np.ndarray, c2: np.ndarray, r: int, **kw) -> np.ndarray:
+    method.fit([(f1, c1)], ratio=r)
+    return method.predict(c2, **kw).values
+
+
+# ------------------------------------------------------------------ kernels vs the reference
+
+
+@needs_lgc
+def test_homogeneity_matches_reference() -> None:
+    labels = lgc(200, 180, 40)["cls"].copy()
+    labels[5:9, 30:33] = -1  # unclassified pixels count in neither numerator nor denominator
+    fast = homogeneity(labels, R // 2)
+    np.testing.assert_allclose(fast, homogeneity_ref(labels, R // 2), rtol=1e-6, equal_nan=True)
+
+
+@pytest.fixture(scope="module")
+def fitted_crop(tmp_path_factory: pytest.TempPathFactory) -> tuple[FSDAF, dict[str, np.ndarray]]:
+    """FSDAF fitted on a 96 x 96 lgc crop with the SVM class map (for its class changes,
+    residuals and spline)."""
+    if not LGC.is_dir():
+        pytest.skip("lgc_fsdaf data not available")
+    d = lgc(0, 96, 96)  # all four SVM classes present
+    path = write_map(tmp_path_factory.mktemp("crop") / "svm.tif", d["cls"] + 1)
+    m = FSDAF(classes=str(path))
+    m.fit([(d["f1"], d["c1"])], ratio=R)
+    m.prepare(d["c2"])
+    assert list(m.class_values_) == [1, 2, 3, 4]  # class index = SVM class - 1
+    return m, d
+
+
+def test_residual_distribution_matches_reference(fitted_crop: tuple[FSDAF, dict]) -> None:
+    m, d = fitted_crop
+    f1 = d["f1"][:, :48, :48]
+    labels = d["cls"][:48, :48].copy()
+    labels[20:23, 3:9] = -1
+    hi = homogeneity_ref(labels, R // 2)
+    spline = m.spline_.evaluate(0, 0, 48, 48)
+    residual = m.residual_[:3, :3].copy()
+    residual[1, 2, 0] = np.nan  # unknown residual: class change only
+    lo, hi_allow = m.allowed_
+    fast = residual_change(f1, labels, hi, spline, m.class_change_, residual, R, lo, hi_allow)
+    ref = residual_change_ref(f1, labels, hi, spline, m.class_change_, residual, R, lo, hi_allow)
+    np.testing.assert_allclose(fast, ref, rtol=1e-5, atol=1e-7, equal_nan=True)
+    # Each coarse pixel receives exactly its residual: sum r = m R, where unclipped.
+    tp = f1 + m.class_change_[np.maximum(labels, 0)].transpose(2, 0, 1)
+    got = (f1 + fast - tp)[0, :16, :16][labels[:16, :16] >= 0].mean()
+    assert got == pytest.approx(residual[0, 0, 0], abs=1e-6)
+
+
+def test_smoothing_matches_reference(fitted_crop: tuple[FSDAF, dict]) -> None:
+    m, d = fitted_crop
+    f1 = d["f1"][:, 8:40, 8:40].copy()
+    labels = d["cls"][8:40, 8:40].copy()
+    f1[:, 3, 4] = np.nan  # invalid centre and neighbour
+    labels[10, 10:13] = -1
+    change = np.random.default_rng(0).normal(0, 0.02, f1.shape).astype(np.float32)
+    change[1, 20, 20] = np.nan
+    thr = m.fine_std_ * 2.0 / m.n_classes_
+    inv_sd = 1.0 / m.fine_std_
+    fast = smooth(f1, change, labels, 4, 6, thr, inv_sd)
+    ref = smooth_ref(f1, change, labels, 4, 6, thr, inv_sd)
+    np.testing.assert_allclose(fast, ref, rtol=1e-5, atol=1e-6, equal_nan=True)
+    assert np.isnan(fast[:, 3, 4]).all() and np.isfinite(fast[:, 3, 5]).all()
+
+
+def test_class_fractions_match_reference(fitted_crop: tuple[FSDAF, dict]) -> None:
+    m, d = fitted_crop
+    ref = class_fractions_ref(d["cls"], R, 4)
+    np.testing.assert_allclose(m.counts_ / m.block_pixels_[..., None], ref)
+
+
+# --------------------------------------------------------------------------------- unmixing
+
+
+def test_unmixing_recovers_known_class_changes() -> None:
+    s = synthetic()
+    fractions = class_fractions_ref(s["labels"], 8, 4).reshape(-1, 4)
+    truth = np.array([-0.03, 0.01, 0.05, 0.02])
+    dc = fractions @ truth
+    got = unmix_class_changes(fractions, dc, np.ones(len(dc), bool), 100, (-0.2, 0.2))
+    np.testing.assert_allclose(got, truth, atol=1e-12)
+
+
+def test_method_recovers_class_changes_exactly(tmp_path: Path) -> None:
+    """Coarse = exact block means of F2 = F1 + dF(class): the unmixing recovers dF, no
+    residual is left, and the prediction is F2 (k-means classes and a class-map path)."""
+    s = synthetic()
+    f1, lab = s["fine"], s["labels"]
+    delta = np.array([[-0.03, 0.02, 0.04], [0.01, -0.02, 0.03], [0.05, 0.01, -0.04],
+                      [0.02, 0.03, 0.01]])  # fmt: skip
+    f2 = (f1 + delta[lab].transpose(2, 0, 1)).astype(np.float32)
+    c1, c2 = coarse_of(f1, 8), coarse_of(f2, 8)
+    for classes in (4, str(write_map(tmp_path / "lab.tif", lab * 10 + 7))):
+        m = FSDAF(classes=classes, window=9)
+        pred = run(m, f1, c1, c2, 8)
+        order = np.argsort(m.class_values_) if classes != 4 else np.argsort(m.centres_[:, 0])
+        np.testing.assert_allclose(m.class_change_[order], delta, atol=1e-6)
+        np.testing.assert_allclose(m.residual_, 0.0, atol=1e-6)
+        np.testing.assert_allclose(pred, f2, atol=1e-6)
+
+
+# ------------------------------------------------------------------------- exact properties
+
+
+def test_unchanged_coarse_returns_fine() -> None:
+    s = synthetic()
+    f1 = s["fine"]
+    c1 = coarse_of(f1, 8)
+    pred = run(FSDAF(window=11), f1, c1, c1, 8)
+    np.testing.assert_array_equal(pred, f1)
+
+
+def test_uniform_change_adds_it() -> None:
+    s = synthetic()
+    f1 = s["fine"]
+    c1 = coarse_of(f1, 8)
+    pred = run(FSDAF(window=11), f1, c1, c1 + np.float32(0.03), 8)
+    np.testing.assert_allclose(pred, f1 + np.float32(0.03), atol=1e-6)
+
+
+def test_spline_is_a_thin_plate_spline() -> None:
+    """The global spline equals scipy's TPS through the coarse centres; a local spline whose
+    radius covers the grid is the same function."""
+    from scipy.interpolate import RBFInterpolator
+
+    rng = np.random.default_rng(3)
+    r, shape = 8, (44, 37)  # partial edge blocks: centres at the mean fine coordinate
+    vals = rng.normal(0.2, 0.05, (2, 6, 5))
+    g = fit_spline(vals, r, shape, 0)
+    cy = np.array([3.5, 11.5, 19.5, 27.5, 35.5, 41.5])
+    cx = np.array([3.5, 11.5, 19.5, 27.5, 34.0])
+    pts = np.stack(np.meshgrid(cy, cx, indexing="ij"), -1).reshape(-1, 2)
+    yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]]
+    q = np.column_stack([yy.ravel(), xx.ravel()]).astype(float)
+    want = RBFInterpolator(pts, vals.reshape(2, -1).T, kernel="thin_plate_spline")(q)
+    got = g.evaluate(0, 0, *shape)
+    np.testing.assert_allclose(got.reshape(2, -1).T, want, atol=1e-9)
+    local = fit_spline(vals, r, shape, 6).evaluate(0, 0, *shape)
+    np.testing.assert_allclose(local, got, atol=1e-5)  # local weights are float32
+
+
+def test_kmeans_is_deterministic_and_finds_separated_clusters() -> None:
+    rng = np.random.default_rng(0)
+    centres = np.array([[0.1, 0.2], [0.5, 0.1], [0.3, 0.6]])
+    x = np.concatenate([c + rng.normal(0, 0.01, (300, 2)) for c in centres])
+    a, b = kmeans(x, 3, seed=5), kmeans(x, 3, seed=5)
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(np.sort(a, axis=0), np.sort(centres, axis=0), atol=0.01)
+    assert len(kmeans(np.repeat(centres[:2], 10, axis=0), 3)) == 2  # fewer distinct points
+
+
+# ---------------------------------------------------------------------------------- class map
+
+
+def test_class_map_of_wrong_shape_is_a_clear_error(tmp_path: Path) -> None:
+    s = synthetic()
+    path = write_map(tmp_path / "classes.tif", np.zeros((60, 64)))
+    with pytest.raises(InvalidParameterError) as err:
+        FSDAF(classes=str(path)).fit([(s["fine"], coarse_of(s["fine"], 8))], ratio=8)
+    msg = str(err.value)
+    assert str(path) in msg and "60 x 64" in msg and "64 x 64" in msg
+
+
+def test_class_map_nodata_is_unclassified(tmp_path: Path) -> None:
+    s = synthetic()
+    lab = s["labels"].astype(float)
+    lab[:8, :8] = -99  # one whole coarse pixel unclassified: left out of the unmixing
+    path = write_map(tmp_path / "classes.tif", lab, nodata=-99)
+    f1 = s["fine"]
+    pred = run(FSDAF(classes=str(path), window=9), f1, coarse_of(f1, 8), coarse_of(f1, 8), 8)
+    assert np.isfinite(pred).all()  # unclassified pixels borrow from classified neighbours
+    np.testing.assert_allclose(pred, f1, atol=1e-7)
+
+
+def test_no_similar_pixel_falls_back_to_additive(tmp_path: Path) -> None:
+    """An unclassified pixel whose window holds no valid neighbour takes F1 + C2 - C1 and
+    is flagged in the quality layer."""
+    s = synthetic()
+    f1 = s["fine"].copy()
+    lab = s["labels"].astype(float)
+    lab[20, 20] = -99
+    f1[:, 19:22, 19:22] = np.nan
+    f1[:, 20, 20] = s["fine"][:, 20, 20]
+    path = write_map(tmp_path / "classes.tif", lab, nodata=-99)
+    c1 = coarse_of(s["fine"], 8)
+    c2 = c1 + np.float32(0.01)
+    m = FSDAF(classes=str(path), window=3).fit([(f1, c1)], ratio=8)
+    m.prepare(c2)
+    pred, extra = m.predict_window_quality(Window(16, 16, 8, 8))
+    np.testing.assert_allclose(pred[:, 4, 4], f1[:, 20, 20] + c2[:, 20, 20] - c1[:, 20, 20])
+    assert extra["fallback"][4, 4] == 1 and extra["fallback"].sum() == 1
+    assert np.isnan(pred[:, 3, 3]).all()
+
+
+def test_parameters_are_checked() -> None:
+    for bad in ({"window": 10}, {"classes": 0}, {"similar": 0}, {"spline_radius": -1},
+                {"valid_range": "1,0"}, {"valid_range": "x"}, {"classes": 2.5}):  # fmt: skip
+        with pytest.raises(InvalidParameterError):
+            FSDAF(**bad)
+    s = synthetic()
+    c = coarse_of(s["fine"], 8)
+    with pytest.raises(InvalidParameterError, match="ratio"):
+        FSDAF().fit([(s["fine"], c)])
+    with pytest.raises(InvalidParameterError, match="exactly 1"):
+        FSDAF().fit([(s["fine"], c), (s["fine"], c)], ratio=8)
+    assert FSDAF.parse_params(["classes=7", "valid_range=none"]) == {
+        "classes": "7", "valid_range": "none"}  # fmt: skip
+
+
+# -------------------------------------------------------------------- tiling and missing data
+
+
+@needs_lgc
+def test_tiled_equals_whole_scene() -> None:
+    d = lgc(150, 200, 80)
+    m = FSDAF(window=15).fit([(d["f1"], d["c1"])], ratio=R)
+    m.prepare(d["c2"])
+    whole = m.predict(window_size=80).values
+    for size, workers in ((7, 1), (23, 2)):
+        tiled = m.predict(window_size=size, workers=workers).values
+        np.testing.assert_array_equal(tiled, whole)
+    # A window anywhere gives the same pixels as the whole-scene run.
+    part, extra = m.predict_window_quality(Window(13, 29, 5, 3))
+    np.testing.assert_array_equal(part, whole[:, 29:32, 13:18])
+    assert extra["fallback"].shape == (3, 5)
+
+
+@needs_lgc
+def test_missing_data() -> None:
+    """NaN F1 pixels stay NaN; a coarse pixel with a NaN target mean gets the class change
+    only (no residual) and is left out of the unmixing and the spline."""
+    d = lgc(100, 100, 64)
+    f1, c2 = d["f1"].copy(), d["c2"].copy()
+    f1[:, 10:13, 40:45] = np.nan
+    c2[:, 16:32, 0:16] = np.nan  # one coarse pixel of the target
+    m = FSDAF(window=15).fit([(f1, d["c1"])], ratio=R)
+    pred = m.predict(c2).values
+    assert np.isnan(pred[:, 10:13, 40:45]).all()
+    valid = np.isfinite(f1).all(axis=0)
+    assert np.isfinite(pred[:, valid]).all()
+    assert np.isnan(m.residual_[1, 0]).all() and np.isfinite(m.residual_[0, 0]).all()
+    assert np.isfinite(m.spline_.evaluate(24, 8, 1, 1)).all()  # interpolated across the gap
+
+
+# ------------------------------------------------------------------------------- lgc-flood
+
+
+@needs_lgc
+def test_lgc_flood_beats_the_additive_baseline() -> None:
+    d = lgc()
+    m = FSDAF().fit(
+        [(str(LGC / "Landsat20041126"), str(LGC / "MODIS20041126"))],
+        ratio=R, fine_scaling=Scaling(1e-4), coarse_scaling=Scaling(1e-4),
+    )  # fmt: skip
+    pred = m.predict(FileSource(LGC / "MODIS20041228", Scaling(1e-4))).values
+    additive = d["f1"] + d["c2"] - d["c1"]
+    ours, base = rmse(pred, d["f2"]).mean(), rmse(additive, d["f2"]).mean()
+    assert base == pytest.approx(0.0221, abs=5e-4)
+    assert ours < base - 0.001
+    assert np.isfinite(pred).all()
