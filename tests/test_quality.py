@@ -56,3 +56,28 @@ def test_quality_layer_from_dated_names(
     assert np.all(used[5:10, 5:10] == 1) and used[0, 0] == 2
     pred = FileSource(str(out)).read()
     assert pred.shape[0] == 2 and np.isfinite(pred).all()
+
+
+def test_starfm_quality_fallback_and_uncertainty(small_tifs: dict[str, Path]) -> None:
+    from stfusion.methods.base import WithQuality
+    from stfusion.methods.starfm import STARFM
+    from stfusion.tiling import plan_windows
+
+    s = small_tifs
+    f1 = FileSource(str(s["f1"])).read()
+    f1[:, 20, 20] = np.nan  # no fine value: no candidate, falls back to the coarse target
+    est = STARFM(window=5).fit([(f1, FileSource(str(s["c1"])).read())])
+    c2 = FileSource(str(s["c2"])).read()
+    est.prepare(c2)
+    w = plan_windows(est.grid_, 40)[0]
+    stacked = WithQuality(est).predict_window(w)
+    pred, q = stacked[:2], stacked[2:]
+    np.testing.assert_array_equal(pred, est.predict_window(w))
+    fallback, unc = q[2], q[3:]
+    assert fallback[20, 20] == 1 and fallback.sum() == 1
+    np.testing.assert_array_equal(pred[:, 20, 20], c2[:, 20, 20])
+    assert np.isnan(unc[:, 20, 20]).all()
+    ok = np.isfinite(unc)
+    assert ok.mean() > 0.99 and (unc[ok] >= 0).all()
+    # The spread is that of the candidates' predictions: about the size of the coarse change.
+    assert 0 < np.nanmedian(unc) < np.nanstd(c2 - FileSource(str(s["c1"])).read()) * 3

@@ -14,8 +14,10 @@ from numba import njit, prange
 BIG = np.float32(1e30)
 
 
-# No "nnan"/"ninf" fastmath flags: the output is NaN where nothing survived.
-_FAST = {"nsz", "arcp", "contract", "afn", "reassoc"}
+# No "nnan"/"ninf": the output is NaN where nothing survived. No "contract": FMA contraction
+# differs between the loop bodies with and without the spread, and the prediction must not
+# depend on whether the quality layer is asked for.
+_FAST = {"nsz", "arcp", "afn", "reassoc"}
 
 
 @njit(parallel=True, nogil=True, fastmath=_FAST, cache=True)
@@ -31,6 +33,7 @@ def starfm_accumulate(
     half: int,
     strict: bool,
     out: np.ndarray,
+    spread: np.ndarray,
 ) -> None:
     """Weighted sum of candidate predictions for one band.
 
@@ -43,7 +46,10 @@ def starfm_accumulate(
     Centre-indexed, shape ``(pairs, H, W)`` / ``(H, W)``:
       ``thr`` similarity threshold, ``smax`` / ``tmax`` candidate-filter bounds.
     ``out`` ``(H, W)`` receives the prediction, NaN where no candidate survived.
+    ``spread`` ``(H, W)`` receives the weighted standard deviation of the candidates'
+    predictions (the quality layer's uncertainty); pass a ``(0, 0)`` array to skip it.
     """
+    want_spread = spread.shape[0] > 0
     npairs = fsim.shape[0]
     h = out.shape[0]
     w = out.shape[1]
@@ -51,6 +57,7 @@ def starfm_accumulate(
     for y in prange(h):
         sw = np.zeros(w, dtype=np.float32)
         swp = np.zeros(w, dtype=np.float32)
+        swpp = np.zeros(w if want_spread else 0, dtype=np.float32)
         yc = y + half
         for dy in range(-half, half + 1):
             yy = yc + dy
@@ -68,8 +75,11 @@ def starfm_accumulate(
                                 & (tdiff[k, yy, x + xo] < tmax[y, x])
                             )
                             wt = invst[k, yy, x + xo] * invd if ok else np.float32(0.0)
+                            p = pred[k, yy, x + xo]
                             sw[x] += wt
-                            swp[x] += wt * pred[k, yy, x + xo]
+                            swp[x] += wt * p
+                            if want_spread:
+                                swpp[x] += wt * p * p
                     else:
                         for x in range(w):
                             ok = (
@@ -79,7 +89,17 @@ def starfm_accumulate(
                                 | (tdiff[k, yy, x + xo] < tmax[y, x])
                             )
                             wt = invst[k, yy, x + xo] * invd if ok else np.float32(0.0)
+                            p = pred[k, yy, x + xo]
                             sw[x] += wt
-                            swp[x] += wt * pred[k, yy, x + xo]
+                            swp[x] += wt * p
+                            if want_spread:
+                                swpp[x] += wt * p * p
         for x in range(w):
             out[y, x] = swp[x] / sw[x] if sw[x] > 0 else np.nan
+        if want_spread:
+            for x in range(w):
+                if sw[x] > 0:
+                    m = swp[x] / sw[x]
+                    spread[y, x] = np.sqrt(max(swpp[x] / sw[x] - m * m, np.float32(0.0)))
+                else:
+                    spread[y, x] = np.nan

@@ -138,6 +138,13 @@ class STARFM(FusionMethod):
         pass
 
     def predict_window(self, window: Window) -> np.ndarray:
+        return self._predict(window, None)
+
+    def predict_window_quality(self, window: Window) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        quality: dict[str, np.ndarray] = {}
+        return self._predict(window, quality), quality
+
+    def _predict(self, window: Window, quality: dict[str, np.ndarray] | None) -> np.ndarray:
         half = self.halo()
         fines, coarses, target = self.read_inputs(window, half)
         return starfm_window(
@@ -145,6 +152,7 @@ class STARFM(FusionMethod):
             sim_threshold=self.fine_std_ * np.float32(2.0 / self.classes),
             uncertainty=self.uncertainty_, quantum=self.quantum_,
             threshold=self.threshold, filter=self.filter, classes=float(self.classes),
+            quality=quality,
         )  # fmt: skip
 
 
@@ -177,11 +185,14 @@ def starfm_window(
     threshold: str = "scene",
     filter: str = "paper",
     classes: float = 40.0,
+    quality: dict[str, np.ndarray] | None = None,
 ) -> np.ndarray:
     """STARFM on padded arrays (halo ``half`` on every side); returns the unpadded centre.
 
     ``fines``/``coarses``: one ``(band, H + 2 half, W + 2 half)`` array per pair, NaN invalid.
-    ``sim_threshold``: ``(pairs, band)`` scene-wide similarity thresholds.
+    ``sim_threshold``: ``(pairs, band)`` scene-wide similarity thresholds. A ``quality`` dict
+    receives ``fallback`` (1 where some band had no candidate and took the coarse target) and
+    ``uncertainty`` (per band, the weighted standard deviation of the candidates' predictions).
     """
     npairs = len(fines)
     nb, hp, wp = target.shape
@@ -192,6 +203,8 @@ def starfm_window(
     q = np.float32(quantum)
     reduce = np.nanmax if filter == "paper" else np.nanmin
     centre = (slice(half, half + h), slice(half, half + w))
+    spread = np.empty((nb, h, w) if quality is not None else (nb, 0, 0), np.float32)
+    fallback = np.zeros((h, w), np.float32)
     for b in range(nb):
         c0 = target[b]
         fsim = np.empty((npairs, hp, wp), np.float32)
@@ -229,6 +242,13 @@ def starfm_window(
         smax = np.where(np.isfinite(smax), smax, BIG).astype(np.float32)
         tmax = np.where(np.isfinite(tmax), tmax, BIG).astype(np.float32)
         res = np.empty((h, w), np.float32)
-        starfm_accumulate(fsim, sd, td, invst, pred, thr, smax, tmax, half, filter == "paper", res)
-        out[b] = np.where(np.isnan(res), c0[centre], res)
+        starfm_accumulate(
+            fsim, sd, td, invst, pred, thr, smax, tmax, half, filter == "paper", res, spread[b]
+        )
+        none = np.isnan(res)
+        fallback[none] = 1.0
+        out[b] = np.where(none, c0[centre], res)
+    if quality is not None:
+        quality["fallback"] = fallback
+        quality["uncertainty"] = spread
     return out
