@@ -443,6 +443,13 @@ def demo(outdir: str, overwrite: bool, method: str) -> None:
     run_demo(Path(outdir), overwrite=overwrite, method=method, console=_console())
 
 
+# --------------------------------------------------------------- commands in other modules
+
+from stfusion.series_cli import series  # noqa: E402
+
+cli.add_command(series)
+
+
 # ----------------------------------------------------------------------------- entry point
 
 

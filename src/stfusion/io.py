@@ -506,6 +506,9 @@ class RasterWriter:
                 if self.path.exists() and not self.overwrite:
                     os.unlink(self._tmp)
                     raise OutputExistsError(f"{self.path}: appeared while writing; not replaced.")
+                umask = os.umask(0)
+                os.umask(umask)
+                os.chmod(self._tmp, 0o666 & ~umask)  # mkstemp made it owner-only
                 os.replace(self._tmp, self.path)
             else:
                 with contextlib.suppress(OSError):

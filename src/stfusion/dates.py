@@ -1,0 +1,255 @@
+"""Acquisition dates of the images of a time series: from file names, or from a CSV catalog.
+
+Rules for a date in a file name (only the file's own name is read, never its folders):
+
+1. ``YYYY-MM-DD`` (e.g. ``CIA_Landsat7_2001-10-08.tif``) wins over everything else.
+2. Else a run of exactly 8 digits that is a valid ``YYYYMMDD`` date (e.g.
+   ``LC08_L2SP_191028_20200308_20200822_02_T1_SR.tif``).
+3. Else a run of exactly 7 digits that is a valid ``YYYYDDD`` (year and day of year 001-366,
+   e.g. Kranj's ``2020068_191-28_kranj.tif`` or MODIS' ``MOD09GA.A2020068.h18v04...``).
+
+A "run" is bounded by non-digits (or the ends of the name), so ``20200308`` is never read as
+``2020030`` plus an ``8``, and longer numbers (``2020070031530``, a MODIS production time) are
+ignored. Years must lie in 1950-2100 so that other numbers are not mistaken for dates. When a
+rule matches more than once, the first match from the left wins: Landsat, Sentinel-2 and MODIS
+names put the acquisition date before the processing date. Names that do not follow these
+rules need a catalog (:func:`read_catalog`).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import glob
+import os
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from stfusion.errors import InputFileError, InvalidParameterError
+
+#: Years accepted in names; other numbers of the right length are not taken for dates.
+MIN_YEAR = 1950
+MAX_YEAR = 2100
+
+#: Extensions listed when a folder is given (case-insensitive). ENVI headers are left out
+#: because GDAL opens the data file beside them.
+RASTER_EXTENSIONS = (".tif", ".tiff", ".vrt", ".img", ".dat", ".bin", ".jp2", ".envi")
+
+#: Sensor names accepted in a catalog, and the role each stands for.
+SENSOR_ALIASES: dict[str, str] = {
+    "fine": "fine",
+    "landsat": "fine",
+    "sentinel2": "fine",
+    "sentinel-2": "fine",
+    "s2": "fine",
+    "coarse": "coarse",
+    "modis": "coarse",
+    "sentinel3": "coarse",
+    "sentinel-3": "coarse",
+    "s3": "coarse",
+    "viirs": "coarse",
+}
+
+_ISO = re.compile(r"(?<!\d)(\d{4})-(\d{2})-(\d{2})(?!\d)")
+_DIGITS = re.compile(r"\d+")
+
+
+class DateNotFoundError(InvalidParameterError):
+    """No acquisition date could be read from a file name or catalog cell."""
+
+
+@dataclass(frozen=True)
+class Acquisition:
+    """One image of a series: its path, date, role (``fine`` or ``coarse``) and mask."""
+
+    path: str
+    date: dt.date
+    sensor: str
+    mask: str | None = None
+
+
+def _valid_ymd(y: int, m: int, d: int) -> dt.date | None:
+    if not MIN_YEAR <= y <= MAX_YEAR:
+        return None
+    try:
+        return dt.date(y, m, d)
+    except ValueError:
+        return None
+
+
+def _valid_yd(y: int, doy: int) -> dt.date | None:
+    if not MIN_YEAR <= y <= MAX_YEAR or doy < 1:
+        return None
+    first = dt.date(y, 1, 1)
+    day = first + dt.timedelta(days=doy - 1)
+    return day if day.year == y else None
+
+
+def parse_date_text(text: str) -> dt.date | None:
+    """The acquisition date in ``text`` by the module's rules, or None."""
+    for m in _ISO.finditer(text):
+        day = _valid_ymd(int(m.group(1)), int(m.group(2)), int(m.group(3)))
+        if day is not None:
+            return day
+    runs = [m.group(0) for m in _DIGITS.finditer(text)]
+    for run in runs:
+        if len(run) == 8:
+            day = _valid_ymd(int(run[:4]), int(run[4:6]), int(run[6:]))
+            if day is not None:
+                return day
+    for run in runs:
+        if len(run) == 7:
+            day = _valid_yd(int(run[:4]), int(run[4:]))
+            if day is not None:
+                return day
+    return None
+
+
+def date_from_name(path: str | os.PathLike[str]) -> dt.date:
+    """The acquisition date in a file's name (rules in the module docstring)."""
+    name = Path(path).name
+    day = parse_date_text(name)
+    if day is None:
+        raise DateNotFoundError(
+            f"{path}: no acquisition date in the file name. Names need YYYY-MM-DD, YYYYMMDD "
+            "or YYYYDDD (day of year), e.g. scene_2020-03-08.tif or 2020068_kranj.tif; "
+            "rename the file or list it in a --catalog CSV (path,date,sensor)."
+        )
+    return day
+
+
+def parse_date(text: str) -> dt.date:
+    """A date given by the user (``YYYY-MM-DD``, ``YYYYMMDD`` or ``YYYYDDD``), nothing else."""
+    t = text.strip()
+    day = parse_date_text(t)
+    if day is None or not re.fullmatch(r"\d{4}-\d{2}-\d{2}|\d{7,8}", t):
+        raise DateNotFoundError(f"{text!r}: not a date; write YYYY-MM-DD (or YYYYMMDD, YYYYDDD).")
+    return day
+
+
+def parse_date_range(text: str | None) -> tuple[dt.date | None, dt.date | None]:
+    """``START:END`` (inclusive; either side may be empty), or one date for a single day."""
+    if text is None or not text.strip():
+        return None, None
+    if ":" not in text:
+        day = parse_date(text)
+        return day, day
+    a, b = text.split(":", 1)
+    start = parse_date(a) if a.strip() else None
+    end = parse_date(b) if b.strip() else None
+    if start is not None and end is not None and end < start:
+        raise InvalidParameterError(f"--dates {text}: the end is before the start.")
+    return start, end
+
+
+def in_range(day: dt.date, start: dt.date | None, end: dt.date | None) -> bool:
+    return (start is None or day >= start) and (end is None or day <= end)
+
+
+def list_images(spec: str | os.PathLike[str]) -> list[str]:
+    """Files named by a folder (its rasters, by extension) or a glob pattern, sorted.
+
+    Hidden files (names starting with ``.``, e.g. partial outputs) are never listed.
+    """
+    p = Path(spec)
+    if p.is_dir():
+        files = [
+            str(f)
+            for f in p.iterdir()
+            if f.is_file() and f.suffix.lower() in RASTER_EXTENSIONS and not f.name.startswith(".")
+        ]
+        if not files:
+            raise InputFileError(
+                f"{spec}: folder has no raster files ({', '.join(RASTER_EXTENSIONS)})."
+            )
+        return sorted(files)
+    if p.is_file():
+        return [str(p)]
+    files = [
+        f for f in glob.glob(str(spec)) if Path(f).is_file() and not Path(f).name.startswith(".")
+    ]
+    if not files:
+        raise InputFileError(f"{spec}: no such folder or file, and no file matches it as a glob.")
+    return sorted(files)
+
+
+def acquisitions_from(specs: Iterable[str | os.PathLike[str]], sensor: str) -> list[Acquisition]:
+    """Acquisitions of the files named by folders/globs, dated by their names."""
+    out = []
+    for spec in specs:
+        for f in list_images(spec):
+            out.append(Acquisition(f, date_from_name(f), sensor))
+    return out
+
+
+def _sensor(value: str, where: str) -> str:
+    key = value.strip().lower()
+    if key not in SENSOR_ALIASES:
+        raise InvalidParameterError(
+            f"{where}: sensor {value!r} unknown; use fine or coarse (aliases: "
+            f"{', '.join(k for k in SENSOR_ALIASES if k not in ('fine', 'coarse'))})."
+        )
+    return SENSOR_ALIASES[key]
+
+
+def read_catalog(path: str | os.PathLike[str]) -> list[Acquisition]:
+    """Read a CSV catalog with columns ``path,date,sensor`` and an optional ``mask``.
+
+    Paths (and masks) relative to the CSV are taken relative to the CSV's folder. ``date`` is
+    ``YYYY-MM-DD`` (``YYYYMMDD`` and ``YYYYDDD`` work too); empty means "from the file name".
+    ``sensor`` is ``fine`` or ``coarse``, or one of the aliases in ``SENSOR_ALIASES``.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise InputFileError(f"{p}: catalog file not found.")
+    base = p.parent
+    out: list[Acquisition] = []
+    with open(p, newline="", encoding="utf-8-sig") as fh:
+        reader = csv.DictReader(fh)
+        fields = [f.strip().lower() for f in (reader.fieldnames or [])]
+        missing = [c for c in ("path", "date", "sensor") if c not in fields]
+        if missing:
+            raise InvalidParameterError(
+                f"{p}: catalog lacks column(s) {', '.join(missing)}; the header must be "
+                "path,date,sensor[,mask]."
+            )
+        for lineno, raw in enumerate(reader, start=2):
+            row = {(k or "").strip().lower(): (v or "").strip() for k, v in raw.items()}
+            where = f"{p}, line {lineno}"
+            if not row.get("path"):
+                raise InvalidParameterError(f"{where}: empty path.")
+            fp = Path(row["path"])
+            fp = fp if fp.is_absolute() else base / fp
+            if row.get("date"):
+                try:
+                    day = parse_date(row["date"])
+                except DateNotFoundError:
+                    raise DateNotFoundError(
+                        f"{where}: date {row['date']!r} is not YYYY-MM-DD (or YYYYMMDD, YYYYDDD)."
+                    ) from None
+            else:
+                day = date_from_name(fp)
+            mask = row.get("mask") or None
+            if mask is not None and not Path(mask).is_absolute():
+                mask = str(base / mask)
+            out.append(Acquisition(str(fp), day, _sensor(row["sensor"], where), mask))
+    if not out:
+        raise InvalidParameterError(f"{p}: catalog has no rows.")
+    return out
+
+
+def by_date(items: Sequence[Acquisition], what: str) -> dict[dt.date, Acquisition]:
+    """Index acquisitions by date; two different files on one date is an error."""
+    out: dict[dt.date, Acquisition] = {}
+    for a in items:
+        prev = out.get(a.date)
+        if prev is not None and Path(prev.path).resolve() != Path(a.path).resolve():
+            raise InvalidParameterError(
+                f"two {what} images on {a.date}: {prev.path} and {a.path}. Keep one (stack "
+                "bands into one file first) or list the one to use in a --catalog."
+            )
+        if prev is None or (prev.mask is None and a.mask is not None):
+            out[a.date] = a
+    return dict(sorted(out.items()))

@@ -1,0 +1,344 @@
+"""Cloud and quality masks: decoding QA bands, and a Source that hides what they flag.
+
+Every method reads its inputs through :class:`stfusion.io.Source` and treats NaN as invalid,
+so wrapping an image in :class:`MaskedSource` is all it takes for every method to ignore
+cloudy pixels.
+
+Landsat Collection 2 ``QA_PIXEL`` (16 bits; USGS Landsat 8-9 C2 L2 Science Product Guide):
+
+====  ===================  =======================================================
+bit   flag                 meaning when set
+====  ===================  =======================================================
+0     ``fill``             designated fill (no data)
+1     ``dilated_cloud``    cloud dilation (a few pixels around clouds)
+2     ``cirrus``           high-confidence cirrus (Landsat 8-9 only; 0 on 4-7)
+3     ``cloud``            cloud
+4     ``cloud_shadow``     cloud shadow
+5     ``snow``             snow
+6     ``clear``            neither cloud nor dilated cloud
+7     ``water``            water
+8-9   cloud confidence     00 none, 01 low, 10 medium, 11 high
+10-11 shadow confidence    00 none, 01 low, 10 reserved, 11 high
+12-13 snow/ice conf.       00 none, 01 low, 10 reserved, 11 high
+14-15 cirrus confidence    00 none, 01 low, 10 reserved, 11 high
+====  ===================  =======================================================
+
+The two-bit confidences are available as flags ``cloud_conf_medium`` (medium or high),
+``cloud_conf_high``, ``shadow_conf_high``, ``snow_conf_high`` and ``cirrus_conf_high``.
+
+MOD09GA / MYD09GA ``state_1km`` (16 bits; MODIS Surface Reflectance User's Guide, 1 km State
+QA):
+
+====  ==================  =========================================================
+bit   flag                meaning
+====  ==================  =========================================================
+0-1   cloud state         00 clear, 01 cloudy (``cloudy``), 10 mixed (``mixed``),
+                          11 not set, assumed clear (``cloud_not_set``)
+2     ``cloud_shadow``    cloud shadow
+3-5   land/water          (not a validity flag; not decoded here)
+6-7   aerosol quantity    (not decoded here)
+8-9   cirrus              00 none, 01 small (``cirrus_small``), 10 average
+                          (``cirrus_average``), 11 high (``cirrus_high``)
+10    ``internal_cloud``  internal cloud algorithm flag
+11    ``internal_fire``   internal fire algorithm flag
+12    ``snow``            MOD35 snow/ice flag
+13    ``adjacent_cloud``  pixel is adjacent to a cloud
+14    BRDF correction     (not a validity flag)
+15    ``internal_snow``   internal snow mask
+====  ==================  =========================================================
+
+Default invalid flags (used when none are chosen): cloud, dilated cloud, cloud shadow,
+high cirrus and fill, that is ``LANDSAT_DEFAULT_FLAGS`` and ``MOD09_DEFAULT_FLAGS``. Snow is
+not in the defaults (snow is a real surface state that fusion should predict); add ``snow``
+where snow is a contaminant for you. ``adjacent_cloud`` is not in the MOD09 defaults: at 1 km
+it removes a ring a kilometre wide around every cloud, which on a 30 m grid loses far more
+ground than Landsat's dilated cloud does; add it where cloud edges leak into the coarse data.
+A pixel that the mask file marks as nodata, or that lies outside the mask raster, is invalid.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+from rasterio.windows import Window
+
+from stfusion.errors import GridMismatchError, InvalidParameterError
+from stfusion.io import FileSource, Scaling, Source
+
+MASK_KINDS = ("binary", "landsat_qa_pixel", "mod09_state_1km")
+
+#: Single-bit Landsat QA_PIXEL flags: name -> bit.
+LANDSAT_QA_PIXEL_BITS: dict[str, int] = {
+    "fill": 0,
+    "dilated_cloud": 1,
+    "cirrus": 2,
+    "cloud": 3,
+    "cloud_shadow": 4,
+    "snow": 5,
+    "clear": 6,
+    "water": 7,
+}
+#: Two-bit Landsat confidences: name -> first bit.
+LANDSAT_QA_PIXEL_CONFIDENCE: dict[str, int] = {
+    "cloud_confidence": 8,
+    "cloud_shadow_confidence": 10,
+    "snow_ice_confidence": 12,
+    "cirrus_confidence": 14,
+}
+LANDSAT_FLAGS: tuple[str, ...] = (
+    *(k for k in LANDSAT_QA_PIXEL_BITS if k != "clear"),
+    "cloud_conf_medium",
+    "cloud_conf_high",
+    "shadow_conf_high",
+    "snow_conf_high",
+    "cirrus_conf_high",
+)
+LANDSAT_DEFAULT_FLAGS: tuple[str, ...] = (
+    "fill",
+    "dilated_cloud",
+    "cirrus",
+    "cloud",
+    "cloud_shadow",
+)
+
+MOD09_DEFAULT_FLAGS: tuple[str, ...] = (
+    "cloudy",
+    "mixed",
+    "cloud_shadow",
+    "cirrus_high",
+    "internal_cloud",
+)
+
+
+def _bit(qa: np.ndarray, bit: int) -> np.ndarray:
+    return ((qa >> bit) & 1).astype(bool)
+
+
+def _field(qa: np.ndarray, first: int, width: int = 2) -> np.ndarray:
+    return ((qa >> first) & ((1 << width) - 1)).astype(np.uint8)
+
+
+def _as_uint(qa: np.ndarray) -> np.ndarray:
+    """QA values as unsigned integers; non-finite entries become 0 (handled by the caller)."""
+    arr = np.asarray(qa)
+    if np.issubdtype(arr.dtype, np.floating):
+        arr = np.where(np.isfinite(arr), arr, 0)
+    return arr.astype(np.int64).astype(np.uint32)
+
+
+def decode_landsat_qa_pixel(qa: np.ndarray) -> dict[str, np.ndarray]:
+    """Every field of a Landsat C2 ``QA_PIXEL`` array: booleans and 0-3 confidences."""
+    q = _as_uint(qa)
+    out: dict[str, np.ndarray] = {name: _bit(q, b) for name, b in LANDSAT_QA_PIXEL_BITS.items()}
+    for name, first in LANDSAT_QA_PIXEL_CONFIDENCE.items():
+        out[name] = _field(q, first)
+    return out
+
+
+def _landsat_flag(decoded: dict[str, np.ndarray], flag: str) -> np.ndarray:
+    if flag in LANDSAT_QA_PIXEL_BITS:
+        return decoded[flag]
+    conf = {
+        "cloud_conf_medium": ("cloud_confidence", 2),
+        "cloud_conf_high": ("cloud_confidence", 3),
+        "shadow_conf_high": ("cloud_shadow_confidence", 3),
+        "snow_conf_high": ("snow_ice_confidence", 3),
+        "cirrus_conf_high": ("cirrus_confidence", 3),
+    }
+    if flag in conf:
+        name, level = conf[flag]
+        return decoded[name] >= level
+    raise InvalidParameterError(
+        f"landsat_qa_pixel: unknown flag {flag!r}; choose from {', '.join(LANDSAT_FLAGS)}."
+    )
+
+
+def landsat_qa_pixel_invalid(qa: np.ndarray, flags: Iterable[str] | None = None) -> np.ndarray:
+    """True where any of ``flags`` is set (default ``LANDSAT_DEFAULT_FLAGS``).
+
+    Non-finite QA values (nodata of the QA file, outside its grid) are invalid too.
+    """
+    arr = np.asarray(qa)
+    decoded = decode_landsat_qa_pixel(arr)
+    bad = np.zeros(arr.shape, dtype=bool)
+    for flag in check_flags("landsat_qa_pixel", flags):
+        bad |= _landsat_flag(decoded, flag)
+    if np.issubdtype(arr.dtype, np.floating):
+        bad |= ~np.isfinite(arr)
+    return bad
+
+
+def decode_mod09_state_1km(state: np.ndarray) -> dict[str, np.ndarray]:
+    """Every validity field of a MOD09GA ``state_1km`` array."""
+    q = _as_uint(state)
+    cloud_state = _field(q, 0)
+    cirrus = _field(q, 8)
+    return {
+        "cloud_state": cloud_state,
+        "cloudy": cloud_state == 1,
+        "mixed": cloud_state == 2,
+        "cloud_not_set": cloud_state == 3,
+        "cloud_shadow": _bit(q, 2),
+        "cirrus": cirrus,
+        "cirrus_small": cirrus == 1,
+        "cirrus_average": cirrus == 2,
+        "cirrus_high": cirrus == 3,
+        "internal_cloud": _bit(q, 10),
+        "internal_fire": _bit(q, 11),
+        "snow": _bit(q, 12),
+        "adjacent_cloud": _bit(q, 13),
+        "internal_snow": _bit(q, 15),
+    }
+
+
+MOD09_FLAGS: tuple[str, ...] = (
+    "cloudy",
+    "mixed",
+    "cloud_not_set",
+    "cloud_shadow",
+    "cirrus_small",
+    "cirrus_average",
+    "cirrus_high",
+    "internal_cloud",
+    "internal_fire",
+    "snow",
+    "adjacent_cloud",
+    "internal_snow",
+)
+
+
+def mod09_state_1km_invalid(state: np.ndarray, flags: Iterable[str] | None = None) -> np.ndarray:
+    """True where any of ``flags`` is set (default ``MOD09_DEFAULT_FLAGS``); NaN is invalid."""
+    arr = np.asarray(state)
+    decoded = decode_mod09_state_1km(arr)
+    bad = np.zeros(arr.shape, dtype=bool)
+    for flag in check_flags("mod09_state_1km", flags):
+        bad |= decoded[flag]
+    if np.issubdtype(arr.dtype, np.floating):
+        bad |= ~np.isfinite(arr)
+    return bad
+
+
+def binary_invalid(mask: np.ndarray) -> np.ndarray:
+    """A 0/1 (or 0/255) mask: nonzero is invalid, and so is NaN (nodata, outside)."""
+    arr = np.asarray(mask)
+    if np.issubdtype(arr.dtype, np.floating):
+        return ~np.isfinite(arr) | (arr != 0)
+    return arr != 0
+
+
+def check_flags(kind: str, flags: Iterable[str] | None) -> tuple[str, ...]:
+    """The flags to use for ``kind``; ``None`` or ``"default"`` stands for the defaults."""
+    if kind == "binary":
+        if flags:
+            raise InvalidParameterError("binary masks take no flags (nonzero = invalid).")
+        return ()
+    if kind == "landsat_qa_pixel":
+        default, known = LANDSAT_DEFAULT_FLAGS, LANDSAT_FLAGS
+    elif kind == "mod09_state_1km":
+        default, known = MOD09_DEFAULT_FLAGS, MOD09_FLAGS
+    else:
+        raise InvalidParameterError(f"mask kind {kind!r} unknown; choose from {MASK_KINDS}.")
+    if flags is None:
+        return default
+    out: list[str] = []
+    for f in flags:
+        f = f.strip()
+        if not f:
+            continue
+        for name in default if f == "default" else (f,):
+            if name not in known:
+                raise InvalidParameterError(
+                    f"{kind}: unknown flag {name!r}; choose from {', '.join(known)} or 'default'."
+                )
+            if name not in out:
+                out.append(name)
+    if not out:
+        raise InvalidParameterError(f"{kind}: no flags given; use 'default' for the defaults.")
+    return tuple(out)
+
+
+def parse_flags(text: str | None) -> tuple[str, ...] | None:
+    """``"default,snow"`` -> ``("default", "snow")``; None or empty -> None (the defaults)."""
+    if text is None or not text.strip():
+        return None
+    return tuple(t.strip() for t in text.split(",") if t.strip())
+
+
+def invalid_from(values: np.ndarray, kind: str, flags: Iterable[str] | None = None) -> np.ndarray:
+    """Decode a mask raster's values into a boolean invalid mask."""
+    if kind == "binary":
+        check_flags(kind, flags)
+        return binary_invalid(values)
+    if kind == "landsat_qa_pixel":
+        return landsat_qa_pixel_invalid(values, flags)
+    if kind == "mod09_state_1km":
+        return mod09_state_1km_invalid(values, flags)
+    raise InvalidParameterError(f"mask kind {kind!r} unknown; choose from {MASK_KINDS}.")
+
+
+def open_mask(
+    mask: str | os.PathLike[str] | Source, target: Source, notes: list[str] | None = None
+) -> Source:
+    """The mask raster as a Source on ``target``'s grid (nearest neighbour if reprojected).
+
+    Values are read raw (no scale/offset), so QA bits survive; a mask on another grid is
+    reprojected like a coarse image (any grid ``stfusion.scene._align`` handles).
+    """
+    from stfusion.scene import _align
+
+    src = mask if isinstance(mask, Source) else FileSource(str(mask), Scaling(1.0, 0.0))
+    aligned, _ratio = _align(src, target, "nearest", notes if notes is not None else [])
+    return aligned
+
+
+@dataclass
+class MaskedSource(Source):
+    """``source`` with NaN wherever ``mask`` says invalid.
+
+    ``mask`` is a path (or a Source) of a raster on the source's grid or on any grid that
+    can be aligned onto it (reprojected with nearest neighbour, window by window). ``kind``:
+    ``binary`` (nonzero = invalid), ``landsat_qa_pixel`` or ``mod09_state_1km`` (decoded with
+    ``flags``, default the product's default flags). A one-band mask applies to every band;
+    a binary mask with as many bands as the source masks band by band. Holds paths only (the
+    aligned mask re-reads its file in each process), so it pickles and shares no handle.
+    """
+
+    source: Source
+    mask: str | Source
+    kind: str = "binary"
+    flags: tuple[str, ...] | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.kind not in MASK_KINDS:
+            raise InvalidParameterError(
+                f"mask kind {self.kind!r} unknown; choose from {', '.join(MASK_KINDS)}."
+            )
+        self.flags = check_flags(self.kind, self.flags) if self.kind != "binary" else None
+        self.grid = self.source.grid
+        self.count = self.source.count
+        self.band_names = self.source.band_names
+        mask_label = self.mask.label if isinstance(self.mask, Source) else str(self.mask)
+        self.label = f"{self.source.label} (masked by {mask_label})"
+        self.mask_source_ = open_mask(self.mask, self.source, self.notes)
+        mc = self.mask_source_.count
+        if mc != 1 and not (self.kind == "binary" and mc == self.count):
+            raise GridMismatchError(
+                f"{mask_label}: {mc} bands; a mask needs 1 band (or, for a binary mask, one "
+                f"per image band: {self.count})."
+            )
+
+    def invalid(self, window: Window | None = None, halo: int = 0) -> np.ndarray:
+        """Boolean ``(1 or band, h + 2 halo, w + 2 halo)``: True where the mask says invalid."""
+        raw = self.mask_source_.read(window, halo)
+        return invalid_from(raw, self.kind, self.flags)
+
+    def read(self, window: Window | None = None, halo: int = 0) -> np.ndarray:
+        values = self.source.read(window, halo)
+        bad = np.broadcast_to(self.invalid(window, halo), values.shape)
+        values[bad] = np.nan
+        return values

@@ -1,0 +1,153 @@
+"""Dates from file names and catalogs: the three formats, their precedence, and the errors."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from stfusion.dates import (
+    DateNotFoundError,
+    acquisitions_from,
+    by_date,
+    date_from_name,
+    list_images,
+    parse_date,
+    parse_date_range,
+    read_catalog,
+)
+from stfusion.errors import InputFileError, InvalidParameterError
+
+D = dt.date
+
+
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("CIA_Landsat7_2001-10-08.tif", D(2001, 10, 8)),
+        ("scene_20200308.tif", D(2020, 3, 8)),
+        ("2020068_191-28_kranj.tif", D(2020, 3, 8)),  # YYYYDDD, Kranj's names
+        ("2020077_190-28.tif_filled_kranj.tif", D(2020, 3, 17)),
+        ("2020093_18-04_kranj.tif", D(2020, 4, 2)),
+        ("MOD09GA.A2020068.h18v04.061.2020070031530.hdf", D(2020, 3, 8)),  # 13 digits ignored
+        # Landsat product id: acquisition date before processing date, first wins
+        ("LC08_L2SP_191028_20200308_20200822_02_T1_SR_B4.TIF", D(2020, 3, 8)),
+        ("S2A_MSIL2A_20200308T100021_N0214_R122_T33TVM_20200308T130202.tif", D(2020, 3, 8)),
+        # YYYY-MM-DD wins over an earlier 8-digit date, 8 digits over 7
+        ("x_20190101_2020-03-08.tif", D(2020, 3, 8)),
+        ("2019001_20200308.tif", D(2020, 3, 8)),
+        # an invalid 8-digit run is not a date; the 7-digit rule still applies
+        ("20201340_2020068.tif", D(2020, 3, 8)),
+        ("2020366.tif", D(2020, 12, 31)),  # leap year
+        ("a2020-02-29b.tif", D(2020, 2, 29)),
+    ],
+)
+def test_date_from_name(name: str, expected: dt.date) -> None:
+    assert date_from_name(name) == expected
+    assert date_from_name(Path("/some/2001-01-01/folder") / name) == expected
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "scene.tif",
+        "2019366.tif",  # day 366 of a common year
+        "2020000.tif",  # day 0
+        "2019-02-29.tif",  # not a date
+        "12345678.tif",  # year 1234: outside 1950-2100
+        "tile_20200308123.tif",  # 11 digits: no rule
+        "2020_068.tif",  # separated year and day: not a rule
+    ],
+)
+def test_no_date_is_an_error_naming_the_file(name: str) -> None:
+    with pytest.raises(DateNotFoundError, match=name.replace(".", r"\.")) as exc:
+        date_from_name(f"/data/2020-01-01/{name}")  # the folder's date is never used
+    assert "--catalog" in str(exc.value)
+    assert isinstance(exc.value, ValueError)
+
+
+def test_parse_date_and_ranges() -> None:
+    assert parse_date("2020-03-08") == parse_date("20200308") == parse_date("2020068")
+    for bad in ("2020-3-8", "March 8", "2020-03-08x", ""):
+        with pytest.raises(DateNotFoundError):
+            parse_date(bad)
+    assert parse_date_range("2020-03-01:2020-04-30") == (D(2020, 3, 1), D(2020, 4, 30))
+    assert parse_date_range(":2020-04-30") == (None, D(2020, 4, 30))
+    assert parse_date_range("2020-03-01:") == (D(2020, 3, 1), None)
+    assert parse_date_range("2020-03-08") == (D(2020, 3, 8), D(2020, 3, 8))
+    assert parse_date_range(None) == (None, None)
+    with pytest.raises(InvalidParameterError, match="before the start"):
+        parse_date_range("2020-04-30:2020-03-01")
+
+
+def _touch(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"")
+    return path
+
+
+def test_list_images_folder_glob_and_errors(tmp_path: Path) -> None:
+    _touch(tmp_path / "a_2020-01-01.tif")
+    _touch(tmp_path / "b_2020-01-02.TIF")
+    _touch(tmp_path / "c_2020-01-03.hdr")  # ENVI header: GDAL opens the data file
+    _touch(tmp_path / ".fused_2020-01-04.tif.partial.tif")  # hidden: never listed
+    names = [Path(p).name for p in list_images(tmp_path)]
+    assert names == ["a_2020-01-01.tif", "b_2020-01-02.TIF"]
+    assert [Path(p).name for p in list_images(str(tmp_path / "a_*.tif"))] == ["a_2020-01-01.tif"]
+    with pytest.raises(InputFileError, match="no file matches"):
+        list_images(str(tmp_path / "zzz_*.tif"))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(InputFileError, match="no raster files"):
+        list_images(empty)
+    acq = acquisitions_from([tmp_path], "fine")
+    assert [a.date for a in acq] == [D(2020, 1, 1), D(2020, 1, 2)]
+
+
+def test_two_images_on_one_date_is_an_error(tmp_path: Path) -> None:
+    _touch(tmp_path / "LC08_20200308_SR_B4.tif")
+    _touch(tmp_path / "LC08_20200308_SR_B5.tif")
+    with pytest.raises(InvalidParameterError, match="two fine images on 2020-03-08") as exc:
+        by_date(acquisitions_from([tmp_path], "fine"), "fine")
+    assert "SR_B4" in str(exc.value) and "SR_B5" in str(exc.value)
+
+
+def test_catalog(tmp_path: Path) -> None:
+    _touch(tmp_path / "imgs" / "L_a.tif")
+    _touch(tmp_path / "imgs" / "M_2020-03-09.tif")
+    cat = tmp_path / "cat.csv"
+    cat.write_text(
+        "path,date,sensor,mask\n"
+        "imgs/L_a.tif,2020-03-08,Landsat,masks/qa_a.tif\n"
+        "imgs/M_2020-03-09.tif,,modis,\n"  # date from the name
+        f"{tmp_path / 'x.tif'},2020068,sentinel2,\n"
+    )
+    rows = read_catalog(cat)
+    assert [(Path(r.path).name, r.date, r.sensor) for r in rows] == [
+        ("L_a.tif", D(2020, 3, 8), "fine"),
+        ("M_2020-03-09.tif", D(2020, 3, 9), "coarse"),
+        ("x.tif", D(2020, 3, 8), "fine"),
+    ]
+    assert rows[0].mask == str(tmp_path / "masks" / "qa_a.tif")
+    assert rows[0].path == str(tmp_path / "imgs" / "L_a.tif")
+    assert rows[1].mask is None
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("path,sensor\na.tif,fine\n", "lacks column"),
+        ("path,date,sensor\na.tif,2020-03-08,aster\n", "line 2: sensor 'aster' unknown"),
+        ("path,date,sensor\na.tif,08/03/2020,fine\n", "line 2: date '08/03/2020'"),
+        ("path,date,sensor\na.tif,,fine\n", "no acquisition date"),
+        ("path,date,sensor\n", "no rows"),
+    ],
+)
+def test_catalog_errors(tmp_path: Path, text: str, message: str) -> None:
+    cat = tmp_path / "cat.csv"
+    cat.write_text(text)
+    with pytest.raises(InvalidParameterError, match=message):
+        read_catalog(cat)
+    with pytest.raises(InputFileError, match="catalog file not found"):
+        read_catalog(tmp_path / "missing.csv")

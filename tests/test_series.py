@@ -1,0 +1,492 @@
+"""``stfusion series``: a daily season on Kranj, resume, a synthetic cloudy series, faults."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import warnings
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+import pytest
+import rasterio
+from click.testing import CliRunner
+
+import stfusion.series as series_mod
+from conftest import CIA, KRANJ, need
+from stfusion.errors import InputFileError, OutputExistsError
+from stfusion.io import FileSource, Scaling
+from stfusion.series import choose_pairs, read_summary, run_series, temporal_weights
+from stfusion.series_cli import EXIT_SOME_FAILED, series
+
+D = dt.date
+
+# ------------------------------------------------------------------------------- choosing
+
+
+def test_choose_pairs_rules() -> None:
+    clear = [D(2020, 3, 1), D(2020, 3, 9), D(2020, 3, 25), D(2020, 4, 10)]
+    t = D(2020, 3, 17)
+    # 1+ pairs (STARFM): nearest before and after together, one set
+    assert choose_pairs(t, clear, 1, None, 1) == ([[D(2020, 3, 9), D(2020, 3, 25)]], "")
+    sets, _ = choose_pairs(t, clear, 1, None, 2)
+    assert sets == [clear]
+    # two-pair methods: nearest before + nearest after; one-sided: the two nearest
+    assert choose_pairs(t, clear, 2, 2, 2)[0] == [[D(2020, 3, 9), D(2020, 3, 25)]]
+    sets, note = choose_pairs(D(2020, 2, 1), clear, 2, 2, 1)
+    assert sets == [[D(2020, 3, 1), D(2020, 3, 9)]] and "one side" in note
+    assert choose_pairs(t, clear[:1], 2, 2, 1) == (
+        [],
+        "the method needs 2 clear pairs, 1 available",
+    )
+    # single-pair methods: one set per pair, blended later
+    assert choose_pairs(t, clear, 1, 1, 1)[0] == [[D(2020, 3, 9)], [D(2020, 3, 25)]]
+    assert choose_pairs(t, [], 1, 1, 1) == ([], "no clear pair")
+    # the target's own pair is never used (the caller removes it; choose ignores it too)
+    assert choose_pairs(D(2020, 3, 9), clear, 1, None, 1)[0] == [[D(2020, 3, 1), D(2020, 3, 25)]]
+    w = temporal_weights(t, [D(2020, 3, 9), D(2020, 3, 25)])
+    assert w == pytest.approx([0.5, 0.5])
+    w = temporal_weights(t, [D(2020, 3, 8), D(2020, 4, 2)])  # 9 and 16 days
+    assert w == pytest.approx([16 / 25, 9 / 25])
+
+
+# ---------------------------------------------------------------------------------- Kranj
+
+
+def _kranj_fine(held_back: str = "077") -> list[str]:
+    """Every Landsat date but the held-back one, as globs."""
+    d = need(KRANJ) / "landsat" / "filled"
+    return [str(d / f"2020{doy}_*.tif") for doy in ("068", "077", "093", "100") if doy != held_back]
+
+
+def _kranj_coarse() -> list[str]:
+    return [str(need(KRANJ) / "modis" / "filled")]
+
+
+def _read(path: Path, scale: float | None = None) -> np.ndarray:
+    return FileSource(str(path), Scaling(scale)).read()
+
+
+def _rmse(pred: np.ndarray, truth: np.ndarray, where: np.ndarray | None = None) -> float:
+    """The pinned RMSE (docs/metrics.md: per band, then the mean), over ``where``."""
+    from stfusion.metrics import evaluate
+
+    if where is not None:
+        pred, truth = (np.where(where[None], a, np.nan) for a in (pred, truth))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return float(evaluate(pred, truth).mean["rmse"])
+
+
+def test_kranj_daily_series_beats_additive_on_held_back_date(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fits: list[Any] = []
+    real_open_scene = series_mod.open_scene
+
+    def counting_open_scene(*a: Any, **k: Any) -> Any:
+        fits.append(a[0])
+        return real_open_scene(*a, **k)
+
+    monkeypatch.setattr(series_mod, "open_scene", counting_open_scene)
+    out = tmp_path / "out"
+    res = run_series(out, fine=_kranj_fine(), coarse=_kranj_coarse(), fine_scale=1e-4)
+    counts = res.counts()
+    # 26 MODIS days: 24 predicted from (068, 093), 068 and 093 gap-filled (fully valid, so
+    # written as observed); Landsat 100 has no MODIS: listed as skipped.
+    assert counts == {"predicted": 24, "gap-filled": 2, "skipped": 1, "failed": 0}
+    assert len(fits) == 1  # one fit for the one pair set, reused for 24 dates
+    rows = {r["date"]: r for r in read_summary(out / "summary.csv")}
+    assert (
+        rows["2020-04-09"]["status"] == "skipped"
+        and "without a coarse" in rows["2020-04-09"]["reason"]
+    )
+    assert rows["2020-03-17"]["pairs"] == "2020-03-08 2020-04-02"
+
+    k = need(KRANJ)
+    truth = _read(next((k / "landsat" / "filled").glob("2020077_*")), 1e-4)
+    f1 = _read(next((k / "landsat" / "filled").glob("2020068_*")), 1e-4)
+    c1 = _read(k / "modis" / "filled" / "2020068_18-04_kranj.tif")
+    c2 = _read(k / "modis" / "filled" / "2020077_18-04_kranj.tif")
+    pred = _read(out / "fused_2020-03-17.tif")
+    series_rmse, additive_rmse = _rmse(pred, truth), _rmse(f1 + c2 - c1, truth)
+    assert series_rmse < additive_rmse  # measured: 0.01501 vs 0.01768
+    # the gap-filled pair dates are the observations themselves
+    np.testing.assert_allclose(_read(out / "fused_2020-03-08.tif"), f1, rtol=1e-6)
+
+    with rasterio.open(out / "fused_2020-03-17.tif") as ds:
+        assert ds.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG"
+        assert ds.dtypes[0] == "float32" and ds.count == 6
+        assert ds.descriptions == tuple(f"band{i}" for i in range(1, 7))
+        tags = ds.tags()
+        assert tags["STFUSION_METHOD"] == "starfm"
+        assert tags["STFUSION_SERIES_STATUS"] == "predicted"
+        assert tags["STFUSION_SERIES_PAIRS"] == '["2020-03-08", "2020-04-02"]'
+        assert tags["STFUSION_SERIES_COMPLETE"] == "1"
+    assert not list(out.glob(".*"))  # no temporary files left
+
+
+def _kranj_small(out: Path, **kw: Any) -> Any:
+    kw.setdefault("params", ["window=11"])
+    kw.setdefault("dates", "2020-03-06:2020-03-14")
+    return run_series(out, fine=_kranj_fine(), coarse=_kranj_coarse(), fine_scale=1e-4, **kw)
+
+
+class Interrupted(Exception):
+    pass
+
+
+def test_resume_after_interrupt_and_damage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "out"
+
+    def stop_after_three(done: int, total: int, record: Any) -> None:
+        if done == 3:
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        _kranj_small(out, progress=stop_after_three)
+    first = sorted(out.glob("fused_*.tif"))
+    assert [p.name for p in first] == [f"fused_2020-03-{d:02d}.tif" for d in (8, 9, 10)]
+    assert len(read_summary(out / "summary.csv")) == 3
+    mtimes = {p.name: p.stat().st_mtime_ns for p in first}
+    assert not list(out.glob(".*"))
+
+    predictions: list[str] = []
+    real = series_mod._predict_component
+
+    def counting(est: Any, target: Any, path: Path, *a: Any) -> Path:
+        predictions.append(path.name)
+        return real(est, target, path, *a)
+
+    monkeypatch.setattr(series_mod, "_predict_component", counting)
+    res = _kranj_small(out)
+    # 03-08 is gap-filled (no prediction needed), 09 and 10 were done: 4 new predictions
+    assert len(predictions) == 4
+    assert {p.name: p.stat().st_mtime_ns for p in first} == mtimes
+    rows = {r["date"]: r for r in read_summary(out / "summary.csv")}
+    assert len(rows) == 7 and res.counts()["failed"] == 0
+    assert "kept from an earlier run" in rows["2020-03-09"]["reason"]
+    assert rows["2020-03-09"]["status"] == "predicted"
+    assert rows["2020-03-08"]["status"] == "gap-filled"
+
+    # a damaged output is computed again; the rest is kept
+    damaged = out / "fused_2020-03-11.tif"
+    damaged.write_bytes(damaged.read_bytes()[:2000])
+    predictions.clear()
+    res = _kranj_small(out)
+    assert predictions == ["2020-03-11_main_2020-03-08+2020-04-02.tif"]
+    rows = {r["date"]: r for r in read_summary(out / "summary.csv")}
+    assert "damaged" in rows["2020-03-11"]["reason"] and rows["2020-03-11"]["status"] == "predicted"
+    assert FileSource(str(damaged)).read().shape == (6, 44, 45)
+
+    # other settings never replace existing outputs silently
+    with pytest.raises(OutputExistsError, match="other settings"):
+        _kranj_small(out, params=["window=13"])
+    # a file that stfusion did not write is never replaced
+    foreign = out / "fused_2020-03-12.tif"
+    foreign.unlink()
+    shutil.copy(next((need(KRANJ) / "modis" / "filled").glob("2020072_*")), foreign)
+    res = _kranj_small(out)
+    assert [r.date for r in res.failed] == [D(2020, 3, 12)]
+    assert "not written by stfusion" in res.failed[0].reason
+    predictions.clear()
+    res = _kranj_small(out, params=["window=13"], overwrite=True)
+    assert res.counts()["failed"] == 0 and len(predictions) == 6
+
+
+def test_int16_outputs_and_cubes(tmp_path: Path) -> None:
+    import xarray as xr
+
+    out = tmp_path / "out"
+    res = _kranj_small(
+        out, dtype="int16", int16_scale=1e-4, cube="netcdf", dates="2020-03-08:2020-03-10"
+    )
+    with rasterio.open(out / "fused_2020-03-09.tif") as ds:
+        assert ds.dtypes[0] == "int16" and ds.nodata == -32768
+        assert ds.scales == (1e-4,) * 6
+    f = _read(out / "fused_2020-03-09.tif")  # scale from the file's metadata
+    assert 0.0 < float(np.nanmean(f)) < 0.5
+    assert res.cube_path is not None and res.cube_path.name == "fused_cube.nc"
+    with xr.open_dataset(res.cube_path) as cube:
+        assert cube["fused"].dims == ("time", "band", "y", "x")
+        assert cube.sizes == {"time": 3, "band": 6, "y": 44, "x": 45}
+        np.testing.assert_allclose(cube["fused"].isel(time=1).values, f, atol=1e-6)
+        assert cube["status"].values.tolist() == [2, 1, 1]  # gap-filled, predicted, predicted
+    pytest.importorskip("zarr")
+    res = _kranj_small(
+        out, dtype="int16", int16_scale=1e-4, cube="zarr", dates="2020-03-08:2020-03-10"
+    )
+    assert res.cube_path is not None
+    with xr.open_zarr(res.cube_path) as cube:
+        assert cube.sizes["time"] == 3
+        np.testing.assert_allclose(cube["fused"].isel(time=1).values, f, atol=1e-6)
+
+
+def test_missing_cube_backend_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import builtins
+
+    from stfusion.errors import MissingDependencyError
+
+    real_import = builtins.__import__
+
+    def no_zarr(name: str, *a: Any, **k: Any) -> Any:
+        if name == "zarr":
+            raise ImportError(name)
+        return real_import(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", no_zarr)
+    with pytest.raises(MissingDependencyError, match="pip install"):
+        series_mod.check_cube_backend("zarr")
+
+
+# ------------------------------------------------------------------------------- faults
+
+
+def test_corrupt_inputs_are_reported_and_the_series_goes_on(tmp_path: Path) -> None:
+    k = need(KRANJ)
+    modis = tmp_path / "modis"
+    modis.mkdir()
+    for doy in range(68, 76):
+        shutil.copy(k / "modis" / "filled" / f"2020{doy:03d}_18-04_kranj.tif", modis)
+    shutil.copy(k / "modis" / "filled" / "2020093_18-04_kranj.tif", modis)
+    (modis / "2020071_18-04_kranj.tif").write_bytes(b"not a tiff at all")
+    bad = modis / "2020073_18-04_kranj.tif"
+    bad.write_bytes(bad.read_bytes()[:3000])  # truncated
+    landsat = tmp_path / "landsat"
+    landsat.mkdir()
+    for src in (k / "landsat" / "filled").glob("20200[69][83]_*.tif"):
+        shutil.copy(src, landsat)
+    res = run_series(
+        tmp_path / "out",
+        fine=[str(landsat)],
+        coarse=[str(modis)],
+        fine_scale=1e-4,
+        params=["window=11"],
+    )
+    failed = {r.date: r.reason for r in res.failed}
+    assert set(failed) == {D(2020, 3, 11), D(2020, 3, 13)}
+    assert "2020071_18-04_kranj.tif" in failed[D(2020, 3, 11)]
+    assert "2020073_18-04_kranj.tif" in failed[D(2020, 3, 13)]
+    assert res.counts()["predicted"] == 5  # 069, 070, 072, 074, 075
+    rows = {r["date"]: r for r in read_summary(tmp_path / "out" / "summary.csv")}
+    assert rows["2020-03-11"]["status"] == "failed"
+
+
+def test_unwritable_output_folder_is_a_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("x")
+    with pytest.raises(InputFileError, match="cannot write into the output folder"):
+        run_series(blocker / "out", fine=_kranj_fine(), coarse=_kranj_coarse(), fine_scale=1e-4)
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    try:
+        probe = ro / "probe"
+        try:
+            probe.write_text("")
+            pytest.skip("running as root: permissions do not stop writes")
+        except PermissionError:
+            pass
+        with pytest.raises(InputFileError, match="cannot write"):
+            run_series(ro, fine=_kranj_fine(), coarse=_kranj_coarse(), fine_scale=1e-4)
+    finally:
+        ro.chmod(0o700)
+
+
+# ---------------------------------------------------------------------- synthetic clouds
+
+
+@pytest.fixture(scope="module")
+def cloudy(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    need(CIA)
+    from synthetic_clouds import make_cloudy_series
+
+    return make_cloudy_series(tmp_path_factory.mktemp("cloudy"), seed=0)
+
+
+def _cloudy_run(info: dict[str, Any], out: Path, masks: bool = True, **kw: Any) -> Any:
+    mask_kw: dict[str, Any] = {}
+    if masks:
+        mask_kw = dict(
+            fine_mask=[str(info["qa_dir"])],
+            fine_mask_kind="landsat_qa_pixel",
+            coarse_mask=[str(info["state_dir"])],
+            coarse_mask_kind="mod09_state_1km",
+        )
+    return run_series(
+        out,
+        fine=[str(info["fine_dir"])],
+        coarse=[str(info["coarse_dir"])],
+        method="fitfc",
+        params=["ratio=10"],
+        fine_scale=2.75e-5,
+        fine_offset=-0.2,
+        **mask_kw,
+        **kw,
+    )
+
+
+def test_synthetic_cloudy_series(cloudy: dict[str, Any], tmp_path: Path) -> None:
+    from synthetic_clouds import DATES
+
+    info = cloudy
+    out = tmp_path / "out"
+    res = _cloudy_run(info, out)
+    rows = {r["date"]: r for r in read_summary(out / "summary.csv")}
+    assert rows["2001-10-25"]["status"] == "skipped"  # the cloudy MODIS date (state_1km)
+    assert "coarse valid fraction" in rows["2001-10-25"]["reason"]
+    assert rows["2001-10-17"]["status"] == "predicted"
+    assert rows["2001-10-08"]["status"] == rows["2001-11-02"]["status"] == "gap-filled"
+    assert rows["2001-10-17"]["weights"] == "0.6400 0.3600"  # 9 and 16 days away
+    assert res.counts()["failed"] == 0
+
+    rows_, cols_ = info["crop"]
+    truth = FileSource(str(info["truth"])).read()[:, rows_, cols_]
+    coarse = {d: _read(info["coarse_dir"] / f"CIA_MOD09GA_{d}.tif") for d in DATES}
+    m08, m11 = (info["masks"][d]["qa_invalid"] for d in (DATES[0], DATES[2]))
+    clean08, clean11 = info["clean"][DATES[0]], info["clean"][DATES[2]]
+    pred = _read(out / "fused_2001-10-17.tif")
+    # gap-free wherever any pair is clear
+    assert np.isfinite(pred[:, ~(m08 & m11)]).all()
+    gap08 = _read(out / "fused_2001-10-08.tif")
+    assert np.isfinite(gap08[:, ~m11]).all()
+    # clear pixels of a gap-filled date are the observation
+    obs08 = _read(info["fine_dir"] / f"CIA_Landsat7_{DATES[0]}.tif")
+    obs08 = obs08 * np.float32(2.75e-5) + np.float32(-0.2)
+    np.testing.assert_allclose(gap08[:, ~m08], obs08[:, ~m08], atol=1e-6)
+
+    # Baseline: F1 + C2 - C1 from the nearest pair that is clear at the pixel (10-08's F1 is
+    # NaN under its clouds, so there it is the 11-02 pair).
+    def additive(fine: np.ndarray, mask: np.ndarray, c_pair: np.ndarray, c_t: np.ndarray) -> Any:
+        return np.where(mask[None], np.nan, fine) + c_t - c_pair
+
+    add08 = additive(clean08, m08, coarse[DATES[0]], coarse[DATES[1]])
+    add11 = additive(clean11, m11, coarse[DATES[2]], coarse[DATES[1]])
+    base = np.where(np.isfinite(add08), add08, add11)
+    under = m08 & ~m11
+    assert _rmse(pred, truth, under) < _rmse(base, truth, under)  # measured: 0.04198 vs 0.04311
+
+    # gap-filled 10-08 under its own clouds vs the additive prediction from 11-02
+    base08 = additive(clean11, m11, coarse[DATES[2]], coarse[DATES[0]])
+    assert _rmse(gap08, clean08, under) < _rmse(base08, clean08, under)  # 0.03522 vs 0.04654
+
+    # without the masks the clouds leak into the prediction
+    leaky = _cloudy_run(info, tmp_path / "nomask", masks=False, dates="2001-10-17")
+    assert leaky.counts()["predicted"] == 1
+    p_leak = _read(tmp_path / "nomask" / "fused_2001-10-17.tif")
+    assert _rmse(p_leak, truth, under) > 1.5 * _rmse(pred, truth, under)
+
+
+def test_two_pair_method_gets_a_fallback_under_clouds(cloudy: dict[str, Any], tmp_path: Path):
+    """A two-pair method leaves pixels empty where one pair is cloudy; the fallback (STARFM)
+    fills them, so the output is gap-free wherever any pair is clear."""
+    from stfusion.methods import available
+
+    if "estarfm" not in available():
+        pytest.skip("estarfm is not registered")
+    res = run_series(
+        tmp_path / "out",
+        fine=[str(cloudy["fine_dir"])],
+        coarse=[str(cloudy["coarse_dir"])],
+        method="estarfm",
+        params=["window=11"],
+        fine_scale=2.75e-5,
+        fine_offset=-0.2,
+        fine_mask=[str(cloudy["qa_dir"])],
+        fine_mask_kind="landsat_qa_pixel",
+        dates="2001-10-17",
+    )
+    rec = res.records[0]
+    assert rec.status == "predicted" and "starfm filled" in rec.reason
+    m08, m11 = (cloudy["masks"][d]["qa_invalid"] for d in ("2001-10-08", "2001-11-02"))
+    pred = _read(tmp_path / "out" / "fused_2001-10-17.tif")
+    assert np.isfinite(pred[:, ~(m08 & m11)]).all()
+
+
+# ----------------------------------------------------------------------------------- CLI
+
+
+def _group() -> click.Group:
+    @click.group()
+    def cli() -> None:
+        pass
+
+    cli.add_command(series)
+    return cli
+
+
+def test_cli_catalog_run_and_failures(tmp_path: Path) -> None:
+    k = need(KRANJ)
+    cat = tmp_path / "cat.csv"
+    lines = ["path,date,sensor"]
+    for p in sorted((k / "landsat" / "filled").glob("*.tif")):
+        if not p.name.startswith("2020077"):
+            lines.append(f"{p},,landsat")
+    for doy in (68, 69, 70, 93):
+        lines.append(f"{k / 'modis' / 'filled' / f'2020{doy:03d}_18-04_kranj.tif'},,modis")
+    lines.append(f"{tmp_path / 'gone_2020-03-11.tif'},,modis")  # missing file
+    cat.write_text("\n".join(lines) + "\n")
+    runner = CliRunner()
+    args = [
+        "series",
+        "--catalog",
+        str(cat),
+        "--out-dir",
+        str(tmp_path / "o"),
+        "--fine-scale",
+        "0.0001",
+        "-p",
+        "window=11",
+        "--dates",
+        "2020-03-08:2020-03-11",
+        "--quiet",
+    ]
+    r = runner.invoke(_group(), args)
+    assert r.exit_code == EXIT_SOME_FAILED, r.output
+    assert "2 predicted, 1 gap-filled, 0 skipped, 1 failed" in r.output
+    rows = {x["date"]: x for x in read_summary(tmp_path / "o" / "summary.csv")}
+    assert "gone_2020-03-11.tif" in rows["2020-03-11"]["reason"]
+    # again, without the missing date: everything kept, exit 0
+    r = runner.invoke(_group(), [*args[:-2], "2020-03-08:2020-03-10", "--quiet"])
+    assert r.exit_code == 0, r.output
+    assert "2 predicted, 1 gap-filled" in r.output
+    r = runner.invoke(_group(), ["series", "--out-dir", str(tmp_path / "o")])
+    assert r.exit_code == 2 and "--catalog" in r.output
+    r = runner.invoke(_group(), ["series", "--help"])
+    assert r.exit_code == 0 and "--min-valid" in r.output and "--fine-mask-kind" in r.output
+
+
+def test_coarse_images_on_their_own_grid(cloudy: dict[str, Any], tmp_path: Path) -> None:
+    """MODIS at 500 m on its own grid: reprojected onto the fine grid, ratio measured (Fit-FC
+    needs it, no --param ratio given)."""
+    from affine import Affine
+
+    from conftest import write_tif
+
+    native = tmp_path / "modis500"
+    native.mkdir()
+    for p in sorted(Path(cloudy["coarse_dir"]).glob("*.tif")):
+        with rasterio.open(p) as ds:
+            arr, t, crs = ds.read(), ds.transform, ds.crs
+        b, h, w = arr.shape
+        blocks = arr.reshape(b, h // 10, 10, w // 10, 10).mean(axis=(2, 4))
+        write_tif(native / p.name, blocks, transform=t * Affine.scale(10), crs=crs)
+    res = run_series(
+        tmp_path / "out",
+        fine=[str(cloudy["fine_dir"])],
+        coarse=[str(native)],
+        method="fitfc",
+        fine_scale=2.75e-5,
+        fine_offset=-0.2,
+        fine_mask=[str(cloudy["qa_dir"])],
+        fine_mask_kind="landsat_qa_pixel",
+        dates="2001-10-17",
+    )
+    assert res.records[0].status == "predicted", res.records[0].reason
+    assert any("reprojected onto the fine grid" in n for n in res.notes)
+    with rasterio.open(tmp_path / "out" / "fused_2001-10-17.tif") as ds:
+        assert ds.tags()["STFUSION_RATIO"] == "10"
+        assert ds.shape == cloudy["shape"]
+        assert np.isfinite(ds.read()).all()
