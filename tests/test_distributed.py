@@ -75,3 +75,64 @@ def _run(args: list[str]) -> None:
         main(args)
     except SystemExit as exc:
         assert exc.code in (0, None)
+
+
+class _DieOnce:
+    """Kills the worker process on its first window (a marker file remembers), then works."""
+
+    def __init__(self, method: Any, marker: str) -> None:
+        self.method, self.marker = method, marker
+
+    def predict_window(self, window: Any) -> np.ndarray:
+        if not os.path.exists(self.marker):
+            open(self.marker, "w").close()
+            os._exit(1)
+        return self.method.predict_window(window)
+
+
+def test_killed_worker_is_retried_and_output_is_right(
+    small_tifs: dict[str, Path], tmp_path: Path
+) -> None:
+    from distributed import LocalCluster
+
+    from stfusion.io import RasterWriter
+    from stfusion.methods.starfm import STARFM
+    from stfusion.parallel import run_distributed
+    from stfusion.tiling import plan_windows
+
+    est = STARFM(window=7).fit([(small_tifs["f1"], small_tifs["c1"])])
+    est.prepare(small_tifs["c2"])
+    windows = plan_windows(est.grid_, 20)
+    out = tmp_path / "o.tif"
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None, silence_logs=50) as cluster:  # fmt: skip
+        with RasterWriter(out, est.grid_, 2) as writer:
+            run_distributed(_DieOnce(est, str(tmp_path / "died")), windows, writer,
+                            cluster.scheduler_address, retries=2)  # fmt: skip
+    assert (tmp_path / "died").exists()
+    with rasterio.open(out) as ds:
+        np.testing.assert_array_equal(ds.read(), est.predict().values)
+
+
+def test_failed_run_leaves_no_output(small_tifs: dict[str, Path], tmp_path: Path) -> None:
+    from distributed import LocalCluster
+
+    from stfusion.io import RasterWriter
+    from stfusion.methods.starfm import STARFM
+    from stfusion.parallel import run_distributed
+    from stfusion.tiling import plan_windows
+
+    class Broken:
+        def predict_window(self, window: Any) -> np.ndarray:
+            raise RuntimeError("disk on fire")
+
+    est = STARFM(window=7).fit([(small_tifs["f1"], small_tifs["c1"])])
+    out = tmp_path / "o.tif"
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                      dashboard_address=None, silence_logs=50) as cluster:  # fmt: skip
+        with (
+            pytest.raises(RuntimeError, match="disk on fire"),
+            RasterWriter(out, est.grid_, 2) as w,
+        ):
+            run_distributed(Broken(), plan_windows(est.grid_, 20), w, cluster.scheduler_address)
+    assert not out.exists() and not list(tmp_path.glob("*partial*"))

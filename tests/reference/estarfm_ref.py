@@ -4,17 +4,18 @@ Zhu, X., Chen, J., Gao, F., Chen, X., Masek, J.G. (2010). An enhanced spatial an
 adaptive reflectance fusion model for complex heterogeneous regions. Remote Sensing of
 Environment 114(11), 2610-2623.
 
-Written from the paper (section 2.2) and the rules listed in the module docstring of
-``stfusion.methods.estarfm``, without importing anything from ``stfusion``: one output pixel
-at a time, explicit loops over the window, plain Python floats (float64), the F-test p-value
-from ``scipy.stats.f``. Notation: F_k / C_k = fine / coarse image of pair k (k = 1: t_m,
-k = 2: t_n), C_0 = coarse target (t_p), c = the centre pixel, i = a pixel of the window.
+Written from the paper's four implementation steps and the rules of the authors' program
+listed in the module docstring of ``stfusion.methods.estarfm``, without importing anything
+from ``stfusion``: one output pixel at a time, explicit loops over the window, plain Python
+floats (float64), the F-test p-value from ``scipy.stats.f``. Notation: F_k / C_k = fine /
+coarse image of pair k (k = 1: t_m, k = 2: t_n), C_0 = coarse target (t_p), c = the centre
+pixel, i = a pixel of the window.
 
 Steps (one centre pixel c):
 
 1. A pixel is *valid* when every band of F_1, C_1, F_2, C_2, C_0 is finite; outside the
    scene is invalid. An invalid centre gives NaN in every band.
-2. Temporal weights (paper eq. for T_k): per band, with the sums over the valid pixels of the
+2. Temporal weights (the paper's T_k): per band, with the sums over the valid pixels of the
    window, ``d_k = |sum C_0 - sum C_k|``, ``T_1 = (1/d_1) / (1/d_1 + 1/d_2) = d_2 / (d_1 + d_2)``
    and ``T_2 = d_1 / (d_1 + d_2)``; 0.5 each when both are 0.
 3. Similar pixels: valid pixels i with ``|F_k(i) - F_k(c)| <= thr[k][b]`` for both pairs k
@@ -87,6 +88,8 @@ def window_thresholds(
 
 def correlation(f: list[float], c: list[float]) -> float:
     """Pearson r of two equally long vectors; 0.5 when undefined (a constant vector)."""
+    if max(f) == min(f) or max(c) == min(c):
+        return 0.5
     n = len(f)
     mf, mc = math.fsum(f) / n, math.fsum(c) / n
     sxy = math.fsum((a - mf) * (b - mc) for a, b in zip(f, c))
@@ -147,8 +150,15 @@ def predict(
     min_change: float = 0.0,
     alpha: float = 0.05,
     v_max: float = 5.0,
+    paths: dict[str, int] | None = None,
 ) -> np.ndarray:
-    """ESTARFM for whole ``(band, y, x)`` arrays, one pixel at a time (slow)."""
+    """ESTARFM for whole ``(band, y, x)`` arrays, one pixel at a time (slow).
+
+    ``paths``, if given, counts the (pixel, band) cases that took each branch: ``few`` (too few
+    similar pixels), ``v`` (V from the regression), ``v1`` (V = 1), ``revised`` (prediction
+    outside the data range), so a test can check that a comparison covered them.
+    """
+    count = paths if paths is not None else {}
     imgs = [np.asarray(a, dtype=np.float64).tolist() for a in (F1, C1, F2, C2, C0)]
     f1, c1, f2, c2, c0 = imgs
     nb, h, w = np.shape(F1)
@@ -188,17 +198,24 @@ def predict(
                     m01 = math.fsum(c0[b][i][j] - c1[b][i][j] for i, j in win) / len(win)
                     m02 = math.fsum(c0[b][i][j] - c2[b][i][j] for i, j in win) / len(win)
                     out[b, y, x] = t1 * (f1[b][y][x] + m01) + t2 * (f2[b][y][x] + m02)
+                    count["few"] = count.get("few", 0) + 1
                     continue
                 xs = [c1[b][i][j] for i, j in sim] + [c2[b][i][j] for i, j in sim]
                 ys = [f1[b][i][j] for i, j in sim] + [f2[b][i][j] for i, j in sim]
                 v = conversion_coefficient(xs, ys, n, min_change, alpha, v_max)
+                key = "v1" if v == 1.0 else "v"
+                count[key] = count.get(key, 0) + 1
                 p1 = f1[b][y][x] + v * math.fsum(
-                    wt * (c0[b][i][j] - c1[b][i][j]) for wt, (i, j) in zip(wts, sim))
+                    wt * (c0[b][i][j] - c1[b][i][j]) for wt, (i, j) in zip(wts, sim)
+                )
                 p2 = f2[b][y][x] + v * math.fsum(
-                    wt * (c0[b][i][j] - c2[b][i][j]) for wt, (i, j) in zip(wts, sim))
+                    wt * (c0[b][i][j] - c2[b][i][j]) for wt, (i, j) in zip(wts, sim)
+                )
                 pred = t1 * p1 + t2 * p2
                 if pred <= data_min or pred >= data_max:
-                    pred = t1 * math.fsum(wt * f1[b][i][j] for wt, (i, j) in zip(wts, sim)) \
-                        + t2 * math.fsum(wt * f2[b][i][j] for wt, (i, j) in zip(wts, sim))
+                    count["revised"] = count.get("revised", 0) + 1
+                    pred = t1 * math.fsum(
+                        wt * f1[b][i][j] for wt, (i, j) in zip(wts, sim)
+                    ) + t2 * math.fsum(wt * f2[b][i][j] for wt, (i, j) in zip(wts, sim))
                 out[b, y, x] = pred
     return out

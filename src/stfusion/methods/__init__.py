@@ -15,6 +15,7 @@ from stfusion.methods.base import FusionMethod, Param, fuse
 
 BUILTIN: dict[str, str] = {
     "additive": "stfusion.methods.baselines:Additive",
+    "estarfm": "stfusion.methods.estarfm:ESTARFM",
     "fitfc": "stfusion.methods.fitfc:FitFC",
     "fsdaf": "stfusion.methods.fsdaf:FSDAF",
     "nochange": "stfusion.methods.baselines:NoChange",
