@@ -72,6 +72,12 @@ def plan_windows(grid: Grid, size: int | tuple[int, int]) -> list[Window]:
     return out
 
 
+def _set_threads(n: int) -> None:
+    import numba
+
+    numba.set_num_threads(n)
+
+
 def _results(
     method: WindowPredictor, windows: list[Window], workers: int
 ) -> Iterator[tuple[Window, np.ndarray]]:
@@ -79,7 +85,14 @@ def _results(
         for w in windows:
             yield w, method.predict_window(w)
         return
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    import numba
+
+    # numba's thread count is per calling thread: give each worker its share of the caller's
+    # threads, so N workers do not start N x cores threads.
+    share = max(1, numba.get_num_threads() // workers)
+    with ThreadPoolExecutor(
+        max_workers=workers, initializer=_set_threads, initargs=(share,)
+    ) as pool:
         # Bounded look-ahead: at most 2 x workers windows in memory at once.
         pending: list = []
         it: Iterable[Window] = iter(windows)
