@@ -306,6 +306,16 @@ def _cell(run: Run, metric: str) -> float:
     return run.report.mean[metric] if run.report else float("nan")
 
 
+def _best(runs: Sequence[Run]) -> dict[str, float]:
+    """The best value of each column that has a direction, over ``runs``."""
+    best: dict[str, float] = {}
+    for name, _, pick in SUMMARY_COLUMNS:
+        vals = [_cell(r, name) for r in runs if _cell(r, name) == _cell(r, name)]
+        if pick and vals:
+            best[name] = pick(vals)
+    return best
+
+
 def summary_markdown(runs: Sequence[Run], cases: Sequence[Case]) -> str:
     """Per case, the mean over bands of each metric; the best value per column in bold."""
     lines = []
@@ -322,11 +332,7 @@ def summary_markdown(runs: Sequence[Run], cases: Sequence[Case]) -> str:
         header = ["method", *[c[0].replace("_deg", " (deg)") for c in SUMMARY_COLUMNS]]
         lines.append("| " + " | ".join(header) + " |")
         lines.append("|" + "---|" * len(header))
-        best: dict[str, float] = {}
-        for name, _, pick in SUMMARY_COLUMNS:
-            vals = [_cell(r, name) for r in ok if _cell(r, name) == _cell(r, name)]
-            if pick and vals:
-                best[name] = pick(vals)
+        best = _best(ok)
         for r in ok:
             cells = []
             for name, fmt, _ in SUMMARY_COLUMNS:
@@ -437,11 +443,7 @@ def _html(runs: Sequence[Run], cases: Sequence[Case], figs: dict[str, list[str]]
         parts.append(f"<h2>{esc(case.name)}</h2><p>{esc(case.description)}</p>")
         parts.append("<table><tr><th>method</th>" + "".join(
             f"<th>{esc(c[0])}</th>" for c in SUMMARY_COLUMNS) + "</tr>")  # fmt: skip
-        best = {}
-        for name, _, pick in SUMMARY_COLUMNS:
-            vals = [_cell(r, name) for r in ok if _cell(r, name) == _cell(r, name)]
-            if pick and vals:
-                best[name] = pick(vals)
+        best = _best(ok)
         for r in ok:
             cells = []
             for name, fmt, _ in SUMMARY_COLUMNS:
