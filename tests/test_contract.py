@@ -7,6 +7,7 @@ parameters to FAST_PARAMS) or they have exact properties (declare them as the cl
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -34,8 +35,23 @@ EXACT: dict[str, set[str]] = {
     "fitfc": {"unchanged", "uniform_change"},
 }
 
-METHODS = sorted(available())
+HAS_TORCH = importlib.util.find_spec("torch") is not None
+DEEP = {"dcstfn", "edcstfn"}
+METHODS = sorted(m for m in available() if HAS_TORCH or m not in DEEP)
 RATIO = 8
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _deep_weights(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Untrained 3-band checkpoints for the deep methods (the demo weights have 6 bands)."""
+    if not HAS_TORCH:
+        return
+    from stfusion.dl.train import random_checkpoint
+
+    folder = tmp_path_factory.mktemp("deep")
+    for name in sorted(DEEP & set(METHODS)):
+        path = random_checkpoint(folder / f"{name}.ckpt", name, 3, size="tiny")
+        FAST_PARAMS[name] = {"weights": str(path), "tile": 16}
 
 
 def _estimator(name: str) -> FusionMethod:

@@ -113,14 +113,19 @@ def parse_bench_params(items: Sequence[str]) -> dict[str, list[str]]:
     return out
 
 
-def applicable(cls: type, case: Case) -> str:
-    """Why ``cls`` cannot run on ``case`` ("" when it can)."""
+def applicable(cls: type, case: Case, params: Sequence[str] = ()) -> str:
+    """Why ``cls`` cannot run on ``case`` ("" when it can).
+
+    A class-level ``training_dates`` describes the method's default (shipped) weights; with
+    other weights the fitted estimator's ``training_dates_`` is checked after ``fit``.
+    """
     n = len(case.pairs)
     if n < cls.min_pairs:
         return f"needs at least {cls.min_pairs} pairs, the case has {n}"
     if cls.max_pairs is not None and n > cls.max_pairs:
         return f"takes at most {cls.max_pairs} pair(s), the case has {n}"
-    dates = getattr(cls, "training_dates", None)
+    own_weights = any(p.split("=", 1)[0].strip() == "weights" for p in params)
+    dates = None if own_weights else getattr(cls, "training_dates", None)
     if dates and case.target_date in dates:
         return f"trained on the target date {case.target_date}"
     return ""
@@ -130,7 +135,7 @@ def run_one(case: Case, method: str, params: Sequence[str] = ()) -> Run:
     """Fit and predict ``method`` on ``case``; never raises for a method's own failure."""
     cls = get_method(method)
     run = Run(case.name, method)
-    reason = applicable(cls, case)
+    reason = applicable(cls, case, params)
     if reason:
         run.status, run.reason = "skipped", reason
         return run

@@ -15,6 +15,8 @@ from stfusion.methods.base import FusionMethod, Param, fuse
 
 BUILTIN: dict[str, str] = {
     "additive": "stfusion.methods.baselines:Additive",
+    "dcstfn": "stfusion.methods.deep:DCSTFN",
+    "edcstfn": "stfusion.methods.deep:EDCSTFN",
     "estarfm": "stfusion.methods.estarfm:ESTARFM",
     "fitfc": "stfusion.methods.fitfc:FitFC",
     "fsdaf": "stfusion.methods.fsdaf:FSDAF",

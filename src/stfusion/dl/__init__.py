@@ -1,0 +1,31 @@
+"""Deep fusion models: everything in stfusion that needs torch.
+
+torch is an optional extra (``pip install 'stfusion[dl]'``). Importing this package without it
+raises :class:`stfusion.errors.MissingDependencyError` with the install command; the rest of
+stfusion (classical methods, the CLI, the bench) never imports it at module level.
+
+Layout (one concern per module, as in torchgeo):
+
+- :mod:`stfusion.dl.networks`: DCSTFN, EDCSTFN and the autoencoder of the feature loss;
+- :mod:`stfusion.dl.losses`: SSIM / MS-SSIM and EDCSTFN's compound loss;
+- :mod:`stfusion.dl.data`: training examples from ordered date pairs, patches, the spatial
+  validation block;
+- :mod:`stfusion.dl.checkpoint`: the checkpoint format (atomic save, checked load);
+- :mod:`stfusion.dl.train`: the trainer (seeds, early stopping, resume, loss log);
+- :mod:`stfusion.dl.infer`: running a trained network over arrays or scenes in tiles.
+"""
+
+from __future__ import annotations
+
+from stfusion.errors import MissingDependencyError
+
+INSTALL_HINT = "install stfusion[dl] (pip install 'stfusion[dl]'; CPU: pip install torch==2.13.0)"
+
+try:
+    import torch  # noqa: F401
+except ImportError as exc:  # also when sys.modules["torch"] is None
+    raise MissingDependencyError(
+        f"the deep fusion methods need PyTorch, which is not installed: {INSTALL_HINT}."
+    ) from exc
+
+__all__ = ["INSTALL_HINT"]

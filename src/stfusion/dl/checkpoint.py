@@ -1,0 +1,238 @@
+"""The checkpoint format of the deep methods: one file, written atomically, checked on load.
+
+A checkpoint is a ``torch.save`` dictionary loaded with ``weights_only=True`` (plain types and
+tensors only, so opening a file never runs code). Keys:
+
+=====================  =========================================================================
+``format``, ``version``  ``"stfusion-checkpoint"``, 1
+``model``              method name (``dcstfn``, ``edcstfn``)
+``network``            network config (``network``, ``bands``, ``channels``) and ``size``
+``state_dict``         weights with the best validation loss (used for prediction)
+``autoencoder``        EDCSTFN: config and weights of the feature-loss autoencoder
+``bands``, ``band_names``  what the network was trained on; prediction refuses anything else
+``scaling``            resolved fine/coarse scale and offset of the training files (None for
+                       in-memory arrays; information: the scale check compares values)
+``ratio``              resolution ratio of the training scene (None if unknown)
+``norm``               per-band ``mean`` and ``std`` (physical units) used to normalise inputs
+``data_range``         per-band data range of the vision loss (normalised units)
+``training_dates``     ISO dates of the training pairs (the bench refuses those targets)
+``config``             every training hyper-parameter (``TrainConfig``)
+``history``            one row per epoch (losses, seconds)
+``epoch``, ``best_epoch``, ``best_val_loss``, ``bad_epochs``  training progress
+``resume``             last weights, optimizer and random-generator states (for ``--resume``;
+                       absent in stripped checkpoints)
+``meta``               command line, versions, creation time, seconds, free-text notes
+=====================  =========================================================================
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from stfusion.dl.networks import FusionNet, build_network
+from stfusion.errors import (
+    InputFileError,
+    InvalidParameterError,
+    ScaleMismatchError,
+    STFusionWarning,
+)
+
+FORMAT = "stfusion-checkpoint"
+VERSION = 1
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+#: Input medians this many times off the training mean mean a scale error, not a new scene.
+SCALE_FACTOR = 20.0
+
+TRAIN_HINT = (
+    "train a model on your own data: stfusion train --model {model} --pair FINE1 COARSE1 "
+    "--pair FINE2 COARSE2 --out model.ckpt (see docs/commands/train.md), then "
+    "--param weights=model.ckpt"
+)
+
+
+def _plain(obj: Any) -> Any:
+    """Only types that ``torch.load(weights_only=True)`` accepts (no numpy scalars, no str
+    subclasses such as ``torch.__version__``)."""
+    if isinstance(obj, torch.Tensor) or obj is None or type(obj) in (bool, int, float, str):
+        return obj
+    if isinstance(obj, dict):
+        return {_plain(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    for base in (bool, int, float, str):  # subclasses, e.g. torch.__version__
+        if isinstance(obj, base):
+            return base(obj)
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    raise TypeError(f"cannot store {type(obj).__name__} in a checkpoint")
+
+
+def save_checkpoint(path: str | os.PathLike[str], data: dict[str, Any]) -> Path:
+    """Write ``data`` to ``path`` atomically (temporary file + rename)."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".partial", dir=p.parent)
+    os.close(fd)
+    try:
+        torch.save(_plain({"format": FORMAT, "version": VERSION, **data}), tmp)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give a normal file's mode
+        os.replace(tmp, p)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return p
+
+
+def _generic(names: tuple[str, ...]) -> bool:
+    return all(n == f"band{i + 1}" for i, n in enumerate(names))
+
+
+@dataclass
+class Checkpoint:
+    """A loaded checkpoint (see the module docstring for its keys)."""
+
+    path: str
+    data: dict[str, Any]
+
+    @property
+    def model(self) -> str:
+        return str(self.data["model"])
+
+    @property
+    def bands(self) -> int:
+        return int(self.data["bands"])
+
+    @property
+    def band_names(self) -> tuple[str, ...]:
+        return tuple(self.data["band_names"])
+
+    @property
+    def training_dates(self) -> tuple[str, ...]:
+        return tuple(str(d) for d in self.data.get("training_dates") or ())
+
+    @property
+    def mean(self) -> np.ndarray:
+        return np.asarray(self.data["norm"]["mean"], dtype=np.float32)
+
+    @property
+    def std(self) -> np.ndarray:
+        return np.asarray(self.data["norm"]["std"], dtype=np.float32)
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        return dict(self.data.get("meta") or {})
+
+    def network(self, state: str = "best") -> FusionNet:
+        """The network with its best (or ``last``) weights, in eval mode on the CPU."""
+        net = build_network(self.data["network"])
+        sd = self.data["state_dict"] if state == "best" else self.data["resume"]["state_dict"]
+        net.load_state_dict(sd)
+        return net.eval()
+
+    def check_inputs(
+        self,
+        count: int,
+        band_names: tuple[str, ...],
+        samples: list[tuple[str, np.ndarray]],
+        ratio: float | None = None,
+    ) -> None:
+        """Refuse inputs unlike the training data: band count, band names, value scale.
+
+        ``samples``: (label, decimated ``(band, y, x)`` values in physical units) of the
+        inputs. The scale check compares each band's median with the training mean: 20x or
+        more apart means other units (reflectance x10000 vs 0-1, percent, DN), whatever the
+        files' own scale factors are (an int16 file with scale 1e-4 and a float file with
+        scale 1 hold the same reflectance).
+        """
+        hint = TRAIN_HINT.format(model=self.model)
+        if count != self.bands:
+            raise InvalidParameterError(
+                f"{self.path}: trained on {self.bands} bands ({', '.join(self.band_names)}), "
+                f"the inputs have {count}. These weights only fit data like their training "
+                f"data; {hint}."
+            )
+        names = tuple(band_names)
+        if names != self.band_names:
+            if not _generic(names) and not _generic(self.band_names):
+                raise InvalidParameterError(
+                    f"{self.path}: trained on bands {', '.join(self.band_names)}, the inputs "
+                    f"have {', '.join(names)}. Give the bands in the training order, or {hint}."
+                )
+            warnings.warn(
+                f"{self.path}: trained on bands {', '.join(self.band_names)}; the inputs have "
+                f"{', '.join(names)}. Make sure they are the same bands in the same order.",
+                STFusionWarning,
+                stacklevel=3,
+            )
+        mean = np.abs(self.mean.astype(np.float64))
+        for label, arr in samples:
+            for b in range(min(arr.shape[0], mean.size)):
+                v = arr[b][np.isfinite(arr[b])]
+                if v.size == 0 or mean[b] <= 0:
+                    continue
+                med = float(np.median(np.abs(v)))
+                factor = max(med, mean[b]) / max(min(med, mean[b]), 1e-30)
+                if factor >= SCALE_FACTOR:
+                    raise ScaleMismatchError(
+                        f"{label}: band {b + 1} ({self.band_names[b]}) has median {med:.4g}, "
+                        f"the training data of {self.path} had mean {mean[b]:.4g} ({factor:.0f}x "
+                        f"apart): the scales differ. Give --fine-scale/--coarse-scale so the "
+                        f"inputs are in the training units, or {hint}."
+                    )
+        want_ratio = self.data.get("ratio")
+        if ratio is not None and want_ratio and abs(ratio - want_ratio) > 0.05 * want_ratio:
+            warnings.warn(
+                f"{self.path}: trained at resolution ratio {want_ratio:g}, the inputs have "
+                f"{ratio:g}; the network may not transfer.",
+                STFusionWarning,
+                stacklevel=3,
+            )
+
+
+def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
+    """Load and validate a checkpoint (on the CPU); clear errors for anything else."""
+    p = Path(path)
+    if not p.exists():
+        raise InputFileError(f"{p}: checkpoint not found. Check the path.")
+    if p.is_dir():
+        raise InputFileError(f"{p}: is a directory, not a checkpoint file.")
+    try:
+        data = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise InputFileError(
+            f"{p}: not a stfusion checkpoint (torch cannot load it: "
+            f"{type(exc).__name__}). Give a file written by `stfusion train`."
+        ) from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise InputFileError(
+            f"{p}: not a stfusion checkpoint (no '{FORMAT}' marker). Give a file written by "
+            "`stfusion train`."
+        )
+    if int(data.get("version", 0)) > VERSION:
+        raise InputFileError(
+            f"{p}: checkpoint format version {data['version']} is newer than this stfusion "
+            f"reads ({VERSION}); upgrade stfusion."
+        )
+    return Checkpoint(str(p), data)
+
+
+def strip_checkpoint(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> Path:
+    """Copy a checkpoint without its resume state (optimizer etc.): smaller, not resumable."""
+    ck = load_checkpoint(src)
+    data = {k: v for k, v in ck.data.items() if k not in ("resume", "format", "version")}
+    return save_checkpoint(dst, data)

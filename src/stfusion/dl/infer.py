@@ -1,0 +1,242 @@
+"""Running a trained network over a scene or arrays, in tiles, without seams.
+
+The scene is cut into ``tile`` x ``tile`` tiles anchored at the scene origin (never at a
+processing window). Each tile is predicted from its inputs grown by ``overlap`` pixels on
+every side and cropped back to the tile, so every output pixel is computed with at least
+``overlap`` pixels of real context (or, at the scene border, of edge-replicated context).
+When ``overlap`` covers the network's receptive field (``network.radius``), a tiled
+prediction equals a whole-scene prediction up to floating-point summation order, and because
+the tiles are anchored at the scene origin, *any* plan of processing windows gives bit-for-bit
+the same output.
+
+``blend="weighted"`` (arrays only, for direct use) instead averages the overlapping grown
+tiles with weights that fall linearly towards each tile's outer edge: smooth also when
+``overlap`` is below the receptive field, but no longer exactly equal to a whole-scene run.
+
+Invalid inputs: NaNs are set to the band mean before the network, and output pixels where no
+pair has valid fine, coarse and target values are NaN.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from affine import Affine
+from rasterio.windows import Window
+
+from stfusion.dl.checkpoint import Checkpoint, load_checkpoint
+from stfusion.errors import InvalidParameterError
+from stfusion.io import ArraySource, Grid, Source
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """``auto``: CUDA when available, else the CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise InvalidParameterError("device=cuda: no CUDA GPU is available; use cpu or auto.")
+    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        raise InvalidParameterError(f"device {device!r}: choose auto, cpu or cuda.")
+    return torch.device(device)
+
+
+def default_overlap(radius: int, multiple: int = 1) -> int:
+    """The receptive-field radius rounded up to a multiple of 8 (and of ``multiple``)."""
+    step = math.lcm(8, multiple)
+    return max(step, -(-radius // step) * step)
+
+
+def tile_windows(shape: tuple[int, int], tile: int) -> list[Window]:
+    """Tiles of ``tile`` px anchored at the origin, clipped to ``shape`` (rows, cols)."""
+    h, w = shape
+    return [
+        Window(c, r, min(tile, w - c), min(tile, h - r))
+        for r in range(0, h, tile)
+        for c in range(0, w, tile)
+    ]
+
+
+class Predictor:
+    """A checkpoint's network ready to predict, with its normalisation."""
+
+    def __init__(self, checkpoint: Checkpoint | str, device: str = "auto") -> None:
+        ck = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
+        self.checkpoint = ck
+        self.device = resolve_device(device)
+        self.net = ck.network().to(self.device)
+        self.mean = ck.mean.astype(np.float32)[:, None, None]
+        self.std = ck.std.astype(np.float32)[:, None, None]
+        self.radius = int(self.net.radius)
+        self.multiple = int(self.net.multiple)
+
+    def check_tiling(self, tile: int, overlap: int) -> None:
+        m = self.multiple
+        if tile < m or tile % m or overlap < 0 or overlap % m:
+            raise InvalidParameterError(
+                f"{self.net.name}: tile ({tile}) and overlap ({overlap}) must be multiples of "
+                f"{m} px (its pooling layers work on {m} x {m} blocks)."
+            )
+
+    def _normalise(self, a: np.ndarray) -> np.ndarray:
+        return (a - self.mean) / self.std
+
+    def predict_extent(
+        self,
+        fines: Sequence[Source],
+        coarses: Sequence[Source],
+        target: Source,
+        shape: tuple[int, int],
+        rows: tuple[int, int],
+        cols: tuple[int, int],
+    ) -> tuple[np.ndarray, Window]:
+        """Predict rows ``rows[0]..rows[1]`` x cols of a scene of ``shape`` (may reach outside).
+
+        Returns the prediction for the part inside the scene (physical units, NaN where no
+        pair is valid) and that part's window. Outside the scene the inputs are edge-replicated.
+        """
+        h, w = shape
+        r0, r1 = rows
+        c0, c1 = cols
+        m = self.multiple
+        r1 = r0 + -(-(r1 - r0) // m) * m
+        c1 = c0 + -(-(c1 - c0) // m) * m
+        ir0, ir1, ic0, ic1 = max(r0, 0), min(r1, h), max(c0, 0), min(c1, w)
+        inside = Window(ic0, ir0, ic1 - ic0, ir1 - ir0)
+        pad = ((0, 0), (ir0 - r0, r1 - ir1), (ic0 - c0, c1 - ic1))
+        tgt = self._normalise(target.read(inside))
+        ok_t = np.isfinite(tgt).all(0)
+        f_in, c_in, valid = [], [], []
+        for f_src, c_src in zip(fines, coarses):
+            f = self._normalise(f_src.read(inside))
+            c = self._normalise(c_src.read(inside))
+            ok = np.isfinite(f).all(0) & np.isfinite(c).all(0) & ok_t
+            valid.append(ok)
+            f_in.append(np.pad(np.nan_to_num(f), pad, mode="edge"))
+            c_in.append(np.pad(np.nan_to_num(c), pad, mode="edge"))
+        t_in = np.pad(np.nan_to_num(tgt), pad, mode="edge")
+        dev = self.device
+
+        def tensor(a: np.ndarray) -> torch.Tensor:
+            return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))[None].to(dev)
+
+        masks = [tensor(np.pad(v, pad[1:], mode="edge")[None].astype(np.float32)) for v in valid]
+        with torch.inference_mode():
+            out = self.net.predict_pairs(
+                [tensor(a) for a in f_in], [tensor(a) for a in c_in], tensor(t_in), masks
+            )
+        pred = out[0].float().cpu().numpy()
+        pred = pred[:, pad[1][0] : pad[1][0] + inside.height, pad[2][0] : pad[2][0] + inside.width]
+        pred = pred * self.std + self.mean
+        pred[:, ~np.any(valid, axis=0)] = np.nan
+        return pred.astype(np.float32), inside
+
+    def predict_tile(
+        self,
+        fines: Sequence[Source],
+        coarses: Sequence[Source],
+        target: Source,
+        shape: tuple[int, int],
+        tile: Window,
+        overlap: int,
+    ) -> np.ndarray:
+        """Predict one tile (clipped to the scene) with ``overlap`` px of context."""
+        r, c = int(tile.row_off), int(tile.col_off)
+        th, tw = int(tile.height), int(tile.width)
+        pred, inside = self.predict_extent(
+            fines, coarses, target, shape, (r - overlap, r + th + overlap),
+            (c - overlap, c + tw + overlap),
+        )  # fmt: skip
+        dr, dc = r - int(inside.row_off), c - int(inside.col_off)
+        return pred[:, dr : dr + th, dc : dc + tw]
+
+    def predict_window(
+        self,
+        fines: Sequence[Source],
+        coarses: Sequence[Source],
+        target: Source,
+        shape: tuple[int, int],
+        window: Window,
+        tile: int,
+        overlap: int,
+    ) -> np.ndarray:
+        """Any window of the scene, assembled from the scene-anchored tiles it touches."""
+        r0, c0 = int(window.row_off), int(window.col_off)
+        h, w = int(window.height), int(window.width)
+        out = np.full((len(self.mean), h, w), np.nan, dtype=np.float32)
+        for tr in range(r0 // tile * tile, r0 + h, tile):
+            for tc in range(c0 // tile * tile, c0 + w, tile):
+                t = Window(tc, tr, min(tile, shape[1] - tc), min(tile, shape[0] - tr))
+                pred = self.predict_tile(fines, coarses, target, shape, t, overlap)
+                a0, a1 = max(tr, r0), min(tr + int(t.height), r0 + h)
+                b0, b1 = max(tc, c0), min(tc + int(t.width), c0 + w)
+                out[:, a0 - r0 : a1 - r0, b0 - c0 : b1 - c0] = pred[
+                    :, a0 - tr : a1 - tr, b0 - tc : b1 - tc
+                ]
+        return out
+
+
+def _ramp(n: int, lead: int, trail: int, overlap: int) -> np.ndarray:
+    """1 inside, falling linearly over ``overlap`` px towards a grown edge (lead/trail px
+    of the extent are growth beyond the tile); never 0."""
+    x = np.ones(n, dtype=np.float64)
+    if overlap > 0:
+        d = np.minimum(np.arange(n) + (overlap - lead), (n - 1 - np.arange(n)) + (overlap - trail))
+        x = np.clip((d + 1) / (overlap + 1), 1.0 / (overlap + 1), 1.0)
+    return x
+
+
+def predict_arrays(
+    model: Predictor | Checkpoint | str,
+    pairs: Sequence[tuple[np.ndarray, np.ndarray]],
+    coarse_target: np.ndarray,
+    *,
+    tile: int = 256,
+    overlap: int | None = None,
+    blend: str = "crop",
+    device: str = "auto",
+) -> np.ndarray:
+    """Predict from in-memory ``(band, y, x)`` arrays in physical units (no checks on
+    bands or scale: :class:`stfusion.methods.deep` does those for scenes).
+
+    ``blend="crop"``: halo-cropped tiles (exact when ``overlap >= radius``); ``"weighted"``:
+    linearly weighted averaging of the grown tiles.
+    """
+    pred = model if isinstance(model, Predictor) else Predictor(model, device)
+    if overlap is None:
+        overlap = default_overlap(pred.radius, pred.multiple)
+    pred.check_tiling(tile, overlap)
+    tgt = np.asarray(coarse_target, dtype=np.float32)
+    h, w = tgt.shape[-2:]
+    grid = Grid(crs=None, transform=Affine.identity(), width=w, height=h)
+    fines = [ArraySource(np.asarray(f, np.float32), grid) for f, _ in pairs]
+    coarses = [ArraySource(np.asarray(c, np.float32), grid) for _, c in pairs]
+    target = ArraySource(tgt, grid)
+    shape = (h, w)
+    if blend == "crop":
+        return pred.predict_window(fines, coarses, target, shape, Window(0, 0, w, h), tile, overlap)
+    if blend != "weighted":
+        raise InvalidParameterError(f"blend {blend!r}: choose crop or weighted.")
+    acc = np.zeros((target.count, h, w))
+    wsum = np.zeros((h, w))
+    for t in tile_windows(shape, tile):
+        r, c, th, tw = int(t.row_off), int(t.col_off), int(t.height), int(t.width)
+        p, inside = pred.predict_extent(
+            fines, coarses, target, shape, (r - overlap, r + th + overlap),
+            (c - overlap, c + tw + overlap),
+        )  # fmt: skip
+        ir, ic = int(inside.row_off), int(inside.col_off)
+        ih, iw = int(inside.height), int(inside.width)
+        wr = _ramp(ih, r - ir, ir + ih - (r + th), overlap)
+        wc = _ramp(iw, c - ic, ic + iw - (c + tw), overlap)
+        wgt = wr[:, None] * wc[None, :]
+        ok = np.isfinite(p).all(0)
+        wgt = np.where(ok, wgt, 0.0)
+        acc[:, ir : ir + ih, ic : ic + iw] += np.where(ok, p, 0.0) * wgt
+        wsum[ir : ir + ih, ic : ic + iw] += wgt
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = acc / wsum
+    out[:, wsum == 0] = np.nan
+    return out.astype(np.float32)

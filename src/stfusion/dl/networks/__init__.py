@@ -1,0 +1,105 @@
+"""The fusion networks, one module each, and how to build them from a checkpoint's config.
+
+Every network works on tensors normalised per band (``(x - mean_b) / std_b``, the same
+statistics for fine and coarse images so that fine/coarse differences keep their meaning),
+shaped ``(batch, bands, H, W)``, all on the fine grid. ``forward(fine_ref, coarse_ref,
+coarse_target)`` predicts the fine image at the target date from one pair.
+
+Two properties make tiled inference exact (see :mod:`stfusion.dl.infer`):
+
+- ``radius``: the receptive-field radius in fine pixels: an output pixel depends only on the
+  inputs within ``radius`` pixels of it;
+- ``multiple``: inputs must start on, and span, multiples of this many pixels (2 for DCSTFN,
+  whose pooling / stride-2 layers make the output depend on the pixel parity).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+#: Channel widths of each named size. ``paper`` is the configuration of both papers
+#: (32, 64, 128 feature maps); the smaller ones keep the topology and cut the cost ~4x / ~16x.
+SIZES: dict[str, tuple[int, int, int]] = {
+    "tiny": (8, 16, 32),
+    "small": (16, 32, 64),
+    "paper": (32, 64, 128),
+}
+
+
+def channels_for(size: str) -> tuple[int, int, int]:
+    from stfusion.errors import InvalidParameterError
+
+    if size not in SIZES:
+        raise InvalidParameterError(
+            f"size {size!r}: choose one of {', '.join(SIZES)} ('paper' = the published widths)."
+        )
+    return SIZES[size]
+
+
+class FusionNet(nn.Module):
+    """Common interface of the fusion networks."""
+
+    name: ClassVar[str] = ""
+    radius: ClassVar[int] = 0
+    multiple: ClassVar[int] = 1
+    max_pairs: ClassVar[int] = 1
+
+    def __init__(self, bands: int, channels: tuple[int, int, int]) -> None:
+        super().__init__()
+        self.bands = int(bands)
+        self.channels = tuple(int(c) for c in channels)
+
+    def config(self) -> dict[str, Any]:
+        return {"network": self.name, "bands": self.bands, "channels": list(self.channels)}
+
+    def forward(  # type: ignore[override]
+        self, fine_ref: torch.Tensor, coarse_ref: torch.Tensor, coarse_target: torch.Tensor
+    ) -> torch.Tensor:
+        raise NotImplementedError
+
+    def predict_pairs(
+        self,
+        fines: list[torch.Tensor],
+        coarses: list[torch.Tensor],
+        coarse_target: torch.Tensor,
+        valid: list[torch.Tensor],
+    ) -> torch.Tensor:
+        """Prediction from one or more pairs; ``valid``: per pair ``(N, 1, H, W)`` masks.
+
+        The default (one pair) ignores the masks: invalid pixels are masked by the caller.
+        """
+        return self(fines[0], coarses[0], coarse_target)
+
+    def n_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+def network_class(name: str) -> type[FusionNet]:
+    """The network class registered as ``name`` (dcstfn, edcstfn)."""
+    from stfusion.dl.networks.dcstfn import DCSTFNNet
+    from stfusion.dl.networks.edcstfn import EDCSTFNNet
+    from stfusion.errors import InvalidParameterError
+
+    kinds: dict[str, type[FusionNet]] = {"dcstfn": DCSTFNNet, "edcstfn": EDCSTFNNet}
+    if name not in kinds:
+        raise InvalidParameterError(f"unknown network {name!r}; known: {', '.join(kinds)}.")
+    return kinds[name]
+
+
+def build_network(config: dict[str, Any]) -> FusionNet:
+    """A network from its ``config()`` (as stored in checkpoints)."""
+    cls = network_class(str(config.get("network")))
+    return cls(int(config["bands"]), tuple(config["channels"]))  # type: ignore[call-arg]
+
+
+def make_network(name: str, bands: int, size: str = "small") -> FusionNet:
+    """A freshly initialised network of a named ``size`` (tiny, small, paper)."""
+    return build_network({"network": name, "bands": bands, "channels": list(channels_for(size))})
+
+
+__all__ = [
+    "SIZES", "FusionNet", "build_network", "channels_for", "make_network", "network_class",
+]  # fmt: skip

@@ -1,0 +1,173 @@
+"""Deep fusion methods: DCSTFN (Tan et al. 2018) and EDCSTFN (Tan et al. 2019).
+
+The networks, training and tiled inference live in :mod:`stfusion.dl` (which needs torch);
+this module only imports it when a method is fitted, so listing methods, running classical
+ones and building these estimators work without torch. Without it, ``fit`` raises
+:class:`stfusion.errors.MissingDependencyError` with the install command.
+
+``fit(pairs)`` loads the ``weights`` (a checkpoint written by ``stfusion train``, see
+docs/commands/train.md) and refuses inputs unlike the training data: another band count,
+other band names (when both sides have real names), or values 20x or more off the training
+values (another scale: reflectance x10000 vs 0-1). Learned state: ``predictor_`` (the
+network), ``training_dates_`` (the checkpoint's training dates; the bench refuses to score
+a model on its own training date) and ``overlap_``.
+
+Prediction cuts the scene into ``tile`` x ``tile`` tiles anchored at the scene origin, each
+predicted with ``overlap`` pixels of context and cropped (see :mod:`stfusion.dl.infer`):
+with ``overlap`` >= the receptive field (the default), no seam can appear, and any window
+plan gives the same output bit for bit.
+
+``weights="demo"`` (the default) uses the small checkpoints shipped with stfusion, trained on
+the CIA pairs of 2001-10-08 and 2001-10-17 (6 bands blue..swir2, reflectance 0-1, 50 m,
+ratio 10). They are a demonstration only: they refuse other band sets and scales, and on other
+scenes you should train your own (docs/deep.md has the numbers they reach).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+from rasterio.windows import Window
+
+from stfusion.errors import InvalidParameterError
+from stfusion.io import Source
+from stfusion.methods.base import FusionMethod, Param
+from stfusion.scene import Scene
+
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+#: Training dates of the shipped demo checkpoints (checked against the files by the tests).
+DEMO_DATES = ("2001-10-08", "2001-10-17")
+
+
+def demo_weights(name: str) -> Path:
+    """Path of the shipped demo checkpoint of method ``name`` (may not exist)."""
+    return WEIGHTS_DIR / f"{name}_cia_demo.ckpt"
+
+
+class DeepMethod(FusionMethod):
+    """Base of the deep methods: weights, tiled inference, checkpoint checks."""
+
+    network: ClassVar[str] = ""
+    #: Training dates of the default (shipped demo) weights, for ``bench.applicable``.
+    training_dates: ClassVar[tuple[str, ...]] = DEMO_DATES
+    params = (
+        Param("weights", "demo", str, "path",
+              "checkpoint from `stfusion train`; demo = the shipped CIA demo weights "
+              "(6 bands, reflectance 0-1; demonstration only)"),
+        Param("tile", 256, int, "fine pixels",
+              "side of the tiles the network runs on (anchored at the scene origin)"),
+        Param("overlap", "auto", int, "fine pixels",
+              "context added around each tile and cropped; auto = receptive field rounded "
+              "up to 8 (no seams)"),
+        Param("device", "auto", str, "", "where the network runs: auto (cuda if available), "
+              "cpu or cuda", choices=("auto", "cpu", "cuda")),
+    )  # fmt: skip
+
+    def _validate_params(self) -> None:
+        if not isinstance(self.tile, int | np.integer) or self.tile < 8:
+            raise InvalidParameterError(
+                f"{self.name}: tile must be an integer >= 8 px, got {self.tile!r}."
+            )
+        if self.overlap != "auto" and (
+            not isinstance(self.overlap, int | np.integer) or self.overlap < 0
+        ):
+            raise InvalidParameterError(
+                f"{self.name}: overlap must be 'auto' or an integer >= 0, got {self.overlap!r}."
+            )
+        if not isinstance(self.weights, str | Path) or not str(self.weights):
+            raise InvalidParameterError(f"{self.name}: weights must be a checkpoint path.")
+
+    def weights_path(self) -> Path:
+        if str(self.weights) == "demo":
+            path = demo_weights(self.name)
+            if not path.exists():
+                raise InvalidParameterError(
+                    f"{self.name}: no shipped demo weights ({path} is missing). Train a model: "
+                    f"stfusion train --model {self.name} --pair FINE1 COARSE1 --pair FINE2 "
+                    "COARSE2 --out model.ckpt, then --param weights=model.ckpt."
+                )
+            return path
+        return Path(self.weights)
+
+    def halo(self) -> int:
+        return int(getattr(self, "overlap_", 0 if self.overlap == "auto" else self.overlap))
+
+    def bytes_per_pixel(self, bands: int, pairs: int) -> float:
+        return 4.0 * bands * (2 * pairs + 2)
+
+    def _fit(self, scene: Scene) -> None:
+        from stfusion.dl.checkpoint import load_checkpoint
+        from stfusion.dl.infer import Predictor, default_overlap
+
+        path = self.weights_path()
+        ck = load_checkpoint(path)
+        if ck.model != self.name:
+            raise InvalidParameterError(
+                f"{path}: weights of {ck.model}, not {self.name}; use --method {ck.model} or "
+                f"train {self.name} (stfusion train --model {self.name} ...)."
+            )
+        samples = [(s.label, s.sample(1 << 16)) for pair in scene.pairs for s in pair]
+        ck.check_inputs(scene.count, tuple(scene.band_names), samples, scene.ratio)
+        pred = Predictor(ck, str(self.device))
+        overlap = (
+            default_overlap(pred.radius, pred.multiple)
+            if self.overlap == "auto"
+            else int(self.overlap)
+        )
+        pred.check_tiling(int(self.tile), overlap)
+        if overlap < pred.radius:
+            import warnings
+
+            from stfusion.errors import STFusionWarning
+
+            warnings.warn(
+                f"{self.name}: overlap {overlap} px is below the receptive field "
+                f"({pred.radius} px); tile borders may show seams.",
+                STFusionWarning,
+                stacklevel=3,
+            )
+        self.checkpoint_ = str(path)
+        self.predictor_ = pred
+        self.overlap_ = overlap
+        self.training_dates_ = ck.training_dates
+
+    def _prepare(self, target: Source) -> None:
+        # The coarse target is checked like the pairs (file scale and magnitude).
+        self.predictor_.checkpoint.check_inputs(
+            target.count, tuple(self.scene_.band_names), [(target.label, target.sample(1 << 16))]
+        )
+
+    def plan(
+        self, mem_limit_mb: float | None = None, window_size: int | None = None, workers: int = 1
+    ) -> list[Window]:
+        # One processing window per tile by default; any other plan gives the same output.
+        return super().plan(mem_limit_mb, window_size or int(self.tile), workers)
+
+    def predict_window(self, window: Window) -> np.ndarray:
+        scene = self.scene_
+        return self.predictor_.predict_window(
+            [f for f, _ in scene.pairs], [c for _, c in scene.pairs], self.target_,
+            self.grid_.shape, window, int(self.tile), self.overlap_,
+        )  # fmt: skip
+
+
+class DCSTFN(DeepMethod):
+    """DCSTFN (Tan et al. 2018): two-branch CNN, one pair. See stfusion.dl.networks.dcstfn."""
+
+    name = "dcstfn"
+    title = "DCSTFN (deep CNN)"
+    paper = "Tan et al. 2018, Remote Sens. 10(7) 1066"
+    min_pairs = 1
+    max_pairs = 1
+
+
+class EDCSTFN(DeepMethod):
+    """EDCSTFN (Tan et al. 2019): residual encoders, compound loss; one or two pairs."""
+
+    name = "edcstfn"
+    title = "EDCSTFN (deep CNN)"
+    paper = "Tan et al. 2019, Remote Sens. 11(24) 2898"
+    min_pairs = 1
+    max_pairs = 2

@@ -1,0 +1,273 @@
+"""``stfusion train``: train DCSTFN or EDCSTFN on your own pairs (register with
+``cli.add_command(train)``). torch is imported only when the command runs."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import click
+
+
+def _command_line(**kw: Any) -> str:
+    """The canonical command that reproduces a run (stored in the checkpoint)."""
+    args = ["stfusion", "train", "--model", kw["model"]]
+    for f, c in kw["pairs"]:
+        args += ["--pair", f, c]
+    args += ["--out", kw["out"]]
+    for opt in ("size", "epochs", "patch", "batch", "lr", "patience", "val_fraction",
+                "steps_per_epoch", "seed", "device", "threads", "content", "ae_steps",
+                "fine_scale", "fine_offset", "coarse_scale", "coarse_offset", "resampling",
+                "dates"):  # fmt: skip
+        value = kw.get(opt)
+        if value is not None and value != "":
+            args += [f"--{opt.replace('_', '-')}", str(value)]
+    if not kw.get("augment", True):
+        args.append("--no-augment")
+    return " ".join(shlex.quote(a) for a in args)
+
+
+class _TrainProgress:
+    """A rich progress bar over steps, and one line per epoch."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self._bar: Any = None
+        self._tasks: dict[str, Any] = {}
+
+    def __call__(self, ev: dict[str, Any]) -> None:
+        if self.quiet:
+            return
+        if self._bar is None:
+            from rich.console import Console
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self._bar = Progress(
+                TextColumn("{task.description}"), BarColumn(),
+                TextColumn("{task.completed}/{task.total}"), TextColumn("{task.fields[info]}"),
+                TimeElapsedColumn(), console=Console(stderr=True), transient=True,
+            )  # fmt: skip
+            self._bar.start()
+        stage = ev["stage"]
+        if stage == "autoencoder":
+            task = self._task("autoencoder", "autoencoder (feature loss)", ev["steps"])
+            self._bar.update(task, completed=ev["step"], info=f"loss {ev['loss']:.4g}")
+        elif stage == "train":
+            task = self._task("train", "training", ev["epochs"] * ev["steps"])
+            done = (ev["epoch"] - 1) * ev["steps"] + ev["step"]
+            self._bar.update(
+                task,
+                completed=done,
+                info=f"epoch {ev['epoch']}/{ev['epochs']} loss {ev['loss']:.4g}",
+            )
+        elif stage == "epoch":
+            self._bar.console.print(
+                f"epoch {int(ev['epoch']):>3}  train {ev['train_loss']:.4g}  "
+                f"val {ev['val_loss']:.4g}  val RMSE {ev['val_rmse']:.4g}  "
+                f"({ev['seconds']:.1f} s, best epoch {ev['best_epoch']})"
+            )
+
+    def _task(self, key: str, label: str, total: int) -> Any:
+        if key not in self._tasks:
+            self._tasks[key] = self._bar.add_task(label, total=total, info="")
+        return self._tasks[key]
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+@click.command("train")
+@click.option(
+    "--model",
+    "-m",
+    type=click.Choice(["dcstfn", "edcstfn"]),
+    default="edcstfn",
+    show_default=True,
+    help="Network to train.",
+)
+@click.option(
+    "--pair",
+    "pairs",
+    nargs=2,
+    multiple=True,
+    required=True,
+    type=click.Path(),
+    metavar="FINE COARSE",
+    help="A fine image and the coarse image of the same date; two or more dates. "
+    "Every ordered pair of dates becomes a training example.",
+)
+@click.option(
+    "--out",
+    "-o",
+    required=True,
+    type=click.Path(),
+    help="Checkpoint to write (a loss log .log.csv and curve .loss.png are written beside it).",
+)
+@click.option(
+    "--size",
+    type=click.Choice(["tiny", "small", "paper"]),
+    default="small",
+    show_default=True,
+    help="Network width: paper = the published 32/64/128 "
+    "feature maps; small and tiny are 2x and 4x narrower.",
+)
+@click.option("--epochs", type=int, default=50, show_default=True, help="Maximum epochs.")
+@click.option("--patch", type=int, default=64, show_default=True, help="Patch side (fine px).")
+@click.option("--batch", type=int, default=8, show_default=True, help="Patches per step.")
+@click.option("--lr", type=float, default=1e-3, show_default=True, help="Adam learning rate.")
+@click.option(
+    "--patience",
+    type=int,
+    default=10,
+    show_default=True,
+    help="Stop after this many epochs without a better validation loss.",
+)
+@click.option(
+    "--val-fraction",
+    type=float,
+    default=0.2,
+    show_default=True,
+    help="Area of the held-out validation block (bottom-right corner).",
+)
+@click.option(
+    "--steps-per-epoch",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Batches per epoch; 0 = about one pass over the training area (>= 10).",
+)
+@click.option(
+    "--device",
+    type=click.Choice(["auto", "cpu", "cuda"]),
+    default="auto",
+    show_default=True,
+    help="auto: cuda if available, else cpu.",
+)
+@click.option(
+    "--threads",
+    type=int,
+    default=0,
+    show_default=True,
+    help="torch CPU threads (0 = torch's default). 1 is often fastest on a busy "
+    "machine; results are reproducible for a given thread count.",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+@click.option(
+    "--content",
+    type=click.Choice(["mse", "l1"]),
+    default="mse",
+    show_default=True,
+    help="Content loss (EDCSTFN's compound loss adds feature and MS-SSIM terms).",
+)
+@click.option(
+    "--ae-steps",
+    type=int,
+    default=300,
+    show_default=True,
+    help="EDCSTFN: training steps of the feature-loss autoencoder.",
+)
+@click.option(
+    "--no-augment",
+    "augment",
+    is_flag=True,
+    default=True,
+    flag_value=False,
+    help="No random rotations/flips of the patches.",
+)
+@click.option(
+    "--dates",
+    default=None,
+    metavar="D1,D2,...",
+    help="Dates of the pairs (YYYY-MM-DD, comma-separated, in --pair order). "
+    "Default: parsed from the file names (YYYY-MM-DD, YYYYMMDD or YYYYDDD).",
+)
+@click.option(
+    "--fine-scale",
+    type=float,
+    default=None,
+    help="Multiply fine values by this (e.g. 0.0001). Default: file metadata, else 1.",
+)
+@click.option("--fine-offset", type=float, default=None, help="Add this to fine values.")
+@click.option(
+    "--coarse-scale",
+    type=float,
+    default=None,
+    help="Multiply coarse values by this. Default: file metadata, else 1.",
+)
+@click.option("--coarse-offset", type=float, default=None, help="Add this to coarse values.")
+@click.option(
+    "--resampling",
+    type=click.Choice(["nearest", "bilinear", "cubic", "average"]),
+    default="nearest",
+    show_default=True,
+    help="How a coarse image on its own grid is reprojected onto the fine grid.",
+)
+@click.option("--note", default="", help="Free text stored in the checkpoint's metadata.")
+@click.option("--resume", is_flag=True, help="Continue the run saved in --out.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing --out.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress display or summary.")
+def train(
+    model: str, pairs: Sequence[tuple[str, str]], out: str, size: str, epochs: int, patch: int,
+    batch: int, lr: float, patience: int, val_fraction: float, steps_per_epoch: int,
+    device: str, threads: int, seed: int, content: str, ae_steps: int, augment: bool,
+    dates: str | None, fine_scale: float | None, fine_offset: float | None,
+    coarse_scale: float | None, coarse_offset: float | None, resampling: str, note: str,
+    resume: bool, overwrite: bool, quiet: bool,
+) -> None:  # fmt: skip
+    """Train a deep fusion network (DCSTFN or EDCSTFN) on your own fine + coarse pairs.
+
+    \b
+    Example:
+      stfusion train --model edcstfn --pair L_2001-10-08.tif M_2001-10-08.tif \\
+          --pair L_2001-10-17.tif M_2001-10-17.tif --out model.ckpt
+      stfusion predict --method edcstfn --param weights=model.ckpt ...
+    """
+    from stfusion.dl.train import TrainConfig
+    from stfusion.dl.train import train as run_training
+    from stfusion.io import Scaling
+
+    cfg = TrainConfig(
+        model=model, size=size, epochs=epochs, patch=patch, batch=batch, lr=lr,
+        steps_per_epoch=steps_per_epoch, val_fraction=val_fraction, patience=patience,
+        seed=seed, device=device, augment=augment, content=content, ae_steps=ae_steps,
+        threads=threads,
+    )  # fmt: skip
+    date_list = [d.strip() for d in dates.split(",") if d.strip()] if dates else None
+    command = _command_line(
+        model=model, pairs=pairs, out=out, size=size, epochs=epochs, patch=patch, batch=batch,
+        lr=lr, patience=patience, val_fraction=val_fraction, steps_per_epoch=steps_per_epoch,
+        seed=seed, device=device, threads=threads, content=content, ae_steps=ae_steps,
+        fine_scale=fine_scale, fine_offset=fine_offset, coarse_scale=coarse_scale,
+        coarse_offset=coarse_offset, resampling=resampling, dates=dates, augment=augment,
+    )  # fmt: skip
+    meta: dict[str, Any] = {"command": command, "argv": " ".join(sys.argv[1:])}
+    if note:
+        meta["notes"] = note
+    progress = _TrainProgress(quiet)
+    t0 = time.monotonic()
+    try:
+        result = run_training(
+            [tuple(p) for p in pairs], out, cfg, dates=date_list,
+            fine_scaling=Scaling(fine_scale, fine_offset),
+            coarse_scaling=Scaling(coarse_scale, coarse_offset), resampling=resampling,
+            resume=resume, overwrite=overwrite, progress=progress, meta=meta,
+        )  # fmt: skip
+    finally:
+        progress.close()
+    if quiet:
+        return
+    from stfusion.dl.train import log_paths
+
+    csv_path, png_path = log_paths(out)
+    best = next((r for r in result.history if r["epoch"] == result.best_epoch), None)
+    rmse = f", validation RMSE {best['val_rmse']:.4g}" if best else ""
+    stop = " (early stop)" if result.stopped_early else ""
+    click.echo(
+        f"wrote {out} ({model} {size}, {result.epochs} epoch(s){stop}, best epoch "
+        f"{result.best_epoch}{rmse}; {time.monotonic() - t0:.0f} s)\n"
+        f"loss log {csv_path}, curve {png_path}"
+    )

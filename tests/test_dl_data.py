@@ -1,0 +1,160 @@
+"""Training data of the deep methods: dates, ordered pairs, patches, the validation block."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+
+from affine import Affine
+
+from conftest import write_tif
+from stfusion.errors import InvalidParameterError
+
+DATES = ("2001-10-08", "2001-10-17", "2001-11-02")
+
+
+def write_cia_crop(
+    tmp_path: Path,
+    size: int = 48,
+    dates: tuple[str, ...] = DATES,
+    bands: tuple[int, ...] = (0, 1, 2, 3, 4, 5),
+    origin: tuple[int, int] = (100, 100),
+) -> dict[str, tuple[Path, Path]]:
+    """Crops of the bundled CIA sample, one (fine, coarse) GeoTIFF pair per date."""
+    from stfusion.demo import sample_dir
+    from stfusion.io import FileSource
+
+    d = sample_dir()
+    names = ["blue", "green", "red", "nir", "swir1", "swir2"]
+    r, c = origin
+    tr = Affine(50.0, 0, 401012.5 + 50.0 * c, 0, -50.0, 6152787.5 - 50.0 * r)
+    out = {}
+    for date in dates:
+        paths = []
+        for kind in ("Landsat7", "MOD09GA"):
+            arr = FileSource(str(d / f"CIA_{kind}_{date}.tif")).read()
+            arr = arr[list(bands), r : r + size, c : c + size]
+            paths.append(
+                write_tif(
+                    tmp_path / f"{kind}_{date}.tif",
+                    arr,
+                    transform=tr,
+                    names=[names[b] for b in bands],
+                )
+            )
+        out[date] = (paths[0], paths[1])
+    return out
+
+
+def test_parse_date_formats() -> None:
+    from stfusion.dl.data import parse_date
+
+    assert parse_date("L7_2001-10-08.tif") == "2001-10-08"
+    assert parse_date("/x/2019/LC08_20011017_sr.tif") == "2001-10-17"
+    assert parse_date("MOD09GA.A2001306.h29v12.tif") == "2001-11-02"  # day 306
+    assert parse_date("Landsat20041126") == "2004-11-26"
+    assert parse_date("tm0524") is None
+    assert parse_date("scene_2001-13-45.tif") is None
+
+
+def test_resolve_dates_from_names_and_option(tmp_path: Path) -> None:
+    from stfusion.dl.data import resolve_dates
+
+    pairs = [("a_2001-10-08.tif", "m.tif"), ("b.tif", "M_2001290.tif")]
+    assert resolve_dates(pairs, None) == ["2001-10-08", "2001-10-17"]
+    assert resolve_dates([("a.tif", "b.tif")], None) is None
+    assert resolve_dates(pairs, ["2001-01-01", "2001-01-02"]) == ["2001-01-01", "2001-01-02"]
+    with pytest.raises(InvalidParameterError, match="one per pair"):
+        resolve_dates(pairs, ["2001-01-01"])
+    with pytest.raises(InvalidParameterError, match="not a date"):
+        resolve_dates(pairs, ["2001-01-01", "tomorrow"])
+
+
+def test_ordered_pairs() -> None:
+    from stfusion.dl.data import ordered_pairs
+
+    assert ordered_pairs(2) == [(0, 1), (1, 0)]
+    three = ordered_pairs(3)
+    assert len(three) == 6 and len(set(three)) == 6 and all(r != t for r, t in three)
+
+
+def test_examples_patches_and_validation_block(tmp_path: Path) -> None:
+    from stfusion.dl.data import TrainingData
+    from stfusion.scene import open_scene
+
+    files = write_cia_crop(tmp_path, size=48)
+    scene = open_scene([files[d] for d in DATES])
+    data = TrainingData(scene, val_fraction=0.25, multiple=2)
+    assert data.examples == [(0, 1), (0, 2), (1, 0), (1, 2), (2, 0), (2, 1)]
+    v = data.val
+    assert (v.row + v.height, v.col + v.width) == (48, 48)  # bottom-right corner
+    assert v.height == v.width == 24 and v.height % 2 == 0
+    # Normalisation: one mean/std per band over fine and coarse images.
+    assert np.allclose(np.nanmean(np.concatenate([data.fine, data.coarse]), axis=(0, 2, 3)), 0,
+                       atol=1e-4)  # fmt: skip
+    # Inputs and label of an example are the right dates.
+    rng = np.random.default_rng(0)
+    batch = data.sample(rng, 64, 16, augment=False)
+    assert batch.fine_ref.shape == (64, 6, 16, 16) and batch.mask.shape == (64, 1, 16, 16)
+    assert batch.fine_ref.dtype == np.float32 and np.isfinite(batch.fine_ref).all()
+
+    # No training patch ever touches the validation block.
+    sampled = _sampled_footprint(data, 16)
+    assert not sampled[v.row :, v.col :].any()
+    assert sampled.sum() > 0.5 * (48 * 48 - 24 * 24)
+    # Validation covers exactly the block, for every example.
+    val = data.validation()
+    assert len(val) == 6 and val[0].fine_ref.shape == (1, 6, 24, 24)
+    ref, tgt = data.examples[3]
+    np.testing.assert_array_equal(val[3].fine_target[0], data.fine[tgt][:, 24:, 24:])
+    np.testing.assert_array_equal(val[3].coarse_ref[0], data.coarse[ref][:, 24:, 24:])
+
+
+def _sampled_footprint(data: object, patch: int) -> np.ndarray:
+    """Where sample() takes its patches from: recorded by sampling with a marker image."""
+    from stfusion.dl.data import TrainingData
+
+    assert isinstance(data, TrainingData)
+    h, w = data.shape
+    saved = data.fine.copy()
+    # Encode each pixel's flat index into the fine images to recover patch positions.
+    idx = np.arange(h * w, dtype=np.float32).reshape(h, w)
+    data.fine[:] = idx
+    try:
+        b = data.sample(np.random.default_rng(5), 400, patch, augment=False)
+    finally:
+        data.fine[:] = saved
+    seen = np.zeros((h, w), bool)
+    flat = b.fine_ref[:, 0].astype(np.int64).ravel()
+    seen.ravel()[flat] = True
+    return seen
+
+
+def test_patch_too_large_and_single_date(tmp_path: Path) -> None:
+    from stfusion.dl.data import TrainingData
+    from stfusion.scene import open_scene
+
+    files = write_cia_crop(tmp_path, size=32, dates=DATES[:2])
+    data = TrainingData(open_scene([files[d] for d in DATES[:2]]), val_fraction=0.5)
+    with pytest.raises(InvalidParameterError, match="validation block"):
+        data.sample(np.random.default_rng(0), 1, 32)
+    with pytest.raises(InvalidParameterError, match="two or more dates"):
+        TrainingData(open_scene([files[DATES[0]]]))
+
+
+def test_invalid_pixels_are_masked_not_spread(tmp_path: Path) -> None:
+    from stfusion.dl.data import TrainingData
+    from stfusion.scene import open_scene
+
+    files = write_cia_crop(tmp_path, size=40, dates=DATES[:2])
+    scene = open_scene([files[d] for d in DATES[:2]])
+    data = TrainingData(scene, val_fraction=0.2, max_invalid=0.5)
+    data.fine[0][:, 5, 5] = np.nan
+    data.valid = np.isfinite(data.fine).all(1) & np.isfinite(data.coarse).all(1)
+    b = data.sample(np.random.default_rng(0), 200, 16, augment=False)
+    assert np.isfinite(b.fine_ref).all() and np.isfinite(b.fine_target).all()
+    assert (~b.mask).sum() > 0  # the NaN pixel was drawn and masked

@@ -1,0 +1,73 @@
+"""Without torch: stfusion imports, classical methods run, deep methods say how to install.
+
+torch is hidden with ``sys.modules["torch"] = None`` in a fresh interpreter, so this runs
+whether or not torch is installed.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+SCRIPT = textwrap.dedent(
+    """
+    import sys
+    sys.modules["torch"] = None  # import torch now raises ImportError
+
+    import numpy as np
+    import stfusion
+    import stfusion.cli
+    import stfusion.train_cli
+    from stfusion.errors import MissingDependencyError
+    from stfusion.methods import get_method
+    from stfusion.methods.deep import DCSTFN, EDCSTFN
+
+    fine = np.full((2, 16, 16), 0.2, np.float32)
+    coarse = fine + 0.01
+    pred = get_method("additive")().fit([(fine, coarse)]).predict(coarse + 0.02)
+    assert np.allclose(pred.values, 0.22)
+
+    for cls in (DCSTFN, EDCSTFN):
+        est = cls(weights="model.ckpt", tile=64)  # building and parameters need no torch
+        assert est.get_params()["tile"] == 64
+        try:
+            est.fit([(fine, coarse)])
+        except MissingDependencyError as exc:
+            assert isinstance(exc, ImportError)
+            print("FIT:", exc)
+        else:
+            raise AssertionError("fit worked without torch")
+
+    try:
+        import stfusion.dl.train  # noqa: F401
+    except MissingDependencyError as exc:
+        print("IMPORT:", exc)
+
+    from click.testing import CliRunner
+    import stfusion.methods as registry
+    registry.BUILTIN.update({"dcstfn": "stfusion.methods.deep:DCSTFN",
+                             "edcstfn": "stfusion.methods.deep:EDCSTFN"})
+    res = CliRunner().invoke(stfusion.cli.cli, ["methods"])
+    assert res.exit_code == 0 and "edcstfn" in res.output and "weights=demo" in res.output
+    res = CliRunner().invoke(stfusion.train_cli.train, ["--help"])
+    assert res.exit_code == 0 and "--pair" in res.output
+    res = CliRunner().invoke(stfusion.train_cli.train, ["--pair", "a.tif", "b.tif", "--out", "m"])
+    assert isinstance(res.exception, MissingDependencyError), res.exception
+    print("CLI:", res.exception)
+    print("OK")
+    """
+)
+
+
+def test_without_torch() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert out.strip().endswith("OK")
+    hint = "install stfusion[dl] (pip install 'stfusion[dl]'; CPU: pip install torch==2.13.0)"
+    for stage in ("FIT:", "IMPORT:", "CLI:"):
+        line = next(line for line in out.splitlines() if line.startswith(stage))
+        assert hint in line

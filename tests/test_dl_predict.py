@@ -1,0 +1,232 @@
+"""Prediction with the deep methods: runner, seams, checkpoint checks, CLI, demo weights."""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+
+torch = pytest.importorskip("torch")
+
+from stfusion.dl.checkpoint import load_checkpoint  # noqa: E402
+from stfusion.dl.infer import Predictor, predict_arrays  # noqa: E402
+from stfusion.dl.train import TrainConfig, random_checkpoint, train  # noqa: E402
+from stfusion.errors import (  # noqa: E402
+    InputFileError,
+    InvalidParameterError,
+    ScaleMismatchError,
+    STFusionWarning,
+)
+from stfusion.io import Scaling  # noqa: E402
+from stfusion.methods.deep import DCSTFN, DEMO_DATES, EDCSTFN, demo_weights  # noqa: E402
+from stfusion.scene import open_scene  # noqa: E402
+from test_dl_data import DATES, write_cia_crop  # noqa: E402
+
+CLASSES = {"dcstfn": DCSTFN, "edcstfn": EDCSTFN}
+#: Tiled vs whole-scene tolerance when the overlap covers the receptive field: the same
+#: arithmetic up to the order of floating-point sums inside the convolutions.
+SEAM_TOL = 1e-5
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, Path]]:
+    return write_cia_crop(tmp_path_factory.mktemp("cia"), size=64, bands=(2, 3))
+
+
+@pytest.fixture(scope="module")
+def trained(files: dict, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Tiny models trained for a few steps on the 10-08 and 10-17 pairs (red, nir)."""
+    out = {}
+    cfg = TrainConfig(size="tiny", epochs=1, patch=16, batch=4, steps_per_epoch=3, ae_steps=3,
+                      threads=1)  # fmt: skip
+    d = tmp_path_factory.mktemp("ckpt")
+    for model in ("dcstfn", "edcstfn"):
+        out[model] = train([files[x] for x in DATES[:2]], d / f"{model}.ckpt",
+                           dataclasses.replace(cfg, model=model))  # fmt: skip
+    return {k: r.checkpoint for k, r in out.items()}
+
+
+def fit(model: str, weights: Path, files: dict, pairs: tuple[str, ...] = (DATES[1],), **kw):
+    return CLASSES[model](weights=str(weights), **kw).fit([files[d] for d in pairs])
+
+
+@pytest.mark.parametrize("model", ["dcstfn", "edcstfn"])
+def test_predict_through_runner(model: str, trained: dict, files: dict) -> None:
+    est = fit(model, trained[model], files)
+    assert est.training_dates_ == DATES[:2]
+    assert est.halo() == est.overlap_ >= est.predictor_.radius
+    pred = est.predict(files[DATES[2]][1])
+    assert pred.dtype == np.float32 and pred.shape == (2, 64, 64)
+    assert np.isfinite(pred.values).all()
+    # Plausible reflectance: the network is barely trained, but normalisation keeps it sane.
+    assert 0.0 < float(np.nanmean(pred.values)) < 0.6
+    # Any window plan gives the same output, bit for bit (scene-anchored tiles).
+    for kw in ({"window_size": 10}, {"window_size": 24, "workers": 2}):
+        np.testing.assert_array_equal(est.predict(**kw).values, pred.values)
+
+
+@pytest.mark.parametrize("model", ["dcstfn", "edcstfn"])
+def test_no_seams_tiled_equals_whole(model: str, trained: dict, files: dict) -> None:
+    """Tiles of 16 px with the default overlap (>= receptive field) equal one whole-scene
+    tile within SEAM_TOL; an overlap below the receptive field does not (and warns)."""
+    target = files[DATES[2]][1]
+    whole = fit(model, trained[model], files, tile=256).predict(target).values
+    tiled = fit(model, trained[model], files, tile=16).predict(target).values
+    np.testing.assert_allclose(tiled, whole, rtol=0, atol=SEAM_TOL)
+    with pytest.warns(STFusionWarning, match="seams"):
+        est = fit(model, trained[model], files, tile=16, overlap=2)
+    seamed = est.predict(target).values
+    assert np.abs(seamed - whole).max() > 10 * SEAM_TOL
+
+
+def test_predict_arrays_crop_and_weighted_blend(trained: dict, files: dict) -> None:
+    scene = open_scene([files[DATES[1]]], files[DATES[2]][1])
+    (f, c), t = scene.pairs[0], scene.target
+    arrays = [(f.read(), c.read())]
+    pred = Predictor(trained["edcstfn"], "cpu")
+    whole = predict_arrays(pred, arrays, t.read(), tile=256)
+    crop = predict_arrays(pred, arrays, t.read(), tile=16)
+    np.testing.assert_allclose(crop, whole, atol=SEAM_TOL)
+    # Weighted blending of grown tiles: smooth, close to the whole-scene output.
+    blend = predict_arrays(pred, arrays, t.read(), tile=16, overlap=8, blend="weighted")
+    assert np.isfinite(blend).all()
+    assert np.abs(blend - whole).mean() < 0.02 * np.abs(whole).mean()
+    with pytest.raises(InvalidParameterError, match="blend"):
+        predict_arrays(pred, arrays, t.read(), blend="feather")
+
+
+def test_edcstfn_two_pairs(trained: dict, files: dict) -> None:
+    est = fit("edcstfn", trained["edcstfn"], files, pairs=(DATES[0], DATES[2]))
+    pred = est.predict(files[DATES[1]][1]).values
+    assert pred.shape == (2, 64, 64) and np.isfinite(pred).all()
+    with pytest.raises(InvalidParameterError, match="exactly 1"):
+        fit("dcstfn", trained["dcstfn"], files, pairs=(DATES[0], DATES[2]))
+
+
+def test_nan_inputs_stay_local(trained: dict, files: dict) -> None:
+    scene = open_scene([files[DATES[1]]], files[DATES[2]][1])
+    (f, c), t = scene.pairs[0], scene.target
+    fine, coarse, target = f.read(), c.read(), t.read()
+    fine[:, 10:13, 10:13] = np.nan
+    target[:, 40:42, 40:42] = np.nan
+    out = predict_arrays(trained["dcstfn"], [(fine, coarse)], target, device="cpu")
+    bad = ~np.isfinite(out).all(0)
+    expected = np.zeros((64, 64), bool)
+    expected[10:13, 10:13] = expected[40:42, 40:42] = True
+    np.testing.assert_array_equal(bad, expected)
+
+
+def test_checkpoint_mismatches(trained: dict, files: dict, tmp_path: Path) -> None:
+    other = write_cia_crop(tmp_path, size=32, dates=DATES[1:], bands=(1, 2, 3))
+    with pytest.raises(InvalidParameterError, match=r"trained on 2 bands.*stfusion train"):
+        EDCSTFN(weights=str(trained["edcstfn"])).fit([other[DATES[1]]])
+    (tmp_path / "swapped").mkdir()
+    swapped = write_cia_crop(tmp_path / "swapped", size=32, dates=DATES[1:], bands=(3, 2))
+    with pytest.raises(InvalidParameterError, match="Give the bands in the training order"):
+        EDCSTFN(weights=str(trained["edcstfn"])).fit([swapped[DATES[1]]])
+    # Reflectance read as x10000 (a wrong --fine-scale) is another scale.
+    est = EDCSTFN(weights=str(trained["edcstfn"]))
+    with pytest.raises(ScaleMismatchError, match=r"scales differ.*--fine-scale"):
+        est.fit([files[DATES[1]]], fine_scaling=Scaling(10000.0),
+                coarse_scaling=Scaling(10000.0))  # fmt: skip
+    # Generic band names only warn.
+    ck = random_checkpoint(tmp_path / "generic.ckpt", "edcstfn", 2, mean=[0.07, 0.25],
+                           std=[0.03, 0.08])  # fmt: skip
+    with pytest.warns(STFusionWarning, match="same bands"):
+        EDCSTFN(weights=str(ck)).fit([files[DATES[1]]])
+    with pytest.raises(InvalidParameterError, match="weights of edcstfn"):
+        DCSTFN(weights=str(trained["edcstfn"])).fit([files[DATES[1]]])
+
+
+def test_not_a_checkpoint(tmp_path: Path, files: dict) -> None:
+    junk = tmp_path / "junk.ckpt"
+    junk.write_bytes(b"this is not a checkpoint")
+    plain = tmp_path / "plain.pt"
+    torch.save({"weights": torch.zeros(3)}, plain)
+    cases = [(junk, "not a stfusion checkpoint"), (plain, "not a stfusion checkpoint"),
+             (tmp_path / "missing.ckpt", "not found"), (tmp_path, "directory")]  # fmt: skip
+    for path, msg in cases:
+        with pytest.raises(InputFileError, match=msg) as info:
+            EDCSTFN(weights=str(path)).fit([files[DATES[1]]])
+        assert str(path) in str(info.value)
+
+
+def test_params_validation() -> None:
+    with pytest.raises(InvalidParameterError, match="tile"):
+        EDCSTFN(tile=4)
+    with pytest.raises(InvalidParameterError, match="overlap"):
+        EDCSTFN(overlap=-1)
+    with pytest.raises(InvalidParameterError, match="device"):
+        EDCSTFN(device="tpu")
+    assert EDCSTFN.parse_params(["tile=64", "overlap=auto", "weights=m.ckpt"]) == {
+        "tile": 64, "overlap": "auto", "weights": "m.ckpt",
+    }  # fmt: skip
+
+
+def test_dcstfn_tiles_must_be_even(trained: dict, files: dict) -> None:
+    with pytest.raises(InvalidParameterError, match="multiples of 2"):
+        fit("dcstfn", trained["dcstfn"], files, tile=15)
+
+
+def test_bench_skips_training_dates(trained: dict, files: dict) -> None:
+    from stfusion.bench import applicable
+    from stfusion.cases import Case
+
+    def case(target_date: str) -> Case:
+        return Case("c", (tuple(map(str, files[DATES[1]])),), str(files[DATES[2]][1]),
+                    str(files[DATES[2]][0]), (DATES[1],), target_date)  # fmt: skip
+
+    assert "trained on the target date" in applicable(EDCSTFN, case(DEMO_DATES[1]))
+    assert applicable(EDCSTFN, case("2001-11-02")) == ""
+    assert applicable(DCSTFN, case(DEMO_DATES[0])) != ""
+
+
+def test_cli_predict(trained: dict, files: dict, tmp_path: Path,
+                                  monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    import stfusion.methods as methods
+    from stfusion.cli import main
+
+    monkeypatch.setitem(methods.BUILTIN, "edcstfn", "stfusion.methods.deep:EDCSTFN")
+    monkeypatch.setitem(methods.BUILTIN, "dcstfn", "stfusion.methods.deep:DCSTFN")
+    out = tmp_path / "pred.tif"
+    f, c = files[DATES[1]]
+    args = ["predict", "--method", "edcstfn", "--param", f"weights={trained['edcstfn']}",
+            "--param", "tile=32", "--pair", str(f), str(c), "--coarse",
+            str(files[DATES[2]][1]), "--out", str(out), "-q"]  # fmt: skip
+    try:
+        main(args)
+    except SystemExit as exc:
+        assert exc.code in (0, None)
+    with rasterio.open(out) as ds:
+        cli = ds.read()
+        assert ds.descriptions == ("red", "nir")
+    lib = fit("edcstfn", trained["edcstfn"], files, tile=32).predict(files[DATES[2]][1]).values
+    np.testing.assert_array_equal(cli, lib)
+
+
+@pytest.mark.skipif(not demo_weights("edcstfn").exists(), reason="demo weights not shipped")
+@pytest.mark.parametrize("model", ["dcstfn", "edcstfn"])
+def test_demo_weights(model: str, tmp_path: Path) -> None:
+    """The shipped weights: small, documented, refuse other data, predict the bundled sample."""
+    from stfusion.demo import sample_dir
+
+    path = demo_weights(model)
+    assert path.stat().st_size < 5 * 2**20
+    ck = load_checkpoint(path)
+    assert ck.model == model and ck.training_dates == DEMO_DATES == CLASSES[model].training_dates
+    assert ck.band_names == ("blue", "green", "red", "nir", "swir1", "swir2")
+    assert "demo" in ck.meta.get("notes", "") and ck.meta["command"].startswith("stfusion train")
+    assert "2001-11-02" not in ck.meta["command"]
+    d = sample_dir()
+    pairs = [(d / "CIA_Landsat7_2001-10-17.tif", d / "CIA_MOD09GA_2001-10-17.tif")]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", STFusionWarning)
+        est = CLASSES[model]().fit(pairs)  # weights="demo"
+    pred = est.predict(d / "CIA_MOD09GA_2001-11-02.tif").values
+    assert pred.shape == (6, 250, 250) and np.isfinite(pred).all()
+    with pytest.raises(InvalidParameterError, match="trained on 6 bands"):
+        CLASSES[model]().fit([write_cia_crop(tmp_path, 32, DATES[1:2], (2, 3))[DATES[1]]])

@@ -1,0 +1,147 @@
+"""The trainer: loss goes down, checkpoints round-trip, resume, seeds, the CLI command."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from click.testing import CliRunner  # noqa: E402
+
+from stfusion.dl.checkpoint import load_checkpoint  # noqa: E402
+from stfusion.dl.train import TrainConfig, log_paths, train  # noqa: E402
+from stfusion.errors import InvalidParameterError, OutputExistsError  # noqa: E402
+from test_dl_data import DATES, write_cia_crop  # noqa: E402
+
+TINY = TrainConfig(
+    size="tiny", epochs=2, patch=16, batch=4, steps_per_epoch=4, ae_steps=4,
+    val_fraction=0.3, threads=1, seed=0,
+)  # fmt: skip
+
+
+@pytest.fixture
+def pairs(tmp_path: Path) -> list[tuple[Path, Path]]:
+    files = write_cia_crop(tmp_path, size=40, dates=DATES[:2], bands=(2, 3))
+    return [files[d] for d in DATES[:2]]
+
+
+def cfg(model: str, **kw: object) -> TrainConfig:
+    return dataclasses.replace(TINY, model=model, **kw)
+
+
+@pytest.mark.parametrize("model", ["dcstfn", "edcstfn"])
+def test_loss_goes_down_on_tiny_overfit_set(model: str, pairs: list, tmp_path: Path) -> None:
+    config = cfg(model, epochs=5, steps_per_epoch=6, lr=3e-3, patience=100, augment=False)
+    r = train(pairs, tmp_path / "m.ckpt", config)
+    losses = [h["train_loss"] for h in r.history]
+    assert len(losses) == 5
+    assert losses[-1] < 0.6 * losses[0]
+    assert np.isfinite([h["val_loss"] for h in r.history]).all()
+
+
+@pytest.mark.parametrize("model", ["dcstfn", "edcstfn"])
+def test_checkpoint_round_trip(model: str, pairs: list, tmp_path: Path) -> None:
+    out = tmp_path / "m.ckpt"
+    r = train(pairs, out, cfg(model), meta={"command": "stfusion train ...", "notes": "x"})
+    ck = load_checkpoint(out)
+    assert ck.model == model and ck.bands == 2 and ck.band_names == ("red", "nir")
+    assert ck.training_dates == DATES[:2]  # parsed from the file names
+    assert ck.data["scaling"]["fine"] == {"scale": 1.0, "offset": 0.0}
+    assert ck.data["ratio"] is None  # fine and coarse on one grid, no ratio given
+    assert ck.data["config"]["seed"] == 0 and ck.data["config"]["size"] == "tiny"
+    assert ck.meta["command"] == "stfusion train ..." and ck.meta["notes"] == "x"
+    assert ck.meta["seconds"] > 0 and ck.data["epoch"] == 2 == r.epochs
+    assert len(ck.data["history"]) == 2 and ck.data["best_epoch"] == r.best_epoch
+    assert ("autoencoder" in ck.data) == (model == "edcstfn")
+    assert ck.mean.shape == (2,) and (ck.std > 0).all()
+    # The stored best weights are the network's.
+    net = ck.network()
+    x = [torch.randn(1, 2, 16, 16) for _ in range(3)]
+    with torch.no_grad():
+        assert net(*x).shape == (1, 2, 16, 16)
+    csv_path, png_path = log_paths(out)
+    assert csv_path.exists() and png_path.exists()
+    header = csv_path.read_text().splitlines()[0]
+    assert header.startswith("epoch,train_loss") and "val_rmse_additive" in header
+    assert len(csv_path.read_text().splitlines()) == 3
+    # No temporary files left beside the checkpoint (atomic writes).
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+@pytest.mark.parametrize("model", ["dcstfn", "edcstfn"])
+def test_resume_continues_from_saved_epoch(model: str, pairs: list, tmp_path: Path) -> None:
+    straight = tmp_path / "a.ckpt"
+    resumed = tmp_path / "b.ckpt"
+    train(pairs, straight, cfg(model, epochs=3))
+    train(pairs, resumed, cfg(model, epochs=2))
+    assert load_checkpoint(resumed).data["epoch"] == 2
+    r = train(pairs, resumed, cfg(model, epochs=3), resume=True)
+    assert [h["epoch"] for h in r.history] == [1, 2, 3]
+    a, b = load_checkpoint(straight).data, load_checkpoint(resumed).data
+    assert b["epoch"] == 3
+    for key in a["resume"]["state_dict"]:
+        assert torch.equal(a["resume"]["state_dict"][key], b["resume"]["state_dict"][key]), key
+    assert a["best_epoch"] == b["best_epoch"]
+    # Resuming a finished run does nothing more.
+    r2 = train(pairs, resumed, cfg(model, epochs=3), resume=True)
+    assert r2.epochs == 3 and len(r2.history) == 3
+
+
+def test_same_seed_same_weights(pairs: list, tmp_path: Path) -> None:
+    paths = [tmp_path / f"{i}.ckpt" for i in range(3)]
+    train(pairs, paths[0], cfg("edcstfn", seed=7))
+    train(pairs, paths[1], cfg("edcstfn", seed=7))
+    train(pairs, paths[2], cfg("edcstfn", seed=8))
+    sd = [load_checkpoint(p).data["resume"]["state_dict"] for p in paths]
+    assert all(torch.equal(sd[0][k], sd[1][k]) for k in sd[0])
+    assert not all(torch.equal(sd[0][k], sd[2][k]) for k in sd[0])
+
+
+def test_early_stopping_and_errors(pairs: list, tmp_path: Path) -> None:
+    out = tmp_path / "m.ckpt"
+    # A learning rate far too large makes the validation loss stop improving.
+    r = train(pairs, out, cfg("dcstfn", epochs=12, patience=2, lr=5.0))
+    if r.stopped_early:
+        assert r.epochs == r.best_epoch + 2 < 12
+    else:
+        assert r.epochs == 12
+    with pytest.raises(OutputExistsError, match="--overwrite"):
+        train(pairs, out, cfg("dcstfn"))
+    with pytest.raises(InvalidParameterError, match="does not exist"):
+        train(pairs, tmp_path / "none.ckpt", cfg("dcstfn"), resume=True)
+    with pytest.raises(InvalidParameterError, match="two or more dates"):
+        train(pairs[:1], tmp_path / "one.ckpt", cfg("dcstfn"))
+    with pytest.raises(InvalidParameterError, match="even patch"):
+        train(pairs, tmp_path / "odd.ckpt", cfg("dcstfn", patch=17))
+    with pytest.raises(InvalidParameterError, match="size"):
+        train(pairs, tmp_path / "s.ckpt", cfg("dcstfn", size="huge"))
+    with pytest.raises(InvalidParameterError, match="dates repeat"):
+        train(pairs, tmp_path / "d.ckpt", cfg("dcstfn"), dates=["2001-01-01", "2001-01-01"])
+
+
+def test_train_command(pairs: list, tmp_path: Path) -> None:
+    from stfusion.train_cli import train as train_cmd
+
+    out = tmp_path / "cli.ckpt"
+    args = ["--model", "dcstfn", "--out", str(out), "--size", "tiny", "--epochs", "1",
+            "--patch", "16", "--batch", "2", "--steps-per-epoch", "2", "--threads", "1",
+            "--seed", "3", "--dates", "2001-01-01,2001-01-09", "--note", "demo only"]  # fmt: skip
+    for f, c in pairs:
+        args += ["--pair", str(f), str(c)]
+    res = CliRunner().invoke(train_cmd, args)
+    assert res.exit_code == 0, res.output
+    assert "wrote" in res.output and "loss log" in res.output
+    ck = load_checkpoint(out)
+    assert ck.training_dates == ("2001-01-01", "2001-01-09")
+    assert ck.meta["notes"] == "demo only"
+    assert ck.meta["command"].startswith("stfusion train --model dcstfn --pair ")
+    assert "--seed 3" in ck.meta["command"] and "--size tiny" in ck.meta["command"]
+    again = CliRunner().invoke(train_cmd, args)
+    assert again.exit_code != 0 and isinstance(again.exception, OutputExistsError)
+    res = CliRunner().invoke(train_cmd, [*args, "--resume", "--epochs", "2", "-q"])
+    assert res.exit_code == 0, res.output
+    assert load_checkpoint(out).data["epoch"] == 2
