@@ -46,6 +46,7 @@ def _mirror_index(n: int, src: int) -> np.ndarray:
 
 def make_scene(workdir: Path, size: int, block: int = 1000) -> dict[str, Path]:
     """Write the three inputs, block by block (never the whole scene in memory)."""
+    workdir.mkdir(parents=True, exist_ok=True)
     out = {}
     for role, name in FILES.items():
         path = workdir / f"{role}_{size}.tif"

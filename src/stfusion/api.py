@@ -21,7 +21,7 @@ from stfusion.errors import GridMismatchError, InvalidParameterError, STFusionEr
 from stfusion.io import FileSource, Scaling, check_output, inspect_raster
 from stfusion.methods import get_method
 from stfusion.scene import _align, open_scene
-from stfusion.tiling import ProgressFn
+from stfusion.tiling import ProgressFn, gdal_cache_mb
 
 
 def split_ratio(params: Sequence[str]) -> tuple[list[str], float | None]:
@@ -97,10 +97,13 @@ def run_prediction(
     quality_out = quality_path(out) if quality else None
     if quality_out is not None:
         check_output(quality_out, overwrite, inputs)
-    estimator.predict(
-        out=out, overwrite=overwrite, tags=tags, mem_limit_mb=mem_limit_mb,
-        workers=workers, progress=progress, scheduler=scheduler, quality_out=quality_out,
-    )  # fmt: skip
+    import rasterio
+
+    with rasterio.Env(GDAL_CACHEMAX=gdal_cache_mb(mem_limit_mb) * 2**20):
+        estimator.predict(
+            out=out, overwrite=overwrite, tags=tags, mem_limit_mb=mem_limit_mb,
+            workers=workers, progress=progress, scheduler=scheduler, quality_out=quality_out,
+        )  # fmt: skip
     return {"method": cls.name, "windows": len(windows), "notes": scene.notes,
             "ratio": scene.ratio, "workers": estimator.last_run_["workers"],
             "quality": quality_out}  # fmt: skip

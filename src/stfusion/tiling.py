@@ -20,6 +20,10 @@ from rasterio.windows import Window
 from stfusion.io import Grid
 
 DEFAULT_MEM_LIMIT_MB = 1024.0
+#: Share of the memory limit for the windows' arrays; GDAL's block cache gets
+#: GDAL_CACHE_SHARE, and the rest is left for the interpreter and libraries.
+WINDOW_SHARE = 0.7
+GDAL_CACHE_SHARE = 0.1
 MIN_WINDOW = 16
 
 ProgressFn = Callable[[int, int], None]
@@ -55,11 +59,16 @@ def window_size_for(
     workers: int = 1,
 ) -> int:
     """Largest square window (side, fine pixels) whose padded working set fits the limit."""
-    limit = (mem_limit_mb or DEFAULT_MEM_LIMIT_MB) * 1024 * 1024 / max(workers, 1)
+    limit = WINDOW_SHARE * (mem_limit_mb or DEFAULT_MEM_LIMIT_MB) * 2**20 / max(workers, 1)
     side = int(math.sqrt(limit / max(bytes_per_pixel, 1.0))) - 2 * halo
     step = round(ratio) if ratio and abs(ratio - round(ratio)) < 1e-6 and ratio >= 1 else 1
     side = max(side, MIN_WINDOW, step)
     return max(step, side // step * step)
+
+
+def gdal_cache_mb(mem_limit_mb: float | None) -> int:
+    """GDAL's block cache for a run (by default GDAL takes 5 % of the machine's memory)."""
+    return max(32, int(GDAL_CACHE_SHARE * (mem_limit_mb or DEFAULT_MEM_LIMIT_MB)))
 
 
 def plan_windows(grid: Grid, size: int | tuple[int, int]) -> list[Window]:
