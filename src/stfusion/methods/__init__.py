@@ -22,6 +22,7 @@ BUILTIN: dict[str, str] = {
     "fsdaf": "stfusion.methods.fsdaf:FSDAF",
     "nochange": "stfusion.methods.baselines:NoChange",
     "starfm": "stfusion.methods.starfm:STARFM",
+    "stfdcnn": "stfusion.methods.deep_stfdcnn:STFDCNN",
     "vitgan": "stfusion.methods.deep_vit:VITGAN",
 }
 

@@ -1,0 +1,85 @@
+"""STFDCNN (Song et al. 2018, IEEE JSTARS 11(3) 821-829) as a fusion method.
+
+Two pairs bracketing the target. A non-linear mapping CNN turns each coarse image into a
+"transitional" image on a low-spatial-resolution (LSR) grid, a super-resolution CNN turns LSR
+images into fine ones, and the paper's fusion model (high-pass modulation of each pair's fine
+details, weighted by how little each pair's coarse image changed towards the target) is applied
+at both levels; see :mod:`stfusion.dl.networks.stfdcnn` for the equations and
+docs/methods/stfdcnn.md for the adaptations. Train it with ``stfusion train --model stfdcnn``
+(:func:`stfusion.dl.train_stfdcnn.train_stfdcnn`).
+
+Everything else is :class:`stfusion.methods.deep.DeepMethod`: checkpoint checks (bands, names,
+scale), tiles anchored at the scene origin with ``overlap`` >= the receptive field (tiled
+output equals whole-scene output), torch imported only when fitted. Tiles and overlaps must be
+multiples of the checkpoint's LSR ``factor`` (the default tile, 240, fits factors 1-6, 8, 10,
+12, 15 and 16).
+
+``weights="demo"`` uses ``stfusion/weights/stfdcnn_cia_demo.ckpt``, trained on the CIA pairs of
+2001-10-08 and 2001-11-02 only (the pairs of ``cia-2pair``; never on its target 2001-10-17);
+demonstration only, like the other demo weights.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+from stfusion.errors import InvalidParameterError, STFusionWarning
+from stfusion.methods.base import Param
+from stfusion.methods.deep import DeepMethod
+from stfusion.scene import Scene
+
+#: Training dates of the shipped demo checkpoint (checked against the file by the tests).
+STFDCNN_DEMO_DATES = ("2001-10-08", "2001-11-02")
+
+_TILE = Param(
+    "tile", 240, int, "fine pixels",
+    "side of the tiles the network runs on (anchored at the scene origin; a multiple of the "
+    "checkpoint's LSR factor)",
+)  # fmt: skip
+
+
+class STFDCNN(DeepMethod):
+    """STFDCNN (Song et al. 2018): NLM + SR CNNs, high-pass modulation, two pairs weighted."""
+
+    name = "stfdcnn"
+    title = "STFDCNN (deep CNN)"
+    paper = "Song et al. 2018, IEEE JSTARS 11(3) 821-829"
+    min_pairs = 2
+    max_pairs = 2
+    training_dates = STFDCNN_DEMO_DATES
+    params = tuple(_TILE if p.name == "tile" else p for p in DeepMethod.params)
+
+    def _fit(self, scene: Scene) -> None:
+        # DeepMethod._fit with the STFDCNN predictor, which builds the network from the
+        # checkpoint's config (LSR factor, weight window) without the network registry.
+        from stfusion.dl.checkpoint import load_checkpoint
+        from stfusion.dl.infer import default_overlap
+        from stfusion.dl.networks.stfdcnn import STFDCNNPredictor
+
+        path = self.weights_path()
+        ck = load_checkpoint(path)
+        if ck.model != self.name:
+            raise InvalidParameterError(
+                f"{path}: weights of {ck.model}, not {self.name}; use --method {ck.model} or "
+                f"train {self.name} (stfusion train --model {self.name} ...)."
+            )
+        samples = [(s.label, s.sample(1 << 16)) for pair in scene.pairs for s in pair]
+        ck.check_inputs(scene.count, tuple(scene.band_names), samples, scene.ratio)
+        pred = STFDCNNPredictor(ck, str(self.device))
+        overlap = (
+            default_overlap(pred.radius, pred.multiple)
+            if self.overlap == "auto"
+            else int(self.overlap)
+        )
+        pred.check_tiling(int(self.tile), overlap)
+        if overlap < pred.radius:
+            warnings.warn(
+                f"{self.name}: overlap {overlap} px is below the receptive field "
+                f"({pred.radius} px); tile borders may show seams.",
+                STFusionWarning,
+                stacklevel=3,
+            )
+        self.checkpoint_ = str(path)
+        self.predictor_ = pred
+        self.overlap_ = overlap
+        self.training_dates_ = ck.training_dates
