@@ -36,7 +36,7 @@ EXACT: dict[str, set[str]] = {
 }
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None
-DEEP = {"dcstfn", "edcstfn", "vitgan"}
+DEEP = {"dcstfn", "edcstfn", "vitgan", "stfdcnn"}
 METHODS = sorted(m for m in available() if HAS_TORCH or m not in DEEP)
 RATIO = 8
 
