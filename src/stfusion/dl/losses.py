@@ -1,4 +1,4 @@
-"""Losses of the deep methods: SSIM / MS-SSIM and EDCSTFN's compound loss.
+"""Losses of the deep methods: SSIM / MS-SSIM, EDCSTFN's compound loss, and the GAN losses.
 
 MS-SSIM (Wang, Simoncelli, Bovik 2003): SSIM's contrast-structure term at scales 1..M-1 and
 the full SSIM at scale M, combined as ``prod cs_j ** w_j * ssim_M ** w_M`` with the published
@@ -11,6 +11,11 @@ scale still holds a full window (``min(H, W) / 2**(M-1) >= 11``): 64 px patches 
 Negative contrast-structure values would make the fractional powers undefined; as in the
 EDCSTFN authors' code (``normalize=True`` of their MS-SSIM) each term is mapped to
 ``(v + 1) / 2`` for the loss, while :func:`ms_ssim` by default clamps at 0 (the usual metric).
+
+GAN losses (GAN-STFM and the other adversarial models, see :class:`stfusion.dl.train.GANTrainer`):
+least squares (Mao et al. 2017, GAN-STFM's choice) or hinge adversarial losses averaged over the
+discriminator's scales, discriminator feature matching (pix2pixHD), and the spectral loss
+``1 - cos`` of the spectral angle between predicted and true spectra in physical units.
 """
 
 from __future__ import annotations
@@ -162,3 +167,92 @@ class CompoundLoss(nn.Module):
 def content_loss(kind: str) -> CompoundLoss:
     """A plain content loss (DCSTFN: MSE), with the same interface as CompoundLoss."""
     return CompoundLoss(None, 1.0, content=kind, alpha=0.0, beta=0.0)
+
+
+# --- GAN losses (GAN-STFM and the other adversarial models) --------------------------------
+
+
+def spectral_angle(
+    pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None, eps: float = 1e-8
+) -> torch.Tensor:
+    """Mean spectral angle (radians) between the band vectors of ``(N, C, H, W)`` images, over
+    pixels in ``mask`` whose spectra are non-zero in both images (as docs/metrics.md's SAM)."""
+    dot = (pred * target).sum(1)
+    norms = pred.norm(dim=1) * target.norm(dim=1)
+    ok = norms > eps
+    if mask is not None:
+        ok = ok & mask[:, 0].bool()
+    cos = (dot / norms.clamp_min(eps)).clamp(-1.0, 1.0)
+    return torch.acos(cos[ok]).mean() if bool(ok.any()) else pred.new_zeros(())
+
+
+class SpectralLoss(nn.Module):
+    """Spectral loss ``mean(1 - cos theta)`` over valid pixels, ``theta`` the spectral angle
+    between predicted and true spectra in physical units (the network works on normalised
+    values: ``x * std + mean`` undoes that, since angles of normalised vectors mean nothing).
+
+    ``1 - cos`` rather than the angle itself: the same minimum and ordering as SAM, and a
+    finite gradient where the angle is 0 (``acos`` has none there).
+    """
+
+    def __init__(self, mean: torch.Tensor | list[float], std: torch.Tensor | list[float]) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+
+    def forward(
+        self, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        p = pred * self.std + self.mean
+        t = target * self.std + self.mean
+        norms = p.norm(dim=1, keepdim=True) * t.norm(dim=1, keepdim=True)
+        cos = (p * t).sum(1, keepdim=True) / norms.clamp_min(1e-8)
+        loss = 1.0 - cos
+        if mask is None:
+            return loss.mean()
+        m = mask.to(loss.dtype)
+        return (loss * m).sum() / m.sum().clamp_min(1.0)
+
+
+GAN_LOSSES = ("lsgan", "hinge")
+
+
+def discriminator_loss(
+    real: list[torch.Tensor], fake: list[torch.Tensor], kind: str = "lsgan", smooth: float = 0.0
+) -> torch.Tensor:
+    """The discriminator's loss, averaged over scales.
+
+    ``lsgan`` (Mao et al. 2017, GAN-STFM's choice): ``0.5 E[(D(real) - 1)^2] + 0.5 E[D(fake)^2]``.
+    ``hinge`` (Lim & Ye 2017; SAGAN, ViTGAN): ``E[relu(1 - D(real))] + E[relu(1 + D(fake))]``.
+    ``smooth``: one-sided label smoothing, the real target (or margin) becomes ``1 - smooth``.
+    """
+    target = 1.0 - float(smooth)
+    terms = []
+    for r, f in zip(real, fake):
+        if kind == "lsgan":
+            terms.append(0.5 * ((r - target) ** 2).mean() + 0.5 * (f**2).mean())
+        elif kind == "hinge":
+            terms.append(F.relu(target - r).mean() + F.relu(1.0 + f).mean())
+        else:
+            raise ValueError(f"GAN loss {kind!r}: choose one of {', '.join(GAN_LOSSES)}")
+    return torch.stack(terms).mean()
+
+
+def generator_loss(fake: list[torch.Tensor], kind: str = "lsgan") -> torch.Tensor:
+    """The generator's adversarial loss, averaged over scales: ``0.5 E[(D(fake) - 1)^2]``
+    (lsgan) or ``-E[D(fake)]`` (hinge)."""
+    if kind == "lsgan":
+        return torch.stack([0.5 * ((f - 1.0) ** 2).mean() for f in fake]).mean()
+    if kind == "hinge":
+        return torch.stack([-f.mean() for f in fake]).mean()
+    raise ValueError(f"GAN loss {kind!r}: choose one of {', '.join(GAN_LOSSES)}")
+
+
+def feature_matching(
+    real: list[list[torch.Tensor]], fake: list[list[torch.Tensor]]
+) -> torch.Tensor:
+    """Discriminator feature matching (pix2pixHD, Wang et al. 2018): mean L1 distance between
+    the discriminator's intermediate features of the prediction and of the truth (detached),
+    over layers and scales."""
+    terms = [F.l1_loss(f, r.detach()) for rs, fs in zip(real, fake) for r, f in zip(rs, fs)]
+    return torch.stack(terms).mean()

@@ -1,4 +1,4 @@
-"""Training DCSTFN and EDCSTFN on the user's own pairs.
+"""Training the fusion networks (DCSTFN, EDCSTFN, GAN-STFM, ...) on the user's own pairs.
 
 ``train(pairs, out, TrainConfig(...))`` (and ``stfusion train``) does, in order:
 
@@ -6,13 +6,26 @@
    ``stfusion predict`` uses), take their dates from ``dates`` or the file names;
 2. build the examples (every ordered pair of dates), the per-band normalisation and the
    spatial validation block (:mod:`stfusion.dl.data`);
-3. EDCSTFN only: train the feature-loss autoencoder on fine patches (``ae_steps`` steps), then
-   freeze it;
+3. EDCSTFN, and GANs with a feature loss (``beta > 0``): train the feature-loss autoencoder
+   on fine patches (``ae_steps`` steps), then freeze it;
 4. train the network with Adam on random patches, ``steps_per_epoch`` batches per epoch; after
    each epoch compute the validation loss on the held-out block, keep the best weights, write
    the checkpoint atomically and append to the loss log (``<out>.log.csv`` and a curve
    ``<out>.loss.png`` beside the checkpoint); stop after ``patience`` epochs without
    improvement.
+
+Adversarial networks (a :class:`~stfusion.dl.networks.FusionNet` with ``adversarial = True``,
+e.g. GAN-STFM) train with the adversarial loop (:class:`GANTrainer`, one discriminator update
+then one generator update per batch) against the discriminator named by
+``TrainConfig.discriminator`` (``auto``: the generator's own, ``patchgan`` for GAN-STFM) from
+:mod:`stfusion.dl.networks.discriminators`. The generator's loss is the reconstruction loss
+(content + ``beta`` feature + ``alpha`` vision) + ``sam_weight`` spectral +
+``adv_weight`` adversarial + ``fm_weight`` discriminator feature matching; the epoch log adds
+the discriminator's loss, its mean outputs on real and generated images and the range of the
+per-step ratio ``d_loss / g_adv``. The best epoch, early stopping and the stored weights
+follow the validation RMSE (never the adversarial losses, which do not measure accuracy); the
+checkpoint holds the best generator for prediction and, in its resume state, both networks
+and both optimizers.
 
 Reproducibility: one seed drives ``torch.manual_seed`` (weights) and a numpy ``Generator``
 (patches, augmentation); on the CPU ``torch.use_deterministic_algorithms(True)`` is set while
@@ -43,14 +56,33 @@ import stfusion
 from stfusion.dl.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from stfusion.dl.data import Batch, TrainingData, resolve_dates
 from stfusion.dl.infer import resolve_device
-from stfusion.dl.losses import CompoundLoss, content_loss
-from stfusion.dl.networks import FusionNet, channels_for, make_network, network_class
+from stfusion.dl.losses import (
+    GAN_LOSSES,
+    CompoundLoss,
+    SpectralLoss,
+    content_loss,
+    discriminator_loss,
+    feature_matching,
+    generator_loss,
+)
+from stfusion.dl.networks import (
+    FusionNet,
+    channels_for,
+    make_network,
+    network_class,
+    network_names,
+)
 from stfusion.dl.networks.autoencoder import Autoencoder
+from stfusion.dl.networks.discriminators import (
+    Discriminator,
+    discriminator_class,
+    has_features,
+)
 from stfusion.errors import InvalidParameterError, OutputExistsError
 from stfusion.io import AlignedSource, FileSource, Scaling, Source
 from stfusion.scene import ImageLike, Scene, open_scene
 
-MODELS = ("dcstfn", "edcstfn")
+MODELS = ("dcstfn", "edcstfn", "ganstfm")  # built in; network_class() knows any registered one
 
 
 @dataclass
@@ -73,16 +105,29 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     augment: bool = True
-    content: str = "mse"
-    alpha: float = 0.8  # EDCSTFN: weight of the vision (1 - MS-SSIM) loss
-    beta: float = 1.0  # EDCSTFN: weight of the feature loss
-    ae_steps: int = 300  # EDCSTFN: autoencoder training steps
+    content: str = "auto"  # mse, l1; auto: l1 for adversarial networks, else mse
+    alpha: float = 0.8  # EDCSTFN, GANs: weight of the vision (1 - MS-SSIM) loss
+    beta: float = 1.0  # EDCSTFN, GANs: weight of the feature loss (0: no autoencoder)
+    ae_steps: int = 300  # EDCSTFN, GANs: autoencoder training steps
     threads: int = 0  # torch CPU threads; 0: torch's default
+    # Adversarial networks only (see GANTrainer):
+    discriminator: str = "auto"  # a name in networks.discriminators; auto: the network's own
+    gan_loss: str = "lsgan"  # lsgan (GAN-STFM) or hinge
+    adv_weight: float = 1e-3  # weight of the adversarial term (GAN-STFM's code: 1e-3)
+    fm_weight: float = 0.0  # weight of discriminator feature matching
+    sam_weight: float = 1.0  # weight of the spectral (1 - cos of the spectral angle) loss
+    d_lr: float = 0.0  # discriminator learning rate; 0: the same as lr
+    label_smoothing: float = 0.0  # one-sided: the discriminator's real target is 1 - this
+    clip: float = 0.0  # max gradient norm of both networks; 0: no clipping
 
     def validate(self) -> None:
-        if self.model not in MODELS:
-            raise InvalidParameterError(f"model {self.model!r}: choose one of {', '.join(MODELS)}.")
-        channels_for(self.size)
+        try:
+            net = network_class(self.model)
+        except InvalidParameterError:
+            raise InvalidParameterError(
+                f"model {self.model!r}: choose one of {', '.join(network_names())}."
+            ) from None
+        net.channels_for(self.size)
         for name in ("epochs", "patch", "batch", "patience"):
             if int(getattr(self, name)) < 1:
                 raise InvalidParameterError(f"{name} must be >= 1, got {getattr(self, name)}.")
@@ -90,10 +135,44 @@ class TrainConfig:
             raise InvalidParameterError(f"patch must be at least 16 px, got {self.patch}.")
         if not self.lr > 0:
             raise InvalidParameterError(f"lr must be > 0, got {self.lr}.")
-        if self.content not in ("mse", "l1"):
+        if self.content not in ("auto", "mse", "l1"):
             raise InvalidParameterError(f"content loss {self.content!r}: choose mse or l1.")
         if self.model == "dcstfn" and self.patch % 2:
             raise InvalidParameterError(f"dcstfn needs an even patch size, got {self.patch}.")
+        if not net.adversarial:
+            if self.discriminator != "auto":
+                raise InvalidParameterError(
+                    f"{self.model} is not a GAN; --discriminator applies to adversarial models."
+                )
+            return
+        if self.discriminator != "auto":
+            discriminator_class(self.discriminator)
+        if self.gan_loss not in GAN_LOSSES:
+            raise InvalidParameterError(
+                f"GAN loss {self.gan_loss!r}: choose one of {', '.join(GAN_LOSSES)}."
+            )
+        for name in ("adv_weight", "fm_weight", "sam_weight", "alpha", "beta", "d_lr", "clip"):
+            value = float(getattr(self, name))
+            if not (value >= 0.0 and np.isfinite(value)):
+                raise InvalidParameterError(f"{name} must be >= 0, got {value}.")
+        if not 0.0 <= self.label_smoothing < 0.5:
+            raise InvalidParameterError(
+                f"label_smoothing must be in [0, 0.5), got {self.label_smoothing}."
+            )
+
+    def resolved(self) -> TrainConfig:
+        """A copy with ``auto`` values replaced by the model's defaults (what is stored)."""
+        net = network_class(self.model)
+        cfg = copy.deepcopy(self)
+        if cfg.content == "auto":
+            cfg.content = "l1" if net.adversarial else "mse"
+        if net.adversarial and cfg.discriminator == "auto":
+            if not net.discriminator:
+                raise InvalidParameterError(
+                    f"{self.model} names no default discriminator; give --discriminator."
+                )
+            cfg.discriminator = net.discriminator
+        return cfg
 
 
 @dataclass
@@ -220,8 +299,9 @@ def write_log(
         from matplotlib.figure import Figure  # no pyplot: leaves the caller's backend alone
 
         ep = [r["epoch"] for r in history]
-        fig = Figure(figsize=(6, 3.6), dpi=100)
-        ax = fig.add_subplot()
+        gan = "d_loss" in history[-1]
+        fig = Figure(figsize=(6, 6.4 if gan else 3.6), dpi=100)
+        ax = fig.add_subplot(2, 1, 1) if gan else fig.add_subplot()
         ax.plot(ep, [r["train_loss"] for r in history], label="train loss")
         ax.plot(ep, [r["val_loss"] for r in history], label="validation loss (held-out block)")
         ax.set_xlabel("epoch")
@@ -236,6 +316,16 @@ def write_log(
         ax2.set_ylabel("validation RMSE (data units)")
         lines = ax.get_lines() + ax2.get_lines()
         ax.legend(lines, [str(line.get_label()) for line in lines], fontsize=8)
+        if gan:
+            ax.set_title("generator (reconstruction + adversarial)", fontsize=9)
+            ax3 = fig.add_subplot(2, 1, 2)
+            ax3.plot(ep, [r["d_loss"] for r in history], label="discriminator loss")
+            ax3.plot(ep, [r["g_adv"] for r in history], label="generator adversarial loss")
+            ax3.plot(ep, [r["d_real"] for r in history], ls="--", label="mean D(real)")
+            ax3.plot(ep, [r["d_fake"] for r in history], ls="--", label="mean D(generated)")
+            ax3.set_xlabel("epoch")
+            ax3.set_ylabel("adversarial terms (unweighted)")
+            ax3.legend(fontsize=8)
         fig.tight_layout()
         tmp_png = png_path.with_name(f".{png_path.name}.partial.png")
         fig.savefig(tmp_png)
@@ -276,9 +366,15 @@ class _Run:
         self.steps = cfg.steps_per_epoch or max(10, -(-area // (cfg.patch**2 * cfg.batch)))
         self.additive_rmse = data.additive_rmse()
 
+    #: The validation value that picks the best epoch and drives early stopping.
+    monitor = "val_loss"
+
+    def needs_autoencoder(self) -> bool:
+        return self.cfg.model == "edcstfn"
+
     def setup_loss(self, previous: Checkpoint | None) -> None:
         cfg, device = self.cfg, self.device
-        if cfg.model != "edcstfn":
+        if not self.needs_autoencoder():
             self.criterion = content_loss(cfg.content).to(device)
             return
         if previous is not None:
@@ -318,35 +414,44 @@ class _Run:
     def seconds(self) -> float:
         return self.elapsed_before + time.perf_counter() - self.t_start
 
+    def train_step(self, batch: Batch) -> dict[str, float]:
+        """One optimisation step; returns ``train_loss`` and the loss parts."""
+        fr, cr, ct, ft, mask = _tensors(batch, self.device)
+        self.optimizer.zero_grad()
+        loss, parts = self.criterion(self.net(fr, cr, ct), ft, mask)
+        loss.backward()
+        self.optimizer.step()
+        return {"train_loss": float(loss.detach()), **parts}
+
+    def epoch_stats(self, steps: list[dict[str, float]]) -> dict[str, float]:
+        """The per-epoch log columns from the per-step values (means)."""
+        keys = list(steps[0])
+        return {k: float(np.mean([st[k] for st in steps])) for k in keys}
+
     def run_epoch(self) -> None:
         """One epoch: training steps, validation, bookkeeping, checkpoint and CSV log."""
         cfg, net = self.cfg, self.net
         self.epoch += 1
         t0 = time.perf_counter()
         net.train()
-        sums: dict[str, float] = {}
+        steps: list[dict[str, float]] = []
         for step in range(self.steps):
             batch = self.data.sample(self.rng, cfg.batch, cfg.patch, cfg.augment)
-            fr, cr, ct, ft, mask = _tensors(batch, self.device)
-            self.optimizer.zero_grad()
-            loss, parts = self.criterion(net(fr, cr, ct), ft, mask)
-            loss.backward()
-            self.optimizer.step()
-            sums["train_loss"] = sums.get("train_loss", 0.0) + float(loss.detach())
-            for k, val in parts.items():
-                sums[k] = sums.get(k, 0.0) + val
+            steps.append(self.train_step(batch))
             if self.progress is not None:
+                loss = float(np.mean([st["train_loss"] for st in steps]))
                 self.progress({"stage": "train", "epoch": self.epoch, "epochs": cfg.epochs,
-                               "step": step + 1, "steps": self.steps,
-                               "loss": sums["train_loss"] / (step + 1)})  # fmt: skip
+                               "step": step + 1, "steps": self.steps, "loss": loss,
+                               "parts": steps[-1]})  # fmt: skip
         val_loss, val_rmse = _evaluate(net, self.criterion, self.data, self.device)
         row: dict[str, float] = {"epoch": self.epoch}
-        row.update({k: v / self.steps for k, v in sums.items()})
+        row.update(self.epoch_stats(steps))
         row.update(val_loss=val_loss, val_rmse=val_rmse, val_rmse_additive=self.additive_rmse,
                    lr=cfg.lr, seconds=time.perf_counter() - t0)  # fmt: skip
         self.history.append(row)
-        if val_loss < self.best_loss:
-            self.best_loss, self.best_epoch, self.bad = val_loss, self.epoch, 0
+        value = row[self.monitor]
+        if value < self.best_loss:
+            self.best_loss, self.best_epoch, self.bad = value, self.epoch, 0
             self.best_state = copy.deepcopy(net.state_dict())
         else:
             self.bad += 1
@@ -408,6 +513,190 @@ class _Run:
         return out
 
 
+class GANTrainer:
+    """One adversarial training step of a generator against a discriminator.
+
+    Per batch (inputs ``F_r, C_r, C_t``, label ``F_t``, valid ``mask``; all normalised):
+
+    1. the generator predicts ``P = G(F_r, C_r, C_t)``;
+    2. discriminator update: ``D`` judges ``(C_t, F_t)`` as real and ``(C_t, P)`` (detached)
+       as generated, conditioned on the coarse target as in GAN-STFM; loss
+       :func:`~stfusion.dl.losses.discriminator_loss` (``gan_loss``, ``label_smoothing``);
+       Adam with ``d_lr`` and betas (0.5, 0.999), the usual GAN setting;
+    3. generator update with ``D`` frozen: reconstruction (``recon``: content + feature +
+       vision) + ``sam_weight`` x spectral + ``adv_weight`` x
+       :func:`~stfusion.dl.losses.generator_loss` + ``fm_weight`` x feature matching; Adam
+       with ``lr`` (the authors' default betas).
+
+    Invalid pixels (outside ``mask``) of ``P`` are replaced by the truth before ``D`` sees it,
+    so the discriminator cannot tell the two apart by them. ``clip`` > 0 clips each network's
+    gradient norm. Returned values (floats, unweighted): ``train_loss`` (the generator's
+    total), the reconstruction parts, ``spectral``, ``g_adv``, ``fm``, ``d_loss``, ``d_real``
+    and ``d_fake`` (mean logits) and ``ratio`` = ``d_loss / g_adv`` (meaningful for the least
+    squares losses; the hinge generator loss can be negative).
+    """
+
+    def __init__(
+        self,
+        generator: FusionNet,
+        discriminator: Discriminator,
+        recon: CompoundLoss,
+        spectral: SpectralLoss,
+        cfg: TrainConfig,
+    ) -> None:
+        if cfg.fm_weight > 0 and not has_features(discriminator):
+            raise InvalidParameterError(
+                f"discriminator {cfg.discriminator!r} exposes no features(); "
+                "feature matching (fm_weight > 0) needs them."
+            )
+        self.g, self.d, self.recon, self.spectral, self.cfg = (
+            generator, discriminator, recon, spectral, cfg
+        )  # fmt: skip
+        self.g_opt = torch.optim.Adam(generator.parameters(), lr=cfg.lr)
+        self.d_opt = torch.optim.Adam(
+            discriminator.parameters(), lr=cfg.d_lr or cfg.lr, betas=(0.5, 0.999)
+        )
+
+    def _judge(
+        self, cond: torch.Tensor, img: torch.Tensor, feats: bool
+    ) -> tuple[list[torch.Tensor], list[list[torch.Tensor]]]:
+        if feats:
+            return self.d.features(cond, img)
+        return self.d(cond, img), []
+
+    def _clip(self, module: torch.nn.Module) -> None:
+        if self.cfg.clip > 0:
+            torch.nn.utils.clip_grad_norm_(module.parameters(), self.cfg.clip)
+
+    def step(
+        self,
+        fine_ref: torch.Tensor,
+        coarse_ref: torch.Tensor,
+        coarse_target: torch.Tensor,
+        fine_target: torch.Tensor,
+        mask: torch.Tensor,
+    ) -> dict[str, float]:
+        cfg = self.cfg
+        self.g.train()
+        self.d.train()
+        pred = self.g(fine_ref, coarse_ref, coarse_target)
+        fake = torch.where(mask, pred, fine_target)
+        use_fm = cfg.fm_weight > 0
+        # (1) discriminator
+        for p in self.d.parameters():
+            p.requires_grad_(True)
+        self.d_opt.zero_grad()
+        real_logits, real_feats = self._judge(coarse_target, fine_target, use_fm)
+        fake_logits, _ = self._judge(coarse_target, fake.detach(), False)
+        d_loss = discriminator_loss(real_logits, fake_logits, cfg.gan_loss, cfg.label_smoothing)
+        d_loss.backward()
+        self._clip(self.d)
+        self.d_opt.step()
+        # (2) generator, the discriminator frozen
+        for p in self.d.parameters():
+            p.requires_grad_(False)
+        self.g_opt.zero_grad()
+        recon, parts = self.recon(pred, fine_target, mask)
+        spectral = self.spectral(pred, fine_target, mask)
+        g_logits, g_feats = self._judge(coarse_target, fake, use_fm)
+        g_adv = generator_loss(g_logits, cfg.gan_loss)
+        total = recon + cfg.sam_weight * spectral + cfg.adv_weight * g_adv
+        fm = torch.zeros(())
+        if use_fm:
+            fm = feature_matching(real_feats, g_feats)
+            total = total + cfg.fm_weight * fm
+        total.backward()
+        self._clip(self.g)
+        self.g_opt.step()
+        for p in self.d.parameters():
+            p.requires_grad_(True)
+        d, g = float(d_loss.detach()), float(g_adv.detach())
+        return {
+            "train_loss": float(total.detach()), **parts, "spectral": float(spectral.detach()),
+            "g_adv": g, "fm": float(fm.detach()), "d_loss": d,
+            "d_real": float(torch.stack([x.detach().mean() for x in real_logits]).mean()),
+            "d_fake": float(torch.stack([x.detach().mean() for x in fake_logits]).mean()),
+            "ratio": d / g if g > 0 else float("inf"),
+        }  # fmt: skip
+
+
+def gan_trainer(
+    cfg: TrainConfig,
+    bands: int,
+    mean: Sequence[float],
+    std: Sequence[float],
+    data_range: Sequence[float] | float,
+    encoder: torch.nn.Module | None = None,
+    device: torch.device | str = "cpu",
+) -> GANTrainer:
+    """A :class:`GANTrainer` with fresh networks for a resolved, validated ``cfg`` (the
+    generator ``cfg.model`` at ``cfg.size``, its discriminator, the losses)."""
+    net = make_network(cfg.model, bands, cfg.size).to(device)
+    disc = discriminator_class(cfg.discriminator)(2 * bands, cfg.size).to(device)
+    recon = CompoundLoss(
+        encoder, torch.as_tensor(data_range, dtype=torch.float32), cfg.content, cfg.alpha,
+        cfg.beta if encoder is not None else 0.0,
+    ).to(device)  # fmt: skip
+    spectral = SpectralLoss(list(mean), list(std)).to(device)
+    return GANTrainer(net, disc, recon, spectral, cfg)
+
+
+class _GANRun(_Run):
+    """A training run of an adversarial generator (see :class:`GANTrainer`)."""
+
+    monitor = "val_rmse"
+
+    def __init__(self, cfg: TrainConfig, scene: Scene, data: TrainingData, *args: Any) -> None:
+        super().__init__(cfg, scene, data, *args)
+        # Initialised after the generator, from the same seeded generator.
+        self.disc = discriminator_class(cfg.discriminator)(2 * scene.count, cfg.size)
+        self.disc.to(self.device)
+
+    def needs_autoencoder(self) -> bool:
+        return self.cfg.beta > 0
+
+    def setup_loss(self, previous: Checkpoint | None) -> None:
+        super().setup_loss(previous)
+        cfg, data = self.cfg, self.data
+        if self.ae is None:  # no feature loss: content + vision only
+            data_range = torch.from_numpy(data.data_range)
+            self.criterion = CompoundLoss(None, data_range, cfg.content, cfg.alpha, 0.0)
+            self.criterion.to(self.device)
+        spectral = SpectralLoss(list(data.mean), list(data.std)).to(self.device)
+        self.trainer = GANTrainer(self.net, self.disc, self.criterion, spectral, cfg)
+        self.optimizer = self.trainer.g_opt
+
+    def restore(self, previous: Checkpoint) -> None:
+        super().restore(previous)
+        res = previous.data["resume"]
+        self.disc.load_state_dict(res["discriminator"])
+        self.trainer.d_opt.load_state_dict(res["d_optimizer"])
+
+    def train_step(self, batch: Batch) -> dict[str, float]:
+        return self.trainer.step(*_tensors(batch, self.device))
+
+    def epoch_stats(self, steps: list[dict[str, float]]) -> dict[str, float]:
+        row = super().epoch_stats(steps)
+        ratios = [st["ratio"] for st in steps]
+        del row["ratio"]
+        row.update(ratio_min=float(np.min(ratios)), ratio_max=float(np.max(ratios)))
+        return row
+
+    def payload(self) -> dict[str, Any]:
+        out = super().payload()
+        out["discriminator"] = {**self.disc.config(), "n_parameters": _n_params(self.disc)}
+        out["monitor"] = self.monitor
+        out["resume"]["discriminator"] = {
+            k: v.detach().cpu() for k, v in self.disc.state_dict().items()
+        }
+        out["resume"]["d_optimizer"] = self.trainer.d_opt.state_dict()
+        return out
+
+
+def _n_params(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
 def train(
     pairs: Sequence[tuple[ImageLike, ImageLike]] | Scene,
     out: str | os.PathLike[str],
@@ -448,6 +737,7 @@ def train(
     elif out.exists() and not overwrite:
         raise OutputExistsError(f"{out}: exists. Give --overwrite to replace it, or --resume.")
     cfg.validate()
+    cfg = cfg.resolved()
     device = resolve_device(cfg.device)
 
     if isinstance(pairs, Scene):
@@ -465,8 +755,9 @@ def train(
     data = TrainingData(
         scene, val_fraction=cfg.val_fraction, multiple=network_class(cfg.model).multiple
     )
+    run_class = _GANRun if network_class(cfg.model).adversarial else _Run
     with _deterministic(device, cfg.threads):
-        run = _Run(cfg, scene, data, device, out, iso_dates, meta, progress)
+        run = run_class(cfg, scene, data, device, out, iso_dates, meta, progress)
         run.setup_loss(previous)
         if previous is not None:
             run.restore(previous)
@@ -513,6 +804,7 @@ def random_checkpoint(
     """
     cfg = TrainConfig(model=model, size=size, seed=seed)
     cfg.validate()
+    cfg = cfg.resolved()
     torch.manual_seed(seed)
     net = make_network(model, bands, size)
     names = list(band_names) if band_names else [f"band{i + 1}" for i in range(bands)]

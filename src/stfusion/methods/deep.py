@@ -1,4 +1,5 @@
-"""Deep fusion methods: DCSTFN (Tan et al. 2018) and EDCSTFN (Tan et al. 2019).
+"""Deep fusion methods: DCSTFN (Tan et al. 2018), EDCSTFN (Tan et al. 2019), GAN-STFM (Tan et al.
+2022).
 
 The networks, training and tiled inference live in :mod:`stfusion.dl` (which needs torch);
 this module only imports it when a method is fitted, so listing methods, running classical
@@ -171,3 +172,20 @@ class EDCSTFN(DeepMethod):
     paper = "Tan et al. 2019, Remote Sens. 11(24) 2898"
     min_pairs = 1
     max_pairs = 2
+
+
+class GANSTFM(DeepMethod):
+    """GAN-STFM (Tan et al. 2022): conditional GAN whose generator sees the coarse target and a
+    fine image of any date. See stfusion.dl.networks.ganstfm and docs/methods/ganstfm.md.
+
+    One pair: its fine image is the reference, of any date (before or after the target, near
+    or far); the pair's coarse image is read like every method's but not used by the
+    network. Prediction runs the generator alone, tiled like the other deep methods.
+    """
+
+    name = "ganstfm"
+    network = "ganstfm"
+    title = "GAN-STFM (conditional GAN)"
+    paper = "Tan et al. 2022, IEEE TGRS 60"
+    min_pairs = 1
+    max_pairs = 1
