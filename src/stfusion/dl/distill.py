@@ -1,0 +1,817 @@
+"""Knowledge distillation: a small, fast student CNN trained from a teacher's outputs and features.
+
+Hinton, G., Vinyals, O., Dean, J. (2015). Distilling the knowledge in a neural network.
+arXiv:1503.02531. Feature ("hint") distillation through a 1x1 adapter: Romero, A. et al.
+(2015). FitNets: hints for thin deep nets. ICLR.
+
+``distill(pairs, teacher, out, DistillConfig(...))`` (and ``stfusion distill``) trains a
+:class:`~stfusion.dl.networks.student.StudentNet` with the data pipeline of
+:mod:`stfusion.dl.train`: the same scene opening, examples (every ordered pair of dates),
+per-band normalisation, spatial validation block, random patches, Adam, early stopping,
+atomic checkpoint after every epoch and loss log (``<out>.log.csv`` + ``<out>.loss.png``).
+Each training batch also goes through the frozen teacher, and the loss is
+
+    L = L_gt + alpha * L_teacher + beta * L_feature
+
+- ``L_gt``: MSE between the student's prediction and the true fine image (valid pixels);
+- ``L_teacher``: MSE between the student's and the teacher's predictions (valid pixels). For
+  regression the teacher's prediction is the "soft target" of Hinton et al.; there are no
+  class probabilities, so no temperature;
+- ``L_feature``: MSE between the student's last feature map mapped by a learned 1x1 adapter to
+  the teacher's width, and the teacher's feature map at ``feature_layer`` (captured by a
+  forward hook), divided by the mean square of the teacher's features so that ``beta`` does
+  not depend on the teacher's feature scale. When the teacher's features are coarser (pooling
+  teachers), the adapted student features are average-pooled to their size.
+
+``feature_layer="auto"`` picks the teacher's penultimate feature map: the output of the last
+module, in execution order, before the output layer that has other than ``bands`` channels
+and is not larger than the input, computed per image (a layer that stacks the inputs of
+several pairs along the batch cannot be matched; padding modules are skipped). For EDCSTFN
+that is
+``decoder.3`` (the ReLU before the 1x1 output convolution: 32 channels at paper size), for
+DCSTFN ``reconstruct.3``. Any module name of the teacher (``dict(net.named_modules())``) can
+be given instead; :func:`feature_layers` lists them with their output shapes.
+
+Everything is computed in the student's normalisation (that of the distillation pairs); the
+teacher's inputs and outputs are converted from and to its own stored normalisation, so a
+teacher trained on other pairs still sees inputs in its units. The teacher is checked against
+the pairs like any deep method (band count and names, value scale).
+
+Rules and reports:
+
+- the student must have at most a tenth of the teacher's parameters (the adapter, used only in
+  training, is not counted), else :class:`~stfusion.errors.InvalidParameterError`;
+- early stopping and the best weights use the validation ground-truth MSE (the student's real
+  task); the log also records the student's RMSE against the teacher on the block;
+- at the end, the teacher's and the student's validation RMSE (with the additive baseline's)
+  and their CPU forward time per megapixel on the same tiles (``speed_tile`` px anchored at
+  the origin, grown by the larger default overlap, the first :data:`SPEED_TILES` of the first
+  example) and thread count are measured, stored in the checkpoint (``distillation``) and
+  returned.
+
+The validation block defaults to the teacher's (its ``val_fraction``), so that on the
+teacher's own training pairs the block is one the teacher never trained on.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as _dt
+import hashlib
+import math
+import os
+import platform
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import stfusion
+from stfusion.dl.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from stfusion.dl.data import TrainingData, resolve_dates
+from stfusion.dl.infer import default_overlap, resolve_device
+from stfusion.dl.losses import content_loss
+from stfusion.dl.networks import FusionNet
+from stfusion.dl.networks.student import (
+    STUDENT_SIZES,
+    StudentNet,
+    make_student,
+    student_channels,
+)
+from stfusion.dl.train import (
+    ProgressFn,
+    _deterministic,
+    _evaluate,
+    _scaling_of,
+    _tensors,
+    write_log,
+)
+from stfusion.errors import InvalidParameterError, OutputExistsError
+from stfusion.io import Scaling
+from stfusion.scene import ImageLike, Scene, open_scene
+
+#: A student may have at most this fraction of the teacher's parameters.
+MAX_PARAMETER_FRACTION = 0.1
+#: The closing speed comparison times at most this many tiles (a few megapixels at most).
+SPEED_TILES = 4
+#: Batch of the probe pass that lists a teacher's feature maps (2 reveals layers that stack
+#: their inputs along the batch, which cannot be matched to the student's features).
+PROBE_BATCH = 2
+_PAD_TYPES = (nn.ReflectionPad2d, nn.ReplicationPad2d, nn.ZeroPad2d, nn.ConstantPad2d)
+_SKIP_TYPES = (nn.Identity, nn.Dropout, nn.Dropout2d)
+
+
+@dataclass
+class DistillConfig:
+    """Hyper-parameters of a distillation run (all stored in the checkpoint)."""
+
+    student: str = "micro"
+    epochs: int = 60
+    patch: int = 64
+    batch: int = 8
+    lr: float = 1e-3
+    steps_per_epoch: int = 0  # 0: about one pass over the training area per epoch, >= 10
+    val_fraction: float = 0.0  # 0: the teacher's (0.2 if it does not say)
+    patience: int = 10
+    seed: int = 0
+    device: str = "auto"
+    augment: bool = True
+    alpha: float = 1.0  # weight of the teacher-output loss
+    beta: float = 0.1  # weight of the feature loss
+    feature_layer: str = "auto"
+    threads: int = 0  # torch CPU threads; 0: torch's default
+    speed_tile: int = 256  # tile side of the closing speed measurement
+    speed_repeat: int = 3  # fastest of this many timings is reported
+
+    def validate(self) -> None:
+        student_channels(self.student)
+        for name in ("epochs", "patch", "batch", "patience", "speed_tile", "speed_repeat"):
+            if int(getattr(self, name)) < 1:
+                raise InvalidParameterError(f"{name} must be >= 1, got {getattr(self, name)}.")
+        if self.patch < 16:
+            raise InvalidParameterError(f"patch must be at least 16 px, got {self.patch}.")
+        if not self.lr > 0:
+            raise InvalidParameterError(f"lr must be > 0, got {self.lr}.")
+        for name in ("alpha", "beta"):
+            v = float(getattr(self, name))
+            if not (v >= 0 and math.isfinite(v)):
+                raise InvalidParameterError(f"{name} must be a number >= 0, got {v}.")
+        if self.val_fraction and not 0.0 < self.val_fraction < 1.0:
+            raise InvalidParameterError(
+                f"val_fraction must be in (0, 1) (0: the teacher's), got {self.val_fraction}."
+            )
+
+
+@dataclass
+class DistillResult:
+    """What a distillation run produced, with the closing comparison to the teacher."""
+
+    checkpoint: Path
+    epochs: int
+    best_epoch: int
+    best_val_loss: float
+    seconds: float
+    stopped_early: bool
+    teacher_parameters: int
+    student_parameters: int
+    feature_layer: str
+    teacher_val_rmse: float
+    student_val_rmse: float
+    additive_val_rmse: float
+    teacher_s_per_mp: float
+    student_s_per_mp: float
+    threads: int
+    history: list[dict[str, float]] = field(default_factory=list)
+
+    @property
+    def speedup(self) -> float:
+        """Teacher time / student time (same tiles, same threads)."""
+        return self.teacher_s_per_mp / max(self.student_s_per_mp, 1e-12)
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+
+class StudentCheckpoint(Checkpoint):
+    """A checkpoint that can build the student network before it is in ``network_class``."""
+
+    def network(self, state: str = "best") -> FusionNet:
+        cfg = self.data["network"]
+        if cfg.get("network") != StudentNet.name:
+            return super().network(state)
+        net = StudentNet(int(cfg["bands"]), tuple(int(c) for c in cfg["channels"]))
+        net.load_state_dict(self.data["state_dict"] if state == "best" else
+                            self.data["resume"]["state_dict"])  # fmt: skip
+        return net.eval()
+
+
+def load_student(path: str | os.PathLike[str]) -> StudentCheckpoint:
+    """Load a checkpoint (checked as :func:`~stfusion.dl.checkpoint.load_checkpoint`) whose
+    :meth:`~Checkpoint.network` also builds students; usable by ``Predictor`` and
+    ``predict_arrays``."""
+    ck = load_checkpoint(path)
+    return StudentCheckpoint(ck.path, ck.data)
+
+
+def parameter_count(net: nn.Module) -> int:
+    return sum(p.numel() for p in net.parameters())
+
+
+def check_student_size(
+    student_params: int,
+    teacher_params: int,
+    student: str = "",
+    teacher: str = "teacher",
+    fitting: Sequence[str] = (),
+) -> None:
+    """Refuse a student with more than a tenth of the teacher's parameters; ``fitting``: the
+    sizes that would do (named in the message)."""
+    if student_params > MAX_PARAMETER_FRACTION * teacher_params:
+        choose = (
+            f"choose --student {' or '.join(fitting)}" if fitting
+            else "no student size is small enough for it; distil a larger teacher"
+        )  # fmt: skip
+        raise InvalidParameterError(
+            f"student {student} has {student_params:,} parameters, more than a tenth of the "
+            f"{teacher}'s {teacher_params:,} (at most {int(teacher_params * 0.1):,}): a "
+            f"distilled student must be at least 10x smaller; {choose}."
+        )
+
+
+def _sha256(path: str | os.PathLike[str]) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+# ----------------------------------------------------------------------------- the teacher
+
+
+def feature_layers(
+    net: nn.Module, bands: int, size: int = 32, also: str | None = None
+) -> list[tuple[str, tuple[int, ...]]]:
+    """``(name, output shape)`` of every leaf module of ``net`` (and of the module named
+    ``also``, leaf or not) in execution order, from one forward pass on a ``size`` x ``size``
+    zero input; padding and identity modules are skipped."""
+    found: list[tuple[str, tuple[int, ...]]] = []
+    handles = []
+    for name, mod in net.named_modules():
+        leaf = next(mod.children(), None) is None and not isinstance(mod, _PAD_TYPES + _SKIP_TYPES)
+        if not leaf and (name != also or not name):
+            continue
+
+        def hook(_m: nn.Module, _i: Any, out: Any, name: str = name) -> None:
+            if isinstance(out, torch.Tensor) and out.ndim == 4:
+                found.append((name, tuple(out.shape)))
+
+        handles.append(mod.register_forward_hook(hook))
+    dev = next(net.parameters()).device
+    x = torch.zeros(PROBE_BATCH, bands, size, size, device=dev)
+    try:
+        with torch.no_grad():
+            net(x, x, x)
+    finally:
+        for h in handles:
+            h.remove()
+    return found
+
+
+def auto_feature_layer(
+    net: nn.Module, bands: int, layers: list[tuple[str, tuple[int, ...]]] | None = None
+) -> str:
+    """The teacher's penultimate feature map (see the module docstring); ``layers``: the
+    result of :func:`feature_layers` (probed at 32 px) if already known."""
+    size = 32
+    layers = feature_layers(net, bands, size) if layers is None else layers
+    for name, shape in reversed(layers[:-1]):
+        if shape[0] == PROBE_BATCH and shape[1] != bands and max(shape[2:]) <= size:
+            return name
+    raise InvalidParameterError(
+        "could not find a feature layer in the teacher (none before its output layer is "
+        "per-image and wider than the bands); give one with --feature-layer (its modules: "
+        f"{', '.join(n for n, _ in layers)}), or --beta 0 to distil outputs only."
+    )
+
+
+class Teacher(nn.Module):
+    """A frozen teacher network in the student's normalisation, with a forward hook on
+    ``feature_layer`` (``None``: no features)."""
+
+    def __init__(
+        self,
+        checkpoint: Checkpoint,
+        mean: np.ndarray,
+        std: np.ndarray,
+        feature_layer: str | None,
+        net: FusionNet | None = None,
+    ) -> None:
+        super().__init__()
+        self.checkpoint = checkpoint
+        self.net = checkpoint.network() if net is None else net.eval()
+        for p in self.net.parameters():
+            p.requires_grad_(False)
+        # x_teacher = x_student * scale + shift (both from physical units).
+        t_mean, t_std = checkpoint.mean.astype(np.float64), checkpoint.std.astype(np.float64)
+        scale = np.asarray(std, np.float64) / t_std
+        shift = (np.asarray(mean, np.float64) - t_mean) / t_std
+        self.register_buffer("scale", torch.tensor(scale, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("shift", torch.tensor(shift, dtype=torch.float32).view(1, -1, 1, 1))
+        self.feature_layer = feature_layer
+        self._feature: torch.Tensor | None = None
+        if feature_layer is not None:
+            modules = dict(self.net.named_modules())
+            if feature_layer not in modules or feature_layer == "":
+                names = [n for n, _ in feature_layers(self.net, checkpoint.bands)]
+                raise InvalidParameterError(
+                    f"feature layer {feature_layer!r} is not a module of the teacher "
+                    f"({checkpoint.model}); choose one of: {', '.join(names)} (or auto)."
+                )
+            modules[feature_layer].register_forward_hook(self._capture)
+        self.train(False)
+
+    def _capture(self, _m: nn.Module, _i: Any, out: Any) -> None:
+        self._feature = out
+
+    def train(self, mode: bool = True) -> Teacher:
+        # Frozen: always in eval mode, also when a shared helper calls .train().
+        return super().train(False)
+
+    def forward(  # type: ignore[override]
+        self, fine_ref: torch.Tensor, coarse_ref: torch.Tensor, coarse_target: torch.Tensor
+    ) -> torch.Tensor:
+        return self.predict(fine_ref, coarse_ref, coarse_target)[0]
+
+    def predict(
+        self, fine_ref: torch.Tensor, coarse_ref: torch.Tensor, coarse_target: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The teacher's prediction (student normalisation) and its hooked features."""
+        a, b = self.scale, self.shift
+        self._feature = None
+        with torch.no_grad():
+            out = self.net(fine_ref * a + b, coarse_ref * a + b, coarse_target * a + b)
+        feat = self._feature
+        self._feature = None
+        return (out - b) / a, feat
+
+
+# ----------------------------------------------------------------------------- the loss
+
+
+def masked_mse(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Mean squared difference over the pixels where ``mask`` ``(N, 1, H, W)`` is true."""
+    err = (a - b) ** 2
+    if mask is None:
+        return err.mean()
+    m = mask.to(err.dtype).expand_as(err)
+    return (err * m).sum() / m.sum().clamp_min(1.0)
+
+
+def feature_loss(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+    """MSE of adapted student features against the teacher's, relative to the mean square of
+    the teacher's; student features are average-pooled to a coarser teacher map."""
+    if student.shape[-2:] != teacher.shape[-2:]:
+        student = F.adaptive_avg_pool2d(student, teacher.shape[-2:])
+    energy = teacher.detach().pow(2).mean().clamp_min(1e-8)
+    return F.mse_loss(student, teacher) / energy
+
+
+class DistillLoss(nn.Module):
+    """``L_gt + alpha * L_teacher + beta * L_feature`` (see the module docstring)."""
+
+    def __init__(self, alpha: float = 1.0, beta: float = 0.1) -> None:
+        super().__init__()
+        self.alpha = float(alpha)
+        self.beta = float(beta)
+
+    def forward(
+        self,
+        pred: torch.Tensor,
+        target: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        teacher_pred: torch.Tensor | None = None,
+        student_feat: torch.Tensor | None = None,
+        teacher_feat: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        gt = masked_mse(pred, target, mask)
+        total = gt
+        parts = {"gt": float(gt.detach())}
+        if self.alpha and teacher_pred is not None:
+            out = masked_mse(pred, teacher_pred, mask)
+            total = total + self.alpha * out
+            parts["teacher"] = float(out.detach())
+        if self.beta and student_feat is not None and teacher_feat is not None:
+            feat = feature_loss(student_feat, teacher_feat)
+            total = total + self.beta * feat
+            parts["feature"] = float(feat.detach())
+        return total, parts
+
+
+# ----------------------------------------------------------------------------- speed
+
+
+def _speed_tiles(
+    data: TrainingData, tile: int, overlap: int, multiple: int, max_tiles: int = SPEED_TILES
+) -> tuple[list[list[torch.Tensor]], float]:
+    """The first example cut into ``tile`` px tiles anchored at the origin (the first
+    ``max_tiles`` in row order), each grown by ``overlap`` px (edge-replicated outside the
+    scene) and padded to ``multiple``; and the megapixels they predict."""
+    ref, tgt = data.examples[0]
+    arrays = [np.nan_to_num(a) for a in (data.fine[ref], data.coarse[ref], data.coarse[tgt])]
+    h, w = data.shape
+    tiles = []
+    pixels = 0
+    for r, c in [(r, c) for r in range(0, h, tile) for c in range(0, w, tile)][:max_tiles]:
+        r0, c0 = r - overlap, c - overlap
+        r1 = r0 + -(-(min(tile, h - r) + 2 * overlap) // multiple) * multiple
+        c1 = c0 + -(-(min(tile, w - c) + 2 * overlap) // multiple) * multiple
+        rows = np.clip(np.arange(r0, r1), 0, h - 1)
+        cols = np.clip(np.arange(c0, c1), 0, w - 1)
+        tiles.append([torch.from_numpy(np.ascontiguousarray(a[:, rows][:, :, cols]))[None]
+                      for a in arrays])  # fmt: skip
+        pixels += min(tile, h - r) * min(tile, w - c)
+    return tiles, pixels / 1e6
+
+
+def forward_seconds_per_mp(
+    net: nn.Module, tiles: list[list[torch.Tensor]], megapixels: float, repeat: int = 3
+) -> float:
+    """Fastest of ``repeat`` timings of ``net`` over ``tiles`` (CPU), per output megapixel."""
+    net = net.eval()
+    best = float("inf")
+    with torch.inference_mode():
+        net(*tiles[0])  # warm-up (allocations, kernel selection)
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            for t in tiles:
+                net(*t)
+            best = min(best, time.perf_counter() - t0)
+    return best / megapixels
+
+
+# ----------------------------------------------------------------------------- the run
+
+
+class _DistillRun:
+    """The state of one distillation run and its epoch loop."""
+
+    def __init__(
+        self,
+        cfg: DistillConfig,
+        scene: Scene,
+        data: TrainingData,
+        teacher: Teacher,
+        device: torch.device,
+        out: Path,
+        dates: list[str] | None,
+        meta: dict[str, Any],
+        progress: ProgressFn | None,
+    ) -> None:
+        self.cfg, self.scene, self.data, self.teacher = cfg, scene, data, teacher.to(device)
+        self.device, self.out, self.dates, self.meta, self.progress = (
+            device, out, dates, meta, progress,
+        )  # fmt: skip
+        self.rng = np.random.default_rng(cfg.seed)
+        torch.manual_seed(cfg.seed)
+        self.student = make_student(scene.count, cfg.student).to(device)
+        self.adapter: nn.Conv2d | None = None
+        if cfg.beta and teacher.feature_layer is not None:
+            width = int(self.meta["teacher"]["feature_channels"])
+            self.adapter = nn.Conv2d(self.student.channels[-1], width, 1).to(device)
+        params = list(self.student.parameters())
+        if self.adapter is not None:
+            params += list(self.adapter.parameters())
+        self.optimizer = torch.optim.Adam(params, lr=cfg.lr)
+        self.criterion = DistillLoss(cfg.alpha, cfg.beta)
+        self.val_criterion = content_loss("mse").to(device)
+        self.history: list[dict[str, float]] = []
+        self.best_state = copy.deepcopy(self.student.state_dict())
+        self.best_loss, self.best_epoch, self.bad, self.epoch = float("inf"), 0, 0, 0
+        self.t_start = time.perf_counter()
+        h, w = data.shape
+        v = data.val
+        area = (h * w - v.height * v.width) * len(data.examples)
+        self.steps = cfg.steps_per_epoch or max(10, -(-area // (cfg.patch**2 * cfg.batch)))
+        self.additive_rmse = data.additive_rmse()
+        teacher_net: Any = self.teacher  # a FusionNet-like module (forward, eval, train)
+        _, self.teacher_rmse = _evaluate(teacher_net, self.val_criterion, data, device)
+        # The teacher is fixed: its validation predictions once, for the agreement column.
+        self.val_batches = [_tensors(b, device) for b in data.validation()]
+        self.teacher_val = [self.teacher(*t[:3]) for t in self.val_batches]
+        self.summary: dict[str, Any] = {}
+
+    @property
+    def stopped(self) -> bool:
+        return self.bad >= self.cfg.patience
+
+    @property
+    def seconds(self) -> float:
+        return time.perf_counter() - self.t_start
+
+    def _agreement(self) -> float:
+        """Student vs teacher RMSE (physical units, mean over bands) on the block."""
+        sq, n = np.zeros(self.data.count), 0
+        self.student.eval()
+        with torch.no_grad():
+            for (fr, cr, ct, _ft, mask), tp in zip(self.val_batches, self.teacher_val):
+                err = (self.student(fr, cr, ct) - tp).cpu().numpy()[0]
+                m = mask.cpu().numpy()[0, 0]
+                sq += (err[:, m] ** 2).sum(axis=1) * self.data.std**2
+                n += int(m.sum())
+        self.student.train()
+        return float(np.mean(np.sqrt(sq / max(n, 1))))
+
+    def run_epoch(self) -> None:
+        cfg, net = self.cfg, self.student
+        self.epoch += 1
+        t0 = time.perf_counter()
+        net.train()
+        sums: dict[str, float] = {}
+        want_feat = self.adapter is not None
+        for step in range(self.steps):
+            batch = self.data.sample(self.rng, cfg.batch, cfg.patch, cfg.augment)
+            fr, cr, ct, ft, mask = _tensors(batch, self.device)
+            t_pred: torch.Tensor | None = None
+            t_feat: torch.Tensor | None = None
+            if cfg.alpha or want_feat:  # alpha = beta = 0: ground truth only (no teacher)
+                t_pred, t_feat = self.teacher.predict(fr, cr, ct)
+            self.optimizer.zero_grad()
+            feats = net.features(fr, cr, ct)
+            pred = net.head_output(feats, fr, cr, ct)
+            s_feat = self.adapter(feats) if self.adapter is not None else None
+            loss, parts = self.criterion(pred, ft, mask, t_pred, s_feat, t_feat)
+            loss.backward()
+            self.optimizer.step()
+            sums["train_loss"] = sums.get("train_loss", 0.0) + float(loss.detach())
+            for k, val in parts.items():
+                sums[k] = sums.get(k, 0.0) + val
+            if self.progress is not None:
+                self.progress({"stage": "train", "epoch": self.epoch, "epochs": cfg.epochs,
+                               "step": step + 1, "steps": self.steps,
+                               "loss": sums["train_loss"] / (step + 1)})  # fmt: skip
+        val_loss, val_rmse = _evaluate(net, self.val_criterion, self.data, self.device)
+        row: dict[str, float] = {"epoch": self.epoch}
+        row.update({k: v / self.steps for k, v in sums.items()})
+        row.update(val_loss=val_loss, val_rmse=val_rmse, val_rmse_additive=self.additive_rmse,
+                   val_rmse_teacher=self.teacher_rmse, val_rmse_vs_teacher=self._agreement(),
+                   lr=cfg.lr, seconds=time.perf_counter() - t0)  # fmt: skip
+        self.history.append(row)
+        if val_loss < self.best_loss:
+            self.best_loss, self.best_epoch, self.bad = val_loss, self.epoch, 0
+            self.best_state = copy.deepcopy(net.state_dict())
+        else:
+            self.bad += 1
+        if self.progress is not None:
+            self.progress({"stage": "epoch", **row, "best_epoch": self.best_epoch})
+        save_checkpoint(self.out, self.payload())
+        write_log(self.history, self.out, plot=False)
+
+    def measure(self) -> dict[str, Any]:
+        """Validation RMSE of the best student, and CPU speed of teacher and student."""
+        cfg = self.cfg
+        self.student.load_state_dict(self.best_state)
+        _, student_rmse = _evaluate(self.student, self.val_criterion, self.data, self.device)
+        student = copy.deepcopy(self.student).cpu().eval()
+        teacher = copy.deepcopy(self.teacher.net).cpu().eval()
+        multiple = math.lcm(int(teacher.multiple), int(student.multiple))
+        overlap = max(default_overlap(int(teacher.radius), int(teacher.multiple)),
+                      default_overlap(int(student.radius), int(student.multiple)))  # fmt: skip
+        tiles, mp = _speed_tiles(self.data, cfg.speed_tile, overlap, multiple)
+        t_speed = forward_seconds_per_mp(teacher, tiles, mp, cfg.speed_repeat)
+        s_speed = forward_seconds_per_mp(student, tiles, mp, cfg.speed_repeat)
+        self.summary = {
+            "teacher_val_rmse": self.teacher_rmse,
+            "student_val_rmse": student_rmse,
+            "additive_val_rmse": self.additive_rmse,
+            "speed": {
+                "device": "cpu",
+                "threads": torch.get_num_threads(),
+                "tile": cfg.speed_tile,
+                "overlap": overlap,
+                "tiles": len(tiles),
+                "megapixels": mp,
+                "teacher_s_per_mp": t_speed,
+                "student_s_per_mp": s_speed,
+                "speedup": t_speed / max(s_speed, 1e-12),
+            },
+        }
+        return self.summary
+
+    def payload(self) -> dict[str, Any]:
+        cfg, scene, data = self.cfg, self.scene, self.data
+        f0, c0 = scene.pairs[0]
+        info = {
+            "stfusion_version": stfusion.__version__,
+            "torch_version": str(torch.__version__),
+            "numpy_version": np.__version__,
+            "python": platform.python_version(),
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "seconds": self.seconds,
+            "inputs": [[f.label, c.label] for f, c in scene.pairs],
+        }
+        info.update({k: v for k, v in self.meta.items() if k != "teacher"})
+
+        def cpu(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+            return {k: v.detach().cpu() for k, v in sd.items()}
+
+        out: dict[str, Any] = {
+            "model": StudentNet.name,
+            "network": {**self.student.config(), "size": cfg.student},
+            "state_dict": cpu(self.best_state),
+            "bands": scene.count,
+            "band_names": list(scene.band_names),
+            "scaling": {"fine": _scaling_of(f0), "coarse": _scaling_of(c0)},
+            "ratio": scene.ratio,
+            "norm": {"mean": list(data.mean), "std": list(data.std)},
+            "data_range": list(data.data_range),
+            "physical_range": data.physical_range,
+            "training_dates": list(self.dates or []),
+            "validation_block": asdict(data.val),
+            "config": asdict(cfg),
+            "history": self.history,
+            "epoch": self.epoch,
+            "best_epoch": self.best_epoch,
+            "best_val_loss": self.best_loss,
+            "bad_epochs": self.bad,
+            "teacher": self.meta["teacher"],
+            "parameters": parameter_count(self.student),
+            "meta": info,
+        }
+        if self.adapter is not None:
+            out["adapter"] = {
+                "feature_layer": self.teacher.feature_layer,
+                "state_dict": cpu(self.adapter.state_dict()),
+            }
+        if self.summary:
+            out["distillation"] = self.summary
+        return out
+
+
+def _teacher_info(
+    ck: Checkpoint, path: Path, net: FusionNet, layer: str | None, width: int | None
+) -> dict[str, Any]:
+    hist = ck.data.get("history") or []
+    best = next((r for r in hist if r.get("epoch") == ck.data.get("best_epoch")), None)
+    return {
+        "path": str(path),
+        "file": path.name,
+        "sha256": _sha256(path),
+        "model": ck.model,
+        "size": ck.data["network"].get("size"),
+        "network": {k: v for k, v in ck.data["network"].items()},
+        "parameters": parameter_count(net),
+        "training_dates": list(ck.training_dates),
+        "best_epoch": ck.data.get("best_epoch"),
+        "train_val_rmse": None if best is None else best.get("val_rmse"),
+        "command": ck.meta.get("command"),
+        "feature_layer": layer,
+        "feature_channels": width,
+    }
+
+
+def distill(
+    pairs: Sequence[tuple[ImageLike, ImageLike]] | Scene,
+    teacher: str | os.PathLike[str] | Checkpoint,
+    out: str | os.PathLike[str],
+    config: DistillConfig | None = None,
+    *,
+    dates: Sequence[str] | None = None,
+    fine_scaling: Scaling | None = None,
+    coarse_scaling: Scaling | None = None,
+    resampling: str = "nearest",
+    overwrite: bool = False,
+    progress: ProgressFn | None = None,
+    meta: dict[str, Any] | None = None,
+) -> DistillResult:
+    """Distil the ``teacher`` checkpoint into a student on ``pairs`` (two or more dates) and
+    write the student checkpoint ``out`` (an ordinary ``student`` model afterwards).
+
+    ``config`` (a :class:`DistillConfig`) holds the hyper-parameters; ``meta`` (command line,
+    notes) is stored with the checkpoint's metadata; ``progress`` receives one dict per step
+    and per epoch (the events of :func:`stfusion.dl.train.train`).
+    """
+    cfg = copy.deepcopy(config) if config is not None else DistillConfig()
+    cfg.validate()
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise OutputExistsError(f"{out}: exists. Give --overwrite to replace it.")
+    t_ck = teacher if isinstance(teacher, Checkpoint) else load_checkpoint(teacher)
+    t_path = Path(t_ck.path)
+    if out.resolve() == t_path.resolve():
+        raise InvalidParameterError(f"{out}: is the teacher; write the student elsewhere.")
+    if t_ck.model == StudentNet.name:
+        raise InvalidParameterError(f"{t_path}: is a student; distil from a larger teacher.")
+    t_net = t_ck.network()
+    device = resolve_device(cfg.device)
+
+    if isinstance(pairs, Scene):
+        scene, iso_dates = pairs, (list(dates) if dates else None)
+    else:
+        scene = open_scene(
+            list(pairs), fine_scaling=fine_scaling, coarse_scaling=coarse_scaling,
+            resampling=resampling,
+        )  # fmt: skip
+        iso_dates = resolve_dates(list(pairs), dates)
+    if iso_dates is not None and len(set(iso_dates)) != len(iso_dates):
+        raise InvalidParameterError(f"the pairs' dates repeat ({', '.join(iso_dates)}).")
+    samples = [(s.label, s.sample(1 << 16)) for pair in scene.pairs for s in pair]
+    t_ck.check_inputs(scene.count, tuple(scene.band_names), samples, scene.ratio)
+
+    counts = {k: parameter_count(make_student(scene.count, k)) for k in STUDENT_SIZES}
+    student_params, teacher_params = counts[cfg.student], parameter_count(t_net)
+    fitting = [k for k, n in counts.items() if n <= MAX_PARAMETER_FRACTION * teacher_params]
+    t_desc = f"teacher ({t_ck.model} {t_ck.data['network'].get('size', '')})".replace(" )", ")")
+    check_student_size(student_params, teacher_params, cfg.student, t_desc, fitting)
+
+    if not cfg.val_fraction:
+        cfg.val_fraction = float((t_ck.data.get("config") or {}).get("val_fraction", 0.2))
+    multiple = math.lcm(int(t_net.multiple), int(StudentNet.multiple))
+    data = TrainingData(scene, val_fraction=cfg.val_fraction, multiple=multiple)
+    layer: str | None = None
+    width: int | None = None
+    info = dict(meta or {})
+    with _deterministic(device, cfg.threads):  # also the probe: 2 threads crawl when busy
+        if cfg.beta:
+            layer = cfg.feature_layer
+            layers = feature_layers(t_net, scene.count, 32, also=layer)
+            if layer == "auto":
+                layer = auto_feature_layer(t_net, scene.count, layers)
+            shape = next((sh for n, sh in layers if n == layer), None)
+            if shape is not None and shape[0] != PROBE_BATCH:
+                raise InvalidParameterError(
+                    f"feature layer {layer!r} of the teacher ({t_ck.model}) stacks its inputs "
+                    f"(batch {PROBE_BATCH} in, {shape[0]} out: e.g. one pass per pair), so its "
+                    "features do not match the student's; choose another --feature-layer, or "
+                    "--beta 0 to distil outputs only."
+                )
+            width = None if shape is None else int(shape[1])
+        tm = Teacher(t_ck, data.mean, data.std, layer, t_net)
+        if layer is not None and width is None:
+            raise InvalidParameterError(
+                f"feature layer {layer!r} of the teacher gives no 4-D feature map; choose "
+                "another (--feature-layer)."
+            )
+        info["teacher"] = _teacher_info(t_ck, t_path, tm.net, layer, width)
+        run = _DistillRun(cfg, scene, data, tm, device, out, iso_dates, info, progress)
+        try:
+            while not run.stopped and run.epoch < cfg.epochs:
+                run.run_epoch()
+            if run.epoch:
+                run.measure()
+                save_checkpoint(out, run.payload())
+        finally:
+            if run.history:
+                write_log(run.history, out)
+    s = run.summary
+    speed = s["speed"]
+    return DistillResult(
+        checkpoint=out, epochs=run.epoch, best_epoch=run.best_epoch,
+        best_val_loss=run.best_loss, seconds=run.seconds, stopped_early=run.stopped,
+        teacher_parameters=teacher_params, student_parameters=student_params,
+        feature_layer=layer or "", teacher_val_rmse=s["teacher_val_rmse"],
+        student_val_rmse=s["student_val_rmse"], additive_val_rmse=s["additive_val_rmse"],
+        teacher_s_per_mp=speed["teacher_s_per_mp"], student_s_per_mp=speed["student_s_per_mp"],
+        threads=int(speed["threads"]), history=run.history,
+    )  # fmt: skip
+
+
+def random_student_checkpoint(
+    out: str | os.PathLike[str],
+    bands: int,
+    *,
+    band_names: Sequence[str] | None = None,
+    size: str = "nano",
+    mean: float | Sequence[float] = 0.2,
+    std: float | Sequence[float] = 0.1,
+    training_dates: Sequence[str] = (),
+    seed: int = 0,
+) -> Path:
+    """A student checkpoint with random (untrained) weights, for tests and smoke runs.
+
+    The head is random too (not the zero start of training), so it does not merely return
+    the additive prediction.
+    """
+    torch.manual_seed(seed)
+    net = make_student(bands, size)
+    nn.init.normal_(net.head.weight, std=0.1)
+    names = list(band_names) if band_names else [f"band{i + 1}" for i in range(bands)]
+    m = np.broadcast_to(np.asarray(mean, dtype=np.float64), (bands,))
+    s = np.broadcast_to(np.asarray(std, dtype=np.float64), (bands,))
+    cfg = DistillConfig(student=size, seed=seed)
+    data: dict[str, Any] = {
+        "model": StudentNet.name,
+        "network": {**net.config(), "size": size},
+        "state_dict": net.state_dict(),
+        "bands": bands,
+        "band_names": names,
+        "scaling": {"fine": None, "coarse": None},
+        "ratio": None,
+        "norm": {"mean": [float(x) for x in m], "std": [float(x) for x in s]},
+        "data_range": [float(1.0 / x) for x in s],
+        "physical_range": 1.0,
+        "training_dates": list(training_dates),
+        "config": asdict(cfg),
+        "history": [],
+        "epoch": 0,
+        "best_epoch": 0,
+        "best_val_loss": float("inf"),
+        "bad_epochs": 0,
+        "parameters": parameter_count(net),
+        "meta": {"notes": "random weights (untrained)", "stfusion_version": stfusion.__version__},
+    }
+    return save_checkpoint(out, data)
+
+
+__all__ = [
+    "MAX_PARAMETER_FRACTION", "DistillConfig", "DistillLoss", "DistillResult",
+    "StudentCheckpoint", "Teacher", "auto_feature_layer", "check_student_size", "distill",
+    "feature_layers", "feature_loss", "forward_seconds_per_mp", "load_student", "masked_mse",
+    "parameter_count", "random_student_checkpoint",
+]  # fmt: skip

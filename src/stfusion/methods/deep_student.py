@@ -1,0 +1,78 @@
+"""The distilled student (Hinton et al. 2015): a small, fast CNN trained from a deep teacher.
+
+Hinton, G., Vinyals, O., Dean, J. (2015). Distilling the knowledge in a neural network.
+arXiv:1503.02531.
+
+A student checkpoint is written by ``stfusion distill`` (:mod:`stfusion.dl.distill`) from a
+trained teacher (EDCSTFN, GAN-STFM, the transformer GAN); afterwards it is an ordinary deep
+model: ``--method student --param weights=student.ckpt``. The network
+(:mod:`stfusion.dl.networks.student`) predicts the additive change ``F_k + C_0 - C_k`` plus a
+correction from two or three narrow 3x3 convolutions, one pair, with at most a tenth of the
+teacher's parameters and an order of magnitude less CPU time.
+
+Everything else is :class:`~stfusion.methods.deep.DeepMethod`: the checkpoint's checks on
+band count, names and value scale, tiles anchored at the scene origin with ``overlap`` px of
+context (``auto``: 8 px for a receptive field of 2-3 px, so tiled output equals whole-scene
+output), learned state ``predictor_``, ``training_dates_``, ``overlap_``.
+
+``weights="demo"`` (the default) is ``src/stfusion/weights/student_cia_demo.ckpt``: a
+``micro`` student distilled from a paper-size EDCSTFN, both trained on the CIA pairs of
+2001-10-08 and 2001-10-17 only (6 bands, reflectance 0-1, 50 m, ratio 10); demonstration only
+(docs/methods/student.md has the command and its numbers).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+from stfusion.errors import InvalidParameterError, STFusionWarning
+from stfusion.methods.base import Param
+from stfusion.methods.deep import DeepMethod
+from stfusion.scene import Scene
+
+
+class Student(DeepMethod):
+    """Distilled student CNN (Hinton et al. 2015): one pair; see the module docstring."""
+
+    name = "student"
+    title = "Distilled student CNN (fast)"
+    paper = "Hinton et al. 2015, arXiv:1503.02531 (knowledge distillation)"
+    min_pairs = 1
+    max_pairs = 1
+    params = (
+        Param("weights", "demo", str, "path",
+              "checkpoint from `stfusion distill`; demo = the shipped CIA demo student "
+              "(6 bands, reflectance 0-1; demonstration only)"),
+        *DeepMethod.params[1:],
+    )  # fmt: skip
+
+    def _fit(self, scene: Scene) -> None:
+        # As DeepMethod._fit, but loading with load_student so that the student network is
+        # built whether or not it is registered in stfusion.dl.networks.network_class.
+        from stfusion.dl.distill import load_student
+        from stfusion.dl.infer import Predictor, default_overlap
+
+        path = self.weights_path()
+        ck = load_student(path)
+        if ck.model != self.name:
+            raise InvalidParameterError(
+                f"{path}: weights of {ck.model}, not of a distilled student; use --method "
+                f"{ck.model}, or distil one: stfusion distill --teacher {path.name} ..."
+            )
+        samples = [(s.label, s.sample(1 << 16)) for pair in scene.pairs for s in pair]
+        ck.check_inputs(scene.count, tuple(scene.band_names), samples, scene.ratio)
+        pred = Predictor(ck, str(self.device))
+        auto = self.overlap == "auto"
+        overlap = default_overlap(pred.radius, pred.multiple) if auto else int(self.overlap)
+        pred.check_tiling(int(self.tile), overlap)
+        if overlap < pred.radius:
+            warnings.warn(
+                f"{self.name}: overlap {overlap} px is below the receptive field "
+                f"({pred.radius} px); tile borders may show seams.",
+                STFusionWarning,
+                stacklevel=3,
+            )
+        self.checkpoint_ = str(path)
+        self.predictor_ = pred
+        self.overlap_ = overlap
+        self.training_dates_ = ck.training_dates

@@ -1,0 +1,370 @@
+"""Knowledge distillation: loss pieces, the 10x parameter rule, a tiny run, the student model."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+import textwrap
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from click.testing import CliRunner  # noqa: E402
+
+from stfusion.dl.checkpoint import load_checkpoint  # noqa: E402
+from stfusion.dl.distill import (  # noqa: E402
+    DistillConfig,
+    DistillLoss,
+    Teacher,
+    auto_feature_layer,
+    check_student_size,
+    distill,
+    feature_layers,
+    feature_loss,
+    load_student,
+    masked_mse,
+    parameter_count,
+    random_student_checkpoint,
+)
+from stfusion.dl.infer import predict_arrays  # noqa: E402
+from stfusion.dl.networks import make_network  # noqa: E402
+from stfusion.dl.networks.student import STUDENT_SIZES, StudentNet, make_student  # noqa: E402
+from stfusion.dl.train import TrainConfig, log_paths, random_checkpoint, train  # noqa: E402
+from stfusion.errors import (  # noqa: E402
+    InvalidParameterError,
+    OutputExistsError,
+    STFusionWarning,
+)
+from stfusion.io import FileSource  # noqa: E402
+from stfusion.methods.deep import DEMO_DATES, demo_weights  # noqa: E402
+from stfusion.methods.deep_student import Student  # noqa: E402
+from test_dl_data import DATES, write_cia_crop  # noqa: E402
+
+#: A few steps of a nano student: enough to see the loss fall, seconds on 2 cores.
+TINY = DistillConfig(
+    student="nano", epochs=4, patch=16, batch=4, steps_per_epoch=6, lr=3e-3, threads=1,
+    augment=False, patience=100, speed_tile=32, speed_repeat=1,
+)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, Path]]:
+    return write_cia_crop(tmp_path_factory.mktemp("cia"), size=40, bands=(2, 3))
+
+
+@pytest.fixture(scope="module")
+def teacher(files: dict, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An EDCSTFN (small) trained for a few steps on the 10-08 and 10-17 crops (red, nir)."""
+    cfg = TrainConfig(model="edcstfn", size="small", epochs=1, patch=16, batch=4,
+                      steps_per_epoch=4, ae_steps=2, threads=1, val_fraction=0.3)  # fmt: skip
+    out = tmp_path_factory.mktemp("teacher") / "teacher.ckpt"
+    return train([files[d] for d in DATES[:2]], out, cfg).checkpoint
+
+
+@pytest.fixture(scope="module")
+def student(files: dict, teacher: Path, tmp_path_factory: pytest.TempPathFactory):
+    out = tmp_path_factory.mktemp("student") / "student.ckpt"
+    return distill([files[d] for d in DATES[:2]], teacher, out, TINY, meta={"notes": "x"})
+
+
+class _Stacking(torch.nn.Module):
+    """A toy teacher whose penultimate layer runs on both inputs stacked along the batch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = torch.nn.Conv2d(2, 3, 1)
+        self.pairs = torch.nn.Conv2d(2, 4, 3, padding=1)
+        self.out = torch.nn.Conv2d(4, 2, 1)
+
+    def forward(self, f: torch.Tensor, c: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        n = f.shape[0]
+        h = self.body(f)
+        z = self.pairs(torch.cat([f, t], 0))
+        return self.out(z[:n] + z[n:] + h.mean(1, keepdim=True))
+
+
+def arrays(files: dict, date: str) -> tuple[np.ndarray, np.ndarray]:
+    f, c = files[date]
+    return FileSource(str(f)).read(), FileSource(str(c)).read()
+
+
+# ----------------------------------------------------------------------------- loss pieces
+
+
+def test_loss_pieces() -> None:
+    g = torch.Generator().manual_seed(0)
+    pred, truth, tpred = (torch.randn(2, 3, 8, 8, generator=g) for _ in range(3))
+    mask = torch.ones(2, 1, 8, 8, dtype=torch.bool)
+    mask[:, :, :2] = False
+    # Ground truth only: the MSE over valid pixels; invalid pixels do not count.
+    gt = ((pred - truth) ** 2)[:, :, 2:].mean()
+    loss, parts = DistillLoss(alpha=0.0, beta=0.0)(pred, truth, mask, tpred)
+    assert torch.allclose(loss, gt) and set(parts) == {"gt"}
+    wild = truth.clone()
+    wild[:, :, :2] = 1e6
+    assert torch.allclose(masked_mse(pred, wild, mask), gt)
+    # + alpha x the MSE to the teacher's prediction.
+    out = ((pred - tpred) ** 2)[:, :, 2:].mean()
+    loss, parts = DistillLoss(alpha=0.5, beta=0.0)(pred, truth, mask, tpred)
+    assert torch.allclose(loss, gt + 0.5 * out) and set(parts) == {"gt", "teacher"}
+    # + beta x the feature MSE relative to the teacher features' mean square.
+    sf, tf = torch.randn(2, 5, 8, 8, generator=g), 3.0 * torch.randn(2, 5, 8, 8, generator=g)
+    feat = ((sf - tf) ** 2).mean() / (tf**2).mean()
+    loss, parts = DistillLoss(alpha=0.5, beta=0.2)(pred, truth, mask, tpred, sf, tf)
+    assert torch.allclose(loss, gt + 0.5 * out + 0.2 * feat)
+    assert parts == pytest.approx({"gt": float(gt), "teacher": float(out), "feature": float(feat)})
+    # Scale-free: features x10 on both sides give the same feature loss.
+    assert torch.allclose(feature_loss(10 * sf, 10 * tf), feature_loss(sf, tf))
+    # A coarser teacher map: student features are 2x2 averaged to its size.
+    coarse = torch.randn(2, 5, 4, 4, generator=g)
+    want = ((torch.nn.functional.avg_pool2d(sf, 2) - coarse) ** 2).mean() / (coarse**2).mean()
+    assert torch.allclose(feature_loss(sf, coarse), want)
+    # Gradients reach the student's prediction and features only.
+    pred.requires_grad_(True)
+    sf.requires_grad_(True)
+    DistillLoss(1.0, 1.0)(pred, truth, mask, tpred, sf, tf)[0].backward()
+    assert pred.grad is not None and sf.grad is not None and tpred.grad is None
+
+
+def test_teacher_hook_and_normalisation(teacher: Path) -> None:
+    ck = load_checkpoint(teacher)
+    net = ck.network()
+    # auto = the penultimate feature map: EDCSTFN's last ReLU before the 1x1 output conv.
+    assert auto_feature_layer(net, 2) == "decoder.3"
+    shapes = dict(feature_layers(net, 2, size=16))
+    assert shapes["decoder.3"] == (2, net.channels[0], 16, 16)  # probed with a batch of 2
+    assert shapes["decoder.1"] == (2, net.channels[1], 16, 16)
+    # A layer that stacks inputs along the batch (one pass per pair) is never picked.
+    assert auto_feature_layer(_Stacking(), 2) == "body"
+    dcstfn = make_network("dcstfn", 2, "tiny")
+    name = auto_feature_layer(dcstfn, 2)
+    assert name.startswith("reconstruct.") and dict(feature_layers(dcstfn, 2))[name][1] != 2
+    # The teacher in another normalisation gives the prediction of its own.
+    mean, std = ck.mean * 1.1 + 0.01, ck.std * 0.8
+    tm = Teacher(ck, mean, std, "decoder.1")
+    x_phys = [torch.rand(1, 2, 12, 12) * 0.3 for _ in range(3)]
+    m, s = (torch.tensor(v, dtype=torch.float32).view(1, -1, 1, 1) for v in (mean, std))
+    tm_, ts_ = (torch.tensor(v, dtype=torch.float32).view(1, -1, 1, 1) for v in (ck.mean, ck.std))
+    pred, feat = tm.predict(*[(x - m) / s for x in x_phys])
+    with torch.no_grad():
+        own = net(*[(x - tm_) / ts_ for x in x_phys])
+    torch.testing.assert_close(pred * s + m, own * ts_ + tm_, atol=1e-5, rtol=1e-5)
+    assert feat is not None and feat.shape == (1, net.channels[1], 12, 12)
+    assert not any(p.requires_grad for p in tm.parameters())
+    tm.train()
+    assert not tm.training and not tm.net.training  # frozen: stays in eval mode
+    with pytest.raises(InvalidParameterError, match=r"not a module of the teacher.*decoder\.3"):
+        Teacher(ck, ck.mean, ck.std, "decoder.99")
+
+
+# ----------------------------------------------------------------------------- the 10x rule
+
+
+def test_parameter_rule(files: dict, teacher: Path, tmp_path: Path) -> None:
+    check_student_size(100, 1000)  # exactly a tenth is allowed
+    with pytest.raises(InvalidParameterError, match="at least 10x smaller") as err:
+        check_student_size(101, 1000, "micro", "teacher (edcstfn tiny)")
+    assert "101 parameters" in str(err.value) and "1,000" in str(err.value)
+    # Sizes grow, and each is far below a paper-size EDCSTFN (6 bands).
+    counts = [parameter_count(make_student(6, s)) for s in STUDENT_SIZES]
+    assert counts == sorted(counts)
+    paper = parameter_count(make_network("edcstfn", 6, "paper"))
+    assert all(10 * c <= paper for c in counts)
+    # Through distill: micro (2 bands: 3,234) is more than a tenth of EDCSTFN tiny (18,010).
+    tiny = random_checkpoint(tmp_path / "tiny.ckpt", "edcstfn", 2, size="tiny",
+                             band_names=["red", "nir"], mean=0.15, std=0.08)  # fmt: skip
+    pairs = [files[d] for d in DATES[:2]]
+    with pytest.raises(
+        InvalidParameterError, match=r"a tenth of the teacher \(edcstfn tiny\)"
+    ) as err:
+        distill(pairs, tiny, tmp_path / "s.ckpt", dataclasses.replace(TINY, student="micro"))
+    assert "3,234 parameters" in str(err.value) and "choose --student nano." in str(err.value)
+    assert not (tmp_path / "s.ckpt").exists()
+    with pytest.raises(InvalidParameterError, match="student size"):
+        DistillConfig(student="huge").validate()
+
+
+# ----------------------------------------------------------------------------- distillation
+
+
+def test_distill_end_to_end(student, teacher: Path, files: dict) -> None:
+    r = student
+    losses = [h["train_loss"] for h in r.history]
+    assert len(losses) == 4 and losses[-1] < losses[0]
+    assert {"gt", "teacher", "feature", "val_rmse_teacher", "val_rmse_vs_teacher"} <= set(
+        r.history[0]
+    )
+    assert r.feature_layer == "decoder.3"
+    assert 10 * r.student_parameters <= r.teacher_parameters
+    assert r.teacher_s_per_mp > 0 and r.student_s_per_mp > 0 and r.threads == 1
+    assert np.isfinite([r.teacher_val_rmse, r.student_val_rmse, r.additive_val_rmse]).all()
+    ck = load_checkpoint(r.checkpoint)
+    assert ck.model == "student" and ck.data["network"]["size"] == "nano"
+    assert ck.training_dates == DATES[:2] and ck.band_names == ("red", "nir")
+    t = ck.data["teacher"]
+    assert t["model"] == "edcstfn" and t["parameters"] == r.teacher_parameters
+    assert t["feature_layer"] == "decoder.3" and len(t["sha256"]) == 64
+    assert t["training_dates"] == list(DATES[:2])
+    # Same validation block as the teacher's (its val_fraction), so the teacher never saw it.
+    assert ck.data["validation_block"] == load_checkpoint(teacher).data["validation_block"]
+    # The teacher's validation RMSE is the one its own training measured.
+    assert r.teacher_val_rmse == pytest.approx(t["train_val_rmse"], rel=1e-4)
+    summary = ck.data["distillation"]
+    assert summary["speed"]["speedup"] == pytest.approx(r.speedup)
+    assert ck.meta["notes"] == "x" and ck.data["adapter"]["feature_layer"] == "decoder.3"
+    csv_path, png_path = log_paths(r.checkpoint)
+    assert csv_path.exists() and png_path.exists()
+    assert "val_rmse_vs_teacher" in csv_path.read_text().splitlines()[0]
+    hidden = [p.name for p in r.checkpoint.parent.iterdir() if p.name.startswith(".")]
+    assert hidden == []  # atomic writes leave no temporary files
+
+
+def test_same_seed_same_student(student, teacher: Path, files: dict, tmp_path: Path) -> None:
+    pairs = [files[d] for d in DATES[:2]]
+    cfg = dataclasses.replace(TINY, epochs=1, steps_per_epoch=3)
+    a = distill(pairs, teacher, tmp_path / "a.ckpt", cfg)
+    b = distill(pairs, teacher, tmp_path / "b.ckpt", cfg)
+    sa, sb = (load_checkpoint(x.checkpoint).data["state_dict"] for x in (a, b))
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    with pytest.raises(OutputExistsError, match="--overwrite"):
+        distill(pairs, teacher, tmp_path / "a.ckpt", cfg)
+    # alpha = beta = 0: the same student trained on the ground truth only (no adapter).
+    c = distill(pairs, teacher, tmp_path / "c.ckpt", dataclasses.replace(cfg, alpha=0, beta=0))
+    assert set(c.history[0]) >= {"gt"} and "teacher" not in c.history[0]
+    assert "adapter" not in load_checkpoint(c.checkpoint).data
+    with pytest.raises(InvalidParameterError, match="is a student"):
+        distill(pairs, a.checkpoint, tmp_path / "d.ckpt", cfg)
+
+
+# ----------------------------------------------------------------------------- the student
+
+
+def test_student_round_trip_and_prediction(student, files: dict) -> None:
+    path = student.checkpoint
+    ck = load_student(path)
+    net = ck.network()
+    assert isinstance(net, StudentNet) and net.radius == 2 and not net.training
+    assert parameter_count(net) == student.student_parameters
+    f1, c1 = arrays(files, DATES[1])
+    _, c2 = arrays(files, DATES[2])
+    whole = predict_arrays(ck, [(f1, c1)], c2, tile=64, device="cpu")
+    tiled = predict_arrays(ck, [(f1, c1)], c2, tile=16, device="cpu")
+    assert whole.shape == f1.shape and np.isfinite(whole).all()
+    np.testing.assert_allclose(tiled, whole, atol=1e-5)
+    # The Student method on files: the same prediction through the runner.
+    est = Student(weights=str(path), tile=16, device="cpu").fit([files[DATES[1]]])
+    assert est.training_dates_ == DATES[:2] and est.overlap_ == 8
+    pred = est.predict(files[DATES[2]][1])
+    np.testing.assert_allclose(pred.values, whole, atol=1e-5)
+    assert pred.dtype == np.float32 and tuple(pred.band.values) == ("red", "nir")
+    # A network with a zero head is exactly the additive prediction.
+    zero = make_student(2, "nano")
+    x = [torch.rand(1, 2, 8, 8) for _ in range(3)]
+    with torch.no_grad():
+        torch.testing.assert_close(zero(*x), x[0] + x[2] - x[1])
+    with pytest.raises(InvalidParameterError, match="not of a distilled student"):
+        Student(weights=str(load_checkpoint(path).data["teacher"]["path"])).fit([files[DATES[1]]])
+
+
+def test_random_student_checkpoint(tmp_path: Path) -> None:
+    path = random_student_checkpoint(tmp_path / "r.ckpt", 3, size="micro")
+    ck = load_student(path)
+    assert ck.model == "student" and ck.bands == 3
+    rng = np.random.default_rng(0)
+    f, c, t = (rng.uniform(0.1, 0.3, (3, 20, 20)).astype(np.float32) for _ in range(3))
+    out = predict_arrays(ck, [(f, c)], t, tile=8, device="cpu")
+    assert out.shape == (3, 20, 20) and not np.allclose(out, f + t - c, atol=1e-4)
+
+
+@pytest.mark.skipif(not demo_weights("student").exists(), reason="demo student not shipped")
+def test_demo_student(tmp_path: Path) -> None:
+    from stfusion.demo import sample_dir
+
+    path = demo_weights("student")
+    assert path.stat().st_size < 2**20
+    ck = load_student(path)
+    assert ck.model == "student" and ck.training_dates == DEMO_DATES == Student.training_dates
+    assert ck.band_names == ("blue", "green", "red", "nir", "swir1", "swir2")
+    assert "demo" in ck.meta.get("notes", "")
+    assert ck.meta["command"].startswith("stfusion distill --teacher")
+    assert "2001-11-02" not in ck.meta["command"]
+    teacher = ck.data["teacher"]
+    assert teacher["model"] == "edcstfn" and teacher["size"] == "paper"
+    assert "2001-11-02" not in " ".join(teacher["training_dates"] + [teacher["command"]])
+    assert 10 * ck.data["parameters"] <= teacher["parameters"]
+    d = sample_dir()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", STFusionWarning)
+        est = Student().fit([(d / "CIA_Landsat7_2001-10-17.tif", d / "CIA_MOD09GA_2001-10-17.tif")])
+    pred = est.predict(d / "CIA_MOD09GA_2001-11-02.tif").values
+    assert pred.shape == (6, 250, 250) and np.isfinite(pred).all()
+    with pytest.raises(InvalidParameterError, match="trained on 6 bands"):
+        Student().fit([write_cia_crop(tmp_path, 32, DATES[1:2], (2, 3))[DATES[1]]])
+
+
+# ----------------------------------------------------------------------------- the CLI
+
+
+def test_distill_command(files: dict, teacher: Path, tmp_path: Path) -> None:
+    from stfusion.distill_cli import distill as distill_cmd
+
+    out = tmp_path / "cli.ckpt"
+    args = ["--teacher", str(teacher), "--student", "nano", "--out", str(out), "--epochs", "1",
+            "--patch", "16", "--batch", "2", "--steps-per-epoch", "2", "--threads", "1",
+            "--seed", "3", "--alpha", "0.5", "--beta", "0.2", "--feature-layer", "decoder.1",
+            "--note", "demo only"]  # fmt: skip
+    for d in DATES[:2]:
+        args += ["--pair", str(files[d][0]), str(files[d][1])]
+    res = CliRunner().invoke(distill_cmd, args)
+    assert res.exit_code == 0, res.output
+    for text in ("wrote", "validation RMSE", "teacher", "faster", "decoder.1", "loss log"):
+        assert text in res.output
+    ck = load_checkpoint(out)
+    assert ck.meta["notes"] == "demo only"
+    cmd = ck.meta["command"]
+    assert cmd.startswith("stfusion distill --teacher ") and "--student nano" in cmd
+    assert "--alpha 0.5" in cmd and "--beta 0.2" in cmd and "--seed 3" in cmd
+    assert ck.data["config"]["alpha"] == 0.5 and ck.data["adapter"]["feature_layer"] == "decoder.1"
+    again = CliRunner().invoke(distill_cmd, args)
+    assert again.exit_code != 0 and isinstance(again.exception, OutputExistsError)
+    res = CliRunner().invoke(distill_cmd, [*args, "--overwrite", "-q", "--epochs", "1"])
+    assert res.exit_code == 0 and res.output == ""
+    res = CliRunner().invoke(distill_cmd, [*args, "--overwrite", "--student", "mega"])
+    assert res.exit_code == 2 and "mega" in res.output
+
+
+def test_without_torch() -> None:
+    """The command's help and the method's construction need no torch; fit says to install."""
+    script = textwrap.dedent(
+        """
+        import sys
+        sys.modules["torch"] = None
+        import numpy as np
+        from click.testing import CliRunner
+        from stfusion.distill_cli import distill
+        from stfusion.errors import MissingDependencyError
+        from stfusion.methods.deep_student import Student
+
+        res = CliRunner().invoke(distill, ["--help"])
+        assert res.exit_code == 0 and "--teacher" in res.output, res.output
+        res = CliRunner().invoke(distill, ["--teacher", "t", "--pair", "a", "b", "--out", "o"])
+        assert isinstance(res.exception, MissingDependencyError), res.exception
+        est = Student(tile=32)
+        assert est.get_params()["weights"] == "demo"
+        a = np.full((2, 8, 8), 0.2, np.float32)
+        try:
+            est.fit([(a, a)])
+        except MissingDependencyError as exc:
+            print("FIT:", exc)
+        print("OK")
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().endswith("OK") and "install stfusion[dl]" in proc.stdout
