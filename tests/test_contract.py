@@ -36,7 +36,7 @@ EXACT: dict[str, set[str]] = {
 }
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None
-DEEP = {"dcstfn", "edcstfn", "vitgan", "stfdcnn"}
+DEEP = {"dcstfn", "edcstfn", "ganstfm", "vitgan", "stfdcnn", "student"}
 METHODS = sorted(m for m in available() if HAS_TORCH or m not in DEEP)
 RATIO = 8
 
@@ -46,11 +46,15 @@ def _deep_weights(tmp_path_factory: pytest.TempPathFactory) -> None:
     """Untrained 3-band checkpoints for the deep methods (the demo weights have 6 bands)."""
     if not HAS_TORCH:
         return
+    from stfusion.dl.distill import random_student_checkpoint
     from stfusion.dl.train import random_checkpoint
 
     folder = tmp_path_factory.mktemp("deep")
     for name in sorted(DEEP & set(METHODS)):
-        path = random_checkpoint(folder / f"{name}.ckpt", name, 3, size="tiny")
+        if name == "student":
+            path = random_student_checkpoint(folder / f"{name}.ckpt", 3)
+        else:
+            path = random_checkpoint(folder / f"{name}.ckpt", name, 3, size="tiny")
         FAST_PARAMS[name] = {"weights": str(path), "tile": 16}
 
 

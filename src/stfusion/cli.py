@@ -445,9 +445,11 @@ def demo(outdir: str, overwrite: bool, method: str) -> None:
 
 # --------------------------------------------------------------- commands in other modules
 
+from stfusion.distill_cli import distill  # noqa: E402
 from stfusion.series_cli import series  # noqa: E402
 from stfusion.train_cli import train  # noqa: E402
 
+cli.add_command(distill)
 cli.add_command(series)
 cli.add_command(train)
 

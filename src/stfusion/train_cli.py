@@ -1,5 +1,5 @@
-"""``stfusion train``: train DCSTFN or EDCSTFN on your own pairs (register with
-``cli.add_command(train)``). torch is imported only when the command runs."""
+"""``stfusion train``: train a deep fusion network (DCSTFN, EDCSTFN, GAN-STFM, ...) on your own
+pairs (register with ``cli.add_command(train)``). torch is imported only when the command runs."""
 
 from __future__ import annotations
 
@@ -11,6 +11,10 @@ from typing import Any
 
 import click
 
+#: Networks ``--model`` accepts (a network registered in stfusion.dl.networks; GANs train
+#: with the adversarial loop).
+MODEL_CHOICES = ["dcstfn", "edcstfn", "ganstfm", "vitgan", "stfdcnn"]
+
 
 def _command_line(**kw: Any) -> str:
     """The canonical command that reproduces a run (stored in the checkpoint)."""
@@ -20,6 +24,8 @@ def _command_line(**kw: Any) -> str:
     args += ["--out", kw["out"]]
     for opt in ("size", "epochs", "patch", "batch", "lr", "patience", "val_fraction",
                 "steps_per_epoch", "seed", "device", "threads", "content", "ae_steps",
+                "vision_weight", "feature_weight", "discriminator", "gan_loss", "adv_weight",
+                "fm_weight", "sam_weight", "d_lr", "label_smoothing", "clip",
                 "fine_scale", "fine_offset", "coarse_scale", "coarse_offset", "resampling",
                 "dates"):  # fmt: skip
         value = kw.get(opt)
@@ -64,9 +70,10 @@ class _TrainProgress:
                 info=f"epoch {ev['epoch']}/{ev['epochs']} loss {ev['loss']:.4g}",
             )
         elif stage == "epoch":
+            gan = f"  D {ev['d_loss']:.3g}  G adv {ev['g_adv']:.3g}" if "d_loss" in ev else ""
             self._bar.console.print(
                 f"epoch {int(ev['epoch']):>3}  train {ev['train_loss']:.4g}  "
-                f"val {ev['val_loss']:.4g}  val RMSE {ev['val_rmse']:.4g}  "
+                f"val {ev['val_loss']:.4g}  val RMSE {ev['val_rmse']:.4g}{gan}  "
                 f"({ev['seconds']:.1f} s, best epoch {ev['best_epoch']})"
             )
 
@@ -84,7 +91,7 @@ class _TrainProgress:
 @click.option(
     "--model",
     "-m",
-    type=click.Choice(["dcstfn", "edcstfn"]),
+    type=click.Choice(MODEL_CHOICES),
     default="edcstfn",
     show_default=True,
     help="Network to train.",
@@ -159,16 +166,75 @@ class _TrainProgress:
 @click.option(
     "--content",
     type=click.Choice(["mse", "l1"]),
-    default="mse",
-    show_default=True,
-    help="Content loss (EDCSTFN's compound loss adds feature and MS-SSIM terms).",
+    default=None,
+    help="Content loss. Default: l1 for GANs, else mse (EDCSTFN's compound loss and the "
+    "GANs add feature and MS-SSIM terms).",
 )
 @click.option(
     "--ae-steps",
     type=int,
     default=300,
     show_default=True,
-    help="EDCSTFN: training steps of the feature-loss autoencoder.",
+    help="EDCSTFN, GANs: training steps of the feature-loss autoencoder.",
+)
+@click.option(
+    "--vision-weight",
+    type=float,
+    default=None,
+    help="EDCSTFN, GANs: weight of the 1 - MS-SSIM loss [default: 0.8].",
+)
+@click.option(
+    "--feature-weight",
+    type=float,
+    default=None,
+    help="EDCSTFN, GANs: weight of the autoencoder feature loss; 0 = no autoencoder [default: 1].",
+)
+@click.option(
+    "--discriminator",
+    default=None,
+    help="GANs: discriminator name (patchgan, ...) [default: the model's own; ganstfm: patchgan].",
+)
+@click.option(
+    "--gan-loss",
+    type=click.Choice(["lsgan", "hinge"]),
+    default=None,
+    help="GANs: adversarial loss, least squares or hinge [default: lsgan].",
+)
+@click.option(
+    "--adv-weight",
+    type=float,
+    default=None,
+    help="GANs: weight of the adversarial loss [default: 0.001, GAN-STFM's].",
+)
+@click.option(
+    "--fm-weight",
+    type=float,
+    default=None,
+    help="GANs: weight of discriminator feature matching [default: 0].",
+)
+@click.option(
+    "--sam-weight",
+    type=float,
+    default=None,
+    help="GANs: weight of the spectral-angle loss (1 - cos) [default: 1].",
+)
+@click.option(
+    "--d-lr",
+    type=float,
+    default=None,
+    help="GANs: discriminator learning rate [default: the same as --lr].",
+)
+@click.option(
+    "--label-smoothing",
+    type=float,
+    default=None,
+    help="GANs: one-sided label smoothing, the real target becomes 1 - this [default: 0].",
+)
+@click.option(
+    "--clip",
+    type=float,
+    default=None,
+    help="GANs: clip each network's gradient norm to this; 0 = no clipping [default: 0].",
 )
 @click.option(
     "--no-augment",
@@ -213,12 +279,19 @@ class _TrainProgress:
 def train(
     model: str, pairs: Sequence[tuple[str, str]], out: str, size: str, epochs: int, patch: int,
     batch: int, lr: float, patience: int, val_fraction: float, steps_per_epoch: int,
-    device: str, threads: int, seed: int, content: str, ae_steps: int, augment: bool,
-    dates: str | None, fine_scale: float | None, fine_offset: float | None,
-    coarse_scale: float | None, coarse_offset: float | None, resampling: str, note: str,
-    resume: bool, overwrite: bool, quiet: bool,
+    device: str, threads: int, seed: int, content: str | None, ae_steps: int,
+    vision_weight: float | None, feature_weight: float | None, discriminator: str | None,
+    gan_loss: str | None, adv_weight: float | None, fm_weight: float | None,
+    sam_weight: float | None, d_lr: float | None, label_smoothing: float | None,
+    clip: float | None, augment: bool, dates: str | None, fine_scale: float | None,
+    fine_offset: float | None, coarse_scale: float | None, coarse_offset: float | None,
+    resampling: str, note: str, resume: bool, overwrite: bool, quiet: bool,
 ) -> None:  # fmt: skip
-    """Train a deep fusion network (DCSTFN or EDCSTFN) on your own fine + coarse pairs.
+    """Train a deep fusion network (DCSTFN, EDCSTFN, GAN-STFM, ViTGAN, STFDCNN) on your own pairs.
+
+    GANs (ganstfm, vitgan) train with the adversarial loop: generator and discriminator losses are
+    logged per epoch; the best epoch and early stopping follow the validation RMSE. STFDCNN
+    needs two or more dates and trains its mapping and super-resolution CNNs in turn.
 
     \b
     Example:
@@ -228,21 +301,33 @@ def train(
     """
     from stfusion.dl.train import TrainConfig
     from stfusion.dl.train import train as run_training
+
+    if model == "stfdcnn":  # its own two-network loop (mapping + super-resolution)
+        from stfusion.dl.train_stfdcnn import train_stfdcnn as run_training
     from stfusion.io import Scaling
 
+    optional = {
+        "content": content, "alpha": vision_weight, "beta": feature_weight,
+        "discriminator": discriminator, "gan_loss": gan_loss, "adv_weight": adv_weight,
+        "fm_weight": fm_weight, "sam_weight": sam_weight, "d_lr": d_lr,
+        "label_smoothing": label_smoothing, "clip": clip,
+    }  # fmt: skip
     cfg = TrainConfig(
         model=model, size=size, epochs=epochs, patch=patch, batch=batch, lr=lr,
         steps_per_epoch=steps_per_epoch, val_fraction=val_fraction, patience=patience,
-        seed=seed, device=device, augment=augment, content=content, ae_steps=ae_steps,
-        threads=threads,
+        seed=seed, device=device, augment=augment, ae_steps=ae_steps, threads=threads,
+        **{k: v for k, v in optional.items() if v is not None},
     )  # fmt: skip
     date_list = [d.strip() for d in dates.split(",") if d.strip()] if dates else None
     command = _command_line(
         model=model, pairs=pairs, out=out, size=size, epochs=epochs, patch=patch, batch=batch,
         lr=lr, patience=patience, val_fraction=val_fraction, steps_per_epoch=steps_per_epoch,
         seed=seed, device=device, threads=threads, content=content, ae_steps=ae_steps,
-        fine_scale=fine_scale, fine_offset=fine_offset, coarse_scale=coarse_scale,
-        coarse_offset=coarse_offset, resampling=resampling, dates=dates, augment=augment,
+        vision_weight=vision_weight, feature_weight=feature_weight, discriminator=discriminator,
+        gan_loss=gan_loss, adv_weight=adv_weight, fm_weight=fm_weight, sam_weight=sam_weight,
+        d_lr=d_lr, label_smoothing=label_smoothing, clip=clip, fine_scale=fine_scale,
+        fine_offset=fine_offset, coarse_scale=coarse_scale, coarse_offset=coarse_offset,
+        resampling=resampling, dates=dates, augment=augment,
     )  # fmt: skip
     meta: dict[str, Any] = {"command": command, "argv": " ".join(sys.argv[1:])}
     if note:

@@ -20,9 +20,11 @@ BUILTIN: dict[str, str] = {
     "estarfm": "stfusion.methods.estarfm:ESTARFM",
     "fitfc": "stfusion.methods.fitfc:FitFC",
     "fsdaf": "stfusion.methods.fsdaf:FSDAF",
+    "ganstfm": "stfusion.methods.deep:GANSTFM",
     "nochange": "stfusion.methods.baselines:NoChange",
     "starfm": "stfusion.methods.starfm:STARFM",
     "stfdcnn": "stfusion.methods.deep_stfdcnn:STFDCNN",
+    "student": "stfusion.methods.deep_student:Student",
     "vitgan": "stfusion.methods.deep_vit:VITGAN",
 }
 

@@ -11,6 +11,12 @@ Two properties make tiled inference exact (see :mod:`stfusion.dl.infer`):
   inputs within ``radius`` pixels of it;
 - ``multiple``: inputs must start on, and span, multiples of this many pixels (2 for DCSTFN,
   whose pooling / stride-2 layers make the output depend on the pixel parity).
+
+Generators of GANs set ``adversarial = True``: :func:`stfusion.dl.train.train` then trains
+them with the adversarial loop against the discriminator named by their ``discriminator``
+class attribute (or ``TrainConfig.discriminator``), looked up in
+:mod:`stfusion.dl.networks.discriminators`. A network whose widths are not the three-width
+:data:`SIZES` defines its own ``sizes`` (tiny, small, paper).
 """
 
 from __future__ import annotations
@@ -46,6 +52,12 @@ class FusionNet(nn.Module):
     radius: ClassVar[int] = 0
     multiple: ClassVar[int] = 1
     max_pairs: ClassVar[int] = 1
+    #: True for the generator of a GAN (trained by the adversarial loop).
+    adversarial: ClassVar[bool] = False
+    #: Default discriminator of an adversarial network (a name in ``discriminators``).
+    discriminator: ClassVar[str] = ""
+    #: Widths of the named sizes, if not :data:`SIZES`.
+    sizes: ClassVar[dict[str, tuple[int, ...]] | None] = None
 
     def __init__(self, bands: int, channels: tuple[int, int, int]) -> None:
         super().__init__()
@@ -76,14 +88,63 @@ class FusionNet(nn.Module):
     def n_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
+    @classmethod
+    def channels_for(cls, size: str) -> tuple[int, ...]:
+        """The widths of a named ``size`` for this network."""
+        if cls.sizes is None:
+            return channels_for(size)
+        if size not in cls.sizes:
+            from stfusion.errors import InvalidParameterError
 
-def network_class(name: str) -> type[FusionNet]:
-    """The network class registered as ``name`` (dcstfn, edcstfn)."""
+            raise InvalidParameterError(
+                f"size {size!r}: choose one of {', '.join(cls.sizes)} ('paper' = the published "
+                "widths)."
+            )
+        return cls.sizes[size]
+
+
+#: Modules that may define more networks, imported only if present (a FusionNet subclass
+#: with a ``name`` in them is registered under that name).
+OPTIONAL_MODULES = (
+    "stfusion.dl.networks.vitgan",
+    "stfusion.dl.networks.stfdcnn",
+    "stfusion.dl.networks.student",
+)
+
+
+def _registry() -> dict[str, type[FusionNet]]:
+    from importlib import import_module
+
     from stfusion.dl.networks.dcstfn import DCSTFNNet
     from stfusion.dl.networks.edcstfn import EDCSTFNNet
+    from stfusion.dl.networks.ganstfm import GANSTFMNet
+
+    kinds: dict[str, type[FusionNet]] = {
+        "dcstfn": DCSTFNNet, "edcstfn": EDCSTFNNet, "ganstfm": GANSTFMNet,
+    }  # fmt: skip
+    for module in OPTIONAL_MODULES:
+        try:
+            mod = import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:  # the module exists but fails inside: show that
+                raise
+            continue
+        for obj in vars(mod).values():
+            if isinstance(obj, type) and issubclass(obj, FusionNet) and obj.name:
+                kinds.setdefault(obj.name, obj)
+    return kinds
+
+
+def network_names() -> list[str]:
+    """Names of the registered networks."""
+    return list(_registry())
+
+
+def network_class(name: str) -> type[FusionNet]:
+    """The network class registered as ``name`` (dcstfn, edcstfn, ganstfm, ...)."""
     from stfusion.errors import InvalidParameterError
 
-    kinds: dict[str, type[FusionNet]] = {"dcstfn": DCSTFNNet, "edcstfn": EDCSTFNNet}
+    kinds = _registry()
     if name not in kinds:
         raise InvalidParameterError(f"unknown network {name!r}; known: {', '.join(kinds)}.")
     return kinds[name]
@@ -97,9 +158,11 @@ def build_network(config: dict[str, Any]) -> FusionNet:
 
 def make_network(name: str, bands: int, size: str = "small") -> FusionNet:
     """A freshly initialised network of a named ``size`` (tiny, small, paper)."""
-    return build_network({"network": name, "bands": bands, "channels": list(channels_for(size))})
+    widths = network_class(name).channels_for(size)
+    return build_network({"network": name, "bands": bands, "channels": list(widths)})
 
 
 __all__ = [
     "SIZES", "FusionNet", "build_network", "channels_for", "make_network", "network_class",
+    "network_names",
 ]  # fmt: skip
