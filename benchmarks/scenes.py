@@ -1,11 +1,11 @@
 """Larger benchmark scenes built from the real data by mirroring.
 
 ``make_cia_scene`` enlarges the real 250 x 250 x 6 CIA subset (Landsat-7 ETM+ and MOD09GA on
-the Landsat grid, 50 m, reflectance 0-1; ``/work/shared/data/cia_e2starfm/geotiff_50m/``) to
-any size by mirroring: the image is repeated as alternately flipped copies (``np.pad`` with
-``mode="symmetric"``), so every pixel is a real value and there are no seams in the texture.
-The result is MIRRORED REAL DATA, not new ground: a 2040 x 1720 scene holds about 56 copies
-of the same 12.5 km x 12.5 km. Say so wherever its numbers are shown.
+the Landsat grid, 50 m, reflectance 0-1; ``shared/data/cia_e2starfm/geotiff_50m/`` beside the
+repository) to any size by mirroring: the image is repeated as alternately flipped copies
+(``np.pad`` with ``mode="symmetric"``), so every pixel is a real value and there are no seams
+in the texture. The result is MIRRORED REAL DATA, not new ground: a 2040 x 1720 scene holds
+about 56 copies of the same 12.5 km x 12.5 km. Say so wherever its numbers are shown.
 
 The grid is the CIA grid extended to the right and down: same CRS (EPSG:32755, UTM 55S), same
 upper-left corner, 50 m pixels. The output is deterministic (same bytes for the same size).
@@ -22,13 +22,15 @@ import numpy as np
 import rasterio
 from rasterio.transform import Affine
 
-CIA_DIR = Path("/work/shared/data/cia_e2starfm/geotiff_50m")
+CIA_DIR = (
+    Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cia_e2starfm" / "geotiff_50m"
+)
 #: The CIA grid is 250 x 250 at 50 m; its coarse pixels (500 m MODIS) span 10 x 10 fine pixels.
 CIA_RATIO = 10
 #: The full CIA scene size (rows, cols) at 25 m is 3440 x 4080; at 50 m it is 1720 x 2040.
 FULL_HEIGHT, FULL_WIDTH = 1720, 2040
 
-#: Named cases of /work/shared/data/README.md: roles -> (sensor, date).
+#: Named cases of ../shared/data/README.md: roles -> (sensor, date).
 CASES: dict[str, dict[str, tuple[str, str]]] = {
     "cia-1pair": {
         "fine1": ("Landsat7", "2001-10-17"),
@@ -58,8 +60,9 @@ def mirror_to(array: np.ndarray, height: int, width: int) -> np.ndarray:
     return np.pad(array, pad, mode="symmetric")[:, :height, :width]
 
 
-def mirror_raster(src: str | os.PathLike[str], dst: str | os.PathLike[str],
-                  height: int, width: int) -> Path:  # fmt: skip
+def mirror_raster(
+    src: str | os.PathLike[str], dst: str | os.PathLike[str], height: int, width: int
+) -> Path:
     """Write ``src`` mirrored to ``height`` x ``width`` as a tiled GeoTIFF at ``dst``."""
     with rasterio.open(src) as ds:
         data = ds.read()
@@ -71,13 +74,23 @@ def mirror_raster(src: str | os.PathLike[str], dst: str | os.PathLike[str],
     # right and down.
     out = mirror_to(data, height, width)
     profile.update(
-        height=height, width=width, transform=transform, tiled=True, blockxsize=256,
-        blockysize=256, compress="deflate", predictor=3, interleave="pixel",
-    )  # fmt: skip
-    tags = {**tags, "STFUSION_SYNTHETIC": (
-        f"mirrored real data: {Path(src).name} ({data.shape[1]} x {data.shape[2]}) mirrored "
-        f"(numpy pad mode=symmetric, from the top left) to {height} x {width}"
-    )}  # fmt: skip
+        height=height,
+        width=width,
+        transform=transform,
+        tiled=True,
+        blockxsize=256,
+        blockysize=256,
+        compress="deflate",
+        predictor=3,
+        interleave="pixel",
+    )
+    tags = {
+        **tags,
+        "STFUSION_SYNTHETIC": (
+            f"mirrored real data: {Path(src).name} ({data.shape[1]} x {data.shape[2]}) mirrored "
+            f"(numpy pad mode=symmetric, from the top left) to {height} x {width}"
+        ),
+    }
     dst = Path(dst)
     with rasterio.open(dst, "w", **profile) as ds:
         ds.write(out)
