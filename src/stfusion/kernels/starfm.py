@@ -59,6 +59,8 @@ def starfm_accumulate(
         swp = np.zeros(w, dtype=np.float32)
         swpp = np.zeros(w if want_spread else 0, dtype=np.float32)
         yc = y + half
+        sm = smax[y]
+        tm = tmax[y]
         for dy in range(-half, half + 1):
             yy = yc + dy
             for dx in range(-half, half + 1):
@@ -67,33 +69,46 @@ def starfm_accumulate(
                 )
                 xo = half + dx
                 for k in range(npairs):
-                    if strict:
+                    # 1-D row slices indexed from 0: contiguous vector loads. Indexing the 3-D
+                    # arrays with x + half kept numba's negative-index wraparound (half is not
+                    # known to be >= 0) and LLVM gathered the centre values (vgatherqps).
+                    fn = fsim[k, yy, xo : xo + w]
+                    fc = fsim[k, yc, half : half + w]
+                    th = thr[k, y]
+                    sn = sdiff[k, yy, xo : xo + w]
+                    tn = tdiff[k, yy, xo : xo + w]
+                    iv = invst[k, yy, xo : xo + w]
+                    pn = pred[k, yy, xo : xo + w]
+                    # One loop per case: LLVM does not unswitch `if want_spread` out of the
+                    # vectorised loop, and the branch inside it slows the loop down.
+                    if strict and not want_spread:
                         for x in range(w):
-                            ok = (
-                                (abs(fsim[k, yy, x + xo] - fsim[k, yc, x + half]) <= thr[k, y, x])
-                                & (sdiff[k, yy, x + xo] < smax[y, x])
-                                & (tdiff[k, yy, x + xo] < tmax[y, x])
-                            )
-                            wt = invst[k, yy, x + xo] * invd if ok else np.float32(0.0)
-                            p = pred[k, yy, x + xo]
+                            ok = (abs(fn[x] - fc[x]) <= th[x]) & (sn[x] < sm[x]) & (tn[x] < tm[x])
+                            wt = iv[x] * invd if ok else np.float32(0.0)
+                            sw[x] += wt
+                            swp[x] += wt * pn[x]
+                    elif strict:
+                        for x in range(w):
+                            ok = (abs(fn[x] - fc[x]) <= th[x]) & (sn[x] < sm[x]) & (tn[x] < tm[x])
+                            wt = iv[x] * invd if ok else np.float32(0.0)
+                            p = pn[x]
                             sw[x] += wt
                             swp[x] += wt * p
-                            if want_spread:
-                                swpp[x] += wt * p * p
+                            swpp[x] += wt * p * p
+                    elif not want_spread:
+                        for x in range(w):
+                            ok = (abs(fn[x] - fc[x]) <= th[x]) & ((sn[x] < sm[x]) | (tn[x] < tm[x]))
+                            wt = iv[x] * invd if ok else np.float32(0.0)
+                            sw[x] += wt
+                            swp[x] += wt * pn[x]
                     else:
                         for x in range(w):
-                            ok = (
-                                abs(fsim[k, yy, x + xo] - fsim[k, yc, x + half]) <= thr[k, y, x]
-                            ) & (
-                                (sdiff[k, yy, x + xo] < smax[y, x])
-                                | (tdiff[k, yy, x + xo] < tmax[y, x])
-                            )
-                            wt = invst[k, yy, x + xo] * invd if ok else np.float32(0.0)
-                            p = pred[k, yy, x + xo]
+                            ok = (abs(fn[x] - fc[x]) <= th[x]) & ((sn[x] < sm[x]) | (tn[x] < tm[x]))
+                            wt = iv[x] * invd if ok else np.float32(0.0)
+                            p = pn[x]
                             sw[x] += wt
                             swp[x] += wt * p
-                            if want_spread:
-                                swpp[x] += wt * p * p
+                            swpp[x] += wt * p * p
         for x in range(w):
             out[y, x] = swp[x] / sw[x] if sw[x] > 0 else np.nan
         if want_spread:
