@@ -22,6 +22,7 @@ import html
 import json
 import os
 import platform
+import re
 import shutil
 import tempfile
 import threading
@@ -346,11 +347,19 @@ def summary_markdown(runs: Sequence[Run], cases: Sequence[Case]) -> str:
                 cells.append(f"**{text}**" if name in best and v == best[name] else text)
             label = f"{r.method} (baseline)" if r.method in BASELINES else r.method
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
-        for r in rs:
-            if r.report is None:
-                lines.append(f"\n- {r.method}: {r.status}: {r.reason}")
+        not_run = [r for r in rs if r.report is None]
+        if not_run:
+            lines.append("")
+        for r in not_run:
+            lines.append(f"- {r.method}: {r.status}: {_short_reason(r.reason)}")
         lines.append("")
     return "\n".join(lines) + "\n"
+
+
+def _short_reason(reason: str) -> str:
+    """First sentence of a skip/fail reason, paths shortened to file names (runs.csv has all)."""
+    first = re.split(r"(?<=[.;])\s", reason, maxsplit=1)[0].rstrip(".;")
+    return re.sub(r"(?:/[^\s/:]+)+/([^\s/:]+)", r"\1", first)
 
 
 # --------------------------------------------------------------------------------- figures

@@ -58,6 +58,12 @@ TRAIN_HINT = (
     "--pair FINE2 COARSE2 --out model.ckpt (see docs/commands/train.md), then "
     "--param weights=model.ckpt"
 )
+#: A student is made by distilling a trained teacher, not by ``stfusion train``.
+DISTILL_HINT = (
+    "distil a student from a model trained on your own data: stfusion distill --teacher "
+    "teacher.ckpt --pair FINE1 COARSE1 --pair FINE2 COARSE2 --out student.ckpt (see "
+    "docs/commands/distill.md), then --param weights=student.ckpt"
+)
 
 
 def _plain(obj: Any) -> Any:
@@ -159,7 +165,7 @@ class Checkpoint:
         files' own scale factors are (an int16 file with scale 1e-4 and a float file with
         scale 1 hold the same reflectance).
         """
-        hint = TRAIN_HINT.format(model=self.model)
+        hint = DISTILL_HINT if self.model == "student" else TRAIN_HINT.format(model=self.model)
         if count != self.bands:
             raise InvalidParameterError(
                 f"{self.path}: trained on {self.bands} bands ({', '.join(self.band_names)}), "
