@@ -429,3 +429,32 @@ def test_invalid_choice_from_cli_strings() -> None:
     assert STARFM.parse_params(["window=7", "filter=reference"]) == {
         "window": 7, "filter": "reference"
     }  # fmt: skip
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_prepare_kernel_equals_numpy(seed: int) -> None:
+    """The fused set-up kernel gives the numpy expressions bit for bit, NaN and inf included."""
+    from stfusion.kernels.starfm import BIG, starfm_prepare
+
+    rng = np.random.default_rng(seed)
+    half, hp, wp = 3, 40, 50
+    f, c, c0 = (rng.random((hp, wp), dtype=np.float32) for _ in range(3))
+    for a in (f, c, c0):
+        a[rng.random((hp, wp)) < 0.1] = np.nan
+    f[0, 0], c[5, 7] = np.inf, -np.inf
+    q = np.float32(rng.random() * 0.01)
+    centre = (slice(half, hp - half), slice(half, wp - half))
+    fok, cok, c0ok = np.isfinite(f), np.isfinite(c), np.isfinite(c0)
+    ok = fok & cok & c0ok
+    s, t = np.abs(f - c), np.abs(c - c0)
+    with np.errstate(invalid="ignore", over="ignore"):
+        expected = [
+            np.where(fok, f, BIG), np.where(ok, s, BIG), np.where(ok, t, BIG),
+            np.where(ok, 1.0 / ((s + q) * (t + q)), 0.0), np.where(ok, f + c0 - c, 0.0),
+            np.where(fok & cok, s, np.nan)[centre], np.where(cok & c0ok, t, np.nan)[centre],
+        ]  # fmt: skip
+    got = [np.empty((hp, wp), np.float32) for _ in range(5)]
+    got += [np.empty((hp - 2 * half, wp - 2 * half), np.float32) for _ in range(2)]
+    starfm_prepare(f, c, c0, q, half, *got)
+    for e, g in zip(expected, got, strict=True):
+        assert e.astype(np.float32).tobytes() == g.tobytes()

@@ -58,7 +58,7 @@ from rasterio.windows import Window
 
 from stfusion.errors import InvalidParameterError
 from stfusion.io import Source
-from stfusion.kernels.starfm import BIG, starfm_accumulate
+from stfusion.kernels.starfm import BIG, starfm_accumulate, starfm_prepare
 from stfusion.methods.base import FusionMethod, Param
 from stfusion.scene import Scene
 
@@ -219,19 +219,11 @@ def starfm_window(
         sc = np.empty((npairs, h, w), np.float32)
         tc = np.empty((npairs, h, w), np.float32)
         for k in range(npairs):
-            f, c = fines[k][b], coarses[k][b]
-            fok = np.isfinite(f)
-            ok = fok & np.isfinite(c) & np.isfinite(c0)
-            s = np.abs(f - c)
-            t = np.abs(c - c0)
-            sc[k] = np.where(fok & np.isfinite(c), s, np.nan)[centre]
-            tc[k] = np.where(np.isfinite(c) & np.isfinite(c0), t, np.nan)[centre]
-            fsim[k] = np.where(fok, f, BIG)
-            sd[k] = np.where(ok, s, BIG)
-            td[k] = np.where(ok, t, BIG)
-            with np.errstate(invalid="ignore", over="ignore"):
-                invst[k] = np.where(ok, 1.0 / ((s + q) * (t + q)), 0.0)
-                pred[k] = np.where(ok, f + c0 - c, 0.0)
+            f = fines[k][b]
+            starfm_prepare(
+                f, coarses[k][b], c0, q, half, fsim[k], sd[k], td[k], invst[k], pred[k],
+                sc[k], tc[k],
+            )  # fmt: skip
             if threshold == "window":
                 thr[k] = _window_std(f, half) * np.float32(2.0 / classes)
             else:
