@@ -27,8 +27,13 @@ test: $(DEV_STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest -q
 
+# Speed and memory (see benchmarks/README.md); needs ../shared/data beside the repository.
 bench: $(DEV_STAMP)
 	$(BIN)/python benchmarks/bench_starfm.py
+	$(BIN)/python benchmarks/bench_classical.py
+	$(BIN)/python benchmarks/bench_deep.py
+	$(BIN)/python benchmarks/bench_stfdcnn.py
+	$(BIN)/python benchmarks/bench_outofcore.py
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache .ruff_cache

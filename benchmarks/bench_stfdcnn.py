@@ -91,8 +91,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", default=None, help="JSON result (default results/stfdcnn.json)")
     args = ap.parse_args(argv)
     res = run(args)
-    out = Path(args.out) if args.out else RESULTS / ("stfdcnn-quick.json" if args.quick
-                                                     else "stfdcnn.json")  # fmt: skip
+    out = Path(args.out) if args.out else RESULTS / "stfdcnn.json"
+    if args.quick and not args.out:  # never overwrite the committed results
+        out = Path(tempfile.gettempdir()) / "stfdcnn-quick.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=2) + "\n")
     print(f"wrote {out}")
