@@ -56,11 +56,9 @@ teacher's own training pairs the block is one the teacher never trained on.
 from __future__ import annotations
 
 import copy
-import datetime as _dt
 import hashlib
 import math
 import os
-import platform
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -88,8 +86,9 @@ from stfusion.dl.train import (
     ProgressFn,
     _deterministic,
     _evaluate,
-    _scaling_of,
     _tensors,
+    checkpoint_record,
+    cpu_state,
     write_log,
 )
 from stfusion.errors import InvalidParameterError, OutputExistsError
@@ -585,45 +584,12 @@ class _DistillRun:
         return self.summary
 
     def payload(self) -> dict[str, Any]:
-        cfg, scene, data = self.cfg, self.scene, self.data
-        f0, c0 = scene.pairs[0]
-        info = {
-            "stfusion_version": stfusion.__version__,
-            "torch_version": str(torch.__version__),
-            "numpy_version": np.__version__,
-            "python": platform.python_version(),
-            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "seconds": self.seconds,
-            "inputs": [[f.label, c.label] for f, c in scene.pairs],
-        }
-        info.update({k: v for k, v in self.meta.items() if k != "teacher"})
-
-        def cpu(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-            return {k: v.detach().cpu() for k, v in sd.items()}
-
-        out: dict[str, Any] = {
-            "model": StudentNet.name,
-            "network": {**self.student.config(), "size": cfg.student},
-            "state_dict": cpu(self.best_state),
-            "bands": scene.count,
-            "band_names": list(scene.band_names),
-            "scaling": {"fine": _scaling_of(f0), "coarse": _scaling_of(c0)},
-            "ratio": scene.ratio,
-            "norm": {"mean": list(data.mean), "std": list(data.std)},
-            "data_range": list(data.data_range),
-            "physical_range": data.physical_range,
-            "training_dates": list(self.dates or []),
-            "validation_block": asdict(data.val),
-            "config": asdict(cfg),
-            "history": self.history,
-            "epoch": self.epoch,
-            "best_epoch": self.best_epoch,
-            "best_val_loss": self.best_loss,
-            "bad_epochs": self.bad,
-            "teacher": self.meta["teacher"],
-            "parameters": parameter_count(self.student),
-            "meta": info,
-        }
+        cpu = cpu_state
+        meta = {k: v for k, v in self.meta.items() if k != "teacher"}
+        network = {**self.student.config(), "size": self.cfg.student}
+        out = checkpoint_record(self, StudentNet.name, network, meta)
+        out["teacher"] = self.meta["teacher"]
+        out["parameters"] = parameter_count(self.student)
         if self.adapter is not None:
             out["adapter"] = {
                 "feature_layer": self.teacher.feature_layer,

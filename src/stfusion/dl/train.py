@@ -206,6 +206,55 @@ def _scaling_of(src: Source) -> dict[str, float] | None:
     return None
 
 
+def cpu_state(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A state dict on the CPU, detached (what checkpoints store)."""
+    return {k: v.detach().cpu() for k, v in sd.items()}
+
+
+def checkpoint_record(
+    trainer: Any, model: str, network: dict[str, Any], meta: dict[str, Any]
+) -> dict[str, Any]:
+    """The checkpoint fields every training loop writes (train, STFDCNN, distill).
+
+    ``trainer`` has ``cfg``, ``scene``, ``data``, ``seconds``, ``best_state``, ``dates``,
+    ``history``, ``epoch``, ``best_epoch``, ``best_loss`` and ``bad``. The prediction-time
+    checks (bands, names, scaling, ratio, value range, training dates) read these fields.
+    """
+    scene, data = trainer.scene, trainer.data
+    f0, c0 = scene.pairs[0]
+    info = {
+        "stfusion_version": stfusion.__version__,
+        "torch_version": str(torch.__version__),
+        "numpy_version": np.__version__,
+        "python": platform.python_version(),
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "seconds": trainer.seconds,
+        "inputs": [[f.label, c.label] for f, c in scene.pairs],
+    }
+    info.update(meta)
+    return {
+        "model": model,
+        "network": network,
+        "state_dict": cpu_state(trainer.best_state),
+        "bands": scene.count,
+        "band_names": list(scene.band_names),
+        "scaling": {"fine": _scaling_of(f0), "coarse": _scaling_of(c0)},
+        "ratio": scene.ratio,
+        "norm": {"mean": list(data.mean), "std": list(data.std)},
+        "data_range": list(data.data_range),
+        "physical_range": data.physical_range,
+        "training_dates": list(trainer.dates or []),
+        "validation_block": asdict(data.val),
+        "config": asdict(trainer.cfg),
+        "history": trainer.history,
+        "epoch": trainer.epoch,
+        "best_epoch": trainer.best_epoch,
+        "best_val_loss": trainer.best_loss,
+        "bad_epochs": trainer.bad,
+        "meta": info,
+    }
+
+
 @contextlib.contextmanager
 def _deterministic(device: torch.device, threads: int) -> Iterator[None]:
     old_det = torch.are_deterministic_algorithms_enabled()
@@ -461,48 +510,15 @@ class _Run:
         write_log(self.history, self.out, plot=False)
 
     def payload(self) -> dict[str, Any]:
-        cfg, scene, data = self.cfg, self.scene, self.data
-        f0, c0 = scene.pairs[0]
-        info = {
-            "stfusion_version": stfusion.__version__,
-            "torch_version": str(torch.__version__),
-            "numpy_version": np.__version__,
-            "python": platform.python_version(),
-            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "seconds": self.seconds,
-            "inputs": [[f.label, c.label] for f, c in scene.pairs],
-        }
-        info.update(self.meta or {})
-
-        def cpu(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-            return {k: v.detach().cpu() for k, v in sd.items()}
-
-        out: dict[str, Any] = {
-            "model": cfg.model,
-            "network": {**self.net.config(), "size": cfg.size},
-            "state_dict": cpu(self.best_state),
-            "bands": scene.count,
-            "band_names": list(scene.band_names),
-            "scaling": {"fine": _scaling_of(f0), "coarse": _scaling_of(c0)},
-            "ratio": scene.ratio,
-            "norm": {"mean": list(data.mean), "std": list(data.std)},
-            "data_range": list(data.data_range),
-            "physical_range": data.physical_range,
-            "training_dates": list(self.dates or []),
-            "validation_block": asdict(data.val),
-            "config": asdict(cfg),
-            "history": self.history,
-            "epoch": self.epoch,
-            "best_epoch": self.best_epoch,
-            "best_val_loss": self.best_loss,
-            "bad_epochs": self.bad,
-            "resume": {
-                "state_dict": cpu(self.net.state_dict()),
-                "optimizer": self.optimizer.state_dict(),
-                "torch_rng": torch.get_rng_state(),
-                "numpy_rng": _rng_state(self.rng),
-            },
-            "meta": info,
+        cpu = cpu_state
+        out = checkpoint_record(
+            self, self.cfg.model, {**self.net.config(), "size": self.cfg.size}, self.meta or {}
+        )
+        out["resume"] = {
+            "state_dict": cpu(self.net.state_dict()),
+            "optimizer": self.optimizer.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "numpy_rng": _rng_state(self.rng),
         }
         if self.ae is not None:
             out["autoencoder"] = {

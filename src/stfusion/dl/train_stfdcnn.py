@@ -26,9 +26,7 @@ Reproducibility, checkpoints, resume and the log are those of :mod:`stfusion.dl.
 from __future__ import annotations
 
 import copy
-import datetime as _dt
 import os
-import platform
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
@@ -38,7 +36,6 @@ from typing import Any
 import numpy as np
 import torch
 
-import stfusion
 from stfusion.dl.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from stfusion.dl.data import TrainingData, resolve_dates
 from stfusion.dl.infer import resolve_device
@@ -50,8 +47,9 @@ from stfusion.dl.train import (
     _check_resume,
     _deterministic,
     _rng_state,
-    _scaling_of,
     _set_rng_state,
+    checkpoint_record,
+    cpu_state,
     write_log,
 )
 from stfusion.errors import InvalidParameterError, OutputExistsError
@@ -317,49 +315,16 @@ class _Run:
         write_log(self.history, self.out, plot=False)
 
     def payload(self) -> dict[str, Any]:
-        cfg, scene, data = self.cfg, self.scene, self.data
-        f0, c0 = scene.pairs[0]
-        info = {
-            "stfusion_version": stfusion.__version__,
-            "torch_version": str(torch.__version__),
-            "numpy_version": np.__version__,
-            "python": platform.python_version(),
-            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "seconds": self.seconds,
-            "inputs": [[f.label, c.label] for f, c in scene.pairs],
+        out = checkpoint_record(
+            self, "stfdcnn", {**self.net.config(), "size": self.cfg.size}, self.meta or {}
+        )
+        out["resume"] = {
+            "state_dict": cpu_state(self.net.state_dict()),
+            "optimizer": self.optimizer.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "numpy_rng": _rng_state(self.rng),
         }
-        info.update(self.meta or {})
-
-        def cpu(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-            return {k: v.detach().cpu() for k, v in sd.items()}
-
-        return {
-            "model": "stfdcnn",
-            "network": {**self.net.config(), "size": cfg.size},
-            "state_dict": cpu(self.best_state),
-            "bands": scene.count,
-            "band_names": list(scene.band_names),
-            "scaling": {"fine": _scaling_of(f0), "coarse": _scaling_of(c0)},
-            "ratio": scene.ratio,
-            "norm": {"mean": list(data.mean), "std": list(data.std)},
-            "data_range": list(data.data_range),
-            "physical_range": data.physical_range,
-            "training_dates": list(self.dates or []),
-            "validation_block": asdict(data.val),
-            "config": asdict(cfg),
-            "history": self.history,
-            "epoch": self.epoch,
-            "best_epoch": self.best_epoch,
-            "best_val_loss": self.best_loss,
-            "bad_epochs": self.bad,
-            "resume": {
-                "state_dict": cpu(self.net.state_dict()),
-                "optimizer": self.optimizer.state_dict(),
-                "torch_rng": torch.get_rng_state(),
-                "numpy_rng": _rng_state(self.rng),
-            },
-            "meta": info,
-        }
+        return out
 
 
 def train_stfdcnn(
