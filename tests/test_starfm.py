@@ -458,3 +458,25 @@ def test_prepare_kernel_equals_numpy(seed: int) -> None:
     starfm_prepare(f, c, c0, q, half, *got)
     for e, g in zip(expected, got, strict=True):
         assert e.astype(np.float32).tobytes() == g.tobytes()
+
+
+@pytest.mark.parametrize("paper", [True, False])
+@pytest.mark.parametrize("npairs", [1, 2, 3])
+def test_bounds_kernel_equals_numpy(paper: bool, npairs: int) -> None:
+    """The candidate-filter bounds equal nanmax/nanmin + sigma with NaN -> BIG, bit for bit."""
+    from stfusion.kernels.starfm import BIG, starfm_bounds
+
+    rng = np.random.default_rng(npairs)
+    sc, tc = (rng.random((npairs, 30, 40), dtype=np.float32) for _ in range(2))
+    sc[rng.random(sc.shape) < 0.3] = np.nan
+    tc[rng.random(tc.shape) < 0.3] = np.nan
+    sc[:, 0, :] = np.nan  # no valid pair at all
+    sig_lm, sig_mm = np.float32(0.007), np.float32(0.003)
+    reduce = np.nanmax if paper else np.nanmin
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        es, et = reduce(sc, axis=0) + sig_lm, reduce(tc, axis=0) + sig_mm
+    es, et = (np.where(np.isfinite(e), e, BIG).astype(np.float32) for e in (es, et))
+    smax, tmax = np.empty((30, 40), np.float32), np.empty((30, 40), np.float32)
+    starfm_bounds(sc, tc, sig_lm, sig_mm, paper, smax, tmax)
+    assert es.tobytes() == smax.tobytes() and et.tobytes() == tmax.tobytes()

@@ -171,3 +171,31 @@ def starfm_prepare(
             if centre_row and 0 <= xc < wp - 2 * half:
                 sc[yc, xc] = s if fok and cok else nan
                 tc[yc, xc] = t if cok and c0ok else nan
+
+
+@njit(inline="always")
+def _reduce_pairs(a: np.ndarray, y: int, x: int, paper: bool) -> np.float32:
+    best = np.float32(np.nan)
+    for k in range(a.shape[0]):
+        v = a[k, y, x]
+        if v == v and (best != best or (v > best if paper else v < best)):
+            best = v
+    return best
+
+
+@njit(parallel=True, nogil=True, cache=True)
+def starfm_bounds(
+    sc: np.ndarray, tc: np.ndarray, sigma_lm: np.float32, sigma_mm: np.float32, paper: bool,
+    smax: np.ndarray, tmax: np.ndarray,
+) -> None:  # fmt: skip
+    """The candidate-filter bounds: the max (``paper``) or min over the pairs valid at the
+    centre of ``sc`` / ``tc`` (``(pairs, H, W)``, NaN invalid) plus ``sigma_lm`` /
+    ``sigma_mm``; BIG where no pair is valid. Equals ``np.nanmax(sc, axis=0) + sigma_lm``
+    (``nanmin`` for the reference filter) with NaN replaced by BIG, in parallel."""
+    h, w = smax.shape
+    for y in prange(h):
+        for x in range(w):
+            r = _reduce_pairs(sc, y, x, paper) + sigma_lm
+            smax[y, x] = r if np.isfinite(r) else BIG
+            r = _reduce_pairs(tc, y, x, paper) + sigma_mm
+            tmax[y, x] = r if np.isfinite(r) else BIG

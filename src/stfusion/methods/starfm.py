@@ -51,14 +51,12 @@ distance constant A    ``window // 2`` pixels                  max. search dista
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 from rasterio.windows import Window
 
 from stfusion.errors import InvalidParameterError
 from stfusion.io import Source
-from stfusion.kernels.starfm import BIG, starfm_accumulate, starfm_prepare
+from stfusion.kernels.starfm import starfm_accumulate, starfm_bounds, starfm_prepare
 from stfusion.methods.base import FusionMethod, Param
 from stfusion.scene import Scene
 
@@ -203,7 +201,6 @@ def starfm_window(
     sig_lm = np.float32(np.sqrt(2.0) * uncertainty)
     sig_mm = np.float32(np.sqrt(2.0) * uncertainty)
     q = np.float32(quantum)
-    reduce = np.nanmax if filter == "paper" else np.nanmin
     centre = (slice(half, half + h), slice(half, half + w))
     spread = np.empty((nb, h, w) if quality is not None else (nb, 0, 0), np.float32)
     fallback = np.zeros((h, w), np.float32)
@@ -229,12 +226,9 @@ def starfm_window(
             else:
                 thr[k] = sim_threshold[k, b]
         # Centre bounds of the candidate filter, over pairs valid at the centre.
-        with np.errstate(invalid="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN centres: handled below
-            smax = reduce(sc, axis=0) + sig_lm
-            tmax = reduce(tc, axis=0) + sig_mm
-        smax = np.where(np.isfinite(smax), smax, BIG).astype(np.float32)
-        tmax = np.where(np.isfinite(tmax), tmax, BIG).astype(np.float32)
+        smax = np.empty((h, w), np.float32)
+        tmax = np.empty((h, w), np.float32)
+        starfm_bounds(sc, tc, sig_lm, sig_mm, filter == "paper", smax, tmax)
         res = np.empty((h, w), np.float32)
         starfm_accumulate(
             fsim, sd, td, invst, pred, thr, smax, tmax, half, filter == "paper", res, spread[b]
