@@ -27,7 +27,7 @@ scenes you should train your own (docs/deep.md has the numbers they reach).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 from rasterio.windows import Window
@@ -98,20 +98,32 @@ class DeepMethod(FusionMethod):
     def bytes_per_pixel(self, bands: int, pairs: int) -> float:
         return 4.0 * bands * (2 * pairs + 2)
 
-    def _fit(self, scene: Scene) -> None:
+    def _load(self, path: Path) -> Any:
+        """The checkpoint at ``path``, refused if it holds another method's weights."""
         from stfusion.dl.checkpoint import load_checkpoint
-        from stfusion.dl.infer import Predictor, default_overlap
 
-        path = self.weights_path()
         ck = load_checkpoint(path)
         if ck.model != self.name:
             raise InvalidParameterError(
                 f"{path}: weights of {ck.model}, not {self.name}; use --method {ck.model} or "
                 f"train {self.name} (stfusion train --model {self.name} ...)."
             )
+        return ck
+
+    def _predictor(self, ck: Any) -> Any:
+        """What runs the network on tiles (STFDCNN has its own)."""
+        from stfusion.dl.infer import Predictor
+
+        return Predictor(ck, str(self.device))
+
+    def _fit(self, scene: Scene) -> None:
+        from stfusion.dl.infer import default_overlap
+
+        path = self.weights_path()
+        ck = self._load(path)
         samples = [(s.label, s.sample(1 << 16)) for pair in scene.pairs for s in pair]
         ck.check_inputs(scene.count, tuple(scene.band_names), samples, scene.ratio)
-        pred = Predictor(ck, str(self.device))
+        pred = self._predictor(ck)
         overlap = (
             default_overlap(pred.radius, pred.multiple)
             if self.overlap == "auto"

@@ -21,12 +21,10 @@ demonstration only, like the other demo weights.
 
 from __future__ import annotations
 
-import warnings
+from typing import Any
 
-from stfusion.errors import InvalidParameterError, STFusionWarning
 from stfusion.methods.base import Param
 from stfusion.methods.deep import DeepMethod
-from stfusion.scene import Scene
 
 #: Training dates of the shipped demo checkpoint (checked against the file by the tests).
 STFDCNN_DEMO_DATES = ("2001-10-08", "2001-11-02")
@@ -49,37 +47,9 @@ class STFDCNN(DeepMethod):
     training_dates = STFDCNN_DEMO_DATES
     params = tuple(_TILE if p.name == "tile" else p for p in DeepMethod.params)
 
-    def _fit(self, scene: Scene) -> None:
-        # DeepMethod._fit with the STFDCNN predictor, which builds the network from the
-        # checkpoint's config (LSR factor, weight window) without the network registry.
-        from stfusion.dl.checkpoint import load_checkpoint
-        from stfusion.dl.infer import default_overlap
+    def _predictor(self, ck: Any) -> Any:
+        # The STFDCNN predictor builds the network from the checkpoint's config (LSR factor,
+        # weight window) without the network registry.
         from stfusion.dl.networks.stfdcnn import STFDCNNPredictor
 
-        path = self.weights_path()
-        ck = load_checkpoint(path)
-        if ck.model != self.name:
-            raise InvalidParameterError(
-                f"{path}: weights of {ck.model}, not {self.name}; use --method {ck.model} or "
-                f"train {self.name} (stfusion train --model {self.name} ...)."
-            )
-        samples = [(s.label, s.sample(1 << 16)) for pair in scene.pairs for s in pair]
-        ck.check_inputs(scene.count, tuple(scene.band_names), samples, scene.ratio)
-        pred = STFDCNNPredictor(ck, str(self.device))
-        overlap = (
-            default_overlap(pred.radius, pred.multiple)
-            if self.overlap == "auto"
-            else int(self.overlap)
-        )
-        pred.check_tiling(int(self.tile), overlap)
-        if overlap < pred.radius:
-            warnings.warn(
-                f"{self.name}: overlap {overlap} px is below the receptive field "
-                f"({pred.radius} px); tile borders may show seams.",
-                STFusionWarning,
-                stacklevel=3,
-            )
-        self.checkpoint_ = str(path)
-        self.predictor_ = pred
-        self.overlap_ = overlap
-        self.training_dates_ = ck.training_dates
+        return STFDCNNPredictor(ck, str(self.device))

@@ -23,12 +23,12 @@ output), learned state ``predictor_``, ``training_dates_``, ``overlap_``.
 
 from __future__ import annotations
 
-import warnings
+from pathlib import Path
+from typing import Any
 
-from stfusion.errors import InvalidParameterError, STFusionWarning
+from stfusion.errors import InvalidParameterError
 from stfusion.methods.base import Param
 from stfusion.methods.deep import DeepMethod
-from stfusion.scene import Scene
 
 
 class Student(DeepMethod):
@@ -46,33 +46,15 @@ class Student(DeepMethod):
         *DeepMethod.params[1:],
     )  # fmt: skip
 
-    def _fit(self, scene: Scene) -> None:
-        # As DeepMethod._fit, but loading with load_student so that the student network is
-        # built whether or not it is registered in stfusion.dl.networks.network_class.
+    def _load(self, path: Path) -> Any:
+        # load_student builds the student network whether or not it is registered in
+        # stfusion.dl.networks.network_class.
         from stfusion.dl.distill import load_student
-        from stfusion.dl.infer import Predictor, default_overlap
 
-        path = self.weights_path()
         ck = load_student(path)
         if ck.model != self.name:
             raise InvalidParameterError(
                 f"{path}: weights of {ck.model}, not of a distilled student; use --method "
                 f"{ck.model}, or distil one: stfusion distill --teacher {path.name} ..."
             )
-        samples = [(s.label, s.sample(1 << 16)) for pair in scene.pairs for s in pair]
-        ck.check_inputs(scene.count, tuple(scene.band_names), samples, scene.ratio)
-        pred = Predictor(ck, str(self.device))
-        auto = self.overlap == "auto"
-        overlap = default_overlap(pred.radius, pred.multiple) if auto else int(self.overlap)
-        pred.check_tiling(int(self.tile), overlap)
-        if overlap < pred.radius:
-            warnings.warn(
-                f"{self.name}: overlap {overlap} px is below the receptive field "
-                f"({pred.radius} px); tile borders may show seams.",
-                STFusionWarning,
-                stacklevel=3,
-            )
-        self.checkpoint_ = str(path)
-        self.predictor_ = pred
-        self.overlap_ = overlap
-        self.training_dates_ = ck.training_dates
+        return ck
