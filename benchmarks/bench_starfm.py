@@ -370,6 +370,39 @@ def read_stack(path: Path) -> tuple[np.ndarray, FileSource]:
         return ds.read().astype(np.float32), src
 
 
+@numba.njit(parallel=True, fastmath=True, cache=True)
+def _vector_rows(a: np.ndarray, b: np.ndarray, out: np.ndarray, reps: int) -> None:
+    for j in numba.prange(out.shape[0]):
+        for _ in range(reps):
+            for i in range(a.size):
+                out[j, i] += a[i] * b[i] + np.float32(0.5)
+
+
+def thread_ceiling(threads: list[int], repeat: int) -> dict[str, Any]:
+    """What this machine gives for perfectly parallel vector work, same process, same threads.
+
+    Rows of an L1-resident multiply-add (the shape of STARFM's inner loop, with no memory
+    traffic and no serial part) split over ``prange``: its 2-vs-1 speed-up is the most any
+    kernel can get here. On a KVM guest whose two vCPUs share a physical core or a power
+    budget it is well below 2; STARFM's speed-up is reported beside it.
+    """
+    a = np.linspace(0.1, 0.9, 2048, dtype=np.float32)
+    out = np.zeros((64, a.size), np.float32)
+    _vector_rows(a, a, out, 1)
+    best: dict[int, float] = {}
+    for _ in range(max(repeat, 3)):
+        for n in threads:
+            numba.set_num_threads(n)
+            t0 = time.perf_counter()
+            _vector_rows(a, a, out, 40000)
+            best[n] = min(best.get(n, np.inf), time.perf_counter() - t0)
+    numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    res: dict[str, Any] = {"seconds": best}
+    if 1 in best and 2 in best:
+        res["speedup_2v1"] = best[1] / best[2]
+    return res
+
+
 def run_estimator(
     window: int, f1: ArraySource, c1: ArraySource, c2: ArraySource, threads: int
 ) -> tuple[np.ndarray, Timing]:
@@ -583,6 +616,21 @@ def markdown(result: dict[str, Any]) -> str:
         "",
         *rows_table([Row(**r) for r in result["rows"]]),
         "",
+        "## Thread ceiling of this machine",
+        "",
+        "A perfectly parallel, L1-resident vector loop (no STARFM) at 1 and 2 threads, "
+        "alternating, best of each: "
+        + ", ".join(
+            f"{n} thread(s) {v:.3f} s"
+            for n, v in result.get("thread_ceiling", {}).get("seconds", {}).items()
+        )
+        + (
+            f"; 2-vs-1 speed-up {result['thread_ceiling']['speedup_2v1']:.2f}x, the most any "
+            "kernel can get here."
+            if "speedup_2v1" in result.get("thread_ceiling", {})
+            else ""
+        ),
+        "",
         "## Compilation (numba, once per argument types, not per window)",
         "",
     ]
@@ -658,10 +706,16 @@ def check_targets(result: dict[str, Any]) -> list[dict[str, Any]]:
         sp = p1.seconds / p2.seconds
         kp1 = pick("  of which kernel", 1)
         ksp = f"; kernel alone {kp1.seconds / k2.seconds:.2f}x" if kp1 and k2 else ""
+        ceil = result.get("thread_ceiling", {}).get("speedup_2v1")
+        csp = (
+            f"; this machine's ceiling {ceil:.2f}x, STARFM gets {sp / ceil:.0%} of it"
+            if ceil
+            else ""
+        )
         out.append(
             {
                 "target": f"2 threads >= {TARGETS['speedup_2v1']:g}x faster than 1",
-                "measured": f"{sp:.2f}x (predict{ksp})",
+                "measured": f"{sp:.2f}x (predict{ksp}{csp})",
                 "met": sp >= TARGETS["speedup_2v1"],
             }
         )
@@ -762,11 +816,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     preds: dict[str, np.ndarray] = {}
     baselines: dict[str, Any] = {}
     cli_runs: list[dict[str, Any]] = []
+    print("machine's own 2-thread ceiling (a parallel vector loop, no STARFM) ...", flush=True)
+    ceiling = thread_ceiling(threads, repeat)
+    for n, s in ceiling["seconds"].items():
+        print(f"  {n} thread(s): {s:.3f} s", flush=True)
     for w in args.window:
-        for n in threads:
-            best: Timing | None = None
-            runs: list[str] = []
-            for _ in range(repeat):
+        # Thread counts alternate within each repeat, so a slow phase of this shared machine
+        # hits both of them rather than one.
+        bests: dict[int, Timing] = {}
+        all_runs: dict[int, list[str]] = {n: [] for n in threads}
+        for _ in range(repeat):
+            for n in threads:
                 share = wait_quiet(args.wait_quiet)
                 pred, t = run_estimator(
                     w, sources["fine1"], sources["coarse1"], sources["target"], n
@@ -778,11 +838,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     f", others' CPU {t.others_cpu:.0%}",
                     flush=True,
                 )
-                runs.append(f"{t.extra['predict_s']:.1f}")
-                if best is None or t.extra["predict_s"] < best.extra["predict_s"]:
-                    best = t
+                all_runs[n].append(f"{t.extra['predict_s']:.1f}")
+                if n not in bests or t.extra["predict_s"] < bests[n].extra["predict_s"]:
+                    bests[n] = t
                 preds[f"STARFM window {w}"] = pred
-            assert best is not None
+        for n in threads:
+            best = bests[n]
+            runs = all_runs[n]
             e = best.extra
             rows.append(
                 Row(
@@ -913,6 +975,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "numpy_baseline": baselines,
         "accuracy": acc,
         "starfm4py_s_per_mpb": STARFM4PY_S_PER_MPB,
+        "thread_ceiling": ceiling,
     }
     result["targets"] = check_targets(result) if 31 in args.window else []
 
