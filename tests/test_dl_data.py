@@ -158,3 +158,76 @@ def test_invalid_pixels_are_masked_not_spread(tmp_path: Path) -> None:
     b = data.sample(np.random.default_rng(0), 200, 16, augment=False)
     assert np.isfinite(b.fine_ref).all() and np.isfinite(b.fine_target).all()
     assert (~b.mask).sum() > 0  # the NaN pixel was drawn and masked
+
+
+def test_time_mix_moves_target_between_the_dates(tmp_path: Path) -> None:
+    """time_mix: coarse and fine targets move by the same fraction a of the way between the
+    dates; inputs stay as they are; 0 leaves the sampling (and its random stream) unchanged."""
+    from stfusion.dl.data import TrainingData
+    from stfusion.scene import open_scene
+
+    files = write_cia_crop(tmp_path, size=48, dates=DATES[:2])
+    data = TrainingData(open_scene([files[d] for d in DATES[:2]]), val_fraction=0.25, multiple=2)
+    plain = data.sample(np.random.default_rng(3), 32, 16, augment=False)
+    again = data.sample(np.random.default_rng(3), 32, 16, augment=False, time_mix=0.0)
+    np.testing.assert_array_equal(plain.fine_target, again.fine_target)
+
+    mixed = data.sample(np.random.default_rng(3), 200, 16, augment=True, time_mix=1.0)
+    # Recover each patch's real target from the marker-free relation of the two dates:
+    # the example's other date is the only other image, so F_t - F_r = (C_t' - C_r) / a.
+    alphas = []
+    for i in range(200):
+        f_r, c_r = mixed.fine_ref[i], mixed.coarse_ref[i]
+        dc, df = mixed.coarse_target[i] - c_r, mixed.fine_target[i] - f_r
+        # find which real example this is: the full change between the two dates
+        ref = next(k for k in range(2) if _contains(data.fine[k], f_r))
+        tgt = 1 - ref
+        full_c = _same_window(data.coarse[tgt], data.coarse[ref], data.fine[ref], f_r)
+        full_f = _same_window(data.fine[tgt], data.fine[ref], data.fine[ref], f_r)
+        big = np.abs(full_c) > 0.05
+        a = float(np.median(dc[big] / full_c[big]))
+        assert 0.0 <= a < 1.0
+        np.testing.assert_allclose(dc, a * full_c, atol=1e-4)
+        np.testing.assert_allclose(df, a * full_f, atol=1e-4)
+        alphas.append(a)
+    assert np.std(alphas) > 0.2  # spread over [0, 1), not one value
+
+
+def _contains(image: np.ndarray, patch: np.ndarray) -> bool:
+    return _locate(image, patch) is not None
+
+
+def _locate(image: np.ndarray, patch: np.ndarray) -> tuple[int, int, int, bool] | None:
+    """Where (row, col, rotation, flip) ``patch`` is a dihedral view of a window of ``image``."""
+    p = patch.shape[-1]
+    h, w = image.shape[-2:]
+    for k in range(4):
+        for flip in (False, True):
+            v = np.rot90(patch[..., ::-1] if flip else patch, -k, axes=(-2, -1))
+            hits = np.argwhere(np.isclose(image[0], v[0, 0, 0]))
+            for r, c in hits:
+                if r + p <= h and c + p <= w and np.allclose(image[:, r : r + p, c : c + p], v):
+                    return int(r), int(c), k, flip
+    return None
+
+
+def _same_window(a: np.ndarray, b: np.ndarray, where: np.ndarray, patch: np.ndarray) -> np.ndarray:
+    """``a - b`` over the window of ``where`` that ``patch`` views, in the patch's orientation."""
+    loc = _locate(where, patch)
+    assert loc is not None
+    r, c, k, flip = loc
+    p = patch.shape[-1]
+    d = (a - b)[:, r : r + p, c : c + p]
+    d = np.rot90(d, k, axes=(-2, -1))
+    return np.ascontiguousarray(d[..., ::-1] if flip else d)
+
+
+def test_time_mix_checks() -> None:
+    from stfusion.dl.train import TrainConfig
+    from stfusion.dl.train_stfdcnn import STFDCNNConfig
+
+    with pytest.raises(InvalidParameterError, match="time_mix"):
+        TrainConfig(model="dcstfn", time_mix=1.5).validate()
+    TrainConfig(model="dcstfn", time_mix=0.5).validate()
+    with pytest.raises(InvalidParameterError, match="does not apply to stfdcnn"):
+        STFDCNNConfig.from_train_config(TrainConfig(model="stfdcnn", time_mix=0.5))

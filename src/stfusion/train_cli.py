@@ -25,7 +25,7 @@ def _command_line(**kw: Any) -> str:
     for opt in ("size", "epochs", "patch", "batch", "lr", "patience", "val_fraction",
                 "steps_per_epoch", "seed", "device", "threads", "content", "ae_steps",
                 "vision_weight", "feature_weight", "discriminator", "gan_loss", "adv_weight",
-                "fm_weight", "sam_weight", "d_lr", "label_smoothing", "clip",
+                "fm_weight", "sam_weight", "d_lr", "label_smoothing", "clip", "time_mix",
                 "fine_scale", "fine_offset", "coarse_scale", "coarse_offset", "resampling",
                 "dates"):  # fmt: skip
         value = kw.get(opt)
@@ -237,6 +237,14 @@ class _TrainProgress:
     help="GANs: clip each network's gradient norm to this; 0 = no clipping [default: 0].",
 )
 @click.option(
+    "--time-mix",
+    type=click.FloatRange(0.0, 1.0),
+    default=None,
+    help="Share of training patches whose target is moved to a random point between the "
+    "two dates (coarse and fine alike: changes of every size up to the observed one; "
+    "docs/deep.md) [default: 0].",
+)
+@click.option(
     "--no-augment",
     "augment",
     is_flag=True,
@@ -283,9 +291,10 @@ def train(
     vision_weight: float | None, feature_weight: float | None, discriminator: str | None,
     gan_loss: str | None, adv_weight: float | None, fm_weight: float | None,
     sam_weight: float | None, d_lr: float | None, label_smoothing: float | None,
-    clip: float | None, augment: bool, dates: str | None, fine_scale: float | None,
-    fine_offset: float | None, coarse_scale: float | None, coarse_offset: float | None,
-    resampling: str, note: str, resume: bool, overwrite: bool, quiet: bool,
+    clip: float | None, time_mix: float | None, augment: bool, dates: str | None,
+    fine_scale: float | None, fine_offset: float | None, coarse_scale: float | None,
+    coarse_offset: float | None, resampling: str, note: str, resume: bool, overwrite: bool,
+    quiet: bool,
 ) -> None:  # fmt: skip
     """Train a deep fusion network (DCSTFN, EDCSTFN, GAN-STFM, ViTGAN, STFDCNN) on your own pairs.
 
@@ -310,7 +319,7 @@ def train(
         "content": content, "alpha": vision_weight, "beta": feature_weight,
         "discriminator": discriminator, "gan_loss": gan_loss, "adv_weight": adv_weight,
         "fm_weight": fm_weight, "sam_weight": sam_weight, "d_lr": d_lr,
-        "label_smoothing": label_smoothing, "clip": clip,
+        "label_smoothing": label_smoothing, "clip": clip, "time_mix": time_mix,
     }  # fmt: skip
     cfg = TrainConfig(
         model=model, size=size, epochs=epochs, patch=patch, batch=batch, lr=lr,
@@ -325,7 +334,8 @@ def train(
         seed=seed, device=device, threads=threads, content=content, ae_steps=ae_steps,
         vision_weight=vision_weight, feature_weight=feature_weight, discriminator=discriminator,
         gan_loss=gan_loss, adv_weight=adv_weight, fm_weight=fm_weight, sam_weight=sam_weight,
-        d_lr=d_lr, label_smoothing=label_smoothing, clip=clip, fine_scale=fine_scale,
+        d_lr=d_lr, label_smoothing=label_smoothing, clip=clip, time_mix=time_mix,
+        fine_scale=fine_scale,
         fine_offset=fine_offset, coarse_scale=coarse_scale, coarse_offset=coarse_offset,
         resampling=resampling, dates=dates, augment=augment,
     )  # fmt: skip

@@ -211,8 +211,23 @@ class TrainingData:
         v = self.val
         return (v.row >= patch or v.col >= patch) and h >= patch and w >= patch
 
-    def sample(self, rng: np.random.Generator, n: int, patch: int, augment: bool = True) -> Batch:
-        """``n`` random training patches (never touching the validation block)."""
+    def sample(
+        self,
+        rng: np.random.Generator,
+        n: int,
+        patch: int,
+        augment: bool = True,
+        time_mix: float = 0.0,
+    ) -> Batch:
+        """``n`` random training patches (never touching the validation block).
+
+        ``time_mix``: the share of patches whose target is moved to a random point between
+        the two dates, ``a`` uniform in [0, 1): coarse ``C_r + a (C_t - C_r)``, label
+        ``F_r + a (F_t - F_r)`` (inputs ``F_r, C_r`` unchanged). With two dates there are two
+        examples of one change; the mixed ones are changes of every size between none and
+        the observed one, the linear-change assumption every STF method makes, so a network
+        cannot fit the size of the one change it saw.
+        """
         h, w = self.shape
         if not self.train_positions_exist(patch):
             raise InvalidParameterError(
@@ -237,6 +252,10 @@ class TrainingData:
             parts = self._patch(ex, r, c, patch)
             if 1.0 - parts[4].mean() > self.max_invalid:
                 continue
+            if time_mix > 0 and rng.random() < time_mix:
+                a = np.float32(rng.random())
+                f_r, c_r, c_t, f_t, m = parts
+                parts = (f_r, c_r, c_r + a * (c_t - c_r), f_r + a * (f_t - f_r), m)
             if augment:
                 k = int(rng.integers(4))
                 flip = bool(rng.integers(2))

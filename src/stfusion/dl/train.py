@@ -105,6 +105,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     augment: bool = True
+    time_mix: float = 0.0  # share of patches with the target moved between the dates (data.py)
     content: str = "auto"  # mse, l1; auto: l1 for adversarial networks, else mse
     alpha: float = 0.8  # EDCSTFN, GANs: weight of the vision (1 - MS-SSIM) loss
     beta: float = 1.0  # EDCSTFN, GANs: weight of the feature loss (0: no autoencoder)
@@ -135,6 +136,8 @@ class TrainConfig:
             raise InvalidParameterError(f"patch must be at least 16 px, got {self.patch}.")
         if not self.lr > 0:
             raise InvalidParameterError(f"lr must be > 0, got {self.lr}.")
+        if not 0.0 <= float(self.time_mix) <= 1.0:
+            raise InvalidParameterError(f"time_mix must be in [0, 1], got {self.time_mix}.")
         if self.content not in ("auto", "mse", "l1"):
             raise InvalidParameterError(f"content loss {self.content!r}: choose mse or l1.")
         if self.model == "dcstfn" and self.patch % 2:
@@ -485,7 +488,7 @@ class _Run:
         net.train()
         steps: list[dict[str, float]] = []
         for step in range(self.steps):
-            batch = self.data.sample(self.rng, cfg.batch, cfg.patch, cfg.augment)
+            batch = self.data.sample(self.rng, cfg.batch, cfg.patch, cfg.augment, cfg.time_mix)
             steps.append(self.train_step(batch))
             if self.progress is not None:
                 loss = float(np.mean([st["train_loss"] for st in steps]))

@@ -88,6 +88,11 @@ class STFDCNNConfig:
     def from_train_config(cls, cfg: TrainConfig, **overrides: Any) -> STFDCNNConfig:
         """The shared options of a :class:`TrainConfig` (EDCSTFN's loss weights and
         autoencoder steps do not apply), plus ``overrides`` (e.g. ``factor=2``)."""
+        if cfg.time_mix:
+            raise InvalidParameterError(
+                "--time-mix does not apply to stfdcnn: it trains its two CNNs on single dates, "
+                "not on ordered date pairs; leave it out."
+            )
         names = {f.name for f in fields(cls)}
         kw = {k: v for k, v in asdict(cfg).items() if k in names}
         kw["model"] = "stfdcnn"
