@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import sys
 import time
 import warnings
@@ -461,11 +462,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Entry point: user-fixable errors become one line on stderr, not a traceback."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or os.environ.get("STFUSION_DEBUG") == "1"
+    signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        cli.main(args=args, prog_name="stfusion", standalone_mode=False)
+        code = cli.main(args=args, prog_name="stfusion", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         sys.exit(130)
+    except Terminated:
+        click.echo("Terminated (SIGTERM); partial outputs removed.", err=True)
+        sys.exit(128 + signal.SIGTERM)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
@@ -481,6 +486,22 @@ def main(argv: Sequence[str] | None = None) -> None:
             raise
         click.echo(f"Error: {exc}", err=True)
         sys.exit(1)
+    # With standalone_mode=False click returns the command's return value: a command that
+    # returns an int (series: 3 when dates failed) sets the exit status.
+    if isinstance(code, int) and code:
+        sys.exit(code)
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread so that every ``with`` block cleans up.
+
+    A BaseException (like KeyboardInterrupt) so ``except Exception`` does not swallow it; not a
+    KeyboardInterrupt, which click would turn into "Aborted." and exit status 130.
+    """
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise Terminated()
 
 
 if __name__ == "__main__":

@@ -12,9 +12,10 @@ import contextlib
 import json
 import logging
 import os
-import tempfile
+import shutil
+import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -414,6 +415,8 @@ def check_output(path: str | os.PathLike[str], overwrite: bool, inputs: Sequence
                 f"{out}: the output is one of the inputs; choose another output path "
                 "(inputs are never modified)."
             )
+    if out.is_dir():
+        raise OutputExistsError(f"{out}: is a folder; give the path of the output file.")
     if out.exists() and not overwrite:
         raise OutputExistsError(f"{out}: already exists. Pass --overwrite to replace it.")
     parent = out.parent if str(out.parent) else Path(".")
@@ -422,6 +425,117 @@ def check_output(path: str | os.PathLike[str], overwrite: bool, inputs: Sequence
     if not os.access(parent, os.W_OK):
         raise InputFileError(f"{out}: output directory {parent} is not writable.")
     return out
+
+
+PARTIAL_MARK = ".partial"
+
+
+def umask_mode(base: int = 0o666) -> int:
+    """``base`` with the process umask applied: the mode a plain ``open()`` would give."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return base & ~mask
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by another user
+        return True
+    return True
+
+
+def partial_name(final: Path, suffix: str = "") -> Path:
+    """The hidden temporary name of ``final``'s output: ``.NAME.<pid>-<rand>.partial<suffix>``.
+
+    The PID in the name lets a later run tell an abandoned partial (its process is gone) from
+    one another process is still writing (see :func:`remove_stale_partials`).
+    """
+    rand = os.urandom(4).hex()
+    return final.parent / f".{final.name}.{os.getpid()}-{rand}{PARTIAL_MARK}{suffix}"
+
+
+def remove_stale_partials(final: str | os.PathLike[str]) -> list[Path]:
+    """Remove partials of ``final`` left by processes that no longer exist (kill -9, power cut).
+
+    Partials of live processes are kept: another run may be writing the same output.
+    Returns what was removed.
+    """
+    final = Path(final)
+    removed: list[Path] = []
+    parent = final.parent if str(final.parent) else Path(".")
+    try:
+        entries = list(parent.glob(f".{glob_escape(final.name)}.*{PARTIAL_MARK}*"))
+    except OSError:
+        return removed
+    for entry in entries:
+        rest = entry.name[len(final.name) + 2 :]
+        pid_text = rest.split("-", 1)[0].split(".", 1)[0]
+        if not pid_text.isdigit() or _pid_alive(int(pid_text)):
+            continue
+        with contextlib.suppress(OSError):
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+            removed.append(entry)
+            log.info("removed %s, left by process %s that no longer exists", entry, pid_text)
+    return removed
+
+
+def glob_escape(name: str) -> str:
+    """``name`` with glob metacharacters escaped (``[``, ``*``, ``?``)."""
+    return "".join(f"[{c}]" if c in "[]*?" else c for c in name)
+
+
+@contextlib.contextmanager
+def atomic_path(
+    final: str | os.PathLike[str], *, overwrite: bool = False, suffix: str | None = None
+) -> Iterator[Path]:
+    """Yield a temporary path beside ``final``; on success it is renamed onto ``final``.
+
+    The one way stfusion writes a file or folder: readers never see a half-written output,
+    nothing is left behind on an exception, SIGINT or SIGTERM (the CLI turns SIGTERM into an
+    exception), and partials of killed processes are removed by the next run
+    (:func:`remove_stale_partials`). The result gets the mode a plain ``open()`` gives (the
+    umask is respected: 0666 & ~umask for files, 0777 & ~umask for folders). An existing
+    ``final`` is replaced only with ``overwrite=True``; a folder is never replaced by a file
+    or the other way round.
+    """
+    final = Path(final)
+    remove_stale_partials(final)
+    tmp = partial_name(final, final.suffix if suffix is None else suffix)
+    try:
+        yield tmp
+        if not tmp.exists():
+            raise OSError(f"{final}: nothing was written")
+        is_dir = tmp.is_dir()
+        if final.exists() or final.is_symlink():
+            if not overwrite:
+                raise OutputExistsError(f"{final}: appeared while writing; not replaced.")
+            if final.is_dir() != is_dir:
+                kind = "a folder" if final.is_dir() else "a file"
+                raise OutputExistsError(f"{final}: is {kind}; choose another output path.")
+        os.chmod(tmp, umask_mode(0o777 if is_dir else 0o666))
+        if is_dir and final.is_dir():
+            # os.replace cannot replace a non-empty folder: move the old one aside first.
+            old = partial_name(final, ".old")
+            os.replace(final, old)
+            os.replace(tmp, final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, final)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            if tmp.is_dir() and not tmp.is_symlink():
+                shutil.rmtree(tmp)
+            elif tmp.exists() or tmp.is_symlink():
+                tmp.unlink()
+        raise
 
 
 GTIFF_PROFILE: dict[str, Any] = {
@@ -462,10 +576,16 @@ class RasterWriter:
 
     def __enter__(self) -> RasterWriter:
         check_output(self.path, self.overwrite)
-        fd, self._tmp = tempfile.mkstemp(
-            prefix=f".{self.path.name}.", suffix=".partial.tif", dir=self.path.parent or "."
-        )
-        os.close(fd)
+        self._stack = contextlib.ExitStack()
+        self._tmp = str(self._stack.enter_context(atomic_path(self.path, overwrite=self.overwrite)))
+        try:
+            self._open()
+        except BaseException:
+            if not self._stack.__exit__(*sys.exc_info()):
+                raise
+        return self
+
+    def _open(self) -> None:
         profile = dict(GTIFF_PROFILE)
         small = self.grid.width < 256 or self.grid.height < 256
         if small:
@@ -491,28 +611,20 @@ class RasterWriter:
             self._ds.update_tags(
                 **{k: v if isinstance(v, str) else json.dumps(v) for k, v in self.tags.items()}
             )
-        return self
 
     def write(self, array: np.ndarray, window: Window | None = None) -> None:
         assert self._ds is not None
         self._ds.write(np.asarray(array, dtype=np.float32), window=window)
 
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        assert self._ds is not None and self._tmp is not None
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        assert self._ds is not None
         try:
             self._ds.close()
-        finally:
-            if exc_type is None:
-                if self.path.exists() and not self.overwrite:
-                    os.unlink(self._tmp)
-                    raise OutputExistsError(f"{self.path}: appeared while writing; not replaced.")
-                umask = os.umask(0)
-                os.umask(umask)
-                os.chmod(self._tmp, 0o666 & ~umask)  # mkstemp made it owner-only
-                os.replace(self._tmp, self.path)
-            else:
-                with contextlib.suppress(OSError):
-                    os.unlink(self._tmp)
+        except BaseException:
+            if not self._stack.__exit__(*sys.exc_info()):
+                raise
+            return
+        self._stack.__exit__(exc_type, exc, tb)
 
 
 def write_raster(
