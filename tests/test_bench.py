@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
+import os
 import shutil
+import stat
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from affine import Affine
 
-from conftest import write_tif
-from stfusion.bench import applicable, parse_bench_params, run_bench
+from conftest import CIA, REPO, SHARED_DATA, need, write_tif
+from stfusion.bench import applicable, check_bench_out, parse_bench_params, run_bench
 from stfusion.cases import Case, load_cases_file, named_cases
 from stfusion.cli import main
 from stfusion.errors import InvalidParameterError, OutputExistsError
@@ -146,3 +150,167 @@ def test_report_renders_in_headless_chromium(user_case: Path, tmp_path: Path) ->
 
     img = mpimg.imread(shot)
     assert img.shape[0] == 1600 and img.std() > 0.05  # a page with content, not blank
+
+
+# ------------------------------------------------ --overwrite never deletes what it did not write
+
+
+def _cli(args: list[str], cwd: Path, umask: int | None = None) -> subprocess.CompletedProcess:
+    """``stfusion ARGS`` as a real process (exit codes, cwd and umask are the process's own)."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        p for p in (str(REPO / "src"), os.environ.get("PYTHONPATH")) if p)}  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "stfusion.cli", *args], cwd=cwd, env=env, capture_output=True,
+        text=True, timeout=300, preexec_fn=(lambda: os.umask(umask)) if umask is not None else None,
+    )  # fmt: skip
+
+
+def _tree(root: Path) -> dict[str, str]:
+    """Every entry under ``root`` (relative path -> content, or '<dir>')."""
+    return {str(p.relative_to(root)): "<dir>" if p.is_dir() else p.read_text(errors="replace")
+            for p in sorted(root.rglob("*"))}  # fmt: skip
+
+
+def test_overwrite_refuses_cwd_and_deletes_nothing(tmp_path: Path) -> None:
+    # The issue's reproduction: bench --out . --overwrite deleted notes.txt and keep/.
+    need(CIA)
+    d = tmp_path / "d"
+    (d / "keep").mkdir(parents=True)
+    (d / "keep" / "f").write_text("x\n")
+    (d / "notes.txt").write_text("y\n")
+    before = _tree(tmp_path)
+    p = _cli(["bench", "--data-dir", str(SHARED_DATA), "--cases", "cia-1pair", "--methods",
+              "nochange", "--no-figures", "--out", ".", "--overwrite"], cwd=d)  # fmt: skip
+    assert p.returncode == 1, p.stderr
+    err = p.stderr.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("Error:") and "Traceback" not in err
+    assert "current folder" in err
+    assert _tree(tmp_path) == before  # nothing deleted, nothing left behind
+
+
+def test_overwrite_refuses_folder_with_foreign_files(tmp_path: Path, user_case: Path) -> None:
+    out = tmp_path / "somedir"
+    out.mkdir()
+    (out / "thesis.tex").write_text("months of work\n")
+    before = _tree(tmp_path)
+    p = _cli(["bench", "--cases-file", str(user_case), "--cases", "tiny", "--methods", "nochange",
+              "--no-figures", "--out", str(out), "--overwrite"], cwd=tmp_path)  # fmt: skip
+    assert p.returncode == 1, p.stderr
+    err = p.stderr.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert str(out) in err and "thesis.tex" in err and "did not write" in err
+    assert _tree(tmp_path) == before
+    # Without --overwrite the message says the same (passing --overwrite would not help).
+    p = _cli(["bench", "--cases-file", str(user_case), "--cases", "tiny", "--methods", "nochange",
+              "--no-figures", "--out", str(out)], cwd=tmp_path)  # fmt: skip
+    assert p.returncode == 1 and "thesis.tex" in p.stderr and "did not write" in p.stderr
+    assert _tree(tmp_path) == before
+
+
+def test_overwrite_replaces_own_previous_output(user_case: Path, tmp_path: Path) -> None:
+    case = load_cases_file(user_case)["tiny"]
+    out = tmp_path / "bench"
+    run_bench([case], ["starfm"], out, params={"starfm": ["window=5"]})
+    manifest = json.loads((out / ".stfusion-bench.json").read_text())
+    written = {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()}
+    assert set(manifest["files"]) == written - {".stfusion-bench.json"}
+    assert "figures/tiny_quicklook.png" in manifest["files"] and manifest["stfusion_version"]
+    # Its own previous output is replaced, as a whole (figures/ gone with --no-figures).
+    run_bench([case], [], out, overwrite=True, figures=False)
+    assert not (out / "figures").exists()
+    methods = {r["method"] for r in csv.DictReader(open(out / "runs.csv"))}
+    assert methods == {"nochange", "additive"}
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".bench.")]  # no temp left
+    # A file of the output changed since bench wrote it: not stfusion's any more, refused.
+    (out / "summary.md").write_text("my edits\n")
+    with pytest.raises(OutputExistsError, match=r"summary\.md"):
+        run_bench([case], [], out, overwrite=True, figures=False)
+    assert (out / "summary.md").read_text() == "my edits\n"
+    # An empty folder, or one that does not exist, is fine.
+    (tmp_path / "empty").mkdir()
+    run_bench([case], [], tmp_path / "empty", figures=False)
+    run_bench([case], [], tmp_path / "new" / "deeper", figures=False)
+    assert (tmp_path / "new" / "deeper" / "runs.csv").exists()
+
+
+def test_overwrite_refuses_home_root_inputs_and_cwd(
+    user_case: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    case = load_cases_file(user_case)["tiny"]
+    home = tmp_path / "home"
+    home.mkdir()
+    before = _tree(tmp_path)
+    with pytest.raises(OutputExistsError, match=r"input.*f1\.tif"):  # the folder of the inputs
+        run_bench([case], [], tmp_path, overwrite=True, figures=False)
+    monkeypatch.setenv("HOME", str(home))
+    with pytest.raises(OutputExistsError, match="home folder"):
+        run_bench([case], [], home, overwrite=True, figures=False)
+    # Checked without run_bench: a regression must not get anywhere near replacing "/".
+    with pytest.raises(OutputExistsError, match="is the root folder"):
+        check_bench_out("/", [case], overwrite=True)
+    with pytest.raises(OutputExistsError, match="is above the home folder"):
+        check_bench_out(tmp_path, [], overwrite=True)
+    sub = tmp_path / "a" / "b"
+    sub.mkdir(parents=True)
+    monkeypatch.chdir(sub)
+    for out in (".", sub, tmp_path / "a"):
+        with pytest.raises(OutputExistsError, match="current folder"):
+            run_bench([case], [], out, overwrite=True, figures=False)
+    assert {k: v for k, v in _tree(tmp_path).items() if not k.startswith("a")} == before
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path / "a")
+    with pytest.raises(OutputExistsError, match="symbolic link"):
+        run_bench([case], [], link, overwrite=True, figures=False)
+
+
+# ----------------------------------------------------------- case names are safe file names
+
+
+@pytest.mark.parametrize("name", ["../../pwned", "/tmp/stfusion-pwned", "a/b", "..", ".hidden",
+                                  "a..b", "-x", "x" * 65, "caf\u00e9", "a b", ""])  # fmt: skip
+def test_unsafe_case_names_refused(user_case: Path, name: str) -> None:
+    bad = user_case.parent / "bad.toml"
+    bad.write_text(user_case.read_text().replace("[cases.tiny]", f"[cases.{json.dumps(name)}]"))
+    with pytest.raises(InvalidParameterError) as exc:
+        load_cases_file(bad)
+    msg = str(exc.value)
+    assert str(bad) in msg and repr(name) in msg and "A-Za-z0-9" in msg
+    ok = user_case.parent / "ok.toml"
+    ok.write_text(user_case.read_text().replace("[cases.tiny]", '[cases."my-farm_2021.v2"]'))
+    assert list(load_cases_file(ok)) == ["my-farm_2021.v2"]
+
+
+def test_bad_case_name_refused_before_any_work(user_case: Path, tmp_path: Path) -> None:
+    # Reported: "../../pwned" and an absolute name wrote PNGs outside --out (rc 0).
+    work = tmp_path / "w" / "x"
+    work.mkdir(parents=True)
+    absname = str(tmp_path / "abs-pwned")
+    bad = tmp_path / "bad.toml"
+    spec = user_case.read_text().split("\n", 1)[1]
+    bad.write_text(f'[cases."../../pwned"]\n{spec}\n[cases.{json.dumps(absname)}]\n{spec}')
+    before = _tree(tmp_path)
+    p = _cli(["bench", "--cases-file", str(bad), "--methods", "nochange", "--out", "res"],
+             cwd=work)  # fmt: skip
+    assert p.returncode == 1, p.stderr
+    err = p.stderr.strip()
+    assert len(err.splitlines()) == 1 and "../../pwned" in err and str(bad) in err
+    assert _tree(tmp_path) == before  # nothing written, inside --out or outside it
+    # A Case built in Python is checked by run_bench too, before any computation.
+    evil = dataclasses.replace(load_cases_file(user_case)["tiny"], name="../up")
+    with pytest.raises(InvalidParameterError, match=r"'\.\./up'"):
+        run_bench([evil], [], tmp_path / "out")
+    assert _tree(tmp_path) == before
+
+
+# ------------------------------------------------------------------------------ modes
+
+
+def test_bench_output_modes_respect_umask(user_case: Path, tmp_path: Path) -> None:
+    out = tmp_path / "res"
+    p = _cli(["bench", "--cases-file", str(user_case), "--cases", "tiny", "--methods", "nochange",
+              "--out", str(out)], cwd=tmp_path, umask=0o022)  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    assert (out / "figures" / "tiny_quicklook.png").exists()
+    for path in [out, *out.rglob("*")]:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        assert mode == (0o755 if path.is_dir() else 0o644), (path, oct(mode))

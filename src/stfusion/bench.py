@@ -11,20 +11,27 @@ baselines (no change, additive) are always included. Outputs, in ``--out DIR``:
 - ``figures/``: quicklooks (one colour stretch for truth and every prediction), absolute error
   maps, truth-vs-prediction density scatter plots per band,
 - ``index.html``: all of it on one page,
-- ``run.json``: what is needed to reproduce the table (version, parameters, cases, machine).
+- ``run.json``: what is needed to reproduce the table (version, parameters, cases, machine),
+- ``.stfusion-bench.json``: the manifest: every file and folder the bench wrote, with its size
+  and SHA-256.
+
+The outputs are written in a temporary folder beside ``DIR`` and moved into place at the end.
+``overwrite`` replaces only an earlier bench output, exactly as the bench wrote it (the manifest
+says what that is); a folder holding anything else, the current folder, the home folder, ``/``
+and a folder holding the inputs are never replaced (:func:`check_bench_out`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as _dt
+import hashlib
 import html
 import json
 import os
 import platform
 import re
-import shutil
-import tempfile
 import threading
 import time
 import traceback
@@ -37,9 +44,9 @@ from typing import Any
 import numpy as np
 
 import stfusion
-from stfusion.cases import Case
+from stfusion.cases import Case, check_case_name
 from stfusion.errors import InvalidParameterError, OutputExistsError, STFusionError
-from stfusion.io import FileSource, Scaling
+from stfusion.io import FileSource, Scaling, atomic_path, partial_name
 from stfusion.methods import get_method
 from stfusion.metrics import METRIC_NAMES, MetricReport, evaluate
 
@@ -182,10 +189,14 @@ def run_bench(
     figures: bool = True,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Run everything, write the outputs into ``out`` (replaced as a whole), return a summary."""
-    outdir = Path(out)
-    if outdir.exists() and any(outdir.iterdir()) and not overwrite:
-        raise OutputExistsError(f"{outdir}: exists and is not empty. Pass --overwrite.")
+    """Run everything, write the outputs into ``out``, return a summary.
+
+    ``out`` is written as a whole: built in a temporary folder beside it and moved into place
+    at the end. An existing ``out`` must be empty, or (with ``overwrite``) an earlier bench
+    output exactly as the bench wrote it; see :func:`check_bench_out` for what is refused.
+    """
+    for case in cases:
+        check_case_name(case.name)  # names become file names: checked before any work
     methods = [m for m in BASELINES if m not in methods] + list(methods)
     for m in methods:
         get_method(m)  # unknown names fail before any work
@@ -193,20 +204,227 @@ def run_bench(
     for m in params:
         if m not in methods:
             raise InvalidParameterError(f"--param {m}.*: method {m} is not in --methods.")
+    final = check_bench_out(out, cases, overwrite)
     for case in cases:
         case.check_files()
-    parent = outdir.parent if str(outdir.parent) else Path(".")
-    parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.", dir=parent))
+    final.parent.mkdir(parents=True, exist_ok=True)
+    aside: Path | None = None
     try:
-        results = _run_all(cases, methods, params, tmp, figures, progress)
-        if outdir.exists():
-            shutil.rmtree(outdir)
-        os.replace(tmp, outdir)
+        with atomic_path(final, suffix="") as tmp:
+            tmp.mkdir()
+            results = _run_all(cases, methods, params, tmp, figures, progress)
+            _write_manifest(tmp)
+            # The earlier output (checked again, now that it can no longer change under its
+            # own name) moves aside; atomic_path then renames the new one into place.
+            aside = _move_aside(final, str(out), cases, overwrite)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if aside is not None and not final.exists():
+            os.replace(aside, final)  # the new output did not land: the old one goes back
         raise
+    if aside is not None:
+        _remove_own(aside, final)
+    results["outdir"] = str(final)
     return results
+
+
+# ------------------------------------------------------ the output folder: what may be replaced
+
+#: The bench's manifest, in its output folder: every file (size, SHA-256) and folder it wrote.
+MANIFEST = ".stfusion-bench.json"
+MANIFEST_FORMAT = "stfusion-bench-manifest/1"
+
+
+def _sha256(path: str | os.PathLike[str]) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _write_manifest(folder: Path) -> None:
+    """Record every file and folder under ``folder`` (written by this bench) in its manifest."""
+    files: dict[str, dict[str, Any]] = {}
+    dirs: list[str] = []
+    for root, dnames, fnames in os.walk(folder):
+        rel = Path(root).relative_to(folder)
+        dirs += [(rel / d).as_posix() for d in sorted(dnames)]
+        for f in sorted(fnames):
+            path = Path(root) / f
+            files[(rel / f).as_posix()] = {"bytes": path.stat().st_size, "sha256": _sha256(path)}
+    record = {
+        "format": MANIFEST_FORMAT,
+        "stfusion_version": stfusion.__version__,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "about": "Everything stfusion bench wrote in this folder. 'stfusion bench --overwrite' "
+        "replaces this folder only while it holds exactly these files, unchanged, and folders.",
+        "dirs": sorted(dirs),
+        "files": files,
+    }
+    (folder / MANIFEST).write_text(json.dumps(record, indent=1) + "\n")
+
+
+def _read_manifest(folder: Path) -> dict[str, Any] | None:
+    path = folder / MANIFEST
+    if path.is_symlink() or not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if (not isinstance(record, dict) or record.get("format") != MANIFEST_FORMAT
+            or not isinstance(record.get("files"), dict)
+            or not isinstance(record.get("dirs"), list)):  # fmt: skip
+        return None
+    return record
+
+
+def foreign_entries(folder: Path, limit: int = 4) -> tuple[list[str], bool]:
+    """Entries of ``folder`` that its bench manifest does not list as the bench wrote them.
+
+    Returns (up to ``limit`` relative paths, folders ending in "/"; whether a manifest was
+    found). A file counts as the bench's own only if the manifest lists it with the same size
+    and SHA-256; symbolic links never count. Empty list: the folder holds only the bench's own.
+    """
+    record = _read_manifest(folder)
+    files: dict[str, Any] = record["files"] if record else {}
+    dirs = set(record["dirs"]) if record else set()
+    found: list[str] = []
+
+    def own_file(entry: os.DirEntry[str], rel: str) -> bool:
+        want = files.get(rel)
+        if not isinstance(want, dict) or not entry.is_file(follow_symlinks=False):
+            return False
+        try:
+            return entry.stat(follow_symlinks=False).st_size == want.get("bytes") and (
+                _sha256(entry.path) == want.get("sha256"))  # fmt: skip
+        except OSError:
+            return False
+
+    def walk(path: str, prefix: str) -> None:
+        with os.scandir(path) as it:
+            entries = sorted(it, key=lambda e: e.name)
+        for entry in entries:
+            if len(found) >= limit:
+                return
+            rel = prefix + entry.name
+            if rel == MANIFEST and record is not None:
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                if rel in dirs:
+                    walk(entry.path, rel + "/")
+                else:
+                    found.append(rel + "/")
+            elif not own_file(entry, rel):
+                found.append(rel)
+
+    walk(str(folder), "")
+    return found, record is not None
+
+
+def _refuse(shown: str, why: str) -> OutputExistsError:
+    return OutputExistsError(
+        f"{shown}: {why}; bench replaces its output folder as a whole and never deletes what "
+        "it did not write. Give a new or empty folder, e.g. --out bench-results."
+    )
+
+
+def _foreign_error(
+    shown: str, found: list[str], has_manifest: bool, limit: int
+) -> OutputExistsError:
+    more = ", ..." if len(found) >= limit else ""
+    listed = ", ".join(found[: limit - 1] if more else found) + more
+    what = "files stfusion bench did not write" + (
+        " (or changed since)" if has_manifest else f" (it has no bench manifest {MANIFEST})"
+    )
+    return OutputExistsError(
+        f"{shown}: holds {what}: {listed}. --overwrite only replaces an earlier bench output as "
+        "the bench wrote it; move those away or give a new or empty folder for --out."
+    )  # fmt: skip
+
+
+def check_bench_out(
+    out: str | os.PathLike[str], cases: Sequence[Case] = (), overwrite: bool = False
+) -> Path:
+    """The absolute output folder, if the bench may write it; else an ``OutputExistsError``.
+
+    Refused, with or without ``overwrite``: the root folder, the home folder and any folder
+    above it, the current folder and any folder above it, a folder that holds an input file of
+    ``cases``, a symbolic link, a file, and a folder holding anything the bench did not write
+    (or changed since; see :func:`foreign_entries`). An empty folder and one that does not
+    exist are fine; an earlier bench output only with ``overwrite``.
+    """
+    shown = str(out)
+    final = Path(os.path.abspath(out))
+    if final.is_symlink():
+        raise _refuse(shown, "is a symbolic link")
+    real = final.resolve()
+
+    def at_or_above(folder: Path) -> bool:
+        return real == folder or real in folder.parents
+
+    if real == Path(real.anchor):
+        raise _refuse(shown, "is the root folder")
+    try:
+        home: Path | None = Path.home().resolve()
+    except (RuntimeError, KeyError):
+        home = None
+    if home is not None and at_or_above(home):
+        raise _refuse(shown, "is the home folder" if real == home else "is above the home folder")
+    cwd = Path.cwd().resolve()
+    if at_or_above(cwd):
+        raise _refuse(shown, "is the current folder" if real == cwd else
+                      "is above the current folder")  # fmt: skip
+    for case in cases:
+        for path in [p for pair in case.pairs for p in pair] + [case.target, case.truth]:
+            if real in Path(path).resolve().parents:
+                raise _refuse(shown, f"holds the input {path} of case {case.name}")
+    if final.exists() and not final.is_dir():
+        raise _refuse(shown, "is a file")
+    if final.is_dir():
+        found, has_manifest = foreign_entries(final)
+        if found:
+            raise _foreign_error(shown, found, has_manifest, 4)
+        if has_manifest and not overwrite:
+            raise OutputExistsError(
+                f"{shown}: holds an earlier bench output. Pass --overwrite to replace it."
+            )
+    return final
+
+
+def _move_aside(final: Path, shown: str, cases: Sequence[Case], overwrite: bool) -> Path | None:
+    """Move an existing ``final`` to a hidden name beside it, checked again there; or None."""
+    if not final.exists() and not final.is_symlink():
+        return None
+    check_bench_out(final, cases, overwrite)  # it may have changed while the bench ran
+    aside = partial_name(final, ".old")
+    os.replace(final, aside)
+    found, has_manifest = foreign_entries(aside)
+    if found or aside.is_symlink():
+        os.replace(aside, final)
+        raise _foreign_error(shown, found or ["(a symbolic link)"], has_manifest, 4)
+    return aside
+
+
+def _remove_own(aside: Path, final: Path) -> None:
+    """Delete the earlier output moved aside: only the files and folders its manifest lists."""
+    record = _read_manifest(aside) or {"files": {}, "dirs": []}
+    for rel in sorted(record["files"], key=lambda r: -r.count("/")):
+        with contextlib.suppress(OSError, ValueError):
+            (aside / rel).unlink()
+    with contextlib.suppress(OSError):
+        (aside / MANIFEST).unlink()
+    for rel in sorted(record["dirs"], key=lambda r: -r.count("/")):
+        with contextlib.suppress(OSError, ValueError):
+            (aside / rel).rmdir()
+    try:
+        aside.rmdir()
+    except OSError:  # something appeared in it after the check: keep it, visibly
+        kept = final.with_name(f"{final.name}.stfusion-kept-{os.urandom(3).hex()}")
+        with contextlib.suppress(OSError):
+            os.replace(aside, kept)
+            warnings.warn(f"{final}: files that appeared in the earlier output while it was "
+                          f"replaced were kept in {kept}", stacklevel=3)  # fmt: skip
 
 
 def _run_all(
@@ -375,6 +593,7 @@ def _case_figures(
 
     from stfusion.plot import composite, rgb_bands, stretch_limits
 
+    name = check_case_name(case.name)  # the only part of a figure's path not fixed here
     figdir.mkdir(parents=True, exist_ok=True)
     ok = [r for r in runs if r.prediction is not None]
     if not ok:
@@ -403,7 +622,7 @@ def _case_figures(
     combo = "/".join(names[b] for b in bands)
     fig.suptitle(f"{case.name}: composite {combo}, one 2-98% stretch (of the truth) for all",
                  fontsize=10)  # fmt: skip
-    path = figdir / f"{case.name}_quicklook.png"
+    path = figdir / f"{name}_quicklook.png"
     fig.savefig(path, dpi=90)
     plt.close(fig)
     files.append(f"figures/{path.name}")
@@ -427,7 +646,7 @@ def _case_figures(
             if i == len(ok) - 1:
                 ax.set_xlabel("truth", fontsize=7)
     fig.suptitle(f"{case.name}: truth vs prediction density (log counts)", fontsize=10)
-    path = figdir / f"{case.name}_scatter.png"
+    path = figdir / f"{name}_scatter.png"
     fig.savefig(path, dpi=80)
     plt.close(fig)
     files.append(f"figures/{path.name}")

@@ -11,6 +11,7 @@ CIA cases also exist on the sample bundled with the package (``sample-cia-1pair`
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,24 @@ class Case:
                     f"case {self.name}: {path} not found. Point --data-dir (or $STFUSION_DATA) "
                     "at the folder with the benchmark data."
                 )
+
+
+#: A case name becomes part of file names (``figures/NAME_quicklook.png``), so it must be a
+#: plain, portable file-name slug: no folders, no "..", nothing hidden, at most 64 characters.
+CASE_NAME_RULE = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+_CASE_NAME = re.compile(CASE_NAME_RULE)
+
+
+def check_case_name(name: object, where: str = "") -> str:
+    """``name`` if it is a safe case name (:data:`CASE_NAME_RULE`, no ".."), else an error."""
+    if isinstance(name, str) and _CASE_NAME.fullmatch(name) and ".." not in name:
+        return name
+    prefix = f"{where}: " if where else ""
+    raise InvalidParameterError(
+        f"{prefix}case name {name!r} is not allowed: case names become file names, so they "
+        f"must match {CASE_NAME_RULE} (a letter or digit, then up to 63 letters, digits, '.', "
+        "'_' or '-') and must not contain '..'. Rename the case."
+    )
 
 
 CIA_BANDS = ("blue", "green", "red", "nir", "swir1", "swir2")
@@ -166,7 +185,8 @@ def load_cases_file(path: str | os.PathLike[str]) -> dict[str, Case]:
     ratio = 16               # optional: needed by FSDAF and Fit-FC on one grid, and by ERGAS
     bands = ["green", "red", "nir"]   # optional
     ```
-    Relative paths are relative to the TOML file.
+    Relative paths are relative to the TOML file. Case names become file names: they must
+    match :data:`CASE_NAME_RULE` and must not contain ".." (checked here, before any work).
     """
     try:
         import tomllib
@@ -186,7 +206,14 @@ def load_cases_file(path: str | os.PathLike[str]) -> dict[str, Case]:
         return str(Path(x) if Path(x).is_absolute() else base / x)
 
     out: dict[str, Case] = {}
-    for name, spec in data.get("cases", {}).items():
+    tables = data.get("cases", {})
+    if not isinstance(tables, dict):
+        raise InvalidParameterError(f"{p}: 'cases' must hold [cases.NAME] tables.")
+    for name in tables:  # every name, before anything else is looked at
+        check_case_name(name, str(p))
+    for name, spec in tables.items():
+        if not isinstance(spec, dict):
+            raise InvalidParameterError(f"{p}: case {name!r} must be a [cases.{name}] table.")
         missing = [k for k in ("pairs", "target", "truth") if k not in spec]
         if missing:
             raise InvalidParameterError(f"{p}: case {name!r} lacks {', '.join(missing)}.")

@@ -385,7 +385,12 @@ def methods() -> None:
 )
 @click.option("--no-figures", is_flag=True, help="Tables only (faster).")
 @click.option("--list", "list_cases", is_flag=True, help="List the available cases and exit.")
-@click.option("--overwrite", is_flag=True, help="Replace an existing output folder.")
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace an earlier bench output in --out (only that: a folder holding anything "
+    "else is refused; docs/commands/bench.md).",
+)
 def bench(
     cases: str, methods: str, out: str | None, cases_file: str | None, data_dir: str | None,
     params: Sequence[str], no_figures: bool, list_cases: bool, overwrite: bool,
