@@ -52,6 +52,9 @@ def test_named_cases_and_user_file(user_case: Path) -> None:
     bad.write_text("[cases.x]\npairs = []\n")
     with pytest.raises(InvalidParameterError, match="lacks target, truth"):
         load_cases_file(bad)
+    bad.write_text('[cases.x]\npairs = [["a.tif"]]\ntarget = "t.tif"\ntruth = "u.tif"\n')
+    with pytest.raises(InvalidParameterError, match=r"pairs must be a list of \[fine, coarse\]"):
+        load_cases_file(bad)
 
 
 def test_applicable_and_param_parsing() -> None:

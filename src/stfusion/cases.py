@@ -217,7 +217,17 @@ def load_cases_file(path: str | os.PathLike[str]) -> dict[str, Case]:
         missing = [k for k in ("pairs", "target", "truth") if k not in spec]
         if missing:
             raise InvalidParameterError(f"{p}: case {name!r} lacks {', '.join(missing)}.")
-        pairs = tuple((rel(f), rel(c)) for f, c in spec["pairs"])
+        pairs_spec, files = spec["pairs"], (spec["target"], spec["truth"])
+        if not (
+            isinstance(pairs_spec, list)
+            and pairs_spec
+            and all(isinstance(pr, list) and len(pr) == 2 for pr in pairs_spec)
+        ) or not all(isinstance(f, str) for f in [*files, *(f for pr in pairs_spec for f in pr)]):
+            raise InvalidParameterError(
+                f"{p}: case {name!r}: pairs must be a list of [fine, coarse] file names, and "
+                'target and truth file names, e.g. pairs = [["L_0524.tif", "M_0524.tif"]].'
+            )  # fmt: skip
+        pairs = tuple((rel(f), rel(c)) for f, c in pairs_spec)
         out[name] = Case(
             name=name, pairs=pairs, target=rel(spec["target"]), truth=rel(spec["truth"]),
             pair_dates=tuple(spec.get("pair_dates", ())),
