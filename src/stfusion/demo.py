@@ -34,8 +34,11 @@ def _atomic_text(path: Path, text: str) -> None:
 
 
 def run_demo(outdir: Path, *, overwrite: bool = False, method: str = "starfm",
-             console: Any = None) -> dict[str, Any]:  # fmt: skip
-    """Predict cia-1pair, score it beside the baselines, write GeoTIFF, PNG and JSON."""
+             console: Any = None, command: Any = None) -> dict[str, Any]:  # fmt: skip
+    """Predict cia-1pair, score it beside the baselines, write GeoTIFF, PNG and JSON.
+
+    ``command``: the command line, recorded in the prediction's ``STFUSION_COMMAND`` tag.
+    """
     from rich.console import Console
 
     from stfusion.api import run_prediction
@@ -72,7 +75,8 @@ def run_demo(outdir: Path, *, overwrite: bool = False, method: str = "starfm",
     t0 = time.monotonic()
     with con.status(f"running {method} (the first run compiles its kernel, ~10 s)..."):
         run_prediction(method=method, pairs=[(f1, c1)], target=c2, out=str(pred_path),
-                       params=[f"ratio={ratio:g}"], overwrite=overwrite)  # fmt: skip
+                       params=[f"ratio={ratio:g}"], overwrite=overwrite,
+                       command=command)  # fmt: skip
     seconds = time.monotonic() - t0
 
     truth_src = FileSource(truth_path)

@@ -609,7 +609,8 @@ class RasterWriter:
                 self._ds.set_band_description(i, name)
         if self.tags:
             self._ds.update_tags(
-                **{k: v if isinstance(v, str) else json.dumps(v) for k, v in self.tags.items()}
+                **{k: v if isinstance(v, str) else json.dumps(v, default=str)
+                   for k, v in self.tags.items()}
             )
 
     def write(self, array: np.ndarray, window: Window | None = None) -> None:

@@ -20,6 +20,7 @@ from rasterio.windows import Window
 
 from stfusion.errors import InvalidParameterError
 from stfusion.io import Grid, RasterWriter, Scaling, Source, to_dataarray
+from stfusion.provenance import provenance_tags
 from stfusion.scene import ImageLike, Scene, as_source, check_scales, check_valid, open_scene
 from stfusion.tiling import ArraySink, ProgressFn, plan_windows, run, window_size_for
 
@@ -243,7 +244,7 @@ class FusionMethod:
         count = self.scene_.count
         names = self.scene_.band_names
         if out is not None:
-            all_tags = {"STFUSION_METHOD": self.name, "STFUSION_PARAMS": self.get_params()}
+            all_tags = provenance_tags(self)  # the same tags as `stfusion predict`
             all_tags.update(tags or {})
             with contextlib.ExitStack() as stack:
                 writer = stack.enter_context(RasterWriter(
