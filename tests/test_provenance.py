@@ -103,7 +103,7 @@ def _counts(messages: list[str]) -> collections.Counter[str]:
     return collections.Counter(messages)
 
 
-def test_each_warning_once_through_the_api(tmp_path: Path, capfd: pytest.CaptureFixture) -> None:
+def test_each_warning_once_through_the_api(tmp_path: Path) -> None:
     from stfusion.methods.baselines import Additive
 
     f, c, t = _generic_names(tmp_path, F17, C17, C1102)
@@ -119,8 +119,9 @@ def test_each_warning_once_through_the_api(tmp_path: Path, capfd: pytest.Capture
         f"Additive().fit([({str(f)!r}, {str(c)!r})]).predict({str(t)!r}, out={str(tmp_path)!r}"
         " + '/p.tif')\n"
     )
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         env=dict(os.environ, PYTHONPATH=str(REPO / "src")), timeout=120)  # fmt: skip
+    env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         timeout=120)  # fmt: skip
     assert res.returncode == 0, res.stderr
     lines = [ln for ln in res.stderr.splitlines() if "STFusionWarning" in ln]
     assert sum("georeferencing" in ln for ln in lines) == 1, res.stderr
@@ -184,8 +185,9 @@ def _is_cog(path: Path) -> dict:
     with rasterio.open(path) as ds:
         assert ds.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG", ds.tags(ns="IMAGE_STRUCTURE")
         assert ds.profile["tiled"]
-        return {"block": ds.block_shapes[0], "overviews": ds.overviews(1), "profile": ds.profile,
-                "descriptions": ds.descriptions, "nodata": ds.nodata, "tags": ds.tags()}  # fmt: skip
+        return {"block": ds.block_shapes[0], "overviews": ds.overviews(1),
+                "profile": ds.profile, "descriptions": ds.descriptions, "nodata": ds.nodata,
+                "tags": ds.tags()}  # fmt: skip
 
 
 def test_predict_writes_a_cog_with_the_computed_values(tmp_path: Path) -> None:
