@@ -599,7 +599,8 @@ class RasterWriter:
 
     Windows go into a scratch GeoTIFF beside the output (:data:`GTIFF_PROFILE`); on success it
     is copied as a COG (:func:`copy_as_cog`: tiled, deflate, overviews) and removed. On any
-    exception nothing is left behind: no output, no partial, no scratch file.
+    exception nothing is left behind: no output, no partial, no scratch file. ``cog=False``
+    keeps the tiled scratch GeoTIFF as the output (no copy, no overviews: intermediate files).
     """
 
     def __init__(
@@ -611,8 +612,10 @@ class RasterWriter:
         band_names: Sequence[str] | None = None,
         tags: dict[str, Any] | None = None,
         overwrite: bool = False,
+        cog: bool = True,
     ) -> None:
         self.path = Path(path)
+        self.cog = cog
         self.grid = grid
         self.count = count
         self.band_names = list(band_names) if band_names else None
@@ -668,8 +671,11 @@ class RasterWriter:
         assert self._ds is not None and self._tmp is not None
         try:
             self._ds.close()
-            if exc_type is None:
+            if exc_type is None and self.cog:
                 copy_as_cog(self._tmp, self.path, overwrite=self.overwrite)
+            elif exc_type is None:  # scratch outputs: the tiled GeoTIFF itself, renamed
+                with atomic_path(self.path, overwrite=self.overwrite) as tmp:
+                    os.replace(self._tmp, tmp)
         finally:
             self._remove_scratch()
 
