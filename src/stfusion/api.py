@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import os
 import warnings
@@ -16,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
-import stfusion
 from stfusion.errors import GridMismatchError, InvalidParameterError, STFusionError
 from stfusion.io import FileSource, Scaling, check_output, inspect_raster
 from stfusion.methods import get_method
+from stfusion.provenance import provenance_tags
 from stfusion.scene import _align, open_scene
 from stfusion.tiling import ProgressFn, gdal_cache_mb
 
@@ -58,8 +57,13 @@ def run_prediction(
     progress: ProgressFn | None = None,
     scheduler: Any = None,
     quality: bool = False,
+    command: Sequence[str] | str | None = None,
 ) -> dict[str, Any]:
-    """Predict the fine image at ``target``'s date into the GeoTIFF ``out``."""
+    """Predict the fine image at ``target``'s date into the GeoTIFF ``out``.
+
+    ``out`` gets the provenance tags of :func:`stfusion.provenance.provenance_tags`, plus
+    ``STFUSION_COMMAND`` when ``command`` (the command line) is given.
+    """
     cls = get_method(method)
     rest, ratio = split_ratio(params)
     kwargs = cls.parse_params(rest)
@@ -82,18 +86,8 @@ def run_prediction(
     assert scene.target is not None
     estimator.prepare(scene.target)
     windows = estimator.plan(mem_limit_mb, None, workers)
-    tags = {
-        "STFUSION_VERSION": stfusion.__version__,
-        "STFUSION_INPUTS": {"pairs": [list(p) for p in pairs], "coarse_target": target},
-        "STFUSION_SCALING": {
-            "fine": [s.scale for s, _ in scene.pairs[:1] if isinstance(s, FileSource)]
-            + [fine_scaling.scale, fine_scaling.offset],
-            "coarse": [coarse_scaling.scale, coarse_scaling.offset],
-        },
-        "STFUSION_RATIO": "" if scene.ratio is None else f"{scene.ratio:g}",
-        "STFUSION_ALIGNMENT": scene.notes,
-        "STFUSION_CREATED": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-    }
+    # The tags est.predict(out=...) writes too; the command line is the CLI's only addition.
+    tags = provenance_tags(estimator, command=command)
     quality_out = quality_path(out) if quality else None
     if quality_out is not None:
         check_output(quality_out, overwrite, inputs)

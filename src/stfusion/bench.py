@@ -48,6 +48,7 @@ from stfusion.cases import Case, check_case_name
 from stfusion.errors import InvalidParameterError, OutputExistsError, STFusionError
 from stfusion.io import FileSource, Scaling, atomic_path, partial_name
 from stfusion.methods import get_method
+from stfusion.methods.deep import trained_on_target
 from stfusion.metrics import METRIC_NAMES, MetricReport, evaluate
 
 BASELINES = ("nochange", "additive")
@@ -134,9 +135,7 @@ def applicable(cls: type, case: Case, params: Sequence[str] = ()) -> str:
         return f"takes at most {cls.max_pairs} pair(s), the case has {n}"
     own_weights = any(p.split("=", 1)[0].strip() == "weights" for p in params)
     dates = None if own_weights else getattr(cls, "training_dates", None)
-    if dates and case.target_date in dates:
-        return f"trained on the target date {case.target_date}"
-    return ""
+    return trained_on_target(dates, case.target_date)
 
 
 def run_one(case: Case, method: str, params: Sequence[str] = ()) -> Run:
@@ -160,9 +159,9 @@ def run_one(case: Case, method: str, params: Sequence[str] = ()) -> Run:
             pred = est.predict().values
             run.seconds = time.perf_counter() - t0
         run.peak_mem_mb = mem.peak_mb
-        dates = getattr(est, "training_dates_", None)
-        if dates and case.target_date in dates:
-            run.status, run.reason = "skipped", f"trained on the target date {case.target_date}"
+        reason = trained_on_target(getattr(est, "training_dates_", None), case.target_date)
+        if reason:
+            run.status, run.reason = "skipped", reason
             return run
         run.prediction = pred
     except STFusionError as exc:

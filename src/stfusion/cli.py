@@ -229,7 +229,7 @@ def predict(
             fine_scale=fine_scale, fine_offset=fine_offset, coarse_scale=coarse_scale,
             coarse_offset=coarse_offset, resampling=resampling, mem_limit_mb=mem_limit,
             workers=workers, threads=threads, overwrite=overwrite, progress=progress,
-            scheduler=scheduler, quality=quality,
+            scheduler=scheduler, quality=quality, command=_command_line(),
         )  # fmt: skip
     finally:
         progress.close()
@@ -446,7 +446,18 @@ def demo(outdir: str, overwrite: bool, method: str) -> None:
     """Run the cia-1pair case on the bundled sample and show how well it does."""
     from stfusion.demo import run_demo
 
-    run_demo(Path(outdir), overwrite=overwrite, method=method, console=_console())
+    run_demo(Path(outdir), overwrite=overwrite, method=method, console=_console(),
+             command=_command_line())  # fmt: skip
+
+
+def _command_line() -> list[str]:
+    """This command's line, for the output's ``STFUSION_COMMAND`` tag (provenance)."""
+    ctx = click.get_current_context()
+    argv = sys.argv[1:]
+    # Run from Python (tests, CliRunner) sys.argv is not this command's line: say what ran.
+    if ctx.info_name not in argv:
+        return ["stfusion", ctx.info_name or "", *(f"--{k}={v}" for k, v in ctx.params.items())]
+    return ["stfusion", *argv]
 
 
 # --------------------------------------------------------------- commands in other modules

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 from importlib.resources import files
 from pathlib import Path
@@ -26,20 +24,24 @@ def sample_info() -> dict[str, Any]:
     return json.loads((sample_dir() / "sample.json").read_text())
 
 
-def _atomic_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
+def _atomic_text(path: Path, text: str, overwrite: bool = True) -> None:
+    """Write ``text`` to ``path`` atomically, with the mode the umask gives (io.atomic_path)."""
+    from stfusion.io import atomic_path
+
+    with atomic_path(path, overwrite=overwrite) as tmp:
+        tmp.write_text(text, encoding="utf-8")
 
 
 def run_demo(outdir: Path, *, overwrite: bool = False, method: str = "starfm",
-             console: Any = None) -> dict[str, Any]:  # fmt: skip
-    """Predict cia-1pair, score it beside the baselines, write GeoTIFF, PNG and JSON."""
+             console: Any = None, command: Any = None) -> dict[str, Any]:  # fmt: skip
+    """Predict cia-1pair, score it beside the baselines, write GeoTIFF, PNG and JSON.
+
+    ``command``: the command line, recorded in the prediction's ``STFUSION_COMMAND`` tag.
+    """
     from rich.console import Console
 
     from stfusion.api import run_prediction
-    from stfusion.io import FileSource
+    from stfusion.io import FileSource, atomic_path
     from stfusion.methods.baselines import Additive, NoChange
     from stfusion.metrics import evaluate
     from stfusion.plot import quicklook_figure
@@ -72,7 +74,8 @@ def run_demo(outdir: Path, *, overwrite: bool = False, method: str = "starfm",
     t0 = time.monotonic()
     with con.status(f"running {method} (the first run compiles its kernel, ~10 s)..."):
         run_prediction(method=method, pairs=[(f1, c1)], target=c2, out=str(pred_path),
-                       params=[f"ratio={ratio:g}"], overwrite=overwrite)  # fmt: skip
+                       params=[f"ratio={ratio:g}"], overwrite=overwrite,
+                       command=command)  # fmt: skip
     seconds = time.monotonic() - t0
 
     truth_src = FileSource(truth_path)
@@ -96,15 +99,18 @@ def run_demo(outdir: Path, *, overwrite: bool = False, method: str = "starfm",
 
     fine1 = FileSource(f1).read()
     coarse2 = FileSource(c2).read()
-    quicklook_figure(
-        [(f"Landsat {PAIR_DATE} (fine, t1)", fine1), (f"MODIS {TARGET_DATE} (coarse, t2)", coarse2),
-         (f"{method} prediction {TARGET_DATE}", pred), (f"Landsat {TARGET_DATE} (truth)", truth)],
-        truth, pred, names, fig_path, title=f"{CASE}: {method}",
-    )  # fmt: skip
+    with atomic_path(fig_path, overwrite=overwrite) as tmp_fig:
+        quicklook_figure(
+            [(f"Landsat {PAIR_DATE} (fine, t1)", fine1),
+             (f"MODIS {TARGET_DATE} (coarse, t2)", coarse2),
+             (f"{method} prediction {TARGET_DATE}", pred),
+             (f"Landsat {TARGET_DATE} (truth)", truth)],
+            truth, pred, names, tmp_fig, title=f"{CASE}: {method}",
+        )  # fmt: skip
     result = {
         "case": CASE, "method": method, "seconds": round(seconds, 2),
         "metrics": {k: r.to_dict() for k, r in reports.items()},
     }  # fmt: skip
-    _atomic_text(json_path, json.dumps(result, indent=2) + "\n")
+    _atomic_text(json_path, json.dumps(result, indent=2) + "\n", overwrite=overwrite)
     con.print(f"wrote {pred_path}, {fig_path}, {json_path} ({seconds:.1f} s for {method})")
     return result

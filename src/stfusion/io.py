@@ -13,7 +13,6 @@ import json
 import logging
 import os
 import shutil
-import sys
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -538,6 +537,7 @@ def atomic_path(
         raise
 
 
+#: The scratch GeoTIFF a RasterWriter fills window by window before the COG copy.
 GTIFF_PROFILE: dict[str, Any] = {
     "driver": "GTiff",
     "tiled": True,
@@ -548,11 +548,59 @@ GTIFF_PROFILE: dict[str, Any] = {
     "BIGTIFF": "IF_SAFER",
 }
 
+#: Creation options of every output (GDAL's COG driver): deflate with the predictor that fits
+#: the data type (3 for float), overviews down to one block (averaged, NaN-aware), BigTIFF when
+#: the file could pass 4 GB. The block size is :func:`cog_blocksize`'s unless given.
+COG_OPTIONS: dict[str, Any] = {
+    "compress": "DEFLATE",
+    "predictor": "YES",
+    "overviews": "AUTO",
+    "resampling": "AVERAGE",
+    "bigtiff": "IF_SAFER",
+}
+
+
+def cog_blocksize(width: int, height: int) -> int:
+    """Tile side of a COG output: 256 px below 512 px (one block for small images), else 512."""
+    return 256 if max(width, height) < 512 else 512
+
+
+def copy_as_cog(
+    src: str | os.PathLike[str],
+    final: str | os.PathLike[str],
+    *,
+    overwrite: bool = False,
+    blocksize: int | None = None,
+    **options: Any,
+) -> Path:
+    """Copy the finished raster ``src`` into ``final`` as a Cloud-Optimized GeoTIFF.
+
+    Written through :func:`atomic_path` (a partial beside ``final``, renamed on success,
+    removed on error, umask respected). GDAL's COG driver streams the copy block by block
+    (memory bounded by GDAL's cache, overviews built from a temporary file), keeping band
+    descriptions, nodata and tags. ``options`` override :data:`COG_OPTIONS` (e.g.
+    ``predictor="NO"``). ``src`` is left in place: the caller removes it.
+    """
+    from rasterio.shutil import copy as rio_copy
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        if blocksize is None:
+            with rasterio.open(src) as ds:
+                blocksize = cog_blocksize(ds.width, ds.height)
+        with atomic_path(final, overwrite=overwrite) as tmp:
+            rio_copy(str(src), str(tmp), driver="COG", blocksize=blocksize,
+                     **{**COG_OPTIONS, **options})  # fmt: skip
+    return Path(final)
+
 
 class RasterWriter:
-    """Writes a GeoTIFF window by window into a temporary file, renamed into place on success.
+    """Writes a Cloud-Optimized GeoTIFF window by window, renamed into place on success.
 
-    On any exception the temporary file is removed, so no partial output is ever left behind.
+    Windows go into a scratch GeoTIFF beside the output (:data:`GTIFF_PROFILE`); on success it
+    is copied as a COG (:func:`copy_as_cog`: tiled, deflate, overviews) and removed. On any
+    exception nothing is left behind: no output, no partial, no scratch file. ``cog=False``
+    keeps the tiled scratch GeoTIFF as the output (no copy, no overviews: intermediate files).
     """
 
     def __init__(
@@ -564,8 +612,10 @@ class RasterWriter:
         band_names: Sequence[str] | None = None,
         tags: dict[str, Any] | None = None,
         overwrite: bool = False,
+        cog: bool = True,
     ) -> None:
         self.path = Path(path)
+        self.cog = cog
         self.grid = grid
         self.count = count
         self.band_names = list(band_names) if band_names else None
@@ -576,22 +626,22 @@ class RasterWriter:
 
     def __enter__(self) -> RasterWriter:
         check_output(self.path, self.overwrite)
-        self._stack = contextlib.ExitStack()
-        self._tmp = str(self._stack.enter_context(atomic_path(self.path, overwrite=self.overwrite)))
+        remove_stale_partials(self.path)
+        self._tmp = str(partial_name(self.path, ".scratch.tif"))
         try:
             self._open()
         except BaseException:
-            if not self._stack.__exit__(*sys.exc_info()):
-                raise
+            self._remove_scratch()
+            raise
         return self
+
+    def _remove_scratch(self) -> None:
+        if self._tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self._tmp)
 
     def _open(self) -> None:
         profile = dict(GTIFF_PROFILE)
-        small = self.grid.width < 256 or self.grid.height < 256
-        if small:
-            profile.update(tiled=False)
-            profile.pop("blockxsize")
-            profile.pop("blockysize")
         profile.update(
             width=self.grid.width,
             height=self.grid.height,
@@ -609,7 +659,8 @@ class RasterWriter:
                 self._ds.set_band_description(i, name)
         if self.tags:
             self._ds.update_tags(
-                **{k: v if isinstance(v, str) else json.dumps(v) for k, v in self.tags.items()}
+                **{k: v if isinstance(v, str) else json.dumps(v, default=str)
+                   for k, v in self.tags.items()}
             )
 
     def write(self, array: np.ndarray, window: Window | None = None) -> None:
@@ -617,14 +668,16 @@ class RasterWriter:
         self._ds.write(np.asarray(array, dtype=np.float32), window=window)
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        assert self._ds is not None
+        assert self._ds is not None and self._tmp is not None
         try:
             self._ds.close()
-        except BaseException:
-            if not self._stack.__exit__(*sys.exc_info()):
-                raise
-            return
-        self._stack.__exit__(exc_type, exc, tb)
+            if exc_type is None and self.cog:
+                copy_as_cog(self._tmp, self.path, overwrite=self.overwrite)
+            elif exc_type is None:  # scratch outputs: the tiled GeoTIFF itself, renamed
+                with atomic_path(self.path, overwrite=self.overwrite) as tmp:
+                    os.replace(self._tmp, tmp)
+        finally:
+            self._remove_scratch()
 
 
 def write_raster(
@@ -636,7 +689,7 @@ def write_raster(
     tags: dict[str, Any] | None = None,
     overwrite: bool = False,
 ) -> Path:
-    """Write a float32 ``(band, y, x)`` array as a tiled, compressed GeoTIFF, atomically."""
+    """Write a float32 ``(band, y, x)`` array as a Cloud-Optimized GeoTIFF, atomically."""
     arr = np.asarray(array, dtype=np.float32)
     if arr.ndim == 2:
         arr = arr[None]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -18,8 +19,9 @@ from typing import Any, ClassVar
 import numpy as np
 from rasterio.windows import Window
 
-from stfusion.errors import InvalidParameterError
+from stfusion.errors import InvalidParameterError, STFusionWarning
 from stfusion.io import Grid, RasterWriter, Scaling, Source, to_dataarray
+from stfusion.provenance import provenance_tags
 from stfusion.scene import ImageLike, Scene, as_source, check_scales, check_valid, open_scene
 from stfusion.tiling import ArraySink, ProgressFn, plan_windows, run, window_size_for
 
@@ -154,10 +156,15 @@ class FusionMethod:
             scene = self.scene_
             if scaling is None:
                 scaling = scene.coarse_scaling
-            target = open_scene(
-                [(p[0], p[1]) for p in scene.pairs], coarse_target,
-                coarse_scaling=scaling, ratio=scene.ratio, check=False,
-            ).target  # fmt: skip
+            with warnings.catch_warnings():
+                if any("not georeferenced" in n for n in scene.notes):
+                    # fit() has warned about these inputs already: once per run, not per call.
+                    warnings.filterwarnings("ignore", r"\d+ inputs without full georeferencing",
+                                            STFusionWarning)  # fmt: skip
+                target = open_scene(
+                    [(p[0], p[1]) for p in scene.pairs], coarse_target,
+                    coarse_scaling=scaling, ratio=scene.ratio, check=False,
+                ).target  # fmt: skip
             assert target is not None
             check_valid(target, "coarse target image")
             check_scales(scene.pairs[0][0], target)
@@ -243,7 +250,7 @@ class FusionMethod:
         count = self.scene_.count
         names = self.scene_.band_names
         if out is not None:
-            all_tags = {"STFUSION_METHOD": self.name, "STFUSION_PARAMS": self.get_params()}
+            all_tags = provenance_tags(self)  # the same tags as `stfusion predict`
             all_tags.update(tags or {})
             with contextlib.ExitStack() as stack:
                 writer = stack.enter_context(RasterWriter(

@@ -11,7 +11,9 @@ docs/commands/train.md) and refuses inputs unlike the training data: another ban
 other band names (when both sides have real names), or values 20x or more off the training
 values (another scale: reflectance x10000 vs 0-1). Learned state: ``predictor_`` (the
 network), ``training_dates_`` (the checkpoint's training dates; the bench refuses to score
-a model on its own training date) and ``overlap_``.
+a model on its own training date, and ``prepare`` warns (STFusionWarning) when the target
+date, given to ``fit``/``open_scene`` or read from the coarse target's file name, is one of
+them: such a prediction is no honest test) and ``overlap_``.
 
 Prediction cuts the scene into ``tile`` x ``tile`` tiles anchored at the scene origin, each
 predicted with ``overlap`` pixels of context and cropped (see :mod:`stfusion.dl.infer`):
@@ -26,6 +28,7 @@ scenes you should train your own (docs/deep.md has the numbers they reach).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -45,6 +48,33 @@ DEMO_DATES = ("2001-10-08", "2001-10-17")
 def demo_weights(name: str) -> Path:
     """Path of the shipped demo checkpoint of method ``name`` (may not exist)."""
     return WEIGHTS_DIR / f"{name}_cia_demo.ckpt"
+
+
+def trained_on_target(training_dates: Sequence[Any] | None, target_date: Any) -> str:
+    """Why a model with these training dates must not be scored on ``target_date`` ("" if it
+    may): the bench skips such runs, ``predict`` warns. Dates: ISO strings, ``datetime.date``
+    or ``numpy.datetime64``; an unknown date (None) or no recorded training dates give ""."""
+    if target_date is None or not training_dates:
+        return ""
+    day = np.datetime64(target_date, "D")
+    if day in {np.datetime64(d, "D") for d in training_dates}:
+        return f"trained on the target date {day}"
+    return ""
+
+
+def _date_in_name(source: Source) -> Any:
+    """The acquisition date in the file name of ``source``, or None."""
+    from stfusion.dates import date_from_name
+    from stfusion.errors import STFusionError
+    from stfusion.io import AlignedSource, FileSource
+
+    src = source.native if isinstance(source, AlignedSource) else source
+    if not isinstance(src, FileSource):
+        return None
+    try:
+        return date_from_name(src.path)
+    except STFusionError:
+        return None
 
 
 class DeepMethod(FusionMethod):
@@ -147,10 +177,28 @@ class DeepMethod(FusionMethod):
         self.training_dates_ = ck.training_dates
 
     def _prepare(self, target: Source) -> None:
-        # The coarse target is checked like the pairs (file scale and magnitude).
-        self.predictor_.checkpoint.check_inputs(
-            target.count, tuple(self.scene_.band_names), [(target.label, target.sample(1 << 16))]
-        )
+        ck = self.predictor_.checkpoint
+        # The coarse target is checked like the pairs (band count, file scale and magnitude);
+        # the band names are the scene's, checked (and warned about) once in fit.
+        sample = [(target.label, target.sample(1 << 16))]
+        ck.check_inputs(target.count, tuple(ck.band_names), sample)
+        day = self.scene_.target_date
+        if day is None:
+            day = _date_in_name(target)
+        reason = trained_on_target(self.training_dates_, day)
+        if reason:
+            import warnings
+
+            from stfusion.errors import STFusionWarning
+
+            warnings.warn(
+                f"{self.name}: {reason} (the weights {self.checkpoint_} were trained on "
+                f"{', '.join(self.training_dates_)}): the prediction is not an honest test of "
+                "the method, and scores against that date's fine image mean little. Predict "
+                "another date, or train weights without it.",
+                STFusionWarning,
+                stacklevel=3,
+            )
 
     def plan(
         self, mem_limit_mb: float | None = None, window_size: int | None = None, workers: int = 1

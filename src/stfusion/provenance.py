@@ -1,0 +1,72 @@
+"""The provenance tags of a prediction file: one function for the CLI and the Python API.
+
+``provenance_tags(method)`` describes a fitted and prepared method's job (method, parameters,
+inputs, their scaling, the resampling of coarse images, the resolution ratio, alignment notes,
+stfusion version, UTC time); the CLI adds only its command line (``STFUSION_COMMAND``). So
+``stfusion predict`` and ``est.predict(..., out=...)`` of the same job write the same tags.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import shlex
+from collections.abc import Sequence
+from typing import Any
+
+import stfusion
+from stfusion.io import AlignedSource, FileSource, Source
+
+
+def _input(src: Source) -> str:
+    """The file a source reads (its label for in-memory arrays)."""
+    if isinstance(src, AlignedSource):
+        return src.native.path
+    return src.path if isinstance(src, FileSource) else src.label
+
+
+def _scaling(src: Source) -> dict[str, Any]:
+    """How a source's values became physical values (``value * scale + offset``)."""
+    if isinstance(src, AlignedSource):
+        src = src.native
+    if isinstance(src, FileSource):
+        return {"scale": src.scale, "offset": src.offset, "from": src.scale_source}
+    return {"scale": 1.0, "offset": 0.0, "from": "in-memory array (physical units)"}
+
+
+def _notes(notes: Sequence[str], target: Source) -> list[str]:
+    """The scene's alignment notes, plus the coarse target's when it was given to ``prepare``
+    (``open_scene`` made the notes without it)."""
+    out = list(notes)
+    if isinstance(target, AlignedSource) and not any(target.label in n for n in out):
+        out.append(f"aligned {target.label} ({target.native.grid.describe()}) onto the fine grid "
+                   f"({target.grid.describe()}) with {target.resampling} resampling")  # fmt: skip
+    return out
+
+
+def provenance_tags(method: Any, *, command: Sequence[str] | str | None = None) -> dict[str, Any]:
+    """``STFUSION_*`` tags describing ``method``'s prediction (fitted and prepared).
+
+    ``command``: the command line (argv list or string) when there is one; the CLI's only
+    addition. Values that are not strings are written as JSON by :class:`stfusion.io.RasterWriter`.
+    """
+    scene = method.scene_
+    target = method.target_
+    coarse = [c for _, c in scene.pairs] + [target]
+    aligned = sorted({c.resampling for c in coarse if isinstance(c, AlignedSource)})
+    tags: dict[str, Any] = {
+        "STFUSION_METHOD": method.name,
+        "STFUSION_PARAMS": method.get_params(),
+        "STFUSION_INPUTS": {
+            "pairs": [[_input(f), _input(c)] for f, c in scene.pairs],
+            "coarse_target": _input(target),
+        },
+        "STFUSION_SCALING": {"fine": _scaling(scene.pairs[0][0]), "coarse": _scaling(target)},
+        "STFUSION_RESAMPLING": ", ".join(aligned) or "none (coarse images on the fine grid)",
+        "STFUSION_RATIO": "none" if scene.ratio is None else f"{scene.ratio:g}",
+        "STFUSION_ALIGNMENT": _notes(scene.notes, target),
+        "STFUSION_VERSION": stfusion.__version__,
+        "STFUSION_CREATED": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    if command:
+        tags["STFUSION_COMMAND"] = command if isinstance(command, str) else shlex.join(command)
+    return tags
