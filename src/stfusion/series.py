@@ -28,7 +28,10 @@ Outputs: ``<prefix>_YYYY-MM-DD.tif`` (Cloud Optimized GeoTIFF, float32 with NaN 
 with a scale factor and nodata -32768; band names; provenance tags), ``summary.csv``
 (rewritten after every date), and optionally a Zarr or NetCDF cube with a time axis. Every
 file is written to a temporary name and renamed into place, so an interrupted run leaves only
-complete files, and running again skips the dates already done (after checking them).
+complete files, and running again keeps an output only when it verifies and was made from the
+same input files (path, size, mtime), settings and stfusion version; otherwise it is computed
+again (or, for other settings, the run refuses). A run holds a lock file in the output folder
+while it writes there; leftovers of killed runs are removed by the next run.
 """
 
 from __future__ import annotations
