@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import shutil
+import socket
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -194,6 +198,82 @@ def test_resume_after_interrupt_and_damage(tmp_path: Path, monkeypatch: pytest.M
     predictions.clear()
     res = _kranj_small(out, params=["window=13"], overwrite=True)
     assert res.counts()["failed"] == 0 and len(predictions) == 6
+
+
+def test_inputs_changed_in_place_are_recomputed(tmp_path: Path) -> None:
+    """Issue 11 item 3: resume keys on each input's path, size and mtime, not on the name."""
+    k = need(KRANJ)
+    fine, coarse = tmp_path / "fine", tmp_path / "coarse"
+    fine.mkdir()
+    coarse.mkdir()
+    for p in (k / "landsat" / "filled").glob("20200[69]*.tif"):
+        shutil.copy(p, fine / p.name)
+    for doy in (68, 69, 70, 93):
+        name = f"2020{doy:03d}_18-04_kranj.tif"
+        shutil.copy(k / "modis" / "filled" / name, coarse / name)
+
+    def run(out: Path) -> Any:
+        return run_series(
+            out,
+            fine=[str(fine)],
+            coarse=[str(coarse)],
+            fine_scale=1e-4,
+            method="additive",
+            dates="2020-03-08:2020-03-10",
+        )
+
+    out = tmp_path / "out"
+    run(out)
+    rows = {r["date"]: r for r in read_summary(out / "summary.csv")}
+    assert {r["status"] for r in rows.values()} == {"predicted", "gap-filled"}
+    kept = run(out)  # nothing changed: everything kept (checked below)
+    # the 068 pair's Landsat image replaced in place by the unfilled one (same name)
+    pair = next(fine.glob("2020068_*"))
+    shutil.copy(next((k / "landsat" / "unfilled").glob("2020068_*")), pair)
+    # the 070 MODIS image is now empty: that date is skipped, its old output must go
+    with rasterio.open(coarse / "2020070_18-04_kranj.tif", "r+") as ds:
+        ds.write(np.full((ds.count, ds.height, ds.width), np.nan, np.float32))
+    res = run(out)
+    fresh = tmp_path / "fresh"
+    run(fresh)
+    for p in fresh.glob("fused_*.tif"):
+        np.testing.assert_array_equal(_read(out / p.name), _read(p))
+    assert sorted(p.name for p in out.glob("fused_*")) == sorted(
+        p.name for p in fresh.glob("fused_*")
+    )
+    assert all("inputs unchanged" in r.reason for r in kept.records)
+    by = {r.date: r for r in res.records}
+    assert "recomputed: inputs changed" in by[D(2020, 3, 9)].reason
+    assert pair.name in by[D(2020, 3, 9)].reason
+    assert by[D(2020, 3, 10)].status == "skipped"
+    assert "earlier output removed" in by[D(2020, 3, 10)].reason
+    assert not list(out.glob(".*"))
+
+
+def test_leftovers_of_dead_runs_are_removed(tmp_path: Path) -> None:
+    """Issue 11 item 6: temporary folders and partials of killed runs do not survive a run."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    dead = child.pid
+    out = tmp_path / "out"
+    out.mkdir()
+    planted = [
+        out / ".stfusion-series-ab12_xyz",  # an older version's mkdtemp scratch folder
+        out / f".stfusion-series.{dead}-0a1b2c3d.partial",  # this version's scratch folder
+        out / f".fused_2020-04-01.tif.{dead}-0a1b2c3d.partial.tif",  # a date not in this run
+        out / f".summary.csv.{dead}-0a1b2c3d.partial.csv",
+    ]
+    for p in planted[:2]:
+        p.mkdir()
+        (p / "x.tif").write_bytes(b"x")
+    for p in planted[2:]:
+        p.write_bytes(b"x")
+    (out / ".stfusion-series.lock").write_text(
+        json.dumps({"pid": dead, "host": socket.gethostname()})
+    )
+    res = _kranj_small(out, dates="2020-03-08:2020-03-09")
+    assert res.counts()["failed"] == 0
+    assert not list(out.glob(".*"))
 
 
 def test_int16_outputs_and_cubes(tmp_path: Path) -> None:

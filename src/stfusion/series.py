@@ -28,7 +28,10 @@ Outputs: ``<prefix>_YYYY-MM-DD.tif`` (Cloud Optimized GeoTIFF, float32 with NaN 
 with a scale factor and nodata -32768; band names; provenance tags), ``summary.csv``
 (rewritten after every date), and optionally a Zarr or NetCDF cube with a time axis. Every
 file is written to a temporary name and renamed into place, so an interrupted run leaves only
-complete files, and running again skips the dates already done (after checking them).
+complete files, and running again keeps an output only when it verifies and was made from the
+same input files (path, size, mtime), settings and stfusion version; otherwise it is computed
+again (or, for other settings, the run refuses). A run holds a lock file in the output folder
+while it writes there; leftovers of killed runs are removed by the next run.
 """
 
 from __future__ import annotations
@@ -40,8 +43,9 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
-import tempfile
+import socket
 import time
 import warnings
 from collections import OrderedDict
@@ -71,7 +75,17 @@ from stfusion.errors import (
     OutputExistsError,
     STFusionError,
 )
-from stfusion.io import FileSource, Grid, Scaling, Source
+from stfusion.io import (
+    PARTIAL_MARK,
+    FileSource,
+    Grid,
+    Scaling,
+    Source,
+    atomic_path,
+    partial_name,
+    remove_stale_partials,
+)
+from stfusion.io import _pid_alive as pid_alive
 from stfusion.methods import FusionMethod, get_method
 from stfusion.qa import MASK_KINDS, MaskedSource, check_flags
 from stfusion.scene import _align, check_scales, open_scene
@@ -260,21 +274,17 @@ def verify_output(
 
 
 def _write_cog(tmp_tif: Path, final: Path) -> None:
-    """Copy a finished GeoTIFF into ``final`` as a COG, atomically."""
+    """Copy a finished GeoTIFF into ``final`` as a COG, atomically (:func:`io.atomic_path`)."""
     from rasterio.shutil import copy as rio_copy
 
-    fd, partial = tempfile.mkstemp(
-        prefix=f".{final.name}.", suffix=".partial.tif", dir=final.parent
-    )
-    os.close(fd)
-    try:
+    with atomic_path(final, overwrite=True, suffix=".tif") as partial:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
             with rasterio.open(tmp_tif) as src:
                 small = max(src.width, src.height) < 512
             rio_copy(
                 str(tmp_tif),
-                partial,
+                str(partial),
                 driver="COG",
                 compress="DEFLATE",
                 predictor="YES",
@@ -283,40 +293,235 @@ def _write_cog(tmp_tif: Path, final: Path) -> None:
                 resampling="AVERAGE",
                 bigtiff="IF_SAFER",
             )
-        os.chmod(partial, _umask_mode())  # mkstemp makes owner-only files
-        os.replace(partial, final)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(partial)
-        raise
-
-
-def _umask_mode() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
 
 
 def _write_summary(path: Path, records: Sequence[DateRecord]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".summary.", suffix=".csv", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
+    with atomic_path(path, overwrite=True, suffix=".csv") as tmp:
+        with open(tmp, "w", newline="", encoding="utf-8") as fh:
             w = csv.DictWriter(fh, fieldnames=list(SUMMARY_COLUMNS))
             w.writeheader()
             for r in sorted(records, key=lambda r: r.date):
                 w.writerow(r.row())
-        os.chmod(tmp, _umask_mode())  # mkstemp makes owner-only files
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def read_summary(path: str | os.PathLike[str]) -> list[dict[str, str]]:
     """The rows of a ``summary.csv`` written by :func:`run_series`."""
     with open(path, newline="", encoding="utf-8") as fh:
         return list(csv.DictReader(fh))
+
+
+# ------------------------------------------------------------- lock, leftovers, input keys
+
+#: Held in the output folder while a run writes there (JSON: pid, host, started, pid_start).
+LOCK_NAME = ".stfusion-series.lock"
+#: The run's scratch folder is ``partial_name(out / SCRATCH_NAME)``: hidden, named with the PID.
+SCRATCH_NAME = "stfusion-series"
+#: An unreadable (empty) lock older than this was left by a process killed while creating it.
+LOCK_EMPTY_GRACE_S = 60.0
+_PARTIAL_RE = re.compile(r"^\.(?P<final>.+)\.(?P<pid>\d+)-[0-9a-f]+" + re.escape(PARTIAL_MARK))
+_LEGACY_SCRATCH_RE = re.compile(r"^\.stfusion-series-[A-Za-z0-9_]{8}$")
+
+
+class OutDirLockedError(STFusionError, RuntimeError):
+    """Another ``stfusion series`` run holds the output folder's lock."""
+
+    def __init__(self, lock: Path, holder: dict[str, Any]) -> None:
+        self.lock, self.holder = lock, holder
+        if holder.get("pid"):
+            who = (
+                f"process {holder['pid']} on {holder.get('host', '?')}, started "
+                f"{holder.get('started', '?')}"
+            )
+        else:
+            who = "a process that has not written its name into the lock yet"
+        super().__init__(
+            f"{lock.parent}: another stfusion series run is writing into this folder ({who}; "
+            f"lock file {lock}). Wait for it to finish or choose another --out-dir; if no such "
+            f"process is running, delete {lock}."
+        )
+
+
+def _process_start(pid: int) -> str | None:
+    """The kernel's start time of ``pid`` (Linux ``/proc``), to tell a reused PID; else None."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[-1].split()[19]  # field 22, starttime
+
+
+def _read_lock(lock: Path) -> dict[str, Any] | None:
+    """The lock's contents; ``{}`` if unreadable or half-written; None if it is gone."""
+    try:
+        text = lock.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return {}
+    try:
+        holder = json.loads(text)
+    except ValueError:
+        return {}
+    return holder if isinstance(holder, dict) else {}
+
+
+def _lock_is_stale(lock: Path, holder: dict[str, Any]) -> str:
+    """Why the lock's process is gone (``""``: it may be alive, leave the lock alone)."""
+    pid = holder.get("pid")
+    if not isinstance(pid, int):
+        try:
+            age = time.time() - lock.stat().st_mtime
+        except OSError:
+            return ""
+        return f"empty lock {age:.0f} s old" if age > LOCK_EMPTY_GRACE_S else ""
+    if holder.get("host") != socket.gethostname():
+        return ""  # another machine's process: cannot be checked from here
+    if not pid_alive(pid):
+        return f"process {pid} no longer exists"
+    start = holder.get("pid_start")
+    now = _process_start(pid)
+    if start is not None and now is not None and start != now:
+        return f"process {pid} no longer exists (its PID now belongs to another process)"
+    return ""
+
+
+def acquire_lock(out: Path) -> Path:
+    """Create ``out/LOCK_NAME`` (O_CREAT | O_EXCL) holding this process's PID, host and start.
+
+    A lock of a dead process on this host is removed (with a warning) and taken over; a live
+    one raises :class:`OutDirLockedError`. Other write failures mean the folder is not writable.
+    """
+    lock = out / LOCK_NAME
+    me = {
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "pid_start": _process_start(os.getpid()),
+        "command": "stfusion series",
+    }
+    holder: dict[str, Any] | None = {}
+    for _ in range(10):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
+        except FileExistsError:
+            holder = _read_lock(lock)
+            if holder is None:
+                continue  # released meanwhile: try again
+            why = _lock_is_stale(lock, holder)
+            if not why:
+                raise OutDirLockedError(lock, holder) from None
+            _remove_stale_lock(lock, holder, why)
+            continue
+        except OSError as exc:
+            raise InputFileError(
+                f"{out}: cannot write into the output folder ({exc.strerror or exc}). Choose a "
+                "writable --out-dir."
+            ) from None
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(me, fh)
+        except BaseException as exc:
+            with contextlib.suppress(OSError):
+                lock.unlink()
+            if isinstance(exc, OSError):
+                raise InputFileError(
+                    f"{out}: cannot write into the output folder ({exc.strerror or exc}). "
+                    "Choose a writable --out-dir."
+                ) from None
+            raise
+        return lock
+    raise OutDirLockedError(lock, holder or {})
+
+
+def _remove_stale_lock(lock: Path, holder: dict[str, Any], why: str) -> None:
+    """Move the stale lock aside and delete it, unless it changed since it was judged stale."""
+    grave = partial_name(lock, ".stale")
+    try:
+        os.rename(lock, grave)
+    except FileNotFoundError:
+        return  # another run took it over first
+    if _read_lock(grave) != holder:  # a live run's new lock: put it back
+        with contextlib.suppress(OSError):
+            os.link(grave, lock)
+        with contextlib.suppress(OSError):
+            grave.unlink()
+        return
+    with contextlib.suppress(OSError):
+        grave.unlink()
+    log.warning(
+        "series: removed the stale lock %s (%s; it was written at %s)",
+        lock,
+        why,
+        holder.get("started", "?"),
+    )
+
+
+def release_lock(lock: Path) -> None:
+    """Remove the lock if it is still this process's."""
+    holder = _read_lock(lock)
+    if holder and holder.get("pid") == os.getpid() and holder.get("host") == socket.gethostname():
+        with contextlib.suppress(OSError):
+            lock.unlink()
+
+
+def remove_leftovers(out: Path) -> list[Path]:
+    """Remove temporary files and folders that dead processes left in ``out``.
+
+    PID-named partials (:func:`io.partial_name`: scratch folders, outputs, summary, cube,
+    stale locks) whose process no longer exists, and unnamed ``.stfusion-series-XXXXXXXX``
+    scratch folders of older versions (call only while holding the lock).
+    """
+    removed: list[Path] = []
+    finals: set[str] = set()
+    try:
+        entries = list(out.iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        m = _PARTIAL_RE.match(entry.name)
+        if m is not None:
+            finals.add(m.group("final"))
+        elif _LEGACY_SCRATCH_RE.match(entry.name) and entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+            if not entry.exists():
+                log.info("removed %s, left by an interrupted series run", entry)
+                removed.append(entry)
+    for name in sorted(finals):
+        removed += remove_stale_partials(out / name)
+    return removed
+
+
+def file_identity(path: str | None) -> list[Any] | None:
+    """``[resolved path, size, mtime_ns]`` (size and mtime None when the file is missing)."""
+    if not path:
+        return None
+    p = Path(path)
+    try:
+        st = p.stat()
+        return [str(p.resolve()), st.st_size, st.st_mtime_ns]
+    except OSError:
+        return [str(p.absolute()), None, None]
+
+
+def _inputs_key(identities: Sequence[Any]) -> str:
+    return hashlib.sha256(json.dumps(identities).encode()).hexdigest()[:16]
+
+
+def _changed_inputs(old: Any, new: Sequence[Any]) -> str:
+    """A short account of what differs between two identity lists."""
+    if not isinstance(old, list):
+        return "the earlier output records no input files"
+    was = {x[0]: x for x in old if isinstance(x, list) and x}
+    now = {x[0]: x for x in new if x}
+    changed = [Path(p).name for p in now if p in was and was[p] != now[p]]
+    added = [Path(p).name for p in now if p not in was]
+    gone = [Path(p).name for p in was if p not in now]
+    parts = []
+    for label, names in (("modified", changed), ("new", added), ("no longer used", gone)):
+        if names:
+            more = f" and {len(names) - 2} more" if len(names) > 2 else ""
+            parts.append(f"{label}: {', '.join(names[:2])}{more}")
+    return "; ".join(parts) or "input files differ"
 
 
 # --------------------------------------------------------------------------------- cube
@@ -420,10 +625,7 @@ def write_cube(
         return FileSource(str(p)).read()[None]
 
     suffix = ".zarr" if fmt == "zarr" else ".nc"
-    tmp = path.parent / f".{path.name}.{os.getpid()}.partial{suffix}"
-    if tmp.exists():
-        shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()
-    try:
+    with atomic_path(path, overwrite=True, suffix=suffix) as tmp:
         if fmt == "zarr":
             for i, (day, p, status) in enumerate(items):
                 ds = one(day, p, status, read(p))
@@ -456,15 +658,6 @@ def write_cube(
             ds = xr.concat([one(day, p, s, a) for (day, p, s), a in zip(items, arrays)], dim="time")
             ds.attrs.update(attrs)
             ds.to_netcdf(tmp, engine=engine, encoding={"fused": enc})
-        if path.exists():
-            trash = path.parent / f".{path.name}.{os.getpid()}.old"
-            os.replace(path, trash)
-            shutil.rmtree(trash) if trash.is_dir() else trash.unlink()
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()
-        raise
     return path
 
 
@@ -522,6 +715,29 @@ class _Series:
         default_factory=OrderedDict
     )
     _clear: list[dt.date] | None = None
+    #: ``file_identity`` of every input path, taken before any was read
+    identity: dict[str, list[Any] | None] = field(default_factory=dict)
+
+    def inputs(self, day: dt.date) -> list[list[Any]]:
+        """Identities of every file that can change the output at ``day``.
+
+        The grid's fine image, the fine and coarse image (and masks) of every pair (their
+        valid fractions decide which pairs are clear), the target's coarse image and the
+        fine image at the target (gap-filling), with their masks.
+        """
+        paths = [str(self.ref.path)]
+        for d in sorted(set(self.fine) & set(self.coarse)):
+            for a in (self.fine[d], self.coarse[d]):
+                paths += [a.path, a.mask]
+        for a in (self.coarse.get(day), self.fine.get(day)):
+            if a is not None:
+                paths += [a.path, a.mask]
+        seen: list[list[Any]] = []
+        for p in dict.fromkeys(x for x in paths if x):
+            ident = self.identity.get(p) or file_identity(p)
+            if ident is not None:
+                seen.append(ident)
+        return seen
 
     @property
     def grid(self) -> Grid:
@@ -847,19 +1063,106 @@ def run_series(
             "on the same date. Check the dates read from the names (see --catalog)."
         )
 
-    # ---- output folder
+    # ---- input files as they are now, before anything reads them: the resume key
+    identity: dict[str, list[Any] | None] = {}
+    for table in (fine_by, coarse_by):
+        for acq in table.values():
+            for path in (acq.path, acq.mask):
+                if path and path not in identity:
+                    identity[path] = file_identity(path)
+
+    # ---- output folder, locked while this run writes into it
     out = Path(out_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".stfusion-write-test.", dir=out)
-        os.close(fd)
-        os.unlink(probe)
     except OSError as exc:
         raise InputFileError(
             f"{out}: cannot write into the output folder ({exc.strerror or exc}). Choose a "
             "writable --out-dir."
         ) from None
+    lock = acquire_lock(out)
+    try:
+        remove_leftovers(out)
+        return _run_locked(
+            out,
+            lock,
+            t_start=t_start,
+            fine_by=fine_by,
+            coarse_by=coarse_by,
+            identity=identity,
+            pair_dates=pair_dates,
+            notes=notes,
+            cls=cls,
+            kwargs=kwargs,
+            given_ratio=given_ratio,
+            fb_cls=fb_cls,
+            start=start,
+            end=end,
+            dates=dates,
+            fine_scale=fine_scale,
+            fine_offset=fine_offset,
+            coarse_scale=coarse_scale,
+            coarse_offset=coarse_offset,
+            resampling=resampling,
+            fine_mask_kind=fine_mask_kind,
+            fflags=fflags,
+            coarse_mask_kind=coarse_mask_kind,
+            cflags=cflags,
+            min_valid=min_valid,
+            pairs_per_side=pairs_per_side,
+            dtype=dtype,
+            int16_scale=int16_scale,
+            cube=cube,
+            engine=engine,
+            prefix=prefix,
+            workers=workers,
+            mem_limit_mb=mem_limit_mb,
+            overwrite=overwrite,
+            progress=progress,
+        )
+    finally:
+        release_lock(lock)
 
+
+def _run_locked(
+    out: Path,
+    lock: Path,
+    *,
+    t_start: float,
+    fine_by: dict[dt.date, Acquisition],
+    coarse_by: dict[dt.date, Acquisition],
+    identity: dict[str, list[Any] | None],
+    pair_dates: list[dt.date],
+    notes: list[str],
+    cls: type[FusionMethod],
+    kwargs: dict[str, Any],
+    given_ratio: float | None,
+    fb_cls: type[FusionMethod] | None,
+    start: dt.date | None,
+    end: dt.date | None,
+    dates: Any,
+    fine_scale: float | None,
+    fine_offset: float | None,
+    coarse_scale: float | None,
+    coarse_offset: float | None,
+    resampling: str,
+    fine_mask_kind: str,
+    fflags: tuple[str, ...],
+    coarse_mask_kind: str,
+    cflags: tuple[str, ...],
+    min_valid: float,
+    pairs_per_side: int,
+    dtype: str,
+    int16_scale: float,
+    cube: str | None,
+    engine: str | None,
+    prefix: str,
+    workers: int,
+    mem_limit_mb: float | None,
+    overwrite: bool,
+    progress: ProgressCallback | None,
+) -> SeriesResult:
+    """The part of :func:`run_series` that runs while this process holds ``lock``."""
     # ---- the fine grid: that of the first fine image that opens
     ref: FileSource | None = None
     for a in fine_by.values():
@@ -903,6 +1206,7 @@ def run_series(
         pairs_per_side=pairs_per_side,
         notes=notes,
         fallback=fb_cls,
+        identity=identity,
     )
 
     targets = [d for d in coarse_by if in_range(d, start, end)]
@@ -945,7 +1249,8 @@ def run_series(
         for d in fine_only
     ]
     summary_path = out / "summary.csv"
-    scratch = Path(tempfile.mkdtemp(prefix=".stfusion-series-", dir=out))
+    scratch = partial_name(out / SCRATCH_NAME)  # hidden, PID-named: removed if left behind
+    scratch.mkdir()
     total = len(targets)
     try:
         for i, day in enumerate(targets, start=1):
@@ -1031,13 +1336,14 @@ def _run_date(
     rec = DateRecord(day, method=s.cls.name)
     path = output_path(out, prefix, day)
     rec.output = path.name
+    inputs = s.inputs(day)
+    redo = stale = ""
     try:
-        redo = ""
         if path.exists() and not overwrite:
-            kept = _resume(rec, path, s, dtype)
+            kept, redo = _resume(rec, path, s, dtype, inputs)
             if kept:
                 return rec
-            redo = "earlier output was damaged or incomplete: computed again"
+            stale = redo if redo.startswith("recomputed") else ""
         _predict_date(
             s,
             rec,
@@ -1046,13 +1352,12 @@ def _run_date(
             scratch,
             key,
             settings,
+            inputs,
             dtype=dtype,
             int16_scale=int16_scale,
             mem_limit_mb=mem_limit_mb,
             workers=workers,
         )
-        if redo and rec.status in ("predicted", "gap-filled"):
-            rec.reason = "; ".join(x for x in (redo, rec.reason) if x)
     except (KeyboardInterrupt, SystemExit):
         raise
     except Exception as exc:  # this date fails, the series goes on
@@ -1061,13 +1366,40 @@ def _run_date(
         rec.reason = _describe_error(exc)
     finally:
         rec.seconds = time.monotonic() - t0
+    if redo and rec.status in ("predicted", "gap-filled"):
+        rec.reason = "; ".join(x for x in (redo, rec.reason) if x)
+    elif stale and path.exists():
+        # made from other inputs and not made again: it must not pass for this run's result
+        with contextlib.suppress(OSError):
+            path.unlink()
+        rec.reason = "; ".join(
+            x for x in (rec.reason, f"earlier output removed ({stale[len('recomputed: ') :]})") if x
+        )
     return rec
 
 
-def _resume(rec: DateRecord, path: Path, s: _Series, dtype: str) -> bool:
-    """Fill ``rec`` from a verified earlier output and return True; False to compute it."""
+def _resume(
+    rec: DateRecord, path: Path, s: _Series, dtype: str, inputs: list[list[Any]]
+) -> tuple[bool, str]:
+    """Fill ``rec`` from a verified earlier output made from the same inputs and return
+    ``(True, "")``; ``(False, why)`` to compute it again."""
     state, tags = verify_output(path, s.grid, s.count, dtype)
     if state == "ok":
+        if tags.get("STFUSION_SERIES_INPUTS_KEY") != _inputs_key(inputs):
+            try:
+                old = json.loads(tags.get("STFUSION_SERIES_INPUTS", ""))
+            except ValueError:
+                old = None
+            why = f"recomputed: inputs changed ({_changed_inputs(old, inputs)})"
+            log.info("series: %s: %s", path.name, why)
+            return False, why
+        if tags.get("STFUSION_VERSION") != stfusion.__version__:
+            why = (
+                f"recomputed: stfusion version changed ({tags.get('STFUSION_VERSION') or '?'} "
+                f"-> {stfusion.__version__})"
+            )
+            log.info("series: %s: %s", path.name, why)
+            return False, why
         rec.status = tags.get("STFUSION_SERIES_STATUS", "predicted")
         rec.pairs = [
             dt.date.fromisoformat(d) for d in json.loads(tags.get("STFUSION_SERIES_PAIRS", "[]"))
@@ -1075,15 +1407,15 @@ def _resume(rec: DateRecord, path: Path, s: _Series, dtype: str) -> bool:
         rec.weights = json.loads(tags.get("STFUSION_SERIES_WEIGHTS", "[]"))
         v = tags.get("STFUSION_SERIES_VALID")
         rec.valid_fraction = float(v) if v else None
-        rec.reason = "kept from an earlier run (output verified)"
-        return True
+        rec.reason = "kept from an earlier run (inputs unchanged, output verified)"
+        return True, ""
     if state == "foreign":
         raise OutputExistsError(
             f"{path.name} exists and was not written by stfusion series; not replaced "
             "(pass --overwrite)"
         )
     log.info("series: %s is damaged or incomplete; computing it again", path)
-    return False
+    return False, "earlier output was damaged or incomplete: computed again"
 
 
 def _predict_date(
@@ -1094,6 +1426,7 @@ def _predict_date(
     scratch: Path,
     key: str,
     settings: dict[str, Any],
+    inputs: list[list[Any]],
     *,
     dtype: str,
     int16_scale: float,
@@ -1198,6 +1531,8 @@ def _predict_date(
         "STFUSION_SERIES_FINE_MASK": (s.fine[day].mask or "") if observed is not None else "",
         "STFUSION_SERIES_SETTINGS": json.dumps(settings, default=str),
         "STFUSION_SERIES_KEY": key,
+        "STFUSION_SERIES_INPUTS": json.dumps(inputs),
+        "STFUSION_SERIES_INPUTS_KEY": _inputs_key(inputs),
         "STFUSION_RATIO": "" if s.ratio is None else f"{s.ratio:g}",
         "STFUSION_CREATED": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }

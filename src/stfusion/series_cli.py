@@ -17,6 +17,8 @@ from stfusion.qa import parse_flags
 
 #: Exit code when the run finished but some dates failed (inputs unreadable, method errors).
 EXIT_SOME_FAILED = 3
+#: Exit code when another run holds the output folder's lock (nothing was done).
+EXIT_LOCKED = 4
 
 
 class _DateProgress:
@@ -315,9 +317,10 @@ def series(
 
     Pairs (fine + coarse on one date) are matched by the dates in the file names; each coarse
     date is predicted from the nearest clear pairs before and after it, fine dates are
-    gap-filled. Re-running skips the dates already done.
+    gap-filled. Re-running keeps the dates already done from the same inputs and settings.
+    Exit status 3: some dates failed; 4: another run is writing into --out-dir.
     """
-    from stfusion.series import run_series
+    from stfusion.series import OutDirLockedError, run_series
 
     if not fine and not coarse and catalog is None:
         raise click.UsageError("give --fine and --coarse (folders or globs), or --catalog.")
@@ -355,6 +358,9 @@ def series(
             overwrite=overwrite,
             progress=progress,
         )
+    except OutDirLockedError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        ctx.exit(EXIT_LOCKED)
     finally:
         progress.close()
     _print_summary(result, quiet)
