@@ -436,7 +436,7 @@ def umask_mode(base: int = 0o666) -> int:
     return base & ~mask
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     if pid == os.getpid():
         return True
     try:
@@ -474,7 +474,7 @@ def remove_stale_partials(final: str | os.PathLike[str]) -> list[Path]:
     for entry in entries:
         rest = entry.name[len(final.name) + 2 :]
         pid_text = rest.split("-", 1)[0].split(".", 1)[0]
-        if not pid_text.isdigit() or _pid_alive(int(pid_text)):
+        if not pid_text.isdigit() or pid_alive(int(pid_text)):
             continue
         with contextlib.suppress(OSError):
             if entry.is_dir() and not entry.is_symlink():

@@ -82,10 +82,11 @@ from stfusion.io import (
     Scaling,
     Source,
     atomic_path,
+    copy_as_cog,
     partial_name,
+    pid_alive,
     remove_stale_partials,
 )
-from stfusion.io import _pid_alive as pid_alive
 from stfusion.methods import FusionMethod, get_method
 from stfusion.qa import MASK_KINDS, MaskedSource, check_flags
 from stfusion.scene import _align, check_scales, open_scene
@@ -271,28 +272,6 @@ def verify_output(
                 return "ok", tags
     except Exception:  # any read failure means the file is damaged
         return "corrupt", {}
-
-
-def _write_cog(tmp_tif: Path, final: Path) -> None:
-    """Copy a finished GeoTIFF into ``final`` as a COG, atomically (:func:`io.atomic_path`)."""
-    from rasterio.shutil import copy as rio_copy
-
-    with atomic_path(final, overwrite=True, suffix=".tif") as partial:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            with rasterio.open(tmp_tif) as src:
-                small = max(src.width, src.height) < 512
-            rio_copy(
-                str(tmp_tif),
-                str(partial),
-                driver="COG",
-                compress="DEFLATE",
-                predictor="YES",
-                blocksize=256 if small else 512,
-                overviews="AUTO",
-                resampling="AVERAGE",
-                bigtiff="IF_SAFER",
-            )
 
 
 def _write_summary(path: Path, records: Sequence[DateRecord]) -> None:
@@ -841,7 +820,9 @@ def _predict_component(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         est.prepare(target)
-        est.predict(out=out, overwrite=True, mem_limit_mb=mem_limit_mb, workers=workers)
+        est.predict(
+            out=out, overwrite=True, mem_limit_mb=mem_limit_mb, workers=workers, cog=False
+        )
     return out
 
 
@@ -1547,7 +1528,7 @@ def _predict_date(
             notes.append(
                 f"{s.fallback.name} filled {frac:.1%} of the pixels that {s.cls.name} left empty"
             )
-        _write_cog(tmp, path)
+        copy_as_cog(tmp, path, overwrite=True)
     finally:
         for p in [tmp, *(p for t in tiers for p in t.paths)]:
             with contextlib.suppress(OSError):

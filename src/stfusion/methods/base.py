@@ -232,6 +232,7 @@ class FusionMethod:
         progress: ProgressFn | None = None,
         scheduler: Any = None,
         quality_out: str | os.PathLike[str] | None = None,
+        cog: bool = True,
     ) -> Any:
         """Predict the fine image at the target date.
 
@@ -240,7 +241,9 @@ class FusionMethod:
         or Client) runs the windows on that cluster instead of locally; which worker process
         did how many windows is then in ``last_run_["workers"]``. ``quality_out`` (with
         ``out``) also writes the quality layer: days to the nearest pair used, pairs used,
-        fallback flag and per-band uncertainty (NaN where the method gives none).
+        fallback flag and per-band uncertainty (NaN where the method gives none). ``cog``
+        (default) writes a Cloud-Optimized GeoTIFF; ``cog=False`` a plain tiled GeoTIFF, for
+        intermediate files that are read back at once (no copy, no overviews).
         """
         if coarse_target is not None:
             self.prepare(coarse_target)
@@ -254,7 +257,8 @@ class FusionMethod:
             all_tags.update(tags or {})
             with contextlib.ExitStack() as stack:
                 writer = stack.enter_context(RasterWriter(
-                    out, self.grid_, count, band_names=names, tags=all_tags, overwrite=overwrite
+                    out, self.grid_, count, band_names=names, tags=all_tags, overwrite=overwrite,
+                    cog=cog,
                 ))  # fmt: skip
                 if quality_out is None:
                     self._run(self, windows, writer, workers, progress, scheduler)
@@ -263,7 +267,7 @@ class FusionMethod:
                     qwriter = stack.enter_context(RasterWriter(
                         quality_out, self.grid_, len(qnames), band_names=qnames,
                         tags={**all_tags, "STFUSION_QUALITY_OF": os.fspath(out)},
-                        overwrite=overwrite,
+                        overwrite=overwrite, cog=cog,
                     ))  # fmt: skip
                     sink = SplitSink(writer, qwriter, count)
                     self._run(WithQuality(self), windows, sink, workers, progress, scheduler)
