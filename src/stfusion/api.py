@@ -58,16 +58,22 @@ def run_prediction(
     progress: ProgressFn | None = None,
     scheduler: Any = None,
     quality: bool = False,
+    fine_bands: Sequence[str] | None = None,
+    coarse_bands: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """Predict the fine image at ``target``'s date into the GeoTIFF ``out``."""
+    """Predict the fine image at ``target``'s date into the GeoTIFF ``out``.
+
+    ``fine_bands``/``coarse_bands``: the bands to read, in order (names or 1-based numbers);
+    paths may be HDF4 files, globs or comma lists of band files (docs/inputs.md).
+    """
     cls = get_method(method)
     rest, ratio = split_ratio(params)
     kwargs = cls.parse_params(rest)
     inputs = [p for pair in pairs for p in pair] + [target]
     check_output(out, overwrite, inputs)
     estimator = cls(**kwargs)
-    fine_scaling = Scaling(fine_scale, fine_offset)
-    coarse_scaling = Scaling(coarse_scale, coarse_offset)
+    fine_scaling = Scaling(fine_scale, fine_offset, _bands(fine_bands))
+    coarse_scaling = Scaling(coarse_scale, coarse_offset, _bands(coarse_bands))
     pair_dates, target_date = dates_from_names(pairs, target)
     scene = open_scene(
         [tuple(p) for p in pairs], target, fine_scaling=fine_scaling,
@@ -107,6 +113,10 @@ def run_prediction(
     return {"method": cls.name, "windows": len(windows), "notes": scene.notes,
             "ratio": scene.ratio, "workers": estimator.last_run_["workers"],
             "quality": quality_out}  # fmt: skip
+
+
+def _bands(bands: Sequence[str] | None) -> tuple[str, ...] | None:
+    return tuple(str(b) for b in bands) if bands else None
 
 
 def quality_path(out: str | os.PathLike[str]) -> str:
@@ -175,13 +185,15 @@ def inspect_files(
     coarse_scale: float | None = None,
     coarse_offset: float | None = None,
     resampling: str = "nearest",
+    fine_bands: Sequence[str] | None = None,
+    coarse_bands: Sequence[str] | None = None,
 ) -> str:
     """A human-readable account of how ``predict`` would read and align ``files``."""
     lines: list[str] = []
     fine: FileSource | None = None
     for i, path in enumerate(files):
-        scaling = (Scaling(fine_scale, fine_offset) if i == 0
-                   else Scaling(coarse_scale, coarse_offset))  # fmt: skip
+        scaling = (Scaling(fine_scale, fine_offset, _bands(fine_bands)) if i == 0
+                   else Scaling(coarse_scale, coarse_offset, _bands(coarse_bands)))  # fmt: skip
         info = inspect_raster(path, scaling)
         src = FileSource(path, scaling)
         sample = src.sample(1 << 18)

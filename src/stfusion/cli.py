@@ -21,6 +21,7 @@ import click
 
 import stfusion
 from stfusion.errors import InvalidParameterError, STFusionError, STFusionWarning
+from stfusion.inputs import band_options, role_options
 
 log = logging.getLogger("stfusion")
 
@@ -179,6 +180,7 @@ def cli(ctx: click.Context, debug: bool, verbose: bool) -> None:
     "when all inputs are on one grid.",
 )
 @_scale_options
+@band_options
 @click.option(
     "--mem-limit",
     type=float,
@@ -216,11 +218,14 @@ def predict(
     params: Sequence[str], fine_scale: float | None, fine_offset: float | None,
     coarse_scale: float | None, coarse_offset: float | None, resampling: str,
     mem_limit: float | None, workers: int, threads: int | None, scheduler: str | None,
-    quality: bool, overwrite: bool, quiet: bool,
+    quality: bool, overwrite: bool, quiet: bool, **band_opts: Any,
 ) -> None:  # fmt: skip
     """Predict the fine image at the date of the --coarse image."""
     from stfusion.api import run_prediction
 
+    roles = role_options(fine_scale, fine_offset, coarse_scale, coarse_offset, **band_opts)
+    fine_scale, fine_offset = roles["fine_scale"], roles["fine_offset"]
+    coarse_scale, coarse_offset = roles["coarse_scale"], roles["coarse_offset"]
     t0 = time.monotonic()
     progress = _Progress(f"{method}", quiet)
     try:
@@ -229,7 +234,8 @@ def predict(
             fine_scale=fine_scale, fine_offset=fine_offset, coarse_scale=coarse_scale,
             coarse_offset=coarse_offset, resampling=resampling, mem_limit_mb=mem_limit,
             workers=workers, threads=threads, overwrite=overwrite, progress=progress,
-            scheduler=scheduler, quality=quality,
+            scheduler=scheduler, quality=quality, fine_bands=roles["fine_bands"],
+            coarse_bands=roles["coarse_bands"],
         )  # fmt: skip
     finally:
         progress.close()
@@ -306,9 +312,11 @@ def evaluate(
 @cli.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path())
 @_scale_options
+@band_options
 def inspect(
     files: Sequence[str], fine_scale: float | None, fine_offset: float | None,
     coarse_scale: float | None, coarse_offset: float | None, resampling: str,
+    **band_opts: Any,
 ) -> None:  # fmt: skip
     """Show how each file would be read, and how predict would align it.
 
@@ -317,9 +325,9 @@ def inspect(
     """
     from stfusion.api import inspect_files
 
-    click.echo(inspect_files(files, fine_scale=fine_scale, fine_offset=fine_offset,
-                             coarse_scale=coarse_scale, coarse_offset=coarse_offset,
-                             resampling=resampling))  # fmt: skip
+    roles = role_options(fine_scale, fine_offset, coarse_scale, coarse_offset, **band_opts)
+    roles.pop("fine_preset"), roles.pop("coarse_preset")
+    click.echo(inspect_files(files, resampling=resampling, **roles))
 
 
 # ------------------------------------------------------------------------------- methods
