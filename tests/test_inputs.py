@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -324,3 +325,34 @@ def test_presets_table() -> None:
     scaling, _ = resolve_role(None, 0.0, "B02,B03", "sentinel2-l2a")
     assert (scaling.scale, scaling.offset, scaling.bands) == (0.0001, 0.0, ("B02", "B03"))
     assert get_preset("mod09ga").mask_kind == "mod09_state_1km"
+
+
+# ------------------------------------------------------------------- evaluate scale check
+
+
+def test_evaluate_refuses_int16_truth_against_reflectance(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from stfusion.metrics import evaluate
+
+    with rasterio.open(L1017) as ds:
+        dn, t, crs = ds.read(), ds.transform, ds.crs
+    refl = write_tif(tmp_path / "pred.tif", dn * np.float32(1e-4), transform=t, crs=crs,
+                     dtype="float32")  # fmt: skip
+    truth = write_tif(tmp_path / "truth.tif", dn, transform=t, crs=crs, dtype="int16")
+    code, out, err = run(["evaluate", str(refl), str(truth)], capsys)
+    assert code == 1 and "rmse" not in out
+    assert "--truth-scale 0.0001" in err and "10000x" in err
+    code, out, err = run(["evaluate", str(refl), str(truth), "--truth-scale", "0.0001",
+                          "--json"], capsys)  # fmt: skip
+    assert code == 0, err
+    assert json.loads(out)["rmse"]["mean"] == pytest.approx(0.0, abs=1e-6)
+    from stfusion.errors import STFusionWarning
+
+    with pytest.warns(STFusionWarning, match=r"--truth-scale 0\.0001"):
+        code, out, err = run(["evaluate", str(refl), str(truth), "--no-scale-check"], capsys)
+    assert code == 0 and "rmse" in out
+    with pytest.warns(STFusionWarning, match=r"truth_scale=0\.0001"):
+        evaluate(dn * 1e-4, dn.astype(np.float64))
+    with pytest.warns(STFusionWarning, match=r"--truth-scale 10000"):
+        evaluate(dn.astype(np.float64), dn * 1e-4)

@@ -144,9 +144,15 @@ def evaluate_files(
     truth_offset: float | None = None,
     ratio: float | None = None,
     data_range: float | str = 1.0,
+    scale_check: bool = True,
 ) -> Any:
-    """Score a prediction file against a truth file; returns a ``MetricReport``."""
-    from stfusion.metrics import evaluate
+    """Score a prediction file against a truth file; returns a ``MetricReport``.
+
+    Refuses (``ScaleMismatchError``) when the two differ in scale by more than 20x, naming the
+    ``truth_scale`` to give; ``scale_check=False`` scores anyway (``evaluate`` still warns).
+    """
+    from stfusion.errors import ScaleMismatchError
+    from stfusion.metrics import evaluate, scale_mismatch
 
     pred_src = FileSource(prediction, Scaling(pred_scale))
     truth_src = FileSource(truth, Scaling(truth_scale, truth_offset))
@@ -158,10 +164,18 @@ def evaluate_files(
         )
     if ratio is None:
         ratio = _ratio_tag(prediction)
+    pred_arr, truth_arr = pred_src.read(), truth_src.read()
+    mismatch = scale_mismatch(pred_arr, truth_arr) if scale_check else None
+    if mismatch is not None:
+        raise ScaleMismatchError(
+            mismatch.message(prediction, truth).replace(
+                "meaningless.", "meaningless; nothing was scored."
+            ) + " (--no-scale-check scores anyway.)"
+        )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         return evaluate(
-            pred_src.read(), truth_src.read(), ratio=ratio, data_range=data_range,
+            pred_arr, truth_arr, ratio=ratio, data_range=data_range,
             band_names=list(truth_src.band_names),
         )  # fmt: skip
 

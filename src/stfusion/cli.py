@@ -279,9 +279,16 @@ def predict(
     "max - min, for LST or NDVI).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.option(
+    "--no-scale-check",
+    is_flag=True,
+    help="Score even when prediction and truth differ in scale by more than 20x (refused "
+    "by default: reflectance against x10000 integers; docs/inputs.md).",
+)
 def evaluate(
     prediction: str, truth: str, pred_scale: float | None, truth_scale: float | None,
     truth_offset: float | None, ratio: float | None, data_range: str, as_json: bool,
+    no_scale_check: bool = False,
 ) -> None:  # fmt: skip
     """Score PREDICTION against TRUTH with the pinned metrics (docs/metrics.md)."""
     from stfusion.api import evaluate_files
@@ -296,7 +303,7 @@ def evaluate(
             ) from None
     report = evaluate_files(
         prediction, truth, pred_scale=pred_scale, truth_scale=truth_scale,
-        truth_offset=truth_offset, ratio=ratio, data_range=dr,
+        truth_offset=truth_offset, ratio=ratio, data_range=dr, scale_check=not no_scale_check,
     )  # fmt: skip
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
