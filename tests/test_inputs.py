@@ -356,3 +356,39 @@ def test_evaluate_refuses_int16_truth_against_reflectance(
         evaluate(dn * 1e-4, dn.astype(np.float64))
     with pytest.warns(STFusionWarning, match=r"--truth-scale 10000"):
         evaluate(dn.astype(np.float64), dn * 1e-4)
+
+
+def _split_landsat(src: Path, d: Path, day: str, qa_value: int = 21824) -> None:
+    with rasterio.open(src) as ds:
+        data = ds.read()
+        for b, name in enumerate(("SR_B1", "SR_B2", "SR_B3", "SR_B4", "SR_B5", "SR_B7")):
+            write_tif(d / f"LE07_L2SP_093084_{day}_20200917_02_T1_{name}.TIF", data[b],
+                      transform=ds.transform, crs=ds.crs, nodata=ds.nodata, dtype="int16")
+        write_tif(d / f"LE07_L2SP_093084_{day}_20200917_02_T1_QA_PIXEL.TIF",
+                  np.full(data.shape[1:], qa_value, np.uint16), transform=ds.transform,
+                  crs=ds.crs, dtype="uint16")  # fmt: skip
+
+
+def test_series_stacks_band_files_of_each_date(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bands = tmp_path / "landsat"
+    bands.mkdir()
+    for day in ("20011008", "20011017"):
+        _split_landsat(DATA / f"CIA_Landsat7_{day[:4]}-{day[4:6]}-{day[6:]}.tif", bands, day)
+    common = ["series", "-m", "starfm", "-p", "window=15", "-q", "--dates", "2001-11-02",
+              "--coarse", str(DATA / "CIA_MOD09GA_*.tif")]  # fmt: skip
+    code, _, err = run([*common, "--fine", str(DATA / "CIA_Landsat7_2001-10-08.tif"),
+                        "--fine", str(L1017), "--out-dir", str(tmp_path / "ref")],
+                       capsys)  # fmt: skip
+    assert code == 0, err
+    # every file of each scene; the preset chooses SR_B1..SR_B7 and masks with QA_PIXEL (clear)
+    code, _, err = run([*common, "--fine", str(bands), "--fine-preset", "landsat457-c2l2",
+                        "--fine-scale", "0.0001", "--fine-offset", "0",
+                        "--out-dir", str(tmp_path / "bands")], capsys)  # fmt: skip
+    assert code == 0, err
+    name = "fused_2001-11-02.tif"
+    np.testing.assert_array_equal(_read(tmp_path / "bands" / name), _read(tmp_path / "ref" / name))
+    # without a band choice two files on one date stay an error, which names the options
+    code, _, err = run([*common, "--fine", str(bands), "--out-dir", str(tmp_path / "x")], capsys)
+    assert code != 0 and "--fine-bands" in err

@@ -523,3 +523,50 @@ def role_options(
         "coarse_scale": coarse.scale, "coarse_offset": coarse.offset,
         "coarse_bands": coarse.bands, "fine_preset": fp, "coarse_preset": cp,
     }  # fmt: skip
+
+
+# ------------------------------------------------------------------------------- series
+
+
+def preset_mask_kind(preset: Preset | None, masks: Sequence[str], kind: str) -> str:
+    """The mask kind of a series role: the preset's QA kind when no mask was given."""
+    if preset is not None and preset.mask_kind and not masks and kind == "binary":
+        return preset.mask_kind
+    return kind
+
+
+def stack_band_files(
+    items: Sequence[Any], role: str, bands: Sequence[str] | None, preset: Preset | None,
+    auto_mask: bool,
+) -> list[Any]:  # fmt: skip
+    """Series inputs of ``role`` with the band files of each date joined into one stack.
+
+    Only when a band choice is given (``bands``, or a preset's): without one, two files on a
+    date stay an error. With a preset whose QA band is a file of that date (Landsat
+    ``QA_PIXEL``) or a field of the HDF file (MOD09GA ``state_1km_1``) and ``auto_mask``, it
+    becomes that date's mask. Acquisitions are ``stfusion.dates.Acquisition``.
+    """
+    from stfusion.dates import Acquisition
+
+    if not bands:
+        return list(items)
+    qa = preset.qa_band if preset is not None and preset.mask_kind and auto_mask else None
+    groups: dict[Any, list[Any]] = {}
+    out: list[Any] = []
+    for a in items:
+        if a.sensor == role:
+            groups.setdefault(a.date, []).append(a)
+        else:
+            out.append(a)
+    for day, group in groups.items():
+        paths = sorted({a.path for a in group}, key=lambda p: _natural_key(Path(p).name))
+        mask = next((a.mask for a in group if a.mask), None)
+        if qa is not None and mask is None:
+            qa_files = [p for p in paths if _word_match(qa, Path(p).stem)]
+            if len(qa_files) == 1 and len(paths) > 1:
+                mask = qa_files[0]
+                paths.remove(mask)
+            elif len(paths) == 1 and hdf.is_hdf(paths[0]):
+                mask = f"{paths[0]}:{qa}"
+        out.append(Acquisition(",".join(paths), day, role, mask))
+    return out
