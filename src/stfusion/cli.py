@@ -160,7 +160,9 @@ def cli(ctx: click.Context, debug: bool, verbose: bool) -> None:
     required=True,
     type=click.Path(),
     metavar="FINE COARSE",
-    help="A fine image and the coarse image of the same date. Repeat for more pairs.",
+    help="A fine image and the coarse image of the same date. Repeat for more pairs. Each "
+    "may be a MODIS .hdf, a quoted glob or comma list of band files, and end in :BANDS "
+    "(docs/inputs.md).",
 )
 @click.option(
     "--coarse",

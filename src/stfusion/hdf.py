@@ -291,11 +291,6 @@ def read_field(path: str, f: HDFField, rows: slice, cols: slice) -> np.ndarray:
     return arr
 
 
-def gdal_subdataset(path: str, info_grid: str | None, name: str) -> str:
-    """GDAL's name of one field, for machines where GDAL has the HDF4 driver."""
-    return f'HDF4_EOS:EOS_GRID:"{path}":{info_grid}:{name}'
-
-
 def gdal_fields(path: str) -> list[tuple[str, str]]:
     """(field name, GDAL subdataset name) of every field, through GDAL's HDF4 driver."""
     import rasterio
