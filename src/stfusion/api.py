@@ -58,11 +58,15 @@ def run_prediction(
     scheduler: Any = None,
     quality: bool = False,
     command: Sequence[str] | str | None = None,
+    fine_bands: Sequence[str] | None = None,
+    coarse_bands: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Predict the fine image at ``target``'s date into the GeoTIFF ``out``.
 
     ``out`` gets the provenance tags of :func:`stfusion.provenance.provenance_tags`, plus
     ``STFUSION_COMMAND`` when ``command`` (the command line) is given.
+    ``fine_bands``/``coarse_bands``: the bands to read, in order (names or 1-based numbers);
+    paths may be HDF4 files, globs or comma lists of band files (docs/inputs.md).
     """
     cls = get_method(method)
     rest, ratio = split_ratio(params)
@@ -70,8 +74,8 @@ def run_prediction(
     inputs = [p for pair in pairs for p in pair] + [target]
     check_output(out, overwrite, inputs)
     estimator = cls(**kwargs)
-    fine_scaling = Scaling(fine_scale, fine_offset)
-    coarse_scaling = Scaling(coarse_scale, coarse_offset)
+    fine_scaling = Scaling(fine_scale, fine_offset, _bands(fine_bands))
+    coarse_scaling = Scaling(coarse_scale, coarse_offset, _bands(coarse_bands))
     pair_dates, target_date = dates_from_names(pairs, target)
     scene = open_scene(
         [tuple(p) for p in pairs], target, fine_scaling=fine_scaling,
@@ -103,6 +107,10 @@ def run_prediction(
             "quality": quality_out}  # fmt: skip
 
 
+def _bands(bands: Sequence[str] | None) -> tuple[str, ...] | None:
+    return tuple(str(b) for b in bands) if bands else None
+
+
 def quality_path(out: str | os.PathLike[str]) -> str:
     """``pred.tif`` -> ``pred_quality.tif`` (the quality layer beside a prediction)."""
     p = Path(out)
@@ -128,9 +136,15 @@ def evaluate_files(
     truth_offset: float | None = None,
     ratio: float | None = None,
     data_range: float | str = 1.0,
+    scale_check: bool = True,
 ) -> Any:
-    """Score a prediction file against a truth file; returns a ``MetricReport``."""
-    from stfusion.metrics import evaluate
+    """Score a prediction file against a truth file; returns a ``MetricReport``.
+
+    Refuses (``ScaleMismatchError``) when the two differ in scale by more than 20x, naming the
+    ``truth_scale`` to give; ``scale_check=False`` scores anyway (``evaluate`` still warns).
+    """
+    from stfusion.errors import ScaleMismatchError
+    from stfusion.metrics import evaluate, scale_mismatch
 
     pred_src = FileSource(prediction, Scaling(pred_scale))
     truth_src = FileSource(truth, Scaling(truth_scale, truth_offset))
@@ -142,10 +156,18 @@ def evaluate_files(
         )
     if ratio is None:
         ratio = _ratio_tag(prediction)
+    pred_arr, truth_arr = pred_src.read(), truth_src.read()
+    mismatch = scale_mismatch(pred_arr, truth_arr) if scale_check else None
+    if mismatch is not None:
+        raise ScaleMismatchError(
+            mismatch.message(prediction, truth).replace(
+                "meaningless.", "meaningless; nothing was scored."
+            ) + " (--no-scale-check scores anyway.)"
+        )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         return evaluate(
-            pred_src.read(), truth_src.read(), ratio=ratio, data_range=data_range,
+            pred_arr, truth_arr, ratio=ratio, data_range=data_range,
             band_names=list(truth_src.band_names),
         )  # fmt: skip
 
@@ -169,13 +191,15 @@ def inspect_files(
     coarse_scale: float | None = None,
     coarse_offset: float | None = None,
     resampling: str = "nearest",
+    fine_bands: Sequence[str] | None = None,
+    coarse_bands: Sequence[str] | None = None,
 ) -> str:
     """A human-readable account of how ``predict`` would read and align ``files``."""
     lines: list[str] = []
     fine: FileSource | None = None
     for i, path in enumerate(files):
-        scaling = (Scaling(fine_scale, fine_offset) if i == 0
-                   else Scaling(coarse_scale, coarse_offset))  # fmt: skip
+        scaling = (Scaling(fine_scale, fine_offset, _bands(fine_bands)) if i == 0
+                   else Scaling(coarse_scale, coarse_offset, _bands(coarse_bands)))  # fmt: skip
         info = inspect_raster(path, scaling)
         src = FileSource(path, scaling)
         sample = src.sample(1 << 18)

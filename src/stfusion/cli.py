@@ -21,6 +21,7 @@ import click
 
 import stfusion
 from stfusion.errors import InvalidParameterError, STFusionError, STFusionWarning
+from stfusion.inputs import band_options, role_options
 
 log = logging.getLogger("stfusion")
 
@@ -159,7 +160,9 @@ def cli(ctx: click.Context, debug: bool, verbose: bool) -> None:
     required=True,
     type=click.Path(),
     metavar="FINE COARSE",
-    help="A fine image and the coarse image of the same date. Repeat for more pairs.",
+    help="A fine image and the coarse image of the same date. Repeat for more pairs. Each "
+    "may be a MODIS .hdf, a quoted glob or comma list of band files, and end in :BANDS "
+    "(docs/inputs.md).",
 )
 @click.option(
     "--coarse",
@@ -179,6 +182,7 @@ def cli(ctx: click.Context, debug: bool, verbose: bool) -> None:
     "when all inputs are on one grid.",
 )
 @_scale_options
+@band_options
 @click.option(
     "--mem-limit",
     type=float,
@@ -216,11 +220,14 @@ def predict(
     params: Sequence[str], fine_scale: float | None, fine_offset: float | None,
     coarse_scale: float | None, coarse_offset: float | None, resampling: str,
     mem_limit: float | None, workers: int, threads: int | None, scheduler: str | None,
-    quality: bool, overwrite: bool, quiet: bool,
+    quality: bool, overwrite: bool, quiet: bool, **band_opts: Any,
 ) -> None:  # fmt: skip
     """Predict the fine image at the date of the --coarse image."""
     from stfusion.api import run_prediction
 
+    roles = role_options(fine_scale, fine_offset, coarse_scale, coarse_offset, **band_opts)
+    fine_scale, fine_offset = roles["fine_scale"], roles["fine_offset"]
+    coarse_scale, coarse_offset = roles["coarse_scale"], roles["coarse_offset"]
     t0 = time.monotonic()
     progress = _Progress(f"{method}", quiet)
     try:
@@ -230,6 +237,7 @@ def predict(
             coarse_offset=coarse_offset, resampling=resampling, mem_limit_mb=mem_limit,
             workers=workers, threads=threads, overwrite=overwrite, progress=progress,
             scheduler=scheduler, quality=quality, command=_command_line(),
+            fine_bands=roles["fine_bands"], coarse_bands=roles["coarse_bands"],
         )  # fmt: skip
     finally:
         progress.close()
@@ -273,9 +281,16 @@ def predict(
     "max - min, for LST or NDVI).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.option(
+    "--no-scale-check",
+    is_flag=True,
+    help="Score even when prediction and truth differ in scale by more than 20x (refused "
+    "by default: reflectance against x10000 integers; docs/inputs.md).",
+)
 def evaluate(
     prediction: str, truth: str, pred_scale: float | None, truth_scale: float | None,
     truth_offset: float | None, ratio: float | None, data_range: str, as_json: bool,
+    no_scale_check: bool = False,
 ) -> None:  # fmt: skip
     """Score PREDICTION against TRUTH with the pinned metrics (docs/metrics.md)."""
     from stfusion.api import evaluate_files
@@ -290,7 +305,7 @@ def evaluate(
             ) from None
     report = evaluate_files(
         prediction, truth, pred_scale=pred_scale, truth_scale=truth_scale,
-        truth_offset=truth_offset, ratio=ratio, data_range=dr,
+        truth_offset=truth_offset, ratio=ratio, data_range=dr, scale_check=not no_scale_check,
     )  # fmt: skip
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
@@ -306,9 +321,11 @@ def evaluate(
 @cli.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path())
 @_scale_options
+@band_options
 def inspect(
     files: Sequence[str], fine_scale: float | None, fine_offset: float | None,
     coarse_scale: float | None, coarse_offset: float | None, resampling: str,
+    **band_opts: Any,
 ) -> None:  # fmt: skip
     """Show how each file would be read, and how predict would align it.
 
@@ -317,9 +334,9 @@ def inspect(
     """
     from stfusion.api import inspect_files
 
-    click.echo(inspect_files(files, fine_scale=fine_scale, fine_offset=fine_offset,
-                             coarse_scale=coarse_scale, coarse_offset=coarse_offset,
-                             resampling=resampling))  # fmt: skip
+    roles = role_options(fine_scale, fine_offset, coarse_scale, coarse_offset, **band_opts)
+    roles.pop("fine_preset"), roles.pop("coarse_preset")
+    click.echo(inspect_files(files, resampling=resampling, **roles))
 
 
 # ------------------------------------------------------------------------------- methods

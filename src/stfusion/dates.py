@@ -247,8 +247,9 @@ def by_date(items: Sequence[Acquisition], what: str) -> dict[dt.date, Acquisitio
         prev = out.get(a.date)
         if prev is not None and Path(prev.path).resolve() != Path(a.path).resolve():
             raise InvalidParameterError(
-                f"two {what} images on {a.date}: {prev.path} and {a.path}. Keep one (stack "
-                "bands into one file first) or list the one to use in a --catalog."
+                f"two {what} images on {a.date}: {prev.path} and {a.path}. Keep one, list the "
+                "one to use in a --catalog, or, for the band files of one scene, choose the "
+                f"bands (--{what}-bands or --{what}-preset) to have them stacked."
             )
         if prev is None or (prev.mask is None and a.mask is not None):
             out[a.date] = a

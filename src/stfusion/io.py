@@ -80,6 +80,9 @@ class Scaling:
 
     scale: float | None = None
     offset: float | None = None
+    #: Which bands to read, in this order: names or 1-based numbers (``--fine-bands`` /
+    #: ``--coarse-bands``); ``None`` reads every band. See :mod:`stfusion.inputs`.
+    bands: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -150,6 +153,9 @@ def _resolve_scaling(ds: rasterio.DatasetReader, scaling: Scaling) -> tuple[floa
 
 def inspect_raster(path: str | os.PathLike[str], scaling: Scaling | None = None) -> RasterInfo:
     """Describe how a file would be read (grid, bands, nodata, scaling)."""
+    src = FileSource(str(path), scaling or Scaling())
+    if type(src) is not FileSource:  # HDF4, band files, a band choice: stfusion.inputs
+        return src.info()  # type: ignore[attr-defined,no-any-return]
     with _open(path) as ds:
         scale, offset, source = _resolve_scaling(ds, scaling or Scaling())
         return RasterInfo(
@@ -289,6 +295,18 @@ class FileSource(Source):
 
     path: str
     scaling: Scaling = field(default_factory=Scaling)
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> FileSource:
+        # MODIS HDF4, single-band files stacked (a glob or a comma list), a band choice
+        # (``file.tif:3,4,1``, ``Scaling.bands``): read by stfusion.inputs.BandStack, a
+        # FileSource too, so everything that takes a FileSource takes these.
+        if cls is FileSource and (args or "path" in kwargs):
+            from stfusion.inputs import stack_class
+
+            path = args[0] if args else kwargs["path"]
+            scaling = args[1] if len(args) > 1 else kwargs.get("scaling")
+            cls = stack_class(str(path), scaling)
+        return super().__new__(cls)
 
     def __post_init__(self) -> None:
         self.path = str(self.path)

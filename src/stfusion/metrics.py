@@ -48,6 +48,7 @@ __all__ = [
     "resolve_data_range",
     "rmse",
     "sam",
+    "scale_mismatch",
     "ssim",
     "ssim_map",
     "uiqi",
@@ -468,6 +469,67 @@ class MetricReport:
         return out
 
 
+#: Prediction and truth whose typical values differ by more than this factor are on different
+#: scales (reflectance against reflectance x 10000): scores would be meaningless.
+SCALE_CHECK_FACTOR = 20.0
+
+
+@dataclass(frozen=True)
+class ScaleMismatch:
+    """The worst band of a scale mismatch, and the --truth-scale that would fix it."""
+
+    band: int
+    factor: float  # truth median / prediction median
+    pred_median: float
+    truth_median: float
+
+    @property
+    def truth_scale(self) -> float:
+        """The power of ten that brings the truth to the prediction's units."""
+        return float(10.0 ** round(-math.log10(self.factor)))
+
+    def message(self, pred: str = "the prediction", truth: str = "the truth") -> str:
+        times = self.factor if self.factor >= 1 else 1 / self.factor
+        s = f"{self.truth_scale:g}"
+        hint = (
+            f"Give --truth-scale {s} (Python: evaluate_files(..., truth_scale={s}), or multiply "
+            f"the truth array by {s})"
+            + (" or, for Landsat Collection 2 Level-2, --truth-scale 2.75e-5 --truth-offset -0.2"
+               if self.factor > 1 else "")
+        )  # fmt: skip
+        return (
+            f"{pred} (median {self.pred_median:.4g}) and {truth} (median "
+            f"{self.truth_median:.4g}) differ {times:.0f}x in band {self.band + 1}: they are on "
+            f"different scales, so the scores would be meaningless. {hint}; if the "
+            "prediction is the one stored scaled, give --pred-scale instead."
+        )
+
+
+def scale_mismatch(
+    pred: ArrayLike, truth: ArrayLike, factor: float = SCALE_CHECK_FACTOR
+) -> ScaleMismatch | None:
+    """The band whose median absolute values differ most, if by more than ``factor``.
+
+    Medians over the pixels valid in both images; bands where either median is 0 are skipped.
+    """
+    p, t = _as_pair(pred, truth)
+    worst: ScaleMismatch | None = None
+    for b in range(p.shape[0]):
+        ok = np.isfinite(p[b]) & np.isfinite(t[b])
+        if not ok.any():
+            continue
+        pm = float(np.median(np.abs(p[b][ok])))
+        tm = float(np.median(np.abs(t[b][ok])))
+        if pm <= 0 or tm <= 0:
+            continue
+        f = tm / pm
+        if max(f, 1 / f) > factor and (
+            worst is None or max(f, 1 / f) > max(worst.factor, 1 / worst.factor)
+        ):
+            worst = ScaleMismatch(b, f, pm, tm)
+    return worst
+
+
 def evaluate(
     pred: ArrayLike,
     truth: ArrayLike,
@@ -481,9 +543,14 @@ def evaluate(
     ``ratio`` is R = coarse pixel size / fine pixel size (e.g. 16 for 480 m / 30 m), needed only
     for ERGAS. ``data_range`` is L for SSIM/PSNR: a number, or ``"truth"`` for the truth's
     per-band range (for LST, NDVI). Warns (STFusionWarning) when a band has no valid pixel or a
-    mean over bands had to leave bands out.
+    mean over bands had to leave bands out, and when prediction and truth differ in scale by
+    more than ``SCALE_CHECK_FACTOR`` (20x: reflectance against reflectance x 10000), naming the
+    truth scale to give; ``stfusion evaluate`` refuses to score such a pair.
     """
     p, t = _as_pair(pred, truth)
+    mismatch = scale_mismatch(p, t)
+    if mismatch is not None:
+        warnings.warn(mismatch.message(), STFusionWarning, stacklevel=2)
     r = _check_ratio(ratio)
     n_bands = p.shape[0]
     if band_names is None:

@@ -234,7 +234,10 @@ def open_scene(
         if img.count != ref.count:
             raise GridMismatchError(
                 f"{img.label} has {img.count} bands but {ref.label} has {ref.count}: every "
-                "image needs the same bands in the same order. Select matching bands first."
+                "image needs the same bands in the same order. Choose them with --fine-bands / "
+                "--coarse-bands (names or 1-based numbers, e.g. --coarse-bands 3,4,1,2,6,7 for "
+                "MODIS against Landsat blue..SWIR2), FILE:BANDS, or a preset (--fine-preset, "
+                "--coarse-preset; docs/inputs.md)."
             )
     aligned: list[Source] = []
     ratios: list[float] = []

@@ -768,7 +768,8 @@ class _Series:
         if src.count != self.count:
             raise InputFileError(
                 f"{src.count} bands, but the fine images have {self.count}; every image needs "
-                "the same bands in the same order."
+                "the same bands in the same order (choose them with --fine-bands/--coarse-bands "
+                "or a preset; docs/inputs.md)."
             )
         if acq.mask:
             src = MaskedSource(src, acq.mask, kind, flags or None)
@@ -972,6 +973,10 @@ def run_series(
     mem_limit_mb: float | None = None,
     overwrite: bool = False,
     progress: ProgressCallback | None = None,
+    fine_bands: Sequence[str] | None = None,
+    coarse_bands: Sequence[str] | None = None,
+    fine_preset: str | None = None,
+    coarse_preset: str | None = None,
 ) -> SeriesResult:
     """Predict the fine image at every coarse date of a series (rules in the module doc).
 
@@ -979,8 +984,20 @@ def run_series(
     name; ``catalog``: a CSV (``path,date,sensor[,mask]``) used in addition. ``params``:
     ``name=value`` method parameters (``ratio=R`` sets the resolution ratio when all images
     share one grid). ``progress(done, total, record)`` is called after every date.
+    ``fine_bands``/``coarse_bands`` (names or 1-based numbers) and ``fine_preset``/
+    ``coarse_preset`` choose bands, scaling and QA masks; band files of one date are then
+    stacked (docs/inputs.md).
     """
     from stfusion.api import split_ratio
+    from stfusion.inputs import preset_mask_kind, resolve_role, stack_band_files
+
+    fine_scaling, fpreset = resolve_role(fine_scale, fine_offset, fine_bands, fine_preset)
+    coarse_scaling, cpreset = resolve_role(coarse_scale, coarse_offset, coarse_bands,
+                                           coarse_preset)  # fmt: skip
+    fine_scale, fine_offset = fine_scaling.scale, fine_scaling.offset
+    coarse_scale, coarse_offset = coarse_scaling.scale, coarse_scaling.offset
+    fine_mask_kind = preset_mask_kind(fpreset, fine_mask, fine_mask_kind)
+    coarse_mask_kind = preset_mask_kind(cpreset, coarse_mask, coarse_mask_kind)
 
     t_start = time.monotonic()
     # ---- options, checked before any work
@@ -1012,6 +1029,8 @@ def run_series(
     if catalog is not None:
         items += read_catalog(catalog)
     items += acquisitions_from(fine, "fine") + acquisitions_from(coarse, "coarse")
+    items = stack_band_files(items, "fine", fine_scaling.bands, fpreset, not fine_mask)
+    items = stack_band_files(items, "coarse", coarse_scaling.bands, cpreset, not coarse_mask)
     fine_by = by_date([a for a in items if a.sensor == "fine"], "fine")
     coarse_by = by_date([a for a in items if a.sensor == "coarse"], "coarse")
     if not fine_by:
@@ -1080,10 +1099,8 @@ def run_series(
             start=start,
             end=end,
             dates=dates,
-            fine_scale=fine_scale,
-            fine_offset=fine_offset,
-            coarse_scale=coarse_scale,
-            coarse_offset=coarse_offset,
+            fine_scaling=fine_scaling,
+            coarse_scaling=coarse_scaling,
             resampling=resampling,
             fine_mask_kind=fine_mask_kind,
             fflags=fflags,
@@ -1122,10 +1139,8 @@ def _run_locked(
     start: dt.date | None,
     end: dt.date | None,
     dates: Any,
-    fine_scale: float | None,
-    fine_offset: float | None,
-    coarse_scale: float | None,
-    coarse_offset: float | None,
+    fine_scaling: Scaling,
+    coarse_scaling: Scaling,
     resampling: str,
     fine_mask_kind: str,
     fflags: tuple[str, ...],
@@ -1144,11 +1159,13 @@ def _run_locked(
     progress: ProgressCallback | None,
 ) -> SeriesResult:
     """The part of :func:`run_series` that runs while this process holds ``lock``."""
+    fine_scale, fine_offset = fine_scaling.scale, fine_scaling.offset
+    coarse_scale, coarse_offset = coarse_scaling.scale, coarse_scaling.offset
     # ---- the fine grid: that of the first fine image that opens
     ref: FileSource | None = None
     for a in fine_by.values():
         try:
-            ref = FileSource(a.path, Scaling(fine_scale, fine_offset))
+            ref = FileSource(a.path, fine_scaling)
             break
         except STFusionError as exc:
             notes.append(f"{a.path}: {exc}")
@@ -1170,6 +1187,8 @@ def _run_locked(
         "coarse_mask": [coarse_mask_kind, list(cflags)],
         "fallback": fb_cls.name if fb_cls is not None else None,
     }
+    if fine_scaling.bands or coarse_scaling.bands:  # key unchanged for runs without a choice
+        settings["bands"] = [list(fine_scaling.bands or ()), list(coarse_scaling.bands or ())]
     key = _settings_key(settings)
     s = _Series(
         cls=cls,
@@ -1178,8 +1197,8 @@ def _run_locked(
         fine=fine_by,
         coarse=coarse_by,
         ref=ref,
-        fine_scaling=Scaling(fine_scale, fine_offset),
-        coarse_scaling=Scaling(coarse_scale, coarse_offset),
+        fine_scaling=fine_scaling,
+        coarse_scaling=coarse_scaling,
         resampling=resampling,
         fine_mask=(fine_mask_kind, fflags),
         coarse_mask=(coarse_mask_kind, cflags),

@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from stfusion.inputs import band_options, parse_bands
 from stfusion.qa import parse_flags
 
 #: Exit code when the run finished but some dates failed (inputs unreadable, method errors).
@@ -280,6 +281,7 @@ def _print_summary(result: Any, quiet: bool) -> None:
     "kept and only missing or damaged dates are computed).",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress display or table.")
+@band_options
 @click.pass_context
 def series(
     ctx: click.Context,
@@ -312,6 +314,7 @@ def series(
     mem_limit: float | None,
     overwrite: bool,
     quiet: bool,
+    **band_opts: Any,
 ) -> None:
     """Fuse a time series: predict the fine image at every coarse date, through clouds.
 
@@ -357,6 +360,10 @@ def series(
             mem_limit_mb=mem_limit,
             overwrite=overwrite,
             progress=progress,
+            fine_bands=parse_bands(band_opts["fine_bands"] or band_opts["both_bands"]),
+            coarse_bands=parse_bands(band_opts["coarse_bands"] or band_opts["both_bands"]),
+            fine_preset=band_opts["fine_preset"],
+            coarse_preset=band_opts["coarse_preset"],
         )
     except OutDirLockedError as exc:
         click.echo(f"Error: {exc}", err=True)

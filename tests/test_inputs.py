@@ -1,0 +1,394 @@
+"""Inputs as users have them: MODIS HDF4-EOS, Landsat band files, band choice, presets."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from affine import Affine
+from rasterio.crs import CRS
+from rasterio.warp import Resampling, reproject, transform_bounds
+
+from conftest import write_tif
+from stfusion.cli import main
+
+DATA = Path(__file__).resolve().parents[1] / "src" / "stfusion" / "data"
+L1017 = DATA / "CIA_Landsat7_2001-10-17.tif"
+M1017 = DATA / "CIA_MOD09GA_2001-10-17.tif"
+M1102 = DATA / "CIA_MOD09GA_2001-11-02.tif"
+
+SINU = CRS.from_proj4(
+    "+proj=sinu +lon_0=0 +x_0=0 +y_0=0 +R=6371007.181 +units=m +no_defs"
+)
+MODIS_PIXEL = 1111950.5197665 / 2400  # 500 m MODIS grid (463.3 m)
+MODIS_X0, MODIS_Y0 = -20015109.354, 10007554.677  # upper left of the MODIS tile grid
+FILL = -28672
+#: CIA MODIS band i (blue, green, red, nir, swir1, swir2) is MODIS band MODIS_NUMBER[i].
+MODIS_NUMBER = (3, 4, 1, 2, 6, 7)
+
+
+def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    try:
+        main(args)
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def _sinusoidal_dn(src: Path) -> tuple[np.ndarray, Affine]:
+    """The CIA MODIS image on a 500 m MODIS sinusoidal grid (block-averaged), as int16 DN."""
+    with rasterio.open(src) as ds:
+        data = ds.read(masked=True).astype(np.float32).filled(np.nan) * np.float32(1e-4)
+        left, bottom, right, top = transform_bounds(ds.crs, SINU, *ds.bounds)
+        c0 = int(np.floor((left - MODIS_X0) / MODIS_PIXEL)) - 1
+        c1 = int(np.ceil((right - MODIS_X0) / MODIS_PIXEL)) + 1
+        r0 = int(np.floor((MODIS_Y0 - top) / MODIS_PIXEL)) - 1
+        r1 = int(np.ceil((MODIS_Y0 - bottom) / MODIS_PIXEL)) + 1
+        w, h = c1 - c0 + (c1 - c0) % 2, r1 - r0 + (r1 - r0) % 2  # even: the 1 km grid halves it
+        transform = Affine(MODIS_PIXEL, 0, MODIS_X0 + c0 * MODIS_PIXEL,
+                           0, -MODIS_PIXEL, MODIS_Y0 - r0 * MODIS_PIXEL)  # fmt: skip
+        out = np.full((data.shape[0], h, w), np.nan, np.float32)
+        reproject(data, out, src_transform=ds.transform, src_crs=ds.crs, dst_transform=transform,
+                  dst_crs=SINU, resampling=Resampling.average, src_nodata=np.nan,
+                  dst_nodata=np.nan)  # fmt: skip
+    dn = np.where(np.isfinite(out), np.round(out * 1e4), FILL).astype(np.int16)
+    return dn, transform
+
+
+def _struct_metadata(grids: list[tuple[str, int, int, Affine, list[str]]]) -> str:
+    """StructMetadata.0 as MODIS writes it (GridStructure with one GROUP per grid)."""
+    lines = ["GROUP=SwathStructure", "END_GROUP=SwathStructure", "GROUP=GridStructure"]
+    for k, (name, w, h, t, fields) in enumerate(grids, start=1):
+        lrx, lry = t.c + w * t.a, t.f + h * t.e
+        lines += [
+            f"\tGROUP=GRID_{k}",
+            f'\t\tGridName="{name}"',
+            f"\t\tXDim={w}",
+            f"\t\tYDim={h}",
+            f"\t\tUpperLeftPointMtrs=({t.c:.6f},{t.f:.6f})",
+            f"\t\tLowerRightMtrs=({lrx:.6f},{lry:.6f})",
+            "\t\tProjection=GCTP_SNSOID",
+            "\t\tProjParams=(6371007.181000,0,0,0,0,0,0,0,0,0,0,0,0)",
+            "\t\tSphereCode=-1",
+            "\t\tGridOrigin=HDFE_GD_UL",
+            "\t\tGROUP=Dimension",
+            "\t\tEND_GROUP=Dimension",
+            "\t\tGROUP=DataField",
+        ]
+        for j, f in enumerate(fields, start=1):
+            lines += [
+                f"\t\t\tOBJECT=DataField_{j}",
+                f'\t\t\t\tDataFieldName="{f}"',
+                "\t\t\t\tDataType=DFNT_INT16",
+                '\t\t\t\tDimList=("YDim","XDim")',
+                f"\t\t\tEND_OBJECT=DataField_{j}",
+            ]
+        lines += ["\t\tEND_GROUP=DataField", "\t\tGROUP=MergedFields", "\t\tEND_GROUP=MergedFields",
+                  f"\tEND_GROUP=GRID_{k}"]  # fmt: skip
+    lines += ["END_GROUP=GridStructure", "GROUP=PointStructure", "END_GROUP=PointStructure",
+              "END", ""]  # fmt: skip
+    return "\n".join(lines)
+
+
+def write_mod09ga_hdf(path: Path, dn: np.ndarray, transform: Affine) -> Path:
+    """A small MOD09GA-like HDF4-EOS file: 500 m sur_refl_b01_1..b07_1 and a 1 km state."""
+    from pyhdf.SD import SD, SDC
+
+    h, w = dn.shape[1:]
+    fields = [f"sur_refl_b0{b}_1" for b in range(1, 8)]
+    t1km = Affine(transform.a * 2, 0, transform.c, 0, transform.e * 2, transform.f)
+    sd = SD(str(path), SDC.WRITE | SDC.CREATE)
+    for b, name in enumerate(fields, start=1):
+        band = dn[MODIS_NUMBER.index(b)] if b in MODIS_NUMBER else np.full((h, w), FILL, np.int16)
+        sds = sd.create(name, SDC.INT16, (h, w))
+        sds.setfillvalue(FILL)
+        sds.scale_factor = 0.0001
+        sds.add_offset = 0.0
+        sds.units = "reflectance"
+        sds.attr("valid_range").set(SDC.INT16, [-100, 16000])
+        sds[:] = band
+        sds.endaccess()
+    state = sd.create("state_1km_1", SDC.UINT16, (h // 2, w // 2))
+    state[:] = np.zeros((h // 2, w // 2), np.uint16)
+    state.endaccess()
+    meta = _struct_metadata([("MODIS_Grid_1km_2D", w // 2, h // 2, t1km, ["state_1km_1"]),
+                             ("MODIS_Grid_500m_2D", w, h, transform, fields)])  # fmt: skip
+    sd.attr("StructMetadata.0").set(SDC.CHAR, meta)
+    sd.end()
+    return path
+
+
+@pytest.fixture(scope="module")
+def modis_native(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """CIA MODIS (10-17, 11-02) on the 500 m sinusoidal grid: HDF4-EOS and GeoTIFF twins."""
+    pytest.importorskip("pyhdf")
+    d = tmp_path_factory.mktemp("hdf")
+    out: dict[str, Path] = {}
+    for key, src, day in (("c1", M1017, "2001290"), ("c2", M1102, "2001306")):
+        dn, t = _sinusoidal_dn(src)
+        out[key] = write_mod09ga_hdf(d / f"MOD09GA.A{day}.h29v12.061.hdf", dn, t)
+        out[key + "_tif"] = write_tif(d / f"MOD09GA_sinu_A{day}.tif", dn, transform=t, crs=SINU,
+                                      nodata=FILL, dtype="int16")  # fmt: skip
+    return out
+
+
+def _read(path: Path) -> np.ndarray:
+    with rasterio.open(path) as ds:
+        return ds.read()
+
+
+# ------------------------------------------------------------------------------- HDF4
+
+
+def test_hdf_fields_scale_fill_and_sinusoidal_grid(modis_native: dict[str, Path]) -> None:
+    from stfusion.io import FileSource, Scaling
+
+    hdf_path, tif = modis_native["c1"], modis_native["c1_tif"]
+    src = FileSource(f"{hdf_path}:sur_refl_b03_1,sur_refl_b04_1,sur_refl_b01_1")
+    assert src.band_names == ("sur_refl_b03_1", "sur_refl_b04_1", "sur_refl_b01_1")
+    assert (src.scale, src.offset, src.scale_source) == (0.0001, 0.0, "file metadata")
+    twin = FileSource(str(tif), Scaling(0.0001, 0.0))
+    assert src.grid.same_as(twin.grid)
+    assert src.grid.crs.to_dict()["proj"] == "sinu"
+    np.testing.assert_array_equal(src.read(), twin.read()[:3])
+    assert np.isnan(src.read()).any()  # the fill value is NaN
+    # numbers are 1-based in file order (b01..b07, then state_1km_1): MODIS band numbers
+    by_number = FileSource(str(hdf_path), Scaling(bands=("3", "4", "1")))
+    np.testing.assert_array_equal(by_number.read(), src.read())
+    # halo outside the scene is NaN, a window reads what the whole image has
+    win = rasterio.windows.Window(2, 3, 5, 4)
+    np.testing.assert_array_equal(src.read(win, halo=1)[:, 1:-1, 1:-1], src.read()[:, 3:7, 2:7])
+
+
+def test_hdf_without_band_choice_lists_the_grids(modis_native: dict[str, Path]) -> None:
+    from stfusion.errors import InvalidParameterError
+    from stfusion.io import FileSource
+
+    with pytest.raises(InvalidParameterError, match=r"MODIS_Grid_1km_2D: state_1km_1.*preset"):
+        FileSource(str(modis_native["c1"]))
+    with pytest.raises(InvalidParameterError, match=r"'sur_refl_b09_1' matches no band"):
+        FileSource(f"{modis_native['c1']}:sur_refl_b09_1")
+
+
+def test_predict_through_hdf_equals_geotiff_twin(
+    modis_native: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    common = ["predict", "-m", "starfm", "-p", "window=15", "-q"]
+    ref = tmp_path / "tif.tif"
+    code, _, err = run([*common, "--pair", str(L1017), str(modis_native["c1_tif"]), "--coarse",
+                        str(modis_native["c2_tif"]), "--coarse-scale", "0.0001",
+                        "--out", str(ref)], capsys)  # fmt: skip
+    assert code == 0, err
+    out = tmp_path / "hdf.tif"
+    code, _, err = run([*common, "--pair", str(L1017), str(modis_native["c1"]), "--coarse",
+                        str(modis_native["c2"]), "--coarse-bands", "3,4,1,2,6,7",
+                        "--out", str(out)], capsys)  # fmt: skip
+    assert code == 0, err
+    expected = _read(ref)
+    assert np.isfinite(expected).mean() > 0.9
+    np.testing.assert_allclose(_read(out), expected, rtol=1e-6, atol=1e-7, equal_nan=True)
+    # the preset chooses the same fields in the same order
+    out2 = tmp_path / "preset.tif"
+    code, _, err = run([*common, "--pair", str(L1017), str(modis_native["c1"]), "--coarse",
+                        str(modis_native["c2"]), "--coarse-preset", "mod09ga",
+                        "--out", str(out2)], capsys)  # fmt: skip
+    assert code == 0, err
+    np.testing.assert_allclose(_read(out2), expected, rtol=1e-6, atol=1e-7, equal_nan=True)
+
+
+def test_inspect_shows_hdf_fields(
+    modis_native: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(["inspect", str(L1017), str(modis_native["c1"]),
+                          "--coarse-preset", "mod09ga"], capsys)  # fmt: skip
+    assert code == 0, err
+    assert "HDF4-EOS" in out and "sur_refl_b03_1" in out and "Sinusoidal" in out
+    assert "value * 0.0001 + 0 (given)" in out or "file metadata" in out
+    assert "aligned" in out
+
+
+def test_hdf_without_pyhdf_says_install(
+    modis_native: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stfusion import hdf
+    from stfusion.errors import MissingDependencyError
+    from stfusion.io import FileSource
+
+    monkeypatch.setattr(hdf, "_pyhdf", lambda: None)
+    monkeypatch.setattr(hdf, "gdal_has_hdf4", lambda: False)
+    with pytest.raises(MissingDependencyError, match=r"install stfusion\[hdf\]"):
+        FileSource(f"{modis_native['c1']}:1,2")
+
+
+# --------------------------------------------------------------------------- band files
+
+
+@pytest.fixture
+def landsat_band_files(tmp_path: Path) -> dict[str, Path]:
+    """The CIA Landsat sample split into one GeoTIFF per band, named as Landsat C2 does."""
+    out: dict[str, Path] = {}
+    with rasterio.open(L1017) as ds:
+        data = ds.read()
+        names = ("SR_B1", "SR_B2", "SR_B3", "SR_B4", "SR_B5", "SR_B7")
+        for b, name in enumerate(names):
+            p = tmp_path / f"LE07_L2SP_093084_20011017_20200917_02_T1_{name}.TIF"
+            write_tif(p, data[b], transform=ds.transform, crs=ds.crs, nodata=ds.nodata,
+                      dtype="int16", scales=[ds.scales[b]])  # fmt: skip
+            out[name] = p
+        qa = tmp_path / "LE07_L2SP_093084_20011017_20200917_02_T1_QA_PIXEL.TIF"
+        write_tif(qa, np.full(data.shape[1:], 21824, np.uint16), transform=ds.transform,
+                  crs=ds.crs, dtype="uint16")  # fmt: skip
+        out["QA_PIXEL"] = qa
+    return out
+
+
+def test_band_files_stack_in_band_order(landsat_band_files: dict[str, Path]) -> None:
+    from stfusion.io import FileSource
+
+    d = landsat_band_files["SR_B1"].parent
+    stack = FileSource(str(d / "LE07_*_SR_B[1-7].TIF"))
+    assert stack.band_names == ("SR_B1", "SR_B2", "SR_B3", "SR_B4", "SR_B5", "SR_B7")
+    assert (stack.scale, stack.scale_source) == (0.0001, "file metadata")
+    whole = FileSource(str(L1017))
+    np.testing.assert_array_equal(stack.read(), whole.read())
+    np.testing.assert_array_equal(stack.sample(1000), whole.sample(1000))
+    # a comma list in another order is read in that order
+    listed = ",".join(str(landsat_band_files[n]) for n in ("SR_B4", "SR_B3"))
+    np.testing.assert_array_equal(FileSource(listed).read(), whole.read()[[3, 2]])
+
+
+def test_predict_from_band_files_is_bit_identical(
+    landsat_band_files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    d = landsat_band_files["SR_B1"].parent
+    common = ["predict", "-m", "starfm", "-p", "window=15", "-q", "--coarse", str(M1102)]
+    ref, out = tmp_path / "ref.tif", tmp_path / "bands.tif"
+    code, _, err = run([*common, "--pair", str(L1017), str(M1017), "--out", str(ref)], capsys)
+    assert code == 0, err
+    # all files of the scene, QA_PIXEL too: the preset chooses SR_B1..SR_B7 (and scales them)
+    code, _, err = run([*common, "--pair", str(d / "LE07_*.TIF"), str(M1017), "--fine-preset",
+                        "landsat457-c2l2", "--fine-scale", "0.0001", "--fine-offset", "0",
+                        "--out", str(out)], capsys)  # fmt: skip
+    assert code == 0, err
+    np.testing.assert_array_equal(_read(out), _read(ref))
+
+
+def test_band_count_error_suggests_the_option(
+    landsat_band_files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    d = landsat_band_files["SR_B1"].parent
+    code, _, err = run(["predict", "--pair", str(d / "LE07_*_SR_B[1-4].TIF"), str(M1017),
+                        "--coarse", str(M1102), "--out", str(tmp_path / "x.tif")],
+                       capsys)  # fmt: skip
+    assert code == 1
+    assert "--coarse-bands" in err and "--fine-bands" in err
+    code, _, err = run(["predict", "--pair", str(d / "LE07_*_SR_B[1-4].TIF"), str(M1017),
+                        "--coarse", str(M1102), "--coarse-bands", "1,2,3,4", "-q",
+                        "--out", str(tmp_path / "x.tif")], capsys)  # fmt: skip
+    assert code == 0, err
+
+
+def test_bands_choose_and_order(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from stfusion.errors import InvalidParameterError
+    from stfusion.io import FileSource, Scaling
+
+    whole = FileSource(str(L1017)).read()
+    by_name = FileSource(str(L1017), Scaling(bands=("nir", "red")))
+    assert by_name.band_names == ("nir", "red")
+    np.testing.assert_array_equal(by_name.read(), whole[[3, 2]])
+    np.testing.assert_array_equal(FileSource(f"{L1017}:4,3").read(), whole[[3, 2]])
+    with pytest.raises(InvalidParameterError, match=r"band 9 asked for.*6 band"):
+        FileSource(f"{L1017}:9")
+    out = tmp_path / "p.tif"
+    code, _, err = run(["predict", "-m", "additive", "--pair", str(L1017), str(M1017),
+                        "--coarse", str(M1102), "--bands", "red,nir", "-q", "--out", str(out)],
+                       capsys)  # fmt: skip
+    assert code == 0, err
+    with rasterio.open(out) as ds:
+        assert ds.descriptions == ("red", "nir")
+
+
+def test_presets_table() -> None:
+    from stfusion.inputs import PRESETS, get_preset, resolve_role
+
+    assert {"landsat89-c2l2", "landsat457-c2l2", "mod09ga", "mcd43a4", "sentinel2-l2a"} <= set(
+        PRESETS)
+    assert all(len(p.bands) == 6 for p in PRESETS.values())
+    scaling, p = resolve_role(None, None, None, "landsat9-c2l2")
+    assert (scaling.scale, scaling.offset, scaling.bands[0], p.mask_kind) == (
+        2.75e-5, -0.2, "SR_B2", "landsat_qa_pixel")
+    scaling, _ = resolve_role(None, 0.0, "B02,B03", "sentinel2-l2a")
+    assert (scaling.scale, scaling.offset, scaling.bands) == (0.0001, 0.0, ("B02", "B03"))
+    assert get_preset("mod09ga").mask_kind == "mod09_state_1km"
+
+
+# ------------------------------------------------------------------- evaluate scale check
+
+
+def test_evaluate_refuses_int16_truth_against_reflectance(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from stfusion.metrics import evaluate
+
+    with rasterio.open(L1017) as ds:
+        dn, t, crs = ds.read(), ds.transform, ds.crs
+    refl = write_tif(tmp_path / "pred.tif", dn * np.float32(1e-4), transform=t, crs=crs,
+                     dtype="float32")  # fmt: skip
+    truth = write_tif(tmp_path / "truth.tif", dn, transform=t, crs=crs, dtype="int16")
+    code, out, err = run(["evaluate", str(refl), str(truth)], capsys)
+    assert code == 1 and "rmse" not in out
+    assert "--truth-scale 0.0001" in err and "10000x" in err
+    code, out, err = run(["evaluate", str(refl), str(truth), "--truth-scale", "0.0001",
+                          "--json"], capsys)  # fmt: skip
+    assert code == 0, err
+    assert json.loads(out)["rmse"]["mean"] == pytest.approx(0.0, abs=1e-6)
+    from stfusion.errors import STFusionWarning
+
+    with pytest.warns(STFusionWarning, match=r"--truth-scale 0\.0001"):
+        code, out, err = run(["evaluate", str(refl), str(truth), "--no-scale-check"], capsys)
+    assert code == 0 and "rmse" in out
+    with pytest.warns(STFusionWarning, match=r"truth_scale=0\.0001"):
+        evaluate(dn * 1e-4, dn.astype(np.float64))
+    with pytest.warns(STFusionWarning, match=r"--truth-scale 10000"):
+        evaluate(dn.astype(np.float64), dn * 1e-4)
+
+
+def _split_landsat(src: Path, d: Path, day: str, qa_value: int = 21824) -> None:
+    with rasterio.open(src) as ds:
+        data = ds.read()
+        for b, name in enumerate(("SR_B1", "SR_B2", "SR_B3", "SR_B4", "SR_B5", "SR_B7")):
+            write_tif(d / f"LE07_L2SP_093084_{day}_20200917_02_T1_{name}.TIF", data[b],
+                      transform=ds.transform, crs=ds.crs, nodata=ds.nodata, dtype="int16")
+        write_tif(d / f"LE07_L2SP_093084_{day}_20200917_02_T1_QA_PIXEL.TIF",
+                  np.full(data.shape[1:], qa_value, np.uint16), transform=ds.transform,
+                  crs=ds.crs, dtype="uint16")  # fmt: skip
+
+
+def test_series_stacks_band_files_of_each_date(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bands = tmp_path / "landsat"
+    bands.mkdir()
+    for day in ("20011008", "20011017"):
+        _split_landsat(DATA / f"CIA_Landsat7_{day[:4]}-{day[4:6]}-{day[6:]}.tif", bands, day)
+    common = ["series", "-m", "starfm", "-p", "window=15", "-q", "--dates", "2001-11-02",
+              "--coarse", str(DATA / "CIA_MOD09GA_*.tif")]  # fmt: skip
+    code, _, err = run([*common, "--fine", str(DATA / "CIA_Landsat7_2001-10-08.tif"),
+                        "--fine", str(L1017), "--out-dir", str(tmp_path / "ref")],
+                       capsys)  # fmt: skip
+    assert code == 0, err
+    # every file of each scene; the preset chooses SR_B1..SR_B7 and masks with QA_PIXEL (clear)
+    code, _, err = run([*common, "--fine", str(bands), "--fine-preset", "landsat457-c2l2",
+                        "--fine-scale", "0.0001", "--fine-offset", "0",
+                        "--out-dir", str(tmp_path / "bands")], capsys)  # fmt: skip
+    assert code == 0, err
+    name = "fused_2001-11-02.tif"
+    np.testing.assert_array_equal(_read(tmp_path / "bands" / name), _read(tmp_path / "ref" / name))
+    # without a band choice two files on one date stay an error, which names the options
+    code, _, err = run([*common, "--fine", str(bands), "--out-dir", str(tmp_path / "x")], capsys)
+    assert code != 0 and "--fine-bands" in err
