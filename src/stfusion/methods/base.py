@@ -10,6 +10,7 @@ Parameters are stored verbatim in ``__init__`` (scikit-learn style); learned sta
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -50,7 +51,9 @@ class Param:
         """
         if isinstance(value, bool) or not isinstance(value, int | float | np.number):
             return
-        if np.isnan(value) or (np.isinf(value) and not self.allow_inf):
+        if isinstance(value, float | np.floating) and (
+            math.isnan(value) or (math.isinf(value) and not self.allow_inf)
+        ):
             raise InvalidParameterError(
                 f"{where}: {self.name} must be a finite number ({self.help})."
             )
