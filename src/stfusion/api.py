@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from stfusion.errors import GridMismatchError, InvalidParameterError, STFusionError
+from stfusion.errors import GridMismatchError, STFusionError
 from stfusion.io import FileSource, Scaling, check_output, inspect_raster
 from stfusion.methods import get_method
 from stfusion.provenance import provenance_tags
@@ -29,10 +29,9 @@ def split_ratio(params: Sequence[str]) -> tuple[list[str], float | None]:
     for item in params:
         key, _, value = item.partition("=")
         if key.strip() == "ratio":
-            try:
-                ratio = float(value)
-            except ValueError:
-                raise InvalidParameterError(f"--param ratio={value}: expected a number.") from None
+            from stfusion.methods.base import RATIO
+
+            ratio = RATIO.parse(value.strip())
         else:
             rest.append(item)
     return rest, ratio

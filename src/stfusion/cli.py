@@ -20,6 +20,7 @@ from typing import Any
 import click
 
 import stfusion
+from stfusion.cli_options import MEM_LIMIT, OFFSET, SCALE, THREADS, WORKERS
 from stfusion.errors import InvalidParameterError, STFusionError, STFusionWarning
 from stfusion.inputs import band_options, role_options
 
@@ -30,15 +31,15 @@ log = logging.getLogger("stfusion")
 
 def _scale_options(f: Callable[..., Any]) -> Callable[..., Any]:
     opts = [
-        click.option("--fine-scale", type=float, default=None,
+        click.option("--fine-scale", type=SCALE, default=None,
                      help="Multiply fine values by this (e.g. 0.0001 for reflectance x10000; "
                           "Landsat C2: 2.75e-5). Default: the file's own scale metadata, else 1."),
-        click.option("--fine-offset", type=float, default=None,
+        click.option("--fine-offset", type=OFFSET, default=None,
                      help="Add this after scaling (Landsat C2: -0.2). Default: file metadata, "
                      "else 0."),
-        click.option("--coarse-scale", type=float, default=None,
+        click.option("--coarse-scale", type=SCALE, default=None,
                      help="Multiply coarse values by this. Default: file metadata, else 1."),
-        click.option("--coarse-offset", type=float, default=None,
+        click.option("--coarse-offset", type=OFFSET, default=None,
                      help="Add this to coarse values after scaling. Default: file metadata, "
                      "else 0."),
         click.option("--resampling", type=click.Choice(["nearest", "bilinear", "cubic", "average"]),
@@ -48,6 +49,18 @@ def _scale_options(f: Callable[..., Any]) -> Callable[..., Any]:
     for opt in reversed(opts):
         f = opt(f)
     return f
+
+
+def _check_scheduler(value: str | None) -> str | None:
+    """``--scheduler``: refused at once (usage error) unless an address or scheduler file."""
+    if value is None:
+        return None
+    from stfusion.parallel import check_scheduler
+
+    try:
+        return check_scheduler(value)  # type: ignore[no-any-return]
+    except InvalidParameterError as exc:
+        raise click.BadParameter(str(exc).removeprefix("--scheduler ")) from None
 
 
 def _console(stderr: bool = False) -> Any:
@@ -185,7 +198,7 @@ def cli(ctx: click.Context, debug: bool, verbose: bool) -> None:
 @band_options
 @click.option(
     "--mem-limit",
-    type=float,
+    type=MEM_LIMIT,
     default=None,
     metavar="MB",
     help="Memory for the working windows (default 1024 MB); larger scenes are "
@@ -193,19 +206,21 @@ def cli(ctx: click.Context, debug: bool, verbose: bool) -> None:
 )
 @click.option(
     "--workers",
-    type=int,
+    type=WORKERS,
     default=1,
     show_default=True,
     help="Windows processed at the same time (threads).",
 )
 @click.option(
-    "--threads", type=int, default=None, help="Threads inside each kernel (default: all cores)."
+    "--threads", type=THREADS, default=None, help="Threads inside each kernel (default: all cores)."
 )
 @click.option(
     "--scheduler",
     default=None,
     metavar="ADDRESS",
-    help="Run the windows on a Dask distributed cluster (e.g. tcp://host:8786).",
+    callback=lambda ctx, param, value: _check_scheduler(value),
+    help="Run the windows on a Dask distributed cluster: its address (e.g. tcp://host:8786) "
+    "or its scheduler file.",
 )
 @click.option(
     "--quality",

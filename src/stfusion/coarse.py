@@ -9,6 +9,8 @@ keeps tiled runs identical to whole-scene runs.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from stfusion.errors import InvalidParameterError
@@ -21,7 +23,9 @@ def integer_ratio(ratio: float | None, method: str) -> int:
             f"{method} needs the resolution ratio (coarse pixel size / fine pixel size). The "
             "inputs are on one grid, so give it: --param ratio=16 (Python: fit(pairs, ratio=16))."
         )
-    if not ratio > 0 or abs(ratio - round(ratio)) > 1e-6 * max(1.0, ratio):
+    if not (ratio >= 1 and math.isfinite(ratio)) or abs(ratio - round(ratio)) > 1e-6 * max(
+        1.0, ratio
+    ):
         raise InvalidParameterError(
             f"{method}: the resolution ratio must be a positive integer to rebuild coarse "
             f"pixels on the fine grid, got {ratio}. Resample the fine image so that the ratio "

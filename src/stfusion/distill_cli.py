@@ -11,6 +11,8 @@ from typing import Any
 
 import click
 
+from stfusion.cli_options import OFFSET, SCALE
+
 #: Student sizes (kept here so ``--help`` needs no torch; checked against the network module).
 STUDENT_SIZES = ("nano", "micro", "mini")
 
@@ -140,10 +142,10 @@ def _command_line(**kw: Any) -> str:
     help="Dates of the pairs (YYYY-MM-DD, comma-separated, in --pair order). "
     "Default: parsed from the file names.",
 )
-@click.option("--fine-scale", type=float, default=None, help="Multiply fine values by this.")
-@click.option("--fine-offset", type=float, default=None, help="Add this to fine values.")
-@click.option("--coarse-scale", type=float, default=None, help="Multiply coarse values by this.")
-@click.option("--coarse-offset", type=float, default=None, help="Add this to coarse values.")
+@click.option("--fine-scale", type=SCALE, default=None, help="Multiply fine values by this.")
+@click.option("--fine-offset", type=OFFSET, default=None, help="Add this to fine values.")
+@click.option("--coarse-scale", type=SCALE, default=None, help="Multiply coarse values by this.")
+@click.option("--coarse-offset", type=OFFSET, default=None, help="Add this to coarse values.")
 @click.option(
     "--resampling",
     type=click.Choice(["nearest", "bilinear", "cubic", "average"]),

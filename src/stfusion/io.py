@@ -23,7 +23,7 @@ import numpy as np
 import rasterio
 from affine import Affine
 from rasterio.crs import CRS
-from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+from rasterio.errors import NotGeoreferencedWarning, RasterioError, RasterioIOError
 from rasterio.windows import Window
 
 from stfusion.errors import InputFileError, OutputExistsError
@@ -103,12 +103,30 @@ class RasterInfo:
     scale_source: str
 
 
+def shown(path: str | os.PathLike[str]) -> str:
+    """``path`` printable in a message: undecodable bytes of the name appear as ``\\xff``."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def check_name(path: str | os.PathLike[str], role: str = "input") -> None:
+    """Refuse a file name GDAL cannot take: it needs UTF-8, and a name with bytes that are
+    not UTF-8 (``b'\\xff'``, decoded by Python as lone surrogates) cannot be passed to it."""
+    try:
+        os.fspath(path).encode("utf-8")
+    except UnicodeEncodeError:
+        raise InputFileError(
+            f"{shown(path)}: the {role} file name is not valid UTF-8, which GDAL cannot open. "
+            "Rename the file (or its folder) with UTF-8 characters only."
+        ) from None
+
+
 def _open(path: str | os.PathLike[str]) -> rasterio.DatasetReader:
     p = Path(path)
     if not p.exists():
-        raise InputFileError(f"{p}: file not found. Check the path.")
+        raise InputFileError(f"{shown(p)}: file not found. Check the path.")
     if p.is_dir():
-        raise InputFileError(f"{p}: is a directory, not a raster file.")
+        raise InputFileError(f"{shown(p)}: is a directory, not a raster file.")
+    check_name(p)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
@@ -118,6 +136,24 @@ def _open(path: str | os.PathLike[str]) -> rasterio.DatasetReader:
             f"{p}: not a raster GDAL can read ({exc}). Give a GeoTIFF, ENVI (with its .hdr) "
             "or another GDAL format."
         ) from None
+
+
+def _read_error(path: str, window: Window | None, exc: Exception) -> InputFileError:
+    """A failed read of a file that opened: the file is damaged or incomplete (truncated
+    download, copy still running, disk error)."""
+    where = ("the whole image" if window is None else
+             f"rows {int(window.row_off)}-{int(window.row_off + window.height) - 1}, columns "
+             f"{int(window.col_off)}-{int(window.col_off + window.width) - 1}")  # fmt: skip
+    # rasterio says "Read failed. See previous exception"; GDAL's own message is the cause.
+    cause: BaseException = exc
+    while cause.__cause__ is not None:
+        cause = cause.__cause__
+    detail = " ".join(str(cause).split()) or type(cause).__name__
+    return InputFileError(
+        f"{shown(path)}: reading {where} failed ({detail}). The file looks damaged or "
+        "incomplete (a truncated download or copy?); check it with `gdalinfo -checksum` and "
+        "copy or download it again."
+    )
 
 
 def _grid_of(ds: rasterio.DatasetReader) -> Grid:
@@ -323,7 +359,10 @@ class FileSource(Source):
             return self.read()
         shape = (self.count, -(-self.grid.height // step), -(-self.grid.width // step))
         with _open(self.path) as ds:
-            data = ds.read(out_shape=shape, masked=True)
+            try:
+                data = ds.read(out_shape=shape, masked=True)
+            except RasterioError as exc:
+                raise _read_error(self.path, None, exc) from None
         arr = data.astype(np.float32).filled(np.nan) * np.float32(self.scale)
         arr += np.float32(self.offset)
         arr[~np.isfinite(arr) | (np.abs(arr) > 1e30)] = np.nan
@@ -333,7 +372,10 @@ class FileSource(Source):
         out, inside, dest = self._padded(window, halo)
         if inside.width and inside.height:
             with _open(self.path) as ds:
-                block = _read_scaled(ds, inside, self.scale, self.offset)
+                try:
+                    block = _read_scaled(ds, inside, self.scale, self.offset)
+                except RasterioError as exc:
+                    raise _read_error(self.path, inside, exc) from None
             out[:, dest.row_off : dest.row_off + dest.height,
                 dest.col_off : dest.col_off + dest.width] = block  # fmt: skip
         return out
@@ -426,6 +468,7 @@ def resolution_ratio(coarse: Grid, fine: Grid) -> float:
 def check_output(path: str | os.PathLike[str], overwrite: bool, inputs: Sequence[str] = ()) -> Path:
     """Fail early, before any work, if the output cannot or must not be written."""
     out = Path(path)
+    check_name(out, "output")
     for inp in inputs:
         if Path(inp).resolve() == out.resolve():
             raise OutputExistsError(

@@ -11,6 +11,7 @@ Kernels are deterministic, so the bytes equal those of a local run.
 from __future__ import annotations
 
 import os
+import re
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -18,8 +19,34 @@ from typing import Any
 import numpy as np
 from rasterio.windows import Window
 
-from stfusion.errors import MissingDependencyError, STFusionError
+from stfusion.errors import InvalidParameterError, MissingDependencyError, STFusionError
 from stfusion.tiling import Sink, WindowPredictor
+
+SCHEDULER_FORMS = (
+    "a scheduler address tcp://HOST:PORT (also tls://, ucx://, ws://, wss://, or HOST:PORT "
+    "for tcp), or the path of an existing scheduler file (the JSON written by `dask "
+    "scheduler --scheduler-file FILE`)"
+)
+_ADDRESS = re.compile(
+    r"^(?:(?:tcp|tls|ucx|ws|wss)://)?(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})/?$"
+)
+
+
+def check_scheduler(scheduler: Any) -> Any:
+    """``scheduler`` if it is a usable form (an address, a scheduler file or a Client);
+    InvalidParameterError naming the value and the accepted forms otherwise."""
+    if not isinstance(scheduler, str | os.PathLike):
+        return scheduler  # a distributed Client (checked when used)
+    text = os.fspath(scheduler)
+    if os.path.isfile(text):
+        return text
+    m = _ADDRESS.match(text.strip())
+    if m is None or not 0 < int(m.group(1)) < 65536:
+        raise InvalidParameterError(
+            f"--scheduler {text!r}: not a scheduler address or scheduler file. Give "
+            f"{SCHEDULER_FORMS}."
+        )
+    return text.strip()
 
 
 def _client(scheduler: Any) -> tuple[Any, bool]:
@@ -32,10 +59,13 @@ def _client(scheduler: Any) -> tuple[Any, bool]:
         ) from None
     if isinstance(scheduler, Client):
         return scheduler, False
+    scheduler = check_scheduler(scheduler)
     try:
         timeout = os.environ.get("STFUSION_SCHEDULER_TIMEOUT", "20s")
+        if os.path.isfile(scheduler):
+            return Client(scheduler_file=scheduler, timeout=timeout), True
         return Client(scheduler, timeout=timeout), True
-    except OSError as exc:
+    except (OSError, ValueError) as exc:
         raise STFusionError(
             f"cannot reach the Dask scheduler at {scheduler} ({exc}). Start one with "
             "`dask scheduler` and `dask worker ADDRESS`, or check the address."

@@ -263,7 +263,7 @@ def open_scene(
                 "ratio out for coarse images on their own grid."
             )
         ratio = measured if ratio is None else ratio
-    if ratio is not None and not ratio > 0:
+    if ratio is not None and not (ratio > 0 and np.isfinite(ratio)):
         raise InvalidParameterError(f"ratio must be positive, got {ratio}.")
     tgt = aligned[len(coarses)] if target is not None else None
     scene = Scene(

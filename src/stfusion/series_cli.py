@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from stfusion.cli_options import MEM_LIMIT, OFFSET, SCALE, WORKERS
 from stfusion.inputs import band_options, parse_bands
 from stfusion.qa import parse_flags
 
@@ -144,26 +145,26 @@ def _print_summary(result: Any, quiet: bool) -> None:
 )
 @click.option(
     "--fine-scale",
-    type=float,
+    type=SCALE,
     default=None,
     help="Multiply fine values by this (0.0001 for reflectance x10000; Landsat C2: "
     "2.75e-5). Default: the file's scale metadata, else 1.",
 )
 @click.option(
     "--fine-offset",
-    type=float,
+    type=OFFSET,
     default=None,
     help="Add this after scaling (Landsat C2: -0.2). Default: file metadata, else 0.",
 )
 @click.option(
     "--coarse-scale",
-    type=float,
+    type=SCALE,
     default=None,
     help="Multiply coarse values by this. Default: file metadata, else 1.",
 )
 @click.option(
     "--coarse-offset",
-    type=float,
+    type=OFFSET,
     default=None,
     help="Add this to coarse values after scaling. Default: file metadata, else 0.",
 )
@@ -262,14 +263,14 @@ def _print_summary(result: Any, quiet: bool) -> None:
 )
 @click.option(
     "--workers",
-    type=click.IntRange(1),
+    type=WORKERS,
     default=1,
     show_default=True,
     help="Windows processed at the same time within a date (threads).",
 )
 @click.option(
     "--mem-limit",
-    type=float,
+    type=MEM_LIMIT,
     default=None,
     metavar="MB",
     help="Memory for the working windows of each prediction (default 1024 MB).",

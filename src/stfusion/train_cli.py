@@ -11,6 +11,8 @@ from typing import Any
 
 import click
 
+from stfusion.cli_options import OFFSET, SCALE
+
 #: Networks ``--model`` accepts (a network registered in stfusion.dl.networks; GANs train
 #: with the adversarial loop).
 MODEL_CHOICES = ["dcstfn", "edcstfn", "ganstfm", "vitgan", "stfdcnn"]
@@ -261,18 +263,18 @@ class _TrainProgress:
 )
 @click.option(
     "--fine-scale",
-    type=float,
+    type=SCALE,
     default=None,
     help="Multiply fine values by this (e.g. 0.0001). Default: file metadata, else 1.",
 )
-@click.option("--fine-offset", type=float, default=None, help="Add this to fine values.")
+@click.option("--fine-offset", type=OFFSET, default=None, help="Add this to fine values.")
 @click.option(
     "--coarse-scale",
-    type=float,
+    type=SCALE,
     default=None,
     help="Multiply coarse values by this. Default: file metadata, else 1.",
 )
-@click.option("--coarse-offset", type=float, default=None, help="Add this to coarse values.")
+@click.option("--coarse-offset", type=OFFSET, default=None, help="Add this to coarse values.")
 @click.option(
     "--resampling",
     type=click.Choice(["nearest", "bilinear", "cubic", "average"]),

@@ -104,6 +104,86 @@ def save_checkpoint(path: str | os.PathLike[str], data: dict[str, Any]) -> Path:
     return p
 
 
+#: Bounds checked on load, before any network is built: a checkpoint beyond them is damaged
+#: or forged (a layer 100000 channels wide asks for hundreds of GB). The shipped networks are
+#: far inside (paper-size DCSTFN: 6 bands, widths up to 128, 0.4 M parameters).
+MAX_BANDS = 1024
+MAX_WIDTH = 8192
+MAX_PARAMETERS = 200_000_000
+#: Keys every checkpoint has, and their types after ``torch.load``.
+REQUIRED: dict[str, type | tuple[type, ...]] = {
+    "model": str, "network": dict, "state_dict": dict, "bands": int, "band_names": list,
+    "norm": dict,
+}  # fmt: skip
+
+
+def _sizes(p: Path, key: str, config: Any, bands: int) -> int:
+    """Check a network config's sizes; return a rough parameter count (3x3 convolutions
+    between all its widths: ``9 (3 bands + sum of widths)^2``)."""
+    if not isinstance(config, dict):
+        raise _damaged(p, f"'{key}' is a {type(config).__name__}, not a network config")
+    if key == "network" and not isinstance(config.get("network"), str):
+        raise _damaged(p, "'network' names no network")
+    widths = config.get("channels")
+    if not isinstance(widths, list) or not widths:
+        raise _damaged(p, f"'{key}' has no 'channels' list")
+    if config.get("bands") != bands:
+        raise _damaged(p, f"'{key}' is for {config.get('bands')!r} bands, the checkpoint for "
+                          f"{bands}")  # fmt: skip
+    numbers = [v for k, v in config.items() if k not in ("channels", "state_dict", "losses")
+               and isinstance(v, int) and not isinstance(v, bool)] + widths  # fmt: skip
+    for v in numbers:
+        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= MAX_WIDTH:
+            raise _damaged(p, f"'{key}' asks for a size of {v!r} (sizes must be integers from "
+                              f"0 to {MAX_WIDTH})")  # fmt: skip
+    return 9 * (3 * bands + sum(widths)) ** 2
+
+
+def _damaged(p: Path, what: str) -> InputFileError:
+    return InputFileError(
+        f"{p}: damaged or not written by stfusion: {what}. Nothing was built; give a "
+        "checkpoint written by `stfusion train` (or train one)."
+    )
+
+
+def validate_checkpoint(p: Path, data: dict[str, Any]) -> None:
+    """Keys, types and sizes of a loaded checkpoint, checked before any network is built."""
+    missing = [k for k in REQUIRED if k not in data]
+    if missing:
+        raise _damaged(p, f"it has the stfusion marker but lacks {', '.join(map(repr, missing))}")
+    for key, kind in REQUIRED.items():
+        if not isinstance(data[key], kind) or isinstance(data[key], bool):
+            raise _damaged(p, f"'{key}' is a {type(data[key]).__name__}")
+    bands = data["bands"]
+    if not 1 <= bands <= MAX_BANDS:
+        raise _damaged(p, f"'bands' is {bands} (1 to {MAX_BANDS} expected)")
+    if len(data["band_names"]) != bands:
+        raise _damaged(p, f"{len(data['band_names'])} band names for {bands} bands")
+    for key in ("mean", "std"):
+        values = data["norm"].get(key)
+        if (
+            not isinstance(values, list)
+            or len(values) != bands
+            or not all(isinstance(v, int | float) and np.isfinite(v) for v in values)
+        ):
+            raise _damaged(p, f"'norm' has no {bands} finite '{key}' values")
+    estimate = _sizes(p, "network", data["network"], bands)
+    if isinstance(data.get("autoencoder"), dict):
+        estimate += _sizes(p, "autoencoder", data["autoencoder"], bands)
+    stored = 0
+    for name, value in data["state_dict"].items():
+        if not isinstance(value, torch.Tensor):
+            raise _damaged(p, f"weight {name!r} is a {type(value).__name__}, not a tensor")
+        stored += value.numel()
+    for what, count in (("its network config", estimate), ("its stored weights", stored)):
+        if count > MAX_PARAMETERS:
+            raise _damaged(
+                p,
+                f"{what} mean about {count:.3g} parameters ({4 * count / 1e9:.3g}"
+                f" GB), more than the {MAX_PARAMETERS:.0e} this stfusion accepts",
+            )
+
+
 def _generic(names: tuple[str, ...]) -> bool:
     return all(n == f"band{i + 1}" for i, n in enumerate(names))
 
@@ -234,6 +314,7 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
             f"{p}: checkpoint format version {data['version']} is newer than this stfusion "
             f"reads ({VERSION}); upgrade stfusion."
         )
+    validate_checkpoint(p, data)
     return Checkpoint(str(p), data)
 
 

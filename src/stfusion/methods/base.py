@@ -10,6 +10,7 @@ Parameters are stored verbatim in ``__init__`` (scikit-learn style); learned sta
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import warnings
 from collections.abc import Sequence
@@ -36,8 +37,51 @@ class Param:
     unit: str
     help: str
     choices: tuple[Any, ...] | None = None
+    #: Smallest and largest accepted value (numbers; ``None``: unbounded).
+    low: float | None = None
+    high: float | None = None
+    #: ``inf`` and ``-inf`` are accepted (they switch something off); ``nan`` never is.
+    allow_inf: bool = False
+    #: A window side bounded by the scene: ``"fine"`` or ``"coarse"`` pixels (see
+    #: :meth:`FusionMethod.check_scene_params`).
+    scene_bound: str | None = None
+
+    def check(self, value: Any, where: str) -> None:
+        """Refuse a number that is not finite (unless ``allow_inf``) or out of bounds.
+
+        ``where`` starts the message (``--param window=0`` or ``starfm: window=0``).
+        """
+        if isinstance(value, bool) or not isinstance(value, int | float | np.number):
+            return
+        if isinstance(value, float | np.floating) and (
+            math.isnan(value) or (math.isinf(value) and not self.allow_inf)
+        ):
+            raise InvalidParameterError(
+                f"{where}: {self.name} must be a finite number ({self.help})."
+            )
+        bounds = self.bounds_text()
+        if (self.low is not None and value < self.low) or (
+            self.high is not None and value > self.high
+        ):
+            raise InvalidParameterError(f"{where}: {self.name} must be {bounds} ({self.help}).")
+
+    def bounds_text(self) -> str:
+        if self.low is not None and self.high is not None:
+            return f"between {self.low:g} and {self.high:g}"
+        if self.low is not None:
+            return f"at least {self.low:g}"
+        if self.high is not None:
+            return f"at most {self.high:g}"
+        return "a finite number"
 
     def parse(self, text: str) -> Any:
+        """Parse a CLI string and check it against the declared bounds."""
+        value = self._parse(text)
+        if value != "auto":
+            self.check(value, f"--param {self.name}={text}")
+        return value
+
+    def _parse(self, text: str) -> Any:
         """Parse a CLI string; ``auto`` stays a string where the default is ``auto``."""
         if self.choices is not None:
             if text not in {str(c) for c in self.choices}:
@@ -56,10 +100,17 @@ class Param:
                     return False
                 raise ValueError(text)
             return self.kind(text)
-        except ValueError:
+        except (ValueError, OverflowError):
             raise InvalidParameterError(
                 f"--param {self.name}={text}: expected {self.kind.__name__} ({self.help})."
             ) from None
+
+
+#: The scene-level ``--param ratio=R`` (coarse pixel size / fine pixel size), for inputs that
+#: are all on one grid. 1000 is far beyond any sensor pair (MODIS 500 m / Sentinel-2 10 m = 50).
+RATIO = Param("ratio", None, float, "coarse px / fine px",
+              "resolution ratio, coarse pixel size / fine pixel size, e.g. 16 for 480 m / 30 m",
+              low=1.0, high=1000.0)  # fmt: skip
 
 
 class FusionMethod:
@@ -87,10 +138,41 @@ class FusionMethod:
                     f"{self.name}: {p.name}={value!r}; choose one of "
                     f"{', '.join(map(str, p.choices))}."
                 )
+            p.check(value, f"{self.name}: {p.name}={value!r}")
         self._validate_params()
 
     def _validate_params(self) -> None:
         """Raise InvalidParameterError for values that cannot work (override)."""
+
+    def check_scene_params(self, grid: Grid, ratio: float | None) -> None:
+        """Refuse a window that is larger than the scene can use.
+
+        A window of ``2 * max(height, width) + 1`` fine pixels already covers the whole scene
+        from every pixel; a larger one only costs time (``window=9999`` on 250 x 250 px ran
+        for ten minutes). Such a value is refused, not clamped, because the window also sets
+        the distance weights of STARFM-like methods: clamping would silently change the
+        result. A parameter's default is never refused.
+        """
+        side = max(grid.height, grid.width)
+        for p in self.params:
+            if p.scene_bound is None:
+                continue
+            value = getattr(self, p.name)
+            if isinstance(value, bool) or not isinstance(value, int | np.integer):
+                continue
+            if p.scene_bound == "coarse":
+                cells = -(-side // max(1, round(ratio or 1)))
+                unit = "coarse pixels"
+            else:
+                cells, unit = side, "fine pixels"
+            largest = max(2 * cells + 1, p.default if isinstance(p.default, int) else 0)
+            if value > largest:
+                raise InvalidParameterError(
+                    f"{self.name}: {p.name}={value} is larger than the scene "
+                    f"({grid.width} x {grid.height} fine px) can use: {p.name}={largest} "
+                    f"{unit} already covers the whole scene from every pixel. Give "
+                    f"{p.name}={largest} or less."
+                )
 
     def get_params(self) -> dict[str, Any]:
         return {p.name: getattr(self, p.name) for p in self.params}
@@ -139,6 +221,7 @@ class FusionMethod:
                 else f"{self.min_pairs} to {self.max_pairs}"
             )  # fmt: skip
             raise InvalidParameterError(f"{self.name} needs {want} pairs, got {n}.")
+        self.check_scene_params(scene.grid, scene.ratio)
         self.scene_ = scene
         self.grid_: Grid = scene.grid
         self.ratio_ = scene.ratio
@@ -209,6 +292,15 @@ class FusionMethod:
     ) -> list[Window]:
         self._check_fitted()
         scene = self.scene_
+        if mem_limit_mb is not None and not (
+            isinstance(mem_limit_mb, int | float) and np.isfinite(mem_limit_mb) and mem_limit_mb > 0
+        ):
+            raise InvalidParameterError(
+                f"mem_limit_mb={mem_limit_mb!r}: give a positive number of megabytes (or None "
+                "for the default)."
+            )
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            raise InvalidParameterError(f"workers={workers!r}: give an integer >= 1.")
         if window_size is None:
             window_size = window_size_for(
                 self.halo(),

@@ -139,7 +139,8 @@ class ESTARFM(FusionMethod):
     exact_properties: ClassVar[tuple[str, ...]] = ("unchanged", "uniform_change")
     params = (
         Param("window", 51, int, "fine pixels",
-              "moving window size (odd, >= 3); 51 = the reference's half window 25"),
+              "moving window size (odd, >= 3); 51 = the reference's half window 25",
+              scene_bound="fine"),
         Param("classes", 4.0, float, "",
               "assumed number of land-cover classes: similarity threshold = 2 std / classes"),
         Param("threshold", "scene", str, "",
@@ -156,10 +157,10 @@ class ESTARFM(FusionMethod):
               "largest accepted conversion coefficient V (V = 1 outside (0, v_max])"),
         Param("data_min", "auto", float, "data units",
               "predictions <= data_min are replaced by the weighted mean of similar fine "
-              "pixels; auto: 0 for reflectance, off (-inf) otherwise"),
+              "pixels; auto: 0 for reflectance, off (-inf) otherwise", allow_inf=True),
         Param("data_max", "auto", float, "data units",
               "predictions >= data_max are replaced likewise; auto: 1 for reflectance, off "
-              "(inf) otherwise"),
+              "(inf) otherwise", allow_inf=True),
     )  # fmt: skip
 
     def _validate_params(self) -> None:

@@ -125,9 +125,10 @@ class FitFC(FusionMethod):
     max_pairs = 1
     params = (
         Param("regression_window", 11, int, "coarse pixels",
-              "side of the moving window for the local regression C2 = a C1 + b (odd, >= 3)"),
+              "side of the moving window for the local regression C2 = a C1 + b (odd, >= 3)",
+              scene_bound="coarse"),
         Param("window", 31, int, "fine pixels",
-              "side of the similar-pixel window (odd)"),
+              "side of the similar-pixel window (odd)", scene_bound="fine"),
         Param("similar", 30, int, "pixels",
               "number of similar pixels per window (the centre included)"),
         Param("similarity_bands", "all", str, "",

@@ -494,7 +494,8 @@ class FSDAF(FusionMethod):
               "number of k-means classes of F1, or the path of a class map raster (integer "
               "labels, nodata = unclassified) on the fine grid"),
         Param("window", 41, int, "fine pixels",
-              "similar-pixel window (odd); 41 = the reference's half window 20"),
+              "similar-pixel window (odd); 41 = the reference's half window 20",
+              scene_bound="fine"),
         Param("similar", 20, int, "pixels", "number of similar pixels used per fine pixel"),
         Param("pure", 100, int, "coarse pixels",
               "purest coarse pixels per class used to unmix the class changes"),

@@ -80,7 +80,8 @@ class STARFM(FusionMethod):
     max_pairs = None
     params = (
         Param("window", 51, int, "fine pixels",
-              "moving window size (odd); 51 = the reference's 750 m at 30 m"),
+              "moving window size (odd); 51 = the reference's 750 m at 30 m",
+              scene_bound="fine"),
         Param("classes", 40, float, "",
               "assumed number of land-cover classes: similarity threshold = 2 std / classes"),
         Param("uncertainty", "auto", float, "data units",

@@ -1,0 +1,237 @@
+"""Bad values end in one line naming the problem and the fix, never a traceback.
+
+In-process (``main()``, the library): options, method parameters, scheduler addresses,
+checkpoints, damaged files. Exit statuses of the real process are in ``test_process.py``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import write_tif
+from stfusion.cli import main
+from stfusion.errors import InputFileError, InvalidParameterError
+from stfusion.io import FileSource
+
+
+def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    try:
+        main(args)
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return code, err
+
+
+def _predict(s: dict[str, Path], out: Path, *extra: str) -> list[str]:
+    return ["predict", "--method", "starfm", "--pair", str(s["f1"]), str(s["c1"]),
+            "--coarse", str(s["c2"]), "--out", str(out), "--param", "window=7", "-q",
+            *extra]  # fmt: skip
+
+
+# ---------------------------------------------------------------------------- options
+
+
+@pytest.mark.parametrize(
+    "option, value",
+    [
+        ("--mem-limit", "-5"), ("--mem-limit", "nan"), ("--mem-limit", "0"),
+        ("--mem-limit", "inf"), ("--workers", "0"), ("--workers", "-3"), ("--threads", "0"),
+        ("--fine-scale", "0"), ("--coarse-scale", "0"), ("--fine-scale", "nan"),
+        ("--coarse-scale", "inf"), ("--fine-offset", "nan"), ("--scheduler", "not a url"),
+        ("--scheduler", "tcp://host:99999"),
+    ],
+)  # fmt: skip
+def test_predict_refuses_bad_option_values(
+    option: str, value: str, small_tifs: dict[str, Path], tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    out = tmp_path / "o.tif"
+    code, err = run(_predict(small_tifs, out, option, value), capsys)
+    assert code == 2, err
+    assert option in err and repr(value) in err
+    assert not out.exists()
+
+
+def test_scheduler_message_names_the_accepted_forms(
+    small_tifs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, err = run(_predict(small_tifs, tmp_path / "o.tif", "--scheduler", "not a url"), capsys)
+    assert "'not a url'" in err and "tcp://HOST:PORT" in err and "scheduler file" in err
+
+
+@pytest.mark.parametrize("command", ["series", "train", "distill"])
+def test_other_commands_share_the_checks(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, err = run([command, "--fine-scale", "0"], capsys)
+    assert code == 2 and "--fine-scale" in err and "greater than 0" in err
+
+
+def test_series_mem_limit_and_workers(capsys: pytest.CaptureFixture[str]) -> None:
+    for option, value in [("--mem-limit", "nan"), ("--workers", "0")]:
+        code, err = run(["series", option, value], capsys)
+        assert code == 2 and option in err
+
+
+def test_check_scheduler_forms(tmp_path: Path) -> None:
+    from stfusion.parallel import check_scheduler
+
+    for ok in ["tcp://127.0.0.1:8786", "localhost:8786", "tls://host.example:8786",
+               "tcp://[::1]:8786"]:  # fmt: skip
+        assert check_scheduler(ok) == ok
+    sched = tmp_path / "scheduler.json"
+    sched.write_text("{}")
+    assert check_scheduler(str(sched)) == str(sched)
+    for bad in ["not a url", "tcp://host", "http//x:1", "host:0", ""]:
+        with pytest.raises(InvalidParameterError, match="tcp://HOST:PORT"):
+            check_scheduler(bad)
+
+
+# ---------------------------------------------------------------- method parameters
+
+
+@pytest.mark.parametrize(
+    "method, param, words",
+    [
+        ("additive", "ratio=inf", "finite"),
+        ("additive", "ratio=nan", "finite"),
+        ("fsdaf", "ratio=1e-9", "between 1 and 1000"),
+        ("fsdaf", "ratio=0", "between 1 and 1000"),
+        ("fsdaf", "ratio=1e9", "between 1 and 1000"),
+        ("starfm", "classes=inf", "finite"),
+        ("starfm", "uncertainty=nan", "finite"),
+        ("starfm", "window=99999999999999999999999", "larger than the scene"),
+    ],
+)
+def test_bad_params_fail_cleanly(
+    method: str, param: str, words: str, small_tifs: dict[str, Path], tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    args = _predict(small_tifs, tmp_path / "o.tif")
+    args[args.index("starfm")] = method
+    args[args.index("window=7")] = param
+    code, err = run(args, capsys)
+    assert code == 1, err
+    assert words in err and err.startswith("Error:") and len(err.strip().splitlines()) == 1
+
+
+def test_param_bounds_in_python() -> None:
+    from stfusion.methods.estarfm import ESTARFM
+    from stfusion.methods.starfm import STARFM
+
+    with pytest.raises(InvalidParameterError, match="finite"):
+        STARFM(classes=math.inf)
+    with pytest.raises(InvalidParameterError, match="finite"):
+        ESTARFM(data_min=math.nan)
+    ESTARFM(data_min=-math.inf, data_max=math.inf)  # inf still means "off"
+
+
+def test_fsdaf_tiny_ratio_in_python(small_tifs: dict[str, Path]) -> None:
+    from stfusion.methods.fsdaf import FSDAF
+
+    with pytest.raises(InvalidParameterError, match="ratio"):
+        FSDAF().fit([(small_tifs["f1"], small_tifs["c1"])], ratio=1e-9)
+    with pytest.raises(InvalidParameterError, match="ratio"):
+        FSDAF().fit([(small_tifs["f1"], small_tifs["c1"])], ratio=math.inf)
+
+
+def test_window_bound_by_the_scene(small_tifs: dict[str, Path]) -> None:
+    from stfusion.methods.fitfc import FitFC
+    from stfusion.methods.starfm import STARFM
+
+    pair = [(small_tifs["f1"], small_tifs["c1"])]  # 40 x 40
+    with pytest.raises(InvalidParameterError, match=r"window=81 or less"):
+        STARFM(window=9999).fit(pair)
+    STARFM(window=81).fit(pair)  # the largest useful window is accepted
+    STARFM().fit(pair)  # the default (51) is never refused, even beyond 2 x a tiny scene
+    with pytest.raises(InvalidParameterError, match=r"regression_window=11 or less"):
+        FitFC(regression_window=13, window=7, similar=5).fit(pair, ratio=10)
+
+
+def test_mem_limit_and_workers_in_python(small_tifs: dict[str, Path]) -> None:
+    from stfusion.methods.baselines import Additive
+
+    est = Additive().fit([(small_tifs["f1"], small_tifs["c1"])])
+    est.prepare(small_tifs["c2"])
+    for bad in (-5, 0, math.nan, math.inf):
+        with pytest.raises(InvalidParameterError, match="mem_limit_mb"):
+            est.predict(mem_limit_mb=bad)
+    with pytest.raises(InvalidParameterError, match="workers"):
+        est.predict(workers=0)
+
+
+# ---------------------------------------------------------------------- input files
+
+
+def test_truncated_file_names_file_and_window(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    path = write_tif(tmp_path / "cut.tif", rng.random((2, 64, 64), dtype=np.float32))
+    os.truncate(path, path.stat().st_size // 2)
+    src = FileSource(str(path))  # the header is intact: it opens
+    with pytest.raises(InputFileError, match=r"cut\.tif: reading rows 0-63, columns 0-63") as e:
+        src.read()
+    assert "damaged or incomplete" in str(e.value)
+    with pytest.raises(InputFileError, match="damaged or incomplete"):
+        src.sample(64)
+
+
+def test_non_utf8_name(tmp_path: Path, small_tifs: dict[str, Path]) -> None:
+    from stfusion.io import check_output
+
+    bad = os.fsdecode(os.fsencode(tmp_path) + b"/x\xff.tif")
+    with open(os.fsencode(bad), "wb") as f:
+        f.write(small_tifs["f1"].read_bytes())
+    with pytest.raises(InputFileError, match=r"x\\xff\.tif: the input file name is not valid"):
+        FileSource(bad)
+    with pytest.raises(InputFileError, match="output file name is not valid UTF-8"):
+        check_output(os.fsdecode(os.fsencode(tmp_path) + b"/o\xff.tif"), overwrite=False)
+
+
+# ----------------------------------------------------------------------- checkpoints
+
+
+def _checkpoint(tmp_path: Path, change: dict, drop: tuple[str, ...] = ()) -> Path:
+    torch = pytest.importorskip("torch")
+    from stfusion.methods.deep import demo_weights
+
+    data = torch.load(demo_weights("dcstfn"), map_location="cpu", weights_only=True)
+    for key in drop:
+        del data[key]
+    data.update(change)
+    path = tmp_path / "forged.ckpt"
+    torch.save(data, path)
+    return path
+
+
+@pytest.mark.parametrize(
+    "change, drop, words",
+    [
+        ({}, ("network",), "lacks 'network'"),
+        ({}, ("state_dict", "norm"), "lacks 'state_dict', 'norm'"),
+        ({"bands": "six"}, (), "'bands' is a str"),
+        ({"network": {"network": "dcstfn", "bands": 6, "channels": [100000] * 3}}, (),
+         "size of 100000"),
+        ({"network": {"network": "dcstfn", "bands": 6, "channels": [8000] * 3}}, (),
+         "parameters"),
+        ({"network": {"network": "dcstfn", "bands": 3, "channels": [32, 64, 128]}}, (),
+         "for 3 bands"),
+        ({"bands": 10**9}, (), "'bands' is 1000000000"),
+    ],
+)  # fmt: skip
+def test_forged_checkpoint_refused_before_building(
+    change: dict, drop: tuple[str, ...], words: str, tmp_path: Path,
+    small_tifs: dict[str, Path], capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    path = _checkpoint(tmp_path, change, drop)
+    args = _predict(small_tifs, tmp_path / "o.tif")
+    args[args.index("starfm")] = "dcstfn"
+    args[args.index("window=7")] = f"weights={path}"
+    code, err = run(args, capsys)
+    assert code == 1, err
+    assert words in err and str(path) in err and "damaged" in err

@@ -1,0 +1,192 @@
+"""The CLI as a real process: signals, kill -9, exit codes and what is left on disk.
+
+These run ``python -m stfusion.cli`` in a subprocess, because the bugs they guard against live
+in the process (signal handlers, exit statuses, temporary files of a killed run), where
+``CliRunner`` or calling ``main()`` in-process cannot see them.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import write_tif
+from stfusion.demo import sample_dir
+
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = SRC + os.pathsep + env.get("PYTHONPATH", "")
+    env.pop("STFUSION_DEBUG", None)
+    return env
+
+
+def _cmd(*args: str | bytes) -> list[str | bytes]:
+    return [sys.executable, "-m", "stfusion.cli", *args]
+
+
+def _run(*args: str | bytes, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        _cmd(*args), env=_env(), capture_output=True, text=True, errors="replace",
+        timeout=timeout,
+    )  # fmt: skip
+
+
+def _cia() -> list[str]:
+    d = sample_dir()
+    return ["--pair", str(d / "CIA_Landsat7_2001-10-08.tif"),
+            str(d / "CIA_MOD09GA_2001-10-08.tif"),
+            "--coarse", str(d / "CIA_MOD09GA_2001-10-17.tif")]  # fmt: skip
+
+
+#: A STARFM run on the full 250 x 250 sample that takes tens of seconds: a wide window, and a
+#: tiny memory limit so that it runs as many short windows (a signal is handled between two).
+SLOW = ["--method", "starfm", "--param", "window=151", "--mem-limit", "5", "--threads", "1"]
+
+
+def _partials(folder: Path) -> list[Path]:
+    return [p for p in folder.iterdir() if ".partial" in p.name]
+
+
+def _start_slow(out: Path) -> tuple[subprocess.Popen[str], list[Path]]:
+    """Start a slow predict into ``out``; return once its partial file exists."""
+    proc = subprocess.Popen(
+        _cmd("predict", *_cia(), *SLOW, "--out", str(out)), env=_env(),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        found = _partials(out.parent)
+        if found:
+            return proc, found
+        if proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    proc.kill()
+    _, err = proc.communicate()
+    pytest.fail(f"no partial file appeared (rc {proc.returncode}): {err}")
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_signal_during_predict_leaves_nothing(tmp_path: Path, sig: int, code: int) -> None:
+    out = tmp_path / "pred.tif"
+    proc, partials = _start_slow(out)
+    assert partials[0].name.startswith(".pred.tif.") and f".{proc.pid}-" in partials[0].name
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == code, err
+    assert "Traceback" not in err, err
+    assert not out.exists()
+    assert _partials(tmp_path) == [], "a signal left a partial file behind"
+
+
+def test_kill9_partial_is_removed_by_the_next_run(tmp_path: Path) -> None:
+    out = tmp_path / "pred.tif"
+    proc, partials = _start_slow(out)
+    proc.kill()  # SIGKILL: no handler runs, the partial stays
+    proc.communicate(timeout=60)
+    assert partials[0].exists()
+    assert not out.exists()
+    done = _run("predict", *_cia(), "--method", "additive", "--out", str(out), "-q")
+    assert done.returncode == 0, done.stderr
+    assert out.exists()
+    assert _partials(tmp_path) == [], "the stale partial of the killed run was not removed"
+
+
+def test_partial_of_a_live_process_is_kept(tmp_path: Path) -> None:
+    out = tmp_path / "pred.tif"
+    live = tmp_path / f".pred.tif.{os.getpid()}-abcd1234.partial.tif"
+    live.write_bytes(b"another run is writing this")
+    done = _run("predict", *_cia(), "--method", "additive", "--out", str(out), "-q")
+    assert done.returncode == 0, done.stderr
+    assert live.exists() and out.exists()
+
+
+def test_output_folder_refused_before_computing(tmp_path: Path) -> None:
+    out = tmp_path / "existing"
+    (out / "keep").mkdir(parents=True)
+    (out / "keep" / "f").write_text("x")
+    proc = subprocess.Popen(
+        _cmd("predict", *_cia(), *SLOW, "--out", str(out), "--overwrite"), env=_env(),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    seen: set[str] = set()
+    while proc.poll() is None:  # watch for any partial while it runs
+        seen.update(p.name for p in _partials(tmp_path))
+        time.sleep(0.02)
+    _, err = proc.communicate()
+    assert proc.returncode == 1, err
+    assert not seen and _partials(tmp_path) == [], "computed before refusing the output"
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error:") and "folder" in lines[0], err
+    assert (out / "keep" / "f").read_text() == "x"
+
+
+# --------------------------------------------------------------- errors, not tracebacks
+
+
+@pytest.mark.parametrize(
+    "extra, code, words",
+    [
+        (["--mem-limit", "nan"], 2, "--mem-limit"),
+        (["--mem-limit", "-5"], 2, "--mem-limit"),
+        (["--workers", "0"], 2, "--workers"),
+        (["--fine-scale", "0"], 2, "--fine-scale"),
+        (["--scheduler", "not a url"], 2, "tcp://"),
+        (["--param", "ratio=inf"], 1, "ratio"),
+    ],
+)
+def test_bad_options_exit_cleanly(tmp_path: Path, extra: list[str], code: int, words: str) -> None:
+    done = _run("predict", *_cia(), "--method", "additive", "--out", str(tmp_path / "o.tif"),
+                *extra)  # fmt: skip
+    assert done.returncode == code, done.stderr
+    assert "Traceback" not in done.stderr
+    assert words in done.stderr
+    assert not (tmp_path / "o.tif").exists()
+
+
+def test_non_utf8_names_exit_cleanly(tmp_path: Path) -> None:
+    d = sample_dir()
+    folder = os.fsencode(tmp_path)
+    bad_in = folder + b"/fine\xff.tif"
+    with open(bad_in, "wb") as f:
+        f.write((d / "CIA_Landsat7_2001-10-08.tif").read_bytes())
+    rest = [
+        str(d / "CIA_MOD09GA_2001-10-08.tif"),
+        "--coarse",
+        str(d / "CIA_MOD09GA_2001-10-17.tif"),
+    ]
+    good_in = str(d / "CIA_Landsat7_2001-10-08.tif")
+    for pair_fine, out in [(bad_in, folder + b"/ok.tif"), (good_in, folder + b"/out\xff.tif")]:
+        done = subprocess.run(
+            _cmd("predict", "--pair", pair_fine, *rest, "--method", "additive", "--out", out),
+            env=_env(), capture_output=True,
+        )  # fmt: skip
+        err = done.stderr.decode("utf-8", "replace")
+        assert done.returncode == 1, err
+        assert "Traceback" not in err and "UTF-8" in err and "\\xff" in err, err
+    assert sorted(os.listdir(folder)) == [b"fine\xff.tif"]
+
+
+def test_truncated_geotiff_names_the_file(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    f = write_tif(tmp_path / "f.tif", rng.random((2, 64, 64), dtype=np.float32))
+    c = write_tif(tmp_path / "c.tif", rng.random((2, 64, 64), dtype=np.float32))
+    t = write_tif(tmp_path / "cut.tif", rng.random((2, 64, 64), dtype=np.float32))
+    os.truncate(t, t.stat().st_size // 2)  # header intact, data cut
+    done = _run("predict", "--pair", str(f), str(c), "--coarse", str(t), "--method", "additive",
+                "--out", str(tmp_path / "o.tif"))  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "cut.tif" in done.stderr and "damaged or incomplete" in done.stderr
+    assert not (tmp_path / "o.tif").exists()
