@@ -278,6 +278,13 @@ def _print_summary(result: Any, quiet: bool) -> None:
     "kept and only missing or damaged dates are computed).",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress display or table.")
+@click.option(
+    "--variable",
+    type=click.Choice(["auto", "reflectance", "ndvi", "lst", "other"]),
+    default=None,
+    help="What the images measure; sets the classical methods' unit-bearing constants "
+    "(default: inferred from the data and logged).",
+)
 @click.pass_context
 def series(
     ctx: click.Context,
@@ -310,6 +317,7 @@ def series(
     mem_limit: float | None,
     overwrite: bool,
     quiet: bool,
+    variable: str | None,
 ) -> None:
     """Fuse a time series: predict the fine image at every coarse date, through clouds.
 
@@ -317,7 +325,10 @@ def series(
     date is predicted from the nearest clear pairs before and after it, fine dates are
     gap-filled. Re-running skips the dates already done.
     """
+    from stfusion.methods.variables import params_with_variable
     from stfusion.series import run_series
+
+    params = params_with_variable(params, method, variable)
 
     if not fine and not coarse and catalog is None:
         raise click.UsageError("give --fine and --coarse (folders or globs), or --catalog.")
