@@ -50,10 +50,11 @@ kept here because without them the method breaks on real data:
   +-1, ``R_i = 1 - (|F_1 - C_1| / (F_1 + C_1) + |F_2 - C_2| / (F_2 + C_2)) / 2``.
 
 Units: thresholds are in the data's units. ``min_change``, ``data_min`` and ``data_max`` are
-``auto`` by default: for reflectance (robust range inside [-0.5, 1.5]) 0.02, 0 and 1 as the
-reference program on its 0-10000 scale; otherwise (kelvin, NDVI x 10000, ...) ``min_change``
-is 2 % of the fine images' robust value range (0.5th-99.5th percentile) and the range check
-is off, since a kelvin value has no natural upper bound.
+``auto`` by default and follow ``variable`` (``stfusion.methods.variables``, inferred when
+``auto``), as the program's ``DN_min``/``DN_max`` (ESTARFM.pro lines 66-67, 307, 336):
+reflectance 0.02, 0 and 1 times the storage scale (200, 0, 10000 DN for integers x 10000);
+NDVI 0.02, -1 and 1 times the scale; LST/other 2 % of the fine images' robust value range
+(0.5th-99.5th percentile) and no range check.
 
 Invalid data: a pixel is valid when every band of F_1, C_1, F_2, C_2 and C_0 is finite
 (the reference program's ``valid_index``). Invalid pixels are never similar and do not enter

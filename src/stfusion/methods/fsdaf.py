@@ -43,7 +43,9 @@ spline, distributes the residuals over the whole coarse pixels around the window
 so any tiling gives the same answer as one window.
 
 Units: ``window`` in fine pixels, ``spline_radius`` in coarse pixels, ``valid_range`` in the
-data's units (``auto``: 0-1 for reflectance-like data, else no limit).
+data's units (``auto``: the physical range of ``variable``, ``stfusion.methods.variables``:
+reflectance 0..1 x scale as the reference's DN_min/DN_max 0..10000, NDVI -1..1 x scale,
+LST/other no limit).
 
 Invalid data (NaN): a fine pixel is valid when all bands of F1 are finite (and, with a class
 map, it has a class); an invalid F1 pixel is NaN in the output. Coarse pixels with any
@@ -81,8 +83,8 @@ similar-pixel ranking      ``sum_b |dF1_b| / sigma_b``, ties:     ``sum_b |dF1_b
 similar-pixel weights      ``1 / (1 + d / (window // 2))``        same times the spectral term
                            (paper)                                ``1 / (1 + S)``
 similarity threshold       ``<= 2 sigma / k`` (paper, STARFM)     ``< 2 sigma / k``
-allowed range              ``valid_range`` (auto: 0-1 for         DN_min, DN_max (0, 10000)
-                           reflectance); ``F1 + Delta F`` within
+allowed range              ``valid_range`` (auto: from            DN_min, DN_max (0, 10000)
+                           ``variable``); ``F1 + Delta F`` within
                            [min, max] of C2 and F2_TP as in the
                            reference
 F1 outlier clipping        none                                   0.01 % / 99.99 % clipped

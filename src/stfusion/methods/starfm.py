@@ -22,16 +22,20 @@ For each fine pixel (the centre of a ``window`` x ``window`` neighbourhood) and 
 The centre's S_k(c) enters the filter bound when F_k(c) and C_k(c) are valid, T_k(c) when
 C_k(c) and C_0(c) are; a bound with no valid pair is infinite (no filtering on it).
 
-Units: ``uncertainty`` (sigma_l = sigma_m) and the weight quantum ``q`` are in the data's units.
-With ``uncertainty="auto"`` they follow the reference program for reflectance (50 and 1 on its
-x10000 scale, i.e. 0.005 and 0.0001) and otherwise scale with the data: 0.5 % of the fine
-image's robust value range (0.5th to 99.5th percentile), ``q = uncertainty / 50``. So kelvin
-or NDVI inputs get thresholds that make sense for them, and the prediction of ``a X + b`` is
-``a`` times the prediction of ``X`` plus ``b`` when ``a`` does not change the unit regime.
+Units: ``uncertainty`` (sigma_l = sigma_m) and the weight quantum ``q = uncertainty / 50`` are
+in the data's units. ``uncertainty="auto"`` follows ``variable`` (``stfusion.methods.variables``,
+inferred when ``auto``): reflectance 0.005 x scale (the USDA program's 50 DN; scale 10000 for
+integers x 10000), NDVI 0.01 x scale, LST/other 0.5 % of the fine images' robust value range.
+No output is clipped.
+
+Weights: ``weight="reference"`` (default) drops T with one pair, ``C = (S + q) D``, as the USDA
+program v1.2 (StarFM_compute.c lines 327-332) and ImageFusion; with several pairs it is the
+paper's ``(S + q)(T + q) D``. ``weight="paper"`` always uses eq. 10.
 
 Invalid data: a NaN neighbour (fine, its coarse, or the coarse target) is never a candidate.
-A pixel with no candidate takes the coarse target value at that pixel (the reference's rule);
-if that is NaN too the output is NaN.
+A pixel with no candidate takes the coarse target value at that pixel (the older USDA rule,
+kept as a comment at StarFM_compute.c line 349; v1.2 writes the fill value, line 351); if
+that is NaN too the output is NaN.
 
 Departures from the USDA reference program (and from ImageFusion's C++ port):
 
@@ -40,11 +44,10 @@ item                   stfusion (default)                      reference program
 =====================  ======================================  ==============================
 candidate filter       paper: max over pairs, S and T both     min over pairs, S or T
                        (``filter="reference"`` to match)
-weight                 ``(S + q)(T + q) D`` (paper eq. 10,     same, plus weight 1 when
-                       ``q`` avoids division by zero)          ``(S+1)(T+1)`` < combined unc.
+weight                 as the program (one pair: no T)         same, plus weight 1 when
+                       ``weight="paper"``: eq. 10              t_dis < combined unc. (334-336)
 similarity             per band, threshold from that band      per band
-zero S or T at centre  no special case (``copy_on_zero``      copies the pair/target value
-                       option is not offered)
+zero S or T at centre  no special case                         none in v1.2 StarFM_compute.c
 distance constant A    ``window // 2`` pixels                  max. search distance
 =====================  ======================================  ==============================
 """
