@@ -352,8 +352,10 @@ def test_two_pairs_pool_candidates_in_one_sum() -> None:
 @needs_data
 @pytest.mark.parametrize("filt", ["paper", "reference"])
 def test_two_identical_pairs_equal_one_pair(filt: str) -> None:
+    """With the paper's weights only: ``weight="reference"`` drops T for one pair and not for
+    two, as the USDA program does (StarFM_compute.c lines 327-332)."""
     pairs, target, _ = load_case("boreas-1pair")
-    params = dict(window=7, classes=8.0, uncertainty=UNC, filter=filt)
+    params = dict(window=7, classes=8.0, uncertainty=UNC, filter=filt, weight="paper")
     one = fast(pairs, target, **params)
     two = fast(pairs * 2, target, **params)
     np.testing.assert_allclose(two, one, rtol=1e-6, atol=1e-7)
