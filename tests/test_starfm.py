@@ -97,6 +97,7 @@ def fast(pairs: Pairs, target: np.ndarray, **params: object) -> np.ndarray:
 
 
 def reference(pairs: Pairs, target: np.ndarray, **params: object) -> np.ndarray:
+    params.setdefault("weight", "reference")  # the estimator's default
     fines, coarses = [f for f, _ in pairs], [c for _, c in pairs]
     return starfm_reference(fines, coarses, target, **params)  # type: ignore[arg-type]
 
@@ -131,6 +132,25 @@ def test_matches_reference(
     want = reference(pairs, target, uncertainty=UNC, quantum=QUANTUM, **params)
     assert np.isfinite(want).all()
     assert_matches(got, want)
+
+
+@needs_data
+@pytest.mark.parametrize("weight", ["reference", "paper"])
+@pytest.mark.parametrize("filt", ["paper", "reference"])
+@pytest.mark.parametrize("case", list(CASES))
+def test_weight_matches_reference(case: str, filt: str, weight: str) -> None:
+    """Both weights, fast == reference; with one pair they differ (T dropped by the USDA
+    program v1.2, StarFM_compute.c lines 327-332), with two pairs they are the same."""
+    pairs, target, _ = load_case(case, size=20)
+    params = dict(window=7, classes=20.0, filter=filt, weight=weight)
+    got = fast(pairs, target, uncertainty=UNC, **params)
+    want = reference(pairs, target, uncertainty=UNC, quantum=QUANTUM, **params)
+    assert_matches(got, want)
+    other = fast(pairs, target, uncertainty=UNC, **{**params, "weight": "paper"})
+    if len(pairs) == 1 and weight == "reference":
+        assert np.nanmax(np.abs(got - other)) > 1e-4
+    else:
+        np.testing.assert_array_equal(got, other)
 
 
 def sprinkle_nans(pairs: Pairs, target: np.ndarray, seed: int) -> tuple[Pairs, np.ndarray]:
@@ -332,8 +352,10 @@ def test_two_pairs_pool_candidates_in_one_sum() -> None:
 @needs_data
 @pytest.mark.parametrize("filt", ["paper", "reference"])
 def test_two_identical_pairs_equal_one_pair(filt: str) -> None:
+    """With the paper's weights only: ``weight="reference"`` drops T for one pair and not for
+    two, as the USDA program does (StarFM_compute.c lines 327-332)."""
     pairs, target, _ = load_case("boreas-1pair")
-    params = dict(window=7, classes=8.0, uncertainty=UNC, filter=filt)
+    params = dict(window=7, classes=8.0, uncertainty=UNC, filter=filt, weight="paper")
     one = fast(pairs, target, **params)
     two = fast(pairs * 2, target, **params)
     np.testing.assert_allclose(two, one, rtol=1e-6, atol=1e-7)
@@ -455,7 +477,7 @@ def test_prepare_kernel_equals_numpy(seed: int) -> None:
         ]  # fmt: skip
     got = [np.empty((hp, wp), np.float32) for _ in range(5)]
     got += [np.empty((hp - 2 * half, wp - 2 * half), np.float32) for _ in range(2)]
-    starfm_prepare(f, c, c0, q, half, *got)
+    starfm_prepare(f, c, c0, q, half, True, *got)
     for e, g in zip(expected, got, strict=True):
         assert e.astype(np.float32).tobytes() == g.tobytes()
 

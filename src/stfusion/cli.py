@@ -230,15 +230,25 @@ def cli(ctx: click.Context, debug: bool, verbose: bool) -> None:
 )
 @click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress display or summary.")
+@click.option(
+    "--variable",
+    type=click.Choice(["auto", "reflectance", "ndvi", "lst", "other"]),
+    default=None,
+    help="What the images measure; sets the classical methods' unit-bearing constants "
+    "(default: inferred from the data and logged; docs/methods/*.md).",
+)
 def predict(
     method: str, pairs: Sequence[tuple[str, str]], target: str, out: str,
     params: Sequence[str], fine_scale: float | None, fine_offset: float | None,
     coarse_scale: float | None, coarse_offset: float | None, resampling: str,
     mem_limit: float | None, workers: int, threads: int | None, scheduler: str | None,
-    quality: bool, overwrite: bool, quiet: bool, **band_opts: Any,
+    quality: bool, overwrite: bool, quiet: bool, variable: str | None, **band_opts: Any,
 ) -> None:  # fmt: skip
     """Predict the fine image at the date of the --coarse image."""
     from stfusion.api import run_prediction
+    from stfusion.methods.variables import params_with_variable
+
+    params = params_with_variable(params, method, variable)
 
     roles = role_options(fine_scale, fine_offset, coarse_scale, coarse_offset, **band_opts)
     fine_scale, fine_offset = roles["fine_scale"], roles["fine_offset"]

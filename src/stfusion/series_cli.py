@@ -283,6 +283,13 @@ def _print_summary(result: Any, quiet: bool) -> None:
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress display or table.")
 @band_options
+@click.option(
+    "--variable",
+    type=click.Choice(["auto", "reflectance", "ndvi", "lst", "other"]),
+    default=None,
+    help="What the images measure; sets the classical methods' unit-bearing constants "
+    "(default: inferred from the data and logged).",
+)
 @click.pass_context
 def series(
     ctx: click.Context,
@@ -315,6 +322,7 @@ def series(
     mem_limit: float | None,
     overwrite: bool,
     quiet: bool,
+    variable: str | None,
     **band_opts: Any,
 ) -> None:
     """Fuse a time series: predict the fine image at every coarse date, through clouds.
@@ -324,7 +332,10 @@ def series(
     gap-filled. Re-running keeps the dates already done from the same inputs and settings.
     Exit status 3: some dates failed; 4: another run is writing into --out-dir.
     """
+    from stfusion.methods.variables import params_with_variable
     from stfusion.series import OutDirLockedError, run_series
+
+    params = params_with_variable(params, method, variable)
 
     if not fine and not coarse and catalog is None:
         raise click.UsageError("give --fine and --coarse (folders or globs), or --catalog.")

@@ -19,7 +19,10 @@ margins sigma_lm = sqrt(sigma_l^2 + sigma_m^2) and sigma_mm = sqrt(2) sigma_m.
 Conventions of stfusion (see ``stfusion.methods.starfm``):
 
 * sigma_l = sigma_m = ``uncertainty``, so sigma_lm = sigma_mm = sqrt(2) * uncertainty.
-* C = (S + q)(T + q) D with the weight quantum q (keeps 1/C finite when S or T is 0).
+* C = (S + q)(T + q) D with the weight quantum q (keeps 1/C finite when S or T is 0)
+  (``weight="paper"``, eq. 10); ``weight="reference"`` drops the factor (T + q) when there
+  is one pair, as the USDA program v1.2 does (StarFM_compute.c lines 327-332:
+  ``t_dis = |r_lsr| + 1`` with one pair, ``(|r_msr| + 1)(|r_lsr| + 1)`` otherwise).
 * D = 1 + d / A, d the Euclidean distance in fine pixels, A = window // 2.
 * Similarity threshold of pair k, band b: 2 * std / classes, the population std (ddof=0) of
   the valid fine pixels of pair k over the whole scene (``threshold="scene"``) or over the
@@ -87,6 +90,7 @@ def predict_pixel(
     sigma_mm: float,
     quantum: float,
     filter: str,
+    weight: str = "paper",
 ) -> float:
     """STARFM prediction of one band at the centre pixel (y, x)."""
     h, w = len(C0), len(C0[0])
@@ -126,10 +130,13 @@ def predict_pixel(
                     continue
                 d = math.sqrt((yy - y) ** 2 + (xx - x) ** 2)  # (8)
                 D = 1.0 + d / A if A > 0 else 1.0  # (9); window 1 has only d = 0
-                C_comb = (S + quantum) * (T + quantum) * D  # (10), with the quantum q
-                weight = 1.0 / C_comb  # (12) before normalisation
-                sum_w += weight
-                sum_wp += weight * (c0 + f - c)  # (5): M(t0) + L(tk) - M(tk)
+                if weight == "reference" and len(F) == 1:
+                    C_comb = (S + quantum) * D  # USDA v1.2, one pair: no T
+                else:
+                    C_comb = (S + quantum) * (T + quantum) * D  # (10), with the quantum q
+                w_n = 1.0 / C_comb  # (12) before normalisation
+                sum_w += w_n
+                sum_wp += w_n * (c0 + f - c)  # (5): M(t0) + L(tk) - M(tk)
     if sum_w > 0.0:
         return sum_wp / sum_w  # (5) with W = (1/C) / sum(1/C), (12)
     return C0[y][x]  # no candidate: the coarse target value (NaN if NaN)
@@ -146,6 +153,7 @@ def starfm_reference(
     quantum: float,
     threshold: str = "scene",
     filter: str = "paper",
+    weight: str = "paper",
 ) -> np.ndarray:
     """STARFM over a whole scene; arrays ``(band, y, x)``, NaN = invalid; returns float64."""
     if window < 1 or window % 2 == 0:
@@ -170,6 +178,6 @@ def starfm_reference(
                     thr = scene_thr
                 out[b, y, x] = predict_pixel(
                     F, C, C0, y, x, half=half, thresholds=thr, sigma_lm=sigma_lm,
-                    sigma_mm=sigma_mm, quantum=quantum, filter=filter,
+                    sigma_mm=sigma_mm, quantum=quantum, filter=filter, weight=weight,
                 )  # fmt: skip
     return out

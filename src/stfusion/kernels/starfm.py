@@ -129,6 +129,7 @@ def starfm_prepare(
     c0: np.ndarray,
     q: np.float32,
     half: int,
+    use_t: bool,
     fsim: np.ndarray,
     sdiff: np.ndarray,
     tdiff: np.ndarray,
@@ -141,7 +142,8 @@ def starfm_prepare(
 
     ``f``, ``c``, ``c0``: padded ``(H + 2 half, W + 2 half)`` fine and coarse at the pair date
     and coarse at the target date, NaN invalid. Fills the padded ``fsim``, ``sdiff``,
-    ``tdiff``, ``invst``, ``pred`` (as documented there) and the centre ``(H, W)`` arrays
+    ``tdiff``, ``invst``, ``pred`` (as documented there; ``use_t`` False: ``invst`` =
+    ``1 / (S + q)``, the one-pair weight of the USDA program) and the centre ``(H, W)`` arrays
     ``sc`` = |F - C| and ``tc`` = |C - C_0| (NaN where undefined) for the candidate filter.
     Rows run in parallel: this pass was a serial numpy step that capped the thread speed-up.
     """
@@ -165,7 +167,8 @@ def starfm_prepare(
             fsim[y, x] = fv if fok else BIG
             sdiff[y, x] = s if ok else BIG
             tdiff[y, x] = t if ok else BIG
-            invst[y, x] = one / ((s + q) * (t + q)) if ok else zero
+            tw = t + q if use_t else one
+            invst[y, x] = one / ((s + q) * tw) if ok else zero
             pred[y, x] = fv + c0v - cv if ok else zero
             xc = x - half
             if centre_row and 0 <= xc < wp - 2 * half:

@@ -50,10 +50,11 @@ kept here because without them the method breaks on real data:
   +-1, ``R_i = 1 - (|F_1 - C_1| / (F_1 + C_1) + |F_2 - C_2| / (F_2 + C_2)) / 2``.
 
 Units: thresholds are in the data's units. ``min_change``, ``data_min`` and ``data_max`` are
-``auto`` by default: for reflectance (robust range inside [-0.5, 1.5]) 0.02, 0 and 1 as the
-reference program on its 0-10000 scale; otherwise (kelvin, NDVI x 10000, ...) ``min_change``
-is 2 % of the fine images' robust value range (0.5th-99.5th percentile) and the range check
-is off, since a kelvin value has no natural upper bound.
+``auto`` by default and follow ``variable`` (``stfusion.methods.variables``, inferred when
+``auto``), as the program's ``DN_min``/``DN_max`` (ESTARFM.pro lines 66-67, 307, 336):
+reflectance 0.02, 0 and 1 times the storage scale (200, 0, 10000 DN for integers x 10000);
+NDVI 0.02, -1 and 1 times the scale; LST/other 2 % of the fine images' robust value range
+(0.5th-99.5th percentile) and no range check.
 
 Invalid data: a pixel is valid when every band of F_1, C_1, F_2, C_2 and C_0 is finite
 (the reference program's ``valid_index``). Invalid pixels are never similar and do not enter
@@ -102,18 +103,14 @@ from stfusion.errors import InvalidParameterError
 from stfusion.kernels.estarfm import BIG, NCHG, box_sum, estarfm_predict, window_std
 from stfusion.kernels.estarfm import spectral_correlation as _spectral_correlation
 from stfusion.methods.base import FusionMethod, Param
+from stfusion.methods.variables import CHOICES, resolve_variable
 from stfusion.scene import ImageLike, Scene
 
-#: The reference program's values on its 0-10000 scale, as reflectance.
-REFLECTANCE_MIN_CHANGE = 0.02
-REFLECTANCE_RANGE = (0.0, 1.0)
-#: Outside reflectance, min_change is this fraction of the fine images' robust value range.
+#: The reference program's minimum coarse change, ``DN_max * 0.02`` (ESTARFM.pro line 307,
+#: DN_max = 10000 at line 67): 200 DN, i.e. 0.02 reflectance; for NDVI (DN_max 1) 0.02.
+MIN_CHANGE_OF_MAX = 0.02
+#: For lst and other: min_change is this fraction of the fine images' robust value range.
 MIN_CHANGE_FRACTION = 0.02
-
-
-def _looks_like_reflectance(values: np.ndarray) -> bool:
-    lo, hi = np.nanpercentile(values, [0.5, 99.5])
-    return bool(lo >= -0.5 and hi <= 1.5)
 
 
 def f_critical(alpha: float, max_df: int) -> np.ndarray:
@@ -161,6 +158,9 @@ class ESTARFM(FusionMethod):
         Param("data_max", "auto", float, "data units",
               "predictions >= data_max are replaced likewise; auto: 1 for reflectance, off "
               "(inf) otherwise", allow_inf=True),
+        Param("variable", "auto", str, "",
+              "what the data measure (sets min_change, data_min, data_max): auto (inferred, "
+              "logged), reflectance, ndvi, lst or other", choices=CHOICES),
     )  # fmt: skip
 
     def _validate_params(self) -> None:
@@ -215,15 +215,20 @@ class ESTARFM(FusionMethod):
         fines = [f for f, _ in scene.pairs]
         std = np.stack([f.band_stats()["std"] for f in fines])
         self.sim_threshold_ = (std * (2.0 / float(self.classes))).astype(np.float32)
-        # auto: the reference program's reflectance values, else scaled to the data
-        lo, hi, change = REFLECTANCE_RANGE[0], REFLECTANCE_RANGE[1], REFLECTANCE_MIN_CHANGE
-        if "auto" in (self.min_change, self.data_min, self.data_max):
-            sample = np.concatenate([f.sample(1 << 18).ravel() for f in fines])
-            sample = sample[np.isfinite(sample)]
-            if sample.size and not _looks_like_reflectance(sample):
-                p_lo, p_hi = np.percentile(sample, [0.5, 99.5])
-                lo, hi = -math.inf, math.inf
-                change = MIN_CHANGE_FRACTION * float(p_hi - p_lo)
+        # auto: the reference program's values (DN_min, DN_max, DN_max * 0.02) in the
+        # variable's units; without a physical range, scaled to the data and no range check
+        sample = np.concatenate([f.sample(1 << 18).ravel() for f in fines])
+        sample = sample[np.isfinite(sample)]
+        var = resolve_variable(str(self.variable), sample, scene.count, "estarfm")
+        self.variable_ = var
+        rng = var.physical_range
+        if rng is not None:
+            lo, hi = rng
+            change = MIN_CHANGE_OF_MAX * hi
+        else:
+            lo, hi = -math.inf, math.inf
+            p_lo, p_hi = np.percentile(sample, [0.5, 99.5]) if sample.size else (0.0, 0.0)
+            change = MIN_CHANGE_FRACTION * float(p_hi - p_lo)
         self.min_change_ = change if self.min_change == "auto" else float(self.min_change)
         self.data_min_ = lo if self.data_min == "auto" else float(self.data_min)
         self.data_max_ = hi if self.data_max == "auto" else float(self.data_max)

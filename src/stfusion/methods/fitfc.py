@@ -91,6 +91,7 @@ from stfusion.kernels.fitfc import (
     similar_pixel_filter,
 )
 from stfusion.methods.base import FusionMethod, Param
+from stfusion.methods.variables import CHOICES, resolve_variable
 from stfusion.scene import Scene
 
 #: Rows per strip when reducing a fine-grid image to coarse pixels (times the ratio).
@@ -138,6 +139,10 @@ class FitFC(FusionMethod):
               "band roles, needed only when similarity_bands names roles: auto (from the "
               "band names), a preset (landsat7, landsat8, modis) or "
               "blue,green,red,nir,swir1,swir2 in file order"),
+        Param("variable", "auto", str, "",
+              "what the data measure: auto (inferred, logged), reflectance, ndvi, lst or "
+              "other; Fit-FC has no constant that depends on it (no threshold, no clipping)",
+              choices=CHOICES),
     )  # fmt: skip
 
     def _validate_params(self) -> None:
@@ -204,6 +209,11 @@ class FitFC(FusionMethod):
 
     def _fit(self, scene: Scene) -> None:
         self.r_ = integer_ratio(self.ratio_, "fitfc")
+        # Logged for the record only: no Fit-FC constant carries a unit.
+        fine = scene.pairs[0][0]
+        self.variable_ = resolve_variable(
+            str(self.variable), fine.sample(1 << 16), scene.count, "fitfc"
+        )
         self.similarity_idx_ = self._similarity_indices(scene)
         self.c1_ = coarse_pixels(scene.pairs[0][1], self.r_)
 

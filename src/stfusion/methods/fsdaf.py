@@ -43,7 +43,9 @@ spline, distributes the residuals over the whole coarse pixels around the window
 so any tiling gives the same answer as one window.
 
 Units: ``window`` in fine pixels, ``spline_radius`` in coarse pixels, ``valid_range`` in the
-data's units (``auto``: 0-1 for reflectance-like data, else no limit).
+data's units (``auto``: the physical range of ``variable``, ``stfusion.methods.variables``:
+reflectance 0..1 x scale as the reference's DN_min/DN_max 0..10000, NDVI -1..1 x scale,
+LST/other no limit).
 
 Invalid data (NaN): a fine pixel is valid when all bands of F1 are finite (and, with a class
 map, it has a class); an invalid F1 pixel is NaN in the output. Coarse pixels with any
@@ -81,8 +83,8 @@ similar-pixel ranking      ``sum_b |dF1_b| / sigma_b``, ties:     ``sum_b |dF1_b
 similar-pixel weights      ``1 / (1 + d / (window // 2))``        same times the spectral term
                            (paper)                                ``1 / (1 + S)``
 similarity threshold       ``<= 2 sigma / k`` (paper, STARFM)     ``< 2 sigma / k``
-allowed range              ``valid_range`` (auto: 0-1 for         DN_min, DN_max (0, 10000)
-                           reflectance); ``F1 + Delta F`` within
+allowed range              ``valid_range`` (auto: from            DN_min, DN_max (0, 10000)
+                           ``variable``); ``F1 + Delta F`` within
                            [min, max] of C2 and F2_TP as in the
                            reference
 F1 outlier clipping        none                                   0.01 % / 99.99 % clipped
@@ -112,6 +114,7 @@ from stfusion.kernels.fsdaf import (
     tps_eval_local,
 )
 from stfusion.methods.base import FusionMethod, Param
+from stfusion.methods.variables import CHOICES, resolve_variable
 from stfusion.scene import Scene
 
 #: A class needs more than this fraction of a coarse pixel for the pixel to be a candidate.
@@ -474,11 +477,6 @@ def _parse_range(value: Any) -> tuple[float, float] | str | None:
     return lo, hi
 
 
-def _looks_like_reflectance(values: np.ndarray) -> bool:
-    lo, hi = np.nanpercentile(values, [0.5, 99.5])
-    return bool(lo >= -0.5 and hi <= 1.5)
-
-
 class FSDAF(FusionMethod):
     """FSDAF (Zhu et al. 2016), one pair, all bands. See the module docstring."""
 
@@ -503,8 +501,11 @@ class FSDAF(FusionMethod):
               "thin-plate spline through the coarse centres within this radius of each coarse "
               "pixel; 0 = one spline over the scene (paper; small scenes only)"),
         Param("valid_range", "auto", str, "data units",
-              "allowed output range 'lo,hi' (or 'none'); auto: 0,1 for reflectance-like "
-              "data, else none"),
+              "allowed output range 'lo,hi' (or 'none'); auto: the variable's physical range "
+              "(reflectance 0,1 = DN_min, DN_max; ndvi -1,1; lst and other: none)"),
+        Param("variable", "auto", str, "",
+              "what the data measure (sets valid_range=auto): auto (inferred, logged), "
+              "reflectance, ndvi, lst or other", choices=CHOICES),
         Param("seed", 0, int, "", "random seed of the k-means classification"),
     )  # fmt: skip
 
@@ -597,8 +598,12 @@ class FSDAF(FusionMethod):
         cols = np.minimum(np.arange(bw) * r + r, grid.width) - np.arange(bw) * r
         self.block_pixels_ = rows[:, None] * cols[None, :]
         rng = _parse_range(self.valid_range)
+        var = resolve_variable(
+            str(self.variable), np.concatenate(sample, axis=1), scene.count, "fsdaf"
+        )
+        self.variable_ = var
         if rng == "auto":
-            rng = (0.0, 1.0) if _looks_like_reflectance(np.concatenate(sample, axis=1)) else None
+            rng = var.physical_range
         self.valid_range_: tuple[float, float] | None = rng  # type: ignore[assignment]
 
     def _fit_kmeans(self, fine: Source, k: int) -> np.ndarray:

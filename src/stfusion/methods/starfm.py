@@ -22,16 +22,20 @@ For each fine pixel (the centre of a ``window`` x ``window`` neighbourhood) and 
 The centre's S_k(c) enters the filter bound when F_k(c) and C_k(c) are valid, T_k(c) when
 C_k(c) and C_0(c) are; a bound with no valid pair is infinite (no filtering on it).
 
-Units: ``uncertainty`` (sigma_l = sigma_m) and the weight quantum ``q`` are in the data's units.
-With ``uncertainty="auto"`` they follow the reference program for reflectance (50 and 1 on its
-x10000 scale, i.e. 0.005 and 0.0001) and otherwise scale with the data: 0.5 % of the fine
-image's robust value range (0.5th to 99.5th percentile), ``q = uncertainty / 50``. So kelvin
-or NDVI inputs get thresholds that make sense for them, and the prediction of ``a X + b`` is
-``a`` times the prediction of ``X`` plus ``b`` when ``a`` does not change the unit regime.
+Units: ``uncertainty`` (sigma_l = sigma_m) and the weight quantum ``q = uncertainty / 50`` are
+in the data's units. ``uncertainty="auto"`` follows ``variable`` (``stfusion.methods.variables``,
+inferred when ``auto``): reflectance 0.005 x scale (the USDA program's 50 DN; scale 10000 for
+integers x 10000), NDVI 0.01 x scale, LST/other 0.5 % of the fine images' robust value range.
+No output is clipped.
+
+Weights: ``weight="reference"`` (default) drops T with one pair, ``C = (S + q) D``, as the USDA
+program v1.2 (StarFM_compute.c lines 327-332) and ImageFusion; with several pairs it is the
+paper's ``(S + q)(T + q) D``. ``weight="paper"`` always uses eq. 10.
 
 Invalid data: a NaN neighbour (fine, its coarse, or the coarse target) is never a candidate.
-A pixel with no candidate takes the coarse target value at that pixel (the reference's rule);
-if that is NaN too the output is NaN.
+A pixel with no candidate takes the coarse target value at that pixel (the older USDA rule,
+kept as a comment at StarFM_compute.c line 349; v1.2 writes the fill value, line 351); if
+that is NaN too the output is NaN.
 
 Departures from the USDA reference program (and from ImageFusion's C++ port):
 
@@ -40,11 +44,10 @@ item                   stfusion (default)                      reference program
 =====================  ======================================  ==============================
 candidate filter       paper: max over pairs, S and T both     min over pairs, S or T
                        (``filter="reference"`` to match)
-weight                 ``(S + q)(T + q) D`` (paper eq. 10,     same, plus weight 1 when
-                       ``q`` avoids division by zero)          ``(S+1)(T+1)`` < combined unc.
+weight                 as the program (one pair: no T)         same, plus weight 1 when
+                       ``weight="paper"``: eq. 10              t_dis < combined unc. (334-336)
 similarity             per band, threshold from that band      per band
-zero S or T at centre  no special case (``copy_on_zero``      copies the pair/target value
-                       option is not offered)
+zero S or T at centre  no special case                         none in v1.2 StarFM_compute.c
 distance constant A    ``window // 2`` pixels                  max. search distance
 =====================  ======================================  ==============================
 """
@@ -58,16 +61,19 @@ from stfusion.errors import InvalidParameterError
 from stfusion.io import Source
 from stfusion.kernels.starfm import starfm_accumulate, starfm_bounds, starfm_prepare
 from stfusion.methods.base import FusionMethod, Param
+from stfusion.methods.variables import CHOICES, resolve_variable
 from stfusion.scene import Scene
 
-#: Reference program defaults on its x10000 reflectance scale: uncertainty 50, quantum 1.
+#: Reference program defaults on its x10000 reflectance scale: uncertainty 50, quantum 1
+#: (StarFM_main.c / the input file's LANDSAT_UNCERTAINTY, MODIS_UNCERTAINTY; the ``+ 1`` of
+#: StarFM_compute.c lines 330 and 332), as reflectance.
 REFLECTANCE_UNCERTAINTY = 0.005
+#: NDVI = (N - R) / (N + R): an uncertainty of 0.005 in each reflectance gives about 0.01 in
+#: NDVI for typical vegetation (N + R ~ 0.5), so twice the reflectance value.
+NDVI_UNCERTAINTY = 0.01
 QUANTUM_PER_UNCERTAINTY = 1.0 / 50.0
-
-
-def _looks_like_reflectance(values: np.ndarray) -> bool:
-    lo, hi = np.nanpercentile(values, [0.5, 99.5])
-    return bool(lo >= -0.5 and hi <= 1.5)
+#: For lst and other: this fraction of the fine images' robust value range.
+RANGE_UNCERTAINTY = 0.005
 
 
 class STARFM(FusionMethod):
@@ -93,6 +99,13 @@ class STARFM(FusionMethod):
         Param("filter", "paper", str, "",
               "candidate filter: paper (max over pairs, S and T) or reference (min, S or T)",
               choices=("paper", "reference")),
+        Param("weight", "reference", str, "",
+              "combined distance: reference (one pair: (S+q) D, no T, as the USDA program; "
+              "several pairs: (S+q)(T+q) D) or paper (always (S+q)(T+q) D, eq. 10)",
+              choices=("reference", "paper")),
+        Param("variable", "auto", str, "",
+              "what the data measure (sets the uncertainty): auto (inferred, logged), "
+              "reflectance, ndvi, lst or other", choices=CHOICES),
     )  # fmt: skip
 
     def _validate_params(self) -> None:
@@ -122,16 +135,19 @@ class STARFM(FusionMethod):
     def _fit(self, scene: Scene) -> None:
         fines = [f for f, _ in scene.pairs]
         self.fine_std_ = np.stack([f.band_stats()["std"] for f in fines]).astype(np.float32)
-        if self.uncertainty == "auto":
-            sample = np.concatenate([f.sample(1 << 18).ravel() for f in fines])
-            sample = sample[np.isfinite(sample)]
-            if sample.size == 0 or _looks_like_reflectance(sample):
-                unc = REFLECTANCE_UNCERTAINTY
-            else:
-                lo, hi = np.percentile(sample, [0.5, 99.5])
-                unc = 0.005 * float(hi - lo) if hi > lo else REFLECTANCE_UNCERTAINTY
-        else:
+        sample = np.concatenate([f.sample(1 << 18).ravel() for f in fines])
+        sample = sample[np.isfinite(sample)]
+        var = resolve_variable(str(self.variable), sample, scene.count, "starfm")
+        self.variable_ = var
+        if self.uncertainty != "auto":
             unc = float(self.uncertainty)
+        elif var.name == "reflectance":
+            unc = REFLECTANCE_UNCERTAINTY * var.scale
+        elif var.name == "ndvi":
+            unc = NDVI_UNCERTAINTY * var.scale
+        else:
+            lo, hi = np.percentile(sample, [0.5, 99.5]) if sample.size else (0.0, 0.0)
+            unc = RANGE_UNCERTAINTY * float(hi - lo) if hi > lo else REFLECTANCE_UNCERTAINTY
         self.uncertainty_ = unc
         self.quantum_ = unc * QUANTUM_PER_UNCERTAINTY
 
@@ -153,7 +169,7 @@ class STARFM(FusionMethod):
             sim_threshold=self.fine_std_ * np.float32(2.0 / self.classes),
             uncertainty=self.uncertainty_, quantum=self.quantum_,
             threshold=self.threshold, filter=self.filter, classes=float(self.classes),
-            quality=quality,
+            use_t=self.weight == "paper" or len(fines) > 1, quality=quality,
         )  # fmt: skip
 
 
@@ -186,6 +202,7 @@ def starfm_window(
     threshold: str = "scene",
     filter: str = "paper",
     classes: float = 40.0,
+    use_t: bool = True,
     quality: dict[str, np.ndarray] | None = None,
 ) -> np.ndarray:
     """STARFM on padded arrays (halo ``half`` on every side); returns the unpadded centre.
@@ -194,6 +211,8 @@ def starfm_window(
     ``sim_threshold``: ``(pairs, band)`` scene-wide similarity thresholds. A ``quality`` dict
     receives ``fallback`` (1 where some band had no candidate and took the coarse target) and
     ``uncertainty`` (per band, the weighted standard deviation of the candidates' predictions).
+    ``use_t``: the combined distance has the temporal factor ``(T + q)``; False drops it
+    (``weight="reference"`` with one pair).
     """
     npairs = len(fines)
     nb, hp, wp = target.shape
@@ -219,7 +238,7 @@ def starfm_window(
         for k in range(npairs):
             f = fines[k][b]
             starfm_prepare(
-                f, coarses[k][b], c0, q, half, fsim[k], sd[k], td[k], invst[k], pred[k],
+                f, coarses[k][b], c0, q, half, use_t, fsim[k], sd[k], td[k], invst[k], pred[k],
                 sc[k], tc[k],
             )  # fmt: skip
             if threshold == "window":

@@ -1,0 +1,142 @@
+"""What the data measure: reflectance, NDVI, land surface temperature or something else.
+
+The classical methods carry constants with units (STARFM's uncertainty, ESTARFM's minimum
+coarse change and allowed range, FSDAF's allowed range). Those constants follow from the
+*variable* the images hold and from how it is stored:
+
+============  ==========================  ==========================================
+variable      physical range              stored as (``scale`` = stored / physical)
+============  ==========================  ==========================================
+reflectance   0 .. 1 (the reference       0-1 (scale 1) or integers x 10000 (scale
+              programs' DN_min 0,         10000, the reference programs' DN)
+              DN_max 10000)
+ndvi          -1 .. 1                     -1..1 (scale 1) or integers x 10000
+lst           none (kelvin)               kelvin (scale 1)
+other         none                        anything: constants from the data's range
+============  ==========================  ==========================================
+
+:func:`resolve_variable` is the one place that infers the variable when the user does not
+give it (``variable="auto"``) and logs what it decided. The rules, on the 0.5th and 99.5th
+percentiles (lo, hi) of a sample of the fine images' values:
+
+* lo >= -0.5 and hi <= 1.5: reflectance (scale 1); with a single band and lo < -0.05 (a
+  share of clearly negative values, which reflectance does not have): ndvi.
+* 150 <= lo and hi <= 400: lst (kelvin).
+* integer values with lo >= -5000 and hi <= 15000: reflectance x 10000; with a single band
+  and lo < -500: ndvi x 10000.
+* anything else: other.
+
+A variable given explicitly only needs the storage scale: 10000 when hi > 1.5 (reflectance
+or NDVI stored as integers x 10000), else 1.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from stfusion.errors import InvalidParameterError
+
+log = logging.getLogger("stfusion.methods")
+
+VARIABLES = ("reflectance", "ndvi", "lst", "other")
+#: The ``variable`` parameter's choices.
+CHOICES = ("auto", *VARIABLES)
+#: Integer storage of reflectance and NDVI in the reference programs (DN = value x 10000).
+DN_SCALE = 10000.0
+
+
+@dataclass(frozen=True)
+class Variable:
+    """The resolved variable: ``name``, its storage ``scale`` (stored = physical x scale),
+    whether it was ``inferred``, and ``reason`` (for the log line)."""
+
+    name: str
+    scale: float = 1.0
+    inferred: bool = False
+    reason: str = ""
+
+    @property
+    def physical_range(self) -> tuple[float, float] | None:
+        """The variable's physical range in the data's units, or None (no range)."""
+        if self.name == "reflectance":
+            return (0.0, 1.0 * self.scale)
+        if self.name == "ndvi":
+            return (-1.0 * self.scale, 1.0 * self.scale)
+        return None
+
+    def describe(self) -> str:
+        stored = "" if self.scale == 1.0 else f" stored x {self.scale:g}"
+        how = f"inferred ({self.reason})" if self.inferred else "given"
+        return f"{self.name}{stored}, {how}"
+
+
+def _robust_range(sample: np.ndarray) -> tuple[float, float] | None:
+    s = np.asarray(sample, dtype=np.float64).ravel()
+    s = s[np.isfinite(s)]
+    if s.size == 0:
+        return None
+    lo, hi = np.percentile(s, [0.5, 99.5])
+    return float(lo), float(hi)
+
+
+def infer_variable(sample: np.ndarray, bands: int) -> Variable:
+    """Infer the variable from a sample of fine values (see the module docstring)."""
+    rng = _robust_range(sample)
+    if rng is None:
+        return Variable("reflectance", 1.0, True, "no valid value: the default")
+    lo, hi = rng
+    where = f"0.5-99.5 percentile {lo:.4g}..{hi:.4g}"
+    if lo >= -0.5 and hi <= 1.5:
+        if bands == 1 and lo < -0.05:
+            return Variable("ndvi", 1.0, True, f"one band, {where}")
+        return Variable("reflectance", 1.0, True, where)
+    if lo >= 150.0 and hi <= 400.0:
+        return Variable("lst", 1.0, True, f"{where}: kelvin")
+    s = np.asarray(sample, dtype=np.float64).ravel()
+    s = s[np.isfinite(s)]
+    if lo >= -5000.0 and hi <= 15000.0 and bool(np.all(s == np.round(s))):
+        if bands == 1 and lo < -500.0:
+            return Variable("ndvi", DN_SCALE, True, f"one band, integers, {where}")
+        return Variable("reflectance", DN_SCALE, True, f"integers, {where}")
+    return Variable("other", 1.0, True, where)
+
+
+def resolve_variable(variable: str, sample: np.ndarray, bands: int, method: str) -> Variable:
+    """The variable for ``variable`` (a choice of :data:`CHOICES`) and the data ``sample``;
+    logs one line saying which variable the method's constants follow."""
+    if variable not in CHOICES:
+        raise InvalidParameterError(
+            f"{method}: variable must be one of {', '.join(CHOICES)}, got {variable!r}."
+        )
+    if variable == "auto":
+        var = infer_variable(sample, bands)
+    elif variable in ("reflectance", "ndvi"):
+        rng = _robust_range(sample)
+        scale = DN_SCALE if rng is not None and rng[1] > 1.5 else 1.0
+        var = Variable(variable, scale)
+    else:
+        var = Variable(variable, 1.0)
+    hint = " (give --variable / variable= to override)" if var.inferred else ""
+    log.info("%s: variable %s%s", method, var.describe(), hint)
+    return var
+
+
+def params_with_variable(params: tuple[str, ...] | list[str], method: str,
+                         variable: str | None) -> tuple[str, ...]:  # fmt: skip
+    """The CLI's ``--param`` strings plus ``variable=VALUE`` from ``--variable``, for methods
+    that take a ``variable`` parameter (the classical ones); an explicit ``-p variable=``
+    wins. Other methods: refused, since they have no unit-bearing constant to set."""
+    params = tuple(params)
+    if variable is None or any(p.split("=", 1)[0].strip() == "variable" for p in params):
+        return params
+    from stfusion.methods import get_method
+
+    cls = get_method(method)
+    if not any(p.name == "variable" for p in cls.params):
+        raise InvalidParameterError(
+            f"--variable: {method} has no unit-bearing constants to set; leave --variable out."
+        )
+    return (*params, f"variable={variable}")
