@@ -25,6 +25,7 @@ BUILTIN: dict[str, str] = {
     "starfm": "stfusion.methods.starfm:STARFM",
     "stfdcnn": "stfusion.methods.deep_stfdcnn:STFDCNN",
     "student": "stfusion.methods.deep_student:Student",
+    "vipstf": "stfusion.methods.vipstf:VIPSTF",
     "vitgan": "stfusion.methods.deep_vit:VITGAN",
 }
 

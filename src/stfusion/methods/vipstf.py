@@ -1,0 +1,341 @@
+"""VIPSTF: virtual image pair-based spatio-temporal fusion, over any one-pair method.
+
+Wang, Q., Tang, Y., Tong, X., Atkinson, P. M. (2020). Virtual image pair-based spatio-temporal
+fusion. Remote Sensing of Environment 249, 112009.
+
+n known pairs ``(F_i, C_i)`` and the coarse target ``C_0``. The paper's text was not at hand
+when this was written: the steps below follow its abstract and the authors' MATLAB code
+(VIPSTF-SW, github.com/qunmingwang/VIPSTF-SW); the equation labels (V1)-(V4) are ours, verify
+them against the paper's section 2.
+
+(V1) Per band, a global linear model of the target coarse image on the known coarse images,
+     fitted by ordinary least squares over every pixel where all of them are valid::
+
+         C_0(x) = sum_i a_i C_i(x) + b + R(x)
+
+(V2) The virtual pair, the same combination of the known images::
+
+         F_v = sum_i a_i F_i + b        C_v = sum_i a_i C_i + b
+
+     Because ``a_k = 1``, the other ``a_i = 0``, ``b = 0`` (any single pair) is one candidate
+     of the least squares, ``sum R^2 = sum (C_0 - C_v)^2`` is never larger than
+     ``sum (C_0 - C_k)^2`` for any single pair k: the virtual pair is at least as close to the
+     target (on the coarse grid) as the closest known pair. That is the paper's argument.
+
+(V3) Any one-pair method predicts from the virtual pair::
+
+         F_0 = base(F_v, C_v, C_0)
+
+     which for a method of the form ``F_1 + downscale(C_0 - C_1)`` is ``F_v + downscale(R)``:
+     the authors' VIPSTF-SW downscales the residual R with STARFM, VIPSTF-SU with FSDAF; here
+     ``base`` is any registered method that accepts one pair (``base=fsdaf`` is VIPSTF-SU,
+     ``base=starfm`` VIPSTF-SW).
+
+The coefficients are scene-wide (computed in ``prepare``), so tiled runs equal whole-scene
+runs; the base method is fitted on the virtual pair in ``prepare`` too (its own scene-wide
+state, e.g. FSDAF's classes of ``F_v``), and each window is the base method's window.
+
+Coarse images are on the fine grid in stfusion, so the regression (V1) runs over fine-grid
+pixels of the coarse images, as the authors' code does after resizing the MODIS images to the
+Landsat grid (bicubic there; stfusion's alignment resampling here).
+
+Invalid data (the paper has none). A pair is *usable* at a pixel and band where both its
+fine and its coarse value are finite. Where every pair is usable, (V2) uses the coefficients
+of (V1). Where only a subset S of the pairs is usable, it uses the coefficients of (V1)
+fitted with the pairs of S alone (over the pixels where the coarse images of S and the target
+are valid), so a cloud in one pair's fine image costs that pair's information there, not the
+pixel. No usable pair: NaN. All 2^n - 1 subsets come from one pass over the images: the
+cross-product sums are accumulated per exact validity pattern and summed per subset.
+
+Degenerate regressions (collinear coarse images, e.g. two identical pairs) take the
+minimum-norm least-squares solution (``numpy.linalg.lstsq``), which splits the weight
+equally between identical images, so the virtual pair is still ``(a F, a C) + b``. A subset
+with fewer valid pixels than coefficients gets the additive model of its first pair (in the
+order given): ``a_k = 1``, ``b = mean(C_0 - C_k)``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+from rasterio.windows import Window
+
+from stfusion.errors import EmptyInputError, InvalidParameterError
+from stfusion.io import Grid, Source
+from stfusion.methods.base import FusionMethod, Param
+from stfusion.scene import Scene
+
+#: Rows read per strip by the regression pass.
+STRIP_ROWS = 256
+#: The subsets of the pairs are enumerated (2^n - 1 regressions per band): keep n modest.
+MAX_PAIRS = 12
+
+
+def _pattern(valid: np.ndarray) -> np.ndarray:
+    """Bit pattern per pixel of a boolean ``(n, ...)`` stack: bit i set where ``valid[i]``."""
+    n = valid.shape[0]
+    weights = (1 << np.arange(n, dtype=np.int64)).reshape((n,) + (1,) * (valid.ndim - 1))
+    return (valid.astype(np.int64) * weights).sum(axis=0)
+
+
+def accumulate_cross_products(
+    coarses: Sequence[Source], target: Source, grid: Grid, rows: int = STRIP_ROWS
+) -> tuple[np.ndarray, np.ndarray]:
+    """One pass over the coarse images and the target, per band and exact validity pattern
+    of the coarse images where the target is valid: the sums of ``z z^T`` with
+    ``z = (C_1, ..., C_n, 1, C_0)`` (invalid entries 0).
+
+    Returns ``(gram, count)``: ``gram`` ``(band, 2^n, n + 2, n + 2)`` float64, ``count``
+    ``(band, 2^n)`` pixels per pattern.
+    """
+    n = len(coarses)
+    nb = target.count
+    m = n + 2
+    gram = np.zeros((nb, 1 << n, m, m))
+    count = np.zeros((nb, 1 << n), dtype=np.int64)
+    for r0 in range(0, grid.height, rows):
+        win = Window(0, r0, grid.width, min(rows, grid.height - r0))
+        cs = np.stack([c.read(win) for c in coarses]).astype(np.float64)  # (n, band, h, w)
+        t = target.read(win).astype(np.float64)
+        for b in range(nb):
+            tb = t[b].reshape(-1)
+            ok = np.isfinite(tb)
+            cb = cs[:, b].reshape(n, -1)[:, ok]
+            tb = tb[ok]
+            valid = np.isfinite(cb)
+            pat = _pattern(valid)
+            z = np.concatenate([np.where(valid, cb, 0.0), np.ones((1, tb.size)), tb[None]])
+            for p in np.unique(pat):
+                if p == 0:
+                    continue
+                zp = z[:, pat == p]
+                gram[b, p] += zp @ zp.T
+                count[b, p] += zp.shape[1]
+    return gram, count
+
+
+def solve_subsets(gram: np.ndarray, count: np.ndarray, intercept: bool = True) -> np.ndarray:
+    """Coefficients of (V1) for every non-empty subset S of the pairs, per band.
+
+    Returns ``(band, 2^n, n + 1)``: ``a_1..a_n`` (0 outside S) and ``b``; row 0 (no pair)
+    and subsets without enough data are NaN.
+    """
+    nb, npat, m, _ = gram.shape
+    n = m - 2
+    out = np.full((nb, npat, n + 1), np.nan)
+    pats = np.arange(npat)
+    for s in range(1, npat):
+        members = [i for i in range(n) if s >> i & 1]
+        sup = (pats & s) == s  # patterns in which every pair of S is valid
+        cols = members + ([n] if intercept else [])
+        for b in range(nb):
+            g = gram[b, sup].sum(axis=0)
+            k = int(count[b, sup].sum())
+            if k == 0:
+                continue
+            if k < len(cols):
+                # Too few pixels for a regression: the additive model of S's first pair.
+                i = members[0]
+                out[b, s, :] = 0.0
+                out[b, s, i] = 1.0
+                out[b, s, n] = (g[n + 1, n] - g[i, n]) / k
+                continue
+            xtx = g[np.ix_(cols, cols)]
+            xty = g[cols, n + 1]
+            coef = np.linalg.lstsq(xtx, xty, rcond=None)[0]
+            out[b, s, :] = 0.0
+            out[b, s, members] = coef[: len(members)]
+            if intercept:
+                out[b, s, n] = coef[-1]
+    return out
+
+
+@dataclass
+class VirtualPair:
+    """The virtual fine and coarse images of (V2), read window by window from the pairs."""
+
+    fines: list[Source]
+    coarses: list[Source]
+    #: ``(band, 2^n, n + 1)`` from :func:`solve_subsets`.
+    coef: np.ndarray
+
+    def read(self, window: Window | None, halo: int) -> tuple[np.ndarray, np.ndarray]:
+        f = np.stack([s.read(window, halo) for s in self.fines]).astype(np.float64)
+        c = np.stack([s.read(window, halo) for s in self.coarses]).astype(np.float64)
+        usable = np.isfinite(f) & np.isfinite(c)  # (n, band, h, w)
+        pat = _pattern(usable)  # (band, h, w)
+        n = len(self.fines)
+        f = np.where(usable, f, 0.0)
+        c = np.where(usable, c, 0.0)
+        vf = np.empty(pat.shape, np.float32)
+        vc = np.empty(pat.shape, np.float32)
+        for b in range(pat.shape[0]):
+            k = self.coef[b][pat[b]]  # (h, w, n + 1); NaN where pattern 0
+            k = np.moveaxis(k, -1, 0)
+            vf[b] = (k[:n] * f[:, b]).sum(axis=0) + k[n]
+            vc[b] = (k[:n] * c[:, b]).sum(axis=0) + k[n]
+        return vf, vc
+
+
+@dataclass
+class VirtualImage(Source):
+    """One image of a :class:`VirtualPair` as a Source (``which``: "fine" or "coarse")."""
+
+    pair: VirtualPair
+    which: str
+    grid: Grid
+    band_names: tuple[str, ...]
+    label: str
+    count: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.count = len(self.band_names)
+
+    def read(self, window: Window | None = None, halo: int = 0) -> np.ndarray:
+        vf, vc = self.pair.read(window, halo)
+        return vf if self.which == "fine" else vc
+
+
+class VIPSTF(FusionMethod):
+    """VIPSTF (Wang et al. 2020): a virtual pair from all pairs, then any one-pair method.
+
+    See the module docstring. Base parameters: ``base_params`` (a dict) in Python,
+    ``--param base.NAME=VALUE`` on the command line.
+    """
+
+    name = "vipstf"
+    title = "VIPSTF (virtual image pair)"
+    paper = "Wang, Tang, Tong & Atkinson 2020, Remote Sensing of Environment 249, 112009"
+    min_pairs = 2
+    max_pairs = MAX_PAIRS
+    params = (
+        Param("base", "fsdaf", str, "",
+              "one-pair method run on the virtual pair: fsdaf (VIPSTF-SU), starfm (VIPSTF-SW), "
+              "fitfc, additive, or any registered method that accepts one pair"),
+        Param("base_params", None, dict, "",
+              "parameters of the base method (Python: a dict; command line: "
+              "--param base.NAME=VALUE, e.g. base.window=31)"),
+        Param("intercept", True, bool, "",
+              "fit the constant b of the linear model (V1) (paper and authors' code: yes)"),
+    )  # fmt: skip
+    base_prefix: ClassVar[str] = "base."
+
+    # ---------------------------------------------------------------------- parameters
+
+    @classmethod
+    def parse_params(cls, items: Sequence[str]) -> dict[str, Any]:
+        """``base.NAME=VALUE`` items go to the base method's own parser."""
+        own = [i for i in items if not i.strip().startswith(cls.base_prefix)]
+        forwarded = [i.strip()[len(cls.base_prefix):] for i in items
+                     if i.strip().startswith(cls.base_prefix)]  # fmt: skip
+        out = super().parse_params(own)
+        if forwarded:
+            base_cls = _base_class(out.get("base", "fsdaf"))
+            out["base_params"] = base_cls.parse_params(forwarded)
+        return out
+
+    def _validate_params(self) -> None:
+        if self.base_params is not None and not isinstance(self.base_params, dict):
+            raise InvalidParameterError(
+                f"vipstf: base_params must be a dict of the base method's parameters, got "
+                f"{self.base_params!r}."
+            )
+        if not isinstance(self.intercept, bool | np.bool_):
+            raise InvalidParameterError("vipstf: intercept must be true or false.")
+        self._new_base()  # refuses an unknown base or base parameter now, not at prepare
+
+    def _new_base(self) -> FusionMethod:
+        return _base_class(self.base)(**dict(self.base_params or {}))
+
+    # ------------------------------------------------------------------------ contract
+
+    def halo(self) -> int:
+        base = getattr(self, "base_", None)
+        return base.halo() if base is not None else self._new_base().halo()
+
+    def bytes_per_pixel(self, bands: int, pairs: int) -> float:
+        base = getattr(self, "base_", None) or self._new_base()
+        # the base's working set on one pair, plus the n pairs read for the virtual pair
+        return base.bytes_per_pixel(bands, 1) + 8.0 * bands * (2 * pairs + 2) + 16.0 * pairs
+
+    def fit(self, pairs: Any, **scene_kw: Any) -> FusionMethod:
+        n = len(pairs.pairs) if isinstance(pairs, Scene) else len(pairs)
+        if n == 1:
+            raise InvalidParameterError(
+                f"vipstf needs at least 2 pairs, got 1: a virtual pair is a combination of "
+                f"several pairs. With one pair, run the base method itself (--method {self.base})."
+            )
+        return super().fit(pairs, **scene_kw)
+
+    def _fit(self, scene: Scene) -> None:
+        # The base method's own scene checks (window larger than the scene, ratio) now.
+        self._new_base().check_scene_params(scene.grid, scene.ratio)
+
+    def _prepare(self, target: Source) -> None:
+        scene = self.scene_
+        gram, count = accumulate_cross_products([c for _, c in scene.pairs], target, scene.grid)
+        full = (1 << len(scene.pairs)) - 1
+        if not count[:, :].sum():
+            raise EmptyInputError(
+                f"{target.label}: no pixel where the target and a pair's coarse image are both "
+                "valid; VIPSTF cannot fit the virtual pair."
+            )
+        self.coef_ = solve_subsets(gram, count, bool(self.intercept))
+        #: (band, n) weights a_i and (band,) constant b of (V1) with every pair.
+        self.weights_ = self.coef_[:, full, :-1]
+        self.offset_ = self.coef_[:, full, -1]
+        vp = VirtualPair([f for f, _ in scene.pairs], [c for _, c in scene.pairs], self.coef_)
+        names = scene.band_names
+        vf = VirtualImage(vp, "fine", scene.grid, names, "virtual fine image (VIPSTF)")
+        vc = VirtualImage(vp, "coarse", scene.grid, names, "virtual coarse image (VIPSTF)")
+        vscene = Scene(
+            grid=scene.grid, pairs=[(vf, vc)], target=target, ratio=scene.ratio,
+            band_names=names, notes=list(scene.notes), pair_dates=None,
+            target_date=scene.target_date, coarse_scaling=scene.coarse_scaling,
+        )  # fmt: skip
+        base = self._new_base()
+        with warnings.catch_warnings():
+            # fit() has warned about these inputs already (georeferencing, scales).
+            warnings.simplefilter("ignore", category=UserWarning)
+            base.fit(vscene)
+        base.prepare(target)
+        self.base_ = base
+
+    def plan(
+        self, mem_limit_mb: float | None = None, window_size: int | None = None, workers: int = 1
+    ) -> list[Window]:
+        # A base with its own plan (the deep methods: one window per tile) keeps it.
+        base = getattr(self, "base_", None)
+        if base is not None and type(base).plan is not FusionMethod.plan:
+            return base.plan(mem_limit_mb, window_size, workers)
+        return super().plan(mem_limit_mb, window_size, workers)
+
+    def predict_window(self, window: Window) -> np.ndarray:
+        return self.base_.predict_window(window)
+
+    def predict_window_quality(self, window: Window) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        return self.base_.predict_window_quality(window)
+
+
+def _base_class(name: Any) -> type[FusionMethod]:
+    """The registered method ``name``, refused unless it accepts one pair."""
+    from stfusion.methods import available, get_method
+
+    if not isinstance(name, str) or name not in available() or name == VIPSTF.name:
+        names = [m for m in available() if m != VIPSTF.name]
+        raise InvalidParameterError(
+            f"vipstf: base={name!r} is not a registered one-pair method; choose one of "
+            f"{', '.join(names)} (see `stfusion methods`)."
+        )
+    cls = get_method(name)
+    if cls.min_pairs > 1:
+        raise InvalidParameterError(
+            f"vipstf: base={name} needs at least {cls.min_pairs} pairs; the base method runs "
+            "on one (virtual) pair. Choose a method that accepts one pair (fsdaf, fitfc, "
+            "starfm, additive, ...)."
+        )
+    return cls
