@@ -25,6 +25,7 @@ FAST_PARAMS: dict[str, dict[str, object]] = {
     "estarfm": {"window": 7},
     "fsdaf": {},
     "fitfc": {"regression_window": 3, "window": 9, "similar": 8},
+    "vipstf": {"base": "fsdaf"},  # two pairs (min_pairs), FSDAF on the virtual pair
 }
 
 #: Which exact properties each method's equations give on the piecewise-constant scene.
@@ -33,6 +34,7 @@ EXACT: dict[str, set[str]] = {
     "additive": {"unchanged", "uniform_change"},
     "starfm": {"unchanged", "uniform_change"},
     "fitfc": {"unchanged", "uniform_change"},
+    "vipstf": {"unchanged", "uniform_change"},  # those of its base (fsdaf) on the virtual pair
 }
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None

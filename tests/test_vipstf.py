@@ -1,0 +1,204 @@
+"""VIPSTF: the virtual pair against the slow reference, the base methods on it, parameters,
+missing data and the closeness property of the paper."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+
+from conftest import write_tif
+from reference.fitfc_ref import fitfc as fitfc_ref
+from reference.vipstf_ref import virtual_pair
+from stfusion.cli import main
+from stfusion.errors import InvalidParameterError
+from stfusion.io import read_raster
+from stfusion.methods import get_method
+from stfusion.methods.fitfc import FitFC
+from stfusion.methods.vipstf import VIPSTF
+
+CIA = Path("/work/shared/data/cia_e2starfm/geotiff_50m")
+DATES = ("2001-10-08", "2001-11-02", "2001-10-17")  # pair 1, pair 2, target
+needs_cia = pytest.mark.skipif(not CIA.exists(), reason="CIA data not available")
+SMALL_FITFC = {"regression_window": 3, "window": 9, "similar": 6}
+
+
+@pytest.fixture(scope="module")
+def cia() -> dict[str, list[np.ndarray]]:
+    """A 40 x 40 crop (R = 10) of the cia-2pair case: fines, coarses, target."""
+    def rd(kind: str, d: str) -> np.ndarray:
+        return read_raster(CIA / f"CIA_{kind}_{d}.tif").values[:, 100:140, 60:100].copy()
+
+    return {
+        "fines": [rd("Landsat7", d) for d in DATES[:2]],
+        "coarses": [rd("MOD09GA", d) for d in DATES[:2]],
+        "target": [rd("MOD09GA", DATES[2])],
+    }
+
+
+def _fit(inputs: dict[str, list[np.ndarray]], **params: object) -> VIPSTF:
+    est = VIPSTF(**params)
+    est.fit(list(zip(inputs["fines"], inputs["coarses"])), ratio=10)
+    return est
+
+
+# ----------------------------------------------------------------------- vs reference
+
+
+@needs_cia
+def test_additive_base_matches_reference(cia: dict) -> None:
+    """base=additive is F_v + C_0 - C_v: the virtual pair itself, against the reference."""
+    target = cia["target"][0]
+    vf, vc = virtual_pair(cia["fines"], cia["coarses"], target)
+    got = _fit(cia, base="additive").predict(target).values
+    np.testing.assert_allclose(got, vf + target - vc, rtol=0, atol=2e-6)
+
+
+@needs_cia
+def test_fitfc_base_matches_reference_on_virtual_pair(cia: dict) -> None:
+    target = cia["target"][0]
+    vf, vc = virtual_pair(cia["fines"], cia["coarses"], target)
+    want = fitfc_ref(vf.astype(np.float32), vc.astype(np.float32), target, 10, **SMALL_FITFC)
+    got = _fit(cia, base="fitfc", base_params=SMALL_FITFC).predict(target).values
+    np.testing.assert_allclose(got, want, rtol=0, atol=2e-5)
+
+
+@needs_cia
+def test_missing_data_uses_the_usable_pairs(cia: dict) -> None:
+    """A cloud in one pair's fine image, a hole in the other's coarse image and in the target:
+    each pixel uses the pairs usable there (reference), and nothing else is lost."""
+    fines = [f.copy() for f in cia["fines"]]
+    coarses = [c.copy() for c in cia["coarses"]]
+    target = cia["target"][0].copy()
+    fines[0][:, 5:15, 5:15] = np.nan
+    coarses[1][:, 10:20, 20:30] = np.nan
+    fines[1][1, 30:33, 2:6] = np.nan  # one band only
+    target[:, 35:, 35:] = np.nan
+    vf, vc = virtual_pair(fines, coarses, target)
+    assert np.isfinite(vf[:, 5:15, 5:15]).all()  # pair 2 alone there
+    got = VIPSTF(base="additive").fit(list(zip(fines, coarses)), ratio=10).predict(target)
+    np.testing.assert_allclose(got.values, vf + target - vc, rtol=0, atol=2e-6)
+    both_bad = fines[0].copy()
+    both_bad[:, 10:20, 20:30] = np.nan  # pair 1 fine invalid where pair 2 coarse is
+    vf2, _ = virtual_pair([both_bad, fines[1]], coarses, target)
+    got2 = VIPSTF(base="additive").fit(list(zip([both_bad, fines[1]], coarses)), ratio=10)
+    out = got2.predict(target).values
+    assert np.isnan(vf2[:, 10:20, 20:30]).all() and np.isnan(out[:, 10:20, 20:30]).all()
+
+
+# ---------------------------------------------------------------------------- equations
+
+
+@needs_cia
+def test_virtual_pair_is_closer_than_every_pair(cia: dict) -> None:
+    """(V2): sum (C_0 - C_v)^2 <= sum (C_0 - C_k)^2 for every pair k, per band."""
+    target = cia["target"][0]
+    est = _fit(cia, base="additive").prepare(target)
+    vc = est.base_.scene_.pairs[0][1].read()
+    for b in range(target.shape[0]):
+        virtual = np.sum((target[b] - vc[b]).astype(np.float64) ** 2)
+        for c in cia["coarses"]:
+            assert virtual <= np.sum((target[b] - c[b]).astype(np.float64) ** 2) + 1e-9
+
+
+def test_target_equal_to_a_combination_is_reproduced() -> None:
+    """A target that is exactly 0.3 C_1 + 0.7 C_2 + 0.01: the coefficients are recovered and,
+    with base=additive, the prediction is 0.3 F_1 + 0.7 F_2 + 0.01 exactly."""
+    rng = np.random.default_rng(0)
+    fines = [rng.uniform(0.05, 0.5, (2, 24, 24)).astype(np.float32) for _ in range(2)]
+    coarses = [f + rng.normal(0, 0.02, f.shape).astype(np.float32) for f in fines]
+    target = (0.3 * coarses[0] + 0.7 * coarses[1] + 0.01).astype(np.float32)
+    est = VIPSTF(base="additive").fit(list(zip(fines, coarses)), ratio=4)
+    pred = est.predict(target).values
+    np.testing.assert_allclose(est.weights_, [[0.3, 0.7]] * 2, atol=1e-5)
+    np.testing.assert_allclose(est.offset_, [0.01, 0.01], atol=1e-5)
+    np.testing.assert_allclose(pred, 0.3 * fines[0] + 0.7 * fines[1] + 0.01, atol=1e-5)
+
+
+def test_without_intercept_b_is_zero() -> None:
+    rng = np.random.default_rng(1)
+    fines = [rng.uniform(0.05, 0.5, (1, 16, 16)).astype(np.float32) for _ in range(2)]
+    target = (0.5 * fines[0] + 0.4 * fines[1] + 0.05).astype(np.float32)
+    est = VIPSTF(base="additive", intercept=False).fit(list(zip(fines, fines)), ratio=4)
+    est.prepare(target)
+    assert est.offset_[0] == 0.0 and est.weights_.sum() > 0.9
+
+
+# ---------------------------------------------------------------------------- parameters
+
+
+def test_one_pair_is_refused_with_the_way_out() -> None:
+    f = np.ones((1, 8, 8), np.float32)
+    with pytest.raises(InvalidParameterError, match="at least 2 pairs.*--method fsdaf"):
+        VIPSTF().fit([(f, f)], ratio=4)
+
+
+@pytest.mark.parametrize(
+    ("params", "match"),
+    [
+        ({"base": "nosuch"}, "not a registered one-pair method"),
+        ({"base": "vipstf"}, "not a registered one-pair method"),
+        ({"base": "estarfm"}, "needs at least 2 pairs"),
+        ({"base": "fitfc", "base_params": {"nosuch": 1}}, "unknown parameter"),
+        ({"base": "fitfc", "base_params": {"window": 0}}, "window"),
+        ({"base_params": "window=3"}, "must be a dict"),
+    ],
+)
+def test_bad_parameters_are_refused_at_construction(params: dict, match: str) -> None:
+    with pytest.raises(InvalidParameterError, match=match):
+        VIPSTF(**params)
+
+
+def test_cli_spelling_of_base_parameters() -> None:
+    got = VIPSTF.parse_params(["base=fitfc", "base.window=11", "base.similar=5", "intercept=0"])
+    assert got == {"base": "fitfc", "base_params": {"window": 11, "similar": 5},
+                   "intercept": False}  # fmt: skip
+    # before or after base=: the same
+    assert VIPSTF.parse_params(["base.window=11", "base=fitfc"])["base_params"] == {"window": 11}
+    with pytest.raises(InvalidParameterError, match="fitfc has no such parameter"):
+        VIPSTF.parse_params(["base=fitfc", "base.classes=3"])
+    assert get_method("vipstf") is VIPSTF
+
+
+def test_cli_predict_equals_library(tmp_path: Path) -> None:
+    rng = np.random.default_rng(2)
+    fines = [rng.uniform(0.05, 0.5, (2, 32, 32)).astype(np.float32) for _ in range(2)]
+    coarses = [np.repeat(np.repeat(f.reshape(2, 4, 8, 4, 8).mean(axis=(2, 4)), 8, 1), 8, 2)
+               for f in fines]  # fmt: skip
+    target = (0.6 * coarses[0] + 0.5 * coarses[1]).astype(np.float32)
+    paths = []
+    for k, (f, c) in enumerate(zip(fines, coarses)):
+        paths += [write_tif(tmp_path / f"f{k}.tif", f), write_tif(tmp_path / f"c{k}.tif", c)]
+    t = write_tif(tmp_path / "t.tif", target)
+    out = tmp_path / "out.tif"
+    args = ["predict", "--method", "vipstf", "--coarse", str(t), "--out", str(out), "-q",
+            "--pair", str(paths[0]), str(paths[1]), "--pair", str(paths[2]), str(paths[3]),
+            "--param", "ratio=8", "--param", "base=fitfc", "--param", "base.window=9",
+            "--param", "base.similar=6", "--param", "base.regression_window=3"]  # fmt: skip
+    try:
+        main(args)
+    except SystemExit as exc:
+        assert exc.code in (0, None)
+    with rasterio.open(out) as ds:
+        cli = ds.read()
+    lib = (VIPSTF(base="fitfc", base_params=SMALL_FITFC)
+           .fit(list(zip(fines, coarses)), ratio=8).predict(target).values)  # fmt: skip
+    np.testing.assert_array_equal(cli, lib)
+
+
+def test_fitfc_on_virtual_pair_equals_vipstf_and_tiles(tmp_path: Path) -> None:
+    """The wrapper adds nothing but the virtual pair: Fit-FC fitted on the virtual images
+    gives the same prediction, whole and tiled."""
+    rng = np.random.default_rng(4)
+    fines = [rng.uniform(0.05, 0.5, (3, 40, 40)).astype(np.float32) for _ in range(3)]
+    coarses = [f + rng.normal(0, 0.03, f.shape).astype(np.float32) for f in fines]
+    target = (0.2 * coarses[0] + 0.5 * coarses[1] + 0.1 * coarses[2]
+              + rng.normal(0, 0.02, fines[0].shape)).astype(np.float32)  # fmt: skip
+    est = VIPSTF(base="fitfc", base_params=SMALL_FITFC).fit(list(zip(fines, coarses)), ratio=8)
+    whole = est.predict(target).values
+    np.testing.assert_array_equal(est.predict(target, window_size=16, workers=2).values, whole)
+    vf, vc = virtual_pair(fines, coarses, target)
+    plain = FitFC(**SMALL_FITFC).fit([(vf.astype(np.float32), vc.astype(np.float32))], ratio=8)
+    np.testing.assert_allclose(whole, plain.predict(target).values, rtol=0, atol=2e-5)
