@@ -28,6 +28,7 @@ SMALL_FITFC = {"regression_window": 3, "window": 9, "similar": 6}
 @pytest.fixture(scope="module")
 def cia() -> dict[str, list[np.ndarray]]:
     """A 40 x 40 crop (R = 10) of the cia-2pair case: fines, coarses, target."""
+
     def rd(kind: str, d: str) -> np.ndarray:
         return read_raster(CIA / f"CIA_{kind}_{d}.tif").values[:, 100:140, 60:100].copy()
 
@@ -131,7 +132,7 @@ def test_without_intercept_b_is_zero() -> None:
 
 def test_one_pair_is_refused_with_the_way_out() -> None:
     f = np.ones((1, 8, 8), np.float32)
-    with pytest.raises(InvalidParameterError, match="at least 2 pairs.*--method fsdaf"):
+    with pytest.raises(InvalidParameterError, match=r"at least 2 pairs.*--method fsdaf"):
         VIPSTF().fit([(f, f)], ratio=4)
 
 
