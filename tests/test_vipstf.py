@@ -15,7 +15,7 @@ from reference.vipstf_ref import virtual_pair
 from stfusion.cli import main
 from stfusion.errors import InvalidParameterError
 from stfusion.io import read_raster
-from stfusion.methods import get_method
+from stfusion.methods import get_method, vipstf
 from stfusion.methods.fitfc import FitFC
 from stfusion.methods.vipstf import VIPSTF
 
@@ -189,17 +189,25 @@ def test_cli_predict_equals_library(tmp_path: Path) -> None:
     np.testing.assert_array_equal(cli, lib)
 
 
-def test_fitfc_on_virtual_pair_equals_vipstf_and_tiles(tmp_path: Path) -> None:
+@pytest.mark.parametrize("in_memory", [True, False])
+def test_fitfc_on_virtual_pair_equals_vipstf_and_tiles(
+    in_memory: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The wrapper adds nothing but the virtual pair: Fit-FC fitted on the virtual images
-    gives the same prediction, whole and tiled."""
+    gives the same prediction, whole and tiled, with the virtual images in memory or read
+    window by window (with a hole, so both ways of combining the pairs run)."""
+    if not in_memory:
+        monkeypatch.setattr(vipstf, "MATERIALIZE_MB", 0)
     rng = np.random.default_rng(4)
     fines = [rng.uniform(0.05, 0.5, (3, 40, 40)).astype(np.float32) for _ in range(3)]
     coarses = [f + rng.normal(0, 0.03, f.shape).astype(np.float32) for f in fines]
     target = (0.2 * coarses[0] + 0.5 * coarses[1] + 0.1 * coarses[2]
               + rng.normal(0, 0.02, fines[0].shape)).astype(np.float32)  # fmt: skip
+    fines[1][:, 3:9, 20:26] = np.nan
     est = VIPSTF(base="fitfc", base_params=SMALL_FITFC).fit(list(zip(fines, coarses)), ratio=8)
     whole = est.predict(target).values
     np.testing.assert_array_equal(est.predict(target, window_size=16, workers=2).values, whole)
+    assert isinstance(est.base_.scene_.pairs[0][0], vipstf.VirtualImage) != in_memory
     vf, vc = virtual_pair(fines, coarses, target)
     plain = FitFC(**SMALL_FITFC).fit([(vf.astype(np.float32), vc.astype(np.float32))], ratio=8)
     np.testing.assert_allclose(whole, plain.predict(target).values, rtol=0, atol=2e-5)

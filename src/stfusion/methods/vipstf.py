@@ -33,7 +33,9 @@ them against the paper's section 2.
 
 The coefficients are scene-wide (computed in ``prepare``), so tiled runs equal whole-scene
 runs; the base method is fitted on the virtual pair in ``prepare`` too (its own scene-wide
-state, e.g. FSDAF's classes of ``F_v``), and each window is the base method's window.
+state, e.g. FSDAF's classes of ``F_v``), and each window is the base method's window. The
+virtual images are computed once into memory when both fit in ``MATERIALIZE_MB`` (256 MB,
+e.g. 6 bands x 3300 x 3300 px), else read window by window from the pairs (same values).
 
 Coarse images are on the fine grid in stfusion, so the regression (V1) runs over fine-grid
 pixels of the coarse images, as the authors' code does after resizing the MODIS images to the
@@ -65,12 +67,14 @@ import numpy as np
 from rasterio.windows import Window
 
 from stfusion.errors import EmptyInputError, InvalidParameterError
-from stfusion.io import Grid, Source
+from stfusion.io import ArraySource, Grid, Source
 from stfusion.methods.base import FusionMethod, Param
 from stfusion.scene import Scene
 
 #: Rows read per strip by the regression pass.
 STRIP_ROWS = 256
+#: Virtual fine + coarse images up to this size (MB) are computed once into memory.
+MATERIALIZE_MB = 256
 #: The subsets of the pairs are enumerated (2^n - 1 regressions per band): keep n modest.
 MAX_PAIRS = 12
 
@@ -154,6 +158,17 @@ def solve_subsets(gram: np.ndarray, count: np.ndarray, intercept: bool = True) -
     return out
 
 
+def _combine(k: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``sum_i k_i x_i + k_n`` in float64, the same operations whether ``k`` is one model
+    ``(n + 1,)`` or one per pixel ``(n + 1, h, w)`` (so tiles and the whole scene agree)."""
+    n = x.shape[0]
+    kk = k.reshape(k.shape[0], *([1] * (x.ndim - 1))) if k.ndim == 1 else k
+    acc = kk[0] * x[0].astype(np.float64)
+    for i in range(1, n):
+        acc += kk[i] * x[i].astype(np.float64)
+    return acc + kk[n]
+
+
 @dataclass
 class VirtualPair:
     """The virtual fine and coarse images of (V2), read window by window from the pairs."""
@@ -164,20 +179,24 @@ class VirtualPair:
     coef: np.ndarray
 
     def read(self, window: Window | None, halo: int) -> tuple[np.ndarray, np.ndarray]:
-        f = np.stack([s.read(window, halo) for s in self.fines]).astype(np.float64)
-        c = np.stack([s.read(window, halo) for s in self.coarses]).astype(np.float64)
-        usable = np.isfinite(f) & np.isfinite(c)  # (n, band, h, w)
-        pat = _pattern(usable)  # (band, h, w)
+        """The virtual fine and coarse images of ``window`` plus ``halo`` (float32)."""
+        f = np.stack([s.read(window, halo) for s in self.fines])  # (n, band, h, w)
+        c = np.stack([s.read(window, halo) for s in self.coarses])
+        usable = np.isfinite(f) & np.isfinite(c)
         n = len(self.fines)
-        f = np.where(usable, f, 0.0)
-        c = np.where(usable, c, 0.0)
-        vf = np.empty(pat.shape, np.float32)
-        vc = np.empty(pat.shape, np.float32)
-        for b in range(pat.shape[0]):
-            k = self.coef[b][pat[b]]  # (h, w, n + 1); NaN where pattern 0
-            k = np.moveaxis(k, -1, 0)
-            vf[b] = (k[:n] * f[:, b]).sum(axis=0) + k[n]
-            vc[b] = (k[:n] * c[:, b]).sum(axis=0) + k[n]
+        full = (1 << n) - 1
+        vf = np.empty(f.shape[1:], np.float32)
+        vc = np.empty(f.shape[1:], np.float32)
+        for b in range(f.shape[1]):
+            if usable[:, b].all():  # the common case: every pair usable, one model
+                k = self.coef[b, full]
+                vf[b] = _combine(k, f[:, b])
+                vc[b] = _combine(k, c[:, b])
+                continue
+            pat = _pattern(usable[:, b])  # (h, w)
+            k = np.moveaxis(self.coef[b][pat], -1, 0)  # (n + 1, h, w); NaN where pattern 0
+            vf[b] = _combine(k, np.where(usable[:, b], f[:, b], 0.0))
+            vc[b] = _combine(k, np.where(usable[:, b], c[:, b], 0.0))
         return vf, vc
 
 
@@ -289,9 +308,8 @@ class VIPSTF(FusionMethod):
         self.weights_ = self.coef_[:, full, :-1]
         self.offset_ = self.coef_[:, full, -1]
         vp = VirtualPair([f for f, _ in scene.pairs], [c for _, c in scene.pairs], self.coef_)
+        vf, vc = _virtual_sources(vp, scene.grid, scene.band_names)
         names = scene.band_names
-        vf = VirtualImage(vp, "fine", scene.grid, names, "virtual fine image (VIPSTF)")
-        vc = VirtualImage(vp, "coarse", scene.grid, names, "virtual coarse image (VIPSTF)")
         vscene = Scene(
             grid=scene.grid, pairs=[(vf, vc)], target=target, ratio=scene.ratio,
             band_names=names, notes=list(scene.notes), pair_dates=None,
@@ -319,6 +337,22 @@ class VIPSTF(FusionMethod):
 
     def predict_window_quality(self, window: Window) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         return self.base_.predict_window_quality(window)
+
+
+def _virtual_sources(vp: VirtualPair, grid: Grid, names: tuple[str, ...]) -> tuple[Source, Source]:
+    """The virtual fine and coarse images as Sources: computed once into memory when both
+    fit in :data:`MATERIALIZE_MB` (the base method then reads them like arrays), else read
+    lazily, window by window, from the pairs. Both give the same values."""
+    labels = ("virtual fine image (VIPSTF)", "virtual coarse image (VIPSTF)")
+    if 2 * len(names) * grid.height * grid.width * 4 > MATERIALIZE_MB * 2**20:
+        return (VirtualImage(vp, "fine", grid, names, labels[0]),
+                VirtualImage(vp, "coarse", grid, names, labels[1]))  # fmt: skip
+    vf = np.empty((len(names), grid.height, grid.width), np.float32)
+    vc = np.empty_like(vf)
+    for r0 in range(0, grid.height, STRIP_ROWS):
+        h = min(STRIP_ROWS, grid.height - r0)
+        vf[:, r0 : r0 + h], vc[:, r0 : r0 + h] = vp.read(Window(0, r0, grid.width, h), 0)
+    return ArraySource(vf, grid, names, labels[0]), ArraySource(vc, grid, names, labels[1])
 
 
 def _base_class(name: Any) -> type[FusionMethod]:
