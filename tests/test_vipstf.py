@@ -3,19 +3,20 @@ missing data and the closeness property of the paper."""
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import numpy as np
 import pytest
 import rasterio
 
-from conftest import write_tif
+from conftest import piecewise_scene, write_tif
 from reference.fitfc_ref import fitfc as fitfc_ref
 from reference.vipstf_ref import virtual_pair
 from stfusion.cli import main
 from stfusion.errors import InvalidParameterError
 from stfusion.io import read_raster
-from stfusion.methods import get_method, vipstf
+from stfusion.methods import available, get_method, vipstf
 from stfusion.methods.fitfc import FitFC
 from stfusion.methods.vipstf import VIPSTF
 
@@ -211,3 +212,56 @@ def test_fitfc_on_virtual_pair_equals_vipstf_and_tiles(
     vf, vc = virtual_pair(fines, coarses, target)
     plain = FitFC(**SMALL_FITFC).fit([(vf.astype(np.float32), vc.astype(np.float32))], ratio=8)
     np.testing.assert_allclose(whole, plain.predict(target).values, rtol=0, atol=2e-5)
+
+
+# ------------------------------------------------------------------ every one-pair base
+
+HAS_TORCH = importlib.util.find_spec("torch") is not None
+DEEP_ONE_PAIR = ("dcstfn", "edcstfn", "ganstfm", "vitgan", "student")
+CLASSICAL_FAST = {
+    "fsdaf": {"window": 9},
+    "fitfc": SMALL_FITFC,
+    "starfm": {"window": 7},
+    "additive": {},
+    "nochange": {},
+}
+
+
+def _deep_params(name: str, folder: Path) -> dict[str, object]:
+    from stfusion.dl.distill import random_student_checkpoint
+    from stfusion.dl.train import random_checkpoint
+
+    if name == "student":
+        path = random_student_checkpoint(folder / f"{name}.ckpt", 3)
+    else:
+        path = random_checkpoint(folder / f"{name}.ckpt", name, 3, size="tiny")
+    return {"weights": str(path), "tile": 16}
+
+
+def test_every_one_pair_method_is_a_base() -> None:
+    """The parametrised test below covers every registered method that accepts one pair."""
+    one_pair = {m for m in available() if m != "vipstf" and get_method(m).min_pairs <= 1}
+    assert one_pair == set(CLASSICAL_FAST) | set(DEEP_ONE_PAIR)
+
+
+@pytest.mark.parametrize("base", [*CLASSICAL_FAST, *DEEP_ONE_PAIR])
+def test_two_pairs_through_each_base(base: str, tmp_path: Path) -> None:
+    """A two-pair scene through VIPSTF over each one-pair method: finite, tiled = whole."""
+    if base in DEEP_ONE_PAIR:
+        if not HAS_TORCH:
+            pytest.skip("torch not installed")
+        params = _deep_params(base, tmp_path)
+    else:
+        params = CLASSICAL_FAST[base]
+    scene = piecewise_scene(32, 32, bands=3, patch=4, ratio=8)
+    fine, coarse = scene["fine"], scene["coarse"]
+    rng = np.random.default_rng(5)
+    fine2 = (fine * 1.2 + 0.01).astype(np.float32)
+    coarse2 = (coarse * 1.2 + 0.01).astype(np.float32)
+    target = 0.5 * coarse + 0.4 * coarse2 + 0.01 * rng.standard_normal(coarse.shape)
+    est = VIPSTF(base=base, base_params=params)
+    est.fit([(fine, coarse), (fine2, coarse2)], ratio=8)
+    whole = est.predict(target.astype(np.float32)).values
+    assert whole.shape == fine.shape and np.isfinite(whole).all()
+    tiled = est.predict(window_size=16).values
+    np.testing.assert_array_equal(tiled, whole)
