@@ -58,7 +58,6 @@ order given): ``a_k = 1``, ``b = mean(C_0 - C_k)``.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -298,7 +297,7 @@ class VIPSTF(FusionMethod):
         scene = self.scene_
         gram, count = accumulate_cross_products([c for _, c in scene.pairs], target, scene.grid)
         full = (1 << len(scene.pairs)) - 1
-        if not count[:, :].sum():
+        if not count.sum():
             raise EmptyInputError(
                 f"{target.label}: no pixel where the target and a pair's coarse image are both "
                 "valid; VIPSTF cannot fit the virtual pair."
@@ -316,10 +315,7 @@ class VIPSTF(FusionMethod):
             target_date=scene.target_date, coarse_scaling=scene.coarse_scaling,
         )  # fmt: skip
         base = self._new_base()
-        with warnings.catch_warnings():
-            # fit() has warned about these inputs already (georeferencing, scales).
-            warnings.simplefilter("ignore", category=UserWarning)
-            base.fit(vscene)
+        base.fit(vscene)  # a Scene: no file is opened or checked again
         base.prepare(target)
         self.base_ = base
 
