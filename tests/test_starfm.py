@@ -139,15 +139,16 @@ def test_matches_reference(
 @pytest.mark.parametrize("filt", ["paper", "reference"])
 @pytest.mark.parametrize("case", list(CASES))
 def test_weight_matches_reference(case: str, filt: str, weight: str) -> None:
-    """Both weights, fast == reference; with one pair they differ (T dropped by the USDA
-    program v1.2, StarFM_compute.c lines 327-332), with two pairs they are the same."""
+    """Both weights, fast == reference. They differ: the USDA program v1.2 drops T with one
+    pair (StarFM_compute.c lines 327-332) and gives weight 1 below the combined uncertainty
+    (lines 334-336) with any number of pairs."""
     pairs, target, _ = load_case(case, size=20)
     params = dict(window=7, classes=20.0, filter=filt, weight=weight)
     got = fast(pairs, target, uncertainty=UNC, **params)
     want = reference(pairs, target, uncertainty=UNC, quantum=QUANTUM, **params)
     assert_matches(got, want)
     other = fast(pairs, target, uncertainty=UNC, **{**params, "weight": "paper"})
-    if len(pairs) == 1 and weight == "reference":
+    if weight == "reference":
         assert np.nanmax(np.abs(got - other)) > 1e-4
     else:
         np.testing.assert_array_equal(got, other)
@@ -464,20 +465,28 @@ def test_prepare_kernel_equals_numpy(seed: int) -> None:
     for a in (f, c, c0):
         a[rng.random((hp, wp)) < 0.1] = np.nan
     f[0, 0], c[5, 7] = np.inf, -np.inf
-    q = np.float32(rng.random() * 0.01)
+    q = np.float32(0.005 + rng.random() * 0.005)  # large: the weight-1 rule applies
+    one = np.float32(1.0)
+    inv_q = one / q
+    use_t = seed % 2 == 0
+    unity_below = np.float32(97.5 if seed < 3 else 0.0)
     centre = (slice(half, hp - half), slice(half, wp - half))
     fok, cok, c0ok = np.isfinite(f), np.isfinite(c), np.isfinite(c0)
     ok = fok & cok & c0ok
     s, t = np.abs(f - c), np.abs(c - c0)
     with np.errstate(invalid="ignore", over="ignore"):
+        tdis = (s * inv_q + one) * (t * inv_q + one) if use_t else s * inv_q + one
+        iv = np.where(tdis < unity_below, -one, one / tdis)
         expected = [
             np.where(fok, f, BIG), np.where(ok, s, BIG), np.where(ok, t, BIG),
-            np.where(ok, 1.0 / ((s + q) * (t + q)), 0.0), np.where(ok, f + c0 - c, 0.0),
+            np.where(ok, iv, 0.0), np.where(ok, f + c0 - c, 0.0),
             np.where(fok & cok, s, np.nan)[centre], np.where(cok & c0ok, t, np.nan)[centre],
         ]  # fmt: skip
+    if unity_below > 0:
+        assert (expected[3] == -1).any() and (expected[3] > 0).any()
     got = [np.empty((hp, wp), np.float32) for _ in range(5)]
     got += [np.empty((hp - 2 * half, wp - 2 * half), np.float32) for _ in range(2)]
-    starfm_prepare(f, c, c0, q, half, True, *got)
+    starfm_prepare(f, c, c0, q, half, use_t, unity_below, *got)
     for e, g in zip(expected, got, strict=True):
         assert e.astype(np.float32).tobytes() == g.tobytes()
 
@@ -502,3 +511,73 @@ def test_bounds_kernel_equals_numpy(paper: bool, npairs: int) -> None:
     smax, tmax = np.empty((30, 40), np.float32), np.empty((30, 40), np.float32)
     starfm_bounds(sc, tc, sig_lm, sig_mm, paper, smax, tmax)
     assert es.tobytes() == smax.tobytes() and et.tobytes() == tmax.tobytes()
+
+
+# --------------------------------------------------------------------------------------------
+# 8. the USDA program's weights: weight 1 below the combined uncertainty
+# --------------------------------------------------------------------------------------------
+
+
+def test_unity_weight_below_combined_uncertainty_hand_case() -> None:
+    """StarFM_compute.c lines 334-336: a candidate whose t_dis (here S/q + 1 in DN, one pair)
+    is below the combined uncertainty (98 DN) gets weight 1 and no distance factor.
+
+    Three similar pixels (classes=1: threshold 2 std), the same coarse change 0.01, so every
+    candidate passes the reference filter; S = 50, 0 and 200 DN. Reference weights: 1, 1 and
+    1 / (201 (1 + 1)); the paper-like 1 / ((S + q) D) would give the first pixel 1 / (51 * 2)."""
+    f = np.array([[[0.10, 0.12, 0.14]]], np.float32)
+    c = f + np.array([[[0.005, 0.0, 0.02]]], np.float32)
+    t = c + np.float32(0.01)
+    params = dict(window=3, classes=1.0, uncertainty=UNC, filter="reference")
+    got = fast([(f, c)], t, **params)
+    w = np.array([1.0, 1.0, 1.0 / (201 * 2)])
+    p = np.array([0.11, 0.13, 0.15])
+    np.testing.assert_allclose(got[0, 0, 1], (w * p).sum() / w.sum(), rtol=1e-5)
+    old = np.array([1.0 / (51 * 2), 1.0, 1.0 / (201 * 2)])  # before: no weight-1 rule
+    assert abs(got[0, 0, 1] - (old * p).sum() / old.sum()) > 1e-3
+    want = reference([(f, c)], t, quantum=QUANTUM, **params)
+    assert_matches(got, want)
+    # weight="paper" keeps eq. 10: 1 / ((S + q)(T + q) D) for every candidate
+    paper = fast([(f, c)], t, **{**params, "weight": "paper"})
+    wp = 1.0 / ((np.array([50, 0, 200]) * 1e-4 + 1e-4) * np.array([2.0, 1.0, 2.0]))
+    np.testing.assert_allclose(paper[0, 0, 1], (wp * p).sum() / wp.sum(), rtol=1e-5)
+
+
+def quantized_scene(seed: int, npairs: int) -> tuple[Pairs, np.ndarray]:
+    """Random reflectance on the USDA program's integer DN grid (1e-4), NaN holes; coarse =
+    fine + small noise so that many candidates fall below the combined uncertainty."""
+    rng = np.random.default_rng(seed)
+    shape = (2, 18, 18)
+
+    def dn(a: np.ndarray) -> np.ndarray:
+        return (np.round(a * 1e4) * 1e-4).astype(np.float32)
+
+    base = rng.uniform(0.05, 0.4, shape)
+    pairs = []
+    for _ in range(npairs):
+        f = dn(base + rng.normal(0, 0.01, shape))
+        c = dn(f + rng.normal(0, 0.006, shape))
+        f[rng.random(shape) < 0.05] = np.nan
+        c[rng.random(shape) < 0.03] = np.nan
+        pairs.append((f, c))
+    target = dn(base + 0.02 + rng.normal(0, 0.006, shape))
+    target[rng.random(shape) < 0.03] = np.nan
+    return pairs, target
+
+
+@pytest.mark.parametrize("filt", ["paper", "reference"])
+@pytest.mark.parametrize("npairs", [1, 2])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_reference_weights_match_reference_on_quantized_data(
+    seed: int, npairs: int, filt: str
+) -> None:
+    """fast == slow reference with the program's weights (both rules) on DN-valued data with
+    NaN, where the weight-1 rule applies to many candidates."""
+    pairs, target = quantized_scene(seed, npairs)
+    params = dict(window=5, classes=4.0, filter=filt, weight="reference")
+    got = fast(pairs, target, uncertainty=UNC, **params)
+    want = reference(pairs, target, uncertainty=UNC, quantum=QUANTUM, **params)
+    assert_matches(got, want)
+    # the rule changes the prediction, so this test exercises it
+    other = fast(pairs, target, uncertainty=UNC, **{**params, "weight": "paper"})
+    assert np.nanmax(np.abs(got - other)) > 1e-3

@@ -20,16 +20,21 @@ Conventions of stfusion (see ``stfusion.methods.starfm``):
 
 * sigma_l = sigma_m = ``uncertainty``, so sigma_lm = sigma_mm = sqrt(2) * uncertainty.
 * C = (S + q)(T + q) D with the weight quantum q (keeps 1/C finite when S or T is 0)
-  (``weight="paper"``, eq. 10); ``weight="reference"`` drops the factor (T + q) when there
-  is one pair, as the USDA program v1.2 does (StarFM_compute.c lines 327-332:
-  ``t_dis = |r_lsr| + 1`` with one pair, ``(|r_msr| + 1)(|r_lsr| + 1)`` otherwise).
+  (``weight="paper"``, eq. 10). ``weight="reference"`` is the USDA program v1.2
+  (StarFM_compute.c lines 327-339), in units of q (the program's DN): ``t_dis = S/q + 1``
+  with one pair, ``(T/q + 1)(S/q + 1)`` with several; the unnormalised weight is
+  ``1 / (t_dis D)``, or 1 (no distance factor) when ``t_dis`` is below the combined
+  uncertainty, which the program computes in integers as 98 DN for its 50 DN uncertainty
+  (lines 175-178; q = uncertainty / 50 here): ``t_dis < 98`` on integers, taken here as
+  ``t_dis < 97.5``.
 * D = 1 + d / A, d the Euclidean distance in fine pixels, A = window // 2.
 * Similarity threshold of pair k, band b: 2 * std / classes, the population std (ddof=0) of
   the valid fine pixels of pair k over the whole scene (``threshold="scene"``) or over the
   window around the centre (``threshold="window"``). A neighbour is similar when
   |F_k(n) - F_k(c)| <= threshold; pair k needs a finite F_k(c) for this test.
 * Candidate filter: S_k(n) < S_bound and T_k(n) < T_bound (``filter="paper"``) or
-  S_k(n) < S_bound or T_k(n) < T_bound (``filter="reference"``), with
+  S_k(n) <= S_bound or T_k(n) <= T_bound (``filter="reference"``: the program rejects a
+  candidate when both exceed their bound, StarFM_compute.c lines 303-306), with
   S_bound = reduce_k S_k(c) + sigma_lm, T_bound = reduce_k T_k(c) + sigma_mm, reduce = max
   ("paper") or min ("reference") over the pairs whose centre S_k(c) (resp. T_k(c)) is finite;
   a bound with no such pair is +inf.
@@ -46,6 +51,10 @@ from collections.abc import Sequence
 import numpy as np
 
 Grid2D = list[list[float]]
+
+#: The USDA program's combined uncertainty for its 50 DN uncertainties: (int) sqrt(70^2 +
+#: 70^2) = 98 with 70 = (int) sqrt(50^2 + 50^2); its integer test t_dis < 98 as a float bound.
+REFERENCE_UNITY_BELOW = 97.5
 
 
 def _finite(*values: float) -> bool:
@@ -124,17 +133,22 @@ def predict_pixel(
                 S = abs(f - c)  # (6)
                 T = abs(c - c0)  # (7)
                 # candidate filter (section II-C)
-                s_ok = S < s_bound
-                t_ok = T < t_bound
-                if not ((s_ok and t_ok) if filter == "paper" else (s_ok or t_ok)):
+                if filter == "paper":
+                    accept = S < s_bound and T < t_bound
+                else:  # USDA program: rejected only when both exceed their bound
+                    accept = S <= s_bound or T <= t_bound
+                if not accept:
                     continue
                 d = math.sqrt((yy - y) ** 2 + (xx - x) ** 2)  # (8)
                 D = 1.0 + d / A if A > 0 else 1.0  # (9); window 1 has only d = 0
-                if weight == "reference" and len(F) == 1:
-                    C_comb = (S + quantum) * D  # USDA v1.2, one pair: no T
+                if weight == "reference":
+                    # USDA v1.2, in quanta (DN): one pair has no T
+                    t_dis = S / quantum + 1.0
+                    if len(F) > 1:
+                        t_dis *= T / quantum + 1.0
+                    w_n = 1.0 if t_dis < REFERENCE_UNITY_BELOW else 1.0 / (t_dis * D)
                 else:
-                    C_comb = (S + quantum) * (T + quantum) * D  # (10), with the quantum q
-                w_n = 1.0 / C_comb  # (12) before normalisation
+                    w_n = 1.0 / ((S + quantum) * (T + quantum) * D)  # (10), (12) unnormalised
                 sum_w += w_n
                 sum_wp += w_n * (c0 + f - c)  # (5): M(t0) + L(tk) - M(tk)
     if sum_w > 0.0:

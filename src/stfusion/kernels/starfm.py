@@ -41,10 +41,16 @@ def starfm_accumulate(
       ``fsim``  fine value used for the similarity test (BIG where invalid),
       ``sdiff`` |F - C| at the pair date (BIG where invalid),
       ``tdiff`` |C_k - C_0| (BIG where invalid),
-      ``invst`` 1 / ((S + q)(T + q)) (0 where the candidate is unusable),
+      ``invst`` 1 / t_dis, t_dis = (S + q)(T + q) / q^2 (0 where the candidate is unusable,
+                -1 where the candidate takes weight 1 without the distance factor: the
+                USDA program's rule for t_dis below the combined uncertainty),
       ``pred``  F + C_0 - C_k, the candidate's own prediction (0 where unusable).
     Centre-indexed, shape ``(pairs, H, W)`` / ``(H, W)``:
       ``thr`` similarity threshold, ``smax`` / ``tmax`` candidate-filter bounds.
+    ``strict``: the paper's filter, ``S < smax and T < tmax``; otherwise the USDA program's,
+    ``S <= smax or T <= tmax`` (StarFM_compute.c lines 303-306 reject a candidate when both
+    exceed their bound).
+    A candidate's weight is ``invst / D``, ``D = 1 + d / half``, or 1 where ``invst`` is -1.
     ``out`` ``(H, W)`` receives the prediction, NaN where no candidate survived.
     ``spread`` ``(H, W)`` receives the weighted standard deviation of the candidates'
     predictions (the quality layer's uncertainty); pass a ``(0, 0)`` array to skip it.
@@ -54,6 +60,7 @@ def starfm_accumulate(
     h = out.shape[0]
     w = out.shape[1]
     inv_half = np.float32(1.0 / half) if half > 0 else np.float32(0.0)
+    zero = np.float32(0.0)
     for y in prange(h):
         sw = np.zeros(w, dtype=np.float32)
         swp = np.zeros(w, dtype=np.float32)
@@ -84,27 +91,39 @@ def starfm_accumulate(
                     if strict and not want_spread:
                         for x in range(w):
                             ok = (abs(fn[x] - fc[x]) <= th[x]) & (sn[x] < sm[x]) & (tn[x] < tm[x])
-                            wt = iv[x] * invd if ok else np.float32(0.0)
+                            v = iv[x]
+                            wt = v * invd if v > zero else -v
+                            wt = wt if ok else zero
                             sw[x] += wt
                             swp[x] += wt * pn[x]
                     elif strict:
                         for x in range(w):
                             ok = (abs(fn[x] - fc[x]) <= th[x]) & (sn[x] < sm[x]) & (tn[x] < tm[x])
-                            wt = iv[x] * invd if ok else np.float32(0.0)
+                            v = iv[x]
+                            wt = v * invd if v > zero else -v
+                            wt = wt if ok else zero
                             p = pn[x]
                             sw[x] += wt
                             swp[x] += wt * p
                             swpp[x] += wt * p * p
                     elif not want_spread:
                         for x in range(w):
-                            ok = (abs(fn[x] - fc[x]) <= th[x]) & ((sn[x] < sm[x]) | (tn[x] < tm[x]))
-                            wt = iv[x] * invd if ok else np.float32(0.0)
+                            ok = (abs(fn[x] - fc[x]) <= th[x]) & (
+                                (sn[x] <= sm[x]) | (tn[x] <= tm[x])
+                            )
+                            v = iv[x]
+                            wt = v * invd if v > zero else -v
+                            wt = wt if ok else zero
                             sw[x] += wt
                             swp[x] += wt * pn[x]
                     else:
                         for x in range(w):
-                            ok = (abs(fn[x] - fc[x]) <= th[x]) & ((sn[x] < sm[x]) | (tn[x] < tm[x]))
-                            wt = iv[x] * invd if ok else np.float32(0.0)
+                            ok = (abs(fn[x] - fc[x]) <= th[x]) & (
+                                (sn[x] <= sm[x]) | (tn[x] <= tm[x])
+                            )
+                            v = iv[x]
+                            wt = v * invd if v > zero else -v
+                            wt = wt if ok else zero
                             p = pn[x]
                             sw[x] += wt
                             swp[x] += wt * p
@@ -130,6 +149,7 @@ def starfm_prepare(
     q: np.float32,
     half: int,
     use_t: bool,
+    unity_below: np.float32,
     fsim: np.ndarray,
     sdiff: np.ndarray,
     tdiff: np.ndarray,
@@ -142,15 +162,21 @@ def starfm_prepare(
 
     ``f``, ``c``, ``c0``: padded ``(H + 2 half, W + 2 half)`` fine and coarse at the pair date
     and coarse at the target date, NaN invalid. Fills the padded ``fsim``, ``sdiff``,
-    ``tdiff``, ``invst``, ``pred`` (as documented there; ``use_t`` False: ``invst`` =
-    ``1 / (S + q)``, the one-pair weight of the USDA program) and the centre ``(H, W)`` arrays
+    ``tdiff``, ``invst``, ``pred`` (as documented there) and the centre ``(H, W)`` arrays
     ``sc`` = |F - C| and ``tc`` = |C - C_0| (NaN where undefined) for the candidate filter.
+
+    ``invst`` = 1 / t_dis with t_dis the combined spectral-temporal difference in units of the
+    quantum ``q`` (the USDA program's DN): ``(S/q + 1)(T/q + 1)``, or ``S/q + 1`` when
+    ``use_t`` is False (the program's one-pair weight, StarFM_compute.c lines 327-332).
+    Where ``t_dis < unity_below`` it is -1: weight 1 without the distance factor (lines
+    334-336); ``unity_below = 0`` never does that.
     Rows run in parallel: this pass was a serial numpy step that capped the thread speed-up.
     """
     hp, wp = f.shape
     one = np.float32(1.0)
     zero = np.float32(0.0)
     nan = np.float32(np.nan)
+    inv_q = one / q
     for y in prange(hp):
         yc = y - half
         centre_row = 0 <= yc < hp - 2 * half
@@ -167,8 +193,9 @@ def starfm_prepare(
             fsim[y, x] = fv if fok else BIG
             sdiff[y, x] = s if ok else BIG
             tdiff[y, x] = t if ok else BIG
-            tw = t + q if use_t else one
-            invst[y, x] = one / ((s + q) * tw) if ok else zero
+            tdis = (s * inv_q + one) * (t * inv_q + one) if use_t else s * inv_q + one
+            iv = -one if tdis < unity_below else one / tdis
+            invst[y, x] = iv if ok else zero
             pred[y, x] = fv + c0v - cv if ok else zero
             xc = x - half
             if centre_row and 0 <= xc < wp - 2 * half:

@@ -13,7 +13,8 @@ For each fine pixel (the centre of a ``window`` x ``window`` neighbourhood) and 
    (eq. 6), temporal difference ``T = |C_k - C_0|`` (eq. 7), ``sigma_lm = sqrt(sigma_l^2 +
    sigma_m^2)`` and ``sigma_mm = sqrt(2) sigma_m``. ``filter="paper"`` uses the paper's max
    over pairs and requires both conditions; ``filter="reference"`` uses the min over pairs and
-   either condition, as the USDA program does.
+   either condition with ``<=``, as the USDA program does (StarFM_compute.c lines 303-306
+   reject a candidate only when both differences exceed their bound).
 3. Weights (eqs. 8-10, 12): ``C = (S + q)(T + q) D``, ``D = 1 + d / A`` with ``d`` the
    distance in pixels and ``A = window // 2``; ``W = (1/C) / sum(1/C)`` over the candidates of
    *all* pairs together.
@@ -28,9 +29,14 @@ inferred when ``auto``): reflectance 0.005 x scale (the USDA program's 50 DN; sc
 integers x 10000), NDVI 0.01 x scale, LST/other 0.5 % of the fine images' robust value range.
 No output is clipped.
 
-Weights: ``weight="reference"`` (default) drops T with one pair, ``C = (S + q) D``, as the USDA
-program v1.2 (StarFM_compute.c lines 327-332) and ImageFusion; with several pairs it is the
-paper's ``(S + q)(T + q) D``. ``weight="paper"`` always uses eq. 10.
+Weights: ``weight="reference"`` (default) is the USDA program v1.2 (StarFM_compute.c lines
+327-339) and ImageFusion, in units of the quantum q (the program's DN): ``t_dis = S/q + 1``
+with one pair (T dropped, lines 327-330), ``(T/q + 1)(S/q + 1)`` with several (line 332); the
+weight is ``1 / (t_dis D)``, or 1 without the distance factor when ``t_dis`` is below the
+combined uncertainty (lines 334-336): the program computes it in integers from its 50 DN
+uncertainties as 98 DN (lines 175-178), and q = uncertainty / 50 here, so the bound is the
+same 98 quanta for every variable (``t_dis < 98`` on integers, applied as ``< 97.5``).
+``weight="paper"`` always uses eq. 10, ``1 / ((S + q)(T + q) D)``.
 
 Invalid data: a NaN neighbour (fine, its coarse, or the coarse target) is never a candidate.
 A pixel with no candidate takes the coarse target value at that pixel (the older USDA rule,
@@ -44,9 +50,12 @@ item                   stfusion (default)                      reference program
 =====================  ======================================  ==============================
 candidate filter       paper: max over pairs, S and T both     min over pairs, S or T
                        (``filter="reference"`` to match)
-weight                 as the program (one pair: no T)         same, plus weight 1 when
-                       ``weight="paper"``: eq. 10              t_dis < combined unc. (334-336)
-similarity             per band, threshold from that band      per band
+weight                 as the program (one pair no T; weight   same (327-339)
+                       1 below the combined uncertainty)
+                       ``weight="paper"``: eq. 10
+similarity             ``|dF| <= 2 std / classes`` (float)    ``|dF| < (int)(2 std / classes
+                                                               + 0.5)`` in DN (lines 70, 259)
+several pairs          candidates of all pairs in one sum      same (lines 223-290, 316-345)
 zero S or T at centre  no special case                         none in v1.2 StarFM_compute.c
 distance constant A    ``window // 2`` pixels                  max. search distance
 =====================  ======================================  ==============================
@@ -74,6 +83,24 @@ NDVI_UNCERTAINTY = 0.01
 QUANTUM_PER_UNCERTAINTY = 1.0 / 50.0
 #: For lst and other: this fraction of the fine images' robust value range.
 RANGE_UNCERTAINTY = 0.005
+
+
+def _unity_below() -> float:
+    """The USDA program's combined uncertainty in quanta (DN), below which a candidate's
+    ``t_dis`` gives it weight 1 (StarFM_compute.c lines 175-178 and 334-336).
+
+    With the program's uncertainty U = 50 DN (the quantum is U / 50 here, so U is always 50
+    quanta) it computes in integers: ``r_msr_uncertain = r_lsr_uncertain = (int) sqrt(2) U
+    = 70`` and ``combined_uncertain = (int) sqrt(70^2 + 70^2) = 98``, and compares the
+    integer ``t_dis < 98``, i.e. ``t_dis <= 97``. Returned as 97.5 so that data stored as
+    integer DN get the program's decisions exactly and float rounding cannot flip a tie.
+    """
+    u = 1.0 / QUANTUM_PER_UNCERTAINTY
+    r = int(np.sqrt(u * u + u * u))
+    return int(np.sqrt(r * r + r * r)) - 0.5
+
+
+UNITY_BELOW = _unity_below()
 
 
 class STARFM(FusionMethod):
@@ -169,7 +196,8 @@ class STARFM(FusionMethod):
             sim_threshold=self.fine_std_ * np.float32(2.0 / self.classes),
             uncertainty=self.uncertainty_, quantum=self.quantum_,
             threshold=self.threshold, filter=self.filter, classes=float(self.classes),
-            use_t=self.weight == "paper" or len(fines) > 1, quality=quality,
+            use_t=self.weight == "paper" or len(fines) > 1,
+            unity_below=UNITY_BELOW if self.weight == "reference" else 0.0, quality=quality,
         )  # fmt: skip
 
 
@@ -203,6 +231,7 @@ def starfm_window(
     filter: str = "paper",
     classes: float = 40.0,
     use_t: bool = True,
+    unity_below: float = 0.0,
     quality: dict[str, np.ndarray] | None = None,
 ) -> np.ndarray:
     """STARFM on padded arrays (halo ``half`` on every side); returns the unpadded centre.
@@ -212,7 +241,9 @@ def starfm_window(
     receives ``fallback`` (1 where some band had no candidate and took the coarse target) and
     ``uncertainty`` (per band, the weighted standard deviation of the candidates' predictions).
     ``use_t``: the combined distance has the temporal factor ``(T + q)``; False drops it
-    (``weight="reference"`` with one pair).
+    (``weight="reference"`` with one pair). ``unity_below``: a candidate whose combined
+    difference ``t_dis`` (in quanta, see :func:`stfusion.kernels.starfm.starfm_prepare`) is
+    below it gets weight 1 without the distance factor (the USDA program); 0: never.
     """
     npairs = len(fines)
     nb, hp, wp = target.shape
@@ -238,8 +269,8 @@ def starfm_window(
         for k in range(npairs):
             f = fines[k][b]
             starfm_prepare(
-                f, coarses[k][b], c0, q, half, use_t, fsim[k], sd[k], td[k], invst[k], pred[k],
-                sc[k], tc[k],
+                f, coarses[k][b], c0, q, half, use_t, np.float32(unity_below), fsim[k], sd[k],
+                td[k], invst[k], pred[k], sc[k], tc[k],
             )  # fmt: skip
             if threshold == "window":
                 thr[k] = _window_std(f, half) * np.float32(2.0 / classes)
