@@ -2,8 +2,10 @@
 
 The fine grid (that of the first fine image) is the output grid. A coarse image on another
 grid (its native MODIS grid, another CRS or extent) is reprojected onto it window by window;
-the resolution ratio (coarse pixel size / fine pixel size) is recorded, since FSDAF and Fit-FC
-need it. Every problem is reported with the files involved and what to do.
+the resolution ratio (the ground ratio, :func:`stfusion.io.resolution_ratio`) is recorded, and
+a ``ratio`` given by the user overrides it with a warning. FSDAF and Fit-FC take the coarse
+image's native pixels from the aligned source (:mod:`stfusion.coarse`). Every problem is
+reported with the files involved and what to do.
 """
 
 from __future__ import annotations

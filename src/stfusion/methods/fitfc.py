@@ -22,7 +22,10 @@ which quotes the paper's SF/RC formula; verify the numbering against the paper.
 
 Coarse pixels are ``R x R`` blocks of the fine grid anchored at the scene origin
 (:mod:`stfusion.coarse`; partial blocks at the right and bottom edges), R the integer
-resolution ratio. The regression and the residual are scene-wide (``fit``/``prepare``); a
+resolution ratio; for a coarse image on its own grid they are its native pixels
+(:class:`stfusion.coarse.NativeGrid`: native values, each fine pixel takes the coefficients of
+the native pixel holding its centre, the residual is interpolated in the native grid's pixel
+coordinates). The regression and the residual are scene-wide (``fit``/``prepare``); a
 window only needs a halo of ``window // 2`` fine pixels, so tiled runs equal whole-scene runs.
 
 Invalid data. A coarse pixel is the mean of its valid fine-grid values; the regression uses

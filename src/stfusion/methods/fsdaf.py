@@ -6,7 +6,10 @@ of Environment 172, 165-177.
 
 One pair (F1, C1) and the coarse target C2, all on the fine grid; coarse pixels are the
 ``R x R`` blocks of the fine grid anchored at its origin (:mod:`stfusion.coarse`), ``R`` the
-resolution ratio, ``m`` the number of fine pixels in a coarse pixel. The paper's six steps
+resolution ratio, or, for a coarse image on its own grid, its native pixels
+(:class:`stfusion.coarse.NativeGrid`: native values, the spline in the native grid's pixel
+coordinates, cut native pixels out of the unmixing); ``m`` the number of fine pixels in a
+coarse pixel. The paper's six steps
 (section 2; the formulas below are the paper's, written with its symbols; equation numbers
 are not given because the paper's text could not be consulted to check them):
 
