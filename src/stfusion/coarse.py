@@ -1,19 +1,31 @@
-"""The virtual coarse grid: coarse pixels rebuilt on the fine grid from the resolution ratio.
+"""Coarse pixels for the methods that work on them (FSDAF, Fit-FC).
 
-FSDAF and Fit-FC work on coarse pixels. Inputs arrive on the fine grid (resampled by the
-user, or aligned by :mod:`stfusion.scene`), so coarse pixels are rebuilt as ``R x R`` blocks
-anchored at the fine grid's origin; partial blocks at the right and bottom edges are allowed
-(their means use the pixels that exist). Anchoring at the origin, never at a window, is what
-keeps tiled runs identical to whole-scene runs.
+Two kinds, chosen by :func:`native_grid`:
+
+- **Virtual blocks** (inputs already on one grid): coarse pixels rebuilt as ``R x R`` blocks
+  anchored at the fine grid's origin; partial blocks at the right and bottom edges are allowed
+  (their means use the pixels that exist). ``R`` must be an integer.
+- **Native pixels** (:class:`NativeGrid`, a coarse image on its own grid: MODIS sinusoidal,
+  another CRS or pixel size): every fine pixel belongs to the native coarse pixel that contains
+  its centre (the centre transformed through the CRS transform into the coarse grid's pixel
+  coordinates, floored), so a sheared or rotated MODIS pixel keeps its real footprint, and the
+  coarse values are the native pixel values, not the values reprojected onto the fine grid.
+  The ratio need not be an integer there.
+
+Both are scene-wide and anchored on the scene (the origin, or the native grid), never on a
+window, which keeps tiled runs identical to whole-scene runs.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
+from rasterio.windows import Window
 
 from stfusion.errors import InvalidParameterError
+from stfusion.io import AlignedSource, Grid, Source
 
 
 def integer_ratio(ratio: float | None, method: str) -> int:
@@ -23,13 +35,18 @@ def integer_ratio(ratio: float | None, method: str) -> int:
             f"{method} needs the resolution ratio (coarse pixel size / fine pixel size). The "
             "inputs are on one grid, so give it: --param ratio=16 (Python: fit(pairs, ratio=16))."
         )
-    if not (ratio >= 1 and math.isfinite(ratio)) or abs(ratio - round(ratio)) > 1e-6 * max(
-        1.0, ratio
-    ):
+    if not (ratio >= 1 and math.isfinite(ratio)):
         raise InvalidParameterError(
-            f"{method}: the resolution ratio must be a positive integer to rebuild coarse "
-            f"pixels on the fine grid, got {ratio}. Resample the fine image so that the ratio "
-            "is an integer (e.g. 480 m / 30 m = 16)."
+            f"{method}: the resolution ratio must be at least 1, got {ratio}."
+        )
+    if abs(ratio - round(ratio)) > 1e-6 * max(1.0, ratio):
+        near = round(ratio)
+        raise InvalidParameterError(
+            f"{method}: the inputs are on one grid, so coarse pixels are rebuilt as R x R "
+            "blocks of fine pixels and the resolution ratio must be a positive integer; got "
+            f"{ratio:g}. Give the nearest integer, --param ratio={near} (Python: "
+            f"ratio={near}), to use {near} x {near} blocks, or give the coarse image on its own "
+            "grid (the file as delivered, not resampled) so its real pixels are used."
         )
     return round(ratio)
 
@@ -69,3 +86,217 @@ def block_index(shape: tuple[int, int], r: int) -> tuple[np.ndarray, np.ndarray]
     rows = np.arange(shape[0]) // r
     cols = np.arange(shape[1]) // r
     return np.broadcast_to(rows[:, None], shape), np.broadcast_to(cols[None, :], shape)
+
+
+# ------------------------------------------------------------------------ native coarse pixels
+
+#: Fine rows per strip when mapping the scene onto native coarse pixels.
+NATIVE_STRIP = 256
+
+
+def _apply(t: Any, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """An affine transform applied to coordinate arrays (float64)."""
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    return t.a * x + t.b * y + t.c, t.d * x + t.e * y + t.f
+
+
+def native_grid(coarse: Source, fine: Grid, ratio: float | None) -> NativeGrid | None:
+    """The native coarse grid of ``coarse`` when it is on its own grid, else ``None`` (blocks)."""
+    if not isinstance(coarse, AlignedSource) or ratio is None:
+        return None
+    return NativeGrid(fine, coarse.native.grid, float(ratio))
+
+
+class NativeGrid:
+    """The native pixels of a coarse image on its own grid, seen from the fine grid.
+
+    Native pixel ``(i, j)`` of the coarse file covers its pixel coordinates ``[j, j + 1) x [i,
+    i + 1)``; only the native pixels holding a fine pixel centre are kept (``offset`` is the
+    first one, ``shape`` their extent), so coarse arrays are ``(band, *shape)`` and coarse
+    pixel ``(i, j)`` here is native pixel ``(i + offset[0], j + offset[1])``. Coordinates in
+    coarse-pixel units put coarse pixel ``(i, j)``'s centre at ``(i, j)``.
+
+    Scene-wide state (computed once, from the two grids only): ``pixels`` (fine pixels per
+    coarse pixel), ``whole`` (the footprint lies inside the fine scene, so the fine pixels see
+    all of it), each coarse pixel's bounding box in fine pixels and ``reach`` (the largest box
+    side). ``r``: the ratio rounded, for windows sized in coarse pixels.
+    """
+
+    def __init__(self, fine: Grid, native: Grid, ratio: float) -> None:
+        self.fine = fine
+        self.native = native
+        self.ratio = float(ratio)
+        self.r = max(1, round(self.ratio))
+        h, w = fine.shape
+        # The native index is monotone along the scene's edges' normals (affine up to the
+        # projection's curvature), so its extremes lie on the scene's border pixels.
+        edge_r = np.concatenate([np.zeros(w), np.full(w, h - 1), np.arange(h), np.arange(h)])
+        edge_c = np.concatenate([np.arange(w), np.arange(w), np.zeros(h), np.full(h, w - 1)])
+        v, u = self._native_coords(edge_r, edge_c)
+        i0, j0 = int(np.floor(v.min())), int(np.floor(u.min()))
+        i1, j1 = int(np.floor(v.max())), int(np.floor(u.max()))
+        self.offset = (i0, j0)
+        self.shape = (i1 - i0 + 1, j1 - j0 + 1)
+        n = self.shape[0] * self.shape[1]
+        pixels = np.zeros(n, dtype=np.int64)
+        rmin = np.full(n, h, dtype=np.int64)
+        rmax = np.full(n, -1, dtype=np.int64)
+        cmin = np.full(n, w, dtype=np.int64)
+        cmax = np.full(n, -1, dtype=np.int64)
+        for row in range(0, h, NATIVE_STRIP):
+            sh = min(NATIVE_STRIP, h - row)
+            ids = self.flat_index(Window(0, row, w, sh)).ravel()
+            rr = np.repeat(np.arange(row, row + sh), w)
+            cc = np.tile(np.arange(w), sh)
+            pixels += np.bincount(ids, minlength=n)
+            np.minimum.at(rmin, ids, rr)
+            np.maximum.at(rmax, ids, rr)
+            np.minimum.at(cmin, ids, cc)
+            np.maximum.at(cmax, ids, cc)
+        self.pixels = pixels.reshape(self.shape)
+        self.box = np.stack([rmin, rmax, cmin, cmax]).reshape(4, *self.shape)
+        have = pixels > 0
+        self.reach = int(max((rmax - rmin + 1)[have].max(), (cmax - cmin + 1)[have].max()))
+        self.whole = self._whole()
+
+    # ------------------------------------------------------------------------------ mapping
+
+    def _native_coords(self, rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Native pixel coordinates (row, col; continuous) of fine pixel centres."""
+        xs, ys = _apply(self.fine.transform, np.asarray(cols) + 0.5, np.asarray(rows) + 0.5)
+        if self.native.crs != self.fine.crs:
+            from rasterio.warp import transform as warp_transform
+
+            xs, ys = warp_transform(self.fine.crs, self.native.crs, np.ravel(xs), np.ravel(ys))
+            xs = np.asarray(xs).reshape(np.shape(rows))
+            ys = np.asarray(ys).reshape(np.shape(rows))
+        u, v = _apply(~self.native.transform, np.asarray(xs), np.asarray(ys))
+        return np.asarray(v), np.asarray(u)
+
+    def locate(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
+        """Coarse-pixel coordinates ``(y, x)`` ``(h, w)`` of the fine pixel centres of ``window``
+        (it may reach outside the scene): coarse pixel ``(i, j)``'s centre is at ``(i, j)``."""
+        r0, c0 = int(window.row_off), int(window.col_off)
+        rows = np.arange(r0, r0 + int(window.height))
+        cols = np.arange(c0, c0 + int(window.width))
+        rr, cc = np.meshgrid(rows, cols, indexing="ij")
+        v, u = self._native_coords(rr, cc)
+        return v - 0.5 - self.offset[0], u - 0.5 - self.offset[1]
+
+    def index(self, window: Window) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(ci, cj, y, x)``: the coarse pixel of each fine pixel of ``window`` (clipped to the
+        kept native pixels; only pixels outside the scene can need the clip) and its
+        coarse-pixel coordinates."""
+        y, x = self.locate(window)
+        ci = np.clip(np.floor(y + 0.5).astype(np.int64), 0, self.shape[0] - 1)
+        cj = np.clip(np.floor(x + 0.5).astype(np.int64), 0, self.shape[1] - 1)
+        return ci, cj, y, x
+
+    def flat_index(self, window: Window) -> np.ndarray:
+        """Flat coarse-pixel index ``i * shape[1] + j`` of each fine pixel of ``window``."""
+        ci, cj, _, _ = self.index(window)
+        return ci * self.shape[1] + cj
+
+    def _whole(self) -> np.ndarray:
+        """Coarse pixels whose four corners lie inside the fine scene."""
+        from rasterio.warp import transform as warp_transform
+
+        ii, jj = np.meshgrid(
+            np.arange(self.shape[0] + 1) + self.offset[0],
+            np.arange(self.shape[1] + 1) + self.offset[1],
+            indexing="ij",
+        )
+        xs, ys = _apply(self.native.transform, jj, ii)
+        if self.native.crs != self.fine.crs:
+            xs, ys = warp_transform(self.native.crs, self.fine.crs, xs.ravel(), ys.ravel())
+        fc, fr = _apply(~self.fine.transform, np.asarray(xs), np.asarray(ys))
+        h, w = self.fine.shape
+        eps = 1e-6
+        inside = ((np.asarray(fr) >= -eps) & (np.asarray(fr) <= h + eps)
+                  & (np.asarray(fc) >= -eps) & (np.asarray(fc) <= w + eps))  # fmt: skip
+        inside = inside.reshape(ii.shape)
+        return inside[:-1, :-1] & inside[1:, :-1] & inside[:-1, 1:] & inside[1:, 1:]
+
+    # ------------------------------------------------------------------------------- values
+
+    def values(self, source: Source) -> np.ndarray:
+        """Coarse pixel values ``(band, *shape)`` float64 of ``source``.
+
+        A coarse image on this native grid gives its own pixel values (NaN beyond the file);
+        anything else (a coarse image on another grid, one already on the fine grid) the mean
+        of its fine-grid values over each native footprint.
+        """
+        if isinstance(source, AlignedSource) and source.native.grid.same_as(self.native):
+            win = Window(self.offset[1], self.offset[0], self.shape[1], self.shape[0])
+            return source.native.read(win).astype(np.float64)
+        return self.footprint_means(source)
+
+    def footprint_means(self, source: Source) -> np.ndarray:
+        """NaN-aware mean of a fine-grid image over each coarse pixel's fine pixels."""
+        n = self.shape[0] * self.shape[1]
+        h, w = self.fine.shape
+        s = np.zeros((source.count, n))
+        k = np.zeros((source.count, n))
+        for row in range(0, h, NATIVE_STRIP):
+            win = Window(0, row, w, min(NATIVE_STRIP, h - row))
+            ids = self.flat_index(win).ravel()
+            a = source.read(win).reshape(source.count, -1).astype(np.float64)
+            for b in range(source.count):
+                ok = np.isfinite(a[b])
+                s[b] += np.bincount(ids[ok], a[b][ok], minlength=n)
+                k[b] += np.bincount(ids[ok], minlength=n)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out = s / k
+        out[k == 0] = np.nan
+        return out.reshape(source.count, *self.shape)
+
+    def describe(self) -> str:
+        return (
+            f"native coarse pixels: {self.shape[0]} x {self.shape[1]} of {self.native.describe()}"
+            f", ground ratio {self.ratio:.4g}"
+        )
+
+
+def cubic_at(values: np.ndarray, y: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Bicubic (Keys, a = -0.5) interpolation of ``values`` ``(band, H, W)`` (NaN-free) at
+    coarse-pixel coordinates ``(y, x)`` (any shape; pixel ``(i, j)`` centred on ``(i, j)``),
+    mirrored beyond the edges (half-sample symmetric, as ``cubic_taps``). float64
+    ``(band, *y.shape)``."""
+    from stfusion.kernels.fitfc import KEYS_A
+
+    def taps(u: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        f = np.floor(u)
+        t = u - f
+        idx = f.astype(np.int64)[..., None] + np.arange(-1, 3)
+        d = np.abs(t[..., None] - np.arange(-1, 3))
+        a = KEYS_A
+        near = ((a + 2) * d - (a + 3)) * d * d + 1
+        far = ((a * d - 5 * a) * d + 8 * a) * d - 4 * a
+        wt = np.where(d <= 1, near, np.where(d < 2, far, 0.0))
+        idx = np.mod(idx, 2 * n)
+        idx = np.where(idx >= n, 2 * n - 1 - idx, idx)
+        return idx, wt
+
+    v = np.asarray(values, dtype=np.float64)
+    ti, wi = taps(np.asarray(y, np.float64), v.shape[1])
+    tj, wj = taps(np.asarray(x, np.float64), v.shape[2])
+    out = np.zeros((v.shape[0], *np.shape(y)))
+    for p in range(4):
+        for q in range(4):
+            out += v[:, ti[..., p], tj[..., q]] * (wi[..., p] * wj[..., q])
+    return out
+
+
+def window_region(grid: NativeGrid, window: Window, margin: int) -> tuple[int, int, int, int]:
+    """Fine rows ``[y0, y1)`` and columns ``[x0, x1)`` holding every fine pixel of each coarse
+    pixel that has a fine pixel within ``margin`` of ``window`` (clipped to the scene): the
+    native counterpart of "whole blocks around the window"."""
+    h, w = grid.fine.shape
+    r0 = max(0, int(window.row_off) - margin)
+    c0 = max(0, int(window.col_off) - margin)
+    r1 = min(h, int(window.row_off) + int(window.height) + margin)
+    c1 = min(w, int(window.col_off) + int(window.width) + margin)
+    ci, cj, _, _ = grid.index(Window(c0, r0, c1 - c0, r1 - r0))
+    box = grid.box[:, ci, cj]
+    return (int(box[0].min()), int(box[1].max()) + 1, int(box[2].min()), int(box[3].max()) + 1)

@@ -2,8 +2,10 @@
 
 The fine grid (that of the first fine image) is the output grid. A coarse image on another
 grid (its native MODIS grid, another CRS or extent) is reprojected onto it window by window;
-the resolution ratio (coarse pixel size / fine pixel size) is recorded, since FSDAF and Fit-FC
-need it. Every problem is reported with the files involved and what to do.
+the resolution ratio (the ground ratio, :func:`stfusion.io.resolution_ratio`) is recorded, and
+a ``ratio`` given by the user overrides it with a warning. FSDAF and Fit-FC take the coarse
+image's native pixels from the aligned source (:mod:`stfusion.coarse`). Every problem is
+reported with the files involved and what to do.
 """
 
 from __future__ import annotations
@@ -140,7 +142,8 @@ def _align(
     ratio = resolution_ratio(cg, fg)
     msg = (
         f"aligned {coarse.label} ({cg.describe()}) onto the fine grid ({fg.describe()}) with "
-        f"{resampling} resampling; ratio {ratio:.3f}"
+        f"{resampling} resampling; ground ratio {ratio:.3f} (FSDAF and Fit-FC use its native "
+        "pixels)"
     )
     log.info(msg)
     notes.append(msg)
@@ -258,9 +261,13 @@ def open_scene(
     if ratios:
         measured = float(np.mean(ratios))
         if ratio is not None and abs(ratio - measured) > 0.05 * measured:
-            raise InvalidParameterError(
-                f"ratio={ratio} was given but the coarse grid says {measured:.3f}; leave the "
-                "ratio out for coarse images on their own grid."
+            warnings.warn(
+                f"ratio={ratio:g} was given; the coarse grid's ground ratio (sqrt of coarse / "
+                f"fine pixel area at the scene centre) is {measured:.4g}. Using {ratio:g} as "
+                "given (recorded in STFUSION_RATIO and used for ERGAS); leave the ratio out to "
+                "use the measured one.",
+                STFusionWarning,
+                stacklevel=2,
             )
         ratio = measured if ratio is None else ratio
     if ratio is not None and not (ratio > 0 and np.isfinite(ratio)):

@@ -244,6 +244,8 @@ class FusionMethod:
                     # fit() has warned about these inputs already: once per run, not per call.
                     warnings.filterwarnings("ignore", r"\d+ inputs without full georeferencing",
                                             STFusionWarning)  # fmt: skip
+                # fit() has warned about a ratio override already.
+                warnings.filterwarnings("ignore", r"ratio=\S+ was given", STFusionWarning)
                 target = open_scene(
                     [(p[0], p[1]) for p in scene.pairs], coarse_target,
                     coarse_scaling=scaling, ratio=scene.ratio, check=False,

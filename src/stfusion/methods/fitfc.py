@@ -22,7 +22,10 @@ which quotes the paper's SF/RC formula; verify the numbering against the paper.
 
 Coarse pixels are ``R x R`` blocks of the fine grid anchored at the scene origin
 (:mod:`stfusion.coarse`; partial blocks at the right and bottom edges), R the integer
-resolution ratio. The regression and the residual are scene-wide (``fit``/``prepare``); a
+resolution ratio; for a coarse image on its own grid they are its native pixels
+(:class:`stfusion.coarse.NativeGrid`: native values, each fine pixel takes the coefficients of
+the native pixel holding its centre, the residual is interpolated in the native grid's pixel
+coordinates). The regression and the residual are scene-wide (``fit``/``prepare``); a
 window only needs a halo of ``window // 2`` fine pixels, so tiled runs equal whole-scene runs.
 
 Invalid data. A coarse pixel is the mean of its valid fine-grid values; the regression uses
@@ -81,7 +84,7 @@ import numpy as np
 from rasterio.windows import Window
 
 from stfusion.bands import require_roles, resolve_band_roles
-from stfusion.coarse import block_mean, integer_ratio
+from stfusion.coarse import NativeGrid, block_mean, cubic_at, integer_ratio, native_grid
 from stfusion.errors import InvalidParameterError
 from stfusion.io import Source
 from stfusion.kernels.fitfc import (
@@ -208,17 +211,26 @@ class FitFC(FusionMethod):
         return np.asarray(out, dtype=np.int64)
 
     def _fit(self, scene: Scene) -> None:
-        self.r_ = integer_ratio(self.ratio_, "fitfc")
+        # Native coarse pixels for a coarse image on its own grid, else R x R blocks.
+        self.native_: NativeGrid | None = native_grid(scene.pairs[0][1], scene.grid, self.ratio_)
+        self.r_ = (
+            self.native_.r if self.native_ is not None else integer_ratio(self.ratio_, "fitfc")
+        )
         # Logged for the record only: no Fit-FC constant carries a unit.
         fine = scene.pairs[0][0]
         self.variable_ = resolve_variable(
             str(self.variable), fine.sample(1 << 16), scene.count, "fitfc"
         )
         self.similarity_idx_ = self._similarity_indices(scene)
-        self.c1_ = coarse_pixels(scene.pairs[0][1], self.r_)
+        self.c1_ = self._coarse_pixels(scene.pairs[0][1])
+
+    def _coarse_pixels(self, source: Source) -> np.ndarray:
+        if self.native_ is not None:
+            return self.native_.values(source).astype(np.float32)
+        return coarse_pixels(source, self.r_)
 
     def _prepare(self, target: Source) -> None:
-        c2 = coarse_pixels(target, self.r_)
+        c2 = self._coarse_pixels(target)
         a = np.empty(c2.shape, dtype=np.float64)
         b = np.empty(c2.shape, dtype=np.float64)
         local_regression(self.c1_, c2, int(self.regression_window) // 2, a, b)
@@ -239,12 +251,23 @@ class FitFC(FusionMethod):
         c0 = self.target_.read(window, 0)
         rows = int(window.row_off) - half + np.arange(f1.shape[1])
         cols = int(window.col_off) - half + np.arange(f1.shape[2])
-        # Halo rows/cols outside the scene have NaN F1; clipping only keeps indices legal.
-        bi = np.clip(rows // r, 0, self.a_.shape[1] - 1)
-        bj = np.clip(cols // r, 0, self.a_.shape[2] - 1)
-        a = self.a_[:, bi][:, :, bj]
-        b = self.b_[:, bi][:, :, bj]
-        res = cubic_upsample(self.residual_filled_, r, rows, cols).astype(np.float32)
+        if self.native_ is not None:
+            # Each fine pixel takes its native coarse pixel's coefficients; the residual is
+            # interpolated at its position in the native grid's pixel coordinates.
+            ci, cj, py, px = self.native_.index(
+                Window(int(window.col_off) - half, int(window.row_off) - half,
+                       f1.shape[2], f1.shape[1])
+            )  # fmt: skip
+            a = self.a_[:, ci, cj]
+            b = self.b_[:, ci, cj]
+            res = cubic_at(self.residual_filled_, py, px).astype(np.float32)
+        else:
+            # Halo rows/cols outside the scene have NaN F1; clipping only keeps indices legal.
+            bi = np.clip(rows // r, 0, self.a_.shape[1] - 1)
+            bj = np.clip(cols // r, 0, self.a_.shape[2] - 1)
+            a = self.a_[:, bi][:, :, bj]
+            b = self.b_[:, bi][:, :, bj]
+            res = cubic_upsample(self.residual_filled_, r, rows, cols).astype(np.float32)
         pred = a * f1 + b + res
         feat = np.ascontiguousarray(f1[self.similarity_idx_])
         usable = np.isfinite(pred).all(axis=0) & np.isfinite(feat).all(axis=0)

@@ -6,7 +6,10 @@ of Environment 172, 165-177.
 
 One pair (F1, C1) and the coarse target C2, all on the fine grid; coarse pixels are the
 ``R x R`` blocks of the fine grid anchored at its origin (:mod:`stfusion.coarse`), ``R`` the
-resolution ratio, ``m`` the number of fine pixels in a coarse pixel. The paper's six steps
+resolution ratio, or, for a coarse image on its own grid, its native pixels
+(:class:`stfusion.coarse.NativeGrid`: native values, the spline in the native grid's pixel
+coordinates, cut native pixels out of the unmixing); ``m`` the number of fine pixels in a
+coarse pixel. The paper's six steps
 (section 2; the formulas below are the paper's, written with its symbols; equation numbers
 are not given because the paper's text could not be consulted to check them):
 
@@ -101,9 +104,21 @@ from typing import Any, ClassVar
 import numpy as np
 from rasterio.windows import Window
 
-from stfusion.coarse import block_mean, block_shape, integer_ratio
+from stfusion.coarse import (
+    NativeGrid,
+    block_mean,
+    block_shape,
+    integer_ratio,
+    native_grid,
+    window_region,
+)
 from stfusion.errors import EmptyInputError, InvalidParameterError
 from stfusion.io import FileSource, Grid, Source
+from stfusion.kernels.coarse import (
+    distribute_residual_mapped,
+    tps_eval_points_global,
+    tps_eval_points_local,
+)
 from stfusion.kernels.fsdaf import (
     distribute_residual,
     homogeneity_index,
@@ -356,6 +371,8 @@ def fit_spline(values: np.ndarray, r: int, shape: tuple[int, int], radius: int) 
         i0, j0 = members[0]
         mask = windows[i0, j0].ravel()
         kidx = np.flatnonzero(mask)
+        if kidx.size == 0:
+            continue  # no valid centre near (native pixels beyond the coarse file): NaN
         ka, kb = kidx // side, kidx % side
         u = rel_y[i0, ka]
         v = rel_x[j0, kb]
@@ -527,7 +544,9 @@ class FSDAF(FusionMethod):
 
     def halo(self) -> int:
         r = getattr(self, "r_", 1)
-        return int(self.window) // 2 + r + r // 2
+        native = getattr(self, "native_", None)
+        reach = native.reach if native is not None else r  # a coarse pixel's extent
+        return int(self.window) // 2 + reach + r // 2
 
     def bytes_per_pixel(self, bands: int, pairs: int) -> float:
         # F1 + region copy, spline (f64), change, output (f64), C1/C2; labels, HI, masks
@@ -536,10 +555,13 @@ class FSDAF(FusionMethod):
     # ------------------------------------------------------------------------------ fit
 
     def _fit(self, scene: Scene) -> None:
-        r = integer_ratio(self.ratio_, "fsdaf")
-        self.r_ = r
         fine, coarse = scene.pairs[0]
         grid = scene.grid
+        # Native coarse pixels for a coarse image on its own grid, else R x R blocks.
+        self.native_: NativeGrid | None = native_grid(coarse, grid, self.ratio_)
+        native = self.native_
+        r = native.r if native is not None else integer_ratio(self.ratio_, "fsdaf")
+        self.r_ = r
         spec = _class_spec(self.classes)
         self.class_map_: FileSource | None = None
         if isinstance(spec, int):
@@ -550,7 +572,7 @@ class FSDAF(FusionMethod):
             self.class_values_ = _class_values(self.class_map_)
         n_classes = len(self.class_values_)
         self.n_classes_ = n_classes
-        bh, bw = block_shape(grid.shape, r)
+        bh, bw = native.shape if native is not None else block_shape(grid.shape, r)
         nb = scene.count
         counts = np.zeros(bh * bw * n_classes, dtype=np.int64)
         c1m = np.empty((nb, bh, bw), dtype=np.float64)
@@ -565,11 +587,14 @@ class FSDAF(FusionMethod):
             lab = self._labels(f, win, 0)
             ok = lab >= 0
             row = int(win.row_off)
-            bi = (row + np.arange(f.shape[1])) // r
-            bj = np.arange(f.shape[2]) // r
-            flat = (bi[:, None] * bw + bj[None, :]) * n_classes + lab
+            if native is not None:
+                flat = native.flat_index(win) * n_classes + lab
+            else:
+                bi = (row + np.arange(f.shape[1])) // r
+                bj = np.arange(f.shape[2]) // r
+                flat = (bi[:, None] * bw + bj[None, :]) * n_classes + lab
+                c1m[:, row // r : row // r + -(-f.shape[1] // r)] = block_mean(coarse.read(win), r)
             counts += np.bincount(flat[ok], minlength=counts.size)
-            c1m[:, row // r : row // r + -(-f.shape[1] // r)] = block_mean(coarse.read(win), r)
             v = f[:, ok].astype(np.float64)
             s0 += v.shape[1]
             s1 += v.sum(axis=1)
@@ -590,13 +615,16 @@ class FSDAF(FusionMethod):
         mean = s1 / s0
         sd = np.sqrt(np.maximum(s2 / s0 - mean * mean, 0.0))
         self.counts_ = counts.reshape(bh, bw, n_classes)
-        self.coarse1_ = c1m
+        self.coarse1_ = native.values(coarse) if native is not None else c1m
         self.fine_std_ = sd
         self.class_min_ = cmin
         self.class_max_ = cmax
-        rows = np.minimum(np.arange(bh) * r + r, grid.height) - np.arange(bh) * r
-        cols = np.minimum(np.arange(bw) * r + r, grid.width) - np.arange(bw) * r
-        self.block_pixels_ = rows[:, None] * cols[None, :]
+        if native is not None:
+            self.block_pixels_ = native.pixels
+        else:
+            rows = np.minimum(np.arange(bh) * r + r, grid.height) - np.arange(bh) * r
+            cols = np.minimum(np.arange(bw) * r + r, grid.width) - np.arange(bw) * r
+            self.block_pixels_ = rows[:, None] * cols[None, :]
         rng = _parse_range(self.valid_range)
         var = resolve_variable(
             str(self.variable), np.concatenate(sample, axis=1), scene.count, "fsdaf"
@@ -638,20 +666,28 @@ class FSDAF(FusionMethod):
         c2m = np.empty((nb, bh, bw), dtype=np.float64)
         tmin = np.full(nb, np.inf)
         tmax = np.full(nb, -np.inf)
+        native = self.native_
         for win in _strips(grid, r):
             t = target.read(win)
             row = int(win.row_off)
-            c2m[:, row // r : row // r + -(-t.shape[1] // r)] = block_mean(t, r)
+            if native is None:
+                c2m[:, row // r : row // r + -(-t.shape[1] // r)] = block_mean(t, r)
             for b in range(nb):
                 tb = t[b][np.isfinite(t[b])]
                 if tb.size:
                     tmin[b] = min(tmin[b], float(tb.min()))
                     tmax[b] = max(tmax[b], float(tb.max()))
+        if native is not None:
+            c2m = native.values(target)
         dc = c2m - self.coarse1_  # (band, bh, bw)
         counts = self.counts_.reshape(bh * bw, -1).astype(np.float64)
-        npix = self.block_pixels_.reshape(-1).astype(np.float64)
+        npix = np.maximum(self.block_pixels_.reshape(-1), 1).astype(np.float64)  # native: 0
         fractions = counts / npix[:, None]
         complete = fractions.sum(axis=1) > COMPLETE_FRACTION
+        if native is not None:
+            # A native pixel cut by the scene edge has a value from ground the fine image
+            # does not show: not a pure pixel for the unmixing.
+            complete &= native.whole.reshape(-1)
         change = np.empty((self.n_classes_, nb))
         for b in range(nb):
             d = dc[b].reshape(-1)
@@ -679,7 +715,10 @@ class FSDAF(FusionMethod):
             lo = np.maximum(lo, self.valid_range_[0])
             hi = np.minimum(hi, self.valid_range_[1])
         self.allowed_ = (lo, hi)
-        self.spline_ = fit_spline(c2m, r, grid.shape, int(self.spline_radius))
+        if native is not None:  # in coarse-pixel coordinates of the native grid
+            self.spline_ = fit_spline(c2m, 1, native.shape, int(self.spline_radius))
+        else:
+            self.spline_ = fit_spline(c2m, r, grid.shape, int(self.spline_radius))
 
     # -------------------------------------------------------------------------- predict
 
@@ -702,20 +741,29 @@ class FSDAF(FusionMethod):
         row0, col0 = int(window.row_off), int(window.col_off)
         h, w = int(window.height), int(window.width)
         height, width = self.grid_.shape
+        native = self.native_
         # Whole coarse pixels covering the window and its smoothing neighbourhood.
-        by0 = max(0, (row0 - half) // r * r)
-        by1 = min(height, -(-(row0 + h + half) // r) * r)
-        bx0 = max(0, (col0 - half) // r * r)
-        bx1 = min(width, -(-(col0 + w + half) // r) * r)
+        if native is not None:
+            by0, by1, bx0, bx1 = window_region(native, window, half)
+        else:
+            by0 = max(0, (row0 - half) // r * r)
+            by1 = min(height, -(-(row0 + h + half) // r) * r)
+            bx0 = max(0, (col0 - half) // r * r)
+            bx1 = min(width, -(-(col0 + w + half) // r) * r)
         ry0, ry1 = by0 - row0 + pad, by1 - row0 + pad
         rx0, rx1 = bx0 - col0 + pad, bx1 - col0 + pad
         hi = np.empty((ry1 - ry0, rx1 - rx0), dtype=np.float32)
         homogeneity_index(lab, r // 2, ry0, ry1, rx0, rx1, hi)
-        sp = self.spline_.evaluate(by0, bx0, by1 - by0, bx1 - bx0)
         fr = f1[:, ry0:ry1, rx0:rx1]
         lr = lab[ry0:ry1, rx0:rx1]
-        resid = self.residual_[by0 // r : -(-by1 // r), bx0 // r : -(-bx1 // r)]
-        change = residual_change(fr, lr, hi, sp, self.class_change_, resid, r, *self.allowed_)
+        if native is not None:
+            change = self._native_change(fr, lr, hi, Window(bx0, by0, bx1 - bx0, by1 - by0))
+        else:
+            sp = self.spline_.evaluate(by0, bx0, by1 - by0, bx1 - bx0)
+            resid = self.residual_[by0 // r : -(-by1 // r), bx0 // r : -(-bx1 // r)]
+            change = residual_change(
+                fr, lr, hi, sp, self.class_change_, resid, r, *self.allowed_
+            )
         sd = self.fine_std_
         thr = sd * 2.0 / self.n_classes_
         inv_sd = np.where(sd > 0, 1.0 / np.where(sd > 0, sd, 1.0), 0.0)
@@ -735,6 +783,40 @@ class FSDAF(FusionMethod):
             out = np.where(bad, np.clip(np.where(np.isfinite(alt), alt, out), lo, hi_v), out)
             fell |= bad
         return out.astype(np.float32), fell.any(axis=0)
+
+
+    def _native_change(
+        self, fr: np.ndarray, lr: np.ndarray, hi: np.ndarray, region: Window
+    ) -> np.ndarray:
+        """Steps 4-5 on native coarse pixels: the spline at each fine pixel's coarse-pixel
+        coordinates and the residual distributed over each native pixel's fine pixels."""
+        native = self.native_
+        assert native is not None
+        ci, cj, py, px = native.index(region)
+        spl = self.spline_
+        sp = np.empty(fr.shape, dtype=np.float64)
+        if spl.radius == 0:
+            assert spl.py is not None and spl.px is not None
+            tps_eval_points_global(
+                py, px, spl.py, spl.px, spl.weights, spl.affine, spl.yref, spl.xref, sp
+            )
+        else:
+            tps_eval_points_local(py, px, ci, cj, spl.radius, spl.weights, spl.affine, sp)
+        out = np.empty(fr.shape, dtype=np.float32)
+        lo, hi_allow = self.allowed_
+        distribute_residual_mapped(
+            np.ascontiguousarray(fr, dtype=np.float32),
+            np.ascontiguousarray(lr, dtype=np.int32),
+            np.ascontiguousarray(hi, dtype=np.float32),
+            sp,
+            np.ascontiguousarray(self.class_change_, dtype=np.float64),
+            np.ascontiguousarray(self.residual_.reshape(-1, fr.shape[0]), dtype=np.float64),
+            np.ascontiguousarray(ci * native.shape[1] + cj),
+            np.asarray(lo, dtype=np.float64),
+            np.asarray(hi_allow, dtype=np.float64),
+            out,
+        )
+        return out
 
 
 # ---------------------------------------------------------------------------------- helpers
