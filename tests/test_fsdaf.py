@@ -141,7 +141,9 @@ def test_residual_distribution_matches_reference(fitted_crop: tuple[FSDAF, dict]
     assert got == pytest.approx(residual[0, 0, 0], abs=1e-6)
 
 
-def test_smoothing_matches_reference(fitted_crop: tuple[FSDAF, dict]) -> None:
+@pytest.mark.parametrize("final", ["paper", "idl"])
+def test_smoothing_matches_reference(fitted_crop: tuple[FSDAF, dict], final: str) -> None:
+    """Real lgc crop (SVM classes): the fast final step equals the literal reference."""
     m, d = fitted_crop
     f1 = d["f1"][:, 8:40, 8:40].copy()
     labels = d["cls"][8:40, 8:40].copy()
@@ -150,11 +152,45 @@ def test_smoothing_matches_reference(fitted_crop: tuple[FSDAF, dict]) -> None:
     change = np.random.default_rng(0).normal(0, 0.02, f1.shape).astype(np.float32)
     change[1, 20, 20] = np.nan
     thr = m.fine_std_ * 2.0 / m.n_classes_
-    inv_sd = 1.0 / m.fine_std_
-    fast = smooth(f1, change, labels, 4, 6, thr, inv_sd)
-    ref = smooth_ref(f1, change, labels, 4, 6, thr, inv_sd)
-    np.testing.assert_allclose(fast, ref, rtol=1e-5, atol=1e-6, equal_nan=True)
+    fast = smooth(f1, change, labels, 4, 6, thr, final)
+    ref = smooth_ref(f1, change, labels, 4, 6, thr, final)
+    np.testing.assert_allclose(fast, ref, rtol=1e-12, atol=1e-12, equal_nan=True)
     assert np.isnan(fast[:, 3, 4]).all() and np.isfinite(fast[:, 3, 5]).all()
+    # an unlabelled centre: no same-class pixel (paper), any class within the threshold (idl)
+    assert np.isnan(fast[:, 10, 11]).all() == (final == "paper")
+
+
+@pytest.mark.parametrize("final", ["paper", "idl"])
+def test_smoothing_matches_reference_on_random_data(final: str) -> None:
+    """Random spectra (some exactly repeated, so ranking ties occur), NaNs in F1 and in the
+    change, unlabelled pixels, windows clipped at the edges."""
+    rng = np.random.default_rng(11)
+    f1 = rng.uniform(0.02, 0.5, (3, 23, 19)).astype(np.float32)
+    f1[:, 5:8, 5:8] = f1[:, 5:6, 5:6]  # identical spectra: ties broken by distance, order
+    f1[:, rng.random((23, 19)) < 0.05] = np.nan
+    f1[2, 12, 3] = np.nan  # one band only
+    labels = rng.integers(-1, 3, (23, 19)).astype(np.int32)
+    change = rng.normal(0, 0.03, f1.shape).astype(np.float32)
+    change[0, rng.random((23, 19)) < 0.05] = np.nan
+    thr = np.array([0.12, 0.1, 0.15])
+    for half, n in ((3, 5), (5, 20), (0, 1)):
+        fast = smooth(f1, change, labels, half, n, thr, final)
+        ref = smooth_ref(f1, change, labels, half, n, thr, final)
+        np.testing.assert_allclose(fast, ref, rtol=1e-12, atol=1e-12, equal_nan=True)
+    fast = smooth(f1, change, labels, 3, 5, thr, final, region=(4, 2, 9, 11))
+    np.testing.assert_array_equal(fast, smooth(f1, change, labels, 3, 5, thr, final)[:, 4:13, 2:13])
+
+
+def test_final_rules_differ_from_each_other() -> None:
+    """The paper's and the program's rules choose different neighbours (not a renamed copy)."""
+    rng = np.random.default_rng(2)
+    f1 = rng.uniform(0.05, 0.4, (2, 15, 15)).astype(np.float32)
+    labels = rng.integers(0, 3, (15, 15)).astype(np.int32)
+    change = rng.normal(0, 0.03, f1.shape).astype(np.float32)
+    thr = np.array([0.1, 0.1])
+    a = smooth(f1, change, labels, 4, 8, thr, "paper")
+    b = smooth(f1, change, labels, 4, 8, thr, "idl")
+    assert np.nanmax(np.abs(a - b)) > 1e-3
 
 
 def test_class_fractions_match_reference(fitted_crop: tuple[FSDAF, dict]) -> None:

@@ -105,6 +105,8 @@ from stfusion.coarse import block_mean, block_shape, integer_ratio
 from stfusion.errors import EmptyInputError, InvalidParameterError
 from stfusion.io import FileSource, Grid, Source
 from stfusion.kernels.fsdaf import (
+    FINAL_IDL,
+    FINAL_PAPER,
     distribute_residual,
     homogeneity_index,
     kmeans_step,
@@ -128,6 +130,8 @@ GLOBAL_SPLINE_MAX = 3000
 #: F1 pixels sampled (decimated grid) to fit the k-means centres.
 KMEANS_SAMPLE = 1 << 16
 STRIP_ROWS = 512
+#: ``final`` choices: the paper's similar-pixel rule or the IDL program's.
+FINAL_MODES = {"paper": FINAL_PAPER, "idl": FINAL_IDL}
 
 
 # ----------------------------------------------------------------------------- classification
@@ -420,20 +424,24 @@ def smooth(
     half: int,
     n_similar: int,
     thr: np.ndarray,
-    inv_sd: np.ndarray,
+    final: str = "paper",
     region: tuple[int, int, int, int] | None = None,
 ) -> np.ndarray:
     """Similar-pixel prediction (paper step 6) for ``region`` = (y0, x0, h, w) of the
-    arrays (default: all pixels); windows clipped to the arrays."""
+    arrays (default: all pixels); windows clipped to the arrays. ``final``: ``paper``
+    (same class, eq. 21 ranking, 1/D weights) or ``idl`` (FSDAF.pro's rule, threshold
+    ``thr`` per band); see :func:`stfusion.kernels.fsdaf.similar_smooth`."""
     f = np.ascontiguousarray(f1, dtype=np.float32)
     c = np.ascontiguousarray(change, dtype=np.float32)
+    lab = np.ascontiguousarray(labels, dtype=np.int32)
     fvalid = np.isfinite(f).all(axis=0)
-    cvalid = fvalid & (np.asarray(labels) >= 0) & np.isfinite(c).all(axis=0)
+    cvalid = fvalid & (lab >= 0) & np.isfinite(c).all(axis=0)
     y0, x0, h, w = region if region is not None else (0, 0, f.shape[1], f.shape[2])
     out = np.empty((f.shape[0], h, w))
+    mode = FINAL_MODES[final]
     similar_smooth(
-        f, c, fvalid, cvalid, np.asarray(thr, dtype=np.float64),
-        np.asarray(inv_sd, dtype=np.float64), int(half), int(n_similar), y0, x0, out,
+        f, c, lab, fvalid, cvalid, np.asarray(thr, dtype=np.float64), int(half),
+        int(n_similar), mode, y0, x0, out,
     )  # fmt: skip
     return out
 
@@ -495,6 +503,11 @@ class FSDAF(FusionMethod):
               "similar-pixel window (odd); 41 = the reference's half window 20",
               scene_bound="fine"),
         Param("similar", 20, int, "pixels", "number of similar pixels used per fine pixel"),
+        Param("final", "paper", str, "",
+              "similar-pixel rule of the final step: paper (same class, ranked by eq. 21 "
+              "sum |dF1|/F1, weights 1/D) or idl (FSDAF.pro: threshold 2 std / classes in "
+              "every band, ranked by (S + 1e-5)(10 + d/w), weights 1/((1 + d/w)(1 + S)))",
+              choices=("paper", "idl")),
         Param("pure", 100, int, "coarse pixels",
               "purest coarse pixels per class used to unmix the class changes"),
         Param("spline_radius", 4, int, "coarse pixels",
@@ -716,11 +729,9 @@ class FSDAF(FusionMethod):
         lr = lab[ry0:ry1, rx0:rx1]
         resid = self.residual_[by0 // r : -(-by1 // r), bx0 // r : -(-bx1 // r)]
         change = residual_change(fr, lr, hi, sp, self.class_change_, resid, r, *self.allowed_)
-        sd = self.fine_std_
-        thr = sd * 2.0 / self.n_classes_
-        inv_sd = np.where(sd > 0, 1.0 / np.where(sd > 0, sd, 1.0), 0.0)
+        thr = self.fine_std_ * 2.0 / self.n_classes_
         out = smooth(
-            fr, change, lr, half, int(self.similar), thr, inv_sd,
+            fr, change, lr, half, int(self.similar), thr, str(self.final),
             (row0 - by0, col0 - bx0, h, w),
         )  # fmt: skip
         f1c = f1[:, pad : pad + h, pad : pad + w].astype(np.float64)
