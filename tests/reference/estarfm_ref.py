@@ -193,8 +193,9 @@ def predict(
     thr_scene = scene_thresholds([F1, F2], classes) if threshold == "scene" else None
     if regression == "coarse-pixel":
         assert ratio is not None
-        rx1, rx2 = coarse_pixel_values(np.asarray(C1), ratio), coarse_pixel_values(
-            np.asarray(C2), ratio
+        rx1, rx2 = (
+            coarse_pixel_values(np.asarray(C1), ratio),
+            coarse_pixel_values(np.asarray(C2), ratio),
         )
     else:
         rx1, rx2 = c1, c2
