@@ -10,9 +10,13 @@ resolution ratio, ``m`` the number of fine pixels in a coarse pixel. The paper's
 (section 2; the formulas below are the paper's, written with its symbols; equation numbers
 are not given because the paper's text could not be consulted to check them):
 
-1. Classify F1. ``classes=k`` runs k-means on F1 (scene-wide, seeded), or
-   ``classes=<path>`` reads a class map on the fine grid. Every pixel with a valid F1 gets
-   the nearest class centre, so labels are per pixel and tiling cannot change them.
+1. Classify F1. ``classes="4-6"`` (default) runs ISODATA ending with 4 to 6 classes (the
+   paper classifies with ISODATA; FSDAF.pro calls ENVI's ISODATA with min_class 4,
+   max_class 6, merge distance and split deviation 0.05 DN_max, 200 pixels per class, 20
+   iterations; see :func:`isodata`), ``classes=k`` runs k-means with k classes (both
+   scene-wide, on ~2^16 pixels of F1, seeded), or ``classes=<path>`` reads a class map on
+   the fine grid. Every pixel with a valid F1 gets the nearest class centre, so labels are
+   per pixel and tiling cannot change them.
 2. Class-level temporal change. Class fractions per coarse pixel ``f_c = N_c / m`` (in
    ``fit``); the change ``Delta F(c)`` of each class from the linear mixture
    ``Delta C = sum_c f_c Delta F(c)``, ``Delta C = C2 - C1`` per coarse pixel, by least
@@ -31,10 +35,16 @@ are not given because the paper's text could not be consulted to check them):
    pixel around the pixel (``(2 (R // 2) + 1)^2`` fine pixels), ``CW = E_ho HI + E_he (1 -
    HI)``, ``W = CW / sum CW`` over the coarse pixel, ``r = m R W``, ``Delta F = Delta F(c) +
    r``.
-6. Final prediction with similar pixels: in a ``window`` x ``window`` neighbourhood, pixels
-   whose F1 differs from the centre's by at most ``2 sigma_b / k`` in every band (sigma_b:
-   scene-wide std of F1, k: number of classes); the ``similar`` most similar are used with
-   ``w_k = (1 / D_k) / sum (1 / D_k)``, ``D_k = 1 + d_k / (window // 2)``:
+6. Final prediction with similar pixels (``final``; kernel
+   :func:`stfusion.kernels.fsdaf.similar_smooth`). Spectral difference of a neighbour k
+   (the paper's eq. 21, as the issue cites it): ``S_k = sum_b |F1_k,b - F1_c,b| / F1_c,b``
+   (``|F1_c,b| + 1e-8`` as the divisor, FSDAF.pro's guard). ``final="paper"`` (default):
+   the ``similar`` pixels of the centre's class in the ``window`` x ``window``
+   neighbourhood with the smallest S_k, weighted ``w_k = (1 / D_k) / sum (1 / D_k)``,
+   ``D_k = 1 + d_k / (window // 2)``. ``final="idl"`` (FSDAF.pro, final prediction
+   block): neighbours of any class with ``|F1_k,b - F1_c,b| < 2 sigma_b / k`` in every
+   band (sigma_b: std of F1, k: number of classes) ranked by ``(S_k + 1e-5) (10 + d_k /
+   w)``, weighted ``1 / ((1 + d_k / w) (1 + S_k))``, ``w = window // 2``. Both:
    ``F2 = F1 + sum_k w_k Delta F_k``.
 
 Scene-wide state: step 1 and the class fractions in ``fit``; steps 2-3 and the spline
@@ -61,9 +71,10 @@ Python port behaves the same):
 =========================  =====================================  ============================
 item                       stfusion                               IDL reference
 =========================  =====================================  ============================
-classification             k-means (k-means++ seeding, seeded,    ENVI ISODATA, 4 to 6 classes
-                           fitted on ~2^16 pixels of F1) with     (paper: ISODATA); the
-                           ``classes`` classes, or a class map    Python port: own ISODATA
+classification             ISODATA 4-6 classes started from a     ENVI ISODATA, 4 to 6 classes
+                           seeded k-means (or k-means with        (paper: ISODATA); the
+                           ``classes=k``, or a class map), on     Python port: own ISODATA
+                           ~2^16 pixels of F1
 processing blocks          none: every coarse quantity over the   30 x 30 coarse-pixel blocks,
                            scene, per-pixel steps per window      each with its own unmixing,
                                                                   spline, std and classes
@@ -78,11 +89,14 @@ residual weights           paper's CW, W, r with the reference's  same guards, p
                            -> 0, weights > 10 x mean -> mean
 class without pure pixels  fraction-weighted mean of Delta C      not determined by the data
                                                                   (CONSTRAINED_MIN's result)
-similar-pixel ranking      ``sum_b |dF1_b| / sigma_b``, ties:     ``sum_b |dF1_b| / F1_b``
-                           nearer first                           times ``10 + d / w``
-similar-pixel weights      ``1 / (1 + d / (window // 2))``        same times the spectral term
-                           (paper)                                ``1 / (1 + S)``
-similarity threshold       ``<= 2 sigma / k`` (paper, STARFM)     ``< 2 sigma / k``
+similar pixels             ``final=paper``: same class, no        any class, ``< 2 sigma / k``
+                           threshold; ``final=idl``: as IDL       (per block std and classes)
+                           (scene-wide std and classes)
+similar-pixel ranking      paper: ``S``; idl: as IDL; ties:       ``(S + 1e-5)(10 + d / w)``,
+                           nearer first, then scan order          IDL ``sort`` (ties unstated)
+similar-pixel weights      paper: ``1 / (1 + d / w)``; idl: as    ``1 / ((1 + d / w)(1 + S))``
+                           IDL                                    (d + 1e-5 at cut windows)
+S divisor                  ``|F1_c| + 1e-8``                      ``F1_c + 1e-8`` (signed)
 allowed range              ``valid_range`` (auto: from            DN_min, DN_max (0, 10000)
                            ``variable``); ``F1 + Delta F`` within
                            [min, max] of C2 and F2_TP as in the
