@@ -31,11 +31,13 @@ def crop(d: dict[str, np.ndarray], r: int, c: int, n: int) -> list[np.ndarray]:
     return [d[k][:, r : r + n, c : c + n].copy() for k in ("F1", "C1", "F2", "C2", "C0")]
 
 
-def fast(imgs: list[np.ndarray], **kw: object) -> tuple[np.ndarray, ESTARFM]:
+def fast(
+    imgs: list[np.ndarray], ratio: float | None = None, **kw: object
+) -> tuple[np.ndarray, ESTARFM]:
     f1, c1, f2, c2, c0 = imgs
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        m = ESTARFM(**kw).fit([(f1, c1), (f2, c2)])
+        m = ESTARFM(**kw).fit([(f1, c1), (f2, c2)], ratio=ratio)
         return m.predict(c0).values, m
 
 
@@ -44,6 +46,7 @@ def slow(imgs: list[np.ndarray], m: ESTARFM, paths: dict[str, int] | None = None
         *imgs, half=m.halo(), classes=m.classes, threshold=m.threshold,
         min_similar=m.min_similar, data_min=m.data_min_, data_max=m.data_max_,
         min_change=m.min_change_, alpha=m.alpha, v_max=m.v_max, paths=paths,
+        regression=m.regression, ratio=getattr(m, "r_", None),
     )  # fmt: skip
 
 
@@ -96,6 +99,39 @@ def test_matches_reference_with_nan(boreas):
     invalid = ~np.isfinite(np.stack(imgs)).all(axis=(0, 1))
     assert np.isnan(pred[:, invalid]).all()
     assert np.isfinite(pred[:, ~invalid]).all()
+
+
+@pytest.mark.parametrize(
+    ("r", "c", "ratio", "kw"),
+    [
+        (300, 60, 4, {"window": 7, "classes": 2.0, "min_similar": 4, "data_min": 0.02}),
+        (300, 60, 8, {"window": 9, "classes": 2.0, "min_similar": 4}),
+        # partial blocks at the edge
+        (50, 300, 5, {"window": 7, "threshold": "window", "classes": 2.0, "min_similar": 4}),
+    ],
+)
+def test_coarse_pixel_regression_matches_reference(boreas, r, c, ratio, kw):
+    """regression=coarse-pixel (the paper's V): the regression's coarse values are the
+    similar pixels' coarse-pixel (block-mean) values; equal to the literal reference, and
+    different from the window regression."""
+    imgs = crop(boreas, r, c, 22)
+    imgs[1][:, 2, 3] = np.nan  # a NaN inside a coarse pixel: the block mean skips it
+    pred, m = fast(imgs, ratio=ratio, regression="coarse-pixel", **kw)
+    paths: dict[str, int] = {}
+    np.testing.assert_allclose(pred, slow(imgs, m, paths), rtol=0, atol=2e-6)
+    assert paths.get("v", 0) > 0
+    window, _ = fast(imgs, **kw)
+    assert np.nanmax(np.abs(pred - window)) > 1e-4
+
+
+def test_coarse_pixel_regression_tiles_and_needs_the_ratio(boreas):
+    imgs = crop(boreas, 120, 40, 40)
+    with pytest.raises(InvalidParameterError, match="ratio"):
+        fast(imgs, regression="coarse-pixel", window=7)
+    f1, c1, f2, c2, c0 = imgs
+    m = ESTARFM(window=7, regression="coarse-pixel").fit([(f1, c1), (f2, c2)], ratio=16)
+    whole = m.predict(c0, window_size=40).values
+    np.testing.assert_array_equal(m.predict(c0, window_size=9, workers=2).values, whole)
 
 
 def test_spectral_correlation_matches_reference(boreas):
@@ -214,6 +250,7 @@ def test_one_pair_is_a_clear_error(boreas):
         {"data_min": 1.0, "data_max": 0.0},
         {"data_min": math.nan},
         {"bogus": 1},
+        {"regression": "pixel"},
     ],
 )
 def test_bad_parameters(kw):

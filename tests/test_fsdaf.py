@@ -31,6 +31,7 @@ from stfusion.methods.fsdaf import (
     FSDAF,
     fit_spline,
     homogeneity,
+    isodata,
     kmeans,
     residual_change,
     smooth,
@@ -141,7 +142,9 @@ def test_residual_distribution_matches_reference(fitted_crop: tuple[FSDAF, dict]
     assert got == pytest.approx(residual[0, 0, 0], abs=1e-6)
 
 
-def test_smoothing_matches_reference(fitted_crop: tuple[FSDAF, dict]) -> None:
+@pytest.mark.parametrize("final", ["paper", "idl"])
+def test_smoothing_matches_reference(fitted_crop: tuple[FSDAF, dict], final: str) -> None:
+    """Real lgc crop (SVM classes): the fast final step equals the literal reference."""
     m, d = fitted_crop
     f1 = d["f1"][:, 8:40, 8:40].copy()
     labels = d["cls"][8:40, 8:40].copy()
@@ -150,11 +153,45 @@ def test_smoothing_matches_reference(fitted_crop: tuple[FSDAF, dict]) -> None:
     change = np.random.default_rng(0).normal(0, 0.02, f1.shape).astype(np.float32)
     change[1, 20, 20] = np.nan
     thr = m.fine_std_ * 2.0 / m.n_classes_
-    inv_sd = 1.0 / m.fine_std_
-    fast = smooth(f1, change, labels, 4, 6, thr, inv_sd)
-    ref = smooth_ref(f1, change, labels, 4, 6, thr, inv_sd)
-    np.testing.assert_allclose(fast, ref, rtol=1e-5, atol=1e-6, equal_nan=True)
+    fast = smooth(f1, change, labels, 4, 6, thr, final)
+    ref = smooth_ref(f1, change, labels, 4, 6, thr, final)
+    np.testing.assert_allclose(fast, ref, rtol=1e-12, atol=1e-12, equal_nan=True)
     assert np.isnan(fast[:, 3, 4]).all() and np.isfinite(fast[:, 3, 5]).all()
+    # an unlabelled centre: no same-class pixel (paper), any class within the threshold (idl)
+    assert np.isnan(fast[:, 10, 11]).all() == (final == "paper")
+
+
+@pytest.mark.parametrize("final", ["paper", "idl"])
+def test_smoothing_matches_reference_on_random_data(final: str) -> None:
+    """Random spectra (some exactly repeated, so ranking ties occur), NaNs in F1 and in the
+    change, unlabelled pixels, windows clipped at the edges."""
+    rng = np.random.default_rng(11)
+    f1 = rng.uniform(0.02, 0.5, (3, 23, 19)).astype(np.float32)
+    f1[:, 5:8, 5:8] = f1[:, 5:6, 5:6]  # identical spectra: ties broken by distance, order
+    f1[:, rng.random((23, 19)) < 0.05] = np.nan
+    f1[2, 12, 3] = np.nan  # one band only
+    labels = rng.integers(-1, 3, (23, 19)).astype(np.int32)
+    change = rng.normal(0, 0.03, f1.shape).astype(np.float32)
+    change[0, rng.random((23, 19)) < 0.05] = np.nan
+    thr = np.array([0.12, 0.1, 0.15])
+    for half, n in ((3, 5), (5, 20), (0, 1)):
+        fast = smooth(f1, change, labels, half, n, thr, final)
+        ref = smooth_ref(f1, change, labels, half, n, thr, final)
+        np.testing.assert_allclose(fast, ref, rtol=1e-12, atol=1e-12, equal_nan=True)
+    fast = smooth(f1, change, labels, 3, 5, thr, final, region=(4, 2, 9, 11))
+    np.testing.assert_array_equal(fast, smooth(f1, change, labels, 3, 5, thr, final)[:, 4:13, 2:13])
+
+
+def test_final_rules_differ_from_each_other() -> None:
+    """The paper's and the program's rules choose different neighbours (not a renamed copy)."""
+    rng = np.random.default_rng(2)
+    f1 = rng.uniform(0.05, 0.4, (2, 15, 15)).astype(np.float32)
+    labels = rng.integers(0, 3, (15, 15)).astype(np.int32)
+    change = rng.normal(0, 0.03, f1.shape).astype(np.float32)
+    thr = np.array([0.1, 0.1])
+    a = smooth(f1, change, labels, 4, 8, thr, "paper")
+    b = smooth(f1, change, labels, 4, 8, thr, "idl")
+    assert np.nanmax(np.abs(a - b)) > 1e-3
 
 
 def test_class_fractions_match_reference(fitted_crop: tuple[FSDAF, dict]) -> None:
@@ -243,6 +280,50 @@ def test_kmeans_is_deterministic_and_finds_separated_clusters() -> None:
     assert len(kmeans(np.repeat(centres[:2], 10, axis=0), 3)) == 2  # fewer distinct points
 
 
+def test_isodata_merges_close_classes_deterministically() -> None:
+    """Three tight clusters, started from 6 k-means classes: the split halves of a cluster
+    lie closer than the merge distance and are merged; the result is seeded and ends
+    within [min, max]."""
+    rng = np.random.default_rng(0)
+    centres = np.array([[0.1, 0.2, 0.3], [0.4, 0.1, 0.2], [0.3, 0.5, 0.1]])
+    x = np.concatenate([c + rng.normal(0, 0.01, (400, 3)) for c in centres])
+    a = isodata(x, 2, 6, merge_distance=0.05, split_std=0.05, min_members=5, seed=3)
+    np.testing.assert_array_equal(a, isodata(x, 2, 6, 0.05, 0.05, 5, seed=3))
+    assert len(a) == 3
+    np.testing.assert_allclose(np.sort(a, axis=0), np.sort(centres, axis=0), atol=0.005)
+    # never fewer than min_k, never more than max_k
+    assert len(isodata(x, 4, 6, 0.05, 0.05, 5, seed=3)) == 4
+    assert len(isodata(x, 2, 6, 0.0, 0.05, 5, seed=3)) == 6  # nothing is close enough
+
+
+def test_isodata_splits_spread_classes_and_drops_small_ones() -> None:
+    """A class spread far beyond split_std is split while there is room below max_k; a class
+    with fewer than min_members members is dropped while more than min_k remain."""
+    rng = np.random.default_rng(1)
+    wide = np.column_stack([rng.uniform(0.0, 1.0, 2000), np.full(2000, 0.5)])
+    few = np.array([[5.0, 5.0]] * 3)
+    x = np.concatenate([wide, few])
+    got = isodata(x, 2, 5, merge_distance=0.01, split_std=0.1, min_members=10, seed=0)
+    assert 2 <= len(got) <= 5
+    assert not np.any(np.all(np.isclose(got, 5.0), axis=1))  # the 3-pixel class is gone
+    for seed in range(4):
+        k = len(isodata(x, 3, 4, 0.01, 0.1, 10, seed=seed))
+        assert 3 <= k <= 4
+
+
+@needs_lgc
+def test_isodata_default_on_lgc() -> None:
+    """The default classes='4-6' runs ISODATA (FSDAF.pro's 4 to 6 classes, merge/split at
+    0.05 reflectance), seeded and repeatable; an integer keeps plain k-means."""
+    d = lgc(0, 0, 240)
+    a = FSDAF().fit([(d["f1"], d["c1"])], ratio=R)
+    b = FSDAF().fit([(d["f1"], d["c1"])], ratio=R)
+    np.testing.assert_array_equal(a.centres_, b.centres_)
+    assert 4 <= a.n_classes_ <= 6
+    assert a.iso_thresholds_[:2] == (0.05, 0.05)
+    assert FSDAF(classes=5).fit([(d["f1"], d["c1"])], ratio=R).n_classes_ == 5
+
+
 # ---------------------------------------------------------------------------------- class map
 
 
@@ -288,7 +369,9 @@ def test_no_similar_pixel_falls_back_to_additive(tmp_path: Path) -> None:
 
 def test_parameters_are_checked() -> None:
     for bad in ({"window": 10}, {"classes": 0}, {"similar": 0}, {"spline_radius": -1},
-                {"valid_range": "1,0"}, {"valid_range": "x"}, {"classes": 2.5}):  # fmt: skip
+                {"valid_range": "1,0"}, {"valid_range": "x"}, {"classes": 2.5},
+                {"classes": "5-4"}, {"classes": "0-3"}, {"merge_distance": -1.0},
+                {"final": "both"}):  # fmt: skip
         with pytest.raises(InvalidParameterError):
             FSDAF(**bad)
     s = synthetic()

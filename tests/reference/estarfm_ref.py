@@ -30,7 +30,11 @@ Steps (one centre pixel c):
 6. Per band, the conversion coefficient V: linear regression of the 2n fine values
    (F_1(i), F_2(i)) on the 2n coarse values (C_1(i), C_2(i)) of the similar pixels. V is the
    slope when ``|mean C_1(i) - mean C_2(i)| >= min_change``, the regression's F-test p-value
-   is ``<= alpha`` and ``0 < slope <= v_max``; otherwise V = 1.
+   is ``<= alpha`` and ``0 < slope <= v_max``; otherwise V = 1. With
+   ``regression="coarse-pixel"`` (the paper's conversion coefficient between a fine pixel
+   and its coarse pixel) the coarse values of the regression (and of the min_change test)
+   are the similar pixels' coarse-pixel values: the mean of the finite values of C_k over
+   the ``ratio x ratio`` block (anchored at the array origin) the pixel lies in.
 7. Per band, ``F_k' = F_k(c) + V sum_i W_i (C_0(i) - C_k(i))`` and the prediction
    ``T_1 F_1' + T_2 F_2'``; a prediction ``<= data_min`` or ``>= data_max`` is replaced by
    ``T_1 sum W_i F_1(i) + T_2 sum W_i F_2(i)``.
@@ -134,6 +138,26 @@ def conversion_coefficient(
     return slope if p <= alpha else 1.0
 
 
+def coarse_pixel_values(c: np.ndarray, ratio: int) -> list[list[list[float]]]:
+    """Every pixel's coarse-pixel value: the mean of the finite values of its block."""
+    nb, h, w = c.shape
+    out = [[[math.nan] * w for _ in range(h)] for _ in range(nb)]
+    for b in range(nb):
+        for by in range(0, h, ratio):
+            for bx in range(0, w, ratio):
+                vals = [
+                    float(c[b, y, x])
+                    for y in range(by, min(h, by + ratio))
+                    for x in range(bx, min(w, bx + ratio))
+                    if math.isfinite(c[b, y, x])
+                ]
+                mean = math.fsum(vals) / len(vals) if vals else math.nan
+                for y in range(by, min(h, by + ratio)):
+                    for x in range(bx, min(w, bx + ratio)):
+                        out[b][y][x] = mean
+    return out
+
+
 def predict(
     F1: np.ndarray,
     C1: np.ndarray,
@@ -150,6 +174,8 @@ def predict(
     min_change: float = 0.0,
     alpha: float = 0.05,
     v_max: float = 5.0,
+    regression: str = "window",
+    ratio: int | None = None,
     paths: dict[str, int] | None = None,
 ) -> np.ndarray:
     """ESTARFM for whole ``(band, y, x)`` arrays, one pixel at a time (slow).
@@ -165,6 +191,14 @@ def predict(
     valid = [[all(math.isfinite(img[b][y][x]) for img in imgs for b in range(nb))
               for x in range(w)] for y in range(h)]  # fmt: skip
     thr_scene = scene_thresholds([F1, F2], classes) if threshold == "scene" else None
+    if regression == "coarse-pixel":
+        assert ratio is not None
+        rx1, rx2 = (
+            coarse_pixel_values(np.asarray(C1), ratio),
+            coarse_pixel_values(np.asarray(C2), ratio),
+        )
+    else:
+        rx1, rx2 = c1, c2
     out = np.full((nb, h, w), np.nan)
     for y in range(h):
         for x in range(w):
@@ -200,7 +234,7 @@ def predict(
                     out[b, y, x] = t1 * (f1[b][y][x] + m01) + t2 * (f2[b][y][x] + m02)
                     count["few"] = count.get("few", 0) + 1
                     continue
-                xs = [c1[b][i][j] for i, j in sim] + [c2[b][i][j] for i, j in sim]
+                xs = [rx1[b][i][j] for i, j in sim] + [rx2[b][i][j] for i, j in sim]
                 ys = [f1[b][i][j] for i, j in sim] + [f2[b][i][j] for i, j in sim]
                 v = conversion_coefficient(xs, ys, n, min_change, alpha, v_max)
                 key = "v1" if v == 1.0 else "v"

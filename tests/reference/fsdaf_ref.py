@@ -92,18 +92,34 @@ def smooth_ref(
     half: int,
     n_similar: int,
     thr: np.ndarray,
-    inv_sd: np.ndarray,
+    final: str = "paper",
 ) -> np.ndarray:
-    """Step 6 at every pixel: candidates in the window (clipped) with valid F1 and change
-    in every band, a label, and |F1_k - F1_c| <= thr_b in every band; sorted by
-    (sum_b |F1_k - F1_c| inv_sd_b, squared distance, scan order); the first ``n_similar``
-    with weights 1 / (1 + d / half), normalised; F2 = F1_c + sum w dF_k."""
+    """Step 6 at every pixel, window clipped to the array.
+
+    Usable neighbour k: a label, valid F1 and change in every band. Relative spectral
+    difference (paper eq. 21): S_k = sum_b |F1_k - F1_c| / (|F1_c| + 1e-8); d_k the
+    Euclidean distance in pixels.
+
+    final="paper" (paper eqs. 21-25): same label as the centre (an unlabelled centre has
+    none); sorted by (S_k, d_k^2, scan order); the first ``n_similar`` weighted by
+    1 / D_k, D_k = 1 + d_k / half.
+
+    final="idl" (FSDAF.pro's final prediction): any label, |F1_k - F1_c| < thr_b in every
+    band; sorted by ((S_k + 1e-5) (10 + d_k / half), d_k^2, scan order); weights
+    1 / ((1 + d_k / half) (1 + S_k)).
+
+    F2 = F1_c + sum w_k dF_k / sum w_k; NaN without a candidate or a valid centre.
+    """
     nb, h, w = f1.shape
     out = np.full((nb, h, w), np.nan)
+    hw = float(half) if half > 0 else 1.0
     for y in range(h):
         for x in range(w):
             if not np.isfinite(f1[:, y, x]).all():
                 continue
+            if final == "paper" and labels[y, x] < 0:
+                continue
+            fc = [float(f1[b, y, x]) for b in range(nb)]
             cands = []
             order = 0
             for yy in range(max(0, y - half), min(h, y + half + 1)):
@@ -113,21 +129,31 @@ def smooth_ref(
                         continue
                     if not np.isfinite(change[:, yy, xx]).all():
                         continue
-                    diffs = [abs(float(f1[b, yy, xx]) - float(f1[b, y, x])) for b in range(nb)]
-                    if any(diffs[b] > thr[b] for b in range(nb)):
+                    diffs = [abs(float(f1[b, yy, xx]) - fc[b]) for b in range(nb)]
+                    if final == "paper":
+                        if labels[yy, xx] != labels[y, x]:
+                            continue
+                    elif any(not diffs[b] < thr[b] for b in range(nb)):
                         continue
-                    key = sum(diffs[b] * inv_sd[b] for b in range(nb))
-                    d2 = (yy - y) ** 2 + (xx - x) ** 2
-                    cands.append((key, d2, order, yy, xx))
+                    s = 0.0
+                    for b in range(nb):
+                        s += diffs[b] * (1.0 / (abs(fc[b]) + 1e-8))
+                    d2 = float((yy - y) ** 2 + (xx - x) ** 2)
+                    dist = math.sqrt(d2)
+                    key = s if final == "paper" else (s + 1e-5) * (10.0 + dist / hw)
+                    cands.append((key, d2, order, yy, xx, s, dist))
             if not cands:
                 continue
             cands.sort()
             chosen = cands[:n_similar]
-            wts = [1.0 / (1.0 + math.sqrt(c[1]) / half) for c in chosen]
+            if final == "paper":
+                wts = [1.0 / (1.0 + c[6] / hw) for c in chosen]
+            else:
+                wts = [1.0 / ((1.0 + c[6] / hw) * (1.0 + c[5])) for c in chosen]
             total = sum(wts)
             for b in range(nb):
                 acc = sum(wv * float(change[b, c[3], c[4]]) for wv, c in zip(wts, chosen))
-                out[b, y, x] = float(f1[b, y, x]) + acc / total
+                out[b, y, x] = fc[b] + acc / total
     return out
 
 

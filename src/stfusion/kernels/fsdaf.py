@@ -301,16 +301,27 @@ def distribute_residual(
                     out[b, y, x] = t - f
 
 
+#: ``final`` modes of :func:`similar_smooth`.
+FINAL_PAPER = 0
+FINAL_IDL = 1
+#: Added to |F1_c| in the relative spectral difference (FSDAF.pro: ``+ 0.00000001``).
+REL_EPS = 1e-8
+#: FSDAF.pro's ranking key ``(S + 0.00001) * (10 + d / w)``.
+IDL_KEY_EPS = 1e-5
+IDL_KEY_BASE = 10.0
+
+
 @njit(parallel=True, nogil=True, cache=True)
 def similar_smooth(
     f1: np.ndarray,
     change: np.ndarray,
+    labels: np.ndarray,
     fvalid: np.ndarray,
     cvalid: np.ndarray,
     thr: np.ndarray,
-    inv_sd: np.ndarray,
     half: int,
     n_similar: int,
+    mode: int,
     oy: int,
     ox: int,
     out: np.ndarray,
@@ -318,33 +329,50 @@ def similar_smooth(
     """Final prediction with similar pixels (paper step 6), for the centres
     ``[oy : oy + H, ox : ox + W]`` of the padded arrays, into ``out`` ``(band, H, W)``.
 
-    Candidates: pixels in the ``(2 half + 1)^2`` window with ``cvalid`` (valid F1 and change
-    in every band) and ``|F1_k - F1_c| <= thr_b`` in every band. The ``n_similar`` with the
-    smallest ``sum_b |F1_k - F1_c| inv_sd_b`` (ties: nearer first, then scan order) are used
-    with weights ``1 / (1 + d / half)`` normalised: ``F2 = F1_c + sum w_k Delta F_k``.
-    NaN where the centre's F1 is invalid or no candidate exists.
+    Spectral difference of a neighbour k (paper eq. 21, both modes):
+    ``S_k = sum_b |F1_k,b - F1_c,b| / (|F1_c,b| + 1e-8)``; ``d_k`` its distance to the centre
+    c in pixels; ``cvalid``: valid F1 and change in every band.
+
+    ``mode == FINAL_PAPER`` (Zhu et al. 2016, eqs. 21-25): candidates are the ``cvalid``
+    pixels of the window with the centre's label (none when the centre has no label); the
+    ``n_similar`` with the smallest ``S_k`` (ties: smaller ``d_k``, then scan order) get
+    weights ``1 / D_k``, ``D_k = 1 + d_k / half``.
+
+    ``mode == FINAL_IDL`` (FSDAF.pro, final prediction): candidates are the ``cvalid`` pixels
+    with ``|F1_k,b - F1_c,b| < thr_b`` in every band, any class; ranked by
+    ``(S_k + 1e-5) (10 + d_k / half)`` (ties: ``d_k``, scan order); weights
+    ``1 / ((1 + d_k / half) (1 + S_k))``.
+
+    ``F2 = F1_c + sum_k w_k Delta F_k / sum_k w_k``. NaN where the centre's F1 is invalid or
+    no candidate exists. All sums in float64 in a fixed order (the slow reference's order).
     """
     nb = f1.shape[0]
     hp = f1.shape[1]
     wp = f1.shape[2]
     h = out.shape[1]
     w = out.shape[2]
-    inv_half = 1.0 / half if half > 0 else 0.0
+    hw = float(half) if half > 0 else 1.0
     side = 2 * half + 1
+    idl = mode == FINAL_IDL
     for yl in prange(h):
         keys = np.empty(n_similar)
+        sims = np.empty(n_similar)
         d2s = np.empty(n_similar)
         pys = np.empty(n_similar, dtype=np.int64)
         pxs = np.empty(n_similar, dtype=np.int64)
-        keyrow = np.empty(side)
+        simrow = np.empty(side)
         okrow = np.empty(side, dtype=np.bool_)
+        inv = np.empty(nb)
         yc = yl + oy
         for xl in range(w):
             xc = xl + ox
-            if not fvalid[yc, xc]:
+            lc = labels[yc, xc]
+            if not fvalid[yc, xc] or (not idl and lc < 0):
                 for b in range(nb):
                     out[b, yl, xl] = np.nan
                 continue
+            for b in range(nb):
+                inv[b] = 1.0 / (abs(np.float64(f1[b, yc, xc])) + REL_EPS)
             cnt = 0
             xa = max(0, xc - half)
             n = min(wp, xc + half + 1) - xa
@@ -352,22 +380,30 @@ def similar_smooth(
                 dy = yy - yc
                 # Branch-free pass over the row (vectorises), then the rare insertions.
                 for t in range(n):
-                    keyrow[t] = 0.0
-                    okrow[t] = cvalid[yy, xa + t]
+                    simrow[t] = 0.0
+                    if idl:
+                        okrow[t] = cvalid[yy, xa + t]
+                    else:
+                        okrow[t] = cvalid[yy, xa + t] and labels[yy, xa + t] == lc
                 for b in range(nb):
-                    fc = f1[b, yc, xc]
+                    fc = np.float64(f1[b, yc, xc])
+                    ib = inv[b]
                     tb = thr[b]
-                    ib = inv_sd[b]
                     for t in range(n):
-                        diff = abs(f1[b, yy, xa + t] - fc)
-                        okrow[t] = okrow[t] & (diff <= tb)
-                        keyrow[t] += diff * ib
+                        diff = abs(np.float64(f1[b, yy, xa + t]) - fc)
+                        if idl:
+                            okrow[t] = okrow[t] & (diff < tb)
+                        simrow[t] += diff * ib
                 for t in range(n):
                     if not okrow[t]:
                         continue
-                    key = keyrow[t]
+                    s = simrow[t]
                     dx = xa + t - xc
                     d2 = float(dy * dy + dx * dx)
+                    if idl:
+                        key = (s + IDL_KEY_EPS) * (IDL_KEY_BASE + np.sqrt(d2) / hw)
+                    else:
+                        key = s
                     if cnt == n_similar and (
                         key > keys[cnt - 1] or (key == keys[cnt - 1] and d2 >= d2s[cnt - 1])
                     ):
@@ -378,11 +414,13 @@ def similar_smooth(
                         keys[pos - 1] > key or (keys[pos - 1] == key and d2s[pos - 1] > d2)
                     ):
                         keys[pos] = keys[pos - 1]
+                        sims[pos] = sims[pos - 1]
                         d2s[pos] = d2s[pos - 1]
                         pys[pos] = pys[pos - 1]
                         pxs[pos] = pxs[pos - 1]
                         pos -= 1
                     keys[pos] = key
+                    sims[pos] = s
                     d2s[pos] = d2
                     pys[pos] = yy
                     pxs[pos] = xa + t
@@ -394,10 +432,13 @@ def similar_smooth(
                 continue
             sw = 0.0
             for k in range(cnt):
-                sw += 1.0 / (1.0 + np.sqrt(d2s[k]) * inv_half)
+                wk = 1.0 / (1.0 + np.sqrt(d2s[k]) / hw)
+                if idl:
+                    wk = 1.0 / ((1.0 + np.sqrt(d2s[k]) / hw) * (1.0 + sims[k]))
+                keys[k] = wk  # reuse: the weight of the k-th similar pixel
+                sw += wk
             for b in range(nb):
                 acc = 0.0
                 for k in range(cnt):
-                    wk = 1.0 / (1.0 + np.sqrt(d2s[k]) * inv_half)
-                    acc += wk * change[b, pys[k], pxs[k]]
+                    acc += keys[k] * change[b, pys[k], pxs[k]]
                 out[b, yl, xl] = f1[b, yc, xc] + acc / sw

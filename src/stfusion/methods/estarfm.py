@@ -99,7 +99,9 @@ from typing import Any, ClassVar
 import numpy as np
 from rasterio.windows import Window
 
+from stfusion.coarse import block_mean, integer_ratio
 from stfusion.errors import InvalidParameterError
+from stfusion.io import Source
 from stfusion.kernels.estarfm import BIG, NCHG, box_sum, estarfm_predict, window_std
 from stfusion.kernels.estarfm import spectral_correlation as _spectral_correlation
 from stfusion.methods.base import FusionMethod, Param
@@ -111,6 +113,8 @@ from stfusion.scene import ImageLike, Scene
 MIN_CHANGE_OF_MAX = 0.02
 #: For lst and other: min_change is this fraction of the fine images' robust value range.
 MIN_CHANGE_FRACTION = 0.02
+#: Rows read at a time for the coarse-pixel means (rounded to whole coarse pixels).
+STRIP_ROWS = 512
 
 
 def f_critical(alpha: float, max_df: int) -> np.ndarray:
@@ -161,6 +165,11 @@ class ESTARFM(FusionMethod):
         Param("variable", "auto", str, "",
               "what the data measure (sets min_change, data_min, data_max): auto (inferred, "
               "logged), reflectance, ndvi, lst or other", choices=CHOICES),
+        Param("regression", "window", str, "",
+              "coarse values in the regression that gives V: window = each similar pixel's "
+              "own (resampled) coarse value (ESTARFM.pro); coarse-pixel = the value of the "
+              "coarse pixel it lies in, the ratio x ratio block mean (the paper; needs the "
+              "resolution ratio)", choices=("window", "coarse-pixel")),
     )  # fmt: skip
 
     def _validate_params(self) -> None:
@@ -233,17 +242,50 @@ class ESTARFM(FusionMethod):
         self.data_min_ = lo if self.data_min == "auto" else float(self.data_min)
         self.data_max_ = hi if self.data_max == "auto" else float(self.data_max)
         self.fcrit_ = f_critical(float(self.alpha), 2 * int(self.window) ** 2)
+        self.coarse_pixels_: list[np.ndarray] | None = None
+        if self.regression == "coarse-pixel":
+            r = integer_ratio(self.ratio_, "estarfm (regression=coarse-pixel)")
+            self.r_ = r
+            self.coarse_pixels_ = [_block_means(c, r) for _, c in scene.pairs]
 
     def predict_window(self, window: Window) -> np.ndarray:
         half = self.halo()
         fines, coarses, target = self.read_inputs(window, half)
+        regress = None
+        if self.coarse_pixels_ is not None:
+            regress = [
+                _coarse_pixel_values(cp, self.r_, window, half) for cp in self.coarse_pixels_
+            ]
         return estarfm_window(
             fines, coarses, target, half=half,
             sim_threshold=None if self.threshold == "window" else self.sim_threshold_,
             classes=float(self.classes), min_similar=int(self.min_similar),
             min_change=self.min_change_, v_max=float(self.v_max),
             data_min=self.data_min_, data_max=self.data_max_, fcrit=self.fcrit_,
+            regress_coarse=regress,
         )  # fmt: skip
+
+
+def _block_means(src: Source, r: int) -> np.ndarray:
+    """``(band, bh, bw)`` means of the finite values of each ``r x r`` block (the coarse
+    pixels of a coarse image resampled onto the fine grid), read in strips of blocks."""
+    height, width = src.grid.shape
+    rows = max(r, STRIP_ROWS // r * r)
+    parts = [
+        block_mean(src.read(Window(0, row, width, min(rows, height - row))), r)
+        for row in range(0, height, rows)
+    ]
+    return np.concatenate(parts, axis=1)
+
+
+def _coarse_pixel_values(cp: np.ndarray, r: int, window: Window, half: int) -> np.ndarray:
+    """The coarse-pixel value of every pixel of ``window`` padded by ``half`` (pixels outside
+    the scene get the nearest block's value; they are invalid anyway)."""
+    row0, col0 = int(window.row_off) - half, int(window.col_off) - half
+    h, w = int(window.height) + 2 * half, int(window.width) + 2 * half
+    bi = np.clip((row0 + np.arange(h)) // r, 0, cp.shape[1] - 1)
+    bj = np.clip((col0 + np.arange(w)) // r, 0, cp.shape[2] - 1)
+    return cp[:, bi[:, None], bj[None, :]]
 
 
 def spectral_correlation(
@@ -272,12 +314,15 @@ def estarfm_window(
     data_min: float,
     data_max: float,
     fcrit: np.ndarray,
+    regress_coarse: list[np.ndarray] | None = None,
 ) -> np.ndarray:
     """ESTARFM on padded arrays (halo ``half`` on every side); returns the unpadded centre.
 
     ``fines``/``coarses``: the two pairs, ``(band, H + 2 half, W + 2 half)`` each, NaN invalid.
     ``sim_threshold``: ``(2, band)`` scene-wide similarity thresholds, or None to compute
-    them from the std over each window.
+    them from the std over each window. ``regress_coarse``: the coarse values of the two
+    pairs used in the regression for V (``regression="coarse-pixel"``: each pixel's
+    coarse-pixel value), shaped as ``coarses``; None: ``coarses`` themselves.
     """
     f1, f2 = fines
     c1, c2 = coarses
@@ -294,7 +339,8 @@ def estarfm_window(
     omr[invalid] = 1.0
 
     # float32 throughout: a difference of two float32 values rounds exactly as in float64
-    vals = np.stack([c1, c2, f1, f2], axis=1).astype(np.float32, copy=False)
+    rc1, rc2 = regress_coarse if regress_coarse is not None else (c1, c2)
+    vals = np.stack([rc1, rc2, f1, f2], axis=1).astype(np.float32, copy=False)
     chg = np.stack([c0 - c1, c0 - c2], axis=1).astype(np.float32, copy=False)
     vals[:, :, invalid] = 0.0
     chg[:, :, invalid] = 0.0

@@ -13,9 +13,13 @@ coarse pixel. The paper's six steps
 (section 2; the formulas below are the paper's, written with its symbols; equation numbers
 are not given because the paper's text could not be consulted to check them):
 
-1. Classify F1. ``classes=k`` runs k-means on F1 (scene-wide, seeded), or
-   ``classes=<path>`` reads a class map on the fine grid. Every pixel with a valid F1 gets
-   the nearest class centre, so labels are per pixel and tiling cannot change them.
+1. Classify F1. ``classes="4-6"`` (default) runs ISODATA ending with 4 to 6 classes (the
+   paper classifies with ISODATA; FSDAF.pro calls ENVI's ISODATA with min_class 4,
+   max_class 6, merge distance and split deviation 0.05 DN_max, 200 pixels per class, 20
+   iterations; see :func:`isodata`), ``classes=k`` runs k-means with k classes (both
+   scene-wide, on ~2^16 pixels of F1, seeded), or ``classes=<path>`` reads a class map on
+   the fine grid. Every pixel with a valid F1 gets the nearest class centre, so labels are
+   per pixel and tiling cannot change them.
 2. Class-level temporal change. Class fractions per coarse pixel ``f_c = N_c / m`` (in
    ``fit``); the change ``Delta F(c)`` of each class from the linear mixture
    ``Delta C = sum_c f_c Delta F(c)``, ``Delta C = C2 - C1`` per coarse pixel, by least
@@ -34,10 +38,16 @@ are not given because the paper's text could not be consulted to check them):
    pixel around the pixel (``(2 (R // 2) + 1)^2`` fine pixels), ``CW = E_ho HI + E_he (1 -
    HI)``, ``W = CW / sum CW`` over the coarse pixel, ``r = m R W``, ``Delta F = Delta F(c) +
    r``.
-6. Final prediction with similar pixels: in a ``window`` x ``window`` neighbourhood, pixels
-   whose F1 differs from the centre's by at most ``2 sigma_b / k`` in every band (sigma_b:
-   scene-wide std of F1, k: number of classes); the ``similar`` most similar are used with
-   ``w_k = (1 / D_k) / sum (1 / D_k)``, ``D_k = 1 + d_k / (window // 2)``:
+6. Final prediction with similar pixels (``final``; kernel
+   :func:`stfusion.kernels.fsdaf.similar_smooth`). Spectral difference of a neighbour k
+   (the paper's eq. 21, as the issue cites it): ``S_k = sum_b |F1_k,b - F1_c,b| / F1_c,b``
+   (``|F1_c,b| + 1e-8`` as the divisor, FSDAF.pro's guard). ``final="paper"`` (default):
+   the ``similar`` pixels of the centre's class in the ``window`` x ``window``
+   neighbourhood with the smallest S_k, weighted ``w_k = (1 / D_k) / sum (1 / D_k)``,
+   ``D_k = 1 + d_k / (window // 2)``. ``final="idl"`` (FSDAF.pro, final prediction
+   block): neighbours of any class with ``|F1_k,b - F1_c,b| < 2 sigma_b / k`` in every
+   band (sigma_b: std of F1, k: number of classes) ranked by ``(S_k + 1e-5) (10 + d_k /
+   w)``, weighted ``1 / ((1 + d_k / w) (1 + S_k))``, ``w = window // 2``. Both:
    ``F2 = F1 + sum_k w_k Delta F_k``.
 
 Scene-wide state: step 1 and the class fractions in ``fit``; steps 2-3 and the spline
@@ -64,9 +74,10 @@ Python port behaves the same):
 =========================  =====================================  ============================
 item                       stfusion                               IDL reference
 =========================  =====================================  ============================
-classification             k-means (k-means++ seeding, seeded,    ENVI ISODATA, 4 to 6 classes
-                           fitted on ~2^16 pixels of F1) with     (paper: ISODATA); the
-                           ``classes`` classes, or a class map    Python port: own ISODATA
+classification             ISODATA 4-6 classes started from a     ENVI ISODATA, 4 to 6 classes
+                           seeded k-means (or k-means with        (paper: ISODATA); the
+                           ``classes=k``, or a class map), on     Python port: own ISODATA
+                           ~2^16 pixels of F1
 processing blocks          none: every coarse quantity over the   30 x 30 coarse-pixel blocks,
                            scene, per-pixel steps per window      each with its own unmixing,
                                                                   spline, std and classes
@@ -81,11 +92,14 @@ residual weights           paper's CW, W, r with the reference's  same guards, p
                            -> 0, weights > 10 x mean -> mean
 class without pure pixels  fraction-weighted mean of Delta C      not determined by the data
                                                                   (CONSTRAINED_MIN's result)
-similar-pixel ranking      ``sum_b |dF1_b| / sigma_b``, ties:     ``sum_b |dF1_b| / F1_b``
-                           nearer first                           times ``10 + d / w``
-similar-pixel weights      ``1 / (1 + d / (window // 2))``        same times the spectral term
-                           (paper)                                ``1 / (1 + S)``
-similarity threshold       ``<= 2 sigma / k`` (paper, STARFM)     ``< 2 sigma / k``
+similar pixels             ``final=paper``: same class, no        any class, ``< 2 sigma / k``
+                           threshold; ``final=idl``: as IDL       (per block std and classes)
+                           (scene-wide std and classes)
+similar-pixel ranking      paper: ``S``; idl: as IDL; ties:       ``(S + 1e-5)(10 + d / w)``,
+                           nearer first, then scan order          IDL ``sort`` (ties unstated)
+similar-pixel weights      paper: ``1 / (1 + d / w)``; idl: as    ``1 / ((1 + d / w)(1 + S))``
+                           IDL                                    (d + 1e-5 at cut windows)
+S divisor                  ``|F1_c| + 1e-8``                      ``F1_c + 1e-8`` (signed)
 allowed range              ``valid_range`` (auto: from            DN_min, DN_max (0, 10000)
                            ``variable``); ``F1 + Delta F`` within
                            [min, max] of C2 and F2_TP as in the
@@ -98,6 +112,7 @@ background                 NaN (nodata) pixels                    value 0 in one
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -120,6 +135,8 @@ from stfusion.kernels.coarse import (
     tps_eval_points_local,
 )
 from stfusion.kernels.fsdaf import (
+    FINAL_IDL,
+    FINAL_PAPER,
     distribute_residual,
     homogeneity_index,
     kmeans_step,
@@ -129,7 +146,13 @@ from stfusion.kernels.fsdaf import (
     tps_eval_local,
 )
 from stfusion.methods.base import FusionMethod, Param
-from stfusion.methods.variables import CHOICES, resolve_variable
+from stfusion.methods.variables import (
+    CHOICES,
+    DN_SCALE,
+    Variable,
+    infer_variable,
+    resolve_variable,
+)
 from stfusion.scene import Scene
 
 #: A class needs more than this fraction of a coarse pixel for the pixel to be a candidate.
@@ -142,7 +165,15 @@ TRIM = (0.1, 0.9)
 GLOBAL_SPLINE_MAX = 3000
 #: F1 pixels sampled (decimated grid) to fit the k-means centres.
 KMEANS_SAMPLE = 1 << 16
+#: ISODATA settings of FSDAF.pro (its ENVI ``class_doit`` call): ITERATIONS, ISO_MERGE_PAIRS,
+#: ISO_MIN_PIXELS (pixels of the scene), ISO_MERGE_DIST = ISO_SPLIT_STD = 0.05 * DN_max.
+ISO_ITERATIONS = 20
+ISO_MERGE_PAIRS = 2
+ISO_MIN_PIXELS = 200
+ISO_DIST_OF_MAX = 0.05
 STRIP_ROWS = 512
+#: ``final`` choices: the paper's similar-pixel rule or the IDL program's.
+FINAL_MODES = {"paper": FINAL_PAPER, "idl": FINAL_IDL}
 
 
 # ----------------------------------------------------------------------------- classification
@@ -191,6 +222,130 @@ def _kmeans_pp(x: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
         c.append(x[rng.choice(len(x), p=d / total)])
         d = np.minimum(d, ((x - c[-1]) ** 2).sum(axis=1))
     return np.array(c)
+
+
+def _assign(x: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """Index of the nearest centre (squared Euclidean; ties: lower index) of every row."""
+    d = ((x[:, None, :] - c[None, :, :]) ** 2).sum(axis=2)
+    return np.argmin(d, axis=1)
+
+
+def _class_stats(x: np.ndarray, lab: np.ndarray, k: int) -> tuple[np.ndarray, ...]:
+    """Members, means and standard deviations (per band) of classes ``0..k-1``."""
+    n = np.bincount(lab, minlength=k).astype(np.float64)
+    nb = x.shape[1]
+    s1 = np.stack([np.bincount(lab, x[:, b], minlength=k) for b in range(nb)], axis=1)
+    s2 = np.stack([np.bincount(lab, x[:, b] ** 2, minlength=k) for b in range(nb)], axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = s1 / n[:, None]
+        sd = np.sqrt(np.maximum(s2 / n[:, None] - mean**2, 0.0))
+    return n, mean, sd
+
+
+def isodata(
+    x: np.ndarray,
+    min_k: int,
+    max_k: int,
+    merge_distance: float,
+    split_std: float,
+    min_members: int = 1,
+    seed: int = 0,
+    iterations: int = ISO_ITERATIONS,
+    merge_pairs: int = ISO_MERGE_PAIRS,
+) -> np.ndarray:
+    """ISODATA centres ``(k, band)``, ``min_k <= k <= max_k`` (fewer only when ``x`` has
+    fewer distinct rows), sorted as :func:`kmeans`'s.
+
+    The scheme of ENVI's ISODATA as FSDAF.pro calls it (``NUM_CLASSES`` = max, ``MIN_CLASSES``,
+    ``ITERATIONS`` 20, ``ISO_MERGE_DIST``, ``ISO_MERGE_PAIRS`` 2, ``ISO_MIN_PIXELS``,
+    ``ISO_SPLIT_STD``, ``ISO_SPLIT_SMULT`` 1), made deterministic: start from :func:`kmeans`
+    with ``max_k`` classes (seeded); then each iteration (a) drops classes with fewer than
+    ``min_members`` members, smallest first, while more than ``min_k`` remain; (b) on even
+    iterations splits, largest spread first while fewer than ``max_k``, every class whose
+    largest per-band standard deviation exceeds ``split_std`` (and has at least
+    ``2 min_members`` members) into two centres at its mean -+ that deviation along that
+    band; on odd iterations merges, closest first, at most ``merge_pairs`` disjoint pairs of
+    centres closer than ``merge_distance`` (Euclidean) into their member-weighted mean, while
+    more than ``min_k`` remain; (c) one Lloyd step (assign, recompute means). It stops after
+    ``iterations`` or when two consecutive iterations neither split nor merged and no centre
+    moved; a last Lloyd refinement (to convergence, at most 100 steps) follows.
+    """
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    c = kmeans(x, max_k, seed)
+    if len(c) < max_k:
+        return c  # fewer distinct rows than classes: nothing to split or merge
+    quiet = 0
+    for it in range(iterations):
+        lab = _assign(x, c)
+        n, mean, sd = _class_stats(x, lab, len(c))
+        changed = False
+        # (a) too small classes (empty ones included)
+        while len(c) > min_k and n.min() < min_members:
+            keep = np.ones(len(c), dtype=bool)
+            keep[int(np.argmin(n))] = False
+            c = c[keep]
+            lab = _assign(x, c)
+            n, mean, sd = _class_stats(x, lab, len(c))
+            changed = True
+        live = n > 0
+        c = np.where(live[:, None], mean, c)
+        if it % 2 == 0:
+            # (b) split
+            spread = sd.max(axis=1)
+            new = []
+            for j in np.argsort(-spread, kind="stable"):
+                if len(c) + len(new) >= max_k:
+                    break
+                if spread[j] <= split_std or n[j] < 2 * min_members:
+                    continue
+                band = int(np.argmax(sd[j]))
+                lo, hi = c[j].copy(), c[j].copy()
+                lo[band] -= sd[j, band]
+                hi[band] += sd[j, band]
+                c[j] = lo
+                new.append(hi)
+            if new:
+                c = np.concatenate([c, np.array(new)])
+                changed = True
+        else:
+            # (b) merge
+            d = np.sqrt(((c[:, None, :] - c[None, :, :]) ** 2).sum(axis=2))
+            iu, ju = np.triu_indices(len(c), 1)
+            order = np.argsort(d[iu, ju], kind="stable")
+            used = np.zeros(len(c), dtype=bool)
+            drop = []
+            merged = 0
+            for q in order:
+                i, j = int(iu[q]), int(ju[q])
+                if d[i, j] >= merge_distance or merged >= merge_pairs:
+                    break
+                if used[i] or used[j] or len(c) - len(drop) <= min_k:
+                    continue
+                w = n[i] + n[j]
+                c[i] = (n[i] * c[i] + n[j] * c[j]) / w if w > 0 else (c[i] + c[j]) / 2
+                n[i] = w
+                used[i] = used[j] = True
+                drop.append(j)
+                merged += 1
+            if drop:
+                c = np.delete(c, drop, axis=0)
+                changed = True
+        # (c) one Lloyd step
+        lab = _assign(x, c)
+        n, mean, _ = _class_stats(x, lab, len(c))
+        moved = bool(np.any(np.where(n[:, None] > 0, mean, c) != c))
+        c = np.where(n[:, None] > 0, mean, c)
+        quiet = 0 if (changed or moved) else quiet + 1
+        if quiet >= 2:
+            break
+    for _ in range(100):
+        lab = _assign(x, c)
+        n, mean, _ = _class_stats(x, lab, len(c))
+        new_c = np.where(n[:, None] > 0, mean, c)
+        if np.array_equal(new_c, c):
+            break
+        c = new_c
+    return c[np.lexsort((*c.T[::-1], c.sum(axis=1)))]
 
 
 # --------------------------------------------------------------------------------- unmixing
@@ -437,20 +592,24 @@ def smooth(
     half: int,
     n_similar: int,
     thr: np.ndarray,
-    inv_sd: np.ndarray,
+    final: str = "paper",
     region: tuple[int, int, int, int] | None = None,
 ) -> np.ndarray:
     """Similar-pixel prediction (paper step 6) for ``region`` = (y0, x0, h, w) of the
-    arrays (default: all pixels); windows clipped to the arrays."""
+    arrays (default: all pixels); windows clipped to the arrays. ``final``: ``paper``
+    (same class, eq. 21 ranking, 1/D weights) or ``idl`` (FSDAF.pro's rule, threshold
+    ``thr`` per band); see :func:`stfusion.kernels.fsdaf.similar_smooth`."""
     f = np.ascontiguousarray(f1, dtype=np.float32)
     c = np.ascontiguousarray(change, dtype=np.float32)
+    lab = np.ascontiguousarray(labels, dtype=np.int32)
     fvalid = np.isfinite(f).all(axis=0)
-    cvalid = fvalid & (np.asarray(labels) >= 0) & np.isfinite(c).all(axis=0)
+    cvalid = fvalid & (lab >= 0) & np.isfinite(c).all(axis=0)
     y0, x0, h, w = region if region is not None else (0, 0, f.shape[1], f.shape[2])
     out = np.empty((f.shape[0], h, w))
+    mode = FINAL_MODES[final]
     similar_smooth(
-        f, c, fvalid, cvalid, np.asarray(thr, dtype=np.float64),
-        np.asarray(inv_sd, dtype=np.float64), int(half), int(n_similar), y0, x0, out,
+        f, c, lab, fvalid, cvalid, np.asarray(thr, dtype=np.float64), int(half),
+        int(n_similar), mode, y0, x0, out,
     )  # fmt: skip
     return out
 
@@ -458,14 +617,19 @@ def smooth(
 # ----------------------------------------------------------------------------------- method
 
 
-def _class_spec(value: Any) -> int | str:
-    """``classes`` as a class count or the path of a class map."""
+def _class_spec(value: Any) -> int | tuple[int, int] | str:
+    """``classes`` as a class count (k-means), a range ``(min, max)`` (ISODATA, from
+    ``"min-max"``) or the path of a class map."""
     if isinstance(value, bool):
         raise InvalidParameterError(f"fsdaf: classes must be a number or a path, got {value!r}.")
     if isinstance(value, int | np.integer):
         return int(value)
     if isinstance(value, str) and value.strip().isdigit():
         return int(value.strip())
+    if isinstance(value, str):
+        m = re.fullmatch(r"\s*(\d+)\s*-\s*(\d+)\s*", value)
+        if m:
+            return int(m.group(1)), int(m.group(2))
     if isinstance(value, str | os.PathLike):
         return os.fspath(value)
     raise InvalidParameterError(
@@ -505,13 +669,25 @@ class FSDAF(FusionMethod):
     #: Exact on a piecewise-constant scene with exact block-mean coarse images (contract suite).
     exact_properties: ClassVar[tuple[str, ...]] = ("unchanged", "uniform_change")
     params = (
-        Param("classes", 6, str, "",
-              "number of k-means classes of F1, or the path of a class map raster (integer "
-              "labels, nodata = unclassified) on the fine grid"),
+        Param("classes", "4-6", str, "",
+              "classes of F1: 'min-max' = ISODATA ending with min..max classes (FSDAF.pro: "
+              "4-6), a number k = k-means with k classes, or the path of a class map raster "
+              "(integer labels, nodata = unclassified) on the fine grid"),
+        Param("merge_distance", "auto", float, "data units",
+              "ISODATA: merge classes whose centres are closer than this (Euclidean over "
+              "bands); auto: 0.05 x DN_max (FSDAF.pro's ISO_MERGE_DIST; 0.05 reflectance)"),
+        Param("split_std", "auto", float, "data units",
+              "ISODATA: split classes whose standard deviation in a band exceeds this; auto: "
+              "0.05 x DN_max (FSDAF.pro's ISO_SPLIT_STD)"),
         Param("window", 41, int, "fine pixels",
               "similar-pixel window (odd); 41 = the reference's half window 20",
               scene_bound="fine"),
         Param("similar", 20, int, "pixels", "number of similar pixels used per fine pixel"),
+        Param("final", "paper", str, "",
+              "similar-pixel rule of the final step: paper (same class, ranked by eq. 21 "
+              "sum |dF1|/F1, weights 1/D) or idl (FSDAF.pro: threshold 2 std / classes in "
+              "every band, ranked by (S + 1e-5)(10 + d/w), weights 1/((1 + d/w)(1 + S)))",
+              choices=("paper", "idl")),
         Param("pure", 100, int, "coarse pixels",
               "purest coarse pixels per class used to unmix the class changes"),
         Param("spline_radius", 4, int, "coarse pixels",
@@ -523,13 +699,25 @@ class FSDAF(FusionMethod):
         Param("variable", "auto", str, "",
               "what the data measure (sets valid_range=auto): auto (inferred, logged), "
               "reflectance, ndvi, lst or other", choices=CHOICES),
-        Param("seed", 0, int, "", "random seed of the k-means classification"),
+        Param("seed", 0, int, "", "random seed of the k-means / ISODATA classification"),
     )  # fmt: skip
 
     def _validate_params(self) -> None:
         spec = _class_spec(self.classes)
         if isinstance(spec, int) and spec < 1:
             raise InvalidParameterError(f"fsdaf: classes must be >= 1, got {spec}.")
+        if isinstance(spec, tuple) and not 1 <= spec[0] <= spec[1]:
+            raise InvalidParameterError(
+                f"fsdaf: classes 'min-max' needs 1 <= min <= max, got {self.classes!r}."
+            )
+        for name in ("merge_distance", "split_std"):
+            val = getattr(self, name)
+            if val != "auto" and (
+                isinstance(val, bool) or not isinstance(val, int | float) or not val >= 0
+            ):
+                raise InvalidParameterError(
+                    f"fsdaf: {name} must be 'auto' or a number >= 0, got {val!r}."
+                )
         for name, low in (("window", 1), ("similar", 1), ("pure", 1), ("spline_radius", 0)):
             val = getattr(self, name)
             if isinstance(val, bool) or not isinstance(val, int | np.integer) or val < low:
@@ -564,7 +752,7 @@ class FSDAF(FusionMethod):
         self.r_ = r
         spec = _class_spec(self.classes)
         self.class_map_: FileSource | None = None
-        if isinstance(spec, int):
+        if not isinstance(spec, str):
             self.centres_ = self._fit_kmeans(fine, spec)
             self.class_values_ = np.arange(len(self.centres_), dtype=np.float64)
         else:
@@ -634,13 +822,41 @@ class FSDAF(FusionMethod):
             rng = var.physical_range
         self.valid_range_: tuple[float, float] | None = rng  # type: ignore[assignment]
 
-    def _fit_kmeans(self, fine: Source, k: int) -> np.ndarray:
+    def _fit_kmeans(self, fine: Source, k: int | tuple[int, int]) -> np.ndarray:
+        """Class centres of F1: k-means with ``k`` classes, or ISODATA for ``(min, max)``."""
         s = fine.sample(KMEANS_SAMPLE)
         x = s.reshape(s.shape[0], -1).T
         x = x[np.isfinite(x).all(axis=1)]
         if len(x) == 0:
             raise EmptyInputError(f"{fine.label}: no pixel is valid in every band.")
-        return kmeans(x, k, int(self.seed))
+        if isinstance(k, int):
+            return kmeans(x, k, int(self.seed))
+        unit = self._iso_unit(x)
+        merge = unit * ISO_DIST_OF_MAX if self.merge_distance == "auto" else self.merge_distance
+        split = unit * ISO_DIST_OF_MAX if self.split_std == "auto" else self.split_std
+        # ISO_MIN_PIXELS counts pixels of the scene; the sample holds a share of them
+        share = len(x) / float(fine.grid.width * fine.grid.height)
+        min_members = max(1, int(np.ceil(ISO_MIN_PIXELS * min(1.0, share))))
+        self.iso_thresholds_ = (float(merge), float(split), min_members)
+        return isodata(x, k[0], k[1], float(merge), float(split), min_members, int(self.seed))
+
+    def _iso_unit(self, x: np.ndarray) -> float:
+        """FSDAF.pro's DN_max in the data's units (ISODATA's distances are 0.05 DN_max):
+        the upper end of the variable's physical range (reflectance 1 or 10000 stored as
+        integers, ndvi likewise), or the F1 sample's 0.5-99.5 percentile range for lst and
+        other. Quiet: the variable is logged once, later in ``fit``."""
+        name = str(self.variable)
+        if name == "auto":
+            var = infer_variable(x, x.shape[1])
+        else:
+            hi = float(np.percentile(x, 99.5))
+            scale = DN_SCALE if name in ("reflectance", "ndvi") and hi > 1.5 else 1.0
+            var = Variable(name, scale)
+        rng = var.physical_range
+        if rng is not None:
+            return float(rng[1])
+        lo, hi = np.percentile(x, [0.5, 99.5])
+        return float(hi - lo)
 
     def _labels(self, f1: np.ndarray, window: Window, halo: int) -> np.ndarray:
         """Class index per pixel of a (padded) F1 window, -1 = no class / invalid F1."""
@@ -764,11 +980,9 @@ class FSDAF(FusionMethod):
             change = residual_change(
                 fr, lr, hi, sp, self.class_change_, resid, r, *self.allowed_
             )
-        sd = self.fine_std_
-        thr = sd * 2.0 / self.n_classes_
-        inv_sd = np.where(sd > 0, 1.0 / np.where(sd > 0, sd, 1.0), 0.0)
+        thr = self.fine_std_ * 2.0 / self.n_classes_
         out = smooth(
-            fr, change, lr, half, int(self.similar), thr, inv_sd,
+            fr, change, lr, half, int(self.similar), thr, str(self.final),
             (row0 - by0, col0 - bx0, h, w),
         )  # fmt: skip
         f1c = f1[:, pad : pad + h, pad : pad + w].astype(np.float64)
