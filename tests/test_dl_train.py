@@ -19,7 +19,7 @@ from test_dl_data import DATES, write_cia_crop  # noqa: E402
 
 TINY = TrainConfig(
     size="tiny", epochs=2, patch=16, batch=4, steps_per_epoch=4, ae_steps=4,
-    val_fraction=0.3, threads=1, seed=0,
+    val_fraction=0.3, threads=1, seed=0, val_patches=8,
 )  # fmt: skip
 
 
