@@ -76,7 +76,7 @@ import stfusion
 from stfusion.dl import datasets as ds
 from stfusion.dl import engine
 from stfusion.dl.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from stfusion.dl.engine import ProgressFn, cpu_state
+from stfusion.dl.engine import ProgressFn, RunOptions, cpu_state
 from stfusion.dl.infer import default_overlap
 from stfusion.dl.losses import content_loss
 from stfusion.dl.networks import FusionNet
@@ -110,7 +110,7 @@ _SKIP_TYPES = (nn.Identity, nn.Dropout, nn.Dropout2d)
 
 
 @dataclass
-class DistillConfig:
+class DistillConfig(RunOptions):
     """Hyper-parameters of a distillation run (all stored in the checkpoint)."""
 
     student: str = "micro"
@@ -130,12 +130,6 @@ class DistillConfig:
     threads: int = 0  # torch CPU threads; 0: torch's default
     speed_tile: int = 256  # tile side of the closing speed measurement
     speed_repeat: int = 3  # fastest of this many timings is reported
-    precision: str = "32"
-    strategy: str = "auto"
-    workers: int = 0
-    max_gap: float = 0.0
-    val_dates: list[str] = field(default_factory=list)
-    val_patches: int = 64
 
     def validate(self) -> None:
         student_channels(self.student)

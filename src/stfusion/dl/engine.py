@@ -42,7 +42,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +62,19 @@ RESUME_FILE = "resume.ckpt"
 
 
 # ----------------------------------------------------------------------------- settings
+
+
+@dataclass
+class RunOptions:
+    """Engine and data options of every run configuration (``TrainConfig``,
+    ``STFDCNNConfig``, ``DistillConfig`` inherit them; stored in the checkpoint)."""
+
+    precision: str = "32"  # 32, 16-mixed, bf16-mixed
+    strategy: str = "auto"  # a Lightning strategy: auto, ddp, ...
+    workers: int = 0  # DataLoader worker processes; 0: read in the main process
+    max_gap: float = 0.0  # days between the dates of an example; 0: any
+    val_dates: list[str] = field(default_factory=list)  # dates held out for validation
+    val_patches: int = 64  # size of the fixed validation sample (patches)
 
 
 @dataclass

@@ -54,7 +54,7 @@ from stfusion.dl import datasets as ds
 from stfusion.dl import engine
 from stfusion.dl.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from stfusion.dl.data import resolve_dates
-from stfusion.dl.engine import ProgressFn, cpu_state
+from stfusion.dl.engine import ProgressFn, RunOptions, cpu_state
 from stfusion.dl.losses import (
     GAN_LOSSES,
     CompoundLoss,
@@ -98,7 +98,7 @@ __all__ = [
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(RunOptions):
     """Hyper-parameters of a training run (all stored in the checkpoint).
 
     Defaults follow the papers where they say (Adam, learning rate 1e-3, MSE content loss,
@@ -132,13 +132,6 @@ class TrainConfig:
     d_lr: float = 0.0  # discriminator learning rate; 0: the same as lr
     label_smoothing: float = 0.0  # one-sided: the discriminator's real target is 1 - this
     clip: float = 0.0  # max gradient norm of both networks; 0: no clipping
-    # The engine and the data (stfusion.dl.engine, stfusion.dl.datasets):
-    precision: str = "32"  # 32, 16-mixed, bf16-mixed
-    strategy: str = "auto"  # a Lightning strategy: auto, ddp, ...
-    workers: int = 0  # DataLoader worker processes; 0: read in the main process
-    max_gap: float = 0.0  # days between the dates of an example; 0: any
-    val_dates: list[str] = field(default_factory=list)  # dates held out for validation
-    val_patches: int = 64  # size of the fixed validation sample (patches)
 
     def validate(self) -> None:
         try:

@@ -28,13 +28,13 @@ from __future__ import annotations
 import copy
 import os
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from stfusion.dl import engine
 from stfusion.dl.checkpoint import Checkpoint
-from stfusion.dl.engine import ProgressFn, cpu_state
+from stfusion.dl.engine import ProgressFn, RunOptions, cpu_state
 from stfusion.dl.networks.stfdcnn import STFDCNNNet, choose_factor, choose_window, sizes_for
 from stfusion.dl.train import (
     TrainConfig,
@@ -55,7 +55,7 @@ from stfusion.scene import ImageLike, Scene
 
 
 @dataclass
-class STFDCNNConfig:
+class STFDCNNConfig(RunOptions):
     """Hyper-parameters of an STFDCNN training run (stored in the checkpoint).
 
     ``factor``: LSR block size in fine pixels (0: from the resolution ratio, see
@@ -80,12 +80,6 @@ class STFDCNNConfig:
     augment: bool = True
     content: str = "mse"
     threads: int = 0
-    precision: str = "32"
-    strategy: str = "auto"
-    workers: int = 0
-    max_gap: float = 0.0
-    val_dates: list[str] = field(default_factory=list)
-    val_patches: int = 64
 
     @classmethod
     def from_train_config(cls, cfg: TrainConfig, **overrides: Any) -> STFDCNNConfig:
