@@ -30,6 +30,7 @@ Pieces:
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import csv
 import datetime as _dt
@@ -191,10 +192,18 @@ _handles: OrderedDict[str, Any] = OrderedDict()
 _handles_pid = [0]
 
 
+#: GDAL's block cache while training (bytes). Windows are read at random places, so a cached
+#: block is seldom read again; GDAL's default (5 % of the RAM) filled with the blocks of every
+#: file read, and so grew with the number of dates (measured: +0.9 GB from 10 to 30 dates of
+#: 2000 x 2000 x 6 through kept-open handles).
+GDAL_CACHE_BYTES = 64 * 2**20
+
+
 def _handle(path: str) -> Any:
-    if _handles_pid[0] != os.getpid():  # a forked worker: never share the parent's handles
+    if _handles_pid[0] != os.getpid():  # a new worker: never share the parent's handles
         _handles.clear()
         _handles_pid[0] = os.getpid()
+        _set_gdal_cache(GDAL_CACHE_BYTES)
     ds = _handles.pop(path, None)
     if ds is None:
         ds = _open(path)
@@ -202,6 +211,33 @@ def _handle(path: str) -> Any:
             _handles.popitem(last=False)[1].close()
     _handles[path] = ds
     return ds
+
+
+def _set_gdal_cache(nbytes: Any) -> Any:
+    from rasterio.env import get_gdal_config, set_gdal_config
+
+    old = get_gdal_config("GDAL_CACHEMAX")
+    set_gdal_config("GDAL_CACHEMAX", nbytes)
+    return old
+
+
+def close_handles() -> None:
+    """Close the kept-open raster handles of this process."""
+    while _handles:
+        _handles.popitem()[1].close()
+
+
+@contextlib.contextmanager
+def streaming() -> Iterator[None]:
+    """While training: GDAL's block cache bounded to :data:`GDAL_CACHE_BYTES` (restored
+    after when it had been set), the kept-open handles closed at the end."""
+    old = _set_gdal_cache(GDAL_CACHE_BYTES)
+    try:
+        yield
+    finally:
+        close_handles()
+        if isinstance(old, int):
+            _set_gdal_cache(old)
 
 
 class _KeptOpenFileSource(FileSource):

@@ -53,6 +53,7 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, TQDMProg
 from lightning.pytorch.loggers import CSVLogger
 
 import stfusion
+from stfusion.dl import datasets
 from stfusion.dl.checkpoint import save_checkpoint
 from stfusion.errors import InvalidParameterError
 
@@ -475,7 +476,7 @@ def pretrain_autoencoder(
     """Train ``ae`` for ``steps`` batches of ``data`` (its own progress line), then freeze it."""
     module = AutoencoderModule(ae, lr)
     t0 = time.perf_counter()
-    with quiet_lightning():
+    with quiet_lightning(), datasets.streaming():
         trainer = make_trainer(settings, root, max_steps=steps,
                                callbacks=[_AEProgress(progress, steps)], validate=False)
         trainer.fit(module, train_dataloaders=data)
@@ -594,7 +595,7 @@ def fit(
         trainer = make_trainer(settings, root, max_epochs=settings.epochs,
                                callbacks=[recorder, stopper, saver], logger=logger)
     try:
-        with quiet_lightning():
+        with quiet_lightning(), datasets.streaming():
             trainer.fit(module, train_dataloaders=train_data, val_dataloaders=val_data,
                         ckpt_path=str(ckpt) if resume else None)  # fmt: skip
     finally:
