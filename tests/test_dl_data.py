@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -394,3 +395,38 @@ def test_catalog_pairs_dates_within_sites(tmp_path: Path) -> None:
     bad.write_text("site,fine\nx,y\n")
     with pytest.raises(InvalidParameterError, match="site,date,fine,coarse"):
         ds.read_catalog(bad)
+
+
+def test_stream_patches_never_touch_the_block_and_time_mix(tmp_path: Path) -> None:
+    import torch
+
+    from stfusion.dl.train import TrainConfig, open_training_sites, run_data
+
+    pairs = write_series(tmp_path, 3, size=48)
+    cfg = TrainConfig(model="dcstfn", patch=16, batch=4, steps_per_epoch=50, val_patches=4,
+                      val_fraction=0.25, augment=False, time_mix=1.0)  # fmt: skip
+    data = run_data(open_training_sites(pairs), cfg)
+    block = data.sites[0].block
+    seen = []
+    pair = data.train.reader.pair
+    data.train.reader.pair = lambda ex, r, c, h, w: seen.append((r, c)) or pair(ex, r, c, h, w)
+    items = [data.train[i] for i in range(200)]
+    assert len(seen) >= 200
+    assert not any(block.intersects(r, c, 16, 16) for r, c in seen)
+    # time_mix 1: the same example and window as without it, the targets moved by one
+    # fraction a in [0, 1) of the way from the reference (coarse and fine alike), inputs as
+    # they are.
+    plain = run_data(open_training_sites(pairs), dataclasses.replace(cfg, time_mix=0.0)).train
+    alphas = []
+    for i, (f_r, c_r, c_t, f_t, _m) in enumerate(items[:30]):
+        p_fr, p_cr, p_ct, p_ft, _pm = plain[i]
+        assert torch.equal(f_r, p_fr) and torch.equal(c_r, p_cr)
+        full_c, full_f = (p_ct - p_cr).numpy(), (p_ft - p_fr).numpy()
+        big = np.abs(full_c) > 0.2 * np.abs(full_c).max()
+        assert np.abs(full_c).max() > 1e-3
+        a = float(np.median((c_t - c_r).numpy()[big] / full_c[big]))
+        assert 0.0 <= a < 1.0
+        np.testing.assert_allclose((c_t - c_r).numpy(), a * full_c, atol=1e-4)
+        np.testing.assert_allclose((f_t - f_r).numpy(), a * full_f, atol=1e-4)
+        alphas.append(a)
+    assert np.std(alphas) > 0.15
