@@ -14,7 +14,7 @@ Pieces:
   dates of a site, at most ``max_gap`` days apart.
 - :class:`Normalisation`: per-band mean and standard deviation over the fine and coarse
   images of the training dates, from decimated reads (:meth:`stfusion.io.Source.sample`, at
-  most 2^20 pixels per image: exact for smaller images).
+  most 2^18 pixels per image: exact for smaller images).
 - :class:`PatchDataset`: item ``i`` of epoch ``e`` is drawn from a generator seeded with
   ``(seed, e, i)``: an example, a position outside the validation block, a rotation/flip and
   the time mix. The same seed gives the same patches whatever the number of workers, and a
@@ -52,7 +52,7 @@ from stfusion.io import FileSource, Scaling, Source, _open, _read_scaled
 from stfusion.scene import ImageLike, Scene, open_scene
 
 #: Pixels per image read to compute the normalisation (decimated above this).
-STATS_PIXELS = 1 << 20
+STATS_PIXELS = 1 << 18
 #: A training patch with more invalid pixels than this share is redrawn.
 MAX_INVALID = 0.01
 

@@ -543,10 +543,11 @@ def run_data(
     ds.set_blocks(sites, cfg.val_fraction, multiple)
     used = ds.training_dates(sites, held)
     if norm is None:
-        norm = ds.Normalisation.from_sources(
-            [sites[s].scene.pairs[i][0] for s, i in used],
-            [sites[s].scene.pairs[i][1] for s, i in used],
-        )  # fmt: skip
+        with ds.streaming():
+            norm = ds.Normalisation.from_sources(
+                [sites[s].scene.pairs[i][0] for s, i in used],
+                [sites[s].scene.pairs[i][1] for s, i in used],
+            )  # fmt: skip
     examples = ds.pair_examples(sites, held, cfg.max_gap)
     steps = cfg.steps_per_epoch or ds.steps_per_epoch(sites, len(used), cfg.patch, cfg.batch)
     train_ds = ds.PatchDataset(
