@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 
 # Tests cover the optional extras too; torch is pinned to the CPU build (GUIDE: never unpinned).
 $(DEV_STAMP): $(STAMP)
-	$(BIN)/python -m pip install -q -e ".[test,dask,cube,hdf]" "torch==2.13.0"
+	$(BIN)/python -m pip install -q -e ".[test,dask,cube,hdf]" "torch==2.13.0" "lightning==2.6.6"
 	touch $(DEV_STAMP)
 
 demo: $(STAMP)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -231,3 +232,201 @@ def test_time_mix_checks() -> None:
     TrainConfig(model="dcstfn", time_mix=0.5).validate()
     with pytest.raises(InvalidParameterError, match="does not apply to stfdcnn"):
         STFDCNNConfig.from_train_config(TrainConfig(model="stfdcnn", time_mix=0.5))
+
+
+# --- streaming datasets (stfusion.dl.datasets) ------------------------------------------------
+
+
+def write_series(tmp_path: Path, n: int, size: int = 48, bands: int = 2) -> list[tuple[Path, Path]]:
+    """``n`` dates of CIA texture (the 10-08 crop, brightened a little per date), 3 days apart."""
+    import datetime as dt
+
+    from stfusion.demo import sample_dir
+    from stfusion.io import FileSource
+
+    d = sample_dir()
+    fine = FileSource(str(d / "CIA_Landsat7_2001-10-08.tif")).read()[2 : 2 + bands, :size, :size]
+    coarse = FileSource(str(d / "CIA_MOD09GA_2001-10-08.tif")).read()[2 : 2 + bands, :size, :size]
+    out = []
+    for i in range(n):
+        date = (dt.date(2001, 1, 1) + dt.timedelta(days=3 * i)).isoformat()
+        k = np.float32(1.0 + 0.01 * i)
+        out.append((write_tif(tmp_path / f"F_{date}.tif", fine * k),
+                    write_tif(tmp_path / f"C_{date}.tif", coarse * k)))  # fmt: skip
+    return out
+
+
+class _Counting:
+    """Wraps a Source: counts reads, their sizes and the read arrays still alive."""
+
+    def __init__(self, inner: object, log: dict) -> None:
+        import weakref
+
+        self.inner, self.log, self._refs = inner, log, weakref.WeakSet()
+        for k in ("grid", "count", "band_names", "label"):
+            setattr(self, k, getattr(inner, k))
+
+    def read(self, window: object = None, halo: int = 0) -> np.ndarray:
+        assert window is not None, "a whole-image read"
+        arr = self.inner.read(window, halo)
+        self.log["reads"] += 1
+        self.log["max_pixels"] = max(self.log["max_pixels"], arr.shape[1] * arr.shape[2])
+        self.log["live"].add(_Live(arr))
+        alive = sum(1 for x in self.log["live"] if x.alive())
+        self.log["max_live"] = max(self.log["max_live"], alive)
+        return arr
+
+    def sample(self, max_pixels: int = 1 << 20) -> np.ndarray:
+        return self.inner.sample(max_pixels)
+
+
+class _Live:
+    def __init__(self, arr: np.ndarray) -> None:
+        import weakref
+
+        self.ref = weakref.ref(arr)
+
+    def alive(self) -> bool:
+        return self.ref() is not None
+
+
+def test_stream_holds_a_bounded_number_of_windows(tmp_path: Path) -> None:
+    """20 dates: every read is one patch window, few read arrays are alive at any time, and
+    the dataset itself holds no pixels (its pickled size does not grow with the scene)."""
+    import pickle
+
+    import torch
+
+    from stfusion.dl import datasets as ds
+    from stfusion.dl.train import TrainConfig, open_training_sites, run_data
+
+    pairs = write_series(tmp_path, 20, size=48)
+    cfg = TrainConfig(model="dcstfn", patch=16, batch=4, steps_per_epoch=10, val_patches=8,
+                      val_fraction=0.25)  # fmt: skip
+    sites = open_training_sites(pairs)
+    assert sites[0].dates is not None and len(sites[0].dates) == 20
+    log: dict = {"reads": 0, "max_pixels": 0, "live": set(), "max_live": 0}
+    sites[0].scene.pairs = [(_Counting(f, log), _Counting(c, log))
+                            for f, c in sites[0].scene.pairs]  # fmt: skip
+    data = run_data(sites, cfg)
+    assert len(data.train.examples) == 20 * 19
+    train_dl, val_dl = data.loaders(cfg.batch, 0)
+    n = 0
+    for batch in list(train_dl) + list(val_dl):
+        assert batch[0].shape[1:] == (2, 16, 16) and batch[4].dtype == torch.bool
+        n += batch[0].shape[0]
+    assert n == 40 + 8
+    assert log["max_pixels"] == 16 * 16  # patch windows only, never a whole image
+    assert log["reads"] >= 4 * n
+    assert log["max_live"] <= 4  # at most one example's four windows in flight
+    # No pixels held: the pickled dataset is paths and numbers, the same for a larger scene.
+    small = len(pickle.dumps(run_data(open_training_sites(pairs), cfg).train))
+    (tmp_path / "big").mkdir()
+    big_pairs = write_series(tmp_path / "big", 20, size=96)
+    big = len(pickle.dumps(run_data(open_training_sites(big_pairs), cfg).train))
+    assert small < 64_000 and abs(big - small) < 2_000, (small, big)
+    # Item i of an epoch is the same whenever it is read (workers, resume); epochs differ.
+    item = data.train[3]
+    again = data.train[3]
+    assert all(torch.equal(a, b) for a, b in zip(item, again))
+    other = data.train[3 + len(data.train)]
+    assert not torch.equal(item[0], other[0])
+    sampler = ds.EpochSampler(5)
+    sampler.set_epoch(2)
+    assert list(sampler) == [10, 11, 12, 13, 14]
+
+
+def test_val_dates_hold_out_whole_dates(tmp_path: Path) -> None:
+    from stfusion.dl.train import TrainConfig, open_training_sites, run_data
+
+    pairs = write_series(tmp_path, 6, size=40)
+    sites = open_training_sites(pairs)
+    dates = sites[0].dates
+    held = [dates[2], dates[5]]
+    cfg = TrainConfig(model="dcstfn", patch=16, batch=4, steps_per_epoch=3, val_patches=12,
+                      val_dates=held, val_fraction=0.25, max_gap=9)  # fmt: skip
+    data = run_data(sites, cfg)
+    held_idx = {2, 5}
+    for ex in data.train.examples:
+        assert ex.ref not in held_idx and ex.tgt not in held_idx
+        assert abs(ex.ref - ex.tgt) <= 3  # --max-gap 9 days, dates 3 days apart
+    kinds = {it.block is None for it in data.val.items}
+    assert kinds == {True, False}  # both held-out dates and the spatial block
+    for it in data.val.items:
+        if it.block is None:
+            assert it.example.tgt in held_idx and it.example.ref not in held_idx
+        else:
+            assert it.example.tgt not in held_idx and it.example.ref not in held_idx
+    # The normalisation comes from the training dates only; only dates are refused.
+    with pytest.raises(InvalidParameterError, match="not a date of the pairs"):
+        run_data(sites, TrainConfig(model="dcstfn", val_dates=["1999-01-01"]))
+    # Dates only: no spatial block, every validation patch is a held-out target.
+    only = run_data(open_training_sites(pairs), TrainConfig(
+        model="dcstfn", patch=16, val_patches=4, val_dates=held, val_fraction=0.0))
+    assert all(it.block is None for it in only.val.items)
+    assert all(s.block is None for s in only.sites)
+
+
+def test_catalog_pairs_dates_within_sites(tmp_path: Path) -> None:
+    from stfusion.dl import datasets as ds
+    from stfusion.dl.train import TrainConfig, open_training_sites, run_data
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a = write_series(tmp_path / "a", 3)
+    b = write_series(tmp_path / "b", 2)
+    write_tif(tmp_path / "mask.tif", np.zeros((1, 48, 48), np.uint8))
+    rows = ["site,date,fine,coarse,mask"]
+    for site, pairs in (("A", a), ("B", b)):
+        for f, c in pairs:
+            d = ds.resolve_dates([(str(f), str(c))], None)[0]
+            rows.append(f"{site},{d},{f.relative_to(tmp_path)},{c},"
+                        f"{'mask.tif' if site == 'B' else ''}")  # fmt: skip
+    cat = tmp_path / "catalog.csv"
+    cat.write_text("\n".join(rows) + "\n")
+    groups = ds.read_catalog(cat)
+    assert list(groups) == ["A", "B"] and len(groups["A"]) == 3 and groups["B"][0].mask
+    sites = open_training_sites(None, catalog=cat)
+    data = run_data(sites, TrainConfig(model="dcstfn", patch=16, val_patches=4))
+    assert {(e.site, e.ref, e.tgt) for e in data.train.examples} == {
+        (0, r, t) for r in range(3) for t in range(3) if r != t} | {(1, 0, 1), (1, 1, 0)}
+    assert type(sites[1].scene.pairs[0][0]).__name__ == "MaskedSource"
+    bad = tmp_path / "bad.csv"
+    bad.write_text("site,fine\nx,y\n")
+    with pytest.raises(InvalidParameterError, match="site,date,fine,coarse"):
+        ds.read_catalog(bad)
+
+
+def test_stream_patches_never_touch_the_block_and_time_mix(tmp_path: Path) -> None:
+    import torch
+
+    from stfusion.dl.train import TrainConfig, open_training_sites, run_data
+
+    pairs = write_series(tmp_path, 3, size=48)
+    cfg = TrainConfig(model="dcstfn", patch=16, batch=4, steps_per_epoch=50, val_patches=4,
+                      val_fraction=0.25, augment=False, time_mix=1.0)  # fmt: skip
+    data = run_data(open_training_sites(pairs), cfg)
+    block = data.sites[0].block
+    seen = []
+    pair = data.train.reader.pair
+    data.train.reader.pair = lambda ex, r, c, h, w: seen.append((r, c)) or pair(ex, r, c, h, w)
+    items = [data.train[i] for i in range(200)]
+    assert len(seen) >= 200
+    assert not any(block.intersects(r, c, 16, 16) for r, c in seen)
+    # time_mix 1: the same example and window as without it, the targets moved by one
+    # fraction a in [0, 1) of the way from the reference (coarse and fine alike), inputs as
+    # they are.
+    plain = run_data(open_training_sites(pairs), dataclasses.replace(cfg, time_mix=0.0)).train
+    alphas = []
+    for i, (f_r, c_r, c_t, f_t, _m) in enumerate(items[:30]):
+        p_fr, p_cr, p_ct, p_ft, _pm = plain[i]
+        assert torch.equal(f_r, p_fr) and torch.equal(c_r, p_cr)
+        full_c, full_f = (p_ct - p_cr).numpy(), (p_ft - p_fr).numpy()
+        big = np.abs(full_c) > 0.2 * np.abs(full_c).max()
+        assert np.abs(full_c).max() > 1e-3
+        a = float(np.median((c_t - c_r).numpy()[big] / full_c[big]))
+        assert 0.0 <= a < 1.0
+        np.testing.assert_allclose((c_t - c_r).numpy(), a * full_c, atol=1e-4)
+        np.testing.assert_allclose((f_t - f_r).numpy(), a * full_f, atol=1e-4)
+        alphas.append(a)
+    assert np.std(alphas) > 0.15

@@ -30,7 +30,7 @@ from stfusion.methods.deep_stfdcnn import STFDCNN, STFDCNN_DEMO_DATES  # noqa: E
 from test_dl_data import DATES, write_cia_crop  # noqa: E402
 
 TINY = STFDCNNConfig(size="tiny", epochs=2, patch=16, batch=4, steps_per_epoch=3,
-                     val_fraction=0.3, threads=1, seed=0)  # fmt: skip
+                     val_fraction=0.3, threads=1, seed=0, val_patches=8)  # fmt: skip
 #: Tiled vs whole-scene tolerance with the overlap covering the receptive field.
 SEAM_TOL = 1e-5
 PAIRS = (DATES[0], DATES[2])  # cia-2pair: 10-08 and 11-02 bracket the target 10-17

@@ -19,7 +19,7 @@ from test_dl_data import DATES, write_cia_crop  # noqa: E402
 
 TINY = TrainConfig(
     size="tiny", epochs=2, patch=16, batch=4, steps_per_epoch=4, ae_steps=4,
-    val_fraction=0.3, threads=1, seed=0,
+    val_fraction=0.3, threads=1, seed=0, val_patches=8,
 )  # fmt: skip
 
 
@@ -103,12 +103,11 @@ def test_same_seed_same_weights(pairs: list, tmp_path: Path) -> None:
 
 def test_early_stopping_and_errors(pairs: list, tmp_path: Path) -> None:
     out = tmp_path / "m.ckpt"
-    # A learning rate far too large makes the validation loss stop improving.
-    r = train(pairs, out, cfg("dcstfn", epochs=12, patience=2, lr=5.0))
-    if r.stopped_early:
-        assert r.epochs == r.best_epoch + 2 < 12
-    else:
-        assert r.epochs == 12
+    # A learning rate far too large makes the validation loss stop improving (NaN never
+    # improves): Lightning's EarlyStopping ends the run after `patience` bad epochs.
+    r = train(pairs, out, cfg("dcstfn", epochs=12, patience=2, lr=1e4, steps_per_epoch=2))
+    assert r.stopped_early and r.epochs == r.best_epoch + 2 < 12
+    assert len(r.history) == r.epochs == load_checkpoint(out).data["epoch"]
     with pytest.raises(OutputExistsError, match="--overwrite"):
         train(pairs, out, cfg("dcstfn"))
     with pytest.raises(InvalidParameterError, match="does not exist"):
@@ -145,3 +144,47 @@ def test_train_command(pairs: list, tmp_path: Path) -> None:
     res = CliRunner().invoke(train_cmd, [*args, "--resume", "--epochs", "2", "-q"])
     assert res.exit_code == 0, res.output
     assert load_checkpoint(out).data["epoch"] == 2
+
+
+def test_train_command_catalog_val_dates_and_engine_options(tmp_path: Path) -> None:
+    from stfusion.train_cli import train as train_cmd
+    from test_dl_data import write_series
+
+    series = write_series(tmp_path, 4, size=40)
+    rows = ["site,date,fine,coarse"] + [
+        f"s1,{f.stem[2:]},{f.name},{c.name}" for f, c in series
+    ]
+    (tmp_path / "cat.csv").write_text("\n".join(rows) + "\n")
+    out = tmp_path / "cat.ckpt"
+    held = series[3][0].stem[2:]
+    args = ["--model", "dcstfn", "--catalog", str(tmp_path / "cat.csv"), "--out", str(out),
+            "--size", "tiny", "--epochs", "1", "--patch", "16", "--batch", "2",
+            "--steps-per-epoch", "2", "--threads", "1", "--val-dates", held,
+            "--val-fraction", "0", "--val-patches", "4", "--max-gap", "6", "--devices", "cpu",
+            "--precision", "32", "--workers", "0"]  # fmt: skip
+    res = CliRunner().invoke(train_cmd, args)
+    assert res.exit_code == 0, res.output
+    assert "epoch   1" in res.output  # a line per epoch without a terminal
+    ck = load_checkpoint(out)
+    assert ck.data["validation"]["dates"] == [held] and ck.data["validation_block"] is None
+    assert ck.data["training_sites"] == {"s1": [f.stem[2:] for f, _ in series]}
+    assert "--catalog" in ck.meta["command"] and "--val-dates" in ck.meta["command"]
+    assert (tmp_path / "cat.lightning" / "resume.ckpt").exists()
+    bad = CliRunner().invoke(train_cmd, [*args[:4], "--out", str(tmp_path / "x.ckpt"),
+                                         "--devices", "tpu:9"])  # fmt: skip
+    assert bad.exit_code != 0 and "--devices" in str(bad.exception)
+    none = CliRunner().invoke(train_cmd, ["--model", "dcstfn", "--out", str(tmp_path / "n")])
+    assert none.exit_code == 2 and "--catalog" in none.output
+
+
+def test_resume_needs_the_lightning_state(pairs: list, tmp_path: Path) -> None:
+    """A checkpoint without its Lightning state (older stfusion, stripped, moved) still
+    predicts; --resume says what to do."""
+    import shutil
+
+    out = tmp_path / "m.ckpt"
+    train(pairs, out, cfg("dcstfn", epochs=1))
+    shutil.rmtree(tmp_path / "m.lightning")
+    with pytest.raises(InvalidParameterError, match="no training state beside it"):
+        train(pairs, out, cfg("dcstfn", epochs=2), resume=True)
+    assert load_checkpoint(out).network() is not None

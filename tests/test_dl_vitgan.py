@@ -398,7 +398,8 @@ def test_train_and_predict_end_to_end(files: dict, tmp_path: Path) -> None:
     from stfusion.methods.deep_vit import VITGAN
 
     cfg = TrainConfig(model="vitgan", size="tiny", epochs=2, patch=32, batch=2,
-                      steps_per_epoch=2, beta=0.0, val_fraction=0.3, threads=1)  # fmt: skip
+                      steps_per_epoch=2, beta=0.0, val_fraction=0.3, threads=1,
+                      val_patches=4)  # fmt: skip
     out = tmp_path / "v.ckpt"
     r = train([files[d] for d in DATES[:2]], out, cfg)
     assert r.epochs == 2 and np.isfinite([h["val_rmse"] for h in r.history]).all()

@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from stfusion.cli_options import OFFSET, SCALE
+from stfusion.train_cli import _DEFAULTS, engine_options, split_dates
 
 #: Student sizes (kept here so ``--help`` needs no torch; checked against the network module).
 STUDENT_SIZES = ("nano", "micro", "mini")
@@ -26,9 +27,10 @@ def _command_line(**kw: Any) -> str:
     for opt in ("epochs", "patch", "batch", "lr", "alpha", "beta", "feature_layer", "patience",
                 "val_fraction", "steps_per_epoch", "seed", "device", "threads", "fine_scale",
                 "fine_offset", "coarse_scale", "coarse_offset", "resampling",
-                "dates"):  # fmt: skip
+                "dates", "precision", "strategy", "workers", "max_gap", "val_dates",
+                "val_patches", "catalog"):  # fmt: skip
         value = kw.get(opt)
-        if value is not None and value != "":
+        if value is not None and value != "" and _DEFAULTS.get(opt, object()) != value:
             args += [f"--{opt.replace('_', '-')}", str(value)]
     if not kw.get("augment", True):
         args.append("--no-augment")
@@ -57,11 +59,10 @@ def _command_line(**kw: Any) -> str:
     "pairs",
     nargs=2,
     multiple=True,
-    required=True,
     type=click.Path(),
     metavar="FINE COARSE",
     help="A fine image and the coarse image of the same date; two or more dates "
-    "(as for stfusion train).",
+    "(as for stfusion train), or give --catalog.",
 )
 @click.option("--out", "-o", required=True, type=click.Path(), help="Student checkpoint to write.")
 @click.option("--epochs", type=int, default=60, show_default=True, help="Maximum epochs.")
@@ -114,10 +115,10 @@ def _command_line(**kw: Any) -> str:
 )
 @click.option(
     "--device",
-    type=click.Choice(["auto", "cpu", "cuda"]),
     default="auto",
     show_default=True,
-    help="Where to train (the closing speed comparison always runs on the CPU).",
+    help="Where to train: auto, cpu, cuda, cuda:1 (the closing speed comparison always runs "
+    "on the CPU).",
 )
 @click.option(
     "--threads",
@@ -153,6 +154,7 @@ def _command_line(**kw: Any) -> str:
     show_default=True,
     help="How a coarse image on its own grid is reprojected onto the fine grid.",
 )
+@engine_options
 @click.option("--note", default="", help="Free text stored in the checkpoint's metadata.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress display or summary.")
@@ -162,7 +164,9 @@ def distill(
     patience: int, val_fraction: float, steps_per_epoch: int, device: str, threads: int,
     seed: int, augment: bool, dates: str | None, fine_scale: float | None,
     fine_offset: float | None, coarse_scale: float | None, coarse_offset: float | None,
-    resampling: str, note: str, overwrite: bool, quiet: bool,
+    resampling: str, devices: str | None, precision: str, strategy: str, workers: int,
+    max_gap: float, val_dates: str | None, val_patches: int, catalog: str | None, note: str,
+    overwrite: bool, quiet: bool,
 ) -> None:  # fmt: skip
     """Distil a trained deep model (the teacher) into a small, fast student CNN.
 
@@ -184,11 +188,16 @@ def distill(
     from stfusion.io import Scaling
     from stfusion.train_cli import _TrainProgress
 
+    if not pairs and not catalog:
+        raise click.UsageError("give the pairs: --pair FINE COARSE (2+) or --catalog.")
+    device = devices or device
     cfg = DistillConfig(
         student=student, epochs=epochs, patch=patch, batch=batch, lr=lr,
         steps_per_epoch=steps_per_epoch, val_fraction=val_fraction, patience=patience,
         seed=seed, device=device, augment=augment, alpha=alpha, beta=beta,
-        feature_layer=feature_layer, threads=threads,
+        feature_layer=feature_layer, threads=threads, precision=precision, strategy=strategy,
+        workers=workers, max_gap=max_gap, val_dates=split_dates(val_dates),
+        val_patches=val_patches,
     )  # fmt: skip
     date_list = [d.strip() for d in dates.split(",") if d.strip()] if dates else None
     command = _command_line(
@@ -197,7 +206,9 @@ def distill(
         patience=patience, val_fraction=val_fraction or None, steps_per_epoch=steps_per_epoch,
         seed=seed, device=device, threads=threads, fine_scale=fine_scale,
         fine_offset=fine_offset, coarse_scale=coarse_scale, coarse_offset=coarse_offset,
-        resampling=resampling, dates=dates, augment=augment,
+        resampling=resampling, dates=dates, augment=augment, precision=precision,
+        strategy=strategy, workers=workers, max_gap=max_gap, val_dates=val_dates,
+        val_patches=val_patches, catalog=catalog,
     )  # fmt: skip
     meta: dict[str, Any] = {"command": command, "argv": " ".join(sys.argv[1:])}
     if note:
@@ -209,7 +220,8 @@ def distill(
             [tuple(p) for p in pairs], teacher, out, cfg, dates=date_list,
             fine_scaling=Scaling(fine_scale, fine_offset),
             coarse_scaling=Scaling(coarse_scale, coarse_offset), resampling=resampling,
-            overwrite=overwrite, progress=progress, meta=meta,
+            overwrite=overwrite, progress=progress, progress_bar=not quiet, meta=meta,
+            catalog=catalog,
         )  # fmt: skip
     finally:
         progress.close()

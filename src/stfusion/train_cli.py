@@ -18,6 +18,11 @@ from stfusion.cli_options import OFFSET, SCALE
 MODEL_CHOICES = ["dcstfn", "edcstfn", "ganstfm", "vitgan", "stfdcnn"]
 
 
+#: Engine options left out of the stored command line at their defaults.
+_DEFAULTS: dict[str, Any] = {"precision": "32", "strategy": "auto", "workers": 0, "max_gap": 0.0,
+                             "val_patches": 64}  # fmt: skip
+
+
 def _command_line(**kw: Any) -> str:
     """The canonical command that reproduces a run (stored in the checkpoint)."""
     args = ["stfusion", "train", "--model", kw["model"]]
@@ -29,9 +34,10 @@ def _command_line(**kw: Any) -> str:
                 "vision_weight", "feature_weight", "discriminator", "gan_loss", "adv_weight",
                 "fm_weight", "sam_weight", "d_lr", "label_smoothing", "clip", "time_mix",
                 "fine_scale", "fine_offset", "coarse_scale", "coarse_offset", "resampling",
-                "dates"):  # fmt: skip
+                "dates", "precision", "strategy", "workers", "max_gap", "val_dates",
+                "val_patches", "catalog"):  # fmt: skip
         value = kw.get(opt)
-        if value is not None and value != "":
+        if value is not None and value != "" and _DEFAULTS.get(opt, object()) != value:
             args += [f"--{opt.replace('_', '-')}", str(value)]
     if not kw.get("augment", True):
         args.append("--no-augment")
@@ -39,54 +45,103 @@ def _command_line(**kw: Any) -> str:
 
 
 class _TrainProgress:
-    """A rich progress bar over steps, and one line per epoch."""
+    """One line per epoch (and one for the feature-loss autoencoder) on stderr; the step bar
+    with ETA is Lightning's (shown when stderr is a terminal)."""
 
     def __init__(self, quiet: bool) -> None:
         self.quiet = quiet
-        self._bar: Any = None
-        self._tasks: dict[str, Any] = {}
 
     def __call__(self, ev: dict[str, Any]) -> None:
         if self.quiet:
             return
-        if self._bar is None:
-            from rich.console import Console
-            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-            self._bar = Progress(
-                TextColumn("{task.description}"), BarColumn(),
-                TextColumn("{task.completed}/{task.total}"), TextColumn("{task.fields[info]}"),
-                TimeElapsedColumn(), console=Console(stderr=True), transient=True,
-            )  # fmt: skip
-            self._bar.start()
         stage = ev["stage"]
-        if stage == "autoencoder":
-            task = self._task("autoencoder", "autoencoder (feature loss)", ev["steps"])
-            self._bar.update(task, completed=ev["step"], info=f"loss {ev['loss']:.4g}")
-        elif stage == "train":
-            task = self._task("train", "training", ev["epochs"] * ev["steps"])
-            done = (ev["epoch"] - 1) * ev["steps"] + ev["step"]
-            self._bar.update(
-                task,
-                completed=done,
-                info=f"epoch {ev['epoch']}/{ev['epochs']} loss {ev['loss']:.4g}",
+        if stage == "autoencoder_done":
+            click.echo(
+                f"autoencoder (feature loss): {ev['steps']} steps, loss {ev['loss']:.4g} "
+                f"({ev['seconds']:.1f} s)",
+                err=True,
             )
         elif stage == "epoch":
             gan = f"  D {ev['d_loss']:.3g}  G adv {ev['g_adv']:.3g}" if "d_loss" in ev else ""
-            self._bar.console.print(
+            click.echo(
                 f"epoch {int(ev['epoch']):>3}  train {ev['train_loss']:.4g}  "
-                f"val {ev['val_loss']:.4g}  val RMSE {ev['val_rmse']:.4g}{gan}  "
-                f"({ev['seconds']:.1f} s, best epoch {ev['best_epoch']})"
+                f"val {ev['val_loss']:.4g}  val RMSE {ev['val_rmse']:.4g} "
+                f"(additive {ev['val_rmse_additive']:.4g}){gan}  "
+                f"({ev['seconds']:.1f} s, best epoch {ev['best_epoch']})",
+                err=True,
             )
 
-    def _task(self, key: str, label: str, total: int) -> Any:
-        if key not in self._tasks:
-            self._tasks[key] = self._bar.add_task(label, total=total, info="")
-        return self._tasks[key]
-
     def close(self) -> None:
-        if self._bar is not None:
-            self._bar.stop()
+        pass
+
+
+def engine_options(f: Any) -> Any:
+    """The engine and data options shared by ``stfusion train`` and ``stfusion distill``."""
+    options = [
+        click.option(
+            "--devices",
+            default=None,
+            metavar="DEV",
+            help="Where to train: auto (a GPU when there is one), cpu, cuda, cuda:1, "
+            "cuda:0,1, or a device count [default: --device, auto].",
+        ),
+        click.option(
+            "--precision",
+            type=click.Choice(["32", "16-mixed", "bf16-mixed"]),
+            default="32",
+            show_default=True,
+            help="Floating-point precision of training (mixed precision on GPUs).",
+        ),
+        click.option(
+            "--strategy",
+            default="auto",
+            show_default=True,
+            help="Lightning strategy, e.g. ddp for data parallel over --devices (and nodes).",
+        ),
+        click.option(
+            "--workers",
+            type=click.IntRange(0),
+            default=0,
+            show_default=True,
+            help="DataLoader worker processes reading patches; 0 = read in the main process.",
+        ),
+        click.option(
+            "--max-gap",
+            type=click.FloatRange(0.0),
+            default=0.0,
+            show_default=True,
+            help="Pair only dates at most this many days apart; 0 = any two dates of a site.",
+        ),
+        click.option(
+            "--val-dates",
+            default=None,
+            metavar="D1,D2",
+            help="Hold out these dates (YYYY-MM-DD) for validation: they are targets of "
+            "validation examples only, never in training. Combinable with --val-fraction.",
+        ),
+        click.option(
+            "--val-patches",
+            type=click.IntRange(1),
+            default=64,
+            show_default=True,
+            help="Size of the fixed validation sample (patches of --patch px).",
+        ),
+        click.option(
+            "--catalog",
+            type=click.Path(dir_okay=False),
+            default=None,
+            help="CSV with columns site,date,fine,coarse[,mask] (paths relative to the CSV; "
+            "a mask raster, nonzero = invalid, masks the fine image). Dates are paired only "
+            "within a site. Beside or instead of --pair.",
+        ),
+    ]
+    for opt in reversed(options):
+        f = opt(f)
+    return f
+
+
+def split_dates(text: str | None) -> list[str]:
+    return [d.strip() for d in text.split(",") if d.strip()] if text else []
 
 
 @click.command("train")
@@ -103,11 +158,10 @@ class _TrainProgress:
     "pairs",
     nargs=2,
     multiple=True,
-    required=True,
     type=click.Path(),
     metavar="FINE COARSE",
-    help="A fine image and the coarse image of the same date; two or more dates. "
-    "Every ordered pair of dates becomes a training example.",
+    help="A fine image and the coarse image of the same date; two or more dates (or give "
+    "--catalog). Every ordered pair of dates becomes a training example.",
 )
 @click.option(
     "--out",
@@ -151,10 +205,9 @@ class _TrainProgress:
 )
 @click.option(
     "--device",
-    type=click.Choice(["auto", "cpu", "cuda"]),
     default="auto",
     show_default=True,
-    help="auto: cuda if available, else cpu.",
+    help="auto: cuda if available, else cpu; also cuda:1 (the same as --devices).",
 )
 @click.option(
     "--threads",
@@ -282,6 +335,7 @@ class _TrainProgress:
     show_default=True,
     help="How a coarse image on its own grid is reprojected onto the fine grid.",
 )
+@engine_options
 @click.option("--note", default="", help="Free text stored in the checkpoint's metadata.")
 @click.option("--resume", is_flag=True, help="Continue the run saved in --out.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out.")
@@ -295,8 +349,9 @@ def train(
     sam_weight: float | None, d_lr: float | None, label_smoothing: float | None,
     clip: float | None, time_mix: float | None, augment: bool, dates: str | None,
     fine_scale: float | None, fine_offset: float | None, coarse_scale: float | None,
-    coarse_offset: float | None, resampling: str, note: str, resume: bool, overwrite: bool,
-    quiet: bool,
+    coarse_offset: float | None, resampling: str, devices: str | None, precision: str,
+    strategy: str, workers: int, max_gap: float, val_dates: str | None, val_patches: int,
+    catalog: str | None, note: str, resume: bool, overwrite: bool, quiet: bool,
 ) -> None:  # fmt: skip
     """Train a deep fusion network (DCSTFN, EDCSTFN, GAN-STFM, ViTGAN, STFDCNN) on your own pairs.
 
@@ -323,10 +378,15 @@ def train(
         "fm_weight": fm_weight, "sam_weight": sam_weight, "d_lr": d_lr,
         "label_smoothing": label_smoothing, "clip": clip, "time_mix": time_mix,
     }  # fmt: skip
+    if not pairs and not catalog:
+        raise click.UsageError("give the training pairs: --pair FINE COARSE (2+) or --catalog.")
+    device = devices or device
     cfg = TrainConfig(
         model=model, size=size, epochs=epochs, patch=patch, batch=batch, lr=lr,
         steps_per_epoch=steps_per_epoch, val_fraction=val_fraction, patience=patience,
         seed=seed, device=device, augment=augment, ae_steps=ae_steps, threads=threads,
+        precision=precision, strategy=strategy, workers=workers, max_gap=max_gap,
+        val_dates=split_dates(val_dates), val_patches=val_patches,
         **{k: v for k, v in optional.items() if v is not None},
     )  # fmt: skip
     date_list = [d.strip() for d in dates.split(",") if d.strip()] if dates else None
@@ -339,7 +399,9 @@ def train(
         d_lr=d_lr, label_smoothing=label_smoothing, clip=clip, time_mix=time_mix,
         fine_scale=fine_scale,
         fine_offset=fine_offset, coarse_scale=coarse_scale, coarse_offset=coarse_offset,
-        resampling=resampling, dates=dates, augment=augment,
+        resampling=resampling, dates=dates, augment=augment, precision=precision,
+        strategy=strategy, workers=workers, max_gap=max_gap, val_dates=val_dates,
+        val_patches=val_patches, catalog=catalog,
     )  # fmt: skip
     meta: dict[str, Any] = {"command": command, "argv": " ".join(sys.argv[1:])}
     if note:
@@ -351,7 +413,8 @@ def train(
             [tuple(p) for p in pairs], out, cfg, dates=date_list,
             fine_scaling=Scaling(fine_scale, fine_offset),
             coarse_scaling=Scaling(coarse_scale, coarse_offset), resampling=resampling,
-            resume=resume, overwrite=overwrite, progress=progress, meta=meta,
+            resume=resume, overwrite=overwrite, progress=progress, progress_bar=not quiet,
+            meta=meta, catalog=catalog,
         )  # fmt: skip
     finally:
         progress.close()

@@ -5,10 +5,11 @@ arXiv:1503.02531. Feature ("hint") distillation through a 1x1 adapter: Romero, A
 (2015). FitNets: hints for thin deep nets. ICLR.
 
 ``distill(pairs, teacher, out, DistillConfig(...))`` (and ``stfusion distill``) trains a
-:class:`~stfusion.dl.networks.student.StudentNet` with the data pipeline of
-:mod:`stfusion.dl.train`: the same scene opening, examples (every ordered pair of dates),
-per-band normalisation, spatial validation block, random patches, Adam, early stopping,
-atomic checkpoint after every epoch and loss log (``<out>.log.csv`` + ``<out>.loss.png``).
+:class:`~stfusion.dl.networks.student.StudentNet` with the data and engine of
+:mod:`stfusion.dl.train` (:class:`stfusion.dl.engine.DistillModule`): the same scene opening,
+streamed examples (ordered pairs of dates), per-band normalisation, validation sample, Adam,
+early stopping, atomic checkpoint after every epoch and loss log (``<out>.log.csv`` +
+``<out>.loss.png``).
 Each training batch also goes through the frozen teacher, and the loss is
 
     L = L_gt + alpha * L_teacher + beta * L_feature
@@ -61,19 +62,22 @@ import math
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from rasterio.windows import Window
 from torch import nn
 
 import stfusion
+from stfusion.dl import datasets as ds
+from stfusion.dl import engine
 from stfusion.dl.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from stfusion.dl.data import TrainingData, resolve_dates
-from stfusion.dl.infer import default_overlap, resolve_device
+from stfusion.dl.engine import ProgressFn, RunOptions, cpu_state
+from stfusion.dl.infer import default_overlap
 from stfusion.dl.losses import content_loss
 from stfusion.dl.networks import FusionNet
 from stfusion.dl.networks.student import (
@@ -83,17 +87,16 @@ from stfusion.dl.networks.student import (
     student_channels,
 )
 from stfusion.dl.train import (
-    ProgressFn,
-    _deterministic,
-    _evaluate,
-    _tensors,
+    RunData,
     checkpoint_record,
-    cpu_state,
-    write_log,
+    open_training_sites,
+    run_data,
+    settings_of,
+    validate_run_options,
 )
 from stfusion.errors import InvalidParameterError, OutputExistsError
 from stfusion.io import Scaling
-from stfusion.scene import ImageLike, Scene, open_scene
+from stfusion.scene import ImageLike, Scene
 
 #: A student may have at most this fraction of the teacher's parameters.
 MAX_PARAMETER_FRACTION = 0.1
@@ -107,7 +110,7 @@ _SKIP_TYPES = (nn.Identity, nn.Dropout, nn.Dropout2d)
 
 
 @dataclass
-class DistillConfig:
+class DistillConfig(RunOptions):
     """Hyper-parameters of a distillation run (all stored in the checkpoint)."""
 
     student: str = "micro"
@@ -130,21 +133,18 @@ class DistillConfig:
 
     def validate(self) -> None:
         student_channels(self.student)
-        for name in ("epochs", "patch", "batch", "patience", "speed_tile", "speed_repeat"):
+        for name in ("speed_tile", "speed_repeat"):
             if int(getattr(self, name)) < 1:
                 raise InvalidParameterError(f"{name} must be >= 1, got {getattr(self, name)}.")
-        if self.patch < 16:
-            raise InvalidParameterError(f"patch must be at least 16 px, got {self.patch}.")
-        if not self.lr > 0:
-            raise InvalidParameterError(f"lr must be > 0, got {self.lr}.")
-        for name in ("alpha", "beta"):
-            v = float(getattr(self, name))
-            if not (v >= 0 and math.isfinite(v)):
-                raise InvalidParameterError(f"{name} must be a number >= 0, got {v}.")
         if self.val_fraction and not 0.0 < self.val_fraction < 1.0:
             raise InvalidParameterError(
                 f"val_fraction must be in (0, 1) (0: the teacher's), got {self.val_fraction}."
             )
+        validate_run_options(replace(self, val_fraction=self.val_fraction or 0.2))
+        for name in ("alpha", "beta"):
+            v = float(getattr(self, name))
+            if not (v >= 0 and math.isfinite(v)):
+                raise InvalidParameterError(f"{name} must be a number >= 0, got {v}.")
 
 
 @dataclass
@@ -397,24 +397,29 @@ class DistillLoss(nn.Module):
 
 
 def _speed_tiles(
-    data: TrainingData, tile: int, overlap: int, multiple: int, max_tiles: int = SPEED_TILES
+    data: RunData, tile: int, overlap: int, multiple: int, max_tiles: int = SPEED_TILES
 ) -> tuple[list[list[torch.Tensor]], float]:
     """The first example cut into ``tile`` px tiles anchored at the origin (the first
     ``max_tiles`` in row order), each grown by ``overlap`` px (edge-replicated outside the
-    scene) and padded to ``multiple``; and the megapixels they predict."""
-    ref, tgt = data.examples[0]
-    arrays = [np.nan_to_num(a) for a in (data.fine[ref], data.coarse[ref], data.coarse[tgt])]
-    h, w = data.shape
+    scene) and padded to ``multiple``; and the megapixels they predict. Read window by
+    window from the files."""
+    ex = ds.pair_examples(data.sites, data.held_out, 0.0)[0]
+    site = data.sites[ex.site]
+    (f_r, c_r), (_f, c_t) = site.scene.pairs[ex.ref], site.scene.pairs[ex.tgt]
+    m = data.norm.mean.astype(np.float32)[:, None, None]
+    sd = data.norm.std.astype(np.float32)[:, None, None]
+    h, w = site.shape
     tiles = []
     pixels = 0
     for r, c in [(r, c) for r in range(0, h, tile) for c in range(0, w, tile)][:max_tiles]:
         r0, c0 = r - overlap, c - overlap
         r1 = r0 + -(-(min(tile, h - r) + 2 * overlap) // multiple) * multiple
         c1 = c0 + -(-(min(tile, w - c) + 2 * overlap) // multiple) * multiple
-        rows = np.clip(np.arange(r0, r1), 0, h - 1)
-        cols = np.clip(np.arange(c0, c1), 0, w - 1)
-        tiles.append([torch.from_numpy(np.ascontiguousarray(a[:, rows][:, :, cols]))[None]
-                      for a in arrays])  # fmt: skip
+        rr0, cc0, rr1, cc1 = max(r0, 0), max(c0, 0), min(r1, h), min(c1, w)
+        pad = ((0, 0), (rr0 - r0, r1 - rr1), (cc0 - c0, c1 - cc1))
+        win = Window(cc0, rr0, cc1 - cc0, rr1 - rr0)
+        arrays = [np.pad((src.read(win) - m) / sd, pad, mode="edge") for src in (f_r, c_r, c_t)]
+        tiles.append([torch.from_numpy(np.nan_to_num(a))[None] for a in arrays])
         pixels += min(tile, h - r) * min(tile, w - c)
     return tiles, pixels / 1e6
 
@@ -438,166 +443,38 @@ def forward_seconds_per_mp(
 # ----------------------------------------------------------------------------- the run
 
 
-class _DistillRun:
-    """The state of one distillation run and its epoch loop."""
-
-    def __init__(
-        self,
-        cfg: DistillConfig,
-        scene: Scene,
-        data: TrainingData,
-        teacher: Teacher,
-        device: torch.device,
-        out: Path,
-        dates: list[str] | None,
-        meta: dict[str, Any],
-        progress: ProgressFn | None,
-    ) -> None:
-        self.cfg, self.scene, self.data, self.teacher = cfg, scene, data, teacher.to(device)
-        self.device, self.out, self.dates, self.meta, self.progress = (
-            device, out, dates, meta, progress,
-        )  # fmt: skip
-        self.rng = np.random.default_rng(cfg.seed)
-        torch.manual_seed(cfg.seed)
-        self.student = make_student(scene.count, cfg.student).to(device)
-        self.adapter: nn.Conv2d | None = None
-        if cfg.beta and teacher.feature_layer is not None:
-            width = int(self.meta["teacher"]["feature_channels"])
-            self.adapter = nn.Conv2d(self.student.channels[-1], width, 1).to(device)
-        params = list(self.student.parameters())
-        if self.adapter is not None:
-            params += list(self.adapter.parameters())
-        self.optimizer = torch.optim.Adam(params, lr=cfg.lr)
-        self.criterion = DistillLoss(cfg.alpha, cfg.beta)
-        self.val_criterion = content_loss("mse").to(device)
-        self.history: list[dict[str, float]] = []
-        self.best_state = copy.deepcopy(self.student.state_dict())
-        self.best_loss, self.best_epoch, self.bad, self.epoch = float("inf"), 0, 0, 0
-        self.t_start = time.perf_counter()
-        h, w = data.shape
-        v = data.val
-        area = (h * w - v.height * v.width) * len(data.examples)
-        self.steps = cfg.steps_per_epoch or max(10, -(-area // (cfg.patch**2 * cfg.batch)))
-        self.additive_rmse = data.additive_rmse()
-        teacher_net: Any = self.teacher  # a FusionNet-like module (forward, eval, train)
-        _, self.teacher_rmse = _evaluate(teacher_net, self.val_criterion, data, device)
-        # The teacher is fixed: its validation predictions once, for the agreement column.
-        self.val_batches = [_tensors(b, device) for b in data.validation()]
-        self.teacher_val = [self.teacher(*t[:3]) for t in self.val_batches]
-        self.summary: dict[str, Any] = {}
-
-    @property
-    def stopped(self) -> bool:
-        return self.bad >= self.cfg.patience
-
-    @property
-    def seconds(self) -> float:
-        return time.perf_counter() - self.t_start
-
-    def _agreement(self) -> float:
-        """Student vs teacher RMSE (physical units, mean over bands) on the block."""
-        sq, n = np.zeros(self.data.count), 0
-        self.student.eval()
-        with torch.no_grad():
-            for (fr, cr, ct, _ft, mask), tp in zip(self.val_batches, self.teacher_val):
-                err = (self.student(fr, cr, ct) - tp).cpu().numpy()[0]
-                m = mask.cpu().numpy()[0, 0]
-                sq += (err[:, m] ** 2).sum(axis=1) * self.data.std**2
-                n += int(m.sum())
-        self.student.train()
-        return float(np.mean(np.sqrt(sq / max(n, 1))))
-
-    def run_epoch(self) -> None:
-        cfg, net = self.cfg, self.student
-        self.epoch += 1
-        t0 = time.perf_counter()
-        net.train()
-        sums: dict[str, float] = {}
-        want_feat = self.adapter is not None
-        for step in range(self.steps):
-            batch = self.data.sample(self.rng, cfg.batch, cfg.patch, cfg.augment)
-            fr, cr, ct, ft, mask = _tensors(batch, self.device)
-            t_pred: torch.Tensor | None = None
-            t_feat: torch.Tensor | None = None
-            if cfg.alpha or want_feat:  # alpha = beta = 0: ground truth only (no teacher)
-                t_pred, t_feat = self.teacher.predict(fr, cr, ct)
-            self.optimizer.zero_grad()
-            feats = net.features(fr, cr, ct)
-            pred = net.head_output(feats, fr, cr, ct)
-            s_feat = self.adapter(feats) if self.adapter is not None else None
-            loss, parts = self.criterion(pred, ft, mask, t_pred, s_feat, t_feat)
-            loss.backward()
-            self.optimizer.step()
-            sums["train_loss"] = sums.get("train_loss", 0.0) + float(loss.detach())
-            for k, val in parts.items():
-                sums[k] = sums.get(k, 0.0) + val
-            if self.progress is not None:
-                self.progress({"stage": "train", "epoch": self.epoch, "epochs": cfg.epochs,
-                               "step": step + 1, "steps": self.steps,
-                               "loss": sums["train_loss"] / (step + 1)})  # fmt: skip
-        val_loss, val_rmse = _evaluate(net, self.val_criterion, self.data, self.device)
-        row: dict[str, float] = {"epoch": self.epoch}
-        row.update({k: v / self.steps for k, v in sums.items()})
-        row.update(val_loss=val_loss, val_rmse=val_rmse, val_rmse_additive=self.additive_rmse,
-                   val_rmse_teacher=self.teacher_rmse, val_rmse_vs_teacher=self._agreement(),
-                   lr=cfg.lr, seconds=time.perf_counter() - t0)  # fmt: skip
-        self.history.append(row)
-        if val_loss < self.best_loss:
-            self.best_loss, self.best_epoch, self.bad = val_loss, self.epoch, 0
-            self.best_state = copy.deepcopy(net.state_dict())
-        else:
-            self.bad += 1
-        if self.progress is not None:
-            self.progress({"stage": "epoch", **row, "best_epoch": self.best_epoch})
-        save_checkpoint(self.out, self.payload())
-        write_log(self.history, self.out, plot=False)
-
-    def measure(self) -> dict[str, Any]:
-        """Validation RMSE of the best student, and CPU speed of teacher and student."""
-        cfg = self.cfg
-        self.student.load_state_dict(self.best_state)
-        _, student_rmse = _evaluate(self.student, self.val_criterion, self.data, self.device)
-        student = copy.deepcopy(self.student).cpu().eval()
-        teacher = copy.deepcopy(self.teacher.net).cpu().eval()
-        multiple = math.lcm(int(teacher.multiple), int(student.multiple))
-        overlap = max(default_overlap(int(teacher.radius), int(teacher.multiple)),
-                      default_overlap(int(student.radius), int(student.multiple)))  # fmt: skip
-        tiles, mp = _speed_tiles(self.data, cfg.speed_tile, overlap, multiple)
-        t_speed = forward_seconds_per_mp(teacher, tiles, mp, cfg.speed_repeat)
-        s_speed = forward_seconds_per_mp(student, tiles, mp, cfg.speed_repeat)
-        self.summary = {
-            "teacher_val_rmse": self.teacher_rmse,
-            "student_val_rmse": student_rmse,
-            "additive_val_rmse": self.additive_rmse,
-            "speed": {
-                "device": "cpu",
-                "threads": torch.get_num_threads(),
-                "tile": cfg.speed_tile,
-                "overlap": overlap,
-                "tiles": len(tiles),
-                "megapixels": mp,
-                "teacher_s_per_mp": t_speed,
-                "student_s_per_mp": s_speed,
-                "speedup": t_speed / max(s_speed, 1e-12),
-            },
-        }
-        return self.summary
-
-    def payload(self) -> dict[str, Any]:
-        cpu = cpu_state
-        meta = {k: v for k, v in self.meta.items() if k != "teacher"}
-        network = {**self.student.config(), "size": self.cfg.student}
-        out = checkpoint_record(self, StudentNet.name, network, meta)
-        out["teacher"] = self.meta["teacher"]
-        out["parameters"] = parameter_count(self.student)
-        if self.adapter is not None:
-            out["adapter"] = {
-                "feature_layer": self.teacher.feature_layer,
-                "state_dict": cpu(self.adapter.state_dict()),
-            }
-        if self.summary:
-            out["distillation"] = self.summary
-        return out
+def measure(
+    module: Any, teacher: Teacher, data: RunData, val_loader: Any, cfg: DistillConfig,
+    best_state: dict[str, torch.Tensor], history: list[dict[str, float]],
+) -> dict[str, Any]:  # fmt: skip
+    """Validation RMSE of the best student (and of the teacher and the additive baseline on
+    the same sample), and CPU speed of teacher and student on the same tiles."""
+    module.net.load_state_dict(best_state)
+    scores = engine.evaluate(module, val_loader)
+    student = copy.deepcopy(module.net).cpu().eval()
+    t_net = copy.deepcopy(teacher.net).cpu().eval()
+    multiple = math.lcm(int(t_net.multiple), int(student.multiple))
+    overlap = max(default_overlap(int(t_net.radius), int(t_net.multiple)),
+                  default_overlap(int(student.radius), int(student.multiple)))  # fmt: skip
+    tiles, mp = _speed_tiles(data, cfg.speed_tile, overlap, multiple)
+    t_speed = forward_seconds_per_mp(t_net, tiles, mp, cfg.speed_repeat)
+    s_speed = forward_seconds_per_mp(student, tiles, mp, cfg.speed_repeat)
+    return {
+        "teacher_val_rmse": scores["val_rmse_teacher"],
+        "student_val_rmse": scores["val_rmse"],
+        "additive_val_rmse": scores["val_rmse_additive"],
+        "speed": {
+            "device": "cpu",
+            "threads": torch.get_num_threads(),
+            "tile": cfg.speed_tile,
+            "overlap": overlap,
+            "tiles": len(tiles),
+            "megapixels": mp,
+            "teacher_s_per_mp": t_speed,
+            "student_s_per_mp": s_speed,
+            "speedup": t_speed / max(s_speed, 1e-12),
+        },
+    }
 
 
 def _teacher_info(
@@ -629,11 +506,13 @@ def distill(
     config: DistillConfig | None = None,
     *,
     dates: Sequence[str] | None = None,
+    catalog: str | os.PathLike[str] | None = None,
     fine_scaling: Scaling | None = None,
     coarse_scaling: Scaling | None = None,
     resampling: str = "nearest",
     overwrite: bool = False,
     progress: ProgressFn | None = None,
+    progress_bar: bool = False,
     meta: dict[str, Any] | None = None,
 ) -> DistillResult:
     """Distil the ``teacher`` checkpoint into a student on ``pairs`` (two or more dates) and
@@ -648,6 +527,7 @@ def distill(
     out = Path(out)
     if out.exists() and not overwrite:
         raise OutputExistsError(f"{out}: exists. Give --overwrite to replace it.")
+    engine.fresh_run(out)
     t_ck = teacher if isinstance(teacher, Checkpoint) else load_checkpoint(teacher)
     t_path = Path(t_ck.path)
     if out.resolve() == t_path.resolve():
@@ -655,20 +535,14 @@ def distill(
     if t_ck.model == StudentNet.name:
         raise InvalidParameterError(f"{t_path}: is a student; distil from a larger teacher.")
     t_net = t_ck.network()
-    device = resolve_device(cfg.device)
 
-    if isinstance(pairs, Scene):
-        scene, iso_dates = pairs, (list(dates) if dates else None)
-    else:
-        scene = open_scene(
-            list(pairs), fine_scaling=fine_scaling, coarse_scaling=coarse_scaling,
-            resampling=resampling,
-        )  # fmt: skip
-        iso_dates = resolve_dates(list(pairs), dates)
-    if iso_dates is not None and len(set(iso_dates)) != len(iso_dates):
-        raise InvalidParameterError(f"the pairs' dates repeat ({', '.join(iso_dates)}).")
-    samples = [(s.label, s.sample(1 << 16)) for pair in scene.pairs for s in pair]
-    t_ck.check_inputs(scene.count, tuple(scene.band_names), samples, scene.ratio)
+    sites = open_training_sites(pairs, dates=dates, catalog=catalog, fine_scaling=fine_scaling,
+                                coarse_scaling=coarse_scaling, resampling=resampling)  # fmt: skip
+    scene = sites[0].scene
+    for site in sites:
+        sc = site.scene
+        samples = [(s.label, s.sample(1 << 16)) for pair in sc.pairs for s in pair]
+        t_ck.check_inputs(sc.count, tuple(sc.band_names), samples, sc.ratio)
 
     counts = {k: parameter_count(make_student(scene.count, k)) for k in STUDENT_SIZES}
     student_params, teacher_params = counts[cfg.student], parameter_count(t_net)
@@ -679,11 +553,12 @@ def distill(
     if not cfg.val_fraction:
         cfg.val_fraction = float((t_ck.data.get("config") or {}).get("val_fraction", 0.2))
     multiple = math.lcm(int(t_net.multiple), int(StudentNet.multiple))
-    data = TrainingData(scene, val_fraction=cfg.val_fraction, multiple=multiple)
+    data = run_data(sites, cfg, multiple)
     layer: str | None = None
     width: int | None = None
     info = dict(meta or {})
-    with _deterministic(device, cfg.threads):  # also the probe: 2 threads crawl when busy
+    settings = settings_of(cfg, progress_bar)
+    with engine.deterministic(cfg.device, cfg.threads):  # also the probe: 2 threads crawl when busy
         if cfg.beta:
             layer = cfg.feature_layer
             layers = feature_layers(t_net, scene.count, 32, also=layer)
@@ -698,33 +573,53 @@ def distill(
                     "--beta 0 to distil outputs only."
                 )
             width = None if shape is None else int(shape[1])
-        tm = Teacher(t_ck, data.mean, data.std, layer, t_net)
+        tm = Teacher(t_ck, data.norm.mean, data.norm.std, layer, t_net)
         if layer is not None and width is None:
             raise InvalidParameterError(
                 f"feature layer {layer!r} of the teacher gives no 4-D feature map; choose "
                 "another (--feature-layer)."
             )
         info["teacher"] = _teacher_info(t_ck, t_path, tm.net, layer, width)
-        run = _DistillRun(cfg, scene, data, tm, device, out, iso_dates, info, progress)
-        try:
-            while not run.stopped and run.epoch < cfg.epochs:
-                run.run_epoch()
-            if run.epoch:
-                run.measure()
-                save_checkpoint(out, run.payload())
-        finally:
-            if run.history:
-                write_log(run.history, out)
-    s = run.summary
-    speed = s["speed"]
+        import lightning as L
+
+        L.seed_everything(cfg.seed, workers=True, verbose=False)
+        student = make_student(scene.count, cfg.student)
+        adapter = nn.Conv2d(student.channels[-1], width, 1) if (
+            cfg.beta and layer is not None and width) else None  # fmt: skip
+        module = engine.DistillModule(
+            student, adapter, tm, DistillLoss(cfg.alpha, cfg.beta), content_loss("mse"), cfg.lr,
+            data.norm.std, cfg.alpha,
+        )  # fmt: skip
+        summary: dict[str, Any] = {}
+
+        def payload(rec: engine.RunRecorder, mod: engine.FusionModule) -> dict[str, Any]:
+            run_meta = {k: v for k, v in info.items() if k != "teacher"}
+            network = {**student.config(), "size": cfg.student}
+            rec_out = checkpoint_record(StudentNet.name, network, data, cfg, rec, run_meta)
+            rec_out["teacher"] = info["teacher"]
+            rec_out["parameters"] = parameter_count(student)
+            if adapter is not None:
+                rec_out["adapter"] = {"feature_layer": tm.feature_layer,
+                                      "state_dict": cpu_state(adapter.state_dict())}  # fmt: skip
+            if summary:
+                rec_out["distillation"] = summary
+            return rec_out
+
+        train_dl, val_dl = data.loaders(cfg.batch, cfg.workers)
+        rec = engine.fit(module, train_dl, val_dl, out, settings, payload, progress=progress)
+        if rec.epoch:
+            summary.update(measure(module, tm, data, val_dl, cfg, rec.best_state, rec.history))
+            save_checkpoint(out, payload(rec, module))
+    speed = summary["speed"]
     return DistillResult(
-        checkpoint=out, epochs=run.epoch, best_epoch=run.best_epoch,
-        best_val_loss=run.best_loss, seconds=run.seconds, stopped_early=run.stopped,
+        checkpoint=out, epochs=rec.epoch, best_epoch=rec.best_epoch,
+        best_val_loss=rec.best_loss, seconds=rec.seconds, stopped_early=rec.bad >= cfg.patience,
         teacher_parameters=teacher_params, student_parameters=student_params,
-        feature_layer=layer or "", teacher_val_rmse=s["teacher_val_rmse"],
-        student_val_rmse=s["student_val_rmse"], additive_val_rmse=s["additive_val_rmse"],
+        feature_layer=layer or "", teacher_val_rmse=summary["teacher_val_rmse"],
+        student_val_rmse=summary["student_val_rmse"],
+        additive_val_rmse=summary["additive_val_rmse"],
         teacher_s_per_mp=speed["teacher_s_per_mp"], student_s_per_mp=speed["student_s_per_mp"],
-        threads=int(speed["threads"]), history=run.history,
+        threads=int(speed["threads"]), history=rec.history,
     )  # fmt: skip
 
 

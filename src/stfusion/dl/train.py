@@ -2,49 +2,46 @@
 
 ``train(pairs, out, TrainConfig(...))`` (and ``stfusion train``) does, in order:
 
-1. open the pairs with :func:`stfusion.scene.open_scene` (the scaling and alignment that
-   ``stfusion predict`` uses), take their dates from ``dates`` or the file names;
-2. build the examples (every ordered pair of dates), the per-band normalisation and the
-   spatial validation block (:mod:`stfusion.dl.data`);
+1. open the pairs (``--pair``, or the sites of a ``--catalog``) with
+   :func:`stfusion.scene.open_scene` (the scaling and alignment that ``stfusion predict``
+   uses), take their dates from ``dates``, the catalog or the file names;
+2. build the examples (ordered date pairs within a site, at most ``max_gap`` days apart), the
+   per-band normalisation, the validation (a spatial block per site and/or held-out dates,
+   a fixed sample of ``val_patches`` patches) and the streaming datasets
+   (:mod:`stfusion.dl.datasets`);
 3. EDCSTFN, and GANs with a feature loss (``beta > 0``): train the feature-loss autoencoder
-   on fine patches (``ae_steps`` steps), then freeze it;
-4. train the network with Adam on random patches, ``steps_per_epoch`` batches per epoch; after
-   each epoch compute the validation loss on the held-out block, keep the best weights, write
-   the checkpoint atomically and append to the loss log (``<out>.log.csv`` and a curve
-   ``<out>.loss.png`` beside the checkpoint); stop after ``patience`` epochs without
-   improvement.
+   on fine patches (``ae_steps`` steps, its own progress line), then freeze it;
+4. train the network with the engine (:mod:`stfusion.dl.engine`, PyTorch Lightning): Adam on
+   random patches, ``steps_per_epoch`` batches per epoch, validation after each epoch, the
+   best weights kept, the checkpoint written atomically and the loss log appended
+   (``<out>.log.csv`` and a curve ``<out>.loss.png`` beside the checkpoint), early stopping
+   after ``patience`` epochs without improvement.
 
 Adversarial networks (a :class:`~stfusion.dl.networks.FusionNet` with ``adversarial = True``,
-e.g. GAN-STFM) train with the adversarial loop (:class:`GANTrainer`, one discriminator update
-then one generator update per batch) against the discriminator named by
-``TrainConfig.discriminator`` (``auto``: the generator's own, ``patchgan`` for GAN-STFM) from
-:mod:`stfusion.dl.networks.discriminators`. The generator's loss is the reconstruction loss
-(content + ``beta`` feature + ``alpha`` vision) + ``sam_weight`` spectral +
-``adv_weight`` adversarial + ``fm_weight`` discriminator feature matching; the epoch log adds
-the discriminator's loss, its mean outputs on real and generated images and the range of the
-per-step ratio ``d_loss / g_adv``. The best epoch, early stopping and the stored weights
-follow the validation RMSE (never the adversarial losses, which do not measure accuracy); the
-checkpoint holds the best generator for prediction and, in its resume state, both networks
-and both optimizers.
+e.g. GAN-STFM) train with :class:`GANTrainer` (one discriminator update then one generator
+update per batch, :class:`stfusion.dl.engine.AdversarialModule`) against the discriminator
+named by ``TrainConfig.discriminator`` (``auto``: the generator's own, ``patchgan`` for
+GAN-STFM) from :mod:`stfusion.dl.networks.discriminators`. The generator's loss is the
+reconstruction loss (content + ``beta`` feature + ``alpha`` vision) + ``sam_weight`` spectral
++ ``adv_weight`` adversarial + ``fm_weight`` discriminator feature matching; the epoch log
+adds the discriminator's loss, its mean outputs on real and generated images and the range of
+the per-step ratio ``d_loss / g_adv``. The best epoch, early stopping and the stored weights
+follow the validation RMSE (never the adversarial losses, which do not measure accuracy).
 
-Reproducibility: one seed drives ``torch.manual_seed`` (weights) and a numpy ``Generator``
-(patches, augmentation); on the CPU ``torch.use_deterministic_algorithms(True)`` is set while
-training, so the same seed, data, configuration and thread count give the same weights.
-``resume=True`` continues from the checkpoint's last epoch with its optimizer and generator
-states: training 2 epochs and resuming for a 3rd gives the weights of 3 epochs in one go.
+Reproducibility: ``seed`` drives Lightning's ``seed_everything`` (weights) and the patch
+generator of each item (:class:`stfusion.dl.datasets.PatchDataset`); on the CPU
+``torch.use_deterministic_algorithms(True)`` is set while training, so the same seed, data,
+configuration and thread count give the same weights. ``resume=True`` continues from the
+Lightning state beside the checkpoint (``<stem>.lightning/resume.ckpt``): training 2 epochs
+and resuming for a 3rd gives the weights of 3 epochs in one go.
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import csv
-import datetime as _dt
-import json
 import os
-import platform
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -53,9 +50,11 @@ import numpy as np
 import torch
 
 import stfusion
+from stfusion.dl import datasets as ds
+from stfusion.dl import engine
 from stfusion.dl.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from stfusion.dl.data import Batch, TrainingData, resolve_dates
-from stfusion.dl.infer import resolve_device
+from stfusion.dl.data import resolve_dates
+from stfusion.dl.engine import ProgressFn, RunOptions, cpu_state
 from stfusion.dl.losses import (
     GAN_LOSSES,
     CompoundLoss,
@@ -80,13 +79,26 @@ from stfusion.dl.networks.discriminators import (
 )
 from stfusion.errors import InvalidParameterError, OutputExistsError
 from stfusion.io import AlignedSource, FileSource, Scaling, Source
-from stfusion.scene import ImageLike, Scene, open_scene
+from stfusion.scene import ImageLike, Scene
 
 MODELS = ("dcstfn", "edcstfn", "ganstfm")  # built in; network_class() knows any registered one
 
+__all__ = [
+    "GANTrainer",
+    "ProgressFn",
+    "TrainConfig",
+    "TrainResult",
+    "cpu_state",
+    "gan_trainer",
+    "log_paths",
+    "random_checkpoint",
+    "train",
+    "write_log",
+]  # fmt: skip
+
 
 @dataclass
-class TrainConfig:
+class TrainConfig(RunOptions):
     """Hyper-parameters of a training run (all stored in the checkpoint).
 
     Defaults follow the papers where they say (Adam, learning rate 1e-3, MSE content loss,
@@ -103,7 +115,7 @@ class TrainConfig:
     val_fraction: float = 0.2
     patience: int = 10
     seed: int = 0
-    device: str = "auto"
+    device: str = "auto"  # auto, cpu, cuda, cuda:1 (stfusion.dl.engine.parse_devices)
     augment: bool = True
     time_mix: float = 0.0  # share of patches with the target moved between the dates (data.py)
     content: str = "auto"  # mse, l1; auto: l1 for adversarial networks, else mse
@@ -129,13 +141,7 @@ class TrainConfig:
                 f"model {self.model!r}: choose one of {', '.join(network_names())}."
             ) from None
         net.channels_for(self.size)
-        for name in ("epochs", "patch", "batch", "patience"):
-            if int(getattr(self, name)) < 1:
-                raise InvalidParameterError(f"{name} must be >= 1, got {getattr(self, name)}.")
-        if self.patch < 16:
-            raise InvalidParameterError(f"patch must be at least 16 px, got {self.patch}.")
-        if not self.lr > 0:
-            raise InvalidParameterError(f"lr must be > 0, got {self.lr}.")
+        validate_run_options(self)
         if not 0.0 <= float(self.time_mix) <= 1.0:
             raise InvalidParameterError(f"time_mix must be in [0, 1], got {self.time_mix}.")
         if self.content not in ("auto", "mse", "l1"):
@@ -191,7 +197,6 @@ class TrainResult:
     history: list[dict[str, float]] = field(default_factory=list)
 
 
-ProgressFn = Callable[[dict[str, Any]], None]
 
 
 def log_paths(out: str | os.PathLike[str]) -> tuple[Path, Path]:
@@ -200,138 +205,6 @@ def log_paths(out: str | os.PathLike[str]) -> tuple[Path, Path]:
     stem = p.name[: -len(p.suffix)] if p.suffix else p.name
     return p.with_name(f"{stem}.log.csv"), p.with_name(f"{stem}.loss.png")
 
-
-def _scaling_of(src: Source) -> dict[str, float] | None:
-    if isinstance(src, AlignedSource):
-        src = src.native
-    if isinstance(src, FileSource):
-        return {"scale": float(src.scale), "offset": float(src.offset)}
-    return None
-
-
-def cpu_state(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """A state dict on the CPU, detached (what checkpoints store)."""
-    return {k: v.detach().cpu() for k, v in sd.items()}
-
-
-def checkpoint_record(
-    trainer: Any, model: str, network: dict[str, Any], meta: dict[str, Any]
-) -> dict[str, Any]:
-    """The checkpoint fields every training loop writes (train, STFDCNN, distill).
-
-    ``trainer`` has ``cfg``, ``scene``, ``data``, ``seconds``, ``best_state``, ``dates``,
-    ``history``, ``epoch``, ``best_epoch``, ``best_loss`` and ``bad``. The prediction-time
-    checks (bands, names, scaling, ratio, value range, training dates) read these fields.
-    """
-    scene, data = trainer.scene, trainer.data
-    f0, c0 = scene.pairs[0]
-    info = {
-        "stfusion_version": stfusion.__version__,
-        "torch_version": str(torch.__version__),
-        "numpy_version": np.__version__,
-        "python": platform.python_version(),
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "seconds": trainer.seconds,
-        "inputs": [[f.label, c.label] for f, c in scene.pairs],
-    }
-    info.update(meta)
-    return {
-        "model": model,
-        "network": network,
-        "state_dict": cpu_state(trainer.best_state),
-        "bands": scene.count,
-        "band_names": list(scene.band_names),
-        "scaling": {"fine": _scaling_of(f0), "coarse": _scaling_of(c0)},
-        "ratio": scene.ratio,
-        "norm": {"mean": list(data.mean), "std": list(data.std)},
-        "data_range": list(data.data_range),
-        "physical_range": data.physical_range,
-        "training_dates": list(trainer.dates or []),
-        "validation_block": asdict(data.val),
-        "config": asdict(trainer.cfg),
-        "history": trainer.history,
-        "epoch": trainer.epoch,
-        "best_epoch": trainer.best_epoch,
-        "best_val_loss": trainer.best_loss,
-        "bad_epochs": trainer.bad,
-        "meta": info,
-    }
-
-
-@contextlib.contextmanager
-def _deterministic(device: torch.device, threads: int) -> Iterator[None]:
-    old_det = torch.are_deterministic_algorithms_enabled()
-    old_threads = torch.get_num_threads()
-    try:
-        if device.type == "cpu":
-            torch.use_deterministic_algorithms(True)
-        if threads > 0:
-            torch.set_num_threads(threads)
-        yield
-    finally:
-        torch.use_deterministic_algorithms(old_det)
-        torch.set_num_threads(old_threads)
-
-
-def _tensors(b: Batch, device: torch.device) -> list[torch.Tensor]:
-    return [
-        torch.from_numpy(a).to(device)
-        for a in (b.fine_ref, b.coarse_ref, b.coarse_target, b.fine_target, b.mask)
-    ]
-
-
-def _rng_state(rng: np.random.Generator) -> str:
-    return json.dumps(rng.bit_generator.state)
-
-
-def _set_rng_state(rng: np.random.Generator, state: str) -> None:
-    rng.bit_generator.state = json.loads(state)
-
-
-def _train_autoencoder(
-    data: TrainingData,
-    cfg: TrainConfig,
-    rng: np.random.Generator,
-    device: torch.device,
-    progress: ProgressFn | None,
-) -> tuple[Autoencoder, list[float]]:
-    ae = Autoencoder(data.count, channels_for(cfg.size)).to(device)
-    opt = torch.optim.Adam(ae.parameters(), lr=cfg.lr, weight_decay=1e-6)
-    losses: list[float] = []
-    for step in range(cfg.ae_steps):
-        x = torch.from_numpy(data.fine_patches(rng, cfg.batch, cfg.patch)).to(device)
-        opt.zero_grad()
-        loss = torch.nn.functional.mse_loss(ae(x), x)
-        loss.backward()
-        opt.step()
-        losses.append(float(loss.detach()))
-        if progress is not None:
-            progress({"stage": "autoencoder", "step": step + 1, "steps": cfg.ae_steps,
-                      "loss": losses[-1]})  # fmt: skip
-    ae.eval()
-    return ae, losses
-
-
-def _evaluate(
-    net: FusionNet, criterion: CompoundLoss, data: TrainingData, device: torch.device
-) -> tuple[float, float]:
-    """Validation loss and RMSE (physical units, mean over bands) on the held-out block."""
-    net.eval()
-    losses, sq, n = [], np.zeros(data.count), np.zeros(data.count)
-    std = data.std
-    with torch.no_grad():
-        for b in data.validation():
-            fr, cr, ct, ft, mask = _tensors(b, device)
-            pred = net(fr, cr, ct)
-            loss, _ = criterion(pred, ft, mask)
-            losses.append(float(loss))
-            err = ((pred - ft) * mask).cpu().numpy()[0]
-            m = b.mask[0, 0]
-            sq += (err[:, m] ** 2).sum(axis=1) * std**2
-            n += m.sum()
-    net.train()
-    rmse = float(np.mean(np.sqrt(sq / np.maximum(n, 1))))
-    return float(np.mean(losses)), rmse
 
 
 def write_log(
@@ -384,152 +257,6 @@ def write_log(
         os.replace(tmp_png, png_path)
     return csv_path, png_path
 
-
-class _Run:
-    """The state of one training run (fresh or resumed) and its epoch loop."""
-
-    def __init__(
-        self,
-        cfg: TrainConfig,
-        scene: Scene,
-        data: TrainingData,
-        device: torch.device,
-        out: Path,
-        dates: list[str] | None,
-        meta: dict[str, Any] | None,
-        progress: ProgressFn | None,
-    ) -> None:
-        self.cfg, self.scene, self.data, self.device = cfg, scene, data, device
-        self.out, self.dates, self.meta, self.progress = out, dates, meta, progress
-        self.rng = np.random.default_rng(cfg.seed)
-        torch.manual_seed(cfg.seed)
-        self.net = make_network(cfg.model, scene.count, cfg.size).to(device)
-        self.ae: Autoencoder | None = None
-        self.ae_losses: list[float] = []
-        self.history: list[dict[str, float]] = []
-        self.best_state = copy.deepcopy(self.net.state_dict())
-        self.best_loss, self.best_epoch, self.bad, self.epoch = float("inf"), 0, 0, 0
-        self.elapsed_before = 0.0
-        self.t_start = time.perf_counter()
-        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=cfg.lr)
-        h, w = data.shape
-        v = data.val
-        area = (h * w - v.height * v.width) * len(data.examples)
-        self.steps = cfg.steps_per_epoch or max(10, -(-area // (cfg.patch**2 * cfg.batch)))
-        self.additive_rmse = data.additive_rmse()
-
-    #: The validation value that picks the best epoch and drives early stopping.
-    monitor = "val_loss"
-
-    def needs_autoencoder(self) -> bool:
-        return self.cfg.model == "edcstfn"
-
-    def setup_loss(self, previous: Checkpoint | None) -> None:
-        cfg, device = self.cfg, self.device
-        if not self.needs_autoencoder():
-            self.criterion = content_loss(cfg.content).to(device)
-            return
-        if previous is not None:
-            stored = previous.data["autoencoder"]
-            ae = Autoencoder(stored["bands"], tuple(stored["channels"]))
-            ae.load_state_dict(stored["state_dict"])
-            self.ae = ae.to(device).eval()
-            self.ae_losses = list(stored.get("losses", []))
-        else:
-            self.ae, self.ae_losses = _train_autoencoder(
-                self.data, cfg, self.rng, device, self.progress
-            )
-        data_range = torch.from_numpy(self.data.data_range)
-        self.criterion = CompoundLoss(
-            self.ae.encoder, data_range, cfg.content, cfg.alpha, cfg.beta
-        ).to(device)
-
-    def restore(self, previous: Checkpoint) -> None:
-        res = previous.data["resume"]
-        self.net.load_state_dict(res["state_dict"])
-        self.optimizer.load_state_dict(res["optimizer"])
-        torch.set_rng_state(res["torch_rng"])
-        _set_rng_state(self.rng, res["numpy_rng"])
-        self.best_state = previous.data["state_dict"]
-        self.history = [dict(r) for r in previous.data.get("history", [])]
-        self.epoch = int(previous.data["epoch"])
-        self.best_epoch = int(previous.data["best_epoch"])
-        self.best_loss = float(previous.data["best_val_loss"])
-        self.bad = int(previous.data.get("bad_epochs", 0))
-        self.elapsed_before = float(previous.meta.get("seconds", 0.0))
-
-    @property
-    def stopped(self) -> bool:
-        return self.bad >= self.cfg.patience
-
-    @property
-    def seconds(self) -> float:
-        return self.elapsed_before + time.perf_counter() - self.t_start
-
-    def train_step(self, batch: Batch) -> dict[str, float]:
-        """One optimisation step; returns ``train_loss`` and the loss parts."""
-        fr, cr, ct, ft, mask = _tensors(batch, self.device)
-        self.optimizer.zero_grad()
-        loss, parts = self.criterion(self.net(fr, cr, ct), ft, mask)
-        loss.backward()
-        self.optimizer.step()
-        return {"train_loss": float(loss.detach()), **parts}
-
-    def epoch_stats(self, steps: list[dict[str, float]]) -> dict[str, float]:
-        """The per-epoch log columns from the per-step values (means)."""
-        keys = list(steps[0])
-        return {k: float(np.mean([st[k] for st in steps])) for k in keys}
-
-    def run_epoch(self) -> None:
-        """One epoch: training steps, validation, bookkeeping, checkpoint and CSV log."""
-        cfg, net = self.cfg, self.net
-        self.epoch += 1
-        t0 = time.perf_counter()
-        net.train()
-        steps: list[dict[str, float]] = []
-        for step in range(self.steps):
-            batch = self.data.sample(self.rng, cfg.batch, cfg.patch, cfg.augment, cfg.time_mix)
-            steps.append(self.train_step(batch))
-            if self.progress is not None:
-                loss = float(np.mean([st["train_loss"] for st in steps]))
-                self.progress({"stage": "train", "epoch": self.epoch, "epochs": cfg.epochs,
-                               "step": step + 1, "steps": self.steps, "loss": loss,
-                               "parts": steps[-1]})  # fmt: skip
-        val_loss, val_rmse = _evaluate(net, self.criterion, self.data, self.device)
-        row: dict[str, float] = {"epoch": self.epoch}
-        row.update(self.epoch_stats(steps))
-        row.update(val_loss=val_loss, val_rmse=val_rmse, val_rmse_additive=self.additive_rmse,
-                   lr=cfg.lr, seconds=time.perf_counter() - t0)  # fmt: skip
-        self.history.append(row)
-        value = row[self.monitor]
-        if value < self.best_loss:
-            self.best_loss, self.best_epoch, self.bad = value, self.epoch, 0
-            self.best_state = copy.deepcopy(net.state_dict())
-        else:
-            self.bad += 1
-        if self.progress is not None:
-            self.progress({"stage": "epoch", **row, "best_epoch": self.best_epoch})
-        save_checkpoint(self.out, self.payload())
-        write_log(self.history, self.out, plot=False)
-
-    def payload(self) -> dict[str, Any]:
-        cpu = cpu_state
-        out = checkpoint_record(
-            self, self.cfg.model, {**self.net.config(), "size": self.cfg.size}, self.meta or {}
-        )
-        out["resume"] = {
-            "state_dict": cpu(self.net.state_dict()),
-            "optimizer": self.optimizer.state_dict(),
-            "torch_rng": torch.get_rng_state(),
-            "numpy_rng": _rng_state(self.rng),
-        }
-        if self.ae is not None:
-            out["autoencoder"] = {
-                **self.ae.config(),
-                "state_dict": cpu(self.ae.state_dict()),
-                "losses": self.ae_losses[-20:],
-            }
-        return out
 
 
 class GANTrainer:
@@ -594,8 +321,17 @@ class GANTrainer:
         coarse_target: torch.Tensor,
         fine_target: torch.Tensor,
         mask: torch.Tensor,
+        *,
+        g_opt: Any = None,
+        d_opt: Any = None,
+        backward: Any = None,
     ) -> dict[str, float]:
+        """One step; ``g_opt``, ``d_opt``, ``backward``: the engine's optimizers and backward
+        (mixed precision, strategies), else this trainer's own and ``Tensor.backward``."""
         cfg = self.cfg
+        g_opt = g_opt or self.g_opt
+        d_opt = d_opt or self.d_opt
+        backward = backward or (lambda loss: loss.backward())
         self.g.train()
         self.d.train()
         pred = self.g(fine_ref, coarse_ref, coarse_target)
@@ -604,29 +340,29 @@ class GANTrainer:
         # (1) discriminator
         for p in self.d.parameters():
             p.requires_grad_(True)
-        self.d_opt.zero_grad()
+        d_opt.zero_grad()
         real_logits, real_feats = self._judge(coarse_target, fine_target, use_fm)
         fake_logits, _ = self._judge(coarse_target, fake.detach(), False)
         d_loss = discriminator_loss(real_logits, fake_logits, cfg.gan_loss, cfg.label_smoothing)
-        d_loss.backward()
+        backward(d_loss)
         self._clip(self.d)
-        self.d_opt.step()
+        d_opt.step()
         # (2) generator, the discriminator frozen
         for p in self.d.parameters():
             p.requires_grad_(False)
-        self.g_opt.zero_grad()
+        g_opt.zero_grad()
         recon, parts = self.recon(pred, fine_target, mask)
         spectral = self.spectral(pred, fine_target, mask)
         g_logits, g_feats = self._judge(coarse_target, fake, use_fm)
         g_adv = generator_loss(g_logits, cfg.gan_loss)
         total = recon + cfg.sam_weight * spectral + cfg.adv_weight * g_adv
-        fm = torch.zeros(())
+        fm = torch.zeros((), device=pred.device)
         if use_fm:
             fm = feature_matching(real_feats, g_feats)
             total = total + cfg.fm_weight * fm
-        total.backward()
+        backward(total)
         self._clip(self.g)
-        self.g_opt.step()
+        g_opt.step()
         for p in self.d.parameters():
             p.requires_grad_(True)
         d, g = float(d_loss.detach()), float(g_adv.detach())
@@ -660,149 +396,347 @@ def gan_trainer(
     return GANTrainer(net, disc, recon, spectral, cfg)
 
 
-class _GANRun(_Run):
-    """A training run of an adversarial generator (see :class:`GANTrainer`)."""
 
-    monitor = "val_rmse"
-
-    def __init__(self, cfg: TrainConfig, scene: Scene, data: TrainingData, *args: Any) -> None:
-        super().__init__(cfg, scene, data, *args)
-        # Initialised after the generator, from the same seeded generator.
-        self.disc = discriminator_class(cfg.discriminator)(2 * scene.count, cfg.size)
-        self.disc.to(self.device)
-
-    def needs_autoencoder(self) -> bool:
-        return self.cfg.beta > 0
-
-    def setup_loss(self, previous: Checkpoint | None) -> None:
-        super().setup_loss(previous)
-        cfg, data = self.cfg, self.data
-        if self.ae is None:  # no feature loss: content + vision only
-            data_range = torch.from_numpy(data.data_range)
-            self.criterion = CompoundLoss(None, data_range, cfg.content, cfg.alpha, 0.0)
-            self.criterion.to(self.device)
-        spectral = SpectralLoss(list(data.mean), list(data.std)).to(self.device)
-        self.trainer = GANTrainer(self.net, self.disc, self.criterion, spectral, cfg)
-        self.optimizer = self.trainer.g_opt
-
-    def restore(self, previous: Checkpoint) -> None:
-        super().restore(previous)
-        res = previous.data["resume"]
-        self.disc.load_state_dict(res["discriminator"])
-        self.trainer.d_opt.load_state_dict(res["d_optimizer"])
-
-    def train_step(self, batch: Batch) -> dict[str, float]:
-        return self.trainer.step(*_tensors(batch, self.device))
-
-    def epoch_stats(self, steps: list[dict[str, float]]) -> dict[str, float]:
-        row = super().epoch_stats(steps)
-        ratios = [st["ratio"] for st in steps]
-        del row["ratio"]
-        row.update(ratio_min=float(np.min(ratios)), ratio_max=float(np.max(ratios)))
-        return row
-
-    def payload(self) -> dict[str, Any]:
-        out = super().payload()
-        out["discriminator"] = {**self.disc.config(), "n_parameters": _n_params(self.disc)}
-        out["monitor"] = self.monitor
-        out["resume"]["discriminator"] = {
-            k: v.detach().cpu() for k, v in self.disc.state_dict().items()
-        }
-        out["resume"]["d_optimizer"] = self.trainer.d_opt.state_dict()
-        return out
+# ----------------------------------------------------------------------------- shared set-up
+#: Options of a stored configuration that a resumed run may change.
+RESUME_KEEP = ("epochs", "patience", "device", "threads", "workers", "precision", "strategy")
 
 
-def _n_params(module: torch.nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
+def validate_run_options(cfg: Any) -> None:
+    """The options every run shares (``TrainConfig``, ``STFDCNNConfig``, ``DistillConfig``)."""
+    for name in ("epochs", "patch", "batch", "patience", "val_patches"):
+        if int(getattr(cfg, name)) < 1:
+            raise InvalidParameterError(f"{name} must be >= 1, got {getattr(cfg, name)}.")
+    if cfg.patch < 16:
+        raise InvalidParameterError(f"patch must be at least 16 px, got {cfg.patch}.")
+    if not cfg.lr > 0:
+        raise InvalidParameterError(f"lr must be > 0, got {cfg.lr}.")
+    if int(cfg.workers) < 0 or int(cfg.steps_per_epoch) < 0:
+        raise InvalidParameterError("workers and steps_per_epoch must be >= 0.")
+    if not float(cfg.max_gap) >= 0:
+        raise InvalidParameterError(f"max_gap must be >= 0 days, got {cfg.max_gap}.")
+    if not 0.0 <= float(cfg.val_fraction) < 1.0:
+        raise InvalidParameterError(f"val_fraction must be in [0, 1), got {cfg.val_fraction}.")
+    if not cfg.val_fraction and not cfg.val_dates:
+        raise InvalidParameterError(
+            "no validation: give --val-fraction > 0 (a spatial block) or --val-dates."
+        )
+    engine.check_precision(cfg.precision)
+    engine.parse_devices(cfg.device)
 
 
-def train(
-    pairs: Sequence[tuple[ImageLike, ImageLike]] | Scene,
-    out: str | os.PathLike[str],
-    config: TrainConfig | None = None,
+def resumed_config(cls: Any, previous: Checkpoint, cfg: Any) -> Any:
+    """The stored configuration of ``previous``, with the options of :data:`RESUME_KEEP`
+    taken from ``cfg``."""
+    stored = previous.data.get("config") or {}
+    new = cls(**{f.name: stored.get(f.name, getattr(cfg, f.name)) for f in fields(cls)})
+    for k in RESUME_KEEP:
+        if hasattr(cfg, k):
+            setattr(new, k, getattr(cfg, k))
+    return new
+
+
+def start_run(out: Path, resume: bool, overwrite: bool) -> Checkpoint | None:
+    """Check ``out`` for a fresh or resumed run; the previous checkpoint when resuming."""
+    if resume:
+        engine.check_resumable(out)
+        return load_checkpoint(out)
+    if out.exists() and not overwrite:
+        raise OutputExistsError(f"{out}: exists. Give --overwrite to replace it, or --resume.")
+    engine.fresh_run(out)
+    return None
+
+
+def open_training_sites(
+    pairs: Sequence[tuple[ImageLike, ImageLike]] | Scene | None,
     *,
     dates: Sequence[str] | None = None,
+    catalog: str | os.PathLike[str] | None = None,
     fine_scaling: Scaling | None = None,
     coarse_scaling: Scaling | None = None,
     resampling: str = "nearest",
-    resume: bool = False,
-    overwrite: bool = False,
-    progress: ProgressFn | None = None,
-    meta: dict[str, Any] | None = None,
-) -> TrainResult:
-    """Train a fusion network on ``pairs`` (two or more dates) and write the checkpoint ``out``.
-
-    ``config`` (a :class:`TrainConfig`) holds the hyper-parameters; with ``resume=True`` the
-    stored configuration is used, except ``epochs``, ``patience``, ``device`` and ``threads``,
-    which may be changed to continue a run. ``meta`` (e.g. the command line, notes) is stored
-    with the checkpoint's metadata. ``progress`` receives one dict per step and per epoch.
-    """
-    cfg = copy.deepcopy(config) if config is not None else TrainConfig()
-    out = Path(out)
-    previous: Checkpoint | None = None
-    if resume:
-        if not out.exists():
-            raise InvalidParameterError(f"--resume: {out} does not exist; train without it first.")
-        previous = load_checkpoint(out)
-        if "resume" not in previous.data:
-            raise InvalidParameterError(f"{out}: has no resume state (stripped); cannot resume.")
-        stored = previous.data["config"]
-        keep = {"epochs": cfg.epochs, "patience": cfg.patience, "device": cfg.device,
-                "threads": cfg.threads}  # fmt: skip
-        cfg = TrainConfig(**{f.name: stored.get(f.name, getattr(cfg, f.name))
-                             for f in fields(TrainConfig)})  # fmt: skip
-        for k, v in keep.items():
-            setattr(cfg, k, v)
-    elif out.exists() and not overwrite:
-        raise OutputExistsError(f"{out}: exists. Give --overwrite to replace it, or --resume.")
-    cfg.validate()
-    cfg = cfg.resolved()
-    device = resolve_device(cfg.device)
-
+) -> list[ds.Site]:
+    """The sites of a run: the ``pairs`` (one site, ``main``) and those of ``catalog``."""
+    sites: list[ds.Site] = []
     if isinstance(pairs, Scene):
-        scene, iso_dates = pairs, (list(dates) if dates else None)
-    else:
-        scene = open_scene(
-            list(pairs), fine_scaling=fine_scaling, coarse_scaling=coarse_scaling,
-            resampling=resampling,
+        iso = list(dates) if dates else None
+        if iso is not None and len(set(iso)) != len(iso):
+            raise InvalidParameterError(f"the pairs' dates repeat ({', '.join(iso)}).")
+        sites.append(ds.Site("main", pairs, iso))
+    elif pairs:
+        iso = resolve_dates(list(pairs), dates)
+        specs = [ds.PairSpec(f, c, d) for (f, c), d in
+                 zip(pairs, iso or [None] * len(pairs))]  # fmt: skip
+        sites += ds.open_sites({"main": specs}, fine_scaling=fine_scaling,
+                               coarse_scaling=coarse_scaling, resampling=resampling)  # fmt: skip
+    if catalog is not None:
+        groups = ds.read_catalog(catalog)
+        if sites and "main" in groups:
+            raise InvalidParameterError(
+                f"{catalog}: site name 'main' is taken by the --pair images; rename it."
+            )
+        sites += ds.open_sites(groups, fine_scaling=fine_scaling,
+                               coarse_scaling=coarse_scaling, resampling=resampling)  # fmt: skip
+    if not sites:
+        raise InvalidParameterError("no pairs given: give --pair FINE COARSE or --catalog.")
+    counts = {s.scene.count for s in sites}
+    if len(counts) > 1:
+        raise InvalidParameterError("the --pair images and the catalog have different bands.")
+    if sum(len(s.scene.pairs) for s in sites) < 2 or max(len(s.scene.pairs) for s in sites) < 2:
+        n = max(len(s.scene.pairs) for s in sites)
+        raise InvalidParameterError(
+            f"training needs pairs at two or more dates (an example maps one date to "
+            f"another); got {n}."
+        )
+    return sites
+
+
+@dataclass
+class RunData:
+    """The data of one run: sites, held-out dates, normalisation, datasets."""
+
+    sites: list[ds.Site]
+    held_out: list[str]
+    norm: ds.Normalisation
+    train: torch.utils.data.Dataset
+    val: ds.ValidationDataset
+    steps: int
+
+    def loaders(self, batch: int, workers: int) -> tuple[Any, Any]:
+        return (ds.loader(self.train, batch, workers, fixed=False, drop_last=True),
+                ds.loader(self.val, batch, workers, fixed=True, drop_last=False))  # fmt: skip
+
+    def fine_patches(self, cfg: Any, steps: int) -> Any:
+        """Pair patches for ``steps`` autoencoder batches (their label is the fine image)."""
+        data = ds.PatchDataset(
+            self.sites, self.norm, ds.pair_examples(self.sites, self.held_out, cfg.max_gap),
+            cfg.patch, steps * cfg.batch, cfg.seed, augment=True, stream=1,
         )  # fmt: skip
-        iso_dates = resolve_dates(list(pairs), dates)
-    if iso_dates is not None and len(set(iso_dates)) != len(iso_dates):
-        raise InvalidParameterError(f"the pairs' dates repeat ({', '.join(iso_dates)}).")
-    if previous is not None:
-        _check_resume(previous, scene, iso_dates)
-    data = TrainingData(
-        scene, val_fraction=cfg.val_fraction, multiple=network_class(cfg.model).multiple
-    )
-    run_class = _GANRun if network_class(cfg.model).adversarial else _Run
-    with _deterministic(device, cfg.threads):
-        run = run_class(cfg, scene, data, device, out, iso_dates, meta, progress)
-        run.setup_loss(previous)
-        if previous is not None:
-            run.restore(previous)
-        try:
-            while not run.stopped and run.epoch < cfg.epochs:
-                run.run_epoch()
-        finally:
-            if run.history:
-                write_log(run.history, out)  # the curve, once per run (also when interrupted)
-    return TrainResult(
-        out, run.epoch, run.best_epoch, run.best_loss, run.seconds, run.stopped, run.history
-    )
+        return ds.loader(data, cfg.batch, cfg.workers, fixed=False, drop_last=True)
+
+    @property
+    def dates(self) -> list[str] | None:
+        """Every date the run reads (training and held-out), in order, once."""
+        if any(s.dates is None for s in self.sites):
+            return None
+        return list(dict.fromkeys(d for s in self.sites for d in s.dates or []))
 
 
-def _check_resume(previous: Checkpoint, scene: Scene, dates: list[str] | None) -> None:
+def run_data(
+    sites: list[ds.Site], cfg: Any, multiple: int = 1, single: bool = False,
+    norm: ds.Normalisation | None = None,
+) -> RunData:  # fmt: skip
+    """Blocks, held-out dates, normalisation and datasets for a validated ``cfg``;
+    ``single``: single-date training patches on the ``multiple`` grid (STFDCNN)."""
+    held = [str(d) for d in cfg.val_dates]
+    known = {d for s in sites for d in s.dates or []}
+    if held and any(s.dates is None for s in sites):
+        raise InvalidParameterError("--val-dates needs the pairs' dates (--dates or file names).")
+    missing = [d for d in held if d not in known]
+    if missing:
+        raise InvalidParameterError(
+            f"--val-dates {','.join(missing)}: not a date of the pairs "
+            f"({', '.join(sorted(known))})."
+        )
+    if cfg.max_gap and any(s.dates is None for s in sites):
+        raise InvalidParameterError("--max-gap needs the pairs' dates (--dates or file names).")
+    ds.set_blocks(sites, cfg.val_fraction, multiple)
+    used = ds.training_dates(sites, held)
+    if norm is None:
+        with ds.streaming():
+            norm = ds.Normalisation.from_sources(
+                [sites[s].scene.pairs[i][0] for s, i in used],
+                [sites[s].scene.pairs[i][1] for s, i in used],
+            )  # fmt: skip
+    examples = ds.pair_examples(sites, held, cfg.max_gap)
+    steps = cfg.steps_per_epoch or ds.steps_per_epoch(sites, len(used), cfg.patch, cfg.batch)
+    train_ds = ds.PatchDataset(
+        sites, norm, examples, cfg.patch, steps * cfg.batch, cfg.seed,
+        augment=cfg.augment, time_mix=getattr(cfg, "time_mix", 0.0),
+        single=used if single else None, multiple=multiple if single else 1,
+    )  # fmt: skip
+    val_ds = ds.ValidationDataset(sites, norm, held, cfg.patch, cfg.val_patches, cfg.seed,
+                                  cfg.max_gap, multiple)  # fmt: skip
+    return RunData(sites, held, norm, train_ds, val_ds, steps)
+
+
+def settings_of(cfg: Any, progress_bar: bool) -> engine.EngineSettings:
+    return engine.EngineSettings(
+        epochs=cfg.epochs, patience=cfg.patience, seed=cfg.seed, device=cfg.device,
+        precision=cfg.precision, strategy=cfg.strategy, threads=cfg.threads,
+        workers=cfg.workers, progress_bar=progress_bar,
+    )  # fmt: skip
+
+
+def _scaling_of(src: Source) -> dict[str, float] | None:
+    src = getattr(src, "source", src)  # qa.MaskedSource
+    if isinstance(src, AlignedSource):
+        src = src.native
+    if isinstance(src, FileSource):
+        return {"scale": float(src.scale), "offset": float(src.offset)}
+    return None
+
+
+def checkpoint_record(
+    model: str,
+    network: dict[str, Any],
+    data: RunData,
+    cfg: Any,
+    rec: engine.RunRecorder,
+    meta: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """The checkpoint fields every family writes (train, STFDCNN, distill).
+
+    The prediction-time checks (bands, names, scaling, ratio, value range, training dates)
+    read these fields; ``training_dates`` lists every date the run read (training and
+    held-out), so the bench never scores a model on a date it has seen.
+    """
+    site = data.sites[0]
+    scene = site.scene
+    f0, c0 = scene.pairs[0]
+    inputs = [[f.label, c.label] for s in data.sites for f, c in s.scene.pairs]
+    return {
+        "model": model,
+        "network": network,
+        "state_dict": rec.best_state,
+        "bands": scene.count,
+        "band_names": list(scene.band_names),
+        "scaling": {"fine": _scaling_of(f0), "coarse": _scaling_of(c0)},
+        "ratio": scene.ratio,
+        "norm": {"mean": list(data.norm.mean), "std": list(data.norm.std)},
+        "data_range": list(data.norm.data_range),
+        "physical_range": data.norm.physical_range,
+        "training_dates": data.dates or [],
+        "training_sites": ds.describe(data.sites),
+        "validation_block": asdict(site.block) if site.block else None,
+        "validation": {
+            "dates": data.held_out, "patches": len(data.val), "fraction": cfg.val_fraction
+        },
+        "config": asdict(cfg),
+        "history": rec.history,
+        "epoch": rec.epoch,
+        "best_epoch": rec.best_epoch,
+        "best_val_loss": rec.best_loss,
+        "bad_epochs": rec.bad,
+        "meta": engine.run_info(rec.seconds, inputs, dict(meta or {})),
+    }
+
+
+def check_resume(previous: Checkpoint, data_sites: list[ds.Site]) -> None:
+    scene = data_sites[0].scene
     if previous.bands != scene.count or previous.band_names != tuple(scene.band_names):
         raise InvalidParameterError(
             f"--resume: {previous.path} was trained on {previous.bands} bands "
             f"({', '.join(previous.band_names)}), these pairs have {scene.count} "
             f"({', '.join(scene.band_names)})."
         )
-    if dates is not None and previous.training_dates and tuple(dates) != previous.training_dates:
+    dates = list(dict.fromkeys(d for s in data_sites for d in s.dates or []))
+    if dates and previous.training_dates and tuple(dates) != previous.training_dates:
         raise InvalidParameterError(
             f"--resume: {previous.path} was trained on {', '.join(previous.training_dates)}, "
             f"these pairs are {', '.join(dates)}; give the same pairs."
         )
+
+
+def result_of(out: Path, rec: engine.RunRecorder, patience: int) -> TrainResult:
+    return TrainResult(out, rec.epoch, rec.best_epoch, rec.best_loss, rec.seconds,
+                       rec.bad >= patience, rec.history)  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- train
+
+
+def train(
+    pairs: Sequence[tuple[ImageLike, ImageLike]] | Scene | None,
+    out: str | os.PathLike[str],
+    config: TrainConfig | None = None,
+    *,
+    dates: Sequence[str] | None = None,
+    catalog: str | os.PathLike[str] | None = None,
+    fine_scaling: Scaling | None = None,
+    coarse_scaling: Scaling | None = None,
+    resampling: str = "nearest",
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: ProgressFn | None = None,
+    progress_bar: bool = False,
+    meta: dict[str, Any] | None = None,
+) -> TrainResult:
+    """Train a fusion network on ``pairs`` (two or more dates) and/or the sites of a
+    ``catalog`` CSV, and write the checkpoint ``out``.
+
+    ``config`` (a :class:`TrainConfig`) holds the hyper-parameters; with ``resume=True`` the
+    stored configuration is used, except the options of :data:`RESUME_KEEP`, which may be
+    changed to continue a run. ``meta`` (e.g. the command line, notes) is stored with the
+    checkpoint's metadata. ``progress`` receives one dict per autoencoder step and per epoch;
+    ``progress_bar``: Lightning's bar with ETA when stderr is a terminal.
+    """
+    cfg = copy.deepcopy(config) if config is not None else TrainConfig()
+    out = Path(out)
+    previous = start_run(out, resume, overwrite)
+    if previous is not None:
+        cfg = resumed_config(TrainConfig, previous, cfg)
+    cfg.validate()
+    cfg = cfg.resolved()
+    sites = open_training_sites(pairs, dates=dates, catalog=catalog, fine_scaling=fine_scaling,
+                                coarse_scaling=coarse_scaling, resampling=resampling)  # fmt: skip
+    if previous is not None:
+        check_resume(previous, sites)
+    net_cls = network_class(cfg.model)
+    data = run_data(sites, cfg, net_cls.multiple)
+    settings = settings_of(cfg, progress_bar)
+    bands = sites[0].scene.count
+    with engine.deterministic(cfg.device, cfg.threads):
+        import lightning as L
+
+        L.seed_everything(cfg.seed, workers=True, verbose=False)
+        net = make_network(cfg.model, bands, cfg.size)
+        disc = discriminator_class(cfg.discriminator)(2 * bands, cfg.size) \
+            if net_cls.adversarial else None  # fmt: skip
+        ae: Autoencoder | None = None
+        ae_losses: list[float] = []
+        if (cfg.model == "edcstfn") or (disc is not None and cfg.beta > 0):
+            ae = Autoencoder(bands, channels_for(cfg.size))
+            if previous is not None:
+                ae_losses = list((previous.data.get("autoencoder") or {}).get("losses", []))
+            else:
+                ae_losses = engine.pretrain_autoencoder(
+                    ae, data.fine_patches(cfg, cfg.ae_steps), cfg.ae_steps, cfg.lr, settings,
+                    engine.lightning_dir(out), progress,
+                )  # fmt: skip
+        data_range = torch.from_numpy(data.norm.data_range)
+        module: engine.FusionModule
+        if disc is not None:
+            recon = CompoundLoss(ae.encoder if ae else None, data_range, cfg.content, cfg.alpha,
+                                 cfg.beta if ae else 0.0)  # fmt: skip
+            spectral = SpectralLoss(list(data.norm.mean), list(data.norm.std))
+            gan = GANTrainer(net, disc, recon, spectral, cfg)
+            module = engine.AdversarialModule(gan, cfg.lr, data.norm.std)
+        elif ae is not None:
+            crit = CompoundLoss(ae.encoder, data_range, cfg.content, cfg.alpha, cfg.beta)
+            module = engine.FusionModule(net, crit, cfg.lr, data.norm.std)
+        else:
+            module = engine.FusionModule(net, content_loss(cfg.content), cfg.lr, data.norm.std)
+
+        def payload(rec: engine.RunRecorder, mod: engine.FusionModule) -> dict[str, Any]:
+            rec_out = checkpoint_record(cfg.model, {**net.config(), "size": cfg.size}, data,
+                                        cfg, rec, meta)  # fmt: skip
+            rec_out["resume"] = {"state_dict": cpu_state(net.state_dict()),
+                                 "lightning": str(engine.resume_path(out).name)}  # fmt: skip
+            if ae is not None:
+                rec_out["autoencoder"] = {**ae.config(), "state_dict": cpu_state(ae.state_dict()),
+                                          "losses": ae_losses[-20:]}  # fmt: skip
+            if disc is not None:
+                n_par = sum(p.numel() for p in disc.parameters())
+                rec_out["discriminator"] = {**disc.config(), "n_parameters": n_par}
+                rec_out["monitor"] = module.monitor
+                rec_out["resume"]["discriminator"] = cpu_state(disc.state_dict())
+            return rec_out
+
+        train_dl, val_dl = data.loaders(cfg.batch, cfg.workers)
+        rec = engine.fit(module, train_dl, val_dl, out, settings, payload,
+                         resume=previous is not None, progress=progress)  # fmt: skip
+    return result_of(out, rec, cfg.patience)
 
 
 def random_checkpoint(

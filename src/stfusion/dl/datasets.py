@@ -1,0 +1,632 @@
+"""Streaming training data: patch datasets that read windows from the files.
+
+The training engine (:mod:`stfusion.dl.engine`) never holds a whole scene. Every example is
+read when a ``DataLoader`` worker asks for it, through the Sources of
+:func:`stfusion.scene.open_scene` (``FileSource``, ``AlignedSource``, ``qa.MaskedSource``), so
+the scaling, grid alignment and masks of ``stfusion predict`` apply, and peak memory is a few
+windows per worker whatever the number of dates or the scene size.
+
+Pieces:
+
+- :class:`Site`: the dated pairs of one scene (one grid); ``stfusion train --catalog`` gives
+  several. Dates are paired only within a site.
+- :func:`pair_examples`: the (reference, target) examples: every ordered pair of distinct
+  dates of a site, at most ``max_gap`` days apart.
+- :class:`Normalisation`: per-band mean and standard deviation over the fine and coarse
+  images of the training dates, from decimated reads (:meth:`stfusion.io.Source.sample`, at
+  most 2^18 pixels per image: exact for smaller images).
+- :class:`PatchDataset`: item ``i`` of epoch ``e`` is drawn from a generator seeded with
+  ``(seed, e, i)``: an example, a position outside the validation block, a rotation/flip and
+  the time mix. The same seed gives the same patches whatever the number of workers, and a
+  resumed run sees the patches of an uninterrupted one. :class:`EpochSampler` hands out
+  ``e * length + i`` (split between the processes of a distributed run).
+- :class:`ValidationDataset`: a fixed, bounded sample (``val_patches``) of patches, chosen
+  once from the seed: patches of training-date examples inside each site's spatial block
+  (``val_fraction``; only the block's pixels count) and patches of examples whose target is a
+  held-out date (``val_dates``; anywhere in the scene, the reference a training date). Its cost
+  does not grow with the number of dates.
+- :func:`read_catalog`: ``site,date,fine,coarse[,mask]`` CSV rows (paths relative to the CSV).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import csv
+import datetime as _dt
+import math
+import os
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from rasterio.windows import Window
+
+from stfusion.dl.data import Block, resolve_dates, validation_block
+from stfusion.errors import InputFileError, InvalidParameterError
+from stfusion.io import FileSource, Scaling, Source, _open, _read_scaled
+from stfusion.scene import ImageLike, Scene, open_scene
+
+#: Pixels per image read to compute the normalisation (decimated above this).
+STATS_PIXELS = 1 << 18
+#: A training patch with more invalid pixels than this share is redrawn.
+MAX_INVALID = 0.01
+
+
+@dataclass
+class Site:
+    """The dated pairs of one scene; ``block``: its spatial validation block (or None)."""
+
+    name: str
+    scene: Scene
+    dates: list[str] | None
+    block: Block | None = None
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.scene.grid.shape
+
+    def date_index(self, date: str) -> int | None:
+        return None if self.dates is None or date not in self.dates else self.dates.index(date)
+
+
+@dataclass(frozen=True)
+class Example:
+    """Inputs ``F_ref, C_ref, C_tgt``, label ``F_tgt`` (pair indices of site ``site``)."""
+
+    site: int
+    ref: int
+    tgt: int
+
+
+def _days(a: str, b: str) -> int:
+    return abs((_dt.date.fromisoformat(a) - _dt.date.fromisoformat(b)).days)
+
+
+def pair_examples(
+    sites: Sequence[Site],
+    held_out: Sequence[str] = (),
+    max_gap: float = 0.0,
+    targets: str = "train",
+) -> list[Example]:
+    """Ordered (reference, target) examples within each site.
+
+    ``targets="train"``: reference and target both training dates (not in ``held_out``);
+    ``"held_out"``: a training reference and a held-out target. ``max_gap`` > 0: at most this
+    many days apart (needs dates).
+    """
+    out = []
+    for s, site in enumerate(sites):
+        n = len(site.scene.pairs)
+        held = {i for i in range(n) if site.dates and site.dates[i] in held_out}
+        for r in range(n):
+            if r in held:
+                continue
+            for t in range(n):
+                if t == r or ((t in held) != (targets == "held_out")):
+                    continue
+                if max_gap > 0 and site.dates and _days(site.dates[r], site.dates[t]) > max_gap:
+                    continue
+                out.append(Example(s, r, t))
+    return out
+
+
+def training_dates(sites: Sequence[Site], held_out: Sequence[str]) -> list[tuple[int, int]]:
+    """(site, pair index) of every date used for training."""
+    return [
+        (s, i)
+        for s, site in enumerate(sites)
+        for i in range(len(site.scene.pairs))
+        if not (site.dates and site.dates[i] in held_out)
+    ]
+
+
+@dataclass
+class Normalisation:
+    """Per-band mean and standard deviation (physical units), and the vision loss range."""
+
+    mean: np.ndarray
+    std: np.ndarray
+    physical_range: float
+
+    @property
+    def data_range(self) -> np.ndarray:
+        """Per-band data range in normalised units."""
+        return (self.physical_range / self.std).astype(np.float32)
+
+    @classmethod
+    def from_sources(
+        cls, fines: Sequence[Source], coarses: Sequence[Source], max_pixels: int = STATS_PIXELS
+    ) -> Normalisation:
+        count = fines[0].count
+        n, s1, s2 = np.zeros(count), np.zeros(count), np.zeros(count)
+        fine_vals: list[np.ndarray] = []
+        per_image = max(4096, (1 << 20) // max(len(fines), 1))
+        for kind, sources in (("fine", fines), ("coarse", coarses)):
+            for src in sources:
+                a = src.sample(max_pixels).reshape(count, -1).astype(np.float64)
+                ok = np.isfinite(a)
+                v = np.where(ok, a, 0.0)
+                n += ok.sum(1)
+                s1 += v.sum(1)
+                s2 += (v * v).sum(1)
+                if kind == "fine":
+                    fv = a[ok]
+                    step = max(1, fv.size // per_image)
+                    fine_vals.append(fv[::step])
+        if (n == 0).any():
+            b = int(np.argmax(n == 0))
+            raise InvalidParameterError(f"band {b + 1} has no valid pixel in the pairs.")
+        mean = s1 / n
+        std = np.maximum(np.sqrt(np.maximum(s2 / n - mean**2, 0.0)), 1e-6)
+        fv = np.concatenate(fine_vals) if fine_vals else np.zeros(0)
+        lo, hi = np.percentile(fv, [0.5, 99.5]) if fv.size else (0.0, 1.0)
+        physical = 1.0 if (lo >= -0.5 and hi <= 1.5) else float(max(hi - lo, 1e-6))
+        return cls(mean, std, physical)
+
+
+def dihedral(a: np.ndarray, k: int, flip: bool) -> np.ndarray:
+    """``a`` rotated by ``k`` quarter turns and, with ``flip``, mirrored (last two axes)."""
+    a = np.rot90(a, k, axes=(-2, -1))
+    return np.ascontiguousarray(a[..., ::-1] if flip else a)
+
+
+def time_mixed(
+    parts: tuple[np.ndarray, ...], a: float
+) -> tuple[np.ndarray, ...]:
+    """The target moved to ``a`` in [0, 1) between the dates: ``C_r + a (C_t - C_r)``,
+    ``F_r + a (F_t - F_r)`` (docs/deep.md, ``--time-mix``)."""
+    f_r, c_r, c_t, f_t, m = parts
+    a32 = np.float32(a)
+    return f_r, c_r, c_r + a32 * (c_t - c_r), f_r + a32 * (f_t - f_r), m
+
+
+#: Open raster handles kept per process by :class:`_KeptOpenFileSource` (least recently used
+#: closed beyond this). Handles, not pixels: a window is read from the file each time.
+MAX_HANDLES = 64
+_handles: OrderedDict[str, Any] = OrderedDict()
+_handles_pid = [0]
+
+
+#: GDAL's block cache while training (bytes). Windows are read at random places, so a cached
+#: block is seldom read again; GDAL's default (5 % of the RAM) filled with the blocks of every
+#: file read, and so grew with the number of dates (measured: +0.9 GB from 10 to 30 dates of
+#: 2000 x 2000 x 6 through kept-open handles).
+GDAL_CACHE_BYTES = 64 * 2**20
+
+
+def _handle(path: str) -> Any:
+    if _handles_pid[0] != os.getpid():  # a new worker: never share the parent's handles
+        _handles.clear()
+        _handles_pid[0] = os.getpid()
+        _set_gdal_cache(GDAL_CACHE_BYTES)
+    ds = _handles.pop(path, None)
+    if ds is None:
+        ds = _open(path)
+        while len(_handles) >= MAX_HANDLES:
+            _handles.popitem(last=False)[1].close()
+    _handles[path] = ds
+    return ds
+
+
+def _set_gdal_cache(nbytes: Any) -> Any:
+    from rasterio.env import get_gdal_config, set_gdal_config
+
+    old = get_gdal_config("GDAL_CACHEMAX")
+    set_gdal_config("GDAL_CACHEMAX", nbytes)
+    return old
+
+
+def close_handles() -> None:
+    """Close the kept-open raster handles of this process."""
+    while _handles:
+        _handles.popitem()[1].close()
+
+
+@contextlib.contextmanager
+def streaming() -> Iterator[None]:
+    """While training: GDAL's block cache bounded to :data:`GDAL_CACHE_BYTES` (restored
+    after when it had been set), the kept-open handles closed at the end."""
+    old = _set_gdal_cache(GDAL_CACHE_BYTES)
+    try:
+        yield
+    finally:
+        close_handles()
+        if isinstance(old, int):
+            _set_gdal_cache(old)
+
+
+class _KeptOpenFileSource(FileSource):
+    """A :class:`~stfusion.io.FileSource` that reads windows through a kept-open handle
+    (opening a GeoTIFF costs more than reading a 64 px window of it)."""
+
+    def read(self, window: Window | None = None, halo: int = 0) -> np.ndarray:
+        out, inside, dest = self._padded(window, halo)
+        if inside.width and inside.height:
+            block = _read_scaled(_handle(self.path), inside, self.scale, self.offset)
+            out[:, dest.row_off : dest.row_off + dest.height,
+                dest.col_off : dest.col_off + dest.width] = block  # fmt: skip
+        return out
+
+
+def kept_open(src: Source) -> Source:
+    """``src`` with every FileSource inside it (a masked image's image and mask) reading
+    through kept-open handles; other Sources unchanged."""
+    if type(src) is FileSource:
+        new = copy.copy(src)
+        new.__class__ = _KeptOpenFileSource
+        return new
+    inner = getattr(src, "source", None)
+    if isinstance(inner, Source) and hasattr(src, "mask_source_"):  # qa.MaskedSource
+        new = copy.copy(src)
+        new.source = kept_open(inner)
+        new.mask_source_ = kept_open(src.mask_source_)
+        return new
+    return src
+
+
+class _Reader:
+    """Reads normalised windows of a site's images."""
+
+    def __init__(self, sites: Sequence[Site], norm: Normalisation) -> None:
+        self.sites = [
+            Site(s.name, copy.copy(s.scene), s.dates, s.block) for s in sites
+        ]
+        for s in self.sites:
+            s.scene.pairs = [(kept_open(f), kept_open(c)) for f, c in s.scene.pairs]
+        self.m = norm.mean.astype(np.float32)[:, None, None]
+        self.s = norm.std.astype(np.float32)[:, None, None]
+
+    def window(self, src: Source, r: int, c: int, h: int, w: int) -> np.ndarray:
+        return (src.read(Window(c, r, w, h)) - self.m) / self.s
+
+    def pair(
+        self, ex: Example, r: int, c: int, h: int, w: int
+    ) -> tuple[np.ndarray, ...]:
+        pairs = self.sites[ex.site].scene.pairs
+        (f_r, c_r), (f_t, c_t) = pairs[ex.ref], pairs[ex.tgt]
+        arrs = tuple(self.window(x, r, c, h, w) for x in (f_r, c_r, c_t, f_t))
+        mask = np.isfinite(np.stack(arrs)).all(axis=(0, 1))[None]
+        return (*arrs, mask)
+
+
+def _to_tensors(parts: Sequence[np.ndarray]) -> tuple[torch.Tensor, ...]:
+    out = [torch.from_numpy(np.nan_to_num(np.ascontiguousarray(a), nan=0.0)) for a in parts[:-1]]
+    return (*out, torch.from_numpy(np.ascontiguousarray(parts[-1])))
+
+
+class PatchDataset(torch.utils.data.Dataset):
+    """Random training patches read from the files (see the module docstring).
+
+    Items are ``(F_r, C_r, C_t, F_t, mask)`` (float32 ``(bands, P, P)`` normalised, NaN set to
+    0; mask ``(1, P, P)`` bool, all four valid); with ``single=True`` (STFDCNN: one date at a
+    time) ``(F, C, mask)`` of a training date. Positions are multiples of ``multiple``.
+    Indices are global (``epoch * length + i``, see :class:`EpochSampler`).
+    """
+
+    def __init__(
+        self,
+        sites: Sequence[Site],
+        norm: Normalisation,
+        examples: Sequence[Example],
+        patch: int,
+        length: int,
+        seed: int,
+        *,
+        augment: bool = True,
+        time_mix: float = 0.0,
+        single: Sequence[tuple[int, int]] | None = None,
+        multiple: int = 1,
+        stream: int = 0,
+        max_invalid: float = MAX_INVALID,
+    ) -> None:
+        self.reader = _Reader(sites, norm)
+        self.examples = list(examples)
+        self.single = None if single is None else list(single)
+        self.patch, self.length, self.seed, self.stream = patch, int(length), seed, stream
+        self.augment, self.time_mix, self.multiple = augment, float(time_mix), multiple
+        self.max_invalid = max_invalid
+        if not (self.single if single is not None else self.examples):
+            raise InvalidParameterError(
+                "no training examples: training needs two or more training dates of one site "
+                "(within --max-gap of each other, not held out by --val-dates)."
+            )
+        for site in sites:
+            h, w = site.shape
+            b = site.block
+            fits = h >= patch and w >= patch
+            if b is not None:
+                fits = fits and (b.row >= patch or b.col >= patch)
+            if not fits:
+                size = f" beside the validation block ({b.height} x {b.width} px" if b else " ("
+                raise InvalidParameterError(
+                    f"patch {patch} px does not fit{size} of a {h} x {w} scene, {site.name}); "
+                    "use a smaller --patch or val_fraction."
+                )
+
+    def __len__(self) -> int:
+        return self.length
+
+    def _position(self, rng: np.random.Generator, site: Site) -> tuple[int, int] | None:
+        h, w = site.shape
+        p, m = self.patch, self.multiple
+        r = int(rng.integers((h - p) // m + 1)) * m
+        c = int(rng.integers((w - p) // m + 1)) * m
+        if site.block is not None and site.block.intersects(r, c, p, p):
+            return None
+        return r, c
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, ...]:
+        rng = np.random.default_rng([self.seed, self.stream, int(index)])
+        p = self.patch
+        sites = self.reader.sites
+        for _ in range(1000):
+            if self.single is not None:
+                s, t = self.single[int(rng.integers(len(self.single)))]
+                pos = self._position(rng, sites[s])
+                if pos is None:
+                    continue
+                f, c = sites[s].scene.pairs[t]
+                fw = self.reader.window(f, *pos, p, p)
+                cw = self.reader.window(c, *pos, p, p)
+                mask = np.isfinite(fw).all(0) & np.isfinite(cw).all(0)
+                parts: tuple[np.ndarray, ...] = (fw, cw, mask[None])
+            else:
+                ex = self.examples[int(rng.integers(len(self.examples)))]
+                pos = self._position(rng, sites[ex.site])
+                if pos is None:
+                    continue
+                parts = self.reader.pair(ex, *pos, p, p)
+            if 1.0 - parts[-1].mean() > self.max_invalid:
+                continue
+            if self.single is None and self.time_mix > 0 and rng.random() < self.time_mix:
+                parts = time_mixed(parts, float(rng.random()))
+            if self.augment:
+                k, flip = int(rng.integers(4)), bool(rng.integers(2))
+                parts = tuple(dihedral(a, k, flip) for a in parts)
+            return _to_tensors(parts)
+        raise InvalidParameterError(
+            "could not find training patches with valid pixels outside the validation block; "
+            "check the nodata (or masks) of the inputs or use a smaller --patch."
+        )
+
+
+@dataclass(frozen=True)
+class ValPatch:
+    """One validation patch: an example, its window, and the block it is scored in."""
+
+    example: Example
+    row: int
+    col: int
+    block: Block | None  # None: every pixel of the window counts (a held-out date)
+
+
+class ValidationDataset(torch.utils.data.Dataset):
+    """A fixed, bounded sample of validation patches (see the module docstring).
+
+    Items as :class:`PatchDataset` (pairs); pixels outside the patch's scoring block are left
+    out of the mask. Patches have ``patch`` px sides (clipped to the scene); a block smaller
+    than a patch is scored on the patch at the scene's bottom-right corner.
+    """
+
+    def __init__(
+        self,
+        sites: Sequence[Site],
+        norm: Normalisation,
+        held_out: Sequence[str],
+        patch: int,
+        n: int,
+        seed: int,
+        max_gap: float = 0.0,
+        multiple: int = 1,
+    ) -> None:
+        self.reader = _Reader(sites, norm)
+        self.patch = patch
+        rng = np.random.default_rng([seed, 7919])
+        spatial = [e for e in pair_examples(sites, held_out, max_gap, "train")
+                   if sites[e.site].block is not None]  # fmt: skip
+        dated = pair_examples(sites, held_out, max_gap, "held_out") if held_out else []
+        if held_out and not dated:
+            raise InvalidParameterError(
+                f"--val-dates {','.join(held_out)}: no held-out date has a training reference "
+                "date in its site (within --max-gap)."
+            )
+        kinds = [k for k in (spatial, dated) if k]
+        if not kinds:
+            raise InvalidParameterError(
+                "no validation examples: give --val-fraction > 0 or --val-dates."
+            )
+        self.items: list[ValPatch] = []
+        for j, kind in enumerate(kinds):
+            share = n // len(kinds) + (1 if j < n % len(kinds) else 0)
+            for _ in range(max(share, 1)):
+                ex = kind[int(rng.integers(len(kind)))]
+                site = sites[ex.site]
+                h, w = site.shape
+                ph, pw = min(patch, h), min(patch, w)
+                block = site.block if kind is spatial else None
+                if block is not None:
+                    r = _in_range(rng, block.row, block.row + block.height - ph, h - ph, multiple)
+                    c = _in_range(rng, block.col, block.col + block.width - pw, w - pw, multiple)
+                else:
+                    r = int(rng.integers((h - ph) // multiple + 1)) * multiple
+                    c = int(rng.integers((w - pw) // multiple + 1)) * multiple
+                self.items.append(ValPatch(ex, r, c, block))
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, ...]:
+        it = self.items[index]
+        h, w = self.reader.sites[it.example.site].shape
+        ph, pw = min(self.patch, h), min(self.patch, w)
+        parts = self.reader.pair(it.example, it.row, it.col, ph, pw)
+        if it.block is not None:
+            b = it.block
+            inside = np.zeros((ph, pw), bool)
+            inside[max(b.row - it.row, 0) : b.row + b.height - it.row,
+                   max(b.col - it.col, 0) : b.col + b.width - it.col] = True  # fmt: skip
+            parts = (*parts[:4], parts[4] & inside[None])
+        return _to_tensors(parts)
+
+
+def _in_range(rng: np.random.Generator, lo: int, hi: int, limit: int, multiple: int) -> int:
+    """A position in [lo, hi] on the ``multiple`` grid (``limit`` when the range is empty)."""
+    lo_m = -(-lo // multiple) * multiple
+    if hi < lo_m:
+        return max(limit // multiple * multiple, 0)
+    return lo_m + int(rng.integers((hi - lo_m) // multiple + 1)) * multiple
+
+
+class EpochSampler(torch.utils.data.Sampler[int]):
+    """Indices ``epoch * length + i`` for ``i < length`` (``fixed``: ``i``), split between the
+    processes of a distributed run (rank ``k`` of ``n`` takes every ``n``-th)."""
+
+    def __init__(self, length: int, fixed: bool = False) -> None:
+        self.length, self.fixed, self.epoch = int(length), fixed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def _shard(self) -> tuple[int, int]:
+        dist = torch.distributed
+        if dist.is_available() and dist.is_initialized():
+            return dist.get_rank(), dist.get_world_size()
+        return 0, 1
+
+    def __iter__(self) -> Iterator[int]:
+        rank, world = self._shard()
+        base = 0 if self.fixed else self.epoch * self.length
+        return iter(range(base + rank, base + self.length, world))
+
+    def __len__(self) -> int:
+        rank, world = self._shard()
+        return len(range(rank, self.length, world))
+
+
+def loader(
+    dataset: torch.utils.data.Dataset, batch: int, workers: int, fixed: bool, drop_last: bool
+) -> torch.utils.data.DataLoader:
+    """A DataLoader over ``dataset`` with an :class:`EpochSampler`."""
+    return torch.utils.data.DataLoader(
+        dataset, batch_size=batch, sampler=EpochSampler(len(dataset), fixed),  # type: ignore[arg-type]
+        num_workers=workers, drop_last=drop_last, persistent_workers=False,
+        pin_memory=False,
+    )  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- opening
+
+
+@dataclass
+class PairSpec:
+    """One dated pair as given: a fine and a coarse image, its date and an optional mask."""
+
+    fine: ImageLike
+    coarse: ImageLike
+    date: str | None = None
+    mask: str | None = None
+
+
+def read_catalog(path: str | os.PathLike[str]) -> dict[str, list[PairSpec]]:
+    """The pairs of a catalog CSV (``site,date,fine,coarse[,mask]``), grouped by site.
+
+    Relative paths are relative to the CSV's folder; an empty ``mask`` means none.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise InputFileError(f"{p}: catalog not found. Give a CSV with site,date,fine,coarse.")
+    with open(p, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+        fieldnames = [f.strip() for f in (rows[0].keys() if rows else [])]
+    need = {"site", "date", "fine", "coarse"}
+    if not rows or not need <= set(fieldnames):
+        raise InvalidParameterError(
+            f"{p}: a catalog needs the columns site,date,fine,coarse[,mask] (a header row and "
+            f"one row per pair); found {','.join(fieldnames) or 'no rows'}."
+        )
+    out: dict[str, list[PairSpec]] = {}
+    for i, row in enumerate(rows, start=2):
+        row = {k.strip(): (v or "").strip() for k, v in row.items() if k is not None}
+        try:
+            date = _dt.date.fromisoformat(row["date"]).isoformat()
+        except ValueError:
+            raise InvalidParameterError(
+                f"{p}, line {i}: date {row['date']!r} is not a date; write YYYY-MM-DD."
+            ) from None
+
+        def resolve(value: str) -> str:
+            q = Path(value).expanduser()
+            return str(q if q.is_absolute() else p.parent / q)
+
+        mask = row.get("mask") or None
+        out.setdefault(row["site"] or "site", []).append(
+            PairSpec(resolve(row["fine"]), resolve(row["coarse"]), date,
+                     resolve(mask) if mask else None)
+        )  # fmt: skip
+    return out
+
+
+def open_sites(
+    groups: dict[str, list[PairSpec]],
+    *,
+    fine_scaling: Scaling | None = None,
+    coarse_scaling: Scaling | None = None,
+    resampling: str = "nearest",
+) -> list[Site]:
+    """Open each site's pairs with :func:`stfusion.scene.open_scene`; a pair's mask (a binary
+    raster, nonzero = invalid) masks its fine image (:class:`stfusion.qa.MaskedSource`)."""
+    sites = []
+    for name, specs in groups.items():
+        raw = [(s.fine, s.coarse) for s in specs]
+        given = [s.date for s in specs]
+        dates = resolve_dates(raw, given if all(given) else None)
+        scene = open_scene(raw, fine_scaling=fine_scaling, coarse_scaling=coarse_scaling,
+                           resampling=resampling)  # fmt: skip
+        if any(s.mask for s in specs):
+            from stfusion.qa import MaskedSource
+
+            scene.pairs = [
+                (MaskedSource(f, s.mask) if s.mask else f, c)
+                for (f, c), s in zip(scene.pairs, specs)
+            ]
+        if dates is not None and len(set(dates)) != len(dates):
+            raise InvalidParameterError(
+                f"site {name}: the pairs' dates repeat ({', '.join(dates)})."
+            )
+        sites.append(Site(name, scene, dates))
+    counts = {s.scene.count for s in sites}
+    if len(counts) > 1:
+        raise InvalidParameterError(
+            f"the sites have different band counts ({', '.join(map(str, sorted(counts)))}); "
+            "one model trains on one set of bands."
+        )
+    return sites
+
+
+def set_blocks(sites: Sequence[Site], val_fraction: float, multiple: int = 1) -> None:
+    """Give each site its bottom-right validation block (``val_fraction`` 0: none)."""
+    for site in sites:
+        site.block = (
+            validation_block(site.shape, val_fraction, multiple) if val_fraction > 0 else None
+        )
+
+
+def steps_per_epoch(sites: Sequence[Site], n_targets: int, patch: int, batch: int) -> int:
+    """About one pass over the training area of every target date, at least 10 steps."""
+    area = 0
+    for site in sites:
+        h, w = site.shape
+        b = site.block
+        area += h * w - (b.height * b.width if b else 0)
+    area = area * n_targets // max(len(sites), 1)
+    return max(10, math.ceil(area / (patch**2 * batch)))
+
+
+def describe(sites: Sequence[Site]) -> dict[str, Any]:
+    """Sites and their dates, as stored in the checkpoint."""
+    return {s.name: list(s.dates or []) for s in sites}

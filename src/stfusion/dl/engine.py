@@ -1,0 +1,644 @@
+"""The training engine of every deep method, on PyTorch Lightning.
+
+One ``LightningModule`` family (:class:`FusionModule` and its subclasses) and one Trainer
+set-up (:func:`fit`) serve ``stfusion train`` (plain networks, GANs, STFDCNN) and
+``stfusion distill``:
+
+==========================  ===============================================================
+:class:`FusionModule`       plain networks (DCSTFN, EDCSTFN, ...): Adam on the content (or
+                            compound) loss
+:class:`AdversarialModule`  GAN-STFM, vitgan: manual optimisation, one discriminator then one
+                            generator update per batch (:class:`stfusion.dl.train.GANTrainer`)
+:class:`STFDCNNModule`      STFDCNN: its mapping and super-resolution CNNs on single dates
+:class:`DistillModule`      a student against a frozen teacher (:mod:`stfusion.dl.distill`)
+:class:`AutoencoderModule`  the feature-loss autoencoder, trained before EDCSTFN / the GANs
+==========================  ===============================================================
+
+Every module validates the same way: on the fixed validation sample
+(:class:`stfusion.dl.datasets.ValidationDataset`) it logs ``val_loss`` (its loss), ``val_rmse``
+(RMSE in physical units, mean over bands, of the prediction from one pair) and
+``val_rmse_additive`` (the additive baseline ``F_r + C_t - C_r`` on the same pixels).
+
+From Lightning, not by hand: the loop, ``seed_everything``, devices (``cpu``, ``cuda``,
+``cuda:1``, ``auto``), precision (``32``, ``16-mixed``, ``bf16-mixed``), strategies (``ddp``),
+early stopping (``EarlyStopping`` on the module's ``monitor``), the resume state (a
+``ModelCheckpoint`` of the last epoch, ``<stem>.lightning/resume.ckpt`` beside the output),
+CSV logs of every step (``CSVLogger`` in ``<stem>.lightning/csv``) and the progress bar with
+ETA (``TQDMProgressBar``, when stderr is a terminal). :class:`RunRecorder` adds what stfusion
+needs after every validation: the epoch row of the loss log (``<stem>.log.csv``; the curve
+``<stem>.loss.png`` at the end), the best weights and the stfusion checkpoint
+(:mod:`stfusion.dl.checkpoint`, the file the methods load), written atomically.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import logging
+import os
+import platform
+import shutil
+import sys
+import time
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.loggers import CSVLogger
+
+import stfusion
+from stfusion.dl import datasets
+from stfusion.dl.checkpoint import save_checkpoint
+from stfusion.errors import InvalidParameterError
+
+ProgressFn = Callable[[dict[str, Any]], None]
+PRECISIONS = ("32", "16-mixed", "bf16-mixed")
+RESUME_FILE = "resume.ckpt"
+
+
+# ----------------------------------------------------------------------------- settings
+
+
+@dataclass
+class RunOptions:
+    """Engine and data options of every run configuration (``TrainConfig``,
+    ``STFDCNNConfig``, ``DistillConfig`` inherit them; stored in the checkpoint)."""
+
+    precision: str = "32"  # 32, 16-mixed, bf16-mixed
+    strategy: str = "auto"  # a Lightning strategy: auto, ddp, ...
+    workers: int = 0  # DataLoader worker processes; 0: read in the main process
+    max_gap: float = 0.0  # days between the dates of an example; 0: any
+    val_dates: list[str] = field(default_factory=list)  # dates held out for validation
+    val_patches: int = 64  # size of the fixed validation sample (patches)
+
+
+@dataclass
+class EngineSettings:
+    """How a run is executed (not what is learned)."""
+
+    epochs: int
+    patience: int
+    seed: int = 0
+    device: str = "auto"
+    precision: str = "32"
+    strategy: str = "auto"
+    threads: int = 0
+    workers: int = 0
+    progress_bar: bool = False
+
+
+def parse_devices(spec: str) -> tuple[str, Any]:
+    """Lightning ``(accelerator, devices)`` of ``--devices``: ``auto`` (a GPU when there is
+    one, else the CPU), ``cpu``, ``cuda`` (one GPU), ``cuda:1`` / ``cuda:0,1`` (those GPUs),
+    ``N`` (N devices of the default accelerator)."""
+    s = str(spec).strip().lower()
+    cuda = torch.cuda.is_available()
+    if s in ("", "auto"):
+        return ("gpu", 1) if cuda else ("cpu", 1)
+    if s == "cpu":
+        return "cpu", 1
+    if s in ("cuda", "gpu") or s.startswith(("cuda:", "gpu:")):
+        if not cuda:
+            raise InvalidParameterError(
+                f"--devices {spec}: no CUDA GPU is available; use cpu or auto."
+            )
+        if ":" not in s:
+            return "gpu", 1
+        try:
+            ids = [int(x) for x in s.split(":", 1)[1].split(",") if x.strip()]
+        except ValueError:
+            raise InvalidParameterError(f"--devices {spec}: write cuda:0 or cuda:0,1.") from None
+        return "gpu", ids
+    if s.isdigit() and int(s) > 0:
+        return ("gpu" if cuda else "cpu"), int(s)
+    raise InvalidParameterError(
+        f"--devices {spec!r}: choose auto, cpu, cuda, cuda:N (e.g. cuda:1) or a count."
+    )
+
+
+def check_precision(precision: str) -> str:
+    if str(precision) not in PRECISIONS:
+        raise InvalidParameterError(
+            f"--precision {precision!r}: choose one of {', '.join(PRECISIONS)}."
+        )
+    return str(precision)
+
+
+def lightning_dir(out: str | os.PathLike[str]) -> Path:
+    """The folder of Lightning's resume state and CSV logs beside checkpoint ``out``."""
+    p = Path(out)
+    stem = p.name[: -len(p.suffix)] if p.suffix else p.name
+    return p.with_name(f"{stem}.lightning")
+
+
+def resume_path(out: str | os.PathLike[str]) -> Path:
+    return lightning_dir(out) / RESUME_FILE
+
+
+@contextlib.contextmanager
+def quiet_lightning() -> Iterator[None]:
+    """Lightning's informational logs and data-loader hints off (the CLI reports itself)."""
+    loggers = [logging.getLogger(n) for n in ("lightning.pytorch", "lightning.fabric",
+                                              "lightning")]  # fmt: skip
+    levels = [lg.level for lg in loggers]
+    try:
+        for lg in loggers:
+            lg.setLevel(logging.WARNING)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", ".*does not have many workers.*")
+            warnings.filterwarnings("ignore", ".*number of training batches.*")
+            warnings.filterwarnings("ignore", ".*LeafSpec.*")
+            warnings.filterwarnings("ignore", ".*`isinstance\\(treespec, LeafSpec\\)`.*")
+            warnings.filterwarnings("ignore", ".*Checkpoint directory .* exists.*")
+            warnings.filterwarnings("ignore", ".*Experiment logs directory .* exists.*")
+            warnings.filterwarnings("ignore", ".*GPU available but not used.*")
+            warnings.filterwarnings("ignore", ".*module\\(s\\) in eval mode.*")
+            warnings.filterwarnings("ignore", ".*was configured so 100%.*")
+            yield
+    finally:
+        for lg, lv in zip(loggers, levels):
+            lg.setLevel(lv)
+
+
+@contextlib.contextmanager
+def deterministic(device: str, threads: int) -> Iterator[None]:
+    """Deterministic algorithms on the CPU and ``threads`` torch threads, restored after."""
+    old_det = torch.are_deterministic_algorithms_enabled()
+    old_threads = torch.get_num_threads()
+    try:
+        if parse_devices(device)[0] == "cpu":
+            torch.use_deterministic_algorithms(True)
+        if threads > 0:
+            torch.set_num_threads(threads)
+        yield
+    finally:
+        torch.use_deterministic_algorithms(old_det)
+        torch.set_num_threads(old_threads)
+
+
+def make_trainer(
+    settings: EngineSettings,
+    root: Path,
+    *,
+    max_epochs: int = -1,
+    max_steps: int = -1,
+    callbacks: Sequence[L.Callback] = (),
+    logger: Any = False,
+    validate: bool = True,
+) -> L.Trainer:
+    """The one Trainer set-up of ``stfusion train`` and ``stfusion distill``."""
+    accelerator, devices = parse_devices(settings.device)
+    bar = settings.progress_bar and sys.stderr.isatty()
+    cbs = list(callbacks)
+    if bar:
+        cbs.append(TQDMProgressBar(leave=False))
+    return L.Trainer(
+        accelerator=accelerator, devices=devices, strategy=settings.strategy,
+        precision=check_precision(settings.precision),  # type: ignore[arg-type]
+        max_epochs=max_epochs, max_steps=max_steps, callbacks=cbs, logger=logger,
+        enable_checkpointing=any(isinstance(c, ModelCheckpoint) for c in cbs),
+        enable_progress_bar=bar, enable_model_summary=False, num_sanity_val_steps=0,
+        limit_val_batches=1.0 if validate else 0, use_distributed_sampler=False,
+        default_root_dir=str(root), log_every_n_steps=1, deterministic=False,
+    )  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- modules
+
+
+def _mean_rows(steps: list[dict[str, float]]) -> dict[str, float]:
+    if not steps:
+        return {}
+    return {k: float(np.mean([st[k] for st in steps if k in st])) for k in steps[0]}
+
+
+class FusionModule(L.LightningModule):
+    """A fusion network ``net(F_r, C_r, C_t)`` trained on a (compound) loss ``criterion``.
+
+    ``std``: the per-band normalisation (validation RMSE in physical units). Subclasses
+    override :meth:`training_step`, :meth:`val_losses` and :meth:`epoch_row`.
+    """
+
+    #: The validation value that picks the best epoch and drives early stopping.
+    monitor = "val_loss"
+
+    def __init__(self, net: torch.nn.Module, criterion: torch.nn.Module | None, lr: float,
+                 std: Sequence[float]) -> None:  # fmt: skip
+        super().__init__()
+        self.net = net
+        self.criterion = criterion
+        self.lr = float(lr)
+        self.register_buffer("std_", torch.as_tensor(np.asarray(std), dtype=torch.float64),
+                             persistent=False)  # fmt: skip
+        self.steps: list[dict[str, float]] = []
+        self.val_metrics: dict[str, float] = {}
+        self._sums: dict[str, torch.Tensor] = {}
+
+    def forward(self, fine_ref: torch.Tensor, coarse_ref: torch.Tensor,
+                coarse_target: torch.Tensor) -> torch.Tensor:  # fmt: skip
+        return self.net(fine_ref, coarse_ref, coarse_target)
+
+    def configure_optimizers(self) -> Any:
+        return torch.optim.Adam(self.net.parameters(), lr=self.lr)
+
+    def record(self, row: dict[str, float]) -> None:
+        """Keep one step's values for the epoch row; show the loss on the progress bar."""
+        self.steps.append(row)
+        self.log("train_loss", row["train_loss"], prog_bar=True, on_step=True, on_epoch=False,
+                 batch_size=1)  # fmt: skip
+
+    def training_step(self, batch: Sequence[torch.Tensor], batch_idx: int) -> torch.Tensor:
+        fr, cr, ct, ft, mask = batch
+        loss, parts = self.criterion(self.net(fr, cr, ct), ft, mask)  # type: ignore[misc]
+        self.record({"train_loss": float(loss.detach()), **parts})
+        return loss
+
+    def epoch_row(self) -> dict[str, float]:
+        """The per-epoch training columns of the loss log (means over the steps)."""
+        row = _mean_rows(self.steps)
+        self.steps = []
+        return row
+
+    # -- validation ----------------------------------------------------------------------
+
+    def val_losses(self, pred: torch.Tensor, batch: Sequence[torch.Tensor]) -> dict[str, Any]:
+        """Validation losses of one batch (means over it)."""
+        loss, _ = self.criterion(pred, batch[3], batch[4])  # type: ignore[misc]
+        return {"val_loss": loss}
+
+    def val_extra(self, pred: torch.Tensor, batch: Sequence[torch.Tensor]) -> None:
+        """Hook: more sums per validation batch (distillation)."""
+
+    def on_validation_epoch_start(self) -> None:
+        self._sums = {}
+
+    def add(self, key: str, value: torch.Tensor) -> None:
+        v = value.detach().to(torch.float64)
+        self._sums[key] = self._sums[key] + v if key in self._sums else v
+
+    def add_rmse(self, key: str, pred: torch.Tensor, truth: torch.Tensor,
+                 mask: torch.Tensor) -> None:  # fmt: skip
+        """Accumulate per-band squared errors (normalised units) over ``mask``."""
+        m = mask.to(pred.dtype)
+        err = ((pred - truth).float() ** 2 * m).sum(dim=(0, 2, 3))
+        self.add(f"{key}:sq", err)
+        self.add(f"{key}:n", m.sum())
+
+    def validation_step(self, batch: Sequence[torch.Tensor], batch_idx: int) -> None:
+        fr, cr, ct, ft, mask = batch
+        pred = self.net(fr, cr, ct)
+        n = torch.tensor(float(fr.shape[0]), device=fr.device)
+        for k, v in self.val_losses(pred, batch).items():
+            self.add(k, v.detach() * n)
+        self.add("n", n)
+        self.add_rmse("val_rmse", pred, ft, mask)
+        self.add_rmse("val_rmse_additive", fr + ct - cr, ft, mask)
+        self.val_extra(pred, batch)
+
+    def on_validation_epoch_end(self) -> None:
+        self.val_metrics = self.val_scores()
+        self.log_dict(self.val_metrics, sync_dist=False, batch_size=1)
+
+    def val_scores(self) -> dict[str, float]:
+        """The validation values from the sums of the batches (of every process)."""
+        trainer = self._trainer
+        sums = dict(self._sums)
+        if trainer is not None:
+            sums = {k: trainer.strategy.reduce(v, reduce_op="sum") for k, v in sums.items()}
+        out: dict[str, float] = {}
+        std2 = self.std_.to(torch.float64) ** 2
+        for k, v in sums.items():
+            if k.endswith(":sq"):
+                name = k[:-3]
+                mse = v.to(std2.device) * std2 / sums[f"{name}:n"].clamp_min(1.0).to(std2.device)
+                out[name] = float(torch.sqrt(mse).mean())
+            elif k not in ("n",) and not k.endswith(":n"):
+                out[k] = float(v / sums["n"].clamp_min(1.0))
+        return out
+
+
+def evaluate(module: FusionModule, data: torch.utils.data.DataLoader) -> dict[str, float]:
+    """The validation values of ``module`` on ``data`` (outside a Trainer, on the CPU)."""
+    module = module.cpu()
+    was_training = module.training
+    module.eval()
+    module.on_validation_epoch_start()
+    with torch.no_grad():
+        for i, batch in enumerate(data):
+            module.validation_step(batch, i)
+    trainer, module._trainer = module._trainer, None  # type: ignore[assignment]
+    try:
+        return module.val_scores()
+    finally:
+        module._trainer = trainer
+        module.train(was_training)
+
+
+class AdversarialModule(FusionModule):
+    """A generator against a discriminator (manual optimisation, see
+    :class:`stfusion.dl.train.GANTrainer`); the best epoch follows the validation RMSE."""
+
+    monitor = "val_rmse"
+
+    def __init__(self, gan: Any, lr: float, std: Sequence[float]) -> None:
+        super().__init__(gan.g, gan.recon, lr, std)
+        self.disc = gan.d
+        self.spectral = gan.spectral
+        self.gan = gan
+        self.automatic_optimization = False
+
+    def configure_optimizers(self) -> Any:
+        return [self.gan.g_opt, self.gan.d_opt]
+
+    def training_step(self, batch: Sequence[torch.Tensor], batch_idx: int) -> None:
+        g_opt, d_opt = self.optimizers()  # type: ignore[misc]
+        row = self.gan.step(*batch, g_opt=g_opt, d_opt=d_opt, backward=self.manual_backward)
+        self.record(row)
+
+    def epoch_row(self) -> dict[str, float]:
+        ratios = [st["ratio"] for st in self.steps]
+        row = super().epoch_row()
+        row.pop("ratio", None)
+        if ratios:
+            row.update(ratio_min=float(np.min(ratios)), ratio_max=float(np.max(ratios)))
+        return row
+
+
+class STFDCNNModule(FusionModule):
+    """STFDCNN's two CNNs (``net.losses``) on single-date patches ``(F, C, mask)``; validation
+    on pair patches: both losses on the target date and the single-pair prediction's RMSE."""
+
+    def __init__(self, net: torch.nn.Module, content: str, lr: float,
+                 std: Sequence[float]) -> None:  # fmt: skip
+        super().__init__(net, None, lr, std)
+        self.content = content
+
+    def training_step(self, batch: Sequence[torch.Tensor], batch_idx: int) -> torch.Tensor:
+        fine, coarse, mask = batch
+        nlm, sr = self.net.losses(fine, coarse, mask.float(), self.content)
+        loss = nlm + sr
+        self.record({"train_loss": float(loss.detach()), "train_nlm": float(nlm.detach()),
+                     "train_sr": float(sr.detach())})  # fmt: skip
+        return loss
+
+    def val_losses(self, pred: torch.Tensor, batch: Sequence[torch.Tensor]) -> dict[str, Any]:
+        nlm, sr = self.net.losses(batch[3], batch[2], batch[4].float(), self.content)
+        return {"val_nlm": nlm, "val_sr": sr, "val_loss": nlm + sr}
+
+
+class DistillModule(FusionModule):
+    """A student trained on ``L_gt + alpha L_teacher + beta L_feature`` against a frozen
+    teacher (:class:`stfusion.dl.distill.Teacher`); validation adds the teacher's RMSE and
+    the student's RMSE against the teacher (``val_rmse_teacher``, ``val_rmse_vs_teacher``)."""
+
+    def __init__(self, student: torch.nn.Module, adapter: torch.nn.Module | None,
+                 teacher: torch.nn.Module, criterion: torch.nn.Module, val_criterion: Any,
+                 lr: float, std: Sequence[float], alpha: float) -> None:  # fmt: skip
+        super().__init__(student, criterion, lr, std)
+        self.adapter = adapter
+        self.teacher = teacher
+        self.val_criterion = val_criterion
+        self.alpha = alpha
+
+    def configure_optimizers(self) -> Any:
+        params = list(self.net.parameters())
+        if self.adapter is not None:
+            params += list(self.adapter.parameters())
+        return torch.optim.Adam(params, lr=self.lr)
+
+    def training_step(self, batch: Sequence[torch.Tensor], batch_idx: int) -> torch.Tensor:
+        fr, cr, ct, ft, mask = batch
+        t_pred = t_feat = None
+        if self.alpha or self.adapter is not None:  # alpha = beta = 0: no teacher
+            t_pred, t_feat = self.teacher.predict(fr, cr, ct)
+        feats = self.net.features(fr, cr, ct)
+        pred = self.net.head_output(feats, fr, cr, ct)
+        s_feat = self.adapter(feats) if self.adapter is not None else None
+        loss, parts = self.criterion(pred, ft, mask, t_pred, s_feat, t_feat)
+        self.record({"train_loss": float(loss.detach()), **parts})
+        return loss
+
+    def val_losses(self, pred: torch.Tensor, batch: Sequence[torch.Tensor]) -> dict[str, Any]:
+        loss, _ = self.val_criterion(pred, batch[3], batch[4])
+        return {"val_loss": loss}
+
+    def val_extra(self, pred: torch.Tensor, batch: Sequence[torch.Tensor]) -> None:
+        fr, cr, ct, ft, mask = batch
+        t_pred = self.teacher(fr, cr, ct)
+        self.add_rmse("val_rmse_teacher", t_pred, ft, mask)
+        self.add_rmse("val_rmse_vs_teacher", pred, t_pred, mask)
+
+
+class AutoencoderModule(L.LightningModule):
+    """The feature-loss autoencoder on fine patches (the label ``F_t`` of pair patches)."""
+
+    def __init__(self, ae: torch.nn.Module, lr: float) -> None:
+        super().__init__()
+        self.ae, self.lr = ae, float(lr)
+        self.losses: list[float] = []
+
+    def configure_optimizers(self) -> Any:
+        return torch.optim.Adam(self.ae.parameters(), lr=self.lr, weight_decay=1e-6)
+
+    def training_step(self, batch: Sequence[torch.Tensor], batch_idx: int) -> torch.Tensor:
+        x = batch[3]
+        loss = torch.nn.functional.mse_loss(self.ae(x), x)
+        self.losses.append(float(loss.detach()))
+        self.log("ae_loss", loss, prog_bar=True, on_step=True, on_epoch=False, batch_size=1)
+        return loss
+
+
+class _AEProgress(L.Callback):
+    def __init__(self, progress: ProgressFn | None, steps: int) -> None:
+        self.progress, self.steps = progress, steps
+
+    def on_train_batch_end(self, trainer: L.Trainer, module: Any, *args: Any) -> None:
+        if self.progress is not None and module.losses:
+            self.progress({"stage": "autoencoder", "step": len(module.losses),
+                           "steps": self.steps, "loss": module.losses[-1]})  # fmt: skip
+
+
+def pretrain_autoencoder(
+    ae: torch.nn.Module,
+    data: torch.utils.data.DataLoader,
+    steps: int,
+    lr: float,
+    settings: EngineSettings,
+    root: Path,
+    progress: ProgressFn | None,
+) -> list[float]:
+    """Train ``ae`` for ``steps`` batches of ``data`` (its own progress line), then freeze it."""
+    module = AutoencoderModule(ae, lr)
+    t0 = time.perf_counter()
+    with quiet_lightning(), datasets.streaming():
+        trainer = make_trainer(settings, root, max_steps=steps,
+                               callbacks=[_AEProgress(progress, steps)], validate=False)
+        trainer.fit(module, train_dataloaders=data)
+    if progress is not None:
+        progress({"stage": "autoencoder_done", "steps": steps, "seconds": time.perf_counter() - t0,
+                  "loss": module.losses[-1] if module.losses else float("nan")})  # fmt: skip
+    ae.cpu().eval()
+    for p in ae.parameters():
+        p.requires_grad_(False)
+    return module.losses
+
+
+# ----------------------------------------------------------------------------- the recorder
+
+
+def cpu_state(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A state dict on the CPU, detached (what checkpoints store)."""
+    return {k: v.detach().cpu().clone() for k, v in sd.items()}
+
+
+class RunRecorder(L.Callback):
+    """After every validation: the epoch row, the best weights, the stfusion checkpoint (from
+    ``payload(recorder, module)``) and the CSV loss log. Its state travels in Lightning's
+    resume checkpoint."""
+
+    def __init__(
+        self,
+        out: Path,
+        monitor: str,
+        payload: Callable[[RunRecorder, FusionModule], dict[str, Any]],
+        progress: ProgressFn | None,
+    ) -> None:
+        self.out, self.monitor, self.payload, self.progress = out, monitor, payload, progress
+        self.history: list[dict[str, float]] = []
+        self.best_state: dict[str, torch.Tensor] = {}
+        self.best_loss, self.best_epoch, self.bad, self.epoch = float("inf"), 0, 0, 0
+        self.seconds_before = 0.0
+        self.t_start = time.perf_counter()
+        self.t_epoch = self.t_start
+
+    @property
+    def seconds(self) -> float:
+        return self.seconds_before + time.perf_counter() - self.t_start
+
+    def on_train_epoch_start(self, trainer: L.Trainer, module: Any) -> None:
+        self.t_epoch = time.perf_counter()
+
+    def on_validation_end(self, trainer: L.Trainer, module: Any) -> None:
+        if trainer.sanity_checking:
+            return
+        from stfusion.dl.train import write_log
+
+        self.epoch = trainer.current_epoch + 1
+        row: dict[str, float] = {"epoch": self.epoch}
+        row.update(module.epoch_row())
+        row.update(module.val_metrics)
+        row.update(lr=module.lr, seconds=time.perf_counter() - self.t_epoch)
+        self.history.append(row)
+        value = row.get(self.monitor, float("nan"))
+        if value < self.best_loss:
+            self.best_loss, self.best_epoch, self.bad = value, self.epoch, 0
+            self.best_state = cpu_state(module.net.state_dict())
+        else:
+            self.bad += 1
+        if not self.best_state:
+            self.best_state = cpu_state(module.net.state_dict())
+        if trainer.is_global_zero:
+            save_checkpoint(self.out, self.payload(self, module))
+            write_log(self.history, self.out, plot=False)
+            if self.progress is not None:
+                self.progress({"stage": "epoch", **row, "best_epoch": self.best_epoch})
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"history": self.history, "best_state": self.best_state,
+                "best_loss": self.best_loss, "best_epoch": self.best_epoch, "bad": self.bad,
+                "epoch": self.epoch, "seconds": self.seconds}  # fmt: skip
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.history = [dict(r) for r in state["history"]]
+        self.best_state = dict(state["best_state"])
+        self.best_loss, self.best_epoch = float(state["best_loss"]), int(state["best_epoch"])
+        self.bad, self.epoch = int(state["bad"]), int(state["epoch"])
+        self.seconds_before = float(state["seconds"])
+        self.t_start = time.perf_counter()
+
+
+def fit(
+    module: FusionModule,
+    train_data: torch.utils.data.DataLoader,
+    val_data: torch.utils.data.DataLoader,
+    out: Path,
+    settings: EngineSettings,
+    payload: Callable[[RunRecorder, FusionModule], dict[str, Any]],
+    *,
+    resume: bool = False,
+    progress: ProgressFn | None = None,
+) -> RunRecorder:
+    """Train ``module`` with Lightning until ``settings.epochs`` or early stopping.
+
+    ``resume``: continue from ``<stem>.lightning/resume.ckpt`` (weights, optimizers, epoch,
+    early-stopping and recorder state); the stfusion checkpoint ``out`` and the loss log are
+    rewritten after every epoch, the curve at the end.
+    """
+    from stfusion.dl.train import write_log
+
+    root = lightning_dir(out)
+    ckpt = resume_path(out)
+    recorder = RunRecorder(out, module.monitor, payload, progress)
+    stopper = EarlyStopping(monitor=module.monitor, patience=settings.patience, mode="min",
+                            check_finite=False, verbose=False)  # fmt: skip
+    saver = ModelCheckpoint(dirpath=str(root), filename=Path(RESUME_FILE).stem, monitor=None,
+                            save_top_k=1, save_last=False, enable_version_counter=False,
+                            every_n_epochs=1)  # fmt: skip
+    logger = CSVLogger(str(root), name="csv")
+    with quiet_lightning():
+        trainer = make_trainer(settings, root, max_epochs=settings.epochs,
+                               callbacks=[recorder, stopper, saver], logger=logger)
+    try:
+        with quiet_lightning(), datasets.streaming():
+            trainer.fit(module, train_dataloaders=train_data, val_dataloaders=val_data,
+                        ckpt_path=str(ckpt) if resume else None)  # fmt: skip
+    finally:
+        if recorder.history and trainer.is_global_zero:
+            write_log(recorder.history, out)  # the curve, once per run (also when interrupted)
+    return recorder
+
+
+def fresh_run(out: Path) -> None:
+    """Remove the Lightning state of an earlier run written to ``out`` (``--overwrite``)."""
+    root = lightning_dir(out)
+    if root.is_dir():
+        shutil.rmtree(root)
+
+
+def check_resumable(out: Path) -> None:
+    """Refuse ``--resume`` without the Lightning state, saying why and what to do."""
+    if not out.exists():
+        raise InvalidParameterError(f"--resume: {out} does not exist; train without it first.")
+    if not resume_path(out).exists():
+        raise InvalidParameterError(
+            f"--resume: {out} has no training state beside it ({resume_path(out)} is missing: "
+            "the checkpoint was written by an earlier stfusion, stripped, or moved without its "
+            f"{lightning_dir(out).name} folder). It still predicts; to train further start a "
+            "new run (--overwrite, or another --out)."
+        )
+
+
+def run_info(seconds: float, inputs: list[list[str]], meta: dict[str, Any]) -> dict[str, Any]:
+    """The ``meta`` of a checkpoint: versions, time, inputs, plus the caller's ``meta``."""
+    info = {
+        "stfusion_version": stfusion.__version__,
+        "torch_version": str(torch.__version__),
+        "lightning_version": str(L.__version__),
+        "numpy_version": np.__version__,
+        "python": platform.python_version(),
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "seconds": seconds,
+        "inputs": inputs,
+    }
+    info.update(meta)
+    return info
+
+
+
+
