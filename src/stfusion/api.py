@@ -21,7 +21,7 @@ from stfusion.errors import GridMismatchError, InvalidParameterError, STFusionEr
 from stfusion.io import FileSource, Scaling, check_output, inspect_raster
 from stfusion.methods import get_method
 from stfusion.scene import _align, open_scene
-from stfusion.tiling import ProgressFn, gdal_cache_mb
+from stfusion.tiling import ProgressFn, memory_limits
 
 
 def split_ratio(params: Sequence[str]) -> tuple[list[str], float | None]:
@@ -60,53 +60,53 @@ def run_prediction(
     quality: bool = False,
 ) -> dict[str, Any]:
     """Predict the fine image at ``target``'s date into the GeoTIFF ``out``."""
-    cls = get_method(method)
-    rest, ratio = split_ratio(params)
-    kwargs = cls.parse_params(rest)
-    inputs = [p for pair in pairs for p in pair] + [target]
-    check_output(out, overwrite, inputs)
-    estimator = cls(**kwargs)
-    fine_scaling = Scaling(fine_scale, fine_offset)
-    coarse_scaling = Scaling(coarse_scale, coarse_offset)
-    pair_dates, target_date = dates_from_names(pairs, target)
-    scene = open_scene(
-        [tuple(p) for p in pairs], target, fine_scaling=fine_scaling,
-        coarse_scaling=coarse_scaling, resampling=resampling, ratio=ratio,
-        pair_dates=pair_dates, target_date=target_date,
-    )  # fmt: skip
-    if threads is not None:
-        import numba
+    # GDAL's block cache and the scene-wide passes obey the limit from the first read
+    # (validation, statistics, fit, prepare), not only in the prediction loop.
+    with memory_limits(mem_limit_mb):
+        cls = get_method(method)
+        rest, ratio = split_ratio(params)
+        kwargs = cls.parse_params(rest)
+        inputs = [p for pair in pairs for p in pair] + [target]
+        check_output(out, overwrite, inputs)
+        estimator = cls(**kwargs)
+        fine_scaling = Scaling(fine_scale, fine_offset)
+        coarse_scaling = Scaling(coarse_scale, coarse_offset)
+        pair_dates, target_date = dates_from_names(pairs, target)
+        scene = open_scene(
+            [tuple(p) for p in pairs], target, fine_scaling=fine_scaling,
+            coarse_scaling=coarse_scaling, resampling=resampling, ratio=ratio,
+            pair_dates=pair_dates, target_date=target_date,
+        )  # fmt: skip
+        if threads is not None:
+            import numba
 
-        numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
-    estimator.fit(scene)
-    assert scene.target is not None
-    estimator.prepare(scene.target)
-    windows = estimator.plan(mem_limit_mb, None, workers)
-    tags = {
-        "STFUSION_VERSION": stfusion.__version__,
-        "STFUSION_INPUTS": {"pairs": [list(p) for p in pairs], "coarse_target": target},
-        "STFUSION_SCALING": {
-            "fine": [s.scale for s, _ in scene.pairs[:1] if isinstance(s, FileSource)]
-            + [fine_scaling.scale, fine_scaling.offset],
-            "coarse": [coarse_scaling.scale, coarse_scaling.offset],
-        },
-        "STFUSION_RATIO": "" if scene.ratio is None else f"{scene.ratio:g}",
-        "STFUSION_ALIGNMENT": scene.notes,
-        "STFUSION_CREATED": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-    }
-    quality_out = quality_path(out) if quality else None
-    if quality_out is not None:
-        check_output(quality_out, overwrite, inputs)
-    import rasterio
-
-    with rasterio.Env(GDAL_CACHEMAX=gdal_cache_mb(mem_limit_mb) * 2**20):
+            numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+        estimator.fit(scene)
+        assert scene.target is not None
+        estimator.prepare(scene.target)
+        windows = estimator.plan(mem_limit_mb, None, workers)
+        tags = {
+            "STFUSION_VERSION": stfusion.__version__,
+            "STFUSION_INPUTS": {"pairs": [list(p) for p in pairs], "coarse_target": target},
+            "STFUSION_SCALING": {
+                "fine": [s.scale for s, _ in scene.pairs[:1] if isinstance(s, FileSource)]
+                + [fine_scaling.scale, fine_scaling.offset],
+                "coarse": [coarse_scaling.scale, coarse_scaling.offset],
+            },
+            "STFUSION_RATIO": "" if scene.ratio is None else f"{scene.ratio:g}",
+            "STFUSION_ALIGNMENT": scene.notes,
+            "STFUSION_CREATED": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        }
+        quality_out = quality_path(out) if quality else None
+        if quality_out is not None:
+            check_output(quality_out, overwrite, inputs)
         estimator.predict(
             out=out, overwrite=overwrite, tags=tags, mem_limit_mb=mem_limit_mb,
             workers=workers, progress=progress, scheduler=scheduler, quality_out=quality_out,
         )  # fmt: skip
-    return {"method": cls.name, "windows": len(windows), "notes": scene.notes,
-            "ratio": scene.ratio, "workers": estimator.last_run_["workers"],
-            "quality": quality_out}  # fmt: skip
+        return {"method": cls.name, "windows": len(windows), "notes": scene.notes,
+                "ratio": scene.ratio, "workers": estimator.last_run_["workers"],
+                "quality": quality_out}  # fmt: skip
 
 
 def quality_path(out: str | os.PathLike[str]) -> str:

@@ -124,7 +124,6 @@ TRIM = (0.1, 0.9)
 GLOBAL_SPLINE_MAX = 3000
 #: F1 pixels sampled (decimated grid) to fit the k-means centres.
 KMEANS_SAMPLE = 1 << 16
-STRIP_ROWS = 512
 
 
 # ----------------------------------------------------------------------------- classification
@@ -540,8 +539,10 @@ class FSDAF(FusionMethod):
         grid = scene.grid
         spec = _class_spec(self.classes)
         self.class_map_: FileSource | None = None
+        # The decimated F1 (read in bounded windows) feeds k-means and the valid_range test.
+        f1_sample = fine.sample(KMEANS_SAMPLE)
         if isinstance(spec, int):
-            self.centres_ = self._fit_kmeans(fine, spec)
+            self.centres_ = self._fit_kmeans(fine, spec, f1_sample)
             self.class_values_ = np.arange(len(self.centres_), dtype=np.float64)
         else:
             self.class_map_ = _open_class_map(spec, grid)
@@ -557,17 +558,18 @@ class FSDAF(FusionMethod):
         s2 = np.zeros(nb)
         cmin = np.full((n_classes, nb), np.inf)
         cmax = np.full((n_classes, nb), -np.inf)
-        sample: list[np.ndarray] = []
-        for win in _strips(grid, r):
-            f = fine.read(win)
+        # One bounded pass over F1 (and C1), in windows aligned to the coarse blocks.
+        for win, f in fine.scan(r):
             lab = self._labels(f, win, 0)
             ok = lab >= 0
-            row = int(win.row_off)
+            row, col = int(win.row_off), int(win.col_off)
             bi = (row + np.arange(f.shape[1])) // r
-            bj = np.arange(f.shape[2]) // r
+            bj = (col + np.arange(f.shape[2])) // r
             flat = (bi[:, None] * bw + bj[None, :]) * n_classes + lab
             counts += np.bincount(flat[ok], minlength=counts.size)
-            c1m[:, row // r : row // r + -(-f.shape[1] // r)] = block_mean(coarse.read(win), r)
+            c1m[:, row // r : row // r + -(-f.shape[1] // r),
+                col // r : col // r + -(-f.shape[2] // r)] = block_mean(
+                    coarse.read(win), r)  # fmt: skip
             v = f[:, ok].astype(np.float64)
             s0 += v.shape[1]
             s1 += v.sum(axis=1)
@@ -577,8 +579,6 @@ class FSDAF(FusionMethod):
                 vc = v[:, lv == c]
                 cmin[c] = np.minimum(cmin[c], vc.min(axis=1))
                 cmax[c] = np.maximum(cmax[c], vc.max(axis=1))
-            if v.shape[1]:
-                sample.append(v[:, :: max(1, v.shape[1] // 4096)])
         if s0 == 0:
             raise EmptyInputError(
                 f"{fine.label}: no fine pixel is valid in every band"
@@ -597,11 +597,12 @@ class FSDAF(FusionMethod):
         self.block_pixels_ = rows[:, None] * cols[None, :]
         rng = _parse_range(self.valid_range)
         if rng == "auto":
-            rng = (0.0, 1.0) if _looks_like_reflectance(np.concatenate(sample, axis=1)) else None
+            # Judged on the decimated F1 sample (the k-means one), not on the whole scene.
+            s = f1_sample[:, np.isfinite(f1_sample).all(axis=0)]
+            rng = (0.0, 1.0) if s.size == 0 or _looks_like_reflectance(s) else None
         self.valid_range_: tuple[float, float] | None = rng  # type: ignore[assignment]
 
-    def _fit_kmeans(self, fine: Source, k: int) -> np.ndarray:
-        s = fine.sample(KMEANS_SAMPLE)
+    def _fit_kmeans(self, fine: Source, k: int, s: np.ndarray) -> np.ndarray:
         x = s.reshape(s.shape[0], -1).T
         x = x[np.isfinite(x).all(axis=1)]
         if len(x) == 0:
@@ -632,10 +633,10 @@ class FSDAF(FusionMethod):
         c2m = np.empty((nb, bh, bw), dtype=np.float64)
         tmin = np.full(nb, np.inf)
         tmax = np.full(nb, -np.inf)
-        for win in _strips(grid, r):
-            t = target.read(win)
-            row = int(win.row_off)
-            c2m[:, row // r : row // r + -(-t.shape[1] // r)] = block_mean(t, r)
+        for win, t in target.scan(r):
+            row, col = int(win.row_off), int(win.col_off)
+            c2m[:, row // r : row // r + -(-t.shape[1] // r),
+                col // r : col // r + -(-t.shape[2] // r)] = block_mean(t, r)  # fmt: skip
             for b in range(nb):
                 tb = t[b][np.isfinite(t[b])]
                 if tb.size:
@@ -734,14 +735,6 @@ class FSDAF(FusionMethod):
 # ---------------------------------------------------------------------------------- helpers
 
 
-def _strips(grid: Grid, r: int) -> list[Window]:
-    rows = max(r, STRIP_ROWS // r * r)
-    return [
-        Window(0, row, grid.width, min(rows, grid.height - row))
-        for row in range(0, grid.height, rows)
-    ]
-
-
 def _open_class_map(path: str, grid: Grid) -> FileSource:
     src = FileSource(path)
     if src.count != 1:
@@ -766,8 +759,8 @@ def _open_class_map(path: str, grid: Grid) -> FileSource:
 def _class_values(src: FileSource) -> np.ndarray:
     """Sorted distinct labels of a class map (nodata excluded); labels must be integers."""
     values = np.zeros(0)
-    for win in _strips(src.grid, 1):
-        v = src.read(win)[0]
+    for _win, block in src.scan():
+        v = block[0]
         v = v[np.isfinite(v)]
         if v.size and np.any(v != np.round(v)):
             raise InvalidParameterError(
