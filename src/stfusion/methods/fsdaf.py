@@ -122,6 +122,8 @@ COMPLETE_FRACTION = 0.999
 TRIM = (0.1, 0.9)
 #: At most this many coarse pixels for one global spline (a dense (n + 3)^2 system).
 GLOBAL_SPLINE_MAX = 3000
+#: Coarse pixels whose local splines are solved together (bounds the temporaries).
+SPLINE_CHUNK = 2048
 #: F1 pixels sampled (decimated grid) to fit the k-means centres.
 KMEANS_SAMPLE = 1 << 16
 
@@ -348,26 +350,38 @@ def fit_spline(values: np.ndarray, r: int, shape: tuple[int, int], radius: int) 
     for i in range(bh):
         for j in range(bw):
             groups.setdefault(windows[i, j].tobytes() + ky[i] + kx[j], []).append((i, j))
-    for members in groups.values():
-        i0, j0 = members[0]
-        mask = windows[i0, j0].ravel()
-        kidx = np.flatnonzero(mask)
-        ka, kb = kidx // side, kidx % side
-        u = rel_y[i0, ka]
-        v = rel_x[j0, kb]
-        bi = np.array([m[0] for m in members])
-        bj = np.array([m[1] for m in members])
-        ii = bi[:, None] + offs[ka][None, :]
-        jj = bj[:, None] + offs[kb][None, :]
-        vals = values[:, ii, jj]  # (band, G, n)
-        rhs = vals.transpose(2, 1, 0).reshape(len(kidx), -1)
-        wts, aff = _tps_solve(u, v, rhs)
-        g = len(members)
-        weights[bi[:, None], bj[:, None], kidx[None, :], :] = wts.reshape(
-            len(kidx), g, nb
-        ).transpose(1, 0, 2)
-        affine[bi, bj] = aff.reshape(3, g, nb).transpose(1, 0, 2)
+    for all_members in groups.values():
+        # Most coarse pixels share one pattern: solve it for a bounded number of them at a
+        # time (each right-hand side is solved on its own, so the result is the same).
+        for k0 in range(0, len(all_members), SPLINE_CHUNK):
+            _solve_group(all_members[k0 : k0 + SPLINE_CHUNK], windows, rel_y, rel_x, offs,
+                         side, values, weights, affine)  # fmt: skip
     return Spline(r, cy, cx, radius, weights, affine)
+
+
+def _solve_group(
+    members: list[tuple[int, int]], windows: np.ndarray, rel_y: np.ndarray, rel_x: np.ndarray,
+    offs: np.ndarray, side: int, values: np.ndarray, weights: np.ndarray, affine: np.ndarray,
+) -> None:  # fmt: skip
+    nb = values.shape[0]
+    i0, j0 = members[0]
+    mask = windows[i0, j0].ravel()
+    kidx = np.flatnonzero(mask)
+    ka, kb = kidx // side, kidx % side
+    u = rel_y[i0, ka]
+    v = rel_x[j0, kb]
+    bi = np.array([m[0] for m in members])
+    bj = np.array([m[1] for m in members])
+    ii = bi[:, None] + offs[ka][None, :]
+    jj = bj[:, None] + offs[kb][None, :]
+    vals = values[:, ii, jj]  # (band, G, n)
+    rhs = vals.transpose(2, 1, 0).reshape(len(kidx), -1)
+    wts, aff = _tps_solve(u, v, rhs)
+    g = len(members)
+    weights[bi[:, None], bj[:, None], kidx[None, :], :] = wts.reshape(
+        len(kidx), g, nb
+    ).transpose(1, 0, 2)
+    affine[bi, bj] = aff.reshape(3, g, nb).transpose(1, 0, 2)
 
 
 # ------------------------------------------------------------------- per-pixel array helpers
