@@ -28,9 +28,10 @@ GDAL_CACHE_SHARE = 0.1
 #: Share of the memory limit for one read of a scene-wide pass (validation, statistics,
 #: sampling, coarse aggregation, class maps); those passes run before the windows, so they
 #: share the windows' part of the limit. SCAN_BYTES_PER_VALUE covers the read (raw + mask +
-#: float32) and the float64 temporaries of the statistics.
+#: float32) and the float64 temporaries of the statistics and block means (FSDAF's fit pass
+#: measured 54 B per value).
 SCAN_SHARE = 0.25
-SCAN_BYTES_PER_VALUE = 40
+SCAN_BYTES_PER_VALUE = 64
 MIN_WINDOW = 16
 
 ProgressFn = Callable[[int, int], None]

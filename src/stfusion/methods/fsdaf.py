@@ -541,8 +541,10 @@ class FSDAF(FusionMethod):
         return int(self.window) // 2 + r + r // 2
 
     def bytes_per_pixel(self, bands: int, pairs: int) -> float:
-        # F1 + region copy, spline (f64), change, output (f64), C1/C2; labels, HI, masks
-        return 4.0 * bands * 2 + 8.0 * bands + 4.0 * bands + 8.0 * bands + 8.0 * bands + 16.0
+        # F1 + region copy, spline (f64), change, output (f64), C1/C2; labels, HI, masks.
+        # Measured with tracemalloc (2000 x 2000 x 6, window 15): 279 B per padded pixel.
+        return 4.0 * bands * 2 + 8.0 * bands + 4.0 * bands + 8.0 * bands + 8.0 * bands + 16.0 + (
+            8.0 * bands + 16.0)
 
     # ------------------------------------------------------------------------------ fit
 
