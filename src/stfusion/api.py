@@ -20,7 +20,7 @@ from stfusion.io import FileSource, Scaling, check_output, inspect_raster
 from stfusion.methods import get_method
 from stfusion.provenance import provenance_tags
 from stfusion.scene import _align, open_scene
-from stfusion.tiling import ProgressFn, gdal_cache_mb
+from stfusion.tiling import ProgressFn, memory_limits
 
 
 def split_ratio(params: Sequence[str]) -> tuple[list[str], float | None]:
@@ -67,43 +67,43 @@ def run_prediction(
     ``fine_bands``/``coarse_bands``: the bands to read, in order (names or 1-based numbers);
     paths may be HDF4 files, globs or comma lists of band files (docs/inputs.md).
     """
-    cls = get_method(method)
-    rest, ratio = split_ratio(params)
-    kwargs = cls.parse_params(rest)
-    inputs = [p for pair in pairs for p in pair] + [target]
-    check_output(out, overwrite, inputs)
-    estimator = cls(**kwargs)
-    fine_scaling = Scaling(fine_scale, fine_offset, _bands(fine_bands))
-    coarse_scaling = Scaling(coarse_scale, coarse_offset, _bands(coarse_bands))
-    pair_dates, target_date = dates_from_names(pairs, target)
-    scene = open_scene(
-        [tuple(p) for p in pairs], target, fine_scaling=fine_scaling,
-        coarse_scaling=coarse_scaling, resampling=resampling, ratio=ratio,
-        pair_dates=pair_dates, target_date=target_date,
-    )  # fmt: skip
-    if threads is not None:
-        import numba
+    # GDAL's block cache and the scene-wide passes obey the limit from the first read
+    # (validation, statistics, fit, prepare), not only in the prediction loop.
+    with memory_limits(mem_limit_mb):
+        cls = get_method(method)
+        rest, ratio = split_ratio(params)
+        kwargs = cls.parse_params(rest)
+        inputs = [p for pair in pairs for p in pair] + [target]
+        check_output(out, overwrite, inputs)
+        estimator = cls(**kwargs)
+        fine_scaling = Scaling(fine_scale, fine_offset, _bands(fine_bands))
+        coarse_scaling = Scaling(coarse_scale, coarse_offset, _bands(coarse_bands))
+        pair_dates, target_date = dates_from_names(pairs, target)
+        scene = open_scene(
+            [tuple(p) for p in pairs], target, fine_scaling=fine_scaling,
+            coarse_scaling=coarse_scaling, resampling=resampling, ratio=ratio,
+            pair_dates=pair_dates, target_date=target_date,
+        )  # fmt: skip
+        if threads is not None:
+            import numba
 
-        numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
-    estimator.fit(scene)
-    assert scene.target is not None
-    estimator.prepare(scene.target)
-    windows = estimator.plan(mem_limit_mb, None, workers)
-    # The tags est.predict(out=...) writes too; the command line is the CLI's only addition.
-    tags = provenance_tags(estimator, command=command)
-    quality_out = quality_path(out) if quality else None
-    if quality_out is not None:
-        check_output(quality_out, overwrite, inputs)
-    import rasterio
-
-    with rasterio.Env(GDAL_CACHEMAX=gdal_cache_mb(mem_limit_mb) * 2**20):
+            numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+        estimator.fit(scene)
+        assert scene.target is not None
+        estimator.prepare(scene.target)
+        windows = estimator.plan(mem_limit_mb, None, workers)
+        # The tags est.predict(out=...) writes too; the command line is the CLI's only addition.
+        tags = provenance_tags(estimator, command=command)
+        quality_out = quality_path(out) if quality else None
+        if quality_out is not None:
+            check_output(quality_out, overwrite, inputs)
         estimator.predict(
             out=out, overwrite=overwrite, tags=tags, mem_limit_mb=mem_limit_mb,
             workers=workers, progress=progress, scheduler=scheduler, quality_out=quality_out,
         )  # fmt: skip
-    return {"method": cls.name, "windows": len(windows), "notes": scene.notes,
-            "ratio": scene.ratio, "workers": estimator.last_run_["workers"],
-            "quality": quality_out}  # fmt: skip
+        return {"method": cls.name, "windows": len(windows), "notes": scene.notes,
+                "ratio": scene.ratio, "workers": estimator.last_run_["workers"],
+                "quality": quality_out}  # fmt: skip
 
 
 def _bands(bands: Sequence[str] | None) -> tuple[str, ...] | None:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import glob
 import re
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,7 +38,7 @@ from rasterio.windows import Window
 
 from stfusion import hdf
 from stfusion.errors import GridMismatchError, InputFileError, InvalidParameterError
-from stfusion.io import FileSource, Grid, RasterInfo, Scaling
+from stfusion.io import FileSource, Grid, RasterInfo, Scaling, Source
 
 _GLOB_CHARS = "*?["
 
@@ -499,6 +499,13 @@ class BandStack(FileSource):
             out[:, dest.row_off : dest.row_off + dest.height,
                 dest.col_off : dest.col_off + dest.width] = block  # fmt: skip
         return out
+
+    def scan_windows(self, align: int = 1) -> list[Window]:
+        # Several files (or HDF fields): FileSource's strip test reads one file's layout.
+        return Source.scan_windows(self, align)
+
+    def scan(self, align: int = 1) -> Iterator[tuple[Window, np.ndarray]]:
+        return Source.scan(self, align)
 
     def sample(self, max_pixels: int = 1 << 20) -> np.ndarray:
         step = max(1, int(np.ceil(np.sqrt(self.grid.width * self.grid.height / max_pixels))))

@@ -9,8 +9,10 @@ any thread or process and no open handle is ever shared.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import json
 import logging
+import math
 import os
 import shutil
 import warnings
@@ -224,6 +226,68 @@ def _clip_window(window: Window, halo: int, grid: Grid) -> tuple[Window, Window]
     return inside, dest
 
 
+# ------------------------------------------------------------------------ bounded scene scans
+
+#: Values (pixels x bands) a scene-wide pass (validation, statistics, sampling, coarse
+#: aggregation, class maps) reads at once, unless :func:`scan_limit` says otherwise. The CLI
+#: derives it from ``--mem-limit`` (:func:`stfusion.tiling.memory_limits`).
+DEFAULT_SCAN_VALUES = 6 << 20
+_SCAN_VALUES: contextvars.ContextVar[int] = contextvars.ContextVar(
+    "stfusion_scan_values", default=DEFAULT_SCAN_VALUES
+)
+
+
+def scan_values() -> int:
+    """The current bound on values (pixels x bands) read at once by a scene-wide pass."""
+    return _SCAN_VALUES.get()
+
+
+@contextlib.contextmanager
+def scan_limit(values: int) -> Iterator[None]:
+    """Bound every scene-wide pass inside the block to ``values`` (pixels x bands) per read."""
+    token = _SCAN_VALUES.set(max(1, int(values)))
+    try:
+        yield
+    finally:
+        _SCAN_VALUES.reset(token)
+
+
+def scan_windows(
+    grid: Grid, max_pixels: int, align: int = 1, full_rows: bool = False
+) -> list[Window]:
+    """Row-major windows covering ``grid``, each at most ``max_pixels`` pixels.
+
+    Window offsets and sizes are multiples of ``align`` (the resolution ratio when coarse
+    pixels are aggregated), so no ``align x align`` block is split; a window is never smaller
+    than ``align x align``, whatever ``max_pixels`` says. ``full_rows`` (striped files, whose
+    strips span the whole width) prefers strips as wide as the image, as many rows as fit;
+    otherwise windows are square tiles. Either way a window's size depends on the memory
+    bound and the image width, never on the image height.
+    """
+    a = max(1, int(align))
+    max_pixels = max(1, int(max_pixels))
+    if full_rows:
+        tw = min(grid.width, max(a, max_pixels // a // a * a))
+        th = max(a, max_pixels // max(tw, 1) // a * a)
+    else:
+        side = max(a, math.isqrt(max_pixels) // a * a)
+        th = tw = side
+    out = []
+    for r in range(0, grid.height, th):
+        for c in range(0, grid.width, tw):
+            out.append(Window(c, r, min(tw, grid.width - c), min(th, grid.height - r)))
+    return out
+
+
+def gdal_sample_index(n: int, step: int) -> np.ndarray:
+    """The pixels GDAL's nearest-neighbour decimation picks when ``n`` pixels are read into
+    ``ceil(n / step)``: ``floor((i + 0.5) * n / ceil(n / step))``. :meth:`FileSource.sample`
+    reads these exact pixels block by block, so its sample is the one a decimated whole-image
+    read gives (and scene statistics built on it did not change)."""
+    m = -(-n // step)
+    return np.minimum(np.floor((np.arange(m) + 0.5) * (n / m)).astype(np.int64), n - 1)
+
+
 class Source:
     """An image on the fine grid, readable window by window.
 
@@ -239,30 +303,59 @@ class Source:
     def read(self, window: Window | None = None, halo: int = 0) -> np.ndarray:
         raise NotImplementedError
 
+    def scan_windows(self, align: int = 1) -> list[Window]:
+        """Bounded windows covering the image, for scene-wide passes (see :func:`scan_values`)."""
+        return scan_windows(self.grid, max(1, scan_values() // max(self.count, 1)), align)
+
+    def scan(self, align: int = 1) -> Iterator[tuple[Window, np.ndarray]]:
+        """``(window, values)`` over the whole image, window by window (bounded memory)."""
+        for w in self.scan_windows(align):
+            yield w, self.read(w)
+
     def sample(self, max_pixels: int = 1 << 20) -> np.ndarray:
-        """A decimated ``(band, y, x)`` view of the whole image, for scene-wide checks."""
+        """A decimated ``(band, y, x)`` view of the whole image, for scene-wide checks.
+
+        Every ``step``-th row and column from the top left, ``step`` chosen so that at most
+        about ``max_pixels`` pixels are kept; read row by row, each row in pieces of at most
+        :func:`scan_values` values, so memory is bounded whatever the image size.
+        """
         step = max(1, int(np.ceil(np.sqrt(self.grid.width * self.grid.height / max_pixels))))
         if step == 1:
-            return self.read()
+            return self._assemble()
         rows = range(0, self.grid.height, step)
-        out = np.empty((self.count, len(rows), len(range(0, self.grid.width, step))), np.float32)
+        cols = np.arange(0, self.grid.width, step)
+        out = np.empty((self.count, len(rows), len(cols)), np.float32)
+        piece = max(step, scan_values() // max(self.count, 1) // step * step)
         for i, r in enumerate(rows):
-            out[:, i, :] = self.read(Window(0, r, self.grid.width, 1))[:, 0, ::step]
+            for c0 in range(0, self.grid.width, piece):
+                w = min(piece, self.grid.width - c0)
+                j0 = c0 // step
+                out[:, i, j0 : j0 + -(-w // step)] = self.read(Window(c0, r, w, 1))[:, 0, ::step]
         return out
 
-    def band_stats(self, block_rows: int = 512) -> dict[str, np.ndarray]:
-        """Count, mean and standard deviation per band over valid pixels, streamed."""
+    def _assemble(self) -> np.ndarray:
+        """The whole image, read in bounded windows into one array."""
+        out = np.empty((self.count, self.grid.height, self.grid.width), np.float32)
+        for w, block in self.scan():
+            r, c = int(w.row_off), int(w.col_off)
+            out[:, r : r + int(w.height), c : c + int(w.width)] = block
+        return out
+
+    def band_stats(self) -> dict[str, np.ndarray]:
+        """Count, mean and standard deviation per band over valid pixels.
+
+        Streamed in bounded windows (:meth:`scan`); sums in float64. The result does not
+        depend on the windows beyond float64 rounding of the sums (relative ~1e-15).
+        """
         n = np.zeros(self.count)
         s1 = np.zeros(self.count)
         s2 = np.zeros(self.count)
-        for r in range(0, self.grid.height, block_rows):
-            block = self.read(Window(0, r, self.grid.width, min(block_rows, self.grid.height - r)))
-            block = block.reshape(self.count, -1).astype(np.float64)
-            ok = np.isfinite(block)
-            n += ok.sum(axis=1)
-            v = np.where(ok, block, 0.0)
-            s1 += v.sum(axis=1)
-            s2 += (v * v).sum(axis=1)
+        for _w, block in self.scan():
+            for b in range(self.count):
+                v = block[b][np.isfinite(block[b])].astype(np.float64)
+                n[b] += v.size
+                s1[b] += v.sum()
+                s2[b] += (v * v).sum()
         with np.errstate(invalid="ignore", divide="ignore"):
             mean = s1 / n
             std = np.sqrt(np.maximum(s2 / n - mean * mean, 0.0))
@@ -353,20 +446,58 @@ class FileSource(Source):
             self.scale, self.offset, self.scale_source = _resolve_scaling(ds, self.scaling)
         self.label = self.path
 
+    def _striped(self) -> bool:
+        """Whether the file is stored in strips as wide as the image (not in tiles)."""
+        if not hasattr(self, "_striped_"):
+            with _open(self.path) as ds:
+                self._striped_ = ds.block_shapes[0][1] >= ds.width
+        return self._striped_
+
+    def scan_windows(self, align: int = 1) -> list[Window]:
+        # Striped files are read in full-width strips (a strip is decoded once per window
+        # that touches it), tiled files in square windows.
+        return scan_windows(
+            self.grid, max(1, scan_values() // max(self.count, 1)), align, self._striped()
+        )
+
+    def scan(self, align: int = 1) -> Iterator[tuple[Window, np.ndarray]]:
+        windows = self.scan_windows(align)
+        with _open(self.path) as ds:
+            for w in windows:
+                yield w, _read_scaled(ds, w, self.scale, self.offset)
+
     def sample(self, max_pixels: int = 1 << 20) -> np.ndarray:
+        """The pixels a nearest-neighbour decimated read of the whole file gives, read window
+        by window (at most :func:`scan_values` values at once)."""
         step = max(1, int(np.ceil(np.sqrt(self.grid.width * self.grid.height / max_pixels))))
         if step == 1:
-            return self.read()
-        shape = (self.count, -(-self.grid.height // step), -(-self.grid.width // step))
+            return self._assemble()
+        ri = gdal_sample_index(self.grid.height, step)
+        ci = gdal_sample_index(self.grid.width, step)
+        out = np.empty((self.count, len(ri), len(ci)), np.float32)
         with _open(self.path) as ds:
-            try:
-                data = ds.read(out_shape=shape, masked=True)
-            except RasterioError as exc:
-                raise _read_error(self.path, None, exc) from None
-        arr = data.astype(np.float32).filled(np.nan) * np.float32(self.scale)
-        arr += np.float32(self.offset)
-        arr[~np.isfinite(arr) | (np.abs(arr) > 1e30)] = np.nan
-        return arr
+            for w in self.scan_windows():
+                r0, c0 = int(w.row_off), int(w.col_off)
+                rs = np.flatnonzero((ri >= r0) & (ri < r0 + int(w.height)))
+                cs = np.flatnonzero((ci >= c0) & (ci < c0 + int(w.width)))
+                if not rs.size or not cs.size:
+                    continue
+                # Only the rows/columns from the first to the last picked one are read.
+                sub = Window(
+                    int(ci[cs[0]]), int(ri[rs[0]]),
+                    int(ci[cs[-1]] - ci[cs[0]]) + 1, int(ri[rs[-1]] - ri[rs[0]]) + 1,
+                )  # fmt: skip
+                try:
+                    data = ds.read(window=sub, masked=True)
+                except RasterioError as exc:
+                    raise _read_error(self.path, sub, exc) from None
+                pick = np.ix_(ri[rs] - ri[rs[0]], ci[cs] - ci[cs[0]])
+                data = data[:, pick[0], pick[1]]
+                arr = data.astype(np.float32).filled(np.nan) * np.float32(self.scale)
+                arr += np.float32(self.offset)
+                arr[~np.isfinite(arr) | (np.abs(arr) > 1e30)] = np.nan
+                out[:, rs[0] : rs[-1] + 1, cs[0] : cs[-1] + 1] = arr
+        return out
 
     def read(self, window: Window | None = None, halo: int = 0) -> np.ndarray:
         out, inside, dest = self._padded(window, halo)
@@ -389,7 +520,9 @@ class AlignedSource(Source):
     """A coarse image on its own (native) grid, reprojected onto the fine grid per window.
 
     The native coarse image is small (hundreds of times fewer pixels than the fine one), so it
-    is read once and each window is reprojected from memory. The resampling is the user's
+    is read once (in bounded windows) and kept as float32 in memory: ``4 x bands`` bytes per
+    native pixel, e.g. 37 MB for a 1250 x 1250 x 6 MODIS image under a 20000 x 20000
+    Landsat scene. Each window is then reprojected from memory. The resampling is the user's
     choice; ``nearest`` keeps every coarse pixel's value unblended.
     """
 
@@ -414,7 +547,7 @@ class AlignedSource(Source):
 
     def _native_data(self) -> np.ndarray:
         if self._data is None:
-            self._data = self.native.read()
+            self._data = self.native._assemble()
         return self._data
 
     def read(self, window: Window | None = None, halo: int = 0) -> np.ndarray:

@@ -9,6 +9,7 @@ answer as one whole-scene window.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -17,13 +18,20 @@ from typing import Protocol
 import numpy as np
 from rasterio.windows import Window
 
-from stfusion.io import Grid
+from stfusion.io import Grid, scan_limit
 
 DEFAULT_MEM_LIMIT_MB = 1024.0
 #: Share of the memory limit for the windows' arrays; GDAL's block cache gets
 #: GDAL_CACHE_SHARE, and the rest is left for the interpreter and libraries.
 WINDOW_SHARE = 0.7
 GDAL_CACHE_SHARE = 0.1
+#: Share of the memory limit for one read of a scene-wide pass (validation, statistics,
+#: sampling, coarse aggregation, class maps); those passes run before the windows, so they
+#: share the windows' part of the limit. SCAN_BYTES_PER_VALUE covers the read (raw + mask +
+#: float32) and the float64 temporaries of the statistics and block means (FSDAF's fit pass
+#: measured 54 B per value).
+SCAN_SHARE = 0.25
+SCAN_BYTES_PER_VALUE = 64
 MIN_WINDOW = 16
 
 ProgressFn = Callable[[int, int], None]
@@ -69,6 +77,26 @@ def window_size_for(
 def gdal_cache_mb(mem_limit_mb: float | None) -> int:
     """GDAL's block cache for a run (by default GDAL takes 5 % of the machine's memory)."""
     return max(32, int(GDAL_CACHE_SHARE * (mem_limit_mb or DEFAULT_MEM_LIMIT_MB)))
+
+
+def scan_values_for(mem_limit_mb: float | None) -> int:
+    """Values (pixels x bands) one read of a scene-wide pass may hold under the limit."""
+    limit = SCAN_SHARE * (mem_limit_mb or DEFAULT_MEM_LIMIT_MB) * 2**20
+    return max(1 << 12, int(limit / SCAN_BYTES_PER_VALUE))
+
+
+@contextlib.contextmanager
+def memory_limits(mem_limit_mb: float | None) -> Iterator[None]:
+    """Everything a command does under ``--mem-limit``: GDAL's block cache (read and write)
+    and the read size of the scene-wide passes. Enter it before the first read: GDAL's
+    default cache is 5 % of the machine's memory, whatever the limit."""
+    import rasterio
+
+    with (
+        rasterio.Env(GDAL_CACHEMAX=gdal_cache_mb(mem_limit_mb) * 2**20),
+        scan_limit(scan_values_for(mem_limit_mb)),
+    ):
+        yield
 
 
 def plan_windows(grid: Grid, size: int | tuple[int, int]) -> list[Window]:

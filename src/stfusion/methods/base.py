@@ -24,7 +24,14 @@ from stfusion.errors import InvalidParameterError, STFusionWarning
 from stfusion.io import Grid, RasterWriter, Scaling, Source, to_dataarray
 from stfusion.provenance import provenance_tags
 from stfusion.scene import ImageLike, Scene, as_source, check_scales, check_valid, open_scene
-from stfusion.tiling import ArraySink, ProgressFn, plan_windows, run, window_size_for
+from stfusion.tiling import (
+    DEFAULT_MEM_LIMIT_MB,
+    ArraySink,
+    ProgressFn,
+    plan_windows,
+    run,
+    window_size_for,
+)
 
 
 @dataclass(frozen=True)
@@ -304,14 +311,44 @@ class FusionMethod:
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise InvalidParameterError(f"workers={workers!r}: give an integer >= 1.")
         if window_size is None:
+            # Scene-wide state (fit/prepare arrays, native coarse images) stays in memory
+            # while the windows run: the windows get what is left of the limit.
+            limit = mem_limit_mb or DEFAULT_MEM_LIMIT_MB
+            limit = max(0.1 * limit, limit - self.state_nbytes() / 2**20)
             window_size = window_size_for(
                 self.halo(),
                 self.bytes_per_pixel(scene.count, len(scene.pairs)),
-                mem_limit_mb,
+                limit,
                 scene.ratio,
                 workers,
             )
         return plan_windows(self.grid_, window_size)
+
+    def state_nbytes(self) -> int:
+        """Bytes held between windows: arrays learned in fit/prepare (also inside helper
+        objects such as FSDAF's spline) and native coarse images kept by the sources."""
+        seen: set[int] = set()
+
+        def size(obj: Any, depth: int = 0) -> int:
+            if id(obj) in seen or depth > 2:
+                return 0
+            seen.add(id(obj))
+            if isinstance(obj, np.ndarray):
+                return int(obj.nbytes)
+            if isinstance(obj, list | tuple):
+                return sum(size(o, depth + 1) for o in obj)
+            if hasattr(obj, "__dict__") and not isinstance(obj, type):
+                return sum(size(v, depth + 1) for v in vars(obj).values())
+            return 0
+
+        total = sum(size(v) for k, v in vars(self).items() if k.endswith("_") and k != "scene_")
+        scene = getattr(self, "scene_", None)
+        sources = [*scene.sources(), getattr(self, "target_", None)] if scene else []
+        for src in sources:
+            data = getattr(src, "_data", None)
+            if isinstance(data, np.ndarray):
+                total += size(data)
+        return total
 
     def predict(
         self,

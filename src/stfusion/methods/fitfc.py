@@ -97,21 +97,18 @@ from stfusion.methods.base import FusionMethod, Param
 from stfusion.methods.variables import CHOICES, resolve_variable
 from stfusion.scene import Scene
 
-#: Rows per strip when reducing a fine-grid image to coarse pixels (times the ratio).
-STRIP_BLOCKS = 64
-
 
 def coarse_pixels(source: Source, r: int) -> np.ndarray:
-    """Block means (``r x r``, anchored at the origin) of a fine-grid image, read in strips."""
+    """Block means (``r x r``, anchored at the origin) of a fine-grid image, read in bounded
+    windows aligned to the blocks (:meth:`stfusion.io.Source.scan`)."""
     grid = source.grid
     hc = -(-grid.height // r)
     wc = -(-grid.width // r)
     out = np.empty((source.count, hc, wc), dtype=np.float32)
-    step = STRIP_BLOCKS * r
-    for row in range(0, grid.height, step):
-        h = min(step, grid.height - row)
-        strip = source.read(Window(0, row, grid.width, h))
-        out[:, row // r : row // r + -(-h // r), :] = block_mean(strip, r)
+    for win, block in source.scan(r):
+        row, col = int(win.row_off), int(win.col_off)
+        out[:, row // r : row // r + -(-block.shape[1] // r),
+            col // r : col // r + -(-block.shape[2] // r)] = block_mean(block, r)  # fmt: skip
     return out
 
 

@@ -163,6 +163,8 @@ COMPLETE_FRACTION = 0.999
 TRIM = (0.1, 0.9)
 #: At most this many coarse pixels for one global spline (a dense (n + 3)^2 system).
 GLOBAL_SPLINE_MAX = 3000
+#: Coarse pixels whose local splines are solved together (bounds the temporaries).
+SPLINE_CHUNK = 2048
 #: F1 pixels sampled (decimated grid) to fit the k-means centres.
 KMEANS_SAMPLE = 1 << 16
 #: ISODATA settings of FSDAF.pro (its ENVI ``class_doit`` call): ITERATIONS, ISO_MERGE_PAIRS,
@@ -171,7 +173,6 @@ ISO_ITERATIONS = 20
 ISO_MERGE_PAIRS = 2
 ISO_MIN_PIXELS = 200
 ISO_DIST_OF_MAX = 0.05
-STRIP_ROWS = 512
 #: ``final`` choices: the paper's similar-pixel rule or the IDL program's.
 FINAL_MODES = {"paper": FINAL_PAPER, "idl": FINAL_IDL}
 
@@ -522,28 +523,40 @@ def fit_spline(values: np.ndarray, r: int, shape: tuple[int, int], radius: int) 
     for i in range(bh):
         for j in range(bw):
             groups.setdefault(windows[i, j].tobytes() + ky[i] + kx[j], []).append((i, j))
-    for members in groups.values():
-        i0, j0 = members[0]
-        mask = windows[i0, j0].ravel()
-        kidx = np.flatnonzero(mask)
-        if kidx.size == 0:
-            continue  # no valid centre near (native pixels beyond the coarse file): NaN
-        ka, kb = kidx // side, kidx % side
-        u = rel_y[i0, ka]
-        v = rel_x[j0, kb]
-        bi = np.array([m[0] for m in members])
-        bj = np.array([m[1] for m in members])
-        ii = bi[:, None] + offs[ka][None, :]
-        jj = bj[:, None] + offs[kb][None, :]
-        vals = values[:, ii, jj]  # (band, G, n)
-        rhs = vals.transpose(2, 1, 0).reshape(len(kidx), -1)
-        wts, aff = _tps_solve(u, v, rhs)
-        g = len(members)
-        weights[bi[:, None], bj[:, None], kidx[None, :], :] = wts.reshape(
-            len(kidx), g, nb
-        ).transpose(1, 0, 2)
-        affine[bi, bj] = aff.reshape(3, g, nb).transpose(1, 0, 2)
+    for all_members in groups.values():
+        # Most coarse pixels share one pattern: solve it for a bounded number of them at a
+        # time (each right-hand side is solved on its own, so the result is the same).
+        for k0 in range(0, len(all_members), SPLINE_CHUNK):
+            _solve_group(all_members[k0 : k0 + SPLINE_CHUNK], windows, rel_y, rel_x, offs,
+                         side, values, weights, affine)  # fmt: skip
     return Spline(r, cy, cx, radius, weights, affine)
+
+
+def _solve_group(
+    members: list[tuple[int, int]], windows: np.ndarray, rel_y: np.ndarray, rel_x: np.ndarray,
+    offs: np.ndarray, side: int, values: np.ndarray, weights: np.ndarray, affine: np.ndarray,
+) -> None:  # fmt: skip
+    nb = values.shape[0]
+    i0, j0 = members[0]
+    mask = windows[i0, j0].ravel()
+    kidx = np.flatnonzero(mask)
+    if kidx.size == 0:
+        return  # no valid centre near (native pixels beyond the coarse file): NaN
+    ka, kb = kidx // side, kidx % side
+    u = rel_y[i0, ka]
+    v = rel_x[j0, kb]
+    bi = np.array([m[0] for m in members])
+    bj = np.array([m[1] for m in members])
+    ii = bi[:, None] + offs[ka][None, :]
+    jj = bj[:, None] + offs[kb][None, :]
+    vals = values[:, ii, jj]  # (band, G, n)
+    rhs = vals.transpose(2, 1, 0).reshape(len(kidx), -1)
+    wts, aff = _tps_solve(u, v, rhs)
+    g = len(members)
+    weights[bi[:, None], bj[:, None], kidx[None, :], :] = wts.reshape(
+        len(kidx), g, nb
+    ).transpose(1, 0, 2)
+    affine[bi, bj] = aff.reshape(3, g, nb).transpose(1, 0, 2)
 
 
 # ------------------------------------------------------------------- per-pixel array helpers
@@ -737,8 +750,10 @@ class FSDAF(FusionMethod):
         return int(self.window) // 2 + reach + r // 2
 
     def bytes_per_pixel(self, bands: int, pairs: int) -> float:
-        # F1 + region copy, spline (f64), change, output (f64), C1/C2; labels, HI, masks
-        return 4.0 * bands * 2 + 8.0 * bands + 4.0 * bands + 8.0 * bands + 8.0 * bands + 16.0
+        # F1 + region copy, spline (f64), change, output (f64), C1/C2; labels, HI, masks.
+        # Measured with tracemalloc (2000 x 2000 x 6, window 15): 279 B per padded pixel.
+        return 4.0 * bands * 2 + 8.0 * bands + 4.0 * bands + 8.0 * bands + 8.0 * bands + 16.0 + (
+            8.0 * bands + 16.0)
 
     # ------------------------------------------------------------------------------ fit
 
@@ -770,18 +785,20 @@ class FSDAF(FusionMethod):
         cmin = np.full((n_classes, nb), np.inf)
         cmax = np.full((n_classes, nb), -np.inf)
         sample: list[np.ndarray] = []
-        for win in _strips(grid, r):
-            f = fine.read(win)
+        # One bounded pass over F1 (and C1), in windows aligned to the coarse blocks.
+        for win, f in fine.scan(r):
             lab = self._labels(f, win, 0)
             ok = lab >= 0
-            row = int(win.row_off)
+            row, col = int(win.row_off), int(win.col_off)
             if native is not None:
                 flat = native.flat_index(win) * n_classes + lab
             else:
                 bi = (row + np.arange(f.shape[1])) // r
-                bj = np.arange(f.shape[2]) // r
+                bj = (col + np.arange(f.shape[2])) // r
                 flat = (bi[:, None] * bw + bj[None, :]) * n_classes + lab
-                c1m[:, row // r : row // r + -(-f.shape[1] // r)] = block_mean(coarse.read(win), r)
+                c1m[:, row // r : row // r + -(-f.shape[1] // r),
+                    col // r : col // r + -(-f.shape[2] // r)] = block_mean(
+                        coarse.read(win), r)  # fmt: skip
             counts += np.bincount(flat[ok], minlength=counts.size)
             v = f[:, ok].astype(np.float64)
             s0 += v.shape[1]
@@ -883,11 +900,11 @@ class FSDAF(FusionMethod):
         tmin = np.full(nb, np.inf)
         tmax = np.full(nb, -np.inf)
         native = self.native_
-        for win in _strips(grid, r):
-            t = target.read(win)
-            row = int(win.row_off)
+        for win, t in target.scan(r):
+            row, col = int(win.row_off), int(win.col_off)
             if native is None:
-                c2m[:, row // r : row // r + -(-t.shape[1] // r)] = block_mean(t, r)
+                c2m[:, row // r : row // r + -(-t.shape[1] // r),
+                    col // r : col // r + -(-t.shape[2] // r)] = block_mean(t, r)  # fmt: skip
             for b in range(nb):
                 tb = t[b][np.isfinite(t[b])]
                 if tb.size:
@@ -1036,14 +1053,6 @@ class FSDAF(FusionMethod):
 # ---------------------------------------------------------------------------------- helpers
 
 
-def _strips(grid: Grid, r: int) -> list[Window]:
-    rows = max(r, STRIP_ROWS // r * r)
-    return [
-        Window(0, row, grid.width, min(rows, grid.height - row))
-        for row in range(0, grid.height, rows)
-    ]
-
-
 def _open_class_map(path: str, grid: Grid) -> FileSource:
     src = FileSource(path)
     if src.count != 1:
@@ -1068,8 +1077,8 @@ def _open_class_map(path: str, grid: Grid) -> FileSource:
 def _class_values(src: FileSource) -> np.ndarray:
     """Sorted distinct labels of a class map (nodata excluded); labels must be integers."""
     values = np.zeros(0)
-    for win in _strips(src.grid, 1):
-        v = src.read(win)[0]
+    for _win, block in src.scan():
+        v = block[0]
         v = v[np.isfinite(v)]
         if v.size and np.any(v != np.round(v)):
             raise InvalidParameterError(

@@ -1,0 +1,232 @@
+"""Memory that obeys --mem-limit: every scene-wide pass reads in bounded windows (issue 11.5).
+
+Each read that reaches GDAL is recorded (rasterio's DatasetReader.read is wrapped), so a
+full-row strip, a whole-image read or a decimated whole-image read of a scene wider than the
+bound is caught, whichever code path makes it. The memory benchmark itself (peak RSS of real
+`stfusion predict` runs) is benchmarks/bench_outofcore.py.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import rasterio.io
+from rasterio._env import get_gdal_config
+from rasterio.transform import Affine
+from rasterio.windows import Window
+
+from stfusion import io
+from stfusion.io import FileSource, Scaling, gdal_sample_index, scan_limit, scan_windows
+from stfusion.methods import get_method
+from stfusion.scene import open_scene
+from stfusion.tiling import gdal_cache_mb, memory_limits, scan_values_for
+
+CIA = Path(__file__).resolve().parents[2] / "shared" / "data" / "cia_e2starfm" / "geotiff_50m"
+BANDS = 3
+#: The bound the tests set: 1500 pixels per read (x 3 bands), far below one full row strip
+#: of the 90 x 420 test scene (the old code read 512 full rows, or the whole image decimated).
+MAX_PIXELS = 1500
+
+
+def _cia(name: str) -> np.ndarray:
+    path = CIA / name
+    if not path.exists():
+        pytest.skip(f"{path} not found (shared data)")
+    with rasterio.open(path) as ds:
+        return ds.read(indexes=[1, 2, 3])
+
+
+def _write(path: Path, arr: np.ndarray, *, tiled: bool, res: float = 50.0,
+           dtype: str = "float32", nodata: float | None = None) -> str:  # fmt: skip
+    nb, h, w = arr.shape
+    profile = {
+        "driver": "GTiff", "width": w, "height": h, "count": nb, "dtype": dtype,
+        "crs": "EPSG:32755", "transform": Affine(res, 0, 500000, 0, -res, 7000000),
+        "nodata": nodata, "compress": "deflate",
+    }  # fmt: skip
+    if tiled:
+        profile.update(tiled=True, blockxsize=32, blockysize=32)
+    else:
+        profile.update(blockysize=4)
+    with rasterio.open(path, "w", **profile) as ds:
+        ds.write(arr.astype(dtype))
+    return str(path)
+
+
+def _scene(tmp_path: Path, *, tiled: bool, h: int = 90, w: int = 420) -> dict[str, str]:
+    """A 90 x 420 x 3 scene from the real CIA images (cropped and tiled side by side)."""
+    out = {}
+    for role, name in [("fine", "CIA_Landsat7_2001-10-17.tif"),
+                       ("coarse", "CIA_MOD09GA_2001-10-17.tif"),
+                       ("target", "CIA_MOD09GA_2001-11-02.tif"),
+                       ("fine2", "CIA_Landsat7_2001-11-02.tif"),
+                       ("coarse2", "CIA_MOD09GA_2001-11-02.tif")]:  # fmt: skip
+        a = _cia(name)
+        big = np.pad(a, ((0, 0), (0, 0), (0, w)), mode="symmetric")[:, :h, :w]
+        out[role] = _write(tmp_path / f"{role}.tif", big, tiled=tiled)
+    return out
+
+
+class _Reads:
+    """Records every GDAL read: file, pixels covered, GDAL cache setting, scan bound."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.log: list[tuple[str, int, str | None, int]] = []
+        orig = rasterio.io.DatasetReader.read
+        reads = self
+
+        def read(ds, indexes=None, out=None, window=None, *args, **kwargs):  # type: ignore[no-untyped-def]
+            if window is None:
+                px = ds.width * ds.height
+            else:
+                win = window if isinstance(window, Window) else Window.from_slices(*window)
+                px = int(win.width) * int(win.height)
+            reads.log.append((Path(ds.name).name, px, get_gdal_config("GDAL_CACHEMAX"),
+                              io.scan_values()))  # fmt: skip
+            return orig(ds, indexes, out, window, *args, **kwargs)
+
+        monkeypatch.setattr(rasterio.io.DatasetReader, "read", read)
+
+    def largest(self) -> int:
+        return max(px for _, px, _, _ in self.log)
+
+
+def test_scan_windows_bounded_and_aligned() -> None:
+    grid = io.Grid(None, Affine.identity(), width=1000, height=37)
+    for full_rows in (False, True):
+        for align in (1, 7, 16):
+            wins = scan_windows(grid, 2000, align, full_rows)
+            covered = np.zeros(grid.shape, int)
+            for w in wins:
+                r, c, hh, ww = int(w.row_off), int(w.col_off), int(w.height), int(w.width)
+                covered[r : r + hh, c : c + ww] += 1
+                assert r % align == 0 and c % align == 0
+                assert hh * ww <= max(2000, align * align)
+            assert (covered == 1).all()
+    # striped files: windows as wide as the image when a row fits
+    assert {int(w.width) for w in scan_windows(grid, 2000, 1, True)} == {1000}
+
+
+@pytest.mark.parametrize("tiled", [False, True])
+@pytest.mark.parametrize("method", ["starfm", "fsdaf", "fitfc", "estarfm"])
+def test_scene_wide_passes_read_bounded_windows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiled: bool, method: str
+) -> None:
+    """Validation, statistics, sampling, class maps and coarse aggregation (open_scene, fit,
+    prepare) never read more than the bound from any file. The old code read 512 full rows
+    (band_stats, FSDAF) or the whole image decimated (sample)."""
+    p = _scene(tmp_path, tiled=tiled)
+    pairs = [(p["fine"], p["coarse"])]
+    if method == "estarfm":
+        pairs.append((p["fine2"], p["coarse2"]))
+    reads = _Reads(monkeypatch)
+    with warnings.catch_warnings(), scan_limit(BANDS * MAX_PIXELS):
+        warnings.simplefilter("ignore")
+        scene = open_scene(pairs, p["target"], ratio=10)
+        est = get_method(method)()
+        est.fit(scene).prepare(scene.target)
+    assert reads.log, "nothing was read"
+    assert reads.largest() <= MAX_PIXELS, sorted(set(reads.log), key=lambda x: -x[1])[:3]
+
+
+def test_coarse_on_its_own_grid_read_bounded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A coarse image on its native (10x coarser) grid is read in bounded windows too."""
+    p = _scene(tmp_path, tiled=True)
+    native = {}
+    for role in ("coarse", "target"):
+        with rasterio.open(p[role]) as ds:
+            a = ds.read()
+        nb, h, w = a.shape
+        m = a.reshape(nb, h // 10, 10, w // 10, 10).mean(axis=(2, 4))
+        native[role] = _write(tmp_path / f"{role}_native.tif", m, tiled=False, res=500.0)
+    reads = _Reads(monkeypatch)
+    with warnings.catch_warnings(), scan_limit(BANDS * 30):
+        warnings.simplefilter("ignore")
+        scene = open_scene([(p["fine"], native["coarse"])], native["target"])
+        est = get_method("fsdaf")().fit(scene).prepare(scene.target)
+    assert est.r_ == 10
+    # FSDAF on native coarse pixels (coarse.NativeGrid) reads the native image whole: it is
+    # R^2 = 100 times smaller than the fine scene (docs/parallel.md says so).
+    assert max(px for f, px, _, _ in reads.log if "native" in f) <= (h // 10) * (w // 10)
+    assert max(px for f, px, _, _ in reads.log if "native" not in f) <= 100  # r x r minimum
+
+
+def test_whole_command_under_gdal_cache_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`stfusion predict --mem-limit` sets GDAL's block cache and the scan bound before the
+    first read (validation) and keeps them to the last (writing); before, only the prediction
+    loop ran under the cache limit and validation/statistics used GDAL's default (5 % of RAM)."""
+    from stfusion.api import run_prediction
+
+    p = _scene(tmp_path, tiled=True)
+    reads = _Reads(monkeypatch)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run_prediction(
+            method="starfm", pairs=[(p["fine"], p["coarse"])], target=p["target"],
+            out=str(tmp_path / "pred.tif"), params=["window=5"], mem_limit_mb=100,
+        )  # fmt: skip
+    want = gdal_cache_mb(100) * 2**20
+    assert reads.log
+    assert {cache for _, _, cache, _ in reads.log} == {want}
+    assert {scan for _, _, _, scan in reads.log} == {scan_values_for(100)}
+
+
+@pytest.mark.parametrize("tiled", [False, True])
+@pytest.mark.parametrize("shape", [(90, 420), (301, 257), (250, 250)])
+def test_sample_is_the_decimated_read(tmp_path: Path, tiled: bool, shape: tuple[int, int]) -> None:
+    """FileSource.sample, now read window by window, gives exactly the pixels (and values) of
+    the old decimated whole-image read, so everything fitted on it (k-means centres, STARFM's
+    uncertainty, validation) is unchanged. int16 x 1e-4 with nodata, as Landsat files."""
+    rng = np.random.default_rng(1)
+    arr = rng.integers(-100, 10000, size=(2, *shape)).astype(np.int16)
+    arr[:, 5:9, 7:30] = -9999
+    path = _write(tmp_path / "x.tif", arr, tiled=tiled, dtype="int16", nodata=-9999)
+    src = FileSource(path, Scaling(1e-4))
+    for max_pixels in (1 << 10, 4321, 1 << 16):
+        step = max(1, int(np.ceil(np.sqrt(shape[0] * shape[1] / max_pixels))))
+        with rasterio.open(path) as ds:
+            if step == 1:
+                old = ds.read(masked=True)
+            else:
+                old = ds.read(out_shape=(2, -(-shape[0] // step), -(-shape[1] // step)),
+                              masked=True)  # fmt: skip
+        ref = old.astype(np.float32).filled(np.nan) * np.float32(1e-4)
+        ref[np.abs(ref) > 1e30] = np.nan
+        with scan_limit(2 * 200):
+            got = src.sample(max_pixels)
+        np.testing.assert_array_equal(got, ref)
+    assert gdal_sample_index(10, 3).tolist() == [1, 3, 6, 8]  # floor((i + .5) * 10 / 4)
+
+
+def test_band_stats_streamed_equal_whole_scene() -> None:
+    """band_stats over bounded windows equals the whole-scene statistics (float64 to 1e-12
+    relative; the float32 threshold STARFM uses is identical) on the CIA image."""
+    path = CIA / "CIA_Landsat7_2001-10-17.tif"
+    if not path.exists():
+        pytest.skip("shared data not found")
+    src = FileSource(str(path))
+    whole = src.read().astype(np.float64)
+    with scan_limit(6 * 1000):
+        st = src.band_stats()
+    np.testing.assert_array_equal(st["count"], np.isfinite(whole).sum(axis=(1, 2)))
+    np.testing.assert_allclose(st["mean"], np.nanmean(whole, axis=(1, 2)), rtol=1e-12)
+    np.testing.assert_allclose(st["std"], np.nanstd(whole, axis=(1, 2)), rtol=1e-12)
+    np.testing.assert_array_equal(st["std"].astype(np.float32),
+                                  np.nanstd(whole, axis=(1, 2)).astype(np.float32))  # fmt: skip
+
+
+def test_memory_limits_context() -> None:
+    with memory_limits(300):
+        assert get_gdal_config("GDAL_CACHEMAX") == gdal_cache_mb(300) * 2**20
+        assert io.scan_values() == scan_values_for(300)
+    assert io.scan_values() == io.DEFAULT_SCAN_VALUES
+    # The scan bound scales with the limit.
+    assert scan_values_for(100) < scan_values_for(1000)
