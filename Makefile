@@ -25,6 +25,7 @@ demo: $(STAMP)
 
 test: $(DEV_STAMP)
 	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 
 # Speed and memory (see benchmarks/README.md); needs ../shared/data beside the repository.

@@ -1,7 +1,17 @@
-"""Shared fixtures: tiny GeoTIFFs written to tmp_path, and the real data beside the repo."""
+"""Shared fixtures: tiny GeoTIFFs written to tmp_path, and the real data beside the repo.
+
+Real data: every test finds it here, under ``SHARED_DATA`` = ``$STFUSION_DATA`` if set, else
+``../shared/data`` beside the repository (the ``shared_data`` fixture, and the ``CIA``,
+``BOREAS``, ``LGC``, ``KRANJ`` folders below it). A test that reads it is marked
+``@pytest.mark.realdata`` (optionally with the folders it needs: ``realdata(LGC)``) or calls
+``need(path)``. When the data is missing such a test FAILS if the environment variable ``CI``
+is set (CI always has the data), and otherwise skips with a loud reason and a line in the
+summary.
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +21,10 @@ from affine import Affine
 from rasterio.crs import CRS
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
+SHARED_DATA = (
+    Path(os.environ["STFUSION_DATA"]) if os.environ.get("STFUSION_DATA")
+    else REPO.parent / "shared" / "data"
+)  # fmt: skip
 CIA = SHARED_DATA / "cia_e2starfm" / "geotiff_50m"
 BOREAS = SHARED_DATA / "boreas_estarfm"
 LGC = SHARED_DATA / "lgc_fsdaf"
@@ -20,10 +33,48 @@ KRANJ = SHARED_DATA / "kranj_l8_modis"
 UTM55S = CRS.from_epsg(32755)
 
 
+_MISSING: list[str] = []  # real-data tests skipped for missing data (reported at the end)
+
+
 def need(path: Path) -> Path:
+    """``path`` if it exists; else fail under CI, skip loudly elsewhere."""
+    path = Path(path)
+    if not path.is_absolute():
+        path = SHARED_DATA / path
     if not path.exists():
-        pytest.skip(f"real data not available: {path}")
+        msg = (
+            f"REAL DATA MISSING: {path} (put the data in ../shared/data beside the repository "
+            "or point $STFUSION_DATA at it)"
+        )
+        if os.environ.get("CI"):
+            pytest.fail(f"{msg}; CI is set and CI must have the data", pytrace=False)
+        _MISSING.append(str(path))
+        pytest.skip(msg)
     return path
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The real data folder (``need``-checked)."""
+    return need(SHARED_DATA)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    # before any fixture (a module-scoped one may read the data)
+    for mark in item.iter_markers("realdata"):
+        for path in mark.args or (SHARED_DATA,):
+            need(path)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _MISSING:
+        tr = terminalreporter
+        tr.section("REAL DATA MISSING", sep="!", red=True, bold=True)
+        tr.line(
+            f"{len(_MISSING)} realdata test(s) SKIPPED, not run: {sorted(set(_MISSING))}. "
+            "Under CI (CI set) they fail instead."
+        )
 
 
 def write_tif(

@@ -34,9 +34,8 @@ import rasterio
 from affine import Affine
 from scipy.ndimage import shift
 
-CIA = (
-    Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cia_e2starfm" / "geotiff_50m"
-)
+from conftest import CIA
+
 DATES = ("2001-10-08", "2001-10-17", "2001-11-02")
 CLOUDY_COARSE_DATE = "2001-10-25"
 #: Bright cloud-top reflectance per band (blue, green, red, NIR, SWIR1, SWIR2).

@@ -42,11 +42,16 @@ def fast(
 
 
 def slow(imgs: list[np.ndarray], m: ESTARFM, paths: dict[str, int] | None = None) -> np.ndarray:
+    """The reference, given the estimator's parameters as the user gave them ("auto" or a
+    number): it computes its own automatic settings, which must equal the estimator's."""
+    given = {"variable": m.variable, "data_min": m.data_min, "data_max": m.data_max,
+             "min_change": m.min_change}  # fmt: skip
+    own = ref.auto_settings(imgs[0], imgs[2], **given)
+    assert own == pytest.approx((m.data_min_, m.data_max_, m.min_change_), rel=1e-6)
     return ref.predict(
         *imgs, half=m.halo(), classes=m.classes, threshold=m.threshold,
-        min_similar=m.min_similar, data_min=m.data_min_, data_max=m.data_max_,
-        min_change=m.min_change_, alpha=m.alpha, v_max=m.v_max, paths=paths,
-        regression=m.regression, ratio=getattr(m, "r_", None),
+        min_similar=m.min_similar, alpha=m.alpha, v_max=m.v_max, paths=paths,
+        regression=m.regression, ratio=getattr(m, "r_", None), **given,
     )  # fmt: skip
 
 
@@ -210,6 +215,14 @@ def test_auto_parameters_follow_the_data(boreas):
     lo, hi = np.percentile(sample, [0.5, 99.5])
     assert mk.min_change_ == pytest.approx(0.02 * (hi - lo), rel=1e-6)
     assert (mk.data_min_, mk.data_max_) == (-math.inf, math.inf)
+    # the reference's own automatic settings (computed from the data, not handed over)
+    assert ref.auto_settings(imgs[0], imgs[2]) == (0.0, 1.0, 0.02)
+    own = ref.auto_settings(kelvin[0], kelvin[2])
+    assert own == pytest.approx((mk.data_min_, mk.data_max_, mk.min_change_), rel=1e-6)
+    dn = [np.round(x * 10000.0).astype(np.float32) for x in imgs]
+    _, md = fast(dn, window=7)
+    assert ref.auto_settings(dn[0], dn[2]) == (md.data_min_, md.data_max_, md.min_change_)
+    assert ref.auto_settings(dn[0], dn[2]) == (0.0, 10000.0, 200.0)
 
 
 # ----------------------------------------------------------------------- tiling, contract

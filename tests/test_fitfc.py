@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
+from conftest import CIA
 from reference.fitfc_ref import fitfc as fitfc_ref
 from stfusion.errors import InvalidParameterError
 from stfusion.io import read_raster
@@ -15,13 +14,12 @@ from stfusion.methods.fitfc import FitFC
 from stfusion.methods.starfm import STARFM
 from stfusion.metrics import rmse
 
-CIA = Path("/work/shared/data/cia_e2starfm/geotiff_50m")
 F1 = CIA / "CIA_Landsat7_2001-10-17.tif"
 C1 = CIA / "CIA_MOD09GA_2001-10-17.tif"
 C2 = CIA / "CIA_MOD09GA_2001-11-02.tif"
 TRUTH = CIA / "CIA_Landsat7_2001-11-02.tif"
 
-needs_cia = pytest.mark.skipif(not CIA.exists(), reason="CIA data not available")
+needs_cia = pytest.mark.realdata(CIA)
 
 SMALL = {"regression_window": 3, "window": 9, "similar": 6}
 

@@ -4,8 +4,8 @@ scenes, the class-map parameter, tiling, missing data, and accuracy on ``lgc-flo
 The reference (``tests/reference/fsdaf_ref.py``) is written from Zhu et al. 2016 and the
 conventions in ``stfusion.methods.fsdaf``'s docstring, independently of the numba kernels; the
 fast code is fed the same class map, class changes and spline values. Real data: crops of the
-named case ``lgc-flood`` (/work/shared/data/README.md): pair 2004-11-26, target 2004-12-28,
-scale 1e-4, R = 16.
+named case ``lgc-flood`` (``../shared/data/README.md``, found through ``conftest``): pair
+2004-11-26, target 2004-12-28, scale 1e-4, R = 16.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 from rasterio.windows import Window
 
+from conftest import LGC, need
 from reference.fsdaf_ref import (
     class_fractions_ref,
     homogeneity_ref,
@@ -39,9 +40,8 @@ from stfusion.methods.fsdaf import (
 )
 from stfusion.metrics import rmse
 
-LGC = Path("/work/shared/data/lgc_fsdaf")
 R = 16
-needs_lgc = pytest.mark.skipif(not LGC.is_dir(), reason="lgc_fsdaf data not available")
+needs_lgc = pytest.mark.realdata(LGC)
 
 
 @pytest.fixture(autouse=True)
@@ -112,8 +112,7 @@ def test_homogeneity_matches_reference() -> None:
 def fitted_crop(tmp_path_factory: pytest.TempPathFactory) -> tuple[FSDAF, dict[str, np.ndarray]]:
     """FSDAF fitted on a 96 x 96 lgc crop with the SVM class map (for its class changes,
     residuals and spline)."""
-    if not LGC.is_dir():
-        pytest.skip("lgc_fsdaf data not available")
+    need(LGC)
     d = lgc(0, 96, 96)  # all four SVM classes present
     path = write_map(tmp_path_factory.mktemp("crop") / "svm.tif", d["cls"] + 1)
     m = FSDAF(classes=str(path))

@@ -19,13 +19,13 @@ from rasterio._env import get_gdal_config
 from rasterio.transform import Affine
 from rasterio.windows import Window
 
+from conftest import CIA, need
 from stfusion import io
 from stfusion.io import FileSource, Scaling, gdal_sample_index, scan_limit, scan_windows
 from stfusion.methods import get_method
 from stfusion.scene import open_scene
 from stfusion.tiling import gdal_cache_mb, memory_limits, scan_values_for
 
-CIA = Path(__file__).resolve().parents[2] / "shared" / "data" / "cia_e2starfm" / "geotiff_50m"
 BANDS = 3
 #: The bound the tests set: 1500 pixels per read (x 3 bands), far below one full row strip
 #: of the 90 x 420 test scene (the old code read 512 full rows, or the whole image decimated).
@@ -33,10 +33,7 @@ MAX_PIXELS = 1500
 
 
 def _cia(name: str) -> np.ndarray:
-    path = CIA / name
-    if not path.exists():
-        pytest.skip(f"{path} not found (shared data)")
-    with rasterio.open(path) as ds:
+    with rasterio.open(need(CIA / name)) as ds:
         return ds.read(indexes=[1, 2, 3])
 
 
@@ -111,6 +108,7 @@ def test_scan_windows_bounded_and_aligned() -> None:
     assert {int(w.width) for w in scan_windows(grid, 2000, 1, True)} == {1000}
 
 
+@pytest.mark.realdata(CIA)
 @pytest.mark.parametrize("tiled", [False, True])
 @pytest.mark.parametrize("method", ["starfm", "fsdaf", "fitfc", "estarfm"])
 def test_scene_wide_passes_read_bounded_windows(
@@ -133,6 +131,7 @@ def test_scene_wide_passes_read_bounded_windows(
     assert reads.largest() <= MAX_PIXELS, sorted(set(reads.log), key=lambda x: -x[1])[:3]
 
 
+@pytest.mark.realdata(CIA)
 def test_coarse_on_its_own_grid_read_bounded(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -157,6 +156,7 @@ def test_coarse_on_its_own_grid_read_bounded(
     assert max(px for f, px, _, _ in reads.log if "native" not in f) <= 100  # r x r minimum
 
 
+@pytest.mark.realdata(CIA)
 def test_whole_command_under_gdal_cache_limit(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -179,6 +179,7 @@ def test_whole_command_under_gdal_cache_limit(
     assert {scan for _, _, _, scan in reads.log} == {scan_values_for(100)}
 
 
+@pytest.mark.realdata(CIA)
 @pytest.mark.parametrize("tiled", [False, True])
 @pytest.mark.parametrize("shape", [(90, 420), (301, 257), (250, 250)])
 def test_sample_is_the_decimated_read(tmp_path: Path, tiled: bool, shape: tuple[int, int]) -> None:
@@ -206,12 +207,11 @@ def test_sample_is_the_decimated_read(tmp_path: Path, tiled: bool, shape: tuple[
     assert gdal_sample_index(10, 3).tolist() == [1, 3, 6, 8]  # floor((i + .5) * 10 / 4)
 
 
+@pytest.mark.realdata(CIA)
 def test_band_stats_streamed_equal_whole_scene() -> None:
     """band_stats over bounded windows equals the whole-scene statistics (float64 to 1e-12
     relative; the float32 threshold STARFM uses is identical) on the CIA image."""
     path = CIA / "CIA_Landsat7_2001-10-17.tif"
-    if not path.exists():
-        pytest.skip("shared data not found")
     src = FileSource(str(path))
     whole = src.read().astype(np.float64)
     with scan_limit(6 * 1000):

@@ -6,7 +6,7 @@ conventions in ``stfusion.methods.starfm``'s docstring, independently of the num
 Tolerance fast vs reference: the kernel sums in float32, the reference in float64, so
 ``rtol=1e-4, atol=1e-6`` (reflectance units) and NaN in the same places. Real data: small
 crops of the named cases ``cia-1pair``, ``cia-2pair``, ``boreas-1pair``, ``boreas-2pair``
-(see /work/shared/data/README.md).
+(see ../shared/data/README.md, found through conftest).
 """
 
 from __future__ import annotations
@@ -31,9 +31,7 @@ RTOL, ATOL = 1e-4, 1e-6
 UNC = 0.005  # explicit uncertainty; the estimator then uses quantum = UNC / 50
 QUANTUM = UNC / 50
 
-needs_data = pytest.mark.skipif(
-    not (CIA.is_dir() and BOREAS.is_dir()), reason="real test data not available"
-)
+needs_data = pytest.mark.realdata(CIA, BOREAS)
 
 Pairs = list[tuple[np.ndarray, np.ndarray]]
 Case = tuple[Pairs, np.ndarray, np.ndarray]  # pairs, coarse target, fine truth

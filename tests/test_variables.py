@@ -12,7 +12,7 @@ constants (issue 14).
 * STARFM with its defaults beats the additive baseline on cia-1pair, boreas-1pair and
   boreas-2pair (mean RMSE over bands, as ``stfusion.metrics`` computes it).
 
-Data: /work/shared/data (README.md names the cases).
+Data: ../shared/data through conftest (its README.md names the cases).
 """
 
 from __future__ import annotations
@@ -34,9 +34,7 @@ from stfusion.methods.starfm import STARFM
 from stfusion.methods.variables import infer_variable, params_with_variable, resolve_variable
 from stfusion.metrics import rmse
 
-needs_data = pytest.mark.skipif(
-    not (CIA.is_dir() and BOREAS.is_dir() and LGC.is_dir()), reason="real test data not available"
-)
+needs_data = pytest.mark.realdata(CIA, BOREAS, LGC)
 
 # ------------------------------------------------------------------------------ inference
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import rasterio
 
-from conftest import piecewise_scene, write_tif
+from conftest import CIA, piecewise_scene, write_tif
 from reference.fitfc_ref import fitfc as fitfc_ref
 from reference.vipstf_ref import virtual_pair
 from stfusion.cli import main
@@ -20,9 +20,8 @@ from stfusion.methods import available, get_method, vipstf
 from stfusion.methods.fitfc import FitFC
 from stfusion.methods.vipstf import VIPSTF
 
-CIA = Path("/work/shared/data/cia_e2starfm/geotiff_50m")
 DATES = ("2001-10-08", "2001-11-02", "2001-10-17")  # pair 1, pair 2, target
-needs_cia = pytest.mark.skipif(not CIA.exists(), reason="CIA data not available")
+needs_cia = pytest.mark.realdata(CIA)
 SMALL_FITFC = {"regression_window": 3, "window": 9, "similar": 6}
 
 

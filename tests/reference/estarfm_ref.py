@@ -38,6 +38,15 @@ Steps (one centre pixel c):
 7. Per band, ``F_k' = F_k(c) + V sum_i W_i (C_0(i) - C_k(i))`` and the prediction
    ``T_1 F_1' + T_2 F_2'``; a prediction ``<= data_min`` or ``>= data_max`` is replaced by
    ``T_1 sum W_i F_1(i) + T_2 sum W_i F_2(i)``.
+
+Automatic settings (``"auto"``, :func:`auto_settings`), computed here from the data and not
+taken from the fast estimator: the program's ``DN_min``, ``DN_max`` and ``DN_max * 0.02``
+(ESTARFM.pro lines 66-67, 307) in the data's units. From lo, hi = the 0.5th and 99.5th
+percentiles of every finite value of F_1 and F_2: lo >= -0.5 and hi <= 1.5 is reflectance
+(0, 1, 0.02), or NDVI (-1, 1, 0.02) for one band with lo < -0.05; 150 <= lo, hi <= 400 is
+temperature in kelvin; integers within -5000..15000 are those x 10000 (0, 10000, 200 or
+-10000, 10000, 200 for one band with lo < -500); without a physical range (kelvin, other) the
+range check is off (-inf, inf) and min_change is 2 % of hi - lo.
 """
 
 from __future__ import annotations
@@ -48,6 +57,42 @@ import numpy as np
 from scipy import stats
 
 Grid2D = list[list[float]]
+
+
+def auto_settings(
+    F1: np.ndarray,
+    F2: np.ndarray,
+    *,
+    variable: str = "auto",
+    data_min: float | str = "auto",
+    data_max: float | str = "auto",
+    min_change: float | str = "auto",
+) -> tuple[float, float, float]:
+    """(data_min, data_max, min_change) with every ``"auto"`` computed from F_1 and F_2 as the
+    module docstring says; numbers are kept."""
+    values = [float(v) for img in (F1, F2) for v in np.ravel(img) if math.isfinite(v)]
+    bands = np.shape(F1)[0]
+    lo, hi = np.percentile(values, [0.5, 99.5]) if values else (0.0, 0.0)
+    integers = all(v == round(v) for v in values)
+    if variable == "auto":
+        if not values or (lo >= -0.5 and hi <= 1.5):
+            variable = "ndvi" if values and bands == 1 and lo < -0.05 else "reflectance"
+        elif lo >= 150.0 and hi <= 400.0:
+            variable = "lst"
+        elif lo >= -5000.0 and hi <= 15000.0 and integers:
+            variable = "ndvi" if bands == 1 and lo < -500.0 else "reflectance"
+        else:
+            variable = "other"
+    dn_max = 10000.0 if values and hi > 1.5 else 1.0  # stored x 10000, or as is
+    if variable == "reflectance":
+        auto = (0.0, dn_max, 0.02 * dn_max)
+    elif variable == "ndvi":
+        auto = (-dn_max, dn_max, 0.02 * dn_max)
+    else:
+        auto = (-math.inf, math.inf, 0.02 * float(hi - lo))
+    given = (data_min, data_max, min_change)
+    lo_, hi_, change = (a if g == "auto" else float(g) for a, g in zip(auto, given))
+    return lo_, hi_, change
 
 
 def population_std(values: list[float]) -> float:
@@ -169,9 +214,10 @@ def predict(
     classes: float = 4.0,
     threshold: str = "scene",
     min_similar: int = 6,
-    data_min: float = -math.inf,
-    data_max: float = math.inf,
-    min_change: float = 0.0,
+    data_min: float | str = "auto",
+    data_max: float | str = "auto",
+    min_change: float | str = "auto",
+    variable: str = "auto",
     alpha: float = 0.05,
     v_max: float = 5.0,
     regression: str = "window",
@@ -185,6 +231,9 @@ def predict(
     outside the data range), so a test can check that a comparison covered them.
     """
     count = paths if paths is not None else {}
+    data_min, data_max, min_change = auto_settings(
+        F1, F2, variable=variable, data_min=data_min, data_max=data_max, min_change=min_change
+    )
     imgs = [np.asarray(a, dtype=np.float64).tolist() for a in (F1, C1, F2, C2, C0)]
     f1, c1, f2, c2, c0 = imgs
     nb, h, w = np.shape(F1)
