@@ -247,7 +247,7 @@ class Ensemble(FusionMethod):
                 "reliability=cross_scale or auto."
             )
         self.mode_ = mode
-        self.cell_ = max(1, int(round(scene.ratio or 1)))
+        self.cell_ = max(1, round(scene.ratio or 1))
         if mode == "loo":
             self.cell_errors_ = np.stack([self._loo_errors(m, scene) for m in active])
 
