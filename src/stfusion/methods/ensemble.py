@@ -156,6 +156,9 @@ class Ensemble(FusionMethod):
               "pair dates), cross_scale (prediction aggregated to coarse cells vs the coarse "
               "target), auto (loo with >= 2 pairs when every member can run on the others)",
               choices=("auto", "loo", "cross_scale")),
+        Param("offset", True, bool, "",
+              "cross-scale: compare with the coarse target plus the fine-coarse offset per "
+              "coarse cell seen in the pairs (mean_cell F_k - mean_cell C_k)"),
         Param("window", 3, int, "coarse pixels",
               "side of the mean filter over coarse cells applied to the local error maps",
               low=1, scene_bound="coarse"),
@@ -292,6 +295,8 @@ class Ensemble(FusionMethod):
         preds = np.stack([self._member_predict(m, scene, target) for m in self.members_])
         if self.mode_ == "cross_scale":
             tc = block_means(target.read().astype(np.float64), self.cell_)  # (band, ny, nx)
+            if self.offset:
+                tc = tc + self._pair_offset()
             errs = []
             for p in preds:
                 d = (block_means(p.astype(np.float64), self.cell_) - tc) ** 2
@@ -308,6 +313,21 @@ class Ensemble(FusionMethod):
         self.cell_errors_used_ = cells
         self.preds_ = preds
         self.weights_ = reliability_weights(preds, fine, float(self.eps_rel)).astype(np.float32)
+
+    def _pair_offset(self) -> np.ndarray:
+        """Per cell and band, the mean over the pairs of ``mean_cell F_k - mean_cell C_k``:
+        the fine-coarse offset (calibration, footprint) the pairs show, 0 where unknown."""
+        sums, counts = None, None
+        for f, c in self.scene_.pairs:
+            d = block_means(f.read().astype(np.float64), self.cell_) - block_means(
+                c.read().astype(np.float64), self.cell_)
+            ok = np.isfinite(d)
+            if sums is None:
+                sums, counts = np.zeros_like(d), np.zeros_like(d)
+            sums += np.where(ok, d, 0.0)
+            counts += ok
+        assert sums is not None and counts is not None
+        return np.where(counts > 0, sums / np.maximum(counts, 1), 0.0)
 
     def _slices(self, window: Window) -> tuple[slice, slice]:
         r0, c0 = int(window.row_off), int(window.col_off)
