@@ -12,7 +12,9 @@ on the target date's fine image (the method never receives it: ``fit(pairs)``,
   ``E_m`` per coarse cell.
 - **cross-scale consistency** (``reliability=cross_scale``; ``auto`` otherwise): the member's
   prediction of the target aggregated to coarse cells (block means) against the coarse target
-  aggregated the same way; the squared difference averaged over bands is ``E_m`` per cell.
+  aggregated the same way, plus the fine-coarse offset per cell the pairs show
+  (``mean_cell F_k - mean_cell C_k``, averaged over k; ``offset=false`` drops it); the squared
+  difference averaged over bands is ``E_m`` per cell.
 
 Coarse cells are R x R blocks of fine pixels anchored at the scene origin (R: the ratio,
 rounded; partial blocks at the far edges). ``E_m`` is smoothed with a ``window`` x ``window``
