@@ -26,6 +26,7 @@ FAST_PARAMS: dict[str, dict[str, object]] = {
     "fsdaf": {},
     "fitfc": {"regression_window": 3, "window": 9, "similar": 8},
     "vipstf": {"base": "fsdaf"},  # two pairs (min_pairs), FSDAF on the virtual pair
+    "ensemble": {"members": "additive,starfm"},  # two fast members
 }
 
 #: Which exact properties each method's equations give on the piecewise-constant scene.
@@ -34,6 +35,7 @@ EXACT: dict[str, set[str]] = {
     "additive": {"unchanged", "uniform_change"},
     "starfm": {"unchanged", "uniform_change"},
     "fitfc": {"unchanged", "uniform_change"},
+    "ensemble": {"unchanged", "uniform_change"},  # a convex combination of exact members
     "vipstf": {"unchanged", "uniform_change"},  # those of its base (fsdaf) on the virtual pair
 }
 

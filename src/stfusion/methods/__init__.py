@@ -17,6 +17,7 @@ BUILTIN: dict[str, str] = {
     "additive": "stfusion.methods.baselines:Additive",
     "dcstfn": "stfusion.methods.deep:DCSTFN",
     "edcstfn": "stfusion.methods.deep:EDCSTFN",
+    "ensemble": "stfusion.methods.ensemble:Ensemble",
     "estarfm": "stfusion.methods.estarfm:ESTARFM",
     "fitfc": "stfusion.methods.fitfc:FitFC",
     "fsdaf": "stfusion.methods.fsdaf:FSDAF",

@@ -290,6 +290,11 @@ class FusionMethod:
         """
         return self.predict_window(window), {}
 
+    def quality_extra_names(self) -> list[str]:
+        """Names of method-specific quality bands written after the generic ones (their
+        values: ``extra["bands"]`` from :meth:`predict_window_quality`, ``(k, h, w)``)."""
+        return []
+
     # ---------------------------------------------------------------------------- running
 
     def _check_fitted(self) -> None:
@@ -394,7 +399,7 @@ class FusionMethod:
                 if quality_out is None:
                     self._run(self, windows, writer, workers, progress, scheduler)
                 else:
-                    qnames = quality_band_names(names)
+                    qnames = [*quality_band_names(names), *self.quality_extra_names()]
                     qwriter = stack.enter_context(RasterWriter(
                         quality_out, self.grid_, len(qnames), band_names=qnames,
                         tags={**all_tags, "STFUSION_QUALITY_OF": os.fspath(out)},
@@ -453,9 +458,11 @@ def quality_layer(
         near = np.where(np.isfinite(d), d, np.nan).astype(np.float32)
     fallback = extra.get("fallback", np.zeros((h, w), np.float32))
     unc = extra.get("uncertainty", np.full((nb, h, w), np.nan, np.float32))
+    more = extra.get("bands", np.zeros((0, h, w), np.float32))
     return np.concatenate(
         [near[None], valid.sum(axis=0, dtype=np.float32)[None],
-         np.asarray(fallback, np.float32)[None], np.asarray(unc, np.float32)]
+         np.asarray(fallback, np.float32)[None], np.asarray(unc, np.float32),
+         np.asarray(more, np.float32)]
     )  # fmt: skip
 
 

@@ -1,0 +1,356 @@
+"""Ensemble with reliability: several methods combined per pixel by their local reliability.
+
+Members ``m = 1..M`` (registered methods, ``members=fitfc,fsdaf,starfm``) each predict the
+target, ``P_m``. Each member's local error ``E_m`` is measured where the truth is known, never
+on the target date's fine image (the method never receives it: ``fit(pairs)``,
+``prepare(coarse_target)``):
+
+- **leave-one-pair-out** (``reliability=loo``; ``auto`` with >= 2 pairs when every member can
+  run on the other pairs): for each pair k, the member is fitted on the other pairs and
+  predicts pair k's fine image from its coarse image ``C_k``; the squared error against the
+  known ``F_k``, averaged over the bands, the pixels of each coarse cell and the pairs k, is
+  ``E_m`` per coarse cell.
+- **cross-scale consistency** (``reliability=cross_scale``; ``auto`` otherwise): the member's
+  prediction of the target aggregated to coarse cells (block means) against the coarse target
+  aggregated the same way, plus the fine-coarse offset per cell the pairs show
+  (``mean_cell F_k - mean_cell C_k``, averaged over k; ``offset=false`` drops it); the squared
+  difference averaged over bands is ``E_m`` per cell.
+
+Coarse cells are R x R blocks of fine pixels anchored at the scene origin (R: the ratio,
+rounded; partial blocks at the far edges). ``E_m`` is smoothed with a ``window`` x ``window``
+mean over cells (NaN-aware; cells without data take the member's scene mean) and interpolated
+bilinearly from the cell centres to the fine pixels. The weights::
+
+    w_m(x) = (1 / (E_m(x) + eps)) / sum_{j valid at x} (1 / (E_j(x) + eps))
+
+over the members whose prediction is finite in every band at x (a member NaN there drops
+out; no member valid: NaN). ``eps = eps_rel * mean_m(mean_x E_m)`` keeps a member with a
+near-zero error from taking all the weight from numerical noise alone. The prediction is
+``sum_m w_m P_m``.
+
+Members that cannot run on the number of pairs given (FSDAF and Fit-FC take one pair, ESTARFM
+exactly two) are skipped with a log line. Every member's prediction and the weights are
+computed scene-wide in ``prepare`` (the leave-one-pair-out errors in ``fit``) and kept in
+memory, so a window only slices them: tiled runs equal whole-scene runs. Memory: about
+``(M (bands + 1)) * H * W * 4`` bytes.
+
+Quality layer: ``uncertainty_<band>`` is the weighted standard deviation of the members'
+predictions; the extra bands ``weight_<member>`` hold each member's weight (NaN where no
+member is valid; 0 where that member is invalid).
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from rasterio.windows import Window
+
+from stfusion.errors import InvalidParameterError
+from stfusion.io import Source
+from stfusion.methods.base import FusionMethod, Param
+from stfusion.scene import Scene
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MEMBERS = "fitfc,fsdaf,starfm,estarfm"
+
+
+def _member_class(name: str) -> type[FusionMethod]:
+    from stfusion.methods import available, get_method
+
+    if name not in available() or name == Ensemble.name:
+        names = [m for m in available() if m != Ensemble.name]
+        raise InvalidParameterError(
+            f"ensemble: member {name!r} is not a registered method; choose from "
+            f"{', '.join(names)} (see `stfusion methods`)."
+        )
+    return get_method(name)
+
+
+def _runs_on(cls: type[FusionMethod], n: int) -> bool:
+    return n >= cls.min_pairs and (cls.max_pairs is None or n <= cls.max_pairs)
+
+
+def block_means(x: np.ndarray, r: int) -> np.ndarray:
+    """NaN-aware means of ``r x r`` blocks anchored at the origin over the last two axes
+    (partial blocks at the far edges); NaN where a block has no finite value."""
+    *lead, h, w = x.shape
+    ny, nx = -(-h // r), -(-w // r)
+    pad = np.full((*lead, ny * r, nx * r), np.nan, np.float64)
+    pad[..., :h, :w] = x
+    pad = pad.reshape(*lead, ny, r, nx, r)
+    ok = np.isfinite(pad)
+    n = ok.sum(axis=(-3, -1))
+    s = np.where(ok, pad, 0.0).sum(axis=(-3, -1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, s / np.maximum(n, 1), np.nan)
+
+
+def smooth_cells(e: np.ndarray, window: int) -> np.ndarray:
+    """NaN-aware ``window x window`` mean over cells; cells with nothing near take the mean."""
+    from scipy.ndimage import uniform_filter
+
+    ok = np.isfinite(e)
+    if not ok.any():
+        return np.full_like(e, np.nan)
+    v = np.where(ok, e, 0.0)
+    n = uniform_filter(ok.astype(np.float64), window, mode="constant")
+    s = uniform_filter(v, window, mode="constant")
+    out = np.where(n > 1e-12, s / np.maximum(n, 1e-12), np.nan)
+    return np.where(np.isfinite(out), out, float(e[ok].mean()))
+
+
+def cells_to_fine(e: np.ndarray, r: int, shape: tuple[int, int]) -> np.ndarray:
+    """Bilinear interpolation from cell centres to fine pixel centres (clamped at edges)."""
+    out = e
+    for axis, size in ((0, shape[0]), (1, shape[1])):
+        pos = (np.arange(size) + 0.5) / r - 0.5
+        n = e.shape[axis]
+        pos = np.clip(pos, 0.0, n - 1.0)
+        i0 = np.floor(pos).astype(int)
+        i1 = np.minimum(i0 + 1, n - 1)
+        t = pos - i0
+        a, b = np.take(out, i0, axis=axis), np.take(out, i1, axis=axis)
+        t = t[:, None] if axis == 0 else t[None, :]
+        out = a * (1.0 - t) + b * t
+    return out
+
+
+def reliability_weights(
+    preds: np.ndarray, errors: np.ndarray, eps_rel: float
+) -> np.ndarray:
+    """Per-pixel weights ``(M, H, W)`` from predictions ``(M, band, H, W)`` and fine-grid
+    local errors ``(M, H, W)``: ``1 / (E + eps)`` normalised over the valid members."""
+    valid = np.isfinite(preds).all(axis=1)
+    scale = float(np.nanmean(errors)) if np.isfinite(errors).any() else 0.0
+    eps = max(eps_rel * scale, 1e-12)
+    raw = np.where(valid, 1.0 / (np.where(np.isfinite(errors), errors, np.inf) + eps), 0.0)
+    total = raw.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, raw / np.where(total > 0, total, 1.0), np.nan)
+
+
+class Ensemble(FusionMethod):
+    """Reliability-weighted ensemble of registered methods (see the module docstring).
+
+    Member parameters: ``member_params`` (``{"starfm": {"window": 31}}``) in Python,
+    ``--param starfm.window=31`` on the command line.
+    """
+
+    name = "ensemble"
+    title = "Ensemble with reliability (leave-one-pair-out / cross-scale weights)"
+    paper = "stfusion: per-pixel inverse local error weighting of several methods"
+    min_pairs = 1
+    max_pairs = None
+    params = (
+        Param("members", DEFAULT_MEMBERS, str, "",
+              "comma-separated registered methods; those that cannot run on the pairs given "
+              "are skipped (FSDAF, Fit-FC: one pair; ESTARFM: two)"),
+        Param("member_params", None, dict, "",
+              "parameters of the members (Python: {member: {name: value}}; command line: "
+              "--param MEMBER.NAME=VALUE, e.g. starfm.window=31)"),
+        Param("reliability", "auto", str, "",
+              "how each member's local error is measured: loo (leave-one-pair-out at the "
+              "pair dates), cross_scale (prediction aggregated to coarse cells vs the coarse "
+              "target), auto (loo with >= 2 pairs when every member can run on the others)",
+              choices=("auto", "loo", "cross_scale")),
+        Param("offset", True, bool, "",
+              "cross-scale: compare with the coarse target plus the fine-coarse offset per "
+              "coarse cell seen in the pairs (mean_cell F_k - mean_cell C_k)"),
+        Param("window", 3, int, "coarse pixels",
+              "side of the mean filter over coarse cells applied to the local error maps",
+              low=1, scene_bound="coarse"),
+        Param("eps_rel", 0.05, float, "fraction of the mean error",
+              "eps of w = 1 / (E + eps), as a fraction of the members' mean squared error",
+              low=1e-9, high=1e6),
+    )  # fmt: skip
+
+    # ---------------------------------------------------------------------- parameters
+
+    @classmethod
+    def parse_params(cls, items: Sequence[str]) -> dict[str, Any]:
+        """``MEMBER.NAME=VALUE`` items go to that member's own parser."""
+        own = [i for i in items if "." not in i.split("=", 1)[0]]
+        out = super().parse_params(own)
+        grouped: dict[str, list[str]] = {}
+        for item in items:
+            key = item.split("=", 1)[0]
+            if "." in key:
+                member, rest = item.strip().split(".", 1)
+                grouped.setdefault(member, []).append(rest)
+        if grouped:
+            out["member_params"] = {
+                m: _member_class(m).parse_params(v) for m, v in grouped.items()
+            }
+        return out
+
+    def _names(self) -> list[str]:
+        if not isinstance(self.members, str):
+            raise InvalidParameterError("ensemble: members must be a comma-separated string.")
+        names = [m.strip() for m in self.members.split(",") if m.strip()]
+        if not names:
+            raise InvalidParameterError("ensemble: give at least one member.")
+        if len(set(names)) != len(names):
+            raise InvalidParameterError(f"ensemble: members={self.members!r} repeats a name.")
+        return names
+
+    def _validate_params(self) -> None:
+        mp = self.member_params
+        if mp is not None and not isinstance(mp, dict):
+            raise InvalidParameterError("ensemble: member_params must be {member: {name: value}}.")
+        names = self._names()
+        for key in mp or {}:
+            if key not in names:
+                raise InvalidParameterError(
+                    f"ensemble: member_params for {key!r}, which is not a member ({self.members})."
+                )
+        for n in names:
+            self._new(n)  # unknown member or parameter: refused now
+
+    def _new(self, name: str) -> FusionMethod:
+        return _member_class(name)(**dict((self.member_params or {}).get(name, {})))
+
+    # ------------------------------------------------------------------------ contract
+
+    def halo(self) -> int:
+        return 0
+
+    def bytes_per_pixel(self, bands: int, pairs: int) -> float:
+        return 4.0 * bands * 4 + 64.0
+
+    def _fit(self, scene: Scene) -> None:
+        n = len(scene.pairs)
+        active = []
+        for name in self._names():
+            cls = _member_class(name)
+            if _runs_on(cls, n):
+                active.append(name)
+            else:
+                log.info("ensemble: member %s skipped: it cannot run on %d pair(s)", name, n)
+        if not active:
+            raise InvalidParameterError(
+                f"ensemble: none of the members {self.members} can run on {n} pair(s)."
+            )
+        for name in active:
+            self._new(name).check_scene_params(scene.grid, scene.ratio)
+        self.members_ = active
+        loo_ok = n >= 2 and all(_runs_on(_member_class(m), n - 1) for m in active)
+        mode = self.reliability
+        if mode == "auto":
+            mode = "loo" if loo_ok else "cross_scale"
+            if n >= 2 and not loo_ok:
+                log.info("ensemble: cross-scale reliability: not every member (%s) can run "
+                         "on %d pair(s) for leave-one-pair-out", ",".join(active), n - 1)
+        elif mode == "loo" and not loo_ok:
+            raise InvalidParameterError(
+                f"ensemble: reliability=loo needs >= 2 pairs and every member able to run on "
+                f"{n - 1} pair(s); members {','.join(active)}, {n} pair(s). Use "
+                "reliability=cross_scale or auto."
+            )
+        self.mode_ = mode
+        self.cell_ = max(1, round(scene.ratio or 1))
+        if mode == "loo":
+            self.cell_errors_ = np.stack([self._loo_errors(m, scene) for m in active])
+
+    def _member_predict(self, name: str, scene: Scene, target: Source) -> np.ndarray:
+        est = self._new(name)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            est.fit(scene)
+            est.prepare(target)
+            return np.asarray(est.predict().values, np.float32)
+
+    def _loo_errors(self, name: str, scene: Scene) -> np.ndarray:
+        """Mean squared error per coarse cell of the member predicting each pair's fine
+        image from the other pairs (only known images are read)."""
+        sums, counts = None, None
+        for k in range(len(scene.pairs)):
+            rest = [p for i, p in enumerate(scene.pairs) if i != k]
+            dates = scene.pair_dates
+            sub = Scene(
+                grid=scene.grid, pairs=rest, target=None, ratio=scene.ratio,
+                band_names=scene.band_names, notes=list(scene.notes),
+                pair_dates=None if dates is None else tuple(
+                    d for i, d in enumerate(dates) if i != k),
+                target_date=None if dates is None else dates[k],
+                coarse_scaling=scene.coarse_scaling,
+            )  # fmt: skip
+            fine_k, coarse_k = scene.pairs[k]
+            pred = self._member_predict(name, sub, coarse_k)
+            sq = ((pred - fine_k.read()).astype(np.float64) ** 2).mean(axis=0)
+            cell = block_means(sq, self.cell_)
+            ok = np.isfinite(cell)
+            if sums is None:
+                sums, counts = np.zeros_like(cell), np.zeros_like(cell)
+            sums += np.where(ok, cell, 0.0)
+            counts += ok
+        assert sums is not None and counts is not None
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+
+    def _prepare(self, target: Source) -> None:
+        scene = self.scene_
+        preds = np.stack([self._member_predict(m, scene, target) for m in self.members_])
+        if self.mode_ == "cross_scale":
+            tc = block_means(target.read().astype(np.float64), self.cell_)  # (band, ny, nx)
+            if self.offset:
+                tc = tc + self._pair_offset()
+            errs = []
+            for p in preds:
+                d = (block_means(p.astype(np.float64), self.cell_) - tc) ** 2
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    errs.append(np.nanmean(d, axis=0))
+            cells = np.stack(errs)
+        else:
+            cells = self.cell_errors_
+        win = int(self.window)
+        fine = np.stack([
+            cells_to_fine(smooth_cells(c, win), self.cell_, scene.grid.shape) for c in cells
+        ])  # fmt: skip
+        self.cell_errors_used_ = cells
+        self.preds_ = preds
+        self.weights_ = reliability_weights(preds, fine, float(self.eps_rel)).astype(np.float32)
+
+    def _pair_offset(self) -> np.ndarray:
+        """Per cell and band, the mean over the pairs of ``mean_cell F_k - mean_cell C_k``:
+        the fine-coarse offset (calibration, footprint) the pairs show, 0 where unknown."""
+        sums, counts = None, None
+        for f, c in self.scene_.pairs:
+            d = block_means(f.read().astype(np.float64), self.cell_) - block_means(
+                c.read().astype(np.float64), self.cell_)
+            ok = np.isfinite(d)
+            if sums is None:
+                sums, counts = np.zeros_like(d), np.zeros_like(d)
+            sums += np.where(ok, d, 0.0)
+            counts += ok
+        assert sums is not None and counts is not None
+        return np.where(counts > 0, sums / np.maximum(counts, 1), 0.0)
+
+    def _slices(self, window: Window) -> tuple[slice, slice]:
+        r0, c0 = int(window.row_off), int(window.col_off)
+        return slice(r0, r0 + int(window.height)), slice(c0, c0 + int(window.width))
+
+    def predict_window(self, window: Window) -> np.ndarray:
+        return self.predict_window_quality(window)[0]
+
+    def predict_window_quality(self, window: Window) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        rs, cs = self._slices(window)
+        p = self.preds_[:, :, rs, cs].astype(np.float64)
+        w = self.weights_[:, rs, cs].astype(np.float64)[:, None]
+        ok = np.isfinite(p)
+        pz = np.where(ok, p, 0.0)
+        wz = np.where(np.isfinite(w), w, 0.0)
+        mean = (wz * pz).sum(axis=0)
+        var = (wz * (pz - mean) ** 2).sum(axis=0)
+        none = ~np.isfinite(w).any(axis=0) | (wz.sum(axis=0) == 0)
+        pred = np.where(none, np.nan, mean).astype(np.float32)
+        unc = np.where(none, np.nan, np.sqrt(var)).astype(np.float32)
+        return pred, {"uncertainty": unc, "bands": self.weights_[:, rs, cs]}
+
+    def quality_extra_names(self) -> list[str]:
+        return [f"weight_{m}" for m in getattr(self, "members_", self._names())]

@@ -1,0 +1,179 @@
+"""The reliability-weighted ensemble: weights, where its reliability comes from, quality bands.
+
+Tiled == whole, threads, NaN holes, CLI == library and the exact properties are in
+tests/test_contract.py (members additive,starfm).
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+
+from conftest import piecewise_scene
+from stfusion.errors import InvalidParameterError
+from stfusion.io import ArraySource, Grid, Source
+from stfusion.methods import get_method
+from stfusion.methods.ensemble import Ensemble, block_means, cells_to_fine, reliability_weights
+
+R = 8
+
+
+@pytest.fixture(scope="module")
+def scene() -> dict[str, np.ndarray]:
+    return piecewise_scene(48, 48, bands=2, patch=4, ratio=R)
+
+
+def test_registered() -> None:
+    assert get_method("ensemble") is Ensemble
+
+
+def test_weights_sum_to_one_where_any_member_is_valid(scene: dict) -> None:
+    fine, coarse = scene["fine"].copy(), scene["coarse"]
+    fine[:, 5:9, 5:9] = np.nan  # every member NaN here (both use the fine image)
+    target = (coarse * 1.07).astype(np.float32)
+    est = Ensemble(members="additive,nochange").fit([(fine, coarse)], ratio=R).prepare(target)
+    w = est.weights_
+    assert w.shape == (2, 48, 48)
+    anyvalid = np.isfinite(est.preds_).all(axis=1).any(axis=0)
+    np.testing.assert_allclose(w.sum(axis=0)[anyvalid], 1.0, rtol=1e-6)
+    assert np.isnan(w[:, ~anyvalid]).all() and (~anyvalid).sum() == 16
+    assert np.isnan(est.predict().values[:, 5:9, 5:9]).all()
+
+
+def test_nan_member_drops_out_at_that_pixel() -> None:
+    preds = np.ones((2, 1, 2, 2), np.float32)
+    preds[1, 0, 0, 0] = np.nan
+    errors = np.full((2, 2, 2), 0.01)
+    w = reliability_weights(preds, errors, 0.05)
+    assert w[0, 0, 0] == 1.0 and w[1, 0, 0] == 0.0
+    np.testing.assert_allclose(w[:, 1, 1], [0.5, 0.5])
+
+
+def test_exact_member_takes_the_weight_cross_scale(scene: dict) -> None:
+    """One pair: additive is exact for a uniform change (coarse = block means), no-change is
+    off by the change; cross-scale consistency sees that without any fine truth."""
+    fine, coarse = scene["fine"], scene["coarse"]
+    d = np.float32(0.05)
+    est = Ensemble(members="additive,nochange").fit([(fine, coarse)], ratio=R)
+    pred = est.predict(coarse + d).values
+    assert est.mode_ == "cross_scale"
+    assert est.weights_[0].min() > 0.95
+    np.testing.assert_allclose(pred, fine + d, atol=0.05 * 0.05)
+
+
+def test_exact_member_takes_the_weight_leave_one_pair_out(scene: dict) -> None:
+    """Two pairs with a uniform change between them: in leave-one-pair-out, additive predicts
+    each pair exactly from the other, no-change misses by the change."""
+    fine, coarse = scene["fine"], scene["coarse"]
+    d = np.float32(0.04)
+    pairs = [(fine, coarse), (fine + d, coarse + d)]
+    est = Ensemble(members="additive,nochange").fit(pairs, ratio=R)
+    assert est.mode_ == "loo"
+    np.testing.assert_allclose(est.cell_errors_[0], 0.0, atol=1e-10)
+    np.testing.assert_allclose(est.cell_errors_[1], d**2, rtol=1e-3)
+    est.prepare(coarse + 2 * d)
+    assert est.weights_[0].min() > 0.95
+
+
+def test_members_that_cannot_run_are_skipped(scene: dict, caplog: pytest.LogCaptureFixture) -> None:
+    fine, coarse = scene["fine"], scene["coarse"]
+    with caplog.at_level(logging.INFO, logger="stfusion.methods.ensemble"):
+        est = Ensemble(members="fitfc,additive,estarfm").fit([(fine, coarse)], ratio=R)
+    assert est.members_ == ["fitfc", "additive"]
+    assert "member estarfm skipped" in caplog.text
+    two = Ensemble(members="fitfc,additive").fit([(fine, coarse)] * 2, ratio=R)
+    assert two.members_ == ["additive"]
+    with pytest.raises(InvalidParameterError, match="none of the members"):
+        Ensemble(members="estarfm").fit([(fine, coarse)], ratio=R)
+
+
+def test_auto_falls_back_to_cross_scale_when_a_member_cannot_leave_one_out(scene: dict) -> None:
+    fine, coarse = scene["fine"], scene["coarse"]
+    est = Ensemble(members="additive,estarfm").fit([(fine, coarse)] * 2, ratio=R)
+    assert est.mode_ == "cross_scale"
+    with pytest.raises(InvalidParameterError, match="reliability=loo"):
+        Ensemble(members="additive,estarfm", reliability="loo").fit([(fine, coarse)] * 2, ratio=R)
+
+
+def test_params_refused_and_forwarded() -> None:
+    with pytest.raises(InvalidParameterError, match="not a registered method"):
+        Ensemble(members="additive,nosuch")
+    with pytest.raises(InvalidParameterError, match="repeats"):
+        Ensemble(members="additive,additive")
+    with pytest.raises(InvalidParameterError):
+        Ensemble(members="starfm", member_params={"starfm": {"nosuch": 1}})
+    kw = Ensemble.parse_params(["members=starfm,additive", "starfm.window=7"])
+    assert kw == {"members": "starfm,additive", "member_params": {"starfm": {"window": 7}}}
+    assert Ensemble(**kw)._new("starfm").window == 7
+
+
+@dataclass
+class Recording(Source):
+    """A Source that records that it was read."""
+
+    inner: ArraySource
+    log: list[str]
+    grid: Grid = field(init=False)
+    count: int = field(init=False)
+    band_names: tuple[str, ...] = field(init=False)
+    label: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.grid, self.count = self.inner.grid, self.inner.count
+        self.band_names, self.label = self.inner.band_names, self.inner.label
+
+    def read(self, window=None, halo: int = 0):  # type: ignore[no-untyped-def]
+        self.log.append(self.label)
+        return self.inner.read(window, halo)
+
+
+def test_never_gets_or_reads_the_target_fine_image(scene: dict) -> None:
+    """The API has no place for the target's fine image, and only the pairs and the coarse
+    target are read (in both reliability modes)."""
+    assert list(inspect.signature(Ensemble.fit).parameters) == ["self", "pairs", "scene_kw"]
+    assert list(inspect.signature(Ensemble.prepare).parameters) == [
+        "self", "coarse_target", "scaling"]
+    fine, coarse = scene["fine"], scene["coarse"]
+    grid = Grid(crs=None, transform=rasterio.Affine.identity(), width=48, height=48)
+    for npairs in (1, 2):
+        reads: list[str] = []
+
+        def src(a: np.ndarray, label: str, reads: list[str] = reads) -> Recording:
+            return Recording(ArraySource(a, grid, ("b1", "b2"), label), reads)
+
+        pairs = [(src(fine + 0.01 * i, f"F{i}"), src(coarse + 0.01 * i, f"C{i}"))
+                 for i in range(npairs)]  # fmt: skip
+        est = Ensemble(members="additive,nochange").fit(pairs, ratio=R)
+        est.predict(src(coarse + 0.03, "C0"))
+        allowed = {f"F{i}" for i in range(npairs)} | {f"C{i}" for i in range(npairs)} | {"C0"}
+        assert set(reads) <= allowed and "C0" in reads
+
+
+def test_quality_layer_has_named_weight_bands(scene: dict, tmp_path: Path) -> None:
+    fine, coarse = scene["fine"], scene["coarse"]
+    est = Ensemble(members="additive,nochange").fit([(fine, coarse)], ratio=R)
+    out, q = tmp_path / "p.tif", tmp_path / "q.tif"
+    est.predict((coarse * 1.05).astype(np.float32), out=out, quality_out=q)
+    with rasterio.open(q) as ds:
+        names = list(ds.descriptions)
+        data = ds.read()
+    assert names[-2:] == ["weight_additive", "weight_nochange"]
+    assert names[3:5] == [f"uncertainty_{b}" for b in est.scene_.band_names]
+    np.testing.assert_allclose(data[-2:].sum(axis=0), 1.0, rtol=1e-6)
+    with rasterio.open(out) as ds:
+        np.testing.assert_array_equal(ds.read(), est.predict().values)
+
+
+def test_block_means_and_interpolation() -> None:
+    x = np.arange(20, dtype=np.float64).reshape(4, 5)
+    b = block_means(x, 2)
+    assert b.shape == (2, 3)
+    assert b[0, 0] == np.mean([0, 1, 5, 6]) and b[0, 2] == np.mean([4, 9])
+    flat = cells_to_fine(np.full((2, 3), 7.0), 2, (4, 5))
+    np.testing.assert_allclose(flat, 7.0)
