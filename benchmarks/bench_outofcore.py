@@ -17,10 +17,12 @@ window-51 run of a 10000 x 10000 x 6 scene takes about an hour on 2 cores.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -99,16 +101,193 @@ def run_cli(args: list[str]) -> tuple[float, float]:
     return time.perf_counter() - t0, peak / 2**20
 
 
+# --------------------------------------------------------------------- memory matrix (11.5)
+
+MATRIX_FILES = {
+    "fine": "CIA_Landsat7_2001-10-17.tif",
+    "coarse": "CIA_MOD09GA_2001-10-17.tif",
+    "target": "CIA_MOD09GA_2001-11-02.tif",
+}
+RATIO = 10  # CIA: 50 m Landsat grid, 500 m MODIS
+
+
+def make_matrix_scene(
+    workdir: Path, size: int, dtype: str, layout: str, coarse_grid: str, block: int = 0
+) -> dict[str, Path]:
+    """SIZE x SIZE x 6 inputs from the real CIA images, mirrored and perturbed per 250 px tile.
+
+    ``dtype``: float32 (reflectance 0-1) or int16 (x 10000, scale 1e-4 and nodata -9999 in the
+    file). ``layout``: ``tiled`` (256 px tiles) or ``striped`` (GDAL's default strips).
+    ``coarse_grid``: ``fine`` (MODIS on the 50 m grid, as the CIA files) or ``native`` (its
+    10 x 10 block means on a 500 m grid, same CRS: stfusion reprojects it per window).
+    Deflate everywhere. Written block by block, never the whole scene in memory.
+    """
+    workdir.mkdir(parents=True, exist_ok=True)
+    block = block or (1000 if size <= 6000 else 250)  # rows per write, multiple of RATIO
+    out: dict[str, Path] = {}
+    for role, name in MATRIX_FILES.items():
+        native = role != "fine" and coarse_grid == "native"
+        tag = f"{role}_{size}_{dtype}_{layout}" + ("_native" if native else "")
+        path = workdir / f"{tag}.tif"
+        out[role] = path
+        if path.exists():
+            continue
+        with rasterio.open(CIA / name) as ds:
+            src = ds.read()
+            crs, t = ds.crs, ds.transform
+            names = ds.descriptions
+        nb, sh, sw = src.shape
+        rows, cols = _mirror_index(size, sh), _mirror_index(size, sw)
+        tile_r, tile_c = np.arange(size) // sh, np.arange(size) // sw
+        n = size // RATIO if native else size
+        res = t.a * (RATIO if native else 1)
+        profile: dict = {
+            "driver": "GTiff", "width": n, "height": n, "count": nb, "dtype": dtype,
+            "crs": crs, "transform": Affine(res, 0, t.c, 0, -res, t.f),
+            "compress": "deflate", "BIGTIFF": "IF_SAFER",
+        }  # fmt: skip
+        if dtype == "int16":
+            profile["nodata"] = -9999
+        if layout == "tiled":
+            profile.update(tiled=True, blockxsize=256, blockysize=256)
+        tmp = path.with_suffix(".partial.tif")
+        with rasterio.open(tmp, "w", **profile) as dst:
+            if dtype == "int16":
+                dst.scales = [1e-4] * nb
+            for i, nm in enumerate(names, start=1):
+                dst.set_band_description(i, nm)
+            for r0 in range(0, size, block):
+                r = slice(r0, min(size, r0 + block))
+                data = src[:, rows[r]][:, :, cols]
+                factor = 1 + 0.01 * (((tile_r[r][:, None] * 7 + tile_c[None, :] * 3) % 5) - 2)
+                vals = data * factor[None]
+                if native:
+                    h = vals.shape[1]
+                    vals = vals.reshape(nb, h // RATIO, RATIO, size // RATIO, RATIO).mean(
+                        axis=(2, 4))
+                if dtype == "int16":
+                    vals = np.round(vals * 10000).astype(np.int16)
+                else:
+                    vals = vals.astype(np.float32)
+                rr = r0 // RATIO if native else r0
+                dst.write(vals, window=Window(0, rr, n, vals.shape[1]))
+        os.replace(tmp, path)
+    return out
+
+
+def run_cli_tree(args: list[str], timeout: float) -> dict:
+    """Run one `stfusion` command; wall seconds and peak RSS (MB) of it and its children
+    (psutil, polled every 0.05 s)."""
+    t0 = time.perf_counter()
+    errf = tempfile.TemporaryFile()
+    proc = subprocess.Popen([sys.executable, "-m", "stfusion.cli", *args],
+                            stdout=subprocess.DEVNULL, stderr=errf)
+    ps = psutil.Process(proc.pid)
+    peak = 0
+    while proc.poll() is None:
+        try:
+            rss = ps.memory_info().rss
+            for c in ps.children(recursive=True):
+                with contextlib.suppress(psutil.Error):
+                    rss += c.memory_info().rss
+            peak = max(peak, rss)
+        except psutil.NoSuchProcess:
+            break
+        if time.perf_counter() - t0 > timeout:
+            proc.kill()
+            proc.wait()
+            return {"seconds": round(time.perf_counter() - t0, 1),
+                    "peak_rss_mb": round(peak / 2**20), "status": f"killed after {timeout:.0f} s"}
+        time.sleep(0.05)
+    errf.seek(0)
+    err = errf.read().decode(errors="replace")
+    status = "ok" if proc.returncode == 0 else f"rc {proc.returncode}: {err[-300:]}"
+    return {"seconds": round(time.perf_counter() - t0, 1), "peak_rss_mb": round(peak / 2**20),
+            "status": status}
+
+
+METHOD_PARAMS = {"starfm": ["window=15"], "fsdaf": ["window=15"], "student": []}
+
+
+def matrix(a: argparse.Namespace) -> int:
+    """Peak RSS of `stfusion predict --mem-limit` over scene size, dtype, layout, coarse grid
+    and method; appends to --out (json) and rewrites the markdown table beside it."""
+    results = json.loads(a.out.read_text()) if a.out.exists() else []
+    done = {(r["size"], r["dtype"], r["layout"], r["coarse_grid"], r["method"], r["mem_limit_mb"],
+             r["window"]) for r in results}  # fmt: skip
+    for spec in a.runs:
+        size, dtype, layout, grid, method = spec.split(":")
+        size = int(size)
+        params = list(METHOD_PARAMS[method])
+        window = next((p.split("=")[1] for p in params if p.startswith("window=")), "")
+        if a.window and window:
+            params = [f"window={a.window}"]
+            window = str(a.window)
+        key = (size, dtype, layout, grid, method, a.mem_limit, window)
+        if key in done:
+            continue
+        paths = make_matrix_scene(a.workdir, size, dtype, layout, grid)
+        out = a.workdir / f"pred_{method}_{size}_{dtype}_{layout}_{grid}.tif"
+        args = ["predict", "--method", method, "--pair", str(paths["fine"]),
+                str(paths["coarse"]), "--coarse", str(paths["target"]), "--out", str(out),
+                "--overwrite", "-q", "--mem-limit", f"{a.mem_limit:g}",
+                "--workers", "1"]  # fmt: skip
+        for p in params:
+            args += ["--param", p]
+        if grid == "fine":
+            args += ["--param", f"ratio={RATIO}"] if method != "starfm" else []
+        r = run_cli_tree(args, a.timeout)
+        rec = {"size": size, "bands": 6, "dtype": dtype, "layout": layout, "coarse_grid": grid,
+               "method": method, "window": window, "mem_limit_mb": a.mem_limit, **r,
+               "target_mb": a.mem_limit + 250,
+               "holds": r["status"] == "ok" and r["peak_rss_mb"] <= a.mem_limit + 250,
+               "date": time.strftime("%Y-%m-%d"), "cores": os.cpu_count()}  # fmt: skip
+        print(json.dumps(rec), flush=True)
+        results.append(rec)
+        a.out.parent.mkdir(parents=True, exist_ok=True)
+        a.out.write_text(json.dumps(results, indent=1) + "\n")
+        out.unlink(missing_ok=True)
+        write_table(results, a.out.with_suffix(".md"))
+    return 0
+
+
+def write_table(results: list[dict], path: Path) -> None:
+    lines = [
+        "| size | dtype | layout | coarse grid | method | window | --mem-limit MB | peak RSS MB "
+        "| limit + 250 | holds | seconds | note |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in sorted(results, key=lambda r: (r["size"], r["method"], r["dtype"], r["layout"],
+                                            r["coarse_grid"])):  # fmt: skip
+        status = "yes" if r["holds"] else ("NO" if r["status"] == "ok" else f"NO ({r['status']})")
+        lines.append(
+            f"| {r['size']} x {r['size']} x 6 | {r['dtype']} | {r['layout']} | {r['coarse_grid']} "
+            f"| {r['method']} | {r['window'] or '-'} | {r['mem_limit_mb']:g} | {r['peak_rss_mb']} "
+            f"| {r['target_mb']:g} | {status} | {r['seconds']} | {r.get('note', '')} |"
+        )
+    path.write_text("\n".join(lines) + "\n")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=10000)
-    ap.add_argument("--window", type=int, default=15)
+    ap.add_argument("--window", type=int, default=None,
+                    help="moving window (default 15; in --matrix mode the per-method default)")
     ap.add_argument("--mem-limit", type=float, default=1000)
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/stfusion-outofcore"))
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "outofcore.json")
+    ap.add_argument("--matrix", nargs="+", dest="runs", metavar="SIZE:DTYPE:LAYOUT:GRID:METHOD",
+                    help="memory matrix runs (issue 11.5), e.g. 2000:int16:tiled:native:starfm; "
+                    "results appended to --out (default benchmarks/results/memory.json)")
+    ap.add_argument("--timeout", type=float, default=3600)
     a = ap.parse_args()
     a.workdir.mkdir(parents=True, exist_ok=True)
+    if a.runs:
+        if a.out == ROOT / "benchmarks" / "results" / "outofcore.json":
+            a.out = ROOT / "benchmarks" / "results" / "memory.json"
+        return matrix(a)
     t0 = time.perf_counter()
+    a.window = a.window or 15
     paths = make_scene(a.workdir, a.size)
     gen = time.perf_counter() - t0
     disk = sum(p.stat().st_size for p in paths.values()) / 2**20
