@@ -83,6 +83,7 @@ class _Progress:
         self._start = time.monotonic()
 
     def __call__(self, done: int, total: int) -> None:
+        _reraise_signal()
         if self.quiet:
             return
         if self._bar is None:
@@ -520,7 +521,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Entry point: user-fixable errors become one line on stderr, not a traceback."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or os.environ.get("STFUSION_DEBUG") == "1"
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
     try:
         code = cli.main(args=args, prog_name="stfusion", standalone_mode=False)
     except click.exceptions.Abort:
@@ -546,6 +548,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(1)
     # With standalone_mode=False click returns the command's return value: a command that
     # returns an int (series: 3 when dates failed) sets the exit status.
+    if _SIGNALLED:  # the signal's exception was swallowed and the command still finished
+        click.echo("Interrupted; the command had finished its outputs.", err=True)
+        sys.exit(128 + _SIGNALLED[-1])
     if isinstance(code, int) and code:
         sys.exit(code)
 
@@ -558,8 +563,20 @@ class Terminated(BaseException):
     """
 
 
-def _on_sigterm(signum: int, frame: object) -> None:
-    raise Terminated()
+#: Signals received (SIGINT, SIGTERM). The exception a handler raises can be swallowed when
+#: it lands inside code that ignores exceptions (a weakref callback during an import), so the
+#: progress callback raises it again at the next window.
+_SIGNALLED: list[int] = []
+
+
+def _on_signal(signum: int, frame: object) -> None:
+    _SIGNALLED.append(signum)
+    _reraise_signal()
+
+
+def _reraise_signal() -> None:
+    if _SIGNALLED:
+        raise Terminated() if _SIGNALLED[-1] == signal.SIGTERM else KeyboardInterrupt()
 
 
 if __name__ == "__main__":

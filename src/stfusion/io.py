@@ -464,7 +464,11 @@ class FileSource(Source):
         windows = self.scan_windows(align)
         with _open(self.path) as ds:
             for w in windows:
-                yield w, _read_scaled(ds, w, self.scale, self.offset)
+                try:
+                    block = _read_scaled(ds, w, self.scale, self.offset)
+                except RasterioError as exc:
+                    raise _read_error(self.path, w, exc) from None
+                yield w, block
 
     def sample(self, max_pixels: int = 1 << 20) -> np.ndarray:
         """The pixels a nearest-neighbour decimated read of the whole file gives, read window
