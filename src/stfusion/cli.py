@@ -20,7 +20,7 @@ from typing import Any
 import click
 
 import stfusion
-from stfusion.cli_options import MEM_LIMIT, OFFSET, SCALE, THREADS, WORKERS
+from stfusion.cli_options import MEM_LIMIT, OFFSET, SCALE, THREADS, WORKERS, variable_option
 from stfusion.errors import InvalidParameterError, STFusionError, STFusionWarning
 from stfusion.inputs import band_options, role_options
 
@@ -231,13 +231,7 @@ def cli(ctx: click.Context, debug: bool, verbose: bool) -> None:
 )
 @click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress display or summary.")
-@click.option(
-    "--variable",
-    type=click.Choice(["auto", "reflectance", "ndvi", "lst", "other"]),
-    default=None,
-    help="What the images measure; sets the classical methods' unit-bearing constants "
-    "(default: inferred from the data and logged; docs/methods/*.md).",
-)
+@variable_option
 def predict(
     method: str, pairs: Sequence[tuple[str, str]], target: str, out: str,
     params: Sequence[str], fine_scale: float | None, fine_offset: float | None,

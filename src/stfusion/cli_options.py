@@ -78,3 +78,12 @@ SCALE = FiniteFloat(
 )
 #: ``--fine-offset``/``--coarse-offset``: added after scaling.
 OFFSET = FiniteFloat(what="added after scaling, e.g. -0.2 for Landsat C2")
+
+#: ``--variable`` for every command that runs the classical methods (predict, series).
+variable_option = click.option(
+    "--variable",
+    type=click.Choice(["auto", "reflectance", "ndvi", "lst", "other"]),
+    default=None,
+    help="What the images measure; sets the classical methods' unit-bearing constants "
+    "(default: inferred from the data and logged; docs/methods/*.md).",
+)

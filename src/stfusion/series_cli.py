@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from stfusion.cli_options import MEM_LIMIT, OFFSET, SCALE, WORKERS
+from stfusion.cli_options import MEM_LIMIT, OFFSET, SCALE, WORKERS, variable_option
 from stfusion.inputs import band_options, parse_bands
 from stfusion.qa import parse_flags
 
@@ -283,13 +283,7 @@ def _print_summary(result: Any, quiet: bool) -> None:
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress display or table.")
 @band_options
-@click.option(
-    "--variable",
-    type=click.Choice(["auto", "reflectance", "ndvi", "lst", "other"]),
-    default=None,
-    help="What the images measure; sets the classical methods' unit-bearing constants "
-    "(default: inferred from the data and logged).",
-)
+@variable_option
 @click.pass_context
 def series(
     ctx: click.Context,
