@@ -223,6 +223,7 @@ CLASSICAL_FAST = {
     "starfm": {"window": 7},
     "additive": {},
     "nochange": {},
+    "ensemble": {"members": "additive,starfm", "member_params": {"starfm": {"window": 7}}},
 }
 
 
