@@ -515,6 +515,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Entry point: user-fixable errors become one line on stderr, not a traceback."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or os.environ.get("STFUSION_DEBUG") == "1"
+    sys.unraisablehook = _unraisable
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     try:
@@ -571,6 +572,15 @@ def _on_signal(signum: int, frame: object) -> None:
 def _reraise_signal() -> None:
     if _SIGNALLED:
         raise Terminated() if _SIGNALLED[-1] == signal.SIGTERM else KeyboardInterrupt()
+
+
+def _unraisable(unraisable: Any) -> None:
+    """Keep quiet about a signal's exception that landed where Python ignores exceptions
+    (a ctypes callback of numba's compiler, a weakref callback): it is raised again at the next
+    window, and a traceback would tell the user something broke."""
+    if _SIGNALLED and isinstance(unraisable.exc_value, Terminated | KeyboardInterrupt):
+        return
+    sys.__unraisablehook__(unraisable)
 
 
 if __name__ == "__main__":
