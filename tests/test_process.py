@@ -190,3 +190,24 @@ def test_truncated_geotiff_names_the_file(tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr
     assert "cut.tif" in done.stderr and "damaged or incomplete" in done.stderr
     assert not (tmp_path / "o.tif").exists()
+
+
+def test_swallowed_signal_exception_prints_no_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A signal's exception that lands in a ctypes/weakref callback (numba compiling, an
+    import) is ignored by Python and printed as a traceback; the CLI keeps quiet about it and
+    raises it again at the next window (seen on a cold numba cache in CI)."""
+    import types
+
+    from stfusion import cli
+
+    seen: list[object] = []
+    monkeypatch.setattr(sys, "__unraisablehook__", seen.append)
+    event = types.SimpleNamespace(exc_value=cli.Terminated())
+    monkeypatch.setattr(cli, "_SIGNALLED", [])
+    cli._unraisable(event)  # no signal received: not ours, shown as usual
+    assert seen == [event]
+    monkeypatch.setattr(cli, "_SIGNALLED", [signal.SIGTERM])
+    cli._unraisable(event)
+    assert seen == [event]
+    with pytest.raises(cli.Terminated):
+        cli._reraise_signal()
