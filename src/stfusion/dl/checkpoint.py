@@ -27,9 +27,7 @@ tensors only, so opening a file never runs code). Keys:
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,11 +43,10 @@ from stfusion.errors import (
     ScaleMismatchError,
     STFusionWarning,
 )
+from stfusion.io import atomic_path
 
 FORMAT = "stfusion-checkpoint"
 VERSION = 1
-_UMASK = os.umask(0)
-os.umask(_UMASK)
 #: Input medians this many times off the training mean mean a scale error, not a new scene.
 SCALE_FACTOR = 20.0
 
@@ -91,16 +88,8 @@ def save_checkpoint(path: str | os.PathLike[str], data: dict[str, Any]) -> Path:
     """Write ``data`` to ``path`` atomically (temporary file + rename)."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".partial", dir=p.parent)
-    os.close(fd)
-    try:
+    with atomic_path(p, overwrite=True) as tmp:
         torch.save(_plain({"format": FORMAT, "version": VERSION, **data}), tmp)
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give a normal file's mode
-        os.replace(tmp, p)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
     return p
 
 

@@ -78,7 +78,7 @@ from stfusion.dl.networks.discriminators import (
     has_features,
 )
 from stfusion.errors import InvalidParameterError, OutputExistsError
-from stfusion.io import AlignedSource, FileSource, Scaling, Source
+from stfusion.io import AlignedSource, FileSource, Scaling, Source, atomic_path
 from stfusion.scene import ImageLike, Scene
 
 MODELS = ("dcstfn", "edcstfn", "ganstfm")  # built in; network_class() knows any registered one
@@ -213,13 +213,11 @@ def write_log(
     """Write the loss log CSV (and, with ``plot``, the PNG curve) beside the checkpoint."""
     csv_path, png_path = log_paths(out)
     keys = list(history[0]) if history else ["epoch"]
-    tmp = csv_path.with_name(f".{csv_path.name}.partial")
-    with open(tmp, "w", newline="") as fh:
+    with atomic_path(csv_path, overwrite=True) as tmp, open(tmp, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=keys)
         writer.writeheader()
         for row in history:
             writer.writerow({k: f"{v:.6g}" if isinstance(v, float) else v for k, v in row.items()})
-    os.replace(tmp, csv_path)
     if history and plot:
         from matplotlib.figure import Figure  # no pyplot: leaves the caller's backend alone
 
@@ -252,9 +250,8 @@ def write_log(
             ax3.set_ylabel("adversarial terms (unweighted)")
             ax3.legend(fontsize=8)
         fig.tight_layout()
-        tmp_png = png_path.with_name(f".{png_path.name}.partial.png")
-        fig.savefig(tmp_png)
-        os.replace(tmp_png, png_path)
+        with atomic_path(png_path, overwrite=True) as tmp_png:
+            fig.savefig(tmp_png, format="png")
     return csv_path, png_path
 
 
