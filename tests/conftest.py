@@ -77,6 +77,30 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         )
 
 
+def run_cli(
+    args: list[str], capsys: pytest.CaptureFixture[str] | None = None
+) -> tuple[int, str, str]:
+    """``stfusion ARGS`` in this process: (exit status, stdout, stderr); the streams are empty
+    without ``capsys``."""
+    from stfusion.cli import main
+
+    try:
+        main(args)
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    if capsys is None:
+        return code, "", ""
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def run_cli_ok(args: list[str]) -> None:
+    """``stfusion ARGS`` in this process; it must succeed."""
+    code, _, _ = run_cli(args)
+    assert code == 0
+
+
 def write_tif(
     path: Path,
     data: np.ndarray,

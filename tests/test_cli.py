@@ -10,31 +10,21 @@ import pytest
 import rasterio
 
 import stfusion
-from conftest import write_tif
+from conftest import run_cli, write_tif
 from stfusion.cli import main
 from stfusion.io import FileSource
 from stfusion.methods.starfm import STARFM
 from stfusion.metrics import METRIC_NAMES
 
 
-def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
 def test_version_help_methods(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(["--version"], capsys)
+    code, out, _ = run_cli(["--version"], capsys)
     assert code == 0 and stfusion.__version__ in out
-    code, out, _ = run(["--help"], capsys)
+    code, out, _ = run_cli(["--help"], capsys)
     assert code == 0 and "predict" in out and "evaluate" in out
-    code, out, _ = run(["--show-versions"], capsys)
+    code, out, _ = run_cli(["--show-versions"], capsys)
     assert code == 0 and "rasterio" in out and "GDAL" in out
-    code, out, _ = run(["methods"], capsys)
+    code, out, _ = run_cli(["methods"], capsys)
     assert code == 0
     assert {line.split()[0] for line in out.splitlines()} >= {"starfm", "additive", "nochange"}
     assert "window=51" in out
@@ -49,7 +39,7 @@ def test_predict_writes_georeferenced_float32_equal_to_library(
     small_tifs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "pred.tif"
-    code, stdout, err = run(_predict(small_tifs, out, "--mem-limit", "1"), capsys)
+    code, stdout, err = run_cli(_predict(small_tifs, out, "--mem-limit", "1"), capsys)
     assert code == 0, err
     assert "wrote" in stdout
     with rasterio.open(out) as ds, rasterio.open(small_tifs["f1"]) as ref:
@@ -65,10 +55,10 @@ def test_predict_writes_georeferenced_float32_equal_to_library(
     np.testing.assert_array_equal(cli_pred, lib.values)
     # No overwrite without --overwrite, and the file is untouched.
     before = out.stat().st_mtime_ns
-    code, _, err = run(_predict(small_tifs, out), capsys)
+    code, _, err = run_cli(_predict(small_tifs, out), capsys)
     assert code == 1 and "--overwrite" in err and "Traceback" not in err
     assert out.stat().st_mtime_ns == before
-    code, _, err = run(_predict(small_tifs, out, "--overwrite"), capsys)
+    code, _, err = run_cli(_predict(small_tifs, out, "--overwrite"), capsys)
     assert code == 0, err
 
 
@@ -114,7 +104,7 @@ def test_bad_inputs_fail_cleanly(
     elif case == "even_window":
         extra = ["--param", "window=8"]
     out = tmp_path / "out.tif"
-    code, _, err = run(_predict(s, out, *extra), capsys)
+    code, _, err = run_cli(_predict(s, out, *extra), capsys)
     assert code == 1
     assert message in err
     assert "Traceback" not in err
@@ -136,11 +126,12 @@ def test_debug_shows_traceback(small_tifs: dict[str, Path], tmp_path: Path) -> N
 def test_evaluate_table_and_json(
     small_tifs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, err = run(["evaluate", str(small_tifs["f1"]), str(small_tifs["f2"]),
+    code, out, err = run_cli(["evaluate", str(small_tifs["f1"]), str(small_tifs["f2"]),
                           "--ratio", "10"], capsys)  # fmt: skip
     assert code == 0, err
     assert "rmse" in out and "mean" in out and "ERGAS" in out and "data range 1.0" in out
-    code, out, _ = run(["evaluate", str(small_tifs["f1"]), str(small_tifs["f2"]), "--json"], capsys)
+    args = ["evaluate", str(small_tifs["f1"]), str(small_tifs["f2"]), "--json"]
+    code, out, _ = run_cli(args, capsys)
     data = json.loads(out)
     assert set(METRIC_NAMES) <= set(data)
     assert set(data["rmse"]["bands"]) == {"red", "nir"}
@@ -148,7 +139,7 @@ def test_evaluate_table_and_json(
     f2 = FileSource(str(small_tifs["f2"])).read()
     expect = np.sqrt(np.mean((f1.astype(np.float64) - f2) ** 2, axis=(1, 2)))
     assert data["rmse"]["bands"]["red"] == pytest.approx(expect[0], rel=1e-6)
-    code, _, err = run(["evaluate", str(small_tifs["f1"]), str(small_tifs["f2"]),
+    code, _, err = run_cli(["evaluate", str(small_tifs["f1"]), str(small_tifs["f2"]),
                         "--data-range", "x"], capsys)  # fmt: skip
     assert code == 1 and "--data-range" in err
 
@@ -163,7 +154,7 @@ def test_inspect_shows_alignment(
     f1 = FileSource(str(small_tifs["f1"])).read()
     native = write_tif(tmp_path / "native.tif", block_mean(f1, 10),
                        transform=Affine(500.0, 0, 406012.5, 0, -500.0, 6147787.5))  # fmt: skip
-    code, out, _ = run(["inspect", str(small_tifs["f1"]), str(small_tifs["c1"]), str(native)],
+    code, out, _ = run_cli(["inspect", str(small_tifs["f1"]), str(small_tifs["c1"]), str(native)],
                        capsys)  # fmt: skip
     assert code == 0
     assert "fine (output grid)" in out
@@ -173,7 +164,7 @@ def test_inspect_shows_alignment(
 
 
 def test_demo_runs_on_bundled_sample(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, _out, err = run(["demo", str(tmp_path / "d")], capsys)
+    code, _out, err = run_cli(["demo", str(tmp_path / "d")], capsys)
     assert code == 0, err
     for name in ("starfm_2001-11-02.tif", "demo.png", "metrics.json"):
         assert (tmp_path / "d" / name).stat().st_size > 0
@@ -182,5 +173,5 @@ def test_demo_runs_on_bundled_sample(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert set(rm) == {"starfm", "nochange", "additive"}
     assert rm["starfm"] < rm["nochange"]
     assert rm["starfm"] <= 1.03 * rm["additive"]
-    code, _, err = run(["demo", str(tmp_path / "d")], capsys)
+    code, _, err = run_cli(["demo", str(tmp_path / "d")], capsys)
     assert code == 1 and "--overwrite" in err

@@ -188,7 +188,7 @@ def test_bench_skips_training_dates(trained: dict, files: dict) -> None:
 def test_cli_predict(trained: dict, files: dict, tmp_path: Path,
                                   monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
     import stfusion.methods as methods
-    from stfusion.cli import main
+    from conftest import run_cli_ok
 
     monkeypatch.setitem(methods.BUILTIN, "edcstfn", "stfusion.methods.deep:EDCSTFN")
     monkeypatch.setitem(methods.BUILTIN, "dcstfn", "stfusion.methods.deep:DCSTFN")
@@ -197,10 +197,7 @@ def test_cli_predict(trained: dict, files: dict, tmp_path: Path,
     args = ["predict", "--method", "edcstfn", "--param", f"weights={trained['edcstfn']}",
             "--param", "tile=32", "--pair", str(f), str(c), "--coarse",
             str(files[DATES[2]][1]), "--out", str(out), "-q"]  # fmt: skip
-    try:
-        main(args)
-    except SystemExit as exc:
-        assert exc.code in (0, None)
+    run_cli_ok(args)
     with rasterio.open(out) as ds:
         cli = ds.read()
         assert ds.descriptions == ("red", "nir")

@@ -13,19 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import write_tif
-from stfusion.cli import main
+from conftest import run_cli, write_tif
 from stfusion.errors import InputFileError, InvalidParameterError
 from stfusion.io import FileSource
 
 
 def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    err = capsys.readouterr().err
+    code, _, err = run_cli(args, capsys)
     assert "Traceback" not in err
     return code, err
 

@@ -12,8 +12,7 @@ from affine import Affine
 from rasterio.crs import CRS
 from rasterio.warp import Resampling, reproject, transform_bounds
 
-from conftest import write_tif
-from stfusion.cli import main
+from conftest import run_cli, write_tif
 
 DATA = Path(__file__).resolve().parents[1] / "src" / "stfusion" / "data"
 L1017 = DATA / "CIA_Landsat7_2001-10-17.tif"
@@ -28,16 +27,6 @@ MODIS_X0, MODIS_Y0 = -20015109.354, 10007554.677  # upper left of the MODIS tile
 FILL = -28672
 #: CIA MODIS band i (blue, green, red, nir, swir1, swir2) is MODIS band MODIS_NUMBER[i].
 MODIS_NUMBER = (3, 4, 1, 2, 6, 7)
-
-
-def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def _sinusoidal_dn(src: Path) -> tuple[np.ndarray, Affine]:
@@ -180,12 +169,12 @@ def test_predict_through_hdf_equals_geotiff_twin(
 ) -> None:
     common = ["predict", "-m", "starfm", "-p", "window=15", "-q"]
     ref = tmp_path / "tif.tif"
-    code, _, err = run([*common, "--pair", str(L1017), str(modis_native["c1_tif"]), "--coarse",
+    code, _, err = run_cli([*common, "--pair", str(L1017), str(modis_native["c1_tif"]), "--coarse",
                         str(modis_native["c2_tif"]), "--coarse-scale", "0.0001",
                         "--out", str(ref)], capsys)  # fmt: skip
     assert code == 0, err
     out = tmp_path / "hdf.tif"
-    code, _, err = run([*common, "--pair", str(L1017), str(modis_native["c1"]), "--coarse",
+    code, _, err = run_cli([*common, "--pair", str(L1017), str(modis_native["c1"]), "--coarse",
                         str(modis_native["c2"]), "--coarse-bands", "3,4,1,2,6,7",
                         "--out", str(out)], capsys)  # fmt: skip
     assert code == 0, err
@@ -194,7 +183,7 @@ def test_predict_through_hdf_equals_geotiff_twin(
     np.testing.assert_allclose(_read(out), expected, rtol=1e-6, atol=1e-7, equal_nan=True)
     # the preset chooses the same fields in the same order
     out2 = tmp_path / "preset.tif"
-    code, _, err = run([*common, "--pair", str(L1017), str(modis_native["c1"]), "--coarse",
+    code, _, err = run_cli([*common, "--pair", str(L1017), str(modis_native["c1"]), "--coarse",
                         str(modis_native["c2"]), "--coarse-preset", "mod09ga",
                         "--out", str(out2)], capsys)  # fmt: skip
     assert code == 0, err
@@ -204,7 +193,7 @@ def test_predict_through_hdf_equals_geotiff_twin(
 def test_inspect_shows_hdf_fields(
     modis_native: dict[str, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, err = run(["inspect", str(L1017), str(modis_native["c1"]),
+    code, out, err = run_cli(["inspect", str(L1017), str(modis_native["c1"]),
                           "--coarse-preset", "mod09ga"], capsys)  # fmt: skip
     assert code == 0, err
     assert "HDF4-EOS" in out and "sur_refl_b03_1" in out and "Sinusoidal" in out
@@ -268,10 +257,10 @@ def test_predict_from_band_files_is_bit_identical(
     d = landsat_band_files["SR_B1"].parent
     common = ["predict", "-m", "starfm", "-p", "window=15", "-q", "--coarse", str(M1102)]
     ref, out = tmp_path / "ref.tif", tmp_path / "bands.tif"
-    code, _, err = run([*common, "--pair", str(L1017), str(M1017), "--out", str(ref)], capsys)
+    code, _, err = run_cli([*common, "--pair", str(L1017), str(M1017), "--out", str(ref)], capsys)
     assert code == 0, err
     # all files of the scene, QA_PIXEL too: the preset chooses SR_B1..SR_B7 (and scales them)
-    code, _, err = run([*common, "--pair", str(d / "LE07_*.TIF"), str(M1017), "--fine-preset",
+    code, _, err = run_cli([*common, "--pair", str(d / "LE07_*.TIF"), str(M1017), "--fine-preset",
                         "landsat457-c2l2", "--fine-scale", "0.0001", "--fine-offset", "0",
                         "--out", str(out)], capsys)  # fmt: skip
     assert code == 0, err
@@ -282,12 +271,12 @@ def test_band_count_error_suggests_the_option(
     landsat_band_files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     d = landsat_band_files["SR_B1"].parent
-    code, _, err = run(["predict", "--pair", str(d / "LE07_*_SR_B[1-4].TIF"), str(M1017),
+    code, _, err = run_cli(["predict", "--pair", str(d / "LE07_*_SR_B[1-4].TIF"), str(M1017),
                         "--coarse", str(M1102), "--out", str(tmp_path / "x.tif")],
                        capsys)  # fmt: skip
     assert code == 1
     assert "--coarse-bands" in err and "--fine-bands" in err
-    code, _, err = run(["predict", "--pair", str(d / "LE07_*_SR_B[1-4].TIF"), str(M1017),
+    code, _, err = run_cli(["predict", "--pair", str(d / "LE07_*_SR_B[1-4].TIF"), str(M1017),
                         "--coarse", str(M1102), "--coarse-bands", "1,2,3,4", "-q",
                         "--out", str(tmp_path / "x.tif")], capsys)  # fmt: skip
     assert code == 0, err
@@ -305,7 +294,7 @@ def test_bands_choose_and_order(tmp_path: Path, capsys: pytest.CaptureFixture[st
     with pytest.raises(InvalidParameterError, match=r"band 9 asked for.*6 band"):
         FileSource(f"{L1017}:9")
     out = tmp_path / "p.tif"
-    code, _, err = run(["predict", "-m", "additive", "--pair", str(L1017), str(M1017),
+    code, _, err = run_cli(["predict", "-m", "additive", "--pair", str(L1017), str(M1017),
                         "--coarse", str(M1102), "--bands", "red,nir", "-q", "--out", str(out)],
                        capsys)  # fmt: skip
     assert code == 0, err
@@ -340,17 +329,17 @@ def test_evaluate_refuses_int16_truth_against_reflectance(
     refl = write_tif(tmp_path / "pred.tif", dn * np.float32(1e-4), transform=t, crs=crs,
                      dtype="float32")  # fmt: skip
     truth = write_tif(tmp_path / "truth.tif", dn, transform=t, crs=crs, dtype="int16")
-    code, out, err = run(["evaluate", str(refl), str(truth)], capsys)
+    code, out, err = run_cli(["evaluate", str(refl), str(truth)], capsys)
     assert code == 1 and "rmse" not in out
     assert "--truth-scale 0.0001" in err and "10000x" in err
-    code, out, err = run(["evaluate", str(refl), str(truth), "--truth-scale", "0.0001",
+    code, out, err = run_cli(["evaluate", str(refl), str(truth), "--truth-scale", "0.0001",
                           "--json"], capsys)  # fmt: skip
     assert code == 0, err
     assert json.loads(out)["rmse"]["mean"] == pytest.approx(0.0, abs=1e-6)
     from stfusion.errors import STFusionWarning
 
     with pytest.warns(STFusionWarning, match=r"--truth-scale 0\.0001"):
-        code, out, err = run(["evaluate", str(refl), str(truth), "--no-scale-check"], capsys)
+        code, out, err = run_cli(["evaluate", str(refl), str(truth), "--no-scale-check"], capsys)
     assert code == 0 and "rmse" in out
     with pytest.warns(STFusionWarning, match=r"truth_scale=0\.0001"):
         evaluate(dn * 1e-4, dn.astype(np.float64))
@@ -378,17 +367,18 @@ def test_series_stacks_band_files_of_each_date(
         _split_landsat(DATA / f"CIA_Landsat7_{day[:4]}-{day[4:6]}-{day[6:]}.tif", bands, day)
     common = ["series", "-m", "starfm", "-p", "window=15", "-q", "--dates", "2001-11-02",
               "--coarse", str(DATA / "CIA_MOD09GA_*.tif")]  # fmt: skip
-    code, _, err = run([*common, "--fine", str(DATA / "CIA_Landsat7_2001-10-08.tif"),
+    code, _, err = run_cli([*common, "--fine", str(DATA / "CIA_Landsat7_2001-10-08.tif"),
                         "--fine", str(L1017), "--out-dir", str(tmp_path / "ref")],
                        capsys)  # fmt: skip
     assert code == 0, err
     # every file of each scene; the preset chooses SR_B1..SR_B7 and masks with QA_PIXEL (clear)
-    code, _, err = run([*common, "--fine", str(bands), "--fine-preset", "landsat457-c2l2",
+    code, _, err = run_cli([*common, "--fine", str(bands), "--fine-preset", "landsat457-c2l2",
                         "--fine-scale", "0.0001", "--fine-offset", "0",
                         "--out-dir", str(tmp_path / "bands")], capsys)  # fmt: skip
     assert code == 0, err
     name = "fused_2001-11-02.tif"
     np.testing.assert_array_equal(_read(tmp_path / "bands" / name), _read(tmp_path / "ref" / name))
     # without a band choice two files on one date stay an error, which names the options
-    code, _, err = run([*common, "--fine", str(bands), "--out-dir", str(tmp_path / "x")], capsys)
+    args = [*common, "--fine", str(bands), "--out-dir", str(tmp_path / "x")]
+    code, _, err = run_cli(args, capsys)
     assert code != 0 and "--fine-bands" in err
