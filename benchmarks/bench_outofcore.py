@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +47,18 @@ def _mirror_index(n: int, src: int) -> np.ndarray:
     return np.where(i < src, i, 2 * src - 1 - i)
 
 
+def _mirrored_blocks(src: np.ndarray, size: int, block: int) -> Iterator[tuple[int, np.ndarray]]:
+    """``(first row, values)`` of ``src`` mirrored to ``size x size``, ``block`` rows at a
+    time, each 250 x 250 copy scaled by 0.98..1.02 so the mirrored copies are not identical."""
+    sh, sw = src.shape[1:]
+    rows, cols = _mirror_index(size, sh), _mirror_index(size, sw)
+    tile_r, tile_c = np.arange(size) // sh, np.arange(size) // sw
+    for r0 in range(0, size, block):
+        r = slice(r0, min(size, r0 + block))
+        factor = 1 + 0.01 * (((tile_r[r][:, None] * 7 + tile_c[None, :] * 3) % 5) - 2)
+        yield r0, src[:, rows[r]][:, :, cols] * factor[None]
+
+
 def make_scene(workdir: Path, size: int, block: int = 1000) -> dict[str, Path]:
     """Write the three inputs, block by block (never the whole scene in memory)."""
     workdir.mkdir(parents=True, exist_ok=True)
@@ -59,9 +72,7 @@ def make_scene(workdir: Path, size: int, block: int = 1000) -> dict[str, Path]:
             src = ds.read()
             crs, t = ds.crs, ds.transform
             names = ds.descriptions
-        nb, sh, sw = src.shape
-        rows, cols = _mirror_index(size, sh), _mirror_index(size, sw)
-        tile_r, tile_c = np.arange(size) // sh, np.arange(size) // sw
+        nb = src.shape[0]
         profile = {
             "driver": "GTiff", "width": size, "height": size, "count": nb, "dtype": "int16",
             "crs": crs, "transform": Affine(t.a, 0, t.c, 0, t.e, t.f), "nodata": -9999,
@@ -73,13 +84,9 @@ def make_scene(workdir: Path, size: int, block: int = 1000) -> dict[str, Path]:
             dst.scales = [1e-4] * nb
             for i, n in enumerate(names, start=1):
                 dst.set_band_description(i, n)
-            for r0 in range(0, size, block):
-                r = slice(r0, min(size, r0 + block))
-                data = src[:, rows[r]][:, :, cols]
-                # Perturb per 250 x 250 tile so the mirrored copies are not identical.
-                factor = 1 + 0.01 * (((tile_r[r][:, None] * 7 + tile_c[None, :] * 3) % 5) - 2)
-                vals = np.round(data * factor[None] * 10000).astype(np.int16)
-                dst.write(vals, window=Window(0, r0, size, r.stop - r0))
+            for r0, vals in _mirrored_blocks(src, size, block):
+                dn = np.round(vals * 10000).astype(np.int16)
+                dst.write(dn, window=Window(0, r0, size, dn.shape[1]))
         os.replace(tmp, path)
     return out
 
@@ -136,9 +143,7 @@ def make_matrix_scene(
             src = ds.read()
             crs, t = ds.crs, ds.transform
             names = ds.descriptions
-        nb, sh, sw = src.shape
-        rows, cols = _mirror_index(size, sh), _mirror_index(size, sw)
-        tile_r, tile_c = np.arange(size) // sh, np.arange(size) // sw
+        nb = src.shape[0]
         n = size // RATIO if native else size
         res = t.a * (RATIO if native else 1)
         profile: dict = {
@@ -156,11 +161,7 @@ def make_matrix_scene(
                 dst.scales = [1e-4] * nb
             for i, nm in enumerate(names, start=1):
                 dst.set_band_description(i, nm)
-            for r0 in range(0, size, block):
-                r = slice(r0, min(size, r0 + block))
-                data = src[:, rows[r]][:, :, cols]
-                factor = 1 + 0.01 * (((tile_r[r][:, None] * 7 + tile_c[None, :] * 3) % 5) - 2)
-                vals = data * factor[None]
+            for r0, vals in _mirrored_blocks(src, size, block):
                 if native:
                     h = vals.shape[1]
                     vals = vals.reshape(nb, h // RATIO, RATIO, size // RATIO, RATIO).mean(
