@@ -148,10 +148,8 @@ from stfusion.kernels.fsdaf import (
 from stfusion.methods.base import FusionMethod, Param
 from stfusion.methods.variables import (
     CHOICES,
-    DN_SCALE,
-    Variable,
-    infer_variable,
     resolve_variable,
+    variable_for,
 )
 from stfusion.scene import Scene
 
@@ -862,14 +860,7 @@ class FSDAF(FusionMethod):
         the upper end of the variable's physical range (reflectance 1 or 10000 stored as
         integers, ndvi likewise), or the F1 sample's 0.5-99.5 percentile range for lst and
         other. Quiet: the variable is logged once, later in ``fit``."""
-        name = str(self.variable)
-        if name == "auto":
-            var = infer_variable(x, x.shape[1])
-        else:
-            hi = float(np.percentile(x, 99.5))
-            scale = DN_SCALE if name in ("reflectance", "ndvi") and hi > 1.5 else 1.0
-            var = Variable(name, scale)
-        rng = var.physical_range
+        rng = variable_for(str(self.variable), x, x.shape[1]).physical_range
         if rng is not None:
             return float(rng[1])
         lo, hi = np.percentile(x, [0.5, 99.5])

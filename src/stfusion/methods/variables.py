@@ -104,6 +104,17 @@ def infer_variable(sample: np.ndarray, bands: int) -> Variable:
     return Variable("other", 1.0, True, where)
 
 
+def variable_for(variable: str, sample: np.ndarray, bands: int) -> Variable:
+    """The variable for ``variable`` (a choice of :data:`CHOICES`) and the data ``sample``,
+    quietly (:func:`resolve_variable` also checks the choice and logs it)."""
+    if variable == "auto":
+        return infer_variable(sample, bands)
+    if variable in ("reflectance", "ndvi"):
+        rng = _robust_range(sample)
+        return Variable(variable, DN_SCALE if rng is not None and rng[1] > 1.5 else 1.0)
+    return Variable(variable, 1.0)
+
+
 def resolve_variable(variable: str, sample: np.ndarray, bands: int, method: str) -> Variable:
     """The variable for ``variable`` (a choice of :data:`CHOICES`) and the data ``sample``;
     logs one line saying which variable the method's constants follow."""
@@ -111,14 +122,7 @@ def resolve_variable(variable: str, sample: np.ndarray, bands: int, method: str)
         raise InvalidParameterError(
             f"{method}: variable must be one of {', '.join(CHOICES)}, got {variable!r}."
         )
-    if variable == "auto":
-        var = infer_variable(sample, bands)
-    elif variable in ("reflectance", "ndvi"):
-        rng = _robust_range(sample)
-        scale = DN_SCALE if rng is not None and rng[1] > 1.5 else 1.0
-        var = Variable(variable, scale)
-    else:
-        var = Variable(variable, 1.0)
+    var = variable_for(variable, sample, bands)
     hint = " (give --variable / variable= to override)" if var.inferred else ""
     log.info("%s: variable %s%s", method, var.describe(), hint)
     return var
