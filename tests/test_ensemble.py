@@ -16,10 +16,11 @@ import pytest
 import rasterio
 
 from conftest import piecewise_scene
+from stfusion.coarse import block_mean
 from stfusion.errors import InvalidParameterError
 from stfusion.io import ArraySource, Grid, Source
 from stfusion.methods import get_method
-from stfusion.methods.ensemble import Ensemble, block_means, cells_to_fine, reliability_weights
+from stfusion.methods.ensemble import Ensemble, cells_to_fine, reliability_weights
 
 R = 8
 
@@ -172,7 +173,7 @@ def test_quality_layer_has_named_weight_bands(scene: dict, tmp_path: Path) -> No
 
 def test_block_means_and_interpolation() -> None:
     x = np.arange(20, dtype=np.float64).reshape(4, 5)
-    b = block_means(x, 2)
+    b = block_mean(x, 2, np.float64)
     assert b.shape == (2, 3)
     assert b[0, 0] == np.mean([0, 1, 5, 6]) and b[0, 2] == np.mean([4, 9])
     flat = cells_to_fine(np.full((2, 3), 7.0), 2, (4, 5))

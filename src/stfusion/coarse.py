@@ -55,8 +55,9 @@ def block_shape(shape: tuple[int, int], r: int) -> tuple[int, int]:
     return (-(-shape[0] // r), -(-shape[1] // r))
 
 
-def block_mean(arr: np.ndarray, r: int) -> np.ndarray:
-    """Mean over ``r x r`` blocks anchored at (0, 0) of ``(..., y, x)``, NaN-aware.
+def block_mean(arr: np.ndarray, r: int, dtype: type = np.float32) -> np.ndarray:
+    """Mean over ``r x r`` blocks anchored at (0, 0) of ``(..., y, x)``, NaN-aware, summed in
+    float64 and returned as ``dtype``.
 
     A block with no valid pixel is NaN. Edge blocks may be partial.
     """
@@ -72,7 +73,7 @@ def block_mean(arr: np.ndarray, r: int) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
         out = s / n
     out[n == 0] = np.nan
-    return out.astype(np.float32)
+    return out.astype(dtype, copy=False)
 
 
 def upsample_blocks(coarse: np.ndarray, r: int, shape: tuple[int, int]) -> np.ndarray:

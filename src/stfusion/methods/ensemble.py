@@ -49,6 +49,7 @@ from typing import Any
 import numpy as np
 from rasterio.windows import Window
 
+from stfusion.coarse import block_mean
 from stfusion.errors import InvalidParameterError
 from stfusion.io import Source
 from stfusion.methods.base import FusionMethod, Param
@@ -73,21 +74,6 @@ def _member_class(name: str) -> type[FusionMethod]:
 
 def _runs_on(cls: type[FusionMethod], n: int) -> bool:
     return n >= cls.min_pairs and (cls.max_pairs is None or n <= cls.max_pairs)
-
-
-def block_means(x: np.ndarray, r: int) -> np.ndarray:
-    """NaN-aware means of ``r x r`` blocks anchored at the origin over the last two axes
-    (partial blocks at the far edges); NaN where a block has no finite value."""
-    *lead, h, w = x.shape
-    ny, nx = -(-h // r), -(-w // r)
-    pad = np.full((*lead, ny * r, nx * r), np.nan, np.float64)
-    pad[..., :h, :w] = x
-    pad = pad.reshape(*lead, ny, r, nx, r)
-    ok = np.isfinite(pad)
-    n = ok.sum(axis=(-3, -1))
-    s = np.where(ok, pad, 0.0).sum(axis=(-3, -1))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(n > 0, s / np.maximum(n, 1), np.nan)
 
 
 def smooth_cells(e: np.ndarray, window: int) -> np.ndarray:
@@ -282,7 +268,7 @@ class Ensemble(FusionMethod):
             fine_k, coarse_k = scene.pairs[k]
             pred = self._member_predict(name, sub, coarse_k)
             sq = ((pred - fine_k.read()).astype(np.float64) ** 2).mean(axis=0)
-            cell = block_means(sq, self.cell_)
+            cell = block_mean(sq, self.cell_, np.float64)
             ok = np.isfinite(cell)
             if sums is None:
                 sums, counts = np.zeros_like(cell), np.zeros_like(cell)
@@ -296,12 +282,12 @@ class Ensemble(FusionMethod):
         scene = self.scene_
         preds = np.stack([self._member_predict(m, scene, target) for m in self.members_])
         if self.mode_ == "cross_scale":
-            tc = block_means(target.read().astype(np.float64), self.cell_)  # (band, ny, nx)
+            tc = block_mean(target.read(), self.cell_, np.float64)  # (band, ny, nx)
             if self.offset:
                 tc = tc + self._pair_offset()
             errs = []
             for p in preds:
-                d = (block_means(p.astype(np.float64), self.cell_) - tc) ** 2
+                d = (block_mean(p, self.cell_, np.float64) - tc) ** 2
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", RuntimeWarning)
                     errs.append(np.nanmean(d, axis=0))
@@ -321,8 +307,8 @@ class Ensemble(FusionMethod):
         the fine-coarse offset (calibration, footprint) the pairs show, 0 where unknown."""
         sums, counts = None, None
         for f, c in self.scene_.pairs:
-            d = block_means(f.read().astype(np.float64), self.cell_) - block_means(
-                c.read().astype(np.float64), self.cell_)
+            d = block_mean(f.read(), self.cell_, np.float64) - block_mean(
+                c.read(), self.cell_, np.float64)
             ok = np.isfinite(d)
             if sums is None:
                 sums, counts = np.zeros_like(d), np.zeros_like(d)
