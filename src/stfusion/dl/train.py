@@ -81,8 +81,6 @@ from stfusion.errors import InvalidParameterError, OutputExistsError
 from stfusion.io import AlignedSource, FileSource, Scaling, Source, atomic_path
 from stfusion.scene import ImageLike, Scene
 
-MODELS = ("dcstfn", "edcstfn", "ganstfm")  # built in; network_class() knows any registered one
-
 __all__ = [
     "GANTrainer",
     "ProgressFn",
