@@ -123,7 +123,7 @@ def test_early_stopping_and_errors(pairs: list, tmp_path: Path) -> None:
 
 
 def test_train_command(pairs: list, tmp_path: Path) -> None:
-    from stfusion.train_cli import train as train_cmd
+    from stfusion.cli.train import train as train_cmd
 
     out = tmp_path / "cli.ckpt"
     args = ["--model", "dcstfn", "--out", str(out), "--size", "tiny", "--epochs", "1",
@@ -147,7 +147,7 @@ def test_train_command(pairs: list, tmp_path: Path) -> None:
 
 
 def test_train_command_catalog_val_dates_and_engine_options(tmp_path: Path) -> None:
-    from stfusion.train_cli import train as train_cmd
+    from stfusion.cli.train import train as train_cmd
     from test_dl_data import write_series
 
     series = write_series(tmp_path, 4, size=40)

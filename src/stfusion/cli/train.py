@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from stfusion.cli_options import OFFSET, SCALE
+from stfusion.cli.options import OFFSET, SCALE
 
 #: Networks ``--model`` accepts (a network registered in stfusion.dl.networks; GANs train
 #: with the adversarial loop).

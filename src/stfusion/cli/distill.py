@@ -11,8 +11,8 @@ from typing import Any
 
 import click
 
-from stfusion.cli_options import OFFSET, SCALE
-from stfusion.train_cli import _DEFAULTS, engine_options, split_dates
+from stfusion.cli.options import OFFSET, SCALE
+from stfusion.cli.train import _DEFAULTS, engine_options, split_dates
 
 #: Student sizes (kept here so ``--help`` needs no torch; checked against the network module).
 STUDENT_SIZES = ("nano", "micro", "mini")
@@ -182,11 +182,11 @@ def distill(
       stfusion distill --teacher teacher.ckpt --student micro \\
           --pair L1.tif M1.tif --pair L2.tif M2.tif --out student.ckpt
     """
+    from stfusion.cli.train import _TrainProgress
     from stfusion.dl.distill import DistillConfig
     from stfusion.dl.distill import distill as run_distill
     from stfusion.dl.train import log_paths
     from stfusion.io import Scaling
-    from stfusion.train_cli import _TrainProgress
 
     if not pairs and not catalog:
         raise click.UsageError("give the pairs: --pair FINE COARSE (2+) or --catalog.")

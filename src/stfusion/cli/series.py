@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from stfusion.cli_options import MEM_LIMIT, OFFSET, SCALE, WORKERS, variable_option
+from stfusion.cli.options import MEM_LIMIT, OFFSET, SCALE, WORKERS, variable_option
 from stfusion.inputs import band_options, parse_bands
 from stfusion.qa import parse_flags
 

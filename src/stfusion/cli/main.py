@@ -20,7 +20,7 @@ from typing import Any
 import click
 
 import stfusion
-from stfusion.cli_options import MEM_LIMIT, OFFSET, SCALE, THREADS, WORKERS, variable_option
+from stfusion.cli.options import MEM_LIMIT, OFFSET, SCALE, THREADS, WORKERS, variable_option
 from stfusion.errors import InvalidParameterError, STFusionError, STFusionWarning
 from stfusion.inputs import band_options, role_options
 
@@ -499,9 +499,9 @@ def _command_line() -> list[str]:
 
 # --------------------------------------------------------------- commands in other modules
 
-from stfusion.distill_cli import distill  # noqa: E402
-from stfusion.series_cli import series  # noqa: E402
-from stfusion.train_cli import train  # noqa: E402
+from stfusion.cli.distill import distill  # noqa: E402
+from stfusion.cli.series import series  # noqa: E402
+from stfusion.cli.train import train  # noqa: E402
 
 cli.add_command(distill)
 cli.add_command(series)
