@@ -211,4 +211,4 @@ def test_swallowed_signal_exception_prints_no_traceback(monkeypatch: pytest.Monk
     cli._unraisable(event)
     assert seen == [event]
     with pytest.raises(cli.Terminated):
-        cli._reraise_signal()
+        cli.reraise_signal()

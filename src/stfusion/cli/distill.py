@@ -1,40 +1,26 @@
-"""``stfusion distill``: distil a trained deep model into a small, fast student (register with
-``cli.add_command(distill)``). torch is imported only when the command runs."""
+"""``stfusion distill``: distil a trained deep model into a small, fast student. Defaults are
+:class:`stfusion.run_config.DistillSettings`'; torch is imported only when the command runs."""
 
 from __future__ import annotations
 
-import shlex
-import sys
 import time
 from collections.abc import Sequence
-from typing import Any
 
 import click
 
-from stfusion.cli.options import OFFSET, SCALE
-from stfusion.cli.train import _DEFAULTS, engine_options, split_dates
-
-#: Student sizes (kept here so ``--help`` needs no torch; checked against the network module).
-STUDENT_SIZES = ("nano", "micro", "mini")
-
-
-def _command_line(**kw: Any) -> str:
-    """The canonical command that reproduces a run (stored in the checkpoint)."""
-    args = ["stfusion", "distill", "--teacher", kw["teacher"], "--student", kw["student"]]
-    for f, c in kw["pairs"]:
-        args += ["--pair", f, c]
-    args += ["--out", kw["out"]]
-    for opt in ("epochs", "patch", "batch", "lr", "alpha", "beta", "feature_layer", "patience",
-                "val_fraction", "steps_per_epoch", "seed", "device", "threads", "fine_scale",
-                "fine_offset", "coarse_scale", "coarse_offset", "resampling",
-                "dates", "precision", "strategy", "workers", "max_gap", "val_dates",
-                "val_patches", "catalog"):  # fmt: skip
-        value = kw.get(opt)
-        if value is not None and value != "" and _DEFAULTS.get(opt, object()) != value:
-            args += [f"--{opt.replace('_', '-')}", str(value)]
-    if not kw.get("augment", True):
-        args.append("--no-augment")
-    return " ".join(shlex.quote(a) for a in args)
+from stfusion.cli.options import (
+    out_option,
+    overwrite_option,
+    pairs_option,
+    quiet_option,
+    run_control_options,
+    run_data_options,
+    run_meta,
+    run_size_options,
+    split_dates,
+)
+from stfusion.cli.progress import Progress
+from stfusion.run_config import STUDENT_SIZES, DistillSettings
 
 
 @click.command("distill")
@@ -48,121 +34,58 @@ def _command_line(**kw: Any) -> str:
 @click.option(
     "--student",
     "-s",
-    type=click.Choice(STUDENT_SIZES),
-    default="micro",
+    type=click.Choice(list(STUDENT_SIZES)),
+    default=DistillSettings.student,
     show_default=True,
-    help="Student size (3x3 conv widths): nano 8/8, micro 16/16, mini 24/24/24. It must have "
-    "at most a tenth of the teacher's parameters.",
+    help="Student size (3x3 conv widths): "
+    + ", ".join(f"{k} {'/'.join(map(str, v))}" for k, v in STUDENT_SIZES.items())
+    + ". It must have at most a tenth of the teacher's parameters.",
 )
-@click.option(
-    "--pair",
-    "pairs",
-    nargs=2,
-    multiple=True,
-    type=click.Path(),
-    metavar="FINE COARSE",
-    help="A fine image and the coarse image of the same date; two or more dates "
-    "(as for stfusion train), or give --catalog.",
+@pairs_option(
+    "A fine image and the coarse image of the same date; two or more dates "
+    "(as for stfusion train), or give --catalog."
 )
-@click.option("--out", "-o", required=True, type=click.Path(), help="Student checkpoint to write.")
-@click.option("--epochs", type=int, default=60, show_default=True, help="Maximum epochs.")
-@click.option("--patch", type=int, default=64, show_default=True, help="Patch side (fine px).")
-@click.option("--batch", type=int, default=8, show_default=True, help="Patches per step.")
-@click.option("--lr", type=float, default=1e-3, show_default=True, help="Adam learning rate.")
+@out_option("Student checkpoint to write.")
+@run_size_options(DistillSettings)
 @click.option(
     "--alpha",
     type=float,
-    default=1.0,
+    default=DistillSettings.alpha,
     show_default=True,
     help="Weight of the teacher-output loss (MSE between student and teacher predictions).",
 )
 @click.option(
     "--beta",
     type=float,
-    default=0.1,
+    default=DistillSettings.beta,
     show_default=True,
     help="Weight of the feature loss (adapted student features vs the teacher's, relative "
     "MSE). 0: no feature distillation.",
 )
 @click.option(
     "--feature-layer",
-    default="auto",
+    default=DistillSettings.feature_layer,
     show_default=True,
     help="Teacher module whose output is the feature target (a name of "
     "net.named_modules(), e.g. decoder.1); auto = the teacher's penultimate feature map.",
 )
-@click.option(
-    "--patience",
-    type=int,
-    default=10,
-    show_default=True,
-    help="Stop after this many epochs without a better validation loss.",
+@run_control_options(
+    DistillSettings,
+    val_fraction_help="Area of the held-out validation block; 0 = the teacher's (so the block "
+    "is one the teacher did not train on).",
+    device_help="Where to train: auto, cpu, cuda, cuda:1 (the closing speed comparison always "
+    "runs on the CPU).",
+    threads_help="torch CPU threads (0 = torch's default), also for the speed comparison.",
 )
-@click.option(
-    "--val-fraction",
-    type=float,
-    default=0.0,
-    show_default=True,
-    help="Area of the held-out validation block; 0 = the teacher's (so the block is one the "
-    "teacher did not train on).",
-)
-@click.option(
-    "--steps-per-epoch",
-    type=int,
-    default=0,
-    show_default=True,
-    help="Batches per epoch; 0 = about one pass over the training area (>= 10).",
-)
-@click.option(
-    "--device",
-    default="auto",
-    show_default=True,
-    help="Where to train: auto, cpu, cuda, cuda:1 (the closing speed comparison always runs "
-    "on the CPU).",
-)
-@click.option(
-    "--threads",
-    type=int,
-    default=0,
-    show_default=True,
-    help="torch CPU threads (0 = torch's default), also for the speed comparison.",
-)
-@click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
-@click.option(
-    "--no-augment",
-    "augment",
-    is_flag=True,
-    default=True,
-    flag_value=False,
-    help="No random rotations/flips of the patches.",
-)
-@click.option(
-    "--dates",
-    default=None,
-    metavar="D1,D2,...",
-    help="Dates of the pairs (YYYY-MM-DD, comma-separated, in --pair order). "
-    "Default: parsed from the file names.",
-)
-@click.option("--fine-scale", type=SCALE, default=None, help="Multiply fine values by this.")
-@click.option("--fine-offset", type=OFFSET, default=None, help="Add this to fine values.")
-@click.option("--coarse-scale", type=SCALE, default=None, help="Multiply coarse values by this.")
-@click.option("--coarse-offset", type=OFFSET, default=None, help="Add this to coarse values.")
-@click.option(
-    "--resampling",
-    type=click.Choice(["nearest", "bilinear", "cubic", "average"]),
-    default="nearest",
-    show_default=True,
-    help="How a coarse image on its own grid is reprojected onto the fine grid.",
-)
-@engine_options
-@click.option("--note", default="", help="Free text stored in the checkpoint's metadata.")
-@click.option("--overwrite", is_flag=True, help="Replace an existing --out.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress display or summary.")
+@run_data_options(DistillSettings)
+@overwrite_option()
+@quiet_option()
+@click.pass_context
 def distill(
-    teacher: str, student: str, pairs: Sequence[tuple[str, str]], out: str, epochs: int,
-    patch: int, batch: int, lr: float, alpha: float, beta: float, feature_layer: str,
-    patience: int, val_fraction: float, steps_per_epoch: int, device: str, threads: int,
-    seed: int, augment: bool, dates: str | None, fine_scale: float | None,
+    ctx: click.Context, teacher: str, student: str, pairs: Sequence[tuple[str, str]], out: str,
+    epochs: int, patch: int, batch: int, lr: float, alpha: float, beta: float,
+    feature_layer: str, patience: int, val_fraction: float, steps_per_epoch: int, device: str,
+    threads: int, seed: int, augment: bool, dates: str | None, fine_scale: float | None,
     fine_offset: float | None, coarse_scale: float | None, coarse_offset: float | None,
     resampling: str, devices: str | None, precision: str, strategy: str, workers: int,
     max_gap: float, val_dates: str | None, val_patches: int, catalog: str | None, note: str,
@@ -182,7 +105,6 @@ def distill(
       stfusion distill --teacher teacher.ckpt --student micro \\
           --pair L1.tif M1.tif --pair L2.tif M2.tif --out student.ckpt
     """
-    from stfusion.cli.train import _TrainProgress
     from stfusion.dl.distill import DistillConfig
     from stfusion.dl.distill import distill as run_distill
     from stfusion.dl.train import log_paths
@@ -190,41 +112,23 @@ def distill(
 
     if not pairs and not catalog:
         raise click.UsageError("give the pairs: --pair FINE COARSE (2+) or --catalog.")
-    device = devices or device
     cfg = DistillConfig(
         student=student, epochs=epochs, patch=patch, batch=batch, lr=lr,
         steps_per_epoch=steps_per_epoch, val_fraction=val_fraction, patience=patience,
-        seed=seed, device=device, augment=augment, alpha=alpha, beta=beta,
+        seed=seed, device=devices or device, augment=augment, alpha=alpha, beta=beta,
         feature_layer=feature_layer, threads=threads, precision=precision, strategy=strategy,
         workers=workers, max_gap=max_gap, val_dates=split_dates(val_dates),
         val_patches=val_patches,
     )  # fmt: skip
-    date_list = [d.strip() for d in dates.split(",") if d.strip()] if dates else None
-    command = _command_line(
-        teacher=teacher, student=student, pairs=pairs, out=out, epochs=epochs, patch=patch,
-        batch=batch, lr=lr, alpha=alpha, beta=beta, feature_layer=feature_layer,
-        patience=patience, val_fraction=val_fraction or None, steps_per_epoch=steps_per_epoch,
-        seed=seed, device=device, threads=threads, fine_scale=fine_scale,
-        fine_offset=fine_offset, coarse_scale=coarse_scale, coarse_offset=coarse_offset,
-        resampling=resampling, dates=dates, augment=augment, precision=precision,
-        strategy=strategy, workers=workers, max_gap=max_gap, val_dates=val_dates,
-        val_patches=val_patches, catalog=catalog,
-    )  # fmt: skip
-    meta: dict[str, Any] = {"command": command, "argv": " ".join(sys.argv[1:])}
-    if note:
-        meta["notes"] = note
-    progress = _TrainProgress(quiet)
     t0 = time.monotonic()
-    try:
+    with Progress(student, quiet) as progress:
         r = run_distill(
-            [tuple(p) for p in pairs], teacher, out, cfg, dates=date_list,
+            [tuple(p) for p in pairs], teacher, out, cfg, dates=split_dates(dates) or None,
             fine_scaling=Scaling(fine_scale, fine_offset),
             coarse_scaling=Scaling(coarse_scale, coarse_offset), resampling=resampling,
-            overwrite=overwrite, progress=progress, progress_bar=not quiet, meta=meta,
-            catalog=catalog,
+            overwrite=overwrite, progress=progress.epochs, progress_bar=not quiet,
+            meta=run_meta(ctx, note), catalog=catalog,
         )  # fmt: skip
-    finally:
-        progress.close()
     if quiet:
         return
     csv_path, png_path = log_paths(out)
