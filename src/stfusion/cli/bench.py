@@ -12,38 +12,17 @@ from stfusion.errors import InvalidParameterError
 
 
 @click.command()
-@click.option(
-    "--cases",
-    default="all",
-    show_default=True,
-    help="Comma-separated case names (see --list), or 'all'.",
-)
-@click.option(
-    "--methods",
-    default="all",
-    show_default=True,
-    help="Comma-separated methods, or 'all'. The baselines are always included.",
-)
-@click.option(
-    "--out",
-    "-o",
-    type=click.Path(),
-    default=None,
-    help="Output folder (tables, figures, index.html).",
-)
-@click.option(
-    "--cases-file",
-    type=click.Path(),
-    default=None,
-    help="TOML file with your own cases ([cases.NAME] tables; docs/commands/bench.md).",
-)
-@click.option(
-    "--data-dir",
-    type=click.Path(),
-    default=None,
-    help="Folder of the named cases' data (default: $STFUSION_DATA or shared/data "
-    "beside the source tree).",
-)
+@click.option("--cases", default="all", show_default=True,
+              help="Comma-separated case names (see --list), or 'all'.")
+@click.option("--methods", default="all", show_default=True,
+              help="Comma-separated methods, or 'all'. The baselines are always included.")
+@click.option("--out", "-o", type=click.Path(), default=None,
+              help="Output folder (tables, figures, index.html).")
+@click.option("--cases-file", type=click.Path(), default=None,
+              help="TOML file with your own cases ([cases.NAME] tables; docs/commands/bench.md).")
+@click.option("--data-dir", type=click.Path(), default=None,
+              help="Folder of the named cases' data (default: $STFUSION_DATA or shared/data "
+              "beside the source tree).")
 @params_option("METHOD.NAME=VALUE", "Method parameter, e.g. starfm.window=31.")
 @click.option("--no-figures", is_flag=True, help="Tables only (faster).")
 @click.option("--list", "list_cases", is_flag=True, help="List the available cases and exit.")

@@ -8,29 +8,15 @@ from collections.abc import Sequence
 
 import click
 
-from stfusion.cli.options import (
-    out_option,
-    overwrite_option,
-    pairs_option,
-    quiet_option,
-    run_control_options,
-    run_data_options,
-    run_meta,
-    run_size_options,
-    split_dates,
-)
+from stfusion.cli import options as opt
 from stfusion.cli.progress import Progress
 from stfusion.run_config import STUDENT_SIZES, DistillSettings
 
 
 @click.command("distill")
-@click.option(
-    "--teacher",
-    "-t",
-    required=True,
-    type=click.Path(),
-    help="Checkpoint of the trained teacher (stfusion train: edcstfn, ganstfm, vitgan, ...).",
-)
+@click.option("--teacher", "-t", required=True, type=click.Path(),
+              help="Checkpoint of the trained teacher (stfusion train: edcstfn, ganstfm, "
+              "vitgan, ...).")
 @click.option(
     "--student",
     "-s",
@@ -41,35 +27,22 @@ from stfusion.run_config import STUDENT_SIZES, DistillSettings
     + ", ".join(f"{k} {'/'.join(map(str, v))}" for k, v in STUDENT_SIZES.items())
     + ". It must have at most a tenth of the teacher's parameters.",
 )
-@pairs_option(
+@opt.pairs_option(
     "A fine image and the coarse image of the same date; two or more dates "
     "(as for stfusion train), or give --catalog."
 )
-@out_option("Student checkpoint to write.")
-@run_size_options(DistillSettings)
-@click.option(
-    "--alpha",
-    type=float,
-    default=DistillSettings.alpha,
-    show_default=True,
-    help="Weight of the teacher-output loss (MSE between student and teacher predictions).",
-)
-@click.option(
-    "--beta",
-    type=float,
-    default=DistillSettings.beta,
-    show_default=True,
-    help="Weight of the feature loss (adapted student features vs the teacher's, relative "
-    "MSE). 0: no feature distillation.",
-)
-@click.option(
-    "--feature-layer",
-    default=DistillSettings.feature_layer,
-    show_default=True,
-    help="Teacher module whose output is the feature target (a name of "
-    "net.named_modules(), e.g. decoder.1); auto = the teacher's penultimate feature map.",
-)
-@run_control_options(
+@opt.out_option("Student checkpoint to write.")
+@opt.run_size_options(DistillSettings)
+@opt.setting(DistillSettings, "alpha", float,
+             "Weight of the teacher-output loss (MSE between student and teacher predictions).")
+@opt.setting(DistillSettings, "beta", float,
+             "Weight of the feature loss (adapted student features vs the teacher's, relative "
+             "MSE). 0: no feature distillation.")
+@opt.setting(DistillSettings, "feature_layer", None,
+             "Teacher module whose output is the feature target (a name of "
+             "net.named_modules(), e.g. decoder.1); auto = the teacher's penultimate feature "
+             "map.")
+@opt.run_control_options(
     DistillSettings,
     val_fraction_help="Area of the held-out validation block; 0 = the teacher's (so the block "
     "is one the teacher did not train on).",
@@ -77,9 +50,9 @@ from stfusion.run_config import STUDENT_SIZES, DistillSettings
     "runs on the CPU).",
     threads_help="torch CPU threads (0 = torch's default), also for the speed comparison.",
 )
-@run_data_options(DistillSettings)
-@overwrite_option()
-@quiet_option()
+@opt.run_data_options(DistillSettings)
+@opt.overwrite_option()
+@opt.quiet_option()
 @click.pass_context
 def distill(
     ctx: click.Context, teacher: str, student: str, pairs: Sequence[tuple[str, str]], out: str,
@@ -117,17 +90,17 @@ def distill(
         steps_per_epoch=steps_per_epoch, val_fraction=val_fraction, patience=patience,
         seed=seed, device=devices or device, augment=augment, alpha=alpha, beta=beta,
         feature_layer=feature_layer, threads=threads, precision=precision, strategy=strategy,
-        workers=workers, max_gap=max_gap, val_dates=split_dates(val_dates),
+        workers=workers, max_gap=max_gap, val_dates=opt.split_dates(val_dates),
         val_patches=val_patches,
     )  # fmt: skip
     t0 = time.monotonic()
     with Progress(student, quiet) as progress:
         r = run_distill(
-            [tuple(p) for p in pairs], teacher, out, cfg, dates=split_dates(dates) or None,
+            [tuple(p) for p in pairs], teacher, out, cfg, dates=opt.split_dates(dates) or None,
             fine_scaling=Scaling(fine_scale, fine_offset),
             coarse_scaling=Scaling(coarse_scale, coarse_offset), resampling=resampling,
             overwrite=overwrite, progress=progress.epochs, progress_bar=not quiet,
-            meta=run_meta(ctx, note), catalog=catalog,
+            meta=opt.run_meta(ctx, note), catalog=catalog,
         )  # fmt: skip
     if quiet:
         return

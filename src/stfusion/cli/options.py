@@ -181,25 +181,30 @@ band_options = stack(
 )  # fmt: skip
 
 
+def _mask_options(role: str, kind: str, what: str, flags: tuple[str, ...], flags_help: str,
+                  masks_help: str) -> Decorator:  # fmt: skip
+    """``--ROLE-mask``, ``--ROLE-mask-kind``, ``--ROLE-mask-flags`` (``flags_help`` names the
+    default flags as ``{}``)."""
+    return stack(
+        click.option(f"--{role}-mask", multiple=True, metavar="DIR_OR_GLOB", help=masks_help),
+        click.option(f"--{role}-mask-kind", type=click.Choice(["binary", kind]),
+                     default="binary", show_default=True,
+                     help=f"binary: nonzero = invalid; {kind}: {what} bits."),
+        click.option(f"--{role}-mask-flags", default=None, metavar="FLAGS",
+                     help=flags_help.format(",".join(flags))),
+    )  # fmt: skip
+
+
 #: ``--fine-mask[-kind|-flags]``, ``--coarse-mask[-kind|-flags]``: cloud masks of a series.
 mask_options = stack(
-    click.option("--fine-mask", multiple=True, metavar="DIR_OR_GLOB",
-                 help="Masks of the fine images, matched by the date in their names."),
-    click.option("--fine-mask-kind", type=click.Choice(["binary", "landsat_qa_pixel"]),
-                 default="binary", show_default=True,
-                 help="binary: nonzero = invalid; landsat_qa_pixel: Landsat C2 QA_PIXEL bits."),
-    click.option("--fine-mask-flags", default=None, metavar="FLAGS",
-                 help="QA flags that make a pixel invalid, comma-separated; 'default' stands "
-                 f"for {','.join(LANDSAT_DEFAULT_FLAGS)} (e.g. default,snow)."),
-    click.option("--coarse-mask", multiple=True, metavar="DIR_OR_GLOB",
-                 help="Masks of the coarse images (any grid), matched by date."),
-    click.option("--coarse-mask-kind", type=click.Choice(["binary", "mod09_state_1km"]),
-                 default="binary", show_default=True,
-                 help="binary: nonzero = invalid; mod09_state_1km: MOD09GA state_1km bits."),
-    click.option("--coarse-mask-flags", default=None, metavar="FLAGS",
-                 help="state_1km flags that make a pixel invalid; 'default' stands for "
-                 f"{','.join(MOD09_DEFAULT_FLAGS)}."),
-)  # fmt: skip
+    _mask_options("fine", "landsat_qa_pixel", "Landsat C2 QA_PIXEL", LANDSAT_DEFAULT_FLAGS,
+                  "QA flags that make a pixel invalid, comma-separated; 'default' stands for "
+                  "{} (e.g. default,snow).",
+                  "Masks of the fine images, matched by the date in their names."),
+    _mask_options("coarse", "mod09_state_1km", "MOD09GA state_1km", MOD09_DEFAULT_FLAGS,
+                  "state_1km flags that make a pixel invalid; 'default' stands for {}.",
+                  "Masks of the coarse images (any grid), matched by date."),
+)
 
 
 def window_options(workers_help: str, mem_help: str) -> Decorator:
@@ -237,7 +242,7 @@ def shown(settings: type, name: str, note: str = "") -> str:
     return f"[default: {text}{note}]"
 
 
-def _setting(settings: type, name: str, type_: Any, help: str) -> Decorator:
+def setting(settings: type, name: str, type_: Any, help: str) -> Decorator:
     """An option whose default is the settings dataclass field of the same name."""
     flag = "--" + name.replace("_", "-")
     return click.option(flag, type=type_, default=_field_default(settings, name),
@@ -247,10 +252,10 @@ def _setting(settings: type, name: str, type_: Any, help: str) -> Decorator:
 def run_size_options(settings: type) -> Decorator:
     """``--epochs``, ``--patch``, ``--batch``, ``--lr`` of a training or distillation run."""
     return stack(
-        _setting(settings, "epochs", int, "Maximum epochs."),
-        _setting(settings, "patch", int, "Patch side (fine px)."),
-        _setting(settings, "batch", int, "Patches per step."),
-        _setting(settings, "lr", float, "Adam learning rate."),
+        setting(settings, "epochs", int, "Maximum epochs."),
+        setting(settings, "patch", int, "Patch side (fine px)."),
+        setting(settings, "batch", int, "Patches per step."),
+        setting(settings, "lr", float, "Adam learning rate."),
     )
 
 
@@ -259,14 +264,14 @@ def run_control_options(
 ) -> Decorator:
     """``--patience`` ... ``--seed``: stopping, validation block, device, threads, seed."""
     return stack(
-        _setting(settings, "patience", int,
+        setting(settings, "patience", int,
                  "Stop after this many epochs without a better validation loss."),
-        _setting(settings, "val_fraction", float, val_fraction_help),
-        _setting(settings, "steps_per_epoch", int,
+        setting(settings, "val_fraction", float, val_fraction_help),
+        setting(settings, "steps_per_epoch", int,
                  "Batches per epoch; 0 = about one pass over the training area (>= 10)."),
-        _setting(settings, "device", None, device_help),
-        _setting(settings, "threads", int, threads_help),
-        _setting(settings, "seed", int, "Random seed."),
+        setting(settings, "device", None, device_help),
+        setting(settings, "threads", int, threads_help),
+        setting(settings, "seed", int, "Random seed."),
     )  # fmt: skip
 
 
@@ -292,19 +297,19 @@ def engine_options(settings: type) -> Decorator:
         click.option("--devices", default=None, metavar="DEV",
                      help="Where to train: auto (a GPU when there is one), cpu, cuda, cuda:1, "
                      "cuda:0,1, or a device count [default: --device, auto]."),
-        _setting(settings, "precision", click.Choice(PRECISIONS),
+        setting(settings, "precision", click.Choice(PRECISIONS),
                  "Floating-point precision of training (mixed precision on GPUs)."),
-        _setting(settings, "strategy", None,
+        setting(settings, "strategy", None,
                  "Lightning strategy, e.g. ddp for data parallel over --devices (and nodes)."),
-        _setting(settings, "workers", click.IntRange(0),
+        setting(settings, "workers", click.IntRange(0),
                  "DataLoader worker processes reading patches; 0 = read in the main process."),
-        _setting(settings, "max_gap", click.FloatRange(0.0),
+        setting(settings, "max_gap", click.FloatRange(0.0),
                  "Pair only dates at most this many days apart; 0 = any two dates of a site."),
         click.option("--val-dates", default=None, metavar="D1,D2",
                      help="Hold out these dates (YYYY-MM-DD) for validation: they are targets of "
                      "validation examples only, never in training. Combinable with "
                      "--val-fraction."),
-        _setting(settings, "val_patches", click.IntRange(1),
+        setting(settings, "val_patches", click.IntRange(1),
                  "Size of the fixed validation sample (patches of --patch px)."),
         click.option("--catalog", type=click.Path(dir_okay=False), default=None,
                      help="CSV with columns site,date,fine,coarse[,mask] (paths relative to the "

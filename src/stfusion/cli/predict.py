@@ -45,13 +45,8 @@ def _check_scheduler(value: str | None) -> str | None:
     "(docs/inputs.md).",
     required=True,
 )
-@click.option(
-    "--coarse",
-    "target",
-    required=True,
-    type=click.Path(),
-    help="The coarse image at the date to predict.",
-)
+@click.option("--coarse", "target", required=True, type=click.Path(),
+              help="The coarse image at the date to predict.")
 @click.option("--out", "-o", required=True, type=click.Path(), help="Output GeoTIFF.")
 @params_option()
 @scale_options

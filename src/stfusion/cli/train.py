@@ -10,18 +10,7 @@ from typing import Any
 
 import click
 
-from stfusion.cli.options import (
-    out_option,
-    overwrite_option,
-    pairs_option,
-    quiet_option,
-    run_control_options,
-    run_data_options,
-    run_meta,
-    run_size_options,
-    shown,
-    split_dates,
-)
+from stfusion.cli import options as opt
 from stfusion.cli.progress import Progress
 from stfusion.run_config import TrainSettings
 
@@ -42,23 +31,25 @@ def model_choices() -> list[str]:
 def _weight(flag: str, setting: str, help: str, note: str = "") -> Any:
     """An optional float (None: the setting's default, which the help shows)."""
     return click.option(flag, type=float, default=None,
-                        help=f"{help} {shown(TrainSettings, setting, note)}.")  # fmt: skip
+                        help=f"{help} {opt.shown(TrainSettings, setting, note)}.")  # fmt: skip
 
 
 @click.command("train")
 @click.option("--model", "-m", type=click.Choice(model_choices()),
               default=TrainSettings.model, show_default=True, help="Network to train.")
-@pairs_option(
+@opt.pairs_option(
     "A fine image and the coarse image of the same date; two or more dates (or give "
     "--catalog). Every ordered pair of dates becomes a training example."
 )
-@out_option("Checkpoint to write (a loss log .log.csv and curve .loss.png are written beside it).")
+@opt.out_option(
+    "Checkpoint to write (a loss log .log.csv and curve .loss.png are written beside it)."
+)
 @click.option("--size", type=click.Choice(["tiny", "small", "paper"]),
               default=TrainSettings.size, show_default=True,
               help="Network width: paper = the published 32/64/128 "
               "feature maps; small and tiny are 2x and 4x narrower.")
-@run_size_options(TrainSettings)
-@run_control_options(
+@opt.run_size_options(TrainSettings)
+@opt.run_control_options(
     TrainSettings,
     val_fraction_help="Area of the held-out validation block (bottom-right corner).",
     device_help="auto: cuda if available, else cpu; also cuda:1 (the same as --devices).",
@@ -68,8 +59,8 @@ def _weight(flag: str, setting: str, help: str, note: str = "") -> Any:
 @click.option("--content", type=click.Choice(["mse", "l1"]), default=None,
               help="Content loss. Default: l1 for GANs, else mse (EDCSTFN's compound loss and "
               "the GANs add feature and MS-SSIM terms).")
-@click.option("--ae-steps", type=int, default=TrainSettings.ae_steps, show_default=True,
-              help="EDCSTFN, GANs: training steps of the feature-loss autoencoder.")
+@opt.setting(TrainSettings, "ae_steps", int,
+             "EDCSTFN, GANs: training steps of the feature-loss autoencoder.")
 @_weight("--vision-weight", "alpha", "EDCSTFN, GANs: weight of the 1 - MS-SSIM loss")
 @_weight("--feature-weight", "beta",
          "EDCSTFN, GANs: weight of the autoencoder feature loss; 0 = no autoencoder")
@@ -78,7 +69,7 @@ def _weight(flag: str, setting: str, help: str, note: str = "") -> Any:
               "patchgan].")
 @click.option("--gan-loss", type=click.Choice(["lsgan", "hinge"]), default=None,
               help="GANs: adversarial loss, least squares or hinge "
-              f"{shown(TrainSettings, 'gan_loss')}.")
+              f"{opt.shown(TrainSettings, 'gan_loss')}.")
 @_weight("--adv-weight", "adv_weight", "GANs: weight of the adversarial loss", ", GAN-STFM's")
 @_weight("--fm-weight", "fm_weight", "GANs: weight of discriminator feature matching")
 @_weight("--sam-weight", "sam_weight", "GANs: weight of the spectral-angle loss (1 - cos)")
@@ -90,11 +81,11 @@ def _weight(flag: str, setting: str, help: str, note: str = "") -> Any:
 @click.option("--time-mix", type=click.FloatRange(0.0, 1.0), default=None,
               help="Share of training patches whose target is moved to a random point between the "
               "two dates (coarse and fine alike: changes of every size up to the observed one; "
-              f"docs/deep.md) {shown(TrainSettings, 'time_mix')}.")
-@run_data_options(TrainSettings)
+              f"docs/deep.md) {opt.shown(TrainSettings, 'time_mix')}.")
+@opt.run_data_options(TrainSettings)
 @click.option("--resume", is_flag=True, help="Continue the run saved in --out.")
-@overwrite_option()
-@quiet_option()
+@opt.overwrite_option()
+@opt.quiet_option()
 @click.pass_context
 def train(
     ctx: click.Context, model: str, pairs: Sequence[tuple[str, str]], out: str, size: str,
@@ -142,17 +133,17 @@ def train(
         steps_per_epoch=steps_per_epoch, val_fraction=val_fraction, patience=patience,
         seed=seed, device=devices or device, augment=augment, ae_steps=ae_steps,
         threads=threads, precision=precision, strategy=strategy, workers=workers,
-        max_gap=max_gap, val_dates=split_dates(val_dates), val_patches=val_patches,
+        max_gap=max_gap, val_dates=opt.split_dates(val_dates), val_patches=val_patches,
         **{k: v for k, v in optional.items() if v is not None},
     )  # fmt: skip
     t0 = time.monotonic()
     with Progress(model, quiet) as progress:
         result = run_training(
-            [tuple(p) for p in pairs], out, cfg, dates=split_dates(dates) or None,
+            [tuple(p) for p in pairs], out, cfg, dates=opt.split_dates(dates) or None,
             fine_scaling=Scaling(fine_scale, fine_offset),
             coarse_scaling=Scaling(coarse_scale, coarse_offset), resampling=resampling,
             resume=resume, overwrite=overwrite, progress=progress.epochs,
-            progress_bar=not quiet, meta=run_meta(ctx, note), catalog=catalog,
+            progress_bar=not quiet, meta=opt.run_meta(ctx, note), catalog=catalog,
         )  # fmt: skip
     if quiet:
         return
