@@ -1,7 +1,8 @@
 """The ``stfusion`` command line: a thin layer over the library.
 
 The group loads each command's module only when that command runs or its help is shown
-(:data:`COMMANDS`), so ``stfusion --help`` imports no method, no torch. Errors the user can fix
+(:data:`COMMANDS`), and no command imports torch or a method before it runs, so
+``stfusion --help`` stays quick and works without torch. Errors the user can fix
 (``STFusionError``) end with one short message and exit code 1 (2 for usage errors);
 ``--debug`` shows the traceback.
 """
@@ -43,6 +44,7 @@ class LazyGroup(click.Group):
             module, _, attr = COMMANDS[cmd_name].partition(":")
             self.add_command(getattr(importlib.import_module(module), attr), cmd_name)
         return self.commands.get(cmd_name)
+
 
 def _show_versions() -> str:
     import importlib.metadata as md
@@ -170,6 +172,3 @@ def _unraisable(unraisable: Any) -> None:
         return
     sys.__unraisablehook__(unraisable)
 
-
-if __name__ == "__main__":
-    main()
