@@ -13,6 +13,7 @@ from stfusion.cli.options import (
     band_options,
     command_line,
     method_option,
+    out_option,
     overwrite_option,
     pairs_option,
     params_option,
@@ -47,7 +48,7 @@ def _check_scheduler(value: str | None) -> str | None:
 )
 @click.option("--coarse", "target", required=True, type=click.Path(),
               help="The coarse image at the date to predict.")
-@click.option("--out", "-o", required=True, type=click.Path(), help="Output GeoTIFF.")
+@out_option("Output GeoTIFF.")
 @params_option()
 @scale_options
 @band_options
