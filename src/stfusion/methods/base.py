@@ -42,7 +42,7 @@ class FusionMethod:
     A method declares its parameters once in ``params`` (:class:`Param`: default, accepted
     values, unit, help) and what it needs and promises in ``tags`` (:class:`MethodTags`), and
     spells the same parameters as keyword-only arguments of its ``__init__``, which passes
-    them on here (``super().__init__(**locals_without_self)``).
+    them on to ``FusionMethod.__init__`` by name.
     """
 
     name: ClassVar[str] = ""
