@@ -19,10 +19,11 @@ raise ``AssertionError`` (or the method's own error) naming the method and what 
 import neither pytest nor torch. What they check: the declarations (``params``, ``tags``), an
 explicit keyword-only ``__init__`` whose defaults are the declared ones, ``get_params`` /
 ``set_params`` / ``clone``, command-line strings of the defaults parsing back to the
-defaults, the pair-count rule of ``tags``, float32 output on the fine grid, tiled and threaded
-runs equal to the whole-scene run bit for bit (``tags.tiled_exact``), the exact properties of
-``tags.exact``, NaN holes that stay local, and the quality fields of ``tags.quality``. Methods
-with ``tags.needs_torch`` skip the checks that predict when torch is not installed.
+defaults, the pair-count and ratio rules of ``tags``, float32 output on the fine grid, tiled
+and threaded runs equal to the whole-scene run bit for bit (``tags.tiled_exact``), the exact
+properties of ``tags.exact``, NaN holes that stay local, and the quality fields of
+``tags.quality``. Methods with ``tags.needs_torch`` skip the checks that predict when torch
+is not installed.
 """
 
 from __future__ import annotations
@@ -199,6 +200,30 @@ def check_pair_count(cls: type[FusionMethod], params: Mapping[str, Any] | None =
             raise _fail(cls, f"fit accepted {n} pairs ({cls.tags.pairs_text()} declared)")
 
 
+def check_ratio(cls: type[FusionMethod], params: Mapping[str, Any] | None = None) -> None:
+    """With ``tags.needs_ratio``, inputs on one grid without a ratio are refused with a message
+    about the ratio; without it, such inputs predict. Tags describe the method with its default
+    parameters, so this check uses them (deep methods: skipped, their default weights need
+    their own scenes)."""
+    if cls.tags.needs_torch:
+        return
+    scene = piecewise_scene()
+    fine, coarse = scene["fine"], scene["coarse"]
+    est = cls()
+    try:
+        est.fit(_pairs(cls, fine, coarse)).predict(coarse)
+    except InvalidParameterError as exc:
+        if not cls.tags.needs_ratio:
+            raise _fail(
+                cls, f"refused inputs without a ratio, but tags.needs_ratio is false: {exc}"
+            ) from None
+        if "ratio" not in str(exc):
+            raise _fail(cls, f"refused inputs without a ratio, not saying so: {exc}") from None
+    else:
+        if cls.tags.needs_ratio:
+            raise _fail(cls, "predicted without a ratio, but tags.needs_ratio is true")
+
+
 # ------------------------------------------------------------------------------ prediction
 
 
@@ -295,6 +320,7 @@ CHECKS: tuple[Check, ...] = (
     check_signature,
     check_estimator,
     check_pair_count,
+    check_ratio,
     check_prediction,
     check_exact,
     check_nan_holes,

@@ -132,9 +132,10 @@ class Ensemble(FusionMethod):
     name = "ensemble"
     title = "Ensemble with reliability (leave-one-pair-out / cross-scale weights)"
     paper = "stfusion: per-pixel inverse local error weighting of several methods"
-    #: exact: a convex combination of exact members (the default members are).
+    #: exact: a convex combination of exact members (the default members are); the ratio:
+    #: for the default members fitfc and fsdaf.
     tags = MethodTags(
-        min_pairs=1, max_pairs=None, exact=("unchanged", "uniform_change"),
+        min_pairs=1, max_pairs=None, needs_ratio=True, exact=("unchanged", "uniform_change"),
         quality=("uncertainty", "bands"),
     )  # fmt: skip
     params = (

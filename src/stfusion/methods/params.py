@@ -332,8 +332,8 @@ QUALITY_FIELDS = ("fallback", "uncertainty", "bands")
 
 @dataclass(frozen=True)
 class MethodTags:
-    """What a method needs and promises, read by ``fit``, the bench, ``series``, the CLI and
-    :func:`stfusion.testing.check_method`.
+    """What a method needs and promises (with its default parameters), read by ``fit``, the
+    bench, ``series``, the CLI and :func:`stfusion.testing.check_method`.
 
     ``min_pairs``/``max_pairs``: how many (fine, coarse) pairs it takes (``None``: any
     number). ``pairs_note``: said after a refused pair count (why, what to use instead).

@@ -231,7 +231,7 @@ class VIPSTF(FusionMethod):
     paper = "Wang, Tang, Tong & Atkinson 2020, Remote Sensing of Environment 249, 112009"
     tags = MethodTags(
         min_pairs=2, max_pairs=MAX_PAIRS, exact=("unchanged", "uniform_change"),
-        quality=("fallback",),  # those of the base method (default fsdaf)
+        needs_ratio=True, quality=("fallback",),  # those of the default base method, fsdaf
         pairs_note="a virtual pair is a combination of several pairs.",
     )  # fmt: skip
     params = (
