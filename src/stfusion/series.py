@@ -12,11 +12,11 @@ Rules (docs/commands/series.md has the user's version):
 - Every coarse date in the date range is a *target*; a target whose coarse image is below
   ``min_valid`` is skipped. The range limits the targets, never the pairs.
 - Pairs for a target (never the target's own pair): the ``pairs_per_side`` nearest clear pairs
-  before it and after it. Methods that take several pairs (``max_pairs`` None or > 1, e.g.
-  STARFM) are fitted on them together, up to ``max_pairs`` (nearest first, alternating sides);
+  before it and after it. Methods that take several pairs (``tags.max_pairs`` None or > 1,
+  e.g. STARFM) are fitted on them together, up to ``max_pairs`` (nearest first, alternating sides);
   two-pair methods (ESTARFM) get the nearest before and the nearest after. Where one side has
   none, the nearest pairs on the other side are used (extrapolation, noted in the summary).
-  Single-pair methods (``max_pairs == 1``: Fit-FC, FSDAF) predict from each chosen pair
+  Single-pair methods (``tags.max_pairs == 1``: Fit-FC, FSDAF) predict from each chosen pair
   separately and the predictions are blended with temporal weights ``w_i = (1/d_i) / sum_j
   (1/d_j)``, ``d`` the distance in days, renormalised per pixel over the predictions valid
   there; so the series moves smoothly from one base pair to the next instead of jumping.
@@ -1464,7 +1464,8 @@ def _predict_date(
     used: list[dt.date] = []
     blend = "none"
     if not full:
-        sets, note = choose_pairs(day, clear, s.cls.min_pairs, s.cls.max_pairs, s.pairs_per_side)
+        sets, note = choose_pairs(day, clear, s.cls.tags.min_pairs, s.cls.tags.max_pairs,
+                                  s.pairs_per_side)
         if sets:
             tiers.append(
                 _predict_tier(
@@ -1486,7 +1487,8 @@ def _predict_date(
             and clear
             and (not tiers or _holes(tiers[0], coarse.source, observed, s.grid, s.count) > 0)
         ):
-            fsets, _ = choose_pairs(day, clear, fb.min_pairs, fb.max_pairs, s.pairs_per_side)
+            fsets, _ = choose_pairs(day, clear, fb.tags.min_pairs, fb.tags.max_pairs,
+                                     s.pairs_per_side)
             if fsets:
                 if not tiers:
                     notes.append(f"{s.cls.name}: {note}; predicted with {fb.name} instead")

@@ -12,8 +12,6 @@ def methods() -> None:
 
     for name in available():
         cls = get_method(name)
-        pairs = (f"{cls.min_pairs}" if cls.min_pairs == cls.max_pairs
-                 else f"{cls.min_pairs}+" if cls.max_pairs is None
-                 else f"{cls.min_pairs}-{cls.max_pairs}")  # fmt: skip
+        pairs = cls.tags.pairs_text()
         ps = " ".join(f"{p.name}={p.default}" for p in cls.params) or "-"
         click.echo(f"{name:<10} pairs {pairs:<4} {cls.title} ({cls.paper}); params: {ps}")
