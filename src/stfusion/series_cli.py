@@ -107,7 +107,8 @@ def _print_summary(result: Any, quiet: bool) -> None:
     "coarse",
     multiple=True,
     metavar="DIR_OR_GLOB",
-    help="Coarse images (e.g. MODIS), as for --fine. Every coarse date in --dates is predicted.",
+    help="Coarse images (e.g. MODIS), as for --fine. Every coarse date in --date-range is "
+    "predicted.",
 )
 @click.option(
     "--catalog",
@@ -137,11 +138,19 @@ def _print_summary(result: Any, quiet: bool) -> None:
     "all images share one grid.",
 )
 @click.option(
-    "--dates",
+    "--date-range",
     default=None,
     metavar="START:END",
     help="Predict only coarse dates in this range (inclusive; either end may be "
     "empty), e.g. 2020-03-01:2020-04-30. Pairs outside it are still used.",
+)
+@click.option(
+    "--dates",
+    "old_dates",
+    default=None,
+    metavar="START:END",
+    help="Deprecated: the old name of --date-range (in `stfusion train`, --dates lists pair "
+    "dates).",
 )
 @click.option(
     "--fine-scale",
@@ -293,7 +302,8 @@ def series(
     out_dir: str,
     method: str,
     params: Sequence[str],
-    dates: str | None,
+    date_range: str | None,
+    old_dates: str | None,
     fine_scale: float | None,
     fine_offset: float | None,
     coarse_scale: float | None,
@@ -327,50 +337,59 @@ def series(
     Exit status 3: some dates failed; 4: another run is writing into --out-dir.
     """
     from stfusion.methods.variables import params_with_variable
-    from stfusion.series import OutDirLockedError, run_series
+    from stfusion.series import OutDirLockedError, SeriesConfig, run_series
 
     params = params_with_variable(params, method, variable)
 
     if not fine and not coarse and catalog is None:
         raise click.UsageError("give --fine and --coarse (folders or globs), or --catalog.")
+    if old_dates is not None:
+        if date_range is not None:
+            raise click.UsageError("give --date-range only (--dates is its old name).")
+        click.echo(
+            "note: --dates is deprecated in `stfusion series`; use --date-range START:END "
+            "(in `stfusion train`, --dates lists pair dates).",
+            err=True,
+        )
+        date_range = old_dates
+    config = SeriesConfig(
+        out_dir,
+        fine=fine,
+        coarse=coarse,
+        catalog=catalog,
+        method=method,
+        params=params,
+        date_range=date_range,
+        fine_scale=fine_scale,
+        fine_offset=fine_offset,
+        coarse_scale=coarse_scale,
+        coarse_offset=coarse_offset,
+        resampling=resampling,
+        fine_mask=fine_mask,
+        fine_mask_kind=fine_mask_kind,
+        fine_mask_flags=parse_flags(fine_mask_flags),
+        coarse_mask=coarse_mask,
+        coarse_mask_kind=coarse_mask_kind,
+        coarse_mask_flags=parse_flags(coarse_mask_flags),
+        min_valid=min_valid,
+        pairs_per_side=pairs_per_side,
+        dtype=dtype,
+        int16_scale=int16_scale,
+        cube=cube,
+        prefix=prefix,
+        fallback=None if fallback.lower() == "none" else fallback,
+        workers=workers,
+        mem_limit_mb=mem_limit,
+        overwrite=overwrite,
+        fine_bands=parse_bands(band_opts["fine_bands"] or band_opts["both_bands"]),
+        coarse_bands=parse_bands(band_opts["coarse_bands"] or band_opts["both_bands"]),
+        fine_preset=band_opts["fine_preset"],
+        coarse_preset=band_opts["coarse_preset"],
+    )
     progress = _DateProgress(quiet)
     t0 = time.monotonic()
     try:
-        result = run_series(
-            out_dir,
-            fine=fine,
-            coarse=coarse,
-            catalog=catalog,
-            method=method,
-            params=params,
-            dates=dates,
-            fine_scale=fine_scale,
-            fine_offset=fine_offset,
-            coarse_scale=coarse_scale,
-            coarse_offset=coarse_offset,
-            resampling=resampling,
-            fine_mask=fine_mask,
-            fine_mask_kind=fine_mask_kind,
-            fine_mask_flags=parse_flags(fine_mask_flags),
-            coarse_mask=coarse_mask,
-            coarse_mask_kind=coarse_mask_kind,
-            coarse_mask_flags=parse_flags(coarse_mask_flags),
-            min_valid=min_valid,
-            pairs_per_side=pairs_per_side,
-            dtype=dtype,
-            int16_scale=int16_scale,
-            cube=cube,
-            prefix=prefix,
-            fallback=None if fallback.lower() == "none" else fallback,
-            workers=workers,
-            mem_limit_mb=mem_limit,
-            overwrite=overwrite,
-            progress=progress,
-            fine_bands=parse_bands(band_opts["fine_bands"] or band_opts["both_bands"]),
-            coarse_bands=parse_bands(band_opts["coarse_bands"] or band_opts["both_bands"]),
-            fine_preset=band_opts["fine_preset"],
-            coarse_preset=band_opts["coarse_preset"],
-        )
+        result = run_series(config, progress=progress)
     except OutDirLockedError as exc:
         click.echo(f"Error: {exc}", err=True)
         ctx.exit(EXIT_LOCKED)
