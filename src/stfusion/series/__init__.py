@@ -36,7 +36,8 @@ while it writes there; leftovers of killed runs are removed by the next run.
 Modules: :mod:`.config` (the options), :mod:`.planning` (which pairs for which date),
 :mod:`.images` (inputs opened on the fine grid), :mod:`.blend` (weights, fallback,
 gap-filling), :mod:`.outputs` (GeoTIFF/COG, summary.csv, cube), :mod:`.resume` (input keys),
-:mod:`.lock` (the output folder's lock, leftovers), :mod:`.runner` (the run).
+:mod:`.lock` (the output folder's lock, leftovers), :mod:`.prepare` (options resolved, inputs
+found), :mod:`.runner` (the run).
 """
 
 from stfusion.series.config import CUBE_FORMATS, DTYPES, SeriesConfig

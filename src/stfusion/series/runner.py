@@ -1,7 +1,7 @@
 """The series runner: :func:`run_series` (``stfusion series``), driven by a :class:`SeriesConfig`.
 
 Order of a run: options resolved and checked, inputs found by date and their identities taken
-(:func:`_prepare`, before anything reads them), the output folder locked and cleaned of dead
+(:mod:`.prepare`, before anything reads them), the output folder locked and cleaned of dead
 runs' leftovers (:mod:`.lock`), then one date after another (:func:`_run_date`): keep a
 verified output made from the same inputs (:mod:`.resume`), else choose pairs
 (:mod:`.planning`), predict, blend (:mod:`.blend`) and write (:mod:`.outputs`). A problem with
@@ -24,15 +24,9 @@ from pathlib import Path
 from typing import Any
 
 import stfusion
-from stfusion.errors import (
-    InputFileError,
-    InvalidParameterError,
-    OutputExistsError,
-    STFusionError,
-)
+from stfusion.errors import InputFileError, InvalidParameterError, OutputExistsError, STFusionError
 from stfusion.io import FileSource, Grid, Scaling, Source, copy_as_cog, partial_name
-from stfusion.methods import FusionMethod, get_method
-from stfusion.qa import MASK_KINDS, check_flags
+from stfusion.methods import FusionMethod
 from stfusion.scene import check_scales, open_scene
 from stfusion.series.blend import Combination, Tier, holes
 from stfusion.series.config import SeriesConfig, replace_config
@@ -46,13 +40,8 @@ from stfusion.series.outputs import (
     write_date_image,
     write_summary,
 )
-from stfusion.series.planning import (
-    SeriesInputs,
-    choose_pairs,
-    find_inputs,
-    span,
-    temporal_weights,
-)
+from stfusion.series.planning import SeriesInputs, choose_pairs, span, temporal_weights
+from stfusion.series.prepare import Prepared, prepare, settings_of
 from stfusion.series.records import DateRecord, ProgressCallback, SeriesResult
 from stfusion.series.resume import file_identity, inputs_key, resume_record, settings_key
 
@@ -85,7 +74,8 @@ def run_series(
             config = options.pop("out_dir")
         cfg = SeriesConfig.from_kwargs(config, **options)
     t_start = time.monotonic()
-    prep = _prepare(cfg)
+    check_cube_backend(cfg.cube)  # a missing zarr/netCDF package fails before any work
+    prep = prepare(cfg)
 
     # ---- output folder, locked while this run writes into it
     out = Path(cfg.out_dir)
@@ -102,107 +92,6 @@ def run_series(
         return _run_locked(prep, out, t_start, progress)
     finally:
         release_lock(lock)
-
-
-# ------------------------------------------------------------------------ before the lock
-
-
-@dataclass
-class _Prepared:
-    """A run's options resolved and checked and its inputs found: all before the lock."""
-
-    config: SeriesConfig
-    fine_scaling: Scaling
-    coarse_scaling: Scaling
-    fine_mask: tuple[str, tuple[str, ...]]  # (kind, flags)
-    coarse_mask: tuple[str, tuple[str, ...]]
-    cls: type[FusionMethod]
-    kwargs: dict[str, Any]
-    given_ratio: float | None
-    fallback: type[FusionMethod] | None
-    start: dt.date | None
-    end: dt.date | None
-    inputs: SeriesInputs
-    #: ``file_identity`` of every input path, taken before any was read: the resume key
-    identity: dict[str, list[Any] | None]
-
-
-def _prepare(cfg: SeriesConfig) -> _Prepared:
-    """Resolve presets and scaling, check every option, find the inputs (no pixel is read)."""
-    from stfusion.api import split_ratio
-    from stfusion.inputs import preset_mask_kind, resolve_role
-
-    fine_scaling, fpreset = resolve_role(
-        cfg.fine_scale, cfg.fine_offset, cfg.fine_bands, cfg.fine_preset
-    )
-    coarse_scaling, cpreset = resolve_role(
-        cfg.coarse_scale, cfg.coarse_offset, cfg.coarse_bands, cfg.coarse_preset
-    )
-    fine_kind = preset_mask_kind(fpreset, cfg.fine_mask, cfg.fine_mask_kind)
-    coarse_kind = preset_mask_kind(cpreset, cfg.coarse_mask, cfg.coarse_mask_kind)
-    for kind in (fine_kind, coarse_kind):
-        if kind not in MASK_KINDS:
-            raise InvalidParameterError(f"mask kind {kind!r}: choose from {MASK_KINDS}.")
-    fflags = check_flags(fine_kind, cfg.fine_mask_flags)
-    cflags = check_flags(coarse_kind, cfg.coarse_mask_flags)
-    check_cube_backend(cfg.cube)
-    cls = get_method(cfg.method)
-    rest, given_ratio = split_ratio(cfg.params)
-    kwargs = cls.parse_params(rest)
-    cls(**kwargs)  # invalid values fail here, not at the first date
-    fallback = cfg.fallback
-    fb_cls = None if fallback in (None, "none", cls.name) else get_method(str(fallback))
-    start, end = cfg.targets_range()
-
-    inputs = find_inputs(cfg, fine_scaling.bands, coarse_scaling.bands, fpreset, cpreset)
-    # input files as they are now, before anything reads them: the resume key
-    identity: dict[str, list[Any] | None] = {}
-    for table in (inputs.fine, inputs.coarse):
-        for acq in table.values():
-            for path in (acq.path, acq.mask):
-                if path and path not in identity:
-                    identity[path] = file_identity(path)
-    return _Prepared(
-        config=cfg,
-        fine_scaling=fine_scaling,
-        coarse_scaling=coarse_scaling,
-        fine_mask=(fine_kind, fflags),
-        coarse_mask=(coarse_kind, cflags),
-        cls=cls,
-        kwargs=kwargs,
-        given_ratio=given_ratio,
-        fallback=fb_cls,
-        start=start,
-        end=end,
-        inputs=inputs,
-        identity=identity,
-    )
-
-
-def _settings(p: _Prepared) -> dict[str, Any]:
-    """Everything that changes an output (its hash is ``STFUSION_SERIES_KEY``)."""
-    cfg = p.config
-    settings = {
-        "method": p.cls.name,
-        "params": p.cls(**p.kwargs).get_params(),
-        "ratio": p.given_ratio,
-        "dtype": cfg.dtype,
-        "int16_scale": cfg.int16_scale if cfg.dtype == "int16" else None,
-        "min_valid": cfg.min_valid,
-        "pairs_per_side": cfg.pairs_per_side,
-        "fine_scaling": [p.fine_scaling.scale, p.fine_scaling.offset],
-        "coarse_scaling": [p.coarse_scaling.scale, p.coarse_scaling.offset],
-        "resampling": cfg.resampling,
-        "fine_mask": [p.fine_mask[0], list(p.fine_mask[1])],
-        "coarse_mask": [p.coarse_mask[0], list(p.coarse_mask[1])],
-        "fallback": p.fallback.name if p.fallback is not None else None,
-    }
-    if p.fine_scaling.bands or p.coarse_scaling.bands:  # key unchanged for runs without a choice
-        settings["bands"] = [
-            list(p.fine_scaling.bands or ()),
-            list(p.coarse_scaling.bands or ()),
-        ]
-    return settings
 
 
 # ---------------------------------------------------------------------- the run's state
@@ -289,7 +178,7 @@ class _Series:
 
 
 def _run_locked(
-    p: _Prepared, out: Path, t_start: float, progress: ProgressCallback | None
+    p: Prepared, out: Path, t_start: float, progress: ProgressCallback | None
 ) -> SeriesResult:
     """The part of :func:`run_series` that runs while this process holds the lock."""
     cfg, inputs, notes = p.config, p.inputs, p.inputs.notes
@@ -306,7 +195,7 @@ def _run_locked(
         ratio=p.given_ratio,
     )
     s = _Series(p.cls, p.kwargs, images, cfg.pairs_per_side, p.fallback, p.identity)
-    settings = _settings(p)
+    settings = settings_of(p)
     key = settings_key(settings)
 
     targets = inputs.targets(p.start, p.end)
