@@ -95,7 +95,7 @@ def prepare(cfg: SeriesConfig) -> Prepared:
 def settings_of(p: Prepared) -> dict[str, Any]:
     """Everything that changes an output (its hash is ``STFUSION_SERIES_KEY``)."""
     cfg = p.config
-    settings = {
+    settings: dict[str, Any] = {
         "method": p.cls.name,
         "params": p.cls(**p.kwargs).get_params(),
         "ratio": p.given_ratio,

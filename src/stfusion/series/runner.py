@@ -68,11 +68,10 @@ def run_series(
     if isinstance(config, SeriesConfig):
         cfg = replace_config(config, **options) if options else config
     else:
-        if config is None:
-            if "out_dir" not in options:
-                raise TypeError("run_series needs a SeriesConfig or the output folder")
-            config = options.pop("out_dir")
-        cfg = SeriesConfig.from_kwargs(config, **options)
+        out_dir = options.pop("out_dir", None) if config is None else config
+        if out_dir is None:
+            raise TypeError("run_series needs a SeriesConfig or the output folder")
+        cfg = SeriesConfig.from_kwargs(out_dir, **options)
     t_start = time.monotonic()
     check_cube_backend(cfg.cube)  # a missing zarr/netCDF package fails before any work
     prep = prepare(cfg)
