@@ -9,13 +9,15 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from stfusion.cli_options import MEM_LIMIT, OFFSET, SCALE, WORKERS, variable_option
-from stfusion.inputs import band_options, parse_bands
-from stfusion.qa import parse_flags
+from stfusion.inputs import band_options
+
+if TYPE_CHECKING:
+    from stfusion.series import SeriesConfig
 
 #: Exit code when the run finished but some dates failed (inputs unreadable, method errors).
 EXIT_SOME_FAILED = 3
@@ -91,6 +93,24 @@ def _print_summary(result: Any, quiet: bool) -> None:
     for r in sorted(odd, key=lambda r: r.date):
         table.add_row(r.date.isoformat(), r.status, r.reason)
     Console(highlight=False, width=None if sys.stdout.isatty() else 120).print(table)
+
+
+def _config(opts: dict[str, Any]) -> SeriesConfig:
+    """The :class:`stfusion.series.SeriesConfig` of the command's options (``ctx.params``).
+
+    The config's fields have the options' names; SeriesConfig parses the flag and band lists
+    and ``--fallback none`` itself.
+    """
+    import dataclasses
+
+    from stfusion.series import SeriesConfig
+
+    names = {f.name for f in dataclasses.fields(SeriesConfig)}
+    values = {k: v for k, v in opts.items() if k in names}
+    values["mem_limit_mb"] = opts["mem_limit"]
+    values["fine_bands"] = opts["fine_bands"] or opts["both_bands"]
+    values["coarse_bands"] = opts["coarse_bands"] or opts["both_bands"]
+    return SeriesConfig(**values)
 
 
 @click.command("series")
@@ -337,7 +357,7 @@ def series(
     Exit status 3: some dates failed; 4: another run is writing into --out-dir.
     """
     from stfusion.methods.variables import params_with_variable
-    from stfusion.series import OutDirLockedError, SeriesConfig, run_series
+    from stfusion.series import OutDirLockedError, run_series
 
     params = params_with_variable(params, method, variable)
 
@@ -352,40 +372,7 @@ def series(
             err=True,
         )
         date_range = old_dates
-    config = SeriesConfig(
-        out_dir,
-        fine=fine,
-        coarse=coarse,
-        catalog=catalog,
-        method=method,
-        params=params,
-        date_range=date_range,
-        fine_scale=fine_scale,
-        fine_offset=fine_offset,
-        coarse_scale=coarse_scale,
-        coarse_offset=coarse_offset,
-        resampling=resampling,
-        fine_mask=fine_mask,
-        fine_mask_kind=fine_mask_kind,
-        fine_mask_flags=parse_flags(fine_mask_flags),
-        coarse_mask=coarse_mask,
-        coarse_mask_kind=coarse_mask_kind,
-        coarse_mask_flags=parse_flags(coarse_mask_flags),
-        min_valid=min_valid,
-        pairs_per_side=pairs_per_side,
-        dtype=dtype,
-        int16_scale=int16_scale,
-        cube=cube,
-        prefix=prefix,
-        fallback=None if fallback.lower() == "none" else fallback,
-        workers=workers,
-        mem_limit_mb=mem_limit,
-        overwrite=overwrite,
-        fine_bands=parse_bands(band_opts["fine_bands"] or band_opts["both_bands"]),
-        coarse_bands=parse_bands(band_opts["coarse_bands"] or band_opts["both_bands"]),
-        fine_preset=band_opts["fine_preset"],
-        coarse_preset=band_opts["coarse_preset"],
-    )
+    config = _config({**ctx.params, "params": params, "date_range": date_range})
     progress = _DateProgress(quiet)
     t0 = time.monotonic()
     try:
