@@ -65,6 +65,13 @@ class Grid:
             and self.transform.almost_equals(other.transform, precision=1e-6 * max(self.res))
         )
 
+    def pixel_centers(self) -> tuple[np.ndarray, np.ndarray]:
+        """x of each column's centre and y of each row's centre (north-up grids)."""
+        t = self.transform
+        xs = t.c + t.a * (np.arange(self.width) + 0.5)
+        ys = t.f + t.e * (np.arange(self.height) + 0.5)
+        return xs, ys
+
     def window_transform(self, window: Window) -> Affine:
         return rasterio.windows.transform(window, self.transform)
 
@@ -939,8 +946,7 @@ def to_dataarray(
 
     arr = np.asarray(array)
     t = grid.transform
-    xs = t.c + t.a * (np.arange(grid.width) + 0.5)
-    ys = t.f + t.e * (np.arange(grid.height) + 0.5)
+    xs, ys = grid.pixel_centers()
     names = list(band_names) if band_names else [f"band{i + 1}" for i in range(arr.shape[0])]
     da = xr.DataArray(
         arr,

@@ -34,7 +34,7 @@ from typing import Any
 
 from stfusion.dl import engine
 from stfusion.dl.checkpoint import Checkpoint
-from stfusion.dl.engine import ProgressFn, RunOptions, cpu_state
+from stfusion.dl.engine import ProgressFn, cpu_state
 from stfusion.dl.networks.stfdcnn import STFDCNNNet, choose_factor, choose_window, sizes_for
 from stfusion.dl.train import (
     TrainConfig,
@@ -51,6 +51,7 @@ from stfusion.dl.train import (
 )
 from stfusion.errors import InvalidParameterError
 from stfusion.io import Scaling
+from stfusion.run_config import RunOptions
 from stfusion.scene import ImageLike, Scene
 
 

@@ -1,20 +1,25 @@
-"""``stfusion series``: fuse every coarse date of a season (see docs/commands/series.md).
-
-Registered on the ``stfusion`` group with ``cli.add_command(series)``; kept in its own module
-(importing nothing from ``stfusion.cli``) so either can be imported first.
-"""
+"""``stfusion series``: fuse every coarse date of a season (see docs/commands/series.md)."""
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from stfusion.cli_options import MEM_LIMIT, OFFSET, SCALE, WORKERS, variable_option
-from stfusion.inputs import band_options
+from stfusion.cli.options import (
+    band_options,
+    mask_options,
+    method_option,
+    overwrite_option,
+    params_option,
+    quiet_option,
+    scale_options,
+    variable_option,
+    window_options,
+)
+from stfusion.cli.progress import Progress, console
 
 if TYPE_CHECKING:
     from stfusion.series import SeriesConfig
@@ -25,51 +30,7 @@ EXIT_SOME_FAILED = 3
 EXIT_LOCKED = 4
 
 
-class _DateProgress:
-    """One rich progress bar over the dates; silent when ``quiet``."""
-
-    def __init__(self, quiet: bool) -> None:
-        self.quiet = quiet
-        self._bar: Any = None
-        self._task: Any = None
-
-    def __call__(self, done: int, total: int, record: Any) -> None:
-        if self.quiet:
-            return
-        if self._bar is None:
-            from rich.console import Console
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
-
-            console = Console(
-                stderr=True, highlight=False, width=None if sys.stderr.isatty() else 120
-            )
-            self._bar = Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                TimeRemainingColumn(),
-                console=console,
-                transient=True,
-            )
-            self._bar.start()
-            self._task = self._bar.add_task("series", total=total)
-        self._bar.update(self._task, completed=done, description=f"{record.date} {record.status}")
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.stop()
-
-
 def _print_summary(result: Any, quiet: bool) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     counts = result.counts()
@@ -92,7 +53,7 @@ def _print_summary(result: Any, quiet: bool) -> None:
         table.add_column(col, overflow="fold")
     for r in sorted(odd, key=lambda r: r.date):
         table.add_row(r.date.isoformat(), r.status, r.reason)
-    Console(highlight=False, width=None if sys.stdout.isatty() else 120).print(table)
+    console().print(table)
 
 
 def _config(opts: dict[str, Any]) -> SeriesConfig:
@@ -141,22 +102,8 @@ def _config(opts: dict[str, Any]) -> SeriesConfig:
 @click.option(
     "--out-dir", "-o", required=True, type=click.Path(), help="Output folder (created if missing)."
 )
-@click.option(
-    "--method",
-    "-m",
-    default="starfm",
-    show_default=True,
-    help="Fusion method (see `stfusion methods`).",
-)
-@click.option(
-    "--param",
-    "-p",
-    "params",
-    multiple=True,
-    metavar="NAME=VALUE",
-    help="Method parameter, e.g. window=31; ratio=R gives the resolution ratio when "
-    "all images share one grid.",
-)
+@method_option()
+@params_option()
 @click.option(
     "--date-range",
     default=None,
@@ -172,78 +119,8 @@ def _config(opts: dict[str, Any]) -> SeriesConfig:
     help="Deprecated: the old name of --date-range (in `stfusion train`, --dates lists pair "
     "dates).",
 )
-@click.option(
-    "--fine-scale",
-    type=SCALE,
-    default=None,
-    help="Multiply fine values by this (0.0001 for reflectance x10000; Landsat C2: "
-    "2.75e-5). Default: the file's scale metadata, else 1.",
-)
-@click.option(
-    "--fine-offset",
-    type=OFFSET,
-    default=None,
-    help="Add this after scaling (Landsat C2: -0.2). Default: file metadata, else 0.",
-)
-@click.option(
-    "--coarse-scale",
-    type=SCALE,
-    default=None,
-    help="Multiply coarse values by this. Default: file metadata, else 1.",
-)
-@click.option(
-    "--coarse-offset",
-    type=OFFSET,
-    default=None,
-    help="Add this to coarse values after scaling. Default: file metadata, else 0.",
-)
-@click.option(
-    "--resampling",
-    type=click.Choice(["nearest", "bilinear", "cubic", "average"]),
-    default="nearest",
-    show_default=True,
-    help="How coarse images on their own grid are reprojected onto the fine grid.",
-)
-@click.option(
-    "--fine-mask",
-    multiple=True,
-    metavar="DIR_OR_GLOB",
-    help="Masks of the fine images, matched by the date in their names.",
-)
-@click.option(
-    "--fine-mask-kind",
-    type=click.Choice(["binary", "landsat_qa_pixel"]),
-    default="binary",
-    show_default=True,
-    help="binary: nonzero = invalid; landsat_qa_pixel: Landsat C2 QA_PIXEL bits.",
-)
-@click.option(
-    "--fine-mask-flags",
-    default=None,
-    metavar="FLAGS",
-    help="QA flags that make a pixel invalid, comma-separated; 'default' stands for "
-    "fill,dilated_cloud,cirrus,cloud,cloud_shadow (e.g. default,snow).",
-)
-@click.option(
-    "--coarse-mask",
-    multiple=True,
-    metavar="DIR_OR_GLOB",
-    help="Masks of the coarse images (any grid), matched by date.",
-)
-@click.option(
-    "--coarse-mask-kind",
-    type=click.Choice(["binary", "mod09_state_1km"]),
-    default="binary",
-    show_default=True,
-    help="binary: nonzero = invalid; mod09_state_1km: MOD09GA state_1km bits.",
-)
-@click.option(
-    "--coarse-mask-flags",
-    default=None,
-    metavar="FLAGS",
-    help="state_1km flags that make a pixel invalid; 'default' stands for "
-    "cloudy,mixed,cloud_shadow,cirrus_high,internal_cloud.",
-)
+@scale_options
+@mask_options
 @click.option(
     "--min-valid",
     type=click.FloatRange(0, 1),
@@ -290,27 +167,15 @@ def _config(opts: dict[str, Any]) -> SeriesConfig:
 @click.option(
     "--prefix", default="fused", show_default=True, help="Output names: PREFIX_YYYY-MM-DD.tif."
 )
-@click.option(
-    "--workers",
-    type=WORKERS,
-    default=1,
-    show_default=True,
-    help="Windows processed at the same time within a date (threads).",
+@window_options(
+    workers_help="Windows processed at the same time within a date (threads).",
+    mem_help="Memory for the working windows of each prediction (default 1024 MB).",
 )
-@click.option(
-    "--mem-limit",
-    type=MEM_LIMIT,
-    default=None,
-    metavar="MB",
-    help="Memory for the working windows of each prediction (default 1024 MB).",
+@overwrite_option(
+    "Recompute and replace existing outputs (without it, verified outputs are "
+    "kept and only missing or damaged dates are computed)."
 )
-@click.option(
-    "--overwrite",
-    is_flag=True,
-    help="Recompute and replace existing outputs (without it, verified outputs are "
-    "kept and only missing or damaged dates are computed).",
-)
-@click.option("--quiet", "-q", is_flag=True, help="No progress display or table.")
+@quiet_option("No progress display or table.")
 @band_options
 @variable_option
 @click.pass_context
@@ -373,10 +238,10 @@ def series(
         )
         date_range = old_dates
     config = _config({**ctx.params, "params": params, "date_range": date_range})
-    progress = _DateProgress(quiet)
+    progress = Progress("series", quiet, unit="dates")
     t0 = time.monotonic()
     try:
-        result = run_series(config, progress=progress)
+        result = run_series(config, progress=progress.dates)
     except OutDirLockedError as exc:
         click.echo(f"Error: {exc}", err=True)
         ctx.exit(EXIT_LOCKED)
