@@ -20,7 +20,7 @@ from stfusion.dates import Acquisition
 from stfusion.errors import InputFileError, STFusionError
 from stfusion.io import FileSource, Grid, Scaling, Source
 from stfusion.qa import MaskedSource
-from stfusion.scene import _align
+from stfusion.scene import align_coarse
 
 log = logging.getLogger("stfusion")
 
@@ -123,7 +123,7 @@ class ImageSet:
             kind, flags = self.fine_mask
         else:
             native = FileSource(acq.path, self.coarse_scaling)
-            src, ratio = _align(native, self.ref, self.resampling, [])
+            src, ratio = align_coarse(native, self.ref, self.resampling, [])
             if ratio is not None:
                 self.aligned += 1
                 if self.ratio is None:
