@@ -18,7 +18,7 @@ import pytest
 import rasterio
 from click.testing import CliRunner
 
-import stfusion.series as series_mod
+import stfusion.series.runner as series_mod
 from conftest import CIA, KRANJ, need
 from stfusion.cli.series import EXIT_SOME_FAILED, series
 from stfusion.errors import InputFileError, OutputExistsError

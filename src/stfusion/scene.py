@@ -297,6 +297,3 @@ def open_scene(
         if tgt is not None:
             check_valid(tgt, "coarse target image")
     return scene
-
-
-_align = align_coarse  # old private name, still used by series.py until it moves

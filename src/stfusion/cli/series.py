@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -20,8 +20,9 @@ from stfusion.cli.options import (
     window_options,
 )
 from stfusion.cli.progress import Progress, console
-from stfusion.inputs import parse_bands
-from stfusion.qa import parse_flags
+
+if TYPE_CHECKING:
+    from stfusion.series import SeriesConfig
 
 #: Exit code when the run finished but some dates failed (inputs unreadable, method errors).
 EXIT_SOME_FAILED = 3
@@ -55,6 +56,24 @@ def _print_summary(result: Any, quiet: bool) -> None:
     console().print(table)
 
 
+def _config(opts: dict[str, Any]) -> SeriesConfig:
+    """The :class:`stfusion.series.SeriesConfig` of the command's options (``ctx.params``).
+
+    The config's fields have the options' names; SeriesConfig parses the flag and band lists
+    and ``--fallback none`` itself.
+    """
+    import dataclasses
+
+    from stfusion.series import SeriesConfig
+
+    names = {f.name for f in dataclasses.fields(SeriesConfig)}
+    values = {k: v for k, v in opts.items() if k in names}
+    values["mem_limit_mb"] = opts["mem_limit"]
+    values["fine_bands"] = opts["fine_bands"] or opts["both_bands"]
+    values["coarse_bands"] = opts["coarse_bands"] or opts["both_bands"]
+    return SeriesConfig(**values)
+
+
 @click.command("series")
 @click.option(
     "--fine",
@@ -69,7 +88,8 @@ def _print_summary(result: Any, quiet: bool) -> None:
     "coarse",
     multiple=True,
     metavar="DIR_OR_GLOB",
-    help="Coarse images (e.g. MODIS), as for --fine. Every coarse date in --dates is predicted.",
+    help="Coarse images (e.g. MODIS), as for --fine. Every coarse date in --date-range is "
+    "predicted.",
 )
 @click.option(
     "--catalog",
@@ -85,11 +105,19 @@ def _print_summary(result: Any, quiet: bool) -> None:
 @method_option()
 @params_option()
 @click.option(
-    "--dates",
+    "--date-range",
     default=None,
     metavar="START:END",
     help="Predict only coarse dates in this range (inclusive; either end may be "
     "empty), e.g. 2020-03-01:2020-04-30. Pairs outside it are still used.",
+)
+@click.option(
+    "--dates",
+    "old_dates",
+    default=None,
+    metavar="START:END",
+    help="Deprecated: the old name of --date-range (in `stfusion train`, --dates lists pair "
+    "dates).",
 )
 @scale_options
 @mask_options
@@ -159,7 +187,8 @@ def series(
     out_dir: str,
     method: str,
     params: Sequence[str],
-    dates: str | None,
+    date_range: str | None,
+    old_dates: str | None,
     fine_scale: float | None,
     fine_offset: float | None,
     coarse_scale: float | None,
@@ -199,44 +228,20 @@ def series(
 
     if not fine and not coarse and catalog is None:
         raise click.UsageError("give --fine and --coarse (folders or globs), or --catalog.")
+    if old_dates is not None:
+        if date_range is not None:
+            raise click.UsageError("give --date-range only (--dates is its old name).")
+        click.echo(
+            "note: --dates is deprecated in `stfusion series`; use --date-range START:END "
+            "(in `stfusion train`, --dates lists pair dates).",
+            err=True,
+        )
+        date_range = old_dates
+    config = _config({**ctx.params, "params": params, "date_range": date_range})
     progress = Progress("series", quiet, unit="dates")
     t0 = time.monotonic()
     try:
-        result = run_series(
-            out_dir,
-            fine=fine,
-            coarse=coarse,
-            catalog=catalog,
-            method=method,
-            params=params,
-            dates=dates,
-            fine_scale=fine_scale,
-            fine_offset=fine_offset,
-            coarse_scale=coarse_scale,
-            coarse_offset=coarse_offset,
-            resampling=resampling,
-            fine_mask=fine_mask,
-            fine_mask_kind=fine_mask_kind,
-            fine_mask_flags=parse_flags(fine_mask_flags),
-            coarse_mask=coarse_mask,
-            coarse_mask_kind=coarse_mask_kind,
-            coarse_mask_flags=parse_flags(coarse_mask_flags),
-            min_valid=min_valid,
-            pairs_per_side=pairs_per_side,
-            dtype=dtype,
-            int16_scale=int16_scale,
-            cube=cube,
-            prefix=prefix,
-            fallback=None if fallback.lower() == "none" else fallback,
-            workers=workers,
-            mem_limit_mb=mem_limit,
-            overwrite=overwrite,
-            progress=progress.dates,
-            fine_bands=parse_bands(band_opts["fine_bands"] or band_opts["both_bands"]),
-            coarse_bands=parse_bands(band_opts["coarse_bands"] or band_opts["both_bands"]),
-            fine_preset=band_opts["fine_preset"],
-            coarse_preset=band_opts["coarse_preset"],
-        )
+        result = run_series(config, progress=progress.dates)
     except OutDirLockedError as exc:
         click.echo(f"Error: {exc}", err=True)
         ctx.exit(EXIT_LOCKED)
