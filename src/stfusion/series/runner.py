@@ -451,7 +451,8 @@ def _predict_tiers(
     tiers: list[Tier] = []
     used: list[dt.date] = []
     blend = "none"
-    sets, note = choose_pairs(day, clear, s.cls.tags.min_pairs, s.cls.tags.max_pairs, s.pairs_per_side)
+    tags = s.cls.tags
+    sets, note = choose_pairs(day, clear, tags.min_pairs, tags.max_pairs, s.pairs_per_side)
     if sets:
         tiers.append(
             _predict_tier(
