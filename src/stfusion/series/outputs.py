@@ -200,8 +200,7 @@ def write_cube(
 
     engine = check_cube_backend(fmt)
     t = grid.transform
-    xs = t.c + t.a * (np.arange(grid.width) + 0.5)
-    ys = t.f + t.e * (np.arange(grid.height) + 0.5)
+    xs, ys = grid.pixel_centers()
     enc: dict[str, Any]
     if dtype == "int16":
         enc = {
