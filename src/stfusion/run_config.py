@@ -36,15 +36,9 @@ class RunOptions:
 
 
 @dataclass
-class TrainSettings(RunOptions):
-    """Hyper-parameters of a training run (all stored in the checkpoint).
+class LoopSettings(RunOptions):
+    """The settings of every training loop (train, STFDCNN's, distill)."""
 
-    Defaults follow the papers where they say (Adam, learning rate 1e-3, MSE content loss,
-    EDCSTFN's vision weight 0.8 and feature weight 1) and are otherwise sized for a laptop.
-    """
-
-    model: str = "edcstfn"
-    size: str = "small"
     epochs: int = 50
     patch: int = 64
     batch: int = 8
@@ -55,12 +49,24 @@ class TrainSettings(RunOptions):
     seed: int = 0
     device: str = "auto"  # auto, cpu, cuda, cuda:1 (stfusion.dl.engine.parse_devices)
     augment: bool = True
+    threads: int = 0  # torch CPU threads; 0: torch's default
+
+
+@dataclass
+class TrainSettings(LoopSettings):
+    """Hyper-parameters of a training run (all stored in the checkpoint).
+
+    Defaults follow the papers where they say (Adam, learning rate 1e-3, MSE content loss,
+    EDCSTFN's vision weight 0.8 and feature weight 1) and are otherwise sized for a laptop.
+    """
+
+    model: str = "edcstfn"
+    size: str = "small"
     time_mix: float = 0.0  # share of patches with the target moved between the dates (data.py)
     content: str = "auto"  # mse, l1; auto: l1 for adversarial networks, else mse
     alpha: float = 0.8  # EDCSTFN, GANs: weight of the vision (1 - MS-SSIM) loss
     beta: float = 1.0  # EDCSTFN, GANs: weight of the feature loss (0: no autoencoder)
     ae_steps: int = 300  # EDCSTFN, GANs: autoencoder training steps
-    threads: int = 0  # torch CPU threads; 0: torch's default
     # Adversarial networks only (see GANTrainer):
     discriminator: str = "auto"  # a name in networks.discriminators; auto: the network's own
     gan_loss: str = "lsgan"  # lsgan (GAN-STFM) or hinge
@@ -73,26 +79,24 @@ class TrainSettings(RunOptions):
 
 
 @dataclass
-class DistillSettings(RunOptions):
+class DistillSettings(LoopSettings):
     """Hyper-parameters of a distillation run (all stored in the checkpoint)."""
 
-    student: str = "micro"
     epochs: int = 60
-    patch: int = 64
-    batch: int = 8
-    lr: float = 1e-3
-    steps_per_epoch: int = 0  # 0: about one pass over the training area per epoch, >= 10
     val_fraction: float = 0.0  # 0: the teacher's (0.2 if it does not say)
-    patience: int = 10
-    seed: int = 0
-    device: str = "auto"
-    augment: bool = True
+    student: str = "micro"
     alpha: float = 1.0  # weight of the teacher-output loss
     beta: float = 0.1  # weight of the feature loss
     feature_layer: str = "auto"
-    threads: int = 0  # torch CPU threads; 0: torch's default
     speed_tile: int = 256  # tile side of the closing speed measurement
     speed_repeat: int = 3  # fastest of this many timings is reported
 
 
-__all__ = ["PRECISIONS", "STUDENT_SIZES", "DistillSettings", "RunOptions", "TrainSettings"]
+__all__ = [
+    "PRECISIONS",
+    "STUDENT_SIZES",
+    "DistillSettings",
+    "LoopSettings",
+    "RunOptions",
+    "TrainSettings",
+]

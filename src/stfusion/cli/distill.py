@@ -96,7 +96,7 @@ def distill(
     t0 = time.monotonic()
     with Progress(student, quiet) as progress:
         r = run_distill(
-            [tuple(p) for p in pairs], teacher, out, cfg, dates=opt.split_dates(dates) or None,
+            list(pairs), teacher, out, cfg, dates=opt.split_dates(dates) or None,
             fine_scaling=Scaling(fine_scale, fine_offset),
             coarse_scaling=Scaling(coarse_scale, coarse_offset), resampling=resampling,
             overwrite=overwrite, progress=progress.epochs, progress_bar=not quiet,

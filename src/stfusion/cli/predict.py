@@ -90,7 +90,7 @@ def predict(
     from stfusion.inputs import role_options
     from stfusion.methods.variables import params_with_variable
 
-    params = params_with_variable(params, method, variable)
+    params = params_with_variable(tuple(params), method, variable)
 
     roles = role_options(fine_scale, fine_offset, coarse_scale, coarse_offset, **band_opts)
     t0 = time.monotonic()

@@ -224,7 +224,7 @@ def series(
     from stfusion.methods.variables import params_with_variable
     from stfusion.series import OutDirLockedError, run_series
 
-    params = params_with_variable(params, method, variable)
+    params = params_with_variable(tuple(params), method, variable)
 
     if not fine and not coarse and catalog is None:
         raise click.UsageError("give --fine and --coarse (folders or globs), or --catalog.")

@@ -120,7 +120,7 @@ def train(
         from stfusion.dl.train_stfdcnn import train_stfdcnn as run_training
     from stfusion.io import Scaling
 
-    optional = {
+    optional: dict[str, Any] = {
         "content": content, "alpha": vision_weight, "beta": feature_weight,
         "discriminator": discriminator, "gan_loss": gan_loss, "adv_weight": adv_weight,
         "fm_weight": fm_weight, "sam_weight": sam_weight, "d_lr": d_lr,
@@ -139,7 +139,7 @@ def train(
     t0 = time.monotonic()
     with Progress(model, quiet) as progress:
         result = run_training(
-            [tuple(p) for p in pairs], out, cfg, dates=opt.split_dates(dates) or None,
+            list(pairs), out, cfg, dates=opt.split_dates(dates) or None,
             fine_scaling=Scaling(fine_scale, fine_offset),
             coarse_scaling=Scaling(coarse_scale, coarse_offset), resampling=resampling,
             resume=resume, overwrite=overwrite, progress=progress.epochs,

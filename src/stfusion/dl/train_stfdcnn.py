@@ -51,12 +51,12 @@ from stfusion.dl.train import (
 )
 from stfusion.errors import InvalidParameterError
 from stfusion.io import Scaling
-from stfusion.run_config import RunOptions
+from stfusion.run_config import LoopSettings
 from stfusion.scene import ImageLike, Scene
 
 
 @dataclass
-class STFDCNNConfig(RunOptions):
+class STFDCNNConfig(LoopSettings):
     """Hyper-parameters of an STFDCNN training run (stored in the checkpoint).
 
     ``factor``: LSR block size in fine pixels (0: from the resolution ratio, see
@@ -69,18 +69,7 @@ class STFDCNNConfig(RunOptions):
     size: str = "small"
     factor: int = 0
     window: int = 0
-    epochs: int = 50
-    patch: int = 64
-    batch: int = 8
-    lr: float = 1e-3
-    steps_per_epoch: int = 0  # 0: about one pass over the training area per epoch, >= 10
-    val_fraction: float = 0.2
-    patience: int = 10
-    seed: int = 0
-    device: str = "auto"
-    augment: bool = True
     content: str = "mse"
-    threads: int = 0
 
     @classmethod
     def from_train_config(cls, cfg: TrainConfig, **overrides: Any) -> STFDCNNConfig:
