@@ -91,3 +91,12 @@ def test_tags_pair_rule() -> None:
 def test_str_options_keep_order_and_sort_sets() -> None:
     assert StrOptions(("b", "a")).options == ("b", "a")
     assert StrOptions({"b", "a"}).options == ("a", "b")
+
+
+def test_old_pair_attributes_are_refused() -> None:
+    from stfusion.methods import FusionMethod
+
+    with pytest.raises(TypeError, match="MethodTags"):
+
+        class Old(FusionMethod):
+            min_pairs = 2
