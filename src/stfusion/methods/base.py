@@ -51,6 +51,16 @@ class FusionMethod:
     params: ClassVar[tuple[Param, ...]] = ()
     tags: ClassVar[MethodTags] = MethodTags()
 
+    def __init_subclass__(cls, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        # The attributes before MethodTags would now be ignored silently: refuse them.
+        old = [a for a in ("min_pairs", "max_pairs", "exact_properties") if a in vars(cls)]
+        if old:
+            raise TypeError(
+                f"{cls.__name__}: {', '.join(old)} moved into tags = MethodTags(min_pairs=..., "
+                "max_pairs=..., exact=...) (see docs/plugins.md)."
+            )
+
     def __new__(cls, *args: Any, **params: Any) -> FusionMethod:
         # Runs before the explicit __init__: an unknown name gets the one-line
         # InvalidParameterError naming the known ones, not Python's TypeError.
