@@ -26,6 +26,7 @@ demo: $(STAMP)
 test: $(DEV_STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
 # Speed and memory (see benchmarks/README.md); needs ../shared/data beside the repository.
@@ -37,4 +38,4 @@ bench: $(DEV_STAMP)
 	$(BIN)/python benchmarks/bench_outofcore.py
 
 clean:
-	rm -rf $(VENV) demo-output .pytest_cache .ruff_cache
+	rm -rf $(VENV) demo-output .pytest_cache .ruff_cache .mypy_cache

@@ -79,14 +79,15 @@ def run_prediction(
         coarse_scaling = Scaling(coarse_scale, coarse_offset, _bands(coarse_bands))
         pair_dates, target_date = dates_from_names(pairs, target)
         scene = open_scene(
-            [tuple(p) for p in pairs], target, fine_scaling=fine_scaling,
+            [(f, c) for f, c in pairs], target, fine_scaling=fine_scaling,
             coarse_scaling=coarse_scaling, resampling=resampling, ratio=ratio,
             pair_dates=pair_dates, target_date=target_date,
         )  # fmt: skip
         if threads is not None:
             import numba
 
-            numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+            most = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]  # set at import from the environment
+            numba.set_num_threads(max(1, min(threads, most)))
         estimator.fit(scene)
         assert scene.target is not None
         estimator.prepare(scene.target)

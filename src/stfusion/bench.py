@@ -47,7 +47,7 @@ import stfusion
 from stfusion.cases import Case, check_case_name
 from stfusion.errors import InvalidParameterError, OutputExistsError, STFusionError
 from stfusion.io import FileSource, Scaling, atomic_path, partial_name
-from stfusion.methods import get_method
+from stfusion.methods import FusionMethod, get_method
 from stfusion.methods.deep import trained_on_target
 from stfusion.metrics import METRIC_NAMES, MetricReport, evaluate
 
@@ -122,7 +122,7 @@ def parse_bench_params(items: Sequence[str]) -> dict[str, list[str]]:
     return out
 
 
-def applicable(cls: type, case: Case, params: Sequence[str] = ()) -> str:
+def applicable(cls: type[FusionMethod], case: Case, params: Sequence[str] = ()) -> str:
     """Why ``cls`` cannot run on ``case`` ("" when it can).
 
     A class-level ``training_dates`` describes the method's default (shipped) weights; with
@@ -607,6 +607,7 @@ def _case_figures(
     vmax = max(float(np.nanpercentile(e, 99)) for e in errs) or 1e-6
     axes[1, 0].set_axis_off()
     for i, (r, e) in enumerate(zip(ok, errs), start=1):
+        assert r.prediction is not None  # ok holds only the runs with a prediction
         axes[0, i].imshow(composite(r.prediction, bands, lo, hi), interpolation="nearest")
         rm = r.report.mean["rmse"] if r.report else float("nan")
         axes[0, i].set_title(f"{r.method}\nRMSE {rm:.4f}", fontsize=9)
@@ -628,6 +629,7 @@ def _case_figures(
     fig, axes = plt.subplots(len(ok), nb, figsize=(2.2 * nb, 2.2 * len(ok)),
                              constrained_layout=True, squeeze=False)  # fmt: skip
     for i, r in enumerate(ok):
+        assert r.prediction is not None
         for b in range(nb):
             t, p = truth[b].ravel(), r.prediction[b].ravel()
             m = np.isfinite(t) & np.isfinite(p)

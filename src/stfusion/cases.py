@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -126,7 +127,12 @@ def named_cases(data_dir: str | os.PathLike[str] | None = None) -> dict[str, Cas
     cases["cia-1pair"] = _cia(cia, "cia-1pair", False, False)
     cases["cia-2pair"] = _cia(cia, "cia-2pair", True, False)
     b = root / "boreas_estarfm"
-    common = {"fine_scale": 1e-4, "coarse_scale": 1e-4, "ratio": 16.0, "bands": GRN_RED_NIR}
+    common: dict[str, Any] = {
+        "fine_scale": 1e-4,
+        "coarse_scale": 1e-4,
+        "ratio": 16.0,
+        "bands": GRN_RED_NIR,
+    }
     boreas = "BOREAS (ESTARFM paper), Landsat ETM+ + MODIS on the Landsat grid, 400 x 400 px"
     cases["boreas-1pair"] = Case(
         name="boreas-1pair", pairs=((str(b / "tm0524"), str(b / "modis0524")),),
@@ -188,10 +194,10 @@ def load_cases_file(path: str | os.PathLike[str]) -> dict[str, Case]:
     Relative paths are relative to the TOML file. Case names become file names: they must
     match :data:`CASE_NAME_RULE` and must not contain ".." (checked here, before any work).
     """
-    try:
+    if sys.version_info >= (3, 11):
         import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib  # type: ignore[no-redef]
+    else:  # Python 3.10
+        import tomli as tomllib
 
     p = Path(path)
     if not p.exists():

@@ -368,7 +368,7 @@ class BandStack(FileSource):
         cache = self.__dict__.setdefault("_infos", {})
         if path not in cache:
             cache[path] = hdf.read_info(path)
-        return cache[path]  # type: ignore[no-any-return]
+        return cache[path]
 
     def _check_one_date(self, files: Sequence[str]) -> None:
         if len(files) < 2:

@@ -241,7 +241,11 @@ def check_prediction(cls: type[FusionMethod], params: Mapping[str, Any] | None =
     if not np.isfinite(whole).all():
         raise _fail(cls, "NaN or inf in the prediction of a clean scene")
     if cls.tags.tiled_exact:
-        for kw in ({"window_size": RATIO * 2}, {"window_size": RATIO * 2, "workers": 2}):
+        plans: tuple[dict[str, Any], ...] = (
+            {"window_size": RATIO * 2},
+            {"window_size": RATIO * 2, "workers": 2},
+        )
+        for kw in plans:
             part = est.predict(target, **kw).values
             if not np.array_equal(part, whole):
                 raise _fail(

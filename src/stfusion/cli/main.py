@@ -95,7 +95,7 @@ def cli(ctx: click.Context, debug: bool, verbose: bool) -> None:
     if not debug:
         warnings.simplefilter("ignore", category=Warning)
         warnings.simplefilter("default", category=STFusionWarning)
-    warnings.formatwarning = lambda msg, cat, *a, **k: f"Warning: {msg}\n"  # type: ignore[assignment]
+    warnings.formatwarning = lambda msg, cat, *a, **k: f"Warning: {msg}\n"
 
 
 # ----------------------------------------------------------------------------- entry point

@@ -33,7 +33,7 @@ def _check_scheduler(value: str | None) -> str | None:
     from stfusion.parallel import check_scheduler
 
     try:
-        return check_scheduler(value)  # type: ignore[no-any-return]
+        return check_scheduler(value)
     except InvalidParameterError as exc:
         raise click.BadParameter(str(exc).removeprefix("--scheduler ")) from None
 

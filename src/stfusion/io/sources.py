@@ -329,7 +329,7 @@ def inspect_raster(path: str | os.PathLike[str], scaling: Scaling | None = None)
     """Describe how a file would be read (grid, bands, nodata, scaling)."""
     src = FileSource(str(path), scaling or Scaling())
     if type(src) is not FileSource:  # HDF4, band files, a band choice: stfusion.inputs
-        return src.info()  # type: ignore[attr-defined,no-any-return]
+        return src.info()  # type: ignore[attr-defined]  # an inputs.BandStack (FileSource.__new__)
     with _open(path) as ds:
         scale, offset, source = _resolve_scaling(ds, scaling or Scaling())
         return RasterInfo(

@@ -211,7 +211,7 @@ class FusionMethod:
     def prepare(self, coarse_target: ImageLike, scaling: Scaling | None = None) -> FusionMethod:
         self._check_fitted()
         if isinstance(coarse_target, Source) and coarse_target.grid.same_as(self.grid_):
-            target = coarse_target
+            target: Source | None = coarse_target
         else:
             scene = self.scene_
             if scaling is None:
@@ -375,8 +375,8 @@ class FusionMethod:
                         tags={**all_tags, "STFUSION_QUALITY_OF": os.fspath(out)},
                         overwrite=overwrite, cog=cog,
                     ))  # fmt: skip
-                    sink = SplitSink(writer, qwriter, count)
-                    self._run(WithQuality(self), windows, sink, workers, progress, scheduler)
+                    split = SplitSink(writer, qwriter, count)
+                    self._run(WithQuality(self), windows, split, workers, progress, scheduler)
             return out
         sink = ArraySink(count, self.grid_)
         self._run(self, windows, sink, workers, progress, scheduler)

@@ -160,6 +160,14 @@ class Ensemble(FusionMethod):
               "eps of w = 1 / (E + eps), as a fraction of the members' mean squared error"),
     )  # fmt: skip
 
+    # The parameters, stored by FusionMethod.__init__ (declared for the type checker).
+    members: str
+    member_params: dict[str, dict[str, Any]] | None
+    reliability: str
+    offset: bool
+    window: int
+    eps_rel: float
+
     def __init__(
         self, *, members: str = DEFAULT_MEMBERS,
         member_params: dict[str, dict[str, Any]] | None = None, reliability: str = "auto",

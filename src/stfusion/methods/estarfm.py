@@ -175,6 +175,19 @@ class ESTARFM(FusionMethod):
               "resolution ratio)"),
     )  # fmt: skip
 
+    # The parameters, stored by FusionMethod.__init__ (declared for the type checker).
+    window: int
+    classes: float
+    threshold: str
+    min_similar: int
+    min_change: float | str
+    alpha: float
+    v_max: float
+    data_min: float | str
+    data_max: float | str
+    variable: str
+    regression: str
+
     def __init__(
         self, *, window: int = 51, classes: float = 4.0, threshold: str = "scene",
         min_similar: int = 6, min_change: float | str = "auto", alpha: float = 0.05,
@@ -188,9 +201,10 @@ class ESTARFM(FusionMethod):
         )  # fmt: skip
 
     def _validate_params(self) -> None:
+        # Each is "auto" (the only string its declaration accepts) or a number.
         if (
-            self.data_min != "auto"
-            and self.data_max != "auto"
+            not isinstance(self.data_min, str)
+            and not isinstance(self.data_max, str)
             and not self.data_min < self.data_max
         ):
             raise InvalidParameterError(
@@ -280,9 +294,8 @@ def spectral_correlation(
     """R per pixel between the fine and coarse spectra (all bands, both dates), float64;
     0.5 where undefined. One band: the reference program's relative-difference form."""
     out = np.empty(f1.shape[1:], dtype=np.float64)
-    _spectral_correlation(
-        *(np.ascontiguousarray(a, dtype=np.float32) for a in (f1, c1, f2, c2)), out
-    )
+    f1c, c1c, f2c, c2c = (np.ascontiguousarray(a, dtype=np.float32) for a in (f1, c1, f2, c2))
+    _spectral_correlation(f1c, c1c, f2c, c2c, out)
     return out
 
 

@@ -147,6 +147,14 @@ class FitFC(FusionMethod):
               "other; Fit-FC has no constant that depends on it (no threshold, no clipping)"),
     )  # fmt: skip
 
+    # The parameters, stored by FusionMethod.__init__ (declared for the type checker).
+    regression_window: int
+    window: int
+    similar: int
+    similarity_bands: str
+    bands: str
+    variable: str
+
     def __init__(
         self, *, regression_window: int = 11, window: int = 31, similar: int = 30,
         similarity_bands: str = "all", bands: str = "auto", variable: str = "auto",
@@ -223,8 +231,9 @@ class FitFC(FusionMethod):
 
     def _prepare(self, target: Source) -> None:
         c2 = self._coarse_pixels(target)
-        a = np.empty(c2.shape, dtype=np.float64)
-        b = np.empty(c2.shape, dtype=np.float64)
+        # Annotated: numpy's stubs read an unknown-length shape as 0-d here.
+        a: np.ndarray = np.empty(c2.shape, dtype=np.float64)
+        b: np.ndarray = np.empty(c2.shape, dtype=np.float64)
         local_regression(self.c1_, c2, int(self.regression_window) // 2, a, b)
         residual = c2.astype(np.float64) - (a * self.c1_ + b)
         self.a_ = a.astype(np.float32)

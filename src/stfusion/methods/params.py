@@ -66,7 +66,7 @@ class Interval(Constraint):
     ``odd``: odd integers only (window sides). ``allow_inf``: real ``inf``/``-inf`` accepted
     (they switch something off); NaN never is. Booleans are never numbers here."""
 
-    type: type
+    type: type[Any]  # numbers.Integral or numbers.Real (abstract: type[Real] refuses them)
     left: float | None
     right: float | None
     closed: str = "both"

@@ -136,6 +136,15 @@ class STARFM(FusionMethod):
               "reflectance, ndvi, lst or other"),
     )  # fmt: skip
 
+    # The parameters, stored by FusionMethod.__init__ (declared for the type checker).
+    window: int
+    classes: float
+    uncertainty: float | str
+    threshold: str
+    filter: str
+    weight: str
+    variable: str
+
     def __init__(
         self, *, window: int = 51, classes: float = 40, uncertainty: float | str = "auto",
         threshold: str = "scene", filter: str = "paper", weight: str = "reference",

@@ -260,6 +260,11 @@ class VIPSTF(FusionMethod):
             out["base_params"] = base_cls.parse_params(forwarded)
         return out
 
+    # The parameters, stored by FusionMethod.__init__ (declared for the type checker).
+    base: str
+    base_params: dict[str, Any] | None
+    intercept: bool
+
     def __init__(
         self, *, base: str = "fsdaf", base_params: dict[str, Any] | None = None,
         intercept: bool = True,
