@@ -58,7 +58,6 @@ from __future__ import annotations
 import math
 import warnings
 from numbers import Integral, Real
-from typing import Any
 
 import numpy as np
 from rasterio.windows import Window
@@ -68,6 +67,7 @@ from stfusion.errors import InvalidParameterError
 from stfusion.io import Source
 from stfusion.methods.base import FusionMethod, Param
 from stfusion.methods.params import Interval, MethodTags, StrOptions
+
 
 def block_starts(size: int, block: int, step: int) -> list[int]:
     """Starts of the blocks along one axis of ``size`` pixels (R1)."""
@@ -112,8 +112,9 @@ def solve_coefficients(design: np.ndarray, target: np.ndarray, budget: float) ->
         jac=lambda a: gram @ a - lin,
         method="SLSQP",
         bounds=[(0.0, None)] * n,
-        constraints=[{"type": "ineq", "fun": lambda a: budget - a.sum(),
-                      "jac": lambda a: -np.ones_like(a)}],  # fmt: skip
+        constraints=[
+            {"type": "ineq", "fun": lambda a: budget - a.sum(), "jac": lambda a: -np.ones_like(a)}
+        ],
         options={"ftol": 1e-15, "maxiter": 500},
     )
     return np.clip(res.x, 0.0, None)
