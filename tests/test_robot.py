@@ -118,8 +118,17 @@ def test_reference_choice() -> None:
     target = c[2] + 0.01
     est = ROBOT(block=8, step=8).fit(list(zip(f, c)))
     est.predict(target)
-    assert est.reference_pairs_ == [2]  # no dates: the pair with the closest coarse image
-    est = ROBOT(block=8, step=8).fit(
+    assert est.reference_pairs_ == [2]  # the pair with the closest coarse image
+    est = ROBOT(block=8, step=8, reference="nearest").fit(list(zip(f, c)))
+    est.predict(target)
+    assert est.reference_pairs_ == [2]  # nearest without dates: the same
+    dated = ROBOT(block=8, step=8).fit(
+        list(zip(f, c)), pair_dates=["2020-01-01", "2020-01-10", "2020-02-01"],
+        target_date="2020-01-05",
+    )  # fmt: skip
+    dated.predict(target)
+    assert dated.reference_pairs_ == [2]  # the default needs no dates
+    est = ROBOT(block=8, step=8, reference="nearest").fit(
         list(zip(f, c)), pair_dates=["2020-01-01", "2020-01-10", "2020-02-01"],
         target_date="2020-01-05",
     )  # fmt: skip

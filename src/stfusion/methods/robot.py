@@ -22,8 +22,10 @@ the authors' demo code (github.com/shuangchencc/ROBOT, Python with SPAMS); the l
      ``(x - m_C) / (M_C - m_C)`` with ``m_C``/``M_C`` the mean over the pairs' coarse images of
      each image's minimum/maximum over B (all bands), the fine columns likewise with the fine
      images' statistics. ``f_r`` is the *reference* fine image, the temporal-coherence term:
-     the mean of the fine images of the nearest pair before and the nearest pair after the
-     target (the authors' demo), see ``reference``. This is the L1-constrained non-negative
+     by default the fine image of the pair whose coarse image is closest to the target (least
+     mean squared difference over the scene); ``reference="nearest"`` takes the authors'
+     demo's, the mean of the fine images of the nearest pair before and the nearest pair after
+     the target in time. This is the L1-constrained non-negative
      lasso (SPAMS ``lasso`` mode 0, ``pos=True``) of the authors' code; here it is solved by
      ``scipy.optimize.nnls`` and, when the sum constraint is active, by
      ``scipy.optimize.minimize(method="SLSQP")`` on the same problem reduced by a QR
@@ -45,9 +47,10 @@ stfusion does not clip (the scale of the inputs is the user's). Invalid data (th
 none): the fit (R2) uses the band-pixels of B where every image involved is finite; a block
 with none predicts nothing (the other blocks over those pixels decide, else NaN). In (R3),
 a pixel where some pair's fine or coarse value is invalid uses the valid ones with their
-weights rescaled to the same sum. Without dates (``reference="nearest"`` needs the pair and
-target dates), the reference is the fine image of the pair whose coarse image is nearest the
-target (least mean squared difference over the scene).
+weights rescaled to the same sum. Reference image: the demo's temporal neighbours need the
+pair and target dates, which ``stfusion series`` does not give the method (and ``predict``
+gives only when the file names hold them), so the default is a rule that needs no dates and
+gives the same result through every command; ``nearest`` without dates falls back to it.
 
 Blocks are anchored to the scene, and each block is computed from the block alone, so tiled
 and threaded runs equal the whole-scene run bit for bit.
@@ -188,15 +191,15 @@ class ROBOT(FusionMethod):
               "bound on the sum of the coefficients, the L1 constraint (demo lambda1: 2)"),
         Param("tolerance", 0.02, Interval(Real, 0, None, closed="left"), "",
               "residual compensation when |sum of coefficients - 1| >= this (demo: 0.02)"),
-        Param("reference", "nearest", StrOptions(("nearest", "closest", "mean")), "",
-              "reference fine image of the temporal-coherence term: nearest = mean of the "
-              "nearest pair before and after in time (coarse-closest pair without dates), "
-              "closest = the pair whose coarse image is closest to the target, mean = all pairs"),
+        Param("reference", "closest", StrOptions(("closest", "nearest", "mean")), "",
+              "reference fine image of the temporal-coherence term: closest = the pair whose "
+              "coarse image is closest to the target; nearest = mean of the nearest pair "
+              "before and after in time (authors' demo; closest without dates); mean = all"),
     )  # fmt: skip
 
     def __init__(
         self, *, block: int = 30, step: int = 20, beta: float = 1.0, budget: float = 2.0,
-        tolerance: float = 0.02, reference: str = "nearest",
+        tolerance: float = 0.02, reference: str = "closest",
     ) -> None:  # fmt: skip
         super().__init__(block=block, step=step, beta=beta, budget=budget,
                          tolerance=tolerance, reference=reference)  # fmt: skip
