@@ -45,6 +45,7 @@ RUNS: list[tuple[str, str, str, float | None]] = [
     ("fitfc", "cia-1pair", "starfm", 2.0),
     ("starfm", "cia-2pair", "starfm", None),
     ("estarfm", "cia-2pair", "starfm", 3.0),
+    ("robot", "cia-2pair", "starfm", None),  # issue 15: reported, no target
 ]
 
 

@@ -23,6 +23,7 @@ BUILTIN: dict[str, str] = {
     "fsdaf": "stfusion.methods.fsdaf:FSDAF",
     "ganstfm": "stfusion.methods.deep:GANSTFM",
     "nochange": "stfusion.methods.baselines:NoChange",
+    "robot": "stfusion.methods.robot:ROBOT",
     "starfm": "stfusion.methods.starfm:STARFM",
     "stfdcnn": "stfusion.methods.deep_stfdcnn:STFDCNN",
     "student": "stfusion.methods.deep_student:Student",

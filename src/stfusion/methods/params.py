@@ -343,7 +343,9 @@ class MethodTags:
     for bit. ``quality``: the fields its ``predict_window_quality`` reports (``fallback``,
     ``uncertainty``, ``bands``). ``variables``: the values of its ``variable`` parameter (its
     unit-bearing constants follow from it); empty: it has no such constant. ``needs_torch``:
-    ``fit`` needs PyTorch (a deep method).
+    ``fit`` needs PyTorch (a deep method). ``series_all_pairs``: ``stfusion series`` gives it
+    every clear pair of the series, not the ``--pairs-per-side`` nearest (a time-series
+    method: ROBOT).
     """
 
     min_pairs: int = 1
@@ -355,6 +357,7 @@ class MethodTags:
     quality: tuple[str, ...] = ()
     variables: tuple[str, ...] = ()
     needs_torch: bool = False
+    series_all_pairs: bool = False
 
     def accepts_pairs(self, n: int) -> bool:
         return n >= self.min_pairs and (self.max_pairs is None or n <= self.max_pairs)

@@ -14,7 +14,8 @@ Rules (docs/commands/series.md has the user's version):
 - Pairs for a target (never the target's own pair): the ``pairs_per_side`` nearest clear pairs
   before it and after it. Methods that take several pairs (``tags.max_pairs`` None or > 1, e.g.
   STARFM) are fitted on them together, up to ``max_pairs`` (nearest first, alternating sides);
-  two-pair methods (ESTARFM) get the nearest before and the nearest after. Where one side has
+  two-pair methods (ESTARFM) get the nearest before and the nearest after; time-series
+  methods (``tags.series_all_pairs``: ROBOT) get every clear pair. Where one side has
   none, the nearest pairs on the other side are used (extrapolation, noted in the summary).
   Single-pair methods (``tags.max_pairs == 1``: Fit-FC, FSDAF) predict from each chosen pair
   separately and the predictions are blended with temporal weights ``w_i = (1/d_i) / sum_j

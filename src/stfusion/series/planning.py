@@ -29,15 +29,19 @@ def choose_pairs(
     min_pairs: int,
     max_pairs: int | None,
     per_side: int,
+    all_pairs: bool = False,
 ) -> tuple[list[list[dt.date]], str]:
     """The pair sets (one per prediction to blend) for ``target``, and a note.
 
     ``clear``: dates of the clear pairs (the target's own date is ignored). Single-pair
     methods get one set per chosen pair; all others one set of up to ``max_pairs`` pairs,
-    nearest first, alternating before and after.
+    nearest first, alternating before and after. ``all_pairs`` (a time-series method,
+    ``tags.series_all_pairs``): one set of every clear pair, whatever ``per_side``.
     """
     before = sorted((d for d in clear if d < target), reverse=True)
     after = sorted(d for d in clear if d > target)
+    if all_pairs and max_pairs != 1:
+        per_side = max(len(before), len(after), 1)
     if max_pairs == 1:
         sets = [[d] for d in sorted(before[:per_side] + after[:per_side])]
     else:

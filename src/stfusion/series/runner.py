@@ -452,7 +452,9 @@ def _predict_tiers(
     used: list[dt.date] = []
     blend = "none"
     tags = s.cls.tags
-    sets, note = choose_pairs(day, clear, tags.min_pairs, tags.max_pairs, s.pairs_per_side)
+    sets, note = choose_pairs(
+        day, clear, tags.min_pairs, tags.max_pairs, s.pairs_per_side, tags.series_all_pairs
+    )
     if sets:
         tiers.append(
             _predict_tier(
@@ -474,7 +476,10 @@ def _predict_tiers(
         and clear
         and (not tiers or holes(tiers[0], target, observed, s.grid, s.count) > 0)
     ):
-        fsets, _ = choose_pairs(day, clear, fb.tags.min_pairs, fb.tags.max_pairs, s.pairs_per_side)
+        fsets, _ = choose_pairs(
+            day, clear, fb.tags.min_pairs, fb.tags.max_pairs, s.pairs_per_side,
+            fb.tags.series_all_pairs,
+        )
         if fsets:
             if not tiers:
                 notes.append(f"{s.cls.name}: {note}; predicted with {fb.name} instead")
