@@ -197,6 +197,14 @@ class ROBOT(FusionMethod):
               "before and after in time (authors' demo; closest without dates); mean = all"),
     )  # fmt: skip
 
+    # The parameters, stored by FusionMethod.__init__ (declared for the type checker).
+    block: int
+    step: int
+    beta: float
+    budget: float
+    tolerance: float
+    reference: str
+
     def __init__(
         self, *, block: int = 30, step: int = 20, beta: float = 1.0, budget: float = 2.0,
         tolerance: float = 0.02, reference: str = "closest",
