@@ -182,7 +182,7 @@ class StudentCheckpoint(Checkpoint):
 
     def network(self, state: str = "best") -> FusionNet:
         cfg = self.data["network"]
-        if cfg.get("network") != StudentNet.name:
+        if cfg.get("network") != StudentNet.name or cfg.get("agnostic"):
             return super().network(state)
         net = StudentNet(int(cfg["bands"]), tuple(int(c) for c in cfg["channels"]))
         net.load_state_dict(self.data["state_dict"] if state == "best" else

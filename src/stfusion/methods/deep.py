@@ -45,9 +45,17 @@ WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 DEMO_DATES = ("2001-10-08", "2001-10-17")
 
 
+def shipped_weights(name: str) -> Path:
+    """Path of the shipped checkpoint of method ``name`` (may not exist):
+    ``<name>_multisite.ckpt`` (band-agnostic, trained on several sites of ../shared/data;
+    docs/deep.md), else the older ``<name>_cia_demo.ckpt``."""
+    multi = WEIGHTS_DIR / f"{name}_multisite.ckpt"
+    return multi if multi.exists() else WEIGHTS_DIR / f"{name}_cia_demo.ckpt"
+
+
 def demo_weights(name: str) -> Path:
-    """Path of the shipped demo checkpoint of method ``name`` (may not exist)."""
-    return WEIGHTS_DIR / f"{name}_cia_demo.ckpt"
+    """Path of the shipped checkpoint of method ``name`` (``weights=demo``; may not exist)."""
+    return shipped_weights(name)
 
 
 def trained_on_target(training_dates: Sequence[Any] | None, target_date: Any) -> str:
@@ -111,7 +119,7 @@ class DeepMethod(FusionMethod):
             raise InvalidParameterError(f"{self.name}: weights must be a checkpoint path.")
 
     def weights_path(self) -> Path:
-        if str(self.weights) == "demo":
+        if str(self.weights) in ("demo", "shipped"):
             path = demo_weights(self.name)
             if not path.exists():
                 raise InvalidParameterError(
@@ -154,6 +162,10 @@ class DeepMethod(FusionMethod):
         samples = [(s.label, s.sample(1 << 16)) for pair in scene.pairs for s in pair]
         ck.check_inputs(scene.count, tuple(scene.band_names), samples, scene.ratio)
         pred = self._predictor(ck)
+        if ck.agnostic:
+            # Per-scene statistics of the fine reference image(s): the same for every tile,
+            # so tiled output stays equal to whole-scene output.
+            pred.set_stats([f.sample(1 << 18) for f, _ in scene.pairs])
         overlap = (
             default_overlap(pred.radius, pred.multiple)
             if self.overlap == "auto"
