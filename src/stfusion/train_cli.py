@@ -15,12 +15,12 @@ from stfusion.cli_options import OFFSET, SCALE
 
 #: Networks ``--model`` accepts (a network registered in stfusion.dl.networks; GANs train
 #: with the adversarial loop).
-MODEL_CHOICES = ["dcstfn", "edcstfn", "ganstfm", "vitgan", "stfdcnn"]
+MODEL_CHOICES = ["dcstfn", "edcstfn", "ganstfm", "vitgan", "stfdcnn", "student"]
 
 
 #: Engine options left out of the stored command line at their defaults.
 _DEFAULTS: dict[str, Any] = {"precision": "32", "strategy": "auto", "workers": 0, "max_gap": 0.0,
-                             "val_patches": 64}  # fmt: skip
+                             "val_patches": 64, "init": "shipped"}  # fmt: skip
 
 
 def _command_line(**kw: Any) -> str:
@@ -35,7 +35,7 @@ def _command_line(**kw: Any) -> str:
                 "fm_weight", "sam_weight", "d_lr", "label_smoothing", "clip", "time_mix",
                 "fine_scale", "fine_offset", "coarse_scale", "coarse_offset", "resampling",
                 "dates", "precision", "strategy", "workers", "max_gap", "val_dates",
-                "val_patches", "catalog"):  # fmt: skip
+                "val_patches", "catalog", "init"):  # fmt: skip
         value = kw.get(opt)
         if value is not None and value != "" and _DEFAULTS.get(opt, object()) != value:
             args += [f"--{opt.replace('_', '-')}", str(value)]
@@ -172,11 +172,12 @@ def split_dates(text: str | None) -> list[str]:
 )
 @click.option(
     "--size",
-    type=click.Choice(["tiny", "small", "paper"]),
+    type=click.Choice(["tiny", "small", "paper", "nano", "micro", "mini"]),
     default="small",
     show_default=True,
     help="Network width: paper = the published 32/64/128 "
-    "feature maps; small and tiny are 2x and 4x narrower.",
+    "feature maps; small and tiny are 2x and 4x narrower. The student (trained directly with "
+    "--model student) has nano, micro, mini; small means micro for it.",
 )
 @click.option("--epochs", type=int, default=50, show_default=True, help="Maximum epochs.")
 @click.option("--patch", type=int, default=64, show_default=True, help="Patch side (fine px).")
@@ -335,6 +336,15 @@ def split_dates(text: str | None) -> list[str]:
     show_default=True,
     help="How a coarse image on its own grid is reprojected onto the fine grid.",
 )
+@click.option(
+    "--init",
+    default="shipped",
+    show_default=True,
+    metavar="shipped|none|CKPT",
+    help="Initial weights: shipped = fine-tune the model's shipped weights (same --size; "
+    "other sizes start fresh with a warning), none = fresh (the correction to the physical "
+    "baseline starts at zero), or a checkpoint of the same model and size.",
+)
 @engine_options
 @click.option("--note", default="", help="Free text stored in the checkpoint's metadata.")
 @click.option("--resume", is_flag=True, help="Continue the run saved in --out.")
@@ -352,6 +362,7 @@ def train(
     coarse_offset: float | None, resampling: str, devices: str | None, precision: str,
     strategy: str, workers: int, max_gap: float, val_dates: str | None, val_patches: int,
     catalog: str | None, note: str, resume: bool, overwrite: bool, quiet: bool,
+    init: str = "shipped",
 ) -> None:  # fmt: skip
     """Train a deep fusion network (DCSTFN, EDCSTFN, GAN-STFM, ViTGAN, STFDCNN) on your own pairs.
 
@@ -381,12 +392,14 @@ def train(
     if not pairs and not catalog:
         raise click.UsageError("give the training pairs: --pair FINE COARSE (2+) or --catalog.")
     device = devices or device
+    if model == "student" and size in ("tiny", "small", "paper"):
+        size = {"tiny": "nano", "small": "micro", "paper": "mini"}[size]
     cfg = TrainConfig(
         model=model, size=size, epochs=epochs, patch=patch, batch=batch, lr=lr,
         steps_per_epoch=steps_per_epoch, val_fraction=val_fraction, patience=patience,
         seed=seed, device=device, augment=augment, ae_steps=ae_steps, threads=threads,
         precision=precision, strategy=strategy, workers=workers, max_gap=max_gap,
-        val_dates=split_dates(val_dates), val_patches=val_patches,
+        val_dates=split_dates(val_dates), val_patches=val_patches, init=init,
         **{k: v for k, v in optional.items() if v is not None},
     )  # fmt: skip
     date_list = [d.strip() for d in dates.split(",") if d.strip()] if dates else None
@@ -401,7 +414,7 @@ def train(
         fine_offset=fine_offset, coarse_scale=coarse_scale, coarse_offset=coarse_offset,
         resampling=resampling, dates=dates, augment=augment, precision=precision,
         strategy=strategy, workers=workers, max_gap=max_gap, val_dates=val_dates,
-        val_patches=val_patches, catalog=catalog,
+        val_patches=val_patches, catalog=catalog, init=init,
     )  # fmt: skip
     meta: dict[str, Any] = {"command": command, "argv": " ".join(sys.argv[1:])}
     if note:

@@ -686,10 +686,19 @@ def init_weights(net: FusionNet, cfg: TrainConfig) -> None:
     want = {k: v for k, v in net.config().items() if k != "bands"}
     have = {k: v for k, v in ck.data["network"].items() if k not in ("bands", "size")}
     if ck.model != cfg.model or want != have:
+        why = (f"{path} holds {ck.model} {ck.data['network']}, this run builds {cfg.model} "
+               f"{net.config()} (size {cfg.size})")  # fmt: skip
+        if init == "shipped":
+            import warnings
+
+            from stfusion.errors import STFusionWarning
+
+            # The default: other sizes or forms than the shipped ones train from scratch.
+            warnings.warn(f"--init shipped: {why}; starting from fresh weights (the "
+                          "correction starts at zero).", STFusionWarning, stacklevel=3)
+            return
         raise InvalidParameterError(
-            f"--init {init}: {path} holds {ck.model} {ck.data['network']}, this run builds "
-            f"{cfg.model} {net.config()} (size {cfg.size}); give the same model and --size, "
-            "or --init none."
+            f"--init {init}: {why}; give the same model and --size, or --init none."
         )
     net.load_state_dict(ck.data["state_dict"])
 
