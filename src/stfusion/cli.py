@@ -171,12 +171,20 @@ def cli(ctx: click.Context, debug: bool, verbose: bool) -> None:
     "pairs",
     nargs=2,
     multiple=True,
-    required=True,
     type=click.Path(),
     metavar="FINE COARSE",
     help="A fine image and the coarse image of the same date. Repeat for more pairs. Each "
     "may be a MODIS .hdf, a quoted glob or comma list of band files, and end in :BANDS "
     "(docs/inputs.md).",
+)
+@click.option(
+    "--fine-ref",
+    "fine_ref",
+    default=None,
+    type=click.Path(),
+    metavar="FINE",
+    help="A fine image of any date without its coarse image, in place of --pair, for "
+    "methods that need no coarse image at the reference date (ganstfm).",
 )
 @click.option(
     "--coarse",
@@ -233,7 +241,7 @@ def cli(ctx: click.Context, debug: bool, verbose: bool) -> None:
 @click.option("--quiet", "-q", is_flag=True, help="No progress display or summary.")
 @variable_option
 def predict(
-    method: str, pairs: Sequence[tuple[str, str]], target: str, out: str,
+    method: str, pairs: Sequence[tuple[str, str]], fine_ref: str | None, target: str, out: str,
     params: Sequence[str], fine_scale: float | None, fine_offset: float | None,
     coarse_scale: float | None, coarse_offset: float | None, resampling: str,
     mem_limit: float | None, workers: int, threads: int | None, scheduler: str | None,
@@ -244,6 +252,7 @@ def predict(
     from stfusion.methods.variables import params_with_variable
 
     params = params_with_variable(params, method, variable)
+    pairs = _pairs_or_fine_ref(method, pairs, fine_ref)
 
     roles = role_options(fine_scale, fine_offset, coarse_scale, coarse_offset, **band_opts)
     fine_scale, fine_offset = roles["fine_scale"], roles["fine_offset"]
@@ -271,6 +280,27 @@ def predict(
         )
         if info["quality"]:
             click.echo(f"wrote {info['quality']} (quality layer)")
+
+
+def _pairs_or_fine_ref(
+    method: str, pairs: Sequence[tuple[str, str]], fine_ref: str | None
+) -> Sequence[tuple[str, str]]:
+    """The pairs of ``predict``: ``--pair``, or ``--fine-ref F`` as the pair ``(F, F)`` for a
+    method that reads no coarse image at the reference date (its coarse slot is never used)."""
+    from stfusion.methods import get_method
+
+    if fine_ref is None:
+        if not pairs:
+            raise click.UsageError("give --pair FINE COARSE (or --fine-ref FINE for ganstfm).")
+        return pairs
+    if pairs:
+        raise click.UsageError("give either --pair or --fine-ref, not both.")
+    if getattr(get_method(method), "uses_coarse_ref", True):
+        raise click.UsageError(
+            f"--fine-ref: {method} needs the coarse image of the reference date; give "
+            "--pair FINE COARSE (methods without it: ganstfm)."
+        )
+    return [(fine_ref, fine_ref)]
 
 
 # ------------------------------------------------------------------------------ evaluate

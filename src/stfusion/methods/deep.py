@@ -257,6 +257,9 @@ class GANSTFM(DeepMethod):
 
     name = "ganstfm"
     network = "ganstfm"
+    #: No coarse image at the reference date is read by the network or its baseline
+    #: (``stfusion predict --fine-ref F1.tif --coarse C2.tif``).
+    uses_coarse_ref = False
     title = "GAN-STFM (conditional GAN)"
     paper = "Tan et al. 2022, IEEE TGRS 60"
     min_pairs = 1
