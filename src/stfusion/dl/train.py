@@ -815,16 +815,22 @@ def random_checkpoint(
     std: float | Sequence[float] = 0.1,
     training_dates: Sequence[str] = (),
     seed: int = 0,
+    agnostic: bool = False,
 ) -> Path:
     """A checkpoint with freshly initialised (untrained) weights, for tests and smoke runs.
 
-    It predicts nonsense but exercises the whole inference path (tiling, checks, writing).
+    Band-tied (``agnostic=False``, format 1 networks): it predicts nonsense but exercises the
+    whole inference path (tiling, checks, writing). ``agnostic=True``: the band-agnostic
+    residual form, which predicts its physical baseline exactly (``bands``, ``mean``, ``std``
+    and ``band_names`` are then those of any band: 1, 0, 1, ``any``).
     """
-    cfg = TrainConfig(model=model, size=size, seed=seed)
+    cfg = TrainConfig(model=model, size=size, seed=seed, agnostic=agnostic)
     cfg.validate()
     cfg = cfg.resolved()
     torch.manual_seed(seed)
-    net = make_network(model, bands, size)
+    if agnostic:
+        bands, band_names, mean, std = 1, ["any"], 0.0, 1.0
+    net = make_network(model, bands, size, agnostic=agnostic)
     names = list(band_names) if band_names else [f"band{i + 1}" for i in range(bands)]
     m = np.broadcast_to(np.asarray(mean, dtype=np.float64), (bands,))
     s = np.broadcast_to(np.asarray(std, dtype=np.float64), (bands,))
@@ -836,7 +842,8 @@ def random_checkpoint(
         "band_names": names,
         "scaling": {"fine": None, "coarse": None},
         "ratio": None,
-        "norm": {"mean": [float(x) for x in m], "std": [float(x) for x in s]},
+        "norm": {"mean": [float(x) for x in m], "std": [float(x) for x in s],
+                 "per_sample": agnostic},
         "data_range": [float(1.0 / x) for x in s],
         "physical_range": 1.0,
         "training_dates": list(training_dates),
