@@ -53,7 +53,7 @@ def _baseline(model: str, f1: np.ndarray, c1: np.ndarray, c2: np.ndarray) -> np.
 def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("agnostic")
     return {m: random_checkpoint(d / f"{m}.ckpt", m, 6, size=s, agnostic=True)
-            for m, s in MODELS.items()}  # fmt: skip
+            for m, s in {**MODELS, "stfdcnn": "tiny"}.items()}  # fmt: skip
 
 
 @pytest.mark.parametrize("model", sorted(MODELS))
@@ -95,7 +95,17 @@ def test_two_pairs_blend_the_additive_predictions(checkpoints: dict[str, Path]) 
     assert np.all(pred >= lo - 1e-5) and np.all(pred <= hi + 1e-5)
 
 
-@pytest.mark.parametrize("model", sorted(MODELS))
+def test_untrained_stfdcnn_is_its_fusion_model(checkpoints: dict[str, Path]) -> None:
+    # STFDCNN's CNNs start as identities: its HPM fusion model on the inputs, i.e.
+    # F_k + up(lsr(C_0 - C_k)) per pair; for a spatially uniform change that is additive.
+    f1, c1, _ = _scene(3, size=32)
+    c2 = c1 + np.float32(0.05)
+    pred = predict_arrays(checkpoints["stfdcnn"], [(f1, c1), (f1, c1)], c2, tile=32,
+                          device="cpu")  # fmt: skip
+    np.testing.assert_allclose(pred, f1 + c2 - c1, atol=TOL)
+
+
+@pytest.mark.parametrize("model", [*sorted(MODELS), "stfdcnn"])
 def test_every_method_predicts_1_3_and_6_bands(model: str, checkpoints: dict[str, Path]) -> None:
     cls = get_method(model)
     for bands in (1, 3, 6):

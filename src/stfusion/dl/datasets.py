@@ -413,6 +413,11 @@ class PatchDataset(torch.utils.data.Dataset):
                 f, c = sites[s].scene.pairs[t]
                 fw = self.reader.window(f, *pos, p, p)
                 cw = self.reader.window(c, *pos, p, p)
+                if self.reader.per_sample:  # one band, normalised by its image's statistics
+                    band = int(rng.integers(self.reader.bands(s)))
+                    center, scale, _ = self.reader.stats(s, t)
+                    fw = (fw[band : band + 1] - center[band]) / scale[band]
+                    cw = (cw[band : band + 1] - center[band]) / scale[band]
                 mask = np.isfinite(fw).all(0) & np.isfinite(cw).all(0)
                 parts: tuple[np.ndarray, ...] = (fw, cw, mask[None])
             else:

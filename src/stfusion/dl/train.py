@@ -552,7 +552,7 @@ def run_data(
         raise InvalidParameterError("--max-gap needs the pairs' dates (--dates or file names).")
     ds.set_blocks(sites, cfg.val_fraction, multiple)
     used = ds.training_dates(sites, held)
-    if norm is None and getattr(cfg, "agnostic", False) and not single:
+    if norm is None and getattr(cfg, "agnostic", False):
         norm = ds.Normalisation.identity()
     if norm is None:
         with ds.streaming():

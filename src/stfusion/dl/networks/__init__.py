@@ -161,8 +161,12 @@ def build_network(config: dict[str, Any]) -> FusionNet:
     if config.get("agnostic"):
         from stfusion.dl.networks.agnostic import AgnosticNet
 
-        inner = cls(1, tuple(config["channels"]))  # type: ignore[call-arg]
+        one = {**config, "bands": 1}
+        inner = (cls.from_config(one) if hasattr(cls, "from_config")  # STFDCNN: factor, window
+                 else cls(1, tuple(config["channels"])))  # type: ignore[call-arg]  # fmt: skip
         return AgnosticNet(inner, str(config["agnostic"]), int(config.get("smooth", 8)))
+    if hasattr(cls, "from_config"):  # STFDCNN: factor, window, residual
+        return cls.from_config(config)  # type: ignore[no-any-return]
     return cls(int(config["bands"]), tuple(config["channels"]))  # type: ignore[call-arg]
 
 
@@ -173,7 +177,9 @@ def make_network(name: str, bands: int, size: str = "small", agnostic: bool = Fa
     if agnostic:
         from stfusion.dl.networks.agnostic import wrap
 
-        return wrap(build_network({"network": name, "bands": 1, "channels": list(widths)}))
+        # "residual": STFDCNN's CNNs start as identities (its output is a full prediction).
+        return wrap(build_network({"network": name, "bands": 1, "channels": list(widths),
+                                   "residual": True}))  # fmt: skip
     return build_network({"network": name, "bands": bands, "channels": list(widths)})
 
 

@@ -170,6 +170,12 @@ class AgnosticNet(FusionNet):
         w1 = w1 * v1 * v2 + v1 * (1.0 - v2)
         return w1 * p[0] + (1.0 - w1) * p[1]
 
+    def losses(self, fine: torch.Tensor, coarse: torch.Tensor, mask: torch.Tensor,
+               content: str = "mse") -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+        """STFDCNN's single-date training losses (single-band batches)."""
+        return self.inner.losses(self._flat(fine), self._flat(coarse),  # type: ignore[operator]
+                                 mask.repeat_interleave(fine.shape[1], 0), content)  # fmt: skip
+
     # The student's distillation hooks (single-band batches: the flattening is a reshape).
     def features(self, fine_ref: torch.Tensor, coarse_ref: torch.Tensor,
                  coarse_target: torch.Tensor) -> torch.Tensor:  # fmt: skip
