@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -256,24 +255,11 @@ def test_tiled_equals_whole(factor: int, trained: dict, files: dict) -> None:
         fit(trained[factor], files, tile=18 if factor == 4 else 15)
 
 
-@pytest.mark.skipif(not demo_weights("stfdcnn").exists(), reason="demo weights not shipped")
+@pytest.mark.skipif(not demo_weights("stfdcnn").exists(), reason="weights not shipped")
 def test_demo_weights(tmp_path: Path) -> None:
-    from stfusion.demo import sample_dir
+    """The shipped weights (test_dl_agnostic.check_shipped; since 2026-12-03 band-agnostic
+    and multi-site, so other band counts are predicted, not refused)."""
+    from test_dl_agnostic import check_shipped
 
-    path = demo_weights("stfdcnn")
-    assert path.stat().st_size < 5 * 2**20
-    ck = load_checkpoint(path)
-    assert ck.model == "stfdcnn" and ck.training_dates == STFDCNN_DEMO_DATES
     assert STFDCNN.training_dates == STFDCNN_DEMO_DATES
-    assert "demo" in ck.meta.get("notes", "") and ck.meta["command"].startswith("stfusion train")
-    assert "2001-10-17" not in ck.meta["command"]
-    d = sample_dir()
-    pairs = [(d / f"CIA_Landsat7_{x}.tif", d / f"CIA_MOD09GA_{x}.tif") for x in PAIRS]
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", STFusionWarning)
-        est = STFDCNN().fit(pairs)  # weights="demo"
-    pred = est.predict(d / "CIA_MOD09GA_2001-10-17.tif").values
-    assert pred.shape == (6, 250, 250) and np.isfinite(pred).all()
-    other = write_cia_crop(tmp_path, 32, PAIRS, (2, 3))
-    with pytest.raises(InvalidParameterError, match="trained on 6 bands"):
-        STFDCNN().fit([other[x] for x in PAIRS])
+    check_shipped("stfdcnn", tmp_path)

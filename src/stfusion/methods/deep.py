@@ -20,10 +20,12 @@ predicted with ``overlap`` pixels of context and cropped (see :mod:`stfusion.dl.
 with ``overlap`` >= the receptive field (the default), no seam can appear, and any window
 plan gives the same output bit for bit.
 
-``weights="demo"`` (the default) uses the small checkpoints shipped with stfusion, trained on
-the CIA pairs of 2001-10-08 and 2001-10-17 (6 bands blue..swir2, reflectance 0-1, 50 m,
-ratio 10). They are a demonstration only: they refuse other band sets and scales, and on other
-scenes you should train your own (docs/deep.md has the numbers they reach).
+``weights="demo"`` (the default; also ``shipped``) uses the small band-agnostic checkpoints
+shipped with stfusion (``<method>_multisite.ckpt``), trained on CIA, BOREAS and Sentinel-2
+scenes of ../shared/data, never on the target date of a one-pair named case: any band
+count, each network a correction to a physical baseline (docs/deep.md). Band-tied
+checkpoints of format 1 (written before 2026-12-03) still load, with their checks on band
+count, names and scale. On your own scenes, fine-tune them (``stfusion train``).
 """
 
 from __future__ import annotations
@@ -41,8 +43,10 @@ from stfusion.methods.base import FusionMethod, Param
 from stfusion.scene import Scene
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
-#: Training dates of the shipped demo checkpoints (checked against the files by the tests).
-DEMO_DATES = ("2001-10-08", "2001-10-17")
+#: Training dates of the shipped checkpoints (checked against the files by the tests): CIA,
+#: BOREAS and the Sentinel-2 scenes (placeholder dates) of tools/make_training_catalog.py.
+DEMO_DATES = ("2001-10-08", "2001-10-17", "2001-05-24", "2001-08-12", "2016-01-01",
+              "2016-01-31", "2016-03-01", "2016-03-31", "2016-04-30")  # fmt: skip
 
 
 def shipped_weights(name: str) -> Path:
