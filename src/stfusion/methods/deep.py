@@ -97,8 +97,8 @@ class DeepMethod(FusionMethod):
     training_dates: ClassVar[tuple[str, ...]] = DEMO_DATES
     params = (
         Param("weights", "demo", str, "path",
-              "checkpoint from `stfusion train`; demo = the shipped CIA demo weights "
-              "(6 bands, reflectance 0-1; demonstration only)"),
+              "checkpoint from `stfusion train`; demo (or shipped) = the shipped weights "
+              "(band-agnostic, multi-site; docs/deep.md)"),
         Param("tile", 256, int, "fine pixels",
               "side of the tiles the network runs on (anchored at the scene origin)"),
         Param("overlap", "auto", int, "fine pixels",

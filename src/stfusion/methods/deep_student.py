@@ -41,8 +41,8 @@ class Student(DeepMethod):
     max_pairs = 1
     params = (
         Param("weights", "demo", str, "path",
-              "checkpoint from `stfusion distill`; demo = the shipped CIA demo student "
-              "(6 bands, reflectance 0-1; demonstration only)"),
+              "checkpoint from `stfusion train --model student` or `stfusion distill`; demo "
+              "(or shipped) = the shipped student (band-agnostic, multi-site; docs/deep.md)"),
         *DeepMethod.params[1:],
     )  # fmt: skip
 
