@@ -48,7 +48,10 @@ def test_checkpoint_round_trip(model: str, pairs: list, tmp_path: Path) -> None:
     out = tmp_path / "m.ckpt"
     r = train(pairs, out, cfg(model), meta={"command": "stfusion train ...", "notes": "x"})
     ck = load_checkpoint(out)
-    assert ck.model == model and ck.bands == 2 and ck.band_names == ("red", "nir")
+    # Band-agnostic (format 2): the network takes one band, any band set; the training
+    # bands are recorded per site.
+    assert ck.model == model and ck.agnostic and ck.bands == 1 and ck.band_names == ("any",)
+    assert ck.data["training_site_info"][0]["band_names"] == ["red", "nir"]
     assert ck.training_dates == DATES[:2]  # parsed from the file names
     assert ck.data["scaling"]["fine"] == {"scale": 1.0, "offset": 0.0}
     assert ck.data["ratio"] is None  # fine and coarse on one grid, no ratio given
@@ -57,7 +60,7 @@ def test_checkpoint_round_trip(model: str, pairs: list, tmp_path: Path) -> None:
     assert ck.meta["seconds"] > 0 and ck.data["epoch"] == 2 == r.epochs
     assert len(ck.data["history"]) == 2 and ck.data["best_epoch"] == r.best_epoch
     assert ("autoencoder" in ck.data) == (model == "edcstfn")
-    assert ck.mean.shape == (2,) and (ck.std > 0).all()
+    assert ck.mean.shape == (1,) and (ck.std > 0).all() and ck.data["norm"]["per_sample"]
     # The stored best weights are the network's.
     net = ck.network()
     x = [torch.randn(1, 2, 16, 16) for _ in range(3)]
