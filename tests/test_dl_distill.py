@@ -58,9 +58,10 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, Pat
 @pytest.fixture(scope="module")
 def teacher(files: dict, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An EDCSTFN (small) trained for a few steps on the 10-08 and 10-17 crops (red, nir)."""
+    # Band-tied: distillation takes format-1 teachers (a band-agnostic one is refused).
     cfg = TrainConfig(model="edcstfn", size="small", epochs=1, patch=16, batch=4,
                       steps_per_epoch=4, ae_steps=2, threads=1, val_fraction=0.3,
-                      val_patches=8)  # fmt: skip
+                      val_patches=8, agnostic=False)  # fmt: skip
     out = tmp_path_factory.mktemp("teacher") / "teacher.ckpt"
     return train([files[d] for d in DATES[:2]], out, cfg).checkpoint
 

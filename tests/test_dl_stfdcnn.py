@@ -28,8 +28,12 @@ from stfusion.methods.deep import demo_weights  # noqa: E402
 from stfusion.methods.deep_stfdcnn import STFDCNN, STFDCNN_DEMO_DATES  # noqa: E402
 from test_dl_data import DATES, write_cia_crop  # noqa: E402
 
+#: Band-tied (checkpoint format 1): these tests cover the paper's network and HPM in physical
+#: units with the training statistics; the band-agnostic residual form is tested in
+#: test_dl_agnostic.py (1/3/6 bands, its untrained fusion model).
 TINY = STFDCNNConfig(size="tiny", epochs=2, patch=16, batch=4, steps_per_epoch=3,
-                     val_fraction=0.3, threads=1, seed=0, val_patches=8)  # fmt: skip
+                     val_fraction=0.3, threads=1, seed=0, val_patches=8,
+                     agnostic=False)  # fmt: skip
 #: Tiled vs whole-scene tolerance with the overlap covering the receptive field.
 SEAM_TOL = 1e-5
 PAIRS = (DATES[0], DATES[2])  # cia-2pair: 10-08 and 11-02 bracket the target 10-17

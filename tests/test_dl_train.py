@@ -35,7 +35,11 @@ def cfg(model: str, **kw: object) -> TrainConfig:
 
 @pytest.mark.parametrize("model", ["dcstfn", "edcstfn"])
 def test_loss_goes_down_on_tiny_overfit_set(model: str, pairs: list, tmp_path: Path) -> None:
-    config = cfg(model, epochs=5, steps_per_epoch=6, lr=3e-3, patience=100, augment=False)
+    # Band-tied: a band-agnostic network starts at the additive baseline (a low loss) and
+    # draws one random band per patch, so a 40 % drop in 5 tiny epochs is not its test; its
+    # training is checked in test_dl_agnostic.py (val RMSE against additive in the log).
+    config = cfg(model, epochs=5, steps_per_epoch=6, lr=3e-3, patience=100, augment=False,
+                 agnostic=False)
     r = train(pairs, tmp_path / "m.ckpt", config)
     losses = [h["train_loss"] for h in r.history]
     assert len(losses) == 5
