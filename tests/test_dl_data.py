@@ -411,7 +411,8 @@ def test_stream_patches_never_touch_the_block_and_time_mix(tmp_path: Path) -> No
     block = data.sites[0].block
     seen = []
     pair = data.train.reader.pair
-    data.train.reader.pair = lambda ex, r, c, h, w: seen.append((r, c)) or pair(ex, r, c, h, w)
+    data.train.reader.pair = lambda ex, r, c, h, w, band=0: (seen.append((r, c))
+                                                             or pair(ex, r, c, h, w, band))
     items = [data.train[i] for i in range(200)]
     assert len(seen) >= 200
     assert not any(block.intersects(r, c, 16, 16) for r, c in seen)
