@@ -301,8 +301,10 @@ def test_stream_holds_a_bounded_number_of_windows(tmp_path: Path) -> None:
     from stfusion.dl.train import TrainConfig, open_training_sites, run_data
 
     pairs = write_series(tmp_path, 20, size=48)
+    # Band-tied (format 1): reads are patch windows only. A band-agnostic run also reads each
+    # date's fine image once, decimated to at most 2^18 pixels (its statistics, cached).
     cfg = TrainConfig(model="dcstfn", patch=16, batch=4, steps_per_epoch=10, val_patches=8,
-                      val_fraction=0.25)  # fmt: skip
+                      val_fraction=0.25, agnostic=False)  # fmt: skip
     sites = open_training_sites(pairs)
     assert sites[0].dates is not None and len(sites[0].dates) == 20
     log: dict = {"reads": 0, "max_pixels": 0, "live": set(), "max_live": 0}
@@ -404,12 +406,13 @@ def test_stream_patches_never_touch_the_block_and_time_mix(tmp_path: Path) -> No
 
     pairs = write_series(tmp_path, 3, size=48)
     cfg = TrainConfig(model="dcstfn", patch=16, batch=4, steps_per_epoch=50, val_patches=4,
-                      val_fraction=0.25, augment=False, time_mix=1.0)  # fmt: skip
+                      val_fraction=0.25, augment=False, time_mix=1.0, agnostic=False)  # fmt: skip
     data = run_data(open_training_sites(pairs), cfg)
     block = data.sites[0].block
     seen = []
     pair = data.train.reader.pair
-    data.train.reader.pair = lambda ex, r, c, h, w: seen.append((r, c)) or pair(ex, r, c, h, w)
+    data.train.reader.pair = lambda ex, r, c, h, w, band=0: (seen.append((r, c))
+                                                             or pair(ex, r, c, h, w, band))
     items = [data.train[i] for i in range(200)]
     assert len(seen) >= 200
     assert not any(block.intersects(r, c, 16, 16) for r, c in seen)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +11,6 @@ import rasterio
 
 torch = pytest.importorskip("torch")
 
-from stfusion.dl.checkpoint import load_checkpoint  # noqa: E402
 from stfusion.dl.infer import Predictor, predict_arrays  # noqa: E402
 from stfusion.dl.train import TrainConfig, random_checkpoint, train  # noqa: E402
 from stfusion.errors import (  # noqa: E402
@@ -39,10 +37,14 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, Pat
 
 @pytest.fixture(scope="module")
 def trained(files: dict, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Tiny models trained for a few steps on the 10-08 and 10-17 pairs (red, nir)."""
+    """Tiny models trained for a few steps on the 10-08 and 10-17 pairs (red, nir).
+
+    Band-tied (checkpoint format 1, ``agnostic=False``): these tests cover its checks (band
+    count, names, scale) and its seams, which a few steps of a band-agnostic network, whose
+    correction starts at zero, would barely show; test_dl_agnostic.py covers format 2."""
     out = {}
     cfg = TrainConfig(size="tiny", epochs=1, patch=16, batch=4, steps_per_epoch=3, ae_steps=3,
-                      threads=1)  # fmt: skip
+                      threads=1, agnostic=False)  # fmt: skip
     d = tmp_path_factory.mktemp("ckpt")
     for model in ("dcstfn", "edcstfn"):
         out[model] = train([files[x] for x in DATES[:2]], d / f"{model}.ckpt",
@@ -205,25 +207,12 @@ def test_cli_predict(trained: dict, files: dict, tmp_path: Path,
     np.testing.assert_array_equal(cli, lib)
 
 
-@pytest.mark.skipif(not demo_weights("edcstfn").exists(), reason="demo weights not shipped")
+@pytest.mark.skipif(not demo_weights("edcstfn").exists(), reason="weights not shipped")
 @pytest.mark.parametrize("model", ["dcstfn", "edcstfn"])
 def test_demo_weights(model: str, tmp_path: Path) -> None:
-    """The shipped weights: small, documented, refuse other data, predict the bundled sample."""
-    from stfusion.demo import sample_dir
+    """The shipped weights (test_dl_agnostic.check_shipped; since 2026-12-03 band-agnostic
+    and multi-site, so other band counts are predicted, not refused)."""
+    from test_dl_agnostic import check_shipped
 
-    path = demo_weights(model)
-    assert path.stat().st_size < 5 * 2**20
-    ck = load_checkpoint(path)
-    assert ck.model == model and ck.training_dates == DEMO_DATES == CLASSES[model].training_dates
-    assert ck.band_names == ("blue", "green", "red", "nir", "swir1", "swir2")
-    assert "demo" in ck.meta.get("notes", "") and ck.meta["command"].startswith("stfusion train")
-    assert "2001-11-02" not in ck.meta["command"]
-    d = sample_dir()
-    pairs = [(d / "CIA_Landsat7_2001-10-17.tif", d / "CIA_MOD09GA_2001-10-17.tif")]
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", STFusionWarning)
-        est = CLASSES[model]().fit(pairs)  # weights="demo"
-    pred = est.predict(d / "CIA_MOD09GA_2001-11-02.tif").values
-    assert pred.shape == (6, 250, 250) and np.isfinite(pred).all()
-    with pytest.raises(InvalidParameterError, match="trained on 6 bands"):
-        CLASSES[model]().fit([write_cia_crop(tmp_path, 32, DATES[1:2], (2, 3))[DATES[1]]])
+    assert CLASSES[model].training_dates == DEMO_DATES
+    check_shipped(model, tmp_path)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,8 +28,12 @@ from stfusion.methods.deep import demo_weights  # noqa: E402
 from stfusion.methods.deep_stfdcnn import STFDCNN, STFDCNN_DEMO_DATES  # noqa: E402
 from test_dl_data import DATES, write_cia_crop  # noqa: E402
 
+#: Band-tied (checkpoint format 1): these tests cover the paper's network and HPM in physical
+#: units with the training statistics; the band-agnostic residual form is tested in
+#: test_dl_agnostic.py (1/3/6 bands, its untrained fusion model).
 TINY = STFDCNNConfig(size="tiny", epochs=2, patch=16, batch=4, steps_per_epoch=3,
-                     val_fraction=0.3, threads=1, seed=0, val_patches=8)  # fmt: skip
+                     val_fraction=0.3, threads=1, seed=0, val_patches=8,
+                     agnostic=False)  # fmt: skip
 #: Tiled vs whole-scene tolerance with the overlap covering the receptive field.
 SEAM_TOL = 1e-5
 PAIRS = (DATES[0], DATES[2])  # cia-2pair: 10-08 and 11-02 bracket the target 10-17
@@ -256,24 +259,11 @@ def test_tiled_equals_whole(factor: int, trained: dict, files: dict) -> None:
         fit(trained[factor], files, tile=18 if factor == 4 else 15)
 
 
-@pytest.mark.skipif(not demo_weights("stfdcnn").exists(), reason="demo weights not shipped")
+@pytest.mark.skipif(not demo_weights("stfdcnn").exists(), reason="weights not shipped")
 def test_demo_weights(tmp_path: Path) -> None:
-    from stfusion.demo import sample_dir
+    """The shipped weights (test_dl_agnostic.check_shipped; since 2026-12-03 band-agnostic
+    and multi-site, so other band counts are predicted, not refused)."""
+    from test_dl_agnostic import check_shipped
 
-    path = demo_weights("stfdcnn")
-    assert path.stat().st_size < 5 * 2**20
-    ck = load_checkpoint(path)
-    assert ck.model == "stfdcnn" and ck.training_dates == STFDCNN_DEMO_DATES
     assert STFDCNN.training_dates == STFDCNN_DEMO_DATES
-    assert "demo" in ck.meta.get("notes", "") and ck.meta["command"].startswith("stfusion train")
-    assert "2001-10-17" not in ck.meta["command"]
-    d = sample_dir()
-    pairs = [(d / f"CIA_Landsat7_{x}.tif", d / f"CIA_MOD09GA_{x}.tif") for x in PAIRS]
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", STFusionWarning)
-        est = STFDCNN().fit(pairs)  # weights="demo"
-    pred = est.predict(d / "CIA_MOD09GA_2001-10-17.tif").values
-    assert pred.shape == (6, 250, 250) and np.isfinite(pred).all()
-    other = write_cia_crop(tmp_path, 32, PAIRS, (2, 3))
-    with pytest.raises(InvalidParameterError, match="trained on 6 bands"):
-        STFDCNN().fit([other[x] for x in PAIRS])
+    check_shipped("stfdcnn", tmp_path)

@@ -76,6 +76,12 @@ class TrainSettings(LoopSettings):
     d_lr: float = 0.0  # discriminator learning rate; 0: the same as lr
     label_smoothing: float = 0.0  # one-sided: the discriminator's real target is 1 - this
     clip: float = 0.0  # max gradient norm of both networks; 0: no clipping
+    # Band-agnostic residual network (checkpoint format 2, networks/agnostic.py); False: the
+    # band-tied network of format 1 (normalised with the training statistics).
+    agnostic: bool = True
+    # Initial weights: none (fresh, the correction starts at zero), shipped (fine-tune the
+    # shipped weights of the model) or a checkpoint path of the same model and size.
+    init: str = "none"
 
 
 @dataclass

@@ -44,8 +44,10 @@ def _check_scheduler(value: str | None) -> str | None:
     "A fine image and the coarse image of the same date. Repeat for more pairs. Each "
     "may be a MODIS .hdf, a quoted glob or comma list of band files, and end in :BANDS "
     "(docs/inputs.md).",
-    required=True,
 )
+@click.option("--fine-ref", "fine_ref", default=None, type=click.Path(), metavar="FINE",
+              help="A fine image of any date without its coarse image, in place of --pair, for "
+              "methods that need no coarse image at the reference date (ganstfm).")
 @click.option("--coarse", "target", required=True, type=click.Path(),
               help="The coarse image at the date to predict.")
 @out_option("Output GeoTIFF.")
@@ -79,7 +81,8 @@ def _check_scheduler(value: str | None) -> str | None:
 @variable_option
 @click.pass_context
 def predict(
-    ctx: click.Context, method: str, pairs: Sequence[tuple[str, str]], target: str, out: str,
+    ctx: click.Context, method: str, pairs: Sequence[tuple[str, str]], fine_ref: str | None,
+    target: str, out: str,
     params: Sequence[str], fine_scale: float | None, fine_offset: float | None,
     coarse_scale: float | None, coarse_offset: float | None, resampling: str,
     mem_limit: float | None, workers: int, threads: int | None, scheduler: str | None,
@@ -91,6 +94,7 @@ def predict(
     from stfusion.methods.variables import params_with_variable
 
     params = params_with_variable(tuple(params), method, variable)
+    pairs = _pairs_or_fine_ref(method, pairs, fine_ref)
 
     roles = role_options(fine_scale, fine_offset, coarse_scale, coarse_offset, **band_opts)
     t0 = time.monotonic()
@@ -114,3 +118,24 @@ def predict(
         )
         if info["quality"]:
             click.echo(f"wrote {info['quality']} (quality layer)")
+
+
+def _pairs_or_fine_ref(
+    method: str, pairs: Sequence[tuple[str, str]], fine_ref: str | None
+) -> Sequence[tuple[str, str]]:
+    """The pairs of ``predict``: ``--pair``, or ``--fine-ref F`` as the pair ``(F, F)`` for a
+    method that reads no coarse image at the reference date (its coarse slot is never used)."""
+    from stfusion.methods import get_method
+
+    if fine_ref is None:
+        if not pairs:
+            raise click.UsageError("give --pair FINE COARSE (or --fine-ref FINE for ganstfm).")
+        return pairs
+    if pairs:
+        raise click.UsageError("give either --pair or --fine-ref, not both.")
+    if getattr(get_method(method), "uses_coarse_ref", True):
+        raise click.UsageError(
+            f"--fine-ref: {method} needs the coarse image of the reference date; give "
+            "--pair FINE COARSE (methods without it: ganstfm)."
+        )
+    return [(fine_ref, fine_ref)]

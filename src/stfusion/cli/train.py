@@ -14,18 +14,18 @@ from stfusion.cli import options as opt
 from stfusion.cli.progress import Progress
 from stfusion.run_config import TrainSettings
 
-#: The method ``stfusion distill`` trains (from a teacher); ``train`` trains the other networks.
-DISTILLED = "student"
+#: Student sizes for the --size names of the other networks (``--model student``).
+STUDENT_SIZE_FOR = {"tiny": "nano", "small": "micro", "paper": "mini"}
 
 
 def model_choices() -> list[str]:
     """The networks ``--model`` accepts: the deep methods of the registry (their modules are
-    ``stfusion.methods.deep*``; listed without importing them, so without torch), but the
-    distilled student."""
+    ``stfusion.methods.deep*``; listed without importing them, so without torch). The student
+    trains directly here (``stfusion distill`` trains it from a teacher)."""
     from stfusion.methods import available
 
     return [name for name, spec in available().items()
-            if spec.startswith("stfusion.methods.deep") and name != DISTILLED]  # fmt: skip
+            if spec.startswith("stfusion.methods.deep")]  # fmt: skip
 
 
 def _weight(flag: str, setting: str, help: str, note: str = "") -> Any:
@@ -44,10 +44,11 @@ def _weight(flag: str, setting: str, help: str, note: str = "") -> Any:
 @opt.out_option(
     "Checkpoint to write (a loss log .log.csv and curve .loss.png are written beside it)."
 )
-@click.option("--size", type=click.Choice(["tiny", "small", "paper"]),
+@click.option("--size", type=click.Choice(["tiny", "small", "paper", "nano", "micro", "mini"]),
               default=TrainSettings.size, show_default=True,
               help="Network width: paper = the published 32/64/128 "
-              "feature maps; small and tiny are 2x and 4x narrower.")
+              "feature maps; small and tiny are 2x and 4x narrower. The student (--model "
+              "student) has nano, micro, mini; tiny, small, paper mean those for it.")
 @opt.run_size_options(TrainSettings)
 @opt.run_control_options(
     TrainSettings,
@@ -83,6 +84,11 @@ def _weight(flag: str, setting: str, help: str, note: str = "") -> Any:
               "two dates (coarse and fine alike: changes of every size up to the observed one; "
               f"docs/deep.md) {opt.shown(TrainSettings, 'time_mix')}.")
 @opt.run_data_options(TrainSettings)
+@click.option("--init", default="shipped", show_default=True, metavar="shipped|none|CKPT",
+              help="Initial weights: shipped = fine-tune the model's shipped weights (same "
+              "--size; other sizes start fresh with a warning), none = fresh (the correction "
+              "to the physical baseline starts at zero), or a checkpoint of the same model and "
+              "size.")
 @click.option("--resume", is_flag=True, help="Continue the run saved in --out.")
 @opt.overwrite_option()
 @opt.quiet_option()
@@ -98,8 +104,8 @@ def train(
     dates: str | None, fine_scale: float | None, fine_offset: float | None,
     coarse_scale: float | None, coarse_offset: float | None, resampling: str,
     devices: str | None, precision: str, strategy: str, workers: int, max_gap: float,
-    val_dates: str | None, val_patches: int, catalog: str | None, note: str, resume: bool,
-    overwrite: bool, quiet: bool,
+    val_dates: str | None, val_patches: int, catalog: str | None, init: str, note: str,
+    resume: bool, overwrite: bool, quiet: bool,
 ) -> None:  # fmt: skip
     """Train a deep fusion network (DCSTFN, EDCSTFN, GAN-STFM, ViTGAN, STFDCNN) on your own pairs.
 
@@ -128,13 +134,15 @@ def train(
     }  # fmt: skip
     if not pairs and not catalog:
         raise click.UsageError("give the training pairs: --pair FINE COARSE (2+) or --catalog.")
+    if model == "student":
+        size = STUDENT_SIZE_FOR.get(size, size)
     cfg = TrainConfig(
         model=model, size=size, epochs=epochs, patch=patch, batch=batch, lr=lr,
         steps_per_epoch=steps_per_epoch, val_fraction=val_fraction, patience=patience,
         seed=seed, device=devices or device, augment=augment, ae_steps=ae_steps,
         threads=threads, precision=precision, strategy=strategy, workers=workers,
         max_gap=max_gap, val_dates=opt.split_dates(val_dates), val_patches=val_patches,
-        **{k: v for k, v in optional.items() if v is not None},
+        init=init, **{k: v for k, v in optional.items() if v is not None},
     )  # fmt: skip
     t0 = time.monotonic()
     with Progress(model, quiet) as progress:

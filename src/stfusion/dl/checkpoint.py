@@ -4,7 +4,7 @@ A checkpoint is a ``torch.save`` dictionary loaded with ``weights_only=True`` (p
 tensors only, so opening a file never runs code). Keys:
 
 =====================  =========================================================================
-``format``, ``version``  ``"stfusion-checkpoint"``, 1
+``format``, ``version``  ``"stfusion-checkpoint"``, 2 (1: band-tied networks, still read)
 ``model``              method name (``dcstfn``, ``edcstfn``)
 ``network``            network config (``network``, ``bands``, ``channels``) and ``size``
 ``state_dict``         weights with the best validation loss (used for prediction)
@@ -13,9 +13,13 @@ tensors only, so opening a file never runs code). Keys:
 ``scaling``            resolved fine/coarse scale and offset of the training files (None for
                        in-memory arrays; information: the scale check compares values)
 ``ratio``              resolution ratio of the training scene (None if unknown)
-``norm``               per-band ``mean`` and ``std`` (physical units) used to normalise inputs
+``norm``               per-band ``mean`` and ``std`` (physical units) used to normalise inputs;
+                       band-agnostic (``network.agnostic``): ``[0]``, ``[1]`` and
+                       ``per_sample: true`` (statistics of each scene, see
+                       :mod:`stfusion.dl.networks.agnostic`)
 ``data_range``         per-band data range of the vision loss (normalised units)
 ``training_dates``     ISO dates of the training pairs (the bench refuses those targets)
+``training_sites``     per site: its name, dates, shape and bands
 ``config``             every training hyper-parameter (``TrainConfig``)
 ``history``            one row per epoch (losses, seconds)
 ``epoch``, ``best_epoch``, ``best_val_loss``, ``bad_epochs``  training progress
@@ -46,7 +50,10 @@ from stfusion.errors import (
 from stfusion.io import atomic_path
 
 FORMAT = "stfusion-checkpoint"
-VERSION = 1
+#: 2: band-agnostic residual networks (``network.agnostic``), normalised per sample; version 1
+#: checkpoints (one network for a fixed band set, normalised with training statistics) still
+#: load and predict as before.
+VERSION = 2
 #: Input medians this many times off the training mean mean a scale error, not a new scene.
 SCALE_FACTOR = 20.0
 
@@ -201,6 +208,11 @@ class Checkpoint:
         return tuple(str(d) for d in self.data.get("training_dates") or ())
 
     @property
+    def agnostic(self) -> bool:
+        """True for a band-agnostic residual network (any band count, per-sample norm)."""
+        return bool((self.data.get("network") or {}).get("agnostic"))
+
+    @property
     def mean(self) -> np.ndarray:
         return np.asarray(self.data["norm"]["mean"], dtype=np.float32)
 
@@ -235,6 +247,11 @@ class Checkpoint:
         scale 1 hold the same reflectance).
         """
         hint = DISTILL_HINT if self.model == "student" else TRAIN_HINT.format(model=self.model)
+        if self.agnostic:
+            # Any band count, names and units: each band is normalised by its own scene
+            # statistics. Only the resolution ratio is worth a warning.
+            self._check_ratio(ratio)
+            return
         if count != self.bands:
             raise InvalidParameterError(
                 f"{self.path}: trained on {self.bands} bands ({', '.join(self.band_names)}), "
@@ -269,6 +286,9 @@ class Checkpoint:
                         f"apart): the scales differ. Give --fine-scale/--coarse-scale so the "
                         f"inputs are in the training units, or {hint}."
                     )
+        self._check_ratio(ratio)
+
+    def _check_ratio(self, ratio: float | None) -> None:
         want_ratio = self.data.get("ratio")
         if ratio is not None and want_ratio and abs(ratio - want_ratio) > 0.05 * want_ratio:
             warnings.warn(

@@ -134,6 +134,13 @@ class Normalisation:
     mean: np.ndarray
     std: np.ndarray
     physical_range: float
+    #: Band-agnostic networks: statistics per example (mean 0, std 1 here; see _Reader).
+    per_sample: bool = False
+
+    @classmethod
+    def identity(cls) -> Normalisation:
+        """The placeholder of per-sample normalisation (one band, mean 0, std 1)."""
+        return cls(np.zeros(1), np.ones(1), 1.0, per_sample=True)
 
     @property
     def data_range(self) -> np.ndarray:
@@ -272,7 +279,13 @@ def kept_open(src: Source) -> Source:
 
 
 class _Reader:
-    """Reads normalised windows of a site's images."""
+    """Reads normalised windows of a site's images.
+
+    ``norm.per_sample`` (band-agnostic networks): windows are normalised per example and band
+    with the statistics of the example's reference fine image (whole image, decimated read,
+    cached per date: :func:`stfusion.dl.networks.agnostic.sample_stats`), the statistics a
+    prediction uses for its scene, and one band of the example is returned.
+    """
 
     def __init__(self, sites: Sequence[Site], norm: Normalisation) -> None:
         self.sites = [
@@ -280,25 +293,52 @@ class _Reader:
         ]
         for s in self.sites:
             s.scene.pairs = [(kept_open(f), kept_open(c)) for f, c in s.scene.pairs]
+        self.per_sample = norm.per_sample
         self.m = norm.mean.astype(np.float32)[:, None, None]
         self.s = norm.std.astype(np.float32)[:, None, None]
+        self._stats: dict[tuple[int, int], tuple[np.ndarray, ...]] = {}
+
+    def stats(self, site: int, index: int) -> tuple[np.ndarray, ...]:
+        """``center, scale, data range`` per band of a site's fine image ``index``."""
+        key = (site, index)
+        if key not in self._stats:
+            from stfusion.dl.networks.agnostic import sample_stats
+
+            fine = self.sites[site].scene.pairs[index][0]
+            self._stats[key] = sample_stats(fine.sample(STATS_PIXELS))
+        return self._stats[key]
+
+    def bands(self, site: int) -> int:
+        return int(self.sites[site].scene.count)
 
     def window(self, src: Source, r: int, c: int, h: int, w: int) -> np.ndarray:
-        return (src.read(Window(c, r, w, h)) - self.m) / self.s
+        a = src.read(Window(c, r, w, h))
+        return a if self.per_sample else (a - self.m) / self.s
 
     def pair(
-        self, ex: Example, r: int, c: int, h: int, w: int
+        self, ex: Example, r: int, c: int, h: int, w: int, band: int = 0
     ) -> tuple[np.ndarray, ...]:
         pairs = self.sites[ex.site].scene.pairs
         (f_r, c_r), (f_t, c_t) = pairs[ex.ref], pairs[ex.tgt]
         arrs = tuple(self.window(x, r, c, h, w) for x in (f_r, c_r, c_t, f_t))
+        if self.per_sample:
+            center, scale, _ = self.stats(ex.site, ex.ref)
+            arrs = tuple((a[band : band + 1] - center[band]) / scale[band] for a in arrs)
         mask = np.isfinite(np.stack(arrs)).all(axis=(0, 1))[None]
         return (*arrs, mask)
 
+    def sample_stats(self, ex: Example, band: int) -> np.ndarray:
+        """The ``(center, scale, data range)`` of an example's band (per-sample mode)."""
+        center, scale, rng = self.stats(ex.site, ex.ref)
+        return np.array([center[band], scale[band], rng[band]], np.float32)
 
-def _to_tensors(parts: Sequence[np.ndarray]) -> tuple[torch.Tensor, ...]:
+
+def _to_tensors(
+    parts: Sequence[np.ndarray], stats: np.ndarray | None = None
+) -> tuple[torch.Tensor, ...]:
     out = [torch.from_numpy(np.nan_to_num(np.ascontiguousarray(a), nan=0.0)) for a in parts[:-1]]
-    return (*out, torch.from_numpy(np.ascontiguousarray(parts[-1])))
+    extra = () if stats is None else (torch.from_numpy(stats),)
+    return (*out, torch.from_numpy(np.ascontiguousarray(parts[-1])), *extra)
 
 
 class PatchDataset(torch.utils.data.Dataset):
@@ -375,6 +415,11 @@ class PatchDataset(torch.utils.data.Dataset):
                 f, c = sites[s].scene.pairs[t]
                 fw = self.reader.window(f, *pos, p, p)
                 cw = self.reader.window(c, *pos, p, p)
+                if self.reader.per_sample:  # one band, normalised by its image's statistics
+                    band = int(rng.integers(self.reader.bands(s)))
+                    center, scale, _ = self.reader.stats(s, t)
+                    fw = (fw[band : band + 1] - center[band]) / scale[band]
+                    cw = (cw[band : band + 1] - center[band]) / scale[band]
                 mask = np.isfinite(fw).all(0) & np.isfinite(cw).all(0)
                 parts: tuple[np.ndarray, ...] = (fw, cw, mask[None])
             else:
@@ -382,7 +427,11 @@ class PatchDataset(torch.utils.data.Dataset):
                 pos = self._position(rng, sites[ex.site])
                 if pos is None:
                     continue
-                parts = self.reader.pair(ex, *pos, p, p)
+                band = 0
+                if self.reader.per_sample:
+                    band = int(rng.integers(self.reader.bands(ex.site)))
+                    stats = self.reader.sample_stats(ex, band)
+                parts = self.reader.pair(ex, *pos, p, p, band)
             if 1.0 - parts[-1].mean() > self.max_invalid:
                 continue
             if self.single is None and self.time_mix > 0 and rng.random() < self.time_mix:
@@ -390,6 +439,8 @@ class PatchDataset(torch.utils.data.Dataset):
             if self.augment:
                 k, flip = int(rng.integers(4)), bool(rng.integers(2))
                 parts = tuple(dihedral(a, k, flip) for a in parts)
+            if self.reader.per_sample and self.single is None:
+                return _to_tensors(parts, stats)
             return _to_tensors(parts)
         raise InvalidParameterError(
             "could not find training patches with valid pixels outside the validation block; "
@@ -405,6 +456,7 @@ class ValPatch:
     row: int
     col: int
     block: Block | None  # None: every pixel of the window counts (a held-out date)
+    band: int = 0  # per-sample normalisation: the band of the patch
 
 
 class ValidationDataset(torch.utils.data.Dataset):
@@ -457,7 +509,8 @@ class ValidationDataset(torch.utils.data.Dataset):
                 else:
                     r = int(rng.integers((h - ph) // multiple + 1)) * multiple
                     c = int(rng.integers((w - pw) // multiple + 1)) * multiple
-                self.items.append(ValPatch(ex, r, c, block))
+                band = int(rng.integers(site.scene.count)) if norm.per_sample else 0
+                self.items.append(ValPatch(ex, r, c, block, band))
 
     def __len__(self) -> int:
         return len(self.items)
@@ -466,13 +519,15 @@ class ValidationDataset(torch.utils.data.Dataset):
         it = self.items[index]
         h, w = self.reader.sites[it.example.site].shape
         ph, pw = min(self.patch, h), min(self.patch, w)
-        parts = self.reader.pair(it.example, it.row, it.col, ph, pw)
+        parts = self.reader.pair(it.example, it.row, it.col, ph, pw, it.band)
         if it.block is not None:
             b = it.block
             inside = np.zeros((ph, pw), bool)
             inside[max(b.row - it.row, 0) : b.row + b.height - it.row,
                    max(b.col - it.col, 0) : b.col + b.width - it.col] = True  # fmt: skip
             parts = (*parts[:4], parts[4] & inside[None])
+        if self.reader.per_sample:
+            return _to_tensors(parts, self.reader.sample_stats(it.example, it.band))
         return _to_tensors(parts)
 
 
@@ -579,9 +634,11 @@ def open_sites(
     fine_scaling: Scaling | None = None,
     coarse_scaling: Scaling | None = None,
     resampling: str = "nearest",
+    any_bands: bool = False,
 ) -> list[Site]:
     """Open each site's pairs with :func:`stfusion.scene.open_scene`; a pair's mask (a binary
-    raster, nonzero = invalid) masks its fine image (:class:`stfusion.qa.MaskedSource`)."""
+    raster, nonzero = invalid) masks its fine image (:class:`stfusion.qa.MaskedSource`).
+    ``any_bands``: the sites may differ in bands (band-agnostic networks)."""
     sites = []
     for name, specs in groups.items():
         raw = [(s.fine, s.coarse) for s in specs]
@@ -602,7 +659,7 @@ def open_sites(
             )
         sites.append(Site(name, scene, dates))
     counts = {s.scene.count for s in sites}
-    if len(counts) > 1:
+    if len(counts) > 1 and not any_bands:
         raise InvalidParameterError(
             f"the sites have different band counts ({', '.join(map(str, sorted(counts)))}); "
             "one model trains on one set of bands."
@@ -632,3 +689,13 @@ def steps_per_epoch(sites: Sequence[Site], n_targets: int, patch: int, batch: in
 def describe(sites: Sequence[Site]) -> dict[str, Any]:
     """Sites and their dates, as stored in the checkpoint."""
     return {s.name: list(s.dates or []) for s in sites}
+
+
+def describe_sites(sites: Sequence[Site]) -> list[dict[str, Any]]:
+    """Per site: name, dates, shape, band count and names, resolution ratio (checkpoints)."""
+    return [
+        {"site": s.name, "dates": list(s.dates or []), "shape": list(s.shape),
+         "bands": int(s.scene.count), "band_names": list(s.scene.band_names),
+         "ratio": s.scene.ratio}
+        for s in sites
+    ]  # fmt: skip

@@ -166,7 +166,7 @@ class StudentCheckpoint(Checkpoint):
 
     def network(self, state: str = "best") -> FusionNet:
         cfg = self.data["network"]
-        if cfg.get("network") != StudentNet.name:
+        if cfg.get("network") != StudentNet.name or cfg.get("agnostic"):
             return super().network(state)
         net = StudentNet(int(cfg["bands"]), tuple(int(c) for c in cfg["channels"]))
         net.load_state_dict(self.data["state_dict"] if state == "best" else
@@ -518,6 +518,13 @@ def distill(
         raise InvalidParameterError(f"{out}: is the teacher; write the student elsewhere.")
     if t_ck.model == StudentNet.name:
         raise InvalidParameterError(f"{t_path}: is a student; distil from a larger teacher.")
+    if t_ck.agnostic:
+        # Distillation pairs a band-tied student with the teacher's band-tied features.
+        raise InvalidParameterError(
+            f"{t_path}: a band-agnostic teacher (checkpoint format 2) cannot be distilled yet; "
+            "train a band-agnostic student directly (stfusion train --model student, which "
+            "starts from the additive baseline), or distil a band-tied teacher."
+        )
     t_net = t_ck.network()
 
     sites = open_training_sites(pairs, dates=dates, catalog=catalog, fine_scaling=fine_scaling,

@@ -199,6 +199,11 @@ def make_trainer(
 # ----------------------------------------------------------------------------- modules
 
 
+def _stats(batch: Sequence[torch.Tensor]) -> torch.Tensor | None:
+    """The per-sample ``(center, scale, data range)`` of a band-agnostic batch, else None."""
+    return batch[5] if len(batch) > 5 else None
+
+
 def _mean_rows(steps: list[dict[str, float]]) -> dict[str, float]:
     if not steps:
         return {}
@@ -241,8 +246,9 @@ class FusionModule(L.LightningModule):
                  batch_size=1)  # fmt: skip
 
     def training_step(self, batch: Sequence[torch.Tensor], batch_idx: int) -> torch.Tensor:
-        fr, cr, ct, ft, mask = batch
-        loss, parts = self.criterion(self.net(fr, cr, ct), ft, mask)  # type: ignore[misc]
+        fr, cr, ct, ft, mask = batch[:5]
+        loss, parts = self.criterion(self.net(fr, cr, ct), ft, mask,  # type: ignore[misc]
+                                     _stats(batch))  # fmt: skip
         self.record({"train_loss": float(loss.detach()), **parts})
         return loss
 
@@ -256,7 +262,7 @@ class FusionModule(L.LightningModule):
 
     def val_losses(self, pred: torch.Tensor, batch: Sequence[torch.Tensor]) -> dict[str, Any]:
         """Validation losses of one batch (means over it)."""
-        loss, _ = self.criterion(pred, batch[3], batch[4])  # type: ignore[misc]
+        loss, _ = self.criterion(pred, batch[3], batch[4], _stats(batch))  # type: ignore[misc]
         return {"val_loss": loss}
 
     def val_extra(self, pred: torch.Tensor, batch: Sequence[torch.Tensor]) -> None:
@@ -270,22 +276,27 @@ class FusionModule(L.LightningModule):
         self._sums[key] = self._sums[key] + v if key in self._sums else v
 
     def add_rmse(self, key: str, pred: torch.Tensor, truth: torch.Tensor,
-                 mask: torch.Tensor) -> None:  # fmt: skip
-        """Accumulate per-band squared errors (normalised units) over ``mask``."""
+                 mask: torch.Tensor, stats: torch.Tensor | None = None) -> None:  # fmt: skip
+        """Accumulate per-band squared errors (normalised units; with per-sample ``stats``,
+        physical units) over ``mask``."""
         m = mask.to(pred.dtype)
-        err = ((pred - truth).float() ** 2 * m).sum(dim=(0, 2, 3))
+        diff = (pred - truth).float()
+        if stats is not None:
+            diff = diff * stats[:, 1].float().view(-1, 1, 1, 1)
+        err = (diff**2 * m).sum(dim=(0, 2, 3))
         self.add(f"{key}:sq", err)
         self.add(f"{key}:n", m.sum())
 
     def validation_step(self, batch: Sequence[torch.Tensor], batch_idx: int) -> None:
-        fr, cr, ct, ft, mask = batch
+        fr, cr, ct, ft, mask = batch[:5]
+        stats = _stats(batch)
         pred = self.net(fr, cr, ct)
         n = torch.tensor(float(fr.shape[0]), device=fr.device)
         for k, v in self.val_losses(pred, batch).items():
             self.add(k, v.detach() * n)
         self.add("n", n)
-        self.add_rmse("val_rmse", pred, ft, mask)
-        self.add_rmse("val_rmse_additive", fr + ct - cr, ft, mask)
+        self.add_rmse("val_rmse", pred, ft, mask, stats)
+        self.add_rmse("val_rmse_additive", fr + ct - cr, ft, mask, stats)
         self.val_extra(pred, batch)
 
     def on_validation_epoch_end(self) -> None:
@@ -345,7 +356,8 @@ class AdversarialModule(FusionModule):
 
     def training_step(self, batch: Sequence[torch.Tensor], batch_idx: int) -> None:
         g_opt, d_opt = self.optimizers()  # type: ignore[misc]
-        row = self.gan.step(*batch, g_opt=g_opt, d_opt=d_opt, backward=self.manual_backward)
+        row = self.gan.step(*batch[:5], stats=_stats(batch), g_opt=g_opt, d_opt=d_opt,
+                            backward=self.manual_backward)  # fmt: skip
         self.record(row)
 
     def epoch_row(self) -> dict[str, float]:
@@ -400,7 +412,7 @@ class DistillModule(FusionModule):
         return torch.optim.Adam(params, lr=self.lr)
 
     def training_step(self, batch: Sequence[torch.Tensor], batch_idx: int) -> torch.Tensor:
-        fr, cr, ct, ft, mask = batch
+        fr, cr, ct, ft, mask = batch[:5]
         t_pred = t_feat = None
         if self.alpha or self.adapter is not None:  # alpha = beta = 0: no teacher
             t_pred, t_feat = self.teacher.predict(fr, cr, ct)
@@ -416,7 +428,7 @@ class DistillModule(FusionModule):
         return {"val_loss": loss}
 
     def val_extra(self, pred: torch.Tensor, batch: Sequence[torch.Tensor]) -> None:
-        fr, cr, ct, ft, mask = batch
+        fr, cr, ct, ft, mask = batch[:5]
         t_pred = self.teacher(fr, cr, ct)
         self.add_rmse("val_rmse_teacher", t_pred, ft, mask)
         self.add_rmse("val_rmse_vs_teacher", pred, t_pred, mask)

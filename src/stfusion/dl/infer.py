@@ -62,6 +62,21 @@ class Predictor:
         self.std = ck.std.astype(np.float32)[:, None, None]
         self.radius = int(self.net.radius)
         self.multiple = int(self.net.multiple)
+        self.per_sample = ck.agnostic
+
+    def set_stats(self, fines: Sequence[np.ndarray]) -> None:
+        """Band-agnostic checkpoints: normalise with the statistics of the fine reference
+        image(s) of this scene (``(band, ...)`` samples, pooled), the same for every tile
+        (:func:`stfusion.dl.networks.agnostic.sample_stats`). The band count follows."""
+        from stfusion.dl.networks.agnostic import sample_stats
+
+        if not self.per_sample:
+            return
+        count = fines[0].shape[0]
+        pooled = np.concatenate([np.asarray(f).reshape(count, -1) for f in fines], axis=1)
+        center, scale, _ = sample_stats(pooled)
+        self.mean = center[:, None, None]
+        self.std = scale[:, None, None]
 
     def check_tiling(self, tile: int, overlap: int) -> None:
         m = self.multiple
@@ -196,6 +211,7 @@ def predict_arrays(
     linearly weighted averaging of the grown tiles.
     """
     pred = model if isinstance(model, Predictor) else Predictor(model, device)
+    pred.set_stats([np.asarray(f, np.float32) for f, _ in pairs])
     if overlap is None:
         overlap = default_overlap(pred.radius, pred.multiple)
     pred.check_tiling(tile, overlap)

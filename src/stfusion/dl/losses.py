@@ -20,6 +20,9 @@ discriminator's scales, discriminator feature matching (pix2pixHD), and the spec
 
 from __future__ import annotations
 
+from typing import Any
+
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -117,7 +120,13 @@ class CompoundLoss(nn.Module):
 
     Content: MSE (the authors' choice) or L1 between prediction and truth, over valid pixels
     (``mask``). Feature: MSE between the frozen autoencoder-encoder features of the two.
-    Vision: ``1 - MS-SSIM`` with ``data_range`` (per channel, in the normalised units).
+    Vision: ``1 - MS-SSIM`` on *physical* values (reflectance, as the authors): the inputs are
+    denormalised first, with ``mean``/``std`` (per band, band-tied networks) or with the
+    per-sample ``stats`` given to :meth:`forward` (``(N, 3)``: center, scale, data range;
+    band-agnostic networks); ``data_range`` is then in physical units (1 for reflectance).
+    Without ``mean``/``std``/``stats`` the values are taken as they are. (Before 2026-12-03
+    MS-SSIM saw standardised values, whose near-zero means made its luminance term ~500x more
+    sensitive to a brightness offset than on reflectance.)
     ``alpha = 0.8`` and ``beta = 1`` are the values of the authors' code.
     """
 
@@ -128,6 +137,8 @@ class CompoundLoss(nn.Module):
         content: str = "mse",
         alpha: float = 0.8,
         beta: float = 1.0,
+        mean: Any = None,
+        std: Any = None,
     ) -> None:
         super().__init__()
         if content not in ("mse", "l1"):
@@ -137,12 +148,21 @@ class CompoundLoss(nn.Module):
             for p in encoder.parameters():
                 p.requires_grad_(False)
         self.register_buffer("data_range", torch.as_tensor(data_range, dtype=torch.float32))
+        self.physical = mean is not None and std is not None
+        m = torch.as_tensor(np.asarray(0.0 if mean is None else mean), dtype=torch.float32)
+        sd = torch.as_tensor(np.asarray(1.0 if std is None else std), dtype=torch.float32)
+        self.register_buffer("mean", m.reshape(1, -1, 1, 1) if m.ndim else m)
+        self.register_buffer("std", sd.reshape(1, -1, 1, 1) if sd.ndim else sd)
         self.content = content
         self.alpha = float(alpha)
         self.beta = float(beta)
 
     def forward(
-        self, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None
+        self,
+        pred: torch.Tensor,
+        target: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        stats: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, dict[str, float]]:
         err = pred - target
         err = err * err if self.content == "mse" else err.abs()
@@ -158,7 +178,14 @@ class CompoundLoss(nn.Module):
             total = total + self.beta * feature
             parts["feature"] = float(feature.detach())
         if self.alpha:
-            vision = 1.0 - ms_ssim(pred, target, self.data_range, normalize=True)
+            x, y, rng = pred, target, self.data_range
+            if stats is not None:
+                st = stats.to(pred.dtype)
+                c, sc = st[:, 0].view(-1, 1, 1, 1), st[:, 1].view(-1, 1, 1, 1)
+                x, y, rng = x * sc + c, y * sc + c, st[:, 2].view(-1, 1, 1, 1)
+            elif self.physical:
+                x, y = x * self.std + self.mean, y * self.std + self.mean
+            vision = 1.0 - ms_ssim(x, y, rng, normalize=True)
             total = total + self.alpha * vision
             parts["vision"] = float(vision.detach())
         return total, parts
@@ -203,6 +230,8 @@ class SpectralLoss(nn.Module):
     def forward(
         self, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None
     ) -> torch.Tensor:
+        if pred.shape[1] < 2:  # a spectral angle needs two bands (band-agnostic batches)
+            return pred.new_zeros(())
         p = pred * self.std + self.mean
         t = target * self.std + self.mean
         norms = p.norm(dim=1, keepdim=True) * t.norm(dim=1, keepdim=True)

@@ -110,6 +110,8 @@ class TrainConfig(TrainSettings):
             ) from None
         net.channels_for(self.size)
         validate_run_options(self)
+        if not str(self.init):
+            raise InvalidParameterError("init: give none, shipped or a checkpoint path.")
         if not 0.0 <= float(self.time_mix) <= 1.0:
             raise InvalidParameterError(f"time_mix must be in [0, 1], got {self.time_mix}.")
         if self.content not in ("auto", "mse", "l1"):
@@ -287,6 +289,7 @@ class GANTrainer:
         fine_target: torch.Tensor,
         mask: torch.Tensor,
         *,
+        stats: torch.Tensor | None = None,
         g_opt: Any = None,
         d_opt: Any = None,
         backward: Any = None,
@@ -316,7 +319,7 @@ class GANTrainer:
         for p in self.d.parameters():
             p.requires_grad_(False)
         g_opt.zero_grad()
-        recon, parts = self.recon(pred, fine_target, mask)
+        recon, parts = self.recon(pred, fine_target, mask, stats)
         spectral = self.spectral(pred, fine_target, mask)
         g_logits, g_feats = self._judge(coarse_target, fake, use_fm)
         g_adv = generator_loss(g_logits, cfg.gan_loss)
@@ -420,8 +423,10 @@ def open_training_sites(
     fine_scaling: Scaling | None = None,
     coarse_scaling: Scaling | None = None,
     resampling: str = "nearest",
+    any_bands: bool = False,
 ) -> list[ds.Site]:
-    """The sites of a run: the ``pairs`` (one site, ``main``) and those of ``catalog``."""
+    """The sites of a run: the ``pairs`` (one site, ``main``) and those of ``catalog``;
+    ``any_bands``: sites may have different bands (band-agnostic networks)."""
     sites: list[ds.Site] = []
     if isinstance(pairs, Scene):
         iso = list(dates) if dates else None
@@ -433,7 +438,8 @@ def open_training_sites(
         specs = [ds.PairSpec(f, c, d) for (f, c), d in
                  zip(pairs, iso or [None] * len(pairs))]  # fmt: skip
         sites += ds.open_sites({"main": specs}, fine_scaling=fine_scaling,
-                               coarse_scaling=coarse_scaling, resampling=resampling)  # fmt: skip
+                               coarse_scaling=coarse_scaling, resampling=resampling,
+                               any_bands=any_bands)  # fmt: skip
     if catalog is not None:
         groups = ds.read_catalog(catalog)
         if sites and "main" in groups:
@@ -441,11 +447,12 @@ def open_training_sites(
                 f"{catalog}: site name 'main' is taken by the --pair images; rename it."
             )
         sites += ds.open_sites(groups, fine_scaling=fine_scaling,
-                               coarse_scaling=coarse_scaling, resampling=resampling)  # fmt: skip
+                               coarse_scaling=coarse_scaling, resampling=resampling,
+                               any_bands=any_bands)  # fmt: skip
     if not sites:
         raise InvalidParameterError("no pairs given: give --pair FINE COARSE or --catalog.")
     counts = {s.scene.count for s in sites}
-    if len(counts) > 1:
+    if len(counts) > 1 and not any_bands:
         raise InvalidParameterError("the --pair images and the catalog have different bands.")
     if sum(len(s.scene.pairs) for s in sites) < 2 or max(len(s.scene.pairs) for s in sites) < 2:
         n = max(len(s.scene.pairs) for s in sites)
@@ -507,6 +514,8 @@ def run_data(
         raise InvalidParameterError("--max-gap needs the pairs' dates (--dates or file names).")
     ds.set_blocks(sites, cfg.val_fraction, multiple)
     used = ds.training_dates(sites, held)
+    if norm is None and getattr(cfg, "agnostic", False):
+        norm = ds.Normalisation.identity()
     if norm is None:
         with ds.streaming():
             norm = ds.Normalisation.from_sources(
@@ -560,19 +569,24 @@ def checkpoint_record(
     scene = site.scene
     f0, c0 = scene.pairs[0]
     inputs = [[f.label, c.label] for s in data.sites for f, c in s.scene.pairs]
+    per_sample = data.norm.per_sample
+    ratios = {s.scene.ratio for s in data.sites}
     return {
         "model": model,
         "network": network,
         "state_dict": rec.best_state,
-        "bands": scene.count,
-        "band_names": list(scene.band_names),
+        # A band-agnostic network has one (any) band; its checks skip bands and scale.
+        "bands": 1 if per_sample else scene.count,
+        "band_names": ["any"] if per_sample else list(scene.band_names),
         "scaling": {"fine": _scaling_of(f0), "coarse": _scaling_of(c0)},
-        "ratio": scene.ratio,
-        "norm": {"mean": list(data.norm.mean), "std": list(data.norm.std)},
+        "ratio": scene.ratio if len(ratios) == 1 else None,
+        "norm": {"mean": list(data.norm.mean), "std": list(data.norm.std),
+                 "per_sample": per_sample},
         "data_range": list(data.norm.data_range),
         "physical_range": data.norm.physical_range,
         "training_dates": data.dates or [],
         "training_sites": ds.describe(data.sites),
+        "training_site_info": ds.describe_sites(data.sites),
         "validation_block": asdict(site.block) if site.block else None,
         "validation": {
             "dates": data.held_out, "patches": len(data.val), "fraction": cfg.val_fraction
@@ -589,7 +603,9 @@ def checkpoint_record(
 
 def check_resume(previous: Checkpoint, data_sites: list[ds.Site]) -> None:
     scene = data_sites[0].scene
-    if previous.bands != scene.count or previous.band_names != tuple(scene.band_names):
+    tied = not previous.agnostic
+    if tied and (previous.bands != scene.count
+                 or previous.band_names != tuple(scene.band_names)):  # fmt: skip
         raise InvalidParameterError(
             f"--resume: {previous.path} was trained on {previous.bands} bands "
             f"({', '.join(previous.band_names)}), these pairs have {scene.count} "
@@ -609,6 +625,45 @@ def result_of(out: Path, rec: engine.RunRecorder, patience: int) -> TrainResult:
 
 
 # ----------------------------------------------------------------------------- train
+
+
+def init_weights(net: FusionNet, cfg: TrainConfig) -> None:
+    """Start ``net`` from ``cfg.init``: none, shipped (the model's shipped weights) or a
+    checkpoint of the same model, form and size (fine-tuning)."""
+    init = str(cfg.init)
+    if init == "none":
+        return
+    if init == "shipped":
+        from stfusion.methods.deep import shipped_weights
+
+        path = shipped_weights(cfg.model)
+        if not path.exists():
+            raise InvalidParameterError(
+                f"--init shipped: stfusion ships no {cfg.model} weights ({path}); use "
+                "--init none."
+            )
+    else:
+        path = Path(init)
+    ck = load_checkpoint(path)
+    want = {k: v for k, v in net.config().items() if k != "bands"}
+    have = {k: v for k, v in ck.data["network"].items() if k not in ("bands", "size")}
+    if ck.model != cfg.model or want != have:
+        why = (f"{path} holds {ck.model} {ck.data['network']}, this run builds {cfg.model} "
+               f"{net.config()} (size {cfg.size})")  # fmt: skip
+        if init == "shipped":
+            import warnings
+
+            from stfusion.errors import STFusionWarning
+
+            # The default: other sizes or forms than the shipped ones train from scratch.
+            warnings.warn(f"--init shipped: {why}; starting from fresh weights (the "
+                          "correction starts at zero).", STFusionWarning, stacklevel=3)
+            return
+        raise InvalidParameterError(
+            f"--init {init}: {why}; give the same model and --size, or --init none."
+        )
+    net.load_state_dict(ck.data["state_dict"])
+
 
 
 def train(
@@ -644,18 +699,21 @@ def train(
     cfg.validate()
     cfg = cfg.resolved()
     sites = open_training_sites(pairs, dates=dates, catalog=catalog, fine_scaling=fine_scaling,
-                                coarse_scaling=coarse_scaling, resampling=resampling)  # fmt: skip
+                                coarse_scaling=coarse_scaling, resampling=resampling,
+                                any_bands=cfg.agnostic)  # fmt: skip
     if previous is not None:
         check_resume(previous, sites)
     net_cls = network_class(cfg.model)
     data = run_data(sites, cfg, net_cls.multiple)
     settings = settings_of(cfg, progress_bar)
-    bands = sites[0].scene.count
+    bands = 1 if cfg.agnostic else sites[0].scene.count
     with engine.deterministic(cfg.device, cfg.threads):
         import lightning as L
 
         L.seed_everything(cfg.seed, workers=True, verbose=False)
-        net = make_network(cfg.model, bands, cfg.size)
+        net = make_network(cfg.model, bands, cfg.size, agnostic=cfg.agnostic)
+        if previous is None:
+            init_weights(net, cfg)
         disc = discriminator_class(cfg.discriminator)(2 * bands, cfg.size) \
             if net_cls.adversarial else None  # fmt: skip
         ae: Autoencoder | None = None
@@ -669,16 +727,20 @@ def train(
                     ae, data.fine_patches(cfg, cfg.ae_steps), cfg.ae_steps, cfg.lr, settings,
                     engine.lightning_dir(out), progress,
                 )  # fmt: skip
-        data_range = torch.from_numpy(data.norm.data_range)
+        # MS-SSIM on physical values (reflectance: data range 1), not standardised ones:
+        # band-tied runs denormalise with the training statistics, band-agnostic ones with
+        # each sample's (the batch carries them).
+        data_range = torch.full((bands,), float(data.norm.physical_range))
+        phys = {"mean": data.norm.mean, "std": data.norm.std}
         module: engine.FusionModule
         if disc is not None:
             recon = CompoundLoss(ae.encoder if ae else None, data_range, cfg.content, cfg.alpha,
-                                 cfg.beta if ae else 0.0)  # fmt: skip
+                                 cfg.beta if ae else 0.0, **phys)  # fmt: skip
             spectral = SpectralLoss(list(data.norm.mean), list(data.norm.std))
             gan = GANTrainer(net, disc, recon, spectral, cfg)
             module = engine.AdversarialModule(gan, cfg.lr, data.norm.std)
         elif ae is not None:
-            crit = CompoundLoss(ae.encoder, data_range, cfg.content, cfg.alpha, cfg.beta)
+            crit = CompoundLoss(ae.encoder, data_range, cfg.content, cfg.alpha, cfg.beta, **phys)
             module = engine.FusionModule(net, crit, cfg.lr, data.norm.std)
         else:
             module = engine.FusionModule(net, content_loss(cfg.content), cfg.lr, data.norm.std)
@@ -715,16 +777,22 @@ def random_checkpoint(
     std: float | Sequence[float] = 0.1,
     training_dates: Sequence[str] = (),
     seed: int = 0,
+    agnostic: bool = False,
 ) -> Path:
     """A checkpoint with freshly initialised (untrained) weights, for tests and smoke runs.
 
-    It predicts nonsense but exercises the whole inference path (tiling, checks, writing).
+    Band-tied (``agnostic=False``, format 1 networks): it predicts nonsense but exercises the
+    whole inference path (tiling, checks, writing). ``agnostic=True``: the band-agnostic
+    residual form, which predicts its physical baseline exactly (``bands``, ``mean``, ``std``
+    and ``band_names`` are then those of any band: 1, 0, 1, ``any``).
     """
-    cfg = TrainConfig(model=model, size=size, seed=seed)
+    cfg = TrainConfig(model=model, size=size, seed=seed, agnostic=agnostic)
     cfg.validate()
     cfg = cfg.resolved()
     torch.manual_seed(seed)
-    net = make_network(model, bands, size)
+    if agnostic:
+        bands, band_names, mean, std = 1, ["any"], 0.0, 1.0
+    net = make_network(model, bands, size, agnostic=agnostic)
     names = list(band_names) if band_names else [f"band{i + 1}" for i in range(bands)]
     m = np.broadcast_to(np.asarray(mean, dtype=np.float64), (bands,))
     s = np.broadcast_to(np.asarray(std, dtype=np.float64), (bands,))
@@ -736,7 +804,8 @@ def random_checkpoint(
         "band_names": names,
         "scaling": {"fine": None, "coarse": None},
         "ratio": None,
-        "norm": {"mean": [float(x) for x in m], "std": [float(x) for x in s]},
+        "norm": {"mean": [float(x) for x in m], "std": [float(x) for x in s],
+                 "per_sample": agnostic},
         "data_range": [float(1.0 / x) for x in s],
         "physical_range": 1.0,
         "training_dates": list(training_dates),

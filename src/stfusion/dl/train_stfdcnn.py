@@ -70,6 +70,10 @@ class STFDCNNConfig(LoopSettings):
     factor: int = 0
     window: int = 0
     content: str = "mse"
+    # Band-agnostic residual form (networks/agnostic.py): one single-band network for every
+    # band, normalised per sample, CNNs that start as identities (the fusion model's HPM on
+    # the inputs); False: the band-tied network of checkpoint format 1.
+    agnostic: bool = True
 
     @classmethod
     def from_train_config(cls, cfg: TrainConfig, **overrides: Any) -> STFDCNNConfig:
@@ -143,7 +147,8 @@ def train_stfdcnn(
         cfg = resumed_config(STFDCNNConfig, previous, cfg)
     cfg.validate()
     sites = open_training_sites(pairs, dates=dates, catalog=catalog, fine_scaling=fine_scaling,
-                                coarse_scaling=coarse_scaling, resampling=resampling)  # fmt: skip
+                                coarse_scaling=coarse_scaling, resampling=resampling,
+                                any_bands=cfg.agnostic)  # fmt: skip
     if previous is not None:
         check_resume(previous, sites)
     # Resolved once and stored, so a resumed run and the prediction use the same grid.
@@ -168,8 +173,15 @@ def train_stfdcnn(
         import lightning as L
 
         L.seed_everything(cfg.seed, workers=True, verbose=False)
-        net = STFDCNNNet(sites[0].scene.count, sizes_for(cfg.size), cfg.factor, cfg.window,
-                         data.norm.mean, data.norm.std)  # fmt: skip
+        net: Any
+        if cfg.agnostic:
+            from stfusion.dl.networks.agnostic import AgnosticNet
+
+            net = AgnosticNet(STFDCNNNet(1, sizes_for(cfg.size), cfg.factor, cfg.window,
+                                         residual=True))  # fmt: skip
+        else:
+            net = STFDCNNNet(sites[0].scene.count, sizes_for(cfg.size), cfg.factor,
+                             cfg.window, data.norm.mean, data.norm.std)  # fmt: skip
         module = engine.STFDCNNModule(net, cfg.content, cfg.lr, data.norm.std)
 
         def payload(rec: engine.RunRecorder, mod: engine.FusionModule) -> dict[str, Any]:

@@ -20,10 +20,12 @@ predicted with ``overlap`` pixels of context and cropped (see :mod:`stfusion.dl.
 with ``overlap`` >= the receptive field (the default), no seam can appear, and any window
 plan gives the same output bit for bit.
 
-``weights="demo"`` (the default) uses the small checkpoints shipped with stfusion, trained on
-the CIA pairs of 2001-10-08 and 2001-10-17 (6 bands blue..swir2, reflectance 0-1, 50 m,
-ratio 10). They are a demonstration only: they refuse other band sets and scales, and on other
-scenes you should train your own (docs/deep.md has the numbers they reach).
+``weights="demo"`` (the default; also ``shipped``) uses the small band-agnostic checkpoints
+shipped with stfusion (``<method>_multisite.ckpt``), trained on CIA, BOREAS and Sentinel-2
+scenes of ../shared/data, never on the target date of a one-pair named case: any band
+count, each network a correction to a physical baseline (docs/deep.md). Band-tied
+checkpoints of format 1 (written before 2026-12-03) still load, with their checks on band
+count, names and scale. On your own scenes, fine-tune them (``stfusion train``).
 """
 
 from __future__ import annotations
@@ -44,13 +46,23 @@ from stfusion.methods.params import AUTO, Interval, MethodTags, StrOptions, Text
 from stfusion.scene import Scene
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
-#: Training dates of the shipped demo checkpoints (checked against the files by the tests).
-DEMO_DATES = ("2001-10-08", "2001-10-17")
+#: Training dates of the shipped checkpoints (checked against the files by the tests): CIA,
+#: BOREAS and the Sentinel-2 scenes (placeholder dates) of tools/make_training_catalog.py.
+DEMO_DATES = ("2001-10-08", "2001-10-17", "2001-05-24", "2001-08-12", "2016-01-01",
+              "2016-01-31", "2016-03-01", "2016-03-31", "2016-04-30")  # fmt: skip
+
+
+def shipped_weights(name: str) -> Path:
+    """Path of the shipped checkpoint of method ``name`` (may not exist):
+    ``<name>_multisite.ckpt`` (band-agnostic, trained on several sites of ../shared/data;
+    docs/deep.md), else the older ``<name>_cia_demo.ckpt``."""
+    multi = WEIGHTS_DIR / f"{name}_multisite.ckpt"
+    return multi if multi.exists() else WEIGHTS_DIR / f"{name}_cia_demo.ckpt"
 
 
 def demo_weights(name: str) -> Path:
-    """Path of the shipped demo checkpoint of method ``name`` (may not exist)."""
-    return WEIGHTS_DIR / f"{name}_cia_demo.ckpt"
+    """Path of the shipped checkpoint of method ``name`` (``weights=demo``; may not exist)."""
+    return shipped_weights(name)
 
 
 def trained_on_target(training_dates: Sequence[Any] | None, target_date: Any) -> str:
@@ -89,8 +101,8 @@ class DeepMethod(FusionMethod):
     tags: ClassVar[MethodTags] = MethodTags(needs_torch=True)
     params = (
         Param("weights", "demo", (Text("'demo' or a checkpoint path"), os.PathLike), "path",
-              "checkpoint from `stfusion train`; demo = the shipped CIA demo weights "
-              "(6 bands, reflectance 0-1; demonstration only)"),
+              "checkpoint from `stfusion train`; demo (or shipped) = the shipped weights "
+              "(band-agnostic, multi-site; docs/deep.md)"),
         Param("tile", 256, Interval(Integral, 8, None, closed="left"), "fine pixels",
               "side of the tiles the network runs on (anchored at the scene origin)"),
         Param("overlap", "auto", (AUTO, Interval(Integral, 0, None, closed="left")),
@@ -108,7 +120,7 @@ class DeepMethod(FusionMethod):
         super().__init__(weights=weights, tile=tile, overlap=overlap, device=device)
 
     def weights_path(self) -> Path:
-        if str(self.weights) == "demo":
+        if str(self.weights) in ("demo", "shipped"):
             path = demo_weights(self.name)
             if not path.exists():
                 raise InvalidParameterError(
@@ -151,6 +163,10 @@ class DeepMethod(FusionMethod):
         samples = [(s.label, s.sample(1 << 16)) for pair in scene.pairs for s in pair]
         ck.check_inputs(scene.count, tuple(scene.band_names), samples, scene.ratio)
         pred = self._predictor(ck)
+        if ck.agnostic:
+            # Per-scene statistics of the fine reference image(s): the same for every tile,
+            # so tiled output stays equal to whole-scene output.
+            pred.set_stats([f.sample(1 << 18) for f, _ in scene.pairs])
         overlap = (
             default_overlap(pred.radius, pred.multiple)
             if self.overlap == "auto"
@@ -240,6 +256,9 @@ class GANSTFM(DeepMethod):
 
     name = "ganstfm"
     network = "ganstfm"
+    #: No coarse image at the reference date is read by the network or its baseline
+    #: (``stfusion predict --fine-ref F1.tif --coarse C2.tif``).
+    uses_coarse_ref = False
     title = "GAN-STFM (conditional GAN)"
     paper = "Tan et al. 2022, IEEE TGRS 60"
     tags = MethodTags(min_pairs=1, max_pairs=1, needs_torch=True)

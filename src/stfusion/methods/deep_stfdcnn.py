@@ -14,9 +14,9 @@ output equals whole-scene output), torch imported only when fitted. Tiles and ov
 multiples of the checkpoint's LSR ``factor`` (the default tile, 240, fits factors 1-6, 8, 10,
 12, 15 and 16).
 
-``weights="demo"`` uses ``stfusion/weights/stfdcnn_cia_demo.ckpt``, trained on the CIA pairs of
-2001-10-08 and 2001-11-02 only (the pairs of ``cia-2pair``; never on its target 2001-10-17);
-demonstration only, like the other demo weights.
+``weights="demo"`` uses ``stfusion/weights/stfdcnn_multisite.ckpt``: band-agnostic, its CNNs
+residual (an untrained STFDCNN is its HPM fusion model on the inputs), trained on the
+multi-site catalog of the other deep methods (docs/deep.md).
 """
 
 from __future__ import annotations
@@ -25,11 +25,12 @@ import os
 from typing import Any
 
 from stfusion.methods.base import Param
-from stfusion.methods.deep import DeepMethod
+from stfusion.methods.deep import DEMO_DATES, DeepMethod
 from stfusion.methods.params import MethodTags
 
-#: Training dates of the shipped demo checkpoint (checked against the file by the tests).
-STFDCNN_DEMO_DATES = ("2001-10-08", "2001-11-02")
+#: Training dates of the shipped checkpoint (checked against the file by the tests): the
+#: multi-site dates of the other deep methods.
+STFDCNN_DEMO_DATES = DEMO_DATES
 
 _TILE = Param(
     "tile", 240, DeepMethod.params[1].constraints, "fine pixels",

@@ -15,10 +15,9 @@ band count, names and value scale, tiles anchored at the scene origin with ``ove
 context (``auto``: 8 px for a receptive field of 2-3 px, so tiled output equals whole-scene
 output), learned state ``predictor_``, ``training_dates_``, ``overlap_``.
 
-``weights="demo"`` (the default) is ``src/stfusion/weights/student_cia_demo.ckpt``: a
-``micro`` student distilled from a paper-size EDCSTFN, both trained on the CIA pairs of
-2001-10-08 and 2001-10-17 only (6 bands, reflectance 0-1, 50 m, ratio 10); demonstration only
-(docs/methods/student.md has the command and its numbers).
+``weights="demo"`` (the default) is ``src/stfusion/weights/student_multisite.ckpt``: a
+band-agnostic ``micro`` student trained directly (``stfusion train --model student``) on the
+multi-site catalog of the other deep methods (docs/deep.md, docs/methods/student.md).
 """
 
 from __future__ import annotations
@@ -41,8 +40,8 @@ class Student(DeepMethod):
     tags = MethodTags(min_pairs=1, max_pairs=1, needs_torch=True)
     params = (
         Param("weights", "demo", DeepMethod.params[0].constraints, "path",
-              "checkpoint from `stfusion distill`; demo = the shipped CIA demo student "
-              "(6 bands, reflectance 0-1; demonstration only)"),
+              "checkpoint from `stfusion train --model student` or `stfusion distill`; demo "
+              "(or shipped) = the shipped student (band-agnostic, multi-site; docs/deep.md)"),
         *DeepMethod.params[1:],
     )  # fmt: skip
 

@@ -7,7 +7,7 @@ adversarial loop of :mod:`stfusion.dl.train` (``stfusion train --model vitgan``)
 docs/methods/vitgan.md.
 
 Everything else is :class:`~stfusion.methods.deep.DeepMethod`: ``weights`` (a checkpoint, or
-``demo`` for the shipped CIA demonstration weights), scene-anchored tiles of ``tile`` px
+``demo`` for the shipped band-agnostic multi-site weights), scene-anchored tiles of ``tile`` px
 with ``overlap`` px of context. The network's attention windows are anchored at its input
 origin, so ``tile`` and ``overlap`` must be multiples of the window size in pixels (16 px for
 tiny and small, 32 px for paper; 256 and ``auto`` are); ``auto`` overlap is the receptive

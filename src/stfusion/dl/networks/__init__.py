@@ -58,6 +58,9 @@ class FusionNet(nn.Module):
     discriminator: ClassVar[str] = ""
     #: Widths of the named sizes, if not :data:`SIZES`.
     sizes: ClassVar[dict[str, tuple[int, ...]] | None] = None
+    #: True when ``forward`` already adds the additive prediction ``F_r + C_t - C_r`` to a
+    #: correction that starts at zero (the band-agnostic wrapper then adds no baseline).
+    residual_base: ClassVar[bool] = False
 
     def __init__(self, bands: int, channels: tuple[int, int, int]) -> None:
         super().__init__()
@@ -151,14 +154,32 @@ def network_class(name: str) -> type[FusionNet]:
 
 
 def build_network(config: dict[str, Any]) -> FusionNet:
-    """A network from its ``config()`` (as stored in checkpoints)."""
+    """A network from its ``config()`` (as stored in checkpoints); a config with an
+    ``agnostic`` baseline is a single-band network in
+    :class:`~stfusion.dl.networks.agnostic.AgnosticNet` (any band count, residual)."""
     cls = network_class(str(config.get("network")))
+    if config.get("agnostic"):
+        from stfusion.dl.networks.agnostic import AgnosticNet
+
+        one = {**config, "bands": 1}
+        inner = (cls.from_config(one) if hasattr(cls, "from_config")  # STFDCNN: factor, window
+                 else cls(1, tuple(config["channels"])))  # type: ignore[call-arg]  # fmt: skip
+        return AgnosticNet(inner, str(config["agnostic"]), int(config.get("smooth", 8)))
+    if hasattr(cls, "from_config"):  # STFDCNN: factor, window, residual
+        return cls.from_config(config)  # type: ignore[no-any-return]
     return cls(int(config["bands"]), tuple(config["channels"]))  # type: ignore[call-arg]
 
 
-def make_network(name: str, bands: int, size: str = "small") -> FusionNet:
-    """A freshly initialised network of a named ``size`` (tiny, small, paper)."""
+def make_network(name: str, bands: int, size: str = "small", agnostic: bool = False) -> FusionNet:
+    """A freshly initialised network of a named ``size`` (tiny, small, paper); with
+    ``agnostic``, the band-agnostic residual form (``bands`` is then ignored: 1)."""
     widths = network_class(name).channels_for(size)
+    if agnostic:
+        from stfusion.dl.networks.agnostic import wrap
+
+        # "residual": STFDCNN's CNNs start as identities (its output is a full prediction).
+        return wrap(build_network({"network": name, "bands": 1, "channels": list(widths),
+                                   "residual": True}))  # fmt: skip
     return build_network({"network": name, "bands": bands, "channels": list(widths)})
 
 

@@ -163,8 +163,14 @@ class STFDCNNNet(FusionNet):
         window: int = 5,
         mean: np.ndarray | list[float] | None = None,
         std: np.ndarray | list[float] | None = None,
+        residual: bool = False,
     ) -> None:
         super().__init__(bands, channels)
+        #: Residual CNNs (band-agnostic form): ``T = lsr(C) + NLM(lsr(C))``,
+        #: ``U = up(L) + SR(up(L))``, last layers at zero, so an untrained network is the
+        #: paper's fusion model on the inputs themselves; its output is a full prediction.
+        self.residual = bool(residual)
+        self.residual_base = self.residual  # type: ignore[misc]
         if len(self.channels) != 2:
             raise ValueError(f"STFDCNN takes two widths (n1, n2), got {self.channels}")
         if int(factor) < 1 or int(window) < 0:
@@ -178,6 +184,11 @@ class STFDCNNNet(FusionNet):
         self.register_buffer("norm_std", s.clone().reshape(bands))
         self.register_buffer("lsr_factor", torch.tensor(int(factor)))
         self.register_buffer("weight_window", torch.tensor(int(window)))
+        if self.residual:
+            from stfusion.dl.networks.agnostic import zero_last_layer
+
+            zero_last_layer(self.nlm)
+            zero_last_layer(self.sr)
 
     # ---------------------------------------------------------------------- settings
 
@@ -204,13 +215,15 @@ class STFDCNNNet(FusionNet):
         return r_cnn + q if s == 1 else r_cnn + s * (q + 3) - 1
 
     def config(self) -> dict[str, Any]:
-        return {**super().config(), "factor": self.factor, "window": self.window}
+        cfg = {**super().config(), "factor": self.factor, "window": self.window}
+        return {**cfg, "residual": True} if self.residual else cfg
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> STFDCNNNet:
         return cls(
             int(config["bands"]), tuple(int(c) for c in config["channels"]),
             factor=int(config.get("factor", 2)), window=int(config.get("window", 5)),
+            residual=bool(config.get("residual", False)),
         )  # fmt: skip
 
     # ---------------------------------------------------------------------- building blocks
@@ -239,11 +252,13 @@ class STFDCNNNet(FusionNet):
 
     def transitional(self, coarse: torch.Tensor) -> torch.Tensor:
         """NLM CNN: coarse image (fine grid) -> transitional image (LSR grid)."""
-        return self.nlm(self.lsr(coarse))
+        x = self.lsr(coarse)
+        return x + self.nlm(x) if self.residual else self.nlm(x)
 
     def super_resolve(self, lsr: torch.Tensor) -> torch.Tensor:
         """SR CNN: LSR image -> fine grid."""
-        return self.sr(self.upsample(lsr))
+        x = self.upsample(lsr)
+        return x + self.sr(x) if self.residual else self.sr(x)
 
     def hpm(self, target: torch.Tensor, ref: torch.Tensor, detail: torch.Tensor) -> torch.Tensor:
         """HPM on normalised tensors, computed in physical units."""
@@ -322,11 +337,18 @@ def _masked(
     return per.sum() / n.clamp_min(1.0)
 
 
-def load_network(checkpoint: Checkpoint, state: str = "best") -> STFDCNNNet:
+def load_network(checkpoint: Checkpoint, state: str = "best") -> Any:
     """The network of an STFDCNN checkpoint (best or ``last`` weights), in eval mode."""
-    net = STFDCNNNet.from_config(checkpoint.data["network"])
     data = checkpoint.data
-    net.load_state_dict(data["state_dict"] if state == "best" else data["resume"]["state_dict"])
+    sd = data["state_dict"] if state == "best" else data["resume"]["state_dict"]
+    if checkpoint.agnostic:
+        from stfusion.dl.networks.agnostic import AgnosticNet
+
+        wrapped = AgnosticNet(STFDCNNNet.from_config(data["network"]))
+        wrapped.load_state_dict(sd)
+        return wrapped.eval()
+    net = STFDCNNNet.from_config(data["network"])
+    net.load_state_dict(sd)
     # HPM must use the statistics the Predictor normalises with (the same in trained
     # checkpoints; a generic random_checkpoint leaves the buffers at 0 / 1).
     net.norm_mean.copy_(torch.as_tensor(checkpoint.mean))
@@ -347,6 +369,7 @@ class STFDCNNPredictor(Predictor):
         self.std = ck.std.astype(np.float32)[:, None, None]
         self.radius = int(self.net.radius)
         self.multiple = int(self.net.multiple)
+        self.per_sample = ck.agnostic
 
 
 __all__ = [

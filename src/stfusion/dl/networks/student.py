@@ -58,6 +58,7 @@ class StudentNet(FusionNet):
     max_pairs = 1
     #: Named sizes (``FusionNet.channels_for`` / ``make_network`` look here).
     sizes: ClassVar[dict[str, tuple[int, ...]] | None] = STUDENT_SIZES
+    residual_base = True
 
     def __init__(self, bands: int, channels: tuple[int, ...] = (16, 16)) -> None:
         if not channels or any(int(c) < 1 for c in channels):

@@ -369,6 +369,7 @@ class ViTGANGenerator(FusionNet):
     #: Class-level values are those of the largest named size; instances set their own.
     radius = 0
     multiple = 1
+    residual_base = True
 
     def __init__(
         self, bands: int, channels: tuple[int, ...] = astuple(GENERATOR_SIZES["small"])

@@ -1,0 +1,197 @@
+"""Band-agnostic networks that predict a correction to a physical baseline.
+
+Every deep method of stfusion (since checkpoint format 2) runs its network through
+:class:`AgnosticNet`:
+
+- **band-agnostic**: each band of a ``(N, B, H, W)`` input is an independent single-band
+  sample (``(N B, 1, H, W)``) of one shared network built for one band, as the DCSTFN paper
+  trains one network per band. A checkpoint therefore fits any band count (1, 3, 6, 13, ...)
+  and any sensor whose fine and coarse images share units;
+- **normalised per sample**: inputs are ``(x - center_b) / scale_b`` with ``center_b`` the
+  median and ``scale_b`` a robust spread (interquartile range / 1.349, floored) of band ``b``
+  of the *fine reference image* (the whole scene at prediction, the whole training image at
+  training; never the tile, so tiled output stays equal to whole-scene output). The same
+  transform applies to the fine and coarse inputs and is undone on the output; it holds for
+  reflectance, NDVI (-1..1) or temperatures in kelvin alike (:func:`sample_stats`);
+- **residual on physics**: the output is ``baseline + correction``. The baseline is the
+  additive prediction ``F_r + C_t - C_r`` (``baseline="additive"``), or, for GAN-STFM,
+  which needs no coarse image at the reference date, ``F_r + box(C_t) - box(F_r)`` (a box of
+  ``2 smooth + 1`` px: the target's coarse signal plus the reference's fine detail,
+  ``baseline="smooth"``). The network's last layer starts at zero, so an untrained network
+  predicts the baseline exactly and training can only learn what the data supports.
+  Networks that already add the additive prediction themselves (the student, the
+  transformer GAN: ``residual_base = True``) get no second baseline.
+
+With two pairs (EDCSTFN), the prediction is the mean of the two single-pair predictions (a
+pair invalid at a pixel taking no part): the path the network is trained on, and at the
+start the two-pair additive baseline of the named cases (the mean of the two additive
+predictions). EDCSTFN's paper blends the two pairs' *features* with inverse-change weights
+instead; a network trained on one-pair examples never sees that blend, and in a first run
+it lost to the additive mean on boreas-2pair and kranj-2pair. STFDCNN keeps its own
+weighted fusion (its output is a full prediction).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from stfusion.dl.networks import FusionNet
+
+BASELINES = ("additive", "smooth")
+#: Relative floor of the per-sample spread (a constant band must not blow up).
+SPREAD_FLOOR = 1e-3
+
+
+def sample_stats(fine: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-band ``center``, ``scale`` and vision data range of a ``(band, ...)`` sample of a
+    fine image (NaN ignored).
+
+    ``center``: the median; ``scale``: the interquartile range / 1.349 (the standard deviation
+    of a normal distribution), floored at ``1e-6 + SPREAD_FLOOR |center|``; range: 1 when the
+    values look like reflectance or an index (0.5th and 99.5th percentiles within [-1.5, 1.5]),
+    else the spread between those percentiles (temperatures, radiances, DN).
+    """
+    a = np.asarray(fine, dtype=np.float64).reshape(fine.shape[0], -1)
+    n = a.shape[0]
+    center, scale, rng = np.zeros(n), np.ones(n), np.ones(n)
+    for b in range(n):
+        v = a[b][np.isfinite(a[b])]
+        if v.size == 0:
+            continue
+        q25, med, q75, lo, hi = np.percentile(v, [25, 50, 75, 0.5, 99.5])
+        center[b] = med
+        scale[b] = max((q75 - q25) / 1.349, 1e-6 + SPREAD_FLOOR * abs(med))
+        rng[b] = 1.0 if (lo >= -1.5 and hi <= 1.5) else max(hi - lo, 1e-6)
+    return center.astype(np.float32), scale.astype(np.float32), rng.astype(np.float32)
+
+
+def box(x: torch.Tensor, radius: int) -> torch.Tensor:
+    """Mean over a ``(2 radius + 1)`` square box, edge-replicated (same size)."""
+    if radius <= 0:
+        return x
+    pad = F.pad(x, (radius, radius, radius, radius), mode="replicate")
+    return F.avg_pool2d(pad, 2 * radius + 1, stride=1)
+
+
+def zero_last_layer(net: nn.Module) -> None:
+    """Zero the weights and bias of the last convolution of ``net`` (its output layer)."""
+    convs = [m for m in net.modules() if isinstance(m, nn.Conv2d | nn.ConvTranspose2d)]
+    if not convs:
+        raise ValueError(f"{type(net).__name__} has no convolution to start at zero")
+    nn.init.zeros_(convs[-1].weight)
+    if convs[-1].bias is not None:
+        nn.init.zeros_(convs[-1].bias)
+
+
+class AgnosticNet(FusionNet):
+    """A single-band network applied to every band, predicting a correction to a baseline."""
+
+    def __init__(self, inner: FusionNet, baseline: str = "additive", smooth: int = 8) -> None:
+        if baseline not in BASELINES:
+            raise ValueError(f"baseline {baseline!r}: choose one of {', '.join(BASELINES)}")
+        if inner.bands != 1:
+            raise ValueError(f"the inner network must be single-band, got {inner.bands}")
+        super().__init__(1, inner.channels)  # type: ignore[arg-type]
+        self.inner = inner
+        self.baseline_kind = baseline
+        self.smooth = int(smooth) if baseline == "smooth" else 0
+        self.name = inner.name  # type: ignore[misc]
+        self.radius = int(inner.radius) + self.smooth  # type: ignore[misc]
+        self.multiple = int(inner.multiple)  # type: ignore[misc]
+        self.max_pairs = inner.max_pairs  # type: ignore[misc]
+        self.adversarial = inner.adversarial  # type: ignore[misc]
+        self.discriminator = inner.discriminator  # type: ignore[misc]
+        if not getattr(inner, "residual_base", False):
+            zero_last_layer(inner)
+
+    def config(self) -> dict[str, Any]:
+        return {**self.inner.config(), "agnostic": self.baseline_kind, "smooth": self.smooth}
+
+    @staticmethod
+    def _flat(x: torch.Tensor) -> torch.Tensor:
+        n, b, h, w = x.shape
+        return x.reshape(n * b, 1, h, w)
+
+    def baseline(
+        self, fine_ref: torch.Tensor, coarse_ref: torch.Tensor, coarse_target: torch.Tensor
+    ) -> torch.Tensor:
+        """The physical prediction the network corrects (any band count)."""
+        if self.baseline_kind == "smooth":
+            return fine_ref + box(coarse_target, self.smooth) - box(fine_ref, self.smooth)
+        return fine_ref + coarse_target - coarse_ref
+
+    def _residual(self) -> bool:
+        return not getattr(self.inner, "residual_base", False)
+
+    def forward(  # type: ignore[override]
+        self, fine_ref: torch.Tensor, coarse_ref: torch.Tensor, coarse_target: torch.Tensor
+    ) -> torch.Tensor:
+        n, b, h, w = fine_ref.shape
+        f, c1, c2 = (self._flat(t) for t in (fine_ref, coarse_ref, coarse_target))
+        out = self.inner(f, c1, c2)
+        if self._residual():
+            out = out + self.baseline(f, c1, c2)
+        return out.reshape(n, b, h, w)
+
+    def predict_pairs(
+        self,
+        fines: list[torch.Tensor],
+        coarses: list[torch.Tensor],
+        coarse_target: torch.Tensor,
+        valid: list[torch.Tensor],
+    ) -> torch.Tensor:
+        if len(fines) == 1:
+            return self(fines[0], coarses[0], coarse_target)
+        if self._residual():
+            # The mean of the single-pair predictions (each pair's baseline + correction,
+            # the path the network was trained on); a pair invalid at a pixel takes no part.
+            # At the start this is the two-pair additive baseline (the mean of the additive
+            # predictions).
+            preds = [self(f, c, coarse_target) for f, c in zip(fines, coarses)]
+            ws = [v.to(coarse_target.dtype) for v in valid]
+            total = sum(ws)
+            out = sum(wk * pk for wk, pk in zip(ws, preds)) / total.clamp_min(1.0)
+            return torch.where(total > 0, out, preds[0])
+        n, b, h, w = coarse_target.shape
+        fs = [self._flat(t) for t in fines]
+        cs = [self._flat(t) for t in coarses]
+        ct = self._flat(coarse_target)
+        vs = [v.repeat_interleave(b, 0) for v in valid]
+        # Networks that fuse pairs themselves (STFDCNN's weighted HPM).
+        return self.inner.predict_pairs(fs, cs, ct, vs).reshape(n, b, h, w)
+
+    def losses(self, fine: torch.Tensor, coarse: torch.Tensor, mask: torch.Tensor,
+               content: str = "mse") -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+        """STFDCNN's single-date training losses (single-band batches)."""
+        return self.inner.losses(self._flat(fine), self._flat(coarse),  # type: ignore[operator]
+                                 mask.repeat_interleave(fine.shape[1], 0), content)  # fmt: skip
+
+    # The student's distillation hooks (single-band batches: the flattening is a reshape).
+    def features(self, fine_ref: torch.Tensor, coarse_ref: torch.Tensor,
+                 coarse_target: torch.Tensor) -> torch.Tensor:  # fmt: skip
+        return self.inner.features(*(self._flat(t) for t in (fine_ref, coarse_ref,
+                                                             coarse_target)))  # fmt: skip
+
+    def head_output(self, feats: torch.Tensor, fine_ref: torch.Tensor, coarse_ref: torch.Tensor,
+                    coarse_target: torch.Tensor) -> torch.Tensor:  # fmt: skip
+        n, b, h, w = fine_ref.shape
+        f, c1, c2 = (self._flat(t) for t in (fine_ref, coarse_ref, coarse_target))
+        out = self.inner.head_output(feats, f, c1, c2)
+        if self._residual():
+            out = out + self.baseline(f, c1, c2)
+        return out.reshape(n, b, h, w)
+
+
+def wrap(inner: FusionNet, baseline: str | None = None, smooth: int = 8) -> AgnosticNet:
+    """``inner`` (single-band) wrapped with the default baseline of its method."""
+    if baseline is None:
+        baseline = "smooth" if inner.name == "ganstfm" else "additive"
+    return AgnosticNet(inner, baseline, smooth)
+
+
+__all__ = ["BASELINES", "AgnosticNet", "box", "sample_stats", "wrap", "zero_last_layer"]
