@@ -80,15 +80,15 @@ def resolve_dates(
         return out
     found = []
     for fine, coarse in pairs:
-        d = None
+        day = None
         for item in (fine, coarse):
             if isinstance(item, str | Path):
-                d = parse_date(str(item))
-                if d:
+                day = parse_date(str(item))
+                if day:
                     break
-        if d is None:
+        if day is None:
             return None
-        found.append(d)
+        found.append(day)
     return found
 
 
@@ -253,9 +253,9 @@ class TrainingData:
             if 1.0 - parts[4].mean() > self.max_invalid:
                 continue
             if time_mix > 0 and rng.random() < time_mix:
-                a = np.float32(rng.random())
+                mix = np.float32(rng.random())
                 f_r, c_r, c_t, f_t, m = parts
-                parts = (f_r, c_r, c_r + a * (c_t - c_r), f_r + a * (f_t - f_r), m)
+                parts = (f_r, c_r, c_r + mix * (c_t - c_r), f_r + mix * (f_t - f_r), m)
             if augment:
                 k = int(rng.integers(4))
                 flip = bool(rng.integers(2))
@@ -264,7 +264,8 @@ class TrainingData:
         arrays = [np.stack([o[i] for o in out]) for i in range(5)]
         for a in arrays[:4]:
             np.nan_to_num(a, copy=False, nan=0.0)
-        return Batch(*arrays[:4], mask=arrays[4].astype(bool))
+        f_r, c_r, c_t, f_t, m = arrays
+        return Batch(f_r, c_r, c_t, f_t, mask=m.astype(bool))
 
     def validation(self) -> list[Batch]:
         """One batch per example: the whole validation block."""
@@ -280,8 +281,8 @@ class TrainingData:
                 self.fine[tgt][:, sl[0], sl[1]],
                 (self.valid[ref][sl] & self.valid[tgt][sl])[None],
             )
-            arrays = [np.nan_to_num(a[None]) for a in parts[:4]]
-            out.append(Batch(*arrays, mask=parts[4][None].astype(bool)))
+            f_r, c_r, c_t, f_t = (np.nan_to_num(a[None]) for a in parts[:4])
+            out.append(Batch(f_r, c_r, c_t, f_t, mask=parts[4][None].astype(bool)))
         return out
 
     def additive_rmse(self) -> float:

@@ -37,7 +37,7 @@ import datetime as _dt
 import math
 import os
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Sequence, Sized
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -271,10 +271,10 @@ def kept_open(src: Source) -> Source:
         return new
     inner = getattr(src, "source", None)
     if isinstance(inner, Source) and hasattr(src, "mask_source_"):  # qa.MaskedSource
-        new = copy.copy(src)
-        new.source = kept_open(inner)
-        new.mask_source_ = kept_open(src.mask_source_)
-        return new
+        masked: Any = copy.copy(src)  # known by its attributes only
+        masked.source = kept_open(inner)
+        masked.mask_source_ = kept_open(masked.mask_source_)
+        return masked
     return src
 
 
@@ -569,8 +569,9 @@ def loader(
     dataset: torch.utils.data.Dataset, batch: int, workers: int, fixed: bool, drop_last: bool
 ) -> torch.utils.data.DataLoader:
     """A DataLoader over ``dataset`` with an :class:`EpochSampler`."""
+    assert isinstance(dataset, Sized)  # ours are map-style, with a length
     return torch.utils.data.DataLoader(
-        dataset, batch_size=batch, sampler=EpochSampler(len(dataset), fixed),  # type: ignore[arg-type]
+        dataset, batch_size=batch, sampler=EpochSampler(len(dataset), fixed),
         num_workers=workers, drop_last=drop_last, persistent_workers=False,
         pin_memory=False,
     )  # fmt: skip
@@ -642,8 +643,8 @@ def open_sites(
     sites = []
     for name, specs in groups.items():
         raw = [(s.fine, s.coarse) for s in specs]
-        given = [s.date for s in specs]
-        dates = resolve_dates(raw, given if all(given) else None)
+        given = [s.date for s in specs if s.date]
+        dates = resolve_dates(raw, given if len(given) == len(specs) else None)
         scene = open_scene(raw, fine_scaling=fine_scaling, coarse_scaling=coarse_scaling,
                            resampling=resampling)  # fmt: skip
         if any(s.mask for s in specs):

@@ -268,6 +268,10 @@ class Teacher(nn.Module):
     """A frozen teacher network in the student's normalisation, with a forward hook on
     ``feature_layer`` (``None``: no features)."""
 
+    # Buffers (register_buffer), declared for the type checker.
+    scale: torch.Tensor
+    shift: torch.Tensor
+
     def __init__(
         self,
         checkpoint: Checkpoint,
@@ -307,7 +311,7 @@ class Teacher(nn.Module):
         # Frozen: always in eval mode, also when a shared helper calls .train().
         return super().train(False)
 
-    def forward(  # type: ignore[override]
+    def forward(
         self, fine_ref: torch.Tensor, coarse_ref: torch.Tensor, coarse_target: torch.Tensor
     ) -> torch.Tensor:
         return self.predict(fine_ref, coarse_ref, coarse_target)[0]
@@ -341,7 +345,7 @@ def feature_loss(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
     """MSE of adapted student features against the teacher's, relative to the mean square of
     the teacher's; student features are average-pooled to a coarser teacher map."""
     if student.shape[-2:] != teacher.shape[-2:]:
-        student = F.adaptive_avg_pool2d(student, teacher.shape[-2:])
+        student = F.adaptive_avg_pool2d(student, (teacher.shape[-2], teacher.shape[-1]))
     energy = teacher.detach().pow(2).mean().clamp_min(1e-8)
     return F.mse_loss(student, teacher) / energy
 

@@ -44,7 +44,7 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lightning as L
 import numpy as np
@@ -57,6 +57,11 @@ from stfusion.dl import datasets
 from stfusion.dl.checkpoint import save_checkpoint
 from stfusion.errors import InvalidParameterError
 from stfusion.run_config import PRECISIONS
+
+if TYPE_CHECKING:
+    from stfusion.dl.distill import Teacher
+    from stfusion.dl.networks.stfdcnn import STFDCNNNet
+    from stfusion.dl.networks.student import StudentNet
 
 ProgressFn = Callable[[dict[str, Any]], None]
 RESUME_FILE = "resume.ckpt"
@@ -187,7 +192,7 @@ def make_trainer(
         cbs.append(TQDMProgressBar(leave=False))
     return L.Trainer(
         accelerator=accelerator, devices=devices, strategy=settings.strategy,
-        precision=check_precision(settings.precision),  # type: ignore[arg-type]
+        precision=check_precision(settings.precision),  # type: ignore[arg-type]  # a checked literal
         max_epochs=max_epochs, max_steps=max_steps, callbacks=cbs, logger=logger,
         enable_checkpointing=any(isinstance(c, ModelCheckpoint) for c in cbs),
         enable_progress_bar=bar, enable_model_summary=False, num_sanity_val_steps=0,
@@ -220,8 +225,11 @@ class FusionModule(L.LightningModule):
     #: The validation value that picks the best epoch and drives early stopping.
     monitor = "val_loss"
 
+    # A buffer (register_buffer), declared for the type checker.
+    std_: torch.Tensor
+
     def __init__(self, net: torch.nn.Module, criterion: torch.nn.Module | None, lr: float,
-                 std: Sequence[float]) -> None:  # fmt: skip
+                 std: Sequence[float] | np.ndarray) -> None:  # fmt: skip
         super().__init__()
         self.net = net
         self.criterion = criterion
@@ -245,10 +253,12 @@ class FusionModule(L.LightningModule):
         self.log("train_loss", row["train_loss"], prog_bar=True, on_step=True, on_epoch=False,
                  batch_size=1)  # fmt: skip
 
-    def training_step(self, batch: Sequence[torch.Tensor], batch_idx: int) -> torch.Tensor:
+    def training_step(
+        self, batch: Sequence[torch.Tensor], batch_idx: int
+    ) -> torch.Tensor | None:
         fr, cr, ct, ft, mask = batch[:5]
-        loss, parts = self.criterion(self.net(fr, cr, ct), ft, mask,  # type: ignore[misc]
-                                     _stats(batch))  # fmt: skip
+        assert self.criterion is not None  # only STFDCNNModule has none; it has its own step
+        loss, parts = self.criterion(self.net(fr, cr, ct), ft, mask, _stats(batch))
         self.record({"train_loss": float(loss.detach()), **parts})
         return loss
 
@@ -262,7 +272,8 @@ class FusionModule(L.LightningModule):
 
     def val_losses(self, pred: torch.Tensor, batch: Sequence[torch.Tensor]) -> dict[str, Any]:
         """Validation losses of one batch (means over it)."""
-        loss, _ = self.criterion(pred, batch[3], batch[4], _stats(batch))  # type: ignore[misc]
+        assert self.criterion is not None  # only STFDCNNModule has none; it has its own
+        loss, _ = self.criterion(pred, batch[3], batch[4], _stats(batch))
         return {"val_loss": loss}
 
     def val_extra(self, pred: torch.Tensor, batch: Sequence[torch.Tensor]) -> None:
@@ -330,7 +341,7 @@ def evaluate(module: FusionModule, data: torch.utils.data.DataLoader) -> dict[st
     with torch.no_grad():
         for i, batch in enumerate(data):
             module.validation_step(batch, i)
-    trainer, module._trainer = module._trainer, None  # type: ignore[assignment]
+    trainer, module._trainer = module._trainer, None
     try:
         return module.val_scores()
     finally:
@@ -344,7 +355,7 @@ class AdversarialModule(FusionModule):
 
     monitor = "val_rmse"
 
-    def __init__(self, gan: Any, lr: float, std: Sequence[float]) -> None:
+    def __init__(self, gan: Any, lr: float, std: Sequence[float] | np.ndarray) -> None:
         super().__init__(gan.g, gan.recon, lr, std)
         self.disc = gan.d
         self.spectral = gan.spectral
@@ -355,7 +366,9 @@ class AdversarialModule(FusionModule):
         return [self.gan.g_opt, self.gan.d_opt]
 
     def training_step(self, batch: Sequence[torch.Tensor], batch_idx: int) -> None:
-        g_opt, d_opt = self.optimizers()  # type: ignore[misc]
+        opts = self.optimizers()
+        assert isinstance(opts, list)  # two optimizers: Lightning gives the list
+        g_opt, d_opt = opts
         row = self.gan.step(*batch[:5], stats=_stats(batch), g_opt=g_opt, d_opt=d_opt,
                             backward=self.manual_backward)  # fmt: skip
         self.record(row)
@@ -373,8 +386,10 @@ class STFDCNNModule(FusionModule):
     """STFDCNN's two CNNs (``net.losses``) on single-date patches ``(F, C, mask)``; validation
     on pair patches: both losses on the target date and the single-pair prediction's RMSE."""
 
-    def __init__(self, net: torch.nn.Module, content: str, lr: float,
-                 std: Sequence[float]) -> None:  # fmt: skip
+    net: STFDCNNNet
+
+    def __init__(self, net: STFDCNNNet, content: str, lr: float,
+                 std: Sequence[float] | np.ndarray) -> None:  # fmt: skip
         super().__init__(net, None, lr, std)
         self.content = content
 
@@ -396,9 +411,12 @@ class DistillModule(FusionModule):
     teacher (:class:`stfusion.dl.distill.Teacher`); validation adds the teacher's RMSE and
     the student's RMSE against the teacher (``val_rmse_teacher``, ``val_rmse_vs_teacher``)."""
 
-    def __init__(self, student: torch.nn.Module, adapter: torch.nn.Module | None,
-                 teacher: torch.nn.Module, criterion: torch.nn.Module, val_criterion: Any,
-                 lr: float, std: Sequence[float], alpha: float) -> None:  # fmt: skip
+    net: StudentNet
+    criterion: torch.nn.Module
+
+    def __init__(self, student: StudentNet, adapter: torch.nn.Module | None,
+                 teacher: Teacher, criterion: torch.nn.Module, val_criterion: Any,
+                 lr: float, std: Sequence[float] | np.ndarray, alpha: float) -> None:  # fmt: skip
         super().__init__(student, criterion, lr, std)
         self.adapter = adapter
         self.teacher = teacher

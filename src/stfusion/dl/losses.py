@@ -130,6 +130,11 @@ class CompoundLoss(nn.Module):
     ``alpha = 0.8`` and ``beta = 1`` are the values of the authors' code.
     """
 
+    # Buffers (register_buffer), declared for the type checker.
+    data_range: torch.Tensor
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(
         self,
         encoder: nn.Module | None,
@@ -221,6 +226,10 @@ class SpectralLoss(nn.Module):
     ``1 - cos`` rather than the angle itself: the same minimum and ordering as SAM, and a
     finite gradient where the angle is 0 (``acos`` has none there).
     """
+
+    # Buffers (register_buffer), declared for the type checker.
+    mean: torch.Tensor
+    std: torch.Tensor
 
     def __init__(self, mean: torch.Tensor | list[float], std: torch.Tensor | list[float]) -> None:
         super().__init__()

@@ -435,8 +435,8 @@ def open_training_sites(
         sites.append(ds.Site("main", pairs, iso))
     elif pairs:
         iso = resolve_dates(list(pairs), dates)
-        specs = [ds.PairSpec(f, c, d) for (f, c), d in
-                 zip(pairs, iso or [None] * len(pairs))]  # fmt: skip
+        pair_dates: list[str | None] = [*iso] if iso else [None] * len(pairs)
+        specs = [ds.PairSpec(f, c, d) for (f, c), d in zip(pairs, pair_dates)]
         sites += ds.open_sites({"main": specs}, fine_scaling=fine_scaling,
                                coarse_scaling=coarse_scaling, resampling=resampling,
                                any_bands=any_bands)  # fmt: skip

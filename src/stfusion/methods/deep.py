@@ -99,7 +99,7 @@ class DeepMethod(FusionMethod):
     #: Training dates of the default (shipped demo) weights, for ``bench.applicable``.
     training_dates: ClassVar[tuple[str, ...]] = DEMO_DATES
     tags: ClassVar[MethodTags] = MethodTags(needs_torch=True)
-    params = (
+    params: ClassVar[tuple[Param, ...]] = (
         Param("weights", "demo", (Text("'demo' or a checkpoint path"), os.PathLike), "path",
               "checkpoint from `stfusion train`; demo (or shipped) = the shipped weights "
               "(band-agnostic, multi-site; docs/deep.md)"),
@@ -112,6 +112,12 @@ class DeepMethod(FusionMethod):
         Param("device", "auto", StrOptions(("auto", "cpu", "cuda")), "",
               "where the network runs: auto (cuda if available), cpu or cuda"),
     )  # fmt: skip
+
+    # The parameters, stored by FusionMethod.__init__ (declared for the type checker).
+    weights: str | os.PathLike[str]
+    tile: int
+    overlap: int | str
+    device: str
 
     def __init__(
         self, *, weights: str | os.PathLike[str] = "demo", tile: int = 256,

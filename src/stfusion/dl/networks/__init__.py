@@ -21,6 +21,7 @@ class attribute (or ``TrainConfig.discriminator``), looked up in
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import torch
@@ -48,21 +49,23 @@ def channels_for(size: str) -> tuple[int, int, int]:
 class FusionNet(nn.Module):
     """Common interface of the fusion networks."""
 
-    name: ClassVar[str] = ""
-    radius: ClassVar[int] = 0
-    multiple: ClassVar[int] = 1
-    max_pairs: ClassVar[int] = 1
+    # Class defaults, not ClassVars: a network whose reach depends on its size sets radius
+    # and multiple per instance, and AgnosticNet takes all of these from its inner network.
+    name: str = ""
+    radius: int = 0
+    multiple: int = 1
+    max_pairs: int = 1
     #: True for the generator of a GAN (trained by the adversarial loop).
-    adversarial: ClassVar[bool] = False
+    adversarial: bool = False
     #: Default discriminator of an adversarial network (a name in ``discriminators``).
-    discriminator: ClassVar[str] = ""
+    discriminator: str = ""
     #: Widths of the named sizes, if not :data:`SIZES`.
-    sizes: ClassVar[dict[str, tuple[int, ...]] | None] = None
+    sizes: ClassVar[Mapping[str, tuple[int, ...]] | None] = None
     #: True when ``forward`` already adds the additive prediction ``F_r + C_t - C_r`` to a
     #: correction that starts at zero (the band-agnostic wrapper then adds no baseline).
-    residual_base: ClassVar[bool] = False
+    residual_base: bool = False
 
-    def __init__(self, bands: int, channels: tuple[int, int, int]) -> None:
+    def __init__(self, bands: int, channels: tuple[int, ...]) -> None:
         super().__init__()
         self.bands = int(bands)
         self.channels = tuple(int(c) for c in channels)
@@ -70,7 +73,7 @@ class FusionNet(nn.Module):
     def config(self) -> dict[str, Any]:
         return {"network": self.name, "bands": self.bands, "channels": list(self.channels)}
 
-    def forward(  # type: ignore[override]
+    def forward(
         self, fine_ref: torch.Tensor, coarse_ref: torch.Tensor, coarse_target: torch.Tensor
     ) -> torch.Tensor:
         raise NotImplementedError
@@ -163,11 +166,11 @@ def build_network(config: dict[str, Any]) -> FusionNet:
 
         one = {**config, "bands": 1}
         inner = (cls.from_config(one) if hasattr(cls, "from_config")  # STFDCNN: factor, window
-                 else cls(1, tuple(config["channels"])))  # type: ignore[call-arg]  # fmt: skip
+                 else cls(1, tuple(config["channels"])))  # fmt: skip
         return AgnosticNet(inner, str(config["agnostic"]), int(config.get("smooth", 8)))
     if hasattr(cls, "from_config"):  # STFDCNN: factor, window, residual
-        return cls.from_config(config)  # type: ignore[no-any-return]
-    return cls(int(config["bands"]), tuple(config["channels"]))  # type: ignore[call-arg]
+        return cls.from_config(config)
+    return cls(int(config["bands"]), tuple(config["channels"]))
 
 
 def make_network(name: str, bands: int, size: str = "small", agnostic: bool = False) -> FusionNet:

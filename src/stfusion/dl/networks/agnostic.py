@@ -96,16 +96,16 @@ class AgnosticNet(FusionNet):
             raise ValueError(f"baseline {baseline!r}: choose one of {', '.join(BASELINES)}")
         if inner.bands != 1:
             raise ValueError(f"the inner network must be single-band, got {inner.bands}")
-        super().__init__(1, inner.channels)  # type: ignore[arg-type]
+        super().__init__(1, inner.channels)
         self.inner = inner
         self.baseline_kind = baseline
         self.smooth = int(smooth) if baseline == "smooth" else 0
-        self.name = inner.name  # type: ignore[misc]
-        self.radius = int(inner.radius) + self.smooth  # type: ignore[misc]
-        self.multiple = int(inner.multiple)  # type: ignore[misc]
-        self.max_pairs = inner.max_pairs  # type: ignore[misc]
-        self.adversarial = inner.adversarial  # type: ignore[misc]
-        self.discriminator = inner.discriminator  # type: ignore[misc]
+        self.name = inner.name
+        self.radius = int(inner.radius) + self.smooth
+        self.multiple = int(inner.multiple)
+        self.max_pairs = inner.max_pairs
+        self.adversarial = inner.adversarial
+        self.discriminator = inner.discriminator
         if not getattr(inner, "residual_base", False):
             zero_last_layer(inner)
 
@@ -128,7 +128,7 @@ class AgnosticNet(FusionNet):
     def _residual(self) -> bool:
         return not getattr(self.inner, "residual_base", False)
 
-    def forward(  # type: ignore[override]
+    def forward(
         self, fine_ref: torch.Tensor, coarse_ref: torch.Tensor, coarse_target: torch.Tensor
     ) -> torch.Tensor:
         n, b, h, w = fine_ref.shape
@@ -154,7 +154,7 @@ class AgnosticNet(FusionNet):
             # predictions).
             preds = [self(f, c, coarse_target) for f, c in zip(fines, coarses)]
             ws = [v.to(coarse_target.dtype) for v in valid]
-            total = sum(ws)
+            total = sum(ws, torch.zeros_like(ws[0]))  # a tensor start: as sum(ws), typed
             out = sum(wk * pk for wk, pk in zip(ws, preds)) / total.clamp_min(1.0)
             return torch.where(total > 0, out, preds[0])
         n, b, h, w = coarse_target.shape
@@ -168,20 +168,20 @@ class AgnosticNet(FusionNet):
     def losses(self, fine: torch.Tensor, coarse: torch.Tensor, mask: torch.Tensor,
                content: str = "mse") -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
         """STFDCNN's single-date training losses (single-band batches)."""
-        return self.inner.losses(self._flat(fine), self._flat(coarse),  # type: ignore[operator]
+        return self.inner.losses(self._flat(fine), self._flat(coarse),  # type: ignore[operator]  # an STFDCNNNet
                                  mask.repeat_interleave(fine.shape[1], 0), content)  # fmt: skip
 
     # The student's distillation hooks (single-band batches: the flattening is a reshape).
     def features(self, fine_ref: torch.Tensor, coarse_ref: torch.Tensor,
                  coarse_target: torch.Tensor) -> torch.Tensor:  # fmt: skip
-        return self.inner.features(*(self._flat(t) for t in (fine_ref, coarse_ref,
+        return self.inner.features(*(self._flat(t) for t in (fine_ref, coarse_ref,  # type: ignore[operator]  # a StudentNet
                                                              coarse_target)))  # fmt: skip
 
     def head_output(self, feats: torch.Tensor, fine_ref: torch.Tensor, coarse_ref: torch.Tensor,
                     coarse_target: torch.Tensor) -> torch.Tensor:  # fmt: skip
         n, b, h, w = fine_ref.shape
         f, c1, c2 = (self._flat(t) for t in (fine_ref, coarse_ref, coarse_target))
-        out = self.inner.head_output(feats, f, c1, c2)
+        out = self.inner.head_output(feats, f, c1, c2)  # type: ignore[operator]  # a StudentNet
         if self._residual():
             out = out + self.baseline(f, c1, c2)
         return out.reshape(n, b, h, w)

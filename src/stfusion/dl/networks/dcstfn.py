@@ -81,9 +81,10 @@ class DCSTFNNet(FusionNet):
         for m in self.modules():
             if isinstance(m, nn.Conv2d | nn.ConvTranspose2d):
                 nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+                assert m.bias is not None  # every layer here is built with a bias
                 nn.init.zeros_(m.bias)
 
-    def forward(  # type: ignore[override]
+    def forward(
         self, fine_ref: torch.Tensor, coarse_ref: torch.Tensor, coarse_target: torch.Tensor
     ) -> torch.Tensor:
         h, w = fine_ref.shape[-2:]

@@ -64,7 +64,7 @@ class Discriminator(nn.Module):
     ) -> tuple[list[torch.Tensor], list[list[torch.Tensor]]]:
         raise NotImplementedError
 
-    def forward(  # type: ignore[override]
+    def forward(
         self, condition: torch.Tensor, image: torch.Tensor
     ) -> list[torch.Tensor]:
         return self.features(condition, image)[0]
@@ -122,6 +122,7 @@ class PatchGAN(Discriminator):
         x = torch.cat((condition, image), 1)
         logits, feats = [], []
         for s, net in enumerate(self.nets):
+            assert isinstance(net, _PatchNet)  # a ModuleList yields plain Modules to mypy
             if s:
                 x = F.avg_pool2d(x, 2, ceil_mode=True)
             out, f = net.run(x)

@@ -70,7 +70,7 @@ class EDCSTFNNet(FusionNet):
         diff = self.residual(torch.cat((coarse_ref, fine_ref, coarse_target), 1))
         return self.encoder(fine_ref), diff
 
-    def forward(  # type: ignore[override]
+    def forward(
         self, fine_ref: torch.Tensor, coarse_ref: torch.Tensor, coarse_target: torch.Tensor
     ) -> torch.Tensor:
         enc, diff = self.features(fine_ref, coarse_ref, coarse_target)

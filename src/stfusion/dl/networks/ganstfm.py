@@ -98,7 +98,7 @@ class GANSTFMNet(FusionNet):
     }
 
     def __init__(self, bands: int, channels: tuple[int, ...] = (16, 32, 64, 128)) -> None:
-        super().__init__(bands, channels)  # type: ignore[arg-type]
+        super().__init__(bands, channels)
         if len(self.channels) != 4:
             raise ValueError(f"ganstfm needs 4 channel widths, got {self.channels}")
         widths = (self.bands, *self.channels)
@@ -109,7 +109,7 @@ class GANSTFMNet(FusionNet):
             _DecoderBlock(c2, c1), nn.Conv2d(c1, self.bands, 1),
         )  # fmt: skip
 
-    def forward(  # type: ignore[override]
+    def forward(
         self, fine_ref: torch.Tensor, coarse_ref: torch.Tensor, coarse_target: torch.Tensor
     ) -> torch.Tensor:
         lateral, trunk = coarse_target, fine_ref  # coarse_ref is not an input of GAN-STFM

@@ -153,7 +153,13 @@ class STFDCNNNet(FusionNet):
 
     name = "stfdcnn"
     max_pairs = 2
-    sizes = SIZES  # type: ignore[assignment]
+    sizes = SIZES
+
+    # Buffers (register_buffer), declared for the type checker.
+    norm_mean: torch.Tensor
+    norm_std: torch.Tensor
+    lsr_factor: torch.Tensor
+    weight_window: torch.Tensor
 
     def __init__(
         self,
@@ -170,7 +176,7 @@ class STFDCNNNet(FusionNet):
         #: ``U = up(L) + SR(up(L))``, last layers at zero, so an untrained network is the
         #: paper's fusion model on the inputs themselves; its output is a full prediction.
         self.residual = bool(residual)
-        self.residual_base = self.residual  # type: ignore[misc]
+        self.residual_base = self.residual
         if len(self.channels) != 2:
             raise ValueError(f"STFDCNN takes two widths (n1, n2), got {self.channels}")
         if int(factor) < 1 or int(window) < 0:
@@ -201,11 +207,11 @@ class STFDCNNNet(FusionNet):
         return int(self.weight_window)
 
     @property
-    def multiple(self) -> int:  # type: ignore[override]
+    def multiple(self) -> int:  # type: ignore[override]  # read-only: from the factor buffer
         return self.factor
 
     @property
-    def radius(self) -> int:  # type: ignore[override]
+    def radius(self) -> int:  # type: ignore[override]  # read-only: from the window buffer
         """Receptive-field radius in fine pixels: the SR CNN's, plus, through the bicubic
         interpolation (2 LSR pixels) and the block grid, the LSR level's (NLM CNN or weight
         box, in LSR pixels)."""
@@ -289,7 +295,7 @@ class STFDCNNNet(FusionNet):
 
     # ---------------------------------------------------------------------- prediction
 
-    def forward(  # type: ignore[override]
+    def forward(
         self, fine_ref: torch.Tensor, coarse_ref: torch.Tensor, coarse_target: torch.Tensor
     ) -> torch.Tensor:
         """Prediction from one pair (the fusion model without the weighting)."""

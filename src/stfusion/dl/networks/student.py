@@ -63,8 +63,8 @@ class StudentNet(FusionNet):
     def __init__(self, bands: int, channels: tuple[int, ...] = (16, 16)) -> None:
         if not channels or any(int(c) < 1 for c in channels):
             raise ValueError(f"student channels must be positive widths, got {channels!r}")
-        super().__init__(bands, channels)  # type: ignore[arg-type]
-        self.radius = len(self.channels)  # type: ignore[misc]
+        super().__init__(bands, channels)
+        self.radius = len(self.channels)
         layers: list[nn.Module] = []
         cin = 3 * self.bands
         for c in self.channels:
@@ -74,6 +74,7 @@ class StudentNet(FusionNet):
         self.head = nn.Conv2d(cin, self.bands, 1)
         # Zero head: training starts from the additive baseline, not from noise.
         nn.init.zeros_(self.head.weight)
+        assert self.head.bias is not None  # built with a bias (Conv2d's default)
         nn.init.zeros_(self.head.bias)
 
     def config(self) -> dict[str, Any]:
@@ -95,7 +96,7 @@ class StudentNet(FusionNet):
         """The prediction from :meth:`features` (lets training reuse the features)."""
         return fine_ref + coarse_target - coarse_ref + self.head(feats)
 
-    def forward(  # type: ignore[override]
+    def forward(
         self, fine_ref: torch.Tensor, coarse_ref: torch.Tensor, coarse_target: torch.Tensor
     ) -> torch.Tensor:
         feats = self.features(fine_ref, coarse_ref, coarse_target)

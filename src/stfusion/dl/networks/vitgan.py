@@ -123,6 +123,11 @@ class ImprovedSpectralNorm(nn.Module):
     while still bounding it.
     """
 
+    # Buffers (register_buffer), declared for the type checker.
+    sigma_init: torch.Tensor
+    u: torch.Tensor
+    v: torch.Tensor
+
     def __init__(self, weight: torch.Tensor, eps: float = 1e-12) -> None:
         super().__init__()
         w = weight.detach().reshape(weight.shape[0], -1).double()
@@ -270,6 +275,9 @@ def window_mean(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
 class WindowAttention(nn.Module):
     """Multi-head dot-product self-attention inside windows, with Swin's relative position bias."""
 
+    # A buffer (register_buffer), declared for the type checker.
+    bias_index: torch.Tensor
+
     def __init__(self, dim: int, heads: int, window: int) -> None:
         super().__init__()
         if dim % heads:
@@ -374,11 +382,11 @@ class ViTGANGenerator(FusionNet):
     def __init__(
         self, bands: int, channels: tuple[int, ...] = astuple(GENERATOR_SIZES["small"])
     ) -> None:
-        super().__init__(bands, channels)  # type: ignore[arg-type]
+        super().__init__(bands, channels)
         a = generator_size(self.channels)
         self.arch = a
-        self.radius = receptive_radius(a)  # type: ignore[misc]
-        self.multiple = a.patch * a.window  # type: ignore[misc]
+        self.radius = receptive_radius(a)
+        self.multiple = a.patch * a.window
         self.embed = OverlappingPatchEmbed(3 * bands, a.dim, a.patch, a.overlap)
         self.cond_embed = OverlappingPatchEmbed(bands, a.w_dim, a.patch, a.overlap)
         self.mapping = nn.Sequential(
@@ -397,7 +405,7 @@ class ViTGANGenerator(FusionNet):
             nn.ReplicationPad2d(1), nn.Conv2d(c, bands, 3),
         )  # fmt: skip
         last = self.refine[-1]
-        assert isinstance(last, nn.Conv2d)
+        assert isinstance(last, nn.Conv2d) and last.bias is not None
         nn.init.zeros_(last.weight)
         nn.init.zeros_(last.bias)
 
@@ -405,7 +413,7 @@ class ViTGANGenerator(FusionNet):
         """The per-token condition ``w`` from the coarse change: ``(N, H/p, W/p, w_dim)``."""
         return self.mapping(self.cond_embed(coarse_target - coarse_ref))
 
-    def forward(  # type: ignore[override]
+    def forward(
         self, fine_ref: torch.Tensor, coarse_ref: torch.Tensor, coarse_target: torch.Tensor
     ) -> torch.Tensor:
         h, w = fine_ref.shape[-2:]
@@ -552,7 +560,7 @@ class ViTDiscriminator(Discriminator):
             x = x.reshape(n * nh * nw, c, step_h, step_w)
         tok = self.embed(x)  # (B, gh, gw, dim)
         b, gh, gw, d = tok.shape
-        pos = self.pos
+        pos: torch.Tensor = self.pos
         if (gh, gw) != (a.grid, a.grid):
             pos = F.interpolate(pos, size=(gh, gw), mode="bilinear", align_corners=False)
         z = torch.cat((self.cls.expand(b, -1, -1), (tok + pos.permute(0, 2, 3, 1)).reshape(
