@@ -60,6 +60,7 @@ from stfusion.run_config import PRECISIONS
 
 if TYPE_CHECKING:
     from stfusion.dl.distill import Teacher
+    from stfusion.dl.networks.agnostic import AgnosticNet
     from stfusion.dl.networks.stfdcnn import STFDCNNNet
     from stfusion.dl.networks.student import StudentNet
 
@@ -386,9 +387,9 @@ class STFDCNNModule(FusionModule):
     """STFDCNN's two CNNs (``net.losses``) on single-date patches ``(F, C, mask)``; validation
     on pair patches: both losses on the target date and the single-pair prediction's RMSE."""
 
-    net: STFDCNNNet
+    net: STFDCNNNet | AgnosticNet  # band-agnostic: an AgnosticNet around a 1-band STFDCNNNet
 
-    def __init__(self, net: STFDCNNNet, content: str, lr: float,
+    def __init__(self, net: STFDCNNNet | AgnosticNet, content: str, lr: float,
                  std: Sequence[float] | np.ndarray) -> None:  # fmt: skip
         super().__init__(net, None, lr, std)
         self.content = content
