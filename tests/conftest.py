@@ -20,6 +20,8 @@ import rasterio
 from affine import Affine
 from rasterio.crs import CRS
 
+from stfusion.testing import piecewise_scene  # noqa: F401  (tests import it from here)
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = (
     Path(os.environ["STFUSION_DATA"]) if os.environ.get("STFUSION_DATA")
@@ -133,22 +135,6 @@ def write_tif(
             for i, n in enumerate(names, start=1):
                 ds.set_band_description(i, n)
     return path
-
-
-def piecewise_scene(
-    h: int = 48, w: int = 48, bands: int = 3, patch: int = 4, ratio: int = 8, seed: int = 0
-) -> dict[str, np.ndarray]:
-    """Fine image constant on patch x patch blocks with well-separated values; coarse images
-    equal to exact ratio x ratio block means (upsampled to the fine grid)."""
-    from stfusion.coarse import block_mean, upsample_blocks
-
-    rng = np.random.default_rng(seed)
-    levels = np.linspace(0.05, 0.45, 5)
-    labels = rng.integers(0, len(levels), size=(h // patch + 1, w // patch + 1))
-    lab = np.repeat(np.repeat(labels, patch, 0), patch, 1)[:h, :w]
-    fine = np.stack([levels[lab] * (1 + 0.2 * b) for b in range(bands)]).astype(np.float32)
-    coarse = upsample_blocks(block_mean(fine, ratio), ratio, (h, w)).astype(np.float32)
-    return {"fine": fine, "coarse": coarse, "ratio": np.array(ratio)}
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ from stfusion.cases import Case, load_cases_file, named_cases
 from stfusion.cli import main
 from stfusion.errors import InvalidParameterError, OutputExistsError
 from stfusion.io import FileSource
+from stfusion.methods.params import MethodTags
 
 
 @pytest.fixture
@@ -59,13 +60,13 @@ def test_named_cases_and_user_file(user_case: Path) -> None:
 
 def test_applicable_and_param_parsing() -> None:
     class TwoPairs:
-        min_pairs, max_pairs = 2, 2
+        tags = MethodTags(min_pairs=2, max_pairs=2)
 
     case = named_cases()["sample-cia-1pair"]
-    assert "at least 2 pairs" in applicable(TwoPairs, case)
+    assert "needs exactly 2 pairs, the case has 1" in applicable(TwoPairs, case)
 
     class Trained:
-        min_pairs, max_pairs = 1, None
+        tags = MethodTags(min_pairs=1, max_pairs=None)
         training_dates = ("2001-11-02",)
 
     assert "trained on the target date" in applicable(Trained, case)

@@ -175,3 +175,53 @@ def test_demo_runs_on_bundled_sample(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert rm["starfm"] <= 1.03 * rm["additive"]
     code, _, err = run_cli(["demo", str(tmp_path / "d")], capsys)
     assert code == 1 and "--overwrite" in err
+
+
+def test_help_imports_no_torch() -> None:
+    """``stfusion --help`` (and train's and distill's) loads the commands lazily and builds
+    every option from torch-free declarations: torch is never imported."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "from stfusion.cli.main import cli\n"
+        "for args in (['--help'], ['train', '--help'], ['distill', '--help']):\n"
+        "    res = CliRunner().invoke(cli, args)\n"
+        "    assert res.exit_code == 0 and 'Usage' in res.output, res.output\n"
+        "assert 'torch' not in sys.modules, 'torch imported'\n"
+        "print('OK')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+    assert proc.returncode == 0 and proc.stdout.strip() == "OK", proc.stderr
+
+
+def test_recorded_command_line_from_params() -> None:
+    """The provenance command line is written from the parsed parameters: long names, in the
+    order --help lists them, pairs as two values, flags only when set, quiet/overwrite left
+    out."""
+    import click
+    from click.testing import CliRunner
+
+    from stfusion.cli.options import command_line, overwrite_option, pairs_option, quiet_option
+
+    seen: list[list[str]] = []
+
+    @click.command("job")
+    @click.argument("name")
+    @click.option("--size", default=3, show_default=True)
+    @pairs_option("pairs")
+    @click.option("--no-augment", "augment", is_flag=True, default=True, flag_value=False)
+    @click.option("--note", default="")
+    @overwrite_option()
+    @quiet_option()
+    @click.pass_context
+    def job(ctx: click.Context, **_: object) -> None:
+        seen.append(command_line(ctx))
+
+    args = ["-q", "--pair", "f 1.tif", "c1.tif", "x", "--no-augment", "--overwrite"]
+    assert CliRunner().invoke(job, args).exit_code == 0
+    assert seen[-1] == ["stfusion", "job", "x", "--size", "3", "--pair", "f 1.tif", "c1.tif",
+                        "--no-augment"]  # fmt: skip

@@ -1,8 +1,10 @@
 """One contract suite that every registered method joins automatically.
 
-New methods need no change here unless their defaults are slow on tiny scenes (then add small
-parameters to FAST_PARAMS) or they have exact properties (declare them as the class attribute
-``exact_properties``).
+The checks are :func:`stfusion.testing.check_method`'s (published, so that a third-party method
+can run them on itself); each runs here as its own test for every registered method. New
+methods need no change here unless their defaults are slow on tiny scenes (then add small
+parameters to FAST_PARAMS). What a method promises (exact properties, quality fields, pairs)
+is declared in its ``tags``.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import rasterio
 from conftest import piecewise_scene, run_cli_ok, write_tif
 from stfusion.methods import FusionMethod, available, get_method
 from stfusion.scene import open_scene
+from stfusion.testing import CHECKS, RATIO, check_method
 
 #: Small windows keep the suite fast; defaults are tested elsewhere.
 FAST_PARAMS: dict[str, dict[str, object]] = {
@@ -28,20 +31,9 @@ FAST_PARAMS: dict[str, dict[str, object]] = {
     "ensemble": {"members": "additive,starfm"},  # two fast members
 }
 
-#: Which exact properties each method's equations give on the piecewise-constant scene.
-EXACT: dict[str, set[str]] = {
-    "nochange": {"unchanged"},
-    "additive": {"unchanged", "uniform_change"},
-    "starfm": {"unchanged", "uniform_change"},
-    "fitfc": {"unchanged", "uniform_change"},
-    "ensemble": {"unchanged", "uniform_change"},  # a convex combination of exact members
-    "vipstf": {"unchanged", "uniform_change"},  # those of its base (fsdaf) on the virtual pair
-}
-
 HAS_TORCH = importlib.util.find_spec("torch") is not None
-DEEP = {"dcstfn", "edcstfn", "ganstfm", "vitgan", "stfdcnn", "student"}
-METHODS = sorted(m for m in available() if HAS_TORCH or m not in DEEP)
-RATIO = 8
+METHODS = sorted(m for m in available() if HAS_TORCH or not get_method(m).tags.needs_torch)
+DEEP = sorted(m for m in METHODS if get_method(m).tags.needs_torch)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -53,7 +45,7 @@ def _deep_weights(tmp_path_factory: pytest.TempPathFactory) -> None:
     from stfusion.dl.train import random_checkpoint
 
     folder = tmp_path_factory.mktemp("deep")
-    for name in sorted(DEEP & set(METHODS)):
+    for name in DEEP:
         if name == "student":
             path = random_student_checkpoint(folder / f"{name}.ckpt", 3)
         else:
@@ -62,71 +54,47 @@ def _deep_weights(tmp_path_factory: pytest.TempPathFactory) -> None:
 
 
 def _estimator(name: str) -> FusionMethod:
-    cls = get_method(name)
-    return cls(**{k: v for k, v in FAST_PARAMS.get(name, {}).items()
-                  if k in {p.name for p in cls.params}})  # fmt: skip
+    return get_method(name)(**FAST_PARAMS.get(name, {}))
 
 
-def _pairs(name: str, fine: np.ndarray, coarse: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-    cls = get_method(name)
-    n = max(cls.min_pairs, 1)
-    return [(fine, coarse)] * n
+@pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.__name__.removeprefix("check_"))
+@pytest.mark.parametrize("name", METHODS)
+def test_contract(name: str, check: object) -> None:
+    check(get_method(name), FAST_PARAMS.get(name))  # type: ignore[operator]
 
 
-@pytest.fixture(scope="module")
-def scene() -> dict[str, np.ndarray]:
-    return piecewise_scene(48, 48, bands=3, patch=4, ratio=RATIO)
+def test_check_method_runs_every_check() -> None:
+    check_method(get_method("additive"))
+
+
+def test_check_method_catches_a_broken_method() -> None:
+    """A method that breaks its declared promises fails with a message naming it."""
+    from stfusion.methods.baselines import Additive
+    from stfusion.methods.params import MethodTags
+
+    class Liar(Additive):
+        name = "liar"
+        tags = MethodTags(exact=("unchanged", "uniform_change"), quality=("fallback",))
+
+        def predict_window(self, window: object) -> np.ndarray:
+            return super().predict_window(window) + np.float32(1.0)  # type: ignore[arg-type]
+
+    with pytest.raises(AssertionError, match=r"liar.*unchanged"):
+        check_method(Liar)
+
+    class NoSignature(FusionMethod):
+        name, title, paper = "nosig", "t", "p"
+        params, tags = get_method("fitfc").params, get_method("fitfc").tags
+
+    with pytest.raises(AssertionError, match=r"nosig.*__init__"):
+        check_method(NoSignature)
 
 
 @pytest.mark.parametrize("name", METHODS)
-def test_float32_on_fine_grid_and_tiled_equals_whole(name: str, scene: dict) -> None:
-    fine, coarse = scene["fine"], scene["coarse"]
-    rng = np.random.default_rng(3)
-    target = (coarse + 0.02 * rng.standard_normal(coarse.shape)).astype(np.float32)
-    target = np.clip(target, 0.01, None)
-    est = _estimator(name).fit(_pairs(name, fine, coarse), ratio=RATIO)
-    whole = est.predict(target)
-    assert whole.dtype == np.float32 and whole.shape == fine.shape
-    assert np.isfinite(whole.values).all()
-    tiled = est.predict(target, window_size=RATIO * 2)
-    np.testing.assert_array_equal(tiled.values, whole.values)
-    threaded = est.predict(target, window_size=RATIO * 2, workers=2)
-    np.testing.assert_array_equal(threaded.values, whole.values)
-
-
-@pytest.mark.parametrize("name", METHODS)
-def test_exact_properties(name: str, scene: dict) -> None:
-    props = EXACT.get(name, set()) | set(getattr(get_method(name), "exact_properties", ()))
-    if not props:
-        pytest.skip(f"{name} declares no exact property")
-    fine, coarse = scene["fine"], scene["coarse"]
-    est = _estimator(name).fit(_pairs(name, fine, coarse), ratio=RATIO)
-    if "unchanged" in props:
-        np.testing.assert_allclose(est.predict(coarse).values, fine, rtol=1e-5, atol=1e-6)
-    if "uniform_change" in props:
-        d = np.float32(0.03)
-        np.testing.assert_allclose(est.predict(coarse + d).values, fine + d, rtol=1e-5, atol=1e-6)
-
-
-@pytest.mark.parametrize("name", METHODS)
-def test_nan_holes_do_not_spread_or_crash(name: str, scene: dict) -> None:
-    fine, coarse = scene["fine"].copy(), scene["coarse"].copy()
-    fine[:, 10:13, 10:13] = np.nan
-    target = coarse.copy()
-    target[:, 30:33, 30:33] = np.nan
-    est = _estimator(name).fit(_pairs(name, fine, coarse), ratio=RATIO)
-    pred = est.predict(target).values
-    assert pred.shape == fine.shape
-    far = np.ones(fine.shape[1:], bool)
-    far[5:18, 5:18] = False
-    far[25:38, 25:38] = False
-    assert np.isfinite(pred[:, far]).all()
-
-
-@pytest.mark.parametrize("name", METHODS)
-def test_cli_equals_library_and_keeps_grid(name: str, scene: dict, tmp_path: Path) -> None:
+def test_cli_equals_library_and_keeps_grid(name: str, tmp_path: Path) -> None:
     from affine import Affine
 
+    scene = piecewise_scene(48, 48, bands=3, patch=4, ratio=RATIO)
     fine, coarse = scene["fine"], scene["coarse"]
     target = (coarse * 1.1).astype(np.float32)
     tr = Affine(30.0, 0, 500000.0, 0, -30.0, 6100000.0)
@@ -134,10 +102,10 @@ def test_cli_equals_library_and_keeps_grid(name: str, scene: dict, tmp_path: Pat
     c = write_tif(tmp_path / "c.tif", coarse, transform=tr)
     t = write_tif(tmp_path / "t.tif", target, transform=tr)
     out = tmp_path / "out.tif"
-    pairs = _pairs(name, fine, coarse)
+    n = get_method(name).tags.min_pairs
     args = ["predict", "--method", name, "--coarse", str(t), "--out", str(out), "-q",
             "--param", f"ratio={RATIO}"]  # fmt: skip
-    for _ in pairs:
+    for _ in range(n):
         args += ["--pair", str(f), str(c)]
     for k, v in FAST_PARAMS.get(name, {}).items():
         args += ["--param", f"{k}={v}"]
@@ -145,17 +113,6 @@ def test_cli_equals_library_and_keeps_grid(name: str, scene: dict, tmp_path: Pat
     with rasterio.open(out) as ds:
         assert ds.transform == tr and ds.crs.to_epsg() == 32755 and ds.dtypes[0] == "float32"
         cli = ds.read()
-    scene_obj = open_scene([(f, c)] * len(pairs), t, ratio=RATIO)
+    scene_obj = open_scene([(f, c)] * n, t, ratio=RATIO)
     lib = _estimator(name).fit(scene_obj).predict(scene_obj.target).values
     np.testing.assert_array_equal(cli, lib)
-
-
-@pytest.mark.parametrize("name", METHODS)
-def test_estimator_contract(name: str) -> None:
-    cls = get_method(name)
-    assert cls.name == name and cls.title and cls.paper
-    est = cls()
-    assert est.get_params() == {p.name: p.default for p in cls.params}
-    assert all(not k.endswith("_") for k in vars(est))  # no learned state before fit
-    for p in cls.params:
-        assert p.help and p.unit is not None

@@ -312,7 +312,7 @@ def test_demo_student(tmp_path: Path) -> None:
 
 
 def test_distill_command(files: dict, teacher: Path, tmp_path: Path) -> None:
-    from stfusion.distill_cli import distill as distill_cmd
+    from stfusion.cli.distill import distill as distill_cmd
 
     out = tmp_path / "cli.ckpt"
     args = ["--teacher", str(teacher), "--student", "nano", "--out", str(out), "--epochs", "1",
@@ -347,7 +347,7 @@ def test_without_torch() -> None:
         sys.modules["torch"] = None
         import numpy as np
         from click.testing import CliRunner
-        from stfusion.distill_cli import distill
+        from stfusion.cli.distill import distill
         from stfusion.errors import MissingDependencyError
         from stfusion.methods.deep_student import Student
 

@@ -296,7 +296,7 @@ def test_predict_tiled_equals_whole_any_reference_date(trained: Path, files: dic
 
 
 def test_train_command_gan_options(files: dict, tmp_path: Path) -> None:
-    from stfusion.train_cli import train as train_cmd
+    from stfusion.cli.train import train as train_cmd
 
     out = tmp_path / "cli.ckpt"
     args = ["--model", "ganstfm", "--out", str(out), "--size", "tiny", "--epochs", "1",

@@ -18,7 +18,7 @@ SCRIPT = textwrap.dedent(
     import numpy as np
     import stfusion
     import stfusion.cli
-    import stfusion.train_cli
+    import stfusion.cli.train
     from stfusion.errors import MissingDependencyError
     from stfusion.methods import get_method
     from stfusion.methods.deep import DCSTFN, EDCSTFN
@@ -50,9 +50,9 @@ SCRIPT = textwrap.dedent(
                              "edcstfn": "stfusion.methods.deep:EDCSTFN"})
     res = CliRunner().invoke(stfusion.cli.cli, ["methods"])
     assert res.exit_code == 0 and "edcstfn" in res.output and "weights=demo" in res.output
-    res = CliRunner().invoke(stfusion.train_cli.train, ["--help"])
+    res = CliRunner().invoke(stfusion.cli.train.train, ["--help"])
     assert res.exit_code == 0 and "--pair" in res.output
-    res = CliRunner().invoke(stfusion.train_cli.train, ["--pair", "a.tif", "b.tif", "--out", "m"])
+    res = CliRunner().invoke(stfusion.cli.train.train, ["--pair", "a.tif", "b.tif", "--out", "m"])
     assert isinstance(res.exception, MissingDependencyError), res.exception
     print("CLI:", res.exception)
     print("OK")

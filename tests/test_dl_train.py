@@ -123,7 +123,7 @@ def test_early_stopping_and_errors(pairs: list, tmp_path: Path) -> None:
 
 
 def test_train_command(pairs: list, tmp_path: Path) -> None:
-    from stfusion.train_cli import train as train_cmd
+    from stfusion.cli.train import train as train_cmd
 
     out = tmp_path / "cli.ckpt"
     args = ["--model", "dcstfn", "--out", str(out), "--size", "tiny", "--epochs", "1",
@@ -147,7 +147,7 @@ def test_train_command(pairs: list, tmp_path: Path) -> None:
 
 
 def test_train_command_catalog_val_dates_and_engine_options(tmp_path: Path) -> None:
-    from stfusion.train_cli import train as train_cmd
+    from stfusion.cli.train import train as train_cmd
     from test_dl_data import write_series
 
     series = write_series(tmp_path, 4, size=40)
@@ -188,3 +188,12 @@ def test_resume_needs_the_lightning_state(pairs: list, tmp_path: Path) -> None:
     with pytest.raises(InvalidParameterError, match="no training state beside it"):
         train(pairs, out, cfg("dcstfn", epochs=2), resume=True)
     assert load_checkpoint(out).network() is not None
+
+
+def test_train_models_are_the_registered_networks() -> None:
+    """``train --model`` lists the registry's deep methods (without importing torch); they
+    are the registered networks but the distilled student."""
+    from stfusion.cli.train import DISTILLED, model_choices
+    from stfusion.dl.networks import network_names
+
+    assert sorted(model_choices()) == sorted(set(network_names()) - {DISTILLED})

@@ -244,9 +244,9 @@ def test_tiled_equals_whole_scene(boreas):
 
 def test_one_pair_is_a_clear_error(boreas):
     f1, c1, _, _, _ = crop(boreas, 0, 0, 10)
-    with pytest.raises(InvalidParameterError, match=r"two pairs.*starfm or fitfc"):
+    with pytest.raises(InvalidParameterError, match=r"exactly 2 pairs.*starfm or fitfc"):
         ESTARFM().fit([(f1, c1)])
-    with pytest.raises(InvalidParameterError, match="two pairs"):
+    with pytest.raises(InvalidParameterError, match="exactly 2 pairs"):
         ESTARFM().fit([(f1, c1)] * 3)
 
 

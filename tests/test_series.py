@@ -18,12 +18,12 @@ import pytest
 import rasterio
 from click.testing import CliRunner
 
-import stfusion.series as series_mod
+import stfusion.series.runner as series_mod
 from conftest import CIA, KRANJ, need
+from stfusion.cli.series import EXIT_SOME_FAILED, series
 from stfusion.errors import InputFileError, OutputExistsError
 from stfusion.io import FileSource, Scaling
 from stfusion.series import choose_pairs, read_summary, run_series, temporal_weights
-from stfusion.series_cli import EXIT_SOME_FAILED, series
 
 D = dt.date
 

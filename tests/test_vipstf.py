@@ -236,7 +236,7 @@ def _deep_params(name: str, folder: Path) -> dict[str, object]:
 
 def test_every_one_pair_method_is_a_base() -> None:
     """The parametrised test below covers every registered method that accepts one pair."""
-    one_pair = {m for m in available() if m != "vipstf" and get_method(m).min_pairs <= 1}
+    one_pair = {m for m in available() if m != "vipstf" and get_method(m).tags.accepts_pairs(1)}
     assert one_pair == set(CLASSICAL_FAST) | set(DEEP_ONE_PAIR)
 
 

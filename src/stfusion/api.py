@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import warnings
 from collections.abc import Sequence
@@ -19,7 +18,7 @@ from stfusion.errors import GridMismatchError, STFusionError
 from stfusion.io import FileSource, Scaling, check_output, inspect_raster
 from stfusion.methods import get_method
 from stfusion.provenance import provenance_tags
-from stfusion.scene import _align, open_scene
+from stfusion.scene import align_coarse, open_scene
 from stfusion.tiling import ProgressFn, memory_limits
 
 
@@ -226,7 +225,7 @@ def inspect_files(
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                aligned, _ratio = _align(src, fine, resampling, notes)
+                aligned, _ratio = align_coarse(src, fine, resampling, notes)
             if aligned is src and not notes:
                 lines.append("  alignment already on the fine grid (read as is)")
             elif notes:
@@ -237,6 +236,3 @@ def inspect_files(
             lines.append(f"  PROBLEM   {exc}")
     return "\n".join(lines)
 
-
-def json_dumps(obj: Any) -> str:
-    return json.dumps(obj, indent=2, default=str)

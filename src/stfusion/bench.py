@@ -128,11 +128,9 @@ def applicable(cls: type, case: Case, params: Sequence[str] = ()) -> str:
     A class-level ``training_dates`` describes the method's default (shipped) weights; with
     other weights the fitted estimator's ``training_dates_`` is checked after ``fit``.
     """
-    n = len(case.pairs)
-    if n < cls.min_pairs:
-        return f"needs at least {cls.min_pairs} pairs, the case has {n}"
-    if cls.max_pairs is not None and n > cls.max_pairs:
-        return f"takes at most {cls.max_pairs} pair(s), the case has {n}"
+    problem = cls.tags.pairs_problem(len(case.pairs))
+    if problem:
+        return problem.replace(", got ", ", the case has ")
     own_weights = any(p.split("=", 1)[0].strip() == "weights" for p in params)
     dates = None if own_weights else getattr(cls, "training_dates", None)
     return trained_on_target(dates, case.target_date)

@@ -82,13 +82,6 @@ def upsample_blocks(coarse: np.ndarray, r: int, shape: tuple[int, int]) -> np.nd
     return up[..., : shape[0], : shape[1]]
 
 
-def block_index(shape: tuple[int, int], r: int) -> tuple[np.ndarray, np.ndarray]:
-    """Row and column index of the coarse block of every fine pixel."""
-    rows = np.arange(shape[0]) // r
-    cols = np.arange(shape[1]) // r
-    return np.broadcast_to(rows[:, None], shape), np.broadcast_to(cols[None, :], shape)
-
-
 # ------------------------------------------------------------------------ native coarse pixels
 
 #: Fine rows per strip when mapping the scene onto native coarse pixels.

@@ -129,8 +129,13 @@ def parse_date(text: str) -> dt.date:
     return day
 
 
-def parse_date_range(text: str | None) -> tuple[dt.date | None, dt.date | None]:
-    """``START:END`` (inclusive; either side may be empty), or one date for a single day."""
+def parse_date_range(
+    text: str | None, option: str = "--dates"
+) -> tuple[dt.date | None, dt.date | None]:
+    """``START:END`` (inclusive; either side may be empty), or one date for a single day.
+
+    ``option``: the option's name in error messages.
+    """
     if text is None or not text.strip():
         return None, None
     if ":" not in text:
@@ -140,7 +145,7 @@ def parse_date_range(text: str | None) -> tuple[dt.date | None, dt.date | None]:
     start = parse_date(a) if a.strip() else None
     end = parse_date(b) if b.strip() else None
     if start is not None and end is not None and end < start:
-        raise InvalidParameterError(f"--dates {text}: the end is before the start.")
+        raise InvalidParameterError(f"{option} {text}: the end is before the start.")
     return start, end
 
 

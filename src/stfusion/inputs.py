@@ -26,7 +26,7 @@ from __future__ import annotations
 import glob
 import re
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -129,32 +129,6 @@ def resolve_role(
         offset = p.offset if offset is None else offset
         chosen = chosen or p.bands
     return Scaling(scale, offset, chosen), p
-
-
-def band_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    """``--fine-bands``, ``--coarse-bands``, ``--bands``, ``--fine-preset``, ``--coarse-preset``:
-    declared once, used by predict, series and inspect."""
-    import click
-
-    names = ", ".join(PRESETS)
-    opts = [
-        click.option("--fine-bands", default=None, metavar="LIST",
-                     help="Bands of the fine images to use, in this order: names or 1-based "
-                     "numbers, e.g. SR_B2,SR_B3,SR_B4 or 1,2,3 (docs/inputs.md)."),
-        click.option("--coarse-bands", default=None, metavar="LIST",
-                     help="Bands of the coarse images, in the fine images' order, e.g. "
-                     "3,4,1,2,6,7 (MODIS bands for Landsat blue, green, red, NIR, SWIR1, SWIR2) "
-                     "or HDF field names."),
-        click.option("--bands", "both_bands", default=None, metavar="LIST",
-                     help="The same band choice for fine and coarse images."),
-        click.option("--fine-preset", default=None, metavar="NAME",
-                     help=f"Band choice, scale/offset and QA band of a product ({names})."),
-        click.option("--coarse-preset", default=None, metavar="NAME",
-                     help="As --fine-preset, for the coarse images (mod09ga, mcd43a4)."),
-    ]  # fmt: skip
-    for opt in reversed(opts):
-        f = opt(f)
-    return f
 
 
 # ------------------------------------------------------------------------- spec parsing

@@ -286,12 +286,12 @@ def open_mask(
     """The mask raster as a Source on ``target``'s grid (nearest neighbour if reprojected).
 
     Values are read raw (no scale/offset), so QA bits survive; a mask on another grid is
-    reprojected like a coarse image (any grid ``stfusion.scene._align`` handles).
+    reprojected like a coarse image (any grid ``stfusion.scene.align_coarse`` handles).
     """
-    from stfusion.scene import _align
+    from stfusion.scene import align_coarse
 
     src = mask if isinstance(mask, Source) else FileSource(str(mask), Scaling(1.0, 0.0))
-    aligned, _ratio = _align(src, target, "nearest", notes if notes is not None else [])
+    aligned, _ratio = align_coarse(src, target, "nearest", notes if notes is not None else [])
     return aligned
 
 

@@ -104,7 +104,7 @@ def as_source(image: ImageLike, scaling: Scaling | None = None, label: str = "")
     return ArraySource(arr, _identity_grid(arr.shape[1:]), (), label or "<array>")
 
 
-def _align(
+def align_coarse(
     coarse: Source, fine: Source, resampling: str, notes: list[str]
 ) -> tuple[Source, float | None]:
     """Put ``coarse`` on ``fine``'s grid; return it and the resolution ratio if known."""
@@ -245,7 +245,7 @@ def open_scene(
     aligned: list[Source] = []
     ratios: list[float] = []
     for c in all_coarse:
-        a, r = _align(c, ref, resampling, notes)
+        a, r = align_coarse(c, ref, resampling, notes)
         aligned.append(a)
         if r is not None:
             ratios.append(r)

@@ -101,12 +101,18 @@ def memory_limits(mem_limit_mb: float | None) -> Iterator[None]:
 
 def plan_windows(grid: Grid, size: int | tuple[int, int]) -> list[Window]:
     """Row-major windows of ``size`` (rows, cols) covering the grid; edge windows are smaller."""
+    return windows_covering((grid.height, grid.width), size)
+
+
+def windows_covering(shape: tuple[int, int], size: int | tuple[int, int]) -> list[Window]:
+    """Row-major windows of ``size`` anchored at the origin, clipped to ``shape`` (rows, cols)."""
     rows, cols = (size, size) if isinstance(size, int) else size
-    out = []
-    for r in range(0, grid.height, rows):
-        for c in range(0, grid.width, cols):
-            out.append(Window(c, r, min(cols, grid.width - c), min(rows, grid.height - r)))
-    return out
+    h, w = shape
+    return [
+        Window(c, r, min(cols, w - c), min(rows, h - r))
+        for r in range(0, h, rows)
+        for c in range(0, w, cols)
+    ]
 
 
 def _set_threads(n: int) -> None:

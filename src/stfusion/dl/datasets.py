@@ -48,7 +48,9 @@ from rasterio.windows import Window
 
 from stfusion.dl.data import Block, resolve_dates, validation_block
 from stfusion.errors import InputFileError, InvalidParameterError
-from stfusion.io import FileSource, Scaling, Source, _open, _read_scaled
+from stfusion.io import FileSource, Scaling, Source
+from stfusion.io.files import _open
+from stfusion.io.sources import _read_scaled
 from stfusion.scene import ImageLike, Scene, open_scene
 
 #: Pixels per image read to compute the normalisation (decimated above this).

@@ -76,7 +76,7 @@ import stfusion
 from stfusion.dl import datasets as ds
 from stfusion.dl import engine
 from stfusion.dl.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from stfusion.dl.engine import ProgressFn, RunOptions, cpu_state
+from stfusion.dl.engine import ProgressFn, cpu_state
 from stfusion.dl.infer import default_overlap
 from stfusion.dl.losses import content_loss
 from stfusion.dl.networks import FusionNet
@@ -96,6 +96,7 @@ from stfusion.dl.train import (
 )
 from stfusion.errors import InvalidParameterError, OutputExistsError
 from stfusion.io import Scaling
+from stfusion.run_config import DistillSettings
 from stfusion.scene import ImageLike, Scene
 
 #: A student may have at most this fraction of the teacher's parameters.
@@ -110,26 +111,9 @@ _SKIP_TYPES = (nn.Identity, nn.Dropout, nn.Dropout2d)
 
 
 @dataclass
-class DistillConfig(RunOptions):
-    """Hyper-parameters of a distillation run (all stored in the checkpoint)."""
-
-    student: str = "micro"
-    epochs: int = 60
-    patch: int = 64
-    batch: int = 8
-    lr: float = 1e-3
-    steps_per_epoch: int = 0  # 0: about one pass over the training area per epoch, >= 10
-    val_fraction: float = 0.0  # 0: the teacher's (0.2 if it does not say)
-    patience: int = 10
-    seed: int = 0
-    device: str = "auto"
-    augment: bool = True
-    alpha: float = 1.0  # weight of the teacher-output loss
-    beta: float = 0.1  # weight of the feature loss
-    feature_layer: str = "auto"
-    threads: int = 0  # torch CPU threads; 0: torch's default
-    speed_tile: int = 256  # tile side of the closing speed measurement
-    speed_repeat: int = 3  # fastest of this many timings is reported
+class DistillConfig(DistillSettings):
+    """:class:`stfusion.run_config.DistillSettings` (the fields and defaults, without torch)
+    with the checks that need the student network."""
 
     def validate(self) -> None:
         student_channels(self.student)

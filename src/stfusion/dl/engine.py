@@ -42,7 +42,7 @@ import sys
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -56,26 +56,13 @@ import stfusion
 from stfusion.dl import datasets
 from stfusion.dl.checkpoint import save_checkpoint
 from stfusion.errors import InvalidParameterError
+from stfusion.run_config import PRECISIONS
 
 ProgressFn = Callable[[dict[str, Any]], None]
-PRECISIONS = ("32", "16-mixed", "bf16-mixed")
 RESUME_FILE = "resume.ckpt"
 
 
 # ----------------------------------------------------------------------------- settings
-
-
-@dataclass
-class RunOptions:
-    """Engine and data options of every run configuration (``TrainConfig``,
-    ``STFDCNNConfig``, ``DistillConfig`` inherit them; stored in the checkpoint)."""
-
-    precision: str = "32"  # 32, 16-mixed, bf16-mixed
-    strategy: str = "auto"  # a Lightning strategy: auto, ddp, ...
-    workers: int = 0  # DataLoader worker processes; 0: read in the main process
-    max_gap: float = 0.0  # days between the dates of an example; 0: any
-    val_dates: list[str] = field(default_factory=list)  # dates held out for validation
-    val_patches: int = 64  # size of the fixed validation sample (patches)
 
 
 @dataclass

@@ -30,6 +30,7 @@ from rasterio.windows import Window
 from stfusion.dl.checkpoint import Checkpoint, load_checkpoint
 from stfusion.errors import InvalidParameterError
 from stfusion.io import ArraySource, Grid, Source
+from stfusion.tiling import windows_covering
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -47,16 +48,6 @@ def default_overlap(radius: int, multiple: int = 1) -> int:
     """The receptive-field radius rounded up to a multiple of 8 (and of ``multiple``)."""
     step = math.lcm(8, multiple)
     return max(step, -(-radius // step) * step)
-
-
-def tile_windows(shape: tuple[int, int], tile: int) -> list[Window]:
-    """Tiles of ``tile`` px anchored at the origin, clipped to ``shape`` (rows, cols)."""
-    h, w = shape
-    return [
-        Window(c, r, min(tile, w - c), min(tile, h - r))
-        for r in range(0, h, tile)
-        for c in range(0, w, tile)
-    ]
 
 
 class Predictor:
@@ -221,7 +212,7 @@ def predict_arrays(
         raise InvalidParameterError(f"blend {blend!r}: choose crop or weighted.")
     acc = np.zeros((target.count, h, w))
     wsum = np.zeros((h, w))
-    for t in tile_windows(shape, tile):
+    for t in windows_covering(shape, tile):
         r, c, th, tw = int(t.row_off), int(t.col_off), int(t.height), int(t.width)
         p, inside = pred.predict_extent(
             fines, coarses, target, shape, (r - overlap, r + th + overlap),

@@ -54,7 +54,7 @@ from stfusion.dl import datasets as ds
 from stfusion.dl import engine
 from stfusion.dl.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from stfusion.dl.data import resolve_dates
-from stfusion.dl.engine import ProgressFn, RunOptions, cpu_state
+from stfusion.dl.engine import ProgressFn, cpu_state
 from stfusion.dl.losses import (
     GAN_LOSSES,
     CompoundLoss,
@@ -79,9 +79,8 @@ from stfusion.dl.networks.discriminators import (
 )
 from stfusion.errors import InvalidParameterError, OutputExistsError
 from stfusion.io import AlignedSource, FileSource, Scaling, Source, atomic_path
+from stfusion.run_config import TrainSettings
 from stfusion.scene import ImageLike, Scene
-
-MODELS = ("dcstfn", "edcstfn", "ganstfm")  # built in; network_class() knows any registered one
 
 __all__ = [
     "GANTrainer",
@@ -98,40 +97,9 @@ __all__ = [
 
 
 @dataclass
-class TrainConfig(RunOptions):
-    """Hyper-parameters of a training run (all stored in the checkpoint).
-
-    Defaults follow the papers where they say (Adam, learning rate 1e-3, MSE content loss,
-    EDCSTFN's vision weight 0.8 and feature weight 1) and are otherwise sized for a laptop.
-    """
-
-    model: str = "edcstfn"
-    size: str = "small"
-    epochs: int = 50
-    patch: int = 64
-    batch: int = 8
-    lr: float = 1e-3
-    steps_per_epoch: int = 0  # 0: about one pass over the training area per epoch, >= 10
-    val_fraction: float = 0.2
-    patience: int = 10
-    seed: int = 0
-    device: str = "auto"  # auto, cpu, cuda, cuda:1 (stfusion.dl.engine.parse_devices)
-    augment: bool = True
-    time_mix: float = 0.0  # share of patches with the target moved between the dates (data.py)
-    content: str = "auto"  # mse, l1; auto: l1 for adversarial networks, else mse
-    alpha: float = 0.8  # EDCSTFN, GANs: weight of the vision (1 - MS-SSIM) loss
-    beta: float = 1.0  # EDCSTFN, GANs: weight of the feature loss (0: no autoencoder)
-    ae_steps: int = 300  # EDCSTFN, GANs: autoencoder training steps
-    threads: int = 0  # torch CPU threads; 0: torch's default
-    # Adversarial networks only (see GANTrainer):
-    discriminator: str = "auto"  # a name in networks.discriminators; auto: the network's own
-    gan_loss: str = "lsgan"  # lsgan (GAN-STFM) or hinge
-    adv_weight: float = 1e-3  # weight of the adversarial term (GAN-STFM's code: 1e-3)
-    fm_weight: float = 0.0  # weight of discriminator feature matching
-    sam_weight: float = 1.0  # weight of the spectral (1 - cos of the spectral angle) loss
-    d_lr: float = 0.0  # discriminator learning rate; 0: the same as lr
-    label_smoothing: float = 0.0  # one-sided: the discriminator's real target is 1 - this
-    clip: float = 0.0  # max gradient norm of both networks; 0: no clipping
+class TrainConfig(TrainSettings):
+    """:class:`stfusion.run_config.TrainSettings` (the fields and defaults, without torch) with
+    the checks and ``auto`` values that need the networks."""
 
     def validate(self) -> None:
         try:

@@ -34,7 +34,7 @@ from typing import Any
 
 from stfusion.dl import engine
 from stfusion.dl.checkpoint import Checkpoint
-from stfusion.dl.engine import ProgressFn, RunOptions, cpu_state
+from stfusion.dl.engine import ProgressFn, cpu_state
 from stfusion.dl.networks.stfdcnn import STFDCNNNet, choose_factor, choose_window, sizes_for
 from stfusion.dl.train import (
     TrainConfig,
@@ -51,11 +51,12 @@ from stfusion.dl.train import (
 )
 from stfusion.errors import InvalidParameterError
 from stfusion.io import Scaling
+from stfusion.run_config import LoopSettings
 from stfusion.scene import ImageLike, Scene
 
 
 @dataclass
-class STFDCNNConfig(RunOptions):
+class STFDCNNConfig(LoopSettings):
     """Hyper-parameters of an STFDCNN training run (stored in the checkpoint).
 
     ``factor``: LSR block size in fine pixels (0: from the resolution ratio, see
@@ -68,18 +69,7 @@ class STFDCNNConfig(RunOptions):
     size: str = "small"
     factor: int = 0
     window: int = 0
-    epochs: int = 50
-    patch: int = 64
-    batch: int = 8
-    lr: float = 1e-3
-    steps_per_epoch: int = 0  # 0: about one pass over the training area per epoch, >= 10
-    val_fraction: float = 0.2
-    patience: int = 10
-    seed: int = 0
-    device: str = "auto"
-    augment: bool = True
     content: str = "mse"
-    threads: int = 0
 
     @classmethod
     def from_train_config(cls, cfg: TrainConfig, **overrides: Any) -> STFDCNNConfig:

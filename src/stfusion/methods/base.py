@@ -3,18 +3,18 @@
 ``fit(pairs)`` computes scene-wide state from the pairs, ``prepare(coarse_target)`` computes
 scene-wide state that needs the target, and ``predict_window(window)`` predicts one window
 (reading its halo itself). ``predict`` runs them over the scene with the tiled runner.
-Parameters are stored verbatim in ``__init__`` (scikit-learn style); learned state ends in
-``_``; ``fit`` and ``prepare`` return ``self``.
+Parameters are declared once (``params``, see :mod:`stfusion.methods.params`), checked and
+stored verbatim in ``__init__`` (scikit-learn style); learned state ends in ``_``; ``fit`` and
+``prepare`` return ``self``. ``tags`` (:class:`MethodTags`) say how many pairs a method takes
+and what it promises.
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -22,6 +22,8 @@ from rasterio.windows import Window
 
 from stfusion.errors import InvalidParameterError, STFusionWarning
 from stfusion.io import Grid, RasterWriter, Scaling, Source, to_dataarray
+from stfusion.methods.params import RATIO as RATIO  # re-exported: api.split_ratio
+from stfusion.methods.params import MethodTags, Param
 from stfusion.provenance import provenance_tags
 from stfusion.scene import ImageLike, Scene, as_source, check_scales, check_valid, open_scene
 from stfusion.tiling import (
@@ -34,103 +36,53 @@ from stfusion.tiling import (
 )
 
 
-@dataclass(frozen=True)
-class Param:
-    """One method parameter, as documented and as parsed from ``--param name=value``."""
-
-    name: str
-    default: Any
-    kind: type
-    unit: str
-    help: str
-    choices: tuple[Any, ...] | None = None
-    #: Smallest and largest accepted value (numbers; ``None``: unbounded).
-    low: float | None = None
-    high: float | None = None
-    #: ``inf`` and ``-inf`` are accepted (they switch something off); ``nan`` never is.
-    allow_inf: bool = False
-    #: A window side bounded by the scene: ``"fine"`` or ``"coarse"`` pixels (see
-    #: :meth:`FusionMethod.check_scene_params`).
-    scene_bound: str | None = None
-
-    def check(self, value: Any, where: str) -> None:
-        """Refuse a number that is not finite (unless ``allow_inf``) or out of bounds.
-
-        ``where`` starts the message (``--param window=0`` or ``starfm: window=0``).
-        """
-        if isinstance(value, bool) or not isinstance(value, int | float | np.number):
-            return
-        if isinstance(value, float | np.floating) and (
-            math.isnan(value) or (math.isinf(value) and not self.allow_inf)
-        ):
-            raise InvalidParameterError(
-                f"{where}: {self.name} must be a finite number ({self.help})."
-            )
-        bounds = self.bounds_text()
-        if (self.low is not None and value < self.low) or (
-            self.high is not None and value > self.high
-        ):
-            raise InvalidParameterError(f"{where}: {self.name} must be {bounds} ({self.help}).")
-
-    def bounds_text(self) -> str:
-        if self.low is not None and self.high is not None:
-            return f"between {self.low:g} and {self.high:g}"
-        if self.low is not None:
-            return f"at least {self.low:g}"
-        if self.high is not None:
-            return f"at most {self.high:g}"
-        return "a finite number"
-
-    def parse(self, text: str) -> Any:
-        """Parse a CLI string and check it against the declared bounds."""
-        value = self._parse(text)
-        if value != "auto":
-            self.check(value, f"--param {self.name}={text}")
-        return value
-
-    def _parse(self, text: str) -> Any:
-        """Parse a CLI string; ``auto`` stays a string where the default is ``auto``."""
-        if self.choices is not None:
-            if text not in {str(c) for c in self.choices}:
-                raise InvalidParameterError(
-                    f"--param {self.name}={text}: choose one of "
-                    f"{', '.join(map(str, self.choices))}."
-                )
-            return next(c for c in self.choices if str(c) == text)
-        if text == "auto" and self.default == "auto":
-            return "auto"
-        try:
-            if self.kind is bool:
-                if text.lower() in {"1", "true", "yes", "on"}:
-                    return True
-                if text.lower() in {"0", "false", "no", "off"}:
-                    return False
-                raise ValueError(text)
-            return self.kind(text)
-        except (ValueError, OverflowError):
-            raise InvalidParameterError(
-                f"--param {self.name}={text}: expected {self.kind.__name__} ({self.help})."
-            ) from None
-
-
-#: The scene-level ``--param ratio=R`` (coarse pixel size / fine pixel size), for inputs that
-#: are all on one grid. 1000 is far beyond any sensor pair (MODIS 500 m / Sentinel-2 10 m = 50).
-RATIO = Param("ratio", None, float, "coarse px / fine px",
-              "resolution ratio, coarse pixel size / fine pixel size, e.g. 16 for 480 m / 30 m",
-              low=1.0, high=1000.0)  # fmt: skip
-
-
 class FusionMethod:
-    """Base class of all fusion methods (classical and deep)."""
+    """Base class of all fusion methods (classical and deep).
+
+    A method declares its parameters once in ``params`` (:class:`Param`: default, accepted
+    values, unit, help) and what it needs and promises in ``tags`` (:class:`MethodTags`), and
+    spells the same parameters as keyword-only arguments of its ``__init__``, which passes
+    them on to ``FusionMethod.__init__`` by name.
+    """
 
     name: ClassVar[str] = ""
     title: ClassVar[str] = ""
     paper: ClassVar[str] = ""
-    min_pairs: ClassVar[int] = 1
-    max_pairs: ClassVar[int | None] = None
     params: ClassVar[tuple[Param, ...]] = ()
+    tags: ClassVar[MethodTags] = MethodTags()
+
+    def __init_subclass__(cls, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        # The attributes before MethodTags would now be ignored silently: refuse them.
+        old = [a for a in ("min_pairs", "max_pairs", "exact_properties") if a in vars(cls)]
+        if old:
+            raise TypeError(
+                f"{cls.__name__}: {', '.join(old)} moved into tags = MethodTags(min_pairs=..., "
+                "max_pairs=..., exact=...) (see docs/plugins.md)."
+            )
+
+    def __new__(cls, *args: Any, **params: Any) -> FusionMethod:
+        # Runs before the explicit __init__: an unknown name gets the one-line
+        # InvalidParameterError naming the known ones, not Python's TypeError.
+        if args:
+            raise InvalidParameterError(
+                f"{cls.name}: give parameters by name (e.g. window=31), not by position."
+            )
+        known = [p.name for p in cls.params]
+        for key in params:
+            if key not in known:
+                raise InvalidParameterError(
+                    f"{cls.name}: unknown parameter {key!r}; known: {', '.join(known) or 'none'}."
+                )
+        return super().__new__(cls)
 
     def __init__(self, **params: Any) -> None:
+        self._set(params, defaults=True)
+
+    def _set(self, params: dict[str, Any], defaults: bool) -> None:
+        """Check ``params`` against the declarations, store them, then run the method's own
+        cross-parameter rules (``_validate_params``); with ``defaults``, every parameter not
+        given takes its declared default."""
         known = {p.name: p for p in self.params}
         for key in params:
             if key not in known:
@@ -138,18 +90,17 @@ class FusionMethod:
                     f"{self.name}: unknown parameter {key!r}; known: {', '.join(known) or 'none'}."
                 )
         for p in self.params:
-            setattr(self, p.name, params.get(p.name, p.default))
-            value = getattr(self, p.name)
-            if p.choices is not None and value not in p.choices:
-                raise InvalidParameterError(
-                    f"{self.name}: {p.name}={value!r}; choose one of "
-                    f"{', '.join(map(str, p.choices))}."
-                )
-            p.check(value, f"{self.name}: {p.name}={value!r}")
+            if p.name in params:
+                p.check(params[p.name], f"{self.name}: {p.name}={params[p.name]!r}")
+        for p in self.params:
+            if p.name in params or defaults:
+                setattr(self, p.name, params.get(p.name, p.default))
         self._validate_params()
 
     def _validate_params(self) -> None:
-        """Raise InvalidParameterError for values that cannot work (override)."""
+        """Raise InvalidParameterError for combinations of values that cannot work, and for
+        formats the method parses itself (override; single values are checked against
+        their declarations before this runs)."""
 
     def check_scene_params(self, grid: Grid, ratio: float | None) -> None:
         """Refuse a window that is larger than the scene can use.
@@ -182,7 +133,24 @@ class FusionMethod:
                 )
 
     def get_params(self) -> dict[str, Any]:
+        """Parameter name -> value, as given (scikit-learn style)."""
         return {p.name: getattr(self, p.name) for p in self.params}
+
+    def set_params(self, **params: Any) -> FusionMethod:
+        """Change parameters (checked like ``__init__``); learned state is not cleared, so
+        fit again afterwards. Returns ``self``."""
+        old = self.get_params()
+        try:
+            self._set(params, defaults=False)
+        except InvalidParameterError:
+            for k, v in old.items():  # a refused change leaves the method as it was
+                setattr(self, k, v)
+            raise
+        return self
+
+    def clone(self) -> FusionMethod:
+        """A new, unfitted method with the same parameters."""
+        return type(self)(**self.get_params())
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
@@ -203,7 +171,7 @@ class FusionMethod:
                     f"--param {key}: {cls.name} has no such parameter; it has "
                     f"{', '.join(known) or 'none'} (see `stfusion methods`)."
                 )
-            out[key] = known[key].parse(value.strip())
+            out[key] = known[key].parse(value.strip(), cls.name)
         return out
 
     # ------------------------------------------------------------------------- the contract
@@ -219,21 +187,23 @@ class FusionMethod:
     def fit(
         self, pairs: Sequence[tuple[ImageLike, ImageLike]] | Scene, **scene_kw: Any
     ) -> FusionMethod:
+        n = len(pairs.pairs) if isinstance(pairs, Scene) else len(pairs)
+        problem = self.tags.pairs_problem(n)
+        if problem:  # before any file is opened
+            note = self._pairs_note(n)
+            raise InvalidParameterError(f"{self.name} {problem}{': ' + note if note else '.'}")
         scene = pairs if isinstance(pairs, Scene) else open_scene(pairs, **scene_kw)
-        n = len(scene.pairs)
-        if n < self.min_pairs or (self.max_pairs is not None and n > self.max_pairs):
-            want = (
-                f"exactly {self.min_pairs}" if self.min_pairs == self.max_pairs
-                else f"at least {self.min_pairs}" if self.max_pairs is None
-                else f"{self.min_pairs} to {self.max_pairs}"
-            )  # fmt: skip
-            raise InvalidParameterError(f"{self.name} needs {want} pairs, got {n}.")
         self.check_scene_params(scene.grid, scene.ratio)
         self.scene_ = scene
         self.grid_: Grid = scene.grid
         self.ratio_ = scene.ratio
         self._fit(scene)
         return self
+
+    def _pairs_note(self, n: int) -> str:
+        """Said after refusing ``n`` pairs: ``tags.pairs_note`` (override to name a
+        parameter's value)."""
+        return self.tags.pairs_note
 
     def _fit(self, scene: Scene) -> None:
         """Scene-wide state from the pairs (override)."""

@@ -15,6 +15,7 @@ import numpy as np
 from rasterio.windows import Window
 
 from stfusion.methods.base import FusionMethod
+from stfusion.methods.params import MethodTags
 
 
 def _nanmean(stack: np.ndarray) -> np.ndarray:
@@ -29,6 +30,10 @@ class NoChange(FusionMethod):
     name = "nochange"
     title = "No change (baseline)"
     paper = "baseline: F_k"
+    tags = MethodTags(exact=("unchanged",))
+
+    def __init__(self) -> None:
+        super().__init__()
 
     def predict_window(self, window: Window) -> np.ndarray:
         fines = [f.read(window) for f, _ in self.scene_.pairs]
@@ -41,6 +46,10 @@ class Additive(FusionMethod):
     name = "additive"
     title = "Additive (baseline)"
     paper = "baseline: F_k + C_0 - C_k"
+    tags = MethodTags(exact=("unchanged", "uniform_change"))
+
+    def __init__(self) -> None:
+        super().__init__()
 
     def predict_window(self, window: Window) -> np.ndarray:
         fines, coarses, target = self.read_inputs(window, 0)

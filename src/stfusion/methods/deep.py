@@ -28,7 +28,9 @@ scenes you should train your own (docs/deep.md has the numbers they reach).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from numbers import Integral
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -38,6 +40,7 @@ from rasterio.windows import Window
 from stfusion.errors import InvalidParameterError
 from stfusion.io import Source
 from stfusion.methods.base import FusionMethod, Param
+from stfusion.methods.params import AUTO, Interval, MethodTags, StrOptions, Text
 from stfusion.scene import Scene
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
@@ -83,32 +86,26 @@ class DeepMethod(FusionMethod):
     network: ClassVar[str] = ""
     #: Training dates of the default (shipped demo) weights, for ``bench.applicable``.
     training_dates: ClassVar[tuple[str, ...]] = DEMO_DATES
+    tags: ClassVar[MethodTags] = MethodTags(needs_torch=True)
     params = (
-        Param("weights", "demo", str, "path",
+        Param("weights", "demo", (Text("'demo' or a checkpoint path"), os.PathLike), "path",
               "checkpoint from `stfusion train`; demo = the shipped CIA demo weights "
               "(6 bands, reflectance 0-1; demonstration only)"),
-        Param("tile", 256, int, "fine pixels",
+        Param("tile", 256, Interval(Integral, 8, None, closed="left"), "fine pixels",
               "side of the tiles the network runs on (anchored at the scene origin)"),
-        Param("overlap", "auto", int, "fine pixels",
+        Param("overlap", "auto", (AUTO, Interval(Integral, 0, None, closed="left")),
+              "fine pixels",
               "context added around each tile and cropped; auto = receptive field rounded "
               "up to 8 (no seams)"),
-        Param("device", "auto", str, "", "where the network runs: auto (cuda if available), "
-              "cpu or cuda", choices=("auto", "cpu", "cuda")),
+        Param("device", "auto", StrOptions(("auto", "cpu", "cuda")), "",
+              "where the network runs: auto (cuda if available), cpu or cuda"),
     )  # fmt: skip
 
-    def _validate_params(self) -> None:
-        if not isinstance(self.tile, int | np.integer) or self.tile < 8:
-            raise InvalidParameterError(
-                f"{self.name}: tile must be an integer >= 8 px, got {self.tile!r}."
-            )
-        if self.overlap != "auto" and (
-            not isinstance(self.overlap, int | np.integer) or self.overlap < 0
-        ):
-            raise InvalidParameterError(
-                f"{self.name}: overlap must be 'auto' or an integer >= 0, got {self.overlap!r}."
-            )
-        if not isinstance(self.weights, str | Path) or not str(self.weights):
-            raise InvalidParameterError(f"{self.name}: weights must be a checkpoint path.")
+    def __init__(
+        self, *, weights: str | os.PathLike[str] = "demo", tile: int = 256,
+        overlap: int | str = "auto", device: str = "auto",
+    ) -> None:  # fmt: skip
+        super().__init__(weights=weights, tile=tile, overlap=overlap, device=device)
 
     def weights_path(self) -> Path:
         if str(self.weights) == "demo":
@@ -220,8 +217,7 @@ class DCSTFN(DeepMethod):
     name = "dcstfn"
     title = "DCSTFN (deep CNN)"
     paper = "Tan et al. 2018, Remote Sens. 10(7) 1066"
-    min_pairs = 1
-    max_pairs = 1
+    tags = MethodTags(min_pairs=1, max_pairs=1, needs_torch=True)
 
 
 class EDCSTFN(DeepMethod):
@@ -230,8 +226,7 @@ class EDCSTFN(DeepMethod):
     name = "edcstfn"
     title = "EDCSTFN (deep CNN)"
     paper = "Tan et al. 2019, Remote Sens. 11(24) 2898"
-    min_pairs = 1
-    max_pairs = 2
+    tags = MethodTags(min_pairs=1, max_pairs=2, needs_torch=True)
 
 
 class GANSTFM(DeepMethod):
@@ -247,5 +242,4 @@ class GANSTFM(DeepMethod):
     network = "ganstfm"
     title = "GAN-STFM (conditional GAN)"
     paper = "Tan et al. 2022, IEEE TGRS 60"
-    min_pairs = 1
-    max_pairs = 1
+    tags = MethodTags(min_pairs=1, max_pairs=1, needs_torch=True)

@@ -21,16 +21,18 @@ demonstration only, like the other demo weights.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from stfusion.methods.base import Param
 from stfusion.methods.deep import DeepMethod
+from stfusion.methods.params import MethodTags
 
 #: Training dates of the shipped demo checkpoint (checked against the file by the tests).
 STFDCNN_DEMO_DATES = ("2001-10-08", "2001-11-02")
 
 _TILE = Param(
-    "tile", 240, int, "fine pixels",
+    "tile", 240, DeepMethod.params[1].constraints, "fine pixels",
     "side of the tiles the network runs on (anchored at the scene origin; a multiple of the "
     "checkpoint's LSR factor)",
 )  # fmt: skip
@@ -42,10 +44,15 @@ class STFDCNN(DeepMethod):
     name = "stfdcnn"
     title = "STFDCNN (deep CNN)"
     paper = "Song et al. 2018, IEEE JSTARS 11(3) 821-829"
-    min_pairs = 2
-    max_pairs = 2
+    tags = MethodTags(min_pairs=2, max_pairs=2, needs_torch=True)
     training_dates = STFDCNN_DEMO_DATES
     params = tuple(_TILE if p.name == "tile" else p for p in DeepMethod.params)
+
+    def __init__(
+        self, *, weights: str | os.PathLike[str] = "demo", tile: int = 240,
+        overlap: int | str = "auto", device: str = "auto",
+    ) -> None:  # fmt: skip
+        super().__init__(weights=weights, tile=tile, overlap=overlap, device=device)
 
     def _predictor(self, ck: Any) -> Any:
         # The STFDCNN predictor builds the network from the checkpoint's config (LSR factor,

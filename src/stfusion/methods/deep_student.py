@@ -29,6 +29,7 @@ from typing import Any
 from stfusion.errors import InvalidParameterError
 from stfusion.methods.base import Param
 from stfusion.methods.deep import DeepMethod
+from stfusion.methods.params import MethodTags
 
 
 class Student(DeepMethod):
@@ -37,10 +38,9 @@ class Student(DeepMethod):
     name = "student"
     title = "Distilled student CNN (fast)"
     paper = "Hinton et al. 2015, arXiv:1503.02531 (knowledge distillation)"
-    min_pairs = 1
-    max_pairs = 1
+    tags = MethodTags(min_pairs=1, max_pairs=1, needs_torch=True)
     params = (
-        Param("weights", "demo", str, "path",
+        Param("weights", "demo", DeepMethod.params[0].constraints, "path",
               "checkpoint from `stfusion distill`; demo = the shipped CIA demo student "
               "(6 bands, reflectance 0-1; demonstration only)"),
         *DeepMethod.params[1:],

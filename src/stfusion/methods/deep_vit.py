@@ -18,6 +18,7 @@ equals whole-scene output (tested).
 from __future__ import annotations
 
 from stfusion.methods.deep import DeepMethod
+from stfusion.methods.params import MethodTags
 
 
 class VITGAN(DeepMethod):
@@ -27,5 +28,4 @@ class VITGAN(DeepMethod):
     name = "vitgan"
     title = "transformer GAN (ViTGAN-style)"
     paper = "Lee et al. 2022, ICLR (ViTGAN); windows as SwinSTFM, Chen et al. 2022, IEEE TGRS 60"
-    min_pairs = 1
-    max_pairs = 1
+    tags = MethodTags(min_pairs=1, max_pairs=1, needs_torch=True)

@@ -44,6 +44,7 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import Sequence
+from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
@@ -53,6 +54,7 @@ from stfusion.coarse import block_mean
 from stfusion.errors import InvalidParameterError
 from stfusion.io import Source
 from stfusion.methods.base import FusionMethod, Param
+from stfusion.methods.params import Interval, MethodTags, StrOptions, Text
 from stfusion.scene import Scene
 
 log = logging.getLogger(__name__)
@@ -73,7 +75,7 @@ def _member_class(name: str) -> type[FusionMethod]:
 
 
 def _runs_on(cls: type[FusionMethod], n: int) -> bool:
-    return n >= cls.min_pairs and (cls.max_pairs is None or n <= cls.max_pairs)
+    return cls.tags.accepts_pairs(n)
 
 
 def smooth_cells(e: np.ndarray, window: int) -> np.ndarray:
@@ -130,30 +132,43 @@ class Ensemble(FusionMethod):
     name = "ensemble"
     title = "Ensemble with reliability (leave-one-pair-out / cross-scale weights)"
     paper = "stfusion: per-pixel inverse local error weighting of several methods"
-    min_pairs = 1
-    max_pairs = None
+    #: exact: a convex combination of exact members (the default members are); the ratio:
+    #: for the default members fitfc and fsdaf.
+    tags = MethodTags(
+        min_pairs=1, max_pairs=None, needs_ratio=True, exact=("unchanged", "uniform_change"),
+        quality=("uncertainty", "bands"),
+    )  # fmt: skip
     params = (
-        Param("members", DEFAULT_MEMBERS, str, "",
+        Param("members", DEFAULT_MEMBERS, Text("a comma-separated list of registered methods"),
+              "",
               "comma-separated registered methods; those that cannot run on the pairs given "
               "are skipped (FSDAF, Fit-FC: one pair; ESTARFM: two)"),
-        Param("member_params", None, dict, "",
+        Param("member_params", None, (dict, None), "",
               "parameters of the members (Python: {member: {name: value}}; command line: "
               "--param MEMBER.NAME=VALUE, e.g. starfm.window=31)"),
-        Param("reliability", "auto", str, "",
+        Param("reliability", "auto", StrOptions(("auto", "loo", "cross_scale")), "",
               "how each member's local error is measured: loo (leave-one-pair-out at the "
               "pair dates), cross_scale (prediction aggregated to coarse cells vs the coarse "
-              "target), auto (loo with >= 2 pairs when every member can run on the others)",
-              choices=("auto", "loo", "cross_scale")),
+              "target), auto (loo with >= 2 pairs when every member can run on the others)"),
         Param("offset", True, bool, "",
               "cross-scale: compare with the coarse target plus the fine-coarse offset per "
               "coarse cell seen in the pairs (mean_cell F_k - mean_cell C_k)"),
-        Param("window", 3, int, "coarse pixels",
+        Param("window", 3, Interval(Integral, 1, None, closed="left"), "coarse pixels",
               "side of the mean filter over coarse cells applied to the local error maps",
-              low=1, scene_bound="coarse"),
-        Param("eps_rel", 0.05, float, "fraction of the mean error",
-              "eps of w = 1 / (E + eps), as a fraction of the members' mean squared error",
-              low=1e-9, high=1e6),
+              scene_bound="coarse"),
+        Param("eps_rel", 0.05, Interval(Real, 1e-9, 1e6), "fraction of the mean error",
+              "eps of w = 1 / (E + eps), as a fraction of the members' mean squared error"),
     )  # fmt: skip
+
+    def __init__(
+        self, *, members: str = DEFAULT_MEMBERS,
+        member_params: dict[str, dict[str, Any]] | None = None, reliability: str = "auto",
+        offset: bool = True, window: int = 3, eps_rel: float = 0.05,
+    ) -> None:  # fmt: skip
+        super().__init__(
+            members=members, member_params=member_params, reliability=reliability,
+            offset=offset, window=window, eps_rel=eps_rel,
+        )  # fmt: skip
 
     # ---------------------------------------------------------------------- parameters
 
@@ -175,8 +190,6 @@ class Ensemble(FusionMethod):
         return out
 
     def _names(self) -> list[str]:
-        if not isinstance(self.members, str):
-            raise InvalidParameterError("ensemble: members must be a comma-separated string.")
         names = [m.strip() for m in self.members.split(",") if m.strip()]
         if not names:
             raise InvalidParameterError("ensemble: give at least one member.")
@@ -186,8 +199,6 @@ class Ensemble(FusionMethod):
 
     def _validate_params(self) -> None:
         mp = self.member_params
-        if mp is not None and not isinstance(mp, dict):
-            raise InvalidParameterError("ensemble: member_params must be {member: {name: value}}.")
         names = self._names()
         for key in mp or {}:
             if key not in names:

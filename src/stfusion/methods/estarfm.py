@@ -93,8 +93,7 @@ so the window-wide regression of the reference program is used, as in ImageFusio
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from typing import Any, ClassVar
+from numbers import Integral, Real
 
 import numpy as np
 from rasterio.windows import Window
@@ -105,8 +104,9 @@ from stfusion.io import Source
 from stfusion.kernels.estarfm import BIG, NCHG, box_sum, estarfm_predict, window_std
 from stfusion.kernels.estarfm import spectral_correlation as _spectral_correlation
 from stfusion.methods.base import FusionMethod, Param
+from stfusion.methods.params import AUTO, NON_NEGATIVE, POSITIVE, Interval, MethodTags, StrOptions
 from stfusion.methods.variables import CHOICES, resolve_variable
-from stfusion.scene import ImageLike, Scene
+from stfusion.scene import Scene
 
 #: The reference program's minimum coarse change, ``DN_max * 0.02`` (ESTARFM.pro line 307,
 #: DN_max = 10000 at line 67): 200 DN, i.e. 0.02 reflectance; for NDVI (DN_max 1) 0.02.
@@ -133,73 +133,69 @@ class ESTARFM(FusionMethod):
     name = "estarfm"
     title = "ESTARFM"
     paper = "Zhu et al. 2010, Remote Sens. Environ. 114(11) 2610-2623"
-    min_pairs = 2
-    max_pairs = 2
     #: With the same pair given twice (C_1 = C_2, F_1 = F_2): C_0 = C_1 gives F, and
     #: C_0 = C_1 + d gives F + d (no change between the pairs, so V = 1 and T_k = 1/2).
-    exact_properties: ClassVar[tuple[str, ...]] = ("unchanged", "uniform_change")
+    tags = MethodTags(
+        min_pairs=2, max_pairs=2, exact=("unchanged", "uniform_change"), variables=CHOICES,
+        pairs_note="one before and one after the target date. With one pair use starfm or "
+        "fitfc.",
+    )  # fmt: skip
     params = (
-        Param("window", 51, int, "fine pixels",
+        Param("window", 51, Interval(Integral, 3, None, closed="left", odd=True), "fine pixels",
               "moving window size (odd, >= 3); 51 = the reference's half window 25",
               scene_bound="fine"),
-        Param("classes", 4.0, float, "",
+        Param("classes", 4.0, POSITIVE, "",
               "assumed number of land-cover classes: similarity threshold = 2 std / classes"),
-        Param("threshold", "scene", str, "",
-              "std for the similarity threshold: over the scene (reference) or the window",
-              choices=("scene", "window")),
-        Param("min_similar", 6, int, "pixels",
+        Param("threshold", "scene", StrOptions(("scene", "window")), "",
+              "std for the similarity threshold: over the scene (reference) or the window"),
+        Param("min_similar", 6, Interval(Integral, 1, None, closed="left"), "pixels",
               "fewer similar pixels than this: window-mean coarse change instead (reference: 6)"),
-        Param("min_change", "auto", float, "data units",
+        Param("min_change", "auto", (AUTO, NON_NEGATIVE), "data units",
               "minimum mean coarse change of the similar pixels between the pairs to estimate "
               "V; auto: 0.02 for reflectance, else 2% of the fine value range"),
-        Param("alpha", 0.05, float, "",
+        Param("alpha", 0.05, Interval(Real, 0, 1, closed="right"), "",
               "significance level of the regression F-test; V = 1 when not significant"),
-        Param("v_max", 5.0, float, "",
+        Param("v_max", 5.0, POSITIVE, "",
               "largest accepted conversion coefficient V (V = 1 outside (0, v_max])"),
-        Param("data_min", "auto", float, "data units",
+        Param("data_min", "auto", (AUTO, Interval(Real, None, None, allow_inf=True)),
+              "data units",
               "predictions <= data_min are replaced by the weighted mean of similar fine "
-              "pixels; auto: 0 for reflectance, off (-inf) otherwise", allow_inf=True),
-        Param("data_max", "auto", float, "data units",
+              "pixels; auto: 0 for reflectance, off (-inf) otherwise"),
+        Param("data_max", "auto", (AUTO, Interval(Real, None, None, allow_inf=True)),
+              "data units",
               "predictions >= data_max are replaced likewise; auto: 1 for reflectance, off "
-              "(inf) otherwise", allow_inf=True),
-        Param("variable", "auto", str, "",
+              "(inf) otherwise"),
+        Param("variable", "auto", StrOptions(CHOICES), "",
               "what the data measure (sets min_change, data_min, data_max): auto (inferred, "
-              "logged), reflectance, ndvi, lst or other", choices=CHOICES),
-        Param("regression", "window", str, "",
+              "logged), reflectance, ndvi, lst or other"),
+        Param("regression", "window", StrOptions(("window", "coarse-pixel")), "",
               "coarse values in the regression that gives V: window = each similar pixel's "
               "own (resampled) coarse value (ESTARFM.pro); coarse-pixel = the value of the "
               "coarse pixel it lies in, the ratio x ratio block mean (the paper; needs the "
-              "resolution ratio)", choices=("window", "coarse-pixel")),
+              "resolution ratio)"),
     )  # fmt: skip
 
-    def _validate_params(self) -> None:
-        def bad(msg: str) -> InvalidParameterError:
-            return InvalidParameterError(f"estarfm: {msg}")
+    def __init__(
+        self, *, window: int = 51, classes: float = 4.0, threshold: str = "scene",
+        min_similar: int = 6, min_change: float | str = "auto", alpha: float = 0.05,
+        v_max: float = 5.0, data_min: float | str = "auto", data_max: float | str = "auto",
+        variable: str = "auto", regression: str = "window",
+    ) -> None:  # fmt: skip
+        super().__init__(
+            window=window, classes=classes, threshold=threshold, min_similar=min_similar,
+            min_change=min_change, alpha=alpha, v_max=v_max, data_min=data_min,
+            data_max=data_max, variable=variable, regression=regression,
+        )  # fmt: skip
 
-        if not isinstance(self.window, int | np.integer) or self.window < 3 or self.window % 2 == 0:
-            raise bad(f"window must be an odd number of fine pixels >= 3, got {self.window}.")
-        if not (isinstance(self.classes, int | float) and self.classes > 0):
-            raise bad(f"classes must be > 0, got {self.classes!r}.")
-        if not isinstance(self.min_similar, int | np.integer) or self.min_similar < 1:
-            raise bad(f"min_similar must be an integer >= 1, got {self.min_similar!r}.")
-        if not (isinstance(self.alpha, int | float) and 0.0 < self.alpha <= 1.0):
-            raise bad(f"alpha must be in (0, 1], got {self.alpha!r}.")
-        if not (isinstance(self.v_max, int | float) and self.v_max > 0):
-            raise bad(f"v_max must be > 0, got {self.v_max!r}.")
-        if self.min_change != "auto" and not (
-            isinstance(self.min_change, int | float) and self.min_change >= 0
-        ):
-            raise bad(f"min_change must be 'auto' or a number >= 0, got {self.min_change!r}.")
-        for key in ("data_min", "data_max"):
-            value = getattr(self, key)
-            if value != "auto" and not (isinstance(value, int | float) and not math.isnan(value)):
-                raise bad(f"{key} must be 'auto' or a number (-inf/inf: off), got {value!r}.")
+    def _validate_params(self) -> None:
         if (
             self.data_min != "auto"
             and self.data_max != "auto"
             and not self.data_min < self.data_max
         ):
-            raise bad(f"data_min ({self.data_min}) must be below data_max ({self.data_max}).")
+            raise InvalidParameterError(
+                f"estarfm: data_min ({self.data_min}) must be below data_max ({self.data_max})."
+            )
 
     def halo(self) -> int:
         return int(self.window) // 2
@@ -209,16 +205,6 @@ class ESTARFM(FusionMethod):
         # output (4), window sums and their row sums (2 x 2 x 8); per pixel: R and 1 - R, the
         # valid mask, the count. Measured: about 90 bytes per band and padded pixel.
         return (20.0 + 8.0 + 16.0 + 8.0 + 8.0 + 4.0 + 32.0) * bands + 32.0
-
-    def fit(self, pairs: Sequence[tuple[ImageLike, ImageLike]] | Scene, **scene_kw: Any) -> ESTARFM:
-        n = len(pairs.pairs) if isinstance(pairs, Scene) else len(pairs)
-        if n != 2:
-            raise InvalidParameterError(
-                f"estarfm needs exactly two pairs, one before and one after the target date "
-                f"(got {n}). With one pair use starfm or fitfc."
-            )
-        super().fit(pairs, **scene_kw)
-        return self
 
     def _fit(self, scene: Scene) -> None:
         fines = [f for f, _ in scene.pairs]

@@ -80,6 +80,8 @@ similar-pixel mean also smooths F1, so these properties do not hold pixel by pix
 
 from __future__ import annotations
 
+from numbers import Integral
+
 import numpy as np
 from rasterio.windows import Window
 
@@ -94,6 +96,7 @@ from stfusion.kernels.fitfc import (
     similar_pixel_filter,
 )
 from stfusion.methods.base import FusionMethod, Param
+from stfusion.methods.params import Interval, MethodTags, StrOptions, Text
 from stfusion.methods.variables import CHOICES, resolve_variable
 from stfusion.scene import Scene
 
@@ -112,60 +115,52 @@ def coarse_pixels(source: Source, r: int) -> np.ndarray:
     return out
 
 
-def _odd(value: object) -> bool:
-    return isinstance(value, int | np.integer) and value >= 1 and value % 2 == 1
-
-
 class FitFC(FusionMethod):
     """Fit-FC (Wang & Atkinson 2018), one pair. See the module docstring."""
 
     name = "fitfc"
     title = "Fit-FC"
     paper = "Wang & Atkinson 2018, Remote Sensing of Environment 204, 31-42"
-    min_pairs = 1
-    max_pairs = 1
+    tags = MethodTags(
+        min_pairs=1, max_pairs=1, needs_ratio=True, exact=("unchanged", "uniform_change"),
+        variables=CHOICES,
+    )  # fmt: skip
     params = (
-        Param("regression_window", 11, int, "coarse pixels",
-              "side of the moving window for the local regression C2 = a C1 + b (odd, >= 3)",
-              scene_bound="coarse"),
-        Param("window", 31, int, "fine pixels",
+        Param("regression_window", 11, Interval(Integral, 3, None, closed="left", odd=True),
+              "coarse pixels",
+              "side of the moving window for the local regression C2 = a C1 + b (odd, >= 3: a "
+              "regression needs several coarse pixels)", scene_bound="coarse"),
+        Param("window", 31, Interval(Integral, 1, None, closed="left", odd=True), "fine pixels",
               "side of the similar-pixel window (odd)", scene_bound="fine"),
-        Param("similar", 30, int, "pixels",
-              "number of similar pixels per window (the centre included)"),
-        Param("similarity_bands", "all", str, "",
+        Param("similar", 30, Interval(Integral, 1, None, closed="left"), "pixels",
+              "number of similar pixels per window (the centre included; at most window^2)"),
+        Param("similarity_bands", "all",
+              Text("'all' or a comma list such as 'red,nir' or '3,4'"), "",
               "bands whose F1 values rank similarity: all, or a comma list of roles "
               "(red,nir as in the authors' code) or 1-based band numbers"),
         Param("bands", "auto", str, "",
               "band roles, needed only when similarity_bands names roles: auto (from the "
               "band names), a preset (landsat7, landsat8, modis) or "
               "blue,green,red,nir,swir1,swir2 in file order"),
-        Param("variable", "auto", str, "",
+        Param("variable", "auto", StrOptions(CHOICES), "",
               "what the data measure: auto (inferred, logged), reflectance, ndvi, lst or "
-              "other; Fit-FC has no constant that depends on it (no threshold, no clipping)",
-              choices=CHOICES),
+              "other; Fit-FC has no constant that depends on it (no threshold, no clipping)"),
     )  # fmt: skip
 
+    def __init__(
+        self, *, regression_window: int = 11, window: int = 31, similar: int = 30,
+        similarity_bands: str = "all", bands: str = "auto", variable: str = "auto",
+    ) -> None:  # fmt: skip
+        super().__init__(
+            regression_window=regression_window, window=window, similar=similar,
+            similarity_bands=similarity_bands, bands=bands, variable=variable,
+        )  # fmt: skip
+
     def _validate_params(self) -> None:
-        if not _odd(self.regression_window) or self.regression_window < 3:
-            raise InvalidParameterError(
-                f"fitfc: regression_window must be an odd number of coarse pixels >= 3 (a "
-                f"regression needs several coarse pixels), got {self.regression_window}."
-            )
-        if not _odd(self.window):
-            raise InvalidParameterError(
-                f"fitfc: window must be a positive odd number of fine pixels, got {self.window}."
-            )
-        if not isinstance(self.similar, int | np.integer) or not (
-            1 <= self.similar <= self.window * self.window
-        ):
+        if self.similar > self.window * self.window:
             raise InvalidParameterError(
                 f"fitfc: similar must be between 1 and window^2 = {self.window**2}, got "
                 f"{self.similar}."
-            )
-        if not isinstance(self.similarity_bands, str) or not self.similarity_bands.strip():
-            raise InvalidParameterError(
-                "fitfc: similarity_bands must be 'all' or a comma list such as 'red,nir' or "
-                f"'3,4', got {self.similarity_bands!r}."
             )
 
     def halo(self) -> int:

@@ -115,7 +115,8 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any, ClassVar
+from numbers import Integral
+from typing import Any
 
 import numpy as np
 from rasterio.windows import Window
@@ -148,6 +149,7 @@ from stfusion.methods.fsdaf_classes import (
     unmix_class_changes,
 )
 from stfusion.methods.fsdaf_spline import Spline, fit_spline
+from stfusion.methods.params import AUTO, NON_NEGATIVE, Interval, MethodTags, StrOptions, Text
 from stfusion.methods.variables import (
     CHOICES,
     resolve_variable,
@@ -280,45 +282,64 @@ class FSDAF(FusionMethod):
     name = "fsdaf"
     title = "FSDAF"
     paper = "Zhu et al. 2016, Remote Sensing of Environment 172, 165-177"
-    min_pairs = 1
-    max_pairs = 1
     #: Exact on a piecewise-constant scene with exact block-mean coarse images (contract suite).
-    exact_properties: ClassVar[tuple[str, ...]] = ("unchanged", "uniform_change")
+    tags = MethodTags(
+        min_pairs=1, max_pairs=1, needs_ratio=True, exact=("unchanged", "uniform_change"),
+        quality=("fallback",), variables=CHOICES,
+    )  # fmt: skip
     params = (
-        Param("classes", "4-6", str, "",
+        Param("classes", "4-6",
+              (Text("'min-max' (ISODATA), a number of classes (k-means) or a class map path"),
+               Interval(Integral, 1, None, closed="left"), os.PathLike), "",
               "classes of F1: 'min-max' = ISODATA ending with min..max classes (FSDAF.pro: "
               "4-6), a number k = k-means with k classes, or the path of a class map raster "
               "(integer labels, nodata = unclassified) on the fine grid"),
-        Param("merge_distance", "auto", float, "data units",
+        Param("merge_distance", "auto", (AUTO, NON_NEGATIVE), "data units",
               "ISODATA: merge classes whose centres are closer than this (Euclidean over "
               "bands); auto: 0.05 x DN_max (FSDAF.pro's ISO_MERGE_DIST; 0.05 reflectance)"),
-        Param("split_std", "auto", float, "data units",
+        Param("split_std", "auto", (AUTO, NON_NEGATIVE), "data units",
               "ISODATA: split classes whose standard deviation in a band exceeds this; auto: "
               "0.05 x DN_max (FSDAF.pro's ISO_SPLIT_STD)"),
-        Param("window", 41, int, "fine pixels",
+        Param("window", 41, Interval(Integral, 1, None, closed="left", odd=True), "fine pixels",
               "similar-pixel window (odd); 41 = the reference's half window 20",
               scene_bound="fine"),
-        Param("similar", 20, int, "pixels", "number of similar pixels used per fine pixel"),
-        Param("final", "paper", str, "",
+        Param("similar", 20, Interval(Integral, 1, None, closed="left"), "pixels",
+              "number of similar pixels used per fine pixel"),
+        Param("final", "paper", StrOptions(("paper", "idl")), "",
               "similar-pixel rule of the final step: paper (same class, ranked by eq. 21 "
               "sum |dF1|/F1, weights 1/D) or idl (FSDAF.pro: threshold 2 std / classes in "
-              "every band, ranked by (S + 1e-5)(10 + d/w), weights 1/((1 + d/w)(1 + S)))",
-              choices=("paper", "idl")),
-        Param("pure", 100, int, "coarse pixels",
+              "every band, ranked by (S + 1e-5)(10 + d/w), weights 1/((1 + d/w)(1 + S)))"),
+        Param("pure", 100, Interval(Integral, 1, None, closed="left"), "coarse pixels",
               "purest coarse pixels per class used to unmix the class changes"),
-        Param("spline_radius", 4, int, "coarse pixels",
+        Param("spline_radius", 4, Interval(Integral, 0, None, closed="left"), "coarse pixels",
               "thin-plate spline through the coarse centres within this radius of each coarse "
               "pixel; 0 = one spline over the scene (paper; small scenes only)"),
-        Param("valid_range", "auto", str, "data units",
+        Param("valid_range", "auto",
+              (StrOptions(("auto", "none")), Text("'lo,hi' with lo < hi"), tuple, None),
+              "data units",
               "allowed output range 'lo,hi' (or 'none'); auto: the variable's physical range "
               "(reflectance 0,1 = DN_min, DN_max; ndvi -1,1; lst and other: none)"),
-        Param("variable", "auto", str, "",
+        Param("variable", "auto", StrOptions(CHOICES), "",
               "what the data measure (sets valid_range=auto): auto (inferred, logged), "
-              "reflectance, ndvi, lst or other", choices=CHOICES),
+              "reflectance, ndvi, lst or other"),
         Param("seed", 0, int, "", "random seed of the k-means / ISODATA classification"),
     )  # fmt: skip
 
+    def __init__(
+        self, *, classes: str | int | os.PathLike[str] = "4-6",
+        merge_distance: float | str = "auto", split_std: float | str = "auto", window: int = 41,
+        similar: int = 20, final: str = "paper", pure: int = 100, spline_radius: int = 4,
+        valid_range: str | tuple[float, float] | None = "auto", variable: str = "auto",
+        seed: int = 0,
+    ) -> None:  # fmt: skip
+        super().__init__(
+            classes=classes, merge_distance=merge_distance, split_std=split_std, window=window,
+            similar=similar, final=final, pure=pure, spline_radius=spline_radius,
+            valid_range=valid_range, variable=variable, seed=seed,
+        )  # fmt: skip
+
     def _validate_params(self) -> None:
+        # Formats FSDAF parses itself: 'min-max' classes and the 'lo,hi' range.
         spec = _class_spec(self.classes)
         if isinstance(spec, int) and spec < 1:
             raise InvalidParameterError(f"fsdaf: classes must be >= 1, got {spec}.")
@@ -326,24 +347,6 @@ class FSDAF(FusionMethod):
             raise InvalidParameterError(
                 f"fsdaf: classes 'min-max' needs 1 <= min <= max, got {self.classes!r}."
             )
-        for name in ("merge_distance", "split_std"):
-            val = getattr(self, name)
-            if val != "auto" and (
-                isinstance(val, bool) or not isinstance(val, int | float) or not val >= 0
-            ):
-                raise InvalidParameterError(
-                    f"fsdaf: {name} must be 'auto' or a number >= 0, got {val!r}."
-                )
-        for name, low in (("window", 1), ("similar", 1), ("pure", 1), ("spline_radius", 0)):
-            val = getattr(self, name)
-            if isinstance(val, bool) or not isinstance(val, int | np.integer) or val < low:
-                raise InvalidParameterError(
-                    f"fsdaf: {name} must be an integer >= {low}, got {val!r}."
-                )
-        if self.window % 2 == 0:
-            raise InvalidParameterError(f"fsdaf: window must be odd, got {self.window}.")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int | np.integer):
-            raise InvalidParameterError(f"fsdaf: seed must be an integer, got {self.seed!r}.")
         _parse_range(self.valid_range)
 
     def halo(self) -> int:

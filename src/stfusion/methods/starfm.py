@@ -63,13 +63,15 @@ distance constant A    ``window // 2`` pixels                  max. search dista
 
 from __future__ import annotations
 
+from numbers import Integral
+
 import numpy as np
 from rasterio.windows import Window
 
-from stfusion.errors import InvalidParameterError
 from stfusion.io import Source
 from stfusion.kernels.starfm import starfm_accumulate, starfm_bounds, starfm_prepare
 from stfusion.methods.base import FusionMethod, Param
+from stfusion.methods.params import AUTO, POSITIVE, Interval, MethodTags, StrOptions
 from stfusion.methods.variables import CHOICES, resolve_variable
 from stfusion.scene import Scene
 
@@ -109,46 +111,40 @@ class STARFM(FusionMethod):
     name = "starfm"
     title = "STARFM"
     paper = "Gao et al. 2006, IEEE TGRS 44(8) 2207-2218"
-    min_pairs = 1
-    max_pairs = None
+    tags = MethodTags(
+        min_pairs=1, max_pairs=None, exact=("unchanged", "uniform_change"),
+        quality=("fallback", "uncertainty"), variables=CHOICES,
+    )  # fmt: skip
     params = (
-        Param("window", 51, int, "fine pixels",
+        Param("window", 51, Interval(Integral, 1, None, closed="left", odd=True), "fine pixels",
               "moving window size (odd); 51 = the reference's 750 m at 30 m",
               scene_bound="fine"),
-        Param("classes", 40, float, "",
+        Param("classes", 40, POSITIVE, "",
               "assumed number of land-cover classes: similarity threshold = 2 std / classes"),
-        Param("uncertainty", "auto", float, "data units",
+        Param("uncertainty", "auto", (AUTO, POSITIVE), "data units",
               "uncertainty of fine and coarse values (sigma_l = sigma_m); auto: 0.005 for "
               "reflectance, else 0.5% of the fine value range"),
-        Param("threshold", "scene", str, "",
-              "std for the similarity threshold: over the scene (reference) or the window",
-              choices=("scene", "window")),
-        Param("filter", "paper", str, "",
-              "candidate filter: paper (max over pairs, S and T) or reference (min, S or T)",
-              choices=("paper", "reference")),
-        Param("weight", "reference", str, "",
+        Param("threshold", "scene", StrOptions(("scene", "window")), "",
+              "std for the similarity threshold: over the scene (reference) or the window"),
+        Param("filter", "paper", StrOptions(("paper", "reference")), "",
+              "candidate filter: paper (max over pairs, S and T) or reference (min, S or T)"),
+        Param("weight", "reference", StrOptions(("reference", "paper")), "",
               "combined distance: reference (one pair: (S+q) D, no T, as the USDA program; "
-              "several pairs: (S+q)(T+q) D) or paper (always (S+q)(T+q) D, eq. 10)",
-              choices=("reference", "paper")),
-        Param("variable", "auto", str, "",
+              "several pairs: (S+q)(T+q) D) or paper (always (S+q)(T+q) D, eq. 10)"),
+        Param("variable", "auto", StrOptions(CHOICES), "",
               "what the data measure (sets the uncertainty): auto (inferred, logged), "
-              "reflectance, ndvi, lst or other", choices=CHOICES),
+              "reflectance, ndvi, lst or other"),
     )  # fmt: skip
 
-    def _validate_params(self) -> None:
-        if not isinstance(self.window, int | np.integer) or self.window < 1 or self.window % 2 == 0:
-            raise InvalidParameterError(
-                f"starfm: window must be a positive odd number of fine pixels, got {self.window}."
-            )
-        if not self.classes > 0:
-            raise InvalidParameterError(f"starfm: classes must be > 0, got {self.classes}.")
-        if self.uncertainty != "auto" and not (
-            isinstance(self.uncertainty, int | float) and self.uncertainty > 0
-        ):
-            raise InvalidParameterError(
-                "starfm: uncertainty must be 'auto' or a positive number, "
-                f"got {self.uncertainty!r}."
-            )
+    def __init__(
+        self, *, window: int = 51, classes: float = 40, uncertainty: float | str = "auto",
+        threshold: str = "scene", filter: str = "paper", weight: str = "reference",
+        variable: str = "auto",
+    ) -> None:  # fmt: skip
+        super().__init__(
+            window=window, classes=classes, uncertainty=uncertainty, threshold=threshold,
+            filter=filter, weight=weight, variable=variable,
+        )  # fmt: skip
 
     def halo(self) -> int:
         return int(self.window) // 2
@@ -182,13 +178,14 @@ class STARFM(FusionMethod):
         pass
 
     def predict_window(self, window: Window) -> np.ndarray:
-        return self._predict(window, None)
+        return self._predict(window, False)[0]
 
     def predict_window_quality(self, window: Window) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        quality: dict[str, np.ndarray] = {}
-        return self._predict(window, quality), quality
+        return self._predict(window, True)
 
-    def _predict(self, window: Window, quality: dict[str, np.ndarray] | None) -> np.ndarray:
+    def _predict(
+        self, window: Window, quality: bool
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         half = self.halo()
         fines, coarses, target = self.read_inputs(window, half)
         return starfm_window(
@@ -232,13 +229,14 @@ def starfm_window(
     classes: float = 40.0,
     use_t: bool = True,
     unity_below: float = 0.0,
-    quality: dict[str, np.ndarray] | None = None,
-) -> np.ndarray:
-    """STARFM on padded arrays (halo ``half`` on every side); returns the unpadded centre.
+    quality: bool = False,
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """STARFM on padded arrays (halo ``half`` on every side); returns the unpadded centre and
+    its quality fields (``{}`` unless ``quality``).
 
     ``fines``/``coarses``: one ``(band, H + 2 half, W + 2 half)`` array per pair, NaN invalid.
-    ``sim_threshold``: ``(pairs, band)`` scene-wide similarity thresholds. A ``quality`` dict
-    receives ``fallback`` (1 where some band had no candidate and took the coarse target) and
+    ``sim_threshold``: ``(pairs, band)`` scene-wide similarity thresholds. With ``quality``, the
+    fields are ``fallback`` (1 where some band had no candidate and took the coarse target) and
     ``uncertainty`` (per band, the weighted standard deviation of the candidates' predictions).
     ``use_t``: the combined distance has the temporal factor ``(T + q)``; False drops it
     (``weight="reference"`` with one pair). ``unity_below``: a candidate whose combined
@@ -253,7 +251,7 @@ def starfm_window(
     sig_mm = np.float32(np.sqrt(2.0) * uncertainty)
     q = np.float32(quantum)
     centre = (slice(half, half + h), slice(half, half + w))
-    spread = np.empty((nb, h, w) if quality is not None else (nb, 0, 0), np.float32)
+    spread = np.empty((nb, h, w) if quality else (nb, 0, 0), np.float32)
     fallback = np.zeros((h, w), np.float32)
     for b in range(nb):
         c0 = target[b]
@@ -287,7 +285,4 @@ def starfm_window(
         none = np.isnan(res)
         fallback[none] = 1.0
         out[b] = np.where(none, c0[centre], res)
-    if quality is not None:
-        quality["fallback"] = fallback
-        quality["uncertainty"] = spread
-    return out
+    return out, ({"fallback": fallback, "uncertainty": spread} if quality else {})

@@ -139,7 +139,7 @@ def params_with_variable(params: tuple[str, ...] | list[str], method: str,
     from stfusion.methods import get_method
 
     cls = get_method(method)
-    if not any(p.name == "variable" for p in cls.params):
+    if not cls.tags.variables:
         raise InvalidParameterError(
             f"--variable: {method} has no unit-bearing constants to set; leave --variable out."
         )

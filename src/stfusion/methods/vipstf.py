@@ -68,6 +68,7 @@ from rasterio.windows import Window
 from stfusion.errors import EmptyInputError, InvalidParameterError
 from stfusion.io import ArraySource, Grid, Source
 from stfusion.methods.base import FusionMethod, Param
+from stfusion.methods.params import MethodTags
 from stfusion.scene import Scene
 
 #: Rows read per strip by the regression pass.
@@ -228,13 +229,16 @@ class VIPSTF(FusionMethod):
     name = "vipstf"
     title = "VIPSTF (virtual image pair)"
     paper = "Wang, Tang, Tong & Atkinson 2020, Remote Sensing of Environment 249, 112009"
-    min_pairs = 2
-    max_pairs = MAX_PAIRS
+    tags = MethodTags(
+        min_pairs=2, max_pairs=MAX_PAIRS, exact=("unchanged", "uniform_change"),
+        needs_ratio=True, quality=("fallback",),  # those of the default base method, fsdaf
+        pairs_note="a virtual pair is a combination of several pairs.",
+    )  # fmt: skip
     params = (
         Param("base", "fsdaf", str, "",
               "one-pair method run on the virtual pair: fsdaf (VIPSTF-SU), starfm (VIPSTF-SW), "
               "fitfc, additive, or any registered method that accepts one pair"),
-        Param("base_params", None, dict, "",
+        Param("base_params", None, (dict, None), "",
               "parameters of the base method (Python: a dict; command line: "
               "--param base.NAME=VALUE, e.g. base.window=31)"),
         Param("intercept", True, bool, "",
@@ -256,14 +260,13 @@ class VIPSTF(FusionMethod):
             out["base_params"] = base_cls.parse_params(forwarded)
         return out
 
+    def __init__(
+        self, *, base: str = "fsdaf", base_params: dict[str, Any] | None = None,
+        intercept: bool = True,
+    ) -> None:  # fmt: skip
+        super().__init__(base=base, base_params=base_params, intercept=intercept)
+
     def _validate_params(self) -> None:
-        if self.base_params is not None and not isinstance(self.base_params, dict):
-            raise InvalidParameterError(
-                f"vipstf: base_params must be a dict of the base method's parameters, got "
-                f"{self.base_params!r}."
-            )
-        if not isinstance(self.intercept, bool | np.bool_):
-            raise InvalidParameterError("vipstf: intercept must be true or false.")
         self._new_base()  # refuses an unknown base or base parameter now, not at prepare
 
     def _new_base(self) -> FusionMethod:
@@ -280,14 +283,11 @@ class VIPSTF(FusionMethod):
         # the base's working set on one pair, plus the n pairs read for the virtual pair
         return base.bytes_per_pixel(bands, 1) + 8.0 * bands * (2 * pairs + 2) + 16.0 * pairs
 
-    def fit(self, pairs: Any, **scene_kw: Any) -> FusionMethod:
-        n = len(pairs.pairs) if isinstance(pairs, Scene) else len(pairs)
-        if n == 1:
-            raise InvalidParameterError(
-                f"vipstf needs at least 2 pairs, got 1: a virtual pair is a combination of "
-                f"several pairs. With one pair, run the base method itself (--method {self.base})."
-            )
-        return super().fit(pairs, **scene_kw)
+    def _pairs_note(self, n: int) -> str:
+        if n > 1:
+            return ""
+        return (f"{self.tags.pairs_note} With one pair, run the base method itself (--method "
+                f"{self.base}).")  # fmt: skip
 
     def _fit(self, scene: Scene) -> None:
         # The base method's own scene checks (window larger than the scene, ratio) now.
@@ -362,9 +362,9 @@ def _base_class(name: Any) -> type[FusionMethod]:
             f"{', '.join(names)} (see `stfusion methods`)."
         )
     cls = get_method(name)
-    if cls.min_pairs > 1:
+    if not cls.tags.accepts_pairs(1):
         raise InvalidParameterError(
-            f"vipstf: base={name} needs at least {cls.min_pairs} pairs; the base method runs "
+            f"vipstf: base={name} needs at least {cls.tags.min_pairs} pairs; the base method runs "
             "on one (virtual) pair. Choose a method that accepts one pair (fsdaf, fitfc, "
             "starfm, additive, ...)."
         )

@@ -32,13 +32,7 @@ import torch
 from torch import nn
 
 from stfusion.dl.networks import FusionNet
-
-#: Widths of the body's 3x3 convolutions for each named student size.
-STUDENT_SIZES: dict[str, tuple[int, ...]] = {
-    "nano": (8, 8),
-    "micro": (16, 16),
-    "mini": (24, 24, 24),
-}
+from stfusion.run_config import STUDENT_SIZES  # the sizes' one home (no torch there)
 
 
 def student_channels(size: str) -> tuple[int, ...]:

@@ -1,0 +1,32 @@
+"""``stfusion inspect``: how each file would be read and aligned."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import click
+
+from stfusion.cli.options import band_options, scale_options
+
+
+@click.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path())
+@scale_options
+@band_options
+def inspect(
+    files: Sequence[str], fine_scale: float | None, fine_offset: float | None,
+    coarse_scale: float | None, coarse_offset: float | None, resampling: str,
+    **band_opts: Any,
+) -> None:  # fmt: skip
+    """Show how each file would be read, and how predict would align it.
+
+    The first file is taken as the fine image (its grid is the output grid); the others as
+    coarse images.
+    """
+    from stfusion.api import inspect_files
+    from stfusion.inputs import role_options
+
+    roles = role_options(fine_scale, fine_offset, coarse_scale, coarse_offset, **band_opts)
+    roles.pop("fine_preset"), roles.pop("coarse_preset")
+    click.echo(inspect_files(files, resampling=resampling, **roles))

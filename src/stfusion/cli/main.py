@@ -1,0 +1,174 @@
+"""The ``stfusion`` command line: a thin layer over the library.
+
+The group loads each command's module only when that command runs or its help is shown
+(:data:`COMMANDS`), and no command imports torch or a method before it runs, so
+``stfusion --help`` stays quick and works without torch. Errors the user can fix
+(``STFusionError``) end with one short message and exit code 1 (2 for usage errors);
+``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import signal
+import sys
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import click
+
+import stfusion
+from stfusion.errors import STFusionError, STFusionWarning
+
+log = logging.getLogger("stfusion")
+
+#: Command name -> ``module:attribute`` of its click command, imported when first needed.
+COMMANDS: dict[str, str] = {
+    name: f"stfusion.cli.{name}:{name}"
+    for name in ("bench", "demo", "distill", "evaluate", "inspect", "methods", "predict",
+                 "series", "train")
+}  # fmt: skip
+
+
+class LazyGroup(click.Group):
+    """A group whose commands are imported from :data:`COMMANDS` on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*COMMANDS, *self.commands})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            module, _, attr = COMMANDS[cmd_name].partition(":")
+            self.add_command(getattr(importlib.import_module(module), attr), cmd_name)
+        return self.commands.get(cmd_name)
+
+
+def _show_versions() -> str:
+    import importlib.metadata as md
+    import platform
+
+    lines = [f"stfusion {stfusion.__version__}", f"python {platform.python_version()}",
+             f"platform {platform.platform()}", f"cpus {os.cpu_count()}"]  # fmt: skip
+    for pkg in ["numpy", "scipy", "numba", "rasterio", "xarray", "rioxarray", "click", "rich",
+                "matplotlib", "dask", "distributed", "torch"]:  # fmt: skip
+        try:
+            lines.append(f"{pkg} {md.version(pkg)}")
+        except md.PackageNotFoundError:
+            lines.append(f"{pkg} not installed")
+    try:
+        import rasterio
+
+        lines.append(f"GDAL {rasterio.__gdal_version__}")
+    except ImportError:
+        pass
+    return "\n".join(lines)
+
+
+def _versions_callback(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        click.echo(_show_versions())
+        ctx.exit()
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(stfusion.__version__, prog_name="stfusion")
+@click.option(
+    "--show-versions",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_versions_callback,
+    help="Show versions of stfusion and its dependencies.",
+)
+@click.option("--debug", is_flag=True, help="Show tracebacks and debug logging.")
+@click.option("-v", "--verbose", is_flag=True, help="Log what is done (alignment, windows).")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool, verbose: bool) -> None:
+    """Spatiotemporal fusion of satellite images: predict fine images from coarse ones."""
+    ctx.obj = {"debug": debug}
+    level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("stfusion").setLevel(level)
+    if not debug:
+        warnings.simplefilter("ignore", category=Warning)
+        warnings.simplefilter("default", category=STFusionWarning)
+    warnings.formatwarning = lambda msg, cat, *a, **k: f"Warning: {msg}\n"  # type: ignore[assignment]
+
+
+# ----------------------------------------------------------------------------- entry point
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point: user-fixable errors become one line on stderr, not a traceback."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args or os.environ.get("STFUSION_DEBUG") == "1"
+    sys.unraisablehook = _unraisable
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    try:
+        code = cli.main(args=args, prog_name="stfusion", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except Terminated:
+        click.echo("Terminated (SIGTERM); partial outputs removed.", err=True)
+        sys.exit(128 + signal.SIGTERM)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except STFusionError as exc:
+        if debug:
+            raise
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)
+    except (OSError, MemoryError) as exc:
+        if debug:
+            raise
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)
+    # With standalone_mode=False click returns the command's return value: a command that
+    # returns an int (series: 3 when dates failed) sets the exit status.
+    if _SIGNALLED:  # the signal's exception was swallowed and the command still finished
+        click.echo("Interrupted; the command had finished its outputs.", err=True)
+        sys.exit(128 + _SIGNALLED[-1])
+    if isinstance(code, int) and code:
+        sys.exit(code)
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread so that every ``with`` block cleans up.
+
+    A BaseException (like KeyboardInterrupt) so ``except Exception`` does not swallow it; not a
+    KeyboardInterrupt, which click would turn into "Aborted." and exit status 130.
+    """
+
+
+#: Signals received (SIGINT, SIGTERM). The exception a handler raises can be swallowed when
+#: it lands inside code that ignores exceptions (a weakref callback during an import), so the
+#: progress callback raises it again at the next window.
+_SIGNALLED: list[int] = []
+
+
+def _on_signal(signum: int, frame: object) -> None:
+    _SIGNALLED.append(signum)
+    reraise_signal()
+
+
+def reraise_signal() -> None:
+    if _SIGNALLED:
+        raise Terminated() if _SIGNALLED[-1] == signal.SIGTERM else KeyboardInterrupt()
+
+
+def _unraisable(unraisable: Any) -> None:
+    """Keep quiet about a signal's exception that landed where Python ignores exceptions
+    (a ctypes callback of numba's compiler, a weakref callback): it is raised again at the next
+    window, and a traceback would tell the user something broke."""
+    if _SIGNALLED and isinstance(unraisable.exc_value, Terminated | KeyboardInterrupt):
+        return
+    sys.__unraisablehook__(unraisable)
+

@@ -1,0 +1,116 @@
+"""``stfusion predict``: the fine image at the date of a coarse image."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import click
+
+from stfusion.cli.options import (
+    THREADS,
+    band_options,
+    command_line,
+    method_option,
+    out_option,
+    overwrite_option,
+    pairs_option,
+    params_option,
+    quiet_option,
+    scale_options,
+    variable_option,
+    window_options,
+)
+from stfusion.cli.progress import Progress
+from stfusion.errors import InvalidParameterError
+
+
+def _check_scheduler(value: str | None) -> str | None:
+    """``--scheduler``: refused at once (usage error) unless an address or scheduler file."""
+    if value is None:
+        return None
+    from stfusion.parallel import check_scheduler
+
+    try:
+        return check_scheduler(value)  # type: ignore[no-any-return]
+    except InvalidParameterError as exc:
+        raise click.BadParameter(str(exc).removeprefix("--scheduler ")) from None
+
+
+@click.command()
+@method_option()
+@pairs_option(
+    "A fine image and the coarse image of the same date. Repeat for more pairs. Each "
+    "may be a MODIS .hdf, a quoted glob or comma list of band files, and end in :BANDS "
+    "(docs/inputs.md).",
+    required=True,
+)
+@click.option("--coarse", "target", required=True, type=click.Path(),
+              help="The coarse image at the date to predict.")
+@out_option("Output GeoTIFF.")
+@params_option()
+@scale_options
+@band_options
+@window_options(
+    mem_help="Memory for the working windows (default 1024 MB); larger scenes are "
+    "processed window by window from disk.",
+    workers_help="Windows processed at the same time (threads).",
+)
+@click.option(
+    "--threads", type=THREADS, default=None, help="Threads inside each kernel (default: all cores)."
+)
+@click.option(
+    "--scheduler",
+    default=None,
+    metavar="ADDRESS",
+    callback=lambda ctx, param, value: _check_scheduler(value),
+    help="Run the windows on a Dask distributed cluster: its address (e.g. tcp://host:8786) "
+    "or its scheduler file.",
+)
+@click.option(
+    "--quality",
+    is_flag=True,
+    help="Also write OUT_quality.tif: days to the nearest pair used (dates from the file "
+    "names), pairs used, fallback flag, per-band uncertainty.",
+)
+@overwrite_option("Replace an existing output file.")
+@quiet_option()
+@variable_option
+@click.pass_context
+def predict(
+    ctx: click.Context, method: str, pairs: Sequence[tuple[str, str]], target: str, out: str,
+    params: Sequence[str], fine_scale: float | None, fine_offset: float | None,
+    coarse_scale: float | None, coarse_offset: float | None, resampling: str,
+    mem_limit: float | None, workers: int, threads: int | None, scheduler: str | None,
+    quality: bool, overwrite: bool, quiet: bool, variable: str | None, **band_opts: Any,
+) -> None:  # fmt: skip
+    """Predict the fine image at the date of the --coarse image."""
+    from stfusion.api import run_prediction
+    from stfusion.inputs import role_options
+    from stfusion.methods.variables import params_with_variable
+
+    params = params_with_variable(tuple(params), method, variable)
+
+    roles = role_options(fine_scale, fine_offset, coarse_scale, coarse_offset, **band_opts)
+    t0 = time.monotonic()
+    with Progress(method, quiet) as progress:
+        info = run_prediction(
+            method=method, pairs=pairs, target=target, out=out, params=params,
+            fine_scale=roles["fine_scale"], fine_offset=roles["fine_offset"],
+            coarse_scale=roles["coarse_scale"], coarse_offset=roles["coarse_offset"],
+            resampling=resampling, mem_limit_mb=mem_limit, workers=workers, threads=threads,
+            overwrite=overwrite, progress=progress.windows, scheduler=scheduler,
+            quality=quality, command=command_line(ctx), fine_bands=roles["fine_bands"],
+            coarse_bands=roles["coarse_bands"],
+        )  # fmt: skip
+    if not quiet:
+        for note in info["notes"]:
+            click.echo(f"note: {note}", err=True)
+        where = "" if scheduler is None else f" on {len(info['workers'])} cluster worker(s)"
+        click.echo(
+            f"wrote {out} ({info['method']}, {len(pairs)} pair(s), {info['windows']} window(s)"
+            f"{where}, {time.monotonic() - t0:.1f} s)"
+        )
+        if info["quality"]:
+            click.echo(f"wrote {info['quality']} (quality layer)")

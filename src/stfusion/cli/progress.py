@@ -1,0 +1,99 @@
+"""The one progress display of the command line (windows of a prediction, dates of a series,
+epochs of a training run) and the rich consoles it and the commands print to."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from stfusion.cli.main import reraise_signal
+
+
+def console(stderr: bool = False) -> Any:
+    """A rich console on stdout (or stderr); 120 columns when not a terminal."""
+    from rich.console import Console
+
+    stream = sys.stderr if stderr else sys.stdout
+    # Tables need ~110 columns; pipes and CI logs get that width rather than 80.
+    width = None if stream.isatty() else 120
+    return Console(stderr=stderr, highlight=False, width=width)
+
+
+class Progress:
+    """A rich progress bar on stderr (started at the first report, gone when closed), or one
+    line per epoch for training; silent when ``quiet``.
+
+    Hand the library the callback of what it reports: :meth:`windows` (``done, total``),
+    :meth:`dates` (``done, total, record``) or :meth:`epochs` (an event dict). Use it as a
+    context manager, or call :meth:`close`.
+    """
+
+    def __init__(self, label: str, quiet: bool, *, unit: str = "windows") -> None:
+        self.label = label
+        self.quiet = quiet
+        self.unit = unit
+        self._bar: Any = None
+        self._task: Any = None
+
+    def update(self, done: int, total: int, description: str | None = None) -> None:
+        """Show ``done`` of ``total`` (and a new description)."""
+        if self.quiet:
+            return
+        if self._bar is None:
+            from rich import progress as rp
+
+            self._bar = rp.Progress(
+                rp.TextColumn("{task.description}"), rp.BarColumn(),
+                rp.TextColumn(f"{{task.completed}}/{{task.total}} {self.unit}"),
+                rp.TimeElapsedColumn(), rp.TimeRemainingColumn(),
+                console=console(stderr=True), transient=True,
+            )  # fmt: skip
+            self._bar.start()
+            self._task = self._bar.add_task(self.label, total=total)
+        fields = {} if description is None else {"description": description}
+        self._bar.update(self._task, completed=done, **fields)
+
+    def windows(self, done: int, total: int) -> None:
+        """``run_prediction``'s callback; a signal received meanwhile is raised here (the
+        exception its handler raised may have been swallowed: see ``main._on_signal``)."""
+        reraise_signal()
+        self.update(done, total)
+
+    def dates(self, done: int, total: int, record: Any) -> None:
+        """``run_series``' callback: after every date, with its status."""
+        self.update(done, total, f"{record.date} {record.status}")
+
+    def epochs(self, ev: dict[str, Any]) -> None:
+        """The trainers' callback: a line per epoch (and one for the feature-loss
+        autoencoder) on stderr; the step bar with ETA is Lightning's (on a terminal)."""
+        if self.quiet:
+            return
+        stage = ev["stage"]
+        if stage == "autoencoder_done":
+            click.echo(
+                f"autoencoder (feature loss): {ev['steps']} steps, loss {ev['loss']:.4g} "
+                f"({ev['seconds']:.1f} s)",
+                err=True,
+            )
+        elif stage == "epoch":
+            gan = f"  D {ev['d_loss']:.3g}  G adv {ev['g_adv']:.3g}" if "d_loss" in ev else ""
+            click.echo(
+                f"epoch {int(ev['epoch']):>3}  train {ev['train_loss']:.4g}  "
+                f"val {ev['val_loss']:.4g}  val RMSE {ev['val_rmse']:.4g} "
+                f"(additive {ev['val_rmse_additive']:.4g}){gan}  "
+                f"({ev['seconds']:.1f} s, best epoch {ev['best_epoch']})",
+                err=True,
+            )
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,258 @@
+"""``stfusion series``: fuse every coarse date of a season (see docs/commands/series.md)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from stfusion.cli.options import (
+    band_options,
+    mask_options,
+    method_option,
+    overwrite_option,
+    params_option,
+    quiet_option,
+    scale_options,
+    variable_option,
+    window_options,
+)
+from stfusion.cli.progress import Progress, console
+
+if TYPE_CHECKING:
+    from stfusion.series import SeriesConfig
+
+#: Exit code when the run finished but some dates failed (inputs unreadable, method errors).
+EXIT_SOME_FAILED = 3
+#: Exit code when another run holds the output folder's lock (nothing was done).
+EXIT_LOCKED = 4
+
+
+def _print_summary(result: Any, quiet: bool) -> None:
+    from rich.table import Table
+
+    counts = result.counts()
+    click.echo(
+        f"{result.out_dir}: {counts['predicted']} predicted, {counts['gap-filled']} gap-filled, "
+        f"{counts['skipped']} skipped, {counts['failed']} failed in {result.seconds:.1f} s "
+        f"(summary: {result.summary_path.name}"
+        + (f", cube: {result.cube_path.name}" if result.cube_path else "")
+        + ")"
+    )
+    if quiet:
+        return
+    for note in result.notes:
+        click.echo(f"note: {note}", err=True)
+    odd = [r for r in result.records if r.status in ("skipped", "failed")]
+    if not odd:
+        return
+    table = Table(title="dates not predicted", show_lines=False)
+    for col in ("date", "status", "reason"):
+        table.add_column(col, overflow="fold")
+    for r in sorted(odd, key=lambda r: r.date):
+        table.add_row(r.date.isoformat(), r.status, r.reason)
+    console().print(table)
+
+
+def _config(opts: dict[str, Any]) -> SeriesConfig:
+    """The :class:`stfusion.series.SeriesConfig` of the command's options (``ctx.params``).
+
+    The config's fields have the options' names; SeriesConfig parses the flag and band lists
+    and ``--fallback none`` itself.
+    """
+    import dataclasses
+
+    from stfusion.series import SeriesConfig
+
+    names = {f.name for f in dataclasses.fields(SeriesConfig)}
+    values = {k: v for k, v in opts.items() if k in names}
+    values["mem_limit_mb"] = opts["mem_limit"]
+    values["fine_bands"] = opts["fine_bands"] or opts["both_bands"]
+    values["coarse_bands"] = opts["coarse_bands"] or opts["both_bands"]
+    return SeriesConfig(**values)
+
+
+@click.command("series")
+@click.option(
+    "--fine",
+    "fine",
+    multiple=True,
+    metavar="DIR_OR_GLOB",
+    help="Fine images (e.g. Landsat): a folder or a quoted glob; repeatable. Dates "
+    "come from the file names (YYYY-MM-DD, YYYYMMDD or YYYYDDD).",
+)
+@click.option(
+    "--coarse",
+    "coarse",
+    multiple=True,
+    metavar="DIR_OR_GLOB",
+    help="Coarse images (e.g. MODIS), as for --fine. Every coarse date in --date-range is "
+    "predicted.",
+)
+@click.option(
+    "--catalog",
+    type=click.Path(),
+    default=None,
+    metavar="CSV",
+    help="CSV with columns path,date,sensor[,mask] (sensor fine|coarse, or landsat, "
+    "sentinel2, modis, ...); in addition to --fine/--coarse.",
+)
+@click.option(
+    "--out-dir", "-o", required=True, type=click.Path(), help="Output folder (created if missing)."
+)
+@method_option()
+@params_option()
+@click.option(
+    "--date-range",
+    default=None,
+    metavar="START:END",
+    help="Predict only coarse dates in this range (inclusive; either end may be "
+    "empty), e.g. 2020-03-01:2020-04-30. Pairs outside it are still used.",
+)
+@click.option(
+    "--dates",
+    "old_dates",
+    default=None,
+    metavar="START:END",
+    help="Deprecated: the old name of --date-range (in `stfusion train`, --dates lists pair "
+    "dates).",
+)
+@scale_options
+@mask_options
+@click.option(
+    "--min-valid",
+    type=click.FloatRange(0, 1),
+    default=0.5,
+    show_default=True,
+    help="Valid fraction (after masking) a pair needs to be used and a coarse date "
+    "needs to be predicted.",
+)
+@click.option(
+    "--pairs-per-side",
+    type=click.IntRange(1),
+    default=1,
+    show_default=True,
+    help="Clear pairs taken before and after each date.",
+)
+@click.option(
+    "--fallback",
+    default="starfm",
+    show_default=True,
+    metavar="METHOD|none",
+    help="Method that fills pixels the main method leaves empty (e.g. ESTARFM under "
+    "a cloud in one of its two pairs); 'none' to leave them empty.",
+)
+@click.option(
+    "--dtype",
+    type=click.Choice(["float32", "int16"]),
+    default="float32",
+    show_default=True,
+    help="Output data type (int16: scaled, nodata -32768).",
+)
+@click.option(
+    "--int16-scale",
+    type=float,
+    default=1e-4,
+    show_default=True,
+    help="Scale factor of int16 outputs (value = stored * scale).",
+)
+@click.option(
+    "--cube",
+    type=click.Choice(["zarr", "netcdf"]),
+    default=None,
+    help="Also write all dates as one cube with a time axis.",
+)
+@click.option(
+    "--prefix", default="fused", show_default=True, help="Output names: PREFIX_YYYY-MM-DD.tif."
+)
+@window_options(
+    workers_help="Windows processed at the same time within a date (threads).",
+    mem_help="Memory for the working windows of each prediction (default 1024 MB).",
+)
+@overwrite_option(
+    "Recompute and replace existing outputs (without it, verified outputs are "
+    "kept and only missing or damaged dates are computed)."
+)
+@quiet_option("No progress display or table.")
+@band_options
+@variable_option
+@click.pass_context
+def series(
+    ctx: click.Context,
+    fine: Sequence[str],
+    coarse: Sequence[str],
+    catalog: str | None,
+    out_dir: str,
+    method: str,
+    params: Sequence[str],
+    date_range: str | None,
+    old_dates: str | None,
+    fine_scale: float | None,
+    fine_offset: float | None,
+    coarse_scale: float | None,
+    coarse_offset: float | None,
+    resampling: str,
+    fine_mask: Sequence[str],
+    fine_mask_kind: str,
+    fine_mask_flags: str | None,
+    coarse_mask: Sequence[str],
+    coarse_mask_kind: str,
+    coarse_mask_flags: str | None,
+    min_valid: float,
+    pairs_per_side: int,
+    fallback: str,
+    dtype: str,
+    int16_scale: float,
+    cube: str | None,
+    prefix: str,
+    workers: int,
+    mem_limit: float | None,
+    overwrite: bool,
+    quiet: bool,
+    variable: str | None,
+    **band_opts: Any,
+) -> None:
+    """Fuse a time series: predict the fine image at every coarse date, through clouds.
+
+    Pairs (fine + coarse on one date) are matched by the dates in the file names; each coarse
+    date is predicted from the nearest clear pairs before and after it, fine dates are
+    gap-filled. Re-running keeps the dates already done from the same inputs and settings.
+    Exit status 3: some dates failed; 4: another run is writing into --out-dir.
+    """
+    from stfusion.methods.variables import params_with_variable
+    from stfusion.series import OutDirLockedError, run_series
+
+    params = params_with_variable(tuple(params), method, variable)
+
+    if not fine and not coarse and catalog is None:
+        raise click.UsageError("give --fine and --coarse (folders or globs), or --catalog.")
+    if old_dates is not None:
+        if date_range is not None:
+            raise click.UsageError("give --date-range only (--dates is its old name).")
+        click.echo(
+            "note: --dates is deprecated in `stfusion series`; use --date-range START:END "
+            "(in `stfusion train`, --dates lists pair dates).",
+            err=True,
+        )
+        date_range = old_dates
+    config = _config({**ctx.params, "params": params, "date_range": date_range})
+    progress = Progress("series", quiet, unit="dates")
+    t0 = time.monotonic()
+    try:
+        result = run_series(config, progress=progress.dates)
+    except OutDirLockedError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        ctx.exit(EXIT_LOCKED)
+    finally:
+        progress.close()
+    _print_summary(result, quiet)
+    if result.failed:
+        if not quiet:
+            click.echo(
+                f"{len(result.failed)} date(s) failed ({time.monotonic() - t0:.0f} s); see "
+                f"{result.summary_path}. Fix the inputs and run again: finished dates are kept.",
+                err=True,
+            )
+        ctx.exit(EXIT_SOME_FAILED)

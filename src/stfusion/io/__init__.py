@@ -1,0 +1,94 @@
+"""Raster input and output.
+
+Everything that touches files lives here. Values are scaled on read (``value * scale +
+offset``), nodata becomes NaN, and arrays are float32 ``(band, y, x)``. Sources are small,
+picklable descriptions (path + scaling) that open the file per read, so a window can be read in
+any thread or process and no open handle is ever shared.
+
+- ``grid``: Grid, Scaling, RasterInfo, the ground resolution ratio
+- ``files``: opening files, errors that name the file, scaling from tags
+- ``scan``: bounded windows for scene-wide passes (validation, statistics, sampling)
+- ``sources``: ArraySource, FileSource, AlignedSource (coarse reprojected on read)
+- ``writing``: output checks, PID-named partials, ``atomic_path``, ``RasterWriter``, COGs
+- ``dataarray``: the xarray edge
+"""
+
+from stfusion.io.dataarray import (
+    grid_of_dataarray,
+    read_raster,
+    to_dataarray,
+)
+from stfusion.io.files import (
+    check_name,
+    shown,
+)
+from stfusion.io.grid import (
+    Grid,
+    RasterInfo,
+    Scaling,
+    resolution_ratio,
+)
+from stfusion.io.scan import (
+    DEFAULT_SCAN_VALUES,
+    gdal_sample_index,
+    scan_limit,
+    scan_values,
+    scan_windows,
+)
+from stfusion.io.sources import (
+    RESAMPLING_CHOICES,
+    AlignedSource,
+    ArraySource,
+    FileSource,
+    Source,
+    inspect_raster,
+)
+from stfusion.io.writing import (
+    PARTIAL_MARK,
+    RasterWriter,
+    atomic_path,
+    check_output,
+    cog_blocksize,
+    copy_as_cog,
+    glob_escape,
+    partial_name,
+    pid_alive,
+    remove_stale_partials,
+    umask_mode,
+    write_raster,
+)
+
+__all__ = [
+    "DEFAULT_SCAN_VALUES",
+    "PARTIAL_MARK",
+    "RESAMPLING_CHOICES",
+    "AlignedSource",
+    "ArraySource",
+    "FileSource",
+    "Grid",
+    "RasterInfo",
+    "RasterWriter",
+    "Scaling",
+    "Source",
+    "atomic_path",
+    "check_name",
+    "check_output",
+    "cog_blocksize",
+    "copy_as_cog",
+    "gdal_sample_index",
+    "glob_escape",
+    "grid_of_dataarray",
+    "inspect_raster",
+    "partial_name",
+    "pid_alive",
+    "read_raster",
+    "remove_stale_partials",
+    "resolution_ratio",
+    "scan_limit",
+    "scan_values",
+    "scan_windows",
+    "shown",
+    "to_dataarray",
+    "umask_mode",
+    "write_raster",
+]

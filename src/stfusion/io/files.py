@@ -1,0 +1,112 @@
+"""Opening raster files: names, errors that name the file, metadata, scaling from tags."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import rasterio
+from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
+from rasterio.windows import Window
+
+from stfusion.errors import InputFileError
+from stfusion.io.grid import Grid, Scaling
+
+
+def shown(path: str | os.PathLike[str]) -> str:
+    """``path`` printable in a message: undecodable bytes of the name appear as ``\\xff``."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def check_name(path: str | os.PathLike[str], role: str = "input") -> None:
+    """Refuse a file name GDAL cannot take: it needs UTF-8, and a name with bytes that are
+    not UTF-8 (``b'\\xff'``, decoded by Python as lone surrogates) cannot be passed to it."""
+    try:
+        os.fspath(path).encode("utf-8")
+    except UnicodeEncodeError:
+        raise InputFileError(
+            f"{shown(path)}: the {role} file name is not valid UTF-8, which GDAL cannot open. "
+            "Rename the file (or its folder) with UTF-8 characters only."
+        ) from None
+
+
+def _open(path: str | os.PathLike[str]) -> rasterio.DatasetReader:
+    p = Path(path)
+    if not p.exists():
+        raise InputFileError(f"{shown(p)}: file not found. Check the path.")
+    if p.is_dir():
+        raise InputFileError(f"{shown(p)}: is a directory, not a raster file.")
+    check_name(p)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            return rasterio.open(p)
+    except RasterioIOError as exc:
+        raise InputFileError(
+            f"{p}: not a raster GDAL can read ({exc}). Give a GeoTIFF, ENVI (with its .hdr) "
+            "or another GDAL format."
+        ) from None
+
+
+def _read_error(path: str, window: Window | None, exc: Exception) -> InputFileError:
+    """A failed read of a file that opened: the file is damaged or incomplete (truncated
+    download, copy still running, disk error)."""
+    where = ("the whole image" if window is None else
+             f"rows {int(window.row_off)}-{int(window.row_off + window.height) - 1}, columns "
+             f"{int(window.col_off)}-{int(window.col_off + window.width) - 1}")  # fmt: skip
+    # rasterio says "Read failed. See previous exception"; GDAL's own message is the cause.
+    cause: BaseException = exc
+    while cause.__cause__ is not None:
+        cause = cause.__cause__
+    detail = " ".join(str(cause).split()) or type(cause).__name__
+    return InputFileError(
+        f"{shown(path)}: reading {where} failed ({detail}). The file looks damaged or "
+        "incomplete (a truncated download or copy?); check it with `gdalinfo -checksum` and "
+        "copy or download it again."
+    )
+
+
+def _grid_of(ds: rasterio.DatasetReader) -> Grid:
+    crs = ds.crs if ds.crs else None
+    return Grid(crs=crs, transform=ds.transform, width=ds.width, height=ds.height)
+
+
+def _band_names(ds: rasterio.DatasetReader) -> tuple[str, ...]:
+    names = []
+    for i, desc in enumerate(ds.descriptions, start=1):
+        names.append(desc if desc else f"band{i}")
+    return tuple(names)
+
+
+def _resolve_scaling(ds: rasterio.DatasetReader, scaling: Scaling) -> tuple[float, float, str]:
+    file_scales = tuple(float(s) for s in ds.scales)
+    file_offsets = tuple(float(o) for o in ds.offsets)
+    if scaling.scale is not None or scaling.offset is not None:
+        return (
+            1.0 if scaling.scale is None else float(scaling.scale),
+            0.0 if scaling.offset is None else float(scaling.offset),
+            "given",
+        )
+    if any(s != 1.0 for s in file_scales) or any(o != 0.0 for o in file_offsets):
+        if len(set(file_scales)) > 1 or len(set(file_offsets)) > 1:
+            raise InputFileError(
+                f"{ds.name}: bands have different scale/offset metadata ({file_scales}, "
+                f"{file_offsets}); give the scale explicitly."
+            )
+        return file_scales[0], file_offsets[0], "file metadata"
+    return 1.0, 0.0, "default"
+
+
+def _clip_window(window: Window, halo: int, grid: Grid) -> tuple[Window, Window]:
+    """The part of ``window`` grown by ``halo`` that lies inside the grid, and where it goes
+    in the padded output array."""
+    r0 = int(window.row_off) - halo
+    c0 = int(window.col_off) - halo
+    h = int(window.height) + 2 * halo
+    w = int(window.width) + 2 * halo
+    rr0, cc0 = max(r0, 0), max(c0, 0)
+    rr1, cc1 = min(r0 + h, grid.height), min(c0 + w, grid.width)
+    inside = Window(cc0, rr0, max(cc1 - cc0, 0), max(rr1 - rr0, 0))
+    dest = Window(cc0 - c0, rr0 - r0, inside.width, inside.height)
+    return inside, dest

@@ -1,0 +1,348 @@
+"""Sources: picklable descriptions of images (array, file, or coarse on the fine grid).
+
+Each read opens the file, scales values (``value * scale + offset``), turns nodata into NaN
+and returns float32 ``(band, y, x)``, so any thread or process can read any window.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import rasterio
+from rasterio.errors import RasterioError
+from rasterio.windows import Window
+
+from stfusion.io.files import (
+    _band_names,
+    _clip_window,
+    _grid_of,
+    _open,
+    _read_error,
+    _resolve_scaling,
+)
+from stfusion.io.grid import Grid, RasterInfo, Scaling
+from stfusion.io.scan import gdal_sample_index, scan_values, scan_windows
+
+
+class Source:
+    """An image on the fine grid, readable window by window.
+
+    ``read(window, halo)`` returns float32 ``(band, h + 2 halo, w + 2 halo)`` in physical units,
+    NaN where invalid or outside the scene.
+    """
+
+    grid: Grid
+    count: int
+    band_names: tuple[str, ...]
+    label: str
+
+    def read(self, window: Window | None = None, halo: int = 0) -> np.ndarray:
+        raise NotImplementedError
+
+    def scan_windows(self, align: int = 1) -> list[Window]:
+        """Bounded windows covering the image, for scene-wide passes (see :func:`scan_values`)."""
+        return scan_windows(self.grid, max(1, scan_values() // max(self.count, 1)), align)
+
+    def scan(self, align: int = 1) -> Iterator[tuple[Window, np.ndarray]]:
+        """``(window, values)`` over the whole image, window by window (bounded memory)."""
+        for w in self.scan_windows(align):
+            yield w, self.read(w)
+
+    def sample(self, max_pixels: int = 1 << 20) -> np.ndarray:
+        """A decimated ``(band, y, x)`` view of the whole image, for scene-wide checks.
+
+        Every ``step``-th row and column from the top left, ``step`` chosen so that at most
+        about ``max_pixels`` pixels are kept; read row by row, each row in pieces of at most
+        :func:`scan_values` values, so memory is bounded whatever the image size.
+        """
+        step = max(1, int(np.ceil(np.sqrt(self.grid.width * self.grid.height / max_pixels))))
+        if step == 1:
+            return self._assemble()
+        rows = range(0, self.grid.height, step)
+        cols = np.arange(0, self.grid.width, step)
+        out = np.empty((self.count, len(rows), len(cols)), np.float32)
+        piece = max(step, scan_values() // max(self.count, 1) // step * step)
+        for i, r in enumerate(rows):
+            for c0 in range(0, self.grid.width, piece):
+                w = min(piece, self.grid.width - c0)
+                j0 = c0 // step
+                out[:, i, j0 : j0 + -(-w // step)] = self.read(Window(c0, r, w, 1))[:, 0, ::step]
+        return out
+
+    def _assemble(self) -> np.ndarray:
+        """The whole image, read in bounded windows into one array."""
+        out = np.empty((self.count, self.grid.height, self.grid.width), np.float32)
+        for w, block in self.scan():
+            r, c = int(w.row_off), int(w.col_off)
+            out[:, r : r + int(w.height), c : c + int(w.width)] = block
+        return out
+
+    def band_stats(self) -> dict[str, np.ndarray]:
+        """Count, mean and standard deviation per band over valid pixels.
+
+        Streamed in bounded windows (:meth:`scan`); sums in float64. The result does not
+        depend on the windows beyond float64 rounding of the sums (relative ~1e-15).
+        """
+        n = np.zeros(self.count)
+        s1 = np.zeros(self.count)
+        s2 = np.zeros(self.count)
+        for _w, block in self.scan():
+            for b in range(self.count):
+                v = block[b][np.isfinite(block[b])].astype(np.float64)
+                n[b] += v.size
+                s1[b] += v.sum()
+                s2[b] += (v * v).sum()
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = s1 / n
+            std = np.sqrt(np.maximum(s2 / n - mean * mean, 0.0))
+        return {"count": n, "mean": mean, "std": std}
+
+    def _padded(self, window: Window | None, halo: int) -> tuple[np.ndarray, Window, Window]:
+        if window is None:
+            window = Window(0, 0, self.grid.width, self.grid.height)
+        out = np.full(
+            (self.count, int(window.height) + 2 * halo, int(window.width) + 2 * halo),
+            np.nan,
+            dtype=np.float32,
+        )
+        inside, dest = _clip_window(window, halo, self.grid)
+        return out, inside, dest
+
+
+@dataclass
+class ArraySource(Source):
+    """An in-memory array, already in physical units."""
+
+    array: np.ndarray
+    grid: Grid
+    band_names: tuple[str, ...] = ()
+    label: str = "<array>"
+
+    def __post_init__(self) -> None:
+        arr = np.asarray(self.array, dtype=np.float32)
+        if arr.ndim == 2:
+            arr = arr[None]
+        if arr.ndim != 3:
+            raise ValueError(f"{self.label}: expected a (band, y, x) array, got shape {arr.shape}")
+        if arr.shape[1:] != self.grid.shape:
+            raise ValueError(f"{self.label}: array shape {arr.shape[1:]} != grid {self.grid.shape}")
+        self.array = arr
+        self.count = arr.shape[0]
+        if not self.band_names:
+            self.band_names = tuple(f"band{i + 1}" for i in range(self.count))
+
+    def read(self, window: Window | None = None, halo: int = 0) -> np.ndarray:
+        out, inside, dest = self._padded(window, halo)
+        if inside.width and inside.height:
+            out[:, dest.row_off : dest.row_off + dest.height,
+                dest.col_off : dest.col_off + dest.width] = self.array[
+                :, inside.row_off : inside.row_off + inside.height,
+                inside.col_off : inside.col_off + inside.width]  # fmt: skip
+        return out
+
+
+def _read_scaled(
+    ds: rasterio.DatasetReader, window: Window | None, scale: float, offset: float
+) -> np.ndarray:
+    data = ds.read(window=window, masked=True)
+    arr = data.astype(np.float32).filled(np.nan)
+    if scale != 1.0 or offset != 0.0:
+        arr = arr * np.float32(scale) + np.float32(offset)
+    arr[~np.isfinite(arr)] = np.nan
+    # A nodata value written as -3.4e38 but not declared still means nodata.
+    arr[np.abs(arr) > 1e30] = np.nan
+    return arr
+
+
+@dataclass
+class FileSource(Source):
+    """A raster file read on its own grid (which is the fine grid for the fine images)."""
+
+    path: str
+    scaling: Scaling = field(default_factory=Scaling)
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> FileSource:
+        # MODIS HDF4, single-band files stacked (a glob or a comma list), a band choice
+        # (``file.tif:3,4,1``, ``Scaling.bands``): read by stfusion.inputs.BandStack, a
+        # FileSource too, so everything that takes a FileSource takes these.
+        if cls is FileSource and (args or "path" in kwargs):
+            from stfusion.inputs import stack_class
+
+            path = args[0] if args else kwargs["path"]
+            scaling = args[1] if len(args) > 1 else kwargs.get("scaling")
+            cls = stack_class(str(path), scaling)
+        return super().__new__(cls)
+
+    def __post_init__(self) -> None:
+        self.path = str(self.path)
+        with _open(self.path) as ds:
+            self.grid = _grid_of(ds)
+            self.count = ds.count
+            self.band_names = _band_names(ds)
+            self.scale, self.offset, self.scale_source = _resolve_scaling(ds, self.scaling)
+        self.label = self.path
+
+    def _striped(self) -> bool:
+        """Whether the file is stored in strips as wide as the image (not in tiles)."""
+        if not hasattr(self, "_striped_"):
+            with _open(self.path) as ds:
+                self._striped_ = ds.block_shapes[0][1] >= ds.width
+        return self._striped_
+
+    def scan_windows(self, align: int = 1) -> list[Window]:
+        # Striped files are read in full-width strips (a strip is decoded once per window
+        # that touches it), tiled files in square windows.
+        return scan_windows(
+            self.grid, max(1, scan_values() // max(self.count, 1)), align, self._striped()
+        )
+
+    def scan(self, align: int = 1) -> Iterator[tuple[Window, np.ndarray]]:
+        windows = self.scan_windows(align)
+        with _open(self.path) as ds:
+            for w in windows:
+                try:
+                    block = _read_scaled(ds, w, self.scale, self.offset)
+                except RasterioError as exc:
+                    raise _read_error(self.path, w, exc) from None
+                yield w, block
+
+    def sample(self, max_pixels: int = 1 << 20) -> np.ndarray:
+        """The pixels a nearest-neighbour decimated read of the whole file gives, read window
+        by window (at most :func:`scan_values` values at once)."""
+        step = max(1, int(np.ceil(np.sqrt(self.grid.width * self.grid.height / max_pixels))))
+        if step == 1:
+            return self._assemble()
+        ri = gdal_sample_index(self.grid.height, step)
+        ci = gdal_sample_index(self.grid.width, step)
+        out = np.empty((self.count, len(ri), len(ci)), np.float32)
+        with _open(self.path) as ds:
+            for w in self.scan_windows():
+                r0, c0 = int(w.row_off), int(w.col_off)
+                rs = np.flatnonzero((ri >= r0) & (ri < r0 + int(w.height)))
+                cs = np.flatnonzero((ci >= c0) & (ci < c0 + int(w.width)))
+                if not rs.size or not cs.size:
+                    continue
+                # Only the rows/columns from the first to the last picked one are read.
+                sub = Window(
+                    int(ci[cs[0]]), int(ri[rs[0]]),
+                    int(ci[cs[-1]] - ci[cs[0]]) + 1, int(ri[rs[-1]] - ri[rs[0]]) + 1,
+                )  # fmt: skip
+                try:
+                    data = ds.read(window=sub, masked=True)
+                except RasterioError as exc:
+                    raise _read_error(self.path, sub, exc) from None
+                pick = np.ix_(ri[rs] - ri[rs[0]], ci[cs] - ci[cs[0]])
+                data = data[:, pick[0], pick[1]]
+                arr = data.astype(np.float32).filled(np.nan) * np.float32(self.scale)
+                arr += np.float32(self.offset)
+                arr[~np.isfinite(arr) | (np.abs(arr) > 1e30)] = np.nan
+                out[:, rs[0] : rs[-1] + 1, cs[0] : cs[-1] + 1] = arr
+        return out
+
+    def read(self, window: Window | None = None, halo: int = 0) -> np.ndarray:
+        out, inside, dest = self._padded(window, halo)
+        if inside.width and inside.height:
+            with _open(self.path) as ds:
+                try:
+                    block = _read_scaled(ds, inside, self.scale, self.offset)
+                except RasterioError as exc:
+                    raise _read_error(self.path, inside, exc) from None
+            out[:, dest.row_off : dest.row_off + dest.height,
+                dest.col_off : dest.col_off + dest.width] = block  # fmt: skip
+        return out
+
+
+RESAMPLING_CHOICES = ("nearest", "bilinear", "cubic", "average")
+
+
+@dataclass
+class AlignedSource(Source):
+    """A coarse image on its own (native) grid, reprojected onto the fine grid per window.
+
+    The native coarse image is small (hundreds of times fewer pixels than the fine one), so it
+    is read once (in bounded windows) and kept as float32 in memory: ``4 x bands`` bytes per
+    native pixel, e.g. 37 MB for a 1250 x 1250 x 6 MODIS image under a 20000 x 20000
+    Landsat scene. Each window is then reprojected from memory. The resampling is the user's
+    choice; ``nearest`` keeps every coarse pixel's value unblended.
+    """
+
+    native: FileSource
+    grid: Grid
+    resampling: str = "nearest"
+
+    def __post_init__(self) -> None:
+        if self.resampling not in RESAMPLING_CHOICES:
+            raise ValueError(
+                f"resampling {self.resampling!r} unknown; choose from {RESAMPLING_CHOICES}"
+            )
+        self.count = self.native.count
+        self.band_names = self.native.band_names
+        self.label = self.native.label
+        self._data: np.ndarray | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_data"] = None  # re-read in the worker rather than pickling the array
+        return state
+
+    def _native_data(self) -> np.ndarray:
+        if self._data is None:
+            self._data = self.native._assemble()
+        return self._data
+
+    def read(self, window: Window | None = None, halo: int = 0) -> np.ndarray:
+        from rasterio.warp import Resampling, reproject
+
+        if window is None:
+            window = Window(0, 0, self.grid.width, self.grid.height)
+        big = Window(
+            window.col_off - halo, window.row_off - halo,
+            window.width + 2 * halo, window.height + 2 * halo,
+        )  # fmt: skip
+        out = np.full((self.count, int(big.height), int(big.width)), np.nan, dtype=np.float32)
+        src = self._native_data()
+        reproject(
+            source=src,
+            destination=out,
+            src_transform=self.native.grid.transform,
+            src_crs=self.native.grid.crs,
+            dst_transform=self.grid.window_transform(big),
+            dst_crs=self.grid.crs,
+            resampling=getattr(Resampling, self.resampling),
+            src_nodata=np.nan,
+            dst_nodata=np.nan,
+        )
+        # Nothing outside the fine scene: a tiled run must see exactly what a whole run sees.
+        _, _inside, dest = self._padded(window, halo)
+        mask = np.ones(out.shape[1:], dtype=bool)
+        mask[dest.row_off : dest.row_off + dest.height,
+             dest.col_off : dest.col_off + dest.width] = False  # fmt: skip
+        out[:, mask] = np.nan
+        return out
+
+
+def inspect_raster(path: str | os.PathLike[str], scaling: Scaling | None = None) -> RasterInfo:
+    """Describe how a file would be read (grid, bands, nodata, scaling)."""
+    src = FileSource(str(path), scaling or Scaling())
+    if type(src) is not FileSource:  # HDF4, band files, a band choice: stfusion.inputs
+        return src.info()  # type: ignore[attr-defined,no-any-return]
+    with _open(path) as ds:
+        scale, offset, source = _resolve_scaling(ds, scaling or Scaling())
+        return RasterInfo(
+            path=str(path),
+            driver=ds.driver,
+            grid=_grid_of(ds),
+            count=ds.count,
+            dtype=ds.dtypes[0],
+            nodata=ds.nodata,
+            file_scales=tuple(float(s) for s in ds.scales),
+            file_offsets=tuple(float(o) for o in ds.offsets),
+            band_names=_band_names(ds),
+            scale=scale,
+            offset=offset,
+            scale_source=source,
+        )

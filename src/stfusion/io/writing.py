@@ -1,0 +1,325 @@
+"""Writing outputs: refused without overwrite, PID-named partials, atomic renames, COGs."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import warnings
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+from rasterio.errors import NotGeoreferencedWarning
+from rasterio.windows import Window
+
+from stfusion.errors import InputFileError, OutputExistsError
+from stfusion.io.files import check_name
+from stfusion.io.grid import Grid
+
+log = logging.getLogger("stfusion")
+
+log = logging.getLogger("stfusion")
+
+
+# ----------------------------------------------------------------------------------- writing
+
+
+def check_output(path: str | os.PathLike[str], overwrite: bool, inputs: Sequence[str] = ()) -> Path:
+    """Fail early, before any work, if the output cannot or must not be written."""
+    out = Path(path)
+    check_name(out, "output")
+    for inp in inputs:
+        if Path(inp).resolve() == out.resolve():
+            raise OutputExistsError(
+                f"{out}: the output is one of the inputs; choose another output path "
+                "(inputs are never modified)."
+            )
+    if out.is_dir():
+        raise OutputExistsError(f"{out}: is a folder; give the path of the output file.")
+    if out.exists() and not overwrite:
+        raise OutputExistsError(f"{out}: already exists. Pass --overwrite to replace it.")
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.exists():
+        raise InputFileError(f"{out}: output directory {parent} does not exist; create it first.")
+    if not os.access(parent, os.W_OK):
+        raise InputFileError(f"{out}: output directory {parent} is not writable.")
+    return out
+
+
+PARTIAL_MARK = ".partial"
+
+
+def umask_mode(base: int = 0o666) -> int:
+    """``base`` with the process umask applied: the mode a plain ``open()`` would give."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return base & ~mask
+
+
+def pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by another user
+        return True
+    return True
+
+
+def partial_name(final: Path, suffix: str = "") -> Path:
+    """The hidden temporary name of ``final``'s output: ``.NAME.<pid>-<rand>.partial<suffix>``.
+
+    The PID in the name lets a later run tell an abandoned partial (its process is gone) from
+    one another process is still writing (see :func:`remove_stale_partials`).
+    """
+    rand = os.urandom(4).hex()
+    return final.parent / f".{final.name}.{os.getpid()}-{rand}{PARTIAL_MARK}{suffix}"
+
+
+def remove_stale_partials(final: str | os.PathLike[str]) -> list[Path]:
+    """Remove partials of ``final`` left by processes that no longer exist (kill -9, power cut).
+
+    Partials of live processes are kept: another run may be writing the same output.
+    Returns what was removed.
+    """
+    final = Path(final)
+    removed: list[Path] = []
+    parent = final.parent if str(final.parent) else Path(".")
+    try:
+        entries = list(parent.glob(f".{glob_escape(final.name)}.*{PARTIAL_MARK}*"))
+    except OSError:
+        return removed
+    for entry in entries:
+        rest = entry.name[len(final.name) + 2 :]
+        pid_text = rest.split("-", 1)[0].split(".", 1)[0]
+        if not pid_text.isdigit() or pid_alive(int(pid_text)):
+            continue
+        with contextlib.suppress(OSError):
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+            removed.append(entry)
+            log.info("removed %s, left by process %s that no longer exists", entry, pid_text)
+    return removed
+
+
+def glob_escape(name: str) -> str:
+    """``name`` with glob metacharacters escaped (``[``, ``*``, ``?``)."""
+    return "".join(f"[{c}]" if c in "[]*?" else c for c in name)
+
+
+@contextlib.contextmanager
+def atomic_path(
+    final: str | os.PathLike[str], *, overwrite: bool = False, suffix: str | None = None
+) -> Iterator[Path]:
+    """Yield a temporary path beside ``final``; on success it is renamed onto ``final``.
+
+    The one way stfusion writes a file or folder: readers never see a half-written output,
+    nothing is left behind on an exception, SIGINT or SIGTERM (the CLI turns SIGTERM into an
+    exception), and partials of killed processes are removed by the next run
+    (:func:`remove_stale_partials`). The result gets the mode a plain ``open()`` gives (the
+    umask is respected: 0666 & ~umask for files, 0777 & ~umask for folders). An existing
+    ``final`` is replaced only with ``overwrite=True``; a folder is never replaced by a file
+    or the other way round.
+    """
+    final = Path(final)
+    remove_stale_partials(final)
+    tmp = partial_name(final, final.suffix if suffix is None else suffix)
+    try:
+        yield tmp
+        if not tmp.exists():
+            raise OSError(f"{final}: nothing was written")
+        is_dir = tmp.is_dir()
+        if final.exists() or final.is_symlink():
+            if not overwrite:
+                raise OutputExistsError(f"{final}: appeared while writing; not replaced.")
+            if final.is_dir() != is_dir:
+                kind = "a folder" if final.is_dir() else "a file"
+                raise OutputExistsError(f"{final}: is {kind}; choose another output path.")
+        os.chmod(tmp, umask_mode(0o777 if is_dir else 0o666))
+        if is_dir and final.is_dir():
+            # os.replace cannot replace a non-empty folder: move the old one aside first.
+            old = partial_name(final, ".old")
+            os.replace(final, old)
+            os.replace(tmp, final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, final)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            if tmp.is_dir() and not tmp.is_symlink():
+                shutil.rmtree(tmp)
+            elif tmp.exists() or tmp.is_symlink():
+                tmp.unlink()
+        raise
+
+
+#: The scratch GeoTIFF a RasterWriter fills window by window before the COG copy.
+GTIFF_PROFILE: dict[str, Any] = {
+    "driver": "GTiff",
+    "tiled": True,
+    "blockxsize": 256,
+    "blockysize": 256,
+    "compress": "deflate",
+    "predictor": 3,
+    "BIGTIFF": "IF_SAFER",
+}
+
+#: Creation options of every output (GDAL's COG driver): deflate with the predictor that fits
+#: the data type (3 for float), overviews down to one block (averaged, NaN-aware), BigTIFF when
+#: the file could pass 4 GB. The block size is :func:`cog_blocksize`'s unless given.
+COG_OPTIONS: dict[str, Any] = {
+    "compress": "DEFLATE",
+    "predictor": "YES",
+    "overviews": "AUTO",
+    "resampling": "AVERAGE",
+    "bigtiff": "IF_SAFER",
+}
+
+
+def cog_blocksize(width: int, height: int) -> int:
+    """Tile side of a COG output: 256 px below 512 px (one block for small images), else 512."""
+    return 256 if max(width, height) < 512 else 512
+
+
+def copy_as_cog(
+    src: str | os.PathLike[str],
+    final: str | os.PathLike[str],
+    *,
+    overwrite: bool = False,
+    blocksize: int | None = None,
+    **options: Any,
+) -> Path:
+    """Copy the finished raster ``src`` into ``final`` as a Cloud-Optimized GeoTIFF.
+
+    Written through :func:`atomic_path` (a partial beside ``final``, renamed on success,
+    removed on error, umask respected). GDAL's COG driver streams the copy block by block
+    (memory bounded by GDAL's cache, overviews built from a temporary file), keeping band
+    descriptions, nodata and tags. ``options`` override :data:`COG_OPTIONS` (e.g.
+    ``predictor="NO"``). ``src`` is left in place: the caller removes it.
+    """
+    from rasterio.shutil import copy as rio_copy
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        if blocksize is None:
+            with rasterio.open(src) as ds:
+                blocksize = cog_blocksize(ds.width, ds.height)
+        with atomic_path(final, overwrite=overwrite) as tmp:
+            rio_copy(str(src), str(tmp), driver="COG", blocksize=blocksize,
+                     **{**COG_OPTIONS, **options})  # fmt: skip
+    return Path(final)
+
+
+class RasterWriter:
+    """Writes a Cloud-Optimized GeoTIFF window by window, renamed into place on success.
+
+    Windows go into a scratch GeoTIFF beside the output (:data:`GTIFF_PROFILE`); on success it
+    is copied as a COG (:func:`copy_as_cog`: tiled, deflate, overviews) and removed. On any
+    exception nothing is left behind: no output, no partial, no scratch file. ``cog=False``
+    keeps the tiled scratch GeoTIFF as the output (no copy, no overviews: intermediate files).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        grid: Grid,
+        count: int,
+        *,
+        band_names: Sequence[str] | None = None,
+        tags: dict[str, Any] | None = None,
+        overwrite: bool = False,
+        cog: bool = True,
+    ) -> None:
+        self.path = Path(path)
+        self.cog = cog
+        self.grid = grid
+        self.count = count
+        self.band_names = list(band_names) if band_names else None
+        self.tags = tags or {}
+        self.overwrite = overwrite
+        self._ds: rasterio.io.DatasetWriter | None = None
+        self._tmp: str | None = None
+
+    def __enter__(self) -> RasterWriter:
+        check_output(self.path, self.overwrite)
+        remove_stale_partials(self.path)
+        self._tmp = str(partial_name(self.path, ".scratch.tif"))
+        try:
+            self._open()
+        except BaseException:
+            self._remove_scratch()
+            raise
+        return self
+
+    def _remove_scratch(self) -> None:
+        if self._tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self._tmp)
+
+    def _open(self) -> None:
+        profile = dict(GTIFF_PROFILE)
+        profile.update(
+            width=self.grid.width,
+            height=self.grid.height,
+            count=self.count,
+            dtype="float32",
+            nodata=np.nan,
+            crs=self.grid.crs,
+            transform=self.grid.transform,
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            self._ds = rasterio.open(self._tmp, "w", **profile)
+        if self.band_names:
+            for i, name in enumerate(self.band_names, start=1):
+                self._ds.set_band_description(i, name)
+        if self.tags:
+            self._ds.update_tags(
+                **{k: v if isinstance(v, str) else json.dumps(v, default=str)
+                   for k, v in self.tags.items()}
+            )
+
+    def write(self, array: np.ndarray, window: Window | None = None) -> None:
+        assert self._ds is not None
+        self._ds.write(np.asarray(array, dtype=np.float32), window=window)
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        assert self._ds is not None and self._tmp is not None
+        try:
+            self._ds.close()
+            if exc_type is None and self.cog:
+                copy_as_cog(self._tmp, self.path, overwrite=self.overwrite)
+            elif exc_type is None:  # scratch outputs: the tiled GeoTIFF itself, renamed
+                with atomic_path(self.path, overwrite=self.overwrite) as tmp:
+                    os.replace(self._tmp, tmp)
+        finally:
+            self._remove_scratch()
+
+
+def write_raster(
+    path: str | os.PathLike[str],
+    array: np.ndarray,
+    grid: Grid,
+    *,
+    band_names: Sequence[str] | None = None,
+    tags: dict[str, Any] | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write a float32 ``(band, y, x)`` array as a Cloud-Optimized GeoTIFF, atomically."""
+    arr = np.asarray(array, dtype=np.float32)
+    if arr.ndim == 2:
+        arr = arr[None]
+    with RasterWriter(
+        path, grid, arr.shape[0], band_names=band_names, tags=tags, overwrite=overwrite
+    ) as w:
+        w.write(arr)
+    return Path(path)

@@ -1,0 +1,376 @@
+"""Declared method parameters and method tags, in the manner of scikit-learn's
+``_parameter_constraints``.
+
+Each :class:`Param` states once which values it accepts: a tuple of *constraints*, any one of
+which a value must satisfy. The base class :class:`~stfusion.methods.base.FusionMethod` checks
+every parameter against its declaration when the method is built (and on ``set_params``), and
+parses ``--param NAME=VALUE`` strings with the same declaration, so a method's own
+``_validate_params`` keeps only the rules between parameters (``similar <= window^2``) and
+the formats it parses itself (FSDAF's ``classes="4-6"``).
+
+Constraints:
+
+* :class:`Interval` -- an integer or a real number in a range, optionally odd (windows);
+  real numbers are finite unless ``allow_inf`` (``inf`` switches something off), never NaN.
+* :class:`StrOptions` -- one of a few words (``"auto"``, ``"scene"``...).
+* :class:`Text` -- a non-blank string in a format the method parses itself, described in words.
+* the plain types ``bool``, ``str``, ``dict``, ``tuple``, and ``None`` (the value ``None``);
+  ``int`` and ``float`` stand for unbounded intervals.
+
+A command-line string is parsed by the first constraint, in the declared order, that can read
+it (``auto`` by ``StrOptions({"auto"})`` before a number); ``bool`` reads true/false, 1/0,
+yes/no, on/off. The parsed value is then checked like a Python value.
+
+:class:`MethodTags` says what a method needs and promises (pairs, ratio, exact properties,
+quality fields, variables, torch); ``fit``, the bench, ``series`` and the CLI read it instead of
+their own copies of those rules, and :func:`stfusion.testing.check_method` checks it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from numbers import Integral, Real
+from typing import Any
+
+import numpy as np
+
+from stfusion.errors import InvalidParameterError
+
+
+class Constraint:
+    """One kind of value a parameter accepts (see the module docstring)."""
+
+    def is_satisfied_by(self, value: Any) -> bool:
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        """Words for the message: ``an odd integer >= 1``, ``'auto'``."""
+        raise NotImplementedError
+
+    def parse(self, text: str) -> Any:
+        """The value a command-line string stands for; ValueError when it is not this kind."""
+        raise ValueError(text)
+
+
+def _num(x: float) -> str:
+    return f"{x:g}" if isinstance(x, float) else str(x)
+
+
+@dataclass(frozen=True)
+class Interval(Constraint):
+    """Integers (``type=Integral``) or real numbers (``type=Real``) from ``left`` to ``right``
+    (``None``: unbounded); ``closed`` is ``"both"``, ``"left"``, ``"right"`` or ``"neither"``.
+    ``odd``: odd integers only (window sides). ``allow_inf``: real ``inf``/``-inf`` accepted
+    (they switch something off); NaN never is. Booleans are never numbers here."""
+
+    type: type
+    left: float | None
+    right: float | None
+    closed: str = "both"
+    odd: bool = False
+    allow_inf: bool = False
+
+    def __post_init__(self) -> None:
+        if self.type not in (Integral, Real):
+            raise TypeError("Interval type must be numbers.Integral or numbers.Real")
+        if self.closed not in ("both", "left", "right", "neither"):
+            raise ValueError(f"Interval closed={self.closed!r}")
+
+    def is_satisfied_by(self, value: Any) -> bool:
+        if isinstance(value, bool | np.bool_) or not isinstance(value, self.type):
+            return False
+        if self.type is Real and not isinstance(value, Integral):
+            v = float(value)
+            if math.isnan(v) or (math.isinf(v) and not self.allow_inf):
+                return False
+        if self.left is not None and (
+            value < self.left or (value == self.left and self.closed in ("right", "neither"))
+        ):
+            return False
+        if self.right is not None and (
+            value > self.right or (value == self.right and self.closed in ("left", "neither"))
+        ):
+            return False
+        return not self.odd or value % 2 == 1
+
+    def describe(self) -> str:
+        if self.type is Integral:
+            kind = "an odd integer" if self.odd else "an integer"
+        else:
+            kind = "a finite number"
+        lo, hi = self.left, self.right
+        if lo is not None and hi is not None and self.closed == "both":
+            return f"{kind} between {_num(lo)} and {_num(hi)}"
+        parts = []
+        if lo is not None:
+            parts.append(f"{'>=' if self.closed in ('both', 'left') else '>'} {_num(lo)}")
+        if hi is not None:
+            parts.append(f"{'<=' if self.closed in ('both', 'right') else '<'} {_num(hi)}")
+        text = " ".join([kind, " and ".join(parts)]) if parts else kind
+        return f"{text} or -inf/inf" if self.allow_inf and self.type is Real else text
+
+    def parse(self, text: str) -> Any:
+        return int(text) if self.type is Integral else float(text)
+
+
+class StrOptions(Constraint):
+    """One of the given words (kept in the given order for messages)."""
+
+    def __init__(self, options: Iterable[str]) -> None:
+        opts = list(options)
+        self.options: tuple[str, ...] = tuple(
+            sorted(opts) if isinstance(options, set | frozenset) else opts
+        )
+
+    def __repr__(self) -> str:
+        return f"StrOptions({self.options!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, StrOptions) and other.options == self.options
+
+    def __hash__(self) -> int:
+        return hash(self.options)
+
+    def is_satisfied_by(self, value: Any) -> bool:
+        return isinstance(value, str) and value in self.options
+
+    def describe(self) -> str:
+        words = ", ".join(repr(o) for o in self.options)
+        return words if len(self.options) == 1 else f"one of {words}"
+
+    def parse(self, text: str) -> Any:
+        if text not in self.options:
+            raise ValueError(text)
+        return text
+
+
+@dataclass(frozen=True)
+class Text(Constraint):
+    """A non-blank string in a format the method parses itself; ``what`` describes it
+    (``"a comma list of band roles or numbers"``)."""
+
+    what: str
+
+    def is_satisfied_by(self, value: Any) -> bool:
+        return isinstance(value, str) and bool(value.strip())
+
+    def describe(self) -> str:
+        return self.what
+
+    def parse(self, text: str) -> Any:
+        if not text.strip():
+            raise ValueError(text)
+        return text
+
+
+@dataclass(frozen=True)
+class InstanceOf(Constraint):
+    """Any instance of ``types`` (``str``, ``dict``, ``tuple``, ``os.PathLike``...)."""
+
+    types: tuple[type, ...]
+    what: str
+
+    def is_satisfied_by(self, value: Any) -> bool:
+        return isinstance(value, self.types) and not isinstance(value, bool)
+
+    def describe(self) -> str:
+        return self.what
+
+    def parse(self, text: str) -> Any:
+        if str in self.types:
+            return text  # free text reads as it is
+        raise ValueError(text)
+
+
+class _Bool(Constraint):
+    TRUE = frozenset({"1", "true", "yes", "on"})
+    FALSE = frozenset({"0", "false", "no", "off"})
+
+    def __repr__(self) -> str:
+        return "bool"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Bool)
+
+    def __hash__(self) -> int:
+        return hash("bool")
+
+    def is_satisfied_by(self, value: Any) -> bool:
+        return isinstance(value, bool | np.bool_)
+
+    def describe(self) -> str:
+        return "true or false"
+
+    def parse(self, text: str) -> Any:
+        if text.lower() in self.TRUE:
+            return True
+        if text.lower() in self.FALSE:
+            return False
+        raise ValueError(text)
+
+
+class _NoneValue(Constraint):
+    def __repr__(self) -> str:
+        return "None"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _NoneValue)
+
+    def __hash__(self) -> int:
+        return hash(None)
+
+    def is_satisfied_by(self, value: Any) -> bool:
+        return value is None
+
+    def describe(self) -> str:
+        return "None"
+
+
+#: What the plain types stand for in a declaration.
+_PLAIN: dict[Any, Constraint] = {
+    bool: _Bool(),
+    int: Interval(Integral, None, None),
+    float: Interval(Real, None, None),
+    str: InstanceOf((str,), "a string"),
+    dict: InstanceOf((dict,), "a dict"),
+    tuple: InstanceOf((tuple, list), "a (lo, hi) pair"),
+    os.PathLike: InstanceOf((os.PathLike,), "a path object"),
+    None: _NoneValue(),
+}
+
+
+#: Shorthands for the most common declarations.
+AUTO = StrOptions({"auto"})
+POSITIVE = Interval(Real, 0, None, closed="neither")
+NON_NEGATIVE = Interval(Real, 0, None, closed="left")
+
+
+def make_constraint(spec: Any) -> Constraint:
+    """A :class:`Constraint` from a declaration item (a constraint or a plain type)."""
+    if isinstance(spec, Constraint):
+        return spec
+    try:
+        return _PLAIN[spec]
+    except (KeyError, TypeError):
+        raise TypeError(f"not a parameter constraint: {spec!r}") from None
+
+
+@dataclass(frozen=True)
+class Param:
+    """One method parameter: its default, what values it accepts, its unit and help text.
+
+    ``constraints``: one constraint or plain type, or a tuple of them (any one suffices; the
+    order is the order in which command-line strings are tried). ``scene_bound``: a window
+    side bounded by the scene, ``"fine"`` or ``"coarse"`` pixels (see
+    :meth:`FusionMethod.check_scene_params`).
+    """
+
+    name: str
+    default: Any
+    constraints: Any
+    unit: str
+    help: str
+    scene_bound: str | None = None
+    rules: tuple[Constraint, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        specs = self.constraints
+        if not isinstance(specs, tuple | list):
+            specs = (specs,)
+        object.__setattr__(self, "rules", tuple(make_constraint(s) for s in specs))
+
+    def allowed(self) -> str:
+        """Words for every accepted value: ``'auto' or a finite number > 0``."""
+        texts = [r.describe() for r in self.rules]
+        return texts[0] if len(texts) == 1 else ", ".join(texts[:-1]) + " or " + texts[-1]
+
+    def accepts(self, value: Any) -> bool:
+        return any(r.is_satisfied_by(value) for r in self.rules)
+
+    def check(self, value: Any, where: str) -> None:
+        """Refuse a value no constraint accepts; ``where`` starts the message
+        (``starfm: window=0`` or ``starfm: --param window=0``)."""
+        if not self.accepts(value):
+            raise InvalidParameterError(
+                f"{where}: {self.name} must be {self.allowed()} ({self.help})."
+            )
+
+    def parse(self, text: str, method: str = "") -> Any:
+        """Parse a command-line string (the first constraint that reads it) and check it."""
+        where = f"{method + ': ' if method else ''}--param {self.name}={text}"
+        for rule in self.rules:
+            try:
+                value = rule.parse(text)
+            except (ValueError, OverflowError):
+                continue
+            self.check(value, where)
+            return value
+        raise InvalidParameterError(f"{where}: {self.name} must be {self.allowed()} ({self.help}).")
+
+
+#: The scene-level ``--param ratio=R`` (coarse pixel size / fine pixel size), for inputs that
+#: are all on one grid. 1000 is far beyond any sensor pair (MODIS 500 m / Sentinel-2 10 m = 50).
+RATIO = Param(
+    "ratio",
+    None,
+    (Interval(Real, 1.0, 1000.0), None),
+    "coarse px / fine px",
+    "resolution ratio, coarse pixel size / fine pixel size, e.g. 16 for 480 m / 30 m",
+)
+
+
+#: Exact properties the contract suite can check on a piecewise-constant scene whose coarse
+#: images are exact block means: ``unchanged`` (C_0 = C_k gives F_k) and ``uniform_change``
+#: (C_0 = C_k + d gives F_k + d).
+EXACT_PROPERTIES = ("unchanged", "uniform_change")
+#: Fields a method's ``predict_window_quality`` may report (see ``base.quality_layer``).
+QUALITY_FIELDS = ("fallback", "uncertainty", "bands")
+
+
+@dataclass(frozen=True)
+class MethodTags:
+    """What a method needs and promises (with its default parameters), read by ``fit``, the
+    bench, ``series``, the CLI and :func:`stfusion.testing.check_method`.
+
+    ``min_pairs``/``max_pairs``: how many (fine, coarse) pairs it takes (``None``: any
+    number). ``pairs_note``: said after a refused pair count (why, what to use instead).
+    ``needs_ratio``: it needs the integer resolution ratio (coarse pixel size / fine pixel
+    size) when all inputs are on one grid. ``exact``: :data:`EXACT_PROPERTIES` its equations
+    give. ``tiled_exact``: any window plan (tiles, threads) gives the whole-scene result bit
+    for bit. ``quality``: the fields its ``predict_window_quality`` reports (``fallback``,
+    ``uncertainty``, ``bands``). ``variables``: the values of its ``variable`` parameter (its
+    unit-bearing constants follow from it); empty: it has no such constant. ``needs_torch``:
+    ``fit`` needs PyTorch (a deep method).
+    """
+
+    min_pairs: int = 1
+    max_pairs: int | None = None
+    pairs_note: str = ""
+    needs_ratio: bool = False
+    exact: tuple[str, ...] = ()
+    tiled_exact: bool = True
+    quality: tuple[str, ...] = ()
+    variables: tuple[str, ...] = ()
+    needs_torch: bool = False
+
+    def accepts_pairs(self, n: int) -> bool:
+        return n >= self.min_pairs and (self.max_pairs is None or n <= self.max_pairs)
+
+    def pairs_text(self) -> str:
+        """``1``, ``1+`` or ``1-2``, for listings."""
+        lo, hi = self.min_pairs, self.max_pairs
+        return f"{lo}" if lo == hi else f"{lo}+" if hi is None else f"{lo}-{hi}"
+
+    def pairs_problem(self, n: int) -> str:
+        """Why ``n`` pairs are refused (``needs exactly 2 pairs, got 1``), or ""."""
+        if self.accepts_pairs(n):
+            return ""
+        lo, hi = self.min_pairs, self.max_pairs
+        if lo == hi:
+            return f"needs exactly {lo} pair{'s' if lo != 1 else ''}, got {n}"
+        if n < lo:
+            return f"needs at least {lo} pair{'s' if lo != 1 else ''}, got {n}"
+        return f"takes at most {hi} pair{'s' if hi != 1 else ''}, got {n}"

@@ -1,0 +1,102 @@
+"""The settings of deep-model runs (training, distillation) as plain dataclasses, without torch.
+
+The command line declares the ``train`` and ``distill`` options from these fields and their
+defaults (``stfusion --help`` must not import torch); :class:`stfusion.dl.train.TrainConfig`
+and :class:`stfusion.dl.distill.DistillConfig` add the checks that need the networks. Every
+setting is stored in the checkpoint.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+#: Floating-point precisions of a run (Lightning's names).
+PRECISIONS = ("32", "16-mixed", "bf16-mixed")
+
+#: Widths of the student body's 3x3 convolutions for each named size
+#: (:mod:`stfusion.dl.networks.student` builds them; ``stfusion distill --student``).
+STUDENT_SIZES: dict[str, tuple[int, ...]] = {
+    "nano": (8, 8),
+    "micro": (16, 16),
+    "mini": (24, 24, 24),
+}
+
+
+@dataclass
+class RunOptions:
+    """Engine and data options of every run configuration (``TrainConfig``,
+    ``STFDCNNConfig``, ``DistillConfig`` inherit them; stored in the checkpoint)."""
+
+    precision: str = "32"  # 32, 16-mixed, bf16-mixed
+    strategy: str = "auto"  # a Lightning strategy: auto, ddp, ...
+    workers: int = 0  # DataLoader worker processes; 0: read in the main process
+    max_gap: float = 0.0  # days between the dates of an example; 0: any
+    val_dates: list[str] = field(default_factory=list)  # dates held out for validation
+    val_patches: int = 64  # size of the fixed validation sample (patches)
+
+
+@dataclass
+class LoopSettings(RunOptions):
+    """The settings of every training loop (train, STFDCNN's, distill)."""
+
+    epochs: int = 50
+    patch: int = 64
+    batch: int = 8
+    lr: float = 1e-3
+    steps_per_epoch: int = 0  # 0: about one pass over the training area per epoch, >= 10
+    val_fraction: float = 0.2
+    patience: int = 10
+    seed: int = 0
+    device: str = "auto"  # auto, cpu, cuda, cuda:1 (stfusion.dl.engine.parse_devices)
+    augment: bool = True
+    threads: int = 0  # torch CPU threads; 0: torch's default
+
+
+@dataclass
+class TrainSettings(LoopSettings):
+    """Hyper-parameters of a training run (all stored in the checkpoint).
+
+    Defaults follow the papers where they say (Adam, learning rate 1e-3, MSE content loss,
+    EDCSTFN's vision weight 0.8 and feature weight 1) and are otherwise sized for a laptop.
+    """
+
+    model: str = "edcstfn"
+    size: str = "small"
+    time_mix: float = 0.0  # share of patches with the target moved between the dates (data.py)
+    content: str = "auto"  # mse, l1; auto: l1 for adversarial networks, else mse
+    alpha: float = 0.8  # EDCSTFN, GANs: weight of the vision (1 - MS-SSIM) loss
+    beta: float = 1.0  # EDCSTFN, GANs: weight of the feature loss (0: no autoencoder)
+    ae_steps: int = 300  # EDCSTFN, GANs: autoencoder training steps
+    # Adversarial networks only (see GANTrainer):
+    discriminator: str = "auto"  # a name in networks.discriminators; auto: the network's own
+    gan_loss: str = "lsgan"  # lsgan (GAN-STFM) or hinge
+    adv_weight: float = 1e-3  # weight of the adversarial term (GAN-STFM's code: 1e-3)
+    fm_weight: float = 0.0  # weight of discriminator feature matching
+    sam_weight: float = 1.0  # weight of the spectral (1 - cos of the spectral angle) loss
+    d_lr: float = 0.0  # discriminator learning rate; 0: the same as lr
+    label_smoothing: float = 0.0  # one-sided: the discriminator's real target is 1 - this
+    clip: float = 0.0  # max gradient norm of both networks; 0: no clipping
+
+
+@dataclass
+class DistillSettings(LoopSettings):
+    """Hyper-parameters of a distillation run (all stored in the checkpoint)."""
+
+    epochs: int = 60
+    val_fraction: float = 0.0  # 0: the teacher's (0.2 if it does not say)
+    student: str = "micro"
+    alpha: float = 1.0  # weight of the teacher-output loss
+    beta: float = 0.1  # weight of the feature loss
+    feature_layer: str = "auto"
+    speed_tile: int = 256  # tile side of the closing speed measurement
+    speed_repeat: int = 3  # fastest of this many timings is reported
+
+
+__all__ = [
+    "PRECISIONS",
+    "STUDENT_SIZES",
+    "DistillSettings",
+    "LoopSettings",
+    "RunOptions",
+    "TrainSettings",
+]

@@ -1,0 +1,182 @@
+"""Everything one ``stfusion series`` run needs, in one frozen :class:`SeriesConfig`.
+
+The CLI builds it from its options; from Python, ``run_series(SeriesConfig(...))`` or, the
+short form, ``run_series(out_dir, fine=[...], coarse=[...], ...)`` with the same field names.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from stfusion.dates import parse_date_range
+from stfusion.errors import InvalidParameterError
+
+#: Output data types (``SeriesConfig.dtype``).
+DTYPES = ("float32", "int16")
+#: Cube formats (``SeriesConfig.cube``).
+CUBE_FORMATS = ("zarr", "netcdf")
+#: Field names that used to be ``run_series`` parameters of another name.
+ALIASES = {"dates": "date_range"}
+
+DateRange = tuple[dt.date | None, dt.date | None]
+
+
+def _strings(value: str | os.PathLike[str] | Sequence[Any] | None) -> tuple[str, ...]:
+    """A tuple of strings; one string (or path) alone is one item, not its characters."""
+    if value is None:
+        return ()
+    if isinstance(value, (str, os.PathLike)):
+        return (os.fspath(value),)
+    return tuple(os.fspath(v) for v in value)
+
+
+@dataclass(frozen=True)
+class SeriesConfig:
+    """The options of one series run (docs/commands/series.md has each option's story).
+
+    Sequences may be given as lists or single strings; they are stored as tuples. Values are
+    checked when the config is made (``InvalidParameterError``); the inputs, the method and
+    its parameters when the run starts, before any work.
+    """
+
+    #: Output folder (created if missing): ``PREFIX_YYYY-MM-DD.tif``, ``summary.csv``, the cube.
+    out_dir: str | os.PathLike[str]
+    #: Fine images (e.g. Landsat): folders or glob patterns, dated by their file names.
+    fine: Sequence[str] = ()
+    #: Coarse images (e.g. MODIS), as ``fine``; every coarse date in ``date_range`` is a target.
+    coarse: Sequence[str] = ()
+    #: CSV ``path,date,sensor[,mask]`` read in addition to ``fine``/``coarse``; None: none.
+    catalog: str | os.PathLike[str] | None = None
+    #: Fusion method name (``stfusion methods``).
+    method: str = "starfm"
+    #: ``NAME=VALUE`` method parameters; ``ratio=R`` gives the resolution ratio.
+    params: Sequence[str] = ()
+    #: Targets: only coarse dates in this inclusive range, ``"START:END"`` (either end may be
+    #: empty; one date alone is one day) or ``(start, end)`` dates (None: open). None: all.
+    #: Pairs outside the range are still used. (Not a list of pair dates: that is ``train``'s
+    #: ``--dates``.)
+    date_range: str | DateRange | None = None
+    #: Fine values become ``value * fine_scale + fine_offset`` (unitless multipliers; reflectance
+    #: x10000: 1e-4). None: the file's scale/offset metadata, else the preset's, else 1 and 0.
+    fine_scale: float | None = None
+    fine_offset: float | None = None
+    #: As ``fine_scale``/``fine_offset``, for the coarse images.
+    coarse_scale: float | None = None
+    coarse_offset: float | None = None
+    #: How coarse images on their own grid are reprojected onto the fine grid.
+    resampling: str = "nearest"
+    #: Masks of the fine images (folders or globs), matched by date; kind ``binary`` (nonzero =
+    #: invalid) or ``landsat_qa_pixel``; flags that make a pixel invalid (None: the defaults).
+    fine_mask: Sequence[str] = ()
+    fine_mask_kind: str = "binary"
+    fine_mask_flags: str | Sequence[str] | None = None
+    #: As the fine masks, for the coarse images (any grid); kind ``binary`` or
+    #: ``mod09_state_1km``.
+    coarse_mask: Sequence[str] = ()
+    coarse_mask_kind: str = "binary"
+    coarse_mask_flags: str | Sequence[str] | None = None
+    #: Valid fraction (0..1, after masking) a pair needs to be used and a target to be predicted.
+    min_valid: float = 0.5
+    #: Clear pairs taken before and after each target (>= 1).
+    pairs_per_side: int = 1
+    #: Output data type: ``float32`` (NaN nodata) or ``int16`` (scaled, nodata -32768).
+    dtype: str = "float32"
+    #: Scale of int16 outputs: value = stored x ``int16_scale`` (> 0).
+    int16_scale: float = 1e-4
+    #: Also write all dates as one cube: ``zarr`` or ``netcdf``; None: no cube.
+    cube: str | None = None
+    #: Output names ``PREFIX_YYYY-MM-DD.tif`` (a plain file-name prefix).
+    prefix: str = "fused"
+    #: Method (default parameters) filling pixels the main one leaves empty; None/"none": none.
+    fallback: str | None = "starfm"
+    #: Windows of one date processed at the same time (threads).
+    workers: int = 1
+    #: Memory for the working windows of each prediction, in MB; None: 1024 MB.
+    mem_limit_mb: float | None = None
+    #: Recompute every date and replace existing outputs (else verified outputs are kept).
+    overwrite: bool = False
+    #: Bands to use (names or 1-based numbers, in the fine images' order); None: all, or the
+    #: preset's. Band files of one date are then stacked (docs/inputs.md).
+    fine_bands: str | Sequence[str] | None = None
+    coarse_bands: str | Sequence[str] | None = None
+    #: Input presets (bands, scaling, QA masks), e.g. ``landsat89-c2l2``; None: none.
+    fine_preset: str | None = None
+    coarse_preset: str | None = None
+
+    def __post_init__(self) -> None:
+        from stfusion.inputs import parse_bands
+        from stfusion.qa import parse_flags
+
+        norm: dict[str, Any] = {
+            "out_dir": Path(self.out_dir),
+            "fine": _strings(self.fine),
+            "coarse": _strings(self.coarse),
+            "params": _strings(self.params),
+            "fine_mask": _strings(self.fine_mask),
+            "coarse_mask": _strings(self.coarse_mask),
+            "fine_bands": parse_bands(self.fine_bands),
+            "coarse_bands": parse_bands(self.coarse_bands),
+        }
+        for name in ("fine_mask_flags", "coarse_mask_flags"):
+            flags = getattr(self, name)
+            norm[name] = parse_flags(flags) if isinstance(flags, str) else flags
+            if norm[name] is not None:
+                norm[name] = tuple(norm[name])
+        if isinstance(self.fallback, str) and self.fallback.lower() == "none":
+            norm["fallback"] = None
+        for name, value in norm.items():
+            object.__setattr__(self, name, value)
+        self._check()
+
+    def _check(self) -> None:
+        """The checks that need no input file, so a bad value fails before any work."""
+        if self.dtype not in DTYPES:
+            raise InvalidParameterError(f"--dtype {self.dtype}: choose float32 or int16.")
+        if not self.int16_scale > 0:
+            raise InvalidParameterError(f"--int16-scale must be > 0, got {self.int16_scale}.")
+        if not 0.0 <= self.min_valid <= 1.0:
+            raise InvalidParameterError(f"--min-valid must be within 0..1, got {self.min_valid}.")
+        if self.pairs_per_side < 1:
+            raise InvalidParameterError(
+                f"--pairs-per-side must be >= 1, got {self.pairs_per_side}."
+            )
+        if not self.prefix or os.sep in self.prefix:
+            raise InvalidParameterError(f"--prefix {self.prefix!r}: give a plain file-name prefix.")
+
+    def targets_range(self) -> DateRange:
+        """``date_range`` as ``(start, end)`` (None: open at that end)."""
+        if isinstance(self.date_range, tuple):
+            return self.date_range
+        return parse_date_range(self.date_range, option="--date-range")
+
+    @classmethod
+    def from_kwargs(cls, out_dir: str | os.PathLike[str], **kwargs: Any) -> SeriesConfig:
+        """``SeriesConfig(out_dir, **kwargs)``, also taking the old ``run_series`` names
+        (``dates`` for ``date_range``)."""
+        return cls(out_dir, **_renamed(kwargs))
+
+
+def _renamed(kwargs: dict[str, Any]) -> dict[str, Any]:
+    out = dict(kwargs)
+    for old, new in ALIASES.items():
+        if old in out:
+            if new in out:
+                raise InvalidParameterError(f"give {new}= or its old name {old}=, not both.")
+            out[new] = out.pop(old)
+    known = {f.name for f in fields(SeriesConfig)}
+    unknown = sorted(set(out) - known)
+    if unknown:
+        raise TypeError(f"unknown series option(s): {', '.join(unknown)}")
+    return out
+
+
+def replace_config(config: SeriesConfig, **kwargs: Any) -> SeriesConfig:
+    """A copy of ``config`` with some fields changed (old names accepted as in from_kwargs)."""
+    values = {f.name: getattr(config, f.name) for f in fields(SeriesConfig)}
+    values.update(_renamed(kwargs))
+    return SeriesConfig(**values)

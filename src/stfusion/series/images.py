@@ -1,0 +1,154 @@
+"""The images of a series run, opened on the fine grid and masked, each once.
+
+:class:`ImageSet` opens an acquisition as a :class:`~stfusion.io.Source` on the grid of the
+first fine image (coarse images on their own grid are reprojected), masks it, measures its
+valid fraction and caches the result; a file that cannot be read is reported, not raised, so
+the series goes on without it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+from rasterio.windows import Window
+
+from stfusion.dates import Acquisition
+from stfusion.errors import InputFileError, STFusionError
+from stfusion.io import FileSource, Grid, Scaling, Source
+from stfusion.qa import MaskedSource
+from stfusion.scene import align_coarse
+
+log = logging.getLogger("stfusion")
+
+#: Pixels sampled to measure an image's valid fraction (all pixels of smaller images).
+VALID_SAMPLE = 1 << 16
+
+
+def valid_fraction(source: Source) -> float:
+    """Fraction of (sampled) pixels valid in every band."""
+    s = source.sample(VALID_SAMPLE)
+    if s.size == 0:
+        return 0.0
+    return float(np.isfinite(s).all(axis=0).mean())
+
+
+def fully_valid(source: Source, rows: int = 256) -> bool:
+    """Whether every pixel of every band is finite (read in row blocks)."""
+    g = source.grid
+    for r in range(0, g.height, rows):
+        block = source.read(Window(0, r, g.width, min(rows, g.height - r)))
+        if not np.isfinite(block).all():
+            return False
+    return True
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line for summary.csv: stfusion's own messages as they are, others with their type."""
+    text = str(exc).strip().replace("\n", " ")
+    return text if isinstance(exc, STFusionError) else f"{type(exc).__name__}: {text}"
+
+
+@dataclass
+class Image:
+    """One input image, opened on the fine grid (masked), or the reason it could not be."""
+
+    acq: Acquisition
+    source: Source | None = None
+    error: str = ""
+    valid: float | None = None
+
+
+@dataclass
+class ImageSet:
+    """The run's images by date, opened on demand and cached (see the module doc)."""
+
+    fine: dict[dt.date, Acquisition]
+    coarse: dict[dt.date, Acquisition]
+    #: The first fine image that opens: it sets the grid, the band count and names.
+    ref: FileSource
+    fine_scaling: Scaling
+    coarse_scaling: Scaling
+    resampling: str
+    fine_mask: tuple[str, tuple[str, ...]]
+    coarse_mask: tuple[str, tuple[str, ...]]
+    min_valid: float
+    #: The resolution ratio: given (``ratio=R``), else measured at the first reprojection.
+    ratio: float | None = None
+    aligned: int = 0  # coarse images reprojected onto the fine grid
+    images: dict[tuple[str, dt.date], Image] = field(default_factory=dict)
+    _clear: list[dt.date] | None = None
+
+    @property
+    def grid(self) -> Grid:
+        return self.ref.grid
+
+    @property
+    def count(self) -> int:
+        return self.ref.count
+
+    @property
+    def band_names(self) -> tuple[str, ...]:
+        return self.ref.band_names
+
+    def open_image(self, acq: Acquisition) -> Image:
+        """The image on the fine grid, masked, with its valid fraction (cached)."""
+        key = (acq.sensor, acq.date)
+        if key in self.images:
+            return self.images[key]
+        img = Image(acq)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                img.source = self._source(acq)
+                img.valid = valid_fraction(img.source)
+        except Exception as exc:  # a broken file is reported and the series goes on
+            text = describe_error(exc)
+            img.source, img.error = None, text if acq.path in text else f"{acq.path}: {text}"
+            log.warning("series: %s", img.error)
+        self.images[key] = img
+        return img
+
+    def _source(self, acq: Acquisition) -> Source:
+        if acq.sensor == "fine":
+            src: Source = FileSource(acq.path, self.fine_scaling)
+            if not src.grid.same_as(self.grid):
+                raise InputFileError(
+                    f"on another grid ({src.grid.describe()}) than the first fine image "
+                    f"({self.grid.describe()}); all fine images must share one grid."
+                )
+            kind, flags = self.fine_mask
+        else:
+            native = FileSource(acq.path, self.coarse_scaling)
+            src, ratio = align_coarse(native, self.ref, self.resampling, [])
+            if ratio is not None:
+                self.aligned += 1
+                if self.ratio is None:
+                    self.ratio = ratio
+            kind, flags = self.coarse_mask
+        if src.count != self.count:
+            raise InputFileError(
+                f"{src.count} bands, but the fine images have {self.count}; every image needs "
+                "the same bands in the same order (choose them with --fine-bands/--coarse-bands "
+                "or a preset; docs/inputs.md)."
+            )
+        if acq.mask:
+            src = MaskedSource(src, acq.mask, kind, flags or None)
+        return src
+
+    def clear_pairs(self) -> list[dt.date]:
+        """Dates of the clear pairs: fine and coarse both at least ``min_valid`` valid."""
+        if self._clear is None:
+            clear = []
+            for d in sorted(set(self.fine) & set(self.coarse)):
+                f, c = self.open_image(self.fine[d]), self.open_image(self.coarse[d])
+                if f.source is None or c.source is None:
+                    continue
+                assert f.valid is not None and c.valid is not None
+                if f.valid >= self.min_valid and c.valid >= self.min_valid:
+                    clear.append(d)
+            self._clear = clear
+        return self._clear

@@ -1,0 +1,278 @@
+"""Files a series run writes: the per-date GeoTIFFs (COG), summary.csv and the cube.
+
+Every output reaches its final name through :func:`stfusion.io.atomic_path` (a hidden
+partial beside it, renamed when complete, umask respected): the COG through
+:func:`stfusion.io.copy_as_cog`, the summary and the cube directly. Only the scratch GeoTIFF
+that :func:`write_date_image` fills window by window lives in the run's scratch folder.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import os
+import warnings
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import rasterio
+from rasterio.errors import NotGeoreferencedWarning
+from rasterio.windows import Window
+
+from stfusion.errors import InvalidParameterError, MissingDependencyError
+from stfusion.io import FileSource, Grid, atomic_path
+from stfusion.series.records import STATUSES, SUMMARY_COLUMNS, DateRecord
+
+INT16_NODATA = -32768
+
+
+# ------------------------------------------------------------------------ per-date GeoTIFF
+
+
+def output_path(out_dir: Path, prefix: str, day: dt.date) -> Path:
+    return out_dir / f"{prefix}_{day.isoformat()}.tif"
+
+
+def verify_output(
+    path: Path, grid: Grid, count: int, dtype: str, read_data: bool = True
+) -> tuple[str, dict[str, str]]:
+    """``"ok"``, ``"corrupt"`` (unreadable, truncated, wrong shape/bands, incomplete) or
+    ``"foreign"`` (a sound file that ``stfusion series`` did not write), and the file's tags.
+
+    ``read_data``: also decode every pixel. A truncated file often opens and may even lose
+    its tags; only reading the pixels tells it from a foreign file.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            with rasterio.open(path) as ds:
+                tags = ds.tags()
+                if read_data:
+                    step = max(1, (1 << 22) // max(ds.width * ds.count, 1))
+                    for r in range(0, ds.height, step):
+                        ds.read(window=Window(0, r, ds.width, min(step, ds.height - r)))
+                if "STFUSION_SERIES_DATE" not in tags:
+                    return "foreign", tags
+                if (
+                    tags.get("STFUSION_SERIES_COMPLETE") != "1"
+                    or (ds.height, ds.width) != grid.shape
+                    or ds.count != count
+                    or ds.dtypes[0] != dtype
+                ):
+                    return "corrupt", tags
+                return "ok", tags
+    except Exception:  # any read failure means the file is damaged
+        return "corrupt", {}
+
+
+def write_date_image(
+    dest: Path,
+    blocks: Iterable[tuple[Window, np.ndarray]],
+    grid: Grid,
+    band_names: Sequence[str],
+    dtype: str,
+    int16_scale: float,
+    tags: dict[str, str],
+) -> float:
+    """Write the float32 ``blocks`` (row windows, in order) into the GeoTIFF ``dest``.
+
+    float32 keeps NaN as nodata; int16 stores ``round(value / int16_scale)`` clipped to
+    +-32767 with nodata -32768 and the scale in the file's metadata. The tags go in last,
+    with ``STFUSION_SERIES_VALID`` and ``STFUSION_SERIES_COMPLETE``, so a file carrying them
+    has all its data. Returns the valid fraction (pixels with a value in every band).
+    """
+    count = len(band_names)
+    profile: dict[str, Any] = {
+        "driver": "GTiff",
+        "width": grid.width,
+        "height": grid.height,
+        "count": count,
+        "dtype": dtype,
+        "crs": grid.crs,
+        "transform": grid.transform,
+        "compress": "deflate",
+        "nodata": INT16_NODATA if dtype == "int16" else np.nan,
+        "BIGTIFF": "IF_SAFER",
+    }
+    if grid.width >= 256 and grid.height >= 256:
+        profile.update(tiled=True, blockxsize=256, blockysize=256)
+    valid = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with rasterio.open(dest, "w", **profile) as ds:
+            for i, name in enumerate(band_names, start=1):
+                ds.set_band_description(i, name)
+            if dtype == "int16":
+                ds.scales = (int16_scale,) * count
+                ds.offsets = (0.0,) * count
+            for win, out in blocks:
+                valid += int(np.isfinite(out).all(axis=0).sum())
+                if dtype == "int16":
+                    ok = np.isfinite(out)
+                    q = np.clip(np.rint(np.where(ok, out, 0) / int16_scale), -32767, 32767)
+                    ds.write(np.where(ok, q, INT16_NODATA).astype(np.int16), window=win)
+                else:
+                    ds.write(out, window=win)
+            frac = valid / float(grid.width * grid.height)
+            # written last: a file with these tags has all its data
+            ds.update_tags(
+                **tags, STFUSION_SERIES_VALID=f"{frac:.6f}", STFUSION_SERIES_COMPLETE="1"
+            )
+    return frac
+
+
+# ------------------------------------------------------------------------------- summary
+
+
+def write_summary(path: Path, records: Sequence[DateRecord]) -> None:
+    """Write ``summary.csv``, one row per record in date order (atomically)."""
+    with atomic_path(path, overwrite=True, suffix=".csv") as tmp:
+        with open(tmp, "w", newline="", encoding="utf-8") as fh:
+            w = csv.DictWriter(fh, fieldnames=list(SUMMARY_COLUMNS))
+            w.writeheader()
+            for r in sorted(records, key=lambda r: r.date):
+                w.writerow(r.row())
+
+
+def read_summary(path: str | os.PathLike[str]) -> list[dict[str, str]]:
+    """The rows of a ``summary.csv`` written by :func:`run_series`."""
+    with open(path, newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+# --------------------------------------------------------------------------------- cube
+
+
+def check_cube_backend(fmt: str | None) -> str | None:
+    """The xarray engine for ``fmt``, or a clear error if its package is missing."""
+    if fmt is None:
+        return None
+    if fmt == "zarr":
+        try:
+            import zarr  # noqa: F401
+        except ImportError:
+            raise MissingDependencyError(
+                "--cube zarr needs the zarr package: pip install 'stfusion[cube]' "
+                "(or pip install zarr), or use --cube netcdf."
+            ) from None
+        return "zarr"
+    if fmt == "netcdf":
+        for module, engine in (
+            ("netCDF4", "netcdf4"),
+            ("h5netcdf", "h5netcdf"),
+            ("scipy.io", "scipy"),
+        ):
+            try:
+                __import__(module)
+                return engine
+            except ImportError:
+                continue
+        raise MissingDependencyError(
+            "--cube netcdf needs netCDF4 (pip install 'stfusion[cube]' or pip install "
+            "netCDF4), h5netcdf or scipy."
+        )
+    raise InvalidParameterError(f"--cube {fmt}: choose zarr or netcdf.")
+
+
+def write_cube(
+    items: Sequence[tuple[dt.date, Path, str]],
+    path: Path,
+    fmt: str,
+    *,
+    grid: Grid,
+    band_names: Sequence[str],
+    dtype: str,
+    int16_scale: float,
+    attrs: dict[str, Any],
+) -> Path:
+    """Stack the outputs ``(date, path, status)`` into one cube with a ``time`` axis.
+
+    Variable ``fused`` ``(time, band, y, x)`` in physical units (int16 outputs are stored as
+    int16 with ``scale_factor`` and ``_FillValue``, decoded on read), a ``status`` coordinate
+    per date, CRS as a CF ``spatial_ref``. Zarr is written one date at a time (memory: one
+    image); NetCDF is written from a dask graph when dask is installed, else in memory.
+    Written under a temporary name and renamed into place.
+    """
+    import rioxarray  # noqa: F401
+    import xarray as xr
+
+    engine = check_cube_backend(fmt)
+    t = grid.transform
+    xs, ys = grid.pixel_centers()
+    enc: dict[str, Any]
+    if dtype == "int16":
+        enc = {
+            "dtype": "int16",
+            "scale_factor": np.float32(int16_scale),  # decodes to float32, not float64
+            "_FillValue": INT16_NODATA,
+        }
+    else:
+        enc = {"dtype": "float32", "_FillValue": np.float32(np.nan)}
+
+    def one(day: dt.date, p: Path, status: str, data: Any) -> Any:
+        da = xr.DataArray(
+            data,
+            dims=("time", "band", "y", "x"),
+            coords={
+                "time": [np.datetime64(day, "ns")],
+                "band": list(band_names),
+                "y": ys,
+                "x": xs,
+            },
+            name="fused",
+        )
+        ds = da.to_dataset()
+        # CF flags rather than strings: every backend stores small integers the same way
+        ds["status"] = xr.DataArray(
+            np.array([STATUSES.index(status) + 1], np.int8),
+            dims=("time",),
+            attrs={
+                "flag_values": np.arange(1, len(STATUSES) + 1, dtype=np.int8),
+                "flag_meanings": " ".join(x.replace("-", "_") for x in STATUSES),
+            },
+        )
+        ds["fused"].attrs.update({"long_name": "fused fine image", "grid_mapping": "spatial_ref"})
+        if grid.crs is not None:
+            ds = ds.rio.write_crs(grid.crs).rio.write_transform(t)
+        return ds
+
+    def read(p: Path) -> np.ndarray:
+        return FileSource(str(p)).read()[None]
+
+    suffix = ".zarr" if fmt == "zarr" else ".nc"
+    with atomic_path(path, overwrite=True, suffix=suffix) as tmp:
+        if fmt == "zarr":
+            for i, (day, p, status) in enumerate(items):
+                ds = one(day, p, status, read(p))
+                ds.attrs.update(attrs)
+                if i == 0:
+                    chunks = (1, len(band_names), min(512, grid.height), min(512, grid.width))
+                    # Zarr format 2: strings (band names) and readers beyond zarr-python
+                    ds.to_zarr(
+                        tmp,
+                        mode="w",
+                        encoding={"fused": {**enc, "chunks": chunks}},
+                        zarr_format=2,
+                        consolidated=True,
+                    )
+                else:
+                    ds.to_zarr(tmp, append_dim="time", zarr_format=2, consolidated=True)
+        else:
+            try:
+                import dask
+                import dask.array as dsa
+
+                arrays = [
+                    dsa.from_delayed(
+                        dask.delayed(read)(p), (1, len(band_names), *grid.shape), dtype=np.float32
+                    )
+                    for _, p, _ in items
+                ]
+            except ImportError:
+                arrays = [read(p) for _, p, _ in items]
+            ds = xr.concat([one(day, p, s, a) for (day, p, s), a in zip(items, arrays)], dim="time")
+            ds.attrs.update(attrs)
+            ds.to_netcdf(tmp, engine=engine, encoding={"fused": enc})
+    return path

@@ -1,0 +1,163 @@
+"""Which pairs predict which date: the inputs found by date, the targets, the pair sets.
+
+- A *pair* is a fine date that also has a coarse image. A pair is *clear* when both its fine
+  and its coarse image have a valid fraction (pixels valid in every band, after masking)
+  of at least ``min_valid``.
+- Every coarse date in the date range is a *target*; a target whose coarse image is below
+  ``min_valid`` is skipped. The range limits the targets, never the pairs.
+- Pairs for a target (never the target's own pair): :func:`choose_pairs`; single-pair
+  methods' predictions are blended with :func:`temporal_weights`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from stfusion.dates import Acquisition, acquisitions_from, by_date, in_range, read_catalog
+from stfusion.errors import InvalidParameterError
+from stfusion.series.config import SeriesConfig
+
+# ------------------------------------------------------------------------------- choosing
+
+
+def choose_pairs(
+    target: dt.date,
+    clear: Sequence[dt.date],
+    min_pairs: int,
+    max_pairs: int | None,
+    per_side: int,
+) -> tuple[list[list[dt.date]], str]:
+    """The pair sets (one per prediction to blend) for ``target``, and a note.
+
+    ``clear``: dates of the clear pairs (the target's own date is ignored). Single-pair
+    methods get one set per chosen pair; all others one set of up to ``max_pairs`` pairs,
+    nearest first, alternating before and after.
+    """
+    before = sorted((d for d in clear if d < target), reverse=True)
+    after = sorted(d for d in clear if d > target)
+    if max_pairs == 1:
+        sets = [[d] for d in sorted(before[:per_side] + after[:per_side])]
+    else:
+        limit = 2 * per_side if max_pairs is None else max_pairs
+        chosen: list[dt.date] = []
+        for i in range(per_side):
+            for side in (before, after):
+                if i < len(side) and len(chosen) < limit:
+                    chosen.append(side[i])
+        if len(chosen) < min_pairs:  # one side is short: the nearest others instead
+            rest = sorted(set(before + after) - set(chosen), key=lambda d: abs((d - target).days))
+            chosen += rest[: min_pairs - len(chosen)]
+        if chosen and len(chosen) < min_pairs:
+            return [], f"the method needs {min_pairs} clear pairs, {len(chosen)} available"
+        sets = [sorted(chosen)] if chosen else []
+    if not sets:
+        return [], "no clear pair"
+    used = [d for group in sets for d in group]
+    one_sided = not (any(d < target for d in used) and any(d > target for d in used))
+    return sets, "clear pairs on one side only (extrapolated)" if one_sided else ""
+
+
+def temporal_weights(target: dt.date, dates: Sequence[dt.date]) -> list[float]:
+    """``(1/d_i) / sum_j (1/d_j)`` with ``d`` the distance in days (at least 1)."""
+    inv = [1.0 / max(abs((d - target).days), 1) for d in dates]
+    total = sum(inv)
+    return [v / total for v in inv]
+
+
+# --------------------------------------------------------------------------------- inputs
+
+
+@dataclass
+class SeriesInputs:
+    """The images of a run by date (masks attached), and notes about what was not used."""
+
+    fine: dict[dt.date, Acquisition]
+    coarse: dict[dt.date, Acquisition]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def pair_dates(self) -> list[dt.date]:
+        """Dates with both a fine and a coarse image."""
+        return sorted(set(self.fine) & set(self.coarse))
+
+    def targets(self, start: dt.date | None, end: dt.date | None) -> list[dt.date]:
+        """The coarse dates within ``start..end`` (inclusive; None: open)."""
+        return [d for d in self.coarse if in_range(d, start, end)]
+
+    def fine_only(self, start: dt.date | None, end: dt.date | None) -> list[dt.date]:
+        """Fine dates within the range without a coarse image: neither pairs nor targets."""
+        return [d for d in self.fine if d not in self.coarse and in_range(d, start, end)]
+
+
+def span(table: dict[dt.date, Any]) -> str:
+    ds = sorted(table)
+    return f"{ds[0]} .. {ds[-1]}" if ds else "none"
+
+
+def _mask_map(specs: Sequence[str], role: str) -> dict[dt.date, str]:
+    masks = by_date(acquisitions_from(specs, role), f"{role} mask") if specs else {}
+    return {d: a.path for d, a in masks.items()}
+
+
+def find_inputs(
+    config: SeriesConfig,
+    fine_bands: Sequence[str] | None,
+    coarse_bands: Sequence[str] | None,
+    fine_preset: Any,
+    coarse_preset: Any,
+) -> SeriesInputs:
+    """The fine and coarse images of ``config`` by date, band files stacked, masks attached.
+
+    ``*_bands``/``*_preset``: the resolved band choice and preset of each role
+    (:func:`stfusion.inputs.resolve_role`). Raises when a role has no image or no date has a
+    pair.
+    """
+    from stfusion.inputs import stack_band_files
+
+    items: list[Acquisition] = []
+    if config.catalog is not None:
+        items += read_catalog(config.catalog)
+    items += acquisitions_from(config.fine, "fine") + acquisitions_from(config.coarse, "coarse")
+    items = stack_band_files(items, "fine", fine_bands, fine_preset, not config.fine_mask)
+    items = stack_band_files(items, "coarse", coarse_bands, coarse_preset, not config.coarse_mask)
+    fine_by = by_date([a for a in items if a.sensor == "fine"], "fine")
+    coarse_by = by_date([a for a in items if a.sensor == "coarse"], "coarse")
+    if not fine_by:
+        raise InvalidParameterError("no fine images: give --fine DIR_OR_GLOB or a --catalog.")
+    if not coarse_by:
+        raise InvalidParameterError("no coarse images: give --coarse DIR_OR_GLOB or a --catalog.")
+    inputs = SeriesInputs(fine_by, coarse_by)
+    _attach_masks(inputs, "fine", config.fine_mask, fine_by)
+    _attach_masks(inputs, "coarse", config.coarse_mask, coarse_by)
+    if not inputs.pair_dates:
+        raise InvalidParameterError(
+            f"no pairs: no fine date ({span(fine_by)}) has a coarse image ({span(coarse_by)}) "
+            "on the same date. Check the dates read from the names (see --catalog)."
+        )
+    return inputs
+
+
+def _attach_masks(
+    inputs: SeriesInputs, role: str, specs: Sequence[str], table: dict[dt.date, Acquisition]
+) -> None:
+    """Give each image of ``table`` without a mask the mask of its date; note the odd ones."""
+    masks = _mask_map(specs, role)
+    for d, m in masks.items():
+        if d in table and table[d].mask is None:
+            a = table[d]
+            table[d] = Acquisition(a.path, a.date, a.sensor, m)
+    unused = sorted(set(masks) - set(table))
+    if unused:
+        inputs.notes.append(
+            f"{role} masks without a {role} image: {', '.join(d.isoformat() for d in unused)}"
+        )
+    if masks:
+        bare = sorted(d for d, a in table.items() if a.mask is None)
+        if bare:
+            inputs.notes.append(
+                f"{role} images without a mask (used unmasked): "
+                + ", ".join(d.isoformat() for d in bare)
+            )

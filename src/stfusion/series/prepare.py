@@ -1,0 +1,118 @@
+"""Before the lock: a run's options resolved and checked, its inputs found by date.
+
+Nothing here reads a pixel: presets and scaling resolved, mask kinds and flags, the method
+and its parameters and the date range checked, the images found
+(:func:`.planning.find_inputs`) and their identities taken before anything reads them (the
+resume key, :mod:`.resume`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from stfusion.errors import InvalidParameterError
+from stfusion.io import Scaling
+from stfusion.methods import FusionMethod, get_method
+from stfusion.qa import MASK_KINDS, check_flags
+from stfusion.series.config import SeriesConfig
+from stfusion.series.planning import SeriesInputs, find_inputs
+from stfusion.series.resume import file_identity
+
+
+@dataclass
+class Prepared:
+    """A run's options resolved and checked and its inputs found: all before the lock."""
+
+    config: SeriesConfig
+    fine_scaling: Scaling
+    coarse_scaling: Scaling
+    fine_mask: tuple[str, tuple[str, ...]]  # (kind, flags)
+    coarse_mask: tuple[str, tuple[str, ...]]
+    cls: type[FusionMethod]
+    kwargs: dict[str, Any]
+    given_ratio: float | None
+    fallback: type[FusionMethod] | None
+    start: dt.date | None
+    end: dt.date | None
+    inputs: SeriesInputs
+    #: ``file_identity`` of every input path, taken before any was read: the resume key
+    identity: dict[str, list[Any] | None]
+
+
+def prepare(cfg: SeriesConfig) -> Prepared:
+    """Resolve presets and scaling, check every option, find the inputs (no pixel is read)."""
+    from stfusion.api import split_ratio
+    from stfusion.inputs import preset_mask_kind, resolve_role
+
+    fine_scaling, fpreset = resolve_role(
+        cfg.fine_scale, cfg.fine_offset, cfg.fine_bands, cfg.fine_preset
+    )
+    coarse_scaling, cpreset = resolve_role(
+        cfg.coarse_scale, cfg.coarse_offset, cfg.coarse_bands, cfg.coarse_preset
+    )
+    fine_kind = preset_mask_kind(fpreset, cfg.fine_mask, cfg.fine_mask_kind)
+    coarse_kind = preset_mask_kind(cpreset, cfg.coarse_mask, cfg.coarse_mask_kind)
+    for kind in (fine_kind, coarse_kind):
+        if kind not in MASK_KINDS:
+            raise InvalidParameterError(f"mask kind {kind!r}: choose from {MASK_KINDS}.")
+    fflags = check_flags(fine_kind, cfg.fine_mask_flags)
+    cflags = check_flags(coarse_kind, cfg.coarse_mask_flags)
+    cls = get_method(cfg.method)
+    rest, given_ratio = split_ratio(cfg.params)
+    kwargs = cls.parse_params(rest)
+    cls(**kwargs)  # invalid values fail here, not at the first date
+    fallback = cfg.fallback
+    fb_cls = None if fallback in (None, "none", cls.name) else get_method(str(fallback))
+    start, end = cfg.targets_range()
+
+    inputs = find_inputs(cfg, fine_scaling.bands, coarse_scaling.bands, fpreset, cpreset)
+    # input files as they are now, before anything reads them: the resume key
+    identity: dict[str, list[Any] | None] = {}
+    for table in (inputs.fine, inputs.coarse):
+        for acq in table.values():
+            for path in (acq.path, acq.mask):
+                if path and path not in identity:
+                    identity[path] = file_identity(path)
+    return Prepared(
+        config=cfg,
+        fine_scaling=fine_scaling,
+        coarse_scaling=coarse_scaling,
+        fine_mask=(fine_kind, fflags),
+        coarse_mask=(coarse_kind, cflags),
+        cls=cls,
+        kwargs=kwargs,
+        given_ratio=given_ratio,
+        fallback=fb_cls,
+        start=start,
+        end=end,
+        inputs=inputs,
+        identity=identity,
+    )
+
+
+def settings_of(p: Prepared) -> dict[str, Any]:
+    """Everything that changes an output (its hash is ``STFUSION_SERIES_KEY``)."""
+    cfg = p.config
+    settings: dict[str, Any] = {
+        "method": p.cls.name,
+        "params": p.cls(**p.kwargs).get_params(),
+        "ratio": p.given_ratio,
+        "dtype": cfg.dtype,
+        "int16_scale": cfg.int16_scale if cfg.dtype == "int16" else None,
+        "min_valid": cfg.min_valid,
+        "pairs_per_side": cfg.pairs_per_side,
+        "fine_scaling": [p.fine_scaling.scale, p.fine_scaling.offset],
+        "coarse_scaling": [p.coarse_scaling.scale, p.coarse_scaling.offset],
+        "resampling": cfg.resampling,
+        "fine_mask": [p.fine_mask[0], list(p.fine_mask[1])],
+        "coarse_mask": [p.coarse_mask[0], list(p.coarse_mask[1])],
+        "fallback": p.fallback.name if p.fallback is not None else None,
+    }
+    if p.fine_scaling.bands or p.coarse_scaling.bands:  # key unchanged for runs without a choice
+        settings["bands"] = [
+            list(p.fine_scaling.bands or ()),
+            list(p.coarse_scaling.bands or ()),
+        ]
+    return settings

@@ -1,0 +1,81 @@
+"""What a series run did: one :class:`DateRecord` per date (a row of summary.csv), the result."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+STATUSES = ("predicted", "gap-filled", "skipped", "failed")
+SUMMARY_COLUMNS = (
+    "date",
+    "status",
+    "method",
+    "pairs",
+    "weights",
+    "valid_fraction",
+    "coarse_valid",
+    "fine_valid",
+    "seconds",
+    "output",
+    "reason",
+)
+
+
+@dataclass
+class DateRecord:
+    """What happened at one date (one row of summary.csv)."""
+
+    date: dt.date
+    status: str = "skipped"
+    method: str = ""
+    pairs: list[dt.date] = field(default_factory=list)
+    weights: list[float] = field(default_factory=list)
+    valid_fraction: float | None = None
+    coarse_valid: float | None = None
+    fine_valid: float | None = None
+    seconds: float = 0.0
+    output: str = ""
+    reason: str = ""
+
+    def row(self) -> dict[str, str]:
+        def frac(v: float | None) -> str:
+            return "" if v is None else f"{v:.4f}"
+
+        return {
+            "date": self.date.isoformat(),
+            "status": self.status,
+            "method": self.method,
+            "pairs": " ".join(d.isoformat() for d in self.pairs),
+            "weights": " ".join(f"{w:.4f}" for w in self.weights),
+            "valid_fraction": frac(self.valid_fraction),
+            "coarse_valid": frac(self.coarse_valid),
+            "fine_valid": frac(self.fine_valid),
+            "seconds": f"{self.seconds:.2f}",
+            "output": self.output,
+            "reason": self.reason,
+        }
+
+
+#: ``progress(done, total, record)``, called after every target date.
+ProgressCallback = Callable[[int, int, DateRecord], None]
+
+
+@dataclass
+class SeriesResult:
+    """Everything ``run_series`` did: one record per date, where the outputs are."""
+
+    records: list[DateRecord]
+    out_dir: Path
+    summary_path: Path
+    cube_path: Path | None
+    seconds: float
+    notes: list[str] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        return {s: sum(r.status == s for r in self.records) for s in STATUSES}
+
+    @property
+    def failed(self) -> list[DateRecord]:
+        return [r for r in self.records if r.status == "failed"]

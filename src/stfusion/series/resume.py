@@ -1,0 +1,108 @@
+"""Resume: an existing output is kept only when everything that determines it is unchanged.
+
+Each output records a hash of the run's settings (``STFUSION_SERIES_KEY``), the identity
+``[resolved path, size, mtime_ns]`` of every input file that can change it
+(``STFUSION_SERIES_INPUTS`` and its hash) and the stfusion version; :func:`resume_record`
+keeps a verified output whose inputs and version match, and says why otherwise.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import stfusion
+from stfusion.errors import OutputExistsError
+from stfusion.io import Grid
+from stfusion.series.outputs import verify_output
+from stfusion.series.records import DateRecord
+
+log = logging.getLogger("stfusion")
+
+
+def settings_key(settings: dict[str, Any]) -> str:
+    """The short hash of a run's settings (``STFUSION_SERIES_KEY``)."""
+    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[
+        :16
+    ]
+
+
+def file_identity(path: str | None) -> list[Any] | None:
+    """``[resolved path, size, mtime_ns]`` (size and mtime None when the file is missing)."""
+    if not path:
+        return None
+    p = Path(path)
+    try:
+        st = p.stat()
+        return [str(p.resolve()), st.st_size, st.st_mtime_ns]
+    except OSError:
+        return [str(p.absolute()), None, None]
+
+
+def inputs_key(identities: Sequence[Any]) -> str:
+    return hashlib.sha256(json.dumps(identities).encode()).hexdigest()[:16]
+
+
+def changed_inputs(old: Any, new: Sequence[Any]) -> str:
+    """A short account of what differs between two identity lists."""
+    if not isinstance(old, list):
+        return "the earlier output records no input files"
+    was = {x[0]: x for x in old if isinstance(x, list) and x}
+    now = {x[0]: x for x in new if x}
+    changed = [Path(p).name for p in now if p in was and was[p] != now[p]]
+    added = [Path(p).name for p in now if p not in was]
+    gone = [Path(p).name for p in was if p not in now]
+    parts = []
+    for label, names in (("modified", changed), ("new", added), ("no longer used", gone)):
+        if names:
+            more = f" and {len(names) - 2} more" if len(names) > 2 else ""
+            parts.append(f"{label}: {', '.join(names[:2])}{more}")
+    return "; ".join(parts) or "input files differ"
+
+
+def resume_record(
+    rec: DateRecord, path: Path, grid: Grid, count: int, dtype: str, inputs: list[list[Any]]
+) -> tuple[bool, str]:
+    """Fill ``rec`` from a verified earlier output made from the same inputs and return
+    ``(True, "")``; ``(False, why)`` to compute it again.
+
+    Raises :class:`OutputExistsError` for a file that ``stfusion series`` did not write.
+    """
+    state, tags = verify_output(path, grid, count, dtype)
+    if state == "ok":
+        if tags.get("STFUSION_SERIES_INPUTS_KEY") != inputs_key(inputs):
+            try:
+                old = json.loads(tags.get("STFUSION_SERIES_INPUTS", ""))
+            except ValueError:
+                old = None
+            why = f"recomputed: inputs changed ({changed_inputs(old, inputs)})"
+            log.info("series: %s: %s", path.name, why)
+            return False, why
+        if tags.get("STFUSION_VERSION") != stfusion.__version__:
+            why = (
+                f"recomputed: stfusion version changed ({tags.get('STFUSION_VERSION') or '?'} "
+                f"-> {stfusion.__version__})"
+            )
+            log.info("series: %s: %s", path.name, why)
+            return False, why
+        rec.status = tags.get("STFUSION_SERIES_STATUS", "predicted")
+        rec.pairs = [
+            dt.date.fromisoformat(d) for d in json.loads(tags.get("STFUSION_SERIES_PAIRS", "[]"))
+        ]
+        rec.weights = json.loads(tags.get("STFUSION_SERIES_WEIGHTS", "[]"))
+        v = tags.get("STFUSION_SERIES_VALID")
+        rec.valid_fraction = float(v) if v else None
+        rec.reason = "kept from an earlier run (inputs unchanged, output verified)"
+        return True, ""
+    if state == "foreign":
+        raise OutputExistsError(
+            f"{path.name} exists and was not written by stfusion series; not replaced "
+            "(pass --overwrite)"
+        )
+    log.info("series: %s is damaged or incomplete; computing it again", path)
+    return False, "earlier output was damaged or incomplete: computed again"

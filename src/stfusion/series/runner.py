@@ -1,0 +1,570 @@
+"""The series runner: :func:`run_series` (``stfusion series``), driven by a :class:`SeriesConfig`.
+
+Order of a run: options resolved and checked, inputs found by date and their identities taken
+(:mod:`.prepare`, before anything reads them), the output folder locked and cleaned of dead
+runs' leftovers (:mod:`.lock`), then one date after another (:func:`_run_date`): keep a
+verified output made from the same inputs (:mod:`.resume`), else choose pairs
+(:mod:`.planning`), predict, blend (:mod:`.blend`) and write (:mod:`.outputs`). A problem with
+one date's inputs fails only that date; summary.csv is rewritten after every date.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import logging
+import os
+import shutil
+import time
+import warnings
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import stfusion
+from stfusion.errors import InputFileError, InvalidParameterError, OutputExistsError, STFusionError
+from stfusion.io import FileSource, Grid, Scaling, Source, copy_as_cog, partial_name
+from stfusion.methods import FusionMethod
+from stfusion.scene import check_scales, open_scene
+from stfusion.series.blend import Combination, Tier, holes
+from stfusion.series.config import SeriesConfig, replace_config
+from stfusion.series.images import ImageSet, describe_error, fully_valid
+from stfusion.series.lock import SCRATCH_NAME, acquire_lock, release_lock, remove_leftovers
+from stfusion.series.outputs import (
+    check_cube_backend,
+    output_path,
+    verify_output,
+    write_cube,
+    write_date_image,
+    write_summary,
+)
+from stfusion.series.planning import SeriesInputs, choose_pairs, span, temporal_weights
+from stfusion.series.prepare import Prepared, prepare, settings_of
+from stfusion.series.records import DateRecord, ProgressCallback, SeriesResult
+from stfusion.series.resume import file_identity, inputs_key, resume_record, settings_key
+
+log = logging.getLogger("stfusion")
+
+#: Fitted estimators kept for reuse; targets run in date order, so a few suffice.
+ESTIMATOR_CACHE = 4
+
+
+def run_series(
+    config: SeriesConfig | str | os.PathLike[str] | None = None,
+    *,
+    progress: ProgressCallback | None = None,
+    **options: Any,
+) -> SeriesResult:
+    """Predict the fine image at every coarse date of a series (rules in :mod:`stfusion.series`).
+
+    ``config``: a :class:`SeriesConfig`, or the output folder, with the other fields of a
+    :class:`SeriesConfig` as ``options`` (``run_series("out", fine=["landsat/"],
+    coarse=["modis/"], fine_scale=1e-4)``; ``dates=`` is accepted as the old name of
+    ``date_range``). With a config, ``options`` replace some of its fields.
+    ``progress(done, total, record)`` is called after every target date.
+    """
+    if isinstance(config, SeriesConfig):
+        cfg = replace_config(config, **options) if options else config
+    else:
+        out_dir = options.pop("out_dir", None) if config is None else config
+        if out_dir is None:
+            raise TypeError("run_series needs a SeriesConfig or the output folder")
+        cfg = SeriesConfig.from_kwargs(out_dir, **options)
+    t_start = time.monotonic()
+    check_cube_backend(cfg.cube)  # a missing zarr/netCDF package fails before any work
+    prep = prepare(cfg)
+
+    # ---- output folder, locked while this run writes into it
+    out = Path(cfg.out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputFileError(
+            f"{out}: cannot write into the output folder ({exc.strerror or exc}). Choose a "
+            "writable --out-dir."
+        ) from None
+    lock = acquire_lock(out)
+    try:
+        remove_leftovers(out)
+        return _run_locked(prep, out, t_start, progress)
+    finally:
+        release_lock(lock)
+
+
+# ---------------------------------------------------------------------- the run's state
+
+
+@dataclass
+class _Series:
+    """State of one run: the method, the images, the fitted estimators, the input identities."""
+
+    cls: type[FusionMethod]
+    kwargs: dict[str, Any]
+    images: ImageSet
+    pairs_per_side: int
+    fallback: type[FusionMethod] | None = None
+    identity: dict[str, list[Any] | None] = field(default_factory=dict)
+    cache: OrderedDict[tuple[str, tuple[dt.date, ...]], FusionMethod] = field(
+        default_factory=OrderedDict
+    )
+
+    @property
+    def fine(self) -> dict[dt.date, Any]:
+        return self.images.fine
+
+    @property
+    def coarse(self) -> dict[dt.date, Any]:
+        return self.images.coarse
+
+    @property
+    def grid(self) -> Grid:
+        return self.images.grid
+
+    @property
+    def count(self) -> int:
+        return self.images.count
+
+    def inputs(self, day: dt.date) -> list[list[Any]]:
+        """Identities of every file that can change the output at ``day``.
+
+        The grid's fine image, the fine and coarse image (and masks) of every pair (their
+        valid fractions decide which pairs are clear), the target's coarse image and the
+        fine image at the target (gap-filling), with their masks.
+        """
+        paths = [str(self.images.ref.path)]
+        for d in sorted(set(self.fine) & set(self.coarse)):
+            for a in (self.fine[d], self.coarse[d]):
+                paths += [a.path, a.mask]
+        for a in (self.coarse.get(day), self.fine.get(day)):
+            if a is not None:
+                paths += [a.path, a.mask]
+        seen: list[list[Any]] = []
+        for p in dict.fromkeys(x for x in paths if x):
+            ident = self.identity.get(p) or file_identity(p)
+            if ident is not None:
+                seen.append(ident)
+        return seen
+
+    def estimator(self, cls: type[FusionMethod], dates: tuple[dt.date, ...]) -> FusionMethod:
+        """``cls`` fitted on the pairs of ``dates`` (fitted once per set, then reused).
+
+        The main method gets the user's parameters, the fallback its defaults.
+        """
+        key = (cls.name, dates)
+        if key in self.cache:
+            self.cache.move_to_end(key)
+            return self.cache[key]
+        pairs = []
+        for d in dates:
+            f = self.images.open_image(self.fine[d]).source
+            c = self.images.open_image(self.coarse[d]).source
+            assert f is not None and c is not None
+            pairs.append((f, c))
+        scene = open_scene(pairs, ratio=self.images.ratio, check=False)
+        est = cls(**self.kwargs) if cls is self.cls else cls()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            est.fit(scene)
+        self.cache[key] = est
+        while len(self.cache) > ESTIMATOR_CACHE:
+            self.cache.popitem(last=False)
+        return est
+
+
+# ----------------------------------------------------------------------- under the lock
+
+
+def _run_locked(
+    p: Prepared, out: Path, t_start: float, progress: ProgressCallback | None
+) -> SeriesResult:
+    """The part of :func:`run_series` that runs while this process holds the lock."""
+    cfg, inputs, notes = p.config, p.inputs, p.inputs.notes
+    images = ImageSet(
+        fine=inputs.fine,
+        coarse=inputs.coarse,
+        ref=_reference(inputs, p.fine_scaling, notes),
+        fine_scaling=p.fine_scaling,
+        coarse_scaling=p.coarse_scaling,
+        resampling=cfg.resampling,
+        fine_mask=p.fine_mask,
+        coarse_mask=p.coarse_mask,
+        min_valid=cfg.min_valid,
+        ratio=p.given_ratio,
+    )
+    s = _Series(p.cls, p.kwargs, images, cfg.pairs_per_side, p.fallback, p.identity)
+    settings = settings_of(p)
+    key = settings_key(settings)
+
+    targets = inputs.targets(p.start, p.end)
+    if not targets:
+        raise InvalidParameterError(
+            f"no coarse date in the range {cfg.date_range}: the coarse images span "
+            f"{span(inputs.coarse)}."
+        )
+    if not cfg.overwrite:  # existing outputs from other settings are never replaced silently
+        _refuse_other_settings(s, targets, out, cfg, key)
+    _check_scales_once(s, inputs.pair_dates)
+
+    records: list[DateRecord] = [
+        DateRecord(
+            d,
+            "skipped",
+            p.cls.name,
+            reason="fine image without a coarse image on this date: not a pair and not a target",
+        )
+        for d in inputs.fine_only(p.start, p.end)
+    ]
+    summary_path = out / "summary.csv"
+    scratch = partial_name(out / SCRATCH_NAME)  # hidden, PID-named: removed if left behind
+    scratch.mkdir()
+    total = len(targets)
+    try:
+        for i, day in enumerate(targets, start=1):
+            rec = _run_date(s, day, out, scratch, key, settings, cfg)
+            records.append(rec)
+            write_summary(summary_path, records)
+            if progress is not None:
+                progress(i, total, rec)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    write_summary(summary_path, records)
+    if images.aligned:
+        notes.append(
+            f"{images.aligned} coarse image(s) reprojected onto the fine grid with "
+            f"{cfg.resampling} resampling (ratio {images.ratio:.3f})"
+        )
+    cube_path = _cube(records, out, cfg, s, settings, notes) if cfg.cube is not None else None
+    return SeriesResult(records, out, summary_path, cube_path, time.monotonic() - t_start, notes)
+
+
+def _reference(inputs: SeriesInputs, scaling: Scaling, notes: list[str]) -> FileSource:
+    """The fine grid: that of the first fine image that opens."""
+    for a in inputs.fine.values():
+        try:
+            return FileSource(a.path, scaling)
+        except STFusionError as exc:
+            notes.append(f"{a.path}: {exc}")
+    raise InputFileError("none of the fine images can be read: " + "; ".join(notes))
+
+
+def _refuse_other_settings(
+    s: _Series, targets: list[dt.date], out: Path, cfg: SeriesConfig, key: str
+) -> None:
+    clash = []
+    for d in targets:
+        path = output_path(out, cfg.prefix, d)
+        if path.exists():
+            state, tags = verify_output(path, s.grid, s.count, cfg.dtype, read_data=False)
+            if state == "ok" and tags.get("STFUSION_SERIES_KEY") != key:
+                clash.append(path.name)
+    if clash:
+        raise OutputExistsError(
+            f"{out}: {len(clash)} output(s) (e.g. {clash[0]}) were made with other "
+            "settings (method, parameters, masks, dtype or scaling). Pass --overwrite to "
+            "replace them, or choose another --out-dir."
+        )
+
+
+def _check_scales_once(s: _Series, pair_dates: list[dt.date]) -> None:
+    """One scale check before any work: x10000 against 0-1 ruins everything silently."""
+    for d in pair_dates:
+        f, c = s.images.open_image(s.fine[d]), s.images.open_image(s.coarse[d])
+        if f.source is not None and c.source is not None:
+            check_scales(f.source, c.source)
+            break
+
+
+def _cube(
+    records: list[DateRecord],
+    out: Path,
+    cfg: SeriesConfig,
+    s: _Series,
+    settings: dict[str, Any],
+    notes: list[str],
+) -> Path | None:
+    """Stack the predicted and gap-filled dates into the cube (None, and a note, if none)."""
+    assert cfg.cube is not None
+    done = [
+        (r.date, out / r.output, r.status)
+        for r in sorted(records, key=lambda r: r.date)
+        if r.status in ("predicted", "gap-filled") and r.output
+    ]
+    if not done:
+        notes.append("no date was predicted: no cube written")
+        return None
+    cube_path = out / f"{cfg.prefix}_cube{'.zarr' if cfg.cube == 'zarr' else '.nc'}"
+    return write_cube(
+        done,
+        cube_path,
+        cfg.cube,
+        grid=s.grid,
+        band_names=s.images.band_names,
+        dtype=cfg.dtype,
+        int16_scale=cfg.int16_scale,
+        attrs={
+            "stfusion_version": stfusion.__version__,
+            "method": s.cls.name,
+            "params": json.dumps(settings["params"], default=str),
+            "source": "stfusion series; one GeoTIFF per date beside this cube",
+        },
+    )
+
+
+# ------------------------------------------------------------------------------ one date
+
+
+def _run_date(
+    s: _Series,
+    day: dt.date,
+    out: Path,
+    scratch: Path,
+    key: str,
+    settings: dict[str, Any],
+    cfg: SeriesConfig,
+) -> DateRecord:
+    """Everything for one target date; never raises for a problem of this date's inputs."""
+    t0 = time.monotonic()
+    rec = DateRecord(day, method=s.cls.name)
+    path = output_path(out, cfg.prefix, day)
+    rec.output = path.name
+    inputs = s.inputs(day)
+    redo = stale = ""
+    try:
+        if path.exists() and not cfg.overwrite:
+            kept, redo = resume_record(rec, path, s.grid, s.count, cfg.dtype, inputs)
+            if kept:
+                return rec
+            stale = redo if redo.startswith("recomputed") else ""
+        _predict_date(s, rec, day, path, scratch, key, settings, inputs, cfg)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as exc:  # this date fails, the series goes on
+        log.debug("series: %s failed", day, exc_info=True)
+        rec.status, rec.output = "failed", ""
+        rec.reason = describe_error(exc)
+    finally:
+        rec.seconds = time.monotonic() - t0
+    if redo and rec.status in ("predicted", "gap-filled"):
+        rec.reason = "; ".join(x for x in (redo, rec.reason) if x)
+    elif stale and path.exists():
+        # made from other inputs and not made again: it must not pass for this run's result
+        with contextlib.suppress(OSError):
+            path.unlink()
+        rec.reason = "; ".join(
+            x for x in (rec.reason, f"earlier output removed ({stale[len('recomputed: ') :]})") if x
+        )
+    return rec
+
+
+def _predict_date(
+    s: _Series,
+    rec: DateRecord,
+    day: dt.date,
+    path: Path,
+    scratch: Path,
+    key: str,
+    settings: dict[str, Any],
+    inputs: list[list[Any]],
+    cfg: SeriesConfig,
+) -> None:
+    coarse = s.images.open_image(s.coarse[day])
+    rec.coarse_valid = coarse.valid
+    if coarse.source is None:
+        rec.status, rec.output = "failed", ""
+        rec.reason = f"coarse image unreadable: {coarse.error}"
+        return
+    assert coarse.valid is not None
+    if coarse.valid < cfg.min_valid:
+        rec.status, rec.output = "skipped", ""
+        rec.reason = f"coarse valid fraction {coarse.valid:.3f} < --min-valid {cfg.min_valid}"
+        return
+
+    notes: list[str] = []
+    observed, full = _observation(s, rec, day, notes)
+    tiers: list[Tier] = []
+    used: list[dt.date] = []
+    blend = "none"
+    if not full:
+        planned = _predict_tiers(s, rec, day, coarse.source, observed, scratch, cfg, notes)
+        if planned is None:
+            return
+        tiers, used, blend = planned
+
+    rec.status = "gap-filled" if observed is not None else "predicted"
+    if full:
+        notes.append("fine image fully valid: written as observed")
+    rec.pairs = sorted(set(used))
+    tags = _tags(s, rec, day, observed, tiers, blend, settings, key, inputs)
+    tmp = scratch / f"{day.isoformat()}_combined.tif"
+    try:
+        combined = Combination(tiers, observed, s.grid, s.count)
+        rec.valid_fraction = write_date_image(
+            tmp, combined.blocks(), s.grid, s.images.band_names, cfg.dtype, cfg.int16_scale, tags
+        )
+        if combined.filled and s.fallback is not None:
+            frac = combined.filled / float(s.grid.width * s.grid.height)
+            notes.append(
+                f"{s.fallback.name} filled {frac:.1%} of the pixels that {s.cls.name} left empty"
+            )
+        copy_as_cog(tmp, path, overwrite=True)
+    finally:
+        for p in [tmp, *(p for t in tiers for p in t.paths)]:
+            with contextlib.suppress(OSError):
+                p.unlink()
+    rec.reason = "; ".join(notes)
+
+
+def _observation(
+    s: _Series, rec: DateRecord, day: dt.date, notes: list[str]
+) -> tuple[Source | None, bool]:
+    """The fine image observed on ``day`` (None: none or unreadable) and whether it is full."""
+    if day not in s.fine:
+        return None, False
+    fimg = s.images.open_image(s.fine[day])
+    rec.fine_valid = fimg.valid
+    if fimg.source is None:
+        notes.append(f"fine image unreadable, predicted instead: {fimg.error}")
+        return None, False
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return fimg.source, fully_valid(fimg.source)
+
+
+def _predict_tiers(
+    s: _Series,
+    rec: DateRecord,
+    day: dt.date,
+    target: Source,
+    observed: Source | None,
+    scratch: Path,
+    cfg: SeriesConfig,
+    notes: list[str],
+) -> tuple[list[Tier], list[dt.date], str] | None:
+    """The main method's predictions, then the fallback's where they leave holes.
+
+    Returns the tiers, the pair dates used and how the main tier blends; None when there is
+    nothing to predict from and nothing observed (``rec`` then says skipped).
+    """
+    clear = [d for d in s.images.clear_pairs() if d != day]
+    tiers: list[Tier] = []
+    used: list[dt.date] = []
+    blend = "none"
+    tags = s.cls.tags
+    sets, note = choose_pairs(day, clear, tags.min_pairs, tags.max_pairs, s.pairs_per_side)
+    if sets:
+        tiers.append(
+            _predict_tier(
+                s, s.cls, sets, day, target, scratch, "main", cfg.mem_limit_mb, cfg.workers
+            )
+        )
+        used += [d for group in sets for d in group]
+        rec.weights = tiers[0].weights
+        blend = (
+            "temporal weights 1/days, normalised per pixel"
+            if len(sets) > 1
+            else "one prediction from all its pairs"
+        )
+        if note:
+            notes.append(note)
+    fb = s.fallback
+    if (
+        fb is not None
+        and clear
+        and (not tiers or holes(tiers[0], target, observed, s.grid, s.count) > 0)
+    ):
+        fsets, _ = choose_pairs(day, clear, fb.tags.min_pairs, fb.tags.max_pairs, s.pairs_per_side)
+        if fsets:
+            if not tiers:
+                notes.append(f"{s.cls.name}: {note}; predicted with {fb.name} instead")
+            tiers.append(
+                _predict_tier(
+                    s, fb, fsets, day, target, scratch, "fallback", cfg.mem_limit_mb, cfg.workers
+                )
+            )
+            used += [d for group in fsets for d in group]
+    if not tiers and observed is None:
+        rec.status, rec.output = "skipped", ""
+        rec.reason = f"no pair to predict from ({note})"
+        return None
+    if not tiers:
+        notes.append(f"no other clear pair to predict from ({note}): gaps left empty")
+    return tiers, used, blend
+
+
+def _tags(
+    s: _Series,
+    rec: DateRecord,
+    day: dt.date,
+    observed: Source | None,
+    tiers: list[Tier],
+    blend: str,
+    settings: dict[str, Any],
+    key: str,
+    inputs: list[list[Any]],
+) -> dict[str, str]:
+    """The output's provenance tags (docs/commands/series.md, Outputs)."""
+    ratio = s.images.ratio
+    return {
+        "STFUSION_VERSION": stfusion.__version__,
+        "STFUSION_METHOD": s.cls.name,
+        "STFUSION_PARAMS": json.dumps(settings["params"], default=str),
+        "STFUSION_SERIES_DATE": day.isoformat(),
+        "STFUSION_SERIES_STATUS": rec.status,
+        "STFUSION_SERIES_PAIRS": json.dumps([d.isoformat() for d in rec.pairs]),
+        "STFUSION_SERIES_PAIR_FILES": json.dumps(
+            [[s.fine[d].path, s.coarse[d].path] for d in rec.pairs]
+        ),
+        "STFUSION_SERIES_BLEND": blend,
+        "STFUSION_SERIES_WEIGHTS": json.dumps(rec.weights),
+        "STFUSION_SERIES_FALLBACK": json.dumps(
+            [
+                {"method": t.method, "pairs": [[d.isoformat() for d in g] for g in t.sets]}
+                for t in tiers[1:]
+            ]
+        ),
+        "STFUSION_SERIES_COARSE": s.coarse[day].path,
+        "STFUSION_SERIES_COARSE_MASK": s.coarse[day].mask or "",
+        "STFUSION_SERIES_FINE": s.fine[day].path if observed is not None else "",
+        "STFUSION_SERIES_FINE_MASK": (s.fine[day].mask or "") if observed is not None else "",
+        "STFUSION_SERIES_SETTINGS": json.dumps(settings, default=str),
+        "STFUSION_SERIES_KEY": key,
+        "STFUSION_SERIES_INPUTS": json.dumps(inputs),
+        "STFUSION_SERIES_INPUTS_KEY": inputs_key(inputs),
+        "STFUSION_RATIO": "" if ratio is None else f"{ratio:g}",
+        "STFUSION_CREATED": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _predict_tier(
+    s: _Series,
+    cls: type[FusionMethod],
+    sets: list[list[dt.date]],
+    day: dt.date,
+    target: Source,
+    scratch: Path,
+    role: str,
+    mem_limit_mb: float | None,
+    workers: int,
+) -> Tier:
+    weights = [1.0] if len(sets) == 1 else temporal_weights(day, [g[0] for g in sets])
+    paths = []
+    for group in sets:
+        est = s.estimator(cls, tuple(group))
+        name = "+".join(d.isoformat() for d in group)
+        comp = scratch / f"{day.isoformat()}_{role}_{name}.tif"
+        _predict_component(est, target, comp, mem_limit_mb, workers)
+        paths.append(comp)
+    return Tier(paths, weights, cls.name, sets)
+
+
+def _predict_component(
+    est: FusionMethod, target: Source, out: Path, mem_limit_mb: float | None, workers: int
+) -> Path:
+    """One fusion prediction into a float32 GeoTIFF (the unit the resume test counts)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        est.prepare(target)
+        est.predict(out=out, overwrite=True, mem_limit_mb=mem_limit_mb, workers=workers, cog=False)
+    return out

@@ -1,0 +1,102 @@
+"""Declared parameters (``methods/params.py``): constraints, command-line parsing, messages,
+``set_params``/``clone`` and the tags' pair rule."""
+
+from __future__ import annotations
+
+import math
+import pickle
+from numbers import Integral, Real
+
+import numpy as np
+import pytest
+
+from stfusion.errors import InvalidParameterError
+from stfusion.methods import get_method
+from stfusion.methods.params import AUTO, Interval, MethodTags, Param, StrOptions, Text
+
+
+def test_interval_bounds_kinds_and_words() -> None:
+    odd = Interval(Integral, 3, None, closed="left", odd=True)
+    assert odd.is_satisfied_by(3) and odd.is_satisfied_by(np.int64(51))
+    for bad in (1, 4, 7.0, True, "7"):
+        assert not odd.is_satisfied_by(bad)
+    assert odd.describe() == "an odd integer >= 3"
+    unit = Interval(Real, 0, 1, closed="right")
+    assert unit.is_satisfied_by(1) and unit.is_satisfied_by(np.float32(0.5))
+    assert not unit.is_satisfied_by(0.0) and not unit.is_satisfied_by(math.nan)
+    assert unit.describe() == "a finite number > 0 and <= 1"
+    assert Interval(Real, 1.0, 1000.0).describe() == "a finite number between 1 and 1000"
+    off = Interval(Real, None, None, allow_inf=True)
+    assert off.is_satisfied_by(-math.inf) and not off.is_satisfied_by(math.nan)
+    assert "finite" in off.describe() and "inf" in off.describe()
+
+
+def test_cli_strings_parse_by_the_first_constraint_that_reads_them() -> None:
+    p = Param("overlap", "auto", (AUTO, Interval(Integral, 0, None, closed="left")), "px", "h")
+    assert p.parse("auto") == "auto" and p.parse("16") == 16
+    with pytest.raises(InvalidParameterError, match=r"m: --param overlap=-1: overlap must be "
+                       r"'auto' or an integer >= 0 \(h\)"):  # fmt: skip
+        p.parse("-1", "m")
+    with pytest.raises(InvalidParameterError, match="overlap=x"):
+        p.parse("x")
+    flag = Param("intercept", True, bool, "", "h")
+    assert [flag.parse(t) for t in ("yes", "0", "True", "off")] == [True, False, True, False]
+    # FSDAF's classes: a string first, so "6" stays the string it always was on the CLI
+    assert get_method("fsdaf").parse_params(["classes=6"]) == {"classes": "6"}
+    assert get_method("starfm").parse_params(["classes=40"]) == {"classes": 40.0}
+    text = Param("bands", "all", Text("a comma list"), "", "h")
+    with pytest.raises(InvalidParameterError, match="a comma list"):
+        text.parse("  ")
+
+
+def test_messages_name_method_parameter_value_and_what_is_allowed() -> None:
+    starfm = get_method("starfm")
+    with pytest.raises(InvalidParameterError) as info:
+        starfm(uncertainty=-1)
+    msg = str(info.value)
+    assert msg.startswith("starfm: uncertainty=-1: uncertainty must be 'auto' or a finite "
+                          "number > 0 (")  # fmt: skip
+    with pytest.raises(InvalidParameterError, match=r"starfm: unknown parameter 'windows'"):
+        starfm(windows=7)
+    with pytest.raises(InvalidParameterError, match="by name"):
+        starfm(7)
+    with pytest.raises(InvalidParameterError, match=r"one of 'scene', 'window'"):
+        starfm(threshold="pixel")
+
+
+def test_set_params_clone_and_pickle() -> None:
+    est = get_method("fitfc")(window=9, similar=8)
+    assert est.set_params(similar=5) is est and est.similar == 5
+    with pytest.raises(InvalidParameterError, match="similar"):
+        est.set_params(similar=100)  # > window^2: a cross-parameter rule
+    assert est.similar == 5  # a refused change leaves the method as it was
+    twin = est.clone()
+    assert twin is not est and twin.get_params() == est.get_params()
+    back = pickle.loads(pickle.dumps(est))  # the runners pickle fitted methods
+    assert back.get_params() == est.get_params()
+
+
+def test_tags_pair_rule() -> None:
+    one, two, many = MethodTags(1, 1), MethodTags(2, 2), MethodTags(2, None)
+    assert [one.pairs_text(), two.pairs_text(), many.pairs_text()] == ["1", "2", "2+"]
+    assert one.pairs_problem(2) == "needs exactly 1 pair, got 2"
+    assert many.pairs_problem(1) == "needs at least 2 pairs, got 1"
+    assert MethodTags(1, 3).pairs_problem(4) == "takes at most 3 pairs, got 4"
+    assert many.accepts_pairs(9) and not two.accepts_pairs(3)
+    with pytest.raises(InvalidParameterError, match=r"estarfm needs exactly 2 pairs, got 1: "
+                       r"one before and one after"):  # fmt: skip
+        get_method("estarfm")().fit([(np.zeros((1, 8, 8)), np.zeros((1, 8, 8)))])
+
+
+def test_str_options_keep_order_and_sort_sets() -> None:
+    assert StrOptions(("b", "a")).options == ("b", "a")
+    assert StrOptions({"b", "a"}).options == ("a", "b")
+
+
+def test_old_pair_attributes_are_refused() -> None:
+    from stfusion.methods import FusionMethod
+
+    with pytest.raises(TypeError, match="MethodTags"):
+
+        class Old(FusionMethod):
+            min_pairs = 2

@@ -1,0 +1,147 @@
+"""``SeriesConfig``: one frozen set of series options; ``--date-range`` and the old ``--dates``."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from conftest import KRANJ, need, run_cli
+from stfusion.errors import InvalidParameterError
+from stfusion.series import SeriesConfig, read_summary, run_series
+
+D = dt.date
+
+
+def test_config_normalises_and_is_frozen(tmp_path: Path) -> None:
+    cfg = SeriesConfig(
+        tmp_path,
+        fine="landsat/",
+        coarse=["modis/"],
+        params=["window=11"],
+        fine_mask_flags="default,snow",
+        fine_bands="3,2,1",
+        fallback="None",
+    )
+    assert cfg.out_dir == tmp_path and cfg.fine == ("landsat/",) and cfg.coarse == ("modis/",)
+    assert cfg.params == ("window=11",) and cfg.fine_mask_flags == ("default", "snow")
+    assert cfg.fine_bands == ("3", "2", "1") and cfg.fallback is None
+    assert cfg.targets_range() == (None, None)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.method = "fitfc"  # type: ignore[misc]
+    assert SeriesConfig(tmp_path, date_range="2020-03-01:").targets_range() == (D(2020, 3, 1), None)
+    assert SeriesConfig(tmp_path, date_range=(None, D(2020, 4, 1))).targets_range() == (
+        None,
+        D(2020, 4, 1),
+    )
+    with pytest.raises(InvalidParameterError, match="--date-range"):
+        SeriesConfig(tmp_path, date_range="2020-04-30:2020-03-01").targets_range()
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("dtype", "uint8", "--dtype"),
+        ("int16_scale", 0.0, "--int16-scale"),
+        ("min_valid", 1.5, "--min-valid"),
+        ("pairs_per_side", 0, "--pairs-per-side"),
+        ("prefix", "a/b", "--prefix"),
+    ],
+)
+def test_config_rejects_bad_values_before_any_work(
+    tmp_path: Path, field: str, value: object, message: str
+) -> None:
+    with pytest.raises(InvalidParameterError, match=message):
+        SeriesConfig(tmp_path, **{field: value})  # type: ignore[arg-type]
+
+
+def test_run_series_keyword_form_and_old_names(tmp_path: Path) -> None:
+    with pytest.raises(InvalidParameterError, match="not both"):
+        run_series(tmp_path, dates="2020-03-08", date_range="2020-03-08")
+    with pytest.raises(TypeError, match="unknown series option"):
+        run_series(tmp_path, fine_scaling=1e-4)
+
+
+def _kranj(out: Path, *extra: str) -> list[str]:
+    k = need(KRANJ)
+    return [
+        "series",
+        "--fine",
+        str(k / "landsat" / "filled"),
+        "--coarse",
+        str(k / "modis" / "filled"),
+        "--fine-scale",
+        "0.0001",
+        "-m",
+        "additive",
+        "-q",
+        "--out-dir",
+        str(out),
+        *extra,
+    ]
+
+
+def test_cli_date_range_and_deprecated_dates(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run_cli(
+        _kranj(tmp_path / "new", "--date-range", "2020-03-09:2020-03-10"), capsys
+    )
+    assert code == 0, err
+    assert "deprecated" not in err
+    new = [r["date"] for r in read_summary(tmp_path / "new" / "summary.csv")]
+    assert new == ["2020-03-09", "2020-03-10"]
+    # the old name still works, with a note
+    code, _, err = run_cli(_kranj(tmp_path / "old", "--dates", "2020-03-09:2020-03-10"), capsys)
+    assert code == 0, err
+    assert "--dates is deprecated" in err and "--date-range" in err
+    assert [r["date"] for r in read_summary(tmp_path / "old" / "summary.csv")] == new
+    # both at once: a usage error
+    both = _kranj(tmp_path / "both", "--dates", "2020-03-09", "--date-range", "2020-03-09")
+    code, _, err = run_cli(both, capsys)
+    assert code == 2 and "--date-range" in err
+
+
+def test_cli_and_python_give_one_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI builds the SeriesConfig that the keyword form of run_series builds."""
+    import stfusion.series as series_pkg
+
+    seen: list[SeriesConfig] = []
+
+    def capture(config: SeriesConfig, **kw: object) -> None:
+        seen.append(config)
+        raise InvalidParameterError("captured")
+
+    monkeypatch.setattr(series_pkg, "run_series", capture)
+    code, _, _ = run_cli(
+        [
+            "series",
+            "--fine",
+            "f/",
+            "--coarse",
+            "c/",
+            "-o",
+            str(tmp_path),
+            "--date-range",
+            "2020-03-01:",
+            "--fine-scale",
+            "0.0001",
+            "--fine-mask-flags",
+            "default,snow",
+            "--fallback",
+            "none",
+        ]
+    )
+    assert code == 1 and len(seen) == 1
+    expected = SeriesConfig.from_kwargs(
+        tmp_path,
+        fine=["f/"],
+        coarse=["c/"],
+        dates="2020-03-01:",
+        fine_scale=1e-4,
+        fine_mask_flags="default,snow",
+        fallback="none",
+    )
+    assert seen[0] == expected
