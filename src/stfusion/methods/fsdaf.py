@@ -526,20 +526,11 @@ class FSDAF(FusionMethod):
             # A native pixel cut by the scene edge has a value from ground the fine image
             # does not show: not a pure pixel for the unmixing.
             complete &= native.whole.reshape(-1)
-        change = np.empty((self.n_classes_, nb))
-        for b in range(nb):
-            d = dc[b].reshape(-1)
-            ok = np.isfinite(d)
-            if not ok.any():
-                change[:, b] = 0.0
-                continue
-            sd = float(np.std(d[ok]))
-            bounds = (float(d[ok].min()) - sd, float(d[ok].max()) + sd)
-            change[:, b] = unmix_class_changes(fractions, d, complete, int(self.pure), bounds)
-        self.class_change_ = change
         nvalid = counts.sum(axis=1)
         with np.errstate(invalid="ignore", divide="ignore"):
             share = counts / nvalid[:, None]
+        change = self._class_changes(fractions, dc.reshape(nb, -1), complete, share)
+        self.class_change_ = change
         shift = share @ change  # mean F2_TP - mean F1 per coarse pixel
         resid = dc.reshape(nb, -1).T - shift
         resid[nvalid == 0] = np.nan
@@ -559,6 +550,25 @@ class FSDAF(FusionMethod):
             if native is not None  # in coarse-pixel coordinates of the native grid
             else fit_spline(c2m, r, grid.shape, int(self.spline_radius))
         )
+
+    def _class_changes(
+        self, fractions: np.ndarray, dc: np.ndarray, complete: np.ndarray, share: np.ndarray
+    ) -> np.ndarray:
+        """Step 2, ``Delta F(c)`` ``(classes, band)`` from the coarse changes ``dc`` ``(band,
+        n)``, over the ``complete`` coarse pixels (``share``: each coarse pixel's labelled
+        class shares, for subclasses that look at the residuals)."""
+        nb = dc.shape[0]
+        change = np.empty((self.n_classes_, nb))
+        for b in range(nb):
+            d = dc[b]
+            ok = np.isfinite(d)
+            if not ok.any():
+                change[:, b] = 0.0
+                continue
+            sd = float(np.std(d[ok]))
+            bounds = (float(d[ok].min()) - sd, float(d[ok].max()) + sd)
+            change[:, b] = unmix_class_changes(fractions, d, complete, int(self.pure), bounds)
+        return change
 
     # -------------------------------------------------------------------------- predict
 
@@ -596,14 +606,7 @@ class FSDAF(FusionMethod):
         homogeneity_index(lab, r // 2, ry0, ry1, rx0, rx1, hi)
         fr = f1[:, ry0:ry1, rx0:rx1]
         lr = lab[ry0:ry1, rx0:rx1]
-        if native is not None:
-            change = self._native_change(fr, lr, hi, Window(bx0, by0, bx1 - bx0, by1 - by0))
-        else:
-            sp = self.spline_.evaluate(by0, bx0, by1 - by0, bx1 - bx0)
-            resid = self.residual_[by0 // r : -(-by1 // r), bx0 // r : -(-bx1 // r)]
-            change = residual_change(
-                fr, lr, hi, sp, self.class_change_, resid, r, *self.allowed_
-            )
+        change = self._total_change(fr, lr, hi, Window(bx0, by0, bx1 - bx0, by1 - by0))
         thr = self.fine_std_ * 2.0 / self.n_classes_
         out = smooth(
             fr, change, lr, half, int(self.similar), thr, str(self.final),
@@ -622,6 +625,20 @@ class FSDAF(FusionMethod):
             fell |= bad
         return out.astype(np.float32), fell.any(axis=0)
 
+
+    def _total_change(
+        self, fr: np.ndarray, lr: np.ndarray, hi: np.ndarray, region: Window
+    ) -> np.ndarray:
+        """Steps 3-5, ``Delta F`` on ``region`` (fine pixels of whole coarse pixels): F1,
+        labels and HI there."""
+        if self.native_ is not None:
+            return self._native_change(fr, lr, hi, region)
+        r = self.r_
+        by0, bx0 = int(region.row_off), int(region.col_off)
+        by1, bx1 = by0 + int(region.height), bx0 + int(region.width)
+        sp = self.spline_.evaluate(by0, bx0, by1 - by0, bx1 - bx0)
+        resid = self.residual_[by0 // r : -(-by1 // r), bx0 // r : -(-bx1 // r)]
+        return residual_change(fr, lr, hi, sp, self.class_change_, resid, r, *self.allowed_)
 
     def _native_change(
         self, fr: np.ndarray, lr: np.ndarray, hi: np.ndarray, region: Window
