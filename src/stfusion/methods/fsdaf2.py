@@ -19,9 +19,10 @@ distribution, similar pixels are FSDAF's own code, unchanged):
 3. Second unmixing without the changed coarse pixels (the paper's exclusion of changed
    pixels); residuals recomputed with the new ``Delta F(c)``.
 4. Changed pixels (model for changed areas): in a changed coarse pixel each fine pixel gets
-   a change weight ``P = e^2 / (e^2 + T^2)``, ``e = sqrt(mean_b ((F2_SP - F2_TP)_b / s_b)^2)``
-   (how far the spline prediction is from the class-based one, in CI's units); elsewhere
-   ``P = 0``. Its temporal prediction becomes ``F2_TP' = F2_TP + P (F2_SP - F2_TP)``.
+   a change weight ``P = e^2 / (e^2 + (k T)^2)``, ``e = sqrt(mean_b ((F2_SP - F2_TP)_b /
+   s_b)^2)`` (how far the spline prediction is from the class-based one, in CI's units),
+   ``k = change_scale`` (4); elsewhere ``P = 0``. Its temporal prediction becomes
+   ``F2_TP' = F2_TP + P (F2_SP - F2_TP)``.
 5. Residual distribution with the change weights: FSDAF's step 5 on ``F2_TP'``, with the
    coarse residual ``R' = R - mean P (F2_SP - F2_TP)`` over the coarse pixel's labelled
    pixels (so the fine changes still sum to ``m Delta C``), ``E_ho = F2_SP - F2_TP'``.
@@ -42,7 +43,7 @@ from rasterio.windows import Window
 from stfusion.kernels.coarse import distribute_residual_mapped
 from stfusion.methods.base import FusionMethod
 from stfusion.methods.fsdaf import FSDAF, residual_change
-from stfusion.methods.params import AUTO, NON_NEGATIVE, MethodTags, Param
+from stfusion.methods.params import AUTO, NON_NEGATIVE, POSITIVE, MethodTags, Param
 from stfusion.methods.variables import CHOICES
 
 #: Smallest automatic change threshold (CI units: standard deviations of F1): Otsu always
@@ -86,8 +87,9 @@ def changed_shift(
     scale: np.ndarray,
     threshold: float,
 ) -> np.ndarray:
-    """``P (F2_SP - F2_TP)`` ``(band, H, W)`` (steps 4): 0 outside ``flagged`` pixels (those
-    of changed coarse pixels), unlabelled pixels and where the spline is NaN."""
+    """``P (F2_SP - F2_TP)`` ``(band, H, W)`` (step 4; ``threshold`` = k T, where P = 1/2):
+    0 outside ``flagged`` pixels (those of changed coarse pixels), unlabelled pixels and
+    where the spline is NaN."""
     lab = np.where(labels >= 0, labels, 0)
     tp = f1.astype(np.float64) + class_change[lab].transpose(2, 0, 1)
     d = spline - tp
@@ -156,6 +158,10 @@ class FSDAF2(FSDAF):
               "coarse pixels whose change index (unmixing residual over F1's standard "
               f"deviation, RMS over bands) exceeds this are changed; auto: Otsu's threshold, "
               f"at least {CHANGE_FLOOR}"),
+        Param("change_scale", 4.0, POSITIVE, "change thresholds",
+              "a fine pixel of a changed coarse pixel moves to the spline by P = e^2 / (e^2 + "
+              "(change_scale T)^2), e its change index, T the change threshold (4: chosen on "
+              "cia-1pair, boreas-1pair and lgc-flood)"),
     )  # fmt: skip
 
     def __init__(
@@ -163,13 +169,13 @@ class FSDAF2(FSDAF):
         merge_distance: float | str = "auto", split_std: float | str = "auto", window: int = 41,
         similar: int = 20, final: str = "paper", pure: int = 100, spline_radius: int = 4,
         valid_range: str | tuple[float, float] | None = "auto", variable: str = "auto",
-        seed: int = 0, change_threshold: float | str = "auto",
+        seed: int = 0, change_threshold: float | str = "auto", change_scale: float = 4.0,
     ) -> None:  # fmt: skip
         FusionMethod.__init__(
             self, classes=classes, merge_distance=merge_distance, split_std=split_std,
             window=window, similar=similar, final=final, pure=pure,
             spline_radius=spline_radius, valid_range=valid_range, variable=variable, seed=seed,
-            change_threshold=change_threshold,
+            change_threshold=change_threshold, change_scale=change_scale,
         )  # fmt: skip
 
     def bytes_per_pixel(self, bands: int, pairs: int) -> float:
@@ -199,7 +205,7 @@ class FSDAF2(FSDAF):
     ) -> np.ndarray:
         if not self.changed_.any():
             return super()._total_change(fr, lr, hi, region)
-        thr = float(self.change_threshold_)
+        thr = float(self.change_scale) * float(self.change_threshold_)  # P = 1/2 there
         native = self.native_
         if native is None:
             r = self.r_
