@@ -21,7 +21,7 @@ import numpy as np
 from stfusion.cases import named_cases
 from stfusion.methods import get_method
 
-CLASSICAL = "nochange,additive,starfm,estarfm,fitfc,fsdaf,fsdaf2,vipstf,ensemble"
+CLASSICAL = "nochange,additive,starfm,estarfm,fitfc,fsdaf,vipstf,ensemble"
 
 
 def _pairs_range(cls: type) -> tuple[int, int | None]:
