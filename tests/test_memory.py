@@ -110,7 +110,7 @@ def test_scan_windows_bounded_and_aligned() -> None:
 
 @pytest.mark.realdata(CIA)
 @pytest.mark.parametrize("tiled", [False, True])
-@pytest.mark.parametrize("method", ["starfm", "fsdaf", "fitfc", "estarfm"])
+@pytest.mark.parametrize("method", ["starfm", "fsdaf", "fsdaf2", "fitfc", "estarfm"])
 def test_scene_wide_passes_read_bounded_windows(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiled: bool, method: str
 ) -> None:
