@@ -26,6 +26,7 @@ FAST_PARAMS: dict[str, dict[str, object]] = {
     "starfm": {"window": 7},
     "estarfm": {"window": 7},
     "fsdaf": {},
+    "fsdaf2": {},
     "fitfc": {"regression_window": 3, "window": 9, "similar": 8},
     "vipstf": {"base": "fsdaf"},  # two pairs (min_pairs), FSDAF on the virtual pair
     "ensemble": {"members": "additive,starfm"},  # two fast members

@@ -111,7 +111,7 @@ def test_every_method_predicts_1_3_and_6_bands(model: str, checkpoints: dict[str
     for bands in (1, 3, 6):
         f1, c1, c2 = _scene(bands, size=32)
         est = cls(weights=str(checkpoints[model]), tile=32, device="cpu")
-        est.fit([(f1, c1)] * cls.min_pairs)
+        est.fit([(f1, c1)] * cls.tags.min_pairs)
         out = est.predict(c2)
         assert out.shape == (bands, 32, 32)
         assert np.isfinite(np.asarray(out)).all()
@@ -232,7 +232,7 @@ def check_shipped(model: str, tmp_path: Path) -> None:
     assert set(ck.data["training_sites"]) == {"cia", "boreas", "s2"}
     assert "catalog" in ck.meta["command"]
     d = sample_dir()
-    ref = ["2001-10-17"] * cls.min_pairs
+    ref = ["2001-10-17"] * cls.tags.min_pairs
     pairs = [(d / f"CIA_Landsat7_{x}.tif", d / f"CIA_MOD09GA_{x}.tif") for x in ref]
     with warnings.catch_warnings():
         warnings.simplefilter("error", STFusionWarning)
@@ -240,7 +240,7 @@ def check_shipped(model: str, tmp_path: Path) -> None:
     pred = est.predict(d / "CIA_MOD09GA_2001-11-02.tif").values
     assert pred.shape == (6, 250, 250) and np.isfinite(pred).all()
     two = write_cia_crop(tmp_path, 32, DATES[1:], (2, 3))
-    est = cls().fit([two[DATES[1]]] * cls.min_pairs)
+    est = cls().fit([two[DATES[1]]] * cls.tags.min_pairs)
     assert est.predict(two[DATES[2]][1]).values.shape == (2, 32, 32)
 
 

@@ -183,9 +183,10 @@ def test_fsdaf_native_cli_within_5_percent_of_fine_grid(
     assert s_nat <= 1.05 * s_fine, (s_nat, s_fine)
 
 
-def test_fsdaf_native_tiled_equals_whole(native: dict[str, Path]) -> None:
+@pytest.mark.parametrize("method", ["fsdaf", "fsdaf2"])
+def test_fsdaf_native_tiled_equals_whole(native: dict[str, Path], method: str) -> None:
     c1, c2 = native["sinu_2001-10-17"], native["sinu_2001-11-02"]
-    est = get_method("fsdaf")(window=11, similar=8, spline_radius=2)
+    est = get_method(method)(window=11, similar=8, spline_radius=2)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", STFusionWarning)
         est.fit([(str(F1), str(c1))])
@@ -193,6 +194,8 @@ def test_fsdaf_native_tiled_equals_whole(native: dict[str, Path]) -> None:
     tiled = np.asarray(est.predict(window_size=23).values)
     np.testing.assert_array_equal(tiled, whole)
     assert np.isfinite(whole).mean() > 0.99
+    if method == "fsdaf2":
+        assert est.changed_.any()  # the native path of the changed-pixel model ran
 
 
 def test_cli_ratio_override_runs(native: dict[str, Path], tmp_path: Path) -> None:

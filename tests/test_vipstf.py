@@ -215,6 +215,7 @@ HAS_TORCH = importlib.util.find_spec("torch") is not None
 DEEP_ONE_PAIR = ("dcstfn", "edcstfn", "ganstfm", "vitgan", "student")
 CLASSICAL_FAST = {
     "fsdaf": {"window": 9},
+    "fsdaf2": {"window": 9},
     "fitfc": SMALL_FITFC,
     "starfm": {"window": 7},
     "additive": {},

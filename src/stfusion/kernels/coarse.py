@@ -28,16 +28,18 @@ def tps_eval_points_local(
     radius: int,
     weights: np.ndarray,
     affine: np.ndarray,
+    i0: int,
+    j0: int,
+    bh: int,
+    bw: int,
     out: np.ndarray,
 ) -> None:
     """Local splines at points ``(py, px)`` ``(H, W)`` in coarse-pixel coordinates (coarse
-    pixel ``(i, j)`` centred on ``(i, j)``), each with the spline of its coarse pixel
-    ``(ci, cj)``: ``weights[i, j, k, band]`` on the centres ``(i + di, j + dj)``, ``affine[i,
-    j, :, band]`` for ``1, py - i, px - j`` (as :func:`stfusion.kernels.fsdaf.tps_eval_local`
-    with ``r = 1``). ``out`` ``(band, H, W)``."""
+    pixel ``(i, j)`` centred on ``(i, j)``, ``bh x bw`` of them), each with the spline of its
+    coarse pixel ``(ci, cj)``: ``weights[i - i0, j - j0, k, band]`` on the centres ``(i + di,
+    j + dj)``, ``affine[i - i0, j - j0, :, band]`` for ``1, py - i, px - j`` (as
+    :func:`stfusion.kernels.fsdaf.tps_eval_local` with ``r = 1``). ``out`` ``(band, H, W)``."""
     nb, h, w = out.shape
-    bh = weights.shape[0]
-    bw = weights.shape[1]
     side = 2 * radius + 1
     for yl in prange(h):
         for xl in range(w):
@@ -45,9 +47,11 @@ def tps_eval_points_local(
             j = cj[yl, xl]
             y = py[yl, xl]
             x = px[yl, xl]
+            li = i - i0
+            lj = j - j0
             for b in range(nb):
-                out[b, yl, xl] = affine[i, j, 0, b] + affine[i, j, 1, b] * (y - i) + (
-                    affine[i, j, 2, b] * (x - j)
+                out[b, yl, xl] = affine[li, lj, 0, b] + affine[li, lj, 1, b] * (y - i) + (
+                    affine[li, lj, 2, b] * (x - j)
                 )
             for di in range(-radius, radius + 1):
                 ii = i + di
@@ -62,7 +66,7 @@ def tps_eval_points_local(
                     dx = x - jj
                     phi = _tps_phi(dy * dy + dx * dx)
                     for b in range(nb):
-                        out[b, yl, xl] += weights[i, j, k, b] * phi
+                        out[b, yl, xl] += weights[li, lj, k, b] * phi
 
 
 @njit(parallel=True, nogil=True, cache=True)

@@ -131,19 +131,22 @@ def tps_eval_local(
     radius: int,
     weights: np.ndarray,
     affine: np.ndarray,
+    i0: int,
+    j0: int,
     out: np.ndarray,
 ) -> None:
     """Evaluate the per-block local splines on fine pixels ``gy0 + [0, H)``, ``gx0 + [0, W)``.
 
     The fine pixel (y, x) (global) uses the spline of its coarse block (i, j) = (y // r,
     x // r), fitted on the coarse centres ``(cy[i + di], cx[j + dj])``, |di|, |dj| <=
-    ``radius``: ``weights[i, j, k, band]`` with k = (di + radius) (2 radius + 1) + dj + radius
-    and ``affine[i, j, :, band]`` for ``1, (y - cy[i]) / r, (x - cx[j]) / r``. Coordinates are
-    in coarse-pixel units. NaN coefficients (no data) give NaN.
+    ``radius``: ``weights[i - i0, j - j0, k, band]`` with k = (di + radius) (2 radius + 1) +
+    dj + radius and ``affine[i - i0, j - j0, :, band]`` for ``1, (y - cy[i]) / r, (x - cx[j])
+    / r`` (the coefficients of the blocks the pixels fall in, from block ``(i0, j0)`` on).
+    Coordinates are in coarse-pixel units. NaN coefficients (no data) give NaN.
     """
     nb, h, w = out.shape
-    bh = weights.shape[0]
-    bw = weights.shape[1]
+    bh = cy.shape[0]
+    bw = cx.shape[0]
     side = 2 * radius + 1
     inv_r = 1.0 / r
     for yl in prange(h):
@@ -154,9 +157,11 @@ def tps_eval_local(
             j = x // r
             u = (y - cy[i]) * inv_r
             v = (x - cx[j]) * inv_r
+            li = i - i0
+            lj = j - j0
             for b in range(nb):
                 out[b, yl, xl] = (
-                    affine[i, j, 0, b] + affine[i, j, 1, b] * u + (affine[i, j, 2, b] * v)
+                    affine[li, lj, 0, b] + affine[li, lj, 1, b] * u + (affine[li, lj, 2, b] * v)
                 )
             for di in range(-radius, radius + 1):
                 ii = i + di
@@ -171,7 +176,7 @@ def tps_eval_local(
                     dx = (x - cx[jj]) * inv_r
                     phi = _tps_phi(dy * dy + dx * dx)
                     for b in range(nb):
-                        out[b, yl, xl] += weights[i, j, k, b] * phi
+                        out[b, yl, xl] += weights[li, lj, k, b] * phi
 
 
 @njit(parallel=True, nogil=True, cache=True)

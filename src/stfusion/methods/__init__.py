@@ -21,6 +21,7 @@ BUILTIN: dict[str, str] = {
     "estarfm": "stfusion.methods.estarfm:ESTARFM",
     "fitfc": "stfusion.methods.fitfc:FitFC",
     "fsdaf": "stfusion.methods.fsdaf:FSDAF",
+    "fsdaf2": "stfusion.methods.fsdaf2:FSDAF2",
     "ganstfm": "stfusion.methods.deep:GANSTFM",
     "nochange": "stfusion.methods.baselines:NoChange",
     "robot": "stfusion.methods.robot:ROBOT",

@@ -50,10 +50,12 @@ are not given because the paper's text could not be consulted to check them):
    w)``, weighted ``1 / ((1 + d_k / w) (1 + S_k))``, ``w = window // 2``. Both:
    ``F2 = F1 + sum_k w_k Delta F_k``.
 
-Scene-wide state: step 1 and the class fractions in ``fit``; steps 2-3 and the spline
-coefficients in ``prepare`` (all on the coarse grid); ``predict_window`` evaluates the
-spline, distributes the residuals over the whole coarse pixels around the window and smooths,
-so any tiling gives the same answer as one window.
+Scene-wide state: step 1 and the class fractions in ``fit``; steps 2-3 and the coarse values
+the spline passes through in ``prepare`` (all on the coarse grid); ``predict_window`` solves
+and evaluates the local splines of the coarse pixels around the window
+(:mod:`stfusion.methods.fsdaf_spline`), distributes the residuals over the whole coarse pixels
+around the window and smooths, so any tiling gives the same answer as one window. The
+classification and unmixing are in :mod:`stfusion.methods.fsdaf_classes`.
 
 Units: ``window`` in fine pixels, ``spline_radius`` in coarse pixels, ``valid_range`` in the
 data's units (``auto``: the physical range of ``variable``, ``stfusion.methods.variables``:
@@ -113,7 +115,6 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
 from numbers import Integral
 from typing import Any
 
@@ -130,23 +131,24 @@ from stfusion.coarse import (
 )
 from stfusion.errors import EmptyInputError, InvalidParameterError
 from stfusion.io import FileSource, Grid, Source
-from stfusion.kernels.coarse import (
-    distribute_residual_mapped,
-    tps_eval_points_global,
-    tps_eval_points_local,
-)
+from stfusion.kernels.coarse import distribute_residual_mapped
 from stfusion.kernels.fsdaf import (
     FINAL_IDL,
     FINAL_PAPER,
     distribute_residual,
     homogeneity_index,
-    kmeans_step,
     nearest_centre,
     similar_smooth,
-    tps_eval_global,
-    tps_eval_local,
 )
 from stfusion.methods.base import FusionMethod, Param
+from stfusion.methods.fsdaf_classes import (
+    ISO_DIST_OF_MAX,
+    ISO_MIN_PIXELS,
+    isodata,
+    kmeans,
+    unmix_class_changes,
+)
+from stfusion.methods.fsdaf_spline import Spline, fit_spline
 from stfusion.methods.params import AUTO, NON_NEGATIVE, Interval, MethodTags, StrOptions, Text
 from stfusion.methods.variables import (
     CHOICES,
@@ -155,409 +157,12 @@ from stfusion.methods.variables import (
 )
 from stfusion.scene import Scene
 
-#: A class needs more than this fraction of a coarse pixel for the pixel to be a candidate.
-MIN_PURE_FRACTION = 0.01
 #: Coarse pixels whose class fractions sum to less than this are left out of the unmixing.
 COMPLETE_FRACTION = 0.999
-#: Percentiles of the pure pixels' changes kept for the unmixing (the reference's 10-90 %).
-TRIM = (0.1, 0.9)
-#: At most this many coarse pixels for one global spline (a dense (n + 3)^2 system).
-GLOBAL_SPLINE_MAX = 3000
-#: Coarse pixels whose local splines are solved together (bounds the temporaries).
-SPLINE_CHUNK = 2048
 #: F1 pixels sampled (decimated grid) to fit the k-means centres.
 KMEANS_SAMPLE = 1 << 16
-#: ISODATA settings of FSDAF.pro (its ENVI ``class_doit`` call): ITERATIONS, ISO_MERGE_PAIRS,
-#: ISO_MIN_PIXELS (pixels of the scene), ISO_MERGE_DIST = ISO_SPLIT_STD = 0.05 * DN_max.
-ISO_ITERATIONS = 20
-ISO_MERGE_PAIRS = 2
-ISO_MIN_PIXELS = 200
-ISO_DIST_OF_MAX = 0.05
 #: ``final`` choices: the paper's similar-pixel rule or the IDL program's.
 FINAL_MODES = {"paper": FINAL_PAPER, "idl": FINAL_IDL}
-
-
-# ----------------------------------------------------------------------------- classification
-
-
-def kmeans(
-    x: np.ndarray, k: int, seed: int = 0, n_init: int = 4, max_iter: int = 100
-) -> np.ndarray:
-    """Centres ``(k', band)`` of Lloyd's k-means with k-means++ seeding, ``k' <= k``.
-
-    ``x`` ``(n, band)`` finite. Deterministic for a given seed; fewer centres when ``x`` has
-    fewer than ``k`` distinct rows. The best of ``n_init`` runs (lowest inertia) is kept;
-    centres are sorted by their sum over bands.
-    """
-    x = np.ascontiguousarray(x, dtype=np.float64)
-    rng = np.random.default_rng(seed)
-    best: np.ndarray | None = None
-    best_inertia = np.inf
-    tol = 1e-10 * float(np.mean(np.var(x, axis=0))) + 1e-300
-    dist = np.empty(len(x))
-    for _ in range(n_init):
-        c = _kmeans_pp(x, k, rng)
-        new = np.empty_like(c)
-        for _ in range(max_iter):
-            kmeans_step(x, c, new, dist)
-            shift = float(((new - c) ** 2).sum())
-            c, new = new, c
-            if shift <= tol:
-                break
-        inertia = kmeans_step(x, c, new, dist)
-        if inertia < best_inertia:
-            best, best_inertia = c.copy(), inertia
-        if len(c) < k:
-            break  # fewer distinct points than classes: every seeding gives the same centres
-    assert best is not None
-    return best[np.lexsort((*best.T[::-1], best.sum(axis=1)))]
-
-
-def _kmeans_pp(x: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
-    c = [x[rng.integers(len(x))]]
-    d = ((x - c[0]) ** 2).sum(axis=1)
-    for _ in range(1, k):
-        total = d.sum()
-        if total <= 0:
-            break  # every point coincides with a centre
-        c.append(x[rng.choice(len(x), p=d / total)])
-        d = np.minimum(d, ((x - c[-1]) ** 2).sum(axis=1))
-    return np.array(c)
-
-
-def _assign(x: np.ndarray, c: np.ndarray) -> np.ndarray:
-    """Index of the nearest centre (squared Euclidean; ties: lower index) of every row."""
-    d = ((x[:, None, :] - c[None, :, :]) ** 2).sum(axis=2)
-    return np.argmin(d, axis=1)
-
-
-def _class_stats(x: np.ndarray, lab: np.ndarray, k: int) -> tuple[np.ndarray, ...]:
-    """Members, means and standard deviations (per band) of classes ``0..k-1``."""
-    n = np.bincount(lab, minlength=k).astype(np.float64)
-    nb = x.shape[1]
-    s1 = np.stack([np.bincount(lab, x[:, b], minlength=k) for b in range(nb)], axis=1)
-    s2 = np.stack([np.bincount(lab, x[:, b] ** 2, minlength=k) for b in range(nb)], axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = s1 / n[:, None]
-        sd = np.sqrt(np.maximum(s2 / n[:, None] - mean**2, 0.0))
-    return n, mean, sd
-
-
-def isodata(
-    x: np.ndarray,
-    min_k: int,
-    max_k: int,
-    merge_distance: float,
-    split_std: float,
-    min_members: int = 1,
-    seed: int = 0,
-    iterations: int = ISO_ITERATIONS,
-    merge_pairs: int = ISO_MERGE_PAIRS,
-) -> np.ndarray:
-    """ISODATA centres ``(k, band)``, ``min_k <= k <= max_k`` (fewer only when ``x`` has
-    fewer distinct rows), sorted as :func:`kmeans`'s.
-
-    The scheme of ENVI's ISODATA as FSDAF.pro calls it (``NUM_CLASSES`` = max, ``MIN_CLASSES``,
-    ``ITERATIONS`` 20, ``ISO_MERGE_DIST``, ``ISO_MERGE_PAIRS`` 2, ``ISO_MIN_PIXELS``,
-    ``ISO_SPLIT_STD``, ``ISO_SPLIT_SMULT`` 1), made deterministic: start from :func:`kmeans`
-    with ``max_k`` classes (seeded); then each iteration (a) drops classes with fewer than
-    ``min_members`` members, smallest first, while more than ``min_k`` remain; (b) on even
-    iterations splits, largest spread first while fewer than ``max_k``, every class whose
-    largest per-band standard deviation exceeds ``split_std`` (and has at least
-    ``2 min_members`` members) into two centres at its mean -+ that deviation along that
-    band; on odd iterations merges, closest first, at most ``merge_pairs`` disjoint pairs of
-    centres closer than ``merge_distance`` (Euclidean) into their member-weighted mean, while
-    more than ``min_k`` remain; (c) one Lloyd step (assign, recompute means). It stops after
-    ``iterations`` or when two consecutive iterations neither split nor merged and no centre
-    moved; a last Lloyd refinement (to convergence, at most 100 steps) follows.
-    """
-    x = np.ascontiguousarray(x, dtype=np.float64)
-    c = kmeans(x, max_k, seed)
-    if len(c) < max_k:
-        return c  # fewer distinct rows than classes: nothing to split or merge
-    quiet = 0
-    for it in range(iterations):
-        lab = _assign(x, c)
-        n, mean, sd = _class_stats(x, lab, len(c))
-        changed = False
-        # (a) too small classes (empty ones included)
-        while len(c) > min_k and n.min() < min_members:
-            keep = np.ones(len(c), dtype=bool)
-            keep[int(np.argmin(n))] = False
-            c = c[keep]
-            lab = _assign(x, c)
-            n, mean, sd = _class_stats(x, lab, len(c))
-            changed = True
-        live = n > 0
-        c = np.where(live[:, None], mean, c)
-        if it % 2 == 0:
-            # (b) split
-            spread = sd.max(axis=1)
-            new = []
-            for j in np.argsort(-spread, kind="stable"):
-                if len(c) + len(new) >= max_k:
-                    break
-                if spread[j] <= split_std or n[j] < 2 * min_members:
-                    continue
-                band = int(np.argmax(sd[j]))
-                lo, hi = c[j].copy(), c[j].copy()
-                lo[band] -= sd[j, band]
-                hi[band] += sd[j, band]
-                c[j] = lo
-                new.append(hi)
-            if new:
-                c = np.concatenate([c, np.array(new)])
-                changed = True
-        else:
-            # (b) merge
-            d = np.sqrt(((c[:, None, :] - c[None, :, :]) ** 2).sum(axis=2))
-            iu, ju = np.triu_indices(len(c), 1)
-            order = np.argsort(d[iu, ju], kind="stable")
-            used = np.zeros(len(c), dtype=bool)
-            drop = []
-            merged = 0
-            for q in order:
-                i, j = int(iu[q]), int(ju[q])
-                if d[i, j] >= merge_distance or merged >= merge_pairs:
-                    break
-                if used[i] or used[j] or len(c) - len(drop) <= min_k:
-                    continue
-                w = n[i] + n[j]
-                c[i] = (n[i] * c[i] + n[j] * c[j]) / w if w > 0 else (c[i] + c[j]) / 2
-                n[i] = w
-                used[i] = used[j] = True
-                drop.append(j)
-                merged += 1
-            if drop:
-                c = np.delete(c, drop, axis=0)
-                changed = True
-        # (c) one Lloyd step
-        lab = _assign(x, c)
-        n, mean, _ = _class_stats(x, lab, len(c))
-        moved = bool(np.any(np.where(n[:, None] > 0, mean, c) != c))
-        c = np.where(n[:, None] > 0, mean, c)
-        quiet = 0 if (changed or moved) else quiet + 1
-        if quiet >= 2:
-            break
-    for _ in range(100):
-        lab = _assign(x, c)
-        n, mean, _ = _class_stats(x, lab, len(c))
-        new_c = np.where(n[:, None] > 0, mean, c)
-        if np.array_equal(new_c, c):
-            break
-        c = new_c
-    return c[np.lexsort((*c.T[::-1], c.sum(axis=1)))]
-
-
-# --------------------------------------------------------------------------------- unmixing
-
-
-def unmix_class_changes(
-    fractions: np.ndarray,
-    change: np.ndarray,
-    complete: np.ndarray,
-    n_pure: int,
-    bounds: tuple[float, float],
-) -> np.ndarray:
-    """Class-level change ``Delta F(c)`` for one band (paper step 2), shape ``(classes,)``.
-
-    ``fractions`` ``(n, classes)``, ``change`` ``(n,)`` = ``Delta C`` per coarse pixel (NaN:
-    unknown), ``complete`` ``(n,)``: fractions sum to 1. For each class the ``n_pure`` complete
-    coarse pixels with the largest fraction (> 1 %) are taken, those whose change lies within
-    the 10th-90th percentile of theirs are kept, and all kept rows are solved together by
-    least squares within ``bounds``. A class in no kept row gets the fraction-weighted mean
-    change of the coarse pixels containing it (limited to ``bounds``).
-    """
-    from scipy.optimize import lsq_linear
-
-    lb, ub = float(bounds[0]), float(bounds[1])
-    n_classes = fractions.shape[1]
-    ok = complete & np.isfinite(change)
-    rows = []
-    for c in range(n_classes):
-        idx = np.flatnonzero(ok & (fractions[:, c] > MIN_PURE_FRACTION))
-        if idx.size == 0:
-            continue
-        idx = idx[np.argsort(-fractions[idx, c], kind="stable")][:n_pure]
-        ch = change[idx]
-        srt = np.sort(ch)
-        lo = srt[int(np.floor(TRIM[0] * len(srt)))]
-        hi = srt[min(int(np.floor(TRIM[1] * len(srt))), len(srt) - 1)]
-        rows.append(idx[(ch >= lo) & (ch <= hi)])
-    sel = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int64)
-    x = fractions[sel]
-    y = change[sel]
-    out = np.empty(n_classes)
-    solved = x.sum(axis=0) > 0 if len(sel) else np.zeros(n_classes, dtype=bool)
-    if ub - lb <= 0.0:
-        out[:] = lb  # no spread in Delta C: every class changed by the same amount
-        return out
-    for c in np.flatnonzero(~solved):
-        has = np.isfinite(change) & (fractions[:, c] > 0)
-        wsum = fractions[has, c].sum()
-        guess = (fractions[has, c] * change[has]).sum() / wsum if wsum > 0 else np.nanmean(change)
-        out[c] = min(max(float(guess), lb), ub)
-    if solved.any():
-        res = lsq_linear(x[:, solved], y, bounds=(lb, ub), method="bvls")
-        out[solved] = res.x
-    return out
-
-
-# ----------------------------------------------------------------------------------- spline
-
-
-@dataclass
-class Spline:
-    """Thin-plate-spline coefficients on the coarse grid (see ``fit_spline``)."""
-
-    r: int
-    cy: np.ndarray
-    cx: np.ndarray
-    radius: int
-    weights: np.ndarray  # local: (bh, bw, (2 radius + 1)^2, band) float32; global: (n, band)
-    affine: np.ndarray  # local: (bh, bw, 3, band); global: (3, band)
-    py: np.ndarray | None = None  # global only: centres used
-    px: np.ndarray | None = None
-    yref: float = 0.0
-    xref: float = 0.0
-
-    def evaluate(self, y0: int, x0: int, h: int, w: int) -> np.ndarray:
-        """Spline values ``(band, h, w)`` (float64) at fine pixels ``y0 + [0, h)``, ...."""
-        nb = self.affine.shape[-1]
-        out = np.empty((nb, h, w))
-        if h == 0 or w == 0:
-            return out
-        if self.radius == 0:
-            assert self.py is not None and self.px is not None
-            tps_eval_global(
-                y0, x0, self.r, self.py, self.px, self.weights, self.affine,
-                self.yref, self.xref, out,
-            )  # fmt: skip
-        else:
-            tps_eval_local(
-                y0, x0, self.r, self.cy, self.cx, self.radius, self.weights, self.affine, out
-            )
-        return out
-
-
-def block_centres(n: int, r: int) -> np.ndarray:
-    """Centre (mean fine coordinate) of each block along an axis of ``n`` fine pixels."""
-    start = np.arange(0, n, r, dtype=np.float64)
-    end = np.minimum(start + r, n)
-    return (start + end - 1.0) / 2.0
-
-
-def _tps_solve(u: np.ndarray, v: np.ndarray, rhs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Weights ``(n, m)`` and affine ``(3, m)`` of the TPS through points ``(u, v)``.
-
-    Falls back to a constant (the mean) when the points do not span a plane.
-    """
-    n = len(u)
-    p = np.column_stack([np.ones(n), u, v])
-    if n < 3 or np.linalg.matrix_rank(p) < 3:
-        aff = np.zeros((3, rhs.shape[1]))
-        aff[0] = rhs.mean(axis=0) if n else np.nan
-        return np.zeros((n, rhs.shape[1])), aff
-    d2 = (u[:, None] - u[None, :]) ** 2 + (v[:, None] - v[None, :]) ** 2
-    with np.errstate(divide="ignore", invalid="ignore"):
-        k = np.where(d2 > 0, 0.5 * d2 * np.log(d2), 0.0)
-    a = np.zeros((n + 3, n + 3))
-    a[:n, :n] = k
-    a[:n, n:] = p
-    a[n:, :n] = p.T
-    b = np.zeros((n + 3, rhs.shape[1]))
-    b[:n] = rhs
-    sol = np.linalg.solve(a, b)
-    return sol[:n], sol[n:]
-
-
-def fit_spline(values: np.ndarray, r: int, shape: tuple[int, int], radius: int) -> Spline:
-    """Fit the TPS of the coarse block means ``values`` ``(band, bh, bw)`` (paper step 4).
-
-    ``radius == 0``: one spline through all valid coarse centres (exact paper form).
-    ``radius > 0``: each coarse pixel gets the spline through the valid centres within
-    ``radius`` coarse pixels of it, used for the fine pixels inside it; coordinates in
-    coarse-pixel units. A centre is valid when all its bands are finite.
-    """
-    nb, bh, bw = values.shape
-    cy = block_centres(shape[0], r)
-    cx = block_centres(shape[1], r)
-    valid = np.isfinite(values).all(axis=0)
-    if radius == 0:
-        iy, ix = np.nonzero(valid)
-        if iy.size > GLOBAL_SPLINE_MAX:
-            raise InvalidParameterError(
-                f"fsdaf: spline_radius=0 fits one spline through all {iy.size} coarse pixels "
-                f"(at most {GLOBAL_SPLINE_MAX}); give spline_radius=6 (or another radius in "
-                "coarse pixels) for a scene this large."
-            )
-        py, px = cy[iy], cx[ix]
-        yref = float(py.mean()) if py.size else 0.0
-        xref = float(px.mean()) if px.size else 0.0
-        wts, aff = _tps_solve((py - yref) / r, (px - xref) / r, values[:, iy, ix].T)
-        return Spline(r, cy, cx, 0, wts, aff, py, px, yref, xref)
-    side = 2 * radius + 1
-    # float32 keeps them at 4 (2 radius + 1)^2 bytes per coarse pixel and band; the spline
-    # then differs from float64 coefficients by ~1e-5 of the data's spread.
-    weights = np.zeros((bh, bw, side * side, nb), dtype=np.float32)
-    affine = np.full((bh, bw, 3, nb), np.nan)
-    offs = np.arange(-radius, radius + 1)
-    pad = np.zeros((bh + 2 * radius, bw + 2 * radius), dtype=bool)
-    pad[radius : radius + bh, radius : radius + bw] = valid
-    windows = np.lib.stride_tricks.sliding_window_view(pad, (side, side))
-    # Relative centre offsets per row/column (differ from the integers only at partial edges).
-    rel_y = np.full((bh, side), np.nan)
-    rel_x = np.full((bw, side), np.nan)
-    for i in range(bh):
-        ii = i + offs
-        inside = (ii >= 0) & (ii < bh)
-        rel_y[i, inside] = (cy[ii[inside]] - cy[i]) / r
-    for j in range(bw):
-        jj = j + offs
-        inside = (jj >= 0) & (jj < bw)
-        rel_x[j, inside] = (cx[jj[inside]] - cx[j]) / r
-    # Blocks with the same valid-neighbour pattern and offsets share one system.
-    ky = [np.nan_to_num(rel_y[i], nan=1e9).tobytes() for i in range(bh)]
-    kx = [np.nan_to_num(rel_x[j], nan=1e9).tobytes() for j in range(bw)]
-    groups: dict[bytes, list[tuple[int, int]]] = {}
-    for i in range(bh):
-        for j in range(bw):
-            groups.setdefault(windows[i, j].tobytes() + ky[i] + kx[j], []).append((i, j))
-    for all_members in groups.values():
-        # Most coarse pixels share one pattern: solve it for a bounded number of them at a
-        # time (each right-hand side is solved on its own, so the result is the same).
-        for k0 in range(0, len(all_members), SPLINE_CHUNK):
-            _solve_group(all_members[k0 : k0 + SPLINE_CHUNK], windows, rel_y, rel_x, offs,
-                         side, values, weights, affine)  # fmt: skip
-    return Spline(r, cy, cx, radius, weights, affine)
-
-
-def _solve_group(
-    members: list[tuple[int, int]], windows: np.ndarray, rel_y: np.ndarray, rel_x: np.ndarray,
-    offs: np.ndarray, side: int, values: np.ndarray, weights: np.ndarray, affine: np.ndarray,
-) -> None:  # fmt: skip
-    nb = values.shape[0]
-    i0, j0 = members[0]
-    mask = windows[i0, j0].ravel()
-    kidx = np.flatnonzero(mask)
-    if kidx.size == 0:
-        return  # no valid centre near (native pixels beyond the coarse file): NaN
-    ka, kb = kidx // side, kidx % side
-    u = rel_y[i0, ka]
-    v = rel_x[j0, kb]
-    bi = np.array([m[0] for m in members])
-    bj = np.array([m[1] for m in members])
-    ii = bi[:, None] + offs[ka][None, :]
-    jj = bj[:, None] + offs[kb][None, :]
-    vals = values[:, ii, jj]  # (band, G, n)
-    rhs = vals.transpose(2, 1, 0).reshape(len(kidx), -1)
-    wts, aff = _tps_solve(u, v, rhs)
-    g = len(members)
-    weights[bi[:, None], bj[:, None], kidx[None, :], :] = wts.reshape(
-        len(kidx), g, nb
-    ).transpose(1, 0, 2)
-    affine[bi, bj] = aff.reshape(3, g, nb).transpose(1, 0, 2)
-
 
 # ------------------------------------------------------------------- per-pixel array helpers
 
@@ -753,8 +358,14 @@ class FSDAF(FusionMethod):
     def bytes_per_pixel(self, bands: int, pairs: int) -> float:
         # F1 + region copy, spline (f64), change, output (f64), C1/C2; labels, HI, masks.
         # Measured with tracemalloc (2000 x 2000 x 6, window 15): 279 B per padded pixel.
-        return 4.0 * bands * 2 + 8.0 * bands + 4.0 * bands + 8.0 * bands + 8.0 * bands + 16.0 + (
+        per = 4.0 * bands * 2 + 8.0 * bands + 4.0 * bands + 8.0 * bands + 8.0 * bands + 16.0 + (
             8.0 * bands + 16.0)
+        # The window's local-spline coefficients (float32 weights, float64 affine) per block.
+        side = 2 * int(self.spline_radius) + 1
+        r = getattr(self, "r_", 1)
+        if int(self.spline_radius) > 0:
+            per += (4.0 * side * side + 24.0) * bands / (r * r)
+        return per
 
     # ------------------------------------------------------------------------------ fit
 
@@ -811,7 +422,9 @@ class FSDAF(FusionMethod):
                 cmin[c] = np.minimum(cmin[c], vc.min(axis=1))
                 cmax[c] = np.maximum(cmax[c], vc.max(axis=1))
             if v.shape[1]:
-                sample.append(v[:, :: max(1, v.shape[1] // 4096)])
+                # a copy: a strided view kept every window's float64 pixels alive (the whole
+                # scene, 1.7 GB at 6000 x 6000 x 6)
+                sample.append(v[:, :: max(1, v.shape[1] // 4096)].copy())
         if s0 == 0:
             raise EmptyInputError(
                 f"{fine.label}: no fine pixel is valid in every band"
@@ -915,20 +528,11 @@ class FSDAF(FusionMethod):
             # A native pixel cut by the scene edge has a value from ground the fine image
             # does not show: not a pure pixel for the unmixing.
             complete &= native.whole.reshape(-1)
-        change = np.empty((self.n_classes_, nb))
-        for b in range(nb):
-            d = dc[b].reshape(-1)
-            ok = np.isfinite(d)
-            if not ok.any():
-                change[:, b] = 0.0
-                continue
-            sd = float(np.std(d[ok]))
-            bounds = (float(d[ok].min()) - sd, float(d[ok].max()) + sd)
-            change[:, b] = unmix_class_changes(fractions, d, complete, int(self.pure), bounds)
-        self.class_change_ = change
         nvalid = counts.sum(axis=1)
         with np.errstate(invalid="ignore", divide="ignore"):
             share = counts / nvalid[:, None]
+        change = self._class_changes(fractions, dc.reshape(nb, -1), complete, share)
+        self.class_change_ = change
         shift = share @ change  # mean F2_TP - mean F1 per coarse pixel
         resid = dc.reshape(nb, -1).T - shift
         resid[nvalid == 0] = np.nan
@@ -942,10 +546,31 @@ class FSDAF(FusionMethod):
             lo = np.maximum(lo, self.valid_range_[0])
             hi = np.minimum(hi, self.valid_range_[1])
         self.allowed_ = (lo, hi)
-        if native is not None:  # in coarse-pixel coordinates of the native grid
-            self.spline_ = fit_spline(c2m, 1, native.shape, int(self.spline_radius))
-        else:
-            self.spline_ = fit_spline(c2m, r, grid.shape, int(self.spline_radius))
+        # Local splines keep c2m and are solved per window (memory follows the window).
+        self.spline_: Spline = (
+            fit_spline(c2m, 1, native.shape, int(self.spline_radius))
+            if native is not None  # in coarse-pixel coordinates of the native grid
+            else fit_spline(c2m, r, grid.shape, int(self.spline_radius))
+        )
+
+    def _class_changes(
+        self, fractions: np.ndarray, dc: np.ndarray, complete: np.ndarray, share: np.ndarray
+    ) -> np.ndarray:
+        """Step 2, ``Delta F(c)`` ``(classes, band)`` from the coarse changes ``dc`` ``(band,
+        n)``, over the ``complete`` coarse pixels (``share``: each coarse pixel's labelled
+        class shares, for subclasses that look at the residuals)."""
+        nb = dc.shape[0]
+        change = np.empty((self.n_classes_, nb))
+        for b in range(nb):
+            d = dc[b]
+            ok = np.isfinite(d)
+            if not ok.any():
+                change[:, b] = 0.0
+                continue
+            sd = float(np.std(d[ok]))
+            bounds = (float(d[ok].min()) - sd, float(d[ok].max()) + sd)
+            change[:, b] = unmix_class_changes(fractions, d, complete, int(self.pure), bounds)
+        return change
 
     # -------------------------------------------------------------------------- predict
 
@@ -983,14 +608,7 @@ class FSDAF(FusionMethod):
         homogeneity_index(lab, r // 2, ry0, ry1, rx0, rx1, hi)
         fr = f1[:, ry0:ry1, rx0:rx1]
         lr = lab[ry0:ry1, rx0:rx1]
-        if native is not None:
-            change = self._native_change(fr, lr, hi, Window(bx0, by0, bx1 - bx0, by1 - by0))
-        else:
-            sp = self.spline_.evaluate(by0, bx0, by1 - by0, bx1 - bx0)
-            resid = self.residual_[by0 // r : -(-by1 // r), bx0 // r : -(-bx1 // r)]
-            change = residual_change(
-                fr, lr, hi, sp, self.class_change_, resid, r, *self.allowed_
-            )
+        change = self._total_change(fr, lr, hi, Window(bx0, by0, bx1 - bx0, by1 - by0))
         thr = self.fine_std_ * 2.0 / self.n_classes_
         out = smooth(
             fr, change, lr, half, int(self.similar), thr, str(self.final),
@@ -1010,6 +628,20 @@ class FSDAF(FusionMethod):
         return out.astype(np.float32), fell.any(axis=0)
 
 
+    def _total_change(
+        self, fr: np.ndarray, lr: np.ndarray, hi: np.ndarray, region: Window
+    ) -> np.ndarray:
+        """Steps 3-5, ``Delta F`` on ``region`` (fine pixels of whole coarse pixels): F1,
+        labels and HI there."""
+        if self.native_ is not None:
+            return self._native_change(fr, lr, hi, region)
+        r = self.r_
+        by0, bx0 = int(region.row_off), int(region.col_off)
+        by1, bx1 = by0 + int(region.height), bx0 + int(region.width)
+        sp = self.spline_.evaluate(by0, bx0, by1 - by0, bx1 - bx0)
+        resid = self.residual_[by0 // r : -(-by1 // r), bx0 // r : -(-bx1 // r)]
+        return residual_change(fr, lr, hi, sp, self.class_change_, resid, r, *self.allowed_)
+
     def _native_change(
         self, fr: np.ndarray, lr: np.ndarray, hi: np.ndarray, region: Window
     ) -> np.ndarray:
@@ -1018,15 +650,7 @@ class FSDAF(FusionMethod):
         native = self.native_
         assert native is not None
         ci, cj, py, px = native.index(region)
-        spl = self.spline_
-        sp = np.empty(fr.shape, dtype=np.float64)
-        if spl.radius == 0:
-            assert spl.py is not None and spl.px is not None
-            tps_eval_points_global(
-                py, px, spl.py, spl.px, spl.weights, spl.affine, spl.yref, spl.xref, sp
-            )
-        else:
-            tps_eval_points_local(py, px, ci, cj, spl.radius, spl.weights, spl.affine, sp)
+        sp = self.spline_.evaluate_points(py, px, ci, cj)
         out = np.empty(fr.shape, dtype=np.float32)
         lo, hi_allow = self.allowed_
         distribute_residual_mapped(
