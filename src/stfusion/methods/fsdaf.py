@@ -116,7 +116,7 @@ from __future__ import annotations
 import os
 import re
 from numbers import Integral
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from rasterio.windows import Window
@@ -221,6 +221,7 @@ def smooth(
     c = np.ascontiguousarray(change, dtype=np.float32)
     lab = np.ascontiguousarray(labels, dtype=np.int32)
     fvalid = np.isfinite(f).all(axis=0)
+    assert isinstance(fvalid, np.ndarray)  # f is (band, y, x): a 2-D mask, not a scalar
     cvalid = fvalid & (lab >= 0) & np.isfinite(c).all(axis=0)
     y0, x0, h, w = region if region is not None else (0, 0, f.shape[1], f.shape[2])
     out = np.empty((f.shape[0], h, w))
@@ -287,7 +288,7 @@ class FSDAF(FusionMethod):
         min_pairs=1, max_pairs=1, needs_ratio=True, exact=("unchanged", "uniform_change"),
         quality=("fallback",), variables=CHOICES,
     )  # fmt: skip
-    params = (
+    params: ClassVar[tuple[Param, ...]] = (
         Param("classes", "4-6",
               (Text("'min-max' (ISODATA), a number of classes (k-means) or a class map path"),
                Interval(Integral, 1, None, closed="left"), os.PathLike), "",
@@ -324,6 +325,19 @@ class FSDAF(FusionMethod):
               "reflectance, ndvi, lst or other"),
         Param("seed", 0, int, "", "random seed of the k-means / ISODATA classification"),
     )  # fmt: skip
+
+    # The parameters, stored by FusionMethod.__init__ (declared for the type checker).
+    classes: str | int | os.PathLike[str]
+    merge_distance: float | str
+    split_std: float | str
+    window: int
+    similar: int
+    final: str
+    pure: int
+    spline_radius: int
+    valid_range: str | tuple[float, float] | None
+    variable: str
+    seed: int
 
     def __init__(
         self, *, classes: str | int | os.PathLike[str] = "4-6",
@@ -451,7 +465,8 @@ class FSDAF(FusionMethod):
         self.variable_ = var
         if rng == "auto":
             rng = var.physical_range
-        self.valid_range_: tuple[float, float] | None = rng  # type: ignore[assignment]
+        assert not isinstance(rng, str)  # "auto" is the only word _parse_range returns
+        self.valid_range_: tuple[float, float] | None = rng
 
     def _fit_kmeans(self, fine: Source, k: int | tuple[int, int]) -> np.ndarray:
         """Class centres of F1: k-means with ``k`` classes, or ISODATA for ``(min, max)``."""
@@ -617,6 +632,7 @@ class FSDAF(FusionMethod):
         f1c = f1[:, pad : pad + h, pad : pad + w].astype(np.float64)
         alt = f1c + self.target_.read(window).astype(np.float64) - coarse.read(window)
         fok = np.isfinite(f1c).all(axis=0)
+        assert isinstance(fok, np.ndarray)  # f1c is (band, y, x): a 2-D mask, not a scalar
         fell = np.isnan(out) & fok[None]
         out = np.where(fell, alt, out)
         if self.valid_range_ is not None:

@@ -164,6 +164,10 @@ class FSDAF2(FSDAF):
               "cia-1pair, boreas-1pair and lgc-flood)"),
     )  # fmt: skip
 
+    # Its own parameters, stored by FusionMethod.__init__ (declared for the type checker).
+    change_threshold: float | str
+    change_scale: float
+
     def __init__(
         self, *, classes: str | int | os.PathLike[str] = "4-6",
         merge_distance: float | str = "auto", split_std: float | str = "auto", window: int = 41,

@@ -137,7 +137,7 @@ def isodata(
         if it % 2 == 0:
             # (b) split
             spread = sd.max(axis=1)
-            new = []
+            new: list[np.ndarray] = []
             for j in np.argsort(-spread, kind="stable"):
                 if len(c) + len(new) >= max_k:
                     break
@@ -158,7 +158,7 @@ def isodata(
             iu, ju = np.triu_indices(len(c), 1)
             order = np.argsort(d[iu, ju], kind="stable")
             used = np.zeros(len(c), dtype=bool)
-            drop = []
+            drop: list[int] = []
             merged = 0
             for q in order:
                 i, j = int(iu[q]), int(ju[q])
@@ -236,11 +236,11 @@ def unmix_class_changes(
     if ub - lb <= 0.0:
         out[:] = lb  # no spread in Delta C: every class changed by the same amount
         return out
-    for c in np.flatnonzero(~solved):
-        has = np.isfinite(change) & (fractions[:, c] > 0)
-        wsum = fractions[has, c].sum()
-        guess = (fractions[has, c] * change[has]).sum() / wsum if wsum > 0 else np.nanmean(change)
-        out[c] = min(max(float(guess), lb), ub)
+    for k in np.flatnonzero(~solved):
+        has = np.isfinite(change) & (fractions[:, k] > 0)
+        wsum = fractions[has, k].sum()
+        guess = (fractions[has, k] * change[has]).sum() / wsum if wsum > 0 else np.nanmean(change)
+        out[k] = min(max(float(guess), lb), ub)
     if solved.any():
         res = lsq_linear(x[:, solved], y, bounds=(lb, ub), method="bvls")
         out[solved] = res.x

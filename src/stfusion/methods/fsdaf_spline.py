@@ -159,6 +159,7 @@ class Spline:
             return out
         if self.radius == 0:
             assert self.py is not None and self.px is not None
+            assert self.weights is not None and self.affine is not None  # a global spline
             tps_eval_global(
                 y0, x0, self.r, self.py, self.px, self.weights, self.affine,
                 self.yref, self.xref, out,
@@ -180,6 +181,7 @@ class Spline:
             return out
         if self.radius == 0:
             assert self.py is not None and self.px is not None
+            assert self.weights is not None and self.affine is not None  # a global spline
             tps_eval_points_global(
                 py, px, self.py, self.px, self.weights, self.affine, self.yref, self.xref, out
             )
