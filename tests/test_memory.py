@@ -230,3 +230,63 @@ def test_memory_limits_context() -> None:
     assert io.scan_values() == io.DEFAULT_SCAN_VALUES
     # The scan bound scales with the limit.
     assert scan_values_for(100) < scan_values_for(1000)
+
+
+@pytest.mark.realdata(CIA)
+def test_fsdaf_keeps_no_spline_coefficients_for_the_scene(tmp_path: Path) -> None:
+    """FSDAF's local splines are solved per window: the state it keeps between windows is a
+    few float64 values per coarse pixel and band, not (2 radius + 1)^2 float32 weights each
+    (the old code kept 81 x 4 + 24 bytes per coarse pixel and band: 0.8 GB at 6000 x 6000)."""
+    p = _scene(tmp_path, tiled=True, h=200, w=400)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est = get_method("fsdaf")(window=11).fit([(p["fine"], p["coarse"])], ratio=10)
+        est.prepare(p["target"])
+        blocks = est.block_pixels_.size
+        assert est.state_nbytes() < blocks * BANDS * 100  # old: > blocks * BANDS * 348
+        whole = np.asarray(est.predict().values)
+        tiled = np.asarray(est.predict(window_size=30).values)
+    np.testing.assert_array_equal(tiled, whole)
+
+
+def test_native_coarse_read_does_not_copy_the_image(tmp_path: Path) -> None:
+    """A window of a coarse image on its own grid is warped from the in-memory image without
+    a copy of all of it (rasterio copied the whole array for every window: +96 MB per read of
+    a 2000 x 2000 x 6 image), with the same values."""
+    import threading
+    import time
+
+    import psutil
+
+    from stfusion.io import AlignedSource
+
+    rng = np.random.default_rng(0)
+    n = 1500  # 6 x 1500 x 1500 float32 = 54 MB
+    coarse = _write(tmp_path / "c.tif", rng.random((6, n, n), dtype=np.float32), tiled=True,
+                    res=500.0)  # fmt: skip
+    fine = _write(tmp_path / "f.tif", np.zeros((1, 64, 64), np.float32), tiled=False)
+    src = AlignedSource(FileSource(coarse), FileSource(fine).grid, "nearest")
+    win = Window(0, 0, 64, 64)
+    first = src.read(win, 8)  # loads the native image
+    proc = psutil.Process()
+    peak = [0]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], proc.memory_info().rss)
+            time.sleep(0.001)
+
+    base = proc.memory_info().rss
+    t = threading.Thread(target=sample)
+    t.start()
+    try:
+        for _ in range(5):
+            np.testing.assert_array_equal(src.read(win, 8), first)
+    finally:
+        done.set()
+        t.join()
+    assert peak[0] - base < 25 * 2**20, (peak[0] - base) / 2**20
+    whole = src._native_data()
+    src._warp_source = lambda: whole  # type: ignore[method-assign]  # the copying path
+    np.testing.assert_array_equal(src.read(win, 8), first)

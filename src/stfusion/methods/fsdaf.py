@@ -422,7 +422,9 @@ class FSDAF(FusionMethod):
                 cmin[c] = np.minimum(cmin[c], vc.min(axis=1))
                 cmax[c] = np.maximum(cmax[c], vc.max(axis=1))
             if v.shape[1]:
-                sample.append(v[:, :: max(1, v.shape[1] // 4096)])
+                # a copy: a strided view kept every window's float64 pixels alive (the whole
+                # scene, 1.7 GB at 6000 x 6000 x 6)
+                sample.append(v[:, :: max(1, v.shape[1] // 4096)].copy())
         if s0 == 0:
             raise EmptyInputError(
                 f"{fine.label}: no fine pixel is valid in every band"
