@@ -27,6 +27,7 @@ test: $(DEV_STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/lint-imports
 	$(BIN)/mypy
+	$(BIN)/vulture src/stfusion tools/vulture_whitelist.py --min-confidence 60
 	$(BIN)/python -m pytest -q
 
 # Speed and memory (see benchmarks/README.md); needs ../shared/data beside the repository.

@@ -285,18 +285,6 @@ class TrainingData:
             out.append(Batch(f_r, c_r, c_t, f_t, mask=parts[4][None].astype(bool)))
         return out
 
-    def additive_rmse(self) -> float:
-        """RMSE (data units, mean over bands) of the additive baseline ``F_r + C_t - C_r`` on
-        the validation block, over all examples: the reference a network should beat."""
-        sq = np.zeros(self.count)
-        n = 0
-        for b in self.validation():
-            pred = b.fine_ref[0] + b.coarse_target[0] - b.coarse_ref[0]
-            m = b.mask[0, 0]
-            sq += ((pred - b.fine_target[0])[:, m] ** 2).sum(axis=1) * self.std**2
-            n += int(m.sum())
-        return float(np.mean(np.sqrt(sq / max(n, 1))))
-
     def fine_patches(self, rng: np.random.Generator, n: int, patch: int) -> np.ndarray:
         """``n`` fine-image patches from the training region (for the autoencoder)."""
         b = self.sample(rng, n, patch, augment=True)

@@ -72,9 +72,6 @@ class Site:
     def shape(self) -> tuple[int, int]:
         return self.scene.grid.shape
 
-    def date_index(self, date: str) -> int | None:
-        return None if self.dates is None or date not in self.dates else self.dates.index(date)
-
 
 @dataclass(frozen=True)
 class Example:

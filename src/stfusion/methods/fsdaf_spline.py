@@ -68,11 +68,6 @@ class Spline:
         assert self.affine is not None
         return int(self.affine.shape[-1])
 
-    def nbytes_per_block(self) -> int:
-        """Bytes of solved coefficients per coarse pixel (what a window holds per block)."""
-        side = 2 * self.radius + 1
-        return (4 * side * side + 8 * 3) * self.bands if self.radius > 0 else 0
-
     # ----------------------------------------------------------------------------- solve
 
     def coefficients(self, i0: int, i1: int, j0: int, j1: int) -> tuple[np.ndarray, np.ndarray]:
