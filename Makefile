@@ -24,7 +24,8 @@ demo: $(STAMP)
 	$(BIN)/stfusion demo demo-output --overwrite
 
 test: $(DEV_STAMP)
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks tools
+	$(BIN)/ruff format --check src tests benchmarks tools
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 	$(BIN)/vulture src/stfusion tools/vulture_whitelist.py --min-confidence 60

@@ -92,19 +92,26 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 runs.append((round(fit_s, 3), round(pred_s, 3)))
             fit_s, pred_s = min(runs, key=sum)
             row = {
-                "method": method, "case": case, "pairs": len(_pairs(arr)),
-                "fit_seconds": fit_s, "predict_seconds": pred_s,
-                "seconds": round(fit_s + pred_s, 3), "runs": runs,
-                "rmse": _rmse(out, arr["truth"]), "target_ratio": target,
-            }  # fmt: skip
+                "method": method,
+                "case": case,
+                "pairs": len(_pairs(arr)),
+                "fit_seconds": fit_s,
+                "predict_seconds": pred_s,
+                "seconds": round(fit_s + pred_s, 3),
+                "runs": runs,
+                "rmse": _rmse(out, arr["truth"]),
+                "target_ratio": target,
+            }
             base = next((r for r in rows if r["case"] == case and r["method"] == ref), None)
             if base is not None and method != ref:
                 row["ratio_to_starfm"] = round(row["seconds"] / base["seconds"], 2)
                 row["target_met"] = bool(target is None or row["ratio_to_starfm"] <= target)
             rows.append(row)
-            print(f"{case:10s} {method:8s} fit {fit_s:7.2f} s  predict {pred_s:7.2f} s  "
-                  f"ratio {row.get('ratio_to_starfm', 1.0):5.2f}  RMSE {row['rmse']:.5f}",
-                  flush=True)  # fmt: skip
+            print(
+                f"{case:10s} {method:8s} fit {fit_s:7.2f} s  predict {pred_s:7.2f} s  "
+                f"ratio {row.get('ratio_to_starfm', 1.0):5.2f}  RMSE {row['rmse']:.5f}",
+                flush=True,
+            )
     return {
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "command": " ".join([Path(sys.executable).name, *sys.argv]),

@@ -125,9 +125,12 @@ def _model(
 
 
 def _time(
-    pred: Predictor, pair: tuple[np.ndarray, np.ndarray], target: np.ndarray, tile: int,
+    pred: Predictor,
+    pair: tuple[np.ndarray, np.ndarray],
+    target: np.ndarray,
+    tile: int,
     overlap: int,
-) -> tuple[float, float, np.ndarray]:  # fmt: skip
+) -> tuple[float, float, np.ndarray]:
     """Wall seconds, CPU share (CPU s / wall s / threads) and output of one prediction."""
     c0, t0 = time.process_time(), time.perf_counter()
     out = predict_arrays(pred, [pair], target, tile=tile, overlap=overlap)
@@ -144,8 +147,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     height, width = (430, 510) if args.quick else (FULL_HEIGHT, FULL_WIDTH)
     scene_dir = Path(args.scene_dir or Path(tempfile.gettempdir()) / "stfusion-bench")
     paths = make_cia_scene(scene_dir, height, width)
-    f1, c1, tgt, truth = (FileSource(str(paths[r])).read() for r in
-                          ("fine1", "coarse1", "target", "truth"))  # fmt: skip
+    f1, c1, tgt, truth = (
+        FileSource(str(paths[r])).read() for r in ("fine1", "coarse1", "target", "truth")
+    )
     both = np.concatenate([f1, c1]).reshape(2, 6, -1).transpose(1, 0, 2).reshape(6, -1)
     mean, std = both.mean(1), both.std(1)
     mp = height * width / 1e6
@@ -195,8 +199,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             if rep == 0 and not row.weights.startswith("random"):
                 err = (out - truth).reshape(6, -1)
                 row.rmse = float(np.mean(np.sqrt(np.nanmean(err**2, axis=1))))
-            print(f"[{rep + 1}/{args.repeat}] {row.label:15s} {wall:8.2f} s  "
-                  f"cpu share {share:.2f}", flush=True)  # fmt: skip
+            print(
+                f"[{rep + 1}/{args.repeat}] {row.label:15s} {wall:8.2f} s  cpu share {share:.2f}",
+                flush=True,
+            )
     for row in rows:
         if row.skipped:
             continue
@@ -266,9 +272,12 @@ def markdown(res: dict[str, Any]) -> str:
             f"{r['mp_per_s']:.3f} | {ratio} | {r['cpu_share']:.2f} | {rmse} |"
         )
     if res["student_vs_teacher_speedup"] is not None:
-        lines += ["", f"Student ({STUDENT}) vs teacher ({TEACHER}): "
-                  f"{res['student_vs_teacher_speedup']:.1f}x faster (target >= "
-                  f"{res['target_speedup']:.0f}x)."]  # fmt: skip
+        lines += [
+            "",
+            f"Student ({STUDENT}) vs teacher ({TEACHER}): "
+            f"{res['student_vs_teacher_speedup']:.1f}x faster (target >= "
+            f"{res['target_speedup']:.0f}x).",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -293,7 +302,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--scene-dir", default=None)
     ap.add_argument("--quick", action="store_true", help="430 x 510 scene, results not saved")
     ap.add_argument("--out", type=Path, default=RESULTS / "deep.json")
-    args = ap.parse_args(argv)  # fmt: skip
+    args = ap.parse_args(argv)
     res = run(args)
     md = markdown(res)
     print(md)

@@ -74,11 +74,20 @@ def make_scene(workdir: Path, size: int, block: int = 1000) -> dict[str, Path]:
             names = ds.descriptions
         nb = src.shape[0]
         profile = {
-            "driver": "GTiff", "width": size, "height": size, "count": nb, "dtype": "int16",
-            "crs": crs, "transform": Affine(t.a, 0, t.c, 0, t.e, t.f), "nodata": -9999,
-            "tiled": True, "blockxsize": 512, "blockysize": 512, "compress": "deflate",
+            "driver": "GTiff",
+            "width": size,
+            "height": size,
+            "count": nb,
+            "dtype": "int16",
+            "crs": crs,
+            "transform": Affine(t.a, 0, t.c, 0, t.e, t.f),
+            "nodata": -9999,
+            "tiled": True,
+            "blockxsize": 512,
+            "blockysize": 512,
+            "compress": "deflate",
             "BIGTIFF": "YES",
-        }  # fmt: skip
+        }
         tmp = path.with_suffix(".partial.tif")
         with rasterio.open(tmp, "w", **profile) as dst:
             dst.scales = [1e-4] * nb
@@ -147,10 +156,16 @@ def make_matrix_scene(
         n = size // RATIO if native else size
         res = t.a * (RATIO if native else 1)
         profile: dict = {
-            "driver": "GTiff", "width": n, "height": n, "count": nb, "dtype": dtype,
-            "crs": crs, "transform": Affine(res, 0, t.c, 0, -res, t.f),
-            "compress": "deflate", "BIGTIFF": "IF_SAFER",
-        }  # fmt: skip
+            "driver": "GTiff",
+            "width": n,
+            "height": n,
+            "count": nb,
+            "dtype": dtype,
+            "crs": crs,
+            "transform": Affine(res, 0, t.c, 0, -res, t.f),
+            "compress": "deflate",
+            "BIGTIFF": "IF_SAFER",
+        }
         if dtype == "int16":
             profile["nodata"] = -9999
         if layout == "tiled":
@@ -165,7 +180,8 @@ def make_matrix_scene(
                 if native:
                     h = vals.shape[1]
                     vals = vals.reshape(nb, h // RATIO, RATIO, size // RATIO, RATIO).mean(
-                        axis=(2, 4))
+                        axis=(2, 4)
+                    )
                 if dtype == "int16":
                     vals = np.round(vals * 10000).astype(np.int16)
                 else:
@@ -181,8 +197,9 @@ def run_cli_tree(args: list[str], timeout: float) -> dict:
     (psutil, polled every 0.05 s)."""
     t0 = time.perf_counter()
     errf = tempfile.TemporaryFile()
-    proc = subprocess.Popen([sys.executable, "-m", "stfusion.cli", *args],
-                            stdout=subprocess.DEVNULL, stderr=errf)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "stfusion.cli", *args], stdout=subprocess.DEVNULL, stderr=errf
+    )
     ps = psutil.Process(proc.pid)
     peak = 0
     while proc.poll() is None:
@@ -197,14 +214,20 @@ def run_cli_tree(args: list[str], timeout: float) -> dict:
         if time.perf_counter() - t0 > timeout:
             proc.kill()
             proc.wait()
-            return {"seconds": round(time.perf_counter() - t0, 1),
-                    "peak_rss_mb": round(peak / 2**20), "status": f"killed after {timeout:.0f} s"}
+            return {
+                "seconds": round(time.perf_counter() - t0, 1),
+                "peak_rss_mb": round(peak / 2**20),
+                "status": f"killed after {timeout:.0f} s",
+            }
         time.sleep(0.05)
     errf.seek(0)
     err = errf.read().decode(errors="replace")
     status = "ok" if proc.returncode == 0 else f"rc {proc.returncode}: {err[-300:]}"
-    return {"seconds": round(time.perf_counter() - t0, 1), "peak_rss_mb": round(peak / 2**20),
-            "status": status}
+    return {
+        "seconds": round(time.perf_counter() - t0, 1),
+        "peak_rss_mb": round(peak / 2**20),
+        "status": status,
+    }
 
 
 METHOD_PARAMS = {"starfm": ["window=15"], "fsdaf": ["window=15"], "student": []}
@@ -214,8 +237,18 @@ def matrix(a: argparse.Namespace) -> int:
     """Peak RSS of `stfusion predict --mem-limit` over scene size, dtype, layout, coarse grid
     and method; appends to --out (json) and rewrites the markdown table beside it."""
     results = json.loads(a.out.read_text()) if a.out.exists() else []
-    done = {(r["size"], r["dtype"], r["layout"], r["coarse_grid"], r["method"], r["mem_limit_mb"],
-             r["window"]) for r in results}  # fmt: skip
+    done = {
+        (
+            r["size"],
+            r["dtype"],
+            r["layout"],
+            r["coarse_grid"],
+            r["method"],
+            r["mem_limit_mb"],
+            r["window"],
+        )
+        for r in results
+    }
     for spec in a.runs:
         size, dtype, layout, grid, method = spec.split(":")
         size = int(size)
@@ -229,20 +262,44 @@ def matrix(a: argparse.Namespace) -> int:
             continue
         paths = make_matrix_scene(a.workdir, size, dtype, layout, grid)
         out = a.workdir / f"pred_{method}_{size}_{dtype}_{layout}_{grid}.tif"
-        args = ["predict", "--method", method, "--pair", str(paths["fine"]),
-                str(paths["coarse"]), "--coarse", str(paths["target"]), "--out", str(out),
-                "--overwrite", "-q", "--mem-limit", f"{a.mem_limit:g}",
-                "--workers", "1"]  # fmt: skip
+        args = [
+            "predict",
+            "--method",
+            method,
+            "--pair",
+            str(paths["fine"]),
+            str(paths["coarse"]),
+            "--coarse",
+            str(paths["target"]),
+            "--out",
+            str(out),
+            "--overwrite",
+            "-q",
+            "--mem-limit",
+            f"{a.mem_limit:g}",
+            "--workers",
+            "1",
+        ]
         for p in params:
             args += ["--param", p]
         if grid == "fine":
             args += ["--param", f"ratio={RATIO}"] if method != "starfm" else []
         r = run_cli_tree(args, a.timeout)
-        rec = {"size": size, "bands": 6, "dtype": dtype, "layout": layout, "coarse_grid": grid,
-               "method": method, "window": window, "mem_limit_mb": a.mem_limit, **r,
-               "target_mb": a.mem_limit + 250,
-               "holds": r["status"] == "ok" and r["peak_rss_mb"] <= a.mem_limit + 250,
-               "date": time.strftime("%Y-%m-%d"), "cores": os.cpu_count()}  # fmt: skip
+        rec = {
+            "size": size,
+            "bands": 6,
+            "dtype": dtype,
+            "layout": layout,
+            "coarse_grid": grid,
+            "method": method,
+            "window": window,
+            "mem_limit_mb": a.mem_limit,
+            **r,
+            "target_mb": a.mem_limit + 250,
+            "holds": r["status"] == "ok" and r["peak_rss_mb"] <= a.mem_limit + 250,
+            "date": time.strftime("%Y-%m-%d"),
+            "cores": os.cpu_count(),
+        }
         print(json.dumps(rec), flush=True)
         results.append(rec)
         a.out.parent.mkdir(parents=True, exist_ok=True)
@@ -258,8 +315,9 @@ def write_table(results: list[dict], path: Path) -> None:
         "| limit + 250 | holds | seconds | note |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in sorted(results, key=lambda r: (r["size"], r["method"], r["dtype"], r["layout"],
-                                            r["coarse_grid"])):  # fmt: skip
+    for r in sorted(
+        results, key=lambda r: (r["size"], r["method"], r["dtype"], r["layout"], r["coarse_grid"])
+    ):
         status = "yes" if r["holds"] else ("NO" if r["status"] == "ok" else f"NO ({r['status']})")
         lines.append(
             f"| {r['size']} x {r['size']} x 6 | {r['dtype']} | {r['layout']} | {r['coarse_grid']} "
@@ -272,14 +330,23 @@ def write_table(results: list[dict], path: Path) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=10000)
-    ap.add_argument("--window", type=int, default=None,
-                    help="moving window (default 15; in --matrix mode the per-method default)")
+    ap.add_argument(
+        "--window",
+        type=int,
+        default=None,
+        help="moving window (default 15; in --matrix mode the per-method default)",
+    )
     ap.add_argument("--mem-limit", type=float, default=1000)
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/stfusion-outofcore"))
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "outofcore.json")
-    ap.add_argument("--matrix", nargs="+", dest="runs", metavar="SIZE:DTYPE:LAYOUT:GRID:METHOD",
-                    help="memory matrix runs (issue 11.5), e.g. 2000:int16:tiled:native:starfm; "
-                    "results appended to --out (default benchmarks/results/memory.json)")
+    ap.add_argument(
+        "--matrix",
+        nargs="+",
+        dest="runs",
+        metavar="SIZE:DTYPE:LAYOUT:GRID:METHOD",
+        help="memory matrix runs (issue 11.5), e.g. 2000:int16:tiled:native:starfm; "
+        "results appended to --out (default benchmarks/results/memory.json)",
+    )
     ap.add_argument("--timeout", type=float, default=3600)
     a = ap.parse_args()
     a.workdir.mkdir(parents=True, exist_ok=True)
@@ -293,15 +360,33 @@ def main() -> int:
     gen = time.perf_counter() - t0
     disk = sum(p.stat().st_size for p in paths.values()) / 2**20
     raw = a.size * a.size * 6 * 4 * 3 / 2**20
-    print(f"scene {a.size} x {a.size} x 6 on disk: {disk:.0f} MB compressed, {raw:.0f} MB as "
-          f"float32 in memory; built in {gen:.0f} s")  # fmt: skip
+    print(
+        f"scene {a.size} x {a.size} x 6 on disk: {disk:.0f} MB compressed, {raw:.0f} MB as "
+        f"float32 in memory; built in {gen:.0f} s"
+    )
     results = {}
     for workers in (1, 2):
         out = a.workdir / f"pred_w{workers}.tif"
-        args = ["predict", "--pair", str(paths["fine"]), str(paths["coarse"]),
-                "--coarse", str(paths["target"]), "--out", str(out), "--overwrite", "-q",
-                "--param", f"window={a.window}", "--mem-limit", f"{a.mem_limit:g}",
-                "--workers", str(workers), "--threads", "1"]  # fmt: skip
+        args = [
+            "predict",
+            "--pair",
+            str(paths["fine"]),
+            str(paths["coarse"]),
+            "--coarse",
+            str(paths["target"]),
+            "--out",
+            str(out),
+            "--overwrite",
+            "-q",
+            "--param",
+            f"window={a.window}",
+            "--mem-limit",
+            f"{a.mem_limit:g}",
+            "--workers",
+            str(workers),
+            "--threads",
+            "1",
+        ]
         secs, peak = run_cli(args)
         results[workers] = {"seconds": round(secs, 1), "peak_rss_mb": round(peak)}
         print(f"workers={workers}: {secs:.1f} s, peak RSS {peak:.0f} MB")
@@ -315,14 +400,23 @@ def main() -> int:
         )
     speedup = results[1]["seconds"] / results[2]["seconds"]
     record = {
-        "date": time.strftime("%Y-%m-%d"), "size": a.size, "bands": 6, "window": a.window,
-        "mem_limit_mb": a.mem_limit, "scene_float32_mb": round(raw), "disk_mb": round(disk),
-        "cores": os.cpu_count(), "runs": results, "speedup_2_vs_1": round(speedup, 2),
+        "date": time.strftime("%Y-%m-%d"),
+        "size": a.size,
+        "bands": 6,
+        "window": a.window,
+        "mem_limit_mb": a.mem_limit,
+        "scene_float32_mb": round(raw),
+        "disk_mb": round(disk),
+        "cores": os.cpu_count(),
+        "runs": results,
+        "speedup_2_vs_1": round(speedup, 2),
         "identical_outputs": same,
-        "targets": {"peak_rss_under_1500mb": max(r["peak_rss_mb"] for r in results.values()) < 1500,
-                    "speedup_at_least_1.8": speedup >= 1.8},
+        "targets": {
+            "peak_rss_under_1500mb": max(r["peak_rss_mb"] for r in results.values()) < 1500,
+            "speedup_at_least_1.8": speedup >= 1.8,
+        },
         "scene": "mirrored and perturbed real CIA subset (benchmarks/bench_outofcore.py)",
-    }  # fmt: skip
+    }
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(record, indent=2) + "\n")
     print(json.dumps(record, indent=2))

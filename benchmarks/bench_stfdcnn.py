@@ -61,10 +61,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             out = np.asarray(est.predict(arr["target"]))
             runs.append(round(time.perf_counter() - t0, 3))
         best = min(runs)
-        rows.append({
-            "label": label, "seconds": best, "runs": runs,
-            "mp_per_s": height * width / 1e6 / best, "rmse": _rmse(out, arr["truth"]),
-        })  # fmt: skip
+        rows.append(
+            {
+                "label": label,
+                "seconds": best,
+                "runs": runs,
+                "mp_per_s": height * width / 1e6 / best,
+                "rmse": _rmse(out, arr["truth"]),
+            }
+        )
         print(f"{label:24s} {best:8.2f} s  runs {runs}  RMSE {rows[-1]['rmse']:.5f}", flush=True)
     return {
         "date": _dt.date.today().isoformat(),

@@ -49,10 +49,18 @@ RATIO = 10
 def _write(path: Path, refl: np.ndarray, transform: Affine, crs: object) -> None:
     data = np.clip(np.round(np.nan_to_num(refl, nan=-0.9999) * 10000), -9999, 32767)
     profile = {
-        "driver": "GTiff", "width": refl.shape[2], "height": refl.shape[1],
-        "count": refl.shape[0], "dtype": "int16", "crs": crs, "transform": transform,
-        "nodata": -9999, "tiled": True, "blockxsize": 256, "blockysize": 256,
-    }  # fmt: skip
+        "driver": "GTiff",
+        "width": refl.shape[2],
+        "height": refl.shape[1],
+        "count": refl.shape[0],
+        "dtype": "int16",
+        "crs": crs,
+        "transform": transform,
+        "nodata": -9999,
+        "tiled": True,
+        "blockxsize": 256,
+        "blockysize": 256,
+    }
     with rasterio.open(path, "w", **profile) as ds:
         ds.write(data.astype(np.int16))
         ds.scales = [1e-4] * refl.shape[0]
@@ -90,10 +98,34 @@ def build_series(folder: Path, n: int, size: int) -> list[tuple[Path, Path]]:
 def run(pairs: list[tuple[Path, Path]], work: Path, threads: int) -> dict[str, object]:
     out = work / f"bench_{len(pairs)}.ckpt"
     steps, batch = 20, 8
-    cmd = [sys.executable, "-m", "stfusion.cli", "train", "--model", "dcstfn", "--size", "small",
-           "--epochs", "1", "--steps-per-epoch", str(steps), "--batch", str(batch),
-           "--patch", "64", "--threads", str(threads), "--val-patches", "16",
-           "--devices", "auto", "--out", str(out), "--overwrite", "-q"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "stfusion.cli",
+        "train",
+        "--model",
+        "dcstfn",
+        "--size",
+        "small",
+        "--epochs",
+        "1",
+        "--steps-per-epoch",
+        str(steps),
+        "--batch",
+        str(batch),
+        "--patch",
+        "64",
+        "--threads",
+        str(threads),
+        "--val-patches",
+        "16",
+        "--devices",
+        "auto",
+        "--out",
+        str(out),
+        "--overwrite",
+        "-q",
+    ]
     for f, c in pairs:
         cmd += ["--pair", str(f), str(c)]
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), OMP_NUM_THREADS=str(threads))
@@ -118,10 +150,15 @@ def run(pairs: list[tuple[Path, Path]], work: Path, threads: int) -> dict[str, o
     header, row = log[0].split(","), log[1].split(",")
     epoch_s = float(row[header.index("seconds")])
     return {
-        "dates": len(pairs), "peak_rss_mb": peak / 2**20, "wall_s": wall,
-        "epoch_s": epoch_s, "samples_per_s": steps * batch / epoch_s, "steps": steps,
-        "batch": batch, "threads": threads,
-    }  # fmt: skip
+        "dates": len(pairs),
+        "peak_rss_mb": peak / 2**20,
+        "wall_s": wall,
+        "epoch_s": epoch_s,
+        "samples_per_s": steps * batch / epoch_s,
+        "steps": steps,
+        "batch": batch,
+        "threads": threads,
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -140,23 +177,32 @@ def main(argv: list[str] | None = None) -> None:
     for n in args.dates:
         r = run(series[:n], args.work, args.threads)
         rows.append(r)
-        print(f"{n:>3} dates: peak RSS {r['peak_rss_mb']:.0f} MB, wall {r['wall_s']:.1f} s, "
-              f"{r['samples_per_s']:.1f} samples/s ({device})", flush=True)  # fmt: skip
+        print(
+            f"{n:>3} dates: peak RSS {r['peak_rss_mb']:.0f} MB, wall {r['wall_s']:.1f} s, "
+            f"{r['samples_per_s']:.1f} samples/s ({device})",
+            flush=True,
+        )
     peaks = [r["peak_rss_mb"] for r in rows]
     result = {
         "scene": f"{args.size} x {args.size} x 6, int16 tiled GeoTIFF (mirrored real CIA "
-                 "texture, synthetic dates)",
+        "texture, synthetic dates)",
         "command": "stfusion train --model dcstfn --size small --epochs 1 --steps-per-epoch 20 "
-                   f"--batch 8 --patch 64 --threads {args.threads} --val-patches 16",
+        f"--batch 8 --patch 64 --threads {args.threads} --val-patches 16",
         "device": device,
-        "machine": {"platform": platform.platform(), "processor": platform.processor(),
-                    "cpus": os.cpu_count(), "python": platform.python_version(),
-                    "torch": torch.__version__,
-                    "load_average_at_start": list(os.getloadavg())},
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.processor(),
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "load_average_at_start": list(os.getloadavg()),
+        },
         "runs": rows,
         "peak_rss_spread": (max(peaks) - min(peaks)) / min(peaks),
-        "targets": {"peak_rss_under_2gb": all(p < 2048 for p in peaks),
-                    "within_15_percent": (max(peaks) - min(peaks)) / min(peaks) <= 0.15},
+        "targets": {
+            "peak_rss_under_2gb": all(p < 2048 for p in peaks),
+            "within_15_percent": (max(peaks) - min(peaks)) / min(peaks) <= 0.15,
+        },
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "train.json").write_text(json.dumps(result, indent=2) + "\n")

@@ -85,21 +85,29 @@ def main() -> None:
                 sec, _ = _timed(est, ps, target, ratio)  # type: ignore[arg-type]
                 best[k] = min(best[k], sec)
         row = {
-            "base": base, "base_s": best["base"], "vipstf_s": best["vipstf"],
-            "ratio": best["vipstf"] / best["base"], "rmse_base_pair1": rmse["base"],
+            "base": base,
+            "base_s": best["base"],
+            "vipstf_s": best["vipstf"],
+            "ratio": best["vipstf"] / best["base"],
+            "rmse_base_pair1": rmse["base"],
             "rmse_vipstf": rmse["vipstf"],
-        }  # fmt: skip
+        }
         rows.append(row)
-        print(f"{base:8s} alone {row['base_s']:7.2f} s  vipstf+{base} {row['vipstf_s']:7.2f} s  "
-              f"ratio {row['ratio']:.2f}  (RMSE {row['rmse_base_pair1']:.5f} -> "
-              f"{row['rmse_vipstf']:.5f})")  # fmt: skip
+        print(
+            f"{base:8s} alone {row['base_s']:7.2f} s  vipstf+{base} {row['vipstf_s']:7.2f} s  "
+            f"ratio {row['ratio']:.2f}  (RMSE {row['rmse_base_pair1']:.5f} -> "
+            f"{row['rmse_vipstf']:.5f})"
+        )
     if args.out:
         record = {
-            "case": args.case, "repeat": args.repeat, "rows": rows,
-            "numba_threads": numba.get_num_threads(), "cpus": os.cpu_count(),
+            "case": args.case,
+            "repeat": args.repeat,
+            "rows": rows,
+            "numba_threads": numba.get_num_threads(),
+            "cpus": os.cpu_count(),
             "machine": platform.platform(),
             "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        }  # fmt: skip
+        }
         args.out.write_text(json.dumps(record, indent=2))
 
 

@@ -33,11 +33,16 @@ def main(out: str) -> None:
         for k, (pair, date) in enumerate(zip(case.pairs, case.pair_dates), 1):
             lines.append(f"[cases.{name}-p{k}]")
             fields = {
-                "pairs": [list(pair)], "pair_dates": [date], "target": case.target,
-                "truth": case.truth, "target_date": case.target_date,
-                "fine_scale": case.fine_scale, "coarse_scale": case.coarse_scale,
-                "ratio": case.ratio, "bands": list(case.bands),
-            }  # fmt: skip
+                "pairs": [list(pair)],
+                "pair_dates": [date],
+                "target": case.target,
+                "truth": case.truth,
+                "target_date": case.target_date,
+                "fine_scale": case.fine_scale,
+                "coarse_scale": case.coarse_scale,
+                "ratio": case.ratio,
+                "bands": list(case.bands),
+            }
             lines += [f"{k2} = {_value(v)}" for k2, v in fields.items() if v is not None]
             lines.append("")
     Path(out).write_text("\n".join(lines))

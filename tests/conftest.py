@@ -24,9 +24,10 @@ from stfusion.testing import piecewise_scene  # noqa: F401  (tests import it fro
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = (
-    Path(os.environ["STFUSION_DATA"]) if os.environ.get("STFUSION_DATA")
+    Path(os.environ["STFUSION_DATA"])
+    if os.environ.get("STFUSION_DATA")
     else REPO.parent / "shared" / "data"
-)  # fmt: skip
+)
 CIA = SHARED_DATA / "cia_e2starfm" / "geotiff_50m"
 BOREAS = SHARED_DATA / "boreas_estarfm"
 LGC = SHARED_DATA / "lgc_fsdaf"

@@ -94,8 +94,13 @@ def test_resolve_prefers_what_is_given() -> None:
 def test_require_roles() -> None:
     assert require_roles(LANDSAT, ["nir", "red"], method="x") == (3, 2)
     with pytest.raises(InvalidParameterError) as info:
-        require_roles((OTHER, "red"), ["red", "nir"], method="fitfc",
-                      file_band_names=("b", "red"), why="(similarity_bands=red,nir)")  # fmt: skip
+        require_roles(
+            (OTHER, "red"),
+            ["red", "nir"],
+            method="fitfc",
+            file_band_names=("b", "red"),
+            why="(similarity_bands=red,nir)",
+        )
     msg = str(info.value)
     assert "fitfc: needs to know which band is nir (similarity_bands=red,nir)" in msg
     assert "band names: b, red" in msg

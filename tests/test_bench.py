@@ -113,8 +113,9 @@ def test_bench_skips_with_reason(tmp_path: Path) -> None:
     d = tmp_path
     img = np.full((1, 20, 20), 0.2, np.float32)
     tr = Affine(30.0, 0, 500000.0, 0, -30.0, 6100000.0)
-    paths = [str(write_tif(d / f"{n}.tif", img + i * 0.01, transform=tr))
-             for i, n in enumerate("abcd")]  # fmt: skip
+    paths = [
+        str(write_tif(d / f"{n}.tif", img + i * 0.01, transform=tr)) for i, n in enumerate("abcd")
+    ]
     case = Case("one", ((paths[0], paths[1]),), paths[2], paths[3], ("2000-01-01",), "2000-01-05")
     out = tmp_path / "b"
     run_bench([case], ["starfm"], out, params={"starfm": ["window=99x"]}, figures=False)
@@ -126,8 +127,22 @@ def test_bench_skips_with_reason(tmp_path: Path) -> None:
 def test_bench_cli(user_case: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "b"
     try:
-        main(["bench", "--cases-file", str(user_case), "--cases", "tiny", "--methods", "starfm",
-              "--param", "starfm.window=5", "--no-figures", "--out", str(out)])  # fmt: skip
+        main(
+            [
+                "bench",
+                "--cases-file",
+                str(user_case),
+                "--cases",
+                "tiny",
+                "--methods",
+                "starfm",
+                "--param",
+                "starfm.window=5",
+                "--no-figures",
+                "--out",
+                str(out),
+            ]
+        )
     except SystemExit as exc:
         assert exc.code in (0, None)
     assert "| starfm |" in capsys.readouterr().out
@@ -144,12 +159,25 @@ def test_report_renders_in_headless_chromium(user_case: Path, tmp_path: Path) ->
     run_bench([case], ["starfm"], out, params={"starfm": ["window=5"]})
     shot = tmp_path / "shot.png"
     subprocess.run(
-        ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-         "--no-first-run", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,1600",
-         f"--screenshot={shot}", (out / "index.html").as_uri()],
-        check=True, capture_output=True, timeout=120,
-    )  # fmt: skip
+        [
+            "chromium",
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--window-size=1200,1600",
+            f"--screenshot={shot}",
+            (out / "index.html").as_uri(),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     import matplotlib.image as mpimg
 
     img = mpimg.imread(shot)
@@ -161,18 +189,29 @@ def test_report_renders_in_headless_chromium(user_case: Path, tmp_path: Path) ->
 
 def _cli(args: list[str], cwd: Path, umask: int | None = None) -> subprocess.CompletedProcess:
     """``stfusion ARGS`` as a real process (exit codes, cwd and umask are the process's own)."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        p for p in (str(REPO / "src"), os.environ.get("PYTHONPATH")) if p)}  # fmt: skip
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(
+            p for p in (str(REPO / "src"), os.environ.get("PYTHONPATH")) if p
+        ),
+    }
     return subprocess.run(
-        [sys.executable, "-m", "stfusion.cli", *args], cwd=cwd, env=env, capture_output=True,
-        text=True, timeout=300, preexec_fn=(lambda: os.umask(umask)) if umask is not None else None,
-    )  # fmt: skip
+        [sys.executable, "-m", "stfusion.cli", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        preexec_fn=(lambda: os.umask(umask)) if umask is not None else None,
+    )
 
 
 def _tree(root: Path) -> dict[str, str]:
     """Every entry under ``root`` (relative path -> content, or '<dir>')."""
-    return {str(p.relative_to(root)): "<dir>" if p.is_dir() else p.read_text(errors="replace")
-            for p in sorted(root.rglob("*"))}  # fmt: skip
+    return {
+        str(p.relative_to(root)): "<dir>" if p.is_dir() else p.read_text(errors="replace")
+        for p in sorted(root.rglob("*"))
+    }
 
 
 def test_overwrite_refuses_cwd_and_deletes_nothing(tmp_path: Path) -> None:
@@ -183,8 +222,22 @@ def test_overwrite_refuses_cwd_and_deletes_nothing(tmp_path: Path) -> None:
     (d / "keep" / "f").write_text("x\n")
     (d / "notes.txt").write_text("y\n")
     before = _tree(tmp_path)
-    p = _cli(["bench", "--data-dir", str(SHARED_DATA), "--cases", "cia-1pair", "--methods",
-              "nochange", "--no-figures", "--out", ".", "--overwrite"], cwd=d)  # fmt: skip
+    p = _cli(
+        [
+            "bench",
+            "--data-dir",
+            str(SHARED_DATA),
+            "--cases",
+            "cia-1pair",
+            "--methods",
+            "nochange",
+            "--no-figures",
+            "--out",
+            ".",
+            "--overwrite",
+        ],
+        cwd=d,
+    )
     assert p.returncode == 1, p.stderr
     err = p.stderr.strip()
     assert len(err.splitlines()) == 1 and err.startswith("Error:") and "Traceback" not in err
@@ -197,16 +250,43 @@ def test_overwrite_refuses_folder_with_foreign_files(tmp_path: Path, user_case: 
     out.mkdir()
     (out / "thesis.tex").write_text("months of work\n")
     before = _tree(tmp_path)
-    p = _cli(["bench", "--cases-file", str(user_case), "--cases", "tiny", "--methods", "nochange",
-              "--no-figures", "--out", str(out), "--overwrite"], cwd=tmp_path)  # fmt: skip
+    p = _cli(
+        [
+            "bench",
+            "--cases-file",
+            str(user_case),
+            "--cases",
+            "tiny",
+            "--methods",
+            "nochange",
+            "--no-figures",
+            "--out",
+            str(out),
+            "--overwrite",
+        ],
+        cwd=tmp_path,
+    )
     assert p.returncode == 1, p.stderr
     err = p.stderr.strip()
     assert len(err.splitlines()) == 1 and "Traceback" not in err
     assert str(out) in err and "thesis.tex" in err and "did not write" in err
     assert _tree(tmp_path) == before
     # Without --overwrite the message says the same (passing --overwrite would not help).
-    p = _cli(["bench", "--cases-file", str(user_case), "--cases", "tiny", "--methods", "nochange",
-              "--no-figures", "--out", str(out)], cwd=tmp_path)  # fmt: skip
+    p = _cli(
+        [
+            "bench",
+            "--cases-file",
+            str(user_case),
+            "--cases",
+            "tiny",
+            "--methods",
+            "nochange",
+            "--no-figures",
+            "--out",
+            str(out),
+        ],
+        cwd=tmp_path,
+    )
     assert p.returncode == 1 and "thesis.tex" in p.stderr and "did not write" in p.stderr
     assert _tree(tmp_path) == before
 
@@ -270,8 +350,22 @@ def test_overwrite_refuses_home_root_inputs_and_cwd(
 # ----------------------------------------------------------- case names are safe file names
 
 
-@pytest.mark.parametrize("name", ["../../pwned", "/tmp/stfusion-pwned", "a/b", "..", ".hidden",
-                                  "a..b", "-x", "x" * 65, "caf\u00e9", "a b", ""])  # fmt: skip
+@pytest.mark.parametrize(
+    "name",
+    [
+        "../../pwned",
+        "/tmp/stfusion-pwned",
+        "a/b",
+        "..",
+        ".hidden",
+        "a..b",
+        "-x",
+        "x" * 65,
+        "caf\u00e9",
+        "a b",
+        "",
+    ],
+)
 def test_unsafe_case_names_refused(user_case: Path, name: str) -> None:
     bad = user_case.parent / "bad.toml"
     bad.write_text(user_case.read_text().replace("[cases.tiny]", f"[cases.{json.dumps(name)}]"))
@@ -293,8 +387,7 @@ def test_bad_case_name_refused_before_any_work(user_case: Path, tmp_path: Path) 
     spec = user_case.read_text().split("\n", 1)[1]
     bad.write_text(f'[cases."../../pwned"]\n{spec}\n[cases.{json.dumps(absname)}]\n{spec}')
     before = _tree(tmp_path)
-    p = _cli(["bench", "--cases-file", str(bad), "--methods", "nochange", "--out", "res"],
-             cwd=work)  # fmt: skip
+    p = _cli(["bench", "--cases-file", str(bad), "--methods", "nochange", "--out", "res"], cwd=work)
     assert p.returncode == 1, p.stderr
     err = p.stderr.strip()
     assert len(err.splitlines()) == 1 and "../../pwned" in err and str(bad) in err
@@ -311,8 +404,21 @@ def test_bad_case_name_refused_before_any_work(user_case: Path, tmp_path: Path) 
 
 def test_bench_output_modes_respect_umask(user_case: Path, tmp_path: Path) -> None:
     out = tmp_path / "res"
-    p = _cli(["bench", "--cases-file", str(user_case), "--cases", "tiny", "--methods", "nochange",
-              "--out", str(out)], cwd=tmp_path, umask=0o022)  # fmt: skip
+    p = _cli(
+        [
+            "bench",
+            "--cases-file",
+            str(user_case),
+            "--cases",
+            "tiny",
+            "--methods",
+            "nochange",
+            "--out",
+            str(out),
+        ],
+        cwd=tmp_path,
+        umask=0o022,
+    )
     assert p.returncode == 0, p.stderr
     assert (out / "figures" / "tiny_quicklook.png").exists()
     for path in [out, *out.rglob("*")]:

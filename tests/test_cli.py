@@ -31,8 +31,21 @@ def test_version_help_methods(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def _predict(s: dict[str, Path], out: Path, *extra: str) -> list[str]:
-    return ["predict", "--method", "starfm", "--pair", str(s["f1"]), str(s["c1"]),
-            "--coarse", str(s["c2"]), "--out", str(out), "--param", "window=7", *extra]  # fmt: skip
+    return [
+        "predict",
+        "--method",
+        "starfm",
+        "--pair",
+        str(s["f1"]),
+        str(s["c1"]),
+        "--coarse",
+        str(s["c2"]),
+        "--out",
+        str(out),
+        "--param",
+        "window=7",
+        *extra,
+    ]
 
 
 def test_predict_writes_georeferenced_float32_equal_to_library(
@@ -76,9 +89,12 @@ def test_predict_writes_georeferenced_float32_equal_to_library(
     ],
 )
 def test_bad_inputs_fail_cleanly(
-    case: str, message: str, small_tifs: dict[str, Path], tmp_path: Path,
+    case: str,
+    message: str,
+    small_tifs: dict[str, Path],
+    tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
-) -> None:  # fmt: skip
+) -> None:
     from affine import Affine
 
     s = dict(small_tifs)
@@ -93,8 +109,9 @@ def test_bad_inputs_fail_cleanly(
     elif case == "bands":
         s["c1"] = write_tif(tmp_path / "b3.tif", np.concatenate([f1, f1[:1]]), transform=here)
     elif case == "no_overlap":
-        s["c1"] = write_tif(tmp_path / "far.tif", f1,
-                            transform=Affine(50.0, 0, 900000.0, 0, -50.0, 6147787.5))  # fmt: skip
+        s["c1"] = write_tif(
+            tmp_path / "far.tif", f1, transform=Affine(50.0, 0, 900000.0, 0, -50.0, 6147787.5)
+        )
     elif case == "all_nan":
         s["c2"] = write_tif(tmp_path / "nan.tif", np.full_like(f1, np.nan), transform=here)
     elif case == "scale":
@@ -126,8 +143,9 @@ def test_debug_shows_traceback(small_tifs: dict[str, Path], tmp_path: Path) -> N
 def test_evaluate_table_and_json(
     small_tifs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, err = run_cli(["evaluate", str(small_tifs["f1"]), str(small_tifs["f2"]),
-                          "--ratio", "10"], capsys)  # fmt: skip
+    code, out, err = run_cli(
+        ["evaluate", str(small_tifs["f1"]), str(small_tifs["f2"]), "--ratio", "10"], capsys
+    )
     assert code == 0, err
     assert "rmse" in out and "mean" in out and "ERGAS" in out and "data range 1.0" in out
     args = ["evaluate", str(small_tifs["f1"]), str(small_tifs["f2"]), "--json"]
@@ -139,8 +157,9 @@ def test_evaluate_table_and_json(
     f2 = FileSource(str(small_tifs["f2"])).read()
     expect = np.sqrt(np.mean((f1.astype(np.float64) - f2) ** 2, axis=(1, 2)))
     assert data["rmse"]["bands"]["red"] == pytest.approx(expect[0], rel=1e-6)
-    code, _, err = run_cli(["evaluate", str(small_tifs["f1"]), str(small_tifs["f2"]),
-                        "--data-range", "x"], capsys)  # fmt: skip
+    code, _, err = run_cli(
+        ["evaluate", str(small_tifs["f1"]), str(small_tifs["f2"]), "--data-range", "x"], capsys
+    )
     assert code == 1 and "--data-range" in err
 
 
@@ -152,10 +171,14 @@ def test_inspect_shows_alignment(
     from stfusion.coarse import block_mean
 
     f1 = FileSource(str(small_tifs["f1"])).read()
-    native = write_tif(tmp_path / "native.tif", block_mean(f1, 10),
-                       transform=Affine(500.0, 0, 406012.5, 0, -500.0, 6147787.5))  # fmt: skip
-    code, out, _ = run_cli(["inspect", str(small_tifs["f1"]), str(small_tifs["c1"]), str(native)],
-                       capsys)  # fmt: skip
+    native = write_tif(
+        tmp_path / "native.tif",
+        block_mean(f1, 10),
+        transform=Affine(500.0, 0, 406012.5, 0, -500.0, 6147787.5),
+    )
+    code, out, _ = run_cli(
+        ["inspect", str(small_tifs["f1"]), str(small_tifs["c1"]), str(native)], capsys
+    )
     assert code == 0
     assert "fine (output grid)" in out
     assert "already on the fine grid" in out
@@ -193,8 +216,7 @@ def test_help_imports_no_torch() -> None:
         "assert 'torch' not in sys.modules, 'torch imported'\n"
         "print('OK')\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=120)  # fmt: skip
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and proc.stdout.strip() == "OK", proc.stderr
 
 
@@ -223,5 +245,14 @@ def test_recorded_command_line_from_params() -> None:
 
     args = ["-q", "--pair", "f 1.tif", "c1.tif", "x", "--no-augment", "--overwrite"]
     assert CliRunner().invoke(job, args).exit_code == 0
-    assert seen[-1] == ["stfusion", "job", "x", "--size", "3", "--pair", "f 1.tif", "c1.tif",
-                        "--no-augment"]  # fmt: skip
+    assert seen[-1] == [
+        "stfusion",
+        "job",
+        "x",
+        "--size",
+        "3",
+        "--pair",
+        "f 1.tif",
+        "c1.tif",
+        "--no-augment",
+    ]

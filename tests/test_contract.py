@@ -104,8 +104,18 @@ def test_cli_equals_library_and_keeps_grid(name: str, tmp_path: Path) -> None:
     t = write_tif(tmp_path / "t.tif", target, transform=tr)
     out = tmp_path / "out.tif"
     n = get_method(name).tags.min_pairs
-    args = ["predict", "--method", name, "--coarse", str(t), "--out", str(out), "-q",
-            "--param", f"ratio={RATIO}"]  # fmt: skip
+    args = [
+        "predict",
+        "--method",
+        name,
+        "--coarse",
+        str(t),
+        "--out",
+        str(out),
+        "-q",
+        "--param",
+        f"ratio={RATIO}",
+    ]
     for _ in range(n):
         args += ["--pair", str(f), str(c)]
     for k, v in FAST_PARAMS.get(name, {}).items():

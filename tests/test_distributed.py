@@ -21,15 +21,29 @@ from stfusion.cli import main  # noqa: E402
 def cluster() -> Iterator[Any]:
     from distributed import LocalCluster
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=None, silence_logs=40) as c:  # fmt: skip
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=40
+    ) as c:
         yield c
 
 
 def _args(s: dict[str, Path], out: Path, *extra: str) -> list[str]:
-    return ["predict", "--pair", str(s["f1"]), str(s["c1"]), "--coarse", str(s["c2"]),
-            "--out", str(out), "--param", "window=7", "--mem-limit", "0.05", "-q",
-            *extra]  # fmt: skip
+    return [
+        "predict",
+        "--pair",
+        str(s["f1"]),
+        str(s["c1"]),
+        "--coarse",
+        str(s["c2"]),
+        "--out",
+        str(out),
+        "--param",
+        "window=7",
+        "--mem-limit",
+        "0.05",
+        "-q",
+        *extra,
+    ]
 
 
 def test_cluster_gives_same_bytes_as_local(
@@ -59,9 +73,11 @@ def test_cluster_really_did_the_work(small_tifs: dict[str, Path], cluster: objec
 
 
 def test_unreachable_scheduler_fails_cleanly(
-    small_tifs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    small_tifs: dict[str, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
-) -> None:  # fmt: skip
+) -> None:
     monkeypatch.setenv("STFUSION_SCHEDULER_TIMEOUT", "2s")
     out = tmp_path / "o.tif"
     with pytest.raises(SystemExit) as exc:
@@ -102,11 +118,17 @@ def test_killed_worker_is_retried_and_output_is_right(
     est.prepare(small_tifs["c2"])
     windows = plan_windows(est.grid_, 20)
     out = tmp_path / "o.tif"
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=None, silence_logs=50) as cluster:  # fmt: skip
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=50
+    ) as cluster:
         with RasterWriter(out, est.grid_, 2) as writer:
-            run_distributed(_DieOnce(est, str(tmp_path / "died")), windows, writer,
-                            cluster.scheduler_address, retries=2)  # fmt: skip
+            run_distributed(
+                _DieOnce(est, str(tmp_path / "died")),
+                windows,
+                writer,
+                cluster.scheduler_address,
+                retries=2,
+            )
     assert (tmp_path / "died").exists()
     with rasterio.open(out) as ds:
         np.testing.assert_array_equal(ds.read(), est.predict().values)
@@ -126,8 +148,9 @@ def test_failed_run_leaves_no_output(small_tifs: dict[str, Path], tmp_path: Path
 
     est = STARFM(window=7).fit([(small_tifs["f1"], small_tifs["c1"])])
     out = tmp_path / "o.tif"
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
-                      dashboard_address=None, silence_logs=50) as cluster:  # fmt: skip
+    with LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=50
+    ) as cluster:
         with (
             pytest.raises(RuntimeError, match="disk on fire"),
             RasterWriter(out, est.grid_, 2) as w,

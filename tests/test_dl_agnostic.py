@@ -28,8 +28,13 @@ from stfusion.dl.train import TrainConfig, random_checkpoint, train  # noqa: E40
 from stfusion.methods import get_method  # noqa: E402
 
 #: The band-agnostic methods and the size of their random checkpoints.
-MODELS = {"dcstfn": "tiny", "edcstfn": "tiny", "ganstfm": "tiny", "vitgan": "tiny",
-          "student": "micro"}  # fmt: skip
+MODELS = {
+    "dcstfn": "tiny",
+    "edcstfn": "tiny",
+    "ganstfm": "tiny",
+    "vitgan": "tiny",
+    "student": "micro",
+}
 #: Float32 arithmetic of ``x - c) / s * s + c`` around reflectance values.
 TOL = 2e-6
 
@@ -52,8 +57,10 @@ def _baseline(model: str, f1: np.ndarray, c1: np.ndarray, c2: np.ndarray) -> np.
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("agnostic")
-    return {m: random_checkpoint(d / f"{m}.ckpt", m, 6, size=s, agnostic=True)
-            for m, s in {**MODELS, "stfdcnn": "tiny"}.items()}  # fmt: skip
+    return {
+        m: random_checkpoint(d / f"{m}.ckpt", m, 6, size=s, agnostic=True)
+        for m, s in {**MODELS, "stfdcnn": "tiny"}.items()
+    }
 
 
 @pytest.mark.parametrize("model", sorted(MODELS))
@@ -88,8 +95,7 @@ def test_per_sample_normalisation_holds_for_ndvi_and_kelvin(
 def test_two_pairs_average_the_single_pair_predictions(checkpoints: dict[str, Path]) -> None:
     f1, c1, c2 = _scene(3, seed=1)
     g1, d1, _ = _scene(3, seed=2)
-    pred = predict_arrays(checkpoints["edcstfn"], [(f1, c1), (g1, d1)], c2, tile=32,
-                          device="cpu")  # fmt: skip
+    pred = predict_arrays(checkpoints["edcstfn"], [(f1, c1), (g1, d1)], c2, tile=32, device="cpu")
     # Untrained: the two-pair additive baseline, the mean of the two additive predictions.
     expected = 0.5 * ((f1 + c2 - c1) + (g1 + c2 - d1))
     np.testing.assert_allclose(pred, expected, atol=TOL)
@@ -100,8 +106,7 @@ def test_untrained_stfdcnn_is_its_fusion_model(checkpoints: dict[str, Path]) -> 
     # F_k + up(lsr(C_0 - C_k)) per pair; for a spatially uniform change that is additive.
     f1, c1, _ = _scene(3, size=32)
     c2 = c1 + np.float32(0.05)
-    pred = predict_arrays(checkpoints["stfdcnn"], [(f1, c1), (f1, c1)], c2, tile=32,
-                          device="cpu")  # fmt: skip
+    pred = predict_arrays(checkpoints["stfdcnn"], [(f1, c1), (f1, c1)], c2, tile=32, device="cpu")
     np.testing.assert_allclose(pred, f1 + c2 - c1, atol=TOL)
 
 
@@ -139,16 +144,40 @@ def test_ganstfm_predicts_without_a_coarse_reference(
     fine = write_tif(tmp_path / "F1_2001-10-17.tif", f1)
     coarse = write_tif(tmp_path / "C2_2001-11-02.tif", c2)
     out = tmp_path / "pred.tif"
-    code, _, _ = run_cli(["predict", "--method", "ganstfm", "--fine-ref", str(fine), "--coarse",
-                          str(coarse), "--param", f"weights={checkpoints['ganstfm']}",
-                          "--out", str(out), "--quiet"])  # fmt: skip
+    code, _, _ = run_cli(
+        [
+            "predict",
+            "--method",
+            "ganstfm",
+            "--fine-ref",
+            str(fine),
+            "--coarse",
+            str(coarse),
+            "--param",
+            f"weights={checkpoints['ganstfm']}",
+            "--out",
+            str(out),
+            "--quiet",
+        ]
+    )
     assert code == 0
     with rasterio.open(out) as src:
         pred = src.read()
     np.testing.assert_allclose(pred, _baseline("ganstfm", f1, f1, c2), atol=TOL)
     # A method that needs the reference's coarse image refuses --fine-ref.
-    code, _, _ = run_cli(["predict", "--method", "edcstfn", "--fine-ref", str(fine),
-                          "--coarse", str(coarse), "--out", str(tmp_path / "x.tif")])  # fmt: skip
+    code, _, _ = run_cli(
+        [
+            "predict",
+            "--method",
+            "edcstfn",
+            "--fine-ref",
+            str(fine),
+            "--coarse",
+            str(coarse),
+            "--out",
+            str(tmp_path / "x.tif"),
+        ]
+    )
     assert code != 0
 
 
@@ -179,18 +208,34 @@ def test_training_across_band_sets_records_sites(tmp_path: Path) -> None:
             c = write_tif(tmp_path / f"{site}_c_{k}.tif", c1)
             rows.append(f"{site},{day},{f},{c}")
     (tmp_path / "catalog.csv").write_text("\n".join(rows) + "\n")
-    cfg = TrainConfig(model="edcstfn", size="tiny", epochs=1, patch=16, batch=4,
-                      steps_per_epoch=2, ae_steps=2, threads=1, val_patches=4, device="cpu")
+    cfg = TrainConfig(
+        model="edcstfn",
+        size="tiny",
+        epochs=1,
+        patch=16,
+        batch=4,
+        steps_per_epoch=2,
+        ae_steps=2,
+        threads=1,
+        val_patches=4,
+        device="cpu",
+    )
     res = train(None, tmp_path / "m.ckpt", cfg, catalog=tmp_path / "catalog.csv")
     ck = load_checkpoint(res.checkpoint)
     assert ck.agnostic and ck.bands == 1
-    assert ck.data["training_sites"] == {"a": ["2001-10-08", "2001-10-17"],
-                                         "b": ["2001-10-08", "2001-10-17"]}  # fmt: skip
+    assert ck.data["training_sites"] == {
+        "a": ["2001-10-08", "2001-10-17"],
+        "b": ["2001-10-08", "2001-10-17"],
+    }
     assert [s["bands"] for s in ck.data["training_site_info"]] == [3, 6]
     assert ck.training_dates == ("2001-10-08", "2001-10-17")
     # Fine-tuning from it (--init CKPT) starts from its weights.
-    res2 = train(None, tmp_path / "m2.ckpt", dataclasses.replace(cfg, init=str(res.checkpoint),
-                 epochs=1), catalog=tmp_path / "catalog.csv")  # fmt: skip
+    res2 = train(
+        None,
+        tmp_path / "m2.ckpt",
+        dataclasses.replace(cfg, init=str(res.checkpoint), epochs=1),
+        catalog=tmp_path / "catalog.csv",
+    )
     assert load_checkpoint(res2.checkpoint).agnostic
 
 

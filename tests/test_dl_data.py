@@ -95,8 +95,9 @@ def test_examples_patches_and_validation_block(tmp_path: Path) -> None:
     assert (v.row + v.height, v.col + v.width) == (48, 48)  # bottom-right corner
     assert v.height == v.width == 24 and v.height % 2 == 0
     # Normalisation: one mean/std per band over fine and coarse images.
-    assert np.allclose(np.nanmean(np.concatenate([data.fine, data.coarse]), axis=(0, 2, 3)), 0,
-                       atol=1e-4)  # fmt: skip
+    assert np.allclose(
+        np.nanmean(np.concatenate([data.fine, data.coarse]), axis=(0, 2, 3)), 0, atol=1e-4
+    )
     # Inputs and label of an example are the right dates.
     rng = np.random.default_rng(0)
     batch = data.sample(rng, 64, 16, augment=False)
@@ -251,8 +252,12 @@ def write_series(tmp_path: Path, n: int, size: int = 48, bands: int = 2) -> list
     for i in range(n):
         date = (dt.date(2001, 1, 1) + dt.timedelta(days=3 * i)).isoformat()
         k = np.float32(1.0 + 0.01 * i)
-        out.append((write_tif(tmp_path / f"F_{date}.tif", fine * k),
-                    write_tif(tmp_path / f"C_{date}.tif", coarse * k)))  # fmt: skip
+        out.append(
+            (
+                write_tif(tmp_path / f"F_{date}.tif", fine * k),
+                write_tif(tmp_path / f"C_{date}.tif", coarse * k),
+            )
+        )
     return out
 
 
@@ -303,13 +308,19 @@ def test_stream_holds_a_bounded_number_of_windows(tmp_path: Path) -> None:
     pairs = write_series(tmp_path, 20, size=48)
     # Band-tied (format 1): reads are patch windows only. A band-agnostic run also reads each
     # date's fine image once, decimated to at most 2^18 pixels (its statistics, cached).
-    cfg = TrainConfig(model="dcstfn", patch=16, batch=4, steps_per_epoch=10, val_patches=8,
-                      val_fraction=0.25, agnostic=False)  # fmt: skip
+    cfg = TrainConfig(
+        model="dcstfn",
+        patch=16,
+        batch=4,
+        steps_per_epoch=10,
+        val_patches=8,
+        val_fraction=0.25,
+        agnostic=False,
+    )
     sites = open_training_sites(pairs)
     assert sites[0].dates is not None and len(sites[0].dates) == 20
     log: dict = {"reads": 0, "max_pixels": 0, "live": set(), "max_live": 0}
-    sites[0].scene.pairs = [(_Counting(f, log), _Counting(c, log))
-                            for f, c in sites[0].scene.pairs]  # fmt: skip
+    sites[0].scene.pairs = [(_Counting(f, log), _Counting(c, log)) for f, c in sites[0].scene.pairs]
     data = run_data(sites, cfg)
     assert len(data.train.examples) == 20 * 19
     train_dl, val_dl = data.loaders(cfg.batch, 0)
@@ -345,8 +356,16 @@ def test_val_dates_hold_out_whole_dates(tmp_path: Path) -> None:
     sites = open_training_sites(pairs)
     dates = sites[0].dates
     held = [dates[2], dates[5]]
-    cfg = TrainConfig(model="dcstfn", patch=16, batch=4, steps_per_epoch=3, val_patches=12,
-                      val_dates=held, val_fraction=0.25, max_gap=9)  # fmt: skip
+    cfg = TrainConfig(
+        model="dcstfn",
+        patch=16,
+        batch=4,
+        steps_per_epoch=3,
+        val_patches=12,
+        val_dates=held,
+        val_fraction=0.25,
+        max_gap=9,
+    )
     data = run_data(sites, cfg)
     held_idx = {2, 5}
     for ex in data.train.examples:
@@ -363,8 +382,10 @@ def test_val_dates_hold_out_whole_dates(tmp_path: Path) -> None:
     with pytest.raises(InvalidParameterError, match="not a date of the pairs"):
         run_data(sites, TrainConfig(model="dcstfn", val_dates=["1999-01-01"]))
     # Dates only: no spatial block, every validation patch is a held-out target.
-    only = run_data(open_training_sites(pairs), TrainConfig(
-        model="dcstfn", patch=16, val_patches=4, val_dates=held, val_fraction=0.0))
+    only = run_data(
+        open_training_sites(pairs),
+        TrainConfig(model="dcstfn", patch=16, val_patches=4, val_dates=held, val_fraction=0.0),
+    )
     assert all(it.block is None for it in only.val.items)
     assert all(s.block is None for s in only.sites)
 
@@ -382,8 +403,9 @@ def test_catalog_pairs_dates_within_sites(tmp_path: Path) -> None:
     for site, pairs in (("A", a), ("B", b)):
         for f, c in pairs:
             d = ds.resolve_dates([(str(f), str(c))], None)[0]
-            rows.append(f"{site},{d},{f.relative_to(tmp_path)},{c},"
-                        f"{'mask.tif' if site == 'B' else ''}")  # fmt: skip
+            rows.append(
+                f"{site},{d},{f.relative_to(tmp_path)},{c},{'mask.tif' if site == 'B' else ''}"
+            )
     cat = tmp_path / "catalog.csv"
     cat.write_text("\n".join(rows) + "\n")
     groups = ds.read_catalog(cat)
@@ -391,7 +413,8 @@ def test_catalog_pairs_dates_within_sites(tmp_path: Path) -> None:
     sites = open_training_sites(None, catalog=cat)
     data = run_data(sites, TrainConfig(model="dcstfn", patch=16, val_patches=4))
     assert {(e.site, e.ref, e.tgt) for e in data.train.examples} == {
-        (0, r, t) for r in range(3) for t in range(3) if r != t} | {(1, 0, 1), (1, 1, 0)}
+        (0, r, t) for r in range(3) for t in range(3) if r != t
+    } | {(1, 0, 1), (1, 1, 0)}
     assert type(sites[1].scene.pairs[0][0]).__name__ == "MaskedSource"
     bad = tmp_path / "bad.csv"
     bad.write_text("site,fine\nx,y\n")
@@ -405,14 +428,24 @@ def test_stream_patches_never_touch_the_block_and_time_mix(tmp_path: Path) -> No
     from stfusion.dl.train import TrainConfig, open_training_sites, run_data
 
     pairs = write_series(tmp_path, 3, size=48)
-    cfg = TrainConfig(model="dcstfn", patch=16, batch=4, steps_per_epoch=50, val_patches=4,
-                      val_fraction=0.25, augment=False, time_mix=1.0, agnostic=False)  # fmt: skip
+    cfg = TrainConfig(
+        model="dcstfn",
+        patch=16,
+        batch=4,
+        steps_per_epoch=50,
+        val_patches=4,
+        val_fraction=0.25,
+        augment=False,
+        time_mix=1.0,
+        agnostic=False,
+    )
     data = run_data(open_training_sites(pairs), cfg)
     block = data.sites[0].block
     seen = []
     pair = data.train.reader.pair
-    data.train.reader.pair = lambda ex, r, c, h, w, band=0: (seen.append((r, c))
-                                                             or pair(ex, r, c, h, w, band))
+    data.train.reader.pair = lambda ex, r, c, h, w, band=0: (
+        seen.append((r, c)) or pair(ex, r, c, h, w, band)
+    )
     items = [data.train[i] for i in range(200)]
     assert len(seen) >= 200
     assert not any(block.intersects(r, c, 16, 16) for r, c in seen)

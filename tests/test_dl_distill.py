@@ -45,9 +45,19 @@ from test_dl_data import DATES, write_cia_crop  # noqa: E402
 
 #: A few steps of a nano student: enough to see the loss fall, seconds on 2 cores.
 TINY = DistillConfig(
-    student="nano", epochs=6, patch=16, batch=4, steps_per_epoch=6, lr=3e-3, threads=1,
-    augment=False, patience=100, speed_tile=32, speed_repeat=1, val_patches=8,
-)  # fmt: skip
+    student="nano",
+    epochs=6,
+    patch=16,
+    batch=4,
+    steps_per_epoch=6,
+    lr=3e-3,
+    threads=1,
+    augment=False,
+    patience=100,
+    speed_tile=32,
+    speed_repeat=1,
+    val_patches=8,
+)
 
 
 @pytest.fixture(scope="module")
@@ -59,9 +69,19 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, Pat
 def teacher(files: dict, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An EDCSTFN (small) trained for a few steps on the 10-08 and 10-17 crops (red, nir)."""
     # Band-tied: distillation takes format-1 teachers (a band-agnostic one is refused).
-    cfg = TrainConfig(model="edcstfn", size="small", epochs=1, patch=16, batch=4,
-                      steps_per_epoch=4, ae_steps=2, threads=1, val_fraction=0.3,
-                      val_patches=8, agnostic=False)  # fmt: skip
+    cfg = TrainConfig(
+        model="edcstfn",
+        size="small",
+        epochs=1,
+        patch=16,
+        batch=4,
+        steps_per_epoch=4,
+        ae_steps=2,
+        threads=1,
+        val_fraction=0.3,
+        val_patches=8,
+        agnostic=False,
+    )
     out = tmp_path_factory.mktemp("teacher") / "teacher.ckpt"
     return train([files[d] for d in DATES[:2]], out, cfg).checkpoint
 
@@ -176,8 +196,15 @@ def test_parameter_rule(files: dict, teacher: Path, tmp_path: Path) -> None:
     paper = parameter_count(make_network("edcstfn", 6, "paper"))
     assert all(10 * c <= paper for c in counts)
     # Through distill: micro (2 bands: 3,234) is more than a tenth of EDCSTFN tiny (18,010).
-    tiny = random_checkpoint(tmp_path / "tiny.ckpt", "edcstfn", 2, size="tiny",
-                             band_names=["red", "nir"], mean=0.15, std=0.08)  # fmt: skip
+    tiny = random_checkpoint(
+        tmp_path / "tiny.ckpt",
+        "edcstfn",
+        2,
+        size="tiny",
+        band_names=["red", "nir"],
+        mean=0.15,
+        std=0.08,
+    )
     pairs = [files[d] for d in DATES[:2]]
     with pytest.raises(
         InvalidParameterError, match=r"a tenth of the teacher \(edcstfn tiny\)"
@@ -293,7 +320,6 @@ def test_demo_student(tmp_path: Path) -> None:
     check_shipped("student", tmp_path)
 
 
-
 # ----------------------------------------------------------------------------- the CLI
 
 
@@ -301,10 +327,34 @@ def test_distill_command(files: dict, teacher: Path, tmp_path: Path) -> None:
     from stfusion.cli.distill import distill as distill_cmd
 
     out = tmp_path / "cli.ckpt"
-    args = ["--teacher", str(teacher), "--student", "nano", "--out", str(out), "--epochs", "1",
-            "--patch", "16", "--batch", "2", "--steps-per-epoch", "2", "--threads", "1",
-            "--seed", "3", "--alpha", "0.5", "--beta", "0.2", "--feature-layer", "decoder.1",
-            "--note", "demo only"]  # fmt: skip
+    args = [
+        "--teacher",
+        str(teacher),
+        "--student",
+        "nano",
+        "--out",
+        str(out),
+        "--epochs",
+        "1",
+        "--patch",
+        "16",
+        "--batch",
+        "2",
+        "--steps-per-epoch",
+        "2",
+        "--threads",
+        "1",
+        "--seed",
+        "3",
+        "--alpha",
+        "0.5",
+        "--beta",
+        "0.2",
+        "--feature-layer",
+        "decoder.1",
+        "--note",
+        "demo only",
+    ]
     for d in DATES[:2]:
         args += ["--pair", str(files[d][0]), str(files[d][1])]
     res = CliRunner().invoke(distill_cmd, args)
@@ -351,7 +401,8 @@ def test_without_torch() -> None:
         print("OK")
         """
     )
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          timeout=120)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().endswith("OK") and "install stfusion[dl]" in proc.stdout

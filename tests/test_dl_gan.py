@@ -50,9 +50,18 @@ RATIO_BOUNDS = (0.01, 100.0)
 P = 24
 
 TINY = TrainConfig(
-    model="ganstfm", size="tiny", epochs=2, patch=16, batch=4, steps_per_epoch=3, ae_steps=3,
-    val_fraction=0.3, threads=1, seed=0, val_patches=8,
-)  # fmt: skip
+    model="ganstfm",
+    size="tiny",
+    epochs=2,
+    patch=16,
+    batch=4,
+    steps_per_epoch=3,
+    ae_steps=3,
+    val_fraction=0.3,
+    threads=1,
+    seed=0,
+    val_patches=8,
+)
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -207,8 +216,12 @@ def _fixed_patches() -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
     def read(kind: str, date: str) -> np.ndarray:
         return FileSource(str(d / f"CIA_{kind}_{date}.tif")).read()
 
-    images = [read("Landsat7", DATES[0]), read("MOD09GA", DATES[0]), read("MOD09GA", DATES[1]),
-              read("Landsat7", DATES[1])]  # fmt: skip
+    images = [
+        read("Landsat7", DATES[0]),
+        read("MOD09GA", DATES[0]),
+        read("MOD09GA", DATES[1]),
+        read("Landsat7", DATES[1]),
+    ]
     pos = [(r, c) for r in (20, 90, 160, 210) for c in (30, 150)]
     fr, cr, ct, ft = (np.stack([a[:, r : r + P, c : c + P] for r, c in pos]) for a in images)
     both = np.concatenate([fr, cr, ct, ft]).transpose(1, 0, 2, 3).reshape(6, -1)
@@ -255,8 +268,20 @@ def test_train_logs_and_checkpoint(trained: Path) -> None:
     assert ck.data["best_epoch"] == best["epoch"] and ck.data["best_val_loss"] == best["val_rmse"]
     csv_path, png_path = log_paths(trained)
     header = csv_path.read_text().splitlines()[0].split(",")
-    for col in ("train_loss", "content", "vision", "spectral", "g_adv", "d_loss", "d_real",
-                "d_fake", "ratio_min", "ratio_max", "val_rmse", "val_rmse_additive"):  # fmt: skip
+    for col in (
+        "train_loss",
+        "content",
+        "vision",
+        "spectral",
+        "g_adv",
+        "d_loss",
+        "d_real",
+        "d_fake",
+        "ratio_min",
+        "ratio_max",
+        "val_rmse",
+        "val_rmse_additive",
+    ):
         assert col in header, col
     assert png_path.stat().st_size > 0
     rows = ck.data["history"]
@@ -300,10 +325,34 @@ def test_train_command_gan_options(files: dict, tmp_path: Path) -> None:
     from stfusion.cli.train import train as train_cmd
 
     out = tmp_path / "cli.ckpt"
-    args = ["--model", "ganstfm", "--out", str(out), "--size", "tiny", "--epochs", "1",
-            "--patch", "16", "--batch", "2", "--steps-per-epoch", "2", "--threads", "1",
-            "--feature-weight", "0", "--gan-loss", "hinge", "--adv-weight", "0.01",
-            "--d-lr", "0.0004", "--sam-weight", "0.5"]  # fmt: skip
+    args = [
+        "--model",
+        "ganstfm",
+        "--out",
+        str(out),
+        "--size",
+        "tiny",
+        "--epochs",
+        "1",
+        "--patch",
+        "16",
+        "--batch",
+        "2",
+        "--steps-per-epoch",
+        "2",
+        "--threads",
+        "1",
+        "--feature-weight",
+        "0",
+        "--gan-loss",
+        "hinge",
+        "--adv-weight",
+        "0.01",
+        "--d-lr",
+        "0.0004",
+        "--sam-weight",
+        "0.5",
+    ]
     for f, c in (files[d] for d in DATES[:2]):
         args += ["--pair", str(f), str(c)]
     res = CliRunner().invoke(train_cmd, args)

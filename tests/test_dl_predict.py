@@ -43,12 +43,23 @@ def trained(files: dict, tmp_path_factory: pytest.TempPathFactory) -> dict[str, 
     count, names, scale) and its seams, which a few steps of a band-agnostic network, whose
     correction starts at zero, would barely show; test_dl_agnostic.py covers format 2."""
     out = {}
-    cfg = TrainConfig(size="tiny", epochs=1, patch=16, batch=4, steps_per_epoch=3, ae_steps=3,
-                      threads=1, agnostic=False)  # fmt: skip
+    cfg = TrainConfig(
+        size="tiny",
+        epochs=1,
+        patch=16,
+        batch=4,
+        steps_per_epoch=3,
+        ae_steps=3,
+        threads=1,
+        agnostic=False,
+    )
     d = tmp_path_factory.mktemp("ckpt")
     for model in ("dcstfn", "edcstfn"):
-        out[model] = train([files[x] for x in DATES[:2]], d / f"{model}.ckpt",
-                           dataclasses.replace(cfg, model=model))  # fmt: skip
+        out[model] = train(
+            [files[x] for x in DATES[:2]],
+            d / f"{model}.ckpt",
+            dataclasses.replace(cfg, model=model),
+        )
     return {k: r.checkpoint for k, r in out.items()}
 
 
@@ -133,11 +144,11 @@ def test_checkpoint_mismatches(trained: dict, files: dict, tmp_path: Path) -> No
     # Reflectance read as x10000 (a wrong --fine-scale) is another scale.
     est = EDCSTFN(weights=str(trained["edcstfn"]))
     with pytest.raises(ScaleMismatchError, match=r"scales differ.*--fine-scale"):
-        est.fit([files[DATES[1]]], fine_scaling=Scaling(10000.0),
-                coarse_scaling=Scaling(10000.0))  # fmt: skip
+        est.fit([files[DATES[1]]], fine_scaling=Scaling(10000.0), coarse_scaling=Scaling(10000.0))
     # Generic band names only warn.
-    ck = random_checkpoint(tmp_path / "generic.ckpt", "edcstfn", 2, mean=[0.07, 0.25],
-                           std=[0.03, 0.08])  # fmt: skip
+    ck = random_checkpoint(
+        tmp_path / "generic.ckpt", "edcstfn", 2, mean=[0.07, 0.25], std=[0.03, 0.08]
+    )
     with pytest.warns(STFusionWarning, match="same bands"):
         EDCSTFN(weights=str(ck)).fit([files[DATES[1]]])
     with pytest.raises(InvalidParameterError, match="weights of edcstfn"):
@@ -149,8 +160,12 @@ def test_not_a_checkpoint(tmp_path: Path, files: dict) -> None:
     junk.write_bytes(b"this is not a checkpoint")
     plain = tmp_path / "plain.pt"
     torch.save({"weights": torch.zeros(3)}, plain)
-    cases = [(junk, "not a stfusion checkpoint"), (plain, "not a stfusion checkpoint"),
-             (tmp_path / "missing.ckpt", "not found"), (tmp_path, "directory")]  # fmt: skip
+    cases = [
+        (junk, "not a stfusion checkpoint"),
+        (plain, "not a stfusion checkpoint"),
+        (tmp_path / "missing.ckpt", "not found"),
+        (tmp_path, "directory"),
+    ]
     for path, msg in cases:
         with pytest.raises(InputFileError, match=msg) as info:
             EDCSTFN(weights=str(path)).fit([files[DATES[1]]])
@@ -165,8 +180,10 @@ def test_params_validation() -> None:
     with pytest.raises(InvalidParameterError, match="device"):
         EDCSTFN(device="tpu")
     assert EDCSTFN.parse_params(["tile=64", "overlap=auto", "weights=m.ckpt"]) == {
-        "tile": 64, "overlap": "auto", "weights": "m.ckpt",
-    }  # fmt: skip
+        "tile": 64,
+        "overlap": "auto",
+        "weights": "m.ckpt",
+    }
 
 
 def test_dcstfn_tiles_must_be_even(trained: dict, files: dict) -> None:
@@ -179,16 +196,23 @@ def test_bench_skips_training_dates(trained: dict, files: dict) -> None:
     from stfusion.cases import Case
 
     def case(target_date: str) -> Case:
-        return Case("c", (tuple(map(str, files[DATES[1]])),), str(files[DATES[2]][1]),
-                    str(files[DATES[2]][0]), (DATES[1],), target_date)  # fmt: skip
+        return Case(
+            "c",
+            (tuple(map(str, files[DATES[1]])),),
+            str(files[DATES[2]][1]),
+            str(files[DATES[2]][0]),
+            (DATES[1],),
+            target_date,
+        )
 
     assert "trained on the target date" in applicable(EDCSTFN, case(DEMO_DATES[1]))
     assert applicable(EDCSTFN, case("2001-11-02")) == ""
     assert applicable(DCSTFN, case(DEMO_DATES[0])) != ""
 
 
-def test_cli_predict(trained: dict, files: dict, tmp_path: Path,
-                                  monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+def test_cli_predict(
+    trained: dict, files: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import stfusion.methods as methods
     from conftest import run_cli_ok
 
@@ -196,9 +220,23 @@ def test_cli_predict(trained: dict, files: dict, tmp_path: Path,
     monkeypatch.setitem(methods.BUILTIN, "dcstfn", "stfusion.methods.deep:DCSTFN")
     out = tmp_path / "pred.tif"
     f, c = files[DATES[1]]
-    args = ["predict", "--method", "edcstfn", "--param", f"weights={trained['edcstfn']}",
-            "--param", "tile=32", "--pair", str(f), str(c), "--coarse",
-            str(files[DATES[2]][1]), "--out", str(out), "-q"]  # fmt: skip
+    args = [
+        "predict",
+        "--method",
+        "edcstfn",
+        "--param",
+        f"weights={trained['edcstfn']}",
+        "--param",
+        "tile=32",
+        "--pair",
+        str(f),
+        str(c),
+        "--coarse",
+        str(files[DATES[2]][1]),
+        "--out",
+        str(out),
+        "-q",
+    ]
     run_cli_ok(args)
     with rasterio.open(out) as ds:
         cli = ds.read()

@@ -31,9 +31,18 @@ from test_dl_data import DATES, write_cia_crop  # noqa: E402
 #: Band-tied (checkpoint format 1): these tests cover the paper's network and HPM in physical
 #: units with the training statistics; the band-agnostic residual form is tested in
 #: test_dl_agnostic.py (1/3/6 bands, its untrained fusion model).
-TINY = STFDCNNConfig(size="tiny", epochs=2, patch=16, batch=4, steps_per_epoch=3,
-                     val_fraction=0.3, threads=1, seed=0, val_patches=8,
-                     agnostic=False)  # fmt: skip
+TINY = STFDCNNConfig(
+    size="tiny",
+    epochs=2,
+    patch=16,
+    batch=4,
+    steps_per_epoch=3,
+    val_fraction=0.3,
+    threads=1,
+    seed=0,
+    val_patches=8,
+    agnostic=False,
+)
 #: Tiled vs whole-scene tolerance with the overlap covering the receptive field.
 SEAM_TOL = 1e-5
 PAIRS = (DATES[0], DATES[2])  # cia-2pair: 10-08 and 11-02 bracket the target 10-17
@@ -60,9 +69,12 @@ def trained(files: dict, tmp_path_factory: pytest.TempPathFactory) -> dict[int, 
     out = {}
     for factor in (2, 4):
         cfg = dataclasses.replace(TINY, epochs=1, factor=factor, window=2)
-        out[factor] = train_stfdcnn([files[x] for x in PAIRS], d / f"f{factor}.ckpt", cfg,
-                                    meta={"command": "stfusion train ...", "notes": "x"}
-                                    ).checkpoint  # fmt: skip
+        out[factor] = train_stfdcnn(
+            [files[x] for x in PAIRS],
+            d / f"f{factor}.ckpt",
+            cfg,
+            meta={"command": "stfusion train ...", "notes": "x"},
+        ).checkpoint
     return out
 
 
@@ -83,8 +95,9 @@ def test_shapes_and_parameter_counts() -> None:
     one = STFDCNNNet(1, (64, 32))
     assert one.n_parameters() == 2 * 8129
     assert STFDCNNNet(6, (64, 32)).n_parameters() == 76108
-    assert STFDCNNNet(6, (32, 16)).n_parameters() == 2 * (9 * 9 * 6 * 32 + 32 + 32 * 16 + 16
-                                                        + 5 * 5 * 16 * 6 + 6)  # fmt: skip
+    assert STFDCNNNet(6, (32, 16)).n_parameters() == 2 * (
+        9 * 9 * 6 * 32 + 32 + 32 * 16 + 16 + 5 * 5 * 16 * 6 + 6
+    )
     net = STFDCNNNet(3, (8, 4), factor=4, window=2).eval()
     f1, c1, f2, c2, c0 = inputs(5)
     ones = torch.ones(1, 1, 32, 32)
@@ -171,8 +184,7 @@ def test_pair_weights() -> None:
         mixed = net.predict_pairs([f1, f2], [c1, c2], c2, [ones, only1])
         alone = net(f1, c1, c2)
         # Fine rows 0-4 see only LSR rows 0-7 (pair 2 invalid there) through the SR CNN.
-        np.testing.assert_allclose(mixed[..., :5, :].numpy(), alone[..., :5, :].numpy(),
-                                   atol=1e-5)  # fmt: skip
+        np.testing.assert_allclose(mixed[..., :5, :].numpy(), alone[..., :5, :].numpy(), atol=1e-5)
         assert np.abs(mixed[..., 20:, :].numpy() - alone[..., 20:, :].numpy()).max() > 1e-3
 
 
@@ -180,8 +192,9 @@ def test_pair_weights() -> None:
 
 
 def test_training_reduces_loss(files: dict, tmp_path: Path) -> None:
-    cfg = dataclasses.replace(TINY, epochs=5, steps_per_epoch=6, lr=3e-3, patience=100,
-                              augment=False)  # fmt: skip
+    cfg = dataclasses.replace(
+        TINY, epochs=5, steps_per_epoch=6, lr=3e-3, patience=100, augment=False
+    )
     r = train_stfdcnn([files[d] for d in PAIRS], tmp_path / "m.ckpt", cfg)
     losses = [h["train_loss"] for h in r.history]
     assert len(losses) == 5 and losses[-1] < 0.7 * losses[0]
@@ -194,8 +207,14 @@ def test_checkpoint_round_trip(trained: dict, files: dict) -> None:
     ck = load_checkpoint(trained[2])
     assert ck.model == "stfdcnn" and ck.bands == 2 and ck.band_names == ("red", "nir")
     assert ck.training_dates == PAIRS
-    assert ck.data["network"] == {"network": "stfdcnn", "bands": 2, "channels": [16, 8],
-                                  "factor": 2, "window": 2, "size": "tiny"}  # fmt: skip
+    assert ck.data["network"] == {
+        "network": "stfdcnn",
+        "bands": 2,
+        "channels": [16, 8],
+        "factor": 2,
+        "window": 2,
+        "size": "tiny",
+    }
     assert ck.data["config"]["factor"] == 2 and ck.meta["command"] == "stfusion train ..."
     assert ck.meta["seconds"] > 0 and ck.data["epoch"] == 1 and "resume" in ck.data
     net = load_network(ck)
@@ -212,14 +231,23 @@ def test_checkpoint_round_trip(trained: dict, files: dict) -> None:
 def test_train_config_and_resume(files: dict, tmp_path: Path) -> None:
     # The CLI's TrainConfig is accepted (its shared options); the factor comes from the ratio.
     cfg = STFDCNNConfig.from_train_config(
-        TrainConfig(model="edcstfn", size="tiny", epochs=3, patch=16, batch=4,
-                    steps_per_epoch=2, val_fraction=0.3, threads=1), window=2)  # fmt: skip
+        TrainConfig(
+            model="edcstfn",
+            size="tiny",
+            epochs=3,
+            patch=16,
+            batch=4,
+            steps_per_epoch=2,
+            val_fraction=0.3,
+            threads=1,
+        ),
+        window=2,
+    )
     assert (cfg.model, cfg.size, cfg.epochs, cfg.factor, cfg.window) == ("stfdcnn", "tiny", 3, 0, 2)
     pairs = [files[d] for d in PAIRS]
     one = train_stfdcnn(pairs, tmp_path / "a.ckpt", cfg)
     train_stfdcnn(pairs, tmp_path / "b.ckpt", dataclasses.replace(cfg, epochs=2))
-    two = train_stfdcnn(pairs, tmp_path / "b.ckpt", dataclasses.replace(cfg, epochs=3),
-                        resume=True)  # fmt: skip
+    two = train_stfdcnn(pairs, tmp_path / "b.ckpt", dataclasses.replace(cfg, epochs=3), resume=True)
     assert one.epochs == two.epochs == 3
     a, b = load_checkpoint(one.checkpoint), load_checkpoint(two.checkpoint)
     for k, v in a.data["resume"]["state_dict"].items():

@@ -18,9 +18,17 @@ from stfusion.errors import InvalidParameterError, OutputExistsError  # noqa: E4
 from test_dl_data import DATES, write_cia_crop  # noqa: E402
 
 TINY = TrainConfig(
-    size="tiny", epochs=2, patch=16, batch=4, steps_per_epoch=4, ae_steps=4,
-    val_fraction=0.3, threads=1, seed=0, val_patches=8,
-)  # fmt: skip
+    size="tiny",
+    epochs=2,
+    patch=16,
+    batch=4,
+    steps_per_epoch=4,
+    ae_steps=4,
+    val_fraction=0.3,
+    threads=1,
+    seed=0,
+    val_patches=8,
+)
 
 
 @pytest.fixture
@@ -38,8 +46,9 @@ def test_loss_goes_down_on_tiny_overfit_set(model: str, pairs: list, tmp_path: P
     # Band-tied: a band-agnostic network starts at the additive baseline (a low loss) and
     # draws one random band per patch, so a 40 % drop in 5 tiny epochs is not its test; its
     # training is checked in test_dl_agnostic.py (val RMSE against additive in the log).
-    config = cfg(model, epochs=5, steps_per_epoch=6, lr=3e-3, patience=100, augment=False,
-                 agnostic=False)
+    config = cfg(
+        model, epochs=5, steps_per_epoch=6, lr=3e-3, patience=100, augment=False, agnostic=False
+    )
     r = train(pairs, tmp_path / "m.ckpt", config)
     losses = [h["train_loss"] for h in r.history]
     assert len(losses) == 5
@@ -133,9 +142,30 @@ def test_train_command(pairs: list, tmp_path: Path) -> None:
     from stfusion.cli.train import train as train_cmd
 
     out = tmp_path / "cli.ckpt"
-    args = ["--model", "dcstfn", "--out", str(out), "--size", "tiny", "--epochs", "1",
-            "--patch", "16", "--batch", "2", "--steps-per-epoch", "2", "--threads", "1",
-            "--seed", "3", "--dates", "2001-01-01,2001-01-09", "--note", "demo only"]  # fmt: skip
+    args = [
+        "--model",
+        "dcstfn",
+        "--out",
+        str(out),
+        "--size",
+        "tiny",
+        "--epochs",
+        "1",
+        "--patch",
+        "16",
+        "--batch",
+        "2",
+        "--steps-per-epoch",
+        "2",
+        "--threads",
+        "1",
+        "--seed",
+        "3",
+        "--dates",
+        "2001-01-01,2001-01-09",
+        "--note",
+        "demo only",
+    ]
     for f, c in pairs:
         args += ["--pair", str(f), str(c)]
     res = CliRunner().invoke(train_cmd, args)
@@ -158,17 +188,44 @@ def test_train_command_catalog_val_dates_and_engine_options(tmp_path: Path) -> N
     from test_dl_data import write_series
 
     series = write_series(tmp_path, 4, size=40)
-    rows = ["site,date,fine,coarse"] + [
-        f"s1,{f.stem[2:]},{f.name},{c.name}" for f, c in series
-    ]
+    rows = ["site,date,fine,coarse"] + [f"s1,{f.stem[2:]},{f.name},{c.name}" for f, c in series]
     (tmp_path / "cat.csv").write_text("\n".join(rows) + "\n")
     out = tmp_path / "cat.ckpt"
     held = series[3][0].stem[2:]
-    args = ["--model", "dcstfn", "--catalog", str(tmp_path / "cat.csv"), "--out", str(out),
-            "--size", "tiny", "--epochs", "1", "--patch", "16", "--batch", "2",
-            "--steps-per-epoch", "2", "--threads", "1", "--val-dates", held,
-            "--val-fraction", "0", "--val-patches", "4", "--max-gap", "6", "--devices", "cpu",
-            "--precision", "32", "--workers", "0"]  # fmt: skip
+    args = [
+        "--model",
+        "dcstfn",
+        "--catalog",
+        str(tmp_path / "cat.csv"),
+        "--out",
+        str(out),
+        "--size",
+        "tiny",
+        "--epochs",
+        "1",
+        "--patch",
+        "16",
+        "--batch",
+        "2",
+        "--steps-per-epoch",
+        "2",
+        "--threads",
+        "1",
+        "--val-dates",
+        held,
+        "--val-fraction",
+        "0",
+        "--val-patches",
+        "4",
+        "--max-gap",
+        "6",
+        "--devices",
+        "cpu",
+        "--precision",
+        "32",
+        "--workers",
+        "0",
+    ]
     res = CliRunner().invoke(train_cmd, args)
     assert res.exit_code == 0, res.output
     assert "epoch   1" in res.output  # a line per epoch without a terminal
@@ -177,8 +234,9 @@ def test_train_command_catalog_val_dates_and_engine_options(tmp_path: Path) -> N
     assert ck.data["training_sites"] == {"s1": [f.stem[2:] for f, _ in series]}
     assert "--catalog" in ck.meta["command"] and "--val-dates" in ck.meta["command"]
     assert (tmp_path / "cat.lightning" / "resume.ckpt").exists()
-    bad = CliRunner().invoke(train_cmd, [*args[:4], "--out", str(tmp_path / "x.ckpt"),
-                                         "--devices", "tpu:9"])  # fmt: skip
+    bad = CliRunner().invoke(
+        train_cmd, [*args[:4], "--out", str(tmp_path / "x.ckpt"), "--devices", "tpu:9"]
+    )
     assert bad.exit_code != 0 and "--devices" in str(bad.exception)
     none = CliRunner().invoke(train_cmd, ["--model", "dcstfn", "--out", str(tmp_path / "n")])
     assert none.exit_code == 2 and "--catalog" in none.output

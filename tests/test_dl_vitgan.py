@@ -142,9 +142,7 @@ def test_discriminator_interface_and_lipschitz_recipe() -> None:
     assert [o.shape for o in out] == [(1, 1, 38, 23), (1, 1, 3, 2)]
     # Every weight matrix carries ISN; attention is the tied L2 form.
     n_isn = sum(isinstance(m, ImprovedSpectralNorm) for m in d.modules())
-    n_weights = sum(
-        isinstance(m, torch.nn.Linear | torch.nn.Conv2d) for m in d.modules()
-    )  # fmt: skip
+    n_weights = sum(isinstance(m, torch.nn.Linear | torch.nn.Conv2d) for m in d.modules())
     assert n_isn == n_weights > 0
     assert sum(isinstance(m, L2Attention) for m in d.modules()) == d.arch.depth
     # Conditioned: the condition changes the verdict on the same image.
@@ -276,16 +274,29 @@ def _checkpoint(path: Path, bands: int, size: str = "tiny", seed: int = 0) -> Pa
     net = make_network("vitgan", bands, size)
     _scramble(net, seed, scale=0.05)
     names = ["red", "nir"][:bands] if bands <= 2 else [f"band{i + 1}" for i in range(bands)]
-    return save_checkpoint(path, {
-        "model": "vitgan", "network": {**net.config(), "size": size},
-        "state_dict": net.state_dict(), "bands": bands, "band_names": names,
-        "scaling": {"fine": None, "coarse": None}, "ratio": None,
-        "norm": {"mean": [0.07, 0.25][:bands], "std": [0.03, 0.08][:bands]},
-        "data_range": [1.0] * bands, "physical_range": 1.0,
-        "training_dates": list(DATES[:2]), "config": {"model": "vitgan", "size": size},
-        "history": [], "epoch": 0, "best_epoch": 0, "best_val_loss": float("inf"),
-        "bad_epochs": 0, "meta": {"notes": "random weights (test)"},
-    })  # fmt: skip
+    return save_checkpoint(
+        path,
+        {
+            "model": "vitgan",
+            "network": {**net.config(), "size": size},
+            "state_dict": net.state_dict(),
+            "bands": bands,
+            "band_names": names,
+            "scaling": {"fine": None, "coarse": None},
+            "ratio": None,
+            "norm": {"mean": [0.07, 0.25][:bands], "std": [0.03, 0.08][:bands]},
+            "data_range": [1.0] * bands,
+            "physical_range": 1.0,
+            "training_dates": list(DATES[:2]),
+            "config": {"model": "vitgan", "size": size},
+            "history": [],
+            "epoch": 0,
+            "best_epoch": 0,
+            "best_val_loss": float("inf"),
+            "bad_epochs": 0,
+            "meta": {"notes": "random weights (test)"},
+        },
+    )
 
 
 @pytest.fixture(scope="module")
@@ -352,9 +363,13 @@ def _fixed_patches() -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
     d = sample_dir()
     images = [
         FileSource(str(d / f"CIA_{kind}_{date}.tif")).read()
-        for kind, date in (("Landsat7", DATES[0]), ("MOD09GA", DATES[0]),
-                           ("MOD09GA", DATES[1]), ("Landsat7", DATES[1]))
-    ]  # fmt: skip
+        for kind, date in (
+            ("Landsat7", DATES[0]),
+            ("MOD09GA", DATES[0]),
+            ("MOD09GA", DATES[1]),
+            ("Landsat7", DATES[1]),
+        )
+    ]
     pos = [(r, c) for r in (20, 90, 160, 210) for c in (30, 150)]
     fr, cr, ct, ft = (np.stack([a[:, r : r + 32, c : c + 32] for r, c in pos]) for a in images)
     both = np.concatenate([fr, cr, ct, ft]).transpose(1, 0, 2, 3).reshape(6, -1)
@@ -397,9 +412,18 @@ def test_train_and_predict_end_to_end(files: dict, tmp_path: Path) -> None:
     from stfusion.dl.train import TrainConfig, train
     from stfusion.methods.deep_vit import VITGAN
 
-    cfg = TrainConfig(model="vitgan", size="tiny", epochs=2, patch=32, batch=2,
-                      steps_per_epoch=2, beta=0.0, val_fraction=0.3, threads=1,
-                      val_patches=4)  # fmt: skip
+    cfg = TrainConfig(
+        model="vitgan",
+        size="tiny",
+        epochs=2,
+        patch=32,
+        batch=2,
+        steps_per_epoch=2,
+        beta=0.0,
+        val_fraction=0.3,
+        threads=1,
+        val_patches=4,
+    )
     out = tmp_path / "v.ckpt"
     r = train([files[d] for d in DATES[:2]], out, cfg)
     assert r.epochs == 2 and np.isfinite([h["val_rmse"] for h in r.history]).all()

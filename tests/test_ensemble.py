@@ -139,7 +139,10 @@ def test_never_gets_or_reads_the_target_fine_image(scene: dict) -> None:
     target are read (in both reliability modes)."""
     assert list(inspect.signature(Ensemble.fit).parameters) == ["self", "pairs", "scene_kw"]
     assert list(inspect.signature(Ensemble.prepare).parameters) == [
-        "self", "coarse_target", "scaling"]
+        "self",
+        "coarse_target",
+        "scaling",
+    ]
     fine, coarse = scene["fine"], scene["coarse"]
     grid = Grid(crs=None, transform=rasterio.Affine.identity(), width=48, height=48)
     for npairs in (1, 2):
@@ -148,8 +151,9 @@ def test_never_gets_or_reads_the_target_fine_image(scene: dict) -> None:
         def src(a: np.ndarray, label: str, reads: list[str] = reads) -> Recording:
             return Recording(ArraySource(a, grid, ("b1", "b2"), label), reads)
 
-        pairs = [(src(fine + 0.01 * i, f"F{i}"), src(coarse + 0.01 * i, f"C{i}"))
-                 for i in range(npairs)]  # fmt: skip
+        pairs = [
+            (src(fine + 0.01 * i, f"F{i}"), src(coarse + 0.01 * i, f"C{i}")) for i in range(npairs)
+        ]
         est = Ensemble(members="additive,nochange").fit(pairs, ratio=R)
         est.predict(src(coarse + 0.03, "C0"))
         allowed = {f"F{i}" for i in range(npairs)} | {f"C{i}" for i in range(npairs)} | {"C0"}

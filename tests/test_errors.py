@@ -25,9 +25,22 @@ def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
 
 
 def _predict(s: dict[str, Path], out: Path, *extra: str) -> list[str]:
-    return ["predict", "--method", "starfm", "--pair", str(s["f1"]), str(s["c1"]),
-            "--coarse", str(s["c2"]), "--out", str(out), "--param", "window=7", "-q",
-            *extra]  # fmt: skip
+    return [
+        "predict",
+        "--method",
+        "starfm",
+        "--pair",
+        str(s["f1"]),
+        str(s["c1"]),
+        "--coarse",
+        str(s["c2"]),
+        "--out",
+        str(out),
+        "--param",
+        "window=7",
+        "-q",
+        *extra,
+    ]
 
 
 # ---------------------------------------------------------------------------- options
@@ -36,17 +49,29 @@ def _predict(s: dict[str, Path], out: Path, *extra: str) -> list[str]:
 @pytest.mark.parametrize(
     "option, value",
     [
-        ("--mem-limit", "-5"), ("--mem-limit", "nan"), ("--mem-limit", "0"),
-        ("--mem-limit", "inf"), ("--workers", "0"), ("--workers", "-3"), ("--threads", "0"),
-        ("--fine-scale", "0"), ("--coarse-scale", "0"), ("--fine-scale", "nan"),
-        ("--coarse-scale", "inf"), ("--fine-offset", "nan"), ("--scheduler", "not a url"),
+        ("--mem-limit", "-5"),
+        ("--mem-limit", "nan"),
+        ("--mem-limit", "0"),
+        ("--mem-limit", "inf"),
+        ("--workers", "0"),
+        ("--workers", "-3"),
+        ("--threads", "0"),
+        ("--fine-scale", "0"),
+        ("--coarse-scale", "0"),
+        ("--fine-scale", "nan"),
+        ("--coarse-scale", "inf"),
+        ("--fine-offset", "nan"),
+        ("--scheduler", "not a url"),
         ("--scheduler", "tcp://host:99999"),
     ],
-)  # fmt: skip
+)
 def test_predict_refuses_bad_option_values(
-    option: str, value: str, small_tifs: dict[str, Path], tmp_path: Path,
+    option: str,
+    value: str,
+    small_tifs: dict[str, Path],
+    tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
-) -> None:  # fmt: skip
+) -> None:
     out = tmp_path / "o.tif"
     code, err = run(_predict(small_tifs, out, option, value), capsys)
     assert code == 2, err
@@ -76,8 +101,12 @@ def test_series_mem_limit_and_workers(capsys: pytest.CaptureFixture[str]) -> Non
 def test_check_scheduler_forms(tmp_path: Path) -> None:
     from stfusion.parallel import check_scheduler
 
-    for ok in ["tcp://127.0.0.1:8786", "localhost:8786", "tls://host.example:8786",
-               "tcp://[::1]:8786"]:  # fmt: skip
+    for ok in [
+        "tcp://127.0.0.1:8786",
+        "localhost:8786",
+        "tls://host.example:8786",
+        "tcp://[::1]:8786",
+    ]:
         assert check_scheduler(ok) == ok
     sched = tmp_path / "scheduler.json"
     sched.write_text("{}")
@@ -104,9 +133,13 @@ def test_check_scheduler_forms(tmp_path: Path) -> None:
     ],
 )
 def test_bad_params_fail_cleanly(
-    method: str, param: str, words: str, small_tifs: dict[str, Path], tmp_path: Path,
+    method: str,
+    param: str,
+    words: str,
+    small_tifs: dict[str, Path],
+    tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
-) -> None:  # fmt: skip
+) -> None:
     args = _predict(small_tifs, tmp_path / "o.tif")
     args[args.index("starfm")] = method
     args[args.index("window=7")] = param
@@ -209,19 +242,28 @@ def _checkpoint(tmp_path: Path, change: dict, drop: tuple[str, ...] = ()) -> Pat
         ({}, ("network",), "lacks 'network'"),
         ({}, ("state_dict", "norm"), "lacks 'state_dict', 'norm'"),
         ({"bands": "six"}, (), "'bands' is a str"),
-        ({"network": {"network": "dcstfn", "bands": 6, "channels": [100000] * 3}}, (),
-         "size of 100000"),
-        ({"network": {"network": "dcstfn", "bands": 6, "channels": [8000] * 3}}, (),
-         "parameters"),
-        ({"network": {"network": "dcstfn", "bands": 3, "channels": [32, 64, 128]}}, (),
-         "for 3 bands"),
+        (
+            {"network": {"network": "dcstfn", "bands": 6, "channels": [100000] * 3}},
+            (),
+            "size of 100000",
+        ),
+        ({"network": {"network": "dcstfn", "bands": 6, "channels": [8000] * 3}}, (), "parameters"),
+        (
+            {"network": {"network": "dcstfn", "bands": 3, "channels": [32, 64, 128]}},
+            (),
+            "for 3 bands",
+        ),
         ({"bands": 10**9}, (), "'bands' is 1000000000"),
     ],
-)  # fmt: skip
+)
 def test_forged_checkpoint_refused_before_building(
-    change: dict, drop: tuple[str, ...], words: str, tmp_path: Path,
-    small_tifs: dict[str, Path], capsys: pytest.CaptureFixture[str],
-) -> None:  # fmt: skip
+    change: dict,
+    drop: tuple[str, ...],
+    words: str,
+    tmp_path: Path,
+    small_tifs: dict[str, Path],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     path = _checkpoint(tmp_path, change, drop)
     args = _predict(small_tifs, tmp_path / "o.tif")
     args[args.index("starfm")] = "dcstfn"

@@ -44,15 +44,27 @@ def fast(
 def slow(imgs: list[np.ndarray], m: ESTARFM, paths: dict[str, int] | None = None) -> np.ndarray:
     """The reference, given the estimator's parameters as the user gave them ("auto" or a
     number): it computes its own automatic settings, which must equal the estimator's."""
-    given = {"variable": m.variable, "data_min": m.data_min, "data_max": m.data_max,
-             "min_change": m.min_change}  # fmt: skip
+    given = {
+        "variable": m.variable,
+        "data_min": m.data_min,
+        "data_max": m.data_max,
+        "min_change": m.min_change,
+    }
     own = ref.auto_settings(imgs[0], imgs[2], **given)
     assert own == pytest.approx((m.data_min_, m.data_max_, m.min_change_), rel=1e-6)
     return ref.predict(
-        *imgs, half=m.halo(), classes=m.classes, threshold=m.threshold,
-        min_similar=m.min_similar, alpha=m.alpha, v_max=m.v_max, paths=paths,
-        regression=m.regression, ratio=getattr(m, "r_", None), **given,
-    )  # fmt: skip
+        *imgs,
+        half=m.halo(),
+        classes=m.classes,
+        threshold=m.threshold,
+        min_similar=m.min_similar,
+        alpha=m.alpha,
+        v_max=m.v_max,
+        paths=paths,
+        regression=m.regression,
+        ratio=getattr(m, "r_", None),
+        **given,
+    )
 
 
 # --------------------------------------------------------------------- against the reference
@@ -197,8 +209,13 @@ def test_affine_change_of_units(boreas):
     """pred(a X + b) = a pred(X) + b (kelvin-like units) when the unit-dependent parameters
     scale with the data: similarity, R, V and T are invariant under one affine map."""
     imgs = crop(boreas, 300, 60, 20)
-    kw = {"window": 7, "classes": 2.0, "min_similar": 4, "data_min": -math.inf,
-          "data_max": math.inf}  # fmt: skip
+    kw = {
+        "window": 7,
+        "classes": 2.0,
+        "min_similar": 4,
+        "data_min": -math.inf,
+        "data_max": math.inf,
+    }
     a, b = 100.0, 250.0
     pred, _ = fast(imgs, min_change=0.02, **kw)
     scaled, _ = fast([(a * x + b).astype(np.float32) for x in imgs], min_change=2.0, **kw)

@@ -82,8 +82,9 @@ def synthetic(
     rng = np.random.default_rng(seed)
     cells = rng.integers(0, 4, size=(h // patch + 1, w // patch + 1))
     lab = np.repeat(np.repeat(cells, patch, 0), patch, 1)[:h, :w]
-    levels = np.array([[0.05, 0.08, 0.30], [0.15, 0.12, 0.20], [0.25, 0.30, 0.10],
-                       [0.40, 0.35, 0.45]])  # fmt: skip
+    levels = np.array(
+        [[0.05, 0.08, 0.30], [0.15, 0.12, 0.20], [0.25, 0.30, 0.10], [0.40, 0.35, 0.45]]
+    )
     fine = levels[lab].transpose(2, 0, 1).astype(np.float32)
     return {"fine": fine, "labels": lab, "r": np.array(r)}
 
@@ -216,8 +217,9 @@ def test_method_recovers_class_changes_exactly(tmp_path: Path) -> None:
     residual is left, and the prediction is F2 (k-means classes and a class-map path)."""
     s = synthetic()
     f1, lab = s["fine"], s["labels"]
-    delta = np.array([[-0.03, 0.02, 0.04], [0.01, -0.02, 0.03], [0.05, 0.01, -0.04],
-                      [0.02, 0.03, 0.01]])  # fmt: skip
+    delta = np.array(
+        [[-0.03, 0.02, 0.04], [0.01, -0.02, 0.03], [0.05, 0.01, -0.04], [0.02, 0.03, 0.01]]
+    )
     f2 = (f1 + delta[lab].transpose(2, 0, 1)).astype(np.float32)
     c1, c2 = coarse_of(f1, 8), coarse_of(f2, 8)
     for classes in (4, str(write_map(tmp_path / "lab.tif", lab * 10 + 7))):
@@ -367,10 +369,19 @@ def test_no_similar_pixel_falls_back_to_additive(tmp_path: Path) -> None:
 
 
 def test_parameters_are_checked() -> None:
-    for bad in ({"window": 10}, {"classes": 0}, {"similar": 0}, {"spline_radius": -1},
-                {"valid_range": "1,0"}, {"valid_range": "x"}, {"classes": 2.5},
-                {"classes": "5-4"}, {"classes": "0-3"}, {"merge_distance": -1.0},
-                {"final": "both"}):  # fmt: skip
+    for bad in (
+        {"window": 10},
+        {"classes": 0},
+        {"similar": 0},
+        {"spline_radius": -1},
+        {"valid_range": "1,0"},
+        {"valid_range": "x"},
+        {"classes": 2.5},
+        {"classes": "5-4"},
+        {"classes": "0-3"},
+        {"merge_distance": -1.0},
+        {"final": "both"},
+    ):
         with pytest.raises(InvalidParameterError):
             FSDAF(**bad)
     s = synthetic()
@@ -380,7 +391,9 @@ def test_parameters_are_checked() -> None:
     with pytest.raises(InvalidParameterError, match="exactly 1"):
         FSDAF().fit([(s["fine"], c), (s["fine"], c)], ratio=8)
     assert FSDAF.parse_params(["classes=7", "valid_range=none"]) == {
-        "classes": "7", "valid_range": "none"}  # fmt: skip
+        "classes": "7",
+        "valid_range": "none",
+    }
 
 
 # -------------------------------------------------------------------- tiling and missing data
@@ -426,8 +439,10 @@ def test_lgc_flood_beats_the_additive_baseline() -> None:
     d = lgc()
     m = FSDAF().fit(
         [(str(LGC / "Landsat20041126"), str(LGC / "MODIS20041126"))],
-        ratio=R, fine_scaling=Scaling(1e-4), coarse_scaling=Scaling(1e-4),
-    )  # fmt: skip
+        ratio=R,
+        fine_scaling=Scaling(1e-4),
+        coarse_scaling=Scaling(1e-4),
+    )
     pred = m.predict(FileSource(LGC / "MODIS20041228", Scaling(1e-4))).values
     additive = d["f1"] + d["c2"] - d["c1"]
     ours, base = rmse(pred, d["f2"]).mean(), rmse(additive, d["f2"]).mean()

@@ -31,8 +31,9 @@ def changed_scene(r: int = 8) -> dict[str, np.ndarray]:
     (2 x 2 coarse pixels) becomes a new cover the class changes do not explain."""
     s = synthetic(64, 64, r)
     f1, lab = s["fine"], s["labels"]
-    per_class = np.array([[0.02, 0.01, -0.01], [-0.01, 0.03, 0.0], [0.0, -0.02, 0.02],
-                          [0.01, 0.0, 0.01]])  # fmt: skip
+    per_class = np.array(
+        [[0.02, 0.01, -0.01], [-0.01, 0.03, 0.0], [0.0, -0.02, 0.02], [0.01, 0.0, 0.01]]
+    )
     f2 = f1 + per_class[lab].transpose(2, 0, 1).astype(np.float32)
     f2[:, 24:40, 16:32] = np.array([0.6, 0.05, 0.5], dtype=np.float32)[:, None, None]
     return {"f1": f1, "f2": f2, "c1": coarse_of(f1, r), "c2": coarse_of(f2, r)}
@@ -93,8 +94,9 @@ def test_detects_the_changed_coarse_pixels_and_unmixes_without_them() -> None:
     assert m.changed_.sum() <= 8  # and few others
     f = FSDAF(classes=4, window=9).fit([(d["f1"], d["c1"])], ratio=8)
     f.prepare(d["c2"])
-    truth = np.array([[0.02, 0.01, -0.01], [-0.01, 0.03, 0.0], [0.0, -0.02, 0.02],
-                      [0.01, 0.0, 0.01]])  # fmt: skip
+    truth = np.array(
+        [[0.02, 0.01, -0.01], [-0.01, 0.03, 0.0], [0.0, -0.02, 0.02], [0.01, 0.0, 0.01]]
+    )
     order = np.argsort(m.centres_[:, 0])  # classes by their first band, as the levels
     assert np.abs(m.class_change_[order] - truth).max() < 1e-6
     p2, p1 = m.predict(d["c2"]).values, f.predict(d["c2"]).values

@@ -19,9 +19,7 @@ L1017 = DATA / "CIA_Landsat7_2001-10-17.tif"
 M1017 = DATA / "CIA_MOD09GA_2001-10-17.tif"
 M1102 = DATA / "CIA_MOD09GA_2001-11-02.tif"
 
-SINU = CRS.from_proj4(
-    "+proj=sinu +lon_0=0 +x_0=0 +y_0=0 +R=6371007.181 +units=m +no_defs"
-)
+SINU = CRS.from_proj4("+proj=sinu +lon_0=0 +x_0=0 +y_0=0 +R=6371007.181 +units=m +no_defs")
 MODIS_PIXEL = 1111950.5197665 / 2400  # 500 m MODIS grid (463.3 m)
 MODIS_X0, MODIS_Y0 = -20015109.354, 10007554.677  # upper left of the MODIS tile grid
 FILL = -28672
@@ -39,12 +37,26 @@ def _sinusoidal_dn(src: Path) -> tuple[np.ndarray, Affine]:
         r0 = int(np.floor((MODIS_Y0 - top) / MODIS_PIXEL)) - 1
         r1 = int(np.ceil((MODIS_Y0 - bottom) / MODIS_PIXEL)) + 1
         w, h = c1 - c0 + (c1 - c0) % 2, r1 - r0 + (r1 - r0) % 2  # even: the 1 km grid halves it
-        transform = Affine(MODIS_PIXEL, 0, MODIS_X0 + c0 * MODIS_PIXEL,
-                           0, -MODIS_PIXEL, MODIS_Y0 - r0 * MODIS_PIXEL)  # fmt: skip
+        transform = Affine(
+            MODIS_PIXEL,
+            0,
+            MODIS_X0 + c0 * MODIS_PIXEL,
+            0,
+            -MODIS_PIXEL,
+            MODIS_Y0 - r0 * MODIS_PIXEL,
+        )
         out = np.full((data.shape[0], h, w), np.nan, np.float32)
-        reproject(data, out, src_transform=ds.transform, src_crs=ds.crs, dst_transform=transform,
-                  dst_crs=SINU, resampling=Resampling.average, src_nodata=np.nan,
-                  dst_nodata=np.nan)  # fmt: skip
+        reproject(
+            data,
+            out,
+            src_transform=ds.transform,
+            src_crs=ds.crs,
+            dst_transform=transform,
+            dst_crs=SINU,
+            resampling=Resampling.average,
+            src_nodata=np.nan,
+            dst_nodata=np.nan,
+        )
     dn = np.where(np.isfinite(out), np.round(out * 1e4), FILL).astype(np.int16)
     return dn, transform
 
@@ -77,10 +89,19 @@ def _struct_metadata(grids: list[tuple[str, int, int, Affine, list[str]]]) -> st
                 '\t\t\t\tDimList=("YDim","XDim")',
                 f"\t\t\tEND_OBJECT=DataField_{j}",
             ]
-        lines += ["\t\tEND_GROUP=DataField", "\t\tGROUP=MergedFields", "\t\tEND_GROUP=MergedFields",
-                  f"\tEND_GROUP=GRID_{k}"]  # fmt: skip
-    lines += ["END_GROUP=GridStructure", "GROUP=PointStructure", "END_GROUP=PointStructure",
-              "END", ""]  # fmt: skip
+        lines += [
+            "\t\tEND_GROUP=DataField",
+            "\t\tGROUP=MergedFields",
+            "\t\tEND_GROUP=MergedFields",
+            f"\tEND_GROUP=GRID_{k}",
+        ]
+    lines += [
+        "END_GROUP=GridStructure",
+        "GROUP=PointStructure",
+        "END_GROUP=PointStructure",
+        "END",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -105,8 +126,12 @@ def write_mod09ga_hdf(path: Path, dn: np.ndarray, transform: Affine) -> Path:
     state = sd.create("state_1km_1", SDC.UINT16, (h // 2, w // 2))
     state[:] = np.zeros((h // 2, w // 2), np.uint16)
     state.endaccess()
-    meta = _struct_metadata([("MODIS_Grid_1km_2D", w // 2, h // 2, t1km, ["state_1km_1"]),
-                             ("MODIS_Grid_500m_2D", w, h, transform, fields)])  # fmt: skip
+    meta = _struct_metadata(
+        [
+            ("MODIS_Grid_1km_2D", w // 2, h // 2, t1km, ["state_1km_1"]),
+            ("MODIS_Grid_500m_2D", w, h, transform, fields),
+        ]
+    )
     sd.attr("StructMetadata.0").set(SDC.CHAR, meta)
     sd.end()
     return path
@@ -121,8 +146,9 @@ def modis_native(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     for key, src, day in (("c1", M1017, "2001290"), ("c2", M1102, "2001306")):
         dn, t = _sinusoidal_dn(src)
         out[key] = write_mod09ga_hdf(d / f"MOD09GA.A{day}.h29v12.061.hdf", dn, t)
-        out[key + "_tif"] = write_tif(d / f"MOD09GA_sinu_A{day}.tif", dn, transform=t, crs=SINU,
-                                      nodata=FILL, dtype="int16")  # fmt: skip
+        out[key + "_tif"] = write_tif(
+            d / f"MOD09GA_sinu_A{day}.tif", dn, transform=t, crs=SINU, nodata=FILL, dtype="int16"
+        )
     return out
 
 
@@ -169,23 +195,59 @@ def test_predict_through_hdf_equals_geotiff_twin(
 ) -> None:
     common = ["predict", "-m", "starfm", "-p", "window=15", "-q"]
     ref = tmp_path / "tif.tif"
-    code, _, err = run_cli([*common, "--pair", str(L1017), str(modis_native["c1_tif"]), "--coarse",
-                        str(modis_native["c2_tif"]), "--coarse-scale", "0.0001",
-                        "--out", str(ref)], capsys)  # fmt: skip
+    code, _, err = run_cli(
+        [
+            *common,
+            "--pair",
+            str(L1017),
+            str(modis_native["c1_tif"]),
+            "--coarse",
+            str(modis_native["c2_tif"]),
+            "--coarse-scale",
+            "0.0001",
+            "--out",
+            str(ref),
+        ],
+        capsys,
+    )
     assert code == 0, err
     out = tmp_path / "hdf.tif"
-    code, _, err = run_cli([*common, "--pair", str(L1017), str(modis_native["c1"]), "--coarse",
-                        str(modis_native["c2"]), "--coarse-bands", "3,4,1,2,6,7",
-                        "--out", str(out)], capsys)  # fmt: skip
+    code, _, err = run_cli(
+        [
+            *common,
+            "--pair",
+            str(L1017),
+            str(modis_native["c1"]),
+            "--coarse",
+            str(modis_native["c2"]),
+            "--coarse-bands",
+            "3,4,1,2,6,7",
+            "--out",
+            str(out),
+        ],
+        capsys,
+    )
     assert code == 0, err
     expected = _read(ref)
     assert np.isfinite(expected).mean() > 0.9
     np.testing.assert_allclose(_read(out), expected, rtol=1e-6, atol=1e-7, equal_nan=True)
     # the preset chooses the same fields in the same order
     out2 = tmp_path / "preset.tif"
-    code, _, err = run_cli([*common, "--pair", str(L1017), str(modis_native["c1"]), "--coarse",
-                        str(modis_native["c2"]), "--coarse-preset", "mod09ga",
-                        "--out", str(out2)], capsys)  # fmt: skip
+    code, _, err = run_cli(
+        [
+            *common,
+            "--pair",
+            str(L1017),
+            str(modis_native["c1"]),
+            "--coarse",
+            str(modis_native["c2"]),
+            "--coarse-preset",
+            "mod09ga",
+            "--out",
+            str(out2),
+        ],
+        capsys,
+    )
     assert code == 0, err
     np.testing.assert_allclose(_read(out2), expected, rtol=1e-6, atol=1e-7, equal_nan=True)
 
@@ -193,8 +255,9 @@ def test_predict_through_hdf_equals_geotiff_twin(
 def test_inspect_shows_hdf_fields(
     modis_native: dict[str, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, err = run_cli(["inspect", str(L1017), str(modis_native["c1"]),
-                          "--coarse-preset", "mod09ga"], capsys)  # fmt: skip
+    code, out, err = run_cli(
+        ["inspect", str(L1017), str(modis_native["c1"]), "--coarse-preset", "mod09ga"], capsys
+    )
     assert code == 0, err
     assert "HDF4-EOS" in out and "sur_refl_b03_1" in out and "Sinusoidal" in out
     assert "value * 0.0001 + 0 (given)" in out or "file metadata" in out
@@ -226,12 +289,24 @@ def landsat_band_files(tmp_path: Path) -> dict[str, Path]:
         names = ("SR_B1", "SR_B2", "SR_B3", "SR_B4", "SR_B5", "SR_B7")
         for b, name in enumerate(names):
             p = tmp_path / f"LE07_L2SP_093084_20011017_20200917_02_T1_{name}.TIF"
-            write_tif(p, data[b], transform=ds.transform, crs=ds.crs, nodata=ds.nodata,
-                      dtype="int16", scales=[ds.scales[b]])  # fmt: skip
+            write_tif(
+                p,
+                data[b],
+                transform=ds.transform,
+                crs=ds.crs,
+                nodata=ds.nodata,
+                dtype="int16",
+                scales=[ds.scales[b]],
+            )
             out[name] = p
         qa = tmp_path / "LE07_L2SP_093084_20011017_20200917_02_T1_QA_PIXEL.TIF"
-        write_tif(qa, np.full(data.shape[1:], 21824, np.uint16), transform=ds.transform,
-                  crs=ds.crs, dtype="uint16")  # fmt: skip
+        write_tif(
+            qa,
+            np.full(data.shape[1:], 21824, np.uint16),
+            transform=ds.transform,
+            crs=ds.crs,
+            dtype="uint16",
+        )
         out["QA_PIXEL"] = qa
     return out
 
@@ -260,9 +335,23 @@ def test_predict_from_band_files_is_bit_identical(
     code, _, err = run_cli([*common, "--pair", str(L1017), str(M1017), "--out", str(ref)], capsys)
     assert code == 0, err
     # all files of the scene, QA_PIXEL too: the preset chooses SR_B1..SR_B7 (and scales them)
-    code, _, err = run_cli([*common, "--pair", str(d / "LE07_*.TIF"), str(M1017), "--fine-preset",
-                        "landsat457-c2l2", "--fine-scale", "0.0001", "--fine-offset", "0",
-                        "--out", str(out)], capsys)  # fmt: skip
+    code, _, err = run_cli(
+        [
+            *common,
+            "--pair",
+            str(d / "LE07_*.TIF"),
+            str(M1017),
+            "--fine-preset",
+            "landsat457-c2l2",
+            "--fine-scale",
+            "0.0001",
+            "--fine-offset",
+            "0",
+            "--out",
+            str(out),
+        ],
+        capsys,
+    )
     assert code == 0, err
     np.testing.assert_array_equal(_read(out), _read(ref))
 
@@ -271,14 +360,37 @@ def test_band_count_error_suggests_the_option(
     landsat_band_files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     d = landsat_band_files["SR_B1"].parent
-    code, _, err = run_cli(["predict", "--pair", str(d / "LE07_*_SR_B[1-4].TIF"), str(M1017),
-                        "--coarse", str(M1102), "--out", str(tmp_path / "x.tif")],
-                       capsys)  # fmt: skip
+    code, _, err = run_cli(
+        [
+            "predict",
+            "--pair",
+            str(d / "LE07_*_SR_B[1-4].TIF"),
+            str(M1017),
+            "--coarse",
+            str(M1102),
+            "--out",
+            str(tmp_path / "x.tif"),
+        ],
+        capsys,
+    )
     assert code == 1
     assert "--coarse-bands" in err and "--fine-bands" in err
-    code, _, err = run_cli(["predict", "--pair", str(d / "LE07_*_SR_B[1-4].TIF"), str(M1017),
-                        "--coarse", str(M1102), "--coarse-bands", "1,2,3,4", "-q",
-                        "--out", str(tmp_path / "x.tif")], capsys)  # fmt: skip
+    code, _, err = run_cli(
+        [
+            "predict",
+            "--pair",
+            str(d / "LE07_*_SR_B[1-4].TIF"),
+            str(M1017),
+            "--coarse",
+            str(M1102),
+            "--coarse-bands",
+            "1,2,3,4",
+            "-q",
+            "--out",
+            str(tmp_path / "x.tif"),
+        ],
+        capsys,
+    )
     assert code == 0, err
 
 
@@ -294,9 +406,24 @@ def test_bands_choose_and_order(tmp_path: Path, capsys: pytest.CaptureFixture[st
     with pytest.raises(InvalidParameterError, match=r"band 9 asked for.*6 band"):
         FileSource(f"{L1017}:9")
     out = tmp_path / "p.tif"
-    code, _, err = run_cli(["predict", "-m", "additive", "--pair", str(L1017), str(M1017),
-                        "--coarse", str(M1102), "--bands", "red,nir", "-q", "--out", str(out)],
-                       capsys)  # fmt: skip
+    code, _, err = run_cli(
+        [
+            "predict",
+            "-m",
+            "additive",
+            "--pair",
+            str(L1017),
+            str(M1017),
+            "--coarse",
+            str(M1102),
+            "--bands",
+            "red,nir",
+            "-q",
+            "--out",
+            str(out),
+        ],
+        capsys,
+    )
     assert code == 0, err
     with rasterio.open(out) as ds:
         assert ds.descriptions == ("red", "nir")
@@ -306,11 +433,16 @@ def test_presets_table() -> None:
     from stfusion.inputs import PRESETS, get_preset, resolve_role
 
     assert {"landsat89-c2l2", "landsat457-c2l2", "mod09ga", "mcd43a4", "sentinel2-l2a"} <= set(
-        PRESETS)
+        PRESETS
+    )
     assert all(len(p.bands) == 6 for p in PRESETS.values())
     scaling, p = resolve_role(None, None, None, "landsat9-c2l2")
     assert (scaling.scale, scaling.offset, scaling.bands[0], p.mask_kind) == (
-        2.75e-5, -0.2, "SR_B2", "landsat_qa_pixel")
+        2.75e-5,
+        -0.2,
+        "SR_B2",
+        "landsat_qa_pixel",
+    )
     scaling, _ = resolve_role(None, 0.0, "B02,B03", "sentinel2-l2a")
     assert (scaling.scale, scaling.offset, scaling.bands) == (0.0001, 0.0, ("B02", "B03"))
     assert get_preset("mod09ga").mask_kind == "mod09_state_1km"
@@ -326,14 +458,16 @@ def test_evaluate_refuses_int16_truth_against_reflectance(
 
     with rasterio.open(L1017) as ds:
         dn, t, crs = ds.read(), ds.transform, ds.crs
-    refl = write_tif(tmp_path / "pred.tif", dn * np.float32(1e-4), transform=t, crs=crs,
-                     dtype="float32")  # fmt: skip
+    refl = write_tif(
+        tmp_path / "pred.tif", dn * np.float32(1e-4), transform=t, crs=crs, dtype="float32"
+    )
     truth = write_tif(tmp_path / "truth.tif", dn, transform=t, crs=crs, dtype="int16")
     code, out, err = run_cli(["evaluate", str(refl), str(truth)], capsys)
     assert code == 1 and "rmse" not in out
     assert "--truth-scale 0.0001" in err and "10000x" in err
-    code, out, err = run_cli(["evaluate", str(refl), str(truth), "--truth-scale", "0.0001",
-                          "--json"], capsys)  # fmt: skip
+    code, out, err = run_cli(
+        ["evaluate", str(refl), str(truth), "--truth-scale", "0.0001", "--json"], capsys
+    )
     assert code == 0, err
     assert json.loads(out)["rmse"]["mean"] == pytest.approx(0.0, abs=1e-6)
     from stfusion.errors import STFusionWarning
@@ -351,11 +485,21 @@ def _split_landsat(src: Path, d: Path, day: str, qa_value: int = 21824) -> None:
     with rasterio.open(src) as ds:
         data = ds.read()
         for b, name in enumerate(("SR_B1", "SR_B2", "SR_B3", "SR_B4", "SR_B5", "SR_B7")):
-            write_tif(d / f"LE07_L2SP_093084_{day}_20200917_02_T1_{name}.TIF", data[b],
-                      transform=ds.transform, crs=ds.crs, nodata=ds.nodata, dtype="int16")
-        write_tif(d / f"LE07_L2SP_093084_{day}_20200917_02_T1_QA_PIXEL.TIF",
-                  np.full(data.shape[1:], qa_value, np.uint16), transform=ds.transform,
-                  crs=ds.crs, dtype="uint16")  # fmt: skip
+            write_tif(
+                d / f"LE07_L2SP_093084_{day}_20200917_02_T1_{name}.TIF",
+                data[b],
+                transform=ds.transform,
+                crs=ds.crs,
+                nodata=ds.nodata,
+                dtype="int16",
+            )
+        write_tif(
+            d / f"LE07_L2SP_093084_{day}_20200917_02_T1_QA_PIXEL.TIF",
+            np.full(data.shape[1:], qa_value, np.uint16),
+            transform=ds.transform,
+            crs=ds.crs,
+            dtype="uint16",
+        )
 
 
 def test_series_stacks_band_files_of_each_date(
@@ -365,16 +509,48 @@ def test_series_stacks_band_files_of_each_date(
     bands.mkdir()
     for day in ("20011008", "20011017"):
         _split_landsat(DATA / f"CIA_Landsat7_{day[:4]}-{day[4:6]}-{day[6:]}.tif", bands, day)
-    common = ["series", "-m", "starfm", "-p", "window=15", "-q", "--dates", "2001-11-02",
-              "--coarse", str(DATA / "CIA_MOD09GA_*.tif")]  # fmt: skip
-    code, _, err = run_cli([*common, "--fine", str(DATA / "CIA_Landsat7_2001-10-08.tif"),
-                        "--fine", str(L1017), "--out-dir", str(tmp_path / "ref")],
-                       capsys)  # fmt: skip
+    common = [
+        "series",
+        "-m",
+        "starfm",
+        "-p",
+        "window=15",
+        "-q",
+        "--dates",
+        "2001-11-02",
+        "--coarse",
+        str(DATA / "CIA_MOD09GA_*.tif"),
+    ]
+    code, _, err = run_cli(
+        [
+            *common,
+            "--fine",
+            str(DATA / "CIA_Landsat7_2001-10-08.tif"),
+            "--fine",
+            str(L1017),
+            "--out-dir",
+            str(tmp_path / "ref"),
+        ],
+        capsys,
+    )
     assert code == 0, err
     # every file of each scene; the preset chooses SR_B1..SR_B7 and masks with QA_PIXEL (clear)
-    code, _, err = run_cli([*common, "--fine", str(bands), "--fine-preset", "landsat457-c2l2",
-                        "--fine-scale", "0.0001", "--fine-offset", "0",
-                        "--out-dir", str(tmp_path / "bands")], capsys)  # fmt: skip
+    code, _, err = run_cli(
+        [
+            *common,
+            "--fine",
+            str(bands),
+            "--fine-preset",
+            "landsat457-c2l2",
+            "--fine-scale",
+            "0.0001",
+            "--fine-offset",
+            "0",
+            "--out-dir",
+            str(tmp_path / "bands"),
+        ],
+        capsys,
+    )
     assert code == 0, err
     name = "fused_2001-11-02.tif"
     np.testing.assert_array_equal(_read(tmp_path / "bands" / name), _read(tmp_path / "ref" / name))

@@ -124,11 +124,18 @@ def test_missing_and_non_raster(tmp_path: Path) -> None:
 
 
 def _native_coarse(tmp_path: Path, fine: np.ndarray, r: int) -> tuple[Path, Grid]:
-    fgrid = Grid(CRS.from_epsg(32755), Affine(30.0, 0, 500000.0, 0, -30.0, 6100000.0),
-                 fine.shape[2], fine.shape[1])  # fmt: skip
+    fgrid = Grid(
+        CRS.from_epsg(32755),
+        Affine(30.0, 0, 500000.0, 0, -30.0, 6100000.0),
+        fine.shape[2],
+        fine.shape[1],
+    )
     coarse = block_mean(fine, r)
-    p = write_tif(tmp_path / "coarse.tif", coarse,
-                  transform=Affine(30.0 * r, 0, 500000.0, 0, -30.0 * r, 6100000.0))  # fmt: skip
+    p = write_tif(
+        tmp_path / "coarse.tif",
+        coarse,
+        transform=Affine(30.0 * r, 0, 500000.0, 0, -30.0 * r, 6100000.0),
+    )
     return p, fgrid
 
 
@@ -139,9 +146,14 @@ def test_aligned_source_nearest_equals_blocks_and_tiles(tmp_path: Path) -> None:
     whole = al.read()
     np.testing.assert_allclose(whole, upsample_blocks(block_mean(fine, 8), 8, (40, 48)))
     tiled = np.concatenate(
-        [np.concatenate([al.read(Window(c, r, 16, 20), 3)[:, 3:-3, 3:-3]
-                         for c in range(0, 48, 16)], axis=2) for r in range(0, 40, 20)], axis=1
-    )  # fmt: skip
+        [
+            np.concatenate(
+                [al.read(Window(c, r, 16, 20), 3)[:, 3:-3, 3:-3] for c in range(0, 48, 16)], axis=2
+            )
+            for r in range(0, 40, 20)
+        ],
+        axis=1,
+    )
     np.testing.assert_array_equal(tiled, whole)
     for resampling in ("bilinear", "cubic"):
         al2 = AlignedSource(FileSource(str(p)), fgrid, resampling)

@@ -37,14 +37,27 @@ def _cia(name: str) -> np.ndarray:
         return ds.read(indexes=[1, 2, 3])
 
 
-def _write(path: Path, arr: np.ndarray, *, tiled: bool, res: float = 50.0,
-           dtype: str = "float32", nodata: float | None = None) -> str:  # fmt: skip
+def _write(
+    path: Path,
+    arr: np.ndarray,
+    *,
+    tiled: bool,
+    res: float = 50.0,
+    dtype: str = "float32",
+    nodata: float | None = None,
+) -> str:
     nb, h, w = arr.shape
     profile = {
-        "driver": "GTiff", "width": w, "height": h, "count": nb, "dtype": dtype,
-        "crs": "EPSG:32755", "transform": Affine(res, 0, 500000, 0, -res, 7000000),
-        "nodata": nodata, "compress": "deflate",
-    }  # fmt: skip
+        "driver": "GTiff",
+        "width": w,
+        "height": h,
+        "count": nb,
+        "dtype": dtype,
+        "crs": "EPSG:32755",
+        "transform": Affine(res, 0, 500000, 0, -res, 7000000),
+        "nodata": nodata,
+        "compress": "deflate",
+    }
     if tiled:
         profile.update(tiled=True, blockxsize=32, blockysize=32)
     else:
@@ -57,11 +70,13 @@ def _write(path: Path, arr: np.ndarray, *, tiled: bool, res: float = 50.0,
 def _scene(tmp_path: Path, *, tiled: bool, h: int = 90, w: int = 420) -> dict[str, str]:
     """A 90 x 420 x 3 scene from the real CIA images (cropped and tiled side by side)."""
     out = {}
-    for role, name in [("fine", "CIA_Landsat7_2001-10-17.tif"),
-                       ("coarse", "CIA_MOD09GA_2001-10-17.tif"),
-                       ("target", "CIA_MOD09GA_2001-11-02.tif"),
-                       ("fine2", "CIA_Landsat7_2001-11-02.tif"),
-                       ("coarse2", "CIA_MOD09GA_2001-11-02.tif")]:  # fmt: skip
+    for role, name in [
+        ("fine", "CIA_Landsat7_2001-10-17.tif"),
+        ("coarse", "CIA_MOD09GA_2001-10-17.tif"),
+        ("target", "CIA_MOD09GA_2001-11-02.tif"),
+        ("fine2", "CIA_Landsat7_2001-11-02.tif"),
+        ("coarse2", "CIA_MOD09GA_2001-11-02.tif"),
+    ]:
         a = _cia(name)
         big = np.pad(a, ((0, 0), (0, 0), (0, w)), mode="symmetric")[:, :h, :w]
         out[role] = _write(tmp_path / f"{role}.tif", big, tiled=tiled)
@@ -82,8 +97,9 @@ class _Reads:
             else:
                 win = window if isinstance(window, Window) else Window.from_slices(*window)
                 px = int(win.width) * int(win.height)
-            reads.log.append((Path(ds.name).name, px, get_gdal_config("GDAL_CACHEMAX"),
-                              io.scan_values()))  # fmt: skip
+            reads.log.append(
+                (Path(ds.name).name, px, get_gdal_config("GDAL_CACHEMAX"), io.scan_values())
+            )
             return orig(ds, indexes, out, window, *args, **kwargs)
 
         monkeypatch.setattr(rasterio.io.DatasetReader, "read", read)
@@ -170,9 +186,13 @@ def test_whole_command_under_gdal_cache_limit(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         run_prediction(
-            method="starfm", pairs=[(p["fine"], p["coarse"])], target=p["target"],
-            out=str(tmp_path / "pred.tif"), params=["window=5"], mem_limit_mb=100,
-        )  # fmt: skip
+            method="starfm",
+            pairs=[(p["fine"], p["coarse"])],
+            target=p["target"],
+            out=str(tmp_path / "pred.tif"),
+            params=["window=5"],
+            mem_limit_mb=100,
+        )
     want = gdal_cache_mb(100) * 2**20
     assert reads.log
     assert {cache for _, _, cache, _ in reads.log} == {want}
@@ -197,8 +217,9 @@ def test_sample_is_the_decimated_read(tmp_path: Path, tiled: bool, shape: tuple[
             if step == 1:
                 old = ds.read(masked=True)
             else:
-                old = ds.read(out_shape=(2, -(-shape[0] // step), -(-shape[1] // step)),
-                              masked=True)  # fmt: skip
+                old = ds.read(
+                    out_shape=(2, -(-shape[0] // step), -(-shape[1] // step)), masked=True
+                )
         ref = old.astype(np.float32).filled(np.nan) * np.float32(1e-4)
         ref[np.abs(ref) > 1e30] = np.nan
         with scan_limit(2 * 200):
@@ -219,8 +240,9 @@ def test_band_stats_streamed_equal_whole_scene() -> None:
     np.testing.assert_array_equal(st["count"], np.isfinite(whole).sum(axis=(1, 2)))
     np.testing.assert_allclose(st["mean"], np.nanmean(whole, axis=(1, 2)), rtol=1e-12)
     np.testing.assert_allclose(st["std"], np.nanstd(whole, axis=(1, 2)), rtol=1e-12)
-    np.testing.assert_array_equal(st["std"].astype(np.float32),
-                                  np.nanstd(whole, axis=(1, 2)).astype(np.float32))  # fmt: skip
+    np.testing.assert_array_equal(
+        st["std"].astype(np.float32), np.nanstd(whole, axis=(1, 2)).astype(np.float32)
+    )
 
 
 def test_memory_limits_context() -> None:
@@ -262,8 +284,9 @@ def test_native_coarse_read_does_not_copy_the_image(tmp_path: Path) -> None:
 
     rng = np.random.default_rng(0)
     n = 1500  # 6 x 1500 x 1500 float32 = 54 MB
-    coarse = _write(tmp_path / "c.tif", rng.random((6, n, n), dtype=np.float32), tiled=True,
-                    res=500.0)  # fmt: skip
+    coarse = _write(
+        tmp_path / "c.tif", rng.random((6, n, n), dtype=np.float32), tiled=True, res=500.0
+    )
     fine = _write(tmp_path / "f.tif", np.zeros((1, 64, 64), np.float32), tiled=False)
     src = AlignedSource(FileSource(coarse), FileSource(fine).grid, "nearest")
     win = Window(0, 0, 64, 64)

@@ -110,10 +110,30 @@ def test_coverage_and_valid_fraction_by_hand() -> None:
 
 def test_sam_by_hand() -> None:
     # Pixels valid in all bands of both: all but (0, 3) and (2, 3). Spectra (band 1, band 2):
-    truth_spectra = [(1, 2), (2, 2), (3, 2), (5, 4), (6, 4), (7, 4), (8, 4), (9, 6), (10, 6),
-                     (11, 6)]  # fmt: skip
-    pred_spectra = [(2, 0), (1, 0), (3, 0), (7, 4), (6, 4), (7, 4), (8, 4), (9, 8), (10, 8),
-                    (13, 8)]  # fmt: skip
+    truth_spectra = [
+        (1, 2),
+        (2, 2),
+        (3, 2),
+        (5, 4),
+        (6, 4),
+        (7, 4),
+        (8, 4),
+        (9, 6),
+        (10, 6),
+        (11, 6),
+    ]
+    pred_spectra = [
+        (2, 0),
+        (1, 0),
+        (3, 0),
+        (7, 4),
+        (6, 4),
+        (7, 4),
+        (8, 4),
+        (9, 8),
+        (10, 8),
+        (13, 8),
+    ]
     # In 2-D (both spectra in the first quadrant) the angle is the difference of polar angles.
     angles = [
         abs(math.atan2(t[1], t[0]) - math.atan2(p[1], p[0]))
@@ -296,8 +316,14 @@ def test_evaluate_matches_functions() -> None:
     assert rep.data_range == "truth"
     assert rep.ratio == 16.0
     assert rep.band_data_range == [11.0, 4.0]
-    for name, fn in [("rmse", m.rmse), ("mae", m.mae), ("bias", m.bias), ("cc", m.cc),
-                     ("uiqi", m.uiqi), ("coverage", m.coverage)]:  # fmt: skip
+    for name, fn in [
+        ("rmse", m.rmse),
+        ("mae", m.mae),
+        ("bias", m.bias),
+        ("cc", m.cc),
+        ("uiqi", m.uiqi),
+        ("coverage", m.coverage),
+    ]:
         np.testing.assert_allclose(rep.per_band[name], fn(P, T))
         assert rep.mean[name] == pytest.approx(float(np.mean(fn(P, T))))
     np.testing.assert_allclose(rep.per_band["ssim"], m.ssim(P, T, "truth"))

@@ -46,15 +46,24 @@ def _block_500(date: str) -> tuple[np.ndarray, Affine, rasterio.crs.CRS, Affine]
 
 def _write(path: Path, arr: np.ndarray, crs: object, transform: Affine) -> Path:
     with rasterio.open(
-        path, "w", driver="GTiff", width=arr.shape[2], height=arr.shape[1], count=arr.shape[0],
-        dtype="float32", crs=crs, transform=transform, nodata=np.nan,
-    ) as out:  # fmt: skip
+        path,
+        "w",
+        driver="GTiff",
+        width=arr.shape[2],
+        height=arr.shape[1],
+        count=arr.shape[0],
+        dtype="float32",
+        crs=crs,
+        transform=transform,
+        nodata=np.nan,
+    ) as out:
         out.write(arr)
     return path
 
 
-def _reproject(arr: np.ndarray, src_t: Affine, src_crs: object, dst_crs: object,
-               res: float | None) -> tuple[np.ndarray, Affine]:  # fmt: skip
+def _reproject(
+    arr: np.ndarray, src_t: Affine, src_crs: object, dst_crs: object, res: float | None
+) -> tuple[np.ndarray, Affine]:
     h, w = arr.shape[1:]
     bounds = rasterio.transform.array_bounds(h, w, src_t)
     t, dw, dh = calculate_default_transform(src_crs, dst_crs, w, h, *bounds)
@@ -67,9 +76,16 @@ def _reproject(arr: np.ndarray, src_t: Affine, src_crs: object, dst_crs: object,
     dst_t = Affine(res, 0, x0, 0, -res, y0)
     out = np.full((arr.shape[0], height, width), np.nan, dtype=np.float32)
     reproject(
-        arr, out, src_transform=src_t, src_crs=src_crs, dst_transform=dst_t, dst_crs=dst_crs,
-        resampling=Resampling.nearest, src_nodata=np.nan, dst_nodata=np.nan,
-    )  # fmt: skip
+        arr,
+        out,
+        src_transform=src_t,
+        src_crs=src_crs,
+        dst_transform=dst_t,
+        dst_crs=dst_crs,
+        resampling=Resampling.nearest,
+        src_nodata=np.nan,
+        dst_nodata=np.nan,
+    )
     return out, dst_t
 
 
@@ -112,8 +128,9 @@ def _predict(method: str, c1: Path, c2: Path, **kw: object) -> tuple[np.ndarray,
     ("kind", "expected"),
     [("sinu500", 10.0), ("wgs84", 10.0), ("sinu", MODIS_500 / 50.0)],
 )
-def test_recorded_ratio_is_the_ground_ratio(native: dict[str, Path], kind: str,
-                                            expected: float) -> None:  # fmt: skip
+def test_recorded_ratio_is_the_ground_ratio(
+    native: dict[str, Path], kind: str, expected: float
+) -> None:
     # The sinusoidal grid at 146 E is sheared: its pixel size in projected units (and the
     # default-transform size the old code used: 14.29) is not the ground size.
     scene = open_scene([(str(F1), str(native[f"{kind}_2001-10-17"]))], check=False)
@@ -169,10 +186,21 @@ def test_fsdaf_native_cli_within_5_percent_of_fine_grid(
     out = tmp_path / "x.tif"
     # The issue's command, which stopped with "the resolution ratio must be a positive
     # integer ..., got 14.2856".
-    res = CliRunner().invoke(cli, [
-        "predict", "-m", "fsdaf", "--pair", str(F1), str(native["sinu_2001-10-17"]),
-        "--coarse", str(native["sinu_2001-11-02"]), "--out", str(out),
-    ])  # fmt: skip
+    res = CliRunner().invoke(
+        cli,
+        [
+            "predict",
+            "-m",
+            "fsdaf",
+            "--pair",
+            str(F1),
+            str(native["sinu_2001-10-17"]),
+            "--coarse",
+            str(native["sinu_2001-11-02"]),
+            "--out",
+            str(out),
+        ],
+    )
     assert res.exit_code == 0, res.output
     with rasterio.open(out) as ds:
         tag = float(ds.tags()["STFUSION_RATIO"])
@@ -202,8 +230,11 @@ def test_cli_ratio_override_runs(native: dict[str, Path], tmp_path: Path) -> Non
     out = tmp_path / "y.tif"
     with pytest.warns(STFusionWarning, match="ratio=10 was given"):
         run_prediction(
-            method="fitfc", pairs=[(str(F1), str(native["sinu_2001-10-17"]))],
-            target=str(native["sinu_2001-11-02"]), out=str(out), params=["ratio=10"],
-        )  # fmt: skip
+            method="fitfc",
+            pairs=[(str(F1), str(native["sinu_2001-10-17"]))],
+            target=str(native["sinu_2001-11-02"]),
+            out=str(out),
+            params=["ratio=10"],
+        )
     with rasterio.open(out) as ds:
         assert float(ds.tags()["STFUSION_RATIO"]) == 10

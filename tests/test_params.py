@@ -34,8 +34,11 @@ def test_interval_bounds_kinds_and_words() -> None:
 def test_cli_strings_parse_by_the_first_constraint_that_reads_them() -> None:
     p = Param("overlap", "auto", (AUTO, Interval(Integral, 0, None, closed="left")), "px", "h")
     assert p.parse("auto") == "auto" and p.parse("16") == 16
-    with pytest.raises(InvalidParameterError, match=r"m: --param overlap=-1: overlap must be "
-                       r"'auto' or an integer >= 0 \(h\)"):  # fmt: skip
+    with pytest.raises(
+        InvalidParameterError,
+        match=r"m: --param overlap=-1: overlap must be "
+        r"'auto' or an integer >= 0 \(h\)",
+    ):
         p.parse("-1", "m")
     with pytest.raises(InvalidParameterError, match="overlap=x"):
         p.parse("x")
@@ -54,8 +57,9 @@ def test_messages_name_method_parameter_value_and_what_is_allowed() -> None:
     with pytest.raises(InvalidParameterError) as info:
         starfm(uncertainty=-1)
     msg = str(info.value)
-    assert msg.startswith("starfm: uncertainty=-1: uncertainty must be 'auto' or a finite "
-                          "number > 0 (")  # fmt: skip
+    assert msg.startswith(
+        "starfm: uncertainty=-1: uncertainty must be 'auto' or a finite number > 0 ("
+    )
     with pytest.raises(InvalidParameterError, match=r"starfm: unknown parameter 'windows'"):
         starfm(windows=7)
     with pytest.raises(InvalidParameterError, match="by name"):
@@ -83,8 +87,11 @@ def test_tags_pair_rule() -> None:
     assert many.pairs_problem(1) == "needs at least 2 pairs, got 1"
     assert MethodTags(1, 3).pairs_problem(4) == "takes at most 3 pairs, got 4"
     assert many.accepts_pairs(9) and not two.accepts_pairs(3)
-    with pytest.raises(InvalidParameterError, match=r"estarfm needs exactly 2 pairs, got 1: "
-                       r"one before and one after"):  # fmt: skip
+    with pytest.raises(
+        InvalidParameterError,
+        match=r"estarfm needs exactly 2 pairs, got 1: "
+        r"one before and one after",
+    ):
         get_method("estarfm")().fit([(np.zeros((1, 8, 8)), np.zeros((1, 8, 8)))])
 
 

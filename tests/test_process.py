@@ -37,16 +37,24 @@ def _cmd(*args: str | bytes) -> list[str | bytes]:
 
 def _run(*args: str | bytes, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        _cmd(*args), env=_env(), capture_output=True, text=True, errors="replace",
+        _cmd(*args),
+        env=_env(),
+        capture_output=True,
+        text=True,
+        errors="replace",
         timeout=timeout,
-    )  # fmt: skip
+    )
 
 
 def _cia() -> list[str]:
     d = sample_dir()
-    return ["--pair", str(d / "CIA_Landsat7_2001-10-08.tif"),
-            str(d / "CIA_MOD09GA_2001-10-08.tif"),
-            "--coarse", str(d / "CIA_MOD09GA_2001-10-17.tif")]  # fmt: skip
+    return [
+        "--pair",
+        str(d / "CIA_Landsat7_2001-10-08.tif"),
+        str(d / "CIA_MOD09GA_2001-10-08.tif"),
+        "--coarse",
+        str(d / "CIA_MOD09GA_2001-10-17.tif"),
+    ]
 
 
 #: A STARFM run on the full 250 x 250 sample that takes tens of seconds: a wide window, and a
@@ -61,9 +69,12 @@ def _partials(folder: Path) -> list[Path]:
 def _start_slow(out: Path) -> tuple[subprocess.Popen[str], list[Path]]:
     """Start a slow predict into ``out``; return once its partial file exists."""
     proc = subprocess.Popen(
-        _cmd("predict", *_cia(), *SLOW, "--out", str(out)), env=_env(),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        _cmd("predict", *_cia(), *SLOW, "--out", str(out)),
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         found = _partials(out.parent)
@@ -117,9 +128,12 @@ def test_output_folder_refused_before_computing(tmp_path: Path) -> None:
     (out / "keep").mkdir(parents=True)
     (out / "keep" / "f").write_text("x")
     proc = subprocess.Popen(
-        _cmd("predict", *_cia(), *SLOW, "--out", str(out), "--overwrite"), env=_env(),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        _cmd("predict", *_cia(), *SLOW, "--out", str(out), "--overwrite"),
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     seen: set[str] = set()
     while proc.poll() is None:  # watch for any partial while it runs
         seen.update(p.name for p in _partials(tmp_path))
@@ -147,8 +161,9 @@ def test_output_folder_refused_before_computing(tmp_path: Path) -> None:
     ],
 )
 def test_bad_options_exit_cleanly(tmp_path: Path, extra: list[str], code: int, words: str) -> None:
-    done = _run("predict", *_cia(), "--method", "additive", "--out", str(tmp_path / "o.tif"),
-                *extra)  # fmt: skip
+    done = _run(
+        "predict", *_cia(), "--method", "additive", "--out", str(tmp_path / "o.tif"), *extra
+    )
     assert done.returncode == code, done.stderr
     assert "Traceback" not in done.stderr
     assert words in done.stderr
@@ -170,8 +185,9 @@ def test_non_utf8_names_exit_cleanly(tmp_path: Path) -> None:
     for pair_fine, out in [(bad_in, folder + b"/ok.tif"), (good_in, folder + b"/out\xff.tif")]:
         done = subprocess.run(
             _cmd("predict", "--pair", pair_fine, *rest, "--method", "additive", "--out", out),
-            env=_env(), capture_output=True,
-        )  # fmt: skip
+            env=_env(),
+            capture_output=True,
+        )
         err = done.stderr.decode("utf-8", "replace")
         assert done.returncode == 1, err
         assert "Traceback" not in err and "UTF-8" in err and "\\xff" in err, err
@@ -184,8 +200,18 @@ def test_truncated_geotiff_names_the_file(tmp_path: Path) -> None:
     c = write_tif(tmp_path / "c.tif", rng.random((2, 64, 64), dtype=np.float32))
     t = write_tif(tmp_path / "cut.tif", rng.random((2, 64, 64), dtype=np.float32))
     os.truncate(t, t.stat().st_size // 2)  # header intact, data cut
-    done = _run("predict", "--pair", str(f), str(c), "--coarse", str(t), "--method", "additive",
-                "--out", str(tmp_path / "o.tif"))  # fmt: skip
+    done = _run(
+        "predict",
+        "--pair",
+        str(f),
+        str(c),
+        "--coarse",
+        str(t),
+        "--method",
+        "additive",
+        "--out",
+        str(tmp_path / "o.tif"),
+    )
     assert done.returncode == 1, done.stderr
     assert "Traceback" not in done.stderr
     assert "cut.tif" in done.stderr and "damaged or incomplete" in done.stderr

@@ -32,10 +32,16 @@ F17, C17 = SAMPLE / "CIA_Landsat7_2001-10-17.tif", SAMPLE / "CIA_MOD09GA_2001-10
 C1102 = SAMPLE / "CIA_MOD09GA_2001-11-02.tif"
 
 PROVENANCE_KEYS = {
-    "STFUSION_METHOD", "STFUSION_PARAMS", "STFUSION_INPUTS", "STFUSION_SCALING",
-    "STFUSION_RESAMPLING", "STFUSION_RATIO", "STFUSION_ALIGNMENT", "STFUSION_VERSION",
+    "STFUSION_METHOD",
+    "STFUSION_PARAMS",
+    "STFUSION_INPUTS",
+    "STFUSION_SCALING",
+    "STFUSION_RESAMPLING",
+    "STFUSION_RATIO",
+    "STFUSION_ALIGNMENT",
+    "STFUSION_VERSION",
     "STFUSION_CREATED",
-}  # fmt: skip
+}
 
 
 def _cli(*args: str, umask: int | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -44,8 +50,13 @@ def _cli(*args: str, umask: int | None = None, timeout: float = 300) -> subproce
     env.pop("PYTHONWARNINGS", None)
     pre = "" if umask is None else f"import os; os.umask({umask:#o}); "
     code = f"{pre}import sys; from stfusion.cli import main; main(sys.argv[1:])"
-    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
-                          env=env, timeout=timeout)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+    )
 
 
 def _stf_tags(path: Path) -> dict[str, str]:
@@ -61,11 +72,23 @@ def test_api_and_cli_write_the_same_provenance_tags(tmp_path: Path) -> None:
     from stfusion.methods.baselines import Additive
 
     cli_out, api_out, est_out = tmp_path / "cli.tif", tmp_path / "api.tif", tmp_path / "est.tif"
-    res = _cli("predict", "-q", "-m", "additive", "--pair", str(F17), str(C17),
-               "--coarse", str(C1102), "-o", str(cli_out))  # fmt: skip
+    res = _cli(
+        "predict",
+        "-q",
+        "-m",
+        "additive",
+        "--pair",
+        str(F17),
+        str(C17),
+        "--coarse",
+        str(C1102),
+        "-o",
+        str(cli_out),
+    )
     assert res.returncode == 0, res.stderr
-    run_prediction(method="additive", pairs=[(str(F17), str(C17))], target=str(C1102),
-                   out=str(api_out))  # fmt: skip
+    run_prediction(
+        method="additive", pairs=[(str(F17), str(C17))], target=str(C1102), out=str(api_out)
+    )
     Additive().fit([(str(F17), str(C17))]).predict(str(C1102), out=est_out)
 
     cli, api, est = _stf_tags(cli_out), _stf_tags(api_out), _stf_tags(est_out)
@@ -74,7 +97,9 @@ def test_api_and_cli_write_the_same_provenance_tags(tmp_path: Path) -> None:
     assert "predict" in cli["STFUSION_COMMAND"] and str(cli_out) in cli["STFUSION_COMMAND"]
     for tags in (cli, api, est):
         assert json.loads(tags["STFUSION_INPUTS"]) == {
-            "pairs": [[str(F17), str(C17)]], "coarse_target": str(C1102)}  # fmt: skip
+            "pairs": [[str(F17), str(C17)]],
+            "coarse_target": str(C1102),
+        }
         scaling = json.loads(tags["STFUSION_SCALING"])
         assert scaling["fine"]["scale"] == pytest.approx(1e-4)
         assert scaling["coarse"]["scale"] == pytest.approx(1e-4)
@@ -83,7 +108,8 @@ def test_api_and_cli_write_the_same_provenance_tags(tmp_path: Path) -> None:
     # Everything but the time and the command line is the same for the same job.
     drop = {"STFUSION_CREATED", "STFUSION_COMMAND"}
     assert {k: v for k, v in cli.items() if k not in drop} == {
-        k: v for k, v in est.items() if k not in drop}  # fmt: skip
+        k: v for k, v in est.items() if k not in drop
+    }
 
 
 # -------------------------------------------------------------------------------- warnings
@@ -94,8 +120,15 @@ def _generic_names(tmp_path: Path, *paths: Path) -> list[Path]:
     out = []
     for p in paths:
         src = FileSource(str(p))
-        out.append(write_tif(tmp_path / p.name, src.read(), crs=None, transform=Affine.identity(),
-                             nodata=float("nan")))  # fmt: skip
+        out.append(
+            write_tif(
+                tmp_path / p.name,
+                src.read(),
+                crs=None,
+                transform=Affine.identity(),
+                nodata=float("nan"),
+            )
+        )
     return out
 
 
@@ -120,8 +153,9 @@ def test_each_warning_once_through_the_api(tmp_path: Path) -> None:
         " + '/p.tif')\n"
     )
     env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                         timeout=120)  # fmt: skip
+    res = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+    )
     assert res.returncode == 0, res.stderr
     lines = [ln for ln in res.stderr.splitlines() if "STFusionWarning" in ln]
     assert sum("georeferencing" in ln for ln in lines) == 1, res.stderr
@@ -162,15 +196,30 @@ def test_deep_method_warns_once_on_its_training_date(torch_available: None, tmp_
     # stfusion.api (the CLI's path): once as well.
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        run_prediction(method="dcstfn", pairs=[(str(F08), str(C08))], target=str(C17),
-                       out=str(tmp_path / "d.tif"))  # fmt: skip
+        run_prediction(
+            method="dcstfn",
+            pairs=[(str(F08), str(C08))],
+            target=str(C17),
+            out=str(tmp_path / "d.tif"),
+        )
     assert sum("2001-10-17" in str(w.message) for w in caught) == 1
 
 
 def test_cli_shows_each_deep_warning_once(torch_available: None, tmp_path: Path) -> None:
     f, c, t = _generic_names(tmp_path, F08, C08, C17)
-    res = _cli("predict", "-q", "-m", "dcstfn", "--pair", str(f), str(c), "--coarse", str(t),
-               "-o", str(tmp_path / "o.tif"))  # fmt: skip
+    res = _cli(
+        "predict",
+        "-q",
+        "-m",
+        "dcstfn",
+        "--pair",
+        str(f),
+        str(c),
+        "--coarse",
+        str(t),
+        "-o",
+        str(tmp_path / "o.tif"),
+    )
     assert res.returncode == 0, res.stderr
     lines = [ln for ln in res.stderr.splitlines() if ln.startswith("Warning:")]
     # The shipped weights are band-agnostic (since 2026-12-03): generic band names are no
@@ -187,9 +236,14 @@ def _is_cog(path: Path) -> dict:
     with rasterio.open(path) as ds:
         assert ds.tags(ns="IMAGE_STRUCTURE").get("LAYOUT") == "COG", ds.tags(ns="IMAGE_STRUCTURE")
         assert ds.profile["tiled"]
-        return {"block": ds.block_shapes[0], "overviews": ds.overviews(1),
-                "profile": ds.profile, "descriptions": ds.descriptions, "nodata": ds.nodata,
-                "tags": ds.tags()}  # fmt: skip
+        return {
+            "block": ds.block_shapes[0],
+            "overviews": ds.overviews(1),
+            "profile": ds.profile,
+            "descriptions": ds.descriptions,
+            "nodata": ds.nodata,
+            "tags": ds.tags(),
+        }
 
 
 def test_predict_writes_a_cog_with_the_computed_values(tmp_path: Path) -> None:
@@ -198,8 +252,14 @@ def test_predict_writes_a_cog_with_the_computed_values(tmp_path: Path) -> None:
 
     for method in ("additive", "starfm"):
         out = tmp_path / f"{method}.tif"
-        run_prediction(method=method, pairs=[(str(F17), str(C17))], target=str(C1102),
-                       out=str(out), params=["ratio=10"], quality=True)  # fmt: skip
+        run_prediction(
+            method=method,
+            pairs=[(str(F17), str(C17))],
+            target=str(C1102),
+            out=str(out),
+            params=["ratio=10"],
+            quality=True,
+        )
         for p in (out, tmp_path / f"{method}_quality.tif"):
             info = _is_cog(p)
             assert info["block"] == (256, 256)  # 250 x 250: tiled, one block
@@ -221,8 +281,13 @@ def test_write_raster_cog_overviews_nan_and_names(tmp_path: Path) -> None:
     arr = np.random.default_rng(1).random((2, 700, 1100)).astype(np.float32)
     arr[:, 10:20, 30:40] = np.nan
     arr[1, 600:, :] = np.nan
-    out = write_raster(tmp_path / "big.tif", arr, grid, band_names=["red", "nir"],
-                       tags={"STFUSION_METHOD": "x", "STFUSION_PARAMS": {"a": 1}})  # fmt: skip
+    out = write_raster(
+        tmp_path / "big.tif",
+        arr,
+        grid,
+        band_names=["red", "nir"],
+        tags={"STFUSION_METHOD": "x", "STFUSION_PARAMS": {"a": 1}},
+    )
     info = _is_cog(out)
     assert info["block"] == (512, 512)
     assert info["overviews"], "an image larger than a block has overviews"

@@ -37,9 +37,24 @@ def test_quality_layer_from_dated_names(
     target = _copy(s["c2"], tmp_path / "M_2001-11-02.tif")
     out = tmp_path / "pred.tif"
     try:
-        main(["predict", "--pair", str(f_a), str(c_a), "--pair", str(f_b), str(c_b),
-              "--coarse", str(target), "--out", str(out), "--param", "window=5",
-              "--quality"])  # fmt: skip
+        main(
+            [
+                "predict",
+                "--pair",
+                str(f_a),
+                str(c_a),
+                "--pair",
+                str(f_b),
+                str(c_b),
+                "--coarse",
+                str(target),
+                "--out",
+                str(out),
+                "--param",
+                "window=5",
+                "--quality",
+            ]
+        )
     except SystemExit as exc:
         assert exc.code in (0, None)
     qpath = tmp_path / "pred_quality.tif"

@@ -35,8 +35,9 @@ def cia() -> dict[str, list[np.ndarray]]:
     fines = [rd("Landsat7", d) for d in DATES[:2]]
     coarses = [rd("MOD09GA", d) for d in DATES[:2]]
     rng = np.random.default_rng(0)
-    fines.append((0.3 * fines[0] + 0.7 * fines[1] + rng.normal(0, 0.002, fines[0].shape))
-                 .astype(np.float32))  # fmt: skip
+    fines.append(
+        (0.3 * fines[0] + 0.7 * fines[1] + rng.normal(0, 0.002, fines[0].shape)).astype(np.float32)
+    )
     # noise on the coarse mix too: not collinear, so the minimiser is unique
     mix = 0.3 * coarses[0] + 0.7 * coarses[1] + rng.normal(0, 0.002, fines[0].shape)
     coarses.append(mix.astype(np.float32))
@@ -59,8 +60,9 @@ def test_matches_reference(cia: dict, params: dict) -> None:
     the residual in every block."""
     pred = np.asarray(_fit(cia, **params).predict(cia["target"][0]))
     reference = np.mean(cia["fines"], axis=0)
-    ref, alphas = robot_ref(cia["fines"], cia["coarses"], cia["target"][0], reference,
-                            **{**SMALL, **params})  # type: ignore[arg-type]  # fmt: skip
+    ref, alphas = robot_ref(
+        cia["fines"], cia["coarses"], cia["target"][0], reference, **{**SMALL, **params}
+    )  # type: ignore[arg-type]
     if "budget" in params:
         assert max(a.sum() for a in alphas) == pytest.approx(0.5, abs=1e-6)
     np.testing.assert_allclose(pred, ref, atol=2e-5)
@@ -123,15 +125,17 @@ def test_reference_choice() -> None:
     est.predict(target)
     assert est.reference_pairs_ == [2]  # nearest without dates: the same
     dated = ROBOT(block=8, step=8).fit(
-        list(zip(f, c)), pair_dates=["2020-01-01", "2020-01-10", "2020-02-01"],
+        list(zip(f, c)),
+        pair_dates=["2020-01-01", "2020-01-10", "2020-02-01"],
         target_date="2020-01-05",
-    )  # fmt: skip
+    )
     dated.predict(target)
     assert dated.reference_pairs_ == [2]  # the default needs no dates
     est = ROBOT(block=8, step=8, reference="nearest").fit(
-        list(zip(f, c)), pair_dates=["2020-01-01", "2020-01-10", "2020-02-01"],
+        list(zip(f, c)),
+        pair_dates=["2020-01-01", "2020-01-10", "2020-02-01"],
         target_date="2020-01-05",
-    )  # fmt: skip
+    )
     est.predict(target)
     assert est.reference_pairs_ == [0, 1]  # dates: the nearest before and after
     est = ROBOT(block=8, step=8, reference="mean").fit(list(zip(f, c)))
@@ -183,8 +187,14 @@ def test_kranj_series_day_077(tmp_path: Path) -> None:
     k = need(KRANJ)
     fine = [str(k / "landsat" / "filled" / f"2020{d}_*.tif") for d in ("068", "093", "100")]
     out = tmp_path / "out"
-    run_series(out, fine=fine, coarse=[str(k / "modis" / "filled")], fine_scale=1e-4,
-               method="robot", date_range="2020-03-17")  # fmt: skip
+    run_series(
+        out,
+        fine=fine,
+        coarse=[str(k / "modis" / "filled")],
+        fine_scale=1e-4,
+        method="robot",
+        date_range="2020-03-17",
+    )
     row = {r["date"]: r for r in read_summary(out / "summary.csv")}["2020-03-17"]
     assert row["pairs"] == "2020-03-08 2020-04-02" and row["method"] == "robot"
     truth = FileSource(str(next((k / "landsat" / "filled").glob("2020077_*"))), Scaling(1e-4))

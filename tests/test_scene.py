@@ -29,8 +29,11 @@ def _img(seed: int = 0, shape: tuple[int, int, int] = (2, 32, 32)) -> np.ndarray
 
 def test_native_coarse_is_aligned_and_ratio_recorded(tmp_path: Path) -> None:
     f = write_tif(tmp_path / "f.tif", _img(0, (2, 64, 64)), transform=T30)
-    c = write_tif(tmp_path / "c.tif", _img(1, (2, 4, 4)),
-                  transform=Affine(480.0, 0, 500000.0, 0, -480.0, 6100000.0))  # fmt: skip
+    c = write_tif(
+        tmp_path / "c.tif",
+        _img(1, (2, 4, 4)),
+        transform=Affine(480.0, 0, 500000.0, 0, -480.0, 6100000.0),
+    )
     scene = open_scene([(f, c)], c)
     assert isinstance(scene.pairs[0][1], AlignedSource)
     assert scene.ratio == pytest.approx(16.0)
@@ -48,8 +51,14 @@ def test_coarse_in_other_crs_is_reprojected(tmp_path: Path) -> None:
     tr, w, h = calculate_default_transform(src_crs, "EPSG:4326", 16, 16, *bounds)
     dst = np.zeros((1, h, w), np.float32)
     big = np.full((1, 16, 16), 0.2, np.float32)
-    reproject(big, dst, src_transform=Affine(240, 0, bounds[0], 0, -240, bounds[3]),
-              src_crs=src_crs, dst_transform=tr, dst_crs="EPSG:4326")  # fmt: skip
+    reproject(
+        big,
+        dst,
+        src_transform=Affine(240, 0, bounds[0], 0, -240, bounds[3]),
+        src_crs=src_crs,
+        dst_transform=tr,
+        dst_crs="EPSG:4326",
+    )
     c = write_tif(tmp_path / "c.tif", dst, transform=tr, crs=CRS.from_epsg(4326))
     scene = open_scene([(f, c)], c, check=False)
     assert scene.ratio == pytest.approx(8.0, rel=0.05)

@@ -45,22 +45,32 @@ def _cia(name: str) -> Path:
 CASES: dict[str, tuple[list[tuple[Path, Path]], Path, Path, Scaling]] = {
     "cia-1pair": (
         [(_cia("CIA_Landsat7_2001-10-17"), _cia("CIA_MOD09GA_2001-10-17"))],
-        _cia("CIA_MOD09GA_2001-11-02"), _cia("CIA_Landsat7_2001-11-02"), Scaling(),
+        _cia("CIA_MOD09GA_2001-11-02"),
+        _cia("CIA_Landsat7_2001-11-02"),
+        Scaling(),
     ),
     "cia-2pair": (
-        [(_cia("CIA_Landsat7_2001-10-08"), _cia("CIA_MOD09GA_2001-10-08")),
-         (_cia("CIA_Landsat7_2001-11-02"), _cia("CIA_MOD09GA_2001-11-02"))],
-        _cia("CIA_MOD09GA_2001-10-17"), _cia("CIA_Landsat7_2001-10-17"), Scaling(),
+        [
+            (_cia("CIA_Landsat7_2001-10-08"), _cia("CIA_MOD09GA_2001-10-08")),
+            (_cia("CIA_Landsat7_2001-11-02"), _cia("CIA_MOD09GA_2001-11-02")),
+        ],
+        _cia("CIA_MOD09GA_2001-10-17"),
+        _cia("CIA_Landsat7_2001-10-17"),
+        Scaling(),
     ),
     "boreas-1pair": (
         [(BOREAS / "tm0524", BOREAS / "modis0524")],
-        BOREAS / "modis0711", BOREAS / "tm0711", Scaling(1e-4),
+        BOREAS / "modis0711",
+        BOREAS / "tm0711",
+        Scaling(1e-4),
     ),
     "boreas-2pair": (
         [(BOREAS / "tm0524", BOREAS / "modis0524"), (BOREAS / "tm0812", BOREAS / "modis0812")],
-        BOREAS / "modis0711", BOREAS / "tm0711", Scaling(1e-4),
+        BOREAS / "modis0711",
+        BOREAS / "tm0711",
+        Scaling(1e-4),
     ),
-}  # fmt: skip
+}
 
 # Crop origins (row, col) and bands per data set: a mixed area, three bands.
 ORIGIN = {"cia": (100, 60), "boreas": (200, 150)}
@@ -438,7 +448,7 @@ def test_all_nan_fine_raises() -> None:
         ({"filter": "bogus"}, "filter"),
         ({"threshold": "bogus"}, "threshold"),
     ],
-)  # fmt: skip
+)
 def test_invalid_parameters(kwargs: dict[str, object], name: str) -> None:
     with pytest.raises(InvalidParameterError, match=name):
         STARFM(**kwargs)
@@ -448,8 +458,9 @@ def test_invalid_choice_from_cli_strings() -> None:
     with pytest.raises(InvalidParameterError, match="filter"):
         STARFM.parse_params(["filter=bogus"])
     assert STARFM.parse_params(["window=7", "filter=reference"]) == {
-        "window": 7, "filter": "reference"
-    }  # fmt: skip
+        "window": 7,
+        "filter": "reference",
+    }
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -476,10 +487,14 @@ def test_prepare_kernel_equals_numpy(seed: int) -> None:
         tdis = (s * inv_q + one) * (t * inv_q + one) if use_t else s * inv_q + one
         iv = np.where(tdis < unity_below, -one, one / tdis)
         expected = [
-            np.where(fok, f, BIG), np.where(ok, s, BIG), np.where(ok, t, BIG),
-            np.where(ok, iv, 0.0), np.where(ok, f + c0 - c, 0.0),
-            np.where(fok & cok, s, np.nan)[centre], np.where(cok & c0ok, t, np.nan)[centre],
-        ]  # fmt: skip
+            np.where(fok, f, BIG),
+            np.where(ok, s, BIG),
+            np.where(ok, t, BIG),
+            np.where(ok, iv, 0.0),
+            np.where(ok, f + c0 - c, 0.0),
+            np.where(fok & cok, s, np.nan)[centre],
+            np.where(cok & c0ok, t, np.nan)[centre],
+        ]
     if unity_below > 0:
         assert (expected[3] == -1).any() and (expected[3] > 0).any()
     got = [np.empty((hp, wp), np.float32) for _ in range(5)]

@@ -96,28 +96,48 @@ CASES: dict[str, tuple[list[tuple[Path, Path]], Path, Path, float | None, tuple[
 CASES = {
     "cia-1pair": (
         [(CIA / "CIA_Landsat7_2001-10-17.tif", CIA / "CIA_MOD09GA_2001-10-17.tif")],
-        CIA / "CIA_MOD09GA_2001-11-02.tif", CIA / "CIA_Landsat7_2001-11-02.tif", None, (2, 3),
+        CIA / "CIA_MOD09GA_2001-11-02.tif",
+        CIA / "CIA_Landsat7_2001-11-02.tif",
+        None,
+        (2, 3),
         10,
     ),
     "cia-2pair": (
-        [(CIA / "CIA_Landsat7_2001-10-08.tif", CIA / "CIA_MOD09GA_2001-10-08.tif"),
-         (CIA / "CIA_Landsat7_2001-11-02.tif", CIA / "CIA_MOD09GA_2001-11-02.tif")],
-        CIA / "CIA_MOD09GA_2001-10-17.tif", CIA / "CIA_Landsat7_2001-10-17.tif", None, (2, 3),
+        [
+            (CIA / "CIA_Landsat7_2001-10-08.tif", CIA / "CIA_MOD09GA_2001-10-08.tif"),
+            (CIA / "CIA_Landsat7_2001-11-02.tif", CIA / "CIA_MOD09GA_2001-11-02.tif"),
+        ],
+        CIA / "CIA_MOD09GA_2001-10-17.tif",
+        CIA / "CIA_Landsat7_2001-10-17.tif",
+        None,
+        (2, 3),
         10,
     ),
     "boreas-1pair": (
         [(BOREAS / "tm0524", BOREAS / "modis0524")],
-        BOREAS / "modis0711", BOREAS / "tm0711", 1e-4, (1, 2), 16,
+        BOREAS / "modis0711",
+        BOREAS / "tm0711",
+        1e-4,
+        (1, 2),
+        16,
     ),
     "boreas-2pair": (
         [(BOREAS / "tm0524", BOREAS / "modis0524"), (BOREAS / "tm0812", BOREAS / "modis0812")],
-        BOREAS / "modis0711", BOREAS / "tm0711", 1e-4, (1, 2), 16,
+        BOREAS / "modis0711",
+        BOREAS / "tm0711",
+        1e-4,
+        (1, 2),
+        16,
     ),
     "lgc-flood": (
         [(LGC / "Landsat20041126", LGC / "MODIS20041126")],
-        LGC / "MODIS20041228", LGC / "Landsat20041228", 1e-4, (1, 2), 16,
+        LGC / "MODIS20041228",
+        LGC / "Landsat20041228",
+        1e-4,
+        (1, 2),
+        16,
     ),
-}  # fmt: skip
+}
 
 
 def _ndvi(a: np.ndarray, red: int, nir: int) -> np.ndarray:
@@ -146,14 +166,23 @@ def methods_for(case: str) -> list[type]:
 
 
 NDVI_RUNS = [
-    (case, cls) for case in ("cia-1pair", "boreas-1pair", "boreas-2pair")
-    for cls in methods_for(case) if (case, cls) != ("boreas-1pair", FitFC)
+    (case, cls)
+    for case in ("cia-1pair", "boreas-1pair", "boreas-2pair")
+    for cls in methods_for(case)
+    if (case, cls) != ("boreas-1pair", FitFC)
 ] + [
-    pytest.param("boreas-1pair", FitFC, marks=pytest.mark.xfail(strict=True, reason=(
-        "Fit-FC's local regression a F1 + b (no unit-bearing constant) lifts BOREAS lakes to "
-        "a mean NDVI of +0.03 (truth -0.17): a property of the method, not of a constant"
-    ))),
-]  # fmt: skip
+    pytest.param(
+        "boreas-1pair",
+        FitFC,
+        marks=pytest.mark.xfail(
+            strict=True,
+            reason=(
+                "Fit-FC's local regression a F1 + b (no unit-bearing constant) lifts BOREAS lakes "
+                "to a mean NDVI of +0.03 (truth -0.17): a property of the method, not of a constant"
+            ),
+        ),
+    ),
+]
 
 
 def negative_mean(pred: np.ndarray, truth: np.ndarray, pairs: list[Pair], least: int) -> float:
@@ -181,9 +210,21 @@ def test_ndvi_keeps_negatives_and_beats_nochange(case: str, cls: type) -> None:
 
 
 @needs_data
-@pytest.mark.parametrize("cls", [STARFM, FSDAF, pytest.param(FitFC, marks=pytest.mark.xfail(
-    strict=True, reason="Fit-FC's regression a F1 + b does not keep the stable water negative",
-))], ids=lambda c: getattr(c, "name", c))  # fmt: skip
+@pytest.mark.parametrize(
+    "cls",
+    [
+        STARFM,
+        FSDAF,
+        pytest.param(
+            FitFC,
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="Fit-FC's regression a F1 + b does not keep the stable water negative",
+            ),
+        ),
+    ],
+    ids=lambda c: getattr(c, "name", c),
+)
 def test_ndvi_flood_given_as_ndvi(cls: type) -> None:
     """LGC flood: F1 has almost no water, so the variable is given (``variable=ndvi``); the
     flood's negative NDVI must not be clipped."""
@@ -195,10 +236,15 @@ def test_ndvi_flood_given_as_ndvi(cls: type) -> None:
 
 
 SCALE_RUNS = [
-    ("boreas-1pair", STARFM), ("boreas-1pair", FSDAF), ("boreas-1pair", FitFC),
-    ("boreas-2pair", STARFM), ("boreas-2pair", ESTARFM),
-    ("lgc-flood", STARFM), ("lgc-flood", FSDAF), ("lgc-flood", FitFC),
-]  # fmt: skip
+    ("boreas-1pair", STARFM),
+    ("boreas-1pair", FSDAF),
+    ("boreas-1pair", FitFC),
+    ("boreas-2pair", STARFM),
+    ("boreas-2pair", ESTARFM),
+    ("lgc-flood", STARFM),
+    ("lgc-flood", FSDAF),
+    ("lgc-flood", FitFC),
+]
 
 
 @needs_data

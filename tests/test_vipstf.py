@@ -153,8 +153,7 @@ def test_bad_parameters_are_refused_at_construction(params: dict, match: str) ->
 
 def test_cli_spelling_of_base_parameters() -> None:
     got = VIPSTF.parse_params(["base=fitfc", "base.window=11", "base.similar=5", "intercept=0"])
-    assert got == {"base": "fitfc", "base_params": {"window": 11, "similar": 5},
-                   "intercept": False}  # fmt: skip
+    assert got == {"base": "fitfc", "base_params": {"window": 11, "similar": 5}, "intercept": False}
     # before or after base=: the same
     assert VIPSTF.parse_params(["base.window=11", "base=fitfc"])["base_params"] == {"window": 11}
     with pytest.raises(InvalidParameterError, match="fitfc has no such parameter"):
@@ -165,23 +164,50 @@ def test_cli_spelling_of_base_parameters() -> None:
 def test_cli_predict_equals_library(tmp_path: Path) -> None:
     rng = np.random.default_rng(2)
     fines = [rng.uniform(0.05, 0.5, (2, 32, 32)).astype(np.float32) for _ in range(2)]
-    coarses = [np.repeat(np.repeat(f.reshape(2, 4, 8, 4, 8).mean(axis=(2, 4)), 8, 1), 8, 2)
-               for f in fines]  # fmt: skip
+    coarses = [
+        np.repeat(np.repeat(f.reshape(2, 4, 8, 4, 8).mean(axis=(2, 4)), 8, 1), 8, 2) for f in fines
+    ]
     target = (0.6 * coarses[0] + 0.5 * coarses[1]).astype(np.float32)
     paths = []
     for k, (f, c) in enumerate(zip(fines, coarses)):
         paths += [write_tif(tmp_path / f"f{k}.tif", f), write_tif(tmp_path / f"c{k}.tif", c)]
     t = write_tif(tmp_path / "t.tif", target)
     out = tmp_path / "out.tif"
-    args = ["predict", "--method", "vipstf", "--coarse", str(t), "--out", str(out), "-q",
-            "--pair", str(paths[0]), str(paths[1]), "--pair", str(paths[2]), str(paths[3]),
-            "--param", "ratio=8", "--param", "base=fitfc", "--param", "base.window=9",
-            "--param", "base.similar=6", "--param", "base.regression_window=3"]  # fmt: skip
+    args = [
+        "predict",
+        "--method",
+        "vipstf",
+        "--coarse",
+        str(t),
+        "--out",
+        str(out),
+        "-q",
+        "--pair",
+        str(paths[0]),
+        str(paths[1]),
+        "--pair",
+        str(paths[2]),
+        str(paths[3]),
+        "--param",
+        "ratio=8",
+        "--param",
+        "base=fitfc",
+        "--param",
+        "base.window=9",
+        "--param",
+        "base.similar=6",
+        "--param",
+        "base.regression_window=3",
+    ]
     run_cli_ok(args)
     with rasterio.open(out) as ds:
         cli = ds.read()
-    lib = (VIPSTF(base="fitfc", base_params=SMALL_FITFC)
-           .fit(list(zip(fines, coarses)), ratio=8).predict(target).values)  # fmt: skip
+    lib = (
+        VIPSTF(base="fitfc", base_params=SMALL_FITFC)
+        .fit(list(zip(fines, coarses)), ratio=8)
+        .predict(target)
+        .values
+    )
     np.testing.assert_array_equal(cli, lib)
 
 
@@ -197,8 +223,9 @@ def test_fitfc_on_virtual_pair_equals_vipstf_and_tiles(
     rng = np.random.default_rng(4)
     fines = [rng.uniform(0.05, 0.5, (3, 40, 40)).astype(np.float32) for _ in range(3)]
     coarses = [f + rng.normal(0, 0.03, f.shape).astype(np.float32) for f in fines]
-    target = (0.2 * coarses[0] + 0.5 * coarses[1] + 0.1 * coarses[2]
-              + rng.normal(0, 0.02, fines[0].shape)).astype(np.float32)  # fmt: skip
+    target = (
+        0.2 * coarses[0] + 0.5 * coarses[1] + 0.1 * coarses[2] + rng.normal(0, 0.02, fines[0].shape)
+    ).astype(np.float32)
     fines[1][:, 3:9, 20:26] = np.nan
     est = VIPSTF(base="fitfc", base_params=SMALL_FITFC).fit(list(zip(fines, coarses)), ratio=8)
     whole = est.predict(target).values

@@ -28,9 +28,15 @@ from rasterio.transform import from_origin
 def _write(path: Path, arr: np.ndarray) -> str:
     arr = np.asarray(arr, np.float32)
     with rasterio.open(
-        path, "w", driver="GTiff", width=arr.shape[2], height=arr.shape[1], count=arr.shape[0],
-        dtype="float32", transform=from_origin(0, arr.shape[1], 1, 1),
-    ) as dst:  # fmt: skip
+        path,
+        "w",
+        driver="GTiff",
+        width=arr.shape[2],
+        height=arr.shape[1],
+        count=arr.shape[0],
+        dtype="float32",
+        transform=from_origin(0, arr.shape[1], 1, 1),
+    ) as dst:
         dst.write(arr)
     return str(path)
 
@@ -44,8 +50,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out", type=Path)
     ap.add_argument("--with-kranj", action="store_true", help="add the Kranj site")
-    ap.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared"
-                    / "data")  # fmt: skip
+    ap.add_argument(
+        "--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data"
+    )
     a = ap.parse_args()
     out: Path = a.out
     out.mkdir(parents=True, exist_ok=True)
@@ -54,8 +61,9 @@ def main() -> None:
     kranj_rows: list[tuple[str, str, str, str]] = []
     cia = d / "cia_e2starfm" / "geotiff_50m"
     for day in ("2001-10-08", "2001-10-17"):
-        rows.append(("cia", day, str(cia / f"CIA_Landsat7_{day}.tif"),
-                     str(cia / f"CIA_MOD09GA_{day}.tif")))  # fmt: skip
+        rows.append(
+            ("cia", day, str(cia / f"CIA_Landsat7_{day}.tif"), str(cia / f"CIA_MOD09GA_{day}.tif"))
+        )
     bo = d / "boreas_estarfm"
     for tag, day in (("0524", "2001-05-24"), ("0812", "2001-08-12")):
         f = _write(out / f"boreas_fine_{tag}.tif", _read(bo / f"tm{tag}", 1e-4))
@@ -68,16 +76,28 @@ def main() -> None:
         day = (dt.date(2020, 1, 1) + dt.timedelta(int(doy) - 1)).isoformat()
         fine = _read(kr / "landsat" / "filled" / f"2020{doy}_{path}-28.tif_filled_kranj.tif", 1e-4)
         coarse = _read(kr / "modis" / "filled" / f"2020{doy}_18-04_kranj.tif", 1.0)
-        kranj_rows.append(("kranj", day, _write(out / f"kranj_fine_{doy}.tif", fine),
-                     _write(out / f"kranj_coarse_{doy}.tif", coarse)))  # fmt: skip
+        kranj_rows.append(
+            (
+                "kranj",
+                day,
+                _write(out / f"kranj_fine_{doy}.tif", fine),
+                _write(out / f"kranj_coarse_{doy}.tif", coarse),
+            )
+        )
     s2 = np.load(d / "eolearn_s2_l1c" / "REFERENCE_SCENES.npy")[:, :100, :100, :]
     for k, scene in enumerate(s2):
         fine = np.moveaxis(scene, -1, 0)
         blocks = fine.reshape(fine.shape[0], 10, 10, 10, 10).mean(axis=(2, 4))
         coarse = np.repeat(np.repeat(blocks, 10, axis=1), 10, axis=2)
         day = (dt.date(2016, 1, 1) + dt.timedelta(30 * k)).isoformat()
-        rows.append(("s2", day, _write(out / f"s2_fine_{k}.tif", fine),
-                     _write(out / f"s2_coarse_{k}.tif", coarse)))  # fmt: skip
+        rows.append(
+            (
+                "s2",
+                day,
+                _write(out / f"s2_fine_{k}.tif", fine),
+                _write(out / f"s2_coarse_{k}.tif", coarse),
+            )
+        )
     if a.with_kranj:
         rows += kranj_rows
     with open(out / "catalog.csv", "w", newline="") as fh:

@@ -47,8 +47,12 @@ def main() -> None:
                 continue
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                est = cls().fit(list(case.pairs), fine_scaling=case.fine_scaling,
-                                coarse_scaling=case.coarse_scaling, ratio=case.ratio)  # fmt: skip
+                est = cls().fit(
+                    list(case.pairs),
+                    fine_scaling=case.fine_scaling,
+                    coarse_scaling=case.coarse_scaling,
+                    ratio=case.ratio,
+                )
                 est.prepare(case.target, case.coarse_scaling)
                 pred = np.ascontiguousarray(est.predict().values)
             out[f"{cn}/{m}"] = hashlib.sha256(pred.tobytes()).hexdigest()

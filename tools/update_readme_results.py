@@ -27,8 +27,19 @@ def main() -> int:
     src = args.src
     if src is None:
         src = args.out
-        cmd = [sys.executable, "-m", "stfusion.cli", "bench", "--cases", "all", "--methods",
-               "all", "--out", str(src), "--overwrite"]  # fmt: skip
+        cmd = [
+            sys.executable,
+            "-m",
+            "stfusion.cli",
+            "bench",
+            "--cases",
+            "all",
+            "--methods",
+            "all",
+            "--out",
+            str(src),
+            "--overwrite",
+        ]
         subprocess.run(cmd, check=True)
     summary = (src / "summary.md").read_text()
     record = json.loads((src / "run.json").read_text())

@@ -7,6 +7,7 @@ and plugins (``check_method``, ``predict_arrays``, ...). Regenerate with
 ``dl.data.TrainingData`` (the in-memory training set of the first engine) is used only by
 tests now; it goes when those tests move to ``dl.datasets`` (issue 13).
 """
+
 # ruff: noqa
 DCSTFN  # unused class (src/stfusion/methods/deep.py:230)
 EDCSTFN  # unused class (src/stfusion/methods/deep.py:239)

@@ -79,10 +79,15 @@ def run_prediction(
         coarse_scaling = Scaling(coarse_scale, coarse_offset, _bands(coarse_bands))
         pair_dates, target_date = dates_from_names(pairs, target)
         scene = open_scene(
-            [(f, c) for f, c in pairs], target, fine_scaling=fine_scaling,
-            coarse_scaling=coarse_scaling, resampling=resampling, ratio=ratio,
-            pair_dates=pair_dates, target_date=target_date,
-        )  # fmt: skip
+            [(f, c) for f, c in pairs],
+            target,
+            fine_scaling=fine_scaling,
+            coarse_scaling=coarse_scaling,
+            resampling=resampling,
+            ratio=ratio,
+            pair_dates=pair_dates,
+            target_date=target_date,
+        )
         if threads is not None:
             import numba
 
@@ -98,12 +103,23 @@ def run_prediction(
         if quality_out is not None:
             check_output(quality_out, overwrite, inputs)
         estimator.predict(
-            out=out, overwrite=overwrite, tags=tags, mem_limit_mb=mem_limit_mb,
-            workers=workers, progress=progress, scheduler=scheduler, quality_out=quality_out,
-        )  # fmt: skip
-        return {"method": cls.name, "windows": len(windows), "notes": scene.notes,
-                "ratio": scene.ratio, "workers": estimator.last_run_["workers"],
-                "quality": quality_out}  # fmt: skip
+            out=out,
+            overwrite=overwrite,
+            tags=tags,
+            mem_limit_mb=mem_limit_mb,
+            workers=workers,
+            progress=progress,
+            scheduler=scheduler,
+            quality_out=quality_out,
+        )
+        return {
+            "method": cls.name,
+            "windows": len(windows),
+            "notes": scene.notes,
+            "ratio": scene.ratio,
+            "workers": estimator.last_run_["workers"],
+            "quality": quality_out,
+        }
 
 
 def _bands(bands: Sequence[str] | None) -> tuple[str, ...] | None:
@@ -161,14 +177,18 @@ def evaluate_files(
         raise ScaleMismatchError(
             mismatch.message(prediction, truth).replace(
                 "meaningless.", "meaningless; nothing was scored."
-            ) + " (--no-scale-check scores anyway.)"
+            )
+            + " (--no-scale-check scores anyway.)"
         )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         return evaluate(
-            pred_arr, truth_arr, ratio=ratio, data_range=data_range,
+            pred_arr,
+            truth_arr,
+            ratio=ratio,
+            data_range=data_range,
             band_names=list(truth_src.band_names),
-        )  # fmt: skip
+        )
 
 
 def _ratio_tag(path: str) -> float | None:
@@ -197,8 +217,11 @@ def inspect_files(
     lines: list[str] = []
     fine: FileSource | None = None
     for i, path in enumerate(files):
-        scaling = (Scaling(fine_scale, fine_offset, _bands(fine_bands)) if i == 0
-                   else Scaling(coarse_scale, coarse_offset, _bands(coarse_bands)))  # fmt: skip
+        scaling = (
+            Scaling(fine_scale, fine_offset, _bands(fine_bands))
+            if i == 0
+            else Scaling(coarse_scale, coarse_offset, _bands(coarse_bands))
+        )
         info = inspect_raster(path, scaling)
         src = FileSource(path, scaling)
         sample = src.sample(1 << 18)
@@ -236,4 +259,3 @@ def inspect_files(
         except STFusionError as exc:
             lines.append(f"  PROBLEM   {exc}")
     return "\n".join(lines)
-

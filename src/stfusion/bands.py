@@ -113,10 +113,12 @@ def roles_from_names(names: Sequence[str]) -> tuple[str, ...]:
             numbers[i] = int(m.group(1))
     found = set(numbers.values())
     table = (
-        _LANDSAT_TM if found == {1, 2, 3, 4, 5, 7}
-        else _LANDSAT_OLI if found == {2, 3, 4, 5, 6, 7}
+        _LANDSAT_TM
+        if found == {1, 2, 3, 4, 5, 7}
+        else _LANDSAT_OLI
+        if found == {2, 3, 4, 5, 6, 7}
         else None
-    )  # fmt: skip
+    )
     if table is not None:
         for i, num in numbers.items():
             if out[i] is None:
@@ -166,9 +168,11 @@ def parse_band_roles(
 
 
 def resolve_band_roles(
-    file_band_names: Sequence[str], given: str | Sequence[str] | None = None, *,
+    file_band_names: Sequence[str],
+    given: str | Sequence[str] | None = None,
+    *,
     param: str = "bands",
-) -> tuple[str, ...]:  # fmt: skip
+) -> tuple[str, ...]:
     """Roles of the bands: from ``given`` (preset or list) if given, else from the names.
 
     ``given`` of ``None`` or ``"auto"`` means "read the band names". The result may contain

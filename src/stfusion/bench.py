@@ -55,11 +55,17 @@ BASELINES = ("nochange", "additive")
 
 #: Summary columns: metric, format, which direction is better (None: no "best").
 SUMMARY_COLUMNS: tuple[tuple[str, str, Callable[..., float] | None], ...] = (
-    ("rmse", "{:.5f}", min), ("mae", "{:.5f}", min), ("bias", "{:+.5f}", None),
-    ("cc", "{:.4f}", max), ("ssim", "{:.4f}", max), ("psnr", "{:.2f}", max),
-    ("sam_deg", "{:.3f}", min), ("ergas", "{:.4f}", min), ("coverage", "{:.3f}", None),
+    ("rmse", "{:.5f}", min),
+    ("mae", "{:.5f}", min),
+    ("bias", "{:+.5f}", None),
+    ("cc", "{:.4f}", max),
+    ("ssim", "{:.4f}", max),
+    ("psnr", "{:.2f}", max),
+    ("sam_deg", "{:.3f}", min),
+    ("ergas", "{:.4f}", min),
+    ("coverage", "{:.3f}", None),
     ("seconds", "{:.1f}", None),
-)  # fmt: skip
+)
 
 
 @dataclass
@@ -151,8 +157,12 @@ def run_one(case: Case, method: str, params: Sequence[str] = ()) -> Run:
         with warnings.catch_warnings(), _PeakRSS() as mem:
             warnings.simplefilter("ignore")
             t0 = time.perf_counter()
-            est.fit(list(case.pairs), fine_scaling=case.fine_scaling,
-                    coarse_scaling=case.coarse_scaling, ratio=case.ratio)  # fmt: skip
+            est.fit(
+                list(case.pairs),
+                fine_scaling=case.fine_scaling,
+                coarse_scaling=case.coarse_scaling,
+                ratio=case.ratio,
+            )
             est.prepare(case.target, case.coarse_scaling)
             pred = est.predict().values
             run.seconds = time.perf_counter() - t0
@@ -269,9 +279,12 @@ def _read_manifest(folder: Path) -> dict[str, Any] | None:
         record = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    if (not isinstance(record, dict) or record.get("format") != MANIFEST_FORMAT
-            or not isinstance(record.get("files"), dict)
-            or not isinstance(record.get("dirs"), list)):  # fmt: skip
+    if (
+        not isinstance(record, dict)
+        or record.get("format") != MANIFEST_FORMAT
+        or not isinstance(record.get("files"), dict)
+        or not isinstance(record.get("dirs"), list)
+    ):
         return None
     return record
 
@@ -294,7 +307,8 @@ def foreign_entries(folder: Path, limit: int = 4) -> tuple[list[str], bool]:
             return False
         try:
             return entry.stat(follow_symlinks=False).st_size == want.get("bytes") and (
-                _sha256(entry.path) == want.get("sha256"))  # fmt: skip
+                _sha256(entry.path) == want.get("sha256")
+            )
         except OSError:
             return False
 
@@ -337,7 +351,7 @@ def _foreign_error(
     return OutputExistsError(
         f"{shown}: holds {what}: {listed}. --overwrite only replaces an earlier bench output as "
         "the bench wrote it; move those away or give a new or empty folder for --out."
-    )  # fmt: skip
+    )
 
 
 def check_bench_out(
@@ -370,8 +384,9 @@ def check_bench_out(
         raise _refuse(shown, "is the home folder" if real == home else "is above the home folder")
     cwd = Path.cwd().resolve()
     if at_or_above(cwd):
-        raise _refuse(shown, "is the current folder" if real == cwd else
-                      "is above the current folder")  # fmt: skip
+        raise _refuse(
+            shown, "is the current folder" if real == cwd else "is above the current folder"
+        )
     for case in cases:
         for path in [p for pair in case.pairs for p in pair] + [case.target, case.truth]:
             if real in Path(path).resolve().parents:
@@ -420,8 +435,11 @@ def _remove_own(aside: Path, final: Path) -> None:
         kept = final.with_name(f"{final.name}.stfusion-kept-{os.urandom(3).hex()}")
         with contextlib.suppress(OSError):
             os.replace(aside, kept)
-            warnings.warn(f"{final}: files that appeared in the earlier output while it was "
-                          f"replaced were kept in {kept}", stacklevel=3)  # fmt: skip
+            warnings.warn(
+                f"{final}: files that appeared in the earlier output while it was "
+                f"replaced were kept in {kept}",
+                stacklevel=3,
+            )
 
 
 def _run_all(
@@ -445,8 +463,7 @@ def _run_all(
             if run.prediction is not None:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    run.report = evaluate(run.prediction, truth, ratio=case.ratio,
-                                          band_names=names)  # fmt: skip
+                    run.report = evaluate(run.prediction, truth, ratio=case.ratio, band_names=names)
             case_runs.append(run)
         if figures:
             figs[case.name] = _case_figures(case, case_runs, truth, names, outdir / "figures")
@@ -465,11 +482,19 @@ def _run_all(
         "methods": list(methods),
         "params": params,
         "cases": {c.name: c.to_dict() for c in cases},
-        "runs": [{"case": r.case, "method": r.method, "status": r.status, "reason": r.reason,
-                  "seconds": _num(r.seconds), "peak_mem_mb": _num(r.peak_mem_mb),
-                  "params": {k: v for k, v in r.params.items() if k != "traceback"}}
-                 for r in runs],
-    }  # fmt: skip
+        "runs": [
+            {
+                "case": r.case,
+                "method": r.method,
+                "status": r.status,
+                "reason": r.reason,
+                "seconds": _num(r.seconds),
+                "peak_mem_mb": _num(r.peak_mem_mb),
+                "params": {k: v for k, v in r.params.items() if k != "traceback"},
+            }
+            for r in runs
+        ],
+    }
     (outdir / "run.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
     (outdir / "index.html").write_text(_html(runs, cases, figs, record))
     return {"runs": runs, "summary": summary, "total_seconds": total, "outdir": str(outdir)}
@@ -492,9 +517,12 @@ def machine_info() -> dict[str, Any]:
     except OSError:
         pass
     return {
-        "cpu": cpu, "cores": os.cpu_count(), "numba_threads": numba.get_num_threads(),
-        "python": platform.python_version(), "platform": platform.platform(),
-    }  # fmt: skip
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "numba_threads": numba.get_num_threads(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
 
 
 def _write_csvs(runs: Sequence[Run], outdir: Path) -> None:
@@ -510,15 +538,36 @@ def _write_csvs(runs: Sequence[Run], outdir: Path) -> None:
                 w.writerow([r.case, r.method, "mean", metric, repr(float(r.report.mean[metric]))])
     with open(outdir / "runs.csv", "w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["case", "method", "status", "reason", "seconds", "peak_mem_mb", "coverage",
-                    "valid_fraction", "params"])  # fmt: skip
+        w.writerow(
+            [
+                "case",
+                "method",
+                "status",
+                "reason",
+                "seconds",
+                "peak_mem_mb",
+                "coverage",
+                "valid_fraction",
+                "params",
+            ]
+        )
         for r in runs:
             cov = r.report.mean["coverage"] if r.report else float("nan")
             vf = r.report.mean["valid_fraction"] if r.report else float("nan")
             ps = {k: v for k, v in r.params.items() if k != "traceback"}
-            w.writerow([r.case, r.method, r.status, r.reason, f"{r.seconds:.3f}",
-                        f"{r.peak_mem_mb:.0f}", f"{cov:.4f}", f"{vf:.4f}",
-                        json.dumps(ps, default=str)])  # fmt: skip
+            w.writerow(
+                [
+                    r.case,
+                    r.method,
+                    r.status,
+                    r.reason,
+                    f"{r.seconds:.3f}",
+                    f"{r.peak_mem_mb:.0f}",
+                    f"{cov:.4f}",
+                    f"{vf:.4f}",
+                    json.dumps(ps, default=str),
+                ]
+            )
 
 
 def _cell(run: Run, metric: str) -> float:
@@ -618,16 +667,18 @@ def _case_figures(
         ax.set_yticks([])
     fig.colorbar(im, ax=axes[1, :].tolist(), shrink=0.8, label="mean |error| over bands")
     combo = "/".join(names[b] for b in bands)
-    fig.suptitle(f"{case.name}: composite {combo}, one 2-98% stretch (of the truth) for all",
-                 fontsize=10)  # fmt: skip
+    fig.suptitle(
+        f"{case.name}: composite {combo}, one 2-98% stretch (of the truth) for all", fontsize=10
+    )
     path = figdir / f"{name}_quicklook.png"
     fig.savefig(path, dpi=90)
     plt.close(fig)
     files.append(f"figures/{path.name}")
 
     nb = truth.shape[0]
-    fig, axes = plt.subplots(len(ok), nb, figsize=(2.2 * nb, 2.2 * len(ok)),
-                             constrained_layout=True, squeeze=False)  # fmt: skip
+    fig, axes = plt.subplots(
+        len(ok), nb, figsize=(2.2 * nb, 2.2 * len(ok)), constrained_layout=True, squeeze=False
+    )
     for i, r in enumerate(ok):
         assert r.prediction is not None
         for b in range(nb):
@@ -652,8 +703,9 @@ def _case_figures(
     return files
 
 
-def _html(runs: Sequence[Run], cases: Sequence[Case], figs: dict[str, list[str]],
-          record: dict[str, Any]) -> str:  # fmt: skip
+def _html(
+    runs: Sequence[Run], cases: Sequence[Case], figs: dict[str, list[str]], record: dict[str, Any]
+) -> str:
     def esc(x: Any) -> str:
         return html.escape(str(x))
 
@@ -673,8 +725,11 @@ def _html(runs: Sequence[Run], cases: Sequence[Case], figs: dict[str, list[str]]
         rs = [r for r in runs if r.case == case.name]
         ok = [r for r in rs if r.report is not None]
         parts.append(f"<h2>{esc(case.name)}</h2><p>{esc(case.description)}</p>")
-        parts.append("<table><tr><th>method</th>" + "".join(
-            f"<th>{esc(c[0])}</th>" for c in SUMMARY_COLUMNS) + "</tr>")  # fmt: skip
+        parts.append(
+            "<table><tr><th>method</th>"
+            + "".join(f"<th>{esc(c[0])}</th>" for c in SUMMARY_COLUMNS)
+            + "</tr>"
+        )
         best = _best(ok)
         for r in ok:
             cells = []

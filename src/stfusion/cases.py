@@ -135,28 +135,40 @@ def named_cases(data_dir: str | os.PathLike[str] | None = None) -> dict[str, Cas
     }
     boreas = "BOREAS (ESTARFM paper), Landsat ETM+ + MODIS on the Landsat grid, 400 x 400 px"
     cases["boreas-1pair"] = Case(
-        name="boreas-1pair", pairs=((str(b / "tm0524"), str(b / "modis0524")),),
-        target=str(b / "modis0711"), truth=str(b / "tm0711"), pair_dates=("2001-05-24",),
-        target_date="2001-07-11", description=boreas, **common,
-    )  # fmt: skip
+        name="boreas-1pair",
+        pairs=((str(b / "tm0524"), str(b / "modis0524")),),
+        target=str(b / "modis0711"),
+        truth=str(b / "tm0711"),
+        pair_dates=("2001-05-24",),
+        target_date="2001-07-11",
+        description=boreas,
+        **common,
+    )
     cases["boreas-2pair"] = Case(
         name="boreas-2pair",
         pairs=(
             (str(b / "tm0524"), str(b / "modis0524")),
             (str(b / "tm0812"), str(b / "modis0812")),
         ),
-        target=str(b / "modis0711"), truth=str(b / "tm0711"),
-        pair_dates=("2001-05-24", "2001-08-12"), target_date="2001-07-11",
-        description=boreas, **common,
-    )  # fmt: skip
+        target=str(b / "modis0711"),
+        truth=str(b / "tm0711"),
+        pair_dates=("2001-05-24", "2001-08-12"),
+        target_date="2001-07-11",
+        description=boreas,
+        **common,
+    )
     lg = root / "lgc_fsdaf"
     cases["lgc-flood"] = Case(
-        name="lgc-flood", pairs=((str(lg / "Landsat20041126"), str(lg / "MODIS20041126")),),
-        target=str(lg / "MODIS20041228"), truth=str(lg / "Landsat20041228"),
-        pair_dates=("2004-11-26",), target_date="2004-12-28",
+        name="lgc-flood",
+        pairs=((str(lg / "Landsat20041126"), str(lg / "MODIS20041126")),),
+        target=str(lg / "MODIS20041228"),
+        truth=str(lg / "Landsat20041228"),
+        pair_dates=("2004-11-26",),
+        target_date="2004-12-28",
         description="LGC flood subset (FSDAF paper), Landsat TM + 16 x 16 block means, "
-        "480 x 480 px", **common,
-    )  # fmt: skip
+        "480 x 480 px",
+        **common,
+    )
     k = root / "kranj_l8_modis"
     lf = k / "landsat" / "filled"
     mf = k / "modis" / "filled"
@@ -168,11 +180,16 @@ def named_cases(data_dir: str | os.PathLike[str] | None = None) -> dict[str, Cas
         ),
         target=str(mf / "2020077_18-04_kranj.tif"),
         truth=str(lf / "2020077_190-28.tif_filled_kranj.tif"),
-        pair_dates=("2020-03-08", "2020-04-02"), target_date="2020-03-17",
-        fine_scale=1e-4, coarse_scale=1.0, ratio=16.0, bands=CIA_BANDS,
+        pair_dates=("2020-03-08", "2020-04-02"),
+        target_date="2020-03-17",
+        fine_scale=1e-4,
+        coarse_scale=1.0,
+        ratio=16.0,
+        bands=CIA_BANDS,
         description="Kranj (ImageFusion R package), Landsat-8 + MODIS on a 30 m grid, 44 x 45 px; "
-        "gap-filled Landsat", notes=("band order inferred",),
-    )  # fmt: skip
+        "gap-filled Landsat",
+        notes=("band order inferred",),
+    )
     return cases
 
 
@@ -232,16 +249,21 @@ def load_cases_file(path: str | os.PathLike[str]) -> dict[str, Case]:
             raise InvalidParameterError(
                 f"{p}: case {name!r}: pairs must be a list of [fine, coarse] file names, and "
                 'target and truth file names, e.g. pairs = [["L_0524.tif", "M_0524.tif"]].'
-            )  # fmt: skip
+            )
         pairs = tuple((rel(f), rel(c)) for f, c in pairs_spec)
         out[name] = Case(
-            name=name, pairs=pairs, target=rel(spec["target"]), truth=rel(spec["truth"]),
+            name=name,
+            pairs=pairs,
+            target=rel(spec["target"]),
+            truth=rel(spec["truth"]),
             pair_dates=tuple(spec.get("pair_dates", ())),
             target_date=str(spec.get("target_date", "")),
-            fine_scale=spec.get("fine_scale"), coarse_scale=spec.get("coarse_scale"),
-            ratio=spec.get("ratio"), bands=tuple(spec.get("bands", ())),
+            fine_scale=spec.get("fine_scale"),
+            coarse_scale=spec.get("coarse_scale"),
+            ratio=spec.get("ratio"),
+            bands=tuple(spec.get("bands", ())),
             description=spec.get("description", f"user case from {p.name}"),
-        )  # fmt: skip
+        )
     if not out:
         raise InvalidParameterError(f"{p}: no [cases.NAME] tables found.")
     return out

@@ -207,8 +207,12 @@ class NativeGrid:
         fc, fr = _apply(~self.fine.transform, np.asarray(xs), np.asarray(ys))
         h, w = self.fine.shape
         eps = 1e-6
-        inside = ((np.asarray(fr) >= -eps) & (np.asarray(fr) <= h + eps)
-                  & (np.asarray(fc) >= -eps) & (np.asarray(fc) <= w + eps))  # fmt: skip
+        inside = (
+            (np.asarray(fr) >= -eps)
+            & (np.asarray(fr) <= h + eps)
+            & (np.asarray(fc) >= -eps)
+            & (np.asarray(fc) <= w + eps)
+        )
         inside = inside.reshape(ii.shape)
         return inside[:-1, :-1] & inside[1:, :-1] & inside[:-1, 1:] & inside[1:, 1:]
 

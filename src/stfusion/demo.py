@@ -32,8 +32,14 @@ def _atomic_text(path: Path, text: str, overwrite: bool = True) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
-def run_demo(outdir: Path, *, overwrite: bool = False, method: str = "starfm",
-             console: Any = None, command: Any = None) -> dict[str, Any]:  # fmt: skip
+def run_demo(
+    outdir: Path,
+    *,
+    overwrite: bool = False,
+    method: str = "starfm",
+    console: Any = None,
+    command: Any = None,
+) -> dict[str, Any]:
     """Predict cia-1pair, score it beside the baselines, write GeoTIFF, PNG and JSON.
 
     ``command``: the command line, recorded in the prediction's ``STFUSION_COMMAND`` tag.
@@ -73,9 +79,15 @@ def run_demo(outdir: Path, *, overwrite: bool = False, method: str = "starfm",
     con.print(f"  predict {TARGET_DATE} from {Path(c2).name}; truth {Path(truth_path).name}")
     t0 = time.monotonic()
     with con.status(f"running {method} (the first run compiles its kernel, ~10 s)..."):
-        run_prediction(method=method, pairs=[(f1, c1)], target=c2, out=str(pred_path),
-                       params=[f"ratio={ratio:g}"], overwrite=overwrite,
-                       command=command)  # fmt: skip
+        run_prediction(
+            method=method,
+            pairs=[(f1, c1)],
+            target=c2,
+            out=str(pred_path),
+            params=[f"ratio={ratio:g}"],
+            overwrite=overwrite,
+            command=command,
+        )
     seconds = time.monotonic() - t0
 
     truth_src = FileSource(truth_path)
@@ -101,16 +113,24 @@ def run_demo(outdir: Path, *, overwrite: bool = False, method: str = "starfm",
     coarse2 = FileSource(c2).read()
     with atomic_path(fig_path, overwrite=overwrite) as tmp_fig:
         quicklook_figure(
-            [(f"Landsat {PAIR_DATE} (fine, t1)", fine1),
-             (f"MODIS {TARGET_DATE} (coarse, t2)", coarse2),
-             (f"{method} prediction {TARGET_DATE}", pred),
-             (f"Landsat {TARGET_DATE} (truth)", truth)],
-            truth, pred, names, tmp_fig, title=f"{CASE}: {method}",
-        )  # fmt: skip
+            [
+                (f"Landsat {PAIR_DATE} (fine, t1)", fine1),
+                (f"MODIS {TARGET_DATE} (coarse, t2)", coarse2),
+                (f"{method} prediction {TARGET_DATE}", pred),
+                (f"Landsat {TARGET_DATE} (truth)", truth),
+            ],
+            truth,
+            pred,
+            names,
+            tmp_fig,
+            title=f"{CASE}: {method}",
+        )
     result = {
-        "case": CASE, "method": method, "seconds": round(seconds, 2),
+        "case": CASE,
+        "method": method,
+        "seconds": round(seconds, 2),
         "metrics": {k: r.to_dict() for k, r in reports.items()},
-    }  # fmt: skip
+    }
     _atomic_text(json_path, json.dumps(result, indent=2) + "\n", overwrite=overwrite)
     con.print(f"wrote {pred_path}, {fig_path}, {json_path} ({seconds:.1f} s for {method})")
     return result

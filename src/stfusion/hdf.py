@@ -136,15 +136,16 @@ def _dms_to_degrees(v: float) -> float:
 def parse_struct_metadata(text: str, path: str = "") -> dict[str, HDFGrid]:
     """The grids described by an HDF-EOS ``StructMetadata.0`` attribute."""
     grids: dict[str, HDFGrid] = {}
-    for block in re.findall(
-        r"GROUP=(GRID_\d+)(.*?)END_GROUP=\1", text, flags=re.DOTALL
-    ):
+    for block in re.findall(r"GROUP=(GRID_\d+)(.*?)END_GROUP=\1", text, flags=re.DOTALL):
         body = block[1]
         attrs: dict[str, str] = {}
         for line in body.splitlines():
             key, sep, val = line.strip().partition("=")
-            if sep and key not in attrs and key not in ("GROUP", "END_GROUP", "OBJECT",
-                                                         "END_OBJECT"):
+            if (
+                sep
+                and key not in attrs
+                and key not in ("GROUP", "END_GROUP", "OBJECT", "END_OBJECT")
+            ):
                 attrs[key] = val
         name = _value(attrs.get("GridName", block[0]))
         fields = tuple(_value(v) for v in re.findall(r"DataFieldName=(\"[^\"]*\"|\S+)", body))
@@ -229,20 +230,29 @@ def read_info(path: str) -> HDFInfo:
                 sf = _attr_float(attrs, "scale_factor")
                 ao = _attr_float(attrs, "add_offset") or 0.0
                 vr = attrs.get("valid_range")
-                valid = (float(vr[0]), float(vr[1])) if isinstance(vr, list | tuple) and len(
-                    vr) == 2 else None  # fmt: skip
+                valid = (
+                    (float(vr[0]), float(vr[1]))
+                    if isinstance(vr, list | tuple) and len(vr) == 2
+                    else None
+                )
                 scale = 1.0 if sf is None else sf
-                fields.append(HDFField(
-                    name=name, index=index, shape=(int(dims[0]), int(dims[1])),
-                    dtype=array_dtype, scale=scale, offset=-scale * ao,
-                    has_scale=sf is not None or ao != 0.0,
-                    fill=_attr_float(attrs, "_FillValue"), valid_range=valid, grid=None,
-                ))  # fmt: skip
+                fields.append(
+                    HDFField(
+                        name=name,
+                        index=index,
+                        shape=(int(dims[0]), int(dims[1])),
+                        dtype=array_dtype,
+                        scale=scale,
+                        offset=-scale * ao,
+                        has_scale=sf is not None or ao != 0.0,
+                        fill=_attr_float(attrs, "_FillValue"),
+                        valid_range=valid,
+                        grid=None,
+                    )
+                )
         finally:
             sd.end()
-    meta = "".join(
-        str(v) for k, v in sorted(gattrs.items()) if k.startswith("StructMetadata.")
-    )
+    meta = "".join(str(v) for k, v in sorted(gattrs.items()) if k.startswith("StructMetadata."))
     grids = parse_struct_metadata(meta, str(p)) if meta else {}
     by_field = {f: g.name for g in grids.values() for f in g.fields}
     out = []
@@ -260,9 +270,18 @@ def _sd_dtypes() -> dict[int, str]:
     if SD is None:
         return {}
     c = SD.SDC
-    return {c.INT8: "int8", c.UINT8: "uint8", c.INT16: "int16", c.UINT16: "uint16",
-            c.INT32: "int32", c.UINT32: "uint32", c.FLOAT32: "float32", c.FLOAT64: "float64",
-            c.CHAR8: "uint8", c.UCHAR8: "uint8"}  # fmt: skip
+    return {
+        c.INT8: "int8",
+        c.UINT8: "uint8",
+        c.INT16: "int16",
+        c.UINT16: "uint16",
+        c.INT32: "int32",
+        c.UINT32: "uint32",
+        c.FLOAT32: "float32",
+        c.FLOAT64: "float64",
+        c.CHAR8: "uint8",
+        c.UCHAR8: "uint8",
+    }
 
 
 _SD_DTYPES = _sd_dtypes()

@@ -65,26 +65,70 @@ class Preset:
 PRESETS: dict[str, Preset] = {
     p.name: p
     for p in (
-        Preset("landsat89-c2l2", "Landsat 8/9 OLI Collection 2 Level-2 surface reflectance",
-               ("SR_B2", "SR_B3", "SR_B4", "SR_B5", "SR_B6", "SR_B7"), 2.75e-5, -0.2,
-               "QA_PIXEL", "landsat_qa_pixel"),
-        Preset("landsat457-c2l2", "Landsat 4/5 TM and 7 ETM+ Collection 2 Level-2 surface "
-               "reflectance", ("SR_B1", "SR_B2", "SR_B3", "SR_B4", "SR_B5", "SR_B7"), 2.75e-5,
-               -0.2, "QA_PIXEL", "landsat_qa_pixel"),
-        Preset("mod09ga", "MODIS Terra/Aqua MOD09GA/MYD09GA daily surface reflectance, 500 m",
-               ("sur_refl_b03_1", "sur_refl_b04_1", "sur_refl_b01_1", "sur_refl_b02_1",
-                "sur_refl_b06_1", "sur_refl_b07_1"), 0.0001, 0.0, "state_1km_1",
-               "mod09_state_1km", "QA on the 1 km grid"),
-        Preset("mcd43a4", "MODIS MCD43A4 NBAR (nadir BRDF-adjusted reflectance), 500 m",
-               ("Nadir_Reflectance_Band3", "Nadir_Reflectance_Band4", "Nadir_Reflectance_Band1",
-                "Nadir_Reflectance_Band2", "Nadir_Reflectance_Band6", "Nadir_Reflectance_Band7"),
-               0.0001, 0.0, "BRDF_Albedo_Band_Mandatory_Quality_Band1", None,
-               "quality bands not decoded by stfusion.qa; fill values are already NaN"),
-        Preset("sentinel2-l2a", "Sentinel-2 MSI Level-2A, the 20 m bands (processing baseline "
-               "04.00 and later)", ("B02", "B03", "B04", "B8A", "B11", "B12"), 0.0001, -0.1,
-               "SCL", None, "before baseline 04.00 (January 2022) give --fine-offset 0"),
+        Preset(
+            "landsat89-c2l2",
+            "Landsat 8/9 OLI Collection 2 Level-2 surface reflectance",
+            ("SR_B2", "SR_B3", "SR_B4", "SR_B5", "SR_B6", "SR_B7"),
+            2.75e-5,
+            -0.2,
+            "QA_PIXEL",
+            "landsat_qa_pixel",
+        ),
+        Preset(
+            "landsat457-c2l2",
+            "Landsat 4/5 TM and 7 ETM+ Collection 2 Level-2 surface reflectance",
+            ("SR_B1", "SR_B2", "SR_B3", "SR_B4", "SR_B5", "SR_B7"),
+            2.75e-5,
+            -0.2,
+            "QA_PIXEL",
+            "landsat_qa_pixel",
+        ),
+        Preset(
+            "mod09ga",
+            "MODIS Terra/Aqua MOD09GA/MYD09GA daily surface reflectance, 500 m",
+            (
+                "sur_refl_b03_1",
+                "sur_refl_b04_1",
+                "sur_refl_b01_1",
+                "sur_refl_b02_1",
+                "sur_refl_b06_1",
+                "sur_refl_b07_1",
+            ),
+            0.0001,
+            0.0,
+            "state_1km_1",
+            "mod09_state_1km",
+            "QA on the 1 km grid",
+        ),
+        Preset(
+            "mcd43a4",
+            "MODIS MCD43A4 NBAR (nadir BRDF-adjusted reflectance), 500 m",
+            (
+                "Nadir_Reflectance_Band3",
+                "Nadir_Reflectance_Band4",
+                "Nadir_Reflectance_Band1",
+                "Nadir_Reflectance_Band2",
+                "Nadir_Reflectance_Band6",
+                "Nadir_Reflectance_Band7",
+            ),
+            0.0001,
+            0.0,
+            "BRDF_Albedo_Band_Mandatory_Quality_Band1",
+            None,
+            "quality bands not decoded by stfusion.qa; fill values are already NaN",
+        ),
+        Preset(
+            "sentinel2-l2a",
+            "Sentinel-2 MSI Level-2A, the 20 m bands (processing baseline 04.00 and later)",
+            ("B02", "B03", "B04", "B8A", "B11", "B12"),
+            0.0001,
+            -0.1,
+            "SCL",
+            None,
+            "before baseline 04.00 (January 2022) give --fine-offset 0",
+        ),
     )
-}  # fmt: skip
+}
 PRESET_ALIASES = {
     "landsat8-c2l2": "landsat89-c2l2",
     "landsat9-c2l2": "landsat89-c2l2",
@@ -266,8 +310,10 @@ def _hdf_members(path: str) -> list[_Member]:
 
 
 def _word_match(token: str, name: str) -> bool:
-    return re.search(rf"(?:^|[^a-z0-9]){re.escape(token.lower())}(?:$|[^a-z0-9])",
-                     name.lower()) is not None  # fmt: skip
+    return (
+        re.search(rf"(?:^|[^a-z0-9]){re.escape(token.lower())}(?:$|[^a-z0-9])", name.lower())
+        is not None
+    )
 
 
 def select_members(members: Sequence[_Member], bands: Sequence[str], label: str) -> list[_Member]:
@@ -279,20 +325,22 @@ def select_members(members: Sequence[_Member], bands: Sequence[str], label: str)
             k = int(item)
             if not 1 <= k <= len(members):
                 raise InvalidParameterError(
-                    f"{label}: band {k} asked for, but it has {len(members)} band(s) "
-                    f"({available})."
+                    f"{label}: band {k} asked for, but it has {len(members)} band(s) ({available})."
                 )
             out.append(members[k - 1])
             continue
         exact = [m for m in members if item.lower() in (m.name.lower(), m.short.lower())]
         found = exact or [m for m in members if _word_match(item, m.name)]
         if len(found) != 1:
-            why = "matches no band" if not found else (
-                "matches several bands (" + ", ".join(m.name for m in found) + ")")
+            why = (
+                "matches no band"
+                if not found
+                else ("matches several bands (" + ", ".join(m.name for m in found) + ")")
+            )
             raise InvalidParameterError(
                 f"{label}: band {item!r} {why}; its bands are {available}. Choose with names "
                 "or 1-based numbers (--fine-bands / --coarse-bands, or FILE:BANDS)."
-            )  # fmt: skip
+            )
         out.append(found[0])
     return out
 
@@ -342,7 +390,8 @@ class BandStack(FileSource):
         for m in members:
             assert m.field is not None
             by.setdefault(m.field.grid or f"{m.field.shape[1]} x {m.field.shape[0]}", []).append(
-                m.name)
+                m.name
+            )
         listing = "; ".join(f"{g}: {', '.join(n)}" for g, n in by.items())
         raise InvalidParameterError(
             f"{self.path}: its fields lie on {len(shapes)} grids ({listing}). Choose the bands: "
@@ -361,8 +410,9 @@ class BandStack(FileSource):
                 )
             return Grid(crs=g.crs, transform=g.transform, width=g.width, height=g.height)
         with _open_gdal(m.path) as ds:
-            return Grid(crs=ds.crs or None, transform=ds.transform, width=ds.width,
-                        height=ds.height)  # fmt: skip
+            return Grid(
+                crs=ds.crs or None, transform=ds.transform, width=ds.width, height=ds.height
+            )
 
     def _hdf_info(self, path: str) -> hdf.HDFInfo:
         cache = self.__dict__.setdefault("_infos", {})
@@ -398,8 +448,11 @@ class BandStack(FileSource):
     def _resolve(self) -> tuple[float, float, str]:
         sc = self.scaling
         if sc.scale is not None or sc.offset is not None:
-            return (1.0 if sc.scale is None else float(sc.scale),
-                    0.0 if sc.offset is None else float(sc.offset), "given")  # fmt: skip
+            return (
+                1.0 if sc.scale is None else float(sc.scale),
+                0.0 if sc.offset is None else float(sc.offset),
+                "given",
+            )
         fs = self._file_scales()
         if not any(h for _, _, h in fs):
             return 1.0, 0.0, "default"
@@ -424,11 +477,19 @@ class BandStack(FileSource):
                 driver = f"{driver}, {files} files stacked"
         fs = self._file_scales()
         return RasterInfo(
-            path=self.path, driver=driver, grid=self.grid, count=self.count, dtype=dtype,
-            nodata=nodata, file_scales=tuple(s for s, _, _ in fs),
-            file_offsets=tuple(o for _, o, _ in fs), band_names=self.band_names,
-            scale=self.scale, offset=self.offset, scale_source=self.scale_source,
-        )  # fmt: skip
+            path=self.path,
+            driver=driver,
+            grid=self.grid,
+            count=self.count,
+            dtype=dtype,
+            nodata=nodata,
+            file_scales=tuple(s for s, _, _ in fs),
+            file_offsets=tuple(o for _, o, _ in fs),
+            band_names=self.band_names,
+            scale=self.scale,
+            offset=self.offset,
+            scale_source=self.scale_source,
+        )
 
     # -- reading
 
@@ -470,8 +531,11 @@ class BandStack(FileSource):
         out, inside, dest = self._padded(window, halo)
         if inside.width and inside.height:
             block = self._scaled(self._raw(inside))
-            out[:, dest.row_off : dest.row_off + dest.height,
-                dest.col_off : dest.col_off + dest.width] = block  # fmt: skip
+            out[
+                :,
+                dest.row_off : dest.row_off + dest.height,
+                dest.col_off : dest.col_off + dest.width,
+            ] = block
         return out
 
     def scan_windows(self, align: int = 1) -> list[Window]:
@@ -490,20 +554,32 @@ class BandStack(FileSource):
 
 
 def role_options(
-    fine_scale: float | None, fine_offset: float | None, coarse_scale: float | None,
-    coarse_offset: float | None, fine_bands: str | None, coarse_bands: str | None,
-    both_bands: str | None, fine_preset: str | None, coarse_preset: str | None,
-) -> dict[str, Any]:  # fmt: skip
+    fine_scale: float | None,
+    fine_offset: float | None,
+    coarse_scale: float | None,
+    coarse_offset: float | None,
+    fine_bands: str | None,
+    coarse_bands: str | None,
+    both_bands: str | None,
+    fine_preset: str | None,
+    coarse_preset: str | None,
+) -> dict[str, Any]:
     """The command line's scale, band and preset options as keyword arguments of
     ``run_prediction``/``run_series``/``inspect_files`` (plus the presets chosen)."""
     fine, fp = resolve_role(fine_scale, fine_offset, fine_bands or both_bands, fine_preset)
-    coarse, cp = resolve_role(coarse_scale, coarse_offset, coarse_bands or both_bands,
-                              coarse_preset)  # fmt: skip
+    coarse, cp = resolve_role(
+        coarse_scale, coarse_offset, coarse_bands or both_bands, coarse_preset
+    )
     return {
-        "fine_scale": fine.scale, "fine_offset": fine.offset, "fine_bands": fine.bands,
-        "coarse_scale": coarse.scale, "coarse_offset": coarse.offset,
-        "coarse_bands": coarse.bands, "fine_preset": fp, "coarse_preset": cp,
-    }  # fmt: skip
+        "fine_scale": fine.scale,
+        "fine_offset": fine.offset,
+        "fine_bands": fine.bands,
+        "coarse_scale": coarse.scale,
+        "coarse_offset": coarse.offset,
+        "coarse_bands": coarse.bands,
+        "fine_preset": fp,
+        "coarse_preset": cp,
+    }
 
 
 # ------------------------------------------------------------------------------- series
@@ -517,9 +593,12 @@ def preset_mask_kind(preset: Preset | None, masks: Sequence[str], kind: str) -> 
 
 
 def stack_band_files(
-    items: Sequence[Any], role: str, bands: Sequence[str] | None, preset: Preset | None,
+    items: Sequence[Any],
+    role: str,
+    bands: Sequence[str] | None,
+    preset: Preset | None,
     auto_mask: bool,
-) -> list[Any]:  # fmt: skip
+) -> list[Any]:
     """Series inputs of ``role`` with the band files of each date joined into one stack.
 
     Only when a band choice is given (``bands``, or a preset's): without one, two files on a

@@ -494,9 +494,12 @@ class ScaleMismatch:
         hint = (
             f"Give --truth-scale {s} (Python: evaluate_files(..., truth_scale={s}), or multiply "
             f"the truth array by {s})"
-            + (" or, for Landsat Collection 2 Level-2, --truth-scale 2.75e-5 --truth-offset -0.2"
-               if self.factor > 1 else "")
-        )  # fmt: skip
+            + (
+                " or, for Landsat Collection 2 Level-2, --truth-scale 2.75e-5 --truth-offset -0.2"
+                if self.factor > 1
+                else ""
+            )
+        )
         return (
             f"{pred} (median {self.pred_median:.4g}) and {truth} (median "
             f"{self.truth_median:.4g}) differ {times:.0f}x in band {self.band + 1}: they are on "

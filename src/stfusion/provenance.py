@@ -38,8 +38,10 @@ def _notes(notes: Sequence[str], target: Source) -> list[str]:
     (``open_scene`` made the notes without it)."""
     out = list(notes)
     if isinstance(target, AlignedSource) and not any(target.label in n for n in out):
-        out.append(f"aligned {target.label} ({target.native.grid.describe()}) onto the fine grid "
-                   f"({target.grid.describe()}) with {target.resampling} resampling")  # fmt: skip
+        out.append(
+            f"aligned {target.label} ({target.native.grid.describe()}) onto the fine grid "
+            f"({target.grid.describe()}) with {target.resampling} resampling"
+        )
     return out
 
 

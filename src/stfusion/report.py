@@ -9,9 +9,15 @@ from stfusion.metrics import BANDLESS_METRICS, MetricReport
 
 #: Columns of the per-band table, with how to print them.
 TABLE_METRICS: tuple[tuple[str, str], ...] = (
-    ("rmse", "{:.5f}"), ("mae", "{:.5f}"), ("bias", "{:+.5f}"), ("cc", "{:.4f}"),
-    ("ssim", "{:.4f}"), ("psnr", "{:.2f}"), ("uiqi", "{:.4f}"), ("coverage", "{:.3f}"),
-)  # fmt: skip
+    ("rmse", "{:.5f}"),
+    ("mae", "{:.5f}"),
+    ("bias", "{:+.5f}"),
+    ("cc", "{:.4f}"),
+    ("ssim", "{:.4f}"),
+    ("psnr", "{:.2f}"),
+    ("uiqi", "{:.4f}"),
+    ("coverage", "{:.3f}"),
+)
 
 
 def _fmt(fmt: str, value: float | None) -> str:
@@ -48,15 +54,23 @@ def comparison_table(reports: Mapping[str, MetricReport], title: str = "") -> An
     """Methods side by side: mean over bands of each metric; best per column in bold."""
     from rich.table import Table
 
-    cols = [("rmse", "{:.5f}", min), ("mae", "{:.5f}", min), ("bias", "{:+.5f}", None),
-            ("cc", "{:.4f}", max), ("ssim", "{:.4f}", max), ("psnr", "{:.2f}", max),
-            ("sam_deg", "{:.3f}", min), ("ergas", "{:.4f}", min),
-            ("coverage", "{:.3f}", None)]  # fmt: skip
+    cols = [
+        ("rmse", "{:.5f}", min),
+        ("mae", "{:.5f}", min),
+        ("bias", "{:+.5f}", None),
+        ("cc", "{:.4f}", max),
+        ("ssim", "{:.4f}", max),
+        ("psnr", "{:.2f}", max),
+        ("sam_deg", "{:.3f}", min),
+        ("ergas", "{:.4f}", min),
+        ("coverage", "{:.3f}", None),
+    ]
     table = Table(title=title or None, title_justify="left")
     table.add_column("method")
     for name, _, _ in cols:
-        table.add_column(name if name not in BANDLESS_METRICS else name.replace("_", " "),
-                         justify="right")  # fmt: skip
+        table.add_column(
+            name if name not in BANDLESS_METRICS else name.replace("_", " "), justify="right"
+        )
     best = {}
     for name, _, pick in cols:
         vals = [r.mean[name] for r in reports.values() if r.mean[name] == r.mean[name]]

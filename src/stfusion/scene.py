@@ -280,11 +280,10 @@ def open_scene(
         ratio=ratio,
         band_names=ref.band_names,
         notes=notes,
-        pair_dates=None if pair_dates is None else tuple(
-            np.datetime64(d, "D") for d in pair_dates),
+        pair_dates=None if pair_dates is None else tuple(np.datetime64(d, "D") for d in pair_dates),
         target_date=None if target_date is None else np.datetime64(target_date, "D"),
         coarse_scaling=coarse_scaling,
-    )  # fmt: skip
+    )
     if scene.pair_dates is not None and len(scene.pair_dates) != len(scene.pairs):
         raise InvalidParameterError(
             f"{len(scene.pair_dates)} pair dates for {len(scene.pairs)} pairs."

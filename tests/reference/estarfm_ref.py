@@ -152,8 +152,9 @@ def correlation(f: list[float], c: list[float]) -> float:
 def spectral_r(f1: list[float], c1: list[float], f2: list[float], c2: list[float]) -> float:
     if len(f1) == 1:
         try:
-            r = 1.0 - 0.5 * (abs((f1[0] - c1[0]) / (f1[0] + c1[0]))
-                             + abs((f2[0] - c2[0]) / (f2[0] + c2[0])))  # fmt: skip
+            r = 1.0 - 0.5 * (
+                abs((f1[0] - c1[0]) / (f1[0] + c1[0])) + abs((f2[0] - c2[0]) / (f2[0] + c2[0]))
+            )
         except ZeroDivisionError:
             return 0.5
         return r if math.isfinite(r) else 0.5
@@ -237,8 +238,10 @@ def predict(
     imgs = [np.asarray(a, dtype=np.float64).tolist() for a in (F1, C1, F2, C2, C0)]
     f1, c1, f2, c2, c0 = imgs
     nb, h, w = np.shape(F1)
-    valid = [[all(math.isfinite(img[b][y][x]) for img in imgs for b in range(nb))
-              for x in range(w)] for y in range(h)]  # fmt: skip
+    valid = [
+        [all(math.isfinite(img[b][y][x]) for img in imgs for b in range(nb)) for x in range(w)]
+        for y in range(h)
+    ]
     thr_scene = scene_thresholds([F1, F2], classes) if threshold == "scene" else None
     if regression == "coarse-pixel":
         assert ratio is not None
@@ -254,21 +257,31 @@ def predict(
             if not valid[y][x]:
                 continue
             thr = thr_scene or window_thresholds([f1, f2], y, x, half, classes)
-            win = [(yy, xx) for yy in range(max(0, y - half), min(h, y + half + 1))
-                   for xx in range(max(0, x - half), min(w, x + half + 1))
-                   if valid[yy][xx]]  # fmt: skip
-            sim = [(yy, xx) for yy, xx in win
-                   if all(abs(f1[b][yy][xx] - f1[b][y][x]) <= thr[0][b]
-                          and abs(f2[b][yy][xx] - f2[b][y][x]) <= thr[1][b]
-                          for b in range(nb))]  # fmt: skip
+            win = [
+                (yy, xx)
+                for yy in range(max(0, y - half), min(h, y + half + 1))
+                for xx in range(max(0, x - half), min(w, x + half + 1))
+                if valid[yy][xx]
+            ]
+            sim = [
+                (yy, xx)
+                for yy, xx in win
+                if all(
+                    abs(f1[b][yy][xx] - f1[b][y][x]) <= thr[0][b]
+                    and abs(f2[b][yy][xx] - f2[b][y][x]) <= thr[1][b]
+                    for b in range(nb)
+                )
+            ]
             n = len(sim)
             if n >= min_similar:
                 inv = []
                 for yy, xx in sim:
-                    r = spectral_r([f1[b][yy][xx] for b in range(nb)],
-                                   [c1[b][yy][xx] for b in range(nb)],
-                                   [f2[b][yy][xx] for b in range(nb)],
-                                   [c2[b][yy][xx] for b in range(nb)])  # fmt: skip
+                    r = spectral_r(
+                        [f1[b][yy][xx] for b in range(nb)],
+                        [c1[b][yy][xx] for b in range(nb)],
+                        [f2[b][yy][xx] for b in range(nb)],
+                        [c2[b][yy][xx] for b in range(nb)],
+                    )
                     d = 1.0 + math.sqrt((yy - y) ** 2 + (xx - x) ** 2) / half
                     inv.append(1.0 / ((1.0 - r) * d + 1e-7))
                 total = math.fsum(inv)

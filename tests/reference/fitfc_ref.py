@@ -46,10 +46,12 @@ def block_means(image: np.ndarray, r: int) -> list[list[list[float]]]:
         for i in range(hc):
             row = []
             for j in range(wc):
-                vals = [float(image[b, y, x])
-                        for y in range(i * r, min((i + 1) * r, h))
-                        for x in range(j * r, min((j + 1) * r, w))
-                        if math.isfinite(float(image[b, y, x]))]  # fmt: skip
+                vals = [
+                    float(image[b, y, x])
+                    for y in range(i * r, min((i + 1) * r, h))
+                    for x in range(j * r, min((j + 1) * r, w))
+                    if math.isfinite(float(image[b, y, x]))
+                ]
                 row.append(math.fsum(vals) / len(vals) if vals else math.nan)
             plane.append(row)
         out.append(plane)
@@ -65,10 +67,12 @@ def regress(
     b = [[math.nan] * wc for _ in range(hc)]
     for i in range(hc):
         for j in range(wc):
-            pts = [(c1[y][x], c2[y][x])
-                   for y in range(max(0, i - half), min(hc, i + half + 1))
-                   for x in range(max(0, j - half), min(wc, j + half + 1))
-                   if math.isfinite(c1[y][x]) and math.isfinite(c2[y][x])]  # fmt: skip
+            pts = [
+                (c1[y][x], c2[y][x])
+                for y in range(max(0, i - half), min(hc, i + half + 1))
+                for x in range(max(0, j - half), min(wc, j + half + 1))
+                if math.isfinite(c1[y][x]) and math.isfinite(c2[y][x])
+            ]
             if not pts:
                 continue
             n = len(pts)
@@ -134,13 +138,14 @@ def fitfc(
     pred = np.full((nb, h, w), math.nan)
     for band in range(nb):
         a, b = regress(cc1[band], cc2[band], regression_window // 2)
-        res = [[cc2[band][i][j] - (a[i][j] * cc1[band][i][j] + b[i][j])
-                for j in range(len(a[0]))] for i in range(len(a))]  # fmt: skip
+        res = [
+            [cc2[band][i][j] - (a[i][j] * cc1[band][i][j] + b[i][j]) for j in range(len(a[0]))]
+            for i in range(len(a))
+        ]
         for y in range(h):
             for x in range(w):
                 i, j = y // r, x // r
-                pred[band, y, x] = (a[i][j] * float(f1[band, y, x]) + b[i][j]
-                                    + bicubic(res, r, y, x))  # fmt: skip
+                pred[band, y, x] = a[i][j] * float(f1[band, y, x]) + b[i][j] + bicubic(res, r, y, x)
     half = window // 2
     out = np.full((nb, h, w), math.nan)
     for y in range(h):
@@ -171,7 +176,8 @@ def fitfc(
                 continue
             weights = [1.0 / (1.0 + math.sqrt(d2) / (window / 2.0)) for _, d2, _, _ in chosen]
             for bb in range(nb):
-                num = sum(wt * pred[bb, y + dy, x + dx]
-                          for wt, (_, _, dy, dx) in zip(weights, chosen))  # fmt: skip
+                num = sum(
+                    wt * pred[bb, y + dy, x + dx] for wt, (_, _, dy, dx) in zip(weights, chosen)
+                )
                 out[bb, y, x] = num / sum(weights)
     return out

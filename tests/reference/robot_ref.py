@@ -46,18 +46,28 @@ def solve(design: np.ndarray, y: np.ndarray, budget: float) -> np.ndarray:
         return -2.0 * design.T @ (y - design @ a) / scale
 
     res = minimize(
-        f, np.full(n, 1.0 / n), jac=g, method="SLSQP", bounds=[(0.0, None)] * n,
+        f,
+        np.full(n, 1.0 / n),
+        jac=g,
+        method="SLSQP",
+        bounds=[(0.0, None)] * n,
         constraints=[{"type": "ineq", "fun": lambda a: budget - a.sum()}],
         options={"ftol": 1e-16, "maxiter": 2000},
-    )  # fmt: skip
+    )
     return np.clip(res.x, 0.0, None)
 
 
 def robot(
-    fines: list[np.ndarray], coarses: list[np.ndarray], target: np.ndarray,
-    reference: np.ndarray, block: int = 30, step: int = 20, beta: float = 1.0,
-    budget: float = 2.0, tolerance: float = 0.02,
-) -> tuple[np.ndarray, list[np.ndarray]]:  # fmt: skip
+    fines: list[np.ndarray],
+    coarses: list[np.ndarray],
+    target: np.ndarray,
+    reference: np.ndarray,
+    block: int = 30,
+    step: int = 20,
+    beta: float = 1.0,
+    budget: float = 2.0,
+    tolerance: float = 0.02,
+) -> tuple[np.ndarray, list[np.ndarray]]:
     """(R1)-(R4) on finite ``(band, h, w)`` arrays; returns the prediction and the
     coefficients of every block (row-major order)."""
     n = len(fines)

@@ -71,8 +71,9 @@ def _population_std(values: list[float]) -> float:
 
 def scene_std(fine_band: np.ndarray) -> float:
     """Population std of the valid pixels of one fine band over the whole scene."""
-    return _population_std([v for v in fine_band.astype(np.float64).ravel().tolist()
-                            if math.isfinite(v)])  # fmt: skip
+    return _population_std(
+        [v for v in fine_band.astype(np.float64).ravel().tolist() if math.isfinite(v)]
+    )
 
 
 def window_std(fine: Grid2D, y: int, x: int, half: int) -> float:
@@ -191,7 +192,17 @@ def starfm_reference(
                 else:
                     thr = scene_thr
                 out[b, y, x] = predict_pixel(
-                    F, C, C0, y, x, half=half, thresholds=thr, sigma_lm=sigma_lm,
-                    sigma_mm=sigma_mm, quantum=quantum, filter=filter, weight=weight,
-                )  # fmt: skip
+                    F,
+                    C,
+                    C0,
+                    y,
+                    x,
+                    half=half,
+                    thresholds=thr,
+                    sigma_lm=sigma_lm,
+                    sigma_mm=sigma_mm,
+                    quantum=quantum,
+                    filter=filter,
+                    weight=weight,
+                )
     return out

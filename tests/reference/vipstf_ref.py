@@ -26,9 +26,12 @@ import numpy as np
 
 
 def regress_subset(
-    coarses: list[np.ndarray], target: np.ndarray, band: int, subset: tuple[int, ...],
+    coarses: list[np.ndarray],
+    target: np.ndarray,
+    band: int,
+    subset: tuple[int, ...],
     intercept: bool = True,
-) -> tuple[dict[int, float], float] | None:  # fmt: skip
+) -> tuple[dict[int, float], float] | None:
     """(V1) for one band and subset: ``({pair: a}, b)`` or None without data."""
     _, h, w = target.shape
     rows: list[list[float]] = []
@@ -54,9 +57,11 @@ def regress_subset(
 
 
 def virtual_pair(
-    fines: list[np.ndarray], coarses: list[np.ndarray], target: np.ndarray,
+    fines: list[np.ndarray],
+    coarses: list[np.ndarray],
+    target: np.ndarray,
     intercept: bool = True,
-) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+) -> tuple[np.ndarray, np.ndarray]:
     """(V1)-(V2): the virtual fine and coarse images ``(band, H, W)`` (float64)."""
     n = len(fines)
     nb, h, w = target.shape
@@ -71,10 +76,11 @@ def virtual_pair(
         for y in range(h):
             for x in range(w):
                 subset = tuple(
-                    i for i in range(n)
+                    i
+                    for i in range(n)
                     if math.isfinite(float(fines[i][band, y, x]))
                     and math.isfinite(float(coarses[i][band, y, x]))
-                )  # fmt: skip
+                )
                 model = models.get((band, subset)) if subset else None
                 if model is None:
                     continue

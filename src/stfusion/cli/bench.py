@@ -12,17 +12,38 @@ from stfusion.errors import InvalidParameterError
 
 
 @click.command()
-@click.option("--cases", default="all", show_default=True,
-              help="Comma-separated case names (see --list), or 'all'.")
-@click.option("--methods", default="all", show_default=True,
-              help="Comma-separated methods, or 'all'. The baselines are always included.")
-@click.option("--out", "-o", type=click.Path(), default=None,
-              help="Output folder (tables, figures, index.html).")
-@click.option("--cases-file", type=click.Path(), default=None,
-              help="TOML file with your own cases ([cases.NAME] tables; docs/commands/bench.md).")
-@click.option("--data-dir", type=click.Path(), default=None,
-              help="Folder of the named cases' data (default: $STFUSION_DATA or shared/data "
-              "beside the source tree).")
+@click.option(
+    "--cases",
+    default="all",
+    show_default=True,
+    help="Comma-separated case names (see --list), or 'all'.",
+)
+@click.option(
+    "--methods",
+    default="all",
+    show_default=True,
+    help="Comma-separated methods, or 'all'. The baselines are always included.",
+)
+@click.option(
+    "--out",
+    "-o",
+    type=click.Path(),
+    default=None,
+    help="Output folder (tables, figures, index.html).",
+)
+@click.option(
+    "--cases-file",
+    type=click.Path(),
+    default=None,
+    help="TOML file with your own cases ([cases.NAME] tables; docs/commands/bench.md).",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(),
+    default=None,
+    help="Folder of the named cases' data (default: $STFUSION_DATA or shared/data "
+    "beside the source tree).",
+)
 @params_option("METHOD.NAME=VALUE", "Method parameter, e.g. starfm.window=31.")
 @click.option("--no-figures", is_flag=True, help="Tables only (faster).")
 @click.option("--list", "list_cases", is_flag=True, help="List the available cases and exit.")
@@ -31,9 +52,16 @@ from stfusion.errors import InvalidParameterError
     "else is refused; docs/commands/bench.md)."
 )
 def bench(
-    cases: str, methods: str, out: str | None, cases_file: str | None, data_dir: str | None,
-    params: Sequence[str], no_figures: bool, list_cases: bool, overwrite: bool,
-) -> None:  # fmt: skip
+    cases: str,
+    methods: str,
+    out: str | None,
+    cases_file: str | None,
+    data_dir: str | None,
+    params: Sequence[str],
+    no_figures: bool,
+    list_cases: bool,
+    overwrite: bool,
+) -> None:
     """Run methods on named cases with one protocol; write tables, figures and a report."""
     from stfusion.bench import parse_bench_params, run_bench
     from stfusion.cases import load_cases_file, named_cases
@@ -61,14 +89,24 @@ def bench(
                 "(--data-dir or --cases-file for more)."
             )
         chosen = [known[n] for n in names]
-    method_list = list(available()) if methods == "all" else [
-        m.strip() for m in methods.split(",") if m.strip()]  # fmt: skip
+    method_list = (
+        list(available())
+        if methods == "all"
+        else [m.strip() for m in methods.split(",") if m.strip()]
+    )
     con = console(stderr=True)
     with con.status("starting") as status:
         result = run_bench(
-            chosen, method_list, out, params=parse_bench_params(params), overwrite=overwrite,
-            figures=not no_figures, progress=lambda msg: status.update(msg),
-        )  # fmt: skip
+            chosen,
+            method_list,
+            out,
+            params=parse_bench_params(params),
+            overwrite=overwrite,
+            figures=not no_figures,
+            progress=lambda msg: status.update(msg),
+        )
     click.echo(result["summary"])
-    click.echo(f"wrote {out}/ (metrics.csv, runs.csv, summary.md, index.html, figures/) in "
-               f"{result['total_seconds']:.0f} s")  # fmt: skip
+    click.echo(
+        f"wrote {out}/ (metrics.csv, runs.csv, summary.md, index.html, figures/) in "
+        f"{result['total_seconds']:.0f} s"
+    )

@@ -19,6 +19,10 @@ def demo(ctx: click.Context, outdir: str, overwrite: bool, method: str) -> None:
     """Run the cia-1pair case on the bundled sample and show how well it does."""
     from stfusion.demo import run_demo
 
-    run_demo(Path(outdir), overwrite=overwrite, method=method, console=console(),
-             command=command_line(ctx))  # fmt: skip
-
+    run_demo(
+        Path(outdir),
+        overwrite=overwrite,
+        method=method,
+        console=console(),
+        command=command_line(ctx),
+    )

@@ -14,9 +14,13 @@ from stfusion.run_config import STUDENT_SIZES, DistillSettings
 
 
 @click.command("distill")
-@click.option("--teacher", "-t", required=True, type=click.Path(),
-              help="Checkpoint of the trained teacher (stfusion train: edcstfn, ganstfm, "
-              "vitgan, ...).")
+@click.option(
+    "--teacher",
+    "-t",
+    required=True,
+    type=click.Path(),
+    help="Checkpoint of the trained teacher (stfusion train: edcstfn, ganstfm, vitgan, ...).",
+)
 @click.option(
     "--student",
     "-s",
@@ -33,15 +37,27 @@ from stfusion.run_config import STUDENT_SIZES, DistillSettings
 )
 @opt.out_option("Student checkpoint to write.")
 @opt.run_size_options(DistillSettings)
-@opt.setting(DistillSettings, "alpha", float,
-             "Weight of the teacher-output loss (MSE between student and teacher predictions).")
-@opt.setting(DistillSettings, "beta", float,
-             "Weight of the feature loss (adapted student features vs the teacher's, relative "
-             "MSE). 0: no feature distillation.")
-@opt.setting(DistillSettings, "feature_layer", None,
-             "Teacher module whose output is the feature target (a name of "
-             "net.named_modules(), e.g. decoder.1); auto = the teacher's penultimate feature "
-             "map.")
+@opt.setting(
+    DistillSettings,
+    "alpha",
+    float,
+    "Weight of the teacher-output loss (MSE between student and teacher predictions).",
+)
+@opt.setting(
+    DistillSettings,
+    "beta",
+    float,
+    "Weight of the feature loss (adapted student features vs the teacher's, relative "
+    "MSE). 0: no feature distillation.",
+)
+@opt.setting(
+    DistillSettings,
+    "feature_layer",
+    None,
+    "Teacher module whose output is the feature target (a name of "
+    "net.named_modules(), e.g. decoder.1); auto = the teacher's penultimate feature "
+    "map.",
+)
 @opt.run_control_options(
     DistillSettings,
     val_fraction_help="Area of the held-out validation block; 0 = the teacher's (so the block "
@@ -55,15 +71,43 @@ from stfusion.run_config import STUDENT_SIZES, DistillSettings
 @opt.quiet_option()
 @click.pass_context
 def distill(
-    ctx: click.Context, teacher: str, student: str, pairs: Sequence[tuple[str, str]], out: str,
-    epochs: int, patch: int, batch: int, lr: float, alpha: float, beta: float,
-    feature_layer: str, patience: int, val_fraction: float, steps_per_epoch: int, device: str,
-    threads: int, seed: int, augment: bool, dates: str | None, fine_scale: float | None,
-    fine_offset: float | None, coarse_scale: float | None, coarse_offset: float | None,
-    resampling: str, devices: str | None, precision: str, strategy: str, workers: int,
-    max_gap: float, val_dates: str | None, val_patches: int, catalog: str | None, note: str,
-    overwrite: bool, quiet: bool,
-) -> None:  # fmt: skip
+    ctx: click.Context,
+    teacher: str,
+    student: str,
+    pairs: Sequence[tuple[str, str]],
+    out: str,
+    epochs: int,
+    patch: int,
+    batch: int,
+    lr: float,
+    alpha: float,
+    beta: float,
+    feature_layer: str,
+    patience: int,
+    val_fraction: float,
+    steps_per_epoch: int,
+    device: str,
+    threads: int,
+    seed: int,
+    augment: bool,
+    dates: str | None,
+    fine_scale: float | None,
+    fine_offset: float | None,
+    coarse_scale: float | None,
+    coarse_offset: float | None,
+    resampling: str,
+    devices: str | None,
+    precision: str,
+    strategy: str,
+    workers: int,
+    max_gap: float,
+    val_dates: str | None,
+    val_patches: int,
+    catalog: str | None,
+    note: str,
+    overwrite: bool,
+    quiet: bool,
+) -> None:
     """Distil a trained deep model (the teacher) into a small, fast student CNN.
 
     The student learns from the teacher's predictions (--alpha), its intermediate features
@@ -86,22 +130,45 @@ def distill(
     if not pairs and not catalog:
         raise click.UsageError("give the pairs: --pair FINE COARSE (2+) or --catalog.")
     cfg = DistillConfig(
-        student=student, epochs=epochs, patch=patch, batch=batch, lr=lr,
-        steps_per_epoch=steps_per_epoch, val_fraction=val_fraction, patience=patience,
-        seed=seed, device=devices or device, augment=augment, alpha=alpha, beta=beta,
-        feature_layer=feature_layer, threads=threads, precision=precision, strategy=strategy,
-        workers=workers, max_gap=max_gap, val_dates=opt.split_dates(val_dates),
+        student=student,
+        epochs=epochs,
+        patch=patch,
+        batch=batch,
+        lr=lr,
+        steps_per_epoch=steps_per_epoch,
+        val_fraction=val_fraction,
+        patience=patience,
+        seed=seed,
+        device=devices or device,
+        augment=augment,
+        alpha=alpha,
+        beta=beta,
+        feature_layer=feature_layer,
+        threads=threads,
+        precision=precision,
+        strategy=strategy,
+        workers=workers,
+        max_gap=max_gap,
+        val_dates=opt.split_dates(val_dates),
         val_patches=val_patches,
-    )  # fmt: skip
+    )
     t0 = time.monotonic()
     with Progress(student, quiet) as progress:
         r = run_distill(
-            list(pairs), teacher, out, cfg, dates=opt.split_dates(dates) or None,
+            list(pairs),
+            teacher,
+            out,
+            cfg,
+            dates=opt.split_dates(dates) or None,
             fine_scaling=Scaling(fine_scale, fine_offset),
-            coarse_scaling=Scaling(coarse_scale, coarse_offset), resampling=resampling,
-            overwrite=overwrite, progress=progress.epochs, progress_bar=not quiet,
-            meta=opt.run_meta(ctx, note), catalog=catalog,
-        )  # fmt: skip
+            coarse_scaling=Scaling(coarse_scale, coarse_offset),
+            resampling=resampling,
+            overwrite=overwrite,
+            progress=progress.epochs,
+            progress_bar=not quiet,
+            meta=opt.run_meta(ctx, note),
+            catalog=catalog,
+        )
     if quiet:
         return
     csv_path, png_path = log_paths(out)

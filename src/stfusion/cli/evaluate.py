@@ -14,23 +14,44 @@ from stfusion.errors import InvalidParameterError
 @click.argument("prediction", type=click.Path())
 @click.argument("truth", type=click.Path())
 @click.option("--pred-scale", type=float, default=None, help="Scale of the prediction's values.")
-@click.option("--truth-scale", type=float, default=None,
-              help="Scale of the truth's values (e.g. 0.0001). Default: file metadata, else 1.")
+@click.option(
+    "--truth-scale",
+    type=float,
+    default=None,
+    help="Scale of the truth's values (e.g. 0.0001). Default: file metadata, else 1.",
+)
 @click.option("--truth-offset", type=float, default=None, help="Offset of the truth's values.")
-@click.option("--ratio", type=float, default=None,
-              help="Resolution ratio coarse/fine pixel size, for ERGAS (e.g. 16).")
-@click.option("--data-range", default="1.0", show_default=True,
-              help="Data range for SSIM and PSNR: a number, or 'truth' (the truth's valid max - "
-              "min, for LST or NDVI).")
+@click.option(
+    "--ratio",
+    type=float,
+    default=None,
+    help="Resolution ratio coarse/fine pixel size, for ERGAS (e.g. 16).",
+)
+@click.option(
+    "--data-range",
+    default="1.0",
+    show_default=True,
+    help="Data range for SSIM and PSNR: a number, or 'truth' (the truth's valid max - "
+    "min, for LST or NDVI).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-@click.option("--no-scale-check", is_flag=True,
-              help="Score even when prediction and truth differ in scale by more than 20x "
-              "(refused by default: reflectance against x10000 integers; docs/inputs.md).")
+@click.option(
+    "--no-scale-check",
+    is_flag=True,
+    help="Score even when prediction and truth differ in scale by more than 20x "
+    "(refused by default: reflectance against x10000 integers; docs/inputs.md).",
+)
 def evaluate(
-    prediction: str, truth: str, pred_scale: float | None, truth_scale: float | None,
-    truth_offset: float | None, ratio: float | None, data_range: str, as_json: bool,
+    prediction: str,
+    truth: str,
+    pred_scale: float | None,
+    truth_scale: float | None,
+    truth_offset: float | None,
+    ratio: float | None,
+    data_range: str,
+    as_json: bool,
     no_scale_check: bool = False,
-) -> None:  # fmt: skip
+) -> None:
     """Score PREDICTION against TRUTH with the pinned metrics (docs/metrics.md)."""
     from stfusion.api import evaluate_files
 
@@ -43,9 +64,15 @@ def evaluate(
                 f"--data-range {data_range}: give a number or 'truth'."
             ) from None
     report = evaluate_files(
-        prediction, truth, pred_scale=pred_scale, truth_scale=truth_scale,
-        truth_offset=truth_offset, ratio=ratio, data_range=dr, scale_check=not no_scale_check,
-    )  # fmt: skip
+        prediction,
+        truth,
+        pred_scale=pred_scale,
+        truth_scale=truth_scale,
+        truth_offset=truth_offset,
+        ratio=ratio,
+        data_range=dr,
+        scale_check=not no_scale_check,
+    )
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
         return

@@ -15,10 +15,14 @@ from stfusion.cli.options import band_options, scale_options
 @scale_options
 @band_options
 def inspect(
-    files: Sequence[str], fine_scale: float | None, fine_offset: float | None,
-    coarse_scale: float | None, coarse_offset: float | None, resampling: str,
+    files: Sequence[str],
+    fine_scale: float | None,
+    fine_offset: float | None,
+    coarse_scale: float | None,
+    coarse_offset: float | None,
+    resampling: str,
     **band_opts: Any,
-) -> None:  # fmt: skip
+) -> None:
     """Show how each file would be read, and how predict would align it.
 
     The first file is taken as the fine image (its grid is the output grid); the others as

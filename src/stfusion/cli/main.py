@@ -28,9 +28,18 @@ log = logging.getLogger("stfusion")
 #: Command name -> ``module:attribute`` of its click command, imported when first needed.
 COMMANDS: dict[str, str] = {
     name: f"stfusion.cli.{name}:{name}"
-    for name in ("bench", "demo", "distill", "evaluate", "inspect", "methods", "predict",
-                 "series", "train")
-}  # fmt: skip
+    for name in (
+        "bench",
+        "demo",
+        "distill",
+        "evaluate",
+        "inspect",
+        "methods",
+        "predict",
+        "series",
+        "train",
+    )
+}
 
 
 class LazyGroup(click.Group):
@@ -50,10 +59,26 @@ def _show_versions() -> str:
     import importlib.metadata as md
     import platform
 
-    lines = [f"stfusion {stfusion.__version__}", f"python {platform.python_version()}",
-             f"platform {platform.platform()}", f"cpus {os.cpu_count()}"]  # fmt: skip
-    for pkg in ["numpy", "scipy", "numba", "rasterio", "xarray", "rioxarray", "click", "rich",
-                "matplotlib", "dask", "distributed", "torch"]:  # fmt: skip
+    lines = [
+        f"stfusion {stfusion.__version__}",
+        f"python {platform.python_version()}",
+        f"platform {platform.platform()}",
+        f"cpus {os.cpu_count()}",
+    ]
+    for pkg in [
+        "numpy",
+        "scipy",
+        "numba",
+        "rasterio",
+        "xarray",
+        "rioxarray",
+        "click",
+        "rich",
+        "matplotlib",
+        "dask",
+        "distributed",
+        "torch",
+    ]:
         try:
             lines.append(f"{pkg} {md.version(pkg)}")
         except md.PackageNotFoundError:
@@ -171,4 +196,3 @@ def _unraisable(unraisable: Any) -> None:
     if _SIGNALLED and isinstance(unraisable.exc_value, Terminated | KeyboardInterrupt):
         return
     sys.__unraisablehook__(unraisable)
-

@@ -91,7 +91,6 @@ SCALE = FiniteFloat(
 OFFSET = FiniteFloat(what="added after scaling, e.g. -0.2 for Landsat C2")
 
 
-
 # ------------------------------------------------------------------------ declaring options
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
@@ -121,8 +120,16 @@ def params_option(
 
 
 def pairs_option(help: str, required: bool = False) -> Decorator:
-    return click.option("--pair", "pairs", nargs=2, multiple=True, required=required,
-                        type=click.Path(), metavar="FINE COARSE", help=help)  # fmt: skip
+    return click.option(
+        "--pair",
+        "pairs",
+        nargs=2,
+        multiple=True,
+        required=required,
+        type=click.Path(),
+        metavar="FINE COARSE",
+        help=help,
+    )
 
 
 def out_option(help: str) -> Decorator:
@@ -140,21 +147,39 @@ def quiet_option(help: str = "No progress display or summary.") -> Decorator:
 #: ``--fine-scale``, ``--fine-offset``, ``--coarse-scale``, ``--coarse-offset``,
 #: ``--resampling``: how the values and grids of the inputs are read.
 scale_options = stack(
-    click.option("--fine-scale", type=SCALE, default=None,
-                 help="Multiply fine values by this (e.g. 0.0001 for reflectance x10000; "
-                      "Landsat C2: 2.75e-5). Default: the file's own scale metadata, else 1."),
-    click.option("--fine-offset", type=OFFSET, default=None,
-                 help="Add this after scaling (Landsat C2: -0.2). Default: file metadata, "
-                 "else 0."),
-    click.option("--coarse-scale", type=SCALE, default=None,
-                 help="Multiply coarse values by this. Default: file metadata, else 1."),
-    click.option("--coarse-offset", type=OFFSET, default=None,
-                 help="Add this to coarse values after scaling. Default: file metadata, "
-                 "else 0."),
-    click.option("--resampling", type=click.Choice(RESAMPLING_CHOICES), default="nearest",
-                 show_default=True,
-                 help="How a coarse image on its own grid is reprojected onto the fine grid."),
-)  # fmt: skip
+    click.option(
+        "--fine-scale",
+        type=SCALE,
+        default=None,
+        help="Multiply fine values by this (e.g. 0.0001 for reflectance x10000; "
+        "Landsat C2: 2.75e-5). Default: the file's own scale metadata, else 1.",
+    ),
+    click.option(
+        "--fine-offset",
+        type=OFFSET,
+        default=None,
+        help="Add this after scaling (Landsat C2: -0.2). Default: file metadata, else 0.",
+    ),
+    click.option(
+        "--coarse-scale",
+        type=SCALE,
+        default=None,
+        help="Multiply coarse values by this. Default: file metadata, else 1.",
+    ),
+    click.option(
+        "--coarse-offset",
+        type=OFFSET,
+        default=None,
+        help="Add this to coarse values after scaling. Default: file metadata, else 0.",
+    ),
+    click.option(
+        "--resampling",
+        type=click.Choice(RESAMPLING_CHOICES),
+        default="nearest",
+        show_default=True,
+        help="How a coarse image on its own grid is reprojected onto the fine grid.",
+    ),
+)
 
 
 def _band_presets() -> str:
@@ -165,45 +190,85 @@ def _band_presets() -> str:
 
 #: ``--fine-bands``, ``--coarse-bands``, ``--bands``, ``--fine-preset``, ``--coarse-preset``.
 band_options = stack(
-    click.option("--fine-bands", default=None, metavar="LIST",
-                 help="Bands of the fine images to use, in this order: names or 1-based "
-                 "numbers, e.g. SR_B2,SR_B3,SR_B4 or 1,2,3 (docs/inputs.md)."),
-    click.option("--coarse-bands", default=None, metavar="LIST",
-                 help="Bands of the coarse images, in the fine images' order, e.g. "
-                 "3,4,1,2,6,7 (MODIS bands for Landsat blue, green, red, NIR, SWIR1, SWIR2) "
-                 "or HDF field names."),
-    click.option("--bands", "both_bands", default=None, metavar="LIST",
-                 help="The same band choice for fine and coarse images."),
-    click.option("--fine-preset", default=None, metavar="NAME",
-                 help=f"Band choice, scale/offset and QA band of a product ({_band_presets()})."),
-    click.option("--coarse-preset", default=None, metavar="NAME",
-                 help="As --fine-preset, for the coarse images (mod09ga, mcd43a4)."),
-)  # fmt: skip
+    click.option(
+        "--fine-bands",
+        default=None,
+        metavar="LIST",
+        help="Bands of the fine images to use, in this order: names or 1-based "
+        "numbers, e.g. SR_B2,SR_B3,SR_B4 or 1,2,3 (docs/inputs.md).",
+    ),
+    click.option(
+        "--coarse-bands",
+        default=None,
+        metavar="LIST",
+        help="Bands of the coarse images, in the fine images' order, e.g. "
+        "3,4,1,2,6,7 (MODIS bands for Landsat blue, green, red, NIR, SWIR1, SWIR2) "
+        "or HDF field names.",
+    ),
+    click.option(
+        "--bands",
+        "both_bands",
+        default=None,
+        metavar="LIST",
+        help="The same band choice for fine and coarse images.",
+    ),
+    click.option(
+        "--fine-preset",
+        default=None,
+        metavar="NAME",
+        help=f"Band choice, scale/offset and QA band of a product ({_band_presets()}).",
+    ),
+    click.option(
+        "--coarse-preset",
+        default=None,
+        metavar="NAME",
+        help="As --fine-preset, for the coarse images (mod09ga, mcd43a4).",
+    ),
+)
 
 
-def _mask_options(role: str, kind: str, what: str, flags: tuple[str, ...], flags_help: str,
-                  masks_help: str) -> Decorator:  # fmt: skip
+def _mask_options(
+    role: str, kind: str, what: str, flags: tuple[str, ...], flags_help: str, masks_help: str
+) -> Decorator:
     """``--ROLE-mask``, ``--ROLE-mask-kind``, ``--ROLE-mask-flags`` (``flags_help`` names the
     default flags as ``{}``)."""
     return stack(
         click.option(f"--{role}-mask", multiple=True, metavar="DIR_OR_GLOB", help=masks_help),
-        click.option(f"--{role}-mask-kind", type=click.Choice(["binary", kind]),
-                     default="binary", show_default=True,
-                     help=f"binary: nonzero = invalid; {kind}: {what} bits."),
-        click.option(f"--{role}-mask-flags", default=None, metavar="FLAGS",
-                     help=flags_help.format(",".join(flags))),
-    )  # fmt: skip
+        click.option(
+            f"--{role}-mask-kind",
+            type=click.Choice(["binary", kind]),
+            default="binary",
+            show_default=True,
+            help=f"binary: nonzero = invalid; {kind}: {what} bits.",
+        ),
+        click.option(
+            f"--{role}-mask-flags",
+            default=None,
+            metavar="FLAGS",
+            help=flags_help.format(",".join(flags)),
+        ),
+    )
 
 
 #: ``--fine-mask[-kind|-flags]``, ``--coarse-mask[-kind|-flags]``: cloud masks of a series.
 mask_options = stack(
-    _mask_options("fine", "landsat_qa_pixel", "Landsat C2 QA_PIXEL", LANDSAT_DEFAULT_FLAGS,
-                  "QA flags that make a pixel invalid, comma-separated; 'default' stands for "
-                  "{} (e.g. default,snow).",
-                  "Masks of the fine images, matched by the date in their names."),
-    _mask_options("coarse", "mod09_state_1km", "MOD09GA state_1km", MOD09_DEFAULT_FLAGS,
-                  "state_1km flags that make a pixel invalid; 'default' stands for {}.",
-                  "Masks of the coarse images (any grid), matched by date."),
+    _mask_options(
+        "fine",
+        "landsat_qa_pixel",
+        "Landsat C2 QA_PIXEL",
+        LANDSAT_DEFAULT_FLAGS,
+        "QA flags that make a pixel invalid, comma-separated; 'default' stands for "
+        "{} (e.g. default,snow).",
+        "Masks of the fine images, matched by the date in their names.",
+    ),
+    _mask_options(
+        "coarse",
+        "mod09_state_1km",
+        "MOD09GA state_1km",
+        MOD09_DEFAULT_FLAGS,
+        "state_1km flags that make a pixel invalid; 'default' stands for {}.",
+        "Masks of the coarse images (any grid), matched by date.",
+    ),
 )
 
 
@@ -245,8 +310,9 @@ def shown(settings: type, name: str, note: str = "") -> str:
 def setting(settings: type, name: str, type_: Any, help: str) -> Decorator:
     """An option whose default is the settings dataclass field of the same name."""
     flag = "--" + name.replace("_", "-")
-    return click.option(flag, type=type_, default=_field_default(settings, name),
-                        show_default=True, help=help)  # fmt: skip
+    return click.option(
+        flag, type=type_, default=_field_default(settings, name), show_default=True, help=help
+    )
 
 
 def run_size_options(settings: type) -> Decorator:
@@ -264,58 +330,107 @@ def run_control_options(
 ) -> Decorator:
     """``--patience`` ... ``--seed``: stopping, validation block, device, threads, seed."""
     return stack(
-        setting(settings, "patience", int,
-                 "Stop after this many epochs without a better validation loss."),
+        setting(
+            settings,
+            "patience",
+            int,
+            "Stop after this many epochs without a better validation loss.",
+        ),
         setting(settings, "val_fraction", float, val_fraction_help),
-        setting(settings, "steps_per_epoch", int,
-                 "Batches per epoch; 0 = about one pass over the training area (>= 10)."),
+        setting(
+            settings,
+            "steps_per_epoch",
+            int,
+            "Batches per epoch; 0 = about one pass over the training area (>= 10).",
+        ),
         setting(settings, "device", None, device_help),
         setting(settings, "threads", int, threads_help),
         setting(settings, "seed", int, "Random seed."),
-    )  # fmt: skip
+    )
 
 
 def run_data_options(settings: type) -> Decorator:
     """``--no-augment``, ``--dates``, the scale options and the engine options, then
     ``--note``: what train and distill share after their own options."""
     return stack(
-        click.option("--no-augment", "augment", is_flag=True,
-                     default=_field_default(settings, "augment"), flag_value=False,
-                     help="No random rotations/flips of the patches."),
-        click.option("--dates", default=None, metavar="D1,D2,...",
-                     help="Dates of the pairs (YYYY-MM-DD, comma-separated, in --pair order). "
-                     "Default: parsed from the file names (YYYY-MM-DD, YYYYMMDD or YYYYDDD)."),
+        click.option(
+            "--no-augment",
+            "augment",
+            is_flag=True,
+            default=_field_default(settings, "augment"),
+            flag_value=False,
+            help="No random rotations/flips of the patches.",
+        ),
+        click.option(
+            "--dates",
+            default=None,
+            metavar="D1,D2,...",
+            help="Dates of the pairs (YYYY-MM-DD, comma-separated, in --pair order). "
+            "Default: parsed from the file names (YYYY-MM-DD, YYYYMMDD or YYYYDDD).",
+        ),
         scale_options,
         engine_options(settings),
         click.option("--note", default="", help="Free text stored in the checkpoint's metadata."),
-    )  # fmt: skip
+    )
 
 
 def engine_options(settings: type) -> Decorator:
     """The engine and data options shared by ``stfusion train`` and ``stfusion distill``."""
     return stack(
-        click.option("--devices", default=None, metavar="DEV",
-                     help="Where to train: auto (a GPU when there is one), cpu, cuda, cuda:1, "
-                     "cuda:0,1, or a device count [default: --device, auto]."),
-        setting(settings, "precision", click.Choice(PRECISIONS),
-                 "Floating-point precision of training (mixed precision on GPUs)."),
-        setting(settings, "strategy", None,
-                 "Lightning strategy, e.g. ddp for data parallel over --devices (and nodes)."),
-        setting(settings, "workers", click.IntRange(0),
-                 "DataLoader worker processes reading patches; 0 = read in the main process."),
-        setting(settings, "max_gap", click.FloatRange(0.0),
-                 "Pair only dates at most this many days apart; 0 = any two dates of a site."),
-        click.option("--val-dates", default=None, metavar="D1,D2",
-                     help="Hold out these dates (YYYY-MM-DD) for validation: they are targets of "
-                     "validation examples only, never in training. Combinable with "
-                     "--val-fraction."),
-        setting(settings, "val_patches", click.IntRange(1),
-                 "Size of the fixed validation sample (patches of --patch px)."),
-        click.option("--catalog", type=click.Path(dir_okay=False), default=None,
-                     help="CSV with columns site,date,fine,coarse[,mask] (paths relative to the "
-                     "CSV; a mask raster, nonzero = invalid, masks the fine image). Dates are "
-                     "paired only within a site. Beside or instead of --pair."),
-    )  # fmt: skip
+        click.option(
+            "--devices",
+            default=None,
+            metavar="DEV",
+            help="Where to train: auto (a GPU when there is one), cpu, cuda, cuda:1, "
+            "cuda:0,1, or a device count [default: --device, auto].",
+        ),
+        setting(
+            settings,
+            "precision",
+            click.Choice(PRECISIONS),
+            "Floating-point precision of training (mixed precision on GPUs).",
+        ),
+        setting(
+            settings,
+            "strategy",
+            None,
+            "Lightning strategy, e.g. ddp for data parallel over --devices (and nodes).",
+        ),
+        setting(
+            settings,
+            "workers",
+            click.IntRange(0),
+            "DataLoader worker processes reading patches; 0 = read in the main process.",
+        ),
+        setting(
+            settings,
+            "max_gap",
+            click.FloatRange(0.0),
+            "Pair only dates at most this many days apart; 0 = any two dates of a site.",
+        ),
+        click.option(
+            "--val-dates",
+            default=None,
+            metavar="D1,D2",
+            help="Hold out these dates (YYYY-MM-DD) for validation: they are targets of "
+            "validation examples only, never in training. Combinable with "
+            "--val-fraction.",
+        ),
+        setting(
+            settings,
+            "val_patches",
+            click.IntRange(1),
+            "Size of the fixed validation sample (patches of --patch px).",
+        ),
+        click.option(
+            "--catalog",
+            type=click.Path(dir_okay=False),
+            default=None,
+            help="CSV with columns site,date,fine,coarse[,mask] (paths relative to the "
+            "CSV; a mask raster, nonzero = invalid, masks the fine image). Dates are "
+            "paired only within a site. Beside or instead of --pair.",
+        ),
+    )
 
 
 def split_dates(text: str | None) -> list[str]:
@@ -361,8 +476,10 @@ def command_line(ctx: click.Context) -> list[str]:
 def run_meta(ctx: click.Context, note: str) -> dict[str, Any]:
     """The ``meta`` a training or distillation run stores in its checkpoint: the canonical
     command line, the arguments as given, and the ``--note``."""
-    meta: dict[str, Any] = {"command": shlex.join(command_line(ctx)),
-                            "argv": " ".join(sys.argv[1:])}  # fmt: skip
+    meta: dict[str, Any] = {
+        "command": shlex.join(command_line(ctx)),
+        "argv": " ".join(sys.argv[1:]),
+    }
     if note:
         meta["notes"] = note
     return meta

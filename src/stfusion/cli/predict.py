@@ -45,11 +45,22 @@ def _check_scheduler(value: str | None) -> str | None:
     "may be a MODIS .hdf, a quoted glob or comma list of band files, and end in :BANDS "
     "(docs/inputs.md).",
 )
-@click.option("--fine-ref", "fine_ref", default=None, type=click.Path(), metavar="FINE",
-              help="A fine image of any date without its coarse image, in place of --pair, for "
-              "methods that need no coarse image at the reference date (ganstfm).")
-@click.option("--coarse", "target", required=True, type=click.Path(),
-              help="The coarse image at the date to predict.")
+@click.option(
+    "--fine-ref",
+    "fine_ref",
+    default=None,
+    type=click.Path(),
+    metavar="FINE",
+    help="A fine image of any date without its coarse image, in place of --pair, for "
+    "methods that need no coarse image at the reference date (ganstfm).",
+)
+@click.option(
+    "--coarse",
+    "target",
+    required=True,
+    type=click.Path(),
+    help="The coarse image at the date to predict.",
+)
 @out_option("Output GeoTIFF.")
 @params_option()
 @scale_options
@@ -81,13 +92,28 @@ def _check_scheduler(value: str | None) -> str | None:
 @variable_option
 @click.pass_context
 def predict(
-    ctx: click.Context, method: str, pairs: Sequence[tuple[str, str]], fine_ref: str | None,
-    target: str, out: str,
-    params: Sequence[str], fine_scale: float | None, fine_offset: float | None,
-    coarse_scale: float | None, coarse_offset: float | None, resampling: str,
-    mem_limit: float | None, workers: int, threads: int | None, scheduler: str | None,
-    quality: bool, overwrite: bool, quiet: bool, variable: str | None, **band_opts: Any,
-) -> None:  # fmt: skip
+    ctx: click.Context,
+    method: str,
+    pairs: Sequence[tuple[str, str]],
+    fine_ref: str | None,
+    target: str,
+    out: str,
+    params: Sequence[str],
+    fine_scale: float | None,
+    fine_offset: float | None,
+    coarse_scale: float | None,
+    coarse_offset: float | None,
+    resampling: str,
+    mem_limit: float | None,
+    workers: int,
+    threads: int | None,
+    scheduler: str | None,
+    quality: bool,
+    overwrite: bool,
+    quiet: bool,
+    variable: str | None,
+    **band_opts: Any,
+) -> None:
     """Predict the fine image at the date of the --coarse image."""
     from stfusion.api import run_prediction
     from stfusion.inputs import role_options
@@ -100,14 +126,27 @@ def predict(
     t0 = time.monotonic()
     with Progress(method, quiet) as progress:
         info = run_prediction(
-            method=method, pairs=pairs, target=target, out=out, params=params,
-            fine_scale=roles["fine_scale"], fine_offset=roles["fine_offset"],
-            coarse_scale=roles["coarse_scale"], coarse_offset=roles["coarse_offset"],
-            resampling=resampling, mem_limit_mb=mem_limit, workers=workers, threads=threads,
-            overwrite=overwrite, progress=progress.windows, scheduler=scheduler,
-            quality=quality, command=command_line(ctx), fine_bands=roles["fine_bands"],
+            method=method,
+            pairs=pairs,
+            target=target,
+            out=out,
+            params=params,
+            fine_scale=roles["fine_scale"],
+            fine_offset=roles["fine_offset"],
+            coarse_scale=roles["coarse_scale"],
+            coarse_offset=roles["coarse_offset"],
+            resampling=resampling,
+            mem_limit_mb=mem_limit,
+            workers=workers,
+            threads=threads,
+            overwrite=overwrite,
+            progress=progress.windows,
+            scheduler=scheduler,
+            quality=quality,
+            command=command_line(ctx),
+            fine_bands=roles["fine_bands"],
             coarse_bands=roles["coarse_bands"],
-        )  # fmt: skip
+        )
     if not quiet:
         for note in info["notes"]:
             click.echo(f"note: {note}", err=True)

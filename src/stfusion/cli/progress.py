@@ -45,11 +45,14 @@ class Progress:
             from rich import progress as rp
 
             self._bar = rp.Progress(
-                rp.TextColumn("{task.description}"), rp.BarColumn(),
+                rp.TextColumn("{task.description}"),
+                rp.BarColumn(),
                 rp.TextColumn(f"{{task.completed}}/{{task.total}} {self.unit}"),
-                rp.TimeElapsedColumn(), rp.TimeRemainingColumn(),
-                console=console(stderr=True), transient=True,
-            )  # fmt: skip
+                rp.TimeElapsedColumn(),
+                rp.TimeRemainingColumn(),
+                console=console(stderr=True),
+                transient=True,
+            )
             self._bar.start()
             self._task = self._bar.add_task(self.label, total=total)
         fields = {} if description is None else {"description": description}

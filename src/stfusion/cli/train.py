@@ -24,19 +24,25 @@ def model_choices() -> list[str]:
     trains directly here (``stfusion distill`` trains it from a teacher)."""
     from stfusion.methods import available
 
-    return [name for name, spec in available().items()
-            if spec.startswith("stfusion.methods.deep")]  # fmt: skip
+    return [name for name, spec in available().items() if spec.startswith("stfusion.methods.deep")]
 
 
 def _weight(flag: str, setting: str, help: str, note: str = "") -> Any:
     """An optional float (None: the setting's default, which the help shows)."""
-    return click.option(flag, type=float, default=None,
-                        help=f"{help} {opt.shown(TrainSettings, setting, note)}.")  # fmt: skip
+    return click.option(
+        flag, type=float, default=None, help=f"{help} {opt.shown(TrainSettings, setting, note)}."
+    )
 
 
 @click.command("train")
-@click.option("--model", "-m", type=click.Choice(model_choices()),
-              default=TrainSettings.model, show_default=True, help="Network to train.")
+@click.option(
+    "--model",
+    "-m",
+    type=click.Choice(model_choices()),
+    default=TrainSettings.model,
+    show_default=True,
+    help="Network to train.",
+)
 @opt.pairs_option(
     "A fine image and the coarse image of the same date; two or more dates (or give "
     "--catalog). Every ordered pair of dates becomes a training example."
@@ -44,11 +50,15 @@ def _weight(flag: str, setting: str, help: str, note: str = "") -> Any:
 @opt.out_option(
     "Checkpoint to write (a loss log .log.csv and curve .loss.png are written beside it)."
 )
-@click.option("--size", type=click.Choice(["tiny", "small", "paper", "nano", "micro", "mini"]),
-              default=TrainSettings.size, show_default=True,
-              help="Network width: paper = the published 32/64/128 "
-              "feature maps; small and tiny are 2x and 4x narrower. The student (--model "
-              "student) has nano, micro, mini; tiny, small, paper mean those for it.")
+@click.option(
+    "--size",
+    type=click.Choice(["tiny", "small", "paper", "nano", "micro", "mini"]),
+    default=TrainSettings.size,
+    show_default=True,
+    help="Network width: paper = the published 32/64/128 "
+    "feature maps; small and tiny are 2x and 4x narrower. The student (--model "
+    "student) has nano, micro, mini; tiny, small, paper mean those for it.",
+)
 @opt.run_size_options(TrainSettings)
 @opt.run_control_options(
     TrainSettings,
@@ -57,56 +67,121 @@ def _weight(flag: str, setting: str, help: str, note: str = "") -> Any:
     threads_help="torch CPU threads (0 = torch's default). 1 is often fastest on a busy "
     "machine; results are reproducible for a given thread count.",
 )
-@click.option("--content", type=click.Choice(["mse", "l1"]), default=None,
-              help="Content loss. Default: l1 for GANs, else mse (EDCSTFN's compound loss and "
-              "the GANs add feature and MS-SSIM terms).")
-@opt.setting(TrainSettings, "ae_steps", int,
-             "EDCSTFN, GANs: training steps of the feature-loss autoencoder.")
+@click.option(
+    "--content",
+    type=click.Choice(["mse", "l1"]),
+    default=None,
+    help="Content loss. Default: l1 for GANs, else mse (EDCSTFN's compound loss and "
+    "the GANs add feature and MS-SSIM terms).",
+)
+@opt.setting(
+    TrainSettings, "ae_steps", int, "EDCSTFN, GANs: training steps of the feature-loss autoencoder."
+)
 @_weight("--vision-weight", "alpha", "EDCSTFN, GANs: weight of the 1 - MS-SSIM loss")
-@_weight("--feature-weight", "beta",
-         "EDCSTFN, GANs: weight of the autoencoder feature loss; 0 = no autoencoder")
-@click.option("--discriminator", default=None,
-              help="GANs: discriminator name (patchgan, ...) [default: the model's own; ganstfm: "
-              "patchgan].")
-@click.option("--gan-loss", type=click.Choice(["lsgan", "hinge"]), default=None,
-              help="GANs: adversarial loss, least squares or hinge "
-              f"{opt.shown(TrainSettings, 'gan_loss')}.")
+@_weight(
+    "--feature-weight",
+    "beta",
+    "EDCSTFN, GANs: weight of the autoencoder feature loss; 0 = no autoencoder",
+)
+@click.option(
+    "--discriminator",
+    default=None,
+    help="GANs: discriminator name (patchgan, ...) [default: the model's own; ganstfm: patchgan].",
+)
+@click.option(
+    "--gan-loss",
+    type=click.Choice(["lsgan", "hinge"]),
+    default=None,
+    help=f"GANs: adversarial loss, least squares or hinge {opt.shown(TrainSettings, 'gan_loss')}.",
+)
 @_weight("--adv-weight", "adv_weight", "GANs: weight of the adversarial loss", ", GAN-STFM's")
 @_weight("--fm-weight", "fm_weight", "GANs: weight of discriminator feature matching")
 @_weight("--sam-weight", "sam_weight", "GANs: weight of the spectral-angle loss (1 - cos)")
-@click.option("--d-lr", type=float, default=None,
-              help="GANs: discriminator learning rate [default: the same as --lr].")
-@_weight("--label-smoothing", "label_smoothing",
-         "GANs: one-sided label smoothing, the real target becomes 1 - this")
+@click.option(
+    "--d-lr",
+    type=float,
+    default=None,
+    help="GANs: discriminator learning rate [default: the same as --lr].",
+)
+@_weight(
+    "--label-smoothing",
+    "label_smoothing",
+    "GANs: one-sided label smoothing, the real target becomes 1 - this",
+)
 @_weight("--clip", "clip", "GANs: clip each network's gradient norm to this; 0 = no clipping")
-@click.option("--time-mix", type=click.FloatRange(0.0, 1.0), default=None,
-              help="Share of training patches whose target is moved to a random point between the "
-              "two dates (coarse and fine alike: changes of every size up to the observed one; "
-              f"docs/deep.md) {opt.shown(TrainSettings, 'time_mix')}.")
+@click.option(
+    "--time-mix",
+    type=click.FloatRange(0.0, 1.0),
+    default=None,
+    help="Share of training patches whose target is moved to a random point between the "
+    "two dates (coarse and fine alike: changes of every size up to the observed one; "
+    f"docs/deep.md) {opt.shown(TrainSettings, 'time_mix')}.",
+)
 @opt.run_data_options(TrainSettings)
-@click.option("--init", default="shipped", show_default=True, metavar="shipped|none|CKPT",
-              help="Initial weights: shipped = fine-tune the model's shipped weights (same "
-              "--size; other sizes start fresh with a warning), none = fresh (the correction "
-              "to the physical baseline starts at zero), or a checkpoint of the same model and "
-              "size.")
+@click.option(
+    "--init",
+    default="shipped",
+    show_default=True,
+    metavar="shipped|none|CKPT",
+    help="Initial weights: shipped = fine-tune the model's shipped weights (same "
+    "--size; other sizes start fresh with a warning), none = fresh (the correction "
+    "to the physical baseline starts at zero), or a checkpoint of the same model and "
+    "size.",
+)
 @click.option("--resume", is_flag=True, help="Continue the run saved in --out.")
 @opt.overwrite_option()
 @opt.quiet_option()
 @click.pass_context
 def train(
-    ctx: click.Context, model: str, pairs: Sequence[tuple[str, str]], out: str, size: str,
-    epochs: int, patch: int, batch: int, lr: float, patience: int, val_fraction: float,
-    steps_per_epoch: int, device: str, threads: int, seed: int, content: str | None,
-    ae_steps: int, vision_weight: float | None, feature_weight: float | None,
-    discriminator: str | None, gan_loss: str | None, adv_weight: float | None,
-    fm_weight: float | None, sam_weight: float | None, d_lr: float | None,
-    label_smoothing: float | None, clip: float | None, time_mix: float | None, augment: bool,
-    dates: str | None, fine_scale: float | None, fine_offset: float | None,
-    coarse_scale: float | None, coarse_offset: float | None, resampling: str,
-    devices: str | None, precision: str, strategy: str, workers: int, max_gap: float,
-    val_dates: str | None, val_patches: int, catalog: str | None, init: str, note: str,
-    resume: bool, overwrite: bool, quiet: bool,
-) -> None:  # fmt: skip
+    ctx: click.Context,
+    model: str,
+    pairs: Sequence[tuple[str, str]],
+    out: str,
+    size: str,
+    epochs: int,
+    patch: int,
+    batch: int,
+    lr: float,
+    patience: int,
+    val_fraction: float,
+    steps_per_epoch: int,
+    device: str,
+    threads: int,
+    seed: int,
+    content: str | None,
+    ae_steps: int,
+    vision_weight: float | None,
+    feature_weight: float | None,
+    discriminator: str | None,
+    gan_loss: str | None,
+    adv_weight: float | None,
+    fm_weight: float | None,
+    sam_weight: float | None,
+    d_lr: float | None,
+    label_smoothing: float | None,
+    clip: float | None,
+    time_mix: float | None,
+    augment: bool,
+    dates: str | None,
+    fine_scale: float | None,
+    fine_offset: float | None,
+    coarse_scale: float | None,
+    coarse_offset: float | None,
+    resampling: str,
+    devices: str | None,
+    precision: str,
+    strategy: str,
+    workers: int,
+    max_gap: float,
+    val_dates: str | None,
+    val_patches: int,
+    catalog: str | None,
+    init: str,
+    note: str,
+    resume: bool,
+    overwrite: bool,
+    quiet: bool,
+) -> None:
     """Train a deep fusion network (DCSTFN, EDCSTFN, GAN-STFM, ViTGAN, STFDCNN) on your own pairs.
 
     GANs (ganstfm, vitgan) train with the adversarial loop: generator and discriminator losses are
@@ -127,32 +202,64 @@ def train(
     from stfusion.io import Scaling
 
     optional: dict[str, Any] = {
-        "content": content, "alpha": vision_weight, "beta": feature_weight,
-        "discriminator": discriminator, "gan_loss": gan_loss, "adv_weight": adv_weight,
-        "fm_weight": fm_weight, "sam_weight": sam_weight, "d_lr": d_lr,
-        "label_smoothing": label_smoothing, "clip": clip, "time_mix": time_mix,
-    }  # fmt: skip
+        "content": content,
+        "alpha": vision_weight,
+        "beta": feature_weight,
+        "discriminator": discriminator,
+        "gan_loss": gan_loss,
+        "adv_weight": adv_weight,
+        "fm_weight": fm_weight,
+        "sam_weight": sam_weight,
+        "d_lr": d_lr,
+        "label_smoothing": label_smoothing,
+        "clip": clip,
+        "time_mix": time_mix,
+    }
     if not pairs and not catalog:
         raise click.UsageError("give the training pairs: --pair FINE COARSE (2+) or --catalog.")
     if model == "student":
         size = STUDENT_SIZE_FOR.get(size, size)
     cfg = TrainConfig(
-        model=model, size=size, epochs=epochs, patch=patch, batch=batch, lr=lr,
-        steps_per_epoch=steps_per_epoch, val_fraction=val_fraction, patience=patience,
-        seed=seed, device=devices or device, augment=augment, ae_steps=ae_steps,
-        threads=threads, precision=precision, strategy=strategy, workers=workers,
-        max_gap=max_gap, val_dates=opt.split_dates(val_dates), val_patches=val_patches,
-        init=init, **{k: v for k, v in optional.items() if v is not None},
-    )  # fmt: skip
+        model=model,
+        size=size,
+        epochs=epochs,
+        patch=patch,
+        batch=batch,
+        lr=lr,
+        steps_per_epoch=steps_per_epoch,
+        val_fraction=val_fraction,
+        patience=patience,
+        seed=seed,
+        device=devices or device,
+        augment=augment,
+        ae_steps=ae_steps,
+        threads=threads,
+        precision=precision,
+        strategy=strategy,
+        workers=workers,
+        max_gap=max_gap,
+        val_dates=opt.split_dates(val_dates),
+        val_patches=val_patches,
+        init=init,
+        **{k: v for k, v in optional.items() if v is not None},
+    )
     t0 = time.monotonic()
     with Progress(model, quiet) as progress:
         result = run_training(
-            list(pairs), out, cfg, dates=opt.split_dates(dates) or None,
+            list(pairs),
+            out,
+            cfg,
+            dates=opt.split_dates(dates) or None,
             fine_scaling=Scaling(fine_scale, fine_offset),
-            coarse_scaling=Scaling(coarse_scale, coarse_offset), resampling=resampling,
-            resume=resume, overwrite=overwrite, progress=progress.epochs,
-            progress_bar=not quiet, meta=opt.run_meta(ctx, note), catalog=catalog,
-        )  # fmt: skip
+            coarse_scaling=Scaling(coarse_scale, coarse_offset),
+            resampling=resampling,
+            resume=resume,
+            overwrite=overwrite,
+            progress=progress.epochs,
+            progress_bar=not quiet,
+            meta=opt.run_meta(ctx, note),
+            catalog=catalog,
+        )
     if quiet:
         return
     from stfusion.dl.train import log_paths

@@ -108,9 +108,13 @@ MAX_WIDTH = 8192
 MAX_PARAMETERS = 200_000_000
 #: Keys every checkpoint has, and their types after ``torch.load``.
 REQUIRED: dict[str, type | tuple[type, ...]] = {
-    "model": str, "network": dict, "state_dict": dict, "bands": int, "band_names": list,
+    "model": str,
+    "network": dict,
+    "state_dict": dict,
+    "bands": int,
+    "band_names": list,
     "norm": dict,
-}  # fmt: skip
+}
 
 
 def _sizes(p: Path, key: str, config: Any, bands: int) -> int:
@@ -124,14 +128,22 @@ def _sizes(p: Path, key: str, config: Any, bands: int) -> int:
     if not isinstance(widths, list) or not widths:
         raise _damaged(p, f"'{key}' has no 'channels' list")
     if config.get("bands") != bands:
-        raise _damaged(p, f"'{key}' is for {config.get('bands')!r} bands, the checkpoint for "
-                          f"{bands}")  # fmt: skip
-    numbers = [v for k, v in config.items() if k not in ("channels", "state_dict", "losses")
-               and isinstance(v, int) and not isinstance(v, bool)] + widths  # fmt: skip
+        raise _damaged(
+            p, f"'{key}' is for {config.get('bands')!r} bands, the checkpoint for {bands}"
+        )
+    numbers = [
+        v
+        for k, v in config.items()
+        if k not in ("channels", "state_dict", "losses")
+        and isinstance(v, int)
+        and not isinstance(v, bool)
+    ] + widths
     for v in numbers:
         if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= MAX_WIDTH:
-            raise _damaged(p, f"'{key}' asks for a size of {v!r} (sizes must be integers from "
-                              f"0 to {MAX_WIDTH})")  # fmt: skip
+            raise _damaged(
+                p,
+                f"'{key}' asks for a size of {v!r} (sizes must be integers from 0 to {MAX_WIDTH})",
+            )
     return 9 * (3 * bands + sum(widths)) ** 2
 
 

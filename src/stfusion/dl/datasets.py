@@ -181,9 +181,7 @@ def dihedral(a: np.ndarray, k: int, flip: bool) -> np.ndarray:
     return np.ascontiguousarray(a[..., ::-1] if flip else a)
 
 
-def time_mixed(
-    parts: tuple[np.ndarray, ...], a: float
-) -> tuple[np.ndarray, ...]:
+def time_mixed(parts: tuple[np.ndarray, ...], a: float) -> tuple[np.ndarray, ...]:
     """The target moved to ``a`` in [0, 1) between the dates: ``C_r + a (C_t - C_r)``,
     ``F_r + a (F_t - F_r)`` (docs/deep.md, ``--time-mix``)."""
     f_r, c_r, c_t, f_t, m = parts
@@ -254,8 +252,11 @@ class _KeptOpenFileSource(FileSource):
         out, inside, dest = self._padded(window, halo)
         if inside.width and inside.height:
             block = _read_scaled(_handle(self.path), inside, self.scale, self.offset)
-            out[:, dest.row_off : dest.row_off + dest.height,
-                dest.col_off : dest.col_off + dest.width] = block  # fmt: skip
+            out[
+                :,
+                dest.row_off : dest.row_off + dest.height,
+                dest.col_off : dest.col_off + dest.width,
+            ] = block
         return out
 
 
@@ -285,9 +286,7 @@ class _Reader:
     """
 
     def __init__(self, sites: Sequence[Site], norm: Normalisation) -> None:
-        self.sites = [
-            Site(s.name, copy.copy(s.scene), s.dates, s.block) for s in sites
-        ]
+        self.sites = [Site(s.name, copy.copy(s.scene), s.dates, s.block) for s in sites]
         for s in self.sites:
             s.scene.pairs = [(kept_open(f), kept_open(c)) for f, c in s.scene.pairs]
         self.per_sample = norm.per_sample
@@ -478,8 +477,11 @@ class ValidationDataset(torch.utils.data.Dataset):
         self.reader = _Reader(sites, norm)
         self.patch = patch
         rng = np.random.default_rng([seed, 7919])
-        spatial = [e for e in pair_examples(sites, held_out, max_gap, "train")
-                   if sites[e.site].block is not None]  # fmt: skip
+        spatial = [
+            e
+            for e in pair_examples(sites, held_out, max_gap, "train")
+            if sites[e.site].block is not None
+        ]
         dated = pair_examples(sites, held_out, max_gap, "held_out") if held_out else []
         if held_out and not dated:
             raise InvalidParameterError(
@@ -520,8 +522,10 @@ class ValidationDataset(torch.utils.data.Dataset):
         if it.block is not None:
             b = it.block
             inside = np.zeros((ph, pw), bool)
-            inside[max(b.row - it.row, 0) : b.row + b.height - it.row,
-                   max(b.col - it.col, 0) : b.col + b.width - it.col] = True  # fmt: skip
+            inside[
+                max(b.row - it.row, 0) : b.row + b.height - it.row,
+                max(b.col - it.col, 0) : b.col + b.width - it.col,
+            ] = True
             parts = (*parts[:4], parts[4] & inside[None])
         if self.reader.per_sample:
             return _to_tensors(parts, self.reader.sample_stats(it.example, it.band))
@@ -568,10 +572,14 @@ def loader(
     """A DataLoader over ``dataset`` with an :class:`EpochSampler`."""
     assert isinstance(dataset, Sized)  # ours are map-style, with a length
     return torch.utils.data.DataLoader(
-        dataset, batch_size=batch, sampler=EpochSampler(len(dataset), fixed),
-        num_workers=workers, drop_last=drop_last, persistent_workers=False,
+        dataset,
+        batch_size=batch,
+        sampler=EpochSampler(len(dataset), fixed),
+        num_workers=workers,
+        drop_last=drop_last,
+        persistent_workers=False,
         pin_memory=False,
-    )  # fmt: skip
+    )
 
 
 # ----------------------------------------------------------------------------- opening
@@ -620,9 +628,10 @@ def read_catalog(path: str | os.PathLike[str]) -> dict[str, list[PairSpec]]:
 
         mask = row.get("mask") or None
         out.setdefault(row["site"] or "site", []).append(
-            PairSpec(resolve(row["fine"]), resolve(row["coarse"]), date,
-                     resolve(mask) if mask else None)
-        )  # fmt: skip
+            PairSpec(
+                resolve(row["fine"]), resolve(row["coarse"]), date, resolve(mask) if mask else None
+            )
+        )
     return out
 
 
@@ -642,8 +651,9 @@ def open_sites(
         raw = [(s.fine, s.coarse) for s in specs]
         given = [s.date for s in specs if s.date]
         dates = resolve_dates(raw, given if len(given) == len(specs) else None)
-        scene = open_scene(raw, fine_scaling=fine_scaling, coarse_scaling=coarse_scaling,
-                           resampling=resampling)  # fmt: skip
+        scene = open_scene(
+            raw, fine_scaling=fine_scaling, coarse_scaling=coarse_scaling, resampling=resampling
+        )
         if any(s.mask for s in specs):
             from stfusion.qa import MaskedSource
 
@@ -692,8 +702,13 @@ def describe(sites: Sequence[Site]) -> dict[str, Any]:
 def describe_sites(sites: Sequence[Site]) -> list[dict[str, Any]]:
     """Per site: name, dates, shape, band count and names, resolution ratio (checkpoints)."""
     return [
-        {"site": s.name, "dates": list(s.dates or []), "shape": list(s.shape),
-         "bands": int(s.scene.count), "band_names": list(s.scene.band_names),
-         "ratio": s.scene.ratio}
+        {
+            "site": s.name,
+            "dates": list(s.dates or []),
+            "shape": list(s.shape),
+            "bands": int(s.scene.count),
+            "band_names": list(s.scene.band_names),
+            "ratio": s.scene.ratio,
+        }
         for s in sites
-    ]  # fmt: skip
+    ]

@@ -169,8 +169,9 @@ class StudentCheckpoint(Checkpoint):
         if cfg.get("network") != StudentNet.name or cfg.get("agnostic"):
             return super().network(state)
         net = StudentNet(int(cfg["bands"]), tuple(int(c) for c in cfg["channels"]))
-        net.load_state_dict(self.data["state_dict"] if state == "best" else
-                            self.data["resume"]["state_dict"])  # fmt: skip
+        net.load_state_dict(
+            self.data["state_dict"] if state == "best" else self.data["resume"]["state_dict"]
+        )
         return net.eval()
 
 
@@ -197,9 +198,10 @@ def check_student_size(
     sizes that would do (named in the message)."""
     if student_params > MAX_PARAMETER_FRACTION * teacher_params:
         choose = (
-            f"choose --student {' or '.join(fitting)}" if fitting
+            f"choose --student {' or '.join(fitting)}"
+            if fitting
             else "no student size is small enough for it; distil a larger teacher"
-        )  # fmt: skip
+        )
         raise InvalidParameterError(
             f"student {student} has {student_params:,} parameters, more than a tenth of the "
             f"{teacher}'s {teacher_params:,} (at most {int(teacher_params * 0.1):,}): a "
@@ -432,9 +434,14 @@ def forward_seconds_per_mp(
 
 
 def measure(
-    module: Any, teacher: Teacher, data: RunData, val_loader: Any, cfg: DistillConfig,
-    best_state: dict[str, torch.Tensor], history: list[dict[str, float]],
-) -> dict[str, Any]:  # fmt: skip
+    module: Any,
+    teacher: Teacher,
+    data: RunData,
+    val_loader: Any,
+    cfg: DistillConfig,
+    best_state: dict[str, torch.Tensor],
+    history: list[dict[str, float]],
+) -> dict[str, Any]:
     """Validation RMSE of the best student (and of the teacher and the additive baseline on
     the same sample), and CPU speed of teacher and student on the same tiles."""
     module.net.load_state_dict(best_state)
@@ -442,8 +449,10 @@ def measure(
     student = copy.deepcopy(module.net).cpu().eval()
     t_net = copy.deepcopy(teacher.net).cpu().eval()
     multiple = math.lcm(int(t_net.multiple), int(student.multiple))
-    overlap = max(default_overlap(int(t_net.radius), int(t_net.multiple)),
-                  default_overlap(int(student.radius), int(student.multiple)))  # fmt: skip
+    overlap = max(
+        default_overlap(int(t_net.radius), int(t_net.multiple)),
+        default_overlap(int(student.radius), int(student.multiple)),
+    )
     tiles, mp = _speed_tiles(data, cfg.speed_tile, overlap, multiple)
     t_speed = forward_seconds_per_mp(t_net, tiles, mp, cfg.speed_repeat)
     s_speed = forward_seconds_per_mp(student, tiles, mp, cfg.speed_repeat)
@@ -531,8 +540,14 @@ def distill(
         )
     t_net = t_ck.network()
 
-    sites = open_training_sites(pairs, dates=dates, catalog=catalog, fine_scaling=fine_scaling,
-                                coarse_scaling=coarse_scaling, resampling=resampling)  # fmt: skip
+    sites = open_training_sites(
+        pairs,
+        dates=dates,
+        catalog=catalog,
+        fine_scaling=fine_scaling,
+        coarse_scaling=coarse_scaling,
+        resampling=resampling,
+    )
     scene = sites[0].scene
     for site in sites:
         sc = site.scene
@@ -579,12 +594,21 @@ def distill(
 
         L.seed_everything(cfg.seed, workers=True, verbose=False)
         student = make_student(scene.count, cfg.student)
-        adapter = nn.Conv2d(student.channels[-1], width, 1) if (
-            cfg.beta and layer is not None and width) else None  # fmt: skip
+        adapter = (
+            nn.Conv2d(student.channels[-1], width, 1)
+            if (cfg.beta and layer is not None and width)
+            else None
+        )
         module = engine.DistillModule(
-            student, adapter, tm, DistillLoss(cfg.alpha, cfg.beta), content_loss("mse"), cfg.lr,
-            data.norm.std, cfg.alpha,
-        )  # fmt: skip
+            student,
+            adapter,
+            tm,
+            DistillLoss(cfg.alpha, cfg.beta),
+            content_loss("mse"),
+            cfg.lr,
+            data.norm.std,
+            cfg.alpha,
+        )
         summary: dict[str, Any] = {}
 
         def payload(rec: engine.RunRecorder, mod: engine.FusionModule) -> dict[str, Any]:
@@ -594,8 +618,10 @@ def distill(
             rec_out["teacher"] = info["teacher"]
             rec_out["parameters"] = parameter_count(student)
             if adapter is not None:
-                rec_out["adapter"] = {"feature_layer": tm.feature_layer,
-                                      "state_dict": cpu_state(adapter.state_dict())}  # fmt: skip
+                rec_out["adapter"] = {
+                    "feature_layer": tm.feature_layer,
+                    "state_dict": cpu_state(adapter.state_dict()),
+                }
             if summary:
                 rec_out["distillation"] = summary
             return rec_out
@@ -607,15 +633,23 @@ def distill(
             save_checkpoint(out, payload(rec, module))
     speed = summary["speed"]
     return DistillResult(
-        checkpoint=out, epochs=rec.epoch, best_epoch=rec.best_epoch,
-        best_val_loss=rec.best_loss, seconds=rec.seconds, stopped_early=rec.bad >= cfg.patience,
-        teacher_parameters=teacher_params, student_parameters=student_params,
-        feature_layer=layer or "", teacher_val_rmse=summary["teacher_val_rmse"],
+        checkpoint=out,
+        epochs=rec.epoch,
+        best_epoch=rec.best_epoch,
+        best_val_loss=rec.best_loss,
+        seconds=rec.seconds,
+        stopped_early=rec.bad >= cfg.patience,
+        teacher_parameters=teacher_params,
+        student_parameters=student_params,
+        feature_layer=layer or "",
+        teacher_val_rmse=summary["teacher_val_rmse"],
         student_val_rmse=summary["student_val_rmse"],
         additive_val_rmse=summary["additive_val_rmse"],
-        teacher_s_per_mp=speed["teacher_s_per_mp"], student_s_per_mp=speed["student_s_per_mp"],
-        threads=int(speed["threads"]), history=rec.history,
-    )  # fmt: skip
+        teacher_s_per_mp=speed["teacher_s_per_mp"],
+        student_s_per_mp=speed["student_s_per_mp"],
+        threads=int(speed["threads"]),
+        history=rec.history,
+    )
 
 
 def random_student_checkpoint(
@@ -666,8 +700,20 @@ def random_student_checkpoint(
 
 
 __all__ = [
-    "MAX_PARAMETER_FRACTION", "DistillConfig", "DistillLoss", "DistillResult",
-    "StudentCheckpoint", "Teacher", "auto_feature_layer", "check_student_size", "distill",
-    "feature_layers", "feature_loss", "forward_seconds_per_mp", "load_student", "masked_mse",
-    "parameter_count", "random_student_checkpoint",
-]  # fmt: skip
+    "MAX_PARAMETER_FRACTION",
+    "DistillConfig",
+    "DistillLoss",
+    "DistillResult",
+    "StudentCheckpoint",
+    "Teacher",
+    "auto_feature_layer",
+    "check_student_size",
+    "distill",
+    "feature_layers",
+    "feature_loss",
+    "forward_seconds_per_mp",
+    "load_student",
+    "masked_mse",
+    "parameter_count",
+    "random_student_checkpoint",
+]

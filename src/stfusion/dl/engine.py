@@ -137,8 +137,7 @@ def resume_path(out: str | os.PathLike[str]) -> Path:
 @contextlib.contextmanager
 def quiet_lightning() -> Iterator[None]:
     """Lightning's informational logs and data-loader hints off (the CLI reports itself)."""
-    loggers = [logging.getLogger(n) for n in ("lightning.pytorch", "lightning.fabric",
-                                              "lightning")]  # fmt: skip
+    loggers = [logging.getLogger(n) for n in ("lightning.pytorch", "lightning.fabric", "lightning")]
     levels = [lg.level for lg in loggers]
     try:
         for lg in loggers:
@@ -192,14 +191,24 @@ def make_trainer(
     if bar:
         cbs.append(TQDMProgressBar(leave=False))
     return L.Trainer(
-        accelerator=accelerator, devices=devices, strategy=settings.strategy,
+        accelerator=accelerator,
+        devices=devices,
+        strategy=settings.strategy,
         precision=check_precision(settings.precision),  # type: ignore[arg-type]  # a checked literal
-        max_epochs=max_epochs, max_steps=max_steps, callbacks=cbs, logger=logger,
+        max_epochs=max_epochs,
+        max_steps=max_steps,
+        callbacks=cbs,
+        logger=logger,
         enable_checkpointing=any(isinstance(c, ModelCheckpoint) for c in cbs),
-        enable_progress_bar=bar, enable_model_summary=False, num_sanity_val_steps=0,
-        limit_val_batches=1.0 if validate else 0, use_distributed_sampler=False,
-        default_root_dir=str(root), log_every_n_steps=1, deterministic=False,
-    )  # fmt: skip
+        enable_progress_bar=bar,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=1.0 if validate else 0,
+        use_distributed_sampler=False,
+        default_root_dir=str(root),
+        log_every_n_steps=1,
+        deterministic=False,
+    )
 
 
 # ----------------------------------------------------------------------------- modules
@@ -229,20 +238,27 @@ class FusionModule(L.LightningModule):
     # A buffer (register_buffer), declared for the type checker.
     std_: torch.Tensor
 
-    def __init__(self, net: torch.nn.Module, criterion: torch.nn.Module | None, lr: float,
-                 std: Sequence[float] | np.ndarray) -> None:  # fmt: skip
+    def __init__(
+        self,
+        net: torch.nn.Module,
+        criterion: torch.nn.Module | None,
+        lr: float,
+        std: Sequence[float] | np.ndarray,
+    ) -> None:
         super().__init__()
         self.net = net
         self.criterion = criterion
         self.lr = float(lr)
-        self.register_buffer("std_", torch.as_tensor(np.asarray(std), dtype=torch.float64),
-                             persistent=False)  # fmt: skip
+        self.register_buffer(
+            "std_", torch.as_tensor(np.asarray(std), dtype=torch.float64), persistent=False
+        )
         self.steps: list[dict[str, float]] = []
         self.val_metrics: dict[str, float] = {}
         self._sums: dict[str, torch.Tensor] = {}
 
-    def forward(self, fine_ref: torch.Tensor, coarse_ref: torch.Tensor,
-                coarse_target: torch.Tensor) -> torch.Tensor:  # fmt: skip
+    def forward(
+        self, fine_ref: torch.Tensor, coarse_ref: torch.Tensor, coarse_target: torch.Tensor
+    ) -> torch.Tensor:
         return self.net(fine_ref, coarse_ref, coarse_target)
 
     def configure_optimizers(self) -> Any:
@@ -251,12 +267,16 @@ class FusionModule(L.LightningModule):
     def record(self, row: dict[str, float]) -> None:
         """Keep one step's values for the epoch row; show the loss on the progress bar."""
         self.steps.append(row)
-        self.log("train_loss", row["train_loss"], prog_bar=True, on_step=True, on_epoch=False,
-                 batch_size=1)  # fmt: skip
+        self.log(
+            "train_loss",
+            row["train_loss"],
+            prog_bar=True,
+            on_step=True,
+            on_epoch=False,
+            batch_size=1,
+        )
 
-    def training_step(
-        self, batch: Sequence[torch.Tensor], batch_idx: int
-    ) -> torch.Tensor | None:
+    def training_step(self, batch: Sequence[torch.Tensor], batch_idx: int) -> torch.Tensor | None:
         fr, cr, ct, ft, mask = batch[:5]
         assert self.criterion is not None  # only STFDCNNModule has none; it has its own step
         loss, parts = self.criterion(self.net(fr, cr, ct), ft, mask, _stats(batch))
@@ -287,8 +307,14 @@ class FusionModule(L.LightningModule):
         v = value.detach().to(torch.float64)
         self._sums[key] = self._sums[key] + v if key in self._sums else v
 
-    def add_rmse(self, key: str, pred: torch.Tensor, truth: torch.Tensor,
-                 mask: torch.Tensor, stats: torch.Tensor | None = None) -> None:  # fmt: skip
+    def add_rmse(
+        self,
+        key: str,
+        pred: torch.Tensor,
+        truth: torch.Tensor,
+        mask: torch.Tensor,
+        stats: torch.Tensor | None = None,
+    ) -> None:
         """Accumulate per-band squared errors (normalised units; with per-sample ``stats``,
         physical units) over ``mask``."""
         m = mask.to(pred.dtype)
@@ -370,8 +396,9 @@ class AdversarialModule(FusionModule):
         opts = self.optimizers()
         assert isinstance(opts, list)  # two optimizers: Lightning gives the list
         g_opt, d_opt = opts
-        row = self.gan.step(*batch[:5], stats=_stats(batch), g_opt=g_opt, d_opt=d_opt,
-                            backward=self.manual_backward)  # fmt: skip
+        row = self.gan.step(
+            *batch[:5], stats=_stats(batch), g_opt=g_opt, d_opt=d_opt, backward=self.manual_backward
+        )
         self.record(row)
 
     def epoch_row(self) -> dict[str, float]:
@@ -389,8 +416,13 @@ class STFDCNNModule(FusionModule):
 
     net: STFDCNNNet | AgnosticNet  # band-agnostic: an AgnosticNet around a 1-band STFDCNNNet
 
-    def __init__(self, net: STFDCNNNet | AgnosticNet, content: str, lr: float,
-                 std: Sequence[float] | np.ndarray) -> None:  # fmt: skip
+    def __init__(
+        self,
+        net: STFDCNNNet | AgnosticNet,
+        content: str,
+        lr: float,
+        std: Sequence[float] | np.ndarray,
+    ) -> None:
         super().__init__(net, None, lr, std)
         self.content = content
 
@@ -398,8 +430,13 @@ class STFDCNNModule(FusionModule):
         fine, coarse, mask = batch
         nlm, sr = self.net.losses(fine, coarse, mask.float(), self.content)
         loss = nlm + sr
-        self.record({"train_loss": float(loss.detach()), "train_nlm": float(nlm.detach()),
-                     "train_sr": float(sr.detach())})  # fmt: skip
+        self.record(
+            {
+                "train_loss": float(loss.detach()),
+                "train_nlm": float(nlm.detach()),
+                "train_sr": float(sr.detach()),
+            }
+        )
         return loss
 
     def val_losses(self, pred: torch.Tensor, batch: Sequence[torch.Tensor]) -> dict[str, Any]:
@@ -415,9 +452,17 @@ class DistillModule(FusionModule):
     net: StudentNet
     criterion: torch.nn.Module
 
-    def __init__(self, student: StudentNet, adapter: torch.nn.Module | None,
-                 teacher: Teacher, criterion: torch.nn.Module, val_criterion: Any,
-                 lr: float, std: Sequence[float] | np.ndarray, alpha: float) -> None:  # fmt: skip
+    def __init__(
+        self,
+        student: StudentNet,
+        adapter: torch.nn.Module | None,
+        teacher: Teacher,
+        criterion: torch.nn.Module,
+        val_criterion: Any,
+        lr: float,
+        std: Sequence[float] | np.ndarray,
+        alpha: float,
+    ) -> None:
         super().__init__(student, criterion, lr, std)
         self.adapter = adapter
         self.teacher = teacher
@@ -478,8 +523,14 @@ class _AEProgress(L.Callback):
 
     def on_train_batch_end(self, trainer: L.Trainer, module: Any, *args: Any) -> None:
         if self.progress is not None and module.losses:
-            self.progress({"stage": "autoencoder", "step": len(module.losses),
-                           "steps": self.steps, "loss": module.losses[-1]})  # fmt: skip
+            self.progress(
+                {
+                    "stage": "autoencoder",
+                    "step": len(module.losses),
+                    "steps": self.steps,
+                    "loss": module.losses[-1],
+                }
+            )
 
 
 def pretrain_autoencoder(
@@ -495,12 +546,23 @@ def pretrain_autoencoder(
     module = AutoencoderModule(ae, lr)
     t0 = time.perf_counter()
     with quiet_lightning(), datasets.streaming():
-        trainer = make_trainer(settings, root, max_steps=steps,
-                               callbacks=[_AEProgress(progress, steps)], validate=False)
+        trainer = make_trainer(
+            settings,
+            root,
+            max_steps=steps,
+            callbacks=[_AEProgress(progress, steps)],
+            validate=False,
+        )
         trainer.fit(module, train_dataloaders=data)
     if progress is not None:
-        progress({"stage": "autoencoder_done", "steps": steps, "seconds": time.perf_counter() - t0,
-                  "loss": module.losses[-1] if module.losses else float("nan")})  # fmt: skip
+        progress(
+            {
+                "stage": "autoencoder_done",
+                "steps": steps,
+                "seconds": time.perf_counter() - t0,
+                "loss": module.losses[-1] if module.losses else float("nan"),
+            }
+        )
     ae.cpu().eval()
     for p in ae.parameters():
         p.requires_grad_(False)
@@ -568,9 +630,15 @@ class RunRecorder(L.Callback):
                 self.progress({"stage": "epoch", **row, "best_epoch": self.best_epoch})
 
     def state_dict(self) -> dict[str, Any]:
-        return {"history": self.history, "best_state": self.best_state,
-                "best_loss": self.best_loss, "best_epoch": self.best_epoch, "bad": self.bad,
-                "epoch": self.epoch, "seconds": self.seconds}  # fmt: skip
+        return {
+            "history": self.history,
+            "best_state": self.best_state,
+            "best_loss": self.best_loss,
+            "best_epoch": self.best_epoch,
+            "bad": self.bad,
+            "epoch": self.epoch,
+            "seconds": self.seconds,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.history = [dict(r) for r in state["history"]]
@@ -603,19 +671,39 @@ def fit(
     root = lightning_dir(out)
     ckpt = resume_path(out)
     recorder = RunRecorder(out, module.monitor, payload, progress)
-    stopper = EarlyStopping(monitor=module.monitor, patience=settings.patience, mode="min",
-                            check_finite=False, verbose=False)  # fmt: skip
-    saver = ModelCheckpoint(dirpath=str(root), filename=Path(RESUME_FILE).stem, monitor=None,
-                            save_top_k=1, save_last=False, enable_version_counter=False,
-                            every_n_epochs=1)  # fmt: skip
+    stopper = EarlyStopping(
+        monitor=module.monitor,
+        patience=settings.patience,
+        mode="min",
+        check_finite=False,
+        verbose=False,
+    )
+    saver = ModelCheckpoint(
+        dirpath=str(root),
+        filename=Path(RESUME_FILE).stem,
+        monitor=None,
+        save_top_k=1,
+        save_last=False,
+        enable_version_counter=False,
+        every_n_epochs=1,
+    )
     logger = CSVLogger(str(root), name="csv")
     with quiet_lightning():
-        trainer = make_trainer(settings, root, max_epochs=settings.epochs,
-                               callbacks=[recorder, stopper, saver], logger=logger)
+        trainer = make_trainer(
+            settings,
+            root,
+            max_epochs=settings.epochs,
+            callbacks=[recorder, stopper, saver],
+            logger=logger,
+        )
     try:
         with quiet_lightning(), datasets.streaming():
-            trainer.fit(module, train_dataloaders=train_data, val_dataloaders=val_data,
-                        ckpt_path=str(ckpt) if resume else None)  # fmt: skip
+            trainer.fit(
+                module,
+                train_dataloaders=train_data,
+                val_dataloaders=val_data,
+                ckpt_path=str(ckpt) if resume else None,
+            )
     finally:
         if recorder.history and trainer.is_global_zero:
             write_log(recorder.history, out)  # the curve, once per run (also when interrupted)
@@ -656,7 +744,3 @@ def run_info(seconds: float, inputs: list[list[str]], meta: dict[str, Any]) -> d
     }
     info.update(meta)
     return info
-
-
-
-

@@ -152,9 +152,13 @@ class Predictor:
         r, c = int(tile.row_off), int(tile.col_off)
         th, tw = int(tile.height), int(tile.width)
         pred, inside = self.predict_extent(
-            fines, coarses, target, shape, (r - overlap, r + th + overlap),
+            fines,
+            coarses,
+            target,
+            shape,
+            (r - overlap, r + th + overlap),
             (c - overlap, c + tw + overlap),
-        )  # fmt: skip
+        )
         dr, dc = r - int(inside.row_off), c - int(inside.col_off)
         return pred[:, dr : dr + th, dc : dc + tw]
 
@@ -231,9 +235,13 @@ def predict_arrays(
     for t in windows_covering(shape, tile):
         r, c, th, tw = int(t.row_off), int(t.col_off), int(t.height), int(t.width)
         p, inside = pred.predict_extent(
-            fines, coarses, target, shape, (r - overlap, r + th + overlap),
+            fines,
+            coarses,
+            target,
+            shape,
+            (r - overlap, r + th + overlap),
             (c - overlap, c + tw + overlap),
-        )  # fmt: skip
+        )
         ir, ic = int(inside.row_off), int(inside.col_off)
         ih, iw = int(inside.height), int(inside.width)
         wr = _ramp(ih, r - ir, ir + ih - (r + th), overlap)

@@ -93,7 +93,7 @@ __all__ = [
     "random_checkpoint",
     "train",
     "write_log",
-]  # fmt: skip
+]
 
 
 @dataclass
@@ -167,14 +167,11 @@ class TrainResult:
     history: list[dict[str, float]] = field(default_factory=list)
 
 
-
-
 def log_paths(out: str | os.PathLike[str]) -> tuple[Path, Path]:
     """The loss log (CSV) and curve (PNG) written beside a checkpoint."""
     p = Path(out)
     stem = p.name[: -len(p.suffix)] if p.suffix else p.name
     return p.with_name(f"{stem}.log.csv"), p.with_name(f"{stem}.loss.png")
-
 
 
 def write_log(
@@ -201,11 +198,20 @@ def write_log(
         ax.set_ylabel("loss")
         ax.set_yscale("log")
         ax2 = ax.twinx()
-        ax2.plot(ep, [r["val_rmse"] for r in history], color="tab:green", ls="--",
-                 label="validation RMSE")  # fmt: skip
+        ax2.plot(
+            ep,
+            [r["val_rmse"] for r in history],
+            color="tab:green",
+            ls="--",
+            label="validation RMSE",
+        )
         if "val_rmse_additive" in history[-1]:
-            ax2.axhline(history[-1]["val_rmse_additive"], color="grey", ls=":",
-                        label="validation RMSE of the additive baseline")  # fmt: skip
+            ax2.axhline(
+                history[-1]["val_rmse_additive"],
+                color="grey",
+                ls=":",
+                label="validation RMSE of the additive baseline",
+            )
         ax2.set_ylabel("validation RMSE (data units)")
         lines = ax.get_lines() + ax2.get_lines()
         ax.legend(lines, [str(line.get_label()) for line in lines], fontsize=8)
@@ -223,7 +229,6 @@ def write_log(
         with atomic_path(png_path, overwrite=True) as tmp_png:
             fig.savefig(tmp_png, format="png")
     return csv_path, png_path
-
 
 
 class GANTrainer:
@@ -263,8 +268,12 @@ class GANTrainer:
                 "feature matching (fm_weight > 0) needs them."
             )
         self.g, self.d, self.recon, self.spectral, self.cfg = (
-            generator, discriminator, recon, spectral, cfg
-        )  # fmt: skip
+            generator,
+            discriminator,
+            recon,
+            spectral,
+            cfg,
+        )
         self.g_opt = torch.optim.Adam(generator.parameters(), lr=cfg.lr)
         self.d_opt = torch.optim.Adam(
             discriminator.parameters(), lr=cfg.d_lr or cfg.lr, betas=(0.5, 0.999)
@@ -335,12 +344,16 @@ class GANTrainer:
             p.requires_grad_(True)
         d, g = float(d_loss.detach()), float(g_adv.detach())
         return {
-            "train_loss": float(total.detach()), **parts, "spectral": float(spectral.detach()),
-            "g_adv": g, "fm": float(fm.detach()), "d_loss": d,
+            "train_loss": float(total.detach()),
+            **parts,
+            "spectral": float(spectral.detach()),
+            "g_adv": g,
+            "fm": float(fm.detach()),
+            "d_loss": d,
             "d_real": float(torch.stack([x.detach().mean() for x in real_logits]).mean()),
             "d_fake": float(torch.stack([x.detach().mean() for x in fake_logits]).mean()),
             "ratio": d / g if g > 0 else float("inf"),
-        }  # fmt: skip
+        }
 
 
 def gan_trainer(
@@ -357,12 +370,14 @@ def gan_trainer(
     net = make_network(cfg.model, bands, cfg.size).to(device)
     disc = discriminator_class(cfg.discriminator)(2 * bands, cfg.size).to(device)
     recon = CompoundLoss(
-        encoder, torch.as_tensor(data_range, dtype=torch.float32), cfg.content, cfg.alpha,
+        encoder,
+        torch.as_tensor(data_range, dtype=torch.float32),
+        cfg.content,
+        cfg.alpha,
         cfg.beta if encoder is not None else 0.0,
-    ).to(device)  # fmt: skip
+    ).to(device)
     spectral = SpectralLoss(list(mean), list(std)).to(device)
     return GANTrainer(net, disc, recon, spectral, cfg)
-
 
 
 # ----------------------------------------------------------------------------- shared set-up
@@ -437,18 +452,26 @@ def open_training_sites(
         iso = resolve_dates(list(pairs), dates)
         pair_dates: list[str | None] = [*iso] if iso else [None] * len(pairs)
         specs = [ds.PairSpec(f, c, d) for (f, c), d in zip(pairs, pair_dates)]
-        sites += ds.open_sites({"main": specs}, fine_scaling=fine_scaling,
-                               coarse_scaling=coarse_scaling, resampling=resampling,
-                               any_bands=any_bands)  # fmt: skip
+        sites += ds.open_sites(
+            {"main": specs},
+            fine_scaling=fine_scaling,
+            coarse_scaling=coarse_scaling,
+            resampling=resampling,
+            any_bands=any_bands,
+        )
     if catalog is not None:
         groups = ds.read_catalog(catalog)
         if sites and "main" in groups:
             raise InvalidParameterError(
                 f"{catalog}: site name 'main' is taken by the --pair images; rename it."
             )
-        sites += ds.open_sites(groups, fine_scaling=fine_scaling,
-                               coarse_scaling=coarse_scaling, resampling=resampling,
-                               any_bands=any_bands)  # fmt: skip
+        sites += ds.open_sites(
+            groups,
+            fine_scaling=fine_scaling,
+            coarse_scaling=coarse_scaling,
+            resampling=resampling,
+            any_bands=any_bands,
+        )
     if not sites:
         raise InvalidParameterError("no pairs given: give --pair FINE COARSE or --catalog.")
     counts = {s.scene.count for s in sites}
@@ -475,15 +498,23 @@ class RunData:
     steps: int
 
     def loaders(self, batch: int, workers: int) -> tuple[Any, Any]:
-        return (ds.loader(self.train, batch, workers, fixed=False, drop_last=True),
-                ds.loader(self.val, batch, workers, fixed=True, drop_last=False))  # fmt: skip
+        return (
+            ds.loader(self.train, batch, workers, fixed=False, drop_last=True),
+            ds.loader(self.val, batch, workers, fixed=True, drop_last=False),
+        )
 
     def fine_patches(self, cfg: Any, steps: int) -> Any:
         """Pair patches for ``steps`` autoencoder batches (their label is the fine image)."""
         data = ds.PatchDataset(
-            self.sites, self.norm, ds.pair_examples(self.sites, self.held_out, cfg.max_gap),
-            cfg.patch, steps * cfg.batch, cfg.seed, augment=True, stream=1,
-        )  # fmt: skip
+            self.sites,
+            self.norm,
+            ds.pair_examples(self.sites, self.held_out, cfg.max_gap),
+            cfg.patch,
+            steps * cfg.batch,
+            cfg.seed,
+            augment=True,
+            stream=1,
+        )
         return ds.loader(data, cfg.batch, cfg.workers, fixed=False, drop_last=True)
 
     @property
@@ -495,9 +526,12 @@ class RunData:
 
 
 def run_data(
-    sites: list[ds.Site], cfg: Any, multiple: int = 1, single: bool = False,
+    sites: list[ds.Site],
+    cfg: Any,
+    multiple: int = 1,
+    single: bool = False,
     norm: ds.Normalisation | None = None,
-) -> RunData:  # fmt: skip
+) -> RunData:
     """Blocks, held-out dates, normalisation and datasets for a validated ``cfg``;
     ``single``: single-date training patches on the ``multiple`` grid (STFDCNN)."""
     held = [str(d) for d in cfg.val_dates]
@@ -521,25 +555,39 @@ def run_data(
             norm = ds.Normalisation.from_sources(
                 [sites[s].scene.pairs[i][0] for s, i in used],
                 [sites[s].scene.pairs[i][1] for s, i in used],
-            )  # fmt: skip
+            )
     examples = ds.pair_examples(sites, held, cfg.max_gap)
     steps = cfg.steps_per_epoch or ds.steps_per_epoch(sites, len(used), cfg.patch, cfg.batch)
     train_ds = ds.PatchDataset(
-        sites, norm, examples, cfg.patch, steps * cfg.batch, cfg.seed,
-        augment=cfg.augment, time_mix=getattr(cfg, "time_mix", 0.0),
-        single=used if single else None, multiple=multiple if single else 1,
-    )  # fmt: skip
-    val_ds = ds.ValidationDataset(sites, norm, held, cfg.patch, cfg.val_patches, cfg.seed,
-                                  cfg.max_gap, multiple)  # fmt: skip
+        sites,
+        norm,
+        examples,
+        cfg.patch,
+        steps * cfg.batch,
+        cfg.seed,
+        augment=cfg.augment,
+        time_mix=getattr(cfg, "time_mix", 0.0),
+        single=used if single else None,
+        multiple=multiple if single else 1,
+    )
+    val_ds = ds.ValidationDataset(
+        sites, norm, held, cfg.patch, cfg.val_patches, cfg.seed, cfg.max_gap, multiple
+    )
     return RunData(sites, held, norm, train_ds, val_ds, steps)
 
 
 def settings_of(cfg: Any, progress_bar: bool) -> engine.EngineSettings:
     return engine.EngineSettings(
-        epochs=cfg.epochs, patience=cfg.patience, seed=cfg.seed, device=cfg.device,
-        precision=cfg.precision, strategy=cfg.strategy, threads=cfg.threads,
-        workers=cfg.workers, progress_bar=progress_bar,
-    )  # fmt: skip
+        epochs=cfg.epochs,
+        patience=cfg.patience,
+        seed=cfg.seed,
+        device=cfg.device,
+        precision=cfg.precision,
+        strategy=cfg.strategy,
+        threads=cfg.threads,
+        workers=cfg.workers,
+        progress_bar=progress_bar,
+    )
 
 
 def _scaling_of(src: Source) -> dict[str, float] | None:
@@ -580,8 +628,11 @@ def checkpoint_record(
         "band_names": ["any"] if per_sample else list(scene.band_names),
         "scaling": {"fine": _scaling_of(f0), "coarse": _scaling_of(c0)},
         "ratio": scene.ratio if len(ratios) == 1 else None,
-        "norm": {"mean": list(data.norm.mean), "std": list(data.norm.std),
-                 "per_sample": per_sample},
+        "norm": {
+            "mean": list(data.norm.mean),
+            "std": list(data.norm.std),
+            "per_sample": per_sample,
+        },
         "data_range": list(data.norm.data_range),
         "physical_range": data.norm.physical_range,
         "training_dates": data.dates or [],
@@ -589,7 +640,9 @@ def checkpoint_record(
         "training_site_info": ds.describe_sites(data.sites),
         "validation_block": asdict(site.block) if site.block else None,
         "validation": {
-            "dates": data.held_out, "patches": len(data.val), "fraction": cfg.val_fraction
+            "dates": data.held_out,
+            "patches": len(data.val),
+            "fraction": cfg.val_fraction,
         },
         "config": asdict(cfg),
         "history": rec.history,
@@ -604,8 +657,7 @@ def checkpoint_record(
 def check_resume(previous: Checkpoint, data_sites: list[ds.Site]) -> None:
     scene = data_sites[0].scene
     tied = not previous.agnostic
-    if tied and (previous.bands != scene.count
-                 or previous.band_names != tuple(scene.band_names)):  # fmt: skip
+    if tied and (previous.bands != scene.count or previous.band_names != tuple(scene.band_names)):
         raise InvalidParameterError(
             f"--resume: {previous.path} was trained on {previous.bands} bands "
             f"({', '.join(previous.band_names)}), these pairs have {scene.count} "
@@ -620,8 +672,9 @@ def check_resume(previous: Checkpoint, data_sites: list[ds.Site]) -> None:
 
 
 def result_of(out: Path, rec: engine.RunRecorder, patience: int) -> TrainResult:
-    return TrainResult(out, rec.epoch, rec.best_epoch, rec.best_loss, rec.seconds,
-                       rec.bad >= patience, rec.history)  # fmt: skip
+    return TrainResult(
+        out, rec.epoch, rec.best_epoch, rec.best_loss, rec.seconds, rec.bad >= patience, rec.history
+    )
 
 
 # ----------------------------------------------------------------------------- train
@@ -639,8 +692,7 @@ def init_weights(net: FusionNet, cfg: TrainConfig) -> None:
         path = shipped_weights(cfg.model)
         if not path.exists():
             raise InvalidParameterError(
-                f"--init shipped: stfusion ships no {cfg.model} weights ({path}); use "
-                "--init none."
+                f"--init shipped: stfusion ships no {cfg.model} weights ({path}); use --init none."
             )
     else:
         path = Path(init)
@@ -648,22 +700,27 @@ def init_weights(net: FusionNet, cfg: TrainConfig) -> None:
     want = {k: v for k, v in net.config().items() if k != "bands"}
     have = {k: v for k, v in ck.data["network"].items() if k not in ("bands", "size")}
     if ck.model != cfg.model or want != have:
-        why = (f"{path} holds {ck.model} {ck.data['network']}, this run builds {cfg.model} "
-               f"{net.config()} (size {cfg.size})")  # fmt: skip
+        why = (
+            f"{path} holds {ck.model} {ck.data['network']}, this run builds {cfg.model} "
+            f"{net.config()} (size {cfg.size})"
+        )
         if init == "shipped":
             import warnings
 
             from stfusion.errors import STFusionWarning
 
             # The default: other sizes or forms than the shipped ones train from scratch.
-            warnings.warn(f"--init shipped: {why}; starting from fresh weights (the "
-                          "correction starts at zero).", STFusionWarning, stacklevel=3)
+            warnings.warn(
+                f"--init shipped: {why}; starting from fresh weights (the "
+                "correction starts at zero).",
+                STFusionWarning,
+                stacklevel=3,
+            )
             return
         raise InvalidParameterError(
             f"--init {init}: {why}; give the same model and --size, or --init none."
         )
     net.load_state_dict(ck.data["state_dict"])
-
 
 
 def train(
@@ -698,9 +755,15 @@ def train(
         cfg = resumed_config(TrainConfig, previous, cfg)
     cfg.validate()
     cfg = cfg.resolved()
-    sites = open_training_sites(pairs, dates=dates, catalog=catalog, fine_scaling=fine_scaling,
-                                coarse_scaling=coarse_scaling, resampling=resampling,
-                                any_bands=cfg.agnostic)  # fmt: skip
+    sites = open_training_sites(
+        pairs,
+        dates=dates,
+        catalog=catalog,
+        fine_scaling=fine_scaling,
+        coarse_scaling=coarse_scaling,
+        resampling=resampling,
+        any_bands=cfg.agnostic,
+    )
     if previous is not None:
         check_resume(previous, sites)
     net_cls = network_class(cfg.model)
@@ -714,8 +777,11 @@ def train(
         net = make_network(cfg.model, bands, cfg.size, agnostic=cfg.agnostic)
         if previous is None:
             init_weights(net, cfg)
-        disc = discriminator_class(cfg.discriminator)(2 * bands, cfg.size) \
-            if net_cls.adversarial else None  # fmt: skip
+        disc = (
+            discriminator_class(cfg.discriminator)(2 * bands, cfg.size)
+            if net_cls.adversarial
+            else None
+        )
         ae: Autoencoder | None = None
         ae_losses: list[float] = []
         if (cfg.model == "edcstfn") or (disc is not None and cfg.beta > 0):
@@ -724,9 +790,14 @@ def train(
                 ae_losses = list((previous.data.get("autoencoder") or {}).get("losses", []))
             else:
                 ae_losses = engine.pretrain_autoencoder(
-                    ae, data.fine_patches(cfg, cfg.ae_steps), cfg.ae_steps, cfg.lr, settings,
-                    engine.lightning_dir(out), progress,
-                )  # fmt: skip
+                    ae,
+                    data.fine_patches(cfg, cfg.ae_steps),
+                    cfg.ae_steps,
+                    cfg.lr,
+                    settings,
+                    engine.lightning_dir(out),
+                    progress,
+                )
         # MS-SSIM on physical values (reflectance: data range 1), not standardised ones:
         # band-tied runs denormalise with the training statistics, band-agnostic ones with
         # each sample's (the batch carries them).
@@ -734,8 +805,14 @@ def train(
         phys = {"mean": data.norm.mean, "std": data.norm.std}
         module: engine.FusionModule
         if disc is not None:
-            recon = CompoundLoss(ae.encoder if ae else None, data_range, cfg.content, cfg.alpha,
-                                 cfg.beta if ae else 0.0, **phys)  # fmt: skip
+            recon = CompoundLoss(
+                ae.encoder if ae else None,
+                data_range,
+                cfg.content,
+                cfg.alpha,
+                cfg.beta if ae else 0.0,
+                **phys,
+            )
             spectral = SpectralLoss(list(data.norm.mean), list(data.norm.std))
             gan = GANTrainer(net, disc, recon, spectral, cfg)
             module = engine.AdversarialModule(gan, cfg.lr, data.norm.std)
@@ -746,13 +823,19 @@ def train(
             module = engine.FusionModule(net, content_loss(cfg.content), cfg.lr, data.norm.std)
 
         def payload(rec: engine.RunRecorder, mod: engine.FusionModule) -> dict[str, Any]:
-            rec_out = checkpoint_record(cfg.model, {**net.config(), "size": cfg.size}, data,
-                                        cfg, rec, meta)  # fmt: skip
-            rec_out["resume"] = {"state_dict": cpu_state(net.state_dict()),
-                                 "lightning": str(engine.resume_path(out).name)}  # fmt: skip
+            rec_out = checkpoint_record(
+                cfg.model, {**net.config(), "size": cfg.size}, data, cfg, rec, meta
+            )
+            rec_out["resume"] = {
+                "state_dict": cpu_state(net.state_dict()),
+                "lightning": str(engine.resume_path(out).name),
+            }
             if ae is not None:
-                rec_out["autoencoder"] = {**ae.config(), "state_dict": cpu_state(ae.state_dict()),
-                                          "losses": ae_losses[-20:]}  # fmt: skip
+                rec_out["autoencoder"] = {
+                    **ae.config(),
+                    "state_dict": cpu_state(ae.state_dict()),
+                    "losses": ae_losses[-20:],
+                }
             if disc is not None:
                 n_par = sum(p.numel() for p in disc.parameters())
                 rec_out["discriminator"] = {**disc.config(), "n_parameters": n_par}
@@ -761,8 +844,16 @@ def train(
             return rec_out
 
         train_dl, val_dl = data.loaders(cfg.batch, cfg.workers)
-        rec = engine.fit(module, train_dl, val_dl, out, settings, payload,
-                         resume=previous is not None, progress=progress)  # fmt: skip
+        rec = engine.fit(
+            module,
+            train_dl,
+            val_dl,
+            out,
+            settings,
+            payload,
+            resume=previous is not None,
+            progress=progress,
+        )
     return result_of(out, rec, cfg.patience)
 
 
@@ -804,8 +895,11 @@ def random_checkpoint(
         "band_names": names,
         "scaling": {"fine": None, "coarse": None},
         "ratio": None,
-        "norm": {"mean": [float(x) for x in m], "std": [float(x) for x in s],
-                 "per_sample": agnostic},
+        "norm": {
+            "mean": [float(x) for x in m],
+            "std": [float(x) for x in s],
+            "per_sample": agnostic,
+        },
         "data_range": [float(1.0 / x) for x in s],
         "physical_range": 1.0,
         "training_dates": list(training_dates),

@@ -146,9 +146,15 @@ def train_stfdcnn(
             )
         cfg = resumed_config(STFDCNNConfig, previous, cfg)
     cfg.validate()
-    sites = open_training_sites(pairs, dates=dates, catalog=catalog, fine_scaling=fine_scaling,
-                                coarse_scaling=coarse_scaling, resampling=resampling,
-                                any_bands=cfg.agnostic)  # fmt: skip
+    sites = open_training_sites(
+        pairs,
+        dates=dates,
+        catalog=catalog,
+        fine_scaling=fine_scaling,
+        coarse_scaling=coarse_scaling,
+        resampling=resampling,
+        any_bands=cfg.agnostic,
+    )
     if previous is not None:
         check_resume(previous, sites)
     # Resolved once and stored, so a resumed run and the prediction use the same grid.
@@ -177,23 +183,41 @@ def train_stfdcnn(
         if cfg.agnostic:
             from stfusion.dl.networks.agnostic import AgnosticNet
 
-            net = AgnosticNet(STFDCNNNet(1, sizes_for(cfg.size), cfg.factor, cfg.window,
-                                         residual=True))  # fmt: skip
+            net = AgnosticNet(
+                STFDCNNNet(1, sizes_for(cfg.size), cfg.factor, cfg.window, residual=True)
+            )
         else:
-            net = STFDCNNNet(sites[0].scene.count, sizes_for(cfg.size), cfg.factor,
-                             cfg.window, data.norm.mean, data.norm.std)  # fmt: skip
+            net = STFDCNNNet(
+                sites[0].scene.count,
+                sizes_for(cfg.size),
+                cfg.factor,
+                cfg.window,
+                data.norm.mean,
+                data.norm.std,
+            )
         module = engine.STFDCNNModule(net, cfg.content, cfg.lr, data.norm.std)
 
         def payload(rec: engine.RunRecorder, mod: engine.FusionModule) -> dict[str, Any]:
-            rec_out = checkpoint_record("stfdcnn", {**net.config(), "size": cfg.size}, data,
-                                        cfg, rec, meta)  # fmt: skip
-            rec_out["resume"] = {"state_dict": cpu_state(net.state_dict()),
-                                 "lightning": engine.resume_path(out).name}  # fmt: skip
+            rec_out = checkpoint_record(
+                "stfdcnn", {**net.config(), "size": cfg.size}, data, cfg, rec, meta
+            )
+            rec_out["resume"] = {
+                "state_dict": cpu_state(net.state_dict()),
+                "lightning": engine.resume_path(out).name,
+            }
             return rec_out
 
         train_dl, val_dl = data.loaders(cfg.batch, cfg.workers)
-        rec = engine.fit(module, train_dl, val_dl, out, settings, payload,
-                         resume=previous is not None, progress=progress)  # fmt: skip
+        rec = engine.fit(
+            module,
+            train_dl,
+            val_dl,
+            out,
+            settings,
+            payload,
+            resume=previous is not None,
+            progress=progress,
+        )
     return result_of(out, rec, cfg.patience)
 
 

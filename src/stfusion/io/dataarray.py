@@ -22,9 +22,16 @@ def read_raster(
     CRS and transform are attached with rioxarray; ``attrs`` records path and scaling.
     """
     src = FileSource(str(path), Scaling(scale, offset))
-    return to_dataarray(src.read(), src.grid, src.band_names, attrs={
-        "path": str(path), "scale": src.scale, "offset": src.offset,
-    })  # fmt: skip
+    return to_dataarray(
+        src.read(),
+        src.grid,
+        src.band_names,
+        attrs={
+            "path": str(path),
+            "scale": src.scale,
+            "offset": src.offset,
+        },
+    )
 
 
 def to_dataarray(

@@ -52,9 +52,12 @@ def _open(path: str | os.PathLike[str]) -> rasterio.DatasetReader:
 def _read_error(path: str, window: Window | None, exc: Exception) -> InputFileError:
     """A failed read of a file that opened: the file is damaged or incomplete (truncated
     download, copy still running, disk error)."""
-    where = ("the whole image" if window is None else
-             f"rows {int(window.row_off)}-{int(window.row_off + window.height) - 1}, columns "
-             f"{int(window.col_off)}-{int(window.col_off + window.width) - 1}")  # fmt: skip
+    where = (
+        "the whole image"
+        if window is None
+        else f"rows {int(window.row_off)}-{int(window.row_off + window.height) - 1}, columns "
+        f"{int(window.col_off)}-{int(window.col_off + window.width) - 1}"
+    )
     # rasterio says "Read failed. See previous exception"; GDAL's own message is the cause.
     cause: BaseException = exc
     while cause.__cause__ is not None:

@@ -90,7 +90,6 @@ class RasterInfo:
     scale_source: str
 
 
-
 def resolution_ratio(coarse: Grid, fine: Grid) -> float:
     """The ground ratio: sqrt(coarse pixel area / fine pixel area) at the fine scene's centre.
 

@@ -139,10 +139,15 @@ class ArraySource(Source):
     def read(self, window: Window | None = None, halo: int = 0) -> np.ndarray:
         out, inside, dest = self._padded(window, halo)
         if inside.width and inside.height:
-            out[:, dest.row_off : dest.row_off + dest.height,
-                dest.col_off : dest.col_off + dest.width] = self.array[
-                :, inside.row_off : inside.row_off + inside.height,
-                inside.col_off : inside.col_off + inside.width]  # fmt: skip
+            out[
+                :,
+                dest.row_off : dest.row_off + dest.height,
+                dest.col_off : dest.col_off + dest.width,
+            ] = self.array[
+                :,
+                inside.row_off : inside.row_off + inside.height,
+                inside.col_off : inside.col_off + inside.width,
+            ]
         return out
 
 
@@ -229,9 +234,11 @@ class FileSource(Source):
                     continue
                 # Only the rows/columns from the first to the last picked one are read.
                 sub = Window(
-                    int(ci[cs[0]]), int(ri[rs[0]]),
-                    int(ci[cs[-1]] - ci[cs[0]]) + 1, int(ri[rs[-1]] - ri[rs[0]]) + 1,
-                )  # fmt: skip
+                    int(ci[cs[0]]),
+                    int(ri[rs[0]]),
+                    int(ci[cs[-1]] - ci[cs[0]]) + 1,
+                    int(ri[rs[-1]] - ri[rs[0]]) + 1,
+                )
                 try:
                     data = ds.read(window=sub, masked=True)
                 except RasterioError as exc:
@@ -252,8 +259,11 @@ class FileSource(Source):
                     block = _read_scaled(ds, inside, self.scale, self.offset)
                 except RasterioError as exc:
                     raise _read_error(self.path, inside, exc) from None
-            out[:, dest.row_off : dest.row_off + dest.height,
-                dest.col_off : dest.col_off + dest.width] = block  # fmt: skip
+            out[
+                :,
+                dest.row_off : dest.row_off + dest.height,
+                dest.col_off : dest.col_off + dest.width,
+            ] = block
         return out
 
 
@@ -309,8 +319,7 @@ class AlignedSource(Source):
         local = self.__dict__.setdefault("_gdal", threading.local())
         ds = getattr(local, "ds", None)
         if ds is None:
-            ds = MemoryDataset(data, transform=self.native.grid.transform,
-                               crs=self.native.grid.crs)  # fmt: skip
+            ds = MemoryDataset(data, transform=self.native.grid.transform, crs=self.native.grid.crs)
             local.ds = ds
         return rasterio.band(ds, list(range(1, self.count + 1)))
 
@@ -320,9 +329,11 @@ class AlignedSource(Source):
         if window is None:
             window = Window(0, 0, self.grid.width, self.grid.height)
         big = Window(
-            window.col_off - halo, window.row_off - halo,
-            window.width + 2 * halo, window.height + 2 * halo,
-        )  # fmt: skip
+            window.col_off - halo,
+            window.row_off - halo,
+            window.width + 2 * halo,
+            window.height + 2 * halo,
+        )
         out = np.full((self.count, int(big.height), int(big.width)), np.nan, dtype=np.float32)
         reproject(
             source=self._warp_source(),
@@ -338,8 +349,9 @@ class AlignedSource(Source):
         # Nothing outside the fine scene: a tiled run must see exactly what a whole run sees.
         _, _inside, dest = self._padded(window, halo)
         mask = np.ones(out.shape[1:], dtype=bool)
-        mask[dest.row_off : dest.row_off + dest.height,
-             dest.col_off : dest.col_off + dest.width] = False  # fmt: skip
+        mask[
+            dest.row_off : dest.row_off + dest.height, dest.col_off : dest.col_off + dest.width
+        ] = False
         out[:, mask] = np.nan
         return out
 

@@ -214,8 +214,9 @@ def copy_as_cog(
             with rasterio.open(src) as ds:
                 blocksize = cog_blocksize(ds.width, ds.height)
         with atomic_path(final, overwrite=overwrite) as tmp:
-            rio_copy(str(src), str(tmp), driver="COG", blocksize=blocksize,
-                     **{**COG_OPTIONS, **options})  # fmt: skip
+            rio_copy(
+                str(src), str(tmp), driver="COG", blocksize=blocksize, **{**COG_OPTIONS, **options}
+            )
     return Path(final)
 
 
@@ -284,8 +285,10 @@ class RasterWriter:
                 self._ds.set_band_description(i, name)
         if self.tags:
             self._ds.update_tags(
-                **{k: v if isinstance(v, str) else json.dumps(v, default=str)
-                   for k, v in self.tags.items()}
+                **{
+                    k: v if isinstance(v, str) else json.dumps(v, default=str)
+                    for k, v in self.tags.items()
+                }
             )
 
     def write(self, array: np.ndarray, window: Window | None = None) -> None:

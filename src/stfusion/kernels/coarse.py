@@ -50,8 +50,10 @@ def tps_eval_points_local(
             li = i - i0
             lj = j - j0
             for b in range(nb):
-                out[b, yl, xl] = affine[li, lj, 0, b] + affine[li, lj, 1, b] * (y - i) + (
-                    affine[li, lj, 2, b] * (x - j)
+                out[b, yl, xl] = (
+                    affine[li, lj, 0, b]
+                    + affine[li, lj, 1, b] * (y - i)
+                    + (affine[li, lj, 2, b] * (x - j))
                 )
             for di in range(-radius, radius + 1):
                 ii = i + di
@@ -90,8 +92,8 @@ def tps_eval_points_global(
             y = py[yl, xl]
             x = px[yl, xl]
             for b in range(nb):
-                out[b, yl, xl] = affine[0, b] + affine[1, b] * (y - yref) + affine[2, b] * (
-                    x - xref
+                out[b, yl, xl] = (
+                    affine[0, b] + affine[1, b] * (y - yref) + affine[2, b] * (x - xref)
                 )
             for k in range(n):
                 dy = y - cy[k]

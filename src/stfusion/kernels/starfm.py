@@ -215,9 +215,14 @@ def _reduce_pairs(a: np.ndarray, y: int, x: int, paper: bool) -> np.float32:
 
 @njit(parallel=True, nogil=True, cache=True)
 def starfm_bounds(
-    sc: np.ndarray, tc: np.ndarray, sigma_lm: np.float32, sigma_mm: np.float32, paper: bool,
-    smax: np.ndarray, tmax: np.ndarray,
-) -> None:  # fmt: skip
+    sc: np.ndarray,
+    tc: np.ndarray,
+    sigma_lm: np.float32,
+    sigma_mm: np.float32,
+    paper: bool,
+    smax: np.ndarray,
+    tmax: np.ndarray,
+) -> None:
     """The candidate-filter bounds: the max (``paper``) or min over the pairs valid at the
     centre of ``sc`` / ``tc`` (``(pairs, H, W)``, NaN invalid) plus ``sigma_lm`` /
     ``sigma_mm``; BIG where no pair is valid. Equals ``np.nanmax(sc, axis=0) + sigma_lm``

@@ -219,14 +219,18 @@ class FusionMethod:
             with warnings.catch_warnings():
                 if any("not georeferenced" in n for n in scene.notes):
                     # fit() has warned about these inputs already: once per run, not per call.
-                    warnings.filterwarnings("ignore", r"\d+ inputs without full georeferencing",
-                                            STFusionWarning)  # fmt: skip
+                    warnings.filterwarnings(
+                        "ignore", r"\d+ inputs without full georeferencing", STFusionWarning
+                    )
                 # fit() has warned about a ratio override already.
                 warnings.filterwarnings("ignore", r"ratio=\S+ was given", STFusionWarning)
                 target = open_scene(
-                    [(p[0], p[1]) for p in scene.pairs], coarse_target,
-                    coarse_scaling=scaling, ratio=scene.ratio, check=False,
-                ).target  # fmt: skip
+                    [(p[0], p[1]) for p in scene.pairs],
+                    coarse_target,
+                    coarse_scaling=scaling,
+                    ratio=scene.ratio,
+                    check=False,
+                ).target
             assert target is not None
             check_valid(target, "coarse target image")
             check_scales(scene.pairs[0][0], target)
@@ -362,19 +366,32 @@ class FusionMethod:
             all_tags = provenance_tags(self)  # the same tags as `stfusion predict`
             all_tags.update(tags or {})
             with contextlib.ExitStack() as stack:
-                writer = stack.enter_context(RasterWriter(
-                    out, self.grid_, count, band_names=names, tags=all_tags, overwrite=overwrite,
-                    cog=cog,
-                ))  # fmt: skip
+                writer = stack.enter_context(
+                    RasterWriter(
+                        out,
+                        self.grid_,
+                        count,
+                        band_names=names,
+                        tags=all_tags,
+                        overwrite=overwrite,
+                        cog=cog,
+                    )
+                )
                 if quality_out is None:
                     self._run(self, windows, writer, workers, progress, scheduler)
                 else:
                     qnames = [*quality_band_names(names), *self.quality_extra_names()]
-                    qwriter = stack.enter_context(RasterWriter(
-                        quality_out, self.grid_, len(qnames), band_names=qnames,
-                        tags={**all_tags, "STFUSION_QUALITY_OF": os.fspath(out)},
-                        overwrite=overwrite, cog=cog,
-                    ))  # fmt: skip
+                    qwriter = stack.enter_context(
+                        RasterWriter(
+                            quality_out,
+                            self.grid_,
+                            len(qnames),
+                            band_names=qnames,
+                            tags={**all_tags, "STFUSION_QUALITY_OF": os.fspath(out)},
+                            overwrite=overwrite,
+                            cog=cog,
+                        )
+                    )
                     split = SplitSink(writer, qwriter, count)
                     self._run(WithQuality(self), windows, split, workers, progress, scheduler)
             return out
@@ -383,9 +400,14 @@ class FusionMethod:
         return to_dataarray(sink.array, self.grid_, names, attrs={"method": self.name})
 
     def _run(
-        self, runner: Any, windows: list[Window], sink: Any, workers: int,
-        progress: ProgressFn | None, scheduler: Any,
-    ) -> None:  # fmt: skip
+        self,
+        runner: Any,
+        windows: list[Window],
+        sink: Any,
+        workers: int,
+        progress: ProgressFn | None,
+        scheduler: Any,
+    ) -> None:
         if scheduler is not None:
             from stfusion.parallel import run_distributed
 
@@ -430,10 +452,14 @@ def quality_layer(
     unc = extra.get("uncertainty", np.full((nb, h, w), np.nan, np.float32))
     more = extra.get("bands", np.zeros((0, h, w), np.float32))
     return np.concatenate(
-        [near[None], valid.sum(axis=0, dtype=np.float32)[None],
-         np.asarray(fallback, np.float32)[None], np.asarray(unc, np.float32),
-         np.asarray(more, np.float32)]
-    )  # fmt: skip
+        [
+            near[None],
+            valid.sum(axis=0, dtype=np.float32)[None],
+            np.asarray(fallback, np.float32)[None],
+            np.asarray(unc, np.float32),
+            np.asarray(more, np.float32),
+        ]
+    )
 
 
 class WithQuality:
@@ -466,5 +492,9 @@ def fuse(
     **kw: Any,
 ) -> Any:
     """One call: fit on ``pairs``, predict at ``coarse_target``; returns a DataArray."""
-    return method.fit(pairs).predict(as_source(coarse_target) if not isinstance(
-        coarse_target, str | os.PathLike) else coarse_target, **kw)  # fmt: skip
+    return method.fit(pairs).predict(
+        as_source(coarse_target)
+        if not isinstance(coarse_target, str | os.PathLike)
+        else coarse_target,
+        **kw,
+    )

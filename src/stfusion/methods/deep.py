@@ -48,8 +48,17 @@ from stfusion.scene import Scene
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 #: Training dates of the shipped checkpoints (checked against the files by the tests): CIA,
 #: BOREAS and the Sentinel-2 scenes (placeholder dates) of tools/make_training_catalog.py.
-DEMO_DATES = ("2001-10-08", "2001-10-17", "2001-05-24", "2001-08-12", "2016-01-01",
-              "2016-01-31", "2016-03-01", "2016-03-31", "2016-04-30")  # fmt: skip
+DEMO_DATES = (
+    "2001-10-08",
+    "2001-10-17",
+    "2001-05-24",
+    "2001-08-12",
+    "2016-01-01",
+    "2016-01-31",
+    "2016-03-01",
+    "2016-03-31",
+    "2016-04-30",
+)
 
 
 def shipped_weights(name: str) -> Path:
@@ -100,18 +109,37 @@ class DeepMethod(FusionMethod):
     training_dates: ClassVar[tuple[str, ...]] = DEMO_DATES
     tags: ClassVar[MethodTags] = MethodTags(needs_torch=True)
     params: ClassVar[tuple[Param, ...]] = (
-        Param("weights", "demo", (Text("'demo' or a checkpoint path"), os.PathLike), "path",
-              "checkpoint from `stfusion train`; demo (or shipped) = the shipped weights "
-              "(band-agnostic, multi-site; docs/deep.md)"),
-        Param("tile", 256, Interval(Integral, 8, None, closed="left"), "fine pixels",
-              "side of the tiles the network runs on (anchored at the scene origin)"),
-        Param("overlap", "auto", (AUTO, Interval(Integral, 0, None, closed="left")),
-              "fine pixels",
-              "context added around each tile and cropped; auto = receptive field rounded "
-              "up to 8 (no seams)"),
-        Param("device", "auto", StrOptions(("auto", "cpu", "cuda")), "",
-              "where the network runs: auto (cuda if available), cpu or cuda"),
-    )  # fmt: skip
+        Param(
+            "weights",
+            "demo",
+            (Text("'demo' or a checkpoint path"), os.PathLike),
+            "path",
+            "checkpoint from `stfusion train`; demo (or shipped) = the shipped weights "
+            "(band-agnostic, multi-site; docs/deep.md)",
+        ),
+        Param(
+            "tile",
+            256,
+            Interval(Integral, 8, None, closed="left"),
+            "fine pixels",
+            "side of the tiles the network runs on (anchored at the scene origin)",
+        ),
+        Param(
+            "overlap",
+            "auto",
+            (AUTO, Interval(Integral, 0, None, closed="left")),
+            "fine pixels",
+            "context added around each tile and cropped; auto = receptive field rounded "
+            "up to 8 (no seams)",
+        ),
+        Param(
+            "device",
+            "auto",
+            StrOptions(("auto", "cpu", "cuda")),
+            "",
+            "where the network runs: auto (cuda if available), cpu or cuda",
+        ),
+    )
 
     # The parameters, stored by FusionMethod.__init__ (declared for the type checker).
     weights: str | os.PathLike[str]
@@ -120,9 +148,13 @@ class DeepMethod(FusionMethod):
     device: str
 
     def __init__(
-        self, *, weights: str | os.PathLike[str] = "demo", tile: int = 256,
-        overlap: int | str = "auto", device: str = "auto",
-    ) -> None:  # fmt: skip
+        self,
+        *,
+        weights: str | os.PathLike[str] = "demo",
+        tile: int = 256,
+        overlap: int | str = "auto",
+        device: str = "auto",
+    ) -> None:
         super().__init__(weights=weights, tile=tile, overlap=overlap, device=device)
 
     def weights_path(self) -> Path:
@@ -228,9 +260,14 @@ class DeepMethod(FusionMethod):
     def predict_window(self, window: Window) -> np.ndarray:
         scene = self.scene_
         return self.predictor_.predict_window(
-            [f for f, _ in scene.pairs], [c for _, c in scene.pairs], self.target_,
-            self.grid_.shape, window, int(self.tile), self.overlap_,
-        )  # fmt: skip
+            [f for f, _ in scene.pairs],
+            [c for _, c in scene.pairs],
+            self.target_,
+            self.grid_.shape,
+            window,
+            int(self.tile),
+            self.overlap_,
+        )
 
 
 class DCSTFN(DeepMethod):

@@ -33,10 +33,13 @@ from stfusion.methods.params import MethodTags
 STFDCNN_DEMO_DATES = DEMO_DATES
 
 _TILE = Param(
-    "tile", 240, DeepMethod.params[1].constraints, "fine pixels",
+    "tile",
+    240,
+    DeepMethod.params[1].constraints,
+    "fine pixels",
     "side of the tiles the network runs on (anchored at the scene origin; a multiple of the "
     "checkpoint's LSR factor)",
-)  # fmt: skip
+)
 
 
 class STFDCNN(DeepMethod):
@@ -50,9 +53,13 @@ class STFDCNN(DeepMethod):
     params = tuple(_TILE if p.name == "tile" else p for p in DeepMethod.params)
 
     def __init__(
-        self, *, weights: str | os.PathLike[str] = "demo", tile: int = 240,
-        overlap: int | str = "auto", device: str = "auto",
-    ) -> None:  # fmt: skip
+        self,
+        *,
+        weights: str | os.PathLike[str] = "demo",
+        tile: int = 240,
+        overlap: int | str = "auto",
+        device: str = "auto",
+    ) -> None:
         super().__init__(weights=weights, tile=tile, overlap=overlap, device=device)
 
     def _predictor(self, ck: Any) -> Any:

@@ -39,11 +39,16 @@ class Student(DeepMethod):
     paper = "Hinton et al. 2015, arXiv:1503.02531 (knowledge distillation)"
     tags = MethodTags(min_pairs=1, max_pairs=1, needs_torch=True)
     params = (
-        Param("weights", "demo", DeepMethod.params[0].constraints, "path",
-              "checkpoint from `stfusion train --model student` or `stfusion distill`; demo "
-              "(or shipped) = the shipped student (band-agnostic, multi-site; docs/deep.md)"),
+        Param(
+            "weights",
+            "demo",
+            DeepMethod.params[0].constraints,
+            "path",
+            "checkpoint from `stfusion train --model student` or `stfusion distill`; demo "
+            "(or shipped) = the shipped student (band-agnostic, multi-site; docs/deep.md)",
+        ),
         *DeepMethod.params[1:],
-    )  # fmt: skip
+    )
 
     def _load(self, path: Path) -> Any:
         # load_student builds the student network whether or not it is registered in

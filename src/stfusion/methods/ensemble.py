@@ -108,9 +108,7 @@ def cells_to_fine(e: np.ndarray, r: int, shape: tuple[int, int]) -> np.ndarray:
     return out
 
 
-def reliability_weights(
-    preds: np.ndarray, errors: np.ndarray, eps_rel: float
-) -> np.ndarray:
+def reliability_weights(preds: np.ndarray, errors: np.ndarray, eps_rel: float) -> np.ndarray:
     """Per-pixel weights ``(M, H, W)`` from predictions ``(M, band, H, W)`` and fine-grid
     local errors ``(M, H, W)``: ``1 / (E + eps)`` normalised over the valid members."""
     valid = np.isfinite(preds).all(axis=1)
@@ -135,30 +133,62 @@ class Ensemble(FusionMethod):
     #: exact: a convex combination of exact members (the default members are); the ratio:
     #: for the default members fitfc and fsdaf.
     tags = MethodTags(
-        min_pairs=1, max_pairs=None, needs_ratio=True, exact=("unchanged", "uniform_change"),
+        min_pairs=1,
+        max_pairs=None,
+        needs_ratio=True,
+        exact=("unchanged", "uniform_change"),
         quality=("uncertainty", "bands"),
-    )  # fmt: skip
+    )
     params = (
-        Param("members", DEFAULT_MEMBERS, Text("a comma-separated list of registered methods"),
-              "",
-              "comma-separated registered methods; those that cannot run on the pairs given "
-              "are skipped (FSDAF, Fit-FC: one pair; ESTARFM: two)"),
-        Param("member_params", None, (dict, None), "",
-              "parameters of the members (Python: {member: {name: value}}; command line: "
-              "--param MEMBER.NAME=VALUE, e.g. starfm.window=31)"),
-        Param("reliability", "auto", StrOptions(("auto", "loo", "cross_scale")), "",
-              "how each member's local error is measured: loo (leave-one-pair-out at the "
-              "pair dates), cross_scale (prediction aggregated to coarse cells vs the coarse "
-              "target), auto (loo with >= 2 pairs when every member can run on the others)"),
-        Param("offset", True, bool, "",
-              "cross-scale: compare with the coarse target plus the fine-coarse offset per "
-              "coarse cell seen in the pairs (mean_cell F_k - mean_cell C_k)"),
-        Param("window", 3, Interval(Integral, 1, None, closed="left"), "coarse pixels",
-              "side of the mean filter over coarse cells applied to the local error maps",
-              scene_bound="coarse"),
-        Param("eps_rel", 0.05, Interval(Real, 1e-9, 1e6), "fraction of the mean error",
-              "eps of w = 1 / (E + eps), as a fraction of the members' mean squared error"),
-    )  # fmt: skip
+        Param(
+            "members",
+            DEFAULT_MEMBERS,
+            Text("a comma-separated list of registered methods"),
+            "",
+            "comma-separated registered methods; those that cannot run on the pairs given "
+            "are skipped (FSDAF, Fit-FC: one pair; ESTARFM: two)",
+        ),
+        Param(
+            "member_params",
+            None,
+            (dict, None),
+            "",
+            "parameters of the members (Python: {member: {name: value}}; command line: "
+            "--param MEMBER.NAME=VALUE, e.g. starfm.window=31)",
+        ),
+        Param(
+            "reliability",
+            "auto",
+            StrOptions(("auto", "loo", "cross_scale")),
+            "",
+            "how each member's local error is measured: loo (leave-one-pair-out at the "
+            "pair dates), cross_scale (prediction aggregated to coarse cells vs the coarse "
+            "target), auto (loo with >= 2 pairs when every member can run on the others)",
+        ),
+        Param(
+            "offset",
+            True,
+            bool,
+            "",
+            "cross-scale: compare with the coarse target plus the fine-coarse offset per "
+            "coarse cell seen in the pairs (mean_cell F_k - mean_cell C_k)",
+        ),
+        Param(
+            "window",
+            3,
+            Interval(Integral, 1, None, closed="left"),
+            "coarse pixels",
+            "side of the mean filter over coarse cells applied to the local error maps",
+            scene_bound="coarse",
+        ),
+        Param(
+            "eps_rel",
+            0.05,
+            Interval(Real, 1e-9, 1e6),
+            "fraction of the mean error",
+            "eps of w = 1 / (E + eps), as a fraction of the members' mean squared error",
+        ),
+    )
 
     # The parameters, stored by FusionMethod.__init__ (declared for the type checker).
     members: str
@@ -169,14 +199,23 @@ class Ensemble(FusionMethod):
     eps_rel: float
 
     def __init__(
-        self, *, members: str = DEFAULT_MEMBERS,
-        member_params: dict[str, dict[str, Any]] | None = None, reliability: str = "auto",
-        offset: bool = True, window: int = 3, eps_rel: float = 0.05,
-    ) -> None:  # fmt: skip
+        self,
+        *,
+        members: str = DEFAULT_MEMBERS,
+        member_params: dict[str, dict[str, Any]] | None = None,
+        reliability: str = "auto",
+        offset: bool = True,
+        window: int = 3,
+        eps_rel: float = 0.05,
+    ) -> None:
         super().__init__(
-            members=members, member_params=member_params, reliability=reliability,
-            offset=offset, window=window, eps_rel=eps_rel,
-        )  # fmt: skip
+            members=members,
+            member_params=member_params,
+            reliability=reliability,
+            offset=offset,
+            window=window,
+            eps_rel=eps_rel,
+        )
 
     # ---------------------------------------------------------------------- parameters
 
@@ -192,9 +231,7 @@ class Ensemble(FusionMethod):
                 member, rest = item.strip().split(".", 1)
                 grouped.setdefault(member, []).append(rest)
         if grouped:
-            out["member_params"] = {
-                m: _member_class(m).parse_params(v) for m, v in grouped.items()
-            }
+            out["member_params"] = {m: _member_class(m).parse_params(v) for m, v in grouped.items()}
         return out
 
     def _names(self) -> list[str]:
@@ -248,8 +285,12 @@ class Ensemble(FusionMethod):
         if mode == "auto":
             mode = "loo" if loo_ok else "cross_scale"
             if n >= 2 and not loo_ok:
-                log.info("ensemble: cross-scale reliability: not every member (%s) can run "
-                         "on %d pair(s) for leave-one-pair-out", ",".join(active), n - 1)
+                log.info(
+                    "ensemble: cross-scale reliability: not every member (%s) can run "
+                    "on %d pair(s) for leave-one-pair-out",
+                    ",".join(active),
+                    n - 1,
+                )
         elif mode == "loo" and not loo_ok:
             raise InvalidParameterError(
                 f"ensemble: reliability=loo needs >= 2 pairs and every member able to run on "
@@ -277,13 +318,18 @@ class Ensemble(FusionMethod):
             rest = [p for i, p in enumerate(scene.pairs) if i != k]
             dates = scene.pair_dates
             sub = Scene(
-                grid=scene.grid, pairs=rest, target=None, ratio=scene.ratio,
-                band_names=scene.band_names, notes=list(scene.notes),
-                pair_dates=None if dates is None else tuple(
-                    d for i, d in enumerate(dates) if i != k),
+                grid=scene.grid,
+                pairs=rest,
+                target=None,
+                ratio=scene.ratio,
+                band_names=scene.band_names,
+                notes=list(scene.notes),
+                pair_dates=None
+                if dates is None
+                else tuple(d for i, d in enumerate(dates) if i != k),
                 target_date=None if dates is None else dates[k],
                 coarse_scaling=scene.coarse_scaling,
-            )  # fmt: skip
+            )
             fine_k, coarse_k = scene.pairs[k]
             pred = self._member_predict(name, sub, coarse_k)
             sq = ((pred - fine_k.read()).astype(np.float64) ** 2).mean(axis=0)
@@ -314,9 +360,9 @@ class Ensemble(FusionMethod):
         else:
             cells = self.cell_errors_
         win = int(self.window)
-        fine = np.stack([
-            cells_to_fine(smooth_cells(c, win), self.cell_, scene.grid.shape) for c in cells
-        ])  # fmt: skip
+        fine = np.stack(
+            [cells_to_fine(smooth_cells(c, win), self.cell_, scene.grid.shape) for c in cells]
+        )
         self.cell_errors_used_ = cells
         self.preds_ = preds
         self.weights_ = reliability_weights(preds, fine, float(self.eps_rel)).astype(np.float32)
@@ -327,7 +373,8 @@ class Ensemble(FusionMethod):
         sums, counts = None, None
         for f, c in self.scene_.pairs:
             d = block_mean(f.read(), self.cell_, np.float64) - block_mean(
-                c.read(), self.cell_, np.float64)
+                c.read(), self.cell_, np.float64
+            )
             ok = np.isfinite(d)
             if sums is None:
                 sums, counts = np.zeros_like(d), np.zeros_like(d)

@@ -136,44 +136,99 @@ class ESTARFM(FusionMethod):
     #: With the same pair given twice (C_1 = C_2, F_1 = F_2): C_0 = C_1 gives F, and
     #: C_0 = C_1 + d gives F + d (no change between the pairs, so V = 1 and T_k = 1/2).
     tags = MethodTags(
-        min_pairs=2, max_pairs=2, exact=("unchanged", "uniform_change"), variables=CHOICES,
-        pairs_note="one before and one after the target date. With one pair use starfm or "
-        "fitfc.",
-    )  # fmt: skip
+        min_pairs=2,
+        max_pairs=2,
+        exact=("unchanged", "uniform_change"),
+        variables=CHOICES,
+        pairs_note="one before and one after the target date. With one pair use starfm or fitfc.",
+    )
     params = (
-        Param("window", 51, Interval(Integral, 3, None, closed="left", odd=True), "fine pixels",
-              "moving window size (odd, >= 3); 51 = the reference's half window 25",
-              scene_bound="fine"),
-        Param("classes", 4.0, POSITIVE, "",
-              "assumed number of land-cover classes: similarity threshold = 2 std / classes"),
-        Param("threshold", "scene", StrOptions(("scene", "window")), "",
-              "std for the similarity threshold: over the scene (reference) or the window"),
-        Param("min_similar", 6, Interval(Integral, 1, None, closed="left"), "pixels",
-              "fewer similar pixels than this: window-mean coarse change instead (reference: 6)"),
-        Param("min_change", "auto", (AUTO, NON_NEGATIVE), "data units",
-              "minimum mean coarse change of the similar pixels between the pairs to estimate "
-              "V; auto: 0.02 for reflectance, else 2% of the fine value range"),
-        Param("alpha", 0.05, Interval(Real, 0, 1, closed="right"), "",
-              "significance level of the regression F-test; V = 1 when not significant"),
-        Param("v_max", 5.0, POSITIVE, "",
-              "largest accepted conversion coefficient V (V = 1 outside (0, v_max])"),
-        Param("data_min", "auto", (AUTO, Interval(Real, None, None, allow_inf=True)),
-              "data units",
-              "predictions <= data_min are replaced by the weighted mean of similar fine "
-              "pixels; auto: 0 for reflectance, off (-inf) otherwise"),
-        Param("data_max", "auto", (AUTO, Interval(Real, None, None, allow_inf=True)),
-              "data units",
-              "predictions >= data_max are replaced likewise; auto: 1 for reflectance, off "
-              "(inf) otherwise"),
-        Param("variable", "auto", StrOptions(CHOICES), "",
-              "what the data measure (sets min_change, data_min, data_max): auto (inferred, "
-              "logged), reflectance, ndvi, lst or other"),
-        Param("regression", "window", StrOptions(("window", "coarse-pixel")), "",
-              "coarse values in the regression that gives V: window = each similar pixel's "
-              "own (resampled) coarse value (ESTARFM.pro); coarse-pixel = the value of the "
-              "coarse pixel it lies in, the ratio x ratio block mean (the paper; needs the "
-              "resolution ratio)"),
-    )  # fmt: skip
+        Param(
+            "window",
+            51,
+            Interval(Integral, 3, None, closed="left", odd=True),
+            "fine pixels",
+            "moving window size (odd, >= 3); 51 = the reference's half window 25",
+            scene_bound="fine",
+        ),
+        Param(
+            "classes",
+            4.0,
+            POSITIVE,
+            "",
+            "assumed number of land-cover classes: similarity threshold = 2 std / classes",
+        ),
+        Param(
+            "threshold",
+            "scene",
+            StrOptions(("scene", "window")),
+            "",
+            "std for the similarity threshold: over the scene (reference) or the window",
+        ),
+        Param(
+            "min_similar",
+            6,
+            Interval(Integral, 1, None, closed="left"),
+            "pixels",
+            "fewer similar pixels than this: window-mean coarse change instead (reference: 6)",
+        ),
+        Param(
+            "min_change",
+            "auto",
+            (AUTO, NON_NEGATIVE),
+            "data units",
+            "minimum mean coarse change of the similar pixels between the pairs to estimate "
+            "V; auto: 0.02 for reflectance, else 2% of the fine value range",
+        ),
+        Param(
+            "alpha",
+            0.05,
+            Interval(Real, 0, 1, closed="right"),
+            "",
+            "significance level of the regression F-test; V = 1 when not significant",
+        ),
+        Param(
+            "v_max",
+            5.0,
+            POSITIVE,
+            "",
+            "largest accepted conversion coefficient V (V = 1 outside (0, v_max])",
+        ),
+        Param(
+            "data_min",
+            "auto",
+            (AUTO, Interval(Real, None, None, allow_inf=True)),
+            "data units",
+            "predictions <= data_min are replaced by the weighted mean of similar fine "
+            "pixels; auto: 0 for reflectance, off (-inf) otherwise",
+        ),
+        Param(
+            "data_max",
+            "auto",
+            (AUTO, Interval(Real, None, None, allow_inf=True)),
+            "data units",
+            "predictions >= data_max are replaced likewise; auto: 1 for reflectance, off "
+            "(inf) otherwise",
+        ),
+        Param(
+            "variable",
+            "auto",
+            StrOptions(CHOICES),
+            "",
+            "what the data measure (sets min_change, data_min, data_max): auto (inferred, "
+            "logged), reflectance, ndvi, lst or other",
+        ),
+        Param(
+            "regression",
+            "window",
+            StrOptions(("window", "coarse-pixel")),
+            "",
+            "coarse values in the regression that gives V: window = each similar pixel's "
+            "own (resampled) coarse value (ESTARFM.pro); coarse-pixel = the value of the "
+            "coarse pixel it lies in, the ratio x ratio block mean (the paper; needs the "
+            "resolution ratio)",
+        ),
+    )
 
     # The parameters, stored by FusionMethod.__init__ (declared for the type checker).
     window: int
@@ -189,16 +244,33 @@ class ESTARFM(FusionMethod):
     regression: str
 
     def __init__(
-        self, *, window: int = 51, classes: float = 4.0, threshold: str = "scene",
-        min_similar: int = 6, min_change: float | str = "auto", alpha: float = 0.05,
-        v_max: float = 5.0, data_min: float | str = "auto", data_max: float | str = "auto",
-        variable: str = "auto", regression: str = "window",
-    ) -> None:  # fmt: skip
+        self,
+        *,
+        window: int = 51,
+        classes: float = 4.0,
+        threshold: str = "scene",
+        min_similar: int = 6,
+        min_change: float | str = "auto",
+        alpha: float = 0.05,
+        v_max: float = 5.0,
+        data_min: float | str = "auto",
+        data_max: float | str = "auto",
+        variable: str = "auto",
+        regression: str = "window",
+    ) -> None:
         super().__init__(
-            window=window, classes=classes, threshold=threshold, min_similar=min_similar,
-            min_change=min_change, alpha=alpha, v_max=v_max, data_min=data_min,
-            data_max=data_max, variable=variable, regression=regression,
-        )  # fmt: skip
+            window=window,
+            classes=classes,
+            threshold=threshold,
+            min_similar=min_similar,
+            min_change=min_change,
+            alpha=alpha,
+            v_max=v_max,
+            data_min=data_min,
+            data_max=data_max,
+            variable=variable,
+            regression=regression,
+        )
 
     def _validate_params(self) -> None:
         # Each is "auto" (the only string its declaration accepts) or a number.
@@ -257,13 +329,20 @@ class ESTARFM(FusionMethod):
                 _coarse_pixel_values(cp, self.r_, window, half) for cp in self.coarse_pixels_
             ]
         return estarfm_window(
-            fines, coarses, target, half=half,
+            fines,
+            coarses,
+            target,
+            half=half,
             sim_threshold=None if self.threshold == "window" else self.sim_threshold_,
-            classes=float(self.classes), min_similar=int(self.min_similar),
-            min_change=self.min_change_, v_max=float(self.v_max),
-            data_min=self.data_min_, data_max=self.data_max_, fcrit=self.fcrit_,
+            classes=float(self.classes),
+            min_similar=int(self.min_similar),
+            min_change=self.min_change_,
+            v_max=float(self.v_max),
+            data_min=self.data_min_,
+            data_max=self.data_max_,
+            fcrit=self.fcrit_,
             regress_coarse=regress,
-        )  # fmt: skip
+        )
 
 
 def _block_means(src: Source, r: int) -> np.ndarray:
@@ -362,8 +441,20 @@ def estarfm_window(
 
     out = np.empty((nb, h, w), dtype=np.float32)
     estarfm_predict(
-        fs, thr, omr, vals, chg, tsum, tcount[0], dist, int(min_similar),
-        float(data_min), float(data_max), float(min_change), float(v_max),
-        np.asarray(fcrit, np.float64), out,
-    )  # fmt: skip
+        fs,
+        thr,
+        omr,
+        vals,
+        chg,
+        tsum,
+        tcount[0],
+        dist,
+        int(min_similar),
+        float(data_min),
+        float(data_max),
+        float(min_change),
+        float(v_max),
+        np.asarray(fcrit, np.float64),
+        out,
+    )
     return out

@@ -110,8 +110,11 @@ def coarse_pixels(source: Source, r: int) -> np.ndarray:
     out = np.empty((source.count, hc, wc), dtype=np.float32)
     for win, block in source.scan(r):
         row, col = int(win.row_off), int(win.col_off)
-        out[:, row // r : row // r + -(-block.shape[1] // r),
-            col // r : col // r + -(-block.shape[2] // r)] = block_mean(block, r)  # fmt: skip
+        out[
+            :,
+            row // r : row // r + -(-block.shape[1] // r),
+            col // r : col // r + -(-block.shape[2] // r),
+        ] = block_mean(block, r)
     return out
 
 
@@ -122,30 +125,63 @@ class FitFC(FusionMethod):
     title = "Fit-FC"
     paper = "Wang & Atkinson 2018, Remote Sensing of Environment 204, 31-42"
     tags = MethodTags(
-        min_pairs=1, max_pairs=1, needs_ratio=True, exact=("unchanged", "uniform_change"),
+        min_pairs=1,
+        max_pairs=1,
+        needs_ratio=True,
+        exact=("unchanged", "uniform_change"),
         variables=CHOICES,
-    )  # fmt: skip
+    )
     params = (
-        Param("regression_window", 11, Interval(Integral, 3, None, closed="left", odd=True),
-              "coarse pixels",
-              "side of the moving window for the local regression C2 = a C1 + b (odd, >= 3: a "
-              "regression needs several coarse pixels)", scene_bound="coarse"),
-        Param("window", 31, Interval(Integral, 1, None, closed="left", odd=True), "fine pixels",
-              "side of the similar-pixel window (odd)", scene_bound="fine"),
-        Param("similar", 30, Interval(Integral, 1, None, closed="left"), "pixels",
-              "number of similar pixels per window (the centre included; at most window^2)"),
-        Param("similarity_bands", "all",
-              Text("'all' or a comma list such as 'red,nir' or '3,4'"), "",
-              "bands whose F1 values rank similarity: all, or a comma list of roles "
-              "(red,nir as in the authors' code) or 1-based band numbers"),
-        Param("bands", "auto", str, "",
-              "band roles, needed only when similarity_bands names roles: auto (from the "
-              "band names), a preset (landsat7, landsat8, modis) or "
-              "blue,green,red,nir,swir1,swir2 in file order"),
-        Param("variable", "auto", StrOptions(CHOICES), "",
-              "what the data measure: auto (inferred, logged), reflectance, ndvi, lst or "
-              "other; Fit-FC has no constant that depends on it (no threshold, no clipping)"),
-    )  # fmt: skip
+        Param(
+            "regression_window",
+            11,
+            Interval(Integral, 3, None, closed="left", odd=True),
+            "coarse pixels",
+            "side of the moving window for the local regression C2 = a C1 + b (odd, >= 3: a "
+            "regression needs several coarse pixels)",
+            scene_bound="coarse",
+        ),
+        Param(
+            "window",
+            31,
+            Interval(Integral, 1, None, closed="left", odd=True),
+            "fine pixels",
+            "side of the similar-pixel window (odd)",
+            scene_bound="fine",
+        ),
+        Param(
+            "similar",
+            30,
+            Interval(Integral, 1, None, closed="left"),
+            "pixels",
+            "number of similar pixels per window (the centre included; at most window^2)",
+        ),
+        Param(
+            "similarity_bands",
+            "all",
+            Text("'all' or a comma list such as 'red,nir' or '3,4'"),
+            "",
+            "bands whose F1 values rank similarity: all, or a comma list of roles "
+            "(red,nir as in the authors' code) or 1-based band numbers",
+        ),
+        Param(
+            "bands",
+            "auto",
+            str,
+            "",
+            "band roles, needed only when similarity_bands names roles: auto (from the "
+            "band names), a preset (landsat7, landsat8, modis) or "
+            "blue,green,red,nir,swir1,swir2 in file order",
+        ),
+        Param(
+            "variable",
+            "auto",
+            StrOptions(CHOICES),
+            "",
+            "what the data measure: auto (inferred, logged), reflectance, ndvi, lst or "
+            "other; Fit-FC has no constant that depends on it (no threshold, no clipping)",
+        ),
+    )
 
     # The parameters, stored by FusionMethod.__init__ (declared for the type checker).
     regression_window: int
@@ -156,13 +192,23 @@ class FitFC(FusionMethod):
     variable: str
 
     def __init__(
-        self, *, regression_window: int = 11, window: int = 31, similar: int = 30,
-        similarity_bands: str = "all", bands: str = "auto", variable: str = "auto",
-    ) -> None:  # fmt: skip
+        self,
+        *,
+        regression_window: int = 11,
+        window: int = 31,
+        similar: int = 30,
+        similarity_bands: str = "all",
+        bands: str = "auto",
+        variable: str = "auto",
+    ) -> None:
         super().__init__(
-            regression_window=regression_window, window=window, similar=similar,
-            similarity_bands=similarity_bands, bands=bands, variable=variable,
-        )  # fmt: skip
+            regression_window=regression_window,
+            window=window,
+            similar=similar,
+            similarity_bands=similarity_bands,
+            bands=bands,
+            variable=variable,
+        )
 
     def _validate_params(self) -> None:
         if self.similar > self.window * self.window:
@@ -200,10 +246,15 @@ class FitFC(FusionMethod):
                 continue
             if roles is None:
                 roles = resolve_band_roles(scene.band_names, self.bands)
-            out.extend(require_roles(
-                roles, [item], method="fitfc", file_band_names=scene.band_names,
-                why=f"(similarity_bands={self.similarity_bands})",
-            ))  # fmt: skip
+            out.extend(
+                require_roles(
+                    roles,
+                    [item],
+                    method="fitfc",
+                    file_band_names=scene.band_names,
+                    why=f"(similarity_bands={self.similarity_bands})",
+                )
+            )
         if len(set(out)) != len(out):
             raise InvalidParameterError(
                 f"--param similarity_bands={self.similarity_bands}: a band is named twice."
@@ -256,9 +307,10 @@ class FitFC(FusionMethod):
             # Each fine pixel takes its native coarse pixel's coefficients; the residual is
             # interpolated at its position in the native grid's pixel coordinates.
             ci, cj, py, px = self.native_.index(
-                Window(int(window.col_off) - half, int(window.row_off) - half,
-                       f1.shape[2], f1.shape[1])
-            )  # fmt: skip
+                Window(
+                    int(window.col_off) - half, int(window.row_off) - half, f1.shape[2], f1.shape[1]
+                )
+            )
             a = self.a_[:, ci, cj]
             b = self.b_[:, ci, cj]
             res = cubic_at(self.residual_filled_, py, px).astype(np.float32)

@@ -227,9 +227,19 @@ def smooth(
     out = np.empty((f.shape[0], h, w))
     mode = FINAL_MODES[final]
     similar_smooth(
-        f, c, lab, fvalid, cvalid, np.asarray(thr, dtype=np.float64), int(half),
-        int(n_similar), mode, y0, x0, out,
-    )  # fmt: skip
+        f,
+        c,
+        lab,
+        fvalid,
+        cvalid,
+        np.asarray(thr, dtype=np.float64),
+        int(half),
+        int(n_similar),
+        mode,
+        y0,
+        x0,
+        out,
+    )
     return out
 
 
@@ -285,46 +295,100 @@ class FSDAF(FusionMethod):
     paper = "Zhu et al. 2016, Remote Sensing of Environment 172, 165-177"
     #: Exact on a piecewise-constant scene with exact block-mean coarse images (contract suite).
     tags = MethodTags(
-        min_pairs=1, max_pairs=1, needs_ratio=True, exact=("unchanged", "uniform_change"),
-        quality=("fallback",), variables=CHOICES,
-    )  # fmt: skip
+        min_pairs=1,
+        max_pairs=1,
+        needs_ratio=True,
+        exact=("unchanged", "uniform_change"),
+        quality=("fallback",),
+        variables=CHOICES,
+    )
     params: ClassVar[tuple[Param, ...]] = (
-        Param("classes", "4-6",
-              (Text("'min-max' (ISODATA), a number of classes (k-means) or a class map path"),
-               Interval(Integral, 1, None, closed="left"), os.PathLike), "",
-              "classes of F1: 'min-max' = ISODATA ending with min..max classes (FSDAF.pro: "
-              "4-6), a number k = k-means with k classes, or the path of a class map raster "
-              "(integer labels, nodata = unclassified) on the fine grid"),
-        Param("merge_distance", "auto", (AUTO, NON_NEGATIVE), "data units",
-              "ISODATA: merge classes whose centres are closer than this (Euclidean over "
-              "bands); auto: 0.05 x DN_max (FSDAF.pro's ISO_MERGE_DIST; 0.05 reflectance)"),
-        Param("split_std", "auto", (AUTO, NON_NEGATIVE), "data units",
-              "ISODATA: split classes whose standard deviation in a band exceeds this; auto: "
-              "0.05 x DN_max (FSDAF.pro's ISO_SPLIT_STD)"),
-        Param("window", 41, Interval(Integral, 1, None, closed="left", odd=True), "fine pixels",
-              "similar-pixel window (odd); 41 = the reference's half window 20",
-              scene_bound="fine"),
-        Param("similar", 20, Interval(Integral, 1, None, closed="left"), "pixels",
-              "number of similar pixels used per fine pixel"),
-        Param("final", "paper", StrOptions(("paper", "idl")), "",
-              "similar-pixel rule of the final step: paper (same class, ranked by eq. 21 "
-              "sum |dF1|/F1, weights 1/D) or idl (FSDAF.pro: threshold 2 std / classes in "
-              "every band, ranked by (S + 1e-5)(10 + d/w), weights 1/((1 + d/w)(1 + S)))"),
-        Param("pure", 100, Interval(Integral, 1, None, closed="left"), "coarse pixels",
-              "purest coarse pixels per class used to unmix the class changes"),
-        Param("spline_radius", 4, Interval(Integral, 0, None, closed="left"), "coarse pixels",
-              "thin-plate spline through the coarse centres within this radius of each coarse "
-              "pixel; 0 = one spline over the scene (paper; small scenes only)"),
-        Param("valid_range", "auto",
-              (StrOptions(("auto", "none")), Text("'lo,hi' with lo < hi"), tuple, None),
-              "data units",
-              "allowed output range 'lo,hi' (or 'none'); auto: the variable's physical range "
-              "(reflectance 0,1 = DN_min, DN_max; ndvi -1,1; lst and other: none)"),
-        Param("variable", "auto", StrOptions(CHOICES), "",
-              "what the data measure (sets valid_range=auto): auto (inferred, logged), "
-              "reflectance, ndvi, lst or other"),
+        Param(
+            "classes",
+            "4-6",
+            (
+                Text("'min-max' (ISODATA), a number of classes (k-means) or a class map path"),
+                Interval(Integral, 1, None, closed="left"),
+                os.PathLike,
+            ),
+            "",
+            "classes of F1: 'min-max' = ISODATA ending with min..max classes (FSDAF.pro: "
+            "4-6), a number k = k-means with k classes, or the path of a class map raster "
+            "(integer labels, nodata = unclassified) on the fine grid",
+        ),
+        Param(
+            "merge_distance",
+            "auto",
+            (AUTO, NON_NEGATIVE),
+            "data units",
+            "ISODATA: merge classes whose centres are closer than this (Euclidean over "
+            "bands); auto: 0.05 x DN_max (FSDAF.pro's ISO_MERGE_DIST; 0.05 reflectance)",
+        ),
+        Param(
+            "split_std",
+            "auto",
+            (AUTO, NON_NEGATIVE),
+            "data units",
+            "ISODATA: split classes whose standard deviation in a band exceeds this; auto: "
+            "0.05 x DN_max (FSDAF.pro's ISO_SPLIT_STD)",
+        ),
+        Param(
+            "window",
+            41,
+            Interval(Integral, 1, None, closed="left", odd=True),
+            "fine pixels",
+            "similar-pixel window (odd); 41 = the reference's half window 20",
+            scene_bound="fine",
+        ),
+        Param(
+            "similar",
+            20,
+            Interval(Integral, 1, None, closed="left"),
+            "pixels",
+            "number of similar pixels used per fine pixel",
+        ),
+        Param(
+            "final",
+            "paper",
+            StrOptions(("paper", "idl")),
+            "",
+            "similar-pixel rule of the final step: paper (same class, ranked by eq. 21 "
+            "sum |dF1|/F1, weights 1/D) or idl (FSDAF.pro: threshold 2 std / classes in "
+            "every band, ranked by (S + 1e-5)(10 + d/w), weights 1/((1 + d/w)(1 + S)))",
+        ),
+        Param(
+            "pure",
+            100,
+            Interval(Integral, 1, None, closed="left"),
+            "coarse pixels",
+            "purest coarse pixels per class used to unmix the class changes",
+        ),
+        Param(
+            "spline_radius",
+            4,
+            Interval(Integral, 0, None, closed="left"),
+            "coarse pixels",
+            "thin-plate spline through the coarse centres within this radius of each coarse "
+            "pixel; 0 = one spline over the scene (paper; small scenes only)",
+        ),
+        Param(
+            "valid_range",
+            "auto",
+            (StrOptions(("auto", "none")), Text("'lo,hi' with lo < hi"), tuple, None),
+            "data units",
+            "allowed output range 'lo,hi' (or 'none'); auto: the variable's physical range "
+            "(reflectance 0,1 = DN_min, DN_max; ndvi -1,1; lst and other: none)",
+        ),
+        Param(
+            "variable",
+            "auto",
+            StrOptions(CHOICES),
+            "",
+            "what the data measure (sets valid_range=auto): auto (inferred, logged), "
+            "reflectance, ndvi, lst or other",
+        ),
         Param("seed", 0, int, "", "random seed of the k-means / ISODATA classification"),
-    )  # fmt: skip
+    )
 
     # The parameters, stored by FusionMethod.__init__ (declared for the type checker).
     classes: str | int | os.PathLike[str]
@@ -340,17 +404,33 @@ class FSDAF(FusionMethod):
     seed: int
 
     def __init__(
-        self, *, classes: str | int | os.PathLike[str] = "4-6",
-        merge_distance: float | str = "auto", split_std: float | str = "auto", window: int = 41,
-        similar: int = 20, final: str = "paper", pure: int = 100, spline_radius: int = 4,
-        valid_range: str | tuple[float, float] | None = "auto", variable: str = "auto",
+        self,
+        *,
+        classes: str | int | os.PathLike[str] = "4-6",
+        merge_distance: float | str = "auto",
+        split_std: float | str = "auto",
+        window: int = 41,
+        similar: int = 20,
+        final: str = "paper",
+        pure: int = 100,
+        spline_radius: int = 4,
+        valid_range: str | tuple[float, float] | None = "auto",
+        variable: str = "auto",
         seed: int = 0,
-    ) -> None:  # fmt: skip
+    ) -> None:
         super().__init__(
-            classes=classes, merge_distance=merge_distance, split_std=split_std, window=window,
-            similar=similar, final=final, pure=pure, spline_radius=spline_radius,
-            valid_range=valid_range, variable=variable, seed=seed,
-        )  # fmt: skip
+            classes=classes,
+            merge_distance=merge_distance,
+            split_std=split_std,
+            window=window,
+            similar=similar,
+            final=final,
+            pure=pure,
+            spline_radius=spline_radius,
+            valid_range=valid_range,
+            variable=variable,
+            seed=seed,
+        )
 
     def _validate_params(self) -> None:
         # Formats FSDAF parses itself: 'min-max' classes and the 'lo,hi' range.
@@ -372,8 +452,15 @@ class FSDAF(FusionMethod):
     def bytes_per_pixel(self, bands: int, pairs: int) -> float:
         # F1 + region copy, spline (f64), change, output (f64), C1/C2; labels, HI, masks.
         # Measured with tracemalloc (2000 x 2000 x 6, window 15): 279 B per padded pixel.
-        per = 4.0 * bands * 2 + 8.0 * bands + 4.0 * bands + 8.0 * bands + 8.0 * bands + 16.0 + (
-            8.0 * bands + 16.0)
+        per = (
+            4.0 * bands * 2
+            + 8.0 * bands
+            + 4.0 * bands
+            + 8.0 * bands
+            + 8.0 * bands
+            + 16.0
+            + (8.0 * bands + 16.0)
+        )
         # The window's local-spline coefficients (float32 weights, float64 affine) per block.
         side = 2 * int(self.spline_radius) + 1
         r = getattr(self, "r_", 1)
@@ -422,9 +509,11 @@ class FSDAF(FusionMethod):
                 bi = (row + np.arange(f.shape[1])) // r
                 bj = (col + np.arange(f.shape[2])) // r
                 flat = (bi[:, None] * bw + bj[None, :]) * n_classes + lab
-                c1m[:, row // r : row // r + -(-f.shape[1] // r),
-                    col // r : col // r + -(-f.shape[2] // r)] = block_mean(
-                        coarse.read(win), r)  # fmt: skip
+                c1m[
+                    :,
+                    row // r : row // r + -(-f.shape[1] // r),
+                    col // r : col // r + -(-f.shape[2] // r),
+                ] = block_mean(coarse.read(win), r)
             counts += np.bincount(flat[ok], minlength=counts.size)
             v = f[:, ok].astype(np.float64)
             s0 += v.shape[1]
@@ -525,8 +614,11 @@ class FSDAF(FusionMethod):
         for win, t in target.scan(r):
             row, col = int(win.row_off), int(win.col_off)
             if native is None:
-                c2m[:, row // r : row // r + -(-t.shape[1] // r),
-                    col // r : col // r + -(-t.shape[2] // r)] = block_mean(t, r)  # fmt: skip
+                c2m[
+                    :,
+                    row // r : row // r + -(-t.shape[1] // r),
+                    col // r : col // r + -(-t.shape[2] // r),
+                ] = block_mean(t, r)
             for b in range(nb):
                 tb = t[b][np.isfinite(t[b])]
                 if tb.size:
@@ -626,9 +718,15 @@ class FSDAF(FusionMethod):
         change = self._total_change(fr, lr, hi, Window(bx0, by0, bx1 - bx0, by1 - by0))
         thr = self.fine_std_ * 2.0 / self.n_classes_
         out = smooth(
-            fr, change, lr, half, int(self.similar), thr, str(self.final),
+            fr,
+            change,
+            lr,
+            half,
+            int(self.similar),
+            thr,
+            str(self.final),
             (row0 - by0, col0 - bx0, h, w),
-        )  # fmt: skip
+        )
         f1c = f1[:, pad : pad + h, pad : pad + w].astype(np.float64)
         alt = f1c + self.target_.read(window).astype(np.float64) - coarse.read(window)
         fok = np.isfinite(f1c).all(axis=0)
@@ -642,7 +740,6 @@ class FSDAF(FusionMethod):
             out = np.where(bad, np.clip(np.where(np.isfinite(alt), alt, out), lo, hi_v), out)
             fell |= bad
         return out.astype(np.float32), fell.any(axis=0)
-
 
     def _total_change(
         self, fr: np.ndarray, lr: np.ndarray, hi: np.ndarray, region: Window

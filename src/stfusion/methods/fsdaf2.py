@@ -134,8 +134,9 @@ def fsdaf2_change(
     bh, bw = residual.shape[:2]
     ids = (np.arange(h) // r)[:, None] * bw + (np.arange(w) // r)[None, :]
     known = changed & np.isfinite(residual).all(axis=2)
-    shift = changed_shift(f1, labels, spline, class_change, known.reshape(-1)[ids], scale,
-                          threshold)  # fmt: skip
+    shift = changed_shift(
+        f1, labels, spline, class_change, known.reshape(-1)[ids], scale, threshold
+    )
     corr = block_correction(shift, labels, ids, bh * bw).reshape(bh, bw, -1)
     f1p = (f1 + shift).astype(np.float32)
     out = residual_change(f1p, labels, hi, spline, class_change, residual - corr, r, lo, hi_allow)
@@ -149,38 +150,72 @@ class FSDAF2(FSDAF):
     title = "FSDAF 2.0"
     paper = "Guo, Shi, Hao & Zhu 2020, Remote Sensing of Environment 248, 111973"
     tags = MethodTags(
-        min_pairs=1, max_pairs=1, needs_ratio=True, exact=("unchanged", "uniform_change"),
-        quality=("fallback",), variables=CHOICES,
-    )  # fmt: skip
+        min_pairs=1,
+        max_pairs=1,
+        needs_ratio=True,
+        exact=("unchanged", "uniform_change"),
+        quality=("fallback",),
+        variables=CHOICES,
+    )
     params = (
         *FSDAF.params,
-        Param("change_threshold", "auto", (AUTO, NON_NEGATIVE), "std of F1",
-              "coarse pixels whose change index (unmixing residual over F1's standard "
-              f"deviation, RMS over bands) exceeds this are changed; auto: Otsu's threshold, "
-              f"at least {CHANGE_FLOOR}"),
-        Param("change_scale", 4.0, POSITIVE, "change thresholds",
-              "a fine pixel of a changed coarse pixel moves to the spline by P = e^2 / (e^2 + "
-              "(change_scale T)^2), e its change index, T the change threshold (4: chosen on "
-              "cia-1pair, boreas-1pair and lgc-flood)"),
-    )  # fmt: skip
+        Param(
+            "change_threshold",
+            "auto",
+            (AUTO, NON_NEGATIVE),
+            "std of F1",
+            "coarse pixels whose change index (unmixing residual over F1's standard "
+            f"deviation, RMS over bands) exceeds this are changed; auto: Otsu's threshold, "
+            f"at least {CHANGE_FLOOR}",
+        ),
+        Param(
+            "change_scale",
+            4.0,
+            POSITIVE,
+            "change thresholds",
+            "a fine pixel of a changed coarse pixel moves to the spline by P = e^2 / (e^2 + "
+            "(change_scale T)^2), e its change index, T the change threshold (4: chosen on "
+            "cia-1pair, boreas-1pair and lgc-flood)",
+        ),
+    )
 
     # Its own parameters, stored by FusionMethod.__init__ (declared for the type checker).
     change_threshold: float | str
     change_scale: float
 
     def __init__(
-        self, *, classes: str | int | os.PathLike[str] = "4-6",
-        merge_distance: float | str = "auto", split_std: float | str = "auto", window: int = 41,
-        similar: int = 20, final: str = "paper", pure: int = 100, spline_radius: int = 4,
-        valid_range: str | tuple[float, float] | None = "auto", variable: str = "auto",
-        seed: int = 0, change_threshold: float | str = "auto", change_scale: float = 4.0,
-    ) -> None:  # fmt: skip
+        self,
+        *,
+        classes: str | int | os.PathLike[str] = "4-6",
+        merge_distance: float | str = "auto",
+        split_std: float | str = "auto",
+        window: int = 41,
+        similar: int = 20,
+        final: str = "paper",
+        pure: int = 100,
+        spline_radius: int = 4,
+        valid_range: str | tuple[float, float] | None = "auto",
+        variable: str = "auto",
+        seed: int = 0,
+        change_threshold: float | str = "auto",
+        change_scale: float = 4.0,
+    ) -> None:
         FusionMethod.__init__(
-            self, classes=classes, merge_distance=merge_distance, split_std=split_std,
-            window=window, similar=similar, final=final, pure=pure,
-            spline_radius=spline_radius, valid_range=valid_range, variable=variable, seed=seed,
-            change_threshold=change_threshold, change_scale=change_scale,
-        )  # fmt: skip
+            self,
+            classes=classes,
+            merge_distance=merge_distance,
+            split_std=split_std,
+            window=window,
+            similar=similar,
+            final=final,
+            pure=pure,
+            spline_radius=spline_radius,
+            valid_range=valid_range,
+            variable=variable,
+            seed=seed,
+            change_threshold=change_threshold,
+            change_scale=change_scale,
+        )
 
     def bytes_per_pixel(self, bands: int, pairs: int) -> float:
         # FSDAF's, plus TP, spline - TP, the shift (f64) and F1 + shift (f32), P, masks.
@@ -218,9 +253,18 @@ class FSDAF2(FSDAF):
             sp = self.spline_.evaluate(by0, bx0, by1 - by0, bx1 - bx0)
             bs = (slice(by0 // r, -(-by1 // r)), slice(bx0 // r, -(-bx1 // r)))
             return fsdaf2_change(
-                fr, lr, hi, sp, self.class_change_, self.residual_[bs], self.changed_[bs], r,
-                self.fine_std_, thr, *self.allowed_,
-            )  # fmt: skip
+                fr,
+                lr,
+                hi,
+                sp,
+                self.class_change_,
+                self.residual_[bs],
+                self.changed_[bs],
+                r,
+                self.fine_std_,
+                thr,
+                *self.allowed_,
+            )
         # Native coarse pixels: the same steps with the coarse pixel of each fine pixel.
         ci, cj, py, px = native.index(region)
         sp = self.spline_.evaluate_points(py, px, ci, cj)
@@ -235,10 +279,15 @@ class FSDAF2(FSDAF):
         out = np.empty(fr.shape, dtype=np.float32)
         lo, hi_allow = self.allowed_
         distribute_residual_mapped(
-            f1p, np.ascontiguousarray(lr, dtype=np.int32),
-            np.ascontiguousarray(hi, dtype=np.float32), sp,
+            f1p,
+            np.ascontiguousarray(lr, dtype=np.int32),
+            np.ascontiguousarray(hi, dtype=np.float32),
+            sp,
             np.ascontiguousarray(self.class_change_, dtype=np.float64),
-            np.ascontiguousarray(resid - corr), np.ascontiguousarray(ids),
-            np.asarray(lo, dtype=np.float64), np.asarray(hi_allow, dtype=np.float64), out,
-        )  # fmt: skip
+            np.ascontiguousarray(resid - corr),
+            np.ascontiguousarray(ids),
+            np.asarray(lo, dtype=np.float64),
+            np.asarray(hi_allow, dtype=np.float64),
+            out,
+        )
         return out + (f1p - fr)

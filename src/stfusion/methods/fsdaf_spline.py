@@ -105,8 +105,9 @@ class Spline:
         offs = np.arange(-rad, rad + 1)
         for members in groups.values():
             for k0 in range(0, len(members), SPLINE_CHUNK):
-                self._solve_group(members[k0 : k0 + SPLINE_CHUNK], windows, ry, rx, offs,
-                                  i0, j0, weights, affine)  # fmt: skip
+                self._solve_group(
+                    members[k0 : k0 + SPLINE_CHUNK], windows, ry, rx, offs, i0, j0, weights, affine
+                )
         return weights, affine
 
     def _offsets(self) -> tuple[np.ndarray, np.ndarray]:
@@ -118,10 +119,17 @@ class Spline:
         return self._rel
 
     def _solve_group(
-        self, members: list[tuple[int, int]], windows: np.ndarray, rel_y: np.ndarray,
-        rel_x: np.ndarray, offs: np.ndarray, i0: int, j0: int, weights: np.ndarray,
+        self,
+        members: list[tuple[int, int]],
+        windows: np.ndarray,
+        rel_y: np.ndarray,
+        rel_x: np.ndarray,
+        offs: np.ndarray,
+        i0: int,
+        j0: int,
+        weights: np.ndarray,
         affine: np.ndarray,
-    ) -> None:  # fmt: skip
+    ) -> None:
         assert self.values is not None
         nb = self.values.shape[0]
         side = 2 * self.radius + 1
@@ -156,9 +164,17 @@ class Spline:
             assert self.py is not None and self.px is not None
             assert self.weights is not None and self.affine is not None  # a global spline
             tps_eval_global(
-                y0, x0, self.r, self.py, self.px, self.weights, self.affine,
-                self.yref, self.xref, out,
-            )  # fmt: skip
+                y0,
+                x0,
+                self.r,
+                self.py,
+                self.px,
+                self.weights,
+                self.affine,
+                self.yref,
+                self.xref,
+                out,
+            )
             return out
         i0, i1 = y0 // self.r, -(-(y0 + h) // self.r)
         j0, j1 = x0 // self.r, -(-(x0 + w) // self.r)

@@ -176,26 +176,58 @@ class ROBOT(FusionMethod):
     title = "ROBOT (robust optimisation over the time series)"
     paper = "Chen, Wang & Gong 2023, Remote Sensing of Environment 294, 113616"
     tags = MethodTags(
-        min_pairs=2, max_pairs=None, series_all_pairs=True,
+        min_pairs=2,
+        max_pairs=None,
+        series_all_pairs=True,
         pairs_note="ROBOT combines the images of a series of pairs; with one pair use fitfc, "
         "fsdaf or starfm.",
-    )  # fmt: skip
+    )
     params = (
-        Param("block", 30, Interval(Integral, 2, None), "fine px",
-              "side of the square blocks fitted one by one (authors' demo: 30)"),
-        Param("step", 20, Interval(Integral, 1, None), "fine px",
-              "distance between block starts; < block makes them overlap (demo: 20)"),
-        Param("beta", 1.0, Interval(Real, 0, None, closed="left"), "",
-              "weight of the temporal-coherence term (fine images vs the reference; demo: 1)"),
-        Param("budget", 2.0, Interval(Real, 0, None, closed="neither"), "",
-              "bound on the sum of the coefficients, the L1 constraint (demo lambda1: 2)"),
-        Param("tolerance", 0.02, Interval(Real, 0, None, closed="left"), "",
-              "residual compensation when |sum of coefficients - 1| >= this (demo: 0.02)"),
-        Param("reference", "closest", StrOptions(("closest", "nearest", "mean")), "",
-              "reference fine image of the temporal-coherence term: closest = the pair whose "
-              "coarse image is closest to the target; nearest = mean of the nearest pair "
-              "before and after in time (authors' demo; closest without dates); mean = all"),
-    )  # fmt: skip
+        Param(
+            "block",
+            30,
+            Interval(Integral, 2, None),
+            "fine px",
+            "side of the square blocks fitted one by one (authors' demo: 30)",
+        ),
+        Param(
+            "step",
+            20,
+            Interval(Integral, 1, None),
+            "fine px",
+            "distance between block starts; < block makes them overlap (demo: 20)",
+        ),
+        Param(
+            "beta",
+            1.0,
+            Interval(Real, 0, None, closed="left"),
+            "",
+            "weight of the temporal-coherence term (fine images vs the reference; demo: 1)",
+        ),
+        Param(
+            "budget",
+            2.0,
+            Interval(Real, 0, None, closed="neither"),
+            "",
+            "bound on the sum of the coefficients, the L1 constraint (demo lambda1: 2)",
+        ),
+        Param(
+            "tolerance",
+            0.02,
+            Interval(Real, 0, None, closed="left"),
+            "",
+            "residual compensation when |sum of coefficients - 1| >= this (demo: 0.02)",
+        ),
+        Param(
+            "reference",
+            "closest",
+            StrOptions(("closest", "nearest", "mean")),
+            "",
+            "reference fine image of the temporal-coherence term: closest = the pair whose "
+            "coarse image is closest to the target; nearest = mean of the nearest pair "
+            "before and after in time (authors' demo; closest without dates); mean = all",
+        ),
+    )
 
     # The parameters, stored by FusionMethod.__init__ (declared for the type checker).
     block: int
@@ -206,11 +238,23 @@ class ROBOT(FusionMethod):
     reference: str
 
     def __init__(
-        self, *, block: int = 30, step: int = 20, beta: float = 1.0, budget: float = 2.0,
-        tolerance: float = 0.02, reference: str = "closest",
-    ) -> None:  # fmt: skip
-        super().__init__(block=block, step=step, beta=beta, budget=budget,
-                         tolerance=tolerance, reference=reference)  # fmt: skip
+        self,
+        *,
+        block: int = 30,
+        step: int = 20,
+        beta: float = 1.0,
+        budget: float = 2.0,
+        tolerance: float = 0.02,
+        reference: str = "closest",
+    ) -> None:
+        super().__init__(
+            block=block,
+            step=step,
+            beta=beta,
+            budget=budget,
+            tolerance=tolerance,
+            reference=reference,
+        )
 
     def _validate_params(self) -> None:
         if self.step > self.block:
@@ -282,9 +326,12 @@ class ROBOT(FusionMethod):
                 out = predict_block(
                     fines[(slice(None), slice(None), *sl)],
                     coarses[(slice(None), slice(None), *sl)],
-                    target[(slice(None), *sl)], reference[(slice(None), *sl)],
-                    float(self.beta), float(self.budget), float(self.tolerance),
-                )  # fmt: skip
+                    target[(slice(None), *sl)],
+                    reference[(slice(None), *sl)],
+                    float(self.beta),
+                    float(self.budget),
+                    float(self.tolerance),
+                )
                 if out is None:
                     continue
                 # the part of the block inside the window

@@ -112,29 +112,67 @@ class STARFM(FusionMethod):
     title = "STARFM"
     paper = "Gao et al. 2006, IEEE TGRS 44(8) 2207-2218"
     tags = MethodTags(
-        min_pairs=1, max_pairs=None, exact=("unchanged", "uniform_change"),
-        quality=("fallback", "uncertainty"), variables=CHOICES,
-    )  # fmt: skip
+        min_pairs=1,
+        max_pairs=None,
+        exact=("unchanged", "uniform_change"),
+        quality=("fallback", "uncertainty"),
+        variables=CHOICES,
+    )
     params = (
-        Param("window", 51, Interval(Integral, 1, None, closed="left", odd=True), "fine pixels",
-              "moving window size (odd); 51 = the reference's 750 m at 30 m",
-              scene_bound="fine"),
-        Param("classes", 40, POSITIVE, "",
-              "assumed number of land-cover classes: similarity threshold = 2 std / classes"),
-        Param("uncertainty", "auto", (AUTO, POSITIVE), "data units",
-              "uncertainty of fine and coarse values (sigma_l = sigma_m); auto: 0.005 for "
-              "reflectance, else 0.5% of the fine value range"),
-        Param("threshold", "scene", StrOptions(("scene", "window")), "",
-              "std for the similarity threshold: over the scene (reference) or the window"),
-        Param("filter", "paper", StrOptions(("paper", "reference")), "",
-              "candidate filter: paper (max over pairs, S and T) or reference (min, S or T)"),
-        Param("weight", "reference", StrOptions(("reference", "paper")), "",
-              "combined distance: reference (one pair: (S+q) D, no T, as the USDA program; "
-              "several pairs: (S+q)(T+q) D) or paper (always (S+q)(T+q) D, eq. 10)"),
-        Param("variable", "auto", StrOptions(CHOICES), "",
-              "what the data measure (sets the uncertainty): auto (inferred, logged), "
-              "reflectance, ndvi, lst or other"),
-    )  # fmt: skip
+        Param(
+            "window",
+            51,
+            Interval(Integral, 1, None, closed="left", odd=True),
+            "fine pixels",
+            "moving window size (odd); 51 = the reference's 750 m at 30 m",
+            scene_bound="fine",
+        ),
+        Param(
+            "classes",
+            40,
+            POSITIVE,
+            "",
+            "assumed number of land-cover classes: similarity threshold = 2 std / classes",
+        ),
+        Param(
+            "uncertainty",
+            "auto",
+            (AUTO, POSITIVE),
+            "data units",
+            "uncertainty of fine and coarse values (sigma_l = sigma_m); auto: 0.005 for "
+            "reflectance, else 0.5% of the fine value range",
+        ),
+        Param(
+            "threshold",
+            "scene",
+            StrOptions(("scene", "window")),
+            "",
+            "std for the similarity threshold: over the scene (reference) or the window",
+        ),
+        Param(
+            "filter",
+            "paper",
+            StrOptions(("paper", "reference")),
+            "",
+            "candidate filter: paper (max over pairs, S and T) or reference (min, S or T)",
+        ),
+        Param(
+            "weight",
+            "reference",
+            StrOptions(("reference", "paper")),
+            "",
+            "combined distance: reference (one pair: (S+q) D, no T, as the USDA program; "
+            "several pairs: (S+q)(T+q) D) or paper (always (S+q)(T+q) D, eq. 10)",
+        ),
+        Param(
+            "variable",
+            "auto",
+            StrOptions(CHOICES),
+            "",
+            "what the data measure (sets the uncertainty): auto (inferred, logged), "
+            "reflectance, ndvi, lst or other",
+        ),
+    )
 
     # The parameters, stored by FusionMethod.__init__ (declared for the type checker).
     window: int
@@ -146,14 +184,25 @@ class STARFM(FusionMethod):
     variable: str
 
     def __init__(
-        self, *, window: int = 51, classes: float = 40, uncertainty: float | str = "auto",
-        threshold: str = "scene", filter: str = "paper", weight: str = "reference",
+        self,
+        *,
+        window: int = 51,
+        classes: float = 40,
+        uncertainty: float | str = "auto",
+        threshold: str = "scene",
+        filter: str = "paper",
+        weight: str = "reference",
         variable: str = "auto",
-    ) -> None:  # fmt: skip
+    ) -> None:
         super().__init__(
-            window=window, classes=classes, uncertainty=uncertainty, threshold=threshold,
-            filter=filter, weight=weight, variable=variable,
-        )  # fmt: skip
+            window=window,
+            classes=classes,
+            uncertainty=uncertainty,
+            threshold=threshold,
+            filter=filter,
+            weight=weight,
+            variable=variable,
+        )
 
     def halo(self) -> int:
         return int(self.window) // 2
@@ -192,19 +241,24 @@ class STARFM(FusionMethod):
     def predict_window_quality(self, window: Window) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         return self._predict(window, True)
 
-    def _predict(
-        self, window: Window, quality: bool
-    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    def _predict(self, window: Window, quality: bool) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         half = self.halo()
         fines, coarses, target = self.read_inputs(window, half)
         return starfm_window(
-            fines, coarses, target, half=half,
+            fines,
+            coarses,
+            target,
+            half=half,
             sim_threshold=self.fine_std_ * np.float32(2.0 / self.classes),
-            uncertainty=self.uncertainty_, quantum=self.quantum_,
-            threshold=self.threshold, filter=self.filter, classes=float(self.classes),
+            uncertainty=self.uncertainty_,
+            quantum=self.quantum_,
+            threshold=self.threshold,
+            filter=self.filter,
+            classes=float(self.classes),
             use_t=self.weight == "paper" or len(fines) > 1,
-            unity_below=UNITY_BELOW if self.weight == "reference" else 0.0, quality=quality,
-        )  # fmt: skip
+            unity_below=UNITY_BELOW if self.weight == "reference" else 0.0,
+            quality=quality,
+        )
 
 
 def _window_std(f: np.ndarray, half: int) -> np.ndarray:
@@ -276,9 +330,21 @@ def starfm_window(
         for k in range(npairs):
             f = fines[k][b]
             starfm_prepare(
-                f, coarses[k][b], c0, q, half, use_t, np.float32(unity_below), fsim[k], sd[k],
-                td[k], invst[k], pred[k], sc[k], tc[k],
-            )  # fmt: skip
+                f,
+                coarses[k][b],
+                c0,
+                q,
+                half,
+                use_t,
+                np.float32(unity_below),
+                fsim[k],
+                sd[k],
+                td[k],
+                invst[k],
+                pred[k],
+                sc[k],
+                tc[k],
+            )
             if threshold == "window":
                 thr[k] = _window_std(f, half) * np.float32(2.0 / classes)
             else:

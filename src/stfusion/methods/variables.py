@@ -128,8 +128,9 @@ def resolve_variable(variable: str, sample: np.ndarray, bands: int, method: str)
     return var
 
 
-def params_with_variable(params: tuple[str, ...] | list[str], method: str,
-                         variable: str | None) -> tuple[str, ...]:  # fmt: skip
+def params_with_variable(
+    params: tuple[str, ...] | list[str], method: str, variable: str | None
+) -> tuple[str, ...]:
     """The CLI's ``--param`` strings plus ``variable=VALUE`` from ``--variable``, for methods
     that take a ``variable`` parameter (the classical ones); an explicit ``-p variable=``
     wins. Other methods: refused, since they have no unit-bearing constant to set."""

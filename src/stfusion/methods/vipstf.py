@@ -230,20 +230,38 @@ class VIPSTF(FusionMethod):
     title = "VIPSTF (virtual image pair)"
     paper = "Wang, Tang, Tong & Atkinson 2020, Remote Sensing of Environment 249, 112009"
     tags = MethodTags(
-        min_pairs=2, max_pairs=MAX_PAIRS, exact=("unchanged", "uniform_change"),
-        needs_ratio=True, quality=("fallback",),  # those of the default base method, fsdaf
+        min_pairs=2,
+        max_pairs=MAX_PAIRS,
+        exact=("unchanged", "uniform_change"),
+        needs_ratio=True,
+        quality=("fallback",),  # those of the default base method, fsdaf
         pairs_note="a virtual pair is a combination of several pairs.",
-    )  # fmt: skip
+    )
     params = (
-        Param("base", "fsdaf", str, "",
-              "one-pair method run on the virtual pair: fsdaf (VIPSTF-SU), starfm (VIPSTF-SW), "
-              "fitfc, additive, or any registered method that accepts one pair"),
-        Param("base_params", None, (dict, None), "",
-              "parameters of the base method (Python: a dict; command line: "
-              "--param base.NAME=VALUE, e.g. base.window=31)"),
-        Param("intercept", True, bool, "",
-              "fit the constant b of the linear model (V1) (paper and authors' code: yes)"),
-    )  # fmt: skip
+        Param(
+            "base",
+            "fsdaf",
+            str,
+            "",
+            "one-pair method run on the virtual pair: fsdaf (VIPSTF-SU), starfm (VIPSTF-SW), "
+            "fitfc, additive, or any registered method that accepts one pair",
+        ),
+        Param(
+            "base_params",
+            None,
+            (dict, None),
+            "",
+            "parameters of the base method (Python: a dict; command line: "
+            "--param base.NAME=VALUE, e.g. base.window=31)",
+        ),
+        Param(
+            "intercept",
+            True,
+            bool,
+            "",
+            "fit the constant b of the linear model (V1) (paper and authors' code: yes)",
+        ),
+    )
     base_prefix: ClassVar[str] = "base."
 
     # ---------------------------------------------------------------------- parameters
@@ -252,8 +270,11 @@ class VIPSTF(FusionMethod):
     def parse_params(cls, items: Sequence[str]) -> dict[str, Any]:
         """``base.NAME=VALUE`` items go to the base method's own parser."""
         own = [i for i in items if not i.strip().startswith(cls.base_prefix)]
-        forwarded = [i.strip()[len(cls.base_prefix):] for i in items
-                     if i.strip().startswith(cls.base_prefix)]  # fmt: skip
+        forwarded = [
+            i.strip()[len(cls.base_prefix) :]
+            for i in items
+            if i.strip().startswith(cls.base_prefix)
+        ]
         out = super().parse_params(own)
         if forwarded:
             base_cls = _base_class(out.get("base", "fsdaf"))
@@ -266,9 +287,12 @@ class VIPSTF(FusionMethod):
     intercept: bool
 
     def __init__(
-        self, *, base: str = "fsdaf", base_params: dict[str, Any] | None = None,
+        self,
+        *,
+        base: str = "fsdaf",
+        base_params: dict[str, Any] | None = None,
         intercept: bool = True,
-    ) -> None:  # fmt: skip
+    ) -> None:
         super().__init__(base=base, base_params=base_params, intercept=intercept)
 
     def _validate_params(self) -> None:
@@ -291,8 +315,10 @@ class VIPSTF(FusionMethod):
     def _pairs_note(self, n: int) -> str:
         if n > 1:
             return ""
-        return (f"{self.tags.pairs_note} With one pair, run the base method itself (--method "
-                f"{self.base}).")  # fmt: skip
+        return (
+            f"{self.tags.pairs_note} With one pair, run the base method itself (--method "
+            f"{self.base})."
+        )
 
     def _fit(self, scene: Scene) -> None:
         # The base method's own scene checks (window larger than the scene, ratio) now.
@@ -315,10 +341,16 @@ class VIPSTF(FusionMethod):
         vf, vc = _virtual_sources(vp, scene.grid, scene.band_names)
         names = scene.band_names
         vscene = Scene(
-            grid=scene.grid, pairs=[(vf, vc)], target=target, ratio=scene.ratio,
-            band_names=names, notes=list(scene.notes), pair_dates=None,
-            target_date=scene.target_date, coarse_scaling=scene.coarse_scaling,
-        )  # fmt: skip
+            grid=scene.grid,
+            pairs=[(vf, vc)],
+            target=target,
+            ratio=scene.ratio,
+            band_names=names,
+            notes=list(scene.notes),
+            pair_dates=None,
+            target_date=scene.target_date,
+            coarse_scaling=scene.coarse_scaling,
+        )
         base = self._new_base()
         base.fit(vscene)  # a Scene: no file is opened or checked again
         base.prepare(target)
@@ -346,8 +378,10 @@ def _virtual_sources(vp: VirtualPair, grid: Grid, names: tuple[str, ...]) -> tup
     lazily, window by window, from the pairs. Both give the same values."""
     labels = ("virtual fine image (VIPSTF)", "virtual coarse image (VIPSTF)")
     if 2 * len(names) * grid.height * grid.width * 4 > MATERIALIZE_MB * 2**20:
-        return (VirtualImage(vp, "fine", grid, names, labels[0]),
-                VirtualImage(vp, "coarse", grid, names, labels[1]))  # fmt: skip
+        return (
+            VirtualImage(vp, "fine", grid, names, labels[0]),
+            VirtualImage(vp, "coarse", grid, names, labels[1]),
+        )
     vf = np.empty((len(names), grid.height, grid.width), np.float32)
     vc = np.empty_like(vf)
     for r0 in range(0, grid.height, STRIP_ROWS):

@@ -477,7 +477,11 @@ def _predict_tiers(
         and (not tiers or holes(tiers[0], target, observed, s.grid, s.count) > 0)
     ):
         fsets, _ = choose_pairs(
-            day, clear, fb.tags.min_pairs, fb.tags.max_pairs, s.pairs_per_side,
+            day,
+            clear,
+            fb.tags.min_pairs,
+            fb.tags.max_pairs,
+            s.pairs_per_side,
             fb.tags.series_all_pairs,
         )
         if fsets:

@@ -126,8 +126,10 @@ def _registry() -> dict[str, type[FusionNet]]:
     from stfusion.dl.networks.ganstfm import GANSTFMNet
 
     kinds: dict[str, type[FusionNet]] = {
-        "dcstfn": DCSTFNNet, "edcstfn": EDCSTFNNet, "ganstfm": GANSTFMNet,
-    }  # fmt: skip
+        "dcstfn": DCSTFNNet,
+        "edcstfn": EDCSTFNNet,
+        "ganstfm": GANSTFMNet,
+    }
     for module in OPTIONAL_MODULES:
         try:
             mod = import_module(module)
@@ -165,8 +167,11 @@ def build_network(config: dict[str, Any]) -> FusionNet:
         from stfusion.dl.networks.agnostic import AgnosticNet
 
         one = {**config, "bands": 1}
-        inner = (cls.from_config(one) if hasattr(cls, "from_config")  # STFDCNN: factor, window
-                 else cls(1, tuple(config["channels"])))  # fmt: skip
+        inner = (
+            cls.from_config(one)
+            if hasattr(cls, "from_config")  # STFDCNN: factor, window
+            else cls(1, tuple(config["channels"]))
+        )
         return AgnosticNet(inner, str(config["agnostic"]), int(config.get("smooth", 8)))
     if hasattr(cls, "from_config"):  # STFDCNN: factor, window, residual
         return cls.from_config(config)
@@ -181,12 +186,18 @@ def make_network(name: str, bands: int, size: str = "small", agnostic: bool = Fa
         from stfusion.dl.networks.agnostic import wrap
 
         # "residual": STFDCNN's CNNs start as identities (its output is a full prediction).
-        return wrap(build_network({"network": name, "bands": 1, "channels": list(widths),
-                                   "residual": True}))  # fmt: skip
+        return wrap(
+            build_network({"network": name, "bands": 1, "channels": list(widths), "residual": True})
+        )
     return build_network({"network": name, "bands": bands, "channels": list(widths)})
 
 
 __all__ = [
-    "SIZES", "FusionNet", "build_network", "channels_for", "make_network", "network_class",
+    "SIZES",
+    "FusionNet",
+    "build_network",
+    "channels_for",
+    "make_network",
+    "network_class",
     "network_names",
-]  # fmt: skip
+]

@@ -165,20 +165,39 @@ class AgnosticNet(FusionNet):
         # Networks that fuse pairs themselves (STFDCNN's weighted HPM).
         return self.inner.predict_pairs(fs, cs, ct, vs).reshape(n, b, h, w)
 
-    def losses(self, fine: torch.Tensor, coarse: torch.Tensor, mask: torch.Tensor,
-               content: str = "mse") -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    def losses(
+        self, fine: torch.Tensor, coarse: torch.Tensor, mask: torch.Tensor, content: str = "mse"
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """STFDCNN's single-date training losses (single-band batches)."""
-        return self.inner.losses(self._flat(fine), self._flat(coarse),  # type: ignore[operator]  # an STFDCNNNet
-                                 mask.repeat_interleave(fine.shape[1], 0), content)  # fmt: skip
+        return self.inner.losses(
+            self._flat(fine),
+            self._flat(coarse),  # type: ignore[operator]  # an STFDCNNNet
+            mask.repeat_interleave(fine.shape[1], 0),
+            content,
+        )
 
     # The student's distillation hooks (single-band batches: the flattening is a reshape).
-    def features(self, fine_ref: torch.Tensor, coarse_ref: torch.Tensor,
-                 coarse_target: torch.Tensor) -> torch.Tensor:  # fmt: skip
-        return self.inner.features(*(self._flat(t) for t in (fine_ref, coarse_ref,  # type: ignore[operator]  # a StudentNet
-                                                             coarse_target)))  # fmt: skip
+    def features(
+        self, fine_ref: torch.Tensor, coarse_ref: torch.Tensor, coarse_target: torch.Tensor
+    ) -> torch.Tensor:
+        return self.inner.features(
+            *(
+                self._flat(t)
+                for t in (
+                    fine_ref,
+                    coarse_ref,  # type: ignore[operator]  # a StudentNet
+                    coarse_target,
+                )
+            )
+        )
 
-    def head_output(self, feats: torch.Tensor, fine_ref: torch.Tensor, coarse_ref: torch.Tensor,
-                    coarse_target: torch.Tensor) -> torch.Tensor:  # fmt: skip
+    def head_output(
+        self,
+        feats: torch.Tensor,
+        fine_ref: torch.Tensor,
+        coarse_ref: torch.Tensor,
+        coarse_target: torch.Tensor,
+    ) -> torch.Tensor:
         n, b, h, w = fine_ref.shape
         f, c1, c2 = (self._flat(t) for t in (fine_ref, coarse_ref, coarse_target))
         out = self.inner.head_output(feats, f, c1, c2)  # type: ignore[operator]  # a StudentNet

@@ -63,20 +63,35 @@ class DCSTFNNet(FusionNet):
         c0, c1, c2 = self.channels
         relu = nn.ReLU
         self.coarse_branch = nn.Sequential(
-            _conv(bands, c0), relu(), _conv(c0, c1), relu(), nn.MaxPool2d(2),
+            _conv(bands, c0),
+            relu(),
+            _conv(c0, c1),
+            relu(),
+            nn.MaxPool2d(2),
             nn.ConvTranspose2d(c1, c1, 3, stride=1, padding=1),
             nn.ConvTranspose2d(c1, c1, 3, stride=1, padding=1),
             nn.ConvTranspose2d(c1, c1, 3, stride=1, padding=1),
-            _conv(c1, c2), relu(),
-        )  # fmt: skip
+            _conv(c1, c2),
+            relu(),
+        )
         self.fine_branch = nn.Sequential(
-            _conv(bands, c0), relu(), _conv(c0, c1), relu(), nn.MaxPool2d(2),
-            _conv(c1, c1), relu(), _conv(c1, c2), relu(),
-        )  # fmt: skip
+            _conv(bands, c0),
+            relu(),
+            _conv(c0, c1),
+            relu(),
+            nn.MaxPool2d(2),
+            _conv(c1, c1),
+            relu(),
+            _conv(c1, c2),
+            relu(),
+        )
         self.reconstruct = nn.Sequential(
-            nn.ConvTranspose2d(c2, c1, 3, stride=2, padding=1, output_padding=1), relu(),
-            nn.Conv2d(c1, c0, 1), relu(), nn.Conv2d(c0, bands, 1),
-        )  # fmt: skip
+            nn.ConvTranspose2d(c2, c1, 3, stride=2, padding=1, output_padding=1),
+            relu(),
+            nn.Conv2d(c1, c0, 1),
+            relu(),
+            nn.Conv2d(c0, bands, 1),
+        )
         # He-normal weights and zero biases, as the authors' Keras code.
         for m in self.modules():
             if isinstance(m, nn.Conv2d | nn.ConvTranspose2d):

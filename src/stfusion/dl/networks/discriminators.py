@@ -64,9 +64,7 @@ class Discriminator(nn.Module):
     ) -> tuple[list[torch.Tensor], list[list[torch.Tensor]]]:
         raise NotImplementedError
 
-    def forward(
-        self, condition: torch.Tensor, image: torch.Tensor
-    ) -> list[torch.Tensor]:
+    def forward(self, condition: torch.Tensor, image: torch.Tensor) -> list[torch.Tensor]:
         return self.features(condition, image)[0]
 
     def n_parameters(self) -> int:
@@ -87,9 +85,14 @@ class _PatchNet(nn.Sequential):
     def __init__(self, cin: int, w: int) -> None:
         act = nn.LeakyReLU(0.2)
         super().__init__(
-            _sn_conv(cin, w, 4, 2), act, _sn_conv(w, 2 * w, 4, 2), act,
-            _sn_conv(2 * w, 4 * w, 3, 1), act, _sn_conv(4 * w, 1, 3, 1),
-        )  # fmt: skip
+            _sn_conv(cin, w, 4, 2),
+            act,
+            _sn_conv(w, 2 * w, 4, 2),
+            act,
+            _sn_conv(2 * w, 4 * w, 3, 1),
+            act,
+            _sn_conv(4 * w, 1, 3, 1),
+        )
 
     def run(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         feats = []
@@ -164,5 +167,9 @@ def make_discriminator(name: str, bands_in: int, size: str = "small") -> Discrim
 
 
 __all__ = [
-    "Discriminator", "PatchGAN", "discriminator_class", "has_features", "make_discriminator",
-]  # fmt: skip
+    "Discriminator",
+    "PatchGAN",
+    "discriminator_class",
+    "has_features",
+    "make_discriminator",
+]

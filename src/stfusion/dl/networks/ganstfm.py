@@ -59,9 +59,13 @@ class _EncoderBlock(nn.Module):
         mid = min(cin, cout)
         self.lateral = nn.Sequential(_conv3(cin, mid), nn.Conv2d(mid, cout, 1), nn.LeakyReLU())
         self.trunk = nn.Sequential(
-            nn.BatchNorm2d(cin), nn.LeakyReLU(), _conv3(cin, mid),
-            nn.BatchNorm2d(mid), nn.LeakyReLU(), nn.Conv2d(mid, cout, 1),
-        )  # fmt: skip
+            nn.BatchNorm2d(cin),
+            nn.LeakyReLU(),
+            _conv3(cin, mid),
+            nn.BatchNorm2d(mid),
+            nn.LeakyReLU(),
+            nn.Conv2d(mid, cout, 1),
+        )
 
     def forward(self, lateral: torch.Tensor, trunk: torch.Tensor) -> tuple[torch.Tensor, ...]:
         lat = self.lateral(lateral)
@@ -105,9 +109,12 @@ class GANSTFMNet(FusionNet):
         self.encoder = nn.ModuleList(_EncoderBlock(widths[i], widths[i + 1]) for i in range(4))
         c1, c2, c3, c4 = self.channels
         self.decoder = nn.Sequential(
-            _DecoderBlock(2 * c4, c4), _DecoderBlock(c4, c3), _DecoderBlock(c3, c2),
-            _DecoderBlock(c2, c1), nn.Conv2d(c1, self.bands, 1),
-        )  # fmt: skip
+            _DecoderBlock(2 * c4, c4),
+            _DecoderBlock(c4, c3),
+            _DecoderBlock(c3, c2),
+            _DecoderBlock(c2, c1),
+            nn.Conv2d(c1, self.bands, 1),
+        )
 
     def forward(
         self, fine_ref: torch.Tensor, coarse_ref: torch.Tensor, coarse_target: torch.Tensor

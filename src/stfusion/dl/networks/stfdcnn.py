@@ -227,10 +227,12 @@ class STFDCNNNet(FusionNet):
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> STFDCNNNet:
         return cls(
-            int(config["bands"]), tuple(int(c) for c in config["channels"]),
-            factor=int(config.get("factor", 2)), window=int(config.get("window", 5)),
+            int(config["bands"]),
+            tuple(int(c) for c in config["channels"]),
+            factor=int(config.get("factor", 2)),
+            window=int(config.get("window", 5)),
             residual=bool(config.get("residual", False)),
-        )  # fmt: skip
+        )
 
     # ---------------------------------------------------------------------- building blocks
 
@@ -379,7 +381,17 @@ class STFDCNNPredictor(Predictor):
 
 
 __all__ = [
-    "GAIN_LIMIT", "KERNELS", "SIZES", "SRCNN", "STFDCNNNet", "STFDCNNPredictor", "box_mean",
+    "GAIN_LIMIT",
+    "KERNELS",
+    "SIZES",
+    "SRCNN",
+    "STFDCNNNet",
+    "STFDCNNPredictor",
+    "box_mean",
     "choose_factor",
-    "choose_window", "high_pass_modulation", "load_network", "pair_weights", "sizes_for",
-]  # fmt: skip
+    "choose_window",
+    "high_pass_modulation",
+    "load_network",
+    "pair_weights",
+    "sizes_for",
+]

@@ -393,17 +393,19 @@ class ViTGANGenerator(FusionNet):
             nn.GELU(), nn.Linear(a.w_dim, a.w_dim), nn.GELU(), nn.Linear(a.w_dim, a.w_dim)
         )
         self.blocks = nn.ModuleList(
-            SwinSLNBlock(a.dim, a.heads, a.window, (a.window // 2) * (i % 2), a.mlp_ratio,
-                         a.w_dim)
+            SwinSLNBlock(a.dim, a.heads, a.window, (a.window // 2) * (i % 2), a.mlp_ratio, a.w_dim)
             for i in range(a.depth)
-        )  # fmt: skip
+        )
         self.norm = SelfModulatedLayerNorm(a.dim, a.w_dim)
         self.to_pixels = nn.Linear(a.dim, a.patch * a.patch * a.head_channels)
         c = a.head_channels
         self.refine = nn.Sequential(
-            nn.ReplicationPad2d(1), nn.Conv2d(c + 2 * bands, c, 3), nn.GELU(),
-            nn.ReplicationPad2d(1), nn.Conv2d(c, bands, 3),
-        )  # fmt: skip
+            nn.ReplicationPad2d(1),
+            nn.Conv2d(c + 2 * bands, c, 3),
+            nn.GELU(),
+            nn.ReplicationPad2d(1),
+            nn.Conv2d(c, bands, 3),
+        )
         last = self.refine[-1]
         assert isinstance(last, nn.Conv2d) and last.bias is not None
         nn.init.zeros_(last.weight)
@@ -563,8 +565,9 @@ class ViTDiscriminator(Discriminator):
         pos: torch.Tensor = self.pos
         if (gh, gw) != (a.grid, a.grid):
             pos = F.interpolate(pos, size=(gh, gw), mode="bilinear", align_corners=False)
-        z = torch.cat((self.cls.expand(b, -1, -1), (tok + pos.permute(0, 2, 3, 1)).reshape(
-            b, gh * gw, d)), 1)  # fmt: skip
+        z = torch.cat(
+            (self.cls.expand(b, -1, -1), (tok + pos.permute(0, 2, 3, 1)).reshape(b, gh * gw, d)), 1
+        )
         token_feats, cls_feats = [], []
         for blk in self.blocks:
             z = blk(z)
@@ -578,8 +581,23 @@ class ViTDiscriminator(Discriminator):
 
 
 __all__ = [
-    "DISCRIMINATOR_SIZES", "GENERATOR_SIZES", "ImprovedSpectralNorm", "L2Attention",
-    "OverlappingPatchEmbed", "SelfModulatedLayerNorm", "SwinSLNBlock", "ViTDiscriminator",
-    "ViTGANGenerator", "WindowAttention", "generator_size", "isn", "partition", "receptive_radius",
-    "region_mask", "token_reach", "unpartition", "window_labels", "window_mean",
-]  # fmt: skip
+    "DISCRIMINATOR_SIZES",
+    "GENERATOR_SIZES",
+    "ImprovedSpectralNorm",
+    "L2Attention",
+    "OverlappingPatchEmbed",
+    "SelfModulatedLayerNorm",
+    "SwinSLNBlock",
+    "ViTDiscriminator",
+    "ViTGANGenerator",
+    "WindowAttention",
+    "generator_size",
+    "isn",
+    "partition",
+    "receptive_radius",
+    "region_mask",
+    "token_reach",
+    "unpartition",
+    "window_labels",
+    "window_mean",
+]
