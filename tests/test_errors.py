@@ -243,11 +243,30 @@ def _checkpoint(tmp_path: Path, change: dict, drop: tuple[str, ...] = ()) -> Pat
         ({}, ("state_dict", "norm"), "lacks 'state_dict', 'norm'"),
         ({"bands": "six"}, (), "'bands' is a str"),
         (
-            {"network": {"network": "dcstfn", "bands": 6, "channels": [100000] * 3}},
+            # the shipped weights are band-agnostic: one band, a correction to additive
+            {
+                "network": {
+                    "network": "dcstfn",
+                    "bands": 1,
+                    "channels": [100000] * 3,
+                    "agnostic": "additive",
+                }
+            },
             (),
             "size of 100000",
         ),
-        ({"network": {"network": "dcstfn", "bands": 6, "channels": [8000] * 3}}, (), "parameters"),
+        (
+            {
+                "network": {
+                    "network": "dcstfn",
+                    "bands": 1,
+                    "channels": [8000] * 3,
+                    "agnostic": "additive",
+                }
+            },
+            (),
+            "parameters",
+        ),
         (
             {"network": {"network": "dcstfn", "bands": 3, "channels": [32, 64, 128]}},
             (),
