@@ -24,14 +24,11 @@ and a folder holding the inputs are never replaced (:func:`check_bench_out`).
 from __future__ import annotations
 
 import contextlib
-import csv
 import datetime as _dt
 import hashlib
-import html
 import json
 import os
 import platform
-import re
 import threading
 import time
 import traceback
@@ -44,28 +41,20 @@ from typing import Any
 import numpy as np
 
 import stfusion
+from stfusion.bench_report import (  # SUMMARY_COLUMNS re-exported: its old home
+    BASELINES,
+    SUMMARY_COLUMNS,  # noqa: F401
+    case_figures,
+    html_page,
+    summary_markdown,
+    write_csvs,
+)
 from stfusion.cases import Case, check_case_name
 from stfusion.errors import InvalidParameterError, OutputExistsError, STFusionError
 from stfusion.io import FileSource, Scaling, atomic_path, partial_name
 from stfusion.methods import FusionMethod, get_method
 from stfusion.methods.deep import trained_on_target
-from stfusion.metrics import METRIC_NAMES, MetricReport, evaluate
-
-BASELINES = ("nochange", "additive")
-
-#: Summary columns: metric, format, which direction is better (None: no "best").
-SUMMARY_COLUMNS: tuple[tuple[str, str, Callable[..., float] | None], ...] = (
-    ("rmse", "{:.5f}", min),
-    ("mae", "{:.5f}", min),
-    ("bias", "{:+.5f}", None),
-    ("cc", "{:.4f}", max),
-    ("ssim", "{:.4f}", max),
-    ("psnr", "{:.2f}", max),
-    ("sam_deg", "{:.3f}", min),
-    ("ergas", "{:.4f}", min),
-    ("coverage", "{:.3f}", None),
-    ("seconds", "{:.1f}", None),
-)
+from stfusion.metrics import MetricReport, evaluate
 
 
 @dataclass
@@ -466,12 +455,12 @@ def _run_all(
                     run.report = evaluate(run.prediction, truth, ratio=case.ratio, band_names=names)
             case_runs.append(run)
         if figures:
-            figs[case.name] = _case_figures(case, case_runs, truth, names, outdir / "figures")
+            figs[case.name] = case_figures(case, case_runs, truth, names, outdir / "figures")
         for r in case_runs:
             r.prediction = None  # free memory; figures are written
         runs.extend(case_runs)
     total = time.perf_counter() - t_start
-    _write_csvs(runs, outdir)
+    write_csvs(runs, outdir)
     summary = summary_markdown(runs, cases)
     (outdir / "summary.md").write_text(summary)
     record = {
@@ -496,7 +485,7 @@ def _run_all(
         ],
     }
     (outdir / "run.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
-    (outdir / "index.html").write_text(_html(runs, cases, figs, record))
+    (outdir / "index.html").write_text(html_page(runs, cases, figs, record))
     return {"runs": runs, "summary": summary, "total_seconds": total, "outdir": str(outdir)}
 
 
@@ -523,226 +512,3 @@ def machine_info() -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
     }
-
-
-def _write_csvs(runs: Sequence[Run], outdir: Path) -> None:
-    with open(outdir / "metrics.csv", "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["case", "method", "band", "metric", "value"])
-        for r in runs:
-            if r.report is None:
-                continue
-            for metric in METRIC_NAMES:
-                for band, value in zip(r.report.band_names, r.report.per_band.get(metric, [])):
-                    w.writerow([r.case, r.method, band, metric, repr(float(value))])
-                w.writerow([r.case, r.method, "mean", metric, repr(float(r.report.mean[metric]))])
-    with open(outdir / "runs.csv", "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(
-            [
-                "case",
-                "method",
-                "status",
-                "reason",
-                "seconds",
-                "peak_mem_mb",
-                "coverage",
-                "valid_fraction",
-                "params",
-            ]
-        )
-        for r in runs:
-            cov = r.report.mean["coverage"] if r.report else float("nan")
-            vf = r.report.mean["valid_fraction"] if r.report else float("nan")
-            ps = {k: v for k, v in r.params.items() if k != "traceback"}
-            w.writerow(
-                [
-                    r.case,
-                    r.method,
-                    r.status,
-                    r.reason,
-                    f"{r.seconds:.3f}",
-                    f"{r.peak_mem_mb:.0f}",
-                    f"{cov:.4f}",
-                    f"{vf:.4f}",
-                    json.dumps(ps, default=str),
-                ]
-            )
-
-
-def _cell(run: Run, metric: str) -> float:
-    if metric == "seconds":
-        return run.seconds
-    return run.report.mean[metric] if run.report else float("nan")
-
-
-def _best(runs: Sequence[Run]) -> dict[str, float]:
-    """The best value of each column that has a direction, over ``runs``."""
-    best: dict[str, float] = {}
-    for name, _, pick in SUMMARY_COLUMNS:
-        vals = [_cell(r, name) for r in runs if _cell(r, name) == _cell(r, name)]
-        if pick and vals:
-            best[name] = pick(vals)
-    return best
-
-
-def summary_markdown(runs: Sequence[Run], cases: Sequence[Case]) -> str:
-    """Per case, the mean over bands of each metric; the best value per column in bold."""
-    lines = []
-    for case in cases:
-        rs = [r for r in runs if r.case == case.name]
-        ok = [r for r in rs if r.report is not None]
-        lines.append(f"### {case.name}\n")
-        lines.append(
-            f"{case.description}. Pairs {', '.join(case.pair_dates)} -> {case.target_date}; "
-            f"R = {case.ratio:g}; data range 1.0; mean over bands.\n"
-            if case.ratio
-            else f"{case.description}. Mean over bands; data range 1.0.\n"
-        )
-        header = ["method", *[c[0].replace("_deg", " (deg)") for c in SUMMARY_COLUMNS]]
-        lines.append("| " + " | ".join(header) + " |")
-        lines.append("|" + "---|" * len(header))
-        best = _best(ok)
-        for r in ok:
-            cells = []
-            for name, fmt, _ in SUMMARY_COLUMNS:
-                v = _cell(r, name)
-                text = "-" if v != v else fmt.format(v)
-                cells.append(f"**{text}**" if name in best and v == best[name] else text)
-            label = f"{r.method} (baseline)" if r.method in BASELINES else r.method
-            lines.append(f"| {label} | " + " | ".join(cells) + " |")
-        not_run = [r for r in rs if r.report is None]
-        if not_run:
-            lines.append("")
-        for r in not_run:
-            lines.append(f"- {r.method}: {r.status}: {_short_reason(r.reason)}")
-        lines.append("")
-    return "\n".join(lines) + "\n"
-
-
-def _short_reason(reason: str) -> str:
-    """First sentence of a skip/fail reason, paths shortened to file names (runs.csv has all)."""
-    first = re.split(r"(?<=[.;])\s", reason, maxsplit=1)[0].rstrip(".;")
-    return re.sub(r"(?:/[^\s/:]+)+/([^\s/:]+)", r"\1", first)
-
-
-# --------------------------------------------------------------------------------- figures
-
-
-def _case_figures(
-    case: Case, runs: Sequence[Run], truth: np.ndarray, names: list[str], figdir: Path
-) -> list[str]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from stfusion.plot import composite, rgb_bands, stretch_limits
-
-    name = check_case_name(case.name)  # the only part of a figure's path not fixed here
-    figdir.mkdir(parents=True, exist_ok=True)
-    ok = [r for r in runs if r.prediction is not None]
-    if not ok:
-        return []
-    bands = rgb_bands(names)
-    lo, hi = stretch_limits([truth], bands)
-    n = len(ok) + 1
-    files = []
-
-    fig, axes = plt.subplots(2, n, figsize=(2.6 * n, 5.6), constrained_layout=True, squeeze=False)
-    axes[0, 0].imshow(composite(truth, bands, lo, hi), interpolation="nearest")
-    axes[0, 0].set_title("truth", fontsize=9)
-    errs = [np.nanmean(np.abs(r.prediction - truth), axis=0) for r in ok]
-    vmax = max(float(np.nanpercentile(e, 99)) for e in errs) or 1e-6
-    axes[1, 0].set_axis_off()
-    for i, (r, e) in enumerate(zip(ok, errs), start=1):
-        assert r.prediction is not None  # ok holds only the runs with a prediction
-        axes[0, i].imshow(composite(r.prediction, bands, lo, hi), interpolation="nearest")
-        rm = r.report.mean["rmse"] if r.report else float("nan")
-        axes[0, i].set_title(f"{r.method}\nRMSE {rm:.4f}", fontsize=9)
-        im = axes[1, i].imshow(e, cmap="magma", vmin=0, vmax=vmax, interpolation="nearest")
-        axes[1, i].set_title(f"|error| {r.method}", fontsize=9)
-    for ax in axes.ravel():
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.colorbar(im, ax=axes[1, :].tolist(), shrink=0.8, label="mean |error| over bands")
-    combo = "/".join(names[b] for b in bands)
-    fig.suptitle(
-        f"{case.name}: composite {combo}, one 2-98% stretch (of the truth) for all", fontsize=10
-    )
-    path = figdir / f"{name}_quicklook.png"
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    files.append(f"figures/{path.name}")
-
-    nb = truth.shape[0]
-    fig, axes = plt.subplots(
-        len(ok), nb, figsize=(2.2 * nb, 2.2 * len(ok)), constrained_layout=True, squeeze=False
-    )
-    for i, r in enumerate(ok):
-        assert r.prediction is not None
-        for b in range(nb):
-            t, p = truth[b].ravel(), r.prediction[b].ravel()
-            m = np.isfinite(t) & np.isfinite(p)
-            ax = axes[i, b]
-            if m.any():
-                lim = np.percentile(np.concatenate([t[m], p[m]]), [0.5, 99.5])
-                ax.hist2d(t[m], p[m], bins=80, range=[lim, lim], cmap="viridis", norm="log")
-                ax.plot(lim, lim, "w-", lw=0.6)
-            ax.set_title(f"{r.method} {names[b]}", fontsize=7)
-            ax.tick_params(labelsize=6)
-            if b == 0:
-                ax.set_ylabel("prediction", fontsize=7)
-            if i == len(ok) - 1:
-                ax.set_xlabel("truth", fontsize=7)
-    fig.suptitle(f"{case.name}: truth vs prediction density (log counts)", fontsize=10)
-    path = figdir / f"{name}_scatter.png"
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    files.append(f"figures/{path.name}")
-    return files
-
-
-def _html(
-    runs: Sequence[Run], cases: Sequence[Case], figs: dict[str, list[str]], record: dict[str, Any]
-) -> str:
-    def esc(x: Any) -> str:
-        return html.escape(str(x))
-
-    parts = [
-        "<!doctype html><html><head><meta charset='utf-8'><title>stfusion bench</title>",
-        "<style>body{font-family:sans-serif;margin:2em;max-width:1400px}"
-        "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;"
-        "padding:3px 8px;text-align:right}th{background:#eee}td:first-child{text-align:left}"
-        ".best{font-weight:bold;background:#e6f4e6}img{max-width:100%;margin:0.5em 0}</style>",
-        "</head><body><h1>stfusion bench</h1>",
-        f"<p>stfusion {esc(record['stfusion_version'])}, {esc(record['created'])}; "
-        f"{esc(record['machine']['cpu'])}, {esc(record['machine']['cores'])} cores; total "
-        f"{record['total_seconds']:.0f} s. Metrics as pinned in docs/metrics.md (data range "
-        "1.0, mean over bands).</p>",
-    ]
-    for case in cases:
-        rs = [r for r in runs if r.case == case.name]
-        ok = [r for r in rs if r.report is not None]
-        parts.append(f"<h2>{esc(case.name)}</h2><p>{esc(case.description)}</p>")
-        parts.append(
-            "<table><tr><th>method</th>"
-            + "".join(f"<th>{esc(c[0])}</th>" for c in SUMMARY_COLUMNS)
-            + "</tr>"
-        )
-        best = _best(ok)
-        for r in ok:
-            cells = []
-            for name, fmt, _ in SUMMARY_COLUMNS:
-                v = _cell(r, name)
-                cls = " class='best'" if name in best and v == best[name] else ""
-                cells.append(f"<td{cls}>{'-' if v != v else fmt.format(v)}</td>")
-            parts.append(f"<tr><td>{esc(r.method)}</td>{''.join(cells)}</tr>")
-        parts.append("</table>")
-        for r in rs:
-            if r.report is None:
-                parts.append(f"<p>{esc(r.method)}: {esc(r.status)}: {esc(r.reason)}</p>")
-        for f in figs.get(case.name, []):
-            parts.append(f"<img src='{esc(f)}' alt='{esc(f)}'>")
-    parts.append("</body></html>")
-    return "\n".join(parts)

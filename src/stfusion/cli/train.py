@@ -138,49 +138,18 @@ def train(
     pairs: Sequence[tuple[str, str]],
     out: str,
     size: str,
-    epochs: int,
-    patch: int,
-    batch: int,
-    lr: float,
-    patience: int,
-    val_fraction: float,
-    steps_per_epoch: int,
-    device: str,
-    threads: int,
-    seed: int,
-    content: str | None,
-    ae_steps: int,
-    vision_weight: float | None,
-    feature_weight: float | None,
-    discriminator: str | None,
-    gan_loss: str | None,
-    adv_weight: float | None,
-    fm_weight: float | None,
-    sam_weight: float | None,
-    d_lr: float | None,
-    label_smoothing: float | None,
-    clip: float | None,
-    time_mix: float | None,
-    augment: bool,
     dates: str | None,
     fine_scale: float | None,
     fine_offset: float | None,
     coarse_scale: float | None,
     coarse_offset: float | None,
     resampling: str,
-    devices: str | None,
-    precision: str,
-    strategy: str,
-    workers: int,
-    max_gap: float,
-    val_dates: str | None,
-    val_patches: int,
     catalog: str | None,
-    init: str,
     note: str,
     resume: bool,
     overwrite: bool,
     quiet: bool,
+    **settings: Any,  # the run settings, read by _train_config
 ) -> None:
     """Train a deep fusion network (DCSTFN, EDCSTFN, GAN-STFM, ViTGAN, STFDCNN) on your own pairs.
 
@@ -201,48 +170,11 @@ def train(
         from stfusion.dl.train_stfdcnn import train_stfdcnn as run_training
     from stfusion.io import Scaling
 
-    optional: dict[str, Any] = {
-        "content": content,
-        "alpha": vision_weight,
-        "beta": feature_weight,
-        "discriminator": discriminator,
-        "gan_loss": gan_loss,
-        "adv_weight": adv_weight,
-        "fm_weight": fm_weight,
-        "sam_weight": sam_weight,
-        "d_lr": d_lr,
-        "label_smoothing": label_smoothing,
-        "clip": clip,
-        "time_mix": time_mix,
-    }
     if not pairs and not catalog:
         raise click.UsageError("give the training pairs: --pair FINE COARSE (2+) or --catalog.")
     if model == "student":
         size = STUDENT_SIZE_FOR.get(size, size)
-    cfg = TrainConfig(
-        model=model,
-        size=size,
-        epochs=epochs,
-        patch=patch,
-        batch=batch,
-        lr=lr,
-        steps_per_epoch=steps_per_epoch,
-        val_fraction=val_fraction,
-        patience=patience,
-        seed=seed,
-        device=devices or device,
-        augment=augment,
-        ae_steps=ae_steps,
-        threads=threads,
-        precision=precision,
-        strategy=strategy,
-        workers=workers,
-        max_gap=max_gap,
-        val_dates=opt.split_dates(val_dates),
-        val_patches=val_patches,
-        init=init,
-        **{k: v for k, v in optional.items() if v is not None},
-    )
+    cfg = _train_config(TrainConfig, model, size, settings)
     t0 = time.monotonic()
     with Progress(model, quiet) as progress:
         result = run_training(
@@ -262,6 +194,56 @@ def train(
         )
     if quiet:
         return
+    _summary(result, out, model, size, t0)
+
+
+def _train_config(config_cls: Any, model: str, size: str, settings: dict[str, Any]) -> Any:
+    """The ``config_cls`` (:class:`stfusion.dl.train.TrainConfig`, imported by the caller: it
+    needs torch) of ``model`` at the resolved ``size`` and the command's other ``settings``;
+    the optional (GAN, loss) settings only when given."""
+    p = settings
+    optional: dict[str, Any] = {
+        "content": p["content"],
+        "alpha": p["vision_weight"],
+        "beta": p["feature_weight"],
+        "discriminator": p["discriminator"],
+        "gan_loss": p["gan_loss"],
+        "adv_weight": p["adv_weight"],
+        "fm_weight": p["fm_weight"],
+        "sam_weight": p["sam_weight"],
+        "d_lr": p["d_lr"],
+        "label_smoothing": p["label_smoothing"],
+        "clip": p["clip"],
+        "time_mix": p["time_mix"],
+    }
+    return config_cls(
+        model=model,
+        size=size,
+        epochs=p["epochs"],
+        patch=p["patch"],
+        batch=p["batch"],
+        lr=p["lr"],
+        steps_per_epoch=p["steps_per_epoch"],
+        val_fraction=p["val_fraction"],
+        patience=p["patience"],
+        seed=p["seed"],
+        device=p["devices"] or p["device"],
+        augment=p["augment"],
+        ae_steps=p["ae_steps"],
+        threads=p["threads"],
+        precision=p["precision"],
+        strategy=p["strategy"],
+        workers=p["workers"],
+        max_gap=p["max_gap"],
+        val_dates=opt.split_dates(p["val_dates"]),
+        val_patches=p["val_patches"],
+        init=p["init"],
+        **{k: v for k, v in optional.items() if v is not None},
+    )
+
+
+def _summary(result: Any, out: str, model: str, size: str, t0: float) -> None:
+    """The closing line: the checkpoint, epochs, best validation RMSE, time and log files."""
     from stfusion.dl.train import log_paths
 
     csv_path, png_path = log_paths(out)

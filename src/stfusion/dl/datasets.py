@@ -30,13 +30,11 @@ Pieces:
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import csv
 import datetime as _dt
 import math
 import os
-from collections import OrderedDict
 from collections.abc import Iterator, Sequence, Sized
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,10 +45,15 @@ import torch
 from rasterio.windows import Window
 
 from stfusion.dl.data import Block, resolve_dates, validation_block
+from stfusion.dl.file_handles import (  # re-exported: datasets.<name> is their old home
+    GDAL_CACHE_BYTES,  # noqa: F401
+    MAX_HANDLES,  # noqa: F401
+    close_handles,  # noqa: F401
+    kept_open,
+    streaming,  # noqa: F401
+)
 from stfusion.errors import InputFileError, InvalidParameterError
-from stfusion.io import FileSource, Scaling, Source
-from stfusion.io.files import _open
-from stfusion.io.sources import _read_scaled
+from stfusion.io import Scaling, Source
 from stfusion.scene import ImageLike, Scene, open_scene
 
 #: Pixels per image read to compute the normalisation (decimated above this).
@@ -187,93 +190,6 @@ def time_mixed(parts: tuple[np.ndarray, ...], a: float) -> tuple[np.ndarray, ...
     f_r, c_r, c_t, f_t, m = parts
     a32 = np.float32(a)
     return f_r, c_r, c_r + a32 * (c_t - c_r), f_r + a32 * (f_t - f_r), m
-
-
-#: Open raster handles kept per process by :class:`_KeptOpenFileSource` (least recently used
-#: closed beyond this). Handles, not pixels: a window is read from the file each time.
-MAX_HANDLES = 64
-_handles: OrderedDict[str, Any] = OrderedDict()
-_handles_pid = [0]
-
-
-#: GDAL's block cache while training (bytes). Windows are read at random places, so a cached
-#: block is seldom read again; GDAL's default (5 % of the RAM) filled with the blocks of every
-#: file read, and so grew with the number of dates (measured: +0.9 GB from 10 to 30 dates of
-#: 2000 x 2000 x 6 through kept-open handles).
-GDAL_CACHE_BYTES = 64 * 2**20
-
-
-def _handle(path: str) -> Any:
-    if _handles_pid[0] != os.getpid():  # a new worker: never share the parent's handles
-        _handles.clear()
-        _handles_pid[0] = os.getpid()
-        _set_gdal_cache(GDAL_CACHE_BYTES)
-    ds = _handles.pop(path, None)
-    if ds is None:
-        ds = _open(path)
-        while len(_handles) >= MAX_HANDLES:
-            _handles.popitem(last=False)[1].close()
-    _handles[path] = ds
-    return ds
-
-
-def _set_gdal_cache(nbytes: Any) -> Any:
-    from rasterio.env import get_gdal_config, set_gdal_config
-
-    old = get_gdal_config("GDAL_CACHEMAX")
-    set_gdal_config("GDAL_CACHEMAX", nbytes)
-    return old
-
-
-def close_handles() -> None:
-    """Close the kept-open raster handles of this process."""
-    while _handles:
-        _handles.popitem()[1].close()
-
-
-@contextlib.contextmanager
-def streaming() -> Iterator[None]:
-    """While training: GDAL's block cache bounded to :data:`GDAL_CACHE_BYTES` (restored
-    after when it had been set), the kept-open handles closed at the end."""
-    old = _set_gdal_cache(GDAL_CACHE_BYTES)
-    try:
-        yield
-    finally:
-        close_handles()
-        if isinstance(old, int):
-            _set_gdal_cache(old)
-
-
-class _KeptOpenFileSource(FileSource):
-    """A :class:`~stfusion.io.FileSource` that reads windows through a kept-open handle
-    (opening a GeoTIFF costs more than reading a 64 px window of it)."""
-
-    def read(self, window: Window | None = None, halo: int = 0) -> np.ndarray:
-        out, inside, dest = self._padded(window, halo)
-        if inside.width and inside.height:
-            block = _read_scaled(_handle(self.path), inside, self.scale, self.offset)
-            out[
-                :,
-                dest.row_off : dest.row_off + dest.height,
-                dest.col_off : dest.col_off + dest.width,
-            ] = block
-        return out
-
-
-def kept_open(src: Source) -> Source:
-    """``src`` with every FileSource inside it (a masked image's image and mask) reading
-    through kept-open handles; other Sources unchanged."""
-    if type(src) is FileSource:
-        new = copy.copy(src)
-        new.__class__ = _KeptOpenFileSource
-        return new
-    inner = getattr(src, "source", None)
-    if isinstance(inner, Source) and hasattr(src, "mask_source_"):  # qa.MaskedSource
-        masked: Any = copy.copy(src)  # known by its attributes only
-        masked.source = kept_open(inner)
-        masked.mask_source_ = kept_open(masked.mask_source_)
-        return masked
-    return src
 
 
 class _Reader:

@@ -68,7 +68,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from rasterio.windows import Window
 from torch import nn
 
@@ -76,6 +75,15 @@ import stfusion
 from stfusion.dl import datasets as ds
 from stfusion.dl import engine
 from stfusion.dl.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from stfusion.dl.distill_teacher import (
+    PROBE_BATCH,
+    DistillLoss,
+    Teacher,
+    auto_feature_layer,
+    feature_layers,
+    feature_loss,
+    masked_mse,
+)
 from stfusion.dl.engine import ProgressFn, cpu_state
 from stfusion.dl.infer import default_overlap
 from stfusion.dl.losses import content_loss
@@ -103,11 +111,6 @@ from stfusion.scene import ImageLike, Scene
 MAX_PARAMETER_FRACTION = 0.1
 #: The closing speed comparison times at most this many tiles (a few megapixels at most).
 SPEED_TILES = 4
-#: Batch of the probe pass that lists a teacher's feature maps (2 reveals layers that stack
-#: their inputs along the batch, which cannot be matched to the student's features).
-PROBE_BATCH = 2
-_PAD_TYPES = (nn.ReflectionPad2d, nn.ReplicationPad2d, nn.ZeroPad2d, nn.ConstantPad2d)
-_SKIP_TYPES = (nn.Identity, nn.Dropout, nn.Dropout2d)
 
 
 @dataclass
@@ -215,172 +218,6 @@ def _sha256(path: str | os.PathLike[str]) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
-
-
-# ----------------------------------------------------------------------------- the teacher
-
-
-def feature_layers(
-    net: nn.Module, bands: int, size: int = 32, also: str | None = None
-) -> list[tuple[str, tuple[int, ...]]]:
-    """``(name, output shape)`` of every leaf module of ``net`` (and of the module named
-    ``also``, leaf or not) in execution order, from one forward pass on a ``size`` x ``size``
-    zero input; padding and identity modules are skipped."""
-    found: list[tuple[str, tuple[int, ...]]] = []
-    handles = []
-    for name, mod in net.named_modules():
-        leaf = next(mod.children(), None) is None and not isinstance(mod, _PAD_TYPES + _SKIP_TYPES)
-        if not leaf and (name != also or not name):
-            continue
-
-        def hook(_m: nn.Module, _i: Any, out: Any, name: str = name) -> None:
-            if isinstance(out, torch.Tensor) and out.ndim == 4:
-                found.append((name, tuple(out.shape)))
-
-        handles.append(mod.register_forward_hook(hook))
-    dev = next(net.parameters()).device
-    x = torch.zeros(PROBE_BATCH, bands, size, size, device=dev)
-    try:
-        with torch.no_grad():
-            net(x, x, x)
-    finally:
-        for h in handles:
-            h.remove()
-    return found
-
-
-def auto_feature_layer(
-    net: nn.Module, bands: int, layers: list[tuple[str, tuple[int, ...]]] | None = None
-) -> str:
-    """The teacher's penultimate feature map (see the module docstring); ``layers``: the
-    result of :func:`feature_layers` (probed at 32 px) if already known."""
-    size = 32
-    layers = feature_layers(net, bands, size) if layers is None else layers
-    for name, shape in reversed(layers[:-1]):
-        if shape[0] == PROBE_BATCH and shape[1] != bands and max(shape[2:]) <= size:
-            return name
-    raise InvalidParameterError(
-        "could not find a feature layer in the teacher (none before its output layer is "
-        "per-image and wider than the bands); give one with --feature-layer (its modules: "
-        f"{', '.join(n for n, _ in layers)}), or --beta 0 to distil outputs only."
-    )
-
-
-class Teacher(nn.Module):
-    """A frozen teacher network in the student's normalisation, with a forward hook on
-    ``feature_layer`` (``None``: no features)."""
-
-    # Buffers (register_buffer), declared for the type checker.
-    scale: torch.Tensor
-    shift: torch.Tensor
-
-    def __init__(
-        self,
-        checkpoint: Checkpoint,
-        mean: np.ndarray,
-        std: np.ndarray,
-        feature_layer: str | None,
-        net: FusionNet | None = None,
-    ) -> None:
-        super().__init__()
-        self.checkpoint = checkpoint
-        self.net = checkpoint.network() if net is None else net.eval()
-        for p in self.net.parameters():
-            p.requires_grad_(False)
-        # x_teacher = x_student * scale + shift (both from physical units).
-        t_mean, t_std = checkpoint.mean.astype(np.float64), checkpoint.std.astype(np.float64)
-        scale = np.asarray(std, np.float64) / t_std
-        shift = (np.asarray(mean, np.float64) - t_mean) / t_std
-        self.register_buffer("scale", torch.tensor(scale, dtype=torch.float32).view(1, -1, 1, 1))
-        self.register_buffer("shift", torch.tensor(shift, dtype=torch.float32).view(1, -1, 1, 1))
-        self.feature_layer = feature_layer
-        self._feature: torch.Tensor | None = None
-        if feature_layer is not None:
-            modules = dict(self.net.named_modules())
-            if feature_layer not in modules or feature_layer == "":
-                names = [n for n, _ in feature_layers(self.net, checkpoint.bands)]
-                raise InvalidParameterError(
-                    f"feature layer {feature_layer!r} is not a module of the teacher "
-                    f"({checkpoint.model}); choose one of: {', '.join(names)} (or auto)."
-                )
-            modules[feature_layer].register_forward_hook(self._capture)
-        self.train(False)
-
-    def _capture(self, _m: nn.Module, _i: Any, out: Any) -> None:
-        self._feature = out
-
-    def train(self, mode: bool = True) -> Teacher:
-        # Frozen: always in eval mode, also when a shared helper calls .train().
-        return super().train(False)
-
-    def forward(
-        self, fine_ref: torch.Tensor, coarse_ref: torch.Tensor, coarse_target: torch.Tensor
-    ) -> torch.Tensor:
-        return self.predict(fine_ref, coarse_ref, coarse_target)[0]
-
-    def predict(
-        self, fine_ref: torch.Tensor, coarse_ref: torch.Tensor, coarse_target: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The teacher's prediction (student normalisation) and its hooked features."""
-        a, b = self.scale, self.shift
-        self._feature = None
-        with torch.no_grad():
-            out = self.net(fine_ref * a + b, coarse_ref * a + b, coarse_target * a + b)
-        feat = self._feature
-        self._feature = None
-        return (out - b) / a, feat
-
-
-# ----------------------------------------------------------------------------- the loss
-
-
-def masked_mse(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    """Mean squared difference over the pixels where ``mask`` ``(N, 1, H, W)`` is true."""
-    err = (a - b) ** 2
-    if mask is None:
-        return err.mean()
-    m = mask.to(err.dtype).expand_as(err)
-    return (err * m).sum() / m.sum().clamp_min(1.0)
-
-
-def feature_loss(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
-    """MSE of adapted student features against the teacher's, relative to the mean square of
-    the teacher's; student features are average-pooled to a coarser teacher map."""
-    if student.shape[-2:] != teacher.shape[-2:]:
-        student = F.adaptive_avg_pool2d(student, (teacher.shape[-2], teacher.shape[-1]))
-    energy = teacher.detach().pow(2).mean().clamp_min(1e-8)
-    return F.mse_loss(student, teacher) / energy
-
-
-class DistillLoss(nn.Module):
-    """``L_gt + alpha * L_teacher + beta * L_feature`` (see the module docstring)."""
-
-    def __init__(self, alpha: float = 1.0, beta: float = 0.1) -> None:
-        super().__init__()
-        self.alpha = float(alpha)
-        self.beta = float(beta)
-
-    def forward(
-        self,
-        pred: torch.Tensor,
-        target: torch.Tensor,
-        mask: torch.Tensor | None = None,
-        teacher_pred: torch.Tensor | None = None,
-        student_feat: torch.Tensor | None = None,
-        teacher_feat: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, dict[str, float]]:
-        gt = masked_mse(pred, target, mask)
-        total = gt
-        parts = {"gt": float(gt.detach())}
-        if self.alpha and teacher_pred is not None:
-            out = masked_mse(pred, teacher_pred, mask)
-            total = total + self.alpha * out
-            parts["teacher"] = float(out.detach())
-        if self.beta and student_feat is not None and teacher_feat is not None:
-            feat = feature_loss(student_feat, teacher_feat)
-            total = total + self.beta * feat
-            parts["feature"] = float(feat.detach())
-        return total, parts
 
 
 # ----------------------------------------------------------------------------- speed
@@ -496,6 +333,96 @@ def _teacher_info(
     }
 
 
+def _open_teacher(
+    teacher: str | os.PathLike[str] | Checkpoint, out: Path
+) -> tuple[Checkpoint, Path]:
+    """The teacher checkpoint and its path, checked to be a band-tied non-student elsewhere
+    than ``out``."""
+    t_ck = teacher if isinstance(teacher, Checkpoint) else load_checkpoint(teacher)
+    t_path = Path(t_ck.path)
+    if out.resolve() == t_path.resolve():
+        raise InvalidParameterError(f"{out}: is the teacher; write the student elsewhere.")
+    if t_ck.model == StudentNet.name:
+        raise InvalidParameterError(f"{t_path}: is a student; distil from a larger teacher.")
+    if t_ck.agnostic:
+        # Distillation pairs a band-tied student with the teacher's band-tied features.
+        raise InvalidParameterError(
+            f"{t_path}: a band-agnostic teacher (checkpoint format 2) cannot be distilled yet; "
+            "train a band-agnostic student directly (stfusion train --model student, which "
+            "starts from the additive baseline), or distil a band-tied teacher."
+        )
+    return t_ck, t_path
+
+
+def _check_sites(
+    sites: list[ds.Site], t_ck: Checkpoint, t_net: FusionNet, cfg: DistillConfig
+) -> tuple[int, int]:
+    """Check every site's inputs against the teacher and the student's size against the
+    teacher's; the student's and the teacher's parameter counts."""
+    scene = sites[0].scene
+    for site in sites:
+        sc = site.scene
+        samples = [(s.label, s.sample(1 << 16)) for pair in sc.pairs for s in pair]
+        t_ck.check_inputs(sc.count, tuple(sc.band_names), samples, sc.ratio)
+
+    counts = {k: parameter_count(make_student(scene.count, k)) for k in STUDENT_SIZES}
+    student_params, teacher_params = counts[cfg.student], parameter_count(t_net)
+    fitting = [k for k, n in counts.items() if n <= MAX_PARAMETER_FRACTION * teacher_params]
+    t_desc = f"teacher ({t_ck.model} {t_ck.data['network'].get('size', '')})".replace(" )", ")")
+    check_student_size(student_params, teacher_params, cfg.student, t_desc, fitting)
+    return student_params, teacher_params
+
+
+def _feature_layer(
+    layer: str | None, t_ck: Checkpoint, t_net: FusionNet, bands: int
+) -> tuple[str | None, int | None]:
+    """The teacher's feature layer to match (``auto`` resolved) and its channel count (None
+    when it gives no 4-D map); refused when the layer stacks its inputs."""
+    layers = feature_layers(t_net, bands, 32, also=layer)
+    if layer == "auto":
+        layer = auto_feature_layer(t_net, bands, layers)
+    shape = next((sh for n, sh in layers if n == layer), None)
+    if shape is not None and shape[0] != PROBE_BATCH:
+        raise InvalidParameterError(
+            f"feature layer {layer!r} of the teacher ({t_ck.model}) stacks its inputs "
+            f"(batch {PROBE_BATCH} in, {shape[0]} out: e.g. one pass per pair), so its "
+            "features do not match the student's; choose another --feature-layer, or "
+            "--beta 0 to distil outputs only."
+        )
+    return layer, None if shape is None else int(shape[1])
+
+
+def _result(
+    out: Path,
+    rec: engine.RunRecorder,
+    patience: int,
+    summary: dict[str, Any],
+    teacher_params: int,
+    student_params: int,
+    layer: str | None,
+) -> DistillResult:
+    """The :class:`DistillResult` of a finished run (``summary``: :func:`measure`'s)."""
+    speed = summary["speed"]
+    return DistillResult(
+        checkpoint=out,
+        epochs=rec.epoch,
+        best_epoch=rec.best_epoch,
+        best_val_loss=rec.best_loss,
+        seconds=rec.seconds,
+        stopped_early=rec.bad >= patience,
+        teacher_parameters=teacher_params,
+        student_parameters=student_params,
+        feature_layer=layer or "",
+        teacher_val_rmse=summary["teacher_val_rmse"],
+        student_val_rmse=summary["student_val_rmse"],
+        additive_val_rmse=summary["additive_val_rmse"],
+        teacher_s_per_mp=speed["teacher_s_per_mp"],
+        student_s_per_mp=speed["student_s_per_mp"],
+        threads=int(speed["threads"]),
+        history=rec.history,
+    )
+
+
 def distill(
     pairs: Sequence[tuple[ImageLike, ImageLike]] | Scene,
     teacher: str | os.PathLike[str] | Checkpoint,
@@ -525,19 +452,7 @@ def distill(
     if out.exists() and not overwrite:
         raise OutputExistsError(f"{out}: exists. Give --overwrite to replace it.")
     engine.fresh_run(out)
-    t_ck = teacher if isinstance(teacher, Checkpoint) else load_checkpoint(teacher)
-    t_path = Path(t_ck.path)
-    if out.resolve() == t_path.resolve():
-        raise InvalidParameterError(f"{out}: is the teacher; write the student elsewhere.")
-    if t_ck.model == StudentNet.name:
-        raise InvalidParameterError(f"{t_path}: is a student; distil from a larger teacher.")
-    if t_ck.agnostic:
-        # Distillation pairs a band-tied student with the teacher's band-tied features.
-        raise InvalidParameterError(
-            f"{t_path}: a band-agnostic teacher (checkpoint format 2) cannot be distilled yet; "
-            "train a band-agnostic student directly (stfusion train --model student, which "
-            "starts from the additive baseline), or distil a band-tied teacher."
-        )
+    t_ck, t_path = _open_teacher(teacher, out)
     t_net = t_ck.network()
 
     sites = open_training_sites(
@@ -549,16 +464,7 @@ def distill(
         resampling=resampling,
     )
     scene = sites[0].scene
-    for site in sites:
-        sc = site.scene
-        samples = [(s.label, s.sample(1 << 16)) for pair in sc.pairs for s in pair]
-        t_ck.check_inputs(sc.count, tuple(sc.band_names), samples, sc.ratio)
-
-    counts = {k: parameter_count(make_student(scene.count, k)) for k in STUDENT_SIZES}
-    student_params, teacher_params = counts[cfg.student], parameter_count(t_net)
-    fitting = [k for k, n in counts.items() if n <= MAX_PARAMETER_FRACTION * teacher_params]
-    t_desc = f"teacher ({t_ck.model} {t_ck.data['network'].get('size', '')})".replace(" )", ")")
-    check_student_size(student_params, teacher_params, cfg.student, t_desc, fitting)
+    student_params, teacher_params = _check_sites(sites, t_ck, t_net, cfg)
 
     if not cfg.val_fraction:
         cfg.val_fraction = float((t_ck.data.get("config") or {}).get("val_fraction", 0.2))
@@ -570,19 +476,7 @@ def distill(
     settings = settings_of(cfg, progress_bar)
     with engine.deterministic(cfg.device, cfg.threads):  # also the probe: 2 threads crawl when busy
         if cfg.beta:
-            layer = cfg.feature_layer
-            layers = feature_layers(t_net, scene.count, 32, also=layer)
-            if layer == "auto":
-                layer = auto_feature_layer(t_net, scene.count, layers)
-            shape = next((sh for n, sh in layers if n == layer), None)
-            if shape is not None and shape[0] != PROBE_BATCH:
-                raise InvalidParameterError(
-                    f"feature layer {layer!r} of the teacher ({t_ck.model}) stacks its inputs "
-                    f"(batch {PROBE_BATCH} in, {shape[0]} out: e.g. one pass per pair), so its "
-                    "features do not match the student's; choose another --feature-layer, or "
-                    "--beta 0 to distil outputs only."
-                )
-            width = None if shape is None else int(shape[1])
+            layer, width = _feature_layer(cfg.feature_layer, t_ck, t_net, scene.count)
         tm = Teacher(t_ck, data.norm.mean, data.norm.std, layer, t_net)
         if layer is not None and width is None:
             raise InvalidParameterError(
@@ -631,25 +525,7 @@ def distill(
         if rec.epoch:
             summary.update(measure(module, tm, data, val_dl, cfg, rec.best_state, rec.history))
             save_checkpoint(out, payload(rec, module))
-    speed = summary["speed"]
-    return DistillResult(
-        checkpoint=out,
-        epochs=rec.epoch,
-        best_epoch=rec.best_epoch,
-        best_val_loss=rec.best_loss,
-        seconds=rec.seconds,
-        stopped_early=rec.bad >= cfg.patience,
-        teacher_parameters=teacher_params,
-        student_parameters=student_params,
-        feature_layer=layer or "",
-        teacher_val_rmse=summary["teacher_val_rmse"],
-        student_val_rmse=summary["student_val_rmse"],
-        additive_val_rmse=summary["additive_val_rmse"],
-        teacher_s_per_mp=speed["teacher_s_per_mp"],
-        student_s_per_mp=speed["student_s_per_mp"],
-        threads=int(speed["threads"]),
-        history=rec.history,
-    )
+    return _result(out, rec, cfg.patience, summary, teacher_params, student_params, layer)
 
 
 def random_student_checkpoint(

@@ -32,183 +32,43 @@ needs after every validation: the epoch row of the loss log (``<stem>.log.csv``;
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
-import logging
-import os
 import platform
 import shutil
-import sys
 import time
-import warnings
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 
 import stfusion
 from stfusion.dl import datasets
 from stfusion.dl.checkpoint import save_checkpoint
+from stfusion.dl.engine_settings import (  # all re-exported: engine.<name> is their old home
+    RESUME_FILE,
+    EngineSettings,
+    check_precision,  # noqa: F401
+    deterministic,  # noqa: F401
+    lightning_dir,
+    make_trainer,
+    parse_devices,  # noqa: F401
+    quiet_lightning,
+    resume_path,
+)
 from stfusion.errors import InvalidParameterError
-from stfusion.run_config import PRECISIONS
 
 if TYPE_CHECKING:
-    from stfusion.dl.distill import Teacher
+    from stfusion.dl.distill_teacher import Teacher
     from stfusion.dl.networks.agnostic import AgnosticNet
     from stfusion.dl.networks.stfdcnn import STFDCNNNet
     from stfusion.dl.networks.student import StudentNet
 
 ProgressFn = Callable[[dict[str, Any]], None]
-RESUME_FILE = "resume.ckpt"
-
-
-# ----------------------------------------------------------------------------- settings
-
-
-@dataclass
-class EngineSettings:
-    """How a run is executed (not what is learned)."""
-
-    epochs: int
-    patience: int
-    seed: int = 0
-    device: str = "auto"
-    precision: str = "32"
-    strategy: str = "auto"
-    threads: int = 0
-    workers: int = 0
-    progress_bar: bool = False
-
-
-def parse_devices(spec: str) -> tuple[str, Any]:
-    """Lightning ``(accelerator, devices)`` of ``--devices``: ``auto`` (a GPU when there is
-    one, else the CPU), ``cpu``, ``cuda`` (one GPU), ``cuda:1`` / ``cuda:0,1`` (those GPUs),
-    ``N`` (N devices of the default accelerator)."""
-    s = str(spec).strip().lower()
-    cuda = torch.cuda.is_available()
-    if s in ("", "auto"):
-        return ("gpu", 1) if cuda else ("cpu", 1)
-    if s == "cpu":
-        return "cpu", 1
-    if s in ("cuda", "gpu") or s.startswith(("cuda:", "gpu:")):
-        if not cuda:
-            raise InvalidParameterError(
-                f"--devices {spec}: no CUDA GPU is available; use cpu or auto."
-            )
-        if ":" not in s:
-            return "gpu", 1
-        try:
-            ids = [int(x) for x in s.split(":", 1)[1].split(",") if x.strip()]
-        except ValueError:
-            raise InvalidParameterError(f"--devices {spec}: write cuda:0 or cuda:0,1.") from None
-        return "gpu", ids
-    if s.isdigit() and int(s) > 0:
-        return ("gpu" if cuda else "cpu"), int(s)
-    raise InvalidParameterError(
-        f"--devices {spec!r}: choose auto, cpu, cuda, cuda:N (e.g. cuda:1) or a count."
-    )
-
-
-def check_precision(precision: str) -> str:
-    if str(precision) not in PRECISIONS:
-        raise InvalidParameterError(
-            f"--precision {precision!r}: choose one of {', '.join(PRECISIONS)}."
-        )
-    return str(precision)
-
-
-def lightning_dir(out: str | os.PathLike[str]) -> Path:
-    """The folder of Lightning's resume state and CSV logs beside checkpoint ``out``."""
-    p = Path(out)
-    stem = p.name[: -len(p.suffix)] if p.suffix else p.name
-    return p.with_name(f"{stem}.lightning")
-
-
-def resume_path(out: str | os.PathLike[str]) -> Path:
-    return lightning_dir(out) / RESUME_FILE
-
-
-@contextlib.contextmanager
-def quiet_lightning() -> Iterator[None]:
-    """Lightning's informational logs and data-loader hints off (the CLI reports itself)."""
-    loggers = [logging.getLogger(n) for n in ("lightning.pytorch", "lightning.fabric", "lightning")]
-    levels = [lg.level for lg in loggers]
-    try:
-        for lg in loggers:
-            lg.setLevel(logging.WARNING)
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", ".*does not have many workers.*")
-            warnings.filterwarnings("ignore", ".*number of training batches.*")
-            warnings.filterwarnings("ignore", ".*LeafSpec.*")
-            warnings.filterwarnings("ignore", ".*`isinstance\\(treespec, LeafSpec\\)`.*")
-            warnings.filterwarnings("ignore", ".*Checkpoint directory .* exists.*")
-            warnings.filterwarnings("ignore", ".*Experiment logs directory .* exists.*")
-            warnings.filterwarnings("ignore", ".*GPU available but not used.*")
-            warnings.filterwarnings("ignore", ".*module\\(s\\) in eval mode.*")
-            warnings.filterwarnings("ignore", ".*was configured so 100%.*")
-            yield
-    finally:
-        for lg, lv in zip(loggers, levels):
-            lg.setLevel(lv)
-
-
-@contextlib.contextmanager
-def deterministic(device: str, threads: int) -> Iterator[None]:
-    """Deterministic algorithms on the CPU and ``threads`` torch threads, restored after."""
-    old_det = torch.are_deterministic_algorithms_enabled()
-    old_threads = torch.get_num_threads()
-    try:
-        if parse_devices(device)[0] == "cpu":
-            torch.use_deterministic_algorithms(True)
-        if threads > 0:
-            torch.set_num_threads(threads)
-        yield
-    finally:
-        torch.use_deterministic_algorithms(old_det)
-        torch.set_num_threads(old_threads)
-
-
-def make_trainer(
-    settings: EngineSettings,
-    root: Path,
-    *,
-    max_epochs: int = -1,
-    max_steps: int = -1,
-    callbacks: Sequence[L.Callback] = (),
-    logger: Any = False,
-    validate: bool = True,
-) -> L.Trainer:
-    """The one Trainer set-up of ``stfusion train`` and ``stfusion distill``."""
-    accelerator, devices = parse_devices(settings.device)
-    bar = settings.progress_bar and sys.stderr.isatty()
-    cbs = list(callbacks)
-    if bar:
-        cbs.append(TQDMProgressBar(leave=False))
-    return L.Trainer(
-        accelerator=accelerator,
-        devices=devices,
-        strategy=settings.strategy,
-        precision=check_precision(settings.precision),  # type: ignore[arg-type]  # a checked literal
-        max_epochs=max_epochs,
-        max_steps=max_steps,
-        callbacks=cbs,
-        logger=logger,
-        enable_checkpointing=any(isinstance(c, ModelCheckpoint) for c in cbs),
-        enable_progress_bar=bar,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        limit_val_batches=1.0 if validate else 0,
-        use_distributed_sampler=False,
-        default_root_dir=str(root),
-        log_every_n_steps=1,
-        deterministic=False,
-    )
 
 
 # ----------------------------------------------------------------------------- modules

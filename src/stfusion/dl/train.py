@@ -39,10 +39,9 @@ and resuming for a 3rd gives the weights of 3 epochs in one go.
 from __future__ import annotations
 
 import copy
-import csv
 import os
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -55,31 +54,20 @@ from stfusion.dl import engine
 from stfusion.dl.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from stfusion.dl.data import resolve_dates
 from stfusion.dl.engine import ProgressFn, cpu_state
-from stfusion.dl.losses import (
-    GAN_LOSSES,
-    CompoundLoss,
-    SpectralLoss,
-    content_loss,
-    discriminator_loss,
-    feature_matching,
-    generator_loss,
-)
-from stfusion.dl.networks import (
-    FusionNet,
-    channels_for,
-    make_network,
-    network_class,
-    network_names,
-)
+from stfusion.dl.gan import GANTrainer, gan_trainer
+from stfusion.dl.losses import CompoundLoss, SpectralLoss, content_loss
+from stfusion.dl.networks import FusionNet, channels_for, make_network, network_class
 from stfusion.dl.networks.autoencoder import Autoencoder
-from stfusion.dl.networks.discriminators import (
-    Discriminator,
-    discriminator_class,
-    has_features,
+from stfusion.dl.networks.discriminators import Discriminator, discriminator_class
+from stfusion.dl.train_config import (
+    RESUME_KEEP,
+    TrainConfig,
+    TrainResult,
+    validate_run_options,
 )
+from stfusion.dl.train_log import log_paths, write_log
 from stfusion.errors import InvalidParameterError, OutputExistsError
-from stfusion.io import AlignedSource, FileSource, Scaling, Source, atomic_path
-from stfusion.run_config import TrainSettings
+from stfusion.io import AlignedSource, FileSource, Scaling, Source
 from stfusion.scene import ImageLike, Scene
 
 __all__ = [
@@ -92,320 +80,12 @@ __all__ = [
     "log_paths",
     "random_checkpoint",
     "train",
+    "validate_run_options",
     "write_log",
 ]
 
 
-@dataclass
-class TrainConfig(TrainSettings):
-    """:class:`stfusion.run_config.TrainSettings` (the fields and defaults, without torch) with
-    the checks and ``auto`` values that need the networks."""
-
-    def validate(self) -> None:
-        try:
-            net = network_class(self.model)
-        except InvalidParameterError:
-            raise InvalidParameterError(
-                f"model {self.model!r}: choose one of {', '.join(network_names())}."
-            ) from None
-        net.channels_for(self.size)
-        validate_run_options(self)
-        if not str(self.init):
-            raise InvalidParameterError("init: give none, shipped or a checkpoint path.")
-        if not 0.0 <= float(self.time_mix) <= 1.0:
-            raise InvalidParameterError(f"time_mix must be in [0, 1], got {self.time_mix}.")
-        if self.content not in ("auto", "mse", "l1"):
-            raise InvalidParameterError(f"content loss {self.content!r}: choose mse or l1.")
-        if self.model == "dcstfn" and self.patch % 2:
-            raise InvalidParameterError(f"dcstfn needs an even patch size, got {self.patch}.")
-        if not net.adversarial:
-            if self.discriminator != "auto":
-                raise InvalidParameterError(
-                    f"{self.model} is not a GAN; --discriminator applies to adversarial models."
-                )
-            return
-        if self.discriminator != "auto":
-            discriminator_class(self.discriminator)
-        if self.gan_loss not in GAN_LOSSES:
-            raise InvalidParameterError(
-                f"GAN loss {self.gan_loss!r}: choose one of {', '.join(GAN_LOSSES)}."
-            )
-        for name in ("adv_weight", "fm_weight", "sam_weight", "alpha", "beta", "d_lr", "clip"):
-            value = float(getattr(self, name))
-            if not (value >= 0.0 and np.isfinite(value)):
-                raise InvalidParameterError(f"{name} must be >= 0, got {value}.")
-        if not 0.0 <= self.label_smoothing < 0.5:
-            raise InvalidParameterError(
-                f"label_smoothing must be in [0, 0.5), got {self.label_smoothing}."
-            )
-
-    def resolved(self) -> TrainConfig:
-        """A copy with ``auto`` values replaced by the model's defaults (what is stored)."""
-        net = network_class(self.model)
-        cfg = copy.deepcopy(self)
-        if cfg.content == "auto":
-            cfg.content = "l1" if net.adversarial else "mse"
-        if net.adversarial and cfg.discriminator == "auto":
-            if not net.discriminator:
-                raise InvalidParameterError(
-                    f"{self.model} names no default discriminator; give --discriminator."
-                )
-            cfg.discriminator = net.discriminator
-        return cfg
-
-
-@dataclass
-class TrainResult:
-    """What a training run produced."""
-
-    checkpoint: Path
-    epochs: int
-    best_epoch: int
-    best_val_loss: float
-    seconds: float
-    stopped_early: bool
-    history: list[dict[str, float]] = field(default_factory=list)
-
-
-def log_paths(out: str | os.PathLike[str]) -> tuple[Path, Path]:
-    """The loss log (CSV) and curve (PNG) written beside a checkpoint."""
-    p = Path(out)
-    stem = p.name[: -len(p.suffix)] if p.suffix else p.name
-    return p.with_name(f"{stem}.log.csv"), p.with_name(f"{stem}.loss.png")
-
-
-def write_log(
-    history: list[dict[str, float]], out: str | os.PathLike[str], plot: bool = True
-) -> tuple[Path, Path]:
-    """Write the loss log CSV (and, with ``plot``, the PNG curve) beside the checkpoint."""
-    csv_path, png_path = log_paths(out)
-    keys = list(history[0]) if history else ["epoch"]
-    with atomic_path(csv_path, overwrite=True) as tmp, open(tmp, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=keys)
-        writer.writeheader()
-        for row in history:
-            writer.writerow({k: f"{v:.6g}" if isinstance(v, float) else v for k, v in row.items()})
-    if history and plot:
-        from matplotlib.figure import Figure  # no pyplot: leaves the caller's backend alone
-
-        ep = [r["epoch"] for r in history]
-        gan = "d_loss" in history[-1]
-        fig = Figure(figsize=(6, 6.4 if gan else 3.6), dpi=100)
-        ax = fig.add_subplot(2, 1, 1) if gan else fig.add_subplot()
-        ax.plot(ep, [r["train_loss"] for r in history], label="train loss")
-        ax.plot(ep, [r["val_loss"] for r in history], label="validation loss (held-out block)")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("loss")
-        ax.set_yscale("log")
-        ax2 = ax.twinx()
-        ax2.plot(
-            ep,
-            [r["val_rmse"] for r in history],
-            color="tab:green",
-            ls="--",
-            label="validation RMSE",
-        )
-        if "val_rmse_additive" in history[-1]:
-            ax2.axhline(
-                history[-1]["val_rmse_additive"],
-                color="grey",
-                ls=":",
-                label="validation RMSE of the additive baseline",
-            )
-        ax2.set_ylabel("validation RMSE (data units)")
-        lines = ax.get_lines() + ax2.get_lines()
-        ax.legend(lines, [str(line.get_label()) for line in lines], fontsize=8)
-        if gan:
-            ax.set_title("generator (reconstruction + adversarial)", fontsize=9)
-            ax3 = fig.add_subplot(2, 1, 2)
-            ax3.plot(ep, [r["d_loss"] for r in history], label="discriminator loss")
-            ax3.plot(ep, [r["g_adv"] for r in history], label="generator adversarial loss")
-            ax3.plot(ep, [r["d_real"] for r in history], ls="--", label="mean D(real)")
-            ax3.plot(ep, [r["d_fake"] for r in history], ls="--", label="mean D(generated)")
-            ax3.set_xlabel("epoch")
-            ax3.set_ylabel("adversarial terms (unweighted)")
-            ax3.legend(fontsize=8)
-        fig.tight_layout()
-        with atomic_path(png_path, overwrite=True) as tmp_png:
-            fig.savefig(tmp_png, format="png")
-    return csv_path, png_path
-
-
-class GANTrainer:
-    """One adversarial training step of a generator against a discriminator.
-
-    Per batch (inputs ``F_r, C_r, C_t``, label ``F_t``, valid ``mask``; all normalised):
-
-    1. the generator predicts ``P = G(F_r, C_r, C_t)``;
-    2. discriminator update: ``D`` judges ``(C_t, F_t)`` as real and ``(C_t, P)`` (detached)
-       as generated, conditioned on the coarse target as in GAN-STFM; loss
-       :func:`~stfusion.dl.losses.discriminator_loss` (``gan_loss``, ``label_smoothing``);
-       Adam with ``d_lr`` and betas (0.5, 0.999), the usual GAN setting;
-    3. generator update with ``D`` frozen: reconstruction (``recon``: content + feature +
-       vision) + ``sam_weight`` x spectral + ``adv_weight`` x
-       :func:`~stfusion.dl.losses.generator_loss` + ``fm_weight`` x feature matching; Adam
-       with ``lr`` (the authors' default betas).
-
-    Invalid pixels (outside ``mask``) of ``P`` are replaced by the truth before ``D`` sees it,
-    so the discriminator cannot tell the two apart by them. ``clip`` > 0 clips each network's
-    gradient norm. Returned values (floats, unweighted): ``train_loss`` (the generator's
-    total), the reconstruction parts, ``spectral``, ``g_adv``, ``fm``, ``d_loss``, ``d_real``
-    and ``d_fake`` (mean logits) and ``ratio`` = ``d_loss / g_adv`` (meaningful for the least
-    squares losses; the hinge generator loss can be negative).
-    """
-
-    def __init__(
-        self,
-        generator: FusionNet,
-        discriminator: Discriminator,
-        recon: CompoundLoss,
-        spectral: SpectralLoss,
-        cfg: TrainConfig,
-    ) -> None:
-        if cfg.fm_weight > 0 and not has_features(discriminator):
-            raise InvalidParameterError(
-                f"discriminator {cfg.discriminator!r} exposes no features(); "
-                "feature matching (fm_weight > 0) needs them."
-            )
-        self.g, self.d, self.recon, self.spectral, self.cfg = (
-            generator,
-            discriminator,
-            recon,
-            spectral,
-            cfg,
-        )
-        self.g_opt = torch.optim.Adam(generator.parameters(), lr=cfg.lr)
-        self.d_opt = torch.optim.Adam(
-            discriminator.parameters(), lr=cfg.d_lr or cfg.lr, betas=(0.5, 0.999)
-        )
-
-    def _judge(
-        self, cond: torch.Tensor, img: torch.Tensor, feats: bool
-    ) -> tuple[list[torch.Tensor], list[list[torch.Tensor]]]:
-        if feats:
-            return self.d.features(cond, img)
-        return self.d(cond, img), []
-
-    def _clip(self, module: torch.nn.Module) -> None:
-        if self.cfg.clip > 0:
-            torch.nn.utils.clip_grad_norm_(module.parameters(), self.cfg.clip)
-
-    def step(
-        self,
-        fine_ref: torch.Tensor,
-        coarse_ref: torch.Tensor,
-        coarse_target: torch.Tensor,
-        fine_target: torch.Tensor,
-        mask: torch.Tensor,
-        *,
-        stats: torch.Tensor | None = None,
-        g_opt: Any = None,
-        d_opt: Any = None,
-        backward: Any = None,
-    ) -> dict[str, float]:
-        """One step; ``g_opt``, ``d_opt``, ``backward``: the engine's optimizers and backward
-        (mixed precision, strategies), else this trainer's own and ``Tensor.backward``."""
-        cfg = self.cfg
-        g_opt = g_opt or self.g_opt
-        d_opt = d_opt or self.d_opt
-        backward = backward or (lambda loss: loss.backward())
-        self.g.train()
-        self.d.train()
-        pred = self.g(fine_ref, coarse_ref, coarse_target)
-        fake = torch.where(mask, pred, fine_target)
-        use_fm = cfg.fm_weight > 0
-        # (1) discriminator
-        for p in self.d.parameters():
-            p.requires_grad_(True)
-        d_opt.zero_grad()
-        real_logits, real_feats = self._judge(coarse_target, fine_target, use_fm)
-        fake_logits, _ = self._judge(coarse_target, fake.detach(), False)
-        d_loss = discriminator_loss(real_logits, fake_logits, cfg.gan_loss, cfg.label_smoothing)
-        backward(d_loss)
-        self._clip(self.d)
-        d_opt.step()
-        # (2) generator, the discriminator frozen
-        for p in self.d.parameters():
-            p.requires_grad_(False)
-        g_opt.zero_grad()
-        recon, parts = self.recon(pred, fine_target, mask, stats)
-        spectral = self.spectral(pred, fine_target, mask)
-        g_logits, g_feats = self._judge(coarse_target, fake, use_fm)
-        g_adv = generator_loss(g_logits, cfg.gan_loss)
-        total = recon + cfg.sam_weight * spectral + cfg.adv_weight * g_adv
-        fm = torch.zeros((), device=pred.device)
-        if use_fm:
-            fm = feature_matching(real_feats, g_feats)
-            total = total + cfg.fm_weight * fm
-        backward(total)
-        self._clip(self.g)
-        g_opt.step()
-        for p in self.d.parameters():
-            p.requires_grad_(True)
-        d, g = float(d_loss.detach()), float(g_adv.detach())
-        return {
-            "train_loss": float(total.detach()),
-            **parts,
-            "spectral": float(spectral.detach()),
-            "g_adv": g,
-            "fm": float(fm.detach()),
-            "d_loss": d,
-            "d_real": float(torch.stack([x.detach().mean() for x in real_logits]).mean()),
-            "d_fake": float(torch.stack([x.detach().mean() for x in fake_logits]).mean()),
-            "ratio": d / g if g > 0 else float("inf"),
-        }
-
-
-def gan_trainer(
-    cfg: TrainConfig,
-    bands: int,
-    mean: Sequence[float],
-    std: Sequence[float],
-    data_range: Sequence[float] | float,
-    encoder: torch.nn.Module | None = None,
-    device: torch.device | str = "cpu",
-) -> GANTrainer:
-    """A :class:`GANTrainer` with fresh networks for a resolved, validated ``cfg`` (the
-    generator ``cfg.model`` at ``cfg.size``, its discriminator, the losses)."""
-    net = make_network(cfg.model, bands, cfg.size).to(device)
-    disc = discriminator_class(cfg.discriminator)(2 * bands, cfg.size).to(device)
-    recon = CompoundLoss(
-        encoder,
-        torch.as_tensor(data_range, dtype=torch.float32),
-        cfg.content,
-        cfg.alpha,
-        cfg.beta if encoder is not None else 0.0,
-    ).to(device)
-    spectral = SpectralLoss(list(mean), list(std)).to(device)
-    return GANTrainer(net, disc, recon, spectral, cfg)
-
-
 # ----------------------------------------------------------------------------- shared set-up
-#: Options of a stored configuration that a resumed run may change.
-RESUME_KEEP = ("epochs", "patience", "device", "threads", "workers", "precision", "strategy")
-
-
-def validate_run_options(cfg: Any) -> None:
-    """The options every run shares (``TrainConfig``, ``STFDCNNConfig``, ``DistillConfig``)."""
-    for name in ("epochs", "patch", "batch", "patience", "val_patches"):
-        if int(getattr(cfg, name)) < 1:
-            raise InvalidParameterError(f"{name} must be >= 1, got {getattr(cfg, name)}.")
-    if cfg.patch < 16:
-        raise InvalidParameterError(f"patch must be at least 16 px, got {cfg.patch}.")
-    if not cfg.lr > 0:
-        raise InvalidParameterError(f"lr must be > 0, got {cfg.lr}.")
-    if int(cfg.workers) < 0 or int(cfg.steps_per_epoch) < 0:
-        raise InvalidParameterError("workers and steps_per_epoch must be >= 0.")
-    if not float(cfg.max_gap) >= 0:
-        raise InvalidParameterError(f"max_gap must be >= 0 days, got {cfg.max_gap}.")
-    if not 0.0 <= float(cfg.val_fraction) < 1.0:
-        raise InvalidParameterError(f"val_fraction must be in [0, 1), got {cfg.val_fraction}.")
-    if not cfg.val_fraction and not cfg.val_dates:
-        raise InvalidParameterError(
-            "no validation: give --val-fraction > 0 (a spatial block) or --val-dates."
-        )
-    engine.check_precision(cfg.precision)
-    engine.parse_devices(cfg.device)
 
 
 def resumed_config(cls: Any, previous: Checkpoint, cfg: Any) -> Any:
@@ -723,6 +403,68 @@ def init_weights(net: FusionNet, cfg: TrainConfig) -> None:
     net.load_state_dict(ck.data["state_dict"])
 
 
+def _autoencoder(
+    cfg: TrainConfig,
+    bands: int,
+    adversarial: bool,
+    previous: Checkpoint | None,
+    data: RunData,
+    settings: engine.EngineSettings,
+    out: Path,
+    progress: ProgressFn | None,
+) -> tuple[Autoencoder | None, list[float]]:
+    """The feature-loss autoencoder (EDCSTFN, GANs with ``beta > 0``) and its losses:
+    pretrained on fine patches, or its stored losses when resuming; else ``(None, [])``."""
+    if not ((cfg.model == "edcstfn") or (adversarial and cfg.beta > 0)):
+        return None, []
+    ae = Autoencoder(bands, channels_for(cfg.size))
+    if previous is not None:
+        return ae, list((previous.data.get("autoencoder") or {}).get("losses", []))
+    ae_losses = engine.pretrain_autoencoder(
+        ae,
+        data.fine_patches(cfg, cfg.ae_steps),
+        cfg.ae_steps,
+        cfg.lr,
+        settings,
+        engine.lightning_dir(out),
+        progress,
+    )
+    return ae, ae_losses
+
+
+def _fusion_module(
+    cfg: TrainConfig,
+    net: FusionNet,
+    disc: Discriminator | None,
+    ae: Autoencoder | None,
+    data: RunData,
+    bands: int,
+) -> engine.FusionModule:
+    """The Lightning module for ``net``: adversarial with ``disc``, else plain with the
+    compound (``ae``) or content loss."""
+    # MS-SSIM on physical values (reflectance: data range 1), not standardised ones:
+    # band-tied runs denormalise with the training statistics, band-agnostic ones with
+    # each sample's (the batch carries them).
+    data_range = torch.full((bands,), float(data.norm.physical_range))
+    phys = {"mean": data.norm.mean, "std": data.norm.std}
+    if disc is not None:
+        recon = CompoundLoss(
+            ae.encoder if ae else None,
+            data_range,
+            cfg.content,
+            cfg.alpha,
+            cfg.beta if ae else 0.0,
+            **phys,
+        )
+        spectral = SpectralLoss(list(data.norm.mean), list(data.norm.std))
+        gan = GANTrainer(net, disc, recon, spectral, cfg)
+        return engine.AdversarialModule(gan, cfg.lr, data.norm.std)
+    if ae is not None:
+        crit = CompoundLoss(ae.encoder, data_range, cfg.content, cfg.alpha, cfg.beta, **phys)
+        return engine.FusionModule(net, crit, cfg.lr, data.norm.std)
+    return engine.FusionModule(net, content_loss(cfg.content), cfg.lr, data.norm.std)
+
+
 def train(
     pairs: Sequence[tuple[ImageLike, ImageLike]] | Scene | None,
     out: str | os.PathLike[str],
@@ -782,45 +524,10 @@ def train(
             if net_cls.adversarial
             else None
         )
-        ae: Autoencoder | None = None
-        ae_losses: list[float] = []
-        if (cfg.model == "edcstfn") or (disc is not None and cfg.beta > 0):
-            ae = Autoencoder(bands, channels_for(cfg.size))
-            if previous is not None:
-                ae_losses = list((previous.data.get("autoencoder") or {}).get("losses", []))
-            else:
-                ae_losses = engine.pretrain_autoencoder(
-                    ae,
-                    data.fine_patches(cfg, cfg.ae_steps),
-                    cfg.ae_steps,
-                    cfg.lr,
-                    settings,
-                    engine.lightning_dir(out),
-                    progress,
-                )
-        # MS-SSIM on physical values (reflectance: data range 1), not standardised ones:
-        # band-tied runs denormalise with the training statistics, band-agnostic ones with
-        # each sample's (the batch carries them).
-        data_range = torch.full((bands,), float(data.norm.physical_range))
-        phys = {"mean": data.norm.mean, "std": data.norm.std}
-        module: engine.FusionModule
-        if disc is not None:
-            recon = CompoundLoss(
-                ae.encoder if ae else None,
-                data_range,
-                cfg.content,
-                cfg.alpha,
-                cfg.beta if ae else 0.0,
-                **phys,
-            )
-            spectral = SpectralLoss(list(data.norm.mean), list(data.norm.std))
-            gan = GANTrainer(net, disc, recon, spectral, cfg)
-            module = engine.AdversarialModule(gan, cfg.lr, data.norm.std)
-        elif ae is not None:
-            crit = CompoundLoss(ae.encoder, data_range, cfg.content, cfg.alpha, cfg.beta, **phys)
-            module = engine.FusionModule(net, crit, cfg.lr, data.norm.std)
-        else:
-            module = engine.FusionModule(net, content_loss(cfg.content), cfg.lr, data.norm.std)
+        ae, ae_losses = _autoencoder(
+            cfg, bands, disc is not None, previous, data, settings, out, progress
+        )
+        module = _fusion_module(cfg, net, disc, ae, data, bands)
 
         def payload(rec: engine.RunRecorder, mod: engine.FusionModule) -> dict[str, Any]:
             rec_out = checkpoint_record(

@@ -114,9 +114,8 @@ background                 NaN (nodata) pixels                    value 0 in one
 from __future__ import annotations
 
 import os
-import re
 from numbers import Integral
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 from rasterio.windows import Window
@@ -130,16 +129,9 @@ from stfusion.coarse import (
     window_region,
 )
 from stfusion.errors import EmptyInputError, InvalidParameterError
-from stfusion.io import FileSource, Grid, Source
+from stfusion.io import FileSource, Source
 from stfusion.kernels.coarse import distribute_residual_mapped
-from stfusion.kernels.fsdaf import (
-    FINAL_IDL,
-    FINAL_PAPER,
-    distribute_residual,
-    homogeneity_index,
-    nearest_centre,
-    similar_smooth,
-)
+from stfusion.kernels.fsdaf import homogeneity_index, nearest_centre
 from stfusion.methods.base import FusionMethod, Param
 from stfusion.methods.fsdaf_classes import (
     ISO_DIST_OF_MAX,
@@ -147,6 +139,13 @@ from stfusion.methods.fsdaf_classes import (
     isodata,
     kmeans,
     unmix_class_changes,
+)
+from stfusion.methods.fsdaf_options import class_spec, class_values, open_class_map, parse_range
+from stfusion.methods.fsdaf_residual import (  # re-exported: the old home of these names
+    FINAL_MODES,  # noqa: F401
+    homogeneity,  # noqa: F401
+    residual_change,
+    smooth,
 )
 from stfusion.methods.fsdaf_spline import Spline, fit_spline
 from stfusion.methods.params import AUTO, NON_NEGATIVE, Interval, MethodTags, StrOptions, Text
@@ -161,130 +160,8 @@ from stfusion.scene import Scene
 COMPLETE_FRACTION = 0.999
 #: F1 pixels sampled (decimated grid) to fit the k-means centres.
 KMEANS_SAMPLE = 1 << 16
-#: ``final`` choices: the paper's similar-pixel rule or the IDL program's.
-FINAL_MODES = {"paper": FINAL_PAPER, "idl": FINAL_IDL}
-
-# ------------------------------------------------------------------- per-pixel array helpers
-
-
-def homogeneity(labels: np.ndarray, half: int) -> np.ndarray:
-    """Homogeneity index HI (paper step 5) of every pixel of ``labels`` (window clipped)."""
-    lab = np.ascontiguousarray(labels, dtype=np.int32)
-    out = np.empty(lab.shape, dtype=np.float32)
-    homogeneity_index(lab, half, 0, lab.shape[0], 0, lab.shape[1], out)
-    return out
-
-
-def residual_change(
-    f1: np.ndarray,
-    labels: np.ndarray,
-    hi: np.ndarray,
-    spline: np.ndarray,
-    class_change: np.ndarray,
-    residual: np.ndarray,
-    r: int,
-    lo: np.ndarray,
-    hi_allow: np.ndarray,
-) -> np.ndarray:
-    """Total change ``Delta F`` (paper steps 3 and 5) on arrays covering whole coarse blocks."""
-    out = np.empty(f1.shape, dtype=np.float32)
-    distribute_residual(
-        np.ascontiguousarray(f1, dtype=np.float32),
-        np.ascontiguousarray(labels, dtype=np.int32),
-        np.ascontiguousarray(hi, dtype=np.float32),
-        np.ascontiguousarray(spline, dtype=np.float64),
-        np.ascontiguousarray(class_change, dtype=np.float64),
-        np.ascontiguousarray(residual, dtype=np.float64),
-        int(r),
-        np.asarray(lo, dtype=np.float64),
-        np.asarray(hi_allow, dtype=np.float64),
-        out,
-    )
-    return out
-
-
-def smooth(
-    f1: np.ndarray,
-    change: np.ndarray,
-    labels: np.ndarray,
-    half: int,
-    n_similar: int,
-    thr: np.ndarray,
-    final: str = "paper",
-    region: tuple[int, int, int, int] | None = None,
-) -> np.ndarray:
-    """Similar-pixel prediction (paper step 6) for ``region`` = (y0, x0, h, w) of the
-    arrays (default: all pixels); windows clipped to the arrays. ``final``: ``paper``
-    (same class, eq. 21 ranking, 1/D weights) or ``idl`` (FSDAF.pro's rule, threshold
-    ``thr`` per band); see :func:`stfusion.kernels.fsdaf.similar_smooth`."""
-    f = np.ascontiguousarray(f1, dtype=np.float32)
-    c = np.ascontiguousarray(change, dtype=np.float32)
-    lab = np.ascontiguousarray(labels, dtype=np.int32)
-    fvalid = np.isfinite(f).all(axis=0)
-    assert isinstance(fvalid, np.ndarray)  # f is (band, y, x): a 2-D mask, not a scalar
-    cvalid = fvalid & (lab >= 0) & np.isfinite(c).all(axis=0)
-    y0, x0, h, w = region if region is not None else (0, 0, f.shape[1], f.shape[2])
-    out = np.empty((f.shape[0], h, w))
-    mode = FINAL_MODES[final]
-    similar_smooth(
-        f,
-        c,
-        lab,
-        fvalid,
-        cvalid,
-        np.asarray(thr, dtype=np.float64),
-        int(half),
-        int(n_similar),
-        mode,
-        y0,
-        x0,
-        out,
-    )
-    return out
-
 
 # ----------------------------------------------------------------------------------- method
-
-
-def _class_spec(value: Any) -> int | tuple[int, int] | str:
-    """``classes`` as a class count (k-means), a range ``(min, max)`` (ISODATA, from
-    ``"min-max"``) or the path of a class map."""
-    if isinstance(value, bool):
-        raise InvalidParameterError(f"fsdaf: classes must be a number or a path, got {value!r}.")
-    if isinstance(value, int | np.integer):
-        return int(value)
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
-    if isinstance(value, str):
-        m = re.fullmatch(r"\s*(\d+)\s*-\s*(\d+)\s*", value)
-        if m:
-            return int(m.group(1)), int(m.group(2))
-    if isinstance(value, str | os.PathLike):
-        return os.fspath(value)
-    raise InvalidParameterError(
-        f"fsdaf: classes must be a number of classes or the path of a class map raster, got "
-        f"{value!r}."
-    )
-
-
-def _parse_range(value: Any) -> tuple[float, float] | str | None:
-    if value is None or (isinstance(value, str) and value.strip().lower() == "none"):
-        return None
-    if isinstance(value, str) and value.strip().lower() == "auto":
-        return "auto"
-    if isinstance(value, str):
-        parts = value.split(",")
-    else:
-        parts = list(value)
-    try:
-        lo, hi = (float(p) for p in parts)
-    except (TypeError, ValueError):
-        raise InvalidParameterError(
-            f"fsdaf: valid_range must be 'auto', 'none' or 'lo,hi', got {value!r}."
-        ) from None
-    if not lo < hi:
-        raise InvalidParameterError(f"fsdaf: valid_range needs lo < hi, got {value!r}.")
-    return lo, hi
 
 
 class FSDAF(FusionMethod):
@@ -434,14 +311,14 @@ class FSDAF(FusionMethod):
 
     def _validate_params(self) -> None:
         # Formats FSDAF parses itself: 'min-max' classes and the 'lo,hi' range.
-        spec = _class_spec(self.classes)
+        spec = class_spec(self.classes)
         if isinstance(spec, int) and spec < 1:
             raise InvalidParameterError(f"fsdaf: classes must be >= 1, got {spec}.")
         if isinstance(spec, tuple) and not 1 <= spec[0] <= spec[1]:
             raise InvalidParameterError(
                 f"fsdaf: classes 'min-max' needs 1 <= min <= max, got {self.classes!r}."
             )
-        _parse_range(self.valid_range)
+        parse_range(self.valid_range)
 
     def halo(self) -> int:
         r = getattr(self, "r_", 1)
@@ -478,14 +355,14 @@ class FSDAF(FusionMethod):
         native = self.native_
         r = native.r if native is not None else integer_ratio(self.ratio_, "fsdaf")
         self.r_ = r
-        spec = _class_spec(self.classes)
+        spec = class_spec(self.classes)
         self.class_map_: FileSource | None = None
         if not isinstance(spec, str):
             self.centres_ = self._fit_kmeans(fine, spec)
             self.class_values_ = np.arange(len(self.centres_), dtype=np.float64)
         else:
-            self.class_map_ = _open_class_map(spec, grid)
-            self.class_values_ = _class_values(self.class_map_)
+            self.class_map_ = open_class_map(spec, grid)
+            self.class_values_ = class_values(self.class_map_)
         n_classes = len(self.class_values_)
         self.n_classes_ = n_classes
         bh, bw = native.shape if native is not None else block_shape(grid.shape, r)
@@ -547,14 +424,14 @@ class FSDAF(FusionMethod):
             rows = np.minimum(np.arange(bh) * r + r, grid.height) - np.arange(bh) * r
             cols = np.minimum(np.arange(bw) * r + r, grid.width) - np.arange(bw) * r
             self.block_pixels_ = rows[:, None] * cols[None, :]
-        rng = _parse_range(self.valid_range)
+        rng = parse_range(self.valid_range)
         var = resolve_variable(
             str(self.variable), np.concatenate(sample, axis=1), scene.count, "fsdaf"
         )
         self.variable_ = var
         if rng == "auto":
             rng = var.physical_range
-        assert not isinstance(rng, str)  # "auto" is the only word _parse_range returns
+        assert not isinstance(rng, str)  # "auto" is the only word parse_range returns
         self.valid_range_: tuple[float, float] | None = rng
 
     def _fit_kmeans(self, fine: Source, k: int | tuple[int, int]) -> np.ndarray:
@@ -779,44 +656,3 @@ class FSDAF(FusionMethod):
             out,
         )
         return out
-
-
-# ---------------------------------------------------------------------------------- helpers
-
-
-def _open_class_map(path: str, grid: Grid) -> FileSource:
-    src = FileSource(path)
-    if src.count != 1:
-        raise InvalidParameterError(
-            f"fsdaf: class map {path} has {src.count} bands; give a single-band raster of "
-            "class labels."
-        )
-    if src.grid.shape != grid.shape:
-        raise InvalidParameterError(
-            f"fsdaf: class map {path} is {src.grid.height} x {src.grid.width} pixels (rows x "
-            f"columns) but the fine image is {grid.height} x {grid.width}; give a class map on "
-            "the fine grid."
-        )
-    if src.grid.georeferenced and grid.georeferenced and not src.grid.same_as(grid):
-        raise InvalidParameterError(
-            f"fsdaf: class map {path} ({src.grid.describe()}) is not on the fine grid "
-            f"({grid.describe()}); resample it onto the fine grid (nearest neighbour)."
-        )
-    return src
-
-
-def _class_values(src: FileSource) -> np.ndarray:
-    """Sorted distinct labels of a class map (nodata excluded); labels must be integers."""
-    values = np.zeros(0)
-    for _win, block in src.scan():
-        v = block[0]
-        v = v[np.isfinite(v)]
-        if v.size and np.any(v != np.round(v)):
-            raise InvalidParameterError(
-                f"fsdaf: class map {src.path} has non-integer values (e.g. "
-                f"{v[v != np.round(v)][0]:g}); give integer class labels."
-            )
-        values = np.union1d(values, np.unique(v))
-    if values.size == 0:
-        raise EmptyInputError(f"fsdaf: class map {src.path} has no labelled pixel.")
-    return values.astype(np.float64)

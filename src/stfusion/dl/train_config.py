@@ -1,0 +1,121 @@
+"""The training configuration (:class:`TrainConfig`, with the checks that need the networks),
+the result of a run and the options every run shares.
+
+Moved out of :mod:`stfusion.dl.train`, which still exports these names.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from stfusion.dl import engine
+from stfusion.dl.losses import GAN_LOSSES
+from stfusion.dl.networks import network_class, network_names
+from stfusion.dl.networks.discriminators import discriminator_class
+from stfusion.errors import InvalidParameterError
+from stfusion.run_config import TrainSettings
+
+__all__ = ["RESUME_KEEP", "TrainConfig", "TrainResult", "validate_run_options"]
+
+
+@dataclass
+class TrainConfig(TrainSettings):
+    """:class:`stfusion.run_config.TrainSettings` (the fields and defaults, without torch) with
+    the checks and ``auto`` values that need the networks."""
+
+    def validate(self) -> None:
+        try:
+            net = network_class(self.model)
+        except InvalidParameterError:
+            raise InvalidParameterError(
+                f"model {self.model!r}: choose one of {', '.join(network_names())}."
+            ) from None
+        net.channels_for(self.size)
+        validate_run_options(self)
+        if not str(self.init):
+            raise InvalidParameterError("init: give none, shipped or a checkpoint path.")
+        if not 0.0 <= float(self.time_mix) <= 1.0:
+            raise InvalidParameterError(f"time_mix must be in [0, 1], got {self.time_mix}.")
+        if self.content not in ("auto", "mse", "l1"):
+            raise InvalidParameterError(f"content loss {self.content!r}: choose mse or l1.")
+        if self.model == "dcstfn" and self.patch % 2:
+            raise InvalidParameterError(f"dcstfn needs an even patch size, got {self.patch}.")
+        if not net.adversarial:
+            if self.discriminator != "auto":
+                raise InvalidParameterError(
+                    f"{self.model} is not a GAN; --discriminator applies to adversarial models."
+                )
+            return
+        if self.discriminator != "auto":
+            discriminator_class(self.discriminator)
+        if self.gan_loss not in GAN_LOSSES:
+            raise InvalidParameterError(
+                f"GAN loss {self.gan_loss!r}: choose one of {', '.join(GAN_LOSSES)}."
+            )
+        for name in ("adv_weight", "fm_weight", "sam_weight", "alpha", "beta", "d_lr", "clip"):
+            value = float(getattr(self, name))
+            if not (value >= 0.0 and np.isfinite(value)):
+                raise InvalidParameterError(f"{name} must be >= 0, got {value}.")
+        if not 0.0 <= self.label_smoothing < 0.5:
+            raise InvalidParameterError(
+                f"label_smoothing must be in [0, 0.5), got {self.label_smoothing}."
+            )
+
+    def resolved(self) -> TrainConfig:
+        """A copy with ``auto`` values replaced by the model's defaults (what is stored)."""
+        net = network_class(self.model)
+        cfg = copy.deepcopy(self)
+        if cfg.content == "auto":
+            cfg.content = "l1" if net.adversarial else "mse"
+        if net.adversarial and cfg.discriminator == "auto":
+            if not net.discriminator:
+                raise InvalidParameterError(
+                    f"{self.model} names no default discriminator; give --discriminator."
+                )
+            cfg.discriminator = net.discriminator
+        return cfg
+
+
+@dataclass
+class TrainResult:
+    """What a training run produced."""
+
+    checkpoint: Path
+    epochs: int
+    best_epoch: int
+    best_val_loss: float
+    seconds: float
+    stopped_early: bool
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+#: Options of a stored configuration that a resumed run may change.
+RESUME_KEEP = ("epochs", "patience", "device", "threads", "workers", "precision", "strategy")
+
+
+def validate_run_options(cfg: Any) -> None:
+    """The options every run shares (``TrainConfig``, ``STFDCNNConfig``, ``DistillConfig``)."""
+    for name in ("epochs", "patch", "batch", "patience", "val_patches"):
+        if int(getattr(cfg, name)) < 1:
+            raise InvalidParameterError(f"{name} must be >= 1, got {getattr(cfg, name)}.")
+    if cfg.patch < 16:
+        raise InvalidParameterError(f"patch must be at least 16 px, got {cfg.patch}.")
+    if not cfg.lr > 0:
+        raise InvalidParameterError(f"lr must be > 0, got {cfg.lr}.")
+    if int(cfg.workers) < 0 or int(cfg.steps_per_epoch) < 0:
+        raise InvalidParameterError("workers and steps_per_epoch must be >= 0.")
+    if not float(cfg.max_gap) >= 0:
+        raise InvalidParameterError(f"max_gap must be >= 0 days, got {cfg.max_gap}.")
+    if not 0.0 <= float(cfg.val_fraction) < 1.0:
+        raise InvalidParameterError(f"val_fraction must be in [0, 1), got {cfg.val_fraction}.")
+    if not cfg.val_fraction and not cfg.val_dates:
+        raise InvalidParameterError(
+            "no validation: give --val-fraction > 0 (a spatial block) or --val-dates."
+        )
+    engine.check_precision(cfg.precision)
+    engine.parse_devices(cfg.device)

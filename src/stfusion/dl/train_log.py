@@ -1,0 +1,78 @@
+"""The loss log (CSV) and curve (PNG) written beside a training checkpoint.
+
+Moved out of :mod:`stfusion.dl.train`, which still exports both names.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+from stfusion.io import atomic_path
+
+__all__ = ["log_paths", "write_log"]
+
+
+def log_paths(out: str | os.PathLike[str]) -> tuple[Path, Path]:
+    """The loss log (CSV) and curve (PNG) written beside a checkpoint."""
+    p = Path(out)
+    stem = p.name[: -len(p.suffix)] if p.suffix else p.name
+    return p.with_name(f"{stem}.log.csv"), p.with_name(f"{stem}.loss.png")
+
+
+def write_log(
+    history: list[dict[str, float]], out: str | os.PathLike[str], plot: bool = True
+) -> tuple[Path, Path]:
+    """Write the loss log CSV (and, with ``plot``, the PNG curve) beside the checkpoint."""
+    csv_path, png_path = log_paths(out)
+    keys = list(history[0]) if history else ["epoch"]
+    with atomic_path(csv_path, overwrite=True) as tmp, open(tmp, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=keys)
+        writer.writeheader()
+        for row in history:
+            writer.writerow({k: f"{v:.6g}" if isinstance(v, float) else v for k, v in row.items()})
+    if history and plot:
+        from matplotlib.figure import Figure  # no pyplot: leaves the caller's backend alone
+
+        ep = [r["epoch"] for r in history]
+        gan = "d_loss" in history[-1]
+        fig = Figure(figsize=(6, 6.4 if gan else 3.6), dpi=100)
+        ax = fig.add_subplot(2, 1, 1) if gan else fig.add_subplot()
+        ax.plot(ep, [r["train_loss"] for r in history], label="train loss")
+        ax.plot(ep, [r["val_loss"] for r in history], label="validation loss (held-out block)")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("loss")
+        ax.set_yscale("log")
+        ax2 = ax.twinx()
+        ax2.plot(
+            ep,
+            [r["val_rmse"] for r in history],
+            color="tab:green",
+            ls="--",
+            label="validation RMSE",
+        )
+        if "val_rmse_additive" in history[-1]:
+            ax2.axhline(
+                history[-1]["val_rmse_additive"],
+                color="grey",
+                ls=":",
+                label="validation RMSE of the additive baseline",
+            )
+        ax2.set_ylabel("validation RMSE (data units)")
+        lines = ax.get_lines() + ax2.get_lines()
+        ax.legend(lines, [str(line.get_label()) for line in lines], fontsize=8)
+        if gan:
+            ax.set_title("generator (reconstruction + adversarial)", fontsize=9)
+            ax3 = fig.add_subplot(2, 1, 2)
+            ax3.plot(ep, [r["d_loss"] for r in history], label="discriminator loss")
+            ax3.plot(ep, [r["g_adv"] for r in history], label="generator adversarial loss")
+            ax3.plot(ep, [r["d_real"] for r in history], ls="--", label="mean D(real)")
+            ax3.plot(ep, [r["d_fake"] for r in history], ls="--", label="mean D(generated)")
+            ax3.set_xlabel("epoch")
+            ax3.set_ylabel("adversarial terms (unweighted)")
+            ax3.legend(fontsize=8)
+        fig.tight_layout()
+        with atomic_path(png_path, overwrite=True) as tmp_png:
+            fig.savefig(tmp_png, format="png")
+    return csv_path, png_path
