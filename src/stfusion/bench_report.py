@@ -18,6 +18,7 @@ import numpy as np
 
 from stfusion.cases import Case, check_case_name
 from stfusion.metrics import METRIC_NAMES
+from stfusion.report import METRIC_COLUMNS
 
 if TYPE_CHECKING:  # Run lives in bench, which imports this module
     from stfusion.bench import Run
@@ -35,15 +36,7 @@ BASELINES = ("nochange", "additive")
 
 #: Summary columns: metric, format, which direction is better (None: no "best").
 SUMMARY_COLUMNS: tuple[tuple[str, str, Callable[..., float] | None], ...] = (
-    ("rmse", "{:.5f}", min),
-    ("mae", "{:.5f}", min),
-    ("bias", "{:+.5f}", None),
-    ("cc", "{:.4f}", max),
-    ("ssim", "{:.4f}", max),
-    ("psnr", "{:.2f}", max),
-    ("sam_deg", "{:.3f}", min),
-    ("ergas", "{:.4f}", min),
-    ("coverage", "{:.3f}", None),
+    *METRIC_COLUMNS,
     ("seconds", "{:.1f}", None),
 )
 

@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from stfusion.metrics import BANDLESS_METRICS, MetricReport
+
+#: Table columns of the mean metrics: name, format, which direction is better (None: no
+#: "best"). Shared by the terminal table and the bench summary.
+METRIC_COLUMNS: tuple[tuple[str, str, Callable[..., float] | None], ...] = (
+    ("rmse", "{:.5f}", min),
+    ("mae", "{:.5f}", min),
+    ("bias", "{:+.5f}", None),
+    ("cc", "{:.4f}", max),
+    ("ssim", "{:.4f}", max),
+    ("psnr", "{:.2f}", max),
+    ("sam_deg", "{:.3f}", min),
+    ("ergas", "{:.4f}", min),
+    ("coverage", "{:.3f}", None),
+)
 
 #: Columns of the per-band table, with how to print them.
 TABLE_METRICS: tuple[tuple[str, str], ...] = (
@@ -54,17 +68,7 @@ def comparison_table(reports: Mapping[str, MetricReport], title: str = "") -> An
     """Methods side by side: mean over bands of each metric; best per column in bold."""
     from rich.table import Table
 
-    cols = [
-        ("rmse", "{:.5f}", min),
-        ("mae", "{:.5f}", min),
-        ("bias", "{:+.5f}", None),
-        ("cc", "{:.4f}", max),
-        ("ssim", "{:.4f}", max),
-        ("psnr", "{:.2f}", max),
-        ("sam_deg", "{:.3f}", min),
-        ("ergas", "{:.4f}", min),
-        ("coverage", "{:.3f}", None),
-    ]
+    cols = METRIC_COLUMNS
     table = Table(title=title or None, title_justify="left")
     table.add_column("method")
     for name, _, _ in cols:
