@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import subprocess
 import sys
@@ -101,20 +102,12 @@ def make_scene(workdir: Path, size: int, block: int = 1000) -> dict[str, Path]:
 
 
 def run_cli(args: list[str]) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MB) of one `stfusion` command."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "stfusion.cli", *args])
-    ps = psutil.Process(proc.pid)
-    peak = 0
-    while proc.poll() is None:
-        try:
-            peak = max(peak, ps.memory_info().rss)
-        except psutil.NoSuchProcess:
-            break
-        time.sleep(0.1)
-    if proc.returncode != 0:
-        raise SystemExit(f"command failed ({proc.returncode}): {' '.join(args)}")
-    return time.perf_counter() - t0, peak / 2**20
+    """Wall seconds and peak RSS (MB, with children) of one `stfusion` command; the one
+    poller is :func:`run_cli_tree`."""
+    r = run_cli_tree(args, timeout=math.inf)
+    if r["status"] != "ok":
+        raise SystemExit(f"command failed ({r['status']}): {' '.join(args)}")
+    return r["seconds"], r["peak_rss_mb"]
 
 
 # --------------------------------------------------------------------- memory matrix (11.5)
