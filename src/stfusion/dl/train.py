@@ -68,6 +68,7 @@ from stfusion.dl.train_config import (
 from stfusion.dl.train_log import log_paths, write_log
 from stfusion.errors import InvalidParameterError, OutputExistsError
 from stfusion.io import AlignedSource, FileSource, Scaling, Source
+from stfusion.run_config import shipped_weights
 from stfusion.scene import ImageLike, Scene
 
 __all__ = [
@@ -384,8 +385,6 @@ def init_weights(net: FusionNet, cfg: TrainConfig) -> None:
     if init == "none":
         return
     if init == "shipped":
-        from stfusion.methods.deep import shipped_weights
-
         path = shipped_weights(cfg.model)
         if not path.exists():
             raise InvalidParameterError(
