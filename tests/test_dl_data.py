@@ -83,145 +83,47 @@ def test_ordered_pairs() -> None:
     assert len(three) == 6 and len(set(three)) == 6 and all(r != t for r, t in three)
 
 
-def test_examples_patches_and_validation_block(tmp_path: Path) -> None:
-    from stfusion.dl.data import TrainingData
-    from stfusion.scene import open_scene
+def test_validation_block_is_the_bottom_right_corner() -> None:
+    from stfusion.dl.data import validation_block
 
-    files = write_cia_crop(tmp_path, size=48)
-    scene = open_scene([files[d] for d in DATES])
-    data = TrainingData(scene, val_fraction=0.25, multiple=2)
-    assert data.examples == [(0, 1), (0, 2), (1, 0), (1, 2), (2, 0), (2, 1)]
-    v = data.val
-    assert (v.row + v.height, v.col + v.width) == (48, 48)  # bottom-right corner
-    assert v.height == v.width == 24 and v.height % 2 == 0
-    # Normalisation: one mean/std per band over fine and coarse images.
-    assert np.allclose(
-        np.nanmean(np.concatenate([data.fine, data.coarse]), axis=(0, 2, 3)), 0, atol=1e-4
-    )
-    # Inputs and label of an example are the right dates.
-    rng = np.random.default_rng(0)
-    batch = data.sample(rng, 64, 16, augment=False)
-    assert batch.fine_ref.shape == (64, 6, 16, 16) and batch.mask.shape == (64, 1, 16, 16)
-    assert batch.fine_ref.dtype == np.float32 and np.isfinite(batch.fine_ref).all()
-
-    # No training patch ever touches the validation block.
-    sampled = _sampled_footprint(data, 16)
-    assert not sampled[v.row :, v.col :].any()
-    assert sampled.sum() > 0.5 * (48 * 48 - 24 * 24)
-    # Validation covers exactly the block, for every example.
-    val = data.validation()
-    assert len(val) == 6 and val[0].fine_ref.shape == (1, 6, 24, 24)
-    ref, tgt = data.examples[3]
-    np.testing.assert_array_equal(val[3].fine_target[0], data.fine[tgt][:, 24:, 24:])
-    np.testing.assert_array_equal(val[3].coarse_ref[0], data.coarse[ref][:, 24:, 24:])
+    v = validation_block((48, 48), 0.25, multiple=2)
+    assert (v.row, v.col, v.height, v.width) == (24, 24, 24, 24)
+    v = validation_block((40, 60), 0.2, multiple=4)
+    assert (v.row + v.height, v.col + v.width) == (40, 60)  # bottom-right corner
+    assert (v.height, v.width) == (16, 24)  # the scene's aspect, multiples of 4
+    with pytest.raises(InvalidParameterError, match="val_fraction"):
+        validation_block((48, 48), 1.0)
 
 
-def _sampled_footprint(data: object, patch: int) -> np.ndarray:
-    """Where sample() takes its patches from: recorded by sampling with a marker image."""
-    from stfusion.dl.data import TrainingData
+def _stream(pairs: list[tuple[Path, Path]], **settings: object) -> object:
+    """The run data of ``stfusion train`` (dcstfn, band-tied, no augmentation) on ``pairs``."""
+    from stfusion.dl.train import TrainConfig, open_training_sites, run_data
 
-    assert isinstance(data, TrainingData)
-    h, w = data.shape
-    saved = data.fine.copy()
-    # Encode each pixel's flat index into the fine images to recover patch positions.
-    idx = np.arange(h * w, dtype=np.float32).reshape(h, w)
-    data.fine[:] = idx
-    try:
-        b = data.sample(np.random.default_rng(5), 400, patch, augment=False)
-    finally:
-        data.fine[:] = saved
-    seen = np.zeros((h, w), bool)
-    flat = b.fine_ref[:, 0].astype(np.int64).ravel()
-    seen.ravel()[flat] = True
-    return seen
+    kw: dict = dict(model="dcstfn", patch=16, batch=4, steps_per_epoch=10, val_patches=4)
+    kw.update(val_fraction=0.25, augment=False, agnostic=False)
+    kw.update(settings)
+    return run_data(open_training_sites(pairs), TrainConfig(**kw))
 
 
-def test_patch_too_large_and_single_date(tmp_path: Path) -> None:
-    from stfusion.dl.data import TrainingData
-    from stfusion.scene import open_scene
-
-    files = write_cia_crop(tmp_path, size=32, dates=DATES[:2])
-    data = TrainingData(open_scene([files[d] for d in DATES[:2]]), val_fraction=0.5)
+def test_patch_too_large_for_the_scene(tmp_path: Path) -> None:
+    pairs = write_series(tmp_path, 2, size=32)
     with pytest.raises(InvalidParameterError, match="validation block"):
-        data.sample(np.random.default_rng(0), 1, 32)
-    with pytest.raises(InvalidParameterError, match="two or more dates"):
-        TrainingData(open_scene([files[DATES[0]]]))
+        _stream(pairs, patch=32, val_fraction=0.5)
 
 
 def test_invalid_pixels_are_masked_not_spread(tmp_path: Path) -> None:
-    from stfusion.dl.data import TrainingData
-    from stfusion.scene import open_scene
+    """A NaN pixel of a fine image: patches holding it are kept (under the invalid share),
+    the pixel is masked out and every value the network sees is finite."""
+    from stfusion.io import FileSource
 
-    files = write_cia_crop(tmp_path, size=40, dates=DATES[:2])
-    scene = open_scene([files[d] for d in DATES[:2]])
-    data = TrainingData(scene, val_fraction=0.2, max_invalid=0.5)
-    data.fine[0][:, 5, 5] = np.nan
-    data.valid = np.isfinite(data.fine).all(1) & np.isfinite(data.coarse).all(1)
-    b = data.sample(np.random.default_rng(0), 200, 16, augment=False)
-    assert np.isfinite(b.fine_ref).all() and np.isfinite(b.fine_target).all()
-    assert (~b.mask).sum() > 0  # the NaN pixel was drawn and masked
-
-
-def test_time_mix_moves_target_between_the_dates(tmp_path: Path) -> None:
-    """time_mix: coarse and fine targets move by the same fraction a of the way between the
-    dates; inputs stay as they are; 0 leaves the sampling (and its random stream) unchanged."""
-    from stfusion.dl.data import TrainingData
-    from stfusion.scene import open_scene
-
-    files = write_cia_crop(tmp_path, size=48, dates=DATES[:2])
-    data = TrainingData(open_scene([files[d] for d in DATES[:2]]), val_fraction=0.25, multiple=2)
-    plain = data.sample(np.random.default_rng(3), 32, 16, augment=False)
-    again = data.sample(np.random.default_rng(3), 32, 16, augment=False, time_mix=0.0)
-    np.testing.assert_array_equal(plain.fine_target, again.fine_target)
-
-    mixed = data.sample(np.random.default_rng(3), 200, 16, augment=True, time_mix=1.0)
-    # Recover each patch's real target from the marker-free relation of the two dates:
-    # the example's other date is the only other image, so F_t - F_r = (C_t' - C_r) / a.
-    alphas = []
-    for i in range(200):
-        f_r, c_r = mixed.fine_ref[i], mixed.coarse_ref[i]
-        dc, df = mixed.coarse_target[i] - c_r, mixed.fine_target[i] - f_r
-        # find which real example this is: the full change between the two dates
-        ref = next(k for k in range(2) if _contains(data.fine[k], f_r))
-        tgt = 1 - ref
-        full_c = _same_window(data.coarse[tgt], data.coarse[ref], data.fine[ref], f_r)
-        full_f = _same_window(data.fine[tgt], data.fine[ref], data.fine[ref], f_r)
-        big = np.abs(full_c) > 0.05
-        a = float(np.median(dc[big] / full_c[big]))
-        assert 0.0 <= a < 1.0
-        np.testing.assert_allclose(dc, a * full_c, atol=1e-4)
-        np.testing.assert_allclose(df, a * full_f, atol=1e-4)
-        alphas.append(a)
-    assert np.std(alphas) > 0.2  # spread over [0, 1), not one value
-
-
-def _contains(image: np.ndarray, patch: np.ndarray) -> bool:
-    return _locate(image, patch) is not None
-
-
-def _locate(image: np.ndarray, patch: np.ndarray) -> tuple[int, int, int, bool] | None:
-    """Where (row, col, rotation, flip) ``patch`` is a dihedral view of a window of ``image``."""
-    p = patch.shape[-1]
-    h, w = image.shape[-2:]
-    for k in range(4):
-        for flip in (False, True):
-            v = np.rot90(patch[..., ::-1] if flip else patch, -k, axes=(-2, -1))
-            hits = np.argwhere(np.isclose(image[0], v[0, 0, 0]))
-            for r, c in hits:
-                if r + p <= h and c + p <= w and np.allclose(image[:, r : r + p, c : c + p], v):
-                    return int(r), int(c), k, flip
-    return None
-
-
-def _same_window(a: np.ndarray, b: np.ndarray, where: np.ndarray, patch: np.ndarray) -> np.ndarray:
-    """``a - b`` over the window of ``where`` that ``patch`` views, in the patch's orientation."""
-    loc = _locate(where, patch)
-    assert loc is not None
-    r, c, k, flip = loc
-    p = patch.shape[-1]
-    d = (a - b)[:, r : r + p, c : c + p]
-    d = np.rot90(d, k, axes=(-2, -1))
-    return np.ascontiguousarray(d[..., ::-1] if flip else d)
+    pairs = write_series(tmp_path, 2, size=40)
+    fine = FileSource(str(pairs[0][0])).read()
+    fine[:, 5, 5] = np.nan
+    write_tif(pairs[0][0], fine)
+    train = _stream(pairs, val_fraction=0.2).train
+    items = [train[i] for i in range(200)]
+    assert all(bool(np.isfinite(a.numpy()).all()) for item in items for a in item[:4])
+    assert sum(int((~item[4]).sum()) for item in items) > 0  # the NaN pixel was drawn, masked
 
 
 def test_time_mix_checks() -> None:

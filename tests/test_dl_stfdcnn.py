@@ -12,13 +12,13 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from stfusion.dl.checkpoint import load_checkpoint  # noqa: E402
+from stfusion.dl.infer_stfdcnn import load_network  # noqa: E402
 from stfusion.dl.networks.stfdcnn import (  # noqa: E402
     GAIN_LIMIT,
     STFDCNNNet,
     box_mean,
     choose_factor,
     high_pass_modulation,
-    load_network,
     pair_weights,
 )
 from stfusion.dl.train import TrainConfig, log_paths  # noqa: E402

@@ -3,9 +3,6 @@ Python hooks (warnings, sys), signal-handler arguments, fitted attributes users 
 (``*_``), method classes loaded from the registry by name, and the public API used by tests
 and plugins (``check_method``, ``predict_arrays``, ...). Regenerate with
 ``vulture src/stfusion --make-whitelist`` after checking each new entry is not dead code.
-
-``dl.data.TrainingData`` (the in-memory training set of the first engine) is used only by
-tests now; it goes when those tests move to ``dl.datasets`` (issue 13).
 """
 
 # ruff: noqa
@@ -19,7 +16,6 @@ ROBOT  # unused class (src/stfusion/methods/robot.py:171)
 STARFM  # unused class (src/stfusion/methods/starfm.py:108)
 STFDCNN  # unused class (src/stfusion/methods/deep_stfdcnn.py:42)
 Student  # unused class (src/stfusion/methods/deep_student.py:34)
-TrainingData  # unused class (src/stfusion/dl/data.py:140)
 VITGAN  # unused class (src/stfusion/methods/deep_vit.py:24)
 _.__class__  # unused attribute (src/stfusion/dl/file_handles.py:102)
 _.automatic_optimization  # unused attribute (src/stfusion/dl/engine.py:250)

@@ -3,12 +3,17 @@
 The command line declares the ``train`` and ``distill`` options from these fields and their
 defaults (``stfusion --help`` must not import torch); :class:`stfusion.dl.train.TrainConfig`
 and :class:`stfusion.dl.distill.DistillConfig` add the checks that need the networks. Every
-setting is stored in the checkpoint.
+setting is stored in the checkpoint. Also where the shipped weights are (``--init shipped``,
+``weights=demo``), for ``dl`` and the deep methods alike.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
+
+#: The checkpoints stfusion ships (package data).
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
 #: Floating-point precisions of a run (Lightning's names).
 PRECISIONS = ("32", "16-mixed", "bf16-mixed")
@@ -98,11 +103,21 @@ class DistillSettings(LoopSettings):
     speed_repeat: int = 3  # fastest of this many timings is reported
 
 
+def shipped_weights(name: str) -> Path:
+    """Path of the shipped checkpoint of method ``name`` (may not exist):
+    ``<name>_multisite.ckpt`` (band-agnostic, trained on several sites of ../shared/data;
+    docs/deep.md), else the older ``<name>_cia_demo.ckpt``."""
+    multi = WEIGHTS_DIR / f"{name}_multisite.ckpt"
+    return multi if multi.exists() else WEIGHTS_DIR / f"{name}_cia_demo.ckpt"
+
+
 __all__ = [
     "PRECISIONS",
     "STUDENT_SIZES",
+    "WEIGHTS_DIR",
     "DistillSettings",
     "LoopSettings",
     "RunOptions",
     "TrainSettings",
+    "shipped_weights",
 ]

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import click
 
 from stfusion.cli import options as opt
-from stfusion.cli.progress import Progress
 from stfusion.run_config import STUDENT_SIZES, DistillSettings
 
 
@@ -90,12 +90,6 @@ def distill(
     threads: int,
     seed: int,
     augment: bool,
-    dates: str | None,
-    fine_scale: float | None,
-    fine_offset: float | None,
-    coarse_scale: float | None,
-    coarse_offset: float | None,
-    resampling: str,
     devices: str | None,
     precision: str,
     strategy: str,
@@ -104,9 +98,8 @@ def distill(
     val_dates: str | None,
     val_patches: int,
     catalog: str | None,
-    note: str,
-    overwrite: bool,
     quiet: bool,
+    **inputs: Any,  # --dates, the scales, --resampling, --note, --overwrite: opt.run_job
 ) -> None:
     """Distil a trained deep model (the teacher) into a small, fast student CNN.
 
@@ -125,7 +118,6 @@ def distill(
     from stfusion.dl.distill import DistillConfig
     from stfusion.dl.distill import distill as run_distill
     from stfusion.dl.train import log_paths
-    from stfusion.io import Scaling
 
     if not pairs and not catalog:
         raise click.UsageError("give the pairs: --pair FINE COARSE (2+) or --catalog.")
@@ -153,22 +145,7 @@ def distill(
         val_patches=val_patches,
     )
     t0 = time.monotonic()
-    with Progress(student, quiet) as progress:
-        r = run_distill(
-            list(pairs),
-            teacher,
-            out,
-            cfg,
-            dates=opt.split_dates(dates) or None,
-            fine_scaling=Scaling(fine_scale, fine_offset),
-            coarse_scaling=Scaling(coarse_scale, coarse_offset),
-            resampling=resampling,
-            overwrite=overwrite,
-            progress=progress.epochs,
-            progress_bar=not quiet,
-            meta=opt.run_meta(ctx, note),
-            catalog=catalog,
-        )
+    r = opt.run_job(ctx, student, quiet, run_distill, list(pairs), teacher, out, cfg)
     if quiet:
         return
     csv_path, png_path = log_paths(out)

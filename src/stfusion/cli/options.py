@@ -483,3 +483,31 @@ def run_meta(ctx: click.Context, note: str) -> dict[str, Any]:
     if note:
         meta["notes"] = note
     return meta
+
+
+def run_job(
+    ctx: click.Context, label: str, quiet: bool, run: Callable[..., Any], *args: Any, **kw: Any
+) -> Any:
+    """``run(*args, **kw)`` (``dl.train.train``, ``train_stfdcnn`` or ``dl.distill.distill``)
+    given the inputs that :func:`run_data_options`, ``--catalog`` and ``--overwrite`` declare
+    (read from ``ctx.params``), an epoch progress display named ``label`` and the checkpoint
+    metadata of :func:`run_meta`: the part of ``stfusion train`` and ``stfusion distill``
+    that is the same."""
+    from stfusion.cli.progress import Progress  # progress imports cli.main: not at the top
+    from stfusion.io import Scaling
+
+    p = ctx.params
+    with Progress(label, quiet) as progress:
+        return run(
+            *args,
+            dates=split_dates(p["dates"]) or None,
+            fine_scaling=Scaling(p["fine_scale"], p["fine_offset"]),
+            coarse_scaling=Scaling(p["coarse_scale"], p["coarse_offset"]),
+            resampling=p["resampling"],
+            overwrite=p["overwrite"],
+            progress=progress.epochs,
+            progress_bar=not quiet,
+            meta=run_meta(ctx, p["note"]),
+            catalog=p["catalog"],
+            **kw,
+        )

@@ -11,7 +11,6 @@ from typing import Any
 import click
 
 from stfusion.cli import options as opt
-from stfusion.cli.progress import Progress
 from stfusion.run_config import TrainSettings
 
 #: Student sizes for the --size names of the other networks (``--model student``).
@@ -138,18 +137,11 @@ def train(
     pairs: Sequence[tuple[str, str]],
     out: str,
     size: str,
-    dates: str | None,
-    fine_scale: float | None,
-    fine_offset: float | None,
-    coarse_scale: float | None,
-    coarse_offset: float | None,
-    resampling: str,
     catalog: str | None,
-    note: str,
     resume: bool,
-    overwrite: bool,
     quiet: bool,
-    **settings: Any,  # the run settings, read by _train_config
+    **settings: Any,  # the run settings (_train_config); --dates, the scales, --resampling,
+    # --note, --overwrite (opt.run_job)
 ) -> None:
     """Train a deep fusion network (DCSTFN, EDCSTFN, GAN-STFM, ViTGAN, STFDCNN) on your own pairs.
 
@@ -168,7 +160,6 @@ def train(
 
     if model == "stfdcnn":  # its own two-network loop (mapping + super-resolution)
         from stfusion.dl.train_stfdcnn import train_stfdcnn as run_training
-    from stfusion.io import Scaling
 
     if not pairs and not catalog:
         raise click.UsageError("give the training pairs: --pair FINE COARSE (2+) or --catalog.")
@@ -176,22 +167,7 @@ def train(
         size = STUDENT_SIZE_FOR.get(size, size)
     cfg = _train_config(TrainConfig, model, size, settings)
     t0 = time.monotonic()
-    with Progress(model, quiet) as progress:
-        result = run_training(
-            list(pairs),
-            out,
-            cfg,
-            dates=opt.split_dates(dates) or None,
-            fine_scaling=Scaling(fine_scale, fine_offset),
-            coarse_scaling=Scaling(coarse_scale, coarse_offset),
-            resampling=resampling,
-            resume=resume,
-            overwrite=overwrite,
-            progress=progress.epochs,
-            progress_bar=not quiet,
-            meta=opt.run_meta(ctx, note),
-            catalog=catalog,
-        )
+    result = opt.run_job(ctx, model, quiet, run_training, list(pairs), out, cfg, resume=resume)
     if quiet:
         return
     _summary(result, out, model, size, t0)

@@ -8,8 +8,8 @@ Layout (one concern per module, as in torchgeo):
 
 - :mod:`stfusion.dl.networks`: DCSTFN, EDCSTFN and the autoencoder of the feature loss;
 - :mod:`stfusion.dl.losses`: SSIM / MS-SSIM and EDCSTFN's compound loss;
-- :mod:`stfusion.dl.data`: training examples from ordered date pairs, patches, the spatial
-  validation block;
+- :mod:`stfusion.dl.data`: dates, ordered date pairs, the spatial validation block;
+- :mod:`stfusion.dl.datasets`: training and validation patches streamed from the files;
 - :mod:`stfusion.dl.checkpoint`: the checkpoint format (atomic save, checked load);
 - :mod:`stfusion.dl.train`: the trainer (seeds, early stopping, resume, loss log);
 - :mod:`stfusion.dl.infer`: running a trained network over arrays or scenes in tiles.

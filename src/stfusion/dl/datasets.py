@@ -44,7 +44,7 @@ import numpy as np
 import torch
 from rasterio.windows import Window
 
-from stfusion.dl.data import Block, resolve_dates, validation_block
+from stfusion.dl.data import Block, ordered_pairs, resolve_dates, validation_block
 from stfusion.dl.file_handles import (  # re-exported: datasets.<name> is their old home
     GDAL_CACHE_BYTES,  # noqa: F401
     MAX_HANDLES,  # noqa: F401
@@ -105,15 +105,12 @@ def pair_examples(
     for s, site in enumerate(sites):
         n = len(site.scene.pairs)
         held = {i for i in range(n) if site.dates and site.dates[i] in held_out}
-        for r in range(n):
-            if r in held:
+        for r, t in ordered_pairs(n):
+            if r in held or ((t in held) != (targets == "held_out")):
                 continue
-            for t in range(n):
-                if t == r or ((t in held) != (targets == "held_out")):
-                    continue
-                if max_gap > 0 and site.dates and _days(site.dates[r], site.dates[t]) > max_gap:
-                    continue
-                out.append(Example(s, r, t))
+            if max_gap > 0 and site.dates and _days(site.dates[r], site.dates[t]) > max_gap:
+                continue
+            out.append(Example(s, r, t))
     return out
 
 

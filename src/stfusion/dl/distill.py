@@ -102,6 +102,7 @@ from stfusion.dl.train import (
     settings_of,
     validate_run_options,
 )
+from stfusion.dl.train_config import RunResult
 from stfusion.errors import InvalidParameterError, OutputExistsError
 from stfusion.io import Scaling
 from stfusion.run_config import DistillSettings
@@ -135,15 +136,9 @@ class DistillConfig(DistillSettings):
 
 
 @dataclass
-class DistillResult:
+class DistillResult(RunResult):
     """What a distillation run produced, with the closing comparison to the teacher."""
 
-    checkpoint: Path
-    epochs: int
-    best_epoch: int
-    best_val_loss: float
-    seconds: float
-    stopped_early: bool
     teacher_parameters: int
     student_parameters: int
     feature_layer: str

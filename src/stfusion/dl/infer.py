@@ -149,18 +149,9 @@ class Predictor:
         overlap: int,
     ) -> np.ndarray:
         """Predict one tile (clipped to the scene) with ``overlap`` px of context."""
-        r, c = int(tile.row_off), int(tile.col_off)
-        th, tw = int(tile.height), int(tile.width)
-        pred, inside = self.predict_extent(
-            fines,
-            coarses,
-            target,
-            shape,
-            (r - overlap, r + th + overlap),
-            (c - overlap, c + tw + overlap),
-        )
-        dr, dc = r - int(inside.row_off), c - int(inside.col_off)
-        return pred[:, dr : dr + th, dc : dc + tw]
+        pred, inside = self.predict_extent(fines, coarses, target, shape, *_grown(tile, overlap))
+        dr, dc = int(tile.row_off) - int(inside.row_off), int(tile.col_off) - int(inside.col_off)
+        return pred[:, dr : dr + int(tile.height), dc : dc + int(tile.width)]
 
     def predict_window(
         self,
@@ -196,6 +187,15 @@ def _ramp(n: int, lead: int, trail: int, overlap: int) -> np.ndarray:
         d = np.minimum(np.arange(n) + (overlap - lead), (n - 1 - np.arange(n)) + (overlap - trail))
         x = np.clip((d + 1) / (overlap + 1), 1.0 / (overlap + 1), 1.0)
     return x
+
+
+def _grown(tile: Window, overlap: int) -> tuple[tuple[int, int], tuple[int, int]]:
+    """The rows and columns (start, stop) of ``tile`` grown by ``overlap`` px on every side
+    (may reach outside the scene): what :meth:`Predictor.predict_extent` takes."""
+    r, c = int(tile.row_off), int(tile.col_off)
+    rows = (r - overlap, r + int(tile.height) + overlap)
+    cols = (c - overlap, c + int(tile.width) + overlap)
+    return rows, cols
 
 
 def predict_arrays(
@@ -234,14 +234,7 @@ def predict_arrays(
     wsum = np.zeros((h, w))
     for t in windows_covering(shape, tile):
         r, c, th, tw = int(t.row_off), int(t.col_off), int(t.height), int(t.width)
-        p, inside = pred.predict_extent(
-            fines,
-            coarses,
-            target,
-            shape,
-            (r - overlap, r + th + overlap),
-            (c - overlap, c + tw + overlap),
-        )
+        p, inside = pred.predict_extent(fines, coarses, target, shape, *_grown(t, overlap))
         ir, ic = int(inside.row_off), int(inside.col_off)
         ih, iw = int(inside.height), int(inside.width)
         wr = _ramp(ih, r - ir, ir + ih - (r + th), overlap)

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import copy
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -68,6 +68,7 @@ from stfusion.dl.train_config import (
 from stfusion.dl.train_log import log_paths, write_log
 from stfusion.errors import InvalidParameterError, OutputExistsError
 from stfusion.io import AlignedSource, FileSource, Scaling, Source
+from stfusion.run_config import shipped_weights
 from stfusion.scene import ImageLike, Scene
 
 __all__ = [
@@ -351,9 +352,26 @@ def check_resume(previous: Checkpoint, data_sites: list[ds.Site]) -> None:
         )
 
 
-def result_of(out: Path, rec: engine.RunRecorder, patience: int) -> TrainResult:
+def fit_run(
+    module: engine.FusionModule,
+    data: RunData,
+    cfg: Any,
+    out: Path,
+    settings: engine.EngineSettings,
+    payload: Callable[[engine.RunRecorder, engine.FusionModule], dict[str, Any]],
+    resumed: bool,
+    progress: ProgressFn | None,
+) -> TrainResult:
+    """Train ``module`` on the run's loaders (:func:`stfusion.dl.engine.fit`, which writes
+    ``out`` from ``payload`` after every epoch) and return what the run produced: the end of
+    :func:`train` and :func:`stfusion.dl.train_stfdcnn.train_stfdcnn`."""
+    train_dl, val_dl = data.loaders(cfg.batch, cfg.workers)
+    rec = engine.fit(
+        module, train_dl, val_dl, out, settings, payload, resume=resumed, progress=progress
+    )
+    stopped = rec.bad >= cfg.patience
     return TrainResult(
-        out, rec.epoch, rec.best_epoch, rec.best_loss, rec.seconds, rec.bad >= patience, rec.history
+        out, rec.epoch, rec.best_epoch, rec.best_loss, rec.seconds, stopped, rec.history
     )
 
 
@@ -367,8 +385,6 @@ def init_weights(net: FusionNet, cfg: TrainConfig) -> None:
     if init == "none":
         return
     if init == "shipped":
-        from stfusion.methods.deep import shipped_weights
-
         path = shipped_weights(cfg.model)
         if not path.exists():
             raise InvalidParameterError(
@@ -550,18 +566,7 @@ def train(
                 rec_out["resume"]["discriminator"] = cpu_state(disc.state_dict())
             return rec_out
 
-        train_dl, val_dl = data.loaders(cfg.batch, cfg.workers)
-        rec = engine.fit(
-            module,
-            train_dl,
-            val_dl,
-            out,
-            settings,
-            payload,
-            resume=previous is not None,
-            progress=progress,
-        )
-    return result_of(out, rec, cfg.patience)
+        return fit_run(module, data, cfg, out, settings, payload, previous is not None, progress)
 
 
 def random_checkpoint(

@@ -20,7 +20,7 @@ from stfusion.dl.networks.discriminators import discriminator_class
 from stfusion.errors import InvalidParameterError
 from stfusion.run_config import TrainSettings
 
-__all__ = ["RESUME_KEEP", "TrainConfig", "TrainResult", "validate_run_options"]
+__all__ = ["RESUME_KEEP", "RunResult", "TrainConfig", "TrainResult", "validate_run_options"]
 
 
 @dataclass
@@ -82,8 +82,8 @@ class TrainConfig(TrainSettings):
 
 
 @dataclass
-class TrainResult:
-    """What a training run produced."""
+class RunResult:
+    """What every run (training, distillation) produced; the run's own results follow."""
 
     checkpoint: Path
     epochs: int
@@ -91,6 +91,12 @@ class TrainResult:
     best_val_loss: float
     seconds: float
     stopped_early: bool
+
+
+@dataclass
+class TrainResult(RunResult):
+    """What a training run produced."""
+
     history: list[dict[str, float]] = field(default_factory=list)
 
 

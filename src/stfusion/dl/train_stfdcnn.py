@@ -41,8 +41,8 @@ from stfusion.dl.train import (
     TrainResult,
     check_resume,
     checkpoint_record,
+    fit_run,
     open_training_sites,
-    result_of,
     resumed_config,
     run_data,
     settings_of,
@@ -207,18 +207,7 @@ def train_stfdcnn(
             }
             return rec_out
 
-        train_dl, val_dl = data.loaders(cfg.batch, cfg.workers)
-        rec = engine.fit(
-            module,
-            train_dl,
-            val_dl,
-            out,
-            settings,
-            payload,
-            resume=previous is not None,
-            progress=progress,
-        )
-    return result_of(out, rec, cfg.patience)
+        return fit_run(module, data, cfg, out, settings, payload, previous is not None, progress)
 
 
 __all__ = ["STFDCNNConfig", "train_stfdcnn"]

@@ -43,9 +43,9 @@ from stfusion.errors import InvalidParameterError
 from stfusion.io import Source
 from stfusion.methods.base import FusionMethod, Param
 from stfusion.methods.params import AUTO, Interval, MethodTags, StrOptions, Text
+from stfusion.run_config import shipped_weights
 from stfusion.scene import Scene
 
-WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 #: Training dates of the shipped checkpoints (checked against the files by the tests): CIA,
 #: BOREAS and the Sentinel-2 scenes (placeholder dates) of tools/make_training_catalog.py.
 DEMO_DATES = (
@@ -59,14 +59,6 @@ DEMO_DATES = (
     "2016-03-31",
     "2016-04-30",
 )
-
-
-def shipped_weights(name: str) -> Path:
-    """Path of the shipped checkpoint of method ``name`` (may not exist):
-    ``<name>_multisite.ckpt`` (band-agnostic, trained on several sites of ../shared/data;
-    docs/deep.md), else the older ``<name>_cia_demo.ckpt``."""
-    multi = WEIGHTS_DIR / f"{name}_multisite.ckpt"
-    return multi if multi.exists() else WEIGHTS_DIR / f"{name}_cia_demo.ckpt"
 
 
 def demo_weights(name: str) -> Path:

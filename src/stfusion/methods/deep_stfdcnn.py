@@ -65,6 +65,6 @@ class STFDCNN(DeepMethod):
     def _predictor(self, ck: Any) -> Any:
         # The STFDCNN predictor builds the network from the checkpoint's config (LSR factor,
         # weight window) without the network registry.
-        from stfusion.dl.networks.stfdcnn import STFDCNNPredictor
+        from stfusion.dl.infer_stfdcnn import STFDCNNPredictor
 
         return STFDCNNPredictor(ck, str(self.device))

@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from numbers import Integral, Real
 from typing import Any
 
@@ -106,6 +106,22 @@ def cells_to_fine(e: np.ndarray, r: int, shape: tuple[int, int]) -> np.ndarray:
         t = t[:, None] if axis == 0 else t[None, :]
         out = a * (1.0 - t) + b * t
     return out
+
+
+def _finite_mean(arrays: Iterable[np.ndarray], empty: float) -> np.ndarray:
+    """Element-wise mean of the finite values of same-shape ``arrays`` (read one at a time),
+    ``empty`` where none is finite."""
+    sums: np.ndarray | None = None
+    counts: np.ndarray | None = None
+    for a in arrays:
+        ok = np.isfinite(a)
+        if sums is None or counts is None:
+            sums, counts = np.zeros_like(a), np.zeros_like(a)
+        sums += np.where(ok, a, 0.0)
+        counts += ok
+    assert sums is not None and counts is not None
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counts > 0, sums / np.maximum(counts, 1), empty)
 
 
 def reliability_weights(preds: np.ndarray, errors: np.ndarray, eps_rel: float) -> np.ndarray:
@@ -313,35 +329,29 @@ class Ensemble(FusionMethod):
     def _loo_errors(self, name: str, scene: Scene) -> np.ndarray:
         """Mean squared error per coarse cell of the member predicting each pair's fine
         image from the other pairs (only known images are read)."""
-        sums, counts = None, None
-        for k in range(len(scene.pairs)):
-            rest = [p for i, p in enumerate(scene.pairs) if i != k]
-            dates = scene.pair_dates
-            sub = Scene(
-                grid=scene.grid,
-                pairs=rest,
-                target=None,
-                ratio=scene.ratio,
-                band_names=scene.band_names,
-                notes=list(scene.notes),
-                pair_dates=None
-                if dates is None
-                else tuple(d for i, d in enumerate(dates) if i != k),
-                target_date=None if dates is None else dates[k],
-                coarse_scaling=scene.coarse_scaling,
-            )
-            fine_k, coarse_k = scene.pairs[k]
-            pred = self._member_predict(name, sub, coarse_k)
-            sq = ((pred - fine_k.read()).astype(np.float64) ** 2).mean(axis=0)
-            cell = block_mean(sq, self.cell_, np.float64)
-            ok = np.isfinite(cell)
-            if sums is None:
-                sums, counts = np.zeros_like(cell), np.zeros_like(cell)
-            sums += np.where(ok, cell, 0.0)
-            counts += ok
-        assert sums is not None and counts is not None
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+        errors = (self._loo_error(name, scene, k) for k in range(len(scene.pairs)))
+        return _finite_mean(errors, np.nan)
+
+    def _loo_error(self, name: str, scene: Scene, k: int) -> np.ndarray:
+        """Squared error per coarse cell of member ``name`` predicting pair ``k``'s fine
+        image from the other pairs."""
+        rest = [p for i, p in enumerate(scene.pairs) if i != k]
+        dates = scene.pair_dates
+        sub = Scene(
+            grid=scene.grid,
+            pairs=rest,
+            target=None,
+            ratio=scene.ratio,
+            band_names=scene.band_names,
+            notes=list(scene.notes),
+            pair_dates=None if dates is None else tuple(d for i, d in enumerate(dates) if i != k),
+            target_date=None if dates is None else dates[k],
+            coarse_scaling=scene.coarse_scaling,
+        )
+        fine_k, coarse_k = scene.pairs[k]
+        pred = self._member_predict(name, sub, coarse_k)
+        sq = ((pred - fine_k.read()).astype(np.float64) ** 2).mean(axis=0)
+        return block_mean(sq, self.cell_, np.float64)
 
     def _prepare(self, target: Source) -> None:
         scene = self.scene_
@@ -370,18 +380,12 @@ class Ensemble(FusionMethod):
     def _pair_offset(self) -> np.ndarray:
         """Per cell and band, the mean over the pairs of ``mean_cell F_k - mean_cell C_k``:
         the fine-coarse offset (calibration, footprint) the pairs show, 0 where unknown."""
-        sums, counts = None, None
-        for f, c in self.scene_.pairs:
-            d = block_mean(f.read(), self.cell_, np.float64) - block_mean(
-                c.read(), self.cell_, np.float64
-            )
-            ok = np.isfinite(d)
-            if sums is None:
-                sums, counts = np.zeros_like(d), np.zeros_like(d)
-            sums += np.where(ok, d, 0.0)
-            counts += ok
-        assert sums is not None and counts is not None
-        return np.where(counts > 0, sums / np.maximum(counts, 1), 0.0)
+        offsets = (
+            block_mean(f.read(), self.cell_, np.float64)
+            - block_mean(c.read(), self.cell_, np.float64)
+            for f, c in self.scene_.pairs
+        )
+        return _finite_mean(offsets, 0.0)
 
     def _slices(self, window: Window) -> tuple[slice, slice]:
         r0, c0 = int(window.row_off), int(window.col_off)

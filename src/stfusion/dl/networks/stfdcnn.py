@@ -57,8 +57,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from stfusion.dl.checkpoint import Checkpoint, load_checkpoint
-from stfusion.dl.infer import Predictor, resolve_device
 from stfusion.dl.networks import FusionNet
 
 #: Widths ``(n1, n2)`` of the two hidden layers of each CNN; ``paper``: SRCNN's 64 / 32.
@@ -345,53 +343,16 @@ def _masked(
     return per.sum() / n.clamp_min(1.0)
 
 
-def load_network(checkpoint: Checkpoint, state: str = "best") -> Any:
-    """The network of an STFDCNN checkpoint (best or ``last`` weights), in eval mode."""
-    data = checkpoint.data
-    sd = data["state_dict"] if state == "best" else data["resume"]["state_dict"]
-    if checkpoint.agnostic:
-        from stfusion.dl.networks.agnostic import AgnosticNet
-
-        wrapped = AgnosticNet(STFDCNNNet.from_config(data["network"]))
-        wrapped.load_state_dict(sd)
-        return wrapped.eval()
-    net = STFDCNNNet.from_config(data["network"])
-    net.load_state_dict(sd)
-    # HPM must use the statistics the Predictor normalises with (the same in trained
-    # checkpoints; a generic random_checkpoint leaves the buffers at 0 / 1).
-    net.norm_mean.copy_(torch.as_tensor(checkpoint.mean))
-    net.norm_std.copy_(torch.as_tensor(checkpoint.std))
-    return net.eval()
-
-
-class STFDCNNPredictor(Predictor):
-    """:class:`stfusion.dl.infer.Predictor` for STFDCNN checkpoints, building the network
-    from its stored config (``factor``, ``window``) without the network registry."""
-
-    def __init__(self, checkpoint: Checkpoint | str, device: str = "auto") -> None:
-        ck = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
-        self.checkpoint = ck
-        self.device = resolve_device(device)
-        self.net = load_network(ck).to(self.device)
-        self.mean = ck.mean.astype(np.float32)[:, None, None]
-        self.std = ck.std.astype(np.float32)[:, None, None]
-        self.radius = int(self.net.radius)
-        self.multiple = int(self.net.multiple)
-        self.per_sample = ck.agnostic
-
-
 __all__ = [
     "GAIN_LIMIT",
     "KERNELS",
     "SIZES",
     "SRCNN",
     "STFDCNNNet",
-    "STFDCNNPredictor",
     "box_mean",
     "choose_factor",
     "choose_window",
     "high_pass_modulation",
-    "load_network",
     "pair_weights",
     "sizes_for",
 ]
