@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
-import hashlib
 import json
 import os
 import platform
@@ -51,7 +50,7 @@ from stfusion.bench_report import (  # SUMMARY_COLUMNS re-exported: its old home
 )
 from stfusion.cases import Case, check_case_name
 from stfusion.errors import InvalidParameterError, OutputExistsError, STFusionError
-from stfusion.io import FileSource, Scaling, atomic_path, partial_name
+from stfusion.io import FileSource, Scaling, atomic_path, file_sha256, partial_name
 from stfusion.methods import FusionMethod, get_method
 from stfusion.methods.deep import trained_on_target
 from stfusion.metrics import MetricReport, evaluate
@@ -230,14 +229,6 @@ MANIFEST = ".stfusion-bench.json"
 MANIFEST_FORMAT = "stfusion-bench-manifest/1"
 
 
-def _sha256(path: str | os.PathLike[str]) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _write_manifest(folder: Path) -> None:
     """Record every file and folder under ``folder`` (written by this bench) in its manifest."""
     files: dict[str, dict[str, Any]] = {}
@@ -247,7 +238,10 @@ def _write_manifest(folder: Path) -> None:
         dirs += [(rel / d).as_posix() for d in sorted(dnames)]
         for f in sorted(fnames):
             path = Path(root) / f
-            files[(rel / f).as_posix()] = {"bytes": path.stat().st_size, "sha256": _sha256(path)}
+            files[(rel / f).as_posix()] = {
+                "bytes": path.stat().st_size,
+                "sha256": file_sha256(path),
+            }
     record = {
         "format": MANIFEST_FORMAT,
         "stfusion_version": stfusion.__version__,
@@ -296,7 +290,7 @@ def foreign_entries(folder: Path, limit: int = 4) -> tuple[list[str], bool]:
             return False
         try:
             return entry.stat(follow_symlinks=False).st_size == want.get("bytes") and (
-                _sha256(entry.path) == want.get("sha256")
+                file_sha256(entry.path) == want.get("sha256")
             )
         except OSError:
             return False

@@ -57,7 +57,6 @@ teacher's own training pairs the block is one the teacher never trained on.
 from __future__ import annotations
 
 import copy
-import hashlib
 import math
 import os
 import time
@@ -104,7 +103,7 @@ from stfusion.dl.train import (
 )
 from stfusion.dl.train_config import RunResult
 from stfusion.errors import InvalidParameterError, OutputExistsError
-from stfusion.io import Scaling
+from stfusion.io import Scaling, file_sha256
 from stfusion.run_config import DistillSettings
 from stfusion.scene import ImageLike, Scene
 
@@ -207,14 +206,6 @@ def check_student_size(
         )
 
 
-def _sha256(path: str | os.PathLike[str]) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 # ----------------------------------------------------------------------------- speed
 
 
@@ -314,7 +305,7 @@ def _teacher_info(
     return {
         "path": str(path),
         "file": path.name,
-        "sha256": _sha256(path),
+        "sha256": file_sha256(path),
         "model": ck.model,
         "size": ck.data["network"].get("size"),
         "network": {k: v for k, v in ck.data["network"].items()},

@@ -20,6 +20,7 @@ from stfusion.io.dataarray import (
 )
 from stfusion.io.files import (
     check_name,
+    file_sha256,
     shown,
 )
 from stfusion.io.grid import (
@@ -75,6 +76,7 @@ __all__ = [
     "check_output",
     "cog_blocksize",
     "copy_as_cog",
+    "file_sha256",
     "gdal_sample_index",
     "glob_escape",
     "grid_of_dataarray",

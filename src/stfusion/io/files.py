@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import warnings
 from pathlib import Path
@@ -17,6 +18,15 @@ from stfusion.io.grid import Grid, Scaling
 def shown(path: str | os.PathLike[str]) -> str:
     """``path`` printable in a message: undecodable bytes of the name appear as ``\\xff``."""
     return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """SHA-256 of a file's bytes, read in 1 MiB blocks (``hashlib.file_digest`` needs 3.11)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def check_name(path: str | os.PathLike[str], role: str = "input") -> None:
