@@ -16,6 +16,10 @@ An input is named by a *spec* string, accepted wherever a file path is (``--pair
 file of a role; a ``:BANDS`` suffix on one file wins over it. Presets (:data:`PRESETS`) give
 the band choice, scale/offset and QA band of common products in one word.
 
+The stacks themselves (spec parsing, band matching, :class:`~stfusion.io.stacks.BandStack`)
+live in :mod:`stfusion.io.stacks`, below this module, so that ``io.FileSource`` can open them;
+this module holds the presets and the command line's role options.
+
 Band names match exactly (case-insensitive), or as a word of a longer name: ``SR_B4`` matches
 ``LC09_L2SP_..._SR_B4`` and ``B8A`` matches ``T33TWM_..._B8A_20m``; a name that matches
 several bands is an error that lists them.
@@ -23,25 +27,15 @@ several bands is an error that lists them.
 
 from __future__ import annotations
 
-import glob
-import re
-import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import rasterio
-from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
-from rasterio.windows import Window
-
 from stfusion import hdf
-from stfusion.errors import GridMismatchError, InputFileError, InvalidParameterError
-from stfusion.io import FileSource, Grid, RasterInfo, Scaling, Source
-
-_GLOB_CHARS = "*?["
-
+from stfusion.errors import InvalidParameterError
+from stfusion.io import Scaling
+from stfusion.io.stacks import natural_key, parse_bands, word_match
 
 # ----------------------------------------------------------------------------- presets
 
@@ -150,15 +144,6 @@ def get_preset(name: str) -> Preset:
     return PRESETS[key]
 
 
-def parse_bands(text: str | Sequence[str] | None) -> tuple[str, ...] | None:
-    """``'3,4,1'`` or ``['SR_B2', 'SR_B3']`` -> a tuple of band names/numbers (None if empty)."""
-    if text is None:
-        return None
-    items = text.split(",") if isinstance(text, str) else [str(t) for t in text]
-    out = tuple(t.strip() for t in items if t.strip())
-    return out or None
-
-
 def resolve_role(
     scale: float | None,
     offset: float | None,
@@ -176,381 +161,6 @@ def resolve_role(
 
 
 # ------------------------------------------------------------------------- spec parsing
-
-
-def _natural_key(name: str) -> list[Any]:
-    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
-
-
-def _expand(text: str) -> list[str] | None:
-    """Files named by a comma list of files and globs, or None if any item names nothing."""
-    out: list[str] = []
-    for item in (t.strip() for t in text.split(",")):
-        if not item:
-            continue
-        if Path(item).is_file():
-            out.append(item)
-        elif any(c in item for c in _GLOB_CHARS):
-            found = [
-                f for f in glob.glob(item) if Path(f).is_file() and not Path(f).name.startswith(".")
-            ]
-            if not found:
-                return None
-            out += sorted(found, key=lambda f: _natural_key(Path(f).name))
-        else:
-            return None
-    return out or None
-
-
-def split_spec(spec: str) -> tuple[list[str], tuple[str, ...] | None]:
-    """The files of a spec and its ``:BANDS`` choice (None when not given)."""
-    files = _expand(spec)
-    if files is not None:
-        return files, None
-    head, sep, tail = spec.rpartition(":")
-    if sep and head and tail and not re.fullmatch(r"[A-Za-z]", head):
-        files = _expand(head)
-        if files is not None:
-            return files, parse_bands(tail)
-    what = "no file matches the glob" if any(c in spec for c in _GLOB_CHARS) else "file not found"
-    raise InputFileError(
-        f"{spec}: {what}. Give a file, a glob or a comma list of single-band files, "
-        "optionally followed by :BANDS (e.g. MOD09GA.hdf:sur_refl_b01_1,sur_refl_b02_1)."
-    )
-
-
-def stack_class(path: str, scaling: Scaling | None) -> type[FileSource]:
-    """The FileSource class that reads ``path``: FileSource itself for a plain raster file."""
-    if scaling is not None and getattr(scaling, "bands", None):
-        return BandStack
-    if Path(path).is_file():
-        return BandStack if hdf.is_hdf(path) else FileSource
-    if path.startswith(("/vsi", "HDF4_EOS:", "HDF5:", "NETCDF:")):
-        return FileSource
-    if any(c in path for c in (*_GLOB_CHARS, ",", ":")):
-        return BandStack
-    return FileSource
-
-
-# ----------------------------------------------------------------------------- members
-
-
-@dataclass(frozen=True)
-class _Member:
-    """One band of the stack: a band of a GDAL raster, or a field of an HDF4 file."""
-
-    path: str
-    name: str  # what names match against: file stem, band description, HDF field
-    short: str  # the band name shown and written (descriptions, roles)
-    band: int = 1  # 1-based, for GDAL rasters
-    field: hdf.HDFField | None = None  # for HDF4 read with pyhdf
-
-
-def _open_gdal(path: str) -> rasterio.DatasetReader:
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            return rasterio.open(path)
-    except RasterioIOError as exc:
-        raise InputFileError(f"{path}: not a raster GDAL can read ({exc}).") from None
-
-
-def _common_prefix(names: Sequence[str]) -> str:
-    """The characters every name starts with (not path components)."""
-    first = min(names)
-    last = max(names)
-    n = 0
-    while n < min(len(first), len(last)) and first[n] == last[n]:
-        n += 1
-    return first[:n]
-
-
-def _short_names(stems: Sequence[str]) -> list[str]:
-    """Stems without the prefix and suffix they share (cut at ``_``, ``-`` or ``.``)."""
-    if len(stems) < 2:
-        return list(stems)
-    pre = _common_prefix(stems)
-    cut = max(pre.rfind(c) for c in "_-.") + 1
-    # keep a product word before the band: SR_B4 and ST_B10 (Landsat), not just B4
-    m = re.search(r"(?:^|[_.-])([A-Za-z]{1,4}[_-])$", pre[:cut])
-    if m:
-        cut -= len(m.group(1))
-    suf = _common_prefix([s[::-1] for s in stems])[::-1]
-    cuts = [i for i in (suf.find(c) for c in "_-.") if i >= 0]
-    end = len(suf) - min(cuts) if cuts else 0
-    out = [s[cut : len(s) - end] if len(s) - end > cut else s for s in stems]
-    return out if all(out) and len(set(out)) == len(out) else list(stems)
-
-
-def _gdal_members(files: Sequence[str]) -> list[_Member]:
-    stems = [Path(f).stem for f in files]
-    shorts = _short_names(stems)
-    members: list[_Member] = []
-    for f, stem, short in zip(files, stems, shorts):
-        if hdf.is_hdf(f):
-            members += _hdf_members(f)
-            continue
-        with _open_gdal(f) as ds:
-            if ds.count == 1:
-                desc = ds.descriptions[0]
-                members.append(_Member(f, stem, short if len(files) > 1 else desc or stem, 1))
-            else:
-                for i, desc in enumerate(ds.descriptions, start=1):
-                    nm = desc or f"band{i}"
-                    members.append(_Member(f, nm if len(files) == 1 else f"{stem}:{nm}", nm, i))
-    return members
-
-
-def _hdf_members(path: str) -> list[_Member]:
-    how = hdf.require_reader(path)
-    if how == "gdal":
-        return [_Member(sub, name, name, 1) for name, sub in hdf.gdal_fields(path)]
-    info = hdf.read_info(path)
-    return [_Member(path, f.name, f.name, 1, f) for f in info.fields]
-
-
-def _word_match(token: str, name: str) -> bool:
-    return (
-        re.search(rf"(?:^|[^a-z0-9]){re.escape(token.lower())}(?:$|[^a-z0-9])", name.lower())
-        is not None
-    )
-
-
-def select_members(members: Sequence[_Member], bands: Sequence[str], label: str) -> list[_Member]:
-    """The members named by ``bands`` (names or 1-based numbers), in that order."""
-    out = []
-    available = ", ".join(m.short if m.short == m.name else m.name for m in members)
-    for item in bands:
-        if item.isdigit():
-            k = int(item)
-            if not 1 <= k <= len(members):
-                raise InvalidParameterError(
-                    f"{label}: band {k} asked for, but it has {len(members)} band(s) ({available})."
-                )
-            out.append(members[k - 1])
-            continue
-        exact = [m for m in members if item.lower() in (m.name.lower(), m.short.lower())]
-        found = exact or [m for m in members if _word_match(item, m.name)]
-        if len(found) != 1:
-            why = (
-                "matches no band"
-                if not found
-                else ("matches several bands (" + ", ".join(m.name for m in found) + ")")
-            )
-            raise InvalidParameterError(
-                f"{label}: band {item!r} {why}; its bands are {available}. Choose with names "
-                "or 1-based numbers (--fine-bands / --coarse-bands, or FILE:BANDS)."
-            )
-        out.append(found[0])
-    return out
-
-
-# ---------------------------------------------------------------------------- the stack
-
-
-class BandStack(FileSource):
-    """Bands from one or more files (GDAL rasters or HDF4 fields), read as one image.
-
-    A FileSource (so alignment, masks and every method take it), built by ``FileSource(spec,
-    scaling)``. Each read opens the files and reads the window from each: no copy is made.
-    """
-
-    def __post_init__(self) -> None:
-        self.path = str(self.path)
-        self.label = self.path
-        files, chosen = split_spec(self.path)
-        chosen = chosen or self.scaling.bands
-        members = _gdal_members(files)
-        if chosen:
-            members = select_members(members, chosen, self.path)
-        elif any(m.field is not None for m in members):
-            members = self._default_hdf(members)
-        self._members = members
-        grids = [self._member_grid(m) for m in members]
-        for m, g in zip(members, grids):
-            if not g.same_as(grids[0]):
-                raise GridMismatchError(
-                    f"{self.path}: band {m.name} is on another grid ({g.describe()}) than "
-                    f"{members[0].name} ({grids[0].describe()}); stacked bands must share one "
-                    "grid. Choose bands of one resolution (e.g. the 20 m bands of Sentinel-2)."
-                )
-        self._check_one_date(files)
-        self.grid = grids[0]
-        self.count = len(members)
-        self.band_names = tuple(m.short for m in members)
-        self.scale, self.offset, self.scale_source = self._resolve()
-
-    # -- description
-
-    def _default_hdf(self, members: list[_Member]) -> list[_Member]:
-        shapes = {m.field.shape for m in members if m.field is not None}
-        if len(shapes) == 1:
-            return members
-        by: dict[str, list[str]] = {}
-        for m in members:
-            assert m.field is not None
-            by.setdefault(m.field.grid or f"{m.field.shape[1]} x {m.field.shape[0]}", []).append(
-                m.name
-            )
-        listing = "; ".join(f"{g}: {', '.join(n)}" for g, n in by.items())
-        raise InvalidParameterError(
-            f"{self.path}: its fields lie on {len(shapes)} grids ({listing}). Choose the bands: "
-            f"{self.path}:NAME,NAME,... or --coarse-bands, or a preset (--coarse-preset "
-            "mod09ga or mcd43a4)."
-        )
-
-    def _member_grid(self, m: _Member) -> Grid:
-        if m.field is not None:
-            info = self._hdf_info(m.path)
-            g = info.grids.get(m.field.grid or "")
-            if g is None:
-                raise InputFileError(
-                    f"{m.path}: field {m.name} has no grid in StructMetadata.0, so it cannot be "
-                    "georeferenced. Is this an HDF-EOS grid file (MODIS level 2G/3)?"
-                )
-            return Grid(crs=g.crs, transform=g.transform, width=g.width, height=g.height)
-        with _open_gdal(m.path) as ds:
-            return Grid(
-                crs=ds.crs or None, transform=ds.transform, width=ds.width, height=ds.height
-            )
-
-    def _hdf_info(self, path: str) -> hdf.HDFInfo:
-        cache = self.__dict__.setdefault("_infos", {})
-        if path not in cache:
-            cache[path] = hdf.read_info(path)
-        return cache[path]
-
-    def _check_one_date(self, files: Sequence[str]) -> None:
-        if len(files) < 2:
-            return
-        from stfusion.dates import parse_date_text
-
-        days = {parse_date_text(Path(f).name) for f in files}
-        days.discard(None)
-        if len(days) > 1:
-            raise InvalidParameterError(
-                f"{self.path}: the files are of {len(days)} dates "
-                f"({', '.join(sorted(str(d) for d in days))}); band files stacked into one image "
-                "must be of one scene. Narrow the glob to one date."
-            )
-
-    def _file_scales(self) -> list[tuple[float, float, bool]]:
-        out = []
-        for m in self._members:
-            if m.field is not None:
-                out.append((m.field.scale, m.field.offset, m.field.has_scale))
-                continue
-            with _open_gdal(m.path) as ds:
-                s, o = float(ds.scales[m.band - 1]), float(ds.offsets[m.band - 1])
-            out.append((s, o, s != 1.0 or o != 0.0))
-        return out
-
-    def _resolve(self) -> tuple[float, float, str]:
-        sc = self.scaling
-        if sc.scale is not None or sc.offset is not None:
-            return (
-                1.0 if sc.scale is None else float(sc.scale),
-                0.0 if sc.offset is None else float(sc.offset),
-                "given",
-            )
-        fs = self._file_scales()
-        if not any(h for _, _, h in fs):
-            return 1.0, 0.0, "default"
-        if len({(s, o) for s, o, _ in fs}) > 1:
-            raise InputFileError(
-                f"{self.path}: bands have different scale/offset metadata "
-                f"({[s for s, _, _ in fs]}, {[o for _, o, _ in fs]}); choose bands of one kind "
-                "or give the scale explicitly."
-            )
-        return fs[0][0], fs[0][1], "file metadata"
-
-    def info(self) -> RasterInfo:
-        """What ``stfusion inspect`` shows."""
-        first = self._members[0]
-        if first.field is not None:
-            driver, dtype, nodata = "HDF4-EOS (pyhdf)", first.field.dtype, first.field.fill
-        else:
-            with _open_gdal(first.path) as ds:
-                driver, dtype, nodata = ds.driver, ds.dtypes[first.band - 1], ds.nodata
-            files = len({m.path for m in self._members})
-            if files > 1:
-                driver = f"{driver}, {files} files stacked"
-        fs = self._file_scales()
-        return RasterInfo(
-            path=self.path,
-            driver=driver,
-            grid=self.grid,
-            count=self.count,
-            dtype=dtype,
-            nodata=nodata,
-            file_scales=tuple(s for s, _, _ in fs),
-            file_offsets=tuple(o for _, o, _ in fs),
-            band_names=self.band_names,
-            scale=self.scale,
-            offset=self.offset,
-            scale_source=self.scale_source,
-        )
-
-    # -- reading
-
-    def _raw(self, window: Window, step: int = 1) -> np.ndarray:
-        """Stored values of every band in ``window`` (every ``step``-th pixel, as
-        FileSource.sample reads) as float32, NaN where invalid."""
-        h, w = -(-int(window.height) // step), -(-int(window.width) // step)
-        arr = np.empty((self.count, h, w), dtype=np.float32)
-        groups: dict[str, list[int]] = {}
-        for i, m in enumerate(self._members):
-            groups.setdefault(m.path, []).append(i)
-        for path, idx in groups.items():
-            ms = [self._members[i] for i in idx]
-            if ms[0].field is not None:
-                rows = slice(int(window.row_off), int(window.row_off + window.height))
-                cols = slice(int(window.col_off), int(window.col_off + window.width))
-                for i, m in zip(idx, ms):
-                    assert m.field is not None
-                    data = hdf.read_field(path, m.field, rows, cols)
-                    arr[i] = data[::step, ::step]
-                continue
-            with _open_gdal(path) as ds:
-                kw: dict[str, Any] = {"window": window, "masked": True}
-                if step > 1:
-                    kw["out_shape"] = (len(ms), h, w)
-                data = ds.read([m.band for m in ms], **kw)
-            arr[idx] = data.astype(np.float32).filled(np.nan)
-        return arr
-
-    def _scaled(self, arr: np.ndarray) -> np.ndarray:
-        # As io._read_scaled, so a stack reads exactly what one stacked file would.
-        if self.scale != 1.0 or self.offset != 0.0:
-            arr = arr * np.float32(self.scale) + np.float32(self.offset)
-        arr[~np.isfinite(arr)] = np.nan
-        arr[np.abs(arr) > 1e30] = np.nan
-        return arr
-
-    def read(self, window: Window | None = None, halo: int = 0) -> np.ndarray:
-        out, inside, dest = self._padded(window, halo)
-        if inside.width and inside.height:
-            block = self._scaled(self._raw(inside))
-            out[
-                :,
-                dest.row_off : dest.row_off + dest.height,
-                dest.col_off : dest.col_off + dest.width,
-            ] = block
-        return out
-
-    def scan_windows(self, align: int = 1) -> list[Window]:
-        # Several files (or HDF fields): FileSource's strip test reads one file's layout.
-        return Source.scan_windows(self, align)
-
-    def scan(self, align: int = 1) -> Iterator[tuple[Window, np.ndarray]]:
-        return Source.scan(self, align)
-
-    def sample(self, max_pixels: int = 1 << 20) -> np.ndarray:
-        step = max(1, int(np.ceil(np.sqrt(self.grid.width * self.grid.height / max_pixels))))
-        if step == 1:
-            return self.read()
-        whole = Window(0, 0, self.grid.width, self.grid.height)
-        return self._scaled(self._raw(whole, step))
 
 
 def role_options(
@@ -619,10 +229,10 @@ def stack_band_files(
         else:
             out.append(a)
     for day, group in groups.items():
-        paths = sorted({a.path for a in group}, key=lambda p: _natural_key(Path(p).name))
+        paths = sorted({a.path for a in group}, key=lambda p: natural_key(Path(p).name))
         mask = next((a.mask for a in group if a.mask), None)
         if qa is not None and mask is None:
-            qa_files = [p for p in paths if _word_match(qa, Path(p).stem)]
+            qa_files = [p for p in paths if word_match(qa, Path(p).stem)]
             if len(qa_files) == 1 and len(paths) > 1:
                 mask = qa_files[0]
                 paths.remove(mask)

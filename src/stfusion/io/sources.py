@@ -173,10 +173,10 @@ class FileSource(Source):
 
     def __new__(cls, *args: Any, **kwargs: Any) -> FileSource:
         # MODIS HDF4, single-band files stacked (a glob or a comma list), a band choice
-        # (``file.tif:3,4,1``, ``Scaling.bands``): read by stfusion.inputs.BandStack, a
+        # (``file.tif:3,4,1``, ``Scaling.bands``): read by stfusion.io.stacks.BandStack, a
         # FileSource too, so everything that takes a FileSource takes these.
         if cls is FileSource and (args or "path" in kwargs):
-            from stfusion.inputs import stack_class
+            from stfusion.io.stacks import stack_class
 
             path = args[0] if args else kwargs["path"]
             scaling = args[1] if len(args) > 1 else kwargs.get("scaling")
@@ -359,8 +359,8 @@ class AlignedSource(Source):
 def inspect_raster(path: str | os.PathLike[str], scaling: Scaling | None = None) -> RasterInfo:
     """Describe how a file would be read (grid, bands, nodata, scaling)."""
     src = FileSource(str(path), scaling or Scaling())
-    if type(src) is not FileSource:  # HDF4, band files, a band choice: stfusion.inputs
-        return src.info()  # type: ignore[attr-defined]  # an inputs.BandStack (FileSource.__new__)
+    if type(src) is not FileSource:  # HDF4, band files, a band choice: io.stacks
+        return src.info()  # type: ignore[attr-defined]  # a BandStack (FileSource.__new__)
     with _open(path) as ds:
         scale, offset, source = _resolve_scaling(ds, scaling or Scaling())
         return RasterInfo(
