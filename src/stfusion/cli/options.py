@@ -290,6 +290,21 @@ variable_option = click.option(
 )
 
 
+def multi_pair_option(default: str | None, help: str) -> Decorator:
+    """``--multi-pair none|vip``: how a one-pair method (FSDAF, Fit-FC, the one-pair deep
+    methods) uses several pairs (:data:`stfusion.methods.vipstf.MULTI_PAIR_CHOICES`)."""
+    from stfusion.methods.vipstf import MULTI_PAIR_CHOICES
+
+    return click.option(
+        "--multi-pair",
+        "multi_pair",
+        type=click.Choice(MULTI_PAIR_CHOICES),
+        default=default,
+        show_default=default is not None,
+        help=help,
+    )
+
+
 # ------------------------------------------------------------------------- training options
 
 
