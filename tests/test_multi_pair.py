@@ -6,19 +6,23 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import rasterio
 
-from conftest import run_cli, write_tif
+from conftest import KRANJ, need, run_cli, write_tif
 from stfusion.api import run_prediction
 from stfusion.bench import run_bench
 from stfusion.cases import Case
-from stfusion.errors import InvalidParameterError
+from stfusion.errors import InvalidParameterError, OutputExistsError
+from stfusion.io import Scaling
 from stfusion.methods import available, get_method, make_estimator
 from stfusion.methods.vipstf import VIPSTF, one_pair_method
+from stfusion.series import run_series
 from stfusion.testing import piecewise_scene
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None
@@ -162,3 +166,60 @@ def test_bench_runs_one_pair_methods_through_vip(files: dict, tmp_path: Path) ->
     runs = {r["method"]: r for r in csv.DictReader(open(vip / "runs.csv"))}
     assert runs["fitfc+vip"]["status"] == "ok"
     assert "| fitfc+vip |" in (vip / "summary.md").read_text()
+
+
+# ---------------------------------------------------------------------- stfusion series
+
+
+def _kranj_series(out: Path, method: str, multi_pair: str, params: list[str]) -> Any:
+    d = need(KRANJ)
+    fine = [str(d / "landsat" / "filled" / f"2020{doy}_*.tif") for doy in ("068", "093", "100")]
+    return run_series(
+        out,
+        fine=fine,
+        coarse=[str(d / "modis" / "filled")],
+        fine_scale=1e-4,
+        date_range="2020-03-17",
+        method=method,
+        params=[*params, "ratio=16"],
+        multi_pair=multi_pair,
+    )
+
+
+@pytest.mark.realdata(KRANJ)
+def test_series_vip_is_one_vipstf_prediction_from_the_bracketing_pairs(tmp_path: Path) -> None:
+    params = CLASSICAL["fitfc"]
+    out = tmp_path / "vip"
+    res = _kranj_series(out, "fitfc", "vip", params)
+    assert res.counts()["predicted"] == 1
+    k = need(KRANJ)
+    lf, mf = k / "landsat" / "filled", k / "modis" / "filled"
+    pairs = [
+        (str(next(lf.glob(f"2020{doy}_*"))), str(mf / f"2020{doy}_18-04_kranj.tif"))
+        for doy in ("068", "093")
+    ]
+    est = VIPSTF(base="fitfc", base_params=get_method("fitfc").parse_params(params))
+    est.fit(pairs, fine_scaling=Scaling(1e-4), ratio=16)
+    want = est.predict(str(mf / "2020077_18-04_kranj.tif")).values
+    with rasterio.open(out / "fused_2020-03-17.tif") as ds:
+        np.testing.assert_allclose(ds.read(), want, rtol=0, atol=1e-6)
+        tags = ds.tags()
+    assert "VIPSTF prediction over fitfc" in tags["STFUSION_SERIES_BLEND"]
+    assert json.loads(tags["STFUSION_SERIES_PAIRS"]) == ["2020-03-08", "2020-04-02"]
+    assert json.loads(tags["STFUSION_SERIES_SETTINGS"])["multi_pair"] == "vip"
+    # the choice is part of the resume key: the other one refuses to replace these outputs
+    with pytest.raises(OutputExistsError, match="other settings"):
+        _kranj_series(out, "fitfc", "none", params)
+    res = _kranj_series(tmp_path / "none", "fitfc", "none", params)
+    with rasterio.open(tmp_path / "none" / "fused_2020-03-17.tif") as ds:
+        assert "temporal weights" in ds.tags()["STFUSION_SERIES_BLEND"]
+        assert not np.array_equal(ds.read(), want)
+
+
+@pytest.mark.realdata(KRANJ)
+def test_series_multi_pair_is_moot_for_several_pair_methods(tmp_path: Path) -> None:
+    """STARFM takes both pairs itself: vip changes neither the output nor its key."""
+    out = tmp_path / "s"
+    _kranj_series(out, "starfm", "none", ["window=11"])
+    res = _kranj_series(out, "starfm", "vip", ["window=11"])  # kept, not refused
+    assert "kept from an earlier run" in res.records[-1].reason
