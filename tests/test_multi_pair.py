@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import rasterio
 
+import stfusion.bench as bench_mod
 from conftest import KRANJ, need, run_cli, write_tif
 from stfusion.api import run_prediction
 from stfusion.bench import run_bench
@@ -145,7 +146,9 @@ def test_multi_pair_leaves_other_cases_alone() -> None:
         make_estimator("fsdaf", pairs=2, multi_pair="virtual")
 
 
-def test_bench_runs_one_pair_methods_through_vip(files: dict, tmp_path: Path) -> None:
+def test_bench_runs_one_pair_methods_through_vip(
+    files: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (f0, c0), (f1, c1) = files["pairs"]
     case = Case(
         "two",
@@ -162,10 +165,21 @@ def test_bench_runs_one_pair_methods_through_vip(files: dict, tmp_path: Path) ->
     runs = {r["method"]: r for r in csv.DictReader(open(plain / "runs.csv"))}
     assert runs["fitfc"]["status"] == "skipped"
     assert "--multi-pair vip" in runs["fitfc"]["reason"]
-    run_bench([case], ["fitfc"], vip, params=params, figures=False, multi_pair="vip")
+    calls: list[str] = []
+    real_run_one = bench_mod.run_one
+
+    def counting(case: Case, method: str, *a: Any) -> Any:
+        calls.append(method)
+        return real_run_one(case, method, *a)
+
+    monkeypatch.setattr(bench_mod, "run_one", counting)
+    run_bench([case], ["fitfc"], vip, params=params, figures=False, multi_pair="vip", warmup=True)
     runs = {r["method"]: r for r in csv.DictReader(open(vip / "runs.csv"))}
     assert runs["fitfc+vip"]["status"] == "ok"
     assert "| fitfc+vip |" in (vip / "summary.md").read_text()
+    record = json.loads((vip / "run.json").read_text())
+    assert record["multi_pair"] == "vip" and record["warmup"] is True
+    assert sorted(calls) == sorted(["nochange", "additive", "fitfc"] * 2)  # warm-up + timed
 
 
 # ---------------------------------------------------------------------- stfusion series

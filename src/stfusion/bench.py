@@ -195,11 +195,14 @@ def run_bench(
     figures: bool = True,
     progress: Callable[[str], None] | None = None,
     multi_pair: str = "none",
+    warmup: bool = False,
 ) -> dict[str, Any]:
     """Run everything, write the outputs into ``out``, return a summary.
 
     ``multi_pair="vip"``: one-pair methods on cases with several pairs run as VIPSTF over
-    them (rows ``METHOD+vip``); ``"none"``: they are skipped there.
+    them (rows ``METHOD+vip``); ``"none"``: they are skipped there. ``warmup``: every method
+    runs once first, untimed, on the smallest case with one pair and the smallest with
+    several (:func:`warm_up`), so the seconds are warm.
 
     ``out`` is written as a whole: built in a temporary folder beside it and moved into place
     at the end. An existing ``out`` must be empty, or (with ``overwrite``) an earlier bench
@@ -223,7 +226,9 @@ def run_bench(
     try:
         with atomic_path(final, suffix="") as tmp:
             tmp.mkdir()
-            results = _run_all(cases, methods, params, tmp, figures, progress, multi_pair)
+            if warmup:
+                warm_up(cases, methods, params, multi_pair, progress)
+            results = _run_all(cases, methods, params, tmp, figures, progress, (multi_pair, warmup))
             _write_manifest(tmp)
             # The earlier output (checked again, now that it can no longer change under its
             # own name) moves aside; atomic_path then renames the new one into place.
@@ -453,8 +458,11 @@ def _run_all(
     outdir: Path,
     figures: bool,
     progress: Callable[[str], None] | None,
-    multi_pair: str = "none",
+    how: tuple[str, bool] = ("none", False),
 ) -> dict[str, Any]:
+    """Every method on every case, timed and scored; the outputs written into ``outdir``.
+    ``how``: ``(multi_pair, warmup)`` as given to :func:`run_bench` (recorded)."""
+    multi_pair, warmup = how
     runs: list[Run] = []
     figs: dict[str, list[str]] = {}
     t_start = time.perf_counter()
@@ -486,6 +494,7 @@ def _run_all(
         "machine": machine_info(),
         "methods": list(methods),
         "multi_pair": multi_pair,
+        "warmup": warmup,
         "params": params,
         "cases": {c.name: c.to_dict() for c in cases},
         "runs": [
@@ -504,6 +513,30 @@ def _run_all(
     (outdir / "run.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
     (outdir / "index.html").write_text(html_page(runs, cases, figs, record))
     return {"runs": runs, "summary": summary, "total_seconds": total, "outdir": str(outdir)}
+
+
+def warm_up(
+    cases: Sequence[Case],
+    methods: Sequence[str],
+    params: dict[str, list[str]],
+    multi_pair: str = "none",
+    progress: Callable[[str], None] | None = None,
+) -> None:
+    """Run every method once, untimed and unscored, on the smallest of ``cases`` with one pair
+    and the smallest with several: the timed runs then find numba's kernels compiled and
+    loaded, the modules imported and the deep methods' weights read (a warm process, as a
+    user's second prediction)."""
+    smallest: dict[bool, tuple[int, Case]] = {}
+    for case in cases:
+        grid = FileSource(case.target, case.coarse_scaling).grid
+        size, several = grid.height * grid.width, len(case.pairs) > 1
+        if several not in smallest or size < smallest[several][0]:
+            smallest[several] = (size, case)
+    for _, case in smallest.values():
+        for m in methods:
+            if progress:
+                progress(f"warm-up on {case.name}: {m}")
+            run_one(case, m, params.get(m, ()), multi_pair)
 
 
 def _num(x: float) -> float | None:

@@ -51,6 +51,12 @@ from stfusion.errors import InvalidParameterError
     "pairs: vip runs VIPSTF over them (rows METHOD+vip; METHOD.NAME=VALUE parameters go to "
     "the method); none skips them there.",
 )
+@click.option(
+    "--warmup",
+    is_flag=True,
+    help="Run every method once first, untimed, on the smallest case with one pair and the "
+    "smallest with several, so the seconds column is warm (kernels compiled, weights read).",
+)
 @click.option("--no-figures", is_flag=True, help="Tables only (faster).")
 @click.option("--list", "list_cases", is_flag=True, help="List the available cases and exit.")
 @overwrite_option(
@@ -65,6 +71,7 @@ def bench(
     data_dir: str | None,
     params: Sequence[str],
     multi_pair: str,
+    warmup: bool,
     no_figures: bool,
     list_cases: bool,
     overwrite: bool,
@@ -112,6 +119,7 @@ def bench(
             figures=not no_figures,
             progress=lambda msg: status.update(msg),
             multi_pair=multi_pair,
+            warmup=warmup,
         )
     click.echo(result["summary"])
     click.echo(
