@@ -256,3 +256,6 @@ def test_recorded_command_line_from_params() -> None:
         "c1.tif",
         "--no-augment",
     ]
+    # flags left at their defaults are not recorded
+    assert CliRunner().invoke(job, ["x"]).exit_code == 0
+    assert seen[-1] == ["stfusion", "job", "x", "--size", "3"]

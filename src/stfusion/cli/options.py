@@ -479,7 +479,9 @@ def command_line(ctx: click.Context) -> list[str]:
         assert isinstance(param, click.Option)
         name = max(param.opts, key=len)
         if param.is_flag:
-            if value != param.default:
+            # get_default, not .default: click >= 8.3 keeps an UNSET sentinel there, which
+            # differs from every value (every flag was recorded as set)
+            if value != param.get_default(ctx):
                 options.append(name)
             continue
         values = value if param.multiple else [value]
