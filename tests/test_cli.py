@@ -236,6 +236,7 @@ def test_recorded_command_line_from_params() -> None:
     @click.option("--size", default=3, show_default=True)
     @pairs_option("pairs")
     @click.option("--no-augment", "augment", is_flag=True, default=True, flag_value=False)
+    @click.option("--quality", is_flag=True)
     @click.option("--note", default="")
     @overwrite_option()
     @quiet_option()
