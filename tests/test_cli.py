@@ -236,6 +236,7 @@ def test_recorded_command_line_from_params() -> None:
     @click.option("--size", default=3, show_default=True)
     @pairs_option("pairs")
     @click.option("--no-augment", "augment", is_flag=True, default=True, flag_value=False)
+    @click.option("--quality", is_flag=True)
     @click.option("--note", default="")
     @overwrite_option()
     @quiet_option()
@@ -256,3 +257,6 @@ def test_recorded_command_line_from_params() -> None:
         "c1.tif",
         "--no-augment",
     ]
+    # flags left at their defaults are not recorded
+    assert CliRunner().invoke(job, ["x"]).exit_code == 0
+    assert seen[-1] == ["stfusion", "job", "x", "--size", "3"]

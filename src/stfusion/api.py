@@ -16,7 +16,7 @@ import numpy as np
 
 from stfusion.errors import GridMismatchError, STFusionError
 from stfusion.io import FileSource, Scaling, check_output, inspect_raster
-from stfusion.methods import get_method
+from stfusion.methods import make_estimator
 from stfusion.provenance import provenance_tags
 from stfusion.scene import align_coarse, open_scene
 from stfusion.tiling import ProgressFn, memory_limits
@@ -43,6 +43,7 @@ def run_prediction(
     target: str,
     out: str,
     params: Sequence[str] = (),
+    multi_pair: str = "none",
     fine_scale: float | None = None,
     fine_offset: float | None = None,
     coarse_scale: float | None = None,
@@ -65,16 +66,16 @@ def run_prediction(
     ``STFUSION_COMMAND`` when ``command`` (the command line) is given.
     ``fine_bands``/``coarse_bands``: the bands to read, in order (names or 1-based numbers);
     paths may be HDF4 files, globs or comma lists of band files (docs/inputs.md).
+    ``multi_pair="vip"``: a one-pair method given several pairs runs as VIPSTF over it
+    (:func:`stfusion.methods.make_estimator`); ``"none"``: it refuses them.
     """
     # GDAL's block cache and the scene-wide passes obey the limit from the first read
     # (validation, statistics, fit, prepare), not only in the prediction loop.
     with memory_limits(mem_limit_mb):
-        cls = get_method(method)
         rest, ratio = split_ratio(params)
-        kwargs = cls.parse_params(rest)
+        estimator = make_estimator(method, rest, pairs=len(pairs), multi_pair=multi_pair)
         inputs = [p for pair in pairs for p in pair] + [target]
         check_output(out, overwrite, inputs)
-        estimator = cls(**kwargs)
         fine_scaling = Scaling(fine_scale, fine_offset, _bands(fine_bands))
         coarse_scaling = Scaling(coarse_scale, coarse_offset, _bands(coarse_bands))
         pair_dates, target_date = dates_from_names(pairs, target)
@@ -113,7 +114,9 @@ def run_prediction(
             quality_out=quality_out,
         )
         return {
-            "method": cls.name,
+            "method": estimator.name
+            if estimator.name == method
+            else f"{estimator.name} over {method}",
             "windows": len(windows),
             "notes": scene.notes,
             "ratio": scene.ratio,

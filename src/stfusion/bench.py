@@ -51,8 +51,9 @@ from stfusion.bench_report import (  # SUMMARY_COLUMNS re-exported: its old home
 from stfusion.cases import Case, check_case_name
 from stfusion.errors import InvalidParameterError, OutputExistsError, STFusionError
 from stfusion.io import FileSource, Scaling, atomic_path, file_sha256, partial_name
-from stfusion.methods import FusionMethod, get_method
+from stfusion.methods import FusionMethod, get_method, make_estimator
 from stfusion.methods.deep import trained_on_target
+from stfusion.methods.vipstf import check_multi_pair, one_pair_method, uses_vip
 from stfusion.metrics import MetricReport, evaluate
 
 
@@ -116,31 +117,39 @@ def parse_bench_params(items: Sequence[str]) -> dict[str, list[str]]:
     return out
 
 
-def applicable(cls: type[FusionMethod], case: Case, params: Sequence[str] = ()) -> str:
-    """Why ``cls`` cannot run on ``case`` ("" when it can).
+def applicable(
+    cls: type[FusionMethod], case: Case, params: Sequence[str] = (), vip: bool = False
+) -> str:
+    """Why ``cls`` cannot run on ``case`` ("" when it can); ``vip``: as VIPSTF's base, on one
+    (virtual) pair.
 
     A class-level ``training_dates`` describes the method's default (shipped) weights; with
     other weights the fitted estimator's ``training_dates_`` is checked after ``fit``.
     """
-    problem = cls.tags.pairs_problem(len(case.pairs))
+    problem = cls.tags.pairs_problem(1 if vip else len(case.pairs))
     if problem:
-        return problem.replace(", got ", ", the case has ")
+        hint = " (--multi-pair vip runs it through VIPSTF)" if one_pair_method(cls) else ""
+        return problem.replace(", got ", ", the case has ") + hint
     own_weights = any(p.split("=", 1)[0].strip() == "weights" for p in params)
     dates = None if own_weights else getattr(cls, "training_dates", None)
     return trained_on_target(dates, case.target_date)
 
 
-def run_one(case: Case, method: str, params: Sequence[str] = ()) -> Run:
-    """Fit and predict ``method`` on ``case``; never raises for a method's own failure."""
+def run_one(case: Case, method: str, params: Sequence[str] = (), multi_pair: str = "none") -> Run:
+    """Fit and predict ``method`` on ``case``; never raises for a method's own failure.
+
+    ``multi_pair="vip"``: a one-pair method on a case with several pairs runs as VIPSTF over
+    it (``params`` are its own), recorded as ``METHOD+vip``.
+    """
     cls = get_method(method)
-    run = Run(case.name, method)
-    reason = applicable(cls, case, params)
+    vip = uses_vip(cls, len(case.pairs), multi_pair)
+    run = Run(case.name, f"{method}+vip" if vip else method)
+    reason = applicable(cls, case, params, vip)
     if reason:
         run.status, run.reason = "skipped", reason
         return run
     try:
-        kwargs = cls.parse_params(params)
-        est = cls(**kwargs)
+        est = make_estimator(method, params, pairs=len(case.pairs), multi_pair=multi_pair)
         run.params = est.get_params()
         with warnings.catch_warnings(), _PeakRSS() as mem:
             warnings.simplefilter("ignore")
@@ -155,7 +164,8 @@ def run_one(case: Case, method: str, params: Sequence[str] = ()) -> Run:
             pred = est.predict().values
             run.seconds = time.perf_counter() - t0
         run.peak_mem_mb = mem.peak_mb
-        reason = trained_on_target(getattr(est, "training_dates_", None), case.target_date)
+        fitted = getattr(est, "base_", est) if vip else est  # VIPSTF's base has the weights
+        reason = trained_on_target(getattr(fitted, "training_dates_", None), case.target_date)
         if reason:
             run.status, run.reason = "skipped", reason
             return run
@@ -183,8 +193,15 @@ def run_bench(
     overwrite: bool = False,
     figures: bool = True,
     progress: Callable[[str], None] | None = None,
+    multi_pair: str = "none",
+    warmup: bool = False,
 ) -> dict[str, Any]:
     """Run everything, write the outputs into ``out``, return a summary.
+
+    ``multi_pair="vip"``: one-pair methods on cases with several pairs run as VIPSTF over
+    them (rows ``METHOD+vip``); ``"none"``: they are skipped there. ``warmup``: every method
+    runs once first, untimed, on the smallest case with one pair and the smallest with
+    several (:func:`warm_up`), so the seconds are warm.
 
     ``out`` is written as a whole: built in a temporary folder beside it and moved into place
     at the end. An existing ``out`` must be empty, or (with ``overwrite``) an earlier bench
@@ -195,6 +212,7 @@ def run_bench(
     methods = [m for m in BASELINES if m not in methods] + list(methods)
     for m in methods:
         get_method(m)  # unknown names fail before any work
+    check_multi_pair(multi_pair)
     params = params or {}
     for m in params:
         if m not in methods:
@@ -207,7 +225,9 @@ def run_bench(
     try:
         with atomic_path(final, suffix="") as tmp:
             tmp.mkdir()
-            results = _run_all(cases, methods, params, tmp, figures, progress)
+            if warmup:
+                warm_up(cases, methods, params, multi_pair, progress)
+            results = _run_all(cases, methods, params, tmp, figures, progress, (multi_pair, warmup))
             _write_manifest(tmp)
             # The earlier output (checked again, now that it can no longer change under its
             # own name) moves aside; atomic_path then renames the new one into place.
@@ -432,7 +452,11 @@ def _run_all(
     outdir: Path,
     figures: bool,
     progress: Callable[[str], None] | None,
+    how: tuple[str, bool] = ("none", False),
 ) -> dict[str, Any]:
+    """Every method on every case, timed and scored; the outputs written into ``outdir``.
+    ``how``: ``(multi_pair, warmup)`` as given to :func:`run_bench` (recorded)."""
+    multi_pair, warmup = how
     runs: list[Run] = []
     figs: dict[str, list[str]] = {}
     t_start = time.perf_counter()
@@ -442,7 +466,7 @@ def _run_all(
         for m in methods:
             if progress:
                 progress(f"{case.name}: {m}")
-            run = run_one(case, m, params.get(m, ()))
+            run = run_one(case, m, params.get(m, ()), multi_pair)
             if run.prediction is not None:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
@@ -463,6 +487,8 @@ def _run_all(
         "total_seconds": round(total, 2),
         "machine": machine_info(),
         "methods": list(methods),
+        "multi_pair": multi_pair,
+        "warmup": warmup,
         "params": params,
         "cases": {c.name: c.to_dict() for c in cases},
         "runs": [
@@ -481,6 +507,30 @@ def _run_all(
     (outdir / "run.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
     (outdir / "index.html").write_text(html_page(runs, cases, figs, record))
     return {"runs": runs, "summary": summary, "total_seconds": total, "outdir": str(outdir)}
+
+
+def warm_up(
+    cases: Sequence[Case],
+    methods: Sequence[str],
+    params: dict[str, list[str]],
+    multi_pair: str = "none",
+    progress: Callable[[str], None] | None = None,
+) -> None:
+    """Run every method once, untimed and unscored, on the smallest of ``cases`` with one pair
+    and the smallest with several: the timed runs then find numba's kernels compiled and
+    loaded, the modules imported and the deep methods' weights read (a warm process, as a
+    user's second prediction)."""
+    smallest: dict[bool, tuple[int, Case]] = {}
+    for case in cases:
+        grid = FileSource(case.target, case.coarse_scaling).grid
+        size, several = grid.height * grid.width, len(case.pairs) > 1
+        if several not in smallest or size < smallest[several][0]:
+            smallest[several] = (size, case)
+    for _, case in smallest.values():
+        for m in methods:
+            if progress:
+                progress(f"warm-up on {case.name}: {m}")
+            run_one(case, m, params.get(m, ()), multi_pair)
 
 
 def _num(x: float) -> float | None:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import click
 
-from stfusion.cli.options import overwrite_option, params_option
+from stfusion.cli.options import multi_pair_option, overwrite_option, params_option
 from stfusion.cli.progress import console
 from stfusion.errors import InvalidParameterError
 
@@ -45,6 +45,18 @@ from stfusion.errors import InvalidParameterError
     "beside the source tree).",
 )
 @params_option("METHOD.NAME=VALUE", "Method parameter, e.g. starfm.window=31.")
+@multi_pair_option(
+    "none",
+    "One-pair methods (fsdaf, fitfc, fsdaf2, the one-pair deep methods) on cases with several "
+    "pairs: vip runs VIPSTF over them (rows METHOD+vip; METHOD.NAME=VALUE parameters go to "
+    "the method); none skips them there.",
+)
+@click.option(
+    "--warmup",
+    is_flag=True,
+    help="Run every method once first, untimed, on the smallest case with one pair and the "
+    "smallest with several, so the seconds column is warm (kernels compiled, weights read).",
+)
 @click.option("--no-figures", is_flag=True, help="Tables only (faster).")
 @click.option("--list", "list_cases", is_flag=True, help="List the available cases and exit.")
 @overwrite_option(
@@ -58,6 +70,8 @@ def bench(
     cases_file: str | None,
     data_dir: str | None,
     params: Sequence[str],
+    multi_pair: str,
+    warmup: bool,
     no_figures: bool,
     list_cases: bool,
     overwrite: bool,
@@ -104,6 +118,8 @@ def bench(
             overwrite=overwrite,
             figures=not no_figures,
             progress=lambda msg: status.update(msg),
+            multi_pair=multi_pair,
+            warmup=warmup,
         )
     click.echo(result["summary"])
     click.echo(

@@ -290,6 +290,21 @@ variable_option = click.option(
 )
 
 
+def multi_pair_option(default: str | None, help: str) -> Decorator:
+    """``--multi-pair none|vip``: how a one-pair method (FSDAF, Fit-FC, the one-pair deep
+    methods) uses several pairs (:data:`stfusion.methods.vipstf.MULTI_PAIR_CHOICES`)."""
+    from stfusion.methods.vipstf import MULTI_PAIR_CHOICES
+
+    return click.option(
+        "--multi-pair",
+        "multi_pair",
+        type=click.Choice(MULTI_PAIR_CHOICES),
+        default=default,
+        show_default=default is not None,
+        help=help,
+    )
+
+
 # ------------------------------------------------------------------------- training options
 
 
@@ -464,7 +479,9 @@ def command_line(ctx: click.Context) -> list[str]:
         assert isinstance(param, click.Option)
         name = max(param.opts, key=len)
         if param.is_flag:
-            if value != param.default:
+            # get_default, not .default: click >= 8.3 keeps an UNSET sentinel there, which
+            # differs from every value (every flag was recorded as set)
+            if value != param.get_default(ctx):
                 options.append(name)
             continue
         values = value if param.multiple else [value]

@@ -13,6 +13,7 @@ from stfusion.cli.options import (
     band_options,
     command_line,
     method_option,
+    multi_pair_option,
     out_option,
     overwrite_option,
     pairs_option,
@@ -63,6 +64,12 @@ def _check_scheduler(value: str | None) -> str | None:
 )
 @out_option("Output GeoTIFF.")
 @params_option()
+@multi_pair_option(
+    "none",
+    "With several --pair and a one-pair method (fsdaf, fitfc, fsdaf2, the one-pair deep "
+    "methods): vip runs VIPSTF over it (a virtual pair from all pairs; the --param values "
+    "go to the method); none refuses several pairs. Other methods combine pairs their own way.",
+)
 @scale_options
 @band_options
 @window_options(
@@ -99,6 +106,7 @@ def predict(
     target: str,
     out: str,
     params: Sequence[str],
+    multi_pair: str,
     fine_scale: float | None,
     fine_offset: float | None,
     coarse_scale: float | None,
@@ -131,6 +139,7 @@ def predict(
             target=target,
             out=out,
             params=params,
+            multi_pair=multi_pair,
             fine_scale=roles["fine_scale"],
             fine_offset=roles["fine_offset"],
             coarse_scale=roles["coarse_scale"],

@@ -12,6 +12,7 @@ from stfusion.cli.options import (
     band_options,
     mask_options,
     method_option,
+    multi_pair_option,
     overwrite_option,
     params_option,
     quiet_option,
@@ -136,6 +137,12 @@ def _config(opts: dict[str, Any]) -> SeriesConfig:
     show_default=True,
     help="Clear pairs taken before and after each date.",
 )
+@multi_pair_option(
+    "none",
+    "How a one-pair method (fitfc, fsdaf, fsdaf2, the one-pair deep methods) uses the "
+    "pairs chosen for a date: vip makes one prediction from all of them with VIPSTF over "
+    "the method; none predicts from each pair and blends with temporal weights 1/days.",
+)
 @click.option(
     "--fallback",
     default="starfm",
@@ -202,6 +209,7 @@ def series(
     coarse_mask_flags: str | None,
     min_valid: float,
     pairs_per_side: int,
+    multi_pair: str,
     fallback: str,
     dtype: str,
     int16_scale: float,

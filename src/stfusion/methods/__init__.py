@@ -12,6 +12,7 @@ from importlib.metadata import entry_points
 
 from stfusion.errors import InvalidParameterError
 from stfusion.methods.base import FusionMethod, Param, fuse
+from stfusion.methods.vipstf import make_estimator
 
 BUILTIN: dict[str, str] = {
     "additive": "stfusion.methods.baselines:Additive",
@@ -56,4 +57,4 @@ def get_method(name: str) -> type[FusionMethod]:
     return _load(methods[name])
 
 
-__all__ = ["FusionMethod", "Param", "available", "fuse", "get_method"]
+__all__ = ["FusionMethod", "Param", "available", "fuse", "get_method", "make_estimator"]

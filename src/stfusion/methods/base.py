@@ -203,7 +203,15 @@ class FusionMethod:
     def _pairs_note(self, n: int) -> str:
         """Said after refusing ``n`` pairs: ``tags.pairs_note`` (override to name a
         parameter's value)."""
-        return self.tags.pairs_note
+        note = self.tags.pairs_note
+        if n > 1 and self.tags.min_pairs == self.tags.max_pairs == 1:
+            # the way to use every pair with a one-pair method (stfusion.methods.vipstf)
+            hint = (
+                f"to use all {n} pairs, add --multi-pair vip (VIPSTF over {self.name}; Python: "
+                f"make_estimator({self.name!r}, pairs={n}, multi_pair='vip')), or give one pair"
+            )
+            note = f"{note} {hint}" if note else hint
+        return note
 
     def _fit(self, scene: Scene) -> None:
         """Scene-wide state from the pairs (override)."""

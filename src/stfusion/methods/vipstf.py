@@ -408,3 +408,54 @@ def _base_class(name: Any) -> type[FusionMethod]:
             "starfm, additive, ...)."
         )
     return cls
+
+
+# ------------------------------------------------------------- --multi-pair on other methods
+
+#: ``--multi-pair`` (predict, series, bench; ``multi_pair=`` in Python): how a one-pair method
+#: uses several pairs. ``vip``: VIPSTF over it (one virtual pair from all of them). ``none``:
+#: it does not combine pairs (predict refuses several; series predicts from each pair and
+#: blends the predictions with temporal weights).
+MULTI_PAIR_CHOICES = ("none", "vip")
+
+
+def one_pair_method(cls: type[FusionMethod]) -> bool:
+    """Whether ``--multi-pair`` applies to ``cls``: it takes exactly one pair (FSDAF, Fit-FC,
+    FSDAF 2.0, the one-pair deep methods). Methods that take several pairs combine them
+    their own way (STARFM, ESTARFM, the ensemble)."""
+    return cls.tags.min_pairs == 1 and cls.tags.max_pairs == 1
+
+
+def check_multi_pair(multi_pair: str) -> str:
+    if multi_pair not in MULTI_PAIR_CHOICES:
+        raise InvalidParameterError(
+            f"multi_pair={multi_pair!r}: choose {' or '.join(MULTI_PAIR_CHOICES)}."
+        )
+    return multi_pair
+
+
+def uses_vip(cls: type[FusionMethod], pairs: int, multi_pair: str) -> bool:
+    """Whether ``cls`` on ``pairs`` pairs runs as VIPSTF over it under ``multi_pair``."""
+    return check_multi_pair(multi_pair) == "vip" and pairs >= 2 and one_pair_method(cls)
+
+
+def make_estimator(
+    method: str,
+    params: Sequence[str] | dict[str, Any] = (),
+    *,
+    pairs: int = 1,
+    multi_pair: str = "none",
+) -> FusionMethod:
+    """The estimator ``stfusion predict --method METHOD --multi-pair ...`` runs on ``pairs``
+    pairs: VIPSTF over ``method`` (its parameters as ``base_params``) when ``multi_pair`` is
+    ``"vip"``, ``method`` takes one pair and there are two or more; else ``method`` itself.
+
+    ``params``: ``NAME=VALUE`` strings (parsed by the method) or a dict of values.
+    """
+    from stfusion.methods import get_method
+
+    cls = get_method(method)
+    kwargs = cls.parse_params(params) if not isinstance(params, dict) else dict(params)
+    if uses_vip(cls, pairs, multi_pair):
+        return VIPSTF(base=cls.name, base_params=kwargs)
+    return cls(**kwargs)

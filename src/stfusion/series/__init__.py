@@ -21,6 +21,8 @@ Rules (docs/commands/series.md has the user's version):
   separately and the predictions are blended with temporal weights ``w_i = (1/d_i) / sum_j
   (1/d_j)``, ``d`` the distance in days, renormalised per pixel over the predictions valid
   there; so the series moves smoothly from one base pair to the next instead of jumping.
+  With ``multi_pair="vip"`` they predict once from all the chosen pairs, as VIPSTF over the
+  method (not the default: measured worse on Kranj, docs/commands/series.md).
 - A target that is also a fine date is *gap-filled*: the fine image where it is valid, the
   prediction from the other pairs where it is masked or NaN.
 - One estimator is fitted per set of pairs and reused for every target that uses that set.

@@ -84,6 +84,10 @@ class SeriesConfig:
     min_valid: float = 0.5
     #: Clear pairs taken before and after each target (>= 1).
     pairs_per_side: int = 1
+    #: How a one-pair method (Fit-FC, FSDAF, ...) uses the several pairs chosen for a target:
+    #: ``vip`` one VIPSTF prediction over all of them, ``none`` one prediction per pair,
+    #: blended with temporal weights. Other methods combine pairs their own way.
+    multi_pair: str = "none"
     #: Output data type: ``float32`` (NaN nodata) or ``int16`` (scaled, nodata -32768).
     dtype: str = "float32"
     #: Scale of int16 outputs: value = stored x ``int16_scale`` (> 0).
@@ -145,6 +149,8 @@ class SeriesConfig:
             raise InvalidParameterError(
                 f"--pairs-per-side must be >= 1, got {self.pairs_per_side}."
             )
+        if self.multi_pair not in ("none", "vip"):
+            raise InvalidParameterError(f"--multi-pair {self.multi_pair}: choose none or vip.")
         if not self.prefix or os.sep in self.prefix:
             raise InvalidParameterError(f"--prefix {self.prefix!r}: give a plain file-name prefix.")
 

@@ -6,7 +6,8 @@
 - Every coarse date in the date range is a *target*; a target whose coarse image is below
   ``min_valid`` is skipped. The range limits the targets, never the pairs.
 - Pairs for a target (never the target's own pair): :func:`choose_pairs`; single-pair
-  methods' predictions are blended with :func:`temporal_weights`.
+  methods' predictions are blended with :func:`temporal_weights`, or with ``--multi-pair
+  vip`` made once from all the chosen pairs by VIPSTF over the method (:func:`vip_sets`).
 """
 
 from __future__ import annotations
@@ -62,6 +63,15 @@ def choose_pairs(
     used = [d for group in sets for d in group]
     one_sided = not (any(d < target for d in used) and any(d > target for d in used))
     return sets, "clear pairs on one side only (extrapolated)" if one_sided else ""
+
+
+def vip_sets(target: dt.date, sets: Sequence[Sequence[dt.date]]) -> list[list[dt.date]]:
+    """The one-pair sets of a one-pair method as one set for VIPSTF over it (``--multi-pair
+    vip``): every chosen pair, the nearest :data:`~stfusion.methods.vipstf.MAX_PAIRS` if more."""
+    from stfusion.methods.vipstf import MAX_PAIRS
+
+    dates = sorted({d for group in sets for d in group}, key=lambda d: abs((d - target).days))
+    return [sorted(dates[:MAX_PAIRS])]
 
 
 def temporal_weights(target: dt.date, dates: Sequence[dt.date]) -> list[float]:

@@ -15,6 +15,7 @@ from typing import Any
 from stfusion.errors import InvalidParameterError
 from stfusion.io import Scaling
 from stfusion.methods import FusionMethod, get_method
+from stfusion.methods.vipstf import one_pair_method
 from stfusion.qa import MASK_KINDS, check_flags
 from stfusion.series.config import SeriesConfig
 from stfusion.series.planning import SeriesInputs, find_inputs
@@ -110,6 +111,8 @@ def settings_of(p: Prepared) -> dict[str, Any]:
         "coarse_mask": [p.coarse_mask[0], list(p.coarse_mask[1])],
         "fallback": p.fallback.name if p.fallback is not None else None,
     }
+    if cfg.multi_pair != "none" and one_pair_method(p.cls):  # key unchanged where it is moot
+        settings["multi_pair"] = cfg.multi_pair
     if p.fine_scaling.bands or p.coarse_scaling.bands:  # key unchanged for runs without a choice
         settings["bands"] = [
             list(p.fine_scaling.bands or ()),

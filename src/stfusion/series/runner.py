@@ -27,6 +27,7 @@ import stfusion
 from stfusion.errors import InputFileError, InvalidParameterError, OutputExistsError, STFusionError
 from stfusion.io import FileSource, Grid, Scaling, Source, copy_as_cog, partial_name
 from stfusion.methods import FusionMethod
+from stfusion.methods.vipstf import VIPSTF, one_pair_method
 from stfusion.scene import check_scales, open_scene
 from stfusion.series.blend import Combination, Tier, holes
 from stfusion.series.config import SeriesConfig, replace_config
@@ -40,7 +41,13 @@ from stfusion.series.outputs import (
     write_date_image,
     write_summary,
 )
-from stfusion.series.planning import SeriesInputs, choose_pairs, span, temporal_weights
+from stfusion.series.planning import (
+    SeriesInputs,
+    choose_pairs,
+    span,
+    temporal_weights,
+    vip_sets,
+)
 from stfusion.series.prepare import Prepared, prepare, settings_of
 from stfusion.series.records import DateRecord, ProgressCallback, SeriesResult
 from stfusion.series.resume import file_identity, inputs_key, resume_record, settings_key
@@ -105,6 +112,8 @@ class _Series:
     images: ImageSet
     pairs_per_side: int
     fallback: type[FusionMethod] | None = None
+    #: ``vip``: a one-pair main method predicts once, as VIPSTF over all its chosen pairs.
+    multi_pair: str = "none"
     identity: dict[str, list[Any] | None] = field(default_factory=dict)
     cache: OrderedDict[tuple[str, tuple[dt.date, ...]], FusionMethod] = field(
         default_factory=OrderedDict
@@ -163,7 +172,10 @@ class _Series:
             assert f is not None and c is not None
             pairs.append((f, c))
         scene = open_scene(pairs, ratio=self.images.ratio, check=False)
-        est = cls(**self.kwargs) if cls is self.cls else cls()
+        if cls is self.cls and len(dates) > 1 and one_pair_method(cls):
+            est: FusionMethod = VIPSTF(base=cls.name, base_params=dict(self.kwargs))  # vip_sets
+        else:
+            est = cls(**self.kwargs) if cls is self.cls else cls()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             est.fit(scene)
@@ -193,7 +205,7 @@ def _run_locked(
         min_valid=cfg.min_valid,
         ratio=p.given_ratio,
     )
-    s = _Series(p.cls, p.kwargs, images, cfg.pairs_per_side, p.fallback, p.identity)
+    s = _Series(p.cls, p.kwargs, images, cfg.pairs_per_side, p.fallback, cfg.multi_pair, p.identity)
     settings = settings_of(p)
     key = settings_key(settings)
 
@@ -455,6 +467,9 @@ def _predict_tiers(
     sets, note = choose_pairs(
         day, clear, tags.min_pairs, tags.max_pairs, s.pairs_per_side, tags.series_all_pairs
     )
+    vip = s.multi_pair == "vip" and one_pair_method(s.cls) and len(sets) > 1
+    if vip:
+        sets = vip_sets(day, sets)
     if sets:
         tiers.append(
             _predict_tier(
@@ -466,6 +481,8 @@ def _predict_tiers(
         blend = (
             "temporal weights 1/days, normalised per pixel"
             if len(sets) > 1
+            else f"one VIPSTF prediction over {s.cls.name} from all its pairs"
+            if vip
             else "one prediction from all its pairs"
         )
         if note:
