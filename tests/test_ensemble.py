@@ -88,8 +88,10 @@ def test_members_that_cannot_run_are_skipped(scene: dict, caplog: pytest.LogCapt
         est = Ensemble(members="fitfc,additive,estarfm").fit([(fine, coarse)], ratio=R)
     assert est.members_ == ["fitfc", "additive"]
     assert "member estarfm skipped" in caplog.text
-    two = Ensemble(members="fitfc,additive").fit([(fine, coarse)] * 2, ratio=R)
+    with caplog.at_level(logging.INFO, logger="stfusion.methods.ensemble"):
+        two = Ensemble(members="fitfc,additive").fit([(fine, coarse)] * 2, ratio=R)
     assert two.members_ == ["additive"]
+    assert "member fitfc skipped" in caplog.text and "multi_pair=vip" in caplog.text
     with pytest.raises(InvalidParameterError, match="none of the members"):
         Ensemble(members="estarfm").fit([(fine, coarse)], ratio=R)
 
@@ -102,6 +104,45 @@ def test_auto_falls_back_to_cross_scale_when_a_member_cannot_leave_one_out(scene
         Ensemble(members="additive,estarfm", reliability="loo").fit([(fine, coarse)] * 2, ratio=R)
 
 
+def test_one_pair_members_run_through_vipstf_on_several_pairs(scene: dict) -> None:
+    """multi_pair=vip: Fit-FC joins on two pairs as VIPSTF over Fit-FC, the same prediction as
+    make_estimator("fitfc", pairs=2, multi_pair="vip"); with three pairs leave-one-pair-out
+    runs it as VIPSTF on the two others, and the left-out pair's fine image is never read for
+    its own prediction (poisoning it changes nothing of that prediction)."""
+    from stfusion.methods import make_estimator
+    from stfusion.methods.vipstf import VIPSTF
+
+    fine, coarse = scene["fine"], scene["coarse"]
+    d = np.float32(0.03)
+    pairs = [(fine, coarse), (fine + d, coarse + d)]
+    target = (coarse + 1.5 * d).astype(np.float32)
+    est = Ensemble(members="fitfc,additive", multi_pair="vip").fit(pairs, ratio=R)
+    assert est.members_ == ["fitfc", "additive"] and est.mode_ == "loo"
+    assert isinstance(est._new("fitfc", 2), VIPSTF)
+    est.prepare(target)
+    alone = make_estimator("fitfc", pairs=2, multi_pair="vip").fit(pairs, ratio=R)
+    np.testing.assert_array_equal(est.preds_[0], alone.predict(target).values)
+    # A uniform change between pairs: additive predicts each left-out pair exactly.
+    np.testing.assert_allclose(est.cell_errors_[1], 0.0, atol=1e-9)
+    assert np.isfinite(est.cell_errors_[0]).all()
+    # Three pairs: leave-one-pair-out runs VIPSTF over Fit-FC on the two others; the left-out
+    # pair's fine image is read once, as the truth, after the prediction.
+    grid = Grid(crs=None, transform=rasterio.Affine.identity(), width=48, height=48)
+    reads: list[str] = []
+
+    def src(a: np.ndarray, label: str) -> Recording:
+        return Recording(ArraySource(a, grid, ("b1", "b2"), label), reads)
+
+    three = [(src(fine + i * d, f"F{i}"), src(coarse + i * d, f"C{i}")) for i in range(3)]
+    est3 = Ensemble(members="fitfc,additive", multi_pair="vip").fit(three, ratio=R)
+    assert est3.mode_ == "loo"
+    for k in range(3):
+        reads.clear()
+        est3._loo_error("fitfc", est3.scene_, k)
+        assert reads[-1] == f"F{k}" and f"F{k}" not in reads[:-1]
+        assert {f"F{i}" for i in range(3) if i != k} <= set(reads)
+
+
 def test_params_refused_and_forwarded() -> None:
     with pytest.raises(InvalidParameterError, match="not a registered method"):
         Ensemble(members="additive,nosuch")
@@ -112,6 +153,11 @@ def test_params_refused_and_forwarded() -> None:
     kw = Ensemble.parse_params(["members=starfm,additive", "starfm.window=7"])
     assert kw == {"members": "starfm,additive", "member_params": {"starfm": {"window": 7}}}
     assert Ensemble(**kw)._new("starfm").window == 7
+    kw = Ensemble.parse_params(["multi_pair=vip", "fitfc.window=21"])
+    vip = Ensemble(members="fitfc,starfm", **kw)._new("fitfc", 2)
+    assert vip.base_params == {"window": 21}
+    with pytest.raises(InvalidParameterError):
+        Ensemble(multi_pair="nosuch")
 
 
 @dataclass

@@ -28,8 +28,12 @@ out; no member valid: NaN). ``eps = eps_rel * mean_m(mean_x E_m)`` keeps a membe
 near-zero error from taking all the weight from numerical noise alone. The prediction is
 ``sum_m w_m P_m``.
 
-Members that cannot run on the number of pairs given (FSDAF and Fit-FC take one pair, ESTARFM
-exactly two) are skipped with a log line. Every member's prediction and the weights are
+With two or more pairs, a one-pair member (FSDAF, Fit-FC, FSDAF 2.0, ...) is skipped
+(``multi_pair=none``, the default) or runs as VIPSTF over it (``multi_pair=vip``: one virtual
+pair from all the pairs, as ``--multi-pair vip``); in leave-one-pair-out it then runs on the
+other pairs the same way (VIPSTF with two or more left, the method itself with one, never
+seeing the left-out pair's fine image). Members that cannot run on the number of pairs given
+(ESTARFM: exactly two) are skipped with a log line. Every member's prediction and the weights are
 computed scene-wide in ``prepare`` (the leave-one-pair-out errors in ``fit``) and kept in
 memory, so a window only slices them: tiled runs equal whole-scene runs. Memory: about
 ``(M (bands + 1)) * H * W * 4`` bytes.
@@ -55,6 +59,7 @@ from stfusion.errors import InvalidParameterError
 from stfusion.io import Source
 from stfusion.methods.base import FusionMethod, Param
 from stfusion.methods.params import Interval, MethodTags, StrOptions, Text
+from stfusion.methods.vipstf import MULTI_PAIR_CHOICES, VIPSTF, make_estimator, uses_vip
 from stfusion.scene import Scene
 
 log = logging.getLogger(__name__)
@@ -74,8 +79,11 @@ def _member_class(name: str) -> type[FusionMethod]:
     return get_method(name)
 
 
-def _runs_on(cls: type[FusionMethod], n: int) -> bool:
-    return cls.tags.accepts_pairs(n)
+def _runs_on(cls: type[FusionMethod], n: int, multi_pair: str) -> bool:
+    """Whether ``cls`` can predict from ``n`` pairs, itself or as VIPSTF over it."""
+    if cls.tags.accepts_pairs(n):
+        return True
+    return uses_vip(cls, n, multi_pair) and VIPSTF.tags.accepts_pairs(n)
 
 
 def smooth_cells(e: np.ndarray, window: int) -> np.ndarray:
@@ -162,7 +170,8 @@ class Ensemble(FusionMethod):
             Text("a comma-separated list of registered methods"),
             "",
             "comma-separated registered methods; those that cannot run on the pairs given "
-            "are skipped (FSDAF, Fit-FC: one pair; ESTARFM: two)",
+            "are skipped (ESTARFM: two pairs; FSDAF, Fit-FC: one, or any number through "
+            "VIPSTF, see multi_pair)",
         ),
         Param(
             "member_params",
@@ -171,6 +180,14 @@ class Ensemble(FusionMethod):
             "",
             "parameters of the members (Python: {member: {name: value}}; command line: "
             "--param MEMBER.NAME=VALUE, e.g. starfm.window=31)",
+        ),
+        Param(
+            "multi_pair",
+            "none",
+            StrOptions(MULTI_PAIR_CHOICES),
+            "",
+            "with two or more pairs, a one-pair member (fsdaf, fitfc, ...) is skipped (none) "
+            "or runs as VIPSTF over it (vip: one virtual pair from all the pairs)",
         ),
         Param(
             "reliability",
@@ -209,6 +226,7 @@ class Ensemble(FusionMethod):
     # The parameters, stored by FusionMethod.__init__ (declared for the type checker).
     members: str
     member_params: dict[str, dict[str, Any]] | None
+    multi_pair: str
     reliability: str
     offset: bool
     window: int
@@ -219,6 +237,7 @@ class Ensemble(FusionMethod):
         *,
         members: str = DEFAULT_MEMBERS,
         member_params: dict[str, dict[str, Any]] | None = None,
+        multi_pair: str = "none",
         reliability: str = "auto",
         offset: bool = True,
         window: int = 3,
@@ -227,6 +246,7 @@ class Ensemble(FusionMethod):
         super().__init__(
             members=members,
             member_params=member_params,
+            multi_pair=multi_pair,
             reliability=reliability,
             offset=offset,
             window=window,
@@ -269,8 +289,12 @@ class Ensemble(FusionMethod):
         for n in names:
             self._new(n)  # unknown member or parameter: refused now
 
-    def _new(self, name: str) -> FusionMethod:
-        return _member_class(name)(**dict((self.member_params or {}).get(name, {})))
+    def _new(self, name: str, pairs: int = 1) -> FusionMethod:
+        """Member ``name`` as it runs on ``pairs`` pairs (VIPSTF over a one-pair member on
+        two or more, under ``multi_pair=vip``)."""
+        _member_class(name)  # refuses an unregistered name or the ensemble itself
+        kwargs = dict((self.member_params or {}).get(name, {}))
+        return make_estimator(name, kwargs, pairs=pairs, multi_pair=self.multi_pair)
 
     # ------------------------------------------------------------------------ contract
 
@@ -285,18 +309,23 @@ class Ensemble(FusionMethod):
         active = []
         for name in self._names():
             cls = _member_class(name)
-            if _runs_on(cls, n):
+            if _runs_on(cls, n, self.multi_pair):
                 active.append(name)
+                if uses_vip(cls, n, self.multi_pair):
+                    log.info("ensemble: member %s runs as VIPSTF over it on %d pairs", name, n)
             else:
-                log.info("ensemble: member %s skipped: it cannot run on %d pair(s)", name, n)
+                hint = " (multi_pair=vip runs it as VIPSTF)" if uses_vip(cls, n, "vip") else ""
+                log.info(
+                    "ensemble: member %s skipped: it cannot run on %d pair(s)%s", name, n, hint
+                )
         if not active:
             raise InvalidParameterError(
                 f"ensemble: none of the members {self.members} can run on {n} pair(s)."
             )
         for name in active:
-            self._new(name).check_scene_params(scene.grid, scene.ratio)
+            self._new(name, n).check_scene_params(scene.grid, scene.ratio)
         self.members_ = active
-        loo_ok = n >= 2 and all(_runs_on(_member_class(m), n - 1) for m in active)
+        loo_ok = n >= 2 and all(_runs_on(_member_class(m), n - 1, self.multi_pair) for m in active)
         mode = self.reliability
         if mode == "auto":
             mode = "loo" if loo_ok else "cross_scale"
@@ -319,7 +348,7 @@ class Ensemble(FusionMethod):
             self.cell_errors_ = np.stack([self._loo_errors(m, scene) for m in active])
 
     def _member_predict(self, name: str, scene: Scene, target: Source) -> np.ndarray:
-        est = self._new(name)
+        est = self._new(name, len(scene.pairs))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             est.fit(scene)
