@@ -218,17 +218,25 @@ class NativeGrid:
 
     # ------------------------------------------------------------------------------- values
 
-    def values(self, source: Source) -> np.ndarray:
-        """Coarse pixel values ``(band, *shape)`` float64 of ``source``.
+    def on_native_grid(self, source: Source) -> bool:
+        """Whether ``source`` is a coarse image on this native grid."""
+        return isinstance(source, AlignedSource) and source.native.grid.same_as(self.native)
+
+    def values(self, source: Source, rows: tuple[int, int] | None = None) -> np.ndarray:
+        """Coarse pixel values ``(band, *shape)`` float64 of ``source`` (``rows``: only coarse
+        rows ``[i0, i1)``, for an image on this native grid).
 
         A coarse image on this native grid gives its own pixel values (NaN beyond the file);
         anything else (a coarse image on another grid, one already on the fine grid) the mean
         of its fine-grid values over each native footprint.
         """
-        if isinstance(source, AlignedSource) and source.native.grid.same_as(self.native):
-            win = Window(self.offset[1], self.offset[0], self.shape[1], self.shape[0])
+        if self.on_native_grid(source):
+            assert isinstance(source, AlignedSource)
+            i0, i1 = rows if rows is not None else (0, self.shape[0])
+            win = Window(self.offset[1], self.offset[0] + i0, self.shape[1], i1 - i0)
             return source.native.read(win).astype(np.float64)
-        return self.footprint_means(source)
+        means = self.footprint_means(source)
+        return means if rows is None else means[:, rows[0] : rows[1]]
 
     def footprint_means(self, source: Source) -> np.ndarray:
         """NaN-aware mean of a fine-grid image over each coarse pixel's fine pixels."""
