@@ -93,12 +93,16 @@ class Fractions:
     column or a few rows at a time (what :func:`~stfusion.methods.fsdaf_classes.
     unmix_class_changes` indexes: ``[:, c]``, ``[rows, c]``, ``[rows]``)."""
 
-    def __init__(self, counts: SpillArray, npix: np.ndarray, spill: bool) -> None:
+    def __init__(self, counts: SpillArray, block_pixels: np.ndarray, spill: bool) -> None:
         self.counts = counts
-        self.npix = npix
+        self.pixels = block_pixels.reshape(-1)  # integers: float64 per block, exactly
         self.spill = spill
-        self.shape = (int(npix.size), int(counts.shape[2]))
+        self.shape = (int(self.pixels.size), int(counts.shape[2]))
         self._col: tuple[int, np.ndarray] | None = None
+
+    def npix(self, idx: Any) -> np.ndarray:
+        """Fine pixels of coarse pixels ``idx`` (at least 1: a native pixel may hold none)."""
+        return np.maximum(self.pixels[idx], 1).astype(np.float64)
 
     def column(self, c: int) -> np.ndarray:
         if self._col is not None and self._col[0] == c:
@@ -107,7 +111,7 @@ class Fractions:
         col = np.empty(self.shape[0])
         for i0, i1 in blocks(self.counts.shape, bw * self.shape[1] * 8, self.spill):
             cnt = self.counts.read(i0, i1)[:, :, c].reshape(-1).astype(np.float64)
-            col[i0 * bw : i1 * bw] = cnt / self.npix[i0 * bw : i1 * bw]
+            col[i0 * bw : i1 * bw] = cnt / self.npix(slice(i0 * bw, i1 * bw))
         self._col = (c, col)
         return col
 
@@ -119,7 +123,7 @@ class Fractions:
             if k.size:
                 cnt = self.counts.read(i0, i1).reshape(-1, self.shape[1])
                 out[k] = cnt[idx[k] - i0 * bw].astype(np.float64)
-        return out / self.npix[idx][:, None]
+        return out / self.npix(idx)[:, None]
 
     def __getitem__(self, key: Any) -> np.ndarray:
         if isinstance(key, tuple):
@@ -161,9 +165,9 @@ class CoarseTables:
         nb = c1.shape[0]
         n = bh * bw
         self.counts, self.spill, self.bw, self.nb = counts, spill, bw, nb
-        npix = np.maximum(block_pixels.reshape(-1), 1).astype(np.float64)  # native: 0
+        self.fractions = Fractions(counts, block_pixels, spill)
         self.complete = np.empty(n, dtype=bool)
-        self.nvalid = np.empty(n)
+        self.nvalid = np.empty(n, dtype=counts.dtype)  # integers: float64 per block
         dc = [SpillArray((n,), np.float64, spill=spill) for _ in range(nb)]
         for i0, i1 in self.blocks():
             p0, p1 = i0 * bw, i1 * bw
@@ -171,13 +175,13 @@ class CoarseTables:
             for b in range(nb):
                 dc[b].write(p0, d[b].reshape(-1))
             cnt = counts.read(i0, i1).reshape(-1, nc).astype(np.float64)
-            self.complete[p0:p1] = (cnt / npix[p0:p1, None]).sum(axis=1) > COMPLETE_FRACTION
+            npix = self.fractions.npix(slice(p0, p1))
+            self.complete[p0:p1] = (cnt / npix[:, None]).sum(axis=1) > COMPLETE_FRACTION
             self.nvalid[p0:p1] = cnt.sum(axis=1)
         if whole is not None:
             # A native pixel cut by the scene edge has a value from ground the fine image
             # does not show: not a pure pixel for the unmixing.
             self.complete &= whole.reshape(-1)
-        self.fractions = Fractions(counts, npix, spill)
         self.dc = Bands(dc)
 
     def blocks(self) -> Iterator[tuple[int, int]]:
@@ -191,7 +195,7 @@ class CoarseTables:
         for i0, i1 in self.blocks():
             p0, p1 = i0 * bw, i1 * bw
             cnt = self.counts.read(i0, i1).reshape(-1, nc).astype(np.float64)
-            nvalid = self.nvalid[p0:p1]
+            nvalid = self.nvalid[p0:p1].astype(np.float64)
             with np.errstate(invalid="ignore", divide="ignore"):
                 share = cnt / nvalid[:, None]
             resid = self.dc.block(p0, p1).T - share @ change  # share @ change: mean shift
