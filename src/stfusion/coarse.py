@@ -86,6 +86,9 @@ def upsample_blocks(coarse: np.ndarray, r: int, shape: tuple[int, int]) -> np.nd
 
 #: Fine rows per strip when mapping the scene onto native coarse pixels.
 NATIVE_STRIP = 256
+#: Fine pixels (or native corners) mapped at once when the native grid is set up: its
+#: temporaries (coordinates, indices) take about 60 bytes per pixel.
+MAP_PIXELS = 1 << 20
 
 
 def _apply(t: Any, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -140,8 +143,9 @@ class NativeGrid:
         rmax = np.full(n, -1, dtype=np.int32)
         cmin = np.full(n, w, dtype=np.int32)
         cmax = np.full(n, -1, dtype=np.int32)
-        for row in range(0, h, NATIVE_STRIP):
-            sh = min(NATIVE_STRIP, h - row)
+        strip = max(1, min(NATIVE_STRIP, MAP_PIXELS // w))  # integer counts: any strip
+        for row in range(0, h, strip):
+            sh = min(strip, h - row)
             ids = self.flat_index(Window(0, row, w, sh)).ravel()
             rr = np.repeat(np.arange(row, row + sh, dtype=np.int32), w)
             cc = np.tile(np.arange(w, dtype=np.int32), sh)
@@ -198,24 +202,28 @@ class NativeGrid:
         """Coarse pixels whose four corners lie inside the fine scene."""
         from rasterio.warp import transform as warp_transform
 
-        ii, jj = np.meshgrid(
-            np.arange(self.shape[0] + 1) + self.offset[0],
-            np.arange(self.shape[1] + 1) + self.offset[1],
-            indexing="ij",
-        )
-        xs, ys = _apply(self.native.transform, jj, ii)
-        if self.native.crs != self.fine.crs:
-            xs, ys = warp_transform(self.native.crs, self.fine.crs, xs.ravel(), ys.ravel())
-        fc, fr = _apply(~self.fine.transform, np.asarray(xs), np.asarray(ys))
+        rows, cols = self.shape[0] + 1, self.shape[1] + 1
+        inside = np.empty((rows, cols), dtype=bool)
         h, w = self.fine.shape
         eps = 1e-6
-        inside = (
-            (np.asarray(fr) >= -eps)
-            & (np.asarray(fr) <= h + eps)
-            & (np.asarray(fc) >= -eps)
-            & (np.asarray(fc) <= w + eps)
-        )
-        inside = inside.reshape(ii.shape)
+        step = max(1, MAP_PIXELS // cols)  # corner rows at a time: bounded temporaries
+        for a in range(0, rows, step):
+            ii, jj = np.meshgrid(
+                np.arange(a, min(rows, a + step)) + self.offset[0],
+                np.arange(cols) + self.offset[1],
+                indexing="ij",
+            )
+            xs, ys = _apply(self.native.transform, jj, ii)
+            if self.native.crs != self.fine.crs:
+                xs, ys = warp_transform(self.native.crs, self.fine.crs, xs.ravel(), ys.ravel())
+            fc, fr = _apply(~self.fine.transform, np.asarray(xs), np.asarray(ys))
+            ok = (
+                (np.asarray(fr) >= -eps)
+                & (np.asarray(fr) <= h + eps)
+                & (np.asarray(fc) >= -eps)
+                & (np.asarray(fc) <= w + eps)
+            )
+            inside[a : a + step] = ok.reshape(ii.shape)
         return inside[:-1, :-1] & inside[1:, :-1] & inside[:-1, 1:] & inside[1:, 1:]
 
     # ------------------------------------------------------------------------------- values

@@ -21,7 +21,7 @@ import numpy as np
 from rasterio.windows import Window
 
 from stfusion.errors import InvalidParameterError, STFusionWarning
-from stfusion.io import Grid, RasterWriter, Scaling, Source, to_dataarray
+from stfusion.io import AlignedSource, Grid, RasterWriter, Scaling, Source, to_dataarray
 from stfusion.methods.params import RATIO as RATIO  # re-exported: api.split_ratio
 from stfusion.methods.params import MethodTags, Param
 from stfusion.provenance import provenance_tags
@@ -327,6 +327,9 @@ class FusionMethod:
             data = getattr(src, "_data", None)
             if isinstance(data, np.ndarray):
                 total += size(data)
+            elif isinstance(src, AlignedSource):
+                # not read yet: its first window read loads it, float32, while windows run
+                total += 4 * src.count * src.native.grid.width * src.native.grid.height
         return total
 
     def predict(
