@@ -88,7 +88,7 @@ def upsample_blocks(coarse: np.ndarray, r: int, shape: tuple[int, int]) -> np.nd
 NATIVE_STRIP = 256
 #: Fine pixels (or native corners) mapped at once when the native grid is set up: its
 #: temporaries (coordinates, indices) take about 60 bytes per pixel.
-MAP_PIXELS = 1 << 20
+MAP_PIXELS = 1 << 18
 
 
 def _apply(t: Any, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -38,6 +38,8 @@ SCAN_BYTES_PER_VALUE = 64
 #: (:mod:`stfusion.io.spill`). The windows get what the kept state leaves of their share.
 STATE_SHARE = 0.2
 MIN_WINDOW = 16
+#: glibc's mallopt parameter for the size from which allocations are mapped on their own.
+M_MMAP_THRESHOLD = -3
 
 ProgressFn = Callable[[int, int], None]
 
@@ -95,14 +97,33 @@ def scan_values_for(mem_limit_mb: float | None) -> int:
     return max(1 << 12, int(limit / SCAN_BYTES_PER_VALUE))
 
 
+def return_freed_memory() -> None:
+    """Have glibc serve allocations of 1 MB and more with their own mappings, so a freed
+    array goes back to the system. By default glibc raises that threshold after the first
+    large free (up to 32 MB), and freed arrays below it stay in the heap and in the
+    process's resident memory: measured 70-130 MB after FSDAF's scene-wide steps at
+    20000 x 20000. Results do not change; other C libraries: nothing happens."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+        if libc is not None and hasattr(libc, "mallopt"):
+            libc.mallopt(M_MMAP_THRESHOLD, 1 << 20)
+    except OSError:  # pragma: no cover - no C library to load
+        pass
+
+
 @contextlib.contextmanager
 def memory_limits(mem_limit_mb: float | None) -> Iterator[None]:
     """Everything a command does under ``--mem-limit``: GDAL's block cache (read and write),
-    the read size of the scene-wide passes and the scene-wide state kept in memory. Enter it
-    before the first read: GDAL's default cache is 5 % of the machine's memory, whatever the
-    limit."""
+    the read size of the scene-wide passes and the scene-wide state kept in memory (and
+    freed arrays returned to the system: :func:`return_freed_memory`). Enter it before the
+    first read: GDAL's default cache is 5 % of the machine's memory, whatever the limit."""
     import rasterio
 
+    return_freed_memory()
     with (
         rasterio.Env(GDAL_CACHEMAX=gdal_cache_mb(mem_limit_mb) * 2**20),
         scan_limit(scan_values_for(mem_limit_mb)),

@@ -169,8 +169,8 @@ from stfusion.methods.variables import (
 from stfusion.scene import Scene
 
 #: F1 pixels sampled in the fit pass to recognise the variable, at most (4096 per read below
-#: 256 reads: a 20000 x 20000 scene took 225 MB of float64 samples).
-VARIABLE_SAMPLE = 1 << 20
+#: 64 reads: a 20000 x 20000 scene took 225 MB of float64 samples).
+VARIABLE_SAMPLE = 1 << 18
 #: F1 pixels sampled (decimated grid) to fit the k-means centres.
 KMEANS_SAMPLE = 1 << 16
 

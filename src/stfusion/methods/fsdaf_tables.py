@@ -107,6 +107,7 @@ class Fractions:
     def column(self, c: int) -> np.ndarray:
         if self._col is not None and self._col[0] == c:
             return self._col[1]
+        self._col = None  # one column in memory at a time
         bw = self.counts.shape[1]
         col = np.empty(self.shape[0])
         for i0, i1 in blocks(self.counts.shape, bw * self.shape[1] * 8, self.spill):
