@@ -368,3 +368,26 @@ def test_fsdaf_state_spilled_past_the_budget(
         np.testing.assert_array_equal(tiled, whole)
         del est
     assert not list(spill_dir.iterdir())  # unlinked when opened: nothing to leave behind
+
+
+@pytest.mark.realdata(CIA)
+def test_native_images_released_before_the_cog_copy(tmp_path: Path) -> None:
+    """The native coarse images the windows warp from (2 x 96 MB at 20000 x 20000 x 6) are
+    dropped once the windows are done, before the output's COG copy (which adds 120-150 MB),
+    and read again by a later prediction, which gives the same output."""
+    from stfusion.io import AlignedSource
+
+    p = _scene(tmp_path, tiled=True, h=200, w=400)
+    for role in ("coarse", "target"):
+        with rasterio.open(p[role]) as ds:
+            a = ds.read().reshape(BANDS, 20, 10, 40, 10).mean(axis=(2, 4))
+        p[role] = _write(tmp_path / f"{role}_native.tif", a, tiled=False, res=500.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est = get_method("starfm")(window=5).fit([(p["fine"], p["coarse"])])
+        est.predict(p["target"], out=tmp_path / "a.tif")
+        native = [s for s in [*est.scene_.sources(), est.target_] if isinstance(s, AlignedSource)]
+        assert len(native) == 2 and all(s._data is None for s in native)
+        est.predict(p["target"], out=tmp_path / "b.tif")
+    with rasterio.open(tmp_path / "a.tif") as a, rasterio.open(tmp_path / "b.tif") as b:
+        np.testing.assert_array_equal(a.read(), b.read())
