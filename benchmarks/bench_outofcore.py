@@ -185,14 +185,41 @@ def make_matrix_scene(
     return out
 
 
-def run_cli_tree(args: list[str], timeout: float) -> dict:
+#: `python -c` program: the stfusion command line, appending "seconds done total" to the file
+#: argv[1] after every window (so a run stopped by the timeout says how far it got).
+_LOGGED_CLI = """
+import sys, time
+from stfusion.cli import progress
+log, t0, windows = sys.argv[1], time.time(), progress.Progress.windows
+def logged(self, done, total):
+    with open(log, "a") as f:
+        f.write(f"{time.time() - t0:.1f} {done} {total}\\n")
+    return windows(self, done, total)
+progress.Progress.windows = logged
+from stfusion.cli.main import main
+main(sys.argv[2:])
+"""
+
+
+def window_progress(log: Path) -> str:
+    """``window k of n`` from a :data:`_LOGGED_CLI` log (none: still in fit/prepare)."""
+    lines = log.read_text().split() if log.exists() else []
+    if not lines:
+        return "no window done (in fit or prepare)"
+    t, done, total = lines[-3:]
+    return f"window {done} of {total} done at {float(t):.0f} s"
+
+
+def run_cli_tree(args: list[str], timeout: float, progress_log: Path | None = None) -> dict:
     """Run one `stfusion` command; wall seconds and peak RSS (MB) of it and its children
-    (psutil, polled every 0.05 s)."""
+    (psutil, polled every 0.05 s). ``progress_log``: record the windows done there."""
     t0 = time.perf_counter()
     errf = tempfile.TemporaryFile()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "stfusion.cli", *args], stdout=subprocess.DEVNULL, stderr=errf
-    )
+    cmd = [sys.executable, "-m", "stfusion.cli", *args]
+    if progress_log is not None:
+        progress_log.unlink(missing_ok=True)
+        cmd = [sys.executable, "-c", _LOGGED_CLI, str(progress_log), *args]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=errf)
     ps = psutil.Process(proc.pid)
     peak = 0
     while proc.poll() is None:
@@ -230,8 +257,9 @@ def matrix(a: argparse.Namespace) -> int:
     """Peak RSS of `stfusion predict --mem-limit` over scene size, dtype, layout, coarse grid
     and method; appends to --out (json) and rewrites the markdown table beside it."""
     results = json.loads(a.out.read_text()) if a.out.exists() else []
-    done = {
-        (
+
+    def key_of(r: dict) -> tuple:
+        return (
             r["size"],
             r["dtype"],
             r["layout"],
@@ -240,8 +268,8 @@ def matrix(a: argparse.Namespace) -> int:
             r["mem_limit_mb"],
             r["window"],
         )
-        for r in results
-    }
+
+    done = {key_of(r) for r in results}
     for spec in a.runs:
         size, dtype, layout, grid, method = spec.split(":")
         size = int(size)
@@ -251,7 +279,7 @@ def matrix(a: argparse.Namespace) -> int:
             params = [f"window={a.window}"]
             window = str(a.window)
         key = (size, dtype, layout, grid, method, a.mem_limit, window)
-        if key in done:
+        if key in done and not a.rerun:
             continue
         paths = make_matrix_scene(a.workdir, size, dtype, layout, grid)
         out = a.workdir / f"pred_{method}_{size}_{dtype}_{layout}_{grid}.tif"
@@ -277,7 +305,8 @@ def matrix(a: argparse.Namespace) -> int:
             args += ["--param", p]
         if grid == "fine":
             args += ["--param", f"ratio={RATIO}"] if method != "starfm" else []
-        r = run_cli_tree(args, a.timeout)
+        log = a.workdir / f"progress_{method}_{size}_{dtype}_{layout}_{grid}.log"
+        r = run_cli_tree(args, a.timeout, log)
         rec = {
             "size": size,
             "bands": 6,
@@ -292,8 +321,18 @@ def matrix(a: argparse.Namespace) -> int:
             "holds": r["status"] == "ok" and r["peak_rss_mb"] <= a.mem_limit + 250,
             "date": time.strftime("%Y-%m-%d"),
             "cores": os.cpu_count(),
+            "progress": window_progress(log),
         }
+        note = a.note or ""
+        if r["status"].startswith("killed"):
+            note += (
+                f"{'; ' if note else ''}stopped by the {a.timeout:.0f} s timeout at "
+                f"{r['peak_rss_mb']} MB peak, {rec['progress']}"
+            )
+        if note:
+            rec["note"] = note
         print(json.dumps(rec), flush=True)
+        results = [x for x in results if key_of(x) != key]  # --rerun: the new row replaces
         results.append(rec)
         a.out.parent.mkdir(parents=True, exist_ok=True)
         a.out.write_text(json.dumps(results, indent=1) + "\n")
@@ -341,6 +380,10 @@ def main() -> int:
         "results appended to --out (default benchmarks/results/memory.json)",
     )
     ap.add_argument("--timeout", type=float, default=3600)
+    ap.add_argument(
+        "--rerun", action="store_true", help="--matrix: rerun cells already in --out (replaced)"
+    )
+    ap.add_argument("--note", default="", help="--matrix: the note column of the new rows")
     a = ap.parse_args()
     a.workdir.mkdir(parents=True, exist_ok=True)
     if a.runs:

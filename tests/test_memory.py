@@ -313,3 +313,81 @@ def test_native_coarse_read_does_not_copy_the_image(tmp_path: Path) -> None:
     whole = src._native_data()
     src._warp_source = lambda: whole  # type: ignore[method-assign]  # the copying path
     np.testing.assert_array_equal(src.read(win, 8), first)
+
+
+@pytest.mark.realdata(CIA)
+@pytest.mark.parametrize("method", ["fsdaf", "fsdaf2"])
+@pytest.mark.parametrize("grid", ["fine", "native"])
+def test_fsdaf_state_spilled_past_the_budget(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, method: str, grid: str
+) -> None:
+    """FSDAF's per-coarse-pixel tables (class counts, C1 and C2 values, residuals: 0.8 GB at
+    20000 x 20000 x 6, R = 10) go to an unlinked temporary file when they exceed the state
+    budget (a share of --mem-limit), and are computed and read back a block of coarse rows at
+    a time: the same predictions, a few bytes per coarse pixel kept in memory, no file left.
+    The old code kept every table in memory whatever the limit (no ``state_limit``)."""
+    import tempfile
+
+    from stfusion.io.spill import state_limit
+    from stfusion.methods import fsdaf_tables
+
+    p = _scene(tmp_path, tiled=True, h=200, w=400)
+    coarse, target = p["coarse"], p["target"]
+    kw: dict = {"ratio": 10}
+    if grid == "native":  # MODIS-like: 10 x 10 block means on a 500 m grid
+        for role in ("coarse", "target"):
+            with rasterio.open(p[role]) as ds:
+                a = ds.read().reshape(BANDS, 20, 10, 40, 10).mean(axis=(2, 4))
+            p[role] = _write(tmp_path / f"{role}_native.tif", a, tiled=False, res=500.0)
+        coarse, target, kw = p["coarse"], p["target"], {}
+    spill_dir = tmp_path / "spill"
+    spill_dir.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spill_dir))
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mem = get_method(method)(window=11).fit([(p["fine"], coarse)], **kw)
+        mem.prepare(target)
+        whole = np.asarray(mem.predict().values)
+        # Blocks of 2 coarse rows (80 coarse pixels): many blocks on this 20 x 40 table.
+        monkeypatch.setattr(fsdaf_tables, "MIN_BLOCK_PIXELS", 64)
+        with state_limit(0), scan_limit(3 * 400):
+            est = get_method(method)(window=11).fit([(p["fine"], coarse)], **kw)
+            est.prepare(target)
+            for name in ("counts_", "coarse1_", "residual_"):
+                assert getattr(est, name).spilled, name
+            assert est.spline_.values is not None and est.spline_.values.spilled
+            np.testing.assert_array_equal(np.asarray(est.counts_), np.asarray(mem.counts_))
+            blocks = est.block_pixels_.size
+            # In memory: counts, C1, C2, residuals (> 24 x bands bytes per coarse pixel).
+            assert mem.state_nbytes() > blocks * 24 * BANDS
+            assert est.state_nbytes() < blocks * 16 + 2**16
+            spilled = np.asarray(est.predict().values)
+            tiled = np.asarray(est.predict(window_size=30, workers=2).values)
+        np.testing.assert_array_equal(spilled, whole)
+        np.testing.assert_array_equal(tiled, whole)
+        del est
+    assert not list(spill_dir.iterdir())  # unlinked when opened: nothing to leave behind
+
+
+@pytest.mark.realdata(CIA)
+def test_native_images_released_before_the_cog_copy(tmp_path: Path) -> None:
+    """The native coarse images the windows warp from (2 x 96 MB at 20000 x 20000 x 6) are
+    dropped once the windows are done, before the output's COG copy (which adds 120-150 MB),
+    and read again by a later prediction, which gives the same output."""
+    from stfusion.io import AlignedSource
+
+    p = _scene(tmp_path, tiled=True, h=200, w=400)
+    for role in ("coarse", "target"):
+        with rasterio.open(p[role]) as ds:
+            a = ds.read().reshape(BANDS, 20, 10, 40, 10).mean(axis=(2, 4))
+        p[role] = _write(tmp_path / f"{role}_native.tif", a, tiled=False, res=500.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est = get_method("starfm")(window=5).fit([(p["fine"], p["coarse"])])
+        est.predict(p["target"], out=tmp_path / "a.tif")
+        native = [s for s in [*est.scene_.sources(), est.target_] if isinstance(s, AlignedSource)]
+        assert len(native) == 2 and all(s._data is None for s in native)
+        est.predict(p["target"], out=tmp_path / "b.tif")
+    with rasterio.open(tmp_path / "a.tif") as a, rasterio.open(tmp_path / "b.tif") as b:
+        np.testing.assert_array_equal(a.read(), b.read())

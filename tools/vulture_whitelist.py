@@ -92,4 +92,5 @@ predict_arrays  # unused function (src/stfusion/dl/infer.py:197)
 product  # unused variable (src/stfusion/inputs.py)
 series  # unused function (src/stfusion/cli/series.py:77)
 spectral_angle  # unused function (src/stfusion/dl/losses.py:202)
+spilled  # unused property (src/stfusion/io/spill.py:92): read by tests/test_memory.py
 strip_checkpoint  # unused function (src/stfusion/dl/checkpoint.py:330)

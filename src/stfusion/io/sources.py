@@ -301,6 +301,12 @@ class AlignedSource(Source):
         state.pop("_gdal", None)
         return state
 
+    def release(self) -> None:
+        """Drop the native image kept in memory (read again at the next read): the windows
+        are done, and the output's COG copy should not run on top of it."""
+        self._data = None
+        self.__dict__.pop("_gdal", None)
+
     def _native_data(self) -> np.ndarray:
         if self._data is None:
             self._data = self.native._assemble()

@@ -130,6 +130,7 @@ from stfusion.coarse import (
 )
 from stfusion.errors import EmptyInputError, InvalidParameterError
 from stfusion.io import FileSource, Source
+from stfusion.io.spill import SpillArray
 from stfusion.kernels.coarse import distribute_residual_mapped
 from stfusion.kernels.fsdaf import homogeneity_index, nearest_centre
 from stfusion.methods.base import FusionMethod, Param
@@ -148,6 +149,17 @@ from stfusion.methods.fsdaf_residual import (  # re-exported: the old home of th
     smooth,
 )
 from stfusion.methods.fsdaf_spline import Spline, fit_spline
+from stfusion.methods.fsdaf_tables import (  # COMPLETE_FRACTION: re-exported, its old home
+    COMPLETE_FRACTION,  # noqa: F401
+    Bands,
+    CoarseTables,
+    Fractions,
+    add_counts,
+    count_dtype,
+    native_values,
+    needs_spill,
+    put_block_means,
+)
 from stfusion.methods.params import AUTO, NON_NEGATIVE, Interval, MethodTags, StrOptions, Text
 from stfusion.methods.variables import (
     CHOICES,
@@ -156,8 +168,9 @@ from stfusion.methods.variables import (
 )
 from stfusion.scene import Scene
 
-#: Coarse pixels whose class fractions sum to less than this are left out of the unmixing.
-COMPLETE_FRACTION = 0.999
+#: F1 pixels sampled in the fit pass to recognise the variable, at most (4096 per read below
+#: 64 reads: a 20000 x 20000 scene took 225 MB of float64 samples).
+VARIABLE_SAMPLE = 1 << 18
 #: F1 pixels sampled (decimated grid) to fit the k-means centres.
 KMEANS_SAMPLE = 1 << 16
 
@@ -367,31 +380,40 @@ class FSDAF(FusionMethod):
         self.n_classes_ = n_classes
         bh, bw = native.shape if native is not None else block_shape(grid.shape, r)
         nb = scene.count
-        counts = np.zeros(bh * bw * n_classes, dtype=np.int64)
-        c1m = np.empty((nb, bh, bw), dtype=np.float64)
+        # Per-coarse-pixel tables: in memory under the state budget, else spilled to disk.
+        cdt = count_dtype(int(native.pixels.max()) if native is not None else r * r)
+        self.spill_ = needs_spill(bh * bw, n_classes, nb, cdt)
+        counts = SpillArray((bh, bw, n_classes), cdt, spill=self.spill_)
+        c1m = (
+            SpillArray((nb, bh, bw), np.float64, axis=1, spill=self.spill_)
+            if native is None
+            else None
+        )
+        class_pixels = np.zeros(n_classes, dtype=np.int64)
         s0 = 0
         s1 = np.zeros(nb)
         s2 = np.zeros(nb)
         cmin = np.full((n_classes, nb), np.inf)
         cmax = np.full((n_classes, nb), -np.inf)
         sample: list[np.ndarray] = []
+        per_read = min(4096, max(1, VARIABLE_SAMPLE // len(fine.scan_windows(r))))
         # One bounded pass over F1 (and C1), in windows aligned to the coarse blocks.
         for win, f in fine.scan(r):
             lab = self._labels(f, win, 0)
             ok = lab >= 0
             row, col = int(win.row_off), int(win.col_off)
             if native is not None:
-                flat = native.flat_index(win) * n_classes + lab
+                flat = native.flat_index(win)
             else:
                 bi = (row + np.arange(f.shape[1])) // r
                 bj = (col + np.arange(f.shape[2])) // r
-                flat = (bi[:, None] * bw + bj[None, :]) * n_classes + lab
-                c1m[
-                    :,
-                    row // r : row // r + -(-f.shape[1] // r),
-                    col // r : col // r + -(-f.shape[2] // r),
-                ] = block_mean(coarse.read(win), r)
-            counts += np.bincount(flat[ok], minlength=counts.size)
+                flat = bi[:, None] * bw + bj[None, :]
+                assert c1m is not None
+                put_block_means(c1m, block_mean(coarse.read(win), r), row // r, col // r)
+            # Only the coarse rows this read covers (a scene-wide bincount per read made the
+            # pass quadratic in the scene and allocated the whole table each time).
+            add_counts(counts, flat, lab, ok)
+            class_pixels += np.bincount(lab[ok], minlength=n_classes)
             v = f[:, ok].astype(np.float64)
             s0 += v.shape[1]
             s1 += v.sum(axis=1)
@@ -404,7 +426,9 @@ class FSDAF(FusionMethod):
             if v.shape[1]:
                 # a copy: a strided view kept every window's float64 pixels alive (the whole
                 # scene, 1.7 GB at 6000 x 6000 x 6)
-                sample.append(v[:, :: max(1, v.shape[1] // 4096)].copy())
+                # (float32: exact, half the memory; fewer per read past VARIABLE_SAMPLE)
+                step = max(1, v.shape[1] // per_read)
+                sample.append(v[:, ::step].astype(np.float32))
         if s0 == 0:
             raise EmptyInputError(
                 f"{fine.label}: no fine pixel is valid in every band"
@@ -413,8 +437,11 @@ class FSDAF(FusionMethod):
             )
         mean = s1 / s0
         sd = np.sqrt(np.maximum(s2 / s0 - mean * mean, 0.0))
-        self.counts_ = counts.reshape(bh, bw, n_classes)
-        self.coarse1_ = native.values(coarse) if native is not None else c1m
+        self.counts_ = counts
+        self.class_pixels_ = class_pixels
+        c1 = native_values(native, coarse, self.spill_) if native is not None else c1m
+        assert c1 is not None
+        self.coarse1_: SpillArray = c1
         self.fine_std_ = sd
         self.class_min_ = cmin
         self.class_max_ = cmax
@@ -423,10 +450,13 @@ class FSDAF(FusionMethod):
         else:
             rows = np.minimum(np.arange(bh) * r + r, grid.height) - np.arange(bh) * r
             cols = np.minimum(np.arange(bw) * r + r, grid.width) - np.arange(bw) * r
-            self.block_pixels_ = rows[:, None] * cols[None, :]
+            self.block_pixels_ = (rows[:, None] * cols[None, :]).astype(np.int32)
         rng = parse_range(self.valid_range)
         var = resolve_variable(
-            str(self.variable), np.concatenate(sample, axis=1), scene.count, "fsdaf"
+            str(self.variable),
+            np.concatenate(sample, axis=1).astype(np.float64),
+            scene.count,
+            "fsdaf",
         )
         self.variable_ = var
         if rng == "auto":
@@ -484,44 +514,38 @@ class FSDAF(FusionMethod):
         grid = self.grid_
         nb = self.scene_.count
         bh, bw = self.block_pixels_.shape
-        c2m = np.empty((nb, bh, bw), dtype=np.float64)
+        native = self.native_
+        c2m = (
+            SpillArray((nb, bh, bw), np.float64, axis=1, spill=self.spill_)
+            if native is None
+            else None
+        )
         tmin = np.full(nb, np.inf)
         tmax = np.full(nb, -np.inf)
-        native = self.native_
         for win, t in target.scan(r):
-            row, col = int(win.row_off), int(win.col_off)
-            if native is None:
-                c2m[
-                    :,
-                    row // r : row // r + -(-t.shape[1] // r),
-                    col // r : col // r + -(-t.shape[2] // r),
-                ] = block_mean(t, r)
+            if c2m is not None:
+                put_block_means(c2m, block_mean(t, r), int(win.row_off) // r, int(win.col_off) // r)
             for b in range(nb):
                 tb = t[b][np.isfinite(t[b])]
                 if tb.size:
                     tmin[b] = min(tmin[b], float(tb.min()))
                     tmax[b] = max(tmax[b], float(tb.max()))
         if native is not None:
-            c2m = native.values(target)
-        dc = c2m - self.coarse1_  # (band, bh, bw)
-        counts = self.counts_.reshape(bh * bw, -1).astype(np.float64)
-        npix = np.maximum(self.block_pixels_.reshape(-1), 1).astype(np.float64)  # native: 0
-        fractions = counts / npix[:, None]
-        complete = fractions.sum(axis=1) > COMPLETE_FRACTION
-        if native is not None:
-            # A native pixel cut by the scene edge has a value from ground the fine image
-            # does not show: not a pure pixel for the unmixing.
-            complete &= native.whole.reshape(-1)
-        nvalid = counts.sum(axis=1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            share = counts / nvalid[:, None]
-        change = self._class_changes(fractions, dc.reshape(nb, -1), complete, share)
+            c2m = native_values(native, target, self.spill_)
+        assert c2m is not None
+        tables = CoarseTables(
+            self.counts_,
+            self.block_pixels_,
+            self.coarse1_,
+            c2m,
+            native.whole if native is not None else None,
+            self.spill_,
+        )
+        change = self._class_changes(tables.fractions, tables.dc, tables.complete, tables)
         self.class_change_ = change
-        shift = share @ change  # mean F2_TP - mean F1 per coarse pixel
-        resid = dc.reshape(nb, -1).T - shift
-        resid[nvalid == 0] = np.nan
-        self.residual_ = resid.reshape(bh, bw, nb)
-        present = self.counts_.sum(axis=(0, 1)) > 0
+        self.residual_: SpillArray = tables.residuals(change)
+        del tables
+        present = self.class_pixels_ > 0
         tp_min = (self.class_min_[present] + change[present]).min(axis=0)
         tp_max = (self.class_max_[present] + change[present]).max(axis=0)
         lo = np.fmin(tmin, tp_min)
@@ -538,11 +562,11 @@ class FSDAF(FusionMethod):
         )
 
     def _class_changes(
-        self, fractions: np.ndarray, dc: np.ndarray, complete: np.ndarray, share: np.ndarray
+        self, fractions: Fractions, dc: Bands, complete: np.ndarray, tables: CoarseTables
     ) -> np.ndarray:
         """Step 2, ``Delta F(c)`` ``(classes, band)`` from the coarse changes ``dc`` ``(band,
-        n)``, over the ``complete`` coarse pixels (``share``: each coarse pixel's labelled
-        class shares, for subclasses that look at the residuals)."""
+        n)``, over the ``complete`` coarse pixels (``tables``: all of them, for subclasses
+        that look at the residuals)."""
         nb = dc.shape[0]
         change = np.empty((self.n_classes_, nb))
         for b in range(nb):
@@ -629,7 +653,7 @@ class FSDAF(FusionMethod):
         by0, bx0 = int(region.row_off), int(region.col_off)
         by1, bx1 = by0 + int(region.height), bx0 + int(region.width)
         sp = self.spline_.evaluate(by0, bx0, by1 - by0, bx1 - bx0)
-        resid = self.residual_[by0 // r : -(-by1 // r), bx0 // r : -(-bx1 // r)]
+        resid = self.residual_.read(by0 // r, -(-by1 // r))[:, bx0 // r : -(-bx1 // r)]
         return residual_change(fr, lr, hi, sp, self.class_change_, resid, r, *self.allowed_)
 
     def _native_change(
@@ -641,6 +665,7 @@ class FSDAF(FusionMethod):
         assert native is not None
         ci, cj, py, px = native.index(region)
         sp = self.spline_.evaluate_points(py, px, ci, cj)
+        resid, ids = self._native_residuals(ci, cj)
         out = np.empty(fr.shape, dtype=np.float32)
         lo, hi_allow = self.allowed_
         distribute_residual_mapped(
@@ -649,10 +674,19 @@ class FSDAF(FusionMethod):
             np.ascontiguousarray(hi, dtype=np.float32),
             sp,
             np.ascontiguousarray(self.class_change_, dtype=np.float64),
-            np.ascontiguousarray(self.residual_.reshape(-1, fr.shape[0]), dtype=np.float64),
-            np.ascontiguousarray(ci * native.shape[1] + cj),
+            np.ascontiguousarray(resid, dtype=np.float64),
+            np.ascontiguousarray(ids),
             np.asarray(lo, dtype=np.float64),
             np.asarray(hi_allow, dtype=np.float64),
             out,
         )
         return out
+
+    def _native_residuals(self, ci: np.ndarray, cj: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The residuals ``(n, band)`` of the coarse rows ``ci`` spans (only those: they may
+        be on disk, and the kernel's per-pixel sums are sized by them) and each pixel's
+        index into them."""
+        bw = self.residual_.shape[1]
+        i0 = int(ci.min()) if ci.size else 0
+        rows = self.residual_.read(i0, int(ci.max()) + 1 if ci.size else 0)
+        return rows.reshape(-1, rows.shape[-1]), (ci - i0) * bw + cj

@@ -43,6 +43,7 @@ from rasterio.windows import Window
 from stfusion.kernels.coarse import distribute_residual_mapped
 from stfusion.methods.base import FusionMethod
 from stfusion.methods.fsdaf import FSDAF, residual_change
+from stfusion.methods.fsdaf_tables import Bands, CoarseTables, Fractions
 from stfusion.methods.params import AUTO, NON_NEGATIVE, POSITIVE, MethodTags, Param
 from stfusion.methods.variables import CHOICES
 
@@ -222,11 +223,13 @@ class FSDAF2(FSDAF):
         return super().bytes_per_pixel(bands, pairs) + 28.0 * bands + 24.0
 
     def _class_changes(
-        self, fractions: np.ndarray, dc: np.ndarray, complete: np.ndarray, share: np.ndarray
+        self, fractions: Fractions, dc: Bands, complete: np.ndarray, tables: CoarseTables
     ) -> np.ndarray:
-        change = super()._class_changes(fractions, dc, complete, share)
-        resid = dc.T - share @ change  # (n, band), NaN where unknown
-        ci = change_index(resid.T, self.fine_std_)
+        change = super()._class_changes(fractions, dc, complete, tables)
+        # the residuals (n, band) block by block, NaN where unknown
+        ci = np.concatenate(
+            [change_index(res.T, self.fine_std_) for _, _, res in tables.residual_blocks(change)]
+        )
         if self.change_threshold == "auto":
             thr = max(otsu_threshold(ci), CHANGE_FLOOR)
         else:
@@ -236,7 +239,7 @@ class FSDAF2(FSDAF):
         self.change_threshold_ = thr
         self.changed_ = flagged.reshape(self.block_pixels_.shape)
         if flagged.any():
-            change = super()._class_changes(fractions, dc, complete & ~flagged, share)
+            change = super()._class_changes(fractions, dc, complete & ~flagged, tables)
         return change
 
     def _total_change(
@@ -258,7 +261,7 @@ class FSDAF2(FSDAF):
                 hi,
                 sp,
                 self.class_change_,
-                self.residual_[bs],
+                self.residual_.read(bs[0].start, bs[0].stop)[:, bs[1]],
                 self.changed_[bs],
                 r,
                 self.fine_std_,
@@ -268,11 +271,12 @@ class FSDAF2(FSDAF):
         # Native coarse pixels: the same steps with the coarse pixel of each fine pixel.
         ci, cj, py, px = native.index(region)
         sp = self.spline_.evaluate_points(py, px, ci, cj)
-        nb = fr.shape[0]
-        uniq, inv = np.unique(ci * native.shape[1] + cj, return_inverse=True)
+        rows, flat = self._native_residuals(ci, cj)
+        uniq, inv = np.unique(flat, return_inverse=True)
         ids = inv.reshape(ci.shape)
-        resid = self.residual_.reshape(-1, nb)[uniq]
-        known = self.changed_.reshape(-1)[uniq] & np.isfinite(resid).all(axis=1)
+        resid = rows[uniq]
+        flat0 = int(ci.min()) * native.shape[1] if ci.size else 0  # rows' first coarse pixel
+        known = self.changed_.reshape(-1)[uniq + flat0] & np.isfinite(resid).all(axis=1)
         shift = changed_shift(fr, lr, sp, self.class_change_, known[ids], self.fine_std_, thr)
         corr = block_correction(shift, lr, ids, len(uniq))
         f1p = (fr + shift).astype(np.float32)

@@ -5,6 +5,8 @@ See :mod:`stfusion.methods.fsdaf` for the method; these are its scene-wide steps
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from stfusion.kernels.fsdaf import kmeans_step
@@ -203,7 +205,7 @@ def isodata(
 
 
 def unmix_class_changes(
-    fractions: np.ndarray,
+    fractions: Any,
     change: np.ndarray,
     complete: np.ndarray,
     n_pure: int,
@@ -211,12 +213,14 @@ def unmix_class_changes(
 ) -> np.ndarray:
     """Class-level change ``Delta F(c)`` for one band (paper step 2), shape ``(classes,)``.
 
-    ``fractions`` ``(n, classes)``, ``change`` ``(n,)`` = ``Delta C`` per coarse pixel (NaN:
-    unknown), ``complete`` ``(n,)``: fractions sum to 1. For each class the ``n_pure`` complete
-    coarse pixels with the largest fraction (> 1 %) are taken, those whose change lies within
-    the 10th-90th percentile of theirs are kept, and all kept rows are solved together by
-    least squares within ``bounds``. A class in no kept row gets the fraction-weighted mean
-    change of the coarse pixels containing it (limited to ``bounds``).
+    ``fractions`` ``(n, classes)`` (an array, or anything indexed as one with ``[:, c]``,
+    ``[rows, c]`` and ``[rows]``: :class:`stfusion.methods.fsdaf_tables.Fractions`),
+    ``change`` ``(n,)`` = ``Delta C`` per coarse pixel (NaN: unknown), ``complete`` ``(n,)``:
+    fractions sum to 1. For each class the ``n_pure`` complete coarse pixels with the largest
+    fraction (> 1 %) are taken, those whose change lies within the 10th-90th percentile of
+    theirs are kept, and all kept rows are solved together by least squares within
+    ``bounds``. A class in no kept row gets the fraction-weighted mean change of the coarse
+    pixels containing it (limited to ``bounds``).
     """
     from scipy.optimize import lsq_linear
 

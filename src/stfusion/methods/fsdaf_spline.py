@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from stfusion.errors import InvalidParameterError
+from stfusion.io.spill import SpillArray
 from stfusion.kernels.coarse import tps_eval_points_global, tps_eval_points_local
 from stfusion.kernels.fsdaf import tps_eval_global, tps_eval_local
 
@@ -48,8 +49,9 @@ class Spline:
     cy: np.ndarray
     cx: np.ndarray
     radius: int
-    #: local: the coarse values ``(band, bh, bw)`` the splines pass through
-    values: np.ndarray | None = None
+    #: local: the coarse values ``(band, bh, bw)`` the splines pass through (read a block of
+    #: coarse rows at a time: they may be on disk, see :mod:`stfusion.io.spill`)
+    values: SpillArray | None = None
     #: local: coarse pixels whose bands are all finite ``(bh, bw)``
     valid: np.ndarray | None = None
     #: global: ``(n, band)`` weights on the centres ``(py, px)`` and ``(3, band)`` affine
@@ -93,6 +95,7 @@ class Spline:
             a0:a1, b0:b1
         ]
         windows = np.lib.stride_tricks.sliding_window_view(pad, (side, side))
+        rows = self.values.read(a0, a1)  # (band, a1 - a0, bw): every centre used is in it
         rel_y, rel_x = self._offsets()
         ry, rx = rel_y[i0:i1], rel_x[j0:j1]
         # Blocks with the same valid-neighbour pattern and offsets share one system.
@@ -106,7 +109,15 @@ class Spline:
         for members in groups.values():
             for k0 in range(0, len(members), SPLINE_CHUNK):
                 self._solve_group(
-                    members[k0 : k0 + SPLINE_CHUNK], windows, ry, rx, offs, i0, j0, weights, affine
+                    members[k0 : k0 + SPLINE_CHUNK],
+                    windows,
+                    ry,
+                    rx,
+                    offs,
+                    (i0, j0),
+                    (rows, a0),
+                    weights,
+                    affine,
                 )
         return weights, affine
 
@@ -125,13 +136,14 @@ class Spline:
         rel_y: np.ndarray,
         rel_x: np.ndarray,
         offs: np.ndarray,
-        i0: int,
-        j0: int,
+        origin: tuple[int, int],
+        values: tuple[np.ndarray, int],
         weights: np.ndarray,
         affine: np.ndarray,
     ) -> None:
-        assert self.values is not None
-        nb = self.values.shape[0]
+        i0, j0 = origin
+        rows, a0 = values  # coarse rows a0, a0 + 1, ... of the values
+        nb = rows.shape[0]
         side = 2 * self.radius + 1
         m0, n0 = members[0]
         kidx = np.flatnonzero(windows[m0, n0].ravel())
@@ -144,7 +156,7 @@ class Spline:
         bj = np.array([m[1] for m in members])
         ii = i0 + bi[:, None] + offs[ka][None, :]
         jj = j0 + bj[:, None] + offs[kb][None, :]
-        vals = self.values[:, ii, jj]  # (band, G, n)
+        vals = rows[:, ii - a0, jj]  # (band, G, n)
         rhs = vals.transpose(2, 1, 0).reshape(len(kidx), -1)
         wts, aff = _tps_solve(u, v, rhs)
         g = len(members)
@@ -265,19 +277,28 @@ def _tps_solve(
     return sol[:n], sol[n:]
 
 
-def fit_spline(values: np.ndarray, r: int, shape: tuple[int, int], radius: int) -> Spline:
+def fit_spline(
+    values: np.ndarray | SpillArray, r: int, shape: tuple[int, int], radius: int
+) -> Spline:
     """The TPS of the coarse block means ``values`` ``(band, bh, bw)`` (paper step 4).
 
     ``radius == 0``: one spline through all valid coarse centres (exact paper form), solved
     here. ``radius > 0``: each coarse pixel gets the spline through the valid centres within
     ``radius`` coarse pixels of it, used for the fine pixels inside it, solved when evaluated;
     coordinates in coarse-pixel units. A centre is valid when all its bands are finite.
+    ``values`` may be a :class:`SpillArray` (rows: axis 1), kept as it is for local splines.
     """
     cy = block_centres(shape[0], r)
     cx = block_centres(shape[1], r)
-    valid = np.isfinite(values).all(axis=0)
+    store = values if isinstance(values, SpillArray) else SpillArray.of(values, axis=1)
+    nb, bh, bw = store.shape
+    valid = np.empty((bh, bw), dtype=bool)
+    step = max(1, (64 << 20) // max(1, 8 * nb * bw))  # a bounded read at a time
+    for i0 in range(0, bh, step):
+        valid[i0 : i0 + step] = np.isfinite(store.read(i0, i0 + step)).all(axis=0)
     if radius > 0:
-        return Spline(r, cy, cx, radius, values=values, valid=valid)
+        return Spline(r, cy, cx, radius, values=store, valid=valid)
+    values = store.array()
     iy, ix = np.nonzero(valid)
     if iy.size > GLOBAL_SPLINE_MAX:
         raise InvalidParameterError(

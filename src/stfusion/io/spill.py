@@ -1,0 +1,169 @@
+"""Scene-wide state that stays bounded: arrays kept in memory up to a budget, else on disk.
+
+A method's scene-wide state (FSDAF: class counts, coarse means, residuals per coarse pixel)
+grows with the scene. :class:`SpillArray` keeps it in memory while the run's state budget
+(:func:`state_limit`, set from ``--mem-limit`` by :func:`stfusion.tiling.memory_limits`)
+allows, and otherwise in a temporary file that is unlinked as soon as it is opened (so it
+goes away when the process ends, however it ends), read back a block of rows at a time with
+explicit ``pread`` calls. Not ``np.memmap``: the pages of a mapping a process touched count
+in its resident memory until the kernel drops them, which is what the limit is about.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import os
+import tempfile
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+#: Bytes of scene-wide state kept in memory unless :func:`state_limit` says otherwise (the
+#: Python API's default memory limit, 1024 MB, times about the share ``memory_limits`` gives).
+DEFAULT_STATE_BYTES = 200 << 20
+_STATE_BYTES: contextvars.ContextVar[int] = contextvars.ContextVar(
+    "stfusion_state_bytes", default=DEFAULT_STATE_BYTES
+)
+
+
+def state_bytes() -> int:
+    """The current budget (bytes) of scene-wide state a method keeps in memory."""
+    return _STATE_BYTES.get()
+
+
+@contextlib.contextmanager
+def state_limit(nbytes: int) -> Iterator[None]:
+    """Keep at most ``nbytes`` of scene-wide state in memory inside the block (0: spill all)."""
+    token = _STATE_BYTES.set(max(0, int(nbytes)))
+    try:
+        yield
+    finally:
+        _STATE_BYTES.reset(token)
+
+
+class SpillArray:
+    """An array read and written by blocks of rows along ``axis`` (0 or 1), in memory or in
+    an unlinked temporary file (``spill``). The file holds the row axis first, so a block of
+    rows is one contiguous read. Reads of an in-memory array are views; of a spilled one,
+    fresh arrays. Pickling (a Dask worker, a copy) carries the values, in memory."""
+
+    def __init__(
+        self,
+        shape: tuple[int, ...],
+        dtype: Any,
+        *,
+        axis: int = 0,
+        spill: bool = False,
+        fill: Any = 0,
+    ) -> None:
+        self.shape = tuple(int(s) for s in shape)
+        self.dtype = np.dtype(dtype)
+        self.axis = int(axis)
+        self._data: np.ndarray | None = None
+        self._file: Any = None
+        if not spill:
+            self._data = np.full(self.shape, fill, dtype=self.dtype)
+            return
+        # Unlinked at once (tempfile.TemporaryFile): nothing is left behind, even on kill -9.
+        self._file = tempfile.TemporaryFile(prefix="stfusion-state-")
+        stored = self._stored_shape()
+        row = self._row_bytes()
+        self._file.truncate(stored[0] * row)
+        if fill != 0:
+            block = np.full((max(1, (8 << 20) // max(row, 1)), *stored[1:]), fill, self.dtype)
+            for i in range(0, stored[0], len(block)):
+                n = min(len(block), stored[0] - i)
+                os.pwrite(self._file.fileno(), block[:n].tobytes(), i * row)
+
+    @classmethod
+    def of(cls, array: np.ndarray, *, axis: int = 0, spill: bool = False) -> SpillArray:
+        """A SpillArray holding ``array`` (kept as is when not spilled)."""
+        out = cls(array.shape, array.dtype, axis=axis, spill=True) if spill else None
+        if out is None:
+            out = cls.__new__(cls)
+            out.shape, out.dtype, out.axis = array.shape, array.dtype, int(axis)
+            out._data, out._file = array, None
+            return out
+        out.write(0, array)
+        return out
+
+    @property
+    def spilled(self) -> bool:
+        return self._file is not None
+
+    @property
+    def rows(self) -> int:
+        return self.shape[self.axis]
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.shape)) * self.dtype.itemsize
+
+    def _stored_shape(self) -> tuple[int, ...]:
+        s = list(self.shape)
+        return (s.pop(self.axis), *s)
+
+    def _row_bytes(self) -> int:
+        return int(np.prod(self._stored_shape()[1:])) * self.dtype.itemsize
+
+    def read(self, i0: int, i1: int) -> np.ndarray:
+        """Rows ``[i0, i1)`` (clipped), in the array's own axis order."""
+        i0, i1 = max(0, int(i0)), min(self.rows, int(i1))
+        i1 = max(i0, i1)
+        if self._data is not None:
+            return self._data[i0:i1] if self.axis == 0 else self._data[:, i0:i1]
+        stored = self._stored_shape()
+        out = np.empty((i1 - i0, *stored[1:]), dtype=self.dtype)
+        buf = memoryview(out.reshape(-1).view(np.uint8))  # type: ignore[arg-type]
+        row = self._row_bytes()
+        done = 0
+        while done < len(buf):  # pread may return fewer bytes than asked
+            n = os.preadv(self._file.fileno(), [buf[done:]], i0 * row + done)
+            if n <= 0:
+                raise OSError(f"short read of scene-wide state at row {i0}")
+            done += n
+        return out if self.axis == 0 else np.moveaxis(out, 0, self.axis)
+
+    def write(self, i0: int, block: np.ndarray) -> None:
+        """Store ``block`` (the array's axis order) as rows ``i0, i0 + 1, ...``."""
+        n = block.shape[self.axis]
+        if self._data is not None:
+            dst = self._data[i0 : i0 + n] if self.axis == 0 else self._data[:, i0 : i0 + n]
+            if not np.shares_memory(dst, block):
+                dst[...] = block
+            return
+        raw = np.ascontiguousarray(np.moveaxis(np.asarray(block, self.dtype), self.axis, 0))
+        os.pwrite(self._file.fileno(), raw.tobytes(), i0 * self._row_bytes())
+
+    def array(self) -> np.ndarray:
+        """All of it (in memory: the array itself)."""
+        return self._data if self._data is not None else self.read(0, self.rows)
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        a = self.array()
+        return a if dtype is None else a.astype(dtype)
+
+    def __getitem__(self, key: Any) -> Any:
+        return self.array()[key]
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"shape": self.shape, "dtype": self.dtype, "axis": self.axis, "_data": self.array()}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._file = None
+
+
+def row_blocks(
+    rows: int, row_bytes: int, budget: int, min_rows: int = 1
+) -> Iterator[tuple[int, int]]:
+    """``[i0, i1)`` blocks of rows of ``row_bytes`` each, about ``budget`` bytes at a time
+    (at least ``min_rows``); a short last block is merged into the one before it."""
+    step = max(int(min_rows), budget // max(int(row_bytes), 1), 1)
+    starts = list(range(0, rows, step))
+    if len(starts) > 1 and rows - starts[-1] < step // 2:
+        starts.pop()
+    for k, i0 in enumerate(starts):
+        yield i0, starts[k + 1] if k + 1 < len(starts) else rows
