@@ -254,3 +254,31 @@ def test_demo_weights(model: str, tmp_path: Path) -> None:
 
     assert CLASSES[model].training_dates == DEMO_DATES
     check_shipped(model, tmp_path)
+
+
+@pytest.mark.realdata
+def test_student_prediction_does_not_load_the_training_stack(
+    cia_paths: dict[str, Path], tmp_path: Path
+) -> None:
+    """Predicting with the student imported lightning, torchmetrics and matplotlib through
+    dl.distill (+200 MB resident): its checkpoint loader now lives in dl.checkpoint."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from stfusion.cli.main import main\n"
+        "try:\n"
+        f"    main(['predict', '-m', 'student', '--pair', {str(cia_paths['f1'])!r}, "
+        f"{str(cia_paths['c1'])!r}, '--coarse', {str(cia_paths['c2'])!r}, "
+        f"'--out', {str(tmp_path / 'st.tif')!r}])\n"
+        "except SystemExit as e:\n"
+        "    assert not e.code, e.code\n"
+        "heavy = ('lightning', 'torchmetrics', 'matplotlib')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True
+    )
+    assert (tmp_path / "st.tif").exists()
+    assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout + out.stderr

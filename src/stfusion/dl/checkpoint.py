@@ -41,6 +41,7 @@ import numpy as np
 import torch
 
 from stfusion.dl.networks import FusionNet, build_network
+from stfusion.dl.networks.student import StudentNet
 from stfusion.errors import (
     InputFileError,
     InvalidParameterError,
@@ -344,3 +345,28 @@ def strip_checkpoint(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -
     ck = load_checkpoint(src)
     data = {k: v for k, v in ck.data.items() if k not in ("resume", "format", "version")}
     return save_checkpoint(dst, data)
+
+
+class StudentCheckpoint(Checkpoint):
+    """A checkpoint that can build the student network before it is in ``network_class``.
+
+    Here, not in :mod:`stfusion.dl.distill`: predicting with a student must not import the
+    training stack (lightning, torchmetrics, matplotlib: +200 MB resident)."""
+
+    def network(self, state: str = "best") -> FusionNet:
+        cfg = self.data["network"]
+        if cfg.get("network") != StudentNet.name or cfg.get("agnostic"):
+            return super().network(state)
+        net = StudentNet(int(cfg["bands"]), tuple(int(c) for c in cfg["channels"]))
+        net.load_state_dict(
+            self.data["state_dict"] if state == "best" else self.data["resume"]["state_dict"]
+        )
+        return net.eval()
+
+
+def load_student(path: str | os.PathLike[str]) -> StudentCheckpoint:
+    """Load a checkpoint (checked as :func:`~stfusion.dl.checkpoint.load_checkpoint`) whose
+    :meth:`~Checkpoint.network` also builds students; usable by ``Predictor`` and
+    ``predict_arrays``."""
+    ck = load_checkpoint(path)
+    return StudentCheckpoint(ck.path, ck.data)

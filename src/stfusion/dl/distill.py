@@ -73,7 +73,13 @@ from torch import nn
 import stfusion
 from stfusion.dl import datasets as ds
 from stfusion.dl import engine
-from stfusion.dl.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from stfusion.dl.checkpoint import (
+    Checkpoint,
+    StudentCheckpoint,
+    load_checkpoint,
+    load_student,
+    save_checkpoint,
+)
 from stfusion.dl.distill_teacher import (
     PROBE_BATCH,
     DistillLoss,
@@ -156,28 +162,6 @@ class DistillResult(RunResult):
 
 
 # ----------------------------------------------------------------------------- checkpoints
-
-
-class StudentCheckpoint(Checkpoint):
-    """A checkpoint that can build the student network before it is in ``network_class``."""
-
-    def network(self, state: str = "best") -> FusionNet:
-        cfg = self.data["network"]
-        if cfg.get("network") != StudentNet.name or cfg.get("agnostic"):
-            return super().network(state)
-        net = StudentNet(int(cfg["bands"]), tuple(int(c) for c in cfg["channels"]))
-        net.load_state_dict(
-            self.data["state_dict"] if state == "best" else self.data["resume"]["state_dict"]
-        )
-        return net.eval()
-
-
-def load_student(path: str | os.PathLike[str]) -> StudentCheckpoint:
-    """Load a checkpoint (checked as :func:`~stfusion.dl.checkpoint.load_checkpoint`) whose
-    :meth:`~Checkpoint.network` also builds students; usable by ``Predictor`` and
-    ``predict_arrays``."""
-    ck = load_checkpoint(path)
-    return StudentCheckpoint(ck.path, ck.data)
 
 
 def parameter_count(net: nn.Module) -> int:

@@ -53,7 +53,7 @@ class Student(DeepMethod):
     def _load(self, path: Path) -> Any:
         # load_student builds the student network whether or not it is registered in
         # stfusion.dl.networks.network_class.
-        from stfusion.dl.distill import load_student
+        from stfusion.dl.checkpoint import load_student
 
         ck = load_student(path)
         if ck.model != self.name:
