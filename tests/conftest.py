@@ -171,3 +171,22 @@ def small_tifs(tmp_path: Path) -> dict[str, Path]:
             names=["red", "nir"],
         )
     return out
+
+
+def predict_args(s: dict[str, Path], out: Path, *extra: str) -> list[str]:
+    """``stfusion predict`` with STARFM (window 7) on the pair and target of ``s``."""
+    return [
+        "predict",
+        "--method",
+        "starfm",
+        "--pair",
+        str(s["f1"]),
+        str(s["c1"]),
+        "--coarse",
+        str(s["c2"]),
+        "--out",
+        str(out),
+        "--param",
+        "window=7",
+        *extra,
+    ]

@@ -10,7 +10,7 @@ import pytest
 import rasterio
 
 import stfusion
-from conftest import run_cli, write_tif
+from conftest import predict_args, run_cli, write_tif
 from stfusion.cli import main
 from stfusion.io import FileSource
 from stfusion.methods.starfm import STARFM
@@ -30,29 +30,11 @@ def test_version_help_methods(capsys: pytest.CaptureFixture[str]) -> None:
     assert "window=51" in out
 
 
-def _predict(s: dict[str, Path], out: Path, *extra: str) -> list[str]:
-    return [
-        "predict",
-        "--method",
-        "starfm",
-        "--pair",
-        str(s["f1"]),
-        str(s["c1"]),
-        "--coarse",
-        str(s["c2"]),
-        "--out",
-        str(out),
-        "--param",
-        "window=7",
-        *extra,
-    ]
-
-
 def test_predict_writes_georeferenced_float32_equal_to_library(
     small_tifs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "pred.tif"
-    code, stdout, err = run_cli(_predict(small_tifs, out, "--mem-limit", "1"), capsys)
+    code, stdout, err = run_cli(predict_args(small_tifs, out, "--mem-limit", "1"), capsys)
     assert code == 0, err
     assert "wrote" in stdout
     with rasterio.open(out) as ds, rasterio.open(small_tifs["f1"]) as ref:
@@ -68,10 +50,10 @@ def test_predict_writes_georeferenced_float32_equal_to_library(
     np.testing.assert_array_equal(cli_pred, lib.values)
     # No overwrite without --overwrite, and the file is untouched.
     before = out.stat().st_mtime_ns
-    code, _, err = run_cli(_predict(small_tifs, out), capsys)
+    code, _, err = run_cli(predict_args(small_tifs, out), capsys)
     assert code == 1 and "--overwrite" in err and "Traceback" not in err
     assert out.stat().st_mtime_ns == before
-    code, _, err = run_cli(_predict(small_tifs, out, "--overwrite"), capsys)
+    code, _, err = run_cli(predict_args(small_tifs, out, "--overwrite"), capsys)
     assert code == 0, err
 
 
@@ -121,7 +103,7 @@ def test_bad_inputs_fail_cleanly(
     elif case == "even_window":
         extra = ["--param", "window=8"]
     out = tmp_path / "out.tif"
-    code, _, err = run_cli(_predict(s, out, *extra), capsys)
+    code, _, err = run_cli(predict_args(s, out, *extra), capsys)
     assert code == 1
     assert message in err
     assert "Traceback" not in err
@@ -137,7 +119,7 @@ def test_debug_shows_traceback(small_tifs: dict[str, Path], tmp_path: Path) -> N
 
     s = dict(small_tifs, c1=tmp_path / "missing.tif")
     with pytest.raises(InputFileError):
-        main(["--debug", *_predict(s, tmp_path / "o.tif")])
+        main(["--debug", *predict_args(s, tmp_path / "o.tif")])
 
 
 def test_evaluate_table_and_json(

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import run_cli, write_tif
+from conftest import predict_args, run_cli, write_tif
 from stfusion.errors import InputFileError, InvalidParameterError
 from stfusion.io import FileSource
 
@@ -22,25 +22,6 @@ def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
     code, _, err = run_cli(args, capsys)
     assert "Traceback" not in err
     return code, err
-
-
-def _predict(s: dict[str, Path], out: Path, *extra: str) -> list[str]:
-    return [
-        "predict",
-        "--method",
-        "starfm",
-        "--pair",
-        str(s["f1"]),
-        str(s["c1"]),
-        "--coarse",
-        str(s["c2"]),
-        "--out",
-        str(out),
-        "--param",
-        "window=7",
-        "-q",
-        *extra,
-    ]
 
 
 # ---------------------------------------------------------------------------- options
@@ -73,7 +54,7 @@ def test_predict_refuses_bad_option_values(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     out = tmp_path / "o.tif"
-    code, err = run(_predict(small_tifs, out, option, value), capsys)
+    code, err = run(predict_args(small_tifs, out, option, value, "-q"), capsys)
     assert code == 2, err
     assert option in err and repr(value) in err
     assert not out.exists()
@@ -82,7 +63,9 @@ def test_predict_refuses_bad_option_values(
 def test_scheduler_message_names_the_accepted_forms(
     small_tifs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    _, err = run(_predict(small_tifs, tmp_path / "o.tif", "--scheduler", "not a url"), capsys)
+    _, err = run(
+        predict_args(small_tifs, tmp_path / "o.tif", "--scheduler", "not a url", "-q"), capsys
+    )
     assert "'not a url'" in err and "tcp://HOST:PORT" in err and "scheduler file" in err
 
 
@@ -140,7 +123,7 @@ def test_bad_params_fail_cleanly(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    args = _predict(small_tifs, tmp_path / "o.tif")
+    args = predict_args(small_tifs, tmp_path / "o.tif", "-q")
     args[args.index("starfm")] = method
     args[args.index("window=7")] = param
     code, err = run(args, capsys)
@@ -284,7 +267,7 @@ def test_forged_checkpoint_refused_before_building(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     path = _checkpoint(tmp_path, change, drop)
-    args = _predict(small_tifs, tmp_path / "o.tif")
+    args = predict_args(small_tifs, tmp_path / "o.tif", "-q")
     args[args.index("starfm")] = "dcstfn"
     args[args.index("window=7")] = f"weights={path}"
     code, err = run(args, capsys)
