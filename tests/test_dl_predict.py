@@ -96,6 +96,45 @@ def test_no_seams_tiled_equals_whole(model: str, trained: dict, files: dict) -> 
     assert np.abs(seamed - whole).max() > 10 * SEAM_TOL
 
 
+@pytest.mark.parametrize("model", ["dcstfn", "edcstfn"])
+def test_batched_tiles_equal_tiles_one_at_a_time(model: str, trained: dict, files: dict) -> None:
+    """Several tiles per forward pass (tiles of 24 px on 64: sizes 24 and 16, batched by
+    size) give the one-at-a-time output within SEAM_TOL; the window plan grows to about
+    ``batch`` tiles and batch=auto is 1 on the CPU (output unchanged)."""
+    target = files[DATES[2]][1]
+    one = fit(model, trained[model], files, tile=24, batch=1).predict(target).values
+    est = fit(model, trained[model], files, tile=24, batch=5)
+    assert est.batch_ == 5
+    assert {(int(w.height), int(w.width)) for w in est.plan()} <= {(64, 64), (48, 48), (16, 16)}
+    np.testing.assert_allclose(est.predict(target).values, one, rtol=0, atol=SEAM_TOL)
+    auto = fit(model, trained[model], files, tile=24, device="cpu")
+    assert auto.batch_ == 1
+    np.testing.assert_array_equal(auto.predict(target).values, one)
+    # Arrays: batched crop equals one tile at a time.
+    scene = open_scene([files[DATES[1]]], target)
+    (f, c), t = scene.pairs[0], scene.target
+    arrays = [(f.read(), c.read())]
+    single = predict_arrays(trained[model], arrays, t.read(), tile=16, device="cpu")
+    batched = predict_arrays(trained[model], arrays, t.read(), tile=16, device="cpu", batch=7)
+    np.testing.assert_allclose(batched, single, rtol=0, atol=SEAM_TOL)
+
+
+def test_precision_mixed_close_to_float32(trained: dict, files: dict) -> None:
+    """bf16-mixed autocast (the CPU has it) stays close to float32 and returns float32;
+    NaN masking is unchanged."""
+    target = files[DATES[2]][1]
+    full = fit("edcstfn", trained["edcstfn"], files, device="cpu").predict(target).values
+    half = fit("edcstfn", trained["edcstfn"], files, device="cpu", precision="bf16-mixed")
+    out = half.predict(target).values
+    assert out.dtype == np.float32 and np.isfinite(out).all()
+    assert not np.array_equal(out, full)  # really ran in bfloat16
+    assert np.abs(out - full).max() < 0.05 * np.abs(full).max()
+    with pytest.raises(InvalidParameterError, match="precision"):
+        EDCSTFN(precision="64")
+    with pytest.raises(InvalidParameterError, match="precision"):
+        Predictor(trained["edcstfn"], "cpu", precision="half")
+
+
 def test_predict_arrays_crop_and_weighted_blend(trained: dict, files: dict) -> None:
     scene = open_scene([files[DATES[1]]], files[DATES[2]][1])
     (f, c), t = scene.pairs[0], scene.target
@@ -172,13 +211,19 @@ def test_not_a_checkpoint(tmp_path: Path, files: dict) -> None:
         assert str(path) in str(info.value)
 
 
-def test_params_validation() -> None:
+def test_params_validation(trained: dict) -> None:
     with pytest.raises(InvalidParameterError, match="tile"):
         EDCSTFN(tile=4)
     with pytest.raises(InvalidParameterError, match="overlap"):
         EDCSTFN(overlap=-1)
     with pytest.raises(InvalidParameterError, match="device"):
         EDCSTFN(device="tpu")
+    with pytest.raises(InvalidParameterError, match="batch"):
+        EDCSTFN(batch=0)
+    assert EDCSTFN(device="cuda:1", batch=4).device == "cuda:1"
+    if not torch.cuda.is_available():
+        with pytest.raises(InvalidParameterError, match="no CUDA GPU"):
+            Predictor(trained["edcstfn"], "cuda:1")
     assert EDCSTFN.parse_params(["tile=64", "overlap=auto", "weights=m.ckpt"]) == {
         "tile": 64,
         "overlap": "auto",

@@ -19,8 +19,12 @@ pair has valid fine, coarse and target values are NaN.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import re
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -30,18 +34,54 @@ from rasterio.windows import Window
 from stfusion.dl.checkpoint import Checkpoint, load_checkpoint
 from stfusion.errors import InvalidParameterError
 from stfusion.io import ArraySource, Grid, Source
+from stfusion.run_config import PRECISIONS
 from stfusion.tiling import windows_covering
 
 
 def resolve_device(device: str = "auto") -> torch.device:
-    """``auto``: CUDA when available, else the CPU."""
+    """``auto``: CUDA when available, else the CPU; ``cuda:N`` the GPU numbered N."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise InvalidParameterError("device=cuda: no CUDA GPU is available; use cpu or auto.")
-    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
-        raise InvalidParameterError(f"device {device!r}: choose auto, cpu or cuda.")
+    if device != "cpu" and device != "cuda" and not re.fullmatch(r"cuda:\d+", device):
+        raise InvalidParameterError(f"device {device!r}: choose auto, cpu, cuda or cuda:N.")
+    if device.startswith("cuda"):
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        index = int(device.split(":")[1]) if ":" in device else 0
+        if index >= count:
+            raise InvalidParameterError(
+                f"device={device}: "
+                + (
+                    f"this machine has {count} CUDA GPU(s) (cuda:0..cuda:{count - 1})"
+                    if count
+                    else "no CUDA GPU is available"
+                )
+                + "; use cpu or auto."
+            )
     return torch.device(device)
+
+
+def check_precision(precision: str) -> str:
+    """The arithmetic of the forward pass (Lightning's names, ``run_config.PRECISIONS``):
+    float32, or autocast to float16 or bfloat16."""
+    if precision not in PRECISIONS:
+        raise InvalidParameterError(
+            f"precision {precision!r}: choose {', '.join(PRECISIONS)} (32 = float32, the "
+            "default; the mixed ones run most layers in half precision on a GPU)."
+        )
+    return precision
+
+
+@dataclass
+class _Extent:
+    """One grown tile's network inputs (normalised, edge-padded to the network's multiple)."""
+
+    fines: list[np.ndarray]
+    coarses: list[np.ndarray]
+    target: np.ndarray
+    masks: list[np.ndarray]  # per pair (1, H, W), padded
+    valid: list[np.ndarray]  # per pair (h, w), inside the scene
+    pad: tuple[tuple[int, int], ...]
+    inside: Window
 
 
 def default_overlap(radius: int, multiple: int = 1) -> int:
@@ -53,10 +93,13 @@ def default_overlap(radius: int, multiple: int = 1) -> int:
 class Predictor:
     """A checkpoint's network ready to predict, with its normalisation."""
 
-    def __init__(self, checkpoint: Checkpoint | str, device: str = "auto") -> None:
+    def __init__(
+        self, checkpoint: Checkpoint | str, device: str = "auto", precision: str = "32"
+    ) -> None:
         ck = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
         self.checkpoint = ck
         self.device = resolve_device(device)
+        self.precision = check_precision(precision)
         self.net = ck.network().to(self.device)
         self.mean = ck.mean.astype(np.float32)[:, None, None]
         self.std = ck.std.astype(np.float32)[:, None, None]
@@ -103,6 +146,19 @@ class Predictor:
         Returns the prediction for the part inside the scene (physical units, NaN where no
         pair is valid) and that part's window. Outside the scene the inputs are edge-replicated.
         """
+        ext = self._extent_inputs(fines, coarses, target, shape, rows, cols)
+        return self._forward([ext])[0], ext.inside
+
+    def _extent_inputs(
+        self,
+        fines: Sequence[Source],
+        coarses: Sequence[Source],
+        target: Source,
+        shape: tuple[int, int],
+        rows: tuple[int, int],
+        cols: tuple[int, int],
+    ) -> _Extent:
+        """The normalised, edge-padded network inputs of one extent (see predict_extent)."""
         h, w = shape
         r0, r1 = rows
         c0, c1 = cols
@@ -123,35 +179,40 @@ class Predictor:
             f_in.append(np.pad(np.nan_to_num(f), pad, mode="edge"))
             c_in.append(np.pad(np.nan_to_num(c), pad, mode="edge"))
         t_in = np.pad(np.nan_to_num(tgt), pad, mode="edge")
+        masks = [np.pad(v, pad[1:], mode="edge")[None] for v in valid]
+        return _Extent(f_in, c_in, t_in, masks, valid, pad, inside)
+
+    def _forward(self, batch: Sequence[_Extent]) -> list[np.ndarray]:
+        """One forward pass over extents of one padded shape, stacked on the batch axis;
+        each prediction cropped to its part inside the scene (physical units, NaN where no
+        pair is valid)."""
         dev = self.device
 
-        def tensor(a: np.ndarray) -> torch.Tensor:
-            return torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))[None].to(dev)
+        def stacked(arrays: Sequence[np.ndarray]) -> torch.Tensor:
+            a = np.stack([np.asarray(x, dtype=np.float32) for x in arrays])
+            return torch.from_numpy(a).to(dev)
 
-        masks = [tensor(np.pad(v, pad[1:], mode="edge")[None].astype(np.float32)) for v in valid]
-        with torch.inference_mode():
-            out = self.net.predict_pairs(
-                [tensor(a) for a in f_in], [tensor(a) for a in c_in], tensor(t_in), masks
-            )
-        pred = out[0].float().cpu().numpy()
-        pred = pred[:, pad[1][0] : pad[1][0] + inside.height, pad[2][0] : pad[2][0] + inside.width]
-        pred = pred * self.std + self.mean
-        pred[:, ~np.any(valid, axis=0)] = np.nan
-        return pred.astype(np.float32), inside
+        n_pairs = len(batch[0].fines)
+        fines = [stacked([e.fines[k] for e in batch]) for k in range(n_pairs)]
+        coarses = [stacked([e.coarses[k] for e in batch]) for k in range(n_pairs)]
+        masks = [stacked([e.masks[k] for e in batch]) for k in range(n_pairs)]
+        with torch.inference_mode(), self._autocast():
+            out = self.net.predict_pairs(fines, coarses, stacked([e.target for e in batch]), masks)
+        preds = out.float().cpu().numpy()
+        result = []
+        for pred, e in zip(preds, batch):
+            top, left = e.pad[1][0], e.pad[2][0]
+            pred = pred[:, top : top + e.inside.height, left : left + e.inside.width]
+            pred = pred * self.std + self.mean
+            pred[:, ~np.any(e.valid, axis=0)] = np.nan
+            result.append(pred.astype(np.float32))
+        return result
 
-    def predict_tile(
-        self,
-        fines: Sequence[Source],
-        coarses: Sequence[Source],
-        target: Source,
-        shape: tuple[int, int],
-        tile: Window,
-        overlap: int,
-    ) -> np.ndarray:
-        """Predict one tile (clipped to the scene) with ``overlap`` px of context."""
-        pred, inside = self.predict_extent(fines, coarses, target, shape, *_grown(tile, overlap))
-        dr, dc = int(tile.row_off) - int(inside.row_off), int(tile.col_off) - int(inside.col_off)
-        return pred[:, dr : dr + int(tile.height), dc : dc + int(tile.width)]
+    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
+        if self.precision == "32":
+            return contextlib.nullcontext()
+        dtype = torch.float16 if self.precision == "16-mixed" else torch.bfloat16
+        return torch.autocast(device_type=self.device.type, dtype=dtype)
 
     def predict_window(
         self,
@@ -162,20 +223,38 @@ class Predictor:
         window: Window,
         tile: int,
         overlap: int,
+        batch: int = 1,
     ) -> np.ndarray:
-        """Any window of the scene, assembled from the scene-anchored tiles it touches."""
+        """Any window of the scene, assembled from the scene-anchored tiles it touches,
+        ``batch`` tiles of one size per forward pass."""
         r0, c0 = int(window.row_off), int(window.col_off)
         h, w = int(window.height), int(window.width)
         out = np.full((len(self.mean), h, w), np.nan, dtype=np.float32)
-        for tr in range(r0 // tile * tile, r0 + h, tile):
-            for tc in range(c0 // tile * tile, c0 + w, tile):
-                t = Window(tc, tr, min(tile, shape[1] - tc), min(tile, shape[0] - tr))
-                pred = self.predict_tile(fines, coarses, target, shape, t, overlap)
-                a0, a1 = max(tr, r0), min(tr + int(t.height), r0 + h)
-                b0, b1 = max(tc, c0), min(tc + int(t.width), c0 + w)
-                out[:, a0 - r0 : a1 - r0, b0 - c0 : b1 - c0] = pred[
-                    :, a0 - tr : a1 - tr, b0 - tc : b1 - tc
+        tiles = [
+            Window(tc, tr, min(tile, shape[1] - tc), min(tile, shape[0] - tr))
+            for tr in range(r0 // tile * tile, r0 + h, tile)
+            for tc in range(c0 // tile * tile, c0 + w, tile)
+        ]
+        # Tiles grouped by size (the last row and column of the scene may be smaller), so
+        # every forward pass stacks inputs of one shape.
+        by_size: dict[tuple[int, int], list[Window]] = {}
+        for t in tiles:
+            by_size.setdefault((int(t.height), int(t.width)), []).append(t)
+        for group in by_size.values():
+            for i in range(0, len(group), max(1, batch)):
+                part = group[i : i + max(1, batch)]
+                exts = [
+                    self._extent_inputs(fines, coarses, target, shape, *_grown(t, overlap))
+                    for t in part
                 ]
+                for t, e, pred in zip(part, exts, self._forward(exts)):
+                    tr, tc = int(t.row_off), int(t.col_off)
+                    dr, dc = tr - int(e.inside.row_off), tc - int(e.inside.col_off)
+                    a0, a1 = max(tr, r0), min(tr + int(t.height), r0 + h)
+                    b0, b1 = max(tc, c0), min(tc + int(t.width), c0 + w)
+                    out[:, a0 - r0 : a1 - r0, b0 - c0 : b1 - c0] = pred[
+                        :, dr + a0 - tr : dr + a1 - tr, dc + b0 - tc : dc + b1 - tc
+                    ]
         return out
 
 
@@ -207,12 +286,13 @@ def predict_arrays(
     overlap: int | None = None,
     blend: str = "crop",
     device: str = "auto",
+    batch: int = 1,
 ) -> np.ndarray:
     """Predict from in-memory ``(band, y, x)`` arrays in physical units (no checks on
     bands or scale: :class:`stfusion.methods.deep` does those for scenes).
 
-    ``blend="crop"``: halo-cropped tiles (exact when ``overlap >= radius``); ``"weighted"``:
-    linearly weighted averaging of the grown tiles.
+    ``blend="crop"``: halo-cropped tiles (exact when ``overlap >= radius``), ``batch`` tiles
+    per forward pass; ``"weighted"``: linearly weighted averaging of the grown tiles.
     """
     pred = model if isinstance(model, Predictor) else Predictor(model, device)
     pred.set_stats([np.asarray(f, np.float32) for f, _ in pairs])
@@ -227,7 +307,8 @@ def predict_arrays(
     target = ArraySource(tgt, grid)
     shape = (h, w)
     if blend == "crop":
-        return pred.predict_window(fines, coarses, target, shape, Window(0, 0, w, h), tile, overlap)
+        whole = Window(0, 0, w, h)
+        return pred.predict_window(fines, coarses, target, shape, whole, tile, overlap, batch)
     if blend != "weighted":
         raise InvalidParameterError(f"blend {blend!r}: choose crop or weighted.")
     acc = np.zeros((target.count, h, w))

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from stfusion.dl.checkpoint import Checkpoint, load_checkpoint
-from stfusion.dl.infer import Predictor, resolve_device
+from stfusion.dl.infer import Predictor, check_precision, resolve_device
 from stfusion.dl.networks.stfdcnn import STFDCNNNet
 
 
@@ -40,10 +40,13 @@ class STFDCNNPredictor(Predictor):
     """:class:`stfusion.dl.infer.Predictor` for STFDCNN checkpoints, building the network
     from its stored config (``factor``, ``window``) without the network registry."""
 
-    def __init__(self, checkpoint: Checkpoint | str, device: str = "auto") -> None:
+    def __init__(
+        self, checkpoint: Checkpoint | str, device: str = "auto", precision: str = "32"
+    ) -> None:
         ck = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
         self.checkpoint = ck
         self.device = resolve_device(device)
+        self.precision = check_precision(precision)
         self.net = load_network(ck).to(self.device)
         self.mean = ck.mean.astype(np.float32)[:, None, None]
         self.std = ck.std.astype(np.float32)[:, None, None]

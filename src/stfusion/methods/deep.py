@@ -30,8 +30,11 @@ count, names and scale. On your own scenes, fine-tune them (``stfusion train``).
 
 from __future__ import annotations
 
+import math
 import os
+import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from numbers import Integral
 from pathlib import Path
 from typing import Any, ClassVar
@@ -42,8 +45,8 @@ from rasterio.windows import Window
 from stfusion.errors import InvalidParameterError
 from stfusion.io import Source
 from stfusion.methods.base import FusionMethod, Param
-from stfusion.methods.params import AUTO, Interval, MethodTags, StrOptions, Text
-from stfusion.run_config import shipped_weights
+from stfusion.methods.params import AUTO, Constraint, Interval, MethodTags, StrOptions, Text
+from stfusion.run_config import PRECISIONS, shipped_weights
 from stfusion.scene import Scene
 
 #: Training dates of the shipped checkpoints (checked against the files by the tests): CIA,
@@ -59,6 +62,24 @@ DEMO_DATES = (
     "2016-03-31",
     "2016-04-30",
 )
+
+
+@dataclass(frozen=True)
+class DeviceName(Constraint):
+    """``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (torch's device names)."""
+
+    def is_satisfied_by(self, value: Any) -> bool:
+        return isinstance(value, str) and (
+            value in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", value) is not None
+        )
+
+    def describe(self) -> str:
+        return "'auto', 'cpu', 'cuda' or 'cuda:N' (the GPU numbered N)"
+
+    def parse(self, text: str) -> Any:
+        if not self.is_satisfied_by(text):
+            raise ValueError(text)
+        return text
 
 
 def demo_weights(name: str) -> Path:
@@ -127,9 +148,25 @@ class DeepMethod(FusionMethod):
         Param(
             "device",
             "auto",
-            StrOptions(("auto", "cpu", "cuda")),
+            DeviceName(),
             "",
-            "where the network runs: auto (cuda if available), cpu or cuda",
+            "where the network runs: auto (cuda if available), cpu, cuda or cuda:N",
+        ),
+        Param(
+            "batch",
+            "auto",
+            (AUTO, Interval(Integral, 1, None, closed="left")),
+            "tiles",
+            "tiles per forward pass; auto = 1 on the CPU (the memory docs/parallel.md "
+            "measures), 8 on a GPU",
+        ),
+        Param(
+            "precision",
+            "32",
+            StrOptions(PRECISIONS),
+            "",
+            "arithmetic of the forward pass: 32 (float32), 16-mixed or bf16-mixed (autocast; "
+            "for GPUs, output differs from 32 by about 1e-3)",
         ),
     )
 
@@ -138,6 +175,8 @@ class DeepMethod(FusionMethod):
     tile: int
     overlap: int | str
     device: str
+    batch: int | str
+    precision: str
 
     def __init__(
         self,
@@ -146,8 +185,17 @@ class DeepMethod(FusionMethod):
         tile: int = 256,
         overlap: int | str = "auto",
         device: str = "auto",
+        batch: int | str = "auto",
+        precision: str = "32",
     ) -> None:
-        super().__init__(weights=weights, tile=tile, overlap=overlap, device=device)
+        super().__init__(
+            weights=weights,
+            tile=tile,
+            overlap=overlap,
+            device=device,
+            batch=batch,
+            precision=precision,
+        )
 
     def weights_path(self) -> Path:
         if str(self.weights) in ("demo", "shipped"):
@@ -183,7 +231,7 @@ class DeepMethod(FusionMethod):
         """What runs the network on tiles (STFDCNN has its own)."""
         from stfusion.dl.infer import Predictor
 
-        return Predictor(ck, str(self.device))
+        return Predictor(ck, str(self.device), self.precision)
 
     def _fit(self, scene: Scene) -> None:
         from stfusion.dl.infer import default_overlap
@@ -217,6 +265,9 @@ class DeepMethod(FusionMethod):
         self.checkpoint_ = str(path)
         self.predictor_ = pred
         self.overlap_ = overlap
+        self.batch_ = (
+            int(self.batch) if self.batch != "auto" else 1 if pred.device.type == "cpu" else 8
+        )
         self.training_dates_ = ck.training_dates
 
     def _prepare(self, target: Source) -> None:
@@ -246,8 +297,11 @@ class DeepMethod(FusionMethod):
     def plan(
         self, mem_limit_mb: float | None = None, window_size: int | None = None, workers: int = 1
     ) -> list[Window]:
-        # One processing window per tile by default; any other plan gives the same output.
-        return super().plan(mem_limit_mb, window_size or int(self.tile), workers)
+        # One processing window per tile by default (per block of about ``batch`` tiles);
+        # any other plan gives the same output.
+        self._check_fitted()
+        side = int(self.tile) * (math.isqrt(self.batch_ - 1) + 1)  # ceil(sqrt(batch)) tiles
+        return super().plan(mem_limit_mb, window_size or side, workers)
 
     def predict_window(self, window: Window) -> np.ndarray:
         scene = self.scene_
@@ -259,6 +313,7 @@ class DeepMethod(FusionMethod):
             window,
             int(self.tile),
             self.overlap_,
+            self.batch_,
         )
 
 

@@ -59,12 +59,21 @@ class STFDCNN(DeepMethod):
         tile: int = 240,
         overlap: int | str = "auto",
         device: str = "auto",
+        batch: int | str = "auto",
+        precision: str = "32",
     ) -> None:
-        super().__init__(weights=weights, tile=tile, overlap=overlap, device=device)
+        super().__init__(
+            weights=weights,
+            tile=tile,
+            overlap=overlap,
+            device=device,
+            batch=batch,
+            precision=precision,
+        )
 
     def _predictor(self, ck: Any) -> Any:
         # The STFDCNN predictor builds the network from the checkpoint's config (LSR factor,
         # weight window) without the network registry.
         from stfusion.dl.infer_stfdcnn import STFDCNNPredictor
 
-        return STFDCNNPredictor(ck, str(self.device))
+        return STFDCNNPredictor(ck, str(self.device), self.precision)
