@@ -27,6 +27,7 @@ run; the student-vs-teacher (EDCSTFN paper) ratio is the headline number.
 
     .venv/bin/python benchmarks/bench_deep.py --teacher teacher.ckpt       # about 10 minutes
     .venv/bin/python benchmarks/bench_deep.py --quick                      # 430 x 510 smoke run
+    python benchmarks/bench_deep.py --device cuda --batch 8 --precision 16-mixed --out gpu.json
 """
 
 from __future__ import annotations
@@ -130,10 +131,13 @@ def _time(
     target: np.ndarray,
     tile: int,
     overlap: int,
+    batch: int = 1,
 ) -> tuple[float, float, np.ndarray]:
     """Wall seconds, CPU share (CPU s / wall s / threads) and output of one prediction."""
     c0, t0 = time.process_time(), time.perf_counter()
-    out = predict_arrays(pred, [pair], target, tile=tile, overlap=overlap)
+    out = predict_arrays(pred, [pair], target, tile=tile, overlap=overlap, batch=batch)
+    if pred.device.type == "cuda":
+        torch.cuda.synchronize()
     wall = time.perf_counter() - t0
     return wall, (time.process_time() - c0) / wall / torch.get_num_threads(), out
 
@@ -162,7 +166,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         rows.append(row)
         try:
             ck, row.weights = _model(label, name, size, args.teacher, mean, std)
-            models[label] = Predictor(ck, "cpu")
+            models[label] = Predictor(ck, args.device, args.precision)
             row.parameters = parameter_count(models[label].net)
         except Exception as exc:  # a network missing or still being written: note, go on
             row.skipped = _why(exc)
@@ -189,7 +193,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             if row.skipped:
                 continue
             try:
-                wall, share, out = _time(models[row.label], (f1, c1), tgt, args.tile, row.overlap)
+                wall, share, out = _time(
+                    models[row.label], (f1, c1), tgt, args.tile, row.overlap, args.batch
+                )
             except Exception as exc:
                 row.skipped = _why(exc)
                 print(f"{row.label:15s} skipped ({row.skipped})", flush=True)
@@ -224,6 +230,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "platform": platform.platform(),
             "python": platform.python_version(),
             "torch": str(torch.__version__),
+            "device": args.device,
+            "gpu": torch.cuda.get_device_name() if "cuda" in args.device else None,
             "stfusion": stfusion.__version__,
             "load_average_after": list(os.getloadavg()),
             "note": "shared machine: other jobs ran meanwhile; fastest of the repeats kept",
@@ -239,6 +247,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "tile": args.tile,
         "overlap": args.overlap,
         "threads": args.threads,
+        "batch": args.batch,
+        "precision": args.precision,
         "repeat": args.repeat,
         "rows": [asdict(r) for r in rows],
         "seconds_relative_to_student": ratios,
@@ -297,6 +307,9 @@ def main(argv: list[str] | None = None) -> None:
         "predict); common = the largest default for all; or a number for all",
     )
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    ap.add_argument("--batch", type=int, default=1, help="tiles per forward pass")
+    ap.add_argument("--precision", default="32", help="32, 16-mixed or bf16-mixed")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--only", nargs="*", default=None, help="labels to time (default: all)")
     ap.add_argument("--scene-dir", default=None)
