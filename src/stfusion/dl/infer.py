@@ -72,7 +72,7 @@ def check_precision(precision: str) -> str:
 
 
 @dataclass
-class _Extent:
+class Extent:
     """One grown tile's network inputs (normalised, edge-padded to the network's multiple)."""
 
     fines: list[np.ndarray]
@@ -132,7 +132,7 @@ class Predictor:
     def _normalise(self, a: np.ndarray) -> np.ndarray:
         return (a - self.mean) / self.std
 
-    def predict_extent(
+    def extent_inputs(
         self,
         fines: Sequence[Source],
         coarses: Sequence[Source],
@@ -140,25 +140,10 @@ class Predictor:
         shape: tuple[int, int],
         rows: tuple[int, int],
         cols: tuple[int, int],
-    ) -> tuple[np.ndarray, Window]:
-        """Predict rows ``rows[0]..rows[1]`` x cols of a scene of ``shape`` (may reach outside).
-
-        Returns the prediction for the part inside the scene (physical units, NaN where no
-        pair is valid) and that part's window. Outside the scene the inputs are edge-replicated.
-        """
-        ext = self._extent_inputs(fines, coarses, target, shape, rows, cols)
-        return self._forward([ext])[0], ext.inside
-
-    def _extent_inputs(
-        self,
-        fines: Sequence[Source],
-        coarses: Sequence[Source],
-        target: Source,
-        shape: tuple[int, int],
-        rows: tuple[int, int],
-        cols: tuple[int, int],
-    ) -> _Extent:
-        """The normalised, edge-padded network inputs of one extent (see predict_extent)."""
+    ) -> Extent:
+        """The network inputs of rows ``rows[0]..rows[1]`` x cols of a scene of ``shape``
+        (may reach outside it: edge-replicated there), normalised and padded to the
+        network's multiple; :meth:`forward` predicts them."""
         h, w = shape
         r0, r1 = rows
         c0, c1 = cols
@@ -180,9 +165,9 @@ class Predictor:
             c_in.append(np.pad(np.nan_to_num(c), pad, mode="edge"))
         t_in = np.pad(np.nan_to_num(tgt), pad, mode="edge")
         masks = [np.pad(v, pad[1:], mode="edge")[None] for v in valid]
-        return _Extent(f_in, c_in, t_in, masks, valid, pad, inside)
+        return Extent(f_in, c_in, t_in, masks, valid, pad, inside)
 
-    def _forward(self, batch: Sequence[_Extent]) -> list[np.ndarray]:
+    def forward(self, batch: Sequence[Extent]) -> list[np.ndarray]:
         """One forward pass over extents of one padded shape, stacked on the batch axis;
         each prediction cropped to its part inside the scene (physical units, NaN where no
         pair is valid)."""
@@ -244,10 +229,10 @@ class Predictor:
             for i in range(0, len(group), max(1, batch)):
                 part = group[i : i + max(1, batch)]
                 exts = [
-                    self._extent_inputs(fines, coarses, target, shape, *_grown(t, overlap))
+                    self.extent_inputs(fines, coarses, target, shape, *_grown(t, overlap))
                     for t in part
                 ]
-                for t, e, pred in zip(part, exts, self._forward(exts)):
+                for t, e, pred in zip(part, exts, self.forward(exts)):
                     tr, tc = int(t.row_off), int(t.col_off)
                     dr, dc = tr - int(e.inside.row_off), tc - int(e.inside.col_off)
                     a0, a1 = max(tr, r0), min(tr + int(t.height), r0 + h)
@@ -270,7 +255,7 @@ def _ramp(n: int, lead: int, trail: int, overlap: int) -> np.ndarray:
 
 def _grown(tile: Window, overlap: int) -> tuple[tuple[int, int], tuple[int, int]]:
     """The rows and columns (start, stop) of ``tile`` grown by ``overlap`` px on every side
-    (may reach outside the scene): what :meth:`Predictor.predict_extent` takes."""
+    (may reach outside the scene): what :meth:`Predictor.extent_inputs` takes."""
     r, c = int(tile.row_off), int(tile.col_off)
     rows = (r - overlap, r + int(tile.height) + overlap)
     cols = (c - overlap, c + int(tile.width) + overlap)
@@ -315,7 +300,8 @@ def predict_arrays(
     wsum = np.zeros((h, w))
     for t in windows_covering(shape, tile):
         r, c, th, tw = int(t.row_off), int(t.col_off), int(t.height), int(t.width)
-        p, inside = pred.predict_extent(fines, coarses, target, shape, *_grown(t, overlap))
+        ext = pred.extent_inputs(fines, coarses, target, shape, *_grown(t, overlap))
+        p, inside = pred.forward([ext])[0], ext.inside
         ir, ic = int(inside.row_off), int(inside.col_off)
         ih, iw = int(inside.height), int(inside.width)
         wr = _ramp(ih, r - ir, ir + ih - (r + th), overlap)
