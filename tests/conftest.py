@@ -12,6 +12,7 @@ summary.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -227,3 +228,15 @@ def predict_case(
     small_tifs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> PredictCase:
     return PredictCase(dict(small_tifs), tmp_path, capsys)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """One torch thread for a module (``pytestmark = pytest.mark.usefixtures(...)``): small
+    convolutions on a shared 2-core machine run several times faster so."""
+    import torch  # here: torch is optional, and only the deep-learning tests use this
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
