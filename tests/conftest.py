@@ -12,6 +12,8 @@ summary.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -96,6 +98,13 @@ def run_cli(
         return code, "", ""
     out = capsys.readouterr()
     return code, out.out, out.err
+
+
+def run_clean(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    """``stfusion ARGS`` in this process: (exit status, stderr), never with a traceback."""
+    code, _, err = run_cli(args, capsys)
+    assert "Traceback" not in err
+    return code, err
 
 
 def run_cli_ok(args: list[str]) -> None:
@@ -190,3 +199,44 @@ def predict_args(s: dict[str, Path], out: Path, *extra: str) -> list[str]:
         "window=7",
         *extra,
     ]
+
+
+@dataclass
+class PredictCase:
+    """``stfusion predict`` (:func:`predict_args`) on ``tifs`` (a copy of ``small_tifs``, which
+    a test may change) into ``out`` in the test's ``dir``, run in this process."""
+
+    tifs: dict[str, Path]
+    dir: Path
+    capsys: pytest.CaptureFixture[str]
+
+    @property
+    def out(self) -> Path:
+        return self.dir / "o.tif"
+
+    def run(self, *extra: str, swap: dict[str, str] | None = None) -> tuple[int, str]:
+        """(exit status, stderr), never with a traceback; ``swap`` replaces words of the
+        command line (``{"starfm": "fsdaf"}``)."""
+        args = predict_args(self.tifs, self.out, *extra)
+        for old, new in (swap or {}).items():
+            args[args.index(old)] = new
+        return run_clean(args, self.capsys)
+
+
+@pytest.fixture
+def predict_case(
+    small_tifs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> PredictCase:
+    return PredictCase(dict(small_tifs), tmp_path, capsys)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """One torch thread for a module (``pytestmark = pytest.mark.usefixtures(...)``): small
+    convolutions on a shared 2-core machine run several times faster so."""
+    import torch  # here: torch is optional, and only the deep-learning tests use this
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)

@@ -41,6 +41,11 @@ def user_case(small_tifs: dict[str, Path], tmp_path: Path) -> Path:
     return toml
 
 
+def _bench(cases: str, out: Path | str, *extra: str, methods: str = "nochange") -> list[str]:
+    """``bench --cases CASES --methods METHODS --out OUT EXTRA`` (``main``'s or ``_cli``'s)."""
+    return ["bench", "--cases", cases, "--methods", methods, "--out", str(out), *extra]
+
+
 def test_named_cases_and_user_file(user_case: Path) -> None:
     cases = named_cases()
     assert {"sample-cia-1pair", "sample-cia-2pair"} <= set(cases)
@@ -126,23 +131,9 @@ def test_bench_skips_with_reason(tmp_path: Path) -> None:
 
 def test_bench_cli(user_case: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "b"
+    mine = ("--cases-file", str(user_case), "--param", "starfm.window=5", "--no-figures")
     try:
-        main(
-            [
-                "bench",
-                "--cases-file",
-                str(user_case),
-                "--cases",
-                "tiny",
-                "--methods",
-                "starfm",
-                "--param",
-                "starfm.window=5",
-                "--no-figures",
-                "--out",
-                str(out),
-            ]
-        )
+        main(_bench("tiny", out, *mine, methods="starfm"))
     except SystemExit as exc:
         assert exc.code in (0, None)
     assert "| starfm |" in capsys.readouterr().out
@@ -223,19 +214,7 @@ def test_overwrite_refuses_cwd_and_deletes_nothing(tmp_path: Path) -> None:
     (d / "notes.txt").write_text("y\n")
     before = _tree(tmp_path)
     p = _cli(
-        [
-            "bench",
-            "--data-dir",
-            str(SHARED_DATA),
-            "--cases",
-            "cia-1pair",
-            "--methods",
-            "nochange",
-            "--no-figures",
-            "--out",
-            ".",
-            "--overwrite",
-        ],
+        _bench("cia-1pair", ".", "--data-dir", str(SHARED_DATA), "--no-figures", "--overwrite"),
         cwd=d,
     )
     assert p.returncode == 1, p.stderr
@@ -250,43 +229,15 @@ def test_overwrite_refuses_folder_with_foreign_files(tmp_path: Path, user_case: 
     out.mkdir()
     (out / "thesis.tex").write_text("months of work\n")
     before = _tree(tmp_path)
-    p = _cli(
-        [
-            "bench",
-            "--cases-file",
-            str(user_case),
-            "--cases",
-            "tiny",
-            "--methods",
-            "nochange",
-            "--no-figures",
-            "--out",
-            str(out),
-            "--overwrite",
-        ],
-        cwd=tmp_path,
-    )
+    mine = ("--cases-file", str(user_case), "--no-figures")
+    p = _cli(_bench("tiny", out, *mine, "--overwrite"), cwd=tmp_path)
     assert p.returncode == 1, p.stderr
     err = p.stderr.strip()
     assert len(err.splitlines()) == 1 and "Traceback" not in err
     assert str(out) in err and "thesis.tex" in err and "did not write" in err
     assert _tree(tmp_path) == before
     # Without --overwrite the message says the same (passing --overwrite would not help).
-    p = _cli(
-        [
-            "bench",
-            "--cases-file",
-            str(user_case),
-            "--cases",
-            "tiny",
-            "--methods",
-            "nochange",
-            "--no-figures",
-            "--out",
-            str(out),
-        ],
-        cwd=tmp_path,
-    )
+    p = _cli(_bench("tiny", out, *mine), cwd=tmp_path)
     assert p.returncode == 1 and "thesis.tex" in p.stderr and "did not write" in p.stderr
     assert _tree(tmp_path) == before
 
@@ -404,21 +355,7 @@ def test_bad_case_name_refused_before_any_work(user_case: Path, tmp_path: Path) 
 
 def test_bench_output_modes_respect_umask(user_case: Path, tmp_path: Path) -> None:
     out = tmp_path / "res"
-    p = _cli(
-        [
-            "bench",
-            "--cases-file",
-            str(user_case),
-            "--cases",
-            "tiny",
-            "--methods",
-            "nochange",
-            "--out",
-            str(out),
-        ],
-        cwd=tmp_path,
-        umask=0o022,
-    )
+    p = _cli(_bench("tiny", out, "--cases-file", str(user_case)), cwd=tmp_path, umask=0o022)
     assert p.returncode == 0, p.stderr
     assert (out / "figures" / "tiny_quicklook.png").exists()
     for path in [out, *out.rglob("*")]:

@@ -13,7 +13,7 @@ import rasterio
 
 distributed = pytest.importorskip("distributed")
 
-from conftest import run_cli_ok  # noqa: E402
+from conftest import predict_args, run_cli_ok  # noqa: E402
 from stfusion.cli import main  # noqa: E402
 
 
@@ -28,22 +28,7 @@ def cluster() -> Iterator[Any]:
 
 
 def _args(s: dict[str, Path], out: Path, *extra: str) -> list[str]:
-    return [
-        "predict",
-        "--pair",
-        str(s["f1"]),
-        str(s["c1"]),
-        "--coarse",
-        str(s["c2"]),
-        "--out",
-        str(out),
-        "--param",
-        "window=7",
-        "--mem-limit",
-        "0.05",
-        "-q",
-        *extra,
-    ]
+    return predict_args(s, out, "--mem-limit", "0.05", "-q", *extra)
 
 
 def test_cluster_gives_same_bytes_as_local(

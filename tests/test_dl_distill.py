@@ -15,6 +15,7 @@ torch = pytest.importorskip("torch")
 
 from click.testing import CliRunner  # noqa: E402
 
+from dl_helpers import pair_args, quick_args  # noqa: E402
 from stfusion.dl.checkpoint import load_checkpoint  # noqa: E402
 from stfusion.dl.distill import (  # noqa: E402
     DistillConfig,
@@ -332,20 +333,7 @@ def test_distill_command(files: dict, teacher: Path, tmp_path: Path) -> None:
         str(teacher),
         "--student",
         "nano",
-        "--out",
-        str(out),
-        "--epochs",
-        "1",
-        "--patch",
-        "16",
-        "--batch",
-        "2",
-        "--steps-per-epoch",
-        "2",
-        "--threads",
-        "1",
-        "--seed",
-        "3",
+        *quick_args(out, "--seed", "3"),
         "--alpha",
         "0.5",
         "--beta",
@@ -354,9 +342,8 @@ def test_distill_command(files: dict, teacher: Path, tmp_path: Path) -> None:
         "decoder.1",
         "--note",
         "demo only",
+        *pair_args(files[d] for d in DATES[:2]),
     ]
-    for d in DATES[:2]:
-        args += ["--pair", str(files[d][0]), str(files[d][1])]
     res = CliRunner().invoke(distill_cmd, args)
     assert res.exit_code == 0, res.output
     for text in ("wrote", "validation RMSE", "teacher", "faster", "decoder.1", "loss log"):

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +15,7 @@ torch = pytest.importorskip("torch")
 
 from click.testing import CliRunner  # noqa: E402
 
+from dl_helpers import overfit_gan, pair_args, quick_args  # noqa: E402
 from stfusion.dl.checkpoint import load_checkpoint  # noqa: E402
 from stfusion.dl.losses import (  # noqa: E402
     SpectralLoss,
@@ -32,20 +32,13 @@ from stfusion.dl.networks.discriminators import (  # noqa: E402
     discriminator_class,
     has_features,
 )
-from stfusion.dl.train import TrainConfig, gan_trainer, log_paths, train  # noqa: E402
+from stfusion.dl.train import TrainConfig, log_paths, train  # noqa: E402
 from stfusion.errors import InvalidParameterError, STFusionWarning  # noqa: E402
 from stfusion.methods.deep import GANSTFM, demo_weights  # noqa: E402
 from test_dl_data import DATES, write_cia_crop  # noqa: E402
 
 #: Tiled vs whole-scene tolerance (same arithmetic up to summation order), as test_dl_predict.
 SEAM_TOL = 1e-5
-#: Bounds of the per-step ratio d_loss / g_adv (least squares losses). At the start both are
-#: 0.5 (ratio 1); a discriminator that gave up outputs one value c for everything, so
-#: d_loss >= 0.25 and the ratio stays near 1-2; the ratio leaves [0.01, 100] only in the two
-#: failure modes: below 0.01 the discriminator separates real from generated perfectly
-#: (d_loss ~ 0 while g_adv ~ 0.5: it has won), above 100 the generator fools a discriminator
-#: that has collapsed.
-RATIO_BOUNDS = (0.01, 100.0)
 #: Side of the fixed patches of the overfit test.
 P = 24
 
@@ -63,14 +56,7 @@ TINY = TrainConfig(
     val_patches=8,
 )
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    """One torch thread: small convolutions on a shared 2-core machine run faster so."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
@@ -206,53 +192,14 @@ def test_gan_losses_values() -> None:
 # --- training -------------------------------------------------------------------------------
 
 
-def _fixed_patches() -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
-    """8 patches of 24 x 24 px, CIA 2001-10-08 (reference) -> 2001-10-17 (target)."""
-    from stfusion.demo import sample_dir
-    from stfusion.io import FileSource
-
-    d = sample_dir()
-
-    def read(kind: str, date: str) -> np.ndarray:
-        return FileSource(str(d / f"CIA_{kind}_{date}.tif")).read()
-
-    images = [
-        read("Landsat7", DATES[0]),
-        read("MOD09GA", DATES[0]),
-        read("MOD09GA", DATES[1]),
-        read("Landsat7", DATES[1]),
-    ]
-    pos = [(r, c) for r in (20, 90, 160, 210) for c in (30, 150)]
-    fr, cr, ct, ft = (np.stack([a[:, r : r + P, c : c + P] for r, c in pos]) for a in images)
-    both = np.concatenate([fr, cr, ct, ft]).transpose(1, 0, 2, 3).reshape(6, -1)
-    return [fr, cr, ct, ft], both.mean(1), both.std(1)
-
-
 def test_gan_overfits_fixed_patches_and_stays_balanced() -> None:
     """60 adversarial steps on 8 fixed patches (small networks, batch = the 8 patches): the
     generator beats the additive baseline F1 + C2 - C1 on them (RMSE, reflectance; about
-    0.023 vs 0.036), nothing is NaN, and the D/G loss ratio stays within RATIO_BOUNDS at
-    every step (about 0.2 to 4 here). 24 px patches keep it fast (2 MS-SSIM scales)."""
-    (fr, cr, ct, ft), mean, std = _fixed_patches()
-    m, s = mean[None, :, None, None], std[None, :, None, None]
-    x = [torch.from_numpy(((a - m) / s).astype(np.float32)) for a in (fr, cr, ct, ft)]
-    mask = torch.ones(8, 1, P, P, dtype=torch.bool)
+    0.023 vs 0.036), nothing is NaN, and the D/G loss ratio stays within
+    dl_helpers.RATIO_BOUNDS at every step (about 0.2 to 4 here). 24 px patches keep it fast
+    (2 MS-SSIM scales)."""
     cfg = TrainConfig(model="ganstfm", size="small", lr=3e-3, beta=0.0).resolved()
-    torch.manual_seed(0)
-    trainer = gan_trainer(cfg, 6, mean, std, 1.0 / std)
-    steps = [trainer.step(*x, mask) for _ in range(60)]
-    for i, st in enumerate(steps):
-        assert all(np.isfinite(v) for v in st.values()), (i, st)
-        assert RATIO_BOUNDS[0] <= st["ratio"] <= RATIO_BOUNDS[1], (i, st)
-    assert all(torch.isfinite(p).all() for p in trainer.g.parameters())
-    assert all(torch.isfinite(p).all() for p in trainer.d.parameters())
-    assert steps[-1]["content"] < 0.7 * steps[0]["content"]
-    trainer.g.eval()
-    with torch.no_grad():
-        pred = trainer.g(*x[:3]).numpy() * s + m
-    assert np.isfinite(pred).all()
-    rmse = float(np.sqrt(((pred - ft) ** 2).mean(axis=(0, 2, 3))).mean())
-    additive = float(np.sqrt(((fr + ct - cr - ft) ** 2).mean(axis=(0, 2, 3))).mean())
+    _, rmse, additive = overfit_gan(cfg, P)  # with its checks (NaN, ratio, content falls)
     assert rmse < additive, (rmse, additive)
 
 
@@ -328,20 +275,7 @@ def test_train_command_gan_options(files: dict, tmp_path: Path) -> None:
     args = [
         "--model",
         "ganstfm",
-        "--out",
-        str(out),
-        "--size",
-        "tiny",
-        "--epochs",
-        "1",
-        "--patch",
-        "16",
-        "--batch",
-        "2",
-        "--steps-per-epoch",
-        "2",
-        "--threads",
-        "1",
+        *quick_args(out, "--size", "tiny"),
         "--feature-weight",
         "0",
         "--gan-loss",
@@ -353,8 +287,7 @@ def test_train_command_gan_options(files: dict, tmp_path: Path) -> None:
         "--sam-weight",
         "0.5",
     ]
-    for f, c in (files[d] for d in DATES[:2]):
-        args += ["--pair", str(f), str(c)]
+    args += pair_args(files[d] for d in DATES[:2])
     res = CliRunner().invoke(train_cmd, args)
     assert res.exit_code == 0, res.output
     assert "G adv" in res.output

@@ -12,6 +12,7 @@ torch = pytest.importorskip("torch")
 
 from click.testing import CliRunner  # noqa: E402
 
+from dl_helpers import pair_args, quick_args  # noqa: E402
 from stfusion.dl.checkpoint import load_checkpoint  # noqa: E402
 from stfusion.dl.train import TrainConfig, log_paths, train  # noqa: E402
 from stfusion.errors import InvalidParameterError, OutputExistsError  # noqa: E402
@@ -145,29 +146,13 @@ def test_train_command(pairs: list, tmp_path: Path) -> None:
     args = [
         "--model",
         "dcstfn",
-        "--out",
-        str(out),
-        "--size",
-        "tiny",
-        "--epochs",
-        "1",
-        "--patch",
-        "16",
-        "--batch",
-        "2",
-        "--steps-per-epoch",
-        "2",
-        "--threads",
-        "1",
-        "--seed",
-        "3",
+        *quick_args(out, "--size", "tiny", "--seed", "3"),
         "--dates",
         "2001-01-01,2001-01-09",
         "--note",
         "demo only",
+        *pair_args(pairs),
     ]
-    for f, c in pairs:
-        args += ["--pair", str(f), str(c)]
     res = CliRunner().invoke(train_cmd, args)
     assert res.exit_code == 0, res.output
     assert "wrote" in res.output and "loss log" in res.output
@@ -197,20 +182,7 @@ def test_train_command_catalog_val_dates_and_engine_options(tmp_path: Path) -> N
         "dcstfn",
         "--catalog",
         str(tmp_path / "cat.csv"),
-        "--out",
-        str(out),
-        "--size",
-        "tiny",
-        "--epochs",
-        "1",
-        "--patch",
-        "16",
-        "--batch",
-        "2",
-        "--steps-per-epoch",
-        "2",
-        "--threads",
-        "1",
+        *quick_args(out, "--size", "tiny"),
         "--val-dates",
         held,
         "--val-fraction",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +12,7 @@ torch = pytest.importorskip("torch")
 
 import torch.nn.functional as F  # noqa: E402
 
+from dl_helpers import overfit_gan  # noqa: E402
 from stfusion.dl.checkpoint import save_checkpoint  # noqa: E402
 from stfusion.dl.infer import Predictor, predict_arrays  # noqa: E402
 from stfusion.dl.networks import make_network, network_class  # noqa: E402
@@ -39,14 +39,7 @@ from test_dl_data import DATES, write_cia_crop  # noqa: E402
 #: Tiled vs whole-scene tolerance: same arithmetic up to the order of floating-point sums.
 SEAM_TOL = 1e-5
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    """One torch thread: several times faster than two on a shared 2-core machine."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _scramble(net: torch.nn.Module, seed: int = 0, scale: float = 0.2) -> None:
@@ -350,59 +343,17 @@ def test_method_predicts_and_tiles(ckpt: Path, files: dict) -> None:
 
 # --- adversarial training -------------------------------------------------------------------
 
-#: Bounds of the per-step ratio d_loss / g_adv (least squares losses), as tests/test_dl_gan.py:
-#: outside them either the discriminator has won (ratio -> 0) or it has collapsed (-> inf).
-RATIO_BOUNDS = (0.01, 100.0)
-
-
-def _fixed_patches() -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
-    """8 patches of 32 x 32 px, CIA 2001-10-08 (reference) -> 2001-10-17 (target)."""
-    from stfusion.demo import sample_dir
-    from stfusion.io import FileSource
-
-    d = sample_dir()
-    images = [
-        FileSource(str(d / f"CIA_{kind}_{date}.tif")).read()
-        for kind, date in (
-            ("Landsat7", DATES[0]),
-            ("MOD09GA", DATES[0]),
-            ("MOD09GA", DATES[1]),
-            ("Landsat7", DATES[1]),
-        )
-    ]
-    pos = [(r, c) for r in (20, 90, 160, 210) for c in (30, 150)]
-    fr, cr, ct, ft = (np.stack([a[:, r : r + 32, c : c + 32] for r, c in pos]) for a in images)
-    both = np.concatenate([fr, cr, ct, ft]).transpose(1, 0, 2, 3).reshape(6, -1)
-    return [fr, cr, ct, ft], both.mean(1), both.std(1)
-
 
 def test_overfits_fixed_patches_stably() -> None:
     """60 adversarial steps of tiny vitgan against the ViT discriminator on 8 fixed patches:
-    no NaN, the D/G loss ratio within RATIO_BOUNDS at every step, and the generator beats
-    the additive baseline F1 + C2 - C1 (where it starts) on them."""
-    from stfusion.dl.train import TrainConfig, gan_trainer
+    no NaN, the D/G loss ratio within dl_helpers.RATIO_BOUNDS at every step, and the
+    generator beats the additive baseline F1 + C2 - C1 (where it starts) on them."""
+    from stfusion.dl.train import TrainConfig
 
-    (fr, cr, ct, ft), mean, std = _fixed_patches()
-    m, s = mean[None, :, None, None], std[None, :, None, None]
-    x = [torch.from_numpy(((a - m) / s).astype(np.float32)) for a in (fr, cr, ct, ft)]
-    mask = torch.ones(8, 1, 32, 32, dtype=torch.bool)
     cfg = TrainConfig(model="vitgan", size="tiny", lr=3e-3, beta=0.0).resolved()
     assert cfg.discriminator == "vit" and cfg.content == "l1"
-    torch.manual_seed(0)
-    trainer = gan_trainer(cfg, 6, mean, std, 1.0 / std)
+    trainer, rmse, additive = overfit_gan(cfg, 32)  # with its checks (NaN, ratio, content)
     assert isinstance(trainer.g, ViTGANGenerator)
-    steps = [trainer.step(*x, mask) for _ in range(60)]
-    for i, st in enumerate(steps):
-        assert all(np.isfinite(v) for v in st.values()), (i, st)
-        assert RATIO_BOUNDS[0] <= st["ratio"] <= RATIO_BOUNDS[1], (i, st)
-    assert all(torch.isfinite(p).all() for p in trainer.g.parameters())
-    assert all(torch.isfinite(p).all() for p in trainer.d.parameters())
-    assert steps[-1]["content"] < 0.7 * steps[0]["content"]
-    trainer.g.eval()
-    with torch.no_grad():
-        pred = trainer.g(*x[:3]).numpy() * s + m
-    rmse = float(np.sqrt(((pred - ft) ** 2).mean(axis=(0, 2, 3))).mean())
-    additive = float(np.sqrt(((fr + ct - cr - ft) ** 2).mean(axis=(0, 2, 3))).mean())
     assert rmse < 0.8 * additive, (rmse, additive)
 
 

@@ -13,16 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import predict_args, run_cli, write_tif
+from conftest import PredictCase, write_tif
+from conftest import run_clean as run
 from stfusion.errors import InputFileError, InvalidParameterError
 from stfusion.io import FileSource
-
-
-def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    code, _, err = run_cli(args, capsys)
-    assert "Traceback" not in err
-    return code, err
-
 
 # ---------------------------------------------------------------------------- options
 
@@ -47,25 +41,16 @@ def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
     ],
 )
 def test_predict_refuses_bad_option_values(
-    option: str,
-    value: str,
-    small_tifs: dict[str, Path],
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
+    option: str, value: str, predict_case: PredictCase
 ) -> None:
-    out = tmp_path / "o.tif"
-    code, err = run(predict_args(small_tifs, out, option, value, "-q"), capsys)
+    code, err = predict_case.run(option, value, "-q")
     assert code == 2, err
     assert option in err and repr(value) in err
-    assert not out.exists()
+    assert not predict_case.out.exists()
 
 
-def test_scheduler_message_names_the_accepted_forms(
-    small_tifs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    _, err = run(
-        predict_args(small_tifs, tmp_path / "o.tif", "--scheduler", "not a url", "-q"), capsys
-    )
+def test_scheduler_message_names_the_accepted_forms(predict_case: PredictCase) -> None:
+    _, err = predict_case.run("--scheduler", "not a url", "-q")
     assert "'not a url'" in err and "tcp://HOST:PORT" in err and "scheduler file" in err
 
 
@@ -116,17 +101,9 @@ def test_check_scheduler_forms(tmp_path: Path) -> None:
     ],
 )
 def test_bad_params_fail_cleanly(
-    method: str,
-    param: str,
-    words: str,
-    small_tifs: dict[str, Path],
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
+    method: str, param: str, words: str, predict_case: PredictCase
 ) -> None:
-    args = predict_args(small_tifs, tmp_path / "o.tif", "-q")
-    args[args.index("starfm")] = method
-    args[args.index("window=7")] = param
-    code, err = run(args, capsys)
+    code, err = predict_case.run("-q", swap={"starfm": method, "window=7": param})
     assert code == 1, err
     assert words in err and err.startswith("Error:") and len(err.strip().splitlines()) == 1
 
@@ -259,17 +236,9 @@ def _checkpoint(tmp_path: Path, change: dict, drop: tuple[str, ...] = ()) -> Pat
     ],
 )
 def test_forged_checkpoint_refused_before_building(
-    change: dict,
-    drop: tuple[str, ...],
-    words: str,
-    tmp_path: Path,
-    small_tifs: dict[str, Path],
-    capsys: pytest.CaptureFixture[str],
+    change: dict, drop: tuple[str, ...], words: str, predict_case: PredictCase
 ) -> None:
-    path = _checkpoint(tmp_path, change, drop)
-    args = predict_args(small_tifs, tmp_path / "o.tif", "-q")
-    args[args.index("starfm")] = "dcstfn"
-    args[args.index("window=7")] = f"weights={path}"
-    code, err = run(args, capsys)
+    path = _checkpoint(predict_case.dir, change, drop)
+    code, err = predict_case.run("-q", swap={"starfm": "dcstfn", "window=7": f"weights={path}"})
     assert code == 1, err
     assert words in err and str(path) in err and "damaged" in err

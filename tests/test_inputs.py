@@ -157,6 +157,23 @@ def _read(path: Path) -> np.ndarray:
         return ds.read()
 
 
+#: STARFM with a 15 px window, quiet: the runs that compare two ways of giving the inputs.
+STARFM15 = ("-m", "starfm", "-p", "window=15", "-q")
+
+
+def _predict(
+    capsys: pytest.CaptureFixture[str],
+    pair: tuple[object, object],
+    coarse: object,
+    out: Path,
+    *extra: str,
+) -> tuple[int, str]:
+    """``stfusion predict --pair FINE COARSE --coarse C --out OUT EXTRA``: (exit status, stderr)."""
+    args = ["predict", "--pair", str(pair[0]), str(pair[1]), "--coarse", str(coarse)]
+    code, _, err = run_cli([*args, "--out", str(out), *extra], capsys)
+    return code, err
+
+
 # ------------------------------------------------------------------------------- HDF4
 
 
@@ -193,61 +210,20 @@ def test_hdf_without_band_choice_lists_the_grids(modis_native: dict[str, Path]) 
 def test_predict_through_hdf_equals_geotiff_twin(
     modis_native: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    common = ["predict", "-m", "starfm", "-p", "window=15", "-q"]
     ref = tmp_path / "tif.tif"
-    code, _, err = run_cli(
-        [
-            *common,
-            "--pair",
-            str(L1017),
-            str(modis_native["c1_tif"]),
-            "--coarse",
-            str(modis_native["c2_tif"]),
-            "--coarse-scale",
-            "0.0001",
-            "--out",
-            str(ref),
-        ],
-        capsys,
-    )
+    tifs = (L1017, modis_native["c1_tif"]), modis_native["c2_tif"]
+    code, err = _predict(capsys, *tifs, ref, *STARFM15, "--coarse-scale", "0.0001")
     assert code == 0, err
     out = tmp_path / "hdf.tif"
-    code, _, err = run_cli(
-        [
-            *common,
-            "--pair",
-            str(L1017),
-            str(modis_native["c1"]),
-            "--coarse",
-            str(modis_native["c2"]),
-            "--coarse-bands",
-            "3,4,1,2,6,7",
-            "--out",
-            str(out),
-        ],
-        capsys,
-    )
+    hdfs = (L1017, modis_native["c1"]), modis_native["c2"]
+    code, err = _predict(capsys, *hdfs, out, *STARFM15, "--coarse-bands", "3,4,1,2,6,7")
     assert code == 0, err
     expected = _read(ref)
     assert np.isfinite(expected).mean() > 0.9
     np.testing.assert_allclose(_read(out), expected, rtol=1e-6, atol=1e-7, equal_nan=True)
     # the preset chooses the same fields in the same order
     out2 = tmp_path / "preset.tif"
-    code, _, err = run_cli(
-        [
-            *common,
-            "--pair",
-            str(L1017),
-            str(modis_native["c1"]),
-            "--coarse",
-            str(modis_native["c2"]),
-            "--coarse-preset",
-            "mod09ga",
-            "--out",
-            str(out2),
-        ],
-        capsys,
-    )
+    code, err = _predict(capsys, *hdfs, out2, *STARFM15, "--coarse-preset", "mod09ga")
     assert code == 0, err
     np.testing.assert_allclose(_read(out2), expected, rtol=1e-6, atol=1e-7, equal_nan=True)
 
@@ -330,28 +306,12 @@ def test_predict_from_band_files_is_bit_identical(
     landsat_band_files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     d = landsat_band_files["SR_B1"].parent
-    common = ["predict", "-m", "starfm", "-p", "window=15", "-q", "--coarse", str(M1102)]
     ref, out = tmp_path / "ref.tif", tmp_path / "bands.tif"
-    code, _, err = run_cli([*common, "--pair", str(L1017), str(M1017), "--out", str(ref)], capsys)
+    code, err = _predict(capsys, (L1017, M1017), M1102, ref, *STARFM15)
     assert code == 0, err
     # all files of the scene, QA_PIXEL too: the preset chooses SR_B1..SR_B7 (and scales them)
-    code, _, err = run_cli(
-        [
-            *common,
-            "--pair",
-            str(d / "LE07_*.TIF"),
-            str(M1017),
-            "--fine-preset",
-            "landsat457-c2l2",
-            "--fine-scale",
-            "0.0001",
-            "--fine-offset",
-            "0",
-            "--out",
-            str(out),
-        ],
-        capsys,
-    )
+    preset = ("--fine-preset", "landsat457-c2l2", "--fine-scale", "0.0001", "--fine-offset", "0")
+    code, err = _predict(capsys, (d / "LE07_*.TIF", M1017), M1102, out, *STARFM15, *preset)
     assert code == 0, err
     np.testing.assert_array_equal(_read(out), _read(ref))
 
@@ -359,38 +319,11 @@ def test_predict_from_band_files_is_bit_identical(
 def test_band_count_error_suggests_the_option(
     landsat_band_files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    d = landsat_band_files["SR_B1"].parent
-    code, _, err = run_cli(
-        [
-            "predict",
-            "--pair",
-            str(d / "LE07_*_SR_B[1-4].TIF"),
-            str(M1017),
-            "--coarse",
-            str(M1102),
-            "--out",
-            str(tmp_path / "x.tif"),
-        ],
-        capsys,
-    )
+    four = (landsat_band_files["SR_B1"].parent / "LE07_*_SR_B[1-4].TIF", M1017)
+    code, err = _predict(capsys, four, M1102, tmp_path / "x.tif")
     assert code == 1
     assert "--coarse-bands" in err and "--fine-bands" in err
-    code, _, err = run_cli(
-        [
-            "predict",
-            "--pair",
-            str(d / "LE07_*_SR_B[1-4].TIF"),
-            str(M1017),
-            "--coarse",
-            str(M1102),
-            "--coarse-bands",
-            "1,2,3,4",
-            "-q",
-            "--out",
-            str(tmp_path / "x.tif"),
-        ],
-        capsys,
-    )
+    code, err = _predict(capsys, four, M1102, tmp_path / "x.tif", "--coarse-bands", "1,2,3,4", "-q")
     assert code == 0, err
 
 
@@ -406,23 +339,8 @@ def test_bands_choose_and_order(tmp_path: Path, capsys: pytest.CaptureFixture[st
     with pytest.raises(InvalidParameterError, match=r"band 9 asked for.*6 band"):
         FileSource(f"{L1017}:9")
     out = tmp_path / "p.tif"
-    code, _, err = run_cli(
-        [
-            "predict",
-            "-m",
-            "additive",
-            "--pair",
-            str(L1017),
-            str(M1017),
-            "--coarse",
-            str(M1102),
-            "--bands",
-            "red,nir",
-            "-q",
-            "--out",
-            str(out),
-        ],
-        capsys,
+    code, err = _predict(
+        capsys, (L1017, M1017), M1102, out, "-m", "additive", "--bands", "red,nir", "-q"
     )
     assert code == 0, err
     with rasterio.open(out) as ds:
