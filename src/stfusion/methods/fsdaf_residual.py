@@ -1,6 +1,8 @@
 """FSDAF's per-pixel array steps: the homogeneity index (paper step 5), the residual
-distribution into the total change (steps 3 and 5) and the similar-pixel prediction (step 6),
-each a thin wrapper over a numba kernel of :mod:`stfusion.kernels.fsdaf`.
+distribution into the total change (steps 3 and 5; on ``r x r`` blocks or on native coarse
+pixels) and the similar-pixel prediction (step 6), each a thin wrapper over a numba kernel of
+:mod:`stfusion.kernels.fsdaf` (native pixels: :mod:`stfusion.kernels.coarse`). FSDAF 2.0
+calls the same wrappers.
 
 Moved out of :mod:`stfusion.methods.fsdaf`, which still exports these names.
 """
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from stfusion.kernels.coarse import distribute_residual_mapped
 from stfusion.kernels.fsdaf import (
     FINAL_IDL,
     FINAL_PAPER,
@@ -17,7 +20,7 @@ from stfusion.kernels.fsdaf import (
     similar_smooth,
 )
 
-__all__ = ["FINAL_MODES", "homogeneity", "residual_change", "smooth"]
+__all__ = ["FINAL_MODES", "homogeneity", "residual_change", "residual_change_mapped", "smooth"]
 
 #: ``final`` choices: the paper's similar-pixel rule or the IDL program's.
 FINAL_MODES = {"paper": FINAL_PAPER, "idl": FINAL_IDL}
@@ -52,6 +55,36 @@ def residual_change(
         np.ascontiguousarray(class_change, dtype=np.float64),
         np.ascontiguousarray(residual, dtype=np.float64),
         int(r),
+        np.asarray(lo, dtype=np.float64),
+        np.asarray(hi_allow, dtype=np.float64),
+        out,
+    )
+    return out
+
+
+def residual_change_mapped(
+    f1: np.ndarray,
+    labels: np.ndarray,
+    hi: np.ndarray,
+    spline: np.ndarray,
+    class_change: np.ndarray,
+    residual: np.ndarray,
+    ids: np.ndarray,
+    lo: np.ndarray,
+    hi_allow: np.ndarray,
+) -> np.ndarray:
+    """:func:`residual_change` on native coarse pixels: ``ids`` ``(H, W)`` the coarse pixel of
+    each fine pixel (an index into ``residual`` ``(n, band)``; see
+    :func:`stfusion.kernels.coarse.distribute_residual_mapped`)."""
+    out = np.empty(f1.shape, dtype=np.float32)
+    distribute_residual_mapped(
+        np.ascontiguousarray(f1, dtype=np.float32),
+        np.ascontiguousarray(labels, dtype=np.int32),
+        np.ascontiguousarray(hi, dtype=np.float32),
+        spline,
+        np.ascontiguousarray(class_change, dtype=np.float64),
+        np.ascontiguousarray(residual, dtype=np.float64),
+        np.ascontiguousarray(ids),
         np.asarray(lo, dtype=np.float64),
         np.asarray(hi_allow, dtype=np.float64),
         out,
