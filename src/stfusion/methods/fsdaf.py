@@ -145,7 +145,6 @@ from stfusion.methods.fsdaf_residual import (  # re-exported: the old home of th
     FINAL_MODES,  # noqa: F401
     homogeneity,  # noqa: F401
     residual_change,
-    residual_change_mapped,
     smooth,
 )
 from stfusion.methods.fsdaf_spline import Spline, fit_spline
@@ -673,7 +672,7 @@ class FSDAF(FusionMethod):
         sp = self.spline_.evaluate_points(py, px, ci, cj)
         resid, ids = self._native_residuals(ci, cj)
         cc = self.class_change_
-        return residual_change_mapped(fr, lr, hi, sp, cc, resid, ids, *self.allowed_)
+        return residual_change(fr, lr, hi, sp, cc, resid, ids, *self.allowed_)
 
     def _native_residuals(self, ci: np.ndarray, cj: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The residuals ``(n, band)`` of the coarse rows ``ci`` spans (only those: they may

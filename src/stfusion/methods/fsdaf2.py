@@ -42,7 +42,7 @@ from rasterio.windows import Window
 
 from stfusion.methods.base import FusionMethod
 from stfusion.methods.fsdaf import FSDAF
-from stfusion.methods.fsdaf_residual import residual_change, residual_change_mapped
+from stfusion.methods.fsdaf_residual import residual_change
 from stfusion.methods.fsdaf_tables import Bands, CoarseTables, Fractions
 from stfusion.methods.params import AUTO, NON_NEGATIVE, POSITIVE, Param
 
@@ -268,7 +268,7 @@ class FSDAF2(FSDAF):
         shift = changed_shift(fr, lr, sp, self.class_change_, known[ids], self.fine_std_, thr)
         corr = block_correction(shift, lr, ids, len(uniq))
         f1p = (fr + shift).astype(np.float32)
-        change = residual_change_mapped(
+        change = residual_change(
             f1p, lr, hi, sp, self.class_change_, resid - corr, ids, *self.allowed_
         )
         return change + (f1p - fr)

@@ -20,7 +20,7 @@ from stfusion.kernels.fsdaf import (
     similar_smooth,
 )
 
-__all__ = ["FINAL_MODES", "homogeneity", "residual_change", "residual_change_mapped", "smooth"]
+__all__ = ["FINAL_MODES", "homogeneity", "residual_change", "smooth"]
 
 #: ``final`` choices: the paper's similar-pixel rule or the IDL program's.
 FINAL_MODES = {"paper": FINAL_PAPER, "idl": FINAL_IDL}
@@ -41,54 +41,28 @@ def residual_change(
     spline: np.ndarray,
     class_change: np.ndarray,
     residual: np.ndarray,
-    r: int,
+    r: int | np.ndarray,
     lo: np.ndarray,
     hi_allow: np.ndarray,
 ) -> np.ndarray:
-    """Total change ``Delta F`` (paper steps 3 and 5) on arrays covering whole coarse blocks."""
+    """Total change ``Delta F`` (paper steps 3 and 5) on arrays covering whole coarse pixels:
+    ``r`` x ``r`` blocks from the arrays' origin (``residual`` ``(bh, bw, band)``), or native
+    coarse pixels when ``r`` is an index map ``(H, W)`` of each fine pixel's coarse pixel
+    (``residual`` ``(n, band)``, :func:`stfusion.kernels.coarse.distribute_residual_mapped`)."""
     out = np.empty(f1.shape, dtype=np.float32)
-    distribute_residual(
+    args = (
         np.ascontiguousarray(f1, dtype=np.float32),
         np.ascontiguousarray(labels, dtype=np.int32),
         np.ascontiguousarray(hi, dtype=np.float32),
         np.ascontiguousarray(spline, dtype=np.float64),
         np.ascontiguousarray(class_change, dtype=np.float64),
         np.ascontiguousarray(residual, dtype=np.float64),
-        int(r),
-        np.asarray(lo, dtype=np.float64),
-        np.asarray(hi_allow, dtype=np.float64),
-        out,
     )
-    return out
-
-
-def residual_change_mapped(
-    f1: np.ndarray,
-    labels: np.ndarray,
-    hi: np.ndarray,
-    spline: np.ndarray,
-    class_change: np.ndarray,
-    residual: np.ndarray,
-    ids: np.ndarray,
-    lo: np.ndarray,
-    hi_allow: np.ndarray,
-) -> np.ndarray:
-    """:func:`residual_change` on native coarse pixels: ``ids`` ``(H, W)`` the coarse pixel of
-    each fine pixel (an index into ``residual`` ``(n, band)``; see
-    :func:`stfusion.kernels.coarse.distribute_residual_mapped`)."""
-    out = np.empty(f1.shape, dtype=np.float32)
-    distribute_residual_mapped(
-        np.ascontiguousarray(f1, dtype=np.float32),
-        np.ascontiguousarray(labels, dtype=np.int32),
-        np.ascontiguousarray(hi, dtype=np.float32),
-        spline,
-        np.ascontiguousarray(class_change, dtype=np.float64),
-        np.ascontiguousarray(residual, dtype=np.float64),
-        np.ascontiguousarray(ids),
-        np.asarray(lo, dtype=np.float64),
-        np.asarray(hi_allow, dtype=np.float64),
-        out,
-    )
+    allowed = (np.asarray(lo, dtype=np.float64), np.asarray(hi_allow, dtype=np.float64))
+    if isinstance(r, np.ndarray):
+        distribute_residual_mapped(*args, np.ascontiguousarray(r), *allowed, out)
+    else:
+        distribute_residual(*args, int(r), *allowed, out)
     return out
 
 
