@@ -61,16 +61,15 @@ import math
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 import numpy as np
 import torch
 from rasterio.windows import Window
 from torch import nn
 
-import stfusion
 from stfusion.dl import datasets as ds
 from stfusion.dl import engine
 from stfusion.dl.checkpoint import (
@@ -89,7 +88,7 @@ from stfusion.dl.distill_teacher import (
     feature_loss,
     masked_mse,
 )
-from stfusion.dl.engine import ProgressFn, cpu_state
+from stfusion.dl.engine import cpu_state
 from stfusion.dl.infer import default_overlap
 from stfusion.dl.losses import content_loss
 from stfusion.dl.networks import FusionNet
@@ -105,11 +104,12 @@ from stfusion.dl.train import (
     open_training_sites,
     run_data,
     settings_of,
+    untrained_record,
     validate_run_options,
 )
-from stfusion.dl.train_config import RunResult
+from stfusion.dl.train_config import RunInputs, RunResult, check_inputs, site_inputs
 from stfusion.errors import InvalidParameterError, OutputExistsError
-from stfusion.io import Scaling, file_sha256
+from stfusion.io import file_sha256
 from stfusion.run_config import DistillSettings
 from stfusion.scene import ImageLike, Scene
 
@@ -398,41 +398,28 @@ def distill(
     teacher: str | os.PathLike[str] | Checkpoint,
     out: str | os.PathLike[str],
     config: DistillConfig | None = None,
-    *,
-    dates: Sequence[str] | None = None,
-    catalog: str | os.PathLike[str] | None = None,
-    fine_scaling: Scaling | None = None,
-    coarse_scaling: Scaling | None = None,
-    resampling: str = "nearest",
-    overwrite: bool = False,
-    progress: ProgressFn | None = None,
-    progress_bar: bool = False,
-    meta: dict[str, Any] | None = None,
+    **inputs: Unpack[RunInputs],
 ) -> DistillResult:
     """Distil the ``teacher`` checkpoint into a student on ``pairs`` (two or more dates) and
     write the student checkpoint ``out`` (an ordinary ``student`` model afterwards).
 
-    ``config`` (a :class:`DistillConfig`) holds the hyper-parameters; ``meta`` (command line,
-    notes) is stored with the checkpoint's metadata; ``progress`` receives one dict per step
-    and per epoch (the events of :func:`stfusion.dl.train.train`).
+    ``config`` (a :class:`DistillConfig`) holds the hyper-parameters; the keyword ``inputs``
+    are :func:`stfusion.dl.train.train`'s without ``resume``
+    (:class:`~stfusion.dl.train_config.RunInputs`): ``meta`` (command line, notes) is stored
+    with the checkpoint's metadata, ``progress`` receives one dict per step and per epoch
+    (the events of :func:`stfusion.dl.train.train`).
     """
+    check_inputs("distill", inputs, RunInputs.__optional_keys__)
     cfg = copy.deepcopy(config) if config is not None else DistillConfig()
     cfg.validate()
     out = Path(out)
-    if out.exists() and not overwrite:
+    if out.exists() and not inputs.get("overwrite"):
         raise OutputExistsError(f"{out}: exists. Give --overwrite to replace it.")
     engine.fresh_run(out)
     t_ck, t_path = _open_teacher(teacher, out)
     t_net = t_ck.network()
 
-    sites = open_training_sites(
-        pairs,
-        dates=dates,
-        catalog=catalog,
-        fine_scaling=fine_scaling,
-        coarse_scaling=coarse_scaling,
-        resampling=resampling,
-    )
+    sites = open_training_sites(pairs, **site_inputs(inputs))
     scene = sites[0].scene
     student_params, teacher_params = _check_sites(sites, t_ck, t_net, cfg)
 
@@ -442,8 +429,8 @@ def distill(
     data = run_data(sites, cfg, multiple)
     layer: str | None = None
     width: int | None = None
-    info = dict(meta or {})
-    settings = settings_of(cfg, progress_bar)
+    info = dict(inputs.get("meta") or {})
+    settings = settings_of(cfg, inputs)
     with engine.deterministic(cfg.device, cfg.threads):  # also the probe: 2 threads crawl when busy
         if cfg.beta:
             layer, width = _feature_layer(cfg.feature_layer, t_ck, t_net, scene.count)
@@ -491,6 +478,7 @@ def distill(
             return rec_out
 
         train_dl, val_dl = data.loaders(cfg.batch, cfg.workers)
+        progress = inputs.get("progress")
         rec = engine.fit(module, train_dl, val_dl, out, settings, payload, progress=progress)
         if rec.epoch:
             summary.update(measure(module, tm, data, val_dl, cfg, rec.best_state, rec.history))
@@ -517,31 +505,17 @@ def random_student_checkpoint(
     torch.manual_seed(seed)
     net = make_student(bands, size)
     nn.init.normal_(net.head.weight, std=0.1)
-    names = list(band_names) if band_names else [f"band{i + 1}" for i in range(bands)]
-    m = np.broadcast_to(np.asarray(mean, dtype=np.float64), (bands,))
-    s = np.broadcast_to(np.asarray(std, dtype=np.float64), (bands,))
-    cfg = DistillConfig(student=size, seed=seed)
-    data: dict[str, Any] = {
-        "model": StudentNet.name,
-        "network": {**net.config(), "size": size},
-        "state_dict": net.state_dict(),
-        "bands": bands,
-        "band_names": names,
-        "scaling": {"fine": None, "coarse": None},
-        "ratio": None,
-        "norm": {"mean": [float(x) for x in m], "std": [float(x) for x in s]},
-        "data_range": [float(1.0 / x) for x in s],
-        "physical_range": 1.0,
-        "training_dates": list(training_dates),
-        "config": asdict(cfg),
-        "history": [],
-        "epoch": 0,
-        "best_epoch": 0,
-        "best_val_loss": float("inf"),
-        "bad_epochs": 0,
-        "parameters": parameter_count(net),
-        "meta": {"notes": "random weights (untrained)", "stfusion_version": stfusion.__version__},
-    }
+    data = untrained_record(
+        StudentNet.name,
+        net,
+        size,
+        DistillConfig(student=size, seed=seed),
+        band_names=band_names,
+        mean=mean,
+        std=std,
+        training_dates=training_dates,
+    )
+    data["parameters"] = parameter_count(net)
     return save_checkpoint(out, data)
 
 

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from stfusion.dl.checkpoint import Checkpoint
+from stfusion.dl.losses import masked_mean
 from stfusion.dl.networks import FusionNet
 from stfusion.errors import InvalidParameterError
 
@@ -151,11 +152,7 @@ class Teacher(nn.Module):
 
 def masked_mse(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     """Mean squared difference over the pixels where ``mask`` ``(N, 1, H, W)`` is true."""
-    err = (a - b) ** 2
-    if mask is None:
-        return err.mean()
-    m = mask.to(err.dtype).expand_as(err)
-    return (err * m).sum() / m.sum().clamp_min(1.0)
+    return masked_mean((a - b) ** 2, mask)
 
 
 def feature_loss(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:

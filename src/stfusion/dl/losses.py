@@ -170,12 +170,7 @@ class CompoundLoss(nn.Module):
         stats: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, dict[str, float]]:
         err = pred - target
-        err = err * err if self.content == "mse" else err.abs()
-        if mask is not None:
-            m = mask.to(err.dtype).expand_as(err)
-            content = (err * m).sum() / m.sum().clamp_min(1.0)
-        else:
-            content = err.mean()
+        content = masked_mean(err * err if self.content == "mse" else err.abs(), mask)
         total = content
         parts = {"content": float(content.detach())}
         if self.encoder is not None and self.beta:
@@ -194,6 +189,15 @@ class CompoundLoss(nn.Module):
             total = total + self.alpha * vision
             parts["vision"] = float(vision.detach())
         return total, parts
+
+
+def masked_mean(err: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Mean of ``err`` over the pixels where ``mask`` ``(N, 1, H, W)`` is true (all pixels
+    without a mask): the content losses' and the distillation's."""
+    if mask is None:
+        return err.mean()
+    m = mask.to(err.dtype).expand_as(err)
+    return (err * m).sum() / m.sum().clamp_min(1.0)
 
 
 def content_loss(kind: str) -> CompoundLoss:

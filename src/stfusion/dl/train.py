@@ -42,8 +42,9 @@ import copy
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, fields
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, Unpack
 
 import numpy as np
 import torch
@@ -61,15 +62,22 @@ from stfusion.dl.networks.autoencoder import Autoencoder
 from stfusion.dl.networks.discriminators import Discriminator, discriminator_class
 from stfusion.dl.train_config import (
     RESUME_KEEP,
+    ResumableInputs,
+    RunInputs,
+    SiteInputs,
     TrainConfig,
     TrainResult,
+    check_inputs,
+    site_inputs,
     validate_run_options,
 )
 from stfusion.dl.train_log import log_paths, write_log
 from stfusion.errors import InvalidParameterError, OutputExistsError
-from stfusion.io import AlignedSource, FileSource, Scaling, Source
+from stfusion.io import AlignedSource, FileSource, Source
 from stfusion.run_config import shipped_weights
 from stfusion.scene import ImageLike, Scene
+
+C = TypeVar("C")  # a run's configuration (TrainConfig, STFDCNNConfig)
 
 __all__ = [
     "GANTrainer",
@@ -111,18 +119,41 @@ def start_run(out: Path, resume: bool, overwrite: bool) -> Checkpoint | None:
     return None
 
 
+def start_training(
+    out: Path, cfg: C, inputs: ResumableInputs, model: str | None = None
+) -> tuple[Checkpoint | None, C]:
+    """The start of a training run (:func:`train`, STFDCNN's): ``out`` checked for a fresh
+    or resumed run (:func:`start_run`) and the configuration to validate: ``cfg``, or when
+    resuming the previous run's (a checkpoint of ``model`` if given) with the options of
+    :data:`RESUME_KEEP` from ``cfg``."""
+    previous = start_run(out, bool(inputs.get("resume")), bool(inputs.get("overwrite")))
+    if previous is None:
+        return None, cfg
+    if model is not None and previous.model != model:
+        raise InvalidParameterError(
+            f"{out}: not a resumable {model} checkpoint (model {previous.model})."
+        )
+    return previous, resumed_config(type(cfg), previous, cfg)
+
+
 def open_training_sites(
     pairs: Sequence[tuple[ImageLike, ImageLike]] | Scene | None,
     *,
-    dates: Sequence[str] | None = None,
-    catalog: str | os.PathLike[str] | None = None,
-    fine_scaling: Scaling | None = None,
-    coarse_scaling: Scaling | None = None,
-    resampling: str = "nearest",
     any_bands: bool = False,
+    **inputs: Unpack[SiteInputs],
 ) -> list[ds.Site]:
-    """The sites of a run: the ``pairs`` (one site, ``main``) and those of ``catalog``;
-    ``any_bands``: sites may have different bands (band-agnostic networks)."""
+    """The sites of a run: the ``pairs`` (one site, ``main``) and those of ``catalog``
+    (``inputs``: :class:`~stfusion.dl.train_config.SiteInputs`); ``any_bands``: sites may have
+    different bands (band-agnostic networks)."""
+    check_inputs("open_training_sites", inputs, SiteInputs.__optional_keys__)
+    dates, catalog = inputs.get("dates"), inputs.get("catalog")
+    open_sites = partial(
+        ds.open_sites,
+        fine_scaling=inputs.get("fine_scaling"),
+        coarse_scaling=inputs.get("coarse_scaling"),
+        resampling=inputs.get("resampling", "nearest"),
+        any_bands=any_bands,
+    )
     sites: list[ds.Site] = []
     if isinstance(pairs, Scene):
         iso = list(dates) if dates else None
@@ -133,26 +164,14 @@ def open_training_sites(
         iso = resolve_dates(list(pairs), dates)
         pair_dates: list[str | None] = [*iso] if iso else [None] * len(pairs)
         specs = [ds.PairSpec(f, c, d) for (f, c), d in zip(pairs, pair_dates)]
-        sites += ds.open_sites(
-            {"main": specs},
-            fine_scaling=fine_scaling,
-            coarse_scaling=coarse_scaling,
-            resampling=resampling,
-            any_bands=any_bands,
-        )
+        sites += open_sites({"main": specs})
     if catalog is not None:
         groups = ds.read_catalog(catalog)
         if sites and "main" in groups:
             raise InvalidParameterError(
                 f"{catalog}: site name 'main' is taken by the --pair images; rename it."
             )
-        sites += ds.open_sites(
-            groups,
-            fine_scaling=fine_scaling,
-            coarse_scaling=coarse_scaling,
-            resampling=resampling,
-            any_bands=any_bands,
-        )
+        sites += open_sites(groups)
     if not sites:
         raise InvalidParameterError("no pairs given: give --pair FINE COARSE or --catalog.")
     counts = {s.scene.count for s in sites}
@@ -257,7 +276,8 @@ def run_data(
     return RunData(sites, held, norm, train_ds, val_ds, steps)
 
 
-def settings_of(cfg: Any, progress_bar: bool) -> engine.EngineSettings:
+def settings_of(cfg: Any, inputs: RunInputs) -> engine.EngineSettings:
+    """The engine settings of a run: ``cfg``'s, and Lightning's bar if ``inputs`` ask for it."""
     return engine.EngineSettings(
         epochs=cfg.epochs,
         patience=cfg.patience,
@@ -267,7 +287,7 @@ def settings_of(cfg: Any, progress_bar: bool) -> engine.EngineSettings:
         strategy=cfg.strategy,
         threads=cfg.threads,
         workers=cfg.workers,
-        progress_bar=progress_bar,
+        progress_bar=bool(inputs.get("progress_bar")),
     )
 
 
@@ -335,6 +355,20 @@ def checkpoint_record(
     }
 
 
+def training_sites(
+    pairs: Sequence[tuple[ImageLike, ImageLike]] | Scene | None,
+    inputs: ResumableInputs,
+    previous: Checkpoint | None,
+    any_bands: bool,
+) -> list[ds.Site]:
+    """The sites of a training run (:func:`open_training_sites`), checked against the
+    ``previous`` run when resuming (:func:`check_resume`)."""
+    sites = open_training_sites(pairs, any_bands=any_bands, **site_inputs(inputs))
+    if previous is not None:
+        check_resume(previous, sites)
+    return sites
+
+
 def check_resume(previous: Checkpoint, data_sites: list[ds.Site]) -> None:
     scene = data_sites[0].scene
     tied = not previous.agnostic
@@ -352,6 +386,26 @@ def check_resume(previous: Checkpoint, data_sites: list[ds.Site]) -> None:
         )
 
 
+def training_record(
+    model: str,
+    net: FusionNet,
+    data: RunData,
+    cfg: Any,
+    rec: engine.RunRecorder,
+    inputs: RunInputs,
+    out: Path,
+) -> dict[str, Any]:
+    """What a training run writes after every epoch: :func:`checkpoint_record` for ``net``
+    and what a resumed run reloads; a family adds its own parts."""
+    net_config = {**net.config(), "size": cfg.size}
+    record = checkpoint_record(model, net_config, data, cfg, rec, inputs.get("meta"))
+    record["resume"] = {
+        "state_dict": cpu_state(net.state_dict()),
+        "lightning": engine.resume_path(out).name,
+    }
+    return record
+
+
 def fit_run(
     module: engine.FusionModule,
     data: RunData,
@@ -360,12 +414,14 @@ def fit_run(
     settings: engine.EngineSettings,
     payload: Callable[[engine.RunRecorder, engine.FusionModule], dict[str, Any]],
     resumed: bool,
-    progress: ProgressFn | None,
+    inputs: RunInputs,
 ) -> TrainResult:
     """Train ``module`` on the run's loaders (:func:`stfusion.dl.engine.fit`, which writes
-    ``out`` from ``payload`` after every epoch) and return what the run produced: the end of
-    :func:`train` and :func:`stfusion.dl.train_stfdcnn.train_stfdcnn`."""
+    ``out`` from ``payload`` after every epoch, reporting to ``inputs``' progress) and return
+    what the run produced: the end of :func:`train` and
+    :func:`stfusion.dl.train_stfdcnn.train_stfdcnn`."""
     train_dl, val_dl = data.loaders(cfg.batch, cfg.workers)
+    progress = inputs.get("progress")
     rec = engine.fit(
         module, train_dl, val_dl, out, settings, payload, resume=resumed, progress=progress
     )
@@ -485,48 +541,29 @@ def train(
     pairs: Sequence[tuple[ImageLike, ImageLike]] | Scene | None,
     out: str | os.PathLike[str],
     config: TrainConfig | None = None,
-    *,
-    dates: Sequence[str] | None = None,
-    catalog: str | os.PathLike[str] | None = None,
-    fine_scaling: Scaling | None = None,
-    coarse_scaling: Scaling | None = None,
-    resampling: str = "nearest",
-    resume: bool = False,
-    overwrite: bool = False,
-    progress: ProgressFn | None = None,
-    progress_bar: bool = False,
-    meta: dict[str, Any] | None = None,
+    **inputs: Unpack[ResumableInputs],
 ) -> TrainResult:
     """Train a fusion network on ``pairs`` (two or more dates) and/or the sites of a
     ``catalog`` CSV, and write the checkpoint ``out``.
 
     ``config`` (a :class:`TrainConfig`) holds the hyper-parameters; with ``resume=True`` the
     stored configuration is used, except the options of :data:`RESUME_KEEP`, which may be
-    changed to continue a run. ``meta`` (e.g. the command line, notes) is stored with the
-    checkpoint's metadata. ``progress`` receives one dict per autoencoder step and per epoch;
-    ``progress_bar``: Lightning's bar with ETA when stderr is a terminal.
+    changed to continue a run. The keyword ``inputs`` (``dates``, ``catalog``, scalings,
+    ``resampling``, ``resume``, ``overwrite``, ``progress``, ``progress_bar``, ``meta``) are
+    :class:`~stfusion.dl.train_config.ResumableInputs`: ``meta`` (e.g. the command line,
+    notes) is stored with the checkpoint's metadata, ``progress`` receives one dict per
+    autoencoder step and per epoch.
     """
+    check_inputs("train", inputs, ResumableInputs.__optional_keys__)
     cfg = copy.deepcopy(config) if config is not None else TrainConfig()
     out = Path(out)
-    previous = start_run(out, resume, overwrite)
-    if previous is not None:
-        cfg = resumed_config(TrainConfig, previous, cfg)
+    previous, cfg = start_training(out, cfg, inputs)
     cfg.validate()
     cfg = cfg.resolved()
-    sites = open_training_sites(
-        pairs,
-        dates=dates,
-        catalog=catalog,
-        fine_scaling=fine_scaling,
-        coarse_scaling=coarse_scaling,
-        resampling=resampling,
-        any_bands=cfg.agnostic,
-    )
-    if previous is not None:
-        check_resume(previous, sites)
+    sites = training_sites(pairs, inputs, previous, cfg.agnostic)
     net_cls = network_class(cfg.model)
     data = run_data(sites, cfg, net_cls.multiple)
-    settings = settings_of(cfg, progress_bar)
+    settings = settings_of(cfg, inputs)
     bands = 1 if cfg.agnostic else sites[0].scene.count
     with engine.deterministic(cfg.device, cfg.threads):
         import lightning as L
@@ -541,18 +578,12 @@ def train(
             else None
         )
         ae, ae_losses = _autoencoder(
-            cfg, bands, disc is not None, previous, data, settings, out, progress
+            cfg, bands, disc is not None, previous, data, settings, out, inputs.get("progress")
         )
         module = _fusion_module(cfg, net, disc, ae, data, bands)
 
         def payload(rec: engine.RunRecorder, mod: engine.FusionModule) -> dict[str, Any]:
-            rec_out = checkpoint_record(
-                cfg.model, {**net.config(), "size": cfg.size}, data, cfg, rec, meta
-            )
-            rec_out["resume"] = {
-                "state_dict": cpu_state(net.state_dict()),
-                "lightning": str(engine.resume_path(out).name),
-            }
+            rec_out = training_record(cfg.model, net, data, cfg, rec, inputs, out)
             if ae is not None:
                 rec_out["autoencoder"] = {
                     **ae.config(),
@@ -566,7 +597,52 @@ def train(
                 rec_out["resume"]["discriminator"] = cpu_state(disc.state_dict())
             return rec_out
 
-        return fit_run(module, data, cfg, out, settings, payload, previous is not None, progress)
+        return fit_run(module, data, cfg, out, settings, payload, previous is not None, inputs)
+
+
+def untrained_record(
+    model: str,
+    net: FusionNet,
+    size: str,
+    config: Any,
+    *,
+    band_names: Sequence[str] | None,
+    mean: float | Sequence[float],
+    std: float | Sequence[float],
+    training_dates: Sequence[str],
+    per_sample: bool = False,
+) -> dict[str, Any]:
+    """The checkpoint fields of ``net``'s untrained weights (:func:`random_checkpoint`, the
+    distillation's random student) of ``size``, with the run configuration ``config`` (a
+    dataclass): ``band_names`` default ``band1``, ...; ``mean`` and ``std`` one for every band
+    or one for all; no scaling, ratio or history."""
+    n = int(net.bands)
+    m = np.broadcast_to(np.asarray(mean, dtype=np.float64), (n,))
+    s = np.broadcast_to(np.asarray(std, dtype=np.float64), (n,))
+    return {
+        "model": model,
+        "network": {**net.config(), "size": size},
+        "state_dict": net.state_dict(),
+        "bands": n,
+        "band_names": list(band_names) if band_names else [f"band{i + 1}" for i in range(n)],
+        "scaling": {"fine": None, "coarse": None},
+        "ratio": None,
+        "norm": {
+            "mean": [float(x) for x in m],
+            "std": [float(x) for x in s],
+            "per_sample": per_sample,
+        },
+        "data_range": [float(1.0 / x) for x in s],
+        "physical_range": 1.0,
+        "training_dates": list(training_dates),
+        "config": asdict(config),
+        "history": [],
+        "epoch": 0,
+        "best_epoch": 0,
+        "best_val_loss": float("inf"),
+        "bad_epochs": 0,
+        "meta": {"notes": "random weights (untrained)", "stfusion_version": stfusion.__version__},
+    }
 
 
 def random_checkpoint(
@@ -596,33 +672,17 @@ def random_checkpoint(
     if agnostic:
         bands, band_names, mean, std = 1, ["any"], 0.0, 1.0
     net = make_network(model, bands, size, agnostic=agnostic)
-    names = list(band_names) if band_names else [f"band{i + 1}" for i in range(bands)]
-    m = np.broadcast_to(np.asarray(mean, dtype=np.float64), (bands,))
-    s = np.broadcast_to(np.asarray(std, dtype=np.float64), (bands,))
-    data: dict[str, Any] = {
-        "model": model,
-        "network": {**net.config(), "size": size},
-        "state_dict": net.state_dict(),
-        "bands": bands,
-        "band_names": names,
-        "scaling": {"fine": None, "coarse": None},
-        "ratio": None,
-        "norm": {
-            "mean": [float(x) for x in m],
-            "std": [float(x) for x in s],
-            "per_sample": agnostic,
-        },
-        "data_range": [float(1.0 / x) for x in s],
-        "physical_range": 1.0,
-        "training_dates": list(training_dates),
-        "config": asdict(cfg),
-        "history": [],
-        "epoch": 0,
-        "best_epoch": 0,
-        "best_val_loss": float("inf"),
-        "bad_epochs": 0,
-        "meta": {"notes": "random weights (untrained)", "stfusion_version": stfusion.__version__},
-    }
+    data = untrained_record(
+        model,
+        net,
+        size,
+        cfg,
+        band_names=band_names,
+        mean=mean,
+        std=std,
+        training_dates=training_dates,
+        per_sample=agnostic,
+    )
     if model == "edcstfn":
         ae = Autoencoder(bands, channels_for(size))
         data["autoencoder"] = {**ae.config(), "state_dict": ae.state_dict(), "losses": []}

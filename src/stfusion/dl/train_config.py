@@ -1,5 +1,5 @@
 """The training configuration (:class:`TrainConfig`, with the checks that need the networks),
-the result of a run and the options every run shares.
+the result of a run and the options and inputs every run shares.
 
 Moved out of :mod:`stfusion.dl.train`, which still exports these names.
 """
@@ -7,20 +7,35 @@ Moved out of :mod:`stfusion.dl.train`, which still exports these names.
 from __future__ import annotations
 
 import copy
+import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, cast
 
 import numpy as np
 
 from stfusion.dl import engine
+from stfusion.dl.engine import ProgressFn
 from stfusion.dl.losses import GAN_LOSSES
 from stfusion.dl.networks import network_class, network_names
 from stfusion.dl.networks.discriminators import discriminator_class
 from stfusion.errors import InvalidParameterError
+from stfusion.io import Scaling
 from stfusion.run_config import TrainSettings
 
-__all__ = ["RESUME_KEEP", "RunResult", "TrainConfig", "TrainResult", "validate_run_options"]
+__all__ = [
+    "RESUME_KEEP",
+    "ResumableInputs",
+    "RunInputs",
+    "RunResult",
+    "SiteInputs",
+    "TrainConfig",
+    "TrainResult",
+    "check_inputs",
+    "site_inputs",
+    "validate_run_options",
+]
 
 
 @dataclass
@@ -125,3 +140,55 @@ def validate_run_options(cfg: Any) -> None:
         )
     engine.check_precision(cfg.precision)
     engine.parse_devices(cfg.device)
+
+
+# ----------------------------------------------------------------------------- run inputs
+# The keyword arguments of train, train_stfdcnn and distill, declared once (PEP 692: each
+# entry point takes ``**inputs: Unpack[...]``); every key is optional, its default in [].
+
+
+class SiteInputs(TypedDict, total=False):
+    """Where a run's pairs come from and how they are read (the keywords of
+    :func:`stfusion.dl.train.open_training_sites`): ``dates`` [None: from the catalog or the
+    file names], ``catalog`` (a CSV of sites) [None], ``fine_scaling`` and ``coarse_scaling``
+    [None: from the files], ``resampling`` of a coarse image on its own grid ["nearest"]."""
+
+    dates: Sequence[str] | None
+    catalog: str | os.PathLike[str] | None
+    fine_scaling: Scaling | None
+    coarse_scaling: Scaling | None
+    resampling: str
+
+
+class RunInputs(SiteInputs, total=False):
+    """What every run takes besides its pairs, output and configuration: the
+    :class:`SiteInputs`, ``overwrite`` an existing output [False], ``progress`` (receives one
+    dict per step and per epoch) [None], ``progress_bar`` (Lightning's bar with ETA when stderr
+    is a terminal) [False], ``meta`` (e.g. the command line, notes; stored with the
+    checkpoint's metadata) [None]."""
+
+    overwrite: bool
+    progress: ProgressFn | None
+    progress_bar: bool
+    meta: dict[str, Any] | None
+
+
+class ResumableInputs(RunInputs, total=False):
+    """:class:`RunInputs` and ``resume`` (continue from the Lightning state beside the
+    checkpoint) [False]: training runs."""
+
+    resume: bool
+
+
+def check_inputs(caller: str, inputs: Mapping[str, Any], known: frozenset[str]) -> None:
+    """Refuse a keyword that is not ``known`` (``RunInputs.__optional_keys__`` or another of the
+    TypedDicts above), as Python does for a function with an explicit signature."""
+    for key in inputs:
+        if key not in known:
+            raise TypeError(f"{caller}() got an unexpected keyword argument {key!r}")
+
+
+def site_inputs(inputs: SiteInputs) -> SiteInputs:
+    """The :class:`SiteInputs` of ``inputs`` (a run's other inputs left out)."""
+    # A subset of a TypedDict's keys is that TypedDict, which mypy cannot see in a comprehension.
+    return cast(SiteInputs, {k: v for k, v in inputs.items() if k in SiteInputs.__optional_keys__})

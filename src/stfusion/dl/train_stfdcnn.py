@@ -30,27 +30,23 @@ import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 from stfusion.dl import engine
-from stfusion.dl.checkpoint import Checkpoint
-from stfusion.dl.engine import ProgressFn, cpu_state
 from stfusion.dl.networks.stfdcnn import STFDCNNNet, choose_factor, choose_window, sizes_for
 from stfusion.dl.train import (
     TrainConfig,
     TrainResult,
-    check_resume,
-    checkpoint_record,
     fit_run,
-    open_training_sites,
-    resumed_config,
     run_data,
     settings_of,
-    start_run,
+    start_training,
+    training_record,
+    training_sites,
     validate_run_options,
 )
+from stfusion.dl.train_config import ResumableInputs, check_inputs
 from stfusion.errors import InvalidParameterError
-from stfusion.io import Scaling
 from stfusion.run_config import LoopSettings
 from stfusion.scene import ImageLike, Scene
 
@@ -116,47 +112,21 @@ def train_stfdcnn(
     pairs: Sequence[tuple[ImageLike, ImageLike]] | Scene | None,
     out: str | os.PathLike[str],
     config: STFDCNNConfig | TrainConfig | None = None,
-    *,
-    dates: Sequence[str] | None = None,
-    catalog: str | os.PathLike[str] | None = None,
-    fine_scaling: Scaling | None = None,
-    coarse_scaling: Scaling | None = None,
-    resampling: str = "nearest",
-    resume: bool = False,
-    overwrite: bool = False,
-    progress: ProgressFn | None = None,
-    progress_bar: bool = False,
-    meta: dict[str, Any] | None = None,
+    **inputs: Unpack[ResumableInputs],
 ) -> TrainResult:
     """Train STFDCNN on ``pairs`` (two or more dates) and write the checkpoint ``out``.
 
     ``config``: an :class:`STFDCNNConfig`, or the :class:`TrainConfig` of ``stfusion train``
     (its shared options are used; ``factor`` and ``window`` are then chosen from the
     resolution ratio). With ``resume=True`` the stored configuration is used, except the
-    engine options of :data:`stfusion.dl.train.RESUME_KEEP`. Other arguments as
-    :func:`stfusion.dl.train.train`.
+    engine options of :data:`stfusion.dl.train.RESUME_KEEP`. The keyword ``inputs`` as
+    :func:`stfusion.dl.train.train`'s (:class:`~stfusion.dl.train_config.ResumableInputs`).
     """
-    cfg = _as_config(config)
+    check_inputs("train_stfdcnn", inputs, ResumableInputs.__optional_keys__)
     out = Path(out)
-    previous: Checkpoint | None = start_run(out, resume, overwrite)
-    if previous is not None:
-        if previous.model != "stfdcnn":
-            raise InvalidParameterError(
-                f"{out}: not a resumable stfdcnn checkpoint (model {previous.model})."
-            )
-        cfg = resumed_config(STFDCNNConfig, previous, cfg)
+    previous, cfg = start_training(out, _as_config(config), inputs, model="stfdcnn")
     cfg.validate()
-    sites = open_training_sites(
-        pairs,
-        dates=dates,
-        catalog=catalog,
-        fine_scaling=fine_scaling,
-        coarse_scaling=coarse_scaling,
-        resampling=resampling,
-        any_bands=cfg.agnostic,
-    )
-    if previous is not None:
-        check_resume(previous, sites)
+    sites = training_sites(pairs, inputs, previous, cfg.agnostic)
     # Resolved once and stored, so a resumed run and the prediction use the same grid.
     ratio = sites[0].scene.ratio
     cfg.factor = cfg.factor or choose_factor(ratio)
@@ -174,7 +144,7 @@ def train_stfdcnn(
                 f"the validation block ({b.height} x {b.width} px) is smaller than the "
                 f"transitional factor {cfg.factor}; use a larger val_fraction or scene."
             )
-    settings = settings_of(cfg, progress_bar)
+    settings = settings_of(cfg, inputs)
     with engine.deterministic(cfg.device, cfg.threads):
         import lightning as L
 
@@ -198,16 +168,9 @@ def train_stfdcnn(
         module = engine.STFDCNNModule(net, cfg.content, cfg.lr, data.norm.std)
 
         def payload(rec: engine.RunRecorder, mod: engine.FusionModule) -> dict[str, Any]:
-            rec_out = checkpoint_record(
-                "stfdcnn", {**net.config(), "size": cfg.size}, data, cfg, rec, meta
-            )
-            rec_out["resume"] = {
-                "state_dict": cpu_state(net.state_dict()),
-                "lightning": engine.resume_path(out).name,
-            }
-            return rec_out
+            return training_record("stfdcnn", net, data, cfg, rec, inputs, out)
 
-        return fit_run(module, data, cfg, out, settings, payload, previous is not None, progress)
+        return fit_run(module, data, cfg, out, settings, payload, previous is not None, inputs)
 
 
 __all__ = ["STFDCNNConfig", "train_stfdcnn"]

@@ -105,6 +105,7 @@ from stfusion.kernels.estarfm import BIG, NCHG, box_sum, estarfm_predict, window
 from stfusion.kernels.estarfm import spectral_correlation as _spectral_correlation
 from stfusion.methods.base import FusionMethod, Param
 from stfusion.methods.params import AUTO, NON_NEGATIVE, POSITIVE, Interval, MethodTags, StrOptions
+from stfusion.methods.starfm import THRESHOLD_PARAM, classes_param
 from stfusion.methods.variables import CHOICES, resolve_variable
 from stfusion.scene import Scene
 
@@ -151,20 +152,8 @@ class ESTARFM(FusionMethod):
             "moving window size (odd, >= 3); 51 = the reference's half window 25",
             scene_bound="fine",
         ),
-        Param(
-            "classes",
-            4.0,
-            POSITIVE,
-            "",
-            "assumed number of land-cover classes: similarity threshold = 2 std / classes",
-        ),
-        Param(
-            "threshold",
-            "scene",
-            StrOptions(("scene", "window")),
-            "",
-            "std for the similarity threshold: over the scene (reference) or the window",
-        ),
+        classes_param(4.0),
+        THRESHOLD_PARAM,
         Param(
             "min_similar",
             6,

@@ -131,7 +131,6 @@ from stfusion.coarse import (
 from stfusion.errors import EmptyInputError, InvalidParameterError
 from stfusion.io import FileSource, Source
 from stfusion.io.spill import SpillArray
-from stfusion.kernels.coarse import distribute_residual_mapped
 from stfusion.kernels.fsdaf import homogeneity_index, nearest_centre
 from stfusion.methods.base import FusionMethod, Param
 from stfusion.methods.fsdaf_classes import (
@@ -649,12 +648,18 @@ class FSDAF(FusionMethod):
         labels and HI there."""
         if self.native_ is not None:
             return self._native_change(fr, lr, hi, region)
+        sp, blocks = self._block_spline(region)
+        resid = self.residual_.read(blocks[0].start, blocks[0].stop)[:, blocks[1]]
+        return residual_change(fr, lr, hi, sp, self.class_change_, resid, self.r_, *self.allowed_)
+
+    def _block_spline(self, region: Window) -> tuple[np.ndarray, tuple[slice, slice]]:
+        """The spline prediction ``F2_SP`` on ``region`` (whole ``r x r`` blocks) and the
+        slices of those blocks in the coarse-grid tables."""
         r = self.r_
         by0, bx0 = int(region.row_off), int(region.col_off)
         by1, bx1 = by0 + int(region.height), bx0 + int(region.width)
         sp = self.spline_.evaluate(by0, bx0, by1 - by0, bx1 - bx0)
-        resid = self.residual_.read(by0 // r, -(-by1 // r))[:, bx0 // r : -(-bx1 // r)]
-        return residual_change(fr, lr, hi, sp, self.class_change_, resid, r, *self.allowed_)
+        return sp, (slice(by0 // r, -(-by1 // r)), slice(bx0 // r, -(-bx1 // r)))
 
     def _native_change(
         self, fr: np.ndarray, lr: np.ndarray, hi: np.ndarray, region: Window
@@ -666,21 +671,8 @@ class FSDAF(FusionMethod):
         ci, cj, py, px = native.index(region)
         sp = self.spline_.evaluate_points(py, px, ci, cj)
         resid, ids = self._native_residuals(ci, cj)
-        out = np.empty(fr.shape, dtype=np.float32)
-        lo, hi_allow = self.allowed_
-        distribute_residual_mapped(
-            np.ascontiguousarray(fr, dtype=np.float32),
-            np.ascontiguousarray(lr, dtype=np.int32),
-            np.ascontiguousarray(hi, dtype=np.float32),
-            sp,
-            np.ascontiguousarray(self.class_change_, dtype=np.float64),
-            np.ascontiguousarray(resid, dtype=np.float64),
-            np.ascontiguousarray(ids),
-            np.asarray(lo, dtype=np.float64),
-            np.asarray(hi_allow, dtype=np.float64),
-            out,
-        )
-        return out
+        cc = self.class_change_
+        return residual_change(fr, lr, hi, sp, cc, resid, ids, *self.allowed_)
 
     def _native_residuals(self, ci: np.ndarray, cj: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The residuals ``(n, band)`` of the coarse rows ``ci`` spans (only those: they may

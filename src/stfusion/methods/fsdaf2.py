@@ -40,12 +40,11 @@ import os
 import numpy as np
 from rasterio.windows import Window
 
-from stfusion.kernels.coarse import distribute_residual_mapped
 from stfusion.methods.base import FusionMethod
-from stfusion.methods.fsdaf import FSDAF, residual_change
+from stfusion.methods.fsdaf import FSDAF
+from stfusion.methods.fsdaf_residual import residual_change
 from stfusion.methods.fsdaf_tables import Bands, CoarseTables, Fractions
-from stfusion.methods.params import AUTO, NON_NEGATIVE, POSITIVE, MethodTags, Param
-from stfusion.methods.variables import CHOICES
+from stfusion.methods.params import AUTO, NON_NEGATIVE, POSITIVE, Param
 
 #: Smallest automatic change threshold (CI units: standard deviations of F1): Otsu always
 #: splits, and a scene without land-cover change must keep FSDAF's prediction.
@@ -150,14 +149,7 @@ class FSDAF2(FSDAF):
     name = "fsdaf2"
     title = "FSDAF 2.0"
     paper = "Guo, Shi, Hao & Zhu 2020, Remote Sensing of Environment 248, 111973"
-    tags = MethodTags(
-        min_pairs=1,
-        max_pairs=1,
-        needs_ratio=True,
-        exact=("unchanged", "uniform_change"),
-        quality=("fallback",),
-        variables=CHOICES,
-    )
+    # tags: FSDAF's (one pair, the ratio, exact on the same scenes, the fallback layer).
     params = (
         *FSDAF.params,
         Param(
@@ -250,11 +242,7 @@ class FSDAF2(FSDAF):
         thr = float(self.change_scale) * float(self.change_threshold_)  # P = 1/2 there
         native = self.native_
         if native is None:
-            r = self.r_
-            by0, bx0 = int(region.row_off), int(region.col_off)
-            by1, bx1 = by0 + int(region.height), bx0 + int(region.width)
-            sp = self.spline_.evaluate(by0, bx0, by1 - by0, bx1 - bx0)
-            bs = (slice(by0 // r, -(-by1 // r)), slice(bx0 // r, -(-bx1 // r)))
+            sp, bs = self._block_spline(region)
             return fsdaf2_change(
                 fr,
                 lr,
@@ -263,7 +251,7 @@ class FSDAF2(FSDAF):
                 self.class_change_,
                 self.residual_.read(bs[0].start, bs[0].stop)[:, bs[1]],
                 self.changed_[bs],
-                r,
+                self.r_,
                 self.fine_std_,
                 thr,
                 *self.allowed_,
@@ -280,18 +268,7 @@ class FSDAF2(FSDAF):
         shift = changed_shift(fr, lr, sp, self.class_change_, known[ids], self.fine_std_, thr)
         corr = block_correction(shift, lr, ids, len(uniq))
         f1p = (fr + shift).astype(np.float32)
-        out = np.empty(fr.shape, dtype=np.float32)
-        lo, hi_allow = self.allowed_
-        distribute_residual_mapped(
-            f1p,
-            np.ascontiguousarray(lr, dtype=np.int32),
-            np.ascontiguousarray(hi, dtype=np.float32),
-            sp,
-            np.ascontiguousarray(self.class_change_, dtype=np.float64),
-            np.ascontiguousarray(resid - corr),
-            np.ascontiguousarray(ids),
-            np.asarray(lo, dtype=np.float64),
-            np.asarray(hi_allow, dtype=np.float64),
-            out,
+        change = residual_change(
+            f1p, lr, hi, sp, self.class_change_, resid - corr, ids, *self.allowed_
         )
-        return out + (f1p - fr)
+        return change + (f1p - fr)

@@ -1,6 +1,8 @@
 """FSDAF's per-pixel array steps: the homogeneity index (paper step 5), the residual
-distribution into the total change (steps 3 and 5) and the similar-pixel prediction (step 6),
-each a thin wrapper over a numba kernel of :mod:`stfusion.kernels.fsdaf`.
+distribution into the total change (steps 3 and 5; on ``r x r`` blocks or on native coarse
+pixels) and the similar-pixel prediction (step 6), each a thin wrapper over a numba kernel of
+:mod:`stfusion.kernels.fsdaf` (native pixels: :mod:`stfusion.kernels.coarse`). FSDAF 2.0
+calls the same wrappers.
 
 Moved out of :mod:`stfusion.methods.fsdaf`, which still exports these names.
 """
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from stfusion.kernels.coarse import distribute_residual_mapped
 from stfusion.kernels.fsdaf import (
     FINAL_IDL,
     FINAL_PAPER,
@@ -38,24 +41,28 @@ def residual_change(
     spline: np.ndarray,
     class_change: np.ndarray,
     residual: np.ndarray,
-    r: int,
+    r: int | np.ndarray,
     lo: np.ndarray,
     hi_allow: np.ndarray,
 ) -> np.ndarray:
-    """Total change ``Delta F`` (paper steps 3 and 5) on arrays covering whole coarse blocks."""
+    """Total change ``Delta F`` (paper steps 3 and 5) on arrays covering whole coarse pixels:
+    ``r`` x ``r`` blocks from the arrays' origin (``residual`` ``(bh, bw, band)``), or native
+    coarse pixels when ``r`` is an index map ``(H, W)`` of each fine pixel's coarse pixel
+    (``residual`` ``(n, band)``, :func:`stfusion.kernels.coarse.distribute_residual_mapped`)."""
     out = np.empty(f1.shape, dtype=np.float32)
-    distribute_residual(
+    args = (
         np.ascontiguousarray(f1, dtype=np.float32),
         np.ascontiguousarray(labels, dtype=np.int32),
         np.ascontiguousarray(hi, dtype=np.float32),
         np.ascontiguousarray(spline, dtype=np.float64),
         np.ascontiguousarray(class_change, dtype=np.float64),
         np.ascontiguousarray(residual, dtype=np.float64),
-        int(r),
-        np.asarray(lo, dtype=np.float64),
-        np.asarray(hi_allow, dtype=np.float64),
-        out,
     )
+    allowed = (np.asarray(lo, dtype=np.float64), np.asarray(hi_allow, dtype=np.float64))
+    if isinstance(r, np.ndarray):
+        distribute_residual_mapped(*args, np.ascontiguousarray(r), *allowed, out)
+    else:
+        distribute_residual(*args, int(r), *allowed, out)
     return out
 
 

@@ -105,6 +105,30 @@ def _unity_below() -> float:
 UNITY_BELOW = _unity_below()
 
 
+# The similarity threshold 2 std / classes is ESTARFM's too: its two parameters, declared once.
+
+
+def classes_param(default: float) -> Param:
+    """``classes`` of the similarity threshold (STARFM's and ESTARFM's defaults differ)."""
+    return Param(
+        "classes",
+        default,
+        POSITIVE,
+        "",
+        "assumed number of land-cover classes: similarity threshold = 2 std / classes",
+    )
+
+
+#: Where the std of the similarity threshold is taken.
+THRESHOLD_PARAM = Param(
+    "threshold",
+    "scene",
+    StrOptions(("scene", "window")),
+    "",
+    "std for the similarity threshold: over the scene (reference) or the window",
+)
+
+
 class STARFM(FusionMethod):
     """STARFM (Gao et al. 2006), one or more pairs, all bands. See the module docstring."""
 
@@ -127,13 +151,7 @@ class STARFM(FusionMethod):
             "moving window size (odd); 51 = the reference's 750 m at 30 m",
             scene_bound="fine",
         ),
-        Param(
-            "classes",
-            40,
-            POSITIVE,
-            "",
-            "assumed number of land-cover classes: similarity threshold = 2 std / classes",
-        ),
+        classes_param(40),
         Param(
             "uncertainty",
             "auto",
@@ -142,13 +160,7 @@ class STARFM(FusionMethod):
             "uncertainty of fine and coarse values (sigma_l = sigma_m); auto: 0.005 for "
             "reflectance, else 0.5% of the fine value range",
         ),
-        Param(
-            "threshold",
-            "scene",
-            StrOptions(("scene", "window")),
-            "",
-            "std for the similarity threshold: over the scene (reference) or the window",
-        ),
+        THRESHOLD_PARAM,
         Param(
             "filter",
             "paper",
