@@ -238,3 +238,18 @@ def test_swallowed_signal_exception_prints_no_traceback(monkeypatch: pytest.Monk
     assert seen == [event]
     with pytest.raises(cli.Terminated):
         cli.reraise_signal()
+
+
+def test_python_m_stfusion_is_the_command_line() -> None:
+    """``python -m stfusion`` runs the command line with its exit codes (2: usage error)."""
+    ok = subprocess.run(
+        [sys.executable, "-m", "stfusion", "--version"], env=_env(), capture_output=True, text=True
+    )
+    assert ok.returncode == 0 and "stfusion, version" in ok.stdout
+    bad = subprocess.run(
+        [sys.executable, "-m", "stfusion", "predict", "--bogus"],
+        env=_env(),
+        capture_output=True,
+        text=True,
+    )
+    assert bad.returncode == 2 and "--bogus" in bad.stderr
