@@ -9,6 +9,7 @@ setting is stored in the checkpoint. Also where the shipped weights are (``--ini
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +18,15 @@ WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
 #: Floating-point precisions of a run (Lightning's names).
 PRECISIONS = ("32", "16-mixed", "bf16-mixed")
+
+
+def is_inference_device(name: object) -> bool:
+    """A device a prediction runs on: ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (training's
+    ``--devices`` also takes lists and counts: ``stfusion.dl.engine.parse_devices``)."""
+    return isinstance(name, str) and (
+        name in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", name) is not None
+    )
+
 
 #: Widths of the student body's 3x3 convolutions for each named size
 #: (:mod:`stfusion.dl.networks.student` builds them; ``stfusion distill --student``).
@@ -119,5 +129,6 @@ __all__ = [
     "LoopSettings",
     "RunOptions",
     "TrainSettings",
+    "is_inference_device",
     "shipped_weights",
 ]

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -34,7 +33,7 @@ from rasterio.windows import Window
 from stfusion.dl.checkpoint import Checkpoint, load_checkpoint
 from stfusion.errors import InvalidParameterError
 from stfusion.io import ArraySource, Grid, Source
-from stfusion.run_config import PRECISIONS
+from stfusion.run_config import PRECISIONS, is_inference_device
 from stfusion.tiling import windows_covering
 
 
@@ -42,7 +41,7 @@ def resolve_device(device: str = "auto") -> torch.device:
     """``auto``: CUDA when available, else the CPU; ``cuda:N`` the GPU numbered N."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device != "cpu" and device != "cuda" and not re.fullmatch(r"cuda:\d+", device):
+    if not is_inference_device(device):
         raise InvalidParameterError(f"device {device!r}: choose auto, cpu, cuda or cuda:N.")
     if device.startswith("cuda"):
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
@@ -100,12 +99,16 @@ class Predictor:
         self.checkpoint = ck
         self.device = resolve_device(device)
         self.precision = check_precision(precision)
-        self.net = ck.network().to(self.device)
+        self.net = self._network(ck).to(self.device)
         self.mean = ck.mean.astype(np.float32)[:, None, None]
         self.std = ck.std.astype(np.float32)[:, None, None]
         self.radius = int(self.net.radius)
         self.multiple = int(self.net.multiple)
         self.per_sample = ck.agnostic
+
+    def _network(self, ck: Checkpoint) -> Any:
+        """The checkpoint's network (STFDCNN's predictor builds its own)."""
+        return ck.network()
 
     def set_stats(self, fines: Sequence[np.ndarray]) -> None:
         """Band-agnostic checkpoints: normalise with the statistics of the fine reference
@@ -225,9 +228,10 @@ class Predictor:
         by_size: dict[tuple[int, int], list[Window]] = {}
         for t in tiles:
             by_size.setdefault((int(t.height), int(t.width)), []).append(t)
+        step = max(1, batch)
         for group in by_size.values():
-            for i in range(0, len(group), max(1, batch)):
-                part = group[i : i + max(1, batch)]
+            for i in range(0, len(group), step):
+                part = group[i : i + step]
                 exts = [
                     self.extent_inputs(fines, coarses, target, shape, *_grown(t, overlap))
                     for t in part

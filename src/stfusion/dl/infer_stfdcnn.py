@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import torch
 
-from stfusion.dl.checkpoint import Checkpoint, load_checkpoint
-from stfusion.dl.infer import Predictor, check_precision, resolve_device
+from stfusion.dl.checkpoint import Checkpoint
+from stfusion.dl.infer import Predictor
 from stfusion.dl.networks.stfdcnn import STFDCNNNet
 
 
@@ -40,19 +39,8 @@ class STFDCNNPredictor(Predictor):
     """:class:`stfusion.dl.infer.Predictor` for STFDCNN checkpoints, building the network
     from its stored config (``factor``, ``window``) without the network registry."""
 
-    def __init__(
-        self, checkpoint: Checkpoint | str, device: str = "auto", precision: str = "32"
-    ) -> None:
-        ck = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
-        self.checkpoint = ck
-        self.device = resolve_device(device)
-        self.precision = check_precision(precision)
-        self.net = load_network(ck).to(self.device)
-        self.mean = ck.mean.astype(np.float32)[:, None, None]
-        self.std = ck.std.astype(np.float32)[:, None, None]
-        self.radius = int(self.net.radius)
-        self.multiple = int(self.net.multiple)
-        self.per_sample = ck.agnostic
+    def _network(self, ck: Checkpoint) -> Any:
+        return load_network(ck)
 
 
 __all__ = ["STFDCNNPredictor", "load_network"]

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from numbers import Integral
@@ -46,7 +45,7 @@ from stfusion.errors import InvalidParameterError
 from stfusion.io import Source
 from stfusion.methods.base import FusionMethod, Param
 from stfusion.methods.params import AUTO, Constraint, Interval, MethodTags, StrOptions, Text
-from stfusion.run_config import PRECISIONS, shipped_weights
+from stfusion.run_config import PRECISIONS, is_inference_device, shipped_weights
 from stfusion.scene import Scene
 
 #: Training dates of the shipped checkpoints (checked against the files by the tests): CIA,
@@ -69,9 +68,7 @@ class DeviceName(Constraint):
     """``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (torch's device names)."""
 
     def is_satisfied_by(self, value: Any) -> bool:
-        return isinstance(value, str) and (
-            value in ("auto", "cpu", "cuda") or re.fullmatch(r"cuda:\d+", value) is not None
-        )
+        return is_inference_device(value)
 
     def describe(self) -> str:
         return "'auto', 'cpu', 'cuda' or 'cuda:N' (the GPU numbered N)"
