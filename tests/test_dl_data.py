@@ -105,10 +105,41 @@ def _stream(pairs: list[tuple[Path, Path]], **settings: object) -> object:
     return run_data(open_training_sites(pairs), TrainConfig(**kw))
 
 
-def test_patch_too_large_for_the_scene(tmp_path: Path) -> None:
+def test_scene_smaller_than_the_patch_is_padded_never_the_block(tmp_path: Path) -> None:
+    """A patch that does not fit beside the validation block (a 44 x 45 px site like Kranj):
+    windows are cut to the strips above and left of the block and padded by reflection; the
+    padding and the block never count as labelled pixels, and batches keep one shape."""
     pairs = write_series(tmp_path, 2, size=32)
-    with pytest.raises(InvalidParameterError, match="validation block"):
-        _stream(pairs, patch=32, val_fraction=0.5)
+    data = _stream(pairs, patch=32, val_fraction=0.5)
+    block = data.sites[0].block
+    assert (block.row, block.col) == (9, 9)  # a 23 px block: no 32 px window beside it
+    seen = []
+    pair = data.train.reader.pair
+    data.train.reader.pair = lambda ex, r, c, h, w, band=0: (
+        seen.append((r, c, h, w)) or pair(ex, r, c, h, w, band)
+    )
+    items = [data.train[i] for i in range(100)]
+    assert {(h, w) for _, _, h, w in seen} == {(9, 32), (32, 9)}
+    assert not any(block.intersects(*win) for win in seen)
+    for (_, _, h, w), item in zip(seen, items):
+        assert all(tuple(a.shape[-2:]) == (32, 32) for a in item)
+        assert all(bool(np.isfinite(a.numpy()).all()) for a in item[:4])
+        mask = item[4].numpy()[0]
+        assert mask[:h, :w].all() and not mask[h:].any() and not mask[:, w:].any()
+        # reflection: the first padded row/column mirrors the one before the last real one
+        label = item[3].numpy()
+        if w < 32:
+            np.testing.assert_array_equal(label[:, :h, w], label[:, :h, w - 2])
+        else:
+            np.testing.assert_array_equal(label[:, h, :w], label[:, h - 2, :w])
+    val = [data.val[i] for i in range(len(data.val))]
+    assert all(tuple(a.shape[-2:]) == (32, 32) for item in val for a in item)
+    from stfusion.dl.datasets import Site, _strips
+
+    whole = Site("s", data.sites[0].scene, None, None)
+    assert _strips(whole, 64) == [(0, 0, 32, 32)]  # no block: the whole scene, padded
+    covered = dataclasses.replace(whole, block=dataclasses.replace(block, row=0, col=0))
+    assert _strips(covered, 64) == []
 
 
 def test_invalid_pixels_are_masked_not_spread(tmp_path: Path) -> None:

@@ -286,30 +286,36 @@ class PatchDataset(torch.utils.data.Dataset):
                 "no training examples: training needs two or more training dates of one site "
                 "(within --max-gap of each other, not held out by --val-dates)."
             )
-        for site in sites:
-            h, w = site.shape
-            b = site.block
-            fits = h >= patch and w >= patch
-            if b is not None:
-                fits = fits and (b.row >= patch or b.col >= patch)
-            if not fits:
-                size = f" beside the validation block ({b.height} x {b.width} px" if b else " ("
+        # A site too small for a whole patch beside its validation block (Kranj: 44 x 45 px)
+        # gives windows cut to the largest strip beside the block, padded by reflection.
+        self.strips = [_strips(site, patch) for site in sites]
+        for site, strips in zip(sites, self.strips):
+            if strips is not None and not strips:
                 raise InvalidParameterError(
-                    f"patch {patch} px does not fit{size} of a {h} x {w} scene, {site.name}); "
-                    "use a smaller --patch or val_fraction."
+                    f"{site.name}: the validation block covers the whole {site.shape[0]} x "
+                    f"{site.shape[1]} scene; use a smaller val_fraction."
                 )
 
     def __len__(self) -> int:
         return self.length
 
-    def _position(self, rng: np.random.Generator, site: Site) -> tuple[int, int] | None:
-        h, w = site.shape
+    def _position(self, rng: np.random.Generator, s: int) -> tuple[int, int, int, int] | None:
+        """A window ``(row, col, height, width)`` outside the validation block, or None."""
+        site = self.reader.sites[s]
         p, m = self.patch, self.multiple
+        strips = self.strips[s]
+        if strips is not None:  # cut to a strip beside the block, padded to p later
+            top, left, h, w = strips[int(rng.integers(len(strips)))]
+            ph, pw = min(p, h), min(p, w)
+            r = top + int(rng.integers((h - ph) // m + 1)) * m
+            c = left + int(rng.integers((w - pw) // m + 1)) * m
+            return r, c, ph, pw
+        h, w = site.shape
         r = int(rng.integers((h - p) // m + 1)) * m
         c = int(rng.integers((w - p) // m + 1)) * m
         if site.block is not None and site.block.intersects(r, c, p, p):
             return None
-        return r, c
+        return r, c, p, p
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, ...]:
         rng = np.random.default_rng([self.seed, self.stream, int(index)])
@@ -318,12 +324,12 @@ class PatchDataset(torch.utils.data.Dataset):
         for _ in range(1000):
             if self.single is not None:
                 s, t = self.single[int(rng.integers(len(self.single)))]
-                pos = self._position(rng, sites[s])
+                pos = self._position(rng, s)
                 if pos is None:
                     continue
                 f, c = sites[s].scene.pairs[t]
-                fw = self.reader.window(f, *pos, p, p)
-                cw = self.reader.window(c, *pos, p, p)
+                fw = self.reader.window(f, *pos)
+                cw = self.reader.window(c, *pos)
                 if self.reader.per_sample:  # one band, normalised by its image's statistics
                     band = int(rng.integers(self.reader.bands(s)))
                     center, scale, _ = self.reader.stats(s, t)
@@ -333,16 +339,17 @@ class PatchDataset(torch.utils.data.Dataset):
                 parts: tuple[np.ndarray, ...] = (fw, cw, mask[None])
             else:
                 ex = self.examples[int(rng.integers(len(self.examples)))]
-                pos = self._position(rng, sites[ex.site])
+                pos = self._position(rng, ex.site)
                 if pos is None:
                     continue
                 band = 0
                 if self.reader.per_sample:
                     band = int(rng.integers(self.reader.bands(ex.site)))
                     stats = self.reader.sample_stats(ex, band)
-                parts = self.reader.pair(ex, *pos, p, p, band)
+                parts = self.reader.pair(ex, *pos, band)
             if 1.0 - parts[-1].mean() > self.max_invalid:
                 continue
+            parts = padded(parts, p)
             if self.single is None and self.time_mix > 0 and rng.random() < self.time_mix:
                 parts = time_mixed(parts, float(rng.random()))
             if self.augment:
@@ -440,9 +447,36 @@ class ValidationDataset(torch.utils.data.Dataset):
                 max(b.col - it.col, 0) : b.col + b.width - it.col,
             ] = True
             parts = (*parts[:4], parts[4] & inside[None])
+        parts = padded(parts, self.patch)  # a scene smaller than the patch
         if self.reader.per_sample:
             return _to_tensors(parts, self.reader.sample_stats(it.example, it.band))
         return _to_tensors(parts)
+
+
+def _strips(site: Site, patch: int) -> list[tuple[int, int, int, int]] | None:
+    """None when a ``patch`` x ``patch`` window fits beside the site's validation block; else
+    the strips ``(row, col, height, width)`` of the scene outside the block (above it, left of
+    it; the whole scene without a block) that training windows are cut to."""
+    h, w = site.shape
+    b = site.block
+    if b is None:
+        return None if (h >= patch and w >= patch) else [(0, 0, h, w)]
+    if h >= patch and w >= patch and (b.row >= patch or b.col >= patch):
+        return None
+    strips = [(0, 0, b.row, w), (0, 0, h, b.col)]
+    return [x for x in strips if x[2] > 0 and x[3] > 0]
+
+
+def padded(parts: tuple[np.ndarray, ...], patch: int) -> tuple[np.ndarray, ...]:
+    """Windows smaller than ``patch`` padded to it at the bottom and right: the images by
+    reflection (so the network and the loss terms that see the whole patch see plausible
+    texture), the mask (last) with False (the padding never counts as a labelled pixel)."""
+    h, w = parts[-1].shape[-2:]
+    if h >= patch and w >= patch:
+        return parts
+    pad = ((0, 0), (0, patch - h), (0, patch - w))
+    images = tuple(np.pad(a, pad, mode="reflect") for a in parts[:-1])
+    return (*images, np.pad(parts[-1], pad, constant_values=False))
 
 
 def _in_range(rng: np.random.Generator, lo: int, hi: int, limit: int, multiple: int) -> int:
