@@ -49,7 +49,11 @@ def _read(path: Path, scale: float) -> np.ndarray:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out", type=Path)
-    ap.add_argument("--with-kranj", action="store_true", help="add the Kranj site")
+    ap.add_argument(
+        "--without-kranj",
+        action="store_true",
+        help="leave the Kranj site out (the catalog of the weights shipped before 2026-12-04)",
+    )
     ap.add_argument(
         "--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data"
     )
@@ -70,8 +74,8 @@ def main() -> None:
         c = _write(out / f"boreas_coarse_{tag}.tif", _read(bo / f"modis{tag}", 1e-4))
         rows.append(("boreas", day, f, c))
     kr = d / "kranj_l8_modis"
-    # Kranj (44 x 45 px) is written but left out of the catalog by default: a 32 px training
-    # patch does not fit beside its validation block (--with-kranj adds it, for --patch 24).
+    # Kranj (44 x 45 px): no 48 px training patch fits beside its validation block, so its
+    # patches are cut to the strips beside it and padded (stfusion.dl.datasets._strips).
     for doy, path in (("068", "191"), ("093", "190")):  # no MODIS on day 100
         day = (dt.date(2020, 1, 1) + dt.timedelta(int(doy) - 1)).isoformat()
         fine = _read(kr / "landsat" / "filled" / f"2020{doy}_{path}-28.tif_filled_kranj.tif", 1e-4)
@@ -98,7 +102,7 @@ def main() -> None:
                 _write(out / f"s2_coarse_{k}.tif", coarse),
             )
         )
-    if a.with_kranj:
+    if not a.without_kranj:
         rows += kranj_rows
     with open(out / "catalog.csv", "w", newline="") as fh:
         w = csv.writer(fh)
