@@ -274,7 +274,7 @@ def check_shipped(model: str, tmp_path: Path) -> None:
     assert ck.model == model and ck.agnostic
     assert ck.training_dates == cls.training_dates
     assert not set(NAMED_TARGETS) & set(ck.training_dates)
-    assert set(ck.data["training_sites"]) == {"cia", "boreas", "s2"}
+    assert set(ck.data["training_sites"]) == {"cia", "boreas", "s2", "kranj"}
     assert "catalog" in ck.meta["command"]
     d = sample_dir()
     ref = ["2001-10-17"] * cls.tags.min_pairs

@@ -21,9 +21,9 @@ with ``overlap`` >= the receptive field (the default), no seam can appear, and a
 plan gives the same output bit for bit.
 
 ``weights="demo"`` (the default; also ``shipped``) uses the small band-agnostic checkpoints
-shipped with stfusion (``<method>_multisite.ckpt``), trained on CIA, BOREAS and Sentinel-2
-scenes of ../shared/data, never on the target date of a one-pair named case: any band
-count, each network a correction to a physical baseline (docs/deep.md). Band-tied
+shipped with stfusion (``<method>_multisite.ckpt``), trained on CIA, BOREAS, Sentinel-2
+and Kranj scenes of ../shared/data, never on the target date of a one-pair named case: any
+band count, each network a correction to a physical baseline (docs/deep.md). Band-tied
 checkpoints of format 1 (written before 2026-12-03) still load, with their checks on band
 count, names and scale. On your own scenes, fine-tune them (``stfusion train``).
 """
@@ -49,7 +49,8 @@ from stfusion.run_config import PRECISIONS, is_inference_device, shipped_weights
 from stfusion.scene import Scene
 
 #: Training dates of the shipped checkpoints (checked against the files by the tests): CIA,
-#: BOREAS and the Sentinel-2 scenes (placeholder dates) of tools/make_training_catalog.py.
+#: BOREAS, the Sentinel-2 scenes (placeholder dates) and Kranj of
+#: tools/make_training_catalog.py.
 DEMO_DATES = (
     "2001-10-08",
     "2001-10-17",
@@ -60,6 +61,8 @@ DEMO_DATES = (
     "2016-03-01",
     "2016-03-31",
     "2016-04-30",
+    "2020-03-08",
+    "2020-04-02",
 )
 
 
