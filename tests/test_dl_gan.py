@@ -308,3 +308,32 @@ def test_demo_weights(tmp_path: Path) -> None:
     from test_dl_agnostic import check_shipped
 
     check_shipped("ganstfm", tmp_path)
+
+
+def test_coarse_ref_use_cancels_the_sensor_offset(tmp_path: Path) -> None:
+    """``coarse_ref=use`` (default): the baseline subtracts box(C1) instead of box(F1), so the
+    prediction moves by exactly box(F1) - box(C1) (17 px box; away from the scene edge, where
+    the tile padding changes the box); with --fine-ref's pair (F1, F1) nothing changes."""
+    from scipy.ndimage import uniform_filter
+
+    from stfusion.io import FileSource
+    from stfusion.methods.deep import GANSTFM
+    from test_dl_data import DATES, write_cia_crop
+
+    crop = write_cia_crop(tmp_path, 64, DATES[1:])
+    f1, c1 = crop[DATES[1]]
+    c2 = crop[DATES[2]][1]
+
+    def run(pair: tuple[Path, Path], coarse_ref: str) -> np.ndarray:
+        est = GANSTFM(coarse_ref=coarse_ref, device="cpu").fit([pair])
+        return est.predict(c2).values.astype(np.float64)
+
+    use, ignore = run((f1, c1), "use"), run((f1, c1), "ignore")
+    box = [
+        uniform_filter(a, (1, 17, 17), mode="nearest")
+        for a in (FileSource(str(f1)).read(), FileSource(str(c1)).read())
+    ]
+    inner = (slice(None), slice(16, -16), slice(16, -16))
+    np.testing.assert_allclose((use - ignore)[inner], (box[0] - box[1])[inner], atol=2e-5)
+    assert np.abs(box[0] - box[1])[inner].max() > 1e-3  # the offset is not trivially zero
+    np.testing.assert_array_equal(run((f1, f1), "use"), run((f1, f1), "ignore"))

@@ -340,15 +340,56 @@ class GANSTFM(DeepMethod):
     fine image of any date. See stfusion.dl.networks.ganstfm and docs/methods/ganstfm.md.
 
     One pair: its fine image is the reference, of any date (before or after the target, near
-    or far); the pair's coarse image is read like every method's but not used by the
-    network. Prediction runs the generator alone, tiled like the other deep methods.
+    or far); the pair's coarse image is not an input of the network, only of its baseline
+    (``coarse_ref``). Prediction runs the generator alone, tiled like the other deep methods.
     """
 
     name = "ganstfm"
     network = "ganstfm"
-    #: No coarse image at the reference date is read by the network or its baseline
-    #: (``stfusion predict --fine-ref F1.tif --coarse C2.tif``).
+    #: No coarse image at the reference date is needed by the network or its baseline
+    #: (``stfusion predict --fine-ref F1.tif --coarse C2.tif``: the pair is (F1, F1)).
     uses_coarse_ref = False
     title = "GAN-STFM (conditional GAN)"
     paper = "Tan et al. 2022, IEEE TGRS 60"
     tags = MethodTags(min_pairs=1, max_pairs=1, needs_torch=True)
+    params = (
+        *DeepMethod.params,
+        Param(
+            "coarse_ref",
+            "use",
+            StrOptions({"use", "ignore"}),
+            "",
+            "the baseline F1 + box(C2) - box(X) takes X = the pair's coarse image C1 (use; with "
+            "--fine-ref C1 is F1, the paper's form) or X = F1 always (ignore)",
+        ),
+    )
+
+    coarse_ref: str
+
+    def __init__(
+        self,
+        *,
+        weights: str | os.PathLike[str] = "demo",
+        tile: int = 256,
+        overlap: int | str = "auto",
+        device: str = "auto",
+        batch: int | str = "auto",
+        precision: str = "32",
+        coarse_ref: str = "use",
+    ) -> None:
+        FusionMethod.__init__(
+            self,
+            weights=weights,
+            tile=tile,
+            overlap=overlap,
+            device=device,
+            batch=batch,
+            precision=precision,
+            coarse_ref=coarse_ref,
+        )
+
+    def _predictor(self, ck: Any) -> Any:
+        pred = super()._predictor(ck)
+        if hasattr(pred.net, "smooth_coarse_ref"):  # band-agnostic (format 2) checkpoints
+            pred.net.smooth_coarse_ref = self.coarse_ref == "use"
+        return pred

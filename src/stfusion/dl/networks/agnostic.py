@@ -100,6 +100,9 @@ class AgnosticNet(FusionNet):
         self.inner = inner
         self.baseline_kind = baseline
         self.smooth = int(smooth) if baseline == "smooth" else 0
+        #: ``smooth`` baseline: subtract ``box(C1)`` instead of ``box(F1)`` (GAN-STFM's
+        #: ``coarse_ref=use`` at prediction; training keeps the paper's ``box(F1)``).
+        self.smooth_coarse_ref = False
         self.name = inner.name
         self.radius = int(inner.radius) + self.smooth
         self.multiple = int(inner.multiple)
@@ -122,7 +125,8 @@ class AgnosticNet(FusionNet):
     ) -> torch.Tensor:
         """The physical prediction the network corrects (any band count)."""
         if self.baseline_kind == "smooth":
-            return fine_ref + box(coarse_target, self.smooth) - box(fine_ref, self.smooth)
+            ref = coarse_ref if self.smooth_coarse_ref else fine_ref
+            return fine_ref + box(coarse_target, self.smooth) - box(ref, self.smooth)
         return fine_ref + coarse_target - coarse_ref
 
     def _residual(self) -> bool:
