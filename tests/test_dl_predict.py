@@ -255,6 +255,25 @@ def test_bench_skips_training_dates(trained: dict, files: dict) -> None:
     assert applicable(DCSTFN, case(DEMO_DATES[0])) != ""
 
 
+def test_bench_skips_vipstf_and_ensemble_runs_whose_deep_weights_saw_the_target() -> None:
+    """A deep method wrapped by VIPSTF or inside an ensemble is refused on a training date of
+    its weights, as it is alone (sample-cia-2pair's target, 2001-10-17, is one of the shipped
+    weights' training dates)."""
+    from stfusion.bench import run_one
+    from stfusion.cases import named_cases
+
+    case = named_cases()["sample-cia-2pair"]
+    assert case.target_date in DEMO_DATES
+    for method, params in (
+        ("vipstf", ["base=edcstfn"]),
+        ("ensemble", ["members=starfm,edcstfn"]),
+    ):
+        run = run_one(case, method, params)
+        assert run.status == "skipped", (method, run.status, run.reason)
+        assert f"trained on the target date {case.target_date}" in run.reason
+    assert run_one(case, "vipstf", ["base=fsdaf"]).status == "ok"
+
+
 def test_cli_predict(
     trained: dict, files: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

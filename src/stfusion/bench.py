@@ -135,6 +135,16 @@ def applicable(
     return trained_on_target(dates, case.target_date)
 
 
+def fitted_training_dates(est: FusionMethod) -> list[str] | None:
+    """The training dates of a fitted estimator's weights: its own, those of the base method
+    it wraps (VIPSTF over a deep method) or of its members (an ensemble); None if none."""
+    for obj in (est, getattr(est, "base_", None)):
+        dates = getattr(obj, "training_dates_", None)
+        if dates:
+            return list(dates)
+    return None
+
+
 def run_one(case: Case, method: str, params: Sequence[str] = (), multi_pair: str = "none") -> Run:
     """Fit and predict ``method`` on ``case``; never raises for a method's own failure.
 
@@ -164,8 +174,7 @@ def run_one(case: Case, method: str, params: Sequence[str] = (), multi_pair: str
             pred = est.predict().values
             run.seconds = time.perf_counter() - t0
         run.peak_mem_mb = mem.peak_mb
-        fitted = getattr(est, "base_", est) if vip else est  # VIPSTF's base has the weights
-        reason = trained_on_target(getattr(fitted, "training_dates_", None), case.target_date)
+        reason = trained_on_target(fitted_training_dates(est), case.target_date)
         if reason:
             run.status, run.reason = "skipped", reason
             return run

@@ -353,7 +353,14 @@ class Ensemble(FusionMethod):
             warnings.simplefilter("ignore")
             est.fit(scene)
             est.prepare(target)
-            return np.asarray(est.predict().values, np.float32)
+            pred = np.asarray(est.predict().values, np.float32)
+        # Members with trained weights: their training dates, so the bench can refuse a
+        # target among them (as for the member run alone).
+        fitted = getattr(est, "base_", est)
+        dates = set(getattr(fitted, "training_dates_", None) or ())
+        if dates:
+            self.training_dates_ = sorted(dates | set(getattr(self, "training_dates_", ())))
+        return pred
 
     def _loo_errors(self, name: str, scene: Scene) -> np.ndarray:
         """Mean squared error per coarse cell of the member predicting each pair's fine
