@@ -1,7 +1,8 @@
 """Band-agnostic deep networks that correct a physical baseline (checkpoint format 2).
 
-Checks: an untrained network predicts its baseline exactly (additive ``F1 + C2 - C1``, or
-GAN-STFM's ``F1 + box(C2) - box(F1)``), every deep method predicts 1, 3 and 6 bands from one
+Checks: an untrained network predicts its baseline exactly (the regression baseline
+``C2 + s (F1 - C1)``, additive for older checkpoints, or GAN-STFM's ``F1 + box(C2) - box(F1)``),
+the regression baseline's properties, every deep method predicts 1, 3 and 6 bands from one
 checkpoint, per-sample normalisation holds for NDVI and kelvin, GAN-STFM predicts without a
 coarse reference image (``--fine-ref``), MS-SSIM is computed on physical values, checkpoints
 record their training sites, and band-tied (format 1) checkpoints still load.
@@ -23,8 +24,15 @@ from stfusion.dl.checkpoint import load_checkpoint  # noqa: E402
 from stfusion.dl.infer import predict_arrays  # noqa: E402
 from stfusion.dl.losses import CompoundLoss  # noqa: E402
 from stfusion.dl.networks import make_network  # noqa: E402
-from stfusion.dl.networks.agnostic import box, sample_stats  # noqa: E402
+from stfusion.dl.networks.agnostic import (  # noqa: E402
+    REGRESSION_RADIUS,
+    SLOPE_MAX,
+    SLOPE_PRIOR,
+    box,
+    sample_stats,
+)
 from stfusion.dl.train import TrainConfig, random_checkpoint, train  # noqa: E402
+from stfusion.errors import InvalidParameterError  # noqa: E402
 from stfusion.methods import get_method  # noqa: E402
 
 #: The band-agnostic methods and the size of their random checkpoints.
@@ -35,8 +43,9 @@ MODELS = {
     "vitgan": "tiny",
     "student": "micro",
 }
-#: Float32 arithmetic of ``x - c) / s * s + c`` around reflectance values.
-TOL = 2e-6
+#: Float32 arithmetic of ``(x - c) / s * s + c`` and of the box (co)variances around
+#: reflectance values.
+TOL = 1e-5
 
 
 def _scene(bands: int, size: int = 48, seed: int = 0, offset: float = 0.0, scale: float = 1.0):
@@ -47,11 +56,40 @@ def _scene(bands: int, size: int = 48, seed: int = 0, offset: float = 0.0, scale
     return tuple((a * scale + offset).astype(np.float32) for a in (f1, c1, c2))
 
 
+def regression_reference(
+    f1: np.ndarray,
+    c1: np.ndarray,
+    c2: np.ndarray,
+    radius: int = REGRESSION_RADIUS,
+    stats_of: np.ndarray | None = None,
+) -> np.ndarray:
+    """The regression baseline from its definition (docs/deep.md), in float64:
+    ``C2 + s (F1 - C1)``, ``s`` the least-squares slope of ``C2`` on ``C1`` over the
+    ``(2 radius + 1)`` box around each pixel (edges replicated), with the prior ``P`` added to
+    the covariance and the variance (in units of the per-band spread of the fine reference,
+    ``stats_of``: default ``f1``), clipped to ``[0, SLOPE_MAX]``."""
+    from scipy.ndimage import uniform_filter
+
+    _, spread, _ = sample_stats(f1 if stats_of is None else stats_of)
+    out = np.empty(f1.shape)
+    for b in range(f1.shape[0]):
+        x, y = c1[b] / spread[b], c2[b] / spread[b]  # the centre cancels in (co)variances
+
+        def mean(a: np.ndarray) -> np.ndarray:
+            return uniform_filter(a.astype(np.float64), 2 * radius + 1, mode="nearest")
+
+        var = mean(x * x) - mean(x) ** 2
+        cov = mean(x * y) - mean(x) * mean(y)
+        slope = np.clip((cov + SLOPE_PRIOR) / (np.maximum(var, 0) + SLOPE_PRIOR), 0, SLOPE_MAX)
+        out[b] = c2[b] + slope * (f1[b] - c1[b])
+    return out
+
+
 def _baseline(model: str, f1: np.ndarray, c1: np.ndarray, c2: np.ndarray) -> np.ndarray:
-    if model != "ganstfm":
-        return f1 + c2 - c1
-    t = [torch.from_numpy(a)[None] for a in (f1, c2)]
-    return (t[0] + box(t[1], 8) - box(t[0], 8))[0].numpy()
+    if model == "ganstfm":
+        t = [torch.from_numpy(a)[None] for a in (f1, c2)]
+        return (t[0] + box(t[1], 8) - box(t[0], 8))[0].numpy()
+    return regression_reference(f1, c1, c2)
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +121,9 @@ def test_per_sample_normalisation_holds_for_ndvi_and_kelvin(
     f1, c1, c2 = _scene(1, offset=offset, scale=scale)
     pred = predict_arrays(checkpoints["edcstfn"], [(f1, c1)], c2, tile=32, device="cpu")
     tol = TOL * max(abs(offset), scale) * 4
-    np.testing.assert_allclose(pred, f1 + c2 - c1, atol=tol, rtol=0)
+    # The baseline commutes with a change of units (the slope's prior is in units of the
+    # fine image's spread).
+    np.testing.assert_allclose(pred, regression_reference(f1, c1, c2), atol=tol, rtol=0)
     center, spread, rng = sample_stats(f1)
     assert np.all(spread > 0) and np.isfinite(center).all()
     if units == "ndvi":
@@ -92,12 +132,42 @@ def test_per_sample_normalisation_holds_for_ndvi_and_kelvin(
         assert rng[0] > 1.5  # kelvin: the spread of the values, not reflectance's 1
 
 
+def test_regression_baseline_properties() -> None:
+    from stfusion.dl.networks.agnostic import AgnosticNet, regression_slope, wrap
+    from stfusion.dl.networks.edcstfn import EDCSTFNNet
+
+    rng = np.random.default_rng(5)
+    c1 = torch.from_numpy(rng.normal(0, 1, (1, 1, 64, 64)).astype(np.float32))
+    # A uniform change: slope 1, the additive baseline (float32 box moments: 1e-4).
+    s = regression_slope(c1, c1 + 0.7, REGRESSION_RADIUS)
+    np.testing.assert_allclose(s.numpy(), 1.0, atol=1e-4)
+    # A proportional change of a varied scene: the slope tends to the factor (the prior
+    # pulls it slightly towards 1); a flat scene: 1 (the change cannot be told apart).
+    s = regression_slope(c1, 1.5 * c1, REGRESSION_RADIUS).numpy()
+    assert np.all(s > 1.4) and np.all(s <= 1.5 + 1e-4)
+    flat = torch.zeros_like(c1)
+    np.testing.assert_allclose(regression_slope(flat, flat + 2.0, 4).numpy(), 1.0)
+    # Clipped: an inverted scene gives 0, an extreme gain SLOPE_MAX.
+    assert float(regression_slope(c1, -c1, 4).max()) == 0.0
+    assert float(regression_slope(c1, 10 * c1, 4).min()) == SLOPE_MAX
+    # New networks get it by default (GAN-STFM and STFDCNN keep theirs); its radius widens
+    # the receptive field, so tiles get the context they need.
+    net = wrap(EDCSTFNNet(1, (4, 8, 8)))
+    assert isinstance(net, AgnosticNet) and net.baseline_kind == "regression"
+    assert net.radius == EDCSTFNNet(1, (4, 8, 8)).radius + REGRESSION_RADIUS
+    assert net.config()["smooth"] == REGRESSION_RADIUS
+
+
 def test_two_pairs_average_the_single_pair_predictions(checkpoints: dict[str, Path]) -> None:
     f1, c1, c2 = _scene(3, seed=1)
     g1, d1, _ = _scene(3, seed=2)
     pred = predict_arrays(checkpoints["edcstfn"], [(f1, c1), (g1, d1)], c2, tile=32, device="cpu")
-    # Untrained: the two-pair additive baseline, the mean of the two additive predictions.
-    expected = 0.5 * ((f1 + c2 - c1) + (g1 + c2 - d1))
+    # Untrained: the mean of the two pairs' baselines (normalised by both fine images).
+    both = np.concatenate([f1, g1], axis=1)
+    expected = 0.5 * (
+        regression_reference(f1, c1, c2, stats_of=both)
+        + regression_reference(g1, d1, c2, stats_of=both)
+    )
     np.testing.assert_allclose(pred, expected, atol=TOL)
 
 
@@ -237,6 +307,25 @@ def test_training_across_band_sets_records_sites(tmp_path: Path) -> None:
         catalog=tmp_path / "catalog.csv",
     )
     assert load_checkpoint(res2.checkpoint).agnostic
+    # The baseline: regression by default; --baseline additive; fine-tuning keeps the
+    # initial checkpoint's (an additive checkpoint written before the regression baseline).
+    assert ck.data["network"]["agnostic"] == "regression"
+    res3 = train(
+        None,
+        tmp_path / "m3.ckpt",
+        dataclasses.replace(cfg, baseline="additive"),
+        catalog=tmp_path / "catalog.csv",
+    )
+    assert load_checkpoint(res3.checkpoint).data["network"]["agnostic"] == "additive"
+    res4 = train(
+        None,
+        tmp_path / "m4.ckpt",
+        dataclasses.replace(cfg, init=str(res3.checkpoint)),
+        catalog=tmp_path / "catalog.csv",
+    )
+    assert load_checkpoint(res4.checkpoint).data["network"]["agnostic"] == "additive"
+    with pytest.raises(InvalidParameterError, match="baseline 'linear'"):
+        dataclasses.replace(cfg, baseline="linear").validate()
 
 
 def test_band_tied_checkpoints_still_load(tmp_path: Path) -> None:

@@ -97,6 +97,10 @@ class TrainSettings(LoopSettings):
     # Initial weights: none (fresh, the correction starts at zero), shipped (fine-tune the
     # shipped weights of the model) or a checkpoint path of the same model and size.
     init: str = "none"
+    # The physical baseline the network corrects (networks/agnostic.py): auto = that of the
+    # --init checkpoint when fine-tuning, else the model's default (regression; GAN-STFM
+    # smooth; STFDCNN additive); regression, additive or smooth.
+    baseline: str = "auto"
 
 
 @dataclass

@@ -127,6 +127,16 @@ def _weight(flag: str, setting: str, help: str, note: str = "") -> Any:
     "to the physical baseline starts at zero), or a checkpoint of the same model and "
     "size.",
 )
+@click.option(
+    "--baseline",
+    type=click.Choice(["auto", "regression", "additive", "smooth"]),
+    default="auto",
+    show_default=True,
+    help="The physical prediction the network corrects (docs/deep.md): regression = "
+    "C2 + s (F1 - C1), s the local slope of C2 on C1; additive = F1 + C2 - C1; smooth = "
+    "F1 + box(C2) - box(F1). auto: the --init checkpoint's when fine-tuning, else the "
+    "model's (regression; GAN-STFM smooth; STFDCNN its own fusion).",
+)
 @click.option("--resume", is_flag=True, help="Continue the run saved in --out.")
 @opt.overwrite_option()
 @opt.quiet_option()
@@ -214,6 +224,7 @@ def _train_config(config_cls: Any, model: str, size: str, settings: dict[str, An
         val_dates=opt.split_dates(p["val_dates"]),
         val_patches=p["val_patches"],
         init=p["init"],
+        baseline=p["baseline"],
         **{k: v for k, v in optional.items() if v is not None},
     )
 

@@ -72,7 +72,7 @@ from stfusion.dl.train_config import (
     validate_run_options,
 )
 from stfusion.dl.train_log import log_paths, write_log
-from stfusion.errors import InvalidParameterError, OutputExistsError
+from stfusion.errors import InvalidParameterError, OutputExistsError, STFusionError
 from stfusion.io import AlignedSource, FileSource, Source
 from stfusion.run_config import shipped_weights
 from stfusion.scene import ImageLike, Scene
@@ -434,6 +434,32 @@ def fit_run(
 # ----------------------------------------------------------------------------- train
 
 
+def network_baseline(
+    cfg: TrainConfig, previous: Checkpoint | None
+) -> tuple[str | None, int | None]:
+    """The baseline (and its box radius) of a run's network: a resumed run's, the one asked
+    for (``cfg.baseline``), else, fine-tuning (``cfg.init``), the initial checkpoint's, else
+    the model's default (``None, None``)."""
+    if previous is not None:
+        have = previous.data.get("network") or {}
+        if isinstance(have.get("agnostic"), str):
+            return str(have["agnostic"]), int(have.get("smooth", 0)) or None
+        return None, None
+    if cfg.baseline != "auto":
+        return cfg.baseline, None
+    init = str(cfg.init)
+    path = shipped_weights(cfg.model) if init == "shipped" else Path(init)
+    if init == "none" or not path.exists():
+        return None, None
+    try:
+        have = load_checkpoint(path).data.get("network") or {}
+    except STFusionError:
+        return None, None  # init_weights reports it
+    if isinstance(have.get("agnostic"), str):
+        return str(have["agnostic"]), int(have.get("smooth", 0)) or None
+    return None, None
+
+
 def init_weights(net: FusionNet, cfg: TrainConfig) -> None:
     """Start ``net`` from ``cfg.init``: none, shipped (the model's shipped weights) or a
     checkpoint of the same model, form and size (fine-tuning)."""
@@ -569,7 +595,8 @@ def train(
         import lightning as L
 
         L.seed_everything(cfg.seed, workers=True, verbose=False)
-        net = make_network(cfg.model, bands, cfg.size, agnostic=cfg.agnostic)
+        baseline, radius = network_baseline(cfg, previous)
+        net = make_network(cfg.model, bands, cfg.size, cfg.agnostic, baseline, radius)
         if previous is None:
             init_weights(net, cfg)
         disc = (

@@ -54,6 +54,17 @@ class TrainConfig(TrainSettings):
         validate_run_options(self)
         if not str(self.init):
             raise InvalidParameterError("init: give none, shipped or a checkpoint path.")
+        from stfusion.dl.networks.agnostic import BASELINES
+
+        if self.baseline != "auto" and self.baseline not in BASELINES:
+            raise InvalidParameterError(
+                f"baseline {self.baseline!r}: choose auto, {', '.join(BASELINES)}."
+            )
+        if self.baseline != "auto" and (not self.agnostic or self.model == "stfdcnn"):
+            raise InvalidParameterError(
+                f"baseline {self.baseline!r}: only band-agnostic networks other than STFDCNN "
+                "(whose output is a full prediction) correct a chosen baseline; use auto."
+            )
         if not 0.0 <= float(self.time_mix) <= 1.0:
             raise InvalidParameterError(f"time_mix must be in [0, 1], got {self.time_mix}.")
         if self.content not in ("auto", "mse", "l1"):

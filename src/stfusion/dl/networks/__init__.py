@@ -178,16 +178,29 @@ def build_network(config: dict[str, Any]) -> FusionNet:
     return cls(int(config["bands"]), tuple(config["channels"]))
 
 
-def make_network(name: str, bands: int, size: str = "small", agnostic: bool = False) -> FusionNet:
+def make_network(
+    name: str,
+    bands: int,
+    size: str = "small",
+    agnostic: bool = False,
+    baseline: str | None = None,
+    radius: int | None = None,
+) -> FusionNet:
     """A freshly initialised network of a named ``size`` (tiny, small, paper); with
-    ``agnostic``, the band-agnostic residual form (``bands`` is then ignored: 1)."""
+    ``agnostic``, the band-agnostic residual form (``bands`` is then ignored: 1) correcting
+    ``baseline`` (default: the method's) with boxes of ``radius`` px (default: the
+    baseline's)."""
     widths = network_class(name).channels_for(size)
     if agnostic:
         from stfusion.dl.networks.agnostic import wrap
 
         # "residual": STFDCNN's CNNs start as identities (its output is a full prediction).
         return wrap(
-            build_network({"network": name, "bands": 1, "channels": list(widths), "residual": True})
+            build_network(
+                {"network": name, "bands": 1, "channels": list(widths), "residual": True}
+            ),
+            baseline,
+            radius,
         )
     return build_network({"network": name, "bands": bands, "channels": list(widths)})
 

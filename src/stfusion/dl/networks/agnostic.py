@@ -13,22 +13,35 @@ Every deep method of stfusion (since checkpoint format 2) runs its network throu
   training; never the tile, so tiled output stays equal to whole-scene output). The same
   transform applies to the fine and coarse inputs and is undone on the output; it holds for
   reflectance, NDVI (-1..1) or temperatures in kelvin alike (:func:`sample_stats`);
-- **residual on physics**: the output is ``baseline + correction``. The baseline is the
-  additive prediction ``F_r + C_t - C_r`` (``baseline="additive"``), or, for GAN-STFM,
-  which needs no coarse image at the reference date, ``F_r + box(C_t) - box(F_r)`` (a box of
-  ``2 smooth + 1`` px: the target's coarse signal plus the reference's fine detail,
-  ``baseline="smooth"``). The network's last layer starts at zero, so an untrained network
-  predicts the baseline exactly and training can only learn what the data supports.
-  Networks that already add the additive prediction themselves (the student, the
-  transformer GAN: ``residual_base = True``) get no second baseline.
+- **residual on physics**: the output is ``baseline + correction``. The network's last layer
+  starts at zero, so an untrained network predicts the baseline exactly and training can only
+  learn what the data supports. Baselines:
+
+  - ``regression`` (the default of new EDCSTFN, DCSTFN, transformer GAN and student networks
+    since 2026-12-04): ``C_t + s (F_r - C_r)``, the fine detail of the reference scaled by
+    ``s``, the local least-squares slope of ``C_t`` on ``C_r`` in ``2 radius + 1`` boxes
+    (``radius`` 24 px), shrunk towards 1 by a prior variance of ``SLOPE_PRIOR`` (normalised
+    units) and clipped to ``[0, SLOPE_MAX]``. A uniform change gives ``s = 1``, the additive
+    prediction; a proportional change (greening NIR: detail grows with the signal) gives its
+    factor, which per-sample normalisation hides from the network itself (the centre is
+    subtracted). Fit-FC's regression step without its filtering and residual compensation;
+    unit-free, so it holds for NDVI and kelvin too;
+  - ``additive``: ``F_r + C_t - C_r`` (checkpoints written before the regression baseline,
+    and STFDCNN's wrapper, whose network adds no baseline);
+  - ``smooth`` (GAN-STFM, which needs no coarse image at the reference date):
+    ``F_r + box(C_t) - box(F_r)`` (a box of ``2 smooth + 1`` px: the target's coarse signal
+    plus the reference's fine detail).
+
+  Networks that already add the additive prediction themselves (the student, the transformer
+  GAN: ``residual_base = True``) get the difference between the baseline and the additive
+  one.
 
 With two pairs (EDCSTFN), the prediction is the mean of the two single-pair predictions (a
 pair invalid at a pixel taking no part): the path the network is trained on, and at the
-start the two-pair additive baseline of the named cases (the mean of the two additive
-predictions). EDCSTFN's paper blends the two pairs' *features* with inverse-change weights
-instead; a network trained on one-pair examples never sees that blend, and in a first run
-it lost to the additive mean on boreas-2pair and kranj-2pair. STFDCNN keeps its own
-weighted fusion (its output is a full prediction).
+start the mean of the two pairs' baselines. EDCSTFN's paper blends the two pairs'
+*features* with inverse-change weights instead; a network trained on one-pair examples
+never sees that blend, and in a first run it lost to the additive mean on boreas-2pair and
+kranj-2pair. STFDCNN keeps its own weighted fusion (its output is a full prediction).
 """
 
 from __future__ import annotations
@@ -42,7 +55,7 @@ from torch import nn
 
 from stfusion.dl.networks import FusionNet
 
-BASELINES = ("additive", "smooth")
+BASELINES = ("additive", "smooth", "regression")
 #: Relative floor of the per-sample spread (a constant band must not blow up).
 SPREAD_FLOOR = 1e-3
 
@@ -88,6 +101,21 @@ def zero_last_layer(net: nn.Module) -> None:
         nn.init.zeros_(convs[-1].bias)
 
 
+#: Prior variance of the regression baseline's slope (normalised units: (0.1 spread)^2 x 10),
+#: which pulls the slope towards 1 (the additive baseline) where the coarse images vary little.
+SLOPE_PRIOR = 0.1
+SLOPE_MAX = 3.0
+
+
+def regression_slope(c1: torch.Tensor, c2: torch.Tensor, radius: int) -> torch.Tensor:
+    """Local least-squares slope of ``c2`` on ``c1`` in ``(2 radius + 1)`` boxes, shrunk
+    towards 1 and clipped to ``[0, SLOPE_MAX]``."""
+    m1, m2 = box(c1, radius), box(c2, radius)
+    var = box(c1 * c1, radius) - m1 * m1
+    cov = box(c1 * c2, radius) - m1 * m2
+    return ((cov + SLOPE_PRIOR) / (var.clamp_min(0.0) + SLOPE_PRIOR)).clamp(0.0, SLOPE_MAX)
+
+
 class AgnosticNet(FusionNet):
     """A single-band network applied to every band, predicting a correction to a baseline."""
 
@@ -99,7 +127,7 @@ class AgnosticNet(FusionNet):
         super().__init__(1, inner.channels)
         self.inner = inner
         self.baseline_kind = baseline
-        self.smooth = int(smooth) if baseline == "smooth" else 0
+        self.smooth = int(smooth) if baseline in ("smooth", "regression") else 0
         #: ``smooth`` baseline: subtract ``box(C1)`` instead of ``box(F1)`` (GAN-STFM's
         #: ``coarse_ref=use`` at prediction; training keeps the paper's ``box(F1)``).
         self.smooth_coarse_ref = False
@@ -127,10 +155,23 @@ class AgnosticNet(FusionNet):
         if self.baseline_kind == "smooth":
             ref = coarse_ref if self.smooth_coarse_ref else fine_ref
             return fine_ref + box(coarse_target, self.smooth) - box(ref, self.smooth)
+        if self.baseline_kind == "regression":
+            return coarse_target + regression_slope(coarse_ref, coarse_target, self.smooth) * (
+                fine_ref - coarse_ref
+            )
         return fine_ref + coarse_target - coarse_ref
 
     def _residual(self) -> bool:
         return not getattr(self.inner, "residual_base", False)
+
+    def _added(self, f: torch.Tensor, c1: torch.Tensor, c2: torch.Tensor) -> torch.Tensor | None:
+        """What the wrapper adds to the inner network's output: the baseline; for networks
+        that add the additive prediction themselves, the baseline's difference from it."""
+        if self._residual():
+            return self.baseline(f, c1, c2)
+        if self.baseline_kind == "additive":
+            return None
+        return self.baseline(f, c1, c2) - (f + c2 - c1)
 
     def forward(
         self, fine_ref: torch.Tensor, coarse_ref: torch.Tensor, coarse_target: torch.Tensor
@@ -138,8 +179,9 @@ class AgnosticNet(FusionNet):
         n, b, h, w = fine_ref.shape
         f, c1, c2 = (self._flat(t) for t in (fine_ref, coarse_ref, coarse_target))
         out = self.inner(f, c1, c2)
-        if self._residual():
-            out = out + self.baseline(f, c1, c2)
+        added = self._added(f, c1, c2)
+        if added is not None:
+            out = out + added
         return out.reshape(n, b, h, w)
 
     def predict_pairs(
@@ -205,16 +247,38 @@ class AgnosticNet(FusionNet):
         n, b, h, w = fine_ref.shape
         f, c1, c2 = (self._flat(t) for t in (fine_ref, coarse_ref, coarse_target))
         out = self.inner.head_output(feats, f, c1, c2)  # type: ignore[operator]  # a StudentNet
-        if self._residual():
-            out = out + self.baseline(f, c1, c2)
+        added = self._added(f, c1, c2)
+        if added is not None:
+            out = out + added
         return out.reshape(n, b, h, w)
 
 
-def wrap(inner: FusionNet, baseline: str | None = None, smooth: int = 8) -> AgnosticNet:
-    """``inner`` (single-band) wrapped with the default baseline of its method."""
+#: The baseline a new network of each method gets (others: ``regression``). GAN-STFM needs
+#: no coarse image at the reference date; STFDCNN's output is a full prediction.
+DEFAULT_BASELINES = {"ganstfm": "smooth", "stfdcnn": "additive"}
+#: Radius (fine px) of the regression baseline's boxes: 49 x 49 px, about 3 x 3 MODIS
+#: pixels over Landsat.
+REGRESSION_RADIUS = 24
+
+
+def wrap(inner: FusionNet, baseline: str | None = None, radius: int | None = None) -> AgnosticNet:
+    """``inner`` (single-band) wrapped with ``baseline`` (default: its method's,
+    ``DEFAULT_BASELINES``) and the box radius of that baseline (default: 8 px for ``smooth``,
+    ``REGRESSION_RADIUS`` for ``regression``)."""
     if baseline is None:
-        baseline = "smooth" if inner.name == "ganstfm" else "additive"
-    return AgnosticNet(inner, baseline, smooth)
+        baseline = DEFAULT_BASELINES.get(inner.name, "regression")
+    if radius is None:
+        radius = REGRESSION_RADIUS if baseline == "regression" else 8
+    return AgnosticNet(inner, baseline, radius)
 
 
-__all__ = ["BASELINES", "AgnosticNet", "box", "sample_stats", "wrap", "zero_last_layer"]
+__all__ = [
+    "BASELINES",
+    "DEFAULT_BASELINES",
+    "AgnosticNet",
+    "box",
+    "regression_slope",
+    "sample_stats",
+    "wrap",
+    "zero_last_layer",
+]
