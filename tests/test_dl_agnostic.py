@@ -361,6 +361,10 @@ def check_shipped(model: str, tmp_path: Path) -> None:
     assert path.name == f"{model}_multisite.ckpt" and path.stat().st_size < 2**20
     ck = load_checkpoint(path)
     assert ck.model == model and ck.agnostic
+    # Trained with the model's default baseline (regression since 2026-12-04).
+    from stfusion.dl.networks.agnostic import DEFAULT_BASELINES
+
+    assert ck.data["network"]["agnostic"] == DEFAULT_BASELINES.get(model, "regression")
     assert ck.training_dates == cls.training_dates
     assert not set(NAMED_TARGETS) & set(ck.training_dates)
     assert set(ck.data["training_sites"]) == {"cia", "boreas", "s2", "kranj"}
@@ -379,9 +383,6 @@ def check_shipped(model: str, tmp_path: Path) -> None:
 
 
 def test_shipped_vitgan(tmp_path: Path) -> None:
-    # The other methods' shipped weights are checked in their own test files.
-    from stfusion.methods.deep import demo_weights
-
-    if not demo_weights("vitgan").exists():
-        pytest.skip("weights not shipped")
+    # The other methods' shipped weights are checked in their own test files; the weights
+    # are part of the package, so a missing file fails (check_shipped), never skips.
     check_shipped("vitgan", tmp_path)

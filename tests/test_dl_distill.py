@@ -40,7 +40,7 @@ from stfusion.errors import (  # noqa: E402
     OutputExistsError,
 )
 from stfusion.io import FileSource  # noqa: E402
-from stfusion.methods.deep import DEMO_DATES, demo_weights  # noqa: E402
+from stfusion.methods.deep import DEMO_DATES  # noqa: E402
 from stfusion.methods.deep_student import Student  # noqa: E402
 from test_dl_data import DATES, write_cia_crop  # noqa: E402
 
@@ -309,7 +309,6 @@ def test_random_student_checkpoint(tmp_path: Path) -> None:
     assert out.shape == (3, 20, 20) and not np.allclose(out, f + t - c, atol=1e-4)
 
 
-@pytest.mark.skipif(not demo_weights("student").exists(), reason="student not shipped")
 def test_demo_student(tmp_path: Path) -> None:
     """The shipped student (test_dl_agnostic.check_shipped). Since 2026-12-03 it is trained
     directly on the multi-site catalog (``stfusion train --model student``), a correction to

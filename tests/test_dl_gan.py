@@ -34,7 +34,7 @@ from stfusion.dl.networks.discriminators import (  # noqa: E402
 )
 from stfusion.dl.train import TrainConfig, log_paths, train  # noqa: E402
 from stfusion.errors import InvalidParameterError, STFusionWarning  # noqa: E402
-from stfusion.methods.deep import GANSTFM, demo_weights  # noqa: E402
+from stfusion.methods.deep import GANSTFM  # noqa: E402
 from test_dl_data import DATES, write_cia_crop  # noqa: E402
 
 #: Tiled vs whole-scene tolerance (same arithmetic up to summation order), as test_dl_predict.
@@ -301,7 +301,6 @@ def test_train_command_gan_options(files: dict, tmp_path: Path) -> None:
     assert bad.exit_code != 0 and "unknown discriminator" in str(bad.exception)
 
 
-@pytest.mark.skipif(not demo_weights("ganstfm").exists(), reason="weights not shipped")
 def test_demo_weights(tmp_path: Path) -> None:
     """The shipped weights (test_dl_agnostic.check_shipped; since 2026-12-03 band-agnostic
     and multi-site, so other band counts are predicted, not refused)."""

@@ -20,7 +20,7 @@ from stfusion.errors import (  # noqa: E402
     STFusionWarning,
 )
 from stfusion.io import Scaling  # noqa: E402
-from stfusion.methods.deep import DCSTFN, DEMO_DATES, EDCSTFN, demo_weights  # noqa: E402
+from stfusion.methods.deep import DCSTFN, DEMO_DATES, EDCSTFN  # noqa: E402
 from stfusion.scene import open_scene  # noqa: E402
 from test_dl_data import DATES, write_cia_crop  # noqa: E402
 
@@ -309,7 +309,6 @@ def test_cli_predict(
     np.testing.assert_array_equal(cli, lib)
 
 
-@pytest.mark.skipif(not demo_weights("edcstfn").exists(), reason="weights not shipped")
 @pytest.mark.parametrize("model", ["dcstfn", "edcstfn"])
 def test_demo_weights(model: str, tmp_path: Path) -> None:
     """The shipped weights (test_dl_agnostic.check_shipped; since 2026-12-03 band-agnostic

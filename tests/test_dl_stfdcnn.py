@@ -23,7 +23,6 @@ from stfusion.dl.networks.stfdcnn import (  # noqa: E402
 from stfusion.dl.train import TrainConfig, log_paths  # noqa: E402
 from stfusion.dl.train_stfdcnn import STFDCNNConfig, train_stfdcnn  # noqa: E402
 from stfusion.errors import InvalidParameterError, STFusionWarning  # noqa: E402
-from stfusion.methods.deep import demo_weights  # noqa: E402
 from stfusion.methods.deep_stfdcnn import STFDCNN, STFDCNN_DEMO_DATES  # noqa: E402
 from test_dl_data import DATES, write_cia_crop  # noqa: E402
 
@@ -279,7 +278,6 @@ def test_tiled_equals_whole(factor: int, trained: dict, files: dict) -> None:
         fit(trained[factor], files, tile=18 if factor == 4 else 15)
 
 
-@pytest.mark.skipif(not demo_weights("stfdcnn").exists(), reason="weights not shipped")
 def test_demo_weights(tmp_path: Path) -> None:
     """The shipped weights (test_dl_agnostic.check_shipped; since 2026-12-03 band-agnostic
     and multi-site, so other band counts are predicted, not refused)."""

@@ -110,10 +110,13 @@ SLOPE_MAX = 3.0
 def regression_slope(c1: torch.Tensor, c2: torch.Tensor, radius: int) -> torch.Tensor:
     """Local least-squares slope of ``c2`` on ``c1`` in ``(2 radius + 1)`` boxes, shrunk
     towards 1 and clipped to ``[0, SLOPE_MAX]``."""
+    dtype = c1.dtype
+    c1, c2 = c1.float(), c2.float()  # moments in float32 also under autocast (cancellation)
     m1, m2 = box(c1, radius), box(c2, radius)
     var = box(c1 * c1, radius) - m1 * m1
     cov = box(c1 * c2, radius) - m1 * m2
-    return ((cov + SLOPE_PRIOR) / (var.clamp_min(0.0) + SLOPE_PRIOR)).clamp(0.0, SLOPE_MAX)
+    slope = (cov + SLOPE_PRIOR) / (var.clamp_min(0.0) + SLOPE_PRIOR)
+    return slope.clamp(0.0, SLOPE_MAX).to(dtype)
 
 
 class AgnosticNet(FusionNet):
