@@ -84,11 +84,14 @@ def sample_stats(fine: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def box(x: torch.Tensor, radius: int) -> torch.Tensor:
-    """Mean over a ``(2 radius + 1)`` square box, edge-replicated (same size)."""
+    """Mean over a ``(2 radius + 1)`` square box, edge-replicated (same size); separable
+    (a row mean, then a column mean: ``2 (2 radius + 1)`` additions per pixel, not its
+    square)."""
     if radius <= 0:
         return x
+    k = 2 * radius + 1
     pad = F.pad(x, (radius, radius, radius, radius), mode="replicate")
-    return F.avg_pool2d(pad, 2 * radius + 1, stride=1)
+    return F.avg_pool2d(F.avg_pool2d(pad, (1, k), stride=1), (k, 1), stride=1)
 
 
 def zero_last_layer(net: nn.Module) -> None:
