@@ -326,6 +326,23 @@ def test_training_across_band_sets_records_sites(tmp_path: Path) -> None:
     assert load_checkpoint(res4.checkpoint).data["network"]["agnostic"] == "additive"
     with pytest.raises(InvalidParameterError, match="baseline 'linear'"):
         dataclasses.replace(cfg, baseline="linear").validate()
+    # Another size: refused from a checkpoint; from the shipped weights, fresh with a warning.
+    with pytest.raises(InvalidParameterError, match="give the same model and --size"):
+        train(
+            None,
+            tmp_path / "m5.ckpt",
+            dataclasses.replace(cfg, size="small", init=str(res3.checkpoint)),
+            catalog=tmp_path / "catalog.csv",
+        )
+    from stfusion.errors import STFusionWarning
+
+    with pytest.warns(STFusionWarning, match="starting from fresh weights"):
+        train(
+            None,
+            tmp_path / "m6.ckpt",
+            dataclasses.replace(cfg, init="shipped"),
+            catalog=tmp_path / "catalog.csv",
+        )
 
 
 def test_band_tied_checkpoints_still_load(tmp_path: Path) -> None:

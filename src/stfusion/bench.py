@@ -52,7 +52,7 @@ from stfusion.cases import Case, check_case_name
 from stfusion.errors import InvalidParameterError, OutputExistsError, STFusionError
 from stfusion.io import FileSource, Scaling, atomic_path, file_sha256, partial_name
 from stfusion.methods import FusionMethod, get_method, make_estimator
-from stfusion.methods.deep import trained_on_target
+from stfusion.methods.deep import fitted_training_dates, trained_on_target
 from stfusion.methods.vipstf import check_multi_pair, one_pair_method, uses_vip
 from stfusion.metrics import MetricReport, evaluate
 
@@ -133,16 +133,6 @@ def applicable(
     own_weights = any(p.split("=", 1)[0].strip() == "weights" for p in params)
     dates = None if own_weights else getattr(cls, "training_dates", None)
     return trained_on_target(dates, case.target_date)
-
-
-def fitted_training_dates(est: FusionMethod) -> list[str] | None:
-    """The training dates of a fitted estimator's weights: its own, those of the base method
-    it wraps (VIPSTF over a deep method) or of its members (an ensemble); None if none."""
-    for obj in (est, getattr(est, "base_", None)):
-        dates = getattr(obj, "training_dates_", None)
-        if dates:
-            return list(dates)
-    return None
 
 
 def run_one(case: Case, method: str, params: Sequence[str] = (), multi_pair: str = "none") -> Run:

@@ -71,7 +71,7 @@ from stfusion.dl.train_config import (
     site_inputs,
     validate_run_options,
 )
-from stfusion.dl.train_init import init_weights, network_baseline
+from stfusion.dl.train_init import init_weights, initial_checkpoint, network_baseline
 from stfusion.dl.train_log import log_paths, write_log
 from stfusion.errors import InvalidParameterError, OutputExistsError
 from stfusion.io import AlignedSource, FileSource, Source
@@ -528,10 +528,11 @@ def train(
         import lightning as L
 
         L.seed_everything(cfg.seed, workers=True, verbose=False)
-        baseline, radius = network_baseline(cfg, previous)
+        initial = None if previous is not None else initial_checkpoint(cfg)
+        baseline, radius = network_baseline(cfg, previous, initial)
         net = make_network(cfg.model, bands, cfg.size, cfg.agnostic, baseline, radius)
         if previous is None:
-            init_weights(net, cfg)
+            init_weights(net, cfg, initial)
         disc = (
             discriminator_class(cfg.discriminator)(2 * bands, cfg.size)
             if net_cls.adversarial

@@ -1,72 +1,75 @@
-"""The network a training run starts from: its physical baseline (:func:`network_baseline`)
-and its initial weights (:func:`init_weights`: fresh, the shipped ones or a checkpoint)."""
+"""The network a training run starts from: the checkpoint it fine-tunes
+(:func:`initial_checkpoint`, read once), its physical baseline (:func:`network_baseline`) and
+its initial weights (:func:`init_weights`: fresh, the shipped ones or a checkpoint)."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 from stfusion.dl.checkpoint import Checkpoint, load_checkpoint
 from stfusion.dl.networks import FusionNet
 from stfusion.dl.train_config import TrainConfig
-from stfusion.errors import InvalidParameterError, STFusionError
+from stfusion.errors import InvalidParameterError, STFusionWarning
 from stfusion.run_config import shipped_weights
 
-__all__ = ["init_weights", "network_baseline"]
+__all__ = ["init_weights", "initial_checkpoint", "network_baseline"]
 
 
-def network_baseline(
-    cfg: TrainConfig, previous: Checkpoint | None
-) -> tuple[str | None, int | None]:
-    """The baseline (and its box radius) of a run's network: a resumed run's, the one asked
-    for (``cfg.baseline``), else, fine-tuning (``cfg.init``), the initial checkpoint's, else
-    the model's default (``None, None``)."""
-    if previous is not None:
-        have = previous.data.get("network") or {}
-        if isinstance(have.get("agnostic"), str):
-            return str(have["agnostic"]), int(have.get("smooth", 0)) or None
-        return None, None
-    if cfg.baseline != "auto":
-        return cfg.baseline, None
-    init = str(cfg.init)
-    path = shipped_weights(cfg.model) if init == "shipped" else Path(init)
-    if init == "none" or not path.exists():
-        return None, None
-    try:
-        have = load_checkpoint(path).data.get("network") or {}
-    except STFusionError:
-        return None, None  # init_weights reports it
-    if isinstance(have.get("agnostic"), str):
-        return str(have["agnostic"]), int(have.get("smooth", 0)) or None
-    return None, None
-
-
-def init_weights(net: FusionNet, cfg: TrainConfig) -> None:
-    """Start ``net`` from ``cfg.init``: none, shipped (the model's shipped weights) or a
-    checkpoint of the same model, form and size (fine-tuning)."""
+def initial_checkpoint(cfg: TrainConfig) -> Checkpoint | None:
+    """The checkpoint ``cfg.init`` names (None for ``none``): the model's shipped weights
+    (``shipped``) or a checkpoint path."""
     init = str(cfg.init)
     if init == "none":
-        return
+        return None
     if init == "shipped":
         path = shipped_weights(cfg.model)
         if not path.exists():
             raise InvalidParameterError(
                 f"--init shipped: stfusion ships no {cfg.model} weights ({path}); use --init none."
             )
-    else:
-        path = Path(init)
-    ck = load_checkpoint(path)
+        return load_checkpoint(path)
+    return load_checkpoint(Path(init))
+
+
+def _baseline_of(ck: Checkpoint) -> tuple[str | None, int | None]:
+    """The baseline and box radius a band-agnostic checkpoint's network corrects."""
+    have = ck.data.get("network") or {}
+    if isinstance(have.get("agnostic"), str):
+        return str(have["agnostic"]), int(have.get("smooth", 0)) or None
+    return None, None
+
+
+def network_baseline(
+    cfg: TrainConfig, previous: Checkpoint | None, initial: Checkpoint | None
+) -> tuple[str | None, int | None]:
+    """The baseline (and its box radius) of a run's network: a resumed run's (``previous``),
+    the one asked for (``cfg.baseline``), else, fine-tuning, the ``initial`` checkpoint's,
+    else the model's default (``None, None``)."""
+    if previous is not None:
+        return _baseline_of(previous)
+    if cfg.baseline != "auto":
+        return cfg.baseline, None
+    if initial is not None:
+        return _baseline_of(initial)
+    return None, None
+
+
+def init_weights(net: FusionNet, cfg: TrainConfig, initial: Checkpoint | None) -> None:
+    """Start ``net`` from the ``initial`` checkpoint of ``cfg.init`` (None: fresh weights),
+    which must hold the same model, form and size (fine-tuning); ``--init shipped`` with
+    another size or form starts fresh with a warning."""
+    if initial is None:
+        return
+    init = str(cfg.init)
     want = {k: v for k, v in net.config().items() if k != "bands"}
-    have = {k: v for k, v in ck.data["network"].items() if k not in ("bands", "size")}
-    if ck.model != cfg.model or want != have:
+    have = {k: v for k, v in initial.data["network"].items() if k not in ("bands", "size")}
+    if initial.model != cfg.model or want != have:
         why = (
-            f"{path} holds {ck.model} {ck.data['network']}, this run builds {cfg.model} "
-            f"{net.config()} (size {cfg.size})"
+            f"{initial.path} holds {initial.model} {initial.data['network']}, this run builds "
+            f"{cfg.model} {net.config()} (size {cfg.size})"
         )
         if init == "shipped":
-            import warnings
-
-            from stfusion.errors import STFusionWarning
-
             # The default: other sizes or forms than the shipped ones train from scratch.
             warnings.warn(
                 f"--init shipped: {why}; starting from fresh weights (the "
@@ -78,4 +81,4 @@ def init_weights(net: FusionNet, cfg: TrainConfig) -> None:
         raise InvalidParameterError(
             f"--init {init}: {why}; give the same model and --size, or --init none."
         )
-    net.load_state_dict(ck.data["state_dict"])
+    net.load_state_dict(initial.data["state_dict"])

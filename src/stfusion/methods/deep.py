@@ -99,6 +99,16 @@ def trained_on_target(training_dates: Sequence[Any] | None, target_date: Any) ->
     return ""
 
 
+def fitted_training_dates(est: Any) -> list[str] | None:
+    """The training dates of a fitted estimator's weights: its own, or those of the base
+    method it wraps (VIPSTF over a deep method); None if none."""
+    for obj in (est, getattr(est, "base_", None)):
+        dates = getattr(obj, "training_dates_", None)
+        if dates:
+            return list(dates)
+    return None
+
+
 def _date_in_name(source: Source) -> Any:
     """The acquisition date in the file name of ``source``, or None."""
     from stfusion.dates import date_from_name

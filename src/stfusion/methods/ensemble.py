@@ -58,6 +58,7 @@ from stfusion.coarse import block_mean
 from stfusion.errors import InvalidParameterError
 from stfusion.io import Source
 from stfusion.methods.base import FusionMethod, Param
+from stfusion.methods.deep import fitted_training_dates
 from stfusion.methods.params import Interval, MethodTags, StrOptions, Text
 from stfusion.methods.vipstf import MULTI_PAIR_CHOICES, VIPSTF, make_estimator, uses_vip
 from stfusion.scene import Scene
@@ -325,6 +326,7 @@ class Ensemble(FusionMethod):
         for name in active:
             self._new(name, n).check_scene_params(scene.grid, scene.ratio)
         self.members_ = active
+        self.training_dates_: list[str] = []  # the members' (trained weights), as they run
         loo_ok = n >= 2 and all(_runs_on(_member_class(m), n - 1, self.multi_pair) for m in active)
         mode = self.reliability
         if mode == "auto":
@@ -356,10 +358,9 @@ class Ensemble(FusionMethod):
             pred = np.asarray(est.predict().values, np.float32)
         # Members with trained weights: their training dates, so the bench can refuse a
         # target among them (as for the member run alone).
-        fitted = getattr(est, "base_", est)
-        dates = set(getattr(fitted, "training_dates_", None) or ())
+        dates = fitted_training_dates(est)
         if dates:
-            self.training_dates_ = sorted(dates | set(getattr(self, "training_dates_", ())))
+            self.training_dates_ = sorted(set(dates) | set(self.training_dates_))
         return pred
 
     def _loo_errors(self, name: str, scene: Scene) -> np.ndarray:
