@@ -234,3 +234,26 @@ def test_recorded_command_line_from_params() -> None:
     # flags left at their defaults are not recorded
     assert CliRunner().invoke(job, ["x"]).exit_code == 0
     assert seen[-1] == ["stfusion", "job", "x", "--size", "3"]
+
+
+def test_evaluate_warns_on_digital_numbers_scored_as_reflectance(tmp_path: Path) -> None:
+    """Through a real process: the warning reaches stderr, the scores stdout, exit status 0."""
+    import subprocess
+    import sys
+
+    rng = np.random.default_rng(1)
+    truth = rng.uniform(100, 4000, (2, 12, 12)).astype("int16")
+    pred = (truth + rng.normal(0, 30, truth.shape)).astype("float32")
+    t = write_tif(tmp_path / "truth.tif", truth, dtype="int16")
+    p = write_tif(tmp_path / "pred.tif", pred)
+
+    def run(*extra: str) -> subprocess.CompletedProcess[str]:
+        args = [sys.executable, "-m", "stfusion", "evaluate", str(p), str(t), *extra]
+        return subprocess.run(args, capture_output=True, text=True, timeout=120)
+
+    proc = run()
+    assert proc.returncode == 0 and "rmse" in proc.stdout, proc.stderr
+    assert "Warning:" in proc.stderr and "--truth-scale" in proc.stderr
+    assert "--data-range truth" in proc.stderr
+    proc = run("--data-range", "truth")
+    assert proc.returncode == 0 and "Warning" not in proc.stderr, proc.stderr

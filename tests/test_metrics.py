@@ -501,3 +501,21 @@ def test_sam_ignores_per_pixel_brightness(pair: tuple[np.ndarray, np.ndarray], s
     p, t = pair
     scale = np.random.default_rng(seed).uniform(0.1, 10, p.shape[1:])
     np.testing.assert_allclose(m.sam(p * scale, t), m.sam(p, t), atol=1e-7)
+
+
+def test_data_range_far_below_the_truths_spread_is_noted_and_warned() -> None:
+    """Digital numbers (or kelvin) scored with the reflectance data range of 1: SSIM and PSNR
+    are not comparable, and the report says what to give instead."""
+    rng = np.random.default_rng(0)
+    truth = rng.uniform(100, 4000, (2, 16, 16))
+    pred = truth + rng.normal(0, 50, truth.shape)
+    with pytest.warns(STFusionWarning, match="--truth-scale"):
+        report = m.evaluate(pred, truth)
+    assert any("data range 1" in n for n in report.notes)
+    # The right units, or a range from the truth: no note, no warning.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", STFusionWarning)
+        for p, t, dr in ((pred * 1e-4, truth * 1e-4, 1.0), (pred, truth, "truth")):
+            assert not any("data range" in n for n in m.evaluate(p, t, data_range=dr).notes)
+        ndvi = rng.uniform(-1, 1, (1, 16, 16))  # spans 2: within twice the range of 1
+        m.evaluate(ndvi, ndvi)

@@ -533,6 +533,30 @@ def scale_mismatch(
     return worst
 
 
+#: A numeric data range smaller than the truth's spread by more than this factor is taken for
+#: a units mistake (digital numbers or kelvin scored with the reflectance default of 1).
+DATA_RANGE_FACTOR = 2.0
+
+
+def _beyond_data_range(truth: Float64Array, data_range: DataRange) -> str | None:
+    """A note when the truth's values spread far beyond a numeric ``data_range``, else None."""
+    if isinstance(data_range, str):
+        return None
+    values = truth[np.isfinite(truth)]
+    if values.size == 0:
+        return None
+    lo, hi = float(values.min()), float(values.max())
+    if hi - lo <= DATA_RANGE_FACTOR * float(data_range):
+        return None
+    return (
+        f"the truth's values span {lo:.4g} to {hi:.4g}, far beyond the data range "
+        f"{float(data_range):g} that SSIM and PSNR assume: those two scores are not "
+        "comparable with published ones. Give the scale that brings the images to "
+        "reflectance (--truth-scale / --pred-scale, e.g. 0.0001) or --data-range truth "
+        "(temperatures, other units)."
+    )
+
+
 def evaluate(
     pred: ArrayLike,
     truth: ArrayLike,
@@ -597,6 +621,10 @@ def evaluate(
         notes.append(
             "sam is NaN: no pixel is valid in all bands of both images with a non-zero spectrum"
         )
+    out_of_range = _beyond_data_range(t, data_range)
+    if out_of_range is not None:
+        notes.append(out_of_range)
+        warnings.warn(out_of_range, STFusionWarning, stacklevel=2)
     bad_range = [names[i] for i in np.flatnonzero(np.isnan(rng))]
     if bad_range:
         notes.append(f"data range is empty or zero in band(s) {bad_range}: ssim and psnr are NaN")
