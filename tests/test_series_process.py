@@ -251,3 +251,7 @@ def test_kill_9_then_rerun_cleans_up(tmp_path: Path) -> None:
     assert _hidden(out) == [], f"left before the re-run: {left}"
     rows = read_summary(out / "summary.csv")
     assert sum(x["status"] in ("predicted", "gap-filled") for x in rows) == 26
+    # A third run with the same settings keeps every output and says so.
+    r = _run(_args(out, "filled", "additive"))
+    assert r.returncode == 0, r.stderr
+    assert "(26 of them kept from an earlier run)" in r.stdout, r.stdout

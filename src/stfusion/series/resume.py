@@ -18,6 +18,9 @@ from typing import Any
 
 import stfusion
 from stfusion.errors import OutputExistsError
+
+#: The reason recorded for an output kept from an earlier run (summary.csv, the CLI's count).
+KEPT_REASON = "kept from an earlier run (inputs unchanged, output verified)"
 from stfusion.io import Grid
 from stfusion.series.outputs import verify_output
 from stfusion.series.records import DateRecord
@@ -97,7 +100,7 @@ def resume_record(
         rec.weights = json.loads(tags.get("STFUSION_SERIES_WEIGHTS", "[]"))
         v = tags.get("STFUSION_SERIES_VALID")
         rec.valid_fraction = float(v) if v else None
-        rec.reason = "kept from an earlier run (inputs unchanged, output verified)"
+        rec.reason = KEPT_REASON
         return True, ""
     if state == "foreign":
         raise OutputExistsError(
