@@ -14,7 +14,7 @@ from rasterio.windows import Window
 
 from conftest import BOREAS, KRANJ, need, write_tif
 from stfusion.coarse import block_mean, upsample_blocks
-from stfusion.errors import InputFileError, OutputExistsError
+from stfusion.errors import InputFileError, InvalidParameterError, OutputExistsError
 from stfusion.io import (
     AlignedSource,
     FileSource,
@@ -112,6 +112,14 @@ def test_check_output_refuses_input_and_missing_dir(tmp_path: Path) -> None:
         check_output(p, overwrite=True, inputs=[str(p)])
     with pytest.raises(InputFileError, match="does not exist"):
         check_output(tmp_path / "nope" / "o.tif", overwrite=False)
+    # A name that promises another format is refused before any work, never written as a
+    # GeoTIFF under that name; .tif, .TIFF and names without an extension are fine.
+    for name in ("o.png", "o.JP2", "o.nc"):
+        with pytest.raises(InvalidParameterError, match="writes GeoTIFF"):
+            check_output(tmp_path / name, overwrite=True)
+        assert not (tmp_path / name).exists()
+    for name in ("o.tif", "o.TIFF", "o"):
+        assert check_output(tmp_path / name, overwrite=False) == tmp_path / name
 
 
 def test_missing_and_non_raster(tmp_path: Path) -> None:

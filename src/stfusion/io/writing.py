@@ -17,7 +17,7 @@ import rasterio
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.windows import Window
 
-from stfusion.errors import InputFileError, OutputExistsError
+from stfusion.errors import InputFileError, InvalidParameterError, OutputExistsError
 from stfusion.io.files import check_name
 from stfusion.io.grid import Grid
 
@@ -29,10 +29,36 @@ log = logging.getLogger("stfusion")
 # ----------------------------------------------------------------------------------- writing
 
 
+#: Names whose extension promises another format than the GeoTIFF stfusion writes, and the
+#: GDAL driver that converts to it.
+OTHER_FORMATS = {
+    ".png": "PNG",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".jp2": "JP2OpenJPEG",
+    ".nc": "netCDF",
+    ".hdf": "HDF4",
+    ".h5": "HDF5",
+    ".img": "HFA",
+    ".vrt": "VRT",
+    ".zarr": "Zarr",
+    ".bmp": "BMP",
+    ".gif": "GIF",
+    ".webp": "WEBP",
+}
+
+
 def check_output(path: str | os.PathLike[str], overwrite: bool, inputs: Sequence[str] = ()) -> Path:
     """Fail early, before any work, if the output cannot or must not be written."""
     out = Path(path)
     check_name(out, "output")
+    driver = OTHER_FORMATS.get(out.suffix.lower())
+    if driver is not None:
+        raise InvalidParameterError(
+            f"{out}: stfusion writes GeoTIFF (Cloud Optimized), so a {out.suffix} name would "
+            f"hide a GeoTIFF; give a .tif name and convert it afterwards if you need "
+            f"{driver} (gdal_translate -of {driver} OUT.tif {out.name})."
+        )
     for inp in inputs:
         if Path(inp).resolve() == out.resolve():
             raise OutputExistsError(
