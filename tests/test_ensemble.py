@@ -104,6 +104,16 @@ def test_auto_falls_back_to_cross_scale_when_a_member_cannot_leave_one_out(scene
         Ensemble(members="additive,estarfm", reliability="loo").fit([(fine, coarse)] * 2, ratio=R)
 
 
+def test_needs_the_ratio_even_when_no_member_does(scene: dict) -> None:
+    """STARFM and ESTARFM run without a ratio; the ensemble's reliability cells do not (they
+    were single fine pixels, silently)."""
+    fine, coarse = scene["fine"], scene["coarse"]
+    est = Ensemble(members="starfm,estarfm")
+    with pytest.raises(InvalidParameterError, match="ensemble needs the resolution ratio"):
+        est.fit([(fine, coarse)] * 2)
+    assert est.fit([(fine, coarse)] * 2, ratio=R).cell_ == R
+
+
 def test_one_pair_members_run_through_vipstf_on_several_pairs(scene: dict) -> None:
     """multi_pair=vip: Fit-FC joins on two pairs as VIPSTF over Fit-FC, the same prediction as
     make_estimator("fitfc", pairs=2, multi_pair="vip"); with three pairs leave-one-pair-out

@@ -54,7 +54,7 @@ from typing import Any
 import numpy as np
 from rasterio.windows import Window
 
-from stfusion.coarse import block_mean
+from stfusion.coarse import block_mean, integer_ratio
 from stfusion.errors import InvalidParameterError
 from stfusion.io import Source
 from stfusion.methods.base import FusionMethod, Param
@@ -345,7 +345,9 @@ class Ensemble(FusionMethod):
                 "reliability=cross_scale or auto."
             )
         self.mode_ = mode
-        self.cell_ = max(1, round(scene.ratio or 1))
+        # Reliability is measured per coarse cell: without a ratio the cells would silently be
+        # single fine pixels (members that need no ratio, STARFM and ESTARFM, ran without one).
+        self.cell_ = max(1, round(scene.ratio or integer_ratio(scene.ratio, "ensemble")))
         if mode == "loo":
             self.cell_errors_ = np.stack([self._loo_errors(m, scene) for m in active])
 
