@@ -18,12 +18,12 @@ from typing import Any
 
 import stfusion
 from stfusion.errors import OutputExistsError
-
-#: The reason recorded for an output kept from an earlier run (summary.csv, the CLI's count).
-KEPT_REASON = "kept from an earlier run (inputs unchanged, output verified)"
 from stfusion.io import Grid
 from stfusion.series.outputs import verify_output
 from stfusion.series.records import DateRecord
+
+#: The reason recorded for an output kept from an earlier run (summary.csv, the CLI's count).
+KEPT_REASON = "kept from an earlier run (inputs unchanged, output verified)"
 
 log = logging.getLogger("stfusion")
 
