@@ -158,6 +158,21 @@ def test_inspect_shows_alignment(
     assert "already on the fine grid" in out
     assert "ratio 10.000" in out
     assert "valid" in out and "scaling" in out
+    assert "PROBLEM" not in out and "CHECK" not in out
+    # The fine image as reflectance x 10000: the scale mismatch predict refuses, shown here.
+    with rasterio.open(small_tifs["f1"]) as ds:
+        grid = ds.transform
+    dn = write_tif(
+        tmp_path / "dn.tif", np.round(f1 * 1e4).astype("int16"), dtype="int16", transform=grid
+    )
+    code, out, _ = run_cli(["inspect", str(dn), str(native)], capsys)
+    assert code == 0
+    assert "PROBLEM" in out and "--fine-scale" in out and "differ" in out
+    code, out, _ = run_cli(["inspect", "--fine-scale", "1e-4", str(dn), str(native)], capsys)
+    assert code == 0 and "PROBLEM" not in out
+    # Percent (100x): predict warns, so inspect shows a CHECK line.
+    code, out, _ = run_cli(["inspect", "--fine-scale", "1e-2", str(dn), str(native)], capsys)
+    assert code == 0 and "PROBLEM" not in out and "CHECK" in out and "medians differ" in out
 
 
 def test_demo_runs_on_bundled_sample(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -14,11 +14,11 @@ from typing import Any
 
 import numpy as np
 
-from stfusion.errors import GridMismatchError, STFusionError
+from stfusion.errors import GridMismatchError, STFusionError, STFusionWarning
 from stfusion.io import FileSource, Scaling, check_output, inspect_raster
 from stfusion.methods import make_estimator
 from stfusion.provenance import provenance_tags
-from stfusion.scene import align_coarse, open_scene
+from stfusion.scene import align_coarse, check_scales, open_scene
 from stfusion.tiling import ProgressFn, memory_limits
 
 
@@ -259,6 +259,11 @@ def inspect_files(
                 lines.append(f"  alignment {notes[-1]}")
             if src.count != fine.count:
                 lines.append(f"  PROBLEM   {src.count} bands vs {fine.count} in the fine image")
+            else:
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always", STFusionWarning)
+                    check_scales(fine, aligned)  # what predict refuses (or warns about)
+                lines += [f"  CHECK     {w.message}" for w in caught[:1]]
         except STFusionError as exc:
             lines.append(f"  PROBLEM   {exc}")
     return "\n".join(lines)
