@@ -250,7 +250,12 @@ def run_cli_tree(args: list[str], timeout: float, progress_log: Path | None = No
     }
 
 
-METHOD_PARAMS = {"starfm": ["window=15"], "fsdaf": ["window=15"], "student": []}
+METHOD_PARAMS = {
+    "starfm": ["window=15"],
+    "fsdaf": ["window=15"],
+    "student": [],
+    "ensemble": ["starfm.window=15", "fsdaf.window=15"],
+}
 
 
 def matrix(a: argparse.Namespace) -> int:

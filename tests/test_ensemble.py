@@ -238,3 +238,30 @@ def test_block_means_and_interpolation() -> None:
     assert b[0, 0] == np.mean([0, 1, 5, 6]) and b[0, 2] == np.mean([4, 9])
     flat = cells_to_fine(np.full((2, 3), 7.0), 2, (4, 5))
     np.testing.assert_allclose(flat, 7.0)
+
+
+def test_spilled_state_equals_in_memory_and_any_window_plan(scene: dict) -> None:
+    """Past the run's state budget (``--mem-limit``) the members' predictions and the weights
+    go to temporary files; the prediction is the same bit for bit, for any window plan."""
+    from stfusion.io.spill import state_limit
+
+    fine, coarse = scene["fine"], scene["coarse"]
+    pairs = [(fine, coarse), (fine * 1.02, coarse * 1.02)]
+
+    def run(budget: int | None, window: int | None) -> tuple[Ensemble, np.ndarray]:
+        est = Ensemble(members="starfm,estarfm,additive")
+        if budget is None:
+            est.fit(pairs, ratio=R)
+            return est, est.predict(coarse * 1.01, window_size=window).values
+        with state_limit(budget):
+            est.fit(pairs, ratio=R)
+            return est, est.predict(coarse * 1.01, window_size=window).values
+
+    mem, whole = run(None, None)
+    assert not mem.member_preds_[0].spilled
+    disk, spilled = run(0, None)
+    assert all(p.spilled for p in disk.member_preds_) and disk.weight_map_.spilled
+    np.testing.assert_array_equal(spilled, whole)
+    np.testing.assert_array_equal(run(0, 20)[1], whole)  # windows that split the cells
+    np.testing.assert_array_equal(disk.weights_, mem.weights_)
+    np.testing.assert_array_equal(disk.preds_, mem.preds_)

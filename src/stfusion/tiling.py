@@ -10,6 +10,7 @@ answer as one whole-scene window.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import math
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -115,6 +116,18 @@ def return_freed_memory() -> None:
         pass
 
 
+_MEM_LIMIT_MB: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "stfusion_mem_limit_mb", default=None
+)
+
+
+def current_mem_limit_mb() -> float | None:
+    """The ``--mem-limit`` of the run in progress (:func:`memory_limits`), else None: what a
+    method that runs other methods over the scene in ``prepare`` (the ensemble) plans them
+    with."""
+    return _MEM_LIMIT_MB.get()
+
+
 @contextlib.contextmanager
 def memory_limits(mem_limit_mb: float | None) -> Iterator[None]:
     """Everything a command does under ``--mem-limit``: GDAL's block cache (read and write),
@@ -124,12 +137,16 @@ def memory_limits(mem_limit_mb: float | None) -> Iterator[None]:
     import rasterio
 
     return_freed_memory()
-    with (
-        rasterio.Env(GDAL_CACHEMAX=gdal_cache_mb(mem_limit_mb) * 2**20),
-        scan_limit(scan_values_for(mem_limit_mb)),
-        state_limit(state_bytes_for(mem_limit_mb)),
-    ):
-        yield
+    token = _MEM_LIMIT_MB.set(mem_limit_mb)
+    try:
+        with (
+            rasterio.Env(GDAL_CACHEMAX=gdal_cache_mb(mem_limit_mb) * 2**20),
+            scan_limit(scan_values_for(mem_limit_mb)),
+            state_limit(state_bytes_for(mem_limit_mb)),
+        ):
+            yield
+    finally:
+        _MEM_LIMIT_MB.reset(token)
 
 
 def plan_windows(grid: Grid, size: int | tuple[int, int]) -> list[Window]:

@@ -126,6 +126,29 @@ class SpillArray:
             done += n
         return out if self.axis == 0 else np.moveaxis(out, 0, self.axis)
 
+    def read_block(self, i0: int, i1: int, j0: int, j1: int) -> np.ndarray:
+        """Rows ``[i0, i1)`` and, along the next axis, ``[j0, j1)`` of an ``axis=0`` array:
+        one contiguous read per row when spilled (a window of an ``(H, W, ...)`` image)."""
+        if self.axis != 0 or len(self.shape) < 2:
+            raise ValueError("read_block needs an axis=0 array of two or more dimensions")
+        i0, i1 = max(0, int(i0)), min(self.rows, int(i1))
+        j0, j1 = max(0, int(j0)), min(self.shape[1], int(j1))
+        i1, j1 = max(i0, i1), max(j0, j1)
+        if self._data is not None:
+            return self._data[i0:i1, j0:j1]
+        out = np.empty((i1 - i0, j1 - j0, *self.shape[2:]), dtype=self.dtype)
+        inner = int(np.prod(self.shape[2:], dtype=np.int64)) * self.dtype.itemsize
+        row = self._row_bytes()
+        for k in range(i1 - i0):
+            buf = memoryview(out[k].reshape(-1).view(np.uint8))
+            done, start = 0, (i0 + k) * row + j0 * inner
+            while done < len(buf):
+                n = os.preadv(self._file.fileno(), [buf[done:]], start + done)
+                if n <= 0:
+                    raise OSError(f"short read of scene-wide state at row {i0 + k}")
+                done += n
+        return out
+
     def write(self, i0: int, block: np.ndarray) -> None:
         """Store ``block`` (the array's axis order) as rows ``i0, i0 + 1, ...``."""
         n = block.shape[self.axis]

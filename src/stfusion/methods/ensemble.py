@@ -34,9 +34,11 @@ pair from all the pairs, as ``--multi-pair vip``); in leave-one-pair-out it then
 other pairs the same way (VIPSTF with two or more left, the method itself with one, never
 seeing the left-out pair's fine image). Members that cannot run on the number of pairs given
 (ESTARFM: exactly two) are skipped with a log line. Every member's prediction and the weights are
-computed scene-wide in ``prepare`` (the leave-one-pair-out errors in ``fit``) and kept in
-memory, so a window only slices them: tiled runs equal whole-scene runs. Memory: about
-``(M (bands + 1)) * H * W * 4`` bytes.
+computed scene-wide in ``prepare`` (the leave-one-pair-out errors in ``fit``), each member run
+window by window under the run's ``--mem-limit``, and kept (``(M (bands + 1)) * H * W * 4``
+bytes) in memory within the run's state budget, else in temporary files
+(:class:`stfusion.io.spill.SpillArray`), so a window only reads its part: tiled runs equal
+whole-scene runs.
 
 Quality layer: ``uncertainty_<band>`` is the weighted standard deviation of the members'
 predictions; the extra bands ``weight_<member>`` hold each member's weight (NaN where no
@@ -56,12 +58,14 @@ from rasterio.windows import Window
 
 from stfusion.coarse import block_mean, integer_ratio
 from stfusion.errors import InvalidParameterError
-from stfusion.io import Source
+from stfusion.io import Source, scan_values
+from stfusion.io.spill import SpillArray, state_bytes
 from stfusion.methods.base import FusionMethod, Param
 from stfusion.methods.deep import fitted_training_dates
 from stfusion.methods.params import Interval, MethodTags, StrOptions, Text
 from stfusion.methods.vipstf import MULTI_PAIR_CHOICES, VIPSTF, make_estimator, uses_vip
 from stfusion.scene import Scene
+from stfusion.tiling import current_mem_limit_mb
 
 log = logging.getLogger(__name__)
 
@@ -101,17 +105,21 @@ def smooth_cells(e: np.ndarray, window: int) -> np.ndarray:
     return np.where(np.isfinite(out), out, float(e[ok].mean()))
 
 
-def cells_to_fine(e: np.ndarray, r: int, shape: tuple[int, int]) -> np.ndarray:
-    """Bilinear interpolation from cell centres to fine pixel centres (clamped at edges)."""
+def cells_to_fine(
+    e: np.ndarray, r: int, shape: tuple[int, int], rows: tuple[int, int] | None = None
+) -> np.ndarray:
+    """Bilinear interpolation from cell centres to fine pixel centres (clamped at edges);
+    ``rows``: only fine rows ``[i0, i1)`` (the same values as those rows of the whole)."""
     out = e
-    for axis, size in ((0, shape[0]), (1, shape[1])):
-        pos = (np.arange(size) + 0.5) / r - 0.5
+    first, last = rows if rows is not None else (0, shape[0])
+    for axis, index in ((0, np.arange(first, last)), (1, np.arange(shape[1]))):
+        pos = (index + 0.5) / r - 0.5
         n = e.shape[axis]
         pos = np.clip(pos, 0.0, n - 1.0)
-        i0 = np.floor(pos).astype(int)
-        i1 = np.minimum(i0 + 1, n - 1)
-        t = pos - i0
-        a, b = np.take(out, i0, axis=axis), np.take(out, i1, axis=axis)
+        lo = np.floor(pos).astype(int)
+        hi = np.minimum(lo + 1, n - 1)
+        t = pos - lo
+        a, b = np.take(out, lo, axis=axis), np.take(out, hi, axis=axis)
         t = t[:, None] if axis == 0 else t[None, :]
         out = a * (1.0 - t) + b * t
     return out
@@ -133,11 +141,16 @@ def _finite_mean(arrays: Iterable[np.ndarray], empty: float) -> np.ndarray:
         return np.where(counts > 0, sums / np.maximum(counts, 1), empty)
 
 
-def reliability_weights(preds: np.ndarray, errors: np.ndarray, eps_rel: float) -> np.ndarray:
+def reliability_weights(
+    preds: np.ndarray, errors: np.ndarray, eps_rel: float, scale: float | None = None
+) -> np.ndarray:
     """Per-pixel weights ``(M, H, W)`` from predictions ``(M, band, H, W)`` and fine-grid
-    local errors ``(M, H, W)``: ``1 / (E + eps)`` normalised over the valid members."""
+    local errors ``(M, H, W)``: ``1 / (E + eps)`` normalised over the valid members;
+    ``eps = eps_rel * scale``, ``scale`` the mean of the finite errors (given: of the whole
+    scene, when these are some of its rows)."""
     valid = np.isfinite(preds).all(axis=1)
-    scale = float(np.nanmean(errors)) if np.isfinite(errors).any() else 0.0
+    if scale is None:
+        scale = float(np.nanmean(errors)) if np.isfinite(errors).any() else 0.0
     eps = max(eps_rel * scale, 1e-12)
     raw = np.where(valid, 1.0 / (np.where(np.isfinite(errors), errors, np.inf) + eps), 0.0)
     total = raw.sum(axis=0)
@@ -303,7 +316,10 @@ class Ensemble(FusionMethod):
         return 0
 
     def bytes_per_pixel(self, bands: int, pairs: int) -> float:
-        return 4.0 * bands * 4 + 64.0
+        # A window holds every member's block (float32), the weighted mean and variance and
+        # their float64 temporaries (predict_window_quality), the weights, the output.
+        members = len(getattr(self, "members_", None) or self._names())
+        return 4.0 * members * bands + 8.0 * 5 * bands + 12.0 * members + 4.0 * bands + 64.0
 
     def _fit(self, scene: Scene) -> None:
         n = len(scene.pairs)
@@ -351,19 +367,68 @@ class Ensemble(FusionMethod):
         if mode == "loo":
             self.cell_errors_ = np.stack([self._loo_errors(m, scene) for m in active])
 
-    def _member_predict(self, name: str, scene: Scene, target: Source) -> np.ndarray:
+    # Scene-wide passes read blocks of whole rows, a multiple of the cell high (so block
+    # means over cells are those of the whole scene) and within the scan budget.
+    def _row_blocks(self, values_per_row: int) -> list[tuple[int, int]]:
+        h, r = self.scene_.grid.height, self.cell_
+        step = max(r, scan_values() // max(values_per_row, 1) // r * r)
+        return [(i, min(h, i + step)) for i in range(0, h, step)]
+
+    def _rows(self, src: Source, i0: int, i1: int) -> np.ndarray:
+        return src.read(Window(0, i0, self.scene_.grid.width, i1 - i0))
+
+    def _spill(self, arrays: int) -> bool:
+        """Whether the member predictions and weights (``arrays`` images of the scene) go to
+        temporary files: when they exceed the run's state budget (``--mem-limit``)."""
+        h, w = self.scene_.grid.shape
+        return arrays * h * w * 4 > state_bytes()
+
+    def _member_predict(self, name: str, scene: Scene, target: Source, spill: bool) -> SpillArray:
+        """Member ``name``'s prediction of ``target``, ``(y, x, band)``, run window by window
+        under the run's memory limit and kept in memory or, with ``spill``, on disk."""
         est = self._new(name, len(scene.pairs))
+        h, w = scene.grid.shape
+        out = SpillArray((h, w, scene.count), np.float32, spill=spill, fill=np.nan)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             est.fit(scene)
             est.prepare(target)
-            pred = np.asarray(est.predict().values, np.float32)
+            windows = est.plan(current_mem_limit_mb())
+            # Row-major windows: one band of rows at a time, written as whole rows.
+            starts = sorted({int(win.row_off) for win in windows})
+            for r0 in starts:
+                strip = [win for win in windows if int(win.row_off) == r0]
+                rows = int(strip[0].height)
+                buf = np.full((rows, w, scene.count), np.nan, np.float32)
+                for win in strip:
+                    c0 = int(win.col_off)
+                    p = np.asarray(est.predict_window(win), np.float32)
+                    buf[:, c0 : c0 + int(win.width)] = np.moveaxis(p, 0, -1)
+                out.write(r0, buf)
         # Members with trained weights: their training dates, so the bench can refuse a
         # target among them (as for the member run alone).
         dates = fitted_training_dates(est)
         if dates:
             self.training_dates_ = sorted(set(dates) | set(self.training_dates_))
-        return pred
+        return out
+
+    def _cell_means(self, image: SpillArray) -> np.ndarray:
+        """Block means over the cells of a ``(y, x, band)`` image: ``(band, ny, nx)``."""
+        blocks = self._row_blocks(image.shape[1] * image.shape[2])
+        return np.concatenate(
+            [
+                block_mean(np.moveaxis(image.read(i0, i1), -1, 0), self.cell_, np.float64)
+                for i0, i1 in blocks
+            ],
+            axis=-2,
+        )
+
+    def _source_cell_means(self, src: Source) -> np.ndarray:
+        blocks = self._row_blocks(src.count * self.scene_.grid.width)
+        return np.concatenate(
+            [block_mean(self._rows(src, i0, i1), self.cell_, np.float64) for i0, i1 in blocks],
+            axis=-2,
+        )
 
     def _loo_errors(self, name: str, scene: Scene) -> np.ndarray:
         """Mean squared error per coarse cell of the member predicting each pair's fine
@@ -388,20 +453,26 @@ class Ensemble(FusionMethod):
             coarse_scaling=scene.coarse_scaling,
         )
         fine_k, coarse_k = scene.pairs[k]
-        pred = self._member_predict(name, sub, coarse_k)
-        sq = ((pred - fine_k.read()).astype(np.float64) ** 2).mean(axis=0)
-        return block_mean(sq, self.cell_, np.float64)
+        pred = self._member_predict(name, sub, coarse_k, self._spill(scene.count))
+        cells = []
+        for i0, i1 in self._row_blocks(scene.count * scene.grid.width):
+            p = np.moveaxis(pred.read(i0, i1), -1, 0)
+            sq = ((p - self._rows(fine_k, i0, i1)).astype(np.float64) ** 2).mean(axis=0)
+            cells.append(block_mean(sq, self.cell_, np.float64))
+        return np.concatenate(cells, axis=0)
 
     def _prepare(self, target: Source) -> None:
         scene = self.scene_
-        preds = np.stack([self._member_predict(m, scene, target) for m in self.members_])
+        m = len(self.members_)
+        spill = self._spill(m * (scene.count + 1))
+        preds = [self._member_predict(name, scene, target, spill) for name in self.members_]
         if self.mode_ == "cross_scale":
-            tc = block_mean(target.read(), self.cell_, np.float64)  # (band, ny, nx)
+            tc = self._source_cell_means(target)  # (band, ny, nx)
             if self.offset:
                 tc = tc + self._pair_offset()
             errs = []
             for p in preds:
-                d = (block_mean(p, self.cell_, np.float64) - tc) ** 2
+                d = (self._cell_means(p) - tc) ** 2
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", RuntimeWarning)
                     errs.append(np.nanmean(d, axis=0))
@@ -409,43 +480,71 @@ class Ensemble(FusionMethod):
         else:
             cells = self.cell_errors_
         win = int(self.window)
-        fine = np.stack(
-            [cells_to_fine(smooth_cells(c, win), self.cell_, scene.grid.shape) for c in cells]
-        )
+        smooth = np.stack([smooth_cells(c, win) for c in cells])
+        shape = scene.grid.shape
+        blocks = self._row_blocks(scene.grid.width * (m * (scene.count + 1)))
+        # eps of the weights: the mean of the finite fine-grid errors of the whole scene.
+        total, count = 0.0, 0
+        for i0, i1 in blocks:
+            fine = np.stack([cells_to_fine(c, self.cell_, shape, (i0, i1)) for c in smooth])
+            ok = np.isfinite(fine)
+            total += float(fine[ok].sum())
+            count += int(ok.sum())
+        scale = total / count if count else 0.0
+        weights = SpillArray((*shape, m), np.float32, spill=spill, fill=np.nan)
+        for i0, i1 in blocks:
+            fine = np.stack([cells_to_fine(c, self.cell_, shape, (i0, i1)) for c in smooth])
+            rows = np.stack([np.moveaxis(p.read(i0, i1), -1, 0) for p in preds])
+            wts = reliability_weights(rows, fine, float(self.eps_rel), scale)
+            weights.write(i0, np.moveaxis(wts.astype(np.float32), 0, -1))
         self.cell_errors_used_ = cells
-        self.preds_ = preds
-        self.weights_ = reliability_weights(preds, fine, float(self.eps_rel)).astype(np.float32)
+        self.member_preds_ = preds
+        self.weight_map_ = weights
+
+    @property
+    def preds_(self) -> np.ndarray:
+        """The members' predictions ``(member, band, y, x)`` (read whole, also if spilled)."""
+        return np.stack([np.moveaxis(p.array(), -1, 0) for p in self.member_preds_])
+
+    @property
+    def weights_(self) -> np.ndarray:
+        """The members' weights ``(member, y, x)`` (read whole, also if spilled)."""
+        return np.moveaxis(self.weight_map_.array(), -1, 0)
 
     def _pair_offset(self) -> np.ndarray:
         """Per cell and band, the mean over the pairs of ``mean_cell F_k - mean_cell C_k``:
         the fine-coarse offset (calibration, footprint) the pairs show, 0 where unknown."""
         offsets = (
-            block_mean(f.read(), self.cell_, np.float64)
-            - block_mean(c.read(), self.cell_, np.float64)
-            for f, c in self.scene_.pairs
+            self._source_cell_means(f) - self._source_cell_means(c) for f, c in self.scene_.pairs
         )
         return _finite_mean(offsets, 0.0)
-
-    def _slices(self, window: Window) -> tuple[slice, slice]:
-        r0, c0 = int(window.row_off), int(window.col_off)
-        return slice(r0, r0 + int(window.height)), slice(c0, c0 + int(window.width))
 
     def predict_window(self, window: Window) -> np.ndarray:
         return self.predict_window_quality(window)[0]
 
     def predict_window_quality(self, window: Window) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        rs, cs = self._slices(window)
-        p = self.preds_[:, :, rs, cs].astype(np.float64)
-        w = self.weights_[:, rs, cs].astype(np.float64)[:, None]
-        ok = np.isfinite(p)
-        pz = np.where(ok, p, 0.0)
-        wz = np.where(np.isfinite(w), w, 0.0)
-        mean = (wz * pz).sum(axis=0)
-        var = (wz * (pz - mean) ** 2).sum(axis=0)
-        none = ~np.isfinite(w).any(axis=0) | (wz.sum(axis=0) == 0)
+        r0, c0 = int(window.row_off), int(window.col_off)
+        r1, c1 = r0 + int(window.height), c0 + int(window.width)
+        # One member at a time (float32 blocks, float64 sums in member order): the window's
+        # memory grows with the members, not with members x float64 temporaries.
+        blocks = [np.moveaxis(sp.read_block(r0, r1, c0, c1), -1, 0) for sp in self.member_preds_]
+        wmap = np.moveaxis(self.weight_map_.read_block(r0, r1, c0, c1), -1, 0)
+        wz = np.where(np.isfinite(wmap), wmap, 0.0).astype(np.float64)  # (member, y, x)
+
+        def member(m: int) -> np.ndarray:
+            b = blocks[m]
+            return np.where(np.isfinite(b), b, 0.0).astype(np.float64)
+
+        mean = np.zeros(blocks[0].shape)
+        for m in range(len(blocks)):
+            mean += wz[m] * member(m)
+        var = np.zeros(blocks[0].shape)
+        for m in range(len(blocks)):
+            var += wz[m] * (member(m) - mean) ** 2
+        none = ~np.isfinite(wmap).any(axis=0) | (wz.sum(axis=0) == 0)
         pred = np.where(none, np.nan, mean).astype(np.float32)
         unc = np.where(none, np.nan, np.sqrt(var)).astype(np.float32)
-        return pred, {"uncertainty": unc, "bands": self.weights_[:, rs, cs]}
+        return pred, {"uncertainty": unc, "bands": np.ascontiguousarray(wmap)}
 
     def quality_extra_names(self) -> list[str]:
         return [f"weight_{m}" for m in getattr(self, "members_", self._names())]
