@@ -391,3 +391,16 @@ def test_native_images_released_before_the_cog_copy(tmp_path: Path) -> None:
         est.predict(p["target"], out=tmp_path / "b.tif")
     with rasterio.open(tmp_path / "a.tif") as a, rasterio.open(tmp_path / "b.tif") as b:
         np.testing.assert_array_equal(a.read(), b.read())
+
+
+def test_memory_limits_tell_methods_that_run_others_the_limit() -> None:
+    """The ensemble plans its members with the run's --mem-limit (current_mem_limit_mb)."""
+    from stfusion.tiling import current_mem_limit_mb, memory_limits
+
+    assert current_mem_limit_mb() is None
+    with memory_limits(300):
+        assert current_mem_limit_mb() == 300
+        with memory_limits(None):
+            assert current_mem_limit_mb() is None
+        assert current_mem_limit_mb() == 300
+    assert current_mem_limit_mb() is None
