@@ -289,3 +289,27 @@ def test_two_pairs_through_each_base(base: str, tmp_path: Path) -> None:
     assert whole.shape == fine.shape and np.isfinite(whole).all()
     tiled = est.predict(window_size=16).values
     np.testing.assert_array_equal(tiled, whole)
+
+
+def test_scene_passes_follow_the_scan_and_state_budgets() -> None:
+    """Under a small --mem-limit the regression pass reads strips of a few rows and the
+    virtual images are read window by window instead of kept: the same prediction."""
+    from affine import Affine
+
+    from stfusion.io import Grid, scan_limit
+    from stfusion.io.spill import state_limit
+
+    rng = np.random.default_rng(7)
+    fines = [rng.uniform(0.05, 0.5, (3, 40, 40)).astype(np.float32) for _ in range(2)]
+    coarses = [f + rng.normal(0, 0.03, f.shape).astype(np.float32) for f in fines]
+    target = (0.4 * coarses[0] + 0.6 * coarses[1]).astype(np.float32)
+    pairs = list(zip(fines, coarses))
+    whole = VIPSTF(base="starfm").fit(pairs).predict(target).values
+    grid = Grid(crs=None, transform=Affine.identity(), width=40, height=40)
+    assert vipstf.strip_rows(grid, 9) >= 40  # the whole scene at once
+    with scan_limit(3 * 40 * 9), state_limit(0):
+        assert vipstf.strip_rows(grid, 9) == 3
+        est = VIPSTF(base="starfm").fit(pairs)
+        small = est.predict(target).values
+        assert isinstance(est.base_.scene_.pairs[0][0], vipstf.VirtualImage)
+    np.testing.assert_allclose(small, whole, rtol=0, atol=1e-6)

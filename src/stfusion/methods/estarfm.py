@@ -100,7 +100,7 @@ from rasterio.windows import Window
 
 from stfusion.coarse import block_mean, integer_ratio
 from stfusion.errors import InvalidParameterError
-from stfusion.io import Source
+from stfusion.io import Source, scan_values
 from stfusion.kernels.estarfm import BIG, NCHG, box_sum, estarfm_predict, window_std
 from stfusion.kernels.estarfm import spectral_correlation as _spectral_correlation
 from stfusion.methods.base import FusionMethod, Param
@@ -114,8 +114,6 @@ from stfusion.scene import Scene
 MIN_CHANGE_OF_MAX = 0.02
 #: For lst and other: min_change is this fraction of the fine images' robust value range.
 MIN_CHANGE_FRACTION = 0.02
-#: Rows read at a time for the coarse-pixel means (rounded to whole coarse pixels).
-STRIP_ROWS = 512
 
 
 def f_critical(alpha: float, max_df: int) -> np.ndarray:
@@ -338,7 +336,7 @@ def _block_means(src: Source, r: int) -> np.ndarray:
     """``(band, bh, bw)`` means of the finite values of each ``r x r`` block (the coarse
     pixels of a coarse image resampled onto the fine grid), read in strips of blocks."""
     height, width = src.grid.shape
-    rows = max(r, STRIP_ROWS // r * r)
+    rows = max(r, scan_values() // max(1, width * src.count) // r * r)
     parts = [
         block_mean(src.read(Window(0, row, width, min(rows, height - row))), r)
         for row in range(0, height, rows)

@@ -35,7 +35,8 @@ The coefficients are scene-wide (computed in ``prepare``), so tiled runs equal w
 runs; the base method is fitted on the virtual pair in ``prepare`` too (its own scene-wide
 state, e.g. FSDAF's classes of ``F_v``), and each window is the base method's window. The
 virtual images are computed once into memory when both fit in ``MATERIALIZE_MB`` (256 MB,
-e.g. 6 bands x 3300 x 3300 px), else read window by window from the pairs (same values).
+e.g. 6 bands x 3300 x 3300 px) and in the run's state budget, else read window by window from
+the pairs (same values); the scene-wide passes read strips sized by the run's scan budget.
 
 Coarse images are on the fine grid in stfusion, so the regression (V1) runs over fine-grid
 pixels of the coarse images, as the authors' code does after resizing the MODIS images to the
@@ -66,14 +67,14 @@ import numpy as np
 from rasterio.windows import Window
 
 from stfusion.errors import EmptyInputError, InvalidParameterError
-from stfusion.io import ArraySource, Grid, Source
+from stfusion.io import ArraySource, Grid, Source, scan_values
+from stfusion.io.spill import state_bytes
 from stfusion.methods.base import FusionMethod, Param
 from stfusion.methods.params import MethodTags
 from stfusion.scene import Scene
 
-#: Rows read per strip by the regression pass.
-STRIP_ROWS = 256
-#: Virtual fine + coarse images up to this size (MB) are computed once into memory.
+#: Virtual fine + coarse images up to this size (MB), and within the run's state budget
+#: (``--mem-limit``, :func:`stfusion.io.spill.state_bytes`), are computed once into memory.
 MATERIALIZE_MB = 256
 #: The subsets of the pairs are enumerated (2^n - 1 regressions per band): keep n modest.
 MAX_PAIRS = 12
@@ -86,8 +87,14 @@ def _pattern(valid: np.ndarray) -> np.ndarray:
     return (valid.astype(np.int64) * weights).sum(axis=0)
 
 
+def strip_rows(grid: Grid, values_per_pixel: int) -> int:
+    """Rows per strip of a scene-wide pass reading ``values_per_pixel`` values per pixel,
+    within the run's scan budget (:func:`stfusion.io.scan_values`, from ``--mem-limit``)."""
+    return max(1, scan_values() // max(1, grid.width * values_per_pixel))
+
+
 def accumulate_cross_products(
-    coarses: Sequence[Source], target: Source, grid: Grid, rows: int = STRIP_ROWS
+    coarses: Sequence[Source], target: Source, grid: Grid, rows: int | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """One pass over the coarse images and the target, per band and exact validity pattern
     of the coarse images where the target is valid: the sums of ``z z^T`` with
@@ -99,6 +106,8 @@ def accumulate_cross_products(
     n = len(coarses)
     nb = target.count
     m = n + 2
+    if rows is None:
+        rows = strip_rows(grid, nb * (n + 1))
     gram = np.zeros((nb, 1 << n, m, m))
     count = np.zeros((nb, 1 << n), dtype=np.int64)
     for r0 in range(0, grid.height, rows):
@@ -377,15 +386,16 @@ def _virtual_sources(vp: VirtualPair, grid: Grid, names: tuple[str, ...]) -> tup
     fit in :data:`MATERIALIZE_MB` (the base method then reads them like arrays), else read
     lazily, window by window, from the pairs. Both give the same values."""
     labels = ("virtual fine image (VIPSTF)", "virtual coarse image (VIPSTF)")
-    if 2 * len(names) * grid.height * grid.width * 4 > MATERIALIZE_MB * 2**20:
+    if 2 * len(names) * grid.height * grid.width * 4 > min(MATERIALIZE_MB * 2**20, state_bytes()):
         return (
             VirtualImage(vp, "fine", grid, names, labels[0]),
             VirtualImage(vp, "coarse", grid, names, labels[1]),
         )
     vf = np.empty((len(names), grid.height, grid.width), np.float32)
     vc = np.empty_like(vf)
-    for r0 in range(0, grid.height, STRIP_ROWS):
-        h = min(STRIP_ROWS, grid.height - r0)
+    rows = strip_rows(grid, len(names) * 2 * (len(vp.fines) + 1))
+    for r0 in range(0, grid.height, rows):
+        h = min(rows, grid.height - r0)
         vf[:, r0 : r0 + h], vc[:, r0 : r0 + h] = vp.read(Window(0, r0, grid.width, h), 0)
     return ArraySource(vf, grid, names, labels[0]), ArraySource(vc, grid, names, labels[1])
 
