@@ -291,12 +291,17 @@ class ROBOT(FusionMethod):
             if after:
                 out.append(min(after, key=lambda i: dates[i]))
             return out
-        # closest coarse image to the target, mean squared difference over the scene
-        t = target.read().astype(np.float64)
-        err = []
-        for _, c in scene.pairs:
-            d = (c.read().astype(np.float64) - t) ** 2
-            err.append(float(np.nanmean(d)) if np.isfinite(d).any() else math.inf)
+        # closest coarse image to the target, mean squared difference over the scene, read
+        # in windows within the run's scan budget (--mem-limit)
+        total, count = np.zeros(n), np.zeros(n, np.int64)
+        for win in target.scan_windows():
+            t = target.read(win).astype(np.float64)
+            for i, (_, c) in enumerate(scene.pairs):
+                d = (c.read(win).astype(np.float64) - t) ** 2
+                ok = np.isfinite(d)
+                total[i] += float(d[ok].sum())
+                count[i] += int(ok.sum())
+        err = [total[i] / count[i] if count[i] else math.inf for i in range(n)]
         return [int(np.argmin(err))]
 
     def predict_window(self, window: Window) -> np.ndarray:
