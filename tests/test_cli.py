@@ -115,7 +115,10 @@ def test_debug_shows_traceback(small_tifs: dict[str, Path], tmp_path: Path) -> N
 
 
 def test_evaluate_table_and_json(
-    small_tifs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    small_tifs: dict[str, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     code, out, err = run_cli(
         ["evaluate", str(small_tifs["f1"]), str(small_tifs["f2"]), "--ratio", "10"], capsys
@@ -131,6 +134,21 @@ def test_evaluate_table_and_json(
     f2 = FileSource(str(small_tifs["f2"])).read()
     expect = np.sqrt(np.mean((f1.astype(np.float64) - f2) ** 2, axis=(1, 2)))
     assert data["rmse"]["bands"]["red"] == pytest.approx(expect[0], rel=1e-6)
+    # Read in many small blocks (a tiny scan budget): the same scores (to float rounding).
+    from stfusion import tiling
+    from stfusion.io import scan_limit
+
+    with scan_limit(300):
+        assert len(FileSource(str(small_tifs["f2"])).scan_windows()) > 4
+    monkeypatch.setattr(tiling, "scan_values_for", lambda mb: 300)
+    code, out, _ = run_cli([*args, "--mem-limit", "1"], capsys)
+    small = json.loads(out)
+    assert code == 0
+    for name in METRIC_NAMES:
+        if data[name]["mean"] is None:  # ergas without --ratio
+            assert small[name]["mean"] is None
+            continue
+        assert small[name]["mean"] == pytest.approx(data[name]["mean"], rel=1e-12, abs=1e-15)
     code, _, err = run_cli(
         ["evaluate", str(small_tifs["f1"]), str(small_tifs["f2"]), "--data-range", "x"], capsys
     )

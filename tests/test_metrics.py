@@ -519,3 +519,71 @@ def test_data_range_far_below_the_truths_spread_is_noted_and_warned() -> None:
             assert not any("data range" in n for n in m.evaluate(p, t, data_range=dr).notes)
         ndvi = rng.uniform(-1, 1, (1, 16, 16))  # spans 2: within twice the range of 1
         m.evaluate(ndvi, ndvi)
+
+
+def _block_reader(pred: np.ndarray, truth: np.ndarray):
+    """Blocks of in-memory arrays with a halo, NaN outside (as a file read would give)."""
+    nb, h, w = truth.shape
+
+    def read(r0: int, c0: int, bh: int, bw: int, halo: int) -> tuple[np.ndarray, np.ndarray]:
+        out = []
+        for a in (pred, truth):
+            block = np.full((nb, bh + 2 * halo, bw + 2 * halo), np.nan)
+            y0, y1 = max(0, r0 - halo), min(h, r0 + bh + halo)
+            x0, x1 = max(0, c0 - halo), min(w, c0 + bw + halo)
+            block[:, y0 - r0 + halo : y1 - r0 + halo, x0 - c0 + halo : x1 - c0 + halo] = a[
+                :, y0:y1, x0:x1
+            ]
+            out.append(block)
+        return out[0], out[1]
+
+    return read
+
+
+def _blocks(h: int, w: int, size: int) -> list[tuple[int, int, int, int]]:
+    return [
+        (r, c, min(size, h - r), min(size, w - c))
+        for r in range(0, h, size)
+        for c in range(0, w, size)
+    ]
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(0, 2**16),
+    size=st.integers(3, 40),
+    gaps=st.booleans(),
+    data_range=st.sampled_from([1.0, "truth"]),
+)
+def test_evaluate_blocks_equals_evaluate(
+    seed: int, size: int, gaps: bool, data_range: float | str
+) -> None:
+    """Block by block (images larger than memory) gives the whole-image report: every metric,
+    per band and mean, the data ranges and the notes, for any block size, with gaps, an empty
+    band and a constant band."""
+    rng = np.random.default_rng(seed)
+    truth = rng.uniform(0.0, 0.6, (4, 29, 37))
+    pred = truth + rng.normal(0, 0.05, truth.shape)
+    truth[2] = 0.3  # constant: cc NaN, data range "truth" NaN
+    if gaps:
+        pred[0, 3:11, 5:20] = np.nan
+        truth[1, 10:25, 20:30] = np.nan
+        pred[3] = np.nan  # no valid pixel in this band
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", STFusionWarning)
+        whole = m.evaluate(pred, truth, ratio=16, data_range=data_range)
+        parts = m.evaluate_blocks(
+            _block_reader(pred, truth),
+            truth.shape,
+            _blocks(29, 37, size),
+            ratio=16,
+            data_range=data_range,
+        )
+    for name in m.METRIC_NAMES:
+        np.testing.assert_allclose(parts.mean[name], whole.mean[name], rtol=1e-9, atol=1e-12)
+        if name not in m.BANDLESS_METRICS:
+            np.testing.assert_allclose(
+                parts.per_band[name], whole.per_band[name], rtol=1e-9, atol=1e-12, err_msg=name
+            )
+    np.testing.assert_allclose(parts.band_data_range, whole.band_data_range)
+    assert parts.notes == whole.notes

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from rasterio.windows import Window
 
 from stfusion.errors import GridMismatchError, STFusionError, STFusionWarning
 from stfusion.io import FileSource, Scaling, check_output, inspect_raster
@@ -155,43 +156,60 @@ def evaluate_files(
     ratio: float | None = None,
     data_range: float | str = 1.0,
     scale_check: bool = True,
+    mem_limit_mb: float | None = None,
 ) -> Any:
     """Score a prediction file against a truth file; returns a ``MetricReport``.
 
-    Refuses (``ScaleMismatchError``) when the two differ in scale by more than 20x, naming the
-    ``truth_scale`` to give; ``scale_check=False`` scores anyway (``evaluate`` still warns).
+    Reads both block by block (:func:`stfusion.metrics.evaluate_blocks`, blocks sized by
+    ``mem_limit_mb``, default 1024), so scenes larger than memory can be scored. Refuses
+    (``ScaleMismatchError``) when the two differ in scale by more than 20x (medians of a
+    decimated sample), naming the ``truth_scale`` to give; ``scale_check=False`` scores anyway
+    and warns.
     """
     from stfusion.errors import ScaleMismatchError
-    from stfusion.metrics import evaluate, scale_mismatch
+    from stfusion.metrics import evaluate_blocks, scale_mismatch
 
-    pred_src = FileSource(prediction, Scaling(pred_scale))
-    truth_src = FileSource(truth, Scaling(truth_scale, truth_offset))
-    if pred_src.grid.shape != truth_src.grid.shape or pred_src.count != truth_src.count:
-        raise GridMismatchError(
-            f"{prediction} ({pred_src.count} x {pred_src.grid.height} x {pred_src.grid.width}) "
-            f"and {truth} ({truth_src.count} x {truth_src.grid.height} x {truth_src.grid.width})"
-            ": bands and size must match to compare them pixel by pixel."
-        )
-    if ratio is None:
-        ratio = _ratio_tag(prediction)
-    pred_arr, truth_arr = pred_src.read(), truth_src.read()
-    mismatch = scale_mismatch(pred_arr, truth_arr) if scale_check else None
-    if mismatch is not None:
-        raise ScaleMismatchError(
-            mismatch.message(prediction, truth).replace(
-                "meaningless.", "meaningless; nothing was scored."
+    with memory_limits(mem_limit_mb):
+        pred_src = FileSource(prediction, Scaling(pred_scale))
+        truth_src = FileSource(truth, Scaling(truth_scale, truth_offset))
+        if pred_src.grid.shape != truth_src.grid.shape or pred_src.count != truth_src.count:
+            raise GridMismatchError(
+                f"{prediction} ({pred_src.count} x {pred_src.grid.height} x "
+                f"{pred_src.grid.width}) and {truth} ({truth_src.count} x "
+                f"{truth_src.grid.height} x {truth_src.grid.width}): bands and size must match "
+                "to compare them pixel by pixel."
             )
-            + " (--no-scale-check scores anyway.)"
-        )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return evaluate(
-            pred_arr,
-            truth_arr,
-            ratio=ratio,
-            data_range=data_range,
-            band_names=list(truth_src.band_names),
-        )
+        if ratio is None:
+            ratio = _ratio_tag(prediction)
+        mismatch = scale_mismatch(pred_src.sample(), truth_src.sample())
+        if mismatch is not None and not scale_check:
+            warnings.warn(mismatch.message(prediction, truth), STFusionWarning, stacklevel=2)
+        elif mismatch is not None:
+            raise ScaleMismatchError(
+                mismatch.message(prediction, truth).replace(
+                    "meaningless.", "meaningless; nothing was scored."
+                )
+                + " (--no-scale-check scores anyway.)"
+            )
+
+        def read(r0: int, c0: int, h: int, w: int, halo: int) -> tuple[Any, Any]:
+            win = Window(c0, r0, w, h)
+            return pred_src.read(win, halo), truth_src.read(win, halo)
+
+        blocks = [
+            (int(b.row_off), int(b.col_off), int(b.height), int(b.width))
+            for b in truth_src.scan_windows()
+        ]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return evaluate_blocks(
+                read,
+                (truth_src.count, *truth_src.grid.shape),
+                blocks,
+                ratio=ratio,
+                data_range=data_range,
+                band_names=list(truth_src.band_names),
+            )
 
 
 def _ratio_tag(path: str) -> float | None:

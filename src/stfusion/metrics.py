@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +42,7 @@ __all__ = [
     "coverage",
     "ergas",
     "evaluate",
+    "evaluate_blocks",
     "gaussian_window",
     "mae",
     "psnr",
@@ -311,8 +312,12 @@ def _gauss_filter(a: Float64Array, g: Float64Array) -> Float64Array:
     return correlate1d(out, g, axis=-2, mode="constant", cval=0.0)
 
 
-def _ssim_band(p: Float64Array, t: Float64Array, rng: float) -> Float64Array:
-    """SSIM map of one (y, x) band; one band at a time keeps the temporaries small."""
+def _ssim_band(
+    p: Float64Array, t: Float64Array, rng: float, shift: float | None = None
+) -> Float64Array:
+    """SSIM map of one (y, x) band; one band at a time keeps the temporaries small.
+    ``shift``: the truth's mean over the jointly valid pixels of the whole band (given when
+    ``p`` and ``t`` are one block of it)."""
     valid = np.isfinite(p) & np.isfinite(t)
     out = np.full(p.shape, np.nan)
     if not valid.any() or math.isnan(rng):
@@ -320,7 +325,8 @@ def _ssim_band(p: Float64Array, t: Float64Array, rng: float) -> Float64Array:
     # Shift both images by the same constant (the truth's valid mean) before forming
     # E[x^2] - E[x]^2: the variances are unchanged, the means are shifted back below, and the
     # cancellation error of the sample-free form no longer grows with the offset (LST ~300 K).
-    shift = float(t[valid].mean())
+    if shift is None:
+        shift = float(t[valid].mean())
     x = np.where(valid, p - shift, 0.0)
     y = np.where(valid, t - shift, 0.0)
 
@@ -538,14 +544,11 @@ def scale_mismatch(
 DATA_RANGE_FACTOR = 2.0
 
 
-def _beyond_data_range(truth: Float64Array, data_range: DataRange) -> str | None:
-    """A note when the truth's values spread far beyond a numeric ``data_range``, else None."""
-    if isinstance(data_range, str):
+def _beyond_data_range(lo: float, hi: float, data_range: DataRange) -> str | None:
+    """A note when the truth's finite values (``lo`` .. ``hi``) spread far beyond a numeric
+    ``data_range``, else None."""
+    if isinstance(data_range, str) or not (math.isfinite(lo) and math.isfinite(hi)):
         return None
-    values = truth[np.isfinite(truth)]
-    if values.size == 0:
-        return None
-    lo, hi = float(values.min()), float(values.max())
     if hi - lo <= DATA_RANGE_FACTOR * float(data_range):
         return None
     return (
@@ -579,17 +582,8 @@ def evaluate(
     if mismatch is not None:
         warnings.warn(mismatch.message(), STFusionWarning, stacklevel=2)
     r = _check_ratio(ratio)
-    n_bands = p.shape[0]
-    if band_names is None:
-        names = [f"band_{i + 1}" for i in range(n_bands)]
-    else:
-        names = [str(b) for b in band_names]
-        if len(names) != n_bands:
-            raise InvalidParameterError(
-                f"band_names has {len(names)} names but the images have {n_bands} bands."
-            )
+    names = _band_names(band_names, p.shape[0])
     rng = resolve_data_range(t, data_range)
-
     per_band_arrays: dict[str, Float64Array] = {
         "rmse": rmse(p, t),
         "mae": mae(p, t),
@@ -601,18 +595,56 @@ def evaluate(
         "coverage": coverage(p, t),
         "valid_fraction": valid_fraction(p, t),
     }
+    finite = t[np.isfinite(t)]
+    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (math.nan, math.nan)
+    return _report(
+        per_band_arrays,
+        sam(p, t),
+        ergas(p, t, r),
+        np.asarray(~_valid(p, t).any(axis=(1, 2))),
+        (lo, hi),
+        rng,
+        names,
+        data_range,
+        r,
+    )
+
+
+def _band_names(band_names: Sequence[str] | None, n_bands: int) -> list[str]:
+    if band_names is None:
+        return [f"band_{i + 1}" for i in range(n_bands)]
+    names = [str(b) for b in band_names]
+    if len(names) != n_bands:
+        raise InvalidParameterError(
+            f"band_names has {len(names)} names but the images have {n_bands} bands."
+        )
+    return names
+
+
+def _report(
+    per_band_arrays: dict[str, Float64Array],
+    sam_rad: float,
+    ergas_value: float,
+    empty_bands: NDArray[np.bool_],
+    truth_span: tuple[float, float],
+    rng: Float64Array,
+    names: list[str],
+    data_range: DataRange,
+    r: float | None,
+) -> MetricReport:
+    """The report, its notes and warnings, from the per-band metrics (one place for
+    :func:`evaluate` and :func:`evaluate_blocks`)."""
     per_band = {
         k: [float(v) for v in per_band_arrays[k]] for k in METRIC_NAMES if k not in BANDLESS_METRICS
     }
     mean = {k: _mean_over_bands(v) for k, v in per_band_arrays.items()}
-    sam_rad = sam(p, t)
     mean["sam_rad"] = sam_rad
     mean["sam_deg"] = math.degrees(sam_rad)
-    mean["ergas"] = ergas(p, t, r)
+    mean["ergas"] = ergas_value
     mean = {k: mean[k] for k in METRIC_NAMES}
 
     notes: list[str] = []
-    empty = [names[i] for i in np.flatnonzero(~_valid(p, t).any(axis=(1, 2)))]
+    empty = [names[i] for i in np.flatnonzero(empty_bands)]
     if empty:
         notes.append(f"no pixel valid in both images in band(s) {empty}: their metrics are NaN")
     if r is None:
@@ -621,10 +653,10 @@ def evaluate(
         notes.append(
             "sam is NaN: no pixel is valid in all bands of both images with a non-zero spectrum"
         )
-    out_of_range = _beyond_data_range(t, data_range)
+    out_of_range = _beyond_data_range(*truth_span, data_range)
     if out_of_range is not None:
         notes.append(out_of_range)
-        warnings.warn(out_of_range, STFusionWarning, stacklevel=2)
+        warnings.warn(out_of_range, STFusionWarning, stacklevel=3)
     bad_range = [names[i] for i in np.flatnonzero(np.isnan(rng))]
     if bad_range:
         notes.append(f"data range is empty or zero in band(s) {bad_range}: ssim and psnr are NaN")
@@ -639,9 +671,8 @@ def evaluate(
         warnings.warn(
             "; ".join(n for n in notes if n.startswith(("no pixel", "mean "))),
             STFusionWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
-
     return MetricReport(
         per_band=per_band,
         mean=mean,
@@ -651,3 +682,120 @@ def evaluate(
         band_data_range=[float(v) for v in rng],
         notes=notes,
     )
+
+
+#: Reads one block of the prediction and the truth: ``(row, col, height, width, halo)`` ->
+#: ``(pred, truth)``, each ``(band, height + 2 halo, width + 2 halo)``, NaN outside the image.
+BlockReader = Callable[[int, int, int, int, int], tuple[ArrayLike, ArrayLike]]
+
+
+def evaluate_blocks(
+    read: BlockReader,
+    shape: tuple[int, int, int],
+    blocks: Sequence[tuple[int, int, int, int]],
+    *,
+    ratio: float | None = None,
+    data_range: float | str = 1.0,
+    band_names: Sequence[str] | None = None,
+) -> MetricReport:
+    """:func:`evaluate` of a ``shape`` ``(band, y, x)`` pair of images read block by block
+    (``blocks``: ``(row, col, height, width)`` covering the image once), for images larger
+    than memory. The same definitions in two passes: the first gathers the per-band counts,
+    means and extremes, the second the sums of the metrics (SSIM with a halo of its window
+    radius, so every local statistic sees the pixels it sees in the whole image). Sums run
+    in another order than in :func:`evaluate`: equal up to float rounding (tested).
+    """
+    nb, h, w = (int(v) for v in shape)
+    r = _check_ratio(ratio)
+    names = _band_names(band_names, nb)
+    inf = np.full(nb, np.inf)
+    n, n_truth, sum_p, sum_t = (np.zeros(nb) for _ in range(4))
+    p_lo, t_lo, f_lo = inf.copy(), inf.copy(), inf.copy()
+    p_hi, t_hi, f_hi = -inf, -inf, -inf
+    for r0, c0, bh, bw in blocks:
+        p, t = _as_pair(*read(r0, c0, bh, bw, 0))
+        valid = _valid(p, t)
+        finite_t = np.isfinite(t)
+        n += valid.sum(axis=(1, 2))
+        n_truth += finite_t.sum(axis=(1, 2))
+        sum_p += np.where(valid, p, 0.0).sum(axis=(1, 2))
+        sum_t += np.where(valid, t, 0.0).sum(axis=(1, 2))
+        for lo, hi, a, ok in (
+            (p_lo, p_hi, p, valid),
+            (t_lo, t_hi, t, valid),
+            (f_lo, f_hi, t, finite_t),
+        ):
+            np.minimum(lo, np.where(ok, a, np.inf).min(axis=(1, 2), initial=np.inf), out=lo)
+            np.maximum(hi, np.where(ok, a, -np.inf).max(axis=(1, 2), initial=-np.inf), out=hi)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_p, mean_t = sum_p / n, sum_t / n
+    if isinstance(data_range, str):
+        resolve_data_range(np.zeros((nb, 1, 1)), data_range)  # refuses anything but "truth"
+        with np.errstate(invalid="ignore"):
+            span = f_hi - f_lo
+        rng = np.where(np.isfinite(span) & (span > 0), span, np.nan)
+    else:
+        rng = resolve_data_range(np.zeros((nb, 1, 1)), data_range)
+    const_p = (p_hi <= p_lo) | (n == 0)
+    const_t = (t_hi <= t_lo) | (n == 0)
+
+    sq, ab, dif, sxy, sxx, syy, s_ssim, n_ssim = (np.zeros(nb) for _ in range(8))
+    sam_sum, sam_n = 0.0, 0
+    halo = SSIM_RADIUS
+    for r0, c0, bh, bw in blocks:
+        pw, tw = _as_pair(*read(r0, c0, bh, bw, halo))
+        core = (slice(None), slice(halo, halo + bh), slice(halo, halo + bw))
+        p, t = pw[core], tw[core]
+        valid = _valid(p, t)
+        d = np.where(valid, p - t, 0.0)
+        sq += (d * d).sum(axis=(1, 2))
+        ab += np.abs(d).sum(axis=(1, 2))
+        dif += d.sum(axis=(1, 2))
+        dp = np.where(valid, p - mean_p[:, None, None], 0.0)
+        dt = np.where(valid, t - mean_t[:, None, None], 0.0)
+        dp[const_p] = 0.0
+        dt[const_t] = 0.0
+        sxy += (dp * dt).sum(axis=(1, 2))
+        sxx += (dp * dp).sum(axis=(1, 2))
+        syy += (dt * dt).sum(axis=(1, 2))
+        for b in range(nb):
+            if n[b] == 0:
+                continue
+            smap = _ssim_band(pw[b], tw[b], float(rng[b]), float(mean_t[b]))[core[1:]]
+            ok = ~np.isnan(smap)
+            s_ssim[b] += smap[ok].sum()
+            n_ssim[b] += ok.sum()
+        ok = np.all(np.isfinite(p), axis=0) & np.all(np.isfinite(t), axis=0)
+        p0, t0 = np.where(ok, p, 0.0), np.where(ok, t, 0.0)
+        pt, pp, tt = (p0 * t0).sum(axis=0), (p0 * p0).sum(axis=0), (t0 * t0).sum(axis=0)
+        keep = ok & (pp > 0) & (tt > 0)
+        cos = np.clip(pt[keep] / np.sqrt(pp[keep] * tt[keep]), -1.0, 1.0)
+        sam_sum += float(np.arccos(cos).sum())
+        sam_n += int(keep.sum())
+
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mse = sq / n
+        err = np.sqrt(mse)
+        corr = np.where((sxx > 0) & (syy > 0), sxy / np.sqrt(sxx * syy), np.nan)
+        den = (sxx + syy) * (mean_p**2 + mean_t**2)
+        q = np.where(den > 0, 4.0 * sxy * mean_p * mean_t / den, np.nan)
+        peak = 10.0 * np.log10(rng**2 / mse)
+        per_band_arrays: dict[str, Float64Array] = {
+            "rmse": err,
+            "mae": ab / n,
+            "bias": dif / n,
+            "cc": corr,
+            "ssim": s_ssim / n_ssim,
+            "psnr": np.where(np.isnan(mse) | np.isnan(rng), np.nan, peak),
+            "uiqi": q,
+            "coverage": n / n_truth,
+            "valid_fraction": n / float(h * w) if h * w else np.full(nb, np.nan),
+        }
+        terms = (err / mean_t) ** 2
+    terms = terms[~np.isnan(terms)]
+    ergas_value = (
+        math.nan if r is None or terms.size == 0 else float(100.0 / r * np.sqrt(np.mean(terms)))
+    )
+    sam_rad = sam_sum / sam_n if sam_n else math.nan
+    span = (float(f_lo.min()), float(f_hi.max())) if np.isfinite(f_lo).any() else (math.nan,) * 2
+    return _report(per_band_arrays, sam_rad, ergas_value, n == 0, span, rng, names, data_range, r)

@@ -6,6 +6,7 @@ import json
 
 import click
 
+from stfusion.cli.options import MEM_LIMIT
 from stfusion.cli.progress import console
 from stfusion.errors import InvalidParameterError
 
@@ -34,6 +35,14 @@ from stfusion.errors import InvalidParameterError
     help="Data range for SSIM and PSNR: a number, or 'truth' (the truth's valid max - "
     "min, for LST or NDVI).",
 )
+@click.option(
+    "--mem-limit",
+    type=MEM_LIMIT,
+    default=None,
+    metavar="MB",
+    help="Memory for reading the images block by block (default 1024): scenes larger than "
+    "memory are scored.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.option(
     "--no-scale-check",
@@ -51,6 +60,7 @@ def evaluate(
     data_range: str,
     as_json: bool,
     no_scale_check: bool = False,
+    mem_limit: float | None = None,
 ) -> None:
     """Score PREDICTION against TRUTH with the pinned metrics (docs/metrics.md)."""
     from stfusion.api import evaluate_files
@@ -72,6 +82,7 @@ def evaluate(
         ratio=ratio,
         data_range=dr,
         scale_check=not no_scale_check,
+        mem_limit_mb=mem_limit,
     )
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
