@@ -304,6 +304,27 @@ def test_int16_outputs_and_cubes(tmp_path: Path) -> None:
         np.testing.assert_allclose(cube["fused"].isel(time=1).values, f, atol=1e-6)
 
 
+@pytest.mark.parametrize("fmt", ["netcdf", "zarr"])
+def test_cube_is_written_chunk_by_chunk(
+    fmt: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cube reads each output a chunk at a time (16 px chunks here, so edge chunks are
+    partial): every date equals its GeoTIFF."""
+    import xarray as xr
+
+    from stfusion.series import outputs
+
+    monkeypatch.setattr(outputs, "CUBE_CHUNK", 16)  # the cube extra is a test dependency
+    out = tmp_path / "out"
+    res = _kranj_small(out, cube=fmt, dates="2020-03-08:2020-03-10")
+    assert res.cube_path is not None
+    with xr.open_dataset(res.cube_path, engine="zarr" if fmt == "zarr" else None) as cube:
+        assert cube.sizes == {"time": 3, "band": 6, "y": 44, "x": 45}
+        for i, day in enumerate(("2020-03-08", "2020-03-09", "2020-03-10")):
+            expect = _read(out / f"fused_{day}.tif")
+            np.testing.assert_array_equal(cube["fused"].isel(time=i).values, expect)
+
+
 def test_missing_cube_backend_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     import builtins
 

@@ -176,6 +176,29 @@ def check_cube_backend(fmt: str | None) -> str | None:
     raise InvalidParameterError(f"--cube {fmt}: choose zarr or netcdf.")
 
 
+#: Side (pixels) of the cube's chunks, and of the blocks read from each output to write them.
+CUBE_CHUNK = 512
+
+
+class _ImageChunks:
+    """A ``(1, band, y, x)`` float32 view of an output file for ``dask.array.from_array``:
+    each chunk is one windowed read (physical units, NaN where invalid)."""
+
+    def __init__(self, path: Path, count: int, shape: tuple[int, int]) -> None:
+        self.path = path
+        self.shape = (1, count, *shape)
+        self.dtype = np.dtype(np.float32)
+        self.ndim = 4
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        t, b, ys, xs = (
+            k.indices(n) if isinstance(k, slice) else (k, k + 1, 1) for k, n in zip(key, self.shape)
+        )
+        window = Window(xs[0], ys[0], xs[1] - xs[0], ys[1] - ys[0])
+        block = FileSource(str(self.path)).read(window)[None]
+        return block[slice(0, t[1] - t[0]), slice(*b)][..., :: ys[2], :: xs[2]]
+
+
 def write_cube(
     items: Sequence[tuple[dt.date, Path, str]],
     path: Path,
@@ -191,8 +214,9 @@ def write_cube(
 
     Variable ``fused`` ``(time, band, y, x)`` in physical units (int16 outputs are stored as
     int16 with ``scale_factor`` and ``_FillValue``, decoded on read), a ``status`` coordinate
-    per date, CRS as a CF ``spatial_ref``. Zarr is written one date at a time (memory: one
-    image); NetCDF is written from a dask graph when dask is installed, else in memory.
+    per date, CRS as a CF ``spatial_ref``. With dask installed each output is read chunk by
+    chunk (``CUBE_CHUNK`` px) as the cube is written (memory: a few chunks); without it, one
+    image per date (Zarr, written one date at a time) or all of them (NetCDF).
     Written under a temporary name and renamed into place.
     """
     import rioxarray  # noqa: F401
@@ -241,14 +265,27 @@ def write_cube(
     def read(p: Path) -> np.ndarray:
         return FileSource(str(p)).read()[None]
 
+    chunks = (1, len(band_names), min(CUBE_CHUNK, grid.height), min(CUBE_CHUNK, grid.width))
+
+    def lazy(p: Path) -> Any:
+        """The output as a dask array read chunk by chunk (memory: a few chunks, not one
+        image per date); the whole image when dask is not installed."""
+        try:
+            import dask.array as dsa
+        except ImportError:
+            return read(p)
+        meta = np.empty((0, 0, 0, 0), np.float32)  # no empty read for dask's metadata
+        return dsa.from_array(
+            _ImageChunks(p, len(band_names), grid.shape), chunks=chunks, meta=meta
+        )
+
     suffix = ".zarr" if fmt == "zarr" else ".nc"
     with atomic_path(path, overwrite=True, suffix=suffix) as tmp:
         if fmt == "zarr":
             for i, (day, p, status) in enumerate(items):
-                ds = one(day, p, status, read(p))
+                ds = one(day, p, status, lazy(p))
                 ds.attrs.update(attrs)
                 if i == 0:
-                    chunks = (1, len(band_names), min(512, grid.height), min(512, grid.width))
                     # Zarr format 2: strings (band names) and readers beyond zarr-python
                     ds.to_zarr(
                         tmp,
@@ -260,18 +297,7 @@ def write_cube(
                 else:
                     ds.to_zarr(tmp, append_dim="time", zarr_format=2, consolidated=True)
         else:
-            try:
-                import dask
-                import dask.array as dsa
-
-                arrays = [
-                    dsa.from_delayed(
-                        dask.delayed(read)(p), (1, len(band_names), *grid.shape), dtype=np.float32
-                    )
-                    for _, p, _ in items
-                ]
-            except ImportError:
-                arrays = [read(p) for _, p, _ in items]
+            arrays = [lazy(p) for _, p, _ in items]
             ds = xr.concat([one(day, p, s, a) for (day, p, s), a in zip(items, arrays)], dim="time")
             ds.attrs.update(attrs)
             ds.to_netcdf(tmp, engine=engine, encoding={"fused": enc})
