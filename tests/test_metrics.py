@@ -18,6 +18,7 @@ from hypothesis.extra import numpy as hnp
 
 from stfusion import metrics as m
 from stfusion.errors import STFusionWarning
+from stfusion.metrics_blocks import evaluate_blocks
 
 nan = np.nan
 
@@ -572,7 +573,7 @@ def test_evaluate_blocks_equals_evaluate(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", STFusionWarning)
         whole = m.evaluate(pred, truth, ratio=16, data_range=data_range)
-        parts = m.evaluate_blocks(
+        parts = evaluate_blocks(
             _block_reader(pred, truth),
             truth.shape,
             _blocks(29, 37, size),

@@ -160,14 +160,15 @@ def evaluate_files(
 ) -> Any:
     """Score a prediction file against a truth file; returns a ``MetricReport``.
 
-    Reads both block by block (:func:`stfusion.metrics.evaluate_blocks`, blocks sized by
+    Reads both block by block (:func:`stfusion.metrics_blocks.evaluate_blocks`, blocks sized by
     ``mem_limit_mb``, default 1024), so scenes larger than memory can be scored. Refuses
     (``ScaleMismatchError``) when the two differ in scale by more than 20x (medians of a
     decimated sample), naming the ``truth_scale`` to give; ``scale_check=False`` scores anyway
     and warns.
     """
     from stfusion.errors import ScaleMismatchError
-    from stfusion.metrics import evaluate_blocks, scale_mismatch
+    from stfusion.metrics import scale_mismatch
+    from stfusion.metrics_blocks import evaluate_blocks
 
     with memory_limits(mem_limit_mb):
         pred_src = FileSource(prediction, Scaling(pred_scale))
