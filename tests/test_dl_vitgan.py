@@ -101,6 +101,21 @@ def test_isn_rescales_to_initial_spectral_norm() -> None:
     torch.testing.assert_close(torch.linalg.matrix_norm(w, ord=2), sig, rtol=1e-4, atol=0)
 
 
+def test_isn_under_mixed_precision() -> None:
+    """Under autocast (training with --precision bf16-mixed) the power iteration stays in
+    float32 against its float32 buffers (it failed with a dtype error) and the layer still
+    gives the float32 result to bfloat16's accuracy."""
+    torch.manual_seed(0)
+    lin = isn(torch.nn.Linear(12, 20)).train()
+    x = torch.randn(4, 12)
+    full = lin(x).detach()
+    with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+        half = lin(x)
+    assert half.dtype == torch.bfloat16
+    assert lin.parametrizations.weight[0].u.dtype == torch.float32
+    torch.testing.assert_close(half.float(), full, rtol=2e-2, atol=2e-2)
+
+
 def test_overlapping_patch_embedding() -> None:
     torch.manual_seed(0)
     emb = OverlappingPatchEmbed(3, 8, patch=4, overlap=2).double()

@@ -140,15 +140,18 @@ class ImprovedSpectralNorm(nn.Module):
     def sigma(self, weight: torch.Tensor) -> torch.Tensor:
         """Largest singular value estimate (one power iteration in training mode)."""
         w = weight.reshape(weight.shape[0], -1)
-        if self.training:
-            with torch.no_grad():
-                v = F.normalize(w.t() @ self.u, dim=0, eps=self.eps)
-                u = F.normalize(w @ v, dim=0, eps=self.eps)
-                self.u.copy_(u)
-                self.v.copy_(v)
-        # Clones: the buffers may be updated in place by a later forward pass.
-        u, v = self.u.clone(), self.v.clone()
-        return torch.dot(u, w @ v)
+        # In float32 under mixed precision too: autocast would run the products in half
+        # precision against the float32 buffers (and the estimate needs the accuracy).
+        with torch.autocast(device_type=weight.device.type, enabled=False):
+            if self.training:
+                with torch.no_grad():
+                    v = F.normalize(w.t() @ self.u, dim=0, eps=self.eps)
+                    u = F.normalize(w @ v, dim=0, eps=self.eps)
+                    self.u.copy_(u)
+                    self.v.copy_(v)
+            # Clones: the buffers may be updated in place by a later forward pass.
+            u, v = self.u.clone(), self.v.clone()
+            return torch.dot(u, w @ v)
 
     def forward(self, weight: torch.Tensor) -> torch.Tensor:
         return weight * (self.sigma_init / self.sigma(weight))
