@@ -128,7 +128,8 @@ def run(pairs: list[tuple[Path, Path]], work: Path, threads: int) -> dict[str, o
     ]
     for f, c in pairs:
         cmd += ["--pair", str(f), str(c)]
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), OMP_NUM_THREADS=str(threads))
+    path = os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")]))
+    env = dict(os.environ, PYTHONPATH=path, OMP_NUM_THREADS=str(threads))
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     ps = psutil.Process(proc.pid)
