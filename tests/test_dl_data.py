@@ -282,6 +282,36 @@ def test_stream_holds_a_bounded_number_of_windows(tmp_path: Path) -> None:
     assert list(sampler) == [10, 11, 12, 13, 14]
 
 
+def test_stream_keeps_a_bounded_number_of_files_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """20 dates (40 files) through the real kept-open handles: never more than MAX_HANDLES
+    open (each open GeoTIFF holds ~3 MB of GDAL buffers), every file read, all closed after."""
+    from stfusion.dl import datasets as ds
+    from stfusion.dl import file_handles as fh
+    from stfusion.dl.train import TrainConfig, open_training_sites, run_data
+
+    pairs = write_series(tmp_path, 20, size=48)
+    cfg = TrainConfig(model="dcstfn", patch=16, batch=8, steps_per_epoch=20, val_patches=8)
+    opened: set[str] = set()
+    real_open = fh._open
+
+    def counting_open(path: str):  # type: ignore[no-untyped-def]
+        opened.add(str(path))
+        return real_open(path)
+
+    monkeypatch.setattr(fh, "_open", counting_open)
+    with ds.streaming():
+        data = run_data(open_training_sites(pairs), cfg)
+        train_dl, val_dl = data.loaders(cfg.batch, 0)
+        most = 0
+        for _ in list(train_dl) + list(val_dl):
+            most = max(most, len(fh._handles))
+        assert 0 < most <= fh.MAX_HANDLES < 40
+    assert len(fh._handles) == 0
+    assert len(opened) == 40
+
+
 def test_val_dates_hold_out_whole_dates(tmp_path: Path) -> None:
     from stfusion.dl.train import TrainConfig, open_training_sites, run_data
 

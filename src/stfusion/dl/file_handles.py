@@ -24,8 +24,11 @@ from stfusion.io.sources import _read_scaled
 __all__ = ["GDAL_CACHE_BYTES", "MAX_HANDLES", "close_handles", "kept_open", "streaming"]
 
 #: Open raster handles kept per process by :class:`_KeptOpenFileSource` (least recently used
-#: closed beyond this). Handles, not pixels: a window is read from the file each time.
-MAX_HANDLES = 64
+#: closed beyond this). Handles, not pixels: a window is read from the file each time. Each
+#: open GeoTIFF holds about 3 MB (GDAL's per-dataset buffers): with 64, peak RSS grew from
+#: 687 MB (10 dates) to 822 MB (30 dates) of 2000 x 2000 x 6; with 16, 655 and 618 MB at the
+#: same epoch time (benchmarks/bench_train.py: reopening costs ~1 ms a window).
+MAX_HANDLES = 16
 _handles: OrderedDict[str, Any] = OrderedDict()
 _handles_pid = [0]
 
