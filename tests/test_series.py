@@ -591,3 +591,36 @@ def test_coarse_images_on_their_own_grid(cloudy: dict[str, Any], tmp_path: Path)
         assert ds.tags()["STFUSION_RATIO"] == "10"
         assert ds.shape == cloudy["shape"]
         assert np.isfinite(ds.read()).all()
+
+
+def test_method_needing_the_ratio_is_refused_before_any_date(
+    cloudy: dict[str, Any], tmp_path: Path
+) -> None:
+    """Fit-FC on inputs all on one grid without --param ratio: one error before any work
+    (it failed at every date, one by one), exit status 1, no output, nothing left behind."""
+    out = tmp_path / "out"
+    cmd = [
+        sys.executable,
+        "-m",
+        "stfusion.cli",
+        "series",
+        "--fine",
+        str(cloudy["fine_dir"]),
+        "--coarse",
+        str(cloudy["coarse_dir"]),
+        "-o",
+        str(out),
+        "-m",
+        "fitfc",
+        "--fine-scale",
+        "2.75e-5",
+        "--fine-offset",
+        "-0.2",
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1, proc.stderr
+    assert "fitfc needs the resolution ratio" in proc.stderr and "--param ratio=" in proc.stderr
+    assert not any(out.rglob("*")), sorted(out.rglob("*"))
+    # The same inputs with the ratio run (the check costs nothing when it passes).
+    res = _cloudy_run(cloudy, tmp_path / "ok", masks=False, dates="2001-10-17")
+    assert res.records[0].status == "predicted", res.records[0].reason

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import stfusion
+from stfusion.coarse import integer_ratio
 from stfusion.errors import InputFileError, InvalidParameterError, OutputExistsError, STFusionError
 from stfusion.io import FileSource, Grid, Scaling, Source, copy_as_cog, partial_name
 from stfusion.methods import FusionMethod
@@ -218,6 +219,7 @@ def _run_locked(
     if not cfg.overwrite:  # existing outputs from other settings are never replaced silently
         _refuse_other_settings(s, targets, out, cfg, key)
     _check_scales_once(s, inputs.pair_dates)
+    _check_ratio_once(s, inputs.pair_dates)
 
     records: list[DateRecord] = [
         DateRecord(
@@ -286,6 +288,19 @@ def _check_scales_once(s: _Series, pair_dates: list[dt.date]) -> None:
         if f.source is not None and c.source is not None:
             check_scales(f.source, c.source)
             break
+
+
+def _check_ratio_once(s: _Series, pair_dates: list[dt.date]) -> None:
+    """A method that needs the resolution ratio, on inputs all on one grid without one,
+    would fail at every date: refused once, before any work."""
+    if not s.cls.tags.needs_ratio or s.images.ratio is not None:
+        return
+    for d in pair_dates:
+        f, c = s.images.open_image(s.fine[d]), s.images.open_image(s.coarse[d])
+        if f.source is not None and c.source is not None:
+            if open_scene([(f.source, c.source)], check=False).ratio is None:
+                integer_ratio(None, s.cls.name)  # raises: what to give, with examples
+            return
 
 
 def _cube(
