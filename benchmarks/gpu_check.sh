@@ -14,7 +14,7 @@ step machine
 nvidia-smi -L
 $PY -c "import torch, lightning, numpy, rasterio, rioxarray; print('torch', torch.__version__, 'lightning', lightning.__version__, 'numpy', numpy.__version__, 'rasterio', rasterio.__version__)"
 step CUDA tests
-timeout 210 $PY -m pytest -q -rA --tb=short -s -p no:cacheprovider --timeout 100 --maxfail 4 \
+timeout 420 $PY -m pytest -q -rA --tb=short -s -p no:cacheprovider --timeout 120 --maxfail 4 \
   tests/test_gpu.py > "$OUT/test_gpu.log" 2>&1
 grep -E "RMSE|vs float32|passed|failed|FAILED|ERROR|Error" "$OUT/test_gpu.log" | tail -60
 step inference speed, float32 and bf16-mixed
