@@ -184,7 +184,14 @@ class AgnosticNet(FusionNet):
     ) -> torch.Tensor:
         n, b, h, w = fine_ref.shape
         f, c1, c2 = (self._flat(t) for t in (fine_ref, coarse_ref, coarse_target))
-        out = self.inner(f, c1, c2)
+        if f.device.type == "cpu" and not torch.is_grad_enabled() and len(f) > 1:
+            # Inference on the CPU: one band image at a time is 1.7-2.7x faster than the bands
+            # stacked as a batch (the activations of one image stay in the CPU's caches).
+            out = torch.cat(
+                [self.inner(f[i : i + 1], c1[i : i + 1], c2[i : i + 1]) for i in range(len(f))]
+            )
+        else:
+            out = self.inner(f, c1, c2)
         added = self._added(f, c1, c2)
         if added is not None:
             out = out + added
