@@ -84,14 +84,18 @@ def sample_stats(fine: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def box(x: torch.Tensor, radius: int) -> torch.Tensor:
-    """Mean over a ``(2 radius + 1)`` square box, edge-replicated (same size); separable
-    (a row mean, then a column mean: ``2 (2 radius + 1)`` additions per pixel, not its
-    square)."""
+    """Mean over a ``(2 radius + 1)`` square box, edge-replicated (same size): differences of
+    running sums along rows, then columns (a few operations per pixel whatever the radius;
+    two average pools of the box's side took 60 % of the student's prediction time), in
+    float64 so the running sums lose nothing."""
     if radius <= 0:
         return x
     k = 2 * radius + 1
-    pad = F.pad(x, (radius, radius, radius, radius), mode="replicate")
-    return F.avg_pool2d(F.avg_pool2d(pad, (1, k), stride=1), (k, 1), stride=1)
+    pad = F.pad(x, (radius, radius, radius, radius), mode="replicate").double()
+    run = torch.cumsum(F.pad(pad, (1, 0)), dim=-1)
+    rows = run[..., k:] - run[..., :-k]
+    run = torch.cumsum(F.pad(rows, (0, 0, 1, 0)), dim=-2)
+    return ((run[..., k:, :] - run[..., :-k, :]) / (k * k)).to(x.dtype)
 
 
 def zero_last_layer(net: nn.Module) -> None:
