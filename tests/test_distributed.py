@@ -89,9 +89,13 @@ class _DieOnce:
         return self.method.predict_window(window)
 
 
+@pytest.mark.parametrize("workers", [1, 2])
 def test_killed_worker_is_retried_and_output_is_right(
-    small_tifs: dict[str, Path], tmp_path: Path
+    workers: int, small_tifs: dict[str, Path], tmp_path: Path
 ) -> None:
+    """A worker dies on its first window; the window is retried. With one worker (restarted
+    by its nanny) every copy of the method dies with it: it must be computed again, not
+    lost (a scattered copy was, and the run failed with "already forgotten")."""
     from distributed import LocalCluster
 
     from stfusion.io import RasterWriter
@@ -104,7 +108,11 @@ def test_killed_worker_is_retried_and_output_is_right(
     windows = plan_windows(est.grid_, 20)
     out = tmp_path / "o.tif"
     with LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=50
+        n_workers=workers,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=None,
+        silence_logs=50,
     ) as cluster:
         with RasterWriter(out, est.grid_, 2) as writer:
             run_distributed(

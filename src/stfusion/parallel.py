@@ -1,11 +1,12 @@
 """Running the windows of a prediction on a Dask distributed cluster.
 
-The fitted and prepared estimator is sent to every worker once (``scatter(broadcast=True)``);
-it holds only paths, scaling and small learned state, never an open file (sources open their
-file per read). Each task predicts one window and returns the array; the client writes each
-result into the output as it arrives, so the output file has exactly one writer and no lock is
-needed. At most ``2 x workers`` windows are in flight, which bounds the client's memory.
-Kernels are deterministic, so the bytes equal those of a local run.
+The fitted and prepared estimator is sent to the cluster once, as the result of a task every
+window depends on (so a worker that dies with it does not lose it: the scheduler computes it
+again); it holds only paths, scaling and small learned state, never an open file (sources
+open their file per read). Each task predicts one window and returns the array; the client
+writes each result into the output as it arrives, so the output file has exactly one writer
+and no lock is needed. At most ``2 x workers`` windows are in flight, which bounds the
+client's memory. Kernels are deterministic, so the bytes equal those of a local run.
 """
 
 from __future__ import annotations
@@ -72,6 +73,11 @@ def _client(scheduler: Any) -> tuple[Any, bool]:
         ) from None
 
 
+def _held(method: WindowPredictor) -> WindowPredictor:
+    """Runs on a worker: the method, as the result every window task depends on."""
+    return method
+
+
 def _predict_task(method: WindowPredictor, window: Window) -> tuple[str, np.ndarray]:
     """Runs on a worker: which process did it, and the window's prediction."""
     return f"{socket.gethostname()}:{os.getpid()}", method.predict_window(window)
@@ -97,7 +103,11 @@ def run_distributed(
     client, owned = _client(scheduler)
     try:
         nworkers = max(1, len(client.scheduler_info().get("workers", {})))
-        remote = client.scatter(method, broadcast=True)
+        # A task's result, not scattered data: when the worker holding it dies, the scheduler
+        # computes it again from the task; a scattered copy was lost with its worker (and
+        # every window then cancelled, "already forgotten") when broadcast reached only the
+        # workers up at the time.
+        remote = client.submit(_held, method, pure=False)
         pending = iter(windows)
         futures = {}
         limit = 2 * nworkers
