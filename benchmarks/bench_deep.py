@@ -13,12 +13,12 @@ student, which therefore run on identical tiles, 16 for DCSTFN, more for the tra
 others' jobs only ever slow a run down, and a busy spell then hits every network alike).
 
 Networks: DCSTFN small, EDCSTFN small and paper, the distilled student (its demo size,
-``micro``; ``nano`` too), and GAN-STFM / the transformer GAN when their networks are
-registered (else skipped with a note). Weights: the shipped demo checkpoint where there is
-one, ``--teacher`` for EDCSTFN paper, otherwise freshly initialised weights; the speed of a
-convolutional network does not depend on its weight values. The accuracy column (mean RMSE
-against the mirrored truth) is only shown for trained weights and is a sanity check, not a
-score.
+``micro``; ``nano`` too), and GAN-STFM / the transformer GAN (tiny, its shipped size, small
+and paper) when their networks are registered (else skipped with a note). Weights: the
+shipped checkpoint where there is one of that size, ``--teacher`` for EDCSTFN paper,
+otherwise freshly initialised weights; the speed of a convolutional network does not depend
+on its weight values. The accuracy column (mean RMSE against the mirrored truth) is only
+shown for trained weights and is a sanity check, not a score.
 
 Reported per network: parameters, seconds, megapixels per second (H * W / 1e6 / seconds),
 the CPU share this process got (CPU seconds / wall seconds / threads; below 1 means other
@@ -69,6 +69,7 @@ NETWORKS: list[tuple[str, str, str]] = [
     ("edcstfn paper", "edcstfn", "paper"),
     ("ganstfm small", "ganstfm", "small"),
     ("ganstfm paper", "ganstfm", "paper"),
+    ("vitgan tiny", "vitgan", "tiny"),  # the shipped size
     ("vitgan small", "vitgan", "small"),
     ("vitgan paper", "vitgan", "paper"),
     ("student micro", "student", "micro"),
