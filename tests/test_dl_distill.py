@@ -6,6 +6,7 @@ import dataclasses
 import subprocess
 import sys
 import textwrap
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -359,6 +360,60 @@ def test_distill_command(files: dict, teacher: Path, tmp_path: Path) -> None:
     assert res.exit_code == 0 and res.output == ""
     res = CliRunner().invoke(distill_cmd, [*args, "--overwrite", "--student", "mega"])
     assert res.exit_code == 2 and "mega" in res.output
+
+
+def test_train_band_tied_then_distill(files: dict, tmp_path: Path) -> None:
+    """The README's chain through the commands: `stfusion train --band-tied` writes a
+    format-1 teacher (fresh weights, no --init warning), `stfusion distill` takes it; the
+    default band-agnostic teacher is refused with what to do."""
+    from stfusion.cli.distill import distill as distill_cmd
+    from stfusion.cli.train import train as train_cmd
+
+    pairs = pair_args(files[d] for d in DATES[:2])
+    tied, agnostic = tmp_path / "tied.ckpt", tmp_path / "agnostic.ckpt"
+    for out, extra in ((tied, ["--band-tied"]), (agnostic, [])):
+        res = CliRunner().invoke(
+            train_cmd,
+            [
+                "--model",
+                "edcstfn",
+                "--size",
+                "tiny",
+                "--ae-steps",
+                "2",
+                *quick_args(out),
+                *extra,
+                *pairs,
+            ],
+        )
+        assert res.exit_code == 0, res.output
+    assert not load_checkpoint(tied).agnostic and load_checkpoint(agnostic).agnostic
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        res = CliRunner().invoke(
+            train_cmd,
+            [
+                "--model",
+                "edcstfn",
+                "--size",
+                "tiny",
+                "--ae-steps",
+                "2",
+                *quick_args(tmp_path / "again.ckpt"),
+                "--band-tied",
+                *pairs,
+            ],
+        )
+    assert res.exit_code == 0, res.output
+    assert not [w for w in seen if "--init shipped" in str(w.message)]  # fresh, silently
+    student = tmp_path / "student.ckpt"
+    args = ["--student", "nano", *quick_args(student), *pairs]
+    res = CliRunner().invoke(distill_cmd, ["--teacher", str(tied), *args])
+    assert res.exit_code == 0, res.output
+    assert load_student(student).model == "student"
+    res = CliRunner().invoke(distill_cmd, ["--teacher", str(agnostic), *args, "--overwrite"])
+    assert res.exit_code != 0
+    assert "band-agnostic teacher" in str(res.exception) and "--band-tied" in str(res.exception)
 
 
 def test_without_torch() -> None:

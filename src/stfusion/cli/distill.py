@@ -19,7 +19,8 @@ from stfusion.run_config import STUDENT_SIZES, DistillSettings
     "-t",
     required=True,
     type=click.Path(),
-    help="Checkpoint of the trained teacher (stfusion train: edcstfn, ganstfm, vitgan, ...).",
+    help="Checkpoint of the trained teacher: a band-tied network (stfusion train --band-tied: "
+    "edcstfn, ganstfm, vitgan, ...).",
 )
 @click.option(
     "--student",
@@ -110,8 +111,8 @@ def distill(
 
     \b
     Example:
-      stfusion train --model edcstfn --size paper --pair L1.tif M1.tif --pair L2.tif M2.tif \\
-          --out teacher.ckpt
+      stfusion train --model edcstfn --size paper --band-tied --pair L1.tif M1.tif \\
+          --pair L2.tif M2.tif --out teacher.ckpt
       stfusion distill --teacher teacher.ckpt --student micro \\
           --pair L1.tif M1.tif --pair L2.tif M2.tif --out student.ckpt
     """

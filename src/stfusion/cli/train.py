@@ -137,6 +137,14 @@ def _weight(flag: str, setting: str, help: str, note: str = "") -> Any:
     "F1 + box(C2) - box(F1). auto: the --init checkpoint's when fine-tuning, else the "
     "model's (regression; GAN-STFM smooth; STFDCNN its own fusion).",
 )
+@click.option(
+    "--band-tied",
+    is_flag=True,
+    help="A network of the pairs' band count (checkpoint format 1, the papers' form) "
+    "instead of the band-agnostic residual one: it predicts only scenes of these bands, and "
+    "it is the teacher `stfusion distill` takes. The shipped weights are band-agnostic, so "
+    "--init shipped then starts fresh.",
+)
 @click.option("--resume", is_flag=True, help="Continue the run saved in --out.")
 @opt.overwrite_option()
 @opt.quiet_option()
@@ -225,6 +233,7 @@ def _train_config(config_cls: Any, model: str, size: str, settings: dict[str, An
         val_patches=p["val_patches"],
         init=p["init"],
         baseline=p["baseline"],
+        agnostic=not p["band_tied"],
         **{k: v for k, v in optional.items() if v is not None},
     )
 

@@ -318,8 +318,9 @@ def _open_teacher(
         # Distillation pairs a band-tied student with the teacher's band-tied features.
         raise InvalidParameterError(
             f"{t_path}: a band-agnostic teacher (checkpoint format 2) cannot be distilled yet; "
-            "train a band-agnostic student directly (stfusion train --model student, which "
-            "starts from the additive baseline), or distil a band-tied teacher."
+            "train a band-tied teacher to distil (stfusion train --band-tied ...), or train a "
+            "band-agnostic student directly (stfusion train --model student, which starts "
+            "from the physical baseline)."
         )
     return t_ck, t_path
 
