@@ -147,7 +147,7 @@ def distill(
     )
     t0 = time.monotonic()
     r = opt.run_job(ctx, student, quiet, run_distill, list(pairs), teacher, out, cfg)
-    if quiet:
+    if quiet or not opt.main_process():
         return
     csv_path, png_path = log_paths(out)
     stop = " (early stop)" if r.stopped_early else ""

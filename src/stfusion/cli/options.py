@@ -11,6 +11,7 @@ the canonical command line that provenance records.
 from __future__ import annotations
 
 import math
+import os
 import shlex
 import sys
 from collections.abc import Callable
@@ -500,6 +501,12 @@ def run_meta(ctx: click.Context, note: str) -> dict[str, Any]:
     if note:
         meta["notes"] = note
     return meta
+
+
+def main_process() -> bool:
+    """False in the processes Lightning starts beside the first for data-parallel training
+    (``--strategy ddp``: they run the same command): they train, only the first reports."""
+    return all(int(os.environ.get(k) or 0) == 0 for k in ("LOCAL_RANK", "NODE_RANK"))
 
 
 def run_job(

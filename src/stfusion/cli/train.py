@@ -186,7 +186,7 @@ def train(
     cfg = _train_config(TrainConfig, model, size, settings)
     t0 = time.monotonic()
     result = opt.run_job(ctx, model, quiet, run_training, list(pairs), out, cfg, resume=resume)
-    if quiet:
+    if quiet or not opt.main_process():
         return
     _summary(result, out, model, size, t0)
 
