@@ -12,6 +12,8 @@ summary.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,6 +82,33 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
             f"{len(_MISSING)} realdata test(s) SKIPPED, not run: {sorted(set(_MISSING))}. "
             "Under CI (CI set) they fail instead."
         )
+
+
+def process_env() -> dict[str, str]:
+    """The environment of ``stfusion`` run as a real process: this checkout's ``src`` first
+    on ``PYTHONPATH``, no debug tracebacks."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO / "src") + os.pathsep + env.get("PYTHONPATH", "")
+    env.pop("STFUSION_DEBUG", None)
+    return env
+
+
+def stfusion_cmd(*args: str | bytes) -> list[str | bytes]:
+    """``python -m stfusion.cli ARGS``."""
+    return [sys.executable, "-m", "stfusion.cli", *args]
+
+
+def run_process(*args: str | bytes, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """``stfusion ARGS`` as a real process (exit status, signals and files as a user sees
+    them), its output captured as text."""
+    return subprocess.run(
+        stfusion_cmd(*args),
+        env=process_env(),
+        capture_output=True,
+        text=True,
+        errors="replace",
+        timeout=timeout,
+    )
 
 
 def run_cli(

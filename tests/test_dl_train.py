@@ -239,13 +239,12 @@ def test_train_models_are_the_registered_networks() -> None:
 def test_data_parallel_on_two_cpu_processes(pairs: list, tmp_path: Path) -> None:
     """``--devices 2 --strategy ddp`` through a real process: Lightning starts a second process
     running the same command; one checkpoint and one log are written, one report printed."""
-    import subprocess
-    import sys
+    from conftest import run_process
 
     out = tmp_path / "ddp.ckpt"
-    cmd = [sys.executable, "-m", "stfusion.cli", "train", "--model", "dcstfn", "--size", "tiny"]
-    cmd += [*quick_args(out, "--devices", "2", "--strategy", "ddp", "--init", "none")]
-    proc = subprocess.run([*cmd, *pair_args(pairs)], capture_output=True, text=True, timeout=300)
+    args = ["train", "--model", "dcstfn", "--size", "tiny", *pair_args(pairs)]
+    args += quick_args(out, "--devices", "2", "--strategy", "ddp", "--init", "none")
+    proc = run_process(*args, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count(f"wrote {out}") == 1, proc.stdout
     ck = load_checkpoint(out)

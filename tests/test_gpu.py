@@ -7,9 +7,7 @@ Everything else about the deep methods is tested on the CPU by the other test_dl
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +17,7 @@ torch = pytest.importorskip("torch")
 if not torch.cuda.is_available():
     pytest.skip("no CUDA GPU on this machine (run on a GPU machine)", allow_module_level=True)
 
+from conftest import run_process  # noqa: E402
 from dl_helpers import pair_args  # noqa: E402
 from stfusion.demo import sample_dir  # noqa: E402
 from stfusion.dl.checkpoint import load_checkpoint  # noqa: E402
@@ -27,7 +26,6 @@ from stfusion.methods import get_method  # noqa: E402
 
 SHIPPED = ("dcstfn", "edcstfn", "ganstfm", "vitgan", "stfdcnn", "student")
 REF, TARGET = "2001-10-17", "2001-11-02"
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _pair(date: str) -> tuple[str, str]:
@@ -100,16 +98,7 @@ def test_gpu_mixed_precision(method: str, precision: str, on_cpu: dict) -> None:
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    env = dict(
-        os.environ, PYTHONPATH=str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")
-    )
-    proc = subprocess.run(
-        [sys.executable, "-m", "stfusion.cli", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-    )
+    proc = run_process(*args, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
 

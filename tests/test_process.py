@@ -17,33 +17,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import write_tif
+from conftest import process_env, run_process, stfusion_cmd, write_tif
 from stfusion.demo import sample_dir
 
-SRC = str(Path(__file__).resolve().parents[1] / "src")
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
-
-
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = SRC + os.pathsep + env.get("PYTHONPATH", "")
-    env.pop("STFUSION_DEBUG", None)
-    return env
-
-
-def _cmd(*args: str | bytes) -> list[str | bytes]:
-    return [sys.executable, "-m", "stfusion.cli", *args]
-
-
-def _run(*args: str | bytes, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        _cmd(*args),
-        env=_env(),
-        capture_output=True,
-        text=True,
-        errors="replace",
-        timeout=timeout,
-    )
 
 
 def _cia() -> list[str]:
@@ -69,8 +46,8 @@ def _partials(folder: Path) -> list[Path]:
 def _start_slow(out: Path) -> tuple[subprocess.Popen[str], list[Path]]:
     """Start a slow predict into ``out``; return once its partial file exists."""
     proc = subprocess.Popen(
-        _cmd("predict", *_cia(), *SLOW, "--out", str(out)),
-        env=_env(),
+        stfusion_cmd("predict", *_cia(), *SLOW, "--out", str(out)),
+        env=process_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -108,7 +85,7 @@ def test_kill9_partial_is_removed_by_the_next_run(tmp_path: Path) -> None:
     proc.communicate(timeout=60)
     assert partials[0].exists()
     assert not out.exists()
-    done = _run("predict", *_cia(), "--method", "additive", "--out", str(out), "-q")
+    done = run_process("predict", *_cia(), "--method", "additive", "--out", str(out), "-q")
     assert done.returncode == 0, done.stderr
     assert out.exists()
     assert _partials(tmp_path) == [], "the stale partial of the killed run was not removed"
@@ -118,7 +95,7 @@ def test_partial_of_a_live_process_is_kept(tmp_path: Path) -> None:
     out = tmp_path / "pred.tif"
     live = tmp_path / f".pred.tif.{os.getpid()}-abcd1234.partial.tif"
     live.write_bytes(b"another run is writing this")
-    done = _run("predict", *_cia(), "--method", "additive", "--out", str(out), "-q")
+    done = run_process("predict", *_cia(), "--method", "additive", "--out", str(out), "-q")
     assert done.returncode == 0, done.stderr
     assert live.exists() and out.exists()
 
@@ -128,8 +105,8 @@ def test_output_folder_refused_before_computing(tmp_path: Path) -> None:
     (out / "keep").mkdir(parents=True)
     (out / "keep" / "f").write_text("x")
     proc = subprocess.Popen(
-        _cmd("predict", *_cia(), *SLOW, "--out", str(out), "--overwrite"),
-        env=_env(),
+        stfusion_cmd("predict", *_cia(), *SLOW, "--out", str(out), "--overwrite"),
+        env=process_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -161,7 +138,7 @@ def test_output_folder_refused_before_computing(tmp_path: Path) -> None:
     ],
 )
 def test_bad_options_exit_cleanly(tmp_path: Path, extra: list[str], code: int, words: str) -> None:
-    done = _run(
+    done = run_process(
         "predict", *_cia(), "--method", "additive", "--out", str(tmp_path / "o.tif"), *extra
     )
     assert done.returncode == code, done.stderr
@@ -184,8 +161,10 @@ def test_non_utf8_names_exit_cleanly(tmp_path: Path) -> None:
     good_in = str(d / "CIA_Landsat7_2001-10-08.tif")
     for pair_fine, out in [(bad_in, folder + b"/ok.tif"), (good_in, folder + b"/out\xff.tif")]:
         done = subprocess.run(
-            _cmd("predict", "--pair", pair_fine, *rest, "--method", "additive", "--out", out),
-            env=_env(),
+            stfusion_cmd(
+                "predict", "--pair", pair_fine, *rest, "--method", "additive", "--out", out
+            ),
+            env=process_env(),
             capture_output=True,
         )
         err = done.stderr.decode("utf-8", "replace")
@@ -200,7 +179,7 @@ def test_truncated_geotiff_names_the_file(tmp_path: Path) -> None:
     c = write_tif(tmp_path / "c.tif", rng.random((2, 64, 64), dtype=np.float32))
     t = write_tif(tmp_path / "cut.tif", rng.random((2, 64, 64), dtype=np.float32))
     os.truncate(t, t.stat().st_size // 2)  # header intact, data cut
-    done = _run(
+    done = run_process(
         "predict",
         "--pair",
         str(f),
@@ -243,12 +222,15 @@ def test_swallowed_signal_exception_prints_no_traceback(monkeypatch: pytest.Monk
 def test_python_m_stfusion_is_the_command_line() -> None:
     """``python -m stfusion`` runs the command line with its exit codes (2: usage error)."""
     ok = subprocess.run(
-        [sys.executable, "-m", "stfusion", "--version"], env=_env(), capture_output=True, text=True
+        [sys.executable, "-m", "stfusion", "--version"],
+        env=process_env(),
+        capture_output=True,
+        text=True,
     )
     assert ok.returncode == 0 and "stfusion, version" in ok.stdout
     bad = subprocess.run(
         [sys.executable, "-m", "stfusion", "predict", "--bogus"],
-        env=_env(),
+        env=process_env(),
         capture_output=True,
         text=True,
     )

@@ -19,7 +19,7 @@ import rasterio
 from click.testing import CliRunner
 
 import stfusion.series.runner as series_mod
-from conftest import CIA, KRANJ, need
+from conftest import CIA, KRANJ, need, run_process
 from stfusion.cli.series import EXIT_SOME_FAILED, series
 from stfusion.errors import InputFileError, OutputExistsError
 from stfusion.io import FileSource, Scaling
@@ -599,10 +599,7 @@ def test_method_needing_the_ratio_is_refused_before_any_date(
     """Fit-FC on inputs all on one grid without --param ratio: one error before any work
     (it failed at every date, one by one), exit status 1, no output, nothing left behind."""
     out = tmp_path / "out"
-    cmd = [
-        sys.executable,
-        "-m",
-        "stfusion.cli",
+    proc = run_process(
         "series",
         "--fine",
         str(cloudy["fine_dir"]),
@@ -616,8 +613,8 @@ def test_method_needing_the_ratio_is_refused_before_any_date(
         "2.75e-5",
         "--fine-offset",
         "-0.2",
-    ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        timeout=300,
+    )
     assert proc.returncode == 1, proc.stderr
     assert "fitfc needs the resolution ratio" in proc.stderr and "--param ratio=" in proc.stderr
     assert not any(out.rglob("*")), sorted(out.rglob("*"))
