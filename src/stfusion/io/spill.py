@@ -116,14 +116,7 @@ class SpillArray:
             return self._data[i0:i1] if self.axis == 0 else self._data[:, i0:i1]
         stored = self._stored_shape()
         out = np.empty((i1 - i0, *stored[1:]), dtype=self.dtype)
-        buf = memoryview(out.reshape(-1).view(np.uint8))  # type: ignore[arg-type]
-        row = self._row_bytes()
-        done = 0
-        while done < len(buf):  # pread may return fewer bytes than asked
-            n = os.preadv(self._file.fileno(), [buf[done:]], i0 * row + done)
-            if n <= 0:
-                raise OSError(f"short read of scene-wide state at row {i0}")
-            done += n
+        self._pread(out, i0 * self._row_bytes(), i0)
         return out if self.axis == 0 else np.moveaxis(out, 0, self.axis)
 
     def read_block(self, i0: int, i1: int, j0: int, j1: int) -> np.ndarray:
@@ -140,14 +133,18 @@ class SpillArray:
         inner = int(np.prod(self.shape[2:], dtype=np.int64)) * self.dtype.itemsize
         row = self._row_bytes()
         for k in range(i1 - i0):
-            buf = memoryview(out[k].reshape(-1).view(np.uint8))
-            done, start = 0, (i0 + k) * row + j0 * inner
-            while done < len(buf):
-                n = os.preadv(self._file.fileno(), [buf[done:]], start + done)
-                if n <= 0:
-                    raise OSError(f"short read of scene-wide state at row {i0 + k}")
-                done += n
+            self._pread(out[k], (i0 + k) * row + j0 * inner, i0 + k)
         return out
+
+    def _pread(self, out: np.ndarray, offset: int, row: int) -> None:
+        """Fill the contiguous array ``out`` from the file at byte ``offset``."""
+        buf = memoryview(out.reshape(-1).view(np.uint8))  # type: ignore[arg-type]
+        done = 0
+        while done < len(buf):  # pread may return fewer bytes than asked
+            n = os.preadv(self._file.fileno(), [buf[done:]], offset + done)
+            if n <= 0:
+                raise OSError(f"short read of scene-wide state at row {row}")
+            done += n
 
     def write(self, i0: int, block: np.ndarray) -> None:
         """Store ``block`` (the array's axis order) as rows ``i0, i0 + 1, ...``."""

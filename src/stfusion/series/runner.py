@@ -281,13 +281,20 @@ def _refuse_other_settings(
         )
 
 
-def _check_scales_once(s: _Series, pair_dates: list[dt.date]) -> None:
-    """One scale check before any work: x10000 against 0-1 ruins everything silently."""
+def _first_pair(s: _Series, pair_dates: list[dt.date]) -> tuple[Source, Source] | None:
+    """The fine and coarse images of the first pair date whose two images open."""
     for d in pair_dates:
         f, c = s.images.open_image(s.fine[d]), s.images.open_image(s.coarse[d])
         if f.source is not None and c.source is not None:
-            check_scales(f.source, c.source)
-            break
+            return f.source, c.source
+    return None
+
+
+def _check_scales_once(s: _Series, pair_dates: list[dt.date]) -> None:
+    """One scale check before any work: x10000 against 0-1 ruins everything silently."""
+    pair = _first_pair(s, pair_dates)
+    if pair is not None:
+        check_scales(*pair)
 
 
 def _check_ratio_once(s: _Series, pair_dates: list[dt.date]) -> None:
@@ -295,12 +302,9 @@ def _check_ratio_once(s: _Series, pair_dates: list[dt.date]) -> None:
     would fail at every date: refused once, before any work."""
     if not s.cls.tags.needs_ratio or s.images.ratio is not None:
         return
-    for d in pair_dates:
-        f, c = s.images.open_image(s.fine[d]), s.images.open_image(s.coarse[d])
-        if f.source is not None and c.source is not None:
-            if open_scene([(f.source, c.source)], check=False).ratio is None:
-                integer_ratio(None, s.cls.name)  # raises: what to give, with examples
-            return
+    pair = _first_pair(s, pair_dates)
+    if pair is not None and open_scene([pair], check=False).ratio is None:
+        integer_ratio(None, s.cls.name)  # raises: what to give, with examples
 
 
 def _cube(
