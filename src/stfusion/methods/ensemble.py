@@ -412,23 +412,17 @@ class Ensemble(FusionMethod):
             self.training_dates_ = sorted(set(dates) | set(self.training_dates_))
         return out
 
-    def _cell_means(self, image: SpillArray) -> np.ndarray:
-        """Block means over the cells of a ``(y, x, band)`` image: ``(band, ny, nx)``."""
-        blocks = self._row_blocks(image.shape[1] * image.shape[2])
-        return np.concatenate(
-            [
-                block_mean(np.moveaxis(image.read(i0, i1), -1, 0), self.cell_, np.float64)
-                for i0, i1 in blocks
-            ],
-            axis=-2,
-        )
-
-    def _source_cell_means(self, src: Source) -> np.ndarray:
-        blocks = self._row_blocks(src.count * self.scene_.grid.width)
-        return np.concatenate(
-            [block_mean(self._rows(src, i0, i1), self.cell_, np.float64) for i0, i1 in blocks],
-            axis=-2,
-        )
+    def _cell_means(self, image: SpillArray | Source) -> np.ndarray:
+        """Block means over the cells of a member's ``(y, x, band)`` prediction or of a
+        source, read a block of rows at a time: ``(band, ny, nx)``."""
+        # Generators: one block of rows in memory at a time.
+        if isinstance(image, SpillArray):
+            blocks = self._row_blocks(image.shape[1] * image.shape[2])
+            rows = (np.moveaxis(image.read(i0, i1), -1, 0) for i0, i1 in blocks)
+        else:
+            blocks = self._row_blocks(image.count * self.scene_.grid.width)
+            rows = (self._rows(image, i0, i1) for i0, i1 in blocks)
+        return np.concatenate([block_mean(r, self.cell_, np.float64) for r in rows], axis=-2)
 
     def _loo_errors(self, name: str, scene: Scene) -> np.ndarray:
         """Mean squared error per coarse cell of the member predicting each pair's fine
@@ -467,7 +461,7 @@ class Ensemble(FusionMethod):
         spill = self._spill(m * (scene.count + 1))
         preds = [self._member_predict(name, scene, target, spill) for name in self.members_]
         if self.mode_ == "cross_scale":
-            tc = self._source_cell_means(target)  # (band, ny, nx)
+            tc = self._cell_means(target)  # (band, ny, nx)
             if self.offset:
                 tc = tc + self._pair_offset()
             errs = []
@@ -514,9 +508,7 @@ class Ensemble(FusionMethod):
     def _pair_offset(self) -> np.ndarray:
         """Per cell and band, the mean over the pairs of ``mean_cell F_k - mean_cell C_k``:
         the fine-coarse offset (calibration, footprint) the pairs show, 0 where unknown."""
-        offsets = (
-            self._source_cell_means(f) - self._source_cell_means(c) for f, c in self.scene_.pairs
-        )
+        offsets = (self._cell_means(f) - self._cell_means(c) for f, c in self.scene_.pairs)
         return _finite_mean(offsets, 0.0)
 
     def predict_window(self, window: Window) -> np.ndarray:
