@@ -70,7 +70,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, Pat
 @pytest.fixture(scope="module")
 def teacher(files: dict, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An EDCSTFN (small) trained for a few steps on the 10-08 and 10-17 crops (red, nir)."""
-    # Band-tied: distillation takes format-1 teachers (a band-agnostic one is refused).
+    # Band-tied (format 1); test_distill_band_agnostic_teacher distils the shipped form.
     cfg = TrainConfig(
         model="edcstfn",
         size="small",
@@ -362,10 +362,10 @@ def test_distill_command(files: dict, teacher: Path, tmp_path: Path) -> None:
     assert res.exit_code == 2 and "mega" in res.output
 
 
-def test_train_band_tied_then_distill(files: dict, tmp_path: Path) -> None:
-    """The README's chain through the commands: `stfusion train --band-tied` writes a
-    format-1 teacher (fresh weights, no --init warning), `stfusion distill` takes it; the
-    default band-agnostic teacher is refused with what to do."""
+def test_train_then_distill_both_forms(files: dict, tmp_path: Path) -> None:
+    """The README's chain through the commands: `stfusion train` (band-agnostic, the
+    default) and `stfusion train --band-tied` (fresh weights, no --init warning) each write
+    a teacher that `stfusion distill` takes; the student has the teacher's form."""
     from stfusion.cli.distill import distill as distill_cmd
     from stfusion.cli.train import train as train_cmd
 
@@ -383,14 +383,64 @@ def test_train_band_tied_then_distill(files: dict, tmp_path: Path) -> None:
     assert not [w for w in seen if "--init shipped" in str(w.message)]  # fresh, silently
     train_cli(agnostic)
     assert not load_checkpoint(tied).agnostic and load_checkpoint(agnostic).agnostic
-    student = tmp_path / "student.ckpt"
-    args = ["--student", "nano", *quick_args(student), *pairs]
-    res = CliRunner().invoke(distill_cmd, ["--teacher", str(tied), *args])
-    assert res.exit_code == 0, res.output
-    assert load_student(student).model == "student"
-    res = CliRunner().invoke(distill_cmd, ["--teacher", str(agnostic), *args, "--overwrite"])
-    assert res.exit_code != 0
-    assert "band-agnostic teacher" in str(res.exception) and "--band-tied" in str(res.exception)
+    for teacher in (tied, agnostic):
+        student = tmp_path / f"student_{teacher.stem}.ckpt"
+        args = ["--teacher", str(teacher), "--student", "nano", *quick_args(student), *pairs]
+        res = CliRunner().invoke(distill_cmd, args)
+        assert res.exit_code == 0, res.output
+        ck = load_student(student)
+        assert ck.model == "student" and ck.agnostic == (teacher == agnostic)
+
+
+def test_distill_band_agnostic_teacher(files: dict, tmp_path: Path) -> None:
+    """A band-agnostic teacher (the shipped form) distils into a band-agnostic student that
+    corrects the same baseline, matches the teacher's features of every band, and then
+    predicts any band count."""
+    pairs = [files[d] for d in DATES[:2]]
+    cfg = TrainConfig(
+        model="edcstfn",
+        size="small",
+        epochs=1,
+        patch=16,
+        batch=4,
+        steps_per_epoch=4,
+        ae_steps=2,
+        threads=1,
+        val_fraction=0.3,
+        val_patches=8,
+    )
+    t_path = train(pairs, tmp_path / "teacher.ckpt", cfg).checkpoint
+    t_ck = load_checkpoint(t_path)
+    assert t_ck.agnostic
+    # The hook sees every band of the batch (the CPU's band-by-band inference is off), and
+    # the teacher's prediction is its own (shared per-sample normalisation: no conversion).
+    tm = Teacher(t_ck, np.zeros(1), np.ones(1), "inner.decoder.3")
+    x = [torch.randn(2, 3, 16, 16) for _ in range(3)]
+    pred, feat = tm.predict(*x)
+    assert feat is not None and feat.shape[:2] == (6, t_ck.network().channels[0])
+    with torch.no_grad():
+        torch.testing.assert_close(pred, t_ck.network()(*x), atol=1e-5, rtol=1e-5)
+
+    r = distill(pairs, t_path, tmp_path / "student.ckpt", TINY)
+    assert r.feature_layer == "inner.decoder.3"
+    assert {"teacher", "feature", "val_rmse_vs_teacher"} <= set(r.history[0])
+    losses = [h["train_loss"] for h in r.history]
+    assert losses[-1] < losses[0]
+    # Validation in physical units, on the teacher's own validation sample.
+    assert r.teacher_val_rmse == pytest.approx(t_ck.data["history"][-1]["val_rmse"], rel=1e-4)
+    assert 0.005 < r.student_val_rmse < 0.1
+    ck = load_student(r.checkpoint)
+    net = ck.network()
+    assert ck.agnostic and ck.bands == 1 and ck.data["teacher"]["model"] == "edcstfn"
+    assert ck.data["network"]["agnostic"] == t_ck.data["network"]["agnostic"] == "regression"
+    assert net.smooth == t_ck.network().smooth and 10 * parameter_count(net) <= r.teacher_parameters
+    # Any band count: one band alone predicts as it does among the others.
+    f1, c1 = arrays(files, DATES[1])
+    _, c2 = arrays(files, DATES[2])
+    both = predict_arrays(ck, [(f1, c1)], c2, tile=64, device="cpu")
+    one = predict_arrays(ck, [(f1[1:], c1[1:])], c2[1:], tile=64, device="cpu")
+    assert both.shape == f1.shape and np.isfinite(both).all()
+    np.testing.assert_allclose(one[0], both[1], atol=1e-5)
 
 
 def test_without_torch() -> None:

@@ -19,8 +19,9 @@ from stfusion.run_config import STUDENT_SIZES, DistillSettings
     "-t",
     required=True,
     type=click.Path(),
-    help="Checkpoint of the trained teacher: a band-tied network (stfusion train --band-tied: "
-    "edcstfn, ganstfm, vitgan, ...).",
+    help="Checkpoint of the trained teacher (stfusion train: edcstfn, ganstfm, vitgan, ...; "
+    "the shipped weights too). A band-agnostic teacher, the default, gives a band-agnostic "
+    "student; a band-tied one (--band-tied) a student of its bands.",
 )
 @click.option(
     "--student",
@@ -111,7 +112,7 @@ def distill(
 
     \b
     Example:
-      stfusion train --model edcstfn --size paper --band-tied --pair L1.tif M1.tif \\
+      stfusion train --model edcstfn --size paper --pair L1.tif M1.tif \\
           --pair L2.tif M2.tif --out teacher.ckpt
       stfusion distill --teacher teacher.ckpt --student micro \\
           --pair L1.tif M1.tif --pair L2.tif M2.tif --out student.ckpt

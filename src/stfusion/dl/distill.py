@@ -91,7 +91,8 @@ from stfusion.dl.distill_teacher import (
 from stfusion.dl.engine import cpu_state
 from stfusion.dl.infer import default_overlap
 from stfusion.dl.losses import content_loss
-from stfusion.dl.networks import FusionNet
+from stfusion.dl.networks import FusionNet, make_network
+from stfusion.dl.networks.agnostic import AgnosticNet
 from stfusion.dl.networks.student import (
     STUDENT_SIZES,
     StudentNet,
@@ -306,22 +307,14 @@ def _teacher_info(
 def _open_teacher(
     teacher: str | os.PathLike[str] | Checkpoint, out: Path
 ) -> tuple[Checkpoint, Path]:
-    """The teacher checkpoint and its path, checked to be a band-tied non-student elsewhere
-    than ``out``."""
+    """The teacher checkpoint and its path, checked to be a non-student elsewhere than
+    ``out``."""
     t_ck = teacher if isinstance(teacher, Checkpoint) else load_checkpoint(teacher)
     t_path = Path(t_ck.path)
     if out.resolve() == t_path.resolve():
         raise InvalidParameterError(f"{out}: is the teacher; write the student elsewhere.")
     if t_ck.model == StudentNet.name:
         raise InvalidParameterError(f"{t_path}: is a student; distil from a larger teacher.")
-    if t_ck.agnostic:
-        # Distillation pairs a band-tied student with the teacher's band-tied features.
-        raise InvalidParameterError(
-            f"{t_path}: a band-agnostic teacher (checkpoint format 2) cannot be distilled yet; "
-            "train a band-tied teacher to distil (stfusion train --band-tied ...), or train a "
-            "band-agnostic student directly (stfusion train --model student, which starts "
-            "from the physical baseline)."
-        )
     return t_ck, t_path
 
 
@@ -336,7 +329,8 @@ def _check_sites(
         samples = [(s.label, s.sample(1 << 16)) for pair in sc.pairs for s in pair]
         t_ck.check_inputs(sc.count, tuple(sc.band_names), samples, sc.ratio)
 
-    counts = {k: parameter_count(make_student(scene.count, k)) for k in STUDENT_SIZES}
+    bands = 1 if t_ck.agnostic else scene.count
+    counts = {k: parameter_count(make_student(bands, k)) for k in STUDENT_SIZES}
     student_params, teacher_params = counts[cfg.student], parameter_count(t_net)
     fitting = [k for k, n in counts.items() if n <= MAX_PARAMETER_FRACTION * teacher_params]
     t_desc = f"teacher ({t_ck.model} {t_ck.data['network'].get('size', '')})".replace(" )", ")")
@@ -361,6 +355,24 @@ def _feature_layer(
             "--beta 0 to distil outputs only."
         )
     return layer, None if shape is None else int(shape[1])
+
+
+def _make_student(teacher: FusionNet, count: int, size: str) -> StudentNet | AgnosticNet:
+    """A fresh student of ``size``: for a band-agnostic teacher, band-agnostic too and
+    correcting the teacher's baseline (so both learn the same correction); else for
+    ``count`` bands."""
+    if not isinstance(teacher, AgnosticNet):
+        return make_student(count, size)
+    net = make_network(
+        StudentNet.name,
+        1,
+        size,
+        agnostic=True,
+        baseline=teacher.baseline_kind,
+        radius=teacher.smooth,
+    )
+    assert isinstance(net, AgnosticNet)
+    return net
 
 
 def _result(
@@ -420,21 +432,23 @@ def distill(
     t_ck, t_path = _open_teacher(teacher, out)
     t_net = t_ck.network()
 
-    sites = open_training_sites(pairs, **site_inputs(inputs))
+    agnostic = t_ck.agnostic  # then so is the student, with the teacher's baseline
+    sites = open_training_sites(pairs, any_bands=agnostic, **site_inputs(inputs))
     scene = sites[0].scene
+    bands = 1 if agnostic else scene.count
     student_params, teacher_params = _check_sites(sites, t_ck, t_net, cfg)
 
     if not cfg.val_fraction:
         cfg.val_fraction = float((t_ck.data.get("config") or {}).get("val_fraction", 0.2))
     multiple = math.lcm(int(t_net.multiple), int(StudentNet.multiple))
-    data = run_data(sites, cfg, multiple)
+    data = run_data(sites, cfg, multiple, norm=ds.Normalisation.identity() if agnostic else None)
     layer: str | None = None
     width: int | None = None
     info = dict(inputs.get("meta") or {})
     settings = settings_of(cfg, inputs)
     with engine.deterministic(cfg.device, cfg.threads):  # also the probe: 2 threads crawl when busy
         if cfg.beta:
-            layer, width = _feature_layer(cfg.feature_layer, t_ck, t_net, scene.count)
+            layer, width = _feature_layer(cfg.feature_layer, t_ck, t_net, bands)
         tm = Teacher(t_ck, data.norm.mean, data.norm.std, layer, t_net)
         if layer is not None and width is None:
             raise InvalidParameterError(
@@ -445,7 +459,7 @@ def distill(
         import lightning as L
 
         L.seed_everything(cfg.seed, workers=True, verbose=False)
-        student = make_student(scene.count, cfg.student)
+        student = _make_student(t_net, scene.count, cfg.student)
         adapter = (
             nn.Conv2d(student.channels[-1], width, 1)
             if (cfg.beta and layer is not None and width)

@@ -17,6 +17,7 @@ from torch import nn
 from stfusion.dl.checkpoint import Checkpoint
 from stfusion.dl.losses import masked_mean
 from stfusion.dl.networks import FusionNet
+from stfusion.dl.networks.agnostic import whole_batch
 from stfusion.errors import InvalidParameterError
 
 __all__ = [
@@ -57,7 +58,7 @@ def feature_layers(
     dev = next(net.parameters()).device
     x = torch.zeros(PROBE_BATCH, bands, size, size, device=dev)
     try:
-        with torch.no_grad():
+        with torch.no_grad(), whole_batch(net):
             net(x, x, x)
     finally:
         for h in handles:
@@ -103,10 +104,13 @@ class Teacher(nn.Module):
         self.net = checkpoint.network() if net is None else net.eval()
         for p in self.net.parameters():
             p.requires_grad_(False)
-        # x_teacher = x_student * scale + shift (both from physical units).
-        t_mean, t_std = checkpoint.mean.astype(np.float64), checkpoint.std.astype(np.float64)
-        scale = np.asarray(std, np.float64) / t_std
-        shift = (np.asarray(mean, np.float64) - t_mean) / t_std
+        # x_teacher = x_student * scale + shift (both from physical units). A band-agnostic
+        # teacher and its student share the per-sample normalisation: nothing to convert.
+        scale, shift = np.ones(1), np.zeros(1)
+        if not checkpoint.agnostic:
+            t_mean, t_std = checkpoint.mean.astype(np.float64), checkpoint.std.astype(np.float64)
+            scale = np.asarray(std, np.float64) / t_std
+            shift = (np.asarray(mean, np.float64) - t_mean) / t_std
         self.register_buffer("scale", torch.tensor(scale, dtype=torch.float32).view(1, -1, 1, 1))
         self.register_buffer("shift", torch.tensor(shift, dtype=torch.float32).view(1, -1, 1, 1))
         self.feature_layer = feature_layer
@@ -140,7 +144,7 @@ class Teacher(nn.Module):
         """The teacher's prediction (student normalisation) and its hooked features."""
         a, b = self.scale, self.shift
         self._feature = None
-        with torch.no_grad():
+        with torch.no_grad(), whole_batch(self.net):
             out = self.net(fine_ref * a + b, coarse_ref * a + b, coarse_target * a + b)
         feat = self._feature
         self._feature = None

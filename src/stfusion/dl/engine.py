@@ -309,12 +309,12 @@ class DistillModule(FusionModule):
     teacher (:class:`stfusion.dl.distill.Teacher`); validation adds the teacher's RMSE and
     the student's RMSE against the teacher (``val_rmse_teacher``, ``val_rmse_vs_teacher``)."""
 
-    net: StudentNet
+    net: StudentNet | AgnosticNet  # band-agnostic: an AgnosticNet around a 1-band StudentNet
     criterion: torch.nn.Module
 
     def __init__(
         self,
-        student: StudentNet,
+        student: StudentNet | AgnosticNet,
         adapter: torch.nn.Module | None,
         teacher: Teacher,
         criterion: torch.nn.Module,
@@ -354,8 +354,8 @@ class DistillModule(FusionModule):
     def val_extra(self, pred: torch.Tensor, batch: Sequence[torch.Tensor]) -> None:
         fr, cr, ct, ft, mask = batch[:5]
         t_pred = self.teacher(fr, cr, ct)
-        self.add_rmse("val_rmse_teacher", t_pred, ft, mask)
-        self.add_rmse("val_rmse_vs_teacher", pred, t_pred, mask)
+        self.add_rmse("val_rmse_teacher", t_pred, ft, mask, _stats(batch))
+        self.add_rmse("val_rmse_vs_teacher", pred, t_pred, mask, _stats(batch))
 
 
 class AutoencoderModule(L.LightningModule):
