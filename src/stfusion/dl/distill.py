@@ -38,6 +38,12 @@ teacher's inputs and outputs are converted from and to its own stored normalisat
 teacher trained on other pairs still sees inputs in its units. The teacher is checked against
 the pairs like any deep method (band count and names, value scale).
 
+A band-agnostic teacher (checkpoint format 2, what ``stfusion train`` writes and stfusion
+ships) gets a band-agnostic student with the teacher's baseline and box radius: both are
+normalised per sample (nothing to convert), every band is a sample of the batch, and the
+teacher's hooked features are matched band by band (its band-by-band CPU inference is off
+while it runs, :func:`~stfusion.dl.networks.agnostic.whole_batch`).
+
 Rules and reports:
 
 - the student must have at most a tenth of the teacher's parameters (the adapter, used only in
