@@ -19,9 +19,10 @@ from stfusion.run_config import STUDENT_SIZES, DistillSettings
     "-t",
     required=True,
     type=click.Path(),
-    help="Checkpoint of the trained teacher (stfusion train: edcstfn, ganstfm, vitgan, ...; "
-    "the shipped weights too). A band-agnostic teacher, the default, gives a band-agnostic "
-    "student; a band-tied one (--band-tied) a student of its bands.",
+    help="Checkpoint of the trained teacher (stfusion train: edcstfn, ganstfm, vitgan, ...), "
+    "or shipped (the shipped EDCSTFN), shipped:MODEL (another shipped model). A band-agnostic "
+    "teacher, the default, gives a band-agnostic student; a band-tied one (--band-tied) a "
+    "student of its bands.",
 )
 @click.option(
     "--student",

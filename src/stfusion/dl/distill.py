@@ -97,7 +97,7 @@ from stfusion.dl.distill_teacher import (
 from stfusion.dl.engine import cpu_state
 from stfusion.dl.infer import default_overlap
 from stfusion.dl.losses import content_loss
-from stfusion.dl.networks import FusionNet, make_network
+from stfusion.dl.networks import FusionNet, make_network, network_names
 from stfusion.dl.networks.agnostic import AgnosticNet
 from stfusion.dl.networks.student import (
     STUDENT_SIZES,
@@ -117,7 +117,7 @@ from stfusion.dl.train import (
 from stfusion.dl.train_config import RunInputs, RunResult, check_inputs, site_inputs
 from stfusion.errors import InvalidParameterError, OutputExistsError
 from stfusion.io import file_sha256
-from stfusion.run_config import DistillSettings
+from stfusion.run_config import DistillSettings, shipped_weights
 from stfusion.scene import ImageLike, Scene
 
 #: A student may have at most this fraction of the teacher's parameters.
@@ -310,12 +310,39 @@ def _teacher_info(
     }
 
 
+#: The shipped teacher of ``--teacher shipped`` (the shipped student's).
+SHIPPED_TEACHER = "edcstfn"
+
+
+def teacher_path(spec: str | os.PathLike[str]) -> Path:
+    """The checkpoint named by ``spec``: a file; or ``shipped`` (the shipped EDCSTFN, the
+    shipped student's teacher) or ``shipped:MODEL`` (another deep method's shipped weights)
+    when no file has that name."""
+    path = Path(spec)
+    text = str(spec)
+    if path.exists() or not (text == "shipped" or text.startswith("shipped:")):
+        return path
+    model = text.partition(":")[2] or SHIPPED_TEACHER
+    choices = [m for m in network_names() if m != StudentNet.name]
+    if model not in choices:
+        raise InvalidParameterError(
+            f"--teacher {text}: no such model; choose shipped:{' or shipped:'.join(choices)}, "
+            "or give a checkpoint file."
+        )
+    found = shipped_weights(model)
+    if not found.exists():
+        raise InvalidParameterError(
+            f"--teacher {text}: this installation has no shipped weights of {model} ({found})."
+        )
+    return found
+
+
 def _open_teacher(
     teacher: str | os.PathLike[str] | Checkpoint, out: Path
 ) -> tuple[Checkpoint, Path]:
     """The teacher checkpoint and its path, checked to be a non-student elsewhere than
     ``out``."""
-    t_ck = teacher if isinstance(teacher, Checkpoint) else load_checkpoint(teacher)
+    t_ck = teacher if isinstance(teacher, Checkpoint) else load_checkpoint(teacher_path(teacher))
     t_path = Path(t_ck.path)
     if out.resolve() == t_path.resolve():
         raise InvalidParameterError(f"{out}: is the teacher; write the student elsewhere.")
@@ -557,4 +584,5 @@ __all__ = [
     "masked_mse",
     "parameter_count",
     "random_student_checkpoint",
+    "teacher_path",
 ]
