@@ -40,7 +40,7 @@ from stfusion.errors import (  # noqa: E402
     InvalidParameterError,
     OutputExistsError,
 )
-from stfusion.io import FileSource  # noqa: E402
+from stfusion.io import FileSource, file_sha256  # noqa: E402
 from stfusion.methods.deep import DEMO_DATES  # noqa: E402
 from stfusion.methods.deep_student import Student  # noqa: E402
 from test_dl_data import DATES, write_cia_crop  # noqa: E402
@@ -61,6 +61,20 @@ TINY = DistillConfig(
     val_patches=8,
 )
 
+#: A small EDCSTFN trained for a few steps (band-agnostic: the default form).
+TEACHER = TrainConfig(
+    model="edcstfn",
+    size="small",
+    epochs=1,
+    patch=16,
+    batch=4,
+    steps_per_epoch=4,
+    ae_steps=2,
+    threads=1,
+    val_fraction=0.3,
+    val_patches=8,
+)
+
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, Path]]:
@@ -71,19 +85,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, Pat
 def teacher(files: dict, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An EDCSTFN (small) trained for a few steps on the 10-08 and 10-17 crops (red, nir)."""
     # Band-tied (format 1); test_distill_band_agnostic_teacher distils the shipped form.
-    cfg = TrainConfig(
-        model="edcstfn",
-        size="small",
-        epochs=1,
-        patch=16,
-        batch=4,
-        steps_per_epoch=4,
-        ae_steps=2,
-        threads=1,
-        val_fraction=0.3,
-        val_patches=8,
-        agnostic=False,
-    )
+    cfg = dataclasses.replace(TEACHER, agnostic=False)
     out = tmp_path_factory.mktemp("teacher") / "teacher.ckpt"
     return train([files[d] for d in DATES[:2]], out, cfg).checkpoint
 
@@ -311,14 +313,25 @@ def test_random_student_checkpoint(tmp_path: Path) -> None:
 
 
 def test_demo_student(tmp_path: Path) -> None:
-    """The shipped student (test_dl_agnostic.check_shipped). Since 2026-12-03 it is trained
-    directly on the multi-site catalog (``stfusion train --model student``), a correction to
-    the additive baseline, not distilled from a 6-band teacher: the teacher checks of the
-    distilled demo student no longer apply; distillation itself is tested above."""
+    """The shipped student (test_dl_agnostic.check_shipped). Since 2026-12-04 it is distilled
+    (``stfusion distill``) from the shipped EDCSTFN on the same multi-site catalog: a
+    band-agnostic student that corrects the teacher's regression baseline, a tenth or less of
+    its parameters, with the distillation's closing comparison recorded."""
+    from stfusion.methods.deep import demo_weights
     from test_dl_agnostic import check_shipped
 
     assert Student.training_dates == DEMO_DATES
     check_shipped("student", tmp_path)
+    ck = load_checkpoint(demo_weights("student"))
+    teacher = load_checkpoint(demo_weights("edcstfn"))
+    t = ck.data["teacher"]
+    assert ck.meta["command"].startswith("stfusion distill --teacher ")
+    assert t["model"] == "edcstfn" and t["file"] == "edcstfn_multisite.ckpt"
+    assert t["sha256"] == file_sha256(demo_weights("edcstfn"))  # the teacher shipped beside it
+    assert ck.training_dates == teacher.training_dates
+    assert 10 * ck.data["parameters"] <= t["parameters"]
+    speed = ck.data["distillation"]["speed"]
+    assert speed["speedup"] > 5 and speed["threads"] == 1
 
 
 # ----------------------------------------------------------------------------- the CLI
@@ -362,6 +375,26 @@ def test_distill_command(files: dict, teacher: Path, tmp_path: Path) -> None:
     assert res.exit_code == 2 and "mega" in res.output
 
 
+def test_teacher_path_shipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--teacher shipped`` is the shipped student's teacher, ``shipped:MODEL`` another
+    shipped model; a file of that name wins; unknown models and the student are refused."""
+    from stfusion.dl.distill import teacher_path
+    from stfusion.methods.deep import demo_weights
+
+    assert teacher_path("shipped") == demo_weights("edcstfn")
+    assert load_student(demo_weights("student")).data["teacher"]["file"] == (
+        teacher_path("shipped").name
+    )
+    assert teacher_path("shipped:vitgan") == demo_weights("vitgan")
+    for bad in ("shipped:student", "shipped:starfm"):
+        with pytest.raises(InvalidParameterError, match=r"no such model.*shipped:edcstfn"):
+            teacher_path(bad)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "shipped").write_bytes(b"")
+    assert teacher_path("shipped") == Path("shipped")
+    assert teacher_path(tmp_path / "t.ckpt") == tmp_path / "t.ckpt"
+
+
 def test_train_then_distill_both_forms(files: dict, tmp_path: Path) -> None:
     """The README's chain through the commands: `stfusion train` (band-agnostic, the
     default) and `stfusion train --band-tied` (fresh weights, no --init warning) each write
@@ -397,19 +430,7 @@ def test_distill_band_agnostic_teacher(files: dict, tmp_path: Path) -> None:
     corrects the same baseline, matches the teacher's features of every band, and then
     predicts any band count."""
     pairs = [files[d] for d in DATES[:2]]
-    cfg = TrainConfig(
-        model="edcstfn",
-        size="small",
-        epochs=1,
-        patch=16,
-        batch=4,
-        steps_per_epoch=4,
-        ae_steps=2,
-        threads=1,
-        val_fraction=0.3,
-        val_patches=8,
-    )
-    t_path = train(pairs, tmp_path / "teacher.ckpt", cfg).checkpoint
+    t_path = train(pairs, tmp_path / "teacher.ckpt", TEACHER).checkpoint
     t_ck = load_checkpoint(t_path)
     assert t_ck.agnostic
     # The hook sees every band of the batch (the CPU's band-by-band inference is off), and

@@ -16,8 +16,8 @@ context (``auto``: 8 px for a receptive field of 2-3 px, so tiled output equals 
 output), learned state ``predictor_``, ``training_dates_``, ``overlap_``.
 
 ``weights="demo"`` (the default) is ``src/stfusion/weights/student_multisite.ckpt``: a
-band-agnostic ``micro`` student trained directly (``stfusion train --model student``) on the
-multi-site catalog of the other deep methods (docs/deep.md, docs/methods/student.md).
+band-agnostic ``micro`` student distilled (``stfusion distill``) from the shipped EDCSTFN on
+the multi-site catalog of the other deep methods (docs/deep.md, docs/methods/student.md).
 """
 
 from __future__ import annotations
