@@ -148,9 +148,19 @@ def test_gpu_train_then_resume(model: str, extra: list[str], tmp_path: Path) -> 
     assert np.isfinite(pred).all()
 
 
+def test_gpu_distill_shipped_teacher(tmp_path: Path) -> None:
+    """``stfusion distill --teacher shipped`` on the GPU: the band-agnostic shipped EDCSTFN,
+    its features hooked for every band, into a band-agnostic student."""
+    out = tmp_path / "student.ckpt"
+    pairs = pair_args([_pair(d) for d in ("2001-10-08", REF)])
+    _cli("distill", "--teacher", "shipped", "--out", str(out), *QUICK, "--devices", "cuda", *pairs)
+    assert load_checkpoint(out).agnostic
+    pred = _predict("student", weights=str(out), device="cuda")
+    assert np.isfinite(pred).all()
+
+
 def test_gpu_distill(tmp_path: Path) -> None:
-    """``stfusion distill`` on the GPU from a band-tied teacher trained there (a band-agnostic
-    teacher, as shipped, cannot be distilled yet: docs/deep.md)."""
+    """``stfusion distill`` on the GPU from a band-tied teacher trained there."""
     from stfusion.dl.train import TrainConfig, train
 
     pairs = [_pair(d) for d in ("2001-10-08", REF)]
