@@ -272,6 +272,32 @@ def test_same_seed_same_student(student, teacher: Path, files: dict, tmp_path: P
         distill(pairs, a.checkpoint, tmp_path / "d.ckpt", cfg)
 
 
+def test_resume_equals_uninterrupted(teacher: Path, files: dict, tmp_path: Path) -> None:
+    """``--resume`` continues a distillation from its Lightning state: three epochs in one
+    run and two then one more give the same student; another teacher is refused."""
+    pairs = [files[d] for d in DATES[:2]]
+    cfg = dataclasses.replace(TINY, epochs=3, steps_per_epoch=3)
+    straight = distill(pairs, teacher, tmp_path / "a.ckpt", cfg)
+    distill(pairs, teacher, tmp_path / "b.ckpt", dataclasses.replace(cfg, epochs=2))
+    assert load_checkpoint(tmp_path / "b.ckpt").data["epoch"] == 2
+    # A changed option other than those resuming may change (epochs, devices...) is ignored.
+    more = dataclasses.replace(cfg, lr=1.0, student="micro")
+    resumed = distill(pairs, teacher, tmp_path / "b.ckpt", more, resume=True)
+    assert [h["epoch"] for h in resumed.history] == [1, 2, 3]
+    assert resumed.student_size == "nano" and resumed.best_epoch == straight.best_epoch
+    a, b = (load_checkpoint(r.checkpoint).data for r in (straight, resumed))
+    for key in a["resume"]["state_dict"]:
+        assert torch.equal(a["resume"]["state_dict"][key], b["resume"]["state_dict"][key]), key
+    assert a["adapter"]["state_dict"].keys() == b["adapter"]["state_dict"].keys()
+    other = random_checkpoint(
+        tmp_path / "other.ckpt", "edcstfn", 2, size="paper", band_names=["red", "nir"]
+    )
+    with pytest.raises(InvalidParameterError, match="was distilled from .*give that --teacher"):
+        distill(pairs, other, tmp_path / "b.ckpt", cfg, resume=True)
+    with pytest.raises(InvalidParameterError, match="does not exist"):
+        distill(pairs, teacher, tmp_path / "c.ckpt", cfg, resume=True)
+
+
 # ----------------------------------------------------------------------------- the student
 
 
@@ -373,6 +399,10 @@ def test_distill_command(files: dict, teacher: Path, tmp_path: Path) -> None:
     assert res.exit_code == 0 and res.output == ""
     res = CliRunner().invoke(distill_cmd, [*args, "--overwrite", "--student", "mega"])
     assert res.exit_code == 2 and "mega" in res.output
+    res = CliRunner().invoke(distill_cmd, [*args, "--resume", "--epochs", "2"])
+    assert res.exit_code == 0, res.output
+    assert "(student nano," in res.output and load_checkpoint(out).data["epoch"] == 2
+    assert "--resume" not in load_checkpoint(out).meta["command"]
 
 
 def test_teacher_path_shipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -70,6 +70,7 @@ from stfusion.run_config import STUDENT_SIZES, DistillSettings
     threads_help="torch CPU threads (0 = torch's default), also for the speed comparison.",
 )
 @opt.run_data_options(DistillSettings)
+@click.option("--resume", is_flag=True, help="Continue the run saved in --out.")
 @opt.overwrite_option()
 @opt.quiet_option()
 @click.pass_context
@@ -101,6 +102,7 @@ def distill(
     val_dates: str | None,
     val_patches: int,
     catalog: str | None,
+    resume: bool,
     quiet: bool,
     **inputs: Any,  # --dates, the scales, --resampling, --note, --overwrite: opt.run_job
 ) -> None:
@@ -148,14 +150,14 @@ def distill(
         val_patches=val_patches,
     )
     t0 = time.monotonic()
-    r = opt.run_job(ctx, student, quiet, run_distill, list(pairs), teacher, out, cfg)
+    r = opt.run_job(ctx, student, quiet, run_distill, list(pairs), teacher, out, cfg, resume=resume)
     if quiet or not opt.main_process():
         return
     csv_path, png_path = log_paths(out)
     stop = " (early stop)" if r.stopped_early else ""
     rel = (r.student_val_rmse / r.teacher_val_rmse - 1.0) * 100.0
     click.echo(
-        f"wrote {out} (student {student}, {r.student_parameters:,} parameters = 1/"
+        f"wrote {out} (student {r.student_size}, {r.student_parameters:,} parameters = 1/"
         f"{r.teacher_parameters / r.student_parameters:.0f} of the teacher's "
         f"{r.teacher_parameters:,}; {r.epochs} epoch(s){stop}, best epoch {r.best_epoch}; "
         f"{time.monotonic() - t0:.0f} s)\n"

@@ -141,9 +141,9 @@ def _weight(flag: str, setting: str, help: str, note: str = "") -> Any:
     "--band-tied",
     is_flag=True,
     help="A network of the pairs' band count (checkpoint format 1, the papers' form) "
-    "instead of the band-agnostic residual one: it predicts only scenes of these bands, and "
-    "it is the teacher `stfusion distill` takes. The shipped weights are band-agnostic, so "
-    "--init shipped then starts fresh.",
+    "instead of the band-agnostic residual one: it predicts only scenes of these bands (and "
+    "`stfusion distill` makes a band-tied student of it). The shipped weights are "
+    "band-agnostic, so --init shipped then starts fresh.",
 )
 @click.option("--resume", is_flag=True, help="Continue the run saved in --out.")
 @opt.overwrite_option()

@@ -107,15 +107,17 @@ from stfusion.dl.networks.student import (
 )
 from stfusion.dl.train import (
     RunData,
+    check_resume,
     checkpoint_record,
     open_training_sites,
     run_data,
     settings_of,
+    start_training,
     untrained_record,
     validate_run_options,
 )
-from stfusion.dl.train_config import RunInputs, RunResult, check_inputs, site_inputs
-from stfusion.errors import InvalidParameterError, OutputExistsError
+from stfusion.dl.train_config import ResumableInputs, RunResult, check_inputs, site_inputs
+from stfusion.errors import InvalidParameterError
 from stfusion.io import file_sha256
 from stfusion.run_config import DistillSettings, shipped_weights
 from stfusion.scene import ImageLike, Scene
@@ -161,6 +163,8 @@ class DistillResult(RunResult):
     student_s_per_mp: float
     threads: int
     history: list[dict[str, float]] = field(default_factory=list)
+    #: The student's size (the stored one when the run was resumed).
+    student_size: str = ""
 
     @property
     def speedup(self) -> float:
@@ -351,6 +355,17 @@ def _open_teacher(
     return t_ck, t_path
 
 
+def _check_same_teacher(previous: Checkpoint, t_path: Path) -> None:
+    """``--resume`` continues a distillation from the teacher it started with."""
+    was = previous.data.get("teacher") or {}
+    if was.get("sha256") != file_sha256(t_path):
+        raise InvalidParameterError(
+            f"--resume: {previous.path} was distilled from {was.get('path', 'another teacher')} "
+            f"(SHA-256 {str(was.get('sha256', '?'))[:12]}...), not {t_path}; give that "
+            "--teacher, or start a new run (--overwrite, or another --out)."
+        )
+
+
 def _check_sites(
     sites: list[ds.Site], t_ck: Checkpoint, t_net: FusionNet, cfg: DistillConfig
 ) -> tuple[int, int]:
@@ -416,6 +431,7 @@ def _result(
     teacher_params: int,
     student_params: int,
     layer: str | None,
+    size: str,
 ) -> DistillResult:
     """The :class:`DistillResult` of a finished run (``summary``: :func:`measure`'s)."""
     speed = summary["speed"]
@@ -436,6 +452,7 @@ def _result(
         student_s_per_mp=speed["student_s_per_mp"],
         threads=int(speed["threads"]),
         history=rec.history,
+        student_size=size,
     )
 
 
@@ -444,31 +461,35 @@ def distill(
     teacher: str | os.PathLike[str] | Checkpoint,
     out: str | os.PathLike[str],
     config: DistillConfig | None = None,
-    **inputs: Unpack[RunInputs],
+    **inputs: Unpack[ResumableInputs],
 ) -> DistillResult:
     """Distil the ``teacher`` checkpoint into a student on ``pairs`` (two or more dates) and
     write the student checkpoint ``out`` (an ordinary ``student`` model afterwards).
 
     ``config`` (a :class:`DistillConfig`) holds the hyper-parameters; the keyword ``inputs``
-    are :func:`stfusion.dl.train.train`'s without ``resume``
-    (:class:`~stfusion.dl.train_config.RunInputs`): ``meta`` (command line, notes) is stored
-    with the checkpoint's metadata, ``progress`` receives one dict per step and per epoch
-    (the events of :func:`stfusion.dl.train.train`).
+    are :func:`stfusion.dl.train.train`'s
+    (:class:`~stfusion.dl.train_config.ResumableInputs`): ``meta`` (command line, notes) is
+    stored with the checkpoint's metadata, ``progress`` receives one dict per step and per
+    epoch (the events of :func:`stfusion.dl.train.train`), ``resume=True`` continues the run
+    saved in ``out`` (its stored configuration, but for the options of
+    :data:`~stfusion.dl.train_config.RESUME_KEEP`; the same teacher and pairs).
     """
-    check_inputs("distill", inputs, RunInputs.__optional_keys__)
+    check_inputs("distill", inputs, ResumableInputs.__optional_keys__)
     cfg = copy.deepcopy(config) if config is not None else DistillConfig()
-    cfg.validate()
     out = Path(out)
-    if out.exists() and not inputs.get("overwrite"):
-        raise OutputExistsError(f"{out}: exists. Give --overwrite to replace it.")
-    engine.fresh_run(out)
     t_ck, t_path = _open_teacher(teacher, out)
+    previous, cfg = start_training(out, cfg, inputs, model=StudentNet.name)
+    cfg.validate()
+    if previous is not None:
+        _check_same_teacher(previous, t_path)
     t_net = t_ck.network()
 
     agnostic = t_ck.agnostic  # then so is the student, with the teacher's baseline
     sites = open_training_sites(pairs, any_bands=agnostic, **site_inputs(inputs))
     scene = sites[0].scene
     bands = 1 if agnostic else scene.count
+    if previous is not None:
+        check_resume(previous, sites)
     student_params, teacher_params = _check_sites(sites, t_ck, t_net, cfg)
 
     if not cfg.val_fraction:
@@ -516,6 +537,10 @@ def distill(
             rec_out = checkpoint_record(StudentNet.name, network, data, cfg, rec, run_meta)
             rec_out["teacher"] = info["teacher"]
             rec_out["parameters"] = parameter_count(student)
+            rec_out["resume"] = {
+                "state_dict": cpu_state(student.state_dict()),
+                "lightning": engine.resume_path(out).name,
+            }
             if adapter is not None:
                 rec_out["adapter"] = {
                     "feature_layer": tm.feature_layer,
@@ -527,11 +552,22 @@ def distill(
 
         train_dl, val_dl = data.loaders(cfg.batch, cfg.workers)
         progress = inputs.get("progress")
-        rec = engine.fit(module, train_dl, val_dl, out, settings, payload, progress=progress)
+        rec = engine.fit(
+            module,
+            train_dl,
+            val_dl,
+            out,
+            settings,
+            payload,
+            resume=previous is not None,
+            progress=progress,
+        )
         if rec.epoch:
             summary.update(measure(module, tm, data, val_dl, cfg, rec.best_state, rec.history))
             save_checkpoint(out, payload(rec, module))
-    return _result(out, rec, cfg.patience, summary, teacher_params, student_params, layer)
+    return _result(
+        out, rec, cfg.patience, summary, teacher_params, student_params, layer, cfg.student
+    )
 
 
 def random_student_checkpoint(
