@@ -292,7 +292,7 @@ def test_resume_equals_uninterrupted(teacher: Path, files: dict, tmp_path: Path)
     other = random_checkpoint(
         tmp_path / "other.ckpt", "edcstfn", 2, size="paper", band_names=["red", "nir"]
     )
-    with pytest.raises(InvalidParameterError, match="was distilled from .*give that --teacher"):
+    with pytest.raises(InvalidParameterError, match=r"was distilled from .*give that --teacher"):
         distill(pairs, other, tmp_path / "b.ckpt", cfg, resume=True)
     with pytest.raises(InvalidParameterError, match="does not exist"):
         distill(pairs, teacher, tmp_path / "c.ckpt", cfg, resume=True)
