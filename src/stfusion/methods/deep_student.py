@@ -45,7 +45,8 @@ class Student(DeepMethod):
             DeepMethod.params[0].constraints,
             "path",
             "checkpoint from `stfusion train --model student` or `stfusion distill`; demo "
-            "(or shipped) = the shipped student (band-agnostic, multi-site; docs/deep.md)",
+            "(or shipped) = the shipped student (band-agnostic, multi-site, distilled from the "
+            "shipped EDCSTFN; docs/methods/student.md)",
         ),
         *DeepMethod.params[1:],
     )
