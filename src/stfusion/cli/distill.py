@@ -119,6 +119,9 @@ def distill(
           --pair L2.tif M2.tif --out teacher.ckpt
       stfusion distill --teacher teacher.ckpt --student micro \\
           --pair L1.tif M1.tif --pair L2.tif M2.tif --out student.ckpt
+      # the shipped EDCSTFN as the teacher, distilled on your own pairs
+      stfusion distill --teacher shipped --pair L1.tif M1.tif --pair L2.tif M2.tif \\
+          --out student.ckpt
     """
     from stfusion.dl.distill import DistillConfig
     from stfusion.dl.distill import distill as run_distill
