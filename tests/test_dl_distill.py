@@ -474,6 +474,9 @@ def test_distill_band_agnostic_teacher(files: dict, tmp_path: Path) -> None:
 
     r = distill(pairs, t_path, tmp_path / "student.ckpt", TINY)
     assert r.feature_layer == "inner.decoder.3"
+    # The single-band network's own module names work too (the wrapper's prefix added).
+    named = dataclasses.replace(TINY, epochs=1, steps_per_epoch=1, feature_layer="decoder.1")
+    assert distill(pairs, t_path, tmp_path / "s1.ckpt", named).feature_layer == "inner.decoder.1"
     assert {"teacher", "feature", "val_rmse_vs_teacher"} <= set(r.history[0])
     losses = [h["train_loss"] for h in r.history]
     assert losses[-1] < losses[0]

@@ -389,8 +389,13 @@ def _check_sites(
 def _feature_layer(
     layer: str | None, t_ck: Checkpoint, t_net: FusionNet, bands: int
 ) -> tuple[str | None, int | None]:
-    """The teacher's feature layer to match (``auto`` resolved) and its channel count (None
-    when it gives no 4-D map); refused when the layer stacks its inputs."""
+    """The teacher's feature layer to match (``auto`` resolved; for a band-agnostic teacher
+    a name of its single-band network, e.g. ``decoder.3``, also without the wrapper's
+    ``inner.``) and its channel count (None when it gives no 4-D map); refused when the
+    layer stacks its inputs."""
+    modules = dict(t_net.named_modules())
+    if isinstance(t_net, AgnosticNet) and layer not in modules and f"inner.{layer}" in modules:
+        layer = f"inner.{layer}"
     layers = feature_layers(t_net, bands, 32, also=layer)
     if layer == "auto":
         layer = auto_feature_layer(t_net, bands, layers)
