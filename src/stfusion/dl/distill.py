@@ -367,17 +367,15 @@ def _check_same_teacher(previous: Checkpoint, t_path: Path) -> None:
 
 
 def _check_sites(
-    sites: list[ds.Site], t_ck: Checkpoint, t_net: FusionNet, cfg: DistillConfig
+    sites: list[ds.Site], t_ck: Checkpoint, t_net: FusionNet, cfg: DistillConfig, bands: int
 ) -> tuple[int, int]:
-    """Check every site's inputs against the teacher and the student's size against the
-    teacher's; the student's and the teacher's parameter counts."""
-    scene = sites[0].scene
+    """Check every site's inputs against the teacher and the size of a student of ``bands``
+    bands against the teacher's; the student's and the teacher's parameter counts."""
     for site in sites:
         sc = site.scene
         samples = [(s.label, s.sample(1 << 16)) for pair in sc.pairs for s in pair]
         t_ck.check_inputs(sc.count, tuple(sc.band_names), samples, sc.ratio)
 
-    bands = 1 if t_ck.agnostic else scene.count
     counts = {k: parameter_count(make_student(bands, k)) for k in STUDENT_SIZES}
     student_params, teacher_params = counts[cfg.student], parameter_count(t_net)
     fitting = [k for k, n in counts.items() if n <= MAX_PARAMETER_FRACTION * teacher_params]
@@ -410,12 +408,12 @@ def _feature_layer(
     return layer, None if shape is None else int(shape[1])
 
 
-def _make_student(teacher: FusionNet, count: int, size: str) -> StudentNet | AgnosticNet:
-    """A fresh student of ``size``: for a band-agnostic teacher, band-agnostic too and
-    correcting the teacher's baseline (so both learn the same correction); else for
-    ``count`` bands."""
+def _make_student(teacher: FusionNet, bands: int, size: str) -> StudentNet | AgnosticNet:
+    """A fresh student of ``size`` and ``bands`` bands: for a band-agnostic teacher,
+    band-agnostic too and correcting the teacher's baseline (so both learn the same
+    correction)."""
     if not isinstance(teacher, AgnosticNet):
-        return make_student(count, size)
+        return make_student(bands, size)
     net = make_network(
         StudentNet.name,
         1,
@@ -491,11 +489,10 @@ def distill(
 
     agnostic = t_ck.agnostic  # then so is the student, with the teacher's baseline
     sites = open_training_sites(pairs, any_bands=agnostic, **site_inputs(inputs))
-    scene = sites[0].scene
-    bands = 1 if agnostic else scene.count
+    bands = 1 if agnostic else sites[0].scene.count
     if previous is not None:
         check_resume(previous, sites)
-    student_params, teacher_params = _check_sites(sites, t_ck, t_net, cfg)
+    student_params, teacher_params = _check_sites(sites, t_ck, t_net, cfg, bands)
 
     if not cfg.val_fraction:
         cfg.val_fraction = float((t_ck.data.get("config") or {}).get("val_fraction", 0.2))
@@ -518,7 +515,7 @@ def distill(
         import lightning as L
 
         L.seed_everything(cfg.seed, workers=True, verbose=False)
-        student = _make_student(t_net, scene.count, cfg.student)
+        student = _make_student(t_net, bands, cfg.student)
         adapter = (
             nn.Conv2d(student.channels[-1], width, 1)
             if (cfg.beta and layer is not None and width)

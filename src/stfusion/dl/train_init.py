@@ -23,7 +23,7 @@ def initial_checkpoint(cfg: TrainConfig) -> Checkpoint | None:
     if init == "none":
         return None
     if init == "shipped":
-        if not getattr(cfg, "agnostic", True):
+        if not cfg.agnostic:
             return None  # the shipped weights are band-agnostic: a band-tied run starts fresh
         path = shipped_weights(cfg.model)
         if not path.exists():
