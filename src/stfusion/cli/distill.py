@@ -70,7 +70,7 @@ from stfusion.run_config import STUDENT_SIZES, DistillSettings
     threads_help="torch CPU threads (0 = torch's default), also for the speed comparison.",
 )
 @opt.run_data_options(DistillSettings)
-@click.option("--resume", is_flag=True, help="Continue the run saved in --out.")
+@opt.resume_option()
 @opt.overwrite_option()
 @opt.quiet_option()
 @click.pass_context

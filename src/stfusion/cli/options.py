@@ -141,6 +141,11 @@ def overwrite_option(help: str = "Replace an existing --out.") -> Decorator:
     return click.option("--overwrite", is_flag=True, help=help)
 
 
+def resume_option() -> Decorator:
+    """``--resume`` of the training runs (``train``, ``distill``)."""
+    return click.option("--resume", is_flag=True, help="Continue the run saved in --out.")
+
+
 def quiet_option(help: str = "No progress display or summary.") -> Decorator:
     return click.option("--quiet", "-q", is_flag=True, help=help)
 

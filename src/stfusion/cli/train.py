@@ -145,7 +145,7 @@ def _weight(flag: str, setting: str, help: str, note: str = "") -> Any:
     "`stfusion distill` makes a band-tied student of it). The shipped weights are "
     "band-agnostic, so --init shipped then starts fresh.",
 )
-@click.option("--resume", is_flag=True, help="Continue the run saved in --out.")
+@opt.resume_option()
 @opt.overwrite_option()
 @opt.quiet_option()
 @click.pass_context
