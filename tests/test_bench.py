@@ -268,6 +268,30 @@ def test_overwrite_replaces_own_previous_output(user_case: Path, tmp_path: Path)
     assert (tmp_path / "new" / "deeper" / "runs.csv").exists()
 
 
+def test_manifest_naming_paths_outside_is_foreign(user_case: Path, tmp_path: Path) -> None:
+    """A hand-edited (or received) manifest listing ``../x`` or ``/x`` deletes nothing there."""
+    import hashlib
+
+    case = load_cases_file(user_case)["tiny"]
+    out = tmp_path / "bench"
+    run_bench([case], [], out, figures=False)
+    victims = [tmp_path / "victim.txt", tmp_path / "elsewhere" / "victim.txt"]
+    victims[1].parent.mkdir()
+    record = json.loads((out / ".stfusion-bench.json").read_text())
+    for victim, rel in zip(victims, ["../victim.txt", str(victims[1])]):
+        victim.write_text("precious\n")
+        record["files"][rel] = {
+            "bytes": 9,
+            "sha256": hashlib.sha256(b"precious\n").hexdigest(),
+        }
+    record["dirs"].append("../elsewhere")
+    (out / ".stfusion-bench.json").write_text(json.dumps(record))
+    with pytest.raises(OutputExistsError, match="did not write"):
+        run_bench([case], [], out, overwrite=True, figures=False)
+    assert all(v.read_text() == "precious\n" for v in victims)
+    assert (out / "runs.csv").exists()
+
+
 def test_overwrite_refuses_home_root_inputs_and_cwd(
     user_case: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

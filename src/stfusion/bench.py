@@ -286,9 +286,19 @@ def _read_manifest(folder: Path) -> dict[str, Any] | None:
         or record.get("format") != MANIFEST_FORMAT
         or not isinstance(record.get("files"), dict)
         or not isinstance(record.get("dirs"), list)
+        or not all(_inside(rel) for rel in [*record["files"], *record["dirs"]])
     ):
         return None
     return record
+
+
+def _inside(rel: object) -> bool:
+    """Whether a manifest entry names a path inside its folder (a hand-edited or foreign
+    manifest could list ``../x`` or ``/x``; such a manifest is not the bench's)."""
+    if not isinstance(rel, str) or not rel or "\\" in rel or "\0" in rel:
+        return False
+    parts = rel.split("/")
+    return not rel.startswith("/") and all(p not in ("", ".", "..") for p in parts)
 
 
 def foreign_entries(folder: Path, limit: int = 4) -> tuple[list[str], bool]:
