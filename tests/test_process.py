@@ -98,6 +98,15 @@ def test_partial_of_a_live_process_is_kept(tmp_path: Path) -> None:
     done = run_process("predict", *_cia(), "--method", "additive", "--out", str(out), "-q")
     assert done.returncode == 0, done.stderr
     assert live.exists() and out.exists()
+    # The live partial of another output whose name extends this one's ("pred.tif.2020"):
+    # its "2020" is not a PID (pid 2020 is most likely not running, which read it as stale).
+    other = tmp_path / f".pred.tif.2020.{os.getpid()}-abcd1234.partial.tif"
+    other.write_bytes(b"a run for pred.tif.2020 is writing this")
+    done = run_process(
+        "predict", *_cia(), "--method", "additive", "--out", str(out), "-q", "--overwrite"
+    )
+    assert done.returncode == 0, done.stderr
+    assert other.exists() and live.exists()
 
 
 def test_output_folder_refused_before_computing(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import shutil
 import warnings
 from collections.abc import Iterator, Sequence
@@ -122,11 +123,14 @@ def remove_stale_partials(final: str | os.PathLike[str]) -> list[Path]:
         entries = list(parent.glob(f".{glob_escape(final.name)}.*{PARTIAL_MARK}*"))
     except OSError:
         return removed
+    # Exactly partial_name's pattern: the partial of "res" must not match the live partial of
+    # "res.2020" (".res.2020.<pid>-<hex>.partial") and read 2020 as a dead PID.
+    own = re.compile(rf"\.{re.escape(final.name)}\.(\d+)-[0-9a-f]{{8}}{re.escape(PARTIAL_MARK)}")
     for entry in entries:
-        rest = entry.name[len(final.name) + 2 :]
-        pid_text = rest.split("-", 1)[0].split(".", 1)[0]
-        if not pid_text.isdigit() or pid_alive(int(pid_text)):
+        match = own.match(entry.name)
+        if match is None or pid_alive(int(match.group(1))):
             continue
+        pid_text = match.group(1)
         with contextlib.suppress(OSError):
             if entry.is_dir() and not entry.is_symlink():
                 shutil.rmtree(entry)
