@@ -8,13 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+from affine import Affine
 
 import stfusion
 from conftest import PredictCase, predict_args, run_cli, write_tif
 from stfusion.cli import main
+from stfusion.errors import InvalidParameterError
 from stfusion.io import FileSource
 from stfusion.methods.starfm import STARFM
-from stfusion.metrics import METRIC_NAMES
+from stfusion.metrics import METRIC_NAMES, evaluate
 
 
 def test_version_help_methods(capsys: pytest.CaptureFixture[str]) -> None:
@@ -267,6 +269,38 @@ def test_recorded_command_line_from_params() -> None:
     # flags left at their defaults are not recorded
     assert CliRunner().invoke(job, ["x"]).exit_code == 0
     assert seen[-1] == ["stfusion", "job", "x", "--size", "3"]
+
+
+def test_evaluate_refuses_other_grids_and_bad_scales(
+    small_tifs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A truth of the same size on another place or CRS is not scored pixel by pixel; scales,
+    offsets and the ratio are checked like predict's."""
+    from rasterio.crs import CRS
+
+    f2 = FileSource(str(small_tifs["f2"]))
+    data = f2.read()
+    t = f2.grid.transform
+    shifted = write_tif(tmp_path / "shifted.tif", data, transform=t * Affine.translation(20, 0))
+    other_crs = write_tif(tmp_path / "crs.tif", data, transform=t, crs=CRS.from_epsg(32633))
+    plain = write_tif(tmp_path / "plain.tif", data, transform=t, crs=None)
+    pred = str(small_tifs["f1"])
+    for truth in (shifted, other_crs):
+        code, out, err = run_cli(["evaluate", pred, str(truth)], capsys)
+        assert code == 1 and "different grids" in err and str(truth) in err and not out
+    code, out, err = run_cli(["evaluate", pred, str(plain)], capsys)  # not georeferenced
+    assert code == 0 and "rmse" in out, err
+    for bad in (
+        ["--truth-scale", "0"],
+        ["--truth-scale", "-1"],
+        ["--pred-scale", "nan"],
+        ["--truth-offset", "inf"],
+        ["--ratio", "0.1"],
+    ):
+        code, out, err = run_cli(["evaluate", pred, str(small_tifs["f2"]), *bad], capsys)
+        assert code == 2 and bad[0] in err, (bad, err)
+    with pytest.raises(InvalidParameterError, match="give 10"):
+        evaluate(data, data, ratio=0.1)
 
 
 def test_evaluate_warns_on_digital_numbers_scored_as_reflectance(tmp_path: Path) -> None:

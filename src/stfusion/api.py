@@ -180,6 +180,15 @@ def evaluate_files(
                 f"{truth_src.grid.height} x {truth_src.grid.width}): bands and size must match "
                 "to compare them pixel by pixel."
             )
+        pg, tg = pred_src.grid, truth_src.grid
+        if pg.georeferenced and tg.georeferenced and not pg.same_as(tg):
+            raise GridMismatchError(
+                f"{prediction} ({pg.describe()}, origin {pg.transform.c:g}, "
+                f"{pg.transform.f:g}) and {truth} ({tg.describe()}, origin {tg.transform.c:g}, "
+                f"{tg.transform.f:g}) lie on different grids: scored pixel by pixel they would "
+                "compare different places. Crop or resample one onto the other's grid (e.g. "
+                "gdalwarp with the other's -te/-tr/-t_srs) and score again."
+            )
         if ratio is None:
             ratio = _ratio_tag(prediction)
         mismatch = scale_mismatch(pred_src.sample(), truth_src.sample())

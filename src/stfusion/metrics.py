@@ -175,9 +175,11 @@ def _check_ratio(ratio: float | None) -> float | None:
     if ratio is None:
         return None
     r = float(ratio)
-    if not (math.isfinite(r) and r > 0):
+    if not (math.isfinite(r) and r >= 1):
+        inverse = f" ({ratio} looks like fine / coarse: give {1 / r:g})" if 0 < r < 1 else ""
         raise InvalidParameterError(
-            f"ratio (coarse pixel size / fine pixel size, e.g. 16) must be positive; got {ratio}."
+            "ratio R (coarse pixel size / fine pixel size, e.g. 16 for 480 m / 30 m) must be "
+            f"at least 1; got {ratio}{inverse}."
         )
     return r
 

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from stfusion.cli.options import MEM_LIMIT
+from stfusion.cli.options import MEM_LIMIT, OFFSET, SCALE, FiniteFloat
 from stfusion.cli.progress import console
 from stfusion.errors import InvalidParameterError
 
@@ -14,17 +14,17 @@ from stfusion.errors import InvalidParameterError
 @click.command()
 @click.argument("prediction", type=click.Path())
 @click.argument("truth", type=click.Path())
-@click.option("--pred-scale", type=float, default=None, help="Scale of the prediction's values.")
+@click.option("--pred-scale", type=SCALE, default=None, help="Scale of the prediction's values.")
 @click.option(
     "--truth-scale",
-    type=float,
+    type=SCALE,
     default=None,
     help="Scale of the truth's values (e.g. 0.0001). Default: file metadata, else 1.",
 )
-@click.option("--truth-offset", type=float, default=None, help="Offset of the truth's values.")
+@click.option("--truth-offset", type=OFFSET, default=None, help="Offset of the truth's values.")
 @click.option(
     "--ratio",
-    type=float,
+    type=FiniteFloat(minimum=1, what="coarse / fine pixel size, e.g. 16 for 480 m / 30 m"),
     default=None,
     help="Resolution ratio coarse/fine pixel size, for ERGAS (e.g. 16).",
 )
