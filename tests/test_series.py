@@ -294,9 +294,24 @@ def test_int16_outputs_and_cubes(tmp_path: Path) -> None:
         assert cube.sizes == {"time": 3, "band": 6, "y": 44, "x": 45}
         np.testing.assert_allclose(cube["fused"].isel(time=1).values, f, atol=1e-6)
         assert cube["status"].values.tolist() == [2, 1, 1]  # gap-filled, predicted, predicted
+    # float32 outputs where int16 ones were made: other settings, refused without --overwrite
+    # (a complete output of another dtype or band count is not "damaged", to be replaced)
+    before = {p.name: p.read_bytes() for p in out.glob("fused_*.tif")}
+    with pytest.raises(OutputExistsError, match="other settings"):
+        _kranj_small(out, dates="2020-03-08:2020-03-10")
+    assert {p.name: p.read_bytes() for p in out.glob("fused_*.tif")} == before
+    replaced = _kranj_small(out, dates="2020-03-09:2020-03-09", overwrite=True)
+    assert replaced.counts()["predicted"] == 1
+    with rasterio.open(out / "fused_2020-03-09.tif") as ds:
+        assert ds.dtypes[0] == "float32"
     pytest.importorskip("zarr")
     res = _kranj_small(
-        out, dtype="int16", int16_scale=1e-4, cube="zarr", dates="2020-03-08:2020-03-10"
+        out,
+        dtype="int16",
+        int16_scale=1e-4,
+        cube="zarr",
+        dates="2020-03-08:2020-03-10",
+        overwrite=True,
     )
     assert res.cube_path is not None
     with xr.open_zarr(res.cube_path) as cube:

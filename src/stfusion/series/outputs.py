@@ -38,8 +38,10 @@ def output_path(out_dir: Path, prefix: str, day: dt.date) -> Path:
 def verify_output(
     path: Path, grid: Grid, count: int, dtype: str, read_data: bool = True
 ) -> tuple[str, dict[str, str]]:
-    """``"ok"``, ``"corrupt"`` (unreadable, truncated, wrong shape/bands, incomplete) or
-    ``"foreign"`` (a sound file that ``stfusion series`` did not write), and the file's tags.
+    """``"ok"``, ``"corrupt"`` (unreadable, truncated, incomplete), ``"other"`` (complete, but
+    of another size, band count or data type: made with other settings, e.g. ``--bands`` or
+    ``--dtype``) or ``"foreign"`` (a sound file that ``stfusion series`` did not write), and
+    the file's tags.
 
     ``read_data``: also decode every pixel. A truncated file often opens and may even lose
     its tags; only reading the pixels tells it from a foreign file.
@@ -55,13 +57,13 @@ def verify_output(
                         ds.read(window=Window(0, r, ds.width, min(step, ds.height - r)))
                 if "STFUSION_SERIES_DATE" not in tags:
                     return "foreign", tags
-                if (
-                    tags.get("STFUSION_SERIES_COMPLETE") != "1"
-                    or (ds.height, ds.width) != grid.shape
-                    or ds.count != count
-                    or ds.dtypes[0] != dtype
-                ):
+                if tags.get("STFUSION_SERIES_COMPLETE") != "1":
                     return "corrupt", tags
+                if (ds.height, ds.width) != grid.shape or (ds.count, ds.dtypes[0]) != (
+                    count,
+                    dtype,
+                ):
+                    return "other", tags
                 return "ok", tags
     except Exception:  # any read failure means the file is damaged
         return "corrupt", {}

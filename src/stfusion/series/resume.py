@@ -102,6 +102,8 @@ def resume_record(
         rec.valid_fraction = float(v) if v else None
         rec.reason = KEPT_REASON
         return True, ""
+    if state == "other":  # only with --overwrite (the run refuses it before any work)
+        return False, "earlier output made with other settings: replaced (--overwrite)"
     if state == "foreign":
         raise OutputExistsError(
             f"{path.name} exists and was not written by stfusion series; not replaced "

@@ -271,12 +271,12 @@ def _refuse_other_settings(
         path = output_path(out, cfg.prefix, d)
         if path.exists():
             state, tags = verify_output(path, s.grid, s.count, cfg.dtype, read_data=False)
-            if state == "ok" and tags.get("STFUSION_SERIES_KEY") != key:
+            if state == "other" or (state == "ok" and tags.get("STFUSION_SERIES_KEY") != key):
                 clash.append(path.name)
     if clash:
         raise OutputExistsError(
             f"{out}: {len(clash)} output(s) (e.g. {clash[0]}) were made with other "
-            "settings (method, parameters, masks, dtype or scaling). Pass --overwrite to "
+            "settings (method, parameters, masks, bands, dtype or scaling). Pass --overwrite to "
             "replace them, or choose another --out-dir."
         )
 
