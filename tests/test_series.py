@@ -248,6 +248,20 @@ def test_inputs_changed_in_place_are_recomputed(tmp_path: Path) -> None:
     assert by[D(2020, 3, 10)].status == "skipped"
     assert "earlier output removed" in by[D(2020, 3, 10)].reason
     assert not list(out.glob(".*"))
+    # the 069 MODIS image deleted: 069 is no longer a target, and its output must not stay
+    # behind as if it matched the inputs (summary.csv says so); a file of the user's is kept
+    (coarse / "2020069_18-04_kranj.tif").unlink()
+    res = run(out)
+    assert not (out / "fused_2020-03-09.tif").exists()
+    by = {r.date: r for r in res.records}
+    assert by[D(2020, 3, 9)].status == "skipped"
+    assert "no longer an input" in by[D(2020, 3, 9)].reason
+    rows = {r["date"]: r for r in read_summary(out / "summary.csv")}
+    assert rows["2020-03-09"]["status"] == "skipped"
+    mine = out / "fused_2020-03-09.tif"  # a file series did not write, under that name
+    shutil.copy(next(fine.glob("2020068_*")), mine)
+    res = run(out)
+    assert mine.exists() and D(2020, 3, 9) not in {r.date for r in res.records}
 
 
 def test_leftovers_of_dead_runs_are_removed(tmp_path: Path) -> None:

@@ -23,10 +23,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import rasterio
+
 import stfusion
 from stfusion.coarse import integer_ratio
+from stfusion.dates import in_range
 from stfusion.errors import InputFileError, InvalidParameterError, OutputExistsError, STFusionError
-from stfusion.io import FileSource, Grid, Scaling, Source, copy_as_cog, partial_name
+from stfusion.io import (
+    FileSource,
+    Grid,
+    Scaling,
+    Source,
+    copy_as_cog,
+    glob_escape,
+    partial_name,
+)
 from stfusion.methods import FusionMethod
 from stfusion.methods.vipstf import VIPSTF, one_pair_method
 from stfusion.scene import check_scales, open_scene
@@ -221,14 +232,20 @@ def _run_locked(
     _check_scales_once(s, inputs.pair_dates)
     _check_ratio_once(s, inputs.pair_dates)
 
+    removed = _remove_orphans(out, cfg.prefix, set(targets), p.start, p.end)
     records: list[DateRecord] = [
         DateRecord(
             d,
             "skipped",
             p.cls.name,
-            reason="fine image without a coarse image on this date: not a pair and not a target",
+            reason="fine image without a coarse image on this date: not a pair and not a target"
+            + (f"; {ORPHAN_REASON}" if d in removed else ""),
         )
         for d in inputs.fine_only(p.start, p.end)
+    ]
+    records += [
+        DateRecord(d, "skipped", p.cls.name, reason=f"no coarse image any more; {ORPHAN_REASON}")
+        for d in sorted(removed - {r.date for r in records})
     ]
     summary_path = out / "summary.csv"
     scratch = partial_name(out / SCRATCH_NAME)  # hidden, PID-named: removed if left behind
@@ -261,6 +278,36 @@ def _reference(inputs: SeriesInputs, scaling: Scaling, notes: list[str]) -> File
         except STFusionError as exc:
             notes.append(f"{a.path}: {exc}")
     raise InputFileError("none of the fine images can be read: " + "; ".join(notes))
+
+
+ORPHAN_REASON = "earlier output removed (its coarse image is no longer an input)"
+
+
+def _remove_orphans(
+    out: Path, prefix: str, targets: set[dt.date], start: dt.date | None, end: dt.date | None
+) -> set[dt.date]:
+    """Delete this series' earlier outputs of dates in ``start..end`` that are no longer
+    targets (their coarse image was removed), so every output matches the current inputs.
+    Only files ``stfusion series`` wrote (tagged with their date) are removed."""
+    removed: set[dt.date] = set()
+    for path in out.glob(f"{glob_escape(prefix)}_*.tif"):
+        try:
+            day = dt.date.fromisoformat(path.name[len(prefix) + 1 : -len(".tif")])
+        except ValueError:
+            continue
+        if day in targets or not in_range(day, start, end) or path.is_symlink():
+            continue
+        try:
+            with rasterio.open(path) as ds:
+                ours = ds.tags().get("STFUSION_SERIES_DATE") == day.isoformat()
+        except Exception:  # unreadable: not provably ours, left alone
+            continue
+        if ours:
+            with contextlib.suppress(OSError):
+                path.unlink()
+                removed.add(day)
+                log.info("series: %s: %s", path.name, ORPHAN_REASON)
+    return removed
 
 
 def _refuse_other_settings(
