@@ -112,6 +112,16 @@ def test_check_output_refuses_input_and_missing_dir(tmp_path: Path) -> None:
         check_output(p, overwrite=True, inputs=[str(p)])
     with pytest.raises(InputFileError, match="does not exist"):
         check_output(tmp_path / "nope" / "o.tif", overwrite=False)
+    # Every file of an input's dataset is an input: an ENVI header, a GeoTIFF's .aux.xml.
+    envi = tmp_path / "scene.bin"
+    with rasterio.open(envi, "w", driver="ENVI", width=2, height=2, count=1, dtype="int16") as ds:
+        ds.write(np.zeros((1, 2, 2), np.int16))
+    with pytest.raises(InvalidParameterError, match="writes GeoTIFF"):
+        check_output(tmp_path / "scene.hdr", overwrite=True, inputs=[str(envi)])
+    aux = tmp_path / "in.tif.aux.xml"
+    aux.write_text("<PAMDataset><Metadata><MDI key='a'>1</MDI></Metadata></PAMDataset>\n")
+    with pytest.raises(OutputExistsError, match=r"a file of input .*in\.tif"):
+        check_output(aux, overwrite=True, inputs=[str(p)])
     # A name that promises another format is refused before any work, never written as a
     # GeoTIFF under that name; .tif, .TIFF and names without an extension are fine.
     for name in ("o.png", "o.JP2", "o.nc"):

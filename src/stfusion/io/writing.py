@@ -46,7 +46,21 @@ OTHER_FORMATS = {
     ".bmp": "BMP",
     ".gif": "GIF",
     ".webp": "WEBP",
+    ".hdr": "ENVI",
 }
+
+
+def _input_files(spec: str) -> list[Path]:
+    """The files an input names: itself and, for a file GDAL opens, every file of its
+    dataset (an ENVI header, a world file, .aux.xml), resolved."""
+    found = [Path(spec).resolve()]
+    if Path(spec).is_file():
+        try:
+            with rasterio.Env(CPL_LOG="/dev/null"), rasterio.open(spec) as ds:
+                found += [Path(f).resolve() for f in ds.files]
+        except Exception:  # not a raster: the read reports it, with its name
+            pass
+    return found
 
 
 def check_output(path: str | os.PathLike[str], overwrite: bool, inputs: Sequence[str] = ()) -> Path:
@@ -61,10 +75,12 @@ def check_output(path: str | os.PathLike[str], overwrite: bool, inputs: Sequence
             f"{driver} (gdal_translate -of {driver} OUT.tif {out.name})."
         )
     for inp in inputs:
-        if Path(inp).resolve() == out.resolve():
+        files = _input_files(str(inp))
+        if out.resolve() in files:
+            what = "one of the inputs" if out.resolve() == files[0] else f"a file of input {inp}"
             raise OutputExistsError(
-                f"{out}: the output is one of the inputs; choose another output path "
-                "(inputs are never modified)."
+                f"{out}: the output is {what}; choose another output path (inputs are never "
+                "modified)."
             )
     if out.is_dir():
         raise OutputExistsError(f"{out}: is a folder; give the path of the output file.")
