@@ -85,8 +85,13 @@ def test_no_overlap(tmp_path: Path) -> None:
 def test_unreferenced_inputs(tmp_path: Path) -> None:
     f = write_tif(tmp_path / "f.tif", _img(), crs=None, transform=Affine.identity())
     c = write_tif(tmp_path / "c.tif", _img(1), crs=None, transform=Affine.identity())
-    with pytest.warns(STFusionWarning, match="without full georeferencing"):
+    with pytest.warns(STFusionWarning, match=r"2 input\(s\) without georeferencing"):
         open_scene([(f, c)], c)
+    # a georeferenced fine image with two bare coarse images: those two are counted and named
+    g = write_tif(tmp_path / "g.tif", _img())
+    c3 = write_tif(tmp_path / "c3.tif", _img(2), crs=None, transform=Affine.identity())
+    with pytest.warns(STFusionWarning, match=r"2 input\(s\) .*\(e\.g\. \S*c\.tif\)"):
+        open_scene([(g, c)], c3)
     c2 = write_tif(tmp_path / "c2.tif", _img(1, (2, 16, 16)), crs=None, transform=Affine.identity())
     with pytest.raises(GridMismatchError, match="different shapes"):
         open_scene([(f, c2)], c2)
@@ -108,8 +113,22 @@ def test_empty_and_mostly_empty_coarse(tmp_path: Path) -> None:
 def test_scale_mismatch(tmp_path: Path) -> None:
     f = write_tif(tmp_path / "f.tif", _img() * 10000)
     c = write_tif(tmp_path / "c.tif", _img(1))
-    with pytest.raises(ScaleMismatchError, match="--fine-scale"):
+    with pytest.raises(ScaleMismatchError, match=r"f\.tif holds the larger.*--fine-scale 0\.0001"):
         open_scene([(f, c)], c)
+    # the larger values on the coarse side: the advice names --coarse-scale
+    f1 = write_tif(tmp_path / "f1.tif", _img())
+    c4 = write_tif(tmp_path / "c4.tif", _img(1) * 10000)
+    with pytest.raises(ScaleMismatchError, match=r"c4\.tif holds the larger.*--coarse-scale"):
+        open_scene([(f1, c4)], c4)
+    # a coarse target x10000 among 0-1 pairs (the same --coarse-scale for both): refused,
+    # through open_scene and through prepare (a target given after fit)
+    with pytest.raises(ScaleMismatchError, match=r"gdal_edit\.py -scale 0\.0001"):
+        open_scene([(f1, c)], c4)
+    from stfusion.methods.starfm import STARFM
+
+    est = STARFM().fit([(f1, c)])
+    with pytest.raises(ScaleMismatchError, match="c4.tif"):
+        est.prepare(str(c4))
     f100 = write_tif(tmp_path / "f100.tif", _img() * 100)
     with pytest.warns(STFusionWarning, match="medians differ"):
         open_scene([(f100, c)], c)
@@ -124,3 +143,14 @@ def test_fine_grids_must_match_and_ratio_positive(tmp_path: Path) -> None:
         open_scene([(f, f), (f2, f2)], f)
     with pytest.raises(InvalidParameterError, match="positive"):
         open_scene([(f, f)], f, ratio=-2)
+
+
+def test_swapped_fine_and_coarse_refused(tmp_path: Path) -> None:
+    f = write_tif(tmp_path / "f.tif", _img(0, (2, 64, 64)), transform=T30)
+    c = write_tif(
+        tmp_path / "c.tif",
+        _img(1, (2, 4, 4)),
+        transform=Affine(480.0, 0, 500000.0, 0, -480.0, 6100000.0),
+    )
+    with pytest.raises(GridMismatchError, match="swapped"):
+        open_scene([(c, f)], f)

@@ -150,8 +150,18 @@ def align_coarse(
     return AlignedSource(coarse, fg, resampling), ratio
 
 
-def check_scales(fine: Source, coarse: Source) -> None:
-    """Catch reflectance x10000 against 0-1 (the commonest silent error in STF)."""
+def check_scales(
+    fine: Source,
+    coarse: Source,
+    fine_option: str = "--fine-scale",
+    coarse_option: str = "--coarse-scale",
+) -> None:
+    """Catch reflectance x10000 against 0-1 (the commonest silent error in STF).
+
+    ``fine_option``/``coarse_option``: the options that scale each image, named in the
+    advice (the larger-valued side's); the same option for both (the coarse target against
+    a pair's coarse image) means the files themselves must agree.
+    """
     f = fine.sample(1 << 16)
     c = coarse.sample(1 << 16)
     for b in range(min(f.shape[0], c.shape[0])):
@@ -164,16 +174,30 @@ def check_scales(fine: Source, coarse: Source) -> None:
             continue
         factor = max(fm, cm) / min(fm, cm)
         if factor >= SCALE_ERROR_FACTOR:
+            big, option = (fine, fine_option) if fm > cm else (coarse, coarse_option)
+            scale = 10.0 ** -round(np.log10(factor))
+            if fine_option == coarse_option:
+                advice = (
+                    f"{option} applies to both, so the files must be in the same units: "
+                    f"rescale {big.label}, or record its scale in it (gdal_edit.py -scale "
+                    f"{scale:g} FILE, on a copy)."
+                )
+            else:
+                advice = (
+                    f"{big.label} holds the larger values: give {option} {scale:g} (or set "
+                    "both scales) so both are in the same units."
+                )
             raise ScaleMismatchError(
                 f"{fine.label} (median {fm:.4g}) and {coarse.label} (median {cm:.4g}) differ "
-                f"{factor:.0f}x in band {b + 1}: their scales do not match. Give --fine-scale "
-                "and --coarse-scale so both are in the same units (e.g. --fine-scale 0.0001 for "
-                "reflectance x10000)."
+                f"{factor:.0f}x in band {b + 1}: their scales do not match. {advice}"
             )
         if factor >= SCALE_WARN_FACTOR:
+            options = (
+                fine_option if fine_option == coarse_option else f"{fine_option}/{coarse_option}"
+            )
             warnings.warn(
                 f"{fine.label} and {coarse.label}: band {b + 1} medians differ {factor:.0f}x "
-                f"({fm:.4g} vs {cm:.4g}); check --fine-scale/--coarse-scale.",
+                f"({fm:.4g} vs {cm:.4g}); check {options}.",
                 STFusionWarning,
                 stacklevel=3,
             )
@@ -251,8 +275,12 @@ def open_scene(
             ratios.append(r)
     unreferenced = [n for n in notes if "not georeferenced" in n]
     if unreferenced:
+        # the inputs of those notes that lack a CRS (the fine image too, when it has none)
+        bare = list(
+            dict.fromkeys(x.label for x in [*fines, *all_coarse] if not x.grid.georeferenced)
+        )
         warnings.warn(
-            f"{len(unreferenced) + 1} inputs without full georeferencing (e.g. {ref.label}); "
+            f"{len(bare)} input(s) without georeferencing (e.g. {bare[0]}); "
             f"all are {ref.grid.height} x {ref.grid.width} px, so their pixels are assumed to "
             "line up.",
             STFusionWarning,
@@ -260,6 +288,12 @@ def open_scene(
         )
     if ratios:
         measured = float(np.mean(ratios))
+        if measured < 0.9:
+            raise GridMismatchError(
+                f"the coarse images have smaller pixels than the fine image {ref.label} "
+                f"(ground ratio {measured:.3g}): are FINE and COARSE swapped? --pair takes the "
+                "fine (high-resolution) image first, then the coarse one."
+            )
         if ratio is not None and abs(ratio - measured) > 0.05 * measured:
             warnings.warn(
                 f"ratio={ratio:g} was given; the coarse grid's ground ratio (sqrt of coarse / "
@@ -295,4 +329,7 @@ def open_scene(
             check_scales(f, c)
         if tgt is not None:
             check_valid(tgt, "coarse target image")
+            # the target against a pair's coarse image (the same sensor): a target x10000
+            # among 0-1 pairs would otherwise give "reflectance" in the thousands, silently
+            check_scales(scene.pairs[0][1], tgt, "--coarse-scale", "--coarse-scale")
     return scene

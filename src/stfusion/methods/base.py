@@ -228,7 +228,7 @@ class FusionMethod:
                 if any("not georeferenced" in n for n in scene.notes):
                     # fit() has warned about these inputs already: once per run, not per call.
                     warnings.filterwarnings(
-                        "ignore", r"\d+ inputs without full georeferencing", STFusionWarning
+                        "ignore", r"\d+ input\(s\) without georeferencing", STFusionWarning
                     )
                 # fit() has warned about a ratio override already.
                 warnings.filterwarnings("ignore", r"ratio=\S+ was given", STFusionWarning)
@@ -241,7 +241,7 @@ class FusionMethod:
                 ).target
             assert target is not None
             check_valid(target, "coarse target image")
-            check_scales(scene.pairs[0][0], target)
+            check_scales(scene.pairs[0][1], target, "--coarse-scale", "--coarse-scale")
         assert target is not None
         if target.count != self.scene_.count:
             raise InvalidParameterError(
