@@ -313,3 +313,52 @@ def test_scene_passes_follow_the_scan_and_state_budgets() -> None:
         small = est.predict(target).values
         assert isinstance(est.base_.scene_.pairs[0][0], vipstf.VirtualImage)
     np.testing.assert_allclose(small, whole, rtol=0, atol=1e-6)
+
+
+def test_native_coarse_grid_with_a_fractional_ratio(tmp_path: Path) -> None:
+    """MODIS 463.3 m over Landsat 30 m (R = 15.44): the virtual coarse image is built on the
+    coarse images' own grid, so FSDAF and Fit-FC work on its native pixels, as with one real
+    pair (they refused: "the ratio must be a positive integer"). With a target that is an
+    exact combination of the pairs' coarse images, VIPSTF over Fit-FC equals Fit-FC on the
+    virtual pair written to files."""
+    from affine import Affine
+    from rasterio.warp import Resampling, reproject
+
+    fine_t = Affine(30.0, 0, 500000.0, 0, -30.0, 6100000.0)
+    coarse_t = Affine(463.3127, 0, 499700.0, 0, -463.3127, 6100250.0)
+    rng = np.random.default_rng(7)
+    fines, natives = [], []
+    for i in range(2):
+        f = rng.uniform(0.05, 0.4, (3, 150, 150)).astype(np.float32)
+        f += np.linspace(0, 0.1 * (i + 1), 150, dtype=np.float32)[None, None, :]
+        c = np.full((3, 11, 11), np.nan, np.float32)
+        reproject(
+            f,
+            c,
+            src_transform=fine_t,
+            dst_transform=coarse_t,
+            src_crs="EPSG:32755",
+            dst_crs="EPSG:32755",
+            resampling=Resampling.average,
+            dst_nodata=np.nan,
+        )
+        fines.append(write_tif(tmp_path / f"f{i}.tif", f, transform=fine_t))
+        natives.append(c)
+    paths = [
+        write_tif(tmp_path / f"c{i}.tif", c, transform=coarse_t) for i, c in enumerate(natives)
+    ]
+    target_native = 0.3 * natives[0] + 0.6 * natives[1] + 0.02
+    target = write_tif(tmp_path / "t.tif", target_native, transform=coarse_t)
+    pairs = list(zip(fines, paths))
+    for base in ("fsdaf", "fitfc"):
+        params = {"window": 9} if base == "fsdaf" else SMALL_FITFC
+        est = VIPSTF(base=base, base_params=params).fit(pairs)
+        assert est.scene_.ratio == pytest.approx(15.44, abs=0.01)
+        got = est.predict(target).values
+        assert np.isfinite(got).mean() > 0.9
+        assert est.base_.native_ is not None  # the base worked on native pixels
+    np.testing.assert_allclose(est.weights_, [[0.3, 0.6]] * 3, atol=1e-4)
+    vf = 0.3 * read_raster(fines[0]).values + 0.6 * read_raster(fines[1]).values + 0.02
+    vpair = (write_tif(tmp_path / "vf.tif", vf, transform=fine_t), target)
+    plain = FitFC(**SMALL_FITFC).fit([vpair]).predict(target).values
+    np.testing.assert_allclose(got, plain, rtol=0, atol=1e-4)

@@ -67,7 +67,7 @@ import numpy as np
 from rasterio.windows import Window
 
 from stfusion.errors import EmptyInputError, InvalidParameterError
-from stfusion.io import ArraySource, Grid, Source, scan_values
+from stfusion.io import AlignedSource, ArraySource, Grid, Source, scan_values
 from stfusion.io.spill import state_bytes
 from stfusion.methods.base import FusionMethod, Param
 from stfusion.methods.params import MethodTags
@@ -349,6 +349,9 @@ class VIPSTF(FusionMethod):
         vp = VirtualPair([f for f, _ in scene.pairs], [c for _, c in scene.pairs], self.coef_)
         vf, vc = _virtual_sources(vp, scene.grid, scene.band_names)
         names = scene.band_names
+        native = _native_virtual_coarse(self.coef_, [c for _, c in scene.pairs], target)
+        if native is not None:
+            vc = native
         vscene = Scene(
             grid=scene.grid,
             pairs=[(vf, vc)],
@@ -398,6 +401,30 @@ def _virtual_sources(vp: VirtualPair, grid: Grid, names: tuple[str, ...]) -> tup
         h = min(rows, grid.height - r0)
         vf[:, r0 : r0 + h], vc[:, r0 : r0 + h] = vp.read(Window(0, r0, grid.width, h), 0)
     return ArraySource(vf, grid, names, labels[0]), ArraySource(vc, grid, names, labels[1])
+
+
+def _native_virtual_coarse(
+    coef: np.ndarray, coarses: Sequence[Source], target: Source
+) -> AlignedSource | None:
+    """The virtual coarse image of (V2) on the coarse images' own grid, when they and the
+    target share one native grid (else None): ``sum a_i C_i + b`` of the native pixels,
+    reprojected onto the fine grid like the coarse images themselves. A base method that works
+    on native coarse pixels (FSDAF, Fit-FC) then sees a coarse pair on that grid, as it would
+    with one real pair, whatever the ratio. The subset coefficients follow the native pixels'
+    validity (the fine-grid virtual pair's also follow the fine images').
+    """
+    if not all(isinstance(c, AlignedSource) for c in [*coarses, target]):
+        return None
+    grid = target.native.grid  # type: ignore[attr-defined]
+    if not all(c.native.grid.same_as(grid) for c in coarses):  # type: ignore[attr-defined]
+        return None
+    names = target.band_names
+    arrays = [ArraySource(c.native._assemble(), grid, names) for c in coarses]  # type: ignore[attr-defined]
+    _, vc = VirtualPair(list(arrays), list(arrays), coef).read(None, 0)
+    label = "virtual coarse image (VIPSTF, native grid)"
+    # AlignedSource reads its native image through Source methods only (an in-memory one here).
+    native_vc: Any = ArraySource(vc, grid, names, label)
+    return AlignedSource(native_vc, target.grid, coarses[0].resampling)  # type: ignore[attr-defined]
 
 
 def _base_class(name: Any) -> type[FusionMethod]:
