@@ -63,6 +63,63 @@ def test_named_cases_and_user_file(user_case: Path) -> None:
         load_cases_file(bad)
 
 
+@pytest.mark.parametrize(
+    ("line", "match"),
+    [
+        ('ratio = "sixteen"', r"ratio = 'sixteen' must be a number at least 1"),
+        ("ratio = 0", "ratio = 0 must be"),
+        ("ratio = 0.0625", "at least 1"),
+        ("fine_scale = -1", "fine_scale = -1 must be a number greater than 0"),
+        ('pair_dates = ["2001-10-17", "x"]', "2 pair_dates for 1 pair"),
+        ('pair_dates = ["x"]', "'x' is not a date"),
+        ('target_date = "soon"', "target_date 'soon' is not a date"),
+        ("bands = [1, 2]", "bands must be a list of names"),
+        ("ratoi = 16", r"unknown key\(s\) ratoi"),
+    ],
+)
+def test_cases_file_values_are_checked(user_case: Path, line: str, match: str) -> None:
+    """Every value of a case is checked when the file is read, before any method runs."""
+    text = user_case.read_text()
+    key = line.split(" =")[0]
+    kept = [ln for ln in text.splitlines() if not ln.startswith(f"{key} =")]
+    bad = user_case.parent / "bad.toml"
+    bad.write_text("\n".join([*kept, line]) + "\n")
+    with pytest.raises(InvalidParameterError, match=match):
+        load_cases_file(bad)
+
+
+def test_case_dates_from_names_and_truth_checked(
+    small_tifs: dict[str, Path], user_case: Path, tmp_path: Path
+) -> None:
+    """Without target_date the target's file name gives it (as predict reads it), so a deep
+    model trained on that date is still recognised; a truth that cannot match the fine grid is
+    refused before any work."""
+    folder = user_case.parent
+    named = folder / "M_2001-11-02.tif"
+    shutil.copy(small_tifs["c2"], named)
+    text = user_case.read_text().replace('target_date = "2001-11-02"\n', "")
+    text = text.replace(f'target = "{small_tifs["c2"].name}"', f'target = "{named.name}"')
+    case_file = folder / "dated.toml"
+    case_file.write_text(text)
+    case = load_cases_file(case_file)["tiny"]
+    assert case.target_date == "2001-11-02"
+    assert applicable(
+        type("Deep", (), {"tags": MethodTags(), "training_dates": ("2001-11-02",)}),  # type: ignore[arg-type]
+        case,
+    ).startswith("trained on the target date")
+    undated = folder / "undated.toml"
+    undated.write_text(user_case.read_text().replace('target_date = "2001-11-02"\n', ""))
+    with pytest.warns(UserWarning, match="no target_date"):
+        assert load_cases_file(undated)["tiny"].target_date == ""
+    f = FileSource(str(small_tifs["f2"]))
+    three = write_tif(folder / "truth3.tif", np.concatenate([f.read(), f.read()[:1]]))
+    wrong = dataclasses.replace(case, truth=str(three))
+    with pytest.raises(Exception, match=r"truth .*truth3\.tif \(3 x"):
+        wrong.check_files()
+    with pytest.raises(InvalidParameterError, match="3 band names for 2 bands"):
+        dataclasses.replace(case, bands=("a", "b", "c")).check_files()
+
+
 def test_applicable_and_param_parsing() -> None:
     class TwoPairs:
         tags = MethodTags(min_pairs=2, max_pairs=2)
@@ -123,7 +180,7 @@ def test_bench_skips_with_reason(tmp_path: Path) -> None:
     ]
     case = Case("one", ((paths[0], paths[1]),), paths[2], paths[3], ("2000-01-01",), "2000-01-05")
     out = tmp_path / "b"
-    run_bench([case], ["starfm"], out, params={"starfm": ["window=99x"]}, figures=False)
+    run_bench([case], ["starfm"], out, params={"starfm": ["window=99"]}, figures=False)
     runs = {r["method"]: r for r in csv.DictReader(open(out / "runs.csv"))}
     assert runs["starfm"]["status"] == "skipped" and "window" in runs["starfm"]["reason"]
     assert "starfm: skipped" in (out / "summary.md").read_text()
@@ -203,6 +260,23 @@ def _tree(root: Path) -> dict[str, str]:
         str(p.relative_to(root)): "<dir>" if p.is_dir() else p.read_text(errors="replace")
         for p in sorted(root.rglob("*"))
     }
+
+
+def test_bad_params_and_repeats(user_case: Path, tmp_path: Path) -> None:
+    """A misspelt parameter or a bad value stops the bench before any work (exit 1, nothing
+    written), not a "skipped" row with exit 0; a case or method named twice runs once."""
+    mine = ("--cases-file", str(user_case), "--no-figures")
+    for bad, said in (("starfm.nosuch=3", "no such parameter"), ("starfm.window=abc", "window")):
+        p = _cli(
+            _bench("tiny", tmp_path / "o", *mine, "--param", bad, methods="starfm"), cwd=tmp_path
+        )
+        assert p.returncode == 1 and said in p.stderr and "starfm" in p.stderr, p.stderr
+        assert not (tmp_path / "o").exists()
+    p = _cli(_bench("tiny,tiny", tmp_path / "o", *mine, methods="starfm,starfm"), cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    rows = list(csv.DictReader(open(tmp_path / "o" / "runs.csv")))
+    assert sorted(r["method"] for r in rows) == ["additive", "nochange", "starfm"]
+    assert "figures/" not in p.stdout and "wrote " in p.stdout
 
 
 def test_overwrite_refuses_cwd_and_deletes_nothing(tmp_path: Path) -> None:

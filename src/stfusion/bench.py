@@ -208,7 +208,8 @@ def run_bench(
     """
     for case in cases:
         check_case_name(case.name)  # names become file names: checked before any work
-    methods = [m for m in BASELINES if m not in methods] + list(methods)
+    cases = list({case.name: case for case in cases}.values())  # a name given twice runs once
+    methods = list(dict.fromkeys([m for m in BASELINES if m not in methods] + list(methods)))
     for m in methods:
         get_method(m)  # unknown names fail before any work
     check_multi_pair(multi_pair)
@@ -216,6 +217,7 @@ def run_bench(
     for m in params:
         if m not in methods:
             raise InvalidParameterError(f"--param {m}.*: method {m} is not in --methods.")
+        make_estimator(m, params[m])  # a misspelt name or a bad value: an error, now
     final = check_bench_out(out, cases, overwrite)
     for case in cases:
         case.check_files()

@@ -10,6 +10,7 @@ CIA cases also exist on the sample bundled with the package (``sample-cia-1pair`
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import sys
@@ -56,6 +57,32 @@ class Case:
                     f"case {self.name}: {path} not found. Point --data-dir (or $STFUSION_DATA) "
                     "at the folder with the benchmark data."
                 )
+        from stfusion.errors import GridMismatchError
+        from stfusion.io import FileSource
+
+        fine, truth = FileSource(self.pairs[0][0]), FileSource(self.truth)
+        if (truth.count, truth.grid.shape) != (fine.count, fine.grid.shape):
+            raise GridMismatchError(
+                f"case {self.name}: the truth {self.truth} ({truth.count} x "
+                f"{truth.grid.height} x {truth.grid.width}) must have the bands and size of the "
+                f"fine image {self.pairs[0][0]} ({fine.count} x {fine.grid.height} x "
+                f"{fine.grid.width}): predictions are made on the fine grid."
+            )
+        if (
+            fine.grid.georeferenced
+            and truth.grid.georeferenced
+            and not fine.grid.same_as(truth.grid)
+        ):
+            raise GridMismatchError(
+                f"case {self.name}: the truth {self.truth} lies on another grid than the fine "
+                f"image {self.pairs[0][0]} ({truth.grid.describe()} vs "
+                f"{fine.grid.describe()}); crop or resample it onto the fine grid."
+            )
+        if self.bands and len(self.bands) != fine.count:
+            raise InvalidParameterError(
+                f"case {self.name}: {len(self.bands)} band names for {fine.count} bands of "
+                f"{self.pairs[0][0]}; give one name per band (or leave bands out)."
+            )
 
 
 #: A case name becomes part of file names (``figures/NAME_quicklook.png``), so it must be a
@@ -193,6 +220,95 @@ def named_cases(data_dir: str | os.PathLike[str] | None = None) -> dict[str, Cas
     return cases
 
 
+#: The keys of a ``[cases.NAME]`` table.
+CASE_KEYS = (
+    "pairs",
+    "pair_dates",
+    "target",
+    "truth",
+    "target_date",
+    "fine_scale",
+    "coarse_scale",
+    "ratio",
+    "bands",
+    "description",
+)
+
+
+def _number(spec: dict[str, Any], key: str, where: str, least: float, example: str) -> float | None:
+    """``spec[key]`` as a finite number above ``least`` (at least 1 for the ratio), or None."""
+    value = spec.get(key)
+    if value is None:
+        return None
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or (value < least if least >= 1 else value <= least):
+        bound = f"at least {least:g}" if least >= 1 else f"greater than {least:g}"
+        raise InvalidParameterError(
+            f"{where}: {key} = {value!r} must be a number {bound} ({example})."
+        )
+    return float(value)
+
+
+def _strings(spec: dict[str, Any], key: str, where: str) -> tuple[str, ...]:
+    value = spec.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise InvalidParameterError(f'{where}: {key} must be a list of names, e.g. ["red", "nir"].')
+    return tuple(value)
+
+
+def _pair_dates(
+    spec: dict[str, Any], pairs: tuple[tuple[str, str], ...], where: str
+) -> tuple[str, ...]:
+    """The pair dates given (one valid date per pair), else those in the fine files' names,
+    else none."""
+    from stfusion.dates import parse_date_text
+
+    given = _strings(spec, "pair_dates", where)
+    if not given:
+        found = [parse_date_text(Path(f).name) for f, _ in pairs]
+        return tuple(d.isoformat() for d in found) if all(found) else ()  # type: ignore[union-attr]
+    if len(given) != len(pairs):
+        raise InvalidParameterError(
+            f"{where}: {len(given)} pair_dates for {len(pairs)} pair(s); give one date per pair."
+        )
+    return tuple(_date(d, "pair_dates", where) for d in given)
+
+
+def _target_date(spec: dict[str, Any], target: str, where: str) -> str:
+    """The target date given, else the one in the target's file name (as ``predict`` reads
+    it), else "" with a warning: the bench then cannot check deep methods' training dates."""
+    from stfusion.dates import parse_date_text
+
+    if "target_date" in spec:
+        return _date(spec["target_date"], "target_date", where)
+    day = parse_date_text(Path(target).name)
+    if day is not None:
+        return day.isoformat()
+    import warnings
+
+    from stfusion.errors import STFusionWarning
+
+    warnings.warn(
+        f"{where}: no target_date and none in the target's file name: a deep model trained on "
+        'that date cannot be recognised (add target_date = "YYYY-MM-DD").',
+        STFusionWarning,
+        stacklevel=3,
+    )
+    return ""
+
+
+def _date(value: object, key: str, where: str) -> str:
+    from stfusion.dates import parse_date
+    from stfusion.errors import STFusionError
+
+    try:
+        return parse_date(str(value)).isoformat()
+    except STFusionError:
+        raise InvalidParameterError(
+            f'{where}: {key} {value!r} is not a date; write "YYYY-MM-DD".'
+        ) from None
+
+
 def load_cases_file(path: str | os.PathLike[str]) -> dict[str, Case]:
     """User-defined cases from TOML: one ``[cases.NAME]`` table per case.
 
@@ -250,19 +366,25 @@ def load_cases_file(path: str | os.PathLike[str]) -> dict[str, Case]:
                 f"{p}: case {name!r}: pairs must be a list of [fine, coarse] file names, and "
                 'target and truth file names, e.g. pairs = [["L_0524.tif", "M_0524.tif"]].'
             )
+        where = f"{p}: case {name!r}"
+        unknown = sorted(set(spec) - set(CASE_KEYS))
+        if unknown:
+            raise InvalidParameterError(
+                f"{where}: unknown key(s) {', '.join(unknown)}; a case has {', '.join(CASE_KEYS)}."
+            )
         pairs = tuple((rel(f), rel(c)) for f, c in pairs_spec)
         out[name] = Case(
             name=name,
             pairs=pairs,
             target=rel(spec["target"]),
             truth=rel(spec["truth"]),
-            pair_dates=tuple(spec.get("pair_dates", ())),
-            target_date=str(spec.get("target_date", "")),
-            fine_scale=spec.get("fine_scale"),
-            coarse_scale=spec.get("coarse_scale"),
-            ratio=spec.get("ratio"),
-            bands=tuple(spec.get("bands", ())),
-            description=spec.get("description", f"user case from {p.name}"),
+            pair_dates=_pair_dates(spec, pairs, where),
+            target_date=_target_date(spec, rel(spec["target"]), where),
+            fine_scale=_number(spec, "fine_scale", where, 0.0, "e.g. 0.0001"),
+            coarse_scale=_number(spec, "coarse_scale", where, 0.0, "e.g. 0.0001"),
+            ratio=_number(spec, "ratio", where, 1.0, "coarse / fine pixel size, e.g. 16"),
+            bands=_strings(spec, "bands", where),
+            description=str(spec.get("description", f"user case from {p.name}")),
         )
     if not out:
         raise InvalidParameterError(f"{p}: no [cases.NAME] tables found.")

@@ -122,7 +122,7 @@ def bench(
             warmup=warmup,
         )
     click.echo(result["summary"])
+    listed = "metrics.csv, runs.csv, summary.md, index.html" + ("" if no_figures else ", figures/")
     click.echo(
-        f"wrote {out}/ (metrics.csv, runs.csv, summary.md, index.html, figures/) in "
-        f"{result['total_seconds']:.0f} s"
+        f"wrote {str(out).rstrip('/') or '/'}/ ({listed}) in {result['total_seconds']:.0f} s"
     )
