@@ -15,7 +15,7 @@ from click.testing import CliRunner  # noqa: E402
 from dl_helpers import pair_args, quick_args  # noqa: E402
 from stfusion.dl.checkpoint import load_checkpoint  # noqa: E402
 from stfusion.dl.train import TrainConfig, log_paths, train  # noqa: E402
-from stfusion.errors import InvalidParameterError, OutputExistsError  # noqa: E402
+from stfusion.errors import InvalidParameterError, OutputExistsError, STFusionWarning  # noqa: E402
 from test_dl_data import DATES, write_cia_crop  # noqa: E402
 
 TINY = TrainConfig(
@@ -103,9 +103,14 @@ def test_resume_continues_from_saved_epoch(model: str, pairs: list, tmp_path: Pa
     for key in a["resume"]["state_dict"]:
         assert torch.equal(a["resume"]["state_dict"][key], b["resume"]["state_dict"][key]), key
     assert a["best_epoch"] == b["best_epoch"]
-    # Resuming a finished run does nothing more.
-    r2 = train(pairs, resumed, cfg(model, epochs=3), resume=True)
+    # Resuming a finished run does nothing more; an option it cannot change is said to be
+    # ignored (not silently dropped), and another model is refused.
+    with pytest.warns(STFusionWarning, match=r"ignored: lr 0\.5 \(the run's: "):
+        r2 = train(pairs, resumed, cfg(model, epochs=3, lr=0.5), resume=True)
     assert r2.epochs == 3 and len(r2.history) == 3
+    other = "dcstfn" if model == "edcstfn" else "edcstfn"
+    with pytest.raises(InvalidParameterError, match=f"holds a {model} run, not a {other}"):
+        train(pairs, resumed, cfg(other, epochs=4), resume=True)
 
 
 def test_same_seed_same_weights(pairs: list, tmp_path: Path) -> None:

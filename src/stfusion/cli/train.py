@@ -240,9 +240,11 @@ def _train_config(config_cls: Any, model: str, size: str, settings: dict[str, An
 
 def _summary(result: Any, out: str, model: str, size: str, t0: float) -> None:
     """The closing line: the checkpoint, epochs, best validation RMSE, time and log files."""
+    from stfusion.dl.checkpoint import load_checkpoint
     from stfusion.dl.train import log_paths
 
     csv_path, png_path = log_paths(out)
+    size = str((load_checkpoint(out).data.get("config") or {}).get("size", size))  # as run
     best = next((r for r in result.history if r["epoch"] == result.best_epoch), None)
     rmse = f", validation RMSE {best['val_rmse']:.4g}" if best else ""
     stop = " (early stop)" if result.stopped_early else ""

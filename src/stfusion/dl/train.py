@@ -40,8 +40,9 @@ from __future__ import annotations
 
 import copy
 import os
+import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, fields
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar, Unpack
@@ -73,7 +74,7 @@ from stfusion.dl.train_config import (
 )
 from stfusion.dl.train_init import init_weights, initial_checkpoint, network_baseline
 from stfusion.dl.train_log import log_paths, write_log
-from stfusion.errors import InvalidParameterError, OutputExistsError
+from stfusion.errors import InvalidParameterError, OutputExistsError, STFusionWarning
 from stfusion.io import AlignedSource, FileSource, Source
 from stfusion.scene import ImageLike, Scene
 
@@ -105,6 +106,24 @@ def resumed_config(cls: Any, previous: Checkpoint, cfg: Any) -> Any:
     for k in RESUME_KEEP:
         if hasattr(cfg, k):
             setattr(new, k, getattr(cfg, k))
+    # Options set away from their defaults that the resumed run does not use: said, not
+    # silently dropped (a resumed run continues the stored one).
+    ignored = [
+        f"{f.name} {getattr(cfg, f.name)!r} (the run's: {getattr(new, f.name)!r})"
+        for f in fields(cls)
+        if f.name not in RESUME_KEEP
+        and f.default is not MISSING
+        and getattr(cfg, f.name) != f.default
+        and getattr(cfg, f.name) != getattr(new, f.name)
+    ]
+    if ignored:
+        warnings.warn(
+            f"--resume continues {previous.path} with its stored settings; ignored: "
+            f"{'; '.join(ignored)}. Only {', '.join(RESUME_KEEP)} may change; train afresh "
+            "(--overwrite) to change the others.",
+            STFusionWarning,
+            stacklevel=3,
+        )
     return new
 
 
@@ -131,7 +150,8 @@ def start_training(
         return None, cfg
     if model is not None and previous.model != model:
         raise InvalidParameterError(
-            f"{out}: not a resumable {model} checkpoint (model {previous.model})."
+            f"{out}: holds a {previous.model} run, not a {model} one; --resume continues "
+            f"it as it was (--model {previous.model}), or train {model} into another --out."
         )
     return previous, resumed_config(type(cfg), previous, cfg)
 
@@ -516,7 +536,7 @@ def train(
     check_inputs("train", inputs, ResumableInputs.__optional_keys__)
     cfg = copy.deepcopy(config) if config is not None else TrainConfig()
     out = Path(out)
-    previous, cfg = start_training(out, cfg, inputs)
+    previous, cfg = start_training(out, cfg, inputs, model=cfg.model)
     cfg.validate()
     cfg = cfg.resolved()
     sites = training_sites(pairs, inputs, previous, cfg.agnostic)
