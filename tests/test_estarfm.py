@@ -263,8 +263,30 @@ def test_one_pair_is_a_clear_error(boreas):
     f1, c1, _, _, _ = crop(boreas, 0, 0, 10)
     with pytest.raises(InvalidParameterError, match=r"exactly 2 pairs.*starfm or fitfc"):
         ESTARFM().fit([(f1, c1)])
-    with pytest.raises(InvalidParameterError, match="exactly 2 pairs"):
+    with pytest.raises(InvalidParameterError, match="exactly 2 pairs.*robot or vipstf"):
         ESTARFM().fit([(f1, c1)] * 3)
+
+
+def test_degenerate_pairs_warn(tmp_path):
+    """The same pair twice, or a target outside the pair dates: ESTARFM runs, but says it is
+    not doing what the method is for."""
+    from conftest import write_tif
+    from stfusion.errors import STFusionWarning
+
+    rng = np.random.default_rng(3)
+    img = [write_tif(tmp_path / f"{n}.tif", rng.uniform(0.1, 0.3, (2, 12, 12))) for n in "fct"]
+    with pytest.warns(STFusionWarning, match="both pairs are"):
+        ESTARFM(window=3).fit([(img[0], img[1])] * 2)
+    pairs = [(img[0], img[1]), (img[2], img[1])]
+    with pytest.warns(STFusionWarning, match="not between the pair dates"):
+        ESTARFM(window=3).fit(
+            pairs, pair_dates=["2020-03-08", "2020-03-17"], target_date="2020-04-02"
+        )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", STFusionWarning)
+        ESTARFM(window=3).fit(
+            pairs, pair_dates=["2020-03-08", "2020-04-02"], target_date="2020-03-17"
+        )
 
 
 @pytest.mark.parametrize(

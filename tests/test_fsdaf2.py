@@ -132,3 +132,13 @@ def test_lgc_crop_tiles_and_beats_additive() -> None:
     np.testing.assert_array_equal(m.predict(window_size=29, workers=2).values, whole)
     additive = d["f1"] + d["c2"] - d["c1"]
     assert rmse(whole, d["f2"]).mean() < rmse(additive, d["f2"]).mean()
+
+
+def test_errors_name_fsdaf2() -> None:
+    """Messages name the method the user ran (they said "fsdaf")."""
+    from stfusion.errors import InvalidParameterError
+
+    rng = np.random.default_rng(0)
+    f = rng.uniform(0.1, 0.3, (2, 32, 32)).astype(np.float32)
+    with pytest.raises(InvalidParameterError, match=r"^fsdaf2 needs the resolution ratio"):
+        FSDAF2(window=9).fit([(f, f + 0.01)])

@@ -93,13 +93,14 @@ so the window-wide regression of the reference program is used, as in ImageFusio
 from __future__ import annotations
 
 import math
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
 from rasterio.windows import Window
 
 from stfusion.coarse import block_mean, integer_ratio
-from stfusion.errors import InvalidParameterError
+from stfusion.errors import InvalidParameterError, STFusionWarning
 from stfusion.io import Source, scan_values
 from stfusion.kernels.estarfm import BIG, NCHG, box_sum, estarfm_predict, window_std
 from stfusion.kernels.estarfm import spectral_correlation as _spectral_correlation
@@ -139,7 +140,8 @@ class ESTARFM(FusionMethod):
         max_pairs=2,
         exact=("unchanged", "uniform_change"),
         variables=CHOICES,
-        pairs_note="one before and one after the target date. With one pair use starfm or fitfc.",
+        pairs_note="one before and one after the target date (with one pair use starfm or "
+        "fitfc; with more, robot or vipstf use them all).",
     )
     params = (
         Param(
@@ -281,6 +283,7 @@ class ESTARFM(FusionMethod):
 
     def _fit(self, scene: Scene) -> None:
         fines = [f for f, _ in scene.pairs]
+        _warn_degenerate_pairs(scene)
         std = np.stack([f.band_stats()["std"] for f in fines])
         self.sim_threshold_ = (std * (2.0 / float(self.classes))).astype(np.float32)
         # auto: the reference program's values (DN_min, DN_max, DN_max * 0.02) in the
@@ -445,3 +448,26 @@ def estarfm_window(
         out,
     )
     return out
+
+
+def _warn_degenerate_pairs(scene: Scene) -> None:
+    """ESTARFM's pairs bracket the target (t_m < t_0 < t_n) and differ: say so when they do
+    not (it still runs, but its conversion coefficients and temporal weights then have no
+    change between the pairs to learn from, or extrapolate)."""
+    (f1, c1), (f2, c2) = scene.pairs
+    if (f1.label, c1.label) == (f2.label, c2.label) and not f1.label.startswith("<"):
+        warnings.warn(
+            f"estarfm: both pairs are {f1.label} + {c1.label}: ESTARFM needs two different "
+            "dates (one before and one after the target); with one pair use starfm or fitfc.",
+            STFusionWarning,
+            stacklevel=4,
+        )
+    dates, target = scene.pair_dates, scene.target_date
+    if dates is not None and target is not None and not min(dates) < target < max(dates):
+        warnings.warn(
+            f"estarfm: the target date {target} is not between the pair dates "
+            f"{', '.join(str(d) for d in dates)}; ESTARFM's temporal weights then extrapolate. "
+            "Give one pair before and one after the target, or use starfm or fitfc.",
+            STFusionWarning,
+            stacklevel=4,
+        )

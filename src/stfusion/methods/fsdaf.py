@@ -365,7 +365,7 @@ class FSDAF(FusionMethod):
         # Native coarse pixels for a coarse image on its own grid, else R x R blocks.
         self.native_: NativeGrid | None = native_grid(coarse, grid, self.ratio_)
         native = self.native_
-        r = native.r if native is not None else integer_ratio(self.ratio_, "fsdaf")
+        r = native.r if native is not None else integer_ratio(self.ratio_, self.name)
         self.r_ = r
         spec = class_spec(self.classes)
         self.class_map_: FileSource | None = None
@@ -455,7 +455,7 @@ class FSDAF(FusionMethod):
             str(self.variable),
             np.concatenate(sample, axis=1).astype(np.float64),
             scene.count,
-            "fsdaf",
+            self.name,
         )
         self.variable_ = var
         if rng == "auto":
