@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -154,3 +155,19 @@ def test_swapped_fine_and_coarse_refused(tmp_path: Path) -> None:
     )
     with pytest.raises(GridMismatchError, match="swapped"):
         open_scene([(c, f)], f)
+
+
+def test_band_names_in_another_order_warn(tmp_path: Path) -> None:
+    """The same band names in another order are fused by position: said, with the order."""
+    names = ["red", "nir"]
+    f = write_tif(tmp_path / "f.tif", _img(), names=names)
+    c = write_tif(tmp_path / "c.tif", _img(1), names=names[::-1])
+    with pytest.warns(
+        STFusionWarning, match=r"c\.tif names its bands nir, red.*--coarse-bands red,nir"
+    ):
+        open_scene([(f, c)], c)
+    same = write_tif(tmp_path / "s.tif", _img(1), names=names)
+    generic = write_tif(tmp_path / "g.tif", _img(1))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", STFusionWarning)
+        open_scene([(f, same)], generic)

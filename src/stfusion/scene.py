@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -150,6 +151,26 @@ def align_coarse(
     return AlignedSource(coarse, fg, resampling), ratio
 
 
+def _warn_band_order(ref: Source, others: Sequence[Source]) -> None:
+    """Warn when an image names the same bands as ``ref`` in another order: bands are fused
+    by position, so blue would be fused with red."""
+    own = [n.lower() for n in ref.band_names]
+    if len(set(own)) != len(own) or any(re.fullmatch(r"(band)?_?\d*", n) for n in own):
+        return  # generic or repeated names say nothing about the order
+    for img in others:
+        names = [n.lower() for n in img.band_names]
+        if names != own and sorted(names) == sorted(own):
+            warnings.warn(
+                f"{img.label} names its bands {', '.join(img.band_names)}; {ref.label} "
+                f"{', '.join(ref.band_names)}. Bands are fused by position: give the order, "
+                f"e.g. --coarse-bands {','.join(ref.band_names)} (--fine-bands for a fine image, "
+                "or FILE:BANDS).",
+                STFusionWarning,
+                stacklevel=3,
+            )
+            return
+
+
 def check_scales(
     fine: Source,
     coarse: Source,
@@ -266,6 +287,7 @@ def open_scene(
                 "MODIS against Landsat blue..SWIR2), FILE:BANDS, or a preset (--fine-preset, "
                 "--coarse-preset; docs/inputs.md)."
             )
+    _warn_band_order(ref, [*fines[1:], *all_coarse])
     aligned: list[Source] = []
     ratios: list[float] = []
     for c in all_coarse:
