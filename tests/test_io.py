@@ -177,3 +177,26 @@ def test_aligned_source_nearest_equals_blocks_and_tiles(tmp_path: Path) -> None:
         al2 = AlignedSource(FileSource(str(p)), fgrid, resampling)
         part = al2.read(Window(8, 8, 16, 16), 4)
         np.testing.assert_allclose(part, al2.read()[:, 4:28, 4:28], atol=1e-6)
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="Linux /proc only")
+def test_zombie_process_is_not_alive() -> None:
+    """A killed run not yet reaped by its parent (a zombie) holds nothing: its lock and
+    partials are stale (the next run was refused for a second with exit 4)."""
+    import subprocess
+    import sys
+    import time
+
+    from stfusion.io.writing import pid_alive
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:  # exited, not yet waited for: a zombie
+        state = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        if state == "Z":
+            break
+        time.sleep(0.02)
+    assert state == "Z"
+    assert not pid_alive(proc.pid)
+    proc.wait()
+    assert not pid_alive(proc.pid) and pid_alive(os.getpid())

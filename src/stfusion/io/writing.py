@@ -105,6 +105,8 @@ def umask_mode(base: int = 0o666) -> int:
 
 
 def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists and can still run: a zombie (killed, not yet reaped by
+    its parent) counts as gone, so its lock and partials are not taken for a live run's."""
     if pid == os.getpid():
         return True
     try:
@@ -113,7 +115,12 @@ def pid_alive(pid: int) -> bool:
         return False
     except PermissionError:  # alive, owned by another user
         return True
-    return True
+    try:  # Linux: the state after the command name in /proc/PID/stat; Z zombie, X dead
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+            state = fh.read().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state not in ("Z", "X")
 
 
 def partial_name(final: Path, suffix: str = "") -> Path:

@@ -63,6 +63,7 @@ from stfusion.series.planning import (
 from stfusion.series.prepare import Prepared, prepare, settings_of
 from stfusion.series.records import DateRecord, ProgressCallback, SeriesResult
 from stfusion.series.resume import file_identity, inputs_key, resume_record, settings_key
+from stfusion.tiling import memory_limits
 
 log = logging.getLogger("stfusion")
 
@@ -107,7 +108,10 @@ def run_series(
     lock = acquire_lock(out)
     try:
         remove_leftovers(out)
-        return _run_locked(prep, out, t_start, progress)
+        # --mem-limit for the whole run, not only inside each date's predict: the fits
+        # (classification, scene statistics), the gap-filling blend and GDAL's block cache
+        with memory_limits(prep.config.mem_limit_mb):
+            return _run_locked(prep, out, t_start, progress)
     finally:
         release_lock(lock)
 
