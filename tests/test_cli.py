@@ -186,8 +186,21 @@ def test_inspect_shows_alignment(
         tmp_path / "dn.tif", np.round(f1 * 1e4).astype("int16"), dtype="int16", transform=grid
     )
     code, out, _ = run_cli(["inspect", str(dn), str(native)], capsys)
-    assert code == 0
+    assert code == 1  # what predict would refuse: scripts can tell
     assert "PROBLEM" in out and "--fine-scale" in out and "differ" in out
+    # An unreadable file is a PROBLEM of its own; the files after it are still described.
+    # An empty (all-NaN) image is one too.
+    junk = tmp_path / "junk.tif"
+    junk.write_text("not a raster")
+    empty = write_tif(tmp_path / "empty.tif", np.full(f1.shape, np.nan, np.float32))
+    code, out, _ = run_cli(
+        ["inspect", str(small_tifs["f1"]), str(junk), str(empty), str(native)], capsys
+    )
+    assert code == 1
+    blocks = out.split(str(tmp_path))
+    assert "PROBLEM" in out.split("junk.tif")[1].split("empty.tif")[0]
+    assert "no valid pixels" in out.split("empty.tif")[1].split("native.tif")[0]
+    assert "ratio 10.000" in "".join(out.split("native.tif")[1:]) and len(blocks) > 3
     code, out, _ = run_cli(["inspect", "--fine-scale", "1e-4", str(dn), str(native)], capsys)
     assert code == 0 and "PROBLEM" not in out
     # Percent (100x): predict warns, so inspect shows a CHECK line.

@@ -244,7 +244,9 @@ def inspect_files(
     fine_bands: Sequence[str] | None = None,
     coarse_bands: Sequence[str] | None = None,
 ) -> str:
-    """A human-readable account of how ``predict`` would read and align ``files``."""
+    """A human-readable account of how ``predict`` would read and align ``files``; a line
+    starting ``  PROBLEM`` for each thing ``predict`` would refuse (an unreadable file is
+    one, and the others are still described)."""
     lines: list[str] = []
     fine: FileSource | None = None
     for i, path in enumerate(files):
@@ -253,13 +255,17 @@ def inspect_files(
             if i == 0
             else Scaling(coarse_scale, coarse_offset, _bands(coarse_bands))
         )
-        info = inspect_raster(path, scaling)
-        src = FileSource(path, scaling)
-        sample = src.sample(1 << 18)
+        role = "fine (output grid)" if i == 0 else "coarse"
+        try:
+            info = inspect_raster(path, scaling)
+            src = FileSource(path, scaling)
+            sample = src.sample(1 << 18)
+        except STFusionError as exc:  # reported, and the other files still are
+            lines += [f"{path}  [{role}]", f"  PROBLEM   {exc}"]
+            continue
         ok = np.isfinite(sample)
         vals = sample[ok]
         lo, hi = np.percentile(vals, [1, 99]) if vals.size else (np.nan, np.nan)
-        role = "fine (output grid)" if i == 0 else "coarse"
         g = info.grid
         lines += [
             f"{path}  [{role}]",
@@ -272,10 +278,17 @@ def inspect_files(
             f"  scaling   value * {info.scale:g} + {info.offset:g} ({info.scale_source})",
             f"  valid     {ok.mean():.1%} of pixels; values p1..p99 {lo:.4g} .. {hi:.4g}",
         ]
+        if not vals.size:
+            lines.append(
+                "  PROBLEM   no valid pixels (all nodata/NaN): predict refuses it. Check its "
+                "nodata value and that it covers the area."
+            )
         if i == 0:
             fine = src
             continue
-        assert fine is not None
+        if fine is None:
+            lines.append("  alignment not checked: the fine image could not be read")
+            continue
         notes: list[str] = []
         try:
             with warnings.catch_warnings():

@@ -26,11 +26,14 @@ def inspect(
     """Show how each file would be read, and how predict would align it.
 
     The first file is taken as the fine image (its grid is the output grid); the others as
-    coarse images.
+    coarse images. Exit status 1 when a PROBLEM line is shown (what predict would refuse).
     """
     from stfusion.api import inspect_files
     from stfusion.inputs import role_options
 
     roles = role_options(fine_scale, fine_offset, coarse_scale, coarse_offset, **band_opts)
     roles.pop("fine_preset"), roles.pop("coarse_preset")
-    click.echo(inspect_files(files, resampling=resampling, **roles))
+    report = inspect_files(files, resampling=resampling, **roles)
+    click.echo(report)
+    if "\n  PROBLEM " in f"\n{report}":
+        raise SystemExit(1)  # scripts can tell: predict would refuse these inputs
