@@ -112,6 +112,8 @@ def test_check_output_refuses_input_and_missing_dir(tmp_path: Path) -> None:
         check_output(p, overwrite=True, inputs=[str(p)])
     with pytest.raises(InputFileError, match="does not exist"):
         check_output(tmp_path / "nope" / "o.tif", overwrite=False)
+    with pytest.raises(InvalidParameterError, match="output path is empty"):
+        check_output("", overwrite=True)
     # Every file of an input's dataset is an input: an ENVI header, a GeoTIFF's .aux.xml.
     envi = tmp_path / "scene.bin"
     with rasterio.open(envi, "w", driver="ENVI", width=2, height=2, count=1, dtype="int16") as ds:

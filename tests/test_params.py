@@ -66,6 +66,8 @@ def test_messages_name_method_parameter_value_and_what_is_allowed() -> None:
         starfm(7)
     with pytest.raises(InvalidParameterError, match=r"one of 'scene', 'window'"):
         starfm(threshold="pixel")
+    with pytest.raises(InvalidParameterError, match=r"--param =5: no parameter name"):
+        starfm.parse_params(["=5"])
 
 
 def test_set_params_clone_and_pickle() -> None:

@@ -74,6 +74,7 @@ def test_signal_during_predict_leaves_nothing(tmp_path: Path, sig: int, code: in
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == code, err
     assert "Traceback" not in err, err
+    assert "partial outputs removed" in err, err  # Ctrl-C says so as SIGTERM does
     assert not out.exists()
     assert _partials(tmp_path) == [], "a signal left a partial file behind"
 

@@ -136,7 +136,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         code = cli.main(args=args, prog_name="stfusion", standalone_mode=False)
     except click.exceptions.Abort:
-        click.echo("Aborted.", err=True)
+        click.echo("Interrupted (Ctrl-C); partial outputs removed.", err=True)
         sys.exit(130)
     except Terminated:
         click.echo("Terminated (SIGTERM); partial outputs removed.", err=True)

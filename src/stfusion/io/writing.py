@@ -65,6 +65,10 @@ def _input_files(spec: str) -> list[Path]:
 
 def check_output(path: str | os.PathLike[str], overwrite: bool, inputs: Sequence[str] = ()) -> Path:
     """Fail early, before any work, if the output cannot or must not be written."""
+    if not os.fspath(path).strip():
+        raise InvalidParameterError(
+            "the output path is empty: give a file name, e.g. --out pred.tif."
+        )
     out = Path(path)
     check_name(out, "output")
     driver = OTHER_FORMATS.get(out.suffix.lower())

@@ -166,6 +166,11 @@ class FusionMethod:
                 raise InvalidParameterError(f"--param {item}: expected name=value.")
             key, value = item.split("=", 1)
             key = key.strip()
+            if not key:
+                raise InvalidParameterError(
+                    f"--param {item}: no parameter name before '='; give NAME=VALUE, e.g. "
+                    f"{next(iter(known), 'window')}=... (see `stfusion methods`)."
+                )
             if key not in known:
                 raise InvalidParameterError(
                     f"--param {key}: {cls.name} has no such parameter; it has "
