@@ -138,7 +138,10 @@ def test_one_pair_is_refused_with_the_way_out() -> None:
 @pytest.mark.parametrize(
     ("params", "match"),
     [
-        ({"base": "nosuch"}, "not a registered one-pair method"),
+        (
+            {"base": "nosuch"},
+            r"one-pair method; choose one of additive, dcstfn, edcstfn, ensemble, fitfc",
+        ),
         ({"base": "vipstf"}, "not a registered one-pair method"),
         ({"base": "estarfm"}, "needs at least 2 pairs"),
         ({"base": "fitfc", "base_params": {"nosuch": 1}}, "unknown parameter"),
