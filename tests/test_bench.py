@@ -75,6 +75,7 @@ def test_named_cases_and_user_file(user_case: Path) -> None:
         ('target_date = "soon"', "target_date 'soon' is not a date"),
         ("bands = [1, 2]", "bands must be a list of names"),
         ("ratoi = 16", r"unknown key\(s\) ratoi"),
+        ("data_range = -1", "data_range = -1 must be a number greater than 0"),
     ],
 )
 def test_cases_file_values_are_checked(user_case: Path, line: str, match: str) -> None:
@@ -459,3 +460,26 @@ def test_bench_output_modes_respect_umask(user_case: Path, tmp_path: Path) -> No
     for path in [out, *out.rglob("*")]:
         mode = stat.S_IMODE(path.stat().st_mode)
         assert mode == (0o755 if path.is_dir() else 0o644), (path, oct(mode))
+
+
+def test_case_data_range_reaches_the_metrics(
+    user_case: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """NDVI or temperature cases score SSIM and PSNR with their own range (data_range in the
+    case file), not reflectance's 1."""
+    import stfusion.bench as bench_mod
+
+    case_file = user_case.parent / "ndvi.toml"
+    case_file.write_text(user_case.read_text() + 'data_range = "truth"\n')
+    case = load_cases_file(case_file)["tiny"]
+    assert case.data_range == "truth" and load_cases_file(user_case)["tiny"].data_range == 1.0
+    seen: list[object] = []
+    real = bench_mod.evaluate
+
+    def spy(*a: object, **kw: object) -> object:
+        seen.append(kw.get("data_range"))
+        return real(*a, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(bench_mod, "evaluate", spy)
+    run_bench([case], [], tmp_path / "b", figures=False)
+    assert seen and set(seen) == {"truth"}

@@ -481,7 +481,13 @@ def _run_all(
             if run.prediction is not None:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    run.report = evaluate(run.prediction, truth, ratio=case.ratio, band_names=names)
+                    run.report = evaluate(
+                        run.prediction,
+                        truth,
+                        ratio=case.ratio,
+                        band_names=names,
+                        data_range=case.data_range,
+                    )
             case_runs.append(run)
         if figures:
             figs[case.name] = case_figures(case, case_runs, truth, names, outdir / "figures")

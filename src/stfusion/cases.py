@@ -37,6 +37,9 @@ class Case:
     ratio: float | None = None
     bands: tuple[str, ...] = ()
     description: str = ""
+    #: SSIM's and PSNR's data range: a number (1.0: reflectance) or "truth" (the truth's
+    #: valid max - min, for NDVI, temperature).
+    data_range: float | str = 1.0
     notes: tuple[str, ...] = field(default_factory=tuple)
 
     @property
@@ -232,6 +235,7 @@ CASE_KEYS = (
     "ratio",
     "bands",
     "description",
+    "data_range",
 )
 
 
@@ -247,6 +251,13 @@ def _number(spec: dict[str, Any], key: str, where: str, least: float, example: s
             f"{where}: {key} = {value!r} must be a number {bound} ({example})."
         )
     return float(value)
+
+
+def _data_range(spec: dict[str, Any], where: str) -> float | str:
+    if spec.get("data_range") == "truth":
+        return "truth"
+    value = _number(spec, "data_range", where, 0.0, 'e.g. 1 for reflectance, or "truth"')
+    return 1.0 if value is None else value
 
 
 def _strings(spec: dict[str, Any], key: str, where: str) -> tuple[str, ...]:
@@ -323,6 +334,7 @@ def load_cases_file(path: str | os.PathLike[str]) -> dict[str, Case]:
     coarse_scale = 0.0001    # optional
     ratio = 16               # optional: needed by FSDAF and Fit-FC on one grid, and by ERGAS
     bands = ["green", "red", "nir"]   # optional
+    data_range = "truth"     # optional: SSIM/PSNR range (default 1, reflectance)
     ```
     Relative paths are relative to the TOML file. Case names become file names: they must
     match :data:`CASE_NAME_RULE` and must not contain ".." (checked here, before any work).
@@ -385,6 +397,7 @@ def load_cases_file(path: str | os.PathLike[str]) -> dict[str, Case]:
             ratio=_number(spec, "ratio", where, 1.0, "coarse / fine pixel size, e.g. 16"),
             bands=_strings(spec, "bands", where),
             description=str(spec.get("description", f"user case from {p.name}")),
+            data_range=_data_range(spec, where),
         )
     if not out:
         raise InvalidParameterError(f"{p}: no [cases.NAME] tables found.")

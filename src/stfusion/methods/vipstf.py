@@ -432,9 +432,7 @@ def _base_class(name: Any) -> type[FusionMethod]:
     from stfusion.methods import available, get_method
 
     if not isinstance(name, str) or name not in available() or name == VIPSTF.name:
-        names = [
-            m for m in available() if m != VIPSTF.name and get_method(m).tags.accepts_pairs(1)
-        ]
+        names = [m for m in available() if m != VIPSTF.name and get_method(m).tags.accepts_pairs(1)]
         raise InvalidParameterError(
             f"vipstf: base={name!r} is not a registered one-pair method; choose one of "
             f"{', '.join(names)} (see `stfusion methods`)."
