@@ -316,6 +316,31 @@ def test_evaluate_refuses_other_grids_and_bad_scales(
         evaluate(data, data, ratio=0.1)
 
 
+def test_evaluate_undeclared_fill_value(
+    small_tifs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--truth-nodata: a fill value the truth file does not declare is left out, exactly as
+    if it were declared."""
+    f2 = FileSource(str(small_tifs["f2"]))
+    dn = np.round(f2.read() * 1e4).astype(np.int16)
+    dn[:, :5] = -9999
+    t = f2.grid.transform
+    bare = write_tif(tmp_path / "bare.tif", dn, dtype="int16", transform=t)
+    tagged = write_tif(tmp_path / "tagged.tif", dn, dtype="int16", transform=t, nodata=-9999)
+    pred = str(small_tifs["f1"])
+
+    def rmse(truth: Path, *extra: str) -> float:
+        code, out, err = run_cli(
+            ["evaluate", pred, str(truth), "--truth-scale", "1e-4", "--json", *extra], capsys
+        )
+        assert code == 0, err
+        return float(json.loads(out)["rmse"]["mean"])
+
+    want = rmse(tagged)
+    assert rmse(bare) > 5 * want  # the fill scored as data
+    assert rmse(bare, "--truth-nodata", "-9999") == pytest.approx(want, rel=1e-12)
+
+
 def test_evaluate_warns_on_digital_numbers_scored_as_reflectance(tmp_path: Path) -> None:
     """Through a real process: the warning reaches stderr, the scores stdout, exit status 0."""
     import subprocess

@@ -157,8 +157,13 @@ def evaluate_files(
     data_range: float | str = 1.0,
     scale_check: bool = True,
     mem_limit_mb: float | None = None,
+    pred_nodata: float | None = None,
+    truth_nodata: float | None = None,
 ) -> Any:
     """Score a prediction file against a truth file; returns a ``MetricReport``.
+
+    ``pred_nodata``/``truth_nodata``: a fill value in the file (before scaling) that its
+    metadata does not declare, e.g. -9999; those pixels are left out like declared nodata.
 
     Reads both block by block (:func:`stfusion.metrics_blocks.evaluate_blocks`, blocks sized by
     ``mem_limit_mb``, default 1024), so scenes larger than memory can be scored. Refuses
@@ -191,7 +196,10 @@ def evaluate_files(
             )
         if ratio is None:
             ratio = _ratio_tag(prediction)
-        mismatch = scale_mismatch(pred_src.sample(), truth_src.sample())
+        mismatch = scale_mismatch(
+            _without(pred_src.sample(), pred_src, pred_nodata),
+            _without(truth_src.sample(), truth_src, truth_nodata),
+        )
         if mismatch is not None and not scale_check:
             warnings.warn(mismatch.message(prediction, truth), STFusionWarning, stacklevel=2)
         elif mismatch is not None:
@@ -204,7 +212,10 @@ def evaluate_files(
 
         def read(r0: int, c0: int, h: int, w: int, halo: int) -> tuple[Any, Any]:
             win = Window(c0, r0, w, h)
-            return pred_src.read(win, halo), truth_src.read(win, halo)
+            return (
+                _without(pred_src.read(win, halo), pred_src, pred_nodata),
+                _without(truth_src.read(win, halo), truth_src, truth_nodata),
+            )
 
         blocks = [
             (int(b.row_off), int(b.col_off), int(b.height), int(b.width))
@@ -220,6 +231,18 @@ def evaluate_files(
                 data_range=data_range,
                 band_names=list(truth_src.band_names),
             )
+
+
+def _without(values: np.ndarray, src: FileSource, fill: float | None) -> np.ndarray:
+    """``values`` (read and scaled from ``src``) with the file value ``fill`` set to NaN:
+    the fill scaled exactly as the reader scales file values (float32), so it matches."""
+    if fill is None:
+        return values
+    scaled = np.float32(fill)
+    if src.scale != 1.0 or src.offset != 0.0:
+        scaled = scaled * np.float32(src.scale) + np.float32(src.offset)
+    values[values == scaled] = np.nan
+    return values
 
 
 def _ratio_tag(path: str) -> float | None:

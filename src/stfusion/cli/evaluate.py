@@ -21,6 +21,18 @@ from stfusion.errors import InvalidParameterError
     default=None,
     help="Scale of the truth's values (e.g. 0.0001). Default: file metadata, else 1.",
 )
+@click.option(
+    "--truth-nodata",
+    type=FiniteFloat(what="the truth file's fill value, before scaling, e.g. -9999"),
+    default=None,
+    help="A fill value in the truth file that its metadata does not declare (e.g. -9999).",
+)
+@click.option(
+    "--pred-nodata",
+    type=FiniteFloat(what="the prediction file's fill value, before scaling"),
+    default=None,
+    help="A fill value in the prediction file that its metadata does not declare.",
+)
 @click.option("--truth-offset", type=OFFSET, default=None, help="Offset of the truth's values.")
 @click.option(
     "--ratio",
@@ -61,6 +73,8 @@ def evaluate(
     as_json: bool,
     no_scale_check: bool = False,
     mem_limit: float | None = None,
+    truth_nodata: float | None = None,
+    pred_nodata: float | None = None,
 ) -> None:
     """Score PREDICTION against TRUTH with the pinned metrics (docs/metrics.md)."""
     from stfusion.api import evaluate_files
@@ -83,6 +97,8 @@ def evaluate(
         data_range=dr,
         scale_check=not no_scale_check,
         mem_limit_mb=mem_limit,
+        truth_nodata=truth_nodata,
+        pred_nodata=pred_nodata,
     )
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
