@@ -171,3 +171,17 @@ def test_band_names_in_another_order_warn(tmp_path: Path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error", STFusionWarning)
         open_scene([(f, same)], generic)
+
+
+def test_undeclared_fill_value_warns(tmp_path: Path) -> None:
+    """MODIS int16 with -28672 but no nodata tag: read as "reflectance" -2.87 and fused as
+    data. Said, with how to declare it; clean images say nothing."""
+    f = write_tif(tmp_path / "f.tif", _img())
+    c = _img(1)
+    c[:, :4, :4] = -2.8672
+    filled = write_tif(tmp_path / "c.tif", c)
+    with pytest.warns(STFusionWarning, match=r"c\.tif: .*holds -2\.8672.*undeclared nodata"):
+        open_scene([(f, filled)], filled)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", STFusionWarning)
+        open_scene([(f, write_tif(tmp_path / "ok.tif", _img(1)))], f)

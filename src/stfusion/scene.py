@@ -225,6 +225,32 @@ def check_scales(
             return
 
 
+def _warn_undeclared_fill(source: Source, sample: np.ndarray) -> None:
+    """Warn when many pixels hold one value far outside the others (an undeclared fill such
+    as -28672 or -9999 read as data: "reflectance" -2.87 or -0.9999)."""
+    for b in range(sample.shape[0]):
+        v = sample[b][np.isfinite(sample[b])]
+        for fill in (v.min(), v.max()) if v.size >= 100 else ():
+            is_fill = v == fill
+            share = float(is_fill.mean())
+            rest = v[~is_fill]
+            if share < 1e-3 or rest.size < 100:
+                continue
+            p1, p99 = np.percentile(rest, [1, 99])  # the other values' range
+            spread = max(float(p99 - p1), 1e-12)
+            if p1 - 5 * spread <= fill <= p99 + 5 * spread:
+                continue
+            warnings.warn(
+                f"{source.label}: {share:.1%} of band {b + 1} holds {fill:.6g}, far from the "
+                f"other values ({p1:.4g} .. {p99:.4g}): an undeclared nodata (fill) value? "
+                "Declare it in the file (gdal_edit.py -a_nodata VALUE FILE, the stored "
+                "value, on a copy) so it is not fused as data.",
+                STFusionWarning,
+                stacklevel=4,
+            )
+            return
+
+
 def check_valid(source: Source, role: str) -> float:
     """Valid fraction of ``source``; an error if empty, a warning if mostly empty."""
     s = source.sample(1 << 18)
@@ -234,6 +260,7 @@ def check_valid(source: Source, role: str) -> float:
             f"{source.label}: the {role} has no valid pixels (all nodata/NaN). Check its nodata "
             "value and that it covers the fine image's area."
         )
+    _warn_undeclared_fill(source, s)
     if frac < MOSTLY_EMPTY:
         warnings.warn(
             f"{source.label}: only {frac:.0%} of the {role} is valid; predictions there fall "
