@@ -168,6 +168,21 @@ def test_bench_outputs_match_independent_metrics(user_case: Path, tmp_path: Path
     summary = (out / "summary.md").read_text()
     assert "| starfm |" in summary and "nochange (baseline)" in summary and "**" in summary
     assert result["summary"] == summary
+    # The same table for a paper: booktabs, one row per run, the best RMSE in bold, the
+    # numbers of summary.md.
+    tex = (out / "summary.tex").read_text()
+    assert tex.count(r"\begin{tabular}") == 1 and r"\toprule" in tex and r"\bottomrule" in tex
+    assert r"\label{tab:stfusion-tiny}" in tex and "nochange (baseline)" in tex
+    rmse = {
+        r["method"]: float(r["value"])
+        for r in rows
+        if r["metric"] == "rmse" and r["band"] == "mean"
+    }
+    best = min(rmse, key=rmse.get)  # type: ignore[arg-type]
+    line = next(ln for ln in tex.splitlines() if ln.startswith(best.replace("_", r"\_") + " "))
+    assert rf"\textbf{{{rmse[best]:.5f}}}" in line
+    assert len([ln for ln in tex.splitlines() if ln.endswith(r" \\")]) == 1 + 3  # header + runs
+    assert "summary.tex" in json.loads((out / ".stfusion-bench.json").read_text())["files"]
     with pytest.raises(OutputExistsError):
         run_bench([case], ["starfm"], out)
 

@@ -45,6 +45,7 @@ from stfusion.bench_report import (  # SUMMARY_COLUMNS re-exported: its old home
     SUMMARY_COLUMNS,  # noqa: F401
     case_figures,
     html_page,
+    summary_latex,
     summary_markdown,
     write_csvs,
 )
@@ -498,6 +499,7 @@ def _run_all(
     write_csvs(runs, outdir)
     summary = summary_markdown(runs, cases)
     (outdir / "summary.md").write_text(summary)
+    (outdir / "summary.tex").write_text(summary_latex(runs, cases))
     record = {
         "stfusion_version": stfusion.__version__,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),

@@ -28,6 +28,7 @@ __all__ = [
     "SUMMARY_COLUMNS",
     "case_figures",
     "html_page",
+    "summary_latex",
     "summary_markdown",
     "write_csvs",
 ]
@@ -112,9 +113,9 @@ def summary_markdown(runs: Sequence[Run], cases: Sequence[Case]) -> str:
         lines.append(f"### {case.name}\n")
         lines.append(
             f"{case.description}. Pairs {', '.join(case.pair_dates)} -> {case.target_date}; "
-            f"R = {case.ratio:g}; data range 1.0; mean over bands.\n"
+            f"R = {case.ratio:g}; data range {case.data_range}; mean over bands.\n"
             if case.ratio
-            else f"{case.description}. Mean over bands; data range 1.0.\n"
+            else f"{case.description}. Mean over bands; data range {case.data_range}.\n"
         )
         header = ["method", *[c[0].replace("_deg", " (deg)") for c in SUMMARY_COLUMNS]]
         lines.append("| " + " | ".join(header) + " |")
@@ -135,6 +136,64 @@ def summary_markdown(runs: Sequence[Run], cases: Sequence[Case]) -> str:
             lines.append(f"- {r.method}: {r.status}: {_short_reason(r.reason)}")
         lines.append("")
     return "\n".join(lines) + "\n"
+
+
+def _tex(text: str) -> str:
+    """``text`` with LaTeX's special characters escaped."""
+    out = text.replace("\\", r"\textbackslash{}")
+    for ch in "&%$#_{}":
+        out = out.replace(ch, "\\" + ch)
+    return out.replace("~", r"\textasciitilde{}").replace("^", r"\textasciicircum{}")
+
+
+def summary_latex(runs: Sequence[Run], cases: Sequence[Case]) -> str:
+    """``summary.tex``: per case a booktabs table (the columns of ``summary.md``, the best
+    value per column in bold) in a ``table`` float with a caption and a label, ready to
+    ``\\input`` into a paper (needs ``\\usepackage{booktabs}``)."""
+    parts = [
+        "% stfusion bench: mean over bands per case; best value per column in bold.",
+        "% Needs \\usepackage{booktabs}.",
+        "",
+    ]
+    names = [c[0] for c in SUMMARY_COLUMNS]
+    heads = [_tex(n.replace("_deg", " (deg)").replace("_", " ")) for n in names]
+    for case in cases:
+        ok = [r for r in runs if r.case == case.name and r.report is not None]
+        if not ok:
+            continue
+        best = _best(ok)
+        rows = []
+        for r in ok:
+            cells = []
+            for name, fmt, _ in SUMMARY_COLUMNS:
+                v = _cell(r, name)
+                text = "--" if v != v else fmt.format(v)
+                cells.append(f"\\textbf{{{text}}}" if name in best and v == best[name] else text)
+            label = f"{r.method} (baseline)" if r.method in BASELINES else r.method
+            rows.append(" & ".join([_tex(label), *cells]) + r" \\")
+        dates = (
+            f"; pairs {', '.join(case.pair_dates)}, target {case.target_date}"
+            if case.pair_dates
+            else ""
+        )
+        ratio = f"; $R = {case.ratio:g}$" if case.ratio else ""
+        parts += [
+            r"\begin{table}",
+            r"\centering",
+            f"\\caption{{{_tex(case.name)}: {_tex(case.description)}{_tex(dates)}{ratio}; "
+            f"data range {_tex(str(case.data_range))}; mean over bands.}}",
+            f"\\label{{tab:stfusion-{case.name}}}",  # a slug: letters, digits, . _ -
+            r"\begin{tabular}{l" + "r" * len(names) + "}",
+            r"\toprule",
+            " & ".join(["method", *heads]) + r" \\",
+            r"\midrule",
+            *rows,
+            r"\bottomrule",
+            r"\end{tabular}",
+            r"\end{table}",
+            "",
+        ]
+    return "\n".join(parts)
 
 
 def _short_reason(reason: str) -> str:
@@ -238,8 +297,8 @@ def html_page(
         "</head><body><h1>stfusion bench</h1>",
         f"<p>stfusion {esc(record['stfusion_version'])}, {esc(record['created'])}; "
         f"{esc(record['machine']['cpu'])}, {esc(record['machine']['cores'])} cores; total "
-        f"{record['total_seconds']:.0f} s. Metrics as pinned in docs/metrics.md (data range "
-        "1.0, mean over bands).</p>",
+        f"{record['total_seconds']:.0f} s. Metrics as pinned in docs/metrics.md (mean over "
+        "bands; data range 1.0 unless a case sets its own).</p>",
     ]
     for case in cases:
         rs = [r for r in runs if r.case == case.name]
