@@ -251,9 +251,49 @@ def test_bench_skips_training_dates(trained: dict, files: dict) -> None:
             target_date,
         )
 
-    assert "trained on the target date" in applicable(EDCSTFN, case(DEMO_DATES[1]))
+    from stfusion.cases import named_cases
+
+    # A training date at the place trained on (the CIA scene): skipped, the site named.
+    cia = named_cases()["sample-cia-2pair"]
+    assert cia.target_date in DEMO_DATES
+    assert applicable(EDCSTFN, cia) == f"trained on the target date {cia.target_date} (site cia)"
+    one = dataclasses.replace(named_cases()["sample-cia-1pair"], target_date=DEMO_DATES[0])
+    assert "(site cia)" in applicable(DCSTFN, one)
+    # The same date on a scene that cannot be any training site (another shape): scored.
+    assert applicable(EDCSTFN, case(DEMO_DATES[1])) == ""
+    assert applicable(EDCSTFN, case(DEMO_DATES[6])) == ""  # a Sentinel-2 placeholder date
     assert applicable(EDCSTFN, case("2001-11-02")) == ""
-    assert applicable(DCSTFN, case(DEMO_DATES[0])) != ""
+
+
+def test_training_sites_by_footprint_and_shape() -> None:
+    """A site with a recorded footprint matches scenes that overlap it (in any CRS); without
+    one, scenes of its shape; the shipped weights' sites are those of their checkpoints."""
+    from affine import Affine
+    from rasterio.crs import CRS
+
+    from stfusion.dl.checkpoint import load_checkpoint
+    from stfusion.io import Grid
+    from stfusion.methods.deep import DEMO_SITES, TrainingSite, demo_weights, trained_on_target
+
+    utm = CRS.from_epsg(32755)
+    site = TrainingSite(
+        "farm", ("2020-05-01",), (100, 100), utm.to_wkt(), (5e5, 6.097e6, 5.03e5, 6.1e6)
+    )
+    here = Grid(utm, Affine(30.0, 0, 501000.0, 0, -30.0, 6099000.0), 50, 50)  # inside it
+    there = Grid(utm, Affine(30.0, 0, 601000.0, 0, -30.0, 6099000.0), 100, 100)  # 100 km east
+    # in degrees: over the site (UTM 55S 500 km E is 147 E), and 10 degrees west of it
+    over = Grid(CRS.from_epsg(4326), Affine(1e-4, 0, 147.001, 0, -1e-4, -35.25), 40, 40)
+    west = Grid(CRS.from_epsg(4326), Affine(1e-4, 0, 137.001, 0, -1e-4, -35.25), 40, 40)
+    assert site.could_be(here) and not site.could_be(there) and site.could_be(None)
+    assert site.could_be(over) and not site.could_be(west)
+    assert trained_on_target(["2020-05-01"], "2020-05-01", [site], here) == (
+        "trained on the target date 2020-05-01 (site farm)"
+    )
+    assert trained_on_target(["2020-05-01"], "2020-05-01", [site], there) == ""
+    assert trained_on_target(["2020-05-01"], "2020-05-01") != ""  # no sites: the date alone
+    for model in ("dcstfn", "edcstfn", "ganstfm", "vitgan", "student", "stfdcnn"):
+        info = load_checkpoint(demo_weights(model)).data["training_site_info"]
+        assert tuple(TrainingSite.from_record(r) for r in info) == DEMO_SITES, model
 
 
 def test_bench_skips_vipstf_and_ensemble_runs_whose_deep_weights_saw_the_target() -> None:

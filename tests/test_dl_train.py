@@ -163,6 +163,8 @@ def test_train_command(pairs: list, tmp_path: Path) -> None:
     assert "wrote" in res.output and "loss log" in res.output
     ck = load_checkpoint(out)
     assert ck.training_dates == ("2001-01-01", "2001-01-09")
+    site = ck.data["training_site_info"][0]  # where: so a date elsewhere is not taken for it
+    assert site["crs"] and len(site["bounds"]) == 4 and site["bounds"][2] > site["bounds"][0]
     assert ck.meta["notes"] == "demo only"
     assert ck.meta["command"].startswith("stfusion train --model dcstfn --pair ")
     assert "--seed 3" in ck.meta["command"] and "--size tiny" in ck.meta["command"]

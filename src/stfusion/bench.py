@@ -53,7 +53,11 @@ from stfusion.cases import Case, check_case_name
 from stfusion.errors import InvalidParameterError, OutputExistsError, STFusionError
 from stfusion.io import FileSource, Scaling, atomic_path, file_sha256, partial_name
 from stfusion.methods import FusionMethod, get_method, make_estimator
-from stfusion.methods.deep import fitted_training_dates, trained_on_target
+from stfusion.methods.deep import (
+    fitted_training_dates,
+    fitted_training_sites,
+    trained_on_target,
+)
 from stfusion.methods.vipstf import check_multi_pair, one_pair_method, uses_vip
 from stfusion.metrics import MetricReport, evaluate
 
@@ -133,7 +137,19 @@ def applicable(
         return problem.replace(", got ", ", the case has ") + hint
     own_weights = any(p.split("=", 1)[0].strip() == "weights" for p in params)
     dates = None if own_weights else getattr(cls, "training_dates", None)
-    return trained_on_target(dates, case.target_date)
+    if not dates:
+        return ""
+    return trained_on_target(
+        dates, case.target_date, getattr(cls, "training_sites", ()), _grid(case)
+    )
+
+
+def _grid(case: Case) -> Any:
+    """The case's fine grid (its first fine image's), or None when it cannot be read."""
+    try:
+        return FileSource(case.pairs[0][0]).grid
+    except STFusionError:
+        return None
 
 
 def run_one(case: Case, method: str, params: Sequence[str] = (), multi_pair: str = "none") -> Run:
@@ -165,7 +181,12 @@ def run_one(case: Case, method: str, params: Sequence[str] = (), multi_pair: str
             pred = est.predict().values
             run.seconds = time.perf_counter() - t0
         run.peak_mem_mb = mem.peak_mb
-        reason = trained_on_target(fitted_training_dates(est), case.target_date)
+        reason = trained_on_target(
+            fitted_training_dates(est),
+            case.target_date,
+            fitted_training_sites(est),
+            est.scene_.grid,
+        )
         if reason:
             run.status, run.reason = "skipped", reason
             return run

@@ -647,15 +647,22 @@ def describe(sites: Sequence[Site]) -> dict[str, Any]:
 
 
 def describe_sites(sites: Sequence[Site]) -> list[dict[str, Any]]:
-    """Per site: name, dates, shape, band count and names, resolution ratio (checkpoints)."""
-    return [
-        {
-            "site": s.name,
-            "dates": list(s.dates or []),
-            "shape": list(s.shape),
-            "bands": int(s.scene.count),
-            "band_names": list(s.scene.band_names),
-            "ratio": s.scene.ratio,
-        }
-        for s in sites
-    ]
+    """Per site: name, dates, shape, band count and names, resolution ratio and, when
+    georeferenced, CRS (WKT) and bounds (checkpoints: a target date at another place is not
+    taken for a training date, :class:`stfusion.methods.deep.TrainingSite`)."""
+    out = []
+    for s in sites:
+        grid = s.scene.grid
+        out.append(
+            {
+                "site": s.name,
+                "dates": list(s.dates or []),
+                "shape": list(s.shape),
+                "bands": int(s.scene.count),
+                "band_names": list(s.scene.band_names),
+                "ratio": s.scene.ratio,
+                "crs": grid.crs.to_wkt() if grid.crs is not None else None,
+                "bounds": [float(v) for v in grid.bounds] if grid.georeferenced else None,
+            }
+        )
+    return out

@@ -87,16 +87,82 @@ def demo_weights(name: str) -> Path:
     return shipped_weights(name)
 
 
-def trained_on_target(training_dates: Sequence[Any] | None, target_date: Any) -> str:
+@dataclass(frozen=True)
+class TrainingSite:
+    """Where and when weights were trained: a site's name, dates, its scene's shape and,
+    when the checkpoint records them, CRS and bounds. A target date that is a training date
+    of no site that could be the target's scene (another shape, or a footprint elsewhere) is
+    not a training date there: a scene of 2016-03-01 elsewhere is not the Sentinel-2 site."""
+
+    name: str
+    dates: tuple[str, ...]
+    shape: tuple[int, int] | None = None
+    crs: str | None = None
+    bounds: tuple[float, float, float, float] | None = None
+
+    @classmethod
+    def from_record(cls, rec: dict[str, Any]) -> TrainingSite:
+        """From a checkpoint's ``training_site_info`` entry."""
+        shape, bounds = rec.get("shape"), rec.get("bounds")
+        return cls(
+            str(rec.get("site", "")),
+            tuple(str(d) for d in rec.get("dates") or ()),
+            (int(shape[0]), int(shape[1])) if shape else None,
+            rec.get("crs") or None,
+            (float(bounds[0]), float(bounds[1]), float(bounds[2]), float(bounds[3]))
+            if bounds
+            else None,
+        )
+
+    def could_be(self, grid: Any) -> bool:
+        """Whether a scene on ``grid`` (a :class:`stfusion.io.Grid`; None: unknown) could be
+        this site: footprints overlap when both are known, else the same shape, else yes."""
+        if grid is None:
+            return True
+        if self.crs and self.bounds and grid.georeferenced:
+            from rasterio.crs import CRS
+            from rasterio.warp import transform_bounds
+
+            b = transform_bounds(CRS.from_user_input(self.crs), grid.crs, *self.bounds)
+            g = grid.bounds
+            return min(b[2], g[2]) > max(b[0], g[0]) and min(b[3], g[3]) > max(b[1], g[1])
+        return self.shape is None or tuple(self.shape) == tuple(grid.shape)
+
+
+#: The sites of the shipped checkpoints (checked against the files by the tests).
+DEMO_SITES = (
+    TrainingSite("cia", DEMO_DATES[0:2], (250, 250)),
+    TrainingSite("boreas", DEMO_DATES[2:4], (400, 400)),
+    TrainingSite("s2", DEMO_DATES[4:9], (100, 100)),
+    TrainingSite("kranj", DEMO_DATES[9:11], (44, 45)),
+)
+
+
+def trained_on_target(
+    training_dates: Sequence[Any] | None,
+    target_date: Any,
+    sites: Sequence[TrainingSite] = (),
+    grid: Any = None,
+) -> str:
     """Why a model with these training dates must not be scored on ``target_date`` ("" if it
     may): the bench skips such runs, ``predict`` warns. Dates: ISO strings, ``datetime.date``
-    or ``numpy.datetime64``; an unknown date (None) or no recorded training dates give ""."""
+    or ``numpy.datetime64``; an unknown date (None) or no recorded training dates give "".
+
+    ``sites`` (the checkpoint's) and ``grid`` (the target scene's): a date trained on only at
+    sites that cannot be this scene (:meth:`TrainingSite.could_be`) does not count.
+    """
     if target_date is None or not training_dates:
         return ""
     day = np.datetime64(target_date, "D")
-    if day in {np.datetime64(d, "D") for d in training_dates}:
-        return f"trained on the target date {day}"
-    return ""
+    if day not in {np.datetime64(d, "D") for d in training_dates}:
+        return ""
+    at = [s for s in sites if day in {np.datetime64(d, "D") for d in s.dates}]
+    if at and grid is not None:
+        at = [s for s in at if s.could_be(grid)]
+        if not at:
+            return ""
+    where = f" (site {', '.join(s.name for s in at)})" if at else ""
+    return f"trained on the target date {day}{where}"
 
 
 def fitted_training_dates(est: Any) -> list[str] | None:
@@ -107,6 +173,15 @@ def fitted_training_dates(est: Any) -> list[str] | None:
         if dates:
             return list(dates)
     return None
+
+
+def fitted_training_sites(est: Any) -> list[TrainingSite]:
+    """The training sites of a fitted estimator's weights (its own or its base method's)."""
+    for obj in (est, getattr(est, "base_", None)):
+        sites = getattr(obj, "training_sites_", None)
+        if sites:
+            return list(sites)
+    return []
 
 
 def _date_in_name(source: Source) -> Any:
@@ -130,6 +205,7 @@ class DeepMethod(FusionMethod):
     network: ClassVar[str] = ""
     #: Training dates of the default (shipped demo) weights, for ``bench.applicable``.
     training_dates: ClassVar[tuple[str, ...]] = DEMO_DATES
+    training_sites: ClassVar[tuple[TrainingSite, ...]] = DEMO_SITES
     tags: ClassVar[MethodTags] = MethodTags(needs_torch=True)
     params: ClassVar[tuple[Param, ...]] = (
         Param(
@@ -279,6 +355,9 @@ class DeepMethod(FusionMethod):
             int(self.batch) if self.batch != "auto" else 1 if pred.device.type == "cpu" else 8
         )
         self.training_dates_ = ck.training_dates
+        self.training_sites_ = tuple(
+            TrainingSite.from_record(r) for r in ck.data.get("training_site_info") or ()
+        )
 
     def _prepare(self, target: Source) -> None:
         ck = self.predictor_.checkpoint
@@ -289,7 +368,9 @@ class DeepMethod(FusionMethod):
         day = self.scene_.target_date
         if day is None:
             day = _date_in_name(target)
-        reason = trained_on_target(self.training_dates_, day)
+        reason = trained_on_target(
+            self.training_dates_, day, self.training_sites_, self.scene_.grid
+        )
         if reason:
             import warnings
 

@@ -61,7 +61,7 @@ from stfusion.errors import InvalidParameterError
 from stfusion.io import Source, scan_values
 from stfusion.io.spill import SpillArray, state_bytes
 from stfusion.methods.base import FusionMethod, Param
-from stfusion.methods.deep import fitted_training_dates
+from stfusion.methods.deep import fitted_training_dates, fitted_training_sites
 from stfusion.methods.params import Interval, MethodTags, StrOptions, Text
 from stfusion.methods.vipstf import MULTI_PAIR_CHOICES, VIPSTF, make_estimator, uses_vip
 from stfusion.scene import Scene
@@ -343,6 +343,7 @@ class Ensemble(FusionMethod):
             self._new(name, n).check_scene_params(scene.grid, scene.ratio)
         self.members_ = active
         self.training_dates_: list[str] = []  # the members' (trained weights), as they run
+        self.training_sites_: list[Any] = []
         loo_ok = n >= 2 and all(_runs_on(_member_class(m), n - 1, self.multi_pair) for m in active)
         mode = self.reliability
         if mode == "auto":
@@ -410,6 +411,7 @@ class Ensemble(FusionMethod):
         dates = fitted_training_dates(est)
         if dates:
             self.training_dates_ = sorted(set(dates) | set(self.training_dates_))
+            self.training_sites_ = [*self.training_sites_, *fitted_training_sites(est)]
         return out
 
     def _cell_means(self, image: SpillArray | Source) -> np.ndarray:
