@@ -23,7 +23,7 @@ from affine import Affine
 from conftest import write_tif
 from stfusion.demo import sample_dir
 from stfusion.errors import STFusionWarning
-from stfusion.io import FileSource, Grid, write_raster
+from stfusion.io import FileSource, Grid, Scaling, write_raster
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = sample_dir()
@@ -134,6 +134,30 @@ def _generic_names(tmp_path: Path, *paths: Path) -> list[Path]:
 
 def _counts(messages: list[str]) -> collections.Counter[str]:
     return collections.Counter(messages)
+
+
+def test_what_a_wrapper_chose_is_recorded(tmp_path: Path) -> None:
+    """The ensemble's members that ran (ESTARFM asked for, not run on one pair) and VIPSTF's
+    virtual-pair weights are in the output's tags, beside the parameters asked for."""
+    from stfusion.methods.ensemble import Ensemble
+    from stfusion.methods.vipstf import VIPSTF
+
+    s = Scaling(1e-4)
+    ens = Ensemble(members="additive,nochange,estarfm").fit(
+        [(F17, C17)], ratio=10, fine_scaling=s, coarse_scaling=s
+    )
+    ens.predict(FileSource(str(C1102), s), out=tmp_path / "e.tif")
+    tags = _stf_tags(tmp_path / "e.tif")
+    assert "estarfm" in tags["STFUSION_PARAMS"]
+    assert json.loads(tags["STFUSION_ENSEMBLE"]) == {
+        "members_run": ["additive", "nochange"],
+        "reliability": "cross_scale",
+    }
+    vip = VIPSTF(base="additive").fit([(F08, C08), (F17, C17)], fine_scaling=s, coarse_scaling=s)
+    vip.predict(FileSource(str(C1102), s), out=tmp_path / "v.tif")
+    recipe = json.loads(_stf_tags(tmp_path / "v.tif")["STFUSION_VIPSTF"])
+    np.testing.assert_allclose(recipe["weights"], vip.weights_, atol=1e-6)
+    assert len(recipe["offset"]) == 6
 
 
 def test_each_warning_once_through_the_api(tmp_path: Path) -> None:

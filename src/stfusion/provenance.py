@@ -69,6 +69,7 @@ def provenance_tags(method: Any, *, command: Sequence[str] | str | None = None) 
         "STFUSION_VERSION": stfusion.__version__,
         "STFUSION_CREATED": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
+    tags.update(method.fitted_tags())
     if command:
         tags["STFUSION_COMMAND"] = command if isinstance(command, str) else shlex.join(command)
     return tags

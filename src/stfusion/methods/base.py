@@ -181,6 +181,11 @@ class FusionMethod:
 
     # ------------------------------------------------------------------------- the contract
 
+    def fitted_tags(self) -> dict[str, Any]:
+        """``STFUSION_*`` tags of what the fitted method chose (override): written with the
+        prediction beside its parameters, e.g. the ensemble members that ran."""
+        return {}
+
     def halo(self) -> int:
         """Fine pixels of context each window needs on every side."""
         return 0

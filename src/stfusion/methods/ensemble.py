@@ -321,6 +321,13 @@ class Ensemble(FusionMethod):
         members = len(getattr(self, "members_", None) or self._names())
         return 4.0 * members * bands + 8.0 * 5 * bands + 12.0 * members + 4.0 * bands + 64.0
 
+    def fitted_tags(self) -> dict[str, Any]:
+        # the members that ran and how reliability was measured (STFUSION_PARAMS holds the
+        # members asked for, some of which may not run on this many pairs)
+        return {
+            "STFUSION_ENSEMBLE": {"members_run": list(self.members_), "reliability": self.mode_}
+        }
+
     def _fit(self, scene: Scene) -> None:
         n = len(scene.pairs)
         active = []

@@ -368,6 +368,15 @@ class VIPSTF(FusionMethod):
         base.prepare(target)
         self.base_ = base
 
+    def fitted_tags(self) -> dict[str, Any]:
+        # the virtual pair's recipe (V1) per band: a_i for each pair, and b
+        return {
+            "STFUSION_VIPSTF": {
+                "weights": np.round(self.weights_, 6).tolist(),
+                "offset": np.round(self.offset_, 6).tolist(),
+            }
+        }
+
     def plan(
         self, mem_limit_mb: float | None = None, window_size: int | None = None, workers: int = 1
     ) -> list[Window]:
