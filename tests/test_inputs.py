@@ -338,6 +338,10 @@ def test_bands_choose_and_order(tmp_path: Path, capsys: pytest.CaptureFixture[st
     np.testing.assert_array_equal(FileSource(f"{L1017}:4,3").read(), whole[[3, 2]])
     with pytest.raises(InvalidParameterError, match=r"band 9 asked for.*6 band"):
         FileSource(f"{L1017}:9")
+    from stfusion.errors import STFusionWarning
+
+    with pytest.warns(STFusionWarning, match=r"6 given more than once"):
+        FileSource(f"{L1017}:3,4,1,2,6,6")
     out = tmp_path / "p.tif"
     code, err = _predict(
         capsys, (L1017, M1017), M1102, out, "-m", "additive", "--bands", "red,nir", "-q"

@@ -22,7 +22,12 @@ from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.windows import Window
 
 from stfusion import hdf
-from stfusion.errors import GridMismatchError, InputFileError, InvalidParameterError
+from stfusion.errors import (
+    GridMismatchError,
+    InputFileError,
+    InvalidParameterError,
+    STFusionWarning,
+)
 from stfusion.io.grid import Grid, RasterInfo, Scaling
 from stfusion.io.sources import FileSource, Source
 
@@ -35,6 +40,14 @@ def parse_bands(text: str | Sequence[str] | None) -> tuple[str, ...] | None:
         return None
     items = text.split(",") if isinstance(text, str) else [str(t) for t in text]
     out = tuple(t.strip() for t in items if t.strip())
+    twice = sorted({b for b in out if out.count(b) > 1})
+    if twice:
+        warnings.warn(
+            f"bands {','.join(out)}: {', '.join(twice)} given more than once, so the same band "
+            "is fused in two places; check the band list.",
+            STFusionWarning,
+            stacklevel=2,
+        )
     return out or None
 
 
