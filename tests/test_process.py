@@ -245,3 +245,23 @@ def test_python_m_stfusion_is_the_command_line() -> None:
         text=True,
     )
     assert bad.returncode == 2 and "--bogus" in bad.stderr
+
+
+def test_verbose_logs_the_windows_once(tmp_path: Path) -> None:
+    """``-v`` says how the scene is cut into windows (as its help promises), once."""
+    out = tmp_path / "p.tif"
+    done = run_process(
+        "-v",
+        "predict",
+        *_cia(),
+        "--method",
+        "additive",
+        "--out",
+        str(out),
+        "-q",
+        "--mem-limit",
+        "20",
+    )
+    assert done.returncode == 0, done.stderr
+    lines = [ln for ln in done.stderr.splitlines() if "window(s) of up to" in ln]
+    assert len(lines) == 1 and "--mem-limit 20 MB" in lines[0], done.stderr

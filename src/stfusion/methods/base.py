@@ -12,6 +12,7 @@ and what it promises.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import warnings
 from collections.abc import Sequence
@@ -34,6 +35,8 @@ from stfusion.tiling import (
     run,
     window_size_for,
 )
+
+log = logging.getLogger("stfusion.methods")
 
 
 class FusionMethod:
@@ -319,7 +322,22 @@ class FusionMethod:
                 scene.ratio,
                 workers,
             )
-        return plan_windows(self.grid_, window_size)
+        windows = plan_windows(self.grid_, window_size)
+        size = window_size if isinstance(window_size, int) else "x".join(map(str, window_size))
+        said = (len(windows), size, mem_limit_mb, workers)
+        if self.__dict__.get("_plan_said") == said:  # planned again for the same run
+            return windows
+        self.__dict__["_plan_said"] = said
+        log.info(
+            "%s: %d window(s) of up to %s px plus a %d px halo (--mem-limit %s MB, %d worker(s))",
+            self.name,
+            len(windows),
+            size,
+            self.halo(),
+            f"{mem_limit_mb:g}" if mem_limit_mb else f"{DEFAULT_MEM_LIMIT_MB} (default)",
+            workers,
+        )
+        return windows
 
     def _release_native_images(self) -> None:
         """Drop the native coarse images the sources keep for the windows (re-read if
