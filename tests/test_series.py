@@ -264,6 +264,44 @@ def test_inputs_changed_in_place_are_recomputed(tmp_path: Path) -> None:
     assert mine.exists() and D(2020, 3, 9) not in {r.date for r in res.records}
 
 
+def test_a_pair_no_date_would_choose_leaves_outputs_kept(tmp_path: Path) -> None:
+    """Adding a Landsat date recomputes only the dates whose pairs it changes: with pairs 068
+    and 077, days 069-070 use both; adding 093 changes nothing for them (077 stays the
+    nearest later pair), while day 078 now lies between 077 and 093."""
+    k = need(KRANJ)
+    fine, coarse = tmp_path / "fine", tmp_path / "coarse"
+    fine.mkdir()
+    coarse.mkdir()
+    for p in (k / "modis" / "filled").glob("*.tif"):
+        shutil.copy(p, coarse / p.name)
+    for doy in ("068", "077"):
+        p = next((k / "landsat" / "filled").glob(f"2020{doy}_*"))
+        shutil.copy(p, fine / p.name)
+
+    def run(out: Path) -> Any:
+        return run_series(
+            out,
+            fine=[str(fine)],
+            coarse=[str(coarse)],
+            fine_scale=1e-4,
+            method="additive",
+            dates="2020-03-09:2020-03-18",
+        )
+
+    out = tmp_path / "out"
+    run(out)
+    p093 = next((k / "landsat" / "filled").glob("2020093_*"))
+    shutil.copy(p093, fine / p093.name)
+    res = {r.date: r for r in run(out).records}
+    assert "kept from an earlier run" in res[D(2020, 3, 9)].reason
+    assert "kept from an earlier run" in res[D(2020, 3, 10)].reason
+    assert res[D(2020, 3, 18)].status == "predicted" and "recomputed" in res[D(2020, 3, 18)].reason
+    fresh = tmp_path / "fresh"
+    run(fresh)
+    for p in fresh.glob("fused_*.tif"):
+        np.testing.assert_array_equal(_read(out / p.name), _read(p))
+
+
 def test_leftovers_of_dead_runs_are_removed(tmp_path: Path) -> None:
     """Issue 11 item 6: temporary folders and partials of killed runs do not survive a run."""
     child = subprocess.Popen([sys.executable, "-c", "pass"])

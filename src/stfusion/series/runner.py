@@ -154,12 +154,14 @@ class _Series:
     def inputs(self, day: dt.date) -> list[list[Any]]:
         """Identities of every file that can change the output at ``day``.
 
-        The grid's fine image, the fine and coarse image (and masks) of every pair (their
-        valid fractions decide which pairs are clear), the target's coarse image and the
-        fine image at the target (gap-filling), with their masks.
+        The grid's fine image; the fine and coarse image (and masks) of the pairs the main
+        method and the fallback would choose for ``day`` among the clear pairs (a pair
+        becoming clear or cloudy changes that choice, and so this list); the target's coarse
+        image and the fine image at the target (gap-filling), with their masks. A pair added
+        or changed that no method would choose for ``day`` leaves its output as it is.
         """
         paths = [str(self.images.ref.path)]
-        for d in sorted(set(self.fine) & set(self.coarse)):
+        for d in self.relevant_pairs(day):
             for a in (self.fine[d], self.coarse[d]):
                 paths += [a.path, a.mask]
         for a in (self.coarse.get(day), self.fine.get(day)):
@@ -171,6 +173,25 @@ class _Series:
             if ident is not None:
                 seen.append(ident)
         return seen
+
+    def relevant_pairs(self, day: dt.date) -> list[dt.date]:
+        """The pair dates the main method and the fallback would choose for ``day``."""
+        clear = [d for d in self.images.clear_pairs() if d != day]
+        chosen: set[dt.date] = set()
+        for cls in (self.cls, self.fallback):
+            if cls is None:
+                continue
+            tags = cls.tags
+            sets, _ = choose_pairs(
+                day,
+                clear,
+                tags.min_pairs,
+                tags.max_pairs,
+                self.pairs_per_side,
+                tags.series_all_pairs,
+            )
+            chosen |= {d for group in sets for d in group}
+        return sorted(chosen)
 
     def estimator(self, cls: type[FusionMethod], dates: tuple[dt.date, ...]) -> FusionMethod:
         """``cls`` fitted on the pairs of ``dates`` (fitted once per set, then reused).
