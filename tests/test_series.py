@@ -658,6 +658,46 @@ def test_coarse_images_on_their_own_grid(cloudy: dict[str, Any], tmp_path: Path)
         assert ds.tags()["STFUSION_RATIO"] == "10"
         assert ds.shape == cloudy["shape"]
         assert np.isfinite(ds.read()).all()
+    # MODIS's real 463.3 m pixels (R = 9.27 here) with its cloud mask (state_1km, 1 km):
+    # FSDAF and Fit-FC still work on the native pixels (the mask is applied on the coarse
+    # image's own grid). They failed every date: "the inputs are on one grid ... the ratio
+    # must be a positive integer".
+    from rasterio.warp import Resampling, reproject
+
+    modis = tmp_path / "modis463"
+    modis.mkdir()
+    for p in sorted(Path(cloudy["coarse_dir"]).glob("*.tif")):
+        with rasterio.open(p) as ds:
+            arr, t, crs = ds.read(), ds.transform, ds.crs
+        t463 = Affine(463.3127, 0, t.c - 100, 0, -463.3127, t.f + 100)
+        n = int(np.ceil(arr.shape[1] * 50 / 463.3127)) + 1
+        out463 = np.full((arr.shape[0], n, n), np.nan, np.float32)
+        reproject(
+            arr,
+            out463,
+            src_transform=t,
+            src_crs=crs,
+            dst_transform=t463,
+            dst_crs=crs,
+            resampling=Resampling.average,
+            dst_nodata=np.nan,
+        )
+        write_tif(modis / p.name, out463, transform=t463, crs=crs, nodata=float("nan"))
+    for method in ("fitfc", "fsdaf"):
+        res = run_series(
+            tmp_path / f"masked_{method}",
+            fine=[str(cloudy["fine_dir"])],
+            coarse=[str(modis)],
+            method=method,
+            fine_scale=2.75e-5,
+            fine_offset=-0.2,
+            fine_mask=[str(cloudy["qa_dir"])],
+            fine_mask_kind="landsat_qa_pixel",
+            coarse_mask=[str(cloudy["state_dir"])],
+            coarse_mask_kind="mod09_state_1km",
+            dates="2001-10-17",
+        )
+        assert res.records[0].status == "predicted", (method, res.records[0].reason)
 
 
 def test_method_needing_the_ratio_is_refused_before_any_date(

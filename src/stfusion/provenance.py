@@ -17,17 +17,25 @@ import stfusion
 from stfusion.io import AlignedSource, FileSource, Source
 
 
+def underlying_source(src: Source) -> Source:
+    """The source a wrapper reads: an aligned coarse image's native one, a masked image's
+    own (``source``), down to the file (or the in-memory array)."""
+    while True:
+        inner = src.native if isinstance(src, AlignedSource) else getattr(src, "source", None)
+        if not isinstance(inner, Source):
+            return src
+        src = inner
+
+
 def _input(src: Source) -> str:
     """The file a source reads (its label for in-memory arrays)."""
-    if isinstance(src, AlignedSource):
-        return src.native.path
+    src = underlying_source(src)
     return src.path if isinstance(src, FileSource) else src.label
 
 
 def _scaling(src: Source) -> dict[str, Any]:
     """How a source's values became physical values (``value * scale + offset``)."""
-    if isinstance(src, AlignedSource):
-        src = src.native
+    src = underlying_source(src)
     if isinstance(src, FileSource):
         return {"scale": src.scale, "offset": src.offset, "from": src.scale_source}
     return {"scale": 1.0, "offset": 0.0, "from": "in-memory array (physical units)"}

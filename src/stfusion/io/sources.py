@@ -281,7 +281,7 @@ class AlignedSource(Source):
     choice; ``nearest`` keeps every coarse pixel's value unblended.
     """
 
-    native: FileSource
+    native: Source  # a FileSource, or a masked one (series: masked on its own grid)
     grid: Grid
     resampling: str = "nearest"
 

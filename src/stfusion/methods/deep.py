@@ -188,9 +188,10 @@ def _date_in_name(source: Source) -> Any:
     """The acquisition date in the file name of ``source``, or None."""
     from stfusion.dates import date_from_name
     from stfusion.errors import STFusionError
-    from stfusion.io import AlignedSource, FileSource
+    from stfusion.io import FileSource
+    from stfusion.provenance import underlying_source
 
-    src = source.native if isinstance(source, AlignedSource) else source
+    src = underlying_source(source)
     if not isinstance(src, FileSource):
         return None
     try:

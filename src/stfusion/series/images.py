@@ -18,7 +18,7 @@ from rasterio.windows import Window
 
 from stfusion.dates import Acquisition
 from stfusion.errors import InputFileError, STFusionError
-from stfusion.io import FileSource, Grid, Scaling, Source
+from stfusion.io import AlignedSource, FileSource, Grid, Scaling, Source
 from stfusion.qa import MaskedSource
 from stfusion.scene import align_coarse
 
@@ -135,7 +135,12 @@ class ImageSet:
                 "the same bands in the same order (choose them with --fine-bands/--coarse-bands "
                 "or a preset; docs/inputs.md)."
             )
-        if acq.mask:
+        if acq.mask and isinstance(src, AlignedSource):
+            # masked on its own grid, then aligned: FSDAF and Fit-FC still see the native
+            # pixels (cloudy ones NaN), as without a mask
+            masked = MaskedSource(src.native, acq.mask, kind, flags or None)
+            src = AlignedSource(masked, src.grid, src.resampling)
+        elif acq.mask:
             src = MaskedSource(src, acq.mask, kind, flags or None)
         return src
 
