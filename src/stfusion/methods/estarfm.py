@@ -454,10 +454,13 @@ def _warn_degenerate_pairs(scene: Scene) -> None:
     """ESTARFM's pairs bracket the target (t_m < t_0 < t_n) and differ: say so when they do
     not (it still runs, but its conversion coefficients and temporal weights then have no
     change between the pairs to learn from, or extrapolate)."""
-    (f1, c1), (f2, c2) = scene.pairs
-    if (f1.label, c1.label) == (f2.label, c2.label) and not f1.label.startswith("<"):
+    from stfusion.provenance import underlying_source
+
+    paths = [getattr(underlying_source(x), "path", None) for pair in scene.pairs for x in pair]
+    f1, c1, f2, c2 = paths  # None for in-memory images: nothing to compare
+    if None not in paths and (f1, c1) == (f2, c2):
         warnings.warn(
-            f"estarfm: both pairs are {f1.label} + {c1.label}: ESTARFM needs two different "
+            f"estarfm: both pairs are {f1} + {c1}: ESTARFM needs two different "
             "dates (one before and one after the target); with one pair use starfm or fitfc.",
             STFusionWarning,
             stacklevel=4,
