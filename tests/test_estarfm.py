@@ -263,7 +263,7 @@ def test_one_pair_is_a_clear_error(boreas):
     f1, c1, _, _, _ = crop(boreas, 0, 0, 10)
     with pytest.raises(InvalidParameterError, match=r"exactly 2 pairs.*starfm or fitfc"):
         ESTARFM().fit([(f1, c1)])
-    with pytest.raises(InvalidParameterError, match="exactly 2 pairs.*robot or vipstf"):
+    with pytest.raises(InvalidParameterError, match=r"exactly 2 pairs.*robot or vipstf"):
         ESTARFM().fit([(f1, c1)] * 3)
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import rasterio
 from affine import Affine
 from rasterio.crs import CRS
 
@@ -18,7 +19,7 @@ from stfusion.errors import (
     ScaleMismatchError,
     STFusionWarning,
 )
-from stfusion.io import AlignedSource
+from stfusion.io import AlignedSource, FileSource
 from stfusion.scene import open_scene
 
 T30 = Affine(30.0, 0, 500000.0, 0, -30.0, 6100000.0)
@@ -128,7 +129,7 @@ def test_scale_mismatch(tmp_path: Path) -> None:
     from stfusion.methods.starfm import STARFM
 
     est = STARFM().fit([(f1, c)])
-    with pytest.raises(ScaleMismatchError, match="c4.tif"):
+    with pytest.raises(ScaleMismatchError, match=r"c4\.tif"):
         est.prepare(str(c4))
     f100 = write_tif(tmp_path / "f100.tif", _img() * 100)
     with pytest.warns(STFusionWarning, match="medians differ"):
@@ -185,3 +186,39 @@ def test_undeclared_fill_value_warns(tmp_path: Path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error", STFusionWarning)
         open_scene([(f, write_tif(tmp_path / "ok.tif", _img(1)))], f)
+
+
+def test_dataarrays_and_arrays_read_as_files_are(tmp_path: Path) -> None:
+    """A DataArray takes the Scaling given (or its scale_factor), its rio nodata, any
+    dimension order and a single selected band; a masked array's mask and infinities are
+    NaN. They were used raw (x10000 "reflectance"), transposed or refused."""
+    import rioxarray
+
+    from stfusion.io import Scaling
+    from stfusion.scene import as_source
+
+    img = _img(3, (2, 16, 16))
+    path = write_tif(tmp_path / "i16.tif", np.round(img * 1e4).astype(np.int16), nodata=-9999)
+    with rasterio.open(path, "r+") as ds:
+        data = ds.read()
+        data[:, :2, :2] = -9999
+        ds.write(data)
+    want = FileSource(str(path), Scaling(1e-4)).read()
+    da = rioxarray.open_rasterio(path)
+    np.testing.assert_array_equal(as_source(da, Scaling(1e-4)).read(), want)
+    assert np.isnan(want[:, :2, :2]).all()
+    yxb = da.transpose("y", "x", "band")
+    np.testing.assert_array_equal(as_source(yxb, Scaling(1e-4)).read(), want)
+    one = as_source(da.sel(band=2), Scaling(1e-4))
+    np.testing.assert_array_equal(one.read(), want[1:2])
+    scaled = da.copy()
+    scaled.attrs["scale_factor"] = 1e-4
+    np.testing.assert_array_equal(as_source(scaled).read(), want)
+    masked = np.ma.masked_array(img, mask=img > 0.35)
+    arr = as_source(masked).read()
+    assert np.isnan(arr[img > 0.35]).all() and np.isfinite(arr[img <= 0.35]).all()
+    inf = img.copy()
+    inf[0, 0, 0] = np.inf
+    assert np.isnan(as_source(inf).read()[0, 0, 0])
+    with pytest.raises(InvalidParameterError, match="1 dimension"):
+        as_source(np.zeros(5))

@@ -82,27 +82,62 @@ def _identity_grid(shape: tuple[int, int]) -> Grid:
 
 
 def as_source(image: ImageLike, scaling: Scaling | None = None, label: str = "") -> Source:
-    """Turn a path, array or DataArray into a Source (in physical units)."""
+    """Turn a path, array or DataArray into a Source (in physical units).
+
+    Arrays and DataArrays take ``scaling`` as files do (a DataArray without it: its
+    ``scale_factor``/``add_offset`` attributes, as a file's metadata); a DataArray's nodata
+    (``rio.nodata``) and a masked array's mask become NaN, as do infinities; a DataArray is
+    put in ``(band, y, x)`` order by its dimension names.
+    """
     if isinstance(image, Source):
         return image
     if isinstance(image, str | os.PathLike):
         return FileSource(str(image), scaling or Scaling())
     if hasattr(image, "dims") and hasattr(image, "rio"):
-        arr = np.asarray(image.values, dtype=np.float32)
-        if arr.ndim == 2:
-            arr = arr[None]
-        try:
-            grid = grid_of_dataarray(image if image.ndim == 3 else image.expand_dims("band"))
-        except Exception:  # no georeferencing attached
-            grid = _identity_grid(arr.shape[1:])
-        names = tuple(str(b) for b in image["band"].values) if "band" in image.coords else ()
-        return ArraySource(arr, grid, names, label or str(image.name or "<DataArray>"))
-    arr = np.asarray(image, dtype=np.float32)
+        return _dataarray_source(image, scaling, label)
+    raw = np.ma.asarray(image)
+    arr = np.ma.filled(raw.astype(np.float32), np.nan)
+    return ArraySource(
+        _physical(arr, scaling), _identity_grid(arr.shape[-2:]), (), label or "<array>"
+    )
+
+
+def _physical(arr: np.ndarray, scaling: Scaling | None, nodata: Any = None) -> np.ndarray:
+    """``arr`` (float32, file values) as ``(band, y, x)`` physical values: nodata and
+    infinities NaN, then ``value * scale + offset``."""
+    if arr.ndim not in (2, 3):
+        raise InvalidParameterError(
+            f"an image must be a (band, y, x) or (y, x) array; got {arr.ndim} dimension(s), "
+            f"shape {arr.shape}."
+        )
     if arr.ndim == 2:
         arr = arr[None]
+    if nodata is not None and np.isfinite(nodata):
+        arr = np.where(arr == np.float32(nodata), np.float32(np.nan), arr)
+    arr = np.where(np.isfinite(arr), arr, np.float32(np.nan))
     if scaling is not None and (scaling.scale is not None or scaling.offset is not None):
         arr = arr * np.float32(scaling.scale or 1.0) + np.float32(scaling.offset or 0.0)
-    return ArraySource(arr, _identity_grid(arr.shape[1:]), (), label or "<array>")
+    return arr.astype(np.float32, copy=False)
+
+
+def _dataarray_source(image: Any, scaling: Scaling | None, label: str) -> Source:
+    dims = tuple(str(d) for d in image.dims)
+    if {"y", "x"} <= set(dims):  # rioxarray's names: any order, band first
+        image = image.transpose(*[d for d in dims if d not in ("y", "x")], "y", "x")
+    if scaling is None or (scaling.scale is None and scaling.offset is None):
+        scale, offset = image.attrs.get("scale_factor"), image.attrs.get("add_offset")
+        if scale is not None or offset is not None:
+            scaling = Scaling(scale, offset)
+    nodata = getattr(image.rio, "nodata", None)
+    arr = _physical(np.asarray(image.values, dtype=np.float32), scaling, nodata)
+    try:
+        grid = grid_of_dataarray(image if image.ndim == 3 else image.expand_dims("band"))
+    except Exception:  # no georeferencing attached
+        grid = _identity_grid(arr.shape[1:])
+    names: tuple[str, ...] = ()
+    if "band" in image.coords:
+        names = tuple(str(b) for b in np.atleast_1d(image["band"].values))
+    return ArraySource(arr, grid, names, label or str(image.name or "<DataArray>"))
 
 
 def align_coarse(

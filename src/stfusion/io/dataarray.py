@@ -63,4 +63,8 @@ def to_dataarray(
 def grid_of_dataarray(da: Any) -> Grid:
     """The Grid of a DataArray made by :func:`to_dataarray` or rioxarray."""
     crs = da.rio.crs
-    return Grid(crs=crs, transform=da.rio.transform(), width=da.sizes["x"], height=da.sizes["y"])
+    try:  # from the coordinates: a stored transform goes stale when the array is re-sorted
+        transform = da.rio.transform(recalc=True)
+    except Exception:  # coordinates that do not define one (a single row or column)
+        transform = da.rio.transform()
+    return Grid(crs=crs, transform=transform, width=da.sizes["x"], height=da.sizes["y"])
