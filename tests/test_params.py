@@ -109,3 +109,44 @@ def test_old_pair_attributes_are_refused() -> None:
 
         class Old(FusionMethod):
             min_pairs = 2
+
+
+def test_predict_arguments_and_one_estimator_in_two_threads(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A fitted estimator predicting in one thread refuses a second predict from another (it
+    replaced the first one's target mid-run: one date's windows got the other's values);
+    bad window sizes and quality_out without its out are refused with a message."""
+    import copy
+    import threading
+
+    from stfusion.methods.baselines import Additive
+
+    rng = np.random.default_rng(0)
+    f1, c1, c2 = (rng.uniform(0.1, 0.3, (2, 32, 32)).astype(np.float32) for _ in range(3))
+    est = Additive().fit([(f1, c1)])
+    started, release = threading.Event(), threading.Event()
+    results: list[object] = []
+
+    def slow(done: int, total: int) -> None:
+        started.set()
+        release.wait(30)
+
+    worker = threading.Thread(
+        target=lambda: results.append(est.predict(c2, window_size=8, progress=slow).values)
+    )
+    worker.start()
+    assert started.wait(30)
+    with pytest.raises(InvalidParameterError, match="already predicting"):
+        est.predict(c1)
+    copy.deepcopy(est).predict(c1)  # a copy per thread is the way
+    release.set()
+    worker.join(30)
+    np.testing.assert_allclose(results[0], f1 + c2 - c1, rtol=0, atol=1e-6)
+    est.predict(c1)  # free again
+    for bad in (-5, 0, 1.5, (8, 0)):
+        with pytest.raises(InvalidParameterError, match="window_size"):
+            est.predict(c2, window_size=bad)  # type: ignore[arg-type]
+    with pytest.raises(InvalidParameterError, match="needs out="):
+        est.predict(c2, quality_out=tmp_path / "q.tif")
+    with pytest.raises(InvalidParameterError, match="same file"):
+        est.predict(c2, out=tmp_path / "p.tif", quality_out=tmp_path / "p.tif")
+    assert list(tmp_path.iterdir()) == []

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import threading
 import warnings
 from collections.abc import Sequence
 from typing import Any, ClassVar
@@ -37,6 +38,11 @@ from stfusion.tiling import (
 )
 
 log = logging.getLogger("stfusion.methods")
+
+#: Estimators predicting now (by id): a second predict on one from another thread would
+#: replace its target mid-run (``prepare`` keeps it on the estimator), so it is refused.
+_BUSY: set[int] = set()
+_BUSY_LOCK = threading.Lock()
 
 
 class FusionMethod:
@@ -310,6 +316,15 @@ class FusionMethod:
             )
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise InvalidParameterError(f"workers={workers!r}: give an integer >= 1.")
+        sides = window_size if isinstance(window_size, tuple | list) else (window_size,)
+        if window_size is not None and not (
+            len(sides) in (1, 2)
+            and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in sides)
+        ):
+            raise InvalidParameterError(
+                f"window_size={window_size!r}: give a side in pixels (an integer >= 1) or "
+                "(rows, columns); or leave it out to size windows by mem_limit_mb."
+            )
         if window_size is None:
             # Scene-wide state (fit/prepare arrays, native coarse images) stays in memory
             # while the windows run: the windows get what is left of the limit.
@@ -402,6 +417,56 @@ class FusionMethod:
         (default) writes a Cloud-Optimized GeoTIFF; ``cog=False`` a plain tiled GeoTIFF, for
         intermediate files that are read back at once (no copy, no overviews).
         """
+        if quality_out is not None and out is None:
+            raise InvalidParameterError(
+                f"{self.name}: quality_out={quality_out!s} needs out= (the quality layer is "
+                "written beside the prediction's file)."
+            )
+        if quality_out is not None and os.path.abspath(quality_out) == os.path.abspath(out):  # type: ignore[arg-type]
+            raise InvalidParameterError(
+                f"{self.name}: out and quality_out are the same file ({out!s}); give the "
+                "quality layer its own name (the CLI uses NAME_quality.tif)."
+            )
+        with _BUSY_LOCK:
+            if id(self) in _BUSY:
+                raise InvalidParameterError(
+                    f"{self.name}: this estimator is already predicting (in another thread): "
+                    "prediction keeps the target on the estimator, so each thread needs its "
+                    "own copy (copy.deepcopy(est), fitted state included)."
+                )
+            _BUSY.add(id(self))
+        try:
+            return self._predict_unshared(
+                coarse_target,
+                out,
+                overwrite,
+                tags,
+                mem_limit_mb,
+                window_size,
+                workers,
+                progress,
+                scheduler,
+                quality_out,
+                cog,
+            )
+        finally:
+            with _BUSY_LOCK:
+                _BUSY.discard(id(self))
+
+    def _predict_unshared(
+        self,
+        coarse_target: ImageLike | None,
+        out: str | os.PathLike[str] | None,
+        overwrite: bool,
+        tags: dict[str, Any] | None,
+        mem_limit_mb: float | None,
+        window_size: int | None,
+        workers: int,
+        progress: ProgressFn | None,
+        scheduler: Any,
+        quality_out: str | os.PathLike[str] | None,
+        cog: bool,
+    ) -> Any:
         if coarse_target is not None:
             self.prepare(coarse_target)
         elif not hasattr(self, "target_"):
