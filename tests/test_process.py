@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import process_env, run_process, stfusion_cmd, write_tif
+from conftest import REPO, process_env, run_process, stfusion_cmd, write_tif
 from stfusion.demo import sample_dir
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
@@ -265,3 +265,40 @@ def test_verbose_logs_the_windows_once(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     lines = [ln for ln in done.stderr.splitlines() if "window(s) of up to" in ln]
     assert len(lines) == 1 and "--mem-limit 20 MB" in lines[0], done.stderr
+
+
+def test_a_broken_plugin_does_not_take_the_cli_down(tmp_path: Path) -> None:
+    """An installed plugin whose module fails to import: `stfusion methods` still lists every
+    other method (and names the broken one), `--method broken` is a one-line error, and a
+    plugin shadowing a built-in name is said to be ignored. It was a traceback, exit 1."""
+    import os
+    import sys
+
+    dist = tmp_path / "brokenplug-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: brokenplug\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text(
+        "[stfusion.methods]\nbroken = this_module_does_not_exist_xyz:Nope\n"
+        "starfm = this_module_does_not_exist_xyz:Other\n"
+    )
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), str(REPO / "src")]))
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "stfusion.cli", *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
+
+    listed = cli("methods")
+    assert listed.returncode == 0, listed.stderr
+    assert "Traceback" not in listed.stderr
+    assert "starfm" in listed.stdout and "fsdaf" in listed.stdout
+    assert "'broken'" in listed.stderr and "could not be loaded" in listed.stderr
+    assert "'starfm'" in listed.stderr and "ignored" in listed.stderr
+    out = tmp_path / "p.tif"
+    run = cli("predict", *_cia(), "--method", "broken", "--out", str(out))
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    assert "could not be loaded" in run.stderr and not out.exists()

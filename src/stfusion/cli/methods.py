@@ -8,10 +8,12 @@ import click
 @click.command()
 def methods() -> None:
     """List the fusion methods and their parameters."""
-    from stfusion.methods import available, get_method
+    from stfusion.methods import loadable
 
-    for name in available():
-        cls = get_method(name)
+    found, broken = loadable()
+    for problem in broken:  # the other methods are still listed
+        click.echo(f"Warning: {problem}", err=True)
+    for name, cls in found.items():
         pairs = cls.tags.pairs_text()
         ps = " ".join(f"{p.name}={p.default}" for p in cls.params) or "-"
         click.echo(f"{name:<10} pairs {pairs:<4} {cls.title} ({cls.paper}); params: {ps}")

@@ -7,10 +7,11 @@ listed here so a source checkout works without installation.
 
 from __future__ import annotations
 
+import warnings
 from importlib import import_module
 from importlib.metadata import entry_points
 
-from stfusion.errors import InvalidParameterError
+from stfusion.errors import InvalidParameterError, STFusionWarning
 from stfusion.methods.base import FusionMethod, Param, fuse
 from stfusion.methods.vipstf import make_estimator
 
@@ -34,15 +35,37 @@ BUILTIN: dict[str, str] = {
 }
 
 
-def _load(spec: str) -> type[FusionMethod]:
+def _load(name: str, spec: str) -> type[FusionMethod]:
+    """The class ``spec`` names; a plugin that fails to import (or is not a method) is a
+    clear error naming it, not a traceback from inside its package."""
     module, _, attr = spec.partition(":")
-    return getattr(import_module(module), attr)
+    try:
+        cls = getattr(import_module(module), attr)
+    except Exception as exc:  # a third-party package's import error, whatever it is
+        raise InvalidParameterError(
+            f"method {name!r} ({spec}) could not be loaded: {type(exc).__name__}: {exc}. It "
+            "comes from an installed plugin package: reinstall or uninstall that package."
+        ) from None
+    if not (isinstance(cls, type) and issubclass(cls, FusionMethod)):
+        raise InvalidParameterError(
+            f"method {name!r} ({spec}) is not a stfusion method (a FusionMethod subclass); "
+            "check the plugin package's stfusion.methods entry point."
+        )
+    return cls
 
 
 def available() -> dict[str, str]:
-    """Method name -> ``module:Class`` for every registered method."""
+    """Method name -> ``module:Class`` for every registered method. A plugin registered
+    under a built-in method's name is ignored, with a warning."""
     found = dict(BUILTIN)
     for ep in entry_points(group="stfusion.methods"):
+        if ep.name in BUILTIN and ep.value != BUILTIN[ep.name]:
+            warnings.warn(
+                f"plugin method {ep.name!r} ({ep.value}) ignored: a built-in method has that "
+                "name. Register the plugin under another name.",
+                STFusionWarning,
+                stacklevel=2,
+            )
         found.setdefault(ep.name, ep.value)
     return dict(sorted(found.items()))
 
@@ -54,7 +77,28 @@ def get_method(name: str) -> type[FusionMethod]:
         raise InvalidParameterError(
             f"unknown method {name!r}; available: {', '.join(methods)} (see `stfusion methods`)."
         )
-    return _load(methods[name])
+    return _load(name, methods[name])
 
 
-__all__ = ["FusionMethod", "Param", "available", "fuse", "get_method", "make_estimator"]
+def loadable() -> tuple[dict[str, type[FusionMethod]], list[str]]:
+    """Every registered method that loads, by name, and a message for each that does not
+    (a broken plugin must not take the other methods down with it)."""
+    ok: dict[str, type[FusionMethod]] = {}
+    broken: list[str] = []
+    for name in available():
+        try:
+            ok[name] = get_method(name)
+        except InvalidParameterError as exc:
+            broken.append(str(exc))
+    return ok, broken
+
+
+__all__ = [
+    "FusionMethod",
+    "Param",
+    "available",
+    "fuse",
+    "get_method",
+    "loadable",
+    "make_estimator",
+]

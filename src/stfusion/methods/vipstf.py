@@ -438,10 +438,12 @@ def _native_virtual_coarse(
 
 def _base_class(name: Any) -> type[FusionMethod]:
     """The registered method ``name``, refused unless it accepts one pair."""
-    from stfusion.methods import available, get_method
+    from stfusion.methods import available, get_method, loadable
 
     if not isinstance(name, str) or name not in available() or name == VIPSTF.name:
-        names = [m for m in available() if m != VIPSTF.name and get_method(m).tags.accepts_pairs(1)]
+        names = [
+            m for m, cls in loadable()[0].items() if m != VIPSTF.name and cls.tags.accepts_pairs(1)
+        ]
         raise InvalidParameterError(
             f"vipstf: base={name!r} is not a registered one-pair method; choose one of "
             f"{', '.join(names)} (see `stfusion methods`)."
