@@ -150,3 +150,19 @@ def test_predict_arguments_and_one_estimator_in_two_threads(tmp_path) -> None:  
     with pytest.raises(InvalidParameterError, match="same file"):
         est.predict(c2, out=tmp_path / "p.tif", quality_out=tmp_path / "p.tif")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_ratio_and_params_forms_from_python(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """ratio=16 given as a method parameter says where it goes; run_prediction takes params
+    as NAME=VALUE strings, one string, or a dict (a dict was "expected name=value", a string
+    was split into characters)."""
+    from stfusion.api import split_ratio
+    from stfusion.methods import make_estimator
+
+    with pytest.raises(
+        InvalidParameterError, match=r"belongs to the scene.*fit\(pairs, ratio=16\)"
+    ):
+        make_estimator("fsdaf", ["ratio=16"])
+    assert split_ratio({"window": 31, "ratio": 16}) == (["window=31"], 16.0)
+    assert split_ratio("window=31") == (["window=31"], None)
+    assert split_ratio(["ratio=10", "window=5"]) == (["window=5"], 10.0)

@@ -222,3 +222,14 @@ def test_dataarrays_and_arrays_read_as_files_are(tmp_path: Path) -> None:
     assert np.isnan(as_source(inf).read()[0, 0, 0])
     with pytest.raises(InvalidParameterError, match="1 dimension"):
         as_source(np.zeros(5))
+
+
+def test_python_call_mistakes_get_messages(tmp_path: Path) -> None:
+    """fit((F, C)) without the list, a ratio given as text: said plainly (they were
+    "too many values to unpack" and "'>' not supported between 'str' and 'int'")."""
+    f, c = _img(), _img(1)
+    with pytest.raises(InvalidParameterError, match=r"give \[\(fine, coarse\)\] for one pair"):
+        open_scene((f, c))  # type: ignore[arg-type]
+    with pytest.raises(InvalidParameterError, match="ratio='16': give a number"):
+        open_scene([(f, c)], ratio="16")  # type: ignore[arg-type]
+    assert open_scene([(f, c)], ratio=np.int64(16)).ratio == 16

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +23,15 @@ from stfusion.scene import align_coarse, check_scales, open_scene
 from stfusion.tiling import ProgressFn, memory_limits
 
 
-def split_ratio(params: Sequence[str]) -> tuple[list[str], float | None]:
-    """Take the scene-level ``ratio=R`` out of ``--param`` items."""
+def split_ratio(
+    params: Sequence[str] | Mapping[str, Any] | str,
+) -> tuple[list[str], float | None]:
+    """Take the scene-level ``ratio=R`` out of ``--param`` items (``NAME=VALUE`` strings,
+    one such string, or a dict of values)."""
+    if isinstance(params, str):
+        params = [params]
+    elif isinstance(params, Mapping):
+        params = [f"{k}={v}" for k, v in params.items()]
     rest, ratio = [], None
     for item in params:
         key, _, value = item.partition("=")
@@ -43,7 +50,7 @@ def run_prediction(
     pairs: Sequence[tuple[str, str]],
     target: str,
     out: str,
-    params: Sequence[str] = (),
+    params: Sequence[str] | Mapping[str, Any] | str = (),
     multi_pair: str = "none",
     fine_scale: float | None = None,
     fine_offset: float | None = None,

@@ -16,6 +16,7 @@ import re
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from numbers import Real
 from typing import Any
 
 import numpy as np
@@ -325,6 +326,19 @@ def open_scene(
     """
     if not pairs:
         raise InvalidParameterError("no pairs given: at least one fine + coarse pair is needed.")
+    if isinstance(pairs, tuple) and len(pairs) == 2 and not isinstance(pairs[0], tuple | list):
+        raise InvalidParameterError(
+            "pairs must be a list of (fine, coarse) pairs: give [(fine, coarse)] for one pair, "
+            "not (fine, coarse)."
+        )
+    if not all(isinstance(p, tuple | list) and len(p) == 2 for p in pairs):
+        raise InvalidParameterError(
+            "pairs must be a list of (fine, coarse) pairs, e.g. [(F1, C1), (F2, C2)]."
+        )
+    if ratio is not None and (isinstance(ratio, bool) or not isinstance(ratio, Real)):
+        raise InvalidParameterError(
+            f"ratio={ratio!r}: give a number (coarse / fine pixel size, e.g. 16)."
+        )
     notes: list[str] = []
     fines = [as_source(f, fine_scaling, "fine") for f, _ in pairs]
     coarses = [as_source(c, coarse_scaling, "coarse") for _, c in pairs]

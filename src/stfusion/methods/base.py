@@ -180,6 +180,12 @@ class FusionMethod:
                     f"--param {item}: no parameter name before '='; give NAME=VALUE, e.g. "
                     f"{next(iter(known), 'window')}=... (see `stfusion methods`)."
                 )
+            if key == "ratio":  # the scene's, not a method parameter (the CLI takes it out)
+                raise InvalidParameterError(
+                    f"--param ratio: the resolution ratio belongs to the scene, not to "
+                    f"{cls.name}: give it to fit (fit(pairs, ratio=16)), run_prediction "
+                    "(params=['ratio=16']) or the command line (--param ratio=16)."
+                )
             if key not in known:
                 raise InvalidParameterError(
                     f"--param {key}: {cls.name} has no such parameter; it has "
