@@ -256,3 +256,64 @@ def test_data_parallel_on_two_cpu_processes(pairs: list, tmp_path: Path) -> None
     assert proc.stdout.count(f"wrote {out}") == 1, proc.stdout
     ck = load_checkpoint(out)
     assert ck.data["history"] and len(out.with_suffix(".log.csv").read_text().splitlines()) == 2
+
+
+def test_interrupting_training_keeps_the_last_epoch(pairs: list, tmp_path: Path) -> None:
+    """Ctrl-C (and SIGTERM) in a real `stfusion train` process: status 130 (143) and a line
+    saying what was kept and how to go on, not Lightning's silent status 1."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import REPO
+
+    env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
+
+    def start(out: Path) -> subprocess.Popen[str]:
+        args = [
+            "train",
+            "--model",
+            "dcstfn",
+            "--size",
+            "tiny",
+            "--init",
+            "none",
+            *pair_args(pairs),
+            "--out",
+            str(out),
+            "--epochs",
+            "500",
+            "--steps-per-epoch",
+            "2",
+            "--batch",
+            "2",
+            "--patch",
+            "16",
+            "--threads",
+            "1",
+            "--val-patches",
+            "2",
+        ]
+        return subprocess.Popen(
+            [sys.executable, "-m", "stfusion.cli", *args],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    for sig, code in ((signal.SIGINT, 130), (signal.SIGTERM, 143)):
+        out = tmp_path / f"m{code}.ckpt"
+        proc = start(out)
+        deadline = time.monotonic() + 240
+        while not out.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert out.exists(), proc.communicate()[1]
+        time.sleep(0.5)
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == code, err
+        assert "--resume" in err and "Traceback" not in err, err
+        assert load_checkpoint(out).data["epoch"] >= 1

@@ -41,3 +41,14 @@ class MissingDependencyError(STFusionError, ImportError):
 
 class STFusionWarning(UserWarning):
     """Suspicious input that may still be intended (mostly-NaN coarse image, scale hints)."""
+
+
+class RunInterrupted(BaseException):
+    """A training run stopped by Ctrl-C or SIGTERM, with what was kept and the exit status
+    (130, 143). A BaseException like KeyboardInterrupt, so ``except Exception`` lets it pass;
+    the CLI prints ``message`` and exits with ``code``."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code

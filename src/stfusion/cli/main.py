@@ -21,7 +21,7 @@ from typing import Any
 import click
 
 import stfusion
-from stfusion.errors import STFusionError, STFusionWarning
+from stfusion.errors import RunInterrupted, STFusionError, STFusionWarning
 
 log = logging.getLogger("stfusion")
 
@@ -141,6 +141,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     except Terminated:
         click.echo("Terminated (SIGTERM); partial outputs removed.", err=True)
         sys.exit(128 + signal.SIGTERM)
+    except RunInterrupted as exc:  # a training run: what it kept, and how to go on
+        click.echo(exc.message, err=True)
+        sys.exit(exc.code)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)

@@ -32,11 +32,12 @@ needs after every validation: the epoch row of the loss log (``<stem>.log.csv``;
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import platform
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -60,7 +61,7 @@ from stfusion.dl.engine_settings import (  # all re-exported: engine.<name> is t
     quiet_lightning,
     resume_path,
 )
-from stfusion.errors import InvalidParameterError
+from stfusion.errors import InvalidParameterError, RunInterrupted
 
 if TYPE_CHECKING:
     from stfusion.dl.distill_teacher import Teacher
@@ -413,7 +414,8 @@ def pretrain_autoencoder(
             callbacks=[_AEProgress(progress, steps)],
             validate=False,
         )
-        trainer.fit(module, train_dataloaders=data)
+        with _interruptible(trainer, None, "training the feature-loss autoencoder"):
+            trainer.fit(module, train_dataloaders=data)
     if progress is not None:
         progress(
             {
@@ -557,7 +559,7 @@ def fit(
             logger=logger,
         )
     try:
-        with quiet_lightning(), datasets.streaming():
+        with quiet_lightning(), datasets.streaming(), _interruptible(trainer, out, "training"):
             trainer.fit(
                 module,
                 train_dataloaders=train_data,
@@ -568,6 +570,32 @@ def fit(
         if recorder.history and trainer.is_global_zero:
             write_log(recorder.history, out)  # the curve, once per run (also when interrupted)
     return recorder
+
+
+@contextlib.contextmanager
+def _interruptible(trainer: Any, out: Path | None, what: str) -> Iterator[None]:
+    """Ctrl-C or SIGTERM during ``trainer.fit`` as :class:`RunInterrupted`, saying what was
+    kept. Lightning turns Ctrl-C into ``sys.exit(1)`` (status 1, which means bad input here)
+    and lets SIGTERM's exception through; errors (``Exception``) pass unchanged."""
+    try:
+        yield
+    except Exception:
+        raise
+    except BaseException as exc:
+        if not trainer.interrupted or isinstance(exc, RunInterrupted):
+            raise
+        sigterm = not isinstance(exc, SystemExit | KeyboardInterrupt)
+        how = "Terminated (SIGTERM)" if sigterm else "Interrupted (Ctrl-C)"
+        if out is not None and resume_path(out).exists():
+            kept = (
+                f"{out} holds the last completed epoch, with the training state beside it: "
+                "run the same command with --resume to continue."
+            )
+        else:
+            kept = "no epoch was completed, so nothing was saved."
+            if out is not None and not out.exists():
+                shutil.rmtree(lightning_dir(out), ignore_errors=True)  # only a log begun
+        raise RunInterrupted(f"{how} while {what}; {kept}", 128 + (15 if sigterm else 2)) from None
 
 
 def fresh_run(out: Path) -> None:
