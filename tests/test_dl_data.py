@@ -383,6 +383,22 @@ def test_catalog_pairs_dates_within_sites(tmp_path: Path) -> None:
     bad.write_text("site,fine\nx,y\n")
     with pytest.raises(InvalidParameterError, match="site,date,fine,coarse"):
         ds.read_catalog(bad)
+    # A spreadsheet's CSV (byte-order mark, capitalised headers), an empty date (read from
+    # the file name) and a path given from the wrong folder (the message says from where)
+    f, c = a[0]
+    excel = tmp_path / "excel.csv"
+    excel.write_bytes(
+        ("\ufeffSite,Date,Fine,Coarse\n" + f"A,,{f.relative_to(tmp_path)},{c}\n").encode("utf-8")
+    )
+    [spec] = ds.read_catalog(excel)["A"]
+    assert spec.date == "" and Path(spec.fine) == f
+    assert ds.open_sites(ds.read_catalog(excel))[0].dates == ds.resolve_dates(
+        [(str(f), str(c))], None
+    )
+    wrong = tmp_path / "a" / "wrong.csv"
+    wrong.write_text(f"site,date,fine,coarse\nA,,{f.relative_to(tmp_path)},{c}\n")
+    with pytest.raises(Exception, match=r"wrong\.csv, line 2: .* relative to the catalog's folder"):
+        ds.read_catalog(wrong)
 
 
 def test_stream_patches_never_touch_the_block_and_time_mix(tmp_path: Path) -> None:

@@ -245,6 +245,12 @@ def test_train_config_and_resume(files: dict, tmp_path: Path) -> None:
         torch.testing.assert_close(v, b.data["resume"]["state_dict"][k], rtol=0, atol=0)
     with pytest.raises(InvalidParameterError, match="multiple of the transitional factor"):
         train_stfdcnn(pairs, tmp_path / "c.ckpt", dataclasses.replace(TINY, factor=3))
+    # Options it cannot use are refused, not silently dropped.
+    base = TrainConfig(model="stfdcnn", size="tiny")
+    with pytest.raises(InvalidParameterError, match="--baseline additive does not apply"):
+        STFDCNNConfig.from_train_config(dataclasses.replace(base, baseline="additive"))
+    with pytest.raises(InvalidParameterError, match="--init other.ckpt: stfdcnn"):
+        STFDCNNConfig.from_train_config(dataclasses.replace(base, init="other.ckpt"))
 
 
 # ---------------------------------------------------------------------------- prediction

@@ -134,6 +134,11 @@ def test_early_stopping_and_errors(pairs: list, tmp_path: Path) -> None:
         train(pairs, out, cfg("dcstfn"))
     with pytest.raises(InvalidParameterError, match="does not exist"):
         train(pairs, tmp_path / "none.ckpt", cfg("dcstfn"), resume=True)
+    folder = tmp_path / "afolder"
+    folder.mkdir()
+    with pytest.raises(OutputExistsError, match="is a folder"):  # before any training
+        train(pairs, folder, cfg("dcstfn"), overwrite=True)
+    assert list(tmp_path.glob("afolder.*")) == []
     with pytest.raises(InvalidParameterError, match="two or more dates"):
         train(pairs[:1], tmp_path / "one.ckpt", cfg("dcstfn"))
     with pytest.raises(InvalidParameterError, match="even patch"):

@@ -550,9 +550,13 @@ def read_catalog(path: str | os.PathLike[str]) -> dict[str, list[PairSpec]]:
     p = Path(path)
     if not p.is_file():
         raise InputFileError(f"{p}: catalog not found. Give a CSV with site,date,fine,coarse.")
-    with open(p, newline="") as fh:
-        rows = list(csv.DictReader(fh))
-        fieldnames = [f.strip() for f in (rows[0].keys() if rows else [])]
+    # utf-8-sig: a spreadsheet's "CSV UTF-8" starts with a byte-order mark; headers in any case
+    with open(p, newline="", encoding="utf-8-sig") as fh:
+        rows = [
+            {(k or "").strip().lower(): v for k, v in row.items() if k is not None}
+            for row in csv.DictReader(fh)
+        ]
+        fieldnames = list(rows[0].keys()) if rows else []
     need = {"site", "date", "fine", "coarse"}
     if not rows or not need <= set(fieldnames):
         raise InvalidParameterError(
@@ -561,17 +565,25 @@ def read_catalog(path: str | os.PathLike[str]) -> dict[str, list[PairSpec]]:
         )
     out: dict[str, list[PairSpec]] = {}
     for i, row in enumerate(rows, start=2):
-        row = {k.strip(): (v or "").strip() for k, v in row.items() if k is not None}
+        row = {k: (v or "").strip() for k, v in row.items()}
         try:
-            date = _dt.date.fromisoformat(row["date"]).isoformat()
+            date = _dt.date.fromisoformat(row["date"]).isoformat() if row["date"] else ""
         except ValueError:
             raise InvalidParameterError(
-                f"{p}, line {i}: date {row['date']!r} is not a date; write YYYY-MM-DD."
+                f"{p}, line {i}: date {row['date']!r} is not a date; write YYYY-MM-DD (or "
+                "leave it empty to read it from the file name)."
             ) from None
 
         def resolve(value: str) -> str:
             q = Path(value).expanduser()
-            return str(q if q.is_absolute() else p.parent / q)
+            path = q if q.is_absolute() else p.parent / q
+            special = any(ch in value for ch in "*?[,:")  # globs, band lists, FILE:BANDS
+            if not special and not path.exists():
+                raise InputFileError(
+                    f"{p}, line {i}: {value} not found (as {path}: paths in a catalog are "
+                    "relative to the catalog's folder)."
+                )
+            return str(path)
 
         mask = row.get("mask") or None
         out.setdefault(row["site"] or "site", []).append(

@@ -112,6 +112,7 @@ def resumed_config(cls: Any, previous: Checkpoint, cfg: Any) -> Any:
         f"{f.name} {getattr(cfg, f.name)!r} (the run's: {getattr(new, f.name)!r})"
         for f in fields(cls)
         if f.name not in RESUME_KEEP
+        and f.name not in ("init",)  # where a run starts from: nothing to change on resume
         and f.default is not MISSING
         and getattr(cfg, f.name) != f.default
         and getattr(cfg, f.name) != getattr(new, f.name)
@@ -129,6 +130,11 @@ def resumed_config(cls: Any, previous: Checkpoint, cfg: Any) -> Any:
 
 def start_run(out: Path, resume: bool, overwrite: bool) -> Checkpoint | None:
     """Check ``out`` for a fresh or resumed run; the previous checkpoint when resuming."""
+    if out.is_dir():  # before any training (it was found only when writing, at the end)
+        raise OutputExistsError(
+            f"{out}: is a folder; --out names the checkpoint file to write, e.g. "
+            f"{out / 'model.ckpt'}."
+        )
     if resume:
         engine.check_resumable(out)
         return load_checkpoint(out)

@@ -80,6 +80,16 @@ class STFDCNNConfig(LoopSettings):
                 "--time-mix does not apply to stfdcnn: it trains its two CNNs on single dates, "
                 "not on ordered date pairs; leave it out."
             )
+        if cfg.baseline != "auto":
+            raise InvalidParameterError(
+                f"--baseline {cfg.baseline} does not apply to stfdcnn: it keeps its paper's "
+                "fusion (high-pass modulation of the two pairs); leave --baseline out."
+            )
+        if cfg.init not in ("none", "shipped"):
+            raise InvalidParameterError(
+                f"--init {cfg.init}: stfdcnn trains its two CNNs from fresh weights and does not "
+                "start from a checkpoint; leave --init out (continue a run with --resume)."
+            )
         names = {f.name for f in fields(cls)}
         kw = {k: v for k, v in asdict(cfg).items() if k in names}
         kw["model"] = "stfdcnn"
