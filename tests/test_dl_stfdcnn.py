@@ -249,7 +249,7 @@ def test_train_config_and_resume(files: dict, tmp_path: Path) -> None:
     base = TrainConfig(model="stfdcnn", size="tiny")
     with pytest.raises(InvalidParameterError, match="--baseline additive does not apply"):
         STFDCNNConfig.from_train_config(dataclasses.replace(base, baseline="additive"))
-    with pytest.raises(InvalidParameterError, match="--init other.ckpt: stfdcnn"):
+    with pytest.raises(InvalidParameterError, match=r"--init other\.ckpt: stfdcnn"):
         STFDCNNConfig.from_train_config(dataclasses.replace(base, init="other.ckpt"))
 
 

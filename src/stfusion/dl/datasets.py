@@ -574,7 +574,7 @@ def read_catalog(path: str | os.PathLike[str]) -> dict[str, list[PairSpec]]:
                 "leave it empty to read it from the file name)."
             ) from None
 
-        def resolve(value: str) -> str:
+        def resolve(value: str, i: int = i) -> str:
             q = Path(value).expanduser()
             path = q if q.is_absolute() else p.parent / q
             special = any(ch in value for ch in "*?[,:")  # globs, band lists, FILE:BANDS
