@@ -307,6 +307,25 @@ def check_valid(source: Source, role: str) -> float:
     return frac
 
 
+def _check_call(pairs: Any, ratio: Any) -> None:
+    """The mistakes of a Python call to fit, said plainly (not "too many values to unpack")."""
+    if not pairs:
+        raise InvalidParameterError("no pairs given: at least one fine + coarse pair is needed.")
+    if isinstance(pairs, tuple) and len(pairs) == 2 and not isinstance(pairs[0], tuple | list):
+        raise InvalidParameterError(
+            "pairs must be a list of (fine, coarse) pairs: give [(fine, coarse)] for one pair, "
+            "not (fine, coarse)."
+        )
+    if not all(isinstance(p, tuple | list) and len(p) == 2 for p in pairs):
+        raise InvalidParameterError(
+            "pairs must be a list of (fine, coarse) pairs, e.g. [(F1, C1), (F2, C2)]."
+        )
+    if ratio is not None and (isinstance(ratio, bool) or not isinstance(ratio, Real)):
+        raise InvalidParameterError(
+            f"ratio={ratio!r}: give a number (coarse / fine pixel size, e.g. 16)."
+        )
+
+
 def open_scene(
     pairs: Sequence[tuple[ImageLike, ImageLike]],
     target: ImageLike | None = None,
@@ -324,21 +343,7 @@ def open_scene(
     ``pair_dates`` / ``target_date`` (anything ``numpy.datetime64`` takes) are optional; they
     feed the quality layer's "days to the nearest pair".
     """
-    if not pairs:
-        raise InvalidParameterError("no pairs given: at least one fine + coarse pair is needed.")
-    if isinstance(pairs, tuple) and len(pairs) == 2 and not isinstance(pairs[0], tuple | list):
-        raise InvalidParameterError(
-            "pairs must be a list of (fine, coarse) pairs: give [(fine, coarse)] for one pair, "
-            "not (fine, coarse)."
-        )
-    if not all(isinstance(p, tuple | list) and len(p) == 2 for p in pairs):
-        raise InvalidParameterError(
-            "pairs must be a list of (fine, coarse) pairs, e.g. [(F1, C1), (F2, C2)]."
-        )
-    if ratio is not None and (isinstance(ratio, bool) or not isinstance(ratio, Real)):
-        raise InvalidParameterError(
-            f"ratio={ratio!r}: give a number (coarse / fine pixel size, e.g. 16)."
-        )
+    _check_call(pairs, ratio)
     notes: list[str] = []
     fines = [as_source(f, fine_scaling, "fine") for f, _ in pairs]
     coarses = [as_source(c, coarse_scaling, "coarse") for _, c in pairs]
