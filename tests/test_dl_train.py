@@ -248,14 +248,18 @@ def test_train_models_are_the_registered_networks() -> None:
     assert sorted(model_choices()) == sorted(network_names())
 
 
-def test_data_parallel_on_two_cpu_processes(pairs: list, tmp_path: Path) -> None:
+@pytest.mark.parametrize("model", ["dcstfn", "ganstfm"])
+def test_data_parallel_on_two_cpu_processes(model: str, pairs: list, tmp_path: Path) -> None:
     """``--devices 2 --strategy ddp`` through a real process: Lightning starts a second process
-    running the same command; one checkpoint and one log are written, one report printed."""
+    running the same command; one checkpoint and one log are written, one report printed. A
+    GAN (generator and discriminator stepped in turn) ran into DDP's unused-parameter error."""
     from conftest import run_process
 
     out = tmp_path / "ddp.ckpt"
-    args = ["train", "--model", "dcstfn", "--size", "tiny", *pair_args(pairs)]
+    args = ["train", "--model", model, "--size", "tiny", *pair_args(pairs)]
     args += quick_args(out, "--devices", "2", "--strategy", "ddp", "--init", "none")
+    if model == "ganstfm":
+        args += ["--ae-steps", "3"]
     proc = run_process(*args, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count(f"wrote {out}") == 1, proc.stdout
@@ -322,3 +326,19 @@ def test_interrupting_training_keeps_the_last_epoch(pairs: list, tmp_path: Path)
         assert proc.returncode == code, err
         assert "--resume" in err and "Traceback" not in err, err
         assert load_checkpoint(out).data["epoch"] >= 1
+
+
+def test_ddp_replicas_share_process_0s_autoencoder() -> None:
+    """Each DDP process trains its own feature-loss autoencoder on its own patches; at the
+    start of the fit all load process 0's, so they optimise one loss."""
+    from types import SimpleNamespace
+
+    from stfusion.dl.engine import FusionModule
+
+    criterion = torch.nn.Linear(3, 3)
+    module = FusionModule(torch.nn.Linear(3, 3), criterion, 1e-3, [1.0])
+    rank0 = {k: torch.full_like(v, 7.0) for k, v in criterion.state_dict().items()}
+    strategy = SimpleNamespace(broadcast=lambda obj, src: rank0)
+    module._trainer = SimpleNamespace(world_size=2, strategy=strategy)  # type: ignore[assignment]
+    module.on_fit_start()
+    assert all(torch.equal(v, rank0[k]) for k, v in criterion.state_dict().items())

@@ -125,6 +125,13 @@ class FusionModule(L.LightningModule):
     def configure_optimizers(self) -> Any:
         return torch.optim.Adam(self.net.parameters(), lr=self.lr)
 
+    def on_fit_start(self) -> None:
+        # Under DDP each process trained its own feature-loss autoencoder, on its own patches:
+        # all take process 0's, so the replicas optimise one and the same loss.
+        if self.trainer.world_size > 1 and self.criterion is not None:
+            state = self.trainer.strategy.broadcast(cpu_state(self.criterion.state_dict()), 0)
+            self.criterion.load_state_dict(state)
+
     def record(self, row: dict[str, float]) -> None:
         """Keep one step's values for the epoch row; show the loss on the progress bar."""
         self.steps.append(row)
@@ -557,6 +564,7 @@ def fit(
             max_epochs=settings.epochs,
             callbacks=[recorder, stopper, saver],
             logger=logger,
+            unused_parameters=not module.automatic_optimization,
         )
     try:
         with quiet_lightning(), datasets.streaming(), _interruptible(trainer, out, "training"):

@@ -150,9 +150,17 @@ def make_trainer(
     callbacks: Sequence[L.Callback] = (),
     logger: Any = False,
     validate: bool = True,
+    unused_parameters: bool = False,
 ) -> L.Trainer:
-    """The one Trainer set-up of ``stfusion train`` and ``stfusion distill``."""
+    """The one Trainer set-up of ``stfusion train`` and ``stfusion distill``.
+
+    ``unused_parameters``: the module steps some parameters without the others (a GAN's
+    generator and discriminator steps): DDP must then look for parameters without gradients.
+    """
     accelerator, devices = parse_devices(settings.device)
+    strategy = settings.strategy
+    if unused_parameters and strategy == "ddp":
+        strategy = "ddp_find_unused_parameters_true"
     bar = settings.progress_bar and sys.stderr.isatty()
     cbs = list(callbacks)
     if bar:
@@ -160,7 +168,7 @@ def make_trainer(
     return L.Trainer(
         accelerator=accelerator,
         devices=devices,
-        strategy=settings.strategy,
+        strategy=strategy,
         precision=check_precision(settings.precision),  # type: ignore[arg-type]  # a checked literal
         max_epochs=max_epochs,
         max_steps=max_steps,
