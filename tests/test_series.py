@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import warnings
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -200,17 +201,22 @@ def test_resume_after_interrupt_and_damage(tmp_path: Path, monkeypatch: pytest.M
     assert res.counts()["failed"] == 0 and len(predictions) == 6
 
 
-def test_inputs_changed_in_place_are_recomputed(tmp_path: Path) -> None:
-    """Issue 11 item 3: resume keys on each input's path, size and mtime, not on the name."""
+def _kranj_copies(
+    tmp_path: Path, landsat: Sequence[str], modis: Iterable[int], dates: str
+) -> tuple[Path, Path, Callable[[Path], Any]]:
+    """Copies of the Kranj Landsat days ``landsat`` and MODIS days ``modis`` (to change them
+    in place), and an additive series over ``dates`` of those folders into a given folder."""
     k = need(KRANJ)
     fine, coarse = tmp_path / "fine", tmp_path / "coarse"
     fine.mkdir()
     coarse.mkdir()
-    for p in (k / "landsat" / "filled").glob("20200[69]*.tif"):
+    for doy in landsat:
+        p = next((k / "landsat" / "filled").glob(f"2020{doy}_*"))
         shutil.copy(p, fine / p.name)
-    for doy in (68, 69, 70, 93):
-        name = f"2020{doy:03d}_18-04_kranj.tif"
-        shutil.copy(k / "modis" / "filled" / name, coarse / name)
+    for day in modis:
+        p = k / "modis" / "filled" / f"2020{day:03d}_18-04_kranj.tif"
+        if p.exists():
+            shutil.copy(p, coarse / p.name)
 
     def run(out: Path) -> Any:
         return run_series(
@@ -219,8 +225,18 @@ def test_inputs_changed_in_place_are_recomputed(tmp_path: Path) -> None:
             coarse=[str(coarse)],
             fine_scale=1e-4,
             method="additive",
-            dates="2020-03-08:2020-03-10",
+            dates=dates,
         )
+
+    return fine, coarse, run
+
+
+def test_inputs_changed_in_place_are_recomputed(tmp_path: Path) -> None:
+    """Issue 11 item 3: resume keys on each input's path, size and mtime, not on the name."""
+    k = need(KRANJ)
+    fine, coarse, run = _kranj_copies(
+        tmp_path, ("068", "093"), (68, 69, 70, 93), "2020-03-08:2020-03-10"
+    )
 
     out = tmp_path / "out"
     run(out)
@@ -269,24 +285,7 @@ def test_a_pair_no_date_would_choose_leaves_outputs_kept(tmp_path: Path) -> None
     and 077, days 069-070 use both; adding 093 changes nothing for them (077 stays the
     nearest later pair), while day 078 now lies between 077 and 093."""
     k = need(KRANJ)
-    fine, coarse = tmp_path / "fine", tmp_path / "coarse"
-    fine.mkdir()
-    coarse.mkdir()
-    for p in (k / "modis" / "filled").glob("*.tif"):
-        shutil.copy(p, coarse / p.name)
-    for doy in ("068", "077"):
-        p = next((k / "landsat" / "filled").glob(f"2020{doy}_*"))
-        shutil.copy(p, fine / p.name)
-
-    def run(out: Path) -> Any:
-        return run_series(
-            out,
-            fine=[str(fine)],
-            coarse=[str(coarse)],
-            fine_scale=1e-4,
-            method="additive",
-            dates="2020-03-09:2020-03-18",
-        )
+    fine, _, run = _kranj_copies(tmp_path, ("068", "077"), range(68, 94), "2020-03-09:2020-03-18")
 
     out = tmp_path / "out"
     run(out)

@@ -104,6 +104,21 @@ def _best(runs: Sequence[Run]) -> dict[str, float]:
     return best
 
 
+def _rows(runs: Sequence[Run], missing: str, bold: str) -> list[tuple[str, list[str]]]:
+    """Per run, its label and the formatted summary cells: ``missing`` for NaN, the best
+    value of each column put in ``bold`` (a format string with one ``{}``)."""
+    best = _best(runs)
+    out = []
+    for r in runs:
+        cells = []
+        for name, fmt, _ in SUMMARY_COLUMNS:
+            v = _cell(r, name)
+            text = missing if v != v else fmt.format(v)
+            cells.append(bold.format(text) if name in best and v == best[name] else text)
+        out.append((f"{r.method} (baseline)" if r.method in BASELINES else r.method, cells))
+    return out
+
+
 def summary_markdown(runs: Sequence[Run], cases: Sequence[Case]) -> str:
     """Per case, the mean over bands of each metric; the best value per column in bold."""
     lines = []
@@ -120,14 +135,7 @@ def summary_markdown(runs: Sequence[Run], cases: Sequence[Case]) -> str:
         header = ["method", *[c[0].replace("_deg", " (deg)") for c in SUMMARY_COLUMNS]]
         lines.append("| " + " | ".join(header) + " |")
         lines.append("|" + "---|" * len(header))
-        best = _best(ok)
-        for r in ok:
-            cells = []
-            for name, fmt, _ in SUMMARY_COLUMNS:
-                v = _cell(r, name)
-                text = "-" if v != v else fmt.format(v)
-                cells.append(f"**{text}**" if name in best and v == best[name] else text)
-            label = f"{r.method} (baseline)" if r.method in BASELINES else r.method
+        for label, cells in _rows(ok, "-", "**{}**"):
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
         not_run = [r for r in rs if r.report is None]
         if not_run:
@@ -161,16 +169,10 @@ def summary_latex(runs: Sequence[Run], cases: Sequence[Case]) -> str:
         ok = [r for r in runs if r.case == case.name and r.report is not None]
         if not ok:
             continue
-        best = _best(ok)
-        rows = []
-        for r in ok:
-            cells = []
-            for name, fmt, _ in SUMMARY_COLUMNS:
-                v = _cell(r, name)
-                text = "--" if v != v else fmt.format(v)
-                cells.append(f"\\textbf{{{text}}}" if name in best and v == best[name] else text)
-            label = f"{r.method} (baseline)" if r.method in BASELINES else r.method
-            rows.append(" & ".join([_tex(label), *cells]) + r" \\")
+        rows = [
+            " & ".join([_tex(label), *cells]) + r" \\"
+            for label, cells in _rows(ok, "--", "\\textbf{{{}}}")
+        ]
         dates = (
             f"; pairs {', '.join(case.pair_dates)}, target {case.target_date}"
             if case.pair_dates
