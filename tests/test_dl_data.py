@@ -445,3 +445,23 @@ def test_stream_patches_never_touch_the_block_and_time_mix(tmp_path: Path) -> No
         np.testing.assert_allclose((f_t - f_r).numpy(), a * full_f, atol=1e-4)
         alphas.append(a)
     assert np.std(alphas) > 0.15
+
+
+def test_sites_without_examples_are_named(tmp_path: Path) -> None:
+    """A site with one date (or none within --max-gap) trains nothing: said, not dropped
+    silently while the checkpoint lists it."""
+    from stfusion.dl.train import TrainConfig, open_training_sites, run_data
+    from stfusion.errors import STFusionWarning
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "c").mkdir()
+    a = write_series(tmp_path / "a", 2)
+    c = write_series(tmp_path / "c", 1)
+    rows = ["site,date,fine,coarse"]
+    for site, pairs in (("A", a), ("C", c)):
+        rows += [f"{site},,{f},{g}" for f, g in pairs]
+    cat = tmp_path / "catalog.csv"
+    cat.write_text("\n".join(rows) + "\n")
+    sites = open_training_sites(None, catalog=cat)
+    with pytest.warns(STFusionWarning, match=r"site\(s\) C: no training example \(one date"):
+        run_data(sites, TrainConfig(model="dcstfn", patch=16, val_patches=4))

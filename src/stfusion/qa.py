@@ -58,6 +58,7 @@ A pixel that the mask file marks as nodata, or that lies outside the mask raster
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -67,6 +68,8 @@ from rasterio.windows import Window
 
 from stfusion.errors import GridMismatchError, InvalidParameterError
 from stfusion.io import FileSource, Scaling, Source
+
+log = logging.getLogger("stfusion.qa")
 
 MASK_KINDS = ("binary", "landsat_qa_pixel", "mod09_state_1km")
 
@@ -295,6 +298,23 @@ def open_mask(
     return aligned
 
 
+def _check_binary_values(mask: Source, label: str) -> None:
+    """Log a warning when a "binary" mask holds other values than 0, 1 and 255: a QA band
+    (Landsat QA_PIXEL, MODIS state_1km) read as binary masks every pixel it flags at all,
+    often all of them."""
+    values = mask.sample(1 << 14)
+    found = np.unique(values[np.isfinite(values)])
+    other = found[~np.isin(found, (0, 1, 255))]
+    if other.size:
+        log.warning(
+            "%s: a binary mask (nonzero = invalid) holding values such as %s: if it is a QA "
+            "band, give its kind (--fine-mask-kind landsat_qa_pixel, --coarse-mask-kind "
+            "mod09_state_1km; kind= in Python), or it masks every pixel with any bit set",
+            label,
+            ", ".join(f"{v:g}" for v in other[:3]),
+        )
+
+
 @dataclass
 class MaskedSource(Source):
     """``source`` with NaN wherever ``mask`` says invalid.
@@ -331,6 +351,8 @@ class MaskedSource(Source):
                 f"{mask_label}: {mc} bands; a mask needs 1 band (or, for a binary mask, one "
                 f"per image band: {self.count})."
             )
+        if self.kind == "binary":
+            _check_binary_values(self.mask_source_, mask_label)
 
     def invalid(self, window: Window | None = None, halo: int = 0) -> np.ndarray:
         """Boolean ``(1 or band, h + 2 halo, w + 2 halo)``: True where the mask says invalid."""

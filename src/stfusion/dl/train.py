@@ -251,6 +251,20 @@ class RunData:
         return list(dict.fromkeys(d for s in self.sites for d in s.dates or []))
 
 
+def _warn_idle_sites(sites: list[ds.Site], busy: set[int], max_gap: float) -> None:
+    """Say which sites give no training example (one date, or no pair within --max-gap):
+    they are listed in the checkpoint's sites but teach the network nothing."""
+    idle = [s.name for i, s in enumerate(sites) if i not in busy]
+    if idle:
+        why = f"no two of its dates within --max-gap {max_gap:g} days" if max_gap else "one date"
+        warnings.warn(
+            f"site(s) {', '.join(idle)}: no training example ({why}, apart from held-out "
+            "dates); they do not train the network.",
+            STFusionWarning,
+            stacklevel=3,
+        )
+
+
 def run_data(
     sites: list[ds.Site],
     cfg: Any,
@@ -283,6 +297,8 @@ def run_data(
                 [sites[s].scene.pairs[i][1] for s, i in used],
             )
     examples = ds.pair_examples(sites, held, cfg.max_gap)
+    if not single:
+        _warn_idle_sites(sites, {e.site for e in examples}, cfg.max_gap)
     steps = cfg.steps_per_epoch or ds.steps_per_epoch(sites, len(used), cfg.patch, cfg.batch)
     train_ds = ds.PatchDataset(
         sites,
