@@ -342,3 +342,16 @@ def test_ddp_replicas_share_process_0s_autoencoder() -> None:
     module._trainer = SimpleNamespace(world_size=2, strategy=strategy)  # type: ignore[assignment]
     module.on_fit_start()
     assert all(torch.equal(v, rank0[k]) for k, v in criterion.state_dict().items())
+
+
+def test_float16_on_the_cpu_is_said(tmp_path: Path) -> None:
+    """--precision 16-mixed on the CPU runs as bf16 (Lightning swaps it silently): said."""
+    from stfusion.dl.engine_settings import EngineSettings, make_trainer
+
+    with pytest.warns(STFusionWarning, match="runs as bf16-mixed"):
+        make_trainer(EngineSettings(1, 1, device="cpu", precision="16-mixed"), tmp_path)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", STFusionWarning)
+        make_trainer(EngineSettings(1, 1, device="cpu", precision="bf16-mixed"), tmp_path)

@@ -20,7 +20,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 
-from stfusion.errors import InvalidParameterError
+from stfusion.errors import InvalidParameterError, STFusionWarning
 from stfusion.run_config import PRECISIONS
 
 __all__ = [
@@ -158,6 +158,13 @@ def make_trainer(
     generator and discriminator steps): DDP must then look for parameters without gradients.
     """
     accelerator, devices = parse_devices(settings.device)
+    if accelerator == "cpu" and settings.precision == "16-mixed":
+        warnings.warn(
+            "--precision 16-mixed on the CPU runs as bf16-mixed (Lightning: the CPU has no "
+            "float16 autocast); give bf16-mixed, or 32.",
+            STFusionWarning,
+            stacklevel=2,
+        )
     strategy = settings.strategy
     if unused_parameters and strategy == "ddp":
         strategy = "ddp_find_unused_parameters_true"
