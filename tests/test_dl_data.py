@@ -465,3 +465,19 @@ def test_sites_without_examples_are_named(tmp_path: Path) -> None:
     sites = open_training_sites(None, catalog=cat)
     with pytest.warns(STFusionWarning, match=r"site\(s\) C: no training example \(one date"):
         run_data(sites, TrainConfig(model="dcstfn", patch=16, val_patches=4))
+
+
+def test_pair_of_two_dates_is_said() -> None:
+    """A fine and a coarse file named with different dates in one pair: said (the fine
+    file's date is used), not trained on silently."""
+    from stfusion.dl.data import resolve_dates
+    from stfusion.errors import STFusionWarning
+
+    with pytest.warns(STFusionWarning, match="different dates"):
+        got = resolve_dates([("L_2001-11-02.tif", "M_2001-10-17.tif")], None)
+    assert got == ["2001-11-02"]
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", STFusionWarning)
+        assert resolve_dates([("L_2001-11-02.tif", "M_2001-11-02.tif")], None) == ["2001-11-02"]

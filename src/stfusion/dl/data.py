@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import datetime as _dt
 import re
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from stfusion.errors import InvalidParameterError
+from stfusion.errors import InvalidParameterError, STFusionWarning
 
 _DATE_RES = (
     (re.compile(r"(?<!\d)((?:19|20)\d{2})-(\d{2})-(\d{2})(?!\d)"), "ymd"),
@@ -74,12 +75,16 @@ def resolve_dates(
         return out
     found = []
     for fine, coarse in pairs:
-        day = None
-        for item in (fine, coarse):
-            if isinstance(item, str | Path):
-                day = parse_date(str(item))
-                if day:
-                    break
+        named = [parse_date(str(x)) if isinstance(x, str | Path) else None for x in (fine, coarse)]
+        if named[0] and named[1] and named[0] != named[1]:
+            warnings.warn(
+                f"pair {fine} + {coarse}: the file names give different dates ({named[0]}, "
+                f"{named[1]}); a pair is a fine and a coarse image of one date. Using "
+                f"{named[0]}.",
+                STFusionWarning,
+                stacklevel=3,
+            )
+        day = named[0] or named[1]
         if day is None:
             return None
         found.append(day)
