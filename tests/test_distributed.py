@@ -72,6 +72,26 @@ def test_unreachable_scheduler_fails_cleanly(
     assert not out.exists() and not list(tmp_path.glob("*partial*"))
 
 
+def test_cluster_without_workers_fails_cleanly(
+    small_tifs: dict[str, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A scheduler with no worker (an adaptive cluster not yet scaled up): a clear error after
+    STFUSION_SCHEDULER_TIMEOUT, no output. The run hung."""
+    from distributed import LocalCluster
+
+    monkeypatch.setenv("STFUSION_SCHEDULER_TIMEOUT", "2s")
+    out = tmp_path / "o.tif"
+    with LocalCluster(n_workers=0, processes=True, dashboard_address=None) as empty:
+        with pytest.raises(SystemExit) as exc:
+            main(_args(small_tifs, out, "--scheduler", empty.scheduler_address))
+    assert exc.value.code == 1
+    assert "has no workers (waited 2s)" in capsys.readouterr().err
+    assert not out.exists() and not list(tmp_path.glob("*partial*"))
+
+
 def _run(args: list[str]) -> None:
     run_cli_ok(args)
 
@@ -149,4 +169,40 @@ def test_failed_run_leaves_no_output(small_tifs: dict[str, Path], tmp_path: Path
             RasterWriter(out, est.grid_, 2) as w,
         ):
             run_distributed(Broken(), plan_windows(est.grid_, 20), w, cluster.scheduler_address)
+    assert not out.exists() and not list(tmp_path.glob("*partial*"))
+
+
+class _AlwaysDie:
+    def predict_window(self, window: Any) -> np.ndarray:
+        os._exit(1)
+
+
+def test_workers_that_keep_dying_give_a_clear_error(
+    small_tifs: dict[str, Path], tmp_path: Path
+) -> None:
+    """Dask gives up on a task whose workers keep dying (KilledWorker): a one-line stfusion
+    error that says what to try, no output (it surfaced Dask's raw KilledWorker)."""
+    import dask
+    from distributed import LocalCluster
+
+    from stfusion.errors import STFusionError
+    from stfusion.io import RasterWriter
+    from stfusion.methods.starfm import STARFM
+    from stfusion.parallel import run_distributed
+    from stfusion.tiling import plan_windows
+
+    est = STARFM(window=7).fit([(small_tifs["f1"], small_tifs["c1"])])
+    out = tmp_path / "o.tif"
+    with (
+        dask.config.set({"distributed.scheduler.allowed-failures": 0}),
+        LocalCluster(
+            n_workers=1,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=50,
+        ) as cluster,
+    ):
+        with pytest.raises(STFusionError, match="kept dying"), RasterWriter(out, est.grid_, 2) as w:
+            run_distributed(_AlwaysDie(), plan_windows(est.grid_, 20), w, cluster.scheduler_address)
     assert not out.exists() and not list(tmp_path.glob("*partial*"))

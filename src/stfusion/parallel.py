@@ -73,6 +73,22 @@ def _client(scheduler: Any) -> tuple[Any, bool]:
         ) from None
 
 
+def _wait_for_workers(client: Any) -> None:
+    """At least one worker, within ``STFUSION_SCHEDULER_TIMEOUT`` (default 20 s; an adaptive
+    cluster that starts empty may need more): a cluster without workers hung the run."""
+    from dask.utils import parse_timedelta
+
+    timeout = os.environ.get("STFUSION_SCHEDULER_TIMEOUT", "20s")
+    try:
+        client.wait_for_workers(1, timeout=parse_timedelta(timeout))
+    except (TimeoutError, OSError):
+        raise STFusionError(
+            f"the Dask cluster at {client.scheduler.address} has no workers (waited {timeout}). "
+            "Start workers (`dask worker ADDRESS`), or give an adaptive cluster longer with "
+            "STFUSION_SCHEDULER_TIMEOUT=120s."
+        ) from None
+
+
 def _held(method: WindowPredictor) -> WindowPredictor:
     """Runs on a worker: the method, as the result every window task depends on."""
     return method
@@ -98,10 +114,11 @@ def run_distributed(
     mid-run) is retried ``retries`` times on another worker; if it still fails the run raises
     and the caller's writer removes its temporary file, so no partial output is left.
     """
-    from distributed import as_completed
+    from distributed import KilledWorker, as_completed
 
     client, owned = _client(scheduler)
     try:
+        _wait_for_workers(client)
         nworkers = max(1, len(client.scheduler_info().get("workers", {})))
         # A task's result, not scattered data: when the worker holding it dies, the scheduler
         # computes it again from the task; a scattered copy was lost with its worker (and
@@ -122,7 +139,15 @@ def run_distributed(
         counts: dict[str, int] = {}
         for fut in ac:
             w = futures.pop(fut.key)
-            who, arr = fut.result()
+            try:
+                who, arr = fut.result()
+            except KilledWorker:
+                raise STFusionError(
+                    f"the workers running window {w} kept dying (Dask gave up after its "
+                    "distributed.scheduler.allowed-failures, default 3, worker deaths): "
+                    "out of memory? Give the workers more memory or a lower --mem-limit; no "
+                    "output was written."
+                ) from None
             fut.release()
             sink.write(arr, w)
             counts[who] = counts.get(who, 0) + 1
