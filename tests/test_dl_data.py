@@ -481,3 +481,23 @@ def test_pair_of_two_dates_is_said() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error", STFusionWarning)
         assert resolve_dates([("L_2001-11-02.tif", "M_2001-11-02.tif")], None) == ["2001-11-02"]
+
+
+def test_sites_on_different_scales_are_said(tmp_path: Path) -> None:
+    """One catalog site in reflectance, another x10000: said (the validation RMSE that picks
+    the best epoch mixes them), as predict says of a pair."""
+    from stfusion.dl.train import open_training_sites
+    from stfusion.errors import STFusionWarning
+    from stfusion.io import FileSource
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a = write_series(tmp_path / "a", 2)
+    rows = ["site,date,fine,coarse"] + [f"A,,{f},{c}" for f, c in a]
+    for f, c in a:  # the same images, stored x10000
+        pair = [write_tif(tmp_path / "b" / p.name, FileSource(str(p)).read() * 1e4) for p in (f, c)]
+        rows.append(f"B,,{pair[0]},{pair[1]}")
+    cat = tmp_path / "catalog.csv"
+    cat.write_text("\n".join(rows) + "\n")
+    with pytest.warns(STFusionWarning, match=r"sites B .* and A .* differ 10000x in scale"):
+        open_training_sites(None, catalog=cat)
