@@ -501,3 +501,19 @@ def test_sites_on_different_scales_are_said(tmp_path: Path) -> None:
     cat.write_text("\n".join(rows) + "\n")
     with pytest.warns(STFusionWarning, match=r"sites B .* and A .* differ 10000x in scale"):
         open_training_sites(None, catalog=cat)
+
+
+def test_dates_contradicting_the_file_names_are_said() -> None:
+    """--dates in another order than the pairs (or wrong): said, the dates given are used."""
+    from stfusion.dl.data import resolve_dates
+    from stfusion.errors import STFusionWarning
+
+    pairs = [("L_2001-10-08.tif", "M_2001-10-08.tif"), ("L_2001-10-17.tif", "M_2001-10-17.tif")]
+    with pytest.warns(STFusionWarning, match="contradicts the file names"):
+        assert resolve_dates(pairs, ["2001-10-17", "2001-10-08"]) == ["2001-10-17", "2001-10-08"]
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", STFusionWarning)
+        resolve_dates(pairs, ["2001-10-08", "2001-10-17"])
+        resolve_dates([("a.tif", "b.tif")], ["2001-01-01"])  # names without dates

@@ -164,7 +164,7 @@ def distill(
         f"{r.teacher_parameters / r.student_parameters:.0f} of the teacher's "
         f"{r.teacher_parameters:,}; {r.epochs} epoch(s){stop}, best epoch {r.best_epoch}; "
         f"{time.monotonic() - t0:.0f} s)\n"
-        f"validation RMSE (held-out block): teacher {r.teacher_val_rmse:.4g}, student "
+        f"validation RMSE (held-out data): teacher {r.teacher_val_rmse:.4g}, student "
         f"{r.student_val_rmse:.4g} ({rel:+.1f} %), additive {r.additive_val_rmse:.4g}\n"
         f"CPU forward time per megapixel ({r.threads} thread(s), same tiles): teacher "
         f"{r.teacher_s_per_mp:.3g} s, student {r.student_s_per_mp:.3g} s "

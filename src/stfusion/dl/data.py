@@ -72,6 +72,16 @@ def resolve_dates(
                 raise InvalidParameterError(
                     f"--dates: {d!r} is not a date; write YYYY-MM-DD."
                 ) from None
+        named = [parse_date(str(f)) if isinstance(f, str | Path) else None for f, _ in pairs]
+        clash = [(n, d) for n, d in zip(named, out) if n and n != d]
+        if clash:
+            warnings.warn(
+                f"--dates {','.join(out)} contradicts the file names ({clash[0][0]} named, "
+                f"{clash[0][1]} given{' and more' if len(clash) > 1 else ''}); the dates given "
+                "are used: check their order (one per --pair, in the same order).",
+                STFusionWarning,
+                stacklevel=3,
+            )
         return out
     found = []
     for fine, coarse in pairs:

@@ -34,14 +34,16 @@ def write_log(
             writer.writerow({k: f"{v:.6g}" if isinstance(v, float) else v for k, v in row.items()})
     if history and plot:
         from matplotlib.figure import Figure  # no pyplot: leaves the caller's backend alone
+        from matplotlib.ticker import MaxNLocator
 
         ep = [r["epoch"] for r in history]
         gan = "d_loss" in history[-1]
         fig = Figure(figsize=(6, 6.4 if gan else 3.6), dpi=100)
         ax = fig.add_subplot(2, 1, 1) if gan else fig.add_subplot()
         ax.plot(ep, [r["train_loss"] for r in history], label="train loss")
-        ax.plot(ep, [r["val_loss"] for r in history], label="validation loss (held-out block)")
+        ax.plot(ep, [r["val_loss"] for r in history], label="validation loss (held-out data)")
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # no epoch 1.5
         ax.set_ylabel("loss")
         ax.set_yscale("log")
         ax2 = ax.twinx()
