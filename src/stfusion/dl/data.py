@@ -18,6 +18,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -133,3 +134,46 @@ def validation_block(shape: tuple[int, int], fraction: float, multiple: int = 1)
     bh = max(multiple, round(h * s) // multiple * multiple)
     bw = max(multiple, round(w * s) // multiple * multiple)
     return Block(h - bh, w - bw, bh, bw)
+
+
+def warn_site_scales(sites: Sequence[Any]) -> None:
+    """Warn when the sites' fine images differ 20x or more in scale (reflectance x10000
+    against 0-1 in one catalog): the networks do not mind, but the validation RMSE that picks
+    the best epoch is then dominated by the x10000 sites. One scaling applies to every site,
+    so the files themselves must agree."""
+    from stfusion.scene import SCALE_WARN_FACTOR
+
+    if len(sites) < 2:
+        return
+    medians = {}
+    for s in sites:
+        v = np.abs(s.scene.pairs[0][0].sample(1 << 14))
+        v = v[np.isfinite(v)]
+        if v.size:
+            medians[s.name] = float(np.median(v))
+    if len(medians) < 2 or min(medians.values()) <= 0:
+        return
+    big, small = max(medians, key=medians.__getitem__), min(medians, key=medians.__getitem__)
+    if medians[big] / medians[small] >= SCALE_WARN_FACTOR:
+        warnings.warn(
+            f"sites {big} (median {medians[big]:.4g}) and {small} (median "
+            f"{medians[small]:.4g}) differ {medians[big] / medians[small]:.0f}x in scale; "
+            "--fine-scale/--coarse-scale apply to every site, so give the catalog files in one "
+            "unit (e.g. all reflectance 0-1): the validation RMSE mixes them otherwise.",
+            STFusionWarning,
+            stacklevel=3,
+        )
+
+
+def warn_idle_sites(sites: Sequence[Any], busy: set[int], max_gap: float) -> None:
+    """Say which sites give no training example (one date, or no pair within --max-gap):
+    they are listed in the checkpoint's sites but teach the network nothing."""
+    idle = [s.name for i, s in enumerate(sites) if i not in busy]
+    if idle:
+        why = f"no two of its dates within --max-gap {max_gap:g} days" if max_gap else "one date"
+        warnings.warn(
+            f"site(s) {', '.join(idle)}: no training example ({why}, apart from held-out "
+            "dates); they do not train the network.",
+            STFusionWarning,
+            stacklevel=3,
+        )

@@ -54,7 +54,7 @@ import stfusion
 from stfusion.dl import datasets as ds
 from stfusion.dl import engine
 from stfusion.dl.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from stfusion.dl.data import resolve_dates
+from stfusion.dl.data import resolve_dates, warn_idle_sites, warn_site_scales
 from stfusion.dl.engine import ProgressFn, cpu_state
 from stfusion.dl.gan import GANTrainer, gan_trainer
 from stfusion.dl.losses import CompoundLoss, SpectralLoss, content_loss
@@ -203,7 +203,7 @@ def open_training_sites(
     counts = {s.scene.count for s in sites}
     if len(counts) > 1 and not any_bands:
         raise InvalidParameterError("the --pair images and the catalog have different bands.")
-    _warn_site_scales(sites)
+    warn_site_scales(sites)
     if sum(len(s.scene.pairs) for s in sites) < 2 or max(len(s.scene.pairs) for s in sites) < 2:
         n = max(len(s.scene.pairs) for s in sites)
         raise InvalidParameterError(
@@ -252,49 +252,6 @@ class RunData:
         return list(dict.fromkeys(d for s in self.sites for d in s.dates or []))
 
 
-def _warn_site_scales(sites: list[ds.Site]) -> None:
-    """Warn when the sites' fine images differ 20x or more in scale (reflectance x10000
-    against 0-1 in one catalog): the networks do not mind, but the validation RMSE that picks
-    the best epoch is then dominated by the x10000 sites. One scaling applies to every site,
-    so the files themselves must agree."""
-    from stfusion.scene import SCALE_WARN_FACTOR
-
-    if len(sites) < 2:
-        return
-    medians = {}
-    for s in sites:
-        v = np.abs(s.scene.pairs[0][0].sample(1 << 14))
-        v = v[np.isfinite(v)]
-        if v.size:
-            medians[s.name] = float(np.median(v))
-    if len(medians) < 2 or min(medians.values()) <= 0:
-        return
-    big, small = max(medians, key=medians.__getitem__), min(medians, key=medians.__getitem__)
-    if medians[big] / medians[small] >= SCALE_WARN_FACTOR:
-        warnings.warn(
-            f"sites {big} (median {medians[big]:.4g}) and {small} (median "
-            f"{medians[small]:.4g}) differ {medians[big] / medians[small]:.0f}x in scale; "
-            "--fine-scale/--coarse-scale apply to every site, so give the catalog files in one "
-            "unit (e.g. all reflectance 0-1): the validation RMSE mixes them otherwise.",
-            STFusionWarning,
-            stacklevel=3,
-        )
-
-
-def _warn_idle_sites(sites: list[ds.Site], busy: set[int], max_gap: float) -> None:
-    """Say which sites give no training example (one date, or no pair within --max-gap):
-    they are listed in the checkpoint's sites but teach the network nothing."""
-    idle = [s.name for i, s in enumerate(sites) if i not in busy]
-    if idle:
-        why = f"no two of its dates within --max-gap {max_gap:g} days" if max_gap else "one date"
-        warnings.warn(
-            f"site(s) {', '.join(idle)}: no training example ({why}, apart from held-out "
-            "dates); they do not train the network.",
-            STFusionWarning,
-            stacklevel=3,
-        )
-
-
 def run_data(
     sites: list[ds.Site],
     cfg: Any,
@@ -328,7 +285,7 @@ def run_data(
             )
     examples = ds.pair_examples(sites, held, cfg.max_gap)
     if not single:
-        _warn_idle_sites(sites, {e.site for e in examples}, cfg.max_gap)
+        warn_idle_sites(sites, {e.site for e in examples}, cfg.max_gap)
     steps = cfg.steps_per_epoch or ds.steps_per_epoch(sites, len(used), cfg.patch, cfg.batch)
     train_ds = ds.PatchDataset(
         sites,
