@@ -14,12 +14,19 @@ import math
 import os
 import re
 import sys
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from stfusion.errors import InputFileError, InvalidParameterError
-from stfusion.io import Scaling
+from stfusion.errors import (
+    GridMismatchError,
+    InputFileError,
+    InvalidParameterError,
+    STFusionError,
+    STFusionWarning,
+)
+from stfusion.io import FileSource, Scaling
 
 
 @dataclass(frozen=True)
@@ -60,9 +67,6 @@ class Case:
                     f"case {self.name}: {path} not found. Point --data-dir (or $STFUSION_DATA) "
                     "at the folder with the benchmark data."
                 )
-        from stfusion.errors import GridMismatchError
-        from stfusion.io import FileSource
-
         fine, truth = FileSource(self.pairs[0][0]), FileSource(self.truth)
         if (truth.count, truth.grid.shape) != (fine.count, fine.grid.shape):
             raise GridMismatchError(
@@ -295,10 +299,6 @@ def _target_date(spec: dict[str, Any], target: str, where: str) -> str:
     day = parse_date_text(Path(target).name)
     if day is not None:
         return day.isoformat()
-    import warnings
-
-    from stfusion.errors import STFusionWarning
-
     warnings.warn(
         f"{where}: no target_date and none in the target's file name: a deep model trained on "
         'that date cannot be recognised (add target_date = "YYYY-MM-DD").',
@@ -310,7 +310,6 @@ def _target_date(spec: dict[str, Any], target: str, where: str) -> str:
 
 def _date(value: object, key: str, where: str) -> str:
     from stfusion.dates import parse_date
-    from stfusion.errors import STFusionError
 
     try:
         return parse_date(str(value)).isoformat()

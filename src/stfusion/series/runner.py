@@ -174,23 +174,21 @@ class _Series:
                 seen.append(ident)
         return seen
 
+    def choose(self, cls: type[FusionMethod], day: dt.date) -> tuple[list[list[dt.date]], str]:
+        """The pair sets ``cls`` predicts ``day`` from, among the clear pairs other than
+        ``day`` itself (:func:`choose_pairs`), and the note on that choice."""
+        clear = [d for d in self.images.clear_pairs() if d != day]
+        t = cls.tags
+        return choose_pairs(
+            day, clear, t.min_pairs, t.max_pairs, self.pairs_per_side, t.series_all_pairs
+        )
+
     def relevant_pairs(self, day: dt.date) -> list[dt.date]:
         """The pair dates the main method and the fallback would choose for ``day``."""
-        clear = [d for d in self.images.clear_pairs() if d != day]
         chosen: set[dt.date] = set()
         for cls in (self.cls, self.fallback):
-            if cls is None:
-                continue
-            tags = cls.tags
-            sets, _ = choose_pairs(
-                day,
-                clear,
-                tags.min_pairs,
-                tags.max_pairs,
-                self.pairs_per_side,
-                tags.series_all_pairs,
-            )
-            chosen |= {d for group in sets for d in group}
+            if cls is not None:
+                chosen |= {d for group in self.choose(cls, day)[0] for d in group}
         return sorted(chosen)
 
     def estimator(self, cls: type[FusionMethod], dates: tuple[dt.date, ...]) -> FusionMethod:
@@ -554,10 +552,7 @@ def _predict_tiers(
     tiers: list[Tier] = []
     used: list[dt.date] = []
     blend = "none"
-    tags = s.cls.tags
-    sets, note = choose_pairs(
-        day, clear, tags.min_pairs, tags.max_pairs, s.pairs_per_side, tags.series_all_pairs
-    )
+    sets, note = s.choose(s.cls, day)
     vip = s.multi_pair == "vip" and one_pair_method(s.cls) and len(sets) > 1
     if vip:
         sets = vip_sets(day, sets)
@@ -584,14 +579,7 @@ def _predict_tiers(
         and clear
         and (not tiers or holes(tiers[0], target, observed, s.grid, s.count) > 0)
     ):
-        fsets, _ = choose_pairs(
-            day,
-            clear,
-            fb.tags.min_pairs,
-            fb.tags.max_pairs,
-            s.pairs_per_side,
-            fb.tags.series_all_pairs,
-        )
+        fsets, _ = s.choose(fb, day)
         if fsets:
             if not tiers:
                 notes.append(f"{s.cls.name}: {note}; predicted with {fb.name} instead")
