@@ -105,8 +105,11 @@ def _struct_metadata(grids: list[tuple[str, int, int, Affine, list[str]]]) -> st
     return "\n".join(lines)
 
 
-def write_mod09ga_hdf(path: Path, dn: np.ndarray, transform: Affine) -> Path:
-    """A small MOD09GA-like HDF4-EOS file: 500 m sur_refl_b01_1..b07_1 and a 1 km state."""
+def write_mod09ga_hdf(
+    path: Path, dn: np.ndarray, transform: Affine, state_1km: np.ndarray | None = None
+) -> Path:
+    """A small MOD09GA-like HDF4-EOS file: 500 m sur_refl_b01_1..b07_1 and a 1 km state
+    (``state_1km``, default all clear)."""
     from pyhdf.SD import SD, SDC
 
     h, w = dn.shape[1:]
@@ -124,7 +127,7 @@ def write_mod09ga_hdf(path: Path, dn: np.ndarray, transform: Affine) -> Path:
         sds[:] = band
         sds.endaccess()
     state = sd.create("state_1km_1", SDC.UINT16, (h // 2, w // 2))
-    state[:] = np.zeros((h // 2, w // 2), np.uint16)
+    state[:] = np.zeros((h // 2, w // 2), np.uint16) if state_1km is None else state_1km
     state.endaccess()
     meta = _struct_metadata(
         [
@@ -226,6 +229,28 @@ def test_predict_through_hdf_equals_geotiff_twin(
     code, err = _predict(capsys, *hdfs, out2, *STARFM15, "--coarse-preset", "mod09ga")
     assert code == 0, err
     np.testing.assert_allclose(_read(out2), expected, rtol=1e-6, atol=1e-7, equal_nan=True)
+
+
+def test_preset_masks_hdf_with_its_state_on_the_native_grid(
+    modis_native: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the target's state_1km flags one 1 km pixel block cloudy: the prediction equals the one
+    # from its GeoTIFF twin with fill in the 500 m pixels that block covers
+    dn, t = _sinusoidal_dn(M1102)
+    state = np.zeros((dn.shape[1] // 2, dn.shape[2] // 2), np.uint16)
+    state[1:3, 1:3] = 1  # cloudy
+    cloudy = write_mod09ga_hdf(tmp_path / "MOD09GA.A2001306.h29v12.061.hdf", dn, t, state)
+    dn[:, 2:6, 2:6] = FILL
+    twin = write_tif(tmp_path / "twin.tif", dn, transform=t, crs=SINU, nodata=FILL, dtype="int16")
+    ref, out = tmp_path / "ref.tif", tmp_path / "hdf.tif"
+    pair = (L1017, modis_native["c1_tif"])
+    code, err = _predict(capsys, pair, twin, ref, *STARFM15, "--coarse-scale", "0.0001")
+    assert code == 0, err
+    pair = (L1017, modis_native["c1"])
+    code, err = _predict(capsys, pair, cloudy, out, *STARFM15, "--coarse-preset", "mod09ga")
+    assert code == 0, err
+    assert np.isnan(_read(ref)).any()  # the cloud left pixels no clear neighbour predicts
+    np.testing.assert_allclose(_read(out), _read(ref), rtol=1e-6, atol=1e-7, equal_nan=True)
 
 
 def test_inspect_shows_hdf_fields(

@@ -16,6 +16,7 @@ import numpy as np
 from rasterio.windows import Window
 
 from stfusion.errors import GridMismatchError, STFusionError, STFusionWarning
+from stfusion.inputs import prediction_masks, resolve_role
 from stfusion.io import FileSource, Scaling, check_output, inspect_raster
 from stfusion.methods import make_estimator
 from stfusion.provenance import provenance_tags
@@ -67,8 +68,22 @@ def run_prediction(
     command: Sequence[str] | str | None = None,
     fine_bands: Sequence[str] | None = None,
     coarse_bands: Sequence[str] | None = None,
+    fine_preset: str | None = None,
+    coarse_preset: str | None = None,
+    fine_mask: Sequence[str | None] = (),
+    fine_mask_kind: str = "binary",
+    fine_mask_flags: str | Sequence[str] | None = None,
+    coarse_mask: Sequence[str | None] = (),
+    coarse_mask_kind: str = "binary",
+    coarse_mask_flags: str | Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Predict the fine image at ``target``'s date into the GeoTIFF ``out``.
+
+    ``fine_mask``: one mask per pair's fine image, in order (None for none); ``coarse_mask``:
+    one per pair's coarse image, then one for ``target``. Kinds and flags as in
+    :mod:`stfusion.qa` (flags: names, or one comma-separated string). Without masks, a preset
+    (``fine_preset``/``coarse_preset``, :data:`stfusion.inputs.PRESETS`; it also sets the
+    bands and scaling not given) masks each image with its QA band when the spec holds it.
 
     ``out`` gets the provenance tags of :func:`stfusion.provenance.provenance_tags`, plus
     ``STFUSION_COMMAND`` when ``command`` (the command line) is given.
@@ -83,13 +98,24 @@ def run_prediction(
         rest, ratio = split_ratio(params)
         estimator = make_estimator(method, rest, pairs=len(pairs), multi_pair=multi_pair)
         inputs = [p for pair in pairs for p in pair] + [target]
-        check_output(out, overwrite, inputs)
-        fine_scaling = Scaling(fine_scale, fine_offset, _bands(fine_bands))
-        coarse_scaling = Scaling(coarse_scale, coarse_offset, _bands(coarse_bands))
+        fine_scaling, fpreset = resolve_role(fine_scale, fine_offset, fine_bands, fine_preset)
+        coarse_scaling, cpreset = resolve_role(
+            coarse_scale, coarse_offset, coarse_bands, coarse_preset
+        )
+        fine_masking = (fine_mask, fine_mask_kind, fine_mask_flags)
+        fine_images, fmasks = _role_images(
+            [f for f, _ in pairs], "fine", fine_scaling, fpreset, fine_masking
+        )
+        coarse_masking = (coarse_mask, coarse_mask_kind, coarse_mask_flags)
+        coarses = [c for _, c in pairs] + [target]
+        coarse_images, cmasks = _role_images(
+            coarses, "coarse", coarse_scaling, cpreset, coarse_masking
+        )
+        check_output(out, overwrite, inputs + fmasks + cmasks)
         pair_dates, target_date = dates_from_names(pairs, target)
         scene = open_scene(
-            [(f, c) for f, c in pairs],
-            target,
+            list(zip(fine_images, coarse_images[:-1])),
+            coarse_images[-1],
             fine_scaling=fine_scaling,
             coarse_scaling=coarse_scaling,
             resampling=resampling,
@@ -135,6 +161,29 @@ def run_prediction(
 
 def _bands(bands: Sequence[str] | None) -> tuple[str, ...] | None:
     return tuple(str(b) for b in bands) if bands else None
+
+
+def _role_images(
+    specs: Sequence[str], role: str, scaling: Scaling, preset: Any, masking: tuple[Any, str, Any]
+) -> tuple[list[Any], list[str]]:
+    """The images of one role of a prediction, each masked (on its own grid) where it has a
+    mask (the user's, else its preset's QA band); and the mask files. ``masking``: the
+    masks, their kind and flags."""
+    masks, kind, flags = masking
+    from stfusion.qa import MaskedSource, check_flags, parse_flags
+    from stfusion.scene import as_source
+
+    chosen = prediction_masks(specs, masks, role, preset)
+    if not masks and preset is not None and preset.mask_kind:
+        kind = preset.mask_kind
+    decoded = check_flags(kind, parse_flags(flags) if isinstance(flags, str) else flags)
+    images: list[Any] = []
+    for spec, mask in zip(specs, chosen):
+        if mask is None:
+            images.append(spec)
+        else:
+            images.append(MaskedSource(as_source(spec, scaling, role), mask, kind, decoded or None))
+    return images, [m for m in chosen if m]
 
 
 def quality_path(out: str | os.PathLike[str]) -> str:

@@ -27,15 +27,16 @@ several bands is an error that lists them.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from stfusion import hdf
-from stfusion.errors import InvalidParameterError
+from stfusion.errors import InvalidParameterError, STFusionWarning
 from stfusion.io import Scaling
-from stfusion.io.stacks import natural_key, parse_bands, word_match
+from stfusion.io.stacks import natural_key, parse_bands, split_spec, word_match
 
 # ----------------------------------------------------------------------------- presets
 
@@ -118,7 +119,7 @@ PRESETS: dict[str, Preset] = {
             0.0001,
             -0.1,
             "SCL",
-            None,
+            "sentinel2_scl",
             "before baseline 04.00 (January 2022) give --fine-offset 0",
         ),
     )
@@ -213,8 +214,9 @@ def stack_band_files(
 
     Only when a band choice is given (``bands``, or a preset's): without one, two files on a
     date stay an error. With a preset whose QA band is a file of that date (Landsat
-    ``QA_PIXEL``) or a field of the HDF file (MOD09GA ``state_1km_1``) and ``auto_mask``, it
-    becomes that date's mask. Acquisitions are ``stfusion.dates.Acquisition``.
+    ``QA_PIXEL``, Sentinel-2 ``SCL``) or a field of the HDF file (MOD09GA ``state_1km_1``) and
+    ``auto_mask``, it becomes that date's mask; dates without it are warned about (used
+    unmasked). Acquisitions are ``stfusion.dates.Acquisition``.
     """
     from stfusion.dates import Acquisition
 
@@ -228,15 +230,76 @@ def stack_band_files(
             groups.setdefault(a.date, []).append(a)
         else:
             out.append(a)
+    bare = []
     for day, group in groups.items():
         paths = sorted({a.path for a in group}, key=lambda p: natural_key(Path(p).name))
         mask = next((a.mask for a in group if a.mask), None)
         if qa is not None and mask is None:
-            qa_files = [p for p in paths if word_match(qa, Path(p).stem)]
-            if len(qa_files) == 1 and len(paths) > 1:
-                mask = qa_files[0]
-                paths.remove(mask)
-            elif len(paths) == 1 and hdf.is_hdf(paths[0]):
-                mask = f"{paths[0]}:{qa}"
+            mask, paths = _split_qa(paths, qa)
+            if mask is None:
+                bare.append(day.isoformat())
         out.append(Acquisition(",".join(paths), day, role, mask))
+    if bare and preset is not None:
+        _warn_no_qa(role, preset, f"the {role} images of {', '.join(sorted(bare))}")
     return out
+
+
+def _split_qa(paths: Sequence[str], qa: str) -> tuple[str | None, list[str]]:
+    """The QA raster among the files of one image (the one file named for ``qa``, or that
+    field of an HDF file), and the other files."""
+    rest = list(paths)
+    qa_files = [p for p in rest if word_match(qa, Path(p).stem)]
+    if len(qa_files) == 1 and len(rest) > 1:
+        rest.remove(qa_files[0])
+        return qa_files[0], rest
+    if len(rest) == 1 and hdf.is_hdf(rest[0]):
+        return f"{rest[0]}:{qa}", rest
+    return None, rest
+
+
+def _warn_no_qa(role: str, preset: Preset, what: str) -> None:
+    warnings.warn(
+        f"--{role}-preset {preset.name}: no {preset.qa_band} file among {what}, so their clouds "
+        f"are not masked. Include the {preset.qa_band} file in the glob or give --{role}-mask.",
+        STFusionWarning,
+        stacklevel=3,
+    )
+
+
+# --------------------------------------------------------------------------- predict
+
+
+def prediction_masks(
+    specs: Sequence[str],
+    masks: Sequence[str | None],
+    role: str,
+    preset: Preset | None,
+) -> list[str | None]:
+    """The mask of each input of ``role`` of a prediction (None: unmasked).
+
+    ``masks`` are the user's, one per input in order (None or ``"-"`` for none); without
+    them, a preset with a QA band masks each input with its QA file (among the files of a
+    glob or comma list) or its HDF QA field, and warns for the inputs that have none.
+    """
+    if masks:
+        if len(masks) != len(specs):
+            what = "--pair" if role == "fine" else "--pair, then one for --coarse"
+            raise InvalidParameterError(
+                f"{len(masks)} {role} mask(s) for {len(specs)} {role} image(s): give one "
+                f"--{role}-mask per {role} image, in the order of {what} ('-' for none)."
+            )
+        return [None if m in (None, "", "-") else str(m) for m in masks]
+    if preset is None or not preset.mask_kind or not preset.qa_band:
+        return [None] * len(specs)
+    found: list[str | None] = []
+    for spec in specs:
+        files, _chosen = split_spec(str(spec)) if _is_local(spec) else ([str(spec)], None)
+        found.append(_split_qa(files, preset.qa_band)[0])
+    bare = [str(s) for s, m in zip(specs, found) if m is None]
+    if bare:
+        _warn_no_qa(role, preset, ", ".join(bare))
+    return found
+
+
+def _is_local(spec: str) -> bool:
+    return not str(spec).startswith(("/vsi", "HDF4_EOS:", "HDF5:", "NETCDF:"))

@@ -33,6 +33,28 @@ def _input(src: Source) -> str:
     return src.path if isinstance(src, FileSource) else src.label
 
 
+def _masks(sources: Sequence[Source]) -> list[dict[str, Any]]:
+    """The mask of each masked input: image, mask file, kind and flags (``MaskedSource``
+    anywhere in its chain of wrappers)."""
+    out = []
+    for src in sources:
+        node: Any = src
+        while isinstance(node, Source):
+            mask = getattr(node, "mask", None)
+            if mask is not None and hasattr(node, "kind"):
+                out.append(
+                    {
+                        "image": _input(src),
+                        "mask": mask if isinstance(mask, str) else _input(mask),
+                        "kind": node.kind,
+                        "flags": list(getattr(node, "flags", None) or ()),
+                    }
+                )
+                break
+            node = node.native if isinstance(node, AlignedSource) else getattr(node, "source", None)
+    return out
+
+
 def _scaling(src: Source) -> dict[str, Any]:
     """How a source's values became physical values (``value * scale + offset``)."""
     src = underlying_source(src)
@@ -77,6 +99,9 @@ def provenance_tags(method: Any, *, command: Sequence[str] | str | None = None) 
         "STFUSION_VERSION": stfusion.__version__,
         "STFUSION_CREATED": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
+    masks = _masks([*(s for pair in scene.pairs for s in pair), target])
+    if masks:
+        tags["STFUSION_INPUTS"]["masks"] = masks
     tags.update(method.fitted_tags())
     if command:
         tags["STFUSION_COMMAND"] = command if isinstance(command, str) else shlex.join(command)

@@ -53,6 +53,13 @@ not in the defaults (snow is a real surface state that fusion should predict); a
 where snow is a contaminant for you. ``adjacent_cloud`` is not in the MOD09 defaults: at 1 km
 it removes a ring a kilometre wide around every cloud, which on a 30 m grid loses far more
 ground than Landsat's dilated cloud does; add it where cloud edges leak into the coarse data.
+
+Sentinel-2 Level-2A ``SCL`` (scene classification, one class per pixel; ESA Sen2Cor product
+definition): 0 ``no_data``, 1 ``saturated_defective``, 2 ``dark_area``, 3 ``cloud_shadow``,
+4 ``vegetation``, 5 ``not_vegetated``, 6 ``water``, 7 ``unclassified``, 8 ``cloud_medium``,
+9 ``cloud_high``, 10 ``thin_cirrus``, 11 ``snow``. Default invalid classes:
+``SCL_DEFAULT_FLAGS`` (no data, saturated, cloud shadow, the two cloud classes and cirrus).
+
 A pixel that the mask file marks as nodata, or that lies outside the mask raster, is invalid.
 """
 
@@ -71,7 +78,7 @@ from stfusion.io import FileSource, Scaling, Source
 
 log = logging.getLogger("stfusion.qa")
 
-MASK_KINDS = ("binary", "landsat_qa_pixel", "mod09_state_1km")
+MASK_KINDS = ("binary", "landsat_qa_pixel", "mod09_state_1km", "sentinel2_scl")
 
 #: Single-bit Landsat QA_PIXEL flags: name -> bit.
 LANDSAT_QA_PIXEL_BITS: dict[str, int] = {
@@ -113,6 +120,31 @@ MOD09_DEFAULT_FLAGS: tuple[str, ...] = (
     "cloud_shadow",
     "cirrus_high",
     "internal_cloud",
+)
+
+
+#: Sentinel-2 L2A scene classification: class name -> value.
+SCL_CLASSES: dict[str, int] = {
+    "no_data": 0,
+    "saturated_defective": 1,
+    "dark_area": 2,
+    "cloud_shadow": 3,
+    "vegetation": 4,
+    "not_vegetated": 5,
+    "water": 6,
+    "unclassified": 7,
+    "cloud_medium": 8,
+    "cloud_high": 9,
+    "thin_cirrus": 10,
+    "snow": 11,
+}
+SCL_DEFAULT_FLAGS: tuple[str, ...] = (
+    "no_data",
+    "saturated_defective",
+    "cloud_shadow",
+    "cloud_medium",
+    "cloud_high",
+    "thin_cirrus",
 )
 
 
@@ -225,6 +257,18 @@ def mod09_state_1km_invalid(state: np.ndarray, flags: Iterable[str] | None = Non
     return bad
 
 
+def sentinel2_scl_invalid(scl: np.ndarray, flags: Iterable[str] | None = None) -> np.ndarray:
+    """True where the class is one of ``flags`` (default ``SCL_DEFAULT_FLAGS``); NaN and
+    values outside 0..11 are invalid."""
+    arr = np.asarray(scl)
+    q = _as_uint(arr)
+    bad = np.isin(q, [SCL_CLASSES[f] for f in check_flags("sentinel2_scl", flags)])
+    bad |= q > max(SCL_CLASSES.values())
+    if np.issubdtype(arr.dtype, np.floating):
+        bad |= ~np.isfinite(arr)
+    return bad
+
+
 def binary_invalid(mask: np.ndarray) -> np.ndarray:
     """A 0/1 (or 0/255) mask: nonzero is invalid, and so is NaN (nodata, outside)."""
     arr = np.asarray(mask)
@@ -243,6 +287,8 @@ def check_flags(kind: str, flags: Iterable[str] | None) -> tuple[str, ...]:
         default, known = LANDSAT_DEFAULT_FLAGS, LANDSAT_FLAGS
     elif kind == "mod09_state_1km":
         default, known = MOD09_DEFAULT_FLAGS, MOD09_FLAGS
+    elif kind == "sentinel2_scl":
+        default, known = SCL_DEFAULT_FLAGS, tuple(SCL_CLASSES)
     else:
         raise InvalidParameterError(f"mask kind {kind!r} unknown; choose from {MASK_KINDS}.")
     if flags is None:
@@ -280,6 +326,8 @@ def invalid_from(values: np.ndarray, kind: str, flags: Iterable[str] | None = No
         return landsat_qa_pixel_invalid(values, flags)
     if kind == "mod09_state_1km":
         return mod09_state_1km_invalid(values, flags)
+    if kind == "sentinel2_scl":
+        return sentinel2_scl_invalid(values, flags)
     raise InvalidParameterError(f"mask kind {kind!r} unknown; choose from {MASK_KINDS}.")
 
 

@@ -141,6 +141,16 @@ def _dataarray_source(image: Any, scaling: Scaling | None, label: str) -> Source
     return ArraySource(arr, grid, names, label or str(image.name or "<DataArray>"))
 
 
+def _reads_a_file(src: Source) -> bool:
+    """Whether ``src`` is a file, or a wrapper (a mask) of one: those can be reprojected."""
+    while not isinstance(src, FileSource):
+        inner = getattr(src, "source", None)
+        if not isinstance(inner, Source):
+            return False
+        src = inner
+    return True
+
+
 def align_coarse(
     coarse: Source, fine: Source, resampling: str, notes: list[str]
 ) -> tuple[Source, float | None]:
@@ -159,7 +169,7 @@ def align_coarse(
         )
     if cg.same_as(fg):
         return coarse, None
-    if not isinstance(coarse, FileSource):
+    if not _reads_a_file(coarse):
         raise GridMismatchError(
             f"{coarse.label}: on another grid than {fine.label}; in-memory coarse images must "
             "already be on the fine grid (pass a file path to have it reprojected)."

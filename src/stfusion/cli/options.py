@@ -21,7 +21,7 @@ from typing import Any
 import click
 
 from stfusion.io import RESAMPLING_CHOICES
-from stfusion.qa import LANDSAT_DEFAULT_FLAGS, MOD09_DEFAULT_FLAGS
+from stfusion.qa import MASK_KINDS
 from stfusion.run_config import PRECISIONS
 
 
@@ -233,25 +233,24 @@ band_options = stack(
 )
 
 
-def _mask_options(
-    role: str, kind: str, what: str, flags: tuple[str, ...], flags_help: str, masks_help: str
-) -> Decorator:
-    """``--ROLE-mask``, ``--ROLE-mask-kind``, ``--ROLE-mask-flags`` (``flags_help`` names the
-    default flags as ``{}``)."""
+def _mask_options(role: str, masks_help: str) -> Decorator:
+    """``--ROLE-mask``, ``--ROLE-mask-kind``, ``--ROLE-mask-flags``."""
     return stack(
-        click.option(f"--{role}-mask", multiple=True, metavar="DIR_OR_GLOB", help=masks_help),
+        click.option(f"--{role}-mask", multiple=True, metavar="MASK", help=masks_help),
         click.option(
             f"--{role}-mask-kind",
-            type=click.Choice(["binary", kind]),
+            type=click.Choice(MASK_KINDS),
             default="binary",
             show_default=True,
-            help=f"binary: nonzero = invalid; {kind}: {what} bits.",
+            help="binary: nonzero = invalid; the others decode a product's QA band "
+            "(docs/masks.md). Default with a preset: its QA kind.",
         ),
         click.option(
             f"--{role}-mask-flags",
             default=None,
             metavar="FLAGS",
-            help=flags_help.format(",".join(flags)),
+            help="QA flags (classes for sentinel2_scl) that make a pixel invalid, "
+            "comma-separated; 'default' stands for the kind's defaults (e.g. default,snow).",
         ),
     )
 
@@ -259,21 +258,21 @@ def _mask_options(
 #: ``--fine-mask[-kind|-flags]``, ``--coarse-mask[-kind|-flags]``: cloud masks of a series.
 mask_options = stack(
     _mask_options(
+        "fine", "Masks of the fine images (DIR_OR_GLOB), matched by the date in their names."
+    ),
+    _mask_options("coarse", "Masks of the coarse images (DIR_OR_GLOB, any grid), matched by date."),
+)
+
+#: The same options for ``predict``: one mask per image, in order.
+predict_mask_options = stack(
+    _mask_options(
         "fine",
-        "landsat_qa_pixel",
-        "Landsat C2 QA_PIXEL",
-        LANDSAT_DEFAULT_FLAGS,
-        "QA flags that make a pixel invalid, comma-separated; 'default' stands for "
-        "{} (e.g. default,snow).",
-        "Masks of the fine images, matched by the date in their names.",
+        "The mask of each --pair's fine image, in --pair order ('-' for "
+        "none). Repeat once per pair.",
     ),
     _mask_options(
         "coarse",
-        "mod09_state_1km",
-        "MOD09GA state_1km",
-        MOD09_DEFAULT_FLAGS,
-        "state_1km flags that make a pixel invalid; 'default' stands for {}.",
-        "Masks of the coarse images (any grid), matched by date.",
+        "The mask of each --pair's coarse image, then one for --coarse ('-' for none; any grid).",
     ),
 )
 

@@ -18,6 +18,7 @@ from stfusion.cli.options import (
     overwrite_option,
     pairs_option,
     params_option,
+    predict_mask_options,
     quiet_option,
     scale_options,
     variable_option,
@@ -72,6 +73,7 @@ def _check_scheduler(value: str | None) -> str | None:
 )
 @scale_options
 @band_options
+@predict_mask_options
 @window_options(
     mem_help="Memory for the working windows (default 1024 MB); larger scenes are "
     "processed window by window from disk.",
@@ -120,6 +122,12 @@ def predict(
     overwrite: bool,
     quiet: bool,
     variable: str | None,
+    fine_mask: Sequence[str],
+    fine_mask_kind: str,
+    fine_mask_flags: str | None,
+    coarse_mask: Sequence[str],
+    coarse_mask_kind: str,
+    coarse_mask_flags: str | None,
     **band_opts: Any,
 ) -> None:
     """Predict the fine image at the date of the --coarse image."""
@@ -155,6 +163,14 @@ def predict(
             command=command_line(ctx),
             fine_bands=roles["fine_bands"],
             coarse_bands=roles["coarse_bands"],
+            fine_preset=band_opts["fine_preset"],
+            coarse_preset=band_opts["coarse_preset"],
+            fine_mask=fine_mask,
+            fine_mask_kind=fine_mask_kind,
+            fine_mask_flags=fine_mask_flags,
+            coarse_mask=coarse_mask,
+            coarse_mask_kind=coarse_mask_kind,
+            coarse_mask_flags=coarse_mask_flags,
         )
     if not quiet:
         for note in info["notes"]:

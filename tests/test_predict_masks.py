@@ -1,0 +1,229 @@
+"""Masks in ``stfusion predict``: ``--fine-mask``/``--coarse-mask`` and a preset's QA band.
+
+Masking is NaN: a prediction with masks must equal the prediction from copies of the inputs
+with NaN where the masks flag, whatever way the masks were given.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+
+from conftest import run_cli, write_tif
+from stfusion.errors import STFusionWarning
+
+DATA = Path(__file__).resolve().parents[1] / "src" / "stfusion" / "data"
+L1017 = DATA / "CIA_Landsat7_2001-10-17.tif"
+M1017 = DATA / "CIA_MOD09GA_2001-10-17.tif"
+M1102 = DATA / "CIA_MOD09GA_2001-11-02.tif"
+STARFM15 = ("-m", "starfm", "-p", "window=15", "-q")
+CLOUD = (slice(40, 90), slice(60, 140))  # rows, cols of the cloud in the masks
+
+
+def _read(path: Path) -> np.ndarray:
+    with rasterio.open(path) as ds:
+        return ds.read()
+
+
+def _physical(path: Path) -> tuple[np.ndarray, rasterio.Affine, rasterio.crs.CRS]:
+    from stfusion.io import FileSource
+
+    with rasterio.open(path) as ds:
+        transform, crs = ds.transform, ds.crs
+    return FileSource(str(path)).read(), transform, crs
+
+
+def _masked_copy(path: Path, out: Path, where: tuple[slice, slice]) -> Path:
+    """``path`` in physical units, float32, NaN inside ``where``."""
+    data, transform, crs = _physical(path)
+    data[:, where[0], where[1]] = np.nan
+    return write_tif(out, data.astype(np.float32), transform=transform, crs=crs, nodata=np.nan)
+
+
+def _mask(path: Path, like: Path, value: int, clear: int, dtype: str) -> Path:
+    with rasterio.open(like) as ds:
+        m = np.full((ds.height, ds.width), clear, dtype)
+        m[CLOUD] = value
+        return write_tif(path, m, transform=ds.transform, crs=ds.crs, dtype=dtype)
+
+
+def _predict(
+    capsys: pytest.CaptureFixture[str],
+    fine: object,
+    coarse: object,
+    target: object,
+    out: Path,
+    *extra: str,
+) -> tuple[int, str]:
+    args = ["predict", "--pair", str(fine), str(coarse), "--coarse", str(target)]
+    code, _, err = run_cli([*args, "--out", str(out), *STARFM15, *extra], capsys)
+    return code, err
+
+
+def test_masks_equal_nan_in_the_inputs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    fmask = _mask(tmp_path / "fmask.tif", L1017, 1, 0, "uint8")
+    cmask = _mask(tmp_path / "cmask.tif", M1102, 255, 0, "uint8")
+    ref = tmp_path / "ref.tif"
+    fine_nan = _masked_copy(L1017, tmp_path / "f_nan.tif", CLOUD)
+    target_nan = _masked_copy(M1102, tmp_path / "t_nan.tif", CLOUD)
+    assert _predict(capsys, fine_nan, M1017, target_nan, ref)[0] == 0
+    out = tmp_path / "masked.tif"
+    code, err = _predict(
+        capsys,
+        L1017,
+        M1017,
+        M1102,
+        out,
+        "--fine-mask",
+        str(fmask),
+        "--coarse-mask",
+        "-",
+        "--coarse-mask",
+        str(cmask),
+    )
+    assert code == 0, err
+    np.testing.assert_array_equal(_read(out), _read(ref))
+    with rasterio.open(out) as ds:
+        masks = json.loads(ds.tags()["STFUSION_INPUTS"])["masks"]
+    assert [(m["image"], m["mask"], m["kind"]) for m in masks] == [
+        (str(L1017), str(fmask), "binary"),
+        (str(M1102), str(cmask), "binary"),
+    ]
+    plain = tmp_path / "plain.tif"
+    assert _predict(capsys, L1017, M1017, M1102, plain)[0] == 0
+    assert not np.array_equal(_read(plain), _read(ref), equal_nan=True)
+
+
+def test_mask_count_must_match_the_images(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cmask = _mask(tmp_path / "cmask.tif", M1102, 1, 0, "uint8")
+    code, err = _predict(
+        capsys, L1017, M1017, M1102, tmp_path / "x.tif", "--coarse-mask", str(cmask)
+    )
+    assert code == 1
+    assert "1 coarse mask(s) for 2 coarse image(s)" in err and "'-' for none" in err
+    assert not (tmp_path / "x.tif").exists()
+
+
+def test_mask_is_an_input_never_overwritten(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fmask = _mask(tmp_path / "fmask.tif", L1017, 1, 0, "uint8")
+    before = fmask.read_bytes()
+    code, err = _predict(
+        capsys, L1017, M1017, M1102, fmask, "--fine-mask", str(fmask), "--overwrite"
+    )
+    assert code != 0 and "fmask.tif" in err
+    assert fmask.read_bytes() == before
+
+
+def _product(d: Path, day: str, names: tuple[str, ...], qa: str, qa_value: int, clear: int) -> None:
+    """The CIA Landsat image of ``day`` as one int16 file per band plus a QA file."""
+    src = DATA / f"CIA_Landsat7_{day[:4]}-{day[4:6]}-{day[6:]}.tif"
+    with rasterio.open(src) as ds:
+        data = ds.read()
+        for b, name in enumerate(names):
+            write_tif(
+                d / f"X_{day}_{name}.TIF",
+                data[b],
+                transform=ds.transform,
+                crs=ds.crs,
+                nodata=ds.nodata,
+                dtype="int16",
+            )
+    _mask(d / f"X_{day}_{qa}.TIF", src, qa_value, clear, "uint16")
+
+
+#: preset, its bands, QA file, a cloudy and a clear QA value
+PRODUCTS = [
+    (
+        "landsat457-c2l2",
+        ("SR_B1", "SR_B2", "SR_B3", "SR_B4", "SR_B5", "SR_B7"),
+        "QA_PIXEL",
+        22280,
+        21824,
+    ),
+    ("sentinel2-l2a", ("B02", "B03", "B04", "B8A", "B11", "B12"), "SCL", 9, 4),
+]
+
+
+@pytest.mark.parametrize(("preset", "names", "qa", "cloudy", "clear"), PRODUCTS)
+def test_preset_masks_with_its_qa_file(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    preset: str,
+    names: tuple[str, ...],
+    qa: str,
+    cloudy: int,
+    clear: int,
+) -> None:
+    _product(tmp_path, "20011017", names, qa, cloudy, clear)
+    unit = ("--fine-preset", preset, "--fine-scale", "0.0001", "--fine-offset", "0")
+    ref = tmp_path / "ref.tif"
+    fine_nan = _masked_copy(L1017, tmp_path / "f_nan.tif", CLOUD)
+    assert _predict(capsys, fine_nan, M1017, M1102, ref)[0] == 0
+    out = tmp_path / "auto.tif"
+    code, err = _predict(capsys, tmp_path / "X_20011017_*.TIF", M1017, M1102, out, *unit)
+    assert code == 0, err
+    assert "not masked" not in err
+    np.testing.assert_array_equal(_read(out), _read(ref))
+    # the bands alone, without the QA file: unmasked, and a warning says so
+    plain = tmp_path / "plain.tif"
+    assert _predict(capsys, L1017, M1017, M1102, plain)[0] == 0
+    bands_only = tmp_path / f"X_20011017_{names[0][:1]}*.TIF"
+    with pytest.warns(STFusionWarning, match=f"no {qa} file.*--fine-mask"):
+        code, err = _predict(capsys, bands_only, M1017, M1102, tmp_path / "bare.tif", *unit)
+    assert code == 0, err
+    np.testing.assert_array_equal(_read(tmp_path / "bare.tif"), _read(plain))
+
+
+def test_scl_classes() -> None:
+    from stfusion.qa import SCL_CLASSES, invalid_from
+
+    scl = np.arange(13, dtype=np.uint8)
+    bad = invalid_from(scl, "sentinel2_scl")
+    assert bad.tolist() == [
+        True,
+        True,
+        False,
+        True,
+        False,
+        False,
+        False,
+        False,
+        True,
+        True,
+        True,
+        False,
+        True,
+    ]
+    with_snow = invalid_from(scl, "sentinel2_scl", ("default", "snow"))
+    assert with_snow[SCL_CLASSES["snow"]] and not with_snow[SCL_CLASSES["water"]]
+    assert invalid_from(np.array([np.nan, 4.0]), "sentinel2_scl").tolist() == [True, False]
+
+
+def test_series_warns_for_dates_without_their_qa_file(tmp_path: Path) -> None:
+    import datetime as dt
+
+    from stfusion.dates import Acquisition
+    from stfusion.inputs import get_preset, stack_band_files
+
+    preset = get_preset("landsat89-c2l2")
+    d1, d2 = dt.date(2020, 1, 1), dt.date(2020, 1, 17)
+    items = [
+        Acquisition(str(tmp_path / f"A_{n}.TIF"), d1, "fine", None) for n in ("SR_B2", "QA_PIXEL")
+    ]
+    items += [
+        Acquisition(str(tmp_path / f"B_{n}.TIF"), d2, "fine", None) for n in ("SR_B2", "SR_B3")
+    ]
+    with pytest.warns(
+        STFusionWarning, match=r"no QA_PIXEL file among the fine images of 2020-01-17,"
+    ):
+        stacked = stack_band_files(items, "fine", preset.bands, preset, auto_mask=True)
+    masks = {a.date: a.mask for a in stacked}
+    assert masks == {d1: str(tmp_path / "A_QA_PIXEL.TIF"), d2: None}
