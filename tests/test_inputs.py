@@ -13,6 +13,7 @@ from rasterio.crs import CRS
 from rasterio.warp import Resampling, reproject, transform_bounds
 
 from conftest import run_cli, write_tif
+from stfusion.errors import InvalidParameterError
 
 DATA = Path(__file__).resolve().parents[1] / "src" / "stfusion" / "data"
 L1017 = DATA / "CIA_Landsat7_2001-10-17.tif"
@@ -339,6 +340,24 @@ def test_predict_from_band_files_is_bit_identical(
     code, err = _predict(capsys, (d / "LE07_*.TIF", M1017), M1102, out, *STARFM15, *preset)
     assert code == 0, err
     np.testing.assert_array_equal(_read(out), _read(ref))
+
+
+def test_numbers_in_a_glob_are_the_band_numbers_of_the_names(
+    landsat_band_files: dict[str, Path],
+) -> None:
+    from stfusion.io import FileSource
+
+    d = landsat_band_files["SR_B1"].parent
+    # QA_PIXEL sorts first: by position, band 2 would be SR_B1 (and 1 QA_PIXEL)
+    stack = FileSource(f"{d / 'LE07_*.TIF'}:2,3,4")
+    assert stack.band_names == ("SR_B2", "SR_B3", "SR_B4")
+    np.testing.assert_array_equal(stack.read(), FileSource(str(L1017)).read()[1:4])
+    with pytest.raises(InvalidParameterError, match=r"no band named with the number 6.*SR_B7"):
+        FileSource(f"{d / 'LE07_*.TIF'}:6")
+    with pytest.raises(InvalidParameterError, match=r"band 1: .*Give band names"):
+        FileSource(f"{d / 'LE07_*_SR_B[2-7].TIF'}:1")
+    # one raster's bands are counted by position, whatever their names
+    assert FileSource(f"{L1017}:2").read().shape[0] == 1
 
 
 def test_band_count_error_suggests_the_option(

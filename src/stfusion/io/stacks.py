@@ -189,13 +189,61 @@ def word_match(token: str, name: str) -> bool:
     )
 
 
+#: A band number in a name: ``B4``, ``SR_B4``, ``B04``, ``sur_refl_b04_1``, ``Band4`` (not
+#: ``B8A``, which is another band than ``B08``).
+_BAND_NUMBER = re.compile(r"(?:^|[^a-z0-9])(?:b|band)_?0*(\d+)(?![a-z0-9])", re.IGNORECASE)
+
+
+def band_number(name: str) -> int | None:
+    """The band number a name carries (its last one), or None."""
+    found = _BAND_NUMBER.findall(name)
+    return int(found[-1]) if found else None
+
+
+def _numbered(members: Sequence[_Member], k: int, label: str, available: str) -> _Member:
+    """Band ``k`` of a stack of files or HDF fields, whose order is only that of their names:
+    the member whose name carries the band number ``k`` (position ``k`` only when no name
+    carries a number). Picking by position would take ``QA_PIXEL`` for band 2 of a Landsat
+    glob that holds it."""
+    numbers = [band_number(m.name) for m in members]
+    if all(n is None for n in numbers):
+        if not 1 <= k <= len(members):
+            raise InvalidParameterError(
+                f"{label}: band {k} asked for, but it has {len(members)} band(s) ({available})."
+            )
+        return members[k - 1]
+    found = [m for m, n in zip(members, numbers) if n == k]
+    if len(found) == 1:
+        return found[0]
+    why = (
+        f"no band named with the number {k}"
+        if not found
+        else "several bands named with it (" + ", ".join(m.name for m in found) + ")"
+    )
+    raise InvalidParameterError(
+        f"{label}: band {k}: a number picks the band whose name carries it (B{k}, SR_B{k}, "
+        f"sur_refl_b0{k}_1, ...) in a stack of files or HDF fields, and there is {why}; its "
+        f"bands are {available}. Give band names instead (--fine-bands / --coarse-bands, or "
+        "FILE:BANDS)."
+    )
+
+
 def select_members(members: Sequence[_Member], bands: Sequence[str], label: str) -> list[_Member]:
-    """The members named by ``bands`` (names or 1-based numbers), in that order."""
+    """The members named by ``bands`` (names or numbers), in that order.
+
+    A number is a position among a single raster's bands; among files or HDF fields it is the
+    band number their names carry (:func:`_numbered`).
+    """
     out = []
     available = ", ".join(m.short if m.short == m.name else m.name for m in members)
+    paths = [m.path for m in members]
+    separate = len(set(paths)) == len(paths) > 1 or any(m.field is not None for m in members)
     for item in bands:
         if item.isdigit():
             k = int(item)
+            if separate:
+                out.append(_numbered(members, k, label, available))
+                continue
             if not 1 <= k <= len(members):
                 raise InvalidParameterError(
                     f"{label}: band {k} asked for, but it has {len(members)} band(s) ({available})."
