@@ -221,6 +221,29 @@ def test_exit_code_3_when_a_date_failed(tmp_path: Path) -> None:
     assert _hidden(out) == []
 
 
+def test_exit_code_3_when_every_pair_is_unreadable(tmp_path: Path) -> None:
+    """Broken masks on every pair: the date fails (exit 3) naming the file, it is not
+    "skipped: no clear pair" with exit 0 as if the sky had been cloudy."""
+    data = SRC / "stfusion" / "data"
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    for day in ("2001-10-08", "2001-10-17"):
+        (masks / f"mask_{day}.tif").write_text("not a raster")
+    out = tmp_path / "out"
+    r = _run(
+        [
+            *(sys.executable, "-m", "stfusion.cli", "series", "-q", "-m", "starfm"),
+            *("--fine", str(data / "CIA_Landsat7_2001-10-*.tif")),
+            *("--coarse", str(data / "CIA_MOD09GA_*.tif"), "--fine-mask", str(masks)),
+            *("--date-range", "2001-11-02:2001-11-02", "--out-dir", str(out)),
+        ]
+    )
+    assert r.returncode == EXIT_SOME_FAILED, (r.returncode, r.stdout, r.stderr)
+    (rec,) = read_summary(out / "summary.csv")
+    assert rec["status"] == "failed"
+    assert "2 pair(s) unreadable" in rec["reason"] and "mask_2001-10-08.tif" in rec["reason"]
+
+
 # --------------------------------------------------------------------------- signals
 
 

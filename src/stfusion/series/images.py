@@ -144,6 +144,18 @@ class ImageSet:
             src = MaskedSource(src, acq.mask, kind, flags or None)
         return src
 
+    def unreadable_pairs(self) -> dict[dt.date, str]:
+        """Pair dates whose fine or coarse image (or mask) could not be opened: the error."""
+        self.clear_pairs()
+        out = {}
+        for d in sorted(set(self.fine) & set(self.coarse)):
+            for acq in (self.fine[d], self.coarse[d]):
+                img = self.images.get((acq.sensor, acq.date))
+                if img is not None and img.error:
+                    out[d] = img.error
+                    break
+        return out
+
     def clear_pairs(self) -> list[dt.date]:
         """Dates of the clear pairs: fine and coarse both at least ``min_valid`` valid."""
         if self._clear is None:

@@ -589,9 +589,18 @@ def _predict_tiers(
                 )
             )
             used += [d for group in fsets for d in group]
+    broken = {d: e for d, e in s.images.unreadable_pairs().items() if d != day}
+    if broken:
+        notes.append("pairs not used, unreadable: " + ", ".join(d.isoformat() for d in broken))
     if not tiers and observed is None:
         rec.status, rec.output = "skipped", ""
         rec.reason = f"no pair to predict from ({note})"
+        if broken:
+            # not a choice of the data (clouds) but inputs that could not be read: a failure
+            first = next(iter(broken.values()))
+            more = f" (and {len(broken) - 1} more)" if len(broken) > 1 else ""
+            rec.status = "failed"
+            rec.reason += f"; {len(broken)} pair(s) unreadable, e.g. {first}{more}"
         return None
     if not tiers:
         notes.append(f"no other clear pair to predict from ({note}): gaps left empty")
