@@ -747,3 +747,29 @@ def test_mem_limit_covers_the_whole_run(tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.setattr(FusionMethod, "fit", fit)
     _kranj_small(tmp_path / "out", dates="2020-03-09:2020-03-09", mem_limit_mb=50)
     assert seen and set(seen) == {scan_values_for(50)}
+
+
+def test_fine_date_with_a_cloudy_coarse_image_keeps_its_observation(tmp_path: Path) -> None:
+    """The coarse image of a fine date is fully cloudy: the date is not dropped (it was
+    "skipped" before), its fine observation is the output."""
+    data = Path(__file__).resolve().parents[1] / "src" / "stfusion" / "data"
+    with rasterio.open(data / "CIA_MOD09GA_2001-10-08.tif") as ds:
+        profile = dict(ds.profile, count=1, dtype="uint8", nodata=None)
+        with rasterio.open(tmp_path / "mask_2001-10-08.tif", "w", **profile) as out:
+            out.write(np.ones((1, ds.height, ds.width), np.uint8))
+    out = tmp_path / "out"
+    res = run_series(
+        out,
+        fine=[str(data / "CIA_Landsat7_*.tif")],
+        coarse=[str(data / "CIA_MOD09GA_*.tif")],
+        coarse_mask=[str(tmp_path / "mask_2001-10-08.tif")],
+        method="starfm",
+        params=["window=15"],
+        date_range="2001-10-08",
+    )
+    (row,) = read_summary(out / "summary.csv")
+    assert row["status"] == "gap-filled", row
+    assert "coarse valid fraction 0.000" in row["reason"]
+    observed = FileSource(str(data / "CIA_Landsat7_2001-10-08.tif")).read()
+    np.testing.assert_allclose(_read(out / "fused_2001-10-08.tif"), observed, atol=1e-6)
+    assert res.counts()["skipped"] == 0

@@ -472,29 +472,34 @@ def _predict_date(
 ) -> None:
     coarse = s.images.open_image(s.coarse[day])
     rec.coarse_valid = coarse.valid
+    unusable = ""
     if coarse.source is None:
-        rec.status, rec.output = "failed", ""
-        rec.reason = f"coarse image unreadable: {coarse.error}"
-        return
-    assert coarse.valid is not None
-    if coarse.valid < cfg.min_valid:
-        rec.status, rec.output = "skipped", ""
-        rec.reason = f"coarse valid fraction {coarse.valid:.3f} < --min-valid {cfg.min_valid}"
-        return
+        unusable = f"coarse image unreadable: {coarse.error}"
+    elif coarse.valid is not None and coarse.valid < cfg.min_valid:
+        unusable = f"coarse valid fraction {coarse.valid:.3f} < --min-valid {cfg.min_valid}"
 
     notes: list[str] = []
     observed, full = _observation(s, rec, day, notes)
+    if unusable and observed is None:
+        rec.status, rec.output = ("failed" if coarse.source is None else "skipped"), ""
+        rec.reason = unusable
+        return
+    if unusable:
+        # the fine observation of the date is still the best image of it: kept, not dropped
+        gaps = "" if full else ", its gaps left empty"
+        notes.append(f"{unusable}: the fine image written as observed{gaps}")
     tiers: list[Tier] = []
     used: list[dt.date] = []
     blend = "none"
-    if not full:
+    if not full and not unusable:
+        assert coarse.source is not None
         planned = _predict_tiers(s, rec, day, coarse.source, observed, scratch, cfg, notes)
         if planned is None:
             return
         tiers, used, blend = planned
 
     rec.status = "gap-filled" if observed is not None else "predicted"
-    if full:
+    if full and not unusable:
         notes.append("fine image fully valid: written as observed")
     rec.pairs = sorted(set(used))
     tags = _tags(s, rec, day, observed, tiers, blend, settings, key, inputs)
