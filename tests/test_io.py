@@ -46,6 +46,27 @@ def test_offset_landsat_collection2(tmp_path: Path) -> None:
     np.testing.assert_allclose(arr, 10000 * 2.75e-5 - 0.2, rtol=1e-5)
 
 
+def test_one_half_given_keeps_the_files_other_half(tmp_path: Path) -> None:
+    """A Landsat C2 file tagged scale 2.75e-5, offset -0.2: ``--fine-scale 2.75e-5`` alone
+    used to drop the offset (every value 0.2 too high, silently)."""
+    p = write_tif(tmp_path / "l.tif", np.full((1, 2, 2), 10000, np.uint16))
+    with rasterio.open(p, "r+") as ds:
+        ds.scales, ds.offsets = [2.75e-5], [-0.2]
+    expected = 10000 * 2.75e-5 - 0.2
+    for given in (Scaling(2.75e-5), Scaling(None, -0.2), Scaling(2.75e-5, -0.2), Scaling()):
+        src = FileSource(str(p), given)
+        np.testing.assert_allclose(src.read(), expected, rtol=1e-5)
+    assert (
+        FileSource(str(p), Scaling(2.75e-5)).scale_source
+        == "scale given, offset from file metadata"
+    )
+    # an offset of 0 given is 0; a file without metadata keeps the defaults
+    assert FileSource(str(p), Scaling(2.75e-5, 0.0)).offset == 0.0
+    bare = write_tif(tmp_path / "b.tif", np.full((1, 2, 2), 10000, np.uint16))
+    src = FileSource(str(bare), Scaling(1e-4))
+    assert (src.scale, src.offset, src.scale_source) == (1e-4, 0.0, "given")
+
+
 def test_envi_read() -> None:
     src = FileSource(str(need(BOREAS) / "tm0524"), Scaling(1e-4))
     arr = src.read()

@@ -102,7 +102,7 @@ def _apply(t: Any, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray
 
 def native_grid(coarse: Source, fine: Grid, ratio: float | None) -> NativeGrid | None:
     """The native coarse grid of ``coarse`` when it is on its own grid, else ``None`` (blocks)."""
-    if not isinstance(coarse, AlignedSource) or ratio is None:
+    if not isinstance(coarse, AlignedSource) or not coarse.native_pixels or ratio is None:
         return None
     return NativeGrid(fine, coarse.native.grid, float(ratio))
 

@@ -36,6 +36,7 @@ from typing import Any
 from stfusion import hdf
 from stfusion.errors import InvalidParameterError, STFusionWarning
 from stfusion.io import Scaling
+from stfusion.io.files import is_gdal_name
 from stfusion.io.stacks import natural_key, parse_bands, split_spec, word_match
 
 # ----------------------------------------------------------------------------- presets
@@ -293,13 +294,9 @@ def prediction_masks(
         return [None] * len(specs)
     found: list[str | None] = []
     for spec in specs:
-        files, _chosen = split_spec(str(spec)) if _is_local(spec) else ([str(spec)], None)
+        files, _chosen = ([str(spec)], None) if is_gdal_name(spec) else split_spec(str(spec))
         found.append(_split_qa(files, preset.qa_band)[0])
     bare = [str(s) for s, m in zip(specs, found) if m is None]
     if bare:
         _warn_no_qa(role, preset, ", ".join(bare))
     return found
-
-
-def _is_local(spec: str) -> bool:
-    return not str(spec).startswith(("/vsi", "HDF4_EOS:", "HDF5:", "NETCDF:"))

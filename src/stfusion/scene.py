@@ -33,6 +33,7 @@ from stfusion.io import (
     AlignedSource,
     ArraySource,
     FileSource,
+    FineSizedSource,
     Grid,
     Scaling,
     Source,
@@ -141,6 +142,10 @@ def _dataarray_source(image: Any, scaling: Scaling | None, label: str) -> Source
     return ArraySource(arr, grid, names, label or str(image.name or "<DataArray>"))
 
 
+#: Below this ground ratio a coarse image on its own grid has fine-sized pixels: resampled.
+FINE_SIZED = 1.5
+
+
 def _reads_a_file(src: Source) -> bool:
     """Whether ``src`` is a file, or a wrapper (a mask) of one: those can be reprojected."""
     while not isinstance(src, FileSource):
@@ -187,11 +192,22 @@ def align_coarse(
             " Check that they show the same area."
         )
     ratio = resolution_ratio(cg, fg)
-    msg = (
+    head = (
         f"aligned {coarse.label} ({cg.describe()}) onto the fine grid ({fg.describe()}) with "
-        f"{resampling} resampling; ground ratio {ratio:.3f} (FSDAF and Fit-FC use its native "
-        "pixels)"
+        f"{resampling} resampling; ground ratio {ratio:.3f}"
     )
+    if 0.9 <= ratio < FINE_SIZED:
+        # a coarse image already resampled to fine-sized pixels, on a grid shifted from the
+        # fine one: its 30 m "pixels" are not MODIS's, so no native-pixel unmixing with them
+        msg = (
+            f"{head}: its pixels are about the fine pixels' size, so it was already resampled "
+            "and is used like a coarse image on the fine grid (the methods that need the "
+            "resolution ratio take ratio=R)"
+        )
+        log.info(msg)
+        notes.append(msg)
+        return FineSizedSource(coarse, fg, resampling), None
+    msg = f"{head} (FSDAF and Fit-FC use its native pixels)"
     log.info(msg)
     notes.append(msg)
     return AlignedSource(coarse, fg, resampling), ratio

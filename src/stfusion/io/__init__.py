@@ -41,6 +41,7 @@ from stfusion.io.sources import (
     AlignedSource,
     ArraySource,
     FileSource,
+    FineSizedSource,
     Source,
     inspect_raster,
 )
@@ -66,6 +67,7 @@ __all__ = [
     "AlignedSource",
     "ArraySource",
     "FileSource",
+    "FineSizedSource",
     "Grid",
     "RasterInfo",
     "RasterWriter",

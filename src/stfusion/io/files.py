@@ -41,7 +41,28 @@ def check_name(path: str | os.PathLike[str], role: str = "input") -> None:
         ) from None
 
 
+#: Names GDAL opens that are not local files: virtual file systems (``/vsizip/``,
+#: ``/vsicurl/``, ``/vsis3/``) and driver-prefixed subdatasets.
+GDAL_PREFIXES = ("/vsi", "HDF4_EOS:", "HDF5:", "NETCDF:", "HDF4_SDS:", "GTIFF_DIR:")
+
+
+def is_gdal_name(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a GDAL virtual or subdataset name, not a local file's."""
+    return os.fspath(path).startswith(GDAL_PREFIXES)
+
+
 def _open(path: str | os.PathLike[str]) -> rasterio.DatasetReader:
+    if is_gdal_name(path):
+        name = os.fspath(path)  # as given: Path() would fold the // of /vsicurl/https://
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", NotGeoreferencedWarning)
+                return rasterio.open(name)
+        except RasterioIOError as exc:
+            raise InputFileError(
+                f"{name}: GDAL cannot open it ({exc}). Check the archive or URL and the path "
+                "inside it."
+            ) from None
     p = Path(path)
     if not p.exists():
         raise InputFileError(f"{shown(p)}: file not found. Check the path.")
@@ -92,17 +113,37 @@ def _band_names(ds: rasterio.DatasetReader) -> tuple[str, ...]:
     return tuple(names)
 
 
+def given_or_file(
+    scaling: Scaling, file: tuple[float, float] | None
+) -> tuple[float, float, str] | None:
+    """Scale and offset when the user gave either (the other from the file's metadata
+    ``file`` when it has any, else 1 or 0: a file's ``scale 2.75e-5, offset -0.2`` keeps its
+    offset under ``--fine-scale 2.75e-5``), with where they came from; None when neither."""
+    if scaling.scale is None and scaling.offset is None:
+        return None
+    if scaling.scale is not None and scaling.offset is not None:
+        return float(scaling.scale), float(scaling.offset), "given"
+    if scaling.scale is not None:
+        offset = 0.0 if file is None else file[1]
+        how = "given" if offset == 0.0 else "scale given, offset from file metadata"
+        return float(scaling.scale), offset, how
+    scale = 1.0 if file is None else file[0]
+    how = "given" if scale == 1.0 else "offset given, scale from file metadata"
+    return scale, float(scaling.offset or 0.0), how
+
+
 def _resolve_scaling(ds: rasterio.DatasetReader, scaling: Scaling) -> tuple[float, float, str]:
     file_scales = tuple(float(s) for s in ds.scales)
     file_offsets = tuple(float(o) for o in ds.offsets)
-    if scaling.scale is not None or scaling.offset is not None:
-        return (
-            1.0 if scaling.scale is None else float(scaling.scale),
-            0.0 if scaling.offset is None else float(scaling.offset),
-            "given",
-        )
-    if any(s != 1.0 for s in file_scales) or any(o != 0.0 for o in file_offsets):
-        if len(set(file_scales)) > 1 or len(set(file_offsets)) > 1:
+    declared = any(s != 1.0 for s in file_scales) or any(o != 0.0 for o in file_offsets)
+    uniform = len(set(file_scales)) == 1 and len(set(file_offsets)) == 1
+    chosen = given_or_file(
+        scaling, (file_scales[0], file_offsets[0]) if declared and uniform else None
+    )
+    if chosen is not None:
+        return chosen
+    if declared:
+        if not uniform:
             raise InputFileError(
                 f"{ds.name}: bands have different scale/offset metadata ({file_scales}, "
                 f"{file_offsets}); give the scale explicitly."

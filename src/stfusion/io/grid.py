@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -9,6 +10,24 @@ import rasterio
 from affine import Affine
 from rasterio.crs import CRS
 from rasterio.windows import Window
+
+
+@functools.lru_cache(maxsize=256)
+def _same_place(a: str, b: str, bounds: tuple[float, float, float, float], tol: float) -> bool:
+    """Whether the CRSs ``a`` and ``b`` (WKT) give the corners and centre of ``bounds`` (in
+    ``a``) the same coordinates, within ``tol``."""
+    from rasterio.errors import CRSError
+    from rasterio.warp import transform
+
+    x0, y0, x1, y1 = bounds
+    xs = [x0, x1, x0, x1, (x0 + x1) / 2]
+    ys = [y0, y0, y1, y1, (y0 + y1) / 2]
+    try:
+        tx, ty = transform(CRS.from_wkt(a), CRS.from_wkt(b), xs, ys)
+    except (CRSError, ValueError, rasterio.errors.RasterioError):
+        return False
+    d = np.hypot(np.subtract(tx, xs), np.subtract(ty, ys))
+    return bool(np.all(np.isfinite(d)) and d.max() <= tol)
 
 
 @dataclass(frozen=True)
@@ -34,14 +53,25 @@ class Grid:
 
     @property
     def bounds(self) -> tuple[float, float, float, float]:
-        return rasterio.transform.array_bounds(self.height, self.width, self.transform)[:4]
+        """(left, bottom, right, top) with left < right and bottom < top, also for south-up
+        (positive y pixel size) and east-left grids."""
+        x0, y0, x1, y1 = rasterio.transform.array_bounds(self.height, self.width, self.transform)
+        return (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
 
     def same_as(self, other: Grid) -> bool:
-        return (
-            self.shape == other.shape
-            and self.crs == other.crs
-            and self.transform.almost_equals(other.transform, precision=1e-6 * max(self.res))
-        )
+        """The same pixels on the ground: equal shapes, transforms within a thousandth of a
+        pixel, and CRSs that are equal or put the grid's corners at the same coordinates
+        (``EPSG:32755`` and its PROJ string with ``+towgs84=0,0,0`` are one grid)."""
+        tol = 1e-3 * min(self.res)
+        if self.shape != other.shape or not self.transform.almost_equals(
+            other.transform, precision=tol
+        ):
+            return False
+        if self.crs == other.crs:
+            return True
+        if self.crs is None or other.crs is None:
+            return False
+        return _same_place(self.crs.to_wkt(), other.crs.to_wkt(), self.bounds, tol)
 
     def pixel_centers(self) -> tuple[np.ndarray, np.ndarray]:
         """x of each column's centre and y of each row's centre (north-up grids)."""
@@ -55,7 +85,8 @@ class Grid:
 
     def describe(self) -> str:
         crs = self.crs.to_string() if self.crs else "no CRS"
-        return f"{self.width} x {self.height} px, {self.res[0]:g} x {self.res[1]:g}, {crs}"
+        up = ", south-up" if self.transform.e > 0 else ""
+        return f"{self.width} x {self.height} px, {self.res[0]:g} x {self.res[1]:g}{up}, {crs}"
 
 
 @dataclass(frozen=True)

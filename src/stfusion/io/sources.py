@@ -10,7 +10,7 @@ import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import rasterio
@@ -284,6 +284,8 @@ class AlignedSource(Source):
     native: Source  # a FileSource, or a masked one (series: masked on its own grid)
     grid: Grid
     resampling: str = "nearest"
+    #: Whether the native pixels are the coarse sensor's (FSDAF and Fit-FC then use them).
+    native_pixels: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         if self.resampling not in RESAMPLING_CHOICES:
@@ -360,6 +362,16 @@ class AlignedSource(Source):
         ] = False
         out[:, mask] = np.nan
         return out
+
+
+class FineSizedSource(AlignedSource):
+    """A coarse image delivered already resampled to pixels of about the fine pixels' size,
+    but on another grid (shifted, another CRS): reprojected onto the fine grid like any
+    coarse image, but its pixels are not the sensor's, so no method takes them for native
+    coarse pixels (the resolution ratio is then ``ratio=R``, as for coarse images on the fine
+    grid)."""
+
+    native_pixels: ClassVar[bool] = False
 
 
 def inspect_raster(path: str | os.PathLike[str], scaling: Scaling | None = None) -> RasterInfo:

@@ -28,6 +28,7 @@ from stfusion.errors import (
     InvalidParameterError,
     STFusionWarning,
 )
+from stfusion.io.files import given_or_file, is_gdal_name
 from stfusion.io.grid import Grid, RasterInfo, Scaling
 from stfusion.io.sources import FileSource, Source
 
@@ -98,7 +99,7 @@ def stack_class(path: str, scaling: Scaling | None) -> type[FileSource]:
         return BandStack
     if Path(path).is_file():
         return BandStack if hdf.is_hdf(path) else FileSource
-    if path.startswith(("/vsi", "HDF4_EOS:", "HDF5:", "NETCDF:")):
+    if is_gdal_name(path):
         return FileSource
     if any(c in path for c in (*_GLOB_CHARS, ",", ":")):
         return BandStack
@@ -367,17 +368,15 @@ class BandStack(FileSource):
         return out
 
     def _resolve(self) -> tuple[float, float, str]:
-        sc = self.scaling
-        if sc.scale is not None or sc.offset is not None:
-            return (
-                1.0 if sc.scale is None else float(sc.scale),
-                0.0 if sc.offset is None else float(sc.offset),
-                "given",
-            )
         fs = self._file_scales()
-        if not any(h for _, _, h in fs):
+        declared = any(h for _, _, h in fs)
+        uniform = len({(s, o) for s, o, _ in fs}) == 1
+        chosen = given_or_file(self.scaling, fs[0][:2] if declared and uniform else None)
+        if chosen is not None:
+            return chosen
+        if not declared:
             return 1.0, 0.0, "default"
-        if len({(s, o) for s, o, _ in fs}) > 1:
+        if not uniform:
             raise InputFileError(
                 f"{self.path}: bands have different scale/offset metadata "
                 f"({[s for s, _, _ in fs]}, {[o for _, o, _ in fs]}); choose bands of one kind "

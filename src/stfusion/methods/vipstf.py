@@ -422,7 +422,7 @@ def _native_virtual_coarse(
     with one real pair, whatever the ratio. The subset coefficients follow the native pixels'
     validity (the fine-grid virtual pair's also follow the fine images').
     """
-    if not all(isinstance(c, AlignedSource) for c in [*coarses, target]):
+    if not all(isinstance(c, AlignedSource) and c.native_pixels for c in [*coarses, target]):
         return None
     grid = target.native.grid  # type: ignore[attr-defined]
     if not all(c.native.grid.same_as(grid) for c in coarses):  # type: ignore[attr-defined]

@@ -139,7 +139,7 @@ class ImageSet:
             # masked on its own grid, then aligned: FSDAF and Fit-FC still see the native
             # pixels (cloudy ones NaN), as without a mask
             masked = MaskedSource(src.native, acq.mask, kind, flags or None)
-            src = AlignedSource(masked, src.grid, src.resampling)
+            src = type(src)(masked, src.grid, src.resampling)
         elif acq.mask:
             src = MaskedSource(src, acq.mask, kind, flags or None)
         return src
