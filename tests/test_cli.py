@@ -13,7 +13,7 @@ from affine import Affine
 import stfusion
 from conftest import PredictCase, predict_args, run_cli, write_tif
 from stfusion.cli import main
-from stfusion.errors import InvalidParameterError
+from stfusion.errors import InvalidParameterError, STFusionWarning
 from stfusion.io import FileSource
 from stfusion.methods.starfm import STARFM
 from stfusion.metrics import METRIC_NAMES, evaluate
@@ -154,7 +154,7 @@ def test_evaluate_table_and_json(
     code, _, err = run_cli(
         ["evaluate", str(small_tifs["f1"]), str(small_tifs["f2"]), "--data-range", "x"], capsys
     )
-    assert code == 1 and "--data-range" in err
+    assert code == 2 and "--data-range" in err  # a usage error
 
 
 def test_inspect_shows_alignment(
@@ -337,8 +337,27 @@ def test_evaluate_undeclared_fill_value(
         return float(json.loads(out)["rmse"]["mean"])
 
     want = rmse(tagged)
-    assert rmse(bare) > 5 * want  # the fill scored as data
+    # the fill scored as data, with a warning that gives the option and the stored value
+    with pytest.warns(STFusionWarning, match=r"Leave it out with --truth-nodata -9999 "):
+        assert rmse(bare) > 5 * want
     assert rmse(bare, "--truth-nodata", "-9999") == pytest.approx(want, rel=1e-12)
+
+
+def test_evaluate_warns_on_band_order_and_says_the_inverse_ratio(
+    small_tifs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    f2 = FileSource(str(small_tifs["f2"]))
+    data, t = f2.read(), f2.grid.transform
+    names = ["blue", "green", "red"][: data.shape[0]]
+    truth = write_tif(tmp_path / "t.tif", data, transform=t, names=names)
+    pred = write_tif(tmp_path / "p.tif", data[::-1], transform=t, names=names[::-1])
+    with pytest.warns(STFusionWarning, match="scored by position"):
+        code, _, err = run_cli(["evaluate", str(pred), str(truth)], capsys)
+    assert code == 0, err
+    code, _, err = run_cli(["evaluate", str(pred), str(truth), "--ratio", "0.0625"], capsys)
+    assert code == 2 and "--ratio 16" in err
+    code, _, err = run_cli(["evaluate", str(pred), str(truth), "--data-range", "foo"], capsys)
+    assert code == 2 and "'truth'" in err
 
 
 def test_evaluate_warns_on_digital_numbers_scored_as_reflectance(tmp_path: Path) -> None:

@@ -773,3 +773,32 @@ def test_fine_date_with_a_cloudy_coarse_image_keeps_its_observation(tmp_path: Pa
     observed = FileSource(str(data / "CIA_Landsat7_2001-10-08.tif")).read()
     np.testing.assert_allclose(_read(out / "fused_2001-10-08.tif"), observed, atol=1e-6)
     assert res.counts()["skipped"] == 0
+
+
+def test_fully_masked_fine_date_without_pairs_is_skipped_not_written_empty(
+    tmp_path: Path,
+) -> None:
+    """Every fine image masked (a QA band given as a binary mask): no date may be written as
+    an all-NaN "gap-filled" file."""
+    data = Path(__file__).resolve().parents[1] / "src" / "stfusion" / "data"
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    for day in ("2001-10-08", "2001-10-17", "2001-11-02"):
+        with rasterio.open(data / f"CIA_Landsat7_{day}.tif") as ds:
+            profile = dict(ds.profile, count=1, dtype="uint16", nodata=None)
+            with rasterio.open(masks / f"qa_{day}.tif", "w", **profile) as out:
+                out.write(np.full((1, ds.height, ds.width), 21824, np.uint16))
+    out = tmp_path / "out"
+    res = run_series(
+        out,
+        fine=[str(data / "CIA_Landsat7_*.tif")],
+        coarse=[str(data / "CIA_MOD09GA_*.tif")],
+        fine_mask=[str(masks)],
+        method="starfm",
+        params=["window=15"],
+    )
+    rows = read_summary(out / "summary.csv")
+    assert {r["status"] for r in rows} == {"skipped"}, rows
+    assert all("no valid pixel" in r["reason"] or "no pair" in r["reason"] for r in rows)
+    assert not list(out.glob("fused_*.tif"))
+    assert res.counts()["gap-filled"] == 0

@@ -20,7 +20,13 @@ from stfusion.inputs import prediction_masks, resolve_role
 from stfusion.io import FileSource, Scaling, check_output, inspect_raster
 from stfusion.methods import make_estimator
 from stfusion.provenance import provenance_tags
-from stfusion.scene import align_coarse, check_scales, open_scene
+from stfusion.scene import (
+    align_coarse,
+    check_scales,
+    open_scene,
+    undeclared_fill,
+    warn_band_order,
+)
 from stfusion.tiling import ProgressFn, memory_limits
 
 
@@ -192,6 +198,23 @@ def quality_path(out: str | os.PathLike[str]) -> str:
     return str(p.with_name(f"{p.stem}_quality{p.suffix or '.tif'}"))
 
 
+def _warn_fill(src: FileSource, sample: np.ndarray, option: str, keyword: str) -> None:
+    """Warn about an undeclared fill value in a file to score, with the option that leaves
+    it out (the value as stored, before scaling)."""
+    found = undeclared_fill(sample)
+    if found is None:
+        return
+    b, fill, share, p1, p99 = found
+    stored = (fill - src.offset) / src.scale if src.scale else fill
+    warnings.warn(
+        f"{src.label}: {share:.1%} of band {b + 1} holds {fill:.6g}, far from the other values "
+        f"({p1:.4g} .. {p99:.4g}): an undeclared fill value scored as data? Leave it out with "
+        f"{option} {stored:.6g} ({keyword}= in Python).",
+        STFusionWarning,
+        stacklevel=3,
+    )
+
+
 def dates_from_names(pairs: Sequence[tuple[str, str]], target: str) -> tuple[list[Any] | None, Any]:
     """Pair and target dates from the file names, or (None, None) if any is missing."""
     from stfusion.dates import date_from_name
@@ -252,10 +275,17 @@ def evaluate_files(
             )
         if ratio is None:
             ratio = _ratio_tag(prediction)
-        mismatch = scale_mismatch(
-            _without(pred_src.sample(), pred_src, pred_nodata),
-            _without(truth_src.sample(), truth_src, truth_nodata),
+        pred_sample = _without(pred_src.sample(), pred_src, pred_nodata)
+        truth_sample = _without(truth_src.sample(), truth_src, truth_nodata)
+        _warn_fill(pred_src, pred_sample, "--pred-nodata", "pred_nodata")
+        _warn_fill(truth_src, truth_sample, "--truth-nodata", "truth_nodata")
+        warn_band_order(
+            truth_src,
+            [pred_src],
+            "Bands are scored by position: write the prediction in the truth's band order "
+            "(stfusion predict --fine-bands, or gdal_translate -b).",
         )
+        mismatch = scale_mismatch(pred_sample, truth_sample)
         if mismatch is not None and not scale_check:
             warnings.warn(mismatch.message(prediction, truth), STFusionWarning, stacklevel=2)
         elif mismatch is not None:

@@ -213,20 +213,23 @@ def align_coarse(
     return AlignedSource(coarse, fg, resampling), ratio
 
 
-def _warn_band_order(ref: Source, others: Sequence[Source]) -> None:
+def warn_band_order(ref: Source, others: Sequence[Source], fix: str | None = None) -> None:
     """Warn when an image names the same bands as ``ref`` in another order: bands are fused
-    by position, so blue would be fused with red."""
+    (or scored) by position, so blue would be fused with red. ``fix``: what to do (default:
+    the band options of ``predict``)."""
     own = [n.lower() for n in ref.band_names]
     if len(set(own)) != len(own) or any(re.fullmatch(r"(band)?_?\d*", n) for n in own):
         return  # generic or repeated names say nothing about the order
     for img in others:
         names = [n.lower() for n in img.band_names]
         if names != own and sorted(names) == sorted(own):
+            advice = fix or (
+                f"Bands are fused by position: give the order, e.g. --coarse-bands "
+                f"{','.join(ref.band_names)} (--fine-bands for a fine image, or FILE:BANDS)."
+            )
             warnings.warn(
                 f"{img.label} names its bands {', '.join(img.band_names)}; {ref.label} "
-                f"{', '.join(ref.band_names)}. Bands are fused by position: give the order, "
-                f"e.g. --coarse-bands {','.join(ref.band_names)} (--fine-bands for a fine image, "
-                "or FILE:BANDS).",
+                f"{', '.join(ref.band_names)}. {advice}",
                 STFusionWarning,
                 stacklevel=3,
             )
@@ -287,9 +290,10 @@ def check_scales(
             return
 
 
-def _warn_undeclared_fill(source: Source, sample: np.ndarray) -> None:
-    """Warn when many pixels hold one value far outside the others (an undeclared fill such
-    as -28672 or -9999 read as data: "reflectance" -2.87 or -0.9999)."""
+def undeclared_fill(sample: np.ndarray) -> tuple[int, float, float, float, float] | None:
+    """A value many pixels hold far outside the others (an undeclared fill such as -28672 or
+    -9999 read as data: "reflectance" -2.87 or -0.9999): (band, value, share, p1, p99 of the
+    other values), or None. ``sample``: ``(band, n)`` values."""
     for b in range(sample.shape[0]):
         v = sample[b][np.isfinite(sample[b])]
         for fill in (v.min(), v.max()) if v.size >= 100 else ():
@@ -302,15 +306,22 @@ def _warn_undeclared_fill(source: Source, sample: np.ndarray) -> None:
             spread = max(float(p99 - p1), 1e-12)
             if p1 - 5 * spread <= fill <= p99 + 5 * spread:
                 continue
-            warnings.warn(
-                f"{source.label}: {share:.1%} of band {b + 1} holds {fill:.6g}, far from the "
-                f"other values ({p1:.4g} .. {p99:.4g}): an undeclared nodata (fill) value? "
-                "Declare it in the file (gdal_edit.py -a_nodata VALUE FILE, the stored "
-                "value, on a copy) so it is not fused as data.",
-                STFusionWarning,
-                stacklevel=4,
-            )
-            return
+            return b, float(fill), share, float(p1), float(p99)
+    return None
+
+
+def _warn_undeclared_fill(source: Source, sample: np.ndarray) -> None:
+    found = undeclared_fill(sample)
+    if found is not None:
+        b, fill, share, p1, p99 = found
+        warnings.warn(
+            f"{source.label}: {share:.1%} of band {b + 1} holds {fill:.6g}, far from the "
+            f"other values ({p1:.4g} .. {p99:.4g}): an undeclared nodata (fill) value? "
+            "Declare it in the file (gdal_edit.py -a_nodata VALUE FILE, the stored "
+            "value, on a copy) so it is not fused as data.",
+            STFusionWarning,
+            stacklevel=4,
+        )
 
 
 def check_valid(source: Source, role: str) -> float:
@@ -394,7 +405,7 @@ def open_scene(
                 "MODIS against Landsat blue..SWIR2), FILE:BANDS, or a preset (--fine-preset, "
                 "--coarse-preset; docs/inputs.md)."
             )
-    _warn_band_order(ref, [*fines[1:], *all_coarse])
+    warn_band_order(ref, [*fines[1:], *all_coarse])
     aligned: list[Source] = []
     ratios: list[float] = []
     for c in all_coarse:

@@ -3,12 +3,35 @@
 from __future__ import annotations
 
 import json
+import math
 
 import click
 
 from stfusion.cli.options import MEM_LIMIT, OFFSET, SCALE, FiniteFloat
 from stfusion.cli.progress import console
-from stfusion.errors import InvalidParameterError
+
+
+def _check_ratio(value: float | None) -> float | None:
+    """``--ratio``: at least 1; below 1 it is the inverse (fine / coarse), so say the value."""
+    if value is not None and value < 1:
+        raise click.BadParameter(
+            f"{value:g} must be at least 1: it is coarse / fine pixel size (the inverse of "
+            f"{value:g} is --ratio {1 / value:g})."
+        )
+    return value
+
+
+def _check_data_range(value: str) -> float | str:
+    """``--data-range``: a positive number or 'truth' (a usage error otherwise)."""
+    if value == "truth":
+        return value
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not (math.isfinite(number) and number > 0):
+        raise click.BadParameter(f"{value!r}: give a positive number or 'truth'.")
+    return number
 
 
 @click.command()
@@ -36,14 +59,16 @@ from stfusion.errors import InvalidParameterError
 @click.option("--truth-offset", type=OFFSET, default=None, help="Offset of the truth's values.")
 @click.option(
     "--ratio",
-    type=FiniteFloat(minimum=1, what="coarse / fine pixel size, e.g. 16 for 480 m / 30 m"),
+    type=FiniteFloat(positive=True, what="coarse / fine pixel size, e.g. 16 for 480 m / 30 m"),
     default=None,
+    callback=lambda ctx, param, value: _check_ratio(value),
     help="Resolution ratio coarse/fine pixel size, for ERGAS (e.g. 16).",
 )
 @click.option(
     "--data-range",
     default="1.0",
     show_default=True,
+    callback=lambda ctx, param, value: _check_data_range(value),
     help="Data range for SSIM and PSNR: a number, or 'truth' (the truth's valid max - "
     "min, for LST or NDVI).",
 )
@@ -69,7 +94,7 @@ def evaluate(
     truth_scale: float | None,
     truth_offset: float | None,
     ratio: float | None,
-    data_range: str,
+    data_range: float | str,
     as_json: bool,
     no_scale_check: bool = False,
     mem_limit: float | None = None,
@@ -79,14 +104,6 @@ def evaluate(
     """Score PREDICTION against TRUTH with the pinned metrics (docs/metrics.md)."""
     from stfusion.api import evaluate_files
 
-    dr: float | str = data_range
-    if data_range != "truth":
-        try:
-            dr = float(data_range)
-        except ValueError:
-            raise InvalidParameterError(
-                f"--data-range {data_range}: give a number or 'truth'."
-            ) from None
     report = evaluate_files(
         prediction,
         truth,
@@ -94,7 +111,7 @@ def evaluate(
         truth_scale=truth_scale,
         truth_offset=truth_offset,
         ratio=ratio,
-        data_range=dr,
+        data_range=data_range,
         scale_check=not no_scale_check,
         mem_limit_mb=mem_limit,
         truth_nodata=truth_nodata,

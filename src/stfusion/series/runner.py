@@ -533,6 +533,10 @@ def _observation(
     if fimg.source is None:
         notes.append(f"fine image unreadable, predicted instead: {fimg.error}")
         return None, False
+    if not fimg.valid:
+        # all masked or nodata: nothing observed (an all-NaN "observation" is not an output)
+        notes.append("fine image has no valid pixel (all masked or nodata)")
+        return None, False
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return fimg.source, fully_valid(fimg.source)
