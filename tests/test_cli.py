@@ -220,6 +220,9 @@ def test_demo_runs_on_bundled_sample(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert rm["starfm"] <= 1.03 * rm["additive"]
     code, _, err = run_cli(["demo", str(tmp_path / "d")], capsys)
     assert code == 1 and "--overwrite" in err
+    # a method that cannot run the one-pair case leaves no empty folder behind
+    code, _, err = run_cli(["demo", str(tmp_path / "e"), "--method", "estarfm"], capsys)
+    assert code == 1 and "2 pairs" in err and not (tmp_path / "e").exists()
 
 
 def test_help_imports_no_torch() -> None:

@@ -298,6 +298,7 @@ def test_a_broken_plugin_does_not_take_the_cli_down(tmp_path: Path) -> None:
     assert "starfm" in listed.stdout and "fsdaf" in listed.stdout
     assert "'broken'" in listed.stderr and "could not be loaded" in listed.stderr
     assert "'starfm'" in listed.stderr and "ignored" in listed.stderr
+    assert listed.stderr.count("plugin method 'starfm'") == 1  # once, not once per lookup
     out = tmp_path / "p.tif"
     run = cli("predict", *_cia(), "--method", "broken", "--out", str(out))
     assert run.returncode == 1 and "Traceback" not in run.stderr

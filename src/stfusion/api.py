@@ -384,7 +384,8 @@ def inspect_files(
             f"  origin    {g.transform.c:g}, {g.transform.f:g}"
             + ("" if g.georeferenced else "  (not georeferenced)"),
             f"  nodata    {info.nodata}",
-            f"  scaling   value * {info.scale:g} + {info.offset:g} ({info.scale_source})",
+            f"  scaling   value * {info.scale:g} {'-' if info.offset < 0 else '+'} "
+            f"{abs(info.offset):g} ({info.scale_source})",
             f"  valid     {ok.mean():.1%} of pixels; values p1..p99 {lo:.4g} .. {hi:.4g}",
         ]
         if not vals.size:

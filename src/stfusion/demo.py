@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
+from collections.abc import Iterator
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,17 @@ def _atomic_text(path: Path, text: str, overwrite: bool = True) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
+@contextlib.contextmanager
+def _removed_if_empty(folder: Path | None) -> Iterator[None]:
+    """Remove ``folder`` (made by this run) if the run fails and leaves it empty."""
+    try:
+        yield
+    except BaseException:
+        if folder is not None and folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+        raise
+
+
 def run_demo(
     outdir: Path,
     *,
@@ -48,6 +61,7 @@ def run_demo(
 
     from stfusion.api import run_prediction
     from stfusion.io import FileSource, atomic_path
+    from stfusion.methods import make_estimator
     from stfusion.methods.baselines import Additive, NoChange
     from stfusion.metrics import evaluate
     from stfusion.plot import quicklook_figure
@@ -62,6 +76,8 @@ def run_demo(
     truth_path = str(d / info["fine"][TARGET_DATE])
     ratio = float(info["ratio"])
 
+    make_estimator(method, [], pairs=1)  # an unknown method or bad name: before any folder
+    made = not outdir.exists()
     outdir.mkdir(parents=True, exist_ok=True)
     pred_path = outdir / f"{method}_{TARGET_DATE}.tif"
     fig_path = outdir / "demo.png"
@@ -78,7 +94,10 @@ def run_demo(
     con.print(f"  pair {PAIR_DATE}: {Path(f1).name} + {Path(c1).name}")
     con.print(f"  predict {TARGET_DATE} from {Path(c2).name}; truth {Path(truth_path).name}")
     t0 = time.monotonic()
-    with con.status(f"running {method} (the first run compiles its kernel, ~10 s)..."):
+    with (
+        con.status(f"running {method} (the first run compiles its kernel, ~10 s)..."),
+        _removed_if_empty(outdir if made else None),
+    ):
         run_prediction(
             method=method,
             pairs=[(f1, c1)],

@@ -30,6 +30,18 @@ def _same_place(a: str, b: str, bounds: tuple[float, float, float, float], tol: 
     return bool(np.all(np.isfinite(d)) and d.max() <= tol)
 
 
+def short_crs(crs: CRS) -> str:
+    """``EPSG:32755``, or a PROJ string where there is no EPSG code (MODIS sinusoidal), not
+    the WKT of hundreds of characters."""
+    text = crs.to_string()
+    if text.startswith(("PROJCS[", "GEOGCS[", "PROJCRS[", "GEOGCRS[")):
+        try:
+            return crs.to_proj4().replace(" +no_defs=True", "").replace(" +no_defs", "")
+        except Exception:  # a CRS PROJ cannot write as a string: keep the WKT
+            return text
+    return text
+
+
 @dataclass(frozen=True)
 class Grid:
     """A raster grid: CRS (None when not georeferenced), affine transform and size."""
@@ -84,7 +96,7 @@ class Grid:
         return rasterio.windows.transform(window, self.transform)
 
     def describe(self) -> str:
-        crs = self.crs.to_string() if self.crs else "no CRS"
+        crs = short_crs(self.crs) if self.crs else "no CRS"
         up = ", south-up" if self.transform.e > 0 else ""
         return f"{self.width} x {self.height} px, {self.res[0]:g} x {self.res[1]:g}{up}, {crs}"
 

@@ -54,12 +54,16 @@ def _load(name: str, spec: str) -> type[FusionMethod]:
     return cls
 
 
+_SHADOWED: set[str] = set()
+
+
 def available() -> dict[str, str]:
     """Method name -> ``module:Class`` for every registered method. A plugin registered
     under a built-in method's name is ignored, with a warning."""
     found = dict(BUILTIN)
     for ep in entry_points(group="stfusion.methods"):
-        if ep.name in BUILTIN and ep.value != BUILTIN[ep.name]:
+        if ep.name in BUILTIN and ep.value != BUILTIN[ep.name] and ep.value not in _SHADOWED:
+            _SHADOWED.add(ep.value)  # said once per process, however often this runs
             warnings.warn(
                 f"plugin method {ep.name!r} ({ep.value}) ignored: a built-in method has that "
                 "name. Register the plugin under another name.",
