@@ -53,6 +53,18 @@ def test_inference_of_typical_ranges() -> None:
     assert (v.name, v.scale) == ("ndvi", 10000.0)
     assert infer_variable(rng.uniform(270, 320, (1, 50, 50)), 1).name == "lst"
     assert infer_variable(rng.uniform(0, 255.5, (3, 50, 50)), 3).name == "other"
+    # a crop of NDVI with few negatives (0.5th percentile -0.047): it was taken for
+    # reflectance, and FSDAF clipped every negative value to 0
+    few = np.concatenate([rng.uniform(0.1, 0.8, 9700), rng.uniform(-0.26, 0.0, 300)])
+    assert infer_variable(few[None], 1).name == "ndvi"
+    # band names say what the values do not: an NDVI band that is positive throughout
+    green = rng.uniform(0.2, 0.9, (1, 50, 50))
+    assert infer_variable(green, 1).name == "reflectance"
+    assert infer_variable(green, 1, ("NDVI",)).name == "ndvi"
+    assert infer_variable(np.round(green * 1e4), 1, ("ndvi_x10000",)).scale == 10000.0
+    assert infer_variable(rng.uniform(0, 60, (1, 50, 50)), 1, ("LST_C",)).name == "lst"
+    # reflectance bands named as usual stay reflectance
+    assert infer_variable(refl, 3, ("red", "nir", "swir1")).name == "reflectance"
 
 
 def test_explicit_variable_takes_the_storage_scale_from_the_data() -> None:
@@ -80,6 +92,8 @@ def test_inference_is_logged(caplog: pytest.LogCaptureFixture) -> None:
         m = STARFM(window=5).fit([(f, f)])
     assert m.variable_.name == "ndvi"
     assert "starfm: variable ndvi, inferred" in caplog.text
+    # and the prediction's tags say it, also without -v
+    assert m.fitted_tags()["STFUSION_VARIABLE"].startswith("ndvi, inferred (one band")
 
 
 # ---------------------------------------------------------------------------- real data

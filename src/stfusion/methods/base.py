@@ -198,8 +198,10 @@ class FusionMethod:
 
     def fitted_tags(self) -> dict[str, Any]:
         """``STFUSION_*`` tags of what the fitted method chose (override): written with the
-        prediction beside its parameters, e.g. the ensemble members that ran."""
-        return {}
+        prediction beside its parameters, e.g. the ensemble members that ran. By default the
+        variable a classical method's constants follow (``STFUSION_VARIABLE``)."""
+        var = getattr(self, "variable_", None)
+        return {} if var is None else {"STFUSION_VARIABLE": var.describe()}
 
     def halo(self) -> int:
         """Fine pixels of context each window needs on every side."""

@@ -290,7 +290,7 @@ class ESTARFM(FusionMethod):
         # variable's units; without a physical range, scaled to the data and no range check
         sample = np.concatenate([f.sample(1 << 18).ravel() for f in fines])
         sample = sample[np.isfinite(sample)]
-        var = resolve_variable(str(self.variable), sample, scene.count, "estarfm")
+        var = resolve_variable(str(self.variable), sample, scene.count, "estarfm", scene.band_names)
         self.variable_ = var
         rng = var.physical_range
         if rng is not None:

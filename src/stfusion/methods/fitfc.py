@@ -270,7 +270,7 @@ class FitFC(FusionMethod):
         # Logged for the record only: no Fit-FC constant carries a unit.
         fine = scene.pairs[0][0]
         self.variable_ = resolve_variable(
-            str(self.variable), fine.sample(1 << 16), scene.count, "fitfc"
+            str(self.variable), fine.sample(1 << 16), scene.count, "fitfc", scene.band_names
         )
         self.similarity_idx_ = self._similarity_indices(scene)
         self.c1_ = self._coarse_pixels(scene.pairs[0][1])

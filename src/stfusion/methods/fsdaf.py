@@ -456,6 +456,7 @@ class FSDAF(FusionMethod):
             np.concatenate(sample, axis=1).astype(np.float64),
             scene.count,
             self.name,
+            scene.band_names,
         )
         self.variable_ = var
         if rng == "auto":
@@ -472,7 +473,7 @@ class FSDAF(FusionMethod):
             raise EmptyInputError(f"{fine.label}: no pixel is valid in every band.")
         if isinstance(k, int):
             return kmeans(x, k, int(self.seed))
-        unit = self._iso_unit(x)
+        unit = self._iso_unit(x, fine.band_names)
         merge = unit * ISO_DIST_OF_MAX if self.merge_distance == "auto" else self.merge_distance
         split = unit * ISO_DIST_OF_MAX if self.split_std == "auto" else self.split_std
         # ISO_MIN_PIXELS counts pixels of the scene; the sample holds a share of them
@@ -481,12 +482,12 @@ class FSDAF(FusionMethod):
         self.iso_thresholds_ = (float(merge), float(split), min_members)
         return isodata(x, k[0], k[1], float(merge), float(split), min_members, int(self.seed))
 
-    def _iso_unit(self, x: np.ndarray) -> float:
+    def _iso_unit(self, x: np.ndarray, band_names: tuple[str, ...] = ()) -> float:
         """FSDAF.pro's DN_max in the data's units (ISODATA's distances are 0.05 DN_max):
         the upper end of the variable's physical range (reflectance 1 or 10000 stored as
         integers, ndvi likewise), or the F1 sample's 0.5-99.5 percentile range for lst and
         other. Quiet: the variable is logged once, later in ``fit``."""
-        rng = variable_for(str(self.variable), x, x.shape[1]).physical_range
+        rng = variable_for(str(self.variable), x, x.shape[1], band_names).physical_range
         if rng is not None:
             return float(rng[1])
         lo, hi = np.percentile(x, [0.5, 99.5])

@@ -230,7 +230,7 @@ class STARFM(FusionMethod):
         self.fine_std_ = np.stack([f.band_stats()["std"] for f in fines]).astype(np.float32)
         sample = np.concatenate([f.sample(1 << 18).ravel() for f in fines])
         sample = sample[np.isfinite(sample)]
-        var = resolve_variable(str(self.variable), sample, scene.count, "starfm")
+        var = resolve_variable(str(self.variable), sample, scene.count, "starfm", scene.band_names)
         self.variable_ = var
         if self.uncertainty != "auto":
             unc = float(self.uncertainty)

@@ -19,11 +19,14 @@ other         none                        anything: constants from the data's ra
 give it (``variable="auto"``) and logs what it decided. The rules, on the 0.5th and 99.5th
 percentiles (lo, hi) of a sample of the fine images' values:
 
-* lo >= -0.5 and hi <= 1.5: reflectance (scale 1); with a single band and lo < -0.05 (a
+* band names that all name a normalised difference index (NDVI, EVI, NDWI, NBR, ...): ndvi
+  (x 10000 when hi > 1.5); names that all name a temperature (LST, temperature, BT) and
+  values outside the ranges below: lst.
+* lo >= -0.5 and hi <= 1.5: reflectance (scale 1); with a single band and lo < -0.02 (a
   share of clearly negative values, which reflectance does not have): ndvi.
 * 150 <= lo and hi <= 400: lst (kelvin).
 * integer values with lo >= -5000 and hi <= 15000: reflectance x 10000; with a single band
-  and lo < -500: ndvi x 10000.
+  and lo < -200: ndvi x 10000.
 * anything else: other.
 
 A variable given explicitly only needs the storage scale: 10000 when hi > 1.5 (reflectance
@@ -33,6 +36,7 @@ or NDVI stored as integers x 10000), else 1.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -82,47 +86,70 @@ def _robust_range(sample: np.ndarray) -> tuple[float, float] | None:
     return float(lo), float(hi)
 
 
-def infer_variable(sample: np.ndarray, bands: int) -> Variable:
-    """Infer the variable from a sample of fine values (see the module docstring)."""
+#: Band names of a normalised difference index (-1..1) and of a temperature.
+INDEX_NAMES = re.compile(r"(^|[^a-z])(k?ndvi|evi2?|savi|ndwi|mndwi|ndmi|nbr2?)([^a-z]|$)", re.I)
+TEMPERATURE_NAMES = re.compile(r"(^|[^a-z])(lst|temp|temperature|kelvin|bt)([^a-z]|$)", re.I)
+
+
+def infer_variable(
+    sample: np.ndarray, bands: int, band_names: tuple[str, ...] | list[str] = ()
+) -> Variable:
+    """Infer the variable from a sample of fine values and the band names (see the module
+    docstring)."""
     rng = _robust_range(sample)
     if rng is None:
         return Variable("reflectance", 1.0, True, "no valid value: the default")
     lo, hi = rng
     where = f"0.5-99.5 percentile {lo:.4g}..{hi:.4g}"
+    named = [str(n) for n in band_names]
+    if named and all(INDEX_NAMES.search(n) for n in named) and lo >= -1.5 * DN_SCALE:
+        scale = DN_SCALE if hi > 1.5 else 1.0
+        return Variable("ndvi", scale, True, f"band names {', '.join(named)}, {where}")
     if lo >= -0.5 and hi <= 1.5:
-        if bands == 1 and lo < -0.05:
+        if bands == 1 and lo < -0.02:
             return Variable("ndvi", 1.0, True, f"one band, {where}")
         return Variable("reflectance", 1.0, True, where)
     if lo >= 150.0 and hi <= 400.0:
         return Variable("lst", 1.0, True, f"{where}: kelvin")
+    if named and all(TEMPERATURE_NAMES.search(n) for n in named):
+        return Variable("lst", 1.0, True, f"band names {', '.join(named)}, {where}")
     s = np.asarray(sample, dtype=np.float64).ravel()
     s = s[np.isfinite(s)]
     if lo >= -5000.0 and hi <= 15000.0 and bool(np.all(s == np.round(s))):
-        if bands == 1 and lo < -500.0:
+        if bands == 1 and lo < -200.0:
             return Variable("ndvi", DN_SCALE, True, f"one band, integers, {where}")
         return Variable("reflectance", DN_SCALE, True, f"integers, {where}")
     return Variable("other", 1.0, True, where)
 
 
-def variable_for(variable: str, sample: np.ndarray, bands: int) -> Variable:
+def variable_for(
+    variable: str, sample: np.ndarray, bands: int, band_names: tuple[str, ...] | list[str] = ()
+) -> Variable:
     """The variable for ``variable`` (a choice of :data:`CHOICES`) and the data ``sample``,
     quietly (:func:`resolve_variable` also checks the choice and logs it)."""
     if variable == "auto":
-        return infer_variable(sample, bands)
+        return infer_variable(sample, bands, band_names)
     if variable in ("reflectance", "ndvi"):
         rng = _robust_range(sample)
         return Variable(variable, DN_SCALE if rng is not None and rng[1] > 1.5 else 1.0)
     return Variable(variable, 1.0)
 
 
-def resolve_variable(variable: str, sample: np.ndarray, bands: int, method: str) -> Variable:
+def resolve_variable(
+    variable: str,
+    sample: np.ndarray,
+    bands: int,
+    method: str,
+    band_names: tuple[str, ...] | list[str] = (),
+) -> Variable:
     """The variable for ``variable`` (a choice of :data:`CHOICES`) and the data ``sample``;
-    logs one line saying which variable the method's constants follow."""
+    logs one line saying which variable the method's constants follow (the prediction's
+    ``STFUSION_VARIABLE`` tag says it too)."""
     if variable not in CHOICES:
         raise InvalidParameterError(
             f"{method}: variable must be one of {', '.join(CHOICES)}, got {variable!r}."
         )
-    var = variable_for(variable, sample, bands)
+    var = variable_for(variable, sample, bands, band_names)
     hint = " (give --variable / variable= to override)" if var.inferred else ""
     log.info("%s: variable %s%s", method, var.describe(), hint)
     return var
