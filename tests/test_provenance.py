@@ -334,3 +334,26 @@ def test_demo_outputs_respect_the_umask(tmp_path: Path) -> None:
     for name in ("metrics.json", "demo.png", "additive_2001-11-02.tif"):
         assert (out / name).stat().st_mode & 0o777 == 0o644, name
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
+
+
+def test_scaling_tag_lists_each_image_when_they_differ(tmp_path: Path) -> None:
+    """A second pair stored as float reflectance beside an int16 x 1e-4 one: the tag used to
+    show the first fine image's scaling only."""
+    from stfusion.api import run_prediction
+
+    src = FileSource(str(F17))
+    with rasterio.open(F17) as ds:
+        t, crs = ds.transform, ds.crs
+    f08 = write_tif(tmp_path / "F_2001-10-08.tif", src.read(), transform=t, crs=crs)
+    out = tmp_path / "p.tif"
+    run_prediction(
+        method="starfm",
+        pairs=[(str(f08), str(C17)), (str(F17), str(C17))],
+        target=str(C1102),
+        out=str(out),
+        params=["window=5"],
+    )
+    with rasterio.open(out) as ds:
+        scaling = json.loads(ds.tags()["STFUSION_SCALING"])
+    assert [s["from"] for s in scaling["fine"]] == ["default", "file metadata"]
+    assert scaling["coarse"]["scale"] == pytest.approx(1e-4)  # shared: one entry

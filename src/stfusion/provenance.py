@@ -63,6 +63,12 @@ def _scaling(src: Source) -> dict[str, Any]:
     return {"scale": 1.0, "offset": 0.0, "from": "in-memory array (physical units)"}
 
 
+def _one_or_each(items: list[dict[str, Any]]) -> dict[str, Any] | list[dict[str, Any]]:
+    """The scaling shared by every image of a role, or each image's (in input order: the
+    pairs', then the target's) when they differ."""
+    return items[0] if all(i == items[0] for i in items) else items
+
+
 def _notes(notes: Sequence[str], target: Source) -> list[str]:
     """The scene's alignment notes, plus the coarse target's when it was given to ``prepare``
     (``open_scene`` made the notes without it)."""
@@ -92,7 +98,10 @@ def provenance_tags(method: Any, *, command: Sequence[str] | str | None = None) 
             "pairs": [[_input(f), _input(c)] for f, c in scene.pairs],
             "coarse_target": _input(target),
         },
-        "STFUSION_SCALING": {"fine": _scaling(scene.pairs[0][0]), "coarse": _scaling(target)},
+        "STFUSION_SCALING": {
+            "fine": _one_or_each([_scaling(f) for f, _ in scene.pairs]),
+            "coarse": _one_or_each([_scaling(c) for _, c in scene.pairs] + [_scaling(target)]),
+        },
         "STFUSION_RESAMPLING": ", ".join(aligned) or "none (coarse images on the fine grid)",
         "STFUSION_RATIO": "none" if scene.ratio is None else f"{scene.ratio:g}",
         "STFUSION_ALIGNMENT": _notes(scene.notes, target),
