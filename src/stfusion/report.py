@@ -53,9 +53,14 @@ def metrics_table(report: MetricReport, title: str = "") -> Any:
     table.add_row("mean", *(_fmt(f, report.mean[m]) for m, f in TABLE_METRICS), style="bold")
     ergas = report.mean["ergas"]
     dr = report.data_range
+    sam = (
+        "SAM - (one band: no spectrum)"
+        if len(report.band_names) < 2
+        else f"SAM {_fmt('{:.3f}', report.mean['sam_deg'])} deg "
+        f"({_fmt('{:.5f}', report.mean['sam_rad'])} rad)"
+    )
     table.caption = (
-        f"SAM {_fmt('{:.3f}', report.mean['sam_deg'])} deg "
-        f"({_fmt('{:.5f}', report.mean['sam_rad'])} rad); ERGAS "
+        f"{sam}; ERGAS "
         f"{_fmt('{:.4f}', ergas) if report.ratio else '- (give --ratio)'}"
         f"{f' (R = {report.ratio:g})' if report.ratio else ''}; "
         f"valid {report.mean['valid_fraction']:.1%}; data range {dr}"
