@@ -18,6 +18,7 @@ from rasterio.crs import CRS
 from rasterio.warp import Resampling, calculate_default_transform, reproject
 
 from conftest import run_cli
+from stfusion.errors import STFusionWarning
 
 DATA = Path(__file__).resolve().parents[1] / "src" / "stfusion" / "data"
 L1017 = DATA / "CIA_Landsat7_2001-10-17.tif"
@@ -179,3 +180,25 @@ def test_gdal_virtual_paths_are_read(tmp_path: Path, capsys: pytest.CaptureFixtu
         [*args, f"/vsizip/{archive}/gone.tif", str(m1017), "--out", str(tmp_path / "x.tif")], capsys
     )
     assert code == 1 and "GDAL cannot open it" in err and "gone.tif" in err
+
+
+def test_coarse_covering_part_of_the_scene_is_warned_about(
+    variants: dict[str, tuple[Path, Path]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rasterio.windows import Window
+
+    parts = []
+    for path in variants["500"]:
+        with rasterio.open(path) as ds:
+            w = Window(0, 0, 15, ds.height)  # 15 of 25 columns
+            parts.append(
+                _write(
+                    tmp_path / f"part_{path.name}",
+                    ds.read(window=w),
+                    ds.profile,
+                    transform=ds.window_transform(w),
+                )
+            )
+    with pytest.warns(STFusionWarning, match=r"covers only about 60% of the fine image"):
+        code, err = _fitfc(capsys, (parts[0], parts[1]), tmp_path / "p.tif")
+    assert code == 0, err

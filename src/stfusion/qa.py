@@ -342,7 +342,9 @@ def open_mask(
     from stfusion.scene import align_coarse
 
     src = mask if isinstance(mask, Source) else FileSource(str(mask), Scaling(1.0, 0.0))
-    aligned, _ratio = align_coarse(src, target, "nearest", notes if notes is not None else [])
+    aligned, _ratio = align_coarse(
+        src, target, "nearest", notes if notes is not None else [], coverage=False
+    )
     return aligned
 
 

@@ -142,6 +142,8 @@ def _dataarray_source(image: Any, scaling: Scaling | None, label: str) -> Source
     return ArraySource(arr, grid, names, label or str(image.name or "<DataArray>"))
 
 
+#: A coarse image covering less of the fine scene than this is warned about.
+PARTLY_COVERED = 0.98
 #: Below this ground ratio a coarse image on its own grid has fine-sized pixels: resampled.
 FINE_SIZED = 1.5
 
@@ -157,9 +159,10 @@ def _reads_a_file(src: Source) -> bool:
 
 
 def align_coarse(
-    coarse: Source, fine: Source, resampling: str, notes: list[str]
+    coarse: Source, fine: Source, resampling: str, notes: list[str], coverage: bool = True
 ) -> tuple[Source, float | None]:
-    """Put ``coarse`` on ``fine``'s grid; return it and the resolution ratio if known."""
+    """Put ``coarse`` on ``fine``'s grid; return it and the resolution ratio if known.
+    ``coverage``: warn when it covers only part of the fine image (not for masks)."""
     fg, cg = fine.grid, coarse.grid
     if not fg.georeferenced or not cg.georeferenced:
         if cg.shape == fg.shape:
@@ -190,6 +193,16 @@ def align_coarse(
             f"{coarse.label} and {fine.label} do not overlap (coarse bounds "
             f"{tuple(round(v) for v in cb)} vs fine {tuple(round(v) for v in fb)} in {fg.crs})."
             " Check that they show the same area."
+        )
+    covered = overlap_x * overlap_y / ((fb[2] - fb[0]) * (fb[3] - fb[1]))
+    if coverage and covered < PARTLY_COVERED:
+        warnings.warn(
+            f"{coarse.label} covers only about {covered:.0%} of the fine image {fine.label}: "
+            "outside it there is no coarse change, and methods differ in what they do there "
+            "(STARFM leaves most of it empty, FSDAF and Fit-FC extrapolate). Give coarse "
+            "images that cover the fine scene, or crop the fine images to them.",
+            STFusionWarning,
+            stacklevel=3,
         )
     ratio = resolution_ratio(cg, fg)
     head = (
