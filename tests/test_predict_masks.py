@@ -227,3 +227,29 @@ def test_series_warns_for_dates_without_their_qa_file(tmp_path: Path) -> None:
         stacked = stack_band_files(items, "fine", preset.bands, preset, auto_mask=True)
     masks = {a.date: a.mask for a in stacked}
     assert masks == {d1: str(tmp_path / "A_QA_PIXEL.TIF"), d2: None}
+
+
+@pytest.mark.parametrize("kind", ["binary", "landsat_qa_pixel"])
+def test_a_finer_mask_flags_every_pixel_holding_an_invalid_mask_pixel(
+    tmp_path: Path, kind: str
+) -> None:
+    """A 25 m mask on the 50 m image: one cloudy 25 m pixel in a 2 x 2 block makes the 50 m
+    pixel invalid (nearest neighbour picked one of the four and missed three in four)."""
+    from stfusion.io import FileSource
+    from stfusion.qa import MaskedSource
+
+    with rasterio.open(L1017) as ds:
+        t, crs, h, w = ds.transform, ds.crs, ds.height, ds.width
+    rng = np.random.default_rng(0)
+    blocks = rng.random((h, w)) < 0.1  # the 50 m pixels with a cloudy sub-pixel
+    corner = rng.integers(0, 2, (2, h, w))  # which of the four sub-pixels
+    cloudy, clear = (1, 0) if kind == "binary" else (22280, 21824)
+    fine_mask = np.full((2 * h, 2 * w), clear, np.uint16)
+    r, c = np.nonzero(blocks)
+    fine_mask[2 * r + corner[0, r, c], 2 * c + corner[1, r, c]] = cloudy
+    half = rasterio.Affine(t.a / 2, 0, t.c, 0, t.e / 2, t.f)
+    path = write_tif(tmp_path / "m25.tif", fine_mask, transform=half, crs=crs, dtype="uint16")
+    masked = MaskedSource(FileSource(str(L1017)), str(path), kind)
+    assert masked.aggregated_
+    np.testing.assert_array_equal(masked.invalid()[0], blocks)
+    assert np.isnan(masked.read()[:, blocks]).all()

@@ -341,11 +341,47 @@ def open_mask(
     """
     from stfusion.scene import align_coarse
 
-    src = mask if isinstance(mask, Source) else FileSource(str(mask), Scaling(1.0, 0.0))
     aligned, _ratio = align_coarse(
-        src, target, "nearest", notes if notes is not None else [], coverage=False
+        _raw(mask), target, "nearest", notes if notes is not None else [], coverage=False
     )
     return aligned
+
+
+def _raw(mask: str | os.PathLike[str] | Source) -> Source:
+    return mask if isinstance(mask, Source) else FileSource(str(mask), Scaling(1.0, 0.0))
+
+
+#: A mask whose pixels are smaller than the image's by this ground ratio or more is decoded
+#: on its own grid and aggregated: an image pixel is invalid if any of its mask pixels is.
+FINER_MASK = 0.75
+
+
+@dataclass
+class DecodedMask(Source):
+    """A mask raster decoded on its own grid: 1.0 where invalid, 0.0 where valid."""
+
+    raw: Source
+    kind: str
+    flags: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        self.grid = self.raw.grid
+        self.count = self.raw.count
+        self.band_names = self.raw.band_names
+        self.label = self.raw.label
+
+    def read(self, window: Window | None = None, halo: int = 0) -> np.ndarray:
+        return invalid_from(self.raw.read(window, halo), self.kind, self.flags).astype(np.float32)
+
+
+def _finer(mask: Source, target: Source) -> bool:
+    """Whether ``mask``'s pixels are clearly smaller than ``target``'s on the ground."""
+    from stfusion.io import resolution_ratio
+
+    mg, tg = mask.grid, target.grid
+    if not (mg.georeferenced and tg.georeferenced) or mg.same_as(tg):
+        return False
+    return resolution_ratio(mg, tg) <= FINER_MASK
 
 
 def _check_binary_values(mask: Source, label: str) -> None:
@@ -394,7 +430,20 @@ class MaskedSource(Source):
         self.band_names = self.source.band_names
         mask_label = self.mask.label if isinstance(self.mask, Source) else str(self.mask)
         self.label = f"{self.source.label} (masked by {mask_label})"
-        self.mask_source_ = open_mask(self.mask, self.source, self.notes)
+        raw = _raw(self.mask)
+        #: a mask finer than the image: decoded there, then "any invalid mask pixel" (max)
+        self.aggregated_ = _finer(raw, self.source)
+        if self.aggregated_:
+            from stfusion.io import AlignedSource
+
+            decoded = DecodedMask(raw, self.kind, self.flags)
+            self.mask_source_: Source = AlignedSource(decoded, self.source.grid, "max")
+            self.notes.append(
+                f"{mask_label}: finer than {self.source.label}; a pixel is invalid where any "
+                "mask pixel within it is"
+            )
+        else:
+            self.mask_source_ = open_mask(raw, self.source, self.notes)
         mc = self.mask_source_.count
         if mc != 1 and not (self.kind == "binary" and mc == self.count):
             raise GridMismatchError(
@@ -402,11 +451,13 @@ class MaskedSource(Source):
                 f"per image band: {self.count})."
             )
         if self.kind == "binary":
-            _check_binary_values(self.mask_source_, mask_label)
+            _check_binary_values(raw if self.aggregated_ else self.mask_source_, mask_label)
 
     def invalid(self, window: Window | None = None, halo: int = 0) -> np.ndarray:
         """Boolean ``(1 or band, h + 2 halo, w + 2 halo)``: True where the mask says invalid."""
         raw = self.mask_source_.read(window, halo)
+        if self.aggregated_:
+            return ~(raw == 0)  # decoded already; NaN: outside the mask raster
         return invalid_from(raw, self.kind, self.flags)
 
     def read(self, window: Window | None = None, halo: int = 0) -> np.ndarray:

@@ -288,7 +288,7 @@ class AlignedSource(Source):
     native_pixels: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
-        if self.resampling not in RESAMPLING_CHOICES:
+        if self.resampling not in (*RESAMPLING_CHOICES, "max"):  # max: masks (stfusion.qa)
             raise ValueError(
                 f"resampling {self.resampling!r} unknown; choose from {RESAMPLING_CHOICES}"
             )
