@@ -261,7 +261,7 @@ def test_inspect_shows_hdf_fields(
         ["inspect", str(L1017), str(modis_native["c1"]), "--coarse-preset", "mod09ga"], capsys
     )
     assert code == 0, err
-    assert "HDF4-EOS" in out and "sur_refl_b03_1" in out and "Sinusoidal" in out
+    assert "HDF4-EOS" in out and "sur_refl_b03_1" in out and "+proj=sinu" in out
     assert "value * 0.0001 + 0 (given)" in out or "file metadata" in out
     assert "aligned" in out
 
