@@ -19,7 +19,7 @@ from stfusion.errors import (
     ScaleMismatchError,
     STFusionWarning,
 )
-from stfusion.io import AlignedSource, FileSource
+from stfusion.io import AlignedSource, FileSource, Scaling
 from stfusion.scene import open_scene
 
 T30 = Affine(30.0, 0, 500000.0, 0, -30.0, 6100000.0)
@@ -181,11 +181,56 @@ def test_undeclared_fill_value_warns(tmp_path: Path) -> None:
     c = _img(1)
     c[:, :4, :4] = -2.8672
     filled = write_tif(tmp_path / "c.tif", c)
-    with pytest.warns(STFusionWarning, match=r"c\.tif: .*holds -2\.8672.*undeclared nodata"):
+    with pytest.warns(
+        STFusionWarning, match=r"c\.tif: .*holds -2\.8672.*undeclared nodata.*--coarse-nodata"
+    ):
         open_scene([(f, filled)], filled)
     with warnings.catch_warnings():
         warnings.simplefilter("error", STFusionWarning)
         open_scene([(f, write_tif(tmp_path / "ok.tif", _img(1)))], f)
+        # declared: read as NaN, no warning (files and arrays alike)
+        declared = Scaling(nodata=-2.8672)
+        scene = open_scene([(f, filled)], filled, coarse_scaling=declared)
+        assert np.isnan(scene.target.read()[:, :4, :4]).all()
+        scene = open_scene([(_img(1), c)], c, coarse_scaling=declared)
+        assert np.isnan(scene.pairs[0][1].read()[:, :4, :4]).all()
+        assert np.isfinite(scene.pairs[0][1].read()[:, 4:, 4:]).all()
+
+
+def test_nodata_options_declare_a_fill_value(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--coarse-nodata -9999`` on int16 files without a nodata tag equals the same files
+    tagged; ``inspect`` and ``series`` take it too."""
+    from conftest import run_cli
+
+    dn = np.round(_img(3, (3, 24, 24)) * 1e4).astype(np.int16)
+    dn[:, :5, :5] = -9999
+    files = {}
+    for tag, nodata in (("bare", None), ("tagged", -9999)):
+        for d in ("2020-01-01", "2020-01-09"):
+            files[tag, d] = write_tif(tmp_path / f"{tag}_{d}.tif", dn, dtype="int16", nodata=nodata)
+    fine = write_tif(tmp_path / "F_2020-01-01.tif", _img(3, (3, 24, 24)))
+    outs = {}
+    for tag, extra in (("tagged", []), ("bare", ["--coarse-nodata", "-9999"])):
+        out = tmp_path / f"{tag}.tif"
+        args = ["predict", "-q", "-m", "starfm", "-p", "window=5", "--coarse-scale", "1e-4"]
+        args += ["--pair", str(fine), str(files[tag, "2020-01-01"])]
+        args += ["--coarse", str(files[tag, "2020-01-09"]), "--out", str(out), *extra]
+        code, _, err = run_cli(args, capsys)
+        assert code == 0, err
+        outs[tag] = FileSource(str(out)).read()
+    np.testing.assert_array_equal(outs["bare"], outs["tagged"])
+    assert np.isnan(outs["bare"][:, :5, :5]).mean() > 0.5  # the fill is not fused as data
+    code, out, err = run_cli(
+        [
+            *("inspect", str(fine), str(files["bare", "2020-01-01"])),
+            *("--coarse-nodata", "-9999", "--coarse-scale", "1e-4"),
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    assert "-9999 given (as stored)" in out and "valid     95.7% of pixels" in out
 
 
 def test_dataarrays_and_arrays_read_as_files_are(tmp_path: Path) -> None:

@@ -76,6 +76,8 @@ def run_prediction(
     coarse_bands: Sequence[str] | None = None,
     fine_preset: str | None = None,
     coarse_preset: str | None = None,
+    fine_nodata: float | None = None,
+    coarse_nodata: float | None = None,
     fine_mask: Sequence[str | None] = (),
     fine_mask_kind: str = "binary",
     fine_mask_flags: str | Sequence[str] | None = None,
@@ -104,9 +106,11 @@ def run_prediction(
         rest, ratio = split_ratio(params)
         estimator = make_estimator(method, rest, pairs=len(pairs), multi_pair=multi_pair)
         inputs = [p for pair in pairs for p in pair] + [target]
-        fine_scaling, fpreset = resolve_role(fine_scale, fine_offset, fine_bands, fine_preset)
+        fine_scaling, fpreset = resolve_role(
+            fine_scale, fine_offset, fine_bands, fine_preset, fine_nodata
+        )
         coarse_scaling, cpreset = resolve_role(
-            coarse_scale, coarse_offset, coarse_bands, coarse_preset
+            coarse_scale, coarse_offset, coarse_bands, coarse_preset, coarse_nodata
         )
         fine_masking = (fine_mask, fine_mask_kind, fine_mask_flags)
         fine_images, fmasks = _role_images(
@@ -352,6 +356,8 @@ def inspect_files(
     resampling: str = "nearest",
     fine_bands: Sequence[str] | None = None,
     coarse_bands: Sequence[str] | None = None,
+    fine_nodata: float | None = None,
+    coarse_nodata: float | None = None,
 ) -> str:
     """A human-readable account of how ``predict`` would read and align ``files``; a line
     starting ``  PROBLEM`` for each thing ``predict`` would refuse (an unreadable file is
@@ -360,9 +366,9 @@ def inspect_files(
     fine: FileSource | None = None
     for i, path in enumerate(files):
         scaling = (
-            Scaling(fine_scale, fine_offset, _bands(fine_bands))
+            Scaling(fine_scale, fine_offset, _bands(fine_bands), fine_nodata)
             if i == 0
-            else Scaling(coarse_scale, coarse_offset, _bands(coarse_bands))
+            else Scaling(coarse_scale, coarse_offset, _bands(coarse_bands), coarse_nodata)
         )
         role = "fine (output grid)" if i == 0 else "coarse"
         try:
@@ -383,7 +389,8 @@ def inspect_files(
             f"  grid      {g.describe()}",
             f"  origin    {g.transform.c:g}, {g.transform.f:g}"
             + ("" if g.georeferenced else "  (not georeferenced)"),
-            f"  nodata    {info.nodata}",
+            f"  nodata    {info.nodata}"
+            + ("" if scaling.nodata is None else f"; {scaling.nodata:g} given (as stored)"),
             f"  scaling   value * {info.scale:g} {'-' if info.offset < 0 else '+'} "
             f"{abs(info.offset):g} ({info.scale_source})",
             f"  valid     {ok.mean():.1%} of pixels; values p1..p99 {lo:.4g} .. {hi:.4g}",

@@ -151,6 +151,7 @@ def resolve_role(
     offset: float | None,
     bands: str | Sequence[str] | None,
     preset: str | None,
+    nodata: float | None = None,
 ) -> tuple[Scaling, Preset | None]:
     """How the fine (or coarse) images are read: the user's options over the preset's."""
     p = get_preset(preset) if preset else None
@@ -159,7 +160,7 @@ def resolve_role(
         scale = p.scale if scale is None else scale
         offset = p.offset if offset is None else offset
         chosen = chosen or p.bands
-    return Scaling(scale, offset, chosen), p
+    return Scaling(scale, offset, chosen, nodata), p
 
 
 # ------------------------------------------------------------------------- spec parsing
@@ -175,8 +176,10 @@ def role_options(
     both_bands: str | None,
     fine_preset: str | None,
     coarse_preset: str | None,
+    fine_nodata: float | None = None,
+    coarse_nodata: float | None = None,
 ) -> dict[str, Any]:
-    """The command line's scale, band and preset options as keyword arguments of
+    """The command line's scale, nodata, band and preset options as keyword arguments of
     ``run_prediction``/``run_series``/``inspect_files`` (plus the presets chosen)."""
     fine, fp = resolve_role(fine_scale, fine_offset, fine_bands or both_bands, fine_preset)
     coarse, cp = resolve_role(
@@ -186,9 +189,11 @@ def role_options(
         "fine_scale": fine.scale,
         "fine_offset": fine.offset,
         "fine_bands": fine.bands,
+        "fine_nodata": fine_nodata,
         "coarse_scale": coarse.scale,
         "coarse_offset": coarse.offset,
         "coarse_bands": coarse.bands,
+        "coarse_nodata": coarse_nodata,
         "fine_preset": fp,
         "coarse_preset": cp,
     }

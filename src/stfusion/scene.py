@@ -114,8 +114,9 @@ def _physical(arr: np.ndarray, scaling: Scaling | None, nodata: Any = None) -> n
         )
     if arr.ndim == 2:
         arr = arr[None]
-    if nodata is not None and np.isfinite(nodata):
-        arr = np.where(arr == np.float32(nodata), np.float32(np.nan), arr)
+    for fill in (nodata, None if scaling is None else scaling.nodata):  # declared, given
+        if fill is not None and np.isfinite(fill):
+            arr = np.where(arr == np.float32(fill), np.float32(np.nan), arr)
     arr = np.where(np.isfinite(arr), arr, np.float32(np.nan))
     if scaling is not None and (scaling.scale is not None or scaling.offset is not None):
         arr = arr * np.float32(scaling.scale or 1.0) + np.float32(scaling.offset or 0.0)
@@ -129,7 +130,7 @@ def _dataarray_source(image: Any, scaling: Scaling | None, label: str) -> Source
     if scaling is None or (scaling.scale is None and scaling.offset is None):
         scale, offset = image.attrs.get("scale_factor"), image.attrs.get("add_offset")
         if scale is not None or offset is not None:
-            scaling = Scaling(scale, offset)
+            scaling = Scaling(scale, offset, nodata=None if scaling is None else scaling.nodata)
     nodata = getattr(image.rio, "nodata", None)
     arr = _physical(np.asarray(image.values, dtype=np.float32), scaling, nodata)
     try:
@@ -323,15 +324,19 @@ def undeclared_fill(sample: np.ndarray) -> tuple[int, float, float, float, float
     return None
 
 
-def _warn_undeclared_fill(source: Source, sample: np.ndarray) -> None:
+def _warn_undeclared_fill(source: Source, sample: np.ndarray, role: str) -> None:
     found = undeclared_fill(sample)
     if found is not None:
         b, fill, share, p1, p99 = found
+        scale, offset = getattr(source, "scale", 1.0), getattr(source, "offset", 0.0)
+        stored = (fill - offset) / scale if scale else fill
+        option = "--fine-nodata" if role.startswith("fine") else "--coarse-nodata"
         warnings.warn(
             f"{source.label}: {share:.1%} of band {b + 1} holds {fill:.6g}, far from the "
             f"other values ({p1:.4g} .. {p99:.4g}): an undeclared nodata (fill) value? "
-            "Declare it in the file (gdal_edit.py -a_nodata VALUE FILE, the stored "
-            "value, on a copy) so it is not fused as data.",
+            f"Declare it with {option} {stored:.6g} (Python: Scaling(nodata={stored:.6g})), or "
+            "in the file (gdal_edit.py -a_nodata VALUE FILE, on a copy), so it is not fused "
+            "as data.",
             STFusionWarning,
             stacklevel=4,
         )
@@ -346,7 +351,7 @@ def check_valid(source: Source, role: str) -> float:
             f"{source.label}: the {role} has no valid pixels (all nodata/NaN). Check its nodata "
             "value and that it covers the fine image's area."
         )
-    _warn_undeclared_fill(source, s)
+    _warn_undeclared_fill(source, s, role)
     if frac < MOSTLY_EMPTY:
         warnings.warn(
             f"{source.label}: only {frac:.0%} of the {role} is valid; predictions there fall "

@@ -20,6 +20,8 @@ def inspect(
     fine_offset: float | None,
     coarse_scale: float | None,
     coarse_offset: float | None,
+    fine_nodata: float | None,
+    coarse_nodata: float | None,
     resampling: str,
     **band_opts: Any,
 ) -> None:
@@ -31,7 +33,15 @@ def inspect(
     from stfusion.api import inspect_files
     from stfusion.inputs import role_options
 
-    roles = role_options(fine_scale, fine_offset, coarse_scale, coarse_offset, **band_opts)
+    roles = role_options(
+        fine_scale,
+        fine_offset,
+        coarse_scale,
+        coarse_offset,
+        **band_opts,
+        fine_nodata=fine_nodata,
+        coarse_nodata=coarse_nodata,
+    )
     roles.pop("fine_preset"), roles.pop("coarse_preset")
     report = inspect_files(files, resampling=resampling, **roles)
     click.echo(report)

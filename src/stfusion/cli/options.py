@@ -179,6 +179,21 @@ scale_options = stack(
         help="Add this to coarse values after scaling. Default: file metadata, else 0.",
     ),
     click.option(
+        "--fine-nodata",
+        type=FiniteFloat(what="a fill value in the fine files, as stored, e.g. -9999"),
+        default=None,
+        metavar="VALUE",
+        help="A fill value the fine files hold but do not declare (as stored, before "
+        "scaling): read as nodata.",
+    ),
+    click.option(
+        "--coarse-nodata",
+        type=FiniteFloat(what="a fill value in the coarse files, as stored, e.g. -28672"),
+        default=None,
+        metavar="VALUE",
+        help="As --fine-nodata, for the coarse files.",
+    ),
+    click.option(
         "--resampling",
         type=click.Choice(RESAMPLING_CHOICES),
         default="nearest",
@@ -529,8 +544,10 @@ def run_job(
         return run(
             *args,
             dates=split_dates(p["dates"]) or None,
-            fine_scaling=Scaling(p["fine_scale"], p["fine_offset"]),
-            coarse_scaling=Scaling(p["coarse_scale"], p["coarse_offset"]),
+            fine_scaling=Scaling(p["fine_scale"], p["fine_offset"], nodata=p["fine_nodata"]),
+            coarse_scaling=Scaling(
+                p["coarse_scale"], p["coarse_offset"], nodata=p["coarse_nodata"]
+            ),
             resampling=p["resampling"],
             overwrite=p["overwrite"],
             progress=progress.epochs,

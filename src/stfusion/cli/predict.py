@@ -113,6 +113,8 @@ def predict(
     fine_offset: float | None,
     coarse_scale: float | None,
     coarse_offset: float | None,
+    fine_nodata: float | None,
+    coarse_nodata: float | None,
     resampling: str,
     mem_limit: float | None,
     workers: int,
@@ -138,7 +140,15 @@ def predict(
     params = params_with_variable(tuple(params), method, variable)
     pairs = _pairs_or_fine_ref(method, pairs, fine_ref)
 
-    roles = role_options(fine_scale, fine_offset, coarse_scale, coarse_offset, **band_opts)
+    roles = role_options(
+        fine_scale,
+        fine_offset,
+        coarse_scale,
+        coarse_offset,
+        **band_opts,
+        fine_nodata=fine_nodata,
+        coarse_nodata=coarse_nodata,
+    )
     t0 = time.monotonic()
     with Progress(method, quiet) as progress:
         info = run_prediction(
@@ -163,6 +173,8 @@ def predict(
             command=command_line(ctx),
             fine_bands=roles["fine_bands"],
             coarse_bands=roles["coarse_bands"],
+            fine_nodata=fine_nodata,
+            coarse_nodata=coarse_nodata,
             fine_preset=band_opts["fine_preset"],
             coarse_preset=band_opts["coarse_preset"],
             fine_mask=fine_mask,

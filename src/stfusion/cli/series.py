@@ -204,6 +204,8 @@ def series(
     fine_offset: float | None,
     coarse_scale: float | None,
     coarse_offset: float | None,
+    fine_nodata: float | None,
+    coarse_nodata: float | None,
     resampling: str,
     fine_mask: Sequence[str],
     fine_mask_kind: str,

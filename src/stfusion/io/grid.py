@@ -113,6 +113,10 @@ class Scaling:
     #: Which bands to read, in this order: names or 1-based numbers (``--fine-bands`` /
     #: ``--coarse-bands``); ``None`` reads every band. See :mod:`stfusion.inputs`.
     bands: tuple[str, ...] | None = None
+    #: A fill value the file (or array) holds but does not declare, as stored (before
+    #: scaling), e.g. -9999 (``--fine-nodata`` / ``--coarse-nodata``): read as NaN, like
+    #: declared nodata. ``None``: only what the file declares.
+    nodata: float | None = None
 
 
 @dataclass(frozen=True)

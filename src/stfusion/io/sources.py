@@ -151,11 +151,22 @@ class ArraySource(Source):
         return out
 
 
+def without_fill(arr: np.ndarray, fill: float | None) -> np.ndarray:
+    """``arr`` (stored values, float32) with the undeclared fill value ``fill`` set to NaN."""
+    if fill is not None:
+        arr[arr == np.float32(fill)] = np.nan
+    return arr
+
+
 def _read_scaled(
-    ds: rasterio.DatasetReader, window: Window | None, scale: float, offset: float
+    ds: rasterio.DatasetReader,
+    window: Window | None,
+    scale: float,
+    offset: float,
+    fill: float | None = None,
 ) -> np.ndarray:
     data = ds.read(window=window, masked=True)
-    arr = data.astype(np.float32).filled(np.nan)
+    arr = without_fill(data.astype(np.float32).filled(np.nan), fill)
     if scale != 1.0 or offset != 0.0:
         arr = arr * np.float32(scale) + np.float32(offset)
     arr[~np.isfinite(arr)] = np.nan
@@ -211,7 +222,7 @@ class FileSource(Source):
         with _open(self.path) as ds:
             for w in windows:
                 try:
-                    block = _read_scaled(ds, w, self.scale, self.offset)
+                    block = _read_scaled(ds, w, self.scale, self.offset, self.scaling.nodata)
                 except RasterioError as exc:
                     raise _read_error(self.path, w, exc) from None
                 yield w, block
@@ -245,7 +256,8 @@ class FileSource(Source):
                     raise _read_error(self.path, sub, exc) from None
                 pick = np.ix_(ri[rs] - ri[rs[0]], ci[cs] - ci[cs[0]])
                 data = data[:, pick[0], pick[1]]
-                arr = data.astype(np.float32).filled(np.nan) * np.float32(self.scale)
+                arr = without_fill(data.astype(np.float32).filled(np.nan), self.scaling.nodata)
+                arr *= np.float32(self.scale)
                 arr += np.float32(self.offset)
                 arr[~np.isfinite(arr) | (np.abs(arr) > 1e30)] = np.nan
                 out[:, rs[0] : rs[-1] + 1, cs[0] : cs[-1] + 1] = arr
@@ -256,7 +268,7 @@ class FileSource(Source):
         if inside.width and inside.height:
             with _open(self.path) as ds:
                 try:
-                    block = _read_scaled(ds, inside, self.scale, self.offset)
+                    block = _read_scaled(ds, inside, self.scale, self.offset, self.scaling.nodata)
                 except RasterioError as exc:
                     raise _read_error(self.path, inside, exc) from None
             out[

@@ -30,7 +30,7 @@ from stfusion.errors import (
 )
 from stfusion.io.files import given_or_file, is_gdal_name
 from stfusion.io.grid import Grid, RasterInfo, Scaling
-from stfusion.io.sources import FileSource, Source
+from stfusion.io.sources import FileSource, Source, without_fill
 
 _GLOB_CHARS = "*?["
 
@@ -441,6 +441,7 @@ class BandStack(FileSource):
 
     def _scaled(self, arr: np.ndarray) -> np.ndarray:
         # As io._read_scaled, so a stack reads exactly what one stacked file would.
+        arr = without_fill(arr, self.scaling.nodata)
         if self.scale != 1.0 or self.offset != 0.0:
             arr = arr * np.float32(self.scale) + np.float32(self.offset)
         arr[~np.isfinite(arr)] = np.nan

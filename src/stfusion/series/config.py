@@ -71,12 +71,12 @@ class SeriesConfig:
     #: How coarse images on their own grid are reprojected onto the fine grid.
     resampling: str = "nearest"
     #: Masks of the fine images (folders or globs), matched by date; kind ``binary`` (nonzero =
-    #: invalid) or ``landsat_qa_pixel``; flags that make a pixel invalid (None: the defaults).
+    #: invalid) or a QA kind of :data:`stfusion.qa.MASK_KINDS`; flags that make a pixel
+    #: invalid (None: the kind's defaults).
     fine_mask: Sequence[str] = ()
     fine_mask_kind: str = "binary"
     fine_mask_flags: str | Sequence[str] | None = None
-    #: As the fine masks, for the coarse images (any grid); kind ``binary`` or
-    #: ``mod09_state_1km``.
+    #: As the fine masks, for the coarse images (any grid).
     coarse_mask: Sequence[str] = ()
     coarse_mask_kind: str = "binary"
     coarse_mask_flags: str | Sequence[str] | None = None
@@ -111,6 +111,9 @@ class SeriesConfig:
     #: Input presets (bands, scaling, QA masks), e.g. ``landsat89-c2l2``; None: none.
     fine_preset: str | None = None
     coarse_preset: str | None = None
+    #: A fill value the fine (coarse) files hold but do not declare, as stored: nodata.
+    fine_nodata: float | None = None
+    coarse_nodata: float | None = None
 
     def __post_init__(self) -> None:
         from stfusion.inputs import parse_bands

@@ -48,10 +48,10 @@ def prepare(cfg: SeriesConfig) -> Prepared:
     from stfusion.inputs import preset_mask_kind, resolve_role
 
     fine_scaling, fpreset = resolve_role(
-        cfg.fine_scale, cfg.fine_offset, cfg.fine_bands, cfg.fine_preset
+        cfg.fine_scale, cfg.fine_offset, cfg.fine_bands, cfg.fine_preset, cfg.fine_nodata
     )
     coarse_scaling, cpreset = resolve_role(
-        cfg.coarse_scale, cfg.coarse_offset, cfg.coarse_bands, cfg.coarse_preset
+        cfg.coarse_scale, cfg.coarse_offset, cfg.coarse_bands, cfg.coarse_preset, cfg.coarse_nodata
     )
     fine_kind = preset_mask_kind(fpreset, cfg.fine_mask, cfg.fine_mask_kind)
     coarse_kind = preset_mask_kind(cpreset, cfg.coarse_mask, cfg.coarse_mask_kind)
@@ -113,6 +113,9 @@ def settings_of(p: Prepared) -> dict[str, Any]:
     }
     if cfg.multi_pair != "none" and one_pair_method(p.cls):  # key unchanged where it is moot
         settings["multi_pair"] = cfg.multi_pair
+    nodata = [p.fine_scaling.nodata, p.coarse_scaling.nodata]
+    if nodata != [None, None]:  # key unchanged for runs without a declared fill
+        settings["nodata"] = nodata
     if p.fine_scaling.bands or p.coarse_scaling.bands:  # key unchanged for runs without a choice
         settings["bands"] = [
             list(p.fine_scaling.bands or ()),
