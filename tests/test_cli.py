@@ -384,3 +384,15 @@ def test_evaluate_warns_on_digital_numbers_scored_as_reflectance(tmp_path: Path)
     assert "--data-range truth" in proc.stderr
     proc = run("--data-range", "truth")
     assert proc.returncode == 0 and "Warning" not in proc.stderr, proc.stderr
+
+
+def test_train_options_a_model_does_not_read_are_warned_about() -> None:
+    """--adv-weight on edcstfn was ignored but recorded in the checkpoint as if used."""
+    from stfusion.cli.train import _applicable
+
+    given = {"adv_weight": 0.1, "clip": 1.0, "alpha": 0.5, "content": None}
+    with pytest.warns(STFusionWarning, match=r"--adv-weight, --clip: read only by ganstfm, vitgan"):
+        assert _applicable("edcstfn", given) == {"alpha": 0.5, "content": None}
+    with pytest.warns(STFusionWarning, match=r"--vision-weight: read only by edcstfn"):
+        assert "alpha" not in _applicable("dcstfn", {"alpha": 0.5})
+    assert _applicable("ganstfm", given) == given  # a GAN reads them all

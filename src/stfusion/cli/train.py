@@ -210,6 +210,7 @@ def _train_config(config_cls: Any, model: str, size: str, settings: dict[str, An
         "clip": p["clip"],
         "time_mix": p["time_mix"],
     }
+    optional = _applicable(model, optional)
     return config_cls(
         model=model,
         size=size,
@@ -236,6 +237,44 @@ def _train_config(config_cls: Any, model: str, size: str, settings: dict[str, An
         agnostic=not p["band_tied"],
         **{k: v for k, v in optional.items() if v is not None},
     )
+
+
+#: The adversarial models, and the options that only some models read: setting -> (the
+#: models that read it, its option).
+ADVERSARIAL = ("ganstfm", "vitgan")
+ONLY_FOR: dict[str, tuple[tuple[str, ...], str]] = {
+    "alpha": (("edcstfn", *ADVERSARIAL), "--vision-weight"),
+    "beta": (("edcstfn", *ADVERSARIAL), "--feature-weight"),
+    "discriminator": (ADVERSARIAL, "--discriminator"),
+    "gan_loss": (ADVERSARIAL, "--gan-loss"),
+    "adv_weight": (ADVERSARIAL, "--adv-weight"),
+    "fm_weight": (ADVERSARIAL, "--fm-weight"),
+    "sam_weight": (ADVERSARIAL, "--sam-weight"),
+    "d_lr": (ADVERSARIAL, "--d-lr"),
+    "label_smoothing": (ADVERSARIAL, "--label-smoothing"),
+    "clip": (ADVERSARIAL, "--clip"),
+}
+
+
+def _applicable(model: str, given: dict[str, Any]) -> dict[str, Any]:
+    """``given`` (the optional settings, None where not given) without those ``model`` does
+    not read, which are warned about rather than silently recorded in the checkpoint."""
+    import warnings
+
+    from stfusion.errors import STFusionWarning
+
+    unused: dict[tuple[str, ...], list[str]] = {}
+    for key, (models, option) in ONLY_FOR.items():
+        if given.get(key) is not None and model not in models:
+            unused.setdefault(models, []).append(option)
+    for models, options in unused.items():
+        warnings.warn(
+            f"{', '.join(options)}: read only by {', '.join(models)}, not by {model}; ignored "
+            "(not recorded in the checkpoint).",
+            STFusionWarning,
+            stacklevel=3,
+        )
+    return {k: v for k, v in given.items() if k not in ONLY_FOR or model in ONLY_FOR[k][0]}
 
 
 def _summary(result: Any, out: str, model: str, size: str, t0: float) -> None:
