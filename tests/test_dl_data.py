@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -399,6 +400,34 @@ def test_catalog_pairs_dates_within_sites(tmp_path: Path) -> None:
     wrong.write_text(f"site,date,fine,coarse\nA,,{f.relative_to(tmp_path)},{c}\n")
     with pytest.raises(Exception, match=r"wrong\.csv, line 2: .* relative to the catalog's folder"):
         ds.read_catalog(wrong)
+    # A site stored x10000 beside a 0-1 one: its rows give their own scale, and its images
+    # read as the 0-1 site's do (there were no such columns: the files had to be converted)
+    from stfusion.io import FileSource
+
+    dn = tmp_path / "dn"
+    dn.mkdir()
+    scaled = []
+    for f, c in b:
+        fd, cd = dn / Path(f).name, dn / Path(c).name
+        for src, dst in ((f, fd), (c, cd)):
+            arr = FileSource(str(src)).read()
+            write_tif(dst, np.round(arr * 1e4).astype(np.int16), dtype="int16")
+        scaled.append((fd, cd))
+    rows = ["site,date,fine,coarse,fine_scale,coarse_scale"]
+    rows += [f"A,,{f},{c},," for f, c in a]
+    rows += [f"B,,{f},{c},1e-4,0.0001" for f, c in scaled]
+    mixed = tmp_path / "mixed.csv"
+    mixed.write_text("\n".join(rows) + "\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "differ 10000x in scale" warning
+        sites = open_training_sites(None, catalog=mixed)
+    got = sites[1].scene.pairs[0][0].read()
+    want = FileSource(str(b[0][0])).read()
+    np.testing.assert_allclose(got, want, atol=1e-4)
+    bad_scale = tmp_path / "bad_scale.csv"
+    bad_scale.write_text(f"site,date,fine,coarse,fine_scale\nA,,{a[0][0]},{a[0][1]},-1\n")
+    with pytest.raises(InvalidParameterError, match=r"line 2: fine_scale '-1' is not a positive"):
+        ds.read_catalog(bad_scale)
 
 
 def test_stream_patches_never_touch_the_block_and_time_mix(tmp_path: Path) -> None:

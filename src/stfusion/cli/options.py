@@ -462,7 +462,8 @@ def engine_options(settings: type) -> Decorator:
             type=click.Path(dir_okay=False),
             default=None,
             help="CSV with columns site,date,fine,coarse[,mask] (paths relative to the "
-            "CSV; a mask raster, nonzero = invalid, masks the fine image). Dates are "
+            "CSV; a mask raster, nonzero = invalid, masks the fine image; optional "
+            "fine_scale, fine_offset, coarse_scale, coarse_offset per row). Dates are "
             "paired only within a site. Beside or instead of --pair.",
         ),
     )

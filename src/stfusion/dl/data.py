@@ -139,8 +139,8 @@ def validation_block(shape: tuple[int, int], fraction: float, multiple: int = 1)
 def warn_site_scales(sites: Sequence[Any]) -> None:
     """Warn when the sites' fine images differ 20x or more in scale (reflectance x10000
     against 0-1 in one catalog): the networks do not mind, but the validation RMSE that picks
-    the best epoch is then dominated by the x10000 sites. One scaling applies to every site,
-    so the files themselves must agree."""
+    the best epoch is then dominated by the x10000 sites. The catalog's scale columns (or
+    the files themselves) make them agree."""
     from stfusion.scene import SCALE_WARN_FACTOR
 
     if len(sites) < 2:
@@ -158,8 +158,9 @@ def warn_site_scales(sites: Sequence[Any]) -> None:
         warnings.warn(
             f"sites {big} (median {medians[big]:.4g}) and {small} (median "
             f"{medians[small]:.4g}) differ {medians[big] / medians[small]:.0f}x in scale; "
-            "--fine-scale/--coarse-scale apply to every site, so give the catalog files in one "
-            "unit (e.g. all reflectance 0-1): the validation RMSE mixes them otherwise.",
+            "give each row its scale (catalog columns fine_scale, coarse_scale; e.g. 0.0001 "
+            "for x10000 files) or the files in one unit: the validation RMSE mixes them "
+            "otherwise.",
             STFusionWarning,
             stacklevel=3,
         )

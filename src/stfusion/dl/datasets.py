@@ -25,25 +25,25 @@ Pieces:
   (``val_fraction``; only the block's pixels count) and patches of examples whose target is a
   held-out date (``val_dates``; anywhere in the scene, the reference a training date). Its cost
   does not grow with the number of dates.
-- :func:`read_catalog`: ``site,date,fine,coarse[,mask]`` CSV rows (paths relative to the CSV).
+- :func:`read_catalog` (from :mod:`stfusion.dl.catalog`): ``site,date,fine,coarse[,mask]``
+  CSV rows (paths relative to the CSV), with optional per-row scale columns.
 """
 
 from __future__ import annotations
 
 import copy
-import csv
 import datetime as _dt
 import math
-import os
 from collections.abc import Iterator, Sequence, Sized
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from rasterio.windows import Window
 
+from stfusion.dl.catalog import SCALE_COLUMNS, PairSpec
+from stfusion.dl.catalog import read_catalog as read_catalog  # re-exported: its old home
 from stfusion.dl.data import Block, ordered_pairs, resolve_dates, validation_block
 from stfusion.dl.file_handles import (  # re-exported: datasets.<name> is their old home
     GDAL_CACHE_BYTES,  # noqa: F401
@@ -52,9 +52,9 @@ from stfusion.dl.file_handles import (  # re-exported: datasets.<name> is their 
     kept_open,
     streaming,  # noqa: F401
 )
-from stfusion.errors import InputFileError, InvalidParameterError
+from stfusion.errors import InvalidParameterError
 from stfusion.io import Scaling, Source
-from stfusion.scene import ImageLike, Scene, open_scene
+from stfusion.scene import Scene, as_source, open_scene
 
 #: Pixels per image read to compute the normalisation (decimated above this).
 STATS_PIXELS = 1 << 18
@@ -532,68 +532,6 @@ def loader(
 # ----------------------------------------------------------------------------- opening
 
 
-@dataclass
-class PairSpec:
-    """One dated pair as given: a fine and a coarse image, its date and an optional mask."""
-
-    fine: ImageLike
-    coarse: ImageLike
-    date: str | None = None
-    mask: str | None = None
-
-
-def read_catalog(path: str | os.PathLike[str]) -> dict[str, list[PairSpec]]:
-    """The pairs of a catalog CSV (``site,date,fine,coarse[,mask]``), grouped by site.
-
-    Relative paths are relative to the CSV's folder; an empty ``mask`` means none.
-    """
-    p = Path(path)
-    if not p.is_file():
-        raise InputFileError(f"{p}: catalog not found. Give a CSV with site,date,fine,coarse.")
-    # utf-8-sig: a spreadsheet's "CSV UTF-8" starts with a byte-order mark; headers in any case
-    with open(p, newline="", encoding="utf-8-sig") as fh:
-        rows = [
-            {(k or "").strip().lower(): v for k, v in row.items() if k is not None}
-            for row in csv.DictReader(fh)
-        ]
-        fieldnames = list(rows[0].keys()) if rows else []
-    need = {"site", "date", "fine", "coarse"}
-    if not rows or not need <= set(fieldnames):
-        raise InvalidParameterError(
-            f"{p}: a catalog needs the columns site,date,fine,coarse[,mask] (a header row and "
-            f"one row per pair); found {','.join(fieldnames) or 'no rows'}."
-        )
-    out: dict[str, list[PairSpec]] = {}
-    for i, row in enumerate(rows, start=2):
-        row = {k: (v or "").strip() for k, v in row.items()}
-        try:
-            date = _dt.date.fromisoformat(row["date"]).isoformat() if row["date"] else ""
-        except ValueError:
-            raise InvalidParameterError(
-                f"{p}, line {i}: date {row['date']!r} is not a date; write YYYY-MM-DD (or "
-                "leave it empty to read it from the file name)."
-            ) from None
-
-        def resolve(value: str, i: int = i) -> str:
-            q = Path(value).expanduser()
-            path = q if q.is_absolute() else p.parent / q
-            special = any(ch in value for ch in "*?[,:")  # globs, band lists, FILE:BANDS
-            if not special and not path.exists():
-                raise InputFileError(
-                    f"{p}, line {i}: {value} not found (as {path}: paths in a catalog are "
-                    "relative to the catalog's folder)."
-                )
-            return str(path)
-
-        mask = row.get("mask") or None
-        out.setdefault(row["site"] or "site", []).append(
-            PairSpec(
-                resolve(row["fine"]), resolve(row["coarse"]), date, resolve(mask) if mask else None
-            )
-        )
-    return out
-
-
 def open_sites(
     groups: dict[str, list[PairSpec]],
     *,
@@ -610,8 +548,18 @@ def open_sites(
         raw = [(s.fine, s.coarse) for s in specs]
         given = [s.date for s in specs if s.date]
         dates = resolve_dates(raw, given if len(given) == len(specs) else None)
+        # a row's own scale opens its images with it; the others take the run's
+        images = [
+            (
+                as_source(s.fine, s.scaling("fine", fine_scaling), "fine"),
+                as_source(s.coarse, s.scaling("coarse", coarse_scaling), "coarse"),
+            )
+            if any(getattr(s, k) is not None for k in SCALE_COLUMNS)
+            else (s.fine, s.coarse)
+            for s in specs
+        ]
         scene = open_scene(
-            raw, fine_scaling=fine_scaling, coarse_scaling=coarse_scaling, resampling=resampling
+            images, fine_scaling=fine_scaling, coarse_scaling=coarse_scaling, resampling=resampling
         )
         if any(s.mask for s in specs):
             from stfusion.qa import MaskedSource

@@ -1,0 +1,124 @@
+"""Training catalogs: the pairs of ``site,date,fine,coarse[,mask]`` CSVs, grouped by site,
+with optional per-row scale columns (``fine_scale``, ``fine_offset``, ``coarse_scale``,
+``coarse_offset``). Paths only: no pixel is read and torch is not needed here.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from stfusion.errors import InputFileError, InvalidParameterError
+from stfusion.io import Scaling
+from stfusion.scene import ImageLike
+
+
+@dataclass
+class PairSpec:
+    """One dated pair as given: a fine and a coarse image, its date and an optional mask."""
+
+    fine: ImageLike
+    coarse: ImageLike
+    date: str | None = None
+    mask: str | None = None
+    #: The row's own scale/offset of each image (catalog columns ``fine_scale`` ...): None
+    #: takes the run's (``--fine-scale`` ...), then the file's metadata.
+    fine_scale: float | None = None
+    fine_offset: float | None = None
+    coarse_scale: float | None = None
+    coarse_offset: float | None = None
+
+    def scaling(self, role: str, run: Scaling | None) -> Scaling | None:
+        """The Scaling of this pair's ``role`` image: the row's values over the run's."""
+        scale, offset = getattr(self, f"{role}_scale"), getattr(self, f"{role}_offset")
+        if scale is None and offset is None:
+            return run
+        base = run or Scaling()
+        return Scaling(
+            scale if scale is not None else base.scale,
+            offset if offset is not None else base.offset,
+            base.bands,
+            base.nodata,
+        )
+
+
+#: The catalog's optional columns of numbers: a row's own scaling.
+SCALE_COLUMNS = ("fine_scale", "fine_offset", "coarse_scale", "coarse_offset")
+
+
+def read_catalog(path: str | os.PathLike[str]) -> dict[str, list[PairSpec]]:
+    """The pairs of a catalog CSV (``site,date,fine,coarse[,mask]``), grouped by site.
+
+    Relative paths are relative to the CSV's folder; an empty ``mask`` means none.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise InputFileError(f"{p}: catalog not found. Give a CSV with site,date,fine,coarse.")
+    # utf-8-sig: a spreadsheet's "CSV UTF-8" starts with a byte-order mark; headers in any case
+    with open(p, newline="", encoding="utf-8-sig") as fh:
+        rows = [
+            {(k or "").strip().lower(): v for k, v in row.items() if k is not None}
+            for row in csv.DictReader(fh)
+        ]
+        fieldnames = list(rows[0].keys()) if rows else []
+    need = {"site", "date", "fine", "coarse"}
+    if not rows or not need <= set(fieldnames):
+        raise InvalidParameterError(
+            f"{p}: a catalog needs the columns site,date,fine,coarse[,mask] (a header row and "
+            f"one row per pair); found {','.join(fieldnames) or 'no rows'}."
+        )
+    out: dict[str, list[PairSpec]] = {}
+    for i, row in enumerate(rows, start=2):
+        row = {k: (v or "").strip() for k, v in row.items()}
+        try:
+            date = _dt.date.fromisoformat(row["date"]).isoformat() if row["date"] else ""
+        except ValueError:
+            raise InvalidParameterError(
+                f"{p}, line {i}: date {row['date']!r} is not a date; write YYYY-MM-DD (or "
+                "leave it empty to read it from the file name)."
+            ) from None
+
+        def resolve(value: str, i: int = i) -> str:
+            q = Path(value).expanduser()
+            path = q if q.is_absolute() else p.parent / q
+            special = any(ch in value for ch in "*?[,:")  # globs, band lists, FILE:BANDS
+            if not special and not path.exists():
+                raise InputFileError(
+                    f"{p}, line {i}: {value} not found (as {path}: paths in a catalog are "
+                    "relative to the catalog's folder)."
+                )
+            return str(path)
+
+        mask = row.get("mask") or None
+        numbers = {k: _number(row.get(k, ""), k, p, i) for k in SCALE_COLUMNS}
+        out.setdefault(row["site"] or "site", []).append(
+            PairSpec(
+                resolve(row["fine"]),
+                resolve(row["coarse"]),
+                date,
+                resolve(mask) if mask else None,
+                **numbers,
+            )
+        )
+    return out
+
+
+def _number(text: str, column: str, path: Path, line: int) -> float | None:
+    """A scale/offset cell: empty is None; a scale must be finite and > 0."""
+    if not text:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or (column.endswith("scale") and value <= 0):
+        raise InvalidParameterError(
+            f"{path}, line {line}: {column} {text!r} is not a "
+            f"{'positive ' if column.endswith('scale') else ''}finite number (leave it empty "
+            "for the run's --fine-scale/--coarse-scale, or the file's metadata)."
+        )
+    return value
