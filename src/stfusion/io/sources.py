@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -326,53 +327,78 @@ class AlignedSource(Source):
             self._data = self.native._assemble()
         return self._data
 
-    def _warp_source(self) -> Any:
-        """The native image as ``reproject``'s source: the array wrapped (not copied) in an
-        in-memory GDAL dataset, one per thread. Given the array itself, rasterio copied all of
-        it for every window (+96 MB per read of a 2000 x 2000 x 6 image, which broke
-        ``--mem-limit`` at 20000 x 20000); the warped values are bit-identical."""
+    def _warped(self) -> Any:
+        """The native image warped onto the fine grid: a GDAL warped VRT over the array
+        wrapped (not copied) in an in-memory dataset, one per thread; None if rasterio cannot
+        build it. Windows read from the one VRT: its approximate transformer follows the
+        VRT's own blocks, so a pixel gets the same value whatever window reads it (warping
+        each window on its own, as ``reproject`` did, chose other nearest neighbours along
+        the window's edges for a coarse image in EPSG:4326: a tiled run differed from a
+        whole one). Given the array itself, rasterio also copied all of it for every window
+        (+96 MB per read of a 2000 x 2000 x 6 image, which broke ``--mem-limit``)."""
+        local = self.__dict__.setdefault("_gdal", threading.local())
+        vrt = getattr(local, "vrt", None)
+        if vrt is not None:
+            return vrt
         data = self._native_data()
         try:
             from rasterio._io import MemoryDataset  # rasterio's own wrapper (no copy)
-        except ImportError:  # pragma: no cover - rasterio moved it: the copying path
-            return data
-        local = self.__dict__.setdefault("_gdal", threading.local())
-        ds = getattr(local, "ds", None)
-        if ds is None:
-            ds = MemoryDataset(data, transform=self.native.grid.transform, crs=self.native.grid.crs)
-            local.ds = ds
-        return rasterio.band(ds, list(range(1, self.count + 1)))
+            from rasterio.errors import RasterioDeprecationWarning
+            from rasterio.vrt import WarpedVRT
+            from rasterio.warp import Resampling
+
+            with warnings.catch_warnings():
+                # a MemoryDataset is writable; the VRT only reads it
+                warnings.simplefilter("ignore", RasterioDeprecationWarning)
+                ds = MemoryDataset(
+                    data, transform=self.native.grid.transform, crs=self.native.grid.crs
+                )
+                vrt = WarpedVRT(
+                    ds,
+                    crs=self.grid.crs,
+                    transform=self.grid.transform,
+                    width=self.grid.width,
+                    height=self.grid.height,
+                    resampling=getattr(Resampling, self.resampling),
+                    src_nodata=np.nan,
+                    nodata=np.nan,
+                    dtype="float32",
+                )
+        except Exception:  # pragma: no cover - rasterio without these: reproject per window
+            return None
+        local.ds, local.vrt = ds, vrt
+        return vrt
 
     def read(self, window: Window | None = None, halo: int = 0) -> np.ndarray:
+        out, inside, dest = self._padded(window, halo)
+        if not (inside.width and inside.height):
+            return out
+        vrt = self._warped()
+        if vrt is None:  # pragma: no cover - see _warped
+            block = self._reproject(inside)
+        else:
+            block = vrt.read(window=inside, out_dtype="float32")
+        # Nothing outside the fine scene: a tiled run must see exactly what a whole run sees.
+        out[
+            :, dest.row_off : dest.row_off + dest.height, dest.col_off : dest.col_off + dest.width
+        ] = block
+        return out
+
+    def _reproject(self, window: Window) -> np.ndarray:
         from rasterio.warp import Resampling, reproject
 
-        if window is None:
-            window = Window(0, 0, self.grid.width, self.grid.height)
-        big = Window(
-            window.col_off - halo,
-            window.row_off - halo,
-            window.width + 2 * halo,
-            window.height + 2 * halo,
-        )
-        out = np.full((self.count, int(big.height), int(big.width)), np.nan, dtype=np.float32)
+        out = np.full((self.count, int(window.height), int(window.width)), np.nan, np.float32)
         reproject(
-            source=self._warp_source(),
+            source=self._native_data(),
             destination=out,
             src_transform=self.native.grid.transform,
             src_crs=self.native.grid.crs,
-            dst_transform=self.grid.window_transform(big),
+            dst_transform=self.grid.window_transform(window),
             dst_crs=self.grid.crs,
             resampling=getattr(Resampling, self.resampling),
             src_nodata=np.nan,
             dst_nodata=np.nan,
         )
-        # Nothing outside the fine scene: a tiled run must see exactly what a whole run sees.
-        _, _inside, dest = self._padded(window, halo)
-        mask = np.ones(out.shape[1:], dtype=bool)
-        mask[
-            dest.row_off : dest.row_off + dest.height, dest.col_off : dest.col_off + dest.width
-        ] = False
-        out[:, mask] = np.nan
         return out
 
 
