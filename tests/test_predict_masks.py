@@ -105,9 +105,14 @@ def test_mask_count_must_match_the_images(
     code, err = _predict(
         capsys, L1017, M1017, M1102, tmp_path / "x.tif", "--coarse-mask", str(cmask)
     )
-    assert code == 1
-    assert "1 coarse mask(s) for 2 coarse image(s)" in err and "'-' for none" in err
+    assert code == 2  # a usage error, before any file is opened
+    assert "1 --coarse-mask for 2 coarse image(s)" in err and "'-' for none" in err
     assert not (tmp_path / "x.tif").exists()
+    # flags with nothing to apply them to
+    code, err = _predict(
+        capsys, L1017, M1017, M1102, tmp_path / "x.tif", "--coarse-mask-flags", "cloudy"
+    )
+    assert code == 1 and "no coarse image has a mask" in err
 
 
 def test_mask_is_an_input_never_overwritten(
@@ -253,3 +258,22 @@ def test_a_finer_mask_flags_every_pixel_holding_an_invalid_mask_pixel(
     assert masked.aggregated_
     np.testing.assert_array_equal(masked.invalid()[0], blocks)
     assert np.isnan(masked.read()[:, blocks]).all()
+
+
+def test_a_qa_file_given_as_a_mask_with_its_preset_is_decoded(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--fine-preset with --fine-mask QA_PIXEL.TIF and no kind: the QA band is decoded with
+    the preset's kind (it was read as binary: every pixel invalid, "no valid pixels")."""
+    names = PRODUCTS[0][1]
+    _product(tmp_path, "20011017", names, "QA_PIXEL", 22280, 21824)
+    unit = ("--fine-preset", "landsat457-c2l2", "--fine-scale", "0.0001", "--fine-offset", "0")
+    ref = tmp_path / "ref.tif"
+    fine_nan = _masked_copy(L1017, tmp_path / "f_nan.tif", CLOUD)
+    assert _predict(capsys, fine_nan, M1017, M1102, ref)[0] == 0
+    out = tmp_path / "given.tif"
+    qa = tmp_path / "X_20011017_QA_PIXEL.TIF"
+    bands = tmp_path / "X_20011017_S*.TIF"
+    code, err = _predict(capsys, bands, M1017, M1102, out, *unit, "--fine-mask", str(qa))
+    assert code == 0, err
+    np.testing.assert_array_equal(_read(out), _read(ref))

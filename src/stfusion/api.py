@@ -15,7 +15,12 @@ from typing import Any
 import numpy as np
 from rasterio.windows import Window
 
-from stfusion.errors import GridMismatchError, STFusionError, STFusionWarning
+from stfusion.errors import (
+    GridMismatchError,
+    InvalidParameterError,
+    STFusionError,
+    STFusionWarning,
+)
 from stfusion.inputs import prediction_masks, resolve_role
 from stfusion.io import FileSource, Scaling, check_output, inspect_raster
 from stfusion.methods import make_estimator
@@ -79,17 +84,18 @@ def run_prediction(
     fine_nodata: float | None = None,
     coarse_nodata: float | None = None,
     fine_mask: Sequence[str | None] = (),
-    fine_mask_kind: str = "binary",
+    fine_mask_kind: str | None = None,
     fine_mask_flags: str | Sequence[str] | None = None,
     coarse_mask: Sequence[str | None] = (),
-    coarse_mask_kind: str = "binary",
+    coarse_mask_kind: str | None = None,
     coarse_mask_flags: str | Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Predict the fine image at ``target``'s date into the GeoTIFF ``out``.
 
     ``fine_mask``: one mask per pair's fine image, in order (None for none); ``coarse_mask``:
     one per pair's coarse image, then one for ``target``. Kinds and flags as in
-    :mod:`stfusion.qa` (flags: names, or one comma-separated string). Without masks, a preset
+    :mod:`stfusion.qa` (flags: names, or one comma-separated string); kind None: binary, or
+    with a preset its QA kind for masks named for its QA band. Without masks, a preset
     (``fine_preset``/``coarse_preset``, :data:`stfusion.inputs.PRESETS`; it also sets the
     bands and scaling not given) masks each image with its QA band when the spec holds it.
 
@@ -174,25 +180,41 @@ def _bands(bands: Sequence[str] | None) -> tuple[str, ...] | None:
 
 
 def _role_images(
-    specs: Sequence[str], role: str, scaling: Scaling, preset: Any, masking: tuple[Any, str, Any]
+    specs: Sequence[str],
+    role: str,
+    scaling: Scaling,
+    preset: Any,
+    masking: tuple[Any, str | None, Any],
 ) -> tuple[list[Any], list[str]]:
     """The images of one role of a prediction, each masked (on its own grid) where it has a
     mask (the user's, else its preset's QA band); and the mask files. ``masking``: the
-    masks, their kind and flags."""
+    masks, their kind (None: binary, or the preset's QA kind for a mask named for its QA
+    band, e.g. ``..._QA_PIXEL.TIF``, ``...hdf:state_1km_1``) and flags."""
     masks, kind, flags = masking
+    from stfusion.inputs import mask_kind_for
     from stfusion.qa import MaskedSource, check_flags, parse_flags
     from stfusion.scene import as_source
 
     chosen = prediction_masks(specs, masks, role, preset)
-    if not masks and preset is not None and preset.mask_kind:
-        kind = preset.mask_kind
-    decoded = check_flags(kind, parse_flags(flags) if isinstance(flags, str) else flags)
+    flags = parse_flags(flags) if isinstance(flags, str) else flags
+    if flags and not any(chosen):
+        raise InvalidParameterError(
+            f"--{role}-mask-flags given, but no {role} image has a mask: give --{role}-mask, "
+            "or a preset whose QA band is among the input's files."
+        )
     images: list[Any] = []
     for spec, mask in zip(specs, chosen):
         if mask is None:
             images.append(spec)
-        else:
-            images.append(MaskedSource(as_source(spec, scaling, role), mask, kind, decoded or None))
+            continue
+        k = mask_kind_for(preset, kind, mask)
+        decoded = check_flags(k, flags) if k != "binary" else None
+        if k == "binary" and flags:
+            raise InvalidParameterError(
+                f"--{role}-mask-flags: {mask} is read as a binary mask (nonzero = invalid), "
+                f"which takes no flags; give its kind with --{role}-mask-kind."
+            )
+        images.append(MaskedSource(as_source(spec, scaling, role), mask, k, decoded or None))
     return images, [m for m in chosen if m]
 
 

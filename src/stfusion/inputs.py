@@ -202,6 +202,18 @@ def role_options(
 # ------------------------------------------------------------------------------- series
 
 
+def mask_kind_for(preset: Preset | None, kind: str | None, mask: str) -> str:
+    """The kind of one mask of ``predict``: the one given; else the preset's QA kind when the
+    mask is its QA band (a file named for it, or that field of an HDF file), else binary."""
+    if kind is not None:
+        return kind
+    if preset is not None and preset.mask_kind and preset.qa_band:
+        name = Path(mask.rpartition(":")[2] if hdf.is_hdf(mask.rpartition(":")[0]) else mask)
+        if word_match(preset.qa_band, name.stem if name.suffix else name.name):
+            return preset.mask_kind
+    return "binary"
+
+
 def preset_mask_kind(preset: Preset | None, masks: Sequence[str], kind: str) -> str:
     """The mask kind of a series role: the preset's QA kind when no mask was given."""
     if preset is not None and preset.mask_kind and not masks and kind == "binary":

@@ -248,17 +248,26 @@ band_options = stack(
 )
 
 
-def _mask_options(role: str, masks_help: str) -> Decorator:
-    """``--ROLE-mask``, ``--ROLE-mask-kind``, ``--ROLE-mask-flags``."""
+def _mask_options(role: str, masks_help: str, per_file: bool = False) -> Decorator:
+    """``--ROLE-mask``, ``--ROLE-mask-kind``, ``--ROLE-mask-flags``. ``per_file``: the kind
+    is chosen per mask when not given (predict: the preset's QA kind for its QA files)."""
+    kind_help = (
+        "binary: nonzero = invalid; the others decode a product's QA band (docs/masks.md). "
+        + (
+            "Default: binary; with a preset, its QA kind for masks named for its QA band "
+            "(QA_PIXEL, SCL, state_1km)."
+            if per_file
+            else "Default with a preset and no mask: its QA kind."
+        )
+    )
     return stack(
         click.option(f"--{role}-mask", multiple=True, metavar="MASK", help=masks_help),
         click.option(
             f"--{role}-mask-kind",
             type=click.Choice(MASK_KINDS),
-            default="binary",
-            show_default=True,
-            help="binary: nonzero = invalid; the others decode a product's QA band "
-            "(docs/masks.md). Default with a preset: its QA kind.",
+            default=None if per_file else "binary",
+            show_default=not per_file,
+            help=kind_help,
         ),
         click.option(
             f"--{role}-mask-flags",
@@ -284,10 +293,12 @@ predict_mask_options = stack(
         "fine",
         "The mask of each --pair's fine image, in --pair order ('-' for "
         "none). Repeat once per pair.",
+        per_file=True,
     ),
     _mask_options(
         "coarse",
         "The mask of each --pair's coarse image, then one for --coarse ('-' for none; any grid).",
+        per_file=True,
     ),
 )
 

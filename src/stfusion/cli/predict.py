@@ -125,10 +125,10 @@ def predict(
     quiet: bool,
     variable: str | None,
     fine_mask: Sequence[str],
-    fine_mask_kind: str,
+    fine_mask_kind: str | None,
     fine_mask_flags: str | None,
     coarse_mask: Sequence[str],
-    coarse_mask_kind: str,
+    coarse_mask_kind: str | None,
     coarse_mask_flags: str | None,
     **band_opts: Any,
 ) -> None:
@@ -139,6 +139,16 @@ def predict(
 
     params = params_with_variable(tuple(params), method, variable)
     pairs = _pairs_or_fine_ref(method, pairs, fine_ref)
+    for role, masks, wanted in (
+        ("fine", fine_mask, len(pairs)),
+        ("coarse", coarse_mask, len(pairs) + 1),
+    ):
+        if masks and len(masks) != wanted:
+            order = "--pair" if role == "fine" else "--pair, then one for --coarse"
+            raise click.UsageError(
+                f"{len(masks)} --{role}-mask for {wanted} {role} image(s): give one per "
+                f"{role} image, in the order of {order} ('-' for none)."
+            )
 
     roles = role_options(
         fine_scale,
