@@ -63,6 +63,11 @@ def test_inference_of_typical_ranges() -> None:
     assert infer_variable(green, 1, ("NDVI",)).name == "ndvi"
     assert infer_variable(np.round(green * 1e4), 1, ("ndvi_x10000",)).scale == 10000.0
     assert infer_variable(rng.uniform(0, 60, (1, 50, 50)), 1, ("LST_C",)).name == "lst"
+    # a blue band with dark water below -0.02 is named for what it is: reflectance
+    blue = np.concatenate([rng.uniform(0.02, 0.2, 9800), np.full(200, -0.03)])
+    assert infer_variable(blue[None], 1).name == "ndvi"
+    for name in ("blue", "SR_B2", "T33TWM_20220601_B02_20m", "sur_refl_b03_1"):
+        assert infer_variable(blue[None], 1, (name,)).name == "reflectance", name
     # reflectance bands named as usual stay reflectance
     assert infer_variable(refl, 3, ("red", "nir", "swir1")).name == "reflectance"
 

@@ -23,7 +23,8 @@ percentiles (lo, hi) of a sample of the fine images' values:
   (x 10000 when hi > 1.5); names that all name a temperature (LST, temperature, BT) and
   values outside the ranges below: lst.
 * lo >= -0.5 and hi <= 1.5: reflectance (scale 1); with a single band and lo < -0.02 (a
-  share of clearly negative values, which reflectance does not have): ndvi.
+  share of clearly negative values, which reflectance does not have): ndvi, unless the band
+  is named as a spectral band (blue, nir, SR_B2, B02, sur_refl_b03, ...).
 * 150 <= lo and hi <= 400: lst (kelvin).
 * integer values with lo >= -5000 and hi <= 15000: reflectance x 10000; with a single band
   and lo < -200: ndvi x 10000.
@@ -89,6 +90,15 @@ def _robust_range(sample: np.ndarray) -> tuple[float, float] | None:
 #: Band names of a normalised difference index (-1..1) and of a temperature.
 INDEX_NAMES = re.compile(r"(^|[^a-z])(k?ndvi|evi2?|savi|ndwi|mndwi|ndmi|nbr2?)([^a-z]|$)", re.I)
 TEMPERATURE_NAMES = re.compile(r"(^|[^a-z])(lst|temp|temperature|kelvin|bt)([^a-z]|$)", re.I)
+#: Band names of a spectral band: colours, Landsat/Sentinel-2 band numbers, MODIS fields.
+REFLECTANCE_TOKENS = re.compile(
+    r"^(b\d{1,2}a?|blue|green|red|nir\d*|swir\d*|coastal|rededge\d*|reflectance)$", re.I
+)
+
+
+def _reflectance_name(name: str) -> bool:
+    tokens = [t for t in re.split(r"[^A-Za-z0-9]+", name) if t]
+    return "sur_refl" in name.lower() or any(REFLECTANCE_TOKENS.match(t) for t in tokens)
 
 
 def infer_variable(
@@ -105,8 +115,11 @@ def infer_variable(
     if named and all(INDEX_NAMES.search(n) for n in named) and lo >= -1.5 * DN_SCALE:
         scale = DN_SCALE if hi > 1.5 else 1.0
         return Variable("ndvi", scale, True, f"band names {', '.join(named)}, {where}")
+    # a band named as a spectral band (blue, SR_B2, B02, sur_refl_b03) is reflectance
+    # whatever its negative values (dark water and shadow in blue)
+    spectral = bool(named) and all(_reflectance_name(n) for n in named)
     if lo >= -0.5 and hi <= 1.5:
-        if bands == 1 and lo < -0.02:
+        if bands == 1 and lo < -0.02 and not spectral:
             return Variable("ndvi", 1.0, True, f"one band, {where}")
         return Variable("reflectance", 1.0, True, where)
     if lo >= 150.0 and hi <= 400.0:
@@ -116,7 +129,7 @@ def infer_variable(
     s = np.asarray(sample, dtype=np.float64).ravel()
     s = s[np.isfinite(s)]
     if lo >= -5000.0 and hi <= 15000.0 and bool(np.all(s == np.round(s))):
-        if bands == 1 and lo < -200.0:
+        if bands == 1 and lo < -200.0 and not spectral:
             return Variable("ndvi", DN_SCALE, True, f"one band, integers, {where}")
         return Variable("reflectance", DN_SCALE, True, f"integers, {where}")
     return Variable("other", 1.0, True, where)
