@@ -346,6 +346,21 @@ def test_evaluate_undeclared_fill_value(
     assert rmse(bare, "--truth-nodata", "-9999") == pytest.approx(want, rel=1e-12)
 
 
+def test_evaluate_warns_on_landsat_c2_zero_fill(
+    small_tifs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Landsat Collection 2 stores fill as 0, which its offset makes -0.2: close to the
+    reflectance values, so the far-away rule missed it (RMSE 0.1255 for 0.0402, silently)."""
+    f2 = FileSource(str(small_tifs["f2"]))
+    dn = np.round((f2.read() + 0.2) / 2.75e-5).astype(np.uint16)
+    dn[:, :4] = 0
+    truth = write_tif(tmp_path / "c2.tif", dn, dtype="uint16", transform=f2.grid.transform)
+    args = ["evaluate", str(small_tifs["f1"]), str(truth), "--truth-scale", "2.75e-5"]
+    with pytest.warns(STFusionWarning, match=r"holds -0\.2, .*--truth-nodata 0 "):
+        code, _, err = run_cli([*args, "--truth-offset", "-0.2"], capsys)
+    assert code == 0, err
+
+
 def test_evaluate_warns_on_band_order_and_says_the_inverse_ratio(
     small_tifs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

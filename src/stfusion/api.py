@@ -29,6 +29,7 @@ from stfusion.scene import (
     align_coarse,
     check_scales,
     open_scene,
+    stored_value,
     undeclared_fill,
     warn_band_order,
 )
@@ -231,7 +232,7 @@ def _warn_fill(src: FileSource, sample: np.ndarray, option: str, keyword: str) -
     if found is None:
         return
     b, fill, share, p1, p99 = found
-    stored = (fill - src.offset) / src.scale if src.scale else fill
+    stored = stored_value(src, fill)
     warnings.warn(
         f"{src.label}: {share:.1%} of band {b + 1} holds {fill:.6g}, far from the other values "
         f"({p1:.4g} .. {p99:.4g}): an undeclared fill value scored as data? Leave it out with "

@@ -318,18 +318,29 @@ def undeclared_fill(sample: np.ndarray) -> tuple[int, float, float, float, float
                 continue
             p1, p99 = np.percentile(rest, [1, 99])  # the other values' range
             spread = max(float(p99 - p1), 1e-12)
-            if p1 - 5 * spread <= fill <= p99 + 5 * spread:
+            # reflectance (the others within -0.1..1.5) holding one value below -0.1: a fill
+            # read through an offset (Landsat C2's stored 0 is -0.2), however close
+            below_reflectance = p1 >= -0.1 and p99 <= 1.5 and fill < -0.1
+            if p1 - 5 * spread <= fill <= p99 + 5 * spread and not below_reflectance:
                 continue
             return b, float(fill), share, float(p1), float(p99)
     return None
+
+
+def stored_value(source: Source, physical: float) -> float:
+    """The value as the file stores it (before scaling) of a physical value read from
+    ``source``; rounded to an integer when within float32 rounding of one."""
+    scale, offset = getattr(source, "scale", 1.0), getattr(source, "offset", 0.0)
+    stored = (physical - offset) / scale if scale else physical
+    whole = round(stored)
+    return float(whole) if abs(stored - whole) <= max(1e-2, 1e-6 * abs(whole)) else stored
 
 
 def _warn_undeclared_fill(source: Source, sample: np.ndarray, role: str) -> None:
     found = undeclared_fill(sample)
     if found is not None:
         b, fill, share, p1, p99 = found
-        scale, offset = getattr(source, "scale", 1.0), getattr(source, "offset", 0.0)
-        stored = (fill - offset) / scale if scale else fill
+        stored = stored_value(source, fill)
         option = "--fine-nodata" if role.startswith("fine") else "--coarse-nodata"
         warnings.warn(
             f"{source.label}: {share:.1%} of band {b + 1} holds {fill:.6g}, far from the "
