@@ -277,3 +277,22 @@ def test_a_qa_file_given_as_a_mask_with_its_preset_is_decoded(
     code, err = _predict(capsys, bands, M1017, M1102, out, *unit, "--fine-mask", str(qa))
     assert code == 0, err
     np.testing.assert_array_equal(_read(out), _read(ref))
+
+
+def test_a_mask_covering_part_of_the_image_is_warned_about(tmp_path: Path) -> None:
+    """Outside a mask every pixel is invalid: a mask of rows 0-199 of 250 dropped a fifth
+    of the image silently. And a mask elsewhere says "mask bounds", not "coarse bounds"."""
+    from stfusion.errors import GridMismatchError
+    from stfusion.io import FileSource
+    from stfusion.qa import MaskedSource
+
+    with rasterio.open(L1017) as ds:
+        t, crs = ds.transform, ds.crs
+    part = write_tif(tmp_path / "part.tif", np.zeros((200, 250), np.uint8), transform=t, crs=crs)
+    with pytest.warns(STFusionWarning, match=r"the mask .*part\.tif covers only about 80%"):
+        masked = MaskedSource(FileSource(str(L1017)), str(part))
+    assert np.isnan(masked.read()[:, 200:]).all()
+    far = rasterio.Affine(t.a, 0, t.c + 1e6, 0, t.e, t.f)
+    away = write_tif(tmp_path / "far.tif", np.zeros((250, 250), np.uint8), transform=far, crs=crs)
+    with pytest.raises(GridMismatchError, match=r"do not overlap \(mask bounds"):
+        MaskedSource(FileSource(str(L1017)), str(away))

@@ -342,7 +342,7 @@ def open_mask(
     from stfusion.scene import align_coarse
 
     aligned, _ratio = align_coarse(
-        _raw(mask), target, "nearest", notes if notes is not None else [], coverage=False
+        _raw(mask), target, "nearest", notes if notes is not None else [], mask=True
     )
     return aligned
 

@@ -160,10 +160,10 @@ def _reads_a_file(src: Source) -> bool:
 
 
 def align_coarse(
-    coarse: Source, fine: Source, resampling: str, notes: list[str], coverage: bool = True
+    coarse: Source, fine: Source, resampling: str, notes: list[str], mask: bool = False
 ) -> tuple[Source, float | None]:
     """Put ``coarse`` on ``fine``'s grid; return it and the resolution ratio if known.
-    ``coverage``: warn when it covers only part of the fine image (not for masks)."""
+    ``mask``: it is a mask (:func:`stfusion.qa.open_mask`), which the messages say."""
     fg, cg = fine.grid, coarse.grid
     if not fg.georeferenced or not cg.georeferenced:
         if cg.shape == fg.shape:
@@ -174,7 +174,8 @@ def align_coarse(
         raise GridMismatchError(
             f"{coarse.label} ({cg.height} x {cg.width}) and {fine.label} ({fg.height} x "
             f"{fg.width}): different shapes and at least one has no CRS, so they cannot be "
-            "aligned. Georeference both files, or resample the coarse image onto the fine grid."
+            "aligned. Georeference both files, or resample the "
+            f"{'mask' if mask else 'coarse image'} onto the {'image' if mask else 'fine'} grid."
         )
     if cg.same_as(fg):
         return coarse, None
@@ -190,18 +191,22 @@ def align_coarse(
     overlap_x = min(cb[2], fb[2]) - max(cb[0], fb[0])
     overlap_y = min(cb[3], fb[3]) - max(cb[1], fb[1])
     if overlap_x <= 0 or overlap_y <= 0:
+        what, other = ("mask", "image") if mask else ("coarse", "fine")
         raise GridMismatchError(
-            f"{coarse.label} and {fine.label} do not overlap (coarse bounds "
-            f"{tuple(round(v) for v in cb)} vs fine {tuple(round(v) for v in fb)} in {fg.crs})."
-            " Check that they show the same area."
+            f"{coarse.label} and {fine.label} do not overlap ({what} bounds "
+            f"{tuple(round(v) for v in cb)} vs {other} {tuple(round(v) for v in fb)} in "
+            f"{fg.crs}). Check that they show the same area."
         )
     covered = overlap_x * overlap_y / ((fb[2] - fb[0]) * (fb[3] - fb[1]))
-    if coverage and covered < PARTLY_COVERED:
+    if covered < PARTLY_COVERED:
         warnings.warn(
-            f"{coarse.label} covers only about {covered:.0%} of the fine image {fine.label}: "
-            "outside it there is no coarse change, and methods differ in what they do there "
-            "(STARFM leaves most of it empty, FSDAF and Fit-FC extrapolate). Give coarse "
-            "images that cover the fine scene, or crop the fine images to them.",
+            f"the mask {coarse.label} covers only about {covered:.0%} of {fine.label}: every "
+            "pixel outside it counts as invalid. Give a mask that covers the image."
+            if mask
+            else f"{coarse.label} covers only about {covered:.0%} of the fine image "
+            f"{fine.label}: outside it there is no coarse change, and methods differ in what "
+            "they do there (STARFM leaves most of it empty, FSDAF and Fit-FC extrapolate). "
+            "Give coarse images that cover the fine scene, or crop the fine images to them.",
             STFusionWarning,
             stacklevel=3,
         )
