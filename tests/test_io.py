@@ -223,3 +223,27 @@ def test_zombie_process_is_not_alive() -> None:
     assert not pid_alive(proc.pid)
     proc.wait()
     assert not pid_alive(proc.pid) and pid_alive(os.getpid())
+
+
+def test_metadata_gdal_does_not_apply_is_read(tmp_path: Path) -> None:
+    """A MODIS GeoTIFF converted from HDF keeps scale_factor/_FillValue as band tags, and an
+    ENVI header may state a reflectance scale factor: GDAL applies neither, so both were read
+    raw (x10000 "reflectance", the fill fused as data)."""
+    dn = np.array([[[100, 200], [-28672, 4000]]], dtype=np.int16)
+    tagged = write_tif(tmp_path / "m.tif", dn, dtype="int16")
+    with rasterio.open(tagged, "r+") as ds:
+        ds.update_tags(1, scale_factor="0.0001", add_offset="0", _FillValue="-28672")
+    src = FileSource(str(tagged))
+    assert src.scale_source == "file metadata (scale_factor/add_offset tags)"
+    arr = src.read()
+    np.testing.assert_allclose(arr[0, 0], [0.01, 0.02], rtol=1e-6)
+    assert np.isnan(arr[0, 1, 0]) and np.isnan(src.sample()[0, 1, 0])
+    # what the user gives still wins
+    assert FileSource(str(tagged), Scaling(1.0, 0.0)).read()[0, 0, 0] == 100
+    envi = tmp_path / "r.img"
+    with rasterio.open(envi, "w", driver="ENVI", width=2, height=2, count=1, dtype="int16") as ds:
+        ds.write(dn)
+    hdr = tmp_path / "r.hdr"
+    hdr.write_text(hdr.read_text() + "reflectance scale factor = 10000\n")
+    src = FileSource(str(envi))
+    assert src.scale == pytest.approx(1e-4) and "ENVI reflectance scale factor" in src.scale_source

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import warnings
 from pathlib import Path
@@ -132,10 +133,57 @@ def given_or_file(
     return scale, float(scaling.offset or 0.0), how
 
 
+def _tag_float(tags: dict[str, str], key: str) -> float | None:
+    try:
+        value = float(str(tags[key]).strip().strip("{}").split(",")[0])
+    except (KeyError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def metadata_scaling(ds: rasterio.DatasetReader) -> tuple[float, float, str] | None:
+    """Scale and offset that a file's metadata states but GDAL does not apply: an ENVI
+    header's ``reflectance scale factor`` (values = reflectance x factor), or the HDF-style
+    ``scale_factor``/``add_offset`` band tags of a GeoTIFF converted from MODIS HDF
+    (``value = scale_factor x (stored - add_offset)``, as :mod:`stfusion.hdf` reads them);
+    the same for every band, else None."""
+    factor = _tag_float(
+        ds.tags(ns="ENVI") if "ENVI" in ds.tag_namespaces() else {}, "reflectance_scale_factor"
+    )
+    if factor is not None and factor > 0 and factor != 1.0:
+        return 1.0 / factor, 0.0, f"file metadata (ENVI reflectance scale factor {factor:g})"
+    found = set()
+    for b in range(1, ds.count + 1):
+        tags = ds.tags(b)
+        sf, ao = _tag_float(tags, "scale_factor"), _tag_float(tags, "add_offset")
+        found.add((sf, ao))
+    if len(found) != 1:
+        return None
+    sf, ao = found.pop()
+    if sf is None or sf <= 0 or (sf == 1.0 and not ao):
+        return None
+    return sf, -sf * (ao or 0.0), "file metadata (scale_factor/add_offset tags)"
+
+
+def metadata_fill(ds: rasterio.DatasetReader) -> float | None:
+    """A ``_FillValue`` tag (HDF/netCDF style) of a file that declares no GDAL nodata."""
+    if ds.nodata is not None:
+        return None
+    values = {_tag_float(ds.tags(b), "_FillValue") for b in range(1, ds.count + 1)}
+    values.add(_tag_float(ds.tags(), "_FillValue"))
+    values.discard(None)
+    return values.pop() if len(values) == 1 else None
+
+
 def _resolve_scaling(ds: rasterio.DatasetReader, scaling: Scaling) -> tuple[float, float, str]:
     file_scales = tuple(float(s) for s in ds.scales)
     file_offsets = tuple(float(o) for o in ds.offsets)
     declared = any(s != 1.0 for s in file_scales) or any(o != 0.0 for o in file_offsets)
+    if not declared:
+        stated = metadata_scaling(ds)
+        if stated is not None:
+            chosen = given_or_file(scaling, stated[:2])
+            return chosen if chosen is not None else stated
     uniform = len(set(file_scales)) == 1 and len(set(file_offsets)) == 1
     chosen = given_or_file(
         scaling, (file_scales[0], file_offsets[0]) if declared and uniform else None

@@ -25,6 +25,7 @@ from stfusion.io.files import (
     _open,
     _read_error,
     _resolve_scaling,
+    metadata_fill,
 )
 from stfusion.io.grid import Grid, RasterInfo, Scaling
 from stfusion.io.scan import gdal_sample_index, scan_values, scan_windows
@@ -202,6 +203,11 @@ class FileSource(Source):
             self.count = ds.count
             self.band_names = _band_names(ds)
             self.scale, self.offset, self.scale_source = _resolve_scaling(ds, self.scaling)
+            #: the fill value read as NaN besides GDAL's nodata: the one given, else a
+            #: _FillValue tag GDAL does not apply
+            self.fill_ = (
+                self.scaling.nodata if self.scaling.nodata is not None else metadata_fill(ds)
+            )
         self.label = self.path
 
     def _striped(self) -> bool:
@@ -223,7 +229,7 @@ class FileSource(Source):
         with _open(self.path) as ds:
             for w in windows:
                 try:
-                    block = _read_scaled(ds, w, self.scale, self.offset, self.scaling.nodata)
+                    block = _read_scaled(ds, w, self.scale, self.offset, self.fill_)
                 except RasterioError as exc:
                     raise _read_error(self.path, w, exc) from None
                 yield w, block
@@ -257,7 +263,7 @@ class FileSource(Source):
                     raise _read_error(self.path, sub, exc) from None
                 pick = np.ix_(ri[rs] - ri[rs[0]], ci[cs] - ci[cs[0]])
                 data = data[:, pick[0], pick[1]]
-                arr = without_fill(data.astype(np.float32).filled(np.nan), self.scaling.nodata)
+                arr = without_fill(data.astype(np.float32).filled(np.nan), self.fill_)
                 arr *= np.float32(self.scale)
                 arr += np.float32(self.offset)
                 arr[~np.isfinite(arr) | (np.abs(arr) > 1e30)] = np.nan
@@ -269,7 +275,7 @@ class FileSource(Source):
         if inside.width and inside.height:
             with _open(self.path) as ds:
                 try:
-                    block = _read_scaled(ds, inside, self.scale, self.offset, self.scaling.nodata)
+                    block = _read_scaled(ds, inside, self.scale, self.offset, self.fill_)
                 except RasterioError as exc:
                     raise _read_error(self.path, inside, exc) from None
             out[
@@ -425,7 +431,7 @@ def inspect_raster(path: str | os.PathLike[str], scaling: Scaling | None = None)
             grid=_grid_of(ds),
             count=ds.count,
             dtype=ds.dtypes[0],
-            nodata=ds.nodata,
+            nodata=ds.nodata if ds.nodata is not None else metadata_fill(ds),
             file_scales=tuple(float(s) for s in ds.scales),
             file_offsets=tuple(float(o) for o in ds.offsets),
             band_names=_band_names(ds),
