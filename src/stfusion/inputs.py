@@ -199,6 +199,23 @@ def role_options(
     }
 
 
+def role_options_of(params: dict[str, Any]) -> dict[str, Any]:
+    """:func:`role_options` of a command's parsed options (``ctx.params``)."""
+    return role_options(
+        params["fine_scale"],
+        params["fine_offset"],
+        params["coarse_scale"],
+        params["coarse_offset"],
+        params["fine_bands"],
+        params["coarse_bands"],
+        params["both_bands"],
+        params["fine_preset"],
+        params["coarse_preset"],
+        fine_nodata=params.get("fine_nodata"),
+        coarse_nodata=params.get("coarse_nodata"),
+    )
+
+
 # ------------------------------------------------------------------------------- series
 
 

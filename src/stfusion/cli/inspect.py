@@ -14,34 +14,16 @@ from stfusion.cli.options import band_options, scale_options
 @click.argument("files", nargs=-1, required=True, type=click.Path())
 @scale_options
 @band_options
-def inspect(
-    files: Sequence[str],
-    fine_scale: float | None,
-    fine_offset: float | None,
-    coarse_scale: float | None,
-    coarse_offset: float | None,
-    fine_nodata: float | None,
-    coarse_nodata: float | None,
-    resampling: str,
-    **band_opts: Any,
-) -> None:
+def inspect(files: Sequence[str], resampling: str, **options: Any) -> None:
     """Show how each file would be read, and how predict would align it.
 
     The first file is taken as the fine image (its grid is the output grid); the others as
     coarse images. Exit status 1 when a PROBLEM line is shown (what predict would refuse).
     """
     from stfusion.api import inspect_files
-    from stfusion.inputs import role_options
+    from stfusion.inputs import role_options_of
 
-    roles = role_options(
-        fine_scale,
-        fine_offset,
-        coarse_scale,
-        coarse_offset,
-        **band_opts,
-        fine_nodata=fine_nodata,
-        coarse_nodata=coarse_nodata,
-    )
+    roles = role_options_of(options)
     roles.pop("fine_preset"), roles.pop("coarse_preset")
     report = inspect_files(files, resampling=resampling, **roles)
     click.echo(report)

@@ -134,7 +134,7 @@ def predict(
 ) -> None:
     """Predict the fine image at the date of the --coarse image."""
     from stfusion.api import run_prediction
-    from stfusion.inputs import role_options
+    from stfusion.inputs import role_options_of
     from stfusion.methods.variables import params_with_variable
 
     params = params_with_variable(tuple(params), method, variable)
@@ -150,15 +150,7 @@ def predict(
                 f"{role} image, in the order of {order} ('-' for none)."
             )
 
-    roles = role_options(
-        fine_scale,
-        fine_offset,
-        coarse_scale,
-        coarse_offset,
-        **band_opts,
-        fine_nodata=fine_nodata,
-        coarse_nodata=coarse_nodata,
-    )
+    roles = role_options_of(ctx.params)
     t0 = time.monotonic()
     with Progress(method, quiet) as progress:
         info = run_prediction(

@@ -53,32 +53,28 @@ def is_gdal_name(path: str | os.PathLike[str]) -> bool:
 
 
 def _open(path: str | os.PathLike[str]) -> rasterio.DatasetReader:
-    if is_gdal_name(path):
-        name = os.fspath(path)  # as given: Path() would fold the // of /vsicurl/https://
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", NotGeoreferencedWarning)
-                return rasterio.open(name)
-        except RasterioIOError as exc:
-            raise InputFileError(
-                f"{name}: GDAL cannot open it ({exc}). Check the archive or URL and the path "
-                "inside it."
-            ) from None
-    p = Path(path)
-    if not p.exists():
-        raise InputFileError(f"{shown(p)}: file not found. Check the path.")
-    if p.is_dir():
-        raise InputFileError(f"{shown(p)}: is a directory, not a raster file.")
-    check_name(p)
+    virtual = is_gdal_name(path)
+    # a GDAL name as given: Path() would fold the // of /vsicurl/https://
+    name: str | Path = os.fspath(path) if virtual else Path(path)
+    if not virtual:
+        p = Path(path)
+        if not p.exists():
+            raise InputFileError(f"{shown(p)}: file not found. Check the path.")
+        if p.is_dir():
+            raise InputFileError(f"{shown(p)}: is a directory, not a raster file.")
+        check_name(p)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            return rasterio.open(p)
+            return rasterio.open(name)
     except RasterioIOError as exc:
-        raise InputFileError(
-            f"{p}: not a raster GDAL can read ({exc}). Give a GeoTIFF, ENVI (with its .hdr) "
-            "or another GDAL format."
-        ) from None
+        why = (
+            "GDAL cannot open it ({}). Check the archive or URL and the path inside it."
+            if virtual
+            else "not a raster GDAL can read ({}). Give a GeoTIFF, ENVI (with its .hdr) or "
+            "another GDAL format."
+        )
+        raise InputFileError(f"{name}: {why.format(exc)}") from None
 
 
 def _read_error(path: str, window: Window | None, exc: Exception) -> InputFileError:
