@@ -37,7 +37,7 @@ def _print_summary(result: Any, quiet: bool) -> None:
     from stfusion.series.resume import KEPT_REASON
 
     counts = result.counts()
-    kept = sum(1 for r in result.records if r.reason == KEPT_REASON)
+    kept = sum(1 for r in result.records if r.reason.startswith(KEPT_REASON))
     click.echo(
         f"{result.out_dir}: {counts['predicted']} predicted, {counts['gap-filled']} gap-filled"
         + (f" ({kept} of them kept from an earlier run)" if kept else "")
@@ -59,6 +59,18 @@ def _print_summary(result: Any, quiet: bool) -> None:
     for r in sorted(odd, key=lambda r: r.date):
         table.add_row(r.date.isoformat(), r.status, r.reason)
     console().print(table)
+
+
+def _check_date_range(text: str | None) -> None:
+    """A date range that cannot be read, or that ends before it starts, is a usage error
+    (exit status 2), found before anything is looked at."""
+    from stfusion.dates import parse_date_range
+    from stfusion.errors import STFusionError
+
+    try:
+        parse_date_range(text, option="--date-range")
+    except STFusionError as exc:
+        raise click.BadParameter(str(exc), param_hint="--date-range") from None
 
 
 def _config(opts: dict[str, Any]) -> SeriesConfig:
@@ -251,6 +263,7 @@ def series(
             err=True,
         )
         date_range = old_dates
+    _check_date_range(date_range)
     config = _config({**ctx.params, "params": params, "date_range": date_range})
     progress = Progress("series", quiet, unit="dates")
     t0 = time.monotonic()

@@ -12,6 +12,7 @@ import datetime as dt
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from rasterio.windows import Window
@@ -27,6 +28,8 @@ class Tier:
     weights: list[float]
     method: str = ""
     sets: list[list[dt.date]] = field(default_factory=list)
+    #: What the method chose when fitted (its ``fitted_tags``: the variable, ...).
+    fitted: dict[str, Any] = field(default_factory=dict)
 
     def blend(self, win: Window) -> np.ndarray | None:
         if not self.paths:

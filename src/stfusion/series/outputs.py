@@ -8,11 +8,15 @@ that :func:`write_date_image` fills window by window lives in the run's scratch 
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
+import hashlib
+import logging
 import os
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +25,12 @@ import rasterio
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.windows import Window
 
+from stfusion.dates import in_range
 from stfusion.errors import InvalidParameterError, MissingDependencyError
-from stfusion.io import FileSource, Grid, atomic_path
+from stfusion.io import FileSource, Grid, atomic_path, glob_escape
 from stfusion.series.records import STATUSES, SUMMARY_COLUMNS, DateRecord
+
+log = logging.getLogger("stfusion")
 
 INT16_NODATA = -32768
 
@@ -35,16 +42,51 @@ def output_path(out_dir: Path, prefix: str, day: dt.date) -> Path:
     return out_dir / f"{prefix}_{day.isoformat()}.tif"
 
 
+def _update_hash(h: Any, block: np.ndarray) -> None:
+    """Add a ``(band, rows, x)`` block to the pixel checksum, row by row (the same hash for
+    any split into row blocks); every NaN counts as one value."""
+    if block.dtype.kind == "f":
+        block = np.where(np.isnan(block), np.float32(np.nan), block).astype(block.dtype)
+    h.update(np.ascontiguousarray(block.transpose(1, 0, 2)).tobytes())
+
+
+def _valid_pixels(block: np.ndarray) -> int:
+    """Pixels of a ``(band, rows, x)`` block with a value in every band, as stored."""
+    ok = block != INT16_NODATA if block.dtype == np.int16 else np.isfinite(block)
+    return int(ok.all(axis=0).sum())
+
+
+def _pixels_match(ds: Any, tags: dict[str, str]) -> bool:
+    """Decode every pixel of ``ds``; whether they match the checksum and the valid fraction
+    recorded when it was written (``STFUSION_SERIES_CHECKSUM``, ``STFUSION_SERIES_VALID``;
+    outputs of versions without a checksum are checked on the valid fraction alone)."""
+    h = hashlib.sha256()
+    valid = 0
+    step = max(1, (1 << 22) // max(ds.width * ds.count, 1))
+    for r in range(0, ds.height, step):
+        block = ds.read(window=Window(0, r, ds.width, min(step, ds.height - r)))
+        _update_hash(h, block)
+        valid += _valid_pixels(block)
+    want = tags.get("STFUSION_SERIES_CHECKSUM")
+    if want is not None and want != h.hexdigest():
+        return False
+    recorded = tags.get("STFUSION_SERIES_VALID")
+    frac = valid / float(max(ds.width * ds.height, 1))
+    return recorded is None or recorded == f"{frac:.6f}"
+
+
 def verify_output(
     path: Path, grid: Grid, count: int, dtype: str, read_data: bool = True
 ) -> tuple[str, dict[str, str]]:
-    """``"ok"``, ``"corrupt"`` (unreadable, truncated, incomplete), ``"other"`` (complete, but
-    of another size, band count or data type: made with other settings, e.g. ``--bands`` or
-    ``--dtype``) or ``"foreign"`` (a sound file that ``stfusion series`` did not write), and
-    the file's tags.
+    """``"ok"``, ``"corrupt"`` (unreadable, truncated, incomplete, pixels that no longer match
+    the checksum written with them), ``"other"`` (complete, but of another size, band count or
+    data type: made with other settings, e.g. ``--bands`` or ``--dtype``) or ``"foreign"`` (a
+    sound file that ``stfusion series`` did not write), and the file's tags.
 
-    ``read_data``: also decode every pixel. A truncated file often opens and may even lose
-    its tags; only reading the pixels tells it from a foreign file.
+    ``read_data``: also decode every pixel and compare them with the checksum and valid
+    fraction recorded when the file was written. A truncated file often opens and may even
+    lose its tags, and a damaged one may decode to other values: only reading the pixels
+    tells.
     """
     try:
         with warnings.catch_warnings():
@@ -52,9 +94,7 @@ def verify_output(
             with rasterio.open(path) as ds:
                 tags = ds.tags()
                 if read_data:
-                    step = max(1, (1 << 22) // max(ds.width * ds.count, 1))
-                    for r in range(0, ds.height, step):
-                        ds.read(window=Window(0, r, ds.width, min(step, ds.height - r)))
+                    matches = _pixels_match(ds, tags)
                 if "STFUSION_SERIES_DATE" not in tags:
                     return "foreign", tags
                 if tags.get("STFUSION_SERIES_COMPLETE") != "1":
@@ -64,9 +104,21 @@ def verify_output(
                     dtype,
                 ):
                     return "other", tags
+                if read_data and not matches:
+                    return "corrupt", tags
                 return "ok", tags
     except Exception:  # any read failure means the file is damaged
         return "corrupt", {}
+
+
+@dataclass
+class WrittenImage:
+    """What :func:`write_date_image` wrote: the valid fraction (pixels with a value in every
+    band), the values clipped to +-32767 (int16) and the checksum of the pixels as stored."""
+
+    valid_fraction: float
+    clipped: int
+    checksum: str
 
 
 def write_date_image(
@@ -76,14 +128,15 @@ def write_date_image(
     band_names: Sequence[str],
     dtype: str,
     int16_scale: float,
-    tags: dict[str, str],
-) -> float:
+    tags: Mapping[str, str] | Callable[[WrittenImage], Mapping[str, str]],
+) -> WrittenImage:
     """Write the float32 ``blocks`` (row windows, in order) into the GeoTIFF ``dest``.
 
     float32 keeps NaN as nodata; int16 stores ``round(value / int16_scale)`` clipped to
-    +-32767 with nodata -32768 and the scale in the file's metadata. The tags go in last,
-    with ``STFUSION_SERIES_VALID`` and ``STFUSION_SERIES_COMPLETE``, so a file carrying them
-    has all its data. Returns the valid fraction (pixels with a value in every band).
+    +-32767 with nodata -32768 and the scale in the file's metadata. The tags (a mapping, or
+    a function of what was written, called once every block is written) go in last, with
+    ``STFUSION_SERIES_VALID``, ``STFUSION_SERIES_CHECKSUM`` (SHA-256 of the stored pixels, row
+    by row) and ``STFUSION_SERIES_COMPLETE``, so a file carrying them has all its data.
     """
     count = len(band_names)
     profile: dict[str, Any] = {
@@ -100,7 +153,8 @@ def write_date_image(
     }
     if grid.width >= 256 and grid.height >= 256:
         profile.update(tiled=True, blockxsize=256, blockysize=256)
-    valid = 0
+    valid = clipped = 0
+    h = hashlib.sha256()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
         with rasterio.open(dest, "w", **profile) as ds:
@@ -113,16 +167,53 @@ def write_date_image(
                 valid += int(np.isfinite(out).all(axis=0).sum())
                 if dtype == "int16":
                     ok = np.isfinite(out)
-                    q = np.clip(np.rint(np.where(ok, out, 0) / int16_scale), -32767, 32767)
-                    ds.write(np.where(ok, q, INT16_NODATA).astype(np.int16), window=win)
+                    q = np.rint(np.where(ok, out, 0) / int16_scale)
+                    clipped += int((ok & (np.abs(q) > 32767)).sum())
+                    stored = np.where(ok, np.clip(q, -32767, 32767), INT16_NODATA).astype(np.int16)
                 else:
-                    ds.write(out, window=win)
-            frac = valid / float(grid.width * grid.height)
+                    stored = np.asarray(out, np.float32)
+                ds.write(stored, window=win)
+                _update_hash(h, stored)
+            done = WrittenImage(valid / float(grid.width * grid.height), clipped, h.hexdigest())
+            final = dict(tags(done) if callable(tags) else tags)
             # written last: a file with these tags has all its data
             ds.update_tags(
-                **tags, STFUSION_SERIES_VALID=f"{frac:.6f}", STFUSION_SERIES_COMPLETE="1"
+                **final,
+                STFUSION_SERIES_VALID=f"{done.valid_fraction:.6f}",
+                STFUSION_SERIES_CHECKSUM=done.checksum,
+                STFUSION_SERIES_COMPLETE="1",
             )
-    return frac
+    return done
+
+
+ORPHAN_REASON = "earlier output removed (its coarse image is no longer an input)"
+
+
+def remove_orphans(
+    out: Path, prefix: str, targets: set[dt.date], start: dt.date | None, end: dt.date | None
+) -> set[dt.date]:
+    """Delete this series' earlier outputs of dates in ``start..end`` that are no longer
+    targets (their coarse image was removed), so every output matches the current inputs.
+    Only files ``stfusion series`` wrote (tagged with their date) are removed."""
+    removed: set[dt.date] = set()
+    for path in out.glob(f"{glob_escape(prefix)}_*.tif"):
+        try:
+            day = dt.date.fromisoformat(path.name[len(prefix) + 1 : -len(".tif")])
+        except ValueError:
+            continue
+        if day in targets or not in_range(day, start, end) or path.is_symlink():
+            continue
+        try:
+            with rasterio.open(path) as ds:
+                ours = ds.tags().get("STFUSION_SERIES_DATE") == day.isoformat()
+        except Exception:  # unreadable: not provably ours, left alone
+            continue
+        if ours:
+            with contextlib.suppress(OSError):
+                path.unlink()
+                removed.add(day)
+                log.info("series: %s: %s", path.name, ORPHAN_REASON)
+    return removed
 
 
 # ------------------------------------------------------------------------------- summary
@@ -176,6 +267,45 @@ def check_cube_backend(fmt: str | None) -> str | None:
             "netCDF4), h5netcdf or scipy."
         )
     raise InvalidParameterError(f"--cube {fmt}: choose zarr or netcdf.")
+
+
+def cube_file(out: Path, prefix: str, fmt: str) -> Path:
+    """The cube's path: ``PREFIX_cube.zarr`` or ``PREFIX_cube.nc``."""
+    return out / f"{prefix}_cube{'.zarr' if fmt == 'zarr' else '.nc'}"
+
+
+def cube_items(records: Sequence[DateRecord], out: Path) -> list[tuple[dt.date, Path, str]]:
+    """``(date, output, status)`` of the predicted and gap-filled dates, in date order."""
+    return [
+        (r.date, out / r.output, r.status)
+        for r in sorted(records, key=lambda r: r.date)
+        if r.status in ("predicted", "gap-filled") and r.output
+    ]
+
+
+def warn_stale_cubes(
+    out: Path, prefix: str, changed: Sequence[dt.date], rebuilt: Path | None
+) -> list[str]:
+    """Warn about each cube an earlier run left in ``out`` (other than ``rebuilt``, this run's)
+    when this run wrote or removed outputs (``changed`` dates): it no longer matches them.
+    Returns the warnings (the run's notes)."""
+    notes: list[str] = []
+    if not changed:
+        return notes
+    for fmt in ("zarr", "netcdf"):
+        cube = cube_file(out, prefix, fmt)
+        if cube == rebuilt or not cube.exists():
+            continue
+        days = sorted(changed)
+        more = f" and {len(days) - 1} more" if len(days) > 1 else ""
+        note = (
+            f"{cube.name} is from an earlier run and is now out of date: this run wrote or "
+            f"removed the output of {days[0]}{more}, which the cube does not show. Run again "
+            f"with --cube {fmt} to rebuild it (outputs that are unchanged are kept)."
+        )
+        log.warning("series: %s", note)
+        notes.append(note)
+    return notes
 
 
 #: Side (pixels) of the cube's chunks, and of the blocks read from each output to write them.
@@ -259,9 +389,11 @@ def write_cube(
                 "flag_meanings": " ".join(x.replace("-", "_") for x in STATUSES),
             },
         )
-        ds["fused"].attrs.update({"long_name": "fused fine image", "grid_mapping": "spatial_ref"})
+        ds["fused"].attrs["long_name"] = "fused fine image"
         if grid.crs is not None:
-            ds = ds.rio.write_crs(grid.crs).rio.write_transform(t)
+            # CF georeferencing GDAL and xarray read: spatial_ref (CRS + GeoTransform), the
+            # variable's grid_mapping, x/y as projection coordinates
+            ds = ds.rio.write_crs(grid.crs).rio.write_transform(t).rio.write_coordinate_system()
         return ds
 
     def read(p: Path) -> np.ndarray:
@@ -281,6 +413,10 @@ def write_cube(
             _ImageChunks(p, len(band_names), grid.shape), chunks=chunks, meta=meta
         )
 
+    if grid.crs is not None:
+        enc["grid_mapping"] = "spatial_ref"  # an encoding given to the writer replaces rio's
+    # coordinates are never missing: no _FillValue (CF)
+    plain = {name: {"_FillValue": None} for name in ("x", "y", "band", "time")}
     suffix = ".zarr" if fmt == "zarr" else ".nc"
     with atomic_path(path, overwrite=True, suffix=suffix) as tmp:
         if fmt == "zarr":
@@ -292,7 +428,7 @@ def write_cube(
                     ds.to_zarr(
                         tmp,
                         mode="w",
-                        encoding={"fused": {**enc, "chunks": chunks}},
+                        encoding={"fused": {**enc, "chunks": chunks}, **plain},
                         zarr_format=2,
                         consolidated=True,
                     )
@@ -302,5 +438,5 @@ def write_cube(
             arrays = [lazy(p) for _, p, _ in items]
             ds = xr.concat([one(day, p, s, a) for (day, p, s), a in zip(items, arrays)], dim="time")
             ds.attrs.update(attrs)
-            ds.to_netcdf(tmp, engine=engine, encoding={"fused": enc})
+            ds.to_netcdf(tmp, engine=engine, encoding={"fused": enc, **plain})
     return path

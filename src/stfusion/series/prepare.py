@@ -10,15 +10,25 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from stfusion.errors import InvalidParameterError
-from stfusion.io import Scaling
+from stfusion.coarse import integer_ratio
+from stfusion.errors import (
+    InputFileError,
+    InvalidParameterError,
+    OutputExistsError,
+    STFusionError,
+)
+from stfusion.io import FileSource, Scaling
 from stfusion.methods import FusionMethod, get_method
 from stfusion.methods.vipstf import one_pair_method
 from stfusion.qa import MASK_KINDS, check_flags
+from stfusion.scene import check_scales, open_scene
 from stfusion.series.config import SeriesConfig
-from stfusion.series.planning import SeriesInputs, find_inputs
+from stfusion.series.images import ImageSet
+from stfusion.series.outputs import output_path, verify_output
+from stfusion.series.planning import SeriesInputs, find_inputs, span
 from stfusion.series.resume import file_identity
 
 
@@ -69,6 +79,11 @@ def prepare(cfg: SeriesConfig) -> Prepared:
     start, end = cfg.targets_range()
 
     inputs = find_inputs(cfg, fine_scaling.bands, coarse_scaling.bands, fpreset, cpreset)
+    if not inputs.targets(start, end):  # before the output folder is created
+        raise InvalidParameterError(
+            f"no coarse date in the range {cfg.date_range}: the coarse images span "
+            f"{span(inputs.coarse)}."
+        )
     # input files as they are now, before anything reads them: the resume key
     identity: dict[str, list[Any] | None] = {}
     for table in (inputs.fine, inputs.coarse):
@@ -93,17 +108,45 @@ def prepare(cfg: SeriesConfig) -> Prepared:
     )
 
 
+def _normalised(cls: type[FusionMethod], params: dict[str, Any]) -> dict[str, Any]:
+    """The parameters with each number in the type of its default (``classes=40`` given on
+    the command line is parsed as 40.0; the default is 40), so equal values give one key and
+    a run with the defaults keeps its key."""
+    defaults = {p.name: p.default for p in cls.params}
+    out = dict(params)
+    for name, value in params.items():
+        d = defaults.get(name)
+        if isinstance(value, bool) or isinstance(d, bool):
+            continue
+        if isinstance(d, int) and isinstance(value, float) and value.is_integer():
+            out[name] = int(value)
+        elif isinstance(d, float) and isinstance(value, int):
+            out[name] = float(value)
+    return out
+
+
+def _uses_pairs_per_side(p: Prepared) -> bool:
+    """Whether the method or the fallback chooses pairs by ``--pairs-per-side`` (a
+    time-series method such as ROBOT takes every clear pair)."""
+    return any(
+        not (m.tags.series_all_pairs and m.tags.max_pairs != 1)
+        for m in (p.cls, p.fallback)
+        if m is not None
+    )
+
+
 def settings_of(p: Prepared) -> dict[str, Any]:
     """Everything that changes an output (its hash is ``STFUSION_SERIES_KEY``)."""
     cfg = p.config
     settings: dict[str, Any] = {
         "method": p.cls.name,
-        "params": p.cls(**p.kwargs).get_params(),
+        "params": _normalised(p.cls, p.cls(**p.kwargs).get_params()),
         "ratio": p.given_ratio,
         "dtype": cfg.dtype,
         "int16_scale": cfg.int16_scale if cfg.dtype == "int16" else None,
         "min_valid": cfg.min_valid,
-        "pairs_per_side": cfg.pairs_per_side,
+        # 1 (the default) where no method of the run uses it: earlier runs still match
+        "pairs_per_side": cfg.pairs_per_side if _uses_pairs_per_side(p) else 1,
         "fine_scaling": [p.fine_scaling.scale, p.fine_scaling.offset],
         "coarse_scaling": [p.coarse_scaling.scale, p.coarse_scaling.offset],
         "resampling": cfg.resampling,
@@ -122,3 +165,60 @@ def settings_of(p: Prepared) -> dict[str, Any]:
             list(p.coarse_scaling.bands or ()),
         ]
     return settings
+
+
+# ------------------------------------------------- under the lock, before the first date
+
+
+def reference_image(inputs: SeriesInputs, scaling: Scaling, notes: list[str]) -> FileSource:
+    """The fine grid: that of the first fine image that opens (the outputs' key records the
+    grid, not this file, so which image gives it does not matter)."""
+    for a in inputs.fine.values():
+        try:
+            return FileSource(a.path, scaling)
+        except STFusionError as exc:
+            notes.append(f"{a.path}: {exc}")
+    raise InputFileError("none of the fine images can be read: " + "; ".join(notes))
+
+
+def refuse_other_settings(
+    images: ImageSet, targets: list[dt.date], out: Path, cfg: SeriesConfig, key: str
+) -> None:
+    """Stop before any work when an output of ``targets`` was made with other settings."""
+    clash = []
+    for d in targets:
+        path = output_path(out, cfg.prefix, d)
+        if path.exists():
+            state, tags = verify_output(path, images.grid, images.count, cfg.dtype, read_data=False)
+            if state == "other" or (state == "ok" and tags.get("STFUSION_SERIES_KEY") != key):
+                clash.append(path.name)
+    if clash:
+        raise OutputExistsError(
+            f"{out}: {len(clash)} output(s) (e.g. {clash[0]}) were made with other "
+            "settings (method, parameters, masks, bands, dtype or scaling). Pass --overwrite to "
+            "replace them, or choose another --out-dir."
+        )
+
+
+def check_before_dates(
+    images: ImageSet,
+    cls: type[FusionMethod],
+    fallback: type[FusionMethod] | None,
+    pair_dates: list[dt.date],
+) -> None:
+    """The checks that would fail every date, made once on the first pair that opens: the
+    scales (x10000 against 0-1 ruins everything silently) and the resolution ratio a method
+    or the fallback needs, on inputs all on one grid without ``ratio=R``."""
+    pair = None
+    for d in pair_dates:
+        f, c = images.open_image(images.fine[d]), images.open_image(images.coarse[d])
+        if f.source is not None and c.source is not None:
+            pair = f.source, c.source
+            break
+    if pair is None:
+        return
+    check_scales(*pair)
+    needs = [m for m in (cls, fallback) if m is not None and m.tags.needs_ratio]
+    if needs and images.ratio is None and open_scene([pair], check=False).ratio is None:
+        for m in needs:
+            integer_ratio(None, m.name if m is cls else f"{m.name} (--fallback)")  # raises

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +57,36 @@ class DateRecord:
             "output": self.output,
             "reason": self.reason,
         }
+
+
+#: The fields of a record an output carries (``STFUSION_SERIES_RECORD``), restored when the
+#: output is kept by a later run; status, pairs and the valid fraction have tags of their own.
+RECORD_FIELDS = ("method", "weights", "coarse_valid", "fine_valid", "reason")
+
+
+def record_tag(rec: DateRecord) -> str:
+    """What the run that writes an output recorded about its date, as JSON (a tag)."""
+    return json.dumps({name: getattr(rec, name) for name in RECORD_FIELDS})
+
+
+def restore_record(rec: DateRecord, text: str | None) -> str:
+    """Fill ``rec`` from a :func:`record_tag` (missing or unreadable: left as it is) and return
+    the reason recorded then ("" if none)."""
+    try:
+        data = json.loads(text or "{}")
+    except ValueError:
+        return ""
+    if not isinstance(data, dict):
+        return ""
+    if isinstance(data.get("method"), str) and data["method"]:
+        rec.method = data["method"]
+    if isinstance(data.get("weights"), list):
+        rec.weights = [float(w) for w in data["weights"]]
+    for name in ("coarse_valid", "fine_valid"):
+        if isinstance(data.get(name), (int, float)):
+            setattr(rec, name, float(data[name]))
+    reason = data.get("reason")
+    return reason if isinstance(reason, str) else ""
 
 
 #: ``progress(done, total, record)``, called after every target date.

@@ -20,7 +20,7 @@ import stfusion
 from stfusion.errors import OutputExistsError
 from stfusion.io import Grid
 from stfusion.series.outputs import verify_output
-from stfusion.series.records import DateRecord
+from stfusion.series.records import DateRecord, restore_record
 
 #: The reason recorded for an output kept from an earlier run (summary.csv, the CLI's count).
 KEPT_REASON = "kept from an earlier run (inputs unchanged, output verified)"
@@ -36,15 +36,35 @@ def settings_key(settings: dict[str, Any]) -> str:
 
 
 def file_identity(path: str | None) -> list[Any] | None:
-    """``[resolved path, size, mtime_ns]`` (size and mtime None when the file is missing)."""
+    """``[resolved path, size, mtime_ns]`` (size and mtime None when the file is missing).
+
+    A comma list of band files gives ``[paths, sizes, mtimes]`` over its files, and an HDF
+    field or band choice (``file:NAME``) the identity of its file: a band file or an HDF file
+    changed in place changes the key (their specs were not files, so nothing was seen)."""
     if not path:
         return None
+    if "," in path:
+        parts = [_one_identity(part) for part in path.split(",") if part]
+        return [[x[0] for x in parts], [x[1] for x in parts], [x[2] for x in parts]]
+    return _one_identity(path)
+
+
+def _one_identity(path: str) -> list[Any]:
     p = Path(path)
+    if not p.exists() and ":" in path:  # FILE:BANDS, MOD09GA.hdf:state_1km_1
+        head = Path(path.rpartition(":")[0])
+        if head.is_file():
+            p = head
     try:
         st = p.stat()
         return [str(p.resolve()), st.st_size, st.st_mtime_ns]
     except OSError:
         return [str(p.absolute()), None, None]
+
+
+def absolute_spec(path: str) -> str:
+    """An input's path made absolute (resolved), each file of a comma list of band files."""
+    return ",".join(str(Path(p).resolve()) for p in path.split(","))
 
 
 def inputs_key(identities: Sequence[Any]) -> str:
@@ -100,7 +120,9 @@ def resume_record(
         rec.weights = json.loads(tags.get("STFUSION_SERIES_WEIGHTS", "[]"))
         v = tags.get("STFUSION_SERIES_VALID")
         rec.valid_fraction = float(v) if v else None
-        rec.reason = KEPT_REASON
+        # what the run that made it recorded: method, coarse/fine valid, its reason
+        earlier = restore_record(rec, tags.get("STFUSION_SERIES_RECORD"))
+        rec.reason = f"{KEPT_REASON}; {earlier}" if earlier else KEPT_REASON
         return True, ""
     if state == "other":  # only with --overwrite (the run refuses it before any work)
         return False, "earlier output made with other settings: replaced (--overwrite)"

@@ -23,46 +23,56 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import rasterio
-
 import stfusion
-from stfusion.coarse import integer_ratio
-from stfusion.dates import in_range
-from stfusion.errors import InputFileError, InvalidParameterError, OutputExistsError, STFusionError
+from stfusion.errors import InputFileError
 from stfusion.io import (
-    FileSource,
     Grid,
-    Scaling,
     Source,
     copy_as_cog,
-    glob_escape,
     partial_name,
 )
 from stfusion.methods import FusionMethod
 from stfusion.methods.vipstf import VIPSTF, one_pair_method
-from stfusion.scene import check_scales, open_scene
+from stfusion.scene import open_scene
 from stfusion.series.blend import Combination, Tier, holes
 from stfusion.series.config import SeriesConfig, replace_config
 from stfusion.series.images import ImageSet, describe_error, fully_valid
 from stfusion.series.lock import SCRATCH_NAME, acquire_lock, release_lock, remove_leftovers
 from stfusion.series.outputs import (
+    ORPHAN_REASON,
+    WrittenImage,
     check_cube_backend,
+    cube_file,
+    cube_items,
     output_path,
-    verify_output,
+    remove_orphans,
+    warn_stale_cubes,
     write_cube,
     write_date_image,
     write_summary,
 )
 from stfusion.series.planning import (
-    SeriesInputs,
     choose_pairs,
-    span,
     temporal_weights,
     vip_sets,
 )
-from stfusion.series.prepare import Prepared, prepare, settings_of
-from stfusion.series.records import DateRecord, ProgressCallback, SeriesResult
-from stfusion.series.resume import file_identity, inputs_key, resume_record, settings_key
+from stfusion.series.prepare import (
+    Prepared,
+    check_before_dates,
+    prepare,
+    reference_image,
+    refuse_other_settings,
+    settings_of,
+)
+from stfusion.series.records import DateRecord, ProgressCallback, SeriesResult, record_tag
+from stfusion.series.resume import (
+    KEPT_REASON,
+    absolute_spec,
+    file_identity,
+    inputs_key,
+    resume_record,
+    settings_key,
+)
 from stfusion.tiling import memory_limits
 
 log = logging.getLogger("stfusion")
@@ -131,6 +141,8 @@ class _Series:
     #: ``vip``: a one-pair main method predicts once, as VIPSTF over all its chosen pairs.
     multi_pair: str = "none"
     identity: dict[str, list[Any] | None] = field(default_factory=dict)
+    #: Fine dates whose image is valid everywhere (written as observed), once looked at.
+    full: dict[dt.date, bool] = field(default_factory=dict)
     cache: OrderedDict[tuple[str, tuple[dt.date, ...]], FusionMethod] = field(
         default_factory=OrderedDict
     )
@@ -151,23 +163,45 @@ class _Series:
     def count(self) -> int:
         return self.images.count
 
+    def observed_in_full(self, day: dt.date) -> bool:
+        """Whether ``day`` has a fine image that opens and is valid at every pixel (it is then
+        written as observed, whatever the pairs)."""
+        if day not in self.full:
+            img = self.images.open_image(self.fine[day]) if day in self.fine else None
+            ok = img is not None and img.source is not None and bool(img.valid)
+            if ok:
+                assert img is not None and img.source is not None
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    ok = fully_valid(img.source)
+            self.full[day] = ok
+        return self.full[day]
+
     def inputs(self, day: dt.date) -> list[list[Any]]:
         """Identities of every file that can change the output at ``day``.
 
-        The grid's fine image; the fine and coarse image (and masks) of the pairs the main
-        method and the fallback would choose for ``day`` among the clear pairs (a pair
-        becoming clear or cloudy changes that choice, and so this list); the target's coarse
-        image and the fine image at the target (gap-filling), with their masks. A pair added
-        or changed that no method would choose for ``day`` leaves its output as it is.
+        First the fine grid itself (size, transform, CRS, bands: whichever fine image gives
+        it); then, for a date whose fine image is valid everywhere (written as observed),
+        that image and its mask alone; else the fine and coarse image (and masks) of the pairs
+        the main method and the fallback would choose for ``day`` among the clear pairs (a
+        pair becoming clear or cloudy changes that choice, and so this list), the target's
+        coarse image and the fine image at the target (gap-filling), with their masks. A pair
+        added or changed that no method would choose for ``day`` leaves its output as it is.
         """
-        paths = [str(self.images.ref.path)]
-        for d in self.relevant_pairs(day):
-            for a in (self.fine[d], self.coarse[d]):
-                paths += [a.path, a.mask]
-        for a in (self.coarse.get(day), self.fine.get(day)):
-            if a is not None:
-                paths += [a.path, a.mask]
-        seen: list[list[Any]] = []
+        g = self.grid
+        where = f"{g.width} x {g.height} px, transform {tuple(g.transform)[:6]}, {g.crs}"
+        grid = ["fine grid", where, list(self.images.band_names)]
+        paths: list[str | None] = []
+        if self.observed_in_full(day):
+            paths += [self.fine[day].path, self.fine[day].mask]
+        else:
+            for d in self.relevant_pairs(day):
+                for a in (self.fine[d], self.coarse[d]):
+                    paths += [a.path, a.mask]
+            for a in (self.coarse.get(day), self.fine.get(day)):
+                if a is not None:
+                    paths += [a.path, a.mask]
+        seen: list[list[Any]] = [grid]
         for p in dict.fromkeys(x for x in paths if x):
             ident = self.identity.get(p) or file_identity(p)
             if ident is not None:
@@ -231,7 +265,7 @@ def _run_locked(
     images = ImageSet(
         fine=inputs.fine,
         coarse=inputs.coarse,
-        ref=_reference(inputs, p.fine_scaling, notes),
+        ref=reference_image(inputs, p.fine_scaling, notes),
         fine_scaling=p.fine_scaling,
         coarse_scaling=p.coarse_scaling,
         resampling=cfg.resampling,
@@ -244,18 +278,12 @@ def _run_locked(
     settings = settings_of(p)
     key = settings_key(settings)
 
-    targets = inputs.targets(p.start, p.end)
-    if not targets:
-        raise InvalidParameterError(
-            f"no coarse date in the range {cfg.date_range}: the coarse images span "
-            f"{span(inputs.coarse)}."
-        )
+    targets = inputs.targets(p.start, p.end)  # not empty (prepare)
     if not cfg.overwrite:  # existing outputs from other settings are never replaced silently
-        _refuse_other_settings(s, targets, out, cfg, key)
-    _check_scales_once(s, inputs.pair_dates)
-    _check_ratio_once(s, inputs.pair_dates)
+        refuse_other_settings(images, targets, out, cfg, key)
+    check_before_dates(images, p.cls, p.fallback, inputs.pair_dates)
 
-    removed = _remove_orphans(out, cfg.prefix, set(targets), p.start, p.end)
+    removed = remove_orphans(out, cfg.prefix, set(targets), p.start, p.end)
     records: list[DateRecord] = [
         DateRecord(
             d,
@@ -290,91 +318,14 @@ def _run_locked(
             f"{cfg.resampling} resampling (ratio {images.ratio:.3f})"
         )
     cube_path = _cube(records, out, cfg, s, settings, notes) if cfg.cube is not None else None
+    changed = [
+        r.date
+        for r in records
+        if "earlier output removed" in r.reason
+        or (r.output and not r.reason.startswith(KEPT_REASON))
+    ]
+    notes += warn_stale_cubes(out, cfg.prefix, changed, cube_path)
     return SeriesResult(records, out, summary_path, cube_path, time.monotonic() - t_start, notes)
-
-
-def _reference(inputs: SeriesInputs, scaling: Scaling, notes: list[str]) -> FileSource:
-    """The fine grid: that of the first fine image that opens."""
-    for a in inputs.fine.values():
-        try:
-            return FileSource(a.path, scaling)
-        except STFusionError as exc:
-            notes.append(f"{a.path}: {exc}")
-    raise InputFileError("none of the fine images can be read: " + "; ".join(notes))
-
-
-ORPHAN_REASON = "earlier output removed (its coarse image is no longer an input)"
-
-
-def _remove_orphans(
-    out: Path, prefix: str, targets: set[dt.date], start: dt.date | None, end: dt.date | None
-) -> set[dt.date]:
-    """Delete this series' earlier outputs of dates in ``start..end`` that are no longer
-    targets (their coarse image was removed), so every output matches the current inputs.
-    Only files ``stfusion series`` wrote (tagged with their date) are removed."""
-    removed: set[dt.date] = set()
-    for path in out.glob(f"{glob_escape(prefix)}_*.tif"):
-        try:
-            day = dt.date.fromisoformat(path.name[len(prefix) + 1 : -len(".tif")])
-        except ValueError:
-            continue
-        if day in targets or not in_range(day, start, end) or path.is_symlink():
-            continue
-        try:
-            with rasterio.open(path) as ds:
-                ours = ds.tags().get("STFUSION_SERIES_DATE") == day.isoformat()
-        except Exception:  # unreadable: not provably ours, left alone
-            continue
-        if ours:
-            with contextlib.suppress(OSError):
-                path.unlink()
-                removed.add(day)
-                log.info("series: %s: %s", path.name, ORPHAN_REASON)
-    return removed
-
-
-def _refuse_other_settings(
-    s: _Series, targets: list[dt.date], out: Path, cfg: SeriesConfig, key: str
-) -> None:
-    clash = []
-    for d in targets:
-        path = output_path(out, cfg.prefix, d)
-        if path.exists():
-            state, tags = verify_output(path, s.grid, s.count, cfg.dtype, read_data=False)
-            if state == "other" or (state == "ok" and tags.get("STFUSION_SERIES_KEY") != key):
-                clash.append(path.name)
-    if clash:
-        raise OutputExistsError(
-            f"{out}: {len(clash)} output(s) (e.g. {clash[0]}) were made with other "
-            "settings (method, parameters, masks, bands, dtype or scaling). Pass --overwrite to "
-            "replace them, or choose another --out-dir."
-        )
-
-
-def _first_pair(s: _Series, pair_dates: list[dt.date]) -> tuple[Source, Source] | None:
-    """The fine and coarse images of the first pair date whose two images open."""
-    for d in pair_dates:
-        f, c = s.images.open_image(s.fine[d]), s.images.open_image(s.coarse[d])
-        if f.source is not None and c.source is not None:
-            return f.source, c.source
-    return None
-
-
-def _check_scales_once(s: _Series, pair_dates: list[dt.date]) -> None:
-    """One scale check before any work: x10000 against 0-1 ruins everything silently."""
-    pair = _first_pair(s, pair_dates)
-    if pair is not None:
-        check_scales(*pair)
-
-
-def _check_ratio_once(s: _Series, pair_dates: list[dt.date]) -> None:
-    """A method that needs the resolution ratio, on inputs all on one grid without one,
-    would fail at every date: refused once, before any work."""
-    if not s.cls.tags.needs_ratio or s.images.ratio is not None:
-        return
-    pair = _first_pair(s, pair_dates)
-    if pair is not None and open_scene([pair], check=False).ratio is None:
-        integer_ratio(None, s.cls.name)  # raises: what to give, with examples
 
 
 def _cube(
@@ -387,18 +338,13 @@ def _cube(
 ) -> Path | None:
     """Stack the predicted and gap-filled dates into the cube (None, and a note, if none)."""
     assert cfg.cube is not None
-    done = [
-        (r.date, out / r.output, r.status)
-        for r in sorted(records, key=lambda r: r.date)
-        if r.status in ("predicted", "gap-filled") and r.output
-    ]
+    done = cube_items(records, out)
     if not done:
         notes.append("no date was predicted: no cube written")
         return None
-    cube_path = out / f"{cfg.prefix}_cube{'.zarr' if cfg.cube == 'zarr' else '.nc'}"
     return write_cube(
         done,
-        cube_path,
+        cube_file(out, cfg.prefix, cfg.cube),
         cfg.cube,
         grid=s.grid,
         band_names=s.images.band_names,
@@ -502,24 +448,40 @@ def _predict_date(
     if full and not unusable:
         notes.append("fine image fully valid: written as observed")
     rec.pairs = sorted(set(used))
+    if tiers:  # the method that made the pixels: the fallback when it alone predicted
+        rec.method = tiers[0].method
     tags = _tags(s, rec, day, observed, tiers, blend, settings, key, inputs)
     tmp = scratch / f"{day.isoformat()}_combined.tif"
-    try:
-        combined = Combination(tiers, observed, s.grid, s.count)
-        rec.valid_fraction = write_date_image(
-            tmp, combined.blocks(), s.grid, s.images.band_names, cfg.dtype, cfg.int16_scale, tags
-        )
+    combined = Combination(tiers, observed, s.grid, s.count)
+
+    def finish(done: WrittenImage) -> dict[str, str]:
+        """The notes known once every pixel is written, and the record the output keeps."""
         if combined.filled and s.fallback is not None:
             frac = combined.filled / float(s.grid.width * s.grid.height)
             notes.append(
                 f"{s.fallback.name} filled {frac:.1%} of the pixels that {s.cls.name} left empty"
             )
+        if done.clipped:
+            lim = 32767 * cfg.int16_scale
+            note = (
+                f"{done.clipped} value(s) beyond +-{lim:g} clipped to fit int16 "
+                f"(--int16-scale {cfg.int16_scale:g})"
+            )
+            log.warning("series: %s: %s", day, note)
+            notes.append(note)
+        rec.valid_fraction = done.valid_fraction
+        rec.reason = "; ".join(notes)
+        return {**tags, "STFUSION_SERIES_RECORD": record_tag(rec)}
+
+    try:
+        write_date_image(
+            tmp, combined.blocks(), s.grid, s.images.band_names, cfg.dtype, cfg.int16_scale, finish
+        )
         copy_as_cog(tmp, path, overwrite=True)
     finally:
         for p in [tmp, *(p for t in tiers for p in t.paths)]:
             with contextlib.suppress(OSError):
                 p.unlink()
-    rec.reason = "; ".join(notes)
 
 
 def _observation(
@@ -537,9 +499,7 @@ def _observation(
         # all masked or nodata: nothing observed (an all-NaN "observation" is not an output)
         notes.append("fine image has no valid pixel (all masked or nodata)")
         return None, False
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return fimg.source, fully_valid(fimg.source)
+    return fimg.source, s.observed_in_full(day)
 
 
 def _predict_tiers(
@@ -588,16 +548,20 @@ def _predict_tiers(
         and clear
         and (not tiers or holes(tiers[0], target, observed, s.grid, s.count) > 0)
     ):
-        fsets, _ = s.choose(fb, day)
+        fsets, fnote = s.choose(fb, day)
         if fsets:
-            if not tiers:
+            alone = not tiers
+            if alone:
                 notes.append(f"{s.cls.name}: {note}; predicted with {fb.name} instead")
+                notes += [fnote] if fnote else []
             tiers.append(
                 _predict_tier(
                     s, fb, fsets, day, target, scratch, "fallback", cfg.mem_limit_mb, cfg.workers
                 )
             )
             used += [d for group in fsets for d in group]
+            if alone:  # the fallback's pairs made every pixel: its weights are the date's
+                rec.weights = tiers[0].weights
     broken = {d: e for d, e in s.images.unreadable_pairs().items() if d != day}
     if broken:
         notes.append("pairs not used, unreadable: " + ", ".join(d.isoformat() for d in broken))
@@ -629,35 +593,51 @@ def _tags(
 ) -> dict[str, str]:
     """The output's provenance tags (docs/commands/series.md, Outputs)."""
     ratio = s.images.ratio
+    params = settings["params"]
+    if s.fallback is not None and rec.method == s.fallback.name:  # the fallback alone
+        params = s.fallback().get_params()
     return {
         "STFUSION_VERSION": stfusion.__version__,
-        "STFUSION_METHOD": s.cls.name,
-        "STFUSION_PARAMS": json.dumps(settings["params"], default=str),
+        "STFUSION_METHOD": rec.method,
+        "STFUSION_PARAMS": json.dumps(params, default=str),
         "STFUSION_SERIES_DATE": day.isoformat(),
         "STFUSION_SERIES_STATUS": rec.status,
         "STFUSION_SERIES_PAIRS": json.dumps([d.isoformat() for d in rec.pairs]),
         "STFUSION_SERIES_PAIR_FILES": json.dumps(
-            [[s.fine[d].path, s.coarse[d].path] for d in rec.pairs]
+            [[absolute_spec(s.fine[d].path), absolute_spec(s.coarse[d].path)] for d in rec.pairs]
         ),
         "STFUSION_SERIES_BLEND": blend,
         "STFUSION_SERIES_WEIGHTS": json.dumps(rec.weights),
         "STFUSION_SERIES_FALLBACK": json.dumps(
             [
-                {"method": t.method, "pairs": [[d.isoformat() for d in g] for g in t.sets]}
-                for t in tiers[1:]
+                {
+                    "method": t.method,
+                    "pairs": [[d.isoformat() for d in g] for g in t.sets],
+                    "alone": t is tiers[0],  # the main method predicted nothing
+                }
+                for t in tiers
+                if t.method != s.cls.name
             ]
         ),
-        "STFUSION_SERIES_COARSE": s.coarse[day].path,
-        "STFUSION_SERIES_COARSE_MASK": s.coarse[day].mask or "",
-        "STFUSION_SERIES_FINE": s.fine[day].path if observed is not None else "",
-        "STFUSION_SERIES_FINE_MASK": (s.fine[day].mask or "") if observed is not None else "",
+        "STFUSION_SERIES_COARSE": absolute_spec(s.coarse[day].path),
+        "STFUSION_SERIES_COARSE_MASK": _absolute(s.coarse[day].mask),
+        "STFUSION_SERIES_FINE": absolute_spec(s.fine[day].path) if observed is not None else "",
+        "STFUSION_SERIES_FINE_MASK": _absolute(s.fine[day].mask) if observed is not None else "",
         "STFUSION_SERIES_SETTINGS": json.dumps(settings, default=str),
         "STFUSION_SERIES_KEY": key,
         "STFUSION_SERIES_INPUTS": json.dumps(inputs),
         "STFUSION_SERIES_INPUTS_KEY": inputs_key(inputs),
         "STFUSION_RATIO": "" if ratio is None else f"{ratio:g}",
         "STFUSION_CREATED": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        **{
+            k: v if isinstance(v, str) else json.dumps(v, default=str)
+            for k, v in (tiers[0].fitted if tiers else {}).items()
+        },
     }
+
+
+def _absolute(path: str | None) -> str:
+    return absolute_spec(path) if path else ""
 
 
 def _predict_tier(
@@ -673,13 +653,15 @@ def _predict_tier(
 ) -> Tier:
     weights = [1.0] if len(sets) == 1 else temporal_weights(day, [g[0] for g in sets])
     paths = []
+    fitted: dict[str, Any] = {}
     for group in sets:
         est = s.estimator(cls, tuple(group))
         name = "+".join(d.isoformat() for d in group)
         comp = scratch / f"{day.isoformat()}_{role}_{name}.tif"
         _predict_component(est, target, comp, mem_limit_mb, workers)
         paths.append(comp)
-    return Tier(paths, weights, cls.name, sets)
+        fitted = fitted or est.fitted_tags()  # e.g. STFUSION_VARIABLE, as predict writes
+    return Tier(paths, weights, cls.name, sets, fitted)
 
 
 def _predict_component(
