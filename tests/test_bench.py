@@ -498,3 +498,39 @@ def test_case_data_range_reaches_the_metrics(
     monkeypatch.setattr(bench_mod, "evaluate", spy)
     run_bench([case], [], tmp_path / "b", figures=False)
     assert seen and set(seen) == {"truth"}
+
+
+def test_ergas_takes_the_ratio_of_coarse_images_on_their_own_grid(tmp_path: Path) -> None:
+    """A case with 500 m coarse images and no ratio: the grids give R = 10, as predict
+    records and evaluate uses (bench left ERGAS empty)."""
+    import dataclasses
+
+    import rasterio
+    from affine import Affine
+
+    case = named_cases()["sample-cia-1pair"]
+    native = []
+    for path in (case.pairs[0][1], case.target):
+        src = FileSource(path)
+        data = src.read()
+        h, w = data.shape[1] // 10, data.shape[2] // 10
+        blocks = data[:, : h * 10, : w * 10].reshape(data.shape[0], h, 10, w, 10).mean(axis=(2, 4))
+        t = src.grid.transform
+        out = tmp_path / Path(path).name
+        profile = {"driver": "GTiff", "width": w, "height": h, "count": data.shape[0]}
+        profile |= {"dtype": "float32", "crs": src.grid.crs, "transform": t * Affine.scale(10)}
+        with rasterio.open(out, "w", **profile) as ds:
+            ds.write(blocks.astype(np.float32))
+        native.append(str(out))
+    own = dataclasses.replace(
+        case,
+        name="own-grid",
+        pairs=((case.pairs[0][0], native[0]),),
+        target=native[1],
+        ratio=None,
+        coarse_scale=None,
+    )
+    run_bench([own], ["additive"], tmp_path / "b", figures=False)
+    rows = list(csv.DictReader(open(tmp_path / "b" / "metrics.csv")))
+    ergas = [float(r["value"]) for r in rows if r["metric"] == "ergas" and r["band"] == "mean"]
+    assert ergas and all(np.isfinite(ergas))

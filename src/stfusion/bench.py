@@ -33,7 +33,7 @@ import time
 import traceback
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +75,30 @@ class Run:
     params: dict[str, Any] = field(default_factory=dict)
     report: MetricReport | None = None
     prediction: np.ndarray | None = None
+
+
+def _with_grid_ratio(case: Case) -> Case:
+    """``case`` with the resolution ratio its grids give when it states none (coarse images
+    on their own grid): ERGAS and the report then use it, as ``evaluate`` does with the
+    prediction's ``STFUSION_RATIO`` (bench left ERGAS empty). Unchanged when it cannot be
+    measured."""
+    if case.ratio is not None:
+        return case
+    from stfusion.scene import open_scene
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            scene = open_scene(
+                list(case.pairs),
+                case.target,
+                fine_scaling=case.fine_scaling,
+                coarse_scaling=case.coarse_scaling,
+                check=False,
+            )
+    except STFusionError:
+        return case  # each run says why
+    return case if scene.ratio is None else replace(case, ratio=float(scene.ratio))
 
 
 class _PeakRSS:
@@ -493,6 +517,7 @@ def _run_all(
     runs: list[Run] = []
     figs: dict[str, list[str]] = {}
     t_start = time.perf_counter()
+    cases = [_with_grid_ratio(case) for case in cases]
     for case in cases:
         truth, names = _truth(case)
         case_runs = []
