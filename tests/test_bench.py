@@ -20,7 +20,7 @@ from conftest import CIA, REPO, SHARED_DATA, need, write_tif
 from stfusion.bench import applicable, check_bench_out, parse_bench_params, run_bench
 from stfusion.cases import Case, load_cases_file, named_cases
 from stfusion.cli import main
-from stfusion.errors import InvalidParameterError, OutputExistsError
+from stfusion.errors import InvalidParameterError, OutputExistsError, STFusionWarning
 from stfusion.io import FileSource
 from stfusion.methods.params import MethodTags
 
@@ -534,3 +534,8 @@ def test_ergas_takes_the_ratio_of_coarse_images_on_their_own_grid(tmp_path: Path
     rows = list(csv.DictReader(open(tmp_path / "b" / "metrics.csv")))
     ergas = [float(r["value"]) for r in rows if r["metric"] == "ergas" and r["band"] == "mean"]
     assert ergas and all(np.isfinite(ergas))
+    assert "R = 10;" in (tmp_path / "b" / "summary.md").read_text()
+    # a ratio the grids contradict is said, not silently used for ERGAS alone
+    wrong = dataclasses.replace(own, ratio=16.0)
+    with pytest.warns(STFusionWarning, match=r"ratio = 16 is given, but its coarse grid's ground"):
+        run_bench([wrong], ["additive"], tmp_path / "c", figures=False)

@@ -50,7 +50,12 @@ from stfusion.bench_report import (  # SUMMARY_COLUMNS re-exported: its old home
     write_csvs,
 )
 from stfusion.cases import Case, check_case_name
-from stfusion.errors import InvalidParameterError, OutputExistsError, STFusionError
+from stfusion.errors import (
+    InvalidParameterError,
+    OutputExistsError,
+    STFusionError,
+    STFusionWarning,
+)
 from stfusion.io import FileSource, Scaling, atomic_path, file_sha256, partial_name
 from stfusion.methods import FusionMethod, get_method, make_estimator
 from stfusion.methods.deep import (
@@ -81,9 +86,7 @@ def _with_grid_ratio(case: Case) -> Case:
     """``case`` with the resolution ratio its grids give when it states none (coarse images
     on their own grid): ERGAS and the report then use it, as ``evaluate`` does with the
     prediction's ``STFUSION_RATIO`` (bench left ERGAS empty). Unchanged when it cannot be
-    measured."""
-    if case.ratio is not None:
-        return case
+    measured; a stated ratio the grids contradict is warned about (used as stated)."""
     from stfusion.scene import open_scene
 
     try:
@@ -98,7 +101,19 @@ def _with_grid_ratio(case: Case) -> Case:
             )
     except STFusionError:
         return case  # each run says why
-    return case if scene.ratio is None else replace(case, ratio=float(scene.ratio))
+    if scene.ratio is None:
+        return case
+    if case.ratio is None:
+        return replace(case, ratio=float(scene.ratio))
+    if abs(case.ratio - scene.ratio) > 0.05 * scene.ratio:
+        warnings.warn(
+            f"case {case.name}: ratio = {case.ratio:g} is given, but its coarse grid's ground "
+            f"ratio is {scene.ratio:.4g}; ERGAS uses {case.ratio:g} as given (the methods "
+            "that use native coarse pixels use the grid). Leave ratio out to use the grid's.",
+            STFusionWarning,
+            stacklevel=3,
+        )
+    return case
 
 
 class _PeakRSS:

@@ -126,11 +126,14 @@ def summary_markdown(runs: Sequence[Run], cases: Sequence[Case]) -> str:
         rs = [r for r in runs if r.case == case.name]
         ok = [r for r in rs if r.report is not None]
         lines.append(f"### {case.name}\n")
+        dates = (
+            f" Pairs {', '.join(case.pair_dates)} -> {case.target_date};"
+            if case.pair_dates and case.target_date
+            else ""
+        )
+        ratio = f" R = {case.ratio:g};" if case.ratio else ""
         lines.append(
-            f"{case.description}. Pairs {', '.join(case.pair_dates)} -> {case.target_date}; "
-            f"R = {case.ratio:g}; data range {case.data_range}; mean over bands.\n"
-            if case.ratio
-            else f"{case.description}. Mean over bands; data range {case.data_range}.\n"
+            f"{case.description}.{dates}{ratio} data range {case.data_range}; mean over bands.\n"
         )
         header = ["method", *[c[0].replace("_deg", " (deg)") for c in SUMMARY_COLUMNS]]
         lines.append("| " + " | ".join(header) + " |")
