@@ -350,7 +350,7 @@ def load_cases_file(path: str | os.PathLike[str]) -> dict[str, Case]:
         data = tomllib.loads(p.read_text())
     except tomllib.TOMLDecodeError as exc:
         raise InvalidParameterError(f"{p}: not valid TOML ({exc}).") from None
-    base = p.parent
+    base = p.resolve().parent  # absolute: run.json and the tags record these paths
 
     def rel(x: str) -> str:
         return str(Path(x) if Path(x).is_absolute() else base / x)
