@@ -140,14 +140,19 @@ def test_catalog(tmp_path: Path) -> None:
         ("path,sensor\na.tif,fine\n", "lacks column"),
         ("path,date,sensor\na.tif,2020-03-08,aster\n", "line 2: sensor 'aster' unknown"),
         ("path,date,sensor\na.tif,08/03/2020,fine\n", "line 2: date '08/03/2020'"),
-        ("path,date,sensor\na.tif,,fine\n", "no acquisition date"),
+        ("path,date,sensor\na.tif,,fine\n", "line 2: a.tif not found"),
         ("path,date,sensor\n", "no rows"),
     ],
 )
 def test_catalog_errors(tmp_path: Path, text: str, message: str) -> None:
     cat = tmp_path / "cat.csv"
     cat.write_text(text)
-    with pytest.raises(InvalidParameterError, match=message):
+    with pytest.raises((InvalidParameterError, InputFileError), match=message):
         read_catalog(cat)
     with pytest.raises(InputFileError, match="catalog file not found"):
         read_catalog(tmp_path / "missing.csv")
+    # a file that is there but whose name has no date: that is the problem said
+    _touch(tmp_path / "undated.tif")
+    cat.write_text("path,date,sensor\nundated.tif,,fine\n")
+    with pytest.raises(InvalidParameterError, match="line 2: .*no acquisition date"):
+        read_catalog(cat)
