@@ -234,16 +234,17 @@ def read_catalog(path: str | os.PathLike[str]) -> list[Acquisition]:
                     raise DateNotFoundError(
                         f"{where}: date {row['date']!r} is not YYYY-MM-DD (or YYYYMMDD, YYYYDDD)."
                     ) from None
-            elif not fp.exists() and not any(c in row["path"] for c in "*?[,:"):
-                # the name has no date to read, but the first problem is the missing file
-                raise InputFileError(
-                    f"{where}: {row['path']} not found (as {fp}: paths in a catalog are "
-                    "relative to the catalog's folder)."
-                )
             else:
                 try:
                     day = date_from_name(fp)
                 except DateNotFoundError as exc:
+                    if not fp.exists() and not any(c in row["path"] for c in "*?[,:"):
+                        # no date to read, but the first problem is the missing file (a
+                        # missing file with a dated name fails its date, later)
+                        raise InputFileError(
+                            f"{where}: {row['path']} not found (as {fp}: paths in a catalog "
+                            "are relative to the catalog's folder)."
+                        ) from None
                     raise DateNotFoundError(f"{where}: {exc}") from None
             mask = row.get("mask") or None
             if mask is not None and not Path(mask).is_absolute():
