@@ -154,5 +154,5 @@ def test_catalog_errors(tmp_path: Path, text: str, message: str) -> None:
     # a file that is there but whose name has no date: that is the problem said
     _touch(tmp_path / "undated.tif")
     cat.write_text("path,date,sensor\nundated.tif,,fine\n")
-    with pytest.raises(InvalidParameterError, match="line 2: .*no acquisition date"):
+    with pytest.raises(InvalidParameterError, match=r"line 2: .*no acquisition date"):
         read_catalog(cat)
