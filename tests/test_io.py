@@ -247,3 +247,33 @@ def test_metadata_gdal_does_not_apply_is_read(tmp_path: Path) -> None:
     hdr.write_text(hdr.read_text() + "reflectance scale factor = 10000\n")
     src = FileSource(str(envi))
     assert src.scale == pytest.approx(1e-4) and "ENVI reflectance scale factor" in src.scale_source
+
+
+def test_metadata_tags_on_the_dataset_per_band_and_beside_nodata(tmp_path: Path) -> None:
+    dn = np.array([[[100, 200], [-28672, 4000]], [[300, 400], [-28672, 5000]]], np.int16)
+
+    def tagged(name: str, nodata: float | None = None, **per_band: dict[str, str]) -> str:
+        path = write_tif(tmp_path / name, dn, dtype="int16", nodata=nodata)
+        with rasterio.open(path, "r+") as ds:
+            for key, tags in per_band.items():
+                if key == "dataset":
+                    ds.update_tags(**tags)
+                else:
+                    ds.update_tags(int(key[1:]), **tags)
+        return str(path)
+
+    # the dataset's scale_factor applies to every band, as its _FillValue did
+    src = FileSource(tagged("ds.tif", dataset={"scale_factor": "0.0001", "_FillValue": "-28672"}))
+    assert src.scale == pytest.approx(1e-4) and np.isnan(src.read()[:, 1, 0]).all()
+    # bands tagged differently: an error, as GDAL scales that differ are
+    with pytest.raises(InputFileError, match="different scale_factor/add_offset tags"):
+        FileSource(tagged("pb.tif", b1={"scale_factor": "0.001"}, b2={"scale_factor": "0.0001"}))
+    # ... unless the scale is given
+    given = tagged("pb2.tif", b1={"scale_factor": "0.001"}, b2={"scale_factor": "0.0001"})
+    assert FileSource(given, Scaling(1e-4, 0.0)).scale == 1e-4
+    # add_offset alone: value = stored - add_offset
+    src = FileSource(tagged("ao.tif", dataset={"add_offset": "100"}))
+    assert src.read()[0, 0, 0] == 0.0
+    # a _FillValue other than the GDAL nodata is a second fill
+    src = FileSource(tagged("two.tif", nodata=-9999, dataset={"_FillValue": "-28672"}))
+    assert np.isnan(src.read()[:, 1, 0]).all()

@@ -296,3 +296,21 @@ def test_a_mask_covering_part_of_the_image_is_warned_about(tmp_path: Path) -> No
     away = write_tif(tmp_path / "far.tif", np.zeros((250, 250), np.uint8), transform=far, crs=crs)
     with pytest.raises(GridMismatchError, match=r"do not overlap \(mask bounds"):
         MaskedSource(FileSource(str(L1017)), str(away))
+
+
+def test_series_masks_that_are_the_presets_qa_files_take_its_kind(tmp_path: Path) -> None:
+    """--fine-preset with --fine-mask DIR of QA_PIXEL files: decoded as QA_PIXEL, as predict
+    does (they were read as binary, 21824 "clear" invalid: every date skipped)."""
+    import datetime as dt
+
+    from stfusion.dates import Acquisition
+    from stfusion.inputs import get_preset, preset_mask_kind
+
+    preset = get_preset("landsat457-c2l2")
+    day = dt.date(2001, 10, 17)
+    qa = {day: Acquisition("L.tif", day, "fine", str(tmp_path / "LE07_20011017_QA_PIXEL.tif"))}
+    own = {day: Acquisition("L.tif", day, "fine", str(tmp_path / "cloud_20011017.tif"))}
+    assert preset_mask_kind(preset, ["m/"], "binary", qa) == "landsat_qa_pixel"
+    assert preset_mask_kind(preset, ["m/"], "binary", own) == "binary"  # a mask of your own
+    assert preset_mask_kind(preset, [], "binary", own) == "landsat_qa_pixel"  # no mask given
+    assert preset_mask_kind(preset, ["m/"], "sentinel2_scl", qa) == "sentinel2_scl"  # given

@@ -278,3 +278,14 @@ def test_python_call_mistakes_get_messages(tmp_path: Path) -> None:
     with pytest.raises(InvalidParameterError, match="ratio='16': give a number"):
         open_scene([(f, c)], ratio="16")  # type: ignore[arg-type]
     assert open_scene([(f, c)], ratio=np.int64(16)).ratio == 16
+
+
+def test_fill_warning_gives_the_stored_value_of_an_array() -> None:
+    """int16 arrays with Scaling(1e-4): the warning named -1 (the scaled -0.9999 undone by
+    nothing), which matches no stored value; it is -9999."""
+    rng = np.random.default_rng(0)
+    fine = np.round(rng.uniform(100, 4000, (2, 40, 40))).astype(np.int16)
+    target = fine + np.int16(50)
+    target[:, :6, :6] = -9999
+    with pytest.warns(STFusionWarning, match=r"Scaling\(nodata=-9999\)"):
+        open_scene([(fine, fine)], target, fine_scaling=Scaling(1e-4), coarse_scaling=Scaling(1e-4))

@@ -231,9 +231,18 @@ def mask_kind_for(preset: Preset | None, kind: str | None, mask: str) -> str:
     return "binary"
 
 
-def preset_mask_kind(preset: Preset | None, masks: Sequence[str], kind: str) -> str:
-    """The mask kind of a series role: the preset's QA kind when no mask was given."""
-    if preset is not None and preset.mask_kind and not masks and kind == "binary":
+def preset_mask_kind(
+    preset: Preset | None, masks: Sequence[str], kind: str, images: dict[Any, Any] | None = None
+) -> str:
+    """The mask kind of a series role: the preset's QA kind when no mask was given, or when
+    every mask attached to ``images`` (acquisitions by date) is named for its QA band
+    (``..._QA_PIXEL.TIF``); else ``kind``."""
+    if preset is None or not preset.mask_kind or kind != "binary":
+        return kind
+    if not masks:
+        return preset.mask_kind
+    attached = [a.mask for a in (images or {}).values() if getattr(a, "mask", None)]
+    if attached and all(mask_kind_for(preset, None, m) == preset.mask_kind for m in attached):
         return preset.mask_kind
     return kind
 

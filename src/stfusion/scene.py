@@ -99,9 +99,21 @@ def as_source(image: ImageLike, scaling: Scaling | None = None, label: str = "")
         return _dataarray_source(image, scaling, label)
     raw = np.ma.asarray(image)
     arr = np.ma.filled(raw.astype(np.float32), np.nan)
-    return ArraySource(
-        _physical(arr, scaling), _identity_grid(arr.shape[-2:]), (), label or "<array>"
+    return _stored_as(
+        ArraySource(
+            _physical(arr, scaling), _identity_grid(arr.shape[-2:]), (), label or "<array>"
+        ),
+        scaling,
     )
+
+
+def _stored_as(src: ArraySource, scaling: Scaling | None) -> ArraySource:
+    """``src`` told the scale and offset that made it physical (as a FileSource knows its
+    own), so a message can give a value as the caller stores it (:func:`stored_value`)."""
+    if scaling is not None:
+        src.scale = float(scaling.scale if scaling.scale is not None else 1.0)  # type: ignore[attr-defined]  # read by stored_value
+        src.offset = float(scaling.offset or 0.0)  # type: ignore[attr-defined]
+    return src
 
 
 def _physical(arr: np.ndarray, scaling: Scaling | None, nodata: Any = None) -> np.ndarray:
@@ -140,7 +152,9 @@ def _dataarray_source(image: Any, scaling: Scaling | None, label: str) -> Source
     names: tuple[str, ...] = ()
     if "band" in image.coords:
         names = tuple(str(b) for b in np.atleast_1d(image["band"].values))
-    return ArraySource(arr, grid, names, label or str(image.name or "<DataArray>"))
+    return _stored_as(
+        ArraySource(arr, grid, names, label or str(image.name or "<DataArray>")), scaling
+    )
 
 
 #: A coarse image covering less of the fine scene than this is warned about.

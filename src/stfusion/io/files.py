@@ -140,34 +140,43 @@ def _tag_float(tags: dict[str, str], key: str) -> float | None:
 def metadata_scaling(ds: rasterio.DatasetReader) -> tuple[float, float, str] | None:
     """Scale and offset that a file's metadata states but GDAL does not apply: an ENVI
     header's ``reflectance scale factor`` (values = reflectance x factor), or the HDF-style
-    ``scale_factor``/``add_offset`` band tags of a GeoTIFF converted from MODIS HDF
-    (``value = scale_factor x (stored - add_offset)``, as :mod:`stfusion.hdf` reads them);
-    the same for every band, else None."""
-    factor = _tag_float(
-        ds.tags(ns="ENVI") if "ENVI" in ds.tag_namespaces() else {}, "reflectance_scale_factor"
-    )
+    ``scale_factor``/``add_offset`` tags of a GeoTIFF converted from MODIS HDF (per band, else
+    the dataset's; ``value = scale_factor x (stored - add_offset)``, as :mod:`stfusion.hdf`
+    reads them). None when there are none; an error when the bands' tags differ (as GDAL's
+    own scales that differ are)."""
+    envi = ds.tags(ns="ENVI") if "ENVI" in ds.tag_namespaces() else {}
+    factor = _tag_float(envi, "reflectance_scale_factor")
     if factor is not None and factor > 0 and factor != 1.0:
         return 1.0 / factor, 0.0, f"file metadata (ENVI reflectance scale factor {factor:g})"
+    dataset = ds.tags()
     found = set()
     for b in range(1, ds.count + 1):
         tags = ds.tags(b)
-        sf, ao = _tag_float(tags, "scale_factor"), _tag_float(tags, "add_offset")
-        found.add((sf, ao))
-    if len(found) != 1:
-        return None
+        if "scale_factor" not in tags and "add_offset" not in tags:
+            tags = dataset  # tags on the dataset apply to every band
+        found.add((_tag_float(tags, "scale_factor"), _tag_float(tags, "add_offset")))
+    if len(found) > 1:
+        raise InputFileError(
+            f"{ds.name}: bands have different scale_factor/add_offset tags "
+            f"({', '.join(f'{sf} {ao}' for sf, ao in sorted(found, key=str))}); give the "
+            "scale explicitly (--fine-scale/--coarse-scale, --fine-offset/--coarse-offset)."
+        )
     sf, ao = found.pop()
-    if sf is None or sf <= 0 or (sf == 1.0 and not ao):
+    if sf is None and ao is None:
         return None
-    return sf, -sf * (ao or 0.0), "file metadata (scale_factor/add_offset tags)"
+    scale = 1.0 if sf is None else sf
+    if scale <= 0 or (scale == 1.0 and not ao):
+        return None
+    return scale, -scale * (ao or 0.0), "file metadata (scale_factor/add_offset tags)"
 
 
 def metadata_fill(ds: rasterio.DatasetReader) -> float | None:
-    """A ``_FillValue`` tag (HDF/netCDF style) of a file that declares no GDAL nodata."""
-    if ds.nodata is not None:
-        return None
+    """A ``_FillValue`` tag (HDF/netCDF style) that GDAL's nodata does not already say."""
     values = {_tag_float(ds.tags(b), "_FillValue") for b in range(1, ds.count + 1)}
     values.add(_tag_float(ds.tags(), "_FillValue"))
     values.discard(None)
+    if ds.nodata is not None:
+        values.discard(float(ds.nodata))
     return values.pop() if len(values) == 1 else None
 
 
@@ -175,7 +184,7 @@ def _resolve_scaling(ds: rasterio.DatasetReader, scaling: Scaling) -> tuple[floa
     file_scales = tuple(float(s) for s in ds.scales)
     file_offsets = tuple(float(o) for o in ds.offsets)
     declared = any(s != 1.0 for s in file_scales) or any(o != 0.0 for o in file_offsets)
-    if not declared:
+    if not declared and (scaling.scale is None or scaling.offset is None):
         stated = metadata_scaling(ds)
         if stated is not None:
             chosen = given_or_file(scaling, stated[:2])

@@ -63,13 +63,6 @@ def prepare(cfg: SeriesConfig) -> Prepared:
     coarse_scaling, cpreset = resolve_role(
         cfg.coarse_scale, cfg.coarse_offset, cfg.coarse_bands, cfg.coarse_preset, cfg.coarse_nodata
     )
-    fine_kind = preset_mask_kind(fpreset, cfg.fine_mask, cfg.fine_mask_kind)
-    coarse_kind = preset_mask_kind(cpreset, cfg.coarse_mask, cfg.coarse_mask_kind)
-    for kind in (fine_kind, coarse_kind):
-        if kind not in MASK_KINDS:
-            raise InvalidParameterError(f"mask kind {kind!r}: choose from {MASK_KINDS}.")
-    fflags = check_flags(fine_kind, cfg.fine_mask_flags)
-    cflags = check_flags(coarse_kind, cfg.coarse_mask_flags)
     cls = get_method(cfg.method)
     rest, given_ratio = split_ratio(cfg.params)
     kwargs = cls.parse_params(rest)
@@ -84,6 +77,14 @@ def prepare(cfg: SeriesConfig) -> Prepared:
             f"no coarse date in the range {cfg.date_range}: the coarse images span "
             f"{span(inputs.coarse)}."
         )
+    # the masks' kind: the preset's QA kind too for masks given that are its QA files
+    fine_kind = preset_mask_kind(fpreset, cfg.fine_mask, cfg.fine_mask_kind, inputs.fine)
+    coarse_kind = preset_mask_kind(cpreset, cfg.coarse_mask, cfg.coarse_mask_kind, inputs.coarse)
+    for kind in (fine_kind, coarse_kind):
+        if kind not in MASK_KINDS:
+            raise InvalidParameterError(f"mask kind {kind!r}: choose from {MASK_KINDS}.")
+    fflags = check_flags(fine_kind, cfg.fine_mask_flags)
+    cflags = check_flags(coarse_kind, cfg.coarse_mask_flags)
     # input files as they are now, before anything reads them: the resume key
     identity: dict[str, list[Any] | None] = {}
     for table in (inputs.fine, inputs.coarse):
