@@ -112,7 +112,7 @@ def test_mask_count_must_match_the_images(
     code, err = _predict(
         capsys, L1017, M1017, M1102, tmp_path / "x.tif", "--coarse-mask-flags", "cloudy"
     )
-    assert code == 1 and "no coarse image has a mask" in err
+    assert code == 2 and "--coarse-mask-flags given without --coarse-mask" in err
 
 
 def test_mask_is_an_input_never_overwritten(

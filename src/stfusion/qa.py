@@ -67,13 +67,14 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
 from rasterio.windows import Window
 
-from stfusion.errors import GridMismatchError, InvalidParameterError
+from stfusion.errors import GridMismatchError, InvalidParameterError, STFusionWarning
 from stfusion.io import FileSource, Scaling, Source
 
 log = logging.getLogger("stfusion.qa")
@@ -392,12 +393,13 @@ def _check_binary_values(mask: Source, label: str) -> None:
     found = np.unique(values[np.isfinite(values)])
     other = found[~np.isin(found, (0, 1, 255))]
     if other.size:
-        log.warning(
-            "%s: a binary mask (nonzero = invalid) holding values such as %s: if it is a QA "
-            "band, give its kind (--fine-mask-kind landsat_qa_pixel, --coarse-mask-kind "
-            "mod09_state_1km; kind= in Python), or it masks every pixel with any bit set",
-            label,
-            ", ".join(f"{v:g}" for v in other[:3]),
+        warnings.warn(
+            f"{label}: a binary mask (nonzero = invalid) holding values such as "
+            f"{', '.join(f'{v:g}' for v in other[:3])}: if it is a QA band, give its kind "
+            "(--fine-mask-kind landsat_qa_pixel, sentinel2_scl, --coarse-mask-kind "
+            "mod09_state_1km; kind= in Python), or it masks every pixel with any bit set.",
+            STFusionWarning,
+            stacklevel=4,
         )
 
 

@@ -143,6 +143,12 @@ def predict(
         ("fine", fine_mask, len(pairs)),
         ("coarse", coarse_mask, len(pairs) + 1),
     ):
+        flags = fine_mask_flags if role == "fine" else coarse_mask_flags
+        if flags and not masks and not band_opts[f"{role}_preset"]:
+            raise click.UsageError(
+                f"--{role}-mask-flags given without --{role}-mask (or a --{role}-preset whose "
+                "QA band masks the images): there is no mask to apply them to."
+            )
         if masks and len(masks) != wanted:
             order = "--pair" if role == "fine" else "--pair, then one for --coarse"
             raise click.UsageError(

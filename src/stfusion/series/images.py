@@ -17,7 +17,7 @@ import numpy as np
 from rasterio.windows import Window
 
 from stfusion.dates import Acquisition
-from stfusion.errors import InputFileError, STFusionError
+from stfusion.errors import InputFileError, STFusionError, STFusionWarning
 from stfusion.io import AlignedSource, FileSource, Grid, Scaling, Source
 from stfusion.qa import MaskedSource
 from stfusion.scene import align_coarse
@@ -101,10 +101,15 @@ class ImageSet:
             return self.images[key]
         img = Image(acq)
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
                 img.source = self._source(acq)
                 img.valid = valid_fraction(img.source)
+            # stfusion's own warnings about an input (a QA band read as a binary mask, ...)
+            # go to the log once per image; the libraries' are dropped
+            for w in caught:
+                if issubclass(w.category, STFusionWarning):
+                    log.warning("series: %s", w.message)
         except Exception as exc:  # a broken file is reported and the series goes on
             text = describe_error(exc)
             img.source, img.error = None, text if acq.path in text else f"{acq.path}: {text}"
