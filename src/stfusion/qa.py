@@ -65,7 +65,6 @@ A pixel that the mask file marks as nodata, or that lies outside the mask raster
 
 from __future__ import annotations
 
-import logging
 import os
 import warnings
 from collections.abc import Iterable
@@ -76,8 +75,6 @@ from rasterio.windows import Window
 
 from stfusion.errors import GridMismatchError, InvalidParameterError, STFusionWarning
 from stfusion.io import FileSource, Scaling, Source
-
-log = logging.getLogger("stfusion.qa")
 
 MASK_KINDS = ("binary", "landsat_qa_pixel", "mod09_state_1km", "sentinel2_scl")
 

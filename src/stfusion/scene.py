@@ -99,21 +99,21 @@ def as_source(image: ImageLike, scaling: Scaling | None = None, label: str = "")
         return _dataarray_source(image, scaling, label)
     raw = np.ma.asarray(image)
     arr = np.ma.filled(raw.astype(np.float32), np.nan)
-    return _stored_as(
-        ArraySource(
-            _physical(arr, scaling), _identity_grid(arr.shape[-2:]), (), label or "<array>"
-        ),
-        scaling,
+    return ArraySource(
+        _physical(arr, scaling),
+        _identity_grid(arr.shape[-2:]),
+        (),
+        label or "<array>",
+        **_stored_as(scaling),
     )
 
 
-def _stored_as(src: ArraySource, scaling: Scaling | None) -> ArraySource:
-    """``src`` told the scale and offset that made it physical (as a FileSource knows its
-    own), so a message can give a value as the caller stores it (:func:`stored_value`)."""
-    if scaling is not None:
-        src.scale = float(scaling.scale if scaling.scale is not None else 1.0)  # type: ignore[attr-defined]  # read by stored_value
-        src.offset = float(scaling.offset or 0.0)  # type: ignore[attr-defined]
-    return src
+def _stored_as(scaling: Scaling | None) -> dict[str, float]:
+    """ArraySource's ``scale`` and ``offset`` for values made physical with ``scaling``."""
+    if scaling is None:
+        return {}
+    scale = 1.0 if scaling.scale is None else float(scaling.scale)
+    return {"scale": scale, "offset": float(scaling.offset or 0.0)}
 
 
 def _physical(arr: np.ndarray, scaling: Scaling | None, nodata: Any = None) -> np.ndarray:
@@ -152,9 +152,8 @@ def _dataarray_source(image: Any, scaling: Scaling | None, label: str) -> Source
     names: tuple[str, ...] = ()
     if "band" in image.coords:
         names = tuple(str(b) for b in np.atleast_1d(image["band"].values))
-    return _stored_as(
-        ArraySource(arr, grid, names, label or str(image.name or "<DataArray>")), scaling
-    )
+    label = label or str(image.name or "<DataArray>")
+    return ArraySource(arr, grid, names, label, **_stored_as(scaling))
 
 
 #: A coarse image covering less of the fine scene than this is warned about.

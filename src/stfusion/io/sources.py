@@ -124,6 +124,10 @@ class ArraySource(Source):
     grid: Grid
     band_names: tuple[str, ...] = ()
     label: str = "<array>"
+    #: The scale and offset that made the caller's values physical (as a FileSource knows
+    #: its own), so a message can give a value as the caller stores it.
+    scale: float = 1.0
+    offset: float = 0.0
 
     def __post_init__(self) -> None:
         arr = np.asarray(self.array, dtype=np.float32)
