@@ -277,3 +277,12 @@ def test_metadata_tags_on_the_dataset_per_band_and_beside_nodata(tmp_path: Path)
     # a _FillValue other than the GDAL nodata is a second fill
     src = FileSource(tagged("two.tif", nodata=-9999, dataset={"_FillValue": "-28672"}))
     assert np.isnan(src.read()[:, 1, 0]).all()
+
+
+def test_a_given_nodata_and_a_fillvalue_tag_both_apply(tmp_path: Path) -> None:
+    dn = np.array([[[100, -9999], [-28672, 4000]]], np.int16)
+    path = write_tif(tmp_path / "f.tif", dn, dtype="int16")
+    with rasterio.open(path, "r+") as ds:
+        ds.update_tags(1, _FillValue="-28672")
+    arr = FileSource(str(path), Scaling(nodata=-9999)).read()[0]
+    assert np.isnan(arr[0, 1]) and np.isnan(arr[1, 0]) and arr[0, 0] == 100

@@ -29,9 +29,8 @@ from stfusion.scene import (
     align_coarse,
     check_scales,
     open_scene,
-    stored_value,
-    undeclared_fill,
     warn_band_order,
+    warn_undeclared_fill,
 )
 from stfusion.tiling import ProgressFn, memory_limits
 
@@ -225,23 +224,6 @@ def quality_path(out: str | os.PathLike[str]) -> str:
     return str(p.with_name(f"{p.stem}_quality{p.suffix or '.tif'}"))
 
 
-def _warn_fill(src: FileSource, sample: np.ndarray, option: str, keyword: str) -> None:
-    """Warn about an undeclared fill value in a file to score, with the option that leaves
-    it out (the value as stored, before scaling)."""
-    found = undeclared_fill(sample)
-    if found is None:
-        return
-    b, fill, share, p1, p99 = found
-    stored = stored_value(src, fill)
-    warnings.warn(
-        f"{src.label}: {share:.1%} of band {b + 1} holds {fill:.6g}, far from the other values "
-        f"({p1:.4g} .. {p99:.4g}): an undeclared fill value scored as data? Leave it out with "
-        f"{option} {stored:.6g} ({keyword}= in Python).",
-        STFusionWarning,
-        stacklevel=3,
-    )
-
-
 def dates_from_names(pairs: Sequence[tuple[str, str]], target: str) -> tuple[list[Any] | None, Any]:
     """Pair and target dates from the file names, or (None, None) if any is missing."""
     from stfusion.dates import date_from_name
@@ -282,8 +264,9 @@ def evaluate_files(
     from stfusion.metrics_blocks import evaluate_blocks
 
     with memory_limits(mem_limit_mb):
-        pred_src = FileSource(prediction, Scaling(pred_scale))
-        truth_src = FileSource(truth, Scaling(truth_scale, truth_offset))
+        # a fill value given is read as NaN by the reader, as a declared nodata is
+        pred_src = FileSource(prediction, Scaling(pred_scale, nodata=pred_nodata))
+        truth_src = FileSource(truth, Scaling(truth_scale, truth_offset, nodata=truth_nodata))
         if pred_src.grid.shape != truth_src.grid.shape or pred_src.count != truth_src.count:
             raise GridMismatchError(
                 f"{prediction} ({pred_src.count} x {pred_src.grid.height} x "
@@ -302,10 +285,17 @@ def evaluate_files(
             )
         if ratio is None:
             ratio = _ratio_tag(prediction)
-        pred_sample = _without(pred_src.sample(), pred_src, pred_nodata)
-        truth_sample = _without(truth_src.sample(), truth_src, truth_nodata)
-        _warn_fill(pred_src, pred_sample, "--pred-nodata", "pred_nodata")
-        _warn_fill(truth_src, truth_sample, "--truth-nodata", "truth_nodata")
+        pred_sample, truth_sample = pred_src.sample(), truth_src.sample()
+        for src, sample, role in (
+            (pred_src, pred_sample, "pred"),
+            (truth_src, truth_sample, "truth"),
+        ):
+            warn_undeclared_fill(
+                src,
+                sample,
+                "an undeclared fill value scored as data? Leave it out with "
+                f"--{role}-nodata {{stored}} ({role}_nodata= in Python).",
+            )
         warn_band_order(
             truth_src,
             [pred_src],
@@ -325,10 +315,7 @@ def evaluate_files(
 
         def read(r0: int, c0: int, h: int, w: int, halo: int) -> tuple[Any, Any]:
             win = Window(c0, r0, w, h)
-            return (
-                _without(pred_src.read(win, halo), pred_src, pred_nodata),
-                _without(truth_src.read(win, halo), truth_src, truth_nodata),
-            )
+            return pred_src.read(win, halo), truth_src.read(win, halo)
 
         blocks = [
             (int(b.row_off), int(b.col_off), int(b.height), int(b.width))
@@ -344,18 +331,6 @@ def evaluate_files(
                 data_range=data_range,
                 band_names=list(truth_src.band_names),
             )
-
-
-def _without(values: np.ndarray, src: FileSource, fill: float | None) -> np.ndarray:
-    """``values`` (read and scaled from ``src``) with the file value ``fill`` set to NaN:
-    the fill scaled exactly as the reader scales file values (float32), so it matches."""
-    if fill is None:
-        return values
-    scaled = np.float32(fill)
-    if src.scale != 1.0 or src.offset != 0.0:
-        scaled = scaled * np.float32(src.scale) + np.float32(src.offset)
-    values[values == scaled] = np.nan
-    return values
 
 
 def _ratio_tag(path: str) -> float | None:

@@ -354,21 +354,21 @@ def stored_value(source: Source, physical: float) -> float:
     return float(whole) if abs(stored - whole) <= max(1e-2, 1e-6 * abs(whole)) else stored
 
 
-def _warn_undeclared_fill(source: Source, sample: np.ndarray, role: str) -> None:
+def warn_undeclared_fill(source: Source, sample: np.ndarray, advice: str) -> None:
+    """Warn when ``sample`` (read from ``source``) holds an undeclared fill value
+    (:func:`undeclared_fill`); ``advice`` says what to do, with ``{stored}`` for the value
+    as the file stores it (before scaling)."""
     found = undeclared_fill(sample)
-    if found is not None:
-        b, fill, share, p1, p99 = found
-        stored = stored_value(source, fill)
-        option = "--fine-nodata" if role.startswith("fine") else "--coarse-nodata"
-        warnings.warn(
-            f"{source.label}: {share:.1%} of band {b + 1} holds {fill:.6g}, far from the "
-            f"other values ({p1:.4g} .. {p99:.4g}): an undeclared nodata (fill) value? "
-            f"Declare it with {option} {stored:.6g} (Python: Scaling(nodata={stored:.6g})), or "
-            "in the file (gdal_edit.py -a_nodata VALUE FILE, on a copy), so it is not fused "
-            "as data.",
-            STFusionWarning,
-            stacklevel=4,
-        )
+    if found is None:
+        return
+    b, fill, share, p1, p99 = found
+    stored = f"{stored_value(source, fill):.6g}"
+    warnings.warn(
+        f"{source.label}: {share:.1%} of band {b + 1} holds {fill:.6g}, far from the other "
+        f"values ({p1:.4g} .. {p99:.4g}): {advice.format(stored=stored)}",
+        STFusionWarning,
+        stacklevel=4,
+    )
 
 
 def check_valid(source: Source, role: str) -> float:
@@ -380,7 +380,14 @@ def check_valid(source: Source, role: str) -> float:
             f"{source.label}: the {role} has no valid pixels (all nodata/NaN). Check its nodata "
             "value and that it covers the fine image's area."
         )
-    _warn_undeclared_fill(source, s, role)
+    option = "--fine-nodata" if role.startswith("fine") else "--coarse-nodata"
+    warn_undeclared_fill(
+        source,
+        s,
+        f"an undeclared nodata (fill) value? Declare it with {option} {{stored}} (Python: "
+        "Scaling(nodata={stored})), or in the file (gdal_edit.py -a_nodata VALUE FILE, on a "
+        "copy), so it is not fused as data.",
+    )
     if frac < MOSTLY_EMPTY:
         warnings.warn(
             f"{source.label}: only {frac:.0%} of the {role} is valid; predictions there fall "

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import threading
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -157,10 +157,11 @@ class ArraySource(Source):
         return out
 
 
-def without_fill(arr: np.ndarray, fill: float | None) -> np.ndarray:
-    """``arr`` (stored values, float32) with the undeclared fill value ``fill`` set to NaN."""
-    if fill is not None:
-        arr[arr == np.float32(fill)] = np.nan
+def without_fill(arr: np.ndarray, fill: float | Sequence[float] | None) -> np.ndarray:
+    """``arr`` (stored values, float32) with the undeclared fill value(s) ``fill`` NaN."""
+    fills = () if fill is None else (fill,) if isinstance(fill, int | float) else fill
+    for value in fills:
+        arr[arr == np.float32(value)] = np.nan
     return arr
 
 
@@ -169,7 +170,7 @@ def _read_scaled(
     window: Window | None,
     scale: float,
     offset: float,
-    fill: float | None = None,
+    fill: float | Sequence[float] | None = None,
 ) -> np.ndarray:
     data = ds.read(window=window, masked=True)
     arr = without_fill(data.astype(np.float32).filled(np.nan), fill)
@@ -207,11 +208,9 @@ class FileSource(Source):
             self.count = ds.count
             self.band_names = _band_names(ds)
             self.scale, self.offset, self.scale_source = _resolve_scaling(ds, self.scaling)
-            #: the fill value read as NaN besides GDAL's nodata: the one given, else a
+            #: the fill values read as NaN besides GDAL's nodata: the one given, and a
             #: _FillValue tag GDAL does not apply
-            self.fill_ = (
-                self.scaling.nodata if self.scaling.nodata is not None else metadata_fill(ds)
-            )
+            self.fill_ = tuple(v for v in (self.scaling.nodata, metadata_fill(ds)) if v is not None)
         self.label = self.path
 
     def _striped(self) -> bool:
