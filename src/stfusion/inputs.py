@@ -313,6 +313,18 @@ def _warn_no_qa(role: str, preset: Preset, what: str) -> None:
 # --------------------------------------------------------------------------- predict
 
 
+def mask_count_problem(role: str, masks: Sequence[Any], images: int) -> str | None:
+    """What is wrong with ``masks`` for the ``images`` images of ``role`` of a prediction
+    (one each, in order), or None."""
+    if not masks or len(masks) == images:
+        return None
+    order = "--pair" if role == "fine" else "--pair, then one for --coarse"
+    return (
+        f"{len(masks)} --{role}-mask for {images} {role} image(s): give one per {role} "
+        f"image, in the order of {order} ('-' for none)."
+    )
+
+
 def prediction_masks(
     specs: Sequence[str],
     masks: Sequence[str | None],
@@ -326,12 +338,9 @@ def prediction_masks(
     glob or comma list) or its HDF QA field, and warns for the inputs that have none.
     """
     if masks:
-        if len(masks) != len(specs):
-            what = "--pair" if role == "fine" else "--pair, then one for --coarse"
-            raise InvalidParameterError(
-                f"{len(masks)} {role} mask(s) for {len(specs)} {role} image(s): give one "
-                f"--{role}-mask per {role} image, in the order of {what} ('-' for none)."
-            )
+        problem = mask_count_problem(role, masks, len(specs))
+        if problem:
+            raise InvalidParameterError(problem)
         return [None if m in (None, "", "-") else str(m) for m in masks]
     if preset is None or not preset.mask_kind or not preset.qa_band:
         return [None] * len(specs)

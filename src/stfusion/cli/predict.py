@@ -134,7 +134,7 @@ def predict(
 ) -> None:
     """Predict the fine image at the date of the --coarse image."""
     from stfusion.api import run_prediction
-    from stfusion.inputs import role_options_of
+    from stfusion.inputs import mask_count_problem, role_options_of
     from stfusion.methods.variables import params_with_variable
 
     params = params_with_variable(tuple(params), method, variable)
@@ -149,12 +149,9 @@ def predict(
                 f"--{role}-mask-flags given without --{role}-mask (or a --{role}-preset whose "
                 "QA band masks the images): there is no mask to apply them to."
             )
-        if masks and len(masks) != wanted:
-            order = "--pair" if role == "fine" else "--pair, then one for --coarse"
-            raise click.UsageError(
-                f"{len(masks)} --{role}-mask for {wanted} {role} image(s): give one per "
-                f"{role} image, in the order of {order} ('-' for none)."
-            )
+        problem = mask_count_problem(role, masks, wanted)
+        if problem:
+            raise click.UsageError(problem)
 
     roles = role_options_of(ctx.params)
     t0 = time.monotonic()
