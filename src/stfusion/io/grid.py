@@ -9,7 +9,6 @@ import numpy as np
 import rasterio
 from affine import Affine
 from rasterio.crs import CRS
-from rasterio.windows import Window
 
 
 @functools.lru_cache(maxsize=256)
@@ -91,9 +90,6 @@ class Grid:
         xs = t.c + t.a * (np.arange(self.width) + 0.5)
         ys = t.f + t.e * (np.arange(self.height) + 0.5)
         return xs, ys
-
-    def window_transform(self, window: Window) -> Affine:
-        return rasterio.windows.transform(window, self.transform)
 
     def describe(self) -> str:
         crs = short_crs(self.crs) if self.crs else "no CRS"

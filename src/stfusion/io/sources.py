@@ -299,8 +299,8 @@ class AlignedSource(Source):
     The native coarse image is small (hundreds of times fewer pixels than the fine one), so it
     is read once (in bounded windows) and kept as float32 in memory: ``4 x bands`` bytes per
     native pixel, e.g. 37 MB for a 1250 x 1250 x 6 MODIS image under a 20000 x 20000
-    Landsat scene. Each window is then reprojected from memory. The resampling is the user's
-    choice; ``nearest`` keeps every coarse pixel's value unblended.
+    Landsat scene. Windows are then read from one warped VRT over it, block by block. The
+    resampling is the user's choice; ``nearest`` keeps every coarse pixel's value unblended.
     """
 
     native: Source  # a FileSource, or a masked one (series: masked on its own grid)
@@ -338,76 +338,48 @@ class AlignedSource(Source):
 
     def _warped(self) -> Any:
         """The native image warped onto the fine grid: a GDAL warped VRT over the array
-        wrapped (not copied) in an in-memory dataset, one per thread; None if rasterio cannot
-        build it. Windows read from the one VRT: its approximate transformer follows the
-        VRT's own blocks, so a pixel gets the same value whatever window reads it (warping
-        each window on its own, as ``reproject`` did, chose other nearest neighbours along
-        the window's edges for a coarse image in EPSG:4326: a tiled run differed from a
-        whole one). Given the array itself, rasterio also copied all of it for every window
-        (+96 MB per read of a 2000 x 2000 x 6 image, which broke ``--mem-limit``)."""
+        wrapped (not copied) in an in-memory dataset, one per thread, read block by block
+        (:func:`_read_by_blocks`). Warping each window on its own (``reproject``) chose other
+        nearest neighbours along the window's edges for a coarse image in another CRS, and
+        copied the whole array for every window (+96 MB per read of a 2000 x 2000 x 6 image,
+        which broke ``--mem-limit``)."""
         local = self.__dict__.setdefault("_gdal", threading.local())
         vrt = getattr(local, "vrt", None)
         if vrt is not None:
             return vrt
-        data = self._native_data()
-        try:
-            from rasterio._io import MemoryDataset  # rasterio's own wrapper (no copy)
-            from rasterio.errors import RasterioDeprecationWarning
-            from rasterio.vrt import WarpedVRT
-            from rasterio.warp import Resampling
+        from rasterio._io import MemoryDataset  # rasterio's own wrapper (no copy)
+        from rasterio.errors import RasterioDeprecationWarning
+        from rasterio.vrt import WarpedVRT
+        from rasterio.warp import Resampling
 
-            with warnings.catch_warnings():
-                # a MemoryDataset is writable; the VRT only reads it
-                warnings.simplefilter("ignore", RasterioDeprecationWarning)
-                ds = MemoryDataset(
-                    data, transform=self.native.grid.transform, crs=self.native.grid.crs
-                )
-                vrt = WarpedVRT(
-                    ds,
-                    crs=self.grid.crs,
-                    transform=self.grid.transform,
-                    width=self.grid.width,
-                    height=self.grid.height,
-                    resampling=getattr(Resampling, self.resampling),
-                    src_nodata=np.nan,
-                    nodata=np.nan,
-                    dtype="float32",
-                )
-        except Exception:  # pragma: no cover - rasterio without these: reproject per window
-            return None
+        with warnings.catch_warnings():
+            # a MemoryDataset is writable; the VRT only reads it
+            warnings.simplefilter("ignore", RasterioDeprecationWarning)
+            data = self._native_data()
+            ds = MemoryDataset(data, transform=self.native.grid.transform, crs=self.native.grid.crs)
+            vrt = WarpedVRT(
+                ds,
+                crs=self.grid.crs,
+                transform=self.grid.transform,
+                width=self.grid.width,
+                height=self.grid.height,
+                resampling=getattr(Resampling, self.resampling),
+                src_nodata=np.nan,
+                nodata=np.nan,
+                dtype="float32",
+            )
         local.ds, local.vrt = ds, vrt
         return vrt
 
     def read(self, window: Window | None = None, halo: int = 0) -> np.ndarray:
         out, inside, dest = self._padded(window, halo)
-        if not (inside.width and inside.height):
-            return out
-        vrt = self._warped()
-        if vrt is None:  # pragma: no cover - see _warped
-            block = self._reproject(inside)
-        else:
-            block = _read_by_blocks(vrt, inside)
-        # Nothing outside the fine scene: a tiled run must see exactly what a whole run sees.
-        out[
-            :, dest.row_off : dest.row_off + dest.height, dest.col_off : dest.col_off + dest.width
-        ] = block
-        return out
-
-    def _reproject(self, window: Window) -> np.ndarray:
-        from rasterio.warp import Resampling, reproject
-
-        out = np.full((self.count, int(window.height), int(window.width)), np.nan, np.float32)
-        reproject(
-            source=self._native_data(),
-            destination=out,
-            src_transform=self.native.grid.transform,
-            src_crs=self.native.grid.crs,
-            dst_transform=self.grid.window_transform(window),
-            dst_crs=self.grid.crs,
-            resampling=getattr(Resampling, self.resampling),
-            src_nodata=np.nan,
-            dst_nodata=np.nan,
-        )
+        if inside.width and inside.height:
+            # Nothing outside the fine scene: a tiled run sees exactly what a whole run sees.
+            out[
+                :,
+                dest.row_off : dest.row_off + dest.height,
+                dest.col_off : dest.col_off + dest.width,
+            ] = _read_by_blocks(self._warped(), inside)
         return out
 
 
