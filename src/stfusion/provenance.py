@@ -10,21 +10,26 @@ from __future__ import annotations
 
 import datetime as _dt
 import shlex
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import stfusion
 from stfusion.io import AlignedSource, FileSource, Source
 
 
+def wrapped(src: Source) -> Iterator[Source]:
+    """``src`` and the sources it wraps, outermost first: an aligned coarse image's native
+    one, a masked image's own (``source``), down to the file (or the in-memory array)."""
+    node: Any = src
+    while isinstance(node, Source):
+        yield node
+        node = node.native if isinstance(node, AlignedSource) else getattr(node, "source", None)
+
+
 def underlying_source(src: Source) -> Source:
-    """The source a wrapper reads: an aligned coarse image's native one, a masked image's
-    own (``source``), down to the file (or the in-memory array)."""
-    while True:
-        inner = src.native if isinstance(src, AlignedSource) else getattr(src, "source", None)
-        if not isinstance(inner, Source):
-            return src
-        src = inner
+    """The source a wrapper reads, down to the file (or the in-memory array)."""
+    *_, innermost = wrapped(src)
+    return innermost
 
 
 def _input(src: Source) -> str:
@@ -38,20 +43,20 @@ def _masks(sources: Sequence[Source]) -> list[dict[str, Any]]:
     anywhere in its chain of wrappers)."""
     out = []
     for src in sources:
-        node: Any = src
-        while isinstance(node, Source):
-            mask = getattr(node, "mask", None)
-            if mask is not None and hasattr(node, "kind"):
-                out.append(
-                    {
-                        "image": _input(src),
-                        "mask": mask if isinstance(mask, str) else _input(mask),
-                        "kind": node.kind,
-                        "flags": list(getattr(node, "flags", None) or ()),
-                    }
-                )
-                break
-            node = node.native if isinstance(node, AlignedSource) else getattr(node, "source", None)
+        # a qa.MaskedSource (provenance and qa do not import each other: duck-typed)
+        node: Any = next(
+            (n for n in wrapped(src) if hasattr(n, "kind") and hasattr(n, "mask")), None
+        )
+        if node is not None:
+            mask = node.mask
+            out.append(
+                {
+                    "image": _input(src),
+                    "mask": mask if isinstance(mask, str) else _input(mask),
+                    "kind": node.kind,
+                    "flags": list(node.flags or ()),
+                }
+            )
     return out
 
 
