@@ -187,7 +187,9 @@ def test_resume_after_interrupt_and_damage(tmp_path: Path, monkeypatch: pytest.M
     assert FileSource(str(damaged)).read().shape == (6, 44, 45)
 
     # other settings never replace existing outputs silently
-    with pytest.raises(OutputExistsError, match="other settings"):
+    with pytest.raises(
+        OutputExistsError, match=r"other settings \(fused_.*params\.window: \d+ -> 13"
+    ):
         _kranj_small(out, params=["window=13"])
     # a file that stfusion did not write is never replaced
     foreign = out / "fused_2020-03-12.tif"

@@ -9,6 +9,7 @@ resume key, :mod:`.resume`).
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -183,22 +184,61 @@ def reference_image(inputs: SeriesInputs, scaling: Scaling, notes: list[str]) ->
 
 
 def refuse_other_settings(
-    images: ImageSet, targets: list[dt.date], out: Path, cfg: SeriesConfig, key: str
+    images: ImageSet,
+    targets: list[dt.date],
+    out: Path,
+    cfg: SeriesConfig,
+    settings: dict[str, Any],
+    key: str,
 ) -> None:
-    """Stop before any work when an output of ``targets`` was made with other settings."""
-    clash = []
+    """Stop before any work when an output of ``targets`` was made with other settings,
+    naming the settings that differ (from the output's ``STFUSION_SERIES_SETTINGS``)."""
+    clash: list[tuple[str, dict[str, str]]] = []
     for d in targets:
         path = output_path(out, cfg.prefix, d)
         if path.exists():
             state, tags = verify_output(path, images.grid, images.count, cfg.dtype, read_data=False)
             if state == "other" or (state == "ok" and tags.get("STFUSION_SERIES_KEY") != key):
-                clash.append(path.name)
+                clash.append((path.name, tags))
     if clash:
-        raise OutputExistsError(
-            f"{out}: {len(clash)} output(s) (e.g. {clash[0]}) were made with other "
-            "settings (method, parameters, masks, bands, dtype or scaling). Pass --overwrite to "
-            "replace them, or choose another --out-dir."
+        name, tags = clash[0]
+        changed = settings_changed(tags.get("STFUSION_SERIES_SETTINGS"), settings)
+        what = (
+            f"({name}: {changed})"
+            if changed
+            else f"(e.g. {name}: method, parameters, masks, bands, dtype or scaling)"
         )
+        raise OutputExistsError(
+            f"{out}: {len(clash)} output(s) were made with other settings {what}. Pass "
+            "--overwrite to replace them, or choose another --out-dir."
+        )
+
+
+def settings_changed(recorded: str | None, settings: dict[str, Any]) -> str:
+    """The settings an output recorded that differ from ``settings``, as
+    ``name: then -> now`` (at most four), or "" when the record is missing or unreadable."""
+    try:
+        then = json.loads(recorded) if recorded else None
+    except ValueError:
+        return ""
+    if not isinstance(then, dict):
+        return ""
+    now = json.loads(json.dumps(settings, default=str))  # as recorded: tuples as lists
+    diffs = []
+    for k in sorted(set(then) | set(now)):
+        a, b = then.get(k), now.get(k)
+        if a == b or (k == "params" and then.get("method") != now.get("method")):
+            continue
+        if isinstance(a, dict) and isinstance(b, dict):  # parameters: only those that differ
+            diffs += [
+                f"{k}.{n}: {a.get(n)} -> {b.get(n)}"
+                for n in sorted(set(a) | set(b))
+                if a.get(n) != b.get(n)
+            ]
+        else:
+            diffs.append(f"{k}: {a} -> {b}")
+    more = f"; and {len(diffs) - 4} more" if len(diffs) > 4 else ""
+    return "; ".join(diffs[:4]) + more
 
 
 def check_before_dates(

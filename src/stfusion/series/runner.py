@@ -280,7 +280,7 @@ def _run_locked(
 
     targets = inputs.targets(p.start, p.end)  # not empty (prepare)
     if not cfg.overwrite:  # existing outputs from other settings are never replaced silently
-        refuse_other_settings(images, targets, out, cfg, key)
+        refuse_other_settings(images, targets, out, cfg, settings, key)
     check_before_dates(images, p.cls, p.fallback, inputs.pair_dates)
 
     removed = remove_orphans(out, cfg.prefix, set(targets), p.start, p.end)
