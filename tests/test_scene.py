@@ -20,7 +20,7 @@ from stfusion.errors import (
     STFusionWarning,
 )
 from stfusion.io import AlignedSource, FileSource, Scaling
-from stfusion.scene import open_scene
+from stfusion.scene import check_scales, open_scene
 
 T30 = Affine(30.0, 0, 500000.0, 0, -30.0, 6100000.0)
 
@@ -134,6 +134,27 @@ def test_scale_mismatch(tmp_path: Path) -> None:
     f100 = write_tif(tmp_path / "f100.tif", _img() * 100)
     with pytest.warns(STFusionWarning, match="medians differ"):
         open_scene([(f100, c)], c)
+    # 10x (x1000 against x10000 files, one scale given for both) warns too
+    f10 = write_tif(tmp_path / "f10.tif", _img() * 10)
+    with pytest.warns(STFusionWarning, match="medians differ 10x"):
+        open_scene([(f10, c)], c)
+
+
+def test_scale_check_spares_real_differences(tmp_path: Path) -> None:
+    """A 3x brighter coarse image (snow, another season) and NDVI whose medians lie near 0
+    on one side only are not scale errors: no warning."""
+    rng = np.random.default_rng(0)
+    f = write_tif(tmp_path / "f.tif", _img())
+    c3 = write_tif(tmp_path / "c3.tif", _img(1) * 3)
+    ndvi_f = rng.uniform(-0.6, 0.6, (1, 40, 40)).astype(np.float32)
+    ndvi_f -= np.median(ndvi_f) - 0.001  # median 0.001
+    ndvi_c = rng.uniform(-0.6, 0.6, (1, 40, 40)).astype(np.float32)
+    ndvi_c -= np.median(ndvi_c) - 0.1  # median 0.1: 100x, same spread
+    nf, nc = write_tif(tmp_path / "nf.tif", ndvi_f), write_tif(tmp_path / "nc.tif", ndvi_c)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", STFusionWarning)
+        check_scales(FileSource(str(f)), FileSource(str(c3)))
+        check_scales(FileSource(str(nf)), FileSource(str(nc)))
 
 
 def test_fine_grids_must_match_and_ratio_positive(tmp_path: Path) -> None:

@@ -46,8 +46,12 @@ log = logging.getLogger("stfusion")
 PathLike = str | os.PathLike[str]
 ImageLike = Any  # a path, a Source, a numpy array or an xarray.DataArray
 
-#: Fine and coarse medians differing by more than this factor are almost surely a scale error.
+#: Fine and coarse images whose |value| medians and 98th percentiles both differ this much
+#: are almost surely on other scales (both: a median near 0, as NDVI's, alone says nothing).
+#: The real pairs in ../shared/data differ at most 1.5x (same date or not).
 SCALE_ERROR_FACTOR = 1000.0
+SCALE_WARN_PAIR = 5.0
+#: Between sites (a training catalog) scenes differ more: warn from 20x.
 SCALE_WARN_FACTOR = 20.0
 MOSTLY_EMPTY = 0.5
 
@@ -288,9 +292,10 @@ def check_scales(
         if fv.size == 0 or cv.size == 0:
             continue
         fm, cm = float(np.median(np.abs(fv))), float(np.median(np.abs(cv)))
-        if min(fm, cm) <= 0:
+        fp, cp = float(np.percentile(np.abs(fv), 98)), float(np.percentile(np.abs(cv), 98))
+        if min(fm, cm, fp, cp) <= 0:
             continue
-        factor = max(fm, cm) / min(fm, cm)
+        factor = min(max(fm, cm) / min(fm, cm), max(fp, cp) / min(fp, cp))
         if factor >= SCALE_ERROR_FACTOR:
             big, option = (fine, fine_option) if fm > cm else (coarse, coarse_option)
             scale = 10.0 ** -round(np.log10(factor))
@@ -309,13 +314,14 @@ def check_scales(
                 f"{fine.label} (median {fm:.4g}) and {coarse.label} (median {cm:.4g}) differ "
                 f"{factor:.0f}x in band {b + 1}: their scales do not match. {advice}"
             )
-        if factor >= SCALE_WARN_FACTOR:
+        if factor >= SCALE_WARN_PAIR:
             options = (
                 fine_option if fine_option == coarse_option else f"{fine_option}/{coarse_option}"
             )
             warnings.warn(
-                f"{fine.label} and {coarse.label}: band {b + 1} medians differ {factor:.0f}x "
-                f"({fm:.4g} vs {cm:.4g}); check {options}.",
+                f"{fine.label} and {coarse.label}: band {b + 1} medians differ "
+                f"{max(fm, cm) / min(fm, cm):.0f}x ({fm:.4g} vs {cm:.4g}; 98th percentiles of "
+                f"|value| {fp:.4g} vs {cp:.4g}); check {options}.",
                 STFusionWarning,
                 stacklevel=3,
             )
