@@ -22,7 +22,7 @@ from stfusion.errors import (
     STFusionWarning,
 )
 from stfusion.inputs import prediction_masks, resolve_role
-from stfusion.io import FileSource, Scaling, check_output, inspect_raster
+from stfusion.io import FileSource, Scaling, Source, check_output, inspect_raster
 from stfusion.methods import make_estimator
 from stfusion.provenance import provenance_tags
 from stfusion.scene import (
@@ -247,11 +247,18 @@ def evaluate_files(
     mem_limit_mb: float | None = None,
     pred_nodata: float | None = None,
     truth_nodata: float | None = None,
+    mask: str | None = None,
+    mask_kind: str = "binary",
+    mask_flags: Sequence[str] | None = None,
 ) -> Any:
     """Score a prediction file against a truth file; returns a ``MetricReport``.
 
     ``pred_nodata``/``truth_nodata``: a fill value in the file (before scaling) that its
     metadata does not declare, e.g. -9999; those pixels are left out like declared nodata.
+    ``mask``: a raster (any grid that aligns onto the truth's) whose invalid pixels are left
+    out of every score, as truth nodata (``mask_kind``: ``binary``, nonzero = invalid, or a
+    QA kind of :mod:`stfusion.qa` decoded with ``mask_flags``). The warnings of the checks
+    are also the report's first ``notes``; ``report.inputs`` says how each file was read.
 
     Reads both block by block (:func:`stfusion.metrics_blocks.evaluate_blocks`, blocks sized by
     ``mem_limit_mb``, default 1024), so scenes larger than memory can be scored. Refuses
@@ -259,14 +266,14 @@ def evaluate_files(
     decimated sample), naming the ``truth_scale`` to give; ``scale_check=False`` scores anyway
     and warns.
     """
-    from stfusion.errors import ScaleMismatchError
-    from stfusion.metrics import scale_mismatch
     from stfusion.metrics_blocks import evaluate_blocks
 
     with memory_limits(mem_limit_mb):
         # a fill value given is read as NaN by the reader, as a declared nodata is
         pred_src = FileSource(prediction, Scaling(pred_scale, nodata=pred_nodata))
-        truth_src = FileSource(truth, Scaling(truth_scale, truth_offset, nodata=truth_nodata))
+        truth_file = FileSource(truth, Scaling(truth_scale, truth_offset, nodata=truth_nodata))
+        truth_src: Source = truth_file
+        inputs: dict[str, Any] = {"prediction": _read_as(pred_src), "truth": _read_as(truth_file)}
         if pred_src.grid.shape != truth_src.grid.shape or pred_src.count != truth_src.count:
             raise GridMismatchError(
                 f"{prediction} ({pred_src.count} x {pred_src.grid.height} x "
@@ -283,35 +290,29 @@ def evaluate_files(
                 "compare different places. Crop or resample one onto the other's grid (e.g. "
                 "gdalwarp with the other's -te/-tr/-t_srs) and score again."
             )
+        if mask is not None:
+            from stfusion.qa import MaskedSource
+
+            flags = tuple(mask_flags) if mask_flags else None
+            if mask_kind == "binary" and flags:
+                raise InvalidParameterError(
+                    f"--mask-flags: {mask} is read as a binary mask (nonzero = invalid), which "
+                    "takes no flags; give its kind with --mask-kind (mask_kind= in Python)."
+                )
+            truth_src = MaskedSource(truth_file, mask, mask_kind, flags)
+            inputs["mask"] = {"path": os.path.abspath(mask), "kind": mask_kind}
+            if flags:
+                inputs["mask"]["flags"] = list(flags)
         if ratio is None:
             ratio = _ratio_tag(prediction)
-        pred_sample, truth_sample = pred_src.sample(), truth_src.sample()
-        for src, sample, role in (
-            (pred_src, pred_sample, "pred"),
-            (truth_src, truth_sample, "truth"),
-        ):
-            warn_undeclared_fill(
-                src,
-                sample,
-                "an undeclared fill value scored as data? Leave it out with "
-                f"--{role}-nodata {{stored}} ({role}_nodata= in Python).",
-            )
-        warn_band_order(
-            truth_src,
-            [pred_src],
-            "Bands are scored by position: write the prediction in the truth's band order "
-            "(stfusion predict --fine-bands, or gdal_translate -b).",
-        )
-        mismatch = scale_mismatch(pred_sample, truth_sample)
-        if mismatch is not None and not scale_check:
-            warnings.warn(mismatch.message(prediction, truth), STFusionWarning, stacklevel=2)
-        elif mismatch is not None:
-            raise ScaleMismatchError(
-                mismatch.message(prediction, truth).replace(
-                    "meaningless.", "meaningless; nothing was scored."
-                )
-                + " (--no-scale-check scores anyway.)"
-            )
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                _check_evaluation(pred_src, truth_file, prediction, truth, scale_check)
+        finally:  # shown as usual (also before an error), and kept in the report's notes
+            for w in caught:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        found = [str(w.message) for w in caught if issubclass(w.category, STFusionWarning)]
 
         def read(r0: int, c0: int, h: int, w: int, halo: int) -> tuple[Any, Any]:
             win = Window(c0, r0, w, h)
@@ -323,7 +324,7 @@ def evaluate_files(
         ]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            return evaluate_blocks(
+            report = evaluate_blocks(
                 read,
                 (truth_src.count, *truth_src.grid.shape),
                 blocks,
@@ -331,6 +332,54 @@ def evaluate_files(
                 data_range=data_range,
                 band_names=list(truth_src.band_names),
             )
+    report.notes[:0] = found
+    report.inputs = inputs
+    return report
+
+
+def _read_as(src: FileSource) -> dict[str, Any]:
+    """How ``evaluate`` read a file: its path, ``value * scale + offset`` and where the two
+    came from, and the fill values read as NaN besides the file's nodata tag."""
+    return {
+        "path": os.path.abspath(src.path),
+        "scale": src.scale,
+        "offset": src.offset,
+        "from": src.scale_source,
+        "fill": [float(v) for v in src.fill_],
+    }
+
+
+def _check_evaluation(
+    pred_src: Source, truth_src: Source, prediction: str, truth: str, scale_check: bool
+) -> None:
+    """Undeclared fills, band order and scales: warnings, or ``ScaleMismatchError``."""
+    from stfusion.errors import ScaleMismatchError
+    from stfusion.metrics import scale_mismatch
+
+    pred_sample, truth_sample = pred_src.sample(), truth_src.sample()
+    for src, sample, role in ((pred_src, pred_sample, "pred"), (truth_src, truth_sample, "truth")):
+        warn_undeclared_fill(
+            src,
+            sample,
+            "an undeclared fill value scored as data? Leave it out with "
+            f"--{role}-nodata {{stored}} ({role}_nodata= in Python).",
+        )
+    warn_band_order(
+        truth_src,
+        [pred_src],
+        "Bands are scored by position: write the prediction in the truth's band order "
+        "(stfusion predict --fine-bands, or gdal_translate -b).",
+    )
+    mismatch = scale_mismatch(pred_sample, truth_sample)
+    if mismatch is not None and not scale_check:
+        warnings.warn(mismatch.message(prediction, truth), STFusionWarning, stacklevel=2)
+    elif mismatch is not None:
+        raise ScaleMismatchError(
+            mismatch.message(prediction, truth).replace(
+                "meaningless.", "meaningless; nothing was scored."
+            )
+            + " (--no-scale-check scores anyway.)"
+        )
 
 
 def _ratio_tag(path: str) -> float | None:

@@ -450,6 +450,8 @@ class MetricReport:
     ratio: float | None
     band_data_range: list[float] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: how the files were read (``evaluate_files``): paths, scales, fills, the mask
+    inputs: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: floats stay floats, NaN becomes None and +-inf becomes "inf"/"-inf".
@@ -473,6 +475,8 @@ class MetricReport:
             b: _json_float(v) for b, v in zip(self.band_names, self.band_data_range)
         }
         out["notes"] = list(self.notes)
+        if self.inputs:
+            out["inputs"] = self.inputs
         return out
 
 

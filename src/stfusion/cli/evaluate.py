@@ -9,6 +9,7 @@ import click
 
 from stfusion.cli.options import MEM_LIMIT, OFFSET, SCALE, FiniteFloat
 from stfusion.cli.progress import console
+from stfusion.qa import MASK_KINDS, parse_flags
 
 
 def _check_ratio(value: float | None) -> float | None:
@@ -80,6 +81,27 @@ def _check_data_range(value: str) -> float | str:
     help="Memory for reading the images block by block (default 1024): scenes larger than "
     "memory are scored.",
 )
+@click.option(
+    "--mask",
+    default=None,
+    metavar="MASK",
+    help="Score only where this raster says valid (any grid; e.g. a cloud mask of the "
+    "target date): its invalid pixels are left out of every metric, as truth nodata.",
+)
+@click.option(
+    "--mask-kind",
+    type=click.Choice(MASK_KINDS),
+    default="binary",
+    show_default=True,
+    help="binary: nonzero = invalid; the others decode a product's QA band (docs/masks.md).",
+)
+@click.option(
+    "--mask-flags",
+    default=None,
+    metavar="FLAGS",
+    help="QA flags (classes for sentinel2_scl) that make a pixel invalid, comma-separated; "
+    "'default' stands for the kind's defaults.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.option(
     "--no-scale-check",
@@ -100,8 +122,18 @@ def evaluate(
     mem_limit: float | None = None,
     truth_nodata: float | None = None,
     pred_nodata: float | None = None,
+    mask: str | None = None,
+    mask_kind: str = "binary",
+    mask_flags: str | None = None,
 ) -> None:
     """Score PREDICTION against TRUTH with the pinned metrics (docs/metrics.md)."""
+    if (mask_flags or mask_kind != "binary") and mask is None:
+        raise click.UsageError("--mask-kind/--mask-flags given without --mask.")
+    if mask_flags and mask_kind == "binary":
+        raise click.UsageError(
+            f"--mask-flags: {mask} is read as a binary mask (nonzero = invalid), which takes "
+            "no flags; give its kind with --mask-kind."
+        )
     from stfusion.api import evaluate_files
 
     report = evaluate_files(
@@ -116,6 +148,9 @@ def evaluate(
         mem_limit_mb=mem_limit,
         truth_nodata=truth_nodata,
         pred_nodata=pred_nodata,
+        mask=mask,
+        mask_kind=mask_kind,
+        mask_flags=parse_flags(mask_flags),
     )
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))

@@ -1,0 +1,82 @@
+"""``stfusion evaluate --mask`` and what ``--json`` records: the warnings as notes, how each
+file was read."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from affine import Affine
+
+from conftest import run_cli, write_tif
+from stfusion.errors import STFusionWarning
+from stfusion.io import FileSource
+
+
+def _scores(capsys: pytest.CaptureFixture[str], *args: str) -> dict:
+    code, out, err = run_cli(["evaluate", *args, "--json"], capsys)
+    assert code == 0, err
+    return json.loads(out)
+
+
+def test_a_mask_scores_as_truth_nodata_would(
+    small_tifs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Scores with ``--mask`` equal scores against a truth copy with NaN where the mask says
+    invalid, for a mask on the truth's grid and one on a 4x coarser grid (as a cloud mask of
+    the coarse sensor)."""
+    pred, truth = str(small_tifs["f1"]), small_tifs["f2"]
+    src = FileSource(str(truth))
+    data, t = src.read(), src.grid.transform
+    cloudy = np.zeros((10, 10), np.uint8)
+    cloudy[2:5, 3:8] = 1
+    cloudy[7, 0] = 1
+    coarse_t = t * Affine.scale(4)
+    coarse_mask = write_tif(tmp_path / "m_coarse.tif", cloudy, transform=coarse_t, dtype="uint8")
+    fine = np.kron(cloudy, np.ones((4, 4), np.uint8))
+    fine_mask = write_tif(tmp_path / "m_fine.tif", fine, transform=t, dtype="uint8")
+    holed = data.copy()
+    holed[:, fine.astype(bool)] = np.nan
+    nan_truth = write_tif(tmp_path / "holed.tif", holed, transform=t, names=["red", "nir"])
+
+    want = _scores(capsys, pred, str(nan_truth))
+    for mask in (fine_mask, coarse_mask):
+        got = _scores(capsys, pred, str(truth), "--mask", str(mask))
+        for name in ("rmse", "ssim", "cc", "coverage"):
+            assert got[name]["mean"] == pytest.approx(want[name]["mean"], rel=1e-12, abs=1e-15)
+        assert got["valid_fraction"]["mean"] == pytest.approx(want["valid_fraction"]["mean"])
+        assert got["inputs"]["mask"] == {"path": str(mask.resolve()), "kind": "binary"}
+    unmasked = _scores(capsys, pred, str(truth))
+    assert unmasked["rmse"]["mean"] != pytest.approx(want["rmse"]["mean"], rel=1e-6)
+
+    # a binary mask takes no flags: a usage error naming the option
+    code, _, err = run_cli(
+        ["evaluate", pred, str(truth), "--mask", str(fine_mask), "--mask-flags", "cloud"], capsys
+    )
+    assert code == 2 and "--mask-kind" in err
+
+
+def test_json_keeps_the_warnings_and_how_each_file_was_read(
+    small_tifs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A band-order warning went to stderr only; ``--json`` now has it in ``notes``, and
+    ``inputs`` gives each file's path, scale, offset and where they came from."""
+    src = FileSource(str(small_tifs["f2"]))
+    data, t = src.read(), src.grid.transform
+    truth_dn = write_tif(
+        tmp_path / "t.tif", np.round(data * 1e4).astype(np.int16), transform=t, dtype="int16"
+    )
+    pred = write_tif(tmp_path / "p.tif", data[::-1], transform=t, names=["nir", "red"])
+    truth = write_tif(tmp_path / "named.tif", data, transform=t, names=["red", "nir"])
+    with pytest.warns(STFusionWarning, match="scored by position"):
+        got = _scores(capsys, str(pred), str(truth))
+    assert any("scored by position" in n for n in got["notes"])
+
+    got = _scores(capsys, str(small_tifs["f1"]), str(truth_dn), "--truth-scale", "1e-4")
+    read = got["inputs"]
+    assert read["truth"]["path"] == str(truth_dn.resolve())
+    assert read["truth"]["scale"] == pytest.approx(1e-4) and read["truth"]["offset"] == 0
+    assert "given" in read["truth"]["from"] or "option" in read["truth"]["from"]
+    assert read["prediction"]["scale"] == 1.0 and "mask" not in read
