@@ -4,6 +4,7 @@ file was read."""
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -80,3 +81,25 @@ def test_json_keeps_the_warnings_and_how_each_file_was_read(
     assert read["truth"]["scale"] == pytest.approx(1e-4) and read["truth"]["offset"] == 0
     assert "given" in read["truth"]["from"] or "option" in read["truth"]["from"]
     assert read["prediction"]["scale"] == 1.0 and "mask" not in read
+
+
+def test_an_ndvi_lake_of_one_exact_value_is_not_called_a_fill(
+    small_tifs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """NDVI whose water holds one exact value (-0.3, as products that flag water do) looked
+    like Landsat C2's reflectance fill (-0.2) to the reflectance rule; a file that names its
+    band NDVI, or carries stfusion's variable tag, is not reflectance."""
+    t = FileSource(str(small_tifs["f2"])).grid.transform
+    rng = np.random.default_rng(1)
+    ndvi = rng.uniform(0.2, 0.8, (1, 40, 40)).astype(np.float32)
+    ndvi[:, :6, :10] = -0.3  # a lake, 3.75 % of the scene
+    pred = write_tif(tmp_path / "p.tif", ndvi + 0.01, transform=t, names=["NDVI"])
+    unnamed = write_tif(tmp_path / "u.tif", ndvi, transform=t)
+    named = write_tif(tmp_path / "n.tif", ndvi, transform=t, names=["NDVI"])
+    with pytest.warns(STFusionWarning, match="undeclared fill"):  # nothing says it is NDVI
+        _scores(capsys, str(pred), str(unnamed))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", STFusionWarning)
+        got = _scores(capsys, str(pred), str(named))
+    assert got["rmse"]["mean"] == pytest.approx(0.01, rel=1e-4)
+    assert not any("fill" in n for n in got["notes"])

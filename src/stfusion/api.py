@@ -363,6 +363,7 @@ def _check_evaluation(
             sample,
             "an undeclared fill value scored as data? Leave it out with "
             f"--{role}-nodata {{stored}} ({role}_nodata= in Python).",
+            reflectance=not _named_index_or_temperature(src),
         )
     warn_band_order(
         truth_src,
@@ -380,6 +381,21 @@ def _check_evaluation(
             )
             + " (--no-scale-check scores anyway.)"
         )
+
+
+def _named_index_or_temperature(src: FileSource) -> bool:
+    """Whether a file says it holds an index or a temperature: every band named so (NDVI,
+    LST, ...), or stfusion's ``STFUSION_VARIABLE`` tag."""
+    import rasterio
+
+    from stfusion.methods.variables import INDEX_NAMES, TEMPERATURE_NAMES
+
+    names = [str(n) for n in src.band_names]
+    if names and all(INDEX_NAMES.search(n) or TEMPERATURE_NAMES.search(n) for n in names):
+        return True
+    with rasterio.open(src.path) as ds:
+        variable = ds.tags().get("STFUSION_VARIABLE", "")  # e.g. "ndvi, inferred (...)"
+    return variable.split(",")[0].split(" ")[0] in ("ndvi", "lst", "other")
 
 
 def _ratio_tag(path: str) -> float | None:

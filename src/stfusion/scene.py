@@ -328,10 +328,14 @@ def check_scales(
             return
 
 
-def undeclared_fill(sample: np.ndarray) -> tuple[int, float, float, float, float] | None:
+def undeclared_fill(
+    sample: np.ndarray, reflectance: bool = True
+) -> tuple[int, float, float, float, float] | None:
     """A value many pixels hold far outside the others (an undeclared fill such as -28672 or
     -9999 read as data: "reflectance" -2.87 or -0.9999): (band, value, share, p1, p99 of the
-    other values), or None. ``sample``: ``(band, n)`` values."""
+    other values), or None. ``sample``: ``(band, n)`` values. ``reflectance=False`` (an index
+    or a temperature, as its band names or tags say): no rule for values just below 0, where
+    an NDVI lake may hold one exact value."""
     for b in range(sample.shape[0]):
         v = sample[b][np.isfinite(sample[b])]
         for fill in (v.min(), v.max()) if v.size >= 100 else ():
@@ -344,7 +348,7 @@ def undeclared_fill(sample: np.ndarray) -> tuple[int, float, float, float, float
             spread = max(float(p99 - p1), 1e-12)
             # reflectance (the others within -0.1..1.5) holding one value below -0.1: a fill
             # read through an offset (Landsat C2's stored 0 is -0.2), however close
-            below_reflectance = p1 >= -0.1 and p99 <= 1.5 and fill < -0.1
+            below_reflectance = reflectance and p1 >= -0.1 and p99 <= 1.5 and fill < -0.1
             if p1 - 5 * spread <= fill <= p99 + 5 * spread and not below_reflectance:
                 continue
             return b, float(fill), share, float(p1), float(p99)
@@ -360,11 +364,13 @@ def stored_value(source: Source, physical: float) -> float:
     return float(whole) if abs(stored - whole) <= max(1e-2, 1e-6 * abs(whole)) else stored
 
 
-def warn_undeclared_fill(source: Source, sample: np.ndarray, advice: str) -> None:
+def warn_undeclared_fill(
+    source: Source, sample: np.ndarray, advice: str, reflectance: bool = True
+) -> None:
     """Warn when ``sample`` (read from ``source``) holds an undeclared fill value
     (:func:`undeclared_fill`); ``advice`` says what to do, with ``{stored}`` for the value
     as the file stores it (before scaling)."""
-    found = undeclared_fill(sample)
+    found = undeclared_fill(sample, reflectance)
     if found is None:
         return
     b, fill, share, p1, p99 = found
