@@ -103,3 +103,18 @@ def test_an_ndvi_lake_of_one_exact_value_is_not_called_a_fill(
         got = _scores(capsys, str(pred), str(named))
     assert got["rmse"]["mean"] == pytest.approx(0.01, rel=1e-4)
     assert not any("fill" in n for n in got["notes"])
+
+
+def test_metrics_nan_or_inf_in_every_band_say_why() -> None:
+    """A constant prediction has no correlation: cc and uiqi NaN in every band came without a
+    note (a partly-NaN band had one); ERGAS inf for a zero-mean truth band likewise."""
+    from stfusion.metrics import evaluate
+
+    rng = np.random.default_rng(0)
+    truth = rng.uniform(0.1, 0.4, (2, 20, 20))
+    report = evaluate(np.full_like(truth, 0.2), truth, ratio=16)
+    assert any(n.startswith("cc is NaN in every band") for n in report.notes)
+    assert not any("ergas is inf" in n for n in report.notes)
+    zero_mean = np.where(np.indices((2, 20, 20)).sum(axis=0) % 2 == 0, 0.25, -0.25)  # mean 0
+    report = evaluate(zero_mean + 0.01, zero_mean, ratio=16)
+    assert report.mean["ergas"] == np.inf and any("ergas is inf" in n for n in report.notes)

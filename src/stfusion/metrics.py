@@ -672,6 +672,14 @@ def _report(
     }
     for k, bands in skipped.items():
         notes.append(f"mean {k} leaves out NaN band(s) {bands}")
+    if not empty_bands.all():  # NaN in every band with data: a constant image
+        notes += [
+            f"{k} is NaN in every band: the prediction or the truth is constant there"
+            for k, v in per_band_arrays.items()
+            if k in ("cc", "uiqi") and v.size and np.isnan(v).all()
+        ]
+    if math.isinf(ergas_value):
+        notes.append("ergas is inf: a truth band's mean is 0 (ERGAS divides by it)")
     if empty or skipped:
         warnings.warn(
             "; ".join(n for n in notes if n.startswith(("no pixel", "mean "))),
