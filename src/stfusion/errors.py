@@ -35,6 +35,10 @@ class OutputExistsError(STFusionError, FileExistsError):
     """The output file exists and --overwrite was not given."""
 
 
+class OutputWriteError(STFusionError, OSError):
+    """An output could not be written completely (a full disk, a failing device)."""
+
+
 class MissingDependencyError(STFusionError, ImportError):
     """An optional dependency (e.g. torch for the deep methods) is not installed."""
 

@@ -57,6 +57,7 @@ from stfusion.io.writing import (
     pid_alive,
     remove_stale_partials,
     umask_mode,
+    write_errors,
     write_raster,
 )
 
@@ -94,5 +95,6 @@ __all__ = [
     "shown",
     "to_dataarray",
     "umask_mode",
+    "write_errors",
     "write_raster",
 ]

@@ -3,26 +3,32 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
 import re
 import shutil
+import stat
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import rasterio
-from rasterio.errors import NotGeoreferencedWarning
+from rasterio._err import CPLE_BaseError  # GDAL's errors (rasterio has no public name)
+from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.windows import Window
 
-from stfusion.errors import InputFileError, InvalidParameterError, OutputExistsError
+from stfusion.errors import (
+    InputFileError,
+    InvalidParameterError,
+    OutputExistsError,
+    OutputWriteError,
+)
 from stfusion.io.files import check_name
 from stfusion.io.grid import Grid
-
-log = logging.getLogger("stfusion")
 
 log = logging.getLogger("stfusion")
 
@@ -69,6 +75,11 @@ def check_output(path: str | os.PathLike[str], overwrite: bool, inputs: Sequence
         raise InvalidParameterError(
             "the output path is empty: give a file name, e.g. --out pred.tif."
         )
+    if os.fspath(path).endswith(("/", os.sep)):
+        raise InvalidParameterError(
+            f"{os.fspath(path)}: ends with a slash, so it names a folder; give the path of the "
+            "output file, e.g. --out fused/pred.tif."
+        )
     out = Path(path)
     check_name(out, "output")
     driver = OTHER_FORMATS.get(out.suffix.lower())
@@ -89,13 +100,48 @@ def check_output(path: str | os.PathLike[str], overwrite: bool, inputs: Sequence
     if out.is_dir():
         raise OutputExistsError(f"{out}: is a folder; give the path of the output file.")
     if out.exists() and not overwrite:
-        raise OutputExistsError(f"{out}: already exists. Pass --overwrite to replace it.")
+        raise OutputExistsError(
+            f"{out}: already exists. Pass --overwrite (overwrite=True in Python) to replace it."
+        )
+    check_replaceable(out)
     parent = out.parent if str(out.parent) else Path(".")
     if not parent.exists():
         raise InputFileError(f"{out}: output directory {parent} does not exist; create it first.")
     if not os.access(parent, os.W_OK):
         raise InputFileError(f"{out}: output directory {parent} is not writable.")
+    _check_name_length(out, parent)
     return out
+
+
+def check_replaceable(out: Path) -> None:
+    """Refuse to replace anything but a regular file (or a link to one): ``--overwrite`` on
+    /dev/full or a FIFO turned the device into a GeoTIFF."""
+    if out.exists() and not out.is_dir() and not stat.S_ISREG(os.stat(out).st_mode):
+        raise OutputExistsError(
+            f"{out}: is a device, FIFO or socket (or a link to one), not a regular file; "
+            "stfusion replaces only files. Choose another output path."
+        )
+
+
+#: The characters a partial's name adds to the output's (".", ".<pid>-<8 hex>.partial" and
+#: the longest suffix, ".scratch.tif" or ".tif.ovr.tmp").
+PARTIAL_EXTRA = 1 + 1 + 10 + 1 + 8 + len(".partial") + len(".scratch.tif") + 4
+
+
+def _check_name_length(out: Path, parent: Path) -> None:
+    """A name the file system takes, but whose partial (the name plus ~45 characters) it
+    does not, failed only after the work, naming a hidden file."""
+    try:
+        limit = os.pathconf(parent, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        limit = 255
+    length = len(os.fsencode(out.name)) + PARTIAL_EXTRA
+    if length > limit:
+        raise InvalidParameterError(
+            f"{out}: the file name is too long ({len(os.fsencode(out.name))} bytes; its "
+            f"temporary name while writing adds {PARTIAL_EXTRA}, and this file system takes at "
+            f"most {limit}); give a name of at most {limit - PARTIAL_EXTRA} bytes."
+        )
 
 
 PARTIAL_MARK = ".partial"
@@ -175,7 +221,11 @@ def glob_escape(name: str) -> str:
 
 @contextlib.contextmanager
 def atomic_path(
-    final: str | os.PathLike[str], *, overwrite: bool = False, suffix: str | None = None
+    final: str | os.PathLike[str],
+    *,
+    overwrite: bool = False,
+    suffix: str | None = None,
+    verify: Callable[[Path], None] | None = None,
 ) -> Iterator[Path]:
     """Yield a temporary path beside ``final``; on success it is renamed onto ``final``.
 
@@ -185,7 +235,8 @@ def atomic_path(
     (:func:`remove_stale_partials`). The result gets the mode a plain ``open()`` gives (the
     umask is respected: 0666 & ~umask for files, 0777 & ~umask for folders). An existing
     ``final`` is replaced only with ``overwrite=True``; a folder is never replaced by a file
-    or the other way round.
+    or the other way round. ``verify(tmp)`` runs before the rename and raises when what was
+    written is not whole (:func:`check_written`).
     """
     final = Path(final)
     remove_stale_partials(final)
@@ -201,6 +252,9 @@ def atomic_path(
             if final.is_dir() != is_dir:
                 kind = "a folder" if final.is_dir() else "a file"
                 raise OutputExistsError(f"{final}: is {kind}; choose another output path.")
+            check_replaceable(final)
+        if verify is not None:
+            verify(tmp)
         os.chmod(tmp, umask_mode(0o777 if is_dir else 0o666))
         if is_dir and final.is_dir():
             # os.replace cannot replace a non-empty folder: move the old one aside first.
@@ -270,11 +324,61 @@ def copy_as_cog(
         if blocksize is None:
             with rasterio.open(src) as ds:
                 blocksize = cog_blocksize(ds.width, ds.height)
-        with atomic_path(final, overwrite=overwrite) as tmp:
-            rio_copy(
-                str(src), str(tmp), driver="COG", blocksize=blocksize, **{**COG_OPTIONS, **options}
-            )
+        verify = functools.partial(check_written, final=Path(final))
+        with atomic_path(final, overwrite=overwrite, verify=verify) as tmp:
+            with write_errors(final):
+                rio_copy(
+                    str(src),
+                    str(tmp),
+                    driver="COG",
+                    blocksize=blocksize,
+                    **{**COG_OPTIONS, **options},
+                )
     return Path(final)
+
+
+def write_failed(final: Path, exc: BaseException, how: str = "") -> OutputWriteError:
+    """The error for an output that could not be written: the file, GDAL's or the system's
+    reason, the free space left (a full disk says nothing clearer), and that nothing was
+    left under the output's name."""
+    parent = final.parent if str(final.parent) else Path(".")
+    try:
+        free = shutil.disk_usage(parent).free / 2**20
+        space = f"; {free:.1f} MB free on the output's file system"
+        if free < 64:
+            space += " (full? free some space or choose another folder)"
+    except OSError:
+        space = ""
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return OutputWriteError(
+        f"{final}: could not be written completely ({how}{reason}){space}. Nothing was "
+        "written under that name."
+    )
+
+
+@contextlib.contextmanager
+def write_errors(final: str | os.PathLike[str]) -> Iterator[None]:
+    """GDAL's and the system's errors while writing ``final`` (or its partial) as one
+    :class:`OutputWriteError` naming ``final``, with the free space left."""
+    try:
+        yield
+    except (RasterioError, CPLE_BaseError, OSError) as exc:
+        if isinstance(exc, OutputWriteError):
+            raise
+        raise write_failed(Path(final), exc) from exc
+
+
+def check_written(path: Path, final: Path | None = None) -> None:
+    """Read every block of the raster at ``path`` back: GDAL reports some write errors (a
+    full disk while flushing) only on stderr, and the truncated file would be renamed into
+    place as if whole. Raises :class:`OutputWriteError` naming ``final`` (default ``path``)."""
+    try:
+        with rasterio.open(path) as ds:
+            # a COG's full-resolution tiles come last in the file, after its overviews
+            for _, window in ds.block_windows(1):
+                ds.read(window=window)
+    except (RasterioError, CPLE_BaseError, OSError) as exc:
+        raise write_failed(final or path, exc, "reading it back failed: ") from exc
 
 
 class RasterWriter:
@@ -350,12 +454,19 @@ class RasterWriter:
 
     def write(self, array: np.ndarray, window: Window | None = None) -> None:
         assert self._ds is not None
-        self._ds.write(np.asarray(array, dtype=np.float32), window=window)
+        with write_errors(self.path):
+            self._ds.write(np.asarray(array, dtype=np.float32), window=window)
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         assert self._ds is not None and self._tmp is not None
         try:
-            self._ds.close()
+            try:
+                self._ds.close()
+            except (RasterioError, CPLE_BaseError, OSError) as err:
+                if exc_type is None:
+                    raise write_failed(self.path, err) from err
+            if exc_type is None:
+                check_written(Path(self._tmp), self.path)  # before the copy: sooner
             if exc_type is None and self.cog:
                 copy_as_cog(self._tmp, self.path, overwrite=self.overwrite)
             elif exc_type is None:  # scratch outputs: the tiled GeoTIFF itself, renamed

@@ -30,6 +30,7 @@ from stfusion.io import (
     Source,
     copy_as_cog,
     partial_name,
+    write_errors,
 )
 from stfusion.methods import FusionMethod
 from stfusion.methods.vipstf import VIPSTF, one_pair_method
@@ -474,9 +475,16 @@ def _predict_date(
         return {**tags, "STFUSION_SERIES_RECORD": record_tag(rec)}
 
     try:
-        write_date_image(
-            tmp, combined.blocks(), s.grid, s.images.band_names, cfg.dtype, cfg.int16_scale, finish
-        )
+        with write_errors(path):
+            write_date_image(
+                tmp,
+                combined.blocks(),
+                s.grid,
+                s.images.band_names,
+                cfg.dtype,
+                cfg.int16_scale,
+                finish,
+            )
         copy_as_cog(tmp, path, overwrite=True)
     finally:
         for p in [tmp, *(p for t in tiers for p in t.paths)]:

@@ -1,0 +1,121 @@
+"""Outputs that cannot be written whole (a full disk) never appear under the output's name,
+and what may be replaced with --overwrite: through real subprocesses where it matters."""
+
+from __future__ import annotations
+
+import os
+import resource
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import KRANJ, need, write_tif
+from stfusion.errors import InvalidParameterError, OutputExistsError, OutputWriteError
+from stfusion.io import check_output
+from stfusion.io.writing import check_written
+
+L068 = "landsat/filled/2020068_191-28.tif_filled_kranj.tif"
+M068 = "modis/filled/2020068_18-04_kranj.tif"
+M077 = "modis/filled/2020077_18-04_kranj.tif"
+
+
+def _predict(out: Path, *extra: str, file_limit: int | None = None) -> subprocess.CompletedProcess:
+    """``stfusion predict`` (STARFM on Kranj) in a child process whose files may not grow past
+    ``file_limit`` bytes (RLIMIT_FSIZE: writes past it fail as on a full disk)."""
+    k = need(KRANJ)
+
+    def limit() -> None:
+        if file_limit is not None:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (file_limit, file_limit))
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a failing write, not a kill
+
+    args = ["--pair", str(k / L068), str(k / M068), "--coarse", str(k / M077)]
+    return subprocess.run(
+        [sys.executable, "-m", "stfusion", "predict", *args, "--fine-scale", "1e-4"]
+        + ["--out", str(out), *extra],
+        preexec_fn=limit,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+@pytest.mark.parametrize("file_limit", [20_000, 40_000])
+def test_a_full_disk_fails_the_run_and_leaves_nothing(tmp_path: Path, file_limit: int) -> None:
+    """The output (47 KB) cut at 20 or 40 KB: GDAL only printed the error, the truncated file
+    was renamed into place and predict said "wrote" with exit status 0."""
+    out = tmp_path / "p.tif"
+    r = _predict(out, file_limit=file_limit)
+    assert r.returncode == 1, r.stderr
+    assert f"{out}: could not be written completely" in r.stderr
+    assert "Nothing was written under that name" in r.stderr and "Traceback" not in r.stderr
+    assert sorted(os.listdir(tmp_path)) == []  # no output, no partial, no scratch file
+    r = _predict(out)  # with room, the same command works
+    assert r.returncode == 0, r.stderr
+    check_written(out)
+
+
+def test_check_written_finds_a_truncated_raster(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    path = write_tif(tmp_path / "a.tif", rng.random((3, 300, 300)).astype(np.float32))
+    check_written(path)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(OutputWriteError, match=r"out\.tif: could not be written completely"):
+        check_written(path, tmp_path / "out.tif")
+
+
+def test_overwrite_replaces_only_regular_files(tmp_path: Path) -> None:
+    """``--overwrite`` on /dev/full or a FIFO turned them into GeoTIFFs; a path ending in a
+    slash wrote a file named like the folder; a name the file system takes but its partial's
+    longer name does not failed after all the work."""
+    fifo = tmp_path / "pipe.tif"
+    os.mkfifo(fifo)
+    link = tmp_path / "null.tif"
+    link.symlink_to("/dev/null")
+    for special in (fifo, link, Path("/dev/null")):
+        with pytest.raises(OutputExistsError, match="not a regular file"):
+            check_output(special, overwrite=True)
+    regular = tmp_path / "old.tif"
+    regular.write_bytes(b"x")
+    to_regular = tmp_path / "link.tif"
+    to_regular.symlink_to(regular)
+    assert check_output(regular, overwrite=True) == regular
+    assert check_output(to_regular, overwrite=True) == to_regular
+    with pytest.raises(InvalidParameterError, match="ends with a slash"):
+        check_output(f"{tmp_path}/newdir/", overwrite=False)
+    with pytest.raises(InvalidParameterError, match="file name is too long"):
+        check_output(tmp_path / ("c" * 216 + ".tif"), overwrite=False)
+    assert check_output(tmp_path / ("c" * 200 + ".tif"), overwrite=False)
+    r = _predict(fifo, "--overwrite")
+    assert r.returncode == 1 and "not a regular file" in r.stderr
+    assert fifo.is_fifo()
+
+
+def test_a_full_disk_fails_series_dates_and_keeps_no_broken_output(tmp_path: Path) -> None:
+    """A series output cut short was kept and recorded as "predicted"; now the date fails
+    with the output named and nothing under its name."""
+    k = need(KRANJ)
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+    out = tmp_path / "out"
+    r = subprocess.run(
+        [sys.executable, "-m", "stfusion", "series", "--fine", str(k / L068)]
+        + ["--fine", str(k / "landsat/filled/2020093_190-28.tif_filled_kranj.tif")]
+        + ["--coarse", str(k / "modis/filled"), "--fine-scale", "1e-4"]
+        + ["--date-range", "2020-03-10:2020-03-11", "--out-dir", str(out)],
+        preexec_fn=limit,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 3, r.stderr
+    assert not list(out.glob("fused_*.tif")) and not list(out.glob(".*partial*"))
+    summary = (out / "summary.csv").read_text()
+    assert summary.count(",failed,") == 2 and "could not be written completely" in summary
