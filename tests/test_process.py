@@ -8,6 +8,7 @@ in the process (signal handlers, exit statuses, temporary files of a killed run)
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -65,7 +66,9 @@ def _start_slow(out: Path) -> tuple[subprocess.Popen[str], list[Path]]:
     pytest.fail(f"no partial file appeared (rc {proc.returncode}): {err}")
 
 
-@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+@pytest.mark.parametrize(
+    "sig, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130), (signal.SIGHUP, 129)]
+)
 def test_signal_during_predict_leaves_nothing(tmp_path: Path, sig: int, code: int) -> None:
     out = tmp_path / "pred.tif"
     proc, partials = _start_slow(out)
@@ -303,3 +306,21 @@ def test_a_broken_plugin_does_not_take_the_cli_down(tmp_path: Path) -> None:
     run = cli("predict", *_cia(), "--method", "broken", "--out", str(out))
     assert run.returncode == 1 and "Traceback" not in run.stderr
     assert "could not be loaded" in run.stderr and not out.exists()
+
+
+def test_debug_logs_are_stfusion_s_not_gdal_environment_noise(tmp_path: Path) -> None:
+    """``--debug`` printed 680 lines, 678 of them rasterio's DEBUG lines; now stfusion's log
+    (from DEBUG) and other libraries' from INFO. Without a terminal, progress is a line per
+    tenth of the windows, and nothing else (a stray empty line was printed)."""
+    out = tmp_path / "p.tif"
+    done = run_process("--debug", "predict", *_cia(), "--method", "additive", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    assert any(line.startswith("INFO stfusion") for line in lines), done.stderr[-2000:]
+    assert not any(line.startswith("DEBUG rasterio") for line in lines)
+    out.unlink()
+    done = run_process("predict", *_cia(), "--out", str(out), "--mem-limit", "20")
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    assert lines and all(re.fullmatch(r"starfm: \d/4 windows \(\d+ s\)", line) for line in lines)
+    assert lines[-1].startswith("starfm: 4/4 windows")

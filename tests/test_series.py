@@ -22,7 +22,7 @@ from click.testing import CliRunner
 import stfusion.series.runner as series_mod
 from conftest import CIA, KRANJ, need, run_process
 from stfusion.cli.series import EXIT_SOME_FAILED, series
-from stfusion.errors import InputFileError, OutputExistsError
+from stfusion.errors import InputFileError, InvalidParameterError, OutputExistsError
 from stfusion.io import FileSource, Scaling
 from stfusion.series import choose_pairs, read_summary, run_series, temporal_weights
 
@@ -804,3 +804,19 @@ def test_fully_masked_fine_date_without_pairs_is_skipped_not_written_empty(
     assert all("no valid pixel" in r["reason"] or "no pair" in r["reason"] for r in rows)
     assert not list(out.glob("fused_*.tif"))
     assert res.counts()["gap-filled"] == 0
+
+
+def test_out_dir_that_is_an_input_folder_is_refused(tmp_path: Path) -> None:
+    """The second run read the first run's outputs as coarse images ("two coarse images on
+    2020-03-08") when --out-dir was the --coarse folder."""
+    from stfusion.series.config import SeriesConfig
+
+    d = tmp_path / "modis"
+    d.mkdir()
+    for coarse in ([str(d)], [f"{d}/*.tif"], [f"{tmp_path}/modis/../modis"]):
+        with pytest.raises(InvalidParameterError, match="would be read as images of the next"):
+            SeriesConfig(d, fine=["landsat"], coarse=coarse)
+    with pytest.raises(InvalidParameterError, match="--fine"):
+        SeriesConfig(d, fine=[str(d)], coarse=["elsewhere"])
+    # a glob that cannot match the outputs' names is fine
+    SeriesConfig(d, fine=["landsat"], coarse=[f"{d}/MOD*.tif"])

@@ -115,11 +115,16 @@ def cli(ctx: click.Context, debug: bool, verbose: bool) -> None:
     """Spatiotemporal fusion of satellite images: predict fine images from coarse ones."""
     ctx.obj = {"debug": debug}
     level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    # other libraries' DEBUG (rasterio logs every GDAL environment: 678 of 680 lines) would
+    # drown stfusion's own; they log from INFO up
+    logging.basicConfig(
+        level=max(level, logging.INFO), format="%(levelname)s %(name)s: %(message)s"
+    )
     logging.getLogger("stfusion").setLevel(level)
     if not debug:
         warnings.simplefilter("ignore", category=Warning)
-        warnings.simplefilter("default", category=STFusionWarning)
+    # each message once, wherever it is raised (a check made twice warned twice)
+    warnings.simplefilter("once", category=STFusionWarning)
     warnings.formatwarning = lambda msg, cat, *a, **k: f"Warning: {msg}\n"
 
 
@@ -133,14 +138,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     sys.unraisablehook = _unraisable
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGHUP, _on_signal)  # a closed terminal or ssh session
     try:
         code = cli.main(args=args, prog_name="stfusion", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("Interrupted (Ctrl-C); partial outputs removed.", err=True)
         sys.exit(130)
     except Terminated:
-        click.echo("Terminated (SIGTERM); partial outputs removed.", err=True)
-        sys.exit(128 + signal.SIGTERM)
+        signum = _SIGNALLED[-1] if _SIGNALLED else signal.SIGTERM
+        name = "Hangup (SIGHUP)" if signum == signal.SIGHUP else "Terminated (SIGTERM)"
+        click.echo(f"{name}; partial outputs removed.", err=True)
+        sys.exit(128 + signum)
     except RunInterrupted as exc:  # a training run: what it kept, and how to go on
         click.echo(exc.message, err=True)
         sys.exit(exc.code)
@@ -189,7 +197,9 @@ def _on_signal(signum: int, frame: object) -> None:
 
 def reraise_signal() -> None:
     if _SIGNALLED:
-        raise Terminated() if _SIGNALLED[-1] == signal.SIGTERM else KeyboardInterrupt()
+        if _SIGNALLED[-1] in (signal.SIGTERM, signal.SIGHUP):
+            raise Terminated()
+        raise KeyboardInterrupt()
 
 
 def _unraisable(unraisable: Any) -> None:

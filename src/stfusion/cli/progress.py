@@ -4,6 +4,7 @@ epochs of a training run) and the rich consoles it and the commands print to."""
 from __future__ import annotations
 
 import sys
+import time
 from typing import Any
 
 import click
@@ -36,10 +37,23 @@ class Progress:
         self.unit = unit
         self._bar: Any = None
         self._task: Any = None
+        self._logged = 0  # tenths logged (stderr not a terminal)
+        self._t0 = time.monotonic()
 
     def update(self, done: int, total: int, description: str | None = None) -> None:
-        """Show ``done`` of ``total`` (and a new description)."""
+        """Show ``done`` of ``total`` (and a new description): a bar on a terminal; in a log
+        (stderr not a terminal, where a bar shows nothing until it ends) a line at each tenth."""
         if self.quiet:
+            return
+        if not sys.stderr.isatty():
+            tenth = done * 10 // max(total, 1)
+            if total > 1 and tenth > self._logged:
+                self._logged = tenth
+                click.echo(
+                    f"{self.label}: {done}/{total} {self.unit} "
+                    f"({time.monotonic() - self._t0:.0f} s)",
+                    err=True,
+                )
             return
         if self._bar is None:
             from rich import progress as rp

@@ -40,7 +40,7 @@ def _print_summary(result: Any, quiet: bool) -> None:
     kept = sum(1 for r in result.records if r.reason.startswith(KEPT_REASON))
     click.echo(
         f"{result.out_dir}: {counts['predicted']} predicted, {counts['gap-filled']} gap-filled"
-        + (f" ({kept} of them kept from an earlier run)" if kept else "")
+        + (f" ({kept} of these kept from an earlier run)" if kept else "")
         + f", {counts['skipped']} skipped, {counts['failed']} failed in {result.seconds:.1f} s "
         f"(summary: {result.summary_path.name}"
         + (f", cube: {result.cube_path.name}" if result.cube_path else "")

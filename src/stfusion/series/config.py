@@ -7,6 +7,7 @@ short form, ``run_series(out_dir, fine=[...], coarse=[...], ...)`` with the same
 from __future__ import annotations
 
 import datetime as dt
+import fnmatch
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
@@ -156,6 +157,26 @@ class SeriesConfig:
             raise InvalidParameterError(f"--multi-pair {self.multi_pair}: choose none or vip.")
         if not self.prefix or os.sep in self.prefix:
             raise InvalidParameterError(f"--prefix {self.prefix!r}: give a plain file-name prefix.")
+        self._check_outputs_are_not_inputs()
+
+    def _check_outputs_are_not_inputs(self) -> None:
+        """An --out-dir that is an input folder (or under an input glob that matches the
+        outputs' names) makes the next run read its own outputs as images of the series."""
+        out = Path(self.out_dir).resolve()
+        example = f"{self.prefix}_2000-01-01.tif"
+        for option, specs in (("--fine", self.fine), ("--coarse", self.coarse)):
+            for spec in specs:
+                path = Path(str(spec))
+                if path.is_dir():
+                    clash = path.resolve() == out
+                else:  # a glob (or one file): its folder, and whether it matches the outputs
+                    clash = path.parent.resolve() == out and fnmatch.fnmatch(example, path.name)
+                if clash:
+                    raise InvalidParameterError(
+                        f"--out-dir {self.out_dir} is where {option} {spec} finds its images: "
+                        f"the outputs ({self.prefix}_YYYY-MM-DD.tif) would be read as "
+                        "images of the next run. Choose another --out-dir."
+                    )
 
     def targets_range(self) -> DateRange:
         """``date_range`` as ``(start, end)`` (None: open at that end)."""

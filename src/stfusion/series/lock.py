@@ -15,8 +15,10 @@ import json
 import logging
 import os
 import re
+import shlex
 import shutil
 import socket
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -111,7 +113,7 @@ def acquire_lock(out: Path) -> Path:
         "host": socket.gethostname(),
         "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "pid_start": _process_start(os.getpid()),
-        "command": "stfusion series",
+        "command": shlex.join(sys.argv),  # the process's command line (a script's, in Python)
     }
     holder: dict[str, Any] | None = {}
     for _ in range(10):
