@@ -1,17 +1,20 @@
 """``stfusion bench``: every method on every case, one protocol, tables and figures.
 
-Each run is fit + predict in memory on the case's inputs, timed (wall seconds) with the peak
-resident memory sampled alongside, and scored with the pinned metrics against the truth. The
-baselines (no change, additive) are always included. Outputs, in ``--out DIR``:
+Each run is fit + predict in memory on the case's inputs, timed (wall seconds; warm or cold:
+whether the method had run before in the process) with the rise of the resident memory
+sampled alongside, and scored with the pinned metrics against the truth. The baselines (no
+change, additive) are always included. Outputs, in ``--out DIR``:
 
 - ``metrics.csv``: tidy rows ``case, method, band, metric, value`` (a ``mean`` band row too),
-- ``runs.csv``: one row per run: status (ok / skipped / failed) and why, seconds, peak memory,
-  coverage,
-- ``summary.md``: per case, the mean over bands of each metric, best per column in bold,
+- ``runs.csv``: one row per run: status (ok / skipped / failed) and why, seconds, warm, peak
+  memory increase, coverage,
+- ``summary.md`` and ``summary.tex``: per case, the mean over bands of each metric, best per
+  column (among the rows with the highest coverage) in bold, notes below,
 - ``figures/``: quicklooks (one colour stretch for truth and every prediction), absolute error
   maps, truth-vs-prediction density scatter plots per band,
 - ``index.html``: all of it on one page,
-- ``run.json``: what is needed to reproduce the table (version, parameters, cases, machine),
+- ``run.json``: what is needed to reproduce the table (versions, git commit, parameters,
+  weights, cases, machine),
 - ``.stfusion-bench.json``: the manifest: every file and folder the bench wrote, with its size
   and SHA-256.
 
@@ -25,9 +28,9 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import gc
 import json
 import os
-import platform
 import threading
 import time
 import traceback
@@ -45,6 +48,7 @@ from stfusion.bench_report import (  # SUMMARY_COLUMNS re-exported: its old home
     SUMMARY_COLUMNS,  # noqa: F401
     case_figures,
     html_page,
+    run_record,
     summary_latex,
     summary_markdown,
     write_csvs,
@@ -76,8 +80,16 @@ class Run:
     status: str = "ok"
     reason: str = ""
     seconds: float = float("nan")
-    peak_mem_mb: float = float("nan")
+    #: peak resident memory during fit + prepare + predict minus that just before (MB)
+    peak_rss_increase_mb: float = float("nan")
+    #: whether the method had already run in this process (warm-up or an earlier case)
+    warm: bool = False
     params: dict[str, Any] = field(default_factory=dict)
+    #: the checkpoints a deep method (or VIPSTF's deep base) ran with: method, path, sha256
+    weights: list[dict[str, str]] = field(default_factory=list)
+    #: the case's pair dates among the weights' training dates (at a site that could be
+    #: the case's scene): the weights saw the pair images, not the target
+    saw_pairs: str = ""
     report: MetricReport | None = None
     prediction: np.ndarray | None = None
 
@@ -117,15 +129,18 @@ def _with_grid_ratio(case: Case) -> Case:
 
 
 class _PeakRSS:
-    """Samples this process's resident memory in a thread; ``peak_mb`` after ``stop``."""
+    """Samples this process's resident memory in a thread; after the ``with`` block,
+    ``increase_mb``: the peak over the resident memory at the start (what the process's
+    peak alone cannot say: it holds every earlier run's and import's memory)."""
 
     def __init__(self, interval: float = 0.02) -> None:
         import psutil
 
+        gc.collect()  # garbage of earlier runs is not part of the start
         self._proc = psutil.Process()
         self._interval = interval
         self._stop = threading.Event()
-        self.peak = self._proc.memory_info().rss
+        self.start = self.peak = self._proc.memory_info().rss
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
@@ -143,8 +158,8 @@ class _PeakRSS:
         self.peak = max(self.peak, self._proc.memory_info().rss)
 
     @property
-    def peak_mb(self) -> float:
-        return self.peak / 2**20
+    def increase_mb(self) -> float:
+        return max(0, self.peak - self.start) / 2**20
 
 
 def parse_bench_params(items: Sequence[str]) -> dict[str, list[str]]:
@@ -206,7 +221,7 @@ def run_one(case: Case, method: str, params: Sequence[str] = (), multi_pair: str
         return run
     try:
         est = make_estimator(method, params, pairs=len(case.pairs), multi_pair=multi_pair)
-        run.params = est.get_params()
+        run.params = effective_params(est)
         with warnings.catch_warnings(), _PeakRSS() as mem:
             warnings.simplefilter("ignore")
             t0 = time.perf_counter()
@@ -219,16 +234,14 @@ def run_one(case: Case, method: str, params: Sequence[str] = (), multi_pair: str
             est.prepare(case.target, case.coarse_scaling)
             pred = est.predict().values
             run.seconds = time.perf_counter() - t0
-        run.peak_mem_mb = mem.peak_mb
-        reason = trained_on_target(
-            fitted_training_dates(est),
-            case.target_date,
-            fitted_training_sites(est),
-            est.scene_.grid,
-        )
+        run.peak_rss_increase_mb = mem.increase_mb
+        run.weights = weights_used(est)
+        dates, sites = fitted_training_dates(est), fitted_training_sites(est)
+        reason = trained_on_target(dates, case.target_date, sites, est.scene_.grid)
         if reason:
             run.status, run.reason = "skipped", reason
             return run
+        run.saw_pairs = pairs_seen(case, dates, sites, est.scene_.grid)
         run.prediction = pred
     except STFusionError as exc:
         run.status, run.reason = "skipped", str(exc)
@@ -236,6 +249,43 @@ def run_one(case: Case, method: str, params: Sequence[str] = (), multi_pair: str
         run.status, run.reason = "failed", f"{type(exc).__name__}: {exc}"
         run.params["traceback"] = traceback.format_exc(limit=5)
     return run
+
+
+def effective_params(est: FusionMethod) -> dict[str, Any]:
+    """``est``'s parameters, with a wrapped base method's (VIPSTF's ``base_params``) in full:
+    the defaults it runs with too, not only those given."""
+    params = est.get_params()
+    if isinstance(params.get("base"), str) and "base_params" in params:
+        base = get_method(params["base"])(**dict(params["base_params"] or {}))
+        params["base_params"] = base.get_params()
+    return params
+
+
+def weights_used(est: FusionMethod) -> list[dict[str, str]]:
+    """The checkpoint files a fitted estimator (or the base it wraps) loaded, with SHA-256."""
+    out = []
+    for obj in (est, getattr(est, "base_", None)):
+        path = getattr(obj, "checkpoint_", None)
+        if path:
+            name = str(getattr(obj, "name", ""))
+            out.append({"method": name, "path": str(path), "sha256": file_sha256(path)})
+    return out
+
+
+def pairs_seen(case: Case, dates: Sequence[str] | None, sites: Sequence[Any], grid: Any) -> str:
+    """The case's pair dates that are training dates of the weights, at a site that could be
+    the case's scene (as for the target: :func:`trained_on_target`), with the sites; or ""."""
+    seen = [d for d in case.pair_dates if trained_on_target(dates, d, sites, grid)]
+    if not seen:
+        return ""
+    at = sorted(
+        {
+            s.name
+            for s in sites
+            if s.name and s.could_be(grid) and any(trained_on_target(s.dates, d) for d in seen)
+        }
+    )
+    return ", ".join(seen) + (f" (site {', '.join(at)})" if at else "")
 
 
 def _truth(case: Case) -> tuple[np.ndarray, list[str]]:
@@ -267,6 +317,8 @@ def run_bench(
     at the end. An existing ``out`` must be empty, or (with ``overwrite``) an earlier bench
     output exactly as the bench wrote it; see :func:`check_bench_out` for what is refused.
     """
+    if not cases:
+        raise InvalidParameterError("no case to run: give at least one case (--cases).")
     for case in cases:
         check_case_name(case.name)  # names become file names: checked before any work
     cases = list({case.name: case for case in cases}.values())  # a name given twice runs once
@@ -287,9 +339,9 @@ def run_bench(
     try:
         with atomic_path(final, suffix="") as tmp:
             tmp.mkdir()
-            if warmup:
-                warm_up(cases, methods, params, multi_pair, progress)
-            results = _run_all(cases, methods, params, tmp, figures, progress, (multi_pair, warmup))
+            started = warm_up(cases, methods, params, multi_pair, progress) if warmup else set()
+            how = (multi_pair, warmup, started)
+            results = _run_all(cases, methods, params, tmp, figures, progress, how)
             _write_manifest(tmp)
             # The earlier output (checked again, now that it can no longer change under its
             # own name) moves aside; atomic_path then renames the new one into place.
@@ -463,7 +515,7 @@ def check_bench_out(
             shown, "is the current folder" if real == cwd else "is above the current folder"
         )
     for case in cases:
-        for path in [p for pair in case.pairs for p in pair] + [case.target, case.truth]:
+        for path in case.files():
             if real in Path(path).resolve().parents:
                 raise _refuse(shown, f"holds the input {path} of case {case.name}")
     if final.exists() and not final.is_dir():
@@ -524,11 +576,13 @@ def _run_all(
     outdir: Path,
     figures: bool,
     progress: Callable[[str], None] | None,
-    how: tuple[str, bool] = ("none", False),
+    how: tuple[str, bool, set[str]] = ("none", False, set()),
 ) -> dict[str, Any]:
     """Every method on every case, timed and scored; the outputs written into ``outdir``.
-    ``how``: ``(multi_pair, warmup)`` as given to :func:`run_bench` (recorded)."""
-    multi_pair, warmup = how
+    ``how``: ``(multi_pair, warmup)`` as given to :func:`run_bench` (recorded), and the rows
+    (``METHOD`` or ``METHOD+vip``) the warm-up ran."""
+    multi_pair, warmup, started = how
+    started = set(started)
     runs: list[Run] = []
     figs: dict[str, list[str]] = {}
     t_start = time.perf_counter()
@@ -540,6 +594,9 @@ def _run_all(
             if progress:
                 progress(f"{case.name}: {m}")
             run = run_one(case, m, params.get(m, ()), multi_pair)
+            run.warm = run.method in started
+            if run.status == "ok":
+                started.add(run.method)
             if run.prediction is not None:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
@@ -561,29 +618,7 @@ def _run_all(
     summary = summary_markdown(runs, cases)
     (outdir / "summary.md").write_text(summary)
     (outdir / "summary.tex").write_text(summary_latex(runs, cases))
-    record = {
-        "stfusion_version": stfusion.__version__,
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "total_seconds": round(total, 2),
-        "machine": machine_info(),
-        "methods": list(methods),
-        "multi_pair": multi_pair,
-        "warmup": warmup,
-        "params": params,
-        "cases": {c.name: c.to_dict() for c in cases},
-        "runs": [
-            {
-                "case": r.case,
-                "method": r.method,
-                "status": r.status,
-                "reason": r.reason,
-                "seconds": _num(r.seconds),
-                "peak_mem_mb": _num(r.peak_mem_mb),
-                "params": {k: v for k, v in r.params.items() if k != "traceback"},
-            }
-            for r in runs
-        ],
-    }
+    record = run_record(runs, cases, methods, params, (multi_pair, warmup), total)
     (outdir / "run.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
     (outdir / "index.html").write_text(html_page(runs, cases, figs, record))
     return {"runs": runs, "summary": summary, "total_seconds": total, "outdir": str(outdir)}
@@ -595,44 +630,23 @@ def warm_up(
     params: dict[str, list[str]],
     multi_pair: str = "none",
     progress: Callable[[str], None] | None = None,
-) -> None:
+) -> set[str]:
     """Run every method once, untimed and unscored, on the smallest of ``cases`` with one pair
     and the smallest with several: the timed runs then find numba's kernels compiled and
     loaded, the modules imported and the deep methods' weights read (a warm process, as a
-    user's second prediction)."""
+    user's second prediction). Returns the rows (``METHOD``, ``METHOD+vip``) that ran."""
     smallest: dict[bool, tuple[int, Case]] = {}
     for case in cases:
         grid = FileSource(case.target, case.coarse_scaling).grid
         size, several = grid.height * grid.width, len(case.pairs) > 1
         if several not in smallest or size < smallest[several][0]:
             smallest[several] = (size, case)
+    ran: set[str] = set()
     for _, case in smallest.values():
         for m in methods:
             if progress:
                 progress(f"warm-up on {case.name}: {m}")
-            run_one(case, m, params.get(m, ()), multi_pair)
-
-
-def _num(x: float) -> float | None:
-    return None if x != x else round(float(x), 4)
-
-
-def machine_info() -> dict[str, Any]:
-    import numba
-
-    cpu = platform.processor()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "numba_threads": numba.get_num_threads(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-    }
+            run = run_one(case, m, params.get(m, ()), multi_pair)
+            if run.status == "ok":
+                ran.add(run.method)
+    return ran

@@ -1,4 +1,4 @@
-"""The tables, figures and HTML page of ``stfusion bench`` (:mod:`stfusion.bench`).
+"""The tables, figures, HTML page and run record of ``stfusion bench`` (:mod:`stfusion.bench`).
 
 Moved out of :mod:`stfusion.bench`, which still exports ``summary_markdown`` and
 ``SUMMARY_COLUMNS``.
@@ -7,15 +7,21 @@ Moved out of :mod:`stfusion.bench`, which still exports ``summary_markdown`` and
 from __future__ import annotations
 
 import csv
+import datetime as _dt
 import html
 import json
+import os
+import platform
 import re
+import subprocess
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+import stfusion
 from stfusion.cases import Case, check_case_name
 from stfusion.metrics import METRIC_NAMES
 from stfusion.report import METRIC_COLUMNS
@@ -28,6 +34,7 @@ __all__ = [
     "SUMMARY_COLUMNS",
     "case_figures",
     "html_page",
+    "run_record",
     "summary_latex",
     "summary_markdown",
     "write_csvs",
@@ -63,7 +70,8 @@ def write_csvs(runs: Sequence[Run], outdir: Path) -> None:
                 "status",
                 "reason",
                 "seconds",
-                "peak_mem_mb",
+                "warm",
+                "peak_rss_increase_mb",
                 "coverage",
                 "valid_fraction",
                 "params",
@@ -80,7 +88,8 @@ def write_csvs(runs: Sequence[Run], outdir: Path) -> None:
                     r.status,
                     r.reason,
                     f"{r.seconds:.3f}",
-                    f"{r.peak_mem_mb:.0f}",
+                    "yes" if r.warm else "no",
+                    f"{r.peak_rss_increase_mb:.0f}",
                     f"{cov:.4f}",
                     f"{vf:.4f}",
                     json.dumps(ps, default=str),
@@ -94,57 +103,168 @@ def _cell(run: Run, metric: str) -> float:
     return run.report.mean[metric] if run.report else float("nan")
 
 
+#: Rows whose coverage is this much below the best one's cannot hold a column's best value.
+COVERAGE_TOLERANCE = 0.001
+
+
+def _eligible(runs: Sequence[Run]) -> tuple[list[Run], list[Run], float]:
+    """The rows with the highest coverage (within :data:`COVERAGE_TOLERANCE`), the others,
+    and that coverage. A row that leaves pixels empty is scored on fewer (often easier)
+    pixels: its lower error is not earned (docs/metrics.md), so it is never "best"."""
+    covs = [_cell(r, "coverage") for r in runs]
+    top = max((c for c in covs if c == c), default=float("nan"))
+    if top != top:
+        return list(runs), [], top
+    keep = [c >= top - COVERAGE_TOLERANCE for c in covs]
+    return (
+        [r for r, k in zip(runs, keep) if k],
+        [r for r, k in zip(runs, keep) if not k],
+        top,
+    )
+
+
 def _best(runs: Sequence[Run]) -> dict[str, float]:
-    """The best value of each column that has a direction, over ``runs``."""
+    """The best value of each column that has a direction, over the rows of ``runs`` with
+    the highest coverage."""
     best: dict[str, float] = {}
     for name, _, pick in SUMMARY_COLUMNS:
-        vals = [_cell(r, name) for r in runs if _cell(r, name) == _cell(r, name)]
+        vals = [_cell(r, name) for r in _eligible(runs)[0] if _cell(r, name) == _cell(r, name)]
         if pick and vals:
             best[name] = pick(vals)
     return best
 
 
-def _rows(runs: Sequence[Run], missing: str, bold: str) -> list[tuple[str, list[str]]]:
-    """Per run, its label and the formatted summary cells: ``missing`` for NaN, the best
-    value of each column put in ``bold`` (a format string with one ``{}``)."""
+def _timing(runs: Sequence[Run]) -> str:
+    """``warm``, ``cold`` or ``mixed``: whether the rows' methods had run before in the
+    process (``--warmup`` or an earlier case)."""
+    kinds = {r.warm for r in runs}
+    return "mixed" if len(kinds) > 1 else "warm" if kinds == {True} else "cold"
+
+
+def _heads(runs: Sequence[Run]) -> list[str]:
+    """The column heads; the seconds column says whether its times are warm or cold."""
+    timing = _timing(runs)
+    heads = []
+    for name, _, _ in SUMMARY_COLUMNS:
+        if name == "seconds":
+            heads.append("fit+predict s" + ("" if timing == "mixed" else f" ({timing})"))
+        else:
+            heads.append(name.replace("_deg", " (deg)"))
+    return heads
+
+
+#: How the tables mark things, per format: bold, missing, the row of weights trained on the
+#: case's pair dates.
+_MD = {"bold": "**{}**", "missing": "-", "saw": " †"}
+_TEX = {"bold": "\\textbf{{{}}}", "missing": "--", "saw": "$^\\dagger$"}
+_HTML = {"bold": "<b>{}</b>", "missing": "-", "saw": " &dagger;"}
+
+
+def _label(r: Run, style: dict[str, str], escape: Callable[[str], str]) -> str:
+    label = escape(f"{r.method} (baseline)" if r.method in BASELINES else r.method)
+    return label + (style["saw"] if r.saw_pairs else "")
+
+
+def _rows(
+    runs: Sequence[Run], style: dict[str, str], escape: Callable[[str], str] = str
+) -> list[tuple[str, list[str]]]:
+    """Per run, its label and the formatted summary cells: the best value of each column
+    (among the rows with the highest coverage) in bold; in a table of warm and cold times,
+    the cold ones marked."""
     best = _best(runs)
+    mixed = _timing(runs) == "mixed"
     out = []
     for r in runs:
         cells = []
         for name, fmt, _ in SUMMARY_COLUMNS:
             v = _cell(r, name)
-            text = missing if v != v else fmt.format(v)
-            cells.append(bold.format(text) if name in best and v == best[name] else text)
-        out.append((f"{r.method} (baseline)" if r.method in BASELINES else r.method, cells))
+            text = style["missing"] if v != v else fmt.format(v)
+            if name == "seconds" and mixed and not r.warm:
+                text += " (cold)"
+            cells.append(style["bold"].format(text) if name in best and v == best[name] else text)
+        out.append((_label(r, style, escape), cells))
     return out
 
 
+def _notes(rs: Sequence[Run]) -> list[tuple[bool, str]]:
+    """The notes under a case's table, as ``(about rows marked with the dagger, text)``:
+    why some rows cannot be best, what the seconds are, weights that saw the pair images,
+    and why runs were skipped or failed."""
+    ok = [r for r in rs if r.report is not None]
+    notes: list[tuple[bool, str]] = []
+    _, lower, top = _eligible(ok)
+    if lower:
+        left = ", ".join(f"{r.method} ({_cell(r, 'coverage'):.3f})" for r in lower)
+        notes.append(
+            (
+                False,
+                f"Best value per column (bold) among the rows with the highest coverage "
+                f"({top:.3f}, within {COVERAGE_TOLERANCE:g}); not eligible, scored on fewer "
+                f"pixels: {left}.",
+            )
+        )
+    timing = _timing(ok)
+    said = {
+        "warm": "warm: every method had run before in this process (--warmup, or an earlier "
+        "case), so its start-up is not counted",
+        "cold": "cold: each method's first run in this process, so they include its start-up "
+        "(imports, numba compiling its kernels or loading them from the cache, reading "
+        "weights); --warmup takes it out",
+        "mixed": "(cold): a method's first run in this process, including its start-up "
+        "(imports, numba compiling or loading kernels, reading weights); the others had run "
+        "before (an earlier case); --warmup makes all warm",
+    }[timing]
+    if ok:
+        notes.append(
+            (
+                False,
+                "seconds: wall-clock seconds of fit + prepare + predict in memory, one method "
+                f"at a time; {said}.",
+            )
+        )
+    for seen in dict.fromkeys(r.saw_pairs for r in ok if r.saw_pairs):
+        names = ", ".join(r.method for r in ok if r.saw_pairs == seen)
+        notes.append(
+            (
+                True,
+                f"{names}: the weights were trained on this case's pair date(s) {seen}: they "
+                "saw the pair images (not the target), so the scene is not new to them.",
+            )
+        )
+    for r in rs:
+        if r.report is None:
+            notes.append((False, f"{r.method}: {r.status}: {_short_reason(r.reason)}"))
+    return notes
+
+
+def _case_line(case: Case) -> str:
+    dates = (
+        f" Pairs {', '.join(case.pair_dates)} -> {case.target_date};"
+        if case.pair_dates and case.target_date
+        else ""
+    )
+    ratio = f" R = {case.ratio:g};" if case.ratio else ""
+    return f"{case.description}.{dates}{ratio} data range {case.data_range}; mean over bands."
+
+
 def summary_markdown(runs: Sequence[Run], cases: Sequence[Case]) -> str:
-    """Per case, the mean over bands of each metric; the best value per column in bold."""
+    """Per case, the mean over bands of each metric; the best value per column in bold
+    (among the rows with the highest coverage); notes under each table."""
     lines = []
     for case in cases:
         rs = [r for r in runs if r.case == case.name]
         ok = [r for r in rs if r.report is not None]
-        lines.append(f"### {case.name}\n")
-        dates = (
-            f" Pairs {', '.join(case.pair_dates)} -> {case.target_date};"
-            if case.pair_dates and case.target_date
-            else ""
-        )
-        ratio = f" R = {case.ratio:g};" if case.ratio else ""
-        lines.append(
-            f"{case.description}.{dates}{ratio} data range {case.data_range}; mean over bands.\n"
-        )
-        header = ["method", *[c[0].replace("_deg", " (deg)") for c in SUMMARY_COLUMNS]]
+        lines += [f"### {case.name}\n", f"{_case_line(case)}\n"]
+        header = ["method", *_heads(ok)]
         lines.append("| " + " | ".join(header) + " |")
         lines.append("|" + "---|" * len(header))
-        for label, cells in _rows(ok, "-", "**{}**"):
+        for label, cells in _rows(ok, _MD):
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
-        not_run = [r for r in rs if r.report is None]
-        if not_run:
+        notes = _notes(rs)
+        if notes:
             lines.append("")
-        for r in not_run:
-            lines.append(f"- {r.method}: {r.status}: {_short_reason(r.reason)}")
+        for saw, text in notes:
+            lines.append(f"- {'† ' if saw else ''}{text}")
         lines.append("")
     return "\n".join(lines) + "\n"
 
@@ -159,23 +279,22 @@ def _tex(text: str) -> str:
 
 def summary_latex(runs: Sequence[Run], cases: Sequence[Case]) -> str:
     """``summary.tex``: per case a booktabs table (the columns of ``summary.md``, the best
-    value per column in bold) in a ``table`` float with a caption and a label, ready to
-    ``\\input`` into a paper (needs ``\\usepackage{booktabs}``)."""
+    value per column in bold) in a ``table`` float with a caption, a label and the notes of
+    ``summary.md`` below it, ready to ``\\input`` into a paper (needs
+    ``\\usepackage{booktabs}``)."""
     parts = [
-        "% stfusion bench: mean over bands per case; best value per column in bold.",
-        "% Needs \\usepackage{booktabs}.",
+        "% stfusion bench: mean over bands per case; best value per column in bold, among the",
+        "% rows with the highest coverage. Needs \\usepackage{booktabs}.",
         "",
     ]
-    names = [c[0] for c in SUMMARY_COLUMNS]
-    heads = [_tex(n.replace("_deg", " (deg)").replace("_", " ")) for n in names]
     for case in cases:
-        ok = [r for r in runs if r.case == case.name and r.report is not None]
+        rs = [r for r in runs if r.case == case.name]
+        ok = [r for r in rs if r.report is not None]
         if not ok:
             continue
-        rows = [
-            " & ".join([_tex(label), *cells]) + r" \\"
-            for label, cells in _rows(ok, "--", "\\textbf{{{}}}")
-        ]
+        heads = [_tex(h.replace("_", " ")) for h in _heads(ok)]
+        rows = [" & ".join([label, *cells]) + r" \\" for label, cells in _rows(ok, _TEX, _tex)]
+        notes = [(_TEX["saw"] + " " if saw else "") + _tex(text) for saw, text in _notes(rs)]
         dates = (
             f"; pairs {', '.join(case.pair_dates)}, target {case.target_date}"
             if case.pair_dates
@@ -188,13 +307,16 @@ def summary_latex(runs: Sequence[Run], cases: Sequence[Case]) -> str:
             f"\\caption{{{_tex(case.name)}: {_tex(case.description)}{_tex(dates)}{ratio}; "
             f"data range {_tex(str(case.data_range))}; mean over bands.}}",
             f"\\label{{tab:stfusion-{case.name}}}",  # a slug: letters, digits, . _ -
-            r"\begin{tabular}{l" + "r" * len(names) + "}",
+            r"\begin{tabular}{l" + "r" * len(heads) + "}",
             r"\toprule",
             " & ".join(["method", *heads]) + r" \\",
             r"\midrule",
             *rows,
             r"\bottomrule",
             r"\end{tabular}",
+            r"\par\smallskip{\footnotesize",
+            *[n + r"\par" for n in notes],
+            "}",
             r"\end{table}",
             "",
         ]
@@ -219,70 +341,43 @@ def case_figures(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from stfusion.plot import composite, rgb_bands, stretch_limits
+    from stfusion.plot import quicklook_grid, scatter_grid
 
     name = check_case_name(case.name)  # the only part of a figure's path not fixed here
     figdir.mkdir(parents=True, exist_ok=True)
     ok = [r for r in runs if r.prediction is not None]
     if not ok:
         return []
-    bands = rgb_bands(names)
-    lo, hi = stretch_limits([truth], bands)
-    n = len(ok) + 1
-    files = []
-
-    fig, axes = plt.subplots(2, n, figsize=(2.6 * n, 5.6), constrained_layout=True, squeeze=False)
-    axes[0, 0].imshow(composite(truth, bands, lo, hi), interpolation="nearest")
-    axes[0, 0].set_title("truth", fontsize=9)
-    errs = [np.nanmean(np.abs(r.prediction - truth), axis=0) for r in ok]
-    vmax = max(float(np.nanpercentile(e, 99)) for e in errs) or 1e-6
-    axes[1, 0].set_axis_off()
-    for i, (r, e) in enumerate(zip(ok, errs), start=1):
+    quantity = _quantity(truth, names)
+    panels = []
+    for r in ok:
         assert r.prediction is not None  # ok holds only the runs with a prediction
-        axes[0, i].imshow(composite(r.prediction, bands, lo, hi), interpolation="nearest")
         rm = r.report.mean["rmse"] if r.report else float("nan")
-        axes[0, i].set_title(f"{r.method}\nRMSE {rm:.4f}", fontsize=9)
-        im = axes[1, i].imshow(e, cmap="magma", vmin=0, vmax=vmax, interpolation="nearest")
-        axes[1, i].set_title(f"|error| {r.method}", fontsize=9)
-    for ax in axes.ravel():
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.colorbar(im, ax=axes[1, :].tolist(), shrink=0.8, label="mean |error| over bands")
-    combo = "/".join(names[b] for b in bands)
-    fig.suptitle(
-        f"{case.name}: composite {combo}, one 2-98% stretch (of the truth) for all", fontsize=10
+        panels.append((r.method, f"{r.method}\nRMSE {rm:.4f}", r.prediction))
+    files = []
+    fig = quicklook_grid(
+        truth, panels, names, case.name, error_label=f"mean |error| over bands ({quantity})"
     )
     path = figdir / f"{name}_quicklook.png"
     fig.savefig(path, dpi=90)
     plt.close(fig)
     files.append(f"figures/{path.name}")
-
-    nb = truth.shape[0]
-    fig, axes = plt.subplots(
-        len(ok), nb, figsize=(2.2 * nb, 2.2 * len(ok)), constrained_layout=True, squeeze=False
-    )
-    for i, r in enumerate(ok):
-        assert r.prediction is not None
-        for b in range(nb):
-            t, p = truth[b].ravel(), r.prediction[b].ravel()
-            m = np.isfinite(t) & np.isfinite(p)
-            ax = axes[i, b]
-            if m.any():
-                lim = np.percentile(np.concatenate([t[m], p[m]]), [0.5, 99.5])
-                ax.hist2d(t[m], p[m], bins=80, range=[lim, lim], cmap="viridis", norm="log")
-                ax.plot(lim, lim, "w-", lw=0.6)
-            ax.set_title(f"{r.method} {names[b]}", fontsize=7)
-            ax.tick_params(labelsize=6)
-            if b == 0:
-                ax.set_ylabel("prediction", fontsize=7)
-            if i == len(ok) - 1:
-                ax.set_xlabel("truth", fontsize=7)
-    fig.suptitle(f"{case.name}: truth vs prediction density (log counts)", fontsize=10)
+    fig = scatter_grid(truth, [(m, p) for m, _, p in panels], names, quantity, case.name)
     path = figdir / f"{name}_scatter.png"
     fig.savefig(path, dpi=80)
     plt.close(fig)
     files.append(f"figures/{path.name}")
     return files
+
+
+def _quantity(truth: np.ndarray, names: Sequence[str]) -> str:
+    """What the truth measures, for axis labels: reflectance, NDVI, LST (K) or value."""
+    from stfusion.methods.variables import infer_variable
+
+    sample = truth[:, :: max(1, truth.shape[1] // 256), :: max(1, truth.shape[2] // 256)]
+    var = infer_variable(sample, truth.shape[0], tuple(names))
+    label = {"reflectance": "reflectance", "ndvi": "NDVI", "lst": "LST (K)"}.get(var.name, "value")
+    return label + (f" x {var.scale:g}" if var.scale != 1.0 else "")
 
 
 def html_page(
@@ -298,7 +393,8 @@ def html_page(
         "<style>body{font-family:sans-serif;margin:2em;max-width:1400px}"
         "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;"
         "padding:3px 8px;text-align:right}th{background:#eee}td:first-child{text-align:left}"
-        ".best{font-weight:bold;background:#e6f4e6}img{max-width:100%;margin:0.5em 0}</style>",
+        ".best{font-weight:bold;background:#e6f4e6}img{max-width:100%;margin:0.5em 0}"
+        ".note{font-size:90%;margin:0.2em 0}</style>",
         "</head><body><h1>stfusion bench</h1>",
         f"<p>stfusion {esc(record['stfusion_version'])}, {esc(record['created'])}; "
         f"{esc(record['machine']['cpu'])}, {esc(record['machine']['cores'])} cores; total "
@@ -311,22 +407,131 @@ def html_page(
         parts.append(f"<h2>{esc(case.name)}</h2><p>{esc(case.description)}</p>")
         parts.append(
             "<table><tr><th>method</th>"
-            + "".join(f"<th>{esc(c[0])}</th>" for c in SUMMARY_COLUMNS)
+            + "".join(f"<th>{esc(h)}</th>" for h in _heads(ok))
             + "</tr>"
         )
         best = _best(ok)
-        for r in ok:
-            cells = []
-            for name, fmt, _ in SUMMARY_COLUMNS:
-                v = _cell(r, name)
-                cls = " class='best'" if name in best and v == best[name] else ""
-                cells.append(f"<td{cls}>{'-' if v != v else fmt.format(v)}</td>")
-            parts.append(f"<tr><td>{esc(r.method)}</td>{''.join(cells)}</tr>")
+        for r, (label, cells) in zip(ok, _rows(ok, {**_HTML, "bold": "{}"}, esc)):
+            row = []
+            for (name, _, _), text in zip(SUMMARY_COLUMNS, cells):
+                cls = " class='best'" if name in best and _cell(r, name) == best[name] else ""
+                row.append(f"<td{cls}>{esc(text)}</td>")
+            parts.append(f"<tr><td>{label}</td>{''.join(row)}</tr>")
         parts.append("</table>")
-        for r in rs:
-            if r.report is None:
-                parts.append(f"<p>{esc(r.method)}: {esc(r.status)}: {esc(r.reason)}</p>")
+        for saw, text in _notes(rs):
+            parts.append(f"<p class='note'>{_HTML['saw'] + ' ' if saw else ''}{esc(text)}</p>")
         for f in figs.get(case.name, []):
             parts.append(f"<img src='{esc(f)}' alt='{esc(f)}'>")
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+# ------------------------------------------------------------------------------ run record
+
+
+def run_record(
+    runs: Sequence[Run],
+    cases: Sequence[Case],
+    methods: Sequence[str],
+    params: dict[str, list[str]],
+    how: tuple[str, bool],
+    total: float,
+) -> dict[str, Any]:
+    """``run.json``: what reproducing the tables needs (versions, machine, cases, parameters
+    and weights of every run)."""
+    return {
+        "stfusion_version": stfusion.__version__,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "total_seconds": round(total, 2),
+        "versions": software_versions(),
+        "machine": machine_info(),
+        "methods": list(methods),
+        "multi_pair": how[0],
+        "warmup": how[1],
+        "params": params,
+        "cases": {c.name: c.to_dict() for c in cases},
+        "runs": [
+            {
+                "case": r.case,
+                "method": r.method,
+                "status": r.status,
+                "reason": r.reason,
+                "seconds": _num(r.seconds),
+                "warm": r.warm,
+                "peak_rss_increase_mb": _num(r.peak_rss_increase_mb),
+                "params": {k: v for k, v in r.params.items() if k != "traceback"},
+                "weights": r.weights,
+                "weights_trained_on_pair_dates": r.saw_pairs,
+            }
+            for r in runs
+        ],
+    }
+
+
+def _num(x: float) -> float | None:
+    return None if x != x else round(float(x), 4)
+
+
+def machine_info() -> dict[str, Any]:
+    import numba
+
+    cpu = platform.processor()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "numba_threads": numba.get_num_threads(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+def software_versions() -> dict[str, Any]:
+    """stfusion (and its git commit when it runs from a checkout) and the libraries the
+    numbers depend on; torch only when a deep method imported it."""
+    from importlib import metadata
+
+    out: dict[str, Any] = {"stfusion": stfusion.__version__, "stfusion_git": git_commit()}
+    for name in ("numpy", "numba", "scipy", "rasterio"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    rasterio = sys.modules.get("rasterio")
+    out["gdal"] = getattr(rasterio, "__gdal_version__", None)
+    torch = sys.modules.get("torch")  # not imported here: only recorded when a method did
+    if torch is not None:
+        out["torch"] = getattr(torch, "__version__", None)
+    return out
+
+
+def git_commit() -> dict[str, Any] | None:
+    """The commit of the git checkout stfusion runs from (its ``__init__.py`` tracked there,
+    so an installed copy inside some other repository does not count), and whether tracked
+    files differ from it; None when that cannot be told. Never raises."""
+    pkg = Path(stfusion.__file__).resolve()
+
+    def git(*args: str) -> str:
+        done = subprocess.run(
+            ["git", "-C", str(pkg.parent), *args],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=True,
+        )
+        return done.stdout.strip()
+
+    try:
+        git("ls-files", "--error-unmatch", pkg.name)
+        commit = git("rev-parse", "HEAD")
+        modified = bool(git("status", "--porcelain", "--untracked-files=no"))
+    except (OSError, ValueError, subprocess.SubprocessError):
+        return None
+    return {"commit": commit, "modified": modified}

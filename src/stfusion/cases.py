@@ -60,13 +60,20 @@ class Case:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def files(self) -> list[str]:
+        """Every input file of the case: the pairs', the target and the truth."""
+        return [p for pair in self.pairs for p in pair] + [self.target, self.truth]
+
+    def missing_files(self) -> list[str]:
+        return [path for path in self.files() if not Path(path).exists()]
+
     def check_files(self) -> None:
-        for path in [p for pair in self.pairs for p in pair] + [self.target, self.truth]:
-            if not Path(path).exists():
-                raise InputFileError(
-                    f"case {self.name}: {path} not found. Point --data-dir (or $STFUSION_DATA) "
-                    "at the folder with the benchmark data."
-                )
+        missing = self.missing_files()
+        if missing:
+            raise InputFileError(
+                f"case {self.name}: {missing[0]} not found. Point --data-dir (or "
+                "$STFUSION_DATA) at the folder with the benchmark data."
+            )
         fine, truth = FileSource(self.pairs[0][0]), FileSource(self.truth)
         if (truth.count, truth.grid.shape) != (fine.count, fine.grid.shape):
             raise GridMismatchError(
@@ -114,10 +121,30 @@ CIA_BANDS = ("blue", "green", "red", "nir", "swir1", "swir2")
 GRN_RED_NIR = ("green", "red", "nir")
 
 
+#: The names of the named cases (whether their data is found or not): a user case may not
+#: take one, so a name always means the same data.
+NAMED_CASE_NAMES = (
+    "sample-cia-1pair",
+    "sample-cia-2pair",
+    "cia-1pair",
+    "cia-2pair",
+    "boreas-1pair",
+    "boreas-2pair",
+    "lgc-flood",
+    "kranj-2pair",
+)
+
+
 def default_data_dir() -> Path | None:
-    """``$STFUSION_DATA``, else ``shared/data`` beside the source tree, if it exists."""
+    """``$STFUSION_DATA`` (an error when it names no folder), else ``shared/data`` beside the
+    source tree, if it exists."""
     env = os.environ.get("STFUSION_DATA")
     if env:
+        if not Path(env).is_dir():
+            raise InputFileError(
+                f"$STFUSION_DATA={env}: no such folder. Point it at the folder of the benchmark "
+                "data (shared/data/README.md) or unset it."
+            )
         return Path(env)
     here = Path(__file__).resolve()
     for parent in here.parents[:5]:
@@ -147,9 +174,17 @@ def _cia(root: Path, name: str, two: bool, sample: bool) -> Case:
 
 
 def named_cases(data_dir: str | os.PathLike[str] | None = None) -> dict[str, Case]:
-    """The named cases: bundled ones always, the others when the data folder exists."""
+    """The named cases: bundled ones always, the others when the data folder exists.
+
+    ``data_dir`` (or ``$STFUSION_DATA``) given but not a folder is an error: falling back to
+    the bundled sample would silently bench other data."""
     from stfusion.demo import sample_dir
 
+    if data_dir and not Path(data_dir).is_dir():
+        raise InputFileError(
+            f"--data-dir {data_dir}: no such folder. Give the folder of the benchmark data "
+            "(shared/data/README.md), or leave --data-dir out."
+        )
     cases: dict[str, Case] = {}
     sd = sample_dir()
     cases["sample-cia-1pair"] = _cia(sd, "sample-cia-1pair", False, True)
@@ -337,6 +372,8 @@ def load_cases_file(path: str | os.PathLike[str]) -> dict[str, Case]:
     ```
     Relative paths are relative to the TOML file. Case names become file names: they must
     match :data:`CASE_NAME_RULE` and must not contain ".." (checked here, before any work).
+    ``stfusion bench`` refuses a name of :data:`NAMED_CASE_NAMES` (a named case's name must
+    always mean its documented data).
     """
     if sys.version_info >= (3, 11):
         import tomllib

@@ -1,9 +1,12 @@
-"""Figures a person looks at: quicklooks with one colour stretch, and error maps."""
+"""Figures a person looks at: quicklooks with one colour stretch, error maps, and the bench's
+quicklook grid and truth-vs-prediction density plots."""
 
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -75,3 +78,120 @@ def quicklook_figure(
     fig.suptitle(f"{title}  (composite {names}, same 2-98% stretch in every panel)", fontsize=10)
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+# ------------------------------------------------------------- stfusion bench's figures
+
+
+def quicklook_grid(
+    truth: np.ndarray,
+    predictions: Sequence[tuple[str, str, np.ndarray]],
+    band_names: Sequence[str],
+    title: str = "",
+    per_row: int = 6,
+    error_label: str = "mean |error| over bands",
+) -> Any:
+    """The truth and every prediction ``(name, caption, image)`` as colour composites with
+    one stretch (the truth's 2-98 %), each above its mean absolute error map (one colour
+    scale for all); rows of at most ``per_row`` panels, so many methods stay readable.
+    Returns the matplotlib figure."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    bands = rgb_bands(band_names)
+    lo, hi = stretch_limits([truth], bands)
+    panels: list[tuple[str, str, np.ndarray | None, np.ndarray]] = [("", "truth", None, truth)]
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # pixels empty in every band
+        for name, caption, pred in predictions:
+            panels.append((name, caption, np.nanmean(np.abs(pred - truth), axis=0), pred))
+    errs = [e[np.isfinite(e)] for _, _, e, _ in panels[1:] if e is not None]
+    vmax = max((float(np.percentile(e, 99)) for e in errs if e.size), default=0.0) or 1e-6
+    cols = min(len(panels), per_row)
+    blocks = -(-len(panels) // cols)
+    fig, axes = plt.subplots(
+        2 * blocks, cols, figsize=(2.6 * cols, 5.6 * blocks), constrained_layout=True, squeeze=False
+    )
+    for ax in axes.ravel():
+        ax.set_axis_off()
+    err_axes, im = [], None
+    for k, (name, caption, err, image) in enumerate(panels):
+        top, bottom = axes[2 * (k // cols), k % cols], axes[2 * (k // cols) + 1, k % cols]
+        top.imshow(composite(image, bands, lo, hi), interpolation="nearest")
+        top.set_title(caption, fontsize=9)
+        if err is not None:
+            im = bottom.imshow(err, cmap="magma", vmin=0, vmax=vmax, interpolation="nearest")
+            bottom.set_title(f"|error| {name}", fontsize=9)
+            err_axes.append(bottom)
+    if im is not None:
+        fig.colorbar(im, ax=err_axes, shrink=0.8, label=error_label)
+    combo = "/".join(band_names[b] for b in bands)
+    fig.suptitle(
+        f"{title}: composite {combo}, one 2-98% stretch (of the truth) for all", fontsize=10
+    )
+    return fig
+
+
+def scatter_grid(
+    truth: np.ndarray,
+    predictions: Sequence[tuple[str, np.ndarray]],
+    band_names: Sequence[str],
+    quantity: str = "reflectance",
+    title: str = "",
+    bins: int = 80,
+) -> Any:
+    """Truth-vs-prediction density per band (columns) and method (rows): per band one pair of
+    axis limits for every method (0.5-99.5 % of the truth and all predictions together), one
+    log colour scale for every panel with its colour bar, the 1:1 line. Returns the figure."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import LogNorm
+
+    nb = truth.shape[0]
+    limits = []
+    for b in range(nb):
+        v = np.concatenate(
+            [im[b][np.isfinite(im[b])] for im in [truth, *(p for _, p in predictions)]]
+        )
+        lo, hi = (float(x) for x in np.percentile(v, [0.5, 99.5])) if v.size else (0.0, 1.0)
+        limits.append((lo, hi if hi > lo else lo + 1e-6))
+    counts = []
+    for _, pred in predictions:
+        row = []
+        for b in range(nb):
+            t, p = truth[b].ravel(), pred[b].ravel()
+            m = np.isfinite(t) & np.isfinite(p)
+            h, _, _ = np.histogram2d(t[m], p[m], bins=bins, range=[limits[b], limits[b]])
+            row.append(np.ma.masked_equal(h.T, 0))  # rows: prediction, columns: truth
+        counts.append(row)
+    top = max((float(h.max()) for row in counts for h in row if h.count()), default=1.0)
+    norm = LogNorm(vmin=1, vmax=max(top, 2.0))
+    n = max(len(predictions), 1)
+    fig, axes = plt.subplots(
+        n, nb, figsize=(2.3 * nb + 1.0, 2.2 * n + 0.6), constrained_layout=True, squeeze=False
+    )
+    mesh = None
+    for i, (label, _) in enumerate(predictions):
+        for b in range(nb):
+            ax, (lo, hi) = axes[i, b], limits[b]
+            edges = np.linspace(lo, hi, bins + 1)
+            mesh = ax.pcolormesh(edges, edges, counts[i][b], cmap="viridis", norm=norm)
+            ax.plot([lo, hi], [lo, hi], "k-", lw=0.6, alpha=0.7)
+            ax.set_xlim(lo, hi)
+            ax.set_ylim(lo, hi)
+            ax.set_title(f"{label}: {band_names[b]}", fontsize=7)
+            ax.tick_params(labelsize=6)
+            if b == 0:
+                ax.set_ylabel(f"predicted {quantity}", fontsize=7)
+            if i == n - 1:
+                ax.set_xlabel(f"truth {quantity}", fontsize=7)
+    if mesh is not None:
+        fig.colorbar(mesh, ax=axes, shrink=0.6, label="pixels per bin (log scale)")
+    fig.suptitle(
+        f"{title}: truth vs prediction density, one scale per band and for all", fontsize=10
+    )
+    return fig

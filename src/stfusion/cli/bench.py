@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import click
 
 from stfusion.cli.options import multi_pair_option, overwrite_option, params_option
 from stfusion.cli.progress import console
 from stfusion.errors import InvalidParameterError
+
+if TYPE_CHECKING:  # cases is imported when the command runs
+    from stfusion.cases import Case
 
 
 @click.command()
@@ -35,11 +40,12 @@ from stfusion.errors import InvalidParameterError
     "--cases-file",
     type=click.Path(),
     default=None,
-    help="TOML file with your own cases ([cases.NAME] tables; docs/commands/bench.md).",
+    help="TOML file with your own cases ([cases.NAME] tables, not named like a named case; "
+    "docs/commands/bench.md).",
 )
 @click.option(
     "--data-dir",
-    type=click.Path(),
+    type=click.Path(exists=True, file_okay=False),
     default=None,
     help="Folder of the named cases' data (default: $STFUSION_DATA or shared/data "
     "beside the source tree).",
@@ -78,35 +84,24 @@ def bench(
 ) -> None:
     """Run methods on named cases with one protocol; write tables, figures and a report."""
     from stfusion.bench import parse_bench_params, run_bench
-    from stfusion.cases import load_cases_file, named_cases
 
-    known = named_cases(data_dir)
-    if cases_file:
-        known.update(load_cases_file(cases_file))
+    known = _known_cases(data_dir, cases_file)
     if list_cases:
         for c in known.values():
             click.echo(f"{c.name:<18} {len(c.pairs)} pair(s) -> {c.target_date}  {c.description}")
         return
     if out is None:
         raise click.UsageError("give --out DIR (or --list).")
-    if cases == "all":
-        chosen = [c for n, c in known.items() if not n.startswith("sample-")] or list(
-            known.values()
-        )
+    chosen = _chosen_cases(cases, known, data_dir)
+    if methods == "all":
+        method_list = _loadable_methods()
     else:
-        names = [n.strip() for n in cases.split(",") if n.strip()]
-        missing = [n for n in names if n not in known]
-        if missing:
-            raise InvalidParameterError(
-                f"unknown case(s) {', '.join(missing)}; available: {', '.join(known)} "
-                "(--data-dir or --cases-file for more)."
+        method_list = [m.strip() for m in methods.split(",") if m.strip()]
+        if not method_list:
+            raise click.BadParameter(
+                f"{methods!r} names no method; give method names (stfusion methods) or all.",
+                param_hint="--methods",
             )
-        chosen = [known[n] for n in names]
-    method_list = (
-        _loadable_methods()
-        if methods == "all"
-        else [m.strip() for m in methods.split(",") if m.strip()]
-    )
     con = console(stderr=True)
     with con.status("starting") as status:
         result = run_bench(
@@ -121,10 +116,68 @@ def bench(
             warmup=warmup,
         )
     click.echo(result["summary"])
-    listed = "metrics.csv, runs.csv, summary.md, index.html" + ("" if no_figures else ", figures/")
+    listed = "metrics.csv, runs.csv, summary.md, summary.tex, index.html, run.json" + (
+        "" if no_figures else ", figures/"
+    )
     click.echo(
         f"wrote {str(out).rstrip('/') or '/'}/ ({listed}) in {result['total_seconds']:.0f} s"
     )
+
+
+def _known_cases(data_dir: str | None, cases_file: str | None) -> dict[str, Case]:
+    """The named cases and those of ``cases_file``; a user case may not take a named case's
+    name (a usage error naming the file): the name would mean other data than documented."""
+    from stfusion.cases import NAMED_CASE_NAMES, load_cases_file, named_cases
+
+    known = named_cases(data_dir)
+    if cases_file:
+        user = load_cases_file(cases_file)
+        clash = [n for n in user if n in NAMED_CASE_NAMES]
+        if clash:
+            raise click.UsageError(
+                f"{cases_file}: case {', '.join(clash)} has the name of a named case "
+                f"({', '.join(NAMED_CASE_NAMES)}); a user case cannot replace one. Rename it "
+                f"in {cases_file}, e.g. [cases.{clash[0]}-mine]."
+            )
+        known.update(user)
+    return known
+
+
+def _chosen_cases(cases: str, known: dict[str, Case], data_dir: str | None) -> list[Case]:
+    """The cases ``--cases`` selects (``all``: the named cases whose data is found, and the
+    user's); an empty selection is a usage error."""
+    from stfusion.cases import NAMED_CASE_NAMES
+
+    if cases.strip() == "all":
+        named = [
+            c
+            for n, c in known.items()
+            if n in NAMED_CASE_NAMES and not n.startswith("sample-") and not c.missing_files()
+        ]
+        user = [c for n, c in known.items() if n not in NAMED_CASE_NAMES]
+        folder = data_dir or os.environ.get("STFUSION_DATA")
+        if not named and folder:
+            # the data folder was given: benching without its cases would mislead
+            raise click.BadParameter(
+                f"{folder} holds none of the named cases' data (e.g. "
+                "cia_e2starfm/geotiff_50m/); point it at the folder of shared/data/README.md, "
+                "or give --cases sample-cia-1pair,sample-cia-2pair for the bundled sample.",
+                param_hint="--data-dir" if data_dir else "$STFUSION_DATA",
+            )
+        return named + user or list(known.values())
+    names = [n.strip() for n in cases.split(",") if n.strip()]
+    if not names:
+        raise click.BadParameter(
+            f"{cases!r} names no case; give case names (see --list) or all.",
+            param_hint="--cases",
+        )
+    missing = [n for n in names if n not in known]
+    if missing:
+        raise InvalidParameterError(
+            f"unknown case(s) {', '.join(missing)}; available: {', '.join(known)} "
+            "(--data-dir or --cases-file for more)."
+        )
+    return [known[n] for n in names]
 
 
 def _loadable_methods() -> list[str]:
