@@ -34,9 +34,9 @@ def _predict(out: Path, *extra: str, file_limit: int | None = None) -> subproces
             signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a failing write, not a kill
 
     args = ["--pair", str(k / L068), str(k / M068), "--coarse", str(k / M077)]
+    args += ["--fine-scale", "1e-4", "--out", str(out), *extra]
     return subprocess.run(
-        [sys.executable, "-m", "stfusion", "predict", *args, "--fine-scale", "1e-4"]
-        + ["--out", str(out), *extra],
+        [sys.executable, "-m", "stfusion", "predict", *args],
         preexec_fn=limit,
         capture_output=True,
         text=True,
@@ -105,11 +105,12 @@ def test_a_full_disk_fails_series_dates_and_keeps_no_broken_output(tmp_path: Pat
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 
     out = tmp_path / "out"
+    args = ["--fine", str(k / L068), "--fine", str(k / "landsat/filled/2020093_190-28.tif")]
+    args[-1] += "_filled_kranj.tif"
+    args += ["--coarse", str(k / "modis/filled"), "--fine-scale", "1e-4"]
+    args += ["--date-range", "2020-03-10:2020-03-11", "--out-dir", str(out)]
     r = subprocess.run(
-        [sys.executable, "-m", "stfusion", "series", "--fine", str(k / L068)]
-        + ["--fine", str(k / "landsat/filled/2020093_190-28.tif_filled_kranj.tif")]
-        + ["--coarse", str(k / "modis/filled"), "--fine-scale", "1e-4"]
-        + ["--date-range", "2020-03-10:2020-03-11", "--out-dir", str(out)],
+        [sys.executable, "-m", "stfusion", "series", *args],
         preexec_fn=limit,
         capture_output=True,
         text=True,
