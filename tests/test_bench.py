@@ -20,7 +20,12 @@ from conftest import CIA, REPO, SHARED_DATA, need, write_tif
 from stfusion.bench import applicable, check_bench_out, parse_bench_params, run_bench
 from stfusion.cases import Case, load_cases_file, named_cases
 from stfusion.cli import main
-from stfusion.errors import InvalidParameterError, OutputExistsError, STFusionWarning
+from stfusion.errors import (
+    InputFileError,
+    InvalidParameterError,
+    OutputExistsError,
+    STFusionWarning,
+)
 from stfusion.io import FileSource
 from stfusion.methods.params import MethodTags
 
@@ -539,3 +544,20 @@ def test_ergas_takes_the_ratio_of_coarse_images_on_their_own_grid(tmp_path: Path
     wrong = dataclasses.replace(own, ratio=16.0)
     with pytest.warns(STFusionWarning, match=r"ratio = 16 is given, but its coarse grid's ground"):
         run_bench([wrong], ["additive"], tmp_path / "c", figures=False)
+
+
+def test_bench_out_in_a_read_only_folder_fails_before_any_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read-only parent failed at the end with "[Errno 30] Read-only file system:
+    '.b.<pid>-<hex>.partial'" (a hidden name). (Root ignores permissions, so the file
+    system's answer is simulated.)"""
+    from stfusion.bench import check_bench_out
+
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, m: False if Path(p) == ro else real_access(p, m))
+    with pytest.raises(InputFileError, match=r"ro/b: cannot write in .*ro \(read-only"):
+        check_bench_out(ro / "b")
+    check_bench_out(tmp_path / "elsewhere" / "b")

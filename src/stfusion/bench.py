@@ -55,6 +55,7 @@ from stfusion.bench_report import (  # SUMMARY_COLUMNS re-exported: its old home
 )
 from stfusion.cases import Case, check_case_name
 from stfusion.errors import (
+    InputFileError,
     InvalidParameterError,
     OutputExistsError,
     STFusionError,
@@ -528,6 +529,13 @@ def check_bench_out(
             raise OutputExistsError(
                 f"{shown}: holds an earlier bench output. Pass --overwrite to replace it."
             )
+    # the folder is built beside its final place: the nearest existing parent must take it
+    parent = next(p for p in final.parents if p.exists())
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InputFileError(
+            f"{shown}: cannot write in {parent} (read-only or no permission); choose another "
+            "--out."
+        )
     return final
 
 
