@@ -350,7 +350,7 @@ def _read_as(src: FileSource) -> dict[str, Any]:
 
 
 def _check_evaluation(
-    pred_src: Source, truth_src: Source, prediction: str, truth: str, scale_check: bool
+    pred_src: FileSource, truth_src: FileSource, prediction: str, truth: str, scale_check: bool
 ) -> None:
     """Undeclared fills, band order and scales: warnings, or ``ScaleMismatchError``."""
     from stfusion.errors import ScaleMismatchError

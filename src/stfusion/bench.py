@@ -533,8 +533,7 @@ def check_bench_out(
     parent = next(p for p in final.parents if p.exists())
     if not os.access(parent, os.W_OK | os.X_OK):
         raise InputFileError(
-            f"{shown}: cannot write in {parent} (read-only or no permission); choose another "
-            "--out."
+            f"{shown}: cannot write in {parent} (read-only or no permission); choose another --out."
         )
     return final
 

@@ -85,7 +85,10 @@ def run_demo(
     if not overwrite:
         for p in (pred_path, fig_path, json_path):
             if p.exists():
-                raise OutputExistsError(f"{p}: already exists. Pass --overwrite to replace it.")
+                raise OutputExistsError(
+                    f"{p}: already exists. Pass --overwrite (overwrite=True in Python) to "
+                    "replace it."
+                )
 
     con.print(
         f"[bold]stfusion demo[/bold]: case {CASE} (bundled CIA sample, 250 x 250 px at "

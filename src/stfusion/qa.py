@@ -69,6 +69,7 @@ import os
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from rasterio.windows import Window
@@ -345,6 +346,36 @@ def open_mask(
     return aligned
 
 
+def as_mask(mask: Any, image: Source) -> str | Source:
+    """A Source as it is, a path as a string (provenance records it); a numpy array
+    (``(y, x)`` or ``(band, y, x)``, the image's size) as an ArraySource on the image's grid;
+    a DataArray on its own grid (its coordinates and CRS), aligned like a mask file. Anything
+    else is refused by name (an array once became a glob of its repr)."""
+    from stfusion.io import ArraySource
+
+    if isinstance(mask, Source | str):
+        return mask
+    if isinstance(mask, os.PathLike):
+        return str(os.fspath(mask))  # provenance records str paths
+    if hasattr(mask, "dims") and hasattr(mask, "coords"):  # xarray
+        from stfusion.scene import as_source
+
+        return as_source(mask, Scaling(1.0, 0.0), str(mask.name or "<mask DataArray>"))
+    arr = np.asarray(mask) if isinstance(mask, np.ndarray | list | tuple) else None
+    if arr is None or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise InvalidParameterError(
+            f"mask: a {type(mask).__name__}; give a path (a mask raster on any grid), a "
+            "Source, or a numpy array of the image's size ((y, x) or (band, y, x))."
+        )
+    if arr.ndim not in (2, 3) or arr.shape[-2:] != image.grid.shape:
+        h, w = image.grid.shape
+        raise GridMismatchError(
+            f"mask: an array of shape {arr.shape} for {image.label} ({h} x {w} px): give a "
+            f"({h}, {w}) or (band, {h}, {w}) array, or a mask file (any grid; reprojected)."
+        )
+    return ArraySource(arr, image.grid, (), "<mask array>")
+
+
 def _raw(mask: str | os.PathLike[str] | Source) -> Source:
     return mask if isinstance(mask, Source) else FileSource(str(mask), Scaling(1.0, 0.0))
 
@@ -405,15 +436,17 @@ class MaskedSource(Source):
     """``source`` with NaN wherever ``mask`` says invalid.
 
     ``mask`` is a path (or a Source) of a raster on the source's grid or on any grid that
-    can be aligned onto it (reprojected with nearest neighbour, window by window). ``kind``:
+    can be aligned onto it (reprojected with nearest neighbour, window by window), a numpy
+    array of the source's size (on its grid) or a DataArray (:func:`as_mask`). ``kind``:
     ``binary`` (nonzero = invalid), ``landsat_qa_pixel`` or ``mod09_state_1km`` (decoded with
     ``flags``, default the product's default flags). A one-band mask applies to every band;
-    a binary mask with as many bands as the source masks band by band. Holds paths only (the
-    aligned mask re-reads its file in each process), so it pickles and shares no handle.
+    a binary mask with as many bands as the source masks band by band. Holds paths (the
+    aligned mask re-reads its file in each process) or the mask array, so it pickles and
+    shares no handle.
     """
 
     source: Source
-    mask: str | Source
+    mask: str | Source  # a Path becomes a str, an array a Source (as_mask)
     kind: str = "binary"
     flags: tuple[str, ...] | None = None
     notes: list[str] = field(default_factory=list)
@@ -424,6 +457,7 @@ class MaskedSource(Source):
                 f"mask kind {self.kind!r} unknown; choose from {', '.join(MASK_KINDS)}."
             )
         self.flags = check_flags(self.kind, self.flags) if self.kind != "binary" else None
+        self.mask = as_mask(self.mask, self.source)
         self.grid = self.source.grid
         self.count = self.source.count
         self.band_names = self.source.band_names

@@ -14,7 +14,7 @@ import logging
 import os
 import re
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from numbers import Real
 from typing import Any
@@ -30,6 +30,7 @@ from stfusion.errors import (
     STFusionWarning,
 )
 from stfusion.io import (
+    RESAMPLING_CHOICES,
     AlignedSource,
     ArraySource,
     FileSource,
@@ -37,9 +38,10 @@ from stfusion.io import (
     Grid,
     Scaling,
     Source,
-    grid_of_dataarray,
     resolution_ratio,
 )
+from stfusion.io.dataarray import dataarray_source
+from stfusion.io.sources import physical, stored_as
 
 log = logging.getLogger("stfusion")
 
@@ -69,8 +71,10 @@ class Scene:
     #: Acquisition dates of the pairs and the target, when known (quality layer, bench).
     pair_dates: tuple[np.datetime64, ...] | None = None
     target_date: np.datetime64 | None = None
-    #: How coarse files were scaled, so a coarse target given later is read the same way.
+    #: How coarse files were scaled and resampled, so a coarse target given later is read
+    #: the same way.
     coarse_scaling: Scaling | None = None
+    resampling: str = "nearest"
 
     @property
     def count(self) -> int:
@@ -87,77 +91,87 @@ def _identity_grid(shape: tuple[int, int]) -> Grid:
     return Grid(crs=None, transform=Affine.identity(), width=shape[1], height=shape[0])
 
 
-def as_source(image: ImageLike, scaling: Scaling | None = None, label: str = "") -> Source:
-    """Turn a path, array or DataArray into a Source (in physical units).
-
-    Arrays and DataArrays take ``scaling`` as files do (a DataArray without it: its
-    ``scale_factor``/``add_offset`` attributes, as a file's metadata); a DataArray's nodata
-    (``rio.nodata``) and a masked array's mask become NaN, as do infinities; a DataArray is
-    put in ``(band, y, x)`` order by its dimension names.
-    """
-    if isinstance(image, Source):
-        return image
-    if isinstance(image, str | os.PathLike):
-        return FileSource(str(image), scaling or Scaling())
-    if hasattr(image, "dims") and hasattr(image, "rio"):
-        return _dataarray_source(image, scaling, label)
-    raw = np.ma.asarray(image)
-    arr = np.ma.filled(raw.astype(np.float32), np.nan)
-    return ArraySource(
-        _physical(arr, scaling),
-        _identity_grid(arr.shape[-2:]),
-        (),
-        label or "<array>",
-        **_stored_as(scaling),
+def as_scaling(value: Any, name: str = "scaling") -> Scaling | None:
+    """``value`` as a Scaling: a Scaling or None as it is, a plain number as
+    ``Scaling(number)`` (the scale: ``fine_scaling=1e-4``)."""
+    if value is None or isinstance(value, Scaling):
+        return value
+    if isinstance(value, Real) and not isinstance(value, bool):
+        return Scaling(float(value))
+    raise InvalidParameterError(
+        f"{name}={value!r}: give a Scaling (Scaling(scale, offset, bands, nodata), from "
+        "stfusion.io) or a number (the scale, e.g. 1e-4), or leave it out."
     )
 
 
-def _stored_as(scaling: Scaling | None) -> dict[str, float]:
-    """ArraySource's ``scale`` and ``offset`` for values made physical with ``scaling``."""
-    if scaling is None:
-        return {}
-    scale = 1.0 if scaling.scale is None else float(scaling.scale)
-    return {"scale": scale, "offset": float(scaling.offset or 0.0)}
+#: A 3-D array whose last axis is this short, and both others more than BAND_LAST_FACTOR
+#: times longer, looks like (y, x, band): warned about, read as (band, y, x) all the same.
+BAND_LAST_MAX = 16
+BAND_LAST_FACTOR = 4
 
 
-def _physical(arr: np.ndarray, scaling: Scaling | None, nodata: Any = None) -> np.ndarray:
-    """``arr`` (float32, file values) as ``(band, y, x)`` physical values: nodata and
-    infinities NaN, then ``value * scale + offset``."""
-    if arr.ndim not in (2, 3):
-        raise InvalidParameterError(
-            f"an image must be a (band, y, x) or (y, x) array; got {arr.ndim} dimension(s), "
-            f"shape {arr.shape}."
+def _warn_band_last(shape: tuple[int, ...], label: str) -> None:
+    """An image (y, x, band) from PIL/OpenCV/skimage was read as ``shape[0]`` bands of
+    ``shape[1] x shape[2]`` pixels, silently: warn (band-first hyperspectral cubes exist,
+    so it is not refused)."""
+    if len(shape) != 3:
+        return
+    y, x, last = shape
+    if last <= BAND_LAST_MAX and y > BAND_LAST_FACTOR * last and x > BAND_LAST_FACTOR * last:
+        warnings.warn(
+            f"{label}: an array of shape {shape} is read as (band, y, x): {y} bands of "
+            f"{x} x {last} pixels. If it is (y, x, band), give np.moveaxis(a, -1, 0) "
+            f"({last} bands of {y} x {x} pixels).",
+            STFusionWarning,
+            stacklevel=5,
         )
-    if arr.ndim == 2:
-        arr = arr[None]
-    for fill in (nodata, None if scaling is None else scaling.nodata):  # declared, given
-        if fill is not None and np.isfinite(fill):
-            arr = np.where(arr == np.float32(fill), np.float32(np.nan), arr)
-    arr = np.where(np.isfinite(arr), arr, np.float32(np.nan))
-    if scaling is not None and (scaling.scale is not None or scaling.offset is not None):
-        arr = arr * np.float32(scaling.scale or 1.0) + np.float32(scaling.offset or 0.0)
-    return arr.astype(np.float32, copy=False)
 
 
-def _dataarray_source(image: Any, scaling: Scaling | None, label: str) -> Source:
-    dims = tuple(str(d) for d in image.dims)
-    if {"y", "x"} <= set(dims):  # rioxarray's names: any order, band first
-        image = image.transpose(*[d for d in dims if d not in ("y", "x")], "y", "x")
-    if scaling is None or (scaling.scale is None and scaling.offset is None):
-        scale, offset = image.attrs.get("scale_factor"), image.attrs.get("add_offset")
-        if scale is not None or offset is not None:
-            scaling = Scaling(scale, offset, nodata=None if scaling is None else scaling.nodata)
-    nodata = getattr(image.rio, "nodata", None)
-    arr = _physical(np.asarray(image.values, dtype=np.float32), scaling, nodata)
+def as_source(image: ImageLike, scaling: Scaling | float | None = None, label: str = "") -> Source:
+    """Turn a path, array or DataArray into a Source (in physical units).
+
+    Arrays and DataArrays take ``scaling`` as files do (a DataArray without it: its
+    ``scale_factor``/``add_offset`` attributes, as a file's metadata; a plain number is the
+    scale); a DataArray's nodata (``rio.nodata``) and a masked array's mask become NaN, as
+    do infinities. A DataArray is put in ``(band, y, x)`` order by its dimension names
+    (``y``/``x``, ``lat``/``lon``, ``latitude``/``longitude``), on the grid of its
+    coordinates (refused when they are not evenly spaced) and CRS; the prediction keeps
+    those names, coordinates and band labels. A 3-D numpy array is ``(band, y, x)``.
+    """
+    if isinstance(image, Source):
+        return image
+    scaling = as_scaling(scaling)
+    if isinstance(image, str | os.PathLike):
+        return FileSource(str(image), scaling or Scaling())
+    if hasattr(image, "data_vars"):  # an xarray.Dataset
+        raise InvalidParameterError(
+            f"{label or 'an image'}: an xarray.Dataset; give one of its variables "
+            f"(ds[name]: {', '.join(map(str, image.data_vars)) or 'none'}) or its variables "
+            "as bands (ds.to_dataarray('band'))."
+        )
+    if hasattr(image, "dims") and hasattr(image, "coords"):  # xarray, with or without .rio
+        return dataarray_source(image, scaling, label)
+    what = label or "an image"
     try:
-        grid = grid_of_dataarray(image if image.ndim == 3 else image.expand_dims("band"))
-    except Exception:  # no georeferencing attached
-        grid = _identity_grid(arr.shape[1:])
-    names: tuple[str, ...] = ()
-    if "band" in image.coords:
-        names = tuple(str(b) for b in np.atleast_1d(image["band"].values))
-    label = label or str(image.name or "<DataArray>")
-    return ArraySource(arr, grid, names, label, **_stored_as(scaling))
+        if image is None:
+            raise TypeError
+        raw = np.ma.asarray(image)
+        arr = np.ma.filled(raw.astype(np.float32), np.nan)
+    except (TypeError, ValueError):  # None, text, objects: not numpy's "could not convert"
+        raise InvalidParameterError(
+            f"{what}: a {type(image).__name__} {shown_value(image)}; give a path, a numpy "
+            "array of numbers (band, y, x), an xarray.DataArray or a Source."
+        ) from None
+    _warn_band_last(raw.shape, label or "<array>")
+    scale, offset = stored_as(scaling)
+    return ArraySource(
+        physical(arr, scaling),
+        _identity_grid(arr.shape[-2:]),
+        (),
+        label or "<array>",
+        scale=scale,
+        offset=offset,
+    )
 
 
 #: A coarse image covering less of the fine scene than this is warned about.
@@ -410,6 +424,54 @@ def check_valid(source: Source, role: str) -> float:
     return frac
 
 
+def pair_list(pairs: Any) -> list[Any] | tuple[Any, ...]:
+    """``pairs`` as a list when it is an iterator, a generator or another iterable (``zip(
+    fines, coarses)`` gave "object of type 'zip' has no len()"); a list or tuple as it is."""
+    if isinstance(pairs, list | tuple):
+        return pairs
+    if not isinstance(pairs, str | bytes | os.PathLike):
+        try:
+            return list(pairs)
+        except TypeError:  # not iterable: said below
+            pass
+    raise InvalidParameterError(
+        f"pairs must be a list (or another iterable) of (fine, coarse) pairs, e.g. "
+        f"[(F1, C1), (F2, C2)]; got {type(pairs).__name__} {shown_value(pairs)}."
+    )
+
+
+def shown_value(value: Any) -> str:
+    """``repr(value)`` on one line, cut to 60 characters (an array's runs for pages); an
+    array's dtype and shape."""
+    if hasattr(value, "dtype") and hasattr(value, "shape"):
+        return f"of dtype {value.dtype} and shape {tuple(value.shape)}"
+    text = " ".join(repr(value).split())
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def check_keywords(given: dict[str, Any], caller: str, params: Sequence[str] = ()) -> None:
+    """Refuse keywords ``open_scene`` does not take (``fit(pairs, ration=10)``), naming the
+    accepted ones and the closest; ``params``: the method's parameters, which belong to its
+    constructor."""
+    import difflib
+    import inspect
+
+    accepted = [k for k in inspect.signature(open_scene).parameters if k != "pairs"]
+    for key in given:
+        if key in accepted:
+            continue
+        if key in params:
+            raise InvalidParameterError(
+                f"{caller}: {key} is a parameter of the method, not of fit: give it when "
+                f"creating the method ({key}=...), or with set_params({key}=...)."
+            )
+        close = difflib.get_close_matches(key, [*accepted, *params], n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise InvalidParameterError(
+            f"{caller} got an unknown keyword {key!r}.{hint} It accepts: {', '.join(accepted)}."
+        )
+
+
 def _check_call(pairs: Any, ratio: Any) -> None:
     """The mistakes of a Python call to fit, said plainly (not "too many values to unpack")."""
     if not pairs:
@@ -429,12 +491,48 @@ def _check_call(pairs: Any, ratio: Any) -> None:
         )
 
 
+def as_date(value: Any, name: str) -> np.datetime64:
+    """``value`` as a day: 'YYYY-MM-DD', a datetime.date or datetime, numpy.datetime64 or a
+    pandas Timestamp; anything else (numbers, 'yesterday') is refused by name."""
+    accepted = (
+        "give 'YYYY-MM-DD' (e.g. '2001-10-17'), a datetime.date, a datetime or a numpy.datetime64"
+    )
+    if isinstance(value, bool | Real):  # np.datetime64(5, "D") is 1970-01-06
+        raise InvalidParameterError(f"{name}={value!r}: not a date; {accepted}.")
+    try:
+        day = np.datetime64(value, "D")
+    except (ValueError, TypeError, OverflowError):
+        raise InvalidParameterError(f"{name}={value!r}: not a date; {accepted}.") from None
+    if np.isnat(day):
+        raise InvalidParameterError(f"{name}={value!r}: not a date; {accepted}.")
+    return day
+
+
+def _check_resampling(resampling: Any) -> None:
+    # checked here: inputs on one grid never reach AlignedSource, which checked it alone
+    if not isinstance(resampling, str) or resampling not in RESAMPLING_CHOICES:
+        raise InvalidParameterError(
+            f"resampling={resampling!r}: unknown; choose from {', '.join(RESAMPLING_CHOICES)} "
+            "(how a coarse image on its own grid is put on the fine grid)."
+        )
+
+
+def _pair_dates(dates: Any) -> tuple[np.datetime64, ...] | None:
+    if dates is None:
+        return None
+    if isinstance(dates, str) or not hasattr(dates, "__iter__"):
+        raise InvalidParameterError(
+            f"pair_dates={dates!r}: give a list of dates, one per pair, e.g. ['2001-10-17']."
+        )
+    return tuple(as_date(d, f"pair_dates[{i}]") for i, d in enumerate(dates))
+
+
 def open_scene(
-    pairs: Sequence[tuple[ImageLike, ImageLike]],
+    pairs: Iterable[tuple[ImageLike, ImageLike]],
     target: ImageLike | None = None,
     *,
-    fine_scaling: Scaling | None = None,
-    coarse_scaling: Scaling | None = None,
+    fine_scaling: Scaling | float | None = None,
+    coarse_scaling: Scaling | float | None = None,
     resampling: str = "nearest",
     ratio: float | None = None,
     check: bool = True,
@@ -443,10 +541,18 @@ def open_scene(
 ) -> Scene:
     """Open and validate the inputs of a prediction.
 
-    ``pair_dates`` / ``target_date`` (anything ``numpy.datetime64`` takes) are optional; they
-    feed the quality layer's "days to the nearest pair".
+    ``pairs``: any iterable of ``(fine, coarse)`` pairs; ``fine_scaling``/``coarse_scaling``:
+    a :class:`Scaling` or a number (the scale). ``pair_dates`` / ``target_date`` (dates:
+    'YYYY-MM-DD', ``datetime.date``, ``numpy.datetime64``) are optional; they feed the
+    quality layer's "days to the nearest pair".
     """
+    pairs = pair_list(pairs)
     _check_call(pairs, ratio)
+    fine_scaling = as_scaling(fine_scaling, "fine_scaling")
+    coarse_scaling = as_scaling(coarse_scaling, "coarse_scaling")
+    _check_resampling(resampling)
+    dates = _pair_dates(pair_dates)
+    day = None if target_date is None else as_date(target_date, "target_date")
     notes: list[str] = []
     fines = [as_source(f, fine_scaling, "fine") for f, _ in pairs]
     coarses = [as_source(c, coarse_scaling, "coarse") for _, c in pairs]
@@ -520,9 +626,10 @@ def open_scene(
         ratio=ratio,
         band_names=ref.band_names,
         notes=notes,
-        pair_dates=None if pair_dates is None else tuple(np.datetime64(d, "D") for d in pair_dates),
-        target_date=None if target_date is None else np.datetime64(target_date, "D"),
+        pair_dates=dates,
+        target_date=day,
         coarse_scaling=coarse_scaling,
+        resampling=resampling,
     )
     if scene.pair_dates is not None and len(scene.pair_dates) != len(scene.pairs):
         raise InvalidParameterError(

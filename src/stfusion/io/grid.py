@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
+from numbers import Real
 
 import numpy as np
 import rasterio
 from affine import Affine
 from rasterio.crs import CRS
+
+from stfusion.errors import InvalidParameterError
 
 
 @functools.lru_cache(maxsize=256)
@@ -113,6 +117,22 @@ class Scaling:
     #: scaling), e.g. -9999 (``--fine-nodata`` / ``--coarse-nodata``): read as NaN, like
     #: declared nodata. ``None``: only what the file declares.
     nodata: float | None = None
+
+    def __post_init__(self) -> None:
+        # Checked here, not where the values are used: Scaling(0) once meant 1 for arrays
+        # (``scale or 1``) and zeroed a file, and Scaling("1e-4") failed deep in numpy.
+        for name, positive in (("scale", True), ("offset", False), ("nodata", False)):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            number = isinstance(value, Real) and not isinstance(value, bool)
+            if not number or not math.isfinite(float(value)) or (positive and not value > 0):
+                what = "a finite number > 0" if positive else "a finite number"
+                none = "only the fill the file declares" if name == "nodata" else "the file's own"
+                raise InvalidParameterError(
+                    f"Scaling({name}={value!r}): give {what} (e.g. Scaling(1e-4, 0.0, "
+                    f"nodata=-9999)), or None ({none})."
+                )
 
 
 @dataclass(frozen=True)

@@ -11,13 +11,14 @@ import threading
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import rasterio
 from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
+from stfusion.errors import InvalidParameterError
 from stfusion.io.files import (
     _band_names,
     _clip_window,
@@ -29,6 +30,9 @@ from stfusion.io.files import (
 )
 from stfusion.io.grid import Grid, RasterInfo, Scaling
 from stfusion.io.scan import gdal_sample_index, scan_values, scan_windows
+
+if TYPE_CHECKING:
+    from stfusion.io.dataarray import Layout
 
 
 class Source:
@@ -128,6 +132,9 @@ class ArraySource(Source):
     #: its own), so a message can give a value as the caller stores it.
     scale: float = 1.0
     offset: float = 0.0
+    #: A DataArray's dimension names and coordinates, given back on the prediction
+    #: (:func:`stfusion.io.to_dataarray`); None for plain arrays.
+    layout: Layout | None = None
 
     def __post_init__(self) -> None:
         arr = np.asarray(self.array, dtype=np.float32)
@@ -155,6 +162,36 @@ class ArraySource(Source):
                 inside.col_off : inside.col_off + inside.width,
             ]
         return out
+
+
+def physical(arr: np.ndarray, scaling: Scaling | None, nodata: Any = None) -> np.ndarray:
+    """``arr`` (float32, stored values) as ``(band, y, x)`` physical values: the declared
+    ``nodata``, ``scaling.nodata`` and infinities NaN, then ``value * scale + offset``."""
+    if arr.ndim not in (2, 3):
+        raise InvalidParameterError(
+            f"an image must be a (band, y, x) or (y, x) array; got {arr.ndim} dimension(s), "
+            f"shape {arr.shape}."
+        )
+    if arr.ndim == 2:
+        arr = arr[None]
+    for fill in (nodata, None if scaling is None else scaling.nodata):  # declared, given
+        if fill is not None and np.isfinite(fill):
+            arr = np.where(arr == np.float32(fill), np.float32(np.nan), arr)
+    arr = np.where(np.isfinite(arr), arr, np.float32(np.nan))
+    if scaling is not None and (scaling.scale is not None or scaling.offset is not None):
+        # None is "not given" (1 and 0); Scaling refuses 0, so no ``or 1.0`` here
+        scale = 1.0 if scaling.scale is None else scaling.scale
+        offset = 0.0 if scaling.offset is None else scaling.offset
+        arr = arr * np.float32(scale) + np.float32(offset)
+    return arr.astype(np.float32, copy=False)
+
+
+def stored_as(scaling: Scaling | None) -> tuple[float, float]:
+    """ArraySource's ``scale`` and ``offset`` for values made physical with ``scaling``."""
+    if scaling is None:
+        return 1.0, 0.0
+    scale = 1.0 if scaling.scale is None else float(scaling.scale)
+    return scale, 0.0 if scaling.offset is None else float(scaling.offset)
 
 
 def without_fill(arr: np.ndarray, fill: float | Sequence[float] | None) -> np.ndarray:

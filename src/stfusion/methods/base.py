@@ -12,22 +12,33 @@ and what it promises.
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import os
 import threading
 import warnings
-from collections.abc import Sequence
-from typing import Any, ClassVar
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, overload
 
 import numpy as np
 from rasterio.windows import Window
 
-from stfusion.errors import InvalidParameterError, STFusionWarning
+from stfusion.errors import InvalidParameterError, OutputExistsError, STFusionWarning
 from stfusion.io import AlignedSource, Grid, RasterWriter, Scaling, Source, to_dataarray
 from stfusion.methods.params import RATIO as RATIO  # re-exported: api.split_ratio
 from stfusion.methods.params import MethodTags, Param
-from stfusion.provenance import provenance_tags
-from stfusion.scene import ImageLike, Scene, as_source, check_scales, check_valid, open_scene
+from stfusion.provenance import provenance_tags, underlying_source
+from stfusion.scene import (
+    ImageLike,
+    Scene,
+    as_scaling,
+    as_source,
+    check_keywords,
+    check_scales,
+    check_valid,
+    open_scene,
+    pair_list,
+)
 from stfusion.tiling import (
     DEFAULT_MEM_LIMIT_MB,
     ArraySink,
@@ -36,6 +47,10 @@ from stfusion.tiling import (
     run,
     window_size_for,
 )
+
+if TYPE_CHECKING:  # annotations only: typing.Self is 3.11+, xarray loads on use
+    import xarray as xr
+    from typing_extensions import Self
 
 log = logging.getLogger("stfusion.methods")
 
@@ -70,7 +85,7 @@ class FusionMethod:
                 "max_pairs=..., exact=...) (see docs/plugins.md)."
             )
 
-    def __new__(cls, *args: Any, **params: Any) -> FusionMethod:
+    def __new__(cls, *args: Any, **params: Any) -> Self:
         # Runs before the explicit __init__: an unknown name gets the one-line
         # InvalidParameterError naming the known ones, not Python's TypeError.
         if args:
@@ -145,7 +160,7 @@ class FusionMethod:
         """Parameter name -> value, as given (scikit-learn style)."""
         return {p.name: getattr(self, p.name) for p in self.params}
 
-    def set_params(self, **params: Any) -> FusionMethod:
+    def set_params(self, **params: Any) -> Self:
         """Change parameters (checked like ``__init__``); learned state is not cleared, so
         fit again afterwards. Returns ``self``."""
         old = self.get_params()
@@ -157,9 +172,10 @@ class FusionMethod:
             raise
         return self
 
-    def clone(self) -> FusionMethod:
-        """A new, unfitted method with the same parameters."""
-        return type(self)(**self.get_params())
+    def clone(self) -> Self:
+        """A new, unfitted method with the same parameters (copies: a dict parameter such as
+        the ensemble's ``member_params`` is not shared with the original)."""
+        return type(self)(**copy.deepcopy(self.get_params()))
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
@@ -211,10 +227,17 @@ class FusionMethod:
         """Approximate working memory per padded fine pixel, for window sizing."""
         return 4.0 * bands * (2 * pairs + 2) + 64.0
 
-    def fit(
-        self, pairs: Sequence[tuple[ImageLike, ImageLike]] | Scene, **scene_kw: Any
-    ) -> FusionMethod:
-        n = len(pairs.pairs) if isinstance(pairs, Scene) else len(pairs)
+    def fit(self, pairs: Iterable[tuple[ImageLike, ImageLike]] | Scene, **scene_kw: Any) -> Self:
+        """Learn from ``pairs`` (any iterable of ``(fine, coarse)`` images: paths, arrays,
+        DataArrays, Sources) or a :class:`Scene`; ``scene_kw``: :func:`open_scene`'s keywords
+        (``ratio``, ``fine_scaling``, ``coarse_scaling``, ``resampling``, ``pair_dates``,
+        ``target_date``, ``check``). Returns ``self``."""
+        if isinstance(pairs, Scene):
+            n = len(pairs.pairs)
+        else:
+            check_keywords(scene_kw, f"{self.name}.fit()", [p.name for p in self.params])
+            pairs = pair_list(pairs)  # zip(...), a generator: a list, counted
+            n = len(pairs)
         problem = self.tags.pairs_problem(n)
         if problem:  # before any file is opened
             note = self._pairs_note(n)
@@ -243,8 +266,9 @@ class FusionMethod:
     def _fit(self, scene: Scene) -> None:
         """Scene-wide state from the pairs (override)."""
 
-    def prepare(self, coarse_target: ImageLike, scaling: Scaling | None = None) -> FusionMethod:
+    def prepare(self, coarse_target: ImageLike, scaling: Scaling | float | None = None) -> Self:
         self._check_fitted()
+        scaling = as_scaling(scaling)
         if isinstance(coarse_target, Source) and coarse_target.grid.same_as(self.grid_):
             target: Source | None = coarse_target
         else:
@@ -264,6 +288,7 @@ class FusionMethod:
                     coarse_target,
                     coarse_scaling=scaling,
                     ratio=scene.ratio,
+                    resampling=scene.resampling,
                     check=False,
                 ).target
             assert target is not None
@@ -399,6 +424,42 @@ class FusionMethod:
                 total += 4 * src.count * src.native.grid.width * src.native.grid.height
         return total
 
+    # Without ``out`` a DataArray, with it the path: typed apart so that ``pred.values``
+    # and ``str(path)`` check without a cast.
+    @overload
+    def predict(
+        self,
+        coarse_target: ImageLike | None = None,
+        *,
+        out: None = None,
+        overwrite: bool = False,
+        tags: dict[str, Any] | None = None,
+        mem_limit_mb: float | None = None,
+        window_size: int | None = None,
+        workers: int = 1,
+        progress: ProgressFn | None = None,
+        scheduler: Any = None,
+        quality_out: None = None,
+        cog: bool = True,
+    ) -> xr.DataArray: ...
+
+    @overload
+    def predict(
+        self,
+        coarse_target: ImageLike | None = None,
+        *,
+        out: str | os.PathLike[str],
+        overwrite: bool = False,
+        tags: dict[str, Any] | None = None,
+        mem_limit_mb: float | None = None,
+        window_size: int | None = None,
+        workers: int = 1,
+        progress: ProgressFn | None = None,
+        scheduler: Any = None,
+        quality_out: str | os.PathLike[str] | None = None,
+        cog: bool = True,
+    ) -> str | os.PathLike[str]: ...
+
     def predict(
         self,
         coarse_target: ImageLike | None = None,
@@ -413,11 +474,13 @@ class FusionMethod:
         scheduler: Any = None,
         quality_out: str | os.PathLike[str] | None = None,
         cog: bool = True,
-    ) -> Any:
+    ) -> xr.DataArray | str | os.PathLike[str]:
         """Predict the fine image at the target date.
 
-        Returns an ``xarray.DataArray``, or, with ``out``, streams the windows into a GeoTIFF
-        (written atomically) and returns its path. ``scheduler`` (a Dask distributed address
+        Returns an ``xarray.DataArray`` (labelled as the first fine image was: a DataArray's
+        dimension names, coordinates and band labels), or, with ``out``, streams the windows
+        into a GeoTIFF (written atomically) and returns ``out``; an existing file is replaced
+        only with ``overwrite=True``. ``scheduler`` (a Dask distributed address
         or Client) runs the windows on that cluster instead of locally; which worker process
         did how many windows is then in ``last_run_["workers"]``. ``quality_out`` (with
         ``out``) also writes the quality layer: days to the nearest pair used, pairs used,
@@ -435,6 +498,13 @@ class FusionMethod:
                 f"{self.name}: out and quality_out are the same file ({out!s}); give the "
                 "quality layer its own name (the CLI uses NAME_quality.tif)."
             )
+        for path in (out, quality_out):
+            # before any work, and in Python's words (the writer's message names --overwrite)
+            if path is not None and not overwrite and os.path.isfile(path):
+                raise OutputExistsError(
+                    f"{os.fspath(path)}: already exists. Pass overwrite=True to replace it "
+                    "(--overwrite on the command line)."
+                )
         with _BUSY_LOCK:
             if id(self) in _BUSY:
                 raise InvalidParameterError(
@@ -474,7 +544,7 @@ class FusionMethod:
         scheduler: Any,
         quality_out: str | os.PathLike[str] | None,
         cog: bool,
-    ) -> Any:
+    ) -> xr.DataArray | str | os.PathLike[str]:
         if coarse_target is not None:
             self.prepare(coarse_target)
         elif not hasattr(self, "target_"):
@@ -518,7 +588,11 @@ class FusionMethod:
             return out
         sink = ArraySink(count, self.grid_)
         self._run(self, windows, sink, workers, progress, scheduler)
-        return to_dataarray(sink.array, self.grid_, names, attrs={"method": self.name})
+        # a DataArray fine image's dimension names, coordinates and band labels, kept
+        layout = getattr(underlying_source(self.scene_.pairs[0][0]), "layout", None)
+        return to_dataarray(
+            sink.array, self.grid_, names, attrs={"method": self.name}, layout=layout
+        )
 
     def _run(
         self,

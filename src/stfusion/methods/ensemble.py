@@ -33,7 +33,8 @@ With two or more pairs, a one-pair member (FSDAF, Fit-FC, FSDAF 2.0, ...) is ski
 pair from all the pairs, as ``--multi-pair vip``); in leave-one-pair-out it then runs on the
 other pairs the same way (VIPSTF with two or more left, the method itself with one, never
 seeing the left-out pair's fine image). Members that cannot run on the number of pairs given
-(ESTARFM: exactly two) are skipped with a log line. Every member's prediction and the weights are
+(ESTARFM: exactly two) are skipped with a log line and a warning (STFusionWarning; none for the
+default members' ESTARFM on one pair). Every member's prediction and the weights are
 computed scene-wide in ``prepare`` (the leave-one-pair-out errors in ``fit``), each member run
 window by window under the run's ``--mem-limit``, and kept (``(M (bands + 1)) * H * W * 4``
 bytes) in memory within the run's state budget, else in temporary files
@@ -57,7 +58,7 @@ import numpy as np
 from rasterio.windows import Window
 
 from stfusion.coarse import block_mean, integer_ratio
-from stfusion.errors import InvalidParameterError
+from stfusion.errors import InvalidParameterError, STFusionWarning
 from stfusion.io import Source, scan_values
 from stfusion.io.spill import SpillArray, state_bytes
 from stfusion.methods.base import FusionMethod, Param
@@ -330,7 +331,7 @@ class Ensemble(FusionMethod):
 
     def _fit(self, scene: Scene) -> None:
         n = len(scene.pairs)
-        active = []
+        active, skipped, vip_would = [], [], []
         for name in self._names():
             cls = _member_class(name)
             if _runs_on(cls, n, self.multi_pair):
@@ -338,7 +339,10 @@ class Ensemble(FusionMethod):
                 if uses_vip(cls, n, self.multi_pair):
                     log.info("ensemble: member %s runs as VIPSTF over it on %d pairs", name, n)
             else:
-                hint = " (multi_pair=vip runs it as VIPSTF)" if uses_vip(cls, n, "vip") else ""
+                skipped.append(name)
+                if uses_vip(cls, n, "vip") and VIPSTF.tags.accepts_pairs(n):
+                    vip_would.append(name)
+                hint = " (multi_pair=vip runs it as VIPSTF)" if name in vip_would else ""
                 log.info(
                     "ensemble: member %s skipped: it cannot run on %d pair(s)%s", name, n, hint
                 )
@@ -346,6 +350,8 @@ class Ensemble(FusionMethod):
             raise InvalidParameterError(
                 f"ensemble: none of the members {self.members} can run on {n} pair(s)."
             )
+        if skipped:
+            self._say_skipped(skipped, vip_would, active, n)
         for name in active:
             self._new(name, n).check_scene_params(scene.grid, scene.ratio)
         self.members_ = active
@@ -374,6 +380,25 @@ class Ensemble(FusionMethod):
         self.cell_ = max(1, round(scene.ratio or integer_ratio(scene.ratio, "ensemble")))
         if mode == "loo":
             self.cell_errors_ = np.stack([self._loo_errors(m, scene) for m in active])
+
+    def _say_skipped(self, skipped: list[str], vip: list[str], active: list[str], n: int) -> None:
+        """Warn about members left out for the number of pairs (a log line alone let
+        ``members="fitfc,fsdaf,starfm"`` on two pairs become STARFM alone, unseen); not about
+        the default members' ESTARFM on one pair, which nothing can change."""
+        if not (vip or len(active) == 1 or self.members != DEFAULT_MEMBERS):
+            return
+        how = f" (multi_pair='vip' runs {', '.join(vip)} as VIPSTF over all the pairs)"
+        left = (
+            f"the prediction is {active[0]}'s alone, not an ensemble"
+            if len(active) == 1
+            else f"the ensemble combines {', '.join(active)}"
+        )
+        warnings.warn(
+            f"ensemble: member(s) {', '.join(skipped)} skipped: they cannot run on {n} "
+            f"pair(s){how if vip else ''}; {left}.",
+            STFusionWarning,
+            stacklevel=4,
+        )
 
     # Scene-wide passes read blocks of whole rows, a multiple of the cell high (so block
     # means over cells are those of the whole scene) and within the scan budget.

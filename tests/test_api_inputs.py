@@ -1,0 +1,375 @@
+"""What a user of the Python API gives: DataArrays (names, coordinates, labels), arrays in
+another axis order, scalings, masks as arrays, the common mistakes of a fit call, the
+ensemble's members and the typing. Each test failed before its fix (a user trial)."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+from affine import Affine
+
+from stfusion.errors import (
+    GridMismatchError,
+    InvalidParameterError,
+    OutputExistsError,
+    STFusionWarning,
+)
+from stfusion.io import ArraySource, FileSource, Grid, Scaling
+from stfusion.methods.baselines import Additive
+from stfusion.methods.ensemble import Ensemble
+from stfusion.methods.starfm import STARFM
+from stfusion.qa import MaskedSource
+from stfusion.scene import as_source, open_scene
+
+CRS_UTM = "EPSG:32755"
+
+
+def _images(n: int = 40, bands: int = 2, seed: int = 0) -> tuple[np.ndarray, ...]:
+    """Fine, coarse and coarse target (band, y, x) float32 reflectances on one grid."""
+    rng = np.random.default_rng(seed)
+    f = rng.uniform(0.05, 0.4, (bands, n, n)).astype(np.float32)
+    c = (f + 0.01).astype(np.float32)
+    return f, c, (c + 0.02).astype(np.float32)
+
+
+def _da(
+    a: np.ndarray, dims: tuple[str, str, str] = ("band", "y", "x"), crs: bool = True
+) -> xr.DataArray:
+    import rioxarray  # noqa: F401
+
+    b, h, w = a.shape
+    da = xr.DataArray(
+        a,
+        dims=dims,
+        coords={
+            dims[0]: np.arange(1, b + 1),  # integer labels, as rioxarray.open_rasterio gives
+            dims[1]: 6150000.0 - 50.0 * (np.arange(h) + 0.5),
+            dims[2]: 400000.0 + 50.0 * (np.arange(w) + 0.5),
+        },
+    )
+    if dims[1:] != ("y", "x"):
+        da.rio.set_spatial_dims(x_dim=dims[2], y_dim=dims[1], inplace=True)
+    da = da.rio.write_transform(Affine(50.0, 0, 400000.0, 0, -50.0, 6150000.0))
+    return da.rio.write_crs(CRS_UTM) if crs else da
+
+
+# ------------------------------------------------------------------- DataArrays (1, 2, 11)
+
+
+@pytest.mark.parametrize("dims", [("band", "lat", "lon"), ("band", "latitude", "longitude")])
+def test_dataarray_spatial_dims_keep_crs_and_coords(dims: tuple[str, str, str]) -> None:
+    """lat/lon dims lost the CRS and came back as pixel indices, silently."""
+    f, c, t = _images()
+    g = _da(f, dims)
+    pred = Additive().fit([(g, g.copy(data=c))], ratio=10).predict(g.copy(data=t))
+    assert pred.dims == dims
+    assert pred.rio.crs == g.rio.crs
+    np.testing.assert_array_equal(pred[dims[1]].values, g[dims[1]].values)
+    np.testing.assert_array_equal(pred[dims[2]].values, g[dims[2]].values)
+    assert pred.rio.transform() == g.rio.transform()
+    np.testing.assert_allclose(pred.values, f + 0.02, atol=1e-6)
+
+
+def test_dataarray_coords_and_integer_bands_come_back_as_given() -> None:
+    """Integer band labels came back as strings (pred.sel(band=1) KeyError); coordinates are
+    the input's own values, not recomputed ones."""
+    f, c, t = _images()
+    g = _da(f)
+    pred = Additive().fit([(g, g.copy(data=c))], ratio=10).predict(g.copy(data=t))
+    assert pred.band.dtype == g.band.dtype and list(pred.band.values) == [1, 2]
+    np.testing.assert_allclose(pred.sel(band=1).values, f[0] + 0.02, atol=1e-6)
+    assert np.array_equal(pred.x.values, g.x.values) and np.array_equal(pred.y.values, g.y.values)
+    # a (y, x, band) DataArray: the output is (band, y, x), labels kept
+    yxb = g.transpose("y", "x", "band")
+    pred2 = (
+        Additive()
+        .fit([(yxb, yxb.copy(data=np.moveaxis(c, 0, -1)))], ratio=10)
+        .predict(yxb.copy(data=np.moveaxis(t, 0, -1)))
+    )
+    assert pred2.dims == ("band", "y", "x") and list(pred2.band.values) == [1, 2]
+    np.testing.assert_array_equal(pred2.values, pred.values)
+
+
+@pytest.mark.parametrize("dim", ["x", "y"])
+def test_irregular_coordinates_are_refused(dim: str) -> None:
+    """A dropped column was silently made a regular grid (every pixel after it shifted)."""
+    f, c, _ = _images()
+    keep = [*range(20), *range(21, 40)]
+    g = _da(f).isel({dim: keep})
+    with pytest.raises(GridMismatchError, match=rf"the {dim} coordinates are not evenly spaced"):
+        Additive().fit([(g, g.copy(data=c[:, :, keep] if dim == "x" else c[:, keep]))], ratio=10)
+    # a rounding-level wobble is not refused (float32 coordinates)
+    wobbly = _da(f)
+    wobbly = wobbly.assign_coords(x=wobbly.x.values.astype(np.float32).astype(np.float64))
+    assert as_source(wobbly).grid.res == pytest.approx((50.0, 50.0), rel=1e-3)
+
+
+def test_dataarray_with_extra_dimensions_is_refused_plainly() -> None:
+    f, *_ = _images()
+    with pytest.raises(InvalidParameterError, match=r"Select one time \(e\.g\. \.isel\(time=0\)\)"):
+        as_source(_da(f).expand_dims(time=2))
+
+
+# ---------------------------------------------------------------- (y, x, band) arrays (3)
+
+
+def test_band_last_numpy_array_warns() -> None:
+    """(60, 60, 6) was read as 60 bands of 60 x 6 pixels, silently."""
+    a = np.random.default_rng(0).uniform(0, 1, (60, 60, 6)).astype(np.float32)
+    with pytest.warns(STFusionWarning, match=r"np\.moveaxis\(a, -1, 0\)"):
+        src = as_source(a)
+    assert src.count == 60  # read as given: warned, not refused
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", STFusionWarning)
+        as_source(np.moveaxis(a, -1, 0))  # (band, y, x): nothing to say
+        as_source(np.zeros((120, 40, 40), np.float32))  # a hyperspectral cube, band first
+
+
+# ------------------------------------------------------------------------ Scaling (4, 5)
+
+
+def test_a_number_is_a_scaling() -> None:
+    """fine_scaling=1e-4 crashed with "'float' object has no attribute 'nodata'"."""
+    f, c, t = _images()
+    stored = np.round(f * 1e4).astype(np.int16)
+    a = Additive().fit([(stored, c)], fine_scaling=1e-4, ratio=10).predict(t)
+    b = Additive().fit([(stored, c)], fine_scaling=Scaling(1e-4), ratio=10).predict(t)
+    np.testing.assert_array_equal(a.values, b.values)
+    with pytest.raises(InvalidParameterError, match=r"fine_scaling='1e-4': give a Scaling"):
+        open_scene([(f, c)], fine_scaling="1e-4")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"scale": 0}, "scale"),
+        ({"scale": -1}, "scale"),
+        ({"scale": "1e-4"}, "scale"),
+        ({"scale": float("nan")}, "scale"),
+        ({"scale": True}, "scale"),
+        ({"offset": float("inf")}, "offset"),
+        ({"offset": "0.1"}, "offset"),
+        ({"nodata": float("nan")}, "nodata"),
+        ({"nodata": "-9999"}, "nodata"),
+    ],
+)
+def test_scaling_refuses_what_cannot_scale(kwargs: dict[str, object], field: str) -> None:
+    """Scaling(0) behaved as 1 for arrays and zeroed files; Scaling("1e-4") failed in numpy."""
+    with pytest.raises(InvalidParameterError, match=rf"Scaling\({field}="):
+        Scaling(**kwargs)  # type: ignore[arg-type]
+
+
+def test_scaling_offset_alone_keeps_scale_one() -> None:
+    a = np.full((1, 4, 4), 0.5, np.float32)
+    np.testing.assert_array_equal(as_source(a, Scaling(offset=0.1)).read(), a + np.float32(0.1))
+    np.testing.assert_array_equal(as_source(a, Scaling(np.float32(2.0))).read(), a * 2)
+
+
+def test_cli_scale_options_still_give_their_own_usage_errors(
+    small_tifs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from conftest import predict_args, run_cli
+
+    args = predict_args(small_tifs, tmp_path / "p.tif", "--fine-scale", "0")
+    code, _, err = run_cli(args, capsys)
+    assert code == 2 and "must be greater than 0" in err and "Traceback" not in err
+
+
+# ------------------------------------------------------------------------ ensemble (6, 16)
+
+
+def test_ensemble_warns_when_members_are_skipped() -> None:
+    """members="fitfc,fsdaf,starfm" on two pairs became STARFM alone, said at INFO only."""
+    f, c, _ = _images(32)
+    f0, c0, _ = _images(32, seed=1)
+    est = Ensemble(members="fitfc,fsdaf,starfm", member_params={"starfm": {"window": 5}})
+    with pytest.warns(STFusionWarning) as rec:
+        est.fit([(f0, c0), (f, c)], ratio=8)
+    msg = " ".join(str(w.message) for w in rec)
+    assert "fitfc, fsdaf skipped" in msg and "multi_pair='vip'" in msg
+    assert "starfm's alone" in msg
+    assert est.members_ == ["starfm"]
+
+
+def test_default_ensemble_on_one_pair_does_not_warn_about_estarfm() -> None:
+    """ESTARFM needs two pairs: on one, nothing can change that, so no warning each run."""
+    f, c, _ = _images(32)
+    est = Ensemble(member_params={"starfm": {"window": 5}})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", STFusionWarning)
+        est.fit([(f, c)], ratio=8)
+    assert "estarfm" not in est.members_ and len(est.members_) == 3
+
+
+def test_clone_does_not_share_member_params() -> None:
+    params = {"starfm": {"window": 31}}
+    est = Ensemble(members="starfm,fitfc", member_params=params)
+    twin = est.clone()
+    assert twin.member_params == params and twin.member_params is not params
+    assert twin.member_params is not None
+    twin.member_params["starfm"]["window"] = 5
+    assert params["starfm"]["window"] == 31 and est.member_params["starfm"]["window"] == 31  # type: ignore[index]
+
+
+# ------------------------------------------------------------------------- mask arrays (7)
+
+
+def test_mask_as_a_numpy_array() -> None:
+    """A numpy mask was taken for a path: InputFileError printing the array as a glob."""
+    f, *_ = _images(8, 2)
+    img = ArraySource(f, Grid(None, Affine.identity(), 8, 8))
+    mask = np.zeros((8, 8), bool)
+    mask[:2] = True
+    out = MaskedSource(img, mask).read()
+    assert np.isnan(out[:, :2]).all() and np.isfinite(out[:, 2:]).all()
+    with pytest.raises(GridMismatchError, match=r"an array of shape \(7, 8\)"):
+        MaskedSource(img, np.zeros((7, 8)))
+    with pytest.raises(InvalidParameterError, match="mask: a dict; give a path"):
+        MaskedSource(img, {"a": 1})  # type: ignore[arg-type]
+
+
+# -------------------------------------------------------------------- fit mistakes (8)
+
+
+def test_fit_keyword_typo_names_fit_and_the_close_match() -> None:
+    f, c, _ = _images()
+    with pytest.raises(
+        InvalidParameterError, match=r"unknown keyword 'ration'\. Did you mean 'ratio'\?"
+    ):
+        Additive().fit([(f, c)], ration=10)
+    with pytest.raises(InvalidParameterError, match=r"window is a parameter of the method"):
+        STARFM().fit([(f, c)], window=31)
+
+
+def test_fit_takes_any_iterable_of_pairs() -> None:
+    """zip(fines, coarses) or a generator: "object of type 'zip' has no len()"."""
+    f, c, t = _images()
+    f0, c0, _ = _images(seed=1)
+    want = STARFM(window=5).fit([(f0, c0), (f, c)]).predict(t)
+    got = STARFM(window=5).fit(zip([f0, f], [c0, c])).predict(t)
+    np.testing.assert_array_equal(got.values, want.values)
+    got = STARFM(window=5).fit(p for p in [(f0, c0), (f, c)]).predict(t)
+    np.testing.assert_array_equal(got.values, want.values)
+    with pytest.raises(InvalidParameterError, match="pairs must be a list"):
+        STARFM().fit(5)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("kw", "match"),
+    [
+        (
+            {"pair_dates": ["yesterday"]},
+            r"pair_dates\[0\]='yesterday': not a date; give 'YYYY-MM-DD'",
+        ),
+        ({"pair_dates": "2001-10-17"}, r"give a list of dates, one per pair"),
+        ({"pair_dates": [20011017]}, r"pair_dates\[0\]=20011017: not a date"),
+        ({"target_date": "tomorrow"}, r"target_date='tomorrow': not a date"),
+        ({"resampling": "bogus"}, r"resampling='bogus': unknown; choose from nearest, bilinear"),
+    ],
+)
+def test_fit_argument_mistakes_are_named(kw: dict[str, object], match: str) -> None:
+    f, c, _ = _images()
+    with pytest.raises(InvalidParameterError, match=match):
+        Additive().fit([(f, c)], ratio=10, **kw)
+
+
+def test_resampling_checked_for_files_too(small_tifs: dict[str, Path]) -> None:
+    with pytest.raises(InvalidParameterError, match="resampling='bogus'"):
+        Additive().fit([(small_tifs["f1"], small_tifs["c1"])], resampling="bogus")
+
+
+# ------------------------------------------------------------------------ output exists (12)
+
+
+def test_existing_output_names_the_python_keyword(tmp_path: Path) -> None:
+    f, c, t = _images()
+    out = tmp_path / "p.tif"
+    est = Additive().fit([(f, c)], ratio=10)
+    est.predict(t, out=out)
+    with pytest.raises(OutputExistsError, match=r"overwrite=True.*--overwrite"):
+        est.predict(t, out=out)
+    assert est.predict(t, out=out, overwrite=True) == out
+
+
+# ---------------------------------------------------------------------------- typing (9)
+
+
+def test_package_is_typed_and_fit_returns_self_type() -> None:
+    import importlib.resources
+    import inspect
+
+    from stfusion.methods.base import FusionMethod
+
+    assert importlib.resources.files("stfusion").joinpath("py.typed").is_file()
+    for name in ("fit", "prepare", "set_params", "clone"):
+        assert inspect.signature(getattr(FusionMethod, name)).return_annotation == "Self"
+
+
+@pytest.mark.slow
+def test_strict_mypy_sees_precise_types(tmp_path: Path) -> None:
+    """`mypy --strict` on user code: stfusion typed, fit -> the class, predict -> DataArray
+    without out= and the path with it."""
+    mypy_api = pytest.importorskip("mypy.api")
+    user = tmp_path / "user.py"
+    user.write_text(
+        "import numpy as np\n"
+        "import xarray as xr\n"
+        "from stfusion.methods.ensemble import Ensemble\n"
+        "from stfusion.methods.starfm import STARFM\n"
+        "f = np.zeros((6, 10, 10), np.float32)\n"
+        "est = Ensemble(members='fitfc,starfm').fit([(f, f)], ratio=10)\n"
+        "members: list[str] = est.members_\n"
+        "pred: xr.DataArray = STARFM().fit([(f, f)]).predict(f)\n"
+        "path: str = str(STARFM().fit([(f, f)]).predict(f, out='p.tif'))\n"
+        "reveal_type(STARFM().fit([(f, f)]).predict(f, out='p.tif'))\n"
+        "reveal_type(STARFM().fit([(f, f)]).predict(f))\n"
+    )
+    out, err, code = mypy_api.run(
+        ["--strict", "--no-incremental", "--python-version", "3.11", str(user)]
+    )
+    assert code == 0, out + err
+    revealed = [line for line in out.splitlines() if "Revealed type" in line]
+    assert "str | os.PathLike[" in revealed[0] and "DataArray" in revealed[1], out
+
+
+@pytest.mark.parametrize("bad", [None, np.full((2, 4, 4), "x")])
+def test_an_image_that_is_no_array_of_numbers_is_named(bad: object) -> None:
+    """None or text gave "could not convert string to float" or "0 dimension(s)"."""
+    f, *_ = _images(4)
+    with pytest.raises(InvalidParameterError, match=r"coarse: a (NoneType|ndarray).*give a path"):
+        open_scene([(f, bad)])
+
+
+def test_mask_path_is_kept_as_a_string(tmp_path: Path) -> None:
+    """A pathlib.Path mask is recorded as its string (provenance writes it)."""
+    from conftest import write_tif
+
+    f, *_ = _images(8, 1)
+    img_path = write_tif(tmp_path / "i.tif", f)
+    mask_path = write_tif(tmp_path / "m.tif", np.zeros((1, 8, 8), np.uint8))
+    masked = MaskedSource(FileSource(str(img_path)), mask_path)
+    assert masked.mask == str(mask_path)
+
+
+def test_a_target_given_after_fit_is_resampled_as_fit_was_told(tmp_path: Path) -> None:
+    """``fit(..., resampling="bilinear")`` then ``predict("target.tif")`` reprojected the
+    target with nearest neighbour: the scene did not keep the resampling."""
+    from conftest import write_tif
+
+    rng = np.random.default_rng(3)
+    fine_t = Affine(30.0, 0, 500000.0, 0, -30.0, 6000000.0)
+    coarse_t = Affine(480.0, 0, 500000.0 - 100.0, 0, -480.0, 6000000.0 + 70.0)
+    f = write_tif(tmp_path / "f.tif", rng.uniform(0.1, 0.4, (2, 64, 64)), transform=fine_t)
+    c1 = write_tif(tmp_path / "c1.tif", rng.uniform(0.1, 0.4, (2, 6, 6)), transform=coarse_t)
+    c2 = write_tif(tmp_path / "c2.tif", rng.uniform(0.1, 0.4, (2, 6, 6)), transform=coarse_t)
+    est = Additive().fit([(str(f), str(c1))], resampling="bilinear")
+    est.prepare(str(c2))
+    want = open_scene([(str(f), str(c1))], str(c2), resampling="bilinear", check=False).target
+    assert want is not None
+    np.testing.assert_array_equal(est.target_.read(), want.read())
+    nearest = open_scene([(str(f), str(c1))], str(c2), check=False).target
+    assert nearest is not None and not np.array_equal(nearest.read(), want.read())
