@@ -416,8 +416,9 @@ def check_valid(source: Source, role: str) -> float:
     )
     if frac < MOSTLY_EMPTY:
         warnings.warn(
-            f"{source.label}: only {frac:.0%} of the {role} is valid; predictions there fall "
-            "back as documented.",
+            f"{source.label}: the {role} has valid values over only {frac:.1%} of the fine "
+            "scene (nodata, clouds masked, or it covers part of the scene); predictions there "
+            "fall back as documented.",
             STFusionWarning,
             stacklevel=3,
         )

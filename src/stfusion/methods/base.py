@@ -382,7 +382,7 @@ class FusionMethod:
             len(windows),
             size,
             self.halo(),
-            f"{mem_limit_mb:g}" if mem_limit_mb else f"{DEFAULT_MEM_LIMIT_MB} (default)",
+            f"{mem_limit_mb:g}" if mem_limit_mb else f"{DEFAULT_MEM_LIMIT_MB:g} (default)",
             workers,
         )
         return windows
