@@ -198,11 +198,12 @@ def test_ensemble_warns_when_members_are_skipped() -> None:
 def test_default_ensemble_on_one_pair_does_not_warn_about_estarfm() -> None:
     """ESTARFM needs two pairs: on one, nothing can change that, so no warning each run."""
     f, c, _ = _images(32)
-    est = Ensemble(member_params={"starfm": {"window": 5}})
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", STFusionWarning)
-        est.fit([(f, c)], ratio=8)
-    assert "estarfm" not in est.members_ and len(est.members_) == 3
+    for members in ("fitfc,fsdaf,starfm,estarfm", "estarfm, starfm, fsdaf, fitfc"):
+        est = Ensemble(members=members, member_params={"starfm": {"window": 5}})
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", STFusionWarning)
+            est.fit([(f, c)], ratio=8)
+        assert "estarfm" not in est.members_ and len(est.members_) == 3
 
 
 def test_clone_does_not_share_member_params() -> None:
@@ -373,3 +374,18 @@ def test_a_target_given_after_fit_is_resampled_as_fit_was_told(tmp_path: Path) -
     np.testing.assert_array_equal(est.target_.read(), want.read())
     nearest = open_scene([(str(f), str(c1))], str(c2), check=False).target
     assert nearest is not None and not np.array_equal(nearest.read(), want.read())
+
+
+def test_masked_source_needs_a_source_and_says_masks(tmp_path: Path) -> None:
+    """``MaskedSource("f.tif", mask)`` raised AttributeError; a DataArray mask on a coarser
+    grid was refused with a message about coarse images."""
+    f, _, _ = _images()
+    src = as_source(f)
+    with pytest.raises(InvalidParameterError, match=r"the image is a str; give a Source"):
+        MaskedSource("f.tif", np.zeros((40, 40)))  # type: ignore[arg-type]
+    geo = as_source(_da(f))
+    coarse = _da(np.zeros((1, 10, 10), np.float32))
+    coarse = coarse.assign_coords(x=coarse.x * 4, y=coarse.y * 4)
+    with pytest.raises(GridMismatchError, match=r"in-memory masks must already be on the image"):
+        MaskedSource(geo, coarse)
+    assert MaskedSource(src, np.zeros((40, 40))).read().shape == f.shape

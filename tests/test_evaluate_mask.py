@@ -118,3 +118,23 @@ def test_metrics_nan_or_inf_in_every_band_say_why() -> None:
     zero_mean = np.where(np.indices((2, 20, 20)).sum(axis=0) % 2 == 0, 0.25, -0.25)  # mean 0
     report = evaluate(zero_mean + 0.01, zero_mean, ratio=16)
     assert report.mean["ergas"] == np.inf and any("ergas is inf" in n for n in report.notes)
+
+
+def test_mask_warnings_are_notes_and_an_all_invalid_mask_says_so(
+    small_tifs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A QA band read as binary warned on stderr only (naming predict's options); a mask that
+    leaves nothing gave null scores with a note that never named the mask."""
+    pred, truth = str(small_tifs["f1"]), str(small_tifs["f2"])
+    t = FileSource(truth).grid.transform
+    qa = np.full((40, 40), 21824, np.uint16)  # Landsat QA_PIXEL "clear" read as binary
+    qa_path = write_tif(tmp_path / "qa.tif", qa, transform=t, dtype="uint16")
+    with pytest.warns(STFusionWarning, match="--mask-kind in evaluate"):
+        got = _scores(capsys, pred, truth, "--mask", str(qa_path))
+    assert any("binary mask" in n for n in got["notes"])
+    assert any("leaves no pixel of the truth" in n for n in got["notes"])
+    got = _scores(capsys, pred, truth, "--mask", str(qa_path), "--mask-kind", "landsat_qa_pixel")
+    assert got["inputs"]["mask"]["flags"] and got["rmse"]["mean"] is not None
+    for bad in (["--mask", ""], ["--mask", str(qa_path), "--mask-flags", ",,"]):
+        code, _, err = run_cli(["evaluate", pred, truth, *bad], capsys)
+        assert code == 2, err

@@ -155,6 +155,10 @@ def test_scale_check_spares_real_differences(tmp_path: Path) -> None:
         warnings.simplefilter("error", STFusionWarning)
         check_scales(FileSource(str(f)), FileSource(str(c3)))
         check_scales(FileSource(str(nf)), FileSource(str(nc)))
+        # a coarse target under snow or cloud against a clear pair's coarse image: 15x in
+        # a band is weather, not scale (the same --coarse-scale reads both)
+        c15 = write_tif(tmp_path / "c15.tif", _img(1) * 15)
+        check_scales(FileSource(str(c3)), FileSource(str(c15)), "--coarse-scale", "--coarse-scale")
 
 
 def test_fine_grids_must_match_and_ratio_positive(tmp_path: Path) -> None:

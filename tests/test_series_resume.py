@@ -384,3 +384,16 @@ def test_series_outputs_say_the_variable(tmp_path: Path) -> None:
     )
     with rasterio.open(out / "fused_2001-11-02.tif") as ds:
         assert ds.tags()["STFUSION_VARIABLE"].startswith("reflectance")
+
+
+def test_an_input_glob_that_matches_this_run_s_outputs_is_refused(tmp_path: Path) -> None:
+    """``--coarse 'c2/*2020*' --out-dir c2``: the glob matches fused_2020-... (not the
+    example name the option check tried), so the second run read the first run's outputs as
+    coarse images. The targets' own names are checked before any work."""
+    fine, coarse = _copies(tmp_path, ("068", "093"))
+    with pytest.raises(InvalidParameterError, match="would be read as images of the next run"):
+        run_series(coarse, fine=[str(fine)], coarse=[f"{coarse}/*2020*"], fine_scale=1e-4)
+    assert not list(coarse.glob("fused_*")) and not (coarse / "summary.csv").exists()
+    # a prefix too long for the file system (with the partial's ~45 more characters)
+    with pytest.raises(InvalidParameterError, match="give a shorter prefix"):
+        run_series(tmp_path / "o", fine=[str(fine)], coarse=[str(coarse)], prefix="p" * 215)

@@ -120,3 +120,48 @@ def test_a_full_disk_fails_series_dates_and_keeps_no_broken_output(tmp_path: Pat
     assert not list(out.glob("fused_*.tif")) and not list(out.glob(".*partial*"))
     summary = (out / "summary.csv").read_text()
     assert summary.count(",failed,") == 2 and "could not be written completely" in summary
+
+
+def test_bench_on_a_full_disk_says_the_disk_is_full(tmp_path: Path) -> None:
+    """``bench`` on a full disk printed a bare "[Errno 28] No space left on device"."""
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (3_000, 3_000))
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+    args = ["--cases", "sample-cia-1pair", "--methods", "additive", "--no-figures"]
+    r = subprocess.run(
+        [sys.executable, "-m", "stfusion", "bench", *args, "--out", str(tmp_path / "b")],
+        preexec_fn=limit,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 1, r.stderr
+    assert "free some space or write the outputs elsewhere" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr and not (tmp_path / "b").exists()
+
+
+def test_a_cube_that_does_not_fit_fails_without_a_traceback(tmp_path: Path) -> None:
+    """``--cube netcdf`` on a full disk ended in netCDF4's "RuntimeError: NetCDF: HDF error"
+    with a traceback."""
+    k = need(KRANJ)
+
+    def limit() -> None:  # each date's GeoTIFF (47 KB) fits, the cube of three does not
+        resource.setrlimit(resource.RLIMIT_FSIZE, (60_000, 60_000))
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+    out = tmp_path / "out"
+    args = ["--fine", str(k / L068), "--coarse", str(k / "modis/filled"), "--fine-scale", "1e-4"]
+    args += ["--date-range", "2020-03-10:2020-03-12", "--cube", "netcdf", "--out-dir", str(out)]
+    r = subprocess.run(
+        [sys.executable, "-m", "stfusion", "series", *args],
+        preexec_fn=limit,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 1, r.stderr
+    assert "fused_cube.nc: could not be written completely" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr and not list(out.glob(".*partial*"))
+    assert len(list(out.glob("fused_2020-*.tif"))) == 3  # the dates are kept

@@ -290,24 +290,13 @@ def evaluate_files(
                 "compare different places. Crop or resample one onto the other's grid (e.g. "
                 "gdalwarp with the other's -te/-tr/-t_srs) and score again."
             )
-        if mask is not None:
-            from stfusion.qa import MaskedSource
-
-            flags = tuple(mask_flags) if mask_flags else None
-            if mask_kind == "binary" and flags:
-                raise InvalidParameterError(
-                    f"--mask-flags: {mask} is read as a binary mask (nonzero = invalid), which "
-                    "takes no flags; give its kind with --mask-kind (mask_kind= in Python)."
-                )
-            truth_src = MaskedSource(truth_file, mask, mask_kind, flags)
-            inputs["mask"] = {"path": os.path.abspath(mask), "kind": mask_kind}
-            if flags:
-                inputs["mask"]["flags"] = list(flags)
         if ratio is None:
             ratio = _ratio_tag(prediction)
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
+                if mask is not None:  # its warnings (a QA band read as binary) are notes too
+                    truth_src = _masked_truth(truth_file, mask, mask_kind, mask_flags, inputs)
                 _check_evaluation(pred_src, truth_file, prediction, truth, scale_check)
         finally:  # shown as usual (also before an error), and kept in the report's notes
             for w in caught:
@@ -333,8 +322,32 @@ def evaluate_files(
                 band_names=list(truth_src.band_names),
             )
     report.notes[:0] = found
+    if mask is not None and not any(v > 0 for v in report.per_band.get("valid_fraction", [])):
+        report.notes.insert(0, f"the mask {mask} leaves no pixel of the truth to score")
     report.inputs = inputs
     return report
+
+
+def _masked_truth(
+    truth: FileSource,
+    mask: str,
+    kind: str,
+    flags: Sequence[str] | None,
+    inputs: dict[str, Any],
+) -> Source:
+    """The truth with NaN where ``mask`` says invalid; ``inputs["mask"]`` records it."""
+    from stfusion.qa import MaskedSource, check_flags
+
+    given = tuple(flags) if flags else None
+    if kind == "binary" and given:
+        raise InvalidParameterError(
+            f"--mask-flags: {mask} is read as a binary mask (nonzero = invalid), which takes no "
+            "flags; give its kind with --mask-kind (mask_kind= in Python)."
+        )
+    inputs["mask"] = {"path": os.path.abspath(mask), "kind": kind}
+    if kind != "binary":
+        inputs["mask"]["flags"] = list(check_flags(kind, given))  # the defaults spelled out
+    return MaskedSource(truth, mask, kind, given)
 
 
 def _read_as(src: FileSource) -> dict[str, Any]:

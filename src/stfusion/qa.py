@@ -349,7 +349,8 @@ def open_mask(
 def as_mask(mask: Any, image: Source) -> str | Source:
     """A Source as it is, a path as a string (provenance records it); a numpy array
     (``(y, x)`` or ``(band, y, x)``, the image's size) as an ArraySource on the image's grid;
-    a DataArray on its own grid (its coordinates and CRS), aligned like a mask file. Anything
+    a DataArray on its own grid (its coordinates and CRS): the image's, or finer (in-memory
+    masks are not reprojected onto a coarser or other CRS's grid). Anything
     else is refused by name (an array once became a glob of its repr)."""
     from stfusion.io import ArraySource
 
@@ -424,8 +425,9 @@ def _check_binary_values(mask: Source, label: str) -> None:
         warnings.warn(
             f"{label}: a binary mask (nonzero = invalid) holding values such as "
             f"{', '.join(f'{v:g}' for v in other[:3])}: if it is a QA band, give its kind "
-            "(--fine-mask-kind landsat_qa_pixel, sentinel2_scl, --coarse-mask-kind "
-            "mod09_state_1km; kind= in Python), or it masks every pixel with any bit set.",
+            "(landsat_qa_pixel, sentinel2_scl, mod09_state_1km: --fine-mask-kind or "
+            "--coarse-mask-kind in predict and series, --mask-kind in evaluate, kind= in "
+            "Python), or it masks every pixel with any bit set.",
             STFusionWarning,
             stacklevel=4,
         )
@@ -452,6 +454,11 @@ class MaskedSource(Source):
     notes: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.source, Source):
+            raise InvalidParameterError(
+                f"MaskedSource: the image is a {type(self.source).__name__}; give a Source: "
+                "FileSource(path), or stfusion.scene.as_source(array_or_dataarray)."
+            )
         if self.kind not in MASK_KINDS:
             raise InvalidParameterError(
                 f"mask kind {self.kind!r} unknown; choose from {', '.join(MASK_KINDS)}."

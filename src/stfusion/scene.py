@@ -48,12 +48,13 @@ log = logging.getLogger("stfusion")
 PathLike = str | os.PathLike[str]
 ImageLike = Any  # a path, a Source, a numpy array or an xarray.DataArray
 
-#: Fine and coarse images whose |value| medians and 98th percentiles both differ this much
-#: are almost surely on other scales (both: a median near 0, as NDVI's, alone says nothing).
-#: The real pairs in ../shared/data differ at most 1.5x (same date or not).
+#: Fine and coarse images of one date whose |value| medians and 98th percentiles both differ
+#: this much are almost surely on other scales (both: a median near 0, as NDVI's, alone says
+#: nothing). The real pairs in ../shared/data differ at most 1.5x.
 SCALE_ERROR_FACTOR = 1000.0
 SCALE_WARN_PAIR = 5.0
-#: Between sites (a training catalog) scenes differ more: warn from 20x.
+#: Between dates (a coarse target against a pair's coarse image: snow, cloud or flood can
+#: change a band 15-25x) and between sites (a training catalog): warn from 20x.
 SCALE_WARN_FACTOR = 20.0
 MOSTLY_EMPTY = 0.5
 
@@ -211,9 +212,10 @@ def align_coarse(
     if cg.same_as(fg):
         return coarse, None
     if not _reads_a_file(coarse):
+        what, where = ("masks", "the image's") if mask else ("coarse images", "the fine")
         raise GridMismatchError(
-            f"{coarse.label}: on another grid than {fine.label}; in-memory coarse images must "
-            "already be on the fine grid (pass a file path to have it reprojected)."
+            f"{coarse.label}: on another grid than {fine.label}; in-memory {what} must "
+            f"already be on {where} grid (pass a file path to have it reprojected)."
         )
     from rasterio.warp import transform_bounds
 
@@ -328,7 +330,7 @@ def check_scales(
                 f"{fine.label} (median {fm:.4g}) and {coarse.label} (median {cm:.4g}) differ "
                 f"{factor:.0f}x in band {b + 1}: their scales do not match. {advice}"
             )
-        if factor >= SCALE_WARN_PAIR:
+        if factor >= (SCALE_WARN_FACTOR if fine_option == coarse_option else SCALE_WARN_PAIR):
             options = (
                 fine_option if fine_option == coarse_option else f"{fine_option}/{coarse_option}"
             )

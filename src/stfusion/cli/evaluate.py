@@ -127,6 +127,12 @@ def evaluate(
     mask_flags: str | None = None,
 ) -> None:
     """Score PREDICTION against TRUTH with the pinned metrics (docs/metrics.md)."""
+    if mask is not None and not mask.strip():
+        raise click.UsageError("--mask is empty: give the path of a mask raster.")
+    if mask_flags is not None and parse_flags(mask_flags) is None:
+        raise click.UsageError(
+            f"--mask-flags {mask_flags!r} names no flag; leave it out for the kind's defaults."
+        )
     if (mask_flags or mask_kind != "binary") and mask is None:
         raise click.UsageError("--mask-kind/--mask-flags given without --mask.")
     if mask_flags and mask_kind == "binary":

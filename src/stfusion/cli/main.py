@@ -9,6 +9,7 @@ The group loads each command's module only when that command runs or its help is
 
 from __future__ import annotations
 
+import errno
 import importlib
 import logging
 import os
@@ -165,7 +166,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except (OSError, MemoryError) as exc:
         if debug:
             raise
-        click.echo(f"Error: {exc}", err=True)
+        click.echo(f"Error: {exc}{_os_advice(exc)}", err=True)
         sys.exit(1)
     # With standalone_mode=False click returns the command's return value: a command that
     # returns an int (series: 3 when dates failed) sets the exit status.
@@ -174,6 +175,20 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(128 + _SIGNALLED[-1])
     if isinstance(code, int) and code:
         sys.exit(code)
+
+
+def _os_advice(exc: BaseException) -> str:
+    """What to do about a system error that names no stfusion option (a full disk, a
+    read-only file system met while writing)."""
+    code = getattr(exc, "errno", None)
+    if code in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        return (
+            ". The disk (or your quota) is full: free some space or write the outputs "
+            "elsewhere; outputs are renamed into place only when complete."
+        )
+    if code == errno.EROFS:
+        return ". The file system is read-only: choose an output folder you can write in."
+    return ""
 
 
 class Terminated(BaseException):

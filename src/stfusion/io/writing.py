@@ -99,7 +99,7 @@ def check_output(path: str | os.PathLike[str], overwrite: bool, inputs: Sequence
             )
     if out.is_dir():
         raise OutputExistsError(f"{out}: is a folder; give the path of the output file.")
-    if out.exists() and not overwrite:
+    if (out.exists() or out.is_symlink()) and not overwrite:
         raise OutputExistsError(
             f"{out}: already exists. Pass --overwrite (overwrite=True in Python) to replace it."
         )
@@ -322,7 +322,7 @@ def copy_as_cog(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
         if blocksize is None:
-            with rasterio.open(src) as ds:
+            with write_errors(final), rasterio.open(src) as ds:  # a scratch cut short
                 blocksize = cog_blocksize(ds.width, ds.height)
         verify = functools.partial(check_written, final=Path(final))
         with atomic_path(final, overwrite=overwrite, verify=verify) as tmp:
@@ -357,12 +357,15 @@ def write_failed(final: Path, exc: BaseException, how: str = "") -> OutputWriteE
 
 
 @contextlib.contextmanager
-def write_errors(final: str | os.PathLike[str]) -> Iterator[None]:
+def write_errors(
+    final: str | os.PathLike[str], also: tuple[type[BaseException], ...] = ()
+) -> Iterator[None]:
     """GDAL's and the system's errors while writing ``final`` (or its partial) as one
-    :class:`OutputWriteError` naming ``final``, with the free space left."""
+    :class:`OutputWriteError` naming ``final``, with the free space left; ``also``: other
+    errors of the writer (netCDF's "RuntimeError: NetCDF: HDF error" on a full disk)."""
     try:
         yield
-    except (RasterioError, CPLE_BaseError, OSError) as exc:
+    except (RasterioError, CPLE_BaseError, OSError, *also) as exc:
         if isinstance(exc, OutputWriteError):
             raise
         raise write_failed(Path(final), exc) from exc

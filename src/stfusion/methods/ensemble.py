@@ -385,7 +385,8 @@ class Ensemble(FusionMethod):
         """Warn about members left out for the number of pairs (a log line alone let
         ``members="fitfc,fsdaf,starfm"`` on two pairs become STARFM alone, unseen); not about
         the default members' ESTARFM on one pair, which nothing can change."""
-        if not (vip or len(active) == 1 or self.members != DEFAULT_MEMBERS):
+        given = sorted(m.strip() for m in self.members.split(",") if m.strip())
+        if not (vip or len(active) == 1 or given != sorted(DEFAULT_MEMBERS.split(","))):
             return
         how = f" (multi_pair='vip' runs {', '.join(vip)} as VIPSTF over all the pairs)"
         left = (

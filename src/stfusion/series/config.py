@@ -16,6 +16,7 @@ from typing import Any
 
 from stfusion.dates import parse_date_range
 from stfusion.errors import InvalidParameterError
+from stfusion.io.writing import PARTIAL_EXTRA
 
 #: Output data types (``SeriesConfig.dtype``).
 DTYPES = ("float32", "int16")
@@ -157,20 +158,28 @@ class SeriesConfig:
             raise InvalidParameterError(f"--multi-pair {self.multi_pair}: choose none or vip.")
         if not self.prefix or os.sep in self.prefix:
             raise InvalidParameterError(f"--prefix {self.prefix!r}: give a plain file-name prefix.")
-        self._check_outputs_are_not_inputs()
+        self.check_outputs_are_not_inputs([f"{self.prefix}_2000-01-01.tif"])
+        name = f"{self.prefix}_2000-01-01.tif"
+        if len(os.fsencode(name)) + PARTIAL_EXTRA > 255:
+            raise InvalidParameterError(
+                f"--prefix {self.prefix[:20]}...: the outputs' names ({len(os.fsencode(name))} "
+                f"bytes, and {PARTIAL_EXTRA} more while written) would be too long for file "
+                "systems (255 bytes); give a shorter prefix."
+            )
 
-    def _check_outputs_are_not_inputs(self) -> None:
-        """An --out-dir that is an input folder (or under an input glob that matches the
-        outputs' names) makes the next run read its own outputs as images of the series."""
+    def check_outputs_are_not_inputs(self, names: Sequence[str]) -> None:
+        """An --out-dir that is an input folder (or under an input glob that matches an
+        output's name: ``names``) makes the next run read its own outputs as images."""
         out = Path(self.out_dir).resolve()
-        example = f"{self.prefix}_2000-01-01.tif"
         for option, specs in (("--fine", self.fine), ("--coarse", self.coarse)):
             for spec in specs:
                 path = Path(str(spec))
                 if path.is_dir():
                     clash = path.resolve() == out
-                else:  # a glob (or one file): its folder, and whether it matches the outputs
-                    clash = path.parent.resolve() == out and fnmatch.fnmatch(example, path.name)
+                else:  # a glob (or one file): its folder, and whether it matches an output
+                    clash = path.parent.resolve() == out and any(
+                        fnmatch.fnmatch(n, path.name) for n in names
+                    )
                 if clash:
                     raise InvalidParameterError(
                         f"--out-dir {self.out_dir} is where {option} {spec} finds its images: "

@@ -73,11 +73,15 @@ def prepare(cfg: SeriesConfig) -> Prepared:
     start, end = cfg.targets_range()
 
     inputs = find_inputs(cfg, fine_scaling.bands, coarse_scaling.bands, fpreset, cpreset)
-    if not inputs.targets(start, end):  # before the output folder is created
+    targets = inputs.targets(start, end)
+    if not targets:  # before the output folder is created
         raise InvalidParameterError(
             f"no coarse date in the range {cfg.date_range}: the coarse images span "
             f"{span(inputs.coarse)}."
         )
+    cfg.check_outputs_are_not_inputs(
+        [output_path(Path(cfg.out_dir), cfg.prefix, d).name for d in targets]
+    )
     # the masks' kind: the preset's QA kind too for masks given that are its QA files
     fine_kind = preset_mask_kind(fpreset, cfg.fine_mask, cfg.fine_mask_kind, inputs.fine)
     coarse_kind = preset_mask_kind(cpreset, cfg.coarse_mask, cfg.coarse_mask_kind, inputs.coarse)

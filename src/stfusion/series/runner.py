@@ -343,21 +343,23 @@ def _cube(
     if not done:
         notes.append("no date was predicted: no cube written")
         return None
-    return write_cube(
-        done,
-        cube_file(out, cfg.prefix, cfg.cube),
-        cfg.cube,
-        grid=s.grid,
-        band_names=s.images.band_names,
-        dtype=cfg.dtype,
-        int16_scale=cfg.int16_scale,
-        attrs={
-            "stfusion_version": stfusion.__version__,
-            "method": s.cls.name,
-            "params": json.dumps(settings["params"], default=str),
-            "source": "stfusion series; one GeoTIFF per date beside this cube",
-        },
-    )
+    path = cube_file(out, cfg.prefix, cfg.cube)
+    with write_errors(path, also=(RuntimeError,)):  # netCDF4's error on a full disk
+        return write_cube(
+            done,
+            path,
+            cfg.cube,
+            grid=s.grid,
+            band_names=s.images.band_names,
+            dtype=cfg.dtype,
+            int16_scale=cfg.int16_scale,
+            attrs={
+                "stfusion_version": stfusion.__version__,
+                "method": s.cls.name,
+                "params": json.dumps(settings["params"], default=str),
+                "source": "stfusion series; one GeoTIFF per date beside this cube",
+            },
+        )
 
 
 # ------------------------------------------------------------------------------ one date
