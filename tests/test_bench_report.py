@@ -182,6 +182,10 @@ def test_user_case_may_not_take_a_named_case_name(
     assert code == 2 and str(clash) in err and "cia-1pair" in err and "Rename" in err
     assert not out.exists()
     assert set(named_cases()) <= set(NAMED_CASE_NAMES)
+    # a name that differs in case only is the same name on case-folding file systems
+    clash.write_text(user_case.read_text().replace("[cases.tiny]", "[cases.CIA-1pair]"))
+    code, err = _main(["bench", "--cases-file", str(clash), "--out", str(out)], capsys)
+    assert code == 2 and "CIA-1pair" in err
 
 
 def test_empty_or_wrong_selections_are_usage_errors(

@@ -88,7 +88,10 @@ def bench(
     known = _known_cases(data_dir, cases_file)
     if list_cases:
         for c in known.values():
-            click.echo(f"{c.name:<18} {len(c.pairs)} pair(s) -> {c.target_date}  {c.description}")
+            missing = "  (data not found)" if c.missing_files() else ""
+            click.echo(
+                f"{c.name:<18} {len(c.pairs)} pair(s) -> {c.target_date}  {c.description}" + missing
+            )
         return
     if out is None:
         raise click.UsageError("give --out DIR (or --list).")
@@ -132,7 +135,7 @@ def _known_cases(data_dir: str | None, cases_file: str | None) -> dict[str, Case
     known = named_cases(data_dir)
     if cases_file:
         user = load_cases_file(cases_file)
-        clash = [n for n in user if n in NAMED_CASE_NAMES]
+        clash = [n for n in user if n.lower() in NAMED_CASE_NAMES]  # file names may fold case
         if clash:
             raise click.UsageError(
                 f"{cases_file}: case {', '.join(clash)} has the name of a named case "
