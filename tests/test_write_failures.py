@@ -23,25 +23,30 @@ M068 = "modis/filled/2020068_18-04_kranj.tif"
 M077 = "modis/filled/2020077_18-04_kranj.tif"
 
 
-def _predict(out: Path, *extra: str, file_limit: int | None = None) -> subprocess.CompletedProcess:
-    """``stfusion predict`` (STARFM on Kranj) in a child process whose files may not grow past
-    ``file_limit`` bytes (RLIMIT_FSIZE: writes past it fail as on a full disk)."""
-    k = need(KRANJ)
+def _stfusion(*args: str, file_limit: int | None = None) -> subprocess.CompletedProcess:
+    """``stfusion ARGS`` in a child process whose files may not grow past ``file_limit``
+    bytes (RLIMIT_FSIZE: a write past it fails as on a full disk)."""
 
     def limit() -> None:
         if file_limit is not None:
             resource.setrlimit(resource.RLIMIT_FSIZE, (file_limit, file_limit))
             signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a failing write, not a kill
 
-    args = ["--pair", str(k / L068), str(k / M068), "--coarse", str(k / M077)]
-    args += ["--fine-scale", "1e-4", "--out", str(out), *extra]
     return subprocess.run(
-        [sys.executable, "-m", "stfusion", "predict", *args],
+        [sys.executable, "-m", "stfusion", *args],
         preexec_fn=limit,
         capture_output=True,
         text=True,
         timeout=300,
     )
+
+
+def _predict(out: Path, *extra: str, file_limit: int | None = None) -> subprocess.CompletedProcess:
+    """``stfusion predict`` (STARFM on Kranj), its files limited to ``file_limit`` bytes."""
+    k = need(KRANJ)
+    args = ["--pair", str(k / L068), str(k / M068), "--coarse", str(k / M077)]
+    args += ["--fine-scale", "1e-4", "--out", str(out), *extra]
+    return _stfusion("predict", *args, file_limit=file_limit)
 
 
 @pytest.mark.parametrize("file_limit", [20_000, 40_000])
@@ -100,22 +105,12 @@ def test_a_full_disk_fails_series_dates_and_keeps_no_broken_output(tmp_path: Pat
     with the output named and nothing under its name."""
     k = need(KRANJ)
 
-    def limit() -> None:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-
     out = tmp_path / "out"
     args = ["--fine", str(k / L068), "--fine", str(k / "landsat/filled/2020093_190-28.tif")]
     args[-1] += "_filled_kranj.tif"
     args += ["--coarse", str(k / "modis/filled"), "--fine-scale", "1e-4"]
     args += ["--date-range", "2020-03-10:2020-03-11", "--out-dir", str(out)]
-    r = subprocess.run(
-        [sys.executable, "-m", "stfusion", "series", *args],
-        preexec_fn=limit,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    r = _stfusion("series", *args, file_limit=20_000)
     assert r.returncode == 3, r.stderr
     assert not list(out.glob("fused_*.tif")) and not list(out.glob(".*partial*"))
     summary = (out / "summary.csv").read_text()
@@ -125,18 +120,8 @@ def test_a_full_disk_fails_series_dates_and_keeps_no_broken_output(tmp_path: Pat
 def test_bench_on_a_full_disk_says_the_disk_is_full(tmp_path: Path) -> None:
     """``bench`` on a full disk printed a bare "[Errno 28] No space left on device"."""
 
-    def limit() -> None:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (3_000, 3_000))
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-
     args = ["--cases", "sample-cia-1pair", "--methods", "additive", "--no-figures"]
-    r = subprocess.run(
-        [sys.executable, "-m", "stfusion", "bench", *args, "--out", str(tmp_path / "b")],
-        preexec_fn=limit,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    r = _stfusion("bench", *args, "--out", str(tmp_path / "b"), file_limit=3_000)
     assert r.returncode == 1, r.stderr
     assert "free some space or write the outputs elsewhere" in r.stderr, r.stderr
     assert "Traceback" not in r.stderr and not (tmp_path / "b").exists()
@@ -147,20 +132,10 @@ def test_a_cube_that_does_not_fit_fails_without_a_traceback(tmp_path: Path) -> N
     with a traceback."""
     k = need(KRANJ)
 
-    def limit() -> None:  # each date's GeoTIFF (47 KB) fits, the cube of three does not
-        resource.setrlimit(resource.RLIMIT_FSIZE, (60_000, 60_000))
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-
     out = tmp_path / "out"
     args = ["--fine", str(k / L068), "--coarse", str(k / "modis/filled"), "--fine-scale", "1e-4"]
     args += ["--date-range", "2020-03-10:2020-03-12", "--cube", "netcdf", "--out-dir", str(out)]
-    r = subprocess.run(
-        [sys.executable, "-m", "stfusion", "series", *args],
-        preexec_fn=limit,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    r = _stfusion("series", *args, file_limit=60_000)  # a date (47 KB) fits, the cube not
     assert r.returncode == 1, r.stderr
     assert "fused_cube.nc: could not be written completely" in r.stderr, r.stderr
     assert "Traceback" not in r.stderr and not list(out.glob(".*partial*"))

@@ -438,5 +438,32 @@ def write_cube(
             arrays = [lazy(p) for _, p, _ in items]
             ds = xr.concat([one(day, p, s, a) for (day, p, s), a in zip(items, arrays)], dim="time")
             ds.attrs.update(attrs)
-            ds.to_netcdf(tmp, engine=engine, encoding={"fused": enc, **plain})
+            try:
+                ds.to_netcdf(tmp, engine=engine, encoding={"fused": enc, **plain})
+            except BaseException:
+                _close_cached_files()  # before atomic_path removes the partial
+                raise
     return path
+
+
+def _close_cached_files() -> None:
+    """Close the files xarray keeps open: a netCDF write that failed (a full disk) left its
+    partial open in xarray's cache, and closing it at exit wrote the partial back after
+    it had been removed."""
+    import gc
+
+    from xarray.backends.file_manager import FILE_CACHE
+
+    size = FILE_CACHE.maxsize
+    with contextlib.suppress(Exception):
+        FILE_CACHE.maxsize = 0  # evicts (closes) every cached file
+    FILE_CACHE.maxsize = size
+    try:
+        import netCDF4
+    except ImportError:
+        return
+    for obj in gc.get_objects():
+        if isinstance(obj, netCDF4.Dataset):
+            with contextlib.suppress(Exception):
+                if obj.isopen():
+                    obj.close()
