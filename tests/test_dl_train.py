@@ -109,7 +109,9 @@ def test_resume_continues_from_saved_epoch(model: str, pairs: list, tmp_path: Pa
         r2 = train(pairs, resumed, cfg(model, epochs=3, lr=0.5), resume=True)
     assert r2.epochs == 3 and len(r2.history) == 3
     other = "dcstfn" if model == "edcstfn" else "edcstfn"
-    with pytest.raises(InvalidParameterError, match=f"holds a {model} run, not a {other}"):
+    a_model = "an edcstfn" if model == "edcstfn" else "a dcstfn"
+    an_other = "an edcstfn" if other == "edcstfn" else "a dcstfn"
+    with pytest.raises(InvalidParameterError, match=f"holds {a_model} run, not {an_other} one"):
         train(pairs, resumed, cfg(other, epochs=4), resume=True)
 
 
@@ -345,13 +347,15 @@ def test_ddp_replicas_share_process_0s_autoencoder() -> None:
 
 
 def test_float16_on_the_cpu_is_said(tmp_path: Path) -> None:
-    """--precision 16-mixed on the CPU runs as bf16 (Lightning swaps it silently): said."""
-    from stfusion.dl.engine_settings import EngineSettings, make_trainer
-
-    with pytest.warns(STFusionWarning, match="runs as bf16-mixed"):
-        make_trainer(EngineSettings(1, 1, device="cpu", precision="16-mixed"), tmp_path)
+    """--precision 16-mixed on the CPU runs as bf16 (Lightning swaps it silently): said once
+    per run (by the run's settings, not by each of its Trainers)."""
     import warnings
 
+    from stfusion.dl.engine_settings import EngineSettings, make_trainer, warn_settings
+
+    with pytest.warns(STFusionWarning, match="runs as bf16-mixed"):
+        warn_settings(EngineSettings(1, 1, device="cpu", precision="16-mixed"))
     with warnings.catch_warnings():
         warnings.simplefilter("error", STFusionWarning)
-        make_trainer(EngineSettings(1, 1, device="cpu", precision="bf16-mixed"), tmp_path)
+        warn_settings(EngineSettings(1, 1, device="cpu", precision="bf16-mixed"))
+        make_trainer(EngineSettings(1, 1, device="cpu", precision="16-mixed"), tmp_path)

@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from stfusion.cli import options as opt
+from stfusion.cli.train import check_run_flags, usage_errors
 from stfusion.run_config import STUDENT_SIZES, DistillSettings
 
 
@@ -129,6 +130,7 @@ def distill(
 
     if not pairs and not catalog:
         raise click.UsageError("give the pairs: --pair FINE COARSE (2+) or --catalog.")
+    check_run_flags(ctx)
     cfg = DistillConfig(
         student=student,
         epochs=epochs,
@@ -153,7 +155,11 @@ def distill(
         val_patches=val_patches,
     )
     t0 = time.monotonic()
-    r = opt.run_job(ctx, student, quiet, run_distill, list(pairs), teacher, out, cfg, resume=resume)
+    with usage_errors():
+        cfg.validate()
+        r = opt.run_job(
+            ctx, student, quiet, run_distill, list(pairs), teacher, out, cfg, resume=resume
+        )
     if quiet or not opt.main_process():
         return
     csv_path, png_path = log_paths(out)

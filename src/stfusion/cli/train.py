@@ -4,8 +4,9 @@ command runs."""
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import click
@@ -52,11 +53,11 @@ def _weight(flag: str, setting: str, help: str, note: str = "") -> Any:
 @click.option(
     "--size",
     type=click.Choice(["tiny", "small", "paper", "nano", "micro", "mini"]),
-    default=TrainSettings.size,
-    show_default=True,
+    default=None,
     help="Network width: paper = the published 32/64/128 "
     "feature maps; small and tiny are 2x and 4x narrower. The student (--model "
-    "student) has nano, micro, mini; tiny, small, paper mean those for it.",
+    "student) has nano, micro, mini; tiny, small, paper mean those for it. [default: "
+    f"with --init shipped the shipped weights' size (vitgan: tiny), else {TrainSettings.size}]",
 )
 @opt.run_size_options(TrainSettings)
 @opt.run_control_options(
@@ -154,7 +155,7 @@ def train(
     model: str,
     pairs: Sequence[tuple[str, str]],
     out: str,
-    size: str,
+    size: str | None,
     catalog: str | None,
     resume: bool,
     quiet: bool,
@@ -181,14 +182,83 @@ def train(
 
     if not pairs and not catalog:
         raise click.UsageError("give the training pairs: --pair FINE COARSE (2+) or --catalog.")
-    if model == "student":
-        size = STUDENT_SIZE_FOR.get(size, size)
+    check_run_flags(ctx)
+    size = _size(model, size, settings, resume)
+    if not resume:  # the recorded command line names the size run (a resumed run has its own)
+        ctx.params["size"] = size
+    if resume and given(ctx, "init"):
+        _warn(
+            f"--init {settings['init']}: a resumed run goes on from its own last weights; ignored."
+        )
+    settings["ae_steps"] = settings["ae_steps"] if given(ctx, "ae_steps") else None
     cfg = _train_config(TrainConfig, model, size, settings)
-    t0 = time.monotonic()
-    result = opt.run_job(ctx, model, quiet, run_training, list(pairs), out, cfg, resume=resume)
+    with usage_errors():
+        if model == "stfdcnn":
+            from stfusion.dl.train import validate_run_options
+
+            validate_run_options(cfg)
+        else:
+            cfg.validate()
+        t0 = time.monotonic()
+        result = opt.run_job(ctx, model, quiet, run_training, list(pairs), out, cfg, resume=resume)
     if quiet or not opt.main_process():
         return
     _summary(result, out, model, size, t0)
+
+
+def given(ctx: click.Context, name: str) -> bool:
+    """Whether option ``name`` was given (on the command line or from the environment)."""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")
+
+
+def check_run_flags(ctx: click.Context) -> None:
+    """Usage errors of the options train and distill share: --resume with --overwrite, and
+    --device and --devices naming different devices."""
+    p = ctx.params
+    if p.get("resume") and p.get("overwrite"):
+        raise click.UsageError(
+            "--resume continues the run in --out and --overwrite replaces it: give one."
+        )
+    if p.get("devices") and given(ctx, "device") and p["devices"] != p["device"]:
+        raise click.UsageError(
+            f"--device {p['device']} and --devices {p['devices']} differ (they are the same "
+            "option): give one."
+        )
+
+
+@contextlib.contextmanager
+def usage_errors() -> Iterator[None]:
+    """A run option's bad value (:class:`stfusion.dl.engine_settings.OptionError`, raised by
+    the checks before or during the run) as a usage error: exit status 2."""
+    from stfusion.dl.engine_settings import OptionError
+
+    try:
+        yield
+    except OptionError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+def _warn(message: str) -> None:
+    import warnings
+
+    from stfusion.errors import STFusionWarning
+
+    warnings.warn(message, STFusionWarning, stacklevel=3)
+
+
+def _size(model: str, size: str | None, settings: dict[str, Any], resume: bool) -> str:
+    """The ``--size`` of a run: as given; else, fine-tuning the shipped weights (``--init
+    shipped``, band-agnostic), their size, so the default starts from them (the shipped
+    vitgan is tiny); else the default. A resumed run keeps its own (the default is not
+    compared with it)."""
+    if size is None:
+        size = TrainSettings.size
+        if settings["init"] == "shipped" and not settings["band_tied"] and not resume:
+            from stfusion.dl.train_init import shipped_size
+
+            size = shipped_size(model) or size
+    return STUDENT_SIZE_FOR.get(size, size) if model == "student" else size
 
 
 def _train_config(config_cls: Any, model: str, size: str, settings: dict[str, Any]) -> Any:
@@ -209,6 +279,7 @@ def _train_config(config_cls: Any, model: str, size: str, settings: dict[str, An
         "label_smoothing": p["label_smoothing"],
         "clip": p["clip"],
         "time_mix": p["time_mix"],
+        "ae_steps": p["ae_steps"],  # None unless given (the CLI's caller)
     }
     optional = _applicable(model, optional)
     return config_cls(
@@ -224,7 +295,6 @@ def _train_config(config_cls: Any, model: str, size: str, settings: dict[str, An
         seed=p["seed"],
         device=p["devices"] or p["device"],
         augment=p["augment"],
-        ae_steps=p["ae_steps"],
         threads=p["threads"],
         precision=p["precision"],
         strategy=p["strategy"],
@@ -253,6 +323,7 @@ ONLY_FOR: dict[str, tuple[tuple[str, ...], str]] = {
     "d_lr": (ADVERSARIAL, "--d-lr"),
     "label_smoothing": (ADVERSARIAL, "--label-smoothing"),
     "clip": (ADVERSARIAL, "--clip"),
+    "ae_steps": (("edcstfn", *ADVERSARIAL), "--ae-steps"),
 }
 
 

@@ -36,13 +36,14 @@ import datetime as _dt
 import math
 from collections.abc import Iterator, Sequence, Sized
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from rasterio.windows import Window
 
-from stfusion.dl.catalog import SCALE_COLUMNS, PairSpec
+from stfusion.dl.catalog import PairSpec
 from stfusion.dl.catalog import read_catalog as read_catalog  # re-exported: its old home
 from stfusion.dl.data import Block, ordered_pairs, resolve_dates, validation_block
 from stfusion.dl.file_handles import (  # re-exported: datasets.<name> is their old home
@@ -52,7 +53,7 @@ from stfusion.dl.file_handles import (  # re-exported: datasets.<name> is their 
     kept_open,
     streaming,  # noqa: F401
 )
-from stfusion.errors import InvalidParameterError
+from stfusion.errors import GridMismatchError, InvalidParameterError
 from stfusion.io import Scaling, Source
 from stfusion.scene import Scene, as_source, open_scene
 
@@ -554,10 +555,9 @@ def open_sites(
                 as_source(s.fine, s.scaling("fine", fine_scaling), "fine"),
                 as_source(s.coarse, s.scaling("coarse", coarse_scaling), "coarse"),
             )
-            if any(getattr(s, k) is not None for k in SCALE_COLUMNS)
-            else (s.fine, s.coarse)
             for s in specs
         ]
+        _check_bands(name, images)
         scene = open_scene(
             images, fine_scaling=fine_scaling, coarse_scaling=coarse_scaling, resampling=resampling
         )
@@ -580,6 +580,24 @@ def open_sites(
             "one model trains on one set of bands."
         )
     return sites
+
+
+def _check_bands(site: str, images: Sequence[tuple[Source, Source]]) -> None:
+    """Refuse images of another band count than the site's first fine image, naming what
+    ``train`` and ``distill`` accept to choose bands (``FILE:BANDS``: they have no band or
+    preset options)."""
+    ref = images[0][0]
+    for img in (x for pair in images for x in pair):
+        if img.count != ref.count:
+            where = "--pair" if site == "main" else "the catalog's fine and coarse columns"
+            more = img if img.count > ref.count else ref
+            bands = ",".join(str(b + 1) for b in range(min(img.count, ref.count)))
+            raise GridMismatchError(
+                f"{img.label} has {img.count} bands but {ref.label} has {ref.count}: every "
+                "image of a site needs the same bands in the same order. Choose them in "
+                f"{where} with FILE:BANDS (1-based numbers or band names, e.g. "
+                f"{Path(more.label).name}:{bands}; docs/inputs.md)."
+            )
 
 
 def set_blocks(sites: Sequence[Site], val_fraction: float, multiple: int = 1) -> None:

@@ -94,7 +94,7 @@ from stfusion.dl.distill_teacher import (
     feature_loss,
     masked_mse,
 )
-from stfusion.dl.engine import cpu_state
+from stfusion.dl.engine import OptionError, cpu_state
 from stfusion.dl.infer import default_overlap
 from stfusion.dl.losses import content_loss
 from stfusion.dl.networks import FusionNet, make_network, network_names
@@ -139,8 +139,9 @@ class DistillConfig(DistillSettings):
             if int(getattr(self, name)) < 1:
                 raise InvalidParameterError(f"{name} must be >= 1, got {getattr(self, name)}.")
         if self.val_fraction and not 0.0 < self.val_fraction < 1.0:
-            raise InvalidParameterError(
-                f"val_fraction must be in (0, 1) (0: the teacher's), got {self.val_fraction}."
+            raise OptionError(
+                f"--val-fraction {self.val_fraction}: the share of the scene held out, above 0 "
+                "and below 1 (0: the teacher's)."
             )
         validate_run_options(replace(self, val_fraction=self.val_fraction or 0.2))
         for name in ("alpha", "beta"):
@@ -481,7 +482,7 @@ def distill(
     cfg = copy.deepcopy(config) if config is not None else DistillConfig()
     out = Path(out)
     t_ck, t_path = _open_teacher(teacher, out)
-    previous, cfg = start_training(out, cfg, inputs, model=StudentNet.name)
+    previous, cfg = start_training(out, cfg, inputs, model=StudentNet.name, pairs=pairs)
     cfg.validate()
     if previous is not None:
         _check_same_teacher(previous, t_path)
@@ -491,7 +492,7 @@ def distill(
     sites = open_training_sites(pairs, any_bands=agnostic, **site_inputs(inputs))
     bands = 1 if agnostic else sites[0].scene.count
     if previous is not None:
-        check_resume(previous, sites)
+        check_resume(previous, sites, inputs)
     student_params, teacher_params = _check_sites(sites, t_ck, t_net, cfg, bands)
 
     if not cfg.val_fraction:
@@ -536,7 +537,7 @@ def distill(
         def payload(rec: engine.RunRecorder, mod: engine.FusionModule) -> dict[str, Any]:
             run_meta = {k: v for k, v in info.items() if k != "teacher"}
             network = {**student.config(), "size": cfg.student}
-            rec_out = checkpoint_record(StudentNet.name, network, data, cfg, rec, run_meta)
+            rec_out = checkpoint_record(StudentNet.name, network, data, cfg, rec, run_meta, inputs)
             rec_out["teacher"] = info["teacher"]
             rec_out["parameters"] = parameter_count(student)
             rec_out["resume"] = {
@@ -566,7 +567,7 @@ def distill(
         )
         if rec.epoch:
             summary.update(measure(module, tm, data, val_dl, cfg, rec.best_state, rec.history))
-            save_checkpoint(out, payload(rec, module))
+            save_checkpoint(out, {**payload(rec, module), "run_id": rec.run_id})
     return _result(
         out, rec, cfg.patience, summary, teacher_params, student_params, layer, cfg.student
     )

@@ -37,6 +37,7 @@ import datetime as _dt
 import platform
 import shutil
 import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -49,19 +50,27 @@ from lightning.pytorch.loggers import CSVLogger
 
 import stfusion
 from stfusion.dl import datasets
-from stfusion.dl.checkpoint import save_checkpoint
+from stfusion.dl.checkpoint import load_checkpoint, save_checkpoint
+from stfusion.dl.engine_files import (  # check_resumable re-exported: engine.<name> was its home
+    check_resumable,  # noqa: F401
+    check_resume_state,
+    claim_output,
+)
 from stfusion.dl.engine_settings import (  # all re-exported: engine.<name> is their old home
     RESUME_FILE,
     EngineSettings,
+    OptionError,  # noqa: F401
     check_precision,  # noqa: F401
+    check_strategy,  # noqa: F401
     deterministic,  # noqa: F401
     lightning_dir,
     make_trainer,
     parse_devices,  # noqa: F401
     quiet_lightning,
     resume_path,
+    warn_settings,  # noqa: F401
 )
-from stfusion.errors import InvalidParameterError, RunInterrupted
+from stfusion.errors import RunInterrupted
 
 if TYPE_CHECKING:
     from stfusion.dl.distill_teacher import Teacher
@@ -465,6 +474,9 @@ class RunRecorder(L.Callback):
         self.seconds_before = 0.0
         self.t_start = time.perf_counter()
         self.t_epoch = self.t_start
+        #: Names the run in its checkpoint and its resume state, so --resume refuses a
+        #: resume state swapped in from another run.
+        self.run_id = uuid.uuid4().hex
 
     @property
     def seconds(self) -> float:
@@ -493,7 +505,7 @@ class RunRecorder(L.Callback):
         if not self.best_state:
             self.best_state = cpu_state(module.net.state_dict())
         if trainer.is_global_zero:
-            save_checkpoint(self.out, self.payload(self, module))
+            save_checkpoint(self.out, {**self.payload(self, module), "run_id": self.run_id})
             write_log(self.history, self.out, plot=False)
             if self.progress is not None:
                 self.progress({"stage": "epoch", **row, "best_epoch": self.best_epoch})
@@ -507,6 +519,7 @@ class RunRecorder(L.Callback):
             "bad": self.bad,
             "epoch": self.epoch,
             "seconds": self.seconds,
+            "run_id": self.run_id,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -516,6 +529,7 @@ class RunRecorder(L.Callback):
         self.bad, self.epoch = int(state["bad"]), int(state["epoch"])
         self.seconds_before = float(state["seconds"])
         self.t_start = time.perf_counter()
+        self.run_id = str(state.get("run_id") or self.run_id)
 
 
 def fit(
@@ -556,27 +570,32 @@ def fit(
         enable_version_counter=False,
         every_n_epochs=1,
     )
-    logger = CSVLogger(str(root), name="csv")
-    with quiet_lightning():
-        trainer = make_trainer(
-            settings,
-            root,
-            max_epochs=settings.epochs,
-            callbacks=[recorder, stopper, saver],
-            logger=logger,
-            unused_parameters=not module.automatic_optimization,
-        )
-    try:
-        with quiet_lightning(), datasets.streaming(), _interruptible(trainer, out, "training"):
-            trainer.fit(
-                module,
-                train_dataloaders=train_data,
-                val_dataloaders=val_data,
-                ckpt_path=str(ckpt) if resume else None,
+    if resume:
+        stored = load_checkpoint(out).data.get("run_id")  # None: written before run ids
+        check_resume_state(out, module, str(stored) if stored else None)
+        recorder.run_id = str(stored or recorder.run_id)
+    with claim_output(out, resume):
+        logger = CSVLogger(str(root), name="csv")
+        with quiet_lightning():
+            trainer = make_trainer(
+                settings,
+                root,
+                max_epochs=settings.epochs,
+                callbacks=[recorder, stopper, saver],
+                logger=logger,
+                unused_parameters=not module.automatic_optimization,
             )
-    finally:
-        if recorder.history and trainer.is_global_zero:
-            write_log(recorder.history, out)  # the curve, once per run (also when interrupted)
+        try:
+            with quiet_lightning(), datasets.streaming(), _interruptible(trainer, out, "training"):
+                trainer.fit(
+                    module,
+                    train_dataloaders=train_data,
+                    val_dataloaders=val_data,
+                    ckpt_path=str(ckpt) if resume else None,
+                )
+        finally:
+            if recorder.history and trainer.is_global_zero:
+                write_log(recorder.history, out)  # the curve, once per run (also when interrupted)
     return recorder
 
 
@@ -604,26 +623,6 @@ def _interruptible(trainer: Any, out: Path | None, what: str) -> Iterator[None]:
             if out is not None and not out.exists():
                 shutil.rmtree(lightning_dir(out), ignore_errors=True)  # only a log begun
         raise RunInterrupted(f"{how} while {what}; {kept}", 128 + (15 if sigterm else 2)) from None
-
-
-def fresh_run(out: Path) -> None:
-    """Remove the Lightning state of an earlier run written to ``out`` (``--overwrite``)."""
-    root = lightning_dir(out)
-    if root.is_dir():
-        shutil.rmtree(root)
-
-
-def check_resumable(out: Path) -> None:
-    """Refuse ``--resume`` without the Lightning state, saying why and what to do."""
-    if not out.exists():
-        raise InvalidParameterError(f"--resume: {out} does not exist; train without it first.")
-    if not resume_path(out).exists():
-        raise InvalidParameterError(
-            f"--resume: {out} has no training state beside it ({resume_path(out)} is missing: "
-            "the checkpoint was written by an earlier stfusion, stripped, or moved without its "
-            f"{lightning_dir(out).name} folder). It still predicts; to train further start a "
-            "new run (--overwrite, or another --out)."
-        )
 
 
 def run_info(seconds: float, inputs: list[list[str]], meta: dict[str, Any]) -> dict[str, Any]:

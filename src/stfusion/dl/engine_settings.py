@@ -26,16 +26,24 @@ from stfusion.run_config import PRECISIONS
 __all__ = [
     "RESUME_FILE",
     "EngineSettings",
+    "OptionError",
     "check_precision",
+    "check_strategy",
     "deterministic",
     "lightning_dir",
     "make_trainer",
     "parse_devices",
     "quiet_lightning",
     "resume_path",
+    "warn_settings",
 ]
 
 RESUME_FILE = "resume.ckpt"
+
+
+class OptionError(InvalidParameterError):
+    """A value of a run option that cannot work, named as on the command line: ``stfusion
+    train`` and ``distill`` report it as a usage error (exit status 2)."""
 
 
 @dataclass
@@ -88,6 +96,29 @@ def check_precision(precision: str) -> str:
             f"--precision {precision!r}: choose one of {', '.join(PRECISIONS)}."
         )
     return str(precision)
+
+
+def check_strategy(strategy: str) -> str:
+    """``strategy`` if Lightning knows it by name (``auto`` or its registry), else an error
+    listing those names (checked before any data is read: Lightning would fail only later)."""
+    from lightning.pytorch.strategies import StrategyRegistry
+
+    names = ["auto", *StrategyRegistry.available_strategies()]
+    if str(strategy) not in names:
+        raise OptionError(f"--strategy {strategy}: unknown; choose one of {', '.join(names)}.")
+    return str(strategy)
+
+
+def warn_settings(settings: EngineSettings) -> None:
+    """Say, once per run (the autoencoder's Trainer and the main one share the settings),
+    what Lightning changes silently: float16 on the CPU runs as bfloat16."""
+    if parse_devices(settings.device)[0] == "cpu" and settings.precision == "16-mixed":
+        warnings.warn(
+            "--precision 16-mixed on the CPU runs as bf16-mixed (Lightning: the CPU has no "
+            "float16 autocast); give bf16-mixed, or 32.",
+            STFusionWarning,
+            stacklevel=3,
+        )
 
 
 def lightning_dir(out: str | os.PathLike[str]) -> Path:
@@ -158,13 +189,6 @@ def make_trainer(
     generator and discriminator steps): DDP must then look for parameters without gradients.
     """
     accelerator, devices = parse_devices(settings.device)
-    if accelerator == "cpu" and settings.precision == "16-mixed":
-        warnings.warn(
-            "--precision 16-mixed on the CPU runs as bf16-mixed (Lightning: the CPU has no "
-            "float16 autocast); give bf16-mixed, or 32.",
-            STFusionWarning,
-            stacklevel=2,
-        )
     strategy = settings.strategy
     if unused_parameters and strategy == "ddp":
         strategy = "ddp_find_unused_parameters_true"

@@ -40,12 +40,11 @@ from __future__ import annotations
 
 import copy
 import os
-import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import MISSING, asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar, Unpack
+from typing import Any, Unpack
 
 import numpy as np
 import torch
@@ -53,42 +52,53 @@ import torch
 import stfusion
 from stfusion.dl import datasets as ds
 from stfusion.dl import engine
-from stfusion.dl.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from stfusion.dl.data import resolve_dates, warn_idle_sites, warn_site_scales
+from stfusion.dl.checkpoint import Checkpoint, save_checkpoint
+from stfusion.dl.data import warn_idle_sites, warn_site_scales
 from stfusion.dl.engine import ProgressFn, cpu_state
 from stfusion.dl.gan import GANTrainer, gan_trainer
 from stfusion.dl.losses import CompoundLoss, SpectralLoss, content_loss
 from stfusion.dl.networks import FusionNet, channels_for, make_network, network_class
 from stfusion.dl.networks.autoencoder import Autoencoder
 from stfusion.dl.networks.discriminators import Discriminator, discriminator_class
+from stfusion.dl.run_inputs import check_patch, site_records, warn_undated
 from stfusion.dl.train_config import (
-    RESUME_KEEP,
     ResumableInputs,
     RunInputs,
     SiteInputs,
     TrainConfig,
     TrainResult,
     check_inputs,
+    check_iso_date,
     site_inputs,
+    stored_config,
     validate_run_options,
 )
 from stfusion.dl.train_init import init_weights, initial_checkpoint, network_baseline
 from stfusion.dl.train_log import log_paths, write_log
-from stfusion.errors import InvalidParameterError, OutputExistsError, STFusionWarning
+from stfusion.dl.train_resume import (  # re-exported: train.<name> was their home
+    check_resume,
+    resumed_config,
+    start_run,
+    start_training,
+    training_inputs,
+)
+from stfusion.errors import InvalidParameterError
 from stfusion.io import AlignedSource, FileSource, Source
 from stfusion.scene import ImageLike, Scene
-
-C = TypeVar("C")  # a run's configuration (TrainConfig, STFDCNNConfig)
 
 __all__ = [
     "GANTrainer",
     "ProgressFn",
     "TrainConfig",
     "TrainResult",
+    "check_resume",
     "cpu_state",
     "gan_trainer",
     "log_paths",
     "random_checkpoint",
+    "resumed_config",
+    "start_run",
+    "start_training",
     "train",
     "validate_run_options",
     "write_log",
@@ -96,70 +106,6 @@ __all__ = [
 
 
 # ----------------------------------------------------------------------------- shared set-up
-
-
-def resumed_config(cls: Any, previous: Checkpoint, cfg: Any) -> Any:
-    """The stored configuration of ``previous``, with the options of :data:`RESUME_KEEP`
-    taken from ``cfg``."""
-    stored = previous.data.get("config") or {}
-    new = cls(**{f.name: stored.get(f.name, getattr(cfg, f.name)) for f in fields(cls)})
-    for k in RESUME_KEEP:
-        if hasattr(cfg, k):
-            setattr(new, k, getattr(cfg, k))
-    # Options set away from their defaults that the resumed run does not use: said, not
-    # silently dropped (a resumed run continues the stored one).
-    ignored = [
-        f"{f.name} {getattr(cfg, f.name)!r} (the run's: {getattr(new, f.name)!r})"
-        for f in fields(cls)
-        if f.name not in RESUME_KEEP
-        and f.name not in ("init",)  # where a run starts from: nothing to change on resume
-        and f.default is not MISSING
-        and getattr(cfg, f.name) != f.default
-        and getattr(cfg, f.name) != getattr(new, f.name)
-    ]
-    if ignored:
-        warnings.warn(
-            f"--resume continues {previous.path} with its stored settings; ignored: "
-            f"{'; '.join(ignored)}. Only {', '.join(RESUME_KEEP)} may change; train afresh "
-            "(--overwrite) to change the others.",
-            STFusionWarning,
-            stacklevel=3,
-        )
-    return new
-
-
-def start_run(out: Path, resume: bool, overwrite: bool) -> Checkpoint | None:
-    """Check ``out`` for a fresh or resumed run; the previous checkpoint when resuming."""
-    if out.is_dir():  # before any training (it was found only when writing, at the end)
-        raise OutputExistsError(
-            f"{out}: is a folder; --out names the checkpoint file to write, e.g. "
-            f"{out / 'model.ckpt'}."
-        )
-    if resume:
-        engine.check_resumable(out)
-        return load_checkpoint(out)
-    if out.exists() and not overwrite:
-        raise OutputExistsError(f"{out}: exists. Give --overwrite to replace it, or --resume.")
-    engine.fresh_run(out)
-    return None
-
-
-def start_training(
-    out: Path, cfg: C, inputs: ResumableInputs, model: str | None = None
-) -> tuple[Checkpoint | None, C]:
-    """The start of a training run (:func:`train`, STFDCNN's): ``out`` checked for a fresh
-    or resumed run (:func:`start_run`) and the configuration to validate: ``cfg``, or when
-    resuming the previous run's (a checkpoint of ``model`` if given) with the options of
-    :data:`RESUME_KEEP` from ``cfg``."""
-    previous = start_run(out, bool(inputs.get("resume")), bool(inputs.get("overwrite")))
-    if previous is None:
-        return None, cfg
-    if model is not None and previous.model != model:
-        raise InvalidParameterError(
-            f"{out}: holds a {previous.model} run, not a {model} one; --resume continues "
-            f"it as it was (--model {previous.model}), or train {model} into another --out."
-        )
-    return previous, resumed_config(type(cfg), previous, cfg)
 
 
 def open_training_sites(
@@ -187,8 +133,12 @@ def open_training_sites(
             raise InvalidParameterError(f"the pairs' dates repeat ({', '.join(iso)}).")
         sites.append(ds.Site("main", pairs, iso))
     elif pairs:
-        iso = resolve_dates(list(pairs), dates)
-        pair_dates: list[str | None] = [*iso] if iso else [None] * len(pairs)
+        if dates and len(dates) != len(pairs):
+            raise InvalidParameterError(
+                f"--dates gives {len(dates)} date(s) for {len(pairs)} pair(s); give one per pair."
+            )
+        # the dates are read (and checked against the file names) once, by open_sites
+        pair_dates: list[str | None] = [*dates] if dates else [None] * len(pairs)
         specs = [ds.PairSpec(f, c, d) for (f, c), d in zip(pairs, pair_dates)]
         sites += open_sites({"main": specs})
     if catalog is not None:
@@ -204,6 +154,7 @@ def open_training_sites(
     if len(counts) > 1 and not any_bands:
         raise InvalidParameterError("the --pair images and the catalog have different bands.")
     warn_site_scales(sites)
+    warn_undated(sites)
     if sum(len(s.scene.pairs) for s in sites) < 2 or max(len(s.scene.pairs) for s in sites) < 2:
         n = max(len(s.scene.pairs) for s in sites)
         raise InvalidParameterError(
@@ -261,7 +212,7 @@ def run_data(
 ) -> RunData:
     """Blocks, held-out dates, normalisation and datasets for a validated ``cfg``;
     ``single``: single-date training patches on the ``multiple`` grid (STFDCNN)."""
-    held = [str(d) for d in cfg.val_dates]
+    held = [check_iso_date(str(d), "--val-dates") for d in cfg.val_dates]
     known = {d for s in sites for d in s.dates or []}
     if held and any(s.dates is None for s in sites):
         raise InvalidParameterError("--val-dates needs the pairs' dates (--dates or file names).")
@@ -273,6 +224,7 @@ def run_data(
         )
     if cfg.max_gap and any(s.dates is None for s in sites):
         raise InvalidParameterError("--max-gap needs the pairs' dates (--dates or file names).")
+    check_patch(sites, cfg.patch)
     ds.set_blocks(sites, cfg.val_fraction, multiple)
     used = ds.training_dates(sites, held)
     if norm is None and getattr(cfg, "agnostic", False):
@@ -306,8 +258,9 @@ def run_data(
 
 
 def settings_of(cfg: Any, inputs: RunInputs) -> engine.EngineSettings:
-    """The engine settings of a run: ``cfg``'s, and Lightning's bar if ``inputs`` ask for it."""
-    return engine.EngineSettings(
+    """The engine settings of a run: ``cfg``'s, and Lightning's bar if ``inputs`` ask for it;
+    what Lightning would change silently is said here, once per run."""
+    settings = engine.EngineSettings(
         epochs=cfg.epochs,
         patience=cfg.patience,
         seed=cfg.seed,
@@ -318,6 +271,8 @@ def settings_of(cfg: Any, inputs: RunInputs) -> engine.EngineSettings:
         workers=cfg.workers,
         progress_bar=bool(inputs.get("progress_bar")),
     )
+    engine.warn_settings(settings)
+    return settings
 
 
 def _scaling_of(src: Source) -> dict[str, float] | None:
@@ -336,12 +291,16 @@ def checkpoint_record(
     cfg: Any,
     rec: engine.RunRecorder,
     meta: dict[str, Any] | None,
+    run_inputs: RunInputs | None = None,
 ) -> dict[str, Any]:
     """The checkpoint fields every family writes (train, STFDCNN, distill).
 
     The prediction-time checks (bands, names, scaling, ratio, value range, training dates)
     read these fields; ``training_dates`` lists every date the run read (training and
-    held-out), so the bench never scores a model on a date it has seen.
+    held-out), so the bench never scores a model on a date it has seen. Each site's files,
+    scaling and validation block are in ``training_site_info`` (the top-level ``scaling``
+    and ``validation_block`` are the first site's, as before); ``training_inputs`` (the
+    catalog, the resampling) from ``run_inputs``. ``--resume`` compares them.
     """
     site = data.sites[0]
     scene = site.scene
@@ -367,14 +326,15 @@ def checkpoint_record(
         "physical_range": data.norm.physical_range,
         "training_dates": data.dates or [],
         "training_sites": ds.describe(data.sites),
-        "training_site_info": ds.describe_sites(data.sites),
+        "training_site_info": site_records(data.sites),
+        "training_inputs": training_inputs(run_inputs or {}),
         "validation_block": asdict(site.block) if site.block else None,
         "validation": {
             "dates": data.held_out,
             "patches": len(data.val),
             "fraction": cfg.val_fraction,
         },
-        "config": asdict(cfg),
+        "config": stored_config(cfg),
         "history": rec.history,
         "epoch": rec.epoch,
         "best_epoch": rec.best_epoch,
@@ -394,25 +354,8 @@ def training_sites(
     ``previous`` run when resuming (:func:`check_resume`)."""
     sites = open_training_sites(pairs, any_bands=any_bands, **site_inputs(inputs))
     if previous is not None:
-        check_resume(previous, sites)
+        check_resume(previous, sites, inputs)
     return sites
-
-
-def check_resume(previous: Checkpoint, data_sites: list[ds.Site]) -> None:
-    scene = data_sites[0].scene
-    tied = not previous.agnostic
-    if tied and (previous.bands != scene.count or previous.band_names != tuple(scene.band_names)):
-        raise InvalidParameterError(
-            f"--resume: {previous.path} was trained on {previous.bands} bands "
-            f"({', '.join(previous.band_names)}), these pairs have {scene.count} "
-            f"({', '.join(scene.band_names)})."
-        )
-    dates = list(dict.fromkeys(d for s in data_sites for d in s.dates or []))
-    if dates and previous.training_dates and tuple(dates) != previous.training_dates:
-        raise InvalidParameterError(
-            f"--resume: {previous.path} was trained on {', '.join(previous.training_dates)}, "
-            f"these pairs are {', '.join(dates)}; give the same pairs."
-        )
 
 
 def training_record(
@@ -427,7 +370,7 @@ def training_record(
     """What a training run writes after every epoch: :func:`checkpoint_record` for ``net``
     and what a resumed run reloads; a family adds its own parts."""
     net_config = {**net.config(), "size": cfg.size}
-    record = checkpoint_record(model, net_config, data, cfg, rec, inputs.get("meta"))
+    record = checkpoint_record(model, net_config, data, cfg, rec, inputs.get("meta"), inputs)
     record["resume"] = {
         "state_dict": cpu_state(net.state_dict()),
         "lightning": engine.resume_path(out).name,
@@ -545,7 +488,7 @@ def train(
     check_inputs("train", inputs, ResumableInputs.__optional_keys__)
     cfg = copy.deepcopy(config) if config is not None else TrainConfig()
     out = Path(out)
-    previous, cfg = start_training(out, cfg, inputs, model=cfg.model)
+    previous, cfg = start_training(out, cfg, inputs, model=cfg.model, pairs=pairs)
     cfg.validate()
     cfg = cfg.resolved()
     sites = training_sites(pairs, inputs, previous, cfg.agnostic)

@@ -7,9 +7,12 @@ Moved out of :mod:`stfusion.dl.train`, which still exports these names.
 from __future__ import annotations
 
 import copy
+import datetime as _dt
+import math
 import os
+import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypedDict, cast
 
@@ -17,6 +20,7 @@ import numpy as np
 
 from stfusion.dl import engine
 from stfusion.dl.engine import ProgressFn
+from stfusion.dl.engine_settings import OptionError
 from stfusion.dl.losses import GAN_LOSSES
 from stfusion.dl.networks import network_class, network_names
 from stfusion.dl.networks.discriminators import discriminator_class
@@ -26,6 +30,7 @@ from stfusion.run_config import TrainSettings
 
 __all__ = [
     "RESUME_KEEP",
+    "OptionError",
     "ResumableInputs",
     "RunInputs",
     "RunResult",
@@ -33,7 +38,10 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "check_inputs",
+    "check_iso_date",
+    "reads_setting",
     "site_inputs",
+    "stored_config",
     "validate_run_options",
 ]
 
@@ -70,7 +78,7 @@ class TrainConfig(TrainSettings):
         if self.content not in ("auto", "mse", "l1"):
             raise InvalidParameterError(f"content loss {self.content!r}: choose mse or l1.")
         if self.model == "dcstfn" and self.patch % 2:
-            raise InvalidParameterError(f"dcstfn needs an even patch size, got {self.patch}.")
+            raise OptionError(f"--patch {self.patch}: dcstfn needs an even patch size.")
         if not net.adversarial:
             if self.discriminator != "auto":
                 raise InvalidParameterError(
@@ -130,27 +138,88 @@ class TrainResult(RunResult):
 RESUME_KEEP = ("epochs", "patience", "device", "threads", "workers", "precision", "strategy")
 
 
+#: The options counted from 1, and their flags.
+_AT_LEAST_ONE = {
+    "epochs": "--epochs",
+    "batch": "--batch",
+    "patience": "--patience",
+    "val_patches": "--val-patches",
+}
+
+
 def validate_run_options(cfg: Any) -> None:
-    """The options every run shares (``TrainConfig``, ``STFDCNNConfig``, ``DistillConfig``)."""
-    for name in ("epochs", "patch", "batch", "patience", "val_patches"):
+    """The options every run shares (``TrainConfig``, ``STFDCNNConfig``, ``DistillConfig``):
+    a bad value raises :class:`OptionError` naming the option (before any file is read)."""
+    for name, flag in _AT_LEAST_ONE.items():
         if int(getattr(cfg, name)) < 1:
-            raise InvalidParameterError(f"{name} must be >= 1, got {getattr(cfg, name)}.")
+            raise OptionError(f"{flag} {getattr(cfg, name)}: give 1 or more.")
     if cfg.patch < 16:
-        raise InvalidParameterError(f"patch must be at least 16 px, got {cfg.patch}.")
-    if not cfg.lr > 0:
-        raise InvalidParameterError(f"lr must be > 0, got {cfg.lr}.")
-    if int(cfg.workers) < 0 or int(cfg.steps_per_epoch) < 0:
-        raise InvalidParameterError("workers and steps_per_epoch must be >= 0.")
+        raise OptionError(
+            f"--patch {cfg.patch}: a patch is at least 16 px; give --patch 16 or more."
+        )
+    if not (cfg.lr > 0 and math.isfinite(cfg.lr)):
+        raise OptionError(f"--lr {cfg.lr}: the learning rate must be above 0, e.g. --lr 0.001.")
+    if int(cfg.workers) < 0:
+        raise OptionError(f"--workers {cfg.workers}: give 0 (read in the main process) or more.")
+    if int(cfg.steps_per_epoch) < 0:
+        raise OptionError(
+            f"--steps-per-epoch {cfg.steps_per_epoch}: give 0 (about one pass over the training "
+            "area) or more."
+        )
     if not float(cfg.max_gap) >= 0:
-        raise InvalidParameterError(f"max_gap must be >= 0 days, got {cfg.max_gap}.")
+        raise OptionError(f"--max-gap {cfg.max_gap}: days; give 0 (any two dates) or more.")
     if not 0.0 <= float(cfg.val_fraction) < 1.0:
-        raise InvalidParameterError(f"val_fraction must be in [0, 1), got {cfg.val_fraction}.")
+        raise OptionError(
+            f"--val-fraction {cfg.val_fraction}: the share of each scene's area held out, from "
+            "0 (no block) to below 1, e.g. 0.2."
+        )
+    for day in cfg.val_dates:
+        check_iso_date(str(day), "--val-dates")
     if not cfg.val_fraction and not cfg.val_dates:
-        raise InvalidParameterError(
+        raise OptionError(
             "no validation: give --val-fraction > 0 (a spatial block) or --val-dates."
         )
     engine.check_precision(cfg.precision)
+    engine.check_strategy(cfg.strategy)
     engine.parse_devices(cfg.device)
+
+
+def check_iso_date(text: str, option: str) -> str:
+    """``text`` if it is a date written YYYY-MM-DD, else :class:`OptionError` naming
+    ``option``."""
+    try:
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text.strip()):
+            return _dt.date.fromisoformat(text.strip()).isoformat()
+    except ValueError:
+        pass
+    raise OptionError(f"{option} {text}: not a date; write YYYY-MM-DD, e.g. 2001-11-02.")
+
+
+#: Settings of the adversarial loop, and of the compound loss (EDCSTFN and the GANs).
+GAN_SETTINGS = frozenset(
+    {"discriminator", "gan_loss", "adv_weight", "fm_weight", "sam_weight", "d_lr"}
+    | {"label_smoothing", "clip"}
+)
+COMPOUND_SETTINGS = frozenset({"alpha", "beta", "ae_steps"})
+
+
+def reads_setting(model: str, name: str) -> bool:
+    """Whether training ``model`` reads setting ``name`` (the others are left out of its
+    checkpoint's configuration, where they would read as if they had been used)."""
+    if name not in GAN_SETTINGS | COMPOUND_SETTINGS:
+        return True
+    try:
+        adversarial = bool(network_class(model).adversarial)
+    except InvalidParameterError:
+        return True
+    return adversarial or (name in COMPOUND_SETTINGS and model == "edcstfn")
+
+
+def stored_config(cfg: Any) -> dict[str, Any]:
+    """The configuration a checkpoint records: ``cfg``'s fields without the settings its
+    model does not read (:func:`reads_setting`)."""
+    model = str(getattr(cfg, "model", ""))
+    return {k: v for k, v in asdict(cfg).items() if reads_setting(model, k)}
 
 
 # ----------------------------------------------------------------------------- run inputs

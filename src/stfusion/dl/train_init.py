@@ -13,7 +13,17 @@ from stfusion.dl.train_config import TrainConfig
 from stfusion.errors import InvalidParameterError, STFusionWarning
 from stfusion.run_config import shipped_weights
 
-__all__ = ["init_weights", "initial_checkpoint", "network_baseline"]
+__all__ = ["init_weights", "initial_checkpoint", "network_baseline", "shipped_size"]
+
+
+def shipped_size(model: str) -> str | None:
+    """The ``--size`` of ``model``'s shipped weights (None when it has none): the default
+    size of a run that fine-tunes them (``--init shipped``)."""
+    path = shipped_weights(model)
+    if not path.exists():
+        return None
+    size = (load_checkpoint(path).data.get("network") or {}).get("size")
+    return str(size) if size else None
 
 
 def initial_checkpoint(cfg: TrainConfig) -> Checkpoint | None:

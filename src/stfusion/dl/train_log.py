@@ -38,7 +38,7 @@ def write_log(
 
         ep = [r["epoch"] for r in history]
         gan = "d_loss" in history[-1]
-        fig = Figure(figsize=(6, 6.4 if gan else 3.6), dpi=100)
+        fig = Figure(figsize=(6, 7.2 if gan else 4.4), dpi=100)
         ax = fig.add_subplot(2, 1, 1) if gan else fig.add_subplot()
         ax.plot(ep, [r["train_loss"] for r in history], label="train loss")
         ax.plot(ep, [r["val_loss"] for r in history], label="validation loss (held-out data)")
@@ -63,7 +63,16 @@ def write_log(
             )
         ax2.set_ylabel("validation RMSE (data units)")
         lines = ax.get_lines() + ax2.get_lines()
-        ax.legend(lines, [str(line.get_label()) for line in lines], fontsize=8)
+        # below the axes: inside, it covered the baseline's line (the one to beat)
+        ax.legend(
+            lines,
+            [str(line.get_label()) for line in lines],
+            fontsize=8,
+            loc="upper center",
+            bbox_to_anchor=(0.5, -0.2),
+            ncol=2,
+            frameon=False,
+        )
         if gan:
             ax.set_title("generator (reconstruction + adversarial)", fontsize=9)
             ax3 = fig.add_subplot(2, 1, 2)
@@ -76,5 +85,5 @@ def write_log(
             ax3.legend(fontsize=8)
         fig.tight_layout()
         with atomic_path(png_path, overwrite=True) as tmp_png:
-            fig.savefig(tmp_png, format="png")
+            fig.savefig(tmp_png, format="png", bbox_inches="tight")
     return csv_path, png_path

@@ -134,7 +134,7 @@ def train_stfdcnn(
     """
     check_inputs("train_stfdcnn", inputs, ResumableInputs.__optional_keys__)
     out = Path(out)
-    previous, cfg = start_training(out, _as_config(config), inputs, model="stfdcnn")
+    previous, cfg = start_training(out, _as_config(config), inputs, model="stfdcnn", pairs=pairs)
     cfg.validate()
     sites = training_sites(pairs, inputs, previous, cfg.agnostic)
     # Resolved once and stored, so a resumed run and the prediction use the same grid.

@@ -1,0 +1,170 @@
+"""The files a run keeps beside its checkpoint (``<stem>.lightning/``: Lightning's resume
+state and CSV logs) and what protects them: a new run leaves an earlier run's state as it
+was until it has saved its own first epoch (:func:`claim_output`), and ``--resume`` checks
+the state before Lightning reads it (:func:`check_resumable`, :func:`check_resume_state`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from stfusion.dl.engine_settings import lightning_dir, resume_path
+from stfusion.errors import InvalidParameterError, RunInterrupted
+
+__all__ = ["check_resumable", "check_resume_state", "claim_output"]
+
+#: The name of the earlier run's state, set aside while a new run has saved nothing.
+_ASIDE = ".{name}.{pid}.previous"
+
+
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    """What changes when ``path`` is written (atomically: a new inode)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
+
+
+def _first_missing(folder: Path) -> Path | None:
+    """The outermost folder of ``folder``'s path that does not exist yet (None: it exists)."""
+    missing = None
+    for p in [folder, *folder.parents]:
+        if p.exists():
+            break
+        missing = p
+    return missing
+
+
+def _remove_made(folder: Path, made: Path | None) -> None:
+    """Remove the empty folders from ``folder`` up to ``made``, which the run created."""
+    if made is None:
+        return
+    for p in [folder, *folder.parents]:
+        try:
+            p.rmdir()
+        except OSError:
+            return
+        if p == made:
+            return
+
+
+@contextlib.contextmanager
+def claim_output(out: Path, resume: bool) -> Iterator[None]:
+    """Run the body as the run that writes ``out``; until the body has saved ``out`` (its
+    first epoch), an earlier run there stays exactly as it was.
+
+    A fresh run (``--overwrite``, or a state left without a checkpoint) moves the earlier
+    ``<stem>.lightning`` aside to a hidden name; when the body ends, by success or failure,
+    that state is deleted if ``out`` was written, else put back in place of whatever the new
+    run began. Folders the run created for ``out`` are removed again when nothing was saved.
+    """
+    if any(int(os.environ.get(k) or 0) for k in ("LOCAL_RANK", "NODE_RANK")):
+        yield  # a process Lightning started for data-parallel training: the first one owns out
+        return
+    root = lightning_dir(out)
+    made = _first_missing(out.parent)
+    before = _stamp(out)
+    aside = None
+    if not resume and root.exists():
+        aside = root.with_name(_ASIDE.format(name=root.name, pid=os.getpid()))
+        shutil.rmtree(aside, ignore_errors=True)
+        os.replace(root, aside)
+    try:
+        yield
+    except BaseException as exc:
+        saved = _stamp(out) != before
+        if not saved:
+            _put_back(root, aside, resume)
+            _remove_made(out.parent, made)
+        if aside is not None and saved:
+            shutil.rmtree(aside, ignore_errors=True)
+        if isinstance(exc, RunInterrupted) and not saved and before is not None:
+            raise RunInterrupted(
+                f"{exc} {out} and its training state are as they were before this run.", exc.code
+            ) from None
+        raise
+    if _stamp(out) != before:
+        if aside is not None:
+            shutil.rmtree(aside, ignore_errors=True)
+    else:
+        _put_back(root, aside, resume)
+
+
+def _put_back(root: Path, aside: Path | None, resume: bool) -> None:
+    """Remove what a run that saved nothing began in ``root`` (not a resumed run's state)
+    and put the earlier state back."""
+    if not resume:
+        shutil.rmtree(root, ignore_errors=True)
+    if aside is not None and aside.exists():
+        os.replace(aside, root)
+
+
+def check_resumable(out: Path) -> None:
+    """Refuse ``--resume`` without the Lightning state, saying why and what to do."""
+    if not out.exists():
+        raise InvalidParameterError(f"--resume: {out} does not exist; train without it first.")
+    if resume_path(out).exists():
+        return
+    left = sorted(out.parent.glob(_ASIDE.format(name=lightning_dir(out).name, pid="*")))
+    hint = (
+        f" A run that was killed left an earlier training state in {left[-1]}: rename it to "
+        f"{lightning_dir(out).name} to resume from it."
+        if left
+        else ""
+    )
+    raise InvalidParameterError(
+        f"--resume: {out} has no training state beside it ({resume_path(out)} is missing: "
+        "the checkpoint was written by an earlier stfusion, stripped, or moved without its "
+        f"{lightning_dir(out).name} folder).{hint} It still predicts; to train further start a "
+        "new run (--overwrite, or another --out)."
+    )
+
+
+def check_resume_state(out: Path, module: torch.nn.Module, run_id: str | None) -> None:
+    """Refuse a resume state (``<stem>.lightning/resume.ckpt``) that cannot be read, that
+    holds another network than ``module``, or that was saved by another run than the one in
+    ``out`` (``run_id``, the checkpoint's): Lightning would fail with a traceback, or go on
+    from another run's weights."""
+    path = resume_path(out)
+    new_run = "start a new run to train further (--overwrite, or another --out)"
+    start_new = f"{out} still predicts; {new_run}."
+    try:
+        state: Any = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated, not a torch file, unsafe contents
+        text = str(exc).strip()
+        reason = text.splitlines()[0].split(". ")[0][:160] if text else type(exc).__name__
+        raise InvalidParameterError(
+            f"--resume: {path}, the training state of {out}, is damaged and cannot be read "
+            f"({reason}). {start_new}"
+        ) from None
+    weights = state.get("state_dict") if isinstance(state, dict) else None
+    if not isinstance(weights, dict):
+        raise InvalidParameterError(
+            f"--resume: {path}, the training state of {out}, is damaged (no weights). {start_new}"
+        )
+    mine = set(module.state_dict())
+    if set(weights) != mine:
+        foreign = len(set(weights) - mine)
+        raise InvalidParameterError(
+            f"--resume: {path} belongs to another model or network than the run in {out} "
+            f"({foreign} of its {len(weights)} weights are not this network's): the "
+            f"{lightning_dir(out).name} folder was copied from another run. Put back the one "
+            f"written with {out.name}, or {new_run}."
+        )
+    recorder = (state.get("callbacks") or {}).get("RunRecorder") or {}
+    theirs = recorder.get("run_id") if isinstance(recorder, dict) else None
+    if run_id and theirs and theirs != run_id:
+        raise InvalidParameterError(
+            f"--resume: {path} belongs to another run of this model than the one in {out} "
+            f"(run {str(theirs)[:8]}, the checkpoint's {run_id[:8]}): the "
+            f"{lightning_dir(out).name} folder was copied or swapped. Put back the one written "
+            f"with {out.name}, or {new_run}."
+        )
