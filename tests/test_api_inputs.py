@@ -389,3 +389,21 @@ def test_masked_source_needs_a_source_and_says_masks(tmp_path: Path) -> None:
     with pytest.raises(GridMismatchError, match=r"in-memory masks must already be on the image"):
         MaskedSource(geo, coarse)
     assert MaskedSource(src, np.zeros((40, 40))).read().shape == f.shape
+
+
+def test_a_timezone_aware_date_is_its_local_day() -> None:
+    """``pd.Timestamp("2020-03-08T23:30", tz="US/Pacific")`` became 2020-03-09 (UTC), with
+    numpy's timezone warning."""
+    import datetime as dt
+
+    import pandas as pd
+
+    from stfusion.scene import as_date
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert as_date(pd.Timestamp("2020-03-08T23:30", tz="US/Pacific"), "d") == np.datetime64(
+            "2020-03-08"
+        )
+        late = dt.datetime(2020, 3, 8, 23, 30, tzinfo=dt.timezone(dt.timedelta(hours=-8)))
+        assert as_date(late, "d") == np.datetime64("2020-03-08")

@@ -10,6 +10,7 @@ reported with the files involved and what to do.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import re
@@ -502,6 +503,8 @@ def as_date(value: Any, name: str) -> np.datetime64:
     )
     if isinstance(value, bool | Real):  # np.datetime64(5, "D") is 1970-01-06
         raise InvalidParameterError(f"{name}={value!r}: not a date; {accepted}.")
+    if isinstance(value, dt.datetime) and value.tzinfo is not None:
+        value = value.date()  # the local day (numpy would convert to UTC, warning)
     try:
         day = np.datetime64(value, "D")
     except (ValueError, TypeError, OverflowError):
