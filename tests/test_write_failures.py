@@ -140,3 +140,15 @@ def test_a_cube_that_does_not_fit_fails_without_a_traceback(tmp_path: Path) -> N
     assert "fused_cube.nc: could not be written completely" in r.stderr, r.stderr
     assert "Traceback" not in r.stderr and not list(out.glob(".*partial*"))
     assert len(list(out.glob("fused_2020-*.tif"))) == 3  # the dates are kept
+
+
+def test_quality_layer_name_is_checked_before_the_work(tmp_path: Path) -> None:
+    """OUT's quality layer (OUT_quality.tif) was checked after the fit, and a name too long
+    for it gave the quality file's limit, not OUT's."""
+    r = _predict(tmp_path / ("a" * 206 + ".tif"), "--quality")
+    assert r.returncode == 1 and "with --quality the quality layer" in r.stderr, r.stderr
+    assert "give --out a shorter name" in r.stderr and not list(tmp_path.iterdir())
+    (tmp_path / "p_quality.tif").write_bytes(b"an earlier quality layer")
+    r = _predict(tmp_path / "p.tif", "--quality")
+    assert r.returncode == 1 and "p_quality.tif: already exists" in r.stderr
+    assert not (tmp_path / "p.tif").exists()

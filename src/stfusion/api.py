@@ -128,6 +128,18 @@ def run_prediction(
             coarses, "coarse", coarse_scaling, cpreset, coarse_masking
         )
         check_output(out, overwrite, inputs + fmasks + cmasks)
+        quality_out = quality_path(out) if quality else None
+        if quality_out is not None:  # before any work, as the output
+            try:
+                check_output(quality_out, overwrite, inputs + fmasks + cmasks)
+            except InvalidParameterError as exc:
+                if "too long" not in str(exc):
+                    raise
+                raise InvalidParameterError(
+                    f"{out}: with --quality the quality layer {Path(quality_out).name} is 8 "
+                    f"bytes longer, too long for this file system ({exc}); give --out a "
+                    "shorter name."
+                ) from None
         pair_dates, target_date = dates_from_names(pairs, target)
         scene = open_scene(
             list(zip(fine_images, coarse_images[:-1])),
@@ -150,9 +162,6 @@ def run_prediction(
         windows = estimator.plan(mem_limit_mb, None, workers)
         # The tags est.predict(out=...) writes too; the command line is the CLI's only addition.
         tags = provenance_tags(estimator, command=command)
-        quality_out = quality_path(out) if quality else None
-        if quality_out is not None:
-            check_output(quality_out, overwrite, inputs)
         estimator.predict(
             out=out,
             overwrite=overwrite,
