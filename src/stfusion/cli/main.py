@@ -198,6 +198,8 @@ class Terminated(BaseException):
     KeyboardInterrupt, which click would turn into "Aborted." and exit status 130.
     """
 
+    signum: int = signal.SIGTERM
+
 
 #: Signals received (SIGINT, SIGTERM). The exception a handler raises can be swallowed when
 #: it lands inside code that ignores exceptions (a weakref callback during an import), so the
@@ -213,7 +215,9 @@ def _on_signal(signum: int, frame: object) -> None:
 def reraise_signal() -> None:
     if _SIGNALLED:
         if _SIGNALLED[-1] in (signal.SIGTERM, signal.SIGHUP):
-            raise Terminated()
+            exc = Terminated()
+            exc.signum = int(_SIGNALLED[-1])  # read by the training loop (dl), which cannot
+            raise exc  # import the command line
         raise KeyboardInterrupt()
 
 

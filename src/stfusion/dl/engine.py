@@ -612,7 +612,8 @@ def _interruptible(trainer: Any, out: Path | None, what: str) -> Iterator[None]:
         if not trainer.interrupted or isinstance(exc, RunInterrupted):
             raise
         sigterm = not isinstance(exc, SystemExit | KeyboardInterrupt)
-        how = "Terminated (SIGTERM)" if sigterm else "Interrupted (Ctrl-C)"
+        signum = int(getattr(exc, "signum", 15)) if sigterm else 2  # the CLI's Terminated
+        how = {1: "Hangup (SIGHUP)", 2: "Interrupted (Ctrl-C)"}.get(signum, "Terminated (SIGTERM)")
         if out is not None and resume_path(out).exists():
             kept = (
                 f"{out} holds the last completed epoch, with the training state beside it: "
@@ -622,7 +623,7 @@ def _interruptible(trainer: Any, out: Path | None, what: str) -> Iterator[None]:
             kept = "no epoch was completed, so nothing was saved."
             if out is not None and not out.exists():
                 shutil.rmtree(lightning_dir(out), ignore_errors=True)  # only a log begun
-        raise RunInterrupted(f"{how} while {what}; {kept}", 128 + (15 if sigterm else 2)) from None
+        raise RunInterrupted(f"{how} while {what}; {kept}", 128 + signum) from None
 
 
 def run_info(seconds: float, inputs: list[list[str]], meta: dict[str, Any]) -> dict[str, Any]:
