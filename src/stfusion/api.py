@@ -128,18 +128,9 @@ def run_prediction(
             coarses, "coarse", coarse_scaling, cpreset, coarse_masking
         )
         check_output(out, overwrite, inputs + fmasks + cmasks)
-        quality_out = quality_path(out) if quality else None
-        if quality_out is not None:  # before any work, as the output
-            try:
-                check_output(quality_out, overwrite, inputs + fmasks + cmasks)
-            except InvalidParameterError as exc:
-                if "too long" not in str(exc):
-                    raise
-                raise InvalidParameterError(
-                    f"{out}: with --quality the quality layer {Path(quality_out).name} is 8 "
-                    f"bytes longer, too long for this file system ({exc}); give --out a "
-                    "shorter name."
-                ) from None
+        quality_out = (
+            _checked_quality_out(out, overwrite, inputs + fmasks + cmasks) if quality else None
+        )
         pair_dates, target_date = dates_from_names(pairs, target)
         scene = open_scene(
             list(zip(fine_images, coarse_images[:-1])),
@@ -225,6 +216,21 @@ def _role_images(
             )
         images.append(MaskedSource(as_source(spec, scaling, role), mask, k, decoded or None))
     return images, [m for m in chosen if m]
+
+
+def _checked_quality_out(out: str | os.PathLike[str], overwrite: bool, inputs: list[Any]) -> str:
+    """The quality layer's path, checked as the output is, before any work."""
+    quality_out = quality_path(out)
+    try:
+        check_output(quality_out, overwrite, inputs)
+    except InvalidParameterError as exc:
+        if "too long" not in str(exc):
+            raise
+        raise InvalidParameterError(
+            f"{out}: with --quality the quality layer {Path(quality_out).name} is 8 bytes "
+            f"longer, too long for this file system ({exc}); give --out a shorter name."
+        ) from None
+    return quality_out
 
 
 def quality_path(out: str | os.PathLike[str]) -> str:
