@@ -25,8 +25,10 @@ from stfusion.dl.catalog import read_catalog
 from stfusion.dl.engine_settings import OptionError, lightning_dir
 from stfusion.dl.train_log import log_paths
 from stfusion.errors import OutputExistsError, STFusionWarning
-from stfusion.io import AlignedSource, FileSource, Source
+from stfusion.io import FileSource, Source
+from stfusion.io.files import file_stat
 from stfusion.io.writing import OTHER_FORMATS
+from stfusion.provenance import wrapped
 
 __all__ = [
     "check_out",
@@ -55,29 +57,15 @@ def file_identity(spec: str) -> list[list[Any]]:
             files = split_spec(spec)[0]
         except Exception:  # not a spec of files (an array's label): recorded as given
             files = [spec]
-    out = []
-    for name in files:
-        p = Path(name)
-        try:
-            st = p.stat()
-            out.append([str(p.resolve()), st.st_size, st.st_mtime_ns])
-        except OSError:
-            out.append([str(p.absolute()), None, None])
-    return out
+    return [file_stat(name) for name in files]
 
 
 def _unwrap(src: Source) -> tuple[Source, Any]:
     """The file source under a mask and an alignment, and the mask (or None)."""
-    mask = None
-    for _ in range(4):
-        if hasattr(src, "source") and hasattr(src, "mask"):  # qa.MaskedSource
-            mask = mask if mask is not None else src.mask
-            src = src.source
-        elif isinstance(src, AlignedSource):
-            src = src.native
-        else:
-            break
-    return src, mask
+    chain = list(wrapped(src))
+    # a qa.MaskedSource (dl does not import qa's class for this: duck-typed, as provenance)
+    mask = next((n.mask for n in chain if hasattr(n, "kind") and hasattr(n, "mask")), None)
+    return chain[-1], mask
 
 
 def _image(src: Any) -> dict[str, Any] | None:

@@ -7,6 +7,7 @@ import math
 import os
 import warnings
 from pathlib import Path
+from typing import Any
 
 import rasterio
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
@@ -28,6 +29,22 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def file_stat(path: str) -> list[Any]:
+    """``[resolved path, size, mtime_ns]`` of a file (size and mtime None when it is
+    missing); ``FILE:BANDS`` or ``MOD09GA.hdf:state_1km_1``: its file's. What a resume
+    compares to tell a file changed in place (series outputs, training runs)."""
+    p = Path(path)
+    if not p.exists() and ":" in path:
+        head = Path(path.rpartition(":")[0])
+        if head.is_file():
+            p = head
+    try:
+        st = p.stat()
+        return [str(p.resolve()), st.st_size, st.st_mtime_ns]
+    except OSError:
+        return [str(p.absolute()), None, None]
 
 
 def check_name(path: str | os.PathLike[str], role: str = "input") -> None:

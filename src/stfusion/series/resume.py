@@ -19,6 +19,7 @@ from typing import Any
 import stfusion
 from stfusion.errors import OutputExistsError
 from stfusion.io import Grid
+from stfusion.io.files import file_stat
 from stfusion.series.outputs import verify_output
 from stfusion.series.records import DateRecord, restore_record
 
@@ -44,22 +45,9 @@ def file_identity(path: str | None) -> list[Any] | None:
     if not path:
         return None
     if "," in path:
-        parts = [_one_identity(part) for part in path.split(",") if part]
+        parts = [file_stat(part) for part in path.split(",") if part]
         return [[x[0] for x in parts], [x[1] for x in parts], [x[2] for x in parts]]
-    return _one_identity(path)
-
-
-def _one_identity(path: str) -> list[Any]:
-    p = Path(path)
-    if not p.exists() and ":" in path:  # FILE:BANDS, MOD09GA.hdf:state_1km_1
-        head = Path(path.rpartition(":")[0])
-        if head.is_file():
-            p = head
-    try:
-        st = p.stat()
-        return [str(p.resolve()), st.st_size, st.st_mtime_ns]
-    except OSError:
-        return [str(p.absolute()), None, None]
+    return file_stat(path)
 
 
 def absolute_spec(path: str) -> str:
