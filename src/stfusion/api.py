@@ -305,14 +305,15 @@ def evaluate_files(
                 "compare different places. Crop or resample one onto the other's grid (e.g. "
                 "gdalwarp with the other's -te/-tr/-t_srs) and score again."
             )
+        pred_tags = _file_tags(prediction)  # read once: the ratio, the variable
         if ratio is None:
-            ratio = _ratio_tag(prediction)
+            ratio = _ratio_of(pred_tags)
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 if mask is not None:  # its warnings (a QA band read as binary) are notes too
                     truth_src = _masked_truth(truth_file, mask, mask_kind, mask_flags, inputs)
-                _check_evaluation(pred_src, truth_file, prediction, truth, scale_check)
+                _check_evaluation(pred_src, truth_file, pred_tags, scale_check)
         finally:  # shown as usual (also before an error), and kept in the report's notes
             for w in caught:
                 warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
@@ -378,20 +379,24 @@ def _read_as(src: FileSource) -> dict[str, Any]:
 
 
 def _check_evaluation(
-    pred_src: FileSource, truth_src: FileSource, prediction: str, truth: str, scale_check: bool
+    pred_src: FileSource, truth_src: FileSource, pred_tags: dict[str, str], scale_check: bool
 ) -> None:
     """Undeclared fills, band order and scales: warnings, or ``ScaleMismatchError``."""
     from stfusion.errors import ScaleMismatchError
     from stfusion.metrics import scale_mismatch
 
+    prediction, truth = pred_src.path, truth_src.path
     pred_sample, truth_sample = pred_src.sample(), truth_src.sample()
-    for src, sample, role in ((pred_src, pred_sample, "pred"), (truth_src, truth_sample, "truth")):
+    for src, sample, role, tags in (
+        (pred_src, pred_sample, "pred", pred_tags),
+        (truth_src, truth_sample, "truth", _file_tags(truth)),
+    ):
         warn_undeclared_fill(
             src,
             sample,
             "an undeclared fill value scored as data? Leave it out with "
             f"--{role}-nodata {{stored}} ({role}_nodata= in Python).",
-            reflectance=not _named_index_or_temperature(src),
+            reflectance=not _named_index_or_temperature(src, tags),
         )
     warn_band_order(
         truth_src,
@@ -411,26 +416,27 @@ def _check_evaluation(
         )
 
 
-def _named_index_or_temperature(src: FileSource) -> bool:
+def _named_index_or_temperature(src: FileSource, tags: dict[str, str]) -> bool:
     """Whether a file says it holds an index or a temperature: every band named so (NDVI,
-    LST, ...), or stfusion's ``STFUSION_VARIABLE`` tag."""
-    import rasterio
-
+    LST, ...), or stfusion's ``STFUSION_VARIABLE`` tag (in ``tags``, the file's)."""
     from stfusion.methods.variables import INDEX_NAMES, TEMPERATURE_NAMES
 
     names = [str(n) for n in src.band_names]
     if names and all(INDEX_NAMES.search(n) or TEMPERATURE_NAMES.search(n) for n in names):
         return True
-    with rasterio.open(src.path) as ds:
-        variable = ds.tags().get("STFUSION_VARIABLE", "")  # e.g. "ndvi, inferred (...)"
+    variable = tags.get("STFUSION_VARIABLE", "")  # e.g. "ndvi, inferred (...)"
     return variable.split(",")[0].split(" ")[0] in ("ndvi", "lst", "other")
 
 
-def _ratio_tag(path: str) -> float | None:
+def _file_tags(path: str) -> dict[str, str]:
     import rasterio
 
     with rasterio.open(path) as ds:
-        value = ds.tags().get("STFUSION_RATIO", "")
+        return dict(ds.tags())
+
+
+def _ratio_of(tags: dict[str, str]) -> float | None:
+    value = tags.get("STFUSION_RATIO", "")
     try:
         return float(value) if value else None
     except ValueError:

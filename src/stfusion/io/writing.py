@@ -337,6 +337,10 @@ def copy_as_cog(
     return Path(final)
 
 
+#: What GDAL and the system raise when a raster cannot be written or read back.
+WRITE_ERRORS: tuple[type[BaseException], ...] = (RasterioError, CPLE_BaseError, OSError)
+
+
 def write_failed(final: Path, exc: BaseException, how: str = "") -> OutputWriteError:
     """The error for an output that could not be written: the file, GDAL's or the system's
     reason, the free space left (a full disk says nothing clearer), and that nothing was
@@ -365,7 +369,7 @@ def write_errors(
     errors of the writer (netCDF's "RuntimeError: NetCDF: HDF error" on a full disk)."""
     try:
         yield
-    except (RasterioError, CPLE_BaseError, OSError, *also) as exc:
+    except (*WRITE_ERRORS, *also) as exc:
         if isinstance(exc, OutputWriteError):
             raise
         raise write_failed(Path(final), exc) from exc
@@ -380,7 +384,7 @@ def check_written(path: Path, final: Path | None = None) -> None:
             # a COG's full-resolution tiles come last in the file, after its overviews
             for _, window in ds.block_windows(1):
                 ds.read(window=window)
-    except (RasterioError, CPLE_BaseError, OSError) as exc:
+    except WRITE_ERRORS as exc:
         raise write_failed(final or path, exc, "reading it back failed: ") from exc
 
 
@@ -465,7 +469,7 @@ class RasterWriter:
         try:
             try:
                 self._ds.close()
-            except (RasterioError, CPLE_BaseError, OSError) as err:
+            except WRITE_ERRORS as err:
                 if exc_type is None:
                     raise write_failed(self.path, err) from err
             if exc_type is None:
