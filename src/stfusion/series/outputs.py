@@ -14,6 +14,7 @@ import datetime as dt
 import hashlib
 import logging
 import os
+import shutil
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from rasterio.windows import Window
 
 from stfusion.dates import in_range
 from stfusion.errors import InvalidParameterError, MissingDependencyError
-from stfusion.io import FileSource, Grid, atomic_path, glob_escape
+from stfusion.io import FileSource, Grid, atomic_path, glob_escape, partial_name
 from stfusion.series.records import STATUSES, SUMMARY_COLUMNS, DateRecord
 
 log = logging.getLogger("stfusion")
@@ -438,32 +439,14 @@ def write_cube(
             arrays = [lazy(p) for _, p, _ in items]
             ds = xr.concat([one(day, p, s, a) for (day, p, s), a in zip(items, arrays)], dim="time")
             ds.attrs.update(attrs)
+            # written in a folder of its own, removed on failure: netCDF4 kept a failed
+            # write's file open (a full disk) and wrote it back when it closed, later, at
+            # its name; in a removed folder it cannot reappear
+            work = partial_name(path, ".dir")
+            work.mkdir()
             try:
-                ds.to_netcdf(tmp, engine=engine, encoding={"fused": enc, **plain})
-            except BaseException:
-                _close_cached_files()  # before atomic_path removes the partial
-                raise
+                ds.to_netcdf(work / path.name, engine=engine, encoding={"fused": enc, **plain})
+                os.replace(work / path.name, tmp)
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
     return path
-
-
-def _close_cached_files() -> None:
-    """Close the files xarray keeps open: a netCDF write that failed (a full disk) left its
-    partial open in xarray's cache, and closing it at exit wrote the partial back after
-    it had been removed."""
-    import gc
-
-    from xarray.backends.file_manager import FILE_CACHE
-
-    size = FILE_CACHE.maxsize
-    with contextlib.suppress(Exception):
-        FILE_CACHE.maxsize = 0  # evicts (closes) every cached file
-    FILE_CACHE.maxsize = size
-    try:
-        import netCDF4
-    except ImportError:
-        return
-    for obj in gc.get_objects():
-        if isinstance(obj, netCDF4.Dataset):
-            with contextlib.suppress(Exception):
-                if obj.isopen():
-                    obj.close()
