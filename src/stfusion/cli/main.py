@@ -222,9 +222,11 @@ def reraise_signal() -> None:
 
 
 def _unraisable(unraisable: Any) -> None:
-    """Keep quiet about a signal's exception that landed where Python ignores exceptions
-    (a ctypes callback of numba's compiler, a weakref callback): it is raised again at the next
-    window, and a traceback would tell the user something broke."""
-    if _SIGNALLED and isinstance(unraisable.exc_value, Terminated | KeyboardInterrupt):
+    """Keep quiet, once a signal has come, about exceptions where Python ignores them: the
+    signal's own (a ctypes callback of numba's compiler, a weakref callback; it is raised
+    again at the next window) and what it broke in finalizers (llvmlite's ``ObjectRef.__del__``
+    of a compilation cut short: "AttributeError: ... _as_parameter_"). A traceback would tell
+    the user something broke; the run is ending as asked. ``--debug`` shows them."""
+    if _SIGNALLED and not logging.getLogger("stfusion").isEnabledFor(logging.DEBUG):
         return
     sys.__unraisablehook__(unraisable)
