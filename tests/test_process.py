@@ -223,6 +223,7 @@ def test_swallowed_signal_exception_prints_no_traceback(monkeypatch: pytest.Monk
     monkeypatch.setattr(sys, "__unraisablehook__", seen.append)
     event = types.SimpleNamespace(exc_value=cli.Terminated())
     monkeypatch.setattr(cli, "_SIGNALLED", [])
+    monkeypatch.setattr(cli, "_DEBUG", False)
     cli._unraisable(event)  # no signal received: not ours, shown as usual
     assert seen == [event]
     monkeypatch.setattr(cli, "_SIGNALLED", [signal.SIGTERM])

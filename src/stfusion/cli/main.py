@@ -136,6 +136,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Entry point: user-fixable errors become one line on stderr, not a traceback."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or os.environ.get("STFUSION_DEBUG") == "1"
+    global _DEBUG
+    _DEBUG = debug
     sys.unraisablehook = _unraisable
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
@@ -201,6 +203,9 @@ class Terminated(BaseException):
     signum: int = signal.SIGTERM
 
 
+#: ``--debug`` (or STFUSION_DEBUG=1) given: exceptions Python ignores are shown.
+_DEBUG = False
+
 #: Signals received (SIGINT, SIGTERM). The exception a handler raises can be swallowed when
 #: it lands inside code that ignores exceptions (a weakref callback during an import), so the
 #: progress callback raises it again at the next window.
@@ -227,6 +232,6 @@ def _unraisable(unraisable: Any) -> None:
     again at the next window) and what it broke in finalizers (llvmlite's ``ObjectRef.__del__``
     of a compilation cut short: "AttributeError: ... _as_parameter_"). A traceback would tell
     the user something broke; the run is ending as asked. ``--debug`` shows them."""
-    if _SIGNALLED and not logging.getLogger("stfusion").isEnabledFor(logging.DEBUG):
+    if _SIGNALLED and not _DEBUG:
         return
     sys.__unraisablehook__(unraisable)
