@@ -383,12 +383,65 @@ def test_masked_source_needs_a_source_and_says_masks(tmp_path: Path) -> None:
     src = as_source(f)
     with pytest.raises(InvalidParameterError, match=r"the image is a str; give a Source"):
         MaskedSource("f.tif", np.zeros((40, 40)))  # type: ignore[arg-type]
-    geo = as_source(_da(f))
-    coarse = _da(np.zeros((1, 10, 10), np.float32))
-    coarse = coarse.assign_coords(x=coarse.x * 4, y=coarse.y * 4)
-    with pytest.raises(GridMismatchError, match=r"in-memory masks must already be on the image"):
-        MaskedSource(geo, coarse)
     assert MaskedSource(src, np.zeros((40, 40))).read().shape == f.shape
+
+
+def test_a_dataarray_mask_on_a_coarser_grid_is_reprojected(tmp_path: Path) -> None:
+    """A DataArray mask on a coarser grid was refused ("in-memory masks must already be on
+    the image's grid"); it now masks as the same mask written to a file does."""
+    from conftest import write_tif
+
+    f, _, _ = _images()
+    geo = as_source(_da(f))
+    flags = np.zeros((1, 10, 10), np.float32)
+    flags[0, 2:5, 6:9] = 1
+    coarse = _da(flags).rio.write_transform(Affine(200.0, 0, 400000.0, 0, -200.0, 6150000.0))
+    coarse = coarse.assign_coords(x=400000.0 + 200.0 * (np.arange(10) + 0.5))
+    coarse = coarse.assign_coords(y=6150000.0 - 200.0 * (np.arange(10) + 0.5))
+    path = write_tif(
+        tmp_path / "m.tif", flags, transform=Affine(200.0, 0, 400000.0, 0, -200.0, 6150000.0)
+    )
+    got = MaskedSource(geo, coarse).read()
+    want = MaskedSource(geo, str(path)).read()
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    assert np.isnan(got).sum() == f.shape[0] * 12 * 12  # 3 x 3 coarse pixels of 4 x 4
+
+
+@pytest.mark.parametrize("crs", ["native", "EPSG:4326"])
+def test_coarse_dataarrays_on_their_own_grid_fuse_as_files_do(tmp_path: Path, crs: str) -> None:
+    """MODIS as stackstac/odc-stac load it: coarse DataArrays on their own grid (another CRS
+    too) were refused ("in-memory coarse images must already be on the fine grid"). They are
+    reprojected as the same files are, FSDAF uses their native pixels, and the prediction is
+    the files' to the last bit."""
+    import rioxarray
+
+    from stfusion.methods.fsdaf import FSDAF
+
+    rng = np.random.default_rng(5)
+    fine_t = Affine(30.0, 0, 500000.0, 0, -30.0, 6000000.0)
+    coarse_t = Affine(240.0, 0, 500000.0, 0, -240.0, 6000000.0)
+    base = rng.uniform(0.05, 0.4, (2, 8, 8))
+    f1 = np.kron(base, np.ones((8, 8))) + rng.normal(0, 0.02, (2, 64, 64))
+    c1 = base + 0.01
+    c2 = base * 1.2
+    from conftest import write_tif
+
+    paths = [
+        write_tif(tmp_path / "f1.tif", f1.astype(np.float32), transform=fine_t),
+        write_tif(tmp_path / "c1.tif", c1.astype(np.float32), transform=coarse_t),
+        write_tif(tmp_path / "c2.tif", c2.astype(np.float32), transform=coarse_t),
+    ]
+    if crs != "native":
+        for p in paths[1:]:
+            rioxarray.open_rasterio(p).rio.reproject(crs).rio.to_raster(p)
+    fp, c1p, c2p = (str(p) for p in paths)
+    want = FSDAF(classes=3).fit([(fp, c1p)]).predict(c2p)
+    da = [rioxarray.open_rasterio(p).load() for p in (fp, c1p, c2p)]
+    est = FSDAF(classes=3).fit([(da[0], da[1])])
+    got = est.predict(da[2])
+    assert est.ratio_ == pytest.approx(8.0, rel=0.02)
+    np.testing.assert_array_equal(got.values, want.values)
+    assert got.rio.crs == want.rio.crs
 
 
 def test_a_timezone_aware_date_is_its_local_day() -> None:

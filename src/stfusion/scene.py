@@ -182,16 +182,6 @@ PARTLY_COVERED = 0.98
 FINE_SIZED = 1.5
 
 
-def _reads_a_file(src: Source) -> bool:
-    """Whether ``src`` is a file, or a wrapper (a mask) of one: those can be reprojected."""
-    while not isinstance(src, FileSource):
-        inner = getattr(src, "source", None)
-        if not isinstance(inner, Source):
-            return False
-        src = inner
-    return True
-
-
 def align_coarse(
     coarse: Source, fine: Source, resampling: str, notes: list[str], mask: bool = False
 ) -> tuple[Source, float | None]:
@@ -212,12 +202,6 @@ def align_coarse(
         )
     if cg.same_as(fg):
         return coarse, None
-    if not _reads_a_file(coarse):
-        what, where = ("masks", "the image's") if mask else ("coarse images", "the fine")
-        raise GridMismatchError(
-            f"{coarse.label}: on another grid than {fine.label}; in-memory {what} must "
-            f"already be on {where} grid (pass a file path to have it reprojected)."
-        )
     from rasterio.warp import transform_bounds
 
     cb = transform_bounds(cg.crs, fg.crs, *cg.bounds) if cg.crs != fg.crs else cg.bounds
