@@ -397,3 +397,43 @@ def test_an_input_glob_that_matches_this_run_s_outputs_is_refused(tmp_path: Path
     # a prefix too long for the file system (with the partial's ~45 more characters)
     with pytest.raises(InvalidParameterError, match="give a shorter prefix"):
         run_series(tmp_path / "o", fine=[str(fine)], coarse=[str(coarse)], prefix="p" * 215)
+
+
+def test_a_band_file_changed_in_place_recomputes_its_dates(tmp_path: Path) -> None:
+    """Landsat Collection 2 band files stacked by ``--fine-bands``: a band file changed in
+    place (or a new date added) failed every affected date with "TypeError: unhashable type:
+    'list'" (the record's identity of a stack is ``[paths, sizes, mtimes]``), and left the
+    earlier outputs under their names."""
+    fine, coarse = _copies(tmp_path, ("068", "093"))
+    split = tmp_path / "bands"
+    split.mkdir()
+    day = {"068": "20200308", "093": "20200402"}
+    for p in sorted(fine.iterdir()):
+        with rasterio.open(p) as ds:
+            data, profile = ds.read(), ds.profile
+        profile.update(count=1)
+        for b in range(2):
+            name = f"LC08_L2SP_190028_{day[p.name[4:7]]}_20200822_02_T1_SR_B{b + 2}.TIF"
+            with rasterio.open(split / name, "w", **profile) as out:
+                out.write(data[b : b + 1])
+    out = tmp_path / "out"
+    coarse2 = tmp_path / "coarse2"  # the two bands of the stack
+    coarse2.mkdir()
+    for p in sorted(coarse.iterdir()):
+        with rasterio.open(p) as ds:
+            data, profile = ds.read(), ds.profile
+        profile.update(count=2)
+        with rasterio.open(coarse2 / p.name, "w", **profile) as o:
+            o.write(data[:2])
+    kw: dict[str, Any] = {"fine_bands": "SR_B2,SR_B3"}
+    _run(split, coarse2, out, "2020-03-10:2020-03-11", **kw)
+    before = _rows(out)
+    assert {r["status"] for r in before.values()} == {"predicted"}
+    band = next(split.glob("*20200402*SR_B3.TIF"))
+    with rasterio.open(band, "r+") as ds:
+        ds.write(ds.read() + 50)
+    _run(split, coarse2, out, "2020-03-10:2020-03-11", **kw)
+    after = _rows(out)
+    assert {r["status"] for r in after.values()} == {"predicted"}
+    notes = " ".join(r["reason"] for r in after.values())
+    assert "inputs changed (modified: " in notes and band.name in notes, after

@@ -63,8 +63,7 @@ def changed_inputs(old: Any, new: Sequence[Any]) -> str:
     """A short account of what differs between two identity lists."""
     if not isinstance(old, list):
         return "the earlier output records no input files"
-    was = {x[0]: x for x in old if isinstance(x, list) and x}
-    now = {x[0]: x for x in new if x}
+    was, now = _per_file(old), _per_file(new)
     changed = [Path(p).name for p in now if p in was and was[p] != now[p]]
     added = [Path(p).name for p in now if p not in was]
     gone = [Path(p).name for p in was if p not in now]
@@ -74,6 +73,21 @@ def changed_inputs(old: Any, new: Sequence[Any]) -> str:
             more = f" and {len(names) - 2} more" if len(names) > 2 else ""
             parts.append(f"{label}: {', '.join(names[:2])}{more}")
     return "; ".join(parts) or "input files differ"
+
+
+def _per_file(identities: Sequence[Any]) -> dict[str, list[Any]]:
+    """``{path: [path, size, mtime]}`` over identity lists, a band-file stack's
+    ``[paths, sizes, mtimes]`` split into its files (its paths are a list: no dict key)."""
+    files: dict[str, list[Any]] = {}
+    for x in identities:
+        if not isinstance(x, list) or len(x) != 3:
+            continue
+        if isinstance(x[0], list):
+            for path, size, mtime in zip(*x, strict=False):
+                files[str(path)] = [path, size, mtime]
+        else:
+            files[str(x[0])] = x
+    return files
 
 
 def resume_record(
