@@ -447,6 +447,32 @@ def test_evaluate_refuses_int16_truth_against_reflectance(
         evaluate(dn.astype(np.float64), dn * 1e-4)
 
 
+def test_scale_advice_replaces_the_scale_already_given(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With a wrong scale already given, the advice named the factor's own correction:
+    ``--truth-scale 0.01`` on x10000 values was told "give --truth-scale 0.01" (a loop), and
+    ``--fine-scale 10`` was told 1e-05, which passed with a warning and fused 10x off."""
+    with rasterio.open(L1017) as ds:
+        dn, t, crs = ds.read(), ds.transform, ds.crs
+    refl = write_tif(
+        tmp_path / "pred.tif", dn * np.float32(1e-4), transform=t, crs=crs, dtype="float32"
+    )
+    truth = write_tif(tmp_path / "truth.tif", dn, transform=t, crs=crs, dtype="int16")
+    for given in ("0.01", "0.003", "1"):
+        code, _, err = run_cli(
+            ["evaluate", str(refl), str(truth), "--truth-scale", given], capsys
+        )
+        assert code == 1 and "--truth-scale 0.0001 " in err, (given, err)
+    coarse = write_tif(tmp_path / "c.tif", dn * np.float32(1e-4), transform=t, crs=crs)
+    target = write_tif(tmp_path / "t.tif", dn * np.float32(1.1e-4), transform=t, crs=crs)
+    args = ["predict", "--pair", str(truth), str(coarse), "--coarse", str(target)]
+    code, _, err = run_cli(
+        [*args, "--out", str(tmp_path / "o.tif"), "--fine-scale", "10"], capsys
+    )
+    assert code == 1 and "give --fine-scale 0.0001 (Python: fine_scaling=0.0001)" in err, err
+
+
 def _split_landsat(src: Path, d: Path, day: str, qa_value: int = 21824) -> None:
     with rasterio.open(src) as ds:
         data = ds.read()

@@ -404,7 +404,7 @@ def _check_evaluation(
         "Bands are scored by position: write the prediction in the truth's band order "
         "(stfusion predict --fine-bands, or gdal_translate -b).",
     )
-    mismatch = scale_mismatch(pred_sample, truth_sample)
+    mismatch = scale_mismatch(pred_sample, truth_sample, truth_given=truth_src.scale)
     if mismatch is not None and not scale_check:
         warnings.warn(mismatch.message(prediction, truth), STFusionWarning, stacklevel=2)
     elif mismatch is not None:

@@ -11,8 +11,7 @@ Conventions shared by all metrics:
   inf marks an invalid pixel. Everything is computed in float64.
 * Per-band metrics use the pixels valid (finite) in *both* images in that band.
 * A band with no valid pixel gives NaN for that band, never an exception.
-* Means over bands leave NaN bands out (``evaluate`` warns when it does so); a mean over no band
-  at all is NaN.
+* Means over bands leave NaN bands out (``evaluate`` warns); over no band at all they are NaN.
 """
 
 from __future__ import annotations
@@ -493,11 +492,12 @@ class ScaleMismatch:
     factor: float  # truth median / prediction median
     pred_median: float
     truth_median: float
+    truth_given: float = 1.0  # the scale the truth was read with, which the advice replaces
 
     @property
     def truth_scale(self) -> float:
-        """The power of ten that brings the truth to the prediction's units."""
-        return float(10.0 ** round(-math.log10(self.factor)))
+        """The whole --truth-scale (a power of ten) that gives the prediction's units."""
+        return float(10.0 ** round(math.log10(abs(self.truth_given) / self.factor)))
 
     def message(self, pred: str = "the prediction", truth: str = "the truth") -> str:
         times = self.factor if self.factor >= 1 else 1 / self.factor
@@ -520,12 +520,15 @@ class ScaleMismatch:
 
 
 def scale_mismatch(
-    pred: ArrayLike, truth: ArrayLike, factor: float = SCALE_CHECK_FACTOR
+    pred: ArrayLike,
+    truth: ArrayLike,
+    factor: float = SCALE_CHECK_FACTOR,
+    truth_given: float = 1.0,
 ) -> ScaleMismatch | None:
     """The band whose median absolute values differ most, if by more than ``factor``.
 
     Medians over the pixels valid in both images; bands where either median is 0 are skipped.
-    """
+    ``truth_given``: the scale the truth was read with."""
     p, t = _as_pair(pred, truth)
     worst: ScaleMismatch | None = None
     for b in range(p.shape[0]):
@@ -540,7 +543,7 @@ def scale_mismatch(
         if max(f, 1 / f) > factor and (
             worst is None or max(f, 1 / f) > max(worst.factor, 1 / worst.factor)
         ):
-            worst = ScaleMismatch(b, f, pm, tm)
+            worst = ScaleMismatch(b, f, pm, tm, truth_given or 1.0)
     return worst
 
 

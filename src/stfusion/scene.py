@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import os
 import re
 import warnings
@@ -273,6 +274,18 @@ def warn_band_order(ref: Source, others: Sequence[Source], fix: str | None = Non
             return
 
 
+def _scale_in_effect(src: Source) -> float:
+    """The scale that made ``src``'s values physical (its file's or array's, under any
+    wrappers: an aligned coarse image, a mask); 1 when none is known."""
+    node: Any = src
+    while isinstance(node, Source):
+        if isinstance(node, FileSource | ArraySource):
+            scale = float(getattr(node, "scale", 1.0) or 1.0)
+            return abs(scale) if math.isfinite(scale) and scale != 0 else 1.0
+        node = node.native if isinstance(node, AlignedSource) else getattr(node, "source", None)
+    return 1.0
+
+
 def check_scales(
     fine: Source,
     coarse: Source,
@@ -299,7 +312,10 @@ def check_scales(
         factor = min(max(fm, cm) / min(fm, cm), max(fp, cp) / min(fp, cp))
         if factor >= SCALE_ERROR_FACTOR:
             big, option = (fine, fine_option) if fm > cm else (coarse, coarse_option)
-            scale = 10.0 ** -round(np.log10(factor))
+            # the power of ten nearest the scale in effect over the factor: with --fine-scale
+            # 10 given for x10000 values, 1e-4 (not 1e-5, the factor's own correction)
+            given = _scale_in_effect(big)
+            scale = 10.0 ** round(np.log10(given / factor))
             if fine_option == coarse_option:
                 advice = (
                     f"{option} applies to both, so the files must be in the same units: "
@@ -307,9 +323,11 @@ def check_scales(
                     f"{scale:g} FILE, on a copy)."
                 )
             else:
+                python = option.lstrip("-").replace("-scale", "_scaling")
                 advice = (
-                    f"{big.label} holds the larger values: give {option} {scale:g} (or set "
-                    "both scales) so both are in the same units."
+                    f"{big.label} holds the larger values: give {option} {scale:g} "
+                    f"(Python: {python}={scale:g}), or set both scales, so both are in the "
+                    "same units."
                 )
             raise ScaleMismatchError(
                 f"{fine.label} (median {fm:.4g}) and {coarse.label} (median {cm:.4g}) differ "
