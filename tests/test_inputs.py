@@ -460,16 +460,12 @@ def test_scale_advice_replaces_the_scale_already_given(
     )
     truth = write_tif(tmp_path / "truth.tif", dn, transform=t, crs=crs, dtype="int16")
     for given in ("0.01", "0.003", "1"):
-        code, _, err = run_cli(
-            ["evaluate", str(refl), str(truth), "--truth-scale", given], capsys
-        )
+        code, _, err = run_cli(["evaluate", str(refl), str(truth), "--truth-scale", given], capsys)
         assert code == 1 and "--truth-scale 0.0001 " in err, (given, err)
     coarse = write_tif(tmp_path / "c.tif", dn * np.float32(1e-4), transform=t, crs=crs)
     target = write_tif(tmp_path / "t.tif", dn * np.float32(1.1e-4), transform=t, crs=crs)
     args = ["predict", "--pair", str(truth), str(coarse), "--coarse", str(target)]
-    code, _, err = run_cli(
-        [*args, "--out", str(tmp_path / "o.tif"), "--fine-scale", "10"], capsys
-    )
+    code, _, err = run_cli([*args, "--out", str(tmp_path / "o.tif"), "--fine-scale", "10"], capsys)
     assert code == 1 and "give --fine-scale 0.0001 (Python: fine_scaling=0.0001)" in err, err
 
 
