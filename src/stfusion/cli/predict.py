@@ -94,7 +94,8 @@ def _check_scheduler(value: str | None) -> str | None:
     "--quality",
     is_flag=True,
     help="Also write OUT_quality.tif: days to the nearest pair used (dates from the file "
-    "names), pairs used, fallback flag, per-band uncertainty.",
+    "names), pairs used, fallback bits (1 the method's fallback rule, 2 no valid coarse "
+    "target value), per-band uncertainty (STARFM and the ensemble).",
 )
 @overwrite_option("Replace an existing output file.")
 @quiet_option()

@@ -29,6 +29,9 @@ if TYPE_CHECKING:
 EXIT_SOME_FAILED = 3
 #: Exit code when another run holds the output folder's lock (nothing was done).
 EXIT_LOCKED = 4
+#: Exit code when the run wrote no output for any target date, none failing (every target
+#: skipped: e.g. every pair fully masked); 1, as for a run that cannot start.
+EXIT_NO_OUTPUT = 1
 
 
 def _print_summary(result: Any, quiet: bool) -> None:
@@ -245,7 +248,8 @@ def series(
     Pairs (fine + coarse on one date) are matched by the dates in the file names; each coarse
     date is predicted from the nearest clear pairs before and after it, fine dates are
     gap-filled. Re-running keeps the dates already done from the same inputs and settings.
-    Exit status 3: some dates failed; 4: another run is writing into --out-dir.
+    Exit status 1: a problem found before any date, or no target date predicted (every one
+    skipped); 3: some dates failed; 4: another run is writing into --out-dir.
     """
     from stfusion.methods.variables import params_with_variable
     from stfusion.series import OutDirLockedError, run_series
@@ -283,3 +287,7 @@ def series(
                 err=True,
             )
         ctx.exit(EXIT_SOME_FAILED)
+    if result.no_output:
+        # a run that made nothing is not a success, even if every date has a reason
+        click.echo(f"Error: {result.no_output}", err=True)
+        ctx.exit(EXIT_NO_OUTPUT)

@@ -28,6 +28,9 @@ from stfusion.io import AlignedSource, Grid, RasterWriter, Scaling, Source, to_d
 from stfusion.methods.params import RATIO as RATIO  # re-exported: api.split_ratio
 from stfusion.methods.params import MethodTags, Param
 from stfusion.provenance import provenance_tags, underlying_source
+from stfusion.quality import QUALITY_BANDS as QUALITY_BANDS  # re-exported, as before
+from stfusion.quality import SplitSink, WithQuality, quality_band_names
+from stfusion.quality import quality_layer as quality_layer  # re-exported, as before
 from stfusion.scene import (
     ImageLike,
     Scene,
@@ -320,7 +323,8 @@ class FusionMethod:
 
         Methods override this to report ``fallback`` (``(h, w)``, 1 where the method fell back
         to its documented rule) and ``uncertainty`` (``(band, h, w)``, e.g. the spread of the
-        similar-pixel predictions). The generic fields are added by :func:`quality_layer`.
+        similar-pixel predictions). The generic fields (and the ``fallback`` bit for a missing
+        coarse target) are added by :func:`stfusion.quality.quality_layer`.
         """
         return self.predict_window(window), {}
 
@@ -483,10 +487,12 @@ class FusionMethod:
         only with ``overwrite=True``. ``scheduler`` (a Dask distributed address
         or Client) runs the windows on that cluster instead of locally; which worker process
         did how many windows is then in ``last_run_["workers"]``. ``quality_out`` (with
-        ``out``) also writes the quality layer: days to the nearest pair used, pairs used,
-        fallback flag and per-band uncertainty (NaN where the method gives none). ``cog``
-        (default) writes a Cloud-Optimized GeoTIFF; ``cog=False`` a plain tiled GeoTIFF, for
-        intermediate files that are read back at once (no copy, no overviews).
+        ``out``) also writes the quality layer (:mod:`stfusion.quality`): days to the nearest
+        pair used, pairs used (0 where the prediction is NaN), fallback bits (1 the method's
+        fallback rule, 2 no valid coarse target value) and per-band uncertainty (NaN where
+        the method gives none). ``cog`` (default) writes a Cloud-Optimized GeoTIFF;
+        ``cog=False`` a plain tiled GeoTIFF, for intermediate files that are read back at once
+        (no copy, no overviews).
         """
         if quality_out is not None and out is None:
             raise InvalidParameterError(
@@ -620,64 +626,6 @@ class FusionMethod:
         fines = [f.read(window, halo) for f, _ in self.scene_.pairs]
         coarses = [c.read(window, halo) for _, c in self.scene_.pairs]
         return fines, coarses, self.target_.read(window, halo)
-
-
-QUALITY_BANDS = ("days_to_pair", "pairs_used", "fallback")
-
-
-def quality_band_names(band_names: Sequence[str]) -> list[str]:
-    return [*QUALITY_BANDS, *(f"uncertainty_{b}" for b in band_names)]
-
-
-def quality_layer(
-    method: FusionMethod, window: Window, extra: dict[str, np.ndarray], shape: tuple[int, ...]
-) -> np.ndarray:
-    """The quality bands of one window: days to the nearest pair whose fine pixel is valid,
-    number of such pairs, the method's fallback flag and its uncertainty (NaN where the method
-    gives none)."""
-    nb, h, w = shape
-    valid = np.stack([np.isfinite(f.read(window)).all(axis=0) for f, _ in method.scene_.pairs])
-    days = getattr(method, "pair_days_", None)
-    if days is None:
-        near = np.full((h, w), np.nan, np.float32)
-    else:
-        d = np.where(valid, np.asarray(days, np.float32)[:, None, None], np.inf).min(axis=0)
-        near = np.where(np.isfinite(d), d, np.nan).astype(np.float32)
-    fallback = extra.get("fallback", np.zeros((h, w), np.float32))
-    unc = extra.get("uncertainty", np.full((nb, h, w), np.nan, np.float32))
-    more = extra.get("bands", np.zeros((0, h, w), np.float32))
-    return np.concatenate(
-        [
-            near[None],
-            valid.sum(axis=0, dtype=np.float32)[None],
-            np.asarray(fallback, np.float32)[None],
-            np.asarray(unc, np.float32),
-            np.asarray(more, np.float32),
-        ]
-    )
-
-
-class WithQuality:
-    """Wraps a fitted method so each window yields prediction and quality bands stacked
-    (one array, so the local runner and the cluster runner need no change)."""
-
-    def __init__(self, method: FusionMethod) -> None:
-        self.method = method
-
-    def predict_window(self, window: Window) -> np.ndarray:
-        pred, extra = self.method.predict_window_quality(window)
-        return np.concatenate([pred, quality_layer(self.method, window, extra, pred.shape)])
-
-
-class SplitSink:
-    """Writes the first ``n`` bands to ``main`` and the rest to ``quality``."""
-
-    def __init__(self, main: Any, quality: Any, n: int) -> None:
-        self.main, self.quality, self.n = main, quality, n
-
-    def write(self, array: np.ndarray, window: Window | None = None) -> None:
-        self.main.write(array[: self.n], window)
-        self.quality.write(array[self.n :], window)
 
 
 def fuse(

@@ -34,7 +34,10 @@ slope is undefined and the model falls back to the additive one (``a = 1``, ``b 
 C1)`` over the window); with none, ``a`` and ``b`` are NaN. A missing residual counts as 0 in
 the interpolation. A neighbour is a candidate only where its F1 similarity bands and its
 ``F_RM + r`` in every band are finite. A pixel whose own similarity bands are NaN in F1, or
-that has no candidate, takes the coarse target value (NaN if that is NaN too).
+that has no candidate, takes the coarse target value (NaN if that is NaN too), flagged
+``fallback`` in the quality layer (no pair made it: the series blend prefers another pair's
+prediction there). A masked coarse target pixel drops out of the regressions; its fine
+pixels are still predicted from the ``a``, ``b`` of its window and the neighbours' residuals.
 
 Departures from the paper and from the reference codes (the authors' MATLAB code and
 ImageFusion's C++ port):
@@ -129,6 +132,7 @@ class FitFC(FusionMethod):
         max_pairs=1,
         needs_ratio=True,
         exact=("unchanged", "uniform_change"),
+        quality=("fallback",),
         variables=CHOICES,
     )
     params = (
@@ -300,6 +304,15 @@ class FitFC(FusionMethod):
     # -------------------------------------------------------------------------- predict
 
     def predict_window(self, window: Window) -> np.ndarray:
+        return self._predict(window)[0]
+
+    def predict_window_quality(self, window: Window) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """The prediction and ``fallback``: 1 where the pixel took the coarse target value (no
+        F1 at the centre, or no candidate), NaN or not."""
+        out, fallback = self._predict(window)
+        return out, {"fallback": fallback.astype(np.float32)}
+
+    def _predict(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
         half = self.halo()
         r = self.r_
         f1 = self.scene_.pairs[0][0].read(window, half)
@@ -332,4 +345,7 @@ class FitFC(FusionMethod):
         out = np.empty((f1.shape[0], h, w), dtype=np.float32)
         ody, odx, oinvd = self.offsets_
         similar_pixel_filter(feat, feat_n, pred, ody, odx, oinvd, int(self.similar), half, out)
-        return np.where(np.isnan(out), c0, out)
+        # No candidate (F1 missing at the centre, ...): the coarse target value, flagged so
+        # that the quality layer and the series blend know no pair made it.
+        fell = np.asarray(np.isnan(out).any(axis=0))
+        return np.where(np.isnan(out), c0, out), fell

@@ -23,6 +23,9 @@ Rules (docs/commands/series.md has the user's version):
   there; so the series moves smoothly from one base pair to the next instead of jumping.
   With ``multi_pair="vip"`` they predict once from all the chosen pairs, as VIPSTF over the
   method (not the default: measured worse on Kranj, docs/commands/series.md).
+- The outputs are on the grid most pair fine images share; other pair fine images whose pixels
+  are that grid's (whole pixels away) are placed on it unresampled, and one that would need
+  resampling stops the run before any date (:mod:`.grids`).
 - A target that is also a fine date is *gap-filled*: the fine image where it is valid, the
   prediction from the other pairs where it is masked or NaN.
 - One estimator is fitted per set of pairs and reused for every target that uses that set.
@@ -33,14 +36,19 @@ with a scale factor and nodata -32768; band names; provenance tags), ``summary.c
 file is written to a temporary name and renamed into place, so an interrupted run leaves only
 complete files, and running again keeps an output only when it verifies and was made from the
 same input files (path, size, mtime), settings and stfusion version; otherwise it is computed
-again (or, for other settings, the run refuses). A run holds a lock file in the output folder
-while it writes there; leftovers of killed runs are removed by the next run.
+again (or, for other settings, the run refuses); an earlier output that a date could not make
+again is removed when it no longer matches (:mod:`.stale`). A run that writes no output for
+any target says why (``SeriesResult.no_output``, :mod:`.diagnose`; the command exits 1). A
+run holds a lock file in the output folder while it writes there; leftovers of killed runs
+are removed by the next run.
 
 Modules: :mod:`.config` (the options), :mod:`.planning` (which pairs for which date),
-:mod:`.images` (inputs opened on the fine grid), :mod:`.blend` (weights, fallback,
-gap-filling), :mod:`.outputs` (GeoTIFF/COG, summary.csv, cube), :mod:`.resume` (input keys),
-:mod:`.lock` (the output folder's lock, leftovers), :mod:`.prepare` (options resolved, inputs
-found), :mod:`.runner` (the run).
+:mod:`.grids` (the output grid, fine images placed on it), :mod:`.images` (inputs opened on
+the fine grid), :mod:`.blend` (weights, fallback, gap-filling), :mod:`.outputs` (GeoTIFF/COG,
+summary.csv, cube), :mod:`.tags` (an output's tags, an ensemble's members), :mod:`.resume`
+(input keys), :mod:`.stale` (outputs that could not be made again), :mod:`.diagnose` (a run
+that wrote nothing, warnings about the inputs), :mod:`.lock` (the output folder's lock,
+leftovers), :mod:`.prepare` (options resolved, inputs found), :mod:`.runner` (the run).
 """
 
 from stfusion.series.config import CUBE_FORMATS, DTYPES, SeriesConfig

@@ -1,9 +1,11 @@
 """The images of a series run, opened on the fine grid and masked, each once.
 
-:class:`ImageSet` opens an acquisition as a :class:`~stfusion.io.Source` on the grid of the
-first fine image (coarse images on their own grid are reprojected), masks it, measures its
-valid fraction and caches the result; a file that cannot be read is reported, not raised, so
-the series goes on without it.
+:class:`ImageSet` opens an acquisition as a :class:`~stfusion.io.Source` on the output grid
+(:mod:`.grids`: fine images on other grids placed on it pixel for pixel, coarse images on
+their own grid reprojected), masks it, measures its valid fraction and caches the result; a
+file that cannot be read is reported, not raised, so the series goes on without it. The
+warnings stfusion gives about an input (a QA band read as a binary mask) are logged and
+kept (:attr:`ImageSet.warned`) for the run's notes.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from stfusion.errors import InputFileError, STFusionError, STFusionWarning
 from stfusion.io import AlignedSource, FileSource, Grid, Scaling, Source
 from stfusion.qa import MaskedSource
 from stfusion.scene import align_coarse
+from stfusion.series.placed import PlacedSource, placement
 
 log = logging.getLogger("stfusion")
 
@@ -68,7 +71,8 @@ class ImageSet:
 
     fine: dict[dt.date, Acquisition]
     coarse: dict[dt.date, Acquisition]
-    #: The first fine image that opens: it sets the grid, the band count and names.
+    #: A fine image on the output grid (:func:`.grids.choose_grid`): it sets the grid, the
+    #: band count and names.
     ref: FileSource
     fine_scaling: Scaling
     coarse_scaling: Scaling
@@ -80,6 +84,8 @@ class ImageSet:
     ratio: float | None = None
     aligned: int = 0  # coarse images reprojected onto the fine grid
     images: dict[tuple[str, dt.date], Image] = field(default_factory=dict)
+    #: stfusion's warnings about the images opened so far, in order (the run's notes).
+    warned: list[str] = field(default_factory=list)
     _clear: list[dt.date] | None = None
 
     @property
@@ -106,10 +112,11 @@ class ImageSet:
                 img.source = self._source(acq)
                 img.valid = valid_fraction(img.source)
             # stfusion's own warnings about an input (a QA band read as a binary mask, ...)
-            # go to the log once per image; the libraries' are dropped
+            # go to the log once per image and to the run's notes; the libraries' are dropped
             for w in caught:
                 if issubclass(w.category, STFusionWarning):
                     log.warning("series: %s", w.message)
+                    self.warned.append(str(w.message))
         except Exception as exc:  # a broken file is reported and the series goes on
             text = describe_error(exc)
             img.source, img.error = None, text if acq.path in text else f"{acq.path}: {text}"
@@ -121,10 +128,7 @@ class ImageSet:
         if acq.sensor == "fine":
             src: Source = FileSource(acq.path, self.fine_scaling)
             if not src.grid.same_as(self.grid):
-                raise InputFileError(
-                    f"on another grid ({src.grid.describe()}) than the first fine image "
-                    f"({self.grid.describe()}); all fine images must share one grid."
-                )
+                return self._placed(acq, src)
             kind, flags = self.fine_mask
         else:
             native = FileSource(acq.path, self.coarse_scaling)
@@ -134,12 +138,7 @@ class ImageSet:
                 if self.ratio is None:
                     self.ratio = ratio
             kind, flags = self.coarse_mask
-        if src.count != self.count:
-            raise InputFileError(
-                f"{src.count} bands, but the fine images have {self.count}; every image needs "
-                "the same bands in the same order (choose them with --fine-bands/--coarse-bands "
-                "or a preset; docs/inputs.md)."
-            )
+        self._check_count(src)
         if acq.mask and isinstance(src, AlignedSource):
             # masked on its own grid, then aligned: FSDAF and Fit-FC still see the native
             # pixels (cloudy ones NaN), as without a mask
@@ -148,6 +147,29 @@ class ImageSet:
         elif acq.mask:
             src = MaskedSource(src, acq.mask, kind, flags or None)
         return src
+
+    def _placed(self, acq: Acquisition, src: Source) -> Source:
+        """A fine image on another grid, placed on the output grid (:mod:`.grids`): masked
+        on its own grid first, where its mask lies."""
+        at = placement(src.grid, self.grid)
+        if at is None:  # choose_grid refused such pairs; a file replaced during the run
+            raise InputFileError(
+                f"on a grid ({src.grid.describe()}) that cannot be put on the output grid "
+                f"({self.grid.describe()}) without resampling; resample it onto that grid."
+            )
+        self._check_count(src)
+        if acq.mask:
+            kind, flags = self.fine_mask
+            src = MaskedSource(src, acq.mask, kind, flags or None)
+        return PlacedSource(src, self.grid, *at)
+
+    def _check_count(self, src: Source) -> None:
+        if src.count != self.count:
+            raise InputFileError(
+                f"{src.count} bands, but the fine images have {self.count}; every image needs "
+                "the same bands in the same order (choose them with --fine-bands/--coarse-bands "
+                "or a preset; docs/inputs.md)."
+            )
 
     def unreadable_pairs(self) -> dict[dt.date, str]:
         """Pair dates whose fine or coarse image (or mask) could not be opened: the error."""

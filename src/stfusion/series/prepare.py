@@ -2,8 +2,9 @@
 
 Nothing here reads a pixel: presets and scaling resolved, mask kinds and flags, the method
 and its parameters and the date range checked, the images found
-(:func:`.planning.find_inputs`) and their identities taken before anything reads them (the
-resume key, :mod:`.resume`).
+(:func:`.planning.find_inputs`), their identities taken before anything reads them (the
+resume key, :mod:`.resume`) and the output grid chosen from the fine images' headers
+(:func:`.grids.choose_grid`).
 """
 
 from __future__ import annotations
@@ -16,17 +17,16 @@ from typing import Any
 
 from stfusion.coarse import integer_ratio
 from stfusion.errors import (
-    InputFileError,
     InvalidParameterError,
     OutputExistsError,
-    STFusionError,
 )
-from stfusion.io import FileSource, Scaling
+from stfusion.io import Scaling
 from stfusion.methods import FusionMethod, get_method
 from stfusion.methods.vipstf import one_pair_method
 from stfusion.qa import MASK_KINDS, check_flags
 from stfusion.scene import check_scales, open_scene
 from stfusion.series.config import SeriesConfig
+from stfusion.series.grids import GridChoice, choose_grid
 from stfusion.series.images import ImageSet
 from stfusion.series.outputs import output_path, verify_output
 from stfusion.series.planning import SeriesInputs, find_inputs, span
@@ -51,6 +51,8 @@ class Prepared:
     inputs: SeriesInputs
     #: ``file_identity`` of every input path, taken before any was read: the resume key
     identity: dict[str, list[Any] | None]
+    #: The output grid and the fine images placed on it (:mod:`.grids`).
+    grid: GridChoice
 
 
 def prepare(cfg: SeriesConfig) -> Prepared:
@@ -97,6 +99,8 @@ def prepare(cfg: SeriesConfig) -> Prepared:
             for path in (acq.path, acq.mask):
                 if path and path not in identity:
                     identity[path] = file_identity(path)
+    # headers only: fine images that cannot be put on one grid stop the run before any folder
+    grid = choose_grid(inputs, fine_scaling, inputs.notes)
     return Prepared(
         config=cfg,
         fine_scaling=fine_scaling,
@@ -111,6 +115,7 @@ def prepare(cfg: SeriesConfig) -> Prepared:
         end=end,
         inputs=inputs,
         identity=identity,
+        grid=grid,
     )
 
 
@@ -174,17 +179,6 @@ def settings_of(p: Prepared) -> dict[str, Any]:
 
 
 # ------------------------------------------------- under the lock, before the first date
-
-
-def reference_image(inputs: SeriesInputs, scaling: Scaling, notes: list[str]) -> FileSource:
-    """The fine grid: that of the first fine image that opens (the outputs' key records the
-    grid, not this file, so which image gives it does not matter)."""
-    for a in inputs.fine.values():
-        try:
-            return FileSource(a.path, scaling)
-        except STFusionError as exc:
-            notes.append(f"{a.path}: {exc}")
-    raise InputFileError("none of the fine images can be read: " + "; ".join(notes))
 
 
 def refuse_other_settings(

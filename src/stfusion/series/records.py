@@ -103,6 +103,9 @@ class SeriesResult:
     cube_path: Path | None
     seconds: float
     notes: list[str] = field(default_factory=list)
+    #: Why no target date has an output (every one skipped or failed); "" when one has.
+    #: ``stfusion series`` then exits 1 (3 when some failed).
+    no_output: str = ""
 
     def counts(self) -> dict[str, int]:
         return {s: sum(r.status == s for r in self.records) for s in STATUSES}

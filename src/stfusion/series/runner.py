@@ -35,8 +35,9 @@ from stfusion.io import (
 from stfusion.methods import FusionMethod
 from stfusion.methods.vipstf import VIPSTF, one_pair_method
 from stfusion.scene import open_scene
-from stfusion.series.blend import Combination, Tier, holes
+from stfusion.series.blend import Combination, Tier, holes, quality_path
 from stfusion.series.config import SeriesConfig, replace_config
+from stfusion.series.diagnose import input_warnings, no_output_reason
 from stfusion.series.images import ImageSet, describe_error, fully_valid
 from stfusion.series.lock import SCRATCH_NAME, acquire_lock, release_lock, remove_leftovers
 from stfusion.series.outputs import (
@@ -52,6 +53,7 @@ from stfusion.series.outputs import (
     write_date_image,
     write_summary,
 )
+from stfusion.series.placed import PlacedSource
 from stfusion.series.planning import (
     choose_pairs,
     temporal_weights,
@@ -61,19 +63,18 @@ from stfusion.series.prepare import (
     Prepared,
     check_before_dates,
     prepare,
-    reference_image,
     refuse_other_settings,
     settings_of,
 )
 from stfusion.series.records import DateRecord, ProgressCallback, SeriesResult, record_tag
 from stfusion.series.resume import (
     KEPT_REASON,
-    absolute_spec,
     file_identity,
-    inputs_key,
     resume_record,
     settings_key,
 )
+from stfusion.series.stale import drop_earlier_output
+from stfusion.series.tags import date_tags, members_note
 from stfusion.tiling import memory_limits
 
 log = logging.getLogger("stfusion")
@@ -266,7 +267,7 @@ def _run_locked(
     images = ImageSet(
         fine=inputs.fine,
         coarse=inputs.coarse,
-        ref=reference_image(inputs, p.fine_scaling, notes),
+        ref=p.grid.ref,
         fine_scaling=p.fine_scaling,
         coarse_scaling=p.coarse_scaling,
         resampling=cfg.resampling,
@@ -313,6 +314,10 @@ def _run_locked(
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     write_summary(summary_path, records)
+    notes += input_warnings(images.warned)  # a mask kind gone wrong: not only in the log
+    nothing = no_output_reason(records, targets, images)
+    if nothing:
+        log.info("series: %s", nothing)  # the CLI says it as its error
     if images.aligned:
         notes.append(
             f"{images.aligned} coarse image(s) reprojected onto the fine grid with "
@@ -326,7 +331,9 @@ def _run_locked(
         or (r.output and not r.reason.startswith(KEPT_REASON))
     ]
     notes += warn_stale_cubes(out, cfg.prefix, changed, cube_path)
-    return SeriesResult(records, out, summary_path, cube_path, time.monotonic() - t_start, notes)
+    return SeriesResult(
+        records, out, summary_path, cube_path, time.monotonic() - t_start, notes, nothing
+    )
 
 
 def _cube(
@@ -380,13 +387,12 @@ def _run_date(
     path = output_path(out, cfg.prefix, day)
     rec.output = path.name
     inputs = s.inputs(day)
-    redo = stale = ""
+    redo = ""
     try:
         if path.exists() and not cfg.overwrite:
             kept, redo = resume_record(rec, path, s.grid, s.count, cfg.dtype, inputs)
             if kept:
                 return rec
-            stale = redo if redo.startswith("recomputed") else ""
         _predict_date(s, rec, day, path, scratch, key, settings, inputs, cfg)
     except (KeyboardInterrupt, SystemExit):
         raise
@@ -398,13 +404,11 @@ def _run_date(
         rec.seconds = time.monotonic() - t0
     if redo and rec.status in ("predicted", "gap-filled"):
         rec.reason = "; ".join(x for x in (redo, rec.reason) if x)
-    elif stale and path.exists():
-        # made from other inputs and not made again: it must not pass for this run's result
-        with contextlib.suppress(OSError):
-            path.unlink()
-        rec.reason = "; ".join(
-            x for x in (rec.reason, f"earlier output removed ({stale[len('recomputed: ') :]})") if x
-        )
+    elif rec.status not in ("predicted", "gap-filled") and path.exists():
+        # not made again (skipped, failed; also under --overwrite): an earlier output that no
+        # longer matches must not pass for this run's result
+        gone = drop_earlier_output(path, day, s.grid, s.count, cfg.dtype, key, inputs)
+        rec.reason = "; ".join(x for x in (rec.reason, gone) if x)
     return rec
 
 
@@ -453,7 +457,7 @@ def _predict_date(
     rec.pairs = sorted(set(used))
     if tiers:  # the method that made the pixels: the fallback when it alone predicted
         rec.method = tiers[0].method
-    tags = _tags(s, rec, day, observed, tiers, blend, settings, key, inputs)
+    tags = date_tags(s, rec, day, observed, tiers, blend, settings, key, inputs)
     tmp = scratch / f"{day.isoformat()}_combined.tif"
     combined = Combination(tiers, observed, s.grid, s.count)
 
@@ -489,7 +493,7 @@ def _predict_date(
             )
         copy_as_cog(tmp, path, overwrite=True)
     finally:
-        for p in [tmp, *(p for t in tiers for p in t.paths)]:
+        for p in [tmp, *(p for t in tiers for p in t.files())]:
             with contextlib.suppress(OSError):
                 p.unlink()
 
@@ -505,6 +509,12 @@ def _observation(
     if fimg.source is None:
         notes.append(f"fine image unreadable, predicted instead: {fimg.error}")
         return None, False
+    if isinstance(fimg.source, PlacedSource):
+        own = fimg.source.source.grid
+        notes.append(
+            f"fine image on another grid ({own.width} x {own.height} px) placed on the output "
+            "grid pixel for pixel"
+        )
     if not fimg.valid:
         # all masked or nodata: nothing observed (an all-NaN "observation" is not an output)
         notes.append("fine image has no valid pixel (all masked or nodata)")
@@ -536,11 +546,7 @@ def _predict_tiers(
     if vip:
         sets = vip_sets(day, sets)
     if sets:
-        tiers.append(
-            _predict_tier(
-                s, s.cls, sets, day, target, scratch, "main", cfg.mem_limit_mb, cfg.workers
-            )
-        )
+        tiers.append(_predict_tier(s, s.cls, sets, day, target, scratch, "main", cfg, notes))
         used += [d for group in sets for d in group]
         rec.weights = tiers[0].weights
         blend = (
@@ -564,11 +570,7 @@ def _predict_tiers(
             if alone:
                 notes.append(f"{s.cls.name}: {note}; predicted with {fb.name} instead")
                 notes += [fnote] if fnote else []
-            tiers.append(
-                _predict_tier(
-                    s, fb, fsets, day, target, scratch, "fallback", cfg.mem_limit_mb, cfg.workers
-                )
-            )
+            tiers.append(_predict_tier(s, fb, fsets, day, target, scratch, "fallback", cfg, notes))
             used += [d for group in fsets for d in group]
             if alone:  # the fallback's pairs made every pixel: its weights are the date's
                 rec.weights = tiers[0].weights
@@ -590,66 +592,6 @@ def _predict_tiers(
     return tiers, used, blend
 
 
-def _tags(
-    s: _Series,
-    rec: DateRecord,
-    day: dt.date,
-    observed: Source | None,
-    tiers: list[Tier],
-    blend: str,
-    settings: dict[str, Any],
-    key: str,
-    inputs: list[list[Any]],
-) -> dict[str, str]:
-    """The output's provenance tags (docs/commands/series.md, Outputs)."""
-    ratio = s.images.ratio
-    params = settings["params"]
-    if s.fallback is not None and rec.method == s.fallback.name:  # the fallback alone
-        params = s.fallback().get_params()
-    return {
-        "STFUSION_VERSION": stfusion.__version__,
-        "STFUSION_METHOD": rec.method,
-        "STFUSION_PARAMS": json.dumps(params, default=str),
-        "STFUSION_SERIES_DATE": day.isoformat(),
-        "STFUSION_SERIES_STATUS": rec.status,
-        "STFUSION_SERIES_PAIRS": json.dumps([d.isoformat() for d in rec.pairs]),
-        "STFUSION_SERIES_PAIR_FILES": json.dumps(
-            [[absolute_spec(s.fine[d].path), absolute_spec(s.coarse[d].path)] for d in rec.pairs]
-        ),
-        "STFUSION_SERIES_BLEND": blend,
-        "STFUSION_SERIES_WEIGHTS": json.dumps(rec.weights),
-        "STFUSION_SERIES_FALLBACK": json.dumps(
-            [
-                {
-                    "method": t.method,
-                    "pairs": [[d.isoformat() for d in g] for g in t.sets],
-                    "alone": t is tiers[0],  # the main method predicted nothing
-                }
-                for t in tiers
-                if t.method != s.cls.name
-            ]
-        ),
-        "STFUSION_SERIES_COARSE": absolute_spec(s.coarse[day].path),
-        "STFUSION_SERIES_COARSE_MASK": _absolute(s.coarse[day].mask),
-        "STFUSION_SERIES_FINE": absolute_spec(s.fine[day].path) if observed is not None else "",
-        "STFUSION_SERIES_FINE_MASK": _absolute(s.fine[day].mask) if observed is not None else "",
-        "STFUSION_SERIES_SETTINGS": json.dumps(settings, default=str),
-        "STFUSION_SERIES_KEY": key,
-        "STFUSION_SERIES_INPUTS": json.dumps(inputs),
-        "STFUSION_SERIES_INPUTS_KEY": inputs_key(inputs),
-        "STFUSION_RATIO": "" if ratio is None else f"{ratio:g}",
-        "STFUSION_CREATED": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        **{
-            k: v if isinstance(v, str) else json.dumps(v, default=str)
-            for k, v in (tiers[0].fitted if tiers else {}).items()
-        },
-    }
-
-
-def _absolute(path: str | None) -> str:
-    return absolute_spec(path) if path else ""
-
-
 def _predict_tier(
     s: _Series,
     cls: type[FusionMethod],
@@ -658,9 +600,11 @@ def _predict_tier(
     target: Source,
     scratch: Path,
     role: str,
-    mem_limit_mb: float | None,
-    workers: int,
+    cfg: SeriesConfig,
+    notes: list[str],
 ) -> Tier:
+    """``cls``'s predictions of ``day`` from each pair set; ``notes`` gets what the date's
+    reason says about them (an ensemble's members that ran)."""
     weights = [1.0] if len(sets) == 1 else temporal_weights(day, [g[0] for g in sets])
     paths = []
     fitted: dict[str, Any] = {}
@@ -668,9 +612,12 @@ def _predict_tier(
         est = s.estimator(cls, tuple(group))
         name = "+".join(d.isoformat() for d in group)
         comp = scratch / f"{day.isoformat()}_{role}_{name}.tif"
-        _predict_component(est, target, comp, mem_limit_mb, workers)
+        _predict_component(est, target, comp, cfg.mem_limit_mb, cfg.workers)
         paths.append(comp)
         fitted = fitted or est.fitted_tags()  # e.g. STFUSION_VARIABLE, as predict writes
+        note = members_note(est, len(group))
+        if note and note not in notes:
+            notes.append(note)
     return Tier(paths, weights, cls.name, sets, fitted)
 
 
@@ -681,5 +628,13 @@ def _predict_component(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         est.prepare(target)
-        est.predict(out=out, overwrite=True, mem_limit_mb=mem_limit_mb, workers=workers, cog=False)
+        # with its quality layer: the blend prefers values made from a pair's fine data
+        est.predict(
+            out=out,
+            overwrite=True,
+            mem_limit_mb=mem_limit_mb,
+            workers=workers,
+            cog=False,
+            quality_out=quality_path(out),
+        )
     return out

@@ -1,0 +1,75 @@
+"""An earlier output that a run needed to replace, but could not: it must not stay looking current.
+
+When a date ends without a new output (skipped, or failed: a method error, a full disk) the
+file an earlier run left under its name is removed if it no longer matches this run's inputs,
+settings and stfusion version (damaged, made from changed inputs, with other settings under
+``--overwrite``), so every ``PREFIX_*.tif`` in the folder still matches the current inputs.
+Only files ``stfusion series`` wrote for that date (tagged with it) are ever removed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import stfusion
+from stfusion.io import Grid
+from stfusion.series.outputs import verify_output
+from stfusion.series.resume import changed_inputs, inputs_key
+
+log = logging.getLogger("stfusion")
+
+
+def why_not_current(state: str, tags: dict[str, str], key: str, inputs: list[list[Any]]) -> str:
+    """Why an output (``verify_output``'s ``state`` and tags) does not match this run's
+    settings ``key``, ``inputs`` and stfusion version; "" when it does."""
+    if state == "corrupt":
+        return "damaged or incomplete"
+    if state != "ok" or tags.get("STFUSION_SERIES_KEY") != key:
+        return "made with other settings"
+    if tags.get("STFUSION_SERIES_INPUTS_KEY") != inputs_key(inputs):
+        try:
+            old = json.loads(tags.get("STFUSION_SERIES_INPUTS", ""))
+        except ValueError:
+            old = None
+        return f"inputs changed ({changed_inputs(old, inputs)})"
+    if tags.get("STFUSION_VERSION") != stfusion.__version__:
+        return (
+            f"stfusion version changed ({tags.get('STFUSION_VERSION') or '?'} -> "
+            f"{stfusion.__version__})"
+        )
+    return ""
+
+
+def drop_earlier_output(
+    path: Path,
+    day: dt.date,
+    grid: Grid,
+    count: int,
+    dtype: str,
+    key: str,
+    inputs: list[list[Any]],
+) -> str:
+    """Remove the output an earlier run left at ``path`` for ``day``, when this run could not
+    make it again and it no longer matches (:func:`why_not_current`); the words for the
+    date's reason ("" when there is nothing to say)."""
+    state, tags = verify_output(path, grid, count, dtype)
+    if not tags:  # pixels that failed to decode: the tags alone may still say whose it is
+        tags = verify_output(path, grid, count, dtype, read_data=False)[1]
+    if tags.get("STFUSION_SERIES_DATE") != day.isoformat():
+        if state == "foreign":
+            return ""  # the user's file: the date's error already names it
+        # unreadable: nothing proves stfusion series wrote it, so it stays
+        return f"{path.name} left as it is: damaged, not readable as an output of this command"
+    why = why_not_current(state, tags, key, inputs)
+    if not why:  # only under --overwrite: the earlier output is this run's result anyway
+        return "earlier output kept (same inputs, settings and version; verified)"
+    try:
+        path.unlink()
+    except OSError as exc:
+        return f"earlier output {path.name} ({why}) could not be removed: {exc.strerror or exc}"
+    log.info("series: %s: earlier output removed (%s)", path.name, why)
+    return f"earlier output removed ({why})"

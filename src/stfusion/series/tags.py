@@ -1,0 +1,99 @@
+"""What a date's output says about itself: its provenance tags and the notes on the methods.
+
+:func:`date_tags` gives the tags of a date's GeoTIFF (docs/commands/series.md, Outputs);
+:func:`members_note` the summary's words on which members of an ensemble ran, which change
+with the number of pairs a date is predicted from.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import TYPE_CHECKING, Any
+
+import stfusion
+from stfusion.io import Source
+from stfusion.methods import FusionMethod
+from stfusion.series.blend import Tier
+from stfusion.series.records import DateRecord
+from stfusion.series.resume import absolute_spec, inputs_key
+
+if TYPE_CHECKING:
+    from stfusion.series.runner import _Series
+
+
+def members_note(est: FusionMethod, pairs: int) -> str:
+    """For an ensemble (``STFUSION_ENSEMBLE`` in its fitted tags): the members that ran on
+    ``pairs`` pairs, the reliability measure and the members asked for that did not run;
+    "" for any other method. A one-pair date runs other members than a two-pair date, and
+    STFUSION_PARAMS lists the members asked for, so the summary has to say it per date."""
+    info = est.fitted_tags().get("STFUSION_ENSEMBLE")
+    if not isinstance(info, dict):
+        return ""
+    ran = [str(m) for m in info.get("members_run", [])]
+    asked = [m.strip() for m in str(est.get_params().get("members", "")).split(",")]
+    left = [m for m in asked if m and m not in ran]
+    note = f"{est.name} members run: {', '.join(ran)} ({info.get('reliability')} reliability"
+    if left:
+        note += f"; {', '.join(left)} cannot run on {pairs} pair{'s' if pairs != 1 else ''}"
+    return note + ")"
+
+
+def date_tags(
+    s: _Series,
+    rec: DateRecord,
+    day: dt.date,
+    observed: Source | None,
+    tiers: list[Tier],
+    blend: str,
+    settings: dict[str, Any],
+    key: str,
+    inputs: list[list[Any]],
+) -> dict[str, str]:
+    """The output's provenance tags (docs/commands/series.md, Outputs)."""
+    ratio = s.images.ratio
+    params = settings["params"]
+    if s.fallback is not None and rec.method == s.fallback.name:  # the fallback alone
+        params = s.fallback().get_params()
+    return {
+        "STFUSION_VERSION": stfusion.__version__,
+        "STFUSION_METHOD": rec.method,
+        "STFUSION_PARAMS": json.dumps(params, default=str),
+        "STFUSION_SERIES_DATE": day.isoformat(),
+        "STFUSION_SERIES_STATUS": rec.status,
+        "STFUSION_SERIES_PAIRS": json.dumps([d.isoformat() for d in rec.pairs]),
+        "STFUSION_SERIES_PAIR_FILES": json.dumps(
+            [[absolute_spec(s.fine[d].path), absolute_spec(s.coarse[d].path)] for d in rec.pairs]
+        ),
+        "STFUSION_SERIES_BLEND": blend,
+        "STFUSION_SERIES_WEIGHTS": json.dumps(rec.weights),
+        "STFUSION_SERIES_FALLBACK": json.dumps(
+            [
+                {
+                    "method": t.method,
+                    "pairs": [[d.isoformat() for d in g] for g in t.sets],
+                    "alone": t is tiers[0],  # the main method predicted nothing
+                }
+                for t in tiers
+                if t.method != s.cls.name
+            ]
+        ),
+        "STFUSION_SERIES_COARSE": absolute_spec(s.coarse[day].path),
+        "STFUSION_SERIES_COARSE_MASK": _absolute(s.coarse[day].mask),
+        "STFUSION_SERIES_FINE": absolute_spec(s.fine[day].path) if observed is not None else "",
+        "STFUSION_SERIES_FINE_MASK": _absolute(s.fine[day].mask) if observed is not None else "",
+        "STFUSION_SERIES_SETTINGS": json.dumps(settings, default=str),
+        "STFUSION_SERIES_KEY": key,
+        "STFUSION_SERIES_INPUTS": json.dumps(inputs),
+        "STFUSION_SERIES_INPUTS_KEY": inputs_key(inputs),
+        "STFUSION_RATIO": "" if ratio is None else f"{ratio:g}",
+        "STFUSION_CREATED": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        **{
+            k: v if isinstance(v, str) else json.dumps(v, default=str)
+            for k, v in (tiers[0].fitted if tiers else {}).items()
+        },
+    }
+
+
+def _absolute(path: str | None) -> str:
+    return absolute_spec(path) if path else ""
