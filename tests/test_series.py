@@ -535,7 +535,9 @@ def test_synthetic_cloudy_series(cloudy: dict[str, Any], tmp_path: Path) -> None
     add11 = additive(clean11, m11, coarse[DATES[2]], coarse[DATES[1]])
     base = np.where(np.isfinite(add08), add08, add11)
     under = m08 & ~m11
-    assert _rmse(pred, truth, under) < _rmse(base, truth, under)  # measured: 0.04198 vs 0.04311
+    # measured 0.03601 vs 0.04311; 0.04198 while Fit-FC's coarse substitute (no 10-08 fine
+    # pixel) was blended in with weight 0.64 (tools/cloudy_series_table.py)
+    assert _rmse(pred, truth, under) < min(0.039, _rmse(base, truth, under))
 
     # gap-filled 10-08 under its own clouds vs the additive prediction from 11-02
     base08 = additive(clean11, m11, coarse[DATES[2]], coarse[DATES[0]])
