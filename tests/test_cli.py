@@ -208,6 +208,33 @@ def test_inspect_shows_alignment(
     assert code == 0 and "PROBLEM" not in out and "CHECK" in out and "medians differ" in out
 
 
+def test_inspect_shows_what_predict_warns_about(
+    small_tifs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """inspect blamed the scales for a coarse image with its bands in another order (and
+    exited 0 without naming the order), and said nothing of a coarse image covering a
+    quarter of the fine scene: both are warnings of predict."""
+    c1 = FileSource(str(small_tifs["c1"])).read()
+    swapped = write_tif(
+        tmp_path / "swapped.tif",
+        c1[::-1],
+        transform=Affine(50.0, 0, 406012.5, 0, -50.0, 6147787.5),
+        names=["nir", "red"],
+    )
+    code, out, _ = run_cli(["inspect", str(small_tifs["f1"]), str(swapped)], capsys)
+    assert code == 0 and "CHECK" in out and "names its bands nir, red" in out, out
+    checks = [line for line in out.splitlines() if line.lstrip().startswith("CHECK")]
+    assert "names its bands" in checks[0]  # first: the order explains the scale warning
+    quarter = write_tif(
+        tmp_path / "quarter.tif",
+        c1[:, :20, :20],
+        transform=Affine(50.0, 0, 406012.5, 0, -50.0, 6147787.5),
+        names=["red", "nir"],
+    )
+    code, out, _ = run_cli(["inspect", str(small_tifs["f1"]), str(quarter)], capsys)
+    assert code == 0 and "CHECK" in out and "covers only about 25%" in out, out
+
+
 def test_demo_runs_on_bundled_sample(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _out, err = run_cli(["demo", str(tmp_path / "d")], capsys)
     assert code == 0, err

@@ -242,3 +242,11 @@ def test_forged_checkpoint_refused_before_building(
     code, err = predict_case.run("-q", swap={"starfm": "dcstfn", "window=7": f"weights={path}"})
     assert code == 1, err
     assert words in err and str(path) in err and "damaged" in err
+
+
+def test_a_url_is_named_as_one_with_the_gdal_prefix_to_use() -> None:
+    """``https://...`` was "file not found", with advice about globs."""
+    from stfusion.io.stacks import split_spec
+
+    with pytest.raises(InputFileError, match=r"a URL, not a file.*/vsicurl/https://x\.org/a\.tif"):
+        split_spec("https://x.org/a.tif")

@@ -504,21 +504,22 @@ def inspect_files(
             lines.append("  alignment not checked: the fine image could not be read")
             continue
         notes: list[str] = []
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
+        # what predict warns about (partial coverage, band order, scales): CHECK lines
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("ignore")
+            warnings.simplefilter("always", STFusionWarning)
+            try:
                 aligned, _ratio = align_coarse(src, fine, resampling, notes)
-            if aligned is src and not notes:
-                lines.append("  alignment already on the fine grid (read as is)")
-            elif notes:
-                lines.append(f"  alignment {notes[-1]}")
-            if src.count != fine.count:
-                lines.append(f"  PROBLEM   {src.count} bands vs {fine.count} in the fine image")
-            else:
-                with warnings.catch_warnings(record=True) as caught:
-                    warnings.simplefilter("always", STFusionWarning)
+                if aligned is src and not notes:
+                    lines.append("  alignment already on the fine grid (read as is)")
+                elif notes:
+                    lines.append(f"  alignment {notes[-1]}")
+                if src.count != fine.count:
+                    lines.append(f"  PROBLEM   {src.count} bands vs {fine.count} in the fine image")
+                else:
+                    warn_band_order(fine, [src])  # first: it also explains a scale warning
                     check_scales(fine, aligned)  # what predict refuses (or warns about)
-                lines += [f"  CHECK     {w.message}" for w in caught[:1]]
-        except STFusionError as exc:
-            lines.append(f"  PROBLEM   {exc}")
+            except STFusionError as exc:
+                lines.append(f"  PROBLEM   {exc}")
+        lines += [f"  CHECK     {w.message}" for w in caught]
     return "\n".join(lines)

@@ -86,6 +86,11 @@ def split_spec(spec: str) -> tuple[list[str], tuple[str, ...] | None]:
         files = _expand(head)
         if files is not None:
             return files, parse_bands(tail)
+    if re.match(r"(https?|ftp|s3|gs)://", spec, re.IGNORECASE):
+        raise InputFileError(
+            f"{spec}: a URL, not a file. Download it, or give it to GDAL's network reader as "
+            f"/vsicurl/{spec} (s3:// as /vsis3/BUCKET/KEY, gs:// as /vsigs/BUCKET/KEY)."
+        )
     what = "no file matches the glob" if any(c in spec for c in _GLOB_CHARS) else "file not found"
     raise InputFileError(
         f"{spec}: {what}. Give a file, a glob or a comma list of single-band files, "
