@@ -40,6 +40,7 @@ from stfusion.io import (
     Grid,
     Scaling,
     Source,
+    north_up,
     resolution_ratio,
 )
 from stfusion.io.dataarray import dataarray_source
@@ -244,11 +245,12 @@ def align_coarse(
         )
         log.info(msg)
         notes.append(msg)
-        return FineSizedSource(coarse, fg, resampling), None
+        return FineSizedSource(north_up(coarse), fg, resampling), None
     msg = f"{head} (FSDAF and Fit-FC use its native pixels)"
     log.info(msg)
     notes.append(msg)
-    return AlignedSource(coarse, fg, resampling), ratio
+    # native pixels in north-up order whichever way the file stores its rows
+    return AlignedSource(north_up(coarse), fg, resampling), ratio
 
 
 def warn_band_order(ref: Source, others: Sequence[Source], fix: str | None = None) -> None:

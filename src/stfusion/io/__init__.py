@@ -42,8 +42,10 @@ from stfusion.io.sources import (
     ArraySource,
     FileSource,
     FineSizedSource,
+    NorthUpSource,
     Source,
     inspect_raster,
+    north_up,
 )
 from stfusion.io.writing import (
     PARTIAL_MARK,
@@ -70,6 +72,7 @@ __all__ = [
     "FileSource",
     "FineSizedSource",
     "Grid",
+    "NorthUpSource",
     "RasterInfo",
     "RasterWriter",
     "Scaling",
@@ -84,6 +87,7 @@ __all__ = [
     "glob_escape",
     "grid_of_dataarray",
     "inspect_raster",
+    "north_up",
     "partial_name",
     "pid_alive",
     "read_raster",

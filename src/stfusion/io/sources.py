@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import rasterio
+from affine import Affine
 from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
@@ -444,6 +445,50 @@ def _read_by_blocks(vrt: Any, window: Window) -> np.ndarray:
                 :, ys - br * bh : ye - br * bh, xs - bc * bw : xe - bc * bw
             ]
     return out
+
+
+@dataclass
+class NorthUpSource(Source):
+    """``source`` (a grid without rotation whose rows run south-up or columns west-left)
+    seen on the equivalent north-up, east-right grid: the same pixels, rows or columns in
+    reverse order. Coarse images on their own grid are read through it, so scene-wide
+    state built in native pixel order (FSDAF's local splines) is the same whichever way the
+    file stores its rows (see :func:`north_up`)."""
+
+    source: Source
+
+    def __post_init__(self) -> None:
+        t = self.source.grid.transform
+        g = self.source.grid
+        self.flip_y, self.flip_x = t.e > 0, t.a < 0
+        c = t.c + t.a * g.width if self.flip_x else t.c
+        f = t.f + t.e * g.height if self.flip_y else t.f
+        self.grid = Grid(g.crs, Affine(abs(t.a), 0.0, c, 0.0, -abs(t.e), f), g.width, g.height)
+        self.count = self.source.count
+        self.band_names = self.source.band_names
+        self.label = self.source.label
+
+    def read(self, window: Window | None = None, halo: int = 0) -> np.ndarray:
+        if window is None:
+            window = Window(0, 0, self.grid.width, self.grid.height)
+        r, c = int(window.row_off), int(window.col_off)
+        h, w = int(window.height), int(window.width)
+        # the mirrored window of the stored grid (its halo mirrored with it)
+        row = self.grid.height - r - h if self.flip_y else r
+        col = self.grid.width - c - w if self.flip_x else c
+        data = self.source.read(Window(col, row, w, h), halo)
+        return np.ascontiguousarray(
+            data[:, :: -1 if self.flip_y else 1, :: -1 if self.flip_x else 1]
+        )
+
+
+def north_up(src: Source) -> Source:
+    """``src`` on its north-up grid (:class:`NorthUpSource`) when its grid is unrotated but
+    stored south-up or west-left; ``src`` itself otherwise."""
+    t = src.grid.transform
+    if t.b == 0 and t.d == 0 and (t.e > 0 or t.a < 0) and src.grid.georeferenced:
+        return NorthUpSource(src)
+    return src
 
 
 class FineSizedSource(AlignedSource):
