@@ -106,3 +106,16 @@ def test_require_roles() -> None:
     assert "band names: b, red" in msg
     assert "--param bands=blue,green,red,nir,swir1,swir2" in msg
     assert "landsat7, landsat8 or modis" in msg
+
+
+def test_sentinel2_band_names_give_roles() -> None:
+    """Sentinel-2 names (the sentinel2-l2a preset stacks B02 ... B12) gave no role, so
+    STARFM's red and NIR similarity fell back to each band alone on Sentinel-2 scenes."""
+    from stfusion.bands import roles_from_names
+
+    assert roles_from_names(("B02", "B03", "B04", "B8A", "B11", "B12")) == (
+        "blue", "green", "red", "nir", "swir1", "swir2",
+    )  # fmt: skip
+    assert roles_from_names(("B04_10m", "B08_10m", "B8A_20m"))[:3] == ("red", "nir", "other")
+    # HLS L30 numbers Landsat's bands B01..B07 (B05 its NIR): no Sentinel-2 roles without B08/B8A
+    assert set(roles_from_names(("B01", "B02", "B03", "B04", "B05", "B06", "B07"))) == {"other"}

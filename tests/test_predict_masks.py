@@ -38,10 +38,15 @@ def _physical(path: Path) -> tuple[np.ndarray, rasterio.Affine, rasterio.crs.CRS
 
 
 def _masked_copy(path: Path, out: Path, where: tuple[slice, slice]) -> Path:
-    """``path`` in physical units, float32, NaN inside ``where``."""
+    """``path`` in physical units, float32, NaN inside ``where``, with its band names (they
+    choose STARFM's similarity bands: red and NIR)."""
     data, transform, crs = _physical(path)
     data[:, where[0], where[1]] = np.nan
-    return write_tif(out, data.astype(np.float32), transform=transform, crs=crs, nodata=np.nan)
+    with rasterio.open(path) as ds:
+        names = [d or f"band{i + 1}" for i, d in enumerate(ds.descriptions)]
+    return write_tif(
+        out, data.astype(np.float32), transform=transform, crs=crs, nodata=np.nan, names=names
+    )
 
 
 def _mask(path: Path, like: Path, value: int, clear: int, dtype: str) -> Path:

@@ -376,14 +376,16 @@ def test_two_identical_pairs_equal_one_pair(filt: str) -> None:
 
 
 @needs_data
+@pytest.mark.parametrize("similarity", ["each", "1,2"])
 @pytest.mark.parametrize("window_size", [8, 10])
 @pytest.mark.parametrize("threshold", ["scene", "window"])
-def test_tiled_equals_whole_scene(threshold: str, window_size: int) -> None:
+def test_tiled_equals_whole_scene(threshold: str, window_size: int, similarity: str) -> None:
     pairs, target, _ = load_case("cia-2pair", size=40)
     pairs, target = sprinkle_nans(pairs, target, seed=3)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", STFusionWarning)
-        m = STARFM(window=7, classes=8.0, threshold=threshold).fit(pairs)
+        m = STARFM(window=7, classes=8.0, threshold=threshold, similarity_bands=similarity)
+        m.fit(pairs)
         whole = m.predict(target).values
         tiled = m.predict(target, window_size=window_size).values
     assert len(m.plan(window_size=window_size)) == math.ceil(40 / window_size) ** 2
@@ -594,3 +596,137 @@ def test_reference_weights_match_reference_on_quantized_data(
     # the rule changes the prediction, so this test exercises it
     other = fast(pairs, target, uncertainty=UNC, **{**params, "weight": "paper"})
     assert np.nanmax(np.abs(got - other)) > 1e-3
+
+
+# --------------------------------------------------------------------------------------------
+# 9. similarity bands: the paper's red and NIR test (section II-B.1) or each band on its own
+# --------------------------------------------------------------------------------------------
+
+#: Roles of the crops' bands (``BANDS``): CIA 3, 4, 5 = red, nir, swir1; BOREAS green, red, nir.
+CROP_ROLES = {"cia": "red,nir,swir1", "boreas": "green,red,nir"}
+#: 0-based red and NIR in the crops, for the reference.
+CROP_RED_NIR = {"cia": [0, 1], "boreas": [1, 2]}
+
+
+@needs_data
+@pytest.mark.parametrize("nans", [False, True])
+@pytest.mark.parametrize("filt", ["paper", "reference"])
+@pytest.mark.parametrize("threshold", ["scene", "window"])
+@pytest.mark.parametrize("case", list(CASES))
+def test_red_nir_similarity_matches_reference(
+    case: str, threshold: str, filt: str, nans: bool
+) -> None:
+    """similarity_bands=red,nir: a neighbour is similar only where it passes its pair's
+    threshold in red and in NIR, for every predicted band; fast == reference, and the rule
+    changes the prediction (it is not the per-band test)."""
+    pairs, target, _ = load_case(case)
+    if nans:
+        pairs, target = sprinkle_nans(pairs, target, seed=len(case) + 1)
+    kind = case.split("-")[0]
+    params = dict(window=7, classes=8.0, threshold=threshold, filter=filt)
+    got = fast(
+        pairs, target, uncertainty=UNC, similarity_bands="red,nir", bands=CROP_ROLES[kind], **params
+    )
+    want = reference(
+        pairs,
+        target,
+        uncertainty=UNC,
+        quantum=QUANTUM,
+        similarity_bands=CROP_RED_NIR[kind],
+        **params,
+    )
+    assert_matches(got, want)
+    each = fast(pairs, target, uncertainty=UNC, similarity_bands="each", **params)
+    assert_matches(each, reference(pairs, target, uncertainty=UNC, quantum=QUANTUM, **params))
+    assert np.nanmax(np.abs(got - each)) > 1e-3
+
+
+@pytest.mark.parametrize("npairs", [1, 2])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_joint_similarity_matches_reference_on_quantized_data(seed: int, npairs: int) -> None:
+    """Two similarity bands given by number, with NaN holes in either (a neighbour or a
+    centre missing one similarity band is not similar): fast == reference."""
+    pairs, target = quantized_scene(seed, npairs)
+    params = dict(window=5, classes=4.0, filter="reference", uncertainty=UNC)
+    got = fast(pairs, target, similarity_bands="2,1", **params)
+    want = reference(pairs, target, quantum=QUANTUM, similarity_bands=[1, 0], **params)
+    assert_matches(got, want)
+    assert np.nanmax(np.abs(got - fast(pairs, target, similarity_bands="each", **params))) > 1e-3
+
+
+def test_joint_similarity_hand_case() -> None:
+    """Band 1 is flat (every neighbour similar in it), band 2 is not (no neighbour similar):
+    with the per-band test band 1 averages all three candidates, with both bands it keeps only
+    the centre. Filter "reference" (S or T) and S = 0 let every candidate through with the
+    program's weight 1."""
+    f = np.array([[[0.10, 0.10, 0.10]], [[0.10, 0.30, 0.50]]], np.float32)
+    c = f.copy()
+    t = c + np.array([[[0.02, 0.01, 0.05]], [[0.01, 0.01, 0.01]]], np.float32)
+    params = dict(window=3, uncertainty=UNC, filter="reference")
+    each = fast([(f, c)], t, similarity_bands="each", **params)
+    both = fast([(f, c)], t, similarity_bands="1,2", **params)
+    np.testing.assert_allclose(each[0, 0, 1], (0.12 + 0.11 + 0.15) / 3, rtol=1e-5)
+    np.testing.assert_allclose(both[0, 0, 1], 0.11, rtol=1e-5)
+    np.testing.assert_allclose(both[1, 0, 1], each[1, 0, 1], rtol=1e-6)  # band 2: centre only
+    want = reference([(f, c)], t, quantum=QUANTUM, similarity_bands=[0, 1], **params)
+    assert_matches(both, want)
+
+
+def test_similarity_auto_red_nir_from_band_names(caplog: pytest.LogCaptureFixture) -> None:
+    """auto: red and NIR where the band names say which they are (the bundled CIA sample:
+    blue, green, red, nir, swir1, swir2), logged; the same as naming them."""
+    from stfusion.demo import sample_dir
+
+    d = sample_dir()
+    pair = (str(d / "CIA_Landsat7_2001-10-17.tif"), str(d / "CIA_MOD09GA_2001-10-17.tif"))
+    target = str(d / "CIA_MOD09GA_2001-11-02.tif")
+
+    def run(**params: object) -> tuple[STARFM, np.ndarray]:
+        m = STARFM(window=7, **params).fit([pair])
+        return m, m.predict(target).values
+
+    with caplog.at_level("INFO", logger="stfusion.methods"):
+        auto, got = run()
+    assert auto.similarity_idx_ is not None and auto.similarity_idx_.tolist() == [2, 3]
+    assert "red and NIR (bands 3 and 4)" in caplog.text
+    np.testing.assert_array_equal(got, run(similarity_bands="red,nir")[1])
+    np.testing.assert_array_equal(got, run(similarity_bands="3,4")[1])
+    each, per_band = run(similarity_bands="each")
+    assert each.similarity_idx_ is None
+    assert np.abs(got - per_band).max() > 1e-3
+
+
+def test_similarity_auto_each_without_roles(caplog: pytest.LogCaptureFixture) -> None:
+    """auto: each band on its own where the roles are unknown (arrays, band1..band3) or there
+    is no red and NIR (one NDVI band); with bands=... the roles give red and NIR."""
+    fine, coarse = patch_scene()
+    three = (np.concatenate([fine, fine[:1]]), np.concatenate([coarse, coarse[:1]]))
+    with caplog.at_level("INFO", logger="stfusion.methods"):
+        assert STARFM(window=3).fit([three]).similarity_idx_ is None
+    assert "each band on its own" in caplog.text
+    assert STARFM(window=3).fit([(fine[:1], coarse[:1])]).similarity_idx_ is None
+    m = STARFM(window=3, bands="green,red,nir").fit([three])
+    assert m.similarity_idx_ is not None and m.similarity_idx_.tolist() == [1, 2]
+    m = STARFM(window=3, bands="green,red,other").fit([three])
+    assert m.similarity_idx_ is None
+
+
+@pytest.mark.parametrize(
+    ("spec", "match"),
+    [
+        ("red,nir", "which band is red"),
+        ("4", "band 4 does not exist"),
+        ("2,2", "named twice"),
+        ("0", "band 0 does not exist"),
+    ],
+)
+def test_similarity_bands_errors_at_fit(spec: str, match: str) -> None:
+    fine, coarse = patch_scene()
+    with pytest.raises(InvalidParameterError, match=match):
+        STARFM(window=3, similarity_bands=spec).fit([(fine, coarse)])
+
+
+@pytest.mark.parametrize("spec", ["bogus", "red,", "", "red;nir"])
+def test_similarity_bands_refused(spec: str) -> None:
+    with pytest.raises(InvalidParameterError, match="similarity_bands"):
+        STARFM(similarity_bands=spec)

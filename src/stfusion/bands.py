@@ -51,6 +51,11 @@ _LANDSAT_TM = {1: "blue", 2: "green", 3: "red", 4: "nir", 5: "swir1", 7: "swir2"
 _LANDSAT_OLI = {2: "blue", 3: "green", 4: "red", 5: "nir", 6: "swir1", 7: "swir2"}
 _MODIS = {1: "red", 2: "nir", 3: "blue", 4: "green", 6: "swir1", 7: "swir2"}
 
+#: Sentinel-2 MSI names (``B04``, ``B8A``, ``B04_10m``): two digits or 8A, which Landsat's
+#: ``B4`` / ``SR_B4`` never use; only when B08 or B8A is among the names (HLS L30 numbers
+#: Landsat's bands B01..B07, with B05 its NIR).
+_S2 = {"02": "blue", "03": "green", "04": "red", "08": "nir", "11": "swir1", "12": "swir2"}
+_S2_NUMBER = re.compile(r"^b(0[1-9]|1[0-2]|8a)(?:_\d{2}m)?$")
 _LANDSAT_NUMBER = re.compile(r"^(?:sr_)?b0*(\d+)$")
 _MODIS_NUMBER = re.compile(r"^sur_refl_b0*(\d+)$")
 
@@ -92,6 +97,8 @@ def roles_from_names(names: Sequence[str]) -> tuple[str, ...]:
     * role words: ``blue``, ``green``, ``red`` (not ``red edge``), ``nir``/``nir08``/``near
       infrared``, ``swir1``/``swir16``/``swir 1``, ``swir2``/``swir22``/``swir 2``;
     * MODIS names ``sur_refl_b01`` ... ``sur_refl_b07`` by MODIS band number;
+    * Sentinel-2 names (``B02``, ``B04``, ``B08``, ``B8A``, ``B11``, ``B12``, with an optional
+      ``_10m``/``_20m``) when B08 or B8A is among them; B8A is the NIR only without B08;
     * Landsat band numbers (``B4``, ``SR_B4``) only where the set of numbers tells the sensor:
       exactly {1, 2, 3, 4, 5, 7} is TM/ETM+ (B4 = NIR), exactly {2, ..., 7} is OLI (B4 = red).
       Other sets are ambiguous (B4 is NIR on Landsat 4-7 and red on Landsat 8-9) and give
@@ -101,6 +108,11 @@ def roles_from_names(names: Sequence[str]) -> tuple[str, ...]:
     clear error.
     """
     out: list[str | None] = [_role_from_words(n) for n in names]
+    s2 = [m.group(1) if (m := _S2_NUMBER.match(n.strip().lower())) else None for n in names]
+    if "08" in s2 or "8a" in s2:
+        # B8A (narrow NIR, 20 m) is the NIR only where B08 (10 m) is not given
+        table = {**_S2, **({} if "08" in s2 else {"8a": "nir"})}
+        return _unique([out[i] or table.get(b or "", OTHER) for i, b in enumerate(s2)])
     numbers: dict[int, int] = {}
     for i, n in enumerate(names):
         low = n.strip().lower()
@@ -123,7 +135,12 @@ def roles_from_names(names: Sequence[str]) -> tuple[str, ...]:
         for i, num in numbers.items():
             if out[i] is None:
                 out[i] = table.get(num)
-    roles = [r if r is not None else OTHER for r in out]
+    return _unique([r if r is not None else OTHER for r in out])
+
+
+def _unique(roles: list[str]) -> tuple[str, ...]:
+    """``roles`` with every role found twice made :data:`OTHER` (a guess is worse than a
+    clear error)."""
     for role in ROLES:
         if roles.count(role) > 1:
             roles = [OTHER if r == role else r for r in roles]

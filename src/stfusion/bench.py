@@ -221,7 +221,12 @@ def run_one(case: Case, method: str, params: Sequence[str] = (), multi_pair: str
         run.status, run.reason = "skipped", reason
         return run
     try:
-        est = make_estimator(method, params, pairs=len(case.pairs), multi_pair=multi_pair)
+        est = make_estimator(
+            method,
+            _with_case_bands(cls, case, params),
+            pairs=len(case.pairs),
+            multi_pair=multi_pair,
+        )
         run.params = effective_params(est)
         with warnings.catch_warnings(), _PeakRSS() as mem:
             warnings.simplefilter("ignore")
@@ -250,6 +255,16 @@ def run_one(case: Case, method: str, params: Sequence[str] = (), multi_pair: str
         run.status, run.reason = "failed", f"{type(exc).__name__}: {exc}"
         run.params["traceback"] = traceback.format_exc(limit=5)
     return run
+
+
+def _with_case_bands(cls: type[FusionMethod], case: Case, params: Sequence[str]) -> list[str]:
+    """``params``, plus ``bands=`` from the case's band names for a method that takes band
+    roles (STARFM's and Fit-FC's similarity bands) when the user gave none: the named cases'
+    ENVI files name no bands, so STARFM would fall back to its per-band rule there."""
+    given = [p.split("=", 1)[0].strip() for p in params]
+    if case.bands and "bands" not in given and any(p.name == "bands" for p in cls.params):
+        return [*params, f"bands={','.join(case.bands)}"]
+    return list(params)
 
 
 def effective_params(est: FusionMethod) -> dict[str, Any]:

@@ -12,9 +12,12 @@ n = a neighbour in the window.
 
 Equations as cited below: (5) the weighted prediction, (6) spectral difference S,
 (7) temporal difference T, (8) distance d, (9) relative distance D, (10) combined distance
-C = S T D, (12) normalised weight W = (1/C) / sum(1/C); section II-C for the spectral
-similarity threshold (2 sigma / m classes) and for the candidate filter with the uncertainty
-margins sigma_lm = sqrt(sigma_l^2 + sigma_m^2) and sigma_mm = sqrt(2) sigma_m.
+C = S T D, (12) normalised weight W = (1/C) / sum(1/C); section II-B.1 for the spectrally
+similar neighbours ("we used surface reflectance of red and NIR to determine the spectrally
+similar pixels", a threshold from the fine image's standard deviation and the number of
+classes: 2 sigma / m as in the USDA program) and section II-B.3 for the candidate filter,
+eqs. (13)-(14), with the uncertainty margins sigma_lm = sqrt(sigma_l^2 + sigma_m^2) and
+sigma_mm = sqrt(2) sigma_m, eqs. (15)-(16).
 
 Conventions of stfusion (see ``stfusion.methods.starfm``):
 
@@ -30,8 +33,12 @@ Conventions of stfusion (see ``stfusion.methods.starfm``):
 * D = 1 + d / A, d the Euclidean distance in fine pixels, A = window // 2.
 * Similarity threshold of pair k, band b: 2 * std / classes, the population std (ddof=0) of
   the valid fine pixels of pair k over the whole scene (``threshold="scene"``) or over the
-  window around the centre (``threshold="window"``). A neighbour is similar when
-  |F_k(n) - F_k(c)| <= threshold; pair k needs a finite F_k(c) for this test.
+  window around the centre (``threshold="window"``). Similarity bands: the predicted band
+  alone (``similarity_bands=None``: the USDA program's per-band test) or the same listed
+  bands for every predicted band (e.g. red and NIR, the paper). A neighbour is similar in
+  pair k when |F_k,s(n) - F_k,s(c)| <= threshold_k,s in every similarity band s; pair k
+  needs a finite F_k,s(c) in every similarity band for this test, and the neighbour a finite
+  F_k,s(n).
 * Candidate filter: S_k(n) < S_bound and T_k(n) < T_bound (``filter="paper"``) or
   S_k(n) <= S_bound or T_k(n) <= T_bound (``filter="reference"``: the program rejects a
   candidate when both exceed their bound, StarFM_compute.c lines 303-306), with
@@ -95,18 +102,22 @@ def predict_pixel(
     x: int,
     *,
     half: int,
-    thresholds: list[float],
+    sim: list[list[Grid2D]],
+    thresholds: list[list[float]],
     sigma_lm: float,
     sigma_mm: float,
     quantum: float,
     filter: str,
     weight: str = "paper",
 ) -> float:
-    """STARFM prediction of one band at the centre pixel (y, x)."""
+    """STARFM prediction of one band at the centre pixel (y, x).
+
+    ``sim[k]``: the fine grids of pair k's similarity bands, ``thresholds[k]`` their
+    thresholds at this centre."""
     h, w = len(C0), len(C0[0])
     pairs = range(len(F))
 
-    # Candidate-filter bounds from the centre pixel (section II-C), over the pairs whose
+    # Candidate-filter bounds from the centre pixel (eqs. 15-16), over the pairs whose
     # centre spectral (6) / temporal (7) difference is defined.
     s_centre = [abs(F[k][y][x] - C[k][y][x]) for k in pairs if _finite(F[k][y][x], C[k][y][x])]
     t_centre = [abs(C[k][y][x] - C0[y][x]) for k in pairs if _finite(C[k][y][x], C0[y][x])]
@@ -118,8 +129,8 @@ def predict_pixel(
     sum_w = 0.0  # denominator of (12)
     sum_wp = 0.0  # numerator of (5) with the unnormalised weights 1/C
     for k in pairs:
-        f_centre = F[k][y][x]
-        if not math.isfinite(f_centre):
+        centres = [band[y][x] for band in sim[k]]
+        if not _finite(*centres):
             continue  # no similarity test possible for this pair
         for yy in range(y - half, y + half + 1):
             for xx in range(x - half, x + half + 1):
@@ -128,12 +139,15 @@ def predict_pixel(
                 f, c, c0 = F[k][yy][xx], C[k][yy][xx], C0[yy][xx]
                 if not _finite(f, c, c0):
                     continue
-                # spectrally similar neighbour (section II-C)
-                if not abs(f - f_centre) <= thresholds[k]:
+                # spectrally similar neighbour (section II-B.1), in every similarity band
+                if not all(
+                    abs(band[yy][xx] - centre) <= thr  # False for a NaN neighbour
+                    for band, centre, thr in zip(sim[k], centres, thresholds[k], strict=True)
+                ):
                     continue
                 S = abs(f - c)  # (6)
                 T = abs(c - c0)  # (7)
-                # candidate filter (section II-C)
+                # candidate filter (section II-B.3, eqs. 15-16)
                 if filter == "paper":
                     accept = S < s_bound and T < t_bound
                 else:  # USDA program: rejected only when both exceed their bound
@@ -169,8 +183,13 @@ def starfm_reference(
     threshold: str = "scene",
     filter: str = "paper",
     weight: str = "paper",
+    similarity_bands: Sequence[int] | None = None,
 ) -> np.ndarray:
-    """STARFM over a whole scene; arrays ``(band, y, x)``, NaN = invalid; returns float64."""
+    """STARFM over a whole scene; arrays ``(band, y, x)``, NaN = invalid; returns float64.
+
+    ``similarity_bands``: 0-based indices of the bands a neighbour must be similar in, for
+    every predicted band (the paper's red and NIR); None: each band on its own (the USDA
+    program)."""
     if window < 1 or window % 2 == 0:
         raise ValueError(f"window must be a positive odd number, got {window}")
     if threshold not in ("scene", "window") or filter not in ("paper", "reference"):
@@ -180,17 +199,20 @@ def starfm_reference(
     sigma_mm = math.sqrt(2.0) * uncertainty
     nb, h, w = target.shape
     out = np.full((nb, h, w), np.nan)
+    grids = [[np.asarray(f[b], np.float64).tolist() for b in range(nb)] for f in fines]
+    scene_thr = [[2.0 * scene_std(np.asarray(f[b])) / classes for b in range(nb)] for f in fines]
     for b in range(nb):
-        F = [np.asarray(f[b], np.float64).tolist() for f in fines]
+        F = [g[b] for g in grids]
         C = [np.asarray(c[b], np.float64).tolist() for c in coarses]
         C0 = np.asarray(target[b], np.float64).tolist()
-        scene_thr = [2.0 * scene_std(np.asarray(f[b])) / classes for f in fines]
+        bands = [b] if similarity_bands is None else list(similarity_bands)
+        sim = [[g[s] for s in bands] for g in grids]
         for y in range(h):
             for x in range(w):
                 if threshold == "window":
-                    thr = [2.0 * window_std(Fk, y, x, half) / classes for Fk in F]
+                    thr = [[2.0 * window_std(G, y, x, half) / classes for G in Gk] for Gk in sim]
                 else:
-                    thr = scene_thr
+                    thr = [[scene_thr[k][s] for s in bands] for k in range(len(fines))]
                 out[b, y, x] = predict_pixel(
                     F,
                     C,
@@ -198,6 +220,7 @@ def starfm_reference(
                     y,
                     x,
                     half=half,
+                    sim=sim,
                     thresholds=thr,
                     sigma_lm=sigma_lm,
                     sigma_mm=sigma_mm,

@@ -37,16 +37,20 @@ def starfm_accumulate(
 ) -> None:
     """Weighted sum of candidate predictions for one band.
 
+    ``fsim`` ``(pairs, nsim, H + 2 half, W + 2 half)``: the fine values of the similarity
+    bands (BIG where invalid): the predicted band alone (``nsim = 1``, the USDA program's
+    per-band test) or, e.g., red and NIR for every band (the paper's section II-B.1).
+    ``thr`` ``(pairs, nsim, H, W)``: their thresholds at each centre, negative where the
+    centre's value is invalid (nothing is similar to it). A neighbour is similar when
+    ``|fsim(n) - fsim(c)| <= thr`` in every similarity band.
     Padded inputs, shape ``(pairs, H + 2 half, W + 2 half)``:
-      ``fsim``  fine value used for the similarity test (BIG where invalid),
       ``sdiff`` |F - C| at the pair date (BIG where invalid),
       ``tdiff`` |C_k - C_0| (BIG where invalid),
       ``invst`` 1 / t_dis, t_dis = (S + q)(T + q) / q^2 (0 where the candidate is unusable,
                 -1 where the candidate takes weight 1 without the distance factor: the
                 USDA program's rule for t_dis below the combined uncertainty),
       ``pred``  F + C_0 - C_k, the candidate's own prediction (0 where unusable).
-    Centre-indexed, shape ``(pairs, H, W)`` / ``(H, W)``:
-      ``thr`` similarity threshold, ``smax`` / ``tmax`` candidate-filter bounds.
+    Centre-indexed, shape ``(H, W)``: ``smax`` / ``tmax`` candidate-filter bounds.
     ``strict``: the paper's filter, ``S < smax and T < tmax``; otherwise the USDA program's,
     ``S <= smax or T <= tmax`` (StarFM_compute.c lines 303-306 reject a candidate when both
     exceed their bound).
@@ -57,6 +61,7 @@ def starfm_accumulate(
     """
     want_spread = spread.shape[0] > 0
     npairs = fsim.shape[0]
+    nsim = fsim.shape[1]
     h = out.shape[0]
     w = out.shape[1]
     inv_half = np.float32(1.0 / half) if half > 0 else np.float32(0.0)
@@ -65,6 +70,7 @@ def starfm_accumulate(
         sw = np.zeros(w, dtype=np.float32)
         swp = np.zeros(w, dtype=np.float32)
         swpp = np.zeros(w if want_spread else 0, dtype=np.float32)
+        masked = np.empty(w if nsim > 1 else 0, dtype=np.float32)
         yc = y + half
         sm = smax[y]
         tm = tmax[y]
@@ -79,9 +85,21 @@ def starfm_accumulate(
                     # 1-D row slices indexed from 0: contiguous vector loads. Indexing the 3-D
                     # arrays with x + half kept numba's negative-index wraparound (half is not
                     # known to be >= 0) and LLVM gathered the centre values (vgatherqps).
-                    fn = fsim[k, yy, xo : xo + w]
-                    fc = fsim[k, yc, half : half + w]
-                    th = thr[k, y]
+                    fn = fsim[k, 0, yy, xo : xo + w]
+                    fc = fsim[k, 0, yc, half : half + w]
+                    th = thr[k, 0, y]
+                    if nsim > 1:
+                        # Several similarity bands: a copy of the first band's row with BIG
+                        # where another band is not similar, so the loops below are those of
+                        # the one-band case (no extra load or test there).
+                        for s in range(1, nsim):
+                            src = fn if s == 1 else masked
+                            fs = fsim[k, s, yy, xo : xo + w]
+                            cs = fsim[k, s, yc, half : half + w]
+                            ts = thr[k, s, y]
+                            for x in range(w):
+                                masked[x] = src[x] if abs(fs[x] - cs[x]) <= ts[x] else BIG
+                        fn = masked
                     sn = sdiff[k, yy, xo : xo + w]
                     tn = tdiff[k, yy, xo : xo + w]
                     iv = invst[k, yy, xo : xo + w]

@@ -11,27 +11,32 @@ that change linearly, ``F(t_p) = F(t_k) + V (C(t_p) - C(t_k))`` with a conversio
 coefficient V, then implements this as a moving-window method in four steps. For each centre
 pixel c (all bands together):
 
-1. Similar pixels: pixels i of the ``window`` x ``window`` neighbourhood with
-   ``|F_k(i, b) - F_k(c, b)| <= 2 sigma_k(b) / classes`` in *both* fine images k = 1, 2 and in
-   *every* band b (the intersection; the reference program does the same). ``sigma_k(b)`` is
+1. Similar pixels (section 3.2, eq. 13): pixels i of the ``window`` x ``window``
+   neighbourhood with ``|F_k(i, b) - F_k(c, b)| <= 2 sigma_k(b) / classes`` in *both* fine
+   images k = 1, 2 and in *every* band b (the intersection; the reference program does the
+   same). ``sigma_k(b)`` is
    the standard deviation of F_k, band b, over the whole scene (``threshold="scene"``, as the
    reference program, which computes it per 500 x 500 block, i.e. per scene for the usual
    subsets) or over the window (``threshold="window"``, ImageFusion's ``use_local_tol``).
-2. Weights: the spectral correlation ``R_i`` = Pearson r between the fine and
-   the coarse spectrum of pixel i, each spectrum being the vector of all bands at both dates
-   (2 x bands values); the relative distance ``d_i = 1 + sqrt((x_i - x_c)^2 + (y_i - y_c)^2)
-   / (w / 2)`` with ``w / 2`` = ``window // 2``; the combined distance ``D_i = (1 - R_i) d_i``
-   and the normalised weight ``W_i = (1 / D_i) / sum_i (1 / D_i)``.
-3. Conversion coefficient: V, per band, is the slope of the least-squares
+2. Weights (section 3.3): the spectral correlation ``R_i`` (eq. 14) = Pearson r between the
+   fine and the coarse spectrum of pixel i, each spectrum being the vector of all bands at
+   both dates (2 x bands values); the relative distance ``d_i = 1 + sqrt((x_i - x_c)^2 +
+   (y_i - y_c)^2) / A`` (eq. 15) with ``A = window // 2`` (the program's w; the paper
+   divides by w/2 with w the window width, 25.5 for 51: a departure below 2 % in d); the
+   combined distance ``D_i = (1 - R_i) d_i`` (eq. 16) and the normalised weight ``W_i =
+   (1 / D_i) / sum_i (1 / D_i)`` (eq. 17).
+3. Conversion coefficient (section 3.4): V, per band, is the slope of the least-squares
    regression of the fine values on the coarse values of the similar pixels at both dates
-   (2 n points for n similar pixels).
-4. Prediction: ``F_k'(c) = F_k(c) + V sum_i W_i (C_0(i) - C_k(i))`` from each
-   pair; temporal weights ``T_k = (1 / |sum C_k - sum C_0|) / sum_k (1 / |sum C_k - sum C_0|)``
-   with the sums over the window, per band; ``F(c, t_p) = T_1 F_1'(c) + T_2 F_2'(c)``.
+   (2 n points for n similar pixels), one V for the window as in the reference program (the
+   paper fits one per coarse pixel: see "regression scope" below).
+4. Prediction (section 3.5): ``F_k'(c) = F_k(c) + V sum_i W_i (C_0(i) - C_k(i))`` from each
+   pair (eq. 12, with one V for every i); temporal weights ``T_k = (1 / |sum C_k - sum C_0|)
+   / sum_k (1 / |sum C_k - sum C_0|)`` with the sums over the window, per band (eq. 18);
+   ``F(c, t_p) = T_1 F_1'(c) + T_2 F_2'(c)`` (eq. 19).
 
-Equation numbers are not cited: the paper's text was not at hand when this was written. The
-formulas above were checked against the authors' IDL program (ESTARFM.pro, debugging history
-to 7/27/2018), its Python port (ESTARFM.py) and the ImageFusion C++ library's documentation.
+Equation and section numbers are the paper's. The formulas were also checked against the
+authors' IDL program (ESTARFM.pro, debugging history to 7/27/2018), its Python port
+(ESTARFM.py) and the ImageFusion C++ library's documentation.
 
 Rules of the authors' IDL program (ESTARFM.pro, 2018 version) that the paper does not state,
 kept here because without them the method breaks on real data:
@@ -45,9 +50,11 @@ kept here because without them the method breaks on real data:
   + T_2 (F_2(c) + m_0 - m_2)``, m_k the window mean of C_k over valid pixels.
 * A prediction ``<= data_min`` or ``>= data_max`` (0 and 1 for reflectance) is replaced by
   ``T_1 sum W_i F_1(i) + T_2 sum W_i F_2(i)``.
-* ``D_i = (1 - R_i) d_i + 1e-7`` (so R = 1 is finite); ``R_i = 0.5`` where the correlation is
-  undefined (a flat spectrum); with one band, where a correlation over two values is always
-  +-1, ``R_i = 1 - (|F_1 - C_1| / (F_1 + C_1) + |F_2 - C_2| / (F_2 + C_2)) / 2``.
+* ``D_i = (1 - R_i) d_i + 1e-7`` (so R = 1 is finite; it gives the paper's rule after eq. 17,
+  weight 1/P for each of P pure pixels with R = 1 and about 0 for the others);
+  ``R_i = 0.5`` where the correlation is undefined (a flat spectrum); with one band, where a
+  correlation over two values is always +-1,
+  ``R_i = 1 - (|F_1 - C_1| / (F_1 + C_1) + |F_2 - C_2| / (F_2 + C_2)) / 2``.
 
 Units: thresholds are in the data's units. ``min_change``, ``data_min`` and ``data_max`` are
 ``auto`` by default and follow ``variable`` (``stfusion.methods.variables``, inferred when
@@ -76,18 +83,24 @@ temporal weight         ``T_1 = d_2 / (d_1 + d_2)``, 0.5      ``1 / (d_k + 1e-10
 V for d.o.f. < 1        V = 1                                 regression with no d.o.f.
 background              NaN in any band of any image =       ``background`` value in band 1
                         invalid, output NaN                  of any image, output 0
-regression scope        all similar pixels of the window     same; ImageFusion's docs say
-                        (as the reference)                   the paper regresses within one
-                                                             coarse pixel (see below)
+regression scope        one V per window from all its        same; the paper: one V per
+                        similar pixels (as the reference)    coarse pixel (see below)
+distance normaliser     ``window // 2`` (25 for 51)          same (w = 25); the paper's
+                                                             eq. 15: w/2 = 25.5 (negligible)
 tiles                   halo = window // 2, tiled == whole   500 x 500 blocks without halo
                                                              (windows cut at block edges)
 ======================  ===================================  ===============================
 
-On the regression scope: the ImageFusion (C++/R) documentation states that the paper
-computes V from the similar pixels within one coarse pixel, and that the reference program
-(which it follows) uses all similar pixels of the window. With coarse images resampled
-smoothly onto the fine grid (as in the BOREAS test data) coarse pixels are not recoverable,
-so the window-wide regression of the reference program is used, as in ImageFusion.
+On the regression scope: the paper (section 3.4, Fig. 2) fits a separate regression for each
+coarse pixel from the similar pixels inside it (a coarse pixel cut by the window edge is
+completed with its similar pixels outside the window, which serve only for V), and each
+similar pixel takes its own coarse pixel's V_i in eq. 12. The reference program (and
+ImageFusion, which follows it) fits one V per window from all its similar pixels, with each
+pixel's own resampled coarse value: ``regression="window"``, the default. With coarse images
+resampled smoothly onto the fine grid (as in the BOREAS test data) coarse pixels are not
+recoverable. ``regression="coarse-pixel"`` is not the paper's form either: still one V per
+window from all its similar pixels, each entering with the mean of the coarse pixel (R x R
+block) it lies in instead of its own resampled value.
 """
 
 from __future__ import annotations
@@ -212,10 +225,10 @@ class ESTARFM(FusionMethod):
             "window",
             StrOptions(("window", "coarse-pixel")),
             "",
-            "coarse values in the regression that gives V: window = each similar pixel's "
-            "own (resampled) coarse value (ESTARFM.pro); coarse-pixel = the value of the "
-            "coarse pixel it lies in, the ratio x ratio block mean (the paper; needs the "
-            "resolution ratio)",
+            "coarse values in the regression that gives V (one V per window either way): "
+            "window = each similar pixel's own (resampled) coarse value (ESTARFM.pro); "
+            "coarse-pixel = the value of the coarse pixel it lies in, the ratio x ratio block "
+            "mean (needs the resolution ratio; not the paper's per-coarse-pixel V)",
         ),
     )
 

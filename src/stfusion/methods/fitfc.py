@@ -4,21 +4,22 @@ Wang, Q., Atkinson, P. M. (2018). Spatio-temporal fusion for daily Sentinel-2 im
 Sensing of Environment 204, 31-42.
 
 One pair (F1, C1) and the coarse target C2. Notation: X a coarse pixel, x a fine pixel in it.
-The paper's text was not at hand when this was written: the steps and equation numbers below
-were checked against the authors' MATLAB code and the documentation of ImageFusion's C++ port,
-which quotes the paper's SF/RC formula; verify the numbering against the paper.
+Section and equation numbers are the paper's (section 2); the steps were also checked
+against the authors' MATLAB code and the documentation of ImageFusion's C++ port.
 
-1. Regression model fitting (RM, eqs. 1-3). Per band and coarse pixel X, ordinary least
-   squares ``C2 = a(X) C1 + b(X)`` over the ``regression_window`` x ``regression_window``
-   coarse pixels around X (clipped at the scene edge). Each fine pixel takes its coarse
-   pixel's coefficients: ``F_RM(x) = a(X) F1(x) + b(X)`` (eq. 2), and the coarse residual is
-   ``R(X) = C2(X) - a(X) C1(X) - b(X)`` (eq. 3).
-2. Spatial filtering (SF, eqs. 4-6). In a ``window`` x ``window`` neighbourhood of x, the
-   ``similar`` pixels whose F1 spectra are closest to x's (smallest spectral difference over
-   the ``similarity_bands``, x itself included) get weights ``w_i = (1/d_i) / sum(1/d_i)``,
-   ``d_i = 1 + dist_i / (window / 2)`` with ``dist_i`` the distance in fine pixels.
-3. Residual compensation (RC, eq. 7). R is interpolated bicubically to the fine grid (r) and
-   smoothed with the same weights: ``F2(x) = sum_i w_i (F_RM(x_i) + r(x_i))``.
+1. Regression model fitting (RM, section 2.1, eqs. 1-2). Per band and coarse pixel X,
+   ordinary least squares ``C2 = a(X) C1 + b(X) + R(X)`` (eq. 1) over the
+   ``regression_window`` x ``regression_window`` coarse pixels around X (clipped at the scene
+   edge); R is the coarse residual ``R(X) = C2(X) - a(X) C1(X) - b(X)``. Each fine pixel
+   takes its coarse pixel's coefficients: ``F_RM(x) = a(X) F1(x) + b(X)`` (eq. 2).
+2. Spatial filtering (SF, section 2.2, eqs. 3-6). In a ``window`` x ``window`` neighbourhood
+   of x, the ``similar`` pixels whose F1 spectra are closest to x's (smallest spectral
+   difference over the ``similarity_bands``, eq. 3, x itself included) get weights ``w_i =
+   (1/d_i) / sum(1/d_i)`` (eq. 5), ``d_i = 1 + dist_i / (window / 2)`` (eq. 6) with
+   ``dist_i`` the distance in fine pixels; ``F_SF(x) = sum_i w_i F_RM(x_i)`` (eq. 4).
+3. Residual compensation (RC, section 2.3, eqs. 7-8). R is interpolated bicubically to the
+   fine grid (r) and smoothed with the same weights, ``F_RC(x) = sum_i w_i r(x_i)`` (eq. 7);
+   ``F2(x) = F_SF(x) + F_RC(x) = sum_i w_i (F_RM(x_i) + r(x_i))`` (eq. 8).
 
 Coarse pixels are ``R x R`` blocks of the fine grid anchored at the scene origin
 (:mod:`stfusion.coarse`; partial blocks at the right and bottom edges), R the integer
@@ -66,10 +67,12 @@ residual interpolation Keys bicubic (a = -0.5) on coarse   MATLAB: ``imresize(R,
 no F1 at the centre    coarse target value                 not handled
 =====================  ==================================  =====================================
 
-Defaults: an 11 x 11 coarse-pixel regression window, a 31 x 31 fine-pixel filter window and
-30 similar pixels, the settings of the paper's Sentinel-3 -> Sentinel-2 experiments (ratio 30)
-as the R port by Montesino-SanMartin (``stif_fitfc``: radii 5 and 15, 30 pixels) records them.
-The authors' Landsat-MODIS example code leaves the regression window to the user (its example:
+Defaults: a 31 x 31 fine-pixel filter window with 30 similar pixels, the paper's setting for
+its Sentinel-3 -> Sentinel-2 experiments (ratio 30; section 3.1: 30 similar pixels in a 30 x
+30 window, odd here), and an 11 x 11 coarse-pixel regression window. The paper gives no
+regression window: the 11 x 11 is the R port's by Montesino-SanMartin (``stif_fitfc``,
+``sngb.lr = 5``, which it attributes to the paper, with ``sngb.wg = 15`` and 30 pixels). The
+authors' Landsat-MODIS example code leaves the regression window to the user (its example:
 3 x 3) and uses a 41 x 41 filter window with 20 similar pixels. On the CIA case (ratio 10) a
 3 x 3 regression window is too noisy to beat the additive baseline (mean RMSE 0.0395 against
 0.0392); 7 x 7 and larger give 0.0355 to 0.0350 (see docs/methods/fitfc.md).

@@ -5,20 +5,28 @@ surface reflectance: predicting daily Landsat surface reflectance. IEEE TGRS 44(
 
 For each fine pixel (the centre of a ``window`` x ``window`` neighbourhood) and band:
 
-1. Spectrally similar neighbours (section II-C): ``|F_k(n) - F_k(c)| <= 2 sigma_k / classes``
-   with ``sigma_k`` the standard deviation of the fine image of pair k over the whole scene
-   (as in the USDA reference program) or over the window (``threshold="window"``, as some ports).
-2. Candidate filtering (section II-C): ``S_k(n) < reduce_k S_k(c) + sigma_lm`` and
-   ``T_k(n) < reduce_k T_k(c) + sigma_mm``, with spectral difference ``S = |F_k - C_k|``
+1. Spectrally similar neighbours (section II-B.1): n is similar to c in pair k when
+   ``|F_k(n, s) - F_k(c, s)| <= 2 sigma_k(s) / classes`` in every similarity band s, with
+   ``sigma_k(s)`` the standard deviation of band s of pair k's fine image over the whole scene
+   (as in the USDA reference program) or over the window (``threshold="window"``, as some
+   ports). ``similarity_bands``: the paper "used surface reflectance of red and NIR to
+   determine the spectrally similar pixels", one neighbour set for every band (``red,nir``,
+   the default ``auto`` when the band roles are known); the USDA program tests each band on
+   itself ("I just use a single band slice test here", StarFM_compute.c lines 258-259;
+   ``each``, the ``auto`` choice when red and NIR are unknown). The paper gives no formula
+   for the threshold ("based on the standard deviation ... and the number of classes"); 2
+   sigma / classes is the program's (line 70).
+2. Candidate filtering (section II-B.3, eqs. 13-16): ``S_k(n) < reduce_k S_k(c) + sigma_lm``
+   and ``T_k(n) < reduce_k T_k(c) + sigma_mm``, with spectral difference ``S = |F_k - C_k|``
    (eq. 6), temporal difference ``T = |C_k - C_0|`` (eq. 7), ``sigma_lm = sqrt(sigma_l^2 +
    sigma_m^2)`` and ``sigma_mm = sqrt(2) sigma_m``. ``filter="paper"`` uses the paper's max
-   over pairs and requires both conditions; ``filter="reference"`` uses the min over pairs and
-   either condition with ``<=``, as the USDA program does (StarFM_compute.c lines 303-306
-   reject a candidate only when both differences exceed their bound).
+   over pairs and requires both conditions (eqs. 15-16); ``filter="reference"`` uses the min
+   over pairs and either condition with ``<=``, as the USDA program does (StarFM_compute.c
+   lines 303-306 reject a candidate only when both differences exceed their bound).
 3. Weights (eqs. 8-10, 12): ``C = (S + q)(T + q) D``, ``D = 1 + d / A`` with ``d`` the
    distance in pixels and ``A = window // 2``; ``W = (1/C) / sum(1/C)`` over the candidates of
    *all* pairs together.
-4. Prediction (eq. 5): ``sum W (F_k(n) + C_0(n) - C_k(n))``.
+4. Prediction (eq. 5): ``sum W (F_k(n) + C_0(n) - C_k(n))``, per band.
 
 The centre's S_k(c) enters the filter bound when F_k(c) and C_k(c) are valid, T_k(c) when
 C_k(c) and C_0(c) are; a bound with no valid pair is infinite (no filtering on it).
@@ -38,40 +46,50 @@ uncertainties as 98 DN (lines 175-178), and q = uncertainty / 50 here, so the bo
 same 98 quanta for every variable (``t_dis < 98`` on integers, applied as ``< 97.5``).
 ``weight="paper"`` always uses eq. 10, ``1 / ((S + q)(T + q) D)``.
 
-Invalid data: a NaN neighbour (fine, its coarse, or the coarse target) is never a candidate.
-A pixel with no candidate takes the coarse target value at that pixel (the older USDA rule,
-kept as a comment at StarFM_compute.c line 349; v1.2 writes the fill value, line 351); if
-that is NaN too the output is NaN.
+Invalid data: a NaN neighbour (fine, its coarse, or the coarse target) is never a candidate,
+nor one whose fine value is NaN in a similarity band; a centre that is NaN in a similarity
+band of pair k has no similar pixel in that pair. A pixel with no candidate takes the coarse
+target value at that pixel (the older USDA rule, kept as a comment at StarFM_compute.c line
+349; v1.2 writes the fill value, line 351); if that is NaN too the output is NaN.
 
 Departures from the USDA reference program (and from ImageFusion's C++ port):
 
 =====================  ======================================  ==============================
 item                   stfusion (default)                      reference program
 =====================  ======================================  ==============================
+similar pixels         paper: similar in red and NIR, one set  each band on its own
+                       for all bands, when the roles are       (lines 258-259)
+                       known (``similarity_bands=each`` to
+                       match)
 candidate filter       paper: max over pairs, S and T both     min over pairs, S or T
                        (``filter="reference"`` to match)
 weight                 as the program (one pair no T; weight   same (327-339)
                        1 below the combined uncertainty)
                        ``weight="paper"``: eq. 10
-similarity             ``|dF| <= 2 std / classes`` (float)    ``|dF| < (int)(2 std / classes
+similarity threshold   ``|dF| <= 2 std / classes`` (float)    ``|dF| < (int)(2 std / classes
                                                                + 0.5)`` in DN (lines 70, 259)
 several pairs          candidates of all pairs in one sum      same (lines 223-290, 316-345)
 zero S or T at centre  no special case                         none in v1.2 StarFM_compute.c
 distance constant A    ``window // 2`` pixels                  max. search distance
+out-of-range output    kept (no clipping)                      fill value outside the Landsat
+                                                               data range (lines 366-370)
 =====================  ======================================  ==============================
 """
 
 from __future__ import annotations
 
+import logging
 from numbers import Integral
 
 import numpy as np
 from rasterio.windows import Window
 
+from stfusion.bands import ROLES, require_roles, resolve_band_roles
+from stfusion.errors import InvalidParameterError
 from stfusion.io import Source
-from stfusion.kernels.starfm import starfm_accumulate, starfm_bounds, starfm_prepare
+from stfusion.kernels.starfm import BIG, starfm_accumulate, starfm_bounds, starfm_prepare
 from stfusion.methods.base import FusionMethod, Param
-from stfusion.methods.params import AUTO, POSITIVE, Interval, MethodTags, StrOptions
+from stfusion.methods.params import AUTO, POSITIVE, Interval, MethodTags, StrOptions, Text
 from stfusion.methods.variables import CHOICES, resolve_variable
 from stfusion.scene import Scene
 
@@ -103,6 +121,8 @@ def _unity_below() -> float:
 
 
 UNITY_BELOW = _unity_below()
+
+log = logging.getLogger("stfusion.methods")
 
 
 # The similarity threshold 2 std / classes is ESTARFM's too: its two parameters, declared once.
@@ -184,6 +204,24 @@ class STARFM(FusionMethod):
             "what the data measure (sets the uncertainty): auto (inferred, logged), "
             "reflectance, ndvi, lst or other",
         ),
+        Param(
+            "similarity_bands",
+            "auto",
+            Text("'auto', 'each' or a comma list such as 'red,nir' or '3,4'"),
+            "",
+            "bands a neighbour must be similar in: each (every band on its own, the USDA "
+            "program), a comma list of roles or 1-based band numbers, similar in all of them "
+            "(red,nir: the paper, section II-B.1), or auto (red,nir when the band roles are "
+            "known, else each; logged)",
+        ),
+        Param(
+            "bands",
+            "auto",
+            str,
+            "",
+            "band roles, for similarity_bands: auto (from the band names), a preset "
+            "(landsat7, landsat8, modis) or e.g. green,red,nir in file order",
+        ),
     )
 
     # The parameters, stored by FusionMethod.__init__ (declared for the type checker).
@@ -194,6 +232,8 @@ class STARFM(FusionMethod):
     filter: str
     weight: str
     variable: str
+    similarity_bands: str
+    bands: str
 
     def __init__(
         self,
@@ -205,6 +245,8 @@ class STARFM(FusionMethod):
         filter: str = "paper",
         weight: str = "reference",
         variable: str = "auto",
+        similarity_bands: str = "auto",
+        bands: str = "auto",
     ) -> None:
         super().__init__(
             window=window,
@@ -214,7 +256,21 @@ class STARFM(FusionMethod):
             filter=filter,
             weight=weight,
             variable=variable,
+            similarity_bands=similarity_bands,
+            bands=bands,
         )
+
+    def _validate_params(self) -> None:
+        spec = self.similarity_bands.strip().lower()
+        if spec in ("auto", "each"):
+            return
+        for item in (t.strip() for t in spec.split(",")):
+            if not (item.isdigit() or item in ROLES):
+                raise InvalidParameterError(
+                    f"starfm: similarity_bands={self.similarity_bands}: {item!r} is not a band "
+                    f"role ({', '.join(ROLES)}) or a 1-based band number; give auto, each or a "
+                    "comma list such as red,nir."
+                )
 
     def halo(self) -> int:
         return int(self.window) // 2
@@ -223,7 +279,11 @@ class STARFM(FusionMethod):
         # inputs (2 images per pair + target) and output for all bands; then, per band, 5
         # padded arrays and 3 centre arrays per pair, 4 centre arrays and ~7 temporaries.
         # Measured with tracemalloc: 166 B/px for 6 bands and 1 pair (this gives 172).
-        return 4.0 * bands * (2 * pairs + 2) + 4.0 * 8 * pairs + 4.0 * 11
+        # Several similarity bands: their values and thresholds are held for the whole
+        # window, and one scratch array more per pair.
+        sim = getattr(self, "similarity_idx_", None)
+        extra = 0 if sim is None else 2 * len(sim) + 1
+        return 4.0 * bands * (2 * pairs + 2) + 4.0 * (8 + extra) * pairs + 4.0 * 11
 
     def _fit(self, scene: Scene) -> None:
         fines = [f for f, _ in scene.pairs]
@@ -243,6 +303,57 @@ class STARFM(FusionMethod):
             unc = RANGE_UNCERTAINTY * float(hi - lo) if hi > lo else REFLECTANCE_UNCERTAINTY
         self.uncertainty_ = unc
         self.quantum_ = unc * QUANTUM_PER_UNCERTAINTY
+        self.similarity_idx_ = self._similarity_indices(scene)
+
+    def _similarity_indices(self, scene: Scene) -> np.ndarray | None:
+        """0-based indices of the similarity bands, or None for ``each``."""
+        spec = self.similarity_bands.strip().lower()
+        if spec == "each":
+            return None
+        if spec == "auto":
+            roles = resolve_band_roles(scene.band_names, self.bands)
+            if "red" in roles and "nir" in roles:
+                idx = [roles.index("red"), roles.index("nir")]
+                log.info(
+                    "starfm: similar pixels must be similar in red and NIR (bands %d and %d), "
+                    "as in the paper (similarity_bands=auto; each: every band on its own)",
+                    idx[0] + 1,
+                    idx[1] + 1,
+                )
+                return np.asarray(idx, dtype=np.int64)
+            log.info(
+                "starfm: similar pixels per band, each band on its own (the USDA program): the "
+                "band roles do not name red and NIR (similarity_bands=auto; name them with "
+                "bands=..., e.g. bands=green,red,nir, for the paper's red and NIR test)"
+            )
+            return None
+        count = scene.count
+        out: list[int] = []
+        for item in (t.strip() for t in spec.split(",")):
+            if item.isdigit():
+                k = int(item)
+                if not 1 <= k <= count:
+                    raise InvalidParameterError(
+                        f"--param similarity_bands={self.similarity_bands}: band {k} does not "
+                        f"exist; the images have bands 1 to {count}."
+                    )
+                out.append(k - 1)
+                continue
+            roles = resolve_band_roles(scene.band_names, self.bands)
+            out.extend(
+                require_roles(
+                    roles,
+                    [item],
+                    method="starfm",
+                    file_band_names=scene.band_names,
+                    why=f"(similarity_bands={self.similarity_bands})",
+                )
+            )
+        if len(set(out)) != len(out):
+            raise InvalidParameterError(
+                f"--param similarity_bands={self.similarity_bands}: a band is named twice."
+            )
+        return np.asarray(out, dtype=np.int64)
 
     def _prepare(self, target: Source) -> None:
         pass
@@ -270,6 +381,7 @@ class STARFM(FusionMethod):
             use_t=self.weight == "paper" or len(fines) > 1,
             unity_below=UNITY_BELOW if self.weight == "reference" else 0.0,
             quality=quality,
+            similarity=self.similarity_idx_,
         )
 
 
@@ -290,6 +402,31 @@ def _window_std(f: np.ndarray, half: int) -> np.ndarray:
     return std[half : f.shape[0] - half, half : f.shape[1] - half].astype(np.float32)
 
 
+def _similarity_thresholds(
+    fines: list[np.ndarray],
+    bands: np.ndarray,
+    half: int,
+    sim_threshold: np.ndarray,
+    threshold: str,
+    classes: float,
+) -> np.ndarray:
+    """Centre thresholds ``(pairs, len(bands), H, W)`` of the similarity bands ``bands`` for
+    :func:`starfm_accumulate`; -1 where the centre's value is invalid (nothing is similar)."""
+    _, hp, wp = fines[0].shape
+    h, w = hp - 2 * half, wp - 2 * half
+    thr = np.empty((len(fines), len(bands), h, w), np.float32)
+    for k, fine in enumerate(fines):
+        for i, b in enumerate(bands):
+            f = fine[b]
+            if threshold == "window":
+                t = _window_std(f, half) * np.float32(2.0 / classes)
+            else:
+                t = np.full((h, w), sim_threshold[k, b], np.float32)
+            centre = f[half : half + h, half : half + w]
+            thr[k, i] = np.where(np.isfinite(centre), t, np.float32(-1.0))
+    return thr
+
+
 def starfm_window(
     fines: list[np.ndarray],
     coarses: list[np.ndarray],
@@ -305,6 +442,7 @@ def starfm_window(
     use_t: bool = True,
     unity_below: float = 0.0,
     quality: bool = False,
+    similarity: np.ndarray | None = None,
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """STARFM on padded arrays (halo ``half`` on every side); returns the unpadded centre and
     its quality fields (``{}`` unless ``quality``).
@@ -317,6 +455,8 @@ def starfm_window(
     (``weight="reference"`` with one pair). ``unity_below``: a candidate whose combined
     difference ``t_dis`` (in quanta, see :func:`stfusion.kernels.starfm.starfm_prepare`) is
     below it gets weight 1 without the distance factor (the USDA program); 0: never.
+    ``similarity``: 0-based indices of the bands a neighbour must be similar in, the same for
+    every predicted band (the paper: red and NIR); None: each band its own (the program).
     """
     npairs = len(fines)
     nb, hp, wp = target.shape
@@ -328,28 +468,38 @@ def starfm_window(
     centre = (slice(half, half + h), slice(half, half + w))
     spread = np.empty((nb, h, w) if quality else (nb, 0, 0), np.float32)
     fallback = np.zeros((h, w), np.float32)
+    sim_args = (half, sim_threshold, threshold, classes)
+    if similarity is not None:
+        # One neighbour set for all bands: the similarity bands' values and thresholds are
+        # built once per window; starfm_prepare's copy of each band goes to a scratch array.
+        fsim = np.stack([f[similarity] for f in fines]).astype(np.float32, copy=False)
+        fsim[~np.isfinite(fsim)] = BIG
+        thr = _similarity_thresholds(fines, similarity, *sim_args)
+        scratch = np.empty((npairs, hp, wp), np.float32)
     for b in range(nb):
         c0 = target[b]
-        fsim = np.empty((npairs, hp, wp), np.float32)
-        sd = np.empty_like(fsim)
-        td = np.empty_like(fsim)
-        invst = np.empty_like(fsim)
-        pred = np.empty_like(fsim)
-        thr = np.empty((npairs, h, w), np.float32)
+        if similarity is None:
+            # Each band on its own: starfm_prepare writes the band's values into fsim.
+            fsim = np.empty((npairs, 1, hp, wp), np.float32)
+            thr = _similarity_thresholds(fines, np.array([b]), *sim_args)
+            scratch = fsim[:, 0]
+        sd = np.empty((npairs, hp, wp), np.float32)
+        td = np.empty_like(sd)
+        invst = np.empty_like(sd)
+        pred = np.empty_like(sd)
         # Centre values of S (needs F_k, C_k) and T (needs C_k, C_0), NaN where undefined.
         sc = np.empty((npairs, h, w), np.float32)
         tc = np.empty((npairs, h, w), np.float32)
         for k in range(npairs):
-            f = fines[k][b]
             starfm_prepare(
-                f,
+                fines[k][b],
                 coarses[k][b],
                 c0,
                 q,
                 half,
                 use_t,
                 np.float32(unity_below),
-                fsim[k],
+                scratch[k],
                 sd[k],
                 td[k],
                 invst[k],
@@ -357,10 +507,6 @@ def starfm_window(
                 sc[k],
                 tc[k],
             )
-            if threshold == "window":
-                thr[k] = _window_std(f, half) * np.float32(2.0 / classes)
-            else:
-                thr[k] = sim_threshold[k, b]
         # Centre bounds of the candidate filter, over pairs valid at the centre.
         smax = np.empty((h, w), np.float32)
         tmax = np.empty((h, w), np.float32)
