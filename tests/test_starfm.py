@@ -490,8 +490,8 @@ def test_prepare_kernel_equals_numpy(seed: int) -> None:
         iv = np.where(tdis < unity_below, -one, one / tdis)
         expected = [
             np.where(fok, f, BIG),
-            np.where(ok, s, BIG),
-            np.where(ok, t, BIG),
+            np.where(ok, s, 0.0),  # an unusable candidate: weight 0 through invst
+            np.where(ok, t, 0.0),
             np.where(ok, iv, 0.0),
             np.where(ok, f + c0 - c, 0.0),
             np.where(fok & cok, s, np.nan)[centre],

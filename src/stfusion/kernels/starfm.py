@@ -44,8 +44,8 @@ def starfm_accumulate(
     centre's value is invalid (nothing is similar to it). A neighbour is similar when
     ``|fsim(n) - fsim(c)| <= thr`` in every similarity band.
     Padded inputs, shape ``(pairs, H + 2 half, W + 2 half)``:
-      ``sdiff`` |F - C| at the pair date (BIG where invalid),
-      ``tdiff`` |C_k - C_0| (BIG where invalid),
+      ``sdiff`` |F - C| at the pair date (0 where the candidate is unusable: ``invst`` 0),
+      ``tdiff`` |C_k - C_0| (0 where unusable),
       ``invst`` 1 / t_dis, t_dis = (S + q)(T + q) / q^2 (0 where the candidate is unusable,
                 -1 where the candidate takes weight 1 without the distance factor: the
                 USDA program's rule for t_dis below the combined uncertainty),
@@ -209,8 +209,12 @@ def starfm_prepare(
             s = abs(fv - cv)
             t = abs(cv - c0v)
             fsim[y, x] = fv if fok else BIG
-            sdiff[y, x] = s if ok else BIG
-            tdiff[y, x] = t if ok else BIG
+            # 0, not BIG, for an unusable candidate: its weight is 0 through invst anyway, and
+            # the candidate filter then passes it; rejected candidates cost up to 20x more in
+            # the accumulation loop (measured: 52 s against 2.6 s for a 2000 x 2000 band whose
+            # coarse images covered a quarter of the scene), though the result is the same.
+            sdiff[y, x] = s if ok else zero
+            tdiff[y, x] = t if ok else zero
             tdis = (s * inv_q + one) * (t * inv_q + one) if use_t else s * inv_q + one
             iv = -one if tdis < unity_below else one / tdis
             invst[y, x] = iv if ok else zero
