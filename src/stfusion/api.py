@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -153,16 +154,17 @@ def run_prediction(
         windows = estimator.plan(mem_limit_mb, None, workers)
         # The tags est.predict(out=...) writes too; the command line is the CLI's only addition.
         tags = provenance_tags(estimator, command=command)
-        estimator.predict(
-            out=out,
-            overwrite=overwrite,
-            tags=tags,
-            mem_limit_mb=mem_limit_mb,
-            workers=workers,
-            progress=progress,
-            scheduler=scheduler,
-            quality_out=quality_out,
-        )
+        with torch_threads(threads):
+            estimator.predict(
+                out=out,
+                overwrite=overwrite,
+                tags=tags,
+                mem_limit_mb=mem_limit_mb,
+                workers=workers,
+                progress=progress,
+                scheduler=scheduler,
+                quality_out=quality_out,
+            )
         return {
             "method": estimator.name
             if estimator.name == method
@@ -173,6 +175,24 @@ def run_prediction(
             "workers": estimator.last_run_["workers"],
             "quality": quality_out,
         }
+
+
+@contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """Within: torch (when a deep method has imported it) runs on at most ``threads`` threads
+    (``--threads``, as numba's kernels); the previous setting is restored afterwards."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    if threads is None or torch is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(max(1, int(threads)))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _bands(bands: Sequence[str] | None) -> tuple[str, ...] | None:

@@ -111,8 +111,8 @@ def roles_from_names(names: Sequence[str]) -> tuple[str, ...]:
     s2 = [m.group(1) if (m := _S2_NUMBER.match(n.strip().lower())) else None for n in names]
     if "08" in s2 or "8a" in s2:
         # B8A (narrow NIR, 20 m) is the NIR only where B08 (10 m) is not given
-        table = {**_S2, **({} if "08" in s2 else {"8a": "nir"})}
-        return _unique([out[i] or table.get(b or "", OTHER) for i, b in enumerate(s2)])
+        s2_roles = {**_S2, **({} if "08" in s2 else {"8a": "nir"})}
+        return _unique([out[i] or s2_roles.get(b or "", OTHER) for i, b in enumerate(s2)])
     numbers: dict[int, int] = {}
     for i, n in enumerate(names):
         low = n.strip().lower()

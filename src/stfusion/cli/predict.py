@@ -50,11 +50,11 @@ def _check_scheduler(value: str | None) -> str | None:
 @click.option(
     "--fine-ref",
     "fine_ref",
-    default=None,
+    multiple=True,
     type=click.Path(),
     metavar="FINE",
     help="A fine image of any date without its coarse image, in place of --pair, for "
-    "methods that need no coarse image at the reference date (ganstfm).",
+    "methods that need no coarse image at the reference date (ganstfm). Once only.",
 )
 @click.option(
     "--coarse",
@@ -105,7 +105,7 @@ def predict(
     ctx: click.Context,
     method: str,
     pairs: Sequence[tuple[str, str]],
-    fine_ref: str | None,
+    fine_ref: Sequence[str],
     target: str,
     out: str,
     params: Sequence[str],
@@ -191,7 +191,7 @@ def predict(
             coarse_mask_flags=coarse_mask_flags,
         )
     if not quiet:
-        for note in info["notes"]:
+        for note in [*_multi_pair_notes(method, len(pairs), multi_pair), *info["notes"]]:
             click.echo(f"note: {note}", err=True)
         where = "" if scheduler is None else f" on {len(info['workers'])} cluster worker(s)"
         click.echo(
@@ -202,13 +202,34 @@ def predict(
             click.echo(f"wrote {info['quality']} (quality layer)")
 
 
+def _multi_pair_notes(method: str, pairs: int, multi_pair: str) -> list[str]:
+    """A note when ``--multi-pair vip`` changes nothing: the method takes the pairs itself."""
+    from stfusion.methods import get_method
+    from stfusion.methods.vipstf import one_pair_method
+
+    if multi_pair != "vip" or pairs < 2 or one_pair_method(get_method(method)):
+        return []
+    return [
+        f"--multi-pair vip not used: {method} takes {pairs} pairs itself (VIPSTF runs over "
+        "one-pair methods only)."
+    ]
+
+
 def _pairs_or_fine_ref(
-    method: str, pairs: Sequence[tuple[str, str]], fine_ref: str | None
+    method: str, pairs: Sequence[tuple[str, str]], fine_refs: Sequence[str]
 ) -> Sequence[tuple[str, str]]:
     """The pairs of ``predict``: ``--pair``, or ``--fine-ref F`` as the pair ``(F, F)`` for a
-    method that reads no coarse image at the reference date (its coarse slot is never used)."""
+    method that reads no coarse image at the reference date (its coarse slot is never used).
+    One ``--fine-ref`` only: several fine references without their coarse images have no
+    method to combine them (VIPSTF needs each pair's coarse image)."""
     from stfusion.methods import get_method
 
+    if len(fine_refs) > 1:
+        raise click.UsageError(
+            f"--fine-ref given {len(fine_refs)} times: give one --fine-ref only (the method "
+            "uses one fine reference), or several --pair FINE COARSE with --multi-pair vip."
+        )
+    fine_ref = fine_refs[0] if fine_refs else None
     if fine_ref is None:
         if not pairs:
             raise click.UsageError("give --pair FINE COARSE (or --fine-ref FINE for ganstfm).")

@@ -155,6 +155,45 @@ def _damaged(p: Path, what: str) -> InputFileError:
     )
 
 
+def _nonfinite_tensor(state: Any) -> str | None:
+    """The name of the first floating tensor of ``state`` holding NaN or infinity."""
+    if not isinstance(state, dict):
+        return None
+    for name, t in state.items():
+        if isinstance(t, torch.Tensor) and t.is_floating_point() and not bool(t.isfinite().all()):
+            return str(name)
+    return None
+
+
+def load_weights(net: torch.nn.Module, state: dict[str, Any], path: str | os.PathLike[str]) -> None:
+    """``net.load_state_dict(state)``, its mismatches one :class:`InputFileError` naming the
+    checkpoint ``path``, the tensors that differ and what to do."""
+    want = net.state_dict()
+    missing = [k for k in want if k not in state]
+    extra = [k for k in state if k not in want]
+    shapes = [
+        f"{k} {tuple(state[k].shape)} (the network has {tuple(want[k].shape)})"
+        for k in want
+        if k in state and isinstance(state[k], torch.Tensor) and state[k].shape != want[k].shape
+    ]
+    problems = [
+        f"{label}: {', '.join(items[:3])}{' ...' if len(items) > 3 else ''}"
+        for label, items in (
+            ("wrong shape", shapes),
+            ("missing", missing),
+            ("unexpected", extra),
+        )
+        if items
+    ]
+    if problems:
+        raise InputFileError(
+            f"{path}: its weights do not fit the network its config describes "
+            f"({'; '.join(problems)}): damaged or edited. Give the checkpoint as `stfusion "
+            "train` wrote it (or train one)."
+        )
+    net.load_state_dict(state)
+
+
 def validate_checkpoint(p: Path, data: dict[str, Any]) -> None:
     """Keys, types and sizes of a loaded checkpoint, checked before any network is built."""
     missing = [k for k in REQUIRED if k not in data]
@@ -241,7 +280,7 @@ class Checkpoint:
         """The network with its best (or ``last``) weights, in eval mode on the CPU."""
         net = build_network(self.data["network"])
         sd = self.data["state_dict"] if state == "best" else self.data["resume"]["state_dict"]
-        net.load_state_dict(sd)
+        load_weights(net, sd, self.path)
         return net.eval()
 
     def check_inputs(
@@ -337,6 +376,13 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
             f"reads ({VERSION}); upgrade stfusion."
         )
     validate_checkpoint(p, data)
+    bad = _nonfinite_tensor(data.get("state_dict"))
+    if bad is not None:
+        raise InputFileError(
+            f"{p}: weight tensor {bad!r} holds NaN or infinite values (a diverged training "
+            "run, or a damaged file): its predictions would be NaN. Use an earlier checkpoint "
+            "or retrain (e.g. with a lower learning rate)."
+        )
     return Checkpoint(str(p), data)
 
 
@@ -358,8 +404,10 @@ class StudentCheckpoint(Checkpoint):
         if cfg.get("network") != StudentNet.name or cfg.get("agnostic"):
             return super().network(state)
         net = StudentNet(int(cfg["bands"]), tuple(int(c) for c in cfg["channels"]))
-        net.load_state_dict(
-            self.data["state_dict"] if state == "best" else self.data["resume"]["state_dict"]
+        load_weights(
+            net,
+            self.data["state_dict"] if state == "best" else self.data["resume"]["state_dict"],
+            self.path,
         )
         return net.eval()
 

@@ -13,8 +13,15 @@ the same output.
 tiles with weights that fall linearly towards each tile's outer edge: smooth also when
 ``overlap`` is below the receptive field, but no longer exactly equal to a whole-scene run.
 
-Invalid inputs: NaNs are set to the band mean before the network, and output pixels where no
-pair has valid fine, coarse and target values are NaN.
+Invalid inputs (NaN, masked): validity is per band for band-agnostic (format 2) checkpoints,
+whose network runs band by band, and per pixel (every band) for band-tied ones. Invalid values
+are filled with the band's centre (0 after normalising) before the network; an output band is
+NaN where no pair has valid fine, coarse and target values in that band. The baseline's box
+statistics (the regression slope's moments, the smooth baseline's box means) are taken over
+the valid pixels only (:func:`masked_box`), so the fill reaches an output pixel only through
+the network's own receptive field (``inner radius``): :meth:`Predictor.predict_window` can
+report those pixels (``reach``; the deep methods' ``fallback`` quality bit). On fully valid
+inputs the output is bit-for-bit that of the plain network.
 """
 
 from __future__ import annotations
@@ -27,10 +34,12 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from affine import Affine
 from rasterio.windows import Window
 
 from stfusion.dl.checkpoint import Checkpoint, load_checkpoint
+from stfusion.dl.networks.agnostic import SLOPE_MAX, SLOPE_PRIOR, AgnosticNet
 from stfusion.errors import InvalidParameterError
 from stfusion.io import ArraySource, Grid, Source
 from stfusion.run_config import PRECISIONS, is_inference_device
@@ -77,10 +86,95 @@ class Extent:
     fines: list[np.ndarray]
     coarses: list[np.ndarray]
     target: np.ndarray
-    masks: list[np.ndarray]  # per pair (1, H, W), padded
-    valid: list[np.ndarray]  # per pair (h, w), inside the scene
+    masks: list[np.ndarray]  # per pair (B, H, W) (band-agnostic) or (1, H, W), padded
+    valid: list[np.ndarray]  # per pair (B, h, w) or (1, h, w), inside the scene
     pad: tuple[tuple[int, int], ...]
     inside: Window
+
+
+def masked_box(x: torch.Tensor, valid: torch.Tensor, radius: int) -> torch.Tensor:
+    """:func:`stfusion.dl.networks.agnostic.box` over the pixels where ``valid`` (0/1, the
+    shape of ``x``) is 1: the sum of the valid values over their count, 0 where a box holds
+    none. Same operations as ``box``, so with every pixel valid the result is bit-for-bit
+    ``box(x, radius)``."""
+    if radius <= 0:
+        return x
+    k = 2 * radius + 1
+    v = valid.to(x.dtype)
+
+    def sums(a: torch.Tensor) -> torch.Tensor:
+        pad = F.pad(a, (radius, radius, radius, radius), mode="replicate").double()
+        run = torch.cumsum(F.pad(pad, (1, 0)), dim=-1)
+        rows = run[..., k:] - run[..., :-k]
+        run = torch.cumsum(F.pad(rows, (0, 0, 1, 0)), dim=-2)
+        return run[..., k:, :] - run[..., :-k, :]
+
+    total, count = sums(x * v), sums(v)
+    mean = torch.where(count > 0, total / count.clamp_min(1.0), torch.zeros_like(total))
+    return mean.to(x.dtype)
+
+
+def _masked_baseline(
+    net: AgnosticNet, f: torch.Tensor, c1: torch.Tensor, c2: torch.Tensor, v: torch.Tensor
+) -> torch.Tensor:
+    """``net.baseline`` with its box statistics over the valid pixels ``v`` only."""
+    r = net.smooth
+    if net.baseline_kind == "smooth":
+        ref = c1 if net.smooth_coarse_ref else f
+        return f + masked_box(c2, v, r) - masked_box(ref, v, r)
+    if net.baseline_kind == "regression":
+        dtype = c1.dtype
+        a, b = c1.float(), c2.float()
+        m1, m2 = masked_box(a, v, r), masked_box(b, v, r)
+        var = masked_box(a * a, v, r) - m1 * m1
+        cov = masked_box(a * b, v, r) - m1 * m2
+        slope = (cov + SLOPE_PRIOR) / (var.clamp_min(0.0) + SLOPE_PRIOR)
+        return c2 + slope.clamp(0.0, SLOPE_MAX).to(dtype) * (f - c1)
+    return f + c2 - c1
+
+
+def _masked_single(
+    net: AgnosticNet, f: torch.Tensor, c1: torch.Tensor, c2: torch.Tensor, v: torch.Tensor
+) -> torch.Tensor:
+    """``AgnosticNet.forward`` on flattened ``(N B, 1, H, W)`` inputs, the baseline's box
+    statistics over the valid pixels ``v`` (same operations otherwise)."""
+    if net.band_loop and f.device.type == "cpu" and not torch.is_grad_enabled() and len(f) > 1:
+        out = torch.cat(
+            [net.inner(f[i : i + 1], c1[i : i + 1], c2[i : i + 1]) for i in range(len(f))]
+        )
+    else:
+        out = net.inner(f, c1, c2)
+    if not getattr(net.inner, "residual_base", False):
+        return out + _masked_baseline(net, f, c1, c2, v)
+    if net.baseline_kind == "additive":
+        return out
+    return out + (_masked_baseline(net, f, c1, c2, v) - (f + c2 - c1))
+
+
+def masked_predict_pairs(
+    net: AgnosticNet,
+    fines: list[torch.Tensor],
+    coarses: list[torch.Tensor],
+    coarse_target: torch.Tensor,
+    valid: list[torch.Tensor],
+) -> torch.Tensor:
+    """``net.predict_pairs`` with per-band validity ``valid`` (per pair ``(N, B, H, W)``): a
+    pair invalid in one band takes no part there only, and the baseline's box statistics
+    cover valid pixels only. Bit-for-bit ``net.predict_pairs`` when everything is valid."""
+    n, b, h, w = coarse_target.shape
+    flat = net._flat
+    ct = flat(coarse_target)
+    vs = [flat(v.to(coarse_target.dtype)) for v in valid]
+    if len(fines) > 1 and getattr(net.inner, "residual_base", False):
+        # Networks that fuse pairs themselves (STFDCNN's weighted HPM; additive baseline).
+        fs, cs = [flat(t) for t in fines], [flat(t) for t in coarses]
+        return net.inner.predict_pairs(fs, cs, ct, vs).reshape(n, b, h, w)
+    preds = [_masked_single(net, flat(f), flat(c), ct, v) for f, c, v in zip(fines, coarses, vs)]
+    if len(preds) == 1:
+        return preds[0].reshape(n, b, h, w)
+    total = sum(vs, torch.zeros_like(vs[0]))
+    out = sum(wk * pk for wk, pk in zip(vs, preds)) / total.clamp_min(1.0)
+    return torch.where(total > 0, out, preds[0]).reshape(n, b, h, w)
 
 
 def default_overlap(radius: int, multiple: int = 1) -> int:
@@ -105,6 +199,13 @@ class Predictor:
         self.radius = int(self.net.radius)
         self.multiple = int(self.net.multiple)
         self.per_sample = ck.agnostic
+        #: A network that runs band by band (format 2): validity is per band.
+        self.band_agnostic = isinstance(self.net, AgnosticNet)
+        #: Reach of the network itself (without the baseline's boxes, which skip invalid
+        #: pixels): how far a filled input pixel can change the output.
+        self.inner_radius = (
+            int(self.net.inner.radius) if self.band_agnostic else int(self.net.radius)
+        )
 
     def _network(self, ck: Checkpoint) -> Any:
         """The checkpoint's network (STFDCNN's predictor builds its own)."""
@@ -157,17 +258,19 @@ class Predictor:
         inside = Window(ic0, ir0, ic1 - ic0, ir1 - ir0)
         pad = ((0, 0), (ir0 - r0, r1 - ir1), (ic0 - c0, c1 - ic1))
         tgt = self._normalise(target.read(inside))
-        ok_t = np.isfinite(tgt).all(0)
+        ok_t = np.isfinite(tgt)
         f_in, c_in, valid = [], [], []
         for f_src, c_src in zip(fines, coarses):
             f = self._normalise(f_src.read(inside))
             c = self._normalise(c_src.read(inside))
-            ok = np.isfinite(f).all(0) & np.isfinite(c).all(0) & ok_t
-            valid.append(ok)
+            ok = np.isfinite(f) & np.isfinite(c) & ok_t
+            # Band-agnostic networks run band by band: a band invalid here spoils only
+            # itself; band-tied ones see every band at once.
+            valid.append(ok if self.band_agnostic else ok.all(0, keepdims=True))
             f_in.append(np.pad(np.nan_to_num(f), pad, mode="edge"))
             c_in.append(np.pad(np.nan_to_num(c), pad, mode="edge"))
         t_in = np.pad(np.nan_to_num(tgt), pad, mode="edge")
-        masks = [np.pad(v, pad[1:], mode="edge")[None] for v in valid]
+        masks = [np.pad(v, pad, mode="edge") for v in valid]
         return Extent(f_in, c_in, t_in, masks, valid, pad, inside)
 
     def forward(self, batch: Sequence[Extent]) -> list[np.ndarray]:
@@ -184,17 +287,39 @@ class Predictor:
         fines = [stacked([e.fines[k] for e in batch]) for k in range(n_pairs)]
         coarses = [stacked([e.coarses[k] for e in batch]) for k in range(n_pairs)]
         masks = [stacked([e.masks[k] for e in batch]) for k in range(n_pairs)]
+        target = stacked([e.target for e in batch])
         with torch.inference_mode(), self._autocast():
-            out = self.net.predict_pairs(fines, coarses, stacked([e.target for e in batch]), masks)
+            if self.band_agnostic and not all(bool(m.all()) for m in masks):
+                out = masked_predict_pairs(self.net, fines, coarses, target, masks)
+            else:  # everything valid (or a band-tied network): the network as trained
+                out = self.net.predict_pairs(fines, coarses, target, [m[:, :1] for m in masks])
         preds = out.float().cpu().numpy()
         result = []
         for pred, e in zip(preds, batch):
             top, left = e.pad[1][0], e.pad[2][0]
             pred = pred[:, top : top + e.inside.height, left : left + e.inside.width]
             pred = pred * self.std + self.mean
-            pred[:, ~np.any(e.valid, axis=0)] = np.nan
+            none = ~np.any(e.valid, axis=0)  # (B, h, w) or (1, h, w): no pair valid
+            pred[np.broadcast_to(none, pred.shape)] = np.nan
             result.append(pred.astype(np.float32))
         return result
+
+    def reach(self, e: Extent, pred: np.ndarray) -> np.ndarray:
+        """``(h, w)`` of the extent's part inside the scene: True where an output band has a
+        value made with filled inputs, an input pixel of that band invalid (in some pair)
+        within the network's own receptive field (the baseline's box statistics skip
+        invalid pixels)."""
+        from scipy.ndimage import maximum_filter
+
+        bad = ~np.all(e.masks, axis=0)  # (B or 1, H, W), padded like the inputs
+        h, w = int(e.inside.height), int(e.inside.width)
+        if not bad.any():
+            return np.zeros((h, w), bool)
+        r = self.inner_radius
+        near = maximum_filter(bad, size=(1, 2 * r + 1, 2 * r + 1), mode="nearest")
+        top, left = e.pad[1][0], e.pad[2][0]
+        near = near[:, top : top + h, left : left + w]
+        return np.any(near & np.isfinite(pred), axis=0)
 
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
         if self.precision == "32":
@@ -215,9 +340,25 @@ class Predictor:
     ) -> np.ndarray:
         """Any window of the scene, assembled from the scene-anchored tiles it touches,
         ``batch`` tiles of one size per forward pass."""
+        args = (fines, coarses, target, shape, window, tile, overlap, batch)
+        return self.predict_window_reach(*args)[0]
+
+    def predict_window_reach(
+        self,
+        fines: Sequence[Source],
+        coarses: Sequence[Source],
+        target: Source,
+        shape: tuple[int, int],
+        window: Window,
+        tile: int,
+        overlap: int,
+        batch: int = 1,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`predict_window` and its ``(h, w)`` :meth:`reach` of invalid inputs."""
         r0, c0 = int(window.row_off), int(window.col_off)
         h, w = int(window.height), int(window.width)
         out = np.full((len(self.mean), h, w), np.nan, dtype=np.float32)
+        near = np.zeros((h, w), bool)
         tiles = [
             Window(tc, tr, min(tile, shape[1] - tc), min(tile, shape[0] - tr))
             for tr in range(r0 // tile * tile, r0 + h, tile)
@@ -241,10 +382,11 @@ class Predictor:
                     dr, dc = tr - int(e.inside.row_off), tc - int(e.inside.col_off)
                     a0, a1 = max(tr, r0), min(tr + int(t.height), r0 + h)
                     b0, b1 = max(tc, c0), min(tc + int(t.width), c0 + w)
-                    out[:, a0 - r0 : a1 - r0, b0 - c0 : b1 - c0] = pred[
-                        :, dr + a0 - tr : dr + a1 - tr, dc + b0 - tc : dc + b1 - tc
-                    ]
-        return out
+                    rows = slice(dr + a0 - tr, dr + a1 - tr)
+                    cols = slice(dc + b0 - tc, dc + b1 - tc)
+                    out[:, a0 - r0 : a1 - r0, b0 - c0 : b1 - c0] = pred[:, rows, cols]
+                    near[a0 - r0 : a1 - r0, b0 - c0 : b1 - c0] = self.reach(e, pred)[rows, cols]
+        return out, near
 
 
 def _ramp(n: int, lead: int, trail: int, overlap: int) -> np.ndarray:
@@ -266,6 +408,43 @@ def _grown(tile: Window, overlap: int) -> tuple[tuple[int, int], tuple[int, int]
     return rows, cols
 
 
+def _image(a: Any, what: str) -> np.ndarray:
+    """An in-memory image as float32 ``(band, y, x)``: a 2-D ``(y, x)`` array is one band."""
+    arr = np.asarray(a, dtype=np.float32)
+    if arr.ndim == 2:
+        return arr[None]
+    if arr.ndim != 3:
+        raise InvalidParameterError(
+            f"{what}: expected a (band, y, x) or (y, x) array, got shape {arr.shape}."
+        )
+    return arr
+
+
+def _arrays_model(model: Predictor | Checkpoint | str, method: str, device: str) -> Predictor:
+    """``predict_arrays``'s model: a predictor, a checkpoint or its path, or ``demo`` /
+    ``shipped`` (the shipped weights of ``method``, as the estimators' ``weights``)."""
+    if isinstance(model, Predictor):
+        return model
+    if isinstance(model, str) and model in ("demo", "shipped"):
+        from stfusion.run_config import shipped_weights
+
+        path = shipped_weights(method)
+        if not path.exists():
+            raise InvalidParameterError(
+                f"weights {model!r}: no shipped weights of {method!r} ({path} is missing); "
+                "give method= one of dcstfn, edcstfn, ganstfm, vitgan, student, stfdcnn, or "
+                "a checkpoint path."
+            )
+        model = str(path)
+    if method == "stfdcnn" or (
+        not isinstance(model, Checkpoint) and str(model).endswith("stfdcnn_multisite.ckpt")
+    ):
+        from stfusion.dl.infer_stfdcnn import STFDCNNPredictor
+
+        return STFDCNNPredictor(model, device)
+    return Predictor(model, device)
+
+
 def predict_arrays(
     model: Predictor | Checkpoint | str,
     pairs: Sequence[tuple[np.ndarray, np.ndarray]],
@@ -276,23 +455,49 @@ def predict_arrays(
     blend: str = "crop",
     device: str = "auto",
     batch: int = 1,
+    method: str = "edcstfn",
 ) -> np.ndarray:
     """Predict from in-memory ``(band, y, x)`` arrays in physical units (no checks on
-    bands or scale: :class:`stfusion.methods.deep` does those for scenes).
+    bands or scale: :class:`stfusion.methods.deep` does those for scenes); a 2-D ``(y, x)``
+    array is one band, and the result is then ``(1, y, x)`` (as the estimators return).
+
+    ``model``: a :class:`Predictor`, a :class:`Checkpoint` or its path, or ``"demo"`` /
+    ``"shipped"``: the shipped weights of ``method`` (default ``edcstfn``).
 
     ``blend="crop"``: halo-cropped tiles (exact when ``overlap >= radius``), ``batch`` tiles
     per forward pass; ``"weighted"``: linearly weighted averaging of the grown tiles.
+    ``overlap`` (default: the receptive field rounded up to the network's multiple and 8)
+    below the receptive field warns (:class:`stfusion.errors.STFusionWarning`) with
+    ``blend="crop"``: tile borders may show seams.
     """
-    pred = model if isinstance(model, Predictor) else Predictor(model, device)
-    pred.set_stats([np.asarray(f, np.float32) for f, _ in pairs])
+    pred = _arrays_model(model, method, device)
+    arrays = [(_image(fi, "fine image"), _image(co, "coarse image")) for fi, co in pairs]
+    tgt = _image(coarse_target, "coarse target")
+    for fi, co in arrays:
+        if fi.shape != tgt.shape or co.shape != tgt.shape:
+            raise InvalidParameterError(
+                f"pair shapes {fi.shape} and {co.shape} differ from the coarse target's "
+                f"{tgt.shape}: give every image on the fine grid with the same bands."
+            )
+    pred.set_stats([fi for fi, _ in arrays])
     if overlap is None:
         overlap = default_overlap(pred.radius, pred.multiple)
     pred.check_tiling(tile, overlap)
-    tgt = np.asarray(coarse_target, dtype=np.float32)
+    if blend == "crop" and overlap < pred.radius:
+        import warnings
+
+        from stfusion.errors import STFusionWarning
+
+        warnings.warn(
+            f"{pred.net.name}: overlap {overlap} px is below the receptive field "
+            f"({pred.radius} px); tile borders may show seams (blend='weighted' smooths them).",
+            STFusionWarning,
+            stacklevel=2,
+        )
     h, w = tgt.shape[-2:]
     grid = Grid(crs=None, transform=Affine.identity(), width=w, height=h)
-    fines = [ArraySource(np.asarray(f, np.float32), grid) for f, _ in pairs]
-    coarses = [ArraySource(np.asarray(c, np.float32), grid) for _, c in pairs]
+    fines = [ArraySource(fi, grid) for fi, _ in arrays]
+    coarses = [ArraySource(co, grid) for _, co in arrays]
     target = ArraySource(tgt, grid)
     shape = (h, w)
     if blend == "crop":
@@ -301,7 +506,7 @@ def predict_arrays(
     if blend != "weighted":
         raise InvalidParameterError(f"blend {blend!r}: choose crop or weighted.")
     acc = np.zeros((target.count, h, w))
-    wsum = np.zeros((h, w))
+    wsum = np.zeros((target.count, h, w))
     for t in windows_covering(shape, tile):
         r, c, th, tw = int(t.row_off), int(t.col_off), int(t.height), int(t.width)
         ext = pred.extent_inputs(fines, coarses, target, shape, *_grown(t, overlap))
@@ -310,12 +515,11 @@ def predict_arrays(
         ih, iw = int(inside.height), int(inside.width)
         wr = _ramp(ih, r - ir, ir + ih - (r + th), overlap)
         wc = _ramp(iw, c - ic, ic + iw - (c + tw), overlap)
-        wgt = wr[:, None] * wc[None, :]
-        ok = np.isfinite(p).all(0)
-        wgt = np.where(ok, wgt, 0.0)
+        ok = np.isfinite(p)  # per band: a band may be NaN where the others are not
+        wgt = np.where(ok, (wr[:, None] * wc[None, :])[None], 0.0)
         acc[:, ir : ir + ih, ic : ic + iw] += np.where(ok, p, 0.0) * wgt
-        wsum[ir : ir + ih, ic : ic + iw] += wgt
+        wsum[:, ir : ir + ih, ic : ic + iw] += wgt
     with np.errstate(invalid="ignore", divide="ignore"):
         out = acc / wsum
-    out[:, wsum == 0] = np.nan
+    out[wsum == 0] = np.nan
     return out.astype(np.float32)

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from stfusion.dl.checkpoint import Checkpoint
+from stfusion.dl.checkpoint import Checkpoint, load_weights
 from stfusion.dl.infer import Predictor
 from stfusion.dl.networks.stfdcnn import STFDCNNNet
 
@@ -24,10 +24,10 @@ def load_network(checkpoint: Checkpoint, state: str = "best") -> Any:
         from stfusion.dl.networks.agnostic import AgnosticNet
 
         wrapped = AgnosticNet(STFDCNNNet.from_config(data["network"]))
-        wrapped.load_state_dict(sd)
+        load_weights(wrapped, sd, checkpoint.path)
         return wrapped.eval()
     net = STFDCNNNet.from_config(data["network"])
-    net.load_state_dict(sd)
+    load_weights(net, sd, checkpoint.path)
     # HPM must use the statistics the Predictor normalises with (the same in trained
     # checkpoints; a generic random_checkpoint leaves the buffers at 0 / 1).
     net.norm_mean.copy_(torch.as_tensor(checkpoint.mean))

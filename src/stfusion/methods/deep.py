@@ -207,7 +207,7 @@ class DeepMethod(FusionMethod):
     #: Training dates of the default (shipped demo) weights, for ``bench.applicable``.
     training_dates: ClassVar[tuple[str, ...]] = DEMO_DATES
     training_sites: ClassVar[tuple[TrainingSite, ...]] = DEMO_SITES
-    tags: ClassVar[MethodTags] = MethodTags(needs_torch=True)
+    tags: ClassVar[MethodTags] = MethodTags(needs_torch=True, quality=("fallback",))
     params: ClassVar[tuple[Param, ...]] = (
         Param(
             "weights",
@@ -396,8 +396,14 @@ class DeepMethod(FusionMethod):
         return super().plan(mem_limit_mb, window_size or side, workers)
 
     def predict_window(self, window: Window) -> np.ndarray:
+        return self.predict_window_quality(window)[0]
+
+    def predict_window_quality(self, window: Window) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """The prediction, and ``fallback`` 1 where a value was made with filled inputs: an
+        input pixel of that band invalid (NaN, masked) within the network's own receptive
+        field (:meth:`stfusion.dl.infer.Predictor.reach`)."""
         scene = self.scene_
-        return self.predictor_.predict_window(
+        pred, near = self.predictor_.predict_window_reach(
             [f for f, _ in scene.pairs],
             [c for _, c in scene.pairs],
             self.target_,
@@ -407,6 +413,7 @@ class DeepMethod(FusionMethod):
             self.overlap_,
             self.batch_,
         )
+        return pred, {"fallback": near.astype(np.float32)}
 
 
 class DCSTFN(DeepMethod):
@@ -415,7 +422,7 @@ class DCSTFN(DeepMethod):
     name = "dcstfn"
     title = "DCSTFN (deep CNN)"
     paper = "Tan et al. 2018, Remote Sens. 10(7) 1066"
-    tags = MethodTags(min_pairs=1, max_pairs=1, needs_torch=True)
+    tags = MethodTags(min_pairs=1, max_pairs=1, needs_torch=True, quality=("fallback",))
 
 
 class EDCSTFN(DeepMethod):
@@ -424,7 +431,7 @@ class EDCSTFN(DeepMethod):
     name = "edcstfn"
     title = "EDCSTFN (deep CNN)"
     paper = "Tan et al. 2019, Remote Sens. 11(24) 2898"
-    tags = MethodTags(min_pairs=1, max_pairs=2, needs_torch=True)
+    tags = MethodTags(min_pairs=1, max_pairs=2, needs_torch=True, quality=("fallback",))
 
 
 class GANSTFM(DeepMethod):
@@ -443,7 +450,7 @@ class GANSTFM(DeepMethod):
     uses_coarse_ref = False
     title = "GAN-STFM (conditional GAN)"
     paper = "Tan et al. 2022, IEEE TGRS 60"
-    tags = MethodTags(min_pairs=1, max_pairs=1, needs_torch=True)
+    tags = MethodTags(min_pairs=1, max_pairs=1, needs_torch=True, quality=("fallback",))
     params = (
         *DeepMethod.params,
         Param(

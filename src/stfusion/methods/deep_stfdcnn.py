@@ -48,7 +48,7 @@ class STFDCNN(DeepMethod):
     name = "stfdcnn"
     title = "STFDCNN (deep CNN)"
     paper = "Song et al. 2018, IEEE JSTARS 11(3) 821-829"
-    tags = MethodTags(min_pairs=2, max_pairs=2, needs_torch=True)
+    tags = MethodTags(min_pairs=2, max_pairs=2, needs_torch=True, quality=("fallback",))
     training_dates = STFDCNN_DEMO_DATES
     params = tuple(_TILE if p.name == "tile" else p for p in DeepMethod.params)
 

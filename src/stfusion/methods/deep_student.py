@@ -37,7 +37,7 @@ class Student(DeepMethod):
     name = "student"
     title = "Distilled student CNN (fast)"
     paper = "Hinton et al. 2015, arXiv:1503.02531 (knowledge distillation)"
-    tags = MethodTags(min_pairs=1, max_pairs=1, needs_torch=True)
+    tags = MethodTags(min_pairs=1, max_pairs=1, needs_torch=True, quality=("fallback",))
     params = (
         Param(
             "weights",
