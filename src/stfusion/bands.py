@@ -220,3 +220,40 @@ def require_roles(
             f"(--param {param}=landsat7, landsat8 or modis)."
         )
     return tuple(list(roles).index(r) for r in needed)
+
+
+def band_indices(
+    spec: str,
+    band_names: Sequence[str],
+    bands: str | Sequence[str],
+    *,
+    method: str,
+    param: str = "similarity_bands",
+) -> list[int]:
+    """0-based indices of a comma list of 1-based band numbers and roles (``'red,nir'``,
+    ``'3,4'``), as a method parameter ``param`` gives them; roles are read from
+    ``band_names`` or the method's ``bands`` parameter (:func:`resolve_band_roles`). Refuses
+    numbers beyond the bands, roles not found and a band named twice."""
+    count = len(band_names)
+    roles: tuple[str, ...] | None = None
+    out: list[int] = []
+    for item in (t.strip() for t in spec.strip().lower().split(",") if t.strip()):
+        if item.isdigit():
+            k = int(item)
+            if not 1 <= k <= count:
+                raise InvalidParameterError(
+                    f"--param {param}={spec}: band {k} does not exist; the images have bands "
+                    f"1 to {count}."
+                )
+            out.append(k - 1)
+            continue
+        if roles is None:
+            roles = resolve_band_roles(band_names, bands)
+        out.extend(
+            require_roles(
+                roles, [item], method=method, file_band_names=band_names, why=f"({param}={spec})"
+            )
+        )
+    if len(set(out)) != len(out):
+        raise InvalidParameterError(f"--param {param}={spec}: a band is named twice.")
+    return out

@@ -91,7 +91,7 @@ from numbers import Integral
 import numpy as np
 from rasterio.windows import Window
 
-from stfusion.bands import require_roles, resolve_band_roles
+from stfusion.bands import band_indices
 from stfusion.coarse import NativeGrid, block_mean, cubic_at, integer_ratio, native_grid
 from stfusion.errors import InvalidParameterError
 from stfusion.io import Source
@@ -237,39 +237,10 @@ class FitFC(FusionMethod):
     # ------------------------------------------------------------------------------ state
 
     def _similarity_indices(self, scene: Scene) -> np.ndarray:
-        spec = self.similarity_bands.strip().lower()
-        count = scene.count
-        if spec == "all":
-            return np.arange(count)
-        items = [s.strip() for s in spec.split(",") if s.strip()]
-        roles: tuple[str, ...] | None = None
-        out: list[int] = []
-        for item in items:
-            if item.isdigit():
-                k = int(item)
-                if not 1 <= k <= count:
-                    raise InvalidParameterError(
-                        f"--param similarity_bands={self.similarity_bands}: band {k} does not "
-                        f"exist; the images have bands 1 to {count}."
-                    )
-                out.append(k - 1)
-                continue
-            if roles is None:
-                roles = resolve_band_roles(scene.band_names, self.bands)
-            out.extend(
-                require_roles(
-                    roles,
-                    [item],
-                    method="fitfc",
-                    file_band_names=scene.band_names,
-                    why=f"(similarity_bands={self.similarity_bands})",
-                )
-            )
-        if len(set(out)) != len(out):
-            raise InvalidParameterError(
-                f"--param similarity_bands={self.similarity_bands}: a band is named twice."
-            )
-        return np.asarray(out, dtype=np.int64)
+        if self.similarity_bands.strip().lower() == "all":
+            return np.arange(scene.count)
+        idx = band_indices(self.similarity_bands, scene.band_names, self.bands, method="fitfc")
+        return np.asarray(idx, dtype=np.int64)
 
     def _fit(self, scene: Scene) -> None:
         # Native coarse pixels for a coarse image on its own grid, else R x R blocks.

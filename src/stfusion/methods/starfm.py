@@ -84,7 +84,7 @@ from numbers import Integral
 import numpy as np
 from rasterio.windows import Window
 
-from stfusion.bands import ROLES, require_roles, resolve_band_roles
+from stfusion.bands import ROLES, band_indices, resolve_band_roles
 from stfusion.errors import InvalidParameterError
 from stfusion.io import Source
 from stfusion.kernels.starfm import BIG, starfm_accumulate, starfm_bounds, starfm_prepare
@@ -327,33 +327,8 @@ class STARFM(FusionMethod):
                 "bands=..., e.g. bands=green,red,nir, for the paper's red and NIR test)"
             )
             return None
-        count = scene.count
-        out: list[int] = []
-        for item in (t.strip() for t in spec.split(",")):
-            if item.isdigit():
-                k = int(item)
-                if not 1 <= k <= count:
-                    raise InvalidParameterError(
-                        f"--param similarity_bands={self.similarity_bands}: band {k} does not "
-                        f"exist; the images have bands 1 to {count}."
-                    )
-                out.append(k - 1)
-                continue
-            roles = resolve_band_roles(scene.band_names, self.bands)
-            out.extend(
-                require_roles(
-                    roles,
-                    [item],
-                    method="starfm",
-                    file_band_names=scene.band_names,
-                    why=f"(similarity_bands={self.similarity_bands})",
-                )
-            )
-        if len(set(out)) != len(out):
-            raise InvalidParameterError(
-                f"--param similarity_bands={self.similarity_bands}: a band is named twice."
-            )
-        return np.asarray(out, dtype=np.int64)
+        idx = band_indices(self.similarity_bands, scene.band_names, self.bands, method="starfm")
+        return np.asarray(idx, dtype=np.int64)
 
     def _prepare(self, target: Source) -> None:
         pass
