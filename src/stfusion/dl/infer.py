@@ -337,24 +337,11 @@ class Predictor:
         tile: int,
         overlap: int,
         batch: int = 1,
-    ) -> np.ndarray:
-        """Any window of the scene, assembled from the scene-anchored tiles it touches,
-        ``batch`` tiles of one size per forward pass."""
-        args = (fines, coarses, target, shape, window, tile, overlap, batch)
-        return self.predict_window_reach(*args)[0]
-
-    def predict_window_reach(
-        self,
-        fines: Sequence[Source],
-        coarses: Sequence[Source],
-        target: Source,
-        shape: tuple[int, int],
-        window: Window,
-        tile: int,
-        overlap: int,
-        batch: int = 1,
+        reach: bool = False,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """:meth:`predict_window` and its ``(h, w)`` :meth:`reach` of invalid inputs."""
+        """Any window of the scene, assembled from the scene-anchored tiles it touches,
+        ``batch`` tiles of one size per forward pass; with ``reach``, also its ``(h, w)``
+        :meth:`reach` of invalid inputs (all False without)."""
         r0, c0 = int(window.row_off), int(window.col_off)
         h, w = int(window.height), int(window.width)
         out = np.full((len(self.mean), h, w), np.nan, dtype=np.float32)
@@ -385,7 +372,8 @@ class Predictor:
                     rows = slice(dr + a0 - tr, dr + a1 - tr)
                     cols = slice(dc + b0 - tc, dc + b1 - tc)
                     out[:, a0 - r0 : a1 - r0, b0 - c0 : b1 - c0] = pred[:, rows, cols]
-                    near[a0 - r0 : a1 - r0, b0 - c0 : b1 - c0] = self.reach(e, pred)[rows, cols]
+                    if reach:
+                        near[a0 - r0 : a1 - r0, b0 - c0 : b1 - c0] = self.reach(e, pred)[rows, cols]
         return out, near
 
 
@@ -502,7 +490,7 @@ def predict_arrays(
     shape = (h, w)
     if blend == "crop":
         whole = Window(0, 0, w, h)
-        return pred.predict_window(fines, coarses, target, shape, whole, tile, overlap, batch)
+        return pred.predict_window(fines, coarses, target, shape, whole, tile, overlap, batch)[0]
     if blend != "weighted":
         raise InvalidParameterError(f"blend {blend!r}: choose crop or weighted.")
     acc = np.zeros((target.count, h, w))

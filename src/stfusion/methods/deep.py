@@ -396,14 +396,18 @@ class DeepMethod(FusionMethod):
         return super().plan(mem_limit_mb, window_size or side, workers)
 
     def predict_window(self, window: Window) -> np.ndarray:
-        return self.predict_window_quality(window)[0]
+        return self._predict(window, reach=False)[0]
 
     def predict_window_quality(self, window: Window) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """The prediction, and ``fallback`` 1 where a value was made with filled inputs: an
         input pixel of that band invalid (NaN, masked) within the network's own receptive
         field (:meth:`stfusion.dl.infer.Predictor.reach`)."""
+        pred, near = self._predict(window, reach=True)
+        return pred, {"fallback": near.astype(np.float32)}
+
+    def _predict(self, window: Window, reach: bool) -> tuple[np.ndarray, np.ndarray]:
         scene = self.scene_
-        pred, near = self.predictor_.predict_window_reach(
+        return self.predictor_.predict_window(
             [f for f, _ in scene.pairs],
             [c for _, c in scene.pairs],
             self.target_,
@@ -412,8 +416,8 @@ class DeepMethod(FusionMethod):
             int(self.tile),
             self.overlap_,
             self.batch_,
+            reach=reach,
         )
-        return pred, {"fallback": near.astype(np.float32)}
 
 
 class DCSTFN(DeepMethod):
