@@ -34,12 +34,11 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from affine import Affine
 from rasterio.windows import Window
 
 from stfusion.dl.checkpoint import Checkpoint, load_checkpoint
-from stfusion.dl.networks.agnostic import SLOPE_MAX, SLOPE_PRIOR, AgnosticNet
+from stfusion.dl.networks.agnostic import SLOPE_MAX, SLOPE_PRIOR, AgnosticNet, box_sum
 from stfusion.errors import InvalidParameterError
 from stfusion.io import ArraySource, Grid, Source
 from stfusion.run_config import PRECISIONS, is_inference_device
@@ -99,17 +98,8 @@ def masked_box(x: torch.Tensor, valid: torch.Tensor, radius: int) -> torch.Tenso
     ``box(x, radius)``."""
     if radius <= 0:
         return x
-    k = 2 * radius + 1
     v = valid.to(x.dtype)
-
-    def sums(a: torch.Tensor) -> torch.Tensor:
-        pad = F.pad(a, (radius, radius, radius, radius), mode="replicate").double()
-        run = torch.cumsum(F.pad(pad, (1, 0)), dim=-1)
-        rows = run[..., k:] - run[..., :-k]
-        run = torch.cumsum(F.pad(rows, (0, 0, 1, 0)), dim=-2)
-        return run[..., k:, :] - run[..., :-k, :]
-
-    total, count = sums(x * v), sums(v)
+    total, count = box_sum(x * v, radius), box_sum(v, radius)
     mean = torch.where(count > 0, total / count.clamp_min(1.0), torch.zeros_like(total))
     return mean.to(x.dtype)
 

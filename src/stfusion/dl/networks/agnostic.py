@@ -93,11 +93,18 @@ def box(x: torch.Tensor, radius: int) -> torch.Tensor:
     if radius <= 0:
         return x
     k = 2 * radius + 1
+    return (box_sum(x, radius) / (k * k)).to(x.dtype)
+
+
+def box_sum(x: torch.Tensor, radius: int) -> torch.Tensor:
+    """Sum over a ``(2 radius + 1)`` square box, edge-replicated (same size), float64
+    (:func:`box` without the division)."""
+    k = 2 * radius + 1
     pad = F.pad(x, (radius, radius, radius, radius), mode="replicate").double()
     run = torch.cumsum(F.pad(pad, (1, 0)), dim=-1)
     rows = run[..., k:] - run[..., :-k]
     run = torch.cumsum(F.pad(rows, (0, 0, 1, 0)), dim=-2)
-    return ((run[..., k:, :] - run[..., :-k, :]) / (k * k)).to(x.dtype)
+    return run[..., k:, :] - run[..., :-k, :]
 
 
 def zero_last_layer(net: nn.Module) -> None:
