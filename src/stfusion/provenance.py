@@ -10,26 +10,12 @@ from __future__ import annotations
 
 import datetime as _dt
 import shlex
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import stfusion
 from stfusion.io import AlignedSource, FileSource, Source
-
-
-def wrapped(src: Source) -> Iterator[Source]:
-    """``src`` and the sources it wraps, outermost first: an aligned coarse image's native
-    one, a masked image's own (``source``), down to the file (or the in-memory array)."""
-    node: Any = src
-    while isinstance(node, Source):
-        yield node
-        node = node.native if isinstance(node, AlignedSource) else getattr(node, "source", None)
-
-
-def underlying_source(src: Source) -> Source:
-    """The source a wrapper reads, down to the file (or the in-memory array)."""
-    *_, innermost = wrapped(src)
-    return innermost
+from stfusion.io.sources import underlying_source, wrapped
 
 
 def _input(src: Source) -> str:

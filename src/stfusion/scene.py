@@ -44,7 +44,7 @@ from stfusion.io import (
     resolution_ratio,
 )
 from stfusion.io.dataarray import dataarray_source
-from stfusion.io.sources import physical, stored_as
+from stfusion.io.sources import physical, stored_as, underlying_source
 
 log = logging.getLogger("stfusion")
 
@@ -279,13 +279,8 @@ def warn_band_order(ref: Source, others: Sequence[Source], fix: str | None = Non
 def _scale_in_effect(src: Source) -> float:
     """The scale that made ``src``'s values physical (its file's or array's, under any
     wrappers: an aligned coarse image, a mask); 1 when none is known."""
-    node: Any = src
-    while isinstance(node, Source):
-        if isinstance(node, FileSource | ArraySource):
-            scale = float(getattr(node, "scale", 1.0) or 1.0)
-            return abs(scale) if math.isfinite(scale) and scale != 0 else 1.0
-        node = node.native if isinstance(node, AlignedSource) else getattr(node, "source", None)
-    return 1.0
+    scale = float(getattr(underlying_source(src), "scale", 1.0) or 1.0)
+    return abs(scale) if math.isfinite(scale) else 1.0
 
 
 def check_scales(

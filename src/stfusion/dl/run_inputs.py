@@ -27,8 +27,8 @@ from stfusion.dl.train_log import log_paths
 from stfusion.errors import OutputExistsError, STFusionWarning
 from stfusion.io import FileSource, Source
 from stfusion.io.files import file_stat
+from stfusion.io.sources import wrapped
 from stfusion.io.writing import OTHER_FORMATS
-from stfusion.provenance import wrapped
 
 __all__ = [
     "check_out",

@@ -501,6 +501,21 @@ class FineSizedSource(AlignedSource):
     native_pixels: ClassVar[bool] = False
 
 
+def wrapped(src: Source) -> Iterator[Source]:
+    """``src`` and the sources it wraps, outermost first: an aligned coarse image's native
+    one, a masked image's own (``source``), down to the file (or the in-memory array)."""
+    node: Any = src
+    while isinstance(node, Source):
+        yield node
+        node = node.native if isinstance(node, AlignedSource) else getattr(node, "source", None)
+
+
+def underlying_source(src: Source) -> Source:
+    """The source a wrapper reads, down to the file (or the in-memory array)."""
+    *_, innermost = wrapped(src)
+    return innermost
+
+
 def inspect_raster(path: str | os.PathLike[str], scaling: Scaling | None = None) -> RasterInfo:
     """Describe how a file would be read (grid, bands, nodata, scaling)."""
     src = FileSource(str(path), scaling or Scaling())

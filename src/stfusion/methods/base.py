@@ -25,9 +25,10 @@ from rasterio.windows import Window
 
 from stfusion.errors import InvalidParameterError, OutputExistsError, STFusionWarning
 from stfusion.io import AlignedSource, Grid, RasterWriter, Scaling, Source, to_dataarray
+from stfusion.io.sources import underlying_source
 from stfusion.methods.params import RATIO as RATIO  # re-exported: api.split_ratio
 from stfusion.methods.params import MethodTags, Param
-from stfusion.provenance import provenance_tags, underlying_source
+from stfusion.provenance import provenance_tags
 from stfusion.quality import QUALITY_BANDS as QUALITY_BANDS  # re-exported, as before
 from stfusion.quality import SplitSink, WithQuality, quality_band_names
 from stfusion.quality import quality_layer as quality_layer  # re-exported, as before

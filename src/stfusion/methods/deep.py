@@ -189,7 +189,7 @@ def _date_in_name(source: Source) -> Any:
     from stfusion.dates import date_from_name
     from stfusion.errors import STFusionError
     from stfusion.io import FileSource
-    from stfusion.provenance import underlying_source
+    from stfusion.io.sources import underlying_source
 
     src = underlying_source(source)
     if not isinstance(src, FileSource):

@@ -467,7 +467,7 @@ def _warn_degenerate_pairs(scene: Scene) -> None:
     """ESTARFM's pairs bracket the target (t_m < t_0 < t_n) and differ: say so when they do
     not (it still runs, but its conversion coefficients and temporal weights then have no
     change between the pairs to learn from, or extrapolate)."""
-    from stfusion.provenance import underlying_source
+    from stfusion.io.sources import underlying_source
 
     paths = [getattr(underlying_source(x), "path", None) for pair in scene.pairs for x in pair]
     f1, c1, f2, c2 = paths  # None for in-memory images: nothing to compare
