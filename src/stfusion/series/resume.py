@@ -90,6 +90,23 @@ def _per_file(identities: Sequence[Any]) -> dict[str, list[Any]]:
     return files
 
 
+def stale_reason(tags: dict[str, str], inputs: Sequence[Any]) -> str:
+    """Why an output with ``tags`` was not made from ``inputs`` by this stfusion (its inputs
+    changed, or the version); "" when it was."""
+    if tags.get("STFUSION_SERIES_INPUTS_KEY") != inputs_key(inputs):
+        try:
+            old = json.loads(tags.get("STFUSION_SERIES_INPUTS", ""))
+        except ValueError:
+            old = None
+        return f"inputs changed ({changed_inputs(old, inputs)})"
+    if tags.get("STFUSION_VERSION") != stfusion.__version__:
+        return (
+            f"stfusion version changed ({tags.get('STFUSION_VERSION') or '?'} -> "
+            f"{stfusion.__version__})"
+        )
+    return ""
+
+
 def resume_record(
     rec: DateRecord, path: Path, grid: Grid, count: int, dtype: str, inputs: list[list[Any]]
 ) -> tuple[bool, str]:
@@ -100,19 +117,9 @@ def resume_record(
     """
     state, tags = verify_output(path, grid, count, dtype)
     if state == "ok":
-        if tags.get("STFUSION_SERIES_INPUTS_KEY") != inputs_key(inputs):
-            try:
-                old = json.loads(tags.get("STFUSION_SERIES_INPUTS", ""))
-            except ValueError:
-                old = None
-            why = f"recomputed: inputs changed ({changed_inputs(old, inputs)})"
-            log.info("series: %s: %s", path.name, why)
-            return False, why
-        if tags.get("STFUSION_VERSION") != stfusion.__version__:
-            why = (
-                f"recomputed: stfusion version changed ({tags.get('STFUSION_VERSION') or '?'} "
-                f"-> {stfusion.__version__})"
-            )
+        stale = stale_reason(tags, inputs)
+        if stale:
+            why = f"recomputed: {stale}"
             log.info("series: %s: %s", path.name, why)
             return False, why
         rec.status = tags.get("STFUSION_SERIES_STATUS", "predicted")

@@ -10,15 +10,13 @@ Only files ``stfusion series`` wrote for that date (tagged with it) are ever rem
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 from pathlib import Path
 from typing import Any
 
-import stfusion
 from stfusion.io import Grid
 from stfusion.series.outputs import verify_output
-from stfusion.series.resume import changed_inputs, inputs_key
+from stfusion.series.resume import stale_reason
 
 log = logging.getLogger("stfusion")
 
@@ -30,18 +28,7 @@ def why_not_current(state: str, tags: dict[str, str], key: str, inputs: list[lis
         return "damaged or incomplete"
     if state != "ok" or tags.get("STFUSION_SERIES_KEY") != key:
         return "made with other settings"
-    if tags.get("STFUSION_SERIES_INPUTS_KEY") != inputs_key(inputs):
-        try:
-            old = json.loads(tags.get("STFUSION_SERIES_INPUTS", ""))
-        except ValueError:
-            old = None
-        return f"inputs changed ({changed_inputs(old, inputs)})"
-    if tags.get("STFUSION_VERSION") != stfusion.__version__:
-        return (
-            f"stfusion version changed ({tags.get('STFUSION_VERSION') or '?'} -> "
-            f"{stfusion.__version__})"
-        )
-    return ""
+    return stale_reason(tags, inputs)
 
 
 def drop_earlier_output(
