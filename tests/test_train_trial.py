@@ -205,6 +205,37 @@ def test_overwrite_keeps_the_earlier_run_until_its_first_epoch(pairs: list, tmp_
     assert not (tmp_path / "new").exists()
 
 
+def test_a_killed_overwrite_run_leaves_nothing_set_aside(pairs: list, tmp_path: Path) -> None:
+    """A run killed by SIGKILL (out of memory) cannot clean up: the earlier run's state stayed
+    hidden as .m.lightning.<pid>.previous for ever, and --resume refused. The next run puts
+    it back when it is still m.ckpt's, and deletes it when m.ckpt was written since."""
+    out = tmp_path / "m.ckpt"
+    train(pairs, out, TINY)
+    was = digest(out)
+    aside = ".m.lightning.*.previous"
+    # killed before its first epoch: m.ckpt is the earlier run's, so is the state set aside
+    proc = _start(cmd(pairs, out, "--overwrite", "--steps-per-epoch", "100000"))
+    _wait_for(proc, lambda: any(tmp_path.glob(aside)) and (tmp_path / "m.lightning").exists())
+    proc.kill()
+    proc.communicate(timeout=120)
+    assert any(tmp_path.glob(aside)) and digest(out) == was
+    resumed = run_process(*cmd(pairs, out, "--resume", "--epochs", "2", "-q"))
+    assert resumed.returncode == 0, resumed.stderr
+    assert "put back as m.lightning" in resumed.stderr, resumed.stderr
+    assert not any(tmp_path.glob(aside)) and digest(out) != was
+    # killed after saving an epoch: m.ckpt is the new run's, the state set aside is stale
+    was = digest(out)
+    proc = _start(cmd(pairs, out, "--overwrite", "--epochs", "100000"))
+    _wait_for(proc, lambda: any(tmp_path.glob(aside)) and digest(out) != was)
+    proc.kill()
+    proc.communicate(timeout=120)
+    assert any(tmp_path.glob(aside))
+    again = run_process(*cmd(pairs, out, "--overwrite", "-q"))
+    assert again.returncode == 0, again.stderr
+    assert "deleted: m.ckpt was written after it was set aside" in again.stderr, again.stderr
+    assert not any(tmp_path.glob(aside))
+
+
 def test_failing_overwrite_run_restores_the_earlier_state(
     pairs: list, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

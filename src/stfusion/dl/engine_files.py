@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,9 +17,9 @@ from typing import Any
 import torch
 
 from stfusion.dl.engine_settings import lightning_dir, resume_path
-from stfusion.errors import InvalidParameterError, RunInterrupted
+from stfusion.errors import InvalidParameterError, RunInterrupted, STFusionWarning
 
-__all__ = ["check_resumable", "check_resume_state", "claim_output"]
+__all__ = ["check_resumable", "check_resume_state", "claim_output", "recover_killed_run"]
 
 #: The name of the earlier run's state, set aside while a new run has saved nothing.
 _ASIDE = ".{name}.{pid}.previous"
@@ -56,6 +57,61 @@ def _remove_made(folder: Path, made: Path | None) -> None:
             return
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # someone else's process: leave its state alone
+    return True
+
+
+def _run_id(path: Path, recorded: bool) -> str | None:
+    """The run id in checkpoint ``path`` (``recorded``: in a resume state's RunRecorder)."""
+    try:
+        data: Any = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # missing, truncated: no id to match
+        return None
+    if not isinstance(data, dict):
+        return None
+    if recorded:
+        data = (data.get("callbacks") or {}).get("RunRecorder") or {}
+    value = data.get("run_id") if isinstance(data, dict) else None
+    return str(value) if value else None
+
+
+def recover_killed_run(out: Path) -> None:
+    """Settle the earlier training state a killed run (SIGKILL, out of memory) left set aside
+    beside ``out``: put it back when it is still ``out``'s state (the run was killed before
+    saving its first epoch), delete it when ``out`` was written after it was set aside (it
+    belongs to a checkpoint that no longer exists). Says what it did in a warning.
+    """
+    root = lightning_dir(out)
+    for aside in sorted(out.parent.glob(_ASIDE.format(name=root.name, pid="*"))):
+        pid = aside.name[len(root.name) + 2 : -len(".previous")]
+        if not pid.isdigit() or _alive(int(pid)) or not aside.is_dir():
+            continue
+        mine = _run_id(out, recorded=False)
+        theirs = _run_id(aside / Path(resume_path(out)).name, recorded=True)
+        if mine and theirs:
+            current = mine == theirs
+        else:  # written before run ids: was out written after the state was set aside?
+            current = out.exists() and out.stat().st_mtime_ns <= aside.stat().st_ctime_ns
+        if current:
+            shutil.rmtree(root, ignore_errors=True)  # what the killed run began
+            os.replace(aside, root)
+            what = f"put back as {root.name}: it is still the training state of {out.name}"
+        else:
+            shutil.rmtree(aside, ignore_errors=True)
+            what = f"deleted: {out.name} was written after it was set aside"
+        warnings.warn(
+            f"{aside}, set aside by a training run that was killed (process {pid}), {what}.",
+            STFusionWarning,
+            stacklevel=2,
+        )
+
+
 @contextlib.contextmanager
 def claim_output(out: Path, resume: bool) -> Iterator[None]:
     """Run the body as the run that writes ``out``; until the body has saved ``out`` (its
@@ -69,6 +125,7 @@ def claim_output(out: Path, resume: bool) -> Iterator[None]:
     if any(int(os.environ.get(k) or 0) for k in ("LOCAL_RANK", "NODE_RANK")):
         yield  # a process Lightning started for data-parallel training: the first one owns out
         return
+    recover_killed_run(out)
     root = lightning_dir(out)
     made = _first_missing(out.parent)
     before = _stamp(out)
@@ -111,12 +168,13 @@ def check_resumable(out: Path) -> None:
     """Refuse ``--resume`` without the Lightning state, saying why and what to do."""
     if not out.exists():
         raise InvalidParameterError(f"--resume: {out} does not exist; train without it first.")
+    recover_killed_run(out)
     if resume_path(out).exists():
         return
     left = sorted(out.parent.glob(_ASIDE.format(name=lightning_dir(out).name, pid="*")))
     hint = (
-        f" A run that was killed left an earlier training state in {left[-1]}: rename it to "
-        f"{lightning_dir(out).name} to resume from it."
+        f" Another training run into {out} is under way ({left[-1]} holds the earlier state "
+        "until it saves an epoch): wait for it to end, or stop it."
         if left
         else ""
     )
