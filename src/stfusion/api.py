@@ -277,7 +277,7 @@ def evaluate_files(
     truth_scale: float | None = None,
     truth_offset: float | None = None,
     ratio: float | None = None,
-    data_range: float | str = 1.0,
+    data_range: float | str = "auto",
     scale_check: bool = True,
     mem_limit_mb: float | None = None,
     pred_nodata: float | None = None,
@@ -294,6 +294,10 @@ def evaluate_files(
     out of every score, as truth nodata (``mask_kind``: ``binary``, nonzero = invalid, or a
     QA kind of :mod:`stfusion.qa` decoded with ``mask_flags``). The warnings of the checks
     are also the report's first ``notes``; ``report.inputs`` says how each file was read.
+    ``data_range`` ``"auto"``: ``"truth"`` (each band's valid max - min, as GUIDE pins for
+    variables that are not reflectance) when either file says it holds an index or a
+    temperature (band names such as NDVI or LST, or the ``STFUSION_VARIABLE`` tag), else 1.0
+    (reflectance); a note says which.
 
     Reads both block by block (:func:`stfusion.metrics_blocks.evaluate_blocks`, blocks sized by
     ``mem_limit_mb``, default 1024), so scenes larger than memory can be scored. Refuses
@@ -338,6 +342,9 @@ def evaluate_files(
             for w in caught:
                 warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         found = [str(w.message) for w in caught if issubclass(w.category, STFusionWarning)]
+        if data_range == "auto":
+            data_range, why = _auto_data_range(pred_src, pred_tags, truth_file)
+            found += [why] if why else []
 
         def read(r0: int, c0: int, h: int, w: int, halo: int) -> tuple[Any, Any]:
             win = Window(c0, r0, w, h)
@@ -434,6 +441,20 @@ def _check_evaluation(
             )
             + " (--no-scale-check scores anyway.)"
         )
+
+
+def _auto_data_range(
+    pred: FileSource, pred_tags: dict[str, str], truth: FileSource
+) -> tuple[float | str, str]:
+    """``data_range="auto"``: ``"truth"`` for an index or a temperature, and why; else 1.0."""
+    for src, tags in ((truth, _file_tags(truth.path)), (pred, pred_tags)):
+        if _named_index_or_temperature(src, tags):
+            return "truth", (
+                f"data range for SSIM and PSNR: each band's valid max - min in the truth, since "
+                f"{src.path} holds an index or a temperature (its band names or "
+                "STFUSION_VARIABLE tag); --data-range 1 scores it as reflectance"
+            )
+    return 1.0, ""
 
 
 def _named_index_or_temperature(src: FileSource, tags: dict[str, str]) -> bool:

@@ -340,10 +340,37 @@ def open_mask(
     """
     from stfusion.scene import align_coarse
 
+    raw = _raw(mask)
+    shift = _off_grid(raw, target)
+    if shift:
+        warnings.warn(shift, STFusionWarning, stacklevel=2)
     aligned, _ratio = align_coarse(
-        _raw(mask), target, "nearest", notes if notes is not None else [], mask=True
+        raw, target, "nearest", notes if notes is not None else [], mask=True
     )
     return aligned
+
+
+def _off_grid(mask: Source, target: Source) -> str | None:
+    """A warning when ``mask`` has the image's pixel size and CRS but its pixel edges fall
+    between the image's (made on another grid, or with the pixel-centre origin of another
+    convention): nearest neighbour then moves every mask edge by up to a pixel, silently."""
+    m, t = mask.grid, target.grid
+    if not (m.georeferenced and t.georeferenced) or m.crs != t.crs:
+        return None
+    (mx, my), (tx, ty) = m.res, t.res
+    if abs(mx - tx) > 1e-3 * tx or abs(my - ty) > 1e-3 * ty:
+        return None
+    fx = ((m.transform.c - t.transform.c) / tx) % 1.0
+    fy = ((m.transform.f - t.transform.f) / ty) % 1.0
+    off = max(min(fx, 1 - fx), min(fy, 1 - fy))
+    if off < 0.1:
+        return None
+    return (
+        f"{mask.label}: on a grid shifted by {min(fx, 1 - fx):.2f} px in x and "
+        f"{min(fy, 1 - fy):.2f} px in y against {target.label}'s, with the same pixel size: "
+        "each mask pixel is taken from the nearest one, so masked areas move by up to a "
+        "pixel. Make the mask on the image's grid (e.g. gdalwarp -tap, or -te/-tr of the image)."
+    )
 
 
 def as_mask(mask: Any, image: Source) -> str | Source:

@@ -53,6 +53,9 @@ def metrics_table(report: MetricReport, title: str = "") -> Any:
     table.add_row("mean", *(_fmt(f, report.mean[m]) for m, f in TABLE_METRICS), style="bold")
     ergas = report.mean["ergas"]
     dr = report.data_range
+    if dr == "truth" and report.band_data_range:  # the L each band used
+        lo, hi = min(report.band_data_range), max(report.band_data_range)
+        dr = f"truth (L = {lo:.4g})" if lo == hi else f"truth (L = {lo:.4g} to {hi:.4g})"
     sam = (
         "SAM - (one band: no spectrum)"
         if len(report.band_names) < 2

@@ -23,15 +23,15 @@ def _check_ratio(value: float | None) -> float | None:
 
 
 def _check_data_range(value: str) -> float | str:
-    """``--data-range``: a positive number or 'truth' (a usage error otherwise)."""
-    if value == "truth":
+    """``--data-range``: a positive number, 'truth' or 'auto' (a usage error otherwise)."""
+    if value in ("truth", "auto"):
         return value
     try:
         number = float(value)
     except ValueError:
         number = math.nan
     if not (math.isfinite(number) and number > 0):
-        raise click.BadParameter(f"{value!r}: give a positive number or 'truth'.")
+        raise click.BadParameter(f"{value!r}: give a positive number, 'truth' or 'auto'.")
     return number
 
 
@@ -67,11 +67,12 @@ def _check_data_range(value: str) -> float | str:
 )
 @click.option(
     "--data-range",
-    default="1.0",
+    default="auto",
     show_default=True,
     callback=lambda ctx, param, value: _check_data_range(value),
-    help="Data range for SSIM and PSNR: a number, or 'truth' (the truth's valid max - "
-    "min, for LST or NDVI).",
+    help="Data range for SSIM and PSNR: a number (1 for reflectance), 'truth' (each band's "
+    "valid max - min in the truth, for LST or NDVI), or 'auto' (truth when a file's band "
+    "names or tags say index or temperature, else 1).",
 )
 @click.option(
     "--mem-limit",
