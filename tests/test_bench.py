@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from affine import Affine
 
-from conftest import CIA, REPO, SHARED_DATA, need, write_tif
+from conftest import CIA, REPO, SHARED_DATA, need, run_cli, write_tif
 from stfusion.bench import applicable, check_bench_out, parse_bench_params, run_bench
 from stfusion.cases import Case, load_cases_file, named_cases
 from stfusion.cli import main
@@ -215,7 +215,35 @@ def test_bench_cli(user_case: Path, tmp_path: Path, capsys: pytest.CaptureFixtur
     except SystemExit as exc:
         assert exc.code in (0, None)
     assert "| starfm |" in capsys.readouterr().out
-    assert not (out / "figures").exists()
+    assert not (out / "figures").exists() and not (out / "predictions").exists()
+    # --save-predictions: georeferenced GeoTIFFs that score as the table says
+    kept = tmp_path / "kept"
+    try:
+        main(_bench("tiny", kept, *mine, "--save-predictions", methods="starfm"))
+    except SystemExit as exc:
+        assert exc.code in (0, None)
+    capsys.readouterr()
+    case = load_cases_file(user_case)["tiny"]
+    rows = list(csv.DictReader(open(kept / "metrics.csv")))
+    for method in ("nochange", "additive", "starfm"):
+        tif = kept / "predictions" / "tiny" / f"{method}.tif"
+        assert FileSource(str(tif)).grid.same_as(FileSource(case.truth).grid)
+        code, out_text, err = run_cli(["evaluate", str(tif), case.truth, "--json"], capsys)
+        assert code == 0, err
+        scored = json.loads(out_text)
+        want = next(
+            float(r["value"])
+            for r in rows
+            if (r["method"], r["band"], r["metric"]) == (method, "mean", "rmse")
+        )
+        assert scored["rmse"]["mean"] == pytest.approx(want, rel=1e-6)
+    summary = (kept / "summary.md").read_text()
+    assert "sam (rad)" in summary and "psnr (dB)" in summary
+    assert "truth valid fraction 1.000" in summary
+    assert (
+        "predictions/tiny/starfm.tif"
+        in json.loads((kept / ".stfusion-bench.json").read_text())["files"]
+    )
     with pytest.raises(SystemExit) as exc:
         main(["bench", "--cases", "nope", "--out", str(tmp_path / "c")])
     assert exc.value.code == 1 and "unknown case" in capsys.readouterr().err

@@ -52,6 +52,7 @@ from stfusion.bench_report import (  # SUMMARY_COLUMNS re-exported: its old home
     summary_latex,
     summary_markdown,
     write_csvs,
+    write_predictions,
 )
 from stfusion.cases import Case, check_case_name
 from stfusion.errors import (
@@ -321,13 +322,15 @@ def run_bench(
     progress: Callable[[str], None] | None = None,
     multi_pair: str = "none",
     warmup: bool = False,
+    predictions: bool = False,
 ) -> dict[str, Any]:
     """Run everything, write the outputs into ``out``, return a summary.
 
     ``multi_pair="vip"``: one-pair methods on cases with several pairs run as VIPSTF over
     them (rows ``METHOD+vip``); ``"none"``: they are skipped there. ``warmup``: every method
     runs once first, untimed, on the smallest case with one pair and the smallest with
-    several (:func:`warm_up`), so the seconds are warm.
+    several (:func:`warm_up`), so the seconds are warm. ``predictions``: also write every
+    prediction, ``predictions/CASE/METHOD.tif``.
 
     ``out`` is written as a whole: built in a temporary folder beside it and moved into place
     at the end. An existing ``out`` must be empty, or (with ``overwrite``) an earlier bench
@@ -357,7 +360,8 @@ def run_bench(
             tmp.mkdir()
             started = warm_up(cases, methods, params, multi_pair, progress) if warmup else set()
             how = (multi_pair, warmup, started)
-            results = _run_all(cases, methods, params, tmp, figures, progress, how)
+            outputs = (figures, predictions)
+            results = _run_all(cases, methods, params, tmp, outputs, progress, how)
             _write_manifest(tmp)
             # The earlier output (checked again, now that it can no longer change under its
             # own name) moves aside; atomic_path then renames the new one into place.
@@ -596,14 +600,16 @@ def _run_all(
     methods: Sequence[str],
     params: dict[str, list[str]],
     outdir: Path,
-    figures: bool,
+    outputs: tuple[bool, bool],
     progress: Callable[[str], None] | None,
     how: tuple[str, bool, set[str]] = ("none", False, set()),
 ) -> dict[str, Any]:
-    """Every method on every case, timed and scored; the outputs written into ``outdir``.
+    """Every method on every case, timed and scored; the outputs written into ``outdir``
+    (``outputs``: whether figures, whether predictions too).
     ``how``: ``(multi_pair, warmup)`` as given to :func:`run_bench` (recorded), and the rows
     (``METHOD`` or ``METHOD+vip``) the warm-up ran."""
     multi_pair, warmup, started = how
+    figures, predictions = outputs
     started = set(started)
     runs: list[Run] = []
     figs: dict[str, list[str]] = {}
@@ -632,6 +638,8 @@ def _run_all(
             case_runs.append(run)
         if figures:
             figs[case.name] = case_figures(case, case_runs, truth, names, outdir / "figures")
+        if predictions:
+            write_predictions(case, case_runs, names, _grid(case), outdir / "predictions")
         for r in case_runs:
             r.prediction = None  # free memory; figures are written
         runs.extend(case_runs)

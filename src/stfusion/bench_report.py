@@ -38,15 +38,27 @@ __all__ = [
     "summary_latex",
     "summary_markdown",
     "write_csvs",
+    "write_predictions",
 ]
 
 BASELINES = ("nochange", "additive")
 
+_Column = tuple[str, str, Callable[..., float] | None]
+
+
+def _summary_columns() -> tuple[_Column, ...]:
+    """The metric columns, SAM in radians beside degrees (as GUIDE section 4 asks of
+    reports), then the seconds."""
+    out: list[_Column] = []
+    for col in METRIC_COLUMNS:
+        out.append(col)
+        if col[0] == "sam_deg":
+            out.append(("sam_rad", "{:.4f}", min))
+    return (*out, ("seconds", "{:.1f}", None))
+
+
 #: Summary columns: metric, format, which direction is better (None: no "best").
-SUMMARY_COLUMNS: tuple[tuple[str, str, Callable[..., float] | None], ...] = (
-    *METRIC_COLUMNS,
-    ("seconds", "{:.1f}", None),
-)
+SUMMARY_COLUMNS = _summary_columns()
 
 
 def write_csvs(runs: Sequence[Run], outdir: Path) -> None:
@@ -141,6 +153,10 @@ def _timing(runs: Sequence[Run]) -> str:
     return "mixed" if len(kinds) > 1 else "warm" if kinds == {True} else "cold"
 
 
+#: Column heads with their units.
+_HEADS = {"sam_deg": "sam (deg)", "sam_rad": "sam (rad)", "psnr": "psnr (dB)"}
+
+
 def _heads(runs: Sequence[Run]) -> list[str]:
     """The column heads; the seconds column says whether its times are warm or cold."""
     timing = _timing(runs)
@@ -149,7 +165,7 @@ def _heads(runs: Sequence[Run]) -> list[str]:
         if name == "seconds":
             heads.append("fit+predict s" + ("" if timing == "mixed" else f" ({timing})"))
         else:
-            heads.append(name.replace("_deg", " (deg)"))
+            heads.append(_HEADS.get(name, name))
     return heads
 
 
@@ -237,14 +253,23 @@ def _notes(rs: Sequence[Run]) -> list[tuple[bool, str]]:
     return notes
 
 
-def _case_line(case: Case) -> str:
+def _valid(runs: Sequence[Run]) -> str:
+    """The truth's valid fraction (the same for every run of a case), as GUIDE asks."""
+    vf = [r.report.mean["valid_fraction"] for r in runs if r.report is not None]
+    return f" truth valid fraction {vf[0]:.3f};" if vf else ""
+
+
+def _case_line(case: Case, runs: Sequence[Run]) -> str:
     dates = (
         f" Pairs {', '.join(case.pair_dates)} -> {case.target_date};"
         if case.pair_dates and case.target_date
         else ""
     )
     ratio = f" R = {case.ratio:g};" if case.ratio else ""
-    return f"{case.description}.{dates}{ratio} data range {case.data_range}; mean over bands."
+    return (
+        f"{case.description}.{dates}{ratio} data range {case.data_range};{_valid(runs)} "
+        "mean over bands."
+    )
 
 
 def summary_markdown(runs: Sequence[Run], cases: Sequence[Case]) -> str:
@@ -254,7 +279,7 @@ def summary_markdown(runs: Sequence[Run], cases: Sequence[Case]) -> str:
     for case in cases:
         rs = [r for r in runs if r.case == case.name]
         ok = [r for r in rs if r.report is not None]
-        lines += [f"### {case.name}\n", f"{_case_line(case)}\n"]
+        lines += [f"### {case.name}\n", f"{_case_line(case, ok)}\n"]
         header = ["method", *_heads(ok)]
         lines.append("| " + " | ".join(header) + " |")
         lines.append("|" + "---|" * len(header))
@@ -305,7 +330,7 @@ def summary_latex(runs: Sequence[Run], cases: Sequence[Case]) -> str:
             r"\begin{table}",
             r"\centering",
             f"\\caption{{{_tex(case.name)}: {_tex(case.description)}{_tex(dates)}{ratio}; "
-            f"data range {_tex(str(case.data_range))}; mean over bands.}}",
+            f"data range {_tex(str(case.data_range))};{_valid(ok)} mean over bands.}}",
             f"\\label{{tab:stfusion-{case.name}}}",  # a slug: letters, digits, . _ -
             r"\begin{tabular}{l" + "r" * len(heads) + "}",
             r"\toprule",
@@ -321,6 +346,32 @@ def summary_latex(runs: Sequence[Run], cases: Sequence[Case]) -> str:
             "",
         ]
     return "\n".join(parts)
+
+
+def write_predictions(
+    case: Case, runs: Sequence[Run], band_names: Sequence[str], grid: Any, folder: Path
+) -> list[str]:
+    """Each run's prediction as ``folder/CASE/METHOD.tif`` (float32 in the case's scaled
+    units, NaN nodata, on the case's fine grid), so the scores can be checked with
+    ``stfusion evaluate`` and the images reused; the relative paths written."""
+    from stfusion.io import write_raster
+
+    written = []
+    for r in runs:
+        if r.prediction is None or grid is None:
+            continue
+        path = folder / case.name / f"{r.method}.tif"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tags = {
+            "STFUSION_METHOD": r.method,
+            "STFUSION_PARAMS": json.dumps(r.params, default=str),
+            "STFUSION_CASE": case.name,
+        }
+        if case.ratio:
+            tags["STFUSION_RATIO"] = f"{case.ratio:g}"
+        write_raster(path, r.prediction, grid, band_names=band_names, tags=tags)
+        written.append(path.relative_to(folder.parent).as_posix())
+    return written
 
 
 def _short_reason(reason: str) -> str:
@@ -359,12 +410,12 @@ def case_figures(
         truth, panels, names, case.name, error_label=f"mean |error| over bands ({quantity})"
     )
     path = figdir / f"{name}_quicklook.png"
-    fig.savefig(path, dpi=90)
+    fig.savefig(path, dpi=90, bbox_inches="tight")  # long colour-bar labels
     plt.close(fig)
     files.append(f"figures/{path.name}")
     fig = scatter_grid(truth, [(m, p) for m, _, p in panels], names, quantity, case.name)
     path = figdir / f"{name}_scatter.png"
-    fig.savefig(path, dpi=80)
+    fig.savefig(path, dpi=80, bbox_inches="tight")
     plt.close(fig)
     files.append(f"figures/{path.name}")
     return files

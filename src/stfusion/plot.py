@@ -3,6 +3,7 @@ quicklook grid and truth-vs-prediction density plots."""
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from collections.abc import Sequence
@@ -134,6 +135,23 @@ def quicklook_grid(
     return fig
 
 
+def bin_edges(values: np.ndarray, lo: float, hi: float, bins: int) -> np.ndarray:
+    """About ``bins`` histogram bins over ``lo..hi``. Values on few levels (integers scaled to
+    reflectance: 8-bit Landsat-7 DN give ~20 levels per 0.1) get bins of whole levels, the
+    edges midway between levels, else bins alternately catch one level and none, which draws
+    empty stripes across the density."""
+    u = np.unique(values[np.isfinite(values)])
+    levels = u[(u >= lo) & (u <= hi)]
+    if not 1 < levels.size <= 4 * bins:
+        return np.linspace(lo, hi, bins + 1)
+    per_bin = math.ceil(levels.size / bins)
+    mids = (levels[1:] + levels[:-1]) / 2
+    inner = mids[per_bin - 1 :: per_bin]
+    first = levels[0] - (levels[1] - levels[0]) / 2
+    last = levels[-1] + (levels[-1] - levels[-2]) / 2
+    return np.unique(np.concatenate([[first], inner, [last]]))
+
+
 def scatter_grid(
     truth: np.ndarray,
     predictions: Sequence[tuple[str, np.ndarray]],
@@ -165,10 +183,11 @@ def scatter_grid(
         for b in range(nb):
             t, p = truth[b].ravel(), pred[b].ravel()
             m = np.isfinite(t) & np.isfinite(p)
-            h, _, _ = np.histogram2d(t[m], p[m], bins=bins, range=[limits[b], limits[b]])
-            row.append(np.ma.masked_equal(h.T, 0))  # rows: prediction, columns: truth
+            xe, ye = (bin_edges(v[m], *limits[b], bins) for v in (t, p))
+            h, _, _ = np.histogram2d(t[m], p[m], bins=[xe, ye])
+            row.append((xe, ye, np.ma.masked_equal(h.T, 0)))  # rows: prediction, cols: truth
         counts.append(row)
-    top = max((float(h.max()) for row in counts for h in row if h.count()), default=1.0)
+    top = max((float(h.max()) for row in counts for _, _, h in row if h.count()), default=1.0)
     norm = LogNorm(vmin=1, vmax=max(top, 2.0))
     n = max(len(predictions), 1)
     fig, axes = plt.subplots(
@@ -178,8 +197,8 @@ def scatter_grid(
     for i, (label, _) in enumerate(predictions):
         for b in range(nb):
             ax, (lo, hi) = axes[i, b], limits[b]
-            edges = np.linspace(lo, hi, bins + 1)
-            mesh = ax.pcolormesh(edges, edges, counts[i][b], cmap="viridis", norm=norm)
+            xe, ye, h = counts[i][b]
+            mesh = ax.pcolormesh(xe, ye, h, cmap="viridis", norm=norm)
             ax.plot([lo, hi], [lo, hi], "k-", lw=0.6, alpha=0.7)
             ax.set_xlim(lo, hi)
             ax.set_ylim(lo, hi)

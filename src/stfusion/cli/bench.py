@@ -64,6 +64,13 @@ if TYPE_CHECKING:  # cases is imported when the command runs
     "smallest with several, so the seconds column is warm (kernels compiled, weights read).",
 )
 @click.option("--no-figures", is_flag=True, help="Tables only (faster).")
+@click.option(
+    "--save-predictions",
+    is_flag=True,
+    help="Also write every prediction as predictions/CASE/METHOD.tif (float32 in the case's "
+    "scaled units, NaN nodata, the case's fine grid), to check with `stfusion evaluate` or "
+    "reuse.",
+)
 @click.option("--list", "list_cases", is_flag=True, help="List the available cases and exit.")
 @overwrite_option(
     "Replace an earlier bench output in --out (only that: a folder holding anything "
@@ -79,6 +86,7 @@ def bench(
     multi_pair: str,
     warmup: bool,
     no_figures: bool,
+    save_predictions: bool,
     list_cases: bool,
     overwrite: bool,
 ) -> None:
@@ -117,10 +125,11 @@ def bench(
             progress=lambda msg: status.update(msg),
             multi_pair=multi_pair,
             warmup=warmup,
+            predictions=save_predictions,
         )
     click.echo(result["summary"])
     listed = "metrics.csv, runs.csv, summary.md, summary.tex, index.html, run.json" + (
-        "" if no_figures else ", figures/"
+        ("" if no_figures else ", figures/") + (", predictions/" if save_predictions else "")
     )
     click.echo(
         f"wrote {str(out).rstrip('/') or '/'}/ ({listed}) in {result['total_seconds']:.0f} s"

@@ -1,0 +1,113 @@
+"""What a user trial of ``evaluate`` and ``bench`` for a paper found: NDVI scored with the
+reflectance data range, a half-pixel-shifted mask taken silently, striped density plots of
+quantised data. (Kept predictions and the summaries' units: ``test_bench.test_bench_cli``.)"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from affine import Affine
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from conftest import run_cli, write_tif
+from stfusion.errors import STFusionWarning
+from stfusion.plot import bin_edges
+
+T = Affine(30.0, 0, 500000.0, 0, -30.0, 6100000.0)
+
+
+def _ndvi_pair(folder: Path, names: list[str] | None) -> tuple[Path, Path, float]:
+    """A prediction and a truth of NDVI-like values (-1..1); the truth's span."""
+    folder.mkdir(exist_ok=True)
+    rng = np.random.default_rng(0)
+    truth = np.clip(rng.normal(0.2, 0.3, (1, 40, 40)), -1, 1).astype("float32")
+    pred = (truth + rng.normal(0, 0.1, truth.shape)).astype("float32")
+    return (
+        write_tif(folder / "pred.tif", pred, names=names),
+        write_tif(folder / "truth.tif", truth, names=names),
+        float(np.ptp(truth.astype("float64"))),
+    )
+
+
+def _json(capsys: pytest.CaptureFixture[str], *args: str) -> dict:
+    code, out, err = run_cli(["evaluate", *args, "--json"], capsys)
+    assert code == 0, err
+    return json.loads(out)
+
+
+def test_ndvi_is_scored_with_the_truths_range(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """GUIDE section 4: an index or a temperature is scored with the truth's valid range; the
+    default was 1.0 whatever the file said, so NDVI's PSNR came out ~3 dB low."""
+    pred, truth, span = _ndvi_pair(tmp_path / "named", ["NDVI"])
+    auto = _json(capsys, str(pred), str(truth))
+    assert auto["data_range"] == "truth"
+    assert auto["band_data_range"]["NDVI"] == pytest.approx(span)
+    assert any("holds an index or a temperature" in n for n in auto["notes"])
+    explicit = _json(capsys, str(pred), str(truth), "--data-range", "truth")
+    assert auto["psnr"]["mean"] == explicit["psnr"]["mean"]
+    one = _json(capsys, str(pred), str(truth), "--data-range", "1")
+    assert one["data_range"] == 1.0 and one["psnr"]["mean"] < auto["psnr"]["mean"]
+    code, out, _ = run_cli(["evaluate", str(pred), str(truth)], capsys)
+    assert code == 0 and f"data range truth (L = {span:.4g})" in " ".join(out.split())
+    # the same values in files that do not say NDVI: reflectance's range
+    pred, truth, _ = _ndvi_pair(tmp_path / "unnamed", None)
+    unnamed = _json(capsys, str(pred), str(truth))
+    assert unnamed["data_range"] == 1.0 and unnamed["psnr"]["mean"] == one["psnr"]["mean"]
+
+
+def test_a_mask_half_a_pixel_off_the_grid_is_warned_about(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A mask with the image's pixel size whose origin is half a pixel off was resampled
+    with nearest neighbour, moving the masked area by a pixel, with no word."""
+    pred, truth, _ = _ndvi_pair(tmp_path, None)
+    mask = np.zeros((40, 40), np.uint8)
+    mask[10:20, 10:20] = 1
+    half = Affine.translation(0.5, 0)
+
+    def notes(transform: Affine, data: np.ndarray = mask) -> list[str]:
+        path = write_tif(tmp_path / "mask.tif", data, transform=transform, dtype="uint8")
+        return _json(capsys, str(pred), str(truth), "--mask", str(path))["notes"]
+
+    assert not any("shifted" in n for n in notes(T))
+    assert not any("shifted" in n for n in notes(T * Affine.translation(3, 0)))
+    # a coarse mask's edges need not fall on the image's: not this mistake
+    assert not any("shifted" in n for n in notes(T * half * Affine.scale(4), mask[:10, :10]))
+    with pytest.warns(STFusionWarning, match=r"shifted by 0\.50 px in x and 0\.00 px in y"):
+        found = notes(T * half)
+    assert any("gdalwarp -tap" in n for n in found)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    levels=st.integers(3, 300),
+    step=st.floats(1e-4, 10.0),
+    jitter=st.floats(0.0, 0.2),
+    bins=st.integers(5, 100),
+)
+def test_density_bins_of_quantised_values_hold_whole_levels(
+    levels: int, step: float, jitter: float, bins: int
+) -> None:
+    """Quantised values (uneven steps, as reflectance from 8-bit DN) fell into bins that
+    alternately held one level and none (empty stripes in the bench's density plots): every
+    bin now holds the same number of levels (the last may hold fewer), and every value is
+    in a bin."""
+    rng = np.random.default_rng(levels)
+    grid = np.cumsum(step * (1 + jitter * rng.random(levels)))
+    values = rng.choice(grid, 5000)
+    lo, hi = float(values.min()), float(values.max())
+    edges = bin_edges(values, lo, hi, bins)
+    assert np.all(np.diff(edges) > 0)
+    assert edges[0] <= lo and edges[-1] >= hi
+    found = np.unique(values)
+    per_bin = np.histogram(found, edges)[0]
+    if found.size <= 4 * bins:
+        assert np.all(per_bin[:-1] == per_bin[0]) and 0 < per_bin[-1] <= per_bin[0]
+    else:
+        assert edges.size == bins + 1
