@@ -30,6 +30,7 @@ from stfusion.methods.baselines import Additive, NoChange
 from stfusion.methods.estarfm import ESTARFM
 from stfusion.methods.fitfc import FitFC
 from stfusion.methods.fsdaf import FSDAF
+from stfusion.methods.fsdaf2 import FSDAF2
 from stfusion.methods.starfm import STARFM
 from stfusion.methods.variables import infer_variable, params_with_variable, resolve_variable
 from stfusion.metrics import rmse
@@ -252,6 +253,24 @@ def test_ndvi_flood_given_as_ndvi(cls: type) -> None:
     assert negative_mean(pred, truth, pairs, 20) < 0
     base = float(np.mean(rmse(run(NoChange, pairs, target, ratio), truth)))
     assert float(np.mean(rmse(pred, truth))) < base
+
+
+@needs_data
+@pytest.mark.parametrize("cls", [FSDAF, FSDAF2], ids=lambda c: c.name)
+def test_ndvi_taken_for_reflectance_is_not_clipped_at_zero(cls: type) -> None:
+    """LGC flood NDVI with the defaults: one unnamed band with little water passes for
+    reflectance, and FSDAF set every negative prediction to 0 (a user trial: a pond at -0.3
+    came out 0.0). The allowed range now holds the inputs' own values, with a warning."""
+    pairs, target, truth, ratio = load("lgc-flood", ndvi=True)
+    assert infer_variable(pairs[0][0], 1).name == "reflectance"  # the guess this is about
+    with pytest.warns(STFusionWarning, match=r"beyond 0\.\.1, the range of reflectance"):
+        pred = cls().fit(pairs, ratio=ratio).predict(target).values
+    assert float(np.nanmin(pred)) < -0.1
+    assert negative_mean(pred, truth, pairs, 20) < 0
+    given = run(cls, pairs, target, ratio, variable="ndvi")
+    assert float(np.mean(rmse(pred, truth))) == pytest.approx(
+        float(np.mean(rmse(given, truth))), rel=0.02
+    )
 
 
 SCALE_RUNS = [

@@ -90,7 +90,7 @@ class Source:
         return out
 
     def band_stats(self) -> dict[str, np.ndarray]:
-        """Count, mean and standard deviation per band over valid pixels.
+        """Count, mean, standard deviation, minimum and maximum per band over valid pixels.
 
         Streamed in bounded windows (:meth:`scan`); sums in float64. The result does not
         depend on the windows beyond float64 rounding of the sums (relative ~1e-15).
@@ -98,16 +98,20 @@ class Source:
         n = np.zeros(self.count)
         s1 = np.zeros(self.count)
         s2 = np.zeros(self.count)
+        lo = np.full(self.count, np.nan)
+        hi = np.full(self.count, np.nan)
         for _w, block in self.scan():
             for b in range(self.count):
                 v = block[b][np.isfinite(block[b])].astype(np.float64)
                 n[b] += v.size
                 s1[b] += v.sum()
                 s2[b] += (v * v).sum()
+                if v.size:
+                    lo[b], hi[b] = np.fmin(lo[b], v.min()), np.fmax(hi[b], v.max())
         with np.errstate(invalid="ignore", divide="ignore"):
             mean = s1 / n
             std = np.sqrt(np.maximum(s2 / n - mean * mean, 0.0))
-        return {"count": n, "mean": mean, "std": std}
+        return {"count": n, "mean": mean, "std": std, "min": lo, "max": hi}
 
     def _padded(self, window: Window | None, halo: int) -> tuple[np.ndarray, Window, Window]:
         if window is None:

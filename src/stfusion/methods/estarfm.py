@@ -120,7 +120,7 @@ from stfusion.kernels.estarfm import spectral_correlation as _spectral_correlati
 from stfusion.methods.base import FusionMethod, Param
 from stfusion.methods.params import AUTO, NON_NEGATIVE, POSITIVE, Interval, MethodTags, StrOptions
 from stfusion.methods.starfm import THRESHOLD_PARAM, classes_param
-from stfusion.methods.variables import CHOICES, resolve_variable
+from stfusion.methods.variables import CHOICES, range_with_inputs, resolve_variable
 from stfusion.scene import Scene
 
 #: The reference program's minimum coarse change, ``DN_max * 0.02`` (ESTARFM.pro line 307,
@@ -297,7 +297,8 @@ class ESTARFM(FusionMethod):
     def _fit(self, scene: Scene) -> None:
         fines = [f for f, _ in scene.pairs]
         _warn_degenerate_pairs(scene)
-        std = np.stack([f.band_stats()["std"] for f in fines])
+        stats = [f.band_stats() for f in fines]
+        std = np.stack([st["std"] for st in stats])
         self.sim_threshold_ = (std * (2.0 / float(self.classes))).astype(np.float32)
         # auto: the reference program's values (DN_min, DN_max, DN_max * 0.02) in the
         # variable's units; without a physical range, scaled to the data and no range check
@@ -305,10 +306,15 @@ class ESTARFM(FusionMethod):
         sample = sample[np.isfinite(sample)]
         var = resolve_variable(str(self.variable), sample, scene.count, "estarfm", scene.band_names)
         self.variable_ = var
+        seen = (
+            float(np.nanmin([st["min"] for st in stats])),
+            float(np.nanmax([st["max"] for st in stats])),
+        )
+        auto = "auto" in (self.data_min, self.data_max)
         rng = var.physical_range
         if rng is not None:
-            lo, hi = rng
-            change = MIN_CHANGE_OF_MAX * hi
+            change = MIN_CHANGE_OF_MAX * rng[1]
+            lo, hi = range_with_inputs(rng, var, auto, seen, "estarfm") or rng
         else:
             lo, hi = -math.inf, math.inf
             p_lo, p_hi = np.percentile(sample, [0.5, 99.5]) if sample.size else (0.0, 0.0)

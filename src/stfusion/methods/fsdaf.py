@@ -60,7 +60,7 @@ classification and unmixing are in :mod:`stfusion.methods.fsdaf_classes`.
 Units: ``window`` in fine pixels, ``spline_radius`` in coarse pixels, ``valid_range`` in the
 data's units (``auto``: the physical range of ``variable``, ``stfusion.methods.variables``:
 reflectance 0..1 x scale as the reference's DN_min/DN_max 0..10000, NDVI -1..1 x scale,
-LST/other no limit).
+LST/other no limit; an inferred variable's widened to the inputs' own values).
 
 Invalid data (NaN): a fine pixel is valid when all bands of F1 are finite (and, with a class
 map, it has a class); an invalid F1 pixel is NaN in the output. Coarse pixels with any
@@ -162,6 +162,7 @@ from stfusion.methods.fsdaf_tables import (  # COMPLETE_FRACTION: re-exported, i
 from stfusion.methods.params import AUTO, NON_NEGATIVE, Interval, MethodTags, StrOptions, Text
 from stfusion.methods.variables import (
     CHOICES,
+    range_with_inputs,
     resolve_variable,
     variable_for,
 )
@@ -550,9 +551,15 @@ class FSDAF(FusionMethod):
         tp_max = (self.class_max_[present] + change[present]).max(axis=0)
         lo = np.fmin(tmin, tp_min)
         hi = np.fmax(tmax, tp_max)
-        if self.valid_range_ is not None:
-            lo = np.maximum(lo, self.valid_range_[0])
-            hi = np.minimum(hi, self.valid_range_[1])
+        f1_lo = self.class_min_[present].min(axis=0)
+        f1_hi = self.class_max_[present].max(axis=0)
+        seen = (float(np.nanmin(np.fmin(tmin, f1_lo))), float(np.nanmax(np.fmax(tmax, f1_hi))))
+        self.range_ = range_with_inputs(
+            self.valid_range_, self.variable_, self.valid_range == "auto", seen, self.name
+        )
+        if self.range_ is not None:
+            lo = np.maximum(lo, self.range_[0])
+            hi = np.minimum(hi, self.range_[1])
         self.allowed_ = (lo, hi)
         # Local splines keep c2m and are solved per window (memory follows the window).
         self.spline_: Spline = (
@@ -634,8 +641,8 @@ class FSDAF(FusionMethod):
         assert isinstance(fok, np.ndarray)  # f1c is (band, y, x): a 2-D mask, not a scalar
         fell = np.isnan(out) & fok[None]
         out = np.where(fell, alt, out)
-        if self.valid_range_ is not None:
-            lo, hi_v = self.valid_range_
+        if self.range_ is not None:
+            lo, hi_v = self.range_
             with np.errstate(invalid="ignore"):
                 bad = (out < lo) | (out > hi_v)
             out = np.where(bad, np.clip(np.where(np.isfinite(alt), alt, out), lo, hi_v), out)

@@ -38,11 +38,12 @@ from __future__ import annotations
 
 import logging
 import re
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
-from stfusion.errors import InvalidParameterError
+from stfusion.errors import InvalidParameterError, STFusionWarning
 
 log = logging.getLogger("stfusion.methods")
 
@@ -185,3 +186,34 @@ def params_with_variable(
             f"--variable: {method} has no unit-bearing constants to set; leave --variable out."
         )
     return (*params, f"variable={variable}")
+
+
+def range_with_inputs(
+    rng: tuple[float, float] | None,
+    variable: Variable,
+    auto: bool,
+    seen: tuple[float, float],
+    method: str,
+) -> tuple[float, float] | None:
+    """The range predictions are limited to: ``rng``, or, when ``rng`` is the physical range
+    of a variable that was inferred (``auto``) and the inputs hold values (``seen``: their
+    minimum and maximum) more than 5 % of it outside, that range widened to the inputs'
+    values, with a warning: the guess is doubtful. One unnamed NDVI band with little water
+    passes for reflectance, and its water would be set to 0; slightly negative surface
+    reflectance (dark water) keeps the reference programs' range."""
+    if rng is None or not (auto and variable.inferred) or not all(np.isfinite(seen)):
+        return rng
+    margin = 0.05 * (rng[1] - rng[0])
+    if seen[0] >= rng[0] - margin and seen[1] <= rng[1] + margin:
+        return rng
+    lo, hi = min(rng[0], seen[0]), max(rng[1], seen[1])
+    warnings.warn(
+        f"{method}: the inputs hold values from {seen[0]:.4g} to {seen[1]:.4g}, beyond "
+        f"{rng[0]:g}..{rng[1]:g}, the range of {variable.describe()}: predictions are limited "
+        f"to {lo:.4g}..{hi:.4g} instead. Say what the images hold with --variable (ndvi, lst, "
+        "other; variable= in Python), or give the range (FSDAF valid_range=LO,HI, ESTARFM "
+        "data_min=, data_max=).",
+        STFusionWarning,
+        stacklevel=3,
+    )
+    return (lo, hi)
