@@ -11,6 +11,7 @@ client's memory. Kernels are deterministic, so the bytes equal those of a local 
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import socket
@@ -35,7 +36,17 @@ _ADDRESS = re.compile(
 
 def check_scheduler(scheduler: Any) -> Any:
     """``scheduler`` if it is a usable form (an address, a scheduler file or a Client);
-    InvalidParameterError naming the value and the accepted forms otherwise."""
+    InvalidParameterError naming the value and the accepted forms otherwise, and
+    MissingDependencyError without dask.distributed (before any work: it was a traceback
+    after the fit)."""
+    try:
+        found = importlib.util.find_spec("distributed") is not None
+    except (ImportError, ValueError):  # a broken or blocked install
+        found = False
+    if not found:
+        raise MissingDependencyError(
+            "--scheduler (scheduler=) needs dask.distributed: pip install 'stfusion[dask]'."
+        )
     if not isinstance(scheduler, str | os.PathLike):
         return scheduler  # a distributed Client (checked when used)
     text = os.fspath(scheduler)
@@ -114,9 +125,9 @@ def run_distributed(
     mid-run) is retried ``retries`` times on another worker; if it still fails the run raises
     and the caller's writer removes its temporary file, so no partial output is left.
     """
+    client, owned = _client(scheduler)
     from distributed import KilledWorker, as_completed
 
-    client, owned = _client(scheduler)
     try:
         _wait_for_workers(client)
         nworkers = max(1, len(client.scheduler_info().get("workers", {})))

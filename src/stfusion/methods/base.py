@@ -505,6 +505,10 @@ class FusionMethod:
                 f"{self.name}: out and quality_out are the same file ({out!s}); give the "
                 "quality layer its own name (the CLI uses NAME_quality.tif)."
             )
+        if scheduler is not None:
+            from stfusion.parallel import check_scheduler
+
+            check_scheduler(scheduler)  # before any work
         for path in (out, quality_out):
             # before any work, and in Python's words (the writer's message names --overwrite)
             if path is not None and not overwrite and os.path.isfile(path):
