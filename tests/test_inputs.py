@@ -443,8 +443,14 @@ def test_evaluate_refuses_int16_truth_against_reflectance(
     assert code == 0 and "rmse" in out
     with pytest.warns(STFusionWarning, match=r"truth_scale=0\.0001"):
         evaluate(dn * 1e-4, dn.astype(np.float64))
-    with pytest.warns(STFusionWarning, match=r"--truth-scale 10000"):
+    # the prediction x 10000 against reflectance: scale the prediction down, not the truth up
+    # (the advice was --truth-scale 10000, whose SSIM and PSNR then used data range 1)
+    with pytest.warns(
+        STFusionWarning, match=r"prediction is stored scaled\. Give --pred-scale 0\.0001"
+    ):
         evaluate(dn.astype(np.float64), dn * 1e-4)
+    code, _, err = run_cli(["evaluate", str(truth), str(refl)], capsys)
+    assert code == 1 and "--pred-scale 0.0001" in err
 
 
 def test_scale_advice_replaces_the_scale_already_given(

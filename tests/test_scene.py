@@ -140,6 +140,20 @@ def test_scale_mismatch(tmp_path: Path) -> None:
         open_scene([(f10, c)], c)
 
 
+def test_scale_advice_for_values_scaled_twice(tmp_path: Path) -> None:
+    """0-1 reflectance read with --fine-scale 0.0001 (median ~4e-6) against 0-1 coarse: the
+    advice was --coarse-scale 0.0001, which puts both in units of 1e-4 reflectance."""
+    from stfusion.io import FileSource, Scaling
+
+    f = FileSource(str(write_tif(tmp_path / "f.tif", _img())), Scaling(1e-4))
+    c = write_tif(tmp_path / "c.tif", _img(1))
+    with pytest.raises(
+        ScaleMismatchError,
+        match=r"f\.tif holds values too small for reflectance: leave --fine-scale out",
+    ):
+        check_scales(f, FileSource(str(c)))
+
+
 def test_scale_check_spares_real_differences(tmp_path: Path) -> None:
     """A 3x brighter coarse image (snow, another season) and NDVI whose medians lie near 0
     on one side only are not scale errors: no warning."""

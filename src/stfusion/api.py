@@ -410,7 +410,7 @@ def _check_evaluation(
 ) -> None:
     """Undeclared fills, band order and scales: warnings, or ``ScaleMismatchError``."""
     from stfusion.errors import ScaleMismatchError
-    from stfusion.metrics import scale_mismatch
+    from stfusion.scale_check import scale_mismatch
 
     prediction, truth = pred_src.path, truth_src.path
     pred_sample, truth_sample = pred_src.sample(), truth_src.sample()

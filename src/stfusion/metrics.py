@@ -27,6 +27,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.ndimage import correlate1d
 
 from stfusion.errors import GridMismatchError, InvalidParameterError, STFusionWarning
+from stfusion.scale_check import scale_mismatch
 
 __all__ = [
     "BANDLESS_METRICS",
@@ -47,7 +48,6 @@ __all__ = [
     "resolve_data_range",
     "rmse",
     "sam",
-    "scale_mismatch",
     "ssim",
     "ssim_map",
     "uiqi",
@@ -477,74 +477,6 @@ class MetricReport:
         if self.inputs:
             out["inputs"] = self.inputs
         return out
-
-
-#: Prediction and truth whose typical values differ by more than this factor are on different
-#: scales (reflectance against reflectance x 10000): scores would be meaningless.
-SCALE_CHECK_FACTOR = 20.0
-
-
-@dataclass(frozen=True)
-class ScaleMismatch:
-    """The worst band of a scale mismatch, and the --truth-scale that would fix it."""
-
-    band: int
-    factor: float  # truth median / prediction median
-    pred_median: float
-    truth_median: float
-    truth_given: float = 1.0  # the scale the truth was read with, which the advice replaces
-
-    @property
-    def truth_scale(self) -> float:
-        """The whole --truth-scale (a power of ten) that gives the prediction's units."""
-        return float(10.0 ** round(math.log10(abs(self.truth_given) / self.factor)))
-
-    def message(self, pred: str = "the prediction", truth: str = "the truth") -> str:
-        times = self.factor if self.factor >= 1 else 1 / self.factor
-        s = f"{self.truth_scale:g}"
-        hint = (
-            f"Give --truth-scale {s} (Python: evaluate_files(..., truth_scale={s}), or multiply "
-            f"the truth array by {s})"
-            + (
-                " or, for Landsat Collection 2 Level-2, --truth-scale 2.75e-5 --truth-offset -0.2"
-                if self.factor > 1
-                else ""
-            )
-        )
-        return (
-            f"{pred} (median {self.pred_median:.4g}) and {truth} (median "
-            f"{self.truth_median:.4g}) differ {times:.0f}x in band {self.band + 1}: they are on "
-            f"different scales, so the scores would be meaningless. {hint}; if the "
-            "prediction is the one stored scaled, give --pred-scale instead."
-        )
-
-
-def scale_mismatch(
-    pred: ArrayLike,
-    truth: ArrayLike,
-    factor: float = SCALE_CHECK_FACTOR,
-    truth_given: float = 1.0,
-) -> ScaleMismatch | None:
-    """The band whose median absolute values differ most, if by more than ``factor``.
-
-    Medians over the pixels valid in both images; bands where either median is 0 are skipped.
-    ``truth_given``: the scale the truth was read with."""
-    p, t = _as_pair(pred, truth)
-    worst: ScaleMismatch | None = None
-    for b in range(p.shape[0]):
-        ok = np.isfinite(p[b]) & np.isfinite(t[b])
-        if not ok.any():
-            continue
-        pm = float(np.median(np.abs(p[b][ok])))
-        tm = float(np.median(np.abs(t[b][ok])))
-        if pm <= 0 or tm <= 0:
-            continue
-        f = tm / pm
-        if max(f, 1 / f) > factor and (
-            worst is None or max(f, 1 / f) > max(worst.factor, 1 / worst.factor)
-        ):
-            worst = ScaleMismatch(b, f, pm, tm, truth_given or 1.0)
-    return worst
 
 
 #: A numeric data range smaller than the truth's spread by more than this factor is taken for

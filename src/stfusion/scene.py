@@ -283,6 +283,20 @@ def _scale_in_effect(src: Source) -> float:
     return abs(scale) if math.isfinite(scale) else 1.0
 
 
+def _small_side_advice(small: Source, option: str, factor: float) -> str:
+    """What to give when ``small``'s values are too small to be reflectance: its scale in
+    effect times ``factor`` (a power of ten), 1 meaning "leave the option out"."""
+    given = _scale_in_effect(small)
+    scale = 10.0 ** round(np.log10(given * factor))
+    python = option.lstrip("-").replace("-scale", "_scaling")
+    fix = (
+        f"leave {option} out (its {given:g} makes them so)"
+        if scale == 1 and given != 1
+        else f"give {option} {scale:g} (Python: {python}={scale:g})"
+    )
+    return f"{small.label} holds values too small for reflectance: {fix}."
+
+
 def check_scales(
     fine: Source,
     coarse: Source,
@@ -313,7 +327,12 @@ def check_scales(
             # 10 given for x10000 values, 1e-4 (not 1e-5, the factor's own correction)
             given = _scale_in_effect(big)
             scale = 10.0 ** round(np.log10(given / factor))
-            if fine_option == coarse_option:
+            small, small_option = (coarse, coarse_option) if fm > cm else (fine, fine_option)
+            if min(fm, cm) < 1e-3 <= max(fm, cm) <= 2 and fine_option != coarse_option:
+                # the larger side looks like reflectance, the smaller like none (0-1 values
+                # scaled by 0.0001 again): fix the smaller side, not scale the other down
+                advice = _small_side_advice(small, small_option, factor)
+            elif fine_option == coarse_option:
                 advice = (
                     f"{option} applies to both, so the files must be in the same units: "
                     f"rescale {big.label}, or record its scale in it (gdal_edit.py -scale "
