@@ -42,6 +42,24 @@ def test_native_coarse_is_aligned_and_ratio_recorded(tmp_path: Path) -> None:
     assert any("aligned" in n and "ratio 16" in n for n in scene.notes)
 
 
+def test_no_overlap_in_two_crss_names_them(tmp_path: Path) -> None:
+    """A coarse image whose CRS tag is wrong (UTM 33N on UTM 55S coordinates) did not overlap,
+    and the message said only "check that they show the same area"."""
+    f = write_tif(tmp_path / "f.tif", _img(0, (2, 64, 64)), transform=T30)
+    c480 = Affine(480.0, 0, 500000.0, 0, -480.0, 6100000.0)
+    c = write_tif(tmp_path / "c.tif", _img(1, (2, 4, 4)), transform=c480, crs=CRS.from_epsg(32633))
+    with pytest.raises(GridMismatchError, match=r"declares EPSG:32633.*CRS tag is likely wrong"):
+        open_scene([(f, c)], c)
+    far = write_tif(
+        tmp_path / "far.tif",
+        _img(1, (2, 4, 4)),
+        transform=Affine(0.01, 0, 10.0, 0, -0.01, 50.0),
+        crs=CRS.from_epsg(4326),
+    )
+    with pytest.raises(GridMismatchError, match=r"declares EPSG:4326.*declares the right CRS"):
+        open_scene([(f, far)], far)
+
+
 def test_coarse_in_other_crs_is_reprojected(tmp_path: Path) -> None:
     from rasterio.warp import calculate_default_transform, reproject
 

@@ -215,7 +215,7 @@ def align_coarse(
         raise GridMismatchError(
             f"{coarse.label} and {fine.label} do not overlap ({what} bounds "
             f"{tuple(round(v) for v in cb)} vs {other} {tuple(round(v) for v in fb)} in "
-            f"{fg.crs}). Check that they show the same area."
+            f"{fg.crs}). Check that they show the same area.{_crs_hint(coarse, fine)}"
         )
     covered = overlap_x * overlap_y / ((fb[2] - fb[0]) * (fb[3] - fb[1]))
     if covered < PARTLY_COVERED:
@@ -281,6 +281,23 @@ def _scale_in_effect(src: Source) -> float:
     wrappers: an aligned coarse image, a mask); 1 when none is known."""
     scale = float(getattr(underlying_source(src), "scale", 1.0) or 1.0)
     return abs(scale) if math.isfinite(scale) else 1.0
+
+
+def _crs_hint(coarse: Source, fine: Source) -> str:
+    """For images in two CRSs that do not overlap: which CRS each declares, and whether the
+    coarse image's own coordinates would overlap in the fine one's (a wrong CRS tag)."""
+    cg, fg = coarse.grid, fine.grid
+    if cg.crs == fg.crs:
+        return ""
+    cb, fb = cg.bounds, fg.bounds
+    same_numbers = min(cb[2], fb[2]) > max(cb[0], fb[0]) and min(cb[3], fb[3]) > max(cb[1], fb[1])
+    hint = (
+        f" Its coordinates would overlap if they were in {fg.crs}: its CRS tag is likely "
+        f"wrong; set the right one on a copy (gdal_edit.py -a_srs {fg.crs} COPY.tif)."
+        if same_numbers
+        else " Check that each file declares the right CRS."
+    )
+    return f" {coarse.label} declares {cg.crs}, {fine.label} {fg.crs}.{hint}"
 
 
 def _small_side_advice(small: Source, option: str, factor: float) -> str:
