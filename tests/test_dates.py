@@ -67,6 +67,14 @@ def test_no_date_is_an_error_naming_the_file(name: str) -> None:
     assert isinstance(exc.value, ValueError)
 
 
+@pytest.mark.parametrize("name", ["modis_2020-13-45.tif", "L_2019-02-29.tif"])
+def test_a_date_that_does_not_exist_is_named(name: str) -> None:
+    """It was reported as a missing date ("Names need YYYY-MM-DD ...")."""
+    bad = name.split("_")[1].removesuffix(".tif")
+    with pytest.raises(DateNotFoundError, match=f"{bad} in the file name is not a date"):
+        date_from_name(name)
+
+
 def test_parse_date_and_ranges() -> None:
     assert parse_date("2020-03-08") == parse_date("20200308") == parse_date("2020068")
     for bad in ("2020-3-8", "March 8", "2020-03-08x", ""):

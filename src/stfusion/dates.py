@@ -111,6 +111,12 @@ def date_from_name(path: str | os.PathLike[str]) -> dt.date:
     """The acquisition date in a file's name (rules in the module docstring)."""
     name = Path(path).name
     day = parse_date_text(name)
+    if day is None and (bad := _ISO.search(name)):
+        raise DateNotFoundError(
+            f"{path}: {bad.group(0)} in the file name is not a date (month 01-12, a day the "
+            f"month has, year {MIN_YEAR}-{MAX_YEAR}); rename the file or list it in a "
+            "--catalog CSV (path,date,sensor)."
+        )
     if day is None:
         raise DateNotFoundError(
             f"{path}: no acquisition date in the file name. Names need YYYY-MM-DD, YYYYMMDD "
