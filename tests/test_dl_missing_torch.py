@@ -50,6 +50,9 @@ SCRIPT = textwrap.dedent(
                              "edcstfn": "stfusion.methods.deep:EDCSTFN"})
     res = CliRunner().invoke(stfusion.cli.cli, ["methods"])
     assert res.exit_code == 0 and "edcstfn" in res.output and "weights=demo" in res.output
+    line = next(ln for ln in res.output.splitlines() if ln.startswith("edcstfn"))
+    assert "[needs stfusion[dl], not installed]" in line, res.output
+    assert "pip install 'stfusion[dl]'" in res.output
     res = CliRunner().invoke(stfusion.cli.train.train, ["--help"])
     assert res.exit_code == 0 and "--pair" in res.output
     res = CliRunner().invoke(stfusion.cli.train.train, ["--pair", "a.tif", "b.tif", "--out", "m"])
@@ -67,7 +70,7 @@ def test_without_torch() -> None:
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert out.strip().endswith("OK")
-    hint = "install stfusion[dl] (pip install 'stfusion[dl]'; CPU: pip install torch==2.13.0)"
+    hint = "whl/cpu, since PyPI's Linux torch brings CUDA"
     for stage in ("FIT:", "IMPORT:", "CLI:"):
         line = next(line for line in out.splitlines() if line.startswith(stage))
         assert hint in line

@@ -19,7 +19,11 @@ from __future__ import annotations
 
 from stfusion.errors import MissingDependencyError
 
-INSTALL_HINT = "install stfusion[dl] (pip install 'stfusion[dl]'; CPU: pip install torch==2.13.0)"
+INSTALL_HINT = (
+    "install stfusion[dl] (pip install 'stfusion[dl]'; on a machine without a GPU first "
+    "pip install torch --index-url https://download.pytorch.org/whl/cpu, since PyPI's Linux "
+    "torch brings CUDA, several GB)"
+)
 
 try:
     import torch  # noqa: F401
