@@ -170,6 +170,21 @@ def test_params_refused_and_forwarded() -> None:
         Ensemble(multi_pair="nosuch")
 
 
+def test_band_roles_go_to_the_members_that_take_them() -> None:
+    """``-p bands=landsat7`` was refused (no such parameter): roles reached STARFM's and
+    Fit-FC's similarity bands only as ``starfm.bands=...`` and ``fitfc.bands=...``."""
+    kw = Ensemble.parse_params(["bands=landsat7", "members=starfm,fitfc,fsdaf"])
+    ens = Ensemble(**kw)
+    assert ens._new("starfm").bands == "landsat7" and ens._new("fitfc").bands == "landsat7"
+    assert "bands" not in ens._new("fsdaf").get_params()
+    own = Ensemble(bands="landsat7", member_params={"starfm": {"bands": "green,red,nir"}})
+    assert own._new("starfm").bands == "green,red,nir"
+    assert Ensemble(multi_pair="vip", bands="landsat7")._new("fitfc", 2).base_params == {
+        "bands": "landsat7"
+    }
+    assert Ensemble()._new("starfm").bands == "auto"
+
+
 @dataclass
 class Recording(Source):
     """A Source that records that it was read."""

@@ -230,6 +230,15 @@ class Ensemble(FusionMethod):
             scene_bound="coarse",
         ),
         Param(
+            "bands",
+            "auto",
+            str,
+            "",
+            "band roles for the members that take them (starfm, fitfc): auto (from the band "
+            "names), a preset (landsat7, landsat8, modis) or e.g. green,red,nir in file order; "
+            "a member's own MEMBER.bands wins",
+        ),
+        Param(
             "eps_rel",
             0.05,
             Interval(Real, 1e-9, 1e6),
@@ -245,6 +254,7 @@ class Ensemble(FusionMethod):
     reliability: str
     offset: bool
     window: int
+    bands: str
     eps_rel: float
 
     def __init__(
@@ -256,6 +266,7 @@ class Ensemble(FusionMethod):
         reliability: str = "auto",
         offset: bool = True,
         window: int = 3,
+        bands: str = "auto",
         eps_rel: float = 0.05,
     ) -> None:
         super().__init__(
@@ -265,6 +276,7 @@ class Ensemble(FusionMethod):
             reliability=reliability,
             offset=offset,
             window=window,
+            bands=bands,
             eps_rel=eps_rel,
         )
 
@@ -307,8 +319,10 @@ class Ensemble(FusionMethod):
     def _new(self, name: str, pairs: int = 1) -> FusionMethod:
         """Member ``name`` as it runs on ``pairs`` pairs (VIPSTF over a one-pair member on
         two or more, under ``multi_pair=vip``)."""
-        _member_class(name)  # refuses an unregistered name or the ensemble itself
+        cls = _member_class(name)  # refuses an unregistered name or the ensemble itself
         kwargs = dict((self.member_params or {}).get(name, {}))
+        if self.bands != "auto" and any(p.name == "bands" for p in cls.params):
+            kwargs.setdefault("bands", self.bands)
         return make_estimator(name, kwargs, pairs=pairs, multi_pair=self.multi_pair)
 
     # ------------------------------------------------------------------------ contract
