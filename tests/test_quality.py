@@ -96,3 +96,19 @@ def test_starfm_quality_fallback_and_uncertainty(small_tifs: dict[str, Path]) ->
     assert ok.mean() > 0.99 and (unc[ok] >= 0).all()
     # The spread is that of the candidates' predictions: about the size of the coarse change.
     assert 0 < np.nanmedian(unc) < np.nanstd(c2 - FileSource(str(s["c1"])).read()) * 3
+
+
+def test_undated_names_say_days_to_pair_is_nan(
+    small_tifs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No date in a name: days_to_pair was NaN everywhere without a word (documented only)."""
+    from conftest import predict_args, run_cli
+
+    from stfusion.errors import STFusionWarning
+
+    out = tmp_path / "pred.tif"
+    with pytest.warns(STFusionWarning, match="days_to_pair is NaN everywhere: .*no acquisition"):
+        code, _, err = run_cli([*predict_args(small_tifs, out), "--quality"], capsys)
+    assert code == 0, err
+    with rasterio.open(tmp_path / "pred_quality.tif") as ds:
+        assert np.isnan(ds.read(1)).all() and np.isfinite(ds.read(2)).all()

@@ -132,7 +132,7 @@ def run_prediction(
         quality_out = (
             _checked_quality_out(out, overwrite, inputs + fmasks + cmasks) if quality else None
         )
-        pair_dates, target_date = dates_from_names(pairs, target)
+        pair_dates, target_date = dates_from_names(pairs, target, quality)
         scene = open_scene(
             list(zip(fine_images, coarse_images[:-1])),
             coarse_images[-1],
@@ -259,13 +259,23 @@ def quality_path(out: str | os.PathLike[str]) -> str:
     return str(p.with_name(f"{p.stem}_quality{p.suffix or '.tif'}"))
 
 
-def dates_from_names(pairs: Sequence[tuple[str, str]], target: str) -> tuple[list[Any] | None, Any]:
-    """Pair and target dates from the file names, or (None, None) if any is missing."""
+def dates_from_names(
+    pairs: Sequence[tuple[str, str]], target: str, quality: bool = False
+) -> tuple[list[Any] | None, Any]:
+    """Pair and target dates from the file names, or (None, None) if any is missing (then,
+    for a run with the quality layer, a warning that its days_to_pair will be NaN)."""
     from stfusion.dates import date_from_name
 
     try:
         return [date_from_name(f) for f, _ in pairs], date_from_name(target)
-    except STFusionError:
+    except STFusionError as exc:
+        if quality:
+            warnings.warn(
+                f"--quality: days_to_pair is NaN everywhere: {exc}".split(" Names need")[0]
+                + " The other bands of the quality layer are written.",
+                STFusionWarning,
+                stacklevel=3,
+            )
         return None, None
 
 
