@@ -3,7 +3,9 @@
 ``similarity_bands=each`` (each band its own similar pixels: the USDA program, stfusion's only
 rule before 2026-12-05) against ``red,nir`` (the paper's, the default where band roles are
 known), on cia-1pair mirrored to 1000 x 1000 x 6 in memory, window 31, best of three
-alternating runs. Run: ``.venv/bin/python benchmarks/bench_starfm_similarity.py``.
+alternating runs. ``red,nir`` runs ``starfm_accumulate_bands`` (one similarity test shared by
+all bands), ``each`` the per-band ``starfm_accumulate``. The results are in
+docs/methods/starfm.md. Run: ``.venv/bin/python benchmarks/bench_starfm_similarity.py``.
 """
 
 from __future__ import annotations
