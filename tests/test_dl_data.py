@@ -546,3 +546,23 @@ def test_dates_contradicting_the_file_names_are_said() -> None:
         warnings.simplefilter("error", STFusionWarning)
         resolve_dates(pairs, ["2001-10-08", "2001-10-17"])
         resolve_dates([("a.tif", "b.tif")], ["2001-01-01"])  # names without dates
+
+
+def test_training_reads_fill_values_as_nodata(tmp_path: Path) -> None:
+    """Training read windows through kept-open handles without the fill values given with
+    --fine-nodata (Scaling(nodata=...)): an undeclared -9999 was trained on as -0.9999."""
+    from rasterio.windows import Window
+
+    from stfusion.dl.file_handles import kept_open, streaming
+    from stfusion.io import FileSource, Scaling
+
+    data = np.full((2, 30, 30), 1500, np.int16)
+    data[:, 5:15, 5:15] = -9999
+    path = write_tif(tmp_path / "f.tif", data)  # no nodata tag
+    src = FileSource(str(path), Scaling(1e-4, nodata=-9999))
+    win = Window(0, 0, 20, 20)
+    with streaming():
+        kept = kept_open(src).read(win, 2)
+    plain = src.read(win, 2)
+    np.testing.assert_array_equal(np.isnan(kept), np.isnan(plain))
+    assert np.isnan(kept[:, 7:17, 7:17]).all() and np.nanmin(kept) == pytest.approx(0.15)

@@ -14,12 +14,8 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Any
 
-import numpy as np
-from rasterio.windows import Window
-
 from stfusion.io import FileSource, Source
 from stfusion.io.files import _open
-from stfusion.io.sources import _read_scaled
 
 __all__ = ["GDAL_CACHE_BYTES", "MAX_HANDLES", "close_handles", "kept_open", "streaming"]
 
@@ -85,16 +81,10 @@ class _KeptOpenFileSource(FileSource):
     """A :class:`~stfusion.io.FileSource` that reads windows through a kept-open handle
     (opening a GeoTIFF costs more than reading a 64 px window of it)."""
 
-    def read(self, window: Window | None = None, halo: int = 0) -> np.ndarray:
-        out, inside, dest = self._padded(window, halo)
-        if inside.width and inside.height:
-            block = _read_scaled(_handle(self.path), inside, self.scale, self.offset)
-            out[
-                :,
-                dest.row_off : dest.row_off + dest.height,
-                dest.col_off : dest.col_off + dest.width,
-            ] = block
-        return out
+    def _dataset(self) -> contextlib.AbstractContextManager[Any]:
+        # FileSource.read as it is (fill values, scaling, read errors): it read without the
+        # fill values given with --fine-nodata, so they were trained on as data
+        return contextlib.nullcontext(_handle(self.path))
 
 
 def kept_open(src: Source) -> Source:

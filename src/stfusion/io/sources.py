@@ -6,6 +6,7 @@ and returns float32 ``(band, y, x)``, so any thread or process can read any wind
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import warnings
@@ -315,10 +316,14 @@ class FileSource(Source):
                 out[:, rs[0] : rs[-1] + 1, cs[0] : cs[-1] + 1] = arr
         return out
 
+    def _dataset(self) -> contextlib.AbstractContextManager[Any]:
+        """The open file to read a window from (training keeps handles open instead)."""
+        return _open(self.path)
+
     def read(self, window: Window | None = None, halo: int = 0) -> np.ndarray:
         out, inside, dest = self._padded(window, halo)
         if inside.width and inside.height:
-            with _open(self.path) as ds:
+            with self._dataset() as ds:
                 try:
                     block = _read_scaled(ds, inside, self.scale, self.offset, self.fill_)
                 except RasterioError as exc:
