@@ -20,7 +20,6 @@ BIG = np.float32(1e30)
 _FAST = {"nsz", "arcp", "afn", "reassoc"}
 
 
-@njit(parallel=True, nogil=True, fastmath=_FAST, cache=True)
 def starfm_accumulate(
     fsim: np.ndarray,
     sdiff: np.ndarray,
@@ -59,102 +58,20 @@ def starfm_accumulate(
     ``spread`` ``(H, W)`` receives the weighted standard deviation of the candidates'
     predictions (the quality layer's uncertainty); pass a ``(0, 0)`` array to skip it.
     """
-    want_spread = spread.shape[0] > 0
-    npairs = fsim.shape[0]
-    nsim = fsim.shape[1]
-    h = out.shape[0]
-    w = out.shape[1]
-    inv_half = np.float32(1.0 / half) if half > 0 else np.float32(0.0)
-    zero = np.float32(0.0)
-    for y in prange(h):
-        sw = np.zeros(w, dtype=np.float32)
-        swp = np.zeros(w, dtype=np.float32)
-        swpp = np.zeros(w if want_spread else 0, dtype=np.float32)
-        masked = np.empty(w if nsim > 1 else 0, dtype=np.float32)
-        yc = y + half
-        sm = smax[y]
-        tm = tmax[y]
-        for dy in range(-half, half + 1):
-            yy = yc + dy
-            for dx in range(-half, half + 1):
-                invd = np.float32(1.0) / (
-                    np.float32(1.0) + np.float32(np.sqrt(dx * dx + dy * dy)) * inv_half
-                )
-                xo = half + dx
-                for k in range(npairs):
-                    # 1-D row slices indexed from 0: contiguous vector loads. Indexing the 3-D
-                    # arrays with x + half kept numba's negative-index wraparound (half is not
-                    # known to be >= 0) and LLVM gathered the centre values (vgatherqps).
-                    fn = fsim[k, 0, yy, xo : xo + w]
-                    fc = fsim[k, 0, yc, half : half + w]
-                    th = thr[k, 0, y]
-                    if nsim > 1:
-                        # Several similarity bands: a copy of the first band's row with BIG
-                        # where another band is not similar, so the loops below are those of
-                        # the one-band case (no extra load or test there).
-                        for s in range(1, nsim):
-                            src = fn if s == 1 else masked
-                            fs = fsim[k, s, yy, xo : xo + w]
-                            cs = fsim[k, s, yc, half : half + w]
-                            ts = thr[k, s, y]
-                            for x in range(w):
-                                masked[x] = src[x] if abs(fs[x] - cs[x]) <= ts[x] else BIG
-                        fn = masked
-                    sn = sdiff[k, yy, xo : xo + w]
-                    tn = tdiff[k, yy, xo : xo + w]
-                    iv = invst[k, yy, xo : xo + w]
-                    pn = pred[k, yy, xo : xo + w]
-                    # One loop per case: LLVM does not unswitch `if want_spread` out of the
-                    # vectorised loop, and the branch inside it slows the loop down.
-                    if strict and not want_spread:
-                        for x in range(w):
-                            ok = (abs(fn[x] - fc[x]) <= th[x]) & (sn[x] < sm[x]) & (tn[x] < tm[x])
-                            v = iv[x]
-                            wt = v * invd if v > zero else -v
-                            wt = wt if ok else zero
-                            sw[x] += wt
-                            swp[x] += wt * pn[x]
-                    elif strict:
-                        for x in range(w):
-                            ok = (abs(fn[x] - fc[x]) <= th[x]) & (sn[x] < sm[x]) & (tn[x] < tm[x])
-                            v = iv[x]
-                            wt = v * invd if v > zero else -v
-                            wt = wt if ok else zero
-                            p = pn[x]
-                            sw[x] += wt
-                            swp[x] += wt * p
-                            swpp[x] += wt * p * p
-                    elif not want_spread:
-                        for x in range(w):
-                            ok = (abs(fn[x] - fc[x]) <= th[x]) & (
-                                (sn[x] <= sm[x]) | (tn[x] <= tm[x])
-                            )
-                            v = iv[x]
-                            wt = v * invd if v > zero else -v
-                            wt = wt if ok else zero
-                            sw[x] += wt
-                            swp[x] += wt * pn[x]
-                    else:
-                        for x in range(w):
-                            ok = (abs(fn[x] - fc[x]) <= th[x]) & (
-                                (sn[x] <= sm[x]) | (tn[x] <= tm[x])
-                            )
-                            v = iv[x]
-                            wt = v * invd if v > zero else -v
-                            wt = wt if ok else zero
-                            p = pn[x]
-                            sw[x] += wt
-                            swp[x] += wt * p
-                            swpp[x] += wt * p * p
-        for x in range(w):
-            out[y, x] = swp[x] / sw[x] if sw[x] > 0 else np.nan
-        if want_spread:
-            for x in range(w):
-                if sw[x] > 0:
-                    m = swp[x] / sw[x]
-                    spread[y, x] = np.sqrt(max(swpp[x] / sw[x] - m * m, np.float32(0.0)))
-                else:
-                    spread[y, x] = np.nan
+    starfm_accumulate_bands(
+        fsim,
+        sdiff[None],
+        tdiff[None],
+        invst[None],
+        pred[None],
+        thr,
+        smax[None],
+        tmax[None],
+        half,
+        strict,
+        out[None],
+        spread[None],
+    )
 
 
 @njit(inline="always")
