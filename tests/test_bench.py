@@ -374,10 +374,12 @@ def test_overwrite_replaces_own_previous_output(user_case: Path, tmp_path: Path)
     assert set(manifest["files"]) == written - {".stfusion-bench.json"}
     assert "figures/tiny_quicklook.png" in manifest["files"] and manifest["stfusion_version"]
     # Its own previous output is replaced, as a whole (figures/ gone with --no-figures).
-    run_bench([case], [], out, overwrite=True, figures=False)
+    replaced = run_bench([case], [], out, overwrite=True, figures=False)
     assert not (out / "figures").exists()
     methods = {r["method"] for r in csv.DictReader(open(out / "runs.csv"))}
     assert methods == {"nochange", "additive"}
+    # what the earlier output held that the new one does not: said (the CLI prints it)
+    assert replaced["dropped"] == {"cases": [], "methods": ["starfm"]}
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".bench.")]  # no temp left
     # A file of the output changed since bench wrote it: not stfusion's any more, refused.
     (out / "summary.md").write_text("my edits\n")

@@ -47,6 +47,7 @@ from stfusion.bench_report import (  # SUMMARY_COLUMNS re-exported: its old home
     BASELINES,
     SUMMARY_COLUMNS,  # noqa: F401
     case_figures,
+    dropped_runs,
     html_page,
     run_record,
     summary_latex,
@@ -371,6 +372,7 @@ def run_bench(
             os.replace(aside, final)  # the new output did not land: the old one goes back
         raise
     if aside is not None:
+        results["dropped"] = dropped_runs(aside, cases, methods)
         _remove_own(aside, final)
     results["outdir"] = str(final)
     return results

@@ -33,6 +33,7 @@ __all__ = [
     "BASELINES",
     "SUMMARY_COLUMNS",
     "case_figures",
+    "dropped_runs",
     "html_page",
     "run_record",
     "summary_latex",
@@ -346,6 +347,23 @@ def summary_latex(runs: Sequence[Run], cases: Sequence[Case]) -> str:
             "",
         ]
     return "\n".join(parts)
+
+
+def dropped_runs(
+    earlier: Path, cases: Sequence[Case], methods: Sequence[str]
+) -> dict[str, list[str]]:
+    """The cases and methods an earlier bench output in ``earlier`` held that a new run of
+    ``cases`` x ``methods`` replacing it does not (its ``run.json``; empty lists when none)."""
+    try:
+        record = json.loads((earlier / "run.json").read_text())
+        old_cases, old_methods = list(record["cases"]), list(record["methods"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return {"cases": [], "methods": []}
+    new_cases = {c.name for c in cases}
+    return {
+        "cases": [c for c in old_cases if c not in new_cases],
+        "methods": [m for m in old_methods if m not in methods],
+    }
 
 
 def write_predictions(

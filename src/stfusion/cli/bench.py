@@ -134,6 +134,15 @@ def bench(
     click.echo(
         f"wrote {str(out).rstrip('/') or '/'}/ ({listed}) in {result['total_seconds']:.0f} s"
     )
+    dropped = result.get("dropped") or {}
+    gone = [f"{what} {', '.join(names)}" for what, names in dropped.items() if names]
+    if gone:
+        click.echo(
+            f"Note: the earlier output it replaced also held {'; '.join(gone)}, which this run "
+            "did not repeat: give them again with --cases/--methods, or keep runs apart "
+            "with another --out.",
+            err=True,
+        )
 
 
 def _known_cases(data_dir: str | None, cases_file: str | None) -> dict[str, Case]:
