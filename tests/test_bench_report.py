@@ -294,7 +294,7 @@ def test_quicklook_wraps_many_methods(tmp_path: Path) -> None:
     ]
     files = case_figures(_case(), many, truth, ["red", "nir"], tmp_path / "figures")
     width = mpimg.imread(tmp_path / files[0]).shape[1]
-    assert width <= 6 * 2.6 * 90 + 1
+    assert width <= 6 * 2.6 * 90 + 60  # 6 panels; the tight box may widen for the colour bar
 
 
 def test_scatter_shares_limits_and_colour_scale() -> None:

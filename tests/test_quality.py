@@ -103,7 +103,6 @@ def test_undated_names_say_days_to_pair_is_nan(
 ) -> None:
     """No date in a name: days_to_pair was NaN everywhere without a word (documented only)."""
     from conftest import predict_args, run_cli
-
     from stfusion.errors import STFusionWarning
 
     out = tmp_path / "pred.tif"

@@ -20,7 +20,8 @@ from stfusion.errors import (
     STFusionWarning,
 )
 from stfusion.io import AlignedSource, FileSource, Scaling
-from stfusion.scene import check_scales, open_scene
+from stfusion.scene import open_scene
+from stfusion.scene_checks import check_scales
 
 T30 = Affine(30.0, 0, 500000.0, 0, -30.0, 6100000.0)
 
@@ -221,7 +222,7 @@ def test_band_names_in_another_order_warn(tmp_path: Path) -> None:
     f = write_tif(tmp_path / "f.tif", _img(), names=names)
     c = write_tif(tmp_path / "c.tif", _img(1), names=names[::-1])
     with pytest.warns(
-        STFusionWarning, match=r"c\.tif names its bands nir, red.*--coarse-bands red,nir"
+        STFusionWarning, match=r"c\.tif: band 1 is nir by its name nir.*--coarse-bands red,nir"
     ):
         open_scene([(f, c)], c)
     same = write_tif(tmp_path / "s.tif", _img(1), names=names)
@@ -229,6 +230,32 @@ def test_band_names_in_another_order_warn(tmp_path: Path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error", STFusionWarning)
         open_scene([(f, same)], generic)
+
+
+def test_band_roles_in_another_order_warn(tmp_path: Path) -> None:
+    """Landsat band files in red, green, blue order against MODIS in blue, green, red order
+    (another naming): fused red with blue without a word, as the names differ."""
+    from stfusion.io import FileSource
+
+    def stack(names: list[str], pattern: str) -> FileSource:
+        files = [
+            write_tif(tmp_path / pattern.format(n), _img(i, (1, 32, 32)))
+            for i, n in enumerate(names)
+        ]
+        return FileSource(",".join(str(f) for f in files))
+
+    fine = stack(["B4", "B3", "B2", "B5", "B6", "B7"], "LC08_L2SP_091084_20011017_02_T1_SR_{}.TIF")
+    assert fine.band_names == ("SR_B4", "SR_B3", "SR_B2", "SR_B5", "SR_B6", "SR_B7")
+    modis = "MOD09GA.A2001290.h29v12.sur_refl_b0{}_1.tif"
+    swapped = stack(["3", "4", "1", "2", "6", "7"], modis)
+    assert swapped.band_names[0] == "sur_refl_b03"  # was refl_b03: no role
+    with pytest.warns(STFusionWarning, match=r"band 1 is blue by its name sur_refl_b03.*is red"):
+        open_scene([(fine, swapped)], swapped)
+    # the same roles in the same order, in two namings: no warning
+    ordered = stack(["1", "4", "3", "2", "6", "7"], "x_" + modis)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", STFusionWarning)
+        open_scene([(fine, ordered)], ordered)
 
 
 def test_undeclared_fill_value_warns(tmp_path: Path) -> None:

@@ -26,13 +26,8 @@ from stfusion.inputs import prediction_masks, resolve_role
 from stfusion.io import FileSource, Scaling, Source, check_output, inspect_raster
 from stfusion.methods import make_estimator
 from stfusion.provenance import provenance_tags
-from stfusion.scene import (
-    align_coarse,
-    check_scales,
-    open_scene,
-    warn_band_order,
-    warn_undeclared_fill,
-)
+from stfusion.scene import align_coarse, open_scene
+from stfusion.scene_checks import check_scales, warn_band_order, warn_undeclared_fill
 from stfusion.tiling import ProgressFn, memory_limits
 
 

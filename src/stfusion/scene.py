@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import math
 import os
-import re
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -25,10 +23,8 @@ import numpy as np
 from affine import Affine
 
 from stfusion.errors import (
-    EmptyInputError,
     GridMismatchError,
     InvalidParameterError,
-    ScaleMismatchError,
     STFusionWarning,
 )
 from stfusion.io import (
@@ -44,22 +40,13 @@ from stfusion.io import (
     resolution_ratio,
 )
 from stfusion.io.dataarray import dataarray_source
-from stfusion.io.sources import physical, stored_as, underlying_source
+from stfusion.io.sources import physical, stored_as
+from stfusion.scene_checks import check_scales, check_valid, warn_band_order
 
 log = logging.getLogger("stfusion")
 
 PathLike = str | os.PathLike[str]
 ImageLike = Any  # a path, a Source, a numpy array or an xarray.DataArray
-
-#: Fine and coarse images of one date whose |value| medians and 98th percentiles both differ
-#: this much are almost surely on other scales (both: a median near 0, as NDVI's, alone says
-#: nothing). The real pairs in ../shared/data differ at most 1.5x.
-SCALE_ERROR_FACTOR = 1000.0
-SCALE_WARN_PAIR = 5.0
-#: Between dates (a coarse target against a pair's coarse image: snow, cloud or flood can
-#: change a band 15-25x) and between sites (a training catalog): warn from 20x.
-SCALE_WARN_FACTOR = 20.0
-MOSTLY_EMPTY = 0.5
 
 
 @dataclass
@@ -253,36 +240,6 @@ def align_coarse(
     return AlignedSource(north_up(coarse), fg, resampling), ratio
 
 
-def warn_band_order(ref: Source, others: Sequence[Source], fix: str | None = None) -> None:
-    """Warn when an image names the same bands as ``ref`` in another order: bands are fused
-    (or scored) by position, so blue would be fused with red. ``fix``: what to do (default:
-    the band options of ``predict``)."""
-    own = [n.lower() for n in ref.band_names]
-    if len(set(own)) != len(own) or any(re.fullmatch(r"(band)?_?\d*", n) for n in own):
-        return  # generic or repeated names say nothing about the order
-    for img in others:
-        names = [n.lower() for n in img.band_names]
-        if names != own and sorted(names) == sorted(own):
-            advice = fix or (
-                f"Bands are fused by position: give the order, e.g. --coarse-bands "
-                f"{','.join(ref.band_names)} (--fine-bands for a fine image, or FILE:BANDS)."
-            )
-            warnings.warn(
-                f"{img.label} names its bands {', '.join(img.band_names)}; {ref.label} "
-                f"{', '.join(ref.band_names)}. {advice}",
-                STFusionWarning,
-                stacklevel=3,
-            )
-            return
-
-
-def _scale_in_effect(src: Source) -> float:
-    """The scale that made ``src``'s values physical (its file's or array's, under any
-    wrappers: an aligned coarse image, a mask); 1 when none is known."""
-    scale = float(getattr(underlying_source(src), "scale", 1.0) or 1.0)
-    return abs(scale) if math.isfinite(scale) else 1.0
-
-
 def _crs_hint(coarse: Source, fine: Source) -> str:
     """For images in two CRSs that do not overlap: which CRS each declares, and whether the
     coarse image's own coordinates would overlap in the fine one's (a wrong CRS tag)."""
@@ -298,169 +255,6 @@ def _crs_hint(coarse: Source, fine: Source) -> str:
         else " Check that each file declares the right CRS."
     )
     return f" {coarse.label} declares {cg.crs}, {fine.label} {fg.crs}.{hint}"
-
-
-def _small_side_advice(small: Source, option: str, factor: float) -> str:
-    """What to give when ``small``'s values are too small to be reflectance: its scale in
-    effect times ``factor`` (a power of ten), 1 meaning "leave the option out"."""
-    given = _scale_in_effect(small)
-    scale = 10.0 ** round(np.log10(given * factor))
-    python = option.lstrip("-").replace("-scale", "_scaling")
-    fix = (
-        f"leave {option} out (its {given:g} makes them so)"
-        if scale == 1 and given != 1
-        else f"give {option} {scale:g} (Python: {python}={scale:g})"
-    )
-    return f"{small.label} holds values too small for reflectance: {fix}."
-
-
-def check_scales(
-    fine: Source,
-    coarse: Source,
-    fine_option: str = "--fine-scale",
-    coarse_option: str = "--coarse-scale",
-) -> None:
-    """Catch reflectance x10000 against 0-1 (the commonest silent error in STF).
-
-    ``fine_option``/``coarse_option``: the options that scale each image, named in the
-    advice (the larger-valued side's); the same option for both (the coarse target against
-    a pair's coarse image) means the files themselves must agree.
-    """
-    f = fine.sample(1 << 16)
-    c = coarse.sample(1 << 16)
-    for b in range(min(f.shape[0], c.shape[0])):
-        fv = f[b][np.isfinite(f[b])]
-        cv = c[b][np.isfinite(c[b])]
-        if fv.size == 0 or cv.size == 0:
-            continue
-        fm, cm = float(np.median(np.abs(fv))), float(np.median(np.abs(cv)))
-        fp, cp = float(np.percentile(np.abs(fv), 98)), float(np.percentile(np.abs(cv), 98))
-        if min(fm, cm, fp, cp) <= 0:
-            continue
-        factor = min(max(fm, cm) / min(fm, cm), max(fp, cp) / min(fp, cp))
-        if factor >= SCALE_ERROR_FACTOR:
-            big, option = (fine, fine_option) if fm > cm else (coarse, coarse_option)
-            # the power of ten nearest the scale in effect over the factor: with --fine-scale
-            # 10 given for x10000 values, 1e-4 (not 1e-5, the factor's own correction)
-            given = _scale_in_effect(big)
-            scale = 10.0 ** round(np.log10(given / factor))
-            small, small_option = (coarse, coarse_option) if fm > cm else (fine, fine_option)
-            if min(fm, cm) < 1e-3 <= max(fm, cm) <= 2 and fine_option != coarse_option:
-                # the larger side looks like reflectance, the smaller like none (0-1 values
-                # scaled by 0.0001 again): fix the smaller side, not scale the other down
-                advice = _small_side_advice(small, small_option, factor)
-            elif fine_option == coarse_option:
-                advice = (
-                    f"{option} applies to both, so the files must be in the same units: "
-                    f"rescale {big.label}, or record its scale in it (gdal_edit.py -scale "
-                    f"{scale:g} FILE, on a copy)."
-                )
-            else:
-                python = option.lstrip("-").replace("-scale", "_scaling")
-                advice = (
-                    f"{big.label} holds the larger values: give {option} {scale:g} "
-                    f"(Python: {python}={scale:g}), or set both scales, so both are in the "
-                    "same units."
-                )
-            raise ScaleMismatchError(
-                f"{fine.label} (median {fm:.4g}) and {coarse.label} (median {cm:.4g}) differ "
-                f"{factor:.0f}x in band {b + 1}: their scales do not match. {advice}"
-            )
-        if factor >= (SCALE_WARN_FACTOR if fine_option == coarse_option else SCALE_WARN_PAIR):
-            options = (
-                fine_option if fine_option == coarse_option else f"{fine_option}/{coarse_option}"
-            )
-            warnings.warn(
-                f"{fine.label} and {coarse.label}: band {b + 1} medians differ "
-                f"{max(fm, cm) / min(fm, cm):.0f}x ({fm:.4g} vs {cm:.4g}; 98th percentiles of "
-                f"|value| {fp:.4g} vs {cp:.4g}); check {options}.",
-                STFusionWarning,
-                stacklevel=3,
-            )
-            return
-
-
-def undeclared_fill(
-    sample: np.ndarray, reflectance: bool = True
-) -> tuple[int, float, float, float, float] | None:
-    """A value many pixels hold far outside the others (an undeclared fill such as -28672 or
-    -9999 read as data: "reflectance" -2.87 or -0.9999): (band, value, share, p1, p99 of the
-    other values), or None. ``sample``: ``(band, n)`` values. ``reflectance=False`` (an index
-    or a temperature, as its band names or tags say): no rule for values just below 0, where
-    an NDVI lake may hold one exact value."""
-    for b in range(sample.shape[0]):
-        v = sample[b][np.isfinite(sample[b])]
-        for fill in (v.min(), v.max()) if v.size >= 100 else ():
-            is_fill = v == fill
-            share = float(is_fill.mean())
-            rest = v[~is_fill]
-            if share < 1e-3 or rest.size < 100:
-                continue
-            p1, p99 = np.percentile(rest, [1, 99])  # the other values' range
-            spread = max(float(p99 - p1), 1e-12)
-            # reflectance (the others within -0.1..1.5) holding one value below -0.1: a fill
-            # read through an offset (Landsat C2's stored 0 is -0.2), however close
-            below_reflectance = reflectance and p1 >= -0.1 and p99 <= 1.5 and fill < -0.1
-            if p1 - 5 * spread <= fill <= p99 + 5 * spread and not below_reflectance:
-                continue
-            return b, float(fill), share, float(p1), float(p99)
-    return None
-
-
-def stored_value(source: Source, physical: float) -> float:
-    """The value as the file stores it (before scaling) of a physical value read from
-    ``source``; rounded to an integer when within float32 rounding of one."""
-    scale, offset = getattr(source, "scale", 1.0), getattr(source, "offset", 0.0)
-    stored = (physical - offset) / scale if scale else physical
-    whole = round(stored)
-    return float(whole) if abs(stored - whole) <= max(1e-2, 1e-6 * abs(whole)) else stored
-
-
-def warn_undeclared_fill(
-    source: Source, sample: np.ndarray, advice: str, reflectance: bool = True
-) -> None:
-    """Warn when ``sample`` (read from ``source``) holds an undeclared fill value
-    (:func:`undeclared_fill`); ``advice`` says what to do, with ``{stored}`` for the value
-    as the file stores it (before scaling)."""
-    found = undeclared_fill(sample, reflectance)
-    if found is None:
-        return
-    b, fill, share, p1, p99 = found
-    stored = f"{stored_value(source, fill):.6g}"
-    warnings.warn(
-        f"{source.label}: {share:.1%} of band {b + 1} holds {fill:.6g}, far from the other "
-        f"values ({p1:.4g} .. {p99:.4g}): {advice.format(stored=stored)}",
-        STFusionWarning,
-        stacklevel=4,
-    )
-
-
-def check_valid(source: Source, role: str) -> float:
-    """Valid fraction of ``source``; an error if empty, a warning if mostly empty."""
-    s = source.sample(1 << 18)
-    frac = float(np.isfinite(s).mean()) if s.size else 0.0
-    if frac == 0.0:
-        raise EmptyInputError(
-            f"{source.label}: the {role} has no valid pixels (all nodata/NaN). Check its nodata "
-            "value and that it covers the fine image's area."
-        )
-    option = "--fine-nodata" if role.startswith("fine") else "--coarse-nodata"
-    warn_undeclared_fill(
-        source,
-        s,
-        f"an undeclared nodata (fill) value? Declare it with {option} {{stored}} (Python: "
-        "Scaling(nodata={stored})), or in the file (gdal_edit.py -a_nodata VALUE FILE, on a "
-        "copy), so it is not fused as data.",
-    )
-    if frac < MOSTLY_EMPTY:
-        warnings.warn(
-            f"{source.label}: the {role} has valid values over only {frac:.1%} of the fine "
-            "scene (nodata, clouds masked, or it covers part of the scene); predictions there "
-            "fall back as documented.",
-            STFusionWarning,
-            stacklevel=3,
-        )
-    return frac
 
 
 def pair_list(pairs: Any) -> list[Any] | tuple[Any, ...]:

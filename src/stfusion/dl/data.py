@@ -57,9 +57,13 @@ def parse_date(text: str) -> str | None:
 
 
 def resolve_dates(
-    pairs: Sequence[tuple[object, object]], dates: Sequence[str] | None
+    pairs: Sequence[tuple[object, object]],
+    dates: Sequence[str] | None,
+    where: Sequence[str | None] = (),
 ) -> list[str] | None:
-    """ISO dates of the pairs: from ``dates`` (validated), else from the file names, else None."""
+    """ISO dates of the pairs: from ``dates`` (validated), else from the file names, else None.
+    ``where``: per pair, where its date was given (a catalog's file and line; None or absent:
+    ``--dates``)."""
     if dates:
         if len(dates) != len(pairs):
             raise InvalidParameterError(
@@ -74,12 +78,24 @@ def resolve_dates(
                     f"--dates: {d!r} is not a date; write YYYY-MM-DD."
                 ) from None
         named = [parse_date(str(f)) if isinstance(f, str | Path) else None for f, _ in pairs]
-        clash = [(n, d) for n, d in zip(named, out) if n and n != d]
-        if clash:
+        clash = [k for k, (n, d) in enumerate(zip(named, out)) if n and n != d]
+        source = [*where, *[None] * len(pairs)]
+        if clash and source[clash[0]]:  # a catalog's date column: name the row
+            k = clash[0]
+            name = Path(str(pairs[k][0])).name
+            more = f" (and {len(clash) - 1} more row(s))" if len(clash) > 1 else ""
             warnings.warn(
-                f"--dates {','.join(out)} contradicts the file names ({clash[0][0]} named, "
-                f"{clash[0][1]} given{' and more' if len(clash) > 1 else ''}); the dates given "
-                "are used: check their order (one per --pair, in the same order).",
+                f"{source[k]}: date {out[k]} contradicts the file name {name} ({named[k]})"
+                f"{more}; the catalog's date is used: check the date column.",
+                STFusionWarning,
+                stacklevel=3,
+            )
+        elif clash:
+            clash_pairs = [(named[k], out[k]) for k in clash]
+            warnings.warn(
+                f"--dates {','.join(out)} contradicts the file names ({clash_pairs[0][0]} "
+                f"named, {clash_pairs[0][1]} given{' and more' if len(clash) > 1 else ''}); the "
+                "dates given are used: check their order (one per --pair, in the same order).",
                 STFusionWarning,
                 stacklevel=3,
             )
@@ -141,7 +157,7 @@ def warn_site_scales(sites: Sequence[Any]) -> None:
     against 0-1 in one catalog): the networks do not mind, but the validation RMSE that picks
     the best epoch is then dominated by the x10000 sites. The catalog's scale columns (or
     the files themselves) make them agree."""
-    from stfusion.scene import SCALE_WARN_FACTOR
+    from stfusion.scene_checks import SCALE_WARN_FACTOR
 
     if len(sites) < 2:
         return

@@ -150,8 +150,9 @@ def _short_names(stems: Sequence[str]) -> list[str]:
         return list(stems)
     pre = _common_prefix(stems)
     cut = max(pre.rfind(c) for c in "_-.") + 1
-    # keep a product word before the band: SR_B4 and ST_B10 (Landsat), not just B4
-    m = re.search(r"(?:^|[_.-])([A-Za-z]{1,4}[_-])$", pre[:cut])
+    # keep the product words before the band: SR_B4 and ST_B10 (Landsat), sur_refl_b01
+    # (MODIS), not just B4 or refl_b01, whose band roles nothing can tell
+    m = re.search(r"(?:^|[_.-])((?:[A-Za-z]{1,4}[_-]){1,2})$", pre[:cut])
     if m:
         cut -= len(m.group(1))
     suf = _common_prefix([s[::-1] for s in stems])[::-1]

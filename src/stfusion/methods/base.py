@@ -38,11 +38,10 @@ from stfusion.scene import (
     as_scaling,
     as_source,
     check_keywords,
-    check_scales,
-    check_valid,
     open_scene,
     pair_list,
 )
+from stfusion.scene_checks import check_scales, check_valid
 from stfusion.tiling import (
     DEFAULT_MEM_LIMIT_MB,
     ArraySink,

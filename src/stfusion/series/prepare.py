@@ -24,7 +24,8 @@ from stfusion.io import Scaling
 from stfusion.methods import FusionMethod, get_method
 from stfusion.methods.vipstf import one_pair_method
 from stfusion.qa import MASK_KINDS, check_flags
-from stfusion.scene import check_scales, open_scene
+from stfusion.scene import open_scene
+from stfusion.scene_checks import check_scales
 from stfusion.series.config import SeriesConfig
 from stfusion.series.grids import GridChoice, choose_grid
 from stfusion.series.images import ImageSet
