@@ -60,6 +60,9 @@ class LoopSettings(RunOptions):
     lr: float = 1e-3
     steps_per_epoch: int = 0  # 0: about one pass over the training area per epoch, >= 10
     val_fraction: float = 0.2
+    # Largest share of invalid (nodata, masked) pixels in a training patch's windows; a patch
+    # with more is redrawn. Higher lets cloudy scenes train, on fewer labelled pixels.
+    max_invalid: float = 0.01
     patience: int = 10
     seed: int = 0
     device: str = "auto"  # auto, cpu, cuda, cuda:1 (stfusion.dl.engine.parse_devices)

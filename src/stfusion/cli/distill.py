@@ -100,6 +100,7 @@ def distill(
     strategy: str,
     workers: int,
     max_gap: float,
+    max_invalid: float,
     val_dates: str | None,
     val_patches: int,
     catalog: str | None,
@@ -151,6 +152,7 @@ def distill(
         strategy=strategy,
         workers=workers,
         max_gap=max_gap,
+        max_invalid=max_invalid,
         val_dates=opt.split_dates(val_dates),
         val_patches=val_patches,
     )

@@ -454,6 +454,13 @@ def engine_options(settings: type) -> Decorator:
             click.FloatRange(0.0),
             "Pair only dates at most this many days apart; 0 = any two dates of a site.",
         ),
+        setting(
+            settings,
+            "max_invalid",
+            float,
+            "Largest share (0 to below 1) of invalid pixels (nodata or masked) a training "
+            "patch may have; one with more is redrawn. Raise it (e.g. 0.2) for cloudy scenes.",
+        ),
         click.option(
             "--val-dates",
             default=None,

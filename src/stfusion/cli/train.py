@@ -300,6 +300,7 @@ def _train_config(config_cls: Any, model: str, size: str, settings: dict[str, An
         strategy=p["strategy"],
         workers=p["workers"],
         max_gap=p["max_gap"],
+        max_invalid=p["max_invalid"],
         val_dates=opt.split_dates(p["val_dates"]),
         val_patches=p["val_patches"],
         init=p["init"],

@@ -6,12 +6,12 @@ with optional per-row scale columns (``fine_scale``, ``fine_offset``, ``coarse_s
 from __future__ import annotations
 
 import csv
-import datetime as _dt
 import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from stfusion.dates import DateNotFoundError, parse_date
 from stfusion.errors import InputFileError, InvalidParameterError
 from stfusion.io import Scaling
 from stfusion.scene import ImageLike
@@ -31,6 +31,8 @@ class PairSpec:
     fine_offset: float | None = None
     coarse_scale: float | None = None
     coarse_offset: float | None = None
+    #: Where the pair was given (``cat.csv, line 3``; None: ``--pair``), for messages.
+    where: str | None = None
 
     def scaling(self, role: str, run: Scaling | None) -> Scaling | None:
         """The Scaling of this pair's ``role`` image: the row's values over the run's."""
@@ -74,12 +76,13 @@ def read_catalog(path: str | os.PathLike[str]) -> dict[str, list[PairSpec]]:
     out: dict[str, list[PairSpec]] = {}
     for i, row in enumerate(rows, start=2):
         row = {k: (v or "").strip() for k, v in row.items()}
-        try:
-            date = _dt.date.fromisoformat(row["date"]).isoformat() if row["date"] else ""
-        except ValueError:
+        try:  # the forms a file name may use, so a name's date can be copied over
+            date = parse_date(row["date"]).isoformat() if row["date"] else ""
+        except DateNotFoundError:
             raise InvalidParameterError(
-                f"{p}, line {i}: date {row['date']!r} is not a date; write YYYY-MM-DD (or "
-                "leave it empty to read it from the file name)."
+                f"{p}, line {i}: date {row['date']!r} is not a date; write YYYY-MM-DD, "
+                "YYYYMMDD or YYYYDDD (day of year), or leave it empty to read it from the file "
+                "name."
             ) from None
 
         def resolve(value: str, i: int = i) -> str:
@@ -102,6 +105,7 @@ def read_catalog(path: str | os.PathLike[str]) -> dict[str, list[PairSpec]]:
                 date,
                 resolve(mask) if mask else None,
                 **numbers,
+                where=f"{p}, line {i}",
             )
         )
     return out

@@ -18,7 +18,11 @@ tensors only, so opening a file never runs code). Keys:
                        ``per_sample: true`` (statistics of each scene, see
                        :mod:`stfusion.dl.networks.agnostic`)
 ``data_range``         per-band data range of the vision loss (normalised units)
-``training_dates``     ISO dates of the training pairs (the bench refuses those targets)
+``training_dates``     ISO dates of the pairs the run read, held-out ones included (the bench
+                       refuses those targets)
+``validation_dates``   those held out whole (``--val-dates``): validation and the choice of
+                       the best epoch only, never a training example (older checkpoints:
+                       ``validation.dates``)
 ``training_sites``     per site: its name, dates, shape and bands
 ``config``             every training hyper-parameter (``TrainConfig``)
 ``history``            one row per epoch (losses, seconds)
@@ -258,6 +262,17 @@ class Checkpoint:
     @property
     def training_dates(self) -> tuple[str, ...]:
         return tuple(str(d) for d in self.data.get("training_dates") or ())
+
+    @property
+    def validation_dates(self) -> tuple[str, ...]:
+        """The ``training_dates`` held out for validation (used to choose the epoch, never
+        trained on); older checkpoints: their ``validation.dates``, but for those a
+        distillation's teacher read."""
+        if "validation_dates" in self.data:
+            return tuple(str(d) for d in self.data["validation_dates"] or ())
+        held = (self.data.get("validation") or {}).get("dates") or ()
+        teacher = set((self.data.get("teacher") or {}).get("training_dates") or ())
+        return tuple(str(d) for d in held if str(d) not in teacher)
 
     @property
     def agnostic(self) -> bool:

@@ -59,7 +59,7 @@ from stfusion.scene import Scene, as_source, open_scene
 
 #: Pixels per image read to compute the normalisation (decimated above this).
 STATS_PIXELS = 1 << 18
-#: A training patch with more invalid pixels than this share is redrawn.
+#: A training patch with more invalid pixels than this share is redrawn (``--max-invalid``).
 MAX_INVALID = 0.01
 
 
@@ -359,9 +359,12 @@ class PatchDataset(torch.utils.data.Dataset):
             if self.reader.per_sample and self.single is None:
                 return _to_tensors(parts, stats)
             return _to_tensors(parts)
+        windows = "both windows" if self.single is not None else "all four windows"
         raise InvalidParameterError(
-            "could not find training patches with valid pixels outside the validation block; "
-            "check the nodata (or masks) of the inputs or use a smaller --patch."
+            f"could not find a training patch outside the validation block with at most "
+            f"{self.max_invalid * 100:g} % invalid (nodata or masked) pixels in {windows} "
+            f"(--max-invalid {self.max_invalid:g}); use a smaller --patch, allow more with "
+            "e.g. --max-invalid 0.2, or check the nodata and masks of the inputs."
         )
 
 
@@ -548,7 +551,9 @@ def open_sites(
     for name, specs in groups.items():
         raw = [(s.fine, s.coarse) for s in specs]
         given = [s.date for s in specs if s.date]
-        dates = resolve_dates(raw, given if len(given) == len(specs) else None)
+        dates = resolve_dates(
+            raw, given if len(given) == len(specs) else None, [s.where for s in specs]
+        )
         # a row's own scale opens its images with it; the others take the run's
         images = [
             (

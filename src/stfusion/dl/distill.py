@@ -105,6 +105,7 @@ from stfusion.dl.networks.student import (
     make_student,
     student_channels,
 )
+from stfusion.dl.run_inputs import checkpoint_path
 from stfusion.dl.train import (
     RunData,
     check_resume,
@@ -307,6 +308,7 @@ def _teacher_info(
         "network": {k: v for k, v in ck.data["network"].items()},
         "parameters": parameter_count(net),
         "training_dates": list(ck.training_dates),
+        "validation_dates": list(ck.validation_dates),
         "best_epoch": ck.data.get("best_epoch"),
         "train_val_rmse": None if best is None else best.get("val_rmse"),
         "command": ck.meta.get("command"),
@@ -480,7 +482,7 @@ def distill(
     """
     check_inputs("distill", inputs, ResumableInputs.__optional_keys__)
     cfg = copy.deepcopy(config) if config is not None else DistillConfig()
-    out = Path(out)
+    out = checkpoint_path(out)
     t_ck, t_path = _open_teacher(teacher, out)
     previous, cfg = start_training(out, cfg, inputs, model=StudentNet.name, pairs=pairs)
     cfg.validate()
@@ -539,6 +541,10 @@ def distill(
             network = {**student.config(), "size": cfg.student}
             rec_out = checkpoint_record(StudentNet.name, network, data, cfg, rec, run_meta, inputs)
             rec_out["teacher"] = info["teacher"]
+            # a held-out date the teacher trained on reached the student through it
+            taught = set(info["teacher"]["training_dates"])
+            taught -= set(info["teacher"]["validation_dates"])
+            rec_out["validation_dates"] = [d for d in data.held_out if d not in taught]
             rec_out["parameters"] = parameter_count(student)
             rec_out["resume"] = {
                 "state_dict": cpu_state(student.state_dict()),

@@ -172,6 +172,40 @@ def deterministic(device: str, threads: int) -> Iterator[None]:
         torch.set_num_threads(old_threads)
 
 
+class StderrProgressBar(TQDMProgressBar):
+    """Lightning's bar on stderr (its own writes to stdout, where a user redirects results),
+    epochs counted from 1 like stfusion's epoch lines and checkpoint."""
+
+    def _on_stderr(self, init: Any) -> Any:
+        with contextlib.redirect_stdout(sys.stderr):  # the bars take file=sys.stdout when made
+            return init()
+
+    def init_sanity_tqdm(self) -> Any:
+        return self._on_stderr(super().init_sanity_tqdm)
+
+    def init_train_tqdm(self) -> Any:
+        return self._on_stderr(super().init_train_tqdm)
+
+    def init_validation_tqdm(self) -> Any:
+        return self._on_stderr(super().init_validation_tqdm)
+
+    def init_predict_tqdm(self) -> Any:
+        return self._on_stderr(super().init_predict_tqdm)
+
+    def init_test_tqdm(self) -> Any:
+        return self._on_stderr(super().init_test_tqdm)
+
+    def on_train_epoch_start(self, trainer: L.Trainer, *_: Any) -> None:
+        # Lightning's own, but for the description (it would show "Epoch 0" first)
+        if self._leave:
+            self.train_progress_bar = self.init_train_tqdm()
+        bar, total = self.train_progress_bar, self.total_train_batches
+        bar.reset()
+        bar.total = None if total == float("inf") else total
+        bar.initial = 0
+        bar.set_description(f"Epoch {trainer.current_epoch + 1}")
+
+
 def make_trainer(
     settings: EngineSettings,
     root: Path,
@@ -195,7 +229,7 @@ def make_trainer(
     bar = settings.progress_bar and sys.stderr.isatty()
     cbs = list(callbacks)
     if bar:
-        cbs.append(TQDMProgressBar(leave=False))
+        cbs.append(StderrProgressBar(leave=False))
     return L.Trainer(
         accelerator=accelerator,
         devices=devices,

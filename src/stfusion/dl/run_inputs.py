@@ -14,6 +14,7 @@ dates, which the checks of ``stfusion predict`` and ``stfusion bench`` need.
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -33,6 +34,7 @@ from stfusion.io.writing import OTHER_FORMATS
 __all__ = [
     "check_out",
     "check_patch",
+    "checkpoint_path",
     "file_identity",
     "input_changes",
     "site_records",
@@ -230,6 +232,18 @@ def _input_paths(pairs: Any, catalog: Any) -> list[str]:
             for r in rows:
                 specs += [str(x) for x in (r.fine, r.coarse, r.mask) if isinstance(x, str | Path)]
     return specs
+
+
+def checkpoint_path(out: str | os.PathLike[str]) -> Path:
+    """``out`` as a Path, refused when it ends with a separator: ``Path`` drops it, and the
+    run would write a file of the folder's name (and ``<name>.lightning/`` beside it)."""
+    text = os.fspath(out)
+    if text.endswith(("/", os.sep)):
+        raise OptionError(
+            f"--out {text}: ends with a slash, so it names a folder; --out names the checkpoint "
+            f"file to write, e.g. --out {text}model.ckpt."
+        )
+    return Path(out)
 
 
 def check_out(out: Path, pairs: Any, catalog: Any) -> None:

@@ -60,7 +60,7 @@ from stfusion.dl.losses import CompoundLoss, SpectralLoss, content_loss
 from stfusion.dl.networks import FusionNet, channels_for, make_network, network_class
 from stfusion.dl.networks.autoencoder import Autoencoder
 from stfusion.dl.networks.discriminators import Discriminator, discriminator_class
-from stfusion.dl.run_inputs import check_patch, site_records, warn_undated
+from stfusion.dl.run_inputs import check_patch, checkpoint_path, site_records, warn_undated
 from stfusion.dl.train_config import (
     ResumableInputs,
     RunInputs,
@@ -192,6 +192,7 @@ class RunData:
             cfg.seed,
             augment=True,
             stream=1,
+            max_invalid=cfg.max_invalid,
         )
         return ds.loader(data, cfg.batch, cfg.workers, fixed=False, drop_last=True)
 
@@ -250,6 +251,7 @@ def run_data(
         time_mix=getattr(cfg, "time_mix", 0.0),
         single=used if single else None,
         multiple=multiple if single else 1,
+        max_invalid=cfg.max_invalid,
     )
     val_ds = ds.ValidationDataset(
         sites, norm, held, cfg.patch, cfg.val_patches, cfg.seed, cfg.max_gap, multiple
@@ -297,7 +299,8 @@ def checkpoint_record(
 
     The prediction-time checks (bands, names, scaling, ratio, value range, training dates)
     read these fields; ``training_dates`` lists every date the run read (training and
-    held-out), so the bench never scores a model on a date it has seen. Each site's files,
+    held-out), so the bench never scores a model on a date it has seen; ``validation_dates``
+    the held-out ones (``--val-dates``), never trained on. Each site's files,
     scaling and validation block are in ``training_site_info`` (the top-level ``scaling``
     and ``validation_block`` are the first site's, as before); ``training_inputs`` (the
     catalog, the resampling) from ``run_inputs``. ``--resume`` compares them.
@@ -325,6 +328,8 @@ def checkpoint_record(
         "data_range": list(data.norm.data_range),
         "physical_range": data.norm.physical_range,
         "training_dates": data.dates or [],
+        # held out whole: they chose the epoch but were never trained on (predict says so)
+        "validation_dates": list(data.held_out),
         "training_sites": ds.describe(data.sites),
         "training_site_info": site_records(data.sites),
         "training_inputs": training_inputs(run_inputs or {}),
@@ -487,7 +492,7 @@ def train(
     """
     check_inputs("train", inputs, ResumableInputs.__optional_keys__)
     cfg = copy.deepcopy(config) if config is not None else TrainConfig()
-    out = Path(out)
+    out = checkpoint_path(out)
     previous, cfg = start_training(out, cfg, inputs, model=cfg.model, pairs=pairs)
     cfg.validate()
     cfg = cfg.resolved()

@@ -173,6 +173,11 @@ def validate_run_options(cfg: Any) -> None:
             f"--val-fraction {cfg.val_fraction}: the share of each scene's area held out, from "
             "0 (no block) to below 1, e.g. 0.2."
         )
+    if not 0.0 <= float(cfg.max_invalid) < 1.0:
+        raise OptionError(
+            f"--max-invalid {cfg.max_invalid}: the largest share of invalid pixels in a "
+            "training patch, from 0 to below 1, e.g. 0.2."
+        )
     for day in cfg.val_dates:
         check_iso_date(str(day), "--val-dates")
     if not cfg.val_fraction and not cfg.val_dates:

@@ -93,4 +93,20 @@ def init_weights(net: FusionNet, cfg: TrainConfig, initial: Checkpoint | None) -
         raise InvalidParameterError(
             f"--init {init}: {why}; give the same model and --size, or --init none."
         )
-    net.load_state_dict(initial.data["state_dict"])
+    bands = initial.data["network"].get("bands")
+    if "agnostic" not in want and bands is not None and bands != net.bands:
+        # A band-tied network has one input and output channel per band: it cannot take others.
+        raise InvalidParameterError(
+            f"--init {init}: {initial.path} holds a band-tied {initial.model} of {bands} band(s) "
+            f"but this run's pairs have {net.bands}; train on pairs of its {bands} bands "
+            "(FILE:BANDS), or start fresh with --init none."
+        )
+    try:
+        net.load_state_dict(initial.data["state_dict"])
+    except RuntimeError as exc:  # a layout the checks above do not know (e.g. an older format)
+        first = str(exc).strip().splitlines()[-1].strip()
+        raise InvalidParameterError(
+            f"--init {init}: the weights of {initial.path} do not fit this run's {cfg.model} "
+            f"network ({first}); give a checkpoint of the same model, size and bands, or "
+            "--init none."
+        ) from None

@@ -29,11 +29,11 @@ import copy
 import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
-from pathlib import Path
 from typing import Any, Unpack
 
 from stfusion.dl import engine
 from stfusion.dl.networks.stfdcnn import STFDCNNNet, choose_factor, choose_window, sizes_for
+from stfusion.dl.run_inputs import checkpoint_path
 from stfusion.dl.train import (
     TrainConfig,
     TrainResult,
@@ -133,7 +133,7 @@ def train_stfdcnn(
     :func:`stfusion.dl.train.train`'s (:class:`~stfusion.dl.train_config.ResumableInputs`).
     """
     check_inputs("train_stfdcnn", inputs, ResumableInputs.__optional_keys__)
-    out = Path(out)
+    out = checkpoint_path(out)
     previous, cfg = start_training(out, _as_config(config), inputs, model="stfdcnn", pairs=pairs)
     cfg.validate()
     sites = training_sites(pairs, inputs, previous, cfg.agnostic)

@@ -356,6 +356,7 @@ class DeepMethod(FusionMethod):
             int(self.batch) if self.batch != "auto" else 1 if pred.device.type == "cpu" else 8
         )
         self.training_dates_ = ck.training_dates
+        self.validation_dates_ = ck.validation_dates
         self.training_sites_ = tuple(
             TrainingSite.from_record(r) for r in ck.data.get("training_site_info") or ()
         )
@@ -377,14 +378,25 @@ class DeepMethod(FusionMethod):
 
             from stfusion.errors import STFusionWarning
 
-            warnings.warn(
-                f"{self.name}: {reason} (the weights {self.checkpoint_} were trained on "
-                f"{', '.join(self.training_dates_)}): the prediction is not an honest test of "
-                "the method, and scores against that date's fine image mean little. Predict "
-                "another date, or train weights without it.",
-                STFusionWarning,
-                stacklevel=3,
-            )
+            held = set(self.validation_dates_)
+            trained = ", ".join(d for d in self.training_dates_ if d not in held)
+            if str(np.datetime64(str(day), "D")) in held:
+                # --val-dates: it chose the epoch, but no example of it was trained on
+                what = reason.replace("trained on the target date", "the target date")
+                message = (
+                    f"{self.name}: {what} was held out for validation when the weights "
+                    f"{self.checkpoint_} were trained (on {trained}): used to choose the epoch, "
+                    "never trained on; scores against it are a fair test, slightly optimistic "
+                    "for the epoch choice."
+                )
+            else:
+                message = (
+                    f"{self.name}: {reason} (the weights {self.checkpoint_} were trained on "
+                    f"{trained}): the prediction is not an honest test of the method, and "
+                    "scores against that date's fine image mean little. Predict another date, "
+                    "or train weights without it."
+                )
+            warnings.warn(message, STFusionWarning, stacklevel=3)
 
     def plan(
         self, mem_limit_mb: float | None = None, window_size: int | None = None, workers: int = 1
