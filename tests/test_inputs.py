@@ -328,6 +328,19 @@ def test_band_files_stack_in_band_order(landsat_band_files: dict[str, Path]) -> 
     np.testing.assert_array_equal(FileSource(listed).read(), whole.read()[[3, 2]])
 
 
+def test_evaluate_against_band_files(
+    landsat_band_files: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A truth given as Landsat band files (a glob, as USGS delivers it) crashed evaluate
+    ('BandStack' object has no attribute 'fill_')."""
+    d = landsat_band_files["SR_B1"].parent
+    glob_spec = str(d / "LE07_*_SR_B[1-7].TIF")
+    code, out, err = run_cli(["evaluate", str(L1017), glob_spec, "--json"], capsys)
+    assert code == 0, err
+    scored = json.loads(out)
+    assert scored["rmse"]["mean"] == 0.0 and scored["inputs"]["truth"]["fill"] == []
+
+
 def test_predict_from_band_files_is_bit_identical(
     landsat_band_files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -249,6 +249,29 @@ def test_metadata_gdal_does_not_apply_is_read(tmp_path: Path) -> None:
     assert src.scale == pytest.approx(1e-4) and "ENVI reflectance scale factor" in src.scale_source
 
 
+def test_metadata_tags_survive_a_band_choice_and_a_stack(tmp_path: Path) -> None:
+    """A band choice (``FILE:2,1``, --coarse-bands) or a stack of band files read the
+    scale_factor tags as 1 and the _FillValue as data (a 7-band MOD09GA GeoTIFF always needs
+    a choice); and evaluate crashed on a stack's missing fill values."""
+    dn = np.array([[[100, 200], [-28672, 4000]], [[300, 400], [-28672, 5000]]], np.int16)
+    path = write_tif(tmp_path / "MOD09GA.A2001290.sur_refl.tif", dn, dtype="int16")
+    with rasterio.open(path, "r+") as ds:
+        ds.update_tags(scale_factor="0.0001", _FillValue="-28672")
+    whole = FileSource(str(path)).read()
+    chosen = FileSource(f"{path}:2,1")
+    assert chosen.scale == pytest.approx(1e-4) and chosen.fill_ == (-28672.0,)
+    np.testing.assert_array_equal(chosen.read(), whole[[1, 0]])
+    files = []
+    for b in range(2):
+        one = write_tif(tmp_path / f"M.sur_refl_b0{b + 1}_1.tif", dn[b], dtype="int16")
+        with rasterio.open(one, "r+") as ds:
+            ds.update_tags(1, scale_factor="0.0001", _FillValue="-28672")
+        files.append(str(one))
+    stack = FileSource(",".join(files))
+    np.testing.assert_array_equal(stack.read(), whole)
+    assert np.isnan(stack.sample()[:, 1, 0]).all()
+
+
 def test_metadata_tags_on_the_dataset_per_band_and_beside_nodata(tmp_path: Path) -> None:
     dn = np.array([[[100, 200], [-28672, 4000]], [[300, 400], [-28672, 5000]]], np.int16)
 

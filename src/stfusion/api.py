@@ -475,10 +475,16 @@ def _named_index_or_temperature(src: FileSource, tags: dict[str, str]) -> bool:
 
 
 def _file_tags(path: str) -> dict[str, str]:
+    """The dataset tags of ``path``; none for what is not one file (a glob or list of band
+    files, an HDF field)."""
     import rasterio
+    from rasterio.errors import RasterioIOError
 
-    with rasterio.open(path) as ds:
-        return dict(ds.tags())
+    try:
+        with rasterio.open(path) as ds:
+            return dict(ds.tags())
+    except RasterioIOError:
+        return {}
 
 
 def _ratio_of(tags: dict[str, str]) -> float | None:

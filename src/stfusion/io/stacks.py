@@ -28,7 +28,7 @@ from stfusion.errors import (
     InvalidParameterError,
     STFusionWarning,
 )
-from stfusion.io.files import given_or_file, is_gdal_name
+from stfusion.io.files import given_or_file, is_gdal_name, metadata_fill, metadata_scaling
 from stfusion.io.grid import Grid, RasterInfo, Scaling
 from stfusion.io.sources import FileSource, Source, without_fill
 
@@ -307,6 +307,11 @@ class BandStack(FileSource):
         self.count = len(members)
         self.band_names = tuple(m.short for m in members)
         self.scale, self.offset, self.scale_source = self._resolve()
+        #: the fill values read as NaN besides the files' nodata, as FileSource's: the one
+        #: given, and _FillValue tags GDAL does not apply (evaluate reports them)
+        paths = {m.path for m in members if m.field is None}
+        fills = sorted(f for f in {self._file_fill(p) for p in paths} if f is not None)
+        self.fill_ = tuple(v for v in (self.scaling.nodata, *fills) if v is not None)
 
     # -- description
 
@@ -362,6 +367,10 @@ class BandStack(FileSource):
                 "must be of one scene. Narrow the glob to one date."
             )
 
+    def _file_fill(self, path: str) -> float | None:
+        with _open_gdal(path) as ds:
+            return metadata_fill(ds)
+
     def _file_scales(self) -> list[tuple[float, float, bool]]:
         out = []
         for m in self._members:
@@ -370,6 +379,11 @@ class BandStack(FileSource):
                 continue
             with _open_gdal(m.path) as ds:
                 s, o = float(ds.scales[m.band - 1]), float(ds.offsets[m.band - 1])
+                # scale_factor/add_offset tags (a GeoTIFF converted from MODIS HDF) or an
+                # ENVI reflectance scale factor, as a whole file read alone would use them
+                stated = metadata_scaling(ds) if (s, o) == (1.0, 0.0) else None
+            if stated is not None:
+                s, o = stated[0], stated[1]
             out.append((s, o, s != 1.0 or o != 0.0))
         return out
 
@@ -447,7 +461,7 @@ class BandStack(FileSource):
 
     def _scaled(self, arr: np.ndarray) -> np.ndarray:
         # As io._read_scaled, so a stack reads exactly what one stacked file would.
-        arr = without_fill(arr, self.scaling.nodata)
+        arr = without_fill(arr, self.fill_)
         if self.scale != 1.0 or self.offset != 0.0:
             arr = arr * np.float32(self.scale) + np.float32(self.offset)
         arr[~np.isfinite(arr)] = np.nan
