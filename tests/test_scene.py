@@ -364,6 +364,30 @@ def test_python_call_mistakes_get_messages(tmp_path: Path) -> None:
     assert open_scene([(f, c)], ratio=np.int64(16)).ratio == 16
 
 
+def test_fill_warning_gives_the_stored_value_through_an_aligned_image(tmp_path: Path) -> None:
+    """A coarse target on its own grid (read through its alignment) named the scaled value
+    (-0.9999), which --coarse-nodata does not match; the file stores -9999."""
+    f = write_tif(tmp_path / "f.tif", _img(0, (2, 64, 64)), transform=T30)
+    dn = np.round(_img(1, (2, 8, 8)) * 10000).astype(np.int16)
+    c = write_tif(
+        tmp_path / "c.tif",
+        dn,
+        transform=Affine(240.0, 0, 500000.0, 0, -240.0, 6100000.0),
+        dtype="int16",
+        scales=[1e-4, 1e-4],
+    )
+    dn[:, :2, :2] = -9999
+    t = write_tif(
+        tmp_path / "t.tif",
+        dn,
+        transform=Affine(240.0, 0, 500000.0, 0, -240.0, 6100000.0),
+        dtype="int16",
+        scales=[1e-4, 1e-4],
+    )
+    with pytest.warns(STFusionWarning, match=r"--coarse-nodata -9999 "):
+        open_scene([(f, c)], t)
+
+
 def test_fill_warning_gives_the_stored_value_of_an_array() -> None:
     """int16 arrays with Scaling(1e-4): the warning named -1 (the scaled -0.9999 undone by
     nothing), which matches no stored value; it is -9999."""

@@ -210,8 +210,10 @@ def undeclared_fill(
 
 def stored_value(source: Source, physical: float) -> float:
     """The value as the file stores it (before scaling) of a physical value read from
-    ``source``; rounded to an integer when within float32 rounding of one."""
-    scale, offset = getattr(source, "scale", 1.0), getattr(source, "offset", 0.0)
+    ``source`` (its file's, under any wrapper: a mask, an aligned coarse image, which gave
+    the scaled value); rounded to an integer when within float32 rounding of one."""
+    file = underlying_source(source)
+    scale, offset = getattr(file, "scale", 1.0), getattr(file, "offset", 0.0)
     stored = (physical - offset) / scale if scale else physical
     whole = round(stored)
     return float(whole) if abs(stored - whole) <= max(1e-2, 1e-6 * abs(whole)) else stored
