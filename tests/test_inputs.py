@@ -353,6 +353,25 @@ def test_predict_from_band_files_is_bit_identical(
     code, err = _predict(capsys, (d / "LE07_*.TIF", M1017), M1102, out, *STARFM15, *preset)
     assert code == 0, err
     np.testing.assert_array_equal(_read(out), _read(ref))
+    # the Landsat 8/9 preset on Landsat 7 files: refused, naming the one to give
+    other = ("--fine-preset", "landsat89-c2l2", "--fine-scale", "0.0001", "--fine-offset", "0")
+    code, err = _predict(capsys, (d / "LE07_*.TIF", M1017), M1102, out, *STARFM15, *other)
+    assert code == 1 and "a Landsat 7 file" in err and "--fine-preset landsat457-c2l2" in err
+
+
+def test_landsat_4_7_preset_on_landsat_8_files_is_refused(
+    landsat_band_files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Landsat 8 delivers SR_B1 (coastal aerosol) to SR_B7: the Landsat 4-7 preset matched
+    every band and fused coastal as blue, NIR as SWIR1, with no word."""
+    for path in landsat_band_files.values():
+        path.rename(path.with_name(path.name.replace("LE07_", "LC08_")))
+    d = landsat_band_files["SR_B1"].parent
+    preset = ("--fine-preset", "landsat457-c2l2", "--fine-scale", "0.0001", "--fine-offset", "0")
+    out = tmp_path / "out.tif"
+    code, err = _predict(capsys, (d / "LC08_*.TIF", M1017), M1102, out, *STARFM15, *preset)
+    assert code == 1 and "a Landsat 8 file" in err and "--fine-preset landsat89-c2l2" in err
+    assert not out.exists()
 
 
 def test_numbers_in_a_glob_are_the_band_numbers_of_the_names(

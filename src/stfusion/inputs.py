@@ -27,6 +27,7 @@ several bands is an error that lists them.
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from stfusion import hdf
-from stfusion.errors import InvalidParameterError, STFusionWarning
+from stfusion.errors import InvalidParameterError, STFusionError, STFusionWarning
 from stfusion.io import Scaling
 from stfusion.io.files import is_gdal_name
 from stfusion.io.stacks import natural_key, parse_bands, split_spec, word_match
@@ -144,6 +145,37 @@ def get_preset(name: str) -> Preset:
             f"preset {name!r} unknown; choose from {', '.join(PRESETS)} (docs/inputs.md)."
         )
     return PRESETS[key]
+
+
+#: Landsat missions in product IDs (``LC08_L2SP_...``, ``LE07_...``) and the presets whose
+#: bands they have (SR_B1 is blue on Landsat 4-7, coastal aerosol on Landsat 8-9).
+_LANDSAT_ID = re.compile(r"(?<![A-Za-z0-9])L[COTEM]0?([4-9])_")
+_LANDSAT_PRESET = {"4": "landsat457-c2l2", "5": "landsat457-c2l2", "7": "landsat457-c2l2"}
+
+
+def check_preset_fits(preset: Preset | None, spec: str, option: str) -> None:
+    """Refuse a Landsat preset of other missions than the files' product IDs name: the
+    Landsat 4-7 preset on Landsat 8/9 files takes coastal aerosol for blue, NIR for SWIR1,
+    and every band still matches a file, so nothing else would say so."""
+    if preset is None or preset.name not in ("landsat89-c2l2", "landsat457-c2l2"):
+        return
+    from stfusion.io.stacks import split_spec
+
+    try:
+        files, _ = split_spec(spec)
+    except STFusionError:  # a spec that names no file is reported where it is opened
+        return
+    for f in files:
+        m = _LANDSAT_ID.search(Path(f).name)
+        if m is None:
+            continue
+        fits = _LANDSAT_PRESET.get(m.group(1), "landsat89-c2l2")
+        if fits != preset.name:
+            raise InvalidParameterError(
+                f"{f}: a Landsat {m.group(1)} file, but {option} {preset.name} is for Landsat "
+                f"{'8 and 9' if preset.name.startswith('landsat89') else '4, 5 and 7'}, whose "
+                f"bands are numbered otherwise; give {option} {fits}."
+            )
 
 
 def resolve_role(
@@ -277,6 +309,7 @@ def stack_band_files(
     bare = []
     for day, group in groups.items():
         paths = sorted({a.path for a in group}, key=lambda p: natural_key(Path(p).name))
+        check_preset_fits(preset, ",".join(paths), f"--{role}-preset")
         mask = next((a.mask for a in group if a.mask), None)
         if qa is not None and mask is None:
             mask, paths = _split_qa(paths, qa)
