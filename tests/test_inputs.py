@@ -584,3 +584,17 @@ def test_series_stacks_band_files_of_each_date(
     args = [*common, "--fine", str(bands), "--out-dir", str(tmp_path / "x")]
     code, _, err = run_cli(args, capsys)
     assert code != 0 and "--fine-bands" in err
+
+
+def test_a_qa_file_named_without_the_hdf_suffix_is_the_presets_qa() -> None:
+    """A MOD09GA state band saved as ``..._state_1km.tif`` (the HDF field is state_1km_1) was
+    read as a binary mask: every coarse pixel masked, a series of nothing but observations."""
+    from stfusion.inputs import get_preset, mask_kind_for, qa_name
+
+    mod = get_preset("mod09ga")
+    assert mask_kind_for(mod, None, "MOD09GA.A2001290.h29v12.061.state_1km.tif") == (
+        "mod09_state_1km"
+    )
+    assert mask_kind_for(mod, None, "x.state_1km_1.tif") == "mod09_state_1km"
+    assert mask_kind_for(mod, None, "clouds.tif") == "binary"
+    assert not qa_name("state_1km_1", "state_1km_2") and qa_name("QA_PIXEL", "LC08_x_QA_PIXEL")

@@ -251,6 +251,12 @@ def role_options_of(params: dict[str, Any]) -> dict[str, Any]:
 # ------------------------------------------------------------------------------- series
 
 
+def qa_name(qa: str, name: str) -> bool:
+    """Whether a file name names the QA band ``qa``; an HDF field's ``_1`` may be left out
+    (``state_1km`` for MOD09GA's ``state_1km_1``: read as binary, it masked every pixel)."""
+    return word_match(qa, name) or (qa.endswith("_1") and word_match(qa[:-2], name))
+
+
 def mask_kind_for(preset: Preset | None, kind: str | None, mask: str) -> str:
     """The kind of one mask of ``predict``: the one given; else the preset's QA kind when the
     mask is its QA band (a file named for it, or that field of an HDF file), else binary."""
@@ -258,7 +264,7 @@ def mask_kind_for(preset: Preset | None, kind: str | None, mask: str) -> str:
         return kind
     if preset is not None and preset.mask_kind and preset.qa_band:
         name = Path(mask.rpartition(":")[2] if hdf.is_hdf(mask.rpartition(":")[0]) else mask)
-        if word_match(preset.qa_band, name.stem if name.suffix else name.name):
+        if qa_name(preset.qa_band, name.stem if name.suffix else name.name):
             return preset.mask_kind
     return "binary"
 
@@ -325,7 +331,7 @@ def _split_qa(paths: Sequence[str], qa: str) -> tuple[str | None, list[str]]:
     """The QA raster among the files of one image (the one file named for ``qa``, or that
     field of an HDF file), and the other files."""
     rest = list(paths)
-    qa_files = [p for p in rest if word_match(qa, Path(p).stem)]
+    qa_files = [p for p in rest if qa_name(qa, Path(p).stem)]
     if len(qa_files) == 1 and len(rest) > 1:
         rest.remove(qa_files[0])
         return qa_files[0], rest
