@@ -254,7 +254,10 @@ def role_options_of(params: dict[str, Any]) -> dict[str, Any]:
 def qa_name(qa: str, name: str) -> bool:
     """Whether a file name names the QA band ``qa``; an HDF field's ``_1`` may be left out
     (``state_1km`` for MOD09GA's ``state_1km_1``: read as binary, it masked every pixel)."""
-    return word_match(qa, name) or (qa.endswith("_1") and word_match(qa[:-2], name))
+    if word_match(qa, name) or not qa.endswith("_1"):
+        return word_match(qa, name)
+    bare = re.escape(qa[:-2].lower())  # not another field: state_1km_2
+    return re.search(rf"(?:^|[^a-z0-9]){bare}(?!_\d)(?:$|[^a-z0-9])", name.lower()) is not None
 
 
 def mask_kind_for(preset: Preset | None, kind: str | None, mask: str) -> str:
