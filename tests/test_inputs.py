@@ -598,3 +598,19 @@ def test_a_qa_file_named_without_the_hdf_suffix_is_the_presets_qa() -> None:
     assert mask_kind_for(mod, None, "x.state_1km_1.tif") == "mod09_state_1km"
     assert mask_kind_for(mod, None, "clouds.tif") == "binary"
     assert not qa_name("state_1km_1", "state_1km_2") and qa_name("QA_PIXEL", "LC08_x_QA_PIXEL")
+
+
+def test_inspect_says_which_qa_file_a_preset_masks_with(
+    landsat_band_files: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """inspect said nothing of the QA band predict would mask with, and called the preset's
+    scale 'given'."""
+    d = landsat_band_files["SR_B1"].parent
+    args = ["inspect", str(d / "LE07_*.TIF"), str(M1017), "--fine-preset", "landsat457-c2l2"]
+    code, out, err = run_cli(args, capsys)
+    assert code == 0, err
+    flat = " ".join(out.split())
+    assert "QA_PIXEL.TIF masks it (landsat_qa_pixel, --fine-preset landsat457-c2l2)" in flat
+    assert "(--fine-preset landsat457-c2l2)" in flat.split("scaling")[1].split("valid")[0]
+    code, out, _ = run_cli([*args[:3], "--fine-preset", "landsat89-c2l2"], capsys)
+    assert code == 1 and "PROBLEM" in out and "a Landsat 7 file" in " ".join(out.split())

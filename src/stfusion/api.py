@@ -476,6 +476,33 @@ def _named_index_or_temperature(src: FileSource, tags: dict[str, str]) -> bool:
     return variable.split(",")[0].split(" ")[0] in ("ndvi", "lst", "other")
 
 
+def _preset_lines(preset: Any, path: str, role: str) -> list[str]:
+    """``inspect``'s account of a preset's QA band: the file that would mask the image, or
+    that none is there. A preset of other Landsat missions than the files' is an error."""
+    if preset is None or not preset.qa_band or not preset.mask_kind:
+        return []
+    from stfusion.inputs import check_preset_fits, prediction_masks
+
+    check_preset_fits(preset, path, f"--{role}-preset")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", STFusionWarning)  # said here instead
+        qa = prediction_masks([path], [], role, preset)[0]
+    if qa:
+        return [f"  qa        {qa} masks it ({preset.mask_kind}, --{role}-preset {preset.name})"]
+    return [
+        f"  qa        no {preset.qa_band} among its files: its clouds are not masked (include "
+        f"the {preset.qa_band} file, or give --{role}-mask)"
+    ]
+
+
+def _scale_source(info: Any, preset: Any, fine: bool) -> str:
+    """Where a scaling came from, naming the preset that gave it (not "given")."""
+    same = preset is not None and (info.scale, info.offset) == (preset.scale, preset.offset)
+    if same and info.scale_source == "given":
+        return f"--{'fine' if fine else 'coarse'}-preset {preset.name}"
+    return str(info.scale_source)
+
+
 def _file_tags(path: str) -> dict[str, str]:
     """The dataset tags of ``path``; none for what is not one file (a glob or list of band
     files, an HDF field)."""
@@ -509,10 +536,13 @@ def inspect_files(
     coarse_bands: Sequence[str] | None = None,
     fine_nodata: float | None = None,
     coarse_nodata: float | None = None,
+    fine_preset: Any = None,
+    coarse_preset: Any = None,
 ) -> str:
     """A human-readable account of how ``predict`` would read and align ``files``; a line
     starting ``  PROBLEM`` for each thing ``predict`` would refuse (an unreadable file is
-    one, and the others are still described)."""
+    one, and the others are still described). ``fine_preset``/``coarse_preset``
+    (:class:`stfusion.inputs.Preset`): also which QA file would mask each image."""
     lines: list[str] = []
     fine: FileSource | None = None
     for i, path in enumerate(files):
@@ -522,7 +552,9 @@ def inspect_files(
             else Scaling(coarse_scale, coarse_offset, _bands(coarse_bands), coarse_nodata)
         )
         role = "fine (output grid)" if i == 0 else "coarse"
+        preset = fine_preset if i == 0 else coarse_preset
         try:
+            qa_lines = _preset_lines(preset, path, "fine" if i == 0 else "coarse")
             info = inspect_raster(path, scaling)
             src = FileSource(path, scaling)
             sample = src.sample(1 << 18)
@@ -543,8 +575,9 @@ def inspect_files(
             f"  nodata    {info.nodata}"
             + ("" if scaling.nodata is None else f"; {scaling.nodata:g} given (as stored)"),
             f"  scaling   value * {info.scale:g} {'-' if info.offset < 0 else '+'} "
-            f"{abs(info.offset):g} ({info.scale_source})",
+            f"{abs(info.offset):g} ({_scale_source(info, preset, i == 0)})",
             f"  valid     {ok.mean():.1%} of pixels; values p1..p99 {lo:.4g} .. {hi:.4g}",
+            *qa_lines,
         ]
         if not vals.size:
             lines.append(

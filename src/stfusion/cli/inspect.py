@@ -24,7 +24,6 @@ def inspect(files: Sequence[str], resampling: str, **options: Any) -> None:
     from stfusion.inputs import role_options_of
 
     roles = role_options_of(options)
-    roles.pop("fine_preset"), roles.pop("coarse_preset")
     report = inspect_files(files, resampling=resampling, **roles)
     click.echo(report)
     if "\n  PROBLEM " in f"\n{report}":
