@@ -319,3 +319,23 @@ def test_series_masks_that_are_the_presets_qa_files_take_its_kind(tmp_path: Path
     assert preset_mask_kind(preset, ["m/"], "binary", own) == "binary"  # a mask of your own
     assert preset_mask_kind(preset, [], "binary", own) == "landsat_qa_pixel"  # no mask given
     assert preset_mask_kind(preset, ["m/"], "sentinel2_scl", qa) == "sentinel2_scl"  # given
+
+
+def test_a_qa_band_read_as_binary_that_masks_everything_says_so(
+    small_tifs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A QA band given without its kind is read as binary: every pixel holds some bits, so
+    every pixel was masked, and the error said only to check the nodata."""
+    with rasterio.open(small_tifs["c1"]) as ds:
+        qa = write_tif(
+            tmp_path / "state.tif",
+            np.full((ds.height, ds.width), 8, np.uint16),
+            transform=ds.transform,
+            dtype="uint16",
+        )
+    s = small_tifs
+    args = ["predict", "--pair", str(s["f1"]), str(s["c1"]), "--coarse", str(s["c2"])]
+    args += ["--coarse-mask", str(qa), "--coarse-mask", "-", "--out", str(tmp_path / "o.tif")]
+    with pytest.warns(STFusionWarning):
+        code, _, err = run_cli(args, capsys)
+    assert code == 1 and "read as binary" in err and "--coarse-mask-kind" in err

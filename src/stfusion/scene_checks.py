@@ -13,7 +13,7 @@ import numpy as np
 
 from stfusion.errors import EmptyInputError, ScaleMismatchError, STFusionWarning
 from stfusion.io import Source
-from stfusion.io.sources import underlying_source
+from stfusion.io.sources import underlying_source, wrapped
 
 __all__ = [
     "SCALE_WARN_FACTOR",
@@ -243,9 +243,19 @@ def check_valid(source: Source, role: str) -> float:
     s = source.sample(1 << 18)
     frac = float(np.isfinite(s).mean()) if s.size else 0.0
     if frac == 0.0:
+        # a masked image (stfusion.qa.MaskedSource), perhaps under its alignment
+        kinds = [getattr(s, "kind", None) for s in wrapped(source) if hasattr(s, "mask_source_")]
+        kind = kinds[0] if kinds else None
+        option = "--fine-mask-kind" if role.startswith("fine") else "--coarse-mask-kind"
+        hint = (
+            f" Its mask is read as binary (nonzero = invalid): a QA band needs its kind, "
+            f"{option} (landsat_qa_pixel, mod09_state_1km, sentinel2_scl)."
+            if kind == "binary"
+            else ""
+        )
         raise EmptyInputError(
             f"{source.label}: the {role} has no valid pixels (all nodata/NaN). Check its nodata "
-            "value and that it covers the fine image's area."
+            f"value and that it covers the fine image's area.{hint}"
         )
     option = "--fine-nodata" if role.startswith("fine") else "--coarse-nodata"
     warn_undeclared_fill(
