@@ -111,3 +111,18 @@ def test_density_bins_of_quantised_values_hold_whole_levels(
         assert np.all(per_bin[:-1] == per_bin[0]) and 0 < per_bin[-1] <= per_bin[0]
     else:
         assert edges.size == bins + 1
+
+
+def test_scoring_a_series_observation_is_warned_about(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A series output of a date with a fine image is that image: scored against it, RMSE 0
+    and PSNR inf, with no word."""
+    import rasterio
+
+    pred, truth, _ = _ndvi_pair(tmp_path, None)
+    with rasterio.open(pred, "r+") as ds:
+        ds.update_tags(STFUSION_SERIES_STATUS="gap-filled")
+    with pytest.warns(STFusionWarning, match="written as observed"):
+        notes = _json(capsys, str(pred), str(truth))["notes"]
+    assert any("scores itself" in n for n in notes)

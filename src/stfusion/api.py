@@ -420,6 +420,15 @@ def _check_evaluation(
     from stfusion.scale_check import scale_mismatch
 
     prediction, truth = pred_src.path, truth_src.path
+    if pred_tags.get("STFUSION_SERIES_STATUS") == "gap-filled":
+        warnings.warn(
+            f"{prediction}: a series output of a date with a fine image, written as observed "
+            "where that image is valid (STFUSION_SERIES_STATUS gap-filled): against that "
+            "date's fine image it scores itself there. To test the fusion, run the series "
+            "without that date's fine image and score its prediction.",
+            STFusionWarning,
+            stacklevel=3,
+        )
     pred_sample, truth_sample = pred_src.sample(), truth_src.sample()
     for src, sample, role, tags in (
         (pred_src, pred_sample, "pred", pred_tags),
