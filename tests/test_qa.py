@@ -117,6 +117,8 @@ def test_binary_and_flag_checks() -> None:
     assert parse_flags("default, snow") == ("default", "snow")
     assert parse_flags("") is None
     assert check_flags("landsat_qa_pixel", ("default", "snow", "cloud"))[-1] == "snow"
+    # names are not case-sensitive (Cloud was refused)
+    assert check_flags("landsat_qa_pixel", ("Cloud", "SNOW")) == ("cloud", "snow")
     with pytest.raises(InvalidParameterError, match="unknown flag 'clouds'"):
         check_flags("landsat_qa_pixel", ["clouds"])
     with pytest.raises(InvalidParameterError, match="no flags"):

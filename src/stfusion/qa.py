@@ -294,7 +294,7 @@ def check_flags(kind: str, flags: Iterable[str] | None) -> tuple[str, ...]:
         return default
     out: list[str] = []
     for f in flags:
-        f = f.strip()
+        f = f.strip().lower()  # Cloud, CLOUD: the names are all lower case
         if not f:
             continue
         for name in default if f == "default" else (f,):
