@@ -126,3 +126,30 @@ def test_scoring_a_series_observation_is_warned_about(
     with pytest.warns(STFusionWarning, match="written as observed"):
         notes = _json(capsys, str(pred), str(truth))["notes"]
     assert any("scores itself" in n for n in notes)
+
+
+def test_evaluate_csv_and_pred_offset(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Per-band numbers for a paper needed a JSON-to-CSV step; a prediction stored with an
+    offset could not be read back (--pred-offset was missing)."""
+    import csv
+    import io
+
+    import rasterio
+
+    pred, truth, _ = _ndvi_pair(tmp_path, ["NDVI"])
+    scored = _json(capsys, str(pred), str(truth))
+    code, out, err = run_cli(["evaluate", str(pred), str(truth), "--csv"], capsys)
+    assert code == 0, err
+    rows = list(csv.DictReader(io.StringIO(out)))
+    got = {(r["band"], r["metric"]): float(r["value"]) for r in rows}
+    assert got[("NDVI", "rmse")] == scored["rmse"]["bands"]["NDVI"]
+    assert got[("mean", "ssim")] == scored["ssim"]["mean"]
+    shifted = tmp_path / "shifted.tif"
+    with rasterio.open(pred) as src:
+        data, profile = src.read(), src.profile
+    with rasterio.open(shifted, "w", **profile) as dst:
+        dst.write(data - np.float32(0.25))
+    back = _json(capsys, str(shifted), str(truth), "--pred-offset", "0.25")
+    assert back["rmse"]["mean"] == pytest.approx(scored["rmse"]["mean"], rel=1e-5)
+    code, _, err = run_cli(["evaluate", str(pred), str(truth), "--csv", "--json"], capsys)
+    assert code == 2 and "give one" in err

@@ -281,6 +281,7 @@ def evaluate_files(
     truth: str,
     *,
     pred_scale: float | None = None,
+    pred_offset: float | None = None,
     truth_scale: float | None = None,
     truth_offset: float | None = None,
     ratio: float | None = None,
@@ -316,7 +317,7 @@ def evaluate_files(
 
     with memory_limits(mem_limit_mb):
         # a fill value given is read as NaN by the reader, as a declared nodata is
-        pred_src = FileSource(prediction, Scaling(pred_scale, nodata=pred_nodata))
+        pred_src = FileSource(prediction, Scaling(pred_scale, pred_offset, nodata=pred_nodata))
         truth_file = FileSource(truth, Scaling(truth_scale, truth_offset, nodata=truth_nodata))
         truth_src: Source = truth_file
         inputs: dict[str, Any] = {"prediction": _read_as(pred_src), "truth": _read_as(truth_file)}

@@ -23,8 +23,7 @@ import numpy as np
 
 import stfusion
 from stfusion.cases import Case, check_case_name
-from stfusion.metrics import METRIC_NAMES
-from stfusion.report import METRIC_COLUMNS
+from stfusion.report import METRIC_COLUMNS, tidy_rows
 
 if TYPE_CHECKING:  # Run lives in bench, which imports this module
     from stfusion.bench import Run
@@ -70,10 +69,8 @@ def write_csvs(runs: Sequence[Run], outdir: Path) -> None:
         for r in runs:
             if r.report is None:
                 continue
-            for metric in METRIC_NAMES:
-                for band, value in zip(r.report.band_names, r.report.per_band.get(metric, [])):
-                    w.writerow([r.case, r.method, band, metric, repr(float(value))])
-                w.writerow([r.case, r.method, "mean", metric, repr(float(r.report.mean[metric]))])
+            for band, metric, value in tidy_rows(r.report):
+                w.writerow([r.case, r.method, band, metric, value])
     with open(outdir / "runs.csv", "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(

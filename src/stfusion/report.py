@@ -40,6 +40,31 @@ def _fmt(fmt: str, value: float | None) -> str:
     return fmt.format(value)
 
 
+def tidy_rows(report: MetricReport) -> list[tuple[str, str, str]]:
+    """``(band, metric, value)`` for every metric, band by band then ``mean``; values at full
+    precision (``repr``), as ``stfusion bench``'s metrics.csv holds them."""
+    from stfusion.metrics import METRIC_NAMES
+
+    rows = []
+    for metric in METRIC_NAMES:
+        for band, value in zip(report.band_names, report.per_band.get(metric, [])):
+            rows.append((band, metric, repr(float(value))))
+        rows.append(("mean", metric, repr(float(report.mean[metric]))))
+    return rows
+
+
+def report_csv(report: MetricReport) -> str:
+    """``stfusion evaluate --csv``: a header ``band,metric,value`` and :func:`tidy_rows`."""
+    import csv
+    import io
+
+    text = io.StringIO()
+    w = csv.writer(text, lineterminator="\n")
+    w.writerow(["band", "metric", "value"])
+    w.writerows(tidy_rows(report))
+    return text.getvalue()
+
+
 def metrics_table(report: MetricReport, title: str = "") -> Any:
     """A rich Table: one row per band and a mean row, then the band-less metrics."""
     from rich.table import Table

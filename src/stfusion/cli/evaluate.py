@@ -58,6 +58,7 @@ def _check_data_range(value: str) -> float | str:
     help="A fill value in the prediction file that its metadata does not declare.",
 )
 @click.option("--truth-offset", type=OFFSET, default=None, help="Offset of the truth's values.")
+@click.option("--pred-offset", type=OFFSET, default=None, help="Offset of the prediction's values.")
 @click.option(
     "--ratio",
     type=FiniteFloat(positive=True, what="coarse / fine pixel size, e.g. 16 for 480 m / 30 m"),
@@ -105,6 +106,13 @@ def _check_data_range(value: str) -> float | str:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.option(
+    "--csv",
+    "as_csv",
+    is_flag=True,
+    help="Print CSV instead of a table: band,metric,value, one row per band and metric "
+    "(band 'mean' for the mean over bands and for SAM, ERGAS).",
+)
+@click.option(
     "--no-scale-check",
     is_flag=True,
     help="Score even when prediction and truth differ in scale by more than 20x "
@@ -119,6 +127,8 @@ def evaluate(
     ratio: float | None,
     data_range: float | str,
     as_json: bool,
+    as_csv: bool = False,
+    pred_offset: float | None = None,
     no_scale_check: bool = False,
     mem_limit: float | None = None,
     truth_nodata: float | None = None,
@@ -147,6 +157,7 @@ def evaluate(
         prediction,
         truth,
         pred_scale=pred_scale,
+        pred_offset=pred_offset,
         truth_scale=truth_scale,
         truth_offset=truth_offset,
         ratio=ratio,
@@ -159,8 +170,15 @@ def evaluate(
         mask_kind=mask_kind,
         mask_flags=parse_flags(mask_flags),
     )
+    if as_json and as_csv:
+        raise click.UsageError("--json and --csv: give one.")
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
+        return
+    if as_csv:
+        from stfusion.report import report_csv
+
+        click.echo(report_csv(report), nl=False)
         return
     from stfusion.report import metrics_table
 
