@@ -278,3 +278,62 @@ def test_kill_9_then_rerun_cleans_up(tmp_path: Path) -> None:
     r = _run(_args(out, "filled", "additive"))
     assert r.returncode == 0, r.stderr
     assert "(26 of these kept from an earlier run)" in r.stdout, r.stdout
+
+
+#: Runs ``stfusion ARGS`` with zarr's chunk writes slowed down: the first chunk of ``fused``
+#: (or the key SLOW_ZARR_KEY) sends the signal, then takes 0.5 s to reach the disk, so the
+#: write is still running in another thread when the signal stops the main thread
+#: (deterministically what a Ctrl-C during a real cube write met now and then).
+_SLOW_ZARR = """
+import asyncio, os, signal, sys, time
+import zarr.storage
+from stfusion.cli.main import main
+
+original = zarr.storage.LocalStore.set
+sent = []
+
+async def slow_set(self, key, value, *args, **kwargs):
+    if key == os.environ["SLOW_ZARR_KEY"] and not sent:
+        sent.append(key)
+        os.kill(os.getpid(), getattr(signal, os.environ["SLOW_ZARR_SIGNAL"]))
+        await asyncio.sleep(0.5)
+    return await original(self, key, value, *args, **kwargs)
+
+zarr.storage.LocalStore.set = slow_set
+sys.argv[0] = "stfusion"
+try:
+    main()
+finally:
+    time.sleep(1)  # a slow exit: a write still running gets to the disk
+"""
+
+
+@pytest.mark.parametrize(
+    ("name", "code", "key"),
+    [
+        ("SIGINT", 130, "fused/0.0.0.0"),  # a chunk: written by dask's threads
+        ("SIGTERM", 143, "fused/0.0.0.0"),
+        ("SIGINT", 130, ".zmetadata"),  # metadata: by zarr's own thread, for the main one
+    ],
+)
+def test_a_signal_while_the_zarr_cube_is_written_leaves_no_partial_store(
+    tmp_path: Path, name: str, code: int, key: str
+) -> None:
+    pytest.importorskip("zarr")
+    out = tmp_path / "out"
+    args = _args(out, "filled", "additive", "--date-range", SHORT)
+    r = _run(args)
+    assert r.returncode == 0, r.stderr
+    env = {**_env(), "SLOW_ZARR_SIGNAL": name, "SLOW_ZARR_KEY": key}
+    r = subprocess.run(
+        [sys.executable, "-c", _SLOW_ZARR, *args[3:], "--cube", "zarr"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert r.returncode == code, (r.stdout, r.stderr)
+    assert "partial outputs removed" in r.stderr
+    assert _hidden(out) == []
+    assert not (out / "fused_cube.zarr").exists()

@@ -37,13 +37,16 @@ EXIT_NO_OUTPUT = 1
 def _print_summary(result: Any, quiet: bool) -> None:
     from rich.table import Table
 
-    from stfusion.series.resume import KEPT_REASON
+    from stfusion.series.resume import KEPT_REASON, OUTSIDE_REASON
 
     counts = result.counts()
     kept = sum(1 for r in result.records if r.reason.startswith(KEPT_REASON))
+    outside = sum(1 for r in result.records if r.reason.startswith(OUTSIDE_REASON))
+    of_these = [f"{kept} of these kept from an earlier run"] if kept else []
+    of_these += [f"{outside} outside --date-range, current, from an earlier run"] if outside else []
     click.echo(
         f"{result.out_dir}: {counts['predicted']} predicted, {counts['gap-filled']} gap-filled"
-        + (f" ({kept} of these kept from an earlier run)" if kept else "")
+        + (f" ({'; '.join(of_these)})" if of_these else "")
         + f", {counts['skipped']} skipped, {counts['failed']} failed in {result.seconds:.1f} s "
         f"(summary: {result.summary_path.name}"
         + (f", cube: {result.cube_path.name}" if result.cube_path else "")
@@ -129,7 +132,8 @@ def _config(opts: dict[str, Any]) -> SeriesConfig:
     default=None,
     metavar="START:END",
     help="Predict only coarse dates in this range (inclusive; either end may be "
-    "empty), e.g. 2020-03-01:2020-04-30. Pairs outside it are still used.",
+    "empty), e.g. 2020-03-01:2020-04-30. Pairs outside it are still used; summary.csv and "
+    "the cube keep the current outputs of the other dates.",
 )
 @click.option(
     "--dates",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import fnmatch
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,13 @@ CUBE_FORMATS = ("zarr", "netcdf")
 ALIASES = {"dates": "date_range"}
 
 DateRange = tuple[dt.date | None, dt.date | None]
+
+
+def _params(value: Sequence[str] | Mapping[str, Any] | str | None) -> tuple[str, ...]:
+    """``NAME=VALUE`` strings, from such strings or a mapping (as ``run_prediction`` takes)."""
+    if isinstance(value, Mapping):
+        return tuple(f"{k}={v}" for k, v in value.items())
+    return _strings(value)
 
 
 def _strings(value: str | os.PathLike[str] | Sequence[Any] | None) -> tuple[str, ...]:
@@ -56,8 +63,9 @@ class SeriesConfig:
     catalog: str | os.PathLike[str] | None = None
     #: Fusion method name (``stfusion methods``).
     method: str = "starfm"
-    #: ``NAME=VALUE`` method parameters; ``ratio=R`` gives the resolution ratio.
-    params: Sequence[str] = ()
+    #: Method parameters: ``NAME=VALUE`` strings or a mapping (``{"ratio": 16}``); ``ratio=R``
+    #: gives the resolution ratio. Stored as ``NAME=VALUE`` strings.
+    params: Sequence[str] | Mapping[str, Any] = ()
     #: Targets: only coarse dates in this inclusive range, ``"START:END"`` (either end may be
     #: empty; one date alone is one day) or ``(start, end)`` dates (None: open). None: all.
     #: Pairs outside the range are still used. (Not a list of pair dates: that is ``train``'s
@@ -125,7 +133,7 @@ class SeriesConfig:
             "out_dir": Path(self.out_dir),
             "fine": _strings(self.fine),
             "coarse": _strings(self.coarse),
-            "params": _strings(self.params),
+            "params": _params(self.params),
             "fine_mask": _strings(self.fine_mask),
             "coarse_mask": _strings(self.coarse_mask),
             "fine_bands": parse_bands(self.fine_bands),

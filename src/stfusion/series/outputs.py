@@ -8,6 +8,7 @@ that :func:`write_date_image` fills window by window lives in the run's scratch 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import csv
 import datetime as dt
@@ -15,8 +16,9 @@ import hashlib
 import logging
 import os
 import shutil
+import sys
 import warnings
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -332,6 +334,50 @@ class _ImageChunks:
         return block[slice(0, t[1] - t[0]), slice(*b)][..., :: ys[2], :: xs[2]]
 
 
+@contextlib.contextmanager
+def _writers_stopped() -> Iterator[None]:
+    """Make sure nothing writes into the partial cube once the write has failed or was
+    interrupted, before atomic_path removes it: Ctrl-C stops the main thread only, and a
+    chunk or metadata file written after the removal brings the store back, left behind.
+
+    dask reads and writes in a pool of this write's own, waited for; zarr finishes its own
+    event loop's writes (those the main thread was waiting for when the signal came)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(os.cpu_count() or 1)  # the size of dask's default pool
+    try:
+        import dask.config
+
+        uses: Any = dask.config.set(pool=pool)
+    except ImportError:
+        uses = contextlib.nullcontext()
+    try:
+        with uses:
+            yield
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)
+        _zarr_idle()
+        raise
+    finally:
+        pool.shutdown(wait=True)
+
+
+def _zarr_idle(timeout: float = 10.0) -> None:
+    """Wait (``timeout`` s at most) for the writes zarr's event loop thread still runs."""
+    sync_module = sys.modules.get("zarr.core.sync")  # zarr 3; never imported just for this
+    if sync_module is None:
+        return
+
+    async def others() -> None:
+        me = asyncio.current_task()
+        pending = [t for t in asyncio.all_tasks() if t is not me]
+        if pending:
+            await asyncio.wait(pending, timeout=timeout)
+
+    with contextlib.suppress(Exception):  # never hides the error that stopped the write
+        sync_module.sync(others())
+
+
 def write_cube(
     items: Sequence[tuple[dt.date, Path, str]],
     path: Path,
@@ -419,7 +465,8 @@ def write_cube(
     # coordinates are never missing: no _FillValue (CF)
     plain = {name: {"_FillValue": None} for name in ("x", "y", "band", "time")}
     suffix = ".zarr" if fmt == "zarr" else ".nc"
-    with atomic_path(path, overwrite=True, suffix=suffix) as tmp:
+    # the pool is waited for before atomic_path removes the partial store (innermost exits first)
+    with atomic_path(path, overwrite=True, suffix=suffix) as tmp, _writers_stopped():
         if fmt == "zarr":
             for i, (day, p, status) in enumerate(items):
                 ds = one(day, p, status, lazy(p))

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stfusion.coarse import integer_ratio
 from stfusion.errors import (
     InvalidParameterError,
     OutputExistsError,
@@ -260,5 +259,10 @@ def check_before_dates(
     check_scales(*pair)
     needs = [m for m in (cls, fallback) if m is not None and m.tags.needs_ratio]
     if needs and images.ratio is None and open_scene([pair], check=False).ratio is None:
-        for m in needs:
-            integer_ratio(None, m.name if m is cls else f"{m.name} (--fallback)")  # raises
+        name = needs[0].name if needs[0] is cls else f"{needs[0].name} (--fallback)"
+        raise InvalidParameterError(
+            f"{name} needs the resolution ratio R, the coarse sensor's pixel size over the fine "
+            "one's. The inputs are on one grid, so it cannot be read from them: give it as an "
+            "integer, --param ratio=R (Python: run_series(..., params={'ratio': R})); e.g. 16 "
+            "for MODIS 500 m over Landsat 30 m, 10 for MODIS 500 m over a 50 m grid."
+        )

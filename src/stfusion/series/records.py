@@ -97,6 +97,8 @@ ProgressCallback = Callable[[int, int, DateRecord], None]
 class SeriesResult:
     """Everything ``run_series`` did: one record per date, where the outputs are."""
 
+    #: The rows of summary.csv, in date order: the dates of the date range and, outside it,
+    #: those whose output in the folder is current (reason ``outside --date-range, ...``).
     records: list[DateRecord]
     out_dir: Path
     summary_path: Path

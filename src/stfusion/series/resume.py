@@ -25,6 +25,8 @@ from stfusion.series.records import DateRecord, restore_record
 
 #: The reason recorded for an output kept from an earlier run (summary.csv, the CLI's count).
 KEPT_REASON = "kept from an earlier run (inputs unchanged, output verified)"
+#: The reason of a date outside ``--date-range`` listed because its output is current.
+OUTSIDE_REASON = "outside --date-range, not computed: output of an earlier run, still current"
 
 log = logging.getLogger("stfusion")
 
@@ -107,6 +109,21 @@ def stale_reason(tags: dict[str, str], inputs: Sequence[Any]) -> str:
     return ""
 
 
+def restore_from_tags(rec: DateRecord, tags: dict[str, str], kept: str) -> None:
+    """Fill ``rec`` from the tags of the earlier output it keeps; its reason is ``kept``, then
+    the reason the run that made the output recorded."""
+    rec.status = tags.get("STFUSION_SERIES_STATUS", "predicted")
+    rec.pairs = [
+        dt.date.fromisoformat(d) for d in json.loads(tags.get("STFUSION_SERIES_PAIRS", "[]"))
+    ]
+    rec.weights = json.loads(tags.get("STFUSION_SERIES_WEIGHTS", "[]"))
+    v = tags.get("STFUSION_SERIES_VALID")
+    rec.valid_fraction = float(v) if v else None
+    # what the run that made it recorded: method, coarse/fine valid, its reason
+    earlier = restore_record(rec, tags.get("STFUSION_SERIES_RECORD"))
+    rec.reason = f"{kept}; {earlier}" if earlier else kept
+
+
 def resume_record(
     rec: DateRecord, path: Path, grid: Grid, count: int, dtype: str, inputs: list[list[Any]]
 ) -> tuple[bool, str]:
@@ -122,16 +139,7 @@ def resume_record(
             why = f"recomputed: {stale}"
             log.info("series: %s: %s", path.name, why)
             return False, why
-        rec.status = tags.get("STFUSION_SERIES_STATUS", "predicted")
-        rec.pairs = [
-            dt.date.fromisoformat(d) for d in json.loads(tags.get("STFUSION_SERIES_PAIRS", "[]"))
-        ]
-        rec.weights = json.loads(tags.get("STFUSION_SERIES_WEIGHTS", "[]"))
-        v = tags.get("STFUSION_SERIES_VALID")
-        rec.valid_fraction = float(v) if v else None
-        # what the run that made it recorded: method, coarse/fine valid, its reason
-        earlier = restore_record(rec, tags.get("STFUSION_SERIES_RECORD"))
-        rec.reason = f"{KEPT_REASON}; {earlier}" if earlier else KEPT_REASON
+        restore_from_tags(rec, tags, KEPT_REASON)
         return True, ""
     if state == "other":  # only with --overwrite (the run refuses it before any work)
         return False, "earlier output made with other settings: replaced (--overwrite)"

@@ -69,11 +69,12 @@ from stfusion.series.prepare import (
 from stfusion.series.records import DateRecord, ProgressCallback, SeriesResult, record_tag
 from stfusion.series.resume import (
     KEPT_REASON,
+    OUTSIDE_REASON,
     file_identity,
     resume_record,
     settings_key,
 )
-from stfusion.series.stale import drop_earlier_output
+from stfusion.series.stale import drop_earlier_output, outputs_outside
 from stfusion.series.tags import date_tags, members_note
 from stfusion.tiling import memory_limits
 
@@ -110,6 +111,7 @@ def run_series(
 
     # ---- output folder, locked while this run writes into it
     out = Path(cfg.out_dir)
+    made = [d for d in (out, *out.parents) if not d.exists()]  # removed again if left empty
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -126,6 +128,10 @@ def run_series(
             return _run_locked(prep, out, t_start, progress)
     finally:
         release_lock(lock)
+        # a run stopped before writing anything (no ratio, other settings) leaves no folder
+        for d in made:
+            with contextlib.suppress(OSError):
+                d.rmdir()  # only when empty
 
 
 # ---------------------------------------------------------------------- the run's state
@@ -300,6 +306,7 @@ def _run_locked(
         DateRecord(d, "skipped", p.cls.name, reason=f"no coarse image any more; {ORPHAN_REASON}")
         for d in sorted(removed - {r.date for r in records})
     ]
+    records += _outside(s, p, out, key, set(targets), notes)
     summary_path = out / "summary.csv"
     scratch = partial_name(out / SCRATCH_NAME)  # hidden, PID-named: removed if left behind
     scratch.mkdir()
@@ -328,12 +335,42 @@ def _run_locked(
         r.date
         for r in records
         if "earlier output removed" in r.reason
-        or (r.output and not r.reason.startswith(KEPT_REASON))
+        or (r.output and not r.reason.startswith((KEPT_REASON, OUTSIDE_REASON)))
     ]
     notes += warn_stale_cubes(out, cfg.prefix, changed, cube_path)
+    records.sort(key=lambda r: r.date)  # as summary.csv
     return SeriesResult(
         records, out, summary_path, cube_path, time.monotonic() - t_start, notes, nothing
     )
+
+
+def _outside(
+    s: _Series, p: Prepared, out: Path, key: str, targets: set[dt.date], notes: list[str]
+) -> list[DateRecord]:
+    """The dates outside ``--date-range`` whose outputs in the folder are current: listed in
+    summary.csv and the cube, so a run on part of the season does not cut them out of either.
+    Their pixels are checked only for a cube, which reads them anyway."""
+    cfg = p.config
+    days = [d for d in p.inputs.targets(None, None) if d not in targets]
+    kept, stale = outputs_outside(
+        days, out, cfg.prefix, s.grid, s.count, cfg.dtype, key, s.inputs, cfg.cube is not None
+    )
+    listed = "summary.csv and the cube" if cfg.cube is not None else "summary.csv"
+    if kept:
+        notes.append(
+            f"{listed} also list {len(kept)} date(s) outside --date-range whose outputs, made "
+            "earlier from the same inputs and settings, are current"
+        )
+    if stale:
+        more = f"; {len(stale) - 1} more" if len(stale) > 1 else ""
+        note = (
+            f"{len(stale)} output(s) outside --date-range are out of date (e.g. {stale[0]}"
+            f"{more}): left as they are and not in {listed}. Run without --date-range (or "
+            "with one that covers them; --overwrite for other settings) to compute them again."
+        )
+        log.warning("series: %s", note)
+        notes.append(note)
+    return kept
 
 
 def _cube(

@@ -1,4 +1,4 @@
-"""An earlier output that a run needed to replace, but could not: it must not stay looking current.
+"""Earlier outputs this run does not make: removed when they no longer match, listed when they do.
 
 When a date ends without a new output (skipped, or failed: a method error, a full disk) the
 file an earlier run left under its name is removed if it no longer matches this run's inputs,
@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from stfusion.io import Grid
-from stfusion.series.outputs import verify_output
-from stfusion.series.resume import stale_reason
+from stfusion.series.outputs import output_path, verify_output
+from stfusion.series.records import DateRecord
+from stfusion.series.resume import OUTSIDE_REASON, restore_from_tags, stale_reason
 
 log = logging.getLogger("stfusion")
 
@@ -60,3 +62,40 @@ def drop_earlier_output(
         return f"earlier output {path.name} ({why}) could not be removed: {exc.strerror or exc}"
     log.info("series: %s: earlier output removed (%s)", path.name, why)
     return f"earlier output removed ({why})"
+
+
+def outputs_outside(
+    days: Sequence[dt.date],
+    out: Path,
+    prefix: str,
+    grid: Grid,
+    count: int,
+    dtype: str,
+    key: str,
+    inputs_of: Callable[[dt.date], list[list[Any]]],
+    read_data: bool,
+) -> tuple[list[DateRecord], list[str]]:
+    """The outputs of ``days`` (targets outside ``--date-range``) an earlier run left: records
+    of those still current (this run's settings ``key``, the inputs ``inputs_of(day)`` and
+    stfusion version; pixels checked with ``read_data``), listed in summary.csv and the cube
+    as if kept, and ``"DATE: why"`` for the others, left as they are."""
+    kept: list[DateRecord] = []
+    stale: list[str] = []
+    for day in days:
+        path = output_path(out, prefix, day)
+        if not path.is_file():
+            continue
+        state, tags = verify_output(path, grid, count, dtype, read_data=read_data)
+        if state == "corrupt" and not tags:
+            stale.append(f"{day}: damaged or incomplete")
+            continue
+        if tags.get("STFUSION_SERIES_DATE") != day.isoformat():
+            continue  # not provably this command's output of the date: none of its business
+        why = why_not_current(state, tags, key, inputs_of(day))
+        if why:
+            stale.append(f"{day}: {why}")
+            continue
+        rec = DateRecord(day, output=path.name)
+        restore_from_tags(rec, tags, OUTSIDE_REASON)
+        kept.append(rec)
+    return kept, stale

@@ -1,0 +1,155 @@
+"""``stfusion series`` on part of a season, and its Python API, as a user trial found them.
+
+1. A ``--date-range`` run rebuilt the cube and summary.csv from the range alone, silently
+   cutting a whole season down to it; now both keep every date outside the range whose
+   output in the folder is current (same inputs, settings and version), and name the others.
+2. ``run_series(params={...})`` read a dict's keys as ``--param`` items; now a mapping works
+   as in ``run_prediction``, and the missing-ratio message names run_series, not ``fit``.
+3. ``SeriesResult.records`` put the skipped dates first; now in date order, as summary.csv.
+   A run that stopped before writing anything left the (empty) output folder it created.
+
+Kranj (44 x 45 px) with the additive method: every run takes a second or two.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import rasterio
+
+from conftest import KRANJ, need, run_process
+from stfusion.errors import InvalidParameterError
+from stfusion.series import read_summary, run_series
+
+SEASON = "2020-03-08:2020-03-14"  # 7 targets: 03-08 gap-filled, 09..14 predicted
+PART = "2020-03-10:2020-03-11"
+
+
+def _kw(coarse: Path | None = None, **more: Any) -> dict[str, Any]:
+    k = need(KRANJ)
+    return {
+        "fine": [str(k / "landsat" / "filled")],
+        "coarse": [str(coarse or k / "modis" / "filled")],
+        "fine_scale": 1e-4,
+        "method": "additive",
+        **more,
+    }
+
+
+def _cube_dates(path: Path) -> list[str]:
+    import xarray as xr
+
+    with xr.open_dataset(path) as ds:
+        return [str(t)[:10] for t in ds["time"].values]
+
+
+def _days(text: str) -> list[str]:
+    a, b = (dt.date.fromisoformat(x) for x in text.split(":"))
+    return [(a + dt.timedelta(n)).isoformat() for n in range((b - a).days + 1)]
+
+
+# ------------------------------------------------------------ 1. a run on part of a season
+
+
+def test_a_date_range_run_keeps_the_current_dates_in_the_cube_and_summary(
+    tmp_path: Path,
+) -> None:
+    pytest.importorskip("xarray")
+    out = tmp_path / "out"
+    run_series(out, **_kw(date_range=SEASON, cube="netcdf"))
+    assert _cube_dates(out / "fused_cube.nc") == _days(SEASON)
+    k = need(KRANJ)
+    r = run_process(
+        "series",
+        "--fine",
+        str(k / "landsat" / "filled"),
+        "--coarse",
+        str(k / "modis" / "filled"),
+        "--fine-scale",
+        "0.0001",
+        "--method",
+        "additive",
+        "--out-dir",
+        str(out),
+        "--cube",
+        "netcdf",
+        "--date-range",
+        PART,
+    )
+    assert r.returncode == 0, r.stderr
+    assert _cube_dates(out / "fused_cube.nc") == _days(SEASON)
+    rows = read_summary(out / "summary.csv")
+    assert [x["date"] for x in rows] == _days(SEASON)
+    outside = [x for x in rows if x["date"] not in _days(PART)]
+    assert all(x["reason"].startswith("outside --date-range") for x in outside), outside
+    assert outside[0]["status"] == "gap-filled" and outside[1]["pairs"], outside[:2]
+    assert "(2 of these kept from an earlier run; 5 outside --date-range" in r.stdout, r.stdout
+    assert "also list 5 date(s) outside --date-range" in r.stderr, r.stderr
+
+
+def test_outputs_outside_the_range_that_are_out_of_date_are_left_out_and_named(
+    tmp_path: Path,
+) -> None:
+    pytest.importorskip("xarray")
+    coarse = tmp_path / "modis"
+    shutil.copytree(need(KRANJ) / "modis" / "filled", coarse)
+    out = tmp_path / "out"
+    run_series(out, **_kw(coarse, date_range=SEASON))
+    # the coarse image of 03-13 (day 073) changes: its output is no longer current
+    changed = next(coarse.glob("2020073_*"))
+    os.utime(changed, ns=(changed.stat().st_atime_ns, changed.stat().st_mtime_ns + 10**9))
+    res = run_series(out, **_kw(coarse, date_range=PART, cube="netcdf"))
+    want = [d for d in _days(SEASON) if d != "2020-03-13"]
+    assert _cube_dates(out / "fused_cube.nc") == want
+    assert [r.date.isoformat() for r in res.records] == want
+    assert [x["date"] for x in read_summary(out / "summary.csv")] == want
+    (note,) = [n for n in res.notes if "out of date" in n]
+    assert "1 output(s) outside --date-range" in note and "2020-03-13: inputs changed" in note
+    assert changed.name in note
+    assert (out / "fused_2020-03-13.tif").exists()  # left as it is
+
+
+# ----------------------------------------------------------------- 2. params from Python
+
+
+def test_run_series_takes_params_as_a_mapping(tmp_path: Path) -> None:
+    res = run_series(
+        tmp_path / "a", **_kw(method="starfm", params={"window": 31}, date_range="2020-03-10")
+    )
+    assert [r.status for r in res.records] == ["predicted"], res.records
+    with rasterio.open(tmp_path / "a" / "fused_2020-03-10.tif") as ds:
+        assert '"window": 31' in ds.tags()["STFUSION_PARAMS"]
+    res = run_series(
+        tmp_path / "b", **_kw(method="fitfc", params={"ratio": 16}, date_range="2020-03-10")
+    )
+    assert [r.status for r in res.records] == ["predicted"], res.records
+
+
+def test_a_missing_ratio_names_run_series_and_leaves_no_folder(tmp_path: Path) -> None:
+    out = tmp_path / "new" / "out"
+    with pytest.raises(InvalidParameterError) as err:
+        run_series(out, **_kw(method="fitfc", date_range="2020-03-10"))
+    assert "run_series(..., params={'ratio': R})" in str(err.value)
+    assert "fit(pairs" not in str(err.value)
+    assert not (tmp_path / "new").exists()
+    # a folder that was there before stays
+    out.mkdir(parents=True)
+    with pytest.raises(InvalidParameterError):
+        run_series(out, **_kw(method="fitfc", date_range="2020-03-10"))
+    assert out.is_dir() and not any(out.iterdir())
+
+
+# ------------------------------------------------------------------ 3. records in date order
+
+
+def test_records_are_in_date_order_as_summary_csv(tmp_path: Path) -> None:
+    # 04-09 (Landsat day 100) has no MODIS image: a skipped row among the targets
+    res = run_series(tmp_path / "out", **_kw(date_range="2020-03-31:2020-04-09"))
+    days = [r.date.isoformat() for r in res.records]
+    assert days == ["2020-03-31", "2020-04-01", "2020-04-02", "2020-04-09"]
+    assert days == [x["date"] for x in read_summary(res.summary_path)]
