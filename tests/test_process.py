@@ -290,6 +290,7 @@ def test_a_broken_plugin_does_not_take_the_cli_down(tmp_path: Path) -> None:
     (dist / "entry_points.txt").write_text(
         "[stfusion.methods]\nbroken = this_module_does_not_exist_xyz:Nope\n"
         "starfm = this_module_does_not_exist_xyz:Other\n"
+        "misnamed = stfusion.methods.baselines:Additive\n"
     )
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), str(REPO / "src")]))
 
@@ -309,6 +310,8 @@ def test_a_broken_plugin_does_not_take_the_cli_down(tmp_path: Path) -> None:
     assert "'broken'" in listed.stderr and "could not be loaded" in listed.stderr
     assert "'starfm'" in listed.stderr and "ignored" in listed.stderr
     assert listed.stderr.count("plugin method 'starfm'") == 1  # once, not once per lookup
+    # a class whose name is not its entry point's: its outputs would be labelled additive
+    assert "method 'misnamed'" in listed.stderr and "calls itself 'additive'" in listed.stderr
     out = tmp_path / "p.tif"
     run = cli("predict", *_cia(), "--method", "broken", "--out", str(out))
     assert run.returncode == 1 and "Traceback" not in run.stderr

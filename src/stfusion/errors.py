@@ -43,6 +43,10 @@ class MissingDependencyError(STFusionError, ImportError):
     """An optional dependency (e.g. torch for the deep methods) is not installed."""
 
 
+class MethodOutputError(STFusionError, RuntimeError):
+    """A fusion method (a plugin's, most likely) returned a window of the wrong shape or kind."""
+
+
 class STFusionWarning(UserWarning):
     """Suspicious input that may still be intended (mostly-NaN coarse image, scale hints)."""
 

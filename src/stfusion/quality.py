@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from rasterio.windows import Window
 
+from stfusion.tiling import check_window
+
 if TYPE_CHECKING:  # base imports this module: annotations only
     from stfusion.methods.base import FusionMethod
 
@@ -89,6 +91,7 @@ class WithQuality:
 
     def predict_window(self, window: Window) -> np.ndarray:
         pred, extra = self.method.predict_window_quality(window)
+        pred = check_window(pred, window, self.method.scene_.count, self.method.name)
         return np.concatenate([pred, quality_layer(self.method, window, extra, pred)])
 
 

@@ -255,6 +255,30 @@ def check_prediction(cls: type[FusionMethod], params: Mapping[str, Any] | None =
                 )
 
 
+def check_windows(cls: type[FusionMethod], params: Mapping[str, Any] | None = None) -> None:
+    """``predict_window`` itself returns float32 ``(bands, rows, cols)`` for windows that are
+    not square and touch the scene's edges (the assembled prediction is float32 on the fine
+    grid whatever the windows were); ``halo()`` is a whole number of pixels >= 0."""
+    if not _can_predict(cls):
+        return
+    scene = piecewise_scene()
+    est = _fitted(cls, params, scene["fine"], scene["coarse"]).prepare(_target(scene))
+    halo = est.halo()
+    if isinstance(halo, bool) or not isinstance(halo, int | np.integer) or halo < 0:
+        raise _fail(cls, f"halo() returned {halo!r}, want a whole number of pixels >= 0")
+    nb, h, w = scene["fine"].shape
+    for win in (Window(3, 5, 17, 9), Window(w - 8, 0, 8, 29), Window(0, h - 7, 30, 7)):
+        out = est.predict_window(win)
+        want = (nb, int(win.height), int(win.width))
+        if not isinstance(out, np.ndarray) or out.shape != want or out.dtype != np.float32:
+            got = f"{type(out).__name__} {getattr(out, 'dtype', '')} {getattr(out, 'shape', '')}"
+            raise _fail(
+                cls,
+                f"predict_window({win}) returned {got}, want float32 {want} (bands, rows, "
+                "cols: the halo cropped, rows = window.height, cols = window.width)",
+            )
+
+
 def check_exact(cls: type[FusionMethod], params: Mapping[str, Any] | None = None) -> None:
     """The exact properties declared in ``tags.exact``, on a scene whose coarse images are
     exact block means: ``unchanged`` (C_0 = C_k gives F_k), ``uniform_change`` (C_0 = C_k + d
@@ -326,6 +350,7 @@ CHECKS: tuple[Check, ...] = (
     check_pair_count,
     check_ratio,
     check_prediction,
+    check_windows,
     check_exact,
     check_nan_holes,
     check_quality,

@@ -14,11 +14,13 @@ import contextvars
 import math
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 from rasterio.windows import Window
 
+from stfusion.errors import MethodOutputError
 from stfusion.io import Grid, scan_limit
 from stfusion.io.spill import state_limit
 
@@ -163,6 +165,42 @@ def windows_covering(shape: tuple[int, int], size: int | tuple[int, int]) -> lis
         for r in range(0, h, rows)
         for c in range(0, w, cols)
     ]
+
+
+def check_window(arr: object, window: Window, bands: int, method: str) -> np.ndarray:
+    """``arr``, what ``method``'s ``predict_window`` returned for ``window``, as float32
+    ``(bands, h, w)``; MethodOutputError otherwise. Rasterio resampled a window of another
+    shape into the file, and numpy copied one band into all: wrong numbers, exit 0."""
+    want = (bands, int(window.height), int(window.width))
+    shape = getattr(arr, "shape", None)
+    if not isinstance(arr, np.ndarray) or shape != want:
+        raise MethodOutputError(
+            f"{method}: predict_window returned {type(arr).__name__} of shape {shape} for a "
+            f"window of {want[1]} x {want[2]} px; it must be (bands, rows, cols) = {want}: "
+            "the halo cropped, rows before columns (window.height, window.width), every band."
+        )
+    if arr.dtype != np.float32:
+        if not np.issubdtype(arr.dtype, np.floating):
+            raise MethodOutputError(
+                f"{method}: predict_window returned {arr.dtype} values; it must return float32 "
+                "in the images' physical units (as read: reflectance, not x 10000), NaN "
+                "where it predicts nothing."
+            )
+        arr = arr.astype(np.float32)
+    return arr
+
+
+@dataclass(frozen=True)
+class CheckedWindows:
+    """``method``'s windows, each checked with :func:`check_window` (picklable: it travels
+    to the workers of a Dask cluster with the method)."""
+
+    method: WindowPredictor
+    bands: int
+    name: str
+
+    def predict_window(self, window: Window) -> np.ndarray:
+        return check_window(self.method.predict_window(window), window, self.bands, self.name)
 
 
 def _set_threads(n: int) -> None:

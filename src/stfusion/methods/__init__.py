@@ -51,6 +51,14 @@ def _load(name: str, spec: str) -> type[FusionMethod]:
             f"method {name!r} ({spec}) is not a stfusion method (a FusionMethod subclass); "
             "check the plugin package's stfusion.methods entry point."
         )
+    if getattr(cls, "name", None) != name:
+        # outputs, errors and the bench name a method by its class's name: another name
+        # (a built-in's, or none) mislabelled what made a prediction
+        raise InvalidParameterError(
+            f"method {name!r} ({spec}) calls itself {getattr(cls, 'name', None)!r}: a "
+            "method's class attribute name must be the name of its stfusion.methods entry "
+            "point. Fix the plugin package."
+        )
     return cls
 
 

@@ -23,7 +23,12 @@ from typing import TYPE_CHECKING, Any, ClassVar, overload
 import numpy as np
 from rasterio.windows import Window
 
-from stfusion.errors import InvalidParameterError, OutputExistsError, STFusionWarning
+from stfusion.errors import (
+    InvalidParameterError,
+    MethodOutputError,
+    OutputExistsError,
+    STFusionWarning,
+)
 from stfusion.io import AlignedSource, Grid, RasterWriter, Scaling, Source, to_dataarray
 from stfusion.io.sources import underlying_source
 from stfusion.methods.params import RATIO as RATIO  # re-exported: api.split_ratio
@@ -45,6 +50,7 @@ from stfusion.scene_checks import check_scales, check_valid
 from stfusion.tiling import (
     DEFAULT_MEM_LIMIT_MB,
     ArraySink,
+    CheckedWindows,
     ProgressFn,
     plan_windows,
     run,
@@ -339,6 +345,15 @@ class FusionMethod:
         if not hasattr(self, "scene_"):
             raise InvalidParameterError(f"{self.name}: call fit(pairs) before predicting.")
 
+    def _checked_halo(self) -> int:
+        halo = self.halo()
+        if isinstance(halo, bool) or not isinstance(halo, int | np.integer) or halo < 0:
+            raise MethodOutputError(
+                f"{self.name}: halo() returned {halo!r}; it must be a whole number of fine "
+                "pixels >= 0 (e.g. window // 2), the context a window needs on each side."
+            )
+        return int(halo)
+
     def plan(
         self, mem_limit_mb: float | None = None, window_size: int | None = None, workers: int = 1
     ) -> list[Window]:
@@ -368,7 +383,7 @@ class FusionMethod:
             limit = mem_limit_mb or DEFAULT_MEM_LIMIT_MB
             limit = max(0.1 * limit, limit - self.state_nbytes() / 2**20)
             window_size = window_size_for(
-                self.halo(),
+                self._checked_halo(),
                 self.bytes_per_pixel(scene.count, len(scene.pairs)),
                 limit,
                 scene.ratio,
@@ -562,6 +577,7 @@ class FusionMethod:
         windows = self.plan(mem_limit_mb, window_size, workers)
         count = self.scene_.count
         names = self.scene_.band_names
+        checked = CheckedWindows(self, count, self.name)  # a plugin's window of another shape
         if out is not None:
             all_tags = provenance_tags(self)  # the same tags as `stfusion predict`
             all_tags.update(tags or {})
@@ -578,7 +594,7 @@ class FusionMethod:
                     )
                 )
                 if quality_out is None:
-                    self._run(self, windows, writer, workers, progress, scheduler)
+                    self._run(checked, windows, writer, workers, progress, scheduler)
                 else:
                     qnames = [*quality_band_names(names), *self.quality_extra_names()]
                     qwriter = stack.enter_context(
@@ -597,7 +613,7 @@ class FusionMethod:
                 self._release_native_images()  # before the writers' COG copies
             return out
         sink = ArraySink(count, self.grid_)
-        self._run(self, windows, sink, workers, progress, scheduler)
+        self._run(checked, windows, sink, workers, progress, scheduler)
         # a DataArray fine image's dimension names, coordinates and band labels, kept
         layout = getattr(underlying_source(self.scene_.pairs[0][0]), "layout", None)
         return to_dataarray(

@@ -1,0 +1,111 @@
+"""What a user trial of writing a plugin method found: windows of the wrong shape written
+into the file (rasterio resampled them) or copied into every band (numpy broadcast), with
+exit 0; a halo() that is not an integer ending in a traceback; a contract suite whose
+float32-on-the-fine-grid check could not fail."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from rasterio.windows import Window
+
+from stfusion.errors import MethodOutputError
+from stfusion.methods.baselines import Additive
+from stfusion.testing import check_windows, piecewise_scene
+
+
+class WithHalo(Additive):
+    """Forgets to crop its halo."""
+
+    name = "withhalo"
+
+    def halo(self) -> int:
+        return 3
+
+    def predict_window(self, window: Window) -> np.ndarray:
+        fines, coarses, target = self.read_inputs(window, 3)
+        return (fines[0] + target - coarses[0]).astype(np.float32)
+
+
+class OneBand(Additive):
+    name = "oneband"
+
+    def predict_window(self, window: Window) -> np.ndarray:
+        return super().predict_window(window)[:1]
+
+
+class WidthForHeight(Additive):
+    """Uses window.width for both sides: right for square windows only."""
+
+    name = "widthbug"
+
+    def predict_window(self, window: Window) -> np.ndarray:
+        square = Window(window.col_off, window.row_off, window.width, window.width)
+        return super().predict_window(square)
+
+
+class Float64(Additive):
+    name = "float64"
+
+    def predict_window(self, window: Window) -> np.ndarray:
+        return super().predict_window(window).astype(np.float64)
+
+
+class Integers(Additive):
+    name = "integers"
+
+    def predict_window(self, window: Window) -> np.ndarray:
+        return np.round(super().predict_window(window) * 10000).astype(np.int16)
+
+
+class FloatHalo(Additive):
+    name = "floathalo"
+
+    def halo(self) -> int:
+        return 2.5  # type: ignore[return-value]
+
+
+def _fitted(cls: type[Additive]) -> tuple[Additive, np.ndarray]:
+    scene = piecewise_scene(h=40, w=56)
+    est = cls().fit([(scene["fine"], scene["coarse"])])
+    return est, scene["coarse"] + np.float32(0.01)
+
+
+@pytest.mark.parametrize("cls", [WithHalo, OneBand, WidthForHeight, Integers])
+def test_a_window_of_the_wrong_shape_or_kind_stops_the_run(
+    cls: type[Additive], tmp_path: Path
+) -> None:
+    est, target = _fitted(cls)
+    with pytest.raises(MethodOutputError, match=f"{cls.name}: predict_window returned"):
+        est.predict(target, window_size=16)
+    with pytest.raises(MethodOutputError, match=f"{cls.name}: predict_window returned"):
+        est.predict(target, out=tmp_path / "x.tif", window_size=16)
+    assert not (tmp_path / "x.tif").exists()
+    with pytest.raises(MethodOutputError):
+        est.predict(target, out=tmp_path / "y.tif", quality_out=tmp_path / "q.tif")
+
+
+def test_float64_windows_are_taken_as_float32() -> None:
+    est, target = _fitted(Float64)
+    base, _ = _fitted(Additive)
+    np.testing.assert_array_equal(
+        est.predict(target, window_size=16).values, base.predict(target).values
+    )
+
+
+def test_a_halo_that_is_not_a_whole_number_is_named() -> None:
+    est, target = _fitted(FloatHalo)
+    with pytest.raises(MethodOutputError, match=r"floathalo: halo\(\) returned 2\.5"):
+        est.predict(target)
+
+
+@pytest.mark.parametrize("cls", [WithHalo, OneBand, WidthForHeight, Float64, Integers, FloatHalo])
+def test_the_contract_suite_catches_bad_windows(cls: type[Additive]) -> None:
+    with pytest.raises(AssertionError, match=cls.name):
+        check_windows(cls)
+
+
+def test_the_contract_suite_passes_a_good_method() -> None:
+    check_windows(Additive)
