@@ -205,6 +205,13 @@ def _config(opts: dict[str, Any]) -> SeriesConfig:
     "Recompute and replace existing outputs (without it, verified outputs are "
     "kept and only missing or damaged dates are computed)."
 )
+@click.option(
+    "--quality",
+    is_flag=True,
+    default=False,
+    help="Also write PREFIX_YYYY-MM-DD_quality.tif beside each date: observed (1) or "
+    "predicted (0), days to the nearest pair used, pairs used, fallback flags, tier.",
+)
 @quiet_option("No progress display or table.")
 @band_options
 @variable_option
@@ -243,6 +250,7 @@ def series(
     workers: int,
     mem_limit: float | None,
     overwrite: bool,
+    quality: bool,
     quiet: bool,
     variable: str | None,
     **band_opts: Any,

@@ -114,6 +114,10 @@ class SeriesConfig:
     mem_limit_mb: float | None = None
     #: Recompute every date and replace existing outputs (else verified outputs are kept).
     overwrite: bool = False
+    #: Also write ``PREFIX_YYYY-MM-DD_quality.tif`` beside each output: per pixel, whether the
+    #: value is observed, days to the nearest pair, pairs used, fallback flags and the tier
+    #: (docs/commands/series.md, "The quality layer"). Not part of the settings key.
+    quality: bool = False
     #: Bands to use (names or 1-based numbers, in the fine images' order); None: all, or the
     #: preset's. Band files of one date are then stacked (docs/inputs.md).
     fine_bands: str | Sequence[str] | None = None
@@ -166,8 +170,8 @@ class SeriesConfig:
             raise InvalidParameterError(f"--multi-pair {self.multi_pair}: choose none or vip.")
         if not self.prefix or os.sep in self.prefix:
             raise InvalidParameterError(f"--prefix {self.prefix!r}: give a plain file-name prefix.")
-        self.check_outputs_are_not_inputs([f"{self.prefix}_2000-01-01.tif"])
-        name = f"{self.prefix}_2000-01-01.tif"
+        name = f"{self.prefix}_2000-01-01{'_quality' if self.quality else ''}.tif"
+        self.check_outputs_are_not_inputs([f"{self.prefix}_2000-01-01.tif", name])
         if len(os.fsencode(name)) + PARTIAL_EXTRA > 255:
             raise InvalidParameterError(
                 f"--prefix {self.prefix[:20]}...: the outputs' names ({len(os.fsencode(name))} "

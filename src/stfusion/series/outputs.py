@@ -45,6 +45,28 @@ def output_path(out_dir: Path, prefix: str, day: dt.date) -> Path:
     return out_dir / f"{prefix}_{day.isoformat()}.tif"
 
 
+def quality_file(output: Path) -> Path:
+    """The quality layer beside an output (``--quality``): ``PREFIX_YYYY-MM-DD_quality.tif``."""
+    return output.with_name(f"{output.stem}_quality{output.suffix}")
+
+
+def remove_quality(output: Path, day: dt.date) -> None:
+    """Remove the quality layer of ``output`` (removed as stale or orphaned) when this
+    command wrote it for ``day`` (tagged so); anything else under its name stays."""
+    q = quality_file(output)
+    if q.is_symlink() or not q.is_file():
+        return
+    try:
+        with rasterio.open(q) as ds:
+            tags = ds.tags()
+    except Exception:  # unreadable: not provably ours, left alone
+        return
+    if "STFUSION_SERIES_QUALITY_OF" in tags and tags.get("STFUSION_SERIES_DATE") == str(day):
+        with contextlib.suppress(OSError):
+            q.unlink()
+            log.info("series: %s removed with its output", q.name)
+
+
 def _update_hash(h: Any, block: np.ndarray) -> None:
     """Add a ``(band, rows, x)`` block to the pixel checksum, row by row (the same hash for
     any split into row blocks); every NaN counts as one value."""
@@ -216,6 +238,7 @@ def remove_orphans(
                 path.unlink()
                 removed.add(day)
                 log.info("series: %s: %s", path.name, ORPHAN_REASON)
+            remove_quality(path, day)
     return removed
 
 

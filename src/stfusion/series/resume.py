@@ -21,6 +21,7 @@ from stfusion.errors import OutputExistsError
 from stfusion.io import Grid
 from stfusion.io.files import file_stat
 from stfusion.series.outputs import verify_output
+from stfusion.series.quality import quality_problem
 from stfusion.series.records import DateRecord, restore_record
 
 #: The reason recorded for an output kept from an earlier run (summary.csv, the CLI's count).
@@ -125,16 +126,25 @@ def restore_from_tags(rec: DateRecord, tags: dict[str, str], kept: str) -> None:
 
 
 def resume_record(
-    rec: DateRecord, path: Path, grid: Grid, count: int, dtype: str, inputs: list[list[Any]]
+    rec: DateRecord,
+    path: Path,
+    grid: Grid,
+    count: int,
+    dtype: str,
+    inputs: list[list[Any]],
+    quality: bool = False,
 ) -> tuple[bool, str]:
     """Fill ``rec`` from a verified earlier output made from the same inputs and return
-    ``(True, "")``; ``(False, why)`` to compute it again.
+    ``(True, "")``; ``(False, why)`` to compute it again. With ``quality`` (``--quality``)
+    the output's quality layer must be there and current too (:func:`quality_problem`).
 
     Raises :class:`OutputExistsError` for a file that ``stfusion series`` did not write.
     """
     state, tags = verify_output(path, grid, count, dtype)
     if state == "ok":
         stale = stale_reason(tags, inputs)
+        if not stale and quality:
+            stale = quality_problem(path, tags, grid)
         if stale:
             why = f"recomputed: {stale}"
             log.info("series: %s: %s", path.name, why)

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 import stfusion
 from stfusion.errors import InputFileError
 from stfusion.io import (
@@ -66,6 +68,7 @@ from stfusion.series.prepare import (
     refuse_other_settings,
     settings_of,
 )
+from stfusion.series.quality import write_quality
 from stfusion.series.records import DateRecord, ProgressCallback, SeriesResult, record_tag
 from stfusion.series.resume import (
     KEPT_REASON,
@@ -427,7 +430,7 @@ def _run_date(
     redo = ""
     try:
         if path.exists() and not cfg.overwrite:
-            kept, redo = resume_record(rec, path, s.grid, s.count, cfg.dtype, inputs)
+            kept, redo = resume_record(rec, path, s.grid, s.count, cfg.dtype, inputs, cfg.quality)
             if kept:
                 return rec
         _predict_date(s, rec, day, path, scratch, key, settings, inputs, cfg)
@@ -529,6 +532,8 @@ def _predict_date(
                 finish,
             )
         copy_as_cog(tmp, path, overwrite=True)
+        if cfg.quality:
+            write_quality(path, day, combined.quality_blocks(), s.grid, scratch)
     finally:
         for p in [tmp, *(p for t in tiers for p in t.files())]:
             with contextlib.suppress(OSError):
@@ -649,22 +654,30 @@ def _predict_tier(
         est = s.estimator(cls, tuple(group))
         name = "+".join(d.isoformat() for d in group)
         comp = scratch / f"{day.isoformat()}_{role}_{name}.tif"
-        _predict_component(est, target, comp, cfg.mem_limit_mb, cfg.workers)
+        days = [abs((day - d).days) for d in group]  # the quality layer's days_to_pair
+        _predict_component(est, target, comp, cfg.mem_limit_mb, cfg.workers, days)
         paths.append(comp)
         fitted = fitted or est.fitted_tags()  # e.g. STFUSION_VARIABLE, as predict writes
         note = members_note(est, len(group))
         if note and note not in notes:
             notes.append(note)
-    return Tier(paths, weights, cls.name, sets, fitted)
+    return Tier(paths, weights, cls.name, sets, fitted, role)
 
 
 def _predict_component(
-    est: FusionMethod, target: Source, out: Path, mem_limit_mb: float | None, workers: int
+    est: FusionMethod,
+    target: Source,
+    out: Path,
+    mem_limit_mb: float | None,
+    workers: int,
+    days: list[int],
 ) -> Path:
-    """One fusion prediction into a float32 GeoTIFF (the unit the resume test counts)."""
+    """One fusion prediction into a float32 GeoTIFF (the unit the resume test counts);
+    ``days``: from the target to each of ``est``'s pairs, in their order."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         est.prepare(target)
+        est.pair_days_ = np.array(days)  # the scene has no dates: the series knows them
         # with its quality layer: the blend prefers values made from a pair's fine data
         est.predict(
             out=out,

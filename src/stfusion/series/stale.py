@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from stfusion.io import Grid
-from stfusion.series.outputs import output_path, verify_output
+from stfusion.series.outputs import output_path, remove_quality, verify_output
 from stfusion.series.records import DateRecord
 from stfusion.series.resume import OUTSIDE_REASON, restore_from_tags, stale_reason
 
@@ -61,6 +61,7 @@ def drop_earlier_output(
     except OSError as exc:
         return f"earlier output {path.name} ({why}) could not be removed: {exc.strerror or exc}"
     log.info("series: %s: earlier output removed (%s)", path.name, why)
+    remove_quality(path, day)
     return f"earlier output removed ({why})"
 
 
