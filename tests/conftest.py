@@ -98,6 +98,15 @@ def stfusion_cmd(*args: str | bytes) -> list[str | bytes]:
     return [sys.executable, "-m", "stfusion.cli", *args]
 
 
+def kranj_series_args(out: Path, *extra: str) -> list[str]:
+    """``stfusion series`` over the Kranj filled series with the additive method into
+    ``out``, then ``extra``."""
+    k = need(KRANJ)
+    fine, coarse = str(k / "landsat" / "filled"), str(k / "modis" / "filled")
+    inputs = ["--fine", fine, "--coarse", coarse, "--fine-scale", "0.0001"]
+    return ["series", *inputs, "-m", "additive", "--out-dir", str(out), *extra]
+
+
 def run_process(*args: str | bytes, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     """``stfusion ARGS`` as a real process (exit status, signals and files as a user sees
     them), its output captured as text."""

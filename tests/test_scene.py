@@ -369,21 +369,14 @@ def test_fill_warning_gives_the_stored_value_through_an_aligned_image(tmp_path: 
     (-0.9999), which --coarse-nodata does not match; the file stores -9999."""
     f = write_tif(tmp_path / "f.tif", _img(0, (2, 64, 64)), transform=T30)
     dn = np.round(_img(1, (2, 8, 8)) * 10000).astype(np.int16)
-    c = write_tif(
-        tmp_path / "c.tif",
-        dn,
-        transform=Affine(240.0, 0, 500000.0, 0, -240.0, 6100000.0),
-        dtype="int16",
-        scales=[1e-4, 1e-4],
-    )
+    t240 = Affine(240.0, 0, 500000.0, 0, -240.0, 6100000.0)
+
+    def coarse(name: str) -> Path:
+        return write_tif(tmp_path / name, dn, transform=t240, dtype="int16", scales=[1e-4] * 2)
+
+    c = coarse("c.tif")
     dn[:, :2, :2] = -9999
-    t = write_tif(
-        tmp_path / "t.tif",
-        dn,
-        transform=Affine(240.0, 0, 500000.0, 0, -240.0, 6100000.0),
-        dtype="int16",
-        scales=[1e-4, 1e-4],
-    )
+    t = coarse("t.tif")
     with pytest.warns(STFusionWarning, match=r"--coarse-nodata -9999 "):
         open_scene([(f, c)], t)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import KRANJ, need, run_cli
+from conftest import kranj_series_args, run_cli
 from stfusion.errors import InvalidParameterError
 from stfusion.series import SeriesConfig, read_summary, run_series
 
@@ -65,22 +65,7 @@ def test_run_series_keyword_form_and_old_names(tmp_path: Path) -> None:
 
 
 def _kranj(out: Path, *extra: str) -> list[str]:
-    k = need(KRANJ)
-    return [
-        "series",
-        "--fine",
-        str(k / "landsat" / "filled"),
-        "--coarse",
-        str(k / "modis" / "filled"),
-        "--fine-scale",
-        "0.0001",
-        "-m",
-        "additive",
-        "-q",
-        "--out-dir",
-        str(out),
-        *extra,
-    ]
+    return kranj_series_args(out, "-q", *extra)
 
 
 def test_cli_date_range_and_deprecated_dates(

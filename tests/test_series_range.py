@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import rasterio
 
-from conftest import KRANJ, need, run_process
+from conftest import KRANJ, kranj_series_args, need, run_process
 from stfusion.errors import InvalidParameterError
 from stfusion.series import read_summary, run_series
 
@@ -63,24 +63,7 @@ def test_a_date_range_run_keeps_the_current_dates_in_the_cube_and_summary(
     out = tmp_path / "out"
     run_series(out, **_kw(date_range=SEASON, cube="netcdf"))
     assert _cube_dates(out / "fused_cube.nc") == _days(SEASON)
-    k = need(KRANJ)
-    r = run_process(
-        "series",
-        "--fine",
-        str(k / "landsat" / "filled"),
-        "--coarse",
-        str(k / "modis" / "filled"),
-        "--fine-scale",
-        "0.0001",
-        "--method",
-        "additive",
-        "--out-dir",
-        str(out),
-        "--cube",
-        "netcdf",
-        "--date-range",
-        PART,
-    )
+    r = run_process(*kranj_series_args(out, "--cube", "netcdf", "--date-range", PART))
     assert r.returncode == 0, r.stderr
     assert _cube_dates(out / "fused_cube.nc") == _days(SEASON)
     rows = read_summary(out / "summary.csv")
