@@ -74,6 +74,8 @@ def test_resolve_dates_from_names_and_option(tmp_path: Path) -> None:
         resolve_dates(pairs, ["2001-01-01"])
     with pytest.raises(InvalidParameterError, match="not a date"):
         resolve_dates(pairs, ["2001-01-01", "tomorrow"])
+    # the forms file names and catalogs take (YYYYDDD was refused)
+    assert resolve_dates(pairs, ["20011008", "2001290"]) == ["2001-10-08", "2001-10-17"]
 
 
 def test_ordered_pairs() -> None:

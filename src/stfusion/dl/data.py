@@ -69,13 +69,15 @@ def resolve_dates(
             raise InvalidParameterError(
                 f"--dates gives {len(dates)} date(s) for {len(pairs)} pair(s); give one per pair."
             )
+        from stfusion.dates import parse_date as user_date
+
         out = []
         for d in dates:
-            try:
-                out.append(_dt.date.fromisoformat(str(d).strip()).isoformat())
-            except ValueError:
+            try:  # the forms file names and catalogs take
+                out.append(user_date(str(d)).isoformat())
+            except InvalidParameterError:
                 raise InvalidParameterError(
-                    f"--dates: {d!r} is not a date; write YYYY-MM-DD."
+                    f"--dates: {d!r} is not a date; write YYYY-MM-DD (or YYYYMMDD, YYYYDDD)."
                 ) from None
         named = [parse_date(str(f)) if isinstance(f, str | Path) else None for f, _ in pairs]
         clash = [k for k, (n, d) in enumerate(zip(named, out)) if n and n != d]
