@@ -589,3 +589,16 @@ def test_evaluate_blocks_equals_evaluate(
             )
     np.testing.assert_allclose(parts.band_data_range, whole.band_data_range)
     assert parts.notes == whole.notes
+
+
+def test_sam_of_one_band_is_nan_with_a_note() -> None:
+    """One band has no spectrum: its 'angle' is 0 or 180 degrees by sign alone. evaluate's
+    table showed '-', yet the report (and so bench's tables) gave a number."""
+    rng = np.random.default_rng(0)
+    truth = rng.uniform(-0.5, 0.8, (1, 20, 20))
+    report = m.evaluate(truth + 0.1, truth)
+    assert np.isnan(report.mean["sam_deg"]) and np.isnan(report.mean["sam_rad"])
+    assert any("one band has no spectrum" in n for n in report.notes)
+    assert np.isfinite(
+        m.evaluate(np.stack([truth[0]] * 2) + 0.1, np.stack([truth[0]] * 2)).mean["sam_deg"]
+    )

@@ -578,6 +578,8 @@ def _report(
         k: [float(v) for v in per_band_arrays[k]] for k in METRIC_NAMES if k not in BANDLESS_METRICS
     }
     mean = {k: _mean_over_bands(v) for k, v in per_band_arrays.items()}
+    one_band = len(names) < 2
+    sam_rad = math.nan if one_band else sam_rad  # one band: 0 or 180 degrees, no spectrum
     mean["sam_rad"] = sam_rad
     mean["sam_deg"] = math.degrees(sam_rad)
     mean["ergas"] = ergas_value
@@ -589,7 +591,9 @@ def _report(
         notes.append(f"no pixel valid in both images in band(s) {empty}: their metrics are NaN")
     if r is None:
         notes.append("ergas is NaN: no resolution ratio R (coarse / fine pixel size) was given")
-    if math.isnan(sam_rad):
+    if one_band:
+        notes.append("sam is NaN: one band has no spectrum (its angle is only 0 or 180 degrees)")
+    elif math.isnan(sam_rad):
         notes.append(
             "sam is NaN: no pixel is valid in all bands of both images with a non-zero spectrum"
         )
