@@ -338,6 +338,7 @@ def evaluate_files(
                 "gdalwarp with the other's -te/-tr/-t_srs) and score again."
             )
         pred_tags = _file_tags(prediction)  # read once: the ratio, the variable
+        truth_tags = _file_tags(truth)  # the variable (fill rule, data range)
         if ratio is None:
             ratio = _ratio_of(pred_tags)
         try:
@@ -345,13 +346,13 @@ def evaluate_files(
                 warnings.simplefilter("always")
                 if mask is not None:  # its warnings (a QA band read as binary) are notes too
                     truth_src = _masked_truth(truth_file, mask, mask_kind, mask_flags, inputs)
-                _check_evaluation(pred_src, truth_file, pred_tags, scale_check)
+                _check_evaluation(pred_src, truth_file, (pred_tags, truth_tags), scale_check)
         finally:  # shown as usual (also before an error), and kept in the report's notes
             for w in caught:
                 warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         found = [str(w.message) for w in caught if issubclass(w.category, STFusionWarning)]
         if data_range == "auto":
-            data_range, why = _auto_data_range(pred_src, pred_tags, truth_file)
+            data_range, why = _auto_data_range(pred_src, pred_tags, truth_file, truth_tags)
             found += [why] if why else []
 
         def read(r0: int, c0: int, h: int, w: int, halo: int) -> tuple[Any, Any]:
@@ -414,9 +415,14 @@ def _read_as(src: FileSource) -> dict[str, Any]:
 
 
 def _check_evaluation(
-    pred_src: FileSource, truth_src: FileSource, pred_tags: dict[str, str], scale_check: bool
+    pred_src: FileSource,
+    truth_src: FileSource,
+    tags: tuple[dict[str, str], dict[str, str]],
+    scale_check: bool,
 ) -> None:
-    """Undeclared fills, band order and scales: warnings, or ``ScaleMismatchError``."""
+    """Undeclared fills, band order and scales: warnings, or ``ScaleMismatchError``.
+    ``tags``: the prediction's and the truth's file tags."""
+    pred_tags, truth_tags = tags
     from stfusion.errors import ScaleMismatchError
     from stfusion.scale_check import scale_mismatch
 
@@ -431,16 +437,16 @@ def _check_evaluation(
             stacklevel=3,
         )
     pred_sample, truth_sample = pred_src.sample(), truth_src.sample()
-    for src, sample, role, tags in (
+    for src, sample, role, file_tags in (
         (pred_src, pred_sample, "pred", pred_tags),
-        (truth_src, truth_sample, "truth", _file_tags(truth)),
+        (truth_src, truth_sample, "truth", truth_tags),
     ):
         warn_undeclared_fill(
             src,
             sample,
             "an undeclared fill value scored as data? Leave it out with "
             f"--{role}-nodata {{stored}} ({role}_nodata= in Python).",
-            reflectance=not _named_index_or_temperature(src, tags),
+            reflectance=not _named_index_or_temperature(src, file_tags),
         )
     warn_band_order(
         truth_src,
@@ -461,10 +467,10 @@ def _check_evaluation(
 
 
 def _auto_data_range(
-    pred: FileSource, pred_tags: dict[str, str], truth: FileSource
+    pred: FileSource, pred_tags: dict[str, str], truth: FileSource, truth_tags: dict[str, str]
 ) -> tuple[float | str, str]:
     """``data_range="auto"``: ``"truth"`` for an index or a temperature, and why; else 1.0."""
-    for src, tags in ((truth, _file_tags(truth.path)), (pred, pred_tags)):
+    for src, tags in ((truth, truth_tags), (pred, pred_tags)):
         if _named_index_or_temperature(src, tags):
             return "truth", (
                 f"data range for SSIM and PSNR: each band's valid max - min in the truth, since "
