@@ -10,7 +10,13 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike
 
-__all__ = ["SCALE_CHECK_FACTOR", "ScaleMismatch", "scale_mismatch"]
+__all__ = ["SCALE_CHECK_FACTOR", "ScaleMismatch", "looks_like_reflectance", "scale_mismatch"]
+
+
+def looks_like_reflectance(median: float) -> bool:
+    """Whether a median of absolute values is one reflectance can have: the side of a scale
+    mismatch that is right (the other gets the advice)."""
+    return 1e-3 <= median <= 2.0
 
 
 #: Prediction and truth whose typical values differ by more than this factor are on different
@@ -36,7 +42,7 @@ class ScaleMismatch:
     def message(self, pred: str = "the prediction", truth: str = "the truth") -> str:
         times = self.factor if self.factor >= 1 else 1 / self.factor
         s = f"{self.truth_scale:g}"
-        if self.pred_median > 2 and 1e-3 <= self.truth_median <= 2:
+        if self.pred_median > 2 and looks_like_reflectance(self.truth_median):
             # the truth looks like reflectance: scale the prediction down to it, not the
             # truth up (whose SSIM and PSNR would then use the wrong data range)
             p = f"{10.0 ** round(math.log10(self.factor)):g}"

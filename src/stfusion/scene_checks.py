@@ -14,6 +14,7 @@ import numpy as np
 from stfusion.errors import EmptyInputError, ScaleMismatchError, STFusionWarning
 from stfusion.io import Source
 from stfusion.io.sources import underlying_source, wrapped
+from stfusion.scale_check import looks_like_reflectance
 
 __all__ = [
     "SCALE_WARN_FACTOR",
@@ -146,9 +147,10 @@ def check_scales(
             given = _scale_in_effect(big)
             scale = 10.0 ** round(np.log10(given / factor))
             small, small_option = (coarse, coarse_option) if fm > cm else (fine, fine_option)
-            if min(fm, cm) < 1e-3 <= max(fm, cm) <= 2 and fine_option != coarse_option:
-                # the larger side looks like reflectance, the smaller like none (0-1 values
-                # scaled by 0.0001 again): fix the smaller side, not scale the other down
+            # the larger side looks like reflectance, the smaller does not (0-1 values scaled
+            # by 0.0001 again): fix the smaller side, not scale the other down
+            plausible = [looks_like_reflectance(m) for m in (min(fm, cm), max(fm, cm))]
+            if plausible == [False, True] and fine_option != coarse_option:
                 advice = _small_side_advice(small, small_option, factor)
             elif fine_option == coarse_option:
                 advice = (
