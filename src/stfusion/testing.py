@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 from rasterio.windows import Window
 
-from stfusion.errors import InvalidParameterError
+from stfusion.errors import InvalidParameterError, MethodOutputError
 from stfusion.methods.base import FusionMethod
 from stfusion.methods.params import EXACT_PROPERTIES, QUALITY_FIELDS, MethodTags, StrOptions
 
@@ -263,9 +263,10 @@ def check_windows(cls: type[FusionMethod], params: Mapping[str, Any] | None = No
         return
     scene = piecewise_scene()
     est = _fitted(cls, params, scene["fine"], scene["coarse"]).prepare(_target(scene))
-    halo = est.halo()
-    if isinstance(halo, bool) or not isinstance(halo, int | np.integer) or halo < 0:
-        raise _fail(cls, f"halo() returned {halo!r}, want a whole number of pixels >= 0")
+    try:
+        est.checked_halo()  # the runners' own check
+    except MethodOutputError as exc:
+        raise _fail(cls, str(exc)) from None
     nb, h, w = scene["fine"].shape
     for win in (Window(3, 5, 17, 9), Window(w - 8, 0, 8, 29), Window(0, h - 7, 30, 7)):
         out = est.predict_window(win)

@@ -345,7 +345,8 @@ class FusionMethod:
         if not hasattr(self, "scene_"):
             raise InvalidParameterError(f"{self.name}: call fit(pairs) before predicting.")
 
-    def _checked_halo(self) -> int:
+    def checked_halo(self) -> int:
+        """:meth:`halo`, refused (``MethodOutputError``) unless a whole number >= 0."""
         halo = self.halo()
         if isinstance(halo, bool) or not isinstance(halo, int | np.integer) or halo < 0:
             raise MethodOutputError(
@@ -383,7 +384,7 @@ class FusionMethod:
             limit = mem_limit_mb or DEFAULT_MEM_LIMIT_MB
             limit = max(0.1 * limit, limit - self.state_nbytes() / 2**20)
             window_size = window_size_for(
-                self._checked_halo(),
+                self.checked_halo(),
                 self.bytes_per_pixel(scene.count, len(scene.pairs)),
                 limit,
                 scene.ratio,
