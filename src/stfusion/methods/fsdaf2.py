@@ -148,7 +148,11 @@ class FSDAF2(FSDAF):
 
     name = "fsdaf2"
     title = "FSDAF 2.0"
-    paper = "Guo, Shi, Hao & Zhu 2020, Remote Sensing of Environment 248, 111973"
+    # the full text and the authors' program were not available: say so wherever it is cited
+    paper = (
+        "Guo, Shi, Hao & Zhu 2020, Remote Sensing of Environment 248, 111973; "
+        "stfusion's reading of the abstract, not a reproduction"
+    )
     # tags: FSDAF's (one pair, the ratio, exact on the same scenes, the fallback layer).
     params = (
         *FSDAF.params,
