@@ -19,6 +19,7 @@ import rasterio
 
 import stfusion.series.runner as series_mod
 from conftest import KRANJ, need, run_process
+from stfusion.io import FileSource
 from stfusion.series import read_summary, run_series
 from stfusion.series.quality import BANDS
 
@@ -206,3 +207,87 @@ def test_a_file_of_the_users_at_a_quality_name_is_not_replaced(tmp_path: Path) -
     assert (
         rows["2020-03-12"]["status"] == "failed" and "not replaced" in rows["2020-03-12"]["reason"]
     )
+    assert not (out / "fused_2020-03-12.tif").exists()  # refused before any work
+
+
+def _scale_image(path: Path, factor: float) -> None:
+    """Change an input's pixels in place (its identity changes with them)."""
+    with rasterio.open(path, "r+") as ds:
+        ds.write(ds.read() * np.float32(factor))
+
+
+def _describes(out: Path, day: str) -> bool:
+    with rasterio.open(_quality(out, day)) as q, rasterio.open(out / f"fused_{day}.tif") as o:
+        return q.tags()["STFUSION_SERIES_QUALITY_OF"] == o.tags()["STFUSION_SERIES_CHECKSUM"]
+
+
+def test_output_written_without_quality_takes_its_stale_layer_along(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    fine, coarse = _copies(tmp_path)
+    out = tmp_path / "out"
+    _run(fine, coarse, out, quality=True)
+    # new pixels for 03-13 and 03-14; a file of the user's under 03-14's quality name
+    _scale_image(next(coarse.glob("2020073_*")), 1.05)
+    _scale_image(next(coarse.glob("2020074_*")), 1.05)
+    mine = _quality(out, "2020-03-14")
+    mine.write_bytes(b"my own notes")
+    caplog.set_level("INFO", logger="stfusion")
+    rows = _run(fine, coarse, out)
+    assert rows["2020-03-13"]["reason"].startswith("recomputed: inputs changed")
+    assert not _quality(out, "2020-03-13").exists()  # it described the earlier pixels
+    assert "fused_2020-03-13_quality.tif removed" in caplog.text
+    assert mine.read_bytes() == b"my own notes"
+    assert any(
+        r.levelname == "WARNING" and "fused_2020-03-14_quality.tif was not written" in r.message
+        for r in caplog.records
+    )
+    kept = [d for d, r in rows.items() if r["reason"].startswith("kept from an earlier run")]
+    assert len(kept) == len(rows) - 2
+    assert all(_describes(out, d) for d in kept)
+
+    # every date computed again, to the same pixels: their layers still describe them
+    stamps = {d: _quality(out, d).stat().st_mtime_ns for d in kept}
+    rows = _run(fine, coarse, out, overwrite=True)
+    assert all(not r["reason"].startswith("kept") for r in rows.values())
+    assert {d: _quality(out, d).stat().st_mtime_ns for d in kept} == stamps
+    assert all(_describes(out, d) for d in kept)
+    assert not _quality(out, "2020-03-13").exists()
+    assert mine.read_bytes() == b"my own notes"
+
+
+def test_quality_in_the_same_pass_as_the_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--quality reads each component prediction no more often than a run without it, and
+    the outputs are the same: same pixels, same tags but the time of writing."""
+    import stfusion.series.blend as blend_mod
+
+    fine, coarse = _copies(tmp_path)
+    reads: list[str] = []
+
+    class Counting(FileSource):
+        def read(self, *a: Any, **kw: Any) -> np.ndarray:
+            reads.append(str(self.path))
+            return super().read(*a, **kw)
+
+    monkeypatch.setattr(blend_mod, "FileSource", Counting)
+    counts = {}
+    for quality in (False, True):
+        reads.clear()
+        _run(fine, coarse, tmp_path / str(quality), quality=quality)
+        counts[quality] = len(reads)
+    assert counts[False] > 0
+    assert counts[True] == counts[False]
+    plain, with_q = (
+        sorted((tmp_path / "False").glob("fused_*.tif")),
+        sorted((tmp_path / "True").glob("fused_*[0-9].tif")),
+    )
+    assert [p.name for p in plain] == [p.name for p in with_q]
+    for a, b in zip(plain, with_q):
+        with rasterio.open(a) as x, rasterio.open(b) as y:
+            np.testing.assert_array_equal(x.read(), y.read())
+            tx, ty = x.tags(), y.tags()
+            assert tx.pop("STFUSION_CREATED") and ty.pop("STFUSION_CREATED")
+            assert tx == ty
+        assert _describes(tmp_path / "True", a.name[len("fused_") : -len(".tif")])

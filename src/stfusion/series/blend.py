@@ -13,7 +13,7 @@ every prediction (gap-filling).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -171,8 +171,8 @@ TIER_BITS = {"main": 1, "fallback": 2}
 
 
 class Combination:
-    """The tiers and the observation combined, window by window (:meth:`blocks`), and the
-    quality layer of the result (:meth:`quality_blocks`, the same windows computed again).
+    """The tiers and the observation combined, window by window (:meth:`blocks`), with the
+    quality layer of the result computed in the same pass when asked for.
 
     ``filled`` counts, once :meth:`blocks` is consumed, the pixels that tiers after the first
     filled (in at least one band) and the observation did not cover.
@@ -184,17 +184,18 @@ class Combination:
         self.tiers, self.observed, self.grid, self.count = tiers, observed, grid, count
         self.filled = 0
 
-    def blocks(self) -> Iterator[tuple[Window, np.ndarray]]:
-        for win, out, later, _ in self._combine(quality=False):
+    def blocks(
+        self, quality: Callable[[Window, np.ndarray], None] | None = None
+    ) -> Iterator[tuple[Window, np.ndarray]]:
+        """The combined windows; with ``quality``, each window's quality layer
+        (:data:`stfusion.series.quality.BANDS`, ``(5, h, w)`` float32; docs/commands/series.md,
+        "The quality layer") is handed to it first, from the same reads of the predictions."""
+        for win, out, later, q in self._combine(quality is not None):
             self.filled += int(later.any(axis=0).sum())
+            if quality is not None:
+                assert q is not None
+                quality(win, q)
             yield win, out
-
-    def quality_blocks(self) -> Iterator[tuple[Window, np.ndarray]]:
-        """The quality layer (:data:`stfusion.series.quality.BANDS`), ``(5, h, w)`` float32
-        per window (docs/commands/series.md, "The quality layer")."""
-        for win, _, _, q in self._combine(quality=True):
-            assert q is not None
-            yield win, q
 
     def _combine(
         self, quality: bool

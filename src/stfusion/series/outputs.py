@@ -50,21 +50,43 @@ def quality_file(output: Path) -> Path:
     return output.with_name(f"{output.stem}_quality{output.suffix}")
 
 
-def remove_quality(output: Path, day: dt.date) -> None:
-    """Remove the quality layer of ``output`` (removed as stale or orphaned) when this
-    command wrote it for ``day`` (tagged so); anything else under its name stays."""
+def remove_quality(output: Path, day: dt.date, keep_of: str = "") -> None:
+    """Remove the quality layer beside ``output`` when this command wrote it (tagged
+    ``STFUSION_SERIES_QUALITY_OF``) and it does not describe the output now there: the one of
+    checksum ``keep_of`` just written for ``day``, or none (``""``: the output was removed as
+    stale or orphaned). A file under its name that is not provably this command's is left as
+    it is, with a warning: it does not describe the output either."""
     q = quality_file(output)
-    if q.is_symlink() or not q.is_file():
+    if not q.exists() and not q.is_symlink():
         return
+    tags: dict[str, str] = {}
+    if not q.is_symlink() and q.is_file():
+        try:
+            with rasterio.open(q) as ds:
+                tags = dict(ds.tags())
+        except Exception:  # unreadable: not provably ours, left alone
+            pass
+    of = tags.get("STFUSION_SERIES_QUALITY_OF")
+    if of is None:
+        log.warning(
+            "series: %s: %s was not written by stfusion series (no STFUSION_SERIES_QUALITY_OF "
+            "tag): left as it is, %s",
+            day,
+            q.name,
+            f"but it does not describe {output.name}" if keep_of else "though its output is gone",
+        )
+        return
+    if keep_of and of == keep_of:
+        return  # the same pixels written again: it still describes them
     try:
-        with rasterio.open(q) as ds:
-            tags = ds.tags()
-    except Exception:  # unreadable: not provably ours, left alone
+        q.unlink()
+    except OSError as exc:
+        log.warning("series: %s: out-of-date %s not removed: %s", day, q.name, exc)
         return
-    if "STFUSION_SERIES_QUALITY_OF" in tags and tags.get("STFUSION_SERIES_DATE") == str(day):
-        with contextlib.suppress(OSError):
-            q.unlink()
-            log.info("series: %s removed with its output", q.name)
+    if keep_of:
+        log.info("series: %s removed: it described the output now replaced", q.name)
+    else:
+        log.info("series: %s removed with its output", q.name)
 
 
 def _update_hash(h: Any, block: np.ndarray) -> None:
@@ -146,6 +168,79 @@ class WrittenImage:
     checksum: str
 
 
+class DateImage:
+    """A date's GeoTIFF open for writing (:func:`date_image`): float32 row blocks in order
+    (:meth:`write`), then the tags (:meth:`finish`)."""
+
+    def __init__(self, ds: Any, grid: Grid, dtype: str, int16_scale: float) -> None:
+        self.ds, self.grid, self.dtype, self.int16_scale = ds, grid, dtype, int16_scale
+        self.valid = self.clipped = 0
+        self.hash = hashlib.sha256()
+
+    def write(self, win: Window, out: np.ndarray) -> None:
+        """Store the float32 block ``out`` at ``win`` (int16: scaled, clipped, nodata)."""
+        self.valid += int(np.isfinite(out).all(axis=0).sum())
+        if self.dtype == "int16":
+            ok = np.isfinite(out)
+            q = np.rint(np.where(ok, out, 0) / self.int16_scale)
+            self.clipped += int((ok & (np.abs(q) > 32767)).sum())
+            stored = np.where(ok, np.clip(q, -32767, 32767), INT16_NODATA).astype(np.int16)
+        else:
+            stored = np.asarray(out, np.float32)
+        self.ds.write(stored, window=win)
+        _update_hash(self.hash, stored)
+
+    def finish(
+        self, tags: Mapping[str, str] | Callable[[WrittenImage], Mapping[str, str]]
+    ) -> WrittenImage:
+        """Write the tags, once every block is written (see :func:`write_date_image`)."""
+        g = self.grid
+        done = WrittenImage(
+            self.valid / float(g.width * g.height), self.clipped, self.hash.hexdigest()
+        )
+        final = dict(tags(done) if callable(tags) else tags)
+        # written last: a file with these tags has all its data
+        self.ds.update_tags(
+            **final,
+            STFUSION_SERIES_VALID=f"{done.valid_fraction:.6f}",
+            STFUSION_SERIES_CHECKSUM=done.checksum,
+            STFUSION_SERIES_COMPLETE="1",
+        )
+        return done
+
+
+@contextlib.contextmanager
+def date_image(
+    dest: Path, grid: Grid, band_names: Sequence[str], dtype: str, int16_scale: float
+) -> Iterator[DateImage]:
+    """``dest`` open as a :class:`DateImage` (the file :func:`write_date_image` writes), so
+    that two images can be filled in one pass over the blocks; closed on exit."""
+    count = len(band_names)
+    profile: dict[str, Any] = {
+        "driver": "GTiff",
+        "width": grid.width,
+        "height": grid.height,
+        "count": count,
+        "dtype": dtype,
+        "crs": grid.crs,
+        "transform": grid.transform,
+        "compress": "deflate",
+        "nodata": INT16_NODATA if dtype == "int16" else np.nan,
+        "BIGTIFF": "IF_SAFER",
+    }
+    if grid.width >= 256 and grid.height >= 256:
+        profile.update(tiled=True, blockxsize=256, blockysize=256)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with rasterio.open(dest, "w", **profile) as ds:
+            for i, name in enumerate(band_names, start=1):
+                ds.set_band_description(i, name)
+            if dtype == "int16":
+                ds.scales = (int16_scale,) * count
+                ds.offsets = (0.0,) * count
+            yield DateImage(ds, grid, dtype, int16_scale)
+
+
 def write_date_image(
     dest: Path,
     blocks: Iterable[tuple[Window, np.ndarray]],
@@ -163,52 +258,10 @@ def write_date_image(
     ``STFUSION_SERIES_VALID``, ``STFUSION_SERIES_CHECKSUM`` (SHA-256 of the stored pixels, row
     by row) and ``STFUSION_SERIES_COMPLETE``, so a file carrying them has all its data.
     """
-    count = len(band_names)
-    profile: dict[str, Any] = {
-        "driver": "GTiff",
-        "width": grid.width,
-        "height": grid.height,
-        "count": count,
-        "dtype": dtype,
-        "crs": grid.crs,
-        "transform": grid.transform,
-        "compress": "deflate",
-        "nodata": INT16_NODATA if dtype == "int16" else np.nan,
-        "BIGTIFF": "IF_SAFER",
-    }
-    if grid.width >= 256 and grid.height >= 256:
-        profile.update(tiled=True, blockxsize=256, blockysize=256)
-    valid = clipped = 0
-    h = hashlib.sha256()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)
-        with rasterio.open(dest, "w", **profile) as ds:
-            for i, name in enumerate(band_names, start=1):
-                ds.set_band_description(i, name)
-            if dtype == "int16":
-                ds.scales = (int16_scale,) * count
-                ds.offsets = (0.0,) * count
-            for win, out in blocks:
-                valid += int(np.isfinite(out).all(axis=0).sum())
-                if dtype == "int16":
-                    ok = np.isfinite(out)
-                    q = np.rint(np.where(ok, out, 0) / int16_scale)
-                    clipped += int((ok & (np.abs(q) > 32767)).sum())
-                    stored = np.where(ok, np.clip(q, -32767, 32767), INT16_NODATA).astype(np.int16)
-                else:
-                    stored = np.asarray(out, np.float32)
-                ds.write(stored, window=win)
-                _update_hash(h, stored)
-            done = WrittenImage(valid / float(grid.width * grid.height), clipped, h.hexdigest())
-            final = dict(tags(done) if callable(tags) else tags)
-            # written last: a file with these tags has all its data
-            ds.update_tags(
-                **final,
-                STFUSION_SERIES_VALID=f"{done.valid_fraction:.6f}",
-                STFUSION_SERIES_CHECKSUM=done.checksum,
-                STFUSION_SERIES_COMPLETE="1",
-            )
-    return done
+    with date_image(dest, grid, band_names, dtype, int16_scale) as img:
+        for win, out in blocks:
+            img.write(win, out)
+        return img.finish(tags)
 
 
 ORPHAN_REASON = "earlier output removed (its coarse image is no longer an input)"

@@ -68,7 +68,7 @@ from stfusion.series.prepare import (
     refuse_other_settings,
     settings_of,
 )
-from stfusion.series.quality import write_quality
+from stfusion.series.quality import QualityLayer
 from stfusion.series.records import DateRecord, ProgressCallback, SeriesResult, record_tag
 from stfusion.series.resume import (
     KEPT_REASON,
@@ -521,19 +521,21 @@ def _predict_date(
         return {**tags, "STFUSION_SERIES_RECORD": record_tag(rec)}
 
     try:
-        with write_errors(path):
-            write_date_image(
-                tmp,
-                combined.blocks(),
-                s.grid,
-                s.images.band_names,
-                cfg.dtype,
-                cfg.int16_scale,
-                finish,
-            )
-        copy_as_cog(tmp, path, overwrite=True)
-        if cfg.quality:
-            write_quality(path, day, combined.quality_blocks(), s.grid, scratch)
+        # one pass over the predictions makes the output and, with --quality, its layer
+        with QualityLayer(path, day, s.grid, scratch, cfg.quality) as layer:
+            with write_errors(path):
+                done = write_date_image(
+                    tmp,
+                    combined.blocks(layer.sink),
+                    s.grid,
+                    s.images.band_names,
+                    cfg.dtype,
+                    cfg.int16_scale,
+                    finish,
+                )
+            layer.drop_stale(done.checksum)  # before the output it describes is replaced
+            copy_as_cog(tmp, path, overwrite=True)
+            layer.publish()
     finally:
         for p in [tmp, *(p for t in tiers for p in t.files())]:
             with contextlib.suppress(OSError):
