@@ -437,3 +437,28 @@ def test_a_band_file_changed_in_place_recomputes_its_dates(tmp_path: Path) -> No
     assert {r["status"] for r in after.values()} == {"predicted"}
     notes = " ".join(r["reason"] for r in after.values())
     assert "inputs changed (modified: " in notes and band.name in notes, after
+
+
+def test_outputs_of_other_code_of_the_same_version_are_recomputed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The version stays 0.1.0 while the code changes (an editable install): an output made by
+    other code is recomputed, its reason naming the change, and one of this code is kept."""
+    import stfusion.series.resume as resume_mod
+    import stfusion.series.tags as tags_mod
+
+    fine, coarse = _copies(tmp_path, ("068", "093"))
+    out = tmp_path / "out"
+    monkeypatch.setattr(tags_mod, "code_digest", lambda: "0123456789abcdef")
+    _run(fine, coarse, out, "2020-03-09")
+    with rasterio.open(out / "fused_2020-03-09.tif") as ds:
+        assert ds.tags()["STFUSION_CODE"] == "0123456789abcdef"
+    monkeypatch.undo()
+    made = _count_predictions(monkeypatch)
+    _run(fine, coarse, out, "2020-03-09")
+    assert made, "an output of other code was kept"
+    assert "stfusion code changed (0123456789abcdef -> " in _rows(out)["2020-03-09"]["reason"]
+    made.clear()
+    _run(fine, coarse, out, "2020-03-09")
+    assert not made and _rows(out)["2020-03-09"]["reason"].startswith("kept")
+    assert resume_mod.code_digest() == tags_mod.code_digest()

@@ -9,13 +9,32 @@ stfusion version, UTC time); the CLI adds only its command line (``STFUSION_COMM
 from __future__ import annotations
 
 import datetime as _dt
+import functools
+import hashlib
 import shlex
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import stfusion
 from stfusion.io import AlignedSource, FileSource, Source
 from stfusion.io.sources import underlying_source, wrapped
+
+
+@functools.cache
+def code_digest() -> str:
+    """A digest (16 hex digits) of the code that computes: stfusion's own Python files and
+    shipped weights. The version alone stays the same while the code changes (an editable
+    install, a build from a branch), so outputs made by other code are told apart by this."""
+    root = Path(stfusion.__file__).parent
+    files = [*root.rglob("*.py"), *(p for p in (root / "weights").rglob("*") if p.is_file())]
+    h = hashlib.sha256()
+    for path in sorted(files):
+        if "__pycache__" in path.parts:
+            continue
+        h.update(path.relative_to(root).as_posix().encode() + b"\0")
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
 
 
 def _input(src: Source) -> str:
@@ -97,6 +116,7 @@ def provenance_tags(method: Any, *, command: Sequence[str] | str | None = None) 
         "STFUSION_RATIO": "none" if scene.ratio is None else f"{scene.ratio:g}",
         "STFUSION_ALIGNMENT": _notes(scene.notes, target),
         "STFUSION_VERSION": stfusion.__version__,
+        "STFUSION_CODE": code_digest(),
         "STFUSION_CREATED": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
     masks = _masks([*(s for pair in scene.pairs for s in pair), target])

@@ -20,6 +20,7 @@ import stfusion
 from stfusion.errors import OutputExistsError
 from stfusion.io import Grid
 from stfusion.io.files import file_stat
+from stfusion.provenance import code_digest
 from stfusion.series.outputs import verify_output
 from stfusion.series.quality import quality_problem
 from stfusion.series.records import DateRecord, restore_record
@@ -95,7 +96,8 @@ def _per_file(identities: Sequence[Any]) -> dict[str, list[Any]]:
 
 def stale_reason(tags: dict[str, str], inputs: Sequence[Any]) -> str:
     """Why an output with ``tags`` was not made from ``inputs`` by this stfusion (its inputs
-    changed, or the version); "" when it was."""
+    changed, the version, or the code within a version: :func:`code_digest`); "" when it
+    was."""
     if tags.get("STFUSION_SERIES_INPUTS_KEY") != inputs_key(inputs):
         try:
             old = json.loads(tags.get("STFUSION_SERIES_INPUTS", ""))
@@ -106,6 +108,11 @@ def stale_reason(tags: dict[str, str], inputs: Sequence[Any]) -> str:
         return (
             f"stfusion version changed ({tags.get('STFUSION_VERSION') or '?'} -> "
             f"{stfusion.__version__})"
+        )
+    if tags.get("STFUSION_CODE") != code_digest():
+        return (
+            f"stfusion code changed ({tags.get('STFUSION_CODE') or 'not recorded'} -> "
+            f"{code_digest()}, same version {stfusion.__version__})"
         )
     return ""
 

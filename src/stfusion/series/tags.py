@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import stfusion
 from stfusion.io import Source
 from stfusion.methods import FusionMethod
+from stfusion.provenance import code_digest
 from stfusion.series.blend import Tier
 from stfusion.series.records import DateRecord
 from stfusion.series.resume import absolute_spec, inputs_key
@@ -57,6 +58,7 @@ def date_tags(
         params = s.fallback().get_params()
     return {
         "STFUSION_VERSION": stfusion.__version__,
+        "STFUSION_CODE": code_digest(),
         "STFUSION_METHOD": rec.method,
         "STFUSION_PARAMS": json.dumps(params, default=str),
         "STFUSION_SERIES_DATE": day.isoformat(),
