@@ -591,3 +591,18 @@ def test_bench_out_in_a_read_only_folder_fails_before_any_work(
     with pytest.raises(InputFileError, match=r"ro/b: cannot write in .*ro \(read-only"):
         check_bench_out(ro / "b")
     check_bench_out(tmp_path / "elsewhere" / "b")
+
+
+def test_an_unreadable_case_input_fails_before_any_run(
+    user_case: Path, small_tifs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A user trial: a case whose target was a zero-byte file ran every method as "skipped",
+    printed "wrote OUT/" and exited 0; its truth was checked first. Every input is."""
+    from conftest import run_cli
+
+    (tmp_path / "zero.tif").write_bytes(b"")
+    user_case.write_text(user_case.read_text().replace(small_tifs["c2"].name, "zero.tif"))
+    out = tmp_path / "b"
+    code, _, err = run_cli([*_bench("tiny", out, "--cases-file", str(user_case))], capsys)
+    assert code == 1 and "case tiny: " in err and "zero.tif" in err, err
+    assert not out.exists()

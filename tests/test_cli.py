@@ -439,3 +439,16 @@ def test_train_options_a_model_does_not_read_are_warned_about() -> None:
     with pytest.warns(STFusionWarning, match=r"--vision-weight: read only by edcstfn"):
         assert "alpha" not in _applicable("dcstfn", {"alpha": 0.5})
     assert _applicable("ganstfm", given) == given  # a GAN reads them all
+
+
+def test_evaluate_says_when_one_side_is_not_georeferenced(
+    small_tifs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A user trial: a prediction without a CRS (and shifted 10 px) scored against a
+    georeferenced truth, with no word that nothing checks that they cover one area."""
+    truth = FileSource(str(small_tifs["f2"]))
+    bare = write_tif(tmp_path / "bare.tif", np.roll(truth.read(), 10, axis=2), crs=None)
+    with pytest.warns(STFusionWarning, match=r"bare\.tif: not georeferenced.*assumed to line up"):
+        code, out, err = run_cli(["evaluate", str(bare), str(small_tifs["f2"]), "--json"], capsys)
+    assert code == 0, err
+    assert any("not georeferenced" in n for n in json.loads(out)["notes"])

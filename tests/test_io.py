@@ -131,6 +131,12 @@ def test_check_output_refuses_input_and_missing_dir(tmp_path: Path) -> None:
     p = write_tif(tmp_path / "in.tif", np.zeros((1, 2, 2), np.float32))
     with pytest.raises(OutputExistsError, match="one of the inputs"):
         check_output(p, overwrite=True, inputs=[str(p)])
+    # the same file by another path that resolves elsewhere (a hard link here; a bind mount
+    # or a container volume alike): replacing it would replace the input
+    alias = tmp_path / "alias.tif"
+    os.link(p, alias)
+    with pytest.raises(OutputExistsError, match="one of the inputs"):
+        check_output(alias, overwrite=True, inputs=[str(p)])
     with pytest.raises(InputFileError, match="does not exist"):
         check_output(tmp_path / "nope" / "o.tif", overwrite=False)
     with pytest.raises(InvalidParameterError, match="output path is empty"):

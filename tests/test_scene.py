@@ -390,3 +390,29 @@ def test_fill_warning_gives_the_stored_value_of_an_array() -> None:
     target[:, :6, :6] = -9999
     with pytest.warns(STFusionWarning, match=r"Scaling\(nodata=-9999\)"):
         open_scene([(fine, fine)], target, fine_scaling=Scaling(1e-4), coarse_scaling=Scaling(1e-4))
+
+
+def test_a_fill_inside_the_values_range_written_to_every_band_warns(tmp_path: Path) -> None:
+    """A user trial: an int16 fine image with 0 in a third of its pixels and no nodata tag
+    was fused as dark pixels without a word, an all-zero coarse target likewise, and a target
+    of -9999 throughout was refused as a scale mismatch ("median 9999", rescale). A value in
+    every band at once is a fill's signature (no surface measures one exact value in every
+    band); the check names it and the option that declares it."""
+    f = write_tif(tmp_path / "f.tif", _img())
+    dn = np.round(_img(0) * 1e4).astype(np.int16)
+    dn[:, :, :10] = 0
+    zeros = write_tif(tmp_path / "f0.tif", dn, dtype="int16")
+    c = write_tif(tmp_path / "c.tif", _img(1))
+    with pytest.warns(STFusionWarning, match=r"f0\.tif: .*% of the pixels hold 0 in every band"):
+        open_scene([(FileSource(str(zeros), Scaling(1e-4)), c)], c)
+    flat = write_tif(tmp_path / "t.tif", np.full_like(_img(2), -9999.0))
+    with pytest.warns(
+        STFusionWarning, match=r"t\.tif: 100\.0% of the pixels hold -9999 .*--coarse-nodata -9999"
+    ):
+        open_scene([(f, c)], flat)  # no ScaleMismatchError: one value says nothing of a scale
+    with warnings.catch_warnings():  # one band (an NDVI lake of one value): no such rule
+        warnings.simplefilter("error", STFusionWarning)
+        one = _img(3)[:1]
+        one[:, :, :10] = 0.0
+        c1 = write_tif(tmp_path / "c1.tif", _img(1)[:1])
+        open_scene([(write_tif(tmp_path / "f1.tif", one), c1)], c1)

@@ -436,6 +436,15 @@ def _check_evaluation(
             STFusionWarning,
             stacklevel=3,
         )
+    pg, tg = pred_src.grid, truth_src.grid
+    if pg.georeferenced != tg.georeferenced:
+        bare = prediction if not pg.georeferenced else truth
+        warnings.warn(
+            f"{bare}: not georeferenced, so nothing shows whether it covers the other's area; "
+            f"both are {tg.height} x {tg.width} px, so their pixels are assumed to line up.",
+            STFusionWarning,
+            stacklevel=3,
+        )
     pred_sample, truth_sample = pred_src.sample(), truth_src.sample()
     for src, sample, role, file_tags in (
         (pred_src, pred_sample, "pred", pred_tags),

@@ -74,6 +74,11 @@ class Case:
                 f"case {self.name}: {missing[0]} not found. Point --data-dir (or "
                 "$STFUSION_DATA) at the folder with the benchmark data."
             )
+        for path in dict.fromkeys([*(p for pair in self.pairs for p in pair), self.target]):
+            try:  # opened now, as the truth: an unreadable input fails before any run
+                FileSource(path)
+            except STFusionError as exc:
+                raise InputFileError(f"case {self.name}: {exc}") from None
         fine, truth = FileSource(self.pairs[0][0]), FileSource(self.truth)
         if (truth.count, truth.grid.shape) != (fine.count, fine.grid.shape):
             raise GridMismatchError(

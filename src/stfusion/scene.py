@@ -406,7 +406,7 @@ def open_scene(
     for img in [*fines, *all_coarse]:
         if img.count != ref.count:
             raise GridMismatchError(
-                f"{img.label} has {img.count} bands but {ref.label} has {ref.count}: every "
+                f"{img.label} has {_bands(img.count)} but {ref.label} has {ref.count}: every "
                 "image needs the same bands in the same order. Choose them with --fine-bands / "
                 "--coarse-bands (names or 1-based numbers, e.g. --coarse-bands 3,4,1,2,6,7 for "
                 "MODIS against Landsat blue..SWIR2), FILE:BANDS, or a preset (--fine-preset, "
@@ -481,3 +481,7 @@ def open_scene(
             # among 0-1 pairs would otherwise give "reflectance" in the thousands, silently
             check_scales(scene.pairs[0][1], tgt, "--coarse-scale", "--coarse-scale")
     return scene
+
+
+def _bands(n: int) -> str:
+    return "1 band" if n == 1 else f"{n} bands"

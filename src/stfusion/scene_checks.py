@@ -133,8 +133,8 @@ def check_scales(
     for b in range(min(f.shape[0], c.shape[0])):
         fv = f[b][np.isfinite(f[b])]
         cv = c[b][np.isfinite(c[b])]
-        if fv.size == 0 or cv.size == 0:
-            continue
+        if fv.size == 0 or cv.size == 0 or np.ptp(fv) == 0 or np.ptp(cv) == 0:
+            continue  # one value throughout (a fill, warned about by check_valid): no scale
         fm, cm = float(np.median(np.abs(fv))), float(np.median(np.abs(cv)))
         fp, cp = float(np.percentile(np.abs(fv), 98)), float(np.percentile(np.abs(cv), 98))
         if min(fm, cm, fp, cp) <= 0:
@@ -210,6 +210,25 @@ def undeclared_fill(
     return None
 
 
+def uniform_fill(sample: np.ndarray) -> tuple[float, float] | None:
+    """A value that at least 1 % of the pixels hold in every band at once: (value, share of
+    the valid pixels), or None. A fill written to all bands (0 in an int16 file without a
+    declared nodata) looks like data to :func:`undeclared_fill` when it lies inside the
+    values' range; real surfaces do not measure one exact value in every band. ``sample``:
+    ``(band, n)``; two bands or more."""
+    if sample.shape[0] < 2:
+        return None
+    first = sample[0]
+    valid = np.isfinite(first)
+    same = valid & (sample == first).all(axis=0)
+    if not same.any():
+        return None
+    values, counts = np.unique(first[same], return_counts=True)
+    k = int(counts.argmax())
+    share = float(counts[k]) / max(int(valid.sum()), 1)
+    return (float(values[k]), share) if share >= 0.01 else None
+
+
 def stored_value(source: Source, physical: float) -> float:
     """The value as the file stores it (before scaling) of a physical value read from
     ``source`` (its file's, under any wrapper: a mask, an aligned coarse image, which gave
@@ -228,16 +247,26 @@ def warn_undeclared_fill(
     (:func:`undeclared_fill`); ``advice`` says what to do, with ``{stored}`` for the value
     as the file stores it (before scaling)."""
     found = undeclared_fill(sample, reflectance)
-    if found is None:
+    if found is not None:
+        b, fill, share, p1, p99 = found
+        stored = f"{stored_value(source, fill):.6g}"
+        warnings.warn(
+            f"{source.label}: {share:.1%} of band {b + 1} holds {fill:.6g}, far from the other "
+            f"values ({p1:.4g} .. {p99:.4g}): {advice.format(stored=stored)}",
+            STFusionWarning,
+            stacklevel=4,
+        )
         return
-    b, fill, share, p1, p99 = found
-    stored = f"{stored_value(source, fill):.6g}"
-    warnings.warn(
-        f"{source.label}: {share:.1%} of band {b + 1} holds {fill:.6g}, far from the other "
-        f"values ({p1:.4g} .. {p99:.4g}): {advice.format(stored=stored)}",
-        STFusionWarning,
-        stacklevel=4,
-    )
+    uniform = uniform_fill(sample)
+    if uniform is not None:
+        fill, share = uniform
+        stored = f"{stored_value(source, fill):.6g}"
+        warnings.warn(
+            f"{source.label}: {share:.1%} of the pixels hold {fill:.6g} in every band: "
+            f"{advice.format(stored=stored)}",
+            STFusionWarning,
+            stacklevel=4,
+        )
 
 
 def check_valid(source: Source, role: str) -> float:

@@ -69,6 +69,13 @@ def _input_files(spec: str) -> list[Path]:
     return found
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # either missing: not the same file
+        return False
+
+
 def check_output(path: str | os.PathLike[str], overwrite: bool, inputs: Sequence[str] = ()) -> Path:
     """Fail early, before any work, if the output cannot or must not be written."""
     if not os.fspath(path).strip():
@@ -91,8 +98,10 @@ def check_output(path: str | os.PathLike[str], overwrite: bool, inputs: Sequence
         )
     for inp in inputs:
         files = _input_files(str(inp))
-        if out.resolve() in files:
-            what = "one of the inputs" if out.resolve() == files[0] else f"a file of input {inp}"
+        # same path, or the same file by another path (a bind mount, a hard link)
+        same = [f for f in files if f == out.resolve() or _same_file(out, f)]
+        if same:
+            what = "one of the inputs" if same[0] == files[0] else f"a file of input {inp}"
             raise OutputExistsError(
                 f"{out}: the output is {what}; choose another output path (inputs are never "
                 "modified)."
