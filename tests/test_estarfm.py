@@ -104,6 +104,24 @@ def test_matches_reference_one_band(boreas):
     assert paths.get("v", 0) > 0
 
 
+def test_inferred_range_is_widened_to_the_inputs(boreas):
+    """One unnamed band (NDVI-like) with a small pond at -0.3: by its percentiles it passes
+    for reflectance, and its values lie more than 5 % of 0..1 below 0, so the automatic
+    data_min is widened to the inputs' minimum (the reference derives it from the rule in
+    docs/methods/estarfm.md); a given variable keeps the physical range."""
+    imgs = [a[2:3] for a in crop(boreas, 300, 60, 20)]
+    for a in imgs:
+        a[0, 9, 9:11] = -0.3  # 4 of 800 fine values: the 0.5th percentile stays positive
+    pred, m = fast(imgs, window=7, classes=2.0)
+    np.testing.assert_allclose(pred, slow(imgs, m), rtol=0, atol=2e-6)
+    assert m.variable_.name == "reflectance" and m.variable_.inferred
+    assert (m.data_min_, m.data_max_) == (pytest.approx(-0.3), 1.0)
+    assert pred[0, 9, 9:11].max() < 0  # the pond keeps negative values
+    given = fast(imgs, window=7, classes=2.0, variable="reflectance")[1]
+    assert ref.auto_settings(imgs[0], imgs[2], variable="reflectance")[:2] == (0.0, 1.0)
+    assert (given.data_min_, given.data_max_) == (0.0, 1.0)
+
+
 def test_matches_reference_with_nan(boreas):
     imgs = crop(boreas, 300, 60, 20)
     f1, _, f2, _, c0 = imgs
@@ -128,7 +146,8 @@ def test_matches_reference_with_nan(boreas):
     ],
 )
 def test_coarse_pixel_regression_matches_reference(boreas, r, c, ratio, kw):
-    """regression=coarse-pixel (the paper's V): the regression's coarse values are the
+    """regression=coarse-pixel (still one V per window, not the paper's per-coarse-pixel V;
+    docs/methods/estarfm.md, "Regression scope"): the regression's coarse values are the
     similar pixels' coarse-pixel (block-mean) values; equal to the literal reference, and
     different from the window regression."""
     imgs = crop(boreas, r, c, 22)

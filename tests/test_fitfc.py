@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from rasterio.windows import Window
 
 from conftest import CIA
 from reference.fitfc_ref import fitfc as fitfc_ref
+from stfusion.coarse import block_mean, upsample_blocks
 from stfusion.errors import InvalidParameterError
-from stfusion.io import read_raster
+from stfusion.io import FileSource, read_raster
 from stfusion.kernels.fitfc import cubic_taps, cubic_upsample
 from stfusion.methods.fitfc import FitFC
 from stfusion.methods.starfm import STARFM
@@ -73,6 +75,24 @@ def test_matches_reference_with_red_nir_similarity(cia: tuple[np.ndarray, ...]) 
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
     # Band numbers select the same bands.
     np.testing.assert_array_equal(run(f1, c1, c2, **SMALL, similarity_bands="3,4"), got)
+
+
+@needs_cia
+def test_matches_reference_at_default_parameters() -> None:
+    """The defaults (regression window 11 coarse pixels, window 31, 30 similar pixels;
+    docs/methods/fitfc.md) on a crop where they all act: the coarse images are exact 3 x 3
+    block means of the CIA Landsat pair (R = 3), so a 33 x 33 crop holds 11 x 11 coarse pixels
+    (the centre one with a whole 11 x 11 regression window, the others clipped differently
+    than with any smaller window) and a whole 31 x 31 filter window (at the real R = 10 that
+    would take a 110-pixel crop, minutes for the reference). Two bands (red, NIR) keep the
+    reference near a second."""
+    f1, f2 = (FileSource(p).read(Window(60, 100, 33, 33))[2:4] for p in (F1, TRUTH))
+    c1, c2 = (upsample_blocks(block_mean(a, 3), 3, a.shape[1:]) for a in (f1, f2))
+    m = FitFC().fit([(f1, c1)], ratio=3)
+    assert (m.regression_window, m.window, m.similar) == (11, 31, 30)
+    got = m.predict(c2).values
+    want = fitfc_ref(f1, c1, c2, 3, regression_window=11, window=31, similar=30)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
 
 
 # ---------------------------------------------------------------------- exact properties

@@ -2,8 +2,9 @@
 scenes, the class-map parameter, tiling, missing data, and accuracy on ``lgc-flood``.
 
 The reference (``tests/reference/fsdaf_ref.py``) is written from Zhu et al. 2016 and the
-conventions in ``stfusion.methods.fsdaf``'s docstring, independently of the numba kernels; the
-fast code is fed the same class map, class changes and spline values. Real data: crops of the
+conventions in ``docs/methods/fsdaf.md``, independently of the numba kernels. The kernel tests
+feed both the same class map, class changes and spline values; the end-to-end test composes
+the reference's own unmixing, residual, allowed range and spline instead. Real data: crops of the
 named case ``lgc-flood`` (``../shared/data/README.md``, found through ``conftest``): pair
 2004-11-26, target 2004-12-28, scale 1e-4, R = 16.
 """
@@ -20,10 +21,13 @@ from rasterio.windows import Window
 
 from conftest import LGC, need
 from reference.fsdaf_ref import (
+    block_mean_ref,
     class_fractions_ref,
+    fsdaf_ref,
     homogeneity_ref,
     residual_change_ref,
     smooth_ref,
+    unmix_ref,
 )
 from stfusion.coarse import block_mean, upsample_blocks
 from stfusion.errors import InvalidParameterError
@@ -198,6 +202,38 @@ def test_class_fractions_match_reference(fitted_crop: tuple[FSDAF, dict]) -> Non
     m, d = fitted_crop
     ref = class_fractions_ref(d["cls"], R, 4)
     np.testing.assert_allclose(m.counts_ / m.block_pixels_[..., None], ref)
+
+
+@needs_lgc
+def test_end_to_end_matches_composed_reference(tmp_path: Path) -> None:
+    """The whole method against the reference composed from the paper's steps
+    (``fsdaf_ref``: unmixing eqs. 2-4 with the purest-pixel, 10-90 % and bound rules solved
+    by enumeration, residual eq. 9, allowed range, global TPS eqs. 10-13 solved directly,
+    then the reference residual distribution and final step), on a 64 x 64 lgc crop with
+    the SVM map (4 classes, 4 x 4 coarse pixels), nothing taken from the fast model.
+    ``pure=12`` so that the purest-pixel cut and the trimming act on 16 coarse pixels."""
+    d = lgc(0, 128, 64)
+    path = write_map(tmp_path / "svm.tif", d["cls"] + 1)
+    m = FSDAF(classes=str(path), window=9, similar=6, pure=12, spline_radius=0)
+    m.fit([(d["f1"], d["c1"])], ratio=R)
+    pred = m.predict(d["c2"]).values
+    assert list(m.class_values_) == [1, 2, 3, 4] and m.range_ == (0.0, 1.0)  # reflectance
+    ref = fsdaf_ref(d["f1"], d["c1"], d["c2"], d["cls"], 4, R, 4, 6, 12, (0.0, 1.0))
+    np.testing.assert_allclose(m.class_change_, ref["class_change_"], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(m.residual_[:, :, :], ref["residual_"], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(np.array(m.allowed_), ref["allowed_"], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(m.spline_.evaluate(0, 0, 64, 64), ref["spline"], atol=1e-9)
+    np.testing.assert_allclose(pred, ref["prediction"], rtol=0, atol=2e-7)  # float32 output
+    # The crop exercises each unmixing rule: more candidates than ``pure`` (class 1), the
+    # 10-90 % trimming, and a bound that binds, where the IDL's n - 1 std would differ.
+    frac = class_fractions_ref(d["cls"], R, 4).reshape(-1, 4)
+    dc = (block_mean_ref(d["c2"], R) - block_mean_ref(d["c1"], R))[0].ravel()
+    complete = np.ones(16, bool)
+    change, kept, bounds = unmix_ref(frac, dc, complete, 12, ddof=0)
+    assert (frac[:, 1] > 0.01).sum() > 12 and len(kept[1]) < 12
+    assert np.isclose(change, bounds[0]).any() or np.isclose(change, bounds[1]).any()
+    idl = unmix_ref(frac, dc, complete, 12, ddof=1)[0]
+    assert np.abs(idl - m.class_change_[:, 0]).max() > 1e-4
 
 
 # --------------------------------------------------------------------------------- unmixing

@@ -4,6 +4,7 @@ reference image, the series planner and the command line."""
 from __future__ import annotations
 
 import datetime as dt
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -111,6 +112,33 @@ def test_missing_fine_value_uses_the_other_pairs(cia: dict) -> None:
     full = np.asarray(_fit(cia).predict(cia["target"][0]))
     # far from the hole (outside every block that touches it) nothing changes
     np.testing.assert_array_equal(pred[:, 30:, 30:], full[:, 30:, 30:])
+
+
+@needs_cia
+@pytest.mark.parametrize("params", [{}, {"tolerance": 0.0}])
+def test_matches_reference_with_missing_data(cia: dict, params: dict) -> None:
+    """The missing-data rule against the reference: a cloud in one pair (fine and coarse), a
+    gap in one fine image only, one band of the target missing, a hole in every image, and
+    the target missing over a whole block (which then predicts nothing). ``tolerance=0``
+    compensates the residual in every block, so the coarse combination is rescaled too."""
+    inputs = {k: [a.copy() for a in v] for k, v in cia.items()}
+    fines, coarses, target = inputs["fines"], inputs["coarses"], inputs["target"][0]
+    fines[1][:, 4:12, 3:9] = np.nan  # a cloud in pair 2 ...
+    coarses[1][:, 6:14, 2:8] = np.nan  # ... offset at the coarse resolution
+    fines[2][:, 22:26, 14:19] = np.nan  # one fine image only
+    target[1, 18:24, 30:36] = np.nan  # one band of the target
+    for a in (*fines, *coarses, target):
+        a[:, 33:35, 5:8] = np.nan  # a hole in every image: NaN out
+    target[:, :16, 30:] = np.nan  # the block at (0, 30) has no valid target pixel
+    pred = np.asarray(_fit(inputs, **params).predict(target))
+    with warnings.catch_warnings():  # the hole: a mean of nothing is NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        reference = np.nanmean(fines, axis=0)  # reference="mean": the valid pairs' mean
+    ref, _ = robot_ref(fines, coarses, target, reference, **{**SMALL, **params})  # type: ignore[arg-type]
+    assert np.array_equal(np.isnan(pred), np.isnan(ref))
+    assert np.isnan(pred[:, 33:35, 5:8]).all() and np.isfinite(pred[:, 4:12, 3:9]).all()
+    assert np.isnan(pred[:, :10, 36:]).all()  # only the block at (0, 30) covers these
+    np.testing.assert_allclose(pred, ref, atol=2e-5)
 
 
 def test_reference_choice() -> None:

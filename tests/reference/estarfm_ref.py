@@ -46,7 +46,12 @@ percentiles of every finite value of F_1 and F_2: lo >= -0.5 and hi <= 1.5 is re
 (0, 1, 0.02), or NDVI (-1, 1, 0.02) for one band with lo < -0.05; 150 <= lo, hi <= 400 is
 temperature in kelvin; integers within -5000..15000 are those x 10000 (0, 10000, 200 or
 -10000, 10000, 200 for one band with lo < -500); without a physical range (kelvin, other) the
-range check is off (-inf, inf) and min_change is 2 % of hi - lo.
+range check is off (-inf, inf) and min_change is 2 % of hi - lo. When the variable was inferred
+(``variable="auto"``) and has a physical range (DN_min, DN_max), and the pair fine images hold
+a value more than 5 % of DN_max - DN_min below DN_min or above DN_max, the automatic data_min
+and data_max are widened to the smallest and largest finite values of F_1 and F_2 (a bound
+already beyond them stays); min_change keeps DN_max * 0.02 (docs/methods/estarfm.md, below the
+table of constants that depend on the variable).
 """
 
 from __future__ import annotations
@@ -74,6 +79,7 @@ def auto_settings(
     bands = np.shape(F1)[0]
     lo, hi = np.percentile(values, [0.5, 99.5]) if values else (0.0, 0.0)
     integers = all(v == round(v) for v in values)
+    inferred = variable == "auto"
     if variable == "auto":
         if not values or (lo >= -0.5 and hi <= 1.5):
             variable = "ndvi" if values and bands == 1 and lo < -0.05 else "reflectance"
@@ -90,6 +96,11 @@ def auto_settings(
         auto = (-dn_max, dn_max, 0.02 * dn_max)
     else:
         auto = (-math.inf, math.inf, 0.02 * float(hi - lo))
+    if inferred and values and math.isfinite(auto[0]):
+        margin = 0.05 * (auto[1] - auto[0])
+        least, most = min(values), max(values)
+        if least < auto[0] - margin or most > auto[1] + margin:  # a doubtful guess
+            auto = (min(auto[0], least), max(auto[1], most), auto[2])
     given = (data_min, data_max, min_change)
     lo_, hi_, change = (a if g == "auto" else float(g) for a, g in zip(auto, given))
     return lo_, hi_, change
