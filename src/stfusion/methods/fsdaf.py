@@ -10,8 +10,8 @@ resolution ratio, or, for a coarse image on its own grid, its native pixels
 (:class:`stfusion.coarse.NativeGrid`: native values, the spline in the native grid's pixel
 coordinates, cut native pixels out of the unmixing); ``m`` the number of fine pixels in a
 coarse pixel. The paper's six steps
-(section 2; the formulas below are the paper's, written with its symbols; equation numbers
-are not given because the paper's text could not be consulted to check them):
+(section 2; the formulas below are the paper's, written with its symbols; the equation
+numbers are in docs/methods/fsdaf.md):
 
 1. Classify F1. ``classes="4-6"`` (default) runs ISODATA ending with 4 to 6 classes (the
    paper classifies with ISODATA; FSDAF.pro calls ENVI's ISODATA with min_class 4,

@@ -44,8 +44,11 @@ the authors' demo code (github.com/shuangchencc/ROBOT, Python with SPAMS); the l
 
 Departures: the authors' demo clips the prediction to [0, 10000] (its reflectance scale);
 stfusion does not clip (the scale of the inputs is the user's). Invalid data (the demo has
-none): the fit (R2) uses the band-pixels of B where every image involved is finite; a block
-with none predicts nothing (the other blocks over those pixels decide, else NaN). In (R3),
+none): each term of the fit (R2) uses its own rows, the band-pixels of B where every image
+of that term is finite (the coarse term: every pair's coarse image and the target; the
+temporal term: every fine image and the reference); a block whose coarse term has no such
+row predicts nothing, even where the temporal term has rows (the coarse term carries the
+target), and the other blocks over those pixels decide, else NaN. In (R3),
 a pixel where some pair's fine or coarse value is invalid uses the valid ones with their
 weights rescaled to the same sum. Reference image: the demo's temporal neighbours need the
 pair and target dates, which ``stfusion series`` does not give the method (and ``predict``
@@ -147,7 +150,8 @@ def predict_block(
     tolerance: float,
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """(R2)-(R3) for one block: ``(prediction (band, h, w) float64, alpha)``, or None when no
-    band-pixel is valid in every image. ``fines``/``coarses``: ``(n, band, h, w)``."""
+    band-pixel is valid in every coarse image and the target. ``fines``/``coarses``:
+    ``(n, band, h, w)``."""
     n = fines.shape[0]
     m_c, s_c = _stats(coarses)
     m_f, s_f = _stats(fines)
