@@ -452,3 +452,18 @@ def test_evaluate_says_when_one_side_is_not_georeferenced(
         code, out, err = run_cli(["evaluate", str(bare), str(small_tifs["f2"]), "--json"], capsys)
     assert code == 0, err
     assert any("not georeferenced" in n for n in json.loads(out)["notes"])
+
+
+def test_evaluate_exits_1_when_nothing_is_scored(
+    small_tifs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A user trial: an all-NaN prediction printed empty metrics and exited 0."""
+    truth = FileSource(str(small_tifs["f2"]))
+    empty = write_tif(
+        tmp_path / "nan.tif",
+        np.full(truth.read().shape, np.nan, np.float32),
+        transform=truth.grid.transform,
+    )
+    code, out, err = run_cli(["evaluate", str(empty), str(small_tifs["f2"]), "--json"], capsys)
+    assert code == 1 and "no pixel is valid in both" in err, err
+    assert json.loads(out)["rmse"]["mean"] is None  # the report is still printed

@@ -16,9 +16,9 @@ from stfusion.errors import STFusionWarning
 from stfusion.io import FileSource
 
 
-def _scores(capsys: pytest.CaptureFixture[str], *args: str) -> dict:
-    code, out, err = run_cli(["evaluate", *args, "--json"], capsys)
-    assert code == 0, err
+def _scores(capsys: pytest.CaptureFixture[str], *args: str, code: int = 0) -> dict:
+    got, out, err = run_cli(["evaluate", *args, "--json"], capsys)
+    assert got == code, err
     return json.loads(out)
 
 
@@ -130,7 +130,7 @@ def test_mask_warnings_are_notes_and_an_all_invalid_mask_says_so(
     qa = np.full((40, 40), 21824, np.uint16)  # Landsat QA_PIXEL "clear" read as binary
     qa_path = write_tif(tmp_path / "qa.tif", qa, transform=t, dtype="uint16")
     with pytest.warns(STFusionWarning, match="--mask-kind in evaluate"):
-        got = _scores(capsys, pred, truth, "--mask", str(qa_path))
+        got = _scores(capsys, pred, truth, "--mask", str(qa_path), code=1)  # nothing scored
     assert any("binary mask" in n for n in got["notes"])
     assert any("leaves no pixel of the truth" in n for n in got["notes"])
     got = _scores(capsys, pred, truth, "--mask", str(qa_path), "--mask-kind", "landsat_qa_pixel")

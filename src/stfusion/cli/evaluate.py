@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from typing import Any
 
 import click
 
@@ -136,7 +137,7 @@ def evaluate(
     mask: str | None = None,
     mask_kind: str = "binary",
     mask_flags: str | None = None,
-) -> None:
+) -> int:
     """Score PREDICTION against TRUTH with the pinned metrics (docs/metrics.md)."""
     if mask is not None and not mask.strip():
         raise click.UsageError("--mask is empty: give the path of a mask raster.")
@@ -174,12 +175,26 @@ def evaluate(
         raise click.UsageError("--json and --csv: give one.")
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
-        return
-    if as_csv:
+    elif as_csv:
         from stfusion.report import report_csv
 
         click.echo(report_csv(report), nl=False)
-        return
-    from stfusion.report import metrics_table
+    else:
+        from stfusion.report import metrics_table
 
-    console().print(metrics_table(report, title=f"{prediction} vs {truth}"))
+        console().print(metrics_table(report, title=f"{prediction} vs {truth}"))
+    return _nothing_scored(report, prediction, truth)
+
+
+def _nothing_scored(report: Any, prediction: str, truth: str) -> int:
+    """Exit status 1 (after the report) when no pixel was valid in both: a script scoring
+    many predictions must not take an empty row for a score."""
+    valid = report.per_band.get("valid_fraction", [])
+    if any(v > 0 for v in valid):
+        return 0
+    click.echo(
+        f"Error: no pixel is valid in both {prediction} and {truth} (every metric is empty); "
+        "check the nodata values, the mask and that both cover the same area.",
+        err=True,
+    )
+    return 1
