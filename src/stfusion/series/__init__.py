@@ -39,6 +39,9 @@ same input files (path, size, mtime), settings and stfusion version; otherwise i
 again (or, for other settings, the run refuses); an earlier output that a date could not make
 again is removed when it no longer matches (:mod:`.stale`). A run that writes no output for
 any target says why (``SeriesResult.no_output``, :mod:`.diagnose`; the command exits 1). A
+file at an output's name that is not provably this command's (no tag naming its date:
+another's GeoTIFF, a text file, one truncated past its tags) fails its date unless
+``overwrite``; a summary.csv or cube of another's stops the run before any work, always. A
 run holds a lock file in the output folder while it writes there; leftovers of killed runs
 are removed by the next run.
 

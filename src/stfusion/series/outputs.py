@@ -13,6 +13,7 @@ import contextlib
 import csv
 import datetime as dt
 import hashlib
+import json
 import logging
 import os
 import shutil
@@ -29,7 +30,7 @@ from rasterio.errors import NotGeoreferencedWarning
 from rasterio.windows import Window
 
 from stfusion.dates import in_range
-from stfusion.errors import InvalidParameterError, MissingDependencyError
+from stfusion.errors import InvalidParameterError, MissingDependencyError, OutputExistsError
 from stfusion.io import FileSource, Grid, atomic_path, glob_escape, partial_name
 from stfusion.series.records import STATUSES, SUMMARY_COLUMNS, DateRecord
 
@@ -133,8 +134,10 @@ def verify_output(
     ``read_data``: also decode every pixel and compare them with the checksum and valid
     fraction recorded when the file was written. A truncated file often opens and may even
     lose its tags, and a damaged one may decode to other values: only reading the pixels
-    tells.
+    tells. A ``"corrupt"`` file keeps the tags read before its pixels failed, if any: they
+    alone say whose it is.
     """
+    tags: dict[str, str] = {}
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
@@ -155,7 +158,7 @@ def verify_output(
                     return "corrupt", tags
                 return "ok", tags
     except Exception:  # any read failure means the file is damaged
-        return "corrupt", {}
+        return "corrupt", tags
 
 
 @dataclass
@@ -298,8 +301,33 @@ def remove_orphans(
 # ------------------------------------------------------------------------------- summary
 
 
+def is_series_summary(path: Path) -> bool:
+    """Whether ``path`` is a summary.csv ``stfusion series`` wrote: a plain file whose header
+    is :data:`SUMMARY_COLUMNS` (the same in every version)."""
+    if path.is_symlink() or not path.is_file():
+        return False
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            header = next(csv.reader(fh), None)
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return False
+    return header == list(SUMMARY_COLUMNS)
+
+
+def check_summary(path: Path) -> None:
+    """Raise :class:`OutputExistsError` when a file at ``path`` is not a summary.csv of this
+    command's: it is never replaced, ``--overwrite`` or not."""
+    if (path.exists() or path.is_symlink()) and not is_series_summary(path):
+        raise OutputExistsError(
+            f"{path}: exists and is not a summary stfusion series wrote; it is not replaced. "
+            "Move it away, or choose another --out-dir."
+        )
+
+
 def write_summary(path: Path, records: Sequence[DateRecord]) -> None:
-    """Write ``summary.csv``, one row per record in date order (atomically)."""
+    """Write ``summary.csv``, one row per record in date order (atomically); a file of
+    another's at its name stops the run (:func:`check_summary`)."""
+    check_summary(path)  # the header only: cheap enough for every date
     with atomic_path(path, overwrite=True, suffix=".csv") as tmp:
         with open(tmp, "w", newline="", encoding="utf-8") as fh:
             w = csv.DictWriter(fh, fieldnames=list(SUMMARY_COLUMNS))
@@ -353,6 +381,56 @@ def cube_file(out: Path, prefix: str, fmt: str) -> Path:
     return out / f"{prefix}_cube{'.zarr' if fmt == 'zarr' else '.nc'}"
 
 
+#: The cube's global ``source`` attribute: the mark every version's cube carries.
+CUBE_SOURCE = "stfusion series; one GeoTIFF per date beside this cube"
+
+
+def _cube_attrs(path: Path) -> dict[str, Any]:
+    """The global attributes of the cube at ``path`` (metadata only; {} when unreadable)."""
+    if path.is_dir():  # Zarr format 2 (as written), else 3
+        for name, key in ((".zattrs", None), ("zarr.json", "attributes")):
+            try:
+                data = json.loads((path / name).read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            data = data.get(key) if key and isinstance(data, dict) else data
+            return data if isinstance(data, dict) else {}
+        return {}
+    try:
+        import xarray as xr
+
+        with xr.open_dataset(path, decode_cf=False, decode_times=False) as ds:
+            return dict(ds.attrs)
+    except Exception:  # not a dataset any installed backend reads
+        return {}
+
+
+def is_series_cube(path: Path) -> bool:
+    """Whether ``path`` is a cube ``stfusion series`` wrote (:data:`CUBE_SOURCE`)."""
+    if path.is_symlink():
+        return False
+    return _cube_attrs(path).get("source") == CUBE_SOURCE
+
+
+def check_cube(path: Path) -> None:
+    """Raise :class:`OutputExistsError` when a file or folder at ``path`` is not a cube of
+    this command's: it is never replaced nor removed, ``--overwrite`` or not."""
+    if (path.exists() or path.is_symlink()) and not is_series_cube(path):
+        raise OutputExistsError(
+            f"{path}: exists and is not a cube stfusion series wrote (no global attribute "
+            f"source = {CUBE_SOURCE!r}); it is not replaced. Move it away, or name the "
+            "outputs otherwise (--prefix)."
+        )
+
+
+def check_not_foreign(out: Path, prefix: str, cube: str | None) -> None:
+    """Before any work: stop when summary.csv, or the cube asked for, is a file of another's
+    (:func:`check_summary`, :func:`check_cube`) rather than fail at the end of the run."""
+    check_summary(out / "summary.csv")
+    if cube is not None:
+        check_cube(cube_file(out, prefix, cube))
+
+
 def cube_items(records: Sequence[DateRecord], out: Path) -> list[tuple[dt.date, Path, str]]:
     """``(date, output, status)`` of the predicted and gap-filled dates, in date order."""
     return [
@@ -373,8 +451,8 @@ def warn_stale_cubes(
         return notes
     for fmt in ("zarr", "netcdf"):
         cube = cube_file(out, prefix, fmt)
-        if cube == rebuilt or not cube.exists():
-            continue
+        if cube == rebuilt or not cube.exists() or not is_series_cube(cube):
+            continue  # a file of another's under the name says nothing about the outputs
         days = sorted(changed)
         more = f" and {len(days) - 1} more" if len(days) > 1 else ""
         note = (
@@ -472,10 +550,14 @@ def write_cube(
     per date, CRS as a CF ``spatial_ref``. With dask installed each output is read chunk by
     chunk (``CUBE_CHUNK`` px) as the cube is written (memory: a few chunks); without it, one
     image per date (Zarr, written one date at a time) or all of them (NetCDF).
-    Written under a temporary name and renamed into place.
+    Written under a temporary name and renamed into place; a file or folder at ``path``
+    that is not a cube of this command's (:func:`check_cube`) stops it before any read.
     """
+    check_cube(path)
     import rioxarray  # noqa: F401
     import xarray as xr
+
+    attrs = {**attrs, "source": CUBE_SOURCE}  # the mark the next run recognises it by
 
     engine = check_cube_backend(fmt)
     t = grid.transform

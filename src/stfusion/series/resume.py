@@ -145,7 +145,10 @@ def resume_record(
     ``(True, "")``; ``(False, why)`` to compute it again. With ``quality`` (``--quality``)
     the output's quality layer must be there and current too (:func:`quality_problem`).
 
-    Raises :class:`OutputExistsError` for a file that ``stfusion series`` did not write.
+    Raises :class:`OutputExistsError` for a file that is not provably this command's output
+    of the date: not written by ``stfusion series``, or unreadable without a tag naming the
+    date (a truncated GeoTIFF of anyone's, a text file: outputs are renamed into place
+    whole, so such a file need not be one).
     """
     state, tags = verify_output(path, grid, count, dtype)
     if state == "ok":
@@ -164,6 +167,11 @@ def resume_record(
         raise OutputExistsError(
             f"{path.name} exists and was not written by stfusion series; not replaced "
             "(pass --overwrite)"
+        )
+    if tags.get("STFUSION_SERIES_DATE") != rec.date.isoformat():
+        raise OutputExistsError(
+            f"{path.name} exists and cannot be read as an output of stfusion series (damaged, "
+            "or not a GeoTIFF it wrote); not replaced (pass --overwrite)"
         )
     log.info("series: %s is damaged or incomplete; computing it again", path)
     return False, "earlier output was damaged or incomplete: computed again"

@@ -46,6 +46,7 @@ from stfusion.series.outputs import (
     ORPHAN_REASON,
     WrittenImage,
     check_cube_backend,
+    check_not_foreign,
     cube_file,
     cube_items,
     output_path,
@@ -77,7 +78,7 @@ from stfusion.series.resume import (
     resume_record,
     settings_key,
 )
-from stfusion.series.stale import drop_earlier_output, outputs_outside
+from stfusion.series.stale import drop_earlier_output, listed_outside
 from stfusion.series.tags import date_tags, members_note
 from stfusion.tiling import memory_limits
 
@@ -290,6 +291,7 @@ def _run_locked(
     key = settings_key(settings)
 
     targets = inputs.targets(p.start, p.end)  # not empty (prepare)
+    check_not_foreign(out, cfg.prefix, cfg.cube)  # a user's summary.csv or cube: never replaced
     if not cfg.overwrite:  # existing outputs from other settings are never replaced silently
         refuse_other_settings(images, targets, out, cfg, settings, key)
     check_before_dates(images, p.cls, p.fallback, inputs.pair_dates)
@@ -309,7 +311,7 @@ def _run_locked(
         DateRecord(d, "skipped", p.cls.name, reason=f"no coarse image any more; {ORPHAN_REASON}")
         for d in sorted(removed - {r.date for r in records})
     ]
-    records += _outside(s, p, out, key, set(targets), notes)
+    records += listed_outside(s, p, out, key, set(targets), notes)
     summary_path = out / "summary.csv"
     scratch = partial_name(out / SCRATCH_NAME)  # hidden, PID-named: removed if left behind
     scratch.mkdir()
@@ -347,35 +349,6 @@ def _run_locked(
     )
 
 
-def _outside(
-    s: _Series, p: Prepared, out: Path, key: str, targets: set[dt.date], notes: list[str]
-) -> list[DateRecord]:
-    """The dates outside ``--date-range`` whose outputs in the folder are current: listed in
-    summary.csv and the cube, so a run on part of the season does not cut them out of either.
-    Their pixels are checked only for a cube, which reads them anyway."""
-    cfg = p.config
-    days = [d for d in p.inputs.targets(None, None) if d not in targets]
-    kept, stale = outputs_outside(
-        days, out, cfg.prefix, s.grid, s.count, cfg.dtype, key, s.inputs, cfg.cube is not None
-    )
-    listed = "summary.csv and the cube" if cfg.cube is not None else "summary.csv"
-    if kept:
-        notes.append(
-            f"{listed} also list {len(kept)} date(s) outside --date-range whose outputs, made "
-            "earlier from the same inputs and settings, are current"
-        )
-    if stale:
-        more = f"; {len(stale) - 1} more" if len(stale) > 1 else ""
-        note = (
-            f"{len(stale)} output(s) outside --date-range are out of date (e.g. {stale[0]}"
-            f"{more}): left as they are and not in {listed}. Run without --date-range (or "
-            "with one that covers them; --overwrite for other settings) to compute them again."
-        )
-        log.warning("series: %s", note)
-        notes.append(note)
-    return kept
-
-
 def _cube(
     records: list[DateRecord],
     out: Path,
@@ -404,7 +377,6 @@ def _cube(
                 "stfusion_version": stfusion.__version__,
                 "method": s.cls.name,
                 "params": json.dumps(settings["params"], default=str),
-                "source": "stfusion series; one GeoTIFF per date beside this cube",
             },
         )
 
@@ -447,7 +419,7 @@ def _run_date(
     elif rec.status not in ("predicted", "gap-filled") and path.exists():
         # not made again (skipped, failed; also under --overwrite): an earlier output that no
         # longer matches must not pass for this run's result
-        gone = drop_earlier_output(path, day, s.grid, s.count, cfg.dtype, key, inputs)
+        gone = drop_earlier_output(path, day, s.grid, s.count, cfg.dtype, key, inputs, rec.reason)
         rec.reason = "; ".join(x for x in (rec.reason, gone) if x)
     return rec
 

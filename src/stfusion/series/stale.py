@@ -13,12 +13,16 @@ import datetime as dt
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stfusion.io import Grid
 from stfusion.series.outputs import output_path, remove_quality, verify_output
 from stfusion.series.records import DateRecord
 from stfusion.series.resume import OUTSIDE_REASON, restore_from_tags, stale_reason
+
+if TYPE_CHECKING:
+    from stfusion.series.prepare import Prepared
+    from stfusion.series.runner import _Series
 
 log = logging.getLogger("stfusion")
 
@@ -41,15 +45,14 @@ def drop_earlier_output(
     dtype: str,
     key: str,
     inputs: list[list[Any]],
+    said: str = "",
 ) -> str:
     """Remove the output an earlier run left at ``path`` for ``day``, when this run could not
     make it again and it no longer matches (:func:`why_not_current`); the words for the
-    date's reason ("" when there is nothing to say)."""
-    state, tags = verify_output(path, grid, count, dtype)
-    if not tags:  # pixels that failed to decode: the tags alone may still say whose it is
-        tags = verify_output(path, grid, count, dtype, read_data=False)[1]
+    date's reason ``said`` so far ("" when there is nothing to add)."""
+    state, tags = verify_output(path, grid, count, dtype)  # tags even if pixels fail
     if tags.get("STFUSION_SERIES_DATE") != day.isoformat():
-        if state == "foreign":
+        if state == "foreign" or path.name in said:
             return ""  # the user's file: the date's error already names it
         # unreadable: nothing proves stfusion series wrote it, so it stays
         return f"{path.name} left as it is: damaged, not readable as an output of this command"
@@ -100,3 +103,32 @@ def outputs_outside(
         restore_from_tags(rec, tags, OUTSIDE_REASON)
         kept.append(rec)
     return kept, stale
+
+
+def listed_outside(
+    s: _Series, p: Prepared, out: Path, key: str, targets: set[dt.date], notes: list[str]
+) -> list[DateRecord]:
+    """The dates outside ``--date-range`` whose outputs in the folder are current: listed in
+    summary.csv and the cube, so a run on part of the season does not cut them out of either.
+    Their pixels are checked only for a cube, which reads them anyway."""
+    cfg = p.config
+    days = [d for d in p.inputs.targets(None, None) if d not in targets]
+    kept, stale = outputs_outside(
+        days, out, cfg.prefix, s.grid, s.count, cfg.dtype, key, s.inputs, cfg.cube is not None
+    )
+    listed = "summary.csv and the cube" if cfg.cube is not None else "summary.csv"
+    if kept:
+        notes.append(
+            f"{listed} also list {len(kept)} date(s) outside --date-range whose outputs, made "
+            "earlier from the same inputs and settings, are current"
+        )
+    if stale:
+        more = f"; {len(stale) - 1} more" if len(stale) > 1 else ""
+        note = (
+            f"{len(stale)} output(s) outside --date-range are out of date (e.g. {stale[0]}"
+            f"{more}): left as they are and not in {listed}. Run without --date-range (or "
+            "with one that covers them; --overwrite for other settings) to compute them again."
+        )
+        log.warning("series: %s", note)
+        notes.append(note)
+    return kept
