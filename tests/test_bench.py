@@ -606,3 +606,18 @@ def test_an_unreadable_case_input_fails_before_any_run(
     code, _, err = run_cli([*_bench("tiny", out, "--cases-file", str(user_case))], capsys)
     assert code == 1 and "case tiny: " in err and "zero.tif" in err, err
     assert not out.exists()
+
+
+def test_vipstf_bases_get_the_case_band_roles(user_case: Path) -> None:
+    """VIPSTF-SW ranks similar pixels by red and NIR: its base gets the case's band names as
+    STARFM and Fit-FC get them (ENVI cases name no bands), unless the user gave some."""
+    from stfusion.bench import _with_case_bands, effective_params
+    from stfusion.methods import make_estimator
+    from stfusion.methods.vipstf import VIPSTF
+
+    case = load_cases_file(user_case)["tiny"]
+    assert _with_case_bands(VIPSTF, case, ["base=sw"]) == ["base=sw", "base.bands=red,nir"]
+    assert _with_case_bands(VIPSTF, case, ["base=sw", "base.bands=nir,red"])[-1].endswith("red")
+    assert _with_case_bands(VIPSTF, case, []) == []  # FSDAF, the default base, takes none
+    est = make_estimator("vipstf", ["base=sw"], pairs=2)
+    assert effective_params(est)["base_params"]["window"] == 65  # sw is VIPSTF's own base

@@ -12,12 +12,13 @@ import rasterio
 
 from conftest import CIA, piecewise_scene, run_cli_ok, write_tif
 from reference.fitfc_ref import fitfc as fitfc_ref
-from reference.vipstf_ref import virtual_pair
+from reference.vipstf_ref import authors_vipstf_sw, regress_subset, vipstf_sw, virtual_pair
 from stfusion.errors import InvalidParameterError
 from stfusion.io import read_raster
 from stfusion.methods import available, get_method, vipstf
 from stfusion.methods.fitfc import FitFC
 from stfusion.methods.vipstf import VIPSTF
+from stfusion.methods.vipstf_sw import SpatialWeighting
 
 DATES = ("2001-10-08", "2001-11-02", "2001-10-17")  # pair 1, pair 2, target
 needs_cia = pytest.mark.realdata(CIA)
@@ -86,6 +87,112 @@ def test_missing_data_uses_the_usable_pairs(cia: dict) -> None:
     got2 = VIPSTF(base="additive").fit(list(zip([both_bad, fines[1]], coarses)), ratio=10)
     out = got2.predict(target).values
     assert np.isnan(vf2[:, 10:20, 20:30]).all() and np.isnan(out[:, 10:20, 20:30]).all()
+
+
+# ------------------------------------------------------------------ VIPSTF-SW (base=sw)
+
+CIA_ROLES = "blue,green,red,nir,swir1,swir2"
+
+
+def _coef(est: VIPSTF) -> np.ndarray:
+    return np.concatenate([est.weights_, est.offset_[:, None]], axis=1)
+
+
+@needs_cia
+def test_sw_matches_the_port_of_the_authors_code() -> None:
+    """base=sw against a loop port of the authors' MATLAB code on a 48 x 48 crop: the 65 x 65
+    window reaches past the crop from every pixel, so the edge copies, the column-major tie
+    order and the red/NIR similarity are all exercised. The regression is checked against
+    the reference's own; the filter gets the same coefficients, so that exact ties of the
+    spectral distance are settled by the same last bits. On this crop, ranking on F_v
+    (b added, rounded) instead of the authors' sum a_i F_i changes one pixel's choice."""
+    crop = (slice(None), slice(0, 48), slice(147, 195))
+
+    def rd(kind: str, d: str) -> np.ndarray:
+        return read_raster(CIA / f"CIA_{kind}_{d}.tif").values[crop].copy()
+
+    fines = [rd("Landsat7", d) for d in DATES[:2]]
+    coarses = [rd("MOD09GA", d) for d in DATES[:2]]
+    target = rd("MOD09GA", DATES[2])
+    est = VIPSTF(base="sw", base_params={"bands": CIA_ROLES}).fit(
+        list(zip(fines, coarses)), ratio=10
+    )
+    got = est.predict(target).values
+    for b in range(target.shape[0]):
+        model = regress_subset(coarses, target, b, (0, 1))
+        assert model is not None
+        np.testing.assert_allclose(_coef(est)[b], [model[0][0], model[0][1], model[1]], rtol=1e-9)
+    want = authors_vipstf_sw(fines, coarses, target, red=2, nir=3, coef=_coef(est))
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=0)
+    np.testing.assert_array_equal(est.predict(target, window_size=16).values, got)
+
+
+@needs_cia
+@pytest.mark.parametrize(("window", "similar"), [(65, 30), (9, 6)])
+def test_sw_missing_data_and_edges_match_the_reference(
+    cia: dict, window: int, similar: int
+) -> None:
+    """Holes in each input, a corner with no usable pair, a target band missing: the
+    reference with stfusion's missing-data rules, whole and tiled, and the fallback flag."""
+    fines = [f.copy() for f in cia["fines"]]
+    coarses = [c.copy() for c in cia["coarses"]]
+    target = cia["target"][0].copy()
+    fines[0][:, 5:15, 5:15] = np.nan  # pair 2 alone there
+    coarses[1][:, 10:20, 20:30] = np.nan  # pair 1 alone there
+    for f in fines:
+        f[:, :3, 36:] = np.nan  # no usable pair at the top-right corner: the target value
+        f[:, 37:, :2] = np.nan  # nor a target at the bottom-left corner: NaN
+    target[:, 37:, :2] = np.nan
+    target[3, 22:26, 30:34] = np.nan  # r from the neighbours there, in band 4 only
+    params = {"window": window, "similar": similar, "bands": CIA_ROLES}
+    est = VIPSTF(base="sw", base_params=params).fit(list(zip(fines, coarses)), ratio=10)
+    got = est.predict(target).values
+    want = vipstf_sw(fines, coarses, target, [2, 3], window // 2, similar, coef=est.coef_)
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-9)
+    assert np.isnan(got[:, 37:, :2]).all() and np.isfinite(got).sum() == got.size - 6 * 6
+    np.testing.assert_array_equal(got[:, :3, 36:], target[:, :3, 36:])
+    np.testing.assert_array_equal(est.predict(target, window_size=16, workers=2).values, got)
+    _, quality = est.base_.predict_window_quality(rasterio.windows.Window(0, 0, 40, 40))
+    assert quality["fallback"][:3, 36:].all() and not quality["fallback"][5:30].any()
+
+
+def test_sw_follows_the_method_contract() -> None:
+    """The published contract checks (tiling, threads, quality, the exact properties VIPSTF
+    declares) with base=sw, at the authors' window and a small one."""
+    from stfusion.testing import check_method
+
+    check_method(VIPSTF, {"base": "sw"})
+    check_method(VIPSTF, {"base": "sw", "base_params": {"window": 7, "similar": 5}})
+
+
+def test_sw_similarity_bands_and_parameters() -> None:
+    """Without band roles, auto ranks on all bands; red,nir needs roles; the CLI spelling."""
+    rng = np.random.default_rng(3)
+    fines = [rng.uniform(0.05, 0.5, (3, 20, 20)).astype(np.float32) for _ in range(2)]
+    coarses = [f + rng.normal(0, 0.02, f.shape).astype(np.float32) for f in fines]
+    target = (0.4 * coarses[0] + 0.5 * coarses[1] + 0.01).astype(np.float32)
+    pairs = list(zip(fines, coarses))
+
+    def run(**p: object) -> np.ndarray:
+        return (
+            VIPSTF(base="sw", base_params={"window": 7, **p})
+            .fit(pairs, ratio=4)
+            .predict(target)
+            .values
+        )
+
+    np.testing.assert_array_equal(run(), run(similarity_bands="all"))
+    assert not np.array_equal(run(), run(similarity_bands="2,3"))
+    np.testing.assert_array_equal(
+        run(similarity_bands="red,nir", bands="green,red,nir"), run(similarity_bands="2,3")
+    )
+    with pytest.raises(InvalidParameterError, match="which band is red"):
+        run(similarity_bands="red,nir")
+    got = VIPSTF.parse_params(["base=sw", "base.window=31", "base.similar=20"])
+    assert got == {"base": "sw", "base_params": {"window": 31, "similar": 20}}
+    assert SpatialWeighting().get_params()["window"] == 65
+    with pytest.raises(InvalidParameterError, match="similar must be"):
+        VIPSTF(base="sw", base_params={"window": 3, "similar": 10})
 
 
 # ---------------------------------------------------------------------------- equations

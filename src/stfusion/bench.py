@@ -70,7 +70,7 @@ from stfusion.methods.deep import (
     fitted_training_sites,
     trained_on_target,
 )
-from stfusion.methods.vipstf import check_multi_pair, one_pair_method, uses_vip
+from stfusion.methods.vipstf import base_class, check_multi_pair, one_pair_method, uses_vip
 from stfusion.metrics import MetricReport, evaluate
 
 
@@ -263,9 +263,20 @@ def _with_case_bands(cls: type[FusionMethod], case: Case, params: Sequence[str])
     """``params``, plus ``bands=`` from the case's band names for a method that takes band
     roles (STARFM's and Fit-FC's similarity bands) when the user gave none: the named cases'
     ENVI files name no bands, so STARFM would fall back to its per-band rule there."""
-    given = [p.split("=", 1)[0].strip() for p in params]
-    if case.bands and "bands" not in given and any(p.name == "bands" for p in cls.params):
+    given = {p.split("=", 1)[0].strip(): p.split("=", 1)[-1].strip() for p in params}
+    if not case.bands:
+        return list(params)
+    if "bands" not in given and any(p.name == "bands" for p in cls.params):
         return [*params, f"bands={','.join(case.bands)}"]
+    # VIPSTF: its base's band roles (VIPSTF-SW's red and NIR similarity, STARFM's, Fit-FC's)
+    base = given.get("base", next((p.default for p in cls.params if p.name == "base"), None))
+    if base is not None and "base.bands" not in given:
+        try:
+            takes = any(p.name == "bands" for p in base_class(base).params)
+        except STFusionError:  # a bad base: make_estimator says so, with the names
+            takes = False
+        if takes:
+            return [*params, f"base.bands={','.join(case.bands)}"]
     return list(params)
 
 
@@ -274,7 +285,7 @@ def effective_params(est: FusionMethod) -> dict[str, Any]:
     the defaults it runs with too, not only those given."""
     params = est.get_params()
     if isinstance(params.get("base"), str) and "base_params" in params:
-        base = get_method(params["base"])(**dict(params["base_params"] or {}))
+        base = base_class(params["base"])(**dict(params["base_params"] or {}))
         params["base_params"] = base.get_params()
     return params
 

@@ -26,10 +26,12 @@ them against the paper's section 2.
 
          F_0 = base(F_v, C_v, C_0)
 
-     which for a method of the form ``F_1 + downscale(C_0 - C_1)`` is ``F_v + downscale(R)``:
-     the authors' VIPSTF-SW downscales the residual R with STARFM, VIPSTF-SU with FSDAF; here
-     ``base`` is any registered method that accepts one pair (``base=fsdaf`` is VIPSTF-SU,
-     ``base=starfm`` VIPSTF-SW).
+     which for a method of the form ``F_1 + downscale(C_0 - C_1)`` is ``F_v + downscale(R)``.
+     ``base=sw`` is the authors' VIPSTF-SW: ``F_v`` plus R filtered by similar-pixel spatial
+     weights (:mod:`stfusion.methods.vipstf_sw`; their code calls its STARFM routine with
+     zero pair images, so no STARFM weight but the distance is left). ``base=fsdaf`` is
+     VIPSTF-SU. Any registered method that accepts one pair can be the base; ``base=starfm``
+     runs the full STARFM on the virtual pair, a combination of stfusion's, not VIPSTF-SW.
 
 The coefficients are scene-wide (computed in ``prepare``), so tiled runs equal whole-scene
 runs; the base method is fitted on the virtual pair in ``prepare`` too (its own scene-wide
@@ -78,6 +80,9 @@ from stfusion.scene import Scene
 MATERIALIZE_MB = 256
 #: The subsets of the pairs are enumerated (2^n - 1 regressions per band): keep n modest.
 MAX_PAIRS = 12
+#: ``base=sw``: VIPSTF-SW's residual filter (:mod:`stfusion.methods.vipstf_sw`), VIPSTF's
+#: own base, not a registered method.
+SW_BASE = "sw"
 
 
 def _pattern(valid: np.ndarray) -> np.ndarray:
@@ -187,24 +192,39 @@ class VirtualPair:
     #: ``(band, 2^n, n + 1)`` from :func:`solve_subsets`.
     coef: np.ndarray
 
-    def read(self, window: Window | None, halo: int) -> tuple[np.ndarray, np.ndarray]:
-        """The virtual fine and coarse images of ``window`` plus ``halo`` (float32)."""
+    def offset(self) -> np.ndarray:
+        """Per band, the constant ``b`` of (V1) with every pair (0 where that model has none)."""
+        b = self.coef[:, -1, -1]
+        return np.where(np.isfinite(b), b, 0.0)
+
+    def read(
+        self, window: Window | None, halo: int, dtype: type = np.float32, centred: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The virtual fine and coarse images of ``window`` plus ``halo`` (computed in
+        float64, returned as ``dtype``). ``centred``: the fine image less :meth:`offset`,
+        which is ``sum a_i F_i`` exactly (no rounding by adding ``b``) where every pair is
+        usable."""
         f = np.stack([s.read(window, halo) for s in self.fines])  # (n, band, h, w)
         c = np.stack([s.read(window, halo) for s in self.coarses])
         usable = np.isfinite(f) & np.isfinite(c)
         n = len(self.fines)
         full = (1 << n) - 1
-        vf = np.empty(f.shape[1:], np.float32)
-        vc = np.empty(f.shape[1:], np.float32)
+        shift = self.offset() if centred else np.zeros(f.shape[1])
+        vf: np.ndarray = np.empty(f.shape[1:], dtype)
+        vc: np.ndarray = np.empty(f.shape[1:], dtype)
         for b in range(f.shape[1]):
             if usable[:, b].all():  # the common case: every pair usable, one model
                 k = self.coef[b, full]
-                vf[b] = _combine(k, f[:, b])
+                kf = k.copy()
+                kf[n] -= shift[b]
+                vf[b] = _combine(kf, f[:, b])
                 vc[b] = _combine(k, c[:, b])
                 continue
             pat = _pattern(usable[:, b])  # (h, w)
             k = np.moveaxis(self.coef[b][pat], -1, 0)  # (n + 1, h, w); NaN where pattern 0
-            vf[b] = _combine(k, np.where(usable[:, b], f[:, b], 0.0))
+            kf = k.copy()
+            kf[n] -= shift[b]
+            vf[b] = _combine(kf, np.where(usable[:, b], f[:, b], 0.0))
             vc[b] = _combine(k, np.where(usable[:, b], c[:, b], 0.0))
         return vf, vc
 
@@ -252,8 +272,9 @@ class VIPSTF(FusionMethod):
             "fsdaf",
             str,
             "",
-            "one-pair method run on the virtual pair: fsdaf (VIPSTF-SU), starfm (VIPSTF-SW), "
-            "fitfc, additive, or any registered method that accepts one pair",
+            "what runs on the virtual pair: sw (VIPSTF-SW: the authors' spatial weighting "
+            "of the residual), fsdaf (VIPSTF-SU), or any registered method that accepts one "
+            "pair (fitfc, starfm, additive, ...)",
         ),
         Param(
             "base_params",
@@ -286,7 +307,7 @@ class VIPSTF(FusionMethod):
         ]
         out = super().parse_params(own)
         if forwarded:
-            base_cls = _base_class(out.get("base", "fsdaf"))
+            base_cls = base_class(out.get("base", "fsdaf"))
             out["base_params"] = base_cls.parse_params(forwarded)
         return out
 
@@ -308,7 +329,7 @@ class VIPSTF(FusionMethod):
         self._new_base()  # refuses an unknown base or base parameter now, not at prepare
 
     def _new_base(self) -> FusionMethod:
-        return _base_class(self.base)(**dict(self.base_params or {}))
+        return base_class(self.base)(**dict(self.base_params or {}))
 
     # ------------------------------------------------------------------------ contract
 
@@ -347,9 +368,14 @@ class VIPSTF(FusionMethod):
         self.weights_ = self.coef_[:, full, :-1]
         self.offset_ = self.coef_[:, full, -1]
         vp = VirtualPair([f for f, _ in scene.pairs], [c for _, c in scene.pairs], self.coef_)
-        vf, vc = _virtual_sources(vp, scene.grid, scene.band_names)
         names = scene.band_names
-        native = _native_virtual_coarse(self.coef_, [c for _, c in scene.pairs], target)
+        # sw reads the pairs itself, in float64, and works on the fine grid as the authors'
+        # code does (after resizing the coarse images): no copy, no native virtual coarse.
+        sw = self.base == SW_BASE
+        vf, vc = _virtual_sources(vp, scene.grid, names, lazy=sw)
+        native = (
+            None if sw else _native_virtual_coarse(self.coef_, [c for _, c in scene.pairs], target)
+        )
         if native is not None:
             vc = native
         vscene = Scene(
@@ -393,12 +419,15 @@ class VIPSTF(FusionMethod):
         return self.base_.predict_window_quality(window)
 
 
-def _virtual_sources(vp: VirtualPair, grid: Grid, names: tuple[str, ...]) -> tuple[Source, Source]:
+def _virtual_sources(
+    vp: VirtualPair, grid: Grid, names: tuple[str, ...], lazy: bool = False
+) -> tuple[Source, Source]:
     """The virtual fine and coarse images as Sources: computed once into memory when both
-    fit in :data:`MATERIALIZE_MB` (the base method then reads them like arrays), else read
-    lazily, window by window, from the pairs. Both give the same values."""
+    fit in :data:`MATERIALIZE_MB` (the base method then reads them like arrays), else (or
+    with ``lazy``) read window by window from the pairs. Both give the same values."""
     labels = ("virtual fine image (VIPSTF)", "virtual coarse image (VIPSTF)")
-    if 2 * len(names) * grid.height * grid.width * 4 > min(MATERIALIZE_MB * 2**20, state_bytes()):
+    budget = min(MATERIALIZE_MB * 2**20, state_bytes())
+    if lazy or 2 * len(names) * grid.height * grid.width * 4 > budget:
         return (
             VirtualImage(vp, "fine", grid, names, labels[0]),
             VirtualImage(vp, "coarse", grid, names, labels[1]),
@@ -436,17 +465,22 @@ def _native_virtual_coarse(
     return AlignedSource(native_vc, target.grid, coarses[0].resampling)  # type: ignore[attr-defined]
 
 
-def _base_class(name: Any) -> type[FusionMethod]:
-    """The registered method ``name``, refused unless it accepts one pair."""
+def base_class(name: Any) -> type[FusionMethod]:
+    """The base method ``name``: ``sw`` (VIPSTF-SW's residual filter, VIPSTF's own), or a
+    registered method, refused unless it accepts one pair."""
     from stfusion.methods import available, get_method, loadable
 
+    if name == SW_BASE:
+        from stfusion.methods.vipstf_sw import SpatialWeighting
+
+        return SpatialWeighting
     if not isinstance(name, str) or name not in available() or name == VIPSTF.name:
         names = [
             m for m, cls in loadable()[0].items() if m != VIPSTF.name and cls.tags.accepts_pairs(1)
         ]
         raise InvalidParameterError(
             f"vipstf: base={name!r} is not a registered one-pair method; choose one of "
-            f"{', '.join(names)} (see `stfusion methods`)."
+            f"{', '.join(names)} (see `stfusion methods`), or sw (VIPSTF-SW)."
         )
     cls = get_method(name)
     if not cls.tags.accepts_pairs(1):
