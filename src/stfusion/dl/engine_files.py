@@ -1,13 +1,16 @@
 """The files a run keeps beside its checkpoint (``<stem>.lightning/``: Lightning's resume
-state and CSV logs) and what protects them: a new run leaves an earlier run's state as it
-was until it has saved its own first epoch (:func:`claim_output`), and ``--resume`` checks
-the state before Lightning reads it (:func:`check_resumable`, :func:`check_resume_state`).
+state and CSV logs) and what protects them: a new run starts only where it replaces nothing
+it was not told to, and no file stfusion did not write (:func:`check_new_run`); it leaves an
+earlier run's state as it was until it has saved its own first epoch (:func:`claim_output`),
+and ``--resume`` checks the state before Lightning reads it (:func:`check_resumable`,
+:func:`check_resume_state`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import warnings
 from collections.abc import Iterator
@@ -17,12 +20,69 @@ from typing import Any
 import torch
 
 from stfusion.dl.engine_settings import lightning_dir, resume_path
-from stfusion.errors import InvalidParameterError, RunInterrupted, STFusionWarning
+from stfusion.dl.train_log import log_paths
+from stfusion.errors import (
+    InvalidParameterError,
+    OutputExistsError,
+    RunInterrupted,
+    STFusionWarning,
+)
+from stfusion.io import glob_escape
 
-__all__ = ["check_resumable", "check_resume_state", "claim_output", "recover_killed_run"]
+__all__ = [
+    "check_new_run",
+    "check_resumable",
+    "check_resume_state",
+    "claim_output",
+    "foreign_files",
+    "recover_killed_run",
+]
 
 #: The name of the earlier run's state, set aside while a new run has saved nothing.
 _ASIDE = ".{name}.{pid}.previous"
+
+#: What stfusion and Lightning write in ``<stem>.lightning`` (paths inside it): the resume
+#: state, SLURM's requeue state and the CSV logger's versions. A new run deletes the folder
+#: of the one it replaces, so anything else there is not theirs to delete.
+_OWN_FILE = re.compile(
+    r"resume\.ckpt|hpc_ckpt_\d+\.ckpt|csv/version_\d+/(metrics\.csv|hparams\.yaml)"
+)
+_OWN_FOLDER = re.compile(r"csv(/version_\d+)?")
+
+
+def _spawned() -> bool:
+    """A process Lightning started for data-parallel training: the first one owns ``out``."""
+    return any(int(os.environ.get(k) or 0) for k in ("LOCAL_RANK", "NODE_RANK"))
+
+
+def _asides(out: Path) -> list[Path]:
+    """The earlier training states of ``out`` set aside by runs into it (:data:`_ASIDE`)."""
+    name = glob_escape(lightning_dir(out).name)
+    return sorted(out.parent.glob(_ASIDE.format(name=name, pid="*")))
+
+
+def foreign_files(folder: Path) -> list[Path]:
+    """What in ``folder`` (a ``<stem>.lightning`` folder) stfusion and Lightning did not
+    write: other names, links, a file where they write a folder or the other way round."""
+    found: list[Path] = []
+    for top, folders, files in os.walk(folder):
+        inside = Path(top).relative_to(folder)
+        for name in folders + files:
+            path, rel = Path(top) / name, (inside / name).as_posix()
+            own = _OWN_FOLDER if name in folders else _OWN_FILE
+            if path.is_symlink() or not own.fullmatch(rel):
+                found.append(path)
+        # only into stfusion's own folders: a foreign one is named as a whole
+        folders[:] = [f for f in folders if Path(top, f) not in found]
+    return found
+
+
+def _listed(paths: list[Path], most: int = 3) -> str:
+    """``a, b and c`` (``a, b, c and 2 more`` past ``most``)."""
+    names = [str(p) for p in paths[:most]]
+    if len(paths) > most:
+        names.append(f"{len(paths) - most} more")
+    return " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
 
 
 def _stamp(path: Path) -> tuple[int, int, int] | None:
@@ -81,6 +141,60 @@ def _run_id(path: Path, recorded: bool) -> str | None:
     return str(value) if value else None
 
 
+def _unreplaceable(out: Path) -> list[str]:
+    """What beside ``out`` a new run cannot replace, said as a reason each: a file or link
+    where it keeps its training-state folder, files in that folder stfusion did not write,
+    a folder (or a device) where it writes its loss log or curve."""
+    root = lightning_dir(out)
+    reasons = []
+    if root.is_symlink() or (os.path.lexists(root) and not root.is_dir()):
+        reasons.append(f"{root} is a {'link' if root.is_symlink() else 'file'}, not a folder")
+    elif root.is_dir():
+        foreign = foreign_files(root)
+        if foreign:
+            reasons.append(f"{root} holds files stfusion did not write ({_listed(foreign)})")
+    for path in log_paths(out):
+        if path.exists() and not path.is_file():
+            kind = "a folder" if path.is_dir() else "not a regular file"
+            reasons.append(f"{path} is {kind}")
+    return reasons
+
+
+def check_new_run(out: Path, overwrite: bool) -> None:
+    """Refuse a new run (not ``--resume``) into ``out`` before any work when it would replace
+    a file beside it without ``overwrite`` (the loss log, the curve, the training state,
+    a state set aside), or, even with it, delete what stfusion did not write
+    (:func:`_unreplaceable`); and while another run into ``out`` is under way."""
+    if _spawned():
+        return  # the first process checked, and has begun writing since
+    for aside in _asides(out):
+        pid = aside.name.split(".")[-2]
+        if pid.isdigit() and _alive(int(pid)):
+            raise OutputExistsError(
+                f"--out {out}: another training run into it is under way (process {pid}, "
+                f"which set the earlier state aside as {aside}): wait for it to end, or stop "
+                "it, or give another --out (if none is, that process number is another "
+                f"program's now: move {aside} away)."
+            )
+    unreplaceable = "; ".join(_unreplaceable(out))
+    mine = "stfusion deletes only what it wrote"
+    beside = (*log_paths(out), lightning_dir(out), *_asides(out))
+    present = [p for p in beside if os.path.lexists(p)]
+    if present and not overwrite:
+        then = f" Before --overwrite: {unreplaceable}, and {mine}: move those away."
+        raise OutputExistsError(
+            f"--out {out}: a new run writes its loss log, curve and training state beside it, "
+            f"and {_listed(present, 4)} exist{'s' * (len(present) == 1)} already. Give "
+            f"--overwrite to replace {'them' if len(present) > 1 else 'it'}, or another --out."
+            f"{then if unreplaceable else ''}"
+        )
+    if unreplaceable:
+        raise OutputExistsError(
+            f"--out {out}: a new run replaces the loss log, curve and training state beside "
+            f"it, but {unreplaceable}, and {mine}. Move those away, or give another --out."
+        )
+
+
 def recover_killed_run(out: Path) -> None:
     """Settle the earlier training state a killed run (SIGKILL, out of memory) left set aside
     beside ``out``: put it back when it is still ``out``'s state (the run was killed before
@@ -88,7 +202,7 @@ def recover_killed_run(out: Path) -> None:
     belongs to a checkpoint that no longer exists). Says what it did in a warning.
     """
     root = lightning_dir(out)
-    for aside in sorted(out.parent.glob(_ASIDE.format(name=root.name, pid="*"))):
+    for aside in _asides(out):
         pid = aside.name[len(root.name) + 2 : -len(".previous")]
         if not pid.isdigit() or _alive(int(pid)) or not aside.is_dir():
             continue
@@ -98,6 +212,15 @@ def recover_killed_run(out: Path) -> None:
             current = mine == theirs
         else:  # written before run ids: was out written after the state was set aside?
             current = out.exists() and out.stat().st_mtime_ns <= aside.stat().st_ctime_ns
+        doomed = root if current else aside  # the killed run's new state, or a stale one
+        foreign = foreign_files(doomed) if doomed.is_dir() and not doomed.is_symlink() else []
+        if foreign:
+            why = f"replaced by {aside}, the state" if current else "deleted: it is the stale state"
+            raise OutputExistsError(
+                f"{doomed} is to be {why} a killed training run (process {pid}) left, but it "
+                f"holds files stfusion did not write ({_listed(foreign)}): move them out of "
+                "it, then run again."
+            )
         if current:
             shutil.rmtree(root, ignore_errors=True)  # what the killed run began
             os.replace(aside, root)
@@ -122,8 +245,8 @@ def claim_output(out: Path, resume: bool) -> Iterator[None]:
     that state is deleted if ``out`` was written, else put back in place of whatever the new
     run began. Folders the run created for ``out`` are removed again when nothing was saved.
     """
-    if any(int(os.environ.get(k) or 0) for k in ("LOCAL_RANK", "NODE_RANK")):
-        yield  # a process Lightning started for data-parallel training: the first one owns out
+    if _spawned():
+        yield
         return
     recover_killed_run(out)
     root = lightning_dir(out)
@@ -171,7 +294,7 @@ def check_resumable(out: Path) -> None:
     recover_killed_run(out)
     if resume_path(out).exists():
         return
-    left = sorted(out.parent.glob(_ASIDE.format(name=lightning_dir(out).name, pid="*")))
+    left = _asides(out)
     hint = (
         f" Another training run into {out} is under way ({left[-1]} holds the earlier state "
         "until it saves an epoch): wait for it to end, or stop it."

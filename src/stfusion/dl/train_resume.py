@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from stfusion.dl import datasets as ds
 from stfusion.dl import engine
 from stfusion.dl.checkpoint import Checkpoint, load_checkpoint
+from stfusion.dl.engine_files import check_new_run
 from stfusion.dl.run_inputs import check_out, input_changes
 from stfusion.dl.train_config import RESUME_KEEP, ResumableInputs, SiteInputs
 from stfusion.errors import InvalidParameterError, OutputExistsError, STFusionWarning
@@ -76,7 +77,9 @@ def resumed_config(cls: Any, previous: Checkpoint, cfg: Any) -> Any:
 
 
 def start_run(out: Path, resume: bool, overwrite: bool) -> Checkpoint | None:
-    """Check ``out`` for a fresh or resumed run; the previous checkpoint when resuming. An
+    """Check ``out`` for a fresh or resumed run; the previous checkpoint when resuming. A
+    fresh run also needs ``overwrite`` for the files it writes beside ``out``, and never
+    deletes what stfusion did not write (:func:`stfusion.dl.engine_files.check_new_run`). An
     earlier run's files stay as they are until the new run saves its first epoch
     (:func:`stfusion.dl.engine_files.claim_output`)."""
     if out.is_dir():  # before any training (it was found only when writing, at the end)
@@ -93,6 +96,7 @@ def start_run(out: Path, resume: bool, overwrite: bool) -> Checkpoint | None:
         return load_checkpoint(out)
     if out.exists() and not overwrite:
         raise OutputExistsError(f"{out}: exists. Give --overwrite to replace it, or --resume.")
+    check_new_run(out, overwrite)
     return None
 
 
