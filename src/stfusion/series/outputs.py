@@ -532,6 +532,22 @@ def _zarr_idle(timeout: float = 10.0) -> None:
         sync_module.sync(others())
 
 
+def _cube_encoding(dtype: str, int16_scale: float, georeferenced: bool) -> dict[str, Any]:
+    """How the cube's ``fused`` variable is stored (int16 with its scale, or float32)."""
+    enc: dict[str, Any]
+    if dtype == "int16":
+        enc = {
+            "dtype": "int16",
+            "scale_factor": np.float32(int16_scale),  # decodes to float32, not float64
+            "_FillValue": INT16_NODATA,
+        }
+    else:
+        enc = {"dtype": "float32", "_FillValue": np.float32(np.nan)}
+    if georeferenced:
+        enc["grid_mapping"] = "spatial_ref"  # an encoding given to the writer replaces rio's
+    return enc
+
+
 def write_cube(
     items: Sequence[tuple[dt.date, Path, str]],
     path: Path,
@@ -562,15 +578,7 @@ def write_cube(
     engine = check_cube_backend(fmt)
     t = grid.transform
     xs, ys = grid.pixel_centers()
-    enc: dict[str, Any]
-    if dtype == "int16":
-        enc = {
-            "dtype": "int16",
-            "scale_factor": np.float32(int16_scale),  # decodes to float32, not float64
-            "_FillValue": INT16_NODATA,
-        }
-    else:
-        enc = {"dtype": "float32", "_FillValue": np.float32(np.nan)}
+    enc = _cube_encoding(dtype, int16_scale, grid.crs is not None)
 
     def one(day: dt.date, p: Path, status: str, data: Any) -> Any:
         da = xr.DataArray(
@@ -618,8 +626,6 @@ def write_cube(
             _ImageChunks(p, len(band_names), grid.shape), chunks=chunks, meta=meta
         )
 
-    if grid.crs is not None:
-        enc["grid_mapping"] = "spatial_ref"  # an encoding given to the writer replaces rio's
     # coordinates are never missing: no _FillValue (CF)
     plain = {name: {"_FillValue": None} for name in ("x", "y", "band", "time")}
     suffix = ".zarr" if fmt == "zarr" else ".nc"
