@@ -171,3 +171,16 @@ def test_a_stale_state_set_aside_keeps_a_users_files(tmp_path: Path) -> None:
     with pytest.warns(STFusionWarning, match="deleted"):
         recover_killed_run(out)
     assert not aside.exists()
+
+
+def test_an_out_that_is_an_input_by_another_path_is_refused(tmp_path: Path) -> None:
+    """A checkpoint over a hard link (or a bind mount) of an input would replace the input;
+    the check compared resolved paths only."""
+    from stfusion.dl.run_inputs import check_out
+    from stfusion.errors import OutputExistsError
+
+    fine = tmp_path / "f.tif"
+    fine.write_bytes(b"not read here")
+    os.link(fine, tmp_path / "run.ckpt")
+    with pytest.raises(OutputExistsError, match=r"run\.ckpt would replace the input .*f\.tif"):
+        check_out(tmp_path / "run.ckpt", [(str(fine), str(fine))], None)

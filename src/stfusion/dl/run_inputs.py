@@ -257,11 +257,22 @@ def check_out(out: Path, pairs: Any, catalog: Any) -> None:
     mine = {p.resolve(): p for p in (out, *log_paths(out), lightning_dir(out))}
     for spec in _input_paths(pairs, catalog):
         for path, *_ in file_identity(spec):
-            if Path(path) in mine:
+            # the same path, or the same file by another (a bind mount, a hard link)
+            hit = mine.get(Path(path)) or next(
+                (p for p in mine.values() if _same_file(p, Path(path))), None
+            )
+            if hit is not None:
                 raise OutputExistsError(
-                    f"--out {out}: {mine[Path(path)]} would replace the input {spec}; choose "
+                    f"--out {out}: {hit} would replace the input {spec}; choose "
                     "another --out (inputs are never modified)."
                 )
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # either missing: not the same file
+        return False
 
 
 def check_patch(sites: Sequence[ds.Site], patch: int) -> None:
