@@ -85,8 +85,14 @@ def run_prediction(
     coarse_mask: Sequence[str | None] = (),
     coarse_mask_kind: str | None = None,
     coarse_mask_flags: str | Sequence[str] | None = None,
+    fine_ref: bool = False,
 ) -> dict[str, Any]:
     """Predict the fine image at ``target``'s date into the GeoTIFF ``out``.
+
+    ``fine_ref``: ``pairs`` is one fine reference given as ``[(F, F)]`` (GAN-STFM without a
+    coarse image at the reference date, ``--fine-ref``): F stands in for its own coarse
+    image, read as the fine image is (fine scale, bands, nodata, mask); ``coarse_mask`` is
+    then the target's only.
 
     ``fine_mask``: one mask per pair's fine image, in order (None for none); ``coarse_mask``:
     one per pair's coarse image, then one for ``target``. Kinds and flags as in
@@ -114,23 +120,19 @@ def run_prediction(
         coarse_scaling, cpreset = resolve_role(
             coarse_scale, coarse_offset, coarse_bands, coarse_preset, coarse_nodata
         )
-        fine_masking = (fine_mask, fine_mask_kind, fine_mask_flags)
-        fine_images, fmasks = _role_images(
-            [f for f, _ in pairs], "fine", fine_scaling, fpreset, fine_masking
+        pair_images, target_image, masks = _prediction_images(
+            pairs,
+            target,
+            (fine_scaling, fpreset, (fine_mask, fine_mask_kind, fine_mask_flags)),
+            (coarse_scaling, cpreset, (coarse_mask, coarse_mask_kind, coarse_mask_flags)),
+            fine_ref,
         )
-        coarse_masking = (coarse_mask, coarse_mask_kind, coarse_mask_flags)
-        coarses = [c for _, c in pairs] + [target]
-        coarse_images, cmasks = _role_images(
-            coarses, "coarse", coarse_scaling, cpreset, coarse_masking
-        )
-        check_output(out, overwrite, inputs + fmasks + cmasks)
-        quality_out = (
-            _checked_quality_out(out, overwrite, inputs + fmasks + cmasks) if quality else None
-        )
+        check_output(out, overwrite, inputs + masks)
+        quality_out = _checked_quality_out(out, overwrite, inputs + masks) if quality else None
         pair_dates, target_date = dates_from_names(pairs, target, quality)
         scene = open_scene(
-            list(zip(fine_images, coarse_images[:-1])),
-            coarse_images[-1],
+            pair_images,
+            target_image,
             fine_scaling=fine_scaling,
             coarse_scaling=coarse_scaling,
             resampling=resampling,
@@ -192,6 +194,31 @@ def torch_threads(threads: int | None) -> Iterator[None]:
 
 def _bands(bands: Sequence[str] | None) -> tuple[str, ...] | None:
     return tuple(str(b) for b in bands) if bands else None
+
+
+def _prediction_images(
+    pairs: Sequence[tuple[str, str]],
+    target: str,
+    fine: tuple[Scaling, Any, tuple[Any, str | None, Any]],
+    coarse: tuple[Scaling, Any, tuple[Any, str | None, Any]],
+    fine_ref: bool,
+) -> tuple[list[tuple[Any, Any]], Any, list[str]]:
+    """The pairs and the target of a prediction, each image masked as :func:`_role_images`
+    says, and the mask files. ``fine``/``coarse``: each role's scaling, preset and masking.
+    ``fine_ref``: the one pair is ``(F, F)``, and its second F is the fine image itself (its
+    fine scale, bands and mask), not a coarse image read with the coarse options."""
+    from stfusion.scene import as_source
+
+    fine_images, fmasks = _role_images([f for f, _ in pairs], "fine", *fine)
+    if fine_ref:
+        if len(pairs) != 1 or pairs[0][0] != pairs[0][1]:
+            raise InvalidParameterError("fine_ref: give the reference as pairs=[(F, F)].")
+        ref = fine_images[0]
+        stand_in = as_source(ref, fine[0]) if isinstance(ref, str) else ref
+        coarse_images, cmasks = _role_images([target], "coarse", *coarse)
+        return [(ref, stand_in)], coarse_images[0], fmasks + cmasks
+    coarse_images, cmasks = _role_images([c for _, c in pairs] + [target], "coarse", *coarse)
+    return list(zip(fine_images, coarse_images[:-1])), coarse_images[-1], fmasks + cmasks
 
 
 def _role_images(

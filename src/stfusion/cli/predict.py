@@ -142,7 +142,7 @@ def predict(
     pairs = _pairs_or_fine_ref(method, pairs, fine_ref)
     for role, masks, wanted in (
         ("fine", fine_mask, len(pairs)),
-        ("coarse", coarse_mask, len(pairs) + 1),
+        ("coarse", coarse_mask, 1 if fine_ref else len(pairs) + 1),
     ):
         flags = fine_mask_flags if role == "fine" else coarse_mask_flags
         if flags and not masks and not band_opts[f"{role}_preset"]:
@@ -189,6 +189,7 @@ def predict(
             coarse_mask=coarse_mask,
             coarse_mask_kind=coarse_mask_kind,
             coarse_mask_flags=coarse_mask_flags,
+            fine_ref=bool(fine_ref),
         )
     if not quiet:
         for note in [*_multi_pair_notes(method, len(pairs), multi_pair), *info["notes"]]:
