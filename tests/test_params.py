@@ -166,3 +166,19 @@ def test_ratio_and_params_forms_from_python(tmp_path) -> None:  # type: ignore[n
     assert split_ratio({"window": 31, "ratio": 16}) == (["window=31"], 16.0)
     assert split_ratio("window=31") == (["window=31"], None)
     assert split_ratio(["ratio=10", "window=5"]) == (["window=5"], 10.0)
+
+
+def test_changed_parameters_need_a_new_fit() -> None:
+    """A user trial: set_params(seed=1) after fit, then predict: the output was the seed-0
+    fit's while its STFUSION_PARAMS said seed 1. A changed parameter now needs fit again; an
+    unchanged one does not."""
+    rng = np.random.default_rng(0)
+    f1 = rng.random((2, 20, 20)).astype(np.float32)
+    c1, c2 = f1 + 0.01, f1 + 0.02
+    est = get_method("starfm")(window=5).fit([(f1, c1)], ratio=2)
+    est.set_params(window=5)  # the same value: still fitted
+    est.predict(c2)
+    est.set_params(window=7)
+    with pytest.raises(InvalidParameterError, match=r"set_params changed window after fit"):
+        est.predict(c2)
+    est.fit([(f1, c1)], ratio=2).predict(c2)

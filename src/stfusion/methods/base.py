@@ -170,8 +170,9 @@ class FusionMethod:
         return {p.name: getattr(self, p.name) for p in self.params}
 
     def set_params(self, **params: Any) -> Self:
-        """Change parameters (checked like ``__init__``); learned state is not cleared, so
-        fit again afterwards. Returns ``self``."""
+        """Change parameters (checked like ``__init__``). A fitted method whose parameters
+        change must be fitted again before it predicts (its learned state, and the
+        provenance its outputs would record, are of the old ones). Returns ``self``."""
         old = self.get_params()
         try:
             self._set(params, defaults=False)
@@ -179,6 +180,11 @@ class FusionMethod:
             for k, v in old.items():  # a refused change leaves the method as it was
                 setattr(self, k, v)
             raise
+        new = self.get_params()
+        changed = [k for k in old if not _same_value(old[k], new[k])]
+        if changed and hasattr(self, "scene_"):
+            del self.scene_
+            self._changed_after_fit = changed
         return self
 
     def clone(self) -> Self:
@@ -254,6 +260,7 @@ class FusionMethod:
         scene = pairs if isinstance(pairs, Scene) else open_scene(pairs, **scene_kw)
         self.check_scene_params(scene.grid, scene.ratio)
         self.scene_ = scene
+        self._changed_after_fit: list[str] = []
         self.grid_: Grid = scene.grid
         self.ratio_ = scene.ratio
         self._fit(scene)
@@ -342,6 +349,12 @@ class FusionMethod:
     # ---------------------------------------------------------------------------- running
 
     def _check_fitted(self) -> None:
+        changed = getattr(self, "_changed_after_fit", None)
+        if changed and not hasattr(self, "scene_"):
+            raise InvalidParameterError(
+                f"{self.name}: set_params changed {', '.join(changed)} after fit; call "
+                "fit(pairs) again before predicting (the learned state is of the old values)."
+            )
         if not hasattr(self, "scene_"):
             raise InvalidParameterError(f"{self.name}: call fit(pairs) before predicting.")
 
@@ -662,3 +675,11 @@ def fuse(
         else coarse_target,
         **kw,
     )
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    """Whether two parameter values are equal (arrays element by element)."""
+    try:
+        return bool(np.all(a == b)) if isinstance(a, np.ndarray | list) else bool(a == b)
+    except (TypeError, ValueError):
+        return a is b
