@@ -184,7 +184,7 @@ class FusionMethod:
         changed = [k for k in old if not _same_value(old[k], new[k])]
         if changed and hasattr(self, "scene_"):
             del self.scene_
-            self._changed_after_fit = changed
+            self._changed_after_fit: list[str] = changed
         return self
 
     def clone(self) -> Self:
@@ -260,7 +260,7 @@ class FusionMethod:
         scene = pairs if isinstance(pairs, Scene) else open_scene(pairs, **scene_kw)
         self.check_scene_params(scene.grid, scene.ratio)
         self.scene_ = scene
-        self._changed_after_fit: list[str] = []
+        self._changed_after_fit = []
         self.grid_: Grid = scene.grid
         self.ratio_ = scene.ratio
         self._fit(scene)
