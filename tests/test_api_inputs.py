@@ -14,6 +14,7 @@ from affine import Affine
 
 from stfusion.errors import (
     GridMismatchError,
+    InputFileError,
     InvalidParameterError,
     OutputExistsError,
     STFusionWarning,
@@ -460,3 +461,28 @@ def test_a_timezone_aware_date_is_its_local_day() -> None:
         )
         late = dt.datetime(2020, 3, 8, 23, 30, tzinfo=dt.timezone(dt.timedelta(hours=-8)))
         assert as_date(late, "d") == np.datetime64("2020-03-08")
+
+
+def test_rioxarray_band_descriptions_and_per_band_scales_read_as_a_path_does(
+    tmp_path: Path,
+) -> None:
+    """A user trial: rioxarray keeps band descriptions in attrs['long_name'] (bands numbered
+    1..N), so STARFM lost its red and NIR choice on DataArrays (CIA 0.03862 vs 0.03837 from
+    the path); bands of different scales (attrs['scales']) were read unscaled."""
+    import rasterio
+    import rioxarray
+
+    from conftest import write_tif
+
+    rng = np.random.default_rng(1)
+    names = ["blue", "green", "red", "nir"]
+    path = write_tif(tmp_path / "f.tif", rng.random((4, 8, 8)).astype(np.float32), names=names)
+    src = as_source(rioxarray.open_rasterio(path))
+    assert src.band_names == tuple(names) == FileSource(str(path)).band_names
+    # a selection renumbers nothing: its numbers are not the file's order any more
+    picked = rioxarray.open_rasterio(path).isel(band=[2, 3])
+    assert as_source(picked).band_names == ("3", "4")
+    with rasterio.open(path, "r+") as ds:
+        ds.scales = (1e-4, 1e-4, 1e-3, 1e-4)
+    with pytest.raises(InputFileError, match=r"different scales \(0\.0001, 0\.001"):
+        as_source(rioxarray.open_rasterio(path))

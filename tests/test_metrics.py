@@ -602,3 +602,35 @@ def test_sam_of_one_band_is_nan_with_a_note() -> None:
     assert np.isfinite(
         m.evaluate(np.stack([truth[0]] * 2) + 0.1, np.stack([truth[0]] * 2)).mean["sam_deg"]
     )
+
+
+def test_evaluate_checks_how_dataarrays_label_their_pixels() -> None:
+    """A user trial: evaluate(pred, truth) of DataArrays scored a truth shifted 1 km, flipped
+    in y or with its bands reordered as if aligned, silently; predict()'s DataArray now
+    carries the ratio, and named bands are the report's."""
+    import xarray as xr
+
+    from stfusion.errors import GridMismatchError
+
+    rng = np.random.default_rng(0)
+    values = rng.random((3, 8, 10))
+    coords = {
+        "band": ["green", "red", "nir"],
+        "y": 1000.0 - 30 * np.arange(8),
+        "x": 30.0 * np.arange(10),
+    }
+    truth = xr.DataArray(values, dims=("band", "y", "x"), coords=coords)
+    pred = (truth + 0.01).assign_attrs(ratio=16)
+    report = m.evaluate(pred, truth)
+    assert report.band_names == ["green", "red", "nir"] and np.isfinite(report.mean["ergas"])
+    assert report.mean["rmse"] == pytest.approx(m.evaluate(pred.values, truth.values).mean["rmse"])
+    for bad, what in (
+        (truth.assign_coords(x=truth.x + 1000), "other x coordinates"),
+        (truth.sortby("y"), "other y coordinates"),
+        (truth.sel(band=["nir", "red", "green"]), "the same in another order"),
+        (truth.transpose("band", "x", "y"), "dimensions"),
+    ):
+        with pytest.raises(GridMismatchError, match=what):
+            m.evaluate(pred, bad)
+    # rioxarray's band numbers say nothing about the bands: not compared
+    m.evaluate(pred, truth.assign_coords(band=[1, 2, 3]))

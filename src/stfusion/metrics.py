@@ -86,8 +86,44 @@ DataRange = float | str
 # --------------------------------------------------------------------------------------------
 
 
+def _check_labels(pred: Any, truth: Any) -> None:
+    """Two labelled arrays (xarray DataArrays, duck-typed: ``dims`` and ``coords``) must
+    label their pixels alike: the same dimensions in the same order, the same spatial
+    coordinates, and named bands not in another order. Scored position by position, a
+    truth shifted, flipped or with its bands reordered gave a wrong score silently."""
+    if not all(hasattr(a, "dims") and hasattr(a, "coords") for a in (pred, truth)):
+        return
+    if tuple(pred.dims) != tuple(truth.dims):
+        raise GridMismatchError(
+            f"pred has dimensions {tuple(pred.dims)} and truth {tuple(truth.dims)}; give "
+            "both in one order (e.g. truth.transpose(*pred.dims))."
+        )
+    for dim in pred.dims:
+        if dim not in pred.coords or dim not in truth.coords:
+            continue
+        a, b = np.asarray(pred[dim].values), np.asarray(truth[dim].values)
+        if a.dtype.kind in "iuf" and b.dtype.kind in "iuf":
+            if a.dtype.kind == b.dtype.kind == "f" or dim != pred.dims[0]:
+                step = float(np.abs(np.diff(a)).min()) if a.size > 1 else 1.0
+                if a.shape != b.shape or not np.allclose(a, b, rtol=0, atol=1e-3 * step):
+                    raise GridMismatchError(
+                        f"pred and truth have other {dim} coordinates ({a[0]:g} .. {a[-1]:g} "
+                        f"vs {b[0]:g} .. {b[-1]:g}): scored pixel by pixel they would compare "
+                        f"different places. Align them first (e.g. truth.sel({dim}=pred.{dim}, "
+                        "method='nearest') or truth.sortby(...))."
+                    )
+        elif a.dtype.kind in "US" and b.dtype.kind in "US":
+            if list(a) != list(b) and sorted(a) == sorted(b):
+                raise GridMismatchError(
+                    f"pred names its {dim}s {', '.join(map(str, a))} and truth "
+                    f"{', '.join(map(str, b))}: the same in another order. Give one order "
+                    f"(e.g. truth.sel({dim}=pred.{dim}))."
+                )
+
+
 def _as_pair(pred: ArrayLike, truth: ArrayLike) -> tuple[Float64Array, Float64Array]:
     """Both as float64 (band, y, x), so every metric sees the same shapes and precision."""
+    _check_labels(pred, truth)
     p = np.asarray(pred, dtype=np.float64)
     t = np.asarray(truth, dtype=np.float64)
     if p.shape != t.shape:
@@ -521,7 +557,13 @@ def evaluate(
     mismatch = scale_mismatch(p, t)
     if mismatch is not None:
         warnings.warn(mismatch.message(), STFusionWarning, stacklevel=2)
+    if ratio is None:  # a prediction returned by predict() carries it
+        ratio = getattr(pred, "attrs", {}).get("ratio")
     r = _check_ratio(ratio)
+    if band_names is None:  # a DataArray's named bands (not rioxarray's numbers)
+        labels = getattr(getattr(pred, "coords", {}).get("band"), "values", None)
+        if labels is not None and np.asarray(labels).dtype.kind in "US":
+            band_names = [str(b) for b in np.atleast_1d(labels)]
     names = _band_names(band_names, p.shape[0])
     rng = resolve_data_range(t, data_range)
     per_band_arrays: dict[str, Float64Array] = {

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from affine import Affine
 
-from stfusion.errors import GridMismatchError, InvalidParameterError
+from stfusion.errors import GridMismatchError, InputFileError, InvalidParameterError
 from stfusion.io.grid import Grid, Scaling
 from stfusion.io.sources import ArraySource, FileSource, physical, stored_as
 
@@ -171,6 +171,22 @@ def grid_of_dataarray(
     return Grid(crs=crs, transform=transform, width=da.sizes[x_dim], height=da.sizes[y_dim])
 
 
+def _one_per_band(values: Any, attr: str, label: str) -> float | None:
+    """rioxarray's ``scales``/``offsets`` attribute (one per band, written when the bands
+    differ): their one value, or None when absent; bands that differ are refused, as the
+    same file given as a path is."""
+    if values is None:
+        return None
+    found = sorted({float(v) for v in np.atleast_1d(values)})
+    if len(found) > 1:
+        raise InputFileError(
+            f"{label}: its bands have different {attr} ({', '.join(f'{v:g}' for v in found)}, "
+            f"rioxarray's attrs['{attr}']); choose bands of one kind, or scale the array "
+            "yourself and drop the attribute."
+        )
+    return found[0] if found else None
+
+
 def dataarray_source(image: Any, scaling: Scaling | None, label: str = "") -> ArraySource:
     """An ``xarray.DataArray`` as a Source in physical units, ``(band, y, x)`` by its
     dimension names, on the grid its coordinates and CRS give (see ``scene.as_source``);
@@ -194,6 +210,13 @@ def dataarray_source(image: Any, scaling: Scaling | None, label: str = "") -> Ar
         image = image.transpose(*others, y_dim, x_dim)
     if scaling is None or (scaling.scale is None and scaling.offset is None):
         scale, offset = image.attrs.get("scale_factor"), image.attrs.get("add_offset")
+        # rioxarray's per-band form, written when the bands differ
+        if scale is None:
+            scale = _one_per_band(image.attrs.get("scales"), "scales", label)
+            scale = None if scale == 1.0 else scale
+        if offset is None:
+            offset = _one_per_band(image.attrs.get("offsets"), "offsets", label)
+            offset = None if offset == 0.0 else offset
         if scale is not None or offset is not None:
             scaling = Scaling(scale, offset, nodata=None if scaling is None else scaling.nodata)
     try:
@@ -216,5 +239,17 @@ def dataarray_source(image: Any, scaling: Scaling | None, label: str = "") -> Ar
         ({} if y is None else dict(y.attrs), {} if x is None else dict(x.attrs)),
     )
     names = () if band is None else tuple(str(b) for b in band)
+    # rioxarray numbers the bands 1..N and keeps the file's band descriptions in long_name:
+    # the names a path would give (STARFM's red and NIR choice, the band-order check)
+    described = image.attrs.get("long_name")
+    if (
+        band is not None
+        and band.dtype.kind in "iu"
+        and band.tolist() == list(range(1, len(band) + 1))
+        and isinstance(described, tuple | list)
+        and len(described) == len(band)
+        and all(isinstance(d, str) and d for d in described)
+    ):
+        names = tuple(described)
     scale, offset = stored_as(scaling)
     return ArraySource(arr, grid, names, label, scale=scale, offset=offset, layout=layout)

@@ -630,9 +630,9 @@ class FusionMethod:
         self._run(checked, windows, sink, workers, progress, scheduler)
         # a DataArray fine image's dimension names, coordinates and band labels, kept
         layout = getattr(underlying_source(self.scene_.pairs[0][0]), "layout", None)
-        return to_dataarray(
-            sink.array, self.grid_, names, attrs={"method": self.name}, layout=layout
-        )
+        # the resolution ratio goes with it: evaluate() takes it for ERGAS
+        attrs = {"method": self.name, **({} if self.ratio_ is None else {"ratio": self.ratio_})}
+        return to_dataarray(sink.array, self.grid_, names, attrs=attrs, layout=layout)
 
     def _run(
         self,
