@@ -486,3 +486,16 @@ def test_rioxarray_band_descriptions_and_per_band_scales_read_as_a_path_does(
         ds.scales = (1e-4, 1e-4, 1e-3, 1e-4)
     with pytest.raises(InputFileError, match=r"different scales \(0\.0001, 0\.001"):
         as_source(rioxarray.open_rasterio(path))
+
+
+def test_a_prediction_declares_nan_as_nodata(tmp_path: Path) -> None:
+    """A user trial: pred.rio.to_raster() wrote NaN holes without a declared nodata."""
+    import rasterio
+
+    f1 = np.full((1, 6, 6), 0.2, np.float32)
+    f1[0, 0, 0] = np.nan
+    pred = Additive().fit([(f1, f1)]).predict(f1 + 0.01)
+    assert np.isnan(pred.rio.nodata)
+    pred.rio.to_raster(tmp_path / "p.tif")
+    with rasterio.open(tmp_path / "p.tif") as ds:
+        assert np.isnan(ds.nodata)

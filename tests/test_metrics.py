@@ -634,3 +634,10 @@ def test_evaluate_checks_how_dataarrays_label_their_pixels() -> None:
             m.evaluate(pred, bad)
     # rioxarray's band numbers say nothing about the bands: not compared
     m.evaluate(pred, truth.assign_coords(band=[1, 2, 3]))
+
+
+def test_a_ratio_that_is_no_number_is_a_parameter_error() -> None:
+    from stfusion.errors import InvalidParameterError
+
+    with pytest.raises(InvalidParameterError, match="ratio='x': give a number"):
+        m.evaluate(np.ones((1, 4, 4)), np.ones((1, 4, 4)), ratio="x")  # type: ignore[arg-type]

@@ -130,3 +130,11 @@ def test_cli_and_python_give_one_config(tmp_path: Path, monkeypatch: pytest.Monk
         fallback="none",
     )
     assert seen[0] == expected
+
+
+def test_arrays_given_for_files_are_named() -> None:
+    """A user trial: SeriesConfig(fine=[a DataArray]) was a bare TypeError from os.fspath."""
+    import numpy as np
+
+    with pytest.raises(InvalidParameterError, match="give paths, folders or globs, not ndarray"):
+        SeriesConfig("out", fine=[np.zeros((1, 2, 2))], coarse=["c"])

@@ -209,7 +209,13 @@ def resolve_data_range(truth: ArrayLike, data_range: DataRange = 1.0) -> Float64
 def _check_ratio(ratio: float | None) -> float | None:
     if ratio is None:
         return None
-    r = float(ratio)
+    try:
+        r = float(ratio)
+    except (TypeError, ValueError):
+        raise InvalidParameterError(
+            f"ratio={ratio!r}: give a number, R = coarse pixel size / fine pixel size "
+            "(e.g. 16 for 480 m / 30 m)."
+        ) from None
     if not (math.isfinite(r) and r >= 1):
         inverse = f" ({ratio} looks like fine / coarse: give {1 / r:g})" if 0 < r < 1 else ""
         raise InvalidParameterError(

@@ -118,6 +118,8 @@ def to_dataarray(
     da = da.rio.write_transform(grid.transform)
     if grid.crs is not None:
         da = da.rio.write_crs(grid.crs)
+    if arr.dtype.kind == "f":  # NaN is nodata: .rio.to_raster() then says so in the file
+        da = da.rio.write_nodata(np.nan, encoded=False)
     return da
 
 

@@ -41,7 +41,15 @@ def _strings(value: str | os.PathLike[str] | Sequence[Any] | None) -> tuple[str,
         return ()
     if isinstance(value, (str, os.PathLike)):
         return (os.fspath(value),)
-    return tuple(os.fspath(v) for v in value)
+    items = list(value)
+    for v in items:
+        if not isinstance(v, (str, os.PathLike)):
+            raise InvalidParameterError(
+                f"a series reads its images from files: give paths, folders or globs, not "
+                f"{type(v).__name__} objects (write arrays to GeoTIFFs first, e.g. "
+                "da.rio.to_raster(path), with the date in the file name)."
+            )
+    return tuple(os.fspath(v) for v in items)
 
 
 @dataclass(frozen=True)
