@@ -499,3 +499,19 @@ def test_a_prediction_declares_nan_as_nodata(tmp_path: Path) -> None:
     pred.rio.to_raster(tmp_path / "p.tif")
     with rasterio.open(tmp_path / "p.tif") as ds:
         assert np.isnan(ds.nodata)
+
+
+def test_run_prediction_and_evaluate_files_take_path_objects(
+    small_tifs: dict[str, Path], tmp_path: Path
+) -> None:
+    """A user trial: pathlib.Path arguments worked but were typed str only (mypy errors)."""
+    from stfusion.api import evaluate_files, run_prediction
+
+    out = tmp_path / "p.tif"
+    run_prediction(
+        method="additive",
+        pairs=[(small_tifs["f1"], small_tifs["c1"])],
+        target=small_tifs["c2"],
+        out=out,
+    )
+    assert evaluate_files(out, small_tifs["f2"]).mean["rmse"] > 0

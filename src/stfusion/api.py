@@ -30,6 +30,9 @@ from stfusion.scene import align_coarse, open_scene
 from stfusion.scene_checks import check_scales, warn_band_order, warn_undeclared_fill
 from stfusion.tiling import ProgressFn, memory_limits
 
+#: A path as a string or a path object (``pathlib.Path``).
+PathLike = str | os.PathLike[str]
+
 
 def split_ratio(
     params: Sequence[str] | Mapping[str, Any] | str,
@@ -55,9 +58,9 @@ def split_ratio(
 def run_prediction(
     *,
     method: str,
-    pairs: Sequence[tuple[str, str]],
-    target: str,
-    out: str,
+    pairs: Sequence[tuple[PathLike, PathLike]],
+    target: PathLike,
+    out: PathLike,
     params: Sequence[str] | Mapping[str, Any] | str = (),
     multi_pair: str = "none",
     fine_scale: float | None = None,
@@ -89,11 +92,8 @@ def run_prediction(
 ) -> dict[str, Any]:
     """Predict the fine image at ``target``'s date into the GeoTIFF ``out``.
 
-    ``fine_ref``: ``pairs`` is one fine reference given as ``[(F, F)]`` (GAN-STFM without a
-    coarse image at the reference date, ``--fine-ref``): F stands in for its own coarse
-    image, read as the fine image is (fine scale, bands, nodata, mask); ``coarse_mask`` is
-    then the target's only.
-
+    ``fine_ref``: ``pairs`` is ``[(F, F)]``, a fine reference standing in for its own coarse
+    image, read with the fine options (``--fine-ref``); ``coarse_mask`` is the target's only.
     ``fine_mask``: one mask per pair's fine image, in order (None for none); ``coarse_mask``:
     one per pair's coarse image, then one for ``target``. Kinds and flags as in
     :mod:`stfusion.qa` (flags: names, or one comma-separated string); kind None: binary, or
@@ -108,12 +108,14 @@ def run_prediction(
     ``multi_pair="vip"``: a one-pair method given several pairs runs as VIPSTF over it
     (:func:`stfusion.methods.make_estimator`); ``"none"``: it refuses them.
     """
+    paths = [(os.fspath(f), os.fspath(c)) for f, c in pairs]
+    target_path, out_path = os.fspath(target), os.fspath(out)
     # GDAL's block cache and the scene-wide passes obey the limit from the first read
     # (validation, statistics, fit, prepare), not only in the prediction loop.
     with memory_limits(mem_limit_mb):
         rest, ratio = split_ratio(params)
-        estimator = make_estimator(method, rest, pairs=len(pairs), multi_pair=multi_pair)
-        inputs = [p for pair in pairs for p in pair] + [target]
+        estimator = make_estimator(method, rest, pairs=len(paths), multi_pair=multi_pair)
+        inputs = [p for pair in paths for p in pair] + [target_path]
         fine_scaling, fpreset = resolve_role(
             fine_scale, fine_offset, fine_bands, fine_preset, fine_nodata
         )
@@ -121,15 +123,15 @@ def run_prediction(
             coarse_scale, coarse_offset, coarse_bands, coarse_preset, coarse_nodata
         )
         pair_images, target_image, masks = _prediction_images(
-            pairs,
-            target,
+            paths,
+            target_path,
             (fine_scaling, fpreset, (fine_mask, fine_mask_kind, fine_mask_flags)),
             (coarse_scaling, cpreset, (coarse_mask, coarse_mask_kind, coarse_mask_flags)),
             fine_ref,
         )
-        check_output(out, overwrite, inputs + masks)
-        quality_out = _checked_quality_out(out, overwrite, inputs + masks) if quality else None
-        pair_dates, target_date = dates_from_names(pairs, target, quality)
+        check_output(out_path, overwrite, inputs + masks)
+        quality_out = _checked_quality_out(out_path, overwrite, inputs + masks) if quality else None
+        pair_dates, target_date = dates_from_names(paths, target_path, quality)
         scene = open_scene(
             pair_images,
             target_image,
@@ -153,7 +155,7 @@ def run_prediction(
         tags = provenance_tags(estimator, command=command)
         with torch_threads(threads):
             estimator.predict(
-                out=out,
+                out=out_path,
                 overwrite=overwrite,
                 tags=tags,
                 mem_limit_mb=mem_limit_mb,
@@ -304,8 +306,8 @@ def dates_from_names(
 
 
 def evaluate_files(
-    prediction: str,
-    truth: str,
+    prediction: PathLike,
+    truth: PathLike,
     *,
     pred_scale: float | None = None,
     pred_offset: float | None = None,
@@ -342,6 +344,7 @@ def evaluate_files(
     """
     from stfusion.metrics_blocks import evaluate_blocks
 
+    prediction, truth = os.fspath(prediction), os.fspath(truth)
     with memory_limits(mem_limit_mb):
         # a fill value given is read as NaN by the reader, as a declared nodata is
         pred_src = FileSource(prediction, Scaling(pred_scale, pred_offset, nodata=pred_nodata))
