@@ -515,3 +515,15 @@ def test_run_prediction_and_evaluate_files_take_path_objects(
         out=out,
     )
     assert evaluate_files(out, small_tifs["f2"]).mean["rmse"] > 0
+
+
+def test_fuse_passes_the_scene_keywords_to_fit() -> None:
+    """A user trial: fuse(FitFC(), pairs, target, ratio=10) sent ratio to predict, whose
+    error then said to give fit(pairs, ratio=R), which fuse could not."""
+    from stfusion.methods import fuse
+
+    rng = np.random.default_rng(2)
+    f1 = rng.random((2, 20, 20)).astype(np.float32)
+    pred = fuse(Additive(), [(f1, f1 + 0.1)], f1 + 0.2, ratio=4)
+    assert pred.attrs["ratio"] == 4
+    np.testing.assert_allclose(pred.values, f1 + 0.1, atol=1e-6)

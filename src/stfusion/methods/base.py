@@ -668,8 +668,13 @@ def fuse(
     coarse_target: ImageLike,
     **kw: Any,
 ) -> Any:
-    """One call: fit on ``pairs``, predict at ``coarse_target``; returns a DataArray."""
-    return method.fit(pairs).predict(
+    """One call: fit on ``pairs``, predict at ``coarse_target``; returns a DataArray (or
+    ``out``). ``kw``: :meth:`FusionMethod.fit`'s scene keywords (``ratio``,
+    ``fine_scaling``, ``coarse_scaling``, ``resampling``, ``pair_dates``, ``target_date``,
+    ``check``) go to ``fit``, the others (``out``, ``mem_limit_mb``, ...) to ``predict``."""
+    scene_keys = ("ratio", "fine_scaling", "coarse_scaling", "resampling", "pair_dates")
+    fit_kw = {k: kw.pop(k) for k in list(kw) if k in (*scene_keys, "target_date", "check")}
+    return method.fit(pairs, **fit_kw).predict(
         as_source(coarse_target)
         if not isinstance(coarse_target, str | os.PathLike)
         else coarse_target,
