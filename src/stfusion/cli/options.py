@@ -257,7 +257,8 @@ def _mask_options(role: str, masks_help: str, per_file: bool = False) -> Decorat
             "Default: binary; with a preset, its QA kind for masks named for its QA band "
             "(QA_PIXEL, SCL, state_1km)."
             if per_file
-            else "Default with a preset and no mask: its QA kind."
+            else "With a preset, the default is its QA kind when no mask is given, or "
+            "when every mask given is named for its QA band (QA_PIXEL, SCL, state_1km)."
         )
     )
     return stack(
@@ -411,8 +412,9 @@ def run_data_options(settings: type) -> Decorator:
             "--dates",
             default=None,
             metavar="D1,D2,...",
-            help="Dates of the pairs (YYYY-MM-DD, comma-separated, in --pair order). "
-            "Default: parsed from the file names (YYYY-MM-DD, YYYYMMDD or YYYYDDD).",
+            help="Dates of the pairs (YYYY-MM-DD, YYYYMMDD or YYYYDDD day of year; "
+            "comma-separated, in --pair order). Default: parsed from the file names "
+            "(the same forms).",
         ),
         scale_options,
         engine_options(settings),

@@ -199,7 +199,9 @@ def _config(opts: dict[str, Any]) -> SeriesConfig:
 )
 @window_options(
     workers_help="Windows processed at the same time within a date (threads).",
-    mem_help="Memory for the working windows of each prediction (default 1024 MB).",
+    mem_help="Memory budget of the whole run (default 1024 MB): the fits' scene-wide "
+    "passes, GDAL's block cache and each prediction's working windows. Blending and "
+    "gap-filling read row blocks of up to 64 MB outside it.",
 )
 @overwrite_option(
     "Recompute and replace existing outputs (without it, verified outputs are "

@@ -162,7 +162,8 @@ def train(
     **settings: Any,  # the run settings (_train_config); --dates, the scales, --resampling,
     # --note, --overwrite (opt.run_job)
 ) -> None:
-    """Train a deep fusion network (DCSTFN, EDCSTFN, GAN-STFM, ViTGAN, STFDCNN) on your own pairs.
+    """Train a deep fusion network (DCSTFN, EDCSTFN, GAN-STFM, ViTGAN, STFDCNN, student) on
+    your own pairs.
 
     GANs (ganstfm, vitgan) train with the adversarial loop: generator and discriminator losses are
     logged per epoch; the best epoch and early stopping follow the validation RMSE. STFDCNN

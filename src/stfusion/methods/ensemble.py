@@ -242,7 +242,7 @@ class Ensemble(FusionMethod):
             "eps_rel",
             0.05,
             Interval(Real, 1e-9, 1e6),
-            "fraction of the mean error",
+            "fraction of the mean squared error",
             "eps of w = 1 / (E + eps), as a fraction of the members' mean squared error",
         ),
     )
