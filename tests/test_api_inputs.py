@@ -527,3 +527,22 @@ def test_fuse_passes_the_scene_keywords_to_fit() -> None:
     pred = fuse(Additive(), [(f1, f1 + 0.1)], f1 + 0.2, ratio=4)
     assert pred.attrs["ratio"] == 4
     np.testing.assert_allclose(pred.values, f1 + 0.1, atol=1e-6)
+
+
+def test_a_crs_on_one_side_only_is_warned_about() -> None:
+    """A user trial: a coarse DataArray without CRS beside a fine one with a CRS (or a fine
+    numpy array beside a georeferenced coarse DataArray, whose CRS the output then lacks) was
+    taken as aligned without a word; plain arrays on both sides still say nothing."""
+    import rioxarray  # noqa: F401
+
+    grid = {"y": 1000.0 - 30 * np.arange(8), "x": 30.0 * np.arange(8)}
+    f = xr.DataArray(np.full((1, 8, 8), 0.2), dims=("band", "y", "x"), coords=grid)
+    f = f.rio.write_crs("EPSG:32633")
+    bare = f.drop_vars("spatial_ref") + 0.01
+    with pytest.warns(STFusionWarning, match="without georeferencing"):
+        Additive().fit([(f, bare)])
+    with pytest.warns(STFusionWarning, match="without georeferencing"):
+        Additive().fit([(f.values, f + 0.01)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", STFusionWarning)
+        Additive().fit([(f.values, f.values + 0.01)])

@@ -179,8 +179,10 @@ def align_coarse(
     fg, cg = fine.grid, coarse.grid
     if not fg.georeferenced or not cg.georeferenced:
         if cg.shape == fg.shape:
-            if not isinstance(coarse, FileSource) and not isinstance(fine, FileSource):
+            arrays = not isinstance(coarse, FileSource) and not isinstance(fine, FileSource)
+            if arrays and not (fg.georeferenced or cg.georeferenced):
                 return coarse, None  # plain arrays: nothing to warn about
+            # one side has a CRS the other lacks: nothing checks they cover one area
             notes.append(f"{coarse.label}: not georeferenced (or {fine.label} is not)")
             return coarse, None
         raise GridMismatchError(
