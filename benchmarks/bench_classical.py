@@ -60,6 +60,7 @@ RUNS: list[tuple[str, str, str, float | None]] = [
     ("vipstf+fsdaf", "cia-2pair", "fsdaf/pair1", 1.5),
     ("fitfc/pair1", "cia-2pair", "starfm", None),
     ("vipstf+fitfc", "cia-2pair", "fitfc/pair1", 1.5),
+    ("vipstf+sw", "cia-2pair", "starfm", None),  # VIPSTF-SW: its filter is no method alone
     ("ensemble", "cia-2pair", "starfm", None),
 ]
 
