@@ -265,6 +265,8 @@ def test_data_parallel_on_two_cpu_processes(model: str, pairs: list, tmp_path: P
     proc = run_process(*args, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count(f"wrote {out}") == 1, proc.stdout
+    if model == "ganstfm":  # the autoencoder's line once, not once per process
+        assert proc.stderr.count("autoencoder (feature loss)") == 1, proc.stderr[-3000:]
     ck = load_checkpoint(out)
     assert ck.data["history"] and len(out.with_suffix(".log.csv").read_text().splitlines()) == 2
 

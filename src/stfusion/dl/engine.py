@@ -399,7 +399,7 @@ class _AEProgress(L.Callback):
         self.progress, self.steps = progress, steps
 
     def on_train_batch_end(self, trainer: L.Trainer, module: Any, *args: Any) -> None:
-        if self.progress is not None and module.losses:
+        if self.progress is not None and module.losses and trainer.is_global_zero:
             self.progress(
                 {
                     "stage": "autoencoder",
@@ -432,7 +432,7 @@ def pretrain_autoencoder(
         )
         with _interruptible(trainer, None, "training the feature-loss autoencoder"):
             trainer.fit(module, train_dataloaders=data)
-    if progress is not None:
+    if progress is not None and trainer.is_global_zero:  # one line, not one per process
         progress(
             {
                 "stage": "autoencoder_done",
