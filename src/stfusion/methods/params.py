@@ -377,3 +377,15 @@ class MethodTags:
         if n < lo:
             return f"needs at least {lo} pair{'s' if lo != 1 else ''}, got {n}"
         return f"takes at most {hi} pair{'s' if hi != 1 else ''}, got {n}"
+
+
+#: The ``bands`` parameter of a method that chooses similarity bands by role (STARFM,
+#: VIPSTF-SW): one declaration, so the roles are given the same way to each.
+BAND_ROLES = Param(
+    "bands",
+    "auto",
+    str,
+    "",
+    "band roles, for similarity_bands: auto (from the band names), a preset "
+    "(landsat7, landsat8, modis) or e.g. green,red,nir in file order",
+)

@@ -96,7 +96,15 @@ from stfusion.kernels.starfm import (
     starfm_prepare,
 )
 from stfusion.methods.base import FusionMethod, Param
-from stfusion.methods.params import AUTO, POSITIVE, Interval, MethodTags, StrOptions, Text
+from stfusion.methods.params import (
+    AUTO,
+    BAND_ROLES,
+    POSITIVE,
+    Interval,
+    MethodTags,
+    StrOptions,
+    Text,
+)
 from stfusion.methods.variables import CHOICES, resolve_variable
 from stfusion.scene import Scene
 
@@ -221,14 +229,7 @@ class STARFM(FusionMethod):
             "(red,nir: the paper, section II-B.1), or auto (red,nir when the band roles are "
             "known, else each; logged)",
         ),
-        Param(
-            "bands",
-            "auto",
-            str,
-            "",
-            "band roles, for similarity_bands: auto (from the band names), a preset "
-            "(landsat7, landsat8, modis) or e.g. green,red,nir in file order",
-        ),
+        BAND_ROLES,
     )
 
     # The parameters, stored by FusionMethod.__init__ (declared for the type checker).

@@ -50,7 +50,7 @@ from stfusion.errors import InvalidParameterError
 from stfusion.io import Grid, Source
 from stfusion.kernels.fitfc import similar_pixel_filter
 from stfusion.methods.base import FusionMethod, Param
-from stfusion.methods.params import Interval, MethodTags, Text
+from stfusion.methods.params import BAND_ROLES, Interval, MethodTags, Text
 from stfusion.methods.vipstf import SW_BASE, VirtualImage, VirtualPair
 from stfusion.scene import Scene
 
@@ -124,14 +124,7 @@ class SpatialWeighting(FusionMethod):
             "band roles are known, else all; logged), all, or a comma list of roles or 1-based "
             "band numbers",
         ),
-        Param(
-            "bands",
-            "auto",
-            str,
-            "",
-            "band roles, for similarity_bands: auto (from the band names), a preset "
-            "(landsat7, landsat8, modis) or e.g. green,red,nir in file order",
-        ),
+        BAND_ROLES,
     )
 
     # The parameters, stored by FusionMethod.__init__ (declared for the type checker).
