@@ -416,3 +416,30 @@ def test_a_fill_inside_the_values_range_written_to_every_band_warns(tmp_path: Pa
         one[:, :, :10] = 0.0
         c1 = write_tif(tmp_path / "c1.tif", _img(1)[:1])
         open_scene([(write_tif(tmp_path / "f1.tif", one), c1)], c1)
+
+
+def test_saturation_and_chance_equalities_are_not_taken_for_a_fill(tmp_path: Path) -> None:
+    """A trial of the rule above: images clipped at 0.3 (bright cloud saturating every band)
+    were told to declare 0.3 as nodata, and 2-band 8-bit images where green happens to equal
+    red in 2 % of the pixels were warned about too. A fill is the bottom of every band."""
+    rng = np.random.default_rng(3)
+    clipped = np.minimum(rng.uniform(0.05, 0.6, (4, 32, 32)), 0.3).astype(np.float32)
+    u8 = rng.integers(10, 30, (2, 32, 32)).astype(np.float32) / 255  # equal by chance ~5 %
+    for name, img in (("clipped", clipped), ("u8", u8)):
+        f = write_tif(tmp_path / f"{name}_f.tif", img)
+        c = write_tif(tmp_path / f"{name}_c.tif", img + 0.01)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", STFusionWarning)
+            open_scene([(f, c)], c)
+
+
+def test_a_fine_reference_s_scale_advice_names_the_fine_option(tmp_path: Path) -> None:
+    """--fine-ref reads the reference with the fine options: a reference x10000 against a
+    reflectance target is fixed by --fine-scale, not by rescaling files."""
+    from stfusion.errors import ScaleMismatchError
+
+    ref = write_tif(tmp_path / "ref.tif", np.round(_img(4) * 1e4), dtype="int16")
+    target = write_tif(tmp_path / "t.tif", _img(5))
+    src = FileSource(str(ref))
+    with pytest.raises(ScaleMismatchError, match="--fine-scale 0.0001"):
+        open_scene([(src, FileSource(str(ref)))], target)

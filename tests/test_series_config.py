@@ -138,3 +138,22 @@ def test_arrays_given_for_files_are_named() -> None:
 
     with pytest.raises(InvalidParameterError, match="give paths, folders or globs, not ndarray"):
         SeriesConfig("out", fine=[np.zeros((1, 2, 2))], coarse=["c"])
+
+
+def test_vipstf_needs_the_ratio_only_when_its_base_does(tmp_path: Path) -> None:
+    """A trial: series -m vipstf -p base=sw asked for the ratio that VIPSTF-SW never uses
+    (predict ran without it); over FSDAF it is still asked for."""
+    from conftest import KRANJ, need
+
+    k = need(KRANJ)
+    kw = {
+        "fine": [str(k / "landsat" / "filled")],
+        "coarse": [str(k / "modis" / "filled")],
+        "fine_scale": 1e-4,
+        "method": "vipstf",
+        "date_range": "2020-03-17",
+    }
+    res = run_series(tmp_path / "sw", params=["base=sw"], **kw)
+    assert res.counts()["failed"] == 0
+    with pytest.raises(InvalidParameterError, match="vipstf needs the resolution ratio"):
+        run_series(tmp_path / "su", params=["base=fsdaf"], **kw)

@@ -41,7 +41,7 @@ from stfusion.io import (
 )
 from stfusion.io.dataarray import dataarray_source
 from stfusion.io.sources import physical, stored_as
-from stfusion.scene_checks import check_scales, check_valid, warn_band_order
+from stfusion.scene_checks import check_scales, check_target_scale, check_valid, warn_band_order
 
 log = logging.getLogger("stfusion")
 
@@ -479,9 +479,7 @@ def open_scene(
             check_scales(f, c)
         if tgt is not None:
             check_valid(tgt, "coarse target image")
-            # the target against a pair's coarse image (the same sensor): a target x10000
-            # among 0-1 pairs would otherwise give "reflectance" in the thousands, silently
-            check_scales(scene.pairs[0][1], tgt, "--coarse-scale", "--coarse-scale")
+            check_target_scale(scene.pairs[0], tgt)
     return scene
 
 

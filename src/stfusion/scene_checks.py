@@ -19,6 +19,7 @@ from stfusion.scale_check import looks_like_reflectance
 __all__ = [
     "SCALE_WARN_FACTOR",
     "check_scales",
+    "check_target_scale",
     "check_valid",
     "stored_value",
     "undeclared_fill",
@@ -211,10 +212,11 @@ def undeclared_fill(
 
 
 def uniform_fill(sample: np.ndarray) -> tuple[float, float] | None:
-    """A value that at least 1 % of the pixels hold in every band at once: (value, share of
-    the valid pixels), or None. A fill written to all bands (0 in an int16 file without a
-    declared nodata) looks like data to :func:`undeclared_fill` when it lies inside the
-    values' range; real surfaces do not measure one exact value in every band. ``sample``:
+    """A value that at least 1 % of the pixels hold in every band at once, the lowest of
+    every band: (value, share of the valid pixels), or None. A fill written to all bands
+    (0 in an int16 file without a declared nodata) looks like data to
+    :func:`undeclared_fill` when it lies inside the values' range; real surfaces do not
+    measure one exact value in every band. ``sample``:
     ``(band, n)``; two bands or more."""
     if sample.shape[0] < 2:
         return None
@@ -226,7 +228,10 @@ def uniform_fill(sample: np.ndarray) -> tuple[float, float] | None:
     values, counts = np.unique(first[same], return_counts=True)
     k = int(counts.argmax())
     share = float(counts[k]) / max(int(valid.sum()), 1)
-    return (float(values[k]), share) if share >= 0.01 else None
+    # a fill at the bottom of every band's values (0 below positive data); the top is a
+    # sensor's or a clip's saturation, and values between meet by chance with few bands
+    bottom = all(values[k] <= np.nanmin(sample[b]) for b in range(sample.shape[0]))
+    return (float(values[k]), share) if share >= 0.01 and bottom else None
 
 
 def stored_value(source: Source, physical: float) -> float:
@@ -238,6 +243,16 @@ def stored_value(source: Source, physical: float) -> float:
     stored = (physical - offset) / scale if scale else physical
     whole = round(stored)
     return float(whole) if abs(stored - whole) <= max(1e-2, 1e-6 * abs(whole)) else stored
+
+
+def check_target_scale(pair: tuple[Source, Source], target: Source) -> None:
+    """The coarse target against a pair's coarse image (the same sensor: a target x10000
+    among 0-1 pairs would give "reflectance" in the thousands, silently). A fine reference
+    standing in for its own coarse image (``--fine-ref``: the pair's two images are one
+    file) is read with the fine options, so the advice names ``--fine-scale`` for it."""
+    fine, coarse = pair
+    stand_in = fine.label == coarse.label
+    check_scales(coarse, target, "--fine-scale" if stand_in else "--coarse-scale", "--coarse-scale")
 
 
 def warn_undeclared_fill(

@@ -151,6 +151,11 @@ def predict(
                 "QA band masks the images): there is no mask to apply them to."
             )
         problem = mask_count_problem(role, masks, wanted)
+        if problem and fine_ref and role == "coarse":
+            problem = (
+                f"{len(masks)} --coarse-mask with --fine-ref: give one, the --coarse image's "
+                "(the reference is read with --fine-mask)."
+            )
         if problem:
             raise click.UsageError(problem)
 

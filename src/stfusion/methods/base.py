@@ -17,7 +17,7 @@ import logging
 import os
 import threading
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, overload
 
 import numpy as np
@@ -46,7 +46,7 @@ from stfusion.scene import (
     open_scene,
     pair_list,
 )
-from stfusion.scene_checks import check_scales, check_valid
+from stfusion.scene_checks import check_target_scale, check_valid
 from stfusion.tiling import (
     DEFAULT_MEM_LIMIT_MB,
     ArraySink,
@@ -164,6 +164,12 @@ class FusionMethod:
                     f"{unit} already covers the whole scene from every pixel. Give "
                     f"{p.name}={largest} or less."
                 )
+
+    @classmethod
+    def needs_ratio_for(cls, params: Mapping[str, Any]) -> bool:
+        """Whether the method with ``params`` needs the resolution ratio (``tags``; a
+        wrapper's depends on what it wraps)."""
+        return cls.tags.needs_ratio
 
     def get_params(self) -> dict[str, Any]:
         """Parameter name -> value, as given (scikit-learn style)."""
@@ -309,7 +315,7 @@ class FusionMethod:
                 ).target
             assert target is not None
             check_valid(target, "coarse target image")
-            check_scales(scene.pairs[0][1], target, "--coarse-scale", "--coarse-scale")
+            check_target_scale(scene.pairs[0], target)
         assert target is not None
         if target.count != self.scene_.count:
             raise InvalidParameterError(

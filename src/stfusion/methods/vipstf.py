@@ -61,7 +61,7 @@ order given): ``a_k = 1``, ``b = mean(C_0 - C_k)``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -324,6 +324,11 @@ class VIPSTF(FusionMethod):
         intercept: bool = True,
     ) -> None:
         super().__init__(base=base, base_params=base_params, intercept=intercept)
+
+    @classmethod
+    def needs_ratio_for(cls, params: Mapping[str, Any]) -> bool:
+        base = params.get("base", next(p.default for p in cls.params if p.name == "base"))
+        return base_class(base).needs_ratio_for(params.get("base_params") or {})
 
     def _validate_params(self) -> None:
         self._new_base()  # refuses an unknown base or base parameter now, not at prepare

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -244,6 +245,7 @@ def check_before_dates(
     cls: type[FusionMethod],
     fallback: type[FusionMethod] | None,
     pair_dates: list[dt.date],
+    params: Mapping[str, Any] | None = None,
 ) -> None:
     """The checks that would fail every date, made once on the first pair that opens: the
     scales (x10000 against 0-1 ruins everything silently) and the resolution ratio a method
@@ -257,7 +259,11 @@ def check_before_dates(
     if pair is None:
         return
     check_scales(*pair)
-    needs = [m for m in (cls, fallback) if m is not None and m.tags.needs_ratio]
+    needs = [
+        m
+        for m, kw in ((cls, params or {}), (fallback, {}))
+        if m is not None and m.needs_ratio_for(kw)
+    ]
     if needs and images.ratio is None and open_scene([pair], check=False).ratio is None:
         name = needs[0].name if needs[0] is cls else f"{needs[0].name} (--fallback)"
         raise InvalidParameterError(

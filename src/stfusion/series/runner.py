@@ -294,7 +294,7 @@ def _run_locked(
     check_not_foreign(out, cfg.prefix, cfg.cube)  # a user's summary.csv or cube: never replaced
     if not cfg.overwrite:  # existing outputs from other settings are never replaced silently
         refuse_other_settings(images, targets, out, cfg, settings, key)
-    check_before_dates(images, p.cls, p.fallback, inputs.pair_dates)
+    check_before_dates(images, p.cls, p.fallback, inputs.pair_dates, p.kwargs)
 
     removed = remove_orphans(out, cfg.prefix, set(targets), p.start, p.end)
     records: list[DateRecord] = [
