@@ -234,6 +234,12 @@ def test_inspect_shows_what_predict_warns_about(
     )
     code, out, _ = run_cli(["inspect", str(small_tifs["f1"]), str(quarter)], capsys)
     assert code == 0 and "CHECK" in out and "covers only about 25%" in out, out
+    # an undeclared fill, as predict warns of it (a trial: inspect said nothing)
+    dn = np.round(FileSource(str(small_tifs["f1"])).read() * 1e4)
+    dn[:, :, :8] = 0
+    zeros = write_tif(tmp_path / "zeros.tif", dn, dtype="int16")
+    code, out, _ = run_cli(["inspect", str(zeros)], capsys)
+    assert code == 0 and "hold 0 in every band" in out and "--fine-nodata 0" in out, out
 
 
 def test_demo_runs_on_bundled_sample(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -641,3 +641,15 @@ def test_a_ratio_that_is_no_number_is_a_parameter_error() -> None:
 
     with pytest.raises(InvalidParameterError, match="ratio='x': give a number"):
         m.evaluate(np.ones((1, 4, 4)), np.ones((1, 4, 4)), ratio="x")  # type: ignore[arg-type]
+
+
+def test_one_band_scores_with_the_band_axis_on_one_side_only() -> None:
+    """A trial: an NDVI prediction (band, y, x) against rioxarray's truth .squeeze()d to
+    (y, x) was refused, with a hint (transpose) that could not work."""
+    import xarray as xr
+
+    coords = {"y": 1000.0 - 30 * np.arange(6), "x": 30.0 * np.arange(5)}
+    truth = xr.DataArray(np.linspace(-0.2, 0.8, 30).reshape(6, 5), dims=("y", "x"), coords=coords)
+    pred = (truth + 0.05).expand_dims(band=["ndvi"])
+    assert m.evaluate(pred, truth).mean["rmse"] == pytest.approx(0.05)
+    assert m.evaluate(pred.values, truth.values).mean["rmse"] == pytest.approx(0.05)

@@ -181,4 +181,5 @@ def test_changed_parameters_need_a_new_fit() -> None:
     est.set_params(window=7)
     with pytest.raises(InvalidParameterError, match=r"set_params changed window after fit"):
         est.predict(c2)
-    est.fit([(f1, c1)], ratio=2).predict(c2)
+    est.set_params(window=5).predict(c2)  # set back: the fit holds again
+    est.set_params(window=7).fit([(f1, c1)], ratio=2).predict(c2)

@@ -441,5 +441,5 @@ def test_a_fine_reference_s_scale_advice_names_the_fine_option(tmp_path: Path) -
     ref = write_tif(tmp_path / "ref.tif", np.round(_img(4) * 1e4), dtype="int16")
     target = write_tif(tmp_path / "t.tif", _img(5))
     src = FileSource(str(ref))
-    with pytest.raises(ScaleMismatchError, match="--fine-scale 0.0001"):
+    with pytest.raises(ScaleMismatchError, match=r"--fine-scale 0\.0001"):
         open_scene([(src, FileSource(str(ref)))], target)

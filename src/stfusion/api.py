@@ -264,6 +264,20 @@ def _role_images(
     return images, [m for m in chosen if m]
 
 
+def _fill_checks(src: Source, sample: np.ndarray, role: str) -> list[str]:
+    """``inspect``'s CHECK lines for an undeclared fill value, as predict warns of it."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("ignore")
+        warnings.simplefilter("always", STFusionWarning)
+        warn_undeclared_fill(
+            src,
+            sample,
+            f"an undeclared nodata (fill) value? Declare it with --{role}-nodata {{stored}}, "
+            "or in the file (gdal_edit.py -a_nodata VALUE FILE, on a copy).",
+        )
+    return [f"  CHECK     {w.message}" for w in caught]
+
+
 def _checked_quality_out(out: str | os.PathLike[str], overwrite: bool, inputs: list[Any]) -> str:
     """The quality layer's path, checked as the output is, before any work."""
     quality_out = quality_path(out)
@@ -639,6 +653,7 @@ def inspect_files(
                 "  PROBLEM   no valid pixels (all nodata/NaN): predict refuses it. Check its "
                 "nodata value and that it covers the area."
             )
+        lines += _fill_checks(src, sample, "fine" if i == 0 else "coarse")
         if i == 0:
             fine = src
             continue

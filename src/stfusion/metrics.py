@@ -93,6 +93,10 @@ def _check_labels(pred: Any, truth: Any) -> None:
     truth shifted, flipped or with its bands reordered gave a wrong score silently."""
     if not all(hasattr(a, "dims") and hasattr(a, "coords") for a in (pred, truth)):
         return
+    if pred.ndim == truth.ndim + 1 and pred.shape[0] == 1:  # one band, squeezed on one side
+        pred = pred[0]
+    elif truth.ndim == pred.ndim + 1 and truth.shape[0] == 1:
+        truth = truth[0]
     if tuple(pred.dims) != tuple(truth.dims):
         raise GridMismatchError(
             f"pred has dimensions {tuple(pred.dims)} and truth {tuple(truth.dims)}; give "
@@ -126,6 +130,10 @@ def _as_pair(pred: ArrayLike, truth: ArrayLike) -> tuple[Float64Array, Float64Ar
     _check_labels(pred, truth)
     p = np.asarray(pred, dtype=np.float64)
     t = np.asarray(truth, dtype=np.float64)
+    if p.ndim == 3 and t.ndim == 2 and p.shape[0] == 1:  # one band, (y, x) on one side
+        t = t[np.newaxis]
+    elif t.ndim == 3 and p.ndim == 2 and t.shape[0] == 1:
+        p = p[np.newaxis]
     if p.shape != t.shape:
         raise GridMismatchError(
             f"pred and truth must have the same shape (band, y, x); got pred {p.shape} and "

@@ -177,8 +177,9 @@ class FusionMethod:
 
     def set_params(self, **params: Any) -> Self:
         """Change parameters (checked like ``__init__``). A fitted method whose parameters
-        change must be fitted again before it predicts (its learned state, and the
-        provenance its outputs would record, are of the old ones). Returns ``self``."""
+        differ from those it was fitted with refuses to predict until fitted again (its
+        learned state, and the provenance its outputs would record, are of the old ones;
+        setting them back is fine). Returns ``self``."""
         old = self.get_params()
         try:
             self._set(params, defaults=False)
@@ -186,11 +187,6 @@ class FusionMethod:
             for k, v in old.items():  # a refused change leaves the method as it was
                 setattr(self, k, v)
             raise
-        new = self.get_params()
-        changed = [k for k in old if not _same_value(old[k], new[k])]
-        if changed and hasattr(self, "scene_"):
-            del self.scene_
-            self._changed_after_fit: list[str] = changed
         return self
 
     def clone(self) -> Self:
@@ -266,10 +262,10 @@ class FusionMethod:
         scene = pairs if isinstance(pairs, Scene) else open_scene(pairs, **scene_kw)
         self.check_scene_params(scene.grid, scene.ratio)
         self.scene_ = scene
-        self._changed_after_fit = []
         self.grid_: Grid = scene.grid
         self.ratio_ = scene.ratio
         self._fit(scene)
+        self._fitted_params = copy.deepcopy(self.get_params())  # what the learned state is of
         return self
 
     def _pairs_note(self, n: int) -> str:
@@ -355,8 +351,10 @@ class FusionMethod:
     # ---------------------------------------------------------------------------- running
 
     def _check_fitted(self) -> None:
-        changed = getattr(self, "_changed_after_fit", None)
-        if changed and not hasattr(self, "scene_"):
+        fitted: dict[str, Any] = getattr(self, "_fitted_params", {})
+        now = self.get_params()
+        changed = [k for k in fitted if not _same_value(fitted[k], now[k])]
+        if changed:
             raise InvalidParameterError(
                 f"{self.name}: set_params changed {', '.join(changed)} after fit; call "
                 "fit(pairs) again before predicting (the learned state is of the old values)."
