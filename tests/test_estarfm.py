@@ -273,7 +273,7 @@ def test_tiled_equals_whole_scene(boreas):
         for size in (7, 16):
             tiled = m.predict(c0, window_size=size).values
             np.testing.assert_array_equal(tiled, whole)
-        m.threshold = "window"
+        m.set_params(threshold="window").fit([(f1, c1), (f2, c2)])  # a new fit for new values
         whole = m.predict(c0).values
         np.testing.assert_array_equal(m.predict(c0, window_size=9).values, whole)
 
