@@ -27,7 +27,7 @@ from stfusion.dl.engine_settings import OptionError, lightning_dir
 from stfusion.dl.train_log import log_paths
 from stfusion.errors import OutputExistsError, STFusionWarning
 from stfusion.io import FileSource, Source
-from stfusion.io.files import file_stat
+from stfusion.io.files import file_stat, same_file
 from stfusion.io.sources import wrapped
 from stfusion.io.writing import OTHER_FORMATS
 
@@ -259,20 +259,13 @@ def check_out(out: Path, pairs: Any, catalog: Any) -> None:
         for path, *_ in file_identity(spec):
             # the same path, or the same file by another (a bind mount, a hard link)
             hit = mine.get(Path(path)) or next(
-                (p for p in mine.values() if _same_file(p, Path(path))), None
+                (p for p in mine.values() if same_file(p, path)), None
             )
             if hit is not None:
                 raise OutputExistsError(
                     f"--out {out}: {hit} would replace the input {spec}; choose "
                     "another --out (inputs are never modified)."
                 )
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return os.path.samefile(a, b)
-    except OSError:  # either missing: not the same file
-        return False
 
 
 def check_patch(sites: Sequence[ds.Site], patch: int) -> None:

@@ -31,6 +31,15 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
     return h.hexdigest()
 
 
+def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    """Whether ``a`` and ``b`` are one file, by whatever paths (a bind mount, a hard link);
+    False when either is missing."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
 def file_stat(path: str) -> list[Any]:
     """``[resolved path, size, mtime_ns]`` of a file (size and mtime None when it is
     missing); ``FILE:BANDS`` or ``MOD09GA.hdf:state_1km_1``: its file's. What a resume

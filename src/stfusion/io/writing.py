@@ -27,7 +27,7 @@ from stfusion.errors import (
     OutputExistsError,
     OutputWriteError,
 )
-from stfusion.io.files import check_name
+from stfusion.io.files import check_name, same_file
 from stfusion.io.grid import Grid
 
 log = logging.getLogger("stfusion")
@@ -69,13 +69,6 @@ def _input_files(spec: str) -> list[Path]:
     return found
 
 
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return os.path.samefile(a, b)
-    except OSError:  # either missing: not the same file
-        return False
-
-
 def check_output(path: str | os.PathLike[str], overwrite: bool, inputs: Sequence[str] = ()) -> Path:
     """Fail early, before any work, if the output cannot or must not be written."""
     if not os.fspath(path).strip():
@@ -99,7 +92,7 @@ def check_output(path: str | os.PathLike[str], overwrite: bool, inputs: Sequence
     for inp in inputs:
         files = _input_files(str(inp))
         # same path, or the same file by another path (a bind mount, a hard link)
-        same = [f for f in files if f == out.resolve() or _same_file(out, f)]
+        same = [f for f in files if f == out.resolve() or same_file(out, f)]
         if same:
             what = "one of the inputs" if same[0] == files[0] else f"a file of input {inp}"
             raise OutputExistsError(
