@@ -284,14 +284,20 @@ def shown_value(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def scene_keywords() -> list[str]:
+    """The keywords of :func:`open_scene` that ``fit(pairs, ...)`` takes (all but ``pairs``)."""
+    import inspect
+
+    return [k for k in inspect.signature(open_scene).parameters if k != "pairs"]
+
+
 def check_keywords(given: dict[str, Any], caller: str, params: Sequence[str] = ()) -> None:
     """Refuse keywords ``open_scene`` does not take (``fit(pairs, ration=10)``), naming the
     accepted ones and the closest; ``params``: the method's parameters, which belong to its
     constructor."""
     import difflib
-    import inspect
 
-    accepted = [k for k in inspect.signature(open_scene).parameters if k != "pairs"]
+    accepted = scene_keywords()
     for key in given:
         if key in accepted:
             continue

@@ -45,6 +45,7 @@ from stfusion.scene import (
     check_keywords,
     open_scene,
     pair_list,
+    scene_keywords,
 )
 from stfusion.scene_checks import check_target_scale, check_valid
 from stfusion.tiling import (
@@ -675,9 +676,9 @@ def fuse(
     """One call: fit on ``pairs``, predict at ``coarse_target``; returns a DataArray (or
     ``out``). ``kw``: :meth:`FusionMethod.fit`'s scene keywords (``ratio``,
     ``fine_scaling``, ``coarse_scaling``, ``resampling``, ``pair_dates``, ``target_date``,
-    ``check``) go to ``fit``, the others (``out``, ``mem_limit_mb``, ...) to ``predict``."""
-    scene_keys = ("ratio", "fine_scaling", "coarse_scaling", "resampling", "pair_dates")
-    fit_kw = {k: kw.pop(k) for k in list(kw) if k in (*scene_keys, "target_date", "check")}
+    ``check``: :func:`stfusion.scene.scene_keywords`) go to ``fit``, the others (``out``,
+    ``mem_limit_mb``, ...) to ``predict``."""
+    fit_kw = {k: kw.pop(k) for k in list(kw) if k in scene_keywords() and k != "target"}
     return method.fit(pairs, **fit_kw).predict(
         as_source(coarse_target)
         if not isinstance(coarse_target, str | os.PathLike)
