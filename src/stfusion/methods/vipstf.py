@@ -85,6 +85,16 @@ MAX_PAIRS = 12
 SW_BASE = "sw"
 
 
+def _less_offset(k: np.ndarray, n: int, shift: np.ndarray | None, band: int) -> np.ndarray:
+    """The coefficients ``k`` (``a_1..a_n, b`` first) with ``shift[band]`` taken off ``b``;
+    ``k`` itself when there is no shift (no copy in the common read)."""
+    if shift is None:
+        return k
+    out = k.copy()
+    out[n] -= shift[band]
+    return out
+
+
 def _pattern(valid: np.ndarray) -> np.ndarray:
     """Bit pattern per pixel of a boolean ``(n, ...)`` stack: bit i set where ``valid[i]``."""
     n = valid.shape[0]
@@ -209,22 +219,18 @@ class VirtualPair:
         usable = np.isfinite(f) & np.isfinite(c)
         n = len(self.fines)
         full = (1 << n) - 1
-        shift = self.offset() if centred else np.zeros(f.shape[1])
+        shift = self.offset() if centred else None
         vf: np.ndarray = np.empty(f.shape[1:], dtype)
         vc: np.ndarray = np.empty(f.shape[1:], dtype)
         for b in range(f.shape[1]):
             if usable[:, b].all():  # the common case: every pair usable, one model
                 k = self.coef[b, full]
-                kf = k.copy()
-                kf[n] -= shift[b]
-                vf[b] = _combine(kf, f[:, b])
+                vf[b] = _combine(_less_offset(k, n, shift, b), f[:, b])
                 vc[b] = _combine(k, c[:, b])
                 continue
             pat = _pattern(usable[:, b])  # (h, w)
             k = np.moveaxis(self.coef[b][pat], -1, 0)  # (n + 1, h, w); NaN where pattern 0
-            kf = k.copy()
-            kf[n] -= shift[b]
-            vf[b] = _combine(kf, np.where(usable[:, b], f[:, b], 0.0))
+            vf[b] = _combine(_less_offset(k, n, shift, b), np.where(usable[:, b], f[:, b], 0.0))
             vc[b] = _combine(k, np.where(usable[:, b], c[:, b], 0.0))
         return vf, vc
 
