@@ -46,6 +46,16 @@ def output_path(out_dir: Path, prefix: str, day: dt.date) -> Path:
     return out_dir / f"{prefix}_{day.isoformat()}.tif"
 
 
+def read_tags(path: Path) -> dict[str, str]:
+    """The dataset tags of ``path``; {} when it cannot be read (then nothing proves that
+    this command wrote it)."""
+    try:
+        with rasterio.open(path) as ds:
+            return dict(ds.tags())
+    except Exception:
+        return {}
+
+
 def quality_file(output: Path) -> Path:
     """The quality layer beside an output (``--quality``): ``PREFIX_YYYY-MM-DD_quality.tif``."""
     return output.with_name(f"{output.stem}_quality{output.suffix}")
@@ -60,13 +70,7 @@ def remove_quality(output: Path, day: dt.date, keep_of: str = "") -> None:
     q = quality_file(output)
     if not q.exists() and not q.is_symlink():
         return
-    tags: dict[str, str] = {}
-    if not q.is_symlink() and q.is_file():
-        try:
-            with rasterio.open(q) as ds:
-                tags = dict(ds.tags())
-        except Exception:  # unreadable: not provably ours, left alone
-            pass
+    tags = read_tags(q) if not q.is_symlink() and q.is_file() else {}
     of = tags.get("STFUSION_SERIES_QUALITY_OF")
     if of is None:
         log.warning(
@@ -284,12 +288,7 @@ def remove_orphans(
             continue
         if day in targets or not in_range(day, start, end) or path.is_symlink():
             continue
-        try:
-            with rasterio.open(path) as ds:
-                ours = ds.tags().get("STFUSION_SERIES_DATE") == day.isoformat()
-        except Exception:  # unreadable: not provably ours, left alone
-            continue
-        if ours:
+        if read_tags(path).get("STFUSION_SERIES_DATE") == day.isoformat():  # provably ours
             with contextlib.suppress(OSError):
                 path.unlink()
                 removed.add(day)

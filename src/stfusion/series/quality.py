@@ -20,8 +20,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import rasterio
-import rasterio.errors
 from rasterio.windows import Window
 
 from stfusion.errors import OutputExistsError
@@ -30,6 +28,7 @@ from stfusion.series.outputs import (
     DateImage,
     date_image,
     quality_file,
+    read_tags,
     remove_quality,
     verify_output,
 )
@@ -55,7 +54,7 @@ class QualityLayer:
         if not self.wanted:
             return self
         # before any work: the output is not replaced for a layer that cannot be written
-        if self.final.exists() and "STFUSION_SERIES_QUALITY_OF" not in _tags(self.final):
+        if self.final.exists() and "STFUSION_SERIES_QUALITY_OF" not in read_tags(self.final):
             raise OutputExistsError(
                 f"{self.final}: exists and is not a quality layer stfusion series wrote; it is "
                 "not replaced. Move it away, or name the outputs otherwise (--prefix)."
@@ -91,26 +90,17 @@ class QualityLayer:
         stays: :func:`stfusion.series.outputs.remove_quality`)."""
         remove_quality(self.output, self.day, keep_of=checksum)
 
-    def publish(self) -> None:
-        """Tag the layer with the checksum of the output now in place and copy it beside it."""
+    def publish(self, of: str) -> None:
+        """Tag the layer with ``of``, the checksum of the output now in place (its
+        ``STFUSION_SERIES_CHECKSUM``), and copy it beside it."""
         if self._img is None:
             return
-        with rasterio.open(self.output) as ds:
-            of = ds.tags().get("STFUSION_SERIES_CHECKSUM", "")
         tags = {"STFUSION_SERIES_DATE": self.day.isoformat(), "STFUSION_SERIES_QUALITY_OF": of}
         with write_errors(self.final):
             self._img.finish(tags)
             self._img = None
             self._stack.close()  # the scratch file complete and closed
         copy_as_cog(self.tmp, self.final, overwrite=True)
-
-
-def _tags(path: Path) -> dict[str, str]:
-    try:
-        with rasterio.open(path) as ds:
-            return dict(ds.tags())
-    except rasterio.errors.RasterioIOError:
-        return {}
 
 
 def quality_problem(output: Path, output_tags: dict[str, str], grid: Grid) -> str:

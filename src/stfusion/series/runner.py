@@ -507,7 +507,7 @@ def _predict_date(
                 )
             layer.drop_stale(done.checksum)  # before the output it describes is replaced
             copy_as_cog(tmp, path, overwrite=True)
-            layer.publish()
+            layer.publish(done.checksum)
     finally:
         for p in [tmp, *(p for t in tiers for p in t.files())]:
             with contextlib.suppress(OSError):
