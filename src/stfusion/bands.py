@@ -200,6 +200,16 @@ def resolve_band_roles(
     return parse_band_roles(given, len(file_band_names), param=param)
 
 
+def red_nir(file_band_names: Sequence[str], given: str | Sequence[str] | None) -> list[int] | None:
+    """0-based indices of the red and NIR bands by their roles (:func:`resolve_band_roles`),
+    or None when the roles do not name both: the similarity bands of the STARFM paper and of
+    VIPSTF-SW's authors."""
+    roles = resolve_band_roles(file_band_names, given)
+    if "red" in roles and "nir" in roles:
+        return [roles.index("red"), roles.index("nir")]
+    return None
+
+
 def require_roles(
     roles: Sequence[str],
     needed: Sequence[str],

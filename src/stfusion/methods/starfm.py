@@ -85,7 +85,7 @@ from numbers import Integral
 import numpy as np
 from rasterio.windows import Window
 
-from stfusion.bands import ROLES, band_indices, resolve_band_roles
+from stfusion.bands import ROLES, band_indices, red_nir
 from stfusion.errors import InvalidParameterError
 from stfusion.io import Source
 from stfusion.kernels.starfm import (
@@ -325,9 +325,8 @@ class STARFM(FusionMethod):
         if spec == "each":
             return None
         if spec == "auto":
-            roles = resolve_band_roles(scene.band_names, self.bands)
-            if "red" in roles and "nir" in roles:
-                idx = [roles.index("red"), roles.index("nir")]
+            idx = red_nir(scene.band_names, self.bands)
+            if idx is not None:
                 log.info(
                     "starfm: similar pixels must be similar in red and NIR (bands %d and %d), "
                     "as in the paper (similarity_bands=auto; each: every band on its own)",

@@ -45,7 +45,7 @@ from numbers import Integral
 import numpy as np
 from rasterio.windows import Window
 
-from stfusion.bands import band_indices, resolve_band_roles
+from stfusion.bands import band_indices, red_nir
 from stfusion.errors import InvalidParameterError
 from stfusion.io import Grid, Source
 from stfusion.kernels.fitfc import similar_pixel_filter
@@ -164,9 +164,9 @@ class SpatialWeighting(FusionMethod):
     def _similarity_indices(self, scene: Scene) -> np.ndarray:
         spec = self.similarity_bands.strip().lower()
         if spec == "auto":
-            roles = resolve_band_roles(scene.band_names, self.bands)
-            if "red" in roles and "nir" in roles:
-                return np.asarray([roles.index("red"), roles.index("nir")], dtype=np.int64)
+            idx = red_nir(scene.band_names, self.bands)
+            if idx is not None:
+                return np.asarray(idx, dtype=np.int64)
             log.info(
                 "sw: similar pixels ranked on all bands: the band roles do not name red and "
                 "NIR (similarity_bands=auto; name them with bands=..., e.g. "
