@@ -61,6 +61,11 @@ def _asides(out: Path) -> list[Path]:
     return sorted(out.parent.glob(_ASIDE.format(name=name, pid="*")))
 
 
+def _aside_pid(aside: Path) -> str:
+    """The process number in a set-aside state's name (:data:`_ASIDE`)."""
+    return aside.name.split(".")[-2]
+
+
 def foreign_files(folder: Path) -> list[Path]:
     """What in ``folder`` (a ``<stem>.lightning`` folder) stfusion and Lightning did not
     write: other names, links, a file where they write a folder or the other way round."""
@@ -168,7 +173,7 @@ def check_new_run(out: Path, overwrite: bool) -> None:
     if _spawned():
         return  # the first process checked, and has begun writing since
     for aside in _asides(out):
-        pid = aside.name.split(".")[-2]
+        pid = _aside_pid(aside)
         if pid.isdigit() and _alive(int(pid)):
             raise OutputExistsError(
                 f"--out {out}: another training run into it is under way (process {pid}, "
@@ -203,7 +208,7 @@ def recover_killed_run(out: Path) -> None:
     """
     root = lightning_dir(out)
     for aside in _asides(out):
-        pid = aside.name[len(root.name) + 2 : -len(".previous")]
+        pid = _aside_pid(aside)
         if not pid.isdigit() or _alive(int(pid)) or not aside.is_dir():
             continue
         mine = _run_id(out, recorded=False)
