@@ -86,6 +86,16 @@ DataRange = float | str
 # --------------------------------------------------------------------------------------------
 
 
+def _one_band_alike(pred: Any, truth: Any) -> tuple[Any, Any]:
+    """One band given with its band axis on one side only (an NDVI ``(y, x)`` truth, a
+    ``(1, y, x)`` prediction): that axis dropped, so both are ``(y, x)``."""
+    if pred.ndim == truth.ndim + 1 and pred.shape[0] == 1:
+        return pred[0], truth
+    if truth.ndim == pred.ndim + 1 and truth.shape[0] == 1:
+        return pred, truth[0]
+    return pred, truth
+
+
 def _check_labels(pred: Any, truth: Any) -> None:
     """Two labelled arrays (xarray DataArrays, duck-typed: ``dims`` and ``coords``) must
     label their pixels alike: the same dimensions in the same order, the same spatial
@@ -93,10 +103,6 @@ def _check_labels(pred: Any, truth: Any) -> None:
     truth shifted, flipped or with its bands reordered gave a wrong score silently."""
     if not all(hasattr(a, "dims") and hasattr(a, "coords") for a in (pred, truth)):
         return
-    if pred.ndim == truth.ndim + 1 and pred.shape[0] == 1:  # one band, squeezed on one side
-        pred = pred[0]
-    elif truth.ndim == pred.ndim + 1 and truth.shape[0] == 1:
-        truth = truth[0]
     if tuple(pred.dims) != tuple(truth.dims):
         raise GridMismatchError(
             f"pred has dimensions {tuple(pred.dims)} and truth {tuple(truth.dims)}; give "
@@ -127,13 +133,12 @@ def _check_labels(pred: Any, truth: Any) -> None:
 
 def _as_pair(pred: ArrayLike, truth: ArrayLike) -> tuple[Float64Array, Float64Array]:
     """Both as float64 (band, y, x), so every metric sees the same shapes and precision."""
+    if not (hasattr(pred, "ndim") and hasattr(truth, "ndim")):  # lists: arrays first
+        pred, truth = np.asarray(pred, np.float64), np.asarray(truth, np.float64)
+    pred, truth = _one_band_alike(pred, truth)
     _check_labels(pred, truth)
     p = np.asarray(pred, dtype=np.float64)
     t = np.asarray(truth, dtype=np.float64)
-    if p.ndim == 3 and t.ndim == 2 and p.shape[0] == 1:  # one band, (y, x) on one side
-        t = t[np.newaxis]
-    elif t.ndim == 3 and p.ndim == 2 and t.shape[0] == 1:
-        p = p[np.newaxis]
     if p.shape != t.shape:
         raise GridMismatchError(
             f"pred and truth must have the same shape (band, y, x); got pred {p.shape} and "
