@@ -12,8 +12,8 @@ cia-2pair, boreas-2pair and kranj-2pair::
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 from pathlib import Path
 
 from stfusion.cases import named_cases
@@ -50,4 +50,6 @@ def main(out: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "vipstf_single_pair_cases.toml")
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("out", nargs="?", default="vipstf_single_pair_cases.toml", help="TOML to write")
+    main(ap.parse_args().out)
