@@ -214,7 +214,9 @@ def test_bench_cli(user_case: Path, tmp_path: Path, capsys: pytest.CaptureFixtur
         main(_bench("tiny", out, *mine, methods="starfm"))
     except SystemExit as exc:
         assert exc.code in (0, None)
-    assert "| starfm |" in capsys.readouterr().out
+    shown = capsys.readouterr()
+    assert "| starfm |" in shown.out
+    assert "bench: tiny: starfm (" in shown.err  # stderr not a terminal: a line per run
     assert not (out / "figures").exists() and not (out / "predictions").exists()
     # --save-predictions: georeferenced GeoTIFFs that score as the table says
     kept = tmp_path / "kept"

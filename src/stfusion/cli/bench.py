@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import sys
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -114,6 +116,15 @@ def bench(
                 param_hint="--methods",
             )
     con = console(stderr=True)
+    t0 = time.monotonic()
+
+    def _progress(msg: str) -> None:
+        # a spinner on a terminal; in a log, where a spinner shows nothing, a line per run
+        if sys.stderr.isatty():
+            status.update(msg)
+        else:
+            click.echo(f"bench: {msg} ({time.monotonic() - t0:.0f} s)", err=True)
+
     with con.status("starting") as status:
         result = run_bench(
             chosen,
@@ -122,7 +133,7 @@ def bench(
             params=parse_bench_params(params),
             overwrite=overwrite,
             figures=not no_figures,
-            progress=lambda msg: status.update(msg),
+            progress=_progress,
             multi_pair=multi_pair,
             warmup=warmup,
             predictions=save_predictions,
