@@ -10,6 +10,8 @@ from typing import Any
 import numpy as np
 import pytest
 import rasterio
+import rasterio.env
+from rasterio.windows import Window
 
 distributed = pytest.importorskip("distributed")
 
@@ -70,6 +72,70 @@ def test_unreachable_scheduler_fails_cleanly(
     assert exc.value.code == 1
     assert "cannot reach the Dask scheduler" in capsys.readouterr().err
     assert not out.exists() and not list(tmp_path.glob("*partial*"))
+
+
+@pytest.mark.parametrize(
+    ("address", "why"),
+    [
+        ("tcp://127.0.0.1:9", "connection refused"),
+        ("tcp://no-such-host.invalid:8786", "'no-such-host.invalid' does not resolve"),
+    ],
+)
+def test_unreachable_scheduler_says_why_before_any_work(
+    address: str, why: str, small_tifs: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A refused connection or a name that does not resolve is said as such, before the fit
+    (Dask retried until its 20 s timeout, after the fit, and called both a timeout)."""
+    from stfusion.api import run_prediction
+    from stfusion.errors import STFusionError
+    from stfusion.methods.base import FusionMethod
+
+    def no_fit(*a: object, **k: object) -> None:
+        raise AssertionError("fitted before connecting")
+
+    monkeypatch.setattr(FusionMethod, "fit", no_fit)
+    monkeypatch.setenv("STFUSION_SCHEDULER_TIMEOUT", "60s")  # the reason comes without it
+    pairs = [(small_tifs["f1"], small_tifs["c1"])]
+    with pytest.raises(STFusionError, match=why):
+        run_prediction(
+            method="starfm", pairs=pairs, target=small_tifs["c2"], out="o.tif", scheduler=address
+        )
+
+
+def test_worker_in_another_folder_names_the_cause(
+    small_tifs: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Relative input paths are opened from each worker's own folder: a worker started
+    elsewhere fails with a message that says so (it said "file not found", which the client
+    had just read)."""
+    from stfusion.errors import InputFileError
+    from stfusion.methods.starfm import STARFM
+    from stfusion.parallel import _predict_task
+
+    monkeypatch.chdir(small_tifs["f1"].parent)
+    est = STARFM(window=7).fit([(small_tifs["f1"].name, small_tifs["c1"].name)])
+    est.prepare(small_tifs["c2"].name)
+    window = Window(0, 0, 10, 10)
+    client_dir = os.getcwd()
+    assert _predict_task(est, window, None, client_dir)[1].shape == (2, 10, 10)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # the worker's folder
+    with pytest.raises(InputFileError, match="relative paths are opened from each worker"):
+        _predict_task(est, window, None, client_dir)
+
+
+def test_workers_keep_gdal_cache_under_the_limit(
+    small_tifs: dict[str, Path], tmp_path: Path, cluster: object
+) -> None:
+    """--mem-limit reaches the workers: GDAL's block cache there is the run's share (32 MB at
+    the least), not 5 % of the machine's memory (measured 1 GB of cached strips per worker)."""
+    from distributed import Client
+
+    _run(_args(small_tifs, tmp_path / "o.tif", "--scheduler", cluster.scheduler_address))
+    with Client(cluster.scheduler_address) as client:
+        caches = client.run(lambda: rasterio.env.get_gdal_config("GDAL_CACHEMAX"))
+    assert caches and all(int(v) == 32 * 2**20 for v in caches.values()), caches
 
 
 def test_cluster_without_workers_fails_cleanly(
@@ -135,7 +201,7 @@ def test_killed_worker_is_retried_and_output_is_right(
         silence_logs=50,
     ) as cluster:
         with RasterWriter(out, est.grid_, 2) as writer:
-            run_distributed(
+            result = run_distributed(
                 _DieOnce(est, str(tmp_path / "died")),
                 windows,
                 writer,
@@ -143,6 +209,7 @@ def test_killed_worker_is_retried_and_output_is_right(
                 retries=2,
             )
     assert (tmp_path / "died").exists()
+    assert len(result["lost"]) == 1  # said: stfusion predict prints a note
     with rasterio.open(out) as ds:
         np.testing.assert_array_equal(ds.read(), est.predict().values)
 

@@ -25,6 +25,7 @@ from stfusion.errors import (
 from stfusion.inputs import prediction_masks, resolve_role
 from stfusion.io import FileSource, Scaling, Source, check_output, inspect_raster
 from stfusion.methods import make_estimator
+from stfusion.parallel import connected
 from stfusion.provenance import provenance_tags
 from stfusion.scene import align_coarse, open_scene
 from stfusion.scene_checks import check_scales, warn_band_order, warn_undeclared_fill
@@ -112,7 +113,7 @@ def run_prediction(
     target_path, out_path = os.fspath(target), os.fspath(out)
     # GDAL's block cache and the scene-wide passes obey the limit from the first read
     # (validation, statistics, fit, prepare), not only in the prediction loop.
-    with memory_limits(mem_limit_mb):
+    with memory_limits(mem_limit_mb), connected(scheduler) as client:
         rest, ratio = split_ratio(params)
         estimator = make_estimator(method, rest, pairs=len(paths), multi_pair=multi_pair)
         inputs = [p for pair in paths for p in pair] + [target_path]
@@ -161,7 +162,7 @@ def run_prediction(
                 mem_limit_mb=mem_limit_mb,
                 workers=workers,
                 progress=progress,
-                scheduler=scheduler,
+                scheduler=client,
                 quality_out=quality_out,
             )
         return {
@@ -172,6 +173,7 @@ def run_prediction(
             "notes": scene.notes,
             "ratio": scene.ratio,
             "workers": estimator.last_run_["workers"],
+            "lost_workers": estimator.last_run_.get("lost", []),
             "quality": quality_out,
         }
 

@@ -11,18 +11,30 @@ client's memory. Kernels are deterministic, so the bytes equal those of a local 
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import re
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 from rasterio.windows import Window
 
-from stfusion.errors import InvalidParameterError, MissingDependencyError, STFusionError
-from stfusion.tiling import Sink, WindowPredictor
+from stfusion.errors import (
+    InputFileError,
+    InvalidParameterError,
+    MissingDependencyError,
+    STFusionError,
+)
+from stfusion.tiling import (
+    Sink,
+    WindowPredictor,
+    current_mem_limit_mb,
+    gdal_cache_mb,
+    memory_limits,
+)
 
 SCHEDULER_FORMS = (
     "a scheduler address tcp://HOST:PORT (also tls://, ucx://, ws://, wss://, or HOST:PORT "
@@ -72,6 +84,11 @@ def _client(scheduler: Any) -> tuple[Any, bool]:
     if isinstance(scheduler, Client):
         return scheduler, False
     scheduler = check_scheduler(scheduler)
+    advice = "Start one with `dask scheduler` and `dask worker ADDRESS`, or check the address."
+    # Dask retries a refused connection until its timeout and then calls it a timeout
+    why = "" if os.path.isfile(scheduler) else _unreachable(scheduler)
+    if why:
+        raise STFusionError(f"cannot reach the Dask scheduler at {scheduler}: {why}. {advice}")
     try:
         timeout = os.environ.get("STFUSION_SCHEDULER_TIMEOUT", "20s")
         if os.path.isfile(scheduler):
@@ -79,9 +96,43 @@ def _client(scheduler: Any) -> tuple[Any, bool]:
         return Client(scheduler, timeout=timeout), True
     except (OSError, ValueError) as exc:
         raise STFusionError(
-            f"cannot reach the Dask scheduler at {scheduler} ({exc}). Start one with "
-            "`dask scheduler` and `dask worker ADDRESS`, or check the address."
+            f"cannot reach the Dask scheduler at {scheduler} ({exc}). {advice}"
         ) from None
+
+
+def _unreachable(address: str) -> str:
+    """Why nothing answers at the TCP ``address`` (a name that does not resolve, a refused
+    connection), found in at most 2 s; "" when something listens there, or for other
+    protocols (Dask's own client tells then)."""
+    m = _ADDRESS.match(address)
+    if m is None or ("://" in address and not address.startswith("tcp://")):
+        return ""
+    host = address.split("://", 1)[-1].rstrip("/").rsplit(":", 1)[0].strip("[]")
+    try:
+        socket.create_connection((host, int(m.group(1))), timeout=2).close()
+    except socket.gaierror:
+        return f"the host name {host!r} does not resolve"
+    except ConnectionRefusedError:
+        return "connection refused (no scheduler listens on that port)"
+    except OSError:
+        return ""  # a timeout or a filtered port: Dask's client tries for longer
+    return ""
+
+
+@contextlib.contextmanager
+def connected(scheduler: Any) -> Iterator[Any]:
+    """The Dask client of a whole command, connected before any work (an unreachable
+    scheduler then fails in seconds, not after the fit), closed at the end if opened here;
+    None when ``scheduler`` is None."""
+    if scheduler is None:
+        yield None
+        return
+    client, owned = _client(scheduler)
+    try:
+        yield client
+    finally:
+        if owned:
+            client.close()
 
 
 def _wait_for_workers(client: Any) -> None:
@@ -105,9 +156,29 @@ def _held(method: WindowPredictor) -> WindowPredictor:
     return method
 
 
-def _predict_task(method: WindowPredictor, window: Window) -> tuple[str, np.ndarray]:
-    """Runs on a worker: which process did it, and the window's prediction."""
-    return f"{socket.gethostname()}:{os.getpid()}", method.predict_window(window)
+def _predict_task(
+    method: WindowPredictor, window: Window, mem_limit_mb: float | None, client_dir: str
+) -> tuple[str, np.ndarray]:
+    """Runs on a worker: which process did it, and the window's prediction, under the run's
+    ``--mem-limit`` as in one process (GDAL's block cache is 5 % of the machine's memory
+    otherwise: 1 GB and more of decoded strips held by each worker)."""
+    import rasterio.env
+
+    who = f"{socket.gethostname()}:{os.getpid()}"
+    # process-wide, so that another thread's task leaving its rasterio.Env restores this
+    rasterio.env.set_gdal_config("GDAL_CACHEMAX", gdal_cache_mb(mem_limit_mb) * 2**20)
+    try:
+        with memory_limits(mem_limit_mb):
+            return who, method.predict_window(window)
+    except InputFileError as exc:
+        here = os.getcwd()
+        if here == client_dir:
+            raise
+        raise InputFileError(
+            f"{exc} (on Dask worker {who}, whose working folder is {here}, not the client's "
+            f"{client_dir}: relative paths are opened from each worker's folder. Give absolute "
+            "paths, or start the workers in the same folder.)"
+        ) from None
 
 
 def run_distributed(
@@ -121,7 +192,8 @@ def run_distributed(
 ) -> dict[str, Any]:
     """Predict ``windows`` on the cluster at ``scheduler`` and write them into ``sink``.
 
-    Returns ``{"workers": {process: windows done}}``. A task that fails (a worker killed
+    Returns ``{"workers": {process: windows done}, "lost": [addresses of the workers that
+    left the cluster during the run]}``. A task that fails (a worker killed
     mid-run) is retried ``retries`` times on another worker; if it still fails the run raises
     and the caller's writer removes its temporary file, so no partial output is left.
     """
@@ -130,18 +202,20 @@ def run_distributed(
 
     try:
         _wait_for_workers(client)
-        nworkers = max(1, len(client.scheduler_info().get("workers", {})))
+        at_start = set(client.scheduler_info().get("workers", {}))
+        nworkers = max(1, len(at_start))
         # A task's result, not scattered data: when the worker holding it dies, the scheduler
         # computes it again from the task; a scattered copy was lost with its worker (and
         # every window then cancelled, "already forgotten") when broadcast reached only the
         # workers up at the time.
         remote = client.submit(_held, method, pure=False)
+        task_args = (current_mem_limit_mb(), os.getcwd())  # the run's --mem-limit
         pending = iter(windows)
         futures = {}
         limit = 2 * nworkers
         ac = as_completed()
         for w in pending:
-            fut = client.submit(_predict_task, remote, w, retries=retries, pure=False)
+            fut = client.submit(_predict_task, remote, w, *task_args, retries=retries, pure=False)
             futures[fut.key] = w
             ac.add(fut)
             if len(futures) >= limit:
@@ -167,10 +241,14 @@ def run_distributed(
                 progress(done, len(windows))
             nxt = next(pending, None)
             if nxt is not None:
-                f2 = client.submit(_predict_task, remote, nxt, retries=retries, pure=False)
+                f2 = client.submit(
+                    _predict_task, remote, nxt, *task_args, retries=retries, pure=False
+                )
                 futures[f2.key] = nxt
                 ac.add(f2)
-        return {"workers": counts}
+        # a worker that died mid-run: its windows were computed again elsewhere
+        lost = sorted(at_start - set(client.scheduler_info().get("workers", {})))
+        return {"workers": counts, "lost": lost}
     finally:
         if owned:
             client.close()
