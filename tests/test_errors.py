@@ -153,6 +153,28 @@ def test_mem_limit_and_workers_in_python(small_tifs: dict[str, Path]) -> None:
         est.predict(workers=0)
 
 
+def test_a_limit_that_leaves_only_tiny_windows_is_warned_about() -> None:
+    """``--mem-limit 1`` ran 15625 windows of 16 px on a 2000 px scene (minutes instead of
+    seconds) without a word, while the process needs ~150 MB besides the limit anyway."""
+    import warnings
+
+    from stfusion.demo import sample_dir
+    from stfusion.errors import STFusionWarning
+    from stfusion.methods.starfm import STARFM
+
+    d = sample_dir()
+    est = STARFM(window=31).fit(
+        [(d / "CIA_Landsat7_2001-10-17.tif", d / "CIA_MOD09GA_2001-10-17.tif")]
+    )
+    est.prepare(d / "CIA_MOD09GA_2001-11-02.tif")
+    with pytest.warns(STFusionWarning, match=r"--mem-limit 1 MB .* windows of 20 px only"):
+        assert len(est.plan(1)) == 169  # 20 px: the sample's resolution ratio
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", STFusionWarning)
+        est.plan(100)
+        est.plan(window_size=16)  # asked for: no warning
+
+
 # ---------------------------------------------------------------------- input files
 
 

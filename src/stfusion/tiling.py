@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import math
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from typing import Protocol
 import numpy as np
 from rasterio.windows import Window
 
-from stfusion.errors import MethodOutputError
+from stfusion.errors import InvalidParameterError, MethodOutputError, STFusionWarning
 from stfusion.io import Grid, scan_limit
 from stfusion.io.spill import state_limit
 
@@ -128,6 +129,38 @@ def current_mem_limit_mb() -> float | None:
     method that runs other methods over the scene in ``prepare`` (the ensemble) plans them
     with."""
     return _MEM_LIMIT_MB.get()
+
+
+def check_mem_limit(mem_limit_mb: object) -> None:
+    """InvalidParameterError unless ``mem_limit_mb`` is None or a positive finite number."""
+    if mem_limit_mb is not None and not (
+        isinstance(mem_limit_mb, int | float)
+        and not isinstance(mem_limit_mb, bool)
+        and math.isfinite(mem_limit_mb)
+        and mem_limit_mb > 0
+    ):
+        raise InvalidParameterError(
+            f"mem_limit_mb={mem_limit_mb!r}: give a positive number of megabytes (or None "
+            "for the default)."
+        )
+
+
+def warn_if_cramped(
+    method: str, side: object, halo: int, count: int, mem_limit_mb: float | None
+) -> None:
+    """A warning when ``--mem-limit`` leaves room for windows so small that the run crawls
+    (at ``--mem-limit 1``: 15625 windows of 16 px on a 2000 px scene, minutes instead of
+    seconds) while saving nothing: the process needs ~150 MB besides the limit anyway."""
+    if isinstance(side, int) and count > 64 and side <= max(MIN_WINDOW, 2 * halo):
+        limit = mem_limit_mb or DEFAULT_MEM_LIMIT_MB
+        warnings.warn(
+            f"{method}: --mem-limit {limit:g} MB (mem_limit_mb) leaves room for "
+            f"windows of {side} px only, each read with a {halo} px halo: {count} windows, "
+            "slow. The process needs about 150 MB besides the limit in any case "
+            "(docs/parallel.md, 'Small limits'); give --mem-limit 100 or more.",
+            STFusionWarning,
+            stacklevel=3,
+        )
 
 
 @contextlib.contextmanager

@@ -53,8 +53,11 @@ from stfusion.tiling import (
     ArraySink,
     CheckedWindows,
     ProgressFn,
+    check_mem_limit,
+    memory_limits,
     plan_windows,
     run,
+    warn_if_cramped,
     window_size_for,
 )
 
@@ -378,13 +381,7 @@ class FusionMethod:
     ) -> list[Window]:
         self._check_fitted()
         scene = self.scene_
-        if mem_limit_mb is not None and not (
-            isinstance(mem_limit_mb, int | float) and np.isfinite(mem_limit_mb) and mem_limit_mb > 0
-        ):
-            raise InvalidParameterError(
-                f"mem_limit_mb={mem_limit_mb!r}: give a positive number of megabytes (or None "
-                "for the default)."
-            )
+        check_mem_limit(mem_limit_mb)
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise InvalidParameterError(f"workers={workers!r}: give an integer >= 1.")
         sides = window_size if isinstance(window_size, tuple | list) else (window_size,)
@@ -396,6 +393,7 @@ class FusionMethod:
                 f"window_size={window_size!r}: give a side in pixels (an integer >= 1) or "
                 "(rows, columns); or leave it out to size windows by mem_limit_mb."
             )
+        auto = window_size is None
         if window_size is None:
             # Scene-wide state (fit/prepare arrays, native coarse images) stays in memory
             # while the windows run: the windows get what is left of the limit.
@@ -414,6 +412,8 @@ class FusionMethod:
         if self.__dict__.get("_plan_said") == said:  # planned again for the same run
             return windows
         self.__dict__["_plan_said"] = said
+        if auto:
+            warn_if_cramped(self.name, size, self.halo(), len(windows), mem_limit_mb)
         log.info(
             "%s: %d window(s) of up to %s px plus a %d px halo (--mem-limit %s MB, %d worker(s))",
             self.name,
@@ -542,6 +542,7 @@ class FusionMethod:
             from stfusion.parallel import check_scheduler
 
             check_scheduler(scheduler)  # before any work
+        check_mem_limit(mem_limit_mb)
         for path in (out, quality_out):
             # before any work, and in Python's words (the writer's message names --overwrite)
             if path is not None and not overwrite and os.path.isfile(path):
@@ -557,20 +558,23 @@ class FusionMethod:
                     "own copy (copy.deepcopy(est), fitted state included)."
                 )
             _BUSY.add(id(self))
+        # GDAL's cache etc. under a limit given here (from Python); None keeps the caller's
+        limits = contextlib.nullcontext() if mem_limit_mb is None else memory_limits(mem_limit_mb)
         try:
-            return self._predict_unshared(
-                coarse_target,
-                out,
-                overwrite,
-                tags,
-                mem_limit_mb,
-                window_size,
-                workers,
-                progress,
-                scheduler,
-                quality_out,
-                cog,
-            )
+            with limits:
+                return self._predict_unshared(
+                    coarse_target,
+                    out,
+                    overwrite,
+                    tags,
+                    mem_limit_mb,
+                    window_size,
+                    workers,
+                    progress,
+                    scheduler,
+                    quality_out,
+                    cog,
+                )
         finally:
             with _BUSY_LOCK:
                 _BUSY.discard(id(self))
