@@ -332,5 +332,31 @@ def test_debug_logs_are_stfusion_s_not_gdal_environment_noise(tmp_path: Path) ->
     done = run_process("predict", *_cia(), "--out", str(out), "--mem-limit", "20")
     assert done.returncode == 0, done.stderr
     lines = done.stderr.splitlines()
-    assert lines and all(re.fullmatch(r"starfm: \d/4 windows \(\d+ s\)", line) for line in lines)
-    assert lines[-1].startswith("starfm: 4/4 windows")
+    # the first phase is said only when the windows have not begun within 5 s
+    counted = [line for line in lines if "fitting and preparing" not in line]
+    assert len(counted) == len(lines) or lines[0].startswith("starfm: reading the inputs")
+    assert counted and all(re.fullmatch(r"starfm: \d/4 windows \(\d+ s\)", x) for x in counted[:-1])
+    assert counted[-2].startswith("starfm: 4/4 windows")
+    # then the file is written (its overviews: ~25 s of silence on a 4000 px scene)
+    assert re.fullmatch(r"starfm: windows done; writing the output file \(\d+ s\)", counted[-1])
+
+
+def test_a_slow_start_is_said_in_a_log_and_an_early_error_stays_alone(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Without a terminal, the phase before the windows (reading, fit, an ensemble's members)
+    gets a line once it has lasted its delay; a report before then cancels it."""
+    import time
+
+    from stfusion.cli.progress import Progress
+
+    with Progress("fsdaf", False) as progress:
+        progress.phase("fitting", 0.05)
+        deadline = time.monotonic() + 10
+        while "fitting" not in capsys.readouterr().err and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert time.monotonic() < deadline, "the phase line never came"
+        progress.phase("fitting", 0.5)
+        progress.windows(1, 4)
+    time.sleep(1.0)
+    assert "fitting" not in capsys.readouterr().err

@@ -162,6 +162,7 @@ def predict(
     roles = role_options_of(ctx.params)
     t0 = time.monotonic()
     with Progress(method, quiet) as progress:
+        progress.phase("reading the inputs, fitting and preparing (the windows follow)", 5)
         info = run_prediction(
             method=method,
             pairs=pairs,
@@ -204,6 +205,13 @@ def predict(
             f"wrote {out} ({info['method']}, {len(pairs)} pair(s), {info['windows']} window(s)"
             f"{where}, {time.monotonic() - t0:.1f} s)"
         )
+        if info["lost_workers"]:
+            click.echo(
+                f"note: {len(info['lost_workers'])} cluster worker(s) left during the run "
+                f"({', '.join(info['lost_workers'])}); their windows were computed again on "
+                "the others, so the output is complete.",
+                err=True,
+            )
         if info["quality"]:
             click.echo(f"wrote {info['quality']} (quality layer)")
 

@@ -4,6 +4,7 @@ epochs of a training run) and the rich consoles it and the commands print to."""
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from typing import Any
 
@@ -38,13 +39,61 @@ class Progress:
         self._bar: Any = None
         self._task: Any = None
         self._logged = 0  # tenths logged (stderr not a terminal)
+        self._timer: threading.Timer | None = None
         self._t0 = time.monotonic()
+
+    def phase(self, text: str, delay: float = 0.0) -> None:
+        """Say what runs before or after the counted steps (reading and fitting, writing the
+        file): the bar's description on a terminal, a line in a log; there ``delay`` s later,
+        and only if nothing was reported meanwhile (an error in the first seconds stays the
+        only line)."""
+        if self.quiet:
+            return
+        if not sys.stderr.isatty():
+            self._cancel()
+
+            def say() -> None:
+                elapsed = time.monotonic() - self._t0
+                click.echo(f"{self.label}: {text} ({elapsed:.0f} s)", err=True)
+
+            if delay <= 0:
+                say()
+            else:
+                self._timer = threading.Timer(delay, say)
+                self._timer.daemon = True
+                self._timer.start()
+            return
+        self._start(None)
+        self._bar.update(self._task, description=f"{self.label}: {text}")
+
+    def _start(self, total: int | None) -> None:
+        if self._bar is not None:
+            return
+        from rich import progress as rp
+
+        self._bar = rp.Progress(
+            rp.TextColumn("{task.description}"),
+            rp.BarColumn(),
+            rp.TextColumn(f"{{task.completed}}/{{task.total}} {self.unit}"),
+            rp.TimeElapsedColumn(),
+            rp.TimeRemainingColumn(),
+            console=console(stderr=True),
+            transient=True,
+        )
+        self._bar.start()
+        self._task = self._bar.add_task(self.label, total=total)
+
+    def _cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     def update(self, done: int, total: int, description: str | None = None) -> None:
         """Show ``done`` of ``total`` (and a new description): a bar on a terminal; in a log
         (stderr not a terminal, where a bar shows nothing until it ends) a line at each tenth."""
         if self.quiet:
             return
+        self._cancel()
         if not sys.stderr.isatty():
             tenth = done * 10 // max(total, 1)
             if total > 1 and tenth > self._logged:
@@ -55,28 +104,17 @@ class Progress:
                     err=True,
                 )
             return
-        if self._bar is None:
-            from rich import progress as rp
-
-            self._bar = rp.Progress(
-                rp.TextColumn("{task.description}"),
-                rp.BarColumn(),
-                rp.TextColumn(f"{{task.completed}}/{{task.total}} {self.unit}"),
-                rp.TimeElapsedColumn(),
-                rp.TimeRemainingColumn(),
-                console=console(stderr=True),
-                transient=True,
-            )
-            self._bar.start()
-            self._task = self._bar.add_task(self.label, total=total)
+        self._start(total)
         fields = {} if description is None else {"description": description}
-        self._bar.update(self._task, completed=done, **fields)
+        self._bar.update(self._task, completed=done, total=total, **fields)
 
     def windows(self, done: int, total: int) -> None:
         """``run_prediction``'s callback; a signal received meanwhile is raised here (the
         exception its handler raised may have been swallowed: see ``main._on_signal``)."""
         reraise_signal()
-        self.update(done, total)
+        self.update(done, total, self.label)  # after a phase's description
+        if done == total:
+            self.phase("windows done; writing the output file")
 
     def dates(self, done: int, total: int, record: Any) -> None:
         """``run_series``' callback: after every date, with its status."""
@@ -105,6 +143,7 @@ class Progress:
             )
 
     def close(self) -> None:
+        self._cancel()
         if self._bar is not None:
             self._bar.stop()
             self._bar = None
