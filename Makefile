@@ -29,7 +29,7 @@ test: $(DEV_STAMP)
 	$(BIN)/lint-imports
 	$(BIN)/mypy
 	$(BIN)/vulture src/stfusion tools/vulture_whitelist.py --min-confidence 60
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 # Speed and memory (see benchmarks/README.md); needs ../shared/data beside the repository.
 bench: $(DEV_STAMP)
