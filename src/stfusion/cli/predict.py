@@ -162,7 +162,7 @@ def predict(
     roles = role_options_of(ctx.params)
     t0 = time.monotonic()
     with Progress(method, quiet) as progress:
-        progress.phase("reading the inputs, fitting and preparing (the windows follow)", 5)
+        progress.phase("reading the inputs and fitting", 5)
         info = run_prediction(
             method=method,
             pairs=pairs,

@@ -74,7 +74,8 @@ class Progress:
         self._bar = rp.Progress(
             rp.TextColumn("{task.description}"),
             rp.BarColumn(),
-            rp.TextColumn(f"{{task.completed}}/{{task.total}} {self.unit}"),
+            rp.MofNCompleteColumn(),  # "0/?" before the count is known (a phase)
+            rp.TextColumn(self.unit),
             rp.TimeElapsedColumn(),
             rp.TimeRemainingColumn(),
             console=console(stderr=True),
@@ -114,7 +115,7 @@ class Progress:
         reraise_signal()
         self.update(done, total, self.label)  # after a phase's description
         if done == total:
-            self.phase("windows done; writing the output file")
+            self.phase("writing the output file")
 
     def dates(self, done: int, total: int, record: Any) -> None:
         """``run_series``' callback: after every date, with its status."""
