@@ -356,7 +356,7 @@ def test_a_slow_start_is_said_in_a_log_and_an_early_error_stays_alone(
         while "fitting" not in capsys.readouterr().err and time.monotonic() < deadline:
             time.sleep(0.05)
         assert time.monotonic() < deadline, "the phase line never came"
-        progress.phase("fitting", 0.5)
+        progress.phase("fitting", 2.0)
         progress.windows(1, 4)
-    time.sleep(1.0)
+        time.sleep(2.5)  # past the phase's delay: its line was cancelled by the report
     assert "fitting" not in capsys.readouterr().err
