@@ -285,7 +285,7 @@ def series(
     config = _config({**ctx.params, "params": params, "date_range": date_range})
     progress = Progress("series", quiet, unit="dates")
     t0 = time.monotonic()
-    progress.phase("planning the dates", 5)
+    progress.phase("reading the inputs, then the first date", 5)
     try:
         result = run_series(config, progress=progress.dates)
     except OutDirLockedError as exc:
