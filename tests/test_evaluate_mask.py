@@ -138,3 +138,25 @@ def test_mask_warnings_are_notes_and_an_all_invalid_mask_says_so(
     for bad in (["--mask", ""], ["--mask", str(qa_path), "--mask-flags", ",,"]):
         code, _, err = run_cli(["evaluate", pred, truth, *bad], capsys)
         assert code == 2, err
+
+
+def test_a_cloud_the_mask_removes_is_not_called_a_fill(
+    small_tifs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A cloud painted at one bright value in the truth, removed by ``--mask``, was still
+    reported as "an undeclared fill value" (in ``--json``'s notes too); the check now looks
+    at the pixels that are scored."""
+    pred, truth = str(small_tifs["f1"]), small_tifs["f2"]
+    src = FileSource(str(truth))
+    data, t = src.read(), src.grid.transform
+    cloud = np.zeros(data.shape[1:], bool)
+    cloud[5:15, 5:30] = True  # 250 of 1600 px
+    data[:, cloud] = 0.95
+    cloudy = write_tif(tmp_path / "cloudy.tif", data, transform=t, names=["red", "nir"])
+    mask = write_tif(tmp_path / "cloud.tif", cloud.astype(np.uint8), transform=t, dtype="uint8")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", STFusionWarning)
+        unmasked = _scores(capsys, pred, str(cloudy))
+        masked = _scores(capsys, pred, str(cloudy), "--mask", str(mask))
+    assert any("0.95" in n for n in unmasked["notes"]), unmasked["notes"]
+    assert not any("0.95" in n for n in masked["notes"]), masked["notes"]

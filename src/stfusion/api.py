@@ -392,7 +392,9 @@ def evaluate_files(
                 warnings.simplefilter("always")
                 if mask is not None:  # its warnings (a QA band read as binary) are notes too
                     truth_src = _masked_truth(truth_file, mask, mask_kind, mask_flags, inputs)
-                _check_evaluation(pred_src, truth_file, (pred_tags, truth_tags), scale_check)
+                _check_evaluation(
+                    pred_src, truth_file, (pred_tags, truth_tags), scale_check, truth_src
+                )
         finally:  # shown as usual (also before an error), and kept in the report's notes
             for w in caught:
                 warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
@@ -465,9 +467,11 @@ def _check_evaluation(
     truth_src: FileSource,
     tags: tuple[dict[str, str], dict[str, str]],
     scale_check: bool,
+    truth_scored: Source,
 ) -> None:
     """Undeclared fills, band order and scales: warnings, or ``ScaleMismatchError``.
-    ``tags``: the prediction's and the truth's file tags."""
+    ``tags``: the prediction's and the truth's file tags; ``truth_scored``: the truth as
+    scored (with ``--mask``: NaN where masked, so a cloud's uniform value is no "fill")."""
     pred_tags, truth_tags = tags
     from stfusion.errors import ScaleMismatchError
     from stfusion.scale_check import scale_mismatch
@@ -491,7 +495,7 @@ def _check_evaluation(
             STFusionWarning,
             stacklevel=3,
         )
-    pred_sample, truth_sample = pred_src.sample(), truth_src.sample()
+    pred_sample, truth_sample = pred_src.sample(), truth_scored.sample()
     for src, sample, role, file_tags in (
         (pred_src, pred_sample, "pred", pred_tags),
         (truth_src, truth_sample, "truth", truth_tags),
