@@ -244,6 +244,32 @@ def test_exit_code_3_when_every_pair_is_unreadable(tmp_path: Path) -> None:
     assert "2 pair(s) unreadable" in rec["reason"] and "mask_2001-10-08.tif" in rec["reason"]
 
 
+def test_an_image_used_unmasked_is_said_also_with_quiet(tmp_path: Path) -> None:
+    """Masks for some fine dates only: the one without a mask is used unmasked. With ``-q``
+    nothing said so (the note was printed only without it) and its row read "fine image
+    fully valid"."""
+    data = SRC / "stfusion" / "data"
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    with rasterio.open(data / "CIA_Landsat7_2001-10-08.tif") as ds:
+        profile = dict(ds.profile, count=1, dtype="uint8", nodata=None)
+        with rasterio.open(masks / "mask_2001-10-08.tif", "w", **profile) as m:
+            m.write(np.zeros((1, ds.height, ds.width), np.uint8))
+    out = tmp_path / "out"
+    r = _run(
+        [
+            *(sys.executable, "-m", "stfusion.cli", "series", "-q", "-m", "additive"),
+            *("--fine", str(data / "CIA_Landsat7_2001-10-*.tif")),
+            *("--coarse", str(data / "CIA_MOD09GA_*.tif"), "--fine-mask", str(masks)),
+            *("--date-range", "2001-10-17:2001-10-17", "--out-dir", str(out)),
+        ]
+    )
+    assert r.returncode == 0, r.stderr
+    assert "fine images without a mask (used unmasked): 2001-10-17" in r.stderr
+    (rec,) = read_summary(out / "summary.csv")
+    assert "no fine mask for this date: its image used unmasked" in rec["reason"], rec
+
+
 # --------------------------------------------------------------------------- signals
 
 

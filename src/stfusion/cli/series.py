@@ -52,10 +52,10 @@ def _print_summary(result: Any, quiet: bool) -> None:
         + (f", cube: {result.cube_path.name}" if result.cube_path else "")
         + ")"
     )
+    for note in result.notes:  # also with -q: an image used unmasked is worth a line
+        click.echo(f"note: {note}", err=True)
     if quiet:
         return
-    for note in result.notes:
-        click.echo(f"note: {note}", err=True)
     odd = [r for r in result.records if r.status in ("skipped", "failed")]
     if not odd:
         return

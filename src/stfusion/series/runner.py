@@ -531,6 +531,8 @@ def _observation(
             f"fine image on another grid ({own.width} x {own.height} px) placed on the output "
             "grid pixel for pixel"
         )
+    if s.fine[day].mask is None and any(a.mask is not None for a in s.fine.values()):
+        notes.append("no fine mask for this date: its image used unmasked")
     if not fimg.valid:
         # all masked or nodata: nothing observed (an all-NaN "observation" is not an output)
         notes.append("fine image has no valid pixel (all masked or nodata)")
