@@ -77,7 +77,8 @@ def test_a_date_that_does_not_exist_is_named(name: str) -> None:
 
 def test_parse_date_and_ranges() -> None:
     assert parse_date("2020-03-08") == parse_date("20200308") == parse_date("2020068")
-    for bad in ("2020-3-8", "March 8", "2020-03-08x", ""):
+    assert parse_date("2020-068") == D(2020, 3, 8)  # day of year, as --date-range 2020-077
+    for bad in ("2020-3-8", "March 8", "2020-03-08x", "", "2021-366", "2020-000"):
         with pytest.raises(DateNotFoundError):
             parse_date(bad)
     assert parse_date_range("2020-03-01:2020-04-30") == (D(2020, 3, 1), D(2020, 4, 30))

@@ -127,11 +127,16 @@ def date_from_name(path: str | os.PathLike[str]) -> dt.date:
 
 
 def parse_date(text: str) -> dt.date:
-    """A date given by the user (``YYYY-MM-DD``, ``YYYYMMDD`` or ``YYYYDDD``), nothing else."""
+    """A date given by the user (``YYYY-MM-DD``, ``YYYYMMDD``, ``YYYYDDD`` or ``YYYY-DDD``, the
+    day of the year as in Landsat and MODIS names), nothing else."""
     t = text.strip()
+    if re.fullmatch(r"\d{4}-\d{3}", t):
+        t = t.replace("-", "")
     day = parse_date_text(t)
     if day is None or not re.fullmatch(r"\d{4}-\d{2}-\d{2}|\d{7,8}", t):
-        raise DateNotFoundError(f"{text!r}: not a date; write YYYY-MM-DD (or YYYYMMDD, YYYYDDD).")
+        raise DateNotFoundError(
+            f"{text!r}: not a date; write YYYY-MM-DD (or YYYYMMDD, YYYYDDD, YYYY-DDD)."
+        )
     return day
 
 
