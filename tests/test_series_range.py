@@ -136,3 +136,60 @@ def test_records_are_in_date_order_as_summary_csv(tmp_path: Path) -> None:
     days = [r.date.isoformat() for r in res.records]
     assert days == ["2020-03-31", "2020-04-01", "2020-04-02", "2020-04-09"]
     assert days == [x["date"] for x in read_summary(res.summary_path)]
+
+
+# ------------------------------------------------------------------ 4. --every: a weekly series
+
+
+def test_every_predicts_the_days_on_its_step_and_keeps_other_outputs(tmp_path: Path) -> None:
+    coarse = tmp_path / "modis"
+    shutil.copytree(need(KRANJ) / "modis" / "filled", coarse)
+    next(coarse.glob("2020074_*")).unlink()  # 03-14, on the step: no coarse image
+    out = tmp_path / "out"
+    res = run_series(out, **_kw(coarse, date_range="2020-03-08:2020-03-20", every=3))
+    want = ["2020-03-08", "2020-03-11", "2020-03-17", "2020-03-20"]
+    assert [r.date.isoformat() for r in res.records] == want
+    assert sorted(p.name[6:16] for p in out.glob("fused_*.tif")) == want
+    (gap,) = [n for n in res.notes if "--every 3" in n]
+    assert "1 day(s) on the step have no coarse image" in gap and "2020-03-14" in gap, gap
+    # every coarse day of the range: the step's outputs are kept, the others computed
+    args = ["--fine", str(need(KRANJ) / "landsat" / "filled"), "--coarse", str(coarse)]
+    args += ["--fine-scale", "0.0001", "-m", "additive", "--out-dir", str(out)]
+    args += ["--date-range", "2020-03-08:2020-03-20"]
+    r = run_process("series", *args)
+    assert r.returncode == 0, r.stderr
+    assert "(4 of these kept from an earlier run)" in r.stdout, r.stdout
+    assert len(list(out.glob("fused_*.tif"))) == 12
+    # the weekly run again: the other 8 are listed as current, none is removed or redone
+    r = run_process("series", *args, "--every", "3")
+    assert r.returncode == 0, r.stderr
+    assert "8 off the --every step, current, from an earlier run" in r.stdout, r.stdout
+    assert "outside --date-range or off the --every step" in r.stderr, r.stderr
+    rows = read_summary(out / "summary.csv")
+    assert len(rows) == 12 and len(list(out.glob("fused_*.tif"))) == 12
+    off = [x for x in rows if x["date"] not in want]
+    assert all(x["reason"].startswith("off the --every step") for x in off), off
+
+
+def test_every_needs_a_whole_number_of_days(tmp_path: Path) -> None:
+    with pytest.raises(InvalidParameterError, match="--every"):
+        run_series(tmp_path / "out", **_kw(every=0))
+    r = run_process(*kranj_series_args(tmp_path / "out", "--every", "0"))
+    assert r.returncode == 2 and "--every" in r.stderr, r.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_step_gaps_counts_from_the_range_start() -> None:
+    from stfusion.dates import Acquisition
+    from stfusion.series.planning import SeriesInputs
+
+    d0 = dt.date(2020, 3, 1)
+    days = [d0 + dt.timedelta(n) for n in (2, 3, 5, 9, 10, 16)]
+    inputs = SeriesInputs({}, {d: Acquisition(f"{d}.tif", d, "coarse") for d in days})
+    assert inputs.targets(d0, None, 7) == []  # 03-08, 03-15: no coarse image
+    assert inputs.step_gaps(d0, None, 7) == [d0 + dt.timedelta(n) for n in (7, 14)]
+    assert inputs.targets(d0, None, 3) == [d0 + dt.timedelta(n) for n in (3, 9)]
+    assert inputs.step_gaps(d0, None, 3) == [d0 + dt.timedelta(n) for n in (6, 12, 15)]
+    assert inputs.targets(None, None, 7) == [d0 + dt.timedelta(n) for n in (2, 9, 16)]
+    assert inputs.step_gaps(None, None, 7) == []
+    assert inputs.targets(None, None) == days and inputs.step_gaps(None, None, 1) == []

@@ -37,13 +37,15 @@ EXIT_NO_OUTPUT = 1
 def _print_summary(result: Any, quiet: bool) -> None:
     from rich.table import Table
 
-    from stfusion.series.resume import KEPT_REASON, OUTSIDE_REASON
+    from stfusion.series.resume import KEPT_REASON, OFF_STEP_REASON, OUTSIDE_REASON
 
     counts = result.counts()
     kept = sum(1 for r in result.records if r.reason.startswith(KEPT_REASON))
     outside = sum(1 for r in result.records if r.reason.startswith(OUTSIDE_REASON))
+    off_step = sum(1 for r in result.records if r.reason.startswith(OFF_STEP_REASON))
     of_these = [f"{kept} of these kept from an earlier run"] if kept else []
-    of_these += [f"{outside} outside --date-range, current, from an earlier run"] if outside else []
+    for n, where in ((outside, "outside --date-range"), (off_step, "off the --every step")):
+        of_these += [f"{n} {where}, current, from an earlier run"] if n else []
     click.echo(
         f"{result.out_dir}: {counts['predicted']} predicted, {counts['gap-filled']} gap-filled"
         + (f" ({'; '.join(of_these)})" if of_these else "")
@@ -134,6 +136,16 @@ def _config(opts: dict[str, Any]) -> SeriesConfig:
     help="Predict only coarse dates in this range (inclusive; either end may be "
     "empty), e.g. 2020-03-01:2020-04-30. Pairs outside it are still used; summary.csv and "
     "the cube keep the current outputs of the other dates.",
+)
+@click.option(
+    "--every",
+    type=click.IntRange(1),
+    default=1,
+    show_default=True,
+    metavar="DAYS",
+    help="Predict only every DAYS-th day, counted from the start of --date-range (or the "
+    "first coarse date): 7 for a weekly series from daily coarse images. A day on the step "
+    "without a coarse image is not predicted (the notes name it).",
 )
 @click.option(
     "--dates",
@@ -227,6 +239,7 @@ def series(
     method: str,
     params: Sequence[str],
     date_range: str | None,
+    every: int,
     old_dates: str | None,
     fine_scale: float | None,
     fine_offset: float | None,

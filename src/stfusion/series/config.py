@@ -79,6 +79,9 @@ class SeriesConfig:
     #: Pairs outside the range are still used. (Not a list of pair dates: that is ``train``'s
     #: ``--dates``.)
     date_range: str | DateRange | None = None
+    #: Targets: only every ``every``-th day from the start of ``date_range`` (or the first
+    #: coarse date), e.g. 7 for a weekly series from daily coarse images; 1: every coarse date.
+    every: int = 1
     #: Fine values become ``value * fine_scale + fine_offset`` (unitless multipliers; reflectance
     #: x10000: 1e-4). None: the file's scale/offset metadata, else the preset's, else 1 and 0.
     fine_scale: float | None = None
@@ -173,6 +176,10 @@ class SeriesConfig:
         if self.pairs_per_side < 1:
             raise InvalidParameterError(
                 f"--pairs-per-side must be >= 1, got {self.pairs_per_side}."
+            )
+        if isinstance(self.every, bool) or not isinstance(self.every, int) or self.every < 1:
+            raise InvalidParameterError(
+                f"--every must be a whole number of days >= 1, got {self.every!r}."
             )
         if self.multi_pair not in ("none", "vip"):
             raise InvalidParameterError(f"--multi-pair {self.multi_pair}: choose none or vip.")

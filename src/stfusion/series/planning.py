@@ -97,9 +97,25 @@ class SeriesInputs:
         """Dates with both a fine and a coarse image."""
         return sorted(set(self.fine) & set(self.coarse))
 
-    def targets(self, start: dt.date | None, end: dt.date | None) -> list[dt.date]:
-        """The coarse dates within ``start..end`` (inclusive; None: open)."""
-        return [d for d in self.coarse if in_range(d, start, end)]
+    def targets(self, start: dt.date | None, end: dt.date | None, every: int = 1) -> list[dt.date]:
+        """The coarse dates within ``start..end`` (inclusive; None: open) on the step of
+        ``every`` days counted from ``start`` (None: the first coarse date in the range)."""
+        days = sorted(d for d in self.coarse if in_range(d, start, end))
+        if every > 1 and days:
+            anchor = start or days[0]
+            days = [d for d in days if (d - anchor).days % every == 0]
+        return days
+
+    def step_gaps(self, start: dt.date | None, end: dt.date | None, every: int) -> list[dt.date]:
+        """The days on the step of ``every`` days (as :meth:`targets`), between the range's
+        first and last coarse dates, that have no coarse image: not predicted."""
+        days = sorted(d for d in self.coarse if in_range(d, start, end))
+        if every <= 1 or not days:
+            return []
+        anchor = start or days[0]
+        first = anchor + dt.timedelta(-(-(days[0] - anchor).days // every) * every)
+        steps = range(0, (days[-1] - first).days + 1, every)
+        return [d for n in steps if (d := first + dt.timedelta(n)) not in self.coarse]
 
     def fine_only(self, start: dt.date | None, end: dt.date | None) -> list[dt.date]:
         """Fine dates within the range without a coarse image: neither pairs nor targets."""

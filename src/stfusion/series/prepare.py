@@ -76,11 +76,19 @@ def prepare(cfg: SeriesConfig) -> Prepared:
     start, end = cfg.targets_range()
 
     inputs = find_inputs(cfg, fine_scaling.bands, coarse_scaling.bands, fpreset, cpreset)
-    targets = inputs.targets(start, end)
+    targets = inputs.targets(start, end, cfg.every)
     if not targets:  # before the output folder is created
+        step = f" on a step of {cfg.every} days" if inputs.targets(start, end) else ""
         raise InvalidParameterError(
-            f"no coarse date in the range {cfg.date_range}: the coarse images span "
+            f"no coarse date in the range {cfg.date_range}{step}: the coarse images span "
             f"{span(inputs.coarse)}."
+        )
+    gaps = inputs.step_gaps(start, end, cfg.every)
+    if gaps:
+        more = f" and {len(gaps) - 3} more" if len(gaps) > 3 else ""
+        inputs.notes.append(
+            f"--every {cfg.every}: {len(gaps)} day(s) on the step have no coarse image and are "
+            f"not predicted ({', '.join(d.isoformat() for d in gaps[:3])}{more})"
         )
     cfg.check_outputs_are_not_inputs(
         [output_path(Path(cfg.out_dir), cfg.prefix, d).name for d in targets]

@@ -29,6 +29,8 @@ from stfusion.series.records import DateRecord, restore_record
 KEPT_REASON = "kept from an earlier run (inputs unchanged, output verified)"
 #: The reason of a date outside ``--date-range`` listed because its output is current.
 OUTSIDE_REASON = "outside --date-range, not computed: output of an earlier run, still current"
+#: The reason of a date in the range but off the ``--every`` step, listed as ``OUTSIDE_REASON``.
+OFF_STEP_REASON = "off the --every step, not computed: output of an earlier run, still current"
 
 log = logging.getLogger("stfusion")
 

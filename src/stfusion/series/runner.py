@@ -73,6 +73,7 @@ from stfusion.series.quality import QualityLayer
 from stfusion.series.records import DateRecord, ProgressCallback, SeriesResult, record_tag
 from stfusion.series.resume import (
     KEPT_REASON,
+    OFF_STEP_REASON,
     OUTSIDE_REASON,
     file_identity,
     resume_record,
@@ -290,13 +291,14 @@ def _run_locked(
     settings = settings_of(p)
     key = settings_key(settings)
 
-    targets = inputs.targets(p.start, p.end)  # not empty (prepare)
+    targets = inputs.targets(p.start, p.end, cfg.every)  # not empty (prepare)
     check_not_foreign(out, cfg.prefix, cfg.cube)  # a user's summary.csv or cube: never replaced
     if not cfg.overwrite:  # existing outputs from other settings are never replaced silently
         refuse_other_settings(images, targets, out, cfg, settings, key)
     check_before_dates(images, p.cls, p.fallback, inputs.pair_dates, p.kwargs)
 
-    removed = remove_orphans(out, cfg.prefix, set(targets), p.start, p.end)
+    # orphans: a coarse image gone (a day off the --every step is not one)
+    removed = remove_orphans(out, cfg.prefix, set(inputs.targets(p.start, p.end)), p.start, p.end)
     records: list[DateRecord] = [
         DateRecord(
             d,
@@ -340,7 +342,7 @@ def _run_locked(
         r.date
         for r in records
         if "earlier output removed" in r.reason
-        or (r.output and not r.reason.startswith((KEPT_REASON, OUTSIDE_REASON)))
+        or (r.output and not r.reason.startswith((KEPT_REASON, OUTSIDE_REASON, OFF_STEP_REASON)))
     ]
     notes += warn_stale_cubes(out, cfg.prefix, changed, cube_path)
     records.sort(key=lambda r: r.date)  # as summary.csv

@@ -15,10 +15,16 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from stfusion.dates import in_range
 from stfusion.io import Grid
 from stfusion.series.outputs import output_path, remove_quality, verify_output
 from stfusion.series.records import DateRecord
-from stfusion.series.resume import OUTSIDE_REASON, restore_from_tags, stale_reason
+from stfusion.series.resume import (
+    OFF_STEP_REASON,
+    OUTSIDE_REASON,
+    restore_from_tags,
+    stale_reason,
+)
 
 if TYPE_CHECKING:
     from stfusion.series.prepare import Prepared
@@ -78,6 +84,7 @@ def outputs_outside(
     key: str,
     inputs_of: Callable[[dt.date], list[list[Any]]],
     read_data: bool,
+    off_step: frozenset[dt.date] = frozenset(),
 ) -> tuple[list[DateRecord], list[str]]:
     """The outputs of ``days`` (targets outside ``--date-range``) an earlier run left: records
     of those still current (this run's settings ``key``, the inputs ``inputs_of(day)`` and
@@ -100,7 +107,7 @@ def outputs_outside(
             stale.append(f"{day}: {why}")
             continue
         rec = DateRecord(day, output=path.name)
-        restore_from_tags(rec, tags, OUTSIDE_REASON)
+        restore_from_tags(rec, tags, OFF_STEP_REASON if day in off_step else OUTSIDE_REASON)
         kept.append(rec)
     return kept, stale
 
@@ -113,20 +120,32 @@ def listed_outside(
     Their pixels are checked only for a cube, which reads them anyway."""
     cfg = p.config
     days = [d for d in p.inputs.targets(None, None) if d not in targets]
+    off_step = frozenset(d for d in days if in_range(d, p.start, p.end))
     kept, stale = outputs_outside(
-        days, out, cfg.prefix, s.grid, s.count, cfg.dtype, key, s.inputs, cfg.cube is not None
+        days,
+        out,
+        cfg.prefix,
+        s.grid,
+        s.count,
+        cfg.dtype,
+        key,
+        s.inputs,
+        cfg.cube is not None,
+        off_step,
     )
     listed = "summary.csv and the cube" if cfg.cube is not None else "summary.csv"
+    where = "outside --date-range" + (" or off the --every step" if off_step else "")
     if kept:
         notes.append(
-            f"{listed} also list {len(kept)} date(s) outside --date-range whose outputs, made "
+            f"{listed} also list {len(kept)} date(s) {where} whose outputs, made "
             "earlier from the same inputs and settings, are current"
         )
     if stale:
         more = f"; {len(stale) - 1} more" if len(stale) > 1 else ""
+        options = "--date-range" + (" and --every" if off_step else "")
         note = (
-            f"{len(stale)} output(s) outside --date-range are out of date (e.g. {stale[0]}"
-            f"{more}): left as they are and not in {listed}. Run without --date-range (or "
+            f"{len(stale)} output(s) {where} are out of date (e.g. {stale[0]}"
+            f"{more}): left as they are and not in {listed}. Run without {options} (or "
             "with one that covers them; --overwrite for other settings) to compute them again."
         )
         log.warning("series: %s", note)
