@@ -193,3 +193,14 @@ def test_step_gaps_counts_from_the_range_start() -> None:
     assert inputs.targets(None, None, 7) == [d0 + dt.timedelta(n) for n in (2, 9, 16)]
     assert inputs.step_gaps(None, None, 7) == []
     assert inputs.targets(None, None) == days and inputs.step_gaps(None, None, 1) == []
+
+
+def test_a_warning_the_log_showed_is_not_repeated_as_a_note(tmp_path: Path) -> None:
+    pytest.importorskip("xarray")
+    out = tmp_path / "out"
+    run_series(out, **_kw(date_range=PART, cube="netcdf"))
+    r = run_process(*kranj_series_args(out, "--date-range", SEASON, "-q"))
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.count("fused_cube.nc is from an earlier run and is now out of date") == 1, (
+        r.stderr
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -34,7 +35,19 @@ EXIT_LOCKED = 4
 EXIT_NO_OUTPUT = 1
 
 
-def _print_summary(result: Any, quiet: bool) -> None:
+class _Logged(logging.Handler):
+    """The stfusion warnings the log has shown during a run: a note that says the same
+    is not printed a second time."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def _print_summary(result: Any, quiet: bool, logged: Sequence[str] = ()) -> None:
     from rich.table import Table
 
     from stfusion.series.resume import KEPT_REASON, OFF_STEP_REASON, OUTSIDE_REASON
@@ -55,7 +68,8 @@ def _print_summary(result: Any, quiet: bool) -> None:
         + ")"
     )
     for note in result.notes:  # also with -q: an image used unmasked is worth a line
-        click.echo(f"note: {note}", err=True)
+        if not any(m.endswith(note) for m in logged):
+            click.echo(f"note: {note}", err=True)
     if quiet:
         return
     odd = [r for r in result.records if r.status in ("skipped", "failed")]
@@ -299,14 +313,17 @@ def series(
     progress = Progress("series", quiet, unit="dates")
     t0 = time.monotonic()
     progress.phase("reading the inputs, then the first date", 5)
+    logged = _Logged()
+    logging.getLogger("stfusion").addHandler(logged)
     try:
         result = run_series(config, progress=progress.dates)
     except OutDirLockedError as exc:
         click.echo(f"Error: {exc}", err=True)
         ctx.exit(EXIT_LOCKED)
     finally:
+        logging.getLogger("stfusion").removeHandler(logged)
         progress.close()
-    _print_summary(result, quiet)
+    _print_summary(result, quiet, logged.messages)
     if result.failed:
         if not quiet:
             click.echo(
