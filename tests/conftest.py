@@ -185,6 +185,15 @@ def write_tif(
     return path
 
 
+def write_mask_like(image: Path, path: Path, value: int) -> Path:
+    """A binary uint8 mask on ``image``'s grid, ``value`` everywhere (1 = invalid)."""
+    with rasterio.open(image) as ds:
+        profile = dict(ds.profile, count=1, dtype="uint8", nodata=None)
+        with rasterio.open(path, "w", **profile) as m:
+            m.write(np.full((1, ds.height, ds.width), value, np.uint8))
+    return path
+
+
 @pytest.fixture
 def cia_paths() -> dict[str, Path]:
     need(CIA)

@@ -20,7 +20,7 @@ import rasterio
 from click.testing import CliRunner
 
 import stfusion.series.runner as series_mod
-from conftest import CIA, KRANJ, need, run_process
+from conftest import CIA, KRANJ, need, run_process, write_mask_like
 from stfusion.cli.series import EXIT_SOME_FAILED, series
 from stfusion.errors import InputFileError, InvalidParameterError, OutputExistsError
 from stfusion.io import FileSource, Scaling
@@ -761,10 +761,7 @@ def test_fine_date_with_a_cloudy_coarse_image_keeps_its_observation(tmp_path: Pa
     """The coarse image of a fine date is fully cloudy: the date is not dropped (it was
     "skipped" before), its fine observation is the output."""
     data = Path(__file__).resolve().parents[1] / "src" / "stfusion" / "data"
-    with rasterio.open(data / "CIA_MOD09GA_2001-10-08.tif") as ds:
-        profile = dict(ds.profile, count=1, dtype="uint8", nodata=None)
-        with rasterio.open(tmp_path / "mask_2001-10-08.tif", "w", **profile) as out:
-            out.write(np.ones((1, ds.height, ds.width), np.uint8))
+    write_mask_like(data / "CIA_MOD09GA_2001-10-08.tif", tmp_path / "mask_2001-10-08.tif", 1)
     out = tmp_path / "out"
     res = run_series(
         out,

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import rasterio
 
-from conftest import KRANJ, need
+from conftest import KRANJ, need, write_mask_like
 from stfusion.series import read_summary
 
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -251,10 +251,7 @@ def test_an_image_used_unmasked_is_said_also_with_quiet(tmp_path: Path) -> None:
     data = SRC / "stfusion" / "data"
     masks = tmp_path / "masks"
     masks.mkdir()
-    with rasterio.open(data / "CIA_Landsat7_2001-10-08.tif") as ds:
-        profile = dict(ds.profile, count=1, dtype="uint8", nodata=None)
-        with rasterio.open(masks / "mask_2001-10-08.tif", "w", **profile) as m:
-            m.write(np.zeros((1, ds.height, ds.width), np.uint8))
+    write_mask_like(data / "CIA_Landsat7_2001-10-08.tif", masks / "mask_2001-10-08.tif", 0)
     out = tmp_path / "out"
     r = _run(
         [
