@@ -384,9 +384,9 @@ def test_cube_is_written_chunk_by_chunk(
     partial): every date equals its GeoTIFF."""
     import xarray as xr
 
-    from stfusion.series import outputs
+    from stfusion.series import cube
 
-    monkeypatch.setattr(outputs, "CUBE_CHUNK", 16)  # the cube extra is a test dependency
+    monkeypatch.setattr(cube, "CUBE_CHUNK", 16)  # the cube extra is a test dependency
     out = tmp_path / "out"
     res = _kranj_small(out, cube=fmt, dates="2020-03-08:2020-03-10")
     assert res.cube_path is not None

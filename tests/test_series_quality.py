@@ -291,3 +291,56 @@ def test_quality_in_the_same_pass_as_the_output(
             assert tx.pop("STFUSION_CREATED") and ty.pop("STFUSION_CREATED")
             assert tx == ty
         assert _describes(tmp_path / "True", a.name[len("fused_") : -len(".tif")])
+
+
+@pytest.mark.parametrize("fmt", ["netcdf", "zarr"])
+def test_the_cube_holds_each_dates_quality_layer(tmp_path: Path, fmt: str) -> None:
+    import xarray as xr
+
+    fine, coarse = _copies(tmp_path)
+    out = tmp_path / "out"
+    # a first run without --quality over the whole range, then one date with it and a cube
+    _run(fine, coarse, out)
+    res = run_series(
+        out, fine=[str(fine)], coarse=[str(coarse)], fine_scale=1e-4,
+        date_range="2020-03-10", quality=True, cube=fmt,
+    )  # fmt: skip
+    assert res.cube_path is not None
+    (note,) = [n for n in res.notes if "quality layer" in n]
+    assert note.startswith("11 date(s) of the cube have no current quality layer (2020-03-08")
+    with xr.open_dataset(res.cube_path, engine="zarr" if fmt == "zarr" else None) as ds:
+        assert list(ds["quality_band"].values) == list(BANDS)
+        assert ds["quality"].dims == ("time", "quality_band", "y", "x")
+        assert ds["quality"].dtype == np.float32 and len(ds["time"]) == 12
+        for t in ds["time"].values:
+            day = str(t)[:10]
+            got = ds["quality"].sel(time=t).values
+            if day == "2020-03-10":
+                want = _read(_quality(out, day))
+                np.testing.assert_array_equal(got, want)
+                assert (got[0] == 0).all()  # predicted, not observed
+            else:
+                assert np.isnan(got).all(), day
+    # every date with a layer: no note, every layer as its file
+    res = run_series(
+        out, fine=[str(fine)], coarse=[str(coarse)], fine_scale=1e-4,
+        date_range=RANGE, quality=True, cube=fmt,
+    )  # fmt: skip
+    assert not [n for n in res.notes if "quality layer" in n]
+    with xr.open_dataset(res.cube_path, engine="zarr" if fmt == "zarr" else None) as ds:
+        for t in ds["time"].values:
+            want = _read(_quality(out, str(t)[:10]))
+            np.testing.assert_array_equal(ds["quality"].sel(time=t).values, want)
+
+
+def test_a_cube_without_quality_has_no_quality_variable(tmp_path: Path) -> None:
+    import xarray as xr
+
+    fine, coarse = _copies(tmp_path)
+    res = run_series(
+        tmp_path / "out", fine=[str(fine)], coarse=[str(coarse)], fine_scale=1e-4,
+        date_range="2020-03-10", cube="netcdf",
+    )  # fmt: skip
+    assert res.cube_path is not None
+    with xr.open_dataset(res.cube_path) as ds:
+        assert "quality" not in ds and "quality_band" not in ds.coords

@@ -55,6 +55,7 @@ leftovers), :mod:`.prepare` (options resolved, inputs found), :mod:`.runner` (th
 """
 
 from stfusion.series.config import CUBE_FORMATS, DTYPES, SeriesConfig
+from stfusion.series.cube import check_cube_backend, write_cube
 from stfusion.series.images import VALID_SAMPLE
 from stfusion.series.lock import (
     LOCK_NAME,
@@ -66,11 +67,9 @@ from stfusion.series.lock import (
 )
 from stfusion.series.outputs import (
     INT16_NODATA,
-    check_cube_backend,
     output_path,
     read_summary,
     verify_output,
-    write_cube,
 )
 from stfusion.series.planning import choose_pairs, temporal_weights
 from stfusion.series.records import (

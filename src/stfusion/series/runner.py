@@ -39,20 +39,23 @@ from stfusion.methods.vipstf import VIPSTF, one_pair_method
 from stfusion.scene import open_scene
 from stfusion.series.blend import Combination, Tier, holes, quality_path
 from stfusion.series.config import SeriesConfig, replace_config
+from stfusion.series.cube import (
+    check_cube_backend,
+    check_not_foreign,
+    cube_file,
+    cube_items,
+    cube_quality,
+    warn_stale_cubes,
+    write_cube,
+)
 from stfusion.series.diagnose import input_warnings, no_output_reason
 from stfusion.series.images import ImageSet, describe_error, fully_valid
 from stfusion.series.lock import SCRATCH_NAME, acquire_lock, release_lock, remove_leftovers
 from stfusion.series.outputs import (
     ORPHAN_REASON,
     WrittenImage,
-    check_cube_backend,
-    check_not_foreign,
-    cube_file,
-    cube_items,
     output_path,
     remove_orphans,
-    warn_stale_cubes,
-    write_cube,
     write_date_image,
     write_summary,
 )
@@ -366,6 +369,7 @@ def _cube(
         notes.append("no date was predicted: no cube written")
         return None
     path = cube_file(out, cfg.prefix, cfg.cube)
+    quality = cube_quality(done, s.grid, notes) if cfg.quality else None
     with write_errors(path, also=(RuntimeError,)):  # netCDF4's error on a full disk
         return write_cube(
             done,
@@ -380,6 +384,7 @@ def _cube(
                 "method": s.cls.name,
                 "params": json.dumps(settings["params"], default=str),
             },
+            quality=quality,
         )
 
 
