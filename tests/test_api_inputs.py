@@ -546,3 +546,43 @@ def test_a_crs_on_one_side_only_is_warned_about() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error", STFusionWarning)
         Additive().fit([(f.values, f.values + 0.01)])
+
+
+def test_evaluate_reads_dataarrays_as_fit_does() -> None:
+    """rioxarray's DataArray of a reflectance x 10000 file (scale_factor, _FillValue and band
+    descriptions in its attrs) scores as the file does: ``evaluate(pred, truth)`` gave RMSE
+    1349 (the raw integers) and band names band_1.. before."""
+    import rioxarray
+
+    from stfusion.metrics import evaluate
+
+    data = Path(__file__).resolve().parents[1] / "src" / "stfusion" / "data"
+    f1, c1, c2, truth = (
+        rioxarray.open_rasterio(data / f"CIA_{n}.tif")
+        for n in (
+            "Landsat7_2001-10-17",
+            "MOD09GA_2001-10-17",
+            "MOD09GA_2001-11-02",
+            "Landsat7_2001-11-02",
+        )
+    )
+    assert truth.attrs["scale_factor"] == pytest.approx(1e-4)
+    pred = STARFM().fit([(f1, c1)], ratio=10).predict(c2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", STFusionWarning)  # no scale warning
+        report = evaluate(pred, truth)
+    assert report.band_names == ["blue", "green", "red", "nir", "swir1", "swir2"]
+    assert report.ratio == 10
+    want = evaluate(pred.values, truth.values.astype(np.float64) * 1e-4).mean["rmse"]
+    assert report.mean["rmse"] == pytest.approx(want, rel=1e-9)
+    assert 0.03 < report.mean["rmse"] < 0.05
+    # the fill value is left out, as a file's nodata is
+    holed = truth.copy(data=truth.values.copy())
+    holed.values[:, :10, :] = -9999
+    assert holed.attrs["_FillValue"] == -9999
+    r = evaluate(pred, holed)
+    assert r.mean["valid_fraction"] == pytest.approx(1 - 10 / truth.shape[1])
+    # per-band scales (rioxarray writes them when the bands differ)
+    per_band = truth.copy()
+    per_band.attrs = {"scales": (1e-4,) * 6, "offsets": (0.0,) * 6}
+    assert evaluate(pred, per_band).mean["rmse"] == pytest.approx(want, rel=1e-9)
