@@ -204,3 +204,17 @@ def test_a_warning_the_log_showed_is_not_repeated_as_a_note(tmp_path: Path) -> N
     assert r.stderr.count("fused_cube.nc is from an earlier run and is now out of date") == 1, (
         r.stderr
     )
+
+
+def test_a_warning_is_printed_once_per_command(tmp_path: Path) -> None:
+    """The ensemble's skipped members were warned about once per date: Python's "once"
+    filter forgets what it showed whenever a catch_warnings block ends."""
+    k = need(KRANJ)
+    r = run_process(
+        "series", "--fine", str(k / "landsat" / "filled"), "--coarse",
+        str(k / "modis" / "filled"), "--fine-scale", "0.0001", "-m", "ensemble",
+        "-p", "ratio=16", "--date-range", "2020-03-09:2020-03-12",
+        "--out-dir", str(tmp_path / "out"), "-q",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.count("Warning: ensemble: member(s) fitfc, fsdaf skipped") == 1, r.stderr

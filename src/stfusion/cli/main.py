@@ -16,7 +16,7 @@ import os
 import signal
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import click
@@ -126,7 +126,23 @@ def cli(ctx: click.Context, debug: bool, verbose: bool) -> None:
         warnings.simplefilter("ignore", category=Warning)
     # each message once, wherever it is raised (a check made twice warned twice)
     warnings.simplefilter("once", category=STFusionWarning)
-    warnings.formatwarning = lambda msg, cat, *a, **k: f"Warning: {msg}\n"
+    warnings.formatwarning = _once_per_command()
+
+
+def _once_per_command() -> Callable[..., str]:
+    """``warnings.formatwarning`` that prints a message once per command: Python's "once"
+    forgets what it showed whenever a ``catch_warnings`` block ends (an ensemble's skipped
+    members were warned about once per date of a series)."""
+    shown: set[str] = set()
+
+    def formatted(message: Warning | str, *args: object, **kwargs: object) -> str:
+        text = f"Warning: {message}\n"
+        if text in shown:
+            return ""
+        shown.add(text)
+        return text
+
+    return formatted
 
 
 # ----------------------------------------------------------------------------- entry point
