@@ -26,7 +26,8 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.ndimage import correlate1d
 
-from stfusion.errors import GridMismatchError, InvalidParameterError, STFusionWarning
+from stfusion.errors import InvalidParameterError, STFusionWarning
+from stfusion.metrics_inputs import Float64Array, as_pair, dataarray_band_names
 from stfusion.scale_check import scale_mismatch
 
 __all__ = [
@@ -77,116 +78,7 @@ SSIM_RADIUS = 5  # 11 x 11 window
 SSIM_K1 = 0.01
 SSIM_K2 = 0.03
 
-Float64Array = NDArray[np.float64]
 DataRange = float | str
-
-
-# --------------------------------------------------------------------------------------------
-# input handling
-# --------------------------------------------------------------------------------------------
-
-
-def _one_band_alike(pred: Any, truth: Any) -> tuple[Any, Any]:
-    """One band given with its band axis on one side only (an NDVI ``(y, x)`` truth, a
-    ``(1, y, x)`` prediction): that axis dropped, so both are ``(y, x)``."""
-    if pred.ndim == truth.ndim + 1 and pred.shape[0] == 1:
-        return pred[0], truth
-    if truth.ndim == pred.ndim + 1 and truth.shape[0] == 1:
-        return pred, truth[0]
-    return pred, truth
-
-
-def _check_labels(pred: Any, truth: Any) -> None:
-    """Two labelled arrays (xarray DataArrays, duck-typed: ``dims`` and ``coords``) must
-    label their pixels alike: the same dimensions in the same order, the same spatial
-    coordinates, and named bands not in another order. Scored position by position, a
-    truth shifted, flipped or with its bands reordered gave a wrong score silently."""
-    if not all(hasattr(a, "dims") and hasattr(a, "coords") for a in (pred, truth)):
-        return
-    if tuple(pred.dims) != tuple(truth.dims):
-        raise GridMismatchError(
-            f"pred has dimensions {tuple(pred.dims)} and truth {tuple(truth.dims)}; give "
-            "both in one order (e.g. truth.transpose(*pred.dims))."
-        )
-    for dim in pred.dims:
-        if dim not in pred.coords or dim not in truth.coords:
-            continue
-        a, b = np.asarray(pred[dim].values), np.asarray(truth[dim].values)
-        if a.dtype.kind in "iuf" and b.dtype.kind in "iuf":
-            if a.dtype.kind == b.dtype.kind == "f" or dim != pred.dims[0]:
-                step = float(np.abs(np.diff(a)).min()) if a.size > 1 else 1.0
-                if a.shape != b.shape or not np.allclose(a, b, rtol=0, atol=1e-3 * step):
-                    raise GridMismatchError(
-                        f"pred and truth have other {dim} coordinates ({a[0]:g} .. {a[-1]:g} "
-                        f"vs {b[0]:g} .. {b[-1]:g}): scored pixel by pixel they would compare "
-                        f"different places. Align them first (e.g. truth.sel({dim}=pred.{dim}, "
-                        "method='nearest') or truth.sortby(...))."
-                    )
-        elif a.dtype.kind in "US" and b.dtype.kind in "US":
-            if list(a) != list(b) and sorted(a) == sorted(b):
-                raise GridMismatchError(
-                    f"pred names its {dim}s {', '.join(map(str, a))} and truth "
-                    f"{', '.join(map(str, b))}: the same in another order. Give one order "
-                    f"(e.g. truth.sel({dim}=pred.{dim}))."
-                )
-
-
-def _per_band(value: Any, n_bands: int) -> Float64Array | float | None:
-    """A scale or offset attribute: one number, or one per band (rioxarray's ``scales``)
-    shaped to broadcast over ``(band, y, x)``; None when absent or unusable."""
-    if value is None:
-        return None
-    v = np.atleast_1d(np.asarray(value, dtype=np.float64))
-    if v.size == 1:
-        return float(v[0])
-    return v.reshape(-1, 1, 1) if v.size == n_bands else None
-
-
-def _physical(image: Any) -> Float64Array:
-    """float64 values; a DataArray's as ``fit`` reads it (docs/inputs.md): its fill value
-    (``_FillValue`` or ``nodata`` attribute, as rioxarray's ``open_rasterio`` keeps it) NaN,
-    then ``scale_factor``/``add_offset`` (or rioxarray's per-band ``scales``/``offsets``)
-    applied. A raw DataArray of reflectance x 10000 scored raw against a prediction in
-    reflectance gave RMSE 1349 with a warning."""
-    values = np.asarray(image, dtype=np.float64)
-    attrs = getattr(image, "attrs", None)
-    if not hasattr(image, "dims") or not isinstance(attrs, dict):
-        return values
-    fill = attrs.get("_FillValue", attrs.get("nodata"))
-    if fill is not None and np.ndim(fill) == 0 and np.isfinite(fill):
-        values = np.where(values == fill, np.nan, values)
-    n = values.shape[0] if values.ndim == 3 else 1
-    scale = _per_band(attrs.get("scale_factor", attrs.get("scales")), n)
-    offset = _per_band(attrs.get("add_offset", attrs.get("offsets")), n)
-    if scale is not None:
-        values = values * scale
-    if offset is not None:
-        values = values + offset
-    return np.asarray(values, dtype=np.float64)
-
-
-def _as_pair(pred: ArrayLike, truth: ArrayLike) -> tuple[Float64Array, Float64Array]:
-    """Both as float64 (band, y, x) in physical units (:func:`_physical`), so every metric
-    sees the same shapes and precision."""
-    if not (hasattr(pred, "ndim") and hasattr(truth, "ndim")):  # lists: arrays first
-        pred, truth = np.asarray(pred, np.float64), np.asarray(truth, np.float64)
-    pred, truth = _one_band_alike(pred, truth)
-    _check_labels(pred, truth)
-    p = _physical(pred)
-    t = _physical(truth)
-    if p.shape != t.shape:
-        raise GridMismatchError(
-            f"pred and truth must have the same shape (band, y, x); got pred {p.shape} and "
-            f"truth {t.shape}. Resample the prediction onto the truth grid first."
-        )
-    if p.ndim == 2:
-        p, t = p[np.newaxis], t[np.newaxis]
-    if p.ndim != 3:
-        raise GridMismatchError(
-            f"pred and truth must be 3-D (band, y, x) or 2-D (y, x); got {p.ndim}-D arrays of "
-            f"shape {p.shape}."
-        )
-    return p, t
 
 
 def _valid(p: Float64Array, t: Float64Array) -> NDArray[np.bool_]:
@@ -280,7 +172,7 @@ def _check_ratio(ratio: float | None) -> float | None:
 
 def rmse(pred: ArrayLike, truth: ArrayLike) -> Float64Array:
     """Root mean square error per band."""
-    p, t = _as_pair(pred, truth)
+    p, t = as_pair(pred, truth)
     valid = _valid(p, t)
     with np.errstate(invalid="ignore"):
         return np.sqrt(_band_mean_of((p - t) ** 2, valid))
@@ -288,13 +180,13 @@ def rmse(pred: ArrayLike, truth: ArrayLike) -> Float64Array:
 
 def mae(pred: ArrayLike, truth: ArrayLike) -> Float64Array:
     """Mean absolute error per band."""
-    p, t = _as_pair(pred, truth)
+    p, t = as_pair(pred, truth)
     return _band_mean_of(np.abs(p - t), _valid(p, t))
 
 
 def bias(pred: ArrayLike, truth: ArrayLike) -> Float64Array:
     """Mean of ``pred - truth`` per band (positive: the prediction is too high)."""
-    p, t = _as_pair(pred, truth)
+    p, t = as_pair(pred, truth)
     return _band_mean_of(p - t, _valid(p, t))
 
 
@@ -331,7 +223,7 @@ def _centered_sums(
 
 def cc(pred: ArrayLike, truth: ArrayLike) -> Float64Array:
     """Pearson correlation per band; NaN when either image is constant over the valid pixels."""
-    p, t = _as_pair(pred, truth)
+    p, t = as_pair(pred, truth)
     _, _, sxy, sxx, syy = _centered_sums(p, t)
     with np.errstate(invalid="ignore", divide="ignore"):
         r = sxy / np.sqrt(sxx * syy)
@@ -344,7 +236,7 @@ def uiqi(pred: ArrayLike, truth: ArrayLike) -> Float64Array:
     Q = 4 s_xy m_x m_y / ((s_x^2 + s_y^2)(m_x^2 + m_y^2)); the 1/N vs 1/(N-1) choice cancels.
     NaN where the denominator is 0 (e.g. both images constant).
     """
-    p, t = _as_pair(pred, truth)
+    p, t = as_pair(pred, truth)
     mean_p, mean_t, sxy, sxx, syy = _centered_sums(p, t)
     den = (sxx + syy) * (mean_p**2 + mean_t**2)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -354,7 +246,7 @@ def uiqi(pred: ArrayLike, truth: ArrayLike) -> Float64Array:
 
 def psnr(pred: ArrayLike, truth: ArrayLike, data_range: DataRange = 1.0) -> Float64Array:
     """PSNR per band in dB, ``10 log10(L^2 / MSE)``; inf where the band is reproduced exactly."""
-    p, t = _as_pair(pred, truth)
+    p, t = as_pair(pred, truth)
     rng = resolve_data_range(t, data_range)
     mse = _band_mean_of((p - t) ** 2, _valid(p, t))
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -367,7 +259,7 @@ def coverage(pred: ArrayLike, truth: ArrayLike) -> Float64Array:
 
     Reported with every score: leaving hard pixels empty must not look like skill.
     """
-    p, t = _as_pair(pred, truth)
+    p, t = as_pair(pred, truth)
     truth_ok = np.isfinite(t)
     n_truth = truth_ok.sum(axis=(1, 2))
     n_both = (truth_ok & np.isfinite(p)).sum(axis=(1, 2))
@@ -377,7 +269,7 @@ def coverage(pred: ArrayLike, truth: ArrayLike) -> Float64Array:
 
 def valid_fraction(pred: ArrayLike, truth: ArrayLike) -> Float64Array:
     """Fraction of all pixels that are valid in both images, per band."""
-    p, t = _as_pair(pred, truth)
+    p, t = as_pair(pred, truth)
     n_pix = p.shape[1] * p.shape[2]
     if n_pix == 0:
         return np.full(p.shape[0], np.nan)
@@ -445,7 +337,7 @@ def ssim_map(pred: ArrayLike, truth: ArrayLike, data_range: DataRange = 1.0) -> 
     pixels, so gaps and image edges get zero weight instead of made-up values; without gaps and
     away from edges this is exactly Wang et al. (2004) with the Gaussian window.
     """
-    p, t = _as_pair(pred, truth)
+    p, t = as_pair(pred, truth)
     rng = resolve_data_range(t, data_range)
     if p.shape[0] == 0:
         return np.empty(p.shape)
@@ -469,7 +361,7 @@ def sam(pred: ArrayLike, truth: ArrayLike, *, degrees: bool = False) -> float:
     Uses pixels valid in every band of both images, skipping zero-norm spectra (no direction).
     NaN when no pixel qualifies.
     """
-    p, t = _as_pair(pred, truth)
+    p, t = as_pair(pred, truth)
     ok = np.all(np.isfinite(p), axis=0) & np.all(np.isfinite(t), axis=0)
     p0 = np.where(ok, p, 0.0)
     t0 = np.where(ok, t, 0.0)
@@ -493,7 +385,7 @@ def ergas(pred: ArrayLike, truth: ArrayLike, ratio: float | None) -> float:
     out of the mean.
     """
     r = _check_ratio(ratio)
-    p, t = _as_pair(pred, truth)
+    p, t = as_pair(pred, truth)
     if r is None:
         return math.nan
     valid = _valid(p, t)
@@ -607,7 +499,7 @@ def evaluate(
     more than ``SCALE_CHECK_FACTOR`` (20x: reflectance against reflectance x 10000), naming the
     truth scale to give; ``stfusion evaluate`` refuses to score such a pair.
     """
-    p, t = _as_pair(pred, truth)
+    p, t = as_pair(pred, truth)
     mismatch = scale_mismatch(p, t)
     if mismatch is not None:
         warnings.warn(mismatch.message(), STFusionWarning, stacklevel=2)
@@ -615,7 +507,7 @@ def evaluate(
         ratio = getattr(pred, "attrs", {}).get("ratio")
     r = _check_ratio(ratio)
     if band_names is None:
-        band_names = _dataarray_band_names(pred, truth)
+        band_names = dataarray_band_names(pred, truth)
     names = _band_names(band_names, p.shape[0])
     rng = resolve_data_range(t, data_range)
     per_band_arrays: dict[str, Float64Array] = {
@@ -642,28 +534,6 @@ def evaluate(
         data_range,
         r,
     )
-
-
-def _dataarray_band_names(*images: Any) -> list[str] | None:
-    """A DataArray's named bands; for rioxarray's numbered bands 1..N, the descriptions it
-    keeps in ``long_name`` (the names the file gives), from the first image that has them."""
-    for image in images:
-        labels = getattr(getattr(image, "coords", {}).get("band"), "values", None)
-        if labels is None:
-            continue
-        labels = np.atleast_1d(labels)
-        if labels.dtype.kind in "US":
-            return [str(b) for b in labels]
-        described = getattr(image, "attrs", {}).get("long_name")
-        if (
-            labels.dtype.kind in "iu"
-            and labels.tolist() == list(range(1, len(labels) + 1))
-            and isinstance(described, tuple | list)
-            and len(described) == len(labels)
-            and all(isinstance(d, str) and d for d in described)
-        ):
-            return list(described)
-    return None
 
 
 def _band_names(band_names: Sequence[str] | None, n_bands: int) -> list[str]:

@@ -15,9 +15,7 @@ from numpy.typing import ArrayLike
 
 from stfusion.metrics import (
     SSIM_RADIUS,
-    Float64Array,
     MetricReport,
-    _as_pair,
     _band_names,
     _check_ratio,
     _report,
@@ -25,6 +23,7 @@ from stfusion.metrics import (
     _valid,
     resolve_data_range,
 )
+from stfusion.metrics_inputs import Float64Array, as_pair
 
 __all__ = ["BlockReader", "evaluate_blocks"]
 
@@ -57,7 +56,7 @@ def evaluate_blocks(
     p_lo, t_lo, f_lo = inf.copy(), inf.copy(), inf.copy()
     p_hi, t_hi, f_hi = -inf, -inf, -inf
     for r0, c0, bh, bw in blocks:
-        p, t = _as_pair(*read(r0, c0, bh, bw, 0))
+        p, t = as_pair(*read(r0, c0, bh, bw, 0))
         valid = _valid(p, t)
         finite_t = np.isfinite(t)
         n += valid.sum(axis=(1, 2))
@@ -87,7 +86,7 @@ def evaluate_blocks(
     sam_sum, sam_n = 0.0, 0
     halo = SSIM_RADIUS
     for r0, c0, bh, bw in blocks:
-        pw, tw = _as_pair(*read(r0, c0, bh, bw, halo))
+        pw, tw = as_pair(*read(r0, c0, bh, bw, halo))
         core = (slice(None), slice(halo, halo + bh), slice(halo, halo + bw))
         p, t = pw[core], tw[core]
         valid = _valid(p, t)
