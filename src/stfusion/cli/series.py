@@ -238,7 +238,8 @@ def _config(opts: dict[str, Any]) -> SeriesConfig:
     is_flag=True,
     default=False,
     help="Also write PREFIX_YYYY-MM-DD_quality.tif beside each date: observed (1) or "
-    "predicted (0), days to the nearest pair used, pairs used, fallback flags, tier.",
+    "predicted (0), days to the nearest pair used, pairs used, fallback flags, tier; "
+    "with --cube, also in the cube (variable quality).",
 )
 @quiet_option("No progress display or table.")
 @band_options
