@@ -287,3 +287,24 @@ def one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(old)
+
+
+@pytest.fixture
+def user_case(small_tifs: dict[str, Path], tmp_path: Path) -> Path:
+    toml = tmp_path / "cases.toml"
+    toml.write_text(
+        "[cases.tiny]\n"
+        f'pairs = [["{small_tifs["f1"].name}", "{small_tifs["c1"].name}"]]\n'
+        'pair_dates = ["2001-10-17"]\n'
+        f'target = "{small_tifs["c2"].name}"\n'
+        f'truth = "{small_tifs["f2"].name}"\n'
+        'target_date = "2001-11-02"\n'
+        "ratio = 10\n"
+        'bands = ["red", "nir"]\n'
+    )
+    return toml
+
+
+def bench_args(cases: str, out: Path | str, *extra: str, methods: str = "nochange") -> list[str]:
+    """``bench --cases CASES --methods METHODS --out OUT EXTRA`` (``main``'s or ``_cli``'s)."""
+    return ["bench", "--cases", cases, "--methods", methods, "--out", str(out), *extra]

@@ -27,20 +27,6 @@ from stfusion.errors import InputFileError, InvalidParameterError
 from stfusion.metrics import evaluate
 
 
-@pytest.fixture
-def user_case(small_tifs: dict[str, Path], tmp_path: Path) -> Path:
-    toml = tmp_path / "cases.toml"
-    toml.write_text(
-        "[cases.tiny]\n"
-        f'pairs = [["{small_tifs["f1"].name}", "{small_tifs["c1"].name}"]]\n'
-        f'target = "{small_tifs["c2"].name}"\n'
-        f'truth = "{small_tifs["f2"].name}"\n'
-        'pair_dates = ["2001-10-17"]\ntarget_date = "2001-11-02"\n'
-        'ratio = 10\nbands = ["red", "nir"]\n'
-    )
-    return toml
-
-
 def _case(name: str = "c") -> Case:
     return Case(name, (("f.tif", "c.tif"),), "t.tif", "u.tif", ("2001-10-17",), "2001-11-02")
 

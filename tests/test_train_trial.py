@@ -9,17 +9,14 @@ import dataclasses
 import hashlib
 import os
 import shutil
-import signal
 import subprocess
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 torch = pytest.importorskip("torch")
 
-from conftest import process_env, run_clean, run_process, stfusion_cmd  # noqa: E402
+from conftest import run_clean, run_process  # noqa: E402
 from dl_helpers import pair_args  # noqa: E402
 from stfusion.dl.checkpoint import load_checkpoint  # noqa: E402
 from stfusion.dl.train import TrainConfig, train  # noqa: E402
@@ -67,10 +64,15 @@ def crop(folder: Path, **kw: object) -> dict[str, tuple[Path, Path]]:
     return write_cia_crop(folder, **{"size": 40, "dates": DATES[:2], "bands": (2, 3), **kw})  # type: ignore[arg-type]
 
 
-@pytest.fixture
-def pairs(tmp_path: Path) -> list[tuple[Path, Path]]:
+def two_pairs(tmp_path: Path) -> list[tuple[Path, Path]]:
+    """The crop's first two dates as ``(fine, coarse)`` pairs, under ``tmp_path/data``."""
     files = crop(tmp_path / "data")
     return [files[d] for d in DATES[:2]]
+
+
+@pytest.fixture
+def pairs(tmp_path: Path) -> list[tuple[Path, Path]]:
+    return two_pairs(tmp_path)
 
 
 def cmd(pairs: list, out: Path, *extra: str, model: str = "dcstfn") -> list[str]:
@@ -151,110 +153,6 @@ def test_out_that_is_an_input_or_a_raster_name_is_refused(pairs: list, tmp_path:
 
 
 # ----------------------------------------------------------------------------- item 3
-
-
-def _start(args: list[str]) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        stfusion_cmd(*args),
-        env=process_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def _wait_for(proc: subprocess.Popen[str], ready: Callable[[], bool], timeout: float = 120) -> None:
-    """Wait until ``ready()``; else stop ``proc`` (it would train for ever) and fail."""
-    deadline = time.monotonic() + timeout
-    while not ready() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.1)
-    if not ready():
-        proc.kill()
-        pytest.fail(f"not ready; stderr: {proc.communicate()[1][-2000:]}")
-
-
-def test_overwrite_keeps_the_earlier_run_until_its_first_epoch(pairs: list, tmp_path: Path) -> None:
-    """--overwrite deleted the earlier run's resume state at the start: a new run stopped
-    before its first epoch left m.ckpt without it. A folder the run created is removed when
-    nothing was saved."""
-    out = tmp_path / "m.ckpt"
-    train(pairs, out, TINY)
-    was = tree(tmp_path)
-    slow = cmd(pairs, out, "--overwrite", "--steps-per-epoch", "100000")
-    proc = _start(slow)
-    # the earlier state set aside, the new run's begun: inside Lightning's fit
-    _wait_for(
-        proc,
-        lambda: (
-            any(tmp_path.glob(".m.lightning.*.previous")) and (tmp_path / "m.lightning").exists()
-        ),
-    )
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 143 and "as they were before this run" in err, err
-    assert tree(tmp_path) == was  # exactly as it was: no partial, nothing set aside
-    resumed = run_process(*cmd(pairs, out, "--resume", "--epochs", "2", "-q"))
-    assert resumed.returncode == 0, resumed.stderr
-    # a folder made for --out, removed again when the run is stopped before saving anything
-    new = tmp_path / "new" / "sub" / "m.ckpt"
-    proc = _start(cmd(pairs, new, "--steps-per-epoch", "100000"))
-    _wait_for(proc, lambda: (new.parent / "m.lightning").exists())
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130 and "nothing was saved" in err, err
-    assert not (tmp_path / "new").exists()
-
-
-def test_a_killed_overwrite_run_leaves_nothing_set_aside(pairs: list, tmp_path: Path) -> None:
-    """A run killed by SIGKILL (out of memory) cannot clean up: the earlier run's state stayed
-    hidden as .m.lightning.<pid>.previous for ever, and --resume refused. The next run puts
-    it back when it is still m.ckpt's, and deletes it when m.ckpt was written since."""
-    out = tmp_path / "m.ckpt"
-    train(pairs, out, TINY)
-    was = digest(out)
-    aside = ".m.lightning.*.previous"
-    # killed before its first epoch: m.ckpt is the earlier run's, so is the state set aside
-    proc = _start(cmd(pairs, out, "--overwrite", "--steps-per-epoch", "100000"))
-    _wait_for(proc, lambda: any(tmp_path.glob(aside)) and (tmp_path / "m.lightning").exists())
-    proc.kill()
-    proc.communicate(timeout=120)
-    assert any(tmp_path.glob(aside)) and digest(out) == was
-    resumed = run_process(*cmd(pairs, out, "--resume", "--epochs", "2", "-q"))
-    assert resumed.returncode == 0, resumed.stderr
-    assert "put back as m.lightning" in resumed.stderr, resumed.stderr
-    assert not any(tmp_path.glob(aside)) and digest(out) != was
-    # killed after saving an epoch: m.ckpt is the new run's, the state set aside is stale
-    was = digest(out)
-    proc = _start(cmd(pairs, out, "--overwrite", "--epochs", "100000"))
-    _wait_for(proc, lambda: any(tmp_path.glob(aside)) and digest(out) != was)
-    proc.kill()
-    proc.communicate(timeout=120)
-    assert any(tmp_path.glob(aside))
-    again = run_process(*cmd(pairs, out, "--overwrite", "-q"))
-    assert again.returncode == 0, again.stderr
-    assert "deleted: m.ckpt was written after it was set aside" in again.stderr, again.stderr
-    assert not any(tmp_path.glob(aside))
-
-
-def test_failing_overwrite_run_restores_the_earlier_state(
-    pairs: list, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from stfusion.dl import engine
-
-    out = tmp_path / "m.ckpt"
-    train(pairs, out, TINY)
-    was = tree(tmp_path)
-
-    def fail(*args: object) -> None:
-        raise RuntimeError("boom")
-
-    monkeypatch.setattr(engine.FusionModule, "training_step", fail)
-    with pytest.raises(RuntimeError, match="boom"):
-        train(pairs, out, TINY, overwrite=True)
-    assert tree(tmp_path) == was
-
-
-# ----------------------------------------------------------------------------- item 4
 
 
 def test_resume_errors_are_one_line(pairs: list, tmp_path: Path) -> None:
