@@ -129,13 +129,15 @@ def cube_items(records: Sequence[DateRecord], out: Path) -> list[tuple[dt.date, 
 
 
 def cube_quality(
-    items: list[tuple[dt.date, Path, str]], grid: Grid, notes: list[str]
+    items: list[tuple[dt.date, Path, str]], grid: Grid, notes: list[str], listed: set[dt.date]
 ) -> list[Path | None]:
     """Each cube date's quality layer, None (NaN in the cube, and a note) where it has no
-    current one: a date outside --date-range kept from a run without --quality."""
+    current one: a date outside --date-range kept from a run without --quality. Only the
+    ``listed`` dates (not computed nor kept by this run, whose layers --quality verified)
+    are checked here."""
     layers: list[Path | None] = []
-    for _, path, _ in items:
-        current = not quality_problem(path, read_tags(path), grid)
+    for day, path, _ in items:
+        current = day not in listed or not quality_problem(path, read_tags(path), grid)
         layers.append(quality_file(path) if current else None)
     missing = [d.isoformat() for (d, _, _), q in zip(items, layers) if q is None]
     if missing:

@@ -369,7 +369,8 @@ def _cube(
         notes.append("no date was predicted: no cube written")
         return None
     path = cube_file(out, cfg.prefix, cfg.cube)
-    quality = cube_quality(done, s.grid, notes) if cfg.quality else None
+    listed = {r.date for r in records if r.reason.startswith((OUTSIDE_REASON, OFF_STEP_REASON))}
+    quality = cube_quality(done, s.grid, notes, listed) if cfg.quality else None
     with write_errors(path, also=(RuntimeError,)):  # netCDF4's error on a full disk
         return write_cube(
             done,
