@@ -1,5 +1,6 @@
 """What ``stfusion.metrics`` makes of its inputs: arrays or DataArrays, as float64
-``(band, y, x)`` in physical units, their pixels labelled alike (docs/metrics.md, "Inputs")."""
+``(band, y, x)`` in physical units, their pixels labelled alike (docs/metrics.md, "Inputs").
+The band names a DataArray describes are read here for ``io.dataarray`` (``fit``) too."""
 
 from __future__ import annotations
 
@@ -126,13 +127,24 @@ def dataarray_band_names(*images: Any) -> list[str] | None:
         labels = np.atleast_1d(labels)
         if labels.dtype.kind in "US":
             return [str(b) for b in labels]
-        described = getattr(image, "attrs", {}).get("long_name")
-        if (
-            labels.dtype.kind in "iu"
-            and labels.tolist() == list(range(1, len(labels) + 1))
-            and isinstance(described, tuple | list)
-            and len(described) == len(labels)
-            and all(isinstance(d, str) and d for d in described)
-        ):
+        described = described_band_names(labels, getattr(image, "attrs", {}))
+        if described is not None:
             return list(described)
+    return None
+
+
+def described_band_names(labels: np.ndarray, attrs: Any) -> tuple[str, ...] | None:
+    """The band descriptions rioxarray keeps in ``attrs["long_name"]`` when it numbers the
+    bands ``labels`` 1..N (the names the file gives, as a path would give them); None when
+    the labels are not that numbering or the descriptions do not name every band. Shared by
+    ``fit``'s and ``evaluate``'s reading of DataArrays."""
+    described = attrs.get("long_name")
+    if (
+        labels.dtype.kind in "iu"
+        and labels.tolist() == list(range(1, len(labels) + 1))
+        and isinstance(described, tuple | list)
+        and len(described) == len(labels)
+        and all(isinstance(d, str) and d for d in described)
+    ):
+        return tuple(described)
     return None

@@ -19,6 +19,7 @@ from affine import Affine
 from stfusion.errors import GridMismatchError, InputFileError, InvalidParameterError
 from stfusion.io.grid import Grid, Scaling
 from stfusion.io.sources import ArraySource, FileSource, physical, stored_as
+from stfusion.metrics_inputs import described_band_names
 
 #: Spatial dimension names taken without rioxarray's help, (y, x): rioxarray itself knows
 #: ``y``/``x`` and ``latitude``/``longitude`` (and CF ``axis`` attributes), not ``lat``/``lon``.
@@ -243,15 +244,8 @@ def dataarray_source(image: Any, scaling: Scaling | None, label: str = "") -> Ar
     names = () if band is None else tuple(str(b) for b in band)
     # rioxarray numbers the bands 1..N and keeps the file's band descriptions in long_name:
     # the names a path would give (STARFM's red and NIR choice, the band-order check)
-    described = image.attrs.get("long_name")
-    if (
-        band is not None
-        and band.dtype.kind in "iu"
-        and band.tolist() == list(range(1, len(band) + 1))
-        and isinstance(described, tuple | list)
-        and len(described) == len(band)
-        and all(isinstance(d, str) and d for d in described)
-    ):
-        names = tuple(described)
+    described = None if band is None else described_band_names(band, image.attrs)
+    if described is not None:
+        names = described
     scale, offset = stored_as(scaling)
     return ArraySource(arr, grid, names, label, scale=scale, offset=offset, layout=layout)
