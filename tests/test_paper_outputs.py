@@ -144,6 +144,9 @@ def test_evaluate_csv_and_pred_offset(tmp_path: Path, capsys: pytest.CaptureFixt
     got = {(r["band"], r["metric"]): float(r["value"]) for r in rows}
     assert got[("NDVI", "rmse")] == scored["rmse"]["bands"]["NDVI"]
     assert got[("mean", "ssim")] == scored["ssim"]["mean"]
+    # runs appended to one CSV stay apart: each row names its files, after the first three
+    assert list(rows[0])[:3] == ["band", "metric", "value"]
+    assert {(r["prediction"], r["truth"]) for r in rows} == {(str(pred), str(truth))}
     shifted = tmp_path / "shifted.tif"
     with rasterio.open(pred) as src:
         data, profile = src.read(), src.profile

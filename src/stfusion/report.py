@@ -53,15 +53,17 @@ def tidy_rows(report: MetricReport) -> list[tuple[str, str, str]]:
     return rows
 
 
-def report_csv(report: MetricReport) -> str:
-    """``stfusion evaluate --csv``: a header ``band,metric,value`` and :func:`tidy_rows`."""
+def report_csv(report: MetricReport, prediction: str = "", truth: str = "") -> str:
+    """``stfusion evaluate --csv``: a header ``band,metric,value,prediction,truth`` and
+    :func:`tidy_rows`, each row naming the two files (several runs appended to one CSV can
+    be told apart; the file columns come last so the first three stay where they were)."""
     import csv
     import io
 
     text = io.StringIO()
     w = csv.writer(text, lineterminator="\n")
-    w.writerow(["band", "metric", "value"])
-    w.writerows(tidy_rows(report))
+    w.writerow(["band", "metric", "value", "prediction", "truth"])
+    w.writerows((*row, prediction, truth) for row in tidy_rows(report))
     return text.getvalue()
 
 

@@ -110,8 +110,9 @@ def _check_data_range(value: str) -> float | str:
     "--csv",
     "as_csv",
     is_flag=True,
-    help="Print CSV instead of a table: band,metric,value, one row per band and metric "
-    "(band 'mean' for the mean over bands and for SAM, ERGAS).",
+    help="Print CSV instead of a table: band,metric,value,prediction,truth, one row per band "
+    "and metric (band 'mean' for the mean over bands and for SAM, ERGAS); the last two "
+    "columns are PREDICTION and TRUTH as given.",
 )
 @click.option(
     "--no-scale-check",
@@ -178,7 +179,7 @@ def evaluate(
     elif as_csv:
         from stfusion.report import report_csv
 
-        click.echo(report_csv(report), nl=False)
+        click.echo(report_csv(report, prediction, truth), nl=False)
     else:
         from stfusion.report import metrics_table
 
