@@ -293,6 +293,9 @@ def test_options_a_model_does_not_read_stay_out_of_its_config(pairs: list, tmp_p
         (["--val-fraction", "1"], "--val-fraction 1"),
         (["--val-dates", "2001-11-2"], "YYYY-MM-DD"),
         (["--val-dates", "11/02/2001"], "YYYY-MM-DD"),
+        (["--max-invalid", "1"], "--max-invalid 1"),
+        (["--max-invalid", "-0.1"], "--max-invalid -0.1"),
+        (["--max-invalid", "nan"], "--max-invalid nan"),
     ],
 )
 def test_bad_values_are_usage_errors(
@@ -314,3 +317,26 @@ def test_warnings_once_and_vitgan_default_size(pairs: list, tmp_path: Path) -> N
     assert err.count("runs as bf16-mixed") == 1 and err.count("contradicts") == 1, err
     assert "starting from fresh weights" not in err
     assert load_checkpoint(tmp_path / "m.ckpt").data["config"]["size"] == "tiny"
+
+
+@pytest.mark.parametrize("command", ["train", "distill"])
+def test_a_bad_value_is_said_before_torch_is_imported(command: str, tmp_path: Path) -> None:
+    """A bad option value waited for torch and Lightning (5 s) before its usage error."""
+    import subprocess
+    import sys
+
+    from conftest import process_env
+
+    args = [command, "--pair", "a.tif", "b.tif", "--pair", "c.tif", "d.tif"]
+    args += ["--out", str(tmp_path / "m.ckpt"), "--max-invalid", "1"]
+    if command == "distill":
+        args += ["--teacher", "shipped"]
+    code = (
+        "import sys\nfrom stfusion.cli import main\ntry:\n    main(sys.argv[1:])\n"
+        "finally:\n    print('torch' in sys.modules, 'lightning' in sys.modules)"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, *args], env=process_env(), capture_output=True, text=True
+    )
+    assert proc.returncode == 2 and "--max-invalid 1" in proc.stderr, proc.stderr
+    assert proc.stdout.split() == ["False", "False"], proc.stdout

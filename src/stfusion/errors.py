@@ -27,6 +27,11 @@ class InvalidParameterError(STFusionError, ValueError):
     """A method or command parameter has a value that cannot be used."""
 
 
+class OptionError(InvalidParameterError):
+    """A value of a run option that cannot work, named as on the command line: ``stfusion
+    train`` and ``distill`` report it as a usage error (exit status 2)."""
+
+
 class EmptyInputError(STFusionError, ValueError):
     """An input has no valid (non-nodata) pixels where they are needed."""
 

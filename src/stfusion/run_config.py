@@ -9,9 +9,14 @@ setting is stored in the checkpoint. Also where the shipped weights are (``--ini
 
 from __future__ import annotations
 
+import datetime as _dt
+import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
+
+from stfusion.errors import InvalidParameterError, OptionError
 
 #: The checkpoints stfusion ships (package data).
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -119,6 +124,15 @@ class DistillSettings(LoopSettings):
     speed_tile: int = 256  # tile side of the closing speed measurement
     speed_repeat: int = 3  # fastest of this many timings is reported
 
+    def check_values(self) -> None:
+        """:func:`check_run_values` (without torch), ``val_fraction`` 0 being the teacher's."""
+        if self.val_fraction and not 0.0 < self.val_fraction < 1.0:
+            raise OptionError(
+                f"--val-fraction {self.val_fraction}: the share of the scene held out, above 0 "
+                "and below 1 (0: the teacher's)."
+            )
+        check_run_values(replace(self, val_fraction=self.val_fraction or 0.2))
+
 
 def shipped_weights(name: str) -> Path:
     """Path of the shipped checkpoint of method ``name`` (may not exist):
@@ -136,6 +150,79 @@ __all__ = [
     "LoopSettings",
     "RunOptions",
     "TrainSettings",
+    "check_iso_date",
+    "check_precision",
+    "check_run_values",
     "is_inference_device",
     "shipped_weights",
 ]
+
+
+#: The options counted from 1, and their flags.
+_AT_LEAST_ONE = {
+    "epochs": "--epochs",
+    "batch": "--batch",
+    "patience": "--patience",
+    "val_patches": "--val-patches",
+}
+
+
+def check_run_values(cfg: Any) -> None:
+    """The values of the options every run shares (``TrainSettings`` and the run
+    configurations; any object with their fields), checked without torch, so a bad one is a
+    usage error at once rather than after the networks' import: :class:`OptionError` naming
+    the option."""
+    for name, flag in _AT_LEAST_ONE.items():
+        if int(getattr(cfg, name)) < 1:
+            raise OptionError(f"{flag} {getattr(cfg, name)}: give 1 or more.")
+    if cfg.patch < 16:
+        raise OptionError(
+            f"--patch {cfg.patch}: a patch is at least 16 px; give --patch 16 or more."
+        )
+    if not (cfg.lr > 0 and math.isfinite(cfg.lr)):
+        raise OptionError(f"--lr {cfg.lr}: the learning rate must be above 0, e.g. --lr 0.001.")
+    if int(cfg.workers) < 0:
+        raise OptionError(f"--workers {cfg.workers}: give 0 (read in the main process) or more.")
+    if int(cfg.steps_per_epoch) < 0:
+        raise OptionError(
+            f"--steps-per-epoch {cfg.steps_per_epoch}: give 0 (about one pass over the training "
+            "area) or more."
+        )
+    if not float(cfg.max_gap) >= 0:
+        raise OptionError(f"--max-gap {cfg.max_gap}: days; give 0 (any two dates) or more.")
+    if not 0.0 <= float(cfg.val_fraction) < 1.0:
+        raise OptionError(
+            f"--val-fraction {cfg.val_fraction}: the share of each scene's area held out, from "
+            "0 (no block) to below 1, e.g. 0.2."
+        )
+    if not 0.0 <= float(cfg.max_invalid) < 1.0:
+        raise OptionError(
+            f"--max-invalid {cfg.max_invalid}: the largest share of invalid pixels in a "
+            "training patch, from 0 to below 1, e.g. 0.2."
+        )
+    for day in cfg.val_dates:
+        check_iso_date(str(day), "--val-dates")
+    if not cfg.val_fraction and not cfg.val_dates:
+        raise OptionError(
+            "no validation: give --val-fraction > 0 (a spatial block) or --val-dates."
+        )
+    check_precision(cfg.precision)
+
+
+def check_precision(precision: str) -> str:
+    if str(precision) not in PRECISIONS:
+        raise InvalidParameterError(
+            f"--precision {precision!r}: choose one of {', '.join(PRECISIONS)}."
+        )
+    return str(precision)
+
+
+def check_iso_date(text: str, option: str) -> str:
+    """``text`` if it is a date written YYYY-MM-DD, else :class:`OptionError` naming
+    ``option``."""
+    try:
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text.strip()):
+            return _dt.date.fromisoformat(text.strip()).isoformat()
+    except ValueError:
+        pass
+    raise OptionError(f"{option} {text}: not a date; write YYYY-MM-DD, e.g. 2001-11-02.")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import fields
 from typing import Any
 
 import click
@@ -125,15 +126,10 @@ def distill(
       stfusion distill --teacher shipped --pair L1.tif M1.tif --pair L2.tif M2.tif \\
           --out student.ckpt
     """
-    from stfusion.dl.distill import DistillConfig
-    from stfusion.dl.distill import distill as run_distill
-    from stfusion.dl.train import log_paths
-
     if not pairs and not catalog:
         raise click.UsageError("give the pairs: --pair FINE COARSE (2+) or --catalog.")
     check_run_flags(ctx)
-    cfg = DistillConfig(
-        student=student,
+    loop: dict[str, Any] = dict(
         epochs=epochs,
         patch=patch,
         batch=batch,
@@ -144,9 +140,6 @@ def distill(
         seed=seed,
         device=devices or device,
         augment=augment,
-        alpha=alpha,
-        beta=beta,
-        feature_layer=feature_layer,
         threads=threads,
         precision=precision,
         strategy=strategy,
@@ -156,6 +149,16 @@ def distill(
         val_dates=opt.split_dates(val_dates),
         val_patches=val_patches,
     )
+    settings = DistillSettings(
+        student=student, alpha=alpha, beta=beta, feature_layer=feature_layer, **loop
+    )
+    with usage_errors():  # a bad value is said before torch is imported (5 s)
+        settings.check_values()
+    from stfusion.dl.distill import DistillConfig
+    from stfusion.dl.distill import distill as run_distill
+    from stfusion.dl.train import log_paths
+
+    cfg = DistillConfig(**{f.name: getattr(settings, f.name) for f in fields(settings)})
     t0 = time.monotonic()
     with usage_errors():
         cfg.validate()

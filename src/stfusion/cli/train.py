@@ -7,12 +7,13 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import fields
 from typing import Any
 
 import click
 
 from stfusion.cli import options as opt
-from stfusion.run_config import TrainSettings
+from stfusion.run_config import TrainSettings, check_run_values
 
 #: Student sizes for the --size names of the other networks (``--model student``).
 STUDENT_SIZE_FOR = {"tiny": "nano", "small": "micro", "paper": "mini"}
@@ -175,24 +176,27 @@ def train(
           --pair L_2001-10-17.tif M_2001-10-17.tif --out model.ckpt
       stfusion predict --method edcstfn --param weights=model.ckpt ...
     """
-    from stfusion.dl.train import TrainConfig
-    from stfusion.dl.train import train as run_training
-
-    if model == "stfdcnn":  # its own two-network loop (mapping + super-resolution)
-        from stfusion.dl.train_stfdcnn import train_stfdcnn as run_training
-
     if not pairs and not catalog:
         raise click.UsageError("give the training pairs: --pair FINE COARSE (2+) or --catalog.")
     check_run_flags(ctx)
-    size = _size(model, size, settings, resume)
+    settings["ae_steps"] = settings["ae_steps"] if given(ctx, "ae_steps") else None
+    settings_only = _train_config(TrainSettings, model, size or TrainSettings.size, settings)
+    with usage_errors():
+        check_run_values(settings_only)  # a bad value is said before torch is imported (5 s)
+    size = settings_only.size = _size(model, size, settings, resume)
     if not resume:  # the recorded command line names the size run (a resumed run has its own)
         ctx.params["size"] = size
     if resume and given(ctx, "init"):
         _warn(
             f"--init {settings['init']}: a resumed run goes on from its own last weights; ignored."
         )
-    settings["ae_steps"] = settings["ae_steps"] if given(ctx, "ae_steps") else None
-    cfg = _train_config(TrainConfig, model, size, settings)
+    from stfusion.dl.train import TrainConfig
+    from stfusion.dl.train import train as run_training
+
+    if model == "stfdcnn":  # its own two-network loop (mapping + super-resolution)
+        from stfusion.dl.train_stfdcnn import train_stfdcnn as run_training
+
+    cfg = TrainConfig(**{f.name: getattr(settings_only, f.name) for f in fields(settings_only)})
     with usage_errors():
         if model == "stfdcnn":
             from stfusion.dl.train import validate_run_options
@@ -230,9 +234,9 @@ def check_run_flags(ctx: click.Context) -> None:
 
 @contextlib.contextmanager
 def usage_errors() -> Iterator[None]:
-    """A run option's bad value (:class:`stfusion.dl.engine_settings.OptionError`, raised by
-    the checks before or during the run) as a usage error: exit status 2."""
-    from stfusion.dl.engine_settings import OptionError
+    """A run option's bad value (:class:`stfusion.errors.OptionError`, raised by the checks
+    before or during the run) as a usage error: exit status 2."""
+    from stfusion.errors import OptionError
 
     try:
         yield
@@ -263,9 +267,9 @@ def _size(model: str, size: str | None, settings: dict[str, Any], resume: bool) 
 
 
 def _train_config(config_cls: Any, model: str, size: str, settings: dict[str, Any]) -> Any:
-    """The ``config_cls`` (:class:`stfusion.dl.train.TrainConfig`, imported by the caller: it
-    needs torch) of ``model`` at the resolved ``size`` and the command's other ``settings``;
-    the optional (GAN, loss) settings only when given."""
+    """The ``config_cls`` (:class:`stfusion.run_config.TrainSettings`, whose values are
+    checked before torch is imported) of ``model`` at the resolved ``size`` and the command's
+    other ``settings``; the optional (GAN, loss) settings only when given."""
     p = settings
     optional: dict[str, Any] = {
         "content": p["content"],

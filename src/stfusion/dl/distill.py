@@ -94,7 +94,7 @@ from stfusion.dl.distill_teacher import (
     feature_loss,
     masked_mse,
 )
-from stfusion.dl.engine import OptionError, cpu_state
+from stfusion.dl.engine import cpu_state
 from stfusion.dl.infer import default_overlap
 from stfusion.dl.losses import content_loss
 from stfusion.dl.networks import FusionNet, make_network, network_names
@@ -139,11 +139,7 @@ class DistillConfig(DistillSettings):
         for name in ("speed_tile", "speed_repeat"):
             if int(getattr(self, name)) < 1:
                 raise InvalidParameterError(f"{name} must be >= 1, got {getattr(self, name)}.")
-        if self.val_fraction and not 0.0 < self.val_fraction < 1.0:
-            raise OptionError(
-                f"--val-fraction {self.val_fraction}: the share of the scene held out, above 0 "
-                "and below 1 (0: the teacher's)."
-            )
+        self.check_values()
         validate_run_options(replace(self, val_fraction=self.val_fraction or 0.2))
         for name in ("alpha", "beta"):
             v = float(getattr(self, name))

@@ -20,8 +20,8 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 
-from stfusion.errors import InvalidParameterError, STFusionWarning
-from stfusion.run_config import PRECISIONS
+from stfusion.errors import InvalidParameterError, OptionError, STFusionWarning
+from stfusion.run_config import check_precision
 
 __all__ = [
     "RESUME_FILE",
@@ -39,11 +39,6 @@ __all__ = [
 ]
 
 RESUME_FILE = "resume.ckpt"
-
-
-class OptionError(InvalidParameterError):
-    """A value of a run option that cannot work, named as on the command line: ``stfusion
-    train`` and ``distill`` report it as a usage error (exit status 2)."""
 
 
 @dataclass
@@ -88,14 +83,6 @@ def parse_devices(spec: str) -> tuple[str, Any]:
     raise InvalidParameterError(
         f"--devices {spec!r}: choose auto, cpu, cuda, cuda:N (e.g. cuda:1) or a count."
     )
-
-
-def check_precision(precision: str) -> str:
-    if str(precision) not in PRECISIONS:
-        raise InvalidParameterError(
-            f"--precision {precision!r}: choose one of {', '.join(PRECISIONS)}."
-        )
-    return str(precision)
 
 
 def check_strategy(strategy: str) -> str:

@@ -7,10 +7,7 @@ Moved out of :mod:`stfusion.dl.train`, which still exports these names.
 from __future__ import annotations
 
 import copy
-import datetime as _dt
-import math
 import os
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,13 +17,12 @@ import numpy as np
 
 from stfusion.dl import engine
 from stfusion.dl.engine import ProgressFn
-from stfusion.dl.engine_settings import OptionError
 from stfusion.dl.losses import GAN_LOSSES
 from stfusion.dl.networks import network_class, network_names
 from stfusion.dl.networks.discriminators import discriminator_class
-from stfusion.errors import InvalidParameterError
+from stfusion.errors import InvalidParameterError, OptionError
 from stfusion.io import Scaling
-from stfusion.run_config import TrainSettings
+from stfusion.run_config import TrainSettings, check_iso_date, check_run_values
 
 __all__ = [
     "RESUME_KEEP",
@@ -138,66 +134,14 @@ class TrainResult(RunResult):
 RESUME_KEEP = ("epochs", "patience", "device", "threads", "workers", "precision", "strategy")
 
 
-#: The options counted from 1, and their flags.
-_AT_LEAST_ONE = {
-    "epochs": "--epochs",
-    "batch": "--batch",
-    "patience": "--patience",
-    "val_patches": "--val-patches",
-}
-
-
 def validate_run_options(cfg: Any) -> None:
     """The options every run shares (``TrainConfig``, ``STFDCNNConfig``, ``DistillConfig``):
-    a bad value raises :class:`OptionError` naming the option (before any file is read)."""
-    for name, flag in _AT_LEAST_ONE.items():
-        if int(getattr(cfg, name)) < 1:
-            raise OptionError(f"{flag} {getattr(cfg, name)}: give 1 or more.")
-    if cfg.patch < 16:
-        raise OptionError(
-            f"--patch {cfg.patch}: a patch is at least 16 px; give --patch 16 or more."
-        )
-    if not (cfg.lr > 0 and math.isfinite(cfg.lr)):
-        raise OptionError(f"--lr {cfg.lr}: the learning rate must be above 0, e.g. --lr 0.001.")
-    if int(cfg.workers) < 0:
-        raise OptionError(f"--workers {cfg.workers}: give 0 (read in the main process) or more.")
-    if int(cfg.steps_per_epoch) < 0:
-        raise OptionError(
-            f"--steps-per-epoch {cfg.steps_per_epoch}: give 0 (about one pass over the training "
-            "area) or more."
-        )
-    if not float(cfg.max_gap) >= 0:
-        raise OptionError(f"--max-gap {cfg.max_gap}: days; give 0 (any two dates) or more.")
-    if not 0.0 <= float(cfg.val_fraction) < 1.0:
-        raise OptionError(
-            f"--val-fraction {cfg.val_fraction}: the share of each scene's area held out, from "
-            "0 (no block) to below 1, e.g. 0.2."
-        )
-    if not 0.0 <= float(cfg.max_invalid) < 1.0:
-        raise OptionError(
-            f"--max-invalid {cfg.max_invalid}: the largest share of invalid pixels in a "
-            "training patch, from 0 to below 1, e.g. 0.2."
-        )
-    for day in cfg.val_dates:
-        check_iso_date(str(day), "--val-dates")
-    if not cfg.val_fraction and not cfg.val_dates:
-        raise OptionError(
-            "no validation: give --val-fraction > 0 (a spatial block) or --val-dates."
-        )
-    engine.check_precision(cfg.precision)
+    a bad value raises :class:`OptionError` naming the option (before any file is read).
+    The checks without torch (:func:`stfusion.run_config.check_run_values`), which the
+    commands also run before importing it, then the strategy and devices."""
+    check_run_values(cfg)
     engine.check_strategy(cfg.strategy)
     engine.parse_devices(cfg.device)
-
-
-def check_iso_date(text: str, option: str) -> str:
-    """``text`` if it is a date written YYYY-MM-DD, else :class:`OptionError` naming
-    ``option``."""
-    try:
-        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text.strip()):
-            return _dt.date.fromisoformat(text.strip()).isoformat()
-    except ValueError:
-        pass
-    raise OptionError(f"{option} {text}: not a date; write YYYY-MM-DD, e.g. 2001-11-02.")
 
 
 #: Settings of the adversarial loop, and of the compound loss (EDCSTFN and the GANs).
