@@ -298,6 +298,8 @@ def test_interrupting_training_keeps_the_last_epoch(pairs: list, tmp_path: Path)
             str(out),
             "--epochs",
             "500",
+            "--patience",  # early stopping would end the run before the signal
+            "1000",
             "--steps-per-epoch",
             "2",
             "--batch",
