@@ -23,12 +23,16 @@ $(DEV_STAMP): $(STAMP)
 demo: $(STAMP)
 	$(BIN)/stfusion demo demo-output --overwrite
 
+# The numba kernels compile (about a minute of CPU on a fresh clone) beside the linters, once,
+# rather than in each test process; pytest starts when both are done.
 test: $(DEV_STAMP)
-	$(BIN)/ruff check src tests benchmarks tools
-	$(BIN)/ruff format --check src tests benchmarks tools
-	$(BIN)/lint-imports
-	$(BIN)/mypy
-	$(BIN)/vulture src/stfusion tools/vulture_whitelist.py --min-confidence 60
+	$(BIN)/python tools/warm_kernels.py & warm=$$!; \
+	$(BIN)/ruff check src tests benchmarks tools && \
+	$(BIN)/ruff format --check src tests benchmarks tools && \
+	$(BIN)/lint-imports && \
+	$(BIN)/mypy && \
+	$(BIN)/vulture src/stfusion tools/vulture_whitelist.py --min-confidence 60; \
+	lint=$$?; wait $$warm; exit $$lint
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 # Speed and memory (see benchmarks/README.md); needs ../shared/data beside the repository.
