@@ -7,9 +7,10 @@ Builds the scene of `bench_outofcore.py --matrix` (real CIA texture, mirrored), 
 local Dask cluster in its own process (`--workers` worker processes, one thread each), runs
 the real command line against it and samples the resident memory (psutil, every 0.05 s) of
 the client (the `stfusion` process, which writes the output) and of every worker process
-separately. `--mem-limit` is meant to bound each process: the client's and each worker's
-peak should stay under the limit + 250 MB, as for a run without a scheduler. Results are
-appended to benchmarks/results/dask_memory.json and tabulated in dask_memory.md.
+separately, and each worker's memory 3 s after the run (what it keeps while idle).
+`--mem-limit` is meant to bound each process: the client's and each worker's peak should
+stay under the limit + 250 MB, as for a run without a scheduler. Results are appended to
+benchmarks/results/dask_memory.json and tabulated in dask_memory.md.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from bench_outofcore import METHOD_PARAMS, RATIO, make_matrix_scene
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "dask_memory.json"
+IDLE_AFTER = 3.0  # seconds after a run when the workers' idle memory is read
 
 _CLUSTER = """
 import os, sys
@@ -77,10 +79,17 @@ def run(args: list[str], worker_pids: list[int], timeout: float) -> dict:
         proc.kill()
     _, err = proc.communicate()
     ok = proc.returncode == 0
+    seconds = round(time.perf_counter() - t0, 1)
+    time.sleep(IDLE_AFTER)  # what a worker keeps between runs (allocator, caches, imports)
+    idle = []
+    for w in workers:
+        with contextlib.suppress(psutil.Error):
+            idle.append(round(_rss(w, tree=False) / 2**20))
     return {
-        "seconds": round(time.perf_counter() - t0, 1),
+        "seconds": seconds,
         "client_peak_mb": round(peak_client / 2**20),
         "worker_peak_mb": [round(w / 2**20) for w in peak_workers],
+        "worker_idle_after_mb": idle,
         "status": "ok" if ok else f"rc {proc.returncode}: {err.decode(errors='replace')[-300:]}",
     }
 
@@ -88,13 +97,18 @@ def run(args: list[str], worker_pids: list[int], timeout: float) -> dict:
 def write_table(results: list[dict], path: Path) -> None:
     head = (
         "| size | dtype | layout | coarse grid | method | workers | --mem-limit MB | client peak "
-        "MB | worker peaks MB | limit + 250 | holds | seconds | date |\n" + "|" + "---|" * 13 + "\n"
+        "MB | worker peaks MB | limit + 250 | holds | workers idle after MB | seconds | date |\n"
+        + "|"
+        + "---|" * 14
+        + "\n"
     )
     rows = [
         f"| {r['size']} x {r['size']} x 6 | {r['dtype']} | {r['layout']} | {r['coarse_grid']} | "
         f"{r['method']} | {r['workers']} | {r['mem_limit_mb']:g} | {r['client_peak_mb']} | "
         f"{', '.join(map(str, r['worker_peak_mb']))} | {r['target_mb']:g} | "
-        f"{'yes' if r['holds'] else 'NO'} | {r['seconds']} | {r['date']} |"
+        f"{'yes' if r['holds'] else 'NO'} | "
+        f"{', '.join(map(str, r.get('worker_idle_after_mb') or ['-']))} | "
+        f"{r['seconds']} | {r['date']} |"
         for r in results
     ]
     path.write_text(head + "\n".join(rows) + "\n")
