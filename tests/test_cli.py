@@ -242,6 +242,20 @@ def test_inspect_shows_what_predict_warns_about(
     assert code == 0 and "hold 0 in every band" in out and "--fine-nodata 0" in out, out
 
 
+def test_inspect_calls_south_up_only_a_georeferenced_grid(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A raster without georeferencing (GDAL's identity transform, y pixel size +1; BOREAS's
+    ENVI files) was described as "south-up"."""
+    data = np.ones((1, 8, 8), dtype="float32")
+    plain = write_tif(tmp_path / "plain.tif", data, transform=Affine.identity(), crs=None)
+    flipped = write_tif(tmp_path / "up.tif", data, transform=Affine(30, 0, 0, 0, 30, 0))
+    code, out, _ = run_cli(["inspect", str(plain)], capsys)
+    assert code == 0 and "8 x 8 px, 1 x 1, no CRS" in out and "south-up" not in out, out
+    code, out, _ = run_cli(["inspect", str(flipped)], capsys)
+    assert code == 0 and "30 x 30, south-up" in out, out
+
+
 def test_demo_runs_on_bundled_sample(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _out, err = run_cli(["demo", str(tmp_path / "d")], capsys)
     assert code == 0, err

@@ -97,7 +97,8 @@ class Grid:
 
     def describe(self) -> str:
         crs = short_crs(self.crs) if self.crs else "no CRS"
-        up = ", south-up" if self.transform.e > 0 else ""
+        # GDAL's identity transform of a raster without georeferencing has e > 0: not south-up
+        up = ", south-up" if self.transform.e > 0 and not self.transform.is_identity else ""
         return f"{self.width} x {self.height} px, {self.res[0]:g} x {self.res[1]:g}{up}, {crs}"
 
 
