@@ -124,10 +124,9 @@ def start_training(
         )
     done = int(previous.data.get("epoch") or 0)
     epochs = int(getattr(cfg, "epochs", done))
-    if epochs <= done:  # equal: nothing to train (it said "wrote" and wrote nothing)
+    if epochs < done:
         raise engine.OptionError(
-            f"--epochs {epochs}: the run in {out} has done {done} epochs already"
-            f"{' (nothing to train; left as it was)' if epochs == done else ''}; give "
+            f"--epochs {epochs}: the run in {out} has done {done} epochs already; give "
             f"--epochs {done + 1} or more to train further (the total, not the epochs to add)."
         )
     meta = dict(inputs.get("meta") or {})
