@@ -16,7 +16,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from conftest import run_clean, run_process  # noqa: E402
+from conftest import run_clean, run_cli, run_process  # noqa: E402
 from dl_helpers import pair_args  # noqa: E402
 from stfusion.dl.checkpoint import load_checkpoint  # noqa: E402
 from stfusion.dl.train import TrainConfig, train  # noqa: E402
@@ -155,7 +155,9 @@ def test_out_that_is_an_input_or_a_raster_name_is_refused(pairs: list, tmp_path:
 # ----------------------------------------------------------------------------- item 3
 
 
-def test_resume_errors_are_one_line(pairs: list, tmp_path: Path) -> None:
+def test_resume_errors_are_one_line(
+    pairs: list, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Tracebacks: fewer --epochs than done, a truncated resume state, another model's or
     another run's resume state; --strategy foo checked before any file is read."""
     out, other, dc2 = tmp_path / "m.ckpt", tmp_path / "e.ckpt", tmp_path / "d2.ckpt"
@@ -164,6 +166,11 @@ def test_resume_errors_are_one_line(pairs: list, tmp_path: Path) -> None:
     train(pairs, dc2, TINY)
     proc = run_process(*cmd(pairs, out, "--resume", "--epochs", "1"))
     assert proc.returncode == 2 and "has done 2 epochs" in clean(proc), proc.stderr
+    # as many as done: nothing to train, said so (it printed "wrote" and wrote nothing)
+    was = digest(out)
+    code, said, err = run_cli(cmd(pairs, out, "--resume", "--epochs", "2"), capsys)
+    assert code == 0 and "nothing to train, left as it was" in said, said + err
+    assert "wrote" not in said and "--epochs 3" in said and digest(out) == was
     state = tmp_path / "m.lightning" / "resume.ckpt"
     good = state.read_bytes()
     state.write_bytes(good[: len(good) // 2])

@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from stfusion.cli import options as opt
-from stfusion.cli.train import check_run_flags, usage_errors
+from stfusion.cli.train import check_run_flags, checkpoint_stamp, nothing_trained, usage_errors
 from stfusion.run_config import STUDENT_SIZES, DistillSettings
 
 
@@ -160,12 +160,13 @@ def distill(
 
     cfg = DistillConfig(**{f.name: getattr(settings, f.name) for f in fields(settings)})
     t0 = time.monotonic()
+    before = checkpoint_stamp(out) if resume else None
     with usage_errors():
         cfg.validate()
         r = opt.run_job(
             ctx, student, quiet, run_distill, list(pairs), teacher, out, cfg, resume=resume
         )
-    if quiet or not opt.main_process():
+    if quiet or not opt.main_process() or nothing_trained(out, before, r.epochs):
         return
     csv_path, png_path = log_paths(out)
     stop = " (early stop)" if r.stopped_early else ""

@@ -5,6 +5,7 @@ command runs."""
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import fields
@@ -205,10 +206,34 @@ def train(
         else:
             cfg.validate()
         t0 = time.monotonic()
+        before = checkpoint_stamp(out) if resume else None
         result = opt.run_job(ctx, model, quiet, run_training, list(pairs), out, cfg, resume=resume)
     if quiet or not opt.main_process():
         return
+    if nothing_trained(out, before, result.epochs):
+        return
     _summary(result, out, model, size, t0)
+
+
+def checkpoint_stamp(out: str) -> tuple[int, int] | None:
+    """(modification time, size) of checkpoint ``out``, None when there is none."""
+    try:
+        st = os.stat(out)
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size
+
+
+def nothing_trained(out: str, before: tuple[int, int] | None, epochs: int) -> bool:
+    """Whether a resumed run left ``out`` as it was (``--epochs`` no more than it had done),
+    said so instead of "wrote"."""
+    if before is None or checkpoint_stamp(out) != before:
+        return False
+    click.echo(
+        f"{out} has done {epochs} epoch(s) already: nothing to train, left as it was; give "
+        f"--epochs {epochs + 1} or more to train further (the total, not the epochs to add)."
+    )
+    return True
 
 
 def given(ctx: click.Context, name: str) -> bool:
