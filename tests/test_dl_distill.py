@@ -289,6 +289,12 @@ def test_resume_equals_uninterrupted(teacher: Path, files: dict, tmp_path: Path)
     for key in a["resume"]["state_dict"]:
         assert torch.equal(a["resume"]["state_dict"][key], b["resume"]["state_dict"][key]), key
     assert a["adapter"]["state_dict"].keys() == b["adapter"]["state_dict"].keys()
+    # nothing left to train: the checkpoint (and its speed measurement) stays as it was
+    was = (tmp_path / "b.ckpt").read_bytes()
+    again = distill(pairs, teacher, tmp_path / "b.ckpt", cfg, resume=True)
+    assert (tmp_path / "b.ckpt").read_bytes() == was
+    assert again.student_val_rmse == resumed.student_val_rmse
+    assert again.teacher_val_rmse == resumed.teacher_val_rmse
     other = random_checkpoint(
         tmp_path / "other.ckpt", "edcstfn", 2, size="paper", band_names=["red", "nir"]
     )

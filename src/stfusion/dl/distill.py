@@ -567,9 +567,14 @@ def distill(
             resume=previous is not None,
             progress=progress,
         )
-        if rec.epoch:
+        # a resumed run with nothing left to train keeps its checkpoint and its measurement
+        kept = previous.data.get("distillation") if previous is not None else None
+        done = int(previous.data.get("epoch") or 0) if previous is not None else 0
+        if rec.epoch and (rec.epoch > done or not kept):
             summary.update(measure(module, tm, data, val_dl, cfg, rec.best_state, rec.history))
             save_checkpoint(out, {**payload(rec, module), "run_id": rec.run_id})
+        elif kept:
+            summary.update(kept)
     return _result(
         out, rec, cfg.patience, summary, teacher_params, student_params, layer, cfg.student
     )
