@@ -171,6 +171,7 @@ def test_resume_errors_are_one_line(
     code, said, err = run_cli(cmd(pairs, out, "--resume", "--epochs", "2"), capsys)
     assert code == 0 and "nothing to train, left as it was" in said, said + err
     assert "wrote" not in said and "--epochs 3" in said and digest(out) == was
+    assert not [p for p in tmp_path.rglob("*") if p.is_dir() and not any(p.iterdir())]
     state = tmp_path / "m.lightning" / "resume.ckpt"
     good = state.read_bytes()
     state.write_bytes(good[: len(good) // 2])

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import os
 import platform
 import shutil
 import time
@@ -596,7 +597,13 @@ def fit(
         finally:
             if recorder.history and trainer.is_global_zero:
                 write_log(recorder.history, out)  # the curve, once per run (also when interrupted)
+            _remove_if_empty(logger.log_dir)  # a resumed run with nothing to train logs nothing
     return recorder
+
+
+def _remove_if_empty(folder: str) -> None:
+    with contextlib.suppress(OSError):  # absent, or holds a log
+        os.rmdir(folder)
 
 
 @contextlib.contextmanager
