@@ -56,7 +56,7 @@ def run(*args: str) -> None:
             print(f"warm_kernels: {' '.join(args[:3])} ... exited {exc.code}", file=sys.stderr)
 
 
-def main_() -> None:
+def warm() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
         for day in DATES:
@@ -119,4 +119,4 @@ def kernels() -> tuple[int, list[str]]:
 
 if __name__ == "__main__":
     np.seterr(all="ignore")
-    main_()
+    warm()

@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import fields
 from typing import Any
 
 import click
 
 from stfusion.cli import options as opt
-from stfusion.cli.train import check_run_flags, checkpoint_stamp, nothing_trained, usage_errors
+from stfusion.cli.train import (
+    as_config,
+    check_run_flags,
+    checkpoint_stamp,
+    nothing_trained,
+    usage_errors,
+)
 from stfusion.run_config import STUDENT_SIZES, DistillSettings
 
 
@@ -158,7 +163,7 @@ def distill(
     from stfusion.dl.distill import distill as run_distill
     from stfusion.dl.train import log_paths
 
-    cfg = DistillConfig(**{f.name: getattr(settings, f.name) for f in fields(settings)})
+    cfg = as_config(DistillConfig, settings)
     t0 = time.monotonic()
     before = checkpoint_stamp(out) if resume else None
     with usage_errors():

@@ -9,12 +9,14 @@ import os
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import fields
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
 from stfusion.cli import options as opt
 from stfusion.run_config import TrainSettings, check_run_values
+
+C = TypeVar("C")
 
 #: Student sizes for the --size names of the other networks (``--model student``).
 STUDENT_SIZE_FOR = {"tiny": "nano", "small": "micro", "paper": "mini"}
@@ -161,7 +163,7 @@ def train(
     catalog: str | None,
     resume: bool,
     quiet: bool,
-    **settings: Any,  # the run settings (_train_config); --dates, the scales, --resampling,
+    **settings: Any,  # the run settings (_train_settings); --dates, the scales, --resampling,
     # --note, --overwrite (opt.run_job)
 ) -> None:
     """Train a deep fusion network (DCSTFN, EDCSTFN, GAN-STFM, ViTGAN, STFDCNN, student) on
@@ -181,7 +183,7 @@ def train(
         raise click.UsageError("give the training pairs: --pair FINE COARSE (2+) or --catalog.")
     check_run_flags(ctx)
     settings["ae_steps"] = settings["ae_steps"] if given(ctx, "ae_steps") else None
-    settings_only = _train_config(TrainSettings, model, size or TrainSettings.size, settings)
+    settings_only = _train_settings(model, size or TrainSettings.size, settings)
     with usage_errors():
         check_run_values(settings_only)  # a bad value is said before torch is imported (5 s)
     size = settings_only.size = _size(model, size, settings, resume)
@@ -197,7 +199,7 @@ def train(
     if model == "stfdcnn":  # its own two-network loop (mapping + super-resolution)
         from stfusion.dl.train_stfdcnn import train_stfdcnn as run_training
 
-    cfg = TrainConfig(**{f.name: getattr(settings_only, f.name) for f in fields(settings_only)})
+    cfg = as_config(TrainConfig, settings_only)
     with usage_errors():
         if model == "stfdcnn":
             from stfusion.dl.train import validate_run_options
@@ -213,6 +215,13 @@ def train(
     if nothing_trained(out, before, result.epochs):
         return
     _summary(result, out, model, size, t0)
+
+
+def as_config(config_cls: type[C], settings: Any) -> C:
+    """``settings`` (a :mod:`stfusion.run_config` dataclass, its values checked without
+    torch) as ``config_cls``, its subclass in ``stfusion.dl`` that adds the checks needing the
+    networks and no fields."""
+    return config_cls(**{f.name: getattr(settings, f.name) for f in fields(settings)})
 
 
 def checkpoint_stamp(out: str) -> tuple[int, int] | None:
@@ -291,10 +300,10 @@ def _size(model: str, size: str | None, settings: dict[str, Any], resume: bool) 
     return STUDENT_SIZE_FOR.get(size, size) if model == "student" else size
 
 
-def _train_config(config_cls: Any, model: str, size: str, settings: dict[str, Any]) -> Any:
-    """The ``config_cls`` (:class:`stfusion.run_config.TrainSettings`, whose values are
-    checked before torch is imported) of ``model`` at the resolved ``size`` and the command's
-    other ``settings``; the optional (GAN, loss) settings only when given."""
+def _train_settings(model: str, size: str, settings: dict[str, Any]) -> TrainSettings:
+    """The :class:`~stfusion.run_config.TrainSettings` (checked before torch is imported) of
+    ``model`` at ``size`` and the command's other ``settings``; the optional (GAN, loss)
+    settings only when given."""
     p = settings
     optional: dict[str, Any] = {
         "content": p["content"],
@@ -312,7 +321,7 @@ def _train_config(config_cls: Any, model: str, size: str, settings: dict[str, An
         "ae_steps": p["ae_steps"],  # None unless given (the CLI's caller)
     }
     optional = _applicable(model, optional)
-    return config_cls(
+    return TrainSettings(
         model=model,
         size=size,
         epochs=p["epochs"],
