@@ -586,3 +586,33 @@ def test_evaluate_reads_dataarrays_as_fit_does() -> None:
     per_band = truth.copy()
     per_band.attrs = {"scales": (1e-4,) * 6, "offsets": (0.0,) * 6}
     assert evaluate(pred, per_band).mean["rmse"] == pytest.approx(want, rel=1e-9)
+
+
+def test_plain_coarse_arrays_r_times_smaller_are_their_blocks() -> None:
+    """numpy arrays carry no grid: a coarse array 4 times smaller on both axes was refused
+    ("different shapes ... Georeference both files"). It now covers 4 x 4 fine pixels per
+    coarse pixel from the top-left corner, the same as repeating it, ratio 4 recorded."""
+    from stfusion.methods.fsdaf import FSDAF
+
+    rng = np.random.default_rng(3)
+    fine1 = rng.uniform(0.05, 0.4, (2, 24, 32)).astype(np.float32)
+    fine2 = fine1 + rng.normal(0.02, 0.01, fine1.shape).astype(np.float32)
+
+    def blocks(f: np.ndarray) -> np.ndarray:
+        return f.reshape(2, 6, 4, 8, 4).mean(axis=(2, 4))
+
+    def up(c: np.ndarray) -> np.ndarray:
+        return np.repeat(np.repeat(c, 4, axis=1), 4, axis=2)
+
+    c1, c2 = blocks(fine1), blocks(fine2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", STFusionWarning)
+        native = FSDAF(classes=3).fit([(fine1, c1)])
+        got = native.predict(c2)
+    assert native.ratio_ == 4 and got.attrs["ratio"] == 4.0
+    want = FSDAF(classes=3).fit([(fine1, up(c1))], ratio=4).predict(up(c2))
+    np.testing.assert_array_equal(got.values, want.values)
+    # a factor that differs between the axes, or no integer factor: refused, saying why
+    for bad in (c1[:, :, :4], c1[:, :5]):
+        with pytest.raises(GridMismatchError, match="integer R times the coarse one"):
+            FSDAF(classes=3).fit([(fine1, bad)])

@@ -171,6 +171,27 @@ PARTLY_COVERED = 0.98
 FINE_SIZED = 1.5
 
 
+def _block_factor(coarse: tuple[int, int], fine: tuple[int, int]) -> int | None:
+    """R when ``fine`` is ``coarse`` times an integer R >= 2 on both axes, else None."""
+    (ch, cw), (fh, fw) = coarse, fine
+    if ch and cw and fh % ch == 0 and fw % cw == 0 and fh // ch == fw // cw >= 2:
+        return fh // ch
+    return None
+
+
+def _repeated(coarse: Source, factor: int, grid: Grid) -> ArraySource:
+    assert isinstance(coarse, ArraySource)
+    arr = np.repeat(np.repeat(coarse.array, factor, axis=1), factor, axis=2)
+    return ArraySource(
+        arr,
+        grid,
+        coarse.band_names,
+        coarse.label,
+        scale=coarse.scale,
+        offset=coarse.offset,
+    )
+
+
 def align_coarse(
     coarse: Source, fine: Source, resampling: str, notes: list[str], mask: bool = False
 ) -> tuple[Source, float | None]:
@@ -185,11 +206,31 @@ def align_coarse(
             # one side has a CRS the other lacks: nothing checks they cover one area
             notes.append(f"{coarse.label}: not georeferenced (or {fine.label} is not)")
             return coarse, None
+        plain = all(isinstance(s, ArraySource) and s.layout is None for s in (coarse, fine))
+        if plain and not (fg.georeferenced or cg.georeferenced):
+            factor = _block_factor(cg.shape, fg.shape)
+            if factor is not None:
+                # a plain coarse array R times smaller: each pixel covers R x R fine pixels
+                # from the top-left corner, as a coarse image resampled onto the fine grid
+                notes.append(
+                    f"{coarse.label}: {cg.height} x {cg.width} array repeated {factor} x "
+                    f"{factor} onto the {fg.height} x {fg.width} fine array (ratio {factor})"
+                )
+                return _repeated(coarse, factor, fg), None if mask else float(factor)
         raise GridMismatchError(
             f"{coarse.label} ({cg.height} x {cg.width}) and {fine.label} ({fg.height} x "
             f"{fg.width}): different shapes and at least one has no CRS, so they cannot be "
-            "aligned. Georeference both files, or resample the "
-            f"{'mask' if mask else 'coarse image'} onto the {'image' if mask else 'fine'} grid."
+            "aligned. "
+            + (
+                "Plain arrays line up when both have one shape, or when the fine one is an "
+                "integer R times the coarse one on both axes (each coarse pixel covering R x R "
+                "fine pixels from the top-left corner); else give georeferenced DataArrays "
+                "(rioxarray) or files."
+                if plain
+                else "Georeference both files, or resample the "
+                f"{'mask' if mask else 'coarse image'} onto the "
+                f"{'image' if mask else 'fine'} grid."
+            )
         )
     if cg.same_as(fg):
         return coarse, None
