@@ -156,12 +156,24 @@ def test_a_number_is_a_scaling() -> None:
         ({"offset": "0.1"}, "offset"),
         ({"nodata": float("nan")}, "nodata"),
         ({"nodata": "-9999"}, "nodata"),
+        ({"bands": (0, 1)}, "bands"),
+        ({"bands": (1.5,)}, "bands"),
+        ({"bands": 3}, "bands"),
+        ({"bands": ("red", None)}, "bands"),
     ],
 )
 def test_scaling_refuses_what_cannot_scale(kwargs: dict[str, object], field: str) -> None:
     """Scaling(0) behaved as 1 for arrays and zeroed files; Scaling("1e-4") failed in numpy."""
     with pytest.raises(InvalidParameterError, match=rf"Scaling\({field}="):
         Scaling(**kwargs)  # type: ignore[arg-type]
+
+
+def test_scaling_bands_take_numbers_and_a_comma_list() -> None:
+    """Scaling(bands=(3, 4)) failed deep in the band reader ('int' object has no attribute
+    'isdigit'), and bands="3,4" was read letter by letter ('3', ',', '4')."""
+    assert Scaling(bands=(3, np.int64(4), " nir")).bands == ("3", "4", "nir")
+    assert Scaling(bands="3, 4,1").bands == ("3", "4", "1")
+    assert Scaling(bands=()).bands is None
 
 
 def test_scaling_offset_alone_keeps_scale_one() -> None:

@@ -11,7 +11,7 @@ import rasterio
 from affine import Affine
 
 import stfusion
-from conftest import PredictCase, predict_args, run_cli, write_tif
+from conftest import PredictCase, predict_args, run_clean, run_cli, write_tif
 from stfusion.cli import main
 from stfusion.errors import InvalidParameterError, STFusionWarning
 from stfusion.io import FileSource
@@ -487,3 +487,26 @@ def test_evaluate_exits_1_when_nothing_is_scored(
     code, out, err = run_cli(["evaluate", str(empty), str(small_tifs["f2"]), "--json"], capsys)
     assert code == 1 and "no pixel is valid in both" in err, err
     assert json.loads(out)["rmse"]["mean"] is None  # the report is still printed
+
+
+def test_one_file_as_both_images_of_a_pair_is_refused(
+    small_tifs: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--pair L.tif L.tif` (a glob or a copied argument gone wrong) fused the fine image
+    with itself as its coarse image and wrote a prediction, exit 0."""
+    f1, c1 = small_tifs["f1"], small_tifs["c1"]
+    link = f1.with_name("same.tif")
+    link.symlink_to(f1)  # the same file by another path
+    out = f1.with_name("out.tif")
+    for second in (f1, link):
+        args = predict_args(small_tifs, out)
+        args[args.index(str(c1))] = str(second)
+        code, err = run_clean(args, capsys)
+        assert code == 1 and "given as both the fine and the coarse image of pair 1" in err, err
+        assert "--fine-ref" in err and not out.exists()
+    # one file holding different bands for each role stays allowed
+    args = predict_args(small_tifs, out, "--fine-bands", "1", "--coarse-bands", "2")
+    args[args.index(str(c1))] = str(f1)
+    with pytest.warns(STFusionWarning):  # nir fused against red: a warning, not an error
+        code, err = run_clean(args, capsys)
+    assert code == 0 and out.exists(), err

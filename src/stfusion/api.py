@@ -221,6 +221,17 @@ def _prediction_images(
         stand_in = as_source(ref, fine[0]) if isinstance(ref, str) else ref
         coarse_images, cmasks = _role_images([target], "coarse", *coarse)
         return [(ref, stand_in)], coarse_images[0], fmasks + cmasks
+    from stfusion.io.files import same_file
+
+    for k, (f, c) in enumerate(pairs, 1):
+        if same_file(f, c) and fine[0].bands == coarse[0].bands:
+            # a glob or a copied argument gone wrong: the date fused with itself, silently
+            raise InvalidParameterError(
+                f"{f}: given as both the fine and the coarse image of pair {k}. A pair is a "
+                "fine image (Landsat, Sentinel-2) and the coarse image (MODIS) of the same "
+                "date: give that date's coarse image as the pair's second file (GAN-STFM "
+                "without a coarse reference: --fine-ref FINE)."
+            )
     coarse_images, cmasks = _role_images([c for _, c in pairs] + [target], "coarse", *coarse)
     return list(zip(fine_images, coarse_images[:-1])), coarse_images[-1], fmasks + cmasks
 

@@ -134,6 +134,31 @@ class Scaling:
                     f"Scaling({name}={value!r}): give {what} (e.g. Scaling(1e-4, 0.0, "
                     f"nodata=-9999)), or None ({none})."
                 )
+        if self.bands is not None:
+            # () as parse_bands gives it: every band
+            object.__setattr__(self, "bands", _band_choice(self.bands) or None)
+
+
+def _band_choice(bands: object) -> tuple[str, ...]:
+    """``Scaling.bands`` as names or 1-based numbers in text: ``(3, 4, 1)`` and ``"3,4,1"``
+    are ``("3", "4", "1")`` (an int had no ``isdigit`` and a string was read letter by
+    letter); no band at all is None, every band."""
+    items = bands.split(",") if isinstance(bands, str) else bands
+    out: list[str] = []
+    try:
+        for item in items:  # type: ignore[attr-defined]
+            if isinstance(item, int | np.integer) and not isinstance(item, bool) and item >= 1:
+                out.append(str(int(item)))
+            elif isinstance(item, str) and item.strip():
+                out.append(item.strip())
+            else:
+                raise TypeError
+    except TypeError:
+        raise InvalidParameterError(
+            f"Scaling(bands={bands!r}): give band names or 1-based band numbers, e.g. "
+            "Scaling(bands=(3, 4, 1)) or Scaling(bands=('nir', 'red')), or None (every band)."
+        ) from None
+    return tuple(out)
 
 
 @dataclass(frozen=True)
