@@ -6,6 +6,7 @@ import dataclasses
 import datetime as dt
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from conftest import kranj_series_args, run_cli
@@ -157,3 +158,19 @@ def test_vipstf_needs_the_ratio_only_when_its_base_does(tmp_path: Path) -> None:
     assert res.counts()["failed"] == 0
     with pytest.raises(InvalidParameterError, match="vipstf needs the resolution ratio"):
         run_series(tmp_path / "su", params=["base=fsdaf"], **kw)
+
+
+def test_one_folder_for_both_fine_and_coarse_is_refused(tmp_path: Path) -> None:
+    """--fine and --coarse naming the same files "gap-filled" every date with its own fine
+    image and ended with exit 0."""
+    from conftest import run_process, write_tif
+
+    rng = np.random.default_rng(0)
+    for day in ("2020-03-01", "2020-03-09"):
+        write_tif(tmp_path / f"L_{day}.tif", rng.uniform(0.1, 0.3, (2, 16, 16)).astype("f4"))
+    out = tmp_path / "out"
+    glob = str(tmp_path / "L_*.tif")
+    proc = run_process("series", "--fine", glob, "--coarse", str(tmp_path), "--out-dir", str(out))
+    assert proc.returncode == 1, proc.stderr
+    assert "L_2020-03-01.tif and 1 more: matched by both --fine and --coarse" in proc.stderr
+    assert not out.exists()

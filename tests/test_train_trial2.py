@@ -256,3 +256,20 @@ def test_predict_says_a_held_out_date_was_not_trained_on(tmp_path: Path) -> None
         args += ["--coarse", str(files[target][1]), "--out", str(tmp_path / f"{target}.tif"), "-q"]
         with pytest.warns(STFusionWarning, match=said):
             assert run_cli(args)[0] == 0
+
+
+def test_one_file_as_both_images_of_a_training_pair_is_refused(two: list, tmp_path: Path) -> None:
+    """`--pair L.tif L.tif` (or a catalog row with the fine file twice) trained the network
+    on a date fused with itself, exit 0."""
+    (f1, c1), (f2, c2) = two
+    out = tmp_path / "m.ckpt"
+    proc = run_process(
+        "train", "--model", "dcstfn", *pair_args([(f1, c1), (f2, f2)]), *QUICK, "--out", str(out)
+    )
+    err = clean(proc)
+    assert proc.returncode == 1 and f"--pair 2: {f2} is both the fine and the coarse" in err, err
+    csv = tmp_path / "cat.csv"
+    csv.write_text(f"site,date,fine,coarse\ns,2001-10-08,{f1},{f1}\ns,2001-10-17,{f2},{c2}\n")
+    with pytest.raises(InvalidParameterError, match=r"cat\.csv, site s: .* is both"):
+        train(None, out, catalog=csv)
+    assert not out.exists() and not out.with_name("m.lightning").exists()

@@ -25,7 +25,7 @@ from stfusion.dl import datasets as ds
 from stfusion.dl.catalog import read_catalog
 from stfusion.dl.engine_settings import OptionError, lightning_dir
 from stfusion.dl.train_log import log_paths
-from stfusion.errors import OutputExistsError, STFusionWarning
+from stfusion.errors import InvalidParameterError, OutputExistsError, STFusionWarning
 from stfusion.io import FileSource, Source
 from stfusion.io.files import file_stat, same_file
 from stfusion.io.sources import wrapped
@@ -33,6 +33,7 @@ from stfusion.io.writing import OTHER_FORMATS
 
 __all__ = [
     "check_out",
+    "check_pairs_differ",
     "check_patch",
     "checkpoint_path",
     "file_identity",
@@ -265,6 +266,25 @@ def check_out(out: Path, pairs: Any, catalog: Any) -> None:
                 raise OutputExistsError(
                     f"--out {out}: {hit} would replace the input {spec}; choose "
                     "another --out (inputs are never modified)."
+                )
+
+
+def check_pairs_differ(pairs: Any, catalog: Any) -> None:
+    """Refuse a pair whose fine and coarse images are one file (``--pair L.tif L.tif``, a
+    catalog row with the fine file twice): the network learnt the identity, silently."""
+    listed: list[tuple[Any, Any, str]] = []
+    if isinstance(pairs, list | tuple):
+        listed += [(p[0], p[1], f"--pair {k}") for k, p in enumerate(pairs, 1) if len(p) == 2]
+    if catalog is not None:
+        for site, rows in read_catalog(catalog).items():
+            listed += [(r.fine, r.coarse, f"{catalog}, site {site}") for r in rows]
+    for fine, coarse, where in listed:
+        if isinstance(fine, str | Path) and isinstance(coarse, str | Path):
+            if same_file(fine, coarse):
+                raise InvalidParameterError(
+                    f"{where}: {fine} is both the fine and the coarse image of a pair. A pair "
+                    "is a fine image (Landsat, Sentinel-2) and the coarse image (MODIS) of the "
+                    "same date: give that date's coarse image as the second file."
                 )
 
 

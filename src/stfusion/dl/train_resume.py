@@ -16,7 +16,7 @@ from stfusion.dl import datasets as ds
 from stfusion.dl import engine
 from stfusion.dl.checkpoint import Checkpoint, load_checkpoint
 from stfusion.dl.engine_files import check_new_run
-from stfusion.dl.run_inputs import check_out, input_changes
+from stfusion.dl.run_inputs import check_out, check_pairs_differ, input_changes
 from stfusion.dl.train_config import RESUME_KEEP, ResumableInputs, SiteInputs
 from stfusion.errors import InvalidParameterError, OutputExistsError, STFusionWarning
 
@@ -114,6 +114,7 @@ def start_training(
     :data:`RESUME_KEEP` from ``cfg``. A resumed run keeps the earlier ``--note`` unless it
     gives one."""
     check_out(out, pairs, inputs.get("catalog"))
+    check_pairs_differ(pairs, inputs.get("catalog"))
     previous = start_run(out, bool(inputs.get("resume")), bool(inputs.get("overwrite")))
     if previous is None:
         return None, cfg

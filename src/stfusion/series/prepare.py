@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Mapping
+import os
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,8 @@ def prepare(cfg: SeriesConfig) -> Prepared:
     start, end = cfg.targets_range()
 
     inputs = find_inputs(cfg, fine_scaling.bands, coarse_scaling.bands, fpreset, cpreset)
+    if fine_scaling.bands == coarse_scaling.bands:
+        _refuse_shared_files(inputs.fine.values(), inputs.coarse.values())
     targets = inputs.targets(start, end, cfg.every)
     if not targets:  # before the output folder is created
         step = f" on a step of {cfg.every} days" if inputs.targets(start, end) else ""
@@ -126,6 +129,28 @@ def prepare(cfg: SeriesConfig) -> Prepared:
         identity=identity,
         grid=grid,
     )
+
+
+def _refuse_shared_files(fine: Iterable[Any], coarse: Iterable[Any]) -> None:
+    """``--fine`` and ``--coarse`` matching the same files (one folder or glob for both)
+    "gap-filled" every date with its own fine image, exit 0."""
+
+    def key(path: str) -> tuple[int, int] | None:
+        try:
+            st = os.stat(path)
+        except OSError:  # a band stack or HDF field: not one file
+            return None
+        return st.st_dev, st.st_ino
+
+    fines = {k: a.path for a in fine if (k := key(a.path)) is not None}
+    both = [a.path for a in coarse if key(a.path) in fines]
+    if both:
+        more = f" and {len(both) - 1} more" if len(both) > 1 else ""
+        raise InvalidParameterError(
+            f"{both[0]}{more}: matched by both --fine and --coarse. Give the fine images "
+            "(Landsat, Sentinel-2) and the coarse images (MODIS) as separate folders or globs "
+            "(e.g. --fine 'L*.tif' --coarse 'MOD*.tif')."
+        )
 
 
 def _normalised(cls: type[FusionMethod], params: dict[str, Any]) -> dict[str, Any]:
