@@ -128,6 +128,17 @@ def test_scoring_a_series_observation_is_warned_about(
     assert any("scores itself" in n for n in notes)
 
 
+def test_scoring_a_file_against_itself_is_warned_about(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`stfusion evaluate p.tif p.tif` (the truth argument copied from the prediction)
+    printed RMSE 0 and PSNR inf, with no word."""
+    pred, _, _ = _ndvi_pair(tmp_path, None)
+    with pytest.warns(STFusionWarning, match="both the prediction and the truth"):
+        report = _json(capsys, str(pred), str(pred))
+    assert report["rmse"]["mean"] == 0 and any("scores itself" in n for n in report["notes"])
+
+
 def test_evaluate_csv_and_pred_offset(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Per-band numbers for a paper needed a JSON-to-CSV step; a prediction stored with an
     offset could not be read back (--pred-offset was missing)."""

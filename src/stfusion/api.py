@@ -488,6 +488,15 @@ def _check_evaluation(
     from stfusion.scale_check import scale_mismatch
 
     prediction, truth = pred_src.path, truth_src.path
+    from stfusion.io.files import same_file
+
+    if same_file(prediction, truth):
+        warnings.warn(
+            f"{prediction} is both the prediction and the truth: it scores itself (RMSE 0). "
+            "Give the fine image observed on the predicted date as the truth.",
+            STFusionWarning,
+            stacklevel=3,
+        )
     if pred_tags.get("STFUSION_SERIES_STATUS") == "gap-filled":
         warnings.warn(
             f"{prediction}: a series output of a date with a fine image, written as observed "
