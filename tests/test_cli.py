@@ -510,3 +510,16 @@ def test_one_file_as_both_images_of_a_pair_is_refused(
     with pytest.warns(STFusionWarning):  # nir fused against red: a warning, not an error
         code, err = run_clean(args, capsys)
     assert code == 0 and out.exists(), err
+
+
+def test_predicting_a_pair_s_own_date_is_warned_about(
+    small_tifs: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--coarse` naming the pair's own coarse image predicted that date, which (nearly)
+    returns the pair's fine image, with no word."""
+    out = small_tifs["f1"].with_name("out.tif")
+    args = predict_args(small_tifs, out)
+    args[args.index("--coarse") + 1] = str(small_tifs["c1"])
+    with pytest.warns(STFusionWarning, match="the coarse target is the coarse image of pair 1"):
+        code, err = run_clean(args, capsys)
+    assert code == 0 and out.exists(), err

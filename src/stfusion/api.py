@@ -232,6 +232,15 @@ def _prediction_images(
                 "date: give that date's coarse image as the pair's second file (GAN-STFM "
                 "without a coarse reference: --fine-ref FINE)."
             )
+    own = [k for k, (_, c) in enumerate(pairs, 1) if same_file(c, target)]
+    if own:
+        warnings.warn(
+            f"{target}: the coarse target is the coarse image of pair {own[0]}, so this "
+            "predicts that pair's own date, whose fine image is an input: the prediction "
+            "(nearly) returns it. Give the coarse image of the date to predict.",
+            STFusionWarning,
+            stacklevel=3,
+        )
     coarse_images, cmasks = _role_images([c for _, c in pairs] + [target], "coarse", *coarse)
     return list(zip(fine_images, coarse_images[:-1])), coarse_images[-1], fmasks + cmasks
 
