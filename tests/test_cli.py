@@ -523,3 +523,15 @@ def test_predicting_a_pair_s_own_date_is_warned_about(
     with pytest.warns(STFusionWarning, match="the coarse target is the coarse image of pair 1"):
         code, err = run_clean(args, capsys)
     assert code == 0 and out.exists(), err
+
+
+def test_a_repeated_pair_is_refused(
+    small_tifs: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The same --pair twice ran ESTARFM on a pair regressed on itself, exit 0."""
+    out = small_tifs["f1"].with_name("out.tif")
+    args = predict_args(small_tifs, out, "--pair", str(small_tifs["f1"]), str(small_tifs["c1"]))
+    args[args.index("starfm")] = "estarfm"
+    code, err = run_clean(args, capsys)
+    assert code == 1 and "pair 2 (" in err and "repeats pair 1" in err, err
+    assert not out.exists()

@@ -232,6 +232,20 @@ def _prediction_images(
                 "date: give that date's coarse image as the pair's second file (GAN-STFM "
                 "without a coarse reference: --fine-ref FINE)."
             )
+    for k, (f, c) in enumerate(pairs, 1):
+        first = next(
+            (
+                j
+                for j, (g, d) in enumerate(pairs[: k - 1], 1)
+                if same_file(f, g) and same_file(c, d)
+            ),
+            None,
+        )
+        if first is not None:  # ESTARFM then regressed a pair on itself, silently
+            raise InvalidParameterError(
+                f"pair {k} ({f}, {c}) repeats pair {first}: each pair must be another date's "
+                "fine and coarse images. Leave the repeat out."
+            )
     own = [k for k, (_, c) in enumerate(pairs, 1) if same_file(c, target)]
     if own:
         warnings.warn(
