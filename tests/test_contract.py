@@ -10,6 +10,7 @@ is declared in its ``tags``.
 from __future__ import annotations
 
 import importlib.util
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -116,14 +117,19 @@ def test_cli_equals_library_and_keeps_grid(name: str, tmp_path: Path) -> None:
         "--param",
         f"ratio={RATIO}",
     ]
-    for _ in range(n):
-        args += ["--pair", str(f), str(c)]
+    # one copy of the pair per --pair (the same files twice are refused as a repeated pair)
+    copies = [(f, c)] + [
+        (shutil.copy(f, tmp_path / f"f{k}.tif"), shutil.copy(c, tmp_path / f"c{k}.tif"))
+        for k in range(1, n)
+    ]
+    for fk, ck in copies:
+        args += ["--pair", str(fk), str(ck)]
     for k, v in FAST_PARAMS.get(name, {}).items():
         args += ["--param", f"{k}={v}"]
     run_cli_ok(args)
     with rasterio.open(out) as ds:
         assert ds.transform == tr and ds.crs.to_epsg() == 32755 and ds.dtypes[0] == "float32"
         cli = ds.read()
-    scene_obj = open_scene([(f, c)] * n, t, ratio=RATIO)
+    scene_obj = open_scene(copies, t, ratio=RATIO)
     lib = _estimator(name).fit(scene_obj).predict(scene_obj.target).values
     np.testing.assert_array_equal(cli, lib)

@@ -230,6 +230,13 @@ def run_one(case: Case, method: str, params: Sequence[str] = (), multi_pair: str
             multi_pair=multi_pair,
         )
         run.params = effective_params(est)
+        grid = _grid(case)
+        for shipped_dates, shipped_sites in est.shipped_training(len(case.pairs)):
+            # before any work (an ensemble's members ran ~6 s on the sample before)
+            reason = trained_on_target(shipped_dates, case.target_date, shipped_sites, grid)
+            if reason:
+                run.status, run.reason = "skipped", reason
+                return run
         with warnings.catch_warnings(), _PeakRSS() as mem:
             warnings.simplefilter("ignore")
             t0 = time.perf_counter()

@@ -208,6 +208,11 @@ class DeepMethod(FusionMethod):
     training_dates: ClassVar[tuple[str, ...]] = DEMO_DATES
     training_sites: ClassVar[tuple[TrainingSite, ...]] = DEMO_SITES
     tags: ClassVar[MethodTags] = MethodTags(needs_torch=True, quality=("fallback",))
+
+    def shipped_training(self, pairs: int) -> list[tuple[tuple[str, ...], tuple[Any, ...]]]:
+        shipped = isinstance(self.weights, str) and self.weights in ("demo", "shipped")
+        return [(self.training_dates, self.training_sites)] if shipped else []
+
     params: ClassVar[tuple[Param, ...]] = (
         Param(
             "weights",

@@ -316,6 +316,11 @@ class Ensemble(FusionMethod):
         for n in names:
             self._new(n)  # unknown member or parameter: refused now
 
+    def shipped_training(self, pairs: int) -> list[tuple[tuple[str, ...], tuple[Any, ...]]]:
+        # the members that run on this many pairs, as _fit chooses them
+        ran = [n for n in self._names() if _runs_on(_member_class(n), pairs, self.multi_pair)]
+        return [t for n in ran for t in self._new(n, pairs).shipped_training(pairs)]
+
     def _new(self, name: str, pairs: int = 1) -> FusionMethod:
         """Member ``name`` as it runs on ``pairs`` pairs (VIPSTF over a one-pair member on
         two or more, under ``multi_pair=vip``)."""

@@ -342,6 +342,9 @@ class VIPSTF(FusionMethod):
     def _new_base(self) -> FusionMethod:
         return base_class(self.base)(**dict(self.base_params or {}))
 
+    def shipped_training(self, pairs: int) -> list[tuple[tuple[str, ...], tuple[Any, ...]]]:
+        return self._new_base().shipped_training(1)  # the base runs on the virtual pair
+
     # ------------------------------------------------------------------------ contract
 
     def halo(self) -> int:
