@@ -28,7 +28,13 @@ from stfusion.methods import make_estimator
 from stfusion.parallel import connected
 from stfusion.provenance import provenance_tags
 from stfusion.scene import align_coarse, open_scene
-from stfusion.scene_checks import check_scales, warn_band_order, warn_undeclared_fill
+from stfusion.scene_checks import (
+    check_pair_files,
+    check_scales,
+    warn_band_order,
+    warn_self_scoring,
+    warn_undeclared_fill,
+)
 from stfusion.tiling import ProgressFn, memory_limits
 
 #: A path as a string or a path object (``pathlib.Path``).
@@ -221,40 +227,7 @@ def _prediction_images(
         stand_in = as_source(ref, fine[0]) if isinstance(ref, str) else ref
         coarse_images, cmasks = _role_images([target], "coarse", *coarse)
         return [(ref, stand_in)], coarse_images[0], fmasks + cmasks
-    from stfusion.io.files import same_file
-
-    for k, (f, c) in enumerate(pairs, 1):
-        if same_file(f, c) and fine[0].bands == coarse[0].bands:
-            # a glob or a copied argument gone wrong: the date fused with itself, silently
-            raise InvalidParameterError(
-                f"{f}: given as both the fine and the coarse image of pair {k}. A pair is a "
-                "fine image (Landsat, Sentinel-2) and the coarse image (MODIS) of the same "
-                "date: give that date's coarse image as the pair's second file (GAN-STFM "
-                "without a coarse reference: --fine-ref FINE)."
-            )
-    for k, (f, c) in enumerate(pairs, 1):
-        first = next(
-            (
-                j
-                for j, (g, d) in enumerate(pairs[: k - 1], 1)
-                if same_file(f, g) and same_file(c, d)
-            ),
-            None,
-        )
-        if first is not None:  # ESTARFM then regressed a pair on itself, silently
-            raise InvalidParameterError(
-                f"pair {k} ({f}, {c}) repeats pair {first}: each pair must be another date's "
-                "fine and coarse images. Leave the repeat out."
-            )
-    own = [k for k, (_, c) in enumerate(pairs, 1) if same_file(c, target)]
-    if own:
-        warnings.warn(
-            f"{target}: the coarse target is the coarse image of pair {own[0]}, so this "
-            "predicts that pair's own date, whose fine image is an input: the prediction "
-            "(nearly) returns it. Give the coarse image of the date to predict.",
-            STFusionWarning,
-            stacklevel=3,
-        )
+    check_pair_files(pairs, target, fine[0].bands == coarse[0].bands)
     coarse_images, cmasks = _role_images([c for _, c in pairs] + [target], "coarse", *coarse)
     return list(zip(fine_images, coarse_images[:-1])), coarse_images[-1], fmasks + cmasks
 
@@ -511,24 +484,7 @@ def _check_evaluation(
     from stfusion.scale_check import scale_mismatch
 
     prediction, truth = pred_src.path, truth_src.path
-    from stfusion.io.files import same_file
-
-    if same_file(prediction, truth):
-        warnings.warn(
-            f"{prediction} is both the prediction and the truth: it scores itself (RMSE 0). "
-            "Give the fine image observed on the predicted date as the truth.",
-            STFusionWarning,
-            stacklevel=3,
-        )
-    if pred_tags.get("STFUSION_SERIES_STATUS") == "gap-filled":
-        warnings.warn(
-            f"{prediction}: a series output of a date with a fine image, written as observed "
-            "where that image is valid (STFUSION_SERIES_STATUS gap-filled): against that "
-            "date's fine image it scores itself there. To test the fusion, run the series "
-            "without that date's fine image and score its prediction.",
-            STFusionWarning,
-            stacklevel=3,
-        )
+    warn_self_scoring(prediction, truth, pred_tags)
     pg, tg = pred_src.grid, truth_src.grid
     if pg.georeferenced != tg.georeferenced:
         bare = prediction if not pg.georeferenced else truth

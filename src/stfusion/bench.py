@@ -68,6 +68,7 @@ from stfusion.methods import FusionMethod, get_method, make_estimator
 from stfusion.methods.deep import (
     fitted_training_dates,
     fitted_training_sites,
+    shipped_on_target,
     trained_on_target,
 )
 from stfusion.methods.vipstf import base_class, check_multi_pair, one_pair_method, uses_vip
@@ -230,13 +231,10 @@ def run_one(case: Case, method: str, params: Sequence[str] = (), multi_pair: str
             multi_pair=multi_pair,
         )
         run.params = effective_params(est)
-        grid = _grid(case)
-        for shipped_dates, shipped_sites in est.shipped_training(len(case.pairs)):
-            # before any work (an ensemble's members ran ~6 s on the sample before)
-            reason = trained_on_target(shipped_dates, case.target_date, shipped_sites, grid)
-            if reason:
-                run.status, run.reason = "skipped", reason
-                return run
+        reason = shipped_on_target(est, len(case.pairs), case.target_date, _grid(case))
+        if reason:  # before any work (an ensemble's members ran ~6 s on the sample before)
+            run.status, run.reason = "skipped", reason
+            return run
         with warnings.catch_warnings(), _PeakRSS() as mem:
             warnings.simplefilter("ignore")
             t0 = time.perf_counter()

@@ -11,19 +11,26 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from stfusion.errors import EmptyInputError, ScaleMismatchError, STFusionWarning
+from stfusion.errors import (
+    EmptyInputError,
+    InvalidParameterError,
+    ScaleMismatchError,
+    STFusionWarning,
+)
 from stfusion.io import Source
 from stfusion.io.sources import underlying_source, wrapped
 from stfusion.scale_check import looks_like_reflectance
 
 __all__ = [
     "SCALE_WARN_FACTOR",
+    "check_pair_files",
     "check_scales",
     "check_target_scale",
     "check_valid",
     "stored_value",
     "undeclared_fill",
     "warn_band_order",
+    "warn_self_scoring",
     "warn_undeclared_fill",
 ]
 
@@ -320,3 +327,68 @@ def check_valid(source: Source, role: str) -> float:
             stacklevel=3,
         )
     return frac
+
+
+def check_pair_files(
+    pairs: Sequence[tuple[str, str]], target: str, same_bands: bool = True
+) -> None:
+    """Mistakes in the files of a prediction that used to finish with exit 0: one file as
+    both images of a pair (``same_bands``: fine and coarse read the same bands of it), a pair
+    given twice (ESTARFM regressed it on itself) are refused; a target that is a pair's own
+    coarse image (it predicts that pair's date, returning its fine image) is warned about.
+    Files are compared as files (another path or a link to one is the same)."""
+    from stfusion.io.files import same_file
+
+    for k, (f, c) in enumerate(pairs, 1):
+        if same_bands and same_file(f, c):
+            raise InvalidParameterError(
+                f"{f}: given as both the fine and the coarse image of pair {k}. A pair is a "
+                "fine image (Landsat, Sentinel-2) and the coarse image (MODIS) of the same "
+                "date: give that date's coarse image as the pair's second file (GAN-STFM "
+                "without a coarse reference: --fine-ref FINE)."
+            )
+        first = next(
+            (
+                j
+                for j, (g, d) in enumerate(pairs[: k - 1], 1)
+                if same_file(f, g) and same_file(c, d)
+            ),
+            None,
+        )
+        if first is not None:
+            raise InvalidParameterError(
+                f"pair {k} ({f}, {c}) repeats pair {first}: each pair must be another date's "
+                "fine and coarse images. Leave the repeat out."
+            )
+    own = [k for k, (_, c) in enumerate(pairs, 1) if same_file(c, target)]
+    if own:
+        warnings.warn(
+            f"{target}: the coarse target is the coarse image of pair {own[0]}, so this "
+            "predicts that pair's own date, whose fine image is an input: the prediction "
+            "(nearly) returns it. Give the coarse image of the date to predict.",
+            STFusionWarning,
+            stacklevel=4,
+        )
+
+
+def warn_self_scoring(prediction: str, truth: str, pred_tags: dict[str, str]) -> None:
+    """``stfusion evaluate`` of a prediction that is the truth, by file or by content (a
+    series output of a date with a fine image): RMSE 0 and PSNR inf, with no word before."""
+    from stfusion.io.files import same_file
+
+    if same_file(prediction, truth):
+        warnings.warn(
+            f"{prediction} is both the prediction and the truth: it scores itself (RMSE 0). "
+            "Give the fine image observed on the predicted date as the truth.",
+            STFusionWarning,
+            stacklevel=4,
+        )
+    if pred_tags.get("STFUSION_SERIES_STATUS") == "gap-filled":
+        warnings.warn(
+            f"{prediction}: a series output of a date with a fine image, written as observed "
+            "where that image is valid (STFUSION_SERIES_STATUS gap-filled): against that "
+            "date's fine image it scores itself there. To test the fusion, run the series "
+            "without that date's fine image and score its prediction.",
+            STFusionWarning,
+            stacklevel=4,
+        )

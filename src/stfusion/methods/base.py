@@ -139,13 +139,6 @@ class FusionMethod:
         formats the method parses itself (override; single values are checked against
         their declarations before this runs)."""
 
-    def shipped_training(self, pairs: int) -> list[tuple[tuple[str, ...], tuple[Any, ...]]]:
-        """The training dates and sites of the shipped weights this estimator loads when it
-        runs on ``pairs`` pairs, one entry per network (deep members of an ensemble, VIPSTF's
-        base), known before ``fit``: the bench refuses a target among them before any work.
-        Other weights are known only once loaded (``training_dates_`` after ``fit``)."""
-        return []
-
     def check_scene_params(self, grid: Grid, ratio: float | None) -> None:
         """Refuse a window that is larger than the scene can use.
 

@@ -165,6 +165,23 @@ def trained_on_target(
     return f"trained on the target date {day}{where}"
 
 
+def shipped_training(est: Any, pairs: int) -> list[tuple[tuple[str, ...], tuple[Any, ...]]]:
+    """The training dates and sites of the shipped weights ``est`` loads on ``pairs`` pairs,
+    one entry per network (an ensemble's deep members, VIPSTF's base), known before ``fit``
+    (its ``shipped_training`` method; [] for a method without one)."""
+    hook = getattr(est, "shipped_training", None)
+    return hook(pairs) if hook is not None else []
+
+
+def shipped_on_target(est: Any, pairs: int, target_date: Any, grid: Any) -> str:
+    """Why ``est``'s shipped weights cannot be scored on ``target_date`` ("" if they can)."""
+    for dates, sites in shipped_training(est, pairs):
+        reason = trained_on_target(dates, target_date, sites, grid)
+        if reason:
+            return reason
+    return ""
+
+
 def fitted_training_dates(est: Any) -> list[str] | None:
     """The training dates of a fitted estimator's weights: its own, or those of the base
     method it wraps (VIPSTF over a deep method); None if none."""

@@ -62,7 +62,11 @@ from stfusion.errors import InvalidParameterError, STFusionWarning
 from stfusion.io import Source, scan_values
 from stfusion.io.spill import SpillArray, state_bytes
 from stfusion.methods.base import FusionMethod, Param
-from stfusion.methods.deep import fitted_training_dates, fitted_training_sites
+from stfusion.methods.deep import (
+    fitted_training_dates,
+    fitted_training_sites,
+    shipped_training,
+)
 from stfusion.methods.params import Interval, MethodTags, StrOptions, Text
 from stfusion.methods.vipstf import MULTI_PAIR_CHOICES, VIPSTF, make_estimator, uses_vip
 from stfusion.scene import Scene
@@ -319,7 +323,7 @@ class Ensemble(FusionMethod):
     def shipped_training(self, pairs: int) -> list[tuple[tuple[str, ...], tuple[Any, ...]]]:
         # the members that run on this many pairs, as _fit chooses them
         ran = [n for n in self._names() if _runs_on(_member_class(n), pairs, self.multi_pair)]
-        return [t for n in ran for t in self._new(n, pairs).shipped_training(pairs)]
+        return [t for n in ran for t in shipped_training(self._new(n, pairs), pairs)]
 
     def _new(self, name: str, pairs: int = 1) -> FusionMethod:
         """Member ``name`` as it runs on ``pairs`` pairs (VIPSTF over a one-pair member on

@@ -343,7 +343,9 @@ class VIPSTF(FusionMethod):
         return base_class(self.base)(**dict(self.base_params or {}))
 
     def shipped_training(self, pairs: int) -> list[tuple[tuple[str, ...], tuple[Any, ...]]]:
-        return self._new_base().shipped_training(1)  # the base runs on the virtual pair
+        from stfusion.methods.deep import shipped_training
+
+        return shipped_training(self._new_base(), 1)  # the base runs on the virtual pair
 
     # ------------------------------------------------------------------------ contract
 
