@@ -116,6 +116,9 @@ MATRIX_FILES = {
     "fine": "CIA_Landsat7_2001-10-17.tif",
     "coarse": "CIA_MOD09GA_2001-10-17.tif",
     "target": "CIA_MOD09GA_2001-11-02.tif",
+    # the second pair of the methods that need two (ESTARFM, ROBOT, VIPSTF)
+    "fine2": "CIA_Landsat7_2001-10-08.tif",
+    "coarse2": "CIA_MOD09GA_2001-10-08.tif",
 }
 RATIO = 10  # CIA: 50 m Landsat grid, 500 m MODIS
 
@@ -125,6 +128,7 @@ def make_matrix_scene(
 ) -> dict[str, Path]:
     """SIZE x SIZE x 6 inputs from the real CIA images, mirrored and perturbed per 250 px tile.
 
+    Every role of :data:`MATRIX_FILES` (the second pair's too).
     ``dtype``: float32 (reflectance 0-1) or int16 (x 10000, scale 1e-4 and nodata -9999 in the
     file). ``layout``: ``tiled`` (256 px tiles) or ``striped`` (GDAL's default strips).
     ``coarse_grid``: ``fine`` (MODIS on the 50 m grid, as the CIA files) or ``native`` (its
@@ -135,7 +139,7 @@ def make_matrix_scene(
     block = block or (1000 if size <= 6000 else 250)  # rows per write, multiple of RATIO
     out: dict[str, Path] = {}
     for role, name in MATRIX_FILES.items():
-        native = role != "fine" and coarse_grid == "native"
+        native = not role.startswith("fine") and coarse_grid == "native"
         tag = f"{role}_{size}_{dtype}_{layout}" + ("_native" if native else "")
         path = workdir / f"{tag}.tif"
         out[role] = path
@@ -255,7 +259,14 @@ METHOD_PARAMS = {
     "fsdaf": ["window=15"],
     "student": [],
     "ensemble": ["starfm.window=15", "fsdaf.window=15"],
+    "fitfc": ["window=15"],
+    "fsdaf2": ["window=15"],
+    "estarfm": ["window=15"],
+    "robot": [],
+    "vipstf": ["base.window=15"],  # over FSDAF, its default base
 }
+#: Methods run on two pairs (10-08 and 10-17, predicting 11-02); the others on 10-17 alone.
+TWO_PAIRS = {"estarfm", "robot", "vipstf"}
 
 
 def matrix(a: argparse.Namespace) -> int:
@@ -288,10 +299,12 @@ def matrix(a: argparse.Namespace) -> int:
             continue
         paths = make_matrix_scene(a.workdir, size, dtype, layout, grid)
         out = a.workdir / f"pred_{method}_{size}_{dtype}_{layout}_{grid}.tif"
+        second = ["--pair", str(paths["fine2"]), str(paths["coarse2"])]
         args = [
             "predict",
             "--method",
             method,
+            *(second if method in TWO_PAIRS else []),
             "--pair",
             str(paths["fine"]),
             str(paths["coarse"]),
