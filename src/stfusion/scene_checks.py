@@ -18,6 +18,7 @@ from stfusion.errors import (
     STFusionWarning,
 )
 from stfusion.io import Source
+from stfusion.io.files import same_file
 from stfusion.io.sources import underlying_source, wrapped
 from stfusion.scale_check import looks_like_reflectance
 
@@ -337,8 +338,6 @@ def check_pair_files(
     given twice (ESTARFM regressed it on itself) are refused; a target that is a pair's own
     coarse image (it predicts that pair's date, returning its fine image) is warned about.
     Files are compared as files (another path or a link to one is the same)."""
-    from stfusion.io.files import same_file
-
     for k, (f, c) in enumerate(pairs, 1):
         if same_bands and same_file(f, c):
             raise InvalidParameterError(
@@ -374,8 +373,6 @@ def check_pair_files(
 def warn_self_scoring(prediction: str, truth: str, pred_tags: dict[str, str]) -> None:
     """``stfusion evaluate`` of a prediction that is the truth, by file or by content (a
     series output of a date with a fine image): RMSE 0 and PSNR inf, with no word before."""
-    from stfusion.io.files import same_file
-
     if same_file(prediction, truth):
         warnings.warn(
             f"{prediction} is both the prediction and the truth: it scores itself (RMSE 0). "

@@ -279,13 +279,13 @@ def check_pairs_differ(pairs: Any, catalog: Any) -> None:
         for site, rows in read_catalog(catalog).items():
             listed += [(r.fine, r.coarse, f"{catalog}, site {site}") for r in rows]
     for fine, coarse, where in listed:
-        if isinstance(fine, str | Path) and isinstance(coarse, str | Path):
-            if same_file(fine, coarse):
-                raise InvalidParameterError(
-                    f"{where}: {fine} is both the fine and the coarse image of a pair. A pair "
-                    "is a fine image (Landsat, Sentinel-2) and the coarse image (MODIS) of the "
-                    "same date: give that date's coarse image as the second file."
-                )
+        paths = isinstance(fine, str | Path) and isinstance(coarse, str | Path)
+        if paths and same_file(fine, coarse):
+            raise InvalidParameterError(
+                f"{where}: {fine} is both the fine and the coarse image of a pair. A pair is a "
+                "fine image (Landsat, Sentinel-2) and the coarse image (MODIS) of the same "
+                "date: give that date's coarse image as the second file."
+            )
 
 
 def check_patch(sites: Sequence[ds.Site], patch: int) -> None:

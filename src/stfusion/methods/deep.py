@@ -226,10 +226,6 @@ class DeepMethod(FusionMethod):
     training_sites: ClassVar[tuple[TrainingSite, ...]] = DEMO_SITES
     tags: ClassVar[MethodTags] = MethodTags(needs_torch=True, quality=("fallback",))
 
-    def shipped_training(self, pairs: int) -> list[tuple[tuple[str, ...], tuple[Any, ...]]]:
-        shipped = isinstance(self.weights, str) and self.weights in ("demo", "shipped")
-        return [(self.training_dates, self.training_sites)] if shipped else []
-
     params: ClassVar[tuple[Param, ...]] = (
         Param(
             "weights",
@@ -278,6 +274,10 @@ class DeepMethod(FusionMethod):
             "for GPUs, output differs from 32 by about 1e-3)",
         ),
     )
+
+    def shipped_training(self, pairs: int) -> list[tuple[tuple[str, ...], tuple[Any, ...]]]:
+        shipped = isinstance(self.weights, str) and self.weights in ("demo", "shipped")
+        return [(self.training_dates, self.training_sites)] if shipped else []
 
     # The parameters, stored by FusionMethod.__init__ (declared for the type checker).
     weights: str | os.PathLike[str]
