@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 import xarray as xr
 from affine import Affine
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from stfusion.errors import (
     GridMismatchError,
@@ -628,3 +630,28 @@ def test_plain_coarse_arrays_r_times_smaller_are_their_blocks() -> None:
     for bad in (c1[:, :, :4], c1[:, :5]):
         with pytest.raises(GridMismatchError, match="integer R times the coarse one"):
             FSDAF(classes=3).fit([(fine1, bad)])
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    r=st.integers(2, 5),
+    ch=st.integers(1, 6),
+    cw=st.integers(1, 6),
+    bands=st.integers(1, 3),
+    seed=st.integers(0, 2**16),
+)
+def test_a_coarse_array_r_times_smaller_reads_as_its_blocks(
+    r: int, ch: int, cw: int, bands: int, seed: int
+) -> None:
+    """Any integer R on both axes: the scene reads each coarse value over its R x R fine
+    pixels, from the top-left corner, and records R as the ratio."""
+    rng = np.random.default_rng(seed)
+    fine = rng.uniform(0.0, 0.5, (bands, ch * r, cw * r)).astype(np.float32)
+    coarse = rng.uniform(0.0, 0.5, (bands, ch, cw)).astype(np.float32)
+    target = rng.uniform(0.0, 0.5, (bands, ch, cw)).astype(np.float32)
+    scene = open_scene([(fine, coarse)], target)
+    assert scene.ratio == r
+    up = np.repeat(np.repeat(coarse, r, axis=1), r, axis=2)
+    np.testing.assert_array_equal(scene.pairs[0][1].read(), up)
+    assert scene.target is not None
+    np.testing.assert_array_equal(scene.target.read()[:, ::r, ::r], target)
