@@ -655,3 +655,18 @@ def test_a_coarse_array_r_times_smaller_reads_as_its_blocks(
     np.testing.assert_array_equal(scene.pairs[0][1].read(), up)
     assert scene.target is not None
     np.testing.assert_array_equal(scene.target.read()[:, ::r, ::r], target)
+
+
+def test_fit_warns_about_one_file_as_both_images_of_a_pair(
+    small_tifs: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`est.fit([("L.tif", "L.tif")])` fused the date with itself, with no word (the command
+    line refuses the same --pair); a method that reads no coarse reference (GAN-STFM, whose
+    fine reference alone is given as (F, F)) is not warned about."""
+    f1 = str(small_tifs["f1"])
+    with pytest.warns(STFusionWarning, match=r"additive\.fit\(\): .*f1\.tif is both the fine"):
+        Additive().fit([(f1, f1)])
+    monkeypatch.setattr(Additive, "uses_coarse_ref", False, raising=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", STFusionWarning)
+        Additive().fit([(f1, f1)])

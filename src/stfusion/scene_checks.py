@@ -5,9 +5,11 @@ undeclared fill values, images with few valid pixels."""
 from __future__ import annotations
 
 import math
+import os
 import re
 import warnings
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -31,6 +33,7 @@ __all__ = [
     "stored_value",
     "undeclared_fill",
     "warn_band_order",
+    "warn_one_file_pairs",
     "warn_self_scoring",
     "warn_undeclared_fill",
 ]
@@ -389,3 +392,19 @@ def warn_self_scoring(prediction: str, truth: str, pred_tags: dict[str, str]) ->
             STFusionWarning,
             stacklevel=4,
         )
+
+
+def warn_one_file_pairs(pairs: Sequence[tuple[Any, Any]], method: str, uses_coarse: bool) -> None:
+    """``est.fit([("L.tif", "L.tif")])`` (the Python form of ``--pair L.tif L.tif``, which
+    the command refuses): warned about, unless the method reads no coarse image at the
+    reference date (GAN-STFM: ``(F, F)`` is how a fine reference alone is given)."""
+    for k, (f, c) in enumerate(pairs, 1):
+        paths = isinstance(f, str | os.PathLike) and isinstance(c, str | os.PathLike)
+        if uses_coarse and paths and same_file(f, c):
+            warnings.warn(
+                f"{method}.fit(): {os.fspath(f)} is both the fine and the coarse image of pair "
+                f"{k}; {method} reads the coarse image of the reference date, so this fuses "
+                "the date with itself. Give that date's coarse image.",
+                STFusionWarning,
+                stacklevel=3,
+            )

@@ -47,7 +47,7 @@ from stfusion.scene import (
     pair_list,
     scene_keywords,
 )
-from stfusion.scene_checks import check_target_scale, check_valid
+from stfusion.scene_checks import check_target_scale, check_valid, warn_one_file_pairs
 from stfusion.tiling import (
     DEFAULT_MEM_LIMIT_MB,
     ArraySink,
@@ -258,6 +258,7 @@ class FusionMethod:
         else:
             check_keywords(scene_kw, f"{self.name}.fit()", [p.name for p in self.params])
             pairs = pair_list(pairs)  # zip(...), a generator: a list, counted
+            warn_one_file_pairs(pairs, self.name, getattr(self, "uses_coarse_ref", True))
             n = len(pairs)
         problem = self.tags.pairs_problem(n)
         if problem:  # before any file is opened
