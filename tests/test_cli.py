@@ -63,6 +63,7 @@ def test_predict_writes_georeferenced_float32_equal_to_library(
     "case, message",
     [
         ("missing", "file not found"),
+        ("folder", "is a folder, not a raster file. Give one of its files"),
         ("not_raster", "not a raster"),
         ("bands", "bands"),
         ("no_overlap", "do not overlap"),
@@ -81,6 +82,9 @@ def test_bad_inputs_fail_cleanly(case: str, message: str, predict_case: PredictC
     here = Affine(50.0, 0, 406012.5, 0, -50.0, 6147787.5)
     if case == "missing":
         s["c1"] = tmp_path / "missing.tif"
+    elif case == "folder":
+        s["c1"] = tmp_path / "modis"
+        s["c1"].mkdir()
     elif case == "not_raster":
         s["c1"] = tmp_path / "notes.txt"
         s["c1"].write_text("hello")

@@ -87,7 +87,10 @@ def _open(path: str | os.PathLike[str]) -> rasterio.DatasetReader:
         if not p.exists():
             raise InputFileError(f"{shown(p)}: file not found. Check the path.")
         if p.is_dir():
-            raise InputFileError(f"{shown(p)}: is a directory, not a raster file.")
+            raise InputFileError(
+                f"{shown(p)}: is a folder, not a raster file. Give one of its files (a folder "
+                "of dates is what `stfusion series --fine/--coarse` takes)."
+            )
         check_name(p)
     try:
         with warnings.catch_warnings():
