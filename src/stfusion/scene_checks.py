@@ -25,6 +25,7 @@ from stfusion.io.sources import underlying_source, wrapped
 from stfusion.scale_check import looks_like_reflectance
 
 __all__ = [
+    "PAIR_IS",
     "SCALE_WARN_FACTOR",
     "check_pair_files",
     "check_scales",
@@ -333,6 +334,13 @@ def check_valid(source: Source, role: str) -> float:
     return frac
 
 
+#: What a pair is, said when one file is given as both its images.
+PAIR_IS = (
+    "A pair is a fine image (Landsat, Sentinel-2) and the coarse image (MODIS) of the same "
+    "date: give that date's coarse image as the pair's second file"
+)
+
+
 def check_pair_files(
     pairs: Sequence[tuple[str, str]], target: str, same_bands: bool = True
 ) -> None:
@@ -344,10 +352,8 @@ def check_pair_files(
     for k, (f, c) in enumerate(pairs, 1):
         if same_bands and same_file(f, c):
             raise InvalidParameterError(
-                f"{f}: given as both the fine and the coarse image of pair {k}. A pair is a "
-                "fine image (Landsat, Sentinel-2) and the coarse image (MODIS) of the same "
-                "date: give that date's coarse image as the pair's second file (GAN-STFM "
-                "without a coarse reference: --fine-ref FINE)."
+                f"{f}: given as both the fine and the coarse image of pair {k}. {PAIR_IS} "
+                "(GAN-STFM without a coarse reference: --fine-ref FINE)."
             )
         first = next(
             (
@@ -404,7 +410,7 @@ def warn_one_file_pairs(pairs: Sequence[tuple[Any, Any]], method: str, uses_coar
             warnings.warn(
                 f"{method}.fit(): {os.fspath(f)} is both the fine and the coarse image of pair "
                 f"{k}; {method} reads the coarse image of the reference date, so this fuses "
-                "the date with itself. Give that date's coarse image.",
+                f"the date with itself. {PAIR_IS}.",
                 STFusionWarning,
                 stacklevel=3,
             )

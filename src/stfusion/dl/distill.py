@@ -67,7 +67,7 @@ import math
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Unpack
 
@@ -115,9 +115,14 @@ from stfusion.dl.train import (
     settings_of,
     start_training,
     untrained_record,
-    validate_run_options,
 )
-from stfusion.dl.train_config import ResumableInputs, RunResult, check_inputs, site_inputs
+from stfusion.dl.train_config import (
+    ResumableInputs,
+    RunResult,
+    check_engine_options,
+    check_inputs,
+    site_inputs,
+)
 from stfusion.errors import InvalidParameterError
 from stfusion.io import file_sha256
 from stfusion.run_config import DistillSettings, shipped_weights
@@ -139,8 +144,8 @@ class DistillConfig(DistillSettings):
         for name in ("speed_tile", "speed_repeat"):
             if int(getattr(self, name)) < 1:
                 raise InvalidParameterError(f"{name} must be >= 1, got {getattr(self, name)}.")
-        self.check_values()
-        validate_run_options(replace(self, val_fraction=self.val_fraction or 0.2))
+        self.check_values()  # the shared run values, val_fraction 0 being the teacher's
+        check_engine_options(self)
         for name in ("alpha", "beta"):
             v = float(getattr(self, name))
             if not (v >= 0 and math.isfinite(v)):

@@ -30,6 +30,7 @@ from stfusion.io import FileSource, Source
 from stfusion.io.files import file_stat, same_file
 from stfusion.io.sources import wrapped
 from stfusion.io.writing import OTHER_FORMATS
+from stfusion.scene_checks import PAIR_IS
 
 __all__ = [
     "check_out",
@@ -282,9 +283,7 @@ def check_pairs_differ(pairs: Any, catalog: Any) -> None:
         paths = isinstance(fine, str | Path) and isinstance(coarse, str | Path)
         if paths and same_file(fine, coarse):
             raise InvalidParameterError(
-                f"{where}: {fine} is both the fine and the coarse image of a pair. A pair is a "
-                "fine image (Landsat, Sentinel-2) and the coarse image (MODIS) of the same "
-                "date: give that date's coarse image as the second file."
+                f"{where}: {fine} is both the fine and the coarse image of a pair. {PAIR_IS}."
             )
 
 

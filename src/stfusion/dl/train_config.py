@@ -33,6 +33,7 @@ __all__ = [
     "SiteInputs",
     "TrainConfig",
     "TrainResult",
+    "check_engine_options",
     "check_inputs",
     "check_iso_date",
     "reads_setting",
@@ -138,8 +139,13 @@ def validate_run_options(cfg: Any) -> None:
     """The options every run shares (``TrainConfig``, ``STFDCNNConfig``, ``DistillConfig``):
     a bad value raises :class:`OptionError` naming the option (before any file is read).
     The checks without torch (:func:`stfusion.run_config.check_run_values`), which the
-    commands also run before importing it, then the strategy and devices."""
+    commands also run before importing it, then :func:`check_engine_options`."""
     check_run_values(cfg)
+    check_engine_options(cfg)
+
+
+def check_engine_options(cfg: Any) -> None:
+    """The run options Lightning and torch judge: ``--strategy`` and ``--devices``."""
     engine.check_strategy(cfg.strategy)
     engine.parse_devices(cfg.device)
 

@@ -276,8 +276,11 @@ class DeepMethod(FusionMethod):
     )
 
     def shipped_training(self, pairs: int) -> list[tuple[tuple[str, ...], tuple[Any, ...]]]:
-        shipped = isinstance(self.weights, str) and self.weights in ("demo", "shipped")
-        return [(self.training_dates, self.training_sites)] if shipped else []
+        return [(self.training_dates, self.training_sites)] if self._shipped() else []
+
+    def _shipped(self) -> bool:
+        """Whether ``weights`` names the shipped checkpoint (``demo`` or ``shipped``)."""
+        return str(self.weights) in ("demo", "shipped")
 
     # The parameters, stored by FusionMethod.__init__ (declared for the type checker).
     weights: str | os.PathLike[str]
@@ -307,7 +310,7 @@ class DeepMethod(FusionMethod):
         )
 
     def weights_path(self) -> Path:
-        if str(self.weights) in ("demo", "shipped"):
+        if self._shipped():
             path = demo_weights(self.name)
             if not path.exists():
                 raise InvalidParameterError(

@@ -322,8 +322,13 @@ class Ensemble(FusionMethod):
 
     def shipped_training(self, pairs: int) -> list[tuple[tuple[str, ...], tuple[Any, ...]]]:
         # the members that run on this many pairs, as _fit chooses them
-        ran = [n for n in self._names() if _runs_on(_member_class(n), pairs, self.multi_pair)]
-        return [t for n in ran for t in shipped_training(self._new(n, pairs), pairs)]
+        return [
+            t for n in self._running(pairs) for t in shipped_training(self._new(n, pairs), pairs)
+        ]
+
+    def _running(self, pairs: int) -> list[str]:
+        """The members that run on ``pairs`` pairs, in the order given."""
+        return [n for n in self._names() if _runs_on(_member_class(n), pairs, self.multi_pair)]
 
     def _new(self, name: str, pairs: int = 1) -> FusionMethod:
         """Member ``name`` as it runs on ``pairs`` pairs (VIPSTF over a one-pair member on
@@ -354,11 +359,11 @@ class Ensemble(FusionMethod):
 
     def _fit(self, scene: Scene) -> None:
         n = len(scene.pairs)
-        active, skipped, vip_would = [], [], []
+        active = self._running(n)
+        skipped, vip_would = [], []
         for name in self._names():
             cls = _member_class(name)
-            if _runs_on(cls, n, self.multi_pair):
-                active.append(name)
+            if name in active:
                 if uses_vip(cls, n, self.multi_pair):
                     log.info("ensemble: member %s runs as VIPSTF over it on %d pairs", name, n)
             else:
