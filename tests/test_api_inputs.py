@@ -632,6 +632,29 @@ def test_plain_coarse_arrays_r_times_smaller_are_their_blocks() -> None:
             FSDAF(classes=3).fit([(fine1, bad)])
 
 
+def test_masked_plain_arrays_r_times_smaller_are_their_blocks() -> None:
+    """A coarse (or fine) plain array wrapped in a MaskedSource with an array mask was
+    refused as "no CRS ... Georeference both files"; it reads as the unmasked ones do, the
+    masked coarse pixels NaN over their R x R fine pixels."""
+    rng = np.random.default_rng(5)
+    fine = rng.uniform(0.05, 0.4, (2, 12, 16)).astype(np.float32)
+    coarse = fine.reshape(2, 3, 4, 4, 4).mean(axis=(2, 4))
+    target = coarse + 0.03
+    holes = np.zeros((3, 4), bool)
+    holes[0, 1] = holes[2, 3] = True
+    scene = open_scene(
+        [(MaskedSource(as_source(fine), fine[0] > 0.38), MaskedSource(as_source(coarse), holes))],
+        MaskedSource(as_source(target), holes),
+    )
+    assert scene.ratio == 4 and scene.target is not None
+    up_holes = np.repeat(np.repeat(holes, 4, axis=0), 4, axis=1)
+    for got, want in ((scene.pairs[0][1].read(), coarse), (scene.target.read(), target)):
+        up = np.repeat(np.repeat(want, 4, axis=1), 4, axis=2)
+        np.testing.assert_array_equal(np.isnan(got[0]), up_holes)
+        np.testing.assert_array_equal(got[:, ~up_holes], up[:, ~up_holes])
+    assert np.isnan(scene.pairs[0][0].read()[0][fine[0] > 0.38]).all()
+
+
 @settings(max_examples=25, deadline=None)
 @given(
     r=st.integers(2, 5),

@@ -179,8 +179,7 @@ def _block_factor(coarse: tuple[int, int], fine: tuple[int, int]) -> int | None:
     return None
 
 
-def _repeated(coarse: Source, factor: int, grid: Grid) -> ArraySource:
-    assert isinstance(coarse, ArraySource)
+def _repeated(coarse: ArraySource, factor: int, grid: Grid) -> ArraySource:
     arr = np.repeat(np.repeat(coarse.array, factor, axis=1), factor, axis=2)
     return ArraySource(
         arr,
@@ -206,8 +205,9 @@ def align_coarse(
             # one side has a CRS the other lacks: nothing checks they cover one area
             notes.append(f"{coarse.label}: not georeferenced (or {fine.label} is not)")
             return coarse, None
-        plain = all(isinstance(s, ArraySource) and s.layout is None for s in (coarse, fine))
-        if plain and not (fg.georeferenced or cg.georeferenced):
+        coarse_array = coarse.plain_array()  # plain arrays, masked or not
+        plain = coarse_array is not None and fine.plain_array() is not None
+        if coarse_array is not None and plain:
             factor = _block_factor(cg.shape, fg.shape)
             if factor is not None:
                 # a plain coarse array R times smaller: each pixel covers R x R fine pixels
@@ -216,7 +216,7 @@ def align_coarse(
                     f"{coarse.label}: {cg.height} x {cg.width} array repeated {factor} x "
                     f"{factor} onto the {fg.height} x {fg.width} fine array (ratio {factor})"
                 )
-                return _repeated(coarse, factor, fg), None if mask else float(factor)
+                return _repeated(coarse_array, factor, fg), None if mask else float(factor)
         raise GridMismatchError(
             f"{coarse.label} ({cg.height} x {cg.width}) and {fine.label} ({fg.height} x "
             f"{fg.width}): different shapes and at least one has no CRS, so they cannot be "

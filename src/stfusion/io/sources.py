@@ -52,6 +52,11 @@ class Source:
     def read(self, window: Window | None = None, halo: int = 0) -> np.ndarray:
         raise NotImplementedError
 
+    def plain_array(self) -> ArraySource | None:
+        """The image as a plain in-memory array (no grid, no DataArray layout), invalid
+        pixels NaN; None for files, DataArrays and anything else with a place on Earth."""
+        return None
+
     def scan_windows(self, align: int = 1) -> list[Window]:
         """Bounded windows covering the image, for scene-wide passes (see :func:`scan_values`)."""
         return scan_windows(self.grid, max(1, scan_values() // max(self.count, 1)), align)
@@ -154,6 +159,9 @@ class ArraySource(Source):
         self.count = arr.shape[0]
         if not self.band_names:
             self.band_names = tuple(f"band{i + 1}" for i in range(self.count))
+
+    def plain_array(self) -> ArraySource | None:
+        return self if self.layout is None and not self.grid.georeferenced else None
 
     def read(self, window: Window | None = None, halo: int = 0) -> np.ndarray:
         out, inside, dest = self._padded(window, halo)
