@@ -11,7 +11,7 @@ import rasterio
 from affine import Affine
 from rasterio.crs import CRS
 
-from conftest import write_tif
+from conftest import run_process, write_tif
 from stfusion.errors import (
     EmptyInputError,
     GridMismatchError,
@@ -256,6 +256,82 @@ def test_band_roles_in_another_order_warn(tmp_path: Path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error", STFusionWarning)
         open_scene([(fine, ordered)], ordered)
+
+
+def test_bands_that_match_in_another_order_warn(tmp_path: Path) -> None:
+    """A MOD09GA file in MODIS's own band order (red, NIR, blue, green, SWIR1, SWIR2) beside
+    Landsat's blue..SWIR2, neither naming its bands, was fused band by band without a word
+    (blue with red). The values match far better in the other order: said, with the
+    --coarse-bands that fixes it; the same files in one order, or at another scale, are not."""
+    from stfusion.demo import sample_dir
+
+    d = sample_dir()
+    fine = FileSource(str(d / "CIA_Landsat7_2001-10-17.tif")).read()
+    coarse = FileSource(str(d / "CIA_MOD09GA_2001-10-17.tif")).read()
+    f = write_tif(tmp_path / "L.tif", fine)
+    own = write_tif(tmp_path / "M.tif", coarse[[2, 3, 0, 1, 4, 5]])
+    with pytest.warns(
+        STFusionWarning,
+        match=r"M\.tif: its bands match those of .*L\.tif far better in another order.*"
+        r"fine band 1 \(band1\) with coarse band 3.*--coarse-bands 3,4,1,2,5,6",
+    ):
+        open_scene([(f, own)], own)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", STFusionWarning)
+        fixed = open_scene([(f, own)], own, coarse_scaling=Scaling(bands=(3, 4, 1, 2, 5, 6)))
+        assert fixed.pairs[0][1].read().tobytes() == coarse.tobytes()
+        for values in (coarse, coarse * 1.8, coarse[:2]):  # in order, a scale slip, 2 bands
+            c = write_tif(tmp_path / "c.tif", values)
+            open_scene([(write_tif(tmp_path / "f.tif", fine[: len(values)]), c)], c)
+
+
+def test_predict_process_names_the_coarse_bands_that_fix_the_order(tmp_path: Path) -> None:
+    """Through the command (a real process): the warning reaches the user with the option
+    that fixes it, the run still completes, and with that option it is silent and the
+    prediction is the one from files in one order."""
+    from stfusion.demo import sample_dir
+
+    d = sample_dir()
+    read = {n: FileSource(str(d / f"CIA_{n}.tif")).read()[:, :100, :100] for n in _CIA}
+    f1 = write_tif(tmp_path / "L_1017.tif", read["Landsat7_2001-10-17"])
+    order = [2, 3, 0, 1, 4, 5]
+    c1 = write_tif(tmp_path / "M_1017.tif", read["MOD09GA_2001-10-17"][order])
+    c2 = write_tif(tmp_path / "M_1102.tif", read["MOD09GA_2001-11-02"][order])
+    args = ["predict", "-m", "additive", "--pair", str(f1), str(c1), "--coarse", str(c2)]
+    run = run_process(*args, "--out", str(tmp_path / "as_is.tif"))
+    assert run.returncode == 0 and (tmp_path / "as_is.tif").exists(), run.stderr
+    said = " ".join(run.stderr.split())
+    assert "far better in another order" in said and "--coarse-bands 3,4,1,2,5,6" in said
+    fixed = tmp_path / "fixed.tif"
+    run = run_process(*args, "--out", str(fixed), "--coarse-bands", "3,4,1,2,5,6")
+    assert run.returncode == 0 and "another order" not in run.stderr, run.stderr
+    want = read["Landsat7_2001-10-17"] + read["MOD09GA_2001-11-02"] - read["MOD09GA_2001-10-17"]
+    np.testing.assert_allclose(FileSource(str(fixed)).read(), want, atol=1e-6)
+
+
+_CIA = ("Landsat7_2001-10-17", "MOD09GA_2001-10-17", "MOD09GA_2001-11-02")
+
+
+@pytest.mark.realdata
+def test_real_pairs_match_in_file_order(shared_data: Path) -> None:
+    """Every pair of the named cases (and their truth with its coarse target, a pair of one
+    date too) matches best in file order: the check is silent on real fine + coarse pairs
+    of three sensors and two sites' MODIS."""
+    from stfusion.cases import named_cases
+    from stfusion.scene_checks import warn_bands_matching_another_order
+
+    for case in named_cases(shared_data).values():
+        for fine, coarse in [*case.pairs, (case.truth, case.target)]:
+            scene = open_scene(
+                [(fine, coarse)],
+                fine_scaling=case.fine_scaling,
+                coarse_scaling=case.coarse_scaling,
+                ratio=case.ratio,
+                check=False,
+            )
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", STFusionWarning)
+                assert not warn_bands_matching_another_order(*scene.pairs[0]), (case.name, fine)
 
 
 def test_undeclared_fill_value_warns(tmp_path: Path) -> None:

@@ -32,6 +32,7 @@ from stfusion.scene_checks import (
     check_pair_files,
     check_scales,
     warn_band_order,
+    warn_bands_matching_another_order,
     warn_self_scoring,
     warn_undeclared_fill,
 )
@@ -681,6 +682,7 @@ def inspect_files(
                 else:
                     warn_band_order(fine, [src])  # first: it also explains a scale warning
                     check_scales(fine, aligned)  # what predict refuses (or warns about)
+                    warn_bands_matching_another_order(fine, aligned)
             except STFusionError as exc:
                 lines.append(f"  PROBLEM   {exc}")
         lines += [f"  CHECK     {w.message}" for w in caught]

@@ -41,7 +41,13 @@ from stfusion.io import (
 )
 from stfusion.io.dataarray import dataarray_source
 from stfusion.io.sources import physical, stored_as
-from stfusion.scene_checks import check_scales, check_target_scale, check_valid, warn_band_order
+from stfusion.scene_checks import (
+    check_scales,
+    check_target_scale,
+    check_valid,
+    warn_band_order,
+    warn_bands_matching_another_order,
+)
 
 log = logging.getLogger("stfusion")
 
@@ -520,10 +526,12 @@ def open_scene(
             f"{len(scene.pair_dates)} pair dates for {len(scene.pairs)} pairs."
         )
     if check:
+        told = False  # one band order warning per scene
         for f, c in scene.pairs:
             check_valid(f, "fine image")
             check_valid(c, "coarse image")
             check_scales(f, c)
+            told = told or warn_bands_matching_another_order(f, c)
         if tgt is not None:
             check_valid(tgt, "coarse target image")
             check_target_scale(scene.pairs[0], tgt)

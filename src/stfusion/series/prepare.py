@@ -26,7 +26,7 @@ from stfusion.methods import FusionMethod, get_method
 from stfusion.methods.vipstf import one_pair_method
 from stfusion.qa import MASK_KINDS, check_flags
 from stfusion.scene import open_scene
-from stfusion.scene_checks import check_scales
+from stfusion.scene_checks import check_scales, warn_bands_matching_another_order
 from stfusion.series.config import SeriesConfig
 from stfusion.series.grids import GridChoice, choose_grid
 from stfusion.series.images import ImageSet
@@ -292,6 +292,7 @@ def check_before_dates(
     if pair is None:
         return
     check_scales(*pair)
+    warn_bands_matching_another_order(*pair)
     needs = [
         m
         for m, kw in ((cls, params or {}), (fallback, {}))
