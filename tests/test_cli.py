@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -527,6 +528,33 @@ def test_predicting_a_pair_s_own_date_is_warned_about(
     with pytest.warns(STFusionWarning, match="the coarse target is the coarse image of pair 1"):
         code, err = run_clean(args, capsys)
     assert code == 0 and out.exists(), err
+
+
+def test_pair_and_target_dates_from_names_are_checked(
+    small_tifs: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A pair of two dates weeks apart by their names (a mix-up of files), or a target on a
+    pair's own date (another file of that date), ran with no word."""
+    d = small_tifs["f1"].parent
+    named = {}
+    for key, name in (("f1", "L_2001-10-08"), ("c1", "M_2001-11-02"), ("c2", "M_2001-10-08")):
+        named[key] = d / f"{name}.tif"
+        named[key].symlink_to(small_tifs[key])
+    out = d / "out.tif"
+    with pytest.warns(STFusionWarning) as caught:
+        code, err = run_clean(predict_args(named, out), capsys)
+    said = [" ".join(str(w.message).split()) for w in caught]
+    assert code == 0 and out.exists(), err
+    assert any("pair 1: the fine image" in m and "25 days apart" in m for m in said), said
+    assert any("dated 2001-10-08 by its name, the date of pair 1" in m for m in said), said
+    # 16 days apart (a 16-day composite) and a target of another date: nothing said
+    named["c1"] = d / "M_2001-10-24.tif"
+    named["c1"].symlink_to(small_tifs["c1"])
+    named["c2"] = d / "M_2001-11-02.tif"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", STFusionWarning)
+        code, err = run_clean(predict_args(named, out, "--overwrite"), capsys)
+    assert code == 0, err
 
 
 def test_a_repeated_pair_is_refused(

@@ -4,6 +4,7 @@ undeclared fill values, images with few valid pixels."""
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import os
 import re
@@ -427,6 +428,46 @@ def check_pair_files(
             "(nearly) returns it. Give the coarse image of the date to predict.",
             STFusionWarning,
             stacklevel=4,
+        )
+    else:
+        _warn_pair_dates(pairs, target)
+
+
+#: A pair whose file names give dates further apart than this is warned about (a 16-day
+#: MODIS composite is dated by its first day, up to 15 days before a Landsat image in it).
+PAIR_DAYS_APART = 16
+
+
+def _warn_pair_dates(pairs: Sequence[tuple[str, str]], target: str) -> None:
+    """Dates read from the file names (where every name of a pair gives one): a pair of two
+    dates weeks apart (a mix-up of files), a target on a pair's own date (the prediction
+    has that date's fine image as an input, so it scores itself)."""
+    from stfusion.dates import parse_date_text
+
+    def day(path: str) -> dt.date | None:
+        return parse_date_text(os.path.basename(path))
+
+    for k, (f, c) in enumerate(pairs, 1):
+        df, dc = day(f), day(c)
+        if df is not None and dc is not None and abs((df - dc).days) > PAIR_DAYS_APART:
+            warnings.warn(
+                f"pair {k}: the fine image {f} is dated {df} by its name, the coarse image "
+                f"{c} {dc}, {abs((df - dc).days)} days apart. A pair is a fine and a coarse "
+                "image of one date (a composite: the one that contains that date); check the "
+                "files.",
+                STFusionWarning,
+                stacklevel=5,
+            )
+    dt_ = day(target)
+    same = [k for k, (f, _) in enumerate(pairs, 1) if dt_ is not None and day(f) == dt_]
+    if same:
+        warnings.warn(
+            f"{target}: the coarse target is dated {dt_} by its name, the date of pair "
+            f"{same[0]}'s fine image {pairs[same[0] - 1][0]}: that fine image is an input, so "
+            "the prediction is close to it and scoring it against that image says little. "
+            "To test a method on a date, leave that date's pair out.",
+            STFusionWarning,
+            stacklevel=5,
         )
 
 
