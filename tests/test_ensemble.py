@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -80,6 +81,47 @@ def test_exact_member_takes_the_weight_leave_one_pair_out(scene: dict) -> None:
     np.testing.assert_allclose(est.cell_errors_[1], d**2, rtol=1e-3)
     est.prepare(coarse + 2 * d)
     assert est.weights_[0].min() > 0.95
+
+
+def test_consensus_is_each_member_s_distance_to_the_others(scene: dict) -> None:
+    """One pair, three members: each member's cell error is the squared distance to the mean
+    of the other two (NaN-aware), over bands and cell pixels, read in blocks of rows that
+    split the scene; the member far from the others (no-change under a change) weighs least.
+    """
+    from stfusion.io import scan_limit
+
+    fine, coarse = scene["fine"].copy(), scene["coarse"]
+    fine[0, 10:14, 20:30] = np.nan  # holes in every member (each uses the fine image)
+    target = (coarse + 0.06).astype(np.float32)
+    with scan_limit(2 * 48 * 3 * R):  # a block of R rows of the three members at a time
+        est = Ensemble(members="additive,nochange,starfm").fit([(fine, coarse)], ratio=R)
+        est.prepare(target)
+    assert est.mode_ == "consensus"
+    p = est.preds_.astype(np.float64)
+    for k in range(3):
+        others = np.nanmean(np.delete(p, k, axis=0), axis=0)
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels: NaN
+            want = block_mean(np.nanmean((p[k] - others) ** 2, axis=0), R, np.float64)
+        np.testing.assert_allclose(est.cell_errors_used_[k], want, rtol=1e-9, atol=1e-15)
+    w = est.weights_.mean(axis=(1, 2))
+    assert w[1] < 0.2 and w[1] < w[0] and w[1] < w[2]
+
+
+def test_consensus_needs_three_members(scene: dict, caplog: pytest.LogCaptureFixture) -> None:
+    """Two members are equally far from each other: consensus would weigh them equally,
+    so cross-scale consistency is used, and said; auto uses consensus only with one pair."""
+    fine, coarse = scene["fine"], scene["coarse"]
+    with caplog.at_level(logging.INFO, logger="stfusion.methods.ensemble"):
+        two = Ensemble(members="additive,nochange", reliability="consensus")
+        two.fit([(fine, coarse)], ratio=R)
+    assert two.mode_ == "cross_scale" and "consensus needs >= 3 members" in caplog.text
+    pairs = [(fine, coarse), (fine * 1.02, coarse * 1.02)]
+    assert Ensemble(members="additive,nochange,estarfm").fit(pairs, ratio=R).mode_ == (
+        "cross_scale"  # ESTARFM cannot leave one of two out; two pairs: not consensus
+    )
+    three = Ensemble(members="additive,nochange,estarfm", reliability="consensus")
+    assert three.fit(pairs, ratio=R).mode_ == "consensus"
 
 
 def test_members_that_cannot_run_are_skipped(scene: dict, caplog: pytest.LogCaptureFixture) -> None:
@@ -255,16 +297,17 @@ def test_block_means_and_interpolation() -> None:
     np.testing.assert_allclose(flat, 7.0)
 
 
-def test_spilled_state_equals_in_memory_and_any_window_plan(scene: dict) -> None:
+@pytest.mark.parametrize("pairs_given", [2, 1])  # cross-scale; consensus
+def test_spilled_state_equals_in_memory_and_any_window_plan(scene: dict, pairs_given: int) -> None:
     """Past the run's state budget (``--mem-limit``) the members' predictions and the weights
     go to temporary files; the prediction is the same bit for bit, for any window plan."""
     from stfusion.io.spill import state_limit
 
     fine, coarse = scene["fine"], scene["coarse"]
-    pairs = [(fine, coarse), (fine * 1.02, coarse * 1.02)]
+    pairs = [(fine, coarse), (fine * 1.02, coarse * 1.02)][:pairs_given]
 
     def run(budget: int | None, window: int | None) -> tuple[Ensemble, np.ndarray]:
-        est = Ensemble(members="starfm,estarfm,additive")
+        est = Ensemble(members="starfm,estarfm,additive,nochange")
         if budget is None:
             est.fit(pairs, ratio=R)
             return est, est.predict(coarse * 1.01, window_size=window).values
@@ -273,6 +316,7 @@ def test_spilled_state_equals_in_memory_and_any_window_plan(scene: dict) -> None
             return est, est.predict(coarse * 1.01, window_size=window).values
 
     mem, whole = run(None, None)
+    assert mem.mode_ == ("consensus" if pairs_given == 1 else "cross_scale")
     assert not mem.member_preds_[0].spilled
     disk, spilled = run(0, None)
     assert all(p.spilled for p in disk.member_preds_) and disk.weight_map_.spilled

@@ -181,9 +181,9 @@ def test_each_date_names_the_ensemble_members_that_ran(tmp_path: Path) -> None:
         run_series(out, **kw)
     rows = _rows(out)
     one, two = rows["2020-03-08"]["reason"], rows["2020-03-09"]["reason"]
-    ran = "members run: {} (cross_scale reliability; {} cannot run on {})"
-    assert ran.format("fitfc, fsdaf, starfm", "estarfm", "1 pair") in one
-    assert ran.format("starfm, estarfm", "fitfc, fsdaf", "2 pairs") in two
+    ran = "members run: {} ({} reliability; {} cannot run on {})"
+    assert ran.format("fitfc, fsdaf, starfm", "consensus", "estarfm", "1 pair") in one
+    assert ran.format("starfm, estarfm", "cross_scale", "fitfc, fsdaf", "2 pairs") in two
     with rasterio.open(out / "fused_2020-03-09.tif") as ds:
         assert '"members_run": ["starfm", "estarfm"]' in ds.tags()["STFUSION_ENSEMBLE"]
     run_series(out, **kw)

@@ -10,6 +10,13 @@ on the target date's fine image (the method never receives it: ``fit(pairs)``,
   predicts pair k's fine image from its coarse image ``C_k``; the squared error against the
   known ``F_k``, averaged over the bands, the pixels of each coarse cell and the pairs k, is
   ``E_m`` per coarse cell.
+- **consensus** (``reliability=consensus``; ``auto`` with one pair and >= 3 members): the
+  squared distance of the member's prediction to the mean of the other members' predictions,
+  averaged over the bands and the pixels of each coarse cell. With independent member errors
+  its expectation is the member's own error variance plus the same share of the others' for
+  every member, so it ranks the members as their errors do; members with correlated errors
+  (FSDAF and FSDAF 2.0, a student and its teacher) look better than they are. Two members
+  are equally far from each other: ``cross_scale`` is used (logged).
 - **cross-scale consistency** (``reliability=cross_scale``; ``auto`` otherwise): the member's
   prediction of the target aggregated to coarse cells (block means) against the coarse target
   aggregated the same way, plus the fine-coarse offset per cell the pairs show
@@ -171,7 +178,7 @@ class Ensemble(FusionMethod):
     """
 
     name = "ensemble"
-    title = "Ensemble with reliability (leave-one-pair-out / cross-scale weights)"
+    title = "Ensemble with reliability (leave-one-pair-out / consensus / cross-scale weights)"
     paper = "stfusion: per-pixel inverse local error weighting of several methods"
     #: exact: a convex combination of exact members (the default members are); the ratio:
     #: for the default members fitfc and fsdaf.
@@ -211,11 +218,13 @@ class Ensemble(FusionMethod):
         Param(
             "reliability",
             "auto",
-            StrOptions(("auto", "loo", "cross_scale")),
+            StrOptions(("auto", "loo", "cross_scale", "consensus")),
             "",
             "how each member's local error is measured: loo (leave-one-pair-out at the "
             "pair dates), cross_scale (prediction aggregated to coarse cells vs the coarse "
-            "target), auto (loo with >= 2 pairs when every member can run on the others)",
+            "target), consensus (distance to the mean of the other members; >= 3 members, "
+            "else cross_scale), auto (loo with >= 2 pairs when every member can run on the "
+            "others; one pair and >= 3 members: consensus; else cross_scale)",
         ),
         Param(
             "offset",
@@ -388,7 +397,11 @@ class Ensemble(FusionMethod):
         loo_ok = n >= 2 and all(_runs_on(_member_class(m), n - 1, self.multi_pair) for m in active)
         mode = self.reliability
         if mode == "auto":
-            mode = "loo" if loo_ok else "cross_scale"
+            # one pair: the members' consensus; measured better than cross-scale consistency
+            # on every one-pair case and member set tried (docs/methods/ensemble.md)
+            mode = (
+                "loo" if loo_ok else "consensus" if n == 1 and len(active) >= 3 else "cross_scale"
+            )
             if n >= 2 and not loo_ok:
                 log.info(
                     "ensemble: cross-scale reliability: not every member (%s) can run "
@@ -396,6 +409,16 @@ class Ensemble(FusionMethod):
                     ",".join(active),
                     n - 1,
                 )
+        elif mode == "consensus" and len(active) < 3:
+            # two members are each other's only consensus: equally far, equal weights
+            mode = "cross_scale"
+            log.info(
+                "ensemble: consensus needs >= 3 members, %d run on %d pair(s) (%s): "
+                "cross-scale reliability",
+                len(active),
+                n,
+                ",".join(active),
+            )
         elif mode == "loo" and not loo_ok:
             raise InvalidParameterError(
                 f"ensemble: reliability=loo needs >= 2 pairs and every member able to run on "
@@ -534,6 +557,8 @@ class Ensemble(FusionMethod):
                     warnings.simplefilter("ignore", RuntimeWarning)
                     errs.append(np.nanmean(d, axis=0))
             cells = np.stack(errs)
+        elif self.mode_ == "consensus":
+            cells = self._consensus_errors(preds)
         else:
             cells = self.cell_errors_
         win = int(self.window)
@@ -557,6 +582,27 @@ class Ensemble(FusionMethod):
         self.cell_errors_used_ = cells
         self.member_preds_ = preds
         self.weight_map_ = weights
+
+    def _consensus_errors(self, preds: list[SpillArray]) -> np.ndarray:
+        """Per member and coarse cell, the squared distance of its prediction to the mean of
+        the other members' (NaN-aware), averaged over the bands and the cell's pixels: with
+        independent member errors its expectation ranks the members as their own error
+        variances do (the others' errors add the same to every member, divided by M - 1)."""
+        m = len(preds)
+        count = preds[0].shape[2]
+        cells: list[list[np.ndarray]] = [[] for _ in range(m)]
+        for i0, i1 in self._row_blocks(self.scene_.grid.width * count * m):
+            rows = np.stack([np.moveaxis(p.read(i0, i1), -1, 0) for p in preds]).astype(np.float64)
+            ok = np.isfinite(rows)
+            total, n = np.where(ok, rows, 0.0).sum(axis=0), ok.sum(axis=0)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                for k in range(m):
+                    others = (total - np.where(ok[k], rows[k], 0.0)) / (n - ok[k])
+                    sq = (rows[k] - others) ** 2
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore", RuntimeWarning)
+                        cells[k].append(block_mean(np.nanmean(sq, axis=0), self.cell_, np.float64))
+        return np.stack([np.concatenate(c, axis=0) for c in cells])
 
     @property
     def preds_(self) -> np.ndarray:
