@@ -592,16 +592,23 @@ class Ensemble(FusionMethod):
         count = preds[0].shape[2]
         cells: list[list[np.ndarray]] = [[] for _ in range(m)]
         for i0, i1 in self._row_blocks(self.scene_.grid.width * count * m):
-            rows = np.stack([np.moveaxis(p.read(i0, i1), -1, 0) for p in preds]).astype(np.float64)
-            ok = np.isfinite(rows)
-            total, n = np.where(ok, rows, 0.0).sum(axis=0), ok.sum(axis=0)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                for k in range(m):
-                    others = (total - np.where(ok[k], rows[k], 0.0)) / (n - ok[k])
-                    sq = (rows[k] - others) ** 2
-                    with warnings.catch_warnings():
-                        warnings.simplefilter("ignore", RuntimeWarning)
-                        cells[k].append(block_mean(np.nanmean(sq, axis=0), self.cell_, np.float64))
+            # one member's rows at a time: a sum and a count, then each member against them
+            total = np.zeros((count, i1 - i0, self.scene_.grid.width))
+            n = np.zeros(total.shape, np.int32)
+            for p in preds:
+                rows = np.moveaxis(p.read(i0, i1), -1, 0)
+                ok = np.isfinite(rows)
+                total += np.where(ok, rows, 0.0)
+                n += ok
+            for k, p in enumerate(preds):
+                rows = np.moveaxis(p.read(i0, i1), -1, 0).astype(np.float64)
+                ok = np.isfinite(rows)
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    others = (total - np.where(ok, rows, 0.0)) / (n - ok)
+                    sq = (rows - others) ** 2
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    cells[k].append(block_mean(np.nanmean(sq, axis=0), self.cell_, np.float64))
         return np.stack([np.concatenate(c, axis=0) for c in cells])
 
     @property
