@@ -628,9 +628,20 @@ class Ensemble(FusionMethod):
         return _finite_mean(offsets, 0.0)
 
     def predict_window(self, window: Window) -> np.ndarray:
-        return self.predict_window_quality(window)[0]
+        return self._combine(window, spread=False)[0]
 
     def predict_window_quality(self, window: Window) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        pred, unc, wmap = self._combine(window, spread=True)
+        assert unc is not None
+        return pred, {"uncertainty": unc, "bands": np.ascontiguousarray(wmap)}
+
+    def _combine(
+        self, window: Window, spread: bool
+    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+        """The weighted mean of the members over ``window``, with ``spread`` also their
+        weighted standard deviation (the quality layer's uncertainty; its float64
+        temporaries are the window's largest, so a run without --quality skips it), and
+        the weights."""
         r0, c0 = int(window.row_off), int(window.col_off)
         r1, c1 = r0 + int(window.height), c0 + int(window.width)
         # One member at a time (float32 blocks, float64 sums in member order): the window's
@@ -646,13 +657,14 @@ class Ensemble(FusionMethod):
         mean = np.zeros(blocks[0].shape)
         for m in range(len(blocks)):
             mean += wz[m] * member(m)
+        none = ~np.isfinite(wmap).any(axis=0) | (wz.sum(axis=0) == 0)
+        pred = np.where(none, np.nan, mean).astype(np.float32)
+        if not spread:
+            return pred, None, wmap
         var = np.zeros(blocks[0].shape)
         for m in range(len(blocks)):
             var += wz[m] * (member(m) - mean) ** 2
-        none = ~np.isfinite(wmap).any(axis=0) | (wz.sum(axis=0) == 0)
-        pred = np.where(none, np.nan, mean).astype(np.float32)
-        unc = np.where(none, np.nan, np.sqrt(var)).astype(np.float32)
-        return pred, {"uncertainty": unc, "bands": np.ascontiguousarray(wmap)}
+        return pred, np.where(none, np.nan, np.sqrt(var)).astype(np.float32), wmap
 
     def quality_extra_names(self) -> list[str]:
         return [f"weight_{m}" for m in getattr(self, "members_", self._names())]
