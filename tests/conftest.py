@@ -191,6 +191,15 @@ def write_tif(
     return path
 
 
+def coarse_like(a: np.ndarray, r: int = 4) -> np.ndarray:
+    """``a`` (band, y, x; sides a multiple of ``r``) as a coarse image on its grid: its
+    ``r x r`` block means repeated over the blocks. Coarse images that change from pixel to
+    pixel as much as a fine one are warned about (a fine image given as the coarse one)."""
+    b, h, w = a.shape
+    means = a.reshape(b, h // r, r, w // r, r).mean(axis=(2, 4))
+    return np.repeat(np.repeat(means, r, axis=1), r, axis=2).astype(a.dtype)
+
+
 def write_mask_like(image: Path, path: Path, value: int) -> Path:
     """A binary uint8 mask on ``image``'s grid, ``value`` everywhere (1 = invalid)."""
     with rasterio.open(image) as ds:

@@ -14,6 +14,7 @@ from affine import Affine
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import coarse_like
 from stfusion.errors import (
     GridMismatchError,
     InputFileError,
@@ -212,7 +213,8 @@ def test_ensemble_warns_when_members_are_skipped() -> None:
 
 def test_default_ensemble_on_one_pair_does_not_warn_about_estarfm() -> None:
     """ESTARFM needs two pairs: on one, nothing can change that, so no warning each run."""
-    f, c, _ = _images(32)
+    f, _, _ = _images(32)
+    c = coarse_like(f) + np.float32(0.01)
     for members in ("fitfc,fsdaf,starfm,estarfm", "estarfm, starfm, fsdaf, fitfc"):
         est = Ensemble(members=members, member_params={"starfm": {"window": 5}})
         with warnings.catch_warnings():

@@ -289,11 +289,13 @@ def test_one_pair_is_a_clear_error(boreas):
 def test_degenerate_pairs_warn(tmp_path):
     """The same pair twice, or a target outside the pair dates: ESTARFM runs, but says it is
     not doing what the method is for."""
-    from conftest import write_tif
+    from conftest import coarse_like, write_tif
     from stfusion.errors import STFusionWarning
 
     rng = np.random.default_rng(3)
-    img = [write_tif(tmp_path / f"{n}.tif", rng.uniform(0.1, 0.3, (2, 12, 12))) for n in "fct"]
+    raw = {n: rng.uniform(0.1, 0.3, (2, 12, 12)) for n in "fct"}
+    raw["c"] = coarse_like(raw["c"])
+    img = [write_tif(tmp_path / f"{n}.tif", raw[n]) for n in "fct"]
     with pytest.warns(STFusionWarning, match="both pairs are"):
         ESTARFM(window=3).fit([(img[0], img[1])] * 2)
     pairs = [(img[0], img[1]), (img[2], img[1])]

@@ -11,7 +11,7 @@ import rasterio
 from affine import Affine
 from rasterio.crs import CRS
 
-from conftest import run_process, write_tif
+from conftest import coarse_like, run_process, write_tif
 from stfusion.errors import (
     EmptyInputError,
     GridMismatchError,
@@ -220,13 +220,13 @@ def test_band_names_in_another_order_warn(tmp_path: Path) -> None:
     """The same band names in another order are fused by position: said, with the order."""
     names = ["red", "nir"]
     f = write_tif(tmp_path / "f.tif", _img(), names=names)
-    c = write_tif(tmp_path / "c.tif", _img(1), names=names[::-1])
+    c = write_tif(tmp_path / "c.tif", coarse_like(_img(1)), names=names[::-1])
     with pytest.warns(
         STFusionWarning, match=r"c\.tif: band 1 is nir by its name nir.*--coarse-bands red,nir"
     ):
         open_scene([(f, c)], c)
-    same = write_tif(tmp_path / "s.tif", _img(1), names=names)
-    generic = write_tif(tmp_path / "g.tif", _img(1))
+    same = write_tif(tmp_path / "s.tif", coarse_like(_img(1)), names=names)
+    generic = write_tif(tmp_path / "g.tif", coarse_like(_img(1)))
     with warnings.catch_warnings():
         warnings.simplefilter("error", STFusionWarning)
         open_scene([(f, same)], generic)
@@ -237,14 +237,19 @@ def test_band_roles_in_another_order_warn(tmp_path: Path) -> None:
     (another naming): fused red with blue without a word, as the names differ."""
     from stfusion.io import FileSource
 
-    def stack(names: list[str], pattern: str) -> FileSource:
+    def stack(names: list[str], pattern: str, coarse: bool = True) -> FileSource:
         files = [
-            write_tif(tmp_path / pattern.format(n), _img(i, (1, 32, 32)))
+            write_tif(
+                tmp_path / pattern.format(n),
+                coarse_like(_img(i, (1, 32, 32))) if coarse else _img(i, (1, 32, 32)),
+            )
             for i, n in enumerate(names)
         ]
         return FileSource(",".join(str(f) for f in files))
 
-    fine = stack(["B4", "B3", "B2", "B5", "B6", "B7"], "LC08_L2SP_091084_20011017_02_T1_SR_{}.TIF")
+    fine = stack(
+        ["B4", "B3", "B2", "B5", "B6", "B7"], "LC08_L2SP_091084_20011017_02_T1_SR_{}.TIF", False
+    )
     assert fine.band_names == ("SR_B4", "SR_B3", "SR_B2", "SR_B5", "SR_B6", "SR_B7")
     modis = "MOD09GA.A2001290.h29v12.sur_refl_b0{}_1.tif"
     swapped = stack(["3", "4", "1", "2", "6", "7"], modis)
@@ -285,6 +290,32 @@ def test_bands_that_match_in_another_order_warn(tmp_path: Path) -> None:
             open_scene([(write_tif(tmp_path / "f.tif", fine[: len(values)]), c)], c)
 
 
+def test_a_fine_image_given_as_the_coarse_one_warns(tmp_path: Path) -> None:
+    """`--coarse L_1102.tif` (a Landsat file where the MODIS one goes) passed every check:
+    same grid, same scale, same bands. Its pixel-to-pixel detail gives it away; a coarse
+    image of 2 x 2 block means does not, nor does one file as both images (GAN-STFM's fine
+    reference as (F, F))."""
+    from stfusion.demo import sample_dir
+
+    d = sample_dir()
+    f = FileSource(str(d / "CIA_Landsat7_2001-10-17.tif")).read()[:, :96, :96]
+    other = FileSource(str(d / "CIA_Landsat7_2001-11-02.tif")).read()[:, :96, :96]
+    fine = write_tif(tmp_path / "L_1017.tif", f)
+    coarse = write_tif(tmp_path / "M_1017.tif", coarse_like(f, 8))
+    landsat = write_tif(tmp_path / "L_1102.tif", other)
+    with pytest.warns(
+        STFusionWarning, match=r"L_1102\.tif: the coarse target image changes from pixel to"
+    ):
+        open_scene([(fine, coarse)], landsat)
+    with pytest.warns(STFusionWarning, match=r"L_1102\.tif: the coarse image changes"):
+        open_scene([(fine, landsat)], coarse)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", STFusionWarning)
+        two = write_tif(tmp_path / "M2_1017.tif", coarse_like(f, 2))
+        open_scene([(fine, coarse)], two)
+        open_scene([(f, f)], coarse_like(f, 8))  # one array as both images
+
+
 def test_predict_process_names_the_coarse_bands_that_fix_the_order(tmp_path: Path) -> None:
     """Through the command (a real process): the warning reaches the user with the option
     that fixes it, the run still completes, and with that option it is silent and the
@@ -315,10 +346,10 @@ _CIA = ("Landsat7_2001-10-17", "MOD09GA_2001-10-17", "MOD09GA_2001-11-02")
 @pytest.mark.realdata
 def test_real_pairs_match_in_file_order(shared_data: Path) -> None:
     """Every pair of the named cases (and their truth with its coarse target, a pair of one
-    date too) matches best in file order: the check is silent on real fine + coarse pairs
-    of three sensors and two sites' MODIS."""
+    date too) matches best in file order, and its coarse image is not taken for a fine one:
+    the checks are silent on real fine + coarse pairs of three sensors and two sites' MODIS."""
     from stfusion.cases import named_cases
-    from stfusion.scene_checks import warn_bands_matching_another_order
+    from stfusion.scene_checks import warn_bands_matching_another_order, warn_fine_looking_coarse
 
     for case in named_cases(shared_data).values():
         for fine, coarse in [*case.pairs, (case.truth, case.target)]:
@@ -332,13 +363,14 @@ def test_real_pairs_match_in_file_order(shared_data: Path) -> None:
             with warnings.catch_warnings():
                 warnings.simplefilter("error", STFusionWarning)
                 assert not warn_bands_matching_another_order(*scene.pairs[0]), (case.name, fine)
+                assert not warn_fine_looking_coarse(*scene.pairs[0]), (case.name, fine)
 
 
 def test_undeclared_fill_value_warns(tmp_path: Path) -> None:
     """MODIS int16 with -28672 but no nodata tag: read as "reflectance" -2.87 and fused as
     data. Said, with how to declare it; clean images say nothing."""
     f = write_tif(tmp_path / "f.tif", _img())
-    c = _img(1)
+    c = coarse_like(_img(1))
     c[:, :4, :4] = -2.8672
     filled = write_tif(tmp_path / "c.tif", c)
     with pytest.warns(
@@ -347,7 +379,8 @@ def test_undeclared_fill_value_warns(tmp_path: Path) -> None:
         open_scene([(f, filled)], filled)
     with warnings.catch_warnings():
         warnings.simplefilter("error", STFusionWarning)
-        open_scene([(f, write_tif(tmp_path / "ok.tif", _img(1)))], f)
+        ok = write_tif(tmp_path / "ok.tif", coarse_like(_img(1)))
+        open_scene([(f, ok)], ok)
         # declared: read as NaN, no warning (files and arrays alike)
         declared = Scaling(nodata=-2.8672)
         scene = open_scene([(f, filled)], filled, coarse_scaling=declared)
@@ -478,7 +511,7 @@ def test_a_fill_inside_the_values_range_written_to_every_band_warns(tmp_path: Pa
     dn = np.round(_img(0) * 1e4).astype(np.int16)
     dn[:, :, :10] = 0
     zeros = write_tif(tmp_path / "f0.tif", dn, dtype="int16")
-    c = write_tif(tmp_path / "c.tif", _img(1))
+    c = write_tif(tmp_path / "c.tif", coarse_like(_img(1)))
     with pytest.warns(STFusionWarning, match=r"f0\.tif: .*% of the pixels hold 0 in every band"):
         open_scene([(FileSource(str(zeros), Scaling(1e-4)), c)], c)
     flat = write_tif(tmp_path / "t.tif", np.full_like(_img(2), -9999.0))
@@ -490,7 +523,7 @@ def test_a_fill_inside_the_values_range_written_to_every_band_warns(tmp_path: Pa
         warnings.simplefilter("error", STFusionWarning)
         one = _img(3)[:1]
         one[:, :, :10] = 0.0
-        c1 = write_tif(tmp_path / "c1.tif", _img(1)[:1])
+        c1 = write_tif(tmp_path / "c1.tif", coarse_like(_img(1)[:1]))
         open_scene([(write_tif(tmp_path / "f1.tif", one), c1)], c1)
 
 
@@ -503,7 +536,7 @@ def test_saturation_and_chance_equalities_are_not_taken_for_a_fill(tmp_path: Pat
     u8 = rng.integers(10, 30, (2, 32, 32)).astype(np.float32) / 255  # equal by chance ~5 %
     for name, img in (("clipped", clipped), ("u8", u8)):
         f = write_tif(tmp_path / f"{name}_f.tif", img)
-        c = write_tif(tmp_path / f"{name}_c.tif", img + 0.01)
+        c = write_tif(tmp_path / f"{name}_c.tif", coarse_like(img) + 0.01)
         with warnings.catch_warnings():
             warnings.simplefilter("error", STFusionWarning)
             open_scene([(f, c)], c)

@@ -33,6 +33,7 @@ from stfusion.scene_checks import (
     check_scales,
     warn_band_order,
     warn_bands_matching_another_order,
+    warn_fine_looking_coarse,
     warn_self_scoring,
     warn_undeclared_fill,
 )
@@ -683,6 +684,7 @@ def inspect_files(
                     warn_band_order(fine, [src])  # first: it also explains a scale warning
                     check_scales(fine, aligned)  # what predict refuses (or warns about)
                     warn_bands_matching_another_order(fine, aligned)
+                    warn_fine_looking_coarse(fine, aligned)
             except STFusionError as exc:
                 lines.append(f"  PROBLEM   {exc}")
         lines += [f"  CHECK     {w.message}" for w in caught]

@@ -47,6 +47,7 @@ from stfusion.scene_checks import (
     check_valid,
     warn_band_order,
     warn_bands_matching_another_order,
+    warn_fine_looking_coarse,
 )
 
 log = logging.getLogger("stfusion")
@@ -526,16 +527,23 @@ def open_scene(
             f"{len(scene.pair_dates)} pair dates for {len(scene.pairs)} pairs."
         )
     if check:
-        told = False  # one band order warning per scene
-        for f, c in scene.pairs:
-            check_valid(f, "fine image")
-            check_valid(c, "coarse image")
-            check_scales(f, c)
-            told = told or warn_bands_matching_another_order(f, c)
-        if tgt is not None:
-            check_valid(tgt, "coarse target image")
-            check_target_scale(scene.pairs[0], tgt)
+        _check_images(scene)
     return scene
+
+
+def _check_images(scene: Scene) -> None:
+    """The checks of the images' values, once aligned: each a clear error or warning."""
+    told = False  # one band order warning per scene
+    for f, c in scene.pairs:
+        check_valid(f, "fine image")
+        check_valid(c, "coarse image")
+        check_scales(f, c)
+        told = told or warn_bands_matching_another_order(f, c)
+        warn_fine_looking_coarse(f, c)
+    if scene.target is not None:
+        check_valid(scene.target, "coarse target image")
+        check_target_scale(scene.pairs[0], scene.target)
+        warn_fine_looking_coarse(scene.pairs[0][0], scene.target, "coarse target image")
 
 
 def _bands(n: int) -> str:

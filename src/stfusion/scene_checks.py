@@ -20,7 +20,7 @@ from stfusion.errors import (
     ScaleMismatchError,
     STFusionWarning,
 )
-from stfusion.io import Source
+from stfusion.io import Source, scan_values
 from stfusion.io.files import same_file
 from stfusion.io.sources import underlying_source, wrapped
 from stfusion.scale_check import looks_like_reflectance
@@ -36,6 +36,7 @@ __all__ = [
     "undeclared_fill",
     "warn_band_order",
     "warn_bands_matching_another_order",
+    "warn_fine_looking_coarse",
     "warn_one_file_pairs",
     "warn_self_scoring",
     "warn_undeclared_fill",
@@ -121,6 +122,81 @@ def warn_bands_matching_another_order(fine: Source, coarse: Source) -> bool:
         f"blue, green, ...), choose the bands in the fine image's order: --coarse-bands "
         f"{numbers} (positions among the bands read now; or FILE:BANDS, --fine-bands for the "
         f"fine image; Python: coarse_scaling=Scaling(bands=({numbers},))).",
+        STFusionWarning,
+        stacklevel=3,
+    )
+    return True
+
+
+#: A coarse image on the fine grid whose pixel-to-pixel differences are at least this share
+#: of the fine image's looks like a fine image. Real coarse images on the fine grid: 0.05-0.19
+#: (every pair of the named cases); block means of a fine image repeated (or interpolated)
+#: over 2 x 2 pixels: 0.6 (0.53); a Landsat image given as the coarse one: 0.91-1.11.
+FINE_LOOKING = 0.85
+
+
+def _detail(values: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """Per band, the summed absolute differences between horizontal and vertical neighbours
+    where both are in ``ok``."""
+    dx = np.abs(np.diff(values, axis=2)) * (ok[:, :, 1:] & ok[:, :, :-1])
+    dy = np.abs(np.diff(values, axis=1)) * (ok[:, 1:, :] & ok[:, :-1, :])
+    return np.nansum(dx, axis=(1, 2)) + np.nansum(dy, axis=(1, 2))
+
+
+def _same_image(a: Source, b: Source) -> bool:
+    """Whether two sources read one file or one in-memory array (the same values: arrays
+    are copied when read in)."""
+    ia, ib = underlying_source(a), underlying_source(b)
+    if ia is ib:
+        return True
+    pa, pb = getattr(ia, "path", None), getattr(ib, "path", None)
+    if pa is not None and pb is not None:
+        return same_file(pa, pb)
+    xa, xb = getattr(ia, "array", None), getattr(ib, "array", None)
+    if not (isinstance(xa, np.ndarray) and isinstance(xb, np.ndarray)):
+        return False
+    return np.shares_memory(xa, xb) or np.array_equal(xa, xb, equal_nan=True)
+
+
+def warn_fine_looking_coarse(fine: Source, coarse: Source, role: str = "coarse image") -> bool:
+    """Warn when ``coarse`` (on ``fine``'s grid) changes from pixel to pixel about as much as
+    the fine image does: a fine image given as the coarse one (``--coarse L_0317.tif``),
+    which no scale or band check sees. Read from up to five windows of up to 128 x 128
+    pixels within the scan bound (contiguous, since neighbours are compared); whether it
+    warned."""
+    from rasterio.windows import Window
+
+    if _same_image(fine, coarse):
+        return False  # one image as both (GAN-STFM's fine reference as (F, F), or warned of)
+    h, w = fine.grid.shape
+    side = max(4, min(128, math.isqrt(scan_values() // max(fine.count, 1))))
+    starts = {
+        (
+            max(0, min(h - side, int(fy * h) - side // 2)),
+            max(0, min(w - side, int(fx * w) - side // 2)),
+        )
+        for fy, fx in ((0.5, 0.5), (0.25, 0.25), (0.25, 0.75), (0.75, 0.25), (0.75, 0.75))
+    }
+    f_sum = np.zeros(fine.count)
+    c_sum = np.zeros(fine.count)
+    for r0, c0 in sorted(starts):
+        win = Window(c0, r0, min(side, w - c0), min(side, h - r0))
+        f, c = fine.read(win).astype(np.float64), coarse.read(win).astype(np.float64)
+        ok = np.isfinite(f) & np.isfinite(c)
+        f_sum += _detail(np.where(ok, f, 0.0), ok)
+        c_sum += _detail(np.where(ok, c, 0.0), ok)
+    keep = f_sum > 0
+    if not keep.any():
+        return False
+    share = float(np.median(c_sum[keep] / f_sum[keep]))
+    if share < FINE_LOOKING:
+        return False
+    warnings.warn(
+        f"{coarse.label}: the {role} changes from pixel to pixel as much as the fine image "
+        f"{fine.label} does ({share:.2f} of its neighbour-to-neighbour differences; a coarse "
+        "image on the fine grid has much less: 0.05-0.2 on real MODIS-Landsat pairs). Is it "
+        "a fine image given as the coarse one? The coarse images are MODIS (or another "
+        "low-resolution sensor) at the pair dates and at the date to predict.",
         STFusionWarning,
         stacklevel=3,
     )

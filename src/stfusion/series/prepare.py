@@ -26,7 +26,11 @@ from stfusion.methods import FusionMethod, get_method
 from stfusion.methods.vipstf import one_pair_method
 from stfusion.qa import MASK_KINDS, check_flags
 from stfusion.scene import open_scene
-from stfusion.scene_checks import check_scales, warn_bands_matching_another_order
+from stfusion.scene_checks import (
+    check_scales,
+    warn_bands_matching_another_order,
+    warn_fine_looking_coarse,
+)
 from stfusion.series.config import SeriesConfig
 from stfusion.series.grids import GridChoice, choose_grid
 from stfusion.series.images import ImageSet
@@ -293,6 +297,7 @@ def check_before_dates(
         return
     check_scales(*pair)
     warn_bands_matching_another_order(*pair)
+    warn_fine_looking_coarse(*pair)
     needs = [
         m
         for m, kw in ((cls, params or {}), (fallback, {}))
