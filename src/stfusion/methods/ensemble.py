@@ -84,6 +84,19 @@ log = logging.getLogger(__name__)
 DEFAULT_MEMBERS = "fitfc,fsdaf,starfm,estarfm"
 
 
+def _return_freed_memory() -> None:
+    """Hand the heap a member's run freed back to the system before the next member runs
+    (glibc keeps it otherwise, and the members' peaks add up under --mem-limit)."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (macOS, Windows, musl): nothing to trim
+        pass
+
+
 def _member_class(name: str) -> type[FusionMethod]:
     from stfusion.methods import available, get_method
 
@@ -496,6 +509,8 @@ class Ensemble(FusionMethod):
         if dates:
             self.training_dates_ = sorted(set(dates) | set(self.training_dates_))
             self.training_sites_ = [*self.training_sites_, *fitted_training_sites(est)]
+        del est
+        _return_freed_memory()
         return out
 
     def _cell_means(self, image: SpillArray | Source) -> np.ndarray:
