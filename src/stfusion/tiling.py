@@ -283,18 +283,3 @@ def run(
         sink.write(arr, w)
         if progress is not None:
             progress(i, total)
-
-
-def release_freed_memory() -> None:
-    """Hand the heap freed by a finished run back to the system before the next run in the
-    same process (an ensemble's members, a series' dates): glibc keeps it otherwise, and
-    the runs' peaks add up under ``--mem-limit``. Elsewhere (macOS, Windows, musl) only
-    the garbage is collected."""
-    import ctypes
-    import gc
-
-    gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass

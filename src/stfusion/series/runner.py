@@ -84,7 +84,7 @@ from stfusion.series.resume import (
 )
 from stfusion.series.stale import drop_earlier_output, listed_outside
 from stfusion.series.tags import date_tags, members_note
-from stfusion.tiling import memory_limits, release_freed_memory
+from stfusion.tiling import memory_limits
 
 log = logging.getLogger("stfusion")
 
@@ -414,7 +414,6 @@ def _run_date(
             if kept:
                 return rec
         _predict_date(s, rec, day, path, scratch, key, settings, inputs, cfg)
-        release_freed_memory()  # the dates' peaks do not add up under --mem-limit
     except (KeyboardInterrupt, SystemExit):
         raise
     except Exception as exc:  # this date fails, the series goes on
