@@ -75,7 +75,7 @@ import numpy as np
 from rasterio.windows import Window
 
 from stfusion.errors import GridMismatchError, InvalidParameterError, STFusionWarning
-from stfusion.io import ArraySource, FileSource, Scaling, Source
+from stfusion.io import FileSource, Scaling, Source
 
 MASK_KINDS = ("binary", "landsat_qa_pixel", "mod09_state_1km", "sentinel2_scl")
 
@@ -527,13 +527,8 @@ class MaskedSource(Source):
             return ~(raw == 0)  # decoded already; NaN: outside the mask raster
         return invalid_from(raw, self.kind, self.flags)
 
-    def plain_array(self) -> ArraySource | None:
-        inner = self.source.plain_array()
-        if inner is None:
-            return None
-        return ArraySource(
-            self.read(), self.grid, self.band_names, self.label, inner.scale, inner.offset
-        )
+    def plain(self) -> bool:
+        return self.source.plain()
 
     def read(self, window: Window | None = None, halo: int = 0) -> np.ndarray:
         values = self.source.read(window, halo)

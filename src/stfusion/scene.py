@@ -40,7 +40,7 @@ from stfusion.io import (
     resolution_ratio,
 )
 from stfusion.io.dataarray import dataarray_source
-from stfusion.io.sources import physical, stored_as
+from stfusion.io.sources import physical, stored_as, underlying_source
 from stfusion.scene_checks import (
     check_scales,
     check_target_scale,
@@ -186,15 +186,20 @@ def _block_factor(coarse: tuple[int, int], fine: tuple[int, int]) -> int | None:
     return None
 
 
-def _repeated(coarse: ArraySource, factor: int, grid: Grid) -> ArraySource:
-    arr = np.repeat(np.repeat(coarse.array, factor, axis=1), factor, axis=2)
+def _repeated(coarse: Source, factor: int, grid: Grid) -> ArraySource:
+    """A plain coarse array (masked or not: its invalid pixels NaN) repeated over factor x
+    factor fine pixels, keeping the scale and offset that made the caller's values
+    physical."""
+    inner = underlying_source(coarse)
+    assert isinstance(inner, ArraySource)
+    arr = np.repeat(np.repeat(coarse.read(), factor, axis=1), factor, axis=2)
     return ArraySource(
         arr,
         grid,
         coarse.band_names,
         coarse.label,
-        scale=coarse.scale,
-        offset=coarse.offset,
+        scale=inner.scale,
+        offset=inner.offset,
     )
 
 
@@ -212,9 +217,8 @@ def align_coarse(
             # one side has a CRS the other lacks: nothing checks they cover one area
             notes.append(f"{coarse.label}: not georeferenced (or {fine.label} is not)")
             return coarse, None
-        coarse_array = coarse.plain_array()  # plain arrays, masked or not
-        plain = coarse_array is not None and fine.plain_array() is not None
-        if coarse_array is not None and plain:
+        plain = coarse.plain() and fine.plain()  # plain arrays, masked or not
+        if plain:
             factor = _block_factor(cg.shape, fg.shape)
             if factor is not None:
                 # a plain coarse array R times smaller: each pixel covers R x R fine pixels
@@ -223,7 +227,7 @@ def align_coarse(
                     f"{coarse.label}: {cg.height} x {cg.width} array repeated {factor} x "
                     f"{factor} onto the {fg.height} x {fg.width} fine array (ratio {factor})"
                 )
-                return _repeated(coarse_array, factor, fg), None if mask else float(factor)
+                return _repeated(coarse, factor, fg), None if mask else float(factor)
         raise GridMismatchError(
             f"{coarse.label} ({cg.height} x {cg.width}) and {fine.label} ({fg.height} x "
             f"{fg.width}): different shapes and at least one has no CRS, so they cannot be "

@@ -52,10 +52,10 @@ class Source:
     def read(self, window: Window | None = None, halo: int = 0) -> np.ndarray:
         raise NotImplementedError
 
-    def plain_array(self) -> ArraySource | None:
-        """The image as a plain in-memory array (no grid, no DataArray layout), invalid
-        pixels NaN; None for files, DataArrays and anything else with a place on Earth."""
-        return None
+    def plain(self) -> bool:
+        """Whether the image is a plain in-memory array, or one wrapped (masked): no grid, no
+        DataArray layout, unlike files, DataArrays and anything with a place on Earth."""
+        return False
 
     def scan_windows(self, align: int = 1) -> list[Window]:
         """Bounded windows covering the image, for scene-wide passes (see :func:`scan_values`)."""
@@ -160,8 +160,8 @@ class ArraySource(Source):
         if not self.band_names:
             self.band_names = tuple(f"band{i + 1}" for i in range(self.count))
 
-    def plain_array(self) -> ArraySource | None:
-        return self if self.layout is None and not self.grid.georeferenced else None
+    def plain(self) -> bool:
+        return self.layout is None and not self.grid.georeferenced
 
     def read(self, window: Window | None = None, halo: int = 0) -> np.ndarray:
         out, inside, dest = self._padded(window, halo)
