@@ -29,11 +29,9 @@ from stfusion.parallel import connected
 from stfusion.provenance import provenance_tags
 from stfusion.scene import align_coarse, open_scene
 from stfusion.scene_checks import (
+    check_pair,
     check_pair_files,
-    check_scales,
     warn_band_order,
-    warn_bands_matching_another_order,
-    warn_fine_looking_coarse,
     warn_self_scoring,
     warn_undeclared_fill,
 )
@@ -682,9 +680,7 @@ def inspect_files(
                     lines.append(f"  PROBLEM   {src.count} bands vs {fine.count} in the fine image")
                 else:
                     warn_band_order(fine, [src])  # first: it also explains a scale warning
-                    check_scales(fine, aligned)  # what predict refuses (or warns about)
-                    warn_bands_matching_another_order(fine, aligned)
-                    warn_fine_looking_coarse(fine, aligned)
+                    check_pair(fine, aligned)  # what predict refuses (or warns about)
             except STFusionError as exc:
                 lines.append(f"  PROBLEM   {exc}")
         lines += [f"  CHECK     {w.message}" for w in caught]

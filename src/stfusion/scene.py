@@ -42,11 +42,10 @@ from stfusion.io import (
 from stfusion.io.dataarray import dataarray_source
 from stfusion.io.sources import physical, stored_as, underlying_source
 from stfusion.scene_checks import (
-    check_scales,
+    check_pair,
     check_target_scale,
     check_valid,
     warn_band_order,
-    warn_bands_matching_another_order,
     warn_fine_looking_coarse,
 )
 
@@ -541,9 +540,7 @@ def _check_images(scene: Scene) -> None:
     for f, c in scene.pairs:
         check_valid(f, "fine image")
         check_valid(c, "coarse image")
-        check_scales(f, c)
-        told = told or warn_bands_matching_another_order(f, c)
-        warn_fine_looking_coarse(f, c)
+        told = check_pair(f, c, band_order=not told) or told
     if scene.target is not None:
         check_valid(scene.target, "coarse target image")
         check_target_scale(scene.pairs[0], scene.target)

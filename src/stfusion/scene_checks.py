@@ -28,6 +28,7 @@ from stfusion.scale_check import looks_like_reflectance
 __all__ = [
     "PAIR_IS",
     "SCALE_WARN_FACTOR",
+    "check_pair",
     "check_pair_files",
     "check_scales",
     "check_target_scale",
@@ -85,18 +86,20 @@ def warn_band_order(ref: Source, others: Sequence[Source], fix: str | None = Non
 BAND_MATCH_FACTOR = 2.0
 
 
-def warn_bands_matching_another_order(fine: Source, coarse: Source) -> bool:
+def warn_bands_matching_another_order(
+    fine: Source, coarse: Source, samples: tuple[np.ndarray, np.ndarray] | None = None
+) -> bool:
     """Warn when a pair's bands match far better in another order than by position (a
     MOD09GA file in its own order, red, NIR, blue, green, ..., beside Landsat's blue, green,
     red, NIR, ...), which band names cannot tell when the files have none. Compares values
     (the coarse image scaled by one factor for all bands to the fine image's level), so it
-    holds for any bands: whether it warned."""
+    holds for any bands: whether it warned. ``samples``: as :func:`check_scales` takes."""
     from scipy.optimize import linear_sum_assignment
 
     if fine.count < 2 or coarse.count != fine.count:
         return False
-    f = fine.sample(1 << 16).reshape(fine.count, -1)
-    c = coarse.sample(1 << 16).reshape(coarse.count, -1)
+    f, c = samples or (fine.sample(SAMPLE_PIXELS), coarse.sample(SAMPLE_PIXELS))
+    f, c = f.reshape(fine.count, -1), c.reshape(coarse.count, -1)
     ok = np.isfinite(f).all(axis=0) & np.isfinite(c).all(axis=0)
     if ok.sum() < 100:
         return False
@@ -257,20 +260,37 @@ def _small_side_advice(small: Source, option: str, factor: float) -> str:
     return f"{small.label} holds values too small for reflectance: {fix}."
 
 
+#: Pixels of the decimated sample of each image that the value checks compare.
+SAMPLE_PIXELS = 1 << 16
+
+
+def check_pair(fine: Source, coarse: Source, band_order: bool = True) -> bool:
+    """The value checks of a pair (its coarse image on the fine grid): the scales
+    (:func:`check_scales`), the band order by values (with ``band_order``) and a fine image
+    given as the coarse one; one sample of each image serves the first two. Whether it
+    warned of the band order."""
+    samples = fine.sample(SAMPLE_PIXELS), coarse.sample(SAMPLE_PIXELS)
+    check_scales(fine, coarse, samples=samples)
+    told = band_order and warn_bands_matching_another_order(fine, coarse, samples)
+    warn_fine_looking_coarse(fine, coarse)
+    return told
+
+
 def check_scales(
     fine: Source,
     coarse: Source,
     fine_option: str = "--fine-scale",
     coarse_option: str = "--coarse-scale",
+    samples: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> None:
     """Catch reflectance x10000 against 0-1 (the commonest silent error in STF).
 
     ``fine_option``/``coarse_option``: the options that scale each image, named in the
     advice (the larger-valued side's); the same option for both (the coarse target against
-    a pair's coarse image) means the files themselves must agree.
+    a pair's coarse image) means the files themselves must agree. ``samples``: the images'
+    samples of :data:`SAMPLE_PIXELS`, when already read.
     """
-    f = fine.sample(1 << 16)
-    c = coarse.sample(1 << 16)
+    f, c = samples or (fine.sample(SAMPLE_PIXELS), coarse.sample(SAMPLE_PIXELS))
     for b in range(min(f.shape[0], c.shape[0])):
         fv = f[b][np.isfinite(f[b])]
         cv = c[b][np.isfinite(c[b])]

@@ -26,11 +26,7 @@ from stfusion.methods import FusionMethod, get_method
 from stfusion.methods.vipstf import one_pair_method
 from stfusion.qa import MASK_KINDS, check_flags
 from stfusion.scene import open_scene
-from stfusion.scene_checks import (
-    check_scales,
-    warn_bands_matching_another_order,
-    warn_fine_looking_coarse,
-)
+from stfusion.scene_checks import check_pair
 from stfusion.series.config import SeriesConfig
 from stfusion.series.grids import GridChoice, choose_grid
 from stfusion.series.images import ImageSet
@@ -295,9 +291,7 @@ def check_before_dates(
             break
     if pair is None:
         return
-    check_scales(*pair)
-    warn_bands_matching_another_order(*pair)
-    warn_fine_looking_coarse(*pair)
+    check_pair(*pair)
     needs = [
         m
         for m, kw in ((cls, params or {}), (fallback, {}))
