@@ -77,24 +77,11 @@ from stfusion.methods.deep import (
 from stfusion.methods.params import Interval, MethodTags, StrOptions, Text
 from stfusion.methods.vipstf import MULTI_PAIR_CHOICES, VIPSTF, make_estimator, uses_vip
 from stfusion.scene import Scene
-from stfusion.tiling import current_mem_limit_mb
+from stfusion.tiling import current_mem_limit_mb, release_freed_memory
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MEMBERS = "fitfc,fsdaf,starfm,estarfm"
-
-
-def _return_freed_memory() -> None:
-    """Hand the heap a member's run freed back to the system before the next member runs
-    (glibc keeps it otherwise, and the members' peaks add up under --mem-limit)."""
-    import ctypes
-    import gc
-
-    gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc (macOS, Windows, musl): nothing to trim
-        pass
 
 
 def _member_class(name: str) -> type[FusionMethod]:
@@ -510,7 +497,7 @@ class Ensemble(FusionMethod):
             self.training_dates_ = sorted(set(dates) | set(self.training_dates_))
             self.training_sites_ = [*self.training_sites_, *fitted_training_sites(est)]
         del est
-        _return_freed_memory()
+        release_freed_memory()  # the members' peaks do not add up under --mem-limit
         return out
 
     def _cell_means(self, image: SpillArray | Source) -> np.ndarray:

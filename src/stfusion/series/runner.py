@@ -84,11 +84,17 @@ from stfusion.series.resume import (
 )
 from stfusion.series.stale import drop_earlier_output, listed_outside
 from stfusion.series.tags import date_tags, members_note
-from stfusion.tiling import memory_limits
+from stfusion.tiling import (
+    current_mem_limit_mb,
+    memory_limits,
+    release_freed_memory,
+    state_bytes_for,
+)
 
 log = logging.getLogger("stfusion")
 
-#: Fitted estimators kept for reuse; targets run in date order, so a few suffice.
+#: Fitted estimators kept for reuse; targets run in date order, so a few suffice (fewer
+#: under --mem-limit: together their state stays within one method's share of it).
 ESTIMATOR_CACHE = 4
 
 
@@ -265,9 +271,17 @@ class _Series:
             warnings.simplefilter("ignore", RuntimeWarning)
             est.fit(scene)
         self.cache[key] = est
-        while len(self.cache) > ESTIMATOR_CACHE:
+        while len(self.cache) > 1 and (len(self.cache) > ESTIMATOR_CACHE or self._over_state()):
             self.cache.popitem(last=False)
         return est
+
+    def _over_state(self) -> bool:
+        """Under --mem-limit: the cached estimators' state (each keeps what it learned and
+        prepared for its last date) is over the share of the limit one method's state has."""
+        limit = current_mem_limit_mb()
+        if limit is None:
+            return False
+        return sum(e.state_nbytes() for e in self.cache.values()) > state_bytes_for(limit)
 
 
 # ----------------------------------------------------------------------- under the lock
@@ -414,6 +428,8 @@ def _run_date(
             if kept:
                 return rec
         _predict_date(s, rec, day, path, scratch, key, settings, inputs, cfg)
+        if current_mem_limit_mb() is not None:  # the dates' peaks must not add up
+            release_freed_memory(collect=False)
     except (KeyboardInterrupt, SystemExit):
         raise
     except Exception as exc:  # this date fails, the series goes on
