@@ -763,7 +763,7 @@ def test_mem_limit_bounds_what_the_dates_keep(
 ) -> None:
     """Under --mem-limit the dates' peaks do not add up: each date hands the heap it freed
     back to the system (a 2000 x 2000 FSDAF series of 8 dates at --mem-limit 500 peaked at
-    767 MB, now 732; target 750), and the fitted estimators kept for reuse hold no more state
+    767 MB, now 717-732; target 750), and the fitted estimators kept for reuse hold no more state
     together than one method's share of the limit (they were 4, whatever their size). Without
     a limit neither happens: the estimators stay cached, and no time goes to the heap."""
     trims: list[bool] = []

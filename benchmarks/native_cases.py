@@ -1,0 +1,233 @@
+"""Write the named cases again with every coarse image on its own grid, and a cases file.
+
+The named cases deliver MODIS already resampled to the Landsat grid. Users mostly have it on
+its own grid (MOD09GA, MCD43A4 as delivered), which the methods read through other code
+(native coarse pixels: FSDAF's and Fit-FC's unmixing and regression, the ensemble's cells,
+VIPSTF's native virtual image). This writes ``NAME-native`` for each named case: each coarse
+image as the mean of R x R blocks of fine pixels from the scene's top-left corner (partial
+blocks at the right and bottom edges: the mean of the pixels they have), a GeoTIFF with
+pixels R times larger, in the coarse file's data type (integers rounded), nodata kept. Fine
+images and truth are copied as they are. Files without georeferencing (BOREAS, LGC) get one
+(a local UTM zone, 30 m fine pixels) on both, so the grids can be related.
+
+    python benchmarks/native_cases.py /tmp/native          # writes /tmp/native/cases.toml
+    stfusion bench --cases-file /tmp/native/cases.toml \\
+        --cases cia-1pair-native,... --methods all --out /tmp/native/bench
+
+With ``--run`` it also runs ``stfusion bench --methods all`` on the named cases and on their
+native variants (about 6 minutes on 2 cores) and writes the mean RMSE of each method on each
+case, coarse on the fine grid against coarse on its own grid, to
+``results/native_grid.json`` and ``.md`` (``--results DIR`` to write elsewhere);
+`docs/benchmarks.md` summarises it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import rasterio
+import rasterio.errors
+from affine import Affine
+from rasterio.crs import CRS
+
+from stfusion.cases import named_cases
+
+CASES = ("cia-1pair", "cia-2pair", "boreas-1pair", "boreas-2pair", "lgc-flood", "kranj-2pair")
+#: For files with no georeferencing: UTM zone 33N, 30 m pixels (any projected CRS would do).
+LOCAL_CRS = CRS.from_epsg(32633)
+LOCAL_TRANSFORM = Affine(30.0, 0.0, 500000.0, 0.0, -30.0, 5000000.0)
+
+
+def _profile(src: rasterio.DatasetReader) -> tuple[dict, Affine, CRS]:
+    georef = src.crs is not None and not src.transform.is_identity
+    transform = src.transform if georef else LOCAL_TRANSFORM
+    crs = src.crs if georef else LOCAL_CRS
+    prof = {
+        "driver": "GTiff",
+        "count": src.count,
+        "dtype": src.dtypes[0],
+        "nodata": src.nodata,
+        "crs": crs,
+        "transform": transform,
+        "compress": "deflate",
+    }
+    return prof, transform, crs
+
+
+def copy_fine(path: str, out: Path) -> Path:
+    """The fine image as it is, with a georeference when it has none."""
+    with rasterio.open(path) as src:
+        prof, _, _ = _profile(src)
+        data = src.read()
+        names = src.descriptions
+    with rasterio.open(out, "w", height=data.shape[1], width=data.shape[2], **prof) as dst:
+        dst.write(data)
+        for i, name in enumerate(names, 1):
+            if name:
+                dst.set_band_description(i, name)
+    return out
+
+
+def block_means(data: np.ndarray, valid: np.ndarray, r: int) -> np.ndarray:
+    """Mean of the valid values of each r x r block (partial blocks at the edges), NaN where
+    a block has none."""
+    bands, h, w = data.shape
+    hc, wc = -(-h // r), -(-w // r)
+    total = np.zeros((bands, hc * r, wc * r))
+    count = np.zeros((bands, hc * r, wc * r))
+    total[:, :h, :w] = np.where(valid, data, 0.0)
+    count[:, :h, :w] = valid
+    total = total.reshape(bands, hc, r, wc, r).sum(axis=(2, 4))
+    count = count.reshape(bands, hc, r, wc, r).sum(axis=(2, 4))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
+def write_native(path: str, out: Path, r: int) -> Path:
+    """The coarse image as R x R block means on a grid of R-times larger pixels."""
+    with rasterio.open(path) as src:
+        prof, transform, _ = _profile(src)
+        data = src.read().astype(np.float64)
+        names = src.descriptions
+        valid = np.ones(data.shape, bool) if src.nodata is None else data != src.nodata
+    valid &= np.isfinite(data)
+    means = block_means(data, valid, r)
+    dtype = np.dtype(prof["dtype"])
+    if np.issubdtype(dtype, np.integer):
+        fill = prof["nodata"] if prof["nodata"] is not None else np.iinfo(dtype).min
+        prof["nodata"] = fill
+        means = np.where(np.isnan(means), fill, np.round(means))
+    elif prof["nodata"] is not None:
+        means = np.where(np.isnan(means), prof["nodata"], means)
+    prof["transform"] = transform * Affine.scale(r)
+    with rasterio.open(out, "w", height=means.shape[1], width=means.shape[2], **prof) as dst:
+        dst.write(means.astype(dtype))
+        for i, name in enumerate(names, 1):
+            if name:
+                dst.set_band_description(i, name)
+    return out
+
+
+def main(outdir: str) -> Path:
+    warnings.filterwarnings("ignore", category=rasterio.errors.NotGeoreferencedWarning)
+    root = Path(outdir)
+    cases = named_cases()
+    lines: list[str] = []
+    for name in CASES:
+        if name not in cases:
+            raise SystemExit(f"{name}: its data is not found (../shared/data or $STFUSION_DATA)")
+        case = cases[name]
+        r = int(case.ratio or 0)
+        if r < 2 or r != case.ratio:
+            raise SystemExit(f"{name}: needs an integer ratio, has {case.ratio}")
+        d = root / f"{name}-native"
+        d.mkdir(parents=True, exist_ok=True)
+        pairs = []
+        for k, (fine, coarse) in enumerate(case.pairs, 1):
+            f = copy_fine(fine, d / f"fine{k}.tif")
+            c = write_native(coarse, d / f"coarse{k}.tif", r)
+            pairs.append([str(f), str(c)])
+        fields = {
+            "pairs": pairs,
+            "pair_dates": list(case.pair_dates),
+            "target": str(write_native(case.target, d / "coarse_target.tif", r)),
+            "truth": str(copy_fine(case.truth, d / "truth.tif")),
+            "target_date": case.target_date,
+            "fine_scale": case.fine_scale,
+            "coarse_scale": case.coarse_scale,
+            "bands": list(case.bands),
+            "description": f"{name}, each coarse image as {r} x {r} block means on its own grid",
+        }
+        lines.append(f"[cases.{name}-native]")
+        lines += [f"{k} = {json.dumps(v)}" for k, v in fields.items() if v is not None]
+        lines.append("")
+    toml = root / "cases.toml"
+    toml.write_text("\n".join(lines))
+    print(f"wrote {toml}: {', '.join(f'{n}-native' for n in CASES)}")
+    return toml
+
+
+def _bench(args: list[str]) -> None:
+    cmd = [sys.executable, "-m", "stfusion.cli", "bench", "--methods", "all", "--no-figures"]
+    print(" ".join(["stfusion", *cmd[3:], *args]), flush=True)
+    subprocess.run([*cmd, *args], check=True)
+
+
+def _mean_rmse(metrics_csv: Path) -> dict[tuple[str, str], float]:
+    with metrics_csv.open() as f:
+        return {
+            (r["case"].removesuffix("-native"), r["method"]): float(r["value"])
+            for r in csv.DictReader(f)
+            if r["band"] == "mean" and r["metric"] == "rmse"
+        }
+
+
+def run_and_compare(root: Path, toml: Path, results: Path) -> None:
+    """Both benches, then one row per method: fine grid / own grid (change)."""
+    fine_out, native_out = root / "bench_fine", root / "bench_native"
+    _bench(["--cases", ",".join(CASES), "--out", str(fine_out), "--overwrite"])
+    natives = ",".join(f"{n}-native" for n in CASES)
+    _bench(["--cases-file", str(toml), "--cases", natives, "--out", str(native_out), "--overwrite"])
+    fine, native = _mean_rmse(fine_out / "metrics.csv"), _mean_rmse(native_out / "metrics.csv")
+    methods = sorted({m for _, m in fine} | {m for _, m in native})
+    rows = []
+    for m in methods:
+        cells = {}
+        for c in CASES:
+            a, b = fine.get((c, m)), native.get((c, m))
+            cells[c] = {"fine_grid": a, "own_grid": b}
+        rows.append({"method": m, "cases": cells})
+    stamp = {
+        "date": dt.date.today().isoformat(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}",
+        "command": f"python benchmarks/native_cases.py {root} --run",
+    }
+    results.mkdir(parents=True, exist_ok=True)
+    (results / "native_grid.json").write_text(json.dumps({**stamp, "rows": rows}, indent=1))
+    lines = [
+        "# Coarse images on the fine grid and on their own grid",
+        "",
+        f"{stamp['date']}, `{stamp['command']}` ({stamp['machine']}). Mean RMSE over bands, "
+        "`stfusion bench --methods all`: the named case (coarse on the fine grid) / its "
+        "`-native` variant (each coarse image as R x R block means on a grid of R-times "
+        "larger pixels), and the change. `-`: not run on that case (pairs, or shipped "
+        "weights trained on its target).",
+        "",
+        "| method | " + " | ".join(CASES) + " |",
+        "|---|" + "---|" * len(CASES),
+    ]
+    for row in rows:
+        out = []
+        for c in CASES:
+            a, b = row["cases"][c]["fine_grid"], row["cases"][c]["own_grid"]
+            if a is None or b is None:
+                out.append("-" if a is None and b is None else f"{a} / {b}")
+            else:
+                out.append(f"{a:.5f} / {b:.5f} ({100 * (b / a - 1):+.1f} %)")
+        lines.append(f"| {row['method']} | " + " | ".join(out) + " |")
+    (results / "native_grid.md").write_text("\n".join(lines) + "\n")
+    print(f"wrote {results / 'native_grid.md'}")
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("outdir", help="folder for the images, cases.toml and the bench outputs")
+    ap.add_argument("--run", action="store_true", help="run both benches and compare them")
+    ap.add_argument(
+        "--results", default=str(Path(__file__).parent / "results"), help="folder for the results"
+    )
+    a = ap.parse_args()
+    toml = main(a.outdir)
+    if a.run:
+        run_and_compare(Path(a.outdir), toml, Path(a.results))
