@@ -212,10 +212,15 @@ def test_ensemble_warns_when_members_are_skipped() -> None:
 
 
 def test_default_ensemble_on_one_pair_does_not_warn_about_estarfm() -> None:
-    """ESTARFM needs two pairs: on one, nothing can change that, so no warning each run."""
+    """ESTARFM and ROBOT need two pairs: on one, nothing can change that, so no warning each
+    run; nor for the default members given by name, or some of them (the earlier default)."""
     f, _, _ = _images(32)
     c = coarse_like(f) + np.float32(0.01)
-    for members in ("fitfc,fsdaf,starfm,estarfm", "estarfm, starfm, fsdaf, fitfc"):
+    for members in (
+        "fitfc,fsdaf,starfm,estarfm,robot",
+        "robot, estarfm, starfm, fsdaf, fitfc",
+        "fitfc,fsdaf,starfm,estarfm",
+    ):
         est = Ensemble(members=members, member_params={"starfm": {"window": 5}})
         with warnings.catch_warnings():
             warnings.simplefilter("error", STFusionWarning)

@@ -164,9 +164,9 @@ def test_a_fine_image_off_the_pixel_lattice_stops_the_run_before_any_date(
 
 
 def test_each_date_names_the_ensemble_members_that_ran(tmp_path: Path) -> None:
-    """03-08 has one other pair (077: Fit-FC, FSDAF, STARFM; ESTARFM needs two), 03-09 two
-    (068, 077: STARFM, ESTARFM; Fit-FC and FSDAF take one): summary.csv says so per date,
-    as the STFUSION_ENSEMBLE tag does, and a kept date keeps it."""
+    """03-08 has one other pair (077: Fit-FC, FSDAF, STARFM; ESTARFM and ROBOT need two),
+    03-09 two (068, 077: STARFM, ESTARFM, ROBOT; Fit-FC and FSDAF take one): summary.csv says
+    so per date, as the STFUSION_ENSEMBLE tag does, and a kept date keeps it."""
     fine = _landsat(tmp_path)
     out = tmp_path / "out"
     kw: dict[str, Any] = {
@@ -182,12 +182,13 @@ def test_each_date_names_the_ensemble_members_that_ran(tmp_path: Path) -> None:
     rows = _rows(out)
     one, two = rows["2020-03-08"]["reason"], rows["2020-03-09"]["reason"]
     ran = "members run: {} ({} reliability; {} cannot run on {})"
-    assert ran.format("fitfc, fsdaf, starfm", "consensus", "estarfm", "1 pair") in one
-    assert ran.format("starfm, estarfm", "cross_scale", "fitfc, fsdaf", "2 pairs") in two
+    assert ran.format("fitfc, fsdaf, starfm", "consensus", "estarfm, robot", "1 pair") in one
+    assert ran.format("starfm, estarfm, robot", "consensus", "fitfc, fsdaf", "2 pairs") in two
     with rasterio.open(out / "fused_2020-03-09.tif") as ds:
-        assert '"members_run": ["starfm", "estarfm"]' in ds.tags()["STFUSION_ENSEMBLE"]
+        tag = ds.tags()["STFUSION_ENSEMBLE"]
+        assert '"members_run": ["starfm", "estarfm", "robot"]' in tag
     run_series(out, **kw)
-    assert "members run: starfm, estarfm" in _rows(out)["2020-03-09"]["reason"]
+    assert "members run: starfm, estarfm, robot" in _rows(out)["2020-03-09"]["reason"]
 
 
 # ------------------------------------------------------------------ 3. a run that made nothing

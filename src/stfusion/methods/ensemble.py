@@ -10,16 +10,16 @@ on the target date's fine image (the method never receives it: ``fit(pairs)``,
   predicts pair k's fine image from its coarse image ``C_k``; the squared error against the
   known ``F_k``, averaged over the bands, the pixels of each coarse cell and the pairs k, is
   ``E_m`` per coarse cell.
-- **consensus** (``reliability=consensus``; ``auto`` with one pair and >= 3 members): the
+- **consensus** (``reliability=consensus``; ``auto`` otherwise, with >= 3 members): the
   squared distance of the member's prediction to the mean of the other members' predictions,
   averaged over the bands and the pixels of each coarse cell. With independent member errors
   its expectation is the member's own error variance plus the same share of the others' for
   every member, so it ranks the members as their errors do; members with correlated errors
   (FSDAF and FSDAF 2.0, a student and its teacher) look better than they are. Two members
   are equally far from each other: ``cross_scale`` is used (logged).
-- **cross-scale consistency** (``reliability=cross_scale``; ``auto`` otherwise): the member's
-  prediction of the target aggregated to coarse cells (block means) against the coarse target
-  aggregated the same way, plus the fine-coarse offset per cell the pairs show
+- **cross-scale consistency** (``reliability=cross_scale``; ``auto`` with two members): the
+  member's prediction of the target aggregated to coarse cells (block means) against the
+  coarse target aggregated the same way, plus the fine-coarse offset per cell the pairs show
   (``mean_cell F_k - mean_cell C_k``, averaged over k; ``offset=false`` drops it); the squared
   difference averaged over bands is ``E_m`` per cell.
 
@@ -40,13 +40,13 @@ With two or more pairs, a one-pair member (FSDAF, Fit-FC, FSDAF 2.0, ...) is ski
 pair from all the pairs, as ``--multi-pair vip``); in leave-one-pair-out it then runs on the
 other pairs the same way (VIPSTF with two or more left, the method itself with one, never
 seeing the left-out pair's fine image). Members that cannot run on the number of pairs given
-(ESTARFM: exactly two) are skipped with a log line and a warning (STFusionWarning; none for the
-default members' ESTARFM on one pair). Every member's prediction and the weights are
-computed scene-wide in ``prepare`` (the leave-one-pair-out errors in ``fit``), each member run
-window by window under the run's ``--mem-limit``, and kept (``(M (bands + 1)) * H * W * 4``
-bytes) in memory within the run's state budget, else in temporary files
-(:class:`stfusion.io.spill.SpillArray`), so a window only reads its part: tiled runs equal
-whole-scene runs.
+(ESTARFM: exactly two; ROBOT: two or more) are skipped with a log line and a warning
+(STFusionWarning; none for the default members' ESTARFM and ROBOT on one pair). Every
+member's prediction and the weights are computed scene-wide in ``prepare`` (the
+leave-one-pair-out errors in ``fit``), each member run window by window under the run's
+``--mem-limit``, and kept (``(M (bands + 1)) * H * W * 4`` bytes) in memory within the run's
+state budget, else in temporary files (:class:`stfusion.io.spill.SpillArray`), so a window
+only reads its part: tiled runs equal whole-scene runs.
 
 Quality layer: ``uncertainty_<band>`` is the weighted standard deviation of the members'
 predictions; the extra bands ``weight_<member>`` hold each member's weight (NaN where no
@@ -81,7 +81,7 @@ from stfusion.tiling import current_mem_limit_mb, release_freed_memory
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MEMBERS = "fitfc,fsdaf,starfm,estarfm"
+DEFAULT_MEMBERS = "fitfc,fsdaf,starfm,estarfm,robot"
 
 
 def _member_class(name: str) -> type[FusionMethod]:
@@ -196,8 +196,8 @@ class Ensemble(FusionMethod):
             Text("a comma-separated list of registered methods"),
             "",
             "comma-separated registered methods; those that cannot run on the pairs given "
-            "are skipped (ESTARFM: two pairs; FSDAF, Fit-FC: one, or any number through "
-            "VIPSTF, see multi_pair)",
+            "are skipped (ESTARFM: two pairs; ROBOT: two or more; FSDAF, Fit-FC: one, or "
+            "any number through VIPSTF, see multi_pair)",
         ),
         Param(
             "member_params",
@@ -224,7 +224,7 @@ class Ensemble(FusionMethod):
             "pair dates), cross_scale (prediction aggregated to coarse cells vs the coarse "
             "target), consensus (distance to the mean of the other members; >= 3 members, "
             "else cross_scale), auto (loo with >= 2 pairs when every member can run on the "
-            "others; one pair and >= 3 members: consensus; else cross_scale)",
+            "others; else consensus with >= 3 members; else cross_scale)",
         ),
         Param(
             "offset",
@@ -397,15 +397,15 @@ class Ensemble(FusionMethod):
         loo_ok = n >= 2 and all(_runs_on(_member_class(m), n - 1, self.multi_pair) for m in active)
         mode = self.reliability
         if mode == "auto":
-            # one pair: the members' consensus; measured better than cross-scale consistency
-            # on every one-pair case and member set tried (docs/methods/ensemble.md)
-            mode = (
-                "loo" if loo_ok else "consensus" if n == 1 and len(active) >= 3 else "cross_scale"
-            )
+            # without leave-one-pair-out, the members' consensus: measured better than
+            # cross-scale consistency with members of different families, one pair and two
+            # (docs/methods/ensemble.md)
+            mode = "loo" if loo_ok else "consensus" if len(active) >= 3 else "cross_scale"
             if n >= 2 and not loo_ok:
                 log.info(
-                    "ensemble: cross-scale reliability: not every member (%s) can run "
-                    "on %d pair(s) for leave-one-pair-out",
+                    "ensemble: %s reliability: not every member (%s) can run on %d pair(s) "
+                    "for leave-one-pair-out",
+                    mode.replace("_", "-"),
                     ",".join(active),
                     n - 1,
                 )
@@ -435,9 +435,10 @@ class Ensemble(FusionMethod):
     def _say_skipped(self, skipped: list[str], vip: list[str], active: list[str], n: int) -> None:
         """Warn about members left out for the number of pairs (a log line alone let
         ``members="fitfc,fsdaf,starfm"`` on two pairs become STARFM alone, unseen); not about
-        the default members' ESTARFM on one pair, which nothing can change."""
-        given = sorted(m.strip() for m in self.members.split(",") if m.strip())
-        if not (vip or len(active) == 1 or given != sorted(DEFAULT_MEMBERS.split(","))):
+        the default members' (or some of them) ESTARFM and ROBOT on one pair, which nothing
+        can change."""
+        given = {m.strip() for m in self.members.split(",") if m.strip()}
+        if not (vip or len(active) == 1 or not given <= set(DEFAULT_MEMBERS.split(","))):
             return
         how = f" (multi_pair='vip' runs {', '.join(vip)} as VIPSTF over all the pairs)"
         left = (
