@@ -259,6 +259,8 @@ METHOD_PARAMS = {
     "fsdaf": ["window=15"],
     "student": [],
     "ensemble": ["starfm.window=15", "fsdaf.window=15"],
+    # the ensemble on two pairs (its default members there: STARFM, ESTARFM, ROBOT)
+    "ensemble2": ["starfm.window=15", "estarfm.window=15"],
     "fitfc": ["window=15"],
     "fsdaf2": ["window=15"],
     "estarfm": ["window=15"],
@@ -266,7 +268,9 @@ METHOD_PARAMS = {
     "vipstf": ["base.window=15"],  # over FSDAF, its default base
 }
 #: Methods run on two pairs (10-08 and 10-17, predicting 11-02); the others on 10-17 alone.
-TWO_PAIRS = {"estarfm", "robot", "vipstf"}
+TWO_PAIRS = {"estarfm", "robot", "vipstf", "ensemble2"}
+#: Matrix names that are another method's run on two pairs.
+CLI_METHOD = {"ensemble2": "ensemble"}
 
 
 def matrix(a: argparse.Namespace) -> int:
@@ -303,7 +307,7 @@ def matrix(a: argparse.Namespace) -> int:
         args = [
             "predict",
             "--method",
-            method,
+            CLI_METHOD.get(method, method),
             *(second if method in TWO_PAIRS else []),
             "--pair",
             str(paths["fine"]),
