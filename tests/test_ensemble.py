@@ -354,14 +354,7 @@ def test_default_ensemble_is_never_1_percent_behind_its_best_member(case: str) -
     est = make_estimator("ensemble", _with_case_bands(Ensemble, c, []), pairs=len(c.pairs))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        est.fit(
-            list(c.pairs),
-            fine_scaling=c.fine_scaling,
-            coarse_scaling=c.coarse_scaling,
-            ratio=c.ratio,
-        )
-        est.prepare(c.target, c.coarse_scaling)
-        pred = est.predict().values
+        pred = c.predict_with(est)
     assert est.members_ == (
         ["fitfc", "fsdaf", "starfm"] if len(c.pairs) == 1 else ["starfm", "estarfm", "robot"]
     )

@@ -47,14 +47,7 @@ def main() -> None:
                 continue
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                est = cls().fit(
-                    list(case.pairs),
-                    fine_scaling=case.fine_scaling,
-                    coarse_scaling=case.coarse_scaling,
-                    ratio=case.ratio,
-                )
-                est.prepare(case.target, case.coarse_scaling)
-                pred = np.ascontiguousarray(est.predict().values)
+                pred = np.ascontiguousarray(case.predict_with(cls()))
             out[f"{cn}/{m}"] = hashlib.sha256(pred.tobytes()).hexdigest()
             print(cn, m, out[f"{cn}/{m}"][:16], flush=True)
     with open(args.out, "w") as f:

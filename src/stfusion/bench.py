@@ -238,14 +238,7 @@ def run_one(case: Case, method: str, params: Sequence[str] = (), multi_pair: str
         with warnings.catch_warnings(), _PeakRSS() as mem:
             warnings.simplefilter("ignore")
             t0 = time.perf_counter()
-            est.fit(
-                list(case.pairs),
-                fine_scaling=case.fine_scaling,
-                coarse_scaling=case.coarse_scaling,
-                ratio=case.ratio,
-            )
-            est.prepare(case.target, case.coarse_scaling)
-            pred = est.predict().values
+            pred = case.predict_with(est)
             run.seconds = time.perf_counter() - t0
         run.peak_rss_increase_mb = mem.increase_mb
         run.weights = weights_used(est)

@@ -17,7 +17,9 @@ import sys
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from stfusion.errors import (
     GridMismatchError,
@@ -27,6 +29,9 @@ from stfusion.errors import (
     STFusionWarning,
 )
 from stfusion.io import FileSource, Scaling
+
+if TYPE_CHECKING:
+    from stfusion.methods.base import FusionMethod
 
 
 @dataclass(frozen=True)
@@ -59,6 +64,18 @@ class Case:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def predict_with(self, est: FusionMethod) -> np.ndarray:
+        """``est`` fitted on the case's pairs and run on its coarse target, as the bench runs
+        every method: the prediction ``(band, y, x)``."""
+        est.fit(
+            list(self.pairs),
+            fine_scaling=self.fine_scaling,
+            coarse_scaling=self.coarse_scaling,
+            ratio=self.ratio,
+        )
+        est.prepare(self.target, self.coarse_scaling)
+        return np.asarray(est.predict().values)
 
     def files(self) -> list[str]:
         """Every input file of the case: the pairs', the target and the truth."""
