@@ -14,10 +14,15 @@ images and truth are copied as they are. Files without georeferencing (BOREAS, L
     stfusion bench --cases-file /tmp/native/cases.toml \\
         --cases cia-1pair-native,... --methods all --out /tmp/native/bench
 
+``--grid sinusoidal`` writes ``NAME-sinu`` instead: the block means warped onto MODIS's
+sinusoidal 463.3 m grid (pixel averages), as MOD09GA is delivered, so the coarse pixels are
+sheared and the ground ratio is not R (CIA: 9.26 instead of 10).
+
 With ``--run`` it also runs ``stfusion bench --methods all`` on the named cases and on their
 native variants (about 6 minutes on 2 cores) and writes the mean RMSE of each method on each
 case, coarse on the fine grid against coarse on its own grid, to
-``results/native_grid.json`` and ``.md`` (``--results DIR`` to write elsewhere);
+``results/native_grid.json`` and ``.md`` (``native_grid_sinusoidal`` with ``--grid
+sinusoidal``; ``--results DIR`` to write elsewhere);
 `docs/benchmarks.md` summarises it.
 """
 
@@ -39,6 +44,8 @@ import rasterio
 import rasterio.errors
 from affine import Affine
 from rasterio.crs import CRS
+from rasterio.transform import array_bounds
+from rasterio.warp import Resampling, reproject, transform_bounds
 
 from stfusion.cases import named_cases
 
@@ -46,6 +53,16 @@ CASES = ("cia-1pair", "cia-2pair", "boreas-1pair", "boreas-2pair", "lgc-flood", 
 #: For files with no georeferencing: UTM zone 33N, 30 m pixels (any projected CRS would do).
 LOCAL_CRS = CRS.from_epsg(32633)
 LOCAL_TRANSFORM = Affine(30.0, 0.0, 500000.0, 0.0, -30.0, 5000000.0)
+#: MODIS's land grid (MOD09GA, MCD43A4 at 500 m): sinusoidal, 463.3 m pixels, global origin.
+MODIS_CRS = CRS.from_proj4("+proj=sinu +lon_0=0 +x_0=0 +y_0=0 +R=6371007.181 +units=m +no_defs")
+MODIS_PIXEL = 463.312716528
+MODIS_ORIGIN = (-20015109.354, 10007554.677)
+#: --grid: the case-name suffix and the results' file stem, and what the variant is
+GRID_TEXT = {
+    "blocks": "each coarse image as R x R block means on a grid of R-times larger pixels",
+    "sinusoidal": "those block means warped onto MODIS's sinusoidal 463.3 m grid, pixel averages",
+}
+GRIDS = {"blocks": ("native", "native_grid"), "sinusoidal": ("sinu", "native_grid_sinusoidal")}
 
 
 def _profile(src: rasterio.DatasetReader) -> tuple[dict, Affine, CRS]:
@@ -93,8 +110,37 @@ def block_means(data: np.ndarray, valid: np.ndarray, r: int) -> np.ndarray:
         return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
 
-def write_native(path: str, out: Path, r: int) -> Path:
-    """The coarse image as R x R block means on a grid of R-times larger pixels."""
+def to_modis_grid(means: np.ndarray, transform: Affine, crs: CRS) -> tuple[np.ndarray, Affine, CRS]:
+    """Block means warped onto MODIS's sinusoidal grid (pixel averages), as MOD09GA is
+    delivered: the pixels that cover the image, snapped to the global grid."""
+    bands, h, w = means.shape
+    left, bottom, right, top = transform_bounds(
+        crs, MODIS_CRS, *array_bounds(h, w, transform), densify_pts=21
+    )
+    x0, y0 = MODIS_ORIGIN
+    c0, c1 = int(np.floor((left - x0) / MODIS_PIXEL)), int(np.ceil((right - x0) / MODIS_PIXEL))
+    r0, r1 = int(np.floor((y0 - top) / MODIS_PIXEL)), int(np.ceil((y0 - bottom) / MODIS_PIXEL))
+    dst_transform = Affine(
+        MODIS_PIXEL, 0.0, x0 + c0 * MODIS_PIXEL, 0.0, -MODIS_PIXEL, y0 - r0 * MODIS_PIXEL
+    )
+    out = np.full((bands, r1 - r0, c1 - c0), np.nan, np.float32)
+    reproject(
+        means.astype(np.float32),
+        out,
+        src_transform=transform,
+        src_crs=crs,
+        src_nodata=np.nan,
+        dst_transform=dst_transform,
+        dst_crs=MODIS_CRS,
+        dst_nodata=np.nan,
+        resampling=Resampling.average,
+    )
+    return out.astype(np.float64), dst_transform, MODIS_CRS
+
+
+def write_native(path: str, out: Path, r: int, sinusoidal: bool = False) -> Path:
+    """The coarse image as R x R block means on a grid of R-times larger pixels (with
+    ``sinusoidal``, then warped onto MODIS's grid)."""
     with rasterio.open(path) as src:
         prof, transform, _ = _profile(src)
         data = src.read().astype(np.float64)
@@ -102,6 +148,9 @@ def write_native(path: str, out: Path, r: int) -> Path:
         valid = np.ones(data.shape, bool) if src.nodata is None else data != src.nodata
     valid &= np.isfinite(data)
     means = block_means(data, valid, r)
+    prof["transform"] = transform * Affine.scale(r)
+    if sinusoidal:
+        means, prof["transform"], prof["crs"] = to_modis_grid(means, prof["transform"], prof["crs"])
     dtype = np.dtype(prof["dtype"])
     if np.issubdtype(dtype, np.integer):
         fill = prof["nodata"] if prof["nodata"] is not None else np.iinfo(dtype).min
@@ -109,7 +158,8 @@ def write_native(path: str, out: Path, r: int) -> Path:
         means = np.where(np.isnan(means), fill, np.round(means))
     elif prof["nodata"] is not None:
         means = np.where(np.isnan(means), prof["nodata"], means)
-    prof["transform"] = transform * Affine.scale(r)
+    elif sinusoidal:
+        prof["nodata"] = np.nan  # pixels of the MODIS grid outside the scene
     with rasterio.open(out, "w", height=means.shape[1], width=means.shape[2], **prof) as dst:
         dst.write(means.astype(dtype))
         for i, name in enumerate(names, 1):
@@ -118,9 +168,10 @@ def write_native(path: str, out: Path, r: int) -> Path:
     return out
 
 
-def main(outdir: str) -> Path:
+def main(outdir: str, grid: str = "blocks") -> Path:
     warnings.filterwarnings("ignore", category=rasterio.errors.NotGeoreferencedWarning)
     root = Path(outdir)
+    suffix = GRIDS[grid][0]
     cases = named_cases()
     lines: list[str] = []
     for name in CASES:
@@ -130,17 +181,19 @@ def main(outdir: str) -> Path:
         r = int(case.ratio or 0)
         if r < 2 or r != case.ratio:
             raise SystemExit(f"{name}: needs an integer ratio, has {case.ratio}")
-        d = root / f"{name}-native"
+        d = root / f"{name}-{suffix}"
         d.mkdir(parents=True, exist_ok=True)
         pairs = []
         for k, (fine, coarse) in enumerate(case.pairs, 1):
             f = copy_fine(fine, d / f"fine{k}.tif")
-            c = write_native(coarse, d / f"coarse{k}.tif", r)
+            c = write_native(coarse, d / f"coarse{k}.tif", r, grid == "sinusoidal")
             pairs.append([str(f), str(c)])
         fields = {
             "pairs": pairs,
             "pair_dates": list(case.pair_dates),
-            "target": str(write_native(case.target, d / "coarse_target.tif", r)),
+            "target": str(
+                write_native(case.target, d / "coarse_target.tif", r, grid == "sinusoidal")
+            ),
             "truth": str(copy_fine(case.truth, d / "truth.tif")),
             "target_date": case.target_date,
             "fine_scale": case.fine_scale,
@@ -148,12 +201,12 @@ def main(outdir: str) -> Path:
             "bands": list(case.bands),
             "description": f"{name}, each coarse image as {r} x {r} block means on its own grid",
         }
-        lines.append(f"[cases.{name}-native]")
+        lines.append(f"[cases.{name}-{suffix}]")
         lines += [f"{k} = {json.dumps(v)}" for k, v in fields.items() if v is not None]
         lines.append("")
     toml = root / "cases.toml"
     toml.write_text("\n".join(lines))
-    print(f"wrote {toml}: {', '.join(f'{n}-native' for n in CASES)}")
+    print(f"wrote {toml}: {', '.join(f'{n}-{suffix}' for n in CASES)}")
     return toml
 
 
@@ -163,22 +216,24 @@ def _bench(args: list[str]) -> None:
     subprocess.run([*cmd, *args], check=True)
 
 
-def _mean_rmse(metrics_csv: Path) -> dict[tuple[str, str], float]:
+def _mean_rmse(metrics_csv: Path, suffix: str) -> dict[tuple[str, str], float]:
     with metrics_csv.open() as f:
         return {
-            (r["case"].removesuffix("-native"), r["method"]): float(r["value"])
+            (r["case"].removesuffix(f"-{suffix}"), r["method"]): float(r["value"])
             for r in csv.DictReader(f)
             if r["band"] == "mean" and r["metric"] == "rmse"
         }
 
 
-def run_and_compare(root: Path, toml: Path, results: Path) -> None:
+def run_and_compare(root: Path, toml: Path, results: Path, grid: str = "blocks") -> None:
     """Both benches, then one row per method: fine grid / own grid (change)."""
-    fine_out, native_out = root / "bench_fine", root / "bench_native"
+    suffix, stem = GRIDS[grid]
+    fine_out, native_out = root / "bench_fine", root / f"bench_{suffix}"
     _bench(["--cases", ",".join(CASES), "--out", str(fine_out), "--overwrite"])
-    natives = ",".join(f"{n}-native" for n in CASES)
+    natives = ",".join(f"{n}-{suffix}" for n in CASES)
     _bench(["--cases-file", str(toml), "--cases", natives, "--out", str(native_out), "--overwrite"])
-    fine, native = _mean_rmse(fine_out / "metrics.csv"), _mean_rmse(native_out / "metrics.csv")
+    fine = _mean_rmse(fine_out / "metrics.csv", "")
+    native = _mean_rmse(native_out / "metrics.csv", suffix)
     methods = sorted({m for _, m in fine} | {m for _, m in native})
     rows = []
     for m in methods:
@@ -191,18 +246,17 @@ def run_and_compare(root: Path, toml: Path, results: Path) -> None:
         "date": dt.date.today().isoformat(),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python "
         f"{platform.python_version()}",
-        "command": f"python benchmarks/native_cases.py {root} --run",
+        "command": f"python benchmarks/native_cases.py {root} --run --grid {grid}",
     }
     results.mkdir(parents=True, exist_ok=True)
-    (results / "native_grid.json").write_text(json.dumps({**stamp, "rows": rows}, indent=1))
+    (results / f"{stem}.json").write_text(json.dumps({**stamp, "rows": rows}, indent=1))
     lines = [
         "# Coarse images on the fine grid and on their own grid",
         "",
         f"{stamp['date']}, `{stamp['command']}` ({stamp['machine']}). Mean RMSE over bands, "
         "`stfusion bench --methods all`: the named case (coarse on the fine grid) / its "
-        "`-native` variant (each coarse image as R x R block means on a grid of R-times "
-        "larger pixels), and the change. `-`: not run on that case (pairs, or shipped "
-        "weights trained on its target).",
+        f"`-{suffix}` variant ({GRID_TEXT[grid]}), and the change. `-`: not run on that case "
+        "(pairs, or shipped weights trained on its target).",
         "",
         "| method | " + " | ".join(CASES) + " |",
         "|---|" + "---|" * len(CASES),
@@ -216,8 +270,8 @@ def run_and_compare(root: Path, toml: Path, results: Path) -> None:
             else:
                 out.append(f"{a:.5f} / {b:.5f} ({100 * (b / a - 1):+.1f} %)")
         lines.append(f"| {row['method']} | " + " | ".join(out) + " |")
-    (results / "native_grid.md").write_text("\n".join(lines) + "\n")
-    print(f"wrote {results / 'native_grid.md'}")
+    (results / f"{stem}.md").write_text("\n".join(lines) + "\n")
+    print(f"wrote {results / f'{stem}.md'}")
 
 
 if __name__ == "__main__":
@@ -225,9 +279,16 @@ if __name__ == "__main__":
     ap.add_argument("outdir", help="folder for the images, cases.toml and the bench outputs")
     ap.add_argument("--run", action="store_true", help="run both benches and compare them")
     ap.add_argument(
+        "--grid",
+        choices=sorted(GRIDS),
+        default="blocks",
+        help="blocks: R x R block means (NAME-native); sinusoidal: then warped onto MODIS's "
+        "grid as MOD09GA is delivered (NAME-sinu)",
+    )
+    ap.add_argument(
         "--results", default=str(Path(__file__).parent / "results"), help="folder for the results"
     )
     a = ap.parse_args()
-    toml = main(a.outdir)
+    toml = main(a.outdir, a.grid)
     if a.run:
-        run_and_compare(Path(a.outdir), toml, Path(a.results))
+        run_and_compare(Path(a.outdir), toml, Path(a.results), a.grid)
