@@ -48,6 +48,7 @@ from rasterio.transform import array_bounds
 from rasterio.warp import Resampling, reproject, transform_bounds
 
 from stfusion.cases import named_cases
+from stfusion.coarse import block_mean
 
 CASES = ("cia-1pair", "cia-2pair", "boreas-1pair", "boreas-2pair", "lgc-flood", "kranj-2pair")
 #: For files with no georeferencing: UTM zone 33N, 30 m pixels (any projected CRS would do).
@@ -95,21 +96,6 @@ def copy_fine(path: str, out: Path) -> Path:
     return out
 
 
-def block_means(data: np.ndarray, valid: np.ndarray, r: int) -> np.ndarray:
-    """Mean of the valid values of each r x r block (partial blocks at the edges), NaN where
-    a block has none."""
-    bands, h, w = data.shape
-    hc, wc = -(-h // r), -(-w // r)
-    total = np.zeros((bands, hc * r, wc * r))
-    count = np.zeros((bands, hc * r, wc * r))
-    total[:, :h, :w] = np.where(valid, data, 0.0)
-    count[:, :h, :w] = valid
-    total = total.reshape(bands, hc, r, wc, r).sum(axis=(2, 4))
-    count = count.reshape(bands, hc, r, wc, r).sum(axis=(2, 4))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
-
-
 def to_modis_grid(means: np.ndarray, transform: Affine, crs: CRS) -> tuple[np.ndarray, Affine, CRS]:
     """Block means warped onto MODIS's sinusoidal grid (pixel averages), as MOD09GA is
     delivered: the pixels that cover the image, snapped to the global grid."""
@@ -146,8 +132,7 @@ def write_native(path: str, out: Path, r: int, sinusoidal: bool = False) -> Path
         data = src.read().astype(np.float64)
         names = src.descriptions
         valid = np.ones(data.shape, bool) if src.nodata is None else data != src.nodata
-    valid &= np.isfinite(data)
-    means = block_means(data, valid, r)
+    means = block_mean(np.where(valid, data, np.nan), r, np.float64)  # NaN: no valid pixel
     prof["transform"] = transform * Affine.scale(r)
     if sinusoidal:
         means, prof["transform"], prof["crs"] = to_modis_grid(means, prof["transform"], prof["crs"])
@@ -216,13 +201,15 @@ def _bench(args: list[str]) -> None:
     subprocess.run([*cmd, *args], check=True)
 
 
-def _mean_rmse(metrics_csv: Path, suffix: str) -> dict[tuple[str, str], float]:
+def _mean_rmse(metrics_csv: Path, suffix: str = "") -> dict[tuple[str, str], float]:
+    """Mean RMSE per (named case, method); ``suffix``: the variant's, taken off its names."""
+    out = {}
     with metrics_csv.open() as f:
-        return {
-            (r["case"].removesuffix(f"-{suffix}"), r["method"]): float(r["value"])
-            for r in csv.DictReader(f)
-            if r["band"] == "mean" and r["metric"] == "rmse"
-        }
+        for r in csv.DictReader(f):
+            if r["band"] == "mean" and r["metric"] == "rmse":
+                case = r["case"].removesuffix(f"-{suffix}") if suffix else r["case"]
+                out[case, r["method"]] = float(r["value"])
+    return out
 
 
 def run_and_compare(root: Path, toml: Path, results: Path, grid: str = "blocks") -> None:
@@ -232,7 +219,7 @@ def run_and_compare(root: Path, toml: Path, results: Path, grid: str = "blocks")
     _bench(["--cases", ",".join(CASES), "--out", str(fine_out), "--overwrite"])
     natives = ",".join(f"{n}-{suffix}" for n in CASES)
     _bench(["--cases-file", str(toml), "--cases", natives, "--out", str(native_out), "--overwrite"])
-    fine = _mean_rmse(fine_out / "metrics.csv", "")
+    fine = _mean_rmse(fine_out / "metrics.csv")
     native = _mean_rmse(native_out / "metrics.csv", suffix)
     methods = sorted({m for _, m in fine} | {m for _, m in native})
     rows = []

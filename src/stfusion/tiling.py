@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import math
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 from rasterio.windows import Window
@@ -101,22 +102,29 @@ def scan_values_for(mem_limit_mb: float | None) -> int:
     return max(1 << 12, int(limit / SCAN_BYTES_PER_VALUE))
 
 
+@functools.cache
+def _libc() -> Any:
+    """The process's C library through ctypes, None where there is none to load (looked up
+    once: ``find_library`` runs ``ldconfig``)."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        return ctypes.CDLL(name) if name else None
+    except OSError:  # pragma: no cover - no C library to load
+        return None
+
+
 def return_freed_memory() -> None:
     """Have glibc serve allocations of 1 MB and more with their own mappings, so a freed
     array goes back to the system. By default glibc raises that threshold after the first
     large free (up to 32 MB), and freed arrays below it stay in the heap and in the
     process's resident memory: measured 70-130 MB after FSDAF's scene-wide steps at
     20000 x 20000. Results do not change; other C libraries: nothing happens."""
-    import ctypes
-    import ctypes.util
-
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name) if name else None
-        if libc is not None and hasattr(libc, "mallopt"):
-            libc.mallopt(M_MMAP_THRESHOLD, 1 << 20)
-    except OSError:  # pragma: no cover - no C library to load
-        pass
+    libc = _libc()
+    if libc is not None and hasattr(libc, "mallopt"):
+        libc.mallopt(M_MMAP_THRESHOLD, 1 << 20)
 
 
 _MEM_LIMIT_MB: contextvars.ContextVar[float | None] = contextvars.ContextVar(
@@ -289,13 +297,12 @@ def release_freed_memory(*, collect: bool = True) -> None:
     """Hand the heap a finished run freed back to the system before the next run in the
     same process (an ensemble's members, a series' dates): glibc keeps it otherwise, and
     the runs' peaks add up under ``--mem-limit``. ``collect`` first frees the objects kept
-    alive only by reference cycles. Other C libraries (macOS, Windows, musl): only that."""
-    import ctypes
+    alive only by reference cycles. Other C libraries (macOS, Windows, musl): only that.
+    (:func:`return_freed_memory` keeps large arrays out of the heap; this trims the rest.)"""
     import gc
 
     if collect:
         gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc: nothing to trim
-        pass
+    libc = _libc()
+    if libc is not None and hasattr(libc, "malloc_trim"):
+        libc.malloc_trim(0)
