@@ -171,6 +171,32 @@ def test_reference_choice() -> None:
     assert est.reference_pairs_ == [0, 1, 2]
 
 
+@needs_cia
+def test_weighted_reference_matches_reference(cia: dict) -> None:
+    """``reference="weighted"``: every pair's fine image, weighted by the inverse squared
+    mean squared coarse difference to the target (normalised); with a gap in one fine image
+    the valid images' weights are rescaled to 1 there."""
+    inputs = {k: [a.copy() for a in v] for k, v in cia.items()}
+    fines, coarses, target = inputs["fines"], inputs["coarses"], inputs["target"][0]
+    fines[0][:, 4:12, 3:9] = np.nan
+    est = _fit(inputs, reference="weighted")
+    pred = np.asarray(est.predict(target))
+    err = np.array([np.mean((c.astype(np.float64) - target) ** 2) for c in coarses])
+    w = err**-2 / (err**-2).sum()
+    np.testing.assert_allclose(est.reference_weights_, w, rtol=1e-9)
+    assert est.reference_pairs_ == [0, 1, 2]
+    stack = np.stack(fines).astype(np.float64)
+    ok = np.isfinite(stack)
+    weights = w[:, None, None, None] * ok
+    reference = (weights * np.where(ok, stack, 0)).sum(0) / weights.sum(0)
+    ref, _ = robot_ref(fines, coarses, target, reference, **SMALL)  # type: ignore[arg-type]
+    np.testing.assert_allclose(pred, ref, atol=2e-5)
+    # a pair whose coarse image equals the target's takes all the weight
+    est = ROBOT(block=8, step=8, reference="weighted").fit(list(zip(fines, coarses)))
+    est.predict(coarses[1])
+    np.testing.assert_array_equal(est.reference_weights_, [0, 1, 0])
+
+
 # ----------------------------------------------------------------------- interfaces
 
 

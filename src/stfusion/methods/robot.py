@@ -23,11 +23,12 @@ the authors' demo code (github.com/shuangchencc/ROBOT, Python with SPAMS); the l
      each image's minimum/maximum over B (all bands), the fine columns likewise with the fine
      images' statistics. ``f_r`` is the *reference* fine image, the temporal-coherence term:
      by default the fine image of the pair whose coarse image is closest to the target (least
-     mean squared difference over the scene); ``reference="nearest"`` takes the authors'
-     demo's, the mean of the fine images of the nearest pair before and the nearest pair after
-     the target in time. This is the L1-constrained non-negative
-     lasso (SPAMS ``lasso`` mode 0, ``pos=True``) of the authors' code; here it is solved by
-     ``scipy.optimize.nnls`` and, when the sum constraint is active, by
+     mean squared difference over the scene); ``reference="weighted"`` weights every pair's
+     fine image by the inverse square of that difference, so two pairs about as close
+     share it; ``reference="nearest"`` takes the authors' demo's, the mean of the fine images
+     of the nearest pair before and the nearest pair after the target in time. This is the
+     L1-constrained non-negative lasso (SPAMS ``lasso`` mode 0, ``pos=True``) of the authors'
+     code; here it is solved by ``scipy.optimize.nnls`` and, when the sum constraint is active, by
      ``scipy.optimize.minimize(method="SLSQP")`` on the same problem reduced by a QR
      factorisation (same minimiser).
 
@@ -140,6 +141,20 @@ def _combine(alpha: np.ndarray, stack: np.ndarray) -> np.ndarray:
         return np.where(w > 0, acc * (total / np.where(w > 0, w, 1.0)), np.nan)
 
 
+def _reference_image(weights: np.ndarray, fines: np.ndarray) -> np.ndarray:
+    """``f_r``: the fine images' mean with ``weights`` (summing to 1) per pixel, the valid
+    images' weights rescaled to 1; a pair at a time, so no copy of the whole stack."""
+    acc = np.zeros(fines.shape[1:])
+    wsum = np.zeros(fines.shape[1:])
+    for w, fine in zip(weights, fines):
+        if w > 0:
+            ok = np.isfinite(fine)
+            acc += w * np.where(ok, fine, 0.0)
+            wsum += w * ok
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(wsum > 0, acc / wsum, np.nan)
+
+
 def predict_block(
     fines: np.ndarray,
     coarses: np.ndarray,
@@ -225,10 +240,11 @@ class ROBOT(FusionMethod):
         Param(
             "reference",
             "closest",
-            StrOptions(("closest", "nearest", "mean")),
+            StrOptions(("closest", "weighted", "nearest", "mean")),
             "",
             "reference fine image of the temporal-coherence term: closest = the pair whose "
-            "coarse image is closest to the target; nearest = mean of the nearest pair "
+            "coarse image is closest to the target; weighted = every pair, weights inverse to "
+            "the squared coarse distance; nearest = mean of the nearest pair "
             "before and after in time (authors' demo; closest without dates); mean = all",
         ),
     )
@@ -277,24 +293,25 @@ class ROBOT(FusionMethod):
         return 8.0 * bands * (2 * pairs + 4) + 64.0
 
     def _prepare(self, target: Source) -> None:
-        self.reference_pairs_ = self._reference_pairs(target)
+        self.reference_weights_ = self._reference_weights(target)
+        self.reference_pairs_ = [int(i) for i in np.flatnonzero(self.reference_weights_)]
 
-    def _reference_pairs(self, target: Source) -> list[int]:
-        """Indices of the pairs whose fine images average to the reference ``f_r``."""
+    def _reference_weights(self, target: Source) -> np.ndarray:
+        """Each pair's weight in the reference ``f_r`` (summing to 1)."""
         scene = self.scene_
         n = len(scene.pairs)
+        pick = np.zeros(n)
         if self.reference == "mean":
-            return list(range(n))
+            return np.full(n, 1.0 / n)
         dates, day = scene.pair_dates, scene.target_date
         if self.reference == "nearest" and dates is not None and day is not None:
             before = [i for i in range(n) if dates[i] <= day]
             after = [i for i in range(n) if dates[i] > day]
-            out = []
             if before:
-                out.append(max(before, key=lambda i: dates[i]))
+                pick[max(before, key=lambda i: dates[i])] = 1.0
             if after:
-                out.append(min(after, key=lambda i: dates[i]))
-            return out
+                pick[min(after, key=lambda i: dates[i])] = 1.0
+            return pick / pick.sum()
         # closest coarse image to the target, mean squared difference over the scene, read
         # in windows within the run's scan budget (--mem-limit)
         total, count = np.zeros(n), np.zeros(n, np.int64)
@@ -305,8 +322,14 @@ class ROBOT(FusionMethod):
                 ok = np.isfinite(d)
                 total[i] += float(d[ok].sum())
                 count[i] += int(ok.sum())
-        err = [total[i] / count[i] if count[i] else math.inf for i in range(n)]
-        return [int(np.argmin(err))]
+        err = np.array([total[i] / count[i] if count[i] else math.inf for i in range(n)])
+        if self.reference == "weighted" and np.isfinite(err).any():
+            if (err == 0).any():  # a pair identical to the target at the coarse scale
+                return (err == 0) / float((err == 0).sum())
+            w = 1.0 / err**2
+            return w / w.sum()
+        pick[int(np.argmin(err))] = 1.0
+        return pick
 
     def predict_window(self, window: Window) -> np.ndarray:
         grid = self.grid_
@@ -323,9 +346,7 @@ class ROBOT(FusionMethod):
         fines = np.stack([f.read(region) for f, _ in pairs]).astype(np.float64)
         coarses = np.stack([c.read(region) for _, c in pairs]).astype(np.float64)
         target = self.target_.read(region).astype(np.float64)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            reference = np.nanmean(fines[self.reference_pairs_], axis=0)
+        reference = _reference_image(self.reference_weights_, fines)
         nb = target.shape[0]
         acc = np.zeros((nb, r1 - r0, c1 - c0))
         cnt = np.zeros((nb, r1 - r0, c1 - c0))
