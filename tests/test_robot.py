@@ -210,6 +210,14 @@ def test_registered_and_pairs() -> None:
         ROBOT(block=10, step=11)
 
 
+def test_weighted_reference_keeps_the_contract() -> None:
+    """The contract suite runs the defaults; the weighted reference is scene-wide too, so
+    tiled, threaded and masked runs keep every promise (stfusion.testing.check_method)."""
+    from stfusion.testing import check_method
+
+    check_method(ROBOT, {"reference": "weighted"})
+
+
 def test_series_gives_a_time_series_method_every_pair() -> None:
     d = dt.date
     clear = [d(2020, 1, 1), d(2020, 2, 1), d(2020, 3, 1), d(2020, 5, 1), d(2020, 6, 1)]
