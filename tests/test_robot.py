@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conftest import CIA, KRANJ, need, run_cli_ok, write_tif
 from reference.robot_ref import robot as robot_ref
@@ -195,6 +197,41 @@ def test_weighted_reference_matches_reference(cia: dict) -> None:
     est = ROBOT(block=8, step=8, reference="weighted").fit(list(zip(fines, coarses)))
     est.predict(coarses[1])
     np.testing.assert_array_equal(est.reference_weights_, [0, 1, 0])
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    seed=st.integers(0, 2**16),
+    scale=st.sampled_from([1e-4, 0.5, 1.0, 1e4]),
+    reference=st.sampled_from(["closest", "weighted", "mean"]),
+    order=st.permutations([0, 1, 2]),
+)
+def test_equivariant_to_units_and_pair_order(
+    seed: int, scale: float, reference: str, order: list[int]
+) -> None:
+    """Reflectance in 0-1 or x 10000 gives the same prediction in the same units (the block
+    normalisation and the reference weights are scale-free), and the order in which the
+    pairs are given does not matter."""
+    rng = np.random.default_rng(seed)
+    base = rng.uniform(0.05, 0.4, (2, 20, 20))
+    fines = [base + rng.normal(0, 0.03, base.shape) for _ in range(3)]
+
+    def coarse(f: np.ndarray) -> np.ndarray:  # 5 x 5 block means on the fine grid
+        blocks = f.reshape(2, 4, 5, 4, 5).mean(axis=(2, 4))
+        return np.repeat(np.repeat(blocks, 5, axis=1), 5, axis=2)
+
+    coarses = [coarse(f) for f in fines]
+    target = coarse(0.5 * fines[0] + 0.5 * fines[2] + rng.normal(0, 0.01, base.shape))
+
+    def run(fs: list, cs: list, t: np.ndarray) -> np.ndarray:
+        est = ROBOT(block=10, step=5, reference=reference).fit(list(zip(fs, cs)))
+        return np.asarray(est.predict(t), np.float64)
+
+    ref = run(fines, coarses, target)
+    scaled = run([scale * f for f in fines], [scale * c for c in coarses], scale * target)
+    np.testing.assert_allclose(scaled / scale, ref, rtol=1e-4, atol=1e-6)
+    permuted = run([fines[i] for i in order], [coarses[i] for i in order], target)
+    np.testing.assert_allclose(permuted, ref, rtol=1e-4, atol=1e-6)
 
 
 # ----------------------------------------------------------------------- interfaces
