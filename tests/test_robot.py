@@ -4,11 +4,13 @@ reference image, the series planner and the command line."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
+import rasterio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -300,3 +302,24 @@ def test_kranj_series_day_077(tmp_path: Path) -> None:
     pred = FileSource(str(out / "fused_2020-03-17.tif")).read()
     rmse = float(evaluate(pred, truth.read()).mean["rmse"])
     assert rmse < 0.0135  # measured 0.01278 (starfm 0.01523, estarfm 0.01250)
+
+
+def test_series_records_each_dates_reference(tmp_path: Path) -> None:
+    """The default reference switches from pair 068 to pair 093 between Kranj's days 075 and
+    076 (docs/methods/robot.md); each output's STFUSION_ROBOT tag says which it used."""
+    k = need(KRANJ)
+    fine = [str(k / "landsat" / "filled" / f"2020{d}_*.tif") for d in ("068", "093")]
+    out = tmp_path / "out"
+    run_series(
+        out,
+        fine=fine,
+        coarse=[str(k / "modis" / "filled")],
+        fine_scale=1e-4,
+        method="robot",
+        date_range="2020-03-15:2020-03-16",
+    )
+    weights = {}
+    for day in ("2020-03-15", "2020-03-16"):
+        with rasterio.open(out / f"fused_{day}.tif") as ds:
+            weights[day] = json.loads(ds.tags()["STFUSION_ROBOT"])["reference_weights"]
+    assert weights == {"2020-03-15": [1.0, 0.0], "2020-03-16": [0.0, 1.0]}

@@ -65,6 +65,7 @@ from __future__ import annotations
 import math
 import warnings
 from numbers import Integral, Real
+from typing import Any
 
 import numpy as np
 from rasterio.windows import Window
@@ -291,6 +292,15 @@ class ROBOT(FusionMethod):
 
     def bytes_per_pixel(self, bands: int, pairs: int) -> float:
         return 8.0 * bands * (2 * pairs + 4) + 64.0
+
+    def fitted_tags(self) -> dict[str, Any]:
+        # which pairs made the reference image for this target (it may switch between the
+        # dates of a series: docs/methods/robot.md)
+        tags = super().fitted_tags()
+        weights = getattr(self, "reference_weights_", None)
+        if weights is not None:
+            tags["STFUSION_ROBOT"] = {"reference_weights": np.round(weights, 4).tolist()}
+        return tags
 
     def _prepare(self, target: Source) -> None:
         self.reference_weights_ = self._reference_weights(target)
