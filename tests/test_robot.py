@@ -281,21 +281,27 @@ def test_cli_predict_with_several_pairs(tmp_path: Path) -> None:
     assert np.isfinite(read_raster(out).values).all()
 
 
+def _kranj_robot_series(out: Path, fine_days: tuple[str, ...], date_range: str) -> Path:
+    """``stfusion series --method robot`` over Kranj's filled Landsat of ``fine_days`` and
+    every MODIS day; the Kranj folder."""
+    k = need(KRANJ)
+    run_series(
+        out,
+        fine=[str(k / "landsat" / "filled" / f"2020{d}_*.tif") for d in fine_days],
+        coarse=[str(k / "modis" / "filled")],
+        fine_scale=1e-4,
+        method="robot",
+        date_range=date_range,
+    )
+    return k
+
+
 @pytest.mark.realdata(KRANJ)
 def test_kranj_series_day_077(tmp_path: Path) -> None:
     """`stfusion series --method robot` over Kranj with 077 held back: every clear pair (068,
     093; 100 has no MODIS) and better than STARFM through the same command (0.01523)."""
-    k = need(KRANJ)
-    fine = [str(k / "landsat" / "filled" / f"2020{d}_*.tif") for d in ("068", "093", "100")]
     out = tmp_path / "out"
-    run_series(
-        out,
-        fine=fine,
-        coarse=[str(k / "modis" / "filled")],
-        fine_scale=1e-4,
-        method="robot",
-        date_range="2020-03-17",
-    )
+    k = _kranj_robot_series(out, ("068", "093", "100"), "2020-03-17")
     row = {r["date"]: r for r in read_summary(out / "summary.csv")}["2020-03-17"]
     assert row["pairs"] == "2020-03-08 2020-04-02" and row["method"] == "robot"
     truth = FileSource(str(next((k / "landsat" / "filled").glob("2020077_*"))), Scaling(1e-4))
@@ -304,20 +310,12 @@ def test_kranj_series_day_077(tmp_path: Path) -> None:
     assert rmse < 0.0135  # measured 0.01278 (starfm 0.01523, estarfm 0.01250)
 
 
+@pytest.mark.realdata(KRANJ)
 def test_series_records_each_dates_reference(tmp_path: Path) -> None:
     """The default reference switches from pair 068 to pair 093 between Kranj's days 075 and
     076 (docs/methods/robot.md); each output's STFUSION_ROBOT tag says which it used."""
-    k = need(KRANJ)
-    fine = [str(k / "landsat" / "filled" / f"2020{d}_*.tif") for d in ("068", "093")]
     out = tmp_path / "out"
-    run_series(
-        out,
-        fine=fine,
-        coarse=[str(k / "modis" / "filled")],
-        fine_scale=1e-4,
-        method="robot",
-        date_range="2020-03-15:2020-03-16",
-    )
+    _kranj_robot_series(out, ("068", "093"), "2020-03-15:2020-03-16")
     weights = {}
     for day in ("2020-03-15", "2020-03-16"):
         with rasterio.open(out / f"fused_{day}.tif") as ds:
