@@ -4,10 +4,13 @@ changed, tiling, and lgc-flood (crops as in ``test_fsdaf``: scale 1e-4, R = 16).
 
 from __future__ import annotations
 
+import json
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
+import rasterio
 from rasterio.windows import Window
 
 from conftest import LGC
@@ -86,12 +89,21 @@ def test_change_step_matches_reference() -> None:
 # ----------------------------------------------------------------------- the whole method
 
 
-def test_detects_the_changed_coarse_pixels_and_unmixes_without_them() -> None:
+def test_detects_the_changed_coarse_pixels_and_unmixes_without_them(tmp_path: Path) -> None:
     d = changed_scene()
     m = FSDAF2(classes=4, window=9).fit([(d["f1"], d["c1"])], ratio=8)
     m.prepare(d["c2"])
     assert m.changed_[3:5, 2:4].all()  # the new cover
     assert m.changed_.sum() <= 8  # and few others
+    # what it found goes with the prediction (the output's STFUSION_FSDAF2 tag)
+    m.predict(d["c2"], out=tmp_path / "p.tif")
+    with rasterio.open(tmp_path / "p.tif") as ds:
+        found = json.loads(ds.tags()["STFUSION_FSDAF2"])
+    assert found == {
+        "change_threshold": round(m.change_threshold_, 4),
+        "changed_coarse_pixels": int(m.changed_.sum()),
+        "coarse_pixels": m.changed_.size,
+    }
     f = FSDAF(classes=4, window=9).fit([(d["f1"], d["c1"])], ratio=8)
     f.prepare(d["c2"])
     truth = np.array(

@@ -36,6 +36,7 @@ FSDAF's spline and residual distribution do.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import numpy as np
 from rasterio.windows import Window
@@ -213,6 +214,18 @@ class FSDAF2(FSDAF):
             change_threshold=change_threshold,
             change_scale=change_scale,
         )
+
+    def fitted_tags(self) -> dict[str, Any]:
+        # what the change detection found for this target (docs/methods/fsdaf2.md)
+        tags = super().fitted_tags()
+        changed = getattr(self, "changed_", None)
+        if changed is not None:
+            tags["STFUSION_FSDAF2"] = {
+                "change_threshold": round(float(self.change_threshold_), 4),
+                "changed_coarse_pixels": int(changed.sum()),
+                "coarse_pixels": int(changed.size),
+            }
+        return tags
 
     def bytes_per_pixel(self, bands: int, pairs: int) -> float:
         # FSDAF's, plus TP, spline - TP, the shift (f64) and F1 + shift (f32), P, masks.
