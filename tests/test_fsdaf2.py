@@ -13,7 +13,7 @@ import pytest
 import rasterio
 from rasterio.windows import Window
 
-from conftest import LGC
+from conftest import KRANJ, LGC, need
 from reference.fsdaf2_ref import fsdaf2_change_ref, otsu_ref
 from reference.fsdaf_ref import homogeneity_ref
 from stfusion.methods.fsdaf import FSDAF
@@ -154,3 +154,31 @@ def test_errors_name_fsdaf2() -> None:
     f = rng.uniform(0.1, 0.3, (2, 32, 32)).astype(np.float32)
     with pytest.raises(InvalidParameterError, match=r"^fsdaf2 needs the resolution ratio"):
         FSDAF2(window=9).fit([(f, f + 0.01)])
+
+
+@pytest.mark.realdata(KRANJ)
+def test_series_records_each_pairs_change_detection(tmp_path: Path) -> None:
+    """A date between two pairs blends one FSDAF 2.0 prediction from each: the output's
+    STFUSION_FSDAF2 tag lists both detections (pair order); the variable stays one text,
+    which evaluate reads (each pair infers its own percentiles)."""
+    from stfusion.series import run_series
+
+    k = need(KRANJ)
+    out = tmp_path / "out"
+    run_series(
+        out,
+        fine=[str(k / "landsat" / "filled" / f"2020{d}_*.tif") for d in ("068", "093")],
+        coarse=[str(k / "modis" / "filled")],
+        fine_scale=1e-4,
+        method="fsdaf2",
+        params={"ratio": 16},
+        date_range="2020-03-17",
+    )
+    with rasterio.open(out / "fused_2020-03-17.tif") as ds:
+        tags = ds.tags()
+    pairs = json.loads(tags["STFUSION_SERIES_PAIRS"])
+    found = json.loads(tags["STFUSION_FSDAF2"])
+    assert pairs == ["2020-03-08", "2020-04-02"] and len(found) == 2
+    assert all(f["coarse_pixels"] == 9 for f in found)  # 44 x 45 px at R = 16
+    assert found[0] != found[1]  # two pairs, two detections
+    assert tags["STFUSION_VARIABLE"].startswith("reflectance, inferred (0.5-99.5 percentile")

@@ -83,7 +83,7 @@ from stfusion.series.resume import (
     settings_key,
 )
 from stfusion.series.stale import drop_earlier_output, listed_outside
-from stfusion.series.tags import date_tags, members_note
+from stfusion.series.tags import date_tags, members_note, merge_fitted
 from stfusion.tiling import (
     current_mem_limit_mb,
     memory_limits,
@@ -649,7 +649,7 @@ def _predict_tier(
     reason says about them (an ensemble's members that ran)."""
     weights = [1.0] if len(sets) == 1 else temporal_weights(day, [g[0] for g in sets])
     paths = []
-    fitted: dict[str, Any] = {}
+    fitted: list[dict[str, Any]] = []
     for group in sets:
         est = s.estimator(cls, tuple(group))
         name = "+".join(d.isoformat() for d in group)
@@ -657,11 +657,11 @@ def _predict_tier(
         days = [abs((day - d).days) for d in group]  # the quality layer's days_to_pair
         _predict_component(est, target, comp, cfg.mem_limit_mb, cfg.workers, days)
         paths.append(comp)
-        fitted = fitted or est.fitted_tags()  # e.g. STFUSION_VARIABLE, as predict writes
+        fitted.append(est.fitted_tags())  # e.g. STFUSION_VARIABLE, as predict writes
         note = members_note(est, len(group))
         if note and note not in notes:
             notes.append(note)
-    return Tier(paths, weights, cls.name, sets, fitted, role)
+    return Tier(paths, weights, cls.name, sets, merge_fitted(fitted), role)
 
 
 def _predict_component(

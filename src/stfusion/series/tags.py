@@ -40,6 +40,20 @@ def members_note(est: FusionMethod, pairs: int) -> str:
     return note + ")"
 
 
+def merge_fitted(per_set: list[dict[str, Any]]) -> dict[str, Any]:
+    """One date's fitted tags from the estimators of its pair sets (a single-pair method
+    blends one prediction per pair, each with its own choices): a method's JSON record
+    (FSDAF 2.0's change detection, ...) lists each set's value in the order of
+    STFUSION_SERIES_PAIRS where they differ; a text tag keeps the first set's (the variable:
+    ``evaluate`` reads its kind, which every set shares, from the text)."""
+    out: dict[str, Any] = {}
+    for key in dict.fromkeys(k for tags in per_set for k in tags):
+        values = [tags.get(key) for tags in per_set]
+        same = all(v == values[0] for v in values)
+        out[key] = values[0] if same or isinstance(values[0], str) else values
+    return out
+
+
 def date_tags(
     s: _Series,
     rec: DateRecord,
