@@ -130,30 +130,20 @@ def solve_coefficients(design: np.ndarray, target: np.ndarray, budget: float) ->
 
 def _combine(alpha: np.ndarray, stack: np.ndarray) -> np.ndarray:
     """``sum_i alpha_i x_i`` per pixel with invalid ``x_i`` left out and the valid weights
-    rescaled to ``sum alpha`` (R3); NaN where no image with weight is valid."""
-    ok = np.isfinite(stack)
+    rescaled to ``sum alpha`` (R3, and the reference ``f_r``); NaN where no image with
+    weight is valid. One image at a time, so no copy of the whole stack."""
+    acc = np.zeros(stack.shape[1:])
+    w = np.zeros(stack.shape[1:])
+    for a, x in zip(alpha, stack):
+        if a != 0:
+            ok = np.isfinite(x)
+            acc += a * np.where(ok, x, 0.0)
+            w += a * ok
     total = float(alpha.sum())
-    a = alpha.reshape((-1,) + (1,) * (stack.ndim - 1))
-    acc = (a * np.where(ok, stack, 0.0)).sum(axis=0)
     if total == 0.0:
         return acc
-    w = (a * ok).sum(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(w > 0, acc * (total / np.where(w > 0, w, 1.0)), np.nan)
-
-
-def _reference_image(weights: np.ndarray, fines: np.ndarray) -> np.ndarray:
-    """``f_r``: the fine images' mean with ``weights`` (summing to 1) per pixel, the valid
-    images' weights rescaled to 1; a pair at a time, so no copy of the whole stack."""
-    acc = np.zeros(fines.shape[1:])
-    wsum = np.zeros(fines.shape[1:])
-    for w, fine in zip(weights, fines):
-        if w > 0:
-            ok = np.isfinite(fine)
-            acc += w * np.where(ok, fine, 0.0)
-            wsum += w * ok
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(wsum > 0, acc / wsum, np.nan)
 
 
 def predict_block(
@@ -356,7 +346,7 @@ class ROBOT(FusionMethod):
         fines = np.stack([f.read(region) for f, _ in pairs]).astype(np.float64)
         coarses = np.stack([c.read(region) for _, c in pairs]).astype(np.float64)
         target = self.target_.read(region).astype(np.float64)
-        reference = _reference_image(self.reference_weights_, fines)
+        reference = _combine(self.reference_weights_, fines)
         nb = target.shape[0]
         acc = np.zeros((nb, r1 - r0, c1 - c0))
         cnt = np.zeros((nb, r1 - r0, c1 - c0))
