@@ -294,7 +294,11 @@ class ROBOT(FusionMethod):
 
     def _prepare(self, target: Source) -> None:
         self.reference_weights_ = self._reference_weights(target)
-        self.reference_pairs_ = [int(i) for i in np.flatnonzero(self.reference_weights_)]
+
+    @property
+    def reference_pairs_(self) -> list[int]:
+        """The pairs whose fine images make the reference ``f_r`` (weight above zero)."""
+        return [int(i) for i in np.flatnonzero(self.reference_weights_)]
 
     def _reference_weights(self, target: Source) -> np.ndarray:
         """Each pair's weight in the reference ``f_r`` (summing to 1)."""
