@@ -67,6 +67,43 @@ def test_matches_reference_with_nan(cia: tuple[np.ndarray, ...]) -> None:
 
 
 @needs_cia
+def test_matches_reference_where_few_coarse_pixels_are_valid(cia: tuple[np.ndarray, ...]) -> None:
+    """A regression window with valid coarse pixels in fewer than a quarter of its places
+    takes the additive model, in the kernel as in the reference."""
+    f1, c1, c2 = crop(cia, slice(100, 143), slice(60, 97))
+    c2[:, 30:, :] = np.nan  # coarse rows 3-4 missing at the target date
+    c2[:, :, 30:] = np.nan  # and coarse column 3: a 3 x 3 corner is left
+    m = FitFC(**SMALL).fit([(f1, c1)], ratio=10)
+    got = m.predict(c2).values
+    want = fitfc_ref(f1, c1, c2, 10, **SMALL)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
+    # Valid coarse pixels in the window (9 places, 6 inside the grid at column 3): (3, 3) 1
+    # and (2, 3) 2 -> additive (the old rule fitted a line through 2: a = 23 in the green band);
+    # (2, 2) 4 -> fitted.
+    assert np.all(m.a_[:, 3, 3] == 1.0) and np.all(m.a_[:, 2, 3] == 1.0)
+    assert np.all(m.a_[:, 2, 2] != 1.0)
+
+
+@needs_cia
+def test_missing_coarse_corner_does_not_extrapolate(cia: tuple[np.ndarray, ...]) -> None:
+    """The coarse target covers only the top-left 60 % x 60 % of the scene (a user trial:
+    native MODIS clipped to part of the Landsat scene, or an L-shaped cloud). Windows at the
+    edge of the valid part once fitted a slope through 2-3 coarse pixels (a = -56) and wrote
+    reflectances from -1.8 to 5.6 where the coarse image is missing; they fall back to the
+    additive model now."""
+    f1, c1, c2 = (a.copy() for a in cia)
+    c2[:, 150:, :] = np.nan
+    c2[:, :, 150:] = np.nan
+    got = run(f1, c1, c2)
+    assert np.nanmin(got) > -0.1 and np.nanmax(got) < 1.0
+    truth = read_raster(TRUTH).values
+    # Outside the coarse coverage, about as good as no change (RMSE 0.050 there).
+    out = np.ones(got.shape[1:], bool)
+    out[:150, :150] = False
+    assert rmse(got[:, out], truth[:, out]) < 0.06
+
+
+@needs_cia
 def test_matches_reference_with_red_nir_similarity(cia: tuple[np.ndarray, ...]) -> None:
     f1, c1, c2 = crop(cia, slice(50, 90), slice(150, 190))
     kw = {**SMALL, "similarity_bands": "red,nir", "bands": "landsat7"}

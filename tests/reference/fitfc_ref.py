@@ -11,7 +11,8 @@ and floats (float64), one coarse pixel or one fine pixel at a time.
   blocks at the right and bottom edges; NaN for a block with no finite value.
 * RM fitting (eqs. 1-3), per band and coarse pixel X: least squares ``C2 = a C1 + b`` over
   the coarse pixels of the ``(2 h + 1)^2`` window around X inside the grid where C1 and C2
-  are finite. Fewer than two such pixels, or ``sum (C1 - mean)^2 <= 1e-12 sum C1^2``:
+  are finite. Fewer than two such pixels, fewer than a quarter of a whole window's pixels
+  (sides capped at the grid's height and width), or ``sum (C1 - mean)^2 <= 1e-12 sum C1^2``:
   ``a = 1``, ``b = mean(C2) - mean(C1)``; none: NaN. ``F_RM(x) = a(X) F1(x) + b(X)`` and
   ``R(X) = C2(X) - a(X) C1(X) - b(X)``; a NaN residual counts as 0.
 * Residual interpolation: Keys' cubic convolution (a = -0.5) in rows and columns; fine pixel
@@ -63,6 +64,7 @@ def regress(
 ) -> tuple[list[list[float]], list[list[float]]]:
     """Local least-squares slope and intercept of ``c2 = a c1 + b`` for one band."""
     hc, wc = len(c1), len(c1[0])
+    full = min(2 * half + 1, hc) * min(2 * half + 1, wc)  # a whole window, capped by the grid
     a = [[math.nan] * wc for _ in range(hc)]
     b = [[math.nan] * wc for _ in range(hc)]
     for i in range(hc):
@@ -81,7 +83,7 @@ def regress(
             sxx = math.fsum((u - m1) ** 2 for u, _ in pts)
             sxy = math.fsum((u - m1) * (v - m2) for u, v in pts)
             sq = math.fsum(u * u for u, _ in pts)
-            if n >= 2 and sxx > 1e-12 * sq:
+            if n >= 2 and n >= full / 4 and sxx > 1e-12 * sq:
                 a[i][j] = sxy / sxx
             else:
                 a[i][j] = 1.0

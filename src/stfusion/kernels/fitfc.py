@@ -25,12 +25,16 @@ def local_regression(
     """Least-squares ``c2 = a c1 + b`` in a ``(2 half + 1)^2`` window around each coarse pixel.
 
     ``c1``, ``c2``: ``(band, Hc, Wc)`` coarse images, NaN invalid. A window uses the coarse
-    pixels inside the grid where both are finite. With fewer than two of them, or no spread in
-    ``c1`` (variance below 1e-12 of its mean square), the slope is undefined and the model
-    falls back to ``a = 1``, ``b = mean(c2 - c1)`` (the additive model); with none, NaN.
-    Results go to ``a`` and ``b`` (float64, same shape).
+    pixels inside the grid where both are finite. With fewer than two of them, fewer than a
+    quarter of a whole window's pixels (its sides capped at the grid's height and width; a
+    slope through a few pixels at the edge of missing data extrapolates wildly: -56 from 2
+    pixels), or no spread in ``c1`` (variance below 1e-12 of its mean square), the model falls
+    back to ``a = 1``, ``b = mean(c2 - c1)`` (the additive model); with none, NaN. A window
+    clipped by the scene edge keeps at least a quarter, so a scene without gaps never falls
+    back for this. Results go to ``a`` and ``b`` (float64, same shape).
     """
     nb, hc, wc = c1.shape
+    full = min(2 * half + 1, hc) * min(2 * half + 1, wc)
     for i in prange(hc):
         for bb in range(nb):
             for j in range(wc):
@@ -63,7 +67,7 @@ def local_regression(
                             sxx += du * du
                             sxy += du * (v - m2)
                             sq += u * u
-                if n >= 2 and sxx > 1e-12 * sq:
+                if n >= 2 and 4 * n >= full and sxx > 1e-12 * sq:
                     slope = sxy / sxx
                     a[bb, i, j] = slope
                     b[bb, i, j] = m2 - slope * m1

@@ -29,16 +29,17 @@ the native pixel holding its centre, the residual is interpolated in the native 
 coordinates). The regression and the residual are scene-wide (``fit``/``prepare``); a
 window only needs a halo of ``window // 2`` fine pixels, so tiled runs equal whole-scene runs.
 
-Invalid data. A coarse pixel is the mean of its valid fine-grid values; the regression uses
-the coarse pixels where C1 and C2 are both valid. With fewer than two, or no spread in C1, the
-slope is undefined and the model falls back to the additive one (``a = 1``, ``b = mean(C2 -
-C1)`` over the window); with none, ``a`` and ``b`` are NaN. A missing residual counts as 0 in
-the interpolation. A neighbour is a candidate only where its F1 similarity bands and its
-``F_RM + r`` in every band are finite. A pixel whose own similarity bands are NaN in F1, or
-that has no candidate, takes the coarse target value (NaN if that is NaN too), flagged
-``fallback`` in the quality layer (no pair made it: the series blend prefers another pair's
-prediction there). A masked coarse target pixel drops out of the regressions; its fine
-pixels are still predicted from the ``a``, ``b`` of its window and the neighbours' residuals.
+Invalid data. A coarse pixel is the mean of its valid fine-grid values; the regression uses the
+coarse pixels where C1 and C2 are both valid. With fewer than two, valid pixels in fewer than a
+quarter of the window's places (a slope through a few pixels at the edge of a gap extrapolates
+wildly), or no spread in C1, the model falls back to the additive one (``a = 1``, ``b = mean(C2
+- C1)`` over the window); with none, ``a`` and ``b`` are NaN. A missing residual counts as 0 in
+the interpolation. A neighbour is a candidate only where its F1 similarity bands and its ``F_RM
++ r`` in every band are finite. A pixel whose own similarity bands are NaN in F1, or that has
+no candidate, takes the coarse target value (NaN if that is NaN too), flagged ``fallback`` in
+the quality layer (no pair made it: the series blend prefers another pair's prediction there).
+A masked coarse target pixel drops out of the regressions; its fine pixels are still predicted
+from the ``a``, ``b`` of its window and the neighbours' residuals.
 
 Departures from the paper and from the reference codes (the authors' MATLAB code and
 ImageFusion's C++ port):
@@ -54,7 +55,7 @@ ties in similarity     nearer pixel first, then row-major  ImageFusion: nearer f
 window at scene edge   clipped (pixels outside are not     ImageFusion: clipped; MATLAB: image
                        candidates)                         padded by its ``Extend_*`` helpers
 degenerate regression  additive fallback ``a = 1``,        MATLAB: ``a = cov / (var + eps)``,
-(flat C1, < 2 pixels)  ``b = mean(C2 - C1)``               so ``a = 0`` for flat C1;
+(flat C1, few pixels)  ``b = mean(C2 - C1)``               so ``a = 0`` for flat C1;
                                                            ImageFusion: ``a = 1``, ``b = 0``
 regression window      whole coarse pixels                 ImageFusion: a window of fine
                                                            pixels (coarse pixels weighted by
