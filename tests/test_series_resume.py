@@ -348,6 +348,20 @@ def test_int16_clipping_is_reported(tmp_path: Path, caplog: pytest.LogCaptureFix
     assert verify_output(out / rec.output, grid, 6, "int16")[0] == "ok"
 
 
+def test_int16_precision_loss_is_reported(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A user trial: reflectance stored with --int16-scale 1 became 0 at every pixel, exit 0,
+    no word. The date's reason and a warning now say so and name a scale that keeps it."""
+    fine, coarse = _copies(tmp_path, ("068", "093"))
+    with caplog.at_level(logging.WARNING, logger="stfusion"):
+        res = _run(fine, coarse, tmp_path / "out", "2020-03-09", dtype="int16", int16_scale=1.0)
+    rec = res.records[0]
+    assert rec.status == "predicted"
+    assert "most precision is lost" in rec.reason and "--int16-scale 0.0001" in rec.reason
+    assert "most precision is lost" in caplog.text
+    ok = _run(fine, coarse, tmp_path / "ok", "2020-03-09", dtype="int16")
+    assert "precision" not in ok.records[0].reason
+
+
 def test_band_files_and_hdf_fields_have_an_identity(tmp_path: Path) -> None:
     """A comma list of band files (stacked by a preset) and an HDF field spec were not files,
     so their identity had no size or time: a band file changed in place kept its outputs."""

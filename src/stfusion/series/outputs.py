@@ -13,6 +13,7 @@ import csv
 import datetime as dt
 import hashlib
 import logging
+import math
 import os
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -161,6 +162,11 @@ def verify_output(
         return "corrupt", tags
 
 
+#: Fewer steps of ``--int16-scale`` than this across a date's values is a precision loss
+#: worth a warning (reflectance 0-0.5 at the default 1e-4 spans 5000).
+MIN_INT16_STEPS = 100
+
+
 @dataclass
 class WrittenImage:
     """What :func:`write_date_image` wrote: the valid fraction (pixels with a value in every
@@ -169,6 +175,29 @@ class WrittenImage:
     valid_fraction: float
     clipped: int
     checksum: str
+    #: int16: how many steps of the scale the stored values span (max - min); float32: None.
+    steps: int | None = None
+    #: The span of the values before storing (max - min over bands; 0 without any).
+    span: float = 0.0
+
+    def int16_notes(self, int16_scale: float) -> list[str]:
+        """What storing as int16 lost: clipped values, and precision when the values span
+        fewer than :data:`MIN_INT16_STEPS` steps of the scale (reflectance at scale 1 stores
+        every pixel as 0)."""
+        notes = []
+        if self.clipped:
+            notes.append(
+                f"{self.clipped} value(s) beyond +-{32767 * int16_scale:g} clipped to fit int16 "
+                f"(--int16-scale {int16_scale:g})"
+            )
+        if self.steps is not None and self.span > 0 and self.steps < MIN_INT16_STEPS:
+            better = 10.0 ** math.floor(math.log10(self.span / 1000))  # >= 1000 steps
+            notes.append(
+                f"the values span {self.span:.4g} but only {self.steps} step(s) of "
+                f"--int16-scale {int16_scale:g} as stored: most precision is lost; give "
+                f"--int16-scale {better:g} (or --dtype float32)"
+            )
+        return notes
 
 
 class DateImage:
@@ -178,15 +207,21 @@ class DateImage:
     def __init__(self, ds: Any, grid: Grid, dtype: str, int16_scale: float) -> None:
         self.ds, self.grid, self.dtype, self.int16_scale = ds, grid, dtype, int16_scale
         self.valid = self.clipped = 0
+        self.lo, self.hi = np.inf, -np.inf  # the values, and (int16) as stored
+        self.qlo, self.qhi = np.inf, -np.inf
         self.hash = hashlib.sha256()
 
     def write(self, win: Window, out: np.ndarray) -> None:
         """Store the float32 block ``out`` at ``win`` (int16: scaled, clipped, nodata)."""
         self.valid += int(np.isfinite(out).all(axis=0).sum())
+        ok = np.isfinite(out)
+        if ok.any():
+            self.lo, self.hi = min(self.lo, out[ok].min()), max(self.hi, out[ok].max())
         if self.dtype == "int16":
-            ok = np.isfinite(out)
             q = np.rint(np.where(ok, out, 0) / self.int16_scale)
             self.clipped += int((ok & (np.abs(q) > 32767)).sum())
+            if ok.any():
+                self.qlo, self.qhi = min(self.qlo, q[ok].min()), max(self.qhi, q[ok].max())
             stored = np.where(ok, np.clip(q, -32767, 32767), INT16_NODATA).astype(np.int16)
         else:
             stored = np.asarray(out, np.float32)
@@ -198,8 +233,13 @@ class DateImage:
     ) -> WrittenImage:
         """Write the tags, once every block is written (see :func:`write_date_image`)."""
         g = self.grid
+        stored = np.clip([self.qlo, self.qhi], -32767, 32767)
         done = WrittenImage(
-            self.valid / float(g.width * g.height), self.clipped, self.hash.hexdigest()
+            self.valid / float(g.width * g.height),
+            self.clipped,
+            self.hash.hexdigest(),
+            int(stored[1] - stored[0]) if self.dtype == "int16" and self.hi >= self.lo else None,
+            float(self.hi - self.lo) if self.hi >= self.lo else 0.0,
         )
         final = dict(tags(done) if callable(tags) else tags)
         # written last: a file with these tags has all its data

@@ -504,12 +504,7 @@ def _predict_date(
             notes.append(
                 f"{s.fallback.name} filled {frac:.1%} of the pixels that {s.cls.name} left empty"
             )
-        if done.clipped:
-            lim = 32767 * cfg.int16_scale
-            note = (
-                f"{done.clipped} value(s) beyond +-{lim:g} clipped to fit int16 "
-                f"(--int16-scale {cfg.int16_scale:g})"
-            )
+        for note in done.int16_notes(cfg.int16_scale):
             log.warning("series: %s: %s", day, note)
             notes.append(note)
         rec.valid_fraction = done.valid_fraction
