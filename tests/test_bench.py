@@ -371,3 +371,36 @@ def test_vipstf_bases_get_the_case_band_roles(user_case: Path) -> None:
     assert _with_case_bands(VIPSTF, case, []) == []  # FSDAF, the default base, takes none
     est = make_estimator("vipstf", ["base=sw"], pairs=2)
     assert effective_params(est)["base_params"]["window"] == 65  # sw is VIPSTF's own base
+
+
+@pytest.mark.parametrize("scaled", [("f1", "f2"), ("f1", "c1", "c2", "f2")])
+def test_a_case_in_the_wrong_units_fails_before_any_run(
+    user_case: Path,
+    small_tifs: dict[str, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    scaled: tuple[str, ...],
+) -> None:
+    """User trials: a case whose Landsat was x 10000 and MODIS 0-1 ran every method as
+    "skipped" and exited 0 with an empty table; one with both x 10000 and no scales was scored
+    in digital numbers (RMSE 116, PSNR -40 dB, in bold). Both are refused up front, naming the
+    case's keys to set."""
+    for key in scaled:
+        arr = FileSource(str(small_tifs[key])).read() * 10000
+        transform = FileSource(str(small_tifs[key])).grid.transform
+        write_tif(small_tifs[key], arr, transform=transform, names=["red", "nir"])
+    out = tmp_path / "b"
+    code, _, err = run_cli([*bench_args("tiny", out, "--cases-file", str(user_case))], capsys)
+    assert code == 1 and "case tiny: " in err, err
+    assert "fine_scale" in err and "[cases.tiny]" in err, err
+    if len(scaled) == 4:
+        assert 'data_range = "truth"' in err
+    assert not out.exists()
+    # With the scales set it runs.
+    user_case.write_text(
+        user_case.read_text()
+        + "fine_scale = 0.0001\n"
+        + ("coarse_scale = 0.0001\n" if len(scaled) == 4 else "")
+    )
+    code, _, err = run_cli([*bench_args("tiny", out, "--cases-file", str(user_case))], capsys)
+    assert code == 0, err

@@ -25,10 +25,13 @@ from stfusion.errors import (
     GridMismatchError,
     InputFileError,
     InvalidParameterError,
+    ScaleMismatchError,
     STFusionError,
     STFusionWarning,
 )
 from stfusion.io import FileSource, Scaling
+from stfusion.metrics import DATA_RANGE_FACTOR
+from stfusion.scene_checks import SAMPLE_PIXELS, check_scales
 
 if TYPE_CHECKING:
     from stfusion.methods.base import FusionMethod
@@ -118,6 +121,34 @@ class Case:
             raise InvalidParameterError(
                 f"case {self.name}: {len(self.bands)} band names for {fine.count} bands of "
                 f"{self.pairs[0][0]}; give one name per band (or leave bands out)."
+            )
+        self._check_values()
+
+    def _check_values(self) -> None:
+        """The case's scales, before any run: the first pair's fine and coarse images in one
+        unit (every method would fail on it, so the table came out empty), and a truth within
+        the data range that SSIM and PSNR assume (int16 x 10000 read without fine_scale was
+        scored in digital numbers: RMSE 116, PSNR -40 dB, in bold)."""
+        keys = f"fine_scale and coarse_scale in [cases.{self.name}]"
+        fine = FileSource(self.pairs[0][0], self.fine_scaling)
+        coarse = FileSource(self.pairs[0][1], self.coarse_scaling)
+        try:
+            check_scales(fine, coarse)
+        except ScaleMismatchError as exc:
+            raise ScaleMismatchError(
+                f"case {self.name}: {exc} In a cases file these are {keys}."
+            ) from None
+        if isinstance(self.data_range, str):
+            return
+        truth = FileSource(self.truth, self.fine_scaling).sample(SAMPLE_PIXELS)
+        values = truth[np.isfinite(truth)]
+        if values.size and np.ptp(values) > DATA_RANGE_FACTOR * float(self.data_range):
+            raise ScaleMismatchError(
+                f"case {self.name}: the truth {self.truth} spans {values.min():.4g} to "
+                f"{values.max():.4g} (read with fine_scale {self.fine_scale or 1:g}), far beyond "
+                f"the data range {float(self.data_range):g} that SSIM and PSNR assume. Set "
+                f"{keys} to bring the images to reflectance (e.g. fine_scale = 0.0001 for "
+                'x10000), or data_range = "truth" for other units (temperatures).'
             )
 
 
