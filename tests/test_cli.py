@@ -399,6 +399,23 @@ def test_evaluate_undeclared_fill_value(
     assert rmse(bare, "--truth-nodata", "-9999") == pytest.approx(want, rel=1e-12)
 
 
+def test_evaluate_a_fill_over_half_the_prediction_is_not_called_a_scale(
+    small_tifs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A user trial: -9999 in 55 % of an undeclared-fill prediction made its median 9999, and
+    the error said the prediction was stored scaled (--pred-scale 1e-05, which scored RMSE
+    0.174 against 0.0170). The error names the fill and --pred-nodata now."""
+    f1 = FileSource(str(small_tifs["f1"]))
+    data = f1.read()
+    data[:, 15:] = -9999
+    pred = write_tif(tmp_path / "p.tif", data, transform=f1.grid.transform)
+    code, _, err = run_cli(["evaluate", str(pred), str(small_tifs["f2"])], capsys)
+    assert code == 1 and "--pred-nodata -9999" in err and "--pred-scale" not in err, err
+    args = ["evaluate", str(pred), str(small_tifs["f2"]), "--pred-nodata", "-9999"]
+    code, _, err = run_cli(args, capsys)
+    assert code == 0, err
+
+
 def test_evaluate_warns_on_landsat_c2_zero_fill(
     small_tifs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

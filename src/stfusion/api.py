@@ -495,10 +495,7 @@ def _check_evaluation(
             stacklevel=3,
         )
     pred_sample, truth_sample = pred_src.sample(), truth_scored.sample()
-    for src, sample, role, file_tags in (
-        (pred_src, pred_sample, "pred", pred_tags),
-        (truth_src, truth_sample, "truth", truth_tags),
-    ):
+    fills = [
         warn_undeclared_fill(
             src,
             sample,
@@ -506,6 +503,11 @@ def _check_evaluation(
             f"--{role}-nodata {{stored}} ({role}_nodata= in Python).",
             reflectance=not _named_index_or_temperature(src, file_tags),
         )
+        for src, sample, role, file_tags in (
+            (pred_src, pred_sample, "pred", pred_tags),
+            (truth_src, truth_sample, "truth", truth_tags),
+        )
+    ]
     warn_band_order(
         truth_src,
         [pred_src],
@@ -515,6 +517,13 @@ def _check_evaluation(
     mismatch = scale_mismatch(pred_sample, truth_sample, truth_given=truth_src.scale)
     if mismatch is not None and not scale_check:
         warnings.warn(mismatch.message(prediction, truth), STFusionWarning, stacklevel=2)
+    elif mismatch is not None and any(fills):
+        # a fill of -9999 makes a median of 9999: the scale advice would score the fill
+        raise ScaleMismatchError(
+            " ".join(f for f in fills if f)
+            + " It makes the images' values differ as if on different scales; nothing was "
+            "scored. (--no-scale-check scores anyway.)"
+        )
     elif mismatch is not None:
         raise ScaleMismatchError(
             mismatch.message(prediction, truth).replace(

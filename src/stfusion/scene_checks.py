@@ -417,31 +417,30 @@ def check_target_scale(pair: tuple[Source, Source], target: Source) -> None:
 
 def warn_undeclared_fill(
     source: Source, sample: np.ndarray, advice: str, reflectance: bool = True
-) -> None:
+) -> str | None:
     """Warn when ``sample`` (read from ``source``) holds an undeclared fill value
     (:func:`undeclared_fill`); ``advice`` says what to do, with ``{stored}`` for the value
-    as the file stores it (before scaling)."""
+    as the file stores it (before scaling). Returns the warning's text, or None."""
     found = undeclared_fill(sample, reflectance)
     if found is not None:
         b, fill, share, p1, p99 = found
         stored = f"{stored_value(source, fill):.6g}"
-        warnings.warn(
+        text = (
             f"{source.label}: {share:.1%} of band {b + 1} holds {fill:.6g}, far from the other "
-            f"values ({p1:.4g} .. {p99:.4g}): {advice.format(stored=stored)}",
-            STFusionWarning,
-            stacklevel=4,
+            f"values ({p1:.4g} .. {p99:.4g}): {advice.format(stored=stored)}"
         )
-        return
-    uniform = uniform_fill(sample)
-    if uniform is not None:
+    else:
+        uniform = uniform_fill(sample)
+        if uniform is None:
+            return None
         fill, share = uniform
         stored = f"{stored_value(source, fill):.6g}"
-        warnings.warn(
+        text = (
             f"{source.label}: {share:.1%} of the pixels hold {fill:.6g} in every band: "
-            f"{advice.format(stored=stored)}",
-            STFusionWarning,
-            stacklevel=4,
+            f"{advice.format(stored=stored)}"
         )
+    warnings.warn(text, STFusionWarning, stacklevel=4)
+    return text
 
 
 def check_valid(source: Source, role: str) -> float:
