@@ -131,6 +131,20 @@ def test_empty_and_mostly_empty_coarse(tmp_path: Path) -> None:
         open_scene([(f, c)], h)
 
 
+@pytest.mark.parametrize("role", ["fine", "target"])
+def test_one_empty_band_is_named(tmp_path: Path, role: str) -> None:
+    """A user trial: the coarse target's NIR all NaN made FSDAF write F1's NIR (exit 0,
+    coverage 1) and Fit-FC a NaN band; an empty fine band passed STARFM and Fit-FC silently.
+    Now an error names the band and how to leave it out."""
+    f, c = write_tif(tmp_path / "f.tif", _img()), write_tif(tmp_path / "c.tif", _img(1))
+    bad = _img() if role == "fine" else _img(1)
+    bad[1] = np.nan
+    b = write_tif(tmp_path / "b.tif", bad, names=["red", "nir"])
+    pair, target = ((b, c), c) if role == "fine" else ((f, c), b)
+    with pytest.raises(EmptyInputError, match=r"b\.tif: band\(s\) 2 \(nir\) .*--bands"):
+        open_scene([pair], target)
+
+
 def test_scale_mismatch(tmp_path: Path) -> None:
     f = write_tif(tmp_path / "f.tif", _img() * 10000)
     c = write_tif(tmp_path / "c.tif", _img(1))

@@ -462,6 +462,16 @@ def check_valid(source: Source, role: str) -> float:
             f"{source.label}: the {role} has no valid pixels (all nodata/NaN). Check its nodata "
             f"value and that it covers the fine image's area.{hint}"
         )
+    empty = [b for b in range(s.shape[0]) if not np.isfinite(s[b]).any()]
+    if empty:
+        names = list(getattr(source, "band_names", ()) or ())
+        which = ", ".join(f"{b + 1} ({names[b]})" if b < len(names) else str(b + 1) for b in empty)
+        raise EmptyInputError(
+            f"{source.label}: band(s) {which} of the {role} have no valid pixels (all "
+            "nodata/NaN) while the other bands have values: no method can fuse them. "
+            "Leave them out of both images (--bands, "
+            "or --fine-bands and --coarse-bands; docs/inputs.md), or check the file's nodata."
+        )
     option = "--fine-nodata" if role.startswith("fine") else "--coarse-nodata"
     warn_undeclared_fill(
         source,
