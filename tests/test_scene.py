@@ -173,6 +173,23 @@ def test_scale_mismatch(tmp_path: Path) -> None:
         open_scene([(f10, c)], c)
 
 
+def test_scale_advice_for_landsat_collection_2(tmp_path: Path) -> None:
+    """A user trial: uint16 Collection 2 digital numbers against 0-1 MODIS got only "give
+    --fine-scale 1e-05", and with 2.75e-5 but no offset only "check --fine-scale"; each run
+    then exited 0 with RMSE 0.057 against 0.035. Both messages name scale and offset now."""
+    refl = _img() * 0.1  # dark, as CIA's: the forgotten offset then makes 5x and more
+    dn = np.round((refl + 0.2) / 2.75e-5).astype(np.uint16)
+    f = write_tif(tmp_path / "f.tif", dn, dtype="uint16")
+    c = write_tif(tmp_path / "c.tif", coarse_like(refl))
+    with pytest.raises(ScaleMismatchError, match=r"--fine-scale 2\.75e-5 --fine-offset -0\.2"):
+        open_scene([(f, c)], c)
+    with pytest.warns(STFusionWarning, match=r"needs --fine-offset -0\.2"):
+        open_scene([(f, c)], c, fine_scaling=Scaling(2.75e-5))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", STFusionWarning)
+        open_scene([(f, c)], c, fine_scaling=Scaling(2.75e-5, -0.2))
+
+
 def test_scale_advice_for_values_scaled_twice(tmp_path: Path) -> None:
     """0-1 reflectance read with --fine-scale 0.0001 (median ~4e-6) against 0-1 coarse: the
     advice was --coarse-scale 0.0001, which puts both in units of 1e-4 reflectance."""
