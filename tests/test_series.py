@@ -493,12 +493,10 @@ def _cloudy_run(info: dict[str, Any], out: Path, masks: bool = True, **kw: Any) 
         out,
         fine=[str(info["fine_dir"])],
         coarse=[str(info["coarse_dir"])],
-        method="fitfc",
-        params=["ratio=10"],
+        **{"method": "fitfc", "params": ["ratio=10"], **kw},
         fine_scale=2.75e-5,
         fine_offset=-0.2,
         **mask_kw,
-        **kw,
     )
 
 
@@ -733,6 +731,11 @@ def test_method_needing_the_ratio_is_refused_before_any_date(
     assert proc.returncode == 1, proc.stderr
     assert "fitfc needs the resolution ratio" in proc.stderr and "--param ratio=" in proc.stderr
     assert not any(out.rglob("*")), sorted(out.rglob("*"))
+    # A fractional ratio on one grid failed every date with the same paragraph (exit 3); it
+    # is refused once now, before any date.
+    with pytest.raises(InvalidParameterError, match=r"must be a positive integer; got 9\.5"):
+        _cloudy_run(cloudy, tmp_path / "frac", masks=False, params=["ratio=9.5"])
+    assert not (tmp_path / "frac").exists()
     # The same inputs with the ratio run (the check costs nothing when it passes).
     res = _cloudy_run(cloudy, tmp_path / "ok", masks=False, dates="2001-10-17")
     assert res.records[0].status == "predicted", res.records[0].reason

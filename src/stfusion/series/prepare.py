@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from stfusion.coarse import integer_ratio
 from stfusion.errors import (
     InvalidParameterError,
     OutputExistsError,
@@ -297,8 +298,12 @@ def check_before_dates(
         for m, kw in ((cls, params or {}), (fallback, {}))
         if m is not None and m.needs_ratio_for(kw)
     ]
-    if needs and images.ratio is None and open_scene([pair], check=False).ratio is None:
-        name = needs[0].name if needs[0] is cls else f"{needs[0].name} (--fallback)"
+    if not needs or open_scene([pair], check=False).ratio is not None:
+        return
+    name = needs[0].name if needs[0] is cls else f"{needs[0].name} (--fallback)"
+    if images.ratio is not None:  # one grid: R x R blocks, so an integer (16.5 failed each date)
+        integer_ratio(images.ratio, name)
+    else:
         raise InvalidParameterError(
             f"{name} needs the resolution ratio R, the coarse sensor's pixel size over the fine "
             "one's. The inputs are on one grid, so it cannot be read from them: give it as an "
