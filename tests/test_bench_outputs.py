@@ -250,3 +250,23 @@ def test_bench_output_modes_respect_umask(user_case: Path, tmp_path: Path) -> No
     for path in [out, *out.rglob("*")]:
         mode = stat.S_IMODE(path.stat().st_mode)
         assert mode == (0o755 if path.is_dir() else 0o644), (path, oct(mode))
+
+
+def test_an_existing_output_folder_keeps_its_mode_and_group(
+    user_case: Path, tmp_path: Path
+) -> None:
+    """A user trial: --out on an existing empty, private, setgid group folder (2770) came back
+    755 and in the user's own group: the results were readable by everyone. The folder the
+    bench writes in its place keeps the mode and group; a rerun with --overwrite too."""
+    out = tmp_path / "res"
+    out.mkdir()
+    os.chmod(out, 0o2770)
+    gid = os.getgid() if os.getuid() != 0 else 65534  # root may give it another group
+    os.chown(out, -1, gid)
+    args = bench_args("tiny", out, "--cases-file", str(user_case), "--no-figures")
+    for extra in ([], ["--overwrite"]):
+        p = _cli([*args, *extra], cwd=tmp_path, umask=0o022)
+        assert p.returncode == 0, p.stderr
+        st = out.stat()
+        assert stat.S_IMODE(st.st_mode) == 0o2770 and st.st_gid == gid, oct(st.st_mode)
+        assert (out / "summary.md").exists()

@@ -365,8 +365,9 @@ def run_bench(
         case.check_files()
     final.parent.mkdir(parents=True, exist_ok=True)
     aside: Path | None = None
+    keep = final.stat() if final.is_dir() else None  # its mode and group go to the new one
     try:
-        with atomic_path(final, suffix="") as tmp:
+        with atomic_path(final, suffix="", keep=keep) as tmp:
             tmp.mkdir()
             started = warm_up(cases, methods, params, multi_pair, progress) if warmup else set()
             how = (multi_pair, warmup, started)

@@ -228,6 +228,7 @@ def atomic_path(
     overwrite: bool = False,
     suffix: str | None = None,
     verify: Callable[[Path], None] | None = None,
+    keep: os.stat_result | None = None,
 ) -> Iterator[Path]:
     """Yield a temporary path beside ``final``; on success it is renamed onto ``final``.
 
@@ -235,7 +236,10 @@ def atomic_path(
     nothing is left behind on an exception, SIGINT or SIGTERM (the CLI turns SIGTERM into an
     exception), and partials of killed processes are removed by the next run
     (:func:`remove_stale_partials`). The result gets the mode a plain ``open()`` gives (the
-    umask is respected: 0666 & ~umask for files, 0777 & ~umask for folders). An existing
+    umask is respected: 0666 & ~umask for files, 0777 & ~umask for folders); one that
+    replaces an existing ``final`` keeps its permission bits and group (a user's shared,
+    setgid folder turned world-readable ``root:root`` when a bench replaced it), as does
+    one given ``keep``, the ``os.stat`` of an output the caller moved aside. An existing
     ``final`` is replaced only with ``overwrite=True``; a folder is never replaced by a file
     or the other way round. ``verify(tmp)`` runs before the rename and raises when what was
     written is not whole (:func:`check_written`).
@@ -257,7 +261,14 @@ def atomic_path(
             check_replaceable(final)
         if verify is not None:
             verify(tmp)
-        os.chmod(tmp, umask_mode(0o777 if is_dir else 0o666))
+        if keep is None and final.exists() and not final.is_symlink():
+            keep = final.stat()
+        if keep is None:
+            os.chmod(tmp, umask_mode(0o777 if is_dir else 0o666))
+        else:
+            os.chmod(tmp, stat.S_IMODE(keep.st_mode))
+            with contextlib.suppress(OSError):  # only the owner or root may change the group
+                os.chown(tmp, -1, keep.st_gid)
         if is_dir and final.is_dir():
             # os.replace cannot replace a non-empty folder: move the old one aside first.
             old = partial_name(final, ".old")
