@@ -5,10 +5,11 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
-import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -336,9 +337,15 @@ def test_bench_out_in_a_read_only_folder_fails_before_any_work(
 
     ro = tmp_path / "ro"
     ro.mkdir()
-    real_access = os.access
-    monkeypatch.setattr(os, "access", lambda p, m: False if Path(p) == ro else real_access(p, m))
-    with pytest.raises(InputFileError, match=r"ro/b: cannot write in .*ro \(read-only"):
+    real_mkdtemp = tempfile.mkdtemp
+
+    def mkdtemp(*a: Any, dir: Path, **kw: Any) -> str:
+        if Path(dir) == ro:
+            raise OSError(30, "Read-only file system")
+        return real_mkdtemp(*a, dir=dir, **kw)
+
+    monkeypatch.setattr(tempfile, "mkdtemp", mkdtemp)
+    with pytest.raises(InputFileError, match=r"ro/b: cannot write in .*ro \(read-only.*Read-only"):
         check_bench_out(ro / "b")
     check_bench_out(tmp_path / "elsewhere" / "b")
 

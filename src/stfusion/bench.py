@@ -31,6 +31,7 @@ import datetime as _dt
 import gc
 import json
 import os
+import tempfile
 import threading
 import time
 import traceback
@@ -562,10 +563,13 @@ def check_bench_out(
             )
     # the folder is built beside its final place: the nearest existing parent must take it
     parent = next(p for p in final.parents if p.exists())
-    if not os.access(parent, os.W_OK | os.X_OK):
+    try:  # tried, not os.access: root passes that and still cannot write in /sys or /proc
+        os.rmdir(tempfile.mkdtemp(prefix=".stfusion-probe-", dir=parent))
+    except OSError as exc:
         raise InputFileError(
-            f"{shown}: cannot write in {parent} (read-only or no permission); choose another --out."
-        )
+            f"{shown}: cannot write in {parent} (read-only or no permission: "
+            f"{exc.strerror or exc}); choose another --out."
+        ) from None
     return final
 
 
