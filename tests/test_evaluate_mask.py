@@ -160,3 +160,27 @@ def test_a_cloud_the_mask_removes_is_not_called_a_fill(
         masked = _scores(capsys, pred, str(cloudy), "--mask", str(mask))
     assert any("0.95" in n for n in unmasked["notes"]), unmasked["notes"]
     assert not any("0.95" in n for n in masked["notes"]), masked["notes"]
+
+
+def test_a_binary_mask_tagged_nodata_0_is_explained(
+    small_tifs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A user trial: a GDAL-made binary mask declaring nodata 0 masked every pixel (its
+    clear ones are nodata, and nodata is invalid); the only word was "check the nodata
+    values, the mask". A warning now names the tag and how to remove it."""
+    pred, truth = str(small_tifs["f1"]), small_tifs["f2"]
+    t = FileSource(str(truth)).grid.transform
+    cloudy = np.zeros((40, 40), np.uint8)
+    cloudy[:10] = 1
+    tagged = write_tif(tmp_path / "m0.tif", cloudy, transform=t, dtype="uint8", nodata=0)
+    with pytest.warns(
+        STFusionWarning,
+        match=r"m0\.tif: a binary mask that declares nodata 0.*"
+        r"75% of it.*-unsetnodata",
+    ):
+        code, _, err = run_cli(["evaluate", pred, str(truth), "--mask", str(tagged)], capsys)
+    assert code == 1 and "no pixel is valid" in err
+    plain = write_tif(tmp_path / "m.tif", cloudy, transform=t, dtype="uint8")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", STFusionWarning)
+        _scores(capsys, pred, str(truth), "--mask", str(plain))

@@ -72,10 +72,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import rasterio
 from rasterio.windows import Window
 
 from stfusion.errors import GridMismatchError, InvalidParameterError, STFusionWarning
 from stfusion.io import FileSource, Scaling, Source
+from stfusion.io.sources import underlying_source
 
 MASK_KINDS = ("binary", "landsat_qa_pixel", "mod09_state_1km", "sentinel2_scl")
 
@@ -446,6 +448,19 @@ def _check_binary_values(mask: Source, label: str) -> None:
     (Landsat QA_PIXEL, MODIS state_1km) read as binary masks every pixel it flags at all,
     often all of them."""
     values = mask.sample(1 << 14)
+    path = getattr(underlying_source(mask), "path", None)
+    if isinstance(path, str) and os.path.isfile(path):
+        with rasterio.open(path) as ds:
+            declared = ds.nodata
+        if declared == 0:  # GDAL tools often tag 0 so; nodata is invalid, so all of it is
+            warnings.warn(
+                f"{label}: a binary mask that declares nodata 0, the value of its clear "
+                f"pixels: they count as invalid (nodata is), {np.isnan(values).mean():.0%} of "
+                "it. If 0 means clear, remove the tag (gdal_edit.py -unsetnodata MASK, on a "
+                "copy).",
+                STFusionWarning,
+                stacklevel=4,
+            )
     found = np.unique(values[np.isfinite(values)])
     other = found[~np.isin(found, (0, 1, 255))]
     if other.size:
