@@ -184,3 +184,21 @@ def test_a_binary_mask_tagged_nodata_0_is_explained(
     with warnings.catch_warnings():
         warnings.simplefilter("error", STFusionWarning)
         _scores(capsys, pred, str(truth), "--mask", str(plain))
+
+
+def test_other_bands_or_size_say_what_to_do(
+    small_tifs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A user trial: a one-band prediction, or one cropped from the fine grid, against the
+    whole truth was refused with "bands and size must match" and nothing more."""
+    truth = str(small_tifs["f2"])
+    src = FileSource(str(small_tifs["f1"]))
+    data, t = src.read(), src.grid.transform
+    nir = write_tif(tmp_path / "nir.tif", data[1:], transform=t, names=["nir"])
+    code, _, err = run_cli(["evaluate", str(nir), truth], capsys)
+    assert code == 1 and f"{truth}:nir " in err, err
+    code, _, err = run_cli(["evaluate", str(nir), f"{truth}:nir"], capsys)
+    assert code == 0, err
+    crop = write_tif(tmp_path / "crop.tif", data[:, :30, :30], transform=t, names=["red", "nir"])
+    code, _, err = run_cli(["evaluate", str(crop), truth], capsys)
+    assert code == 1 and "gdal_translate -projwin" in err, err

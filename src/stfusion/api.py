@@ -379,7 +379,7 @@ def evaluate_files(
                 f"{prediction} ({pred_src.count} x {pred_src.grid.height} x "
                 f"{pred_src.grid.width}) and {truth} ({truth_src.count} x "
                 f"{truth_src.grid.height} x {truth_src.grid.width}): bands and size must match "
-                "to compare them pixel by pixel."
+                "to compare them pixel by pixel. " + _shape_advice(pred_src, truth_src)
             )
         pg, tg = pred_src.grid, truth_src.grid
         if pg.georeferenced and tg.georeferenced and not pg.same_as(tg):
@@ -433,6 +433,25 @@ def evaluate_files(
         report.notes.insert(0, f"the mask {mask} leaves no pixel of the truth to score")
     report.inputs = inputs
     return report
+
+
+def _shape_advice(pred: FileSource, truth: FileSource) -> str:
+    """What to do about prediction and truth of other band counts or sizes."""
+    advice = []
+    if pred.count != truth.count:
+        names = [str(n) for n in pred.band_names]
+        known = names and set(names) <= {str(n) for n in truth.band_names}
+        pick = ",".join(names) if known else ",".join(str(b + 1) for b in range(pred.count))
+        advice.append(
+            "Choose the truth's bands the prediction holds, in its order: TRUTH:BANDS, "
+            f"{'here' if known else 'e.g.'} {truth.path}:{pick} (docs/inputs.md)."
+        )
+    if pred.grid.shape != truth.grid.shape:
+        advice.append(
+            "Crop the larger onto the smaller's extent (gdal_translate -projwin, or gdalwarp "
+            "with the other's -te/-tr) and score again."
+        )
+    return " ".join(advice)
 
 
 def _masked_truth(
