@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -272,3 +273,18 @@ def test_a_url_is_named_as_one_with_the_gdal_prefix_to_use() -> None:
 
     with pytest.raises(InputFileError, match=r"a URL, not a file.*/vsicurl/https://x\.org/a\.tif"):
         split_spec("https://x.org/a.tif")
+
+
+def test_a_comma_list_names_the_item_that_found_nothing(tmp_path: Path) -> None:
+    """A user trial: one misspelt band file in a comma list named the whole list, "file not
+    found", not the file."""
+    from stfusion.io.stacks import split_spec
+
+    (tmp_path / "B1.tif").write_bytes(b"")
+    (tmp_path / "B2.tif").write_bytes(b"")
+    b1, b2, b9 = (str(tmp_path / f"B{i}.tif") for i in (1, 2, 9))
+    for spec in (f"{b1},{b9},{b2}", f"{b1},{b9},{b2}:1,2", f"{tmp_path}/B[12].tif,{b9}"):
+        with pytest.raises(InputFileError, match=rf"{re.escape(b9)} found nothing \(1 of"):
+            split_spec(spec)
+    with pytest.raises(InputFileError, match="file not found"):
+        split_spec(b9)

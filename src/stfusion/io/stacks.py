@@ -92,10 +92,27 @@ def split_spec(spec: str) -> tuple[list[str], tuple[str, ...] | None]:
             f"/vsicurl/{spec} (s3:// as /vsis3/BUCKET/KEY, gs:// as /vsigs/BUCKET/KEY)."
         )
     what = "no file matches the glob" if any(c in spec for c in _GLOB_CHARS) else "file not found"
+    for text in ([head] if sep and head else []) + [spec]:
+        missing, total = _missing_items(text)
+        if missing:  # a comma list of which some items exist: name the others
+            raise InputFileError(
+                f"{spec}: {', '.join(missing)} found nothing ({len(missing)} of the list's "
+                f"{total} items). Check those names."
+            )
     raise InputFileError(
         f"{spec}: {what}. Give a file, a glob or a comma list of single-band files, "
         "optionally followed by :BANDS (e.g. MOD09GA.hdf:sur_refl_b01_1,sur_refl_b02_1)."
     )
+
+
+def _missing_items(text: str) -> tuple[list[str], int]:
+    """The items of a comma list that name no file, and how many items it has; no items
+    unless some of the list's exist (a single name, or a list naming nothing, is not one)."""
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    found = [bool(_expand(t)) for t in items]
+    if len(items) < 2 or not any(found):
+        return [], len(items)
+    return [t for t, ok in zip(items, found) if not ok], len(items)
 
 
 def stack_class(path: str, scaling: Scaling | None) -> type[FileSource]:
