@@ -242,6 +242,8 @@ def test_exit_code_3_when_every_pair_is_unreadable(tmp_path: Path) -> None:
     (rec,) = read_summary(out / "summary.csv")
     assert rec["status"] == "failed"
     assert "2 pair(s) unreadable" in rec["reason"] and "mask_2001-10-08.tif" in rec["reason"]
+    # with -q the reason reaches stderr too (a user trial: only "1 failed" and exit 3)
+    assert f"failed: 2001-11-02: {rec['reason']}" in r.stderr, r.stderr
 
 
 def test_an_image_used_unmasked_is_said_also_with_quiet(tmp_path: Path) -> None:

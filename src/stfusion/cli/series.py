@@ -326,7 +326,13 @@ def series(
         progress.close()
     _print_summary(result, quiet, logged.messages)
     if result.failed:
-        if not quiet:
+        if quiet:  # no table: the reasons still go to stderr (a script sees why, not only 3)
+            failed = sorted(result.failed, key=lambda r: r.date)
+            for r in failed[:5]:
+                click.echo(f"failed: {r.date.isoformat()}: {r.reason}", err=True)
+            if len(failed) > 5:
+                click.echo(f"failed: {len(failed) - 5} more in {result.summary_path}", err=True)
+        else:
             click.echo(
                 f"{len(result.failed)} date(s) failed ({time.monotonic() - t0:.0f} s); see "
                 f"{result.summary_path}. Fix the inputs and run again: finished dates are kept.",
