@@ -227,6 +227,9 @@ def test_bench_cli(user_case: Path, tmp_path: Path, capsys: pytest.CaptureFixtur
     with pytest.raises(SystemExit) as exc:
         main(["bench", "--cases", "nope", "--out", str(tmp_path / "c")])
     assert exc.value.code == 1 and "unknown case" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", "--cases", "sample-cia-1pai", "--out", str(tmp_path / "c")])
+    assert "(did you mean sample-cia-1pair?)" in capsys.readouterr().err
 
 
 @pytest.mark.skipif(not shutil.which("chromium"), reason="Debian's chromium is not installed")

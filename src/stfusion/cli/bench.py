@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 import sys
 import time
@@ -205,9 +206,11 @@ def _chosen_cases(cases: str, known: dict[str, Case], data_dir: str | None) -> l
         )
     missing = [n for n in names if n not in known]
     if missing:
+        close = [m for n in missing for m in difflib.get_close_matches(n, known, n=1)]
         raise InvalidParameterError(
-            f"unknown case(s) {', '.join(missing)}; available: {', '.join(known)} "
-            "(--data-dir or --cases-file for more)."
+            f"unknown case(s) {', '.join(missing)}"
+            + (f" (did you mean {', '.join(close)}?)" if close else "")
+            + f"; available: {', '.join(known)} (--data-dir or --cases-file for more)."
         )
     return [known[n] for n in names]
 

@@ -209,7 +209,7 @@ def _config(opts: dict[str, Any]) -> SeriesConfig:
 )
 @click.option(
     "--int16-scale",
-    type=float,
+    type=click.FloatRange(min=0, min_open=True),
     default=1e-4,
     show_default=True,
     help="Scale factor of int16 outputs (value = stored * scale).",

@@ -243,7 +243,7 @@ def refuse_other_settings(
         )
         raise OutputExistsError(
             f"{out}: {len(clash)} output(s) were made with other settings {what}. Pass "
-            "--overwrite to replace them, or choose another --out-dir."
+            "--overwrite (Python: overwrite=True) to replace them, or choose another --out-dir."
         )
 
 
@@ -258,18 +258,23 @@ def settings_changed(recorded: str | None, settings: dict[str, Any]) -> str:
         return ""
     now = json.loads(json.dumps(settings, default=str))  # as recorded: tuples as lists
     diffs = []
-    for k in sorted(set(then) | set(now)):
+
+    def show(v: Any) -> Any:
+        return "none" if v is None else v  # JSON's null, as the options spell it
+
+    # the method first: a fallback that changes with it reads as a consequence
+    for k in sorted(set(then) | set(now), key=lambda k: (k != "method", k)):
         a, b = then.get(k), now.get(k)
         if a == b or (k == "params" and then.get("method") != now.get("method")):
             continue
         if isinstance(a, dict) and isinstance(b, dict):  # parameters: only those that differ
             diffs += [
-                f"{k}.{n}: {a.get(n)} -> {b.get(n)}"
+                f"{k}.{n}: {show(a.get(n))} -> {show(b.get(n))}"
                 for n in sorted(set(a) | set(b))
                 if a.get(n) != b.get(n)
             ]
         else:
-            diffs.append(f"{k}: {a} -> {b}")
+            diffs.append(f"{k}: {show(a)} -> {show(b)}")
     more = f"; and {len(diffs) - 4} more" if len(diffs) > 4 else ""
     return "; ".join(diffs[:4]) + more
 
