@@ -612,5 +612,9 @@ def test_inspect_says_which_qa_file_a_preset_masks_with(
     flat = " ".join(out.split())
     assert "QA_PIXEL.TIF masks it (landsat_qa_pixel, --fine-preset landsat457-c2l2)" in flat
     assert "(--fine-preset landsat457-c2l2)" in flat.split("scaling")[1].split("valid")[0]
+    # the valid share as predict reads it, under the QA mask (a user trial: 100 %, and the
+    # masked clouds' value called an undeclared fill)
+    valid = flat.split("valid ")[1].split(";")[0]
+    assert "% of pixels after its QA mask (100.0% before)" in valid, valid
     code, out, _ = run_cli([*args[:3], "--fine-preset", "landsat89-c2l2"], capsys)
     assert code == 1 and "PROBLEM" in out and "a Landsat 7 file" in " ".join(out.split())

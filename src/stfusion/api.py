@@ -578,11 +578,12 @@ def _named_index_or_temperature(src: FileSource, tags: dict[str, str]) -> bool:
     return variable.split(",")[0].split(" ")[0] in ("ndvi", "lst", "other")
 
 
-def _preset_lines(preset: Any, path: str, role: str) -> list[str]:
+def _preset_lines(preset: Any, path: str, role: str) -> tuple[list[str], str | None]:
     """``inspect``'s account of a preset's QA band: the file that would mask the image, or
-    that none is there. A preset of other Landsat missions than the files' is an error."""
+    that none is there, and that file. A preset of other Landsat missions than the files' is
+    an error."""
     if preset is None or not preset.qa_band or not preset.mask_kind:
-        return []
+        return [], None
     from stfusion.inputs import check_preset_fits, prediction_masks
 
     check_preset_fits(preset, path, f"--{role}-preset")
@@ -590,11 +591,12 @@ def _preset_lines(preset: Any, path: str, role: str) -> list[str]:
         warnings.simplefilter("ignore", STFusionWarning)  # said here instead
         qa = prediction_masks([path], [], role, preset)[0]
     if qa:
-        return [f"  qa        {qa} masks it ({preset.mask_kind}, --{role}-preset {preset.name})"]
+        line = f"  qa        {qa} masks it ({preset.mask_kind}, --{role}-preset {preset.name})"
+        return [line], qa
     return [
         f"  qa        no {preset.qa_band} among its files: its clouds are not masked (include "
         f"the {preset.qa_band} file, or give --{role}-mask)"
-    ]
+    ], None
 
 
 def _scale_source(info: Any, preset: Any, fine: bool) -> str:
@@ -645,6 +647,8 @@ def inspect_files(
     starting ``  PROBLEM`` for each thing ``predict`` would refuse (an unreadable file is
     one, and the others are still described). ``fine_preset``/``coarse_preset``
     (:class:`stfusion.inputs.Preset`): also which QA file would mask each image."""
+    from stfusion.qa import MaskedSource
+
     lines: list[str] = []
     fine: FileSource | None = None
     for i, path in enumerate(files):
@@ -656,13 +660,16 @@ def inspect_files(
         role = "fine (output grid)" if i == 0 else "coarse"
         preset = fine_preset if i == 0 else coarse_preset
         try:
-            qa_lines = _preset_lines(preset, path, "fine" if i == 0 else "coarse")
+            qa_lines, qa = _preset_lines(preset, path, "fine" if i == 0 else "coarse")
             info = inspect_raster(path, scaling)
             src = FileSource(path, scaling)
-            sample = src.sample(1 << 18)
+            unmasked = src.sample(1 << 18)
+            # as predict reads it: under the preset's QA mask (its clouds are no "fill")
+            sample = MaskedSource(src, qa, preset.mask_kind).sample(1 << 18) if qa else unmasked
         except STFusionError as exc:  # reported, and the other files still are
             lines += [f"{path}  [{role}]", f"  PROBLEM   {exc}"]
             continue
+        before = f" after its QA mask ({np.isfinite(unmasked).mean():.1%} before)" if qa else ""
         ok = np.isfinite(sample)
         vals = sample[ok]
         lo, hi = np.percentile(vals, [1, 99]) if vals.size else (np.nan, np.nan)
@@ -678,7 +685,7 @@ def inspect_files(
             + ("" if scaling.nodata is None else f"; {scaling.nodata:g} given (as stored)"),
             f"  scaling   value * {info.scale:g} {'-' if info.offset < 0 else '+'} "
             f"{abs(info.offset):g} ({_scale_source(info, preset, i == 0)})",
-            f"  valid     {ok.mean():.1%} of pixels; values p1..p99 {lo:.4g} .. {hi:.4g}",
+            f"  valid     {ok.mean():.1%} of pixels{before}; values p1..p99 {lo:.4g} .. {hi:.4g}",
             *qa_lines,
         ]
         if not vals.size:
