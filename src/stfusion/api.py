@@ -379,7 +379,7 @@ def evaluate_files(
                 f"{prediction} ({pred_src.count} x {pred_src.grid.height} x "
                 f"{pred_src.grid.width}) and {truth} ({truth_src.count} x "
                 f"{truth_src.grid.height} x {truth_src.grid.width}): bands and size must match "
-                "to compare them pixel by pixel. " + _shape_advice(pred_src, truth_src)
+                "to compare them pixel by pixel. " + _shape_advice(pred_src, truth_file)
             )
         pg, tg = pred_src.grid, truth_src.grid
         if pg.georeferenced and tg.georeferenced and not pg.same_as(tg):
