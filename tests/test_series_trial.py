@@ -277,7 +277,8 @@ def test_overwrite_that_fails_a_date_removes_its_output_of_other_settings(
 ) -> None:
     """--overwrite with another method: 03-10 fails, so its STARFM output would stay beside
     the new additive ones as if made with them; it is removed and the summary says so. An
-    output that matches the run (same settings and inputs) is kept instead."""
+    output that matches the run (same settings and inputs) is kept instead: resumed, as
+    computing it again would write the same pixels."""
     fine, out = _landsat(tmp_path), tmp_path / "out"
     run_series(out, **_kw(fine))
     _failing(monkeypatch, "2020-03-10")
@@ -295,8 +296,26 @@ def test_overwrite_that_fails_a_date_removes_its_output_of_other_settings(
     _failing(monkeypatch, "2020-03-10")
     res = run_series(same, **_kw(fine, overwrite=True))
     rec = {r.date.isoformat(): r for r in res.records}["2020-03-10"]
-    assert rec.status == "failed" and "earlier output kept" in rec.reason
+    assert rec.status == "predicted" and rec.reason.startswith("kept from an earlier run")
     assert (same / "fused_2020-03-10.tif").exists()
+
+
+def test_an_interrupted_overwrite_run_resumes(tmp_path: Path) -> None:
+    """A user trial: a run with another method and --overwrite stopped half way left STARFM
+    and additive outputs side by side; running it again without --overwrite was refused
+    (other settings) and with it computed every date again, those already made too. Under
+    --overwrite an output made with the run's own settings and inputs is resumed now."""
+    fine, out = _landsat(tmp_path), tmp_path / "out"
+    run_series(out, **_kw(fine))  # STARFM, 03-09 and 03-10
+    part = run_series(out, **_kw(fine, method="additive", overwrite=True, date_range="2020-03-09"))
+    assert part.records[0].status == "predicted"
+    res = run_series(out, **_kw(fine, method="additive", overwrite=True))
+    rec = {r.date.isoformat(): r for r in res.records}
+    assert rec["2020-03-09"].reason.startswith("kept from an earlier run"), rec["2020-03-09"]
+    assert not rec["2020-03-10"].reason.startswith("kept"), rec["2020-03-10"]
+    for day in ("2020-03-09", "2020-03-10"):
+        with rasterio.open(out / f"fused_{day}.tif") as ds:
+            assert ds.tags()["STFUSION_METHOD"] == "additive"
 
 
 def test_a_damaged_output_that_cannot_be_redone_is_removed(

@@ -303,7 +303,8 @@ def check_before_dates(
         for m, kw in ((cls, params or {}), (fallback, {}))
         if m is not None and m.needs_ratio_for(kw)
     ]
-    if not needs or open_scene([pair], check=False).ratio is not None:
+    # coarse images reprojected from their own grid: FSDAF and Fit-FC use the native pixels
+    if not needs or images.aligned or open_scene([pair], check=False).ratio is not None:
         return
     name = needs[0].name if needs[0] is cls else f"{needs[0].name} (--fallback)"
     if images.ratio is not None:  # one grid: R x R blocks, so an integer (16.5 failed each date)

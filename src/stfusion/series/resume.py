@@ -134,6 +134,15 @@ def restore_from_tags(rec: DateRecord, tags: dict[str, str], kept: str) -> None:
     rec.reason = f"{kept}; {earlier}" if earlier else kept
 
 
+def made_with(path: Path, grid: Grid, count: int, dtype: str, key: str) -> bool:
+    """Whether ``path`` is a complete output of this command made with the settings of
+    ``key`` (``STFUSION_SERIES_KEY``; tags only, no pixels read). Under ``--overwrite`` such
+    an output is resumed like any other, since computing it again would write the same
+    pixels: an interrupted ``--overwrite`` run goes on where it stopped."""
+    state, tags = verify_output(path, grid, count, dtype, read_data=False)
+    return state == "ok" and tags.get("STFUSION_SERIES_KEY") == key
+
+
 def resume_record(
     rec: DateRecord,
     path: Path,

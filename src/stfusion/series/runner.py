@@ -79,6 +79,7 @@ from stfusion.series.resume import (
     OFF_STEP_REASON,
     OUTSIDE_REASON,
     file_identity,
+    made_with,
     resume_record,
     settings_key,
 )
@@ -423,7 +424,9 @@ def _run_date(
     inputs = s.inputs(day)
     redo = ""
     try:
-        if path.exists() and not cfg.overwrite:
+        if path.exists() and (
+            not cfg.overwrite or made_with(path, s.grid, s.count, cfg.dtype, key)
+        ):
             kept, redo = resume_record(rec, path, s.grid, s.count, cfg.dtype, inputs, cfg.quality)
             if kept:
                 return rec
