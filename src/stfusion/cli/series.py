@@ -230,8 +230,9 @@ def _config(opts: dict[str, Any]) -> SeriesConfig:
     "gap-filling read row blocks of up to 64 MB outside it.",
 )
 @overwrite_option(
-    "Recompute and replace existing outputs (without it, verified outputs are "
-    "kept and only missing or damaged dates are computed)."
+    "Replace existing outputs made with other settings, and files of others at output "
+    "names (verified outputs of these settings and inputs are kept either way, so an "
+    "interrupted run resumes)."
 )
 @click.option(
     "--quality",

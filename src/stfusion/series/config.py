@@ -123,7 +123,7 @@ class SeriesConfig:
     workers: int = 1
     #: Memory for the working windows of each prediction, in MB; None: 1024 MB.
     mem_limit_mb: float | None = None
-    #: Recompute every date and replace existing outputs (else verified outputs are kept).
+    #: Replace outputs made with other settings (verified outputs of these settings are kept).
     overwrite: bool = False
     #: Also write ``PREFIX_YYYY-MM-DD_quality.tif`` beside each output: per pixel, whether the
     #: value is observed, days to the nearest pair, pairs used, fallback flags and the tier
