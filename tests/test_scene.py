@@ -131,6 +131,24 @@ def test_empty_and_mostly_empty_coarse(tmp_path: Path) -> None:
         open_scene([(f, c)], h)
 
 
+def test_coarse_arrays_of_other_sizes_are_refused() -> None:
+    """A user trial: pairs' coarse arrays 10x smaller than the fine array and a target 20x
+    smaller (another sensor, or a crop of the right one) were accepted silently: the target
+    was stretched over the scene, and the output still said ratio 10."""
+    from stfusion.methods.baselines import Additive
+
+    fine = _img(0, (2, 40, 40))
+    c1, c2 = _img(1, (2, 4, 4)), _img(2, (2, 4, 4))
+    est = Additive().fit([(fine, c1)])
+    assert est.ratio_ == 10
+    for bad in (_img(2, (2, 2, 2)), c2[:, :2, :2]):
+        with pytest.raises(GridMismatchError, match=r"10 times smaller, coarse target 20 times"):
+            est.predict(bad)
+    with pytest.raises(GridMismatchError, match="not all one size"):
+        open_scene([(fine, c1)], _img(2, (2, 2, 2)))
+    assert est.predict(c2).shape == (2, 40, 40)
+
+
 @pytest.mark.parametrize("role", ["fine", "target"])
 def test_one_empty_band_is_named(tmp_path: Path, role: str) -> None:
     """A user trial: the coarse target's NIR all NaN made FSDAF write F1's NIR (exit 0,

@@ -474,11 +474,24 @@ def open_scene(
     warn_band_order(ref, [*fines[1:], *all_coarse])
     aligned: list[Source] = []
     ratios: list[float] = []
+    repeated: dict[float, str] = {}  # plain arrays R times smaller: R and one such array
     for c in all_coarse:
         a, r = align_coarse(c, ref, resampling, notes)
         aligned.append(a)
         if r is not None:
             ratios.append(r)
+            if not (c.grid.georeferenced or ref.grid.georeferenced):
+                repeated.setdefault(r, c.label)
+    if ratio is not None and repeated and ratio not in repeated:
+        repeated = {ratio: "the pairs' coarse images", **repeated}  # fitted: now the target
+    if len(repeated) > 1:  # a target cropped or of another sensor would be stretched silently
+        raise GridMismatchError(
+            "the coarse arrays are not all one size: "
+            + ", ".join(f"{label} {r:g} times smaller" for r, label in repeated.items())
+            + f" than the fine array {ref.label}. Each coarse pixel must cover R x R fine "
+            "pixels with one R for every coarse image: give them all at one size (or as "
+            "georeferenced DataArrays or files, which are reprojected)."
+        )
     unreferenced = [n for n in notes if "not georeferenced" in n]
     if unreferenced:
         # the inputs of those notes that lack a CRS (the fine image too, when it has none)
