@@ -634,6 +634,10 @@ def test_evaluate_checks_how_dataarrays_label_their_pixels() -> None:
             m.evaluate(pred, bad)
     # rioxarray's band numbers say nothing about the bands: not compared
     m.evaluate(pred, truth.assign_coords(band=[1, 2, 3]))
+    # other names are scored by position, said (a trial: red, nir, lst against red, nir,
+    # swir1 scored silently)
+    with pytest.warns(STFusionWarning, match=r"green, red, nir and truth green, red, lst"):
+        m.evaluate(pred, truth.assign_coords(band=["green", "red", "lst"]))
 
 
 def test_a_ratio_that_is_no_number_is_a_parameter_error() -> None:
