@@ -80,7 +80,7 @@ def test_check_scheduler_forms(tmp_path: Path) -> None:
     sched = tmp_path / "scheduler.json"
     sched.write_text("{}")
     assert check_scheduler(str(sched)) == str(sched)
-    for bad in ["not a url", "tcp://host", "http//x:1", "host:0", ""]:
+    for bad in ["not a url", "tcp://host", "http//x:1", "host:0", "", 42, None]:
         with pytest.raises(InvalidParameterError, match="tcp://HOST:PORT"):
             check_scheduler(bad)
 

@@ -60,7 +60,14 @@ def check_scheduler(scheduler: Any) -> Any:
             "--scheduler (scheduler=) needs dask.distributed: pip install 'stfusion[dask]'."
         )
     if not isinstance(scheduler, str | os.PathLike):
-        return scheduler  # a distributed Client (checked when used)
+        from distributed import Client
+
+        if not isinstance(scheduler, Client):  # scheduler=42 was a bare TypeError
+            raise InvalidParameterError(
+                f"scheduler={scheduler!r}: not a scheduler address, scheduler file or "
+                f"distributed.Client. Give {SCHEDULER_FORMS}."
+            )
+        return scheduler
     text = os.fspath(scheduler)
     if os.path.isfile(text):
         return text
