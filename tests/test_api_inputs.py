@@ -637,6 +637,16 @@ def test_plain_coarse_arrays_r_times_smaller_are_their_blocks() -> None:
     for bad in (c1[:, :, :4], c1[:, :5]):
         with pytest.raises(GridMismatchError, match="integer R times the coarse one"):
             FSDAF(classes=3).fit([(fine1, bad)])
+    # DataArrays without coordinates are in array order too (a user trial: refused with
+    # "at least one has no CRS ... Georeference both files")
+    import xarray as xr
+
+    def da(a: np.ndarray) -> xr.DataArray:
+        return xr.DataArray(a, dims=("band", "y", "x"))
+
+    labelled = FSDAF(classes=3).fit([(da(fine1), da(c1))]).predict(da(c2))
+    np.testing.assert_array_equal(labelled.values, got.values)
+    assert labelled.dims == ("band", "y", "x")
 
 
 def test_masked_plain_arrays_r_times_smaller_are_their_blocks() -> None:

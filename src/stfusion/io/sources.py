@@ -161,7 +161,9 @@ class ArraySource(Source):
             self.band_names = tuple(f"band{i + 1}" for i in range(self.count))
 
     def plain(self) -> bool:
-        return self.layout is None and not self.grid.georeferenced
+        # a DataArray without spatial coordinates is in array order, as a numpy array
+        no_coords = self.layout is None or (self.layout.y is None and self.layout.x is None)
+        return no_coords and not self.grid.georeferenced
 
     def read(self, window: Window | None = None, halo: int = 0) -> np.ndarray:
         out, inside, dest = self._padded(window, halo)
