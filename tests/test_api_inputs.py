@@ -131,6 +131,14 @@ def test_band_last_numpy_array_warns() -> None:
         warnings.simplefilter("error", STFusionWarning)
         as_source(np.moveaxis(a, -1, 0))  # (band, y, x): nothing to say
         as_source(np.zeros((120, 40, 40), np.float32))  # a hyperspectral cube, band first
+    # band-last fine and coarse arrays: the band-count error says which order is read (a
+    # user trial: "12 bands but fine has 120 ... --coarse-bands 3,4,1,2,6,7")
+    from stfusion.methods.baselines import Additive
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", STFusionWarning)
+        with pytest.raises(GridMismatchError, match=r"If yours are \(y, x, band\)"):
+            Additive().fit([(a, a[::6, ::6])])
 
 
 # ------------------------------------------------------------------------ Scaling (4, 5)

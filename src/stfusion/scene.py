@@ -464,6 +464,13 @@ def open_scene(
     )
     for img in [*fines, *all_coarse]:
         if img.count != ref.count:
+            if img.plain() and ref.plain():  # arrays: band-last ones show as many "bands"
+                raise GridMismatchError(
+                    f"{img.label} has {_bands(img.count)} but {ref.label} has {ref.count}: "
+                    "arrays are read as (band, y, x). If yours are (y, x, band), give "
+                    "np.moveaxis(a, -1, 0) for each; else give each image the same bands in "
+                    "the same order."
+                )
             raise GridMismatchError(
                 f"{img.label} has {_bands(img.count)} but {ref.label} has {ref.count}: every "
                 "image needs the same bands in the same order. Choose them with --fine-bands / "
