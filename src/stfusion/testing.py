@@ -366,6 +366,7 @@ def method_checks(cls: type[FusionMethod]) -> tuple[Check, ...]:
 def check_method(cls: type[FusionMethod], params: Mapping[str, Any] | None = None) -> None:
     """Run every contract check on method class ``cls``; ``params``: keyword arguments that
     make it fast on a 48 x 48 px, 3-band scene (small windows, a small checkpoint). Raises
-    ``AssertionError`` naming the method and the first check that failed."""
+    ``AssertionError`` naming the method and the first check that failed, or the
+    ``MethodOutputError`` that ``predict`` raises for a window of the wrong shape or type."""
     for check in method_checks(cls):
         check(cls, params)
