@@ -214,6 +214,12 @@ def test_catalog_dates_name_the_row_and_take_the_file_name_forms(tmp_path: Path)
     said = " ".join(str(w.message) for w in caught)
     assert f"{csv}, line 3: date 2001-10-09 contradicts the file name" in said, said
     assert "--dates" not in said, said
+    # another row's date left empty (read from its file name): the given one still counts
+    # (a user trial: every row then took its file name's date, silently)
+    csv.write_text(f"site,date,fine,coarse\ns,,{f1},{c1}\ns,2001-10-09,{f2},{c2}\n")
+    with pytest.warns(STFusionWarning, match=r"line 3: date 2001-10-09 contradicts"):
+        (site,) = open_sites(read_catalog(csv))
+    assert list(site.dates) == ["2001-10-08", "2001-10-09"]
     csv.write_text(f"site,date,fine,coarse\ns,8.10.2001,{f1},{c1}\ns,20011017,{f2},{c2}\n")
     with pytest.raises(InvalidParameterError, match=r"line 2: .*YYYY-MM-DD, YYYYMMDD or YYYYDDD"):
         read_catalog(csv)

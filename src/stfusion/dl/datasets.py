@@ -34,6 +34,7 @@ from __future__ import annotations
 import copy
 import datetime as _dt
 import math
+import os
 from collections.abc import Iterator, Sequence, Sized
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,7 +46,13 @@ from rasterio.windows import Window
 
 from stfusion.dl.catalog import PairSpec
 from stfusion.dl.catalog import read_catalog as read_catalog  # re-exported: its old home
-from stfusion.dl.data import Block, ordered_pairs, resolve_dates, validation_block
+from stfusion.dl.data import (
+    Block,
+    ordered_pairs,
+    parse_date,
+    resolve_dates,
+    validation_block,
+)
 from stfusion.dl.file_handles import (  # re-exported: datasets.<name> is their old home
     GDAL_CACHE_BYTES,  # noqa: F401
     MAX_HANDLES,  # noqa: F401
@@ -84,6 +91,11 @@ class Example:
     site: int
     ref: int
     tgt: int
+
+
+def _named(image: object) -> bool:
+    """Whether ``image`` is given by a name that may carry a date (a path, not an array)."""
+    return isinstance(image, str | os.PathLike)
 
 
 def _days(a: str, b: str) -> int:
@@ -550,10 +562,10 @@ def open_sites(
     sites = []
     for name, specs in groups.items():
         raw = [(s.fine, s.coarse) for s in specs]
-        given = [s.date for s in specs if s.date]
-        dates = resolve_dates(
-            raw, given if len(given) == len(specs) else None, [s.where for s in specs]
-        )
+        # a row's date, else its file name's (a row left empty once made every row's
+        # catalog date give way to the file names, silently)
+        given = [s.date or (parse_date(str(s.fine)) if _named(s.fine) else None) for s in specs]
+        dates = resolve_dates(raw, given if all(given) else None, [s.where for s in specs])
         # a row's own scale opens its images with it; the others take the run's
         images = [
             (
