@@ -180,6 +180,17 @@ def test_train_command(pairs: list, tmp_path: Path) -> None:
     res = CliRunner().invoke(train_cmd, [*args, "--resume", "--epochs", "2", "-q"])
     assert res.exit_code == 0, res.output
     assert load_checkpoint(out).data["epoch"] == 2
+    # the recorded command runs again as it is (a user trial: it named --device auto beside
+    # --devices cpu, refused as two values of one option, and --ae-steps, which DCSTFN ignores)
+    import shlex
+
+    res = CliRunner().invoke(train_cmd, [*args, "--devices", "cpu", "--overwrite", "-q"])
+    assert res.exit_code == 0, res.output
+    cmd = load_checkpoint(out).meta["command"]
+    assert "--device " not in cmd and "--devices cpu" in cmd and "--ae-steps" not in cmd, cmd
+    again = shlex.split(cmd)[2:]  # without "stfusion train"
+    res = CliRunner().invoke(train_cmd, [*again, "--overwrite", "-q"])
+    assert res.exit_code == 0, res.output
 
 
 def test_train_command_catalog_val_dates_and_engine_options(tmp_path: Path) -> None:

@@ -183,6 +183,8 @@ def train(
         raise click.UsageError("give the training pairs: --pair FINE COARSE (2+) or --catalog.")
     check_run_flags(ctx)
     settings["ae_steps"] = settings["ae_steps"] if given(ctx, "ae_steps") else None
+    if settings["ae_steps"] is None or model not in ONLY_FOR["ae_steps"][0]:
+        ctx.params["ae_steps"] = None  # recorded only where given and read (a re-run warned)
     settings_only = _train_settings(model, size or TrainSettings.size, settings)
     with usage_errors():
         check_run_values(settings_only)  # a bad value is said before torch is imported (5 s)
@@ -264,6 +266,8 @@ def check_run_flags(ctx: click.Context) -> None:
             f"--device {p['device']} and --devices {p['devices']} differ (they are the same "
             "option): give one."
         )
+    if p.get("devices"):  # the recorded command names one (with both, its re-run was refused)
+        p["device"] = None
 
 
 @contextlib.contextmanager
