@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -191,6 +192,23 @@ def test_train_command(pairs: list, tmp_path: Path) -> None:
     again = shlex.split(cmd)[2:]  # without "stfusion train"
     res = CliRunner().invoke(train_cmd, [*again, "--overwrite", "-q"])
     assert res.exit_code == 0, res.output
+
+
+def test_a_validation_block_leaving_no_room_is_warned_about(pairs: list, tmp_path: Path) -> None:
+    """A user trial: --val-fraction 0.99 left a 1-pixel strip for the training patches,
+    padded, exit 0 and no word."""
+    from stfusion.cli.train import train as train_cmd
+
+    out = tmp_path / "v.ckpt"
+    args = ["--model", "dcstfn", *quick_args(out, "--size", "tiny"), *pair_args(pairs)]
+    with pytest.warns(STFusionWarning, match=r"fewer than --patch 16.*--val-dates"):
+        res = CliRunner().invoke(train_cmd, [*args, "--val-fraction", "0.9"])
+    assert res.exit_code == 0, res.output
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = CliRunner().invoke(train_cmd, [*args, "--overwrite"])  # 0.2: room for patches
+    assert res.exit_code == 0, res.output
+    assert not any("fewer than --patch" in str(w.message) for w in caught)
 
 
 def test_train_command_catalog_val_dates_and_engine_options(tmp_path: Path) -> None:

@@ -35,6 +35,7 @@ import copy
 import datetime as _dt
 import math
 import os
+import warnings
 from collections.abc import Iterator, Sequence, Sized
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,7 +61,7 @@ from stfusion.dl.file_handles import (  # re-exported: datasets.<name> is their 
     kept_open,
     streaming,  # noqa: F401
 )
-from stfusion.errors import GridMismatchError, InvalidParameterError
+from stfusion.errors import GridMismatchError, InvalidParameterError, STFusionWarning
 from stfusion.io import Scaling, Source
 from stfusion.scene import Scene, as_source, open_scene
 
@@ -617,12 +618,25 @@ def _check_bands(site: str, images: Sequence[tuple[Source, Source]]) -> None:
             )
 
 
-def set_blocks(sites: Sequence[Site], val_fraction: float, multiple: int = 1) -> None:
-    """Give each site its bottom-right validation block (``val_fraction`` 0: none)."""
+def set_blocks(
+    sites: Sequence[Site], val_fraction: float, multiple: int = 1, patch: int = 0
+) -> None:
+    """Give each site its bottom-right validation block (``val_fraction`` 0: none); warn
+    when the strips beside it are narrower than a ``patch`` (training then sees a strip a
+    few pixels wide, padded: --val-fraction 0.99 trained on one row, silently)."""
     for site in sites:
-        site.block = (
+        b = site.block = (
             validation_block(site.shape, val_fraction, multiple) if val_fraction > 0 else None
         )
+        if b is not None and max(b.row, b.col) < patch <= min(site.shape):
+            warnings.warn(
+                f"site {site.name}: the validation block (--val-fraction {val_fraction:g}) "
+                f"leaves {b.row} row(s) above it and {b.col} column(s) beside it, fewer than "
+                f"--patch {patch}: training patches come from that strip, padded. Give a "
+                "smaller --val-fraction or --patch, or hold out dates (--val-dates).",
+                STFusionWarning,
+                stacklevel=3,
+            )
 
 
 def steps_per_epoch(sites: Sequence[Site], n_targets: int, patch: int, batch: int) -> int:

@@ -226,7 +226,7 @@ def run_data(
     if cfg.max_gap and any(s.dates is None for s in sites):
         raise InvalidParameterError("--max-gap needs the pairs' dates (--dates or file names).")
     check_patch(sites, cfg.patch)
-    ds.set_blocks(sites, cfg.val_fraction, multiple)
+    ds.set_blocks(sites, cfg.val_fraction, multiple, cfg.patch)
     used = ds.training_dates(sites, held)
     if norm is None and getattr(cfg, "agnostic", False):
         norm = ds.Normalisation.identity()
