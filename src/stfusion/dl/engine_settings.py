@@ -101,8 +101,8 @@ def warn_settings(settings: EngineSettings) -> None:
     what Lightning changes silently: float16 on the CPU runs as bfloat16."""
     if parse_devices(settings.device)[0] == "cpu" and settings.precision == "16-mixed":
         warnings.warn(
-            "--precision 16-mixed on the CPU runs as bf16-mixed (Lightning: the CPU has no "
-            "float16 autocast); give bf16-mixed, or 32.",
+            "--precision 16-mixed on the CPU runs as bf16-mixed (Lightning trains with "
+            "float16 mixed precision on GPUs only); give bf16-mixed, or 32.",
             STFusionWarning,
             stacklevel=3,
         )
