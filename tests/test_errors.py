@@ -288,3 +288,15 @@ def test_a_comma_list_names_the_item_that_found_nothing(tmp_path: Path) -> None:
             split_spec(spec)
     with pytest.raises(InputFileError, match="file not found"):
         split_spec(b9)
+
+
+def test_a_shipped_model_name_as_weights_says_what_weights_takes() -> None:
+    """A user trial: -p weights=shipped:vitgan (the form distill --teacher takes) said only
+    "checkpoint not found"."""
+    pytest.importorskip("torch")
+    from stfusion.dl.checkpoint import load_checkpoint
+
+    with pytest.raises(InputFileError, match=r"shipped:vitgan: checkpoint not found\. A method"):
+        load_checkpoint("shipped:vitgan")
+    with pytest.raises(InputFileError, match=r"nope\.ckpt: checkpoint not found\. Check the path"):
+        load_checkpoint("nope.ckpt")

@@ -370,7 +370,13 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     """Load and validate a checkpoint (on the CPU); clear errors for anything else."""
     p = Path(path)
     if not p.exists():
-        raise InputFileError(f"{p}: checkpoint not found. Check the path.")
+        hint = (  # distill --teacher takes shipped:MODEL; a method's weights= names its own
+            " A method's weights= takes shipped (or demo) for its own shipped weights; "
+            "another model's are that model's (--method MODEL)."
+            if str(path).startswith("shipped:")
+            else " Check the path."
+        )
+        raise InputFileError(f"{p}: checkpoint not found.{hint}")
     if p.is_dir():
         raise InputFileError(f"{p}: is a directory, not a checkpoint file.")
     try:
