@@ -279,3 +279,14 @@ def test_one_file_as_both_images_of_a_training_pair_is_refused(two: list, tmp_pa
     with pytest.raises(InvalidParameterError, match=r"cat\.csv, site s: .* is both"):
         train(None, out, catalog=csv)
     assert not out.exists() and not out.with_name("m.lightning").exists()
+
+
+def test_a_catalog_with_semicolons_says_so(tmp_path: Path) -> None:
+    """A user trial: a catalog a spreadsheet wrote with ';' between columns was refused
+    without saying why its columns were not found."""
+    from stfusion.dl.catalog import read_catalog
+
+    csv = tmp_path / "cat.csv"
+    csv.write_text("site;date;fine;coarse\ncia;2001-10-08;a.tif;b.tif\n")
+    with pytest.raises(InvalidParameterError, match=r"separated by ';': write them with commas"):
+        read_catalog(csv)

@@ -69,9 +69,16 @@ def read_catalog(path: str | os.PathLike[str]) -> dict[str, list[PairSpec]]:
         fieldnames = list(rows[0].keys()) if rows else []
     need = {"site", "date", "fine", "coarse"}
     if not rows or not need <= set(fieldnames):
+        header = p.read_text(encoding="utf-8-sig").splitlines()[:1]
+        other = [d for d in ";\t" if header and d in header[0] and "," not in header[0]]
         raise InvalidParameterError(
             f"{p}: a catalog needs the columns site,date,fine,coarse[,mask] (a header row and "
             f"one row per pair); found {','.join(fieldnames) or 'no rows'}."
+            + (
+                f" Its columns are separated by {other[0]!r}: write them with commas."
+                if other
+                else ""
+            )
         )
     out: dict[str, list[PairSpec]] = {}
     for i, row in enumerate(rows, start=2):
