@@ -1,7 +1,7 @@
 """File-level operations behind the CLI, usable from Python too.
 
-``run_prediction`` is ``stfusion predict``; ``evaluate_files`` is ``stfusion evaluate``;
-``inspect_files`` is ``stfusion inspect``.
+``run_prediction`` is ``stfusion predict``; ``evaluate_files`` is ``stfusion evaluate``
+(``stfusion inspect`` is :mod:`stfusion.inspection`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from rasterio.windows import Window
 
 from stfusion.errors import (
@@ -23,13 +22,12 @@ from stfusion.errors import (
     STFusionWarning,
 )
 from stfusion.inputs import prediction_masks, resolve_role
-from stfusion.io import FileSource, Scaling, Source, check_output, inspect_raster
+from stfusion.io import FileSource, Scaling, Source, check_output
 from stfusion.methods import make_estimator
 from stfusion.parallel import connected
 from stfusion.provenance import provenance_tags
-from stfusion.scene import align_coarse, open_scene
+from stfusion.scene import open_scene
 from stfusion.scene_checks import (
-    check_pair,
     check_pair_files,
     warn_band_order,
     warn_self_scoring,
@@ -271,20 +269,6 @@ def _role_images(
             )
         images.append(MaskedSource(as_source(spec, scaling, role), mask, k, decoded or None))
     return images, [m for m in chosen if m]
-
-
-def _fill_checks(src: Source, sample: np.ndarray, role: str) -> list[str]:
-    """``inspect``'s CHECK lines for an undeclared fill value, as predict warns of it."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("ignore")
-        warnings.simplefilter("always", STFusionWarning)
-        warn_undeclared_fill(
-            src,
-            sample,
-            f"an undeclared nodata (fill) value? Declare it with --{role}-nodata {{stored}}, "
-            "or in the file (gdal_edit.py -a_nodata VALUE FILE, on a copy).",
-        )
-    return [f"  CHECK     {w.message}" for w in caught]
 
 
 def _checked_quality_out(out: str | os.PathLike[str], overwrite: bool, inputs: list[Any]) -> str:
@@ -578,35 +562,6 @@ def _named_index_or_temperature(src: FileSource, tags: dict[str, str]) -> bool:
     return variable.split(",")[0].split(" ")[0] in ("ndvi", "lst", "other")
 
 
-def _preset_lines(preset: Any, path: str, role: str) -> tuple[list[str], str | None]:
-    """``inspect``'s account of a preset's QA band: the file that would mask the image, or
-    that none is there, and that file. A preset of other Landsat missions than the files' is
-    an error."""
-    if preset is None or not preset.qa_band or not preset.mask_kind:
-        return [], None
-    from stfusion.inputs import check_preset_fits, prediction_masks
-
-    check_preset_fits(preset, path, f"--{role}-preset")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", STFusionWarning)  # said here instead
-        qa = prediction_masks([path], [], role, preset)[0]
-    if qa:
-        line = f"  qa        {qa} masks it ({preset.mask_kind}, --{role}-preset {preset.name})"
-        return [line], qa
-    return [
-        f"  qa        no {preset.qa_band} among its files: its clouds are not masked (include "
-        f"the {preset.qa_band} file, or give --{role}-mask)"
-    ], None
-
-
-def _scale_source(info: Any, preset: Any, fine: bool) -> str:
-    """Where a scaling came from, naming the preset that gave it (not "given")."""
-    same = preset is not None and (info.scale, info.offset) == (preset.scale, preset.offset)
-    if same and info.scale_source == "given":
-        return f"--{'fine' if fine else 'coarse'}-preset {preset.name}"
-    return str(info.scale_source)
-
-
 def _file_tags(path: str) -> dict[str, str]:
     """The dataset tags of ``path``; none for what is not one file (a glob or list of band
     files, an HDF field)."""
@@ -626,97 +581,3 @@ def _ratio_of(tags: dict[str, str]) -> float | None:
         return float(value) if value else None
     except ValueError:
         return None
-
-
-def inspect_files(
-    files: Sequence[str],
-    *,
-    fine_scale: float | None = None,
-    fine_offset: float | None = None,
-    coarse_scale: float | None = None,
-    coarse_offset: float | None = None,
-    resampling: str = "nearest",
-    fine_bands: Sequence[str] | None = None,
-    coarse_bands: Sequence[str] | None = None,
-    fine_nodata: float | None = None,
-    coarse_nodata: float | None = None,
-    fine_preset: Any = None,
-    coarse_preset: Any = None,
-) -> str:
-    """A human-readable account of how ``predict`` would read and align ``files``; a line
-    starting ``  PROBLEM`` for each thing ``predict`` would refuse (an unreadable file is
-    one, and the others are still described). ``fine_preset``/``coarse_preset``
-    (:class:`stfusion.inputs.Preset`): also which QA file would mask each image."""
-    from stfusion.qa import MaskedSource
-
-    lines: list[str] = []
-    fine: FileSource | None = None
-    for i, path in enumerate(files):
-        scaling = (
-            Scaling(fine_scale, fine_offset, _bands(fine_bands), fine_nodata)
-            if i == 0
-            else Scaling(coarse_scale, coarse_offset, _bands(coarse_bands), coarse_nodata)
-        )
-        role = "fine (output grid)" if i == 0 else "coarse"
-        preset = fine_preset if i == 0 else coarse_preset
-        try:
-            qa_lines, qa = _preset_lines(preset, path, "fine" if i == 0 else "coarse")
-            info = inspect_raster(path, scaling)
-            src = FileSource(path, scaling)
-            unmasked = src.sample(1 << 18)
-            # as predict reads it: under the preset's QA mask (its clouds are no "fill")
-            sample = MaskedSource(src, qa, preset.mask_kind).sample(1 << 18) if qa else unmasked
-        except STFusionError as exc:  # reported, and the other files still are
-            lines += [f"{path}  [{role}]", f"  PROBLEM   {exc}"]
-            continue
-        before = f" after its QA mask ({np.isfinite(unmasked).mean():.1%} before)" if qa else ""
-        ok = np.isfinite(sample)
-        vals = sample[ok]
-        lo, hi = np.percentile(vals, [1, 99]) if vals.size else (np.nan, np.nan)
-        g = info.grid
-        lines += [
-            f"{path}  [{role}]",
-            f"  format    {info.driver}, {info.count} band(s) {', '.join(info.band_names)}, "
-            f"{info.dtype}",
-            f"  grid      {g.describe()}",
-            f"  origin    {g.transform.c:g}, {g.transform.f:g}"
-            + ("" if g.georeferenced else "  (not georeferenced)"),
-            f"  nodata    {info.nodata}"
-            + ("" if scaling.nodata is None else f"; {scaling.nodata:g} given (as stored)"),
-            f"  scaling   value * {info.scale:g} {'-' if info.offset < 0 else '+'} "
-            f"{abs(info.offset):g} ({_scale_source(info, preset, i == 0)})",
-            f"  valid     {ok.mean():.1%} of pixels{before}; values p1..p99 {lo:.4g} .. {hi:.4g}",
-            *qa_lines,
-        ]
-        if not vals.size:
-            lines.append(
-                "  PROBLEM   no valid pixels (all nodata/NaN): predict refuses it. Check its "
-                "nodata value and that it covers the area."
-            )
-        lines += _fill_checks(src, sample, "fine" if i == 0 else "coarse")
-        if i == 0:
-            fine = src
-            continue
-        if fine is None:
-            lines.append("  alignment not checked: the fine image could not be read")
-            continue
-        notes: list[str] = []
-        # what predict warns about (partial coverage, band order, scales): CHECK lines
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("ignore")
-            warnings.simplefilter("always", STFusionWarning)
-            try:
-                aligned, _ratio = align_coarse(src, fine, resampling, notes)
-                if aligned is src and not notes:
-                    lines.append("  alignment already on the fine grid (read as is)")
-                elif notes:
-                    lines.append(f"  alignment {notes[-1]}")
-                if src.count != fine.count:
-                    lines.append(f"  PROBLEM   {src.count} bands vs {fine.count} in the fine image")
-                else:
-                    warn_band_order(fine, [src])  # first: it also explains a scale warning
-                    check_pair(fine, aligned)  # what predict refuses (or warns about)
-            except STFusionError as exc:
-                lines.append(f"  PROBLEM   {exc}")
-        lines += [f"  CHECK     {w.message}" for w in caught]
-    return "\n".join(lines)

@@ -462,22 +462,7 @@ def open_scene(
         if (target is not None)
         else coarses
     )
-    for img in [*fines, *all_coarse]:
-        if img.count != ref.count:
-            if img.plain() and ref.plain():  # arrays: band-last ones show as many "bands"
-                raise GridMismatchError(
-                    f"{img.label} has {_bands(img.count)} but {ref.label} has {ref.count}: "
-                    "arrays are read as (band, y, x). If yours are (y, x, band), give "
-                    "np.moveaxis(a, -1, 0) for each; else give each image the same bands in "
-                    "the same order."
-                )
-            raise GridMismatchError(
-                f"{img.label} has {_bands(img.count)} but {ref.label} has {ref.count}: every "
-                "image needs the same bands in the same order. Choose them with --fine-bands / "
-                "--coarse-bands (names or 1-based numbers, e.g. --coarse-bands 3,4,1,2,6,7 for "
-                "MODIS against Landsat blue..SWIR2), FILE:BANDS, or a preset (--fine-preset, "
-                "--coarse-preset; docs/inputs.md)."
-            )
+    _check_band_counts([*fines, *all_coarse], ref)
     warn_band_order(ref, [*fines[1:], *all_coarse])
     aligned: list[Source] = []
     ratios: list[float] = []
@@ -489,16 +474,7 @@ def open_scene(
             ratios.append(r)
             if not (c.grid.georeferenced or ref.grid.georeferenced):
                 repeated.setdefault(r, c.label)
-    if ratio is not None and repeated and ratio not in repeated:
-        repeated = {ratio: "the pairs' coarse images", **repeated}  # fitted: now the target
-    if len(repeated) > 1:  # a target cropped or of another sensor would be stretched silently
-        raise GridMismatchError(
-            "the coarse arrays are not all one size: "
-            + ", ".join(f"{label} {r:g} times smaller" for r, label in repeated.items())
-            + f" than the fine array {ref.label}. Each coarse pixel must cover R x R fine "
-            "pixels with one R for every coarse image: give them all at one size (or as "
-            "georeferenced DataArrays or files, which are reprojected)."
-        )
+    _check_one_block_ratio(repeated, ratio, ref)
     unreferenced = [n for n in notes if "not georeferenced" in n]
     if unreferenced:
         # the inputs of those notes that lack a CRS (the fine image too, when it has none)
@@ -552,6 +528,43 @@ def open_scene(
     if check:
         _check_images(scene)
     return scene
+
+
+def _check_band_counts(images: Sequence[Source], ref: Source) -> None:
+    """Every image has ``ref``'s band count, or an error saying how to choose bands."""
+    for img in images:
+        if img.count == ref.count:
+            continue
+        if img.plain() and ref.plain():  # arrays: band-last ones show as many "bands"
+            raise GridMismatchError(
+                f"{img.label} has {_bands(img.count)} but {ref.label} has {ref.count}: "
+                "arrays are read as (band, y, x). If yours are (y, x, band), give "
+                "np.moveaxis(a, -1, 0) for each; else give each image the same bands in "
+                "the same order."
+            )
+        raise GridMismatchError(
+            f"{img.label} has {_bands(img.count)} but {ref.label} has {ref.count}: every "
+            "image needs the same bands in the same order. Choose them with --fine-bands / "
+            "--coarse-bands (names or 1-based numbers, e.g. --coarse-bands 3,4,1,2,6,7 for "
+            "MODIS against Landsat blue..SWIR2), FILE:BANDS, or a preset (--fine-preset, "
+            "--coarse-preset; docs/inputs.md)."
+        )
+
+
+def _check_one_block_ratio(repeated: dict[float, str], ratio: float | None, ref: Source) -> None:
+    """Plain coarse arrays R times smaller (``repeated``: R -> one such array) must share
+    one R, the fitted ``ratio`` too: a target cropped or of another sensor was stretched
+    over the scene silently."""
+    if ratio is not None and repeated and ratio not in repeated:
+        repeated = {ratio: "the pairs' coarse images", **repeated}  # fitted: now the target
+    if len(repeated) > 1:
+        raise GridMismatchError(
+            "the coarse arrays are not all one size: "
+            + ", ".join(f"{label} {r:g} times smaller" for r, label in repeated.items())
+            + f" than the fine array {ref.label}. Each coarse pixel must cover R x R fine "
+            "pixels with one R for every coarse image: give them all at one size (or as "
+            "georeferenced DataArrays or files, which are reprojected)."
+        )
 
 
 def _check_images(scene: Scene) -> None:

@@ -20,8 +20,8 @@ def inspect(files: Sequence[str], resampling: str, **options: Any) -> None:
     The first file is taken as the fine image (its grid is the output grid); the others as
     coarse images. Exit status 1 when a PROBLEM line is shown (what predict would refuse).
     """
-    from stfusion.api import inspect_files
     from stfusion.inputs import role_options_of
+    from stfusion.inspection import inspect_files
 
     roles = role_options_of(options)
     report = inspect_files(files, resampling=resampling, **roles)

@@ -566,7 +566,10 @@ def open_sites(
         # a row's date, else its file name's (a row left empty once made every row's
         # catalog date give way to the file names, silently)
         given = [s.date or (parse_date(str(s.fine)) if _named(s.fine) else None) for s in specs]
-        dates = resolve_dates(raw, given if all(given) else None, [s.where for s in specs])
+        known = [d for d in given if d]
+        dates = resolve_dates(
+            raw, known if len(known) == len(specs) else None, [s.where for s in specs]
+        )
         # a row's own scale opens its images with it; the others take the run's
         images = [
             (
