@@ -127,6 +127,22 @@ def test_no_overwrite_and_no_partial_file(tmp_path: Path) -> None:
     assert sorted(os.listdir(tmp_path)) == ["o.tif"]
 
 
+def test_quality_layer_overviews_hold_values_that_occur(tmp_path: Path) -> None:
+    """A user trial: quality layers' overviews averaged their flags and counts (fallback
+    2.25, pairs_used 0.5: no pixel has them) for whoever zooms out; a quality layer's
+    overviews are nearest-neighbour now, a prediction's still averaged."""
+    grid = Grid(None, Affine.identity(), 1100, 1100)
+    flags = np.random.default_rng(0).integers(0, 4, (1, 1100, 1100)).astype(np.float32)
+    for name, tags in (("q.tif", {"STFUSION_QUALITY_OF": "p.tif"}), ("p.tif", {})):
+        with RasterWriter(tmp_path / name, grid, 1, tags=tags) as w:
+            w.write(flags)
+        with rasterio.open(tmp_path / name) as ds:
+            assert ds.overviews(1), "no overview to check"
+            ov = ds.read(1, out_shape=(550, 550))
+        whole = bool(np.all(ov == np.round(ov)))
+        assert whole == (name == "q.tif"), (name, np.unique(ov)[:5])
+
+
 def test_check_output_refuses_input_and_missing_dir(tmp_path: Path) -> None:
     p = write_tif(tmp_path / "in.tif", np.zeros((1, 2, 2), np.float32))
     with pytest.raises(OutputExistsError, match="one of the inputs"):

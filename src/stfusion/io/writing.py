@@ -442,6 +442,11 @@ class RasterWriter:
             raise
         return self
 
+    def _overviews(self) -> dict[str, str]:
+        """A quality layer (tagged ``STFUSION_QUALITY_OF``) holds flags and counts, which an
+        average turns into values no pixel has (fallback 2.25): its overviews are nearest."""
+        return {"resampling": "NEAREST"} if "STFUSION_QUALITY_OF" in self.tags else {}
+
     def _remove_scratch(self) -> None:
         if self._tmp is not None:
             with contextlib.suppress(OSError):
@@ -488,7 +493,7 @@ class RasterWriter:
             if exc_type is None:
                 check_written(Path(self._tmp), self.path)  # before the copy: sooner
             if exc_type is None and self.cog:
-                copy_as_cog(self._tmp, self.path, overwrite=self.overwrite)
+                copy_as_cog(self._tmp, self.path, overwrite=self.overwrite, **self._overviews())
             elif exc_type is None:  # scratch outputs: the tiled GeoTIFF itself, renamed
                 with atomic_path(self.path, overwrite=self.overwrite) as tmp:
                     os.replace(self._tmp, tmp)

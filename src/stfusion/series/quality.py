@@ -100,7 +100,7 @@ class QualityLayer:
             self._img.finish(tags)
             self._img = None
             self._stack.close()  # the scratch file complete and closed
-        copy_as_cog(self.tmp, self.final, overwrite=True)
+        copy_as_cog(self.tmp, self.final, overwrite=True, resampling="NEAREST")  # flags
 
 
 def quality_problem(output: Path, output_tags: dict[str, str], grid: Grid) -> str:
