@@ -450,6 +450,26 @@ def test_tiled_equals_whole_scene() -> None:
     assert extra["fallback"].shape == (3, 5)
 
 
+def test_the_variable_sample_does_not_depend_on_the_memory_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A user trial: STFUSION_VARIABLE recorded other percentiles at --mem-limit 50 than at
+    the default (the sample took a share of each read window); near a rule's threshold the
+    inferred variable, and the constants, could have changed with the windows. (A sample of
+    1000 pixels here, so that it is a sample of this small scene.)"""
+    import stfusion.methods.fsdaf as fsdaf_mod
+    from stfusion.tiling import memory_limits
+
+    monkeypatch.setattr(fsdaf_mod, "VARIABLE_SAMPLE", 1000)
+    d = lgc(150, 200, 80)
+    said = []
+    for mb in (None, 1):
+        with memory_limits(mb):
+            m = FSDAF(window=15).fit([(d["f1"], d["c1"])], ratio=R)
+        said.append(m.variable_.describe())
+    assert said[0] == said[1], said
+
+
 @needs_lgc
 def test_missing_data() -> None:
     """NaN F1 pixels stay NaN; a coarse pixel with a NaN target mean gets the class change

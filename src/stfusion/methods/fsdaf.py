@@ -396,7 +396,9 @@ class FSDAF(FusionMethod):
         cmin = np.full((n_classes, nb), np.inf)
         cmax = np.full((n_classes, nb), -np.inf)
         sample: list[np.ndarray] = []
-        per_read = min(4096, max(1, VARIABLE_SAMPLE // len(fine.scan_windows(r))))
+        # every step-th row and column of the scene: the same pixels whatever the windows
+        # (a share of each read made STFUSION_VARIABLE depend on --mem-limit)
+        step = max(1, int(np.ceil(np.sqrt(grid.height * grid.width / VARIABLE_SAMPLE))))
         # One bounded pass over F1 (and C1), in windows aligned to the coarse blocks.
         for win, f in fine.scan(r):
             lab = self._labels(f, win, 0)
@@ -423,12 +425,10 @@ class FSDAF(FusionMethod):
                 vc = v[:, lv == c]
                 cmin[c] = np.minimum(cmin[c], vc.min(axis=1))
                 cmax[c] = np.maximum(cmax[c], vc.max(axis=1))
-            if v.shape[1]:
-                # a copy: a strided view kept every window's float64 pixels alive (the whole
-                # scene, 1.7 GB at 6000 x 6000 x 6)
-                # (float32: exact, half the memory; fewer per read past VARIABLE_SAMPLE)
-                step = max(1, v.shape[1] // per_read)
-                sample.append(v[:, ::step].astype(np.float32))
+            on = ((row + np.arange(f.shape[1])) % step == 0)[:, None] & (
+                (col + np.arange(f.shape[2])) % step == 0
+            )[None, :]
+            sample.append(f[:, ok & on].astype(np.float32))  # a copy, not a view of f
         if s0 == 0:
             raise EmptyInputError(
                 f"{fine.label}: no fine pixel is valid in every band"
