@@ -352,6 +352,9 @@ def test_int16_outputs_and_cubes(tmp_path: Path) -> None:
         assert cube.sizes == {"time": 3, "band": 6, "y": 44, "x": 45}
         np.testing.assert_allclose(cube["fused"].isel(time=1).values, f, atol=1e-6)
         assert cube["status"].values.tolist() == [2, 1, 1]  # gap-filled, predicted, predicted
+        # compressed in chunks, as the Zarr cube (a user trial: 92 MB against 25 MB of COGs)
+        assert cube["fused"].encoding.get("zlib") is True, cube["fused"].encoding
+        assert cube["fused"].encoding["chunksizes"] == (1, 6, 44, 45)
     # float32 outputs where int16 ones were made: other settings, refused without --overwrite
     # (a complete output of another dtype or band count is not "damaged", to be replaced)
     before = {p.name: p.read_bytes() for p in out.glob("fused_*.tif")}

@@ -365,6 +365,12 @@ def write_cube(
     if grid.crs is not None:
         qenc["grid_mapping"] = "spatial_ref"
     encoding = {"fused": enc} | ({"quality": qenc} if quality is not None else {})
+    if engine in ("netcdf4", "h5netcdf"):  # NetCDF-4: deflate in the Zarr cube's chunks
+        # (uncompressed, 3 int16 dates of 1000 x 1000 x 6 with quality took 92 MB, 25 as COGs)
+        qside = (1, len(QUALITY_BANDS), *side)
+        for name, shape in (("fused", chunks), ("quality", qside)):
+            if name in encoding:
+                encoding[name] |= {"zlib": True, "complevel": 4, "chunksizes": shape}
 
     # coordinates are never missing: no _FillValue (CF)
     names = ("x", "y", "band", "time") + (("quality_band",) if quality is not None else ())
