@@ -161,6 +161,26 @@ def test_masked_coarse_target_is_flagged(method: str, tmp_path: Path) -> None:
     assert (_quality(quality_path(plain))["fallback"].astype(int) & NO_COARSE_TARGET == 0).all()
 
 
+def test_starfm_sets_no_rule_bit_where_it_made_no_value(tmp_path: Path) -> None:
+    """A user trial: STARFM's pixels left NaN in every band under a cloud on the coarse
+    target carried fallback 3 (bit 1: "the method's fallback rule made the value"). Nothing
+    made a value there: bit 2 only."""
+    cloud = np.s_[0:32, 16:45]  # 2 x 2 whole MODIS pixels (docs/commands/predict.md)
+    cm77 = _mask(tmp_path / "cm077.tif", _modis("077"), cloud)
+    out = tmp_path / "starfm.tif"
+    _cli(
+        *("--method", "starfm", "--pair", str(_landsat("068")), str(_modis("068"))),
+        *("--coarse", str(_modis("077")), "--param", "window=11"),
+        *("--coarse-mask", "-", "--coarse-mask", str(cm77), "--out", str(out)),
+    )
+    pred, qual = _read(out), _quality(quality_path(out))
+    empty = ~np.isfinite(pred).any(axis=0)
+    assert empty.any()  # a window of 11 leaves most of the cloud empty
+    code = qual["fallback"].astype(int)
+    assert (code[empty] == NO_COARSE_TARGET).all(), np.unique(code[empty])
+    assert (qual["pairs_used"][empty] == 0).all()
+
+
 # ------------------------------------------------------------------------- series blend
 
 

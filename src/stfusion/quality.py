@@ -68,7 +68,9 @@ def quality_layer(
     else:
         d = np.where(used, np.asarray(days, np.float32)[:, None, None], np.inf).min(axis=0)
         near = np.where(np.isfinite(d), d, np.nan).astype(np.float32)
-    code = fell * FALLBACK_RULE + ~np.isfinite(target).all(axis=0) * NO_COARSE_TARGET
+    # the rule's bit only where it made a value (it flagged all-NaN pixels under a cloud)
+    made = fell & np.isfinite(pred).any(axis=0)
+    code = made * FALLBACK_RULE + ~np.isfinite(target).all(axis=0) * NO_COARSE_TARGET
     unc = np.asarray(extra.get("uncertainty", np.full((nb, h, w), np.nan)), np.float32)
     more = extra.get("bands", np.zeros((0, h, w), np.float32))
     return np.concatenate(
