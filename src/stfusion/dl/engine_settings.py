@@ -76,11 +76,11 @@ def parse_devices(spec: str) -> tuple[str, Any]:
         try:
             ids = [int(x) for x in s.split(":", 1)[1].split(",") if x.strip()]
         except ValueError:
-            raise InvalidParameterError(f"--devices {spec}: write cuda:0 or cuda:0,1.") from None
+            raise OptionError(f"--devices {spec}: write cuda:0 or cuda:0,1.") from None
         return "gpu", ids
     if s.isdigit() and int(s) > 0:
         return ("gpu" if cuda else "cpu"), int(s)
-    raise InvalidParameterError(
+    raise OptionError(  # a malformed value: a usage error (exit 2), as other options' are
         f"--devices {spec!r}: choose auto, cpu, cuda, cuda:N (e.g. cuda:1) or a count."
     )
 
