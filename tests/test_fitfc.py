@@ -249,6 +249,9 @@ def test_similarity_band_errors() -> None:
 def test_parse_params_from_cli_strings() -> None:
     kw = FitFC.parse_params(["window=21", "similarity_bands=red,nir", "bands=landsat8"])
     assert kw == {"window": 21, "similarity_bands": "red,nir", "bands": "landsat8"}
+    # given twice: refused (a user trial: -p weights=A -p weights=B kept B, silently)
+    with pytest.raises(InvalidParameterError, match="--param window: given twice"):
+        FitFC.parse_params(["window=21", " window = 31"])
 
 
 @needs_cia

@@ -210,8 +210,7 @@ class FusionMethod:
         for item in items:
             if "=" not in item:
                 raise InvalidParameterError(f"--param {item}: expected name=value.")
-            key, value = item.split("=", 1)
-            key = key.strip()
+            key, value = (part.strip() for part in item.split("=", 1))
             if not key:
                 raise InvalidParameterError(
                     f"--param {item}: no parameter name before '='; give NAME=VALUE, e.g. "
@@ -219,16 +218,18 @@ class FusionMethod:
                 )
             if key == "ratio":  # the scene's, not a method parameter (the CLI takes it out)
                 raise InvalidParameterError(
-                    f"--param ratio: the resolution ratio belongs to the scene, not to "
-                    f"{cls.name}: give it to fit (fit(pairs, ratio=16)), run_prediction "
-                    "(params=['ratio=16']) or the command line (--param ratio=16)."
+                    f"--param ratio: the resolution ratio belongs to the scene, not to {cls.name}"
+                    ": give it to fit (fit(pairs, ratio=16)), run_prediction (params=['ratio="
+                    "16']) or the command line (--param ratio=16)."
                 )
-            if key not in known:
+            if key not in known or key in out:  # twice: the last one won, silently
                 raise InvalidParameterError(
-                    f"--param {key}: {cls.name} has no such parameter; it has "
+                    f"--param {key}: given twice; give it once."
+                    if key in out
+                    else f"--param {key}: {cls.name} has no such parameter; it has "
                     f"{', '.join(known) or 'none'} (see `stfusion methods`)."
                 )
-            out[key] = known[key].parse(value.strip(), cls.name)
+            out[key] = known[key].parse(value, cls.name)
         return out
 
     # ------------------------------------------------------------------------- the contract
@@ -463,8 +464,7 @@ class FusionMethod:
                 total += 4 * src.count * src.native.grid.width * src.native.grid.height
         return total
 
-    # Without ``out`` a DataArray, with it the path: typed apart so that ``pred.values``
-    # and ``str(path)`` check without a cast.
+    # Without ``out`` a DataArray, with it the path: typed apart (no cast for pred.values)
     @overload
     def predict(
         self,
