@@ -442,7 +442,7 @@ class RasterWriter:
             raise
         return self
 
-    def _overviews(self) -> dict[str, str]:
+    def _overviews(self) -> dict[str, Any]:
         """A quality layer (tagged ``STFUSION_QUALITY_OF``) holds flags and counts, which an
         average turns into values no pixel has (fallback 2.25): its overviews are nearest."""
         return {"resampling": "NEAREST"} if "STFUSION_QUALITY_OF" in self.tags else {}
