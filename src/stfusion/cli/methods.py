@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 
 @click.command()
-def methods() -> None:
-    """List the fusion methods and their parameters."""
+@click.argument("name", required=False)
+def methods(name: str | None) -> None:
+    """List the fusion methods and their parameters; with NAME, one method's parameters in
+    full (default, unit, accepted values, meaning)."""
     import importlib.util
 
     from stfusion.methods import loadable
@@ -15,14 +19,39 @@ def methods() -> None:
     found, broken = loadable()
     for problem in broken:  # the other methods are still listed
         click.echo(f"Warning: {problem}", err=True)
+    if name is not None:
+        _one(name, found)
+        return
     try:
         no_torch = importlib.util.find_spec("torch") is None
     except (ImportError, ValueError):  # broken, or blocked (sys.modules["torch"] = None)
         no_torch = True
-    for name, cls in found.items():
+    for key, cls in found.items():
         pairs = cls.tags.pairs_text()
         ps = " ".join(f"{p.name}={p.default}" for p in cls.params) or "-"
         needs = " [needs stfusion[dl], not installed]" if no_torch and cls.tags.needs_torch else ""
-        click.echo(f"{name:<10} pairs {pairs:<4} {cls.title} ({cls.paper}){needs}; params: {ps}")
+        click.echo(f"{key:<10} pairs {pairs:<4} {cls.title} ({cls.paper}){needs}; params: {ps}")
     if no_torch and any(cls.tags.needs_torch for cls in found.values()):
         click.echo("The deep methods need PyTorch: pip install 'stfusion[dl]'.")
+
+
+def _one(name: str, found: dict[str, Any]) -> None:
+    """One method's header and a line per parameter (a user trial: units and meanings were
+    only on the docs pages, and ``stfusion methods fsdaf`` was a usage error)."""
+    import difflib
+
+    cls = found.get(name.strip().lower())
+    if cls is None:
+        close = difflib.get_close_matches(name, found, n=1)
+        raise click.BadParameter(
+            f"{name!r}: no such method"
+            + (f" (did you mean {close[0]}?)" if close else "")
+            + f"; the methods: {', '.join(found)}.",
+            param_hint="NAME",
+        )
+    click.echo(f"{cls.name}: {cls.title} ({cls.paper}); pairs {cls.tags.pairs_text()}")
+    click.echo(f"docs/methods/{cls.name}.md; give a parameter with --param NAME=VALUE")
+    for p in cls.params:
+        unit = f" [{p.unit}]" if p.unit else ""
+        click.echo(f"  {p.name} = {p.default}{unit}: {p.allowed()}")
+        click.echo(f"      {p.help}")
