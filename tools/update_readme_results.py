@@ -56,7 +56,10 @@ def main() -> int:
         f"--methods all{_options(record)}`) with stfusion {record['stfusion_version']} on "
         f"{record['created'][:10]}, {m['cpu']}, {m['cores']} cores; all cases and methods took "
         f"{record['total_seconds']:.0f} s{_warm(record)}. `METHOD+vip`: VIPSTF over a one-pair "
-        "method on a two-pair case. Full report: `benchmarks/results/bench/index.html`."
+        "method on a two-pair case. The bench gives methods that take band roles the case's "
+        "(BOREAS's and LGC's ENVI files name no bands): to reproduce a row with `stfusion "
+        "predict`, add `-p bands=green,red,nir` there (STARFM on boreas-2pair: 0.00830 "
+        "without). Full report: `benchmarks/results/bench/index.html`."
     )
     readme = ROOT / "README.md"
     text = readme.read_text()
