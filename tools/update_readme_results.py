@@ -57,8 +57,9 @@ def main() -> int:
         f"{record['created'][:10]}, {m['cpu']}, {m['cores']} cores; all cases and methods took "
         f"{record['total_seconds']:.0f} s{_warm(record)}. `METHOD+vip`: VIPSTF over a one-pair "
         "method on a two-pair case. The bench gives methods that take band roles the case's "
-        "(BOREAS's and LGC's ENVI files name no bands): to reproduce a row with `stfusion "
-        "predict`, add `-p bands=green,red,nir` there (STARFM on boreas-2pair: 0.00830 "
+        "(the BOREAS, LGC and Kranj files name no bands): to reproduce a row with `stfusion "
+        "predict`, add `-p bands=green,red,nir` (BOREAS, LGC) or `-p "
+        "bands=blue,green,red,nir,swir1,swir2` (Kranj) (STARFM on boreas-2pair: 0.00830 "
         "without). Full report: `benchmarks/results/bench/index.html`."
     )
     readme = ROOT / "README.md"
