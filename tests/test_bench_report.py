@@ -116,6 +116,8 @@ def test_seconds_column_says_warm_or_cold(user_case: Path, tmp_path: Path) -> No
             assert "wall-clock seconds of fit + prepare + predict" in text
         rows = list(csv.DictReader(open(tmp_path / kind / "runs.csv")))
         assert {r["warm"] for r in rows} == {"yes" if kind == "warm" else "no"}
+        # the notes name --warmup as an option, not with an en dash (a trial: "-warmup")
+        assert "--warmup" not in tex and ("-{}-warmup" in tex or kind == "warm")
     # Cold and warm rows in one table: the cold cells say so.
     runs, _ = _runs()
     runs[1].warm = True
@@ -267,6 +269,9 @@ def test_tex_lists_skipped_runs_and_cli_names_every_file(
     assert "summary.tex" in said and "run.json" in said and "index.html" in said
     tex = (out / "summary.tex").read_text()
     assert "estarfm: skipped: needs exactly 2 pairs, the case has 1" in tex
+    # a run that did not run is neither warm nor cold (a trial: "no")
+    rows = {r["method"]: r for r in csv.DictReader(open(out / "runs.csv"))}
+    assert rows["estarfm"]["warm"] == "" and rows["additive"]["warm"] == "no"
 
 
 def test_quicklook_wraps_many_methods(tmp_path: Path) -> None:

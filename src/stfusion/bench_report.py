@@ -98,7 +98,7 @@ def write_csvs(runs: Sequence[Run], outdir: Path) -> None:
                     r.status,
                     r.reason,
                     f"{r.seconds:.3f}",
-                    "yes" if r.warm else "no",
+                    "" if r.status != "ok" else "yes" if r.warm else "no",  # not run: none
                     f"{r.peak_rss_increase_mb:.0f}",
                     f"{cov:.4f}",
                     f"{vf:.4f}",
@@ -297,6 +297,7 @@ def _tex(text: str) -> str:
     out = text.replace("\\", r"\textbackslash{}")
     for ch in "&%$#_{}":
         out = out.replace(ch, "\\" + ch)
+    out = out.replace("--", "-{}-")  # an option, not an en dash (--warmup printed as -warmup)
     return out.replace("~", r"\textasciitilde{}").replace("^", r"\textasciicircum{}")
 
 
