@@ -113,6 +113,11 @@ def test_seconds_column_says_warm_or_cold(user_case: Path, tmp_path: Path) -> No
         page = (tmp_path / kind / "index.html").read_text()
         for text in (md, tex, page):
             assert f"fit+predict s ({kind})" in text
+            # the case line: R, the data range, the truth's valid fraction (not in the HTML
+            # page before, which could not then be read on its own)
+            assert "R = 10$; data range 1.0; truth valid fraction 1.000;" in text.replace(
+                "R = 10;", "R = 10$;"
+            )
             assert "wall-clock seconds of fit + prepare + predict" in text
         rows = list(csv.DictReader(open(tmp_path / kind / "runs.csv")))
         assert {r["warm"] for r in rows} == {"yes" if kind == "warm" else "no"}

@@ -471,7 +471,8 @@ def html_page(
     for case in cases:
         rs = [r for r in runs if r.case == case.name]
         ok = [r for r in rs if r.report is not None]
-        parts.append(f"<h2>{esc(case.name)}</h2><p>{esc(case.description)}</p>")
+        # the dates, R, data range and truth valid fraction, as summary.md and .tex say them
+        parts.append(f"<h2>{esc(case.name)}</h2><p>{esc(_case_line(case, ok))}</p>")
         parts.append(
             "<table><tr><th>method</th>"
             + "".join(f"<th>{esc(h)}</th>" for h in _heads(ok))
