@@ -48,7 +48,14 @@ class STFDCNN(DeepMethod):
     name = "stfdcnn"
     title = "STFDCNN (deep CNN)"
     paper = "Song et al. 2018, IEEE JSTARS 11(3) 821-829"
-    tags = MethodTags(min_pairs=2, max_pairs=2, needs_torch=True, quality=("fallback",))
+    tags = MethodTags(
+        min_pairs=2,
+        max_pairs=2,
+        needs_torch=True,
+        quality=("fallback",),
+        pairs_note="one before and one after the target date (with one pair use edcstfn or "
+        "another one-pair deep method).",
+    )
     training_dates = STFDCNN_DEMO_DATES
     params = tuple(_TILE if p.name == "tile" else p for p in DeepMethod.params)
 
