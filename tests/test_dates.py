@@ -141,6 +141,16 @@ def test_catalog(tmp_path: Path) -> None:
     assert rows[0].mask == str(tmp_path / "masks" / "qa_a.tif")
     assert rows[0].path == str(tmp_path / "imgs" / "L_a.tif")
     assert rows[1].mask is None
+    # a quoted list of band files: every file relative to the catalog (a user trial: only
+    # the first was), a :BANDS suffix kept as it is
+    cat.write_text(
+        "path,date,sensor\n"
+        '"imgs/B2.tif,imgs/B3.tif",2020-03-08,fine\n'
+        '"imgs/L_*.tif:SR_B1,SR_B2",2020-03-09,fine\n'
+    )
+    a, b = read_catalog(cat)
+    assert a.path == f"{tmp_path}/imgs/B2.tif,{tmp_path}/imgs/B3.tif"
+    assert b.path == f"{tmp_path}/imgs/L_*.tif:SR_B1,SR_B2"
 
 
 @pytest.mark.parametrize(
@@ -151,6 +161,8 @@ def test_catalog(tmp_path: Path) -> None:
         ("path,date,sensor\na.tif,08/03/2020,fine\n", "line 2: date '08/03/2020'"),
         ("path,date,sensor\na.tif,,fine\n", "line 2: a.tif not found"),
         ("path,date,sensor\n", "no rows"),
+        # an unquoted list: more fields than the header (a traceback before)
+        ("path,date,sensor\na.tif,b.tif,2020-03-08,fine\n", "line 2: more fields than"),
     ],
 )
 def test_catalog_errors(tmp_path: Path, text: str, message: str) -> None:

@@ -232,12 +232,16 @@ def read_catalog(path: str | os.PathLike[str]) -> list[Acquisition]:
                 "path,date,sensor[,mask]."
             )
         for lineno, raw in enumerate(reader, start=2):
-            row = {(k or "").strip().lower(): (v or "").strip() for k, v in raw.items()}
             where = f"{p}, line {lineno}"
+            if None in raw:  # csv puts the fields beyond the header there (a traceback)
+                raise InvalidParameterError(
+                    f"{where}: more fields than the header's {len(fields)}; quote a path that "
+                    'holds commas (a list of band files, FILE:B1,B2): "a.tif,b.tif".'
+                )
+            row = {(k or "").strip().lower(): (v or "").strip() for k, v in raw.items()}
             if not row.get("path"):
                 raise InvalidParameterError(f"{where}: empty path.")
-            fp = Path(row["path"])
-            fp = fp if fp.is_absolute() else base / fp
+            fp = Path(_in_catalog(base, row["path"]))
             if row.get("date"):
                 try:
                     day = parse_date(row["date"])
@@ -264,6 +268,17 @@ def read_catalog(path: str | os.PathLike[str]) -> list[Acquisition]:
     if not out:
         raise InvalidParameterError(f"{p}: catalog has no rows.")
     return out
+
+
+def _in_catalog(base: Path, spec: str) -> str:
+    """A catalog row's ``path`` (a file, a glob or a comma list of them, perhaps with
+    ``:BANDS``) with each file relative to the catalog's folder ``base``: a list once had
+    only its first file so, the others relative to the working folder."""
+    head, sep, tail = spec.rpartition(":")
+    if sep and head and "/" not in tail and not Path(tail).suffix:  # FILE:BANDS
+        return f"{_in_catalog(base, head)}:{tail}"
+    parts = [Path(x.strip()) for x in spec.split(",")]
+    return ",".join(str(q if q.is_absolute() else base / q) for q in parts)
 
 
 def by_date(items: Sequence[Acquisition], what: str) -> dict[dt.date, Acquisition]:
