@@ -239,6 +239,29 @@ def test_series_warns_for_dates_without_their_qa_file(tmp_path: Path) -> None:
     assert masks == {d1: str(tmp_path / "A_QA_PIXEL.TIF"), d2: None}
 
 
+def test_two_scenes_on_one_date_are_named() -> None:
+    """A user trial: the band files of two path/rows of one date in one folder were stacked
+    as one 14-band image; the date failed with a 2500-character reason, a wrong "no
+    QA_PIXEL" warning, and the run exited 0."""
+    import datetime as dt
+
+    from stfusion.dates import Acquisition
+    from stfusion.errors import InvalidParameterError
+    from stfusion.inputs import get_preset, stack_band_files
+
+    preset = get_preset("landsat89-c2l2")
+    day = dt.date(2020, 3, 8)
+    items = [
+        Acquisition(f"LC08_L2SP_{pr}_20200308_20200314_02_T1_{b}.TIF", day, "fine", None)
+        for pr in ("191028", "191029")
+        for b in ("SR_B2", "SR_B3", "QA_PIXEL")
+    ]
+    with pytest.raises(InvalidParameterError, match=r"2020-03-08 belong to 2 scenes \(191028"):
+        stack_band_files(items, "fine", preset.bands, preset, auto_mask=True)
+    (one,) = stack_band_files(items[:3], "fine", preset.bands, preset, auto_mask=True)
+    assert one.mask is not None and one.mask.endswith("QA_PIXEL.TIF")
+
+
 @pytest.mark.parametrize("kind", ["binary", "landsat_qa_pixel"])
 def test_a_finer_mask_flags_every_pixel_holding_an_invalid_mask_pixel(
     tmp_path: Path, kind: str

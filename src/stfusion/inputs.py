@@ -318,6 +318,13 @@ def stack_band_files(
     bare = []
     for day, group in groups.items():
         paths = sorted({a.path for a in group}, key=lambda p: natural_key(Path(p).name))
+        scenes = sorted({m.group(0) for p in paths if (m := _SCENE.search(Path(p).name))})
+        if len(scenes) > 1:  # stacked as one image, the date then failed, a 2500-char reason
+            raise InvalidParameterError(
+                f"the {role} files of {day} belong to {len(scenes)} scenes ({', '.join(scenes)}"
+                "): one image per date. Keep one scene's files, choose them with a glob "
+                f"(e.g. '*{scenes[0]}*'), or list them per date in a --catalog."
+            )
         check_preset_fits(preset, ",".join(paths), f"--{role}-preset")
         mask = next((a.mask for a in group if a.mask), None)
         if qa is not None and mask is None:
@@ -328,6 +335,11 @@ def stack_band_files(
     if bare and preset is not None:
         _warn_no_qa(role, preset, f"the {role} images of {', '.join(sorted(bare))}")
     return out
+
+
+#: What tells two scenes of one date apart in band-file names: a Landsat path/row (the
+#: product ID's ``_191028_``) or a MODIS/VIIRS tile (``.h18v04.``).
+_SCENE = re.compile(r"(?<=_)\d{6}(?=_\d{8}_)|(?<=\.)h\d\dv\d\d(?=\.)")
 
 
 def _split_qa(paths: Sequence[str], qa: str) -> tuple[str | None, list[str]]:
