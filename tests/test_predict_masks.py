@@ -260,6 +260,21 @@ def test_two_scenes_on_one_date_are_named() -> None:
         stack_band_files(items, "fine", preset.bands, preset, auto_mask=True)
     (one,) = stack_band_files(items[:3], "fine", preset.bands, preset, auto_mask=True)
     assert one.mask is not None and one.mask.endswith("QA_PIXEL.TIF")
+    # Landsat 7 and 8 dates in one series: each preset refused the other's dates, naming
+    # the other preset (a circle); one error names both and the way out now
+    l7 = [
+        Acquisition(
+            f"LE07_L2SP_191028_20200402_20200902_02_T1_{b}.TIF",
+            day.replace(month=4, day=2),
+            "fine",
+            None,
+        )
+        for b in ("SR_B1", "SR_B2", "QA_PIXEL")
+    ]
+    for name in ("landsat89-c2l2", "landsat457-c2l2"):
+        p = get_preset(name)
+        with pytest.raises(InvalidParameterError, match=r"mix Landsat 7, 8.*--catalog row"):
+            stack_band_files([*items[:3], *l7], "fine", p.bands, p, auto_mask=True)
 
 
 @pytest.mark.parametrize("kind", ["binary", "landsat_qa_pixel"])

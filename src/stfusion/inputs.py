@@ -315,6 +315,18 @@ def stack_band_files(
             groups.setdefault(a.date, []).append(a)
         else:
             out.append(a)
+    ids = [_LANDSAT_ID.search(Path(a.path).name) for g in groups.values() for a in g]
+    named = {m.group(1) for m in ids if m}
+    fits = {_LANDSAT_PRESET.get(x, "landsat89-c2l2") for x in named}
+    if preset is not None and preset.name in fits and len(fits) > 1:  # each preset refused
+        raise InvalidParameterError(  # the other's dates, so the advice went round in a circle
+            f"the {role} files mix Landsat {', '.join(sorted(named))}, whose bands are numbered "
+            f"otherwise ({' and '.join(sorted(fits))}): one --{role}-preset reads one "
+            "numbering. Give each date's bands in a --catalog row (FILE:SR_B2,SR_B3,... for "
+            "Landsat 8/9, FILE:SR_B1,SR_B2,... for 4-7, its QA_PIXEL in the mask column) with "
+            f"--{role}-scale 2.75e-5 --{role}-offset -0.2 --{role}-mask-kind landsat_qa_pixel "
+            "in place of the preset, or run one series per mission."
+        )
     bare = []
     for day, group in groups.items():
         paths = sorted({a.path for a in group}, key=lambda p: natural_key(Path(p).name))
