@@ -600,6 +600,18 @@ def test_a_qa_file_named_without_the_hdf_suffix_is_the_presets_qa() -> None:
     assert not qa_name("state_1km_1", "state_1km_2") and qa_name("QA_PIXEL", "LC08_x_QA_PIXEL")
 
 
+def test_a_missing_band_file_is_named(landsat_band_files: dict[str, Path]) -> None:
+    """A user trial: a date whose SR_B5 file was not downloaded said "band 'SR_B5' matches no
+    band" after the whole comma list of its files, and advised --fine-bands."""
+    from stfusion.errors import InvalidParameterError
+    from stfusion.io import FileSource, Scaling
+
+    landsat_band_files["SR_B5"].unlink()
+    d = landsat_band_files["SR_B1"].parent
+    with pytest.raises(InvalidParameterError, match=r"no file of band 'SR_B5' among the 5 band"):
+        FileSource(str(d / "LE07_*_SR_B*.TIF"), Scaling(bands=("SR_B3", "SR_B4", "SR_B5")))
+
+
 def test_inspect_says_which_qa_file_a_preset_masks_with(
     landsat_band_files: dict[str, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -277,6 +277,12 @@ def select_members(members: Sequence[_Member], bands: Sequence[str], label: str)
         exact = [m for m in members if item.lower() in (m.name.lower(), m.short.lower())]
         found = exact or [m for m in members if word_match(item, m.name)]
         if len(found) != 1:
+            if not found and separate and len(set(paths)) > 1:  # a band file not downloaded
+                raise InvalidParameterError(
+                    f"{Path(paths[0]).parent}: no file of band {item!r} among the "
+                    f"{len(set(paths))} band files of {Path(paths[0]).name} and the others "
+                    f"(bands {available}): is its {item} file missing?"
+                )
             why = (
                 "matches no band"
                 if not found

@@ -628,7 +628,8 @@ def _predict_tiers(
             rec.reason += f"; {len(broken)} pair(s) unreadable, e.g. {first}{more}"
         return None
     if not tiers:
-        notes.append(f"no other clear pair to predict from ({note}): gaps left empty")
+        why = "" if note == "no clear pair" else f" ({note})"  # not "... (no clear pair)"
+        notes.append(f"no other clear pair to predict from{why}: gaps left empty")
     return tiers, used, blend
 
 
