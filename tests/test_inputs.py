@@ -612,6 +612,31 @@ def test_a_missing_band_file_is_named(landsat_band_files: dict[str, Path]) -> No
         FileSource(str(d / "LE07_*_SR_B*.TIF"), Scaling(bands=("SR_B3", "SR_B4", "SR_B5")))
 
 
+def test_globs_get_the_date_and_own_target_warnings(
+    landsat_band_files: dict[str, Path], tmp_path: Path
+) -> None:
+    """A user trial: a glob pair of two dates 25 days apart, and a target glob naming the
+    pair's own coarse files, were not warned about (single files were)."""
+    import shutil
+    import warnings
+
+    from stfusion.errors import STFusionWarning
+    from stfusion.scene_checks import check_pair_files
+
+    d = landsat_band_files["SR_B1"].parent
+    glob = str(d / "LE07_*_SR_B*.TIF")
+    late = tmp_path / "MOD09GA.A2001315.h30v12.061.tif"  # 2001-11-11, 25 days after 10-17
+    shutil.copy(M1102, late)
+    with pytest.warns(STFusionWarning, match=r"pair 1: .* 2001-10-17 .* 2001-11-11, 25 days"):
+        check_pair_files([(glob, str(late))], str(M1102))
+    own = str(tmp_path / "MOD09GA.A2001315.*")
+    with pytest.warns(STFusionWarning, match=r"is the coarse image of pair 1"):
+        check_pair_files([(glob, str(late))], own)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", STFusionWarning)
+        check_pair_files([(glob, str(M1017))], str(M1102))
+
+
 def test_inspect_says_which_qa_file_a_preset_masks_with(
     landsat_band_files: dict[str, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -18,6 +18,7 @@ from stfusion.errors import (
     EmptyInputError,
     InvalidParameterError,
     ScaleMismatchError,
+    STFusionError,
     STFusionWarning,
 )
 from stfusion.io import Source, scan_values
@@ -550,7 +551,7 @@ def check_pair_files(
                 f"pair {k} ({f}, {c}) repeats pair {first}: each pair must be another date's "
                 "fine and coarse images. Leave the repeat out."
             )
-    own = [k for k, (_, c) in enumerate(pairs, 1) if same_file(c, target)]
+    own = [k for k, (_, c) in enumerate(pairs, 1) if _same_files(c, target)]
     if own:
         warnings.warn(
             f"{target}: the coarse target is the coarse image of pair {own[0]}, so this "
@@ -568,14 +569,34 @@ def check_pair_files(
 PAIR_DAYS_APART = 16
 
 
+def _files(spec: str) -> list[str]:
+    """The files a glob, comma list or ``FILE:BANDS`` names (``[spec]`` when none): a
+    check of names or files looks at them, not at the pattern (a glob's date, a glob that
+    names the pair's own coarse files, went unwarned)."""
+    from stfusion.io.stacks import split_spec
+
+    try:
+        return split_spec(spec)[0] or [spec]
+    except STFusionError:
+        return [spec]
+
+
+def _same_files(a: str, b: str) -> bool:
+    """Whether two inputs name the same files (paths, globs or lists of band files)."""
+    fa, fb = _files(a), _files(b)
+    return len(fa) == len(fb) and all(same_file(x, y) for x, y in zip(sorted(fa), sorted(fb)))
+
+
 def _warn_pair_dates(pairs: Sequence[tuple[str, str]], target: str) -> None:
     """Dates read from the file names (where every name of a pair gives one): a pair of two
     dates weeks apart (a mix-up of files), a target on a pair's own date (the prediction
     has that date's fine image as an input, so it scores itself)."""
     from stfusion.dates import parse_date_text
 
-    def day(path: str) -> dt.date | None:
-        return parse_date_text(os.path.basename(path))
+    def day(path: str) -> dt.date | None:  # a glob's or list's: its first file's name's
+        return parse_date_text(os.path.basename(path)) or parse_date_text(
+            os.path.basename(_files(path)[0])
+        )
 
     for k, (f, c) in enumerate(pairs, 1):
         df, dc = day(f), day(c)
