@@ -177,3 +177,16 @@ def test_catalog_errors(tmp_path: Path, text: str, message: str) -> None:
     cat.write_text("path,date,sensor\nundated.tif,,fine\n")
     with pytest.raises(InvalidParameterError, match=r"line 2: .*no acquisition date"):
         read_catalog(cat)
+
+
+def test_a_folder_of_scene_folders_says_to_give_a_glob(tmp_path: Path) -> None:
+    """A user trial: --fine landsat/ holding one folder per scene (as USGS unpacks them)
+    said "folder has no raster files" and nothing more."""
+    from stfusion.dates import list_images
+
+    _touch(tmp_path / "landsat" / "LC08_L2SP_191028_20200308_20200314_02_T1" / "x_SR_B2.TIF")
+    with pytest.raises(InputFileError, match=r"folders below it: give a quoted glob, e\.g\. '"):
+        list_images(tmp_path / "landsat")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputFileError, match=r"no raster files \(.*\)\.$"):
+        list_images(tmp_path / "empty")

@@ -177,8 +177,15 @@ def list_images(spec: str | os.PathLike[str]) -> list[str]:
             if f.is_file() and f.suffix.lower() in RASTER_EXTENSIONS and not f.name.startswith(".")
         ]
         if not files:
+            nested = any(f.is_dir() for f in p.iterdir())  # scene folders, as USGS unpacks
             raise InputFileError(
                 f"{spec}: folder has no raster files ({', '.join(RASTER_EXTENSIONS)})."
+                + (
+                    f" Its files are in folders below it: give a quoted glob, e.g. "
+                    f"'{p / '*' / '*.TIF'}'."
+                    if nested
+                    else ""
+                )
             )
         return sorted(files)
     if p.is_file():
