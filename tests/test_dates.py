@@ -177,6 +177,14 @@ def test_catalog_errors(tmp_path: Path, text: str, message: str) -> None:
     cat.write_text("path,date,sensor\nundated.tif,,fine\n")
     with pytest.raises(InvalidParameterError, match=r"line 2: .*no acquisition date"):
         read_catalog(cat)
+    # ... and the way out is the row's date column, not "list it in a --catalog" (a trial)
+    with pytest.raises(InvalidParameterError, match=r"rename the file or fill this row's date"):
+        read_catalog(cat)
+    # a folder named in a row: said so, not "file not found"
+    (tmp_path / "scene").mkdir()
+    cat.write_text("path,date,sensor\nscene,,fine\n")
+    with pytest.raises(InputFileError, match=r"line 2: scene is a folder; a row names one"):
+        read_catalog(cat)
 
 
 def test_a_folder_of_scene_folders_says_to_give_a_glob(tmp_path: Path) -> None:

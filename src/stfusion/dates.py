@@ -267,7 +267,16 @@ def read_catalog(path: str | os.PathLike[str]) -> list[Acquisition]:
                             f"{where}: {row['path']} not found (as {fp}: paths in a catalog "
                             "are relative to the catalog's folder)."
                         ) from None
-                    raise DateNotFoundError(f"{where}: {exc}") from None
+                    if fp.is_dir():
+                        raise InputFileError(
+                            f"{where}: {row['path']} is a folder; a row names one image (a "
+                            "file, a quoted glob or list of its band files)."
+                        ) from None
+                    # in a catalog the way out is its own date column, not "a --catalog"
+                    said = str(exc).replace(
+                        "list it in a --catalog CSV (path,date,sensor)", "fill this row's date"
+                    )
+                    raise DateNotFoundError(f"{where}: {said}") from None
             mask = row.get("mask") or None
             if mask is not None and not Path(mask).is_absolute():
                 mask = str(base / mask)
