@@ -403,6 +403,19 @@ def test_evaluate_undeclared_fill_value(
     assert rmse(bare, "--truth-nodata", "-9999") == pytest.approx(want, rel=1e-12)
 
 
+def test_evaluate_names_collection_2_for_a_prediction_in_digital_numbers() -> None:
+    """A user trial: a prediction made from unscaled Landsat C2 digital numbers got only
+    "--pred-scale 1e-05", which leaves the -0.2 offset out."""
+    from stfusion.scale_check import scale_mismatch
+
+    truth = np.full((1, 8, 8), 0.045)
+    pred = (truth + 0.2) / 2.75e-5
+    found = scale_mismatch(pred, truth)
+    assert found is not None
+    text = found.message()
+    assert "--pred-scale 2.75e-5 --pred-offset -0.2" in text and "--pred-scale 1e-05" in text
+
+
 def test_evaluate_a_fill_over_half_the_prediction_is_not_called_a_scale(
     small_tifs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -206,6 +206,11 @@ def test_scale_advice_for_landsat_collection_2(tmp_path: Path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error", STFusionWarning)
         open_scene([(f, c)], c, fine_scaling=Scaling(2.75e-5, -0.2))
+    # digital numbers against MOD09GA's int16 x 10000 (14x: a warning, not an error) name
+    # the Collection 2 scale and offset too (a trial: "check --fine-scale/--coarse-scale")
+    ci = write_tif(tmp_path / "ci.tif", np.round(coarse_like(refl) * 1e4), dtype="int16")
+    with pytest.warns(STFusionWarning, match=r"medians differ .*--fine-offset -0\.2"):
+        open_scene([(f, ci)], ci)
 
 
 def test_scale_advice_for_values_scaled_twice(tmp_path: Path) -> None:

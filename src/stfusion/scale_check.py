@@ -46,10 +46,16 @@ class ScaleMismatch:
             # the truth looks like reflectance: scale the prediction down to it, not the
             # truth up (whose SSIM and PSNR would then use the wrong data range)
             p = f"{10.0 ** round(math.log10(self.factor)):g}"
+            c2 = (  # a prediction made from unscaled Collection 2 digital numbers
+                " (Landsat Collection 2 Level-2 digital numbers: --pred-scale 2.75e-5 "
+                "--pred-offset -0.2)"
+                if 5000 <= self.pred_median <= 65535
+                else ""
+            )
             return (
                 f"{pred} (median {self.pred_median:.4g}) and {truth} (median "
                 f"{self.truth_median:.4g}) differ {times:.0f}x in band {self.band + 1}: the "
-                f"prediction is stored scaled. Give --pred-scale {p} (Python: "
+                f"prediction is stored scaled. Give --pred-scale {p}{c2} (Python: "
                 f"evaluate_files(..., pred_scale={p}))."
             )
         hint = (

@@ -360,10 +360,11 @@ def check_scales(
                 if c2 and float(getattr(src, "offset", 0.0)) == 0.0
                 else ""
             )
+            c2dn = _c2_hint(fine, fine_option, fm) if fm > cm else ""  # DN vs MODIS int16
             warnings.warn(
                 f"{fine.label} and {coarse.label}: band {b + 1} medians differ "
                 f"{max(fm, cm) / min(fm, cm):.0f}x ({fm:.4g} vs {cm:.4g}; 98th percentiles of "
-                f"|value| {fp:.4g} vs {cp:.4g}); check {options}{offset}.",
+                f"|value| {fp:.4g} vs {cp:.4g}); check {options}{offset}.{c2dn}",
                 STFusionWarning,
                 stacklevel=3,
             )
