@@ -351,3 +351,19 @@ def test_a_file_series_did_not_write_is_never_removed(
     res = run_series(out, **_kw(fine, overwrite=True))
     assert {r.date.isoformat(): r for r in res.records}["2020-03-10"].status == "failed"
     assert mine.read_bytes() == before
+
+
+def test_a_coarse_date_without_its_mask_says_so_in_its_row(tmp_path: Path) -> None:
+    """A user trial: a MODIS date without its state_1km file was warned about on stderr, but
+    its summary row had an empty reason (a fine date's row says "used unmasked")."""
+    from conftest import write_mask_like
+
+    fine = _landsat(tmp_path)
+    masks = tmp_path / "cmasks"
+    masks.mkdir()
+    modis = need(KRANJ) / "modis" / "filled"
+    write_mask_like(modis / "2020069_18-04_kranj.tif", masks / "mask_2020-03-09.tif", 0)
+    res = run_series(tmp_path / "out", **_kw(fine, coarse_mask=[str(masks)]))
+    rec = {r.date.isoformat(): r for r in res.records}
+    assert "no coarse mask for this date: its image used unmasked" in rec["2020-03-10"].reason
+    assert "no coarse mask" not in rec["2020-03-09"].reason

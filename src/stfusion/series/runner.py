@@ -471,6 +471,8 @@ def _predict_date(
         unusable = f"coarse valid fraction {coarse.valid:.3f} < --min-valid {cfg.min_valid}"
 
     notes: list[str] = []
+    if s.coarse[day].mask is None and any(a.mask is not None for a in s.coarse.values()):
+        notes.append("no coarse mask for this date: its image used unmasked")  # as the fine
     observed, full = _observation(s, rec, day, notes)
     if unusable and observed is None:
         rec.status, rec.output = ("failed" if coarse.source is None else "skipped"), ""
