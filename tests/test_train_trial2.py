@@ -290,3 +290,15 @@ def test_a_catalog_with_semicolons_says_so(tmp_path: Path) -> None:
     csv.write_text("site;date;fine;coarse\ncia;2001-10-08;a.tif;b.tif\n")
     with pytest.raises(InvalidParameterError, match=r"separated by ';': write them with commas"):
         read_catalog(csv)
+
+
+def test_a_training_catalogs_band_file_list_is_relative_to_it(tmp_path: Path) -> None:
+    """The training catalog reads its paths as the series' does (one function): every file
+    of a quoted comma list relative to the catalog, not only the first."""
+    from stfusion.dl.catalog import read_catalog
+
+    csv = tmp_path / "cat.csv"
+    csv.write_text('site,date,fine,coarse\ns,2001-10-08,"L/B2.tif,L/B3.tif",M.tif\n')
+    (tmp_path / "M.tif").write_bytes(b"")
+    (spec,) = read_catalog(csv)["s"]
+    assert spec.fine == f"{tmp_path}/L/B2.tif,{tmp_path}/L/B3.tif"

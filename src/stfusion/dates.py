@@ -248,7 +248,7 @@ def read_catalog(path: str | os.PathLike[str]) -> list[Acquisition]:
             row = {(k or "").strip().lower(): (v or "").strip() for k, v in raw.items()}
             if not row.get("path"):
                 raise InvalidParameterError(f"{where}: empty path.")
-            fp = Path(_in_catalog(base, row["path"]))
+            fp = Path(catalog_path(base, row["path"]))
             if row.get("date"):
                 try:
                     day = parse_date(row["date"])
@@ -286,14 +286,15 @@ def read_catalog(path: str | os.PathLike[str]) -> list[Acquisition]:
     return out
 
 
-def _in_catalog(base: Path, spec: str) -> str:
-    """A catalog row's ``path`` (a file, a glob or a comma list of them, perhaps with
-    ``:BANDS``) with each file relative to the catalog's folder ``base``: a list once had
-    only its first file so, the others relative to the working folder."""
+def catalog_path(base: Path, spec: str) -> str:
+    """A catalog row's image (a file, a glob or a comma list of them, perhaps with
+    ``:BANDS``) with each file relative to the catalog's folder ``base`` (``~`` expanded):
+    a list once had only its first file so, the others relative to the working folder. The
+    series' and the training catalogs both read their paths so."""
     head, sep, tail = spec.rpartition(":")
     if sep and head and "/" not in tail and not Path(tail).suffix:  # FILE:BANDS
-        return f"{_in_catalog(base, head)}:{tail}"
-    parts = [Path(x.strip()) for x in spec.split(",")]
+        return f"{catalog_path(base, head)}:{tail}"
+    parts = [Path(x.strip()).expanduser() for x in spec.split(",")]
     return ",".join(str(q if q.is_absolute() else base / q) for q in parts)
 
 

@@ -60,7 +60,8 @@ def quality_layer(
     fine_ok = np.stack([np.isfinite(f.read(window)).all(axis=0) for f, _ in method.scene_.pairs])
     target = method.target_.read(window)
     fell = np.asarray(extra.get("fallback", np.zeros((h, w), np.float32))) > 0
-    has = np.isfinite(pred).any(axis=0) & ~coarse_substitute(pred, fell, target)
+    some = np.isfinite(pred).any(axis=0)  # a value in at least one band
+    has = some & ~coarse_substitute(pred, fell, target)
     used = fine_ok & has[None]  # a NaN prediction used no pair, whatever the fine images hold
     days = getattr(method, "pair_days_", None)
     if days is None:
@@ -69,8 +70,7 @@ def quality_layer(
         d = np.where(used, np.asarray(days, np.float32)[:, None, None], np.inf).min(axis=0)
         near = np.where(np.isfinite(d), d, np.nan).astype(np.float32)
     # the rule's bit only where it made a value (it flagged all-NaN pixels under a cloud)
-    made = fell & np.isfinite(pred).any(axis=0)
-    code = made * FALLBACK_RULE + ~np.isfinite(target).all(axis=0) * NO_COARSE_TARGET
+    code = (fell & some) * FALLBACK_RULE + ~np.isfinite(target).all(axis=0) * NO_COARSE_TARGET
     unc = np.asarray(extra.get("uncertainty", np.full((nb, h, w), np.nan)), np.float32)
     more = extra.get("bands", np.zeros((0, h, w), np.float32))
     return np.concatenate(

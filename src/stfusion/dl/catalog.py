@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from stfusion.dates import DateNotFoundError, parse_date
+from stfusion.dates import DateNotFoundError, catalog_path, parse_date
 from stfusion.errors import InputFileError, InvalidParameterError
 from stfusion.io import Scaling
 from stfusion.scene import ImageLike
@@ -93,8 +93,7 @@ def read_catalog(path: str | os.PathLike[str]) -> dict[str, list[PairSpec]]:
             ) from None
 
         def resolve(value: str, i: int = i) -> str:
-            q = Path(value).expanduser()
-            path = q if q.is_absolute() else p.parent / q
+            path = Path(catalog_path(p.parent, value))  # each file of a list, as series's
             special = any(ch in value for ch in "*?[,:")  # globs, band lists, FILE:BANDS
             if not special and not path.exists():
                 raise InputFileError(

@@ -177,7 +177,7 @@ class WrittenImage:
     checksum: str
     #: int16: how many steps of the scale the stored values span (max - min); float32: None.
     steps: int | None = None
-    #: The span of the values before storing (max - min over bands; 0 without any).
+    #: int16: the span of the values before storing (max - min over bands); else 0.
     span: float = 0.0
 
     def int16_notes(self, int16_scale: float) -> list[str]:
@@ -207,20 +207,19 @@ class DateImage:
     def __init__(self, ds: Any, grid: Grid, dtype: str, int16_scale: float) -> None:
         self.ds, self.grid, self.dtype, self.int16_scale = ds, grid, dtype, int16_scale
         self.valid = self.clipped = 0
-        self.lo, self.hi = np.inf, -np.inf  # the values, and (int16) as stored
+        self.lo, self.hi = np.inf, -np.inf  # int16 only: the values, and as stored
         self.qlo, self.qhi = np.inf, -np.inf
         self.hash = hashlib.sha256()
 
     def write(self, win: Window, out: np.ndarray) -> None:
         """Store the float32 block ``out`` at ``win`` (int16: scaled, clipped, nodata)."""
-        self.valid += int(np.isfinite(out).all(axis=0).sum())
         ok = np.isfinite(out)
-        if ok.any():
-            self.lo, self.hi = min(self.lo, out[ok].min()), max(self.hi, out[ok].max())
+        self.valid += int(ok.all(axis=0).sum())
         if self.dtype == "int16":
             q = np.rint(np.where(ok, out, 0) / self.int16_scale)
             self.clipped += int((ok & (np.abs(q) > 32767)).sum())
-            if ok.any():
+            if ok.any():  # the span of the values and of the stored steps (int16_notes)
+                self.lo, self.hi = min(self.lo, out[ok].min()), max(self.hi, out[ok].max())
                 self.qlo, self.qhi = min(self.qlo, q[ok].min()), max(self.qhi, q[ok].max())
             stored = np.where(ok, np.clip(q, -32767, 32767), INT16_NODATA).astype(np.int16)
         else:
