@@ -360,17 +360,16 @@ def write_cube(
         data = _lazy_image(p, len(band_names), grid)
         return _date_dataset(day, status, data, q, grid, band_names)
 
-    chunks = (1, len(band_names), *side)
+    # one chunk: a date, every band, a square of pixels (Zarr's chunks, NetCDF-4's too)
+    by_var = {"fused": (1, len(band_names), *side), "quality": (1, len(QUALITY_BANDS), *side)}
     qenc = {"dtype": "float32", "_FillValue": np.float32(np.nan)}
     if grid.crs is not None:
         qenc["grid_mapping"] = "spatial_ref"
     encoding = {"fused": enc} | ({"quality": qenc} if quality is not None else {})
     if engine in ("netcdf4", "h5netcdf"):  # NetCDF-4: deflate in the Zarr cube's chunks
         # (uncompressed, 3 int16 dates of 1000 x 1000 x 6 with quality took 92 MB, 25 as COGs)
-        qside = (1, len(QUALITY_BANDS), *side)
-        for name, shape in (("fused", chunks), ("quality", qside)):
-            if name in encoding:
-                encoding[name] |= {"zlib": True, "complevel": 4, "chunksizes": shape}
+        for name in encoding:
+            encoding[name] |= {"zlib": True, "complevel": 4, "chunksizes": by_var[name]}
 
     # coordinates are never missing: no _FillValue (CF)
     names = ("x", "y", "band", "time") + (("quality_band",) if quality is not None else ())
@@ -383,8 +382,6 @@ def write_cube(
                 ds = dataset(i)
                 ds.attrs.update(attrs)
                 if i == 0:
-                    qchunks = (1, len(QUALITY_BANDS), *side)
-                    by_var = {"fused": chunks, "quality": qchunks}
                     # Zarr format 2: strings (band names) and readers beyond zarr-python
                     ds.to_zarr(
                         tmp,
