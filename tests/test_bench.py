@@ -290,6 +290,21 @@ def test_case_data_range_reaches_the_metrics(
     assert seen and set(seen) == {"truth"}
 
 
+def test_index_case_defaults_to_the_truth_range_and_runs_starfm(user_case: Path) -> None:
+    """A user case whose bands name indices and which gives no data_range scores SSIM and PSNR
+    with the truth's range, as `stfusion evaluate --data-range auto` does on the same files
+    (the bench used 1); its names, no band roles, are not passed to STARFM as `bands=` (it
+    was skipped for a --param the user never gave)."""
+    case_file = user_case.parent / "index.toml"
+    case_file.write_text(user_case.read_text().replace('["red", "nir"]', '["NDVI", "EVI"]'))
+    case = load_cases_file(case_file)["tiny"]
+    assert case.data_range == "truth"
+    result = run_bench([case], ["starfm"], user_case.parent / "b", figures=False)
+    run = next(r for r in result["runs"] if r.method == "starfm")
+    assert run.status == "ok", run.reason
+    assert run.params.get("bands", "auto") == "auto", run.params
+
+
 def test_ergas_takes_the_ratio_of_coarse_images_on_their_own_grid(tmp_path: Path) -> None:
     """A case with 500 m coarse images and no ratio: the grids give R = 10, as predict
     records and evaluate uses (bench left ERGAS empty)."""

@@ -550,13 +550,26 @@ def _auto_data_range(
     return 1.0, ""
 
 
+def holds_index_or_temperature(path: str, band_names: Sequence[str] = ()) -> bool:
+    """Whether ``band_names`` (when given), else the file at ``path`` (its band names or
+    stfusion's ``STFUSION_VARIABLE`` tag), say the image holds an index or a temperature:
+    :func:`evaluate_files`' ``data_range="auto"`` then takes the truth's range."""
+    if band_names:
+        return _index_or_temperature_names(band_names)
+    return _named_index_or_temperature(FileSource(path), _file_tags(path))
+
+
+def _index_or_temperature_names(names: Sequence[str]) -> bool:
+    from stfusion.methods.variables import INDEX_NAMES, TEMPERATURE_NAMES
+
+    names = [str(n) for n in names]
+    return bool(names) and all(INDEX_NAMES.search(n) or TEMPERATURE_NAMES.search(n) for n in names)
+
+
 def _named_index_or_temperature(src: FileSource, tags: dict[str, str]) -> bool:
     """Whether a file says it holds an index or a temperature: every band named so (NDVI,
     LST, ...), or stfusion's ``STFUSION_VARIABLE`` tag (in ``tags``, the file's)."""
-    from stfusion.methods.variables import INDEX_NAMES, TEMPERATURE_NAMES
-
-    names = [str(n) for n in src.band_names]
-    if names and all(INDEX_NAMES.search(n) or TEMPERATURE_NAMES.search(n) for n in names):
+    if _index_or_temperature_names(src.band_names):
         return True
     variable = tags.get("STFUSION_VARIABLE", "")  # e.g. "ndvi, inferred (...)"
     return variable.split(",")[0].split(" ")[0] in ("ndvi", "lst", "other")

@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 
 import stfusion
+from stfusion.bands import OTHER, roles_from_names
 from stfusion.bench_report import (  # SUMMARY_COLUMNS re-exported: its old home
     BASELINES,
     SUMMARY_COLUMNS,  # noqa: F401
@@ -263,10 +264,11 @@ def _with_case_bands(cls: type[FusionMethod], case: Case, params: Sequence[str])
     roles (STARFM's and Fit-FC's similarity bands) when the user gave none: the named cases'
     ENVI files name no bands, so STARFM would fall back to its per-band rule there."""
     given = {p.split("=", 1)[0].strip(): p.split("=", 1)[-1].strip() for p in params}
-    if not case.bands:
+    roles = roles_from_names(case.bands)  # a user case's ["NDVI"] names no role: none passed
+    if all(r == OTHER for r in roles):
         return list(params)
     if "bands" not in given and any(p.name == "bands" for p in cls.params):
-        return [*params, f"bands={','.join(case.bands)}"]
+        return [*params, f"bands={','.join(roles)}"]
     # VIPSTF: its base's band roles (VIPSTF-SW's red and NIR similarity, STARFM's, Fit-FC's)
     base = given.get("base", next((p.default for p in cls.params if p.name == "base"), None))
     if base is not None and "base.bands" not in given:
@@ -275,7 +277,7 @@ def _with_case_bands(cls: type[FusionMethod], case: Case, params: Sequence[str])
         except STFusionError:  # a bad base: make_estimator says so, with the names
             takes = False
         if takes:
-            return [*params, f"base.bands={','.join(case.bands)}"]
+            return [*params, f"base.bands={','.join(roles)}"]
     return list(params)
 
 

@@ -345,11 +345,22 @@ def _number(spec: dict[str, Any], key: str, where: str, least: float, example: s
     return float(value)
 
 
-def _data_range(spec: dict[str, Any], where: str) -> float | str:
+def _data_range(spec: dict[str, Any], where: str, truth: str) -> float | str:
+    """The case's ``data_range``; left out, ``"truth"`` where the case's band names (or the
+    truth file's names or STFUSION_VARIABLE tag) say index or temperature, as ``stfusion
+    evaluate``'s ``auto`` (one prediction, one score in both), else 1 (reflectance)."""
     if spec.get("data_range") == "truth":
         return "truth"
     value = _number(spec, "data_range", where, 0.0, 'e.g. 1 for reflectance, or "truth"')
-    return 1.0 if value is None else value
+    if value is not None:
+        return value
+    from stfusion.api import holds_index_or_temperature
+
+    try:
+        auto = holds_index_or_temperature(truth, _strings(spec, "bands", where))
+    except STFusionError:  # an unreadable truth: the case's own check names it
+        auto = False
+    return "truth" if auto else 1.0
 
 
 def _strings(spec: dict[str, Any], key: str, where: str) -> tuple[str, ...]:
@@ -421,7 +432,7 @@ def load_cases_file(path: str | os.PathLike[str]) -> dict[str, Case]:
     coarse_scale = 0.0001    # optional
     ratio = 16               # optional: needed by FSDAF and Fit-FC on one grid, and by ERGAS
     bands = ["green", "red", "nir"]   # optional
-    data_range = "truth"     # optional: SSIM/PSNR range (default 1, reflectance)
+    data_range = "truth"     # optional: SSIM/PSNR range (default 1, or "truth" for NDVI/LST bands)
     ```
     Relative paths are relative to the TOML file. Case names become file names: they must
     match :data:`CASE_NAME_RULE` and must not contain ".." (checked here, before any work).
@@ -486,7 +497,7 @@ def load_cases_file(path: str | os.PathLike[str]) -> dict[str, Case]:
             ratio=_number(spec, "ratio", where, 1.0, "coarse / fine pixel size, e.g. 16"),
             bands=_strings(spec, "bands", where),
             description=str(spec.get("description", f"user case from {p.name}")),
-            data_range=_data_range(spec, where),
+            data_range=_data_range(spec, where, rel(spec["truth"])),
         )
     if not out:
         raise InvalidParameterError(f"{p}: no [cases.NAME] tables found.")
