@@ -86,7 +86,7 @@ def test_a_mask_half_a_pixel_off_the_grid_is_warned_about(
 
 @settings(max_examples=60, deadline=None)
 @given(
-    levels=st.integers(3, 300),
+    levels=st.integers(3, 900),
     step=st.floats(1e-4, 10.0),
     jitter=st.floats(0.0, 0.2),
     bins=st.integers(5, 100),
@@ -107,10 +107,22 @@ def test_density_bins_of_quantised_values_hold_whole_levels(
     assert edges[0] <= lo and edges[-1] >= hi
     found = np.unique(values)
     per_bin = np.histogram(found, edges)[0]
-    if found.size <= 4 * bins:
+    if found.size <= 4 * bins or values.size >= 8 * found.size:
         assert np.all(per_bin[:-1] == per_bin[0]) and 0 < per_bin[-1] <= per_bin[0]
     else:
         assert edges.size == bins + 1
+
+
+def test_density_bins_of_many_levels_and_of_continuous_values() -> None:
+    """int16 x 1e-4 with more levels than 4 per bin (LGC's truth: 390 levels) still gets bins
+    of whole levels (it drew stripes); distinct floats get even bins."""
+    rng = np.random.default_rng(0)
+    values = rng.integers(100, 490, 200_000) * np.float32(1e-4)
+    edges = bin_edges(values, float(values.min()), float(values.max()), 80)
+    per_bin = np.histogram(np.unique(values), edges)[0]
+    assert np.all(per_bin[:-1] == per_bin[0])
+    floats = rng.random(200_000)
+    assert bin_edges(floats, 0.0, 1.0, 80) == pytest.approx(np.linspace(0, 1, 81))
 
 
 def test_scoring_a_series_observation_is_warned_about(
@@ -167,3 +179,24 @@ def test_evaluate_csv_and_pred_offset(tmp_path: Path, capsys: pytest.CaptureFixt
     assert back["rmse"]["mean"] == pytest.approx(scored["rmse"]["mean"], rel=1e-5)
     code, _, err = run_cli(["evaluate", str(pred), str(truth), "--csv", "--json"], capsys)
     assert code == 2 and "give one" in err
+
+
+def test_figures_show_gaps_as_gaps_and_a_clipped_error_scale() -> None:
+    """A gap in a colour composite is transparent (it was black, like dark land), and the
+    error maps' colour bar, capped at the 99th percentile, says so with an arrow and the share
+    of pixels above it."""
+    from stfusion.plot import composite, quicklook_grid
+
+    truth = np.random.default_rng(1).random((3, 20, 20)).astype(np.float32)
+    truth[:, :4, :4] = np.nan
+    rgba = composite(truth, [0, 1, 2], np.zeros(3), np.ones(3))
+    assert rgba.shape == (20, 20, 4)
+    assert np.all(rgba[:4, :4, 3] == 0) and np.all(rgba[4:, 4:, 3] == 1)
+    pred = truth + 0.01
+    pred[:, 10, 10] += 5.0  # one outlier above the cap
+    fig = quicklook_grid(truth, [("m", "m", pred)], ["red", "green", "blue"])
+    (bar,) = [a for a in fig.axes if a.get_label() == "<colorbar>"]
+    assert "above the scale" in bar.get_ylabel()
+    clean = quicklook_grid(truth, [("m", "m", truth.copy())], ["red", "green", "blue"])
+    (bar,) = [a for a in clean.axes if a.get_label() == "<colorbar>"]
+    assert "above the scale" not in bar.get_ylabel()

@@ -41,9 +41,24 @@ def stretch_limits(
 def composite(
     image: np.ndarray, bands: Sequence[int], lo: np.ndarray, hi: np.ndarray
 ) -> np.ndarray:
+    """RGBA in 0..1; a pixel missing in a composite band is transparent (the page's white, as
+    in the error maps), not black, which reads as dark land."""
     rgb = np.stack([(image[b] - lo[i]) / (hi[i] - lo[i]) for i, b in enumerate(bands)], axis=-1)
+    alpha = np.isfinite(rgb).all(axis=-1, keepdims=True).astype(rgb.dtype)
     rgb = np.clip(np.nan_to_num(rgb, nan=0.0), 0, 1)
-    return rgb
+    return np.concatenate([rgb, alpha], axis=-1)
+
+
+def _error_colorbar(
+    fig: Any, mappable: Any, ax: Any, errors: Sequence[np.ndarray], vmax: float, label: str
+) -> None:
+    """The error maps' colour bar, with an arrow and the share of pixels where the 99th
+    percentile cap clips the scale (the largest errors would otherwise look like the cap)."""
+    n = sum(int(np.isfinite(e).sum()) for e in errors)
+    above = sum(int((e > vmax).sum()) for e in errors)
+    if above:
+        label = f"{label}\n{100 * above / max(n, 1):.1f} % of pixels above the scale"
+    fig.colorbar(mappable, ax=ax, shrink=0.8, label=label, extend="max" if above else "neither")
 
 
 def quicklook_figure(
@@ -74,7 +89,8 @@ def quicklook_figure(
     im = axes[-1].imshow(err, cmap="magma", vmin=0, vmax=vmax, interpolation="nearest")
     axes[-1].set_title("|prediction - truth|, mean over bands", fontsize=9)
     axes[-1].set_axis_off()
-    fig.colorbar(im, ax=axes[-1], shrink=0.8, label="reflectance")
+    with np.errstate(invalid="ignore"):
+        _error_colorbar(fig, im, axes[-1], [err], vmax, "reflectance")
     names = "/".join(band_names[b] for b in bands)
     fig.suptitle(f"{title}  (composite {names}, same 2-98% stretch in every panel)", fontsize=10)
     fig.savefig(path, dpi=110)
@@ -127,7 +143,15 @@ def quicklook_grid(
             bottom.set_title(f"|error| {name}", fontsize=9)
             err_axes.append(bottom)
     if im is not None:
-        fig.colorbar(im, ax=err_axes, shrink=0.8, label=error_label)
+        with np.errstate(invalid="ignore"):
+            _error_colorbar(
+                fig,
+                im,
+                err_axes,
+                [e for _, _, e, _ in panels[1:] if e is not None],
+                vmax,
+                error_label,
+            )
     combo = "/".join(band_names[b] for b in bands)
     fig.suptitle(
         f"{title}: composite {combo}, one 2-98% stretch (of the truth) for all", fontsize=10
@@ -140,9 +164,13 @@ def bin_edges(values: np.ndarray, lo: float, hi: float, bins: int) -> np.ndarray
     reflectance: 8-bit Landsat-7 DN give ~20 levels per 0.1) get bins of whole levels, the
     edges midway between levels, else bins alternately catch one level and none, which draws
     empty stripes across the density."""
-    u = np.unique(values[np.isfinite(values)])
+    finite = values[np.isfinite(values)]
+    u = np.unique(finite)
     levels = u[(u >= lo) & (u <= hi)]
-    if not 1 < levels.size <= 4 * bins:
+    # quantised: few levels, or many pixels per level (int16 x 1e-4: LGC's truth has 390
+    # levels, more than 4 per bin, and drew stripes); continuous floats are all distinct
+    quantised = levels.size <= 4 * bins or finite.size >= 8 * u.size
+    if levels.size < 2 or not quantised:
         return np.linspace(lo, hi, bins + 1)
     per_bin = math.ceil(levels.size / bins)
     mids = (levels[1:] + levels[:-1]) / 2
