@@ -49,6 +49,25 @@ def _fit(inputs: dict[str, list[np.ndarray]], **params: object) -> VIPSTF:
 
 
 @needs_cia
+def test_integer_dn_keep_the_pairs_variable_for_the_base(cia: dict) -> None:
+    """Reflectance x 10000 in int16 without a declared scale: the virtual fine image is no
+    longer integers, so FSDAF as the base took it for "other" (another range, other ISODATA
+    thresholds; BOREAS differed by up to 0.017 from the reflectance run). The base now gets
+    the pairs' variable and the prediction is the reflectance run's, in DN."""
+
+    def dn(a: np.ndarray) -> np.ndarray:
+        return np.round(a * 1e4).astype(np.int16)
+
+    ints = {k: [dn(a) for a in v] for k, v in cia.items()}
+    got = _fit(ints).predict(ints["target"][0]).values / 1e4
+    want = _fit(cia).predict(cia["target"][0]).values
+    est = _fit(ints)
+    est.predict(ints["target"][0])
+    assert (est.base_.variable_.name, est.base_.variable_.scale) == ("reflectance", 1e4)
+    np.testing.assert_allclose(got, want, rtol=0, atol=2e-3)
+
+
+@needs_cia
 def test_additive_base_matches_reference(cia: dict) -> None:
     """base=additive is F_v + C_0 - C_v: the virtual pair itself, against the reference."""
     target = cia["target"][0]

@@ -61,6 +61,7 @@ order given): ``a_k = 1``, ``b = mean(C_0 - C_k)``.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -73,7 +74,10 @@ from stfusion.io import AlignedSource, ArraySource, Grid, Source, scan_values
 from stfusion.io.spill import state_bytes
 from stfusion.methods.base import FusionMethod, Param
 from stfusion.methods.params import MethodTags
+from stfusion.methods.variables import infer_variable
 from stfusion.scene import Scene
+
+log = logging.getLogger("stfusion.methods")
 
 #: Virtual fine + coarse images up to this size (MB), and within the run's state budget
 #: (``--mem-limit``, :func:`stfusion.io.spill.state_bytes`), are computed once into memory.
@@ -406,9 +410,26 @@ class VIPSTF(FusionMethod):
             coarse_scaling=scene.coarse_scaling,
         )
         base = self._new_base()
+        self._keep_variable(base, scene, vf)
         base.fit(vscene)  # a Scene: no file is opened or checked again
         base.prepare(target)
         self.base_ = base
+
+    @staticmethod
+    def _keep_variable(base: FusionMethod, scene: Scene, virtual_fine: Source) -> None:
+        """The base's ``variable="auto"`` as the user's pairs give it: the virtual fine image
+        of integer DN is no longer integers, so the base took reflectance x 10000 for
+        "other" (another allowed range, other ISODATA thresholds). Where the guesses differ,
+        the base is given the pairs' variable by name."""
+        if getattr(base, "variable", None) != "auto":
+            return
+        n = 1 << 16
+        pairs = np.concatenate([f.sample(n).ravel() for f, _ in scene.pairs])
+        ours = infer_variable(pairs, scene.count, scene.band_names)
+        virtual = infer_variable(virtual_fine.sample(n).ravel(), scene.count, scene.band_names)
+        if (ours.name, ours.scale) != (virtual.name, virtual.scale):
+            log.info("vipstf: the base takes the pairs' variable, %s", ours.describe())
+            base.set_params(variable=ours.name)
 
     def fitted_tags(self) -> dict[str, Any]:
         # the virtual pair's recipe (V1) per band: a_i for each pair, and b
