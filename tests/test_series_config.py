@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import kranj_series_args, run_cli
-from stfusion.errors import InvalidParameterError
+from stfusion.errors import InvalidParameterError, STFusionError
 from stfusion.series import SeriesConfig, read_summary, run_series
 
 D = dt.date
@@ -49,12 +49,19 @@ def test_config_normalises_and_is_frozen(tmp_path: Path) -> None:
         ("min_valid", 1.5, "--min-valid"),
         ("pairs_per_side", 0, "--pairs-per-side"),
         ("prefix", "a/b", "--prefix"),
+        # these failed every date one by one (or as a plain ValueError) when the run came
+        ("mem_limit_mb", -5, "--mem-limit"),
+        ("mem_limit_mb", float("nan"), "--mem-limit"),
+        ("workers", 0, "--workers"),
+        ("fine_scale", 0, "--fine-scale"),
+        ("coarse_offset", float("inf"), "--coarse-offset"),
+        ("date_range", "2020-02-30:2020-03-01", "2020-02-30"),
     ],
 )
 def test_config_rejects_bad_values_before_any_work(
     tmp_path: Path, field: str, value: object, message: str
 ) -> None:
-    with pytest.raises(InvalidParameterError, match=message):
+    with pytest.raises(STFusionError, match=message):
         SeriesConfig(tmp_path, **{field: value})  # type: ignore[arg-type]
 
 

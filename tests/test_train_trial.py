@@ -348,3 +348,13 @@ def test_a_bad_value_is_said_before_torch_is_imported(command: str, tmp_path: Pa
     )
     assert proc.returncode == 2 and "--max-invalid 1" in proc.stderr, proc.stderr
     assert proc.stdout.split() == ["False", "False"], proc.stdout
+
+
+def test_python_student_takes_the_commands_size_words() -> None:
+    """`TrainConfig(model="student")` failed with its own default size "small", which the
+    command maps to micro; Python takes the same words now."""
+    assert TrainConfig(model="student").size == "micro"
+    assert TrainConfig(model="student", size="paper").size == "mini"
+    assert TrainConfig(model="student", size="nano").size == "nano"
+    assert TrainConfig(model="edcstfn", size="small").size == "small"
+    TrainConfig(model="student").validate()

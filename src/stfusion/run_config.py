@@ -40,6 +40,8 @@ STUDENT_SIZES: dict[str, tuple[int, ...]] = {
     "micro": (16, 16),
     "mini": (24, 24, 24),
 }
+#: The other networks' size words, as the student's sizes (``--size small`` = micro).
+STUDENT_SIZE_FOR = {"tiny": "nano", "small": "micro", "paper": "mini"}
 
 
 @dataclass
@@ -145,6 +147,7 @@ def shipped_weights(name: str) -> Path:
 __all__ = [
     "PRECISIONS",
     "STUDENT_SIZES",
+    "STUDENT_SIZE_FOR",
     "WEIGHTS_DIR",
     "DistillSettings",
     "LoopSettings",

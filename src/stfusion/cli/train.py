@@ -14,12 +14,11 @@ from typing import Any, TypeVar
 import click
 
 from stfusion.cli import options as opt
-from stfusion.run_config import TrainSettings, check_run_values
+from stfusion.run_config import STUDENT_SIZE_FOR, TrainSettings, check_run_values
 
 C = TypeVar("C")
 
 #: Student sizes for the --size names of the other networks (``--model student``).
-STUDENT_SIZE_FOR = {"tiny": "nano", "small": "micro", "paper": "mini"}
 
 
 def model_choices() -> list[str]:

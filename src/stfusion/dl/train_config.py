@@ -22,7 +22,12 @@ from stfusion.dl.networks import network_class, network_names
 from stfusion.dl.networks.discriminators import discriminator_class
 from stfusion.errors import InvalidParameterError, OptionError
 from stfusion.io import Scaling
-from stfusion.run_config import TrainSettings, check_iso_date, check_run_values
+from stfusion.run_config import (
+    STUDENT_SIZE_FOR,
+    TrainSettings,
+    check_iso_date,
+    check_run_values,
+)
 
 __all__ = [
     "RESUME_KEEP",
@@ -47,6 +52,10 @@ __all__ = [
 class TrainConfig(TrainSettings):
     """:class:`stfusion.run_config.TrainSettings` (the fields and defaults, without torch) with
     the checks and ``auto`` values that need the networks."""
+
+    def __post_init__(self) -> None:
+        if self.model == "student":  # the command's words tiny/small/paper for its sizes
+            self.size = STUDENT_SIZE_FOR.get(self.size, self.size)
 
     def validate(self) -> None:
         try:

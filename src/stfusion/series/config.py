@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import fnmatch
+import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
@@ -181,6 +182,8 @@ class SeriesConfig:
             raise InvalidParameterError(
                 f"--every must be a whole number of days >= 1, got {self.every!r}."
             )
+        self._check_numbers()
+        self.targets_range()  # a bad date fails now, not after the inputs are read
         if self.multi_pair not in ("none", "vip"):
             raise InvalidParameterError(f"--multi-pair {self.multi_pair}: choose none or vip.")
         if not self.prefix or os.sep in self.prefix:
@@ -193,6 +196,28 @@ class SeriesConfig:
                 f"bytes, and {PARTIAL_EXTRA} more while written) would be too long for file "
                 "systems (255 bytes); give a shorter prefix."
             )
+
+    def _check_numbers(self) -> None:
+        """Workers, the memory budget and the scales: each failed every date, or later."""
+        if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 1:
+            raise InvalidParameterError(
+                f"--workers must be a whole number >= 1, got {self.workers!r}."
+            )
+        limit = self.mem_limit_mb
+        if limit is not None and not (isinstance(limit, int | float) and 0 < limit < math.inf):
+            raise InvalidParameterError(
+                f"--mem-limit must be a positive number of MB, got {limit!r}."
+            )
+        for name in ("fine_scale", "coarse_scale", "fine_offset", "coarse_offset"):
+            value, scale = getattr(self, name), name.endswith("scale")
+            if value is None:
+                continue
+            finite = isinstance(value, int | float) and math.isfinite(value)
+            if not finite or (scale and value <= 0):
+                raise InvalidParameterError(
+                    f"--{name.replace('_', '-')} must be a finite number"
+                    f"{' above 0' if scale else ''}, got {value!r}."
+                )
 
     def check_outputs_are_not_inputs(self, names: Sequence[str]) -> None:
         """An --out-dir that is an input folder (or under an input glob that matches an
