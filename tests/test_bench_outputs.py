@@ -270,3 +270,21 @@ def test_an_existing_output_folder_keeps_its_mode_and_group(
         st = out.stat()
         assert stat.S_IMODE(st.st_mode) == 0o2770 and st.st_gid == gid, oct(st.st_mode)
         assert (out / "summary.md").exists()
+
+
+def test_earlier_output_moved_aside_by_a_killed_run_is_put_back(tmp_path: Path) -> None:
+    """`bench --overwrite` killed (SIGKILL) between moving the earlier output aside and moving
+    the new one in: the earlier output was only in `.out.PID-RAND.partial.old`, which the next
+    run deleted as a stale partial, even without --overwrite. Now it is put back first."""
+    first = _cli(bench_args("sample-cia-1pair", "out", "--no-figures"), tmp_path)
+    assert first.returncode == 0, first.stderr
+    before = _tree(tmp_path / "out")
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()  # reaped: its PID names no process now, as a killed run's
+    aside = tmp_path / f".out.{child.pid}-0123abcd.partial.old"
+    os.replace(tmp_path / "out", aside)
+    again = _cli(bench_args("sample-cia-1pair", "out", "--no-figures"), tmp_path)
+    assert again.returncode != 0 and "--overwrite" in again.stderr
+    assert "put back the earlier output" in again.stderr
+    assert _tree(tmp_path / "out") == before
+    assert not aside.exists()

@@ -10,8 +10,7 @@ change, additive) are always included. Outputs, in ``--out DIR``:
   memory increase, coverage,
 - ``summary.md`` and ``summary.tex``: per case, the mean over bands of each metric, best per
   column (among the rows with the highest coverage) in bold, notes below,
-- ``figures/``: quicklooks (one colour stretch for truth and every prediction), absolute error
-  maps, truth-vs-prediction density scatter plots per band,
+- ``figures/``: quicklooks with error maps, truth-vs-prediction densities per band,
 - ``index.html``: all of it on one page,
 - ``run.json``: what is needed to reproduce the table (versions, git commit, parameters,
   weights, cases, machine),
@@ -65,7 +64,7 @@ from stfusion.errors import (
     STFusionError,
     STFusionWarning,
 )
-from stfusion.io import FileSource, Scaling, atomic_path, file_sha256, partial_name
+from stfusion.io import OLD_SUFFIX, FileSource, Scaling, atomic_path, file_sha256, partial_name
 from stfusion.methods import FusionMethod, get_method, make_estimator
 from stfusion.methods.deep import (
     fitted_training_dates,
@@ -524,11 +523,12 @@ def check_bench_out(
     Refused, with or without ``overwrite``: the root folder, the home folder and any folder
     above it, the current folder and any folder above it, a folder that holds an input file of
     ``cases``, a symbolic link, a file, and a folder holding anything the bench did not write
-    (or changed since; see :func:`foreign_entries`). An empty folder and one that does not
-    exist are fine; an earlier bench output only with ``overwrite``.
-    """
+    (or changed since; :func:`foreign_entries`). An empty folder and one that does not exist
+    are fine; an earlier bench output only with ``overwrite`` (one a killed run left aside is
+    put back first)."""
     shown = str(out)
     final = Path(os.path.abspath(out))
+    stfusion.io.remove_stale_partials(final)
     if final.is_symlink():
         raise _refuse(shown, "is a symbolic link")
     real = final.resolve()
@@ -580,7 +580,7 @@ def _move_aside(final: Path, shown: str, cases: Sequence[Case], overwrite: bool)
     if not final.exists() and not final.is_symlink():
         return None
     check_bench_out(final, cases, overwrite)  # it may have changed while the bench ran
-    aside = partial_name(final, ".old")
+    aside = partial_name(final, OLD_SUFFIX)
     os.replace(final, aside)
     found, has_manifest = foreign_entries(aside)
     if found or aside.is_symlink():

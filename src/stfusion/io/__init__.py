@@ -48,6 +48,7 @@ from stfusion.io.sources import (
     north_up,
 )
 from stfusion.io.writing import (
+    OLD_SUFFIX,
     PARTIAL_MARK,
     RasterWriter,
     atomic_path,
@@ -65,6 +66,7 @@ from stfusion.io.writing import (
 
 __all__ = [
     "DEFAULT_SCAN_VALUES",
+    "OLD_SUFFIX",
     "PARTIAL_MARK",
     "RESAMPLING_CHOICES",
     "AlignedSource",

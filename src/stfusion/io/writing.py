@@ -147,6 +147,9 @@ def _check_name_length(out: Path, parent: Path) -> None:
 
 
 PARTIAL_MARK = ".partial"
+#: Suffix of an earlier output moved aside while a folder is replaced (``.NAME.<pid>-<rand>
+#: .partial.old``): a stale one is put back where the new output never arrived.
+OLD_SUFFIX = ".old"
 
 
 def umask_mode(base: int = 0o666) -> int:
@@ -206,6 +209,20 @@ def remove_stale_partials(final: str | os.PathLike[str]) -> list[Path]:
         if match is None or pid_alive(int(match.group(1))):
             continue
         pid_text = match.group(1)
+        if entry.name.endswith(PARTIAL_MARK + OLD_SUFFIX) and not (
+            final.exists() or final.is_symlink()
+        ):
+            # killed while swapping a folder: the earlier output, moved aside, is the only
+            # copy (the new one never got its name), so it goes back, it is not deleted
+            with contextlib.suppress(OSError):
+                os.replace(entry, final)
+                log.warning(
+                    "%s: put back the earlier output that process %s had moved aside to "
+                    "replace it when it was stopped",
+                    final,
+                    pid_text,
+                )
+            continue
         with contextlib.suppress(OSError):
             if entry.is_dir() and not entry.is_symlink():
                 shutil.rmtree(entry)
@@ -271,7 +288,7 @@ def atomic_path(
                 os.chown(tmp, -1, keep.st_gid)
         if is_dir and final.is_dir():
             # os.replace cannot replace a non-empty folder: move the old one aside first.
-            old = partial_name(final, ".old")
+            old = partial_name(final, OLD_SUFFIX)
             os.replace(final, old)
             os.replace(tmp, final)
             shutil.rmtree(old, ignore_errors=True)
