@@ -360,3 +360,30 @@ def test_a_slow_start_is_said_in_a_log_and_an_early_error_stays_alone(
         progress.windows(1, 4)
         time.sleep(2.5)  # past the phase's delay: its line was cancelled by the report
     assert "fitting" not in capsys.readouterr().err
+
+
+def test_stdout_closed_or_left_early_keeps_the_commands_exit_status() -> None:
+    """`stfusion methods | head -1`: click turned the BrokenPipeError into a silent exit 1
+    (which means bad input here); a closed stdout (`>&-`) was an AttributeError traceback.
+    Now the rest of the output goes nowhere and the status is the command's own."""
+    proc = subprocess.Popen(
+        stfusion_cmd("methods", "starfm"),
+        env=process_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    proc.stdout.close()  # the reader leaves before the first line: every write meets EPIPE
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert err == ""
+    closed = subprocess.run(
+        stfusion_cmd("methods", "starfm"),
+        env=process_env(),
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=120,
+        preexec_fn=lambda: os.close(1),
+    )
+    assert closed.returncode == 0 and "Traceback" not in closed.stderr, closed.stderr

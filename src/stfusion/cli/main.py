@@ -158,6 +158,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGHUP, _on_signal)  # a closed terminal or ssh session
+    for name in ("stdout", "stderr"):
+        if getattr(sys, name) is None:  # started with it closed (>&-): write nowhere
+            setattr(sys, name, open(os.devnull, "w"))
+    if not isinstance(sys.stdout, PipeSafeStdout):
+        sys.stdout = PipeSafeStdout(sys.stdout)  # type: ignore[assignment]
     try:
         code = cli.main(args=args, prog_name="stfusion", standalone_mode=False)
     except click.exceptions.Abort:
@@ -193,6 +198,40 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(128 + _SIGNALLED[-1])
     if isinstance(code, int) and code:
         sys.exit(code)
+
+
+class PipeSafeStdout:
+    """``sys.stdout`` that drops what it can no longer write once its reader has gone
+    (``stfusion methods | head -1``): the rest goes to the null device and the exit status
+    stays the command's own (click turned the BrokenPipeError into a silent exit 1, which
+    means bad input here, and a series' failed dates lost their status 3)."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return int(self._stream.write(text))
+        except BrokenPipeError:
+            self._gone()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._gone()
+
+    def _gone(self) -> None:
+        try:  # the descriptor now leads nowhere: pending and later writes succeed, unread
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self._stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError):
+            pass
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
 
 
 def _os_advice(exc: BaseException) -> str:
