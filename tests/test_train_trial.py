@@ -358,3 +358,25 @@ def test_python_student_takes_the_commands_size_words() -> None:
     assert TrainConfig(model="student", size="nano").size == "nano"
     assert TrainConfig(model="edcstfn", size="small").size == "small"
     TrainConfig(model="student").validate()
+
+
+def test_a_second_run_into_one_out_is_refused_while_the_first_writes(
+    pairs: list, tmp_path: Path
+) -> None:
+    """Two runs into one --out started together both passed the checks (nothing was there
+    yet) and wrote over each other, each saying "wrote"; the run writing holds a lock now and
+    the other stops, naming it. A process holding that lock stands in for the first run."""
+    import fcntl
+
+    out = tmp_path / "runs" / "m.ckpt"
+    out.parent.mkdir()
+    lock = out.parent / ".m.ckpt.stfusion-train.lock"
+    with open(lock, "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        proc = run_process(*cmd(pairs, out, "--epochs", "1"))
+    assert proc.returncode == 1
+    assert "another training run into it is under way" in clean(proc)
+    assert sorted(p.name for p in out.parent.iterdir()) == [lock.name]  # nothing written
+    proc = run_process(*cmd(pairs, out, "--epochs", "1"))  # the lock's holder has gone
+    assert proc.returncode == 0, proc.stderr
+    assert out.exists() and not lock.exists()

@@ -253,9 +253,10 @@ def claim_output(out: Path, resume: bool) -> Iterator[None]:
     if _spawned():
         yield
         return
+    made = _first_missing(out.parent)
+    lock = RunLock(out)  # before anything is moved: a second run into out stops here
     recover_killed_run(out)
     root = lightning_dir(out)
-    made = _first_missing(out.parent)
     before = _stamp(out)
     aside = None
     if not resume and root.exists():
@@ -268,9 +269,11 @@ def claim_output(out: Path, resume: bool) -> Iterator[None]:
         saved = _stamp(out) != before
         if not saved:
             _put_back(root, aside, resume)
+            lock.release()  # its file first: the folders made for out go again
             _remove_made(out.parent, made)
         if aside is not None and saved:
             shutil.rmtree(aside, ignore_errors=True)
+        lock.release()
         if isinstance(exc, RunInterrupted) and not saved and before is not None:
             raise RunInterrupted(
                 f"{exc} {out} and its training state are as they were before this run.", exc.code
@@ -281,6 +284,40 @@ def claim_output(out: Path, resume: bool) -> Iterator[None]:
             shutil.rmtree(aside, ignore_errors=True)
     else:
         _put_back(root, aside, resume)
+    lock.release()
+
+
+class RunLock:
+    """An exclusive ``flock`` on ``.<name>.stfusion-train.lock`` beside ``out`` while a run
+    writes there: two runs into one ``--out`` started together both passed the checks
+    (nothing was there yet) and wrote over each other. The kernel drops the lock when its
+    process ends, even by SIGKILL, so a killed run never blocks the next."""
+
+    def __init__(self, out: Path) -> None:
+        self.path = out.parent / f".{out.name}.stfusion-train.lock"
+        self.fd: int | None = None
+        try:
+            import fcntl
+        except ImportError:  # no flock (Windows): unguarded, as before
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise OutputExistsError(
+                f"--out {out}: another training run into it is under way (it holds "
+                f"{self.path}): wait for it to end, or stop it, or give another --out."
+            ) from None
+        self.fd = fd
+
+    def release(self) -> None:
+        if self.fd is not None:
+            with contextlib.suppress(OSError):
+                self.path.unlink()
+            os.close(self.fd)
+            self.fd = None
 
 
 def _put_back(root: Path, aside: Path | None, resume: bool) -> None:
