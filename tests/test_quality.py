@@ -111,3 +111,23 @@ def test_undated_names_say_days_to_pair_is_nan(
     assert code == 0, err
     with rasterio.open(tmp_path / "pred_quality.tif") as ds:
         assert np.isnan(ds.read(1)).all() and np.isfinite(ds.read(2)).all()
+
+
+def test_a_quality_layer_without_its_prediction_is_removed(tmp_path: Path) -> None:
+    """SIGTERM after the quality layer took its name (its writer closes first) but before
+    the prediction did left `pred_quality.tif` alone, and the rerun was refused for it. The
+    layer this run wrote goes when the prediction's writer fails; one it did not write stays."""
+    from stfusion.quality import dropped_unless_complete
+
+    q = tmp_path / "p_quality.tif"
+    with pytest.raises(KeyboardInterrupt), dropped_unless_complete(q):
+        q.write_bytes(b"layer")
+        raise KeyboardInterrupt  # the prediction's COG copy, interrupted
+    assert not q.exists()
+    q.write_bytes(b"an earlier run's")
+    with pytest.raises(OSError), dropped_unless_complete(q):
+        raise OSError("the disk is full")  # before this run wrote its layer
+    assert q.read_bytes() == b"an earlier run's"
+    with dropped_unless_complete(q):
+        q.write_bytes(b"new")
+    assert q.read_bytes() == b"new"

@@ -20,7 +20,9 @@ Bands, per fine pixel (docs/commands/predict.md, "The quality layer"):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import os
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -36,6 +38,29 @@ QUALITY_BANDS = ("days_to_pair", "pairs_used", "fallback")
 FALLBACK_RULE = 1
 #: ``fallback`` bit: no valid coarse target value at the pixel.
 NO_COARSE_TARGET = 2
+
+
+@contextlib.contextmanager
+def dropped_unless_complete(quality_out: str | os.PathLike[str] | None) -> Iterator[None]:
+    """Entered before the prediction's writer: when that fails or is interrupted after the
+    quality layer took its name (its writer closes first), the layer this run wrote is
+    removed, so no quality layer stands without its prediction (a rerun was refused for it)."""
+    before = _identity(quality_out)
+    try:
+        yield
+    except BaseException:
+        if quality_out is not None and _identity(quality_out) not in (None, before):
+            with contextlib.suppress(OSError):
+                os.unlink(quality_out)
+        raise
+
+
+def _identity(path: str | os.PathLike[str] | None) -> tuple[int, int, int] | None:
+    try:
+        st = os.stat(path) if path is not None else None
+    except OSError:
+        return None
+    return None if st is None else (st.st_dev, st.st_ino, st.st_mtime_ns)
 
 
 def quality_band_names(band_names: Sequence[str]) -> list[str]:

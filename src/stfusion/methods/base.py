@@ -35,7 +35,7 @@ from stfusion.methods.params import RATIO as RATIO  # re-exported: api.split_rat
 from stfusion.methods.params import MethodTags, Param
 from stfusion.provenance import provenance_tags
 from stfusion.quality import QUALITY_BANDS as QUALITY_BANDS  # re-exported, as before
-from stfusion.quality import SplitSink, WithQuality, quality_band_names
+from stfusion.quality import SplitSink, WithQuality, dropped_unless_complete, quality_band_names
 from stfusion.quality import quality_layer as quality_layer  # re-exported, as before
 from stfusion.scene import (
     ImageLike,
@@ -79,8 +79,7 @@ class FusionMethod:
     A method declares its parameters once in ``params`` (:class:`Param`: default, accepted
     values, unit, help) and what it needs and promises in ``tags`` (:class:`MethodTags`), and
     spells the same parameters as keyword-only arguments of its ``__init__``, which passes
-    them on to ``FusionMethod.__init__`` by name.
-    """
+    them on to ``FusionMethod.__init__`` by name."""
 
     name: ClassVar[str] = ""
     title: ClassVar[str] = ""
@@ -519,13 +518,13 @@ class FusionMethod:
         Returns an ``xarray.DataArray`` (labelled as the first fine image was: a DataArray's
         dimension names, coordinates and band labels), or, with ``out``, streams the windows
         into a GeoTIFF (written atomically) and returns ``out``; an existing file is replaced
-        only with ``overwrite=True``. ``scheduler`` (a Dask distributed address
-        or Client) runs the windows on that cluster instead of locally; which worker process
+        only with ``overwrite=True``. ``scheduler`` (a Dask distributed address or Client)
+        runs the windows on that cluster instead of locally; which worker process
         did how many windows is then in ``last_run_["workers"]``. ``quality_out`` (with
         ``out``) also writes the quality layer (:mod:`stfusion.quality`): days to the nearest
         pair used, pairs used (0 where the prediction is NaN), fallback bits (1 the method's
-        fallback rule, 2 no valid coarse target value) and per-band uncertainty (NaN where
-        the method gives none). ``cog`` (default) writes a Cloud-Optimized GeoTIFF;
+        fallback rule, 2 no valid coarse target value), per-band uncertainty (NaN where the
+        method gives none); removed if ``out`` then fails. ``cog`` (default): a COG;
         ``cog=False`` a plain tiled GeoTIFF, for intermediate files that are read back at once
         (no copy, no overviews).
         """
@@ -606,6 +605,7 @@ class FusionMethod:
             all_tags = provenance_tags(self)  # the same tags as `stfusion predict`
             all_tags.update(tags or {})
             with contextlib.ExitStack() as stack:
+                stack.enter_context(dropped_unless_complete(quality_out))
                 writer = stack.enter_context(
                     RasterWriter(
                         out,
