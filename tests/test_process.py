@@ -387,3 +387,30 @@ def test_stdout_closed_or_left_early_keeps_the_commands_exit_status() -> None:
         preexec_fn=lambda: os.close(1),
     )
     assert closed.returncode == 0 and "Traceback" not in closed.stderr, closed.stderr
+
+
+def test_demo_stopped_after_its_prediction_leaves_no_half_made_folder(tmp_path: Path) -> None:
+    """SIGTERM once the demo's prediction has its name (the figure and the scores still to
+    come) left the prediction alone, and the rerun was refused for it. Now a stopped demo
+    leaves none of its three outputs, and the rerun works."""
+    outs = ("starfm_2001-11-02.tif", "demo.png", "metrics.json")
+    proc = subprocess.Popen(
+        stfusion_cmd("demo", "d"),
+        cwd=tmp_path,
+        env=process_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < deadline:
+        if (tmp_path / "d" / outs[0]).exists():
+            proc.send_signal(signal.SIGTERM)
+            break
+        time.sleep(0.001)
+    _, err = proc.communicate(timeout=120)
+    left = [n for n in outs if (tmp_path / "d" / n).exists()]
+    assert (proc.returncode, left) in ((143, []), (0, list(outs))), (proc.returncode, left, err)
+    if proc.returncode == 143:  # the same command again, into the same folder
+        again = run_process("demo", str(tmp_path / "d"))
+        assert again.returncode == 0, again.stderr

@@ -35,14 +35,33 @@ def _atomic_text(path: Path, text: str, overwrite: bool = True) -> None:
 
 
 @contextlib.contextmanager
-def _removed_if_empty(folder: Path | None) -> Iterator[None]:
-    """Remove ``folder`` (made by this run) if the run fails and leaves it empty."""
+def _removed_if_empty(
+    folder: Path | None,
+    files: tuple[Path, ...] = (),
+    before: list[tuple[int, int] | None] | None = None,
+) -> Iterator[None]:
+    """If the run fails: remove those of ``files`` this run wrote (changed since ``before``,
+    their identities when the run began; by default at entry), then ``folder`` (made by this
+    run) if that leaves it empty."""
+    before = [_identity(path) for path in files] if before is None else before
     try:
         yield
     except BaseException:
+        for path, was in zip(files, before):
+            if _identity(path) not in (None, was):
+                with contextlib.suppress(OSError):
+                    path.unlink()
         if folder is not None and folder.is_dir() and not any(folder.iterdir()):
             folder.rmdir()
         raise
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns
 
 
 def run_demo(
@@ -97,9 +116,10 @@ def run_demo(
     con.print(f"  pair {PAIR_DATE}: {Path(f1).name} + {Path(c1).name}")
     con.print(f"  predict {TARGET_DATE} from {Path(c2).name}; truth {Path(truth_path).name}")
     t0 = time.monotonic()
-    with (
+    began = [_identity(pred_path)]
+    with (  # the removal outermost: a signal may arrive as the spinner stops
+        _removed_if_empty(outdir if made else None, (pred_path,), began),
         con.status(f"running {method} (the first run compiles its kernel, ~10 s)..."),
-        _removed_if_empty(outdir if made else None),
     ):
         run_prediction(
             method=method,
@@ -110,49 +130,52 @@ def run_demo(
             overwrite=overwrite,
             command=command,
         )
-    seconds = time.monotonic() - t0
+    # a run stopped before its figure and scores removes its prediction too: a rerun was
+    # refused for the half-made folder
+    with _removed_if_empty(outdir if made else None, (pred_path,), began):
+        seconds = time.monotonic() - t0
 
-    truth_src = FileSource(truth_path)
-    truth = truth_src.read()
-    names = list(truth_src.band_names)
-    pred = FileSource(str(pred_path)).read()
-    preds = {method: pred}
-    for cls in (NoChange, Additive):
-        est = cls().fit([(f1, c1)])
-        preds[cls.name] = est.predict(c2).values
-    reports = {k: evaluate(v, truth, ratio=ratio, band_names=names) for k, v in preds.items()}
+        truth_src = FileSource(truth_path)
+        truth = truth_src.read()
+        names = list(truth_src.band_names)
+        pred = FileSource(str(pred_path)).read()
+        preds = {method: pred}
+        for cls in (NoChange, Additive):
+            est = cls().fit([(f1, c1)])
+            preds[cls.name] = est.predict(c2).values
+        reports = {k: evaluate(v, truth, ratio=ratio, band_names=names) for k, v in preds.items()}
 
-    con.print(
-        comparison_table(
-            reports,
-            title=f"{CASE}: mean over bands; nochange and additive are the baselines "
-            "(best in bold)",
+        con.print(
+            comparison_table(
+                reports,
+                title=f"{CASE}: mean over bands; nochange and additive are the baselines "
+                "(best in bold)",
+            )
         )
-    )
-    con.print(metrics_table(reports[method], title=f"{method} per band"))
+        con.print(metrics_table(reports[method], title=f"{method} per band"))
 
-    fine1 = FileSource(f1).read()
-    coarse2 = FileSource(c2).read()
-    with atomic_path(fig_path, overwrite=overwrite) as tmp_fig:
-        quicklook_figure(
-            [
-                (f"Landsat {PAIR_DATE} (fine, t1)", fine1),
-                (f"MODIS {TARGET_DATE} (coarse, t2)", coarse2),
-                (f"{method} prediction {TARGET_DATE}", pred),
-                (f"Landsat {TARGET_DATE} (truth)", truth),
-            ],
-            truth,
-            pred,
-            names,
-            tmp_fig,
-            title=f"{CASE}: {method}",
-        )
-    result = {
-        "case": CASE,
-        "method": method,
-        "seconds": round(seconds, 2),
-        "metrics": {k: r.to_dict() for k, r in reports.items()},
-    }
-    _atomic_text(json_path, json.dumps(result, indent=2) + "\n", overwrite=overwrite)
+        fine1 = FileSource(f1).read()
+        coarse2 = FileSource(c2).read()
+        with atomic_path(fig_path, overwrite=overwrite) as tmp_fig:
+            quicklook_figure(
+                [
+                    (f"Landsat {PAIR_DATE} (fine, t1)", fine1),
+                    (f"MODIS {TARGET_DATE} (coarse, t2)", coarse2),
+                    (f"{method} prediction {TARGET_DATE}", pred),
+                    (f"Landsat {TARGET_DATE} (truth)", truth),
+                ],
+                truth,
+                pred,
+                names,
+                tmp_fig,
+                title=f"{CASE}: {method}",
+            )
+        result = {
+            "case": CASE,
+            "method": method,
+            "seconds": round(seconds, 2),
+            "metrics": {k: r.to_dict() for k, r in reports.items()},
+        }
+        _atomic_text(json_path, json.dumps(result, indent=2) + "\n", overwrite=overwrite)
     con.print(f"wrote {pred_path}, {fig_path}, {json_path} ({seconds:.1f} s for {method})")
     return result
