@@ -380,3 +380,25 @@ def test_a_second_run_into_one_out_is_refused_while_the_first_writes(
     proc = run_process(*cmd(pairs, out, "--epochs", "1"))  # the lock's holder has gone
     assert proc.returncode == 0, proc.stderr
     assert out.exists() and not lock.exists()
+
+
+def test_a_run_that_saved_no_checkpoint_leaves_no_log(
+    pairs: list, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk (EFBIG) when the first checkpoint was written: the run failed, but its
+    loss log stayed at its final name and the rerun asked for --overwrite because of it."""
+    import errno
+
+    import stfusion.dl.engine as engine
+
+    def full(*a: object, **k: object) -> None:
+        raise OSError(errno.EFBIG, "File too large")
+
+    monkeypatch.setattr(engine, "save_checkpoint", full)
+    out = tmp_path / "runs" / "m.ckpt"
+    with pytest.raises(OSError, match="too large"):
+        train(pairs, out, TINY)
+    assert not out.parent.exists() or list(out.parent.iterdir()) == []
+    monkeypatch.undo()
+    train(pairs, out, TINY)  # the same run again, no --overwrite needed
+    assert out.exists()

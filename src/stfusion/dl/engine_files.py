@@ -258,6 +258,7 @@ def claim_output(out: Path, resume: bool) -> Iterator[None]:
     recover_killed_run(out)
     root = lightning_dir(out)
     before = _stamp(out)
+    logs = {path: _stamp(path) for path in log_paths(out)}
     aside = None
     if not resume and root.exists():
         aside = root.with_name(_ASIDE.format(name=root.name, pid=os.getpid()))
@@ -269,6 +270,10 @@ def claim_output(out: Path, resume: bool) -> Iterator[None]:
         saved = _stamp(out) != before
         if not saved:
             _put_back(root, aside, resume)
+            for path, was in logs.items():  # this run's log without a checkpoint: it would
+                if _stamp(path) != was:  # only make the rerun ask for --overwrite
+                    with contextlib.suppress(OSError):
+                        path.unlink()
             lock.release()  # its file first: the folders made for out go again
             _remove_made(out.parent, made)
         if aside is not None and saved:
