@@ -300,3 +300,20 @@ def test_a_shipped_model_name_as_weights_says_what_weights_takes() -> None:
         load_checkpoint("shipped:vitgan")
     with pytest.raises(InputFileError, match=r"nope\.ckpt: checkpoint not found\. Check the path"):
         load_checkpoint("nope.ckpt")
+
+
+def test_a_tiff_cut_short_is_called_damaged_not_another_format(tmp_path: Path) -> None:
+    """A GeoTIFF whose directory (written at the end) was cut off by a copy or download was
+    "not a raster GDAL can read ... Give a GeoTIFF, ENVI or another GDAL format": the fix
+    named was the wrong one."""
+    whole = write_tif(tmp_path / "whole.tif", np.ones((2, 64, 64), np.float32))
+    data = whole.read_bytes()
+    directory = int.from_bytes(data[4:8], "little" if data[:2] == b"II" else "big")
+    cut = tmp_path / "cut.tif"
+    cut.write_bytes(data[: max(directory, 8)])  # cut where the directory begins
+    text = tmp_path / "text.tif"
+    text.write_text("not an image")
+    with pytest.raises(InputFileError, match=r"cut\.tif: a TIFF .*damaged or incomplete"):
+        FileSource(str(cut))
+    with pytest.raises(InputFileError, match=r"text\.tif: not a raster GDAL can read"):
+        FileSource(str(text))

@@ -422,13 +422,19 @@ def evaluate_files(
 def _shape_advice(pred: FileSource, truth: FileSource) -> str:
     """What to do about prediction and truth of other band counts or sizes."""
     advice = []
-    if pred.count != truth.count:
+    if pred.count < truth.count:
         names = [str(n) for n in pred.band_names]
         known = names and set(names) <= {str(n) for n in truth.band_names}
         pick = ",".join(names) if known else ",".join(str(b + 1) for b in range(pred.count))
         advice.append(
             "Choose the truth's bands the prediction holds, in its order: TRUTH:BANDS, "
             f"{'here' if known else 'e.g.'} {truth.path}:{pick} (docs/inputs.md)."
+        )
+    elif pred.count > truth.count:  # the truth cannot give bands it lacks: pick the pred's
+        advice.append(
+            "The prediction has more bands: choose those the truth holds, in its order: "
+            f"PREDICTION:BANDS, e.g. {pred.path}:"
+            f"{','.join(str(b + 1) for b in range(truth.count))} (docs/inputs.md)."
         )
     if pred.grid.shape != truth.grid.shape:
         advice.append(

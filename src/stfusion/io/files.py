@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import re
 import warnings
 from pathlib import Path
 from typing import Any
@@ -78,6 +79,10 @@ def is_gdal_name(path: str | os.PathLike[str]) -> bool:
     return os.fspath(path).startswith(GDAL_PREFIXES)
 
 
+#: GDAL's words for a TIFF cut short (its directory, stored at the end, is missing).
+_CUT_SHORT = re.compile(r"TIFFReadDirectory|TIFFFetchDirectory|Read error|Cannot read TIFF header")
+
+
 def _open(path: str | os.PathLike[str]) -> rasterio.DatasetReader:
     virtual = is_gdal_name(path)
     # a GDAL name as given: Path() would fold the // of /vsicurl/https://
@@ -103,6 +108,12 @@ def _open(path: str | os.PathLike[str]) -> rasterio.DatasetReader:
             else "not a raster GDAL can read ({}). Give a GeoTIFF, ENVI (with its .hdr) or "
             "another GDAL format."
         )
+        if not virtual and _CUT_SHORT.search(str(exc)):  # a TIFF whose directory is missing
+            why = (
+                "a TIFF GDAL cannot read to the end ({}): the file looks damaged or incomplete "
+                "(a truncated download or copy?); check it with `gdalinfo -checksum` and copy "
+                "or download it again."
+            )
         raise InputFileError(f"{name}: {why.format(exc)}") from None
 
 
