@@ -402,3 +402,22 @@ def test_a_run_that_saved_no_checkpoint_leaves_no_log(
     monkeypatch.undo()
     train(pairs, out, TINY)  # the same run again, no --overwrite needed
     assert out.exists()
+
+
+def test_gdal_cache_is_bounded_before_the_checks_read_the_scenes(pairs: list) -> None:
+    """Coarse images on their own grid: opening the sites (their checks) and the validation
+    sample read every block of each warped coarse image, and GDAL's default cache (5 % of
+    the RAM) kept them: peak memory grew by one fine-sized image per date (1417 MB for three
+    3000 x 3000 x 6 dates, 669 MB now). The cache is bounded from the opening on."""
+    from rasterio.env import get_gdal_config, set_gdal_config
+
+    from stfusion.dl import datasets as ds
+    from stfusion.dl.train import open_training_sites
+
+    old = get_gdal_config("GDAL_CACHEMAX")
+    set_gdal_config("GDAL_CACHEMAX", 2**30)
+    try:
+        open_training_sites(pairs)
+        assert get_gdal_config("GDAL_CACHEMAX") == ds.GDAL_CACHE_BYTES
+    finally:
+        set_gdal_config("GDAL_CACHEMAX", old if old is not None else 2**30)

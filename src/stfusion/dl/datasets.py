@@ -57,6 +57,7 @@ from stfusion.dl.data import (
 from stfusion.dl.file_handles import (  # re-exported: datasets.<name> is their old home
     GDAL_CACHE_BYTES,  # noqa: F401
     MAX_HANDLES,  # noqa: F401
+    bound_gdal_cache,  # noqa: F401
     close_handles,  # noqa: F401
     kept_open,
     streaming,  # noqa: F401

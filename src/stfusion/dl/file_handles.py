@@ -17,7 +17,14 @@ from typing import Any
 from stfusion.io import FileSource, Source
 from stfusion.io.files import _open
 
-__all__ = ["GDAL_CACHE_BYTES", "MAX_HANDLES", "close_handles", "kept_open", "streaming"]
+__all__ = [
+    "GDAL_CACHE_BYTES",
+    "MAX_HANDLES",
+    "bound_gdal_cache",
+    "close_handles",
+    "kept_open",
+    "streaming",
+]
 
 #: Open raster handles kept per process by :class:`_KeptOpenFileSource` (least recently used
 #: closed beyond this). Handles, not pixels: a window is read from the file each time. Each
@@ -56,6 +63,12 @@ def _set_gdal_cache(nbytes: Any) -> Any:
     old = get_gdal_config("GDAL_CACHEMAX")
     set_gdal_config("GDAL_CACHEMAX", nbytes)
     return old
+
+
+def bound_gdal_cache() -> None:
+    """GDAL's block cache bounded to :data:`GDAL_CACHE_BYTES` for the rest of the process (a
+    training run's preparation, before :func:`streaming`)."""
+    _set_gdal_cache(GDAL_CACHE_BYTES)
 
 
 def close_handles() -> None:
