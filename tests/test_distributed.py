@@ -102,6 +102,33 @@ def test_unreachable_scheduler_says_why_before_any_work(
         )
 
 
+def test_a_peer_that_never_answers_is_given_the_timeout(
+    small_tifs: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Something that accepts the connection and never speaks Dask (a hung scheduler, another
+    service on the port): Dask's client waited for ever, whatever STFUSION_SCHEDULER_TIMEOUT
+    said. Now the command ends with an error naming the setting."""
+    import socket
+
+    from stfusion.api import run_prediction
+    from stfusion.errors import STFusionError
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(5)
+        address = f"tcp://127.0.0.1:{listener.getsockname()[1]}"
+        monkeypatch.setenv("STFUSION_SCHEDULER_TIMEOUT", "1s")
+        pairs = [(small_tifs["f1"], small_tifs["c1"])]
+        with pytest.raises(STFusionError, match="did not answer within 1s"):
+            run_prediction(
+                method="starfm",
+                pairs=pairs,
+                target=small_tifs["c2"],
+                out="o.tif",
+                scheduler=address,
+            )
+
+
 def test_worker_in_another_folder_names_the_cause(
     small_tifs: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

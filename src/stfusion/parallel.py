@@ -96,15 +96,49 @@ def _client(scheduler: Any) -> tuple[Any, bool]:
     why = "" if os.path.isfile(scheduler) else _unreachable(scheduler)
     if why:
         raise STFusionError(f"cannot reach the Dask scheduler at {scheduler}: {why}. {advice}")
+    timeout = os.environ.get("STFUSION_SCHEDULER_TIMEOUT", "20s")
+    if os.path.isfile(scheduler):
+        kwargs = {"scheduler_file": scheduler, "timeout": timeout}
+    else:
+        kwargs = {"address": scheduler, "timeout": timeout}
     try:
-        timeout = os.environ.get("STFUSION_SCHEDULER_TIMEOUT", "20s")
-        if os.path.isfile(scheduler):
-            return Client(scheduler_file=scheduler, timeout=timeout), True
-        return Client(scheduler, timeout=timeout), True
+        return _within(timeout, lambda: Client(**kwargs), scheduler), True
     except (OSError, ValueError) as exc:
         raise STFusionError(
             f"cannot reach the Dask scheduler at {scheduler} ({exc}). {advice}"
         ) from None
+
+
+def _within(timeout: str, connect: Callable[[], Any], scheduler: str) -> Any:
+    """``connect()`` given ``timeout`` (and 5 s more) to return: Dask's own timeout does not
+    cover a peer that accepts the connection and never answers (a hung scheduler, another
+    service on the port), where the client waited for ever. Run in a daemon thread, left
+    behind when it overruns (the command then ends with the error)."""
+    import threading
+
+    from dask.utils import parse_timedelta
+
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["client"] = connect()
+        except BaseException as exc:  # handed to the caller's thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=run, name="stfusion-dask-connect", daemon=True)
+    thread.start()
+    thread.join(float(parse_timedelta(timeout, default="s") or 0) + 5.0)
+    if thread.is_alive():
+        raise STFusionError(
+            f"the Dask scheduler at {scheduler} did not answer within {timeout} "
+            "(STFUSION_SCHEDULER_TIMEOUT): something accepts connections there but does not "
+            "speak Dask's protocol, or the scheduler hangs. Check the address and the "
+            "scheduler's log, or raise STFUSION_SCHEDULER_TIMEOUT."
+        )
+    if "error" in box:
+        raise box["error"]
+    return box["client"]
 
 
 def _unreachable(address: str) -> str:
