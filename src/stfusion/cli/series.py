@@ -336,7 +336,8 @@ def series(
         else:
             click.echo(
                 f"{len(result.failed)} date(s) failed ({time.monotonic() - t0:.0f} s); see "
-                f"{result.summary_path}. Fix the inputs and run again: finished dates are kept.",
+                f"{result.summary_path}. Fix what its reasons name (an input, or the disk) "
+                "and run again: finished dates are kept.",
                 err=True,
             )
         ctx.exit(EXIT_SOME_FAILED)
