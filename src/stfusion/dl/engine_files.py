@@ -350,9 +350,10 @@ def check_resumable(out: Path) -> None:
     )
     raise InvalidParameterError(
         f"--resume: {out} has no training state beside it ({resume_path(out)} is missing: "
-        "the checkpoint was written by an earlier stfusion, stripped, or moved without its "
-        f"{lightning_dir(out).name} folder).{hint} It still predicts; to train further start a "
-        "new run (--overwrite, or another --out)."
+        "the checkpoint was written by an earlier stfusion, stripped, moved without its "
+        f"{lightning_dir(out).name} folder, or its run was killed between saving its first "
+        f"epoch and its training state).{hint} It still predicts; to train further start a "
+        "new run: the same command with --overwrite instead of --resume, or another --out."
     )
 
 
