@@ -601,3 +601,30 @@ def test_a_repeated_pair_is_refused(
     code, err = run_clean(args, capsys)
     assert code == 1 and "pair 2 (" in err and "repeats pair 1" in err, err
     assert not out.exists()
+
+
+def test_main_called_from_python_leaves_the_process_as_it_found_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`stfusion.cli.main([...])` in a notebook replaced the SIGINT/SIGTERM/SIGHUP handlers
+    and sys.stdout for good, and a signal seen by one call made the next end as
+    "Interrupted"; now they are put back, success or SystemExit."""
+    import importlib
+    import signal
+    import sys
+
+    cli_main = importlib.import_module("stfusion.cli.main")  # the module, not main()
+
+    def state() -> tuple[object, ...]:
+        return (
+            *(signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)),
+            sys.stdout,
+            sys.unraisablehook,
+        )
+
+    before = state()
+    assert run_cli(["methods", "starfm"], capsys)[0] == 0
+    assert run_cli(["methods", "nosuch"], capsys)[0] != 0
+    assert state() == before
+    cli_main._SIGNALLED.append(signal.SIGTERM)  # a signal an earlier call saw
+    assert run_cli(["methods", "starfm"], capsys)[0] == 0

@@ -149,7 +149,27 @@ def _once_per_command() -> Callable[..., str]:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Entry point: user-fixable errors become one line on stderr, not a traceback."""
+    """Entry point: user-fixable errors become one line on stderr, not a traceback.
+
+    Called from Python (a notebook), it leaves the process as it found it: the signal
+    handlers, ``sys.stdout`` and the unraisable hook are put back when it returns or raises
+    ``SystemExit``, and a signal of an earlier call does not count in the next."""
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+    stdout, hook = sys.stdout, sys.unraisablehook
+    _SIGNALLED.clear()
+    try:
+        _main(argv)
+    finally:
+        for signum, handler in handlers.items():
+            if handler is not None:
+                signal.signal(signum, handler)
+        if isinstance(sys.stdout, PipeSafeStdout) and stdout is not None:
+            sys.stdout.flush()  # through the wrapper: a reader gone is no error at exit
+            sys.stdout = stdout
+        sys.unraisablehook = hook
+
+
+def _main(argv: Sequence[str] | None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or os.environ.get("STFUSION_DEBUG") == "1"
     global _DEBUG
