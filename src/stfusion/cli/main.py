@@ -182,7 +182,7 @@ def _main(argv: Sequence[str] | None) -> None:
         if getattr(sys, name) is None:  # started with it closed (>&-): write nowhere
             setattr(sys, name, open(os.devnull, "w"))
     if not isinstance(sys.stdout, PipeSafeStdout):
-        sys.stdout = PipeSafeStdout(sys.stdout)  # type: ignore[assignment]
+        sys.stdout = PipeSafeStdout(sys.stdout)
     try:
         code = cli.main(args=args, prog_name="stfusion", standalone_mode=False)
     except click.exceptions.Abort:
