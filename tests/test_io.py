@@ -331,3 +331,24 @@ def test_a_given_nodata_and_a_fillvalue_tag_both_apply(tmp_path: Path) -> None:
         ds.update_tags(1, _FillValue="-28672")
     arr = FileSource(str(path), Scaling(nodata=-9999)).read()[0]
     assert np.isnan(arr[0, 1]) and np.isnan(arr[1, 0]) and arr[0, 0] == 100
+
+
+def test_an_output_folder_that_takes_no_file_is_refused_up_front(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Root passes os.access for /proc and /sys, and the error came at the end naming the
+    hidden temporary file; now a file is tried in the folder first, and nothing is left."""
+    import tempfile
+
+    from stfusion.errors import InputFileError
+    from stfusion.io.writing import check_output
+
+    check_output(tmp_path / "p.tif", overwrite=False)
+    assert list(tmp_path.iterdir()) == []  # the probe is gone
+
+    def refuse(*a: object, **k: object) -> tuple[int, str]:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    with pytest.raises(InputFileError, match=r"p\.tif: cannot create files in .*Permission denied"):
+        check_output(tmp_path / "p.tif", overwrite=False)

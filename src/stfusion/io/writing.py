@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import stat
+import tempfile
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -111,6 +112,16 @@ def check_output(path: str | os.PathLike[str], overwrite: bool, inputs: Sequence
         raise InputFileError(f"{out}: output directory {parent} does not exist; create it first.")
     if not os.access(parent, os.W_OK):
         raise InputFileError(f"{out}: output directory {parent} is not writable.")
+    try:  # tried too: root passes os.access and still cannot create files in /proc or /sys
+        fd, probe = tempfile.mkstemp(prefix=".stfusion-probe-", dir=parent)
+    except OSError as exc:
+        raise InputFileError(
+            f"{out}: cannot create files in {parent} ({exc.strerror or exc}); choose another "
+            "output folder."
+        ) from None
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(probe)
     _check_name_length(out, parent)
     return out
 
