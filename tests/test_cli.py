@@ -607,24 +607,49 @@ def test_main_called_from_python_leaves_the_process_as_it_found_it(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """`stfusion.cli.main([...])` in a notebook replaced the SIGINT/SIGTERM/SIGHUP handlers
-    and sys.stdout for good, and a signal seen by one call made the next end as
-    "Interrupted"; now they are put back, success or SystemExit."""
+    and sys.stdout for good, silenced every warning, logged at INFO from then on, and a signal
+    seen by one call made the next end as "Interrupted"; now all is put back."""
     import importlib
     import signal
     import sys
 
     cli_main = importlib.import_module("stfusion.cli.main")  # the module, not main()
 
+    import logging
+
     def state() -> tuple[object, ...]:
         return (
             *(signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)),
             sys.stdout,
             sys.unraisablehook,
+            list(warnings.filters),  # the command silenced every warning for the session
+            warnings.formatwarning,
+            list(logging.getLogger().handlers),  # and left its log handler and levels
+            logging.getLogger().level,
+            logging.getLogger("stfusion").level,
         )
 
     before = state()
-    assert run_cli(["methods", "starfm"], capsys)[0] == 0
+    assert run_cli(["-v", "methods", "starfm"], capsys)[0] == 0
     assert run_cli(["methods", "nosuch"], capsys)[0] != 0
     assert state() == before
     cli_main._SIGNALLED.append(signal.SIGTERM)  # a signal an earlier call saw
     assert run_cli(["methods", "starfm"], capsys)[0] == 0
+
+
+def test_threads_setting_is_put_back_after_a_run(predict_case: PredictCase) -> None:
+    """`run_prediction(threads=1)` (`--threads 1`) left numba on one thread for the rest of
+    a notebook session."""
+    import numba
+
+    from stfusion.api import run_prediction
+
+    before = numba.get_num_threads()
+    run_prediction(
+        method="additive",
+        pairs=[(predict_case.tifs["f1"], predict_case.tifs["c1"])],
+        target=predict_case.tifs["c2"],
+        out=predict_case.out,
+        threads=1,
+    )
+    assert numba.get_num_threads() == before

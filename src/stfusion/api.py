@@ -117,7 +117,7 @@ def run_prediction(
     target_path, out_path = os.fspath(target), os.fspath(out)
     # GDAL's block cache and the scene-wide passes obey the limit from the first read
     # (validation, statistics, fit, prepare), not only in the prediction loop.
-    with memory_limits(mem_limit_mb), connected(scheduler) as client:
+    with memory_limits(mem_limit_mb), connected(scheduler) as client, numba_threads(threads):
         rest, ratio = split_ratio(params)
         estimator = make_estimator(method, rest, pairs=len(paths), multi_pair=multi_pair)
         inputs = [p for pair in paths for p in pair] + [target_path]
@@ -147,11 +147,6 @@ def run_prediction(
             pair_dates=pair_dates,
             target_date=target_date,
         )
-        if threads is not None:
-            import numba
-
-            most = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]  # set at import from the environment
-            numba.set_num_threads(max(1, min(threads, most)))
         estimator.fit(scene)
         assert scene.target is not None
         estimator.prepare(scene.target)
@@ -180,6 +175,24 @@ def run_prediction(
             "lost_workers": estimator.last_run_.get("lost", []),
             "quality": quality_out,
         }
+
+
+@contextmanager
+def numba_threads(threads: int | None) -> Iterator[None]:
+    """Within: numba's kernels on at most ``threads`` threads (``--threads``); the previous
+    setting is restored afterwards (a notebook stayed at 1 thread after ``threads=1``)."""
+    if threads is None:
+        yield
+        return
+    import numba
+
+    before = numba.get_num_threads()
+    most = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]  # set at import from the environment
+    numba.set_num_threads(max(1, min(threads, most)))
+    try:
+        yield
+    finally:
+        numba.set_num_threads(before)
 
 
 @contextmanager

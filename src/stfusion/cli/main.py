@@ -152,14 +152,22 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Entry point: user-fixable errors become one line on stderr, not a traceback.
 
     Called from Python (a notebook), it leaves the process as it found it: the signal
-    handlers, ``sys.stdout`` and the unraisable hook are put back when it returns or raises
-    ``SystemExit``, and a signal of an earlier call does not count in the next."""
+    handlers, ``sys.stdout``, the unraisable hook, the warnings filters and format and the
+    logging set-up are put back when it returns or raises ``SystemExit``, and a signal of an
+    earlier call does not count in the next."""
     handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
-    stdout, hook = sys.stdout, sys.unraisablehook
+    stdout, hook, fmt = sys.stdout, sys.unraisablehook, warnings.formatwarning
+    root, ours = logging.getLogger(), logging.getLogger("stfusion")
+    logged = (list(root.handlers), root.level, ours.level)
     _SIGNALLED.clear()
     try:
-        _main(argv)
+        with warnings.catch_warnings():
+            _main(argv)
     finally:
+        warnings.formatwarning = fmt
+        root.handlers[:] = logged[0]
+        root.setLevel(logged[1])
+        ours.setLevel(logged[2])
         for signum, handler in handlers.items():
             if handler is not None:
                 signal.signal(signum, handler)
