@@ -317,3 +317,26 @@ def test_a_tiff_cut_short_is_called_damaged_not_another_format(tmp_path: Path) -
         FileSource(str(cut))
     with pytest.raises(InputFileError, match=r"text\.tif: not a raster GDAL can read"):
         FileSource(str(text))
+
+
+def test_a_refit_forgets_the_last_target_and_a_failed_fit_leaves_no_half_state(
+    small_tifs: dict[str, Path],
+) -> None:
+    """`fit(A); predict(T); fit(B); predict()` used T and the state prepared for A (FSDAF
+    mixed the two, STARFM gave NaN on another grid); a fit that raised left the new scene
+    with the old state, and predict ran on it."""
+    from stfusion.methods.ensemble import Ensemble
+    from stfusion.methods.starfm import STARFM
+
+    pair = [(str(small_tifs["f1"]), str(small_tifs["c1"]))]
+    est = STARFM().fit(pair)
+    first = est.predict(str(small_tifs["c2"])).values
+    est.fit(pair)
+    with pytest.raises(InvalidParameterError, match="give the coarse target"):
+        est.predict()
+    np.testing.assert_array_equal(est.predict(str(small_tifs["c2"])).values, first)
+    ens = Ensemble(members="starfm,nochange").fit(pair, ratio=10)
+    with pytest.raises(InvalidParameterError):
+        ens.fit(pair)  # the one-grid images give no ratio
+    with pytest.raises(InvalidParameterError, match="call fit"):
+        ens.predict(str(small_tifs["c2"]))

@@ -32,7 +32,7 @@ from stfusion.errors import (
 from stfusion.io import AlignedSource, Grid, RasterWriter, Scaling, Source, to_dataarray
 from stfusion.io.sources import underlying_source
 from stfusion.methods.params import RATIO as RATIO  # re-exported: api.split_ratio
-from stfusion.methods.params import MethodTags, Param
+from stfusion.methods.params import MethodTags, Param, check_scene_bounds
 from stfusion.provenance import provenance_tags
 from stfusion.quality import QUALITY_BANDS as QUALITY_BANDS  # re-exported, as before
 from stfusion.quality import SplitSink, WithQuality, dropped_unless_complete, quality_band_names
@@ -139,34 +139,8 @@ class FusionMethod:
         their declarations before this runs)."""
 
     def check_scene_params(self, grid: Grid, ratio: float | None) -> None:
-        """Refuse a window that is larger than the scene can use.
-
-        A window of ``2 * max(height, width) + 1`` fine pixels already covers the whole scene
-        from every pixel; a larger one only costs time (``window=9999`` on 250 x 250 px ran
-        for ten minutes). Such a value is refused, not clamped, because the window also sets
-        the distance weights of STARFM-like methods: clamping would silently change the
-        result. A parameter's default is never refused.
-        """
-        side = max(grid.height, grid.width)
-        for p in self.params:
-            if p.scene_bound is None:
-                continue
-            value = getattr(self, p.name)
-            if isinstance(value, bool) or not isinstance(value, int | np.integer):
-                continue
-            if p.scene_bound == "coarse":
-                cells = -(-side // max(1, round(ratio or 1)))
-                unit = "coarse pixels"
-            else:
-                cells, unit = side, "fine pixels"
-            largest = max(2 * cells + 1, p.default if isinstance(p.default, int) else 0)
-            if value > largest:
-                raise InvalidParameterError(
-                    f"{self.name}: {p.name}={value} is larger than the scene "
-                    f"({grid.width} x {grid.height} fine px) can use: {p.name}={largest} "
-                    f"{unit} already covers the whole scene from every pixel. Give "
-                    f"{p.name}={largest} or less."
-                )
+        """Refuse a window larger than the scene can use (:func:`params.check_scene_bounds`)."""
+        check_scene_bounds(self, grid, ratio)
 
     @classmethod
     def needs_ratio_for(cls, params: Mapping[str, Any]) -> bool:
@@ -264,14 +238,26 @@ class FusionMethod:
         if problem:  # before any file is opened
             note = self._pairs_note(n)
             raise InvalidParameterError(f"{self.name} {problem}{': ' + note if note else '.'}")
+        self._forget()  # a refit starts afresh: no target or state of the last fit is used
         scene = pairs if isinstance(pairs, Scene) else open_scene(pairs, **scene_kw)
         self.check_scene_params(scene.grid, scene.ratio)
-        self.scene_ = scene
-        self.grid_: Grid = scene.grid
-        self.ratio_ = scene.ratio
-        self._fit(scene)
+        try:
+            self.scene_ = scene
+            self.grid_: Grid = scene.grid
+            self.ratio_ = scene.ratio
+            self._fit(scene)
+        except BaseException:
+            self._forget()  # not half fitted: predict is refused until a fit succeeds
+            raise
         self._fitted_params = copy.deepcopy(self.get_params())  # what the learned state is of
         return self
+
+    def _forget(self) -> None:
+        """Drop the learned state (attributes ending in ``_``) and the prepared target:
+        ``predict()`` after a refit used the last fit's target and its prepared state (FSDAF
+        mixed them; STARFM gave NaN on another grid)."""
+        for name in [n for n in vars(self) if n.endswith("_") or n == "_fitted_params"]:
+            delattr(self, name)
 
     def _pairs_note(self, n: int) -> str:
         """Said after refusing ``n`` pairs: ``tags.pairs_note`` (override to name a

@@ -389,3 +389,35 @@ BAND_ROLES = Param(
     "band roles, for similarity_bands: auto (from the band names), a preset "
     "(landsat7, landsat8, modis) or e.g. green,red,nir in file order",
 )
+
+
+def check_scene_bounds(method: Any, grid: Any, ratio: float | None) -> None:
+    """Refuse a window of ``method`` (its parameters with a ``scene_bound``) that is larger
+    than the scene on ``grid`` can use.
+
+    A window of ``2 * max(height, width) + 1`` fine pixels already covers the whole scene
+    from every pixel; a larger one only costs time (``window=9999`` on 250 x 250 px ran
+    for ten minutes). Such a value is refused, not clamped, because the window also sets
+    the distance weights of STARFM-like methods: clamping would silently change the
+    result. A parameter's default is never refused.
+    """
+    side = max(grid.height, grid.width)
+    for p in method.params:
+        if p.scene_bound is None:
+            continue
+        value = getattr(method, p.name)
+        if isinstance(value, bool) or not isinstance(value, int | np.integer):
+            continue
+        if p.scene_bound == "coarse":
+            cells = -(-side // max(1, round(ratio or 1)))
+            unit = "coarse pixels"
+        else:
+            cells, unit = side, "fine pixels"
+        largest = max(2 * cells + 1, p.default if isinstance(p.default, int) else 0)
+        if value > largest:
+            raise InvalidParameterError(
+                f"{method.name}: {p.name}={value} is larger than the scene "
+                f"({grid.width} x {grid.height} fine px) can use: {p.name}={largest} "
+                f"{unit} already covers the whole scene from every pixel. Give "
+                f"{p.name}={largest} or less."
+            )
