@@ -200,3 +200,20 @@ def test_figures_show_gaps_as_gaps_and_a_clipped_error_scale() -> None:
     clean = quicklook_grid(truth, [("m", "m", truth.copy())], ["red", "green", "blue"])
     (bar,) = [a for a in clean.axes if a.get_label() == "<colorbar>"]
     assert "above the scale" not in bar.get_ylabel()
+
+
+def test_figures_leave_the_matplotlib_backend_alone(tmp_path: Path) -> None:
+    """The figures called matplotlib.use("Agg"): a notebook's inline backend was switched for
+    the rest of the session by run_bench or the demo. They use pyplot-free figures now."""
+    import matplotlib
+
+    from stfusion.plot import quicklook_figure, quicklook_grid, scatter_grid
+
+    before = matplotlib.get_backend()
+    img = np.random.default_rng(2).random((3, 20, 20)).astype(np.float32)
+    names = ["red", "green", "blue"]
+    quicklook_figure([("a", img)], img, img + 0.01, names, tmp_path / "q.png")
+    quicklook_grid(img, [("m", "m", img + 0.01)], names).savefig(tmp_path / "g.png")
+    scatter_grid(img, [("m", img + 0.01)], names).savefig(tmp_path / "s.png")
+    assert matplotlib.get_backend() == before
+    assert all((tmp_path / n).stat().st_size > 1000 for n in ("q.png", "g.png", "s.png"))

@@ -403,12 +403,7 @@ def case_figures(
     case: Case, runs: Sequence[Run], truth: np.ndarray, names: list[str], figdir: Path
 ) -> list[str]:
     """The quicklooks, error maps and scatter plots of one case; their paths."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from stfusion.plot import quicklook_grid, scatter_grid
+    from stfusion.plot import quicklook_grid, scatter_grid  # pyplot-free: the backend is kept
 
     name = check_case_name(case.name)  # the only part of a figure's path not fixed here
     figdir.mkdir(parents=True, exist_ok=True)
@@ -427,12 +422,10 @@ def case_figures(
     )
     path = figdir / f"{name}_quicklook.png"
     fig.savefig(path, dpi=90, bbox_inches="tight")  # long colour-bar labels
-    plt.close(fig)
     files.append(f"figures/{path.name}")
     fig = scatter_grid(truth, [(m, p) for m, _, p in panels], names, quantity, case.name)
     path = figdir / f"{name}_scatter.png"
     fig.savefig(path, dpi=80, bbox_inches="tight")
-    plt.close(fig)
     files.append(f"figures/{path.name}")
     return files
 

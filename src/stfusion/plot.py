@@ -70,16 +70,14 @@ def quicklook_figure(
     title: str = "",
 ) -> None:
     """Panels with one colour stretch, then |prediction - truth| (mean over bands)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: leaves the caller's backend alone
 
     bands = rgb_bands(band_names)
     images = [im for _, im in panels]
     lo, hi = stretch_limits(images, bands)
     n = len(panels) + 1
-    fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 3.6), constrained_layout=True)
+    fig = Figure(figsize=(3.2 * n, 3.6), constrained_layout=True)
+    axes = fig.subplots(1, n)
     for ax, (label, im) in zip(axes, panels):
         ax.imshow(composite(im, bands, lo, hi), interpolation="nearest")
         ax.set_title(label, fontsize=9)
@@ -94,7 +92,6 @@ def quicklook_figure(
     names = "/".join(band_names[b] for b in bands)
     fig.suptitle(f"{title}  (composite {names}, same 2-98% stretch in every panel)", fontsize=10)
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 # ------------------------------------------------------------- stfusion bench's figures
@@ -112,10 +109,7 @@ def quicklook_grid(
     one stretch (the truth's 2-98 %), each above its mean absolute error map (one colour
     scale for all); rows of at most ``per_row`` panels, so many methods stay readable.
     Returns the matplotlib figure."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     bands = rgb_bands(band_names)
     lo, hi = stretch_limits([truth], bands)
@@ -128,9 +122,8 @@ def quicklook_grid(
     vmax = max((float(np.percentile(e, 99)) for e in errs if e.size), default=0.0) or 1e-6
     cols = min(len(panels), per_row)
     blocks = -(-len(panels) // cols)
-    fig, axes = plt.subplots(
-        2 * blocks, cols, figsize=(2.6 * cols, 5.6 * blocks), constrained_layout=True, squeeze=False
-    )
+    fig = Figure(figsize=(2.6 * cols, 5.6 * blocks), constrained_layout=True)
+    axes = fig.subplots(2 * blocks, cols, squeeze=False)
     for ax in axes.ravel():
         ax.set_axis_off()
     err_axes, im = [], None
@@ -191,11 +184,8 @@ def scatter_grid(
     """Truth-vs-prediction density per band (columns) and method (rows): per band one pair of
     axis limits for every method (0.5-99.5 % of the truth and all predictions together), one
     log colour scale for every panel with its colour bar, the 1:1 line. Returns the figure."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.colors import LogNorm
+    from matplotlib.figure import Figure
 
     nb = truth.shape[0]
     limits = []
@@ -218,9 +208,8 @@ def scatter_grid(
     top = max((float(h.max()) for row in counts for _, _, h in row if h.count()), default=1.0)
     norm = LogNorm(vmin=1, vmax=max(top, 2.0))
     n = max(len(predictions), 1)
-    fig, axes = plt.subplots(
-        n, nb, figsize=(2.3 * nb + 1.0, 2.2 * n + 0.6), constrained_layout=True, squeeze=False
-    )
+    fig = Figure(figsize=(2.3 * nb + 1.0, 2.2 * n + 0.6), constrained_layout=True)
+    axes = fig.subplots(n, nb, squeeze=False)
     mesh = None
     for i, (label, _) in enumerate(predictions):
         for b in range(nb):
