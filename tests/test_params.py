@@ -183,3 +183,13 @@ def test_changed_parameters_need_a_new_fit() -> None:
         est.predict(c2)
     est.set_params(window=5).predict(c2)  # set back: the fit holds again
     est.set_params(window=7).fit([(f1, c1)], ratio=2).predict(c2)
+
+
+def test_get_params_takes_sklearns_deep_keyword() -> None:
+    """`sklearn.base.clone(est)` calls `get_params(deep=False)`; it failed with a TypeError
+    although plugins.md says the parameters work as in scikit-learn."""
+    from stfusion.methods import available, get_method
+
+    for name in available():
+        est = get_method(name)()
+        assert est.get_params(deep=False) == est.get_params(deep=True) == est.get_params()

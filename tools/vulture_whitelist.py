@@ -98,3 +98,4 @@ series  # unused function (src/stfusion/cli/series.py:77)
 spectral_angle  # unused function (src/stfusion/dl/losses.py:202)
 spilled  # unused property (src/stfusion/io/spill.py:92): read by tests/test_memory.py
 strip_checkpoint  # unused function (src/stfusion/dl/checkpoint.py:330)
+deep  # unused variable (src/stfusion/methods/base.py:151): sklearn.base.clone passes it

@@ -148,8 +148,9 @@ class FusionMethod:
         wrapper's depends on what it wraps)."""
         return cls.tags.needs_ratio
 
-    def get_params(self) -> dict[str, Any]:
-        """Parameter name -> value, as given (scikit-learn style)."""
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """Parameter name -> value, as given (scikit-learn style; ``deep`` is accepted for
+        ``sklearn.base.clone``, whose call failed without it: no parameter is an estimator)."""
         return {p.name: getattr(self, p.name) for p in self.params}
 
     def set_params(self, **params: Any) -> Self:
