@@ -476,3 +476,39 @@ def test_outputs_of_other_code_of_the_same_version_are_recomputed(
     _run(fine, coarse, out, "2020-03-09")
     assert not made and _rows(out)["2020-03-09"]["reason"].startswith("kept")
     assert resume_mod.code_digest() == tags_mod.code_digest()
+
+
+def test_files_gdal_reads_beside_an_input_are_part_of_its_key(tmp_path: Path) -> None:
+    """A trial: an `.aux.xml` with an offset beside a MODIS day (GDAL applies it), a VRT's
+    source corrected in place, an ENVI `.hdr` edited, a `weights=` checkpoint retrained into
+    the same file: each changed the pixels, and the outputs were kept as verified, because
+    only the listed files' size and mtime were compared."""
+    from stfusion.series.resume import file_identity, param_files
+
+    fine, coarse = _copies(tmp_path)
+    out = tmp_path / "out"
+    _run(fine, coarse, out, "2020-03-09:2020-03-10")
+    day = next(coarse.glob("2020070_*"))
+    side = Path(f"{day}.aux.xml")
+    side.write_text(
+        "<PAMDataset>"
+        + "".join(
+            f'<PAMRasterBand band="{b}"><Offset>0.05</Offset></PAMRasterBand>' for b in range(1, 7)
+        )
+        + "</PAMDataset>"
+    )
+    res = _run(fine, coarse, out, "2020-03-09:2020-03-10")
+    why = {r.date.isoformat(): r.reason for r in res.records}
+    assert why["2020-03-10"].startswith("recomputed") and side.name in why["2020-03-10"]
+    assert why["2020-03-09"].startswith("kept")
+    source = next(fine.glob("2020093_*"))
+    vrt = tmp_path / "v.vrt"
+    vrt.write_text(
+        '<VRTDataset rasterXSize="45" rasterYSize="44"><VRTRasterBand dataType="Int16" '
+        f'band="1"><SimpleSource><SourceFilename>{source}</SourceFilename><SourceBand>1'
+        "</SourceBand></SimpleSource></VRTRasterBand></VRTDataset>"
+    )
+    paths = file_identity(str(vrt))[0]
+    assert isinstance(paths, list) and str(source.resolve()) in paths
+    nested = {"base_params": {"weights": str(source)}, "window": 31, "weights": "demo"}
+    assert param_files(nested) == [str(source)]

@@ -12,6 +12,8 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -50,10 +52,43 @@ def file_identity(path: str | None) -> list[Any] | None:
     changed in place changes the key (their specs were not files, so nothing was seen)."""
     if not path:
         return None
-    if "," in path:
-        parts = [file_stat(part) for part in path.split(",") if part]
-        return [[x[0] for x in parts], [x[1] for x in parts], [x[2] for x in parts]]
-    return file_stat(path)
+    parts = [x for part in path.split(",") if part for x in _with_sidecars(part)]
+    if len(parts) == 1:
+        return parts[0]
+    return [[x[0] for x in parts], [x[1] for x in parts], [x[2] for x in parts]]
+
+
+def _with_sidecars(path: str) -> list[list[Any]]:
+    """``file_stat`` of ``path`` and of every other file GDAL reads for it (its file list:
+    ``.aux.xml`` offsets and scales, an external ``.msk``, an ENVI ``.hdr``, a VRT's sources):
+    a change there changes the pixels, and outputs were kept as verified over it."""
+    main = file_stat(path)
+    if not Path(path).is_file():
+        return [main]
+    import rasterio
+    from rasterio.errors import RasterioError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with rasterio.open(path) as ds:
+                files = list(ds.files)
+    except (RasterioError, OSError):
+        return [main]
+    extra = [file_stat(f) for f in files]
+    return [main, *sorted((x for x in extra if x[0] != main[0]), key=lambda x: str(x[0]))]
+
+
+def param_files(params: dict[str, Any]) -> list[str]:
+    """The existing files the method's parameters name (nested ones too: a base's or a
+    member's ``weights``)."""
+    found: list[str] = []
+    for value in params.values():
+        if isinstance(value, dict):
+            found += param_files(value)
+        elif isinstance(value, str | os.PathLike) and value and os.path.isfile(value):
+            found.append(os.fspath(value))
+    return found
 
 
 def absolute_spec(path: str) -> str:

@@ -80,6 +80,7 @@ from stfusion.series.resume import (
     OUTSIDE_REASON,
     file_identity,
     made_with,
+    param_files,
     resume_record,
     settings_key,
 )
@@ -224,6 +225,8 @@ class _Series:
             for a in (self.coarse.get(day), self.fine.get(day)):
                 if a is not None:
                     paths += [a.path, a.mask]
+        # a file a parameter names (weights=my.ckpt) retrained in place changes the output
+        paths += param_files(self.kwargs)
         seen: list[list[Any]] = [grid]
         for p in dict.fromkeys(x for x in paths if x):
             ident = self.identity.get(p) or file_identity(p)
