@@ -512,3 +512,32 @@ def test_files_gdal_reads_beside_an_input_are_part_of_its_key(tmp_path: Path) ->
     assert isinstance(paths, list) and str(source.resolve()) in paths
     nested = {"base_params": {"weights": str(source)}, "window": 31, "weights": "demo"}
     assert param_files(nested) == [str(source)]
+
+
+def test_a_new_pair_that_moves_the_output_grid_recomputes_not_refuses(tmp_path: Path) -> None:
+    """Pairs 068 (full grid) and 093 cropped by 3 px: adding 077 cropped the same way makes
+    the cropped grid the output grid. No setting changed, yet the run stopped: "26 outputs
+    were made with other settings ... pass --overwrite"."""
+    from rasterio.windows import Window
+
+    fine, coarse = _copies(tmp_path, ("068",))
+    k = need(KRANJ)
+
+    def cropped(doy: str) -> None:
+        src = next((k / "landsat" / "filled").glob(f"2020{doy}_*"))
+        with rasterio.open(src) as ds:
+            win = Window(3, 3, ds.width - 6, ds.height - 6)
+            profile = {**ds.profile, "width": ds.width - 6, "height": ds.height - 6}
+            profile["transform"] = ds.window_transform(win)
+            with rasterio.open(fine / f"2020{doy}_crop.tif", "w", **profile) as out:
+                out.write(ds.read(window=win))
+
+    cropped("093")
+    out = tmp_path / "out"
+    first = _run(fine, coarse, out, "2020-03-09:2020-03-10")
+    cropped("077")
+    second = _run(fine, coarse, out, "2020-03-09:2020-03-10")
+    for a, b in zip(first.records, second.records):
+        assert b.reason.startswith("recomputed") or b.status != a.status, b
+    with rasterio.open(out / "fused_2020-03-10.tif") as ds:
+        assert ds.shape == (44 - 6, 45 - 6)

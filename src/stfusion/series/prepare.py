@@ -231,7 +231,9 @@ def refuse_other_settings(
         path = output_path(out, cfg.prefix, d)
         if path.exists():
             state, tags = verify_output(path, images.grid, images.count, cfg.dtype, read_data=False)
-            if state == "other" or (state == "ok" and tags.get("STFUSION_SERIES_KEY") != key):
+            # another size with the same settings: the inputs moved the fine grid (a new
+            # pair on a cropped grid), recomputed as any input change, not refused
+            if state in ("other", "ok") and tags.get("STFUSION_SERIES_KEY") != key:
                 clash.append((path.name, tags))
     if clash:
         name, tags = clash[0]

@@ -207,8 +207,8 @@ def resume_record(
             return False, why
         restore_from_tags(rec, tags, KEPT_REASON)
         return True, ""
-    if state == "other":  # only with --overwrite (the run refuses it before any work)
-        return False, "earlier output made with other settings: replaced (--overwrite)"
+    if state == "other":  # other settings (with --overwrite only), or a grid the inputs moved
+        return False, "recomputed: earlier output of another size, band count or data type"
     if state == "foreign":
         raise OutputExistsError(
             f"{path.name} exists and was not written by stfusion series; not replaced "
