@@ -35,7 +35,13 @@ from stfusion.methods.params import RATIO as RATIO  # re-exported: api.split_rat
 from stfusion.methods.params import MethodTags, Param, check_scene_bounds
 from stfusion.provenance import provenance_tags
 from stfusion.quality import QUALITY_BANDS as QUALITY_BANDS  # re-exported, as before
-from stfusion.quality import SplitSink, WithQuality, dropped_unless_complete, quality_band_names
+from stfusion.quality import (
+    SplitSink,
+    WithQuality,
+    dropped_unless_complete,
+    quality_band_names,
+    window_budget,
+)
 from stfusion.quality import quality_layer as quality_layer  # re-exported, as before
 from stfusion.scene import (
     ImageLike,
@@ -584,6 +590,8 @@ class FusionMethod:
             self.prepare(coarse_target)
         elif not hasattr(self, "target_"):
             raise InvalidParameterError(f"{self.name}: give the coarse target image to predict.")
+        if quality_out is not None:  # its bands and the method's spreads come on top
+            mem_limit_mb = window_budget(self, mem_limit_mb)
         windows = self.plan(mem_limit_mb, window_size, workers)
         count = self.scene_.count
         names = self.scene_.band_names
