@@ -36,32 +36,20 @@ def _atomic_text(path: Path, text: str, overwrite: bool = True) -> None:
 
 @contextlib.contextmanager
 def _removed_if_empty(
-    folder: Path | None,
-    files: tuple[Path, ...] = (),
-    before: list[tuple[int, int] | None] | None = None,
+    folder: Path | None, files: tuple[Path, ...] = (), before: list[Any] | None = None
 ) -> Iterator[None]:
     """If the run fails: remove those of ``files`` this run wrote (changed since ``before``,
-    their identities when the run began; by default at entry), then ``folder`` (made by this
-    run) if that leaves it empty."""
-    before = [_identity(path) for path in files] if before is None else before
+    their stamps when the run began: :func:`stfusion.io.removed_if_written`), then
+    ``folder`` (made by this run) if that leaves it empty."""
+    from stfusion.io import removed_if_written
+
     try:
-        yield
+        with removed_if_written(files, before):
+            yield
     except BaseException:
-        for path, was in zip(files, before):
-            if _identity(path) not in (None, was):
-                with contextlib.suppress(OSError):
-                    path.unlink()
         if folder is not None and folder.is_dir() and not any(folder.iterdir()):
             folder.rmdir()
         raise
-
-
-def _identity(path: Path) -> tuple[int, int] | None:
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return st.st_ino, st.st_mtime_ns
 
 
 def run_demo(
@@ -79,7 +67,7 @@ def run_demo(
     from rich.console import Console
 
     from stfusion.api import run_prediction
-    from stfusion.io import FileSource, atomic_path
+    from stfusion.io import FileSource, atomic_path, file_stamp
     from stfusion.methods import make_estimator
     from stfusion.methods.baselines import Additive, NoChange
     from stfusion.metrics import evaluate
@@ -116,7 +104,7 @@ def run_demo(
     con.print(f"  pair {PAIR_DATE}: {Path(f1).name} + {Path(c1).name}")
     con.print(f"  predict {TARGET_DATE} from {Path(c2).name}; truth {Path(truth_path).name}")
     t0 = time.monotonic()
-    began = [_identity(pred_path)]
+    began = [file_stamp(pred_path)]
     with (  # the removal outermost: a signal may arrive as the spinner stops
         _removed_if_empty(outdir if made else None, (pred_path,), began),
         con.status(f"running {method} (the first run compiles its kernel, ~10 s)..."),

@@ -22,12 +22,14 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from rasterio.windows import Window
 
+from stfusion.io import removed_if_written
 from stfusion.tiling import check_window
 
 if TYPE_CHECKING:  # base imports this module: annotations only
@@ -40,27 +42,14 @@ FALLBACK_RULE = 1
 NO_COARSE_TARGET = 2
 
 
-@contextlib.contextmanager
-def dropped_unless_complete(quality_out: str | os.PathLike[str] | None) -> Iterator[None]:
-    """Entered before the prediction's writer: when that fails or is interrupted after the
+def dropped_unless_complete(
+    quality_out: str | os.PathLike[str] | None,
+) -> contextlib.AbstractContextManager[None]:
+    """Entered before the prediction's writer: if that fails or is interrupted after the
     quality layer took its name (its writer closes first), the layer this run wrote is
-    removed, so no quality layer stands without its prediction (a rerun was refused for it)."""
-    before = _identity(quality_out)
-    try:
-        yield
-    except BaseException:
-        if quality_out is not None and _identity(quality_out) not in (None, before):
-            with contextlib.suppress(OSError):
-                os.unlink(quality_out)
-        raise
-
-
-def _identity(path: str | os.PathLike[str] | None) -> tuple[int, int, int] | None:
-    try:
-        st = os.stat(path) if path is not None else None
-    except OSError:
-        return None
-    return None if st is None else (st.st_dev, st.st_ino, st.st_mtime_ns)
+    removed (:func:`stfusion.io.removed_if_written`): no quality layer stands without its
+    prediction, and a rerun is not refused for one."""
+    return removed_if_written([Path(quality_out)] if quality_out is not None else [])
 
 
 def window_budget(method: FusionMethod, mem_limit_mb: float | None) -> float:

@@ -27,7 +27,7 @@ from stfusion.errors import (
     RunInterrupted,
     STFusionWarning,
 )
-from stfusion.io import glob_escape
+from stfusion.io import file_stamp, glob_escape, remove_changed
 
 __all__ = [
     "check_new_run",
@@ -90,13 +90,7 @@ def _listed(paths: list[Path], most: int = 3) -> str:
     return " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
 
 
-def _stamp(path: Path) -> tuple[int, int, int] | None:
-    """What changes when ``path`` is written (atomically: a new inode)."""
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return st.st_ino, st.st_mtime_ns, st.st_size
+_stamp = file_stamp  # what changes when a file is written (atomically: a new inode)
 
 
 def _first_missing(folder: Path) -> Path | None:
@@ -270,10 +264,8 @@ def claim_output(out: Path, resume: bool) -> Iterator[None]:
         saved = _stamp(out) != before
         if not saved:
             _put_back(root, aside, resume)
-            for path, was in logs.items():  # this run's log without a checkpoint: it would
-                if _stamp(path) != was:  # only make the rerun ask for --overwrite
-                    with contextlib.suppress(OSError):
-                        path.unlink()
+            # this run's log without a checkpoint would only make the rerun ask --overwrite
+            remove_changed(list(logs), list(logs.values()))
             lock.release()  # its file first: the folders made for out go again
             _remove_made(out.parent, made)
         if aside is not None and saved:

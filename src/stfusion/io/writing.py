@@ -157,6 +157,40 @@ def _check_name_length(out: Path, parent: Path) -> None:
         )
 
 
+def file_stamp(path: str | os.PathLike[str] | None) -> tuple[int, int, int, int] | None:
+    """What changes when ``path`` is written (atomically: a new inode): its device, inode,
+    mtime and size; None when it is missing."""
+    try:
+        st = os.stat(path) if path is not None else None
+    except OSError:
+        return None
+    return None if st is None else (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+def remove_changed(paths: Sequence[Path], before: Sequence[Any]) -> None:
+    """Remove each of ``paths`` whose :func:`file_stamp` is not its stamp in ``before``: the
+    files a run wrote (a missing one stays missing)."""
+    for path, was in zip(paths, before, strict=True):
+        if file_stamp(path) not in (None, was):
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+
+
+@contextlib.contextmanager
+def removed_if_written(
+    paths: Sequence[Path], before: Sequence[Any] | None = None
+) -> Iterator[None]:
+    """If the block raises: :func:`remove_changed` over ``paths``, against their stamps
+    ``before`` (when the run began; by default when the block is entered). An output whose
+    companion was not finished would otherwise stand alone, and a rerun be refused for it."""
+    before = [file_stamp(p) for p in paths] if before is None else before
+    try:
+        yield
+    except BaseException:
+        remove_changed(paths, before)
+        raise
+
+
 PARTIAL_MARK = ".partial"
 #: Suffix of an earlier output moved aside while a folder is replaced (``.NAME.<pid>-<rand>
 #: .partial.old``): a stale one is put back where the new output never arrived.
