@@ -346,10 +346,10 @@ def test_an_output_folder_that_takes_no_file_is_refused_up_front(
     check_output(tmp_path / "p.tif", overwrite=False)
     assert list(tmp_path.iterdir()) == []  # the probe is gone
 
-    def refuse(*a: object, **k: object) -> tuple[int, str]:
+    def refuse(*a: object, **k: object) -> str:
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    monkeypatch.setattr(tempfile, "mkdtemp", refuse)
     with pytest.raises(InputFileError, match=r"p\.tif: cannot create files in .*Permission denied"):
         check_output(tmp_path / "p.tif", overwrite=False)
 

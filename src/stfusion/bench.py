@@ -30,7 +30,6 @@ import datetime as _dt
 import gc
 import json
 import os
-import tempfile
 import threading
 import time
 import traceback
@@ -565,13 +564,12 @@ def check_bench_out(
             )
     # the folder is built beside its final place: the nearest existing parent must take it
     parent = next(p for p in final.parents if p.exists())
-    try:  # tried, not os.access: root passes that and still cannot write in /sys or /proc
-        os.rmdir(tempfile.mkdtemp(prefix=".stfusion-probe-", dir=parent))
-    except OSError as exc:
+    why = stfusion.io.cannot_create_in(parent)
+    if why:
         raise InputFileError(
-            f"{shown}: cannot write in {parent} (read-only or no permission: "
-            f"{exc.strerror or exc}); choose another --out."
-        ) from None
+            f"{shown}: cannot write in {parent} (read-only or no permission: {why}); "
+            "choose another --out."
+        )
     return final
 
 

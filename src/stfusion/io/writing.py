@@ -112,18 +112,25 @@ def check_output(path: str | os.PathLike[str], overwrite: bool, inputs: Sequence
         raise InputFileError(f"{out}: output directory {parent} does not exist; create it first.")
     if not os.access(parent, os.W_OK):
         raise InputFileError(f"{out}: output directory {parent} is not writable.")
-    try:  # tried too: root passes os.access and still cannot create files in /proc or /sys
-        fd, probe = tempfile.mkstemp(prefix=".stfusion-probe-", dir=parent)
-    except OSError as exc:
+    why = cannot_create_in(parent)
+    if why:
         raise InputFileError(
-            f"{out}: cannot create files in {parent} ({exc.strerror or exc}); choose another "
-            "output folder."
-        ) from None
-    os.close(fd)
-    with contextlib.suppress(OSError):
-        os.unlink(probe)
+            f"{out}: cannot create files in {parent} ({why}); choose another output folder."
+        )
     _check_name_length(out, parent)
     return out
+
+
+def cannot_create_in(folder: Path) -> str:
+    """Why no file can be created in ``folder`` ("" when one can). Tried, not ``os.access``:
+    root passes that and still cannot create files in /proc or /sys."""
+    try:
+        probe = tempfile.mkdtemp(prefix=".stfusion-probe-", dir=folder)
+    except OSError as exc:
+        return str(exc.strerror or exc)
+    with contextlib.suppress(OSError):
+        os.rmdir(probe)
+    return ""
 
 
 def check_replaceable(out: Path) -> None:
