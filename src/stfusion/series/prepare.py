@@ -33,7 +33,7 @@ from stfusion.series.grids import GridChoice, choose_grid
 from stfusion.series.images import ImageSet
 from stfusion.series.outputs import output_path, verify_output
 from stfusion.series.planning import SeriesInputs, find_inputs, span
-from stfusion.series.resume import file_identity
+from stfusion.series.resume import file_identity, param_files
 
 
 @dataclass
@@ -112,6 +112,8 @@ def prepare(cfg: SeriesConfig) -> Prepared:
             for path in (acq.path, acq.mask):
                 if path and path not in identity:
                     identity[path] = file_identity(path)
+    for path in param_files(kwargs):  # weights=my.ckpt retrained in place changes outputs
+        identity.setdefault(path, file_identity(path))
     # headers only: fine images that cannot be put on one grid stop the run before any folder
     grid = choose_grid(inputs, fine_scaling, inputs.notes)
     return Prepared(

@@ -225,8 +225,7 @@ class _Series:
             for a in (self.coarse.get(day), self.fine.get(day)):
                 if a is not None:
                     paths += [a.path, a.mask]
-        # a file a parameter names (weights=my.ckpt) retrained in place changes the output
-        paths += param_files(self.kwargs)
+        paths += param_files(self.kwargs)  # weights=my.ckpt: identity taken in prepare
         seen: list[list[Any]] = [grid]
         for p in dict.fromkeys(x for x in paths if x):
             ident = self.identity.get(p) or file_identity(p)
