@@ -366,3 +366,36 @@ def test_an_array_and_its_file_give_the_same_sample(tmp_path: Path) -> None:
     from_array = ArraySource(data, FileSource(str(path)).grid).sample(5000)
     assert from_file.shape[1] * from_file.shape[2] < data.shape[1] * data.shape[2]
     np.testing.assert_array_equal(from_array, from_file)
+
+
+def test_sources_named_by_relative_paths_read_the_same_files_after_chdir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An estimator fitted in one folder on relative names, predicting after the working
+    directory moved to another folder holding files of the same names, read those (a
+    silently wrong prediction): sources keep the files they opened."""
+    from stfusion.methods import get_method
+
+    here, there = tmp_path / "here", tmp_path / "there"
+    for d, level in ((here, 0.1), (there, 0.5)):
+        d.mkdir()
+        rng = np.random.default_rng(0)
+        write_tif(d / "fine.tif", (level + 0.01 * rng.random((2, 8, 8))).astype("float32"))
+        ramp = np.linspace(0, 0.01, 128, dtype=np.float32).reshape(2, 8, 8)
+        write_tif(d / "coarse.tif", level + ramp)
+        write_tif(d / "target.tif", 2 * level + ramp)
+        for b in (1, 2):  # single-band files, read as one stack through a glob
+            write_tif(d / f"band_B{b}.tif", level * b + ramp[:1])
+    monkeypatch.chdir(here)
+    stack = FileSource("band_B*.tif")
+    est = get_method("additive")()
+    est.fit([("fine.tif", "coarse.tif")], ratio=4)
+    est.prepare("target.tif")
+    monkeypatch.chdir(there)
+    pred = np.asarray(est.predict().values)
+    monkeypatch.chdir(here)
+    again = get_method("additive")().fit([("fine.tif", "coarse.tif")], ratio=4)
+    want = np.asarray(again.predict("target.tif").values)
+    np.testing.assert_array_equal(pred, want)
+    monkeypatch.chdir(there)
+    np.testing.assert_allclose(stack.read()[:, 0, 0], [0.1, 0.2])

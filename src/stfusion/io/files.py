@@ -83,6 +83,15 @@ def is_gdal_name(path: str | os.PathLike[str]) -> bool:
 _CUT_SHORT = re.compile(r"TIFFReadDirectory|TIFFFetchDirectory|Read error|Cannot read TIFF header")
 
 
+def local_absolute(path: str) -> str:
+    """``path`` made absolute when it names a local file by a relative path, so a source
+    reads the same file after the working directory changes; GDAL names, URLs and missing
+    paths as given (the open names them)."""
+    if os.path.isabs(path) or is_gdal_name(path) or not os.path.isfile(path):
+        return path
+    return os.path.abspath(path)
+
+
 def _open(path: str | os.PathLike[str]) -> rasterio.DatasetReader:
     virtual = is_gdal_name(path)
     # a GDAL name as given: Path() would fold the // of /vsicurl/https://

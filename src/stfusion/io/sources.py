@@ -28,6 +28,7 @@ from stfusion.io.files import (
     _open,
     _read_error,
     _resolve_scaling,
+    local_absolute,
     metadata_fill,
 )
 from stfusion.io.grid import Grid, RasterInfo, Scaling
@@ -260,7 +261,7 @@ class FileSource(Source):
         return super().__new__(cls)
 
     def __post_init__(self) -> None:
-        self.path = str(self.path)
+        self.path = local_absolute(str(self.path))
         with _open(self.path) as ds:
             self.grid = _grid_of(ds)
             self.count = ds.count

@@ -28,7 +28,13 @@ from stfusion.errors import (
     InvalidParameterError,
     STFusionWarning,
 )
-from stfusion.io.files import given_or_file, is_gdal_name, metadata_fill, metadata_scaling
+from stfusion.io.files import (
+    given_or_file,
+    is_gdal_name,
+    local_absolute,
+    metadata_fill,
+    metadata_scaling,
+)
 from stfusion.io.grid import Grid, RasterInfo, Scaling
 from stfusion.io.sources import FileSource, Source, without_fill
 
@@ -310,6 +316,7 @@ class BandStack(FileSource):
         self.path = str(self.path)
         self.label = self.path
         files, chosen = split_spec(self.path)
+        files = [local_absolute(f) for f in files]  # read by the same files after os.chdir
         chosen = chosen or self.scaling.bands
         members = _gdal_members(files)
         if chosen:
