@@ -112,8 +112,9 @@ def test_old_pair_attributes_are_refused() -> None:
 
 
 def test_predict_arguments_and_one_estimator_in_two_threads(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """A fitted estimator predicting in one thread refuses a second predict from another (it
-    replaced the first one's target mid-run: one date's windows got the other's values);
+    """A fitted estimator predicting in one thread refuses a second predict, a prepare or a
+    fit from another (each replaced the first one's target or state mid-run: one date's
+    windows got the other's values);
     bad window sizes and quality_out without its out are refused with a message."""
     import copy
     import threading
@@ -137,6 +138,11 @@ def test_predict_arguments_and_one_estimator_in_two_threads(tmp_path) -> None:  
     assert started.wait(30)
     with pytest.raises(InvalidParameterError, match="already predicting"):
         est.predict(c1)
+    # prepare() replaced the running prediction's target, fit() its learned state
+    with pytest.raises(InvalidParameterError, match=r"prepare\(\) while .* predicting"):
+        est.prepare(c1)
+    with pytest.raises(InvalidParameterError, match=r"fit\(\) while .* predicting"):
+        est.fit([(c1, c1)])
     copy.deepcopy(est).predict(c1)  # a copy per thread is the way
     release.set()
     worker.join(30)

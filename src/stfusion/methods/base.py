@@ -15,7 +15,6 @@ import contextlib
 import copy
 import logging
 import os
-import threading
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, overload
@@ -31,6 +30,7 @@ from stfusion.errors import (
 )
 from stfusion.io import AlignedSource, Grid, RasterWriter, Scaling, Source, to_dataarray
 from stfusion.io.sources import underlying_source
+from stfusion.methods.busy import predicting, refuse_while_predicting
 from stfusion.methods.params import RATIO as RATIO  # re-exported: api.split_ratio
 from stfusion.methods.params import MethodTags, Param, check_scene_bounds
 from stfusion.provenance import provenance_tags
@@ -72,11 +72,6 @@ if TYPE_CHECKING:  # annotations only: typing.Self is 3.11+, xarray loads on use
     from typing_extensions import Self
 
 log = logging.getLogger("stfusion.methods")
-
-#: Estimators predicting now (by id): a second predict on one from another thread would
-#: replace its target mid-run (``prepare`` keeps it on the estimator), so it is refused.
-_BUSY: set[int] = set()
-_BUSY_LOCK = threading.Lock()
 
 
 class FusionMethod:
@@ -245,6 +240,7 @@ class FusionMethod:
         if problem:  # before any file is opened
             note = self._pairs_note(n)
             raise InvalidParameterError(f"{self.name} {problem}{': ' + note if note else '.'}")
+        refuse_while_predicting(self, "fit()")
         self._forget()  # a refit starts afresh: no target or state of the last fit is used
         scene = pairs if isinstance(pairs, Scene) else open_scene(pairs, **scene_kw)
         self.check_scene_params(scene.grid, scene.ratio)
@@ -284,6 +280,7 @@ class FusionMethod:
 
     def prepare(self, coarse_target: ImageLike, scaling: Scaling | float | None = None) -> Self:
         self._check_fitted()
+        refuse_while_predicting(self, "prepare()")
         scaling = as_scaling(scaling)
         if isinstance(coarse_target, Source) and coarse_target.grid.same_as(self.grid_):
             target: Source | None = coarse_target
@@ -543,34 +540,22 @@ class FusionMethod:
                     f"{os.fspath(path)}: already exists. Pass overwrite=True to replace it "
                     "(--overwrite on the command line)."
                 )
-        with _BUSY_LOCK:
-            if id(self) in _BUSY:
-                raise InvalidParameterError(
-                    f"{self.name}: this estimator is already predicting (in another thread): "
-                    "prediction keeps the target on the estimator, so each thread needs its "
-                    "own copy (copy.deepcopy(est), fitted state included)."
-                )
-            _BUSY.add(id(self))
         # GDAL's cache etc. under a limit given here (from Python); None keeps the caller's
         limits = contextlib.nullcontext() if mem_limit_mb is None else memory_limits(mem_limit_mb)
-        try:
-            with limits:
-                return self._predict_unshared(
-                    coarse_target,
-                    out,
-                    overwrite,
-                    tags,
-                    mem_limit_mb,
-                    window_size,
-                    workers,
-                    progress,
-                    scheduler,
-                    quality_out,
-                    cog,
-                )
-        finally:
-            with _BUSY_LOCK:
-                _BUSY.discard(id(self))
+        with predicting(self), limits:
+            return self._predict_unshared(
+                coarse_target,
+                out,
+                overwrite,
+                tags,
+                mem_limit_mb,
+                window_size,
+                workers,
+                progress,
+                scheduler,
+                quality_out,
+                cog,
+            )
 
     def _predict_unshared(
         self,
