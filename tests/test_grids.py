@@ -8,6 +8,7 @@ equal the one from the originals (or from the north-up twin).
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -260,3 +261,143 @@ def test_a_large_scene_in_another_crs_reads_the_same_in_any_window(
                     win, halo=5
                 )[:, 5:-5, 5:-5]
         np.testing.assert_array_equal(tiles, whole)
+
+
+def _antimeridian_inputs(tmp_path: Path, fine_geographic: bool) -> dict[str, Path]:
+    """A 40 x 40 px fine scene straddling 180 E at 65 N and coarse images covering it, one
+    of the two in EPSG:4326 with longitudes past 180 (as GDAL stores a grid across 180):
+    values a smooth function of the position, so the coarse ones are readable anywhere."""
+    utm = CRS.from_epsg(32660)  # zone 60N: its eastern edge is 180 E
+    geo = CRS.from_epsg(4326)
+    rng = np.random.default_rng(1)
+    out = {}
+    if fine_geographic:
+        fine_crs, ft = geo, Affine(0.0025, 0, 179.95, 0, -0.001, 65.02)
+        coarse_crs, ct = utm, Affine(500.0, 0, 636000.0, 0, -500.0, 7218000.0)
+        cw, ch = 24, 24
+    else:  # 640000..642000 m: 179.97 E .. 179.99 W
+        fine_crs, ft = utm, Affine(50.0, 0, 640000.0, 0, -50.0, 7212000.0)
+        coarse_crs, ct = geo, Affine(0.05, 0, 179.9, 0, -0.02, 65.1)
+        cw, ch = 4, 10
+    yy, xx = np.mgrid[0:ch, 0:cw].astype(np.float32)
+    for name, level in (("c1", 0.1), ("c2", 0.15)):
+        grid = level + 0.002 * (yy + xx)
+        out[name] = _write(
+            tmp_path / f"{name}.tif",
+            np.stack([grid, 2 * grid]),
+            {"driver": "GTiff", "crs": coarse_crs, "transform": ct},
+        )
+    fine = (0.1 + 0.02 * rng.random((2, 40, 40))).astype(np.float32)
+    out["f1"] = _write(
+        tmp_path / "f1.tif", fine, {"driver": "GTiff", "crs": fine_crs, "transform": ft}
+    )
+    return out
+
+
+@pytest.mark.parametrize("fine_geographic", [False, True])
+def test_grids_across_the_antimeridian_are_aligned_whole(
+    tmp_path: Path, fine_geographic: bool
+) -> None:
+    """A coarse image in EPSG:4326 past 180 E left half the prediction empty without a
+    word (GDAL's warper took the fine grid's longitudes as -180..); a fine image in
+    EPSG:4326 past 180 E was refused as not overlapping its coarse images."""
+    from stfusion.methods.baselines import Additive
+
+    s = _antimeridian_inputs(tmp_path, fine_geographic)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", STFusionWarning)  # no part of the scene uncovered
+        pred = Additive().fit([(str(s["f1"]), str(s["c1"]))]).predict(str(s["c2"]))
+    assert np.isfinite(np.asarray(pred.values)).all()
+    # the change is the coarse images' (0.05 in band 1 plus the slope inside a cell)
+    change = np.asarray(pred.values)[0] - _read(s["f1"])[0]
+    assert 0.04 < float(np.median(change)) < 0.06
+
+
+def test_rasters_without_crs_whose_transforms_differ_are_refused(tmp_path: Path) -> None:
+    """Files with a geotransform but no CRS were "assumed to line up" pixel by pixel even
+    when their transforms put them 10 km apart (the prediction and the score came out as if
+    they matched); same-shape rasters without any georeferencing still line up."""
+    from stfusion.api import evaluate_files
+    from stfusion.errors import GridMismatchError
+    from stfusion.methods.baselines import Additive
+
+    f = _read(L1017)[:, :40, :40]
+    t = Affine(50.0, 0, 401012.5, 0, -50.0, 6152787.5)
+    prof = {"driver": "GTiff", "crs": None}
+    f1 = _write(tmp_path / "f1.tif", f, prof, transform=t)
+    c1 = _write(tmp_path / "c1.tif", f, prof, transform=t)
+    c2 = _write(tmp_path / "c2.tif", f, prof, transform=t * Affine.translation(200, 0))
+    with pytest.raises(GridMismatchError, match=r"neither has a CRS.*geotransforms differ"):
+        Additive().fit([(str(f1), str(c1))]).predict(str(c2))
+    with pytest.raises(GridMismatchError, match=r"has no CRS.*gdal_edit.py -a_srs"):
+        evaluate_files(
+            str(
+                _write(
+                    tmp_path / "p.tif",
+                    f,
+                    {"driver": "GTiff"},
+                    crs=CRS.from_epsg(32755),
+                    transform=t,
+                )
+            ),
+            str(c2),
+        )
+    # the same transform, no CRS: lines up, as before
+    with pytest.warns(STFusionWarning, match="without georeferencing"):
+        Additive().fit([(str(f1), str(c1))]).predict(str(c1))
+
+
+def test_rasters_georeferenced_only_by_gcps_are_refused_with_the_warp_to_run(
+    tmp_path: Path,
+) -> None:
+    """A GCP-only raster was read as ungeoreferenced: its prediction lost the
+    georeferencing, and the messages said the (georeferenced) coarse images had none."""
+    from rasterio.control import GroundControlPoint
+
+    from stfusion.errors import InputFileError
+    from stfusion.io import FileSource
+
+    gcps = [
+        GroundControlPoint(row=r, col=c, x=401012.5 + 50 * c, y=6152787.5 - 50 * r)
+        for r, c in ((0, 0), (0, 40), (40, 0), (40, 40))
+    ]
+    path = tmp_path / "gcps.tif"
+    with rasterio.open(
+        path, "w", driver="GTiff", width=40, height=40, count=1, dtype="float32"
+    ) as ds:
+        ds.write(np.full((1, 40, 40), 0.1, np.float32))
+        ds.gcps = (gcps, CRS.from_epsg(32755))
+    with pytest.raises(
+        InputFileError, match=r"only by 4 ground control points.*gdalwarp -t_srs EPSG:32755"
+    ):
+        FileSource(str(path))
+
+
+def test_evaluate_scores_a_truth_stored_south_up_on_the_same_grid(tmp_path: Path) -> None:
+    """predict reads south-up rasters; evaluate refused a south-up truth of the
+    prediction's own grid as "different grids"."""
+    from stfusion.api import evaluate_files
+    from stfusion.io import FileSource
+
+    with rasterio.open(L1017) as ds:
+        t = ds.transform
+        prof = {"driver": "GTiff", "crs": ds.crs, "transform": t}
+    data = FileSource(str(L1017)).read()
+    south_up = Affine(t.a, 0, t.c, 0, -t.e, t.f + t.e * data.shape[1])
+    pred = tmp_path / "pred.tif"
+    _write(pred, data + np.float32(0.01), prof)
+    north = evaluate_files(str(pred), str(_write(tmp_path / "n.tif", data, prof)))
+    flipped = evaluate_files(
+        str(pred), str(_write(tmp_path / "t.tif", data[:, ::-1].copy(), prof, transform=south_up))
+    )
+    assert flipped.mean["rmse"] == pytest.approx(north.mean["rmse"], rel=1e-6)
+    assert flipped.mean["ssim"] == pytest.approx(north.mean["ssim"], rel=1e-6)
+
+
+def test_a_rotated_grid_reports_its_pixel_size() -> None:
+    from stfusion.io.grid import Grid
+
+    t = Affine.rotation(30) * Affine.scale(50, -50)
+    g = Grid(CRS.from_epsg(32755), Affine.translation(400000, 6150000) * t, 10, 10)
+    assert g.res == pytest.approx((50.0, 50.0))
+    assert "50 x 50" in g.describe()

@@ -22,11 +22,11 @@ from stfusion.errors import (
     STFusionWarning,
 )
 from stfusion.inputs import prediction_masks, resolve_role
-from stfusion.io import FileSource, Scaling, Source, check_output
+from stfusion.io import FileSource, Scaling, Source, check_output, north_up
 from stfusion.methods import make_estimator
 from stfusion.parallel import connected
 from stfusion.provenance import provenance_tags
-from stfusion.scene import open_scene
+from stfusion.scene import open_scene, transforms_without_crs
 from stfusion.scene_checks import (
     check_pair_files,
     warn_band_order,
@@ -379,7 +379,16 @@ def evaluate_files(
                 "to compare them pixel by pixel. " + _shape_advice(pred_src, truth_file)
             )
         pg, tg = pred_src.grid, truth_src.grid
-        if pg.georeferenced and tg.georeferenced and not pg.same_as(tg):
+        if (not pg.georeferenced or not tg.georeferenced) and (
+            pg.has_transform() and tg.has_transform() and not pg.same_transform(tg)
+        ):
+            raise GridMismatchError(
+                transforms_without_crs(pred_src, truth_file, "resample one onto the other's grid")
+            )
+        # one grid stored in two row (or column) orders: compared on the north-up grid
+        flipped = pg.georeferenced and tg.georeferenced and not pg.same_as(tg)
+        flipped = flipped and north_up(pred_src).grid.same_as(north_up(truth_file).grid)
+        if pg.georeferenced and tg.georeferenced and not pg.same_as(tg) and not flipped:
             raise GridMismatchError(
                 f"{prediction} ({pg.describe()}, origin {pg.transform.c:g}, "
                 f"{pg.transform.f:g}) and {truth} ({tg.describe()}, origin {tg.transform.c:g}, "
@@ -407,13 +416,17 @@ def evaluate_files(
             data_range, why = _auto_data_range(pred_src, pred_tags, truth_file, truth_tags)
             found += [why] if why else []
 
+        scored_pred, scored_truth = (
+            (north_up(pred_src), north_up(truth_src)) if flipped else (pred_src, truth_src)
+        )
+
         def read(r0: int, c0: int, h: int, w: int, halo: int) -> tuple[Any, Any]:
             win = Window(c0, r0, w, h)
-            return pred_src.read(win, halo), truth_src.read(win, halo)
+            return scored_pred.read(win, halo), scored_truth.read(win, halo)
 
         blocks = [
             (int(b.row_off), int(b.col_off), int(b.height), int(b.width))
-            for b in truth_src.scan_windows()
+            for b in scored_truth.scan_windows()
         ]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)

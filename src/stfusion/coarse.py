@@ -170,7 +170,9 @@ class NativeGrid:
         if self.native.crs != self.fine.crs:
             from rasterio.warp import transform as warp_transform
 
-            xs, ys = warp_transform(self.fine.crs, self.native.crs, np.ravel(xs), np.ravel(ys))
+            xs, ys = warp_transform(
+                self.fine.continuous_crs(), self.native.continuous_crs(), np.ravel(xs), np.ravel(ys)
+            )
             xs = np.asarray(xs).reshape(np.shape(rows))
             ys = np.asarray(ys).reshape(np.shape(rows))
         u, v = _apply(~self.native.transform, np.asarray(xs), np.asarray(ys))
@@ -217,7 +219,9 @@ class NativeGrid:
             )
             xs, ys = _apply(self.native.transform, jj, ii)
             if self.native.crs != self.fine.crs:
-                xs, ys = warp_transform(self.native.crs, self.fine.crs, xs.ravel(), ys.ravel())
+                xs, ys = warp_transform(
+                    self.native.continuous_crs(), self.fine.continuous_crs(), xs.ravel(), ys.ravel()
+                )
             fc, fr = _apply(~self.fine.transform, np.asarray(xs), np.asarray(ys))
             ok = (
                 (np.asarray(fr) >= -eps)

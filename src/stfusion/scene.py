@@ -202,6 +202,28 @@ def _repeated(coarse: Source, factor: int, grid: Grid) -> ArraySource:
     )
 
 
+def transforms_without_crs(a: Source, b: Source, instead: str) -> str:
+    """The refusal for two rasters, one or both without a CRS, whose geotransforms differ:
+    taken pixel by pixel (as rasters without georeferencing are) they would show different
+    places, and without a CRS they cannot be aligned."""
+    which = (
+        "neither has a CRS"
+        if not (a.grid.georeferenced or b.grid.georeferenced)
+        else (f"{(a if not a.grid.georeferenced else b).label} has no CRS")
+    )
+    where = [
+        f"origin {g.transform.c:g}, {g.transform.f:g}, pixel {g.res[0]:g} x {g.res[1]:g}, "
+        f"{g.height} x {g.width} px"
+        for g in (a.grid, b.grid)
+    ]
+    return (
+        f"{a.label} and {b.label}: {which}, and their geotransforms differ ({where[0]} vs "
+        f"{where[1]}), so they cannot be aligned, and taken pixel by pixel they would show "
+        "different places. Declare the CRS of each file (e.g. gdal_edit.py -a_srs EPSG:32655 "
+        f"FILE), or {instead}."
+    )
+
+
 def align_coarse(
     coarse: Source, fine: Source, resampling: str, notes: list[str], mask: bool = False
 ) -> tuple[Source, float | None]:
@@ -209,6 +231,16 @@ def align_coarse(
     ``mask``: it is a mask (:func:`stfusion.qa.open_mask`), which the messages say."""
     fg, cg = fine.grid, coarse.grid
     if not fg.georeferenced or not cg.georeferenced:
+        if fg.has_transform() and cg.has_transform() and not cg.same_transform(fg):
+            raise GridMismatchError(
+                transforms_without_crs(
+                    coarse,
+                    fine,
+                    "resample the mask onto the image's grid"
+                    if mask
+                    else "resample the coarse image onto the fine grid",
+                )
+            )
         if cg.shape == fg.shape:
             arrays = not isinstance(coarse, FileSource) and not isinstance(fine, FileSource)
             if arrays and not (fg.georeferenced or cg.georeferenced):
@@ -246,7 +278,11 @@ def align_coarse(
         return coarse, None
     from rasterio.warp import transform_bounds
 
-    cb = transform_bounds(cg.crs, fg.crs, *cg.bounds) if cg.crs != fg.crs else cg.bounds
+    cb = (
+        transform_bounds(cg.continuous_crs(), fg.continuous_crs(), *cg.bounds)
+        if cg.crs != fg.crs
+        else cg.bounds
+    )
     fb = fg.bounds
     overlap_x = min(cb[2], fb[2]) - max(cb[0], fb[0])
     overlap_y = min(cb[3], fb[3]) - max(cb[1], fb[1])

@@ -149,6 +149,14 @@ def _read_error(path: str, window: Window | None, exc: Exception) -> InputFileEr
 
 def _grid_of(ds: rasterio.DatasetReader) -> Grid:
     crs = ds.crs if ds.crs else None
+    if crs is None and ds.transform.is_identity and ds.gcps[0]:
+        # read as ungeoreferenced, its output lost the georeferencing without a word
+        raise InputFileError(
+            f"{ds.name}: georeferenced only by {len(ds.gcps[0])} ground control points (no "
+            "geotransform), which stfusion does not read. Warp it onto a grid first, e.g. "
+            f"gdalwarp -t_srs {ds.gcps[1].to_string() if ds.gcps[1] else 'EPSG:XXXX'} -r near "
+            f"{ds.name} OUT.tif."
+        )
     return Grid(crs=crs, transform=ds.transform, width=ds.width, height=ds.height)
 
 

@@ -60,7 +60,21 @@ class Grid:
 
     @property
     def res(self) -> tuple[float, float]:
-        return (abs(self.transform.a), abs(self.transform.e))
+        """Pixel width and height in CRS units (also on rotated or sheared grids)."""
+        t = self.transform
+        return (math.hypot(t.a, t.d), math.hypot(t.b, t.e))
+
+    def has_transform(self) -> bool:
+        """Whether the grid carries a geotransform (GDAL gives an ungeoreferenced raster the
+        identity), with or without a CRS."""
+        return not self.transform.is_identity
+
+    def same_transform(self, other: Grid) -> bool:
+        """Same shape and geotransform (the CRS aside)."""
+        tol = 1e-3 * min(min(self.res), min(other.res))
+        return self.shape == other.shape and self.transform.almost_equals(
+            other.transform, precision=tol
+        )
 
     @property
     def georeferenced(self) -> bool:
@@ -87,6 +101,20 @@ class Grid:
         if self.crs is None or other.crs is None:
             return False
         return _same_place(self.crs.to_wkt(), other.crs.to_wkt(), self.bounds, tol)
+
+    def continuous_crs(self) -> CRS | None:
+        """The grid's CRS for transforming coordinates into and out of it: a geographic CRS
+        near or across the antimeridian gets its longitudes wrapped around the grid's centre
+        (PROJ's ``+lon_wrap``), so they run on past 180 as the grid's own do (GDAL stores a
+        grid across 180 E with longitudes up to 360); any other CRS as it is."""
+        crs = self.crs
+        if crs is None or not crs.is_geographic:
+            return crs
+        left, _, right, _ = self.bounds
+        centre = (left + right) / 2.0
+        if left >= -180.0 and right <= 180.0 and abs(centre) <= 90.0:
+            return crs
+        return CRS.from_proj4(f"{crs.to_proj4()} +lon_wrap={centre:.9g}")
 
     def pixel_centers(self) -> tuple[np.ndarray, np.ndarray]:
         """x of each column's centre and y of each row's centre (north-up grids)."""
@@ -194,14 +222,15 @@ def resolution_ratio(coarse: Grid, fine: Grid) -> float:
         return float(np.sqrt(abs(coarse.transform.determinant) / fine_area))
     from rasterio.warp import transform as warp_transform
 
+    fine_crs, coarse_crs = fine.continuous_crs(), coarse.continuous_crs()
     cx, cy = fine.transform * (fine.width / 2.0, fine.height / 2.0)
-    (ux,), (uy,) = warp_transform(fine.crs, coarse.crs, [cx], [cy])
+    (ux,), (uy,) = warp_transform(fine_crs, coarse_crs, [cx], [cy])
     col, row = ~coarse.transform * (ux, uy)
     col, row = np.floor(col), np.floor(row)
     corners = [
         coarse.transform * (col + dx, row + dy) for dx, dy in ((0, 0), (1, 0), (1, 1), (0, 1))
     ]
-    xs, ys = warp_transform(coarse.crs, fine.crs, [c[0] for c in corners], [c[1] for c in corners])
+    xs, ys = warp_transform(coarse_crs, fine_crs, [c[0] for c in corners], [c[1] for c in corners])
     x, y = np.asarray(xs), np.asarray(ys)
     area = 0.5 * abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))))
     return float(np.sqrt(area / fine_area))

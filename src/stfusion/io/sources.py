@@ -419,10 +419,12 @@ class AlignedSource(Source):
             # a MemoryDataset is writable; the VRT only reads it
             warnings.simplefilter("ignore", RasterioDeprecationWarning)
             data = self._native_data()
-            ds = MemoryDataset(data, transform=self.native.grid.transform, crs=self.native.grid.crs)
+            ds = MemoryDataset(
+                data, transform=self.native.grid.transform, crs=self.native.grid.continuous_crs()
+            )
             vrt = WarpedVRT(
                 ds,
-                crs=self.grid.crs,
+                crs=self.grid.continuous_crs(),
                 transform=self.grid.transform,
                 width=self.grid.width,
                 height=self.grid.height,
