@@ -401,3 +401,25 @@ def test_a_rotated_grid_reports_its_pixel_size() -> None:
     g = Grid(CRS.from_epsg(32755), Affine.translation(400000, 6150000) * t, 10, 10)
     assert g.res == pytest.approx((50.0, 50.0))
     assert "50 x 50" in g.describe()
+
+
+def test_a_coarse_image_covering_part_of_the_scene_is_warned_about_once(tmp_path: Path) -> None:
+    """Each partly covering coarse image gave two warnings saying the same ("covers only
+    about 48 %" and "valid values over only 48.0 %")."""
+    from stfusion.io import FileSource
+    from stfusion.methods.baselines import Additive
+
+    with rasterio.open(L1017) as ds:
+        t, crs = ds.transform, ds.crs
+    fine = FileSource(str(L1017)).read()[:, :100, :100]
+    f1 = _write(tmp_path / "f1.tif", fine, {"driver": "GTiff", "crs": crs, "transform": t})
+    coarse = fine.reshape(6, 10, 10, 10, 10).mean(axis=(2, 4))[:, :, :4]  # the left 40 %
+    prof = {"driver": "GTiff", "crs": crs, "transform": t * Affine.scale(10)}
+    c1 = _write(tmp_path / "c1.tif", np.ascontiguousarray(coarse), prof)
+    c2 = _write(tmp_path / "c2.tif", np.ascontiguousarray(coarse + np.float32(0.01)), prof)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        Additive().fit([(str(f1), str(c1))]).predict(str(c2))
+    said = [str(w.message) for w in caught if issubclass(w.category, STFusionWarning)]
+    assert sum("covers only about 40%" in m for m in said) == 2, said  # c1 and c2
+    assert not any("valid values over only" in m for m in said), said

@@ -301,8 +301,9 @@ def align_coarse(
             if mask
             else f"{coarse.label} covers only about {covered:.0%} of the fine image "
             f"{fine.label}: outside it there is no coarse change, and methods differ in what "
-            "they do there (STARFM leaves most of it empty, FSDAF and Fit-FC extrapolate). "
-            "Give coarse images that cover the fine scene, or crop the fine images to them.",
+            "they do there (STARFM leaves most of it empty, Fit-FC part of it, FSDAF fills it "
+            "with its class changes). Give coarse images that cover the fine scene, or crop "
+            "the fine images to them.",
             STFusionWarning,
             stacklevel=3,
         )
@@ -321,12 +322,13 @@ def align_coarse(
         )
         log.info(msg)
         notes.append(msg)
-        return FineSizedSource(north_up(coarse), fg, resampling), None
+        return FineSizedSource(north_up(coarse), fg, resampling, covered), None
     msg = f"{head} (FSDAF and Fit-FC use its native pixels)"
     log.info(msg)
     notes.append(msg)
     # native pixels in north-up order whichever way the file stores its rows
-    return AlignedSource(north_up(coarse), fg, resampling), ratio
+    # covered: check_valid's "valid values over only" would say it again
+    return AlignedSource(north_up(coarse), fg, resampling, covered), ratio
 
 
 def _crs_hint(coarse: Source, fine: Source) -> str:

@@ -507,7 +507,11 @@ def check_valid(source: Source, role: str) -> float:
         "Scaling(nodata={stored})), or in the file (gdal_edit.py -a_nodata VALUE FILE, on a "
         "copy), so it is not fused as data.",
     )
-    if frac < MOSTLY_EMPTY:
+    # an image covering part of the scene was warned about as such (align_coarse)
+    partly = min(
+        (float(w.covered_) for w in wrapped(source) if hasattr(w, "covered_")), default=1.0
+    )
+    if frac < MOSTLY_EMPTY and not (partly < 1.0 and frac >= partly - 0.02):
         warnings.warn(
             f"{source.label}: the {role} has valid values over only {frac:.1%} of the fine "
             "scene (nodata, clouds masked, or it covers part of the scene); predictions there "

@@ -369,6 +369,8 @@ class AlignedSource(Source):
     native: Source  # a FileSource, or a masked one (series: masked on its own grid)
     grid: Grid
     resampling: str = "nearest"
+    #: the fraction of the fine scene its bounds cover (where below 1, warned as such)
+    covered_: float = 1.0
     #: Whether the native pixels are the coarse sensor's (FSDAF and Fit-FC then use them).
     native_pixels: ClassVar[bool] = True
 
