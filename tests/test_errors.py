@@ -340,3 +340,28 @@ def test_a_refit_forgets_the_last_target_and_a_failed_fit_leaves_no_half_state(
         ens.fit(pair)  # the one-grid images give no ratio
     with pytest.raises(InvalidParameterError, match="call fit"):
         ens.predict(str(small_tifs["c2"]))
+
+
+def test_a_misspelt_keyword_names_the_closest_one_the_function_takes() -> None:
+    """predict(worker=2) and fuse(memlimit=...) were Python's bare TypeError, naming no
+    keyword that would do; still a TypeError (and an STFusionError) for callers."""
+    import numpy as np
+
+    from stfusion.api import evaluate_files, run_prediction
+    from stfusion.errors import UnknownKeywordError
+    from stfusion.methods import fuse, make_estimator
+    from stfusion.methods.baselines import Additive
+
+    a = np.ones((1, 8, 8), np.float32)
+    est = Additive().fit([(a, a)])
+    cases = [
+        (lambda: est.predict(a, worker=2), "'workers'"),
+        (lambda: fuse(Additive(), [(a, a)], a, memlimit=64), "'mem_limit_mb'"),
+        (lambda: make_estimator("fsdaf", pair=1), "'pairs'"),
+        (lambda: run_prediction(method="starfm", pair=[]), "'pairs'"),
+        (lambda: evaluate_files("p.tif", "t.tif", truthscale=1e-4), "'truth_scale'"),
+    ]
+    for call, closest in cases:
+        with pytest.raises(UnknownKeywordError, match=f"did you mean {closest}") as info:
+            call()
+        assert isinstance(info.value, TypeError)

@@ -20,6 +20,7 @@ from stfusion.errors import (
     InvalidParameterError,
     STFusionError,
     STFusionWarning,
+    keywords_checked,
 )
 from stfusion.inputs import prediction_masks, resolve_role
 from stfusion.io import FileSource, Scaling, Source, check_output, north_up
@@ -60,6 +61,7 @@ def split_ratio(
     return rest, ratio
 
 
+@keywords_checked
 def run_prediction(
     *,
     method: str,
@@ -325,6 +327,7 @@ def dates_from_names(
         return None, None
 
 
+@keywords_checked
 def evaluate_files(
     prediction: PathLike,
     truth: PathLike,

@@ -6,6 +6,15 @@ caller would naturally catch (``ValueError``, ``FileNotFoundError``, ``ImportErr
 
 from __future__ import annotations
 
+import difflib
+import functools
+import inspect
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
 
 class STFusionError(Exception):
     """Base class of every error stfusion raises on purpose."""
@@ -30,6 +39,33 @@ class InvalidParameterError(STFusionError, ValueError):
 class OptionError(InvalidParameterError):
     """A value of a run option that cannot work, named as on the command line: ``stfusion
     train`` and ``distill`` report it as a usage error (exit status 2)."""
+
+
+class UnknownKeywordError(InvalidParameterError, TypeError):
+    """A Python call with a keyword the function does not take (``predict(worker=2)``):
+    Python's ``TypeError`` with the closest keyword it does take."""
+
+
+def keywords_checked(func: Callable[_P, _R]) -> Callable[_P, _R]:
+    """``func``, refusing an unknown keyword with :class:`UnknownKeywordError` that names the
+    closest accepted one (Python's own message names none)."""
+    params = inspect.signature(func).parameters.values()
+    names = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return func
+
+    @functools.wraps(func)
+    def checked(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        for key in kwargs:
+            if key not in names:
+                close = difflib.get_close_matches(key, names, n=1, cutoff=0.6)
+                hint = f"did you mean {close[0]!r}?" if close else f"it takes {', '.join(names)}."
+                raise UnknownKeywordError(
+                    f"{func.__qualname__}() got an unexpected keyword argument {key!r}; {hint}"
+                )
+        return func(*args, **kwargs)
+
+    return checked
 
 
 class EmptyInputError(STFusionError, ValueError):

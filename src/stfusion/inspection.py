@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from stfusion.api import _bands
-from stfusion.errors import STFusionError, STFusionWarning
+from stfusion.errors import STFusionError, STFusionWarning, keywords_checked
 from stfusion.io import FileSource, Scaling, Source, inspect_raster
 from stfusion.scene import align_coarse
 from stfusion.scene_checks import check_pair, warn_band_order, warn_undeclared_fill
@@ -59,6 +59,7 @@ def _scale_source(info: Any, preset: Any, fine: bool) -> str:
     return str(info.scale_source)
 
 
+@keywords_checked
 def inspect_files(
     files: Sequence[str],
     *,

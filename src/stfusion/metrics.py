@@ -26,7 +26,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.ndimage import correlate1d
 
-from stfusion.errors import InvalidParameterError, STFusionWarning
+from stfusion.errors import InvalidParameterError, STFusionWarning, keywords_checked
 from stfusion.metrics_inputs import Float64Array, as_pair, dataarray_band_names
 from stfusion.scale_check import scale_mismatch
 
@@ -482,6 +482,7 @@ def _beyond_data_range(lo: float, hi: float, data_range: DataRange) -> str | Non
     )
 
 
+@keywords_checked
 def evaluate(
     pred: ArrayLike,
     truth: ArrayLike,

@@ -27,6 +27,7 @@ from stfusion.errors import (
     MethodOutputError,
     OutputExistsError,
     STFusionWarning,
+    keywords_checked,
 )
 from stfusion.io import AlignedSource, Grid, RasterWriter, Scaling, Source, to_dataarray
 from stfusion.io.sources import underlying_source
@@ -488,6 +489,7 @@ class FusionMethod:
         cog: bool = True,
     ) -> str | os.PathLike[str]: ...
 
+    @keywords_checked
     def predict(
         self,
         coarse_target: ImageLike | None = None,

@@ -69,7 +69,7 @@ from typing import Any, ClassVar
 import numpy as np
 from rasterio.windows import Window
 
-from stfusion.errors import EmptyInputError, InvalidParameterError
+from stfusion.errors import EmptyInputError, InvalidParameterError, keywords_checked
 from stfusion.io import AlignedSource, ArraySource, Grid, Source, scan_values
 from stfusion.io.spill import state_bytes
 from stfusion.methods.base import FusionMethod, Param
@@ -558,6 +558,7 @@ def uses_vip(cls: type[FusionMethod], pairs: int, multi_pair: str) -> bool:
     return check_multi_pair(multi_pair) == "vip" and pairs >= 2 and one_pair_method(cls)
 
 
+@keywords_checked
 def make_estimator(
     method: str,
     params: Sequence[str] | dict[str, Any] = (),
