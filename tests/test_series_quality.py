@@ -313,6 +313,12 @@ def test_the_cube_holds_each_dates_quality_layer(tmp_path: Path, fmt: str) -> No
     assert note.startswith("11 date(s) of the cube have no current quality layer (2020-03-08")
     with xr.open_dataset(res.cube_path, engine="zarr" if fmt == "zarr" else None) as ds:
         assert list(ds["quality_band"].values) == list(BANDS)
+        # units per band and the flag bands' CF flags (the cube had neither)
+        assert list(ds["quality_units"].values) == ["1", "days", "1", "1", "1"]
+        q = ds["quality"].attrs
+        assert list(q["fallback_flag_masks"]) == [1, 2] and list(q["tier_flag_masks"]) == [1, 2]
+        assert q["fallback_flag_meanings"] == "method_fallback_rule no_valid_coarse_target"
+        assert list(q["observed_flag_values"]) == [0, 1]
         assert ds["quality"].dims == ("time", "quality_band", "y", "x")
         assert ds["quality"].dtype == np.float32 and len(ds["time"]) == 12
         for t in ds["time"].values:

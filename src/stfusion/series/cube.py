@@ -27,6 +27,8 @@ from stfusion.errors import InvalidParameterError, MissingDependencyError, Outpu
 from stfusion.io import FileSource, Grid, atomic_path, partial_name
 from stfusion.series.outputs import INT16_NODATA, check_summary, quality_file, read_tags
 from stfusion.series.quality import BANDS as QUALITY_BANDS
+from stfusion.series.quality import FLAGS as QUALITY_FLAGS
+from stfusion.series.quality import UNITS as QUALITY_UNITS
 from stfusion.series.quality import quality_problem
 from stfusion.series.records import STATUSES, DateRecord
 
@@ -305,11 +307,19 @@ def _date_dataset(
     )
     ds["fused"].attrs["long_name"] = "fused fine image"
     if quality is not None:
+        # CF flags are per variable: each flag band's as "<band>_flag_..." attributes
+        flags = {
+            f"{band}_{kind}": np.array(values, np.int8)
+            for band, (kind, values, _) in QUALITY_FLAGS.items()
+        } | {f"{band}_flag_meanings": words for band, (_, _, words) in QUALITY_FLAGS.items()}
         ds["quality"] = xr.DataArray(
             quality,
             dims=("time", "quality_band", "y", "x"),
-            coords={"quality_band": list(QUALITY_BANDS)},
-            attrs={"long_name": "quality layer (docs/commands/series.md)"},
+            coords={
+                "quality_band": list(QUALITY_BANDS),
+                "quality_units": ("quality_band", list(QUALITY_UNITS)),
+            },
+            attrs={"long_name": "quality layer (docs/commands/series.md)", **flags},
         )
     if grid.crs is not None:
         # CF georeferencing GDAL and xarray read: spatial_ref (CRS + GeoTransform), the

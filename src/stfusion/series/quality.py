@@ -35,6 +35,14 @@ from stfusion.series.outputs import (
 
 #: The bands, in order (docs/commands/series.md, "The quality layer").
 BANDS = ("observed", "days_to_pair", "pairs_used", "fallback", "tier")
+#: Each band's unit (UDUNITS; "1": a count or flags), as the cube records it.
+UNITS = ("1", "days", "1", "1", "1")
+#: The flag bands' values (CF flag_values / flag_masks) and meanings, as the cube records them.
+FLAGS = {
+    "observed": ("flag_values", (0, 1), "predicted observed"),
+    "fallback": ("flag_masks", (1, 2), "method_fallback_rule no_valid_coarse_target"),
+    "tier": ("flag_masks", (1, 2), "main_method fallback_method"),
+}
 
 
 class QualityLayer:
