@@ -362,6 +362,34 @@ def test_a_slow_start_is_said_in_a_log_and_an_early_error_stays_alone(
     assert "fitting" not in capsys.readouterr().err
 
 
+def test_a_long_step_in_a_log_gets_a_line_every_heartbeat(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A whole scene fitted as one window (ESTARFM: 5 s -> 37 s) left a log without a line
+    between the phase's and the end; now the phase, then each window count, is said again
+    every HEARTBEAT_S seconds until the next report, and nothing after close."""
+    import time
+
+    from stfusion.cli import progress as progress_module
+
+    monkeypatch.setattr(progress_module, "HEARTBEAT_S", 0.1)
+    with progress_module.Progress("estarfm", False) as progress:
+        progress.phase("reading the inputs and fitting", 0.05)
+        time.sleep(0.5)
+        progress.windows(1, 2)
+        time.sleep(0.5)
+    said = capsys.readouterr().err
+    time.sleep(0.3)
+    assert capsys.readouterr().err == ""  # closed: silent
+    lines = said.splitlines()
+    assert lines[0].startswith("estarfm: reading the inputs and fitting (")
+    assert sum(x.startswith("estarfm: still reading the inputs and fitting") for x in lines) >= 2
+    assert [re.fullmatch(r"estarfm: 1/2 windows \(\d+ s\)", x) is not None for x in lines].index(
+        True
+    ) > 0
+    assert sum(x.startswith("estarfm: 1/2 windows, working") for x in lines) >= 2
+
+
 def test_stdout_closed_or_left_early_keeps_the_commands_exit_status() -> None:
     """`stfusion methods | head -1`: click turned the BrokenPipeError into a silent exit 1
     (which means bad input here); a closed stdout (`>&-`) was an AttributeError traceback.

@@ -23,6 +23,10 @@ def console(stderr: bool = False) -> Any:
     return Console(stderr=stderr, highlight=False, width=width)
 
 
+#: Seconds without a line after which a log says the step still runs, and again as often.
+HEARTBEAT_S = 30.0
+
+
 class Progress:
     """A rich progress bar on stderr (started at the first report, gone when closed), or one
     line per epoch for training; silent when ``quiet``.
@@ -40,6 +44,8 @@ class Progress:
         self._task: Any = None
         self._logged = 0  # tenths logged (stderr not a terminal)
         self._timer: threading.Timer | None = None
+        self._lock = threading.Lock()
+        self._gen = 0  # bumped by _cancel: a timer of an older generation stays silent
         self._t0 = time.monotonic()
 
     def phase(self, text: str, delay: float = 0.0) -> None:
@@ -51,17 +57,11 @@ class Progress:
             return
         if not sys.stderr.isatty():
             self._cancel()
-
-            def say() -> None:
-                elapsed = time.monotonic() - self._t0
-                click.echo(f"{self.label}: {text} ({elapsed:.0f} s)", err=True)
-
             if delay <= 0:
-                say()
+                self._say(text)
+                self._every(HEARTBEAT_S, f"still {text}")
             else:
-                self._timer = threading.Timer(delay, say)
-                self._timer.daemon = True
-                self._timer.start()
+                self._every(delay, text, then=f"still {text}")
             return
         self._start(None)
         self._bar.update(self._task, description=f"{self.label}: {text}")
@@ -84,10 +84,41 @@ class Progress:
         self._bar.start()
         self._task = self._bar.add_task(self.label, total=total)
 
+    def _say(self, text: str) -> None:
+        click.echo(f"{self.label}: {text} ({time.monotonic() - self._t0:.0f} s)", err=True)
+
+    def _every(self, delay: float, text: str, then: str | None = None) -> None:
+        """In a log: ``text`` in ``delay`` s, then ``then`` (default ``text``) every
+        :data:`HEARTBEAT_S` s, until the next report (a long step, such as a whole scene
+        fitted as one window, otherwise left minutes without a line)."""
+        with self._lock:
+            gen = self._gen
+
+            def say() -> None:
+                with self._lock:
+                    if gen != self._gen:  # cancelled meanwhile
+                        return
+                    self._say(text)
+                    timer = threading.Timer(HEARTBEAT_S, say_then)
+                    timer.daemon = True
+                    self._timer = timer
+                    timer.start()
+
+            def say_then() -> None:
+                nonlocal text
+                text = then or text
+                say()
+
+            self._timer = threading.Timer(delay, say)
+            self._timer.daemon = True
+            self._timer.start()
+
     def _cancel(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        with self._lock:
+            self._gen += 1
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
 
     def update(self, done: int, total: int, description: str | None = None) -> None:
         """Show ``done`` of ``total`` (and a new description): a bar on a terminal; in a log
@@ -99,11 +130,9 @@ class Progress:
             tenth = done * 10 // max(total, 1)
             if total > 1 and tenth > self._logged:
                 self._logged = tenth
-                click.echo(
-                    f"{self.label}: {done}/{total} {self.unit} "
-                    f"({time.monotonic() - self._t0:.0f} s)",
-                    err=True,
-                )
+                self._say(f"{done}/{total} {self.unit}")
+            if done < total:
+                self._every(HEARTBEAT_S, f"{done}/{total} {self.unit}, working")
             return
         self._start(total)
         fields = {} if description is None else {"description": description}
