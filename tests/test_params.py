@@ -199,3 +199,16 @@ def test_get_params_takes_sklearns_deep_keyword() -> None:
     for name in available():
         est = get_method(name)()
         assert est.get_params(deep=False) == est.get_params(deep=True) == est.get_params()
+
+
+@pytest.mark.parametrize("method", ["starfm", "fitfc", "ensemble"])
+def test_band_roles_are_checked_when_the_method_is_made(method: str) -> None:
+    """bands='red,red,nir' (a role twice) or a misspelt role was accepted until fit."""
+    from stfusion.methods import get_method
+
+    cls = get_method(method)
+    for bad in ("red,red,nir", "blue,grn,red", " "):
+        with pytest.raises(InvalidParameterError, match="no role twice"):
+            cls(bands=bad)
+    for good in ("auto", "landsat7", "green,red,nir", "other,red,nir"):
+        cls(bands=good)

@@ -74,7 +74,7 @@ from stfusion.methods.deep import (
     fitted_training_sites,
     shipped_training,
 )
-from stfusion.methods.params import Interval, MethodTags, StrOptions, Text
+from stfusion.methods.params import BandRoles, Interval, MethodTags, StrOptions, Text
 from stfusion.methods.vipstf import MULTI_PAIR_CHOICES, VIPSTF, make_estimator, uses_vip
 from stfusion.scene import Scene
 from stfusion.tiling import current_mem_limit_mb, release_freed_memory
@@ -245,7 +245,7 @@ class Ensemble(FusionMethod):
         Param(
             "bands",
             "auto",
-            str,
+            BandRoles(),
             "",
             "band roles for the members that take them (starfm, fitfc): auto (from the band "
             "names), a preset (landsat7, landsat8, modis) or e.g. green,red,nir in file order; "

@@ -103,7 +103,7 @@ from stfusion.kernels.fitfc import (
     similar_pixel_filter,
 )
 from stfusion.methods.base import FusionMethod, Param
-from stfusion.methods.params import Interval, MethodTags, StrOptions, Text
+from stfusion.methods.params import BandRoles, Interval, MethodTags, StrOptions, Text
 from stfusion.methods.variables import CHOICES, resolve_variable
 from stfusion.scene import Scene
 
@@ -175,7 +175,7 @@ class FitFC(FusionMethod):
         Param(
             "bands",
             "auto",
-            str,
+            BandRoles(),
             "",
             "band roles, needed only when similarity_bands names roles: auto (from the "
             "band names), a preset (landsat7, landsat8, modis) or "

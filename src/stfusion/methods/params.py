@@ -167,6 +167,36 @@ class Text(Constraint):
 
 
 @dataclass(frozen=True)
+class BandRoles(Constraint):
+    """``auto``, a preset, or a comma list of band roles in file order, no role twice (the
+    count is checked against the images at fit): ``bands='red,red,nir'`` was accepted until
+    then."""
+
+    def is_satisfied_by(self, value: Any) -> bool:
+        from stfusion.bands import OTHER, PRESETS, ROLES
+
+        if not isinstance(value, str) or not value.strip():
+            return False
+        text = value.strip().lower()
+        if text == "auto" or text in PRESETS:
+            return True
+        items = [t.strip() for t in text.split(",")]
+        known = all(t in (*ROLES, OTHER) for t in items)
+        return known and all(items.count(r) <= 1 for r in ROLES)
+
+    def describe(self) -> str:
+        from stfusion.bands import OTHER, PRESETS, ROLES
+
+        return (
+            f"auto, a preset ({', '.join(PRESETS)}) or a comma list of band roles in file "
+            f"order ({', '.join((*ROLES, OTHER))}), no role twice"
+        )
+
+    def parse(self, text: str) -> Any:
+        return text
+
+
+@dataclass(frozen=True)
 class InstanceOf(Constraint):
     """Any instance of ``types`` (``str``, ``dict``, ``tuple``, ``os.PathLike``...)."""
 
@@ -384,7 +414,7 @@ class MethodTags:
 BAND_ROLES = Param(
     "bands",
     "auto",
-    str,
+    BandRoles(),
     "",
     "band roles, for similarity_bands: auto (from the band names), a preset "
     "(landsat7, landsat8, modis) or e.g. green,red,nir in file order",
