@@ -152,3 +152,46 @@ def test_quality_layer_name_is_checked_before_the_work(tmp_path: Path) -> None:
     r = _predict(tmp_path / "p.tif", "--quality")
     assert r.returncode == 1 and "p_quality.tif: already exists" in r.stderr
     assert not (tmp_path / "p.tif").exists()
+
+
+def test_a_failed_run_takes_back_only_the_files_it_placed(tmp_path: Path) -> None:
+    """Two `predict --quality` to one new --out: the one that lost removed the quality layer
+    the other had just written (and reported), since it took back any file that changed
+    while it ran. Now a failed run removes only what it placed itself."""
+    from stfusion.io import atomic_path, removed_if_written
+
+    theirs, mine = tmp_path / "theirs.tif", tmp_path / "mine.tif"
+    with pytest.raises(RuntimeError), removed_if_written([theirs, mine]):
+        theirs.write_bytes(b"another process's file")  # not placed by this process
+        with atomic_path(mine) as tmp:
+            tmp.write_bytes(b"this run's file")
+        raise RuntimeError("the run fails after both appeared")
+    assert theirs.read_bytes() == b"another process's file"
+    assert not mine.exists()
+
+
+def test_a_new_output_is_never_placed_over_one_that_appeared_meanwhile(tmp_path: Path) -> None:
+    """Without overwrite, the check for an existing output and the rename were two steps:
+    two runs writing one new output at once could both pass the check, and the second
+    replaced the first's file. The file is now linked into place, which fails if one is
+    there."""
+    from stfusion.io import atomic_path
+
+    final = tmp_path / "out.tif"
+    real_exists = Path.exists
+    calls = {"n": 0}
+
+    def exists_late(self: Path) -> bool:  # the other run's file lands just after the check
+        if self == final and calls["n"] == 0:
+            calls["n"] += 1
+            final.write_bytes(b"the other run's output")
+            return False
+        return real_exists(self)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Path, "exists", exists_late)
+        with pytest.raises(OutputExistsError, match="appeared while writing"):
+            with atomic_path(final) as tmp:
+                tmp.write_bytes(b"mine")
+    assert final.read_bytes() == b"the other run's output"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.tif"]  # no partial left

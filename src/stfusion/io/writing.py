@@ -11,6 +11,7 @@ import re
 import shutil
 import stat
 import tempfile
+import threading
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -174,11 +175,30 @@ def file_stamp(path: str | os.PathLike[str] | None) -> tuple[int, int, int, int]
     return None if st is None else (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
 
 
-def remove_changed(paths: Sequence[Path], before: Sequence[Any]) -> None:
+#: The stamp of each file this process placed with :func:`atomic_path` (its absolute path):
+#: what a failed run may take back is what it wrote, not what another process wrote there.
+_PLACED: dict[str, tuple[int, int, int, int] | None] = {}
+_PLACED_LOCK = threading.Lock()
+
+
+def _record_placed(final: Path) -> None:
+    with _PLACED_LOCK:
+        _PLACED[os.path.abspath(final)] = file_stamp(final)
+
+
+def placed_here(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is, unchanged, a file this process placed with :func:`atomic_path`."""
+    now = file_stamp(path)
+    with _PLACED_LOCK:
+        return now is not None and _PLACED.get(os.path.abspath(path)) == now
+
+
+def remove_changed(paths: Sequence[Path], before: Sequence[Any], *, ours: bool = False) -> None:
     """Remove each of ``paths`` whose :func:`file_stamp` is not its stamp in ``before``: the
-    files a run wrote (a missing one stays missing)."""
+    files a run wrote (a missing one stays missing). ``ours``: only those this process
+    placed (:func:`placed_here`), so a file another run wrote there meanwhile is kept."""
     for path, was in zip(paths, before, strict=True):
-        if file_stamp(path) not in (None, was):
+        if file_stamp(path) not in (None, was) and (not ours or placed_here(path)):
             with contextlib.suppress(OSError):
                 os.unlink(path)
 
@@ -194,7 +214,7 @@ def removed_if_written(
     try:
         yield
     except BaseException:
-        remove_changed(paths, before)
+        remove_changed(paths, before, ours=True)
         raise
 
 
@@ -290,6 +310,21 @@ def glob_escape(name: str) -> str:
     return "".join(f"[{c}]" if c in "[]*?" else c for c in name)
 
 
+def _place_new(tmp: Path, final: Path) -> None:
+    """Rename ``tmp`` onto ``final`` only if nothing is there: a hard link fails when
+    ``final`` exists, so of two runs writing one new output at once the second is refused
+    instead of replacing the first's (``os.replace`` after the check let both through).
+    File systems without hard links fall back to the rename."""
+    try:
+        os.link(tmp, final)
+    except FileExistsError:
+        raise OutputExistsError(f"{final}: appeared while writing; not replaced.") from None
+    except OSError:  # no hard links here (FAT, some network file systems)
+        os.replace(tmp, final)
+        return
+    os.unlink(tmp)
+
+
 @contextlib.contextmanager
 def atomic_path(
     final: str | os.PathLike[str],
@@ -344,8 +379,11 @@ def atomic_path(
             os.replace(final, old)
             os.replace(tmp, final)
             shutil.rmtree(old, ignore_errors=True)
+        elif not overwrite and not is_dir:
+            _place_new(tmp, final)
         else:
             os.replace(tmp, final)
+        _record_placed(final)
     except BaseException:
         with contextlib.suppress(OSError):
             if tmp.is_dir() and not tmp.is_symlink():
