@@ -504,13 +504,20 @@ def test_evaluate_says_when_one_side_is_not_georeferenced(
     small_tifs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A user trial: a prediction without a CRS (and shifted 10 px) scored against a
-    georeferenced truth, with no word that nothing checks that they cover one area."""
+    georeferenced truth, with no word that nothing checks that they cover one area. One
+    with a geotransform other than the truth's is refused (they show different places)."""
+    from affine import Affine
+
     truth = FileSource(str(small_tifs["f2"]))
-    bare = write_tif(tmp_path / "bare.tif", np.roll(truth.read(), 10, axis=2), crs=None)
+    shifted = np.roll(truth.read(), 10, axis=2)
+    bare = write_tif(tmp_path / "bare.tif", shifted, crs=None, transform=Affine.identity())
     with pytest.warns(STFusionWarning, match=r"bare\.tif: not georeferenced.*assumed to line up"):
         code, out, err = run_cli(["evaluate", str(bare), str(small_tifs["f2"]), "--json"], capsys)
     assert code == 0, err
     assert any("not georeferenced" in n for n in json.loads(out)["notes"])
+    elsewhere = write_tif(tmp_path / "elsewhere.tif", shifted, crs=None)  # another transform
+    code, out, err = run_cli(["evaluate", str(elsewhere), str(small_tifs["f2"])], capsys)
+    assert code == 1 and "geotransforms differ" in err, err
 
 
 def test_evaluate_exits_1_when_nothing_is_scored(

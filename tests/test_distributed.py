@@ -129,13 +129,12 @@ def test_a_peer_that_never_answers_is_given_the_timeout(
             )
 
 
-def test_worker_in_another_folder_names_the_cause(
+def test_worker_in_another_folder_reads_the_clients_files(
     small_tifs: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Relative input paths are opened from each worker's own folder: a worker started
-    elsewhere fails with a message that says so (it said "file not found", which the client
-    had just read)."""
-    from stfusion.errors import InputFileError
+    """Relative input paths were opened from each worker's own folder, so a worker started
+    elsewhere failed (with a message saying so); sources now hold the absolute paths of the
+    files they opened, so such a worker reads the client's files."""
     from stfusion.methods.starfm import STARFM
     from stfusion.parallel import _predict_task
 
@@ -148,8 +147,7 @@ def test_worker_in_another_folder_names_the_cause(
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)  # the worker's folder
-    with pytest.raises(InputFileError, match="relative paths are opened from each worker"):
-        _predict_task(est, window, None, client_dir)
+    assert _predict_task(est, window, None, client_dir)[1].shape == (2, 10, 10)
 
 
 def test_workers_keep_gdal_cache_under_the_limit(
