@@ -195,3 +195,30 @@ def test_a_new_output_is_never_placed_over_one_that_appeared_meanwhile(tmp_path:
                 tmp.write_bytes(b"mine")
     assert final.read_bytes() == b"the other run's output"
     assert [p.name for p in tmp_path.iterdir()] == ["out.tif"]  # no partial left
+
+
+def test_two_predictions_into_one_output_do_not_interleave(
+    small_tifs: dict[str, Path], tmp_path: Path
+) -> None:
+    """Two `predict --overwrite --quality` into one --out at once both exited 0, leaving the
+    prediction of one beside the quality layer of the other. The run writing holds a lock
+    beside the output; a second run is refused while it does."""
+    from stfusion.api import run_prediction
+    from stfusion.io import OutputLock
+
+    out = tmp_path / "same.tif"
+    kw = {
+        "method": "additive",
+        "pairs": [(str(small_tifs["f1"]), str(small_tifs["c1"]))],
+        "target": str(small_tifs["c2"]),
+        "out": str(out),
+        "overwrite": True,
+        "quality": True,
+    }
+    with OutputLock(out, "predict", "the other run"):  # as another process's run holds it
+        with pytest.raises(OutputExistsError, match="another stfusion predict into it"):
+            run_prediction(**kw)
+    assert not out.exists()
+    run_prediction(**kw)  # released: runs, and leaves no lock file
+    assert out.exists() and (tmp_path / "same_quality.tif").exists()
+    assert not list(tmp_path.glob(".*lock"))

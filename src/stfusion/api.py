@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from stfusion.errors import (
     keywords_checked,
 )
 from stfusion.inputs import prediction_masks, resolve_role
-from stfusion.io import FileSource, Scaling, Source, check_output, north_up
+from stfusion.io import FileSource, OutputLock, Scaling, Source, check_output, north_up
 from stfusion.methods import make_estimator
 from stfusion.parallel import connected
 from stfusion.provenance import provenance_tags
@@ -119,7 +119,12 @@ def run_prediction(
     target_path, out_path = os.fspath(target), os.fspath(out)
     # GDAL's block cache and the scene-wide passes obey the limit from the first read
     # (validation, statistics, fit, prepare), not only in the prediction loop.
-    with memory_limits(mem_limit_mb), connected(scheduler) as client, numba_threads(threads):
+    with (
+        memory_limits(mem_limit_mb),
+        connected(scheduler) as client,
+        numba_threads(threads),
+        ExitStack() as held,
+    ):
         rest, ratio = split_ratio(params)
         estimator = make_estimator(method, rest, pairs=len(paths), multi_pair=multi_pair)
         inputs = [p for pair in paths for p in pair] + [target_path]
@@ -137,6 +142,9 @@ def run_prediction(
             fine_ref,
         )
         check_output(out_path, overwrite, inputs + masks)
+        # two runs into one output would interleave their prediction and quality layer
+        busy = f"{out_path}: another stfusion predict into it"
+        held.enter_context(OutputLock(Path(out_path), "predict", busy))
         quality_out = _checked_quality_out(out_path, overwrite, inputs + masks) if quality else None
         pair_dates, target_date = dates_from_names(paths, target_path, quality)
         scene = open_scene(

@@ -27,7 +27,7 @@ from stfusion.errors import (
     RunInterrupted,
     STFusionWarning,
 )
-from stfusion.io import file_stamp, glob_escape, remove_changed
+from stfusion.io import OutputLock, file_stamp, glob_escape, remove_changed
 
 __all__ = [
     "check_new_run",
@@ -284,37 +284,10 @@ def claim_output(out: Path, resume: bool) -> Iterator[None]:
     lock.release()
 
 
-class RunLock:
-    """An exclusive ``flock`` on ``.<name>.stfusion-train.lock`` beside ``out`` while a run
-    writes there: two runs into one ``--out`` started together both passed the checks
-    (nothing was there yet) and wrote over each other. The kernel drops the lock when its
-    process ends, even by SIGKILL, so a killed run never blocks the next."""
-
-    def __init__(self, out: Path) -> None:
-        self.path = out.parent / f".{out.name}.stfusion-train.lock"
-        self.fd: int | None = None
-        try:
-            import fcntl
-        except ImportError:  # no flock (Windows): unguarded, as before
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            raise OutputExistsError(
-                f"--out {out}: another training run into it is under way (it holds "
-                f"{self.path}): wait for it to end, or stop it, or give another --out."
-            ) from None
-        self.fd = fd
-
-    def release(self) -> None:
-        if self.fd is not None:
-            with contextlib.suppress(OSError):
-                self.path.unlink()
-            os.close(self.fd)
-            self.fd = None
+def RunLock(out: Path) -> OutputLock:
+    """The lock of a training run into ``out`` (:class:`stfusion.io.OutputLock`): two runs
+    into one ``--out`` started together both passed the checks and wrote over each other."""
+    return OutputLock(out, "train", f"--out {out}: another training run into it")
 
 
 def _put_back(root: Path, aside: Path | None, resume: bool) -> None:

@@ -50,6 +50,7 @@ from stfusion.io.sources import (
 from stfusion.io.writing import (
     OLD_SUFFIX,
     PARTIAL_MARK,
+    OutputLock,
     RasterWriter,
     atomic_path,
     cannot_create_in,
@@ -79,6 +80,7 @@ __all__ = [
     "FineSizedSource",
     "Grid",
     "NorthUpSource",
+    "OutputLock",
     "RasterInfo",
     "RasterWriter",
     "Scaling",
