@@ -365,3 +365,28 @@ def test_a_misspelt_keyword_names_the_closest_one_the_function_takes() -> None:
         with pytest.raises(UnknownKeywordError, match=f"did you mean {closest}") as info:
             call()
         assert isinstance(info.value, TypeError)
+
+
+def test_kernels_are_cached_under_the_temp_dir_when_numba_can_write_nowhere(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A read-only shared install with HOME read-only or unset: numba refused every
+    cache=True kernel at import ("cannot cache function"), and the message blamed a plugin
+    package for the built-in STARFM. Checked by hand with a read-only copy of src/ and
+    HOME (setpriv without CAP_DAC_OVERRIDE); here the decision itself."""
+    import tempfile
+
+    from numba.core import caching, config
+
+    import stfusion.kernels as kernels
+
+    class Nowhere:
+        @classmethod
+        def from_function(cls, py_func: object, py_file: str) -> None:
+            return None
+
+    monkeypatch.setattr(caching.CacheImpl, "_locator_classes", [Nowhere])
+    monkeypatch.setattr(config, "CACHE_DIR", "")
+    kernels._cache_where_writable()
+    assert config.CACHE_DIR.startswith(tempfile.gettempdir())
+    assert "stfusion-numba-cache" in config.CACHE_DIR

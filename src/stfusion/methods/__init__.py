@@ -42,6 +42,8 @@ def _load(name: str, spec: str) -> type[FusionMethod]:
     try:
         cls = getattr(import_module(module), attr)
     except Exception as exc:  # a third-party package's import error, whatever it is
+        if module.startswith("stfusion."):  # a built-in: the cause is not a plugin's
+            raise
         raise InvalidParameterError(
             f"method {name!r} ({spec}) could not be loaded: {type(exc).__name__}: {exc}. It "
             "comes from an installed plugin package: reinstall or uninstall that package."
