@@ -155,3 +155,58 @@ def test_a_file_at_an_outputs_name_that_is_not_a_raster_is_left_as_it_is(tmp_pat
     for path in (text, cut):
         with rasterio.open(path) as ds:
             assert ds.tags()["STFUSION_SERIES_COMPLETE"] == "1"
+
+
+def test_an_input_that_cannot_be_read_now_stops_the_series_and_keeps_its_outputs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pair's Landsat file made unreadable (permissions, for a while): the series went on
+    without it, recomputed every date from farther pairs and replaced the outputs, exit 0.
+    Now it stops before any work, naming the file; the outputs stay as they were. (Checked
+    through os.access: the tests may run as root, whom permissions do not stop.)"""
+    import os
+
+    from stfusion.errors import UnreadableInputError
+
+    fine, coarse = _inputs(tmp_path)
+    k = need(KRANJ)
+    p = next((k / "landsat" / "filled").glob("2020093_*"))
+    shutil.copy(p, fine / p.name)  # a third pair, the one the series would fall back on
+    out = tmp_path / "out"
+    _run(fine, coarse, out)
+    before = {f.name: f.read_bytes() for f in out.glob("*.tif")}
+    locked = next(fine.glob("2020077_*"))
+    real_access = os.access
+    monkeypatch.setattr(
+        os,
+        "access",
+        lambda path, mode, **kw: False if Path(path) == locked else real_access(path, mode, **kw),
+    )
+    with pytest.raises(UnreadableInputError, match=f"{locked.name}: cannot be read"):
+        _run(fine, coarse, out)
+    assert {f.name: f.read_bytes() for f in out.glob("*.tif")} == before
+
+
+def test_an_input_that_cannot_be_read_is_an_input_error_not_a_usage_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """click's path check said "Path ... is not readable" with exit 2 (a usage error), where
+    the docs give input problems exit 1."""
+    import os
+
+    from conftest import run_cli
+
+    fine, coarse = _inputs(tmp_path)
+    f1, c1 = next(fine.glob("2020068_*")), next(coarse.glob("2020068_*"))
+    c2 = next(coarse.glob("2020069_*"))
+    real_access = os.access
+    monkeypatch.setattr(
+        os,
+        "access",
+        lambda path, mode, **kw: False if Path(path) == c2 else real_access(path, mode, **kw),
+    )
+    args = ["predict", "-m", "additive", "--pair", str(f1), str(c1), "--coarse", str(c2)]
+    code, _out, err = run_cli(
+        [*args, "--fine-scale", "1e-4", "--out", str(tmp_path / "p.tif")], capsys
+    )
+    assert code == 1 and "cannot be read (permission denied)" in err, err

@@ -24,6 +24,11 @@ class InputFileError(STFusionError, OSError):
     """An input file is missing, unreadable, or not a raster."""
 
 
+class UnreadableInputError(InputFileError):
+    """An input file exists but this process may not read it (permissions): a series stops
+    rather than go on without it, which replaced the outputs it had made."""
+
+
 class GridMismatchError(STFusionError, ValueError):
     """Fine and coarse images cannot be put on one grid (no overlap, band counts, shapes)."""
 

@@ -35,20 +35,20 @@ if TYPE_CHECKING:  # cases is imported when the command runs
 @click.option(
     "--out",
     "-o",
-    type=click.Path(),
+    type=click.Path(readable=False),
     default=None,
     help="Output folder (tables, figures, index.html).",
 )
 @click.option(
     "--cases-file",
-    type=click.Path(),
+    type=click.Path(readable=False),
     default=None,
     help="TOML file with your own cases ([cases.NAME] tables, not named like a named case; "
     "docs/commands/bench.md).",
 )
 @click.option(
     "--data-dir",
-    type=click.Path(exists=True, file_okay=False),
+    type=click.Path(exists=True, file_okay=False, readable=False),
     default=None,
     help="Folder of the named cases' data (default: $STFUSION_DATA or shared/data "
     "beside the source tree).",

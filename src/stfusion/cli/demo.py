@@ -11,7 +11,7 @@ from stfusion.cli.progress import console
 
 
 @click.command()
-@click.argument("outdir", required=False, default="stfusion-demo", type=click.Path())
+@click.argument("outdir", required=False, default="stfusion-demo", type=click.Path(readable=False))
 @overwrite_option("Replace existing demo outputs.")
 @method_option("Method to run.")
 @click.pass_context

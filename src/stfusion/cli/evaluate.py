@@ -37,8 +37,8 @@ def _check_data_range(value: str) -> float | str:
 
 
 @click.command()
-@click.argument("prediction", type=click.Path())
-@click.argument("truth", type=click.Path())
+@click.argument("prediction", type=click.Path(readable=False))
+@click.argument("truth", type=click.Path(readable=False))
 @click.option("--pred-scale", type=SCALE, default=None, help="Scale of the prediction's values.")
 @click.option(
     "--truth-scale",

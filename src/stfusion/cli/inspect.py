@@ -11,7 +11,7 @@ from stfusion.cli.options import band_options, scale_options
 
 
 @click.command()
-@click.argument("files", nargs=-1, required=True, type=click.Path())
+@click.argument("files", nargs=-1, required=True, type=click.Path(readable=False))
 @scale_options
 @band_options
 def inspect(files: Sequence[str], resampling: str, **options: Any) -> None:

@@ -127,14 +127,14 @@ def pairs_option(help: str, required: bool = False) -> Decorator:
         nargs=2,
         multiple=True,
         required=required,
-        type=click.Path(),
+        type=click.Path(readable=False),
         metavar="FINE COARSE",
         help=help,
     )
 
 
 def out_option(help: str) -> Decorator:
-    return click.option("--out", "-o", required=True, type=click.Path(), help=help)
+    return click.option("--out", "-o", required=True, type=click.Path(readable=False), help=help)
 
 
 def overwrite_option(help: str = "Replace an existing --out.") -> Decorator:
@@ -479,7 +479,7 @@ def engine_options(settings: type) -> Decorator:
         ),
         click.option(
             "--catalog",
-            type=click.Path(dir_okay=False),
+            type=click.Path(dir_okay=False, readable=False),
             default=None,
             help="CSV with columns site,date,fine,coarse[,mask] (paths relative to the "
             "CSV; a mask raster, nonzero = invalid, masks the fine image; optional "

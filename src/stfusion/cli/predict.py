@@ -51,7 +51,7 @@ def _check_scheduler(value: str | None) -> str | None:
     "--fine-ref",
     "fine_ref",
     multiple=True,
-    type=click.Path(),
+    type=click.Path(readable=False),
     metavar="FINE",
     help="A fine image of any date without its coarse image, in place of --pair, for "
     "methods that need no coarse image at the reference date (ganstfm). Once only.",
@@ -60,7 +60,7 @@ def _check_scheduler(value: str | None) -> str | None:
     "--coarse",
     "target",
     required=True,
-    type=click.Path(),
+    type=click.Path(readable=False),
     help="The coarse image at the date to predict.",
 )
 @out_option("Output GeoTIFF.")

@@ -132,14 +132,18 @@ def _config(opts: dict[str, Any]) -> SeriesConfig:
 )
 @click.option(
     "--catalog",
-    type=click.Path(),
+    type=click.Path(readable=False),
     default=None,
     metavar="CSV",
     help="CSV with columns path,date,sensor[,mask] (sensor fine|coarse, or landsat, "
     "sentinel2, modis, ...); in addition to --fine/--coarse.",
 )
 @click.option(
-    "--out-dir", "-o", required=True, type=click.Path(), help="Output folder (created if missing)."
+    "--out-dir",
+    "-o",
+    required=True,
+    type=click.Path(readable=False),
+    help="Output folder (created if missing).",
 )
 @method_option()
 @params_option()

@@ -14,7 +14,7 @@ import rasterio
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.windows import Window
 
-from stfusion.errors import InputFileError
+from stfusion.errors import InputFileError, UnreadableInputError
 from stfusion.io.grid import Grid, Scaling
 
 
@@ -106,6 +106,11 @@ def _open(path: str | os.PathLike[str]) -> rasterio.DatasetReader:
                 "of dates is what `stfusion series --fine/--coarse` takes)."
             )
         check_name(p)
+        if not os.access(p, os.R_OK):
+            raise UnreadableInputError(
+                f"{shown(p)}: cannot be read (permission denied). Give yourself read access "
+                "(chmod u+r FILE, or its folder's owner can), or run as a user who may read it."
+            )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)

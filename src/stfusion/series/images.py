@@ -19,7 +19,12 @@ import numpy as np
 from rasterio.windows import Window
 
 from stfusion.dates import Acquisition
-from stfusion.errors import InputFileError, STFusionError, STFusionWarning
+from stfusion.errors import (
+    InputFileError,
+    STFusionError,
+    STFusionWarning,
+    UnreadableInputError,
+)
 from stfusion.io import AlignedSource, FileSource, Grid, Scaling, Source
 from stfusion.qa import MaskedSource
 from stfusion.scene import align_coarse
@@ -117,6 +122,10 @@ class ImageSet:
                 if issubclass(w.category, STFusionWarning):
                     log.warning("series: %s", w.message)
                     self.warned.append(str(w.message))
+        except UnreadableInputError:
+            # not broken, unreadable for now (permissions): going on without it recomputed
+            # and replaced every output it had made, exit 0
+            raise
         except Exception as exc:  # a broken file is reported and the series goes on
             text = describe_error(exc)
             img.source, img.error = None, text if acq.path in text else f"{acq.path}: {text}"
