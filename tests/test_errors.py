@@ -29,6 +29,8 @@ from stfusion.io import FileSource
         ("--mem-limit", "nan"),
         ("--mem-limit", "0"),
         ("--mem-limit", "inf"),
+        ("--mem-limit", "1e14"),  # GDAL's cache setting overflowed: a traceback
+        ("--mem-limit", "5e-324"),  # came out as no limit at all
         ("--workers", "0"),
         ("--workers", "-3"),
         ("--threads", "0"),
@@ -62,7 +64,7 @@ def test_other_commands_share_the_checks(command: str, capsys: pytest.CaptureFix
 
 
 def test_series_mem_limit_and_workers(capsys: pytest.CaptureFixture[str]) -> None:
-    for option, value in [("--mem-limit", "nan"), ("--workers", "0")]:
+    for option, value in [("--mem-limit", "nan"), ("--mem-limit", "1e14"), ("--workers", "0")]:
         code, err = run(["series", option, value], capsys)
         assert code == 2 and option in err
 

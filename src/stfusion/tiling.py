@@ -139,17 +139,24 @@ def current_mem_limit_mb() -> float | None:
     return _MEM_LIMIT_MB.get()
 
 
+#: ``--mem-limit`` bounds, MB: below a kilobyte nothing fits (5e-324 came out as no limit);
+#: above a petabyte GDAL's cache setting overflows (a traceback).
+MIN_MEM_LIMIT_MB = 1e-3
+MAX_MEM_LIMIT_MB = 1e9
+
+
 def check_mem_limit(mem_limit_mb: object) -> None:
-    """InvalidParameterError unless ``mem_limit_mb`` is None or a positive finite number."""
+    """InvalidParameterError unless ``mem_limit_mb`` is None or a finite number of MB from
+    :data:`MIN_MEM_LIMIT_MB` to :data:`MAX_MEM_LIMIT_MB`."""
     if mem_limit_mb is not None and not (
         isinstance(mem_limit_mb, int | float)
         and not isinstance(mem_limit_mb, bool)
         and math.isfinite(mem_limit_mb)
-        and mem_limit_mb > 0
+        and MIN_MEM_LIMIT_MB <= mem_limit_mb <= MAX_MEM_LIMIT_MB
     ):
         raise InvalidParameterError(
-            f"mem_limit_mb={mem_limit_mb!r}: give a positive number of megabytes (or None "
-            "for the default)."
+            f"mem_limit_mb={mem_limit_mb!r}: give a number of megabytes from "
+            f"{MIN_MEM_LIMIT_MB:g} to {MAX_MEM_LIMIT_MB:g} (or None for the default)."
         )
 
 

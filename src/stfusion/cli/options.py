@@ -23,6 +23,7 @@ import click
 from stfusion.io import RESAMPLING_CHOICES
 from stfusion.qa import MASK_KINDS
 from stfusion.run_config import PRECISIONS
+from stfusion.tiling import MAX_MEM_LIMIT_MB, MIN_MEM_LIMIT_MB
 
 
 class FiniteFloat(click.ParamType):
@@ -32,10 +33,16 @@ class FiniteFloat(click.ParamType):
     name = "float"
 
     def __init__(
-        self, *, positive: bool = False, minimum: float | None = None, what: str = ""
+        self,
+        *,
+        positive: bool = False,
+        minimum: float | None = None,
+        maximum: float | None = None,
+        what: str = "",
     ) -> None:
         self.positive = positive
         self.minimum = minimum
+        self.maximum = maximum
         self.what = what
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
@@ -52,6 +59,8 @@ class FiniteFloat(click.ParamType):
             self.fail(f"{value!r} must be greater than 0{self._hint()}", param, ctx)
         if self.minimum is not None and number < self.minimum:
             self.fail(f"{value!r} must be at least {self.minimum:g}{self._hint()}", param, ctx)
+        if self.maximum is not None and number > self.maximum:
+            self.fail(f"{value!r} must be at most {self.maximum:g}{self._hint()}", param, ctx)
         return number
 
     def _hint(self) -> str:
@@ -78,7 +87,9 @@ class PositiveInt(click.ParamType):
 
 #: ``--mem-limit MB``: megabytes for the working windows.
 MEM_LIMIT = FiniteFloat(
-    positive=True, what="megabytes for the working windows, e.g. --mem-limit 500"
+    minimum=MIN_MEM_LIMIT_MB,
+    maximum=MAX_MEM_LIMIT_MB,
+    what="megabytes for the working windows, e.g. --mem-limit 500",
 )
 #: ``--workers N``: windows processed at the same time.
 WORKERS = PositiveInt("windows processed at the same time, e.g. --workers 2")

@@ -18,6 +18,7 @@ from typing import Any
 from stfusion.dates import parse_date_range
 from stfusion.errors import InvalidParameterError
 from stfusion.io.writing import PARTIAL_EXTRA
+from stfusion.tiling import MAX_MEM_LIMIT_MB, MIN_MEM_LIMIT_MB
 
 #: Output data types (``SeriesConfig.dtype``).
 DTYPES = ("float32", "int16")
@@ -204,9 +205,12 @@ class SeriesConfig:
                 f"--workers must be a whole number >= 1, got {self.workers!r}."
             )
         limit = self.mem_limit_mb
-        if limit is not None and not (isinstance(limit, int | float) and 0 < limit < math.inf):
+        if limit is not None and not (
+            isinstance(limit, int | float) and MIN_MEM_LIMIT_MB <= limit <= MAX_MEM_LIMIT_MB
+        ):
             raise InvalidParameterError(
-                f"--mem-limit must be a positive number of MB, got {limit!r}."
+                f"--mem-limit must be a number of MB from {MIN_MEM_LIMIT_MB:g} to "
+                f"{MAX_MEM_LIMIT_MB:g}, got {limit!r}."
             )
         for name in ("fine_scale", "coarse_scale", "fine_offset", "coarse_offset"):
             value, scale = getattr(self, name), name.endswith("scale")
