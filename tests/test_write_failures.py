@@ -222,3 +222,13 @@ def test_two_predictions_into_one_output_do_not_interleave(
     run_prediction(**kw)  # released: runs, and leaves no lock file
     assert out.exists() and (tmp_path / "same_quality.tif").exists()
     assert not list(tmp_path.glob(".*lock"))
+
+
+def test_a_pid_no_process_can_have_is_not_alive() -> None:
+    """A damaged series lock naming PID 99999999999999999999 was an OverflowError
+    traceback from os.kill."""
+    from stfusion.io import pid_alive
+
+    assert not pid_alive(99999999999999999999)
+    assert not pid_alive(-5) and not pid_alive(0)
+    assert pid_alive(os.getpid())

@@ -276,6 +276,8 @@ def pid_alive(pid: int) -> bool:
     its parent) counts as gone, so its lock and partials are not taken for a live run's."""
     if pid == os.getpid():
         return True
+    if not 0 < pid < 2**31:  # no such PID (a damaged lock's); os.kill raised OverflowError
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
