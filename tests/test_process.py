@@ -442,3 +442,20 @@ def test_demo_stopped_after_its_prediction_leaves_no_half_made_folder(tmp_path: 
     if proc.returncode == 143:  # the same command again, into the same folder
         again = run_process("demo", str(tmp_path / "d"))
         assert again.returncode == 0, again.stderr
+
+
+def test_a_full_log_disk_does_not_stop_the_work(tmp_path: Path) -> None:
+    """`predict 2>/dev/full` (stderr on a full disk): the first progress line's ENOSPC
+    aborted the prediction, nothing written, exit 1. stderr carries only messages."""
+    out = tmp_path / "p.tif"
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            stfusion_cmd("predict", *_cia(), "--out", str(out)),
+            env=process_env(),
+            stdout=subprocess.PIPE,
+            stderr=full,
+            text=True,
+            timeout=300,
+        )
+    assert done.returncode == 0 and out.exists(), done.stdout
+    assert "wrote" in done.stdout

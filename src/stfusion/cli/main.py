@@ -156,7 +156,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging set-up are put back when it returns or raises ``SystemExit``, and a signal of an
     earlier call does not count in the next."""
     handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
-    stdout, hook, fmt = sys.stdout, sys.unraisablehook, warnings.formatwarning
+    stdout, stderr, hook, fmt = sys.stdout, sys.stderr, sys.unraisablehook, warnings.formatwarning
     root, ours = logging.getLogger(), logging.getLogger("stfusion")
     logged = (list(root.handlers), root.level, ours.level)
     _SIGNALLED.clear()
@@ -174,6 +174,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         if isinstance(sys.stdout, PipeSafeStdout) and stdout is not None:
             sys.stdout.flush()  # through the wrapper: a reader gone is no error at exit
             sys.stdout = stdout
+        if isinstance(sys.stderr, SafeStderr) and stderr is not None:
+            sys.stderr.flush()
+            sys.stderr = stderr
         sys.unraisablehook = hook
 
 
@@ -191,6 +194,8 @@ def _main(argv: Sequence[str] | None) -> None:
             setattr(sys, name, open(os.devnull, "w"))
     if not isinstance(sys.stdout, PipeSafeStdout):
         sys.stdout = PipeSafeStdout(sys.stdout)
+    if not isinstance(sys.stderr, SafeStderr):
+        sys.stderr = SafeStderr(sys.stderr)
     try:
         code = cli.main(args=args, prog_name="stfusion", standalone_mode=False)
     except click.exceptions.Abort:
@@ -234,20 +239,23 @@ class PipeSafeStdout:
     stays the command's own (click turned the BrokenPipeError into a silent exit 1, which
     means bad input here, and a series' failed dates lost their status 3)."""
 
+    #: the write errors that mean the stream is gone, not that the command failed
+    lost: tuple[type[OSError], ...] = (BrokenPipeError,)
+
     def __init__(self, stream: Any) -> None:
         self._stream = stream
 
     def write(self, text: str) -> int:
         try:
             return int(self._stream.write(text))
-        except BrokenPipeError:
+        except self.lost:
             self._gone()
             return len(text)
 
     def flush(self) -> None:
         try:
             self._stream.flush()
-        except BrokenPipeError:
+        except self.lost:
             self._gone()
 
     def _gone(self) -> None:
@@ -260,6 +268,14 @@ class PipeSafeStdout:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)
+
+
+class SafeStderr(PipeSafeStdout):
+    """``sys.stderr`` whose write errors are dropped: it carries only progress, warnings and
+    messages, so a full log disk (``2>/dev/full``) or a closed log no longer aborts the work
+    (a prediction stopped with nothing written, a series after its first date)."""
+
+    lost = (OSError,)
 
 
 def _os_advice(exc: BaseException) -> str:
