@@ -392,3 +392,17 @@ def test_kernels_are_cached_under_the_temp_dir_when_numba_can_write_nowhere(
     kernels._cache_where_writable()
     assert config.CACHE_DIR.startswith(tempfile.gettempdir())
     assert "stfusion-numba-cache" in config.CACHE_DIR
+
+
+def test_a_full_temporary_folder_is_named_as_such() -> None:
+    """A spill to a full TMPDIR said "write the outputs elsewhere", which would not help."""
+    import errno
+    import os
+    import tempfile
+
+    from stfusion.cli.main import _os_advice
+
+    spill = OSError(errno.ENOSPC, "No space left", os.path.join(tempfile.gettempdir(), "x.npy"))
+    assert "temporary folder" in _os_advice(spill) and "TMPDIR" in _os_advice(spill)
+    out = OSError(errno.ENOSPC, "No space left", "/data/out/p.tif")
+    assert "write the outputs elsewhere" in _os_advice(out)

@@ -283,9 +283,19 @@ def _os_advice(exc: BaseException) -> str:
     read-only file system met while writing)."""
     code = getattr(exc, "errno", None)
     if code in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+        import tempfile
+
+        scratch = tempfile.gettempdir()
+        where = os.path.abspath(str(getattr(exc, "filename", None) or ""))
+        if where.startswith(os.path.join(os.path.abspath(scratch), "")):
+            return (
+                f". The temporary folder {scratch} is full (large runs spill there): point "
+                "TMPDIR at a disk with room, or free some space there."
+            )
         return (
             ". The disk (or your quota) is full: free some space or write the outputs "
-            "elsewhere; outputs are renamed into place only when complete."
+            f"elsewhere (or, if the temporary folder {scratch} is the full one, point TMPDIR "
+            "at a disk with room); outputs are renamed into place only when complete."
         )
     if code == errno.EROFS:
         return ". The file system is read-only: choose an output folder you can write in."
