@@ -399,3 +399,31 @@ def test_sources_named_by_relative_paths_read_the_same_files_after_chdir(
     np.testing.assert_array_equal(pred, want)
     monkeypatch.chdir(there)
     np.testing.assert_allclose(stack.read()[:, 0, 0], [0.1, 0.2])
+
+
+def test_a_file_behind_a_folder_that_may_not_be_entered_or_too_long_a_name_is_said_plainly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both were raw OS errors ("[Errno 13] Permission denied: '...'", "[Errno 36] File
+    name too long: '<4 KB path>'"). (The folder case through Path.is_file/exists, as a
+    non-root user meets it: the tests may run as root.)"""
+    from stfusion.errors import InputFileError, UnreadableInputError
+
+    hidden = tmp_path / "closed" / "x.tif"
+    real_is_file, real_exists = Path.is_file, Path.exists
+
+    def denied(real):  # type: ignore[no-untyped-def]
+        def check(self: Path) -> bool:
+            if self == hidden:
+                raise PermissionError(13, "Permission denied", str(self))
+            return bool(real(self))
+
+        return check
+
+    monkeypatch.setattr(Path, "is_file", denied(real_is_file))
+    monkeypatch.setattr(Path, "exists", denied(real_exists))
+    with pytest.raises(UnreadableInputError, match="a folder on its path may not be entered"):
+        FileSource(str(hidden))
+    monkeypatch.undo()
+    with pytest.raises(InputFileError, match=r"cannot be opened \(File name too long\)"):
+        FileSource(str(tmp_path / ("a" * 300 + ".tif")))

@@ -98,7 +98,17 @@ def _open(path: str | os.PathLike[str]) -> rasterio.DatasetReader:
     name: str | Path = os.fspath(path) if virtual else Path(path)
     if not virtual:
         p = Path(path)
-        if not p.exists():
+        try:
+            found = p.exists()
+        except PermissionError:  # a folder on the way that may not be entered
+            raise UnreadableInputError(
+                f"{shown(p)}: cannot be read: a folder on its path may not be entered "
+                "(permission denied). Give yourself access (chmod u+x FOLDER), or run as a "
+                "user who may read it."
+            ) from None
+        except OSError as exc:  # a name or path too long, a loop of links
+            raise InputFileError(f"{shown(p)}: cannot be opened ({exc.strerror}).") from None
+        if not found:
             raise InputFileError(f"{shown(p)}: file not found. Check the path.")
         if p.is_dir():
             raise InputFileError(

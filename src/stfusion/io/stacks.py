@@ -62,13 +62,22 @@ def natural_key(name: str) -> list[Any]:
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
 
 
+def _is_file(path: str) -> bool:
+    """Whether ``path`` is a file; False where it cannot be told (a folder on the way that
+    may not be entered, a name too long): opening it then says which."""
+    try:
+        return Path(path).is_file()
+    except OSError:
+        return False
+
+
 def _expand(text: str) -> list[str] | None:
     """Files named by a comma list of files and globs, or None if any item names nothing."""
     out: list[str] = []
     for item in (t.strip() for t in text.split(",")):
         if not item:
             continue
-        if Path(item).is_file():
+        if _is_file(item):
             out.append(item)
         elif any(c in item for c in _GLOB_CHARS):
             found = [
@@ -125,7 +134,7 @@ def stack_class(path: str, scaling: Scaling | None) -> type[FileSource]:
     """The FileSource class that reads ``path``: FileSource itself for a plain raster file."""
     if scaling is not None and getattr(scaling, "bands", None):
         return BandStack
-    if Path(path).is_file():
+    if _is_file(path):
         return BandStack if hdf.is_hdf(path) else FileSource
     if is_gdal_name(path):
         return FileSource
