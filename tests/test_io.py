@@ -427,3 +427,16 @@ def test_a_file_behind_a_folder_that_may_not_be_entered_or_too_long_a_name_is_sa
     monkeypatch.undo()
     with pytest.raises(InputFileError, match=r"cannot be opened \(File name too long\)"):
         FileSource(str(tmp_path / ("a" * 300 + ".tif")))
+
+
+def test_a_utf8_name_read_through_an_ascii_locale_gets_the_setting_to_change() -> None:
+    """Under LC_ALL=C with PYTHONUTF8=0 Python reads the UTF-8 bytes of 'ü' as two escaped
+    bytes; the name was called "not valid UTF-8: rename the file", which it is not."""
+    from stfusion.errors import InputFileError
+    from stfusion.io.files import check_name
+
+    as_read = b"/data/pred_\xc3\xbc.tif".decode("ascii", "surrogateescape")
+    with pytest.raises(InputFileError, match="is UTF-8, but this Python reads file names"):
+        check_name(as_read, "output")
+    with pytest.raises(InputFileError, match="not valid UTF-8"):  # latin-1 bytes: truly not
+        check_name(b"/data/pred_\xfc.tif".decode("ascii", "surrogateescape"), "output")

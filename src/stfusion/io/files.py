@@ -6,6 +6,7 @@ import hashlib
 import math
 import os
 import re
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,16 @@ def check_name(path: str | os.PathLike[str], role: str = "input") -> None:
     try:
         os.fspath(path).encode("utf-8")
     except UnicodeEncodeError:
+        try:
+            os.fsencode(path).decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+        else:  # UTF-8 on disk, read through an ASCII locale
+            raise InputFileError(
+                f"{shown(path)}: the {role} file name is UTF-8, but this Python reads file "
+                f"names as {sys.getfilesystemencoding()} (a C/POSIX locale without UTF-8 "
+                "mode). Run with PYTHONUTF8=1 (or LC_ALL=C.UTF-8)."
+            ) from None
         raise InputFileError(
             f"{shown(path)}: the {role} file name is not valid UTF-8, which GDAL cannot open. "
             "Rename the file (or its folder) with UTF-8 characters only."
