@@ -157,6 +157,17 @@ def test_a_file_at_an_outputs_name_that_is_not_a_raster_is_left_as_it_is(tmp_pat
             assert ds.tags()["STFUSION_SERIES_COMPLETE"] == "1"
 
 
+def _unreadable(monkeypatch: pytest.MonkeyPatch, path: Path) -> None:
+    """``path`` unreadable for this process, as permissions make it for a user (the tests
+    may run as root, whom permissions do not stop)."""
+    import os
+
+    real_access = os.access
+    monkeypatch.setattr(
+        os, "access", lambda p, mode, **kw: Path(p) != path and real_access(p, mode, **kw)
+    )
+
+
 def test_an_input_that_cannot_be_read_now_stops_the_series_and_keeps_its_outputs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -164,7 +175,6 @@ def test_an_input_that_cannot_be_read_now_stops_the_series_and_keeps_its_outputs
     without it, recomputed every date from farther pairs and replaced the outputs, exit 0.
     Now it stops before any work, naming the file; the outputs stay as they were. (Checked
     through os.access: the tests may run as root, whom permissions do not stop.)"""
-    import os
 
     from stfusion.errors import UnreadableInputError
 
@@ -176,12 +186,7 @@ def test_an_input_that_cannot_be_read_now_stops_the_series_and_keeps_its_outputs
     _run(fine, coarse, out)
     before = {f.name: f.read_bytes() for f in out.glob("*.tif")}
     locked = next(fine.glob("2020077_*"))
-    real_access = os.access
-    monkeypatch.setattr(
-        os,
-        "access",
-        lambda path, mode, **kw: False if Path(path) == locked else real_access(path, mode, **kw),
-    )
+    _unreadable(monkeypatch, locked)
     with pytest.raises(UnreadableInputError, match=f"{locked.name}: cannot be read"):
         _run(fine, coarse, out)
     assert {f.name: f.read_bytes() for f in out.glob("*.tif")} == before
@@ -192,19 +197,13 @@ def test_an_input_that_cannot_be_read_is_an_input_error_not_a_usage_error(
 ) -> None:
     """click's path check said "Path ... is not readable" with exit 2 (a usage error), where
     the docs give input problems exit 1."""
-    import os
 
     from conftest import run_cli
 
     fine, coarse = _inputs(tmp_path)
     f1, c1 = next(fine.glob("2020068_*")), next(coarse.glob("2020068_*"))
     c2 = next(coarse.glob("2020069_*"))
-    real_access = os.access
-    monkeypatch.setattr(
-        os,
-        "access",
-        lambda path, mode, **kw: False if Path(path) == c2 else real_access(path, mode, **kw),
-    )
+    _unreadable(monkeypatch, c2)
     args = ["predict", "-m", "additive", "--pair", str(f1), str(c1), "--coarse", str(c2)]
     code, _out, err = run_cli(
         [*args, "--fine-scale", "1e-4", "--out", str(tmp_path / "p.tif")], capsys
