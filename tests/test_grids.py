@@ -423,3 +423,18 @@ def test_a_coarse_image_covering_part_of_the_scene_is_warned_about_once(tmp_path
     said = [str(w.message) for w in caught if issubclass(w.category, STFusionWarning)]
     assert sum("covers only about 40%" in m for m in said) == 2, said  # c1 and c2
     assert not any("valid values over only" in m for m in said), said
+
+
+def test_only_grids_at_the_antimeridian_get_their_longitudes_wrapped() -> None:
+    """The wrap was applied to every geographic grid beyond 90 degrees of longitude, through
+    a PROJ string that drops datum shifts: a GDA2020 coarse image at 146 E (EPSG:7844) on
+    GDA94 / MGA55 Landsat moved 1.55 m, and STARFM changed in 1636 pixels."""
+    from stfusion.io.grid import Grid
+
+    gda2020 = CRS.from_epsg(7844)
+    near_cia = Grid(gda2020, Affine(0.005, 0, 145.9, 0, -0.005, -34.7), 50, 50)
+    assert near_cia.continuous_crs() == gda2020
+    across = Grid(CRS.from_epsg(4326), Affine(0.05, 0, 179.9, 0, -0.02, 65.1), 4, 10)
+    wrapped = across.continuous_crs()
+    assert wrapped is not None and "+lon_wrap=180" in wrapped.to_proj4()
+    assert "+datum=WGS84" in wrapped.to_proj4()

@@ -388,6 +388,8 @@ def test_sources_named_by_relative_paths_read_the_same_files_after_chdir(
             write_tif(d / f"band_B{b}.tif", level * b + ramp[:1])
     monkeypatch.chdir(here)
     stack = FileSource("band_B*.tif")
+    fine = FileSource("fine.tif")  # opened by its absolute path, named as given
+    assert fine.label == "fine.tif" and fine.path == str(here / "fine.tif")
     est = get_method("additive")()
     est.fit([("fine.tif", "coarse.tif")], ratio=4)
     est.prepare("target.tif")

@@ -38,9 +38,8 @@ def code_digest() -> str:
 
 
 def _input(src: Source) -> str:
-    """The file a source reads (its label for in-memory arrays)."""
-    src = underlying_source(src)
-    return src.path if isinstance(src, FileSource) else src.label
+    """The file a source reads, named as given (its label; for in-memory arrays too)."""
+    return underlying_source(src).label
 
 
 def _masks(sources: Sequence[Source]) -> list[dict[str, Any]]:

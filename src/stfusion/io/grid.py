@@ -45,6 +45,11 @@ def short_crs(crs: CRS) -> str:
     return text
 
 
+#: Degrees from the antimeridian within which a geographic grid's longitudes are wrapped
+#: around its centre (:meth:`Grid.continuous_crs`); grids farther away are left as they are.
+ANTIMERIDIAN_REACH = 10.0
+
+
 @dataclass(frozen=True)
 class Grid:
     """A raster grid: CRS (None when not georeferenced), affine transform and size."""
@@ -111,10 +116,13 @@ class Grid:
         if crs is None or not crs.is_geographic:
             return crs
         left, _, right, _ = self.bounds
+        if -180.0 + ANTIMERIDIAN_REACH < left and right < 180.0 - ANTIMERIDIAN_REACH:
+            return crs  # far from 180: as it is (a PROJ string would lose datum shifts)
         centre = (left + right) / 2.0
-        if left >= -180.0 and right <= 180.0 and abs(centre) <= 90.0:
-            return crs
-        return CRS.from_proj4(f"{crs.to_proj4()} +lon_wrap={centre:.9g}")
+        # WGS84 exactly; another datum through its PROJ string (a datum grid shift of a
+        # metre or two may be lost there, against half the scene lost without the wrap)
+        base = "+proj=longlat +datum=WGS84" if crs.to_epsg() == 4326 else crs.to_proj4()
+        return CRS.from_proj4(f"{base} +lon_wrap={centre:.9g} +no_defs")
 
     def pixel_centers(self) -> tuple[np.ndarray, np.ndarray]:
         """x of each column's centre and y of each row's centre (north-up grids)."""

@@ -261,7 +261,8 @@ class FileSource(Source):
         return super().__new__(cls)
 
     def __post_init__(self) -> None:
-        self.path = local_absolute(str(self.path))
+        given = str(self.path)
+        self.path = local_absolute(given)  # opened from here after the folder changes
         with _open(self.path) as ds:
             self.grid = _grid_of(ds)
             self.count = ds.count
@@ -270,7 +271,7 @@ class FileSource(Source):
             #: the fill values read as NaN besides GDAL's nodata: the one given, and a
             #: _FillValue tag GDAL does not apply
             self.fill_ = tuple(v for v in (self.scaling.nodata, metadata_fill(ds)) if v is not None)
-        self.label = self.path
+        self.label = given  # messages and provenance name the file as the user did
 
     def _striped(self) -> bool:
         """Whether the file is stored in strips as wide as the image (not in tiles)."""
