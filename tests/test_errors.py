@@ -394,15 +394,28 @@ def test_kernels_are_cached_under_the_temp_dir_when_numba_can_write_nowhere(
     assert "stfusion-numba-cache" in config.CACHE_DIR
 
 
-def test_a_full_temporary_folder_is_named_as_such() -> None:
-    """A spill to a full TMPDIR said "write the outputs elsewhere", which would not help."""
+def test_a_full_temporary_folder_is_named_as_such(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A spill to a full TMPDIR said "write the outputs elsewhere", which would not help:
+    the spill file is unlinked, so its error named no file."""
     import errno
     import os
     import tempfile
 
-    from stfusion.cli.main import _os_advice
+    import numpy as np
 
-    spill = OSError(errno.ENOSPC, "No space left", os.path.join(tempfile.gettempdir(), "x.npy"))
+    from stfusion.cli.main import _os_advice
+    from stfusion.io import spill
+
+    def full(fd: int, data: bytes, offset: int) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    arr = spill.SpillArray((4, 3), np.float32, spill=True)
+    monkeypatch.setattr(spill.os, "pwrite", full)
+    with pytest.raises(OSError) as info:
+        arr.write(0, np.ones((4, 3), np.float32))
+    assert info.value.filename == tempfile.gettempdir() and "TMPDIR" in _os_advice(info.value)
+
+    spill = OSError(errno.ENOSPC, "No space left", tempfile.gettempdir())  # io.spill's
     assert "temporary folder" in _os_advice(spill) and "TMPDIR" in _os_advice(spill)
-    out = OSError(errno.ENOSPC, "No space left", "/data/out/p.tif")
+    out = OSError(errno.ENOSPC, "No space left", os.path.join(tempfile.gettempdir(), "p.tif"))
     assert "write the outputs elsewhere" in _os_advice(out)

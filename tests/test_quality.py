@@ -117,11 +117,16 @@ def test_a_quality_layer_without_its_prediction_is_removed(tmp_path: Path) -> No
     """SIGTERM after the quality layer took its name (its writer closes first) but before
     the prediction did left `pred_quality.tif` alone, and the rerun was refused for it. The
     layer this run wrote goes when the prediction's writer fails; one it did not write stays."""
+    from stfusion.io import atomic_path
     from stfusion.quality import dropped_unless_complete
+
+    def place(path: Path, data: bytes) -> None:  # as the layer's writer places it
+        with atomic_path(path, overwrite=True) as tmp:
+            tmp.write_bytes(data)
 
     q = tmp_path / "p_quality.tif"
     with pytest.raises(KeyboardInterrupt), dropped_unless_complete(q):
-        q.write_bytes(b"layer")
+        place(q, b"layer")
         raise KeyboardInterrupt  # the prediction's COG copy, interrupted
     assert not q.exists()
     q.write_bytes(b"an earlier run's")
@@ -129,7 +134,7 @@ def test_a_quality_layer_without_its_prediction_is_removed(tmp_path: Path) -> No
         raise OSError("the disk is full")  # before this run wrote its layer
     assert q.read_bytes() == b"an earlier run's"
     with dropped_unless_complete(q):
-        q.write_bytes(b"new")
+        place(q, b"new")
     assert q.read_bytes() == b"new"
 
 

@@ -174,17 +174,23 @@ def run_prediction(
                 scheduler=client,
                 quality_out=quality_out,
             )
-        return {
-            "method": estimator.name
-            if estimator.name == method
-            else f"{estimator.name} over {method}",
-            "windows": len(windows),
-            "notes": scene.notes,
-            "ratio": scene.ratio,
-            "workers": estimator.last_run_["workers"],
-            "lost_workers": estimator.last_run_.get("lost", []),
-            "quality": quality_out,
-        }
+        return _run_summary(estimator, method, len(windows), scene, quality_out)
+
+
+def _run_summary(
+    estimator: Any, method: str, windows: int, scene: Any, quality_out: str | None
+) -> dict[str, Any]:
+    """What :func:`run_prediction` returns about the run it made."""
+    name = estimator.name
+    return {
+        "method": name if name == method else f"{name} over {method}",
+        "windows": windows,
+        "notes": scene.notes,
+        "ratio": scene.ratio,
+        "workers": estimator.last_run_["workers"],
+        "lost_workers": estimator.last_run_.get("lost", []),
+        "quality": quality_out,
+    }
 
 
 @contextmanager

@@ -286,8 +286,8 @@ def _os_advice(exc: BaseException) -> str:
         import tempfile
 
         scratch = tempfile.gettempdir()
-        where = os.path.abspath(str(getattr(exc, "filename", None) or ""))
-        if where.startswith(os.path.join(os.path.abspath(scratch), "")):
+        where = getattr(exc, "filename", None)  # the folder itself: a spill (io.spill)
+        if where is not None and os.path.abspath(str(where)) == os.path.abspath(scratch):
             return (
                 f". The temporary folder {scratch} is full (large runs spill there): point "
                 "TMPDIR at a disk with room, or free some space there."

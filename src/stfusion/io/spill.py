@@ -70,12 +70,15 @@ class SpillArray:
         self._file = tempfile.TemporaryFile(prefix="stfusion-state-")
         stored = self._stored_shape()
         row = self._row_bytes()
-        self._file.truncate(stored[0] * row)
+        try:
+            self._file.truncate(stored[0] * row)
+        except OSError as exc:
+            raise _named(exc) from None
         if fill != 0:
             block = np.full((max(1, (8 << 20) // max(row, 1)), *stored[1:]), fill, self.dtype)
             for i in range(0, stored[0], len(block)):
                 n = min(len(block), stored[0] - i)
-                os.pwrite(self._file.fileno(), block[:n].tobytes(), i * row)
+                _pwrite(self._file.fileno(), block[:n].tobytes(), i * row)
 
     @classmethod
     def of(cls, array: np.ndarray, *, axis: int = 0, spill: bool = False) -> SpillArray:
@@ -155,7 +158,7 @@ class SpillArray:
                 dst[...] = block
             return
         raw = np.ascontiguousarray(np.moveaxis(np.asarray(block, self.dtype), self.axis, 0))
-        os.pwrite(self._file.fileno(), raw.tobytes(), i0 * self._row_bytes())
+        _pwrite(self._file.fileno(), raw.tobytes(), i0 * self._row_bytes())
 
     def array(self) -> np.ndarray:
         """All of it (in memory: the array itself)."""
@@ -187,3 +190,16 @@ def row_blocks(
         starts.pop()
     for k, i0 in enumerate(starts):
         yield i0, starts[k + 1] if k + 1 < len(starts) else rows
+
+
+def _named(exc: OSError) -> OSError:
+    """``exc`` naming the temporary folder: the spill file is unlinked, so the error named
+    no file and a full temporary folder was taken for the output's disk."""
+    return OSError(exc.errno, exc.strerror, tempfile.gettempdir())
+
+
+def _pwrite(fd: int, data: bytes, offset: int) -> None:
+    try:
+        os.pwrite(fd, data, offset)
+    except OSError as exc:
+        raise _named(exc) from None
