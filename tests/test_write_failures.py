@@ -232,3 +232,33 @@ def test_a_pid_no_process_can_have_is_not_alive() -> None:
     assert not pid_alive(99999999999999999999)
     assert not pid_alive(-5) and not pid_alive(0)
     assert pid_alive(os.getpid())
+
+
+def test_an_output_lock_is_never_held_twice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run ending removes its lock file: a second run that had opened that file just
+    before locked the removed file, and a third then created and locked a new one, so two
+    runs wrote at once. A lock on a file no longer at the path is taken again."""
+    import fcntl
+
+    from stfusion.io import OutputLock
+
+    out = tmp_path / "p.tif"
+    first = OutputLock(out, "predict", "first")
+    real_flock = fcntl.flock
+    calls = {"n": 0}
+
+    def first_ends_meanwhile(fd: int, op: int) -> None:
+        calls["n"] += 1
+        if calls["n"] == 1:  # the second run opened the file; the first ends now
+            first.release()
+        real_flock(fd, op)
+
+    monkeypatch.setattr(fcntl, "flock", first_ends_meanwhile)
+    second = OutputLock(out, "predict", "second")
+    monkeypatch.setattr(fcntl, "flock", real_flock)
+    with pytest.raises(OutputExistsError, match="third"):
+        OutputLock(out, "predict", "third")
+    second.release()
+    assert not list(tmp_path.iterdir())

@@ -233,15 +233,25 @@ class OutputLock:
         except ImportError:  # no flock (Windows): unguarded
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)
+                raise OutputExistsError(
+                    f"{busy} is under way (it holds {self.path}): wait for it to end, or stop "
+                    "it, or give another --out."
+                ) from None
+            # the file locked must still be the one at the path: a run ending removes it,
+            # and a lock on a removed file would let a third run in beside a second
+            try:
+                same = os.path.samestat(os.fstat(fd), os.stat(self.path))
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
             os.close(fd)
-            raise OutputExistsError(
-                f"{busy} is under way (it holds {self.path}): wait for it to end, or stop it, "
-                "or give another --out."
-            ) from None
         self.fd = fd
 
     def release(self) -> None:
