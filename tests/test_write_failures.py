@@ -262,3 +262,31 @@ def test_an_output_lock_is_never_held_twice(
         OutputLock(out, "predict", "third")
     second.release()
     assert not list(tmp_path.iterdir())
+
+
+def test_a_write_past_the_file_size_limit_names_the_limit(tmp_path: Path) -> None:
+    """Under `ulimit -f` a write failed "... 74039 MB free", as if the disk were full."""
+    out = tmp_path / "p.tif"
+    script = (
+        "import resource, sys; resource.setrlimit(resource.RLIMIT_FSIZE, (200 * 1024, "
+        "resource.RLIM_INFINITY)); from stfusion.cli.main import main; sys.argv = ['stfusion', "
+        + ", ".join(repr(a) for a in ["predict", *_sample_predict_args(), "--out", str(out)])
+        + "]; main()"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")},
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert "at most 0.2 MB (ulimit -f)" in done.stderr and not out.exists()
+
+
+def _sample_predict_args() -> list[str]:
+    from stfusion.demo import sample_dir
+
+    d = sample_dir()
+    return [
+        "-m", "additive", "-q",
+        "--pair", str(d / "CIA_Landsat7_2001-10-17.tif"), str(d / "CIA_MOD09GA_2001-10-17.tif"),
+        "--coarse", str(d / "CIA_MOD09GA_2001-11-02.tif"),
+    ]  # fmt: skip

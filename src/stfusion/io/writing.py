@@ -525,10 +525,28 @@ def write_failed(final: Path, exc: BaseException, how: str = "") -> OutputWriteE
             space += " (full? free some space or choose another folder)"
     except OSError:
         space = ""
+    space += _file_size_limit()
     reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return OutputWriteError(
         f"{final}: could not be written completely ({how}{reason}){space}. Nothing was "
         "written under that name."
+    )
+
+
+def _file_size_limit() -> str:
+    """The process's file-size limit (``ulimit -f``) when it has one: a write past it fails
+    as a full disk would, with space left ("74039 MB free")."""
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
+    except (ImportError, OSError, ValueError):
+        return ""
+    if soft == resource.RLIM_INFINITY:
+        return ""
+    return (
+        f"; this process may write files of at most {soft / 2**20:.1f} MB (ulimit -f): raise "
+        "the limit or give smaller outputs"
     )
 
 
