@@ -99,3 +99,4 @@ spectral_angle  # unused function (src/stfusion/dl/losses.py:202)
 spilled  # unused property (src/stfusion/io/spill.py:92): read by tests/test_memory.py
 strip_checkpoint  # unused function (src/stfusion/dl/checkpoint.py:330)
 deep  # unused variable (src/stfusion/methods/base.py:151): sklearn.base.clone passes it
+CACHE_DIR  # unused attribute (src/stfusion/kernels/__init__.py:40): read by numba's cache locator
