@@ -34,9 +34,12 @@ D = dt.date
         # Landsat product id: acquisition date before processing date, first wins
         ("LC08_L2SP_191028_20200308_20200822_02_T1_SR_B4.TIF", D(2020, 3, 8)),
         ("S2A_MSIL2A_20200308T100021_N0214_R122_T33TVM_20200308T130202.tif", D(2020, 3, 8)),
-        # YYYY-MM-DD wins over an earlier 8-digit date, 8 digits over 7
-        ("x_20190101_2020-03-08.tif", D(2020, 3, 8)),
-        ("2019001_20200308.tif", D(2020, 3, 8)),
+        # the leftmost date, whatever its kind (a ranking of the kinds read an appended
+        # processing date: MOD09GA_A2020068_processed_20200310 as 2020-03-10)
+        ("x_20190101_2020-03-08.tif", D(2019, 1, 1)),
+        ("2019001_20200308.tif", D(2019, 1, 1)),
+        ("MOD09GA_A2020068_processed_20200310.tif", D(2020, 3, 8)),
+        ("2020068_18-04_kranj_20200101.tif", D(2020, 3, 8)),
         # an invalid 8-digit run is not a date; the 7-digit rule still applies
         ("20201340_2020068.tif", D(2020, 3, 8)),
         ("2020366.tif", D(2020, 12, 31)),  # leap year
@@ -44,8 +47,28 @@ D = dt.date
     ],
 )
 def test_date_from_name(name: str, expected: dt.date) -> None:
-    assert date_from_name(name) == expected
-    assert date_from_name(Path("/some/2001-01-01/folder") / name) == expected
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # names with two kinds of dates: the next test
+        assert date_from_name(name) == expected
+        assert date_from_name(Path("/some/2001-01-01/folder") / name) == expected
+
+
+def test_a_name_with_dates_of_two_kinds_is_warned_about() -> None:
+    """The first date is taken; another of another kind that differs is said, since a
+    renamed file may put the acquisition date second. A Landsat product ID's processing
+    date (the same kind) is not."""
+    import warnings
+
+    from stfusion.errors import STFusionWarning
+
+    with pytest.warns(STFusionWarning, match=r"several dates \(2020-03-08, then 2020-03-10\)"):
+        date_from_name("MOD09GA_A2020068_processed_20200310.tif")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        date_from_name("LC08_L2SP_191028_20200308_20200822_02_T1_SR_B4.TIF")
+        date_from_name("S2A_MSIL2A_20200308T100021_N0214_R122_T33TVM_20200308T130202.tif")
 
 
 @pytest.mark.parametrize(

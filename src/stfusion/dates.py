@@ -2,18 +2,19 @@
 
 Rules for a date in a file name (only the file's own name is read, never its folders):
 
-1. ``YYYY-MM-DD`` (e.g. ``CIA_Landsat7_2001-10-08.tif``) wins over everything else.
-2. Else a run of exactly 8 digits that is a valid ``YYYYMMDD`` date (e.g.
-   ``LC08_L2SP_191028_20200308_20200822_02_T1_SR.tif``).
-3. Else a run of exactly 7 digits that is a valid ``YYYYDDD`` (year and day of year 001-366,
-   e.g. Kranj's ``2020068_191-28_kranj.tif`` or MODIS' ``MOD09GA.A2020068.h18v04...``).
+- ``YYYY-MM-DD`` (e.g. ``CIA_Landsat7_2001-10-08.tif``);
+- a run of exactly 8 digits that is a valid ``YYYYMMDD`` date (e.g.
+  ``LC08_L2SP_191028_20200308_20200822_02_T1_SR.tif``);
+- a run of exactly 7 digits that is a valid ``YYYYDDD`` (year and day of year 001-366,
+  e.g. Kranj's ``2020068_191-28_kranj.tif`` or MODIS' ``MOD09GA.A2020068.h18v04...``).
 
+The leftmost of these is the acquisition date: Landsat, Sentinel-2 and MODIS names put it
+before a processing date (a name with others that differ gets a warning naming them; the
+kinds were once ranked, so ``MOD09GA_A2020068_processed_20200310`` was read as 2020-03-10).
 A "run" is bounded by non-digits (or the ends of the name), so ``20200308`` is never read as
 ``2020030`` plus an ``8``, and longer numbers (``2020070031530``, a MODIS production time) are
-ignored. Years must lie in 1950-2100 so that other numbers are not mistaken for dates. When a
-rule matches more than once, the first match from the left wins: Landsat, Sentinel-2 and MODIS
-names put the acquisition date before the processing date. Names that do not follow these
-rules need a catalog (:func:`read_catalog`).
+ignored. Years must lie in 1950-2100 so that other numbers are not mistaken for dates. Names
+that do not follow these rules need a catalog (:func:`read_catalog`).
 """
 
 from __future__ import annotations
@@ -23,11 +24,12 @@ import datetime as dt
 import glob
 import os
 import re
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from stfusion.errors import InputFileError, InvalidParameterError
+from stfusion.errors import InputFileError, InvalidParameterError, STFusionWarning
 
 #: Years accepted in names; other numbers of the right length are not taken for dates.
 MIN_YEAR = 1950
@@ -87,30 +89,53 @@ def _valid_yd(y: int, doy: int) -> dt.date | None:
     return day if day.year == y else None
 
 
-def parse_date_text(text: str) -> dt.date | None:
-    """The acquisition date in ``text`` by the module's rules, or None."""
-    for m in _ISO.finditer(text):
-        day = _valid_ymd(int(m.group(1)), int(m.group(2)), int(m.group(3)))
-        if day is not None:
-            return day
-    runs = [m.group(0) for m in _DIGITS.finditer(text)]
-    for run in runs:
-        if len(run) == 8:
+def date_candidates(text: str) -> list[tuple[int, dt.date, int]]:
+    """Every date in ``text`` by the module's rules, leftmost first: where it starts, the
+    date and its kind (its digit count: 10 ``YYYY-MM-DD``, 8 ``YYYYMMDD``, 7 ``YYYYDDD``)."""
+    found = [
+        (m.start(), day, 10)
+        for m in _ISO.finditer(text)
+        if (day := _valid_ymd(int(m.group(1)), int(m.group(2)), int(m.group(3)))) is not None
+    ]
+    for m in _DIGITS.finditer(text):
+        run = m.group(0)
+        if len(run) == 8 and not _inside_iso(text, m.start()):
             day = _valid_ymd(int(run[:4]), int(run[4:6]), int(run[6:]))
-            if day is not None:
-                return day
-    for run in runs:
-        if len(run) == 7:
+        elif len(run) == 7:
             day = _valid_yd(int(run[:4]), int(run[4:]))
-            if day is not None:
-                return day
-    return None
+        else:
+            continue
+        if day is not None:
+            found.append((m.start(), day, len(run)))
+    return sorted(found, key=lambda item: item[0])
+
+
+def _inside_iso(text: str, start: int) -> bool:
+    return any(m.start() <= start < m.end() for m in _ISO.finditer(text))
+
+
+def parse_date_text(text: str) -> dt.date | None:
+    """The acquisition date in ``text``: the leftmost date by the module's rules, or None."""
+    found = date_candidates(text)
+    return found[0][1] if found else None
 
 
 def date_from_name(path: str | os.PathLike[str]) -> dt.date:
     """The acquisition date in a file's name (rules in the module docstring)."""
     name = Path(path).name
-    day = parse_date_text(name)
+    found = date_candidates(name)
+    day = found[0][1] if found else None
+    # a date of another kind that differs (a processing date appended to a MODIS name):
+    # said, as the choice may be wrong; a Landsat product ID's two YYYYMMDD dates are not
+    others = sorted({d for _, d, kind in found if kind != found[0][2]} - {day})
+    if others:
+        warnings.warn(
+            f"{path}: the file name holds several dates ({day}, then "
+            f"{', '.join(str(d) for d in others)}); the first is taken for the acquisition "
+            "date. If that is wrong, list the file in a --catalog CSV (path,date,sensor).",
+            STFusionWarning,
+            stacklevel=2,
+        )
     if day is None and (bad := _ISO.search(name)):
         raise DateNotFoundError(
             f"{path}: {bad.group(0)} in the file name is not a date (month 01-12, a day the "
