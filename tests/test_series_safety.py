@@ -209,3 +209,20 @@ def test_an_input_that_cannot_be_read_is_an_input_error_not_a_usage_error(
         [*args, "--fine-scale", "1e-4", "--out", str(tmp_path / "p.tif")], capsys
     )
     assert code == 1 and "cannot be read (permission denied)" in err, err
+
+
+def test_a_catalog_date_wins_over_the_name_when_the_folder_is_also_given(
+    tmp_path: Path,
+) -> None:
+    """A catalog gave MODIS day 069's file the date 2020-03-12 while --coarse also named its
+    folder: the one file was the coarse image of 03-09 (its name) and of 03-12."""
+    fine, coarse = _inputs(tmp_path)
+    moved = next(coarse.glob("2020069_*"))
+    catalog = tmp_path / "catalog.csv"
+    catalog.write_text(f"path,date,sensor\n{moved},2020-03-12,modis\n")
+    out = tmp_path / "out"
+    _run(fine, coarse, out, catalog=str(catalog))
+    rows = {r["date"]: r for r in read_summary(out / "summary.csv")}
+    assert "2020-03-09" not in rows and rows["2020-03-12"]["status"] == "predicted"
+    with rasterio.open(out / "fused_2020-03-12.tif") as ds:
+        assert ds.tags()["STFUSION_SERIES_COARSE"].endswith(moved.name)

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -150,7 +151,14 @@ def find_inputs(
     items: list[Acquisition] = []
     if config.catalog is not None:
         items += read_catalog(config.catalog)
-    items += acquisitions_from(config.fine, "fine") + acquisitions_from(config.coarse, "coarse")
+    # a file the catalog dates keeps the catalog's date, also when its folder is given (it
+    # was the coarse image of both dates, its name's and the catalog's)
+    listed = {(a.sensor, os.path.realpath(a.path)) for a in items}
+    items += [
+        a
+        for a in acquisitions_from(config.fine, "fine") + acquisitions_from(config.coarse, "coarse")
+        if (a.sensor, os.path.realpath(a.path)) not in listed
+    ]
     items = stack_band_files(items, "fine", fine_bands, fine_preset, not config.fine_mask)
     items = stack_band_files(items, "coarse", coarse_bands, coarse_preset, not config.coarse_mask)
     fine_by = by_date([a for a in items if a.sensor == "fine"], "fine")
