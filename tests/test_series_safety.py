@@ -226,3 +226,34 @@ def test_a_catalog_date_wins_over_the_name_when_the_folder_is_also_given(
     assert "2020-03-09" not in rows and rows["2020-03-12"]["status"] == "predicted"
     with rasterio.open(out / "fused_2020-03-12.tif") as ds:
         assert ds.tags()["STFUSION_SERIES_COARSE"].endswith(moved.name)
+
+
+def test_two_inputs_swapped_by_mv_are_seen_as_changed(tmp_path: Path) -> None:
+    """MODIS days of one size and mtime (unpacked from one archive) swapped by `mv`: the
+    outputs of both dates were kept as verified, made from each other's image."""
+    import os
+
+    fine, coarse = _inputs(tmp_path)
+    extra = next((need(KRANJ) / "modis" / "filled").glob("2020070_*"))
+    shutil.copy(extra, coarse / extra.name)
+    a, b = next(coarse.glob("2020069_*")), coarse / extra.name
+    for p in (a, b):  # uncompressed, so of one size
+        with rasterio.open(p) as ds:
+            profile, data = dict(ds.profile, compress=None), ds.read()
+        p.unlink()
+        with rasterio.open(p, "w", **profile) as ds:
+            ds.write(data)
+    stamp = a.stat().st_mtime_ns
+    for p in (a, b):
+        os.utime(p, ns=(stamp, stamp))
+    assert a.stat().st_size == b.stat().st_size  # uncompressed: the premise of the case
+    out = tmp_path / "out"
+    _run(fine, coarse, out)
+    tmp = coarse / "swap.tif"
+    os.rename(a, tmp)
+    os.rename(b, a)
+    os.rename(tmp, b)
+    _run(fine, coarse, out)
+    rows = {r["date"]: r for r in read_summary(out / "summary.csv")}
+    for day in ("2020-03-09", "2020-03-10"):
+        assert rows[day]["reason"].startswith("recomputed: inputs changed"), rows[day]

@@ -43,9 +43,10 @@ def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
 
 
 def file_stat(path: str) -> list[Any]:
-    """``[resolved path, size, mtime_ns]`` of a file (size and mtime None when it is
+    """``[resolved path, size, mtime_ns, inode]`` of a file (None but the path when it is
     missing); ``FILE:BANDS`` or ``MOD09GA.hdf:state_1km_1``: its file's. What a resume
-    compares to tell a file changed in place (series outputs, training runs)."""
+    compares to tell a file changed in place (series outputs, training runs); the inode
+    tells two files swapped by ``mv`` (same size and time, as unpacked from one archive)."""
     p = Path(path)
     if not p.exists() and ":" in path:
         head = Path(path.rpartition(":")[0])
@@ -53,9 +54,9 @@ def file_stat(path: str) -> list[Any]:
             p = head
     try:
         st = p.stat()
-        return [str(p.resolve()), st.st_size, st.st_mtime_ns]
+        return [str(p.resolve()), st.st_size, st.st_mtime_ns, st.st_ino]
     except OSError:
-        return [str(p.absolute()), None, None]
+        return [str(p.absolute()), None, None, None]
 
 
 def check_name(path: str | os.PathLike[str], role: str = "input") -> None:

@@ -35,7 +35,7 @@ with a scale factor and nodata -32768; band names; provenance tags), ``summary.c
 (rewritten after every date), and optionally a Zarr or NetCDF cube with a time axis. Every
 file is written to a temporary name and renamed into place, so an interrupted run leaves only
 complete files, and running again keeps an output only when it verifies and was made from the
-same input files (path, size, mtime), settings and stfusion version; otherwise it is computed
+same input files (path, size, mtime, inode), settings and stfusion version; otherwise it is computed
 again (or, for other settings, the run refuses); an earlier output that a date could not make
 again is removed when it no longer matches (:mod:`.stale`). A run that writes no output for
 any target says why (``SeriesResult.no_output``, :mod:`.diagnose`; the command exits 1). A

@@ -1,7 +1,7 @@
 """Resume: an existing output is kept only when everything that determines it is unchanged.
 
 Each output records a hash of the run's settings (``STFUSION_SERIES_KEY``), the identity
-``[resolved path, size, mtime_ns]`` of every input file that can change it
+``[resolved path, size, mtime_ns, inode]`` of every input file that can change it
 (``STFUSION_SERIES_INPUTS`` and its hash) and the stfusion version; :func:`resume_record`
 keeps a verified output whose inputs and version match, and says why otherwise.
 """
@@ -45,9 +45,9 @@ def settings_key(settings: dict[str, Any]) -> str:
 
 
 def file_identity(path: str | None) -> list[Any] | None:
-    """``[resolved path, size, mtime_ns]`` (size and mtime None when the file is missing).
+    """``[resolved path, size, mtime_ns, inode]`` (None but the path when the file is missing).
 
-    A comma list of band files gives ``[paths, sizes, mtimes]`` over its files, and an HDF
+    A comma list of band files gives ``[paths, sizes, mtimes, inodes]`` over its files, and an HDF
     field or band choice (``file:NAME``) the identity of its file: a band file or an HDF file
     changed in place changes the key (their specs were not files, so nothing was seen)."""
     if not path:
@@ -55,7 +55,7 @@ def file_identity(path: str | None) -> list[Any] | None:
     parts = [x for part in path.split(",") if part for x in _with_sidecars(part)]
     if len(parts) == 1:
         return parts[0]
-    return [[x[0] for x in parts], [x[1] for x in parts], [x[2] for x in parts]]
+    return [list(column) for column in zip(*parts, strict=True)]
 
 
 def _with_sidecars(path: str) -> list[list[Any]]:
@@ -117,15 +117,16 @@ def changed_inputs(old: Any, new: Sequence[Any]) -> str:
 
 
 def _per_file(identities: Sequence[Any]) -> dict[str, list[Any]]:
-    """``{path: [path, size, mtime]}`` over identity lists, a band-file stack's
-    ``[paths, sizes, mtimes]`` split into its files (its paths are a list: no dict key)."""
+    """``{path: [path, size, mtime, inode]}`` over identity lists, a band-file stack's
+    ``[paths, sizes, mtimes, inodes]`` split into its files (its paths are a list: no dict
+    key)."""
     files: dict[str, list[Any]] = {}
     for x in identities:
-        if not isinstance(x, list) or len(x) != 3:
+        if not isinstance(x, list) or len(x) not in (3, 4):  # 3: before the inode
             continue
         if isinstance(x[0], list):
-            for path, size, mtime in zip(*x, strict=False):
-                files[str(path)] = [path, size, mtime]
+            for path, *rest in zip(*x, strict=False):
+                files[str(path)] = [path, *rest]
         else:
             files[str(x[0])] = x
     return files
