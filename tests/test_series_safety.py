@@ -257,3 +257,22 @@ def test_two_inputs_swapped_by_mv_are_seen_as_changed(tmp_path: Path) -> None:
     rows = {r["date"]: r for r in read_summary(out / "summary.csv")}
     for day in ("2020-03-09", "2020-03-10"):
         assert rows[day]["reason"].startswith("recomputed: inputs changed"), rows[day]
+
+
+def test_outputs_of_coarse_images_left_out_of_a_run_are_not_deleted(tmp_path: Path) -> None:
+    """A run given the MODIS files of some days only (a glob) deleted the verified outputs
+    of the other days as "no coarse image any more", although those images still existed."""
+    fine, coarse = _inputs(tmp_path)
+    out = tmp_path / "out"
+    _run(fine, coarse, out)
+    kept = out / "fused_2020-03-09.tif"
+    before = kept.read_bytes()
+    some = [str(next(coarse.glob(f"2020{doy}_*"))) for doy in ("068", "077")]
+    res = run_series(out, fine=[str(fine)], coarse=some, fine_scale=1e-4)
+    assert kept.read_bytes() == before
+    assert any(
+        "exist but are not among this run's inputs (e.g. 2020-03-09)" in n for n in res.notes
+    )
+    next(coarse.glob("2020069_*")).unlink()  # gone now: its output goes
+    _run(fine, coarse, out)
+    assert not kept.exists()

@@ -310,12 +310,21 @@ ORPHAN_REASON = "earlier output removed (its coarse image is no longer an input)
 
 
 def remove_orphans(
-    out: Path, prefix: str, targets: set[dt.date], start: dt.date | None, end: dt.date | None
+    out: Path,
+    prefix: str,
+    targets: set[dt.date],
+    start: dt.date | None,
+    end: dt.date | None,
+    notes: list[str],
 ) -> set[dt.date]:
     """Delete this series' earlier outputs of dates in ``start..end`` that are no longer
-    targets (their coarse image was removed), so every output matches the current inputs.
-    Only files ``stfusion series`` wrote (tagged with their date) are removed."""
+    targets because their coarse image was removed, so every output matches the current
+    inputs. Only files ``stfusion series`` wrote (tagged with their date) are removed, and
+    only when the coarse image they were made from is gone: one that still exists was only
+    left out of this run's ``--coarse`` (a glob of some days), and its output is left as it
+    is, with a note in ``notes``. Returns the dates removed."""
     removed: set[dt.date] = set()
+    left: set[dt.date] = set()
     for path in out.glob(f"{glob_escape(prefix)}_*.tif"):
         try:
             day = dt.date.fromisoformat(path.name[len(prefix) + 1 : -len(".tif")])
@@ -323,12 +332,27 @@ def remove_orphans(
             continue
         if day in targets or not in_range(day, start, end) or path.is_symlink():
             continue
-        if read_tags(path).get("STFUSION_SERIES_DATE") == day.isoformat():  # provably ours
-            with contextlib.suppress(OSError):
-                path.unlink()
-                removed.add(day)
-                log.info("series: %s: %s", path.name, ORPHAN_REASON)
-            remove_quality(path, day)
+        tags = read_tags(path)
+        if tags.get("STFUSION_SERIES_DATE") != day.isoformat():  # not provably ours
+            continue
+        made_from = tags.get("STFUSION_SERIES_COARSE", "")
+        if made_from and all(os.path.exists(f) for f in made_from.split(",")):
+            left.add(day)
+            continue
+        with contextlib.suppress(OSError):
+            path.unlink()
+            removed.add(day)
+            log.info("series: %s: %s", path.name, ORPHAN_REASON)
+        remove_quality(path, day)
+    if left:
+        days = sorted(left)
+        note = (
+            f"{len(days)} output(s) made from coarse images that exist but are not among this "
+            f"run's inputs (e.g. {days[0]}) are left as they are and not in summary.csv: give "
+            "those images too (or a --date-range without them) to list them"
+        )
+        log.warning("series: %s", note)
+        notes.append(note)
     return removed
 
 

@@ -318,7 +318,9 @@ def _run_locked(
     check_before_dates(images, p.cls, p.fallback, inputs.pair_dates, p.kwargs)
 
     # orphans: a coarse image gone (a day off the --every step is not one)
-    removed = remove_orphans(out, cfg.prefix, set(inputs.targets(p.start, p.end)), p.start, p.end)
+    removed = remove_orphans(
+        out, cfg.prefix, set(inputs.targets(p.start, p.end)), p.start, p.end, notes
+    )
     records: list[DateRecord] = [
         DateRecord(
             d,
