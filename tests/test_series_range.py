@@ -187,9 +187,14 @@ def test_step_gaps_counts_from_the_range_start() -> None:
     days = [d0 + dt.timedelta(n) for n in (2, 3, 5, 9, 10, 16)]
     inputs = SeriesInputs({}, {d: Acquisition(f"{d}.tif", d, "coarse") for d in days})
     assert inputs.targets(d0, None, 7) == []  # 03-08, 03-15: no coarse image
-    assert inputs.step_gaps(d0, None, 7) == [d0 + dt.timedelta(n) for n in (7, 14)]
+    # from the range's start (its own day too), to the last coarse date or the range's end
+    # (a weekly range past the last MODIS day named none of its days)
+    assert inputs.step_gaps(d0, None, 7) == [d0 + dt.timedelta(n) for n in (0, 7, 14)]
+    assert inputs.step_gaps(d0, d0 + dt.timedelta(30), 7) == [
+        d0 + dt.timedelta(n) for n in (0, 7, 14, 21, 28)
+    ]
     assert inputs.targets(d0, None, 3) == [d0 + dt.timedelta(n) for n in (3, 9)]
-    assert inputs.step_gaps(d0, None, 3) == [d0 + dt.timedelta(n) for n in (6, 12, 15)]
+    assert inputs.step_gaps(d0, None, 3) == [d0 + dt.timedelta(n) for n in (0, 6, 12, 15)]
     assert inputs.targets(None, None, 7) == [d0 + dt.timedelta(n) for n in (2, 9, 16)]
     assert inputs.step_gaps(None, None, 7) == []
     assert inputs.targets(None, None) == days and inputs.step_gaps(None, None, 1) == []

@@ -108,14 +108,15 @@ class SeriesInputs:
         return days
 
     def step_gaps(self, start: dt.date | None, end: dt.date | None, every: int) -> list[dt.date]:
-        """The days on the step of ``every`` days (as :meth:`targets`), between the range's
-        first and last coarse dates, that have no coarse image: not predicted."""
+        """The days on the step of ``every`` days (as :meth:`targets`) that have no coarse
+        image, not predicted: within ``start..end`` where given, else from the first to the
+        last coarse date in the range (a weekly range past the last MODIS day named none of
+        its days)."""
         days = sorted(d for d in self.coarse if in_range(d, start, end))
         if every <= 1 or not days:
             return []
-        anchor = start or days[0]
-        first = anchor + dt.timedelta(-(-(days[0] - anchor).days // every) * every)
-        steps = range(0, (days[-1] - first).days + 1, every)
+        first = start or days[0]
+        steps = range(0, ((end or days[-1]) - first).days + 1, every)
         return [d for n in steps if (d := first + dt.timedelta(n)) not in self.coarse]
 
     def fine_only(self, start: dt.date | None, end: dt.date | None) -> list[dt.date]:

@@ -84,7 +84,7 @@ def prepare(cfg: SeriesConfig) -> Prepared:
     if not targets:  # before the output folder is created
         step = f" on a step of {cfg.every} days" if inputs.targets(start, end) else ""
         raise InvalidParameterError(
-            f"no coarse date in the range {cfg.date_range}{step}: the coarse images span "
+            f"no coarse date in the range {cfg.date_range!r}{step}; the coarse images span "
             f"{span(inputs.coarse)}."
         )
     gaps = inputs.step_gaps(start, end, cfg.every)
