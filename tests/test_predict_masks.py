@@ -377,3 +377,62 @@ def test_a_qa_band_read_as_binary_that_masks_everything_says_so(
     with pytest.warns(STFusionWarning):
         code, _, err = run_cli(args, capsys)
     assert code == 1 and "read as binary" in err and "--coarse-mask-kind" in err
+
+
+def test_the_sentinel2_offset_must_fit_the_processing_baseline_the_path_names(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The sentinel2-l2a preset's -0.1 (BOA_ADD_OFFSET -1000, baseline 04.00+) was applied
+    to every product: an N0300 product read 0.1 too low, without a word."""
+    from stfusion.errors import InvalidParameterError
+    from stfusion.inputs import check_s2_offset, get_preset
+
+    names = ("B02", "B03", "B04", "B8A", "B11", "B12")
+    old = tmp_path / "S2A_MSIL2A_20011017T100021_N0300_R122_T33TVM_20011017T130202.SAFE"
+    old.mkdir()
+    _product(old, "20011017", names, "SCL", 9, 4)
+    fine = old / "X_20011017_*.TIF"
+    code, err = _predict(
+        capsys, fine, M1017, M1102, tmp_path / "p.tif", "--fine-preset", "sentinel2-l2a"
+    )
+    assert code == 1 and "baseline 03.00" in err and "give --fine-offset 0" in err, err
+    code, err = _predict(
+        capsys,
+        fine,
+        M1017,
+        M1102,
+        tmp_path / "p.tif",
+        "--fine-preset",
+        "sentinel2-l2a",
+        "--fine-offset",
+        "0",
+    )
+    assert "baseline" not in err  # fits: on to the prediction (whatever its scale checks say)
+    s2 = get_preset("sentinel2-l2a")
+    with pytest.raises(InvalidParameterError, match="leave --fine-offset out"):
+        check_s2_offset(
+            s2,
+            0.0,
+            ["/d/S2B_MSIL2A_20220131T101231_N0400_R022_T33TUM.SAFE/B04.jp2"],
+            "--fine-offset",
+        )
+    check_s2_offset(
+        s2, -0.1, ["/d/S2B_MSIL2A_20220131T101231_N0510_R022_T33TUM.SAFE/B04.jp2"], "--fine-offset"
+    )
+    check_s2_offset(
+        s2, -0.1, ["/cogs/S2B_33TUM_20220131_0_L2A/B04.tif"], "--fine-offset"
+    )  # unknown
+
+
+def test_a_series_checks_the_sentinel2_offset_too(tmp_path: Path) -> None:
+    from stfusion.errors import InvalidParameterError
+    from stfusion.series import run_series
+
+    old = tmp_path / "S2A_MSIL2A_20011017T100021_N0300_R122_T33TVM_20011017T130202.SAFE"
+    old.mkdir()
+    _product(old, "20011017", ("B02", "B03", "B04", "B8A", "B11", "B12"), "SCL", 9, 4)
+    with pytest.raises(InvalidParameterError, match=r"baseline 03\.00.*give --fine-offset 0"):
+        run_series(
+            tmp_path / "out", fine=[str(old)], coarse=[str(M1017), str(M1102)],
+            fine_preset="sentinel2-l2a",
+        )  # fmt: skip

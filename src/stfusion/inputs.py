@@ -122,7 +122,8 @@ PRESETS: dict[str, Preset] = {
             -0.1,
             "SCL",
             "sentinel2_scl",
-            "before baseline 04.00 (January 2022) give --fine-offset 0",
+            "products before processing baseline 04.00 have no offset: give --fine-offset 0 "
+            "(refused when a path names the baseline, _N0300_)",
         ),
     )
 }
@@ -151,6 +152,40 @@ def get_preset(name: str) -> Preset:
 #: bands they have (SR_B1 is blue on Landsat 4-7, coastal aerosol on Landsat 8-9).
 _LANDSAT_ID = re.compile(r"(?<![A-Za-z0-9])L[COTEM]0?([4-9])_")
 _LANDSAT_PRESET = {"4": "landsat457-c2l2", "5": "landsat457-c2l2", "7": "landsat457-c2l2"}
+
+
+#: A Sentinel-2 product's processing baseline in its name (``..._N0400_...``, the SAFE).
+_S2_BASELINE = re.compile(r"_N(\d{2})(\d{2})(?=[_./]|$)")
+
+
+def check_s2_offset(
+    preset: Preset | None, offset: float | None, paths: Sequence[str], option: str
+) -> None:
+    """Refuse the ``sentinel2-l2a`` preset's offset where a file's path names a processing
+    baseline it does not fit: products before baseline 04.00 have no BOA offset (DN / 10000),
+    later ones -1000 DN (-0.1), and one offset per role read an old product 0.1 too low. A
+    path without a baseline (``_N0400_`` in the SAFE name) is not checked."""
+    if preset is None or preset.name != "sentinel2-l2a" or offset is None:
+        return
+    for path in paths:
+        found = _S2_BASELINE.findall(str(path))
+        if not found:
+            continue
+        major, minor = (int(x) for x in found[-1])
+        new = major >= 4
+        if new and offset == 0.0:
+            want = f"leave {option} out (the preset's -0.1)"
+        elif not new and offset != 0.0:
+            want = f"give {option} 0"
+        else:
+            continue
+        rule = "- 0.1 (BOA_ADD_OFFSET -1000)" if new else "with no offset"
+        raise InvalidParameterError(
+            f"{path}: Sentinel-2 processing baseline {major:02d}.{minor:02d}, whose L2A "
+            f"reflectance is DN / 10000 {rule}, but the offset in use is {offset:g}: {want}. "
+            "Images of both kinds in one run need one of them brought to the other's first "
+            "(e.g. subtract 1000 DN from the baseline 04.00+ ones)."
+        )
 
 
 def check_preset_fits(preset: Preset | None, spec: str, option: str) -> None:

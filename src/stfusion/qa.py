@@ -43,12 +43,15 @@ bit   flag                meaning
 11    ``internal_fire``   internal fire algorithm flag
 12    ``snow``            MOD35 snow/ice flag
 13    ``adjacent_cloud``  pixel is adjacent to a cloud
-14    BRDF correction     (not a validity flag)
+14    salt pan            (not decoded; "BRDF correction performed" in Collection 5)
 15    ``internal_snow``   internal snow mask
 ====  ==================  =========================================================
 
-Default invalid flags (used when none are chosen): cloud, dilated cloud, cloud shadow,
-high cirrus and fill, that is ``LANDSAT_DEFAULT_FLAGS`` and ``MOD09_DEFAULT_FLAGS``. Snow is
+Default invalid flags (used when none are chosen): ``LANDSAT_DEFAULT_FLAGS`` fill, dilated
+cloud, cirrus (bit 2, high-confidence cirrus), cloud and cloud shadow; ``MOD09_DEFAULT_FLAGS``
+cloudy, mixed, cloud shadow, high cirrus and the internal cloud flag (MOD09 has no fill
+flag: fill values are the surface reflectance bands' own). A flag list given replaces the
+defaults (``default`` in it stands for them). Snow is
 not in the defaults (snow is a real surface state that fusion should predict); add ``snow``
 where snow is a contaminant for you. ``adjacent_cloud`` is not in the MOD09 defaults: at 1 km
 it removes a ring a kilometre wide around every cloud, which on a 30 m grid loses far more
@@ -482,9 +485,10 @@ class MaskedSource(Source):
     ``mask`` is a path (or a Source) of a raster on the source's grid or on any grid that
     can be aligned onto it (reprojected with nearest neighbour, window by window), a numpy
     array of the source's size (on its grid) or a DataArray (:func:`as_mask`). ``kind``:
-    ``binary`` (nonzero = invalid), ``landsat_qa_pixel`` or ``mod09_state_1km`` (decoded with
-    ``flags``, default the product's default flags). A one-band mask applies to every band;
-    a binary mask with as many bands as the source masks band by band. Holds paths (the
+    ``binary`` (nonzero = invalid), ``landsat_qa_pixel``, ``mod09_state_1km`` or
+    ``sentinel2_scl`` (decoded with ``flags``, default the product's default flags). A
+    one-band mask applies to every band; a binary mask with as many bands as the source masks
+    band by band. Holds paths (the
     aligned mask re-reads its file in each process) or the mask array, so it pickles and
     shares no handle.
     """
