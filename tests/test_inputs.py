@@ -655,3 +655,30 @@ def test_inspect_says_which_qa_file_a_preset_masks_with(
     assert "% of pixels after its QA mask (100.0% before)" in valid, valid
     code, out, _ = run_cli([*args[:3], "--fine-preset", "landsat89-c2l2"], capsys)
     assert code == 1 and "PROBLEM" in out and "a Landsat 7 file" in " ".join(out.split())
+
+
+def test_a_quality_bit_field_is_not_bounded_by_its_valid_range(tmp_path: Path) -> None:
+    """MOD09GA's state_1km declares valid_range 0-57335, a bound on no bit field: state
+    57352 (clear land, internal snow, salt pan, a cloud nearby) was read as NaN, so masked
+    whatever the flags. Reflectance fields keep their valid range."""
+    pytest.importorskip("pyhdf")
+    from pyhdf.SD import SD, SDC
+
+    from stfusion import hdf
+
+    path = tmp_path / "MOD09GA.A2020068.h29v12.061.hdf"
+    sd = SD(str(path), SDC.WRITE | SDC.CREATE)
+    for name, dtype, values, bounds in (
+        ("state_1km_1", SDC.UINT16, np.array([[57352, 8]], np.uint16), [0, 57335]),
+        ("sur_refl_b01_1", SDC.INT16, np.array([[20000, 500]], np.int16), [-100, 16000]),
+    ):
+        sds = sd.create(name, dtype, (1, 2))
+        sds.attr("valid_range").set(dtype, bounds)
+        sds[:] = values
+        sds.endaccess()
+    sd.end()
+    fields = {f.name: f for f in hdf.read_info(str(path)).fields}
+    state = hdf.read_field(str(path), fields["state_1km_1"], slice(0, 1), slice(0, 2))
+    refl = hdf.read_field(str(path), fields["sur_refl_b01_1"], slice(0, 1), slice(0, 2))
+    assert state.tolist() == [[57352.0, 8.0]]
+    assert np.isnan(refl[0, 0]) and refl[0, 1] == 500

@@ -304,10 +304,18 @@ def read_field(path: str, f: HDFField, rows: slice, cols: slice) -> np.ndarray:
     bad = np.zeros(arr.shape, dtype=bool)
     if f.fill is not None:
         bad |= data == f.fill
-    if f.valid_range is not None:
+    if f.valid_range is not None and not is_bit_field(f.name):
         bad |= (arr < f.valid_range[0]) | (arr > f.valid_range[1])
     arr[bad] = np.nan
     return arr
+
+
+def is_bit_field(name: str) -> bool:
+    """Whether a field holds quality bits (``state_1km_1``, ``QC_500m_1``), whose
+    ``valid_range`` is no bound on them: MOD09GA's state_1km declares 0-57335, and clear land
+    with snow, salt pan and a cloud nearby (57352) was read as invalid, so masked."""
+    low = name.lower()
+    return low.startswith("state_") or "qc" in low or "quality" in low
 
 
 def gdal_fields(path: str) -> list[tuple[str, str]]:
