@@ -90,12 +90,21 @@ def test_no_date_is_an_error_naming_the_file(name: str) -> None:
     assert isinstance(exc.value, ValueError)
 
 
-@pytest.mark.parametrize("name", ["modis_2020-13-45.tif", "L_2019-02-29.tif"])
+@pytest.mark.parametrize(
+    "name",
+    ["modis_2020-13-45.tif", "L_2019-02-29.tif", "MOD_2019366.tif", "MOD_20190229.tif"],
+)
 def test_a_date_that_does_not_exist_is_named(name: str) -> None:
     """It was reported as a missing date ("Names need YYYY-MM-DD ...")."""
     bad = name.split("_")[1].removesuffix(".tif")
     with pytest.raises(DateNotFoundError, match=f"{bad} in the file name is not a date"):
         date_from_name(name)
+
+
+def test_a_list_of_dates_is_not_taken_for_a_range() -> None:
+    """`--date-range 2020-03-09,2020-03-20` said "not a date", as if the dates were wrong."""
+    with pytest.raises(InvalidParameterError, match=r"one range START:END .* not a list"):
+        parse_date_range("2020-03-09,2020-03-20", option="--date-range")
 
 
 def test_parse_date_and_ranges() -> None:

@@ -142,6 +142,17 @@ def date_from_name(path: str | os.PathLike[str]) -> dt.date:
             f"month has, year {MIN_YEAR}-{MAX_YEAR}); rename the file or list it in a "
             "--catalog CSV (path,date,sensor)."
         )
+    near = [
+        r
+        for r in (m.group(0) for m in _DIGITS.finditer(name))
+        if len(r) in (7, 8) and MIN_YEAR <= int(r[:4]) <= MAX_YEAR
+    ]
+    if day is None and near:  # a date's shape, not a date: 2019366, 20190229
+        what = "YYYYDDD (day 001-365, 366 in leap years)" if len(near[0]) == 7 else "YYYYMMDD"
+        raise DateNotFoundError(
+            f"{path}: {near[0]} in the file name is not a date as {what}; rename the file or "
+            "list it in a --catalog CSV (path,date,sensor)."
+        )
     if day is None:
         raise DateNotFoundError(
             f"{path}: no acquisition date in the file name. Names need YYYY-MM-DD, YYYYMMDD "
@@ -174,6 +185,12 @@ def parse_date_range(
     """
     if text is None or not text.strip():
         return None, None
+    if "," in text:
+        raise InvalidParameterError(
+            f"{option} {text}: one range START:END (or one date), not a list. For separate "
+            "days run once per day, or give --coarse only those days' images (a glob or a "
+            "comma list)."
+        )
     if ":" not in text:
         day = parse_date(text)
         return day, day
