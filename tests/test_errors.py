@@ -370,12 +370,13 @@ def test_a_misspelt_keyword_names_the_closest_one_the_function_takes() -> None:
 
 
 def test_kernels_are_cached_under_the_temp_dir_when_numba_can_write_nowhere(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """A read-only shared install with HOME read-only or unset: numba refused every
     cache=True kernel at import ("cannot cache function"), and the message blamed a plugin
     package for the built-in STARFM. Checked by hand with a read-only copy of src/ and
     HOME (setpriv without CAP_DAC_OVERRIDE); here the decision itself."""
+    import os
     import tempfile
 
     from numba.core import caching, config
@@ -389,9 +390,15 @@ def test_kernels_are_cached_under_the_temp_dir_when_numba_can_write_nowhere(
 
     monkeypatch.setattr(caching.CacheImpl, "_locator_classes", [Nowhere])
     monkeypatch.setattr(config, "CACHE_DIR", "")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     kernels._cache_where_writable()
-    assert config.CACHE_DIR.startswith(tempfile.gettempdir())
-    assert "stfusion-numba-cache" in config.CACHE_DIR
+    mine = tmp_path / f"stfusion-numba-cache-{os.getuid()}"
+    assert config.CACHE_DIR == str(mine) and (mine.stat().st_mode & 0o777) == 0o700
+    # a folder of that name others may write (planted by another user): not used, as numba
+    # loads pickles from it
+    os.chmod(mine, 0o777)
+    kernels._cache_where_writable()
+    assert config.CACHE_DIR != str(mine) and "stfusion-numba-cache-" in config.CACHE_DIR
 
 
 def test_a_full_temporary_folder_is_named_as_such(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 import tempfile
 from typing import Any
 
@@ -33,11 +34,34 @@ def _cache_where_writable() -> None:
             return
     except Exception:  # a private API: leave numba's behaviour alone if it moved
         return
-    user = os.getuid() if hasattr(os, "getuid") else os.environ.get("USERNAME", "user")
-    folder = os.path.join(tempfile.gettempdir(), f"stfusion-numba-cache-{user}")
+    folder = _private_folder()
     log.info("numba cannot cache beside the package or in the user's cache; using %s", folder)
     settings: Any = config
     settings.CACHE_DIR = folder
+
+
+def _private_folder() -> str:
+    """``$TMPDIR/stfusion-numba-cache-UID``, made ``0700``, when it is this user's and no one
+    else may write it; else a fresh folder of this process. The cache holds pickles numba
+    loads: a folder another user could plant would run their code as this user."""
+    tmp = tempfile.gettempdir()
+    if not hasattr(os, "getuid"):  # no POSIX owners to check: a folder of this process
+        return tempfile.mkdtemp(prefix="stfusion-numba-cache-", dir=tmp)
+    folder = os.path.join(tmp, f"stfusion-numba-cache-{os.getuid()}")
+    try:
+        os.mkdir(folder, 0o700)
+    except FileExistsError:
+        pass
+    except OSError:
+        return tempfile.mkdtemp(prefix="stfusion-numba-cache-", dir=tmp)
+    try:
+        st = os.lstat(folder)
+    except OSError:
+        return tempfile.mkdtemp(prefix="stfusion-numba-cache-", dir=tmp)
+    mine = st.st_uid == os.getuid() and stat.S_ISDIR(st.st_mode)
+    if mine and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return folder
+    return tempfile.mkdtemp(prefix="stfusion-numba-cache-", dir=tmp)
 
 
 _cache_where_writable()
