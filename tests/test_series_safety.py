@@ -276,3 +276,19 @@ def test_outputs_of_coarse_images_left_out_of_a_run_are_not_deleted(tmp_path: Pa
     next(coarse.glob("2020069_*")).unlink()  # gone now: its output goes
     _run(fine, coarse, out)
     assert not kept.exists()
+
+
+def test_an_output_whose_coarse_link_was_removed_goes(tmp_path: Path) -> None:
+    """A folder of links into the data: removing one link took its image out of the series,
+    but the output stayed, since the file the link led to still existed."""
+    fine, real = _inputs(tmp_path)
+    links = tmp_path / "links"
+    links.mkdir()
+    for p in real.iterdir():
+        (links / p.name).symlink_to(p)
+    out = tmp_path / "out"
+    _run(fine, links, out)
+    assert (out / "fused_2020-03-09.tif").exists()
+    next(links.glob("2020069_*")).unlink()
+    _run(fine, links, out)
+    assert not (out / "fused_2020-03-09.tif").exists()

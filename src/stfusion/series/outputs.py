@@ -335,8 +335,10 @@ def remove_orphans(
         tags = read_tags(path)
         if tags.get("STFUSION_SERIES_DATE") != day.isoformat():  # not provably ours
             continue
-        made_from = tags.get("STFUSION_SERIES_COARSE", "")
-        if made_from and all(os.path.exists(f) for f in made_from.split(",")):
+        # the image as the run listed it: a link removed from a folder of links is gone,
+        # although the file it led to is still there
+        made_from = tags.get("STFUSION_SERIES_COARSE_LISTED", "")
+        if made_from and all(os.path.lexists(f) for f in made_from.split(",")):
             left.add(day)
             continue
         with contextlib.suppress(OSError):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 from typing import TYPE_CHECKING, Any
 
 import stfusion
@@ -95,6 +96,10 @@ def date_tags(
             ]
         ),
         "STFUSION_SERIES_COARSE": absolute_spec(s.coarse[day].path),
+        # as listed (links not followed): whether the image is still there (remove_orphans)
+        "STFUSION_SERIES_COARSE_LISTED": ",".join(
+            os.path.abspath(p) for p in s.coarse[day].path.split(",")
+        ),
         "STFUSION_SERIES_COARSE_MASK": _absolute(s.coarse[day].mask),
         "STFUSION_SERIES_FINE": absolute_spec(s.fine[day].path) if observed is not None else "",
         "STFUSION_SERIES_FINE_MASK": _absolute(s.fine[day].mask) if observed is not None else "",
