@@ -442,3 +442,16 @@ def test_a_utf8_name_read_through_an_ascii_locale_gets_the_setting_to_change() -
         check_name(as_read, "output")
     with pytest.raises(InputFileError, match="not valid UTF-8"):  # latin-1 bytes: truly not
         check_name(b"/data/pred_\xfc.tif".decode("ascii", "surrogateescape"), "output")
+
+
+def test_training_runs_record_files_as_before_and_series_with_the_inode(tmp_path: Path) -> None:
+    """The inode joined the series' resume identity; a training checkpoint's identity
+    keeps its three fields, or every checkpoint written before refused --resume as
+    "changed since" (and mounts whose inodes change would never resume)."""
+    from stfusion.dl.run_inputs import file_identity as training_identity
+    from stfusion.io.files import file_stat
+    from stfusion.series import file_identity as series_identity
+
+    p = write_tif(tmp_path / "a.tif", np.zeros((1, 4, 4), np.float32))
+    assert len(file_stat(str(p))) == 3 and len(training_identity(str(p))[0]) == 3
+    assert series_identity(str(p))[3] == p.stat().st_ino

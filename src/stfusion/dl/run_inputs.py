@@ -51,7 +51,7 @@ RASTER_SUFFIXES = frozenset({".tif", ".tiff", ".gtif", ".cog", *OTHER_FORMATS})
 
 
 def file_identity(spec: str) -> list[list[Any]]:
-    """``[resolved path, size, mtime_ns, inode]`` of each file an image ``spec`` names (a file, a
+    """``[resolved path, size, mtime_ns]`` of each file an image ``spec`` names (a file, a
     comma list or glob of band files, an HDF file or ``FILE:BANDS``: its files)."""
     files = [spec]
     if not Path(spec).exists():

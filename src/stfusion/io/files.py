@@ -42,11 +42,13 @@ def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
         return False
 
 
-def file_stat(path: str) -> list[Any]:
-    """``[resolved path, size, mtime_ns, inode]`` of a file (None but the path when it is
-    missing); ``FILE:BANDS`` or ``MOD09GA.hdf:state_1km_1``: its file's. What a resume
-    compares to tell a file changed in place (series outputs, training runs); the inode
-    tells two files swapped by ``mv`` (same size and time, as unpacked from one archive)."""
+def file_stat(path: str, inode: bool = False) -> list[Any]:
+    """``[resolved path, size, mtime_ns]`` of a file (None but the path when it is missing);
+    ``FILE:BANDS`` or ``MOD09GA.hdf:state_1km_1``: its file's. What a resume compares to tell
+    a file changed in place (series outputs, training runs). ``inode``: its inode too, which
+    tells two files swapped by ``mv`` (same size and time, as unpacked from one archive);
+    series outputs take it, training runs not (their checkpoints recorded three fields, and
+    a run must resume on mounts whose inodes change)."""
     p = Path(path)
     if not p.exists() and ":" in path:
         head = Path(path.rpartition(":")[0])
@@ -54,9 +56,10 @@ def file_stat(path: str) -> list[Any]:
             p = head
     try:
         st = p.stat()
-        return [str(p.resolve()), st.st_size, st.st_mtime_ns, st.st_ino]
+        found = [str(p.resolve()), st.st_size, st.st_mtime_ns]
+        return [*found, st.st_ino] if inode else found
     except OSError:
-        return [str(p.absolute()), None, None, None]
+        return [str(p.absolute()), None, None] + ([None] if inode else [])
 
 
 def check_name(path: str | os.PathLike[str], role: str = "input") -> None:

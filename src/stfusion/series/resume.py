@@ -62,7 +62,7 @@ def _with_sidecars(path: str) -> list[list[Any]]:
     """``file_stat`` of ``path`` and of every other file GDAL reads for it (its file list:
     ``.aux.xml`` offsets and scales, an external ``.msk``, an ENVI ``.hdr``, a VRT's sources):
     a change there changes the pixels, and outputs were kept as verified over it."""
-    main = file_stat(path)
+    main = file_stat(path, inode=True)
     if not Path(path).is_file():
         return [main]
     import rasterio
@@ -75,7 +75,7 @@ def _with_sidecars(path: str) -> list[list[Any]]:
                 files = list(ds.files)
     except (RasterioError, OSError):
         return [main]
-    extra = [file_stat(f) for f in files]
+    extra = [file_stat(f, inode=True) for f in files]
     return [main, *sorted((x for x in extra if x[0] != main[0]), key=lambda x: str(x[0]))]
 
 
