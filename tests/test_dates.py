@@ -17,7 +17,7 @@ from stfusion.dates import (
     parse_date_range,
     read_catalog,
 )
-from stfusion.errors import InputFileError, InvalidParameterError
+from stfusion.errors import InputFileError, InvalidParameterError, STFusionWarning
 
 D = dt.date
 
@@ -34,9 +34,10 @@ D = dt.date
         # Landsat product id: acquisition date before processing date, first wins
         ("LC08_L2SP_191028_20200308_20200822_02_T1_SR_B4.TIF", D(2020, 3, 8)),
         ("S2A_MSIL2A_20200308T100021_N0214_R122_T33TVM_20200308T130202.tif", D(2020, 3, 8)),
-        # the leftmost date, whatever its kind (a ranking of the kinds read an appended
-        # processing date: MOD09GA_A2020068_processed_20200310 as 2020-03-10)
-        ("x_20190101_2020-03-08.tif", D(2019, 1, 1)),
+        # YYYY-MM-DD first; else the leftmost digit run, 7 or 8 digits (8 over 7 read an
+        # appended processing date: MOD09GA_A2020068_processed_20200310 as 2020-03-10)
+        ("x_20190101_2020-03-08.tif", D(2020, 3, 8)),
+        ("site2001150_2020-03-08.tif", D(2020, 3, 8)),
         ("2019001_20200308.tif", D(2019, 1, 1)),
         ("MOD09GA_A2020068_processed_20200310.tif", D(2020, 3, 8)),
         ("2020068_18-04_kranj_20200101.tif", D(2020, 3, 8)),
@@ -63,12 +64,23 @@ def test_a_name_with_dates_of_two_kinds_is_warned_about() -> None:
 
     from stfusion.errors import STFusionWarning
 
-    with pytest.warns(STFusionWarning, match=r"several dates \(2020-03-08, then 2020-03-10\)"):
+    with pytest.warns(STFusionWarning, match=r"two kinds \(2020-03-08, taken .*, and 2020-03-10\)"):
         date_from_name("MOD09GA_A2020068_processed_20200310.tif")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         date_from_name("LC08_L2SP_191028_20200308_20200822_02_T1_SR_B4.TIF")
         date_from_name("S2A_MSIL2A_20200308T100021_N0214_R122_T33TVM_20200308T130202.tif")
+        date_from_name("2020-03-08_LC08_L2SP_191028_20200308_20200822_02_T1.tif")
+
+
+def test_names_with_two_kinds_of_dates_are_warned_about_once_per_folder(tmp_path: Path) -> None:
+    """One warning per file: a year of MODIS files named ..._processed_... printed 365."""
+    for doy in ("068", "069", "070"):
+        (tmp_path / f"MOD09GA_A2020{doy}_processed_20200401.tif").write_bytes(b"")
+    with pytest.warns(STFusionWarning) as said:
+        found = acquisitions_from([str(tmp_path)], "coarse")
+    assert [a.date.isoformat() for a in found] == ["2020-03-08", "2020-03-09", "2020-03-10"]
+    assert len(said) == 1 and "(2 more file(s) alike)" in str(said[0].message)
 
 
 @pytest.mark.parametrize(

@@ -8,9 +8,11 @@ Rules for a date in a file name (only the file's own name is read, never its fol
 - a run of exactly 7 digits that is a valid ``YYYYDDD`` (year and day of year 001-366,
   e.g. Kranj's ``2020068_191-28_kranj.tif`` or MODIS' ``MOD09GA.A2020068.h18v04...``).
 
-The leftmost of these is the acquisition date: Landsat, Sentinel-2 and MODIS names put it
-before a processing date (a name with others that differ gets a warning naming them; the
-kinds were once ranked, so ``MOD09GA_A2020068_processed_20200310`` was read as 2020-03-10).
+The first ``YYYY-MM-DD`` is the acquisition date; without one, the leftmost digit run:
+Landsat, Sentinel-2 and MODIS names put it before a processing date (until 2026-12-06 an
+8-digit run won over an earlier 7-digit one, so ``MOD09GA_A2020068_processed_20200310`` was
+read as 2020-03-10). A name whose first date of another kind differs gets a warning, once
+per folder or glob.
 A "run" is bounded by non-digits (or the ends of the name), so ``20200308`` is never read as
 ``2020030`` plus an ``8``, and longer numbers (``2020070031530``, a MODIS production time) are
 ignored. Years must lie in 1950-2100 so that other numbers are not mistaken for dates. Names
@@ -114,25 +116,35 @@ def _inside_iso(text: str, start: int) -> bool:
     return any(m.start() <= start < m.end() for m in _ISO.finditer(text))
 
 
+def _chosen(found: list[tuple[int, dt.date, int]]) -> tuple[dt.date, int] | None:
+    """The acquisition date among ``date_candidates``: the first ``YYYY-MM-DD`` (written for
+    people, unambiguous), else the leftmost digit run (acquisition before processing)."""
+    iso = [c for c in found if c[2] == 10]
+    first = iso[0] if iso else (found[0] if found else None)
+    return None if first is None else (first[1], first[2])
+
+
 def parse_date_text(text: str) -> dt.date | None:
-    """The acquisition date in ``text``: the leftmost date by the module's rules, or None."""
-    found = date_candidates(text)
-    return found[0][1] if found else None
+    """The acquisition date in ``text`` by the module's rules, or None."""
+    chosen = _chosen(date_candidates(text))
+    return None if chosen is None else chosen[0]
 
 
 def date_from_name(path: str | os.PathLike[str]) -> dt.date:
     """The acquisition date in a file's name (rules in the module docstring)."""
     name = Path(path).name
     found = date_candidates(name)
-    day = found[0][1] if found else None
-    # a date of another kind that differs (a processing date appended to a MODIS name):
+    chosen = _chosen(found)
+    day = None if chosen is None else chosen[0]
+    # the first date of another kind differs (a processing date appended to a MODIS name):
     # said, as the choice may be wrong; a Landsat product ID's two YYYYMMDD dates are not
-    others = sorted({d for _, d, kind in found if kind != found[0][2]} - {day})
+    firsts = {kind: d for _, d, kind in reversed(found)}
+    others = sorted({d for kind, d in firsts.items() if chosen and kind != chosen[1]} - {day})
     if others:
         warnings.warn(
-            f"{path}: the file name holds several dates ({day}, then "
-            f"{', '.join(str(d) for d in others)}); the first is taken for the acquisition "
-            "date. If that is wrong, list the file in a --catalog CSV (path,date,sensor).",
+            f"{path}: the file name holds dates of two kinds ({day}, taken for the "
+            f"acquisition date, and {', '.join(str(d) for d in others)}). If that is wrong, "
+            "list the file in a --catalog CSV (path,date,sensor).",
             STFusionWarning,
             stacklevel=2,
         )
@@ -243,9 +255,18 @@ def list_images(spec: str | os.PathLike[str]) -> list[str]:
 def acquisitions_from(specs: Iterable[str | os.PathLike[str]], sensor: str) -> list[Acquisition]:
     """Acquisitions of the files named by folders/globs, dated by their names."""
     out = []
-    for spec in specs:
-        for f in list_images(spec):
-            out.append(Acquisition(f, date_from_name(f), sensor))
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always", STFusionWarning)
+        for spec in specs:
+            for f in list_images(spec):
+                out.append(Acquisition(f, date_from_name(f), sensor))
+    names = [str(w.message) for w in said if issubclass(w.category, STFusionWarning)]
+    for w in said:  # others as they came
+        if not issubclass(w.category, STFusionWarning):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    if names:  # once for the folder, not once per file (a year of MODIS: 365 lines)
+        more = f" ({len(names) - 1} more file(s) alike)" if len(names) > 1 else ""
+        warnings.warn(f"{names[0]}{more}", STFusionWarning, stacklevel=2)
     return out
 
 
