@@ -149,3 +149,6 @@ def test_windows_with_a_quality_layer_are_planned_smaller(small_tifs: dict[str, 
     budget = window_budget(est, 300)
     assert 0.5 * 300 < budget < 300
     assert window_budget(est, None) < 1024
+    # never below the least --mem-limit a user may give (at 0.001 every series date failed)
+    assert window_budget(est, 0.001) == 0.001
+    est.plan(window_budget(est, 0.001))

@@ -58,13 +58,14 @@ def window_budget(method: FusionMethod, mem_limit_mb: float | None) -> float:
     bands, float32, and about one spread array per band) against the method's own. Planned
     without them, STARFM at --mem-limit 300 on 3000 x 3000 x 6 peaked 62 MB higher with
     ``--quality`` (612 MB against a 550 MB target)."""
-    from stfusion.tiling import DEFAULT_MEM_LIMIT_MB
+    from stfusion.tiling import DEFAULT_MEM_LIMIT_MB, MIN_MEM_LIMIT_MB
 
     limit = float(mem_limit_mb or DEFAULT_MEM_LIMIT_MB)
     bands = method.scene_.count
     own = float(method.bytes_per_pixel(bands, len(method.scene_.pairs)))
     extra = 4.0 * (len(QUALITY_BANDS) + 2 * bands + len(method.quality_extra_names()))
-    return limit * own / (own + extra) if own > 0 else limit
+    # not below the least limit a user may give (--mem-limit 0.001 failed every date)
+    return max(MIN_MEM_LIMIT_MB, limit * own / (own + extra)) if own > 0 else limit
 
 
 def quality_band_names(band_names: Sequence[str]) -> list[str]:
