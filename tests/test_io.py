@@ -426,6 +426,8 @@ def test_a_file_behind_a_folder_that_may_not_be_entered_or_too_long_a_name_is_sa
     monkeypatch.setattr(Path, "exists", denied(real_exists))
     with pytest.raises(UnreadableInputError, match="a folder on its path may not be entered"):
         FileSource(str(hidden))
+    # predict checks its output against its inputs first: that raised the raw error there
+    check_output(tmp_path / "out.tif", False, [str(hidden)])
     monkeypatch.undo()
     with pytest.raises(InputFileError, match=r"cannot be opened \(File name too long\)"):
         FileSource(str(tmp_path / ("a" * 300 + ".tif")))
@@ -455,3 +457,16 @@ def test_training_runs_record_files_as_before_and_series_with_the_inode(tmp_path
     p = write_tif(tmp_path / "a.tif", np.zeros((1, 4, 4), np.float32))
     assert len(file_stat(str(p))) == 3 and len(training_identity(str(p))[0]) == 3
     assert series_identity(str(p))[3] == p.stat().st_ino
+
+
+def test_an_unreadable_input_is_named_as_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The error named the absolute path the source now opens by, not the one typed."""
+    from stfusion.errors import UnreadableInputError
+
+    write_tif(tmp_path / "x.tif", np.zeros((1, 4, 4), np.float32))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(os, "access", lambda p, mode, **kw: False)
+    with pytest.raises(UnreadableInputError, match=r"^x\.tif: cannot be read"):
+        FileSource("x.tif")

@@ -262,8 +262,8 @@ class FileSource(Source):
 
     def __post_init__(self) -> None:
         given = str(self.path)
-        self.path = local_absolute(given)  # opened from here after the folder changes
-        with _open(self.path) as ds:
+        with _open(given) as ds:  # by the name as given: messages name it so
+            self.path = local_absolute(given)  # opened from here after the folder changes
             self.grid = _grid_of(ds)
             self.count = ds.count
             self.band_names = _band_names(ds)

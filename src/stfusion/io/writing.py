@@ -61,8 +61,12 @@ OTHER_FORMATS = {
 def _input_files(spec: str) -> list[Path]:
     """The files an input names: itself and, for a file GDAL opens, every file of its
     dataset (an ENVI header, a world file, .aux.xml), resolved."""
-    found = [Path(spec).resolve()]
-    if Path(spec).is_file():
+    try:
+        found = [Path(spec).resolve()]
+        is_file = Path(spec).is_file()
+    except OSError:  # a folder on the way that may not be entered: the read says so, plainly
+        return [Path(os.path.abspath(spec))]
+    if is_file:
         try:
             with rasterio.Env(CPL_LOG="/dev/null"), rasterio.open(spec) as ds:
                 found += [Path(f).resolve() for f in ds.files]
