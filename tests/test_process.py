@@ -459,3 +459,21 @@ def test_a_full_log_disk_does_not_stop_the_work(tmp_path: Path) -> None:
         )
     assert done.returncode == 0 and out.exists(), done.stdout
     assert "wrote" in done.stdout
+
+
+def test_a_full_stdout_is_said_as_such(tmp_path: Path) -> None:
+    """`predict >/dev/full` wrote its output, then reported "the disk is full: write the
+    outputs elsewhere", as if the output were incomplete."""
+    out = tmp_path / "p.tif"
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            stfusion_cmd("predict", *_cia(), "--out", str(out)),
+            env=process_env(),
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=300,
+        )
+    assert done.returncode == 1 and out.exists(), done.stderr
+    assert "standard output could not be written" in done.stderr
+    assert "write the outputs elsewhere" not in done.stderr

@@ -251,12 +251,16 @@ class PipeSafeStdout:
         except self.lost:
             self._gone()
             return len(text)
+        except OSError as exc:
+            raise _report_lost(exc) from None
 
     def flush(self) -> None:
         try:
             self._stream.flush()
         except self.lost:
             self._gone()
+        except OSError as exc:
+            raise _report_lost(exc) from None
 
     def _gone(self) -> None:
         try:  # the descriptor now leads nowhere: pending and later writes succeed, unread
@@ -268,6 +272,16 @@ class PipeSafeStdout:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)
+
+
+def _report_lost(exc: OSError) -> STFusionError:
+    """stdout that cannot be written (``>/dev/full``): said as such, not as a full disk for
+    the outputs, which are whole or not there (renamed into place only when complete)."""
+    return STFusionError(
+        f"standard output could not be written ({exc.strerror or exc}): the command's report "
+        "was lost. Files it wrote are complete (outputs are renamed into place only when "
+        "whole); send the report elsewhere."
+    )
 
 
 class SafeStderr(PipeSafeStdout):
