@@ -677,6 +677,8 @@ def test_a_quality_bit_field_is_not_bounded_by_its_valid_range(tmp_path: Path) -
         sds[:] = values
         sds.endaccess()
     sd.end()
+    assert hdf.is_bit_field("sur_refl_state_500m") and hdf.is_bit_field("QC_500m_1")
+    assert not hdf.is_bit_field("sur_refl_b01_1")
     fields = {f.name: f for f in hdf.read_info(str(path)).fields}
     state = hdf.read_field(str(path), fields["state_1km_1"], slice(0, 1), slice(0, 2))
     refl = hdf.read_field(str(path), fields["sur_refl_b01_1"], slice(0, 1), slice(0, 2))

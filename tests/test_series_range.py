@@ -191,8 +191,9 @@ def test_step_gaps_counts_from_the_range_start() -> None:
     # (a weekly range past the last MODIS day named none of its days)
     assert inputs.step_gaps(d0, None, 7) == [d0 + dt.timedelta(n) for n in (0, 7, 14)]
     assert inputs.step_gaps(d0, d0 + dt.timedelta(30), 7) == [
-        d0 + dt.timedelta(n) for n in (0, 7, 14, 21, 28)
-    ]
+        d0 + dt.timedelta(n) for n in (0, 7, 14, 21)
+    ]  # one step past the last coarse date (03-17), not every day to a far end
+    assert len(inputs.step_gaps(d0, dt.date(2030, 12, 31), 7)) == 4
     assert inputs.targets(d0, None, 3) == [d0 + dt.timedelta(n) for n in (3, 9)]
     assert inputs.step_gaps(d0, None, 3) == [d0 + dt.timedelta(n) for n in (0, 6, 12, 15)]
     assert inputs.targets(None, None, 7) == [d0 + dt.timedelta(n) for n in (2, 9, 16)]

@@ -311,11 +311,12 @@ def read_field(path: str, f: HDFField, rows: slice, cols: slice) -> np.ndarray:
 
 
 def is_bit_field(name: str) -> bool:
-    """Whether a field holds quality bits (``state_1km_1``, ``QC_500m_1``), whose
+    """Whether a field holds quality bits (``state_1km_1``, ``sur_refl_state_500m``,
+    ``QC_500m_1``), whose
     ``valid_range`` is no bound on them: MOD09GA's state_1km declares 0-57335, and clear land
     with snow, salt pan and a cloud nearby (57352) was read as invalid, so masked."""
-    low = name.lower()
-    return low.startswith("state_") or "qc" in low or "quality" in low
+    low = name.lower()  # state_1km_1, MOD09A1's sur_refl_state_500m, QC_500m_1, ...
+    return "state" in low or "qc" in low or "quality" in low
 
 
 def gdal_fields(path: str) -> list[tuple[str, str]]:

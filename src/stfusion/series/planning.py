@@ -109,14 +109,17 @@ class SeriesInputs:
 
     def step_gaps(self, start: dt.date | None, end: dt.date | None, every: int) -> list[dt.date]:
         """The days on the step of ``every`` days (as :meth:`targets`) that have no coarse
-        image, not predicted: within ``start..end`` where given, else from the first to the
-        last coarse date in the range (a weekly range past the last MODIS day named none of
-        its days)."""
+        image, not predicted: from ``start`` (else the first coarse date in the range) to the
+        last coarse date, and one step past it within ``end`` (a weekly range past the last
+        MODIS day named none of its days)."""
         days = sorted(d for d in self.coarse if in_range(d, start, end))
         if every <= 1 or not days:
             return []
         first = start or days[0]
-        steps = range(0, ((end or days[-1]) - first).days + 1, every)
+        # past the last coarse date only up to the range's end or a step after it (a range
+        # to 2030 counted a decade of days without MODIS yet)
+        last = min(end, days[-1] + dt.timedelta(every)) if end else days[-1]
+        steps = range(0, (last - first).days + 1, every)
         return [d for n in steps if (d := first + dt.timedelta(n)) not in self.coarse]
 
     def fine_only(self, start: dt.date | None, end: dt.date | None) -> list[dt.date]:
