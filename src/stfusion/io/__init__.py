@@ -10,6 +10,7 @@ any thread or process and no open handle is ever shared.
 - ``scan``: bounded windows for scene-wide passes (validation, statistics, sampling)
 - ``sources``: ArraySource, FileSource, AlignedSource (coarse reprojected on read)
 - ``writing``: output checks, PID-named partials, ``atomic_path``, ``RasterWriter``, COGs
+- ``locks``: ``OutputLock``, held beside an output while a run writes it
 - ``dataarray``: the xarray edge
 """
 
@@ -29,6 +30,7 @@ from stfusion.io.grid import (
     Scaling,
     resolution_ratio,
 )
+from stfusion.io.locks import OutputLock
 from stfusion.io.scan import (
     DEFAULT_SCAN_VALUES,
     gdal_sample_index,
@@ -50,7 +52,6 @@ from stfusion.io.sources import (
 from stfusion.io.writing import (
     OLD_SUFFIX,
     PARTIAL_MARK,
-    OutputLock,
     RasterWriter,
     atomic_path,
     cannot_create_in,
