@@ -684,3 +684,22 @@ def test_a_quality_bit_field_is_not_bounded_by_its_valid_range(tmp_path: Path) -
     refl = hdf.read_field(str(path), fields["sur_refl_b01_1"], slice(0, 1), slice(0, 2))
     assert state.tolist() == [[57352.0, 8.0]]
     assert np.isnan(refl[0, 0]) and refl[0, 1] == 500
+
+
+def test_a_presets_fill_value_is_nodata_unless_one_is_given(tmp_path: Path) -> None:
+    """A Sentinel-2 band file without a nodata tag read its fill, DN 0, as reflectance -0.1
+    under the preset (the product guides give each product's fill value)."""
+    from stfusion.inputs import resolve_role
+    from stfusion.io import FileSource
+
+    assert resolve_role(None, None, None, "sentinel2-l2a")[0].nodata == 0
+    assert resolve_role(None, None, None, "landsat89-c2l2")[0].nodata == 0
+    assert resolve_role(None, None, None, "mod09ga")[0].nodata == -28672
+    assert resolve_role(None, None, None, "mcd43a4")[0].nodata == 32767
+    assert resolve_role(None, None, None, "sentinel2-l2a", -9999)[0].nodata == -9999
+    dn = np.array([[[0, 2000]]], np.uint16)
+    for b in ("B02", "B03", "B04", "B8A", "B11", "B12"):
+        write_tif(tmp_path / f"T33TVM_20220131_{b}.tif", dn)  # no nodata tag
+    scaling, _ = resolve_role(None, None, None, "sentinel2-l2a")
+    got = FileSource(str(tmp_path / "T33TVM_20220131_*.tif"), scaling).read()
+    assert np.isnan(got[:, 0, 0]).all() and np.allclose(got[:, 0, 1], 0.1)

@@ -55,6 +55,9 @@ class Preset:
     qa_band: str | None
     mask_kind: str | None  # a kind of stfusion.qa, or None when qa.py does not decode it
     note: str = ""
+    #: The product's fill value as stored (read as nodata unless the user gives one): a
+    #: Sentinel-2 band file without a nodata tag read its fill 0 as reflectance -0.1.
+    fill: float | None = None
 
 
 #: Band order everywhere: blue, green, red, NIR, SWIR1 (1.6 um), SWIR2 (2.2 um), so a fine
@@ -70,6 +73,7 @@ PRESETS: dict[str, Preset] = {
             -0.2,
             "QA_PIXEL",
             "landsat_qa_pixel",
+            fill=0,
         ),
         Preset(
             "landsat457-c2l2",
@@ -79,6 +83,7 @@ PRESETS: dict[str, Preset] = {
             -0.2,
             "QA_PIXEL",
             "landsat_qa_pixel",
+            fill=0,
         ),
         Preset(
             "mod09ga",
@@ -96,6 +101,7 @@ PRESETS: dict[str, Preset] = {
             "state_1km_1",
             "mod09_state_1km",
             "QA on the 1 km grid",
+            fill=-28672,
         ),
         Preset(
             "mcd43a4",
@@ -113,6 +119,7 @@ PRESETS: dict[str, Preset] = {
             "BRDF_Albedo_Band_Mandatory_Quality_Band1",
             None,
             "quality bands not decoded by stfusion.qa; fill values are already NaN",
+            fill=32767,
         ),
         Preset(
             "sentinel2-l2a",
@@ -124,6 +131,7 @@ PRESETS: dict[str, Preset] = {
             "sentinel2_scl",
             "products before processing baseline 04.00 have no offset: give --fine-offset 0 "
             "(refused when a path names the baseline, _N0300_)",
+            fill=0,
         ),
     )
 }
@@ -227,6 +235,7 @@ def resolve_role(
         scale = p.scale if scale is None else scale
         offset = p.offset if offset is None else offset
         chosen = chosen or p.bands
+        nodata = p.fill if nodata is None else nodata
     return Scaling(scale, offset, chosen, nodata), p
 
 

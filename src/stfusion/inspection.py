@@ -84,13 +84,16 @@ def inspect_files(
     lines: list[str] = []
     fine: FileSource | None = None
     for i, path in enumerate(files):
+        preset = fine_preset if i == 0 else coarse_preset
+        nodata = fine_nodata if i == 0 else coarse_nodata
+        if nodata is None and preset is not None:  # read as predict reads it
+            nodata = preset.fill
         scaling = (
-            Scaling(fine_scale, fine_offset, _bands(fine_bands), fine_nodata)
+            Scaling(fine_scale, fine_offset, _bands(fine_bands), nodata)
             if i == 0
-            else Scaling(coarse_scale, coarse_offset, _bands(coarse_bands), coarse_nodata)
+            else Scaling(coarse_scale, coarse_offset, _bands(coarse_bands), nodata)
         )
         role = "fine (output grid)" if i == 0 else "coarse"
-        preset = fine_preset if i == 0 else coarse_preset
         try:
             qa_lines, qa = _preset_lines(preset, path, "fine" if i == 0 else "coarse")
             info = inspect_raster(path, scaling)
