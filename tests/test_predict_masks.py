@@ -436,3 +436,28 @@ def test_a_series_checks_the_sentinel2_offset_too(tmp_path: Path) -> None:
             tmp_path / "out", fine=[str(old)], coarse=[str(M1017), str(M1102)],
             fine_preset="sentinel2-l2a",
         )  # fmt: skip
+
+
+def test_a_presets_fill_is_not_a_setting_of_the_series(tmp_path: Path) -> None:
+    """The preset's fill read as nodata (2026-12-06) must not change the settings a series
+    records, or every earlier output of a preset run is refused as "made with other
+    settings" (exit 1 without --overwrite); a fill the user gives still is one."""
+    from stfusion.series import SeriesConfig
+    from stfusion.series.prepare import prepare, settings_of
+
+    d = tmp_path / "L"
+    d.mkdir()
+    _product(
+        d, "20011017", ("SR_B1", "SR_B2", "SR_B3", "SR_B4", "SR_B5", "SR_B7"), "QA_PIXEL", 1, 21824
+    )
+    common = {
+        "fine": [str(d)],
+        "coarse": [str(M1017), str(M1102)],
+        "fine_preset": "landsat457-c2l2",
+    }
+    cfg = SeriesConfig(str(tmp_path / "out"), fine_scale=1e-4, fine_offset=0.0, **common)
+    assert "nodata" not in settings_of(prepare(cfg))
+    given = SeriesConfig(
+        str(tmp_path / "out"), fine_scale=1e-4, fine_offset=0.0, fine_nodata=-1, **common
+    )
+    assert settings_of(prepare(given))["nodata"] == [-1, None]

@@ -204,7 +204,10 @@ def settings_of(p: Prepared) -> dict[str, Any]:
     }
     if cfg.multi_pair != "none" and one_pair_method(p.cls):  # key unchanged where it is moot
         settings["multi_pair"] = cfg.multi_pair
-    nodata = [p.fine_scaling.nodata, p.coarse_scaling.nodata]
+    # the fills given: a preset's own (read as nodata since 2026-12-06) is stfusion's
+    # reading, which the version in the key covers; in the settings it refused every
+    # earlier output of a preset run as "made with other settings"
+    nodata = [cfg.fine_nodata, cfg.coarse_nodata]
     if nodata != [None, None]:  # key unchanged for runs without a declared fill
         settings["nodata"] = nodata
     if p.fine_scaling.bands or p.coarse_scaling.bands:  # key unchanged for runs without a choice
