@@ -311,11 +311,11 @@ def read_field(path: str, f: HDFField, rows: slice, cols: slice) -> np.ndarray:
 
 
 def is_bit_field(name: str) -> bool:
-    """Whether a field holds quality bits (``state_1km_1``, ``sur_refl_state_500m``,
-    ``QC_500m_1``), whose
-    ``valid_range`` is no bound on them: MOD09GA's state_1km declares 0-57335, and clear land
-    with snow, salt pan and a cloud nearby (57352) was read as invalid, so masked."""
-    low = name.lower()  # state_1km_1, MOD09A1's sur_refl_state_500m, QC_500m_1, ...
+    """Whether a field holds quality bits (``state_1km_1``, MOD09A1's
+    ``sur_refl_state_500m``, ``QC_500m_1``), whose ``valid_range`` is no bound on them:
+    MOD09GA's state_1km declares 0-57335, and clear land with snow, salt pan and a cloud
+    nearby (57352) was read as invalid, so masked."""
+    low = name.lower()
     return "state" in low or "qc" in low or "quality" in low
 
 

@@ -90,9 +90,6 @@ def _listed(paths: list[Path], most: int = 3) -> str:
     return " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
 
 
-_stamp = file_stamp  # what changes when a file is written (atomically: a new inode)
-
-
 def _first_missing(folder: Path) -> Path | None:
     """The outermost folder of ``folder``'s path that does not exist yet (None: it exists)."""
     missing = None
@@ -248,11 +245,13 @@ def claim_output(out: Path, resume: bool) -> Iterator[None]:
         yield
         return
     made = _first_missing(out.parent)
-    lock = RunLock(out)  # before anything is moved: a second run into out stops here
+    # before anything is moved: a second run into out stops here (two started together both
+    # passed the checks and wrote over each other)
+    lock = OutputLock(out, "train", f"--out {out}: another training run into it")
     recover_killed_run(out)
     root = lightning_dir(out)
-    before = _stamp(out)
-    logs = {path: _stamp(path) for path in log_paths(out)}
+    before = file_stamp(out)
+    logs = {path: file_stamp(path) for path in log_paths(out)}
     aside = None
     if not resume and root.exists():
         aside = root.with_name(_ASIDE.format(name=root.name, pid=os.getpid()))
@@ -261,7 +260,7 @@ def claim_output(out: Path, resume: bool) -> Iterator[None]:
     try:
         yield
     except BaseException as exc:
-        saved = _stamp(out) != before
+        saved = file_stamp(out) != before
         if not saved:
             _put_back(root, aside, resume)
             # this run's log without a checkpoint would only make the rerun ask --overwrite
@@ -276,18 +275,12 @@ def claim_output(out: Path, resume: bool) -> Iterator[None]:
                 f"{exc} {out} and its training state are as they were before this run.", exc.code
             ) from None
         raise
-    if _stamp(out) != before:
+    if file_stamp(out) != before:
         if aside is not None:
             shutil.rmtree(aside, ignore_errors=True)
     else:
         _put_back(root, aside, resume)
     lock.release()
-
-
-def RunLock(out: Path) -> OutputLock:
-    """The lock of a training run into ``out`` (:class:`stfusion.io.OutputLock`): two runs
-    into one ``--out`` started together both passed the checks and wrote over each other."""
-    return OutputLock(out, "train", f"--out {out}: another training run into it")
 
 
 def _put_back(root: Path, aside: Path | None, resume: bool) -> None:

@@ -9,6 +9,7 @@ kernels are cached in a folder of the user's own under the temporary directory i
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import stat
@@ -45,22 +46,15 @@ def _private_folder() -> str:
     else may write it; else a fresh folder of this process. The cache holds pickles numba
     loads: a folder another user could plant would run their code as this user."""
     tmp = tempfile.gettempdir()
-    if not hasattr(os, "getuid"):  # no POSIX owners to check: a folder of this process
-        return tempfile.mkdtemp(prefix="stfusion-numba-cache-", dir=tmp)
-    folder = os.path.join(tmp, f"stfusion-numba-cache-{os.getuid()}")
-    try:
-        os.mkdir(folder, 0o700)
-    except FileExistsError:
-        pass
-    except OSError:
-        return tempfile.mkdtemp(prefix="stfusion-numba-cache-", dir=tmp)
-    try:
-        st = os.lstat(folder)
-    except OSError:
-        return tempfile.mkdtemp(prefix="stfusion-numba-cache-", dir=tmp)
-    mine = st.st_uid == os.getuid() and stat.S_ISDIR(st.st_mode)
-    if mine and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        return folder
+    if hasattr(os, "getuid"):  # POSIX owners to check
+        folder = os.path.join(tmp, f"stfusion-numba-cache-{os.getuid()}")
+        with contextlib.suppress(OSError):
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(folder, 0o700)
+            st = os.lstat(folder)
+            mine = st.st_uid == os.getuid() and stat.S_ISDIR(st.st_mode)
+            if mine and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+                return folder
     return tempfile.mkdtemp(prefix="stfusion-numba-cache-", dir=tmp)
 
 
