@@ -92,26 +92,21 @@ class Progress:
         :data:`HEARTBEAT_S` s, until the next report (a long step, such as a whole scene
         fitted as one window, otherwise left minutes without a line)."""
         with self._lock:
-            gen = self._gen
+            self._schedule(delay, self._gen, text, then or text)
 
-            def say() -> None:
-                with self._lock:
-                    if gen != self._gen:  # cancelled meanwhile
-                        return
+    def _schedule(self, delay: float, gen: int, text: str, then: str) -> None:
+        """A timer saying ``text`` in ``delay`` s, then ``then`` again; silent once
+        :meth:`_cancel` moved past generation ``gen``. Called holding ``_lock``."""
+
+        def say() -> None:
+            with self._lock:
+                if gen == self._gen:
                     self._say(text)
-                    timer = threading.Timer(HEARTBEAT_S, say_then)
-                    timer.daemon = True
-                    self._timer = timer
-                    timer.start()
+                    self._schedule(HEARTBEAT_S, gen, then, then)
 
-            def say_then() -> None:
-                nonlocal text
-                text = then or text
-                say()
-
-            self._timer = threading.Timer(delay, say)
-            self._timer.daemon = True
-            self._timer.start()
+        self._timer = threading.Timer(delay, say)
+        self._timer.daemon = True
+        self._timer.start()
 
     def _cancel(self) -> None:
         with self._lock:
