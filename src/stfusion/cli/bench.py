@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from stfusion.cli.options import multi_pair_option, overwrite_option, params_option
+from stfusion.cli.options import PATH, multi_pair_option, overwrite_option, params_option
 from stfusion.cli.progress import console
 from stfusion.errors import InvalidParameterError
 
@@ -35,13 +35,13 @@ if TYPE_CHECKING:  # cases is imported when the command runs
 @click.option(
     "--out",
     "-o",
-    type=click.Path(readable=False),
+    type=PATH,
     default=None,
     help="Output folder (tables, figures, index.html).",
 )
 @click.option(
     "--cases-file",
-    type=click.Path(readable=False),
+    type=PATH,
     default=None,
     help="TOML file with your own cases ([cases.NAME] tables, not named like a named case; "
     "docs/commands/bench.md).",

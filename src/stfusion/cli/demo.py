@@ -6,12 +6,12 @@ from pathlib import Path
 
 import click
 
-from stfusion.cli.options import command_line, method_option, overwrite_option
+from stfusion.cli.options import PATH, command_line, method_option, overwrite_option
 from stfusion.cli.progress import console
 
 
 @click.command()
-@click.argument("outdir", required=False, default="stfusion-demo", type=click.Path(readable=False))
+@click.argument("outdir", required=False, default="stfusion-demo", type=PATH)
 @overwrite_option("Replace existing demo outputs.")
 @method_option("Method to run.")
 @click.pass_context

@@ -25,7 +25,7 @@ from stfusion.run_config import STUDENT_SIZES, DistillSettings
     "--teacher",
     "-t",
     required=True,
-    type=click.Path(readable=False),
+    type=opt.PATH,
     help="Checkpoint of the trained teacher (stfusion train: edcstfn, ganstfm, vitgan, ...), "
     "or shipped (the shipped EDCSTFN), shipped:MODEL (another shipped model). A band-agnostic "
     "teacher, the default, gives a band-agnostic student; a band-tied one (--band-tied) a "

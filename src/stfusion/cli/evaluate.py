@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from stfusion.cli.options import MEM_LIMIT, OFFSET, SCALE, FiniteFloat
+from stfusion.cli.options import MEM_LIMIT, OFFSET, PATH, SCALE, FiniteFloat
 from stfusion.cli.progress import console
 from stfusion.qa import MASK_KINDS, parse_flags
 
@@ -37,8 +37,8 @@ def _check_data_range(value: str) -> float | str:
 
 
 @click.command()
-@click.argument("prediction", type=click.Path(readable=False))
-@click.argument("truth", type=click.Path(readable=False))
+@click.argument("prediction", type=PATH)
+@click.argument("truth", type=PATH)
 @click.option("--pred-scale", type=SCALE, default=None, help="Scale of the prediction's values.")
 @click.option(
     "--truth-scale",

@@ -7,11 +7,11 @@ from typing import Any
 
 import click
 
-from stfusion.cli.options import band_options, scale_options
+from stfusion.cli.options import PATH, band_options, scale_options
 
 
 @click.command()
-@click.argument("files", nargs=-1, required=True, type=click.Path(readable=False))
+@click.argument("files", nargs=-1, required=True, type=PATH)
 @scale_options
 @band_options
 def inspect(files: Sequence[str], resampling: str, **options: Any) -> None:

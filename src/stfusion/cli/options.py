@@ -85,6 +85,10 @@ class PositiveInt(click.ParamType):
         return number
 
 
+#: A file path option or argument. stfusion opens the file itself: click's own check
+#: (``readable``) answered a file it cannot read with a usage error, exit 2, where input
+#: problems exit 1 with the file and what to do.
+PATH = click.Path(readable=False)
 #: ``--mem-limit MB``: megabytes for the working windows.
 MEM_LIMIT = FiniteFloat(
     minimum=MIN_MEM_LIMIT_MB,
@@ -138,14 +142,14 @@ def pairs_option(help: str, required: bool = False) -> Decorator:
         nargs=2,
         multiple=True,
         required=required,
-        type=click.Path(readable=False),
+        type=PATH,
         metavar="FINE COARSE",
         help=help,
     )
 
 
 def out_option(help: str) -> Decorator:
-    return click.option("--out", "-o", required=True, type=click.Path(readable=False), help=help)
+    return click.option("--out", "-o", required=True, type=PATH, help=help)
 
 
 def overwrite_option(help: str = "Replace an existing --out.") -> Decorator:

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from stfusion.cli.options import (
+    PATH,
     THREADS,
     band_options,
     command_line,
@@ -51,7 +52,7 @@ def _check_scheduler(value: str | None) -> str | None:
     "--fine-ref",
     "fine_ref",
     multiple=True,
-    type=click.Path(readable=False),
+    type=PATH,
     metavar="FINE",
     help="A fine image of any date without its coarse image, in place of --pair, for "
     "methods that need no coarse image at the reference date (ganstfm). Once only.",
@@ -60,7 +61,7 @@ def _check_scheduler(value: str | None) -> str | None:
     "--coarse",
     "target",
     required=True,
-    type=click.Path(readable=False),
+    type=PATH,
     help="The coarse image at the date to predict.",
 )
 @out_option("Output GeoTIFF.")

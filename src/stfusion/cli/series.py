@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from stfusion.cli.options import (
+    PATH,
     band_options,
     mask_options,
     method_option,
@@ -132,7 +133,7 @@ def _config(opts: dict[str, Any]) -> SeriesConfig:
 )
 @click.option(
     "--catalog",
-    type=click.Path(readable=False),
+    type=PATH,
     default=None,
     metavar="CSV",
     help="CSV with columns path,date,sensor[,mask] (sensor fine|coarse, or landsat, "
@@ -142,7 +143,7 @@ def _config(opts: dict[str, Any]) -> SeriesConfig:
     "--out-dir",
     "-o",
     required=True,
-    type=click.Path(readable=False),
+    type=PATH,
     help="Output folder (created if missing).",
 )
 @method_option()
