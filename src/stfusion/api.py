@@ -27,7 +27,7 @@ from stfusion.io import FileSource, OutputLock, Scaling, Source, check_output, n
 from stfusion.methods import make_estimator
 from stfusion.parallel import connected
 from stfusion.provenance import provenance_tags
-from stfusion.scene import open_scene, transforms_without_crs
+from stfusion.scene import open_scene, refuse_transforms_without_crs
 from stfusion.scene_checks import (
     check_pair_files,
     warn_band_order,
@@ -397,16 +397,11 @@ def evaluate_files(
                 "to compare them pixel by pixel. " + _shape_advice(pred_src, truth_file)
             )
         pg, tg = pred_src.grid, truth_src.grid
-        if (not pg.georeferenced or not tg.georeferenced) and (
-            pg.has_transform() and tg.has_transform() and not pg.same_transform(tg)
-        ):
-            raise GridMismatchError(
-                transforms_without_crs(pred_src, truth_file, "resample one onto the other's grid")
-            )
+        refuse_transforms_without_crs(pred_src, truth_file, "resample one onto the other's grid")
+        differ = pg.georeferenced and tg.georeferenced and not pg.same_as(tg)
         # one grid stored in two row (or column) orders: compared on the north-up grid
-        flipped = pg.georeferenced and tg.georeferenced and not pg.same_as(tg)
-        flipped = flipped and north_up(pred_src).grid.same_as(north_up(truth_file).grid)
-        if pg.georeferenced and tg.georeferenced and not pg.same_as(tg) and not flipped:
+        flipped = differ and north_up(pred_src).grid.same_as(north_up(truth_file).grid)
+        if differ and not flipped:
             raise GridMismatchError(
                 f"{prediction} ({pg.describe()}, origin {pg.transform.c:g}, "
                 f"{pg.transform.f:g}) and {truth} ({tg.describe()}, origin {tg.transform.c:g}, "

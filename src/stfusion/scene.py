@@ -202,10 +202,16 @@ def _repeated(coarse: Source, factor: int, grid: Grid) -> ArraySource:
     )
 
 
-def transforms_without_crs(a: Source, b: Source, instead: str) -> str:
-    """The refusal for two rasters, one or both without a CRS, whose geotransforms differ:
-    taken pixel by pixel (as rasters without georeferencing are) they would show different
-    places, and without a CRS they cannot be aligned."""
+def refuse_transforms_without_crs(a: Source, b: Source, instead: str) -> None:
+    """Refuse two rasters, one or both without a CRS, whose geotransforms differ: taken
+    pixel by pixel (as rasters without georeferencing are) they would show different places,
+    and without a CRS they cannot be aligned. ``instead``: the other way out, for the
+    message. Rasters with GDAL's identity transform (no georeferencing) pass."""
+    ga, gb = a.grid, b.grid
+    if ga.georeferenced and gb.georeferenced:
+        return
+    if not (ga.has_transform() and gb.has_transform()) or ga.same_transform(gb):
+        return
     which = (
         "neither has a CRS"
         if not (a.grid.georeferenced or b.grid.georeferenced)
@@ -216,7 +222,7 @@ def transforms_without_crs(a: Source, b: Source, instead: str) -> str:
         f"{g.height} x {g.width} px"
         for g in (a.grid, b.grid)
     ]
-    return (
+    raise GridMismatchError(
         f"{a.label} and {b.label}: {which}, and their geotransforms differ ({where[0]} vs "
         f"{where[1]}), so they cannot be aligned, and taken pixel by pixel they would show "
         "different places. Declare the CRS of each file (e.g. gdal_edit.py -a_srs EPSG:32655 "
@@ -231,16 +237,13 @@ def align_coarse(
     ``mask``: it is a mask (:func:`stfusion.qa.open_mask`), which the messages say."""
     fg, cg = fine.grid, coarse.grid
     if not fg.georeferenced or not cg.georeferenced:
-        if fg.has_transform() and cg.has_transform() and not cg.same_transform(fg):
-            raise GridMismatchError(
-                transforms_without_crs(
-                    coarse,
-                    fine,
-                    "resample the mask onto the image's grid"
-                    if mask
-                    else "resample the coarse image onto the fine grid",
-                )
-            )
+        refuse_transforms_without_crs(
+            coarse,
+            fine,
+            "resample the mask onto the image's grid"
+            if mask
+            else "resample the coarse image onto the fine grid",
+        )
         if cg.shape == fg.shape:
             arrays = not isinstance(coarse, FileSource) and not isinstance(fine, FileSource)
             if arrays and not (fg.georeferenced or cg.georeferenced):

@@ -75,10 +75,9 @@ class Grid:
         return not self.transform.is_identity
 
     def same_transform(self, other: Grid) -> bool:
-        """Same shape and geotransform (the CRS aside)."""
-        tol = 1e-3 * min(min(self.res), min(other.res))
+        """Same shape and geotransform within a thousandth of a pixel (the CRS aside)."""
         return self.shape == other.shape and self.transform.almost_equals(
-            other.transform, precision=tol
+            other.transform, precision=1e-3 * min(self.res)
         )
 
     @property
@@ -96,15 +95,13 @@ class Grid:
         """The same pixels on the ground: equal shapes, transforms within a thousandth of a
         pixel, and CRSs that are equal or put the grid's corners at the same coordinates
         (``EPSG:32755`` and its PROJ string with ``+towgs84=0,0,0`` are one grid)."""
-        tol = 1e-3 * min(self.res)
-        if self.shape != other.shape or not self.transform.almost_equals(
-            other.transform, precision=tol
-        ):
+        if not self.same_transform(other):
             return False
         if self.crs == other.crs:
             return True
         if self.crs is None or other.crs is None:
             return False
+        tol = 1e-3 * min(self.res)
         return _same_place(self.crs.to_wkt(), other.crs.to_wkt(), self.bounds, tol)
 
     def continuous_crs(self) -> CRS | None:
