@@ -173,16 +173,18 @@ class BandRoles(Constraint):
     then."""
 
     def is_satisfied_by(self, value: Any) -> bool:
-        from stfusion.bands import OTHER, PRESETS, ROLES
+        from stfusion.bands import PRESETS, parse_band_roles
 
         if not isinstance(value, str) or not value.strip():
             return False
         text = value.strip().lower()
         if text == "auto" or text in PRESETS:
             return True
-        items = [t.strip() for t in text.split(",")]
-        known = all(t in (*ROLES, OTHER) for t in items)
-        return known and all(items.count(r) <= 1 for r in ROLES)
+        try:  # the rules fit() applies, for as many bands as roles are listed
+            parse_band_roles(text, len(text.split(",")))
+        except InvalidParameterError:
+            return False
+        return True
 
     def describe(self) -> str:
         from stfusion.bands import OTHER, PRESETS, ROLES
