@@ -150,7 +150,7 @@ def find_inputs(
     (:func:`stfusion.inputs.resolve_role`). Raises when a role has no image or no date has a
     pair.
     """
-    from stfusion.inputs import check_s2_offset, stack_band_files
+    from stfusion.inputs import stack_band_files
 
     items: list[Acquisition] = []
     if config.catalog is not None:
@@ -165,13 +165,6 @@ def find_inputs(
     ]
     items = stack_band_files(items, "fine", fine_bands, fine_preset, not config.fine_mask)
     items = stack_band_files(items, "coarse", coarse_bands, coarse_preset, not config.coarse_mask)
-    for role, preset, given in (
-        ("fine", fine_preset, config.fine_offset),
-        ("coarse", coarse_preset, config.coarse_offset),
-    ):
-        offset = given if given is not None or preset is None else preset.offset
-        paths = [p for a in items if a.sensor == role for p in a.path.split(",")]
-        check_s2_offset(preset, offset, paths, f"--{role}-offset")
     fine_by = by_date([a for a in items if a.sensor == "fine"], "fine")
     coarse_by = by_date([a for a in items if a.sensor == "coarse"], "coarse")
     if not fine_by:

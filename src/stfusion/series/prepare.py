@@ -61,7 +61,7 @@ class Prepared:
 def prepare(cfg: SeriesConfig) -> Prepared:
     """Resolve presets and scaling, check every option, find the inputs (no pixel is read)."""
     from stfusion.api import split_ratio
-    from stfusion.inputs import preset_mask_kind, resolve_role
+    from stfusion.inputs import check_s2_offset, preset_mask_kind, resolve_role
 
     fine_scaling, fpreset = resolve_role(
         cfg.fine_scale, cfg.fine_offset, cfg.fine_bands, cfg.fine_preset, cfg.fine_nodata
@@ -78,6 +78,12 @@ def prepare(cfg: SeriesConfig) -> Prepared:
     start, end = cfg.targets_range()
 
     inputs = find_inputs(cfg, fine_scaling.bands, coarse_scaling.bands, fpreset, cpreset)
+    for role, scaling, preset, images in (
+        ("fine", fine_scaling, fpreset, inputs.fine),
+        ("coarse", coarse_scaling, cpreset, inputs.coarse),
+    ):
+        paths = [p for a in images.values() for p in a.path.split(",")]
+        check_s2_offset(preset, scaling.offset, paths, f"--{role}-offset")
     if fine_scaling.bands == coarse_scaling.bands:
         _refuse_shared_files(inputs.fine.values(), inputs.coarse.values())
     targets = inputs.targets(start, end, cfg.every)
