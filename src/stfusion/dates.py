@@ -99,9 +99,9 @@ def date_candidates(text: str) -> list[tuple[int, dt.date, int]]:
         for m in _ISO.finditer(text)
         if (day := _valid_ymd(int(m.group(1)), int(m.group(2)), int(m.group(3)))) is not None
     ]
-    for m in _DIGITS.finditer(text):
+    for m in _DIGITS.finditer(text):  # a run is bounded by non-digits: none inside an ISO date
         run = m.group(0)
-        if len(run) == 8 and not _inside_iso(text, m.start()):
+        if len(run) == 8:
             day = _valid_ymd(int(run[:4]), int(run[4:6]), int(run[6:]))
         elif len(run) == 7:
             day = _valid_yd(int(run[:4]), int(run[4:]))
@@ -110,10 +110,6 @@ def date_candidates(text: str) -> list[tuple[int, dt.date, int]]:
         if day is not None:
             found.append((m.start(), day, len(run)))
     return sorted(found, key=lambda item: item[0])
-
-
-def _inside_iso(text: str, start: int) -> bool:
-    return any(m.start() <= start < m.end() for m in _ISO.finditer(text))
 
 
 def _chosen(found: list[tuple[int, dt.date, int]]) -> tuple[dt.date, int] | None:
