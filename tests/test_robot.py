@@ -73,6 +73,27 @@ def test_matches_reference(cia: dict, params: dict) -> None:
     np.testing.assert_allclose(pred, ref, atol=2e-5)
 
 
+@needs_cia
+def test_matches_reference_with_flat_coarse_blocks(cia: dict) -> None:
+    """One band, coarse images of 20 x 20 px block means: every 10 px block lies inside one
+    coarse pixel, so the coarse term is flat and takes the fine term's span."""
+
+    def flat(a: np.ndarray) -> np.ndarray:
+        blocks = a[3:4].reshape(1, 2, 20, 2, 20).mean(axis=(2, 4))
+        return np.repeat(np.repeat(blocks, 20, axis=1), 20, axis=2).astype(np.float32)
+
+    one = {
+        "fines": [f[3:4] for f in cia["fines"]],
+        "coarses": [flat(f) for f in cia["fines"]],
+        "target": [flat(cia["target"][0])],
+    }
+    pred = np.asarray(_fit(one).predict(one["target"][0]))
+    ref, _ = robot_ref(
+        one["fines"], one["coarses"], one["target"][0], np.mean(one["fines"], axis=0), **SMALL
+    )  # type: ignore[arg-type]
+    np.testing.assert_allclose(pred, ref, atol=2e-5)
+
+
 def test_solver_matches_a_brute_force_on_the_simplex() -> None:
     """The constrained least squares: NNLS when the bound is slack, the bound met exactly
     when it binds (checked against a fine grid on the face sum = budget)."""
@@ -207,20 +228,24 @@ def test_weighted_reference_matches_reference(cia: dict) -> None:
     scale=st.sampled_from([1e-4, 0.5, 1.0, 1e4]),
     reference=st.sampled_from(["closest", "weighted", "mean"]),
     order=st.permutations([0, 1, 2]),
+    px=st.sampled_from([5, 20]),
 )
 def test_equivariant_to_units_and_pair_order(
-    seed: int, scale: float, reference: str, order: list[int]
+    seed: int, scale: float, reference: str, order: list[int], px: int
 ) -> None:
     """Reflectance in 0-1 or x 10000 gives the same prediction in the same units (the block
     normalisation and the reference weights are scale-free), and the order in which the
-    pairs are given does not matter."""
+    pairs are given does not matter. ``px`` 20, one band: each 10 px block lies inside one
+    coarse pixel, so every coarse image is flat over the block (LST at 1 km over 30 m)."""
     rng = np.random.default_rng(seed)
-    base = rng.uniform(0.05, 0.4, (2, 20, 20))
+    nb = 1 if px == 20 else 2
+    base = rng.uniform(0.05, 0.4, (nb, 20, 20))
     fines = [base + rng.normal(0, 0.03, base.shape) for _ in range(3)]
 
-    def coarse(f: np.ndarray) -> np.ndarray:  # 5 x 5 block means on the fine grid
-        blocks = f.reshape(2, 4, 5, 4, 5).mean(axis=(2, 4))
-        return np.repeat(np.repeat(blocks, 5, axis=1), 5, axis=2)
+    def coarse(f: np.ndarray) -> np.ndarray:  # px x px block means on the fine grid
+        k = 20 // px
+        blocks = f.reshape(nb, k, px, k, px).mean(axis=(2, 4))
+        return np.repeat(np.repeat(blocks, px, axis=1), px, axis=2)
 
     coarses = [coarse(f) for f in fines]
     target = coarse(0.5 * fines[0] + 0.5 * fines[2] + rng.normal(0, 0.01, base.shape))

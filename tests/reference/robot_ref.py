@@ -49,9 +49,9 @@ def stats(images: list[np.ndarray]) -> tuple[float, float]:
             mins.append(min(vals))
             maxs.append(max(vals))
     if not mins:
-        return 0.0, 1.0
+        return 0.0, 0.0
     lo, hi = sum(mins) / len(mins), sum(maxs) / len(maxs)
-    return lo, (hi - lo) if hi > lo else 1.0
+    return lo, (hi - lo) if hi > lo else 0.0
 
 
 def combine(alpha: np.ndarray, images: list[np.ndarray], b: int, y: int, x: int) -> float:
@@ -120,6 +120,13 @@ def robot(
             rb = reference[:, rs, cs].astype(np.float64)
             m_c, s_c = stats(cb)
             m_f, s_f = stats(fb)
+            # a flat term (span 0) takes the other's span; both flat: data units
+            if s_c == 0.0 and s_f == 0.0:
+                s_c = s_f = 1.0
+            elif s_c == 0.0:
+                s_c = s_f
+            elif s_f == 0.0:
+                s_f = s_c
             rows: list[list[float]] = []
             ys: list[float] = []
             bh, bw = tb.shape[1], tb.shape[2]

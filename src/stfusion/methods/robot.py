@@ -21,7 +21,10 @@ the authors' demo code (github.com/shuangchencc/ROBOT, Python with SPAMS); the l
      on images normalised per block: the coarse columns (the pairs' and the target's) by
      ``(x - m_C) / (M_C - m_C)`` with ``m_C``/``M_C`` the mean over the pairs' coarse images of
      each image's minimum/maximum over B (all bands), the fine columns likewise with the fine
-     images' statistics. ``f_r`` is the *reference* fine image, the temporal-coherence term:
+     images' statistics. Where each coarse image is flat over B (one band, a coarse pixel
+     larger than the block) ``M_C - m_C`` is 0; the coarse columns then take the fine span
+     (and the reverse), a departure from the demo's ``+ 1e-6``. ``f_r`` is the *reference*
+     fine image, the temporal-coherence term:
      by default the fine image of the pair whose coarse image is closest to the target (least
      mean squared difference over the scene); ``reference="weighted"`` weights every pair's
      fine image by the inverse square of that difference, so two pairs about as close
@@ -84,15 +87,24 @@ def block_starts(size: int, block: int, step: int) -> list[int]:
 
 
 def _stats(stack: np.ndarray) -> tuple[float, float]:
-    """``(m, M - m)`` of (R2): mean over images of each image's min and max (NaN ignored)."""
+    """``(m, M - m)`` of (R2): mean over images of each image's min and max (NaN ignored);
+    the span is 0 where every image is flat over the block (see ``_spans``)."""
     flat = stack.reshape(stack.shape[0], -1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         lo = float(np.nanmean(np.nanmin(flat, axis=1)))
         hi = float(np.nanmean(np.nanmax(flat, axis=1)))
     span = hi - lo
-    # a constant block: any scale gives the same minimiser
-    return lo, span if span > 0 and math.isfinite(span) else 1.0
+    return lo, span if span > 0 and math.isfinite(span) else 0.0
+
+
+def _spans(s_c: float, s_f: float) -> tuple[float, float]:
+    """Scales of the coarse and fine terms. A term whose images are each flat over the block
+    (a coarse pixel larger than the block) takes the other term's span: the two measure one
+    variable, and a fixed scale would weigh the terms by the data's units."""
+    if s_c <= 0 and s_f <= 0:
+        return 1.0, 1.0  # both in data units: their balance does not depend on the units
+    return (s_c if s_c > 0 else s_f), (s_f if s_f > 0 else s_c)
 
 
 def solve_coefficients(design: np.ndarray, target: np.ndarray, budget: float) -> np.ndarray:
@@ -161,6 +173,7 @@ def predict_block(
     n = fines.shape[0]
     m_c, s_c = _stats(coarses)
     m_f, s_f = _stats(fines)
+    s_c, s_f = _spans(s_c, s_f)
     cc = ((coarses - m_c) / s_c).reshape(n, -1).T
     ff = ((fines - m_f) / s_f).reshape(n, -1).T * beta
     c0 = ((target - m_c) / s_c).reshape(-1)
