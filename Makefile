@@ -33,7 +33,7 @@ test: $(DEV_STAMP)
 	$(BIN)/mypy && \
 	$(BIN)/vulture src/stfusion tools/vulture_whitelist.py --min-confidence 60; \
 	lint=$$?; wait $$warm; exit $$lint
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=15
 
 # Speed and memory (see benchmarks/README.md); needs ../shared/data beside the repository.
 bench: $(DEV_STAMP)
