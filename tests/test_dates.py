@@ -242,3 +242,15 @@ def test_a_folder_of_scene_folders_says_to_give_a_glob(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputFileError, match=r"no raster files \(.*\)\.$"):
         list_images(tmp_path / "empty")
+
+
+def test_catalog_comments_and_line_numbers_after_blank_lines(tmp_path: Path) -> None:
+    """A user trial: a '# comment' line was read as a row, and a blank line shifted every
+    later line number the errors gave."""
+    _touch(tmp_path / "L_2020-03-08.tif")
+    cat = tmp_path / "cat.csv"
+    cat.write_text("path,date,sensor\n# Landsat first\nL_2020-03-08.tif,,fine\n\nnone.tif,,fine\n")
+    with pytest.raises(InputFileError, match=r"line 5: none\.tif not found"):
+        read_catalog(cat)
+    cat.write_text("path,date,sensor\n# Landsat first\nL_2020-03-08.tif,,fine\n")
+    assert [r.date for r in read_catalog(cat)] == [D(2020, 3, 8)]

@@ -368,12 +368,23 @@ def test_training_across_band_sets_records_sites(tmp_path: Path) -> None:
     with pytest.raises(InvalidParameterError, match="baseline 'linear'"):
         dataclasses.replace(cfg, baseline="linear").validate()
     # Another size: refused from a checkpoint; from the shipped weights, fresh with a warning.
-    with pytest.raises(InvalidParameterError, match="give the same model and --size"):
+    with pytest.raises(InvalidParameterError, match="to fine-tune it give its --size, or"):
         train(
             None,
             tmp_path / "m5.ckpt",
             dataclasses.replace(cfg, size="small", init=str(res3.checkpoint)),
             catalog=tmp_path / "catalog.csv",
+        )
+    # A band-tied run from a band-agnostic checkpoint: the difference is --band-tied (a
+    # user trial: the message said "give the same model and --size")
+    one_site = tmp_path / "one_site.csv"
+    one_site.write_text("\n".join(r for r in rows if not r.startswith("b,")) + "\n")
+    with pytest.raises(InvalidParameterError, match="to fine-tune it give no --band-tied, or"):
+        train(
+            None,
+            tmp_path / "m5.ckpt",
+            dataclasses.replace(cfg, agnostic=False, init=str(res3.checkpoint)),
+            catalog=one_site,
         )
     from stfusion.errors import STFusionWarning
 

@@ -402,6 +402,19 @@ def test_catalog_pairs_dates_within_sites(tmp_path: Path) -> None:
     wrong.write_text(f"site,date,fine,coarse\nA,,{f.relative_to(tmp_path)},{c}\n")
     with pytest.raises(Exception, match=r"wrong\.csv, line 2: .* relative to the catalog's folder"):
         ds.read_catalog(wrong)
+    # Empty cells, a short row, a comment and an unquoted FILE:B1,B2 (a user trial: the
+    # catalog's own folder was taken for the empty path, '# comment' became a site)
+    for text, message in (
+        ("A,2001-11-02,,\n", "line 3: the fine column is empty"),
+        (f"A,,{f},\n", "line 3: the coarse column is empty"),
+        (f"A,,{f}\n", "line 3: the coarse column is empty"),
+        (f"A,,{f}:1,2,{c}\n", r"line 3: more fields than the header's 4; quote"),
+    ):
+        wrong.write_text(f"site,date,fine,coarse\n\n{text}")
+        with pytest.raises(InvalidParameterError, match=message):
+            ds.read_catalog(wrong)
+    wrong.write_text(f"site,date,fine,coarse\n# a comment, with commas\nA,,{f},{c}\n")
+    assert list(ds.read_catalog(wrong)) == ["A"]
     # A site stored x10000 beside a 0-1 one: its rows give their own scale, and its images
     # read as the 0-1 site's do (there were no such columns: the files had to be converted)
     from stfusion.io import FileSource
@@ -540,7 +553,9 @@ def test_dates_contradicting_the_file_names_are_said() -> None:
     from stfusion.errors import STFusionWarning
 
     pairs = [("L_2001-10-08.tif", "M_2001-10-08.tif"), ("L_2001-10-17.tif", "M_2001-10-17.tif")]
-    with pytest.warns(STFusionWarning, match="contradicts the file names"):
+    # (a user trial: "(2001-10-08 named, 2001-10-17 given and more)" was hard to read)
+    said = r"pair 1's fine image L_2001-10-08\.tif is named 2001-10-08, --dates gives 2001-10-17"
+    with pytest.warns(STFusionWarning, match=said):
         assert resolve_dates(pairs, ["2001-10-17", "2001-10-08"]) == ["2001-10-17", "2001-10-08"]
     import warnings
 

@@ -534,3 +534,26 @@ def test_without_torch() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().endswith("OK") and "install stfusion[dl]" in proc.stdout
+
+
+def test_stopped_during_the_comparison_keeps_the_student_and_says_resume(
+    teacher: Path, files: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A user trial: SIGTERM during the closing comparison said "partial outputs removed",
+    but the trained student stays (rightly) and --resume finishes the comparison."""
+    from stfusion.dl import distill as distill_module
+    from stfusion.errors import RunInterrupted
+
+    def stopped(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(distill_module, "measure", stopped)
+    pairs = [files[d] for d in DATES[:2]]
+    cfg = dataclasses.replace(TINY, epochs=1, steps_per_epoch=2)
+    out = tmp_path / "s.ckpt"
+    with pytest.raises(RunInterrupted, match="without the comparison: run the same") as got:
+        distill(pairs, teacher, out, cfg)
+    assert got.value.code == 130 and out.exists()
+    monkeypatch.undo()
+    done = distill(pairs, teacher, out, cfg, resume=True)
+    assert done.student_val_rmse > 0 and "distillation" in load_checkpoint(out).data

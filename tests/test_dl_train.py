@@ -144,6 +144,14 @@ def test_early_stopping_and_errors(pairs: list, tmp_path: Path) -> None:
     assert list(tmp_path.glob("afolder.*")) == []
     with pytest.raises(InvalidParameterError, match="two or more dates"):
         train(pairs[:1], tmp_path / "one.ckpt", cfg("dcstfn"))
+    # two sites of one date each: the dates do not pair across sites, and that is said
+    two_sites = tmp_path / "two_sites.csv"
+    two_sites.write_text(
+        "site,date,fine,coarse\n"
+        + "".join(f"{s},,{f},{c}\n" for s, (f, c) in zip("ab", pairs[:2], strict=True))
+    )
+    with pytest.raises(InvalidParameterError, match=r"got 1 in any of the 2 sites \(dates pair"):
+        train(None, tmp_path / "one.ckpt", cfg("dcstfn"), catalog=two_sites)
     with pytest.raises(InvalidParameterError, match="even patch"):
         train(pairs, tmp_path / "odd.ckpt", cfg("dcstfn", patch=17))
     with pytest.raises(InvalidParameterError, match="size"):

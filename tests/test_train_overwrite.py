@@ -126,3 +126,28 @@ def test_failing_overwrite_run_restores_the_earlier_state(
 
 
 # ----------------------------------------------------------------------------- item 4
+
+
+@pytest.mark.parametrize("signum, code", [(2, 130), (15, 143), (1, 129)])
+def test_stopped_before_the_first_epoch_says_the_earlier_run_is_kept(
+    tmp_path: Path, signum: int, code: int
+) -> None:
+    """A user trial: Ctrl-C or SIGTERM while an --overwrite run read its data said "partial
+    outputs removed", which reads as if the earlier model had gone (it had not)."""
+    from stfusion.dl.engine_files import claim_output
+    from stfusion.errors import RunInterrupted
+
+    class Signalled(BaseException):  # as the CLI's Terminated, which carries the signal
+        pass
+
+    out = tmp_path / "m.ckpt"
+    out.write_bytes(b"earlier run")
+    exc: BaseException = KeyboardInterrupt() if signum == 2 else Signalled()
+    if signum != 2:
+        exc.signum = signum  # type: ignore[attr-defined]
+    with pytest.raises(RunInterrupted) as got, claim_output(out, resume=False):
+        raise exc
+    assert got.value.code == code
+    assert "before the first epoch; nothing was saved" in got.value.message
+    assert f"{out} and its training state are as they were" in got.value.message
+    assert out.read_bytes() == b"earlier run"

@@ -281,7 +281,8 @@ def read_catalog(path: str | os.PathLike[str]) -> list[Acquisition]:
 
     Paths (and masks) relative to the CSV are taken relative to the CSV's folder. ``date`` is
     ``YYYY-MM-DD`` (``YYYYMMDD`` and ``YYYYDDD`` work too); empty means "from the file name".
-    ``sensor`` is ``fine`` or ``coarse``, or one of the aliases in ``SENSOR_ALIASES``.
+    ``sensor`` is ``fine`` or ``coarse``, or one of the aliases in ``SENSOR_ALIASES``. A line
+    whose first cell starts with ``#`` is a comment.
     """
     p = Path(path)
     if not p.is_file():
@@ -297,8 +298,11 @@ def read_catalog(path: str | os.PathLike[str]) -> list[Acquisition]:
                 f"{p}: catalog lacks column(s) {', '.join(missing)}; the header must be "
                 "path,date,sensor[,mask]."
             )
-        for lineno, raw in enumerate(reader, start=2):
-            where = f"{p}, line {lineno}"
+        for raw in reader:
+            first = next(iter(raw.values()), None)
+            if isinstance(first, str) and first.lstrip().startswith("#"):
+                continue  # a comment line
+            where = f"{p}, line {reader.line_num}"
             if None in raw:  # csv puts the fields beyond the header there (a traceback)
                 raise InvalidParameterError(
                     f"{where}: more fields than the header's {len(fields)}; quote a path that "

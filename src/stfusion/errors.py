@@ -106,3 +106,12 @@ class RunInterrupted(BaseException):
         super().__init__(message)
         self.message = message
         self.code = code
+
+
+def interrupted_how(exc: BaseException) -> tuple[str, int]:
+    """``(what stopped the run, exit status)`` for Ctrl-C (Lightning's ``SystemExit`` of it
+    too) or the CLI's signal exception, which carries ``signum``."""
+    ctrl_c = isinstance(exc, SystemExit | KeyboardInterrupt)
+    signum = 2 if ctrl_c else int(getattr(exc, "signum", 15))
+    how = {1: "Hangup (SIGHUP)", 2: "Interrupted (Ctrl-C)"}.get(signum, "Terminated (SIGTERM)")
+    return how, 128 + signum

@@ -55,18 +55,29 @@ SCALE_COLUMNS = ("fine_scale", "fine_offset", "coarse_scale", "coarse_offset")
 def read_catalog(path: str | os.PathLike[str]) -> dict[str, list[PairSpec]]:
     """The pairs of a catalog CSV (``site,date,fine,coarse[,mask]``), grouped by site.
 
-    Relative paths are relative to the CSV's folder; an empty ``mask`` means none.
+    Relative paths are relative to the CSV's folder; an empty ``mask`` means none; a line
+    whose first cell starts with ``#`` is a comment.
     """
     p = Path(path)
     if not p.is_file():
         raise InputFileError(f"{p}: catalog not found. Give a CSV with site,date,fine,coarse.")
     # utf-8-sig: a spreadsheet's "CSV UTF-8" starts with a byte-order mark; headers in any case
     with open(p, newline="", encoding="utf-8-sig") as fh:
-        rows = [
-            {(k or "").strip().lower(): v for k, v in row.items() if k is not None}
-            for row in csv.DictReader(fh)
-        ]
-        fieldnames = list(rows[0].keys()) if rows else []
+        reader = csv.DictReader(fh)
+        rows, lines = [], []
+        for row in reader:
+            first = next(iter(row.values()), None)
+            if isinstance(first, str) and first.lstrip().startswith("#"):
+                continue  # a comment line
+            if None in row:  # csv puts the fields beyond the header there
+                raise InvalidParameterError(
+                    f"{p}, line {reader.line_num}: more fields than the header's "
+                    f"{len(reader.fieldnames or [])}; quote a path that holds commas (a list "
+                    'of band files, FILE:B1,B2): "a.tif,b.tif".'
+                )
+            rows.append({(k or "").strip().lower(): v for k, v in row.items() if k is not None})
+            lines.append(reader.line_num)
+        fieldnames = [(k or "").strip().lower() for k in reader.fieldnames or []]
     need = {"site", "date", "fine", "coarse"}
     if not rows or not need <= set(fieldnames):
         header = p.read_text(encoding="utf-8-sig").splitlines()[:1]
@@ -81,8 +92,14 @@ def read_catalog(path: str | os.PathLike[str]) -> dict[str, list[PairSpec]]:
             )
         )
     out: dict[str, list[PairSpec]] = {}
-    for i, row in enumerate(rows, start=2):
+    for i, row in zip(lines, rows, strict=True):
         row = {k: (v or "").strip() for k, v in row.items()}
+        for column in ("fine", "coarse"):
+            if not row[column]:
+                raise InvalidParameterError(
+                    f"{p}, line {i}: the {column} column is empty; give the {column} "
+                    "image's path (relative to the catalog's folder), or delete the line."
+                )
         try:  # the forms a file name may use, so a name's date can be copied over
             date = parse_date(row["date"]).isoformat() if row["date"] else ""
         except DateNotFoundError:

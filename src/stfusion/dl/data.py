@@ -93,11 +93,13 @@ def resolve_dates(
                 stacklevel=3,
             )
         elif clash:
-            clash_pairs = [(named[k], out[k]) for k in clash]
+            k = clash[0]
+            more = f" (and {len(clash) - 1} more pair(s))" if len(clash) > 1 else ""
             warnings.warn(
-                f"--dates {','.join(out)} contradicts the file names ({clash_pairs[0][0]} "
-                f"named, {clash_pairs[0][1]} given{' and more' if len(clash) > 1 else ''}); the "
-                "dates given are used: check their order (one per --pair, in the same order).",
+                f"--dates {','.join(out)} contradicts the file names: pair {k + 1}'s fine "
+                f"image {Path(str(pairs[k][0])).name} is named {named[k]}, --dates gives "
+                f"{out[k]}{more}; the dates given are used: check their order (one per --pair, "
+                "in the same order).",
                 STFusionWarning,
                 stacklevel=3,
             )

@@ -123,7 +123,7 @@ from stfusion.dl.train_config import (
     check_inputs,
     site_inputs,
 )
-from stfusion.errors import InvalidParameterError
+from stfusion.errors import InvalidParameterError, RunInterrupted, interrupted_how
 from stfusion.io import file_sha256
 from stfusion.run_config import DistillSettings, shipped_weights
 from stfusion.scene import ImageLike, Scene
@@ -576,7 +576,18 @@ def distill(
         kept = previous.data.get("distillation") if previous is not None else None
         done = int(previous.data.get("epoch") or 0) if previous is not None else 0
         if rec.epoch and (rec.epoch > done or not kept):
-            summary.update(measure(module, tm, data, val_dl, cfg, rec.best_state, rec.history))
+            try:
+                summary.update(measure(module, tm, data, val_dl, cfg, rec.best_state, rec.history))
+            except Exception:
+                raise
+            except BaseException as exc:  # Ctrl-C or a signal: the student is saved already
+                how, code = interrupted_how(exc)
+                raise RunInterrupted(
+                    f"{how} while comparing the student with its teacher; {out} holds the "
+                    "trained student without the comparison: run the same command with "
+                    "--resume (in place of --overwrite, if given) to finish it.",
+                    code,
+                ) from None
             save_checkpoint(out, {**payload(rec, module), "run_id": rec.run_id})
         elif kept:
             summary.update(kept)

@@ -71,7 +71,7 @@ from stfusion.dl.engine_settings import (  # all re-exported: engine.<name> is t
     resume_path,
     warn_settings,  # noqa: F401
 )
-from stfusion.errors import RunInterrupted
+from stfusion.errors import RunInterrupted, interrupted_how
 
 if TYPE_CHECKING:
     from stfusion.dl.distill_teacher import Teacher
@@ -618,19 +618,18 @@ def _interruptible(trainer: Any, out: Path | None, what: str) -> Iterator[None]:
     except BaseException as exc:
         if not trainer.interrupted or isinstance(exc, RunInterrupted):
             raise
-        sigterm = not isinstance(exc, SystemExit | KeyboardInterrupt)
-        signum = int(getattr(exc, "signum", 15)) if sigterm else 2  # the CLI's Terminated
-        how = {1: "Hangup (SIGHUP)", 2: "Interrupted (Ctrl-C)"}.get(signum, "Terminated (SIGTERM)")
+        how, code = interrupted_how(exc)
         if out is not None and resume_path(out).exists():
             kept = (
                 f"{out} holds the last completed epoch, with the training state beside it: "
-                "run the same command with --resume to continue."
+                "run the same command with --resume (in place of --overwrite, if given) to "
+                "continue."
             )
         else:
             kept = "no epoch was completed, so nothing was saved."
             if out is not None and not out.exists():
                 shutil.rmtree(lightning_dir(out), ignore_errors=True)  # only a log begun
-        raise RunInterrupted(f"{how} while {what}; {kept}", 128 + signum) from None
+        raise RunInterrupted(f"{how} while {what}; {kept}", code) from None
 
 
 def run_info(seconds: float, inputs: list[list[str]], meta: dict[str, Any]) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from stfusion.errors import (
     OutputExistsError,
     RunInterrupted,
     STFusionWarning,
+    interrupted_how,
 )
 from stfusion.io import OutputLock, file_stamp, glob_escape, remove_changed
 
@@ -270,10 +271,19 @@ def claim_output(out: Path, resume: bool) -> Iterator[None]:
         if aside is not None and saved:
             shutil.rmtree(aside, ignore_errors=True)
         lock.release()
-        if isinstance(exc, RunInterrupted) and not saved and before is not None:
-            raise RunInterrupted(
-                f"{exc} {out} and its training state are as they were before this run.", exc.code
-            ) from None
+        if not saved and before is not None:
+            if isinstance(exc, RunInterrupted):
+                raise RunInterrupted(
+                    f"{exc} {out} and its training state are as they were before this run.",
+                    exc.code,
+                ) from None
+            if isinstance(exc, KeyboardInterrupt) or hasattr(exc, "signum"):  # before training
+                how, code = interrupted_how(exc)
+                raise RunInterrupted(
+                    f"{how} before the first epoch; nothing was saved. {out} and its training "
+                    "state are as they were before this run.",
+                    code,
+                ) from None
         raise
     if file_stamp(out) != before:
         if aside is not None:

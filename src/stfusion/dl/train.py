@@ -161,9 +161,10 @@ def open_training_sites(
     warn_undated(sites)
     if sum(len(s.scene.pairs) for s in sites) < 2 or max(len(s.scene.pairs) for s in sites) < 2:
         n = max(len(s.scene.pairs) for s in sites)
+        per_site = f" in any of the {len(sites)} sites (dates pair within a site only)"
         raise InvalidParameterError(
             f"training needs pairs at two or more dates (an example maps one date to "
-            f"another); got {n}."
+            f"another); got {n}{per_site if len(sites) > 1 else ''}."
         )
     return sites
 

@@ -90,8 +90,15 @@ def init_weights(net: FusionNet, cfg: TrainConfig, initial: Checkpoint | None) -
                 stacklevel=3,
             )
             return
+        tied_have, tied_want = "agnostic" not in have, "agnostic" not in want
+        fix = [f"--model {initial.model}"] if initial.model != cfg.model else []
+        if tied_have != tied_want:
+            fix.append("--band-tied" if tied_have else "no --band-tied")
+        else:
+            fix.append("its --size")
         raise InvalidParameterError(
-            f"--init {init}: {why}; give the same model and --size, or --init none."
+            f"--init {init}: {why}; to fine-tune it give {' and '.join(fix)}, or start "
+            "afresh with --init none."
         )
     bands = initial.data["network"].get("bands")
     if "agnostic" not in want and bands is not None and bands != net.bands:
