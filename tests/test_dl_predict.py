@@ -212,6 +212,27 @@ def test_not_a_checkpoint(tmp_path: Path, files: dict) -> None:
         assert str(path) in str(info.value)
 
 
+def test_damaged_weights_are_refused(trained: dict, files: dict, tmp_path: Path) -> None:
+    """A user trial: 4000 bytes zeroed inside a weight tensor still unpickled (torch's zip
+    format does not check its data) and predicted something else, exit 0. The digest
+    stored on save catches it; a checkpoint written before it loads unchecked."""
+    from stfusion.dl.checkpoint import load_checkpoint
+
+    data = torch.load(trained["edcstfn"], map_location="cpu", weights_only=True)
+    assert data["state_dict_sha256"]
+    _, t = max(data["state_dict"].items(), key=lambda kv: kv[1].numel())
+    chunk = t.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()[:256]
+    raw = Path(trained["edcstfn"]).read_bytes()
+    assert chunk in raw
+    bad = tmp_path / "bad.ckpt"
+    bad.write_bytes(raw.replace(chunk, bytes(len(chunk))))  # every copy (best and resume)
+    with pytest.raises(InputFileError, match="damaged: its weights differ from those written"):
+        EDCSTFN(weights=str(bad)).fit([files[DATES[1]]])
+    old = tmp_path / "old.ckpt"
+    torch.save({k: v for k, v in data.items() if k != "state_dict_sha256"}, old)
+    assert load_checkpoint(old).model == "edcstfn"
+
+
 def test_params_validation(trained: dict) -> None:
     with pytest.raises(InvalidParameterError, match="tile"):
         EDCSTFN(tile=4)

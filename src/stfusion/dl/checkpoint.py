@@ -30,11 +30,15 @@ tensors only, so opening a file never runs code). Keys:
 ``resume``             last weights, optimizer and random-generator states (for ``--resume``;
                        absent in stripped checkpoints)
 ``meta``               command line, versions, creation time, seconds, free-text notes
+``state_dict_sha256``  digest of ``state_dict`` (:func:`state_digest`), checked on load: a
+                       damaged file can still unpickle; absent in files written before
+                       2026-12-06, which load unchecked
 =====================  =========================================================================
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import warnings
 from dataclasses import dataclass
@@ -96,12 +100,31 @@ def _plain(obj: Any) -> Any:
     raise TypeError(f"cannot store {type(obj).__name__} in a checkpoint")
 
 
+def state_digest(state: Any) -> str:
+    """SHA-256 of a state dict's names, dtypes, shapes and bytes (sorted by name)."""
+    h = hashlib.sha256()
+    for name in sorted(state):
+        t = state[name]
+        h.update(f"{name}|".encode())
+        if isinstance(t, torch.Tensor):
+            t = t.detach().cpu().contiguous()
+            h.update(f"{t.dtype}|{tuple(t.shape)}|".encode())
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+        else:
+            h.update(repr(t).encode())
+    return h.hexdigest()
+
+
 def save_checkpoint(path: str | os.PathLike[str], data: dict[str, Any]) -> Path:
-    """Write ``data`` to ``path`` atomically (temporary file + rename)."""
+    """Write ``data`` to ``path`` atomically (temporary file + rename), with the digest of
+    its ``state_dict`` (checked on load: torch's format does not check its data)."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
+    out = _plain({"format": FORMAT, "version": VERSION, **data})
+    if isinstance(out.get("state_dict"), dict):
+        out["state_dict_sha256"] = state_digest(out["state_dict"])
     with atomic_path(p, overwrite=True) as tmp:
-        torch.save(_plain({"format": FORMAT, "version": VERSION, **data}), tmp)
+        torch.save(out, tmp)
     return p
 
 
@@ -397,6 +420,12 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
             f"reads ({VERSION}); upgrade stfusion."
         )
     validate_checkpoint(p, data)
+    stored = data.get("state_dict_sha256")
+    if stored is not None and stored != state_digest(data["state_dict"]):
+        raise InputFileError(
+            f"{p}: damaged: its weights differ from those written (their SHA-256 does not "
+            "match the one stored with them). Copy the file again, or retrain."
+        )
     bad = _nonfinite_tensor(data.get("state_dict"))
     if bad is not None:
         raise InputFileError(
