@@ -102,10 +102,31 @@ def test_missing_data_uses_the_usable_pairs(cia: dict) -> None:
     np.testing.assert_allclose(got.values, vf + target - vc, rtol=0, atol=2e-6)
     both_bad = fines[0].copy()
     both_bad[:, 10:20, 20:30] = np.nan  # pair 1 fine invalid where pair 2 coarse is
-    vf2, _ = virtual_pair([both_bad, fines[1]], coarses, target)
+    vf2, vc2 = virtual_pair([both_bad, fines[1]], coarses, target)
     got2 = VIPSTF(base="additive").fit(list(zip([both_bad, fines[1]], coarses)), ratio=10)
     out = got2.predict(target).values
-    assert np.isnan(vf2[:, 10:20, 20:30]).all() and np.isnan(out[:, 10:20, 20:30]).all()
+    # no pair usable: the virtual fine image from pair 2's fine (its one-pair model), the
+    # virtual coarse image NaN, so additive has nothing there
+    assert np.isfinite(vf2[:, 10:20, 20:30]).all() and np.isnan(vc2[:, 10:20, 20:30]).all()
+    assert np.isnan(out[:, 10:20, 20:30]).all()
+    np.testing.assert_allclose(got2.base_.scene_.pairs[0][0].read(), vf2, rtol=0, atol=2e-6)
+
+
+@needs_cia
+def test_a_coarse_gap_in_every_pair_is_filled_as_in_one_pair(cia: dict) -> None:
+    """A user trial: both pairs' coarse images nodata over a block (in one band only in
+    part of it), the target valid: VIPSTF over FSDAF left those pixels NaN in every band,
+    where FSDAF on one such pair fills them."""
+    coarses = [c.copy() for c in cia["coarses"]]
+    for c in coarses:
+        c[:, 10:20, 20:30] = np.nan
+        c[2, 20:30, 20:30] = np.nan  # one band only
+    target = cia["target"][0]
+    pairs = list(zip(cia["fines"], coarses))
+    alone = get_method("fsdaf")().fit(pairs[:1], ratio=10).predict(target).values
+    assert np.isfinite(alone).all()
+    got = VIPSTF(base="fsdaf").fit(pairs, ratio=10).predict(target).values
+    assert np.isfinite(got).all()
 
 
 # ------------------------------------------------------------------ VIPSTF-SW (base=sw)
@@ -491,3 +512,52 @@ def test_native_coarse_grid_with_a_fractional_ratio(tmp_path: Path) -> None:
     vpair = (write_tif(tmp_path / "vf.tif", vf, transform=fine_t), target)
     plain = FitFC(**SMALL_FITFC).fit([vpair]).predict(target).values
     np.testing.assert_allclose(got, plain, rtol=0, atol=1e-4)
+
+
+@pytest.mark.parametrize("layout", ["target_elsewhere", "pairs_apart"])
+def test_native_coarse_images_on_different_grids(tmp_path: Path, layout: str) -> None:
+    """A user trial: the pairs' MODIS on one native grid and the target on another (or the
+    two pairs on two grids) stopped with "the ratio must be a positive integer; got 9.75",
+    advice that did not apply. The virtual coarse image is now built on the target's native
+    grid (the pairs' coarse images averaged over its footprints), so the base works on
+    native pixels as with one real pair."""
+    from affine import Affine
+    from rasterio.warp import Resampling, reproject
+
+    fine_t = Affine(30.0, 0, 500000.0, 0, -30.0, 6100000.0)
+    grid_a = Affine(463.3127, 0, 499700.0, 0, -463.3127, 6100250.0)
+    grid_b = Affine(500.0, 0, 499820.0, 0, -500.0, 6100130.0)
+
+    def native(f: np.ndarray, t: Affine) -> np.ndarray:
+        c = np.full((3, 11, 11), np.nan, np.float32)
+        reproject(
+            f, c, src_transform=fine_t, dst_transform=t, src_crs="EPSG:32755",
+            dst_crs="EPSG:32755", resampling=Resampling.average, dst_nodata=np.nan,
+        )  # fmt: skip
+        return c
+
+    rng = np.random.default_rng(3)
+    y, x = np.mgrid[0:150, 0:150] / 150.0
+    fields = [np.sin(3 * x + k) * np.cos(2 * y - k) for k in range(3)]  # coarse-scale pattern
+    base = (0.2 + 0.1 * np.stack(fields) + rng.normal(0, 0.02, (3, 150, 150))).astype(np.float32)
+    ramp = np.linspace(0, 0.1, 150, dtype=np.float32)[None, None, :]
+    f = [base + ramp, 1.3 * base + rng.normal(0, 0.01, base.shape).astype(np.float32)]
+    truth = 0.3 * f[0] + 0.6 * f[1] + 0.02
+    grids = [grid_a, grid_b] if layout == "pairs_apart" else [grid_a, grid_a]
+    pairs = [
+        (
+            write_tif(tmp_path / f"f{i}.tif", f[i], transform=fine_t),
+            write_tif(tmp_path / f"c{i}.tif", native(f[i], t), transform=t),
+        )
+        for i, t in enumerate(grids)
+    ]
+    target = write_tif(tmp_path / "t.tif", native(truth, grid_b), transform=grid_b)
+    est = VIPSTF(base="fsdaf", base_params={"window": 9}).fit(pairs)
+    got = est.predict(target).values
+    assert est.base_.native_ is not None  # the base worked on native pixels
+    assert est.base_.native_.native.transform == grid_b  # the target's grid
+    ok = np.isfinite(got)
+    assert ok.mean() > 0.9
+    additive = read_raster(pairs[1][0]).values  # the nearer pair's fine image, as a scale
+    rmse = float(np.sqrt(np.mean((got[ok] - truth[ok]) ** 2)))
+    assert rmse < 0.5 * float(np.sqrt(np.mean((additive - truth) ** 2)))

@@ -14,7 +14,9 @@ matrix itself (not on the cross products, as the fast code does).
   for S's first pair k, ``b = mean(C_0 - C_k)`` over those rows; no row: no coefficients.
 * (V2) per pixel and band, S(x) = the pairs whose fine and coarse values are both finite;
   ``F_v = sum_{i in S} a_i F_i + b``, ``C_v = sum_{i in S} a_i C_i + b`` with S(x)'s
-  coefficients; NaN where S(x) is empty or has no coefficients.
+  coefficients; NaN where S(x) is empty or has no coefficients. Where S(x) is empty but
+  some fine values are finite, ``F_v`` takes the coefficients of the pairs whose fine value
+  is finite (``C_v`` stays NaN): a pair with a coarse gap, not a fine one too.
 """
 
 from __future__ import annotations
@@ -82,6 +84,16 @@ def virtual_pair(
                     and math.isfinite(float(coarses[i][band, y, x]))
                 )
                 model = models.get((band, subset)) if subset else None
+                if not subset:
+                    fine_only = tuple(
+                        i for i in range(n) if math.isfinite(float(fines[i][band, y, x]))
+                    )
+                    got = models.get((band, fine_only)) if fine_only else None
+                    if got is not None:
+                        a, b = got
+                        vf[band, y, x] = (
+                            sum(a[i] * float(fines[i][band, y, x]) for i in fine_only) + b
+                        )
                 if model is None:
                     continue
                 a, b = model
@@ -252,6 +264,16 @@ def vipstf_sw(
                     and math.isfinite(float(coarses[i][band, y, x]))
                 )
                 model = models.get((band, subset)) if subset else None
+                if not subset:
+                    fine_only = tuple(
+                        i for i in range(n) if math.isfinite(float(fines[i][band, y, x]))
+                    )
+                    got = models.get((band, fine_only)) if fine_only else None
+                    if got is not None:
+                        a, b = got
+                        vf[band, y, x] = (
+                            sum(a[i] * float(fines[i][band, y, x]) for i in fine_only) + b
+                        )
                 if model is None:
                     continue
                 a, b = model

@@ -69,8 +69,10 @@ from typing import Any, ClassVar
 import numpy as np
 from rasterio.windows import Window
 
+from stfusion.coarse import NativeGrid
 from stfusion.errors import EmptyInputError, InvalidParameterError, keywords_checked
 from stfusion.io import AlignedSource, ArraySource, Grid, Source, scan_values
+from stfusion.io.grid import resolution_ratio
 from stfusion.io.spill import state_bytes
 from stfusion.methods.base import FusionMethod, Param
 from stfusion.methods.params import MethodTags
@@ -236,6 +238,15 @@ class VirtualPair:
             k = np.moveaxis(self.coef[b][pat], -1, 0)  # (n + 1, h, w); NaN where pattern 0
             vf[b] = _combine(_less_offset(k, n, shift, b), np.where(usable[:, b], f[:, b], 0.0))
             vc[b] = _combine(k, np.where(usable[:, b], c[:, b], 0.0))
+            # No pair's coarse value either: the fine image still comes from the pairs whose
+            # fine value is valid, so the base sees a pair with a coarse gap (which it fills),
+            # not a gap in the fine image too.
+            fine_ok = np.isfinite(f[:, b])
+            only_fine = (pat == 0) & fine_ok.any(axis=0)
+            if only_fine.any():
+                kf = np.moveaxis(self.coef[b][_pattern(fine_ok)], -1, 0)
+                alt = _combine(_less_offset(kf, n, shift, b), np.where(fine_ok, f[:, b], 0.0))
+                vf[b] = np.where(only_fine, alt, vf[b])
         return vf, vc
 
 
@@ -394,7 +405,11 @@ class VIPSTF(FusionMethod):
         sw = self.base == SW_BASE
         vf, vc = _virtual_sources(vp, scene.grid, names, lazy=sw)
         native = (
-            None if sw else _native_virtual_coarse(self.coef_, [c for _, c in scene.pairs], target)
+            None
+            if sw
+            else _native_virtual_coarse(
+                self.coef_, [c for _, c in scene.pairs], target, scene.ratio
+            )
         )
         if native is not None:
             vc = native
@@ -479,23 +494,40 @@ def _virtual_sources(
 
 
 def _native_virtual_coarse(
-    coef: np.ndarray, coarses: Sequence[Source], target: Source
+    coef: np.ndarray, coarses: Sequence[Source], target: Source, ratio: float | None
 ) -> AlignedSource | None:
-    """The virtual coarse image of (V2) on the coarse images' own grid, when they and the
-    target share one native grid (else None): ``sum a_i C_i + b`` of the native pixels,
-    reprojected onto the fine grid like the coarse images themselves. A base method that works
-    on native coarse pixels (FSDAF, Fit-FC) then sees a coarse pair on that grid, as it would
-    with one real pair, whatever the ratio. The subset coefficients follow the native pixels'
-    validity (the fine-grid virtual pair's also follow the fine images').
+    """The virtual coarse image of (V2) on a native coarse grid, when every coarse image is on
+    its own grid (else None): ``sum a_i C_i + b`` of native pixels, reprojected onto the fine
+    grid like the coarse images themselves. A base method that works on native coarse pixels
+    (FSDAF, Fit-FC) then sees a coarse pair on that grid, as it would with one real pair,
+    whatever the ratio. The grid is the target's: a pair's coarse image on another grid is
+    averaged over the target's native footprints (on cia-2pair with the pairs' MODIS at
+    500 m in UTM and the target in sinusoidal, RMSE 0.03467, against 0.03697 on the pairs'
+    grid with the target averaged, and 0.03418 with every image on one grid). The subset
+    coefficients follow the native pixels' validity (the fine-grid virtual pair's also follow
+    the fine images').
     """
     if not all(isinstance(c, AlignedSource) and c.native_pixels for c in [*coarses, target]):
         return None
-    grid = target.native.grid  # type: ignore[attr-defined]
-    if not all(c.native.grid.same_as(grid) for c in coarses):  # type: ignore[attr-defined]
-        return None
     names = target.band_names
-    arrays = [ArraySource(c.native._assemble(), grid, names) for c in coarses]  # type: ignore[attr-defined]
-    _, vc = VirtualPair(list(arrays), list(arrays), coef).read(None, 0)
+    grid = target.native.grid  # type: ignore[attr-defined]
+    if all(c.native.grid.same_as(grid) for c in coarses):  # type: ignore[attr-defined]
+        arrays = [c.native._assemble() for c in coarses]  # type: ignore[attr-defined]
+    else:
+        ng = NativeGrid(target.grid, grid, float(ratio or resolution_ratio(grid, target.grid)))
+        (i0, j0), (h, w) = ng.offset, ng.shape
+        rows = slice(max(i0, 0), min(i0 + h, grid.height))
+        cols = slice(max(j0, 0), min(j0 + w, grid.width))
+        arrays = []
+        for c in coarses:
+            full = np.full((len(names), grid.height, grid.width), np.nan, np.float32)
+            values = ng.values(c)  # its native values, or its footprint means on this grid
+            full[:, rows, cols] = values[
+                :, rows.start - i0 : rows.stop - i0, cols.start - j0 : cols.stop - j0
+            ]
+            arrays.append(full)
+    sources = [ArraySource(a, grid, names) for a in arrays]
+    _, vc = VirtualPair(list(sources), list(sources), coef).read(None, 0)
     label = "virtual coarse image (VIPSTF, native grid)"
     # AlignedSource reads its native image through Source methods only (an in-memory one here).
     native_vc: Any = ArraySource(vc, grid, names, label)
