@@ -74,6 +74,9 @@ def test_best_only_among_rows_with_the_best_coverage() -> None:
     page = html_page(runs, [_case()], {}, RECORD)
     html_row = {m: page.split(f"<tr><td>{m}</td>")[1].split("</tr>")[0] for m in ("full", "gappy")}
     assert "class='best'" in html_row["full"] and "class='best'" not in html_row["gappy"]
+    # The truth's valid fraction is the truth's, whichever run comes first (a user trial:
+    # it was the first run's pixels valid in both, 0.500 with the gappy run first)
+    assert "truth valid fraction 1.000;" in summary_markdown(runs[::-1], [_case()])
     # The same coverage: the smaller error is bold, and no note is needed.
     runs, _ = _runs(gap=False)
     md = summary_markdown(runs, [_case()])

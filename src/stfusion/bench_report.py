@@ -252,9 +252,17 @@ def _notes(rs: Sequence[Run]) -> list[tuple[bool, str]]:
 
 
 def _valid(runs: Sequence[Run]) -> str:
-    """The truth's valid fraction (the same for every run of a case), as GUIDE asks."""
-    vf = [r.report.mean["valid_fraction"] for r in runs if r.report is not None]
-    return f" truth valid fraction {vf[0]:.3f};" if vf else ""
+    """The truth's valid fraction, as GUIDE asks: per band, the fraction valid in both
+    images over the share of the truth's pixels the prediction covers (a run's own gaps
+    cancel out), then the mean over bands."""
+    for r in runs:
+        if r.report is None:
+            continue
+        both, cover = r.report.per_band["valid_fraction"], r.report.per_band["coverage"]
+        if both and all(c > 0 for c in cover):  # else a band's truth is unknown here
+            truth = [v / c for v, c in zip(both, cover, strict=True)]
+            return f" truth valid fraction {sum(truth) / len(truth):.3f};"
+    return ""
 
 
 def _case_line(case: Case, runs: Sequence[Run]) -> str:
