@@ -289,6 +289,16 @@ def test_quality_layer_has_named_weight_bands(scene: dict, tmp_path: Path) -> No
     np.testing.assert_allclose(data[-2:].sum(axis=0), 1.0, rtol=1e-6)
     with rasterio.open(out) as ds:
         np.testing.assert_array_equal(ds.read(), est.predict().values)
+    # Through VIPSTF (base=ensemble) the weight bands come along (a user trial: the layer
+    # was sized for VIPSTF's own bands, and writing it failed with a traceback)
+    from stfusion.methods.vipstf import VIPSTF
+
+    two = [(fine, coarse), ((fine * 1.02).astype(np.float32), (coarse * 1.02).astype(np.float32))]
+    vip = VIPSTF(base="ensemble", base_params={"members": "additive,nochange"}).fit(two, ratio=R)
+    vq = tmp_path / "vq.tif"
+    vip.predict((coarse * 1.05).astype(np.float32), out=tmp_path / "v.tif", quality_out=vq)
+    with rasterio.open(vq) as ds:
+        assert list(ds.descriptions)[-2:] == ["weight_additive", "weight_nochange"]
 
 
 def test_block_means_and_interpolation() -> None:

@@ -470,6 +470,11 @@ class VIPSTF(FusionMethod):
     def predict_window_quality(self, window: Window) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         return self.base_.predict_window_quality(window)
 
+    def quality_extra_names(self) -> list[str]:
+        # the base's own bands (the ensemble's weights, a plugin's), which it passes on
+        base = getattr(self, "base_", None) or self._new_base()
+        return base.quality_extra_names()
+
 
 def _virtual_sources(
     vp: VirtualPair, grid: Grid, names: tuple[str, ...], lazy: bool = False
