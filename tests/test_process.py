@@ -318,6 +318,48 @@ def test_a_broken_plugin_does_not_take_the_cli_down(tmp_path: Path) -> None:
     assert "could not be loaded" in run.stderr and not out.exists()
 
 
+def test_plugins_with_capitals_or_faults(tmp_path: Path) -> None:
+    """A plugin author's trial: `stfusion methods MyLLR` said "no such method (did you mean
+    MyLLR?)" and pointed at docs/methods/myllr.md, which stfusion does not have; an exception
+    in a plugin's predict_window was a traceback that did not say whose fault it was."""
+    import os
+    import sys
+
+    (tmp_path / "capsplug.py").write_text(
+        "from stfusion.methods.baselines import Additive\n"
+        "class Caps(Additive):\n    name = 'CapsAdd'\n"
+        "class Failing(Additive):\n    name = 'failing'\n"
+        "    def predict_window(self, window):\n        raise ValueError('boom')\n"
+    )
+    dist = tmp_path / "capsplug-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: capsplug\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text(
+        "[stfusion.methods]\nCapsAdd = capsplug:Caps\nfailing = capsplug:Failing\n"
+    )
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), str(REPO / "src")]))
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "stfusion.cli", *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
+
+    shown = cli("methods", "CapsAdd")
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.splitlines()[1].startswith("a plugin from capsplug;")
+    assert cli("methods", "additive").stdout.splitlines()[1].startswith("docs/methods/additive.md")
+    for extra in ([], ["--quality"]):
+        out = tmp_path / "p.tif"
+        run = cli("predict", *_cia(), "--method", "failing", "--out", str(out), *extra)
+        assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
+        assert "failing (a plugin from capsplug) failed on the window of rows 0-" in run.stderr
+        assert "ValueError: boom. A fault in the plugin" in run.stderr and not out.exists()
+
+
 def test_debug_logs_are_stfusion_s_not_gdal_environment_noise(tmp_path: Path) -> None:
     """``--debug`` printed 680 lines, 678 of them rasterio's DEBUG lines; now stfusion's log
     (from DEBUG) and other libraries' from INFO. Without a terminal, progress is a line per

@@ -30,7 +30,7 @@ import numpy as np
 from rasterio.windows import Window
 
 from stfusion.io import removed_if_written
-from stfusion.tiling import check_window
+from stfusion.tiling import check_window, plugin_faults
 
 if TYPE_CHECKING:  # base imports this module: annotations only
     from stfusion.methods.base import FusionMethod
@@ -122,7 +122,8 @@ class WithQuality:
         self.method = method
 
     def predict_window(self, window: Window) -> np.ndarray:
-        pred, extra = self.method.predict_window_quality(window)
+        with plugin_faults(self.method, self.method.name, window):
+            pred, extra = self.method.predict_window_quality(window)
         pred = check_window(pred, window, self.method.scene_.count, self.method.name)
         return np.concatenate([pred, quality_layer(self.method, window, extra, pred)])
 

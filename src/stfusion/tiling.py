@@ -22,7 +22,12 @@ from typing import Any, Protocol
 import numpy as np
 from rasterio.windows import Window
 
-from stfusion.errors import InvalidParameterError, MethodOutputError, STFusionWarning
+from stfusion.errors import (
+    InvalidParameterError,
+    MethodOutputError,
+    STFusionError,
+    STFusionWarning,
+)
 from stfusion.io import Grid, scan_limit
 from stfusion.io.spill import state_limit
 
@@ -238,6 +243,30 @@ def check_window(arr: object, window: Window, bands: int, method: str) -> np.nda
     return arr
 
 
+@contextlib.contextmanager
+def plugin_faults(method: object, name: str, window: Window) -> Iterator[None]:
+    """A plugin method's own exception (not stfusion's errors) as a one-line
+    :class:`MethodOutputError` naming the method, its package and the window: the CLI
+    printed a traceback with nothing to say whose fault it was. Built-in methods' faults
+    keep their tracebacks (bug reports need them)."""
+    module = type(method).__module__
+    if module.startswith("stfusion.") or module == "stfusion":
+        yield
+        return
+    try:
+        yield
+    except STFusionError:
+        raise
+    except Exception as exc:
+        w = f"rows {int(window.row_off)}-{int(window.row_off + window.height)}, columns "
+        w += f"{int(window.col_off)}-{int(window.col_off + window.width)}"
+        raise MethodOutputError(
+            f"{name} (a plugin from {module.partition('.')[0]}) failed on the window of {w}: "
+            f"{type(exc).__name__}: {exc}. A fault in the plugin: report it to its authors "
+            "(--debug shows the traceback)."
+        ) from exc
+
+
 @dataclass(frozen=True)
 class CheckedWindows:
     """``method``'s windows, each checked with :func:`check_window` (picklable: it travels
@@ -248,7 +277,9 @@ class CheckedWindows:
     name: str
 
     def predict_window(self, window: Window) -> np.ndarray:
-        return check_window(self.method.predict_window(window), window, self.bands, self.name)
+        with plugin_faults(self.method, self.name, window):
+            arr = self.method.predict_window(window)
+        return check_window(arr, window, self.bands, self.name)
 
 
 def _set_threads(n: int) -> None:

@@ -40,7 +40,8 @@ def _one(name: str, found: dict[str, Any]) -> None:
     only on the docs pages, and ``stfusion methods fsdaf`` was a usage error)."""
     import difflib
 
-    cls = found.get(name.strip().lower())
+    key = name.strip()
+    cls = found.get(key, found.get(key.lower()))  # a plugin may register capitals
     if cls is None:
         close = difflib.get_close_matches(name, found, n=1)
         raise click.BadParameter(
@@ -50,7 +51,14 @@ def _one(name: str, found: dict[str, Any]) -> None:
             param_hint="NAME",
         )
     click.echo(f"{cls.name}: {cls.title} ({cls.paper}); pairs {cls.tags.pairs_text()}")
-    click.echo(f"docs/methods/{cls.name}.md; give a parameter with --param NAME=VALUE")
+    from stfusion.methods import BUILTIN
+
+    page = (  # a plugin's documentation is its package's, not stfusion's pages
+        f"docs/methods/{cls.name}.md"
+        if BUILTIN.get(cls.name) == f"{cls.__module__}:{cls.__qualname__}"
+        else f"a plugin from {cls.__module__.partition('.')[0]}"
+    )
+    click.echo(f"{page}; give a parameter with --param NAME=VALUE")
     for p in cls.params:
         unit = f" [{p.unit}]" if p.unit else ""
         click.echo(f"  {p.name} = {p.default}{unit}: {p.allowed()}")
