@@ -298,3 +298,34 @@ def test_workers_that_keep_dying_give_a_clear_error(
         with pytest.raises(STFusionError, match="kept dying"), RasterWriter(out, est.grid_, 2) as w:
             run_distributed(_AlwaysDie(), plan_windows(est.grid_, 20), w, cluster.scheduler_address)
     assert not out.exists() and not list(tmp_path.glob("*partial*"))
+
+
+def test_every_worker_gone_mid_run_is_an_error_not_a_wait(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A plugin author's trial: a worker that could not import the plugin died as it
+    unpickled its task, and the run printed "still reading" for ever. Pending windows and
+    no worker coming back within STFUSION_SCHEDULER_TIMEOUT: a clear error."""
+    from types import SimpleNamespace
+
+    from stfusion import parallel
+    from stfusion.errors import STFusionError
+
+    class Pending:  # windows submitted, none finishing
+        def is_empty(self) -> bool:
+            return False
+
+        def next_batch(self, block: bool = True) -> list[Any]:
+            return []
+
+    def no_worker(n: int, timeout: float) -> None:
+        raise TimeoutError
+
+    client = SimpleNamespace(
+        scheduler_info=lambda: {"workers": {}},
+        wait_for_workers=no_worker,
+        scheduler=SimpleNamespace(address="tcp://10.0.0.5:8786"),
+    )
+    monkeypatch.setattr(parallel, "WORKER_CHECK_S", 0.0)
+    with pytest.raises(STFusionError, match=r"every worker .* left during the run.*plugin"):
+        next(parallel._completed(Pending(), client))

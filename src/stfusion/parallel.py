@@ -192,6 +192,38 @@ def _wait_for_workers(client: Any) -> None:
         ) from None
 
 
+#: Seconds between checks that the cluster still has workers, while windows are pending.
+WORKER_CHECK_S = 5.0
+
+
+def _completed(ac: Any, client: Any) -> Iterator[Any]:
+    """The futures of ``ac`` as they finish, while checking that the cluster keeps a worker:
+    when every worker had died (one that cannot import a plugin method's package dies as it
+    unpickles its task) the run waited for ever, saying "still running"."""
+    import time
+
+    checked = time.monotonic()
+    while not ac.is_empty():
+        batch = ac.next_batch(block=False)
+        if batch:
+            yield from batch
+            continue
+        if time.monotonic() - checked >= WORKER_CHECK_S:
+            checked = time.monotonic()
+            if not client.scheduler_info().get("workers"):
+                try:
+                    _wait_for_workers(client)
+                except STFusionError:
+                    raise STFusionError(
+                        f"every worker of the Dask cluster at {client.scheduler.address} left "
+                        "during the run, and none came back: see the workers' logs. A worker "
+                        "stops when it runs out of memory, or when it cannot import the "
+                        "method (a plugin's package must be installed on every worker). No "
+                        "output was written."
+                    ) from None
+        time.sleep(0.05)
+
+
 def _held(method: WindowPredictor) -> WindowPredictor:
     """Runs on a worker: the method, as the result every window task depends on."""
     return method
@@ -263,7 +295,7 @@ def run_distributed(
                 break
         done = 0
         counts: dict[str, int] = {}
-        for fut in ac:
+        for fut in _completed(ac, client):
             w = futures.pop(fut.key)
             try:
                 who, arr = fut.result()
