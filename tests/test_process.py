@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import rasterio
 
 from conftest import REPO, process_env, run_process, stfusion_cmd, write_tif
 from stfusion.demo import sample_dir
@@ -352,6 +353,11 @@ def test_plugins_with_capitals_or_faults(tmp_path: Path) -> None:
     assert shown.returncode == 0, shown.stderr
     assert shown.stdout.splitlines()[1].startswith("a plugin from capsplug;")
     assert cli("methods", "additive").stdout.splitlines()[1].startswith("docs/methods/additive.md")
+    made = tmp_path / "caps.tif"
+    run = cli("predict", *_cia(), "--method", "CapsAdd", "--out", str(made))
+    assert run.returncode == 0, run.stderr
+    with rasterio.open(made) as ds:  # the plugin's package and version, with the outputs
+        assert ds.tags()["STFUSION_METHOD_PACKAGE"] == "capsplug 0.1"
     for extra in ([], ["--quality"]):
         out = tmp_path / "p.tif"
         run = cli("predict", *_cia(), "--method", "failing", "--out", str(out), *extra)

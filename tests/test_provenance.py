@@ -357,3 +357,32 @@ def test_scaling_tag_lists_each_image_when_they_differ(tmp_path: Path) -> None:
         scaling = json.loads(ds.tags()["STFUSION_SCALING"])
     assert [s["from"] for s in scaling["fine"]] == ["default", "file metadata"]
     assert scaling["coarse"]["scale"] == pytest.approx(1e-4)  # shared: one entry
+
+
+def test_code_digest_covers_plugin_packages(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A plugin author's trial: `stfusion series` kept outputs of an older version of the
+    plugin's code, even with --overwrite, because the code digest covered stfusion only."""
+    from stfusion.provenance import code_digest, plugin_packages
+
+    (tmp_path / "digestplug").mkdir()
+    module = tmp_path / "digestplug" / "__init__.py"
+    module.write_text("from stfusion.methods.baselines import Additive as Plug\n")
+    dist = tmp_path / "digestplug-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: digestplug\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[stfusion.methods]\nplug = digestplug:Plug\n")
+    code_digest.cache_clear()
+    before = code_digest()
+    monkeypatch.setattr(sys, "path", [str(tmp_path), *sys.path])
+    try:
+        code_digest.cache_clear()
+        assert ("digestplug", "0.1", tmp_path / "digestplug") in plugin_packages()
+        with_plugin = code_digest()
+        module.write_text(module.read_text() + "# auto means gain 2 now\n")
+        code_digest.cache_clear()
+        changed = code_digest()
+    finally:
+        code_digest.cache_clear()
+    assert len({before, with_plugin, changed}) == 3

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as _dt
 import functools
 import hashlib
+import os
 import shlex
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,8 +25,10 @@ from stfusion.io.sources import underlying_source, wrapped
 @functools.cache
 def code_digest() -> str:
     """A digest (16 hex digits) of the code that computes: stfusion's own Python files and
-    shipped weights. The version alone stays the same while the code changes (an editable
-    install, a build from a branch), so outputs made by other code are told apart by this."""
+    shipped weights, and the Python files and version of every installed method plugin's
+    package. The version alone stays the same while the code changes (an editable install,
+    a build from a branch, a plugin being written), so outputs made by other code are told
+    apart by this."""
     root = Path(stfusion.__file__).parent
     files = [*root.rglob("*.py"), *(p for p in (root / "weights").rglob("*") if p.is_file())]
     h = hashlib.sha256()
@@ -34,7 +37,36 @@ def code_digest() -> str:
             continue
         h.update(path.relative_to(root).as_posix().encode() + b"\0")
         h.update(path.read_bytes())
+    for name, version, base in plugin_packages():
+        h.update(f"plugin {name} {version}".encode() + b"\0")
+        for path in sorted(base.rglob("*.py") if base.is_dir() else [base]):
+            if "__pycache__" not in path.parts:
+                h.update(path.relative_to(base.parent).as_posix().encode() + b"\0")
+                h.update(path.read_bytes())
     return h.hexdigest()[:16]
+
+
+def plugin_packages() -> list[tuple[str, str, Path]]:
+    """``(package, version, folder or module file)`` of the installed method plugins (entry
+    points ``stfusion.methods`` outside stfusion), located without importing them."""
+    import importlib.util
+    from importlib.metadata import entry_points
+
+    found: dict[str, tuple[str, str, Path]] = {}
+    for ep in entry_points(group="stfusion.methods"):
+        top = ep.value.partition(":")[0].split(".")[0]
+        if top == "stfusion" or top in found:
+            continue
+        try:
+            spec = importlib.util.find_spec(top)
+        except (ImportError, ValueError):
+            spec = None
+        if spec is None or not spec.origin or not os.path.exists(spec.origin):
+            continue  # not importable: the registry says so when it is used
+        origin = Path(spec.origin)
+        version = ep.dist.version if ep.dist is not None else "?"
+        found[top] = (top, version, origin.parent if origin.name == "__init__.py" else origin)
+    return sorted(found.values())
 
 
 def _input(src: Source) -> str:
@@ -121,6 +153,10 @@ def provenance_tags(method: Any, *, command: Sequence[str] | str | None = None) 
     masks = _masks([*(s for pair in scene.pairs for s in pair), target])
     if masks:
         tags["STFUSION_INPUTS"]["masks"] = masks
+    top = type(method).__module__.split(".")[0]
+    package = next((f"{n} {v}" for n, v, _ in plugin_packages() if n == top), None)
+    if package is not None:  # a plugin's method: its package and version, not stfusion's
+        tags["STFUSION_METHOD_PACKAGE"] = package
     tags.update(method.fitted_tags())
     if command:
         tags["STFUSION_COMMAND"] = command if isinstance(command, str) else shlex.join(command)
