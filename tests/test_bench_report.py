@@ -223,6 +223,8 @@ def test_run_record_reproduces_the_table(tmp_path: Path) -> None:
     versions = record["versions"]
     for name in ("stfusion", "numpy", "numba", "rasterio", "gdal"):
         assert versions[name], name
+    # the code digest outputs carry, and the installed plugins' versions (a plugin trial)
+    assert re.fullmatch(r"[0-9a-f]{16}", versions["stfusion_code"]) and "plugins" in versions
     if (REPO / ".git").exists():
         assert re.fullmatch(r"[0-9a-f]{40}", versions["stfusion_git"]["commit"])
     vip = next(r for r in record["runs"] if r["method"] == "fitfc+vip")

@@ -578,6 +578,10 @@ def software_versions() -> dict[str, Any]:
     torch = sys.modules.get("torch")  # not imported here: only recorded when a method did
     if torch is not None:
         out["torch"] = getattr(torch, "__version__", None)
+    from stfusion.provenance import code_digest, plugin_packages
+
+    out["stfusion_code"] = code_digest()
+    out["plugins"] = {name: version for name, version, _ in plugin_packages()}
     return out
 
 
