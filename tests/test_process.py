@@ -292,6 +292,7 @@ def test_a_broken_plugin_does_not_take_the_cli_down(tmp_path: Path) -> None:
         "[stfusion.methods]\nbroken = this_module_does_not_exist_xyz:Nope\n"
         "starfm = this_module_does_not_exist_xyz:Other\n"
         "misnamed = stfusion.methods.baselines:Additive\n"
+        "llr.v2 = this_module_does_not_exist_xyz:Dotted\n"
     )
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), str(REPO / "src")]))
 
@@ -313,6 +314,9 @@ def test_a_broken_plugin_does_not_take_the_cli_down(tmp_path: Path) -> None:
     assert listed.stderr.count("plugin method 'starfm'") == 1  # once, not once per lookup
     # a class whose name is not its entry point's: its outputs would be labelled additive
     assert "method 'misnamed'" in listed.stderr and "calls itself 'additive'" in listed.stderr
+    # a dotted name would split --param METHOD.NAME=VALUE (a plugin author's trial)
+    assert "plugin method 'llr.v2'" in listed.stderr and "letters, digits" in listed.stderr
+    assert "llr.v2" not in listed.stdout
     out = tmp_path / "p.tif"
     run = cli("predict", *_cia(), "--method", "broken", "--out", str(out))
     assert run.returncode == 1 and "Traceback" not in run.stderr

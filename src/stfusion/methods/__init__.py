@@ -7,6 +7,7 @@ listed here so a source checkout works without installation.
 
 from __future__ import annotations
 
+import re
 import warnings
 from importlib import import_module
 from importlib.metadata import entry_points
@@ -72,6 +73,18 @@ def available() -> dict[str, str]:
     under a built-in method's name is ignored, with a warning."""
     found = dict(BUILTIN)
     for ep in entry_points(group="stfusion.methods"):
+        if not re.fullmatch(r"[A-Za-z0-9_-]+", ep.name):
+            if ep.value not in _SHADOWED:
+                _SHADOWED.add(ep.value)
+                warnings.warn(
+                    f"plugin method {ep.name!r} ({ep.value}) ignored: a method name holds "
+                    "letters, digits, '_' and '-' only (a '.' would split --param "
+                    "METHOD.NAME=VALUE, a ',' a list of methods). Register it under another "
+                    "name.",
+                    STFusionWarning,
+                    stacklevel=2,
+                )
+            continue
         if ep.name in BUILTIN and ep.value != BUILTIN[ep.name] and ep.value not in _SHADOWED:
             _SHADOWED.add(ep.value)  # said once per process, however often this runs
             warnings.warn(
