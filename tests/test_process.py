@@ -529,3 +529,38 @@ def test_a_full_stdout_is_said_as_such(tmp_path: Path) -> None:
     assert done.returncode == 1 and out.exists(), done.stderr
     assert "standard output could not be written" in done.stderr
     assert "write the outputs elsewhere" not in done.stderr
+
+
+def test_one_window_in_a_log_says_it_is_predicting_not_fitting(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A plugin author's trial: a whole scene as one window said "still reading the inputs
+    and fitting" all the while its predict_window ran. The windows' start is reported
+    (progress(0, total)), so the heartbeat says "0/1 windows, working"."""
+    import time
+
+    from stfusion.cli import progress as progress_module
+    from stfusion.methods.baselines import Additive
+
+    class Slow(Additive):
+        def predict_window(self, window: object) -> np.ndarray:
+            time.sleep(0.6)
+            return super().predict_window(window)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(progress_module, "HEARTBEAT_S", 0.1)
+    rng = np.random.default_rng(0)
+    f1, c1, c2 = (rng.uniform(0.1, 0.3, (2, 16, 16)).astype(np.float32) for _ in range(3))
+    calls: list[tuple[int, int]] = []
+    with progress_module.Progress("slow", False) as progress:
+        progress.phase("reading the inputs and fitting", 0.05)
+
+        def report(done: int, total: int) -> None:
+            calls.append((done, total))
+            progress.windows(done, total)
+
+        Slow().fit([(f1, c1)]).predict(c2, progress=report)
+    assert calls == [(0, 1), (1, 1)]
+    lines = capsys.readouterr().err.splitlines()
+    working = [i for i, x in enumerate(lines) if x.startswith("slow: 0/1 windows, working")]
+    assert len(working) >= 2, lines
+    assert not any("still reading" in x for x in lines[working[0] :])

@@ -295,6 +295,8 @@ def run_distributed(
                 break
         done = 0
         counts: dict[str, int] = {}
+        if progress is not None:
+            progress(0, len(windows))
         for fut in _completed(ac, client):
             w = futures.pop(fut.key)
             try:

@@ -323,8 +323,11 @@ def run(
     workers: int = 1,
     progress: ProgressFn | None = None,
 ) -> None:
-    """Predict every window and hand it to ``sink`` as soon as it is done (streamed)."""
+    """Predict every window and hand it to ``sink`` as soon as it is done (streamed);
+    ``progress(0, total)`` when the windows begin, then ``progress(done, total)``."""
     total = len(windows)
+    if progress is not None:
+        progress(0, total)  # the windows began (a whole scene as one window said "fitting")
     for i, (w, arr) in enumerate(_results(method, windows, workers), start=1):
         sink.write(arr, w)
         if progress is not None:
