@@ -268,6 +268,8 @@ def test_registered_and_pairs() -> None:
     assert available()["robot"] == "stfusion.methods.robot:ROBOT"
     cls = get_method("robot")
     assert cls.tags.series_all_pairs and cls.tags.max_pairs is None
+    with pytest.raises(InvalidParameterError, match=r"'robt' \(did you mean robot\?\)"):
+        get_method("robt")
     with pytest.raises(InvalidParameterError, match="at least 2 pairs"):
         ROBOT().fit([(np.zeros((1, 4, 4)), np.zeros((1, 4, 4)))])
     with pytest.raises(InvalidParameterError, match="step"):

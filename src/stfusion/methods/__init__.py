@@ -101,8 +101,13 @@ def get_method(name: str) -> type[FusionMethod]:
     """The method class registered as ``name``."""
     methods = available()
     if name not in methods:
+        import difflib
+
+        close = difflib.get_close_matches(str(name), methods, n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
         raise InvalidParameterError(
-            f"unknown method {name!r}; available: {', '.join(methods)} (see `stfusion methods`)."
+            f"unknown method {name!r}{hint}; available: {', '.join(methods)} (see `stfusion "
+            "methods`)."
         )
     return _load(name, methods[name])
 
