@@ -109,3 +109,21 @@ def test_the_contract_suite_catches_bad_windows(cls: type[Additive]) -> None:
 
 def test_the_contract_suite_passes_a_good_method() -> None:
     check_windows(Additive)
+
+
+class ZeroFilled(Additive):
+    """Writes 0 where it cannot predict (nan_to_num), a plugin author's trial: the contract
+    suite passed it."""
+
+    name = "zerofilled"
+
+    def predict_window(self, window: Window) -> np.ndarray:
+        return np.nan_to_num(super().predict_window(window), nan=0.0)
+
+
+def test_the_contract_suite_catches_a_method_that_fills_gaps_with_zero() -> None:
+    from stfusion.testing import check_nan_holes
+
+    with pytest.raises(AssertionError, match="zerofilled.*predicts exactly 0"):
+        check_nan_holes(ZeroFilled)
+    check_nan_holes(Additive)

@@ -303,7 +303,7 @@ def check_exact(cls: type[FusionMethod], params: Mapping[str, Any] | None = None
 
 def check_nan_holes(cls: type[FusionMethod], params: Mapping[str, Any] | None = None) -> None:
     """NaN holes in a fine pair image and in the coarse target neither crash the method nor
-    spread beyond their neighbourhood."""
+    spread beyond their neighbourhood, nor come out as 0."""
     if not _can_predict(cls):
         return
     scene = piecewise_scene()
@@ -317,6 +317,12 @@ def check_nan_holes(cls: type[FusionMethod], params: Mapping[str, Any] | None = 
     far[25:38, 25:38] = False
     if pred.shape != fine.shape or not np.isfinite(pred[:, far]).all():
         raise _fail(cls, "NaN holes spread beyond their neighbourhood")
+    if (pred == 0).any():  # the scene's values are 0.05-0.63: a 0 is a fill, not a prediction
+        raise _fail(
+            cls,
+            "predicts exactly 0 where inputs are NaN (a zero-filled array, nan_to_num?): return "
+            "NaN for the pixels it cannot predict (0 is a valid value: reflectance 0)",
+        )
 
 
 def check_quality(cls: type[FusionMethod], params: Mapping[str, Any] | None = None) -> None:
