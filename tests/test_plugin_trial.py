@@ -124,6 +124,6 @@ class ZeroFilled(Additive):
 def test_the_contract_suite_catches_a_method_that_fills_gaps_with_zero() -> None:
     from stfusion.testing import check_nan_holes
 
-    with pytest.raises(AssertionError, match="zerofilled.*predicts exactly 0"):
+    with pytest.raises(AssertionError, match=r"zerofilled.*predicts exactly 0"):
         check_nan_holes(ZeroFilled)
     check_nan_holes(Additive)

@@ -62,11 +62,12 @@ teacher's own training pairs the block is one the teacher never trained on.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Unpack
@@ -463,6 +464,24 @@ def _result(
     )
 
 
+@contextlib.contextmanager
+def _comparing(out: Path) -> Iterator[None]:
+    """The closing comparison: Ctrl-C or a signal there says that the student is saved
+    already, without the comparison, and how to finish it."""
+    try:
+        yield
+    except Exception:
+        raise
+    except BaseException as exc:
+        how, code = interrupted_how(exc)
+        raise RunInterrupted(
+            f"{how} while comparing the student with its teacher; {out} holds the trained "
+            "student without the comparison: run the same command with --resume (in place of "
+            "--overwrite, if given) to finish it.",
+            code,
+        ) from None
+
+
 def distill(
     pairs: Sequence[tuple[ImageLike, ImageLike]] | Scene,
     teacher: str | os.PathLike[str] | Checkpoint,
@@ -490,14 +509,12 @@ def distill(
     if previous is not None:
         _check_same_teacher(previous, t_path)
     t_net = t_ck.network()
-
     agnostic = t_ck.agnostic  # then so is the student, with the teacher's baseline
     sites = open_training_sites(pairs, any_bands=agnostic, **site_inputs(inputs))
     bands = 1 if agnostic else sites[0].scene.count
     if previous is not None:
         check_resume(previous, sites, inputs)
     student_params, teacher_params = _check_sites(sites, t_ck, t_net, cfg, bands)
-
     if not cfg.val_fraction:
         cfg.val_fraction = float((t_ck.data.get("config") or {}).get("val_fraction", 0.2))
     multiple = math.lcm(int(t_net.multiple), int(StudentNet.multiple))
@@ -576,18 +593,8 @@ def distill(
         kept = previous.data.get("distillation") if previous is not None else None
         done = int(previous.data.get("epoch") or 0) if previous is not None else 0
         if rec.epoch and (rec.epoch > done or not kept):
-            try:
+            with _comparing(out):
                 summary.update(measure(module, tm, data, val_dl, cfg, rec.best_state, rec.history))
-            except Exception:
-                raise
-            except BaseException as exc:  # Ctrl-C or a signal: the student is saved already
-                how, code = interrupted_how(exc)
-                raise RunInterrupted(
-                    f"{how} while comparing the student with its teacher; {out} holds the "
-                    "trained student without the comparison: run the same command with "
-                    "--resume (in place of --overwrite, if given) to finish it.",
-                    code,
-                ) from None
             save_checkpoint(out, {**payload(rec, module), "run_id": rec.run_id})
         elif kept:
             summary.update(kept)
