@@ -254,3 +254,6 @@ def test_catalog_comments_and_line_numbers_after_blank_lines(tmp_path: Path) -> 
         read_catalog(cat)
     cat.write_text("path,date,sensor\n# Landsat first\nL_2020-03-08.tif,,fine\n")
     assert [r.date for r in read_catalog(cat)] == [D(2020, 3, 8)]
+    # a spreadsheet's trailing commas: empty fields beyond the header are nothing
+    cat.write_text("path,date,sensor\nL_2020-03-08.tif,,fine,,\n")
+    assert [r.date for r in read_catalog(cat)] == [D(2020, 3, 8)]

@@ -415,6 +415,8 @@ def test_catalog_pairs_dates_within_sites(tmp_path: Path) -> None:
             ds.read_catalog(wrong)
     wrong.write_text(f"site,date,fine,coarse\n# a comment, with commas\nA,,{f},{c}\n")
     assert list(ds.read_catalog(wrong)) == ["A"]
+    wrong.write_text(f"site,date,fine,coarse\nA,,{f},{c},\n")  # a trailing comma: nothing
+    assert list(ds.read_catalog(wrong)) == ["A"]
     # A site stored x10000 beside a 0-1 one: its rows give their own scale, and its images
     # read as the 0-1 site's do (there were no such columns: the files had to be converted)
     from stfusion.io import FileSource

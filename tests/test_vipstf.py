@@ -184,6 +184,8 @@ def test_sw_missing_data_and_edges_match_the_reference(
         f[:, 37:, :2] = np.nan  # nor a target at the bottom-left corner: NaN
     target[:, 37:, :2] = np.nan
     target[3, 22:26, 30:34] = np.nan  # r from the neighbours there, in band 4 only
+    for c in coarses:  # no pair's coarse value: F_v from the fine images, r from neighbours
+        c[:, 30:33, 10:13] = np.nan
     params = {"window": window, "similar": similar, "bands": CIA_ROLES}
     est = VIPSTF(base="sw", base_params=params).fit(list(zip(fines, coarses)), ratio=10)
     got = est.predict(target).values

@@ -303,7 +303,9 @@ def read_catalog(path: str | os.PathLike[str]) -> list[Acquisition]:
             if isinstance(first, str) and first.lstrip().startswith("#"):
                 continue  # a comment line
             where = f"{p}, line {reader.line_num}"
-            if None in raw:  # csv puts the fields beyond the header there (a traceback)
+            # csv puts the fields beyond the header there (a traceback); empty ones (a
+            # trailing comma from a spreadsheet) are nothing
+            if any((v or "").strip() for v in raw.pop(None, None) or []):
                 raise InvalidParameterError(
                     f"{where}: more fields than the header's {len(fields)}; quote a path that "
                     'holds commas (a list of band files, FILE:B1,B2): "a.tif,b.tif".'

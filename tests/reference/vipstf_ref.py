@@ -58,6 +58,26 @@ def regress_subset(
     return a, (float(coef[-1]) if intercept else 0.0)
 
 
+Model = tuple[dict[int, float], float]
+
+
+def pixel_model(
+    models: dict[tuple[int, tuple[int, ...]], Model | None],
+    fines: list[np.ndarray],
+    coarses: list[np.ndarray],
+    band: int,
+    y: int,
+    x: int,
+) -> tuple[tuple[int, ...], Model | None, bool]:
+    """(V2)'s subset S of a band-pixel and its (V1) model, and whether the coarse images
+    take part: S = the pairs whose fine and coarse values are finite; where there are
+    none, the pairs whose fine value is finite (``F_v`` from them, ``C_v`` NaN)."""
+    fine_ok = tuple(i for i in range(len(fines)) if math.isfinite(float(fines[i][band, y, x])))
+    both = tuple(i for i in fine_ok if math.isfinite(float(coarses[i][band, y, x])))
+    subset = both or fine_ok
+    return subset, (models.get((band, subset)) if subset else None), bool(both)
+
+
 def virtual_pair(
     fines: list[np.ndarray],
     coarses: list[np.ndarray],
@@ -77,28 +97,13 @@ def virtual_pair(
     for band in range(nb):
         for y in range(h):
             for x in range(w):
-                subset = tuple(
-                    i
-                    for i in range(n)
-                    if math.isfinite(float(fines[i][band, y, x]))
-                    and math.isfinite(float(coarses[i][band, y, x]))
-                )
-                model = models.get((band, subset)) if subset else None
-                if not subset:
-                    fine_only = tuple(
-                        i for i in range(n) if math.isfinite(float(fines[i][band, y, x]))
-                    )
-                    got = models.get((band, fine_only)) if fine_only else None
-                    if got is not None:
-                        a, b = got
-                        vf[band, y, x] = (
-                            sum(a[i] * float(fines[i][band, y, x]) for i in fine_only) + b
-                        )
+                subset, model, coarse_ok = pixel_model(models, fines, coarses, band, y, x)
                 if model is None:
                     continue
                 a, b = model
                 vf[band, y, x] = sum(a[i] * float(fines[i][band, y, x]) for i in subset) + b
-                vc[band, y, x] = sum(a[i] * float(coarses[i][band, y, x]) for i in subset) + b
+                if coarse_ok:
+                    vc[band, y, x] = sum(a[i] * float(coarses[i][band, y, x]) for i in subset) + b
     return vf, vc
 
 
@@ -257,30 +262,15 @@ def vipstf_sw(
         b_all = every[1] if every is not None else 0.0
         for y in range(h):
             for x in range(w):
-                subset = tuple(
-                    i
-                    for i in range(n)
-                    if math.isfinite(float(fines[i][band, y, x]))
-                    and math.isfinite(float(coarses[i][band, y, x]))
-                )
-                model = models.get((band, subset)) if subset else None
-                if not subset:
-                    fine_only = tuple(
-                        i for i in range(n) if math.isfinite(float(fines[i][band, y, x]))
-                    )
-                    got = models.get((band, fine_only)) if fine_only else None
-                    if got is not None:
-                        a, b = got
-                        vf[band, y, x] = (
-                            sum(a[i] * float(fines[i][band, y, x]) for i in fine_only) + b
-                        )
+                subset, model, coarse_ok = pixel_model(models, fines, coarses, band, y, x)
                 if model is None:
                     continue
                 a, b = model
                 z = sum(a[i] * float(fines[i][band, y, x]) for i in subset)
                 sim[band, y, x] = z + (b - b_all)
                 vf[band, y, x] = z + b
-                cv = sum(a[i] * float(coarses[i][band, y, x]) for i in subset) + b
-                resid[band, y, x] = float(target[band, y, x]) - cv
+                if coarse_ok:
+                    cv = sum(a[i] * float(coarses[i][band, y, x]) for i in subset) + b
+                    resid[band, y, x] = float(target[band, y, x]) - cv
     pred = vf + sw_filter([sim[b] for b in sim_bands], resid, half, similar)
     return np.where(np.isnan(pred), target, pred)

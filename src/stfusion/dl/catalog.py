@@ -69,7 +69,9 @@ def read_catalog(path: str | os.PathLike[str]) -> dict[str, list[PairSpec]]:
             first = next(iter(row.values()), None)
             if isinstance(first, str) and first.lstrip().startswith("#"):
                 continue  # a comment line
-            if None in row:  # csv puts the fields beyond the header there
+            if any((v or "").strip() for v in row.pop(None, None) or []):
+                # csv puts the fields beyond the header there; empty ones (a trailing
+                # comma from a spreadsheet) are nothing
                 raise InvalidParameterError(
                     f"{p}, line {reader.line_num}: more fields than the header's "
                     f"{len(reader.fieldnames or [])}; quote a path that holds commas (a list "
