@@ -405,11 +405,7 @@ class VIPSTF(FusionMethod):
         sw = self.base == SW_BASE
         vf, vc = _virtual_sources(vp, scene.grid, names, lazy=sw)
         native = (
-            None
-            if sw
-            else _native_virtual_coarse(
-                self.coef_, [c for _, c in scene.pairs], target, scene.ratio
-            )
+            None if sw else _native_virtual_coarse(self.coef_, [c for _, c in scene.pairs], target)
         )
         if native is not None:
             vc = native
@@ -499,7 +495,7 @@ def _virtual_sources(
 
 
 def _native_virtual_coarse(
-    coef: np.ndarray, coarses: Sequence[Source], target: Source, ratio: float | None
+    coef: np.ndarray, coarses: Sequence[Source], target: Source
 ) -> AlignedSource | None:
     """The virtual coarse image of (V2) on a native coarse grid, when every coarse image is on
     its own grid (else None): ``sum a_i C_i + b`` of native pixels, reprojected onto the fine
@@ -519,7 +515,7 @@ def _native_virtual_coarse(
     if all(c.native.grid.same_as(grid) for c in coarses):  # type: ignore[attr-defined]
         arrays = [c.native._assemble() for c in coarses]  # type: ignore[attr-defined]
     else:
-        ng = NativeGrid(target.grid, grid, float(ratio or resolution_ratio(grid, target.grid)))
+        ng = NativeGrid(target.grid, grid, resolution_ratio(grid, target.grid))
         (i0, j0), (h, w) = ng.offset, ng.shape
         rows = slice(max(i0, 0), min(i0 + h, grid.height))
         cols = slice(max(j0, 0), min(j0 + w, grid.width))
