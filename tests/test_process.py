@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -278,23 +279,16 @@ def test_verbose_logs_the_windows_once(tmp_path: Path) -> None:
     assert len(lines) == 1 and "--mem-limit 20 MB" in lines[0], done.stderr
 
 
-def test_a_broken_plugin_does_not_take_the_cli_down(tmp_path: Path) -> None:
-    """An installed plugin whose module fails to import: `stfusion methods` still lists every
-    other method (and names the broken one), `--method broken` is a one-line error, and a
-    plugin shadowing a built-in name is said to be ignored. It was a traceback, exit 1."""
-    import os
-    import sys
-
-    dist = tmp_path / "brokenplug-0.1.dist-info"
+def _with_plugin(
+    folder: Path, package: str, entry_points: str
+) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """A plugin distribution ``package`` installed in ``folder`` (its dist-info with the
+    ``stfusion.methods`` entry points given), and the CLI run with it importable."""
+    dist = folder / f"{package}-0.1.dist-info"
     dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: brokenplug\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text(
-        "[stfusion.methods]\nbroken = this_module_does_not_exist_xyz:Nope\n"
-        "starfm = this_module_does_not_exist_xyz:Other\n"
-        "misnamed = stfusion.methods.baselines:Additive\n"
-        "llr.v2 = this_module_does_not_exist_xyz:Dotted\n"
-    )
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), str(REPO / "src")]))
+    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {package}\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[stfusion.methods]\n" + entry_points)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(folder), str(REPO / "src")]))
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -305,6 +299,21 @@ def test_a_broken_plugin_does_not_take_the_cli_down(tmp_path: Path) -> None:
             timeout=120,
         )
 
+    return cli
+
+
+def test_a_broken_plugin_does_not_take_the_cli_down(tmp_path: Path) -> None:
+    """An installed plugin whose module fails to import: `stfusion methods` still lists every
+    other method (and names the broken one), `--method broken` is a one-line error, and a
+    plugin shadowing a built-in name is said to be ignored. It was a traceback, exit 1."""
+    cli = _with_plugin(
+        tmp_path,
+        "brokenplug",
+        "broken = this_module_does_not_exist_xyz:Nope\n"
+        "starfm = this_module_does_not_exist_xyz:Other\n"
+        "misnamed = stfusion.methods.baselines:Additive\n"
+        "llr.v2 = this_module_does_not_exist_xyz:Dotted\n",
+    )
     listed = cli("methods")
     assert listed.returncode == 0, listed.stderr
     assert "Traceback" not in listed.stderr
@@ -327,32 +336,15 @@ def test_plugins_with_capitals_or_faults(tmp_path: Path) -> None:
     """A plugin author's trial: `stfusion methods MyLLR` said "no such method (did you mean
     MyLLR?)" and pointed at docs/methods/myllr.md, which stfusion does not have; an exception
     in a plugin's predict_window was a traceback that did not say whose fault it was."""
-    import os
-    import sys
-
     (tmp_path / "capsplug.py").write_text(
         "from stfusion.methods.baselines import Additive\n"
         "class Caps(Additive):\n    name = 'CapsAdd'\n"
         "class Failing(Additive):\n    name = 'failing'\n"
         "    def predict_window(self, window):\n        raise ValueError('boom')\n"
     )
-    dist = tmp_path / "capsplug-0.1.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: capsplug\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text(
-        "[stfusion.methods]\nCapsAdd = capsplug:Caps\nfailing = capsplug:Failing\n"
+    cli = _with_plugin(
+        tmp_path, "capsplug", "CapsAdd = capsplug:Caps\nfailing = capsplug:Failing\n"
     )
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), str(REPO / "src")]))
-
-    def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "stfusion.cli", *args],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=120,
-        )
-
     shown = cli("methods", "CapsAdd")
     assert shown.returncode == 0, shown.stderr
     assert shown.stdout.splitlines()[1].startswith("a plugin from capsplug;")
