@@ -27,9 +27,10 @@ import glob
 import os
 import re
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from stfusion.errors import InputFileError, InvalidParameterError, STFusionWarning
 
@@ -298,18 +299,8 @@ def read_catalog(path: str | os.PathLike[str]) -> list[Acquisition]:
                 f"{p}: catalog lacks column(s) {', '.join(missing)}; the header must be "
                 "path,date,sensor[,mask]."
             )
-        for raw in reader:
-            first = next(iter(raw.values()), None)
-            if isinstance(first, str) and first.lstrip().startswith("#"):
-                continue  # a comment line
-            where = f"{p}, line {reader.line_num}"
-            # csv puts the fields beyond the header there (a traceback); empty ones (a
-            # trailing comma from a spreadsheet) are nothing
-            if any((v or "").strip() for v in raw.pop(None, None) or []):
-                raise InvalidParameterError(
-                    f"{where}: more fields than the header's {len(fields)}; quote a path that "
-                    'holds commas (a list of band files, FILE:B1,B2): "a.tif,b.tif".'
-                )
+        for line, raw in catalog_rows(reader, p):
+            where = f"{p}, line {line}"
             row = {(k or "").strip().lower(): (v or "").strip() for k, v in raw.items()}
             if not row.get("path"):
                 raise InvalidParameterError(f"{where}: empty path.")
@@ -349,6 +340,24 @@ def read_catalog(path: str | os.PathLike[str]) -> list[Acquisition]:
     if not out:
         raise InvalidParameterError(f"{p}: catalog has no rows.")
     return out
+
+
+def catalog_rows(reader: csv.DictReader[str], path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(line number, row)`` of a catalog CSV (series' and training's): a line whose first
+    cell starts with ``#`` is a comment; empty fields beyond the header (a spreadsheet's
+    trailing commas) are dropped, others refused (csv puts them under the key None: a
+    traceback, once)."""
+    for raw in reader:
+        first = next(iter(raw.values()), None)
+        if isinstance(first, str) and first.lstrip().startswith("#"):
+            continue
+        if any((v or "").strip() for v in raw.pop(None, None) or []):
+            raise InvalidParameterError(
+                f"{path}, line {reader.line_num}: more fields than the header's "
+                f"{len(reader.fieldnames or [])}; quote a path that holds commas (a list of "
+                'band files, FILE:B1,B2): "a.tif,b.tif".'
+            )
+        yield reader.line_num, raw
 
 
 def catalog_path(base: Path, spec: str) -> str:

@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from stfusion.dates import DateNotFoundError, catalog_path, parse_date
+from stfusion.dates import DateNotFoundError, catalog_path, catalog_rows, parse_date
 from stfusion.errors import InputFileError, InvalidParameterError
 from stfusion.io import Scaling
 from stfusion.scene import ImageLike
@@ -65,20 +65,9 @@ def read_catalog(path: str | os.PathLike[str]) -> dict[str, list[PairSpec]]:
     with open(p, newline="", encoding="utf-8-sig") as fh:
         reader = csv.DictReader(fh)
         rows, lines = [], []
-        for row in reader:
-            first = next(iter(row.values()), None)
-            if isinstance(first, str) and first.lstrip().startswith("#"):
-                continue  # a comment line
-            if any((v or "").strip() for v in row.pop(None, None) or []):
-                # csv puts the fields beyond the header there; empty ones (a trailing
-                # comma from a spreadsheet) are nothing
-                raise InvalidParameterError(
-                    f"{p}, line {reader.line_num}: more fields than the header's "
-                    f"{len(reader.fieldnames or [])}; quote a path that holds commas (a list "
-                    'of band files, FILE:B1,B2): "a.tif,b.tif".'
-                )
-            rows.append({(k or "").strip().lower(): v for k, v in row.items() if k is not None})
-            lines.append(reader.line_num)
+        for line, row in catalog_rows(reader, p):
+            rows.append({(k or "").strip().lower(): v for k, v in row.items()})
+            lines.append(line)
         fieldnames = [(k or "").strip().lower() for k in reader.fieldnames or []]
     need = {"site", "date", "fine", "coarse"}
     if not rows or not need <= set(fieldnames):
