@@ -154,9 +154,10 @@ def provenance_tags(method: Any, *, command: Sequence[str] | str | None = None) 
     if masks:
         tags["STFUSION_INPUTS"]["masks"] = masks
     top = type(method).__module__.split(".")[0]
-    package = next((f"{n} {v}" for n, v, _ in plugin_packages() if n == top), None)
-    if package is not None:  # a plugin's method: its package and version, not stfusion's
-        tags["STFUSION_METHOD_PACKAGE"] = package
+    if top != "stfusion":  # a plugin's method: its package and version, not stfusion's
+        package = next((f"{n} {v}" for n, v, _ in plugin_packages() if n == top), None)
+        if package is not None:
+            tags["STFUSION_METHOD_PACKAGE"] = package
     tags.update(method.fitted_tags())
     if command:
         tags["STFUSION_COMMAND"] = command if isinstance(command, str) else shlex.join(command)
