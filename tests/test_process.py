@@ -341,9 +341,13 @@ def test_plugins_with_capitals_or_faults(tmp_path: Path) -> None:
         "class Caps(Additive):\n    name = 'CapsAdd'\n"
         "class Failing(Additive):\n    name = 'failing'\n"
         "    def predict_window(self, window):\n        raise ValueError('boom')\n"
+        "class FailingFit(Additive):\n    name = 'failfit'\n"
+        "    def fit(self, *args, **kwargs):\n        raise KeyError('fitboom')\n"
     )
     cli = _with_plugin(
-        tmp_path, "capsplug", "CapsAdd = capsplug:Caps\nfailing = capsplug:Failing\n"
+        tmp_path,
+        "capsplug",
+        "CapsAdd = capsplug:Caps\nfailing = capsplug:Failing\nfailfit = capsplug:FailingFit\n",
     )
     shown = cli("methods", "CapsAdd")
     assert shown.returncode == 0, shown.stderr
@@ -360,6 +364,17 @@ def test_plugins_with_capitals_or_faults(tmp_path: Path) -> None:
         assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
         assert "failing (a plugin from capsplug) failed on the window of rows 0-" in run.stderr
         assert "ValueError: boom. A fault in the plugin" in run.stderr and not out.exists()
+    # its fit, or the plugin run by stfusion's own VIPSTF: a traceback, now the same line
+    out = tmp_path / "p.tif"
+    run = cli("predict", *_cia(), "--method", "failfit", "--out", str(out))
+    assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
+    assert "plugin capsplug (capsplug.py, line 11, in fit) failed: KeyError" in run.stderr
+    d = sample_dir()
+    two = ["--pair", str(d / "CIA_Landsat7_2001-11-02.tif"), str(d / "CIA_MOD09GA_2001-11-02.tif")]
+    run = cli("predict", *_cia(), *two, "-m", "vipstf", "-p", "base=failing", "--out", str(out))
+    assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
+    assert "plugin capsplug (capsplug.py, line 7, in predict_window)" in run.stderr
+    assert not out.exists()
 
 
 def test_debug_logs_are_stfusion_s_not_gdal_environment_noise(tmp_path: Path) -> None:

@@ -69,6 +69,26 @@ def plugin_packages() -> list[tuple[str, str, Path]]:
     return sorted(found.values())
 
 
+def plugin_at_fault(exc: BaseException) -> str | None:
+    """``"package (file, line N, in function)"`` when the innermost of stfusion's and the
+    plugins' frames in ``exc``'s traceback is a method plugin's (library frames such as
+    numpy's are skipped): a fault in the plugin, wherever stfusion called it from (a fit, a
+    VIPSTF base, an ensemble member). None when stfusion's own code is innermost."""
+    tops = {name for name, _, _ in plugin_packages()}
+    blamed = None
+    tb = exc.__traceback__
+    while tb is not None:
+        module = str(tb.tb_frame.f_globals.get("__name__", "")).split(".")[0]
+        if module == "stfusion":
+            blamed = None
+        elif module in tops:
+            code = tb.tb_frame.f_code
+            where = f"{Path(code.co_filename).name}, line {tb.tb_lineno}, in {code.co_name}"
+            blamed = f"{module} ({where})"
+        tb = tb.tb_next
+    return blamed
+
+
 def _input(src: Source) -> str:
     """The file a source reads, named as given (its label; for in-memory arrays too)."""
     return underlying_source(src).label

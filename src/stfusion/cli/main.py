@@ -224,6 +224,9 @@ def _main(argv: Sequence[str] | None) -> None:
             raise
         click.echo(f"Error: {exc}{_os_advice(exc)}", err=True)
         sys.exit(1)
+    except Exception as exc:
+        _plugin_fault(exc, debug)
+        raise
     # With standalone_mode=False click returns the command's return value: a command that
     # returns an int (series: 3 when dates failed) sets the exit status.
     if _SIGNALLED:  # the signal's exception was swallowed and the command still finished
@@ -231,6 +234,23 @@ def _main(argv: Sequence[str] | None) -> None:
         sys.exit(128 + _SIGNALLED[-1])
     if isinstance(code, int) and code:
         sys.exit(code)
+
+
+def _plugin_fault(exc: Exception, debug: bool) -> None:
+    """A method plugin's own exception (innermost in the traceback), wherever stfusion
+    called the plugin: one line naming it and exit 1, as for a fault in its
+    ``predict_window`` (a fit, or a plugin as VIPSTF's base or an ensemble member, printed
+    a traceback that did not say whose fault it was). Anything else: the traceback."""
+    from stfusion.provenance import plugin_at_fault
+
+    where = None if debug else plugin_at_fault(exc)
+    if where is not None:
+        click.echo(
+            f"Error: the method plugin {where} failed: {type(exc).__name__}: {exc}. A fault "
+            "in the plugin: report it to its authors (--debug shows the traceback).",
+            err=True,
+        )
+        sys.exit(1)
 
 
 class PipeSafeStdout:
