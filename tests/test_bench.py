@@ -44,6 +44,15 @@ def test_named_cases_and_user_file(user_case: Path) -> None:
     bad.write_text('[cases.x]\npairs = [["a.tif"]]\ntarget = "t.tif"\ntruth = "u.tif"\n')
     with pytest.raises(InvalidParameterError, match=r"pairs must be a list of \[fine, coarse\]"):
         load_cases_file(bad)
+    # a misspelt file in a user's case: the cases file and its key (it said to point
+    # --data-dir at the benchmark data, which plays no part in a user's case)
+    typo = user_case.read_text().replace('truth = "', 'truth = "typo_')
+    bad.write_text(typo)
+    with pytest.raises(
+        InputFileError,
+        match=r"bad\.toml: case 'tiny': the file of truth, .*typo_.* relative to the file's own",
+    ):
+        load_cases_file(bad)["tiny"].check_files()
 
 
 @pytest.mark.parametrize(

@@ -119,7 +119,9 @@ def test_overwrite_replaces_own_previous_output(user_case: Path, tmp_path: Path)
     methods = {r["method"] for r in csv.DictReader(open(out / "runs.csv"))}
     assert methods == {"nochange", "additive"}
     # what the earlier output held that the new one does not: said (the CLI prints it)
-    assert replaced["dropped"] == {"cases": [], "methods": ["starfm"]}
+    # and its figures/, which --no-figures did not write again (they were deleted unsaid)
+    folders = ["figures/ (2 files)"]
+    assert replaced["dropped"] == {"cases": [], "methods": ["starfm"], "folders": folders}
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".bench.")]  # no temp left
     # A file of the output changed since bench wrote it: not stfusion's any more, refused.
     (out / "summary.md").write_text("my edits\n")

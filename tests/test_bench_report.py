@@ -15,6 +15,7 @@ import pytest
 from conftest import KRANJ, REPO, need
 from stfusion.bench import Run, _PeakRSS, run_bench
 from stfusion.bench_report import (
+    FigureStyle,
     case_figures,
     git_commit,
     html_page,
@@ -296,6 +297,29 @@ def test_quicklook_wraps_many_methods(tmp_path: Path) -> None:
     files = case_figures(_case(), many, truth, ["red", "nir"], tmp_path / "figures")
     width = mpimg.imread(tmp_path / files[0]).shape[1]
     assert width <= 6 * 2.6 * 90 + 60  # 6 panels; the tight box may widen for the colour bar
+
+
+def test_figures_for_print_and_in_vector_formats(tmp_path: Path) -> None:
+    """A paper author's trial: the figures were PNG at 80-90 dpi only, tick labels a few
+    pixels tall. ``FigureStyle`` sets the dpi and adds PDF/SVG beside the PNGs (which the HTML
+    page keeps showing)."""
+    import matplotlib.image as mpimg
+
+    runs, truth = _runs(gap=False)
+    screen = case_figures(_case(), runs, truth, ["red", "nir"], tmp_path / "a")
+    style = FigureStyle(dpi=270, extra=("pdf", "svg"))
+    files = case_figures(_case(), runs, truth, ["red", "nir"], tmp_path / "b", style)
+    stems = [Path(f).stem for f in screen]
+    assert files == [f"figures/{s}.{ext}" for s in stems for ext in ("png", "pdf", "svg")]
+    assert (tmp_path / "b" / f"{stems[0]}.pdf").read_bytes().startswith(b"%PDF")
+    assert b"<svg" in (tmp_path / "b" / f"{stems[1]}.svg").read_bytes()[:2000]
+    small = mpimg.imread(tmp_path / "a" / f"{stems[0]}.png").shape[1]
+    large = mpimg.imread(tmp_path / "b" / f"{stems[0]}.png").shape[1]
+    assert 2.5 < large / small < 3.5  # 270 dpi against 90
+    with pytest.raises(InvalidParameterError, match="'pdf' and 'svg'"):
+        FigureStyle(extra=("eps",))
+    page = html_page(runs, [_case()], {"c": files}, RECORD)
+    assert page.count("<img") == 2 and ".pdf" not in page
 
 
 def test_scatter_shares_limits_and_colour_scale() -> None:

@@ -46,6 +46,7 @@ from stfusion.bands import OTHER, roles_from_names
 from stfusion.bench_report import (  # SUMMARY_COLUMNS re-exported: its old home
     BASELINES,
     SUMMARY_COLUMNS,  # noqa: F401
+    FigureStyle,
     case_figures,
     dropped_runs,
     html_page,
@@ -334,6 +335,7 @@ def run_bench(
     multi_pair: str = "none",
     warmup: bool = False,
     predictions: bool = False,
+    figure_style: FigureStyle | None = None,
 ) -> dict[str, Any]:
     """Run everything, write the outputs into ``out``, return a summary.
 
@@ -341,7 +343,8 @@ def run_bench(
     them (rows ``METHOD+vip``); ``"none"``: they are skipped there. ``warmup``: every method
     runs once first, untimed, on the smallest case with one pair and the smallest with
     several (:func:`warm_up`), so the seconds are warm. ``predictions``: also write every
-    prediction, ``predictions/CASE/METHOD.tif``.
+    prediction, ``predictions/CASE/METHOD.tif``. ``figure_style``: the figures' resolution
+    and other formats (:class:`~stfusion.bench_report.FigureStyle`; default PNG, screen size).
 
     ``out`` is written as a whole: built in a temporary folder beside it and moved into place
     at the end. An existing ``out`` must be empty, or (with ``overwrite``) an earlier bench
@@ -372,7 +375,8 @@ def run_bench(
             tmp.mkdir()
             started = warm_up(cases, methods, params, multi_pair, progress) if warmup else set()
             how = (multi_pair, warmup, started)
-            outputs = (figures, predictions)
+            style = (figure_style or FigureStyle()) if figures else None
+            outputs = (style, predictions)
             results = _run_all(cases, methods, params, tmp, outputs, progress, how)
             _write_manifest(tmp)
             # The earlier output (checked again, now that it can no longer change under its
@@ -383,7 +387,7 @@ def run_bench(
             os.replace(aside, final)  # the new output did not land: the old one goes back
         raise
     if aside is not None:
-        results["dropped"] = dropped_runs(aside, cases, methods)
+        results["dropped"] = dropped_runs(aside, final, cases, methods)
         _remove_own(aside, final)
     results["outdir"] = str(final)
     return results
@@ -616,12 +620,12 @@ def _run_all(
     methods: Sequence[str],
     params: dict[str, list[str]],
     outdir: Path,
-    outputs: tuple[bool, bool],
+    outputs: tuple[FigureStyle | None, bool],
     progress: Callable[[str], None] | None,
     how: tuple[str, bool, set[str]] = ("none", False, set()),
 ) -> dict[str, Any]:
     """Every method on every case, timed and scored; the outputs written into ``outdir``
-    (``outputs``: whether figures, whether predictions too).
+    (``outputs``: how the figures are saved, None for none; whether predictions too).
     ``how``: ``(multi_pair, warmup)`` as given to :func:`run_bench` (recorded), and the rows
     (``METHOD`` or ``METHOD+vip``) the warm-up ran."""
     multi_pair, warmup, started = how
@@ -652,8 +656,9 @@ def _run_all(
                         data_range=case.data_range,
                     )
             case_runs.append(run)
-        if figures:
-            figs[case.name] = case_figures(case, case_runs, truth, names, outdir / "figures")
+        if figures is not None:
+            figdir = outdir / "figures"
+            figs[case.name] = case_figures(case, case_runs, truth, names, figdir, figures)
         if predictions:
             write_predictions(case, case_runs, names, _grid(case), outdir / "predictions")
         for r in case_runs:

@@ -16,6 +16,7 @@ import re
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,7 @@ import numpy as np
 
 import stfusion
 from stfusion.cases import Case, check_case_name
+from stfusion.errors import InvalidParameterError
 from stfusion.report import METRIC_COLUMNS, tidy_rows
 
 if TYPE_CHECKING:  # Run lives in bench, which imports this module
@@ -31,6 +33,7 @@ if TYPE_CHECKING:  # Run lives in bench, which imports this module
 __all__ = [
     "BASELINES",
     "SUMMARY_COLUMNS",
+    "FigureStyle",
     "case_figures",
     "dropped_runs",
     "html_page",
@@ -274,7 +277,7 @@ def _case_line(case: Case, runs: Sequence[Run]) -> str:
     ratio = f" R = {case.ratio:g};" if case.ratio else ""
     return (
         f"{case.description}.{dates}{ratio} data range {case.data_range};{_valid(runs)} "
-        "mean over bands."
+        "mean over bands (SAM and ERGAS: one value over all bands)."
     )
 
 
@@ -337,7 +340,8 @@ def summary_latex(runs: Sequence[Run], cases: Sequence[Case]) -> str:
             r"\begin{table}",
             r"\centering",
             f"\\caption{{{_tex(case.name)}: {_tex(case.description)}{_tex(dates)}{ratio}; "
-            f"data range {_tex(str(case.data_range))};{_valid(ok)} mean over bands.}}",
+            f"data range {_tex(str(case.data_range))};{_valid(ok)} mean over bands "
+            "(SAM and ERGAS: one value over all bands).}}",
             f"\\label{{tab:stfusion-{case.name}}}",  # a slug: letters, digits, . _ -
             r"\begin{tabular}{l" + "r" * len(heads) + "}",
             r"\toprule",
@@ -356,19 +360,27 @@ def summary_latex(runs: Sequence[Run], cases: Sequence[Case]) -> str:
 
 
 def dropped_runs(
-    earlier: Path, cases: Sequence[Case], methods: Sequence[str]
+    earlier: Path, new: Path, cases: Sequence[Case], methods: Sequence[str]
 ) -> dict[str, list[str]]:
     """The cases and methods an earlier bench output in ``earlier`` held that a new run of
-    ``cases`` x ``methods`` replacing it does not (its ``run.json``; empty lists when none)."""
+    ``cases`` x ``methods`` (written to ``new``) replacing it does not (its ``run.json``;
+    empty lists when none), and its ``figures/`` and ``predictions/`` folders that ``new``
+    lacks (saved predictions can take hours to make again)."""
+    folders = []
+    for sub in ("figures", "predictions"):
+        if (earlier / sub).is_dir() and not (new / sub).exists():
+            n = sum(1 for p in (earlier / sub).rglob("*") if p.is_file())
+            folders.append(f"{sub}/ ({n} file{'s' * (n != 1)})")
     try:
         record = json.loads((earlier / "run.json").read_text())
         old_cases, old_methods = list(record["cases"]), list(record["methods"])
     except (OSError, ValueError, KeyError, TypeError):
-        return {"cases": [], "methods": []}
+        return {"cases": [], "methods": [], "folders": folders}
     new_cases = {c.name for c in cases}
     return {
         "cases": [c for c in old_cases if c not in new_cases],
         "methods": [m for m in old_methods if m not in methods],
+        "folders": folders,
     }
 
 
@@ -407,10 +419,44 @@ def _short_reason(reason: str) -> str:
 # --------------------------------------------------------------------------------- figures
 
 
+@dataclass(frozen=True)
+class FigureStyle:
+    """How the bench saves its figures: PNG always (the HTML page shows it), at ``dpi`` (None:
+    screen size, 90 for the quicklooks and 80 for the scatter plots; 300 for print), and also
+    in each format of ``extra`` (``"pdf"``, ``"svg"``: vector axes and text for a paper)."""
+
+    dpi: int | None = None
+    extra: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        wrong = [f for f in self.extra if f not in ("pdf", "svg")]
+        if wrong or (self.dpi is not None and not 20 <= self.dpi <= 1200):
+            raise InvalidParameterError(
+                f"figures: formats {list(self.extra)}, dpi {self.dpi}: the other formats are "
+                "'pdf' and 'svg' (PNG is always written), dpi 20-1200 (300 for print)."
+            )
+
+    def save(self, fig: Any, path: Path, screen_dpi: int) -> list[str]:
+        """``fig`` as ``path`` (a .png) and its ``extra`` formats; the paths, relative."""
+        fig.savefig(path, dpi=self.dpi or screen_dpi, bbox_inches="tight")  # long labels
+        files = [f"figures/{path.name}"]
+        for fmt in self.extra:
+            other = path.with_suffix(f".{fmt}")
+            fig.savefig(other, dpi=self.dpi or 150, bbox_inches="tight")  # its raster panels
+            files.append(f"figures/{other.name}")
+        return files
+
+
 def case_figures(
-    case: Case, runs: Sequence[Run], truth: np.ndarray, names: list[str], figdir: Path
+    case: Case,
+    runs: Sequence[Run],
+    truth: np.ndarray,
+    names: list[str],
+    figdir: Path,
+    style: FigureStyle = FigureStyle(),
 ) -> list[str]:
-    """The quicklooks, error maps and scatter plots of one case; their paths."""
+    """The quicklooks, error maps and scatter plots of one case; their paths (the PNGs first,
+    as the HTML page shows them)."""
     from stfusion.plot import quicklook_grid, scatter_grid  # pyplot-free: the backend is kept
 
     name = check_case_name(case.name)  # the only part of a figure's path not fixed here
@@ -428,13 +474,9 @@ def case_figures(
     fig = quicklook_grid(
         truth, panels, names, case.name, error_label=f"mean |error| over bands ({quantity})"
     )
-    path = figdir / f"{name}_quicklook.png"
-    fig.savefig(path, dpi=90, bbox_inches="tight")  # long colour-bar labels
-    files.append(f"figures/{path.name}")
+    files += style.save(fig, figdir / f"{name}_quicklook.png", 90)
     fig = scatter_grid(truth, [(m, p) for m, _, p in panels], names, quantity, case.name)
-    path = figdir / f"{name}_scatter.png"
-    fig.savefig(path, dpi=80, bbox_inches="tight")
-    files.append(f"figures/{path.name}")
+    files += style.save(fig, figdir / f"{name}_scatter.png", 80)
     return files
 
 
@@ -489,7 +531,7 @@ def html_page(
         parts.append("</table>")
         for saw, text in _notes(rs):
             parts.append(f"<p class='note'>{_HTML['saw'] + ' ' if saw else ''}{esc(text)}</p>")
-        for f in figs.get(case.name, []):
+        for f in (f for f in figs.get(case.name, []) if f.endswith(".png")):
             parts.append(f"<img src='{esc(f)}' alt='{esc(f)}'>")
     parts.append("</body></html>")
     return "\n".join(parts)

@@ -56,6 +56,8 @@ class Case:
     #: valid max - min, for NDVI, temperature).
     data_range: float | str = 1.0
     notes: tuple[str, ...] = field(default_factory=tuple)
+    #: the cases file (TOML) that defines it; "" for a named case
+    source: str = ""
 
     @property
     def fine_scaling(self) -> Scaling:
@@ -89,6 +91,16 @@ class Case:
 
     def check_files(self) -> None:
         missing = self.missing_files()
+        if missing and self.source:  # --data-dir plays no part in a user's case
+            keys = {self.target: "target", self.truth: "truth"}
+            for i, pair in enumerate(self.pairs):
+                keys[pair[0]] = f"pairs[{i}] (its fine image)"
+                keys[pair[1]] = f"pairs[{i}] (its coarse image)"
+            raise InputFileError(
+                f"{self.source}: case {self.name!r}: the file of {keys[missing[0]]}, "
+                f"{missing[0]}, not found. Relative paths in a cases file are relative to the "
+                "file's own folder."
+            )
         if missing:
             raise InputFileError(
                 f"case {self.name}: {missing[0]} not found. Point --data-dir (or "
@@ -498,6 +510,7 @@ def load_cases_file(path: str | os.PathLike[str]) -> dict[str, Case]:
             bands=_strings(spec, "bands", where),
             description=str(spec.get("description", f"user case from {p.name}")),
             data_range=_data_range(spec, where, rel(spec["truth"])),
+            source=str(p),
         )
     if not out:
         raise InvalidParameterError(f"{p}: no [cases.NAME] tables found.")

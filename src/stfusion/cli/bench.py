@@ -68,6 +68,21 @@ if TYPE_CHECKING:  # cases is imported when the command runs
 )
 @click.option("--no-figures", is_flag=True, help="Tables only (faster).")
 @click.option(
+    "--figure-format",
+    "figure_formats",
+    type=click.Choice(["png", "pdf", "svg"]),
+    multiple=True,
+    help="Also save the figures in this format (repeat for several): pdf or svg give vector "
+    "axes and text for a paper. PNG is always written (index.html shows it).",
+)
+@click.option(
+    "--dpi",
+    type=click.IntRange(min=20, max=1200),
+    default=None,
+    help="Resolution of the figures (dots per inch); default screen size (90 quicklooks, 80 "
+    "scatter plots); 300 for print.",
+)
+@click.option(
     "--save-predictions",
     is_flag=True,
     help="Also write every prediction as predictions/CASE/METHOD.tif (float32 in the case's "
@@ -89,12 +104,18 @@ def bench(
     multi_pair: str,
     warmup: bool,
     no_figures: bool,
+    figure_formats: Sequence[str],
+    dpi: int | None,
     save_predictions: bool,
     list_cases: bool,
     overwrite: bool,
 ) -> None:
     """Run methods on named cases with one protocol; write tables, figures and a report."""
     from stfusion.bench import parse_bench_params, run_bench
+    from stfusion.bench_report import FigureStyle
+
+    if no_figures and (figure_formats or dpi):
+        raise click.UsageError("--figure-format and --dpi need figures: leave out --no-figures.")
 
     known = _known_cases(data_dir, cases_file)
     if list_cases:
@@ -134,6 +155,9 @@ def bench(
             params=parse_bench_params(params),
             overwrite=overwrite,
             figures=not no_figures,
+            figure_style=FigureStyle(
+                dpi, tuple(f for f in dict.fromkeys(figure_formats) if f != "png")
+            ),
             progress=_progress,
             multi_pair=multi_pair,
             warmup=warmup,
@@ -147,12 +171,22 @@ def bench(
         f"wrote {str(out).rstrip('/') or '/'}/ ({listed}) in {result['total_seconds']:.0f} s"
     )
     dropped = result.get("dropped") or {}
-    gone = [f"{what} {', '.join(names)}" for what, names in dropped.items() if names]
+    gone = [
+        f"{what} {', '.join(dropped[what])}" for what in ("cases", "methods") if dropped.get(what)
+    ]
     if gone:
         click.echo(
             f"Note: the earlier output it replaced also held {'; '.join(gone)}, which this run "
             "did not repeat: give them again with --cases/--methods, or keep runs apart "
             "with another --out.",
+            err=True,
+        )
+    if dropped.get("folders"):
+        why = {"figures/": "--no-figures", "predictions/": "no --save-predictions"}
+        said = [f"{f[:-1]}, {why[f.split()[0]]})" for f in dropped["folders"]]
+        click.echo(
+            f"Note: the earlier output it replaced also held {', '.join(said)}, which this "
+            "run did not write again: they are gone; keep runs apart with another --out.",
             err=True,
         )
 
