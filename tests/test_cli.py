@@ -36,6 +36,12 @@ def test_version_help_methods(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0 and "window = 51 [fine pixels]: an odd integer" in out, out
     code, _, err = run_cli(["methods", "starfn"], capsys)
     assert code == 2 and "did you mean starfm?" in err, err
+    # VIPSTF's own base sw: its parameters were on the docs page only (a docs trial)
+    code, out, _ = run_cli(["methods", "vipstf"], capsys)
+    assert code == 0 and "with base=sw, SW" in out and "given as --param base.NAME" in out
+    assert "window = 65 [fine pixels]" in out.split("with base=sw")[1], out
+    code, _, err = run_cli(["methods", "sw"], capsys)
+    assert code == 2 and "a base of vipstf" in err, err
 
 
 def test_predict_writes_georeferenced_float32_equal_to_library(
@@ -249,6 +255,14 @@ def test_inspect_shows_what_predict_warns_about(
     zeros = write_tif(tmp_path / "zeros.tif", dn, dtype="int16")
     code, out, _ = run_cli(["inspect", str(zeros)], capsys)
     assert code == 0 and "hold 0 in every band" in out and "--fine-nodata 0" in out, out
+    # what predict will take it for (int16 x 10000 read as is showed "value * 1 + 0
+    # (default)" and no hint), and a ratio that the grids cannot give (a docs trial)
+    assert "variable  reflectance stored x 10000, inferred" in out, out
+    assert "--fine-scale 0.0001" in " ".join(out.split()), out
+    code, out, _ = run_cli(["inspect", str(small_tifs["f1"]), str(small_tifs["c1"])], capsys)
+    flat = " ".join(out.split())
+    assert "variable reflectance, inferred" in flat and "stored x" not in flat, out
+    assert "ratio none from the grids" in flat and "--param ratio=R" in flat, out
 
 
 def test_inspect_calls_south_up_only_a_georeferenced_grid(
@@ -260,7 +274,8 @@ def test_inspect_calls_south_up_only_a_georeferenced_grid(
     plain = write_tif(tmp_path / "plain.tif", data, transform=Affine.identity(), crs=None)
     flipped = write_tif(tmp_path / "up.tif", data, transform=Affine(30, 0, 0, 0, 30, 0))
     code, out, _ = run_cli(["inspect", str(plain)], capsys)
-    assert code == 0 and "8 x 8 px, 1 x 1, no CRS" in out and "south-up" not in out, out
+    assert code == 0 and "8 x 8 px (rows x columns), 1 x 1, no CRS" in out, out
+    assert "south-up" not in out, out
     code, out, _ = run_cli(["inspect", str(flipped)], capsys)
     assert code == 0 and "30 x 30, south-up" in out, out
 

@@ -641,7 +641,7 @@ def test_inspect_says_which_qa_file_a_preset_masks_with(
     landsat_band_files: dict[str, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
     """inspect said nothing of the QA band predict would mask with, and called the preset's
-    scale 'given'."""
+    scale and fill 'given'."""
     d = landsat_band_files["SR_B1"].parent
     args = ["inspect", str(d / "LE07_*.TIF"), str(M1017), "--fine-preset", "landsat457-c2l2"]
     code, out, err = run_cli(args, capsys)
@@ -649,6 +649,8 @@ def test_inspect_says_which_qa_file_a_preset_masks_with(
     flat = " ".join(out.split())
     assert "QA_PIXEL.TIF masks it (landsat_qa_pixel, --fine-preset landsat457-c2l2)" in flat
     assert "(--fine-preset landsat457-c2l2)" in flat.split("scaling")[1].split("valid")[0]
+    # and its fill value (it said "0 given", though no --fine-nodata was given)
+    assert "0 from --fine-preset landsat457-c2l2 (as stored)" in flat.split("nodata")[1]
     # the valid share as predict reads it, under the QA mask (a user trial: 100 %, and the
     # masked clouds' value called an undeclared fill)
     valid = flat.split("valid ")[1].split(";")[0]

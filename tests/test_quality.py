@@ -3,6 +3,7 @@ uncertainty."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -111,6 +112,16 @@ def test_undated_names_say_days_to_pair_is_nan(
     assert code == 0, err
     with rasterio.open(tmp_path / "pred_quality.tif") as ds:
         assert np.isnan(ds.read(1)).all() and np.isfinite(ds.read(2)).all()
+    # input the run then refuses (coarse x 10000 against fine reflectance): the error only,
+    # not first a warning about a layer that is never written (a docs trial)
+    again = tmp_path / "again.tif"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        args = [*predict_args(small_tifs, again), "--quality", "--coarse-scale", "10000"]
+        code, _, err = run_cli(args, capsys)
+    assert code == 1 and "scale" in err, err
+    assert not [w for w in caught if "days_to_pair" in str(w.message)]
+    assert "days_to_pair" not in err and not again.exists()
 
 
 def test_a_quality_layer_without_its_prediction_is_removed(tmp_path: Path) -> None:

@@ -146,7 +146,7 @@ def run_prediction(
         busy = f"{out_path}: another stfusion predict into it"
         held.enter_context(OutputLock(Path(out_path), "predict", busy))
         quality_out = _checked_quality_out(out_path, overwrite, inputs + masks) if quality else None
-        pair_dates, target_date = dates_from_names(paths, target_path, quality)
+        pair_dates, target_date = dates_from_names(paths, target_path)
         scene = open_scene(
             pair_images,
             target_image,
@@ -160,6 +160,8 @@ def run_prediction(
         estimator.fit(scene)
         assert scene.target is not None
         estimator.prepare(scene.target)
+        if quality and pair_dates is None:  # said once the inputs passed their checks
+            dates_from_names(paths, target_path, quality)
         windows = estimator.plan(mem_limit_mb, None, workers)
         # The tags est.predict(out=...) writes too; the command line is the CLI's only addition.
         tags = provenance_tags(estimator, command=command)

@@ -59,6 +59,22 @@ def _scale_source(info: Any, preset: Any, fine: bool) -> str:
     return str(info.scale_source)
 
 
+def _variable_lines(sample: np.ndarray, bands: int, names: Sequence[str]) -> list[str]:
+    """What the methods' constants will take the fine image for (as predict infers it),
+    and, for reflectance stored x 10000, how to read it in 0-1 units."""
+    from stfusion.methods.variables import DN_SCALE, infer_variable
+
+    var = infer_variable(sample, bands, tuple(names))
+    lines = [f"  variable  {var.describe()}; predict's --variable overrides"]
+    if var.scale == DN_SCALE:
+        lines.append(
+            "  CHECK     stored x 10000: predict handles it, but scores (SSIM, PSNR) expect 0-1 "
+            "units; --fine-scale 0.0001 (and --coarse-scale 0.0001 for a coarse image "
+            "stored so) reads it as reflectance"
+        )
+    return lines
+
+
 @keywords_checked
 def inspect_files(
     files: Sequence[str],
@@ -86,8 +102,10 @@ def inspect_files(
     for i, path in enumerate(files):
         preset = fine_preset if i == 0 else coarse_preset
         nodata = fine_nodata if i == 0 else coarse_nodata
+        fill_from = "given"
         if nodata is None and preset is not None:  # read as predict reads it
             nodata = preset.fill
+            fill_from = f"from --{'fine' if i == 0 else 'coarse'}-preset {preset.name}"
         scaling = (
             Scaling(fine_scale, fine_offset, _bands(fine_bands), nodata)
             if i == 0
@@ -117,7 +135,7 @@ def inspect_files(
             f"  origin    {g.transform.c:g}, {g.transform.f:g}"
             + ("" if g.georeferenced else "  (not georeferenced)"),
             f"  nodata    {info.nodata}"
-            + ("" if scaling.nodata is None else f"; {scaling.nodata:g} given (as stored)"),
+            + ("" if scaling.nodata is None else f"; {scaling.nodata:g} {fill_from} (as stored)"),
             f"  scaling   value * {info.scale:g} {'-' if info.offset < 0 else '+'} "
             f"{abs(info.offset):g} ({_scale_source(info, preset, i == 0)})",
             f"  valid     {ok.mean():.1%} of pixels{before}; values p1..p99 {lo:.4g} .. {hi:.4g}",
@@ -131,6 +149,7 @@ def inspect_files(
         lines += _fill_checks(src, sample, "fine" if i == 0 else "coarse")
         if i == 0:
             fine = src
+            lines += _variable_lines(sample, info.count, info.band_names)
             continue
         if fine is None:
             lines.append("  alignment not checked: the fine image could not be read")
@@ -141,11 +160,16 @@ def inspect_files(
             warnings.simplefilter("ignore")
             warnings.simplefilter("always", STFusionWarning)
             try:
-                aligned, _ratio = align_coarse(src, fine, resampling, notes)
+                aligned, ratio = align_coarse(src, fine, resampling, notes)
                 if aligned is src and not notes:
                     lines.append("  alignment already on the fine grid (read as is)")
                 elif notes:
                     lines.append(f"  alignment {notes[-1]}")
+                if ratio is None:  # on one grid, or pixel by pixel: R cannot be measured
+                    lines.append(
+                        "  ratio     none from the grids: FSDAF, Fit-FC, the ensemble and "
+                        "ERGAS need it, --param ratio=R (coarse pixel size / fine)"
+                    )
                 if src.count != fine.count:
                     lines.append(f"  PROBLEM   {src.count} bands vs {fine.count} in the fine image")
                 else:

@@ -132,7 +132,8 @@ class Grid:
         crs = short_crs(self.crs) if self.crs else "no CRS"
         # GDAL's identity transform of a raster without georeferencing has e > 0: not south-up
         up = ", south-up" if self.transform.e > 0 and not self.transform.is_identity else ""
-        return f"{self.width} x {self.height} px, {self.res[0]:g} x {self.res[1]:g}{up}, {crs}"
+        size = f"{self.height} x {self.width} px (rows x columns)"
+        return f"{size}, {self.res[0]:g} x {self.res[1]:g}{up}, {crs}"
 
 
 @dataclass(frozen=True)

@@ -315,6 +315,12 @@ class VIPSTF(FusionMethod):
     )
     base_prefix: ClassVar[str] = "base."
 
+    @classmethod
+    def own_bases(cls) -> dict[str, type[FusionMethod]]:
+        """The bases that are VIPSTF's own, not registered methods (``stfusion methods
+        vipstf`` lists their parameters too)."""
+        return {SW_BASE: base_class(SW_BASE)}
+
     # ---------------------------------------------------------------------- parameters
 
     @classmethod
