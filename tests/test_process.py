@@ -7,6 +7,7 @@ in the process (signal handlers, exit statuses, temporary files of a killed run)
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -503,6 +504,40 @@ def test_demo_stopped_after_its_prediction_leaves_no_half_made_folder(tmp_path: 
         assert again.returncode == 0, again.stderr
 
 
+def test_demo_overwrite_stopped_after_its_prediction_puts_the_earlier_files_back(
+    tmp_path: Path,
+) -> None:
+    """`demo --overwrite` stopped once its new prediction had its name removed it, and the
+    earlier prediction was lost beside the earlier figure and scores. The earlier three are
+    put back."""
+    outs = ("starfm_2001-11-02.tif", "demo.png", "metrics.json")
+    first = run_process("demo", str(tmp_path / "d"))
+    assert first.returncode == 0, first.stderr
+    before = {n: (tmp_path / "d" / n).read_bytes() for n in outs}
+    ino = (tmp_path / "d" / outs[0]).stat().st_ino
+    proc = subprocess.Popen(
+        stfusion_cmd("demo", "d", "--overwrite"),
+        cwd=tmp_path,
+        env=process_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < deadline:
+        with contextlib.suppress(FileNotFoundError):
+            if (tmp_path / "d" / outs[0]).stat().st_ino != ino:
+                proc.send_signal(signal.SIGTERM)
+                break
+        time.sleep(0.001)
+    _, err = proc.communicate(timeout=120)
+    if proc.returncode == 0:  # it finished before the signal: nothing to check
+        return
+    assert proc.returncode == 143, err
+    assert {n: (tmp_path / "d" / n).read_bytes() for n in outs} == before
+    assert sorted(p.name for p in (tmp_path / "d").iterdir()) == sorted(outs)
+
+
 def test_a_full_log_disk_does_not_stop_the_work(tmp_path: Path) -> None:
     """`predict 2>/dev/full` (stderr on a full disk): the first progress line's ENOSPC
     aborted the prediction, nothing written, exit 1. stderr carries only messages."""
@@ -571,3 +606,38 @@ def test_one_window_in_a_log_says_it_is_predicting_not_fitting(
     working = [i for i, x in enumerate(lines) if x.startswith("slow: 0/1 windows, working")]
     assert len(working) >= 2, lines
     assert not any("still reading" in x for x in lines[working[0] :])
+
+
+def test_an_interrupted_overwrite_keeps_the_earlier_quality_layer(tmp_path: Path) -> None:
+    """A storage trial: Ctrl-C (or a full disk) after the new quality layer took its name
+    but before the new prediction did removed the new layer and left the earlier run's
+    prediction without its layer (`--overwrite --quality`). The earlier layer is put back."""
+    out, layer = tmp_path / "p.tif", tmp_path / "p_quality.tif"
+    first = run_process("predict", *_cia(), "-m", "additive", "--out", str(out), "--quality")
+    assert first.returncode == 0, first.stderr
+    before = {p.name: p.read_bytes() for p in (out, layer)}
+    # SIGINT to itself as the prediction is checked, after its quality layer was placed
+    code = (
+        "import os, signal, sys\n"
+        "import stfusion.io.writing as w\n"
+        "real = w.check_written\n"
+        "def checked(path, final=None):\n"
+        "    if final is not None and final.name == 'p.tif':\n"
+        f"        assert os.stat({str(layer)!r}).st_ino != {layer.stat().st_ino}\n"
+        "        os.kill(os.getpid(), signal.SIGINT)\n"
+        "    return real(path, final)\n"
+        "w.check_written = checked\n"
+        "from stfusion.cli import main\n"
+        "main(sys.argv[1:])\n"
+    )
+    args = ["predict", *_cia(), "-m", "starfm", "--out", str(out), "--quality", "--overwrite"]
+    run = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        env=process_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 130, run.stderr
+    assert {p.name: p.read_bytes() for p in (out, layer)} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.tif", "p_quality.tif"]

@@ -127,7 +127,8 @@ def test_undated_names_say_days_to_pair_is_nan(
 def test_a_quality_layer_without_its_prediction_is_removed(tmp_path: Path) -> None:
     """SIGTERM after the quality layer took its name (its writer closes first) but before
     the prediction did left `pred_quality.tif` alone, and the rerun was refused for it. The
-    layer this run wrote goes when the prediction's writer fails; one it did not write stays."""
+    layer this run wrote goes when the prediction's writer fails (the earlier one, if any,
+    put back); one it did not write stays."""
     from stfusion.io import atomic_path
     from stfusion.quality import dropped_unless_complete
 
@@ -147,6 +148,13 @@ def test_a_quality_layer_without_its_prediction_is_removed(tmp_path: Path) -> No
     with dropped_unless_complete(q):
         place(q, b"new")
     assert q.read_bytes() == b"new"
+    # an --overwrite run's layer placed, then its prediction failed: the earlier layer comes
+    # back (it was lost, and its prediction stood without it: a storage trial)
+    with pytest.raises(OSError), dropped_unless_complete(q):
+        place(q, b"newer")
+        raise OSError("No space left on device")
+    assert q.read_bytes() == b"new"
+    assert [p.name for p in tmp_path.iterdir()] == [q.name]  # nothing kept aside is left
 
 
 def test_windows_with_a_quality_layer_are_planned_smaller(small_tifs: dict[str, Path]) -> None:

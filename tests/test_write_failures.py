@@ -290,3 +290,20 @@ def _sample_predict_args() -> list[str]:
         "--pair", str(d / "CIA_Landsat7_2001-10-17.tif"), str(d / "CIA_MOD09GA_2001-10-17.tif"),
         "--coarse", str(d / "CIA_MOD09GA_2001-11-02.tif"),
     ]  # fmt: skip
+
+
+def test_a_full_disk_is_named_even_with_space_free_again(tmp_path: Path) -> None:
+    """A storage trial: a 2000 x 2000 output on a 140 MB tmpfs failed with "68.6 MB free on
+    the output's file system" and no hint, the partials' space being free again by then."""
+    import errno
+
+    from stfusion.io.writing import write_failed
+
+    full = OSError(errno.ENOSPC, "No space left on device")
+    msg = str(write_failed(tmp_path / "p.tif", full))
+    assert "MB free on the output's file system (it filled up while writing?" in msg, msg
+    assert "about twice its size" in msg
+    gdal = RuntimeError("TIFFAppendToStrip:Write error at scanline 1536")
+    assert "filled up while writing" in str(write_failed(tmp_path / "p.tif", gdal))
+    other = str(write_failed(tmp_path / "p.tif", RuntimeError("IReadBlock failed")))
+    assert "filled up" not in other

@@ -38,9 +38,10 @@ def _atomic_text(path: Path, text: str, overwrite: bool = True) -> None:
 def _removed_if_empty(
     folder: Path | None, files: tuple[Path, ...] = (), before: list[Any] | None = None
 ) -> Iterator[None]:
-    """If the run fails: remove those of ``files`` this run wrote (changed since ``before``,
-    their stamps when the run began: :func:`stfusion.io.removed_if_written`), then
-    ``folder`` (made by this run) if that leaves it empty."""
+    """If the run fails: take back those of ``files`` this run wrote (changed since
+    ``before``, their stamps when the run began; the earlier ones put back:
+    :func:`stfusion.io.removed_if_written`), then remove ``folder`` (made by this run) if
+    that leaves it empty."""
     from stfusion.io import removed_if_written
 
     try:
@@ -104,23 +105,22 @@ def run_demo(
     con.print(f"  pair {PAIR_DATE}: {Path(f1).name} + {Path(c1).name}")
     con.print(f"  predict {TARGET_DATE} from {Path(c2).name}; truth {Path(truth_path).name}")
     t0 = time.monotonic()
-    began = [file_stamp(pred_path)]
-    with (  # the removal outermost: a signal may arrive as the spinner stops
-        _removed_if_empty(outdir if made else None, (pred_path,), began),
-        con.status(f"running {method} (the first run compiles its kernel, ~10 s)..."),
-    ):
-        run_prediction(
-            method=method,
-            pairs=[(f1, c1)],
-            target=c2,
-            out=str(pred_path),
-            params=[f"ratio={ratio:g}"],
-            overwrite=overwrite,
-            command=command,
-        )
-    # a run stopped before its figure and scores removes its prediction too: a rerun was
-    # refused for the half-made folder
-    with _removed_if_empty(outdir if made else None, (pred_path,), began):
+    files = (pred_path, fig_path, json_path)
+    began = [file_stamp(p) for p in files]
+    # One block, the removal outermost (a signal may arrive as the spinner stops): a run
+    # stopped before its figure and scores takes its prediction back too (a rerun was refused
+    # for the half-made folder), and with --overwrite the earlier files are put back.
+    with _removed_if_empty(outdir if made else None, files, began):
+        with con.status(f"running {method} (the first run compiles its kernel, ~10 s)..."):
+            run_prediction(
+                method=method,
+                pairs=[(f1, c1)],
+                target=c2,
+                out=str(pred_path),
+                params=[f"ratio={ratio:g}"],
+                overwrite=overwrite,
+                command=command,
+            )
         seconds = time.monotonic() - t0
 
         truth_src = FileSource(truth_path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import json
 import logging
@@ -211,15 +212,46 @@ def remove_changed(paths: Sequence[Path], before: Sequence[Any], *, ours: bool =
 def removed_if_written(
     paths: Sequence[Path], before: Sequence[Any] | None = None
 ) -> Iterator[None]:
-    """If the block raises: :func:`remove_changed` over ``paths``, against their stamps
-    ``before`` (when the run began; by default when the block is entered). An output whose
-    companion was not finished would otherwise stand alone, and a rerun be refused for it."""
+    """If the block raises, each of ``paths`` this process wrote since ``before`` (their
+    stamps when the run began; by default when the block is entered) is taken back: the
+    earlier file put back, or removed when there was none. An output whose companion was
+    not finished would otherwise stand alone, and a rerun be refused for it; an
+    ``--overwrite`` run that failed after one of them took its name lost the earlier one
+    (a prediction's quality layer). The earlier file is kept aside as a hard link from the
+    block's start (``.NAME.<pid>-<rand>.partial.old``, which a later run puts back if this
+    process is killed before its file returns); where hard links fail, it is removed as
+    before."""
     before = [file_stamp(p) for p in paths] if before is None else before
+    aside = [_kept_aside(p, was) for p, was in zip(paths, before, strict=True)]
     try:
         yield
     except BaseException:
-        remove_changed(paths, before, ours=True)
+        for path, was, old in zip(paths, before, aside, strict=True):
+            if file_stamp(path) in (None, was) or not placed_here(path):
+                continue
+            with contextlib.suppress(OSError):
+                if old is not None:
+                    os.replace(old, path)
+                else:
+                    os.unlink(path)
         raise
+    finally:
+        for old in aside:
+            if old is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(old)
+
+
+def _kept_aside(path: Path, was: Any) -> Path | None:
+    """A hard link to ``path`` beside it, if it is still the file stamped ``was``."""
+    if was is None or file_stamp(path) != was:
+        return None
+    old = partial_name(path, OLD_SUFFIX)
+    try:
+        os.link(path, old)
+    except OSError:  # no hard links here (FAT, some network file systems)
+        return None
+    return old
 
 
 PARTIAL_MARK = ".partial"
@@ -475,7 +507,17 @@ def write_failed(final: Path, exc: BaseException, how: str = "") -> OutputWriteE
     try:
         free = shutil.disk_usage(parent).free / 2**20
         space = f"; {free:.1f} MB free on the output's file system"
-        if free < 64:
+        text = str(exc)
+        full = getattr(exc, "errno", None) == errno.ENOSPC or any(
+            s in text for s in ("No space left", "Write error", "write error")
+        )
+        if full:  # space measured after the failure may look ample: the partials are freed
+            space += (
+                " (it filled up while writing? The output needs room for itself and a "
+                "temporary copy, about twice its size: free some space or choose another "
+                "folder)"
+            )
+        elif free < 64:
             space += " (full? free some space or choose another folder)"
     except OSError:
         space = ""
