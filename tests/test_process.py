@@ -481,25 +481,10 @@ def test_demo_stopped_after_its_prediction_leaves_no_half_made_folder(tmp_path: 
     """SIGTERM once the demo's prediction has its name (the figure and the scores still to
     come) left the prediction alone, and the rerun was refused for it. Now a stopped demo
     leaves none of its three outputs, and the rerun works."""
-    outs = ("starfm_2001-11-02.tif", "demo.png", "metrics.json")
-    proc = subprocess.Popen(
-        stfusion_cmd("demo", "d"),
-        cwd=tmp_path,
-        env=process_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 120
-    while proc.poll() is None and time.monotonic() < deadline:
-        if (tmp_path / "d" / outs[0]).exists():
-            proc.send_signal(signal.SIGTERM)
-            break
-        time.sleep(0.001)
-    _, err = proc.communicate(timeout=120)
-    left = [n for n in outs if (tmp_path / "d" / n).exists()]
-    assert (proc.returncode, left) in ((143, []), (0, list(outs))), (proc.returncode, left, err)
-    if proc.returncode == 143:  # the same command again, into the same folder
+    code, err = _demo_terminated_when(tmp_path, (tmp_path / "d" / DEMO_OUTS[0]).exists)
+    left = [n for n in DEMO_OUTS if (tmp_path / "d" / n).exists()]
+    assert (code, left) in ((143, []), (0, list(DEMO_OUTS))), (code, left, err)
+    if code == 143:  # the same command again, into the same folder
         again = run_process("demo", str(tmp_path / "d"))
         assert again.returncode == 0, again.stderr
 
@@ -510,13 +495,36 @@ def test_demo_overwrite_stopped_after_its_prediction_puts_the_earlier_files_back
     """`demo --overwrite` stopped once its new prediction had its name removed it, and the
     earlier prediction was lost beside the earlier figure and scores. The earlier three are
     put back."""
-    outs = ("starfm_2001-11-02.tif", "demo.png", "metrics.json")
     first = run_process("demo", str(tmp_path / "d"))
     assert first.returncode == 0, first.stderr
-    before = {n: (tmp_path / "d" / n).read_bytes() for n in outs}
-    ino = (tmp_path / "d" / outs[0]).stat().st_ino
+    before = {n: (tmp_path / "d" / n).read_bytes() for n in DEMO_OUTS}
+    pred = tmp_path / "d" / DEMO_OUTS[0]
+    ino = pred.stat().st_ino
+
+    def replaced() -> bool:
+        with contextlib.suppress(FileNotFoundError):
+            return pred.stat().st_ino != ino
+        return False
+
+    code, err = _demo_terminated_when(tmp_path, replaced, "--overwrite")
+    if code == 0:  # it finished before the signal: nothing to check
+        return
+    assert code == 143, err
+    assert {n: (tmp_path / "d" / n).read_bytes() for n in DEMO_OUTS} == before
+    assert sorted(p.name for p in (tmp_path / "d").iterdir()) == sorted(DEMO_OUTS)
+
+
+#: the demo's outputs, its prediction first
+DEMO_OUTS = ("starfm_2001-11-02.tif", "demo.png", "metrics.json")
+
+
+def _demo_terminated_when(
+    tmp_path: Path, ready: Callable[[], bool], *extra: str
+) -> tuple[int, str]:
+    """``stfusion demo d EXTRA`` in ``tmp_path``, sent SIGTERM as soon as ``ready()``: its
+    exit status and stderr."""
     proc = subprocess.Popen(
-        stfusion_cmd("demo", "d", "--overwrite"),
+        stfusion_cmd("demo", "d", *extra),
         cwd=tmp_path,
         env=process_env(),
         stdout=subprocess.DEVNULL,
@@ -525,17 +533,12 @@ def test_demo_overwrite_stopped_after_its_prediction_puts_the_earlier_files_back
     )
     deadline = time.monotonic() + 120
     while proc.poll() is None and time.monotonic() < deadline:
-        with contextlib.suppress(FileNotFoundError):
-            if (tmp_path / "d" / outs[0]).stat().st_ino != ino:
-                proc.send_signal(signal.SIGTERM)
-                break
+        if ready():
+            proc.send_signal(signal.SIGTERM)
+            break
         time.sleep(0.001)
     _, err = proc.communicate(timeout=120)
-    if proc.returncode == 0:  # it finished before the signal: nothing to check
-        return
-    assert proc.returncode == 143, err
-    assert {n: (tmp_path / "d" / n).read_bytes() for n in outs} == before
-    assert sorted(p.name for p in (tmp_path / "d").iterdir()) == sorted(outs)
+    return proc.returncode, err
 
 
 def test_a_full_log_disk_does_not_stop_the_work(tmp_path: Path) -> None:
