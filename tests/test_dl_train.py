@@ -217,6 +217,12 @@ def test_a_validation_block_leaving_no_room_is_warned_about(pairs: list, tmp_pat
         res = CliRunner().invoke(train_cmd, [*args, "--overwrite"])  # 0.2: room for patches
     assert res.exit_code == 0, res.output
     assert not any("fewer than --patch" in str(w.message) for w in caught)
+    # a block over the whole scene: refused, without first the warning above (a trial)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = CliRunner().invoke(train_cmd, [*args, "--overwrite", "--val-fraction", "0.999"])
+    assert res.exit_code != 0 and "covers the whole" in str(res.exception or res.output)
+    assert not any("fewer than --patch" in str(w.message) for w in caught)
 
 
 def test_train_command_catalog_val_dates_and_engine_options(tmp_path: Path) -> None:

@@ -632,6 +632,12 @@ def set_blocks(
         b = site.block = (
             validation_block(site.shape, val_fraction, multiple) if val_fraction > 0 else None
         )
+        if b is not None and b.row == 0 and b.col == 0:  # said here, not after the warning
+            raise InvalidParameterError(
+                f"{site.name}: the validation block (--val-fraction {val_fraction:g}) covers "
+                f"the whole {site.shape[0]} x {site.shape[1]} scene; give a smaller "
+                "--val-fraction, or hold out dates (--val-dates)."
+            )
         if b is not None and max(b.row, b.col) < patch <= min(site.shape):
             warnings.warn(
                 f"site {site.name}: the validation block (--val-fraction {val_fraction:g}) "
