@@ -425,6 +425,18 @@ def test_teacher_path_shipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     for bad in ("shipped:student", "shipped:starfm"):
         with pytest.raises(InvalidParameterError, match=r"no such model.*shipped:edcstfn"):
             teacher_path(bad)
+    # a shipped network no student can distil is not offered (it was, then refused)
+    with pytest.raises(InvalidParameterError, match=r"smaller than 10x any student") as info:
+        teacher_path("shipped:stfdcnn")
+    assert "shipped:stfdcnn" not in str(info.value).partition("choose")[2]
+    from stfusion.dl.checkpoint import load_checkpoint
+    from stfusion.dl.distill import TOO_SMALL_TO_TEACH, make_student, parameter_count
+
+    smallest = parameter_count(make_student(1, "nano"))
+    for m in ("dcstfn", "edcstfn", "ganstfm", "vitgan", "stfdcnn"):
+        weights = load_checkpoint(demo_weights(m)).data["state_dict"].values()
+        n = sum(v.numel() for v in weights if v.is_floating_point())
+        assert (n < 10 * smallest) == (m in TOO_SMALL_TO_TEACH), (m, n, smallest)
     monkeypatch.chdir(tmp_path)
     (tmp_path / "shipped").write_bytes(b"")
     assert teacher_path("shipped") == Path("shipped")

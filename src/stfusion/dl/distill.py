@@ -321,6 +321,9 @@ def _teacher_info(
 
 #: The shipped teacher of ``--teacher shipped`` (the shipped student's).
 SHIPPED_TEACHER = "edcstfn"
+#: Shipped networks with fewer than 10x the smallest student's parameters (STFDCNN small:
+#: 7,106), which no student may distil; not offered as ``shipped:MODEL``.
+TOO_SMALL_TO_TEACH = ("stfdcnn",)
 
 
 def teacher_path(spec: str | os.PathLike[str]) -> Path:
@@ -332,7 +335,13 @@ def teacher_path(spec: str | os.PathLike[str]) -> Path:
     if path.exists() or not (text == "shipped" or text.startswith("shipped:")):
         return path
     model = text.partition(":")[2] or SHIPPED_TEACHER
-    choices = [m for m in network_names() if m != StudentNet.name]
+    choices = [m for m in network_names() if m not in (StudentNet.name, *TOO_SMALL_TO_TEACH)]
+    if model in TOO_SMALL_TO_TEACH:
+        raise InvalidParameterError(
+            f"--teacher {text}: the shipped {model} network is smaller than 10x any student "
+            f"size; choose shipped:{' or shipped:'.join(choices)}, or give a larger "
+            "checkpoint file."
+        )
     if model not in choices:
         raise InvalidParameterError(
             f"--teacher {text}: no such model; choose shipped:{' or shipped:'.join(choices)}, "
