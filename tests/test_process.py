@@ -507,10 +507,11 @@ def test_demo_overwrite_stopped_after_its_prediction_puts_the_earlier_files_back
         return False
 
     code, err = _demo_terminated_when(tmp_path, replaced, "--overwrite")
-    if code == 0:  # it finished before the signal: nothing to check
+    if code == 0 or "had finished its outputs" in err:  # done before the signal: no check
         return
     assert code == 143, err
-    assert {n: (tmp_path / "d" / n).read_bytes() for n in DEMO_OUTS} == before
+    now = {n: (tmp_path / "d" / n).read_bytes() for n in DEMO_OUTS}
+    assert [n for n in DEMO_OUTS if now[n] != before[n]] == [], err
     assert sorted(p.name for p in (tmp_path / "d").iterdir()) == sorted(DEMO_OUTS)
 
 

@@ -186,9 +186,9 @@ _PLACED: dict[str, tuple[int, int, int, int] | None] = {}
 _PLACED_LOCK = threading.Lock()
 
 
-def _record_placed(final: Path) -> None:
+def _record_placed(final: Path, stamp: tuple[int, int, int, int] | None) -> None:
     with _PLACED_LOCK:
-        _PLACED[os.path.abspath(final)] = file_stamp(final)
+        _PLACED[os.path.abspath(final)] = stamp
 
 
 def placed_here(path: str | os.PathLike[str]) -> bool:
@@ -411,6 +411,9 @@ def atomic_path(
             os.chmod(tmp, stat.S_IMODE(keep.st_mode))
             with contextlib.suppress(OSError):  # only the owner or root may change the group
                 os.chown(tmp, -1, keep.st_gid)
+        # Recorded before the rename, which keeps the inode, size and mtime: a signal right
+        # after it (a Ctrl-C as the output took its name) must find it recorded as ours.
+        _record_placed(final, file_stamp(tmp))
         if is_dir and final.is_dir():
             # os.replace cannot replace a non-empty folder: move the old one aside first.
             old = partial_name(final, OLD_SUFFIX)
@@ -421,7 +424,6 @@ def atomic_path(
             _place_new(tmp, final)
         else:
             os.replace(tmp, final)
-        _record_placed(final)
     except BaseException:
         with contextlib.suppress(OSError):
             if tmp.is_dir() and not tmp.is_symlink():
