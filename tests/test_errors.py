@@ -16,7 +16,7 @@ import pytest
 
 from conftest import PredictCase, write_tif
 from conftest import run_clean as run
-from stfusion.errors import InputFileError, InvalidParameterError
+from stfusion.errors import InputFileError, InvalidParameterError, STFusionWarning
 from stfusion.io import FileSource
 
 # ---------------------------------------------------------------------------- options
@@ -162,7 +162,6 @@ def test_a_limit_that_leaves_only_tiny_windows_is_warned_about() -> None:
     import warnings
 
     from stfusion.demo import sample_dir
-    from stfusion.errors import STFusionWarning
     from stfusion.methods.starfm import STARFM
 
     d = sample_dir()
@@ -426,3 +425,23 @@ def test_a_full_temporary_folder_is_named_as_such(monkeypatch: pytest.MonkeyPatc
     assert "temporary folder" in _os_advice(spill) and "TMPDIR" in _os_advice(spill)
     out = OSError(errno.ENOSPC, "No space left", os.path.join(tempfile.gettempdir(), "p.tif"))
     assert "write the outputs elsewhere" in _os_advice(out)
+
+
+def test_warnings_name_the_caller_s_line() -> None:
+    """A notebook user's trial: stfusion's warnings named its own lines (errors.py, the
+    keyword-checking wrapper, for evaluate's), whatever the depth; they name the caller's."""
+    import warnings
+
+    import numpy as np
+
+    from stfusion.metrics import evaluate
+
+    truth = np.random.default_rng(0).uniform(0.1, 0.3, (2, 20, 20)).astype(np.float32)
+    pred = truth.copy()
+    pred[1] = np.nan
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        evaluate(pred, truth)
+    here = [w for w in caught if "no pixel valid" in str(w.message)]
+    assert here and all(w.filename == __file__ for w in here), [w.filename for w in caught]
+    assert issubclass(here[0].category, STFusionWarning)

@@ -21,6 +21,7 @@ from stfusion.errors import (
     STFusionError,
     STFusionWarning,
     keywords_checked,
+    warn,
 )
 from stfusion.inputs import prediction_masks, resolve_role
 from stfusion.io import FileSource, OutputLock, Scaling, Source, check_output, north_up
@@ -335,11 +336,9 @@ def dates_from_names(
         return [date_from_name(f) for f, _ in pairs], date_from_name(target)
     except STFusionError as exc:
         if quality:
-            warnings.warn(
+            warn(
                 f"--quality: days_to_pair is NaN everywhere: {exc}".split(" Names need")[0]
-                + " The other bands of the quality layer are written.",
-                STFusionWarning,
-                stacklevel=3,
+                + " The other bands of the quality layer are written."
             )
         return None, None
 
@@ -538,11 +537,9 @@ def _check_evaluation(
     pg, tg = pred_src.grid, truth_src.grid
     if pg.georeferenced != tg.georeferenced:
         bare = prediction if not pg.georeferenced else truth
-        warnings.warn(
+        warn(
             f"{bare}: not georeferenced, so nothing shows whether it covers the other's area; "
-            f"both are {tg.height} x {tg.width} px, so their pixels are assumed to line up.",
-            STFusionWarning,
-            stacklevel=3,
+            f"both are {tg.height} x {tg.width} px, so their pixels are assumed to line up."
         )
     pred_sample, truth_sample = pred_src.sample(), truth_scored.sample()
     fills = [
@@ -566,7 +563,7 @@ def _check_evaluation(
     )
     mismatch = scale_mismatch(pred_sample, truth_sample, truth_given=truth_src.scale)
     if mismatch is not None and not scale_check:
-        warnings.warn(mismatch.message(prediction, truth), STFusionWarning, stacklevel=2)
+        warn(mismatch.message(prediction, truth))
     elif mismatch is not None and any(fills):
         # a fill of -9999 makes a median of 9999: the scale advice would score the fill
         raise ScaleMismatchError(

@@ -62,7 +62,7 @@ from stfusion.errors import (
     InvalidParameterError,
     OutputExistsError,
     STFusionError,
-    STFusionWarning,
+    warn,
 )
 from stfusion.io import OLD_SUFFIX, FileSource, Scaling, atomic_path, file_sha256, partial_name
 from stfusion.methods import FusionMethod, get_method, make_estimator
@@ -123,12 +123,10 @@ def _with_grid_ratio(case: Case) -> Case:
     if case.ratio is None:
         return replace(case, ratio=float(scene.ratio))
     if abs(case.ratio - scene.ratio) > 0.05 * scene.ratio:
-        warnings.warn(
+        warn(
             f"case {case.name}: ratio = {case.ratio:g} is given, but its coarse grid's ground "
             f"ratio is {scene.ratio:.4g}; ERGAS uses {case.ratio:g} as given (the methods "
-            "that use native coarse pixels use the grid). Leave ratio out to use the grid's.",
-            STFusionWarning,
-            stacklevel=3,
+            "that use native coarse pixels use the grid). Leave ratio out to use the grid's."
         )
     return case
 
@@ -608,10 +606,10 @@ def _remove_own(aside: Path, final: Path) -> None:
         kept = final.with_name(f"{final.name}.stfusion-kept-{os.urandom(3).hex()}")
         with contextlib.suppress(OSError):
             os.replace(aside, kept)
-            warnings.warn(
+            warn(
                 f"{final}: files that appeared in the earlier output while it was "
                 f"replaced were kept in {kept}",
-                stacklevel=3,
+                UserWarning,
             )
 
 

@@ -14,7 +14,6 @@ import math
 import os
 import re
 import sys
-import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,7 +26,7 @@ from stfusion.errors import (
     InvalidParameterError,
     ScaleMismatchError,
     STFusionError,
-    STFusionWarning,
+    warn,
 )
 from stfusion.io import FileSource, Scaling
 from stfusion.metrics import DATA_RANGE_FACTOR
@@ -410,11 +409,9 @@ def _target_date(spec: dict[str, Any], target: str, where: str) -> str:
     day = parse_date_text(Path(target).name)
     if day is not None:
         return day.isoformat()
-    warnings.warn(
+    warn(
         f"{where}: no target_date and none in the target's file name: a deep model trained on "
-        'that date cannot be recognised (add target_date = "YYYY-MM-DD").',
-        STFusionWarning,
-        stacklevel=3,
+        'that date cannot be recognised (add target_date = "YYYY-MM-DD").'
     )
     return ""
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stfusion.errors import InputFileError, InvalidParameterError, STFusionWarning
+from stfusion.errors import InputFileError, InvalidParameterError, STFusionWarning, warn
 
 #: Years accepted in names; other numbers of the right length are not taken for dates.
 MIN_YEAR = 1950
@@ -138,12 +138,10 @@ def date_from_name(path: str | os.PathLike[str]) -> dt.date:
     firsts = {kind: d for _, d, kind in reversed(found)}
     others = sorted({d for kind, d in firsts.items() if chosen and kind != chosen[1]} - {day})
     if others:
-        warnings.warn(
+        warn(
             f"{path}: the file name holds dates of two kinds ({day}, taken for the "
             f"acquisition date, and {', '.join(str(d) for d in others)}). If that is wrong, "
-            "list the file in a --catalog CSV (path,date,sensor).",
-            STFusionWarning,
-            stacklevel=2,
+            "list the file in a --catalog CSV (path,date,sensor)."
         )
     if day is None and (bad := _ISO.search(name)):
         raise DateNotFoundError(
@@ -263,7 +261,7 @@ def acquisitions_from(specs: Iterable[str | os.PathLike[str]], sensor: str) -> l
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     if names:  # once for the folder, not once per file (a year of MODIS: 365 lines)
         more = f" ({len(names) - 1} more file(s) alike)" if len(names) > 1 else ""
-        warnings.warn(f"{names[0]}{more}", STFusionWarning, stacklevel=2)
+        warn(f"{names[0]}{more}")
     return out
 
 

@@ -6,10 +6,15 @@ caller would naturally catch (``ValueError``, ``FileNotFoundError``, ``ImportErr
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import functools
 import inspect
+import os
+import sys
+import warnings
 from collections.abc import Callable
+from types import FrameType
 from typing import ParamSpec, TypeVar
 
 _P = ParamSpec("_P")
@@ -115,3 +120,26 @@ def interrupted_how(exc: BaseException) -> tuple[str, int]:
     signum = 2 if ctrl_c else int(getattr(exc, "signum", 15))
     how = {1: "Hangup (SIGHUP)", 2: "Interrupted (Ctrl-C)"}.get(signum, "Terminated (SIGTERM)")
     return how, 128 + signum
+
+
+#: stfusion's folder, and the standard library's wrappers that run between its frames: a
+#: warning is attributed to the first frame in neither
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_WRAPPERS = frozenset({contextlib.__file__, functools.__file__})
+
+
+def warn(message: str, category: type[Warning] | None = None) -> None:
+    """``warnings.warn(message, category)`` (default :class:`STFusionWarning`) attributed to
+    the first frame outside stfusion: the user's cell or script line, whatever depth of
+    stfusion lies between (a fixed ``stacklevel`` named stfusion's own lines, such as the
+    keyword-checking wrapper for every warning of ``evaluate``, so Python's once-per-place
+    rule merged different calls and ``filterwarnings(module=...)`` could not select them).
+    With no such frame (a worker thread's stack), the line that called this."""
+    frame: FrameType | None = sys._getframe(1)
+    level = 2  # the caller of this function
+    while frame is not None and (
+        frame.f_code.co_filename.startswith(_PACKAGE) or frame.f_code.co_filename in _WRAPPERS
+    ):
+        frame = frame.f_back
+        level += 1
+    warnings.warn(message, category or STFusionWarning, stacklevel=level if frame else 2)

@@ -28,14 +28,13 @@ several bands is an error that lists them.
 from __future__ import annotations
 
 import re
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from stfusion import hdf
-from stfusion.errors import InvalidParameterError, STFusionError, STFusionWarning
+from stfusion.errors import InvalidParameterError, STFusionError, warn
 from stfusion.io import Scaling
 from stfusion.io.files import is_gdal_name
 from stfusion.io.stacks import natural_key, parse_bands, split_spec, word_match
@@ -412,11 +411,9 @@ def _split_qa(paths: Sequence[str], qa: str) -> tuple[str | None, list[str]]:
 
 
 def _warn_no_qa(role: str, preset: Preset, what: str) -> None:
-    warnings.warn(
+    warn(
         f"--{role}-preset {preset.name}: no {preset.qa_band} file among {what}, so their clouds "
-        f"are not masked. Include the {preset.qa_band} file in the glob or give --{role}-mask.",
-        STFusionWarning,
-        stacklevel=3,
+        f"are not masked. Include the {preset.qa_band} file in the glob or give --{role}-mask."
     )
 
 

@@ -17,7 +17,6 @@ Conventions shared by all metrics:
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,7 +25,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.ndimage import correlate1d
 
-from stfusion.errors import InvalidParameterError, STFusionWarning, keywords_checked
+from stfusion.errors import InvalidParameterError, keywords_checked, warn
 from stfusion.metrics_inputs import Float64Array, as_pair, dataarray_band_names
 from stfusion.scale_check import scale_mismatch
 
@@ -503,7 +502,7 @@ def evaluate(
     p, t = as_pair(pred, truth)
     mismatch = scale_mismatch(p, t)
     if mismatch is not None:
-        warnings.warn(mismatch.message(), STFusionWarning, stacklevel=2)
+        warn(mismatch.message())
     if ratio is None:  # a prediction returned by predict() carries it
         ratio = getattr(pred, "attrs", {}).get("ratio")
     r = _check_ratio(ratio)
@@ -587,7 +586,7 @@ def _report(
     out_of_range = _beyond_data_range(*truth_span, data_range)
     if out_of_range is not None:
         notes.append(out_of_range)
-        warnings.warn(out_of_range, STFusionWarning, stacklevel=3)
+        warn(out_of_range)
     bad_range = [names[i] for i in np.flatnonzero(np.isnan(rng))]
     if bad_range:
         notes.append(f"data range is empty or zero in band(s) {bad_range}: ssim and psnr are NaN")
@@ -607,11 +606,7 @@ def _report(
     if math.isinf(ergas_value):
         notes.append("ergas is inf: a truth band's mean is 0 (ERGAS divides by it)")
     if empty or skipped:
-        warnings.warn(
-            "; ".join(n for n in notes if n.startswith(("no pixel", "mean "))),
-            STFusionWarning,
-            stacklevel=3,
-        )
+        warn("; ".join(n for n in notes if n.startswith(("no pixel", "mean "))))
     return MetricReport(
         per_band=per_band,
         mean=mean,

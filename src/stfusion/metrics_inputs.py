@@ -4,13 +4,12 @@ The band names a DataArray describes are read here for ``io.dataarray`` (``fit``
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from stfusion.errors import GridMismatchError, STFusionWarning
+from stfusion.errors import GridMismatchError, warn
 
 Float64Array = NDArray[np.float64]
 
@@ -59,11 +58,9 @@ def check_labels(pred: Any, truth: Any) -> None:
                     f"(e.g. truth.sel({dim}=pred.{dim}))."
                 )
             if list(a) != list(b):  # other names (SR_B4 against red is no mistake): said
-                warnings.warn(
+                warn(
                     f"pred names its {dim}s {', '.join(map(str, a))} and truth "
-                    f"{', '.join(map(str, b))}: scored by position, as if the same.",
-                    STFusionWarning,
-                    stacklevel=4,
+                    f"{', '.join(map(str, b))}: scored by position, as if the same."
                 )
 
 

@@ -69,7 +69,6 @@ A pixel that the mask file marks as nodata, or that lies outside the mask raster
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -78,7 +77,7 @@ import numpy as np
 import rasterio
 from rasterio.windows import Window
 
-from stfusion.errors import GridMismatchError, InvalidParameterError, STFusionWarning
+from stfusion.errors import GridMismatchError, InvalidParameterError, warn
 from stfusion.io import FileSource, Scaling, Source
 from stfusion.io.sources import underlying_source
 
@@ -348,7 +347,7 @@ def open_mask(
     raw = _raw(mask)
     shift = _off_grid(raw, target)
     if shift:
-        warnings.warn(shift, STFusionWarning, stacklevel=2)
+        warn(shift)
     aligned, _ratio = align_coarse(
         raw, target, "nearest", notes if notes is not None else [], mask=True
     )
@@ -456,25 +455,21 @@ def _check_binary_values(mask: Source, label: str) -> None:
         with rasterio.open(path) as ds:
             declared = ds.nodata
         if declared == 0:  # GDAL tools often tag 0 so; nodata is invalid, so all of it is
-            warnings.warn(
+            warn(
                 f"{label}: a binary mask that declares nodata 0, the value of its clear "
                 f"pixels: they count as invalid (nodata is), {np.isnan(values).mean():.0%} of "
                 "it. If 0 means clear, remove the tag (gdal_edit.py -unsetnodata MASK, on a "
-                "copy).",
-                STFusionWarning,
-                stacklevel=4,
+                "copy)."
             )
     found = np.unique(values[np.isfinite(values)])
     other = found[~np.isin(found, (0, 1, 255))]
     if other.size:
-        warnings.warn(
+        warn(
             f"{label}: a binary mask (nonzero = invalid) holding values such as "
             f"{', '.join(f'{v:g}' for v in other[:3])}: if it is a QA band, give its kind "
             "(landsat_qa_pixel, sentinel2_scl, mod09_state_1km: --fine-mask-kind or "
             "--coarse-mask-kind in predict and series, --mask-kind in evaluate, kind= in "
-            "Python), or it masks every pixel with any bit set.",
-            STFusionWarning,
-            stacklevel=4,
+            "Python), or it masks every pixel with any bit set."
         )
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
-import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from numbers import Real
@@ -25,7 +24,7 @@ from affine import Affine
 from stfusion.errors import (
     GridMismatchError,
     InvalidParameterError,
-    STFusionWarning,
+    warn,
 )
 from stfusion.io import (
     RESAMPLING_CHOICES,
@@ -115,12 +114,10 @@ def _warn_band_last(shape: tuple[int, ...], label: str) -> None:
         return
     y, x, last = shape
     if last <= BAND_LAST_MAX and y > BAND_LAST_FACTOR * last and x > BAND_LAST_FACTOR * last:
-        warnings.warn(
+        warn(
             f"{label}: an array of shape {shape} is read as (band, y, x): {y} bands of "
             f"{x} x {last} pixels. If it is (y, x, band), give np.moveaxis(a, -1, 0) "
-            f"({last} bands of {y} x {x} pixels).",
-            STFusionWarning,
-            stacklevel=5,
+            f"({last} bands of {y} x {x} pixels)."
         )
 
 
@@ -298,7 +295,7 @@ def align_coarse(
         )
     covered = overlap_x * overlap_y / ((fb[2] - fb[0]) * (fb[3] - fb[1]))
     if covered < PARTLY_COVERED:
-        warnings.warn(
+        warn(
             f"the mask {coarse.label} covers only about {covered:.0%} of {fine.label}: every "
             "pixel outside it counts as invalid. Give a mask that covers the image."
             if mask
@@ -306,9 +303,7 @@ def align_coarse(
             f"{fine.label}: outside it there is no coarse change, and methods differ in what "
             "they do there (STARFM leaves most of it empty, Fit-FC part of it, FSDAF fills it "
             "with its class changes). Give coarse images that cover the fine scene, or crop "
-            "the fine images to them.",
-            STFusionWarning,
-            stacklevel=3,
+            "the fine images to them."
         )
     ratio = resolution_ratio(cg, fg)
     head = (
@@ -522,12 +517,10 @@ def open_scene(
         bare = list(
             dict.fromkeys(x.label for x in [*fines, *all_coarse] if not x.grid.georeferenced)
         )
-        warnings.warn(
+        warn(
             f"{len(bare)} input(s) without georeferencing (e.g. {bare[0]}); "
             f"all are {ref.grid.height} x {ref.grid.width} px, so their pixels are assumed to "
-            "line up.",
-            STFusionWarning,
-            stacklevel=2,
+            "line up."
         )
     if ratios:
         measured = float(np.mean(ratios))
@@ -538,13 +531,11 @@ def open_scene(
                 "fine (high-resolution) image first, then the coarse one."
             )
         if ratio is not None and abs(ratio - measured) > 0.05 * measured:
-            warnings.warn(
+            warn(
                 f"ratio={ratio:g} was given; the coarse grid's ground ratio (sqrt of coarse / "
                 f"fine pixel area at the scene centre) is {measured:.4g}. Using {ratio:g} as "
                 "given (recorded in STFUSION_RATIO and used for ERGAS); leave the ratio out to "
-                "use the measured one.",
-                STFusionWarning,
-                stacklevel=2,
+                "use the measured one."
             )
         ratio = measured if ratio is None else ratio
     if ratio is not None and not (ratio > 0 and np.isfinite(ratio)):

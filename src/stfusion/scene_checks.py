@@ -8,7 +8,6 @@ import datetime as dt
 import math
 import os
 import re
-import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,7 +18,7 @@ from stfusion.errors import (
     InvalidParameterError,
     ScaleMismatchError,
     STFusionError,
-    STFusionWarning,
+    warn,
 )
 from stfusion.io import Source, scan_values
 from stfusion.io.files import same_file
@@ -71,11 +70,9 @@ def warn_band_order(ref: Source, others: Sequence[Source], fix: str | None = Non
                 f"Bands are fused by position: give the order, e.g. --coarse-bands "
                 f"{','.join(ref.band_names)} (--fine-bands for a fine image, or FILE:BANDS)."
             )
-            warnings.warn(
+            warn(
                 f"{img.label} names its bands {', '.join(img.band_names)}; {ref.label} "
-                f"{', '.join(ref.band_names)}. {advice}",
-                STFusionWarning,
-                stacklevel=3,
+                f"{', '.join(ref.band_names)}. {advice}"
             )
             return
 
@@ -119,15 +116,13 @@ def warn_bands_matching_another_order(
     pairs = ", ".join(
         f"fine band {i + 1} ({fine.band_names[i]}) with coarse band {order[i] + 1}" for i in moved
     )
-    warnings.warn(
+    warn(
         f"{coarse.label}: its bands match those of {fine.label} far better in another order "
         f"than by position ({in_order / best:.0f}x less squared difference): {pairs}. Bands "
         "are fused by position; if the coarse file keeps its own band order (MODIS: red, NIR, "
         f"blue, green, ...), choose the bands in the fine image's order: --coarse-bands "
         f"{numbers} (positions among the bands read now; or FILE:BANDS, --fine-bands for the "
-        f"fine image; Python: coarse_scaling=Scaling(bands=({numbers},))).",
-        STFusionWarning,
-        stacklevel=3,
+        f"fine image; Python: coarse_scaling=Scaling(bands=({numbers},)))."
     )
     return True
 
@@ -195,14 +190,12 @@ def warn_fine_looking_coarse(fine: Source, coarse: Source, role: str = "coarse i
     share = float(np.median(c_sum[keep] / f_sum[keep]))
     if share < FINE_LOOKING:
         return False
-    warnings.warn(
+    warn(
         f"{coarse.label}: the {role} changes from pixel to pixel as much as the fine image "
         f"{fine.label} does ({share:.2f} of its neighbour-to-neighbour differences; a coarse "
         "image on the fine grid has much less: 0.05-0.2 on real MODIS-Landsat pairs). Is it "
         "a fine image given as the coarse one? The coarse images are MODIS (or another "
-        "low-resolution sensor) at the pair dates and at the date to predict.",
-        STFusionWarning,
-        stacklevel=3,
+        "low-resolution sensor) at the pair dates and at the date to predict."
     )
     return True
 
@@ -229,12 +222,10 @@ def _warn_role_order(ref: Source, others: Sequence[Source], fix: str | None) -> 
             "--coarse-bands (or FILE:BANDS)."
         )
         i = clash[0]
-        warnings.warn(
+        warn(
             f"{img.label}: band {i + 1} is {theirs[i]} by its name {img.band_names[i]}, band "
             f"{i + 1} of {ref.label} is {own[i]} ({ref.band_names[i]}); in order, "
-            f"{', '.join(theirs)} against {', '.join(own)}. {advice}",
-            STFusionWarning,
-            stacklevel=4,
+            f"{', '.join(theirs)} against {', '.join(own)}. {advice}"
         )
         return True
     return False
@@ -361,12 +352,10 @@ def check_scales(
                 else ""
             )
             c2dn = _c2_hint(fine, fine_option, fm) if fm > cm else ""  # DN vs MODIS int16
-            warnings.warn(
+            warn(
                 f"{fine.label} and {coarse.label}: band {b + 1} medians differ "
                 f"{max(fm, cm) / min(fm, cm):.0f}x ({fm:.4g} vs {cm:.4g}; 98th percentiles of "
-                f"|value| {fp:.4g} vs {cp:.4g}); check {options}{offset}.{c2dn}",
-                STFusionWarning,
-                stacklevel=3,
+                f"|value| {fp:.4g} vs {cp:.4g}); check {options}{offset}.{c2dn}"
             )
             return
 
@@ -466,7 +455,7 @@ def warn_undeclared_fill(
             f"{source.label}: {share:.1%} of the pixels hold {fill:.6g} in every band: "
             f"{advice.format(stored=stored)}"
         )
-    warnings.warn(text, STFusionWarning, stacklevel=4)
+    warn(text)
     return text
 
 
@@ -512,12 +501,10 @@ def check_valid(source: Source, role: str) -> float:
         (float(w.covered_) for w in wrapped(source) if hasattr(w, "covered_")), default=1.0
     )
     if frac < MOSTLY_EMPTY and not (partly < 1.0 and frac >= partly - 0.02):
-        warnings.warn(
+        warn(
             f"{source.label}: the {role} has valid values over only {frac:.1%} of the fine "
             "scene (nodata, clouds masked, or it covers part of the scene); predictions there "
-            "fall back as documented.",
-            STFusionWarning,
-            stacklevel=3,
+            "fall back as documented."
         )
     return frac
 
@@ -558,12 +545,10 @@ def check_pair_files(
             )
     own = [k for k, (_, c) in enumerate(pairs, 1) if _same_files(c, target)]
     if own:
-        warnings.warn(
+        warn(
             f"{target}: the coarse target is the coarse image of pair {own[0]}, so this "
             "predicts that pair's own date, whose fine image is an input: the prediction "
-            "(nearly) returns it. Give the coarse image of the date to predict.",
-            STFusionWarning,
-            stacklevel=4,
+            "(nearly) returns it. Give the coarse image of the date to predict."
         )
     else:
         _warn_pair_dates(pairs, target)
@@ -606,24 +591,20 @@ def _warn_pair_dates(pairs: Sequence[tuple[str, str]], target: str) -> None:
     for k, (f, c) in enumerate(pairs, 1):
         df, dc = day(f), day(c)
         if df is not None and dc is not None and abs((df - dc).days) > PAIR_DAYS_APART:
-            warnings.warn(
+            warn(
                 f"pair {k}: the fine image {f} is dated {df} by its name, the coarse image "
                 f"{c} {dc}, {abs((df - dc).days)} days apart. A pair is a fine and a coarse "
                 "image of one date (a composite: the one that contains that date); check the "
-                "files.",
-                STFusionWarning,
-                stacklevel=5,
+                "files."
             )
     dt_ = day(target)
     same = [k for k, (f, _) in enumerate(pairs, 1) if dt_ is not None and day(f) == dt_]
     if same:
-        warnings.warn(
+        warn(
             f"{target}: the coarse target is dated {dt_} by its name, the date of pair "
             f"{same[0]}'s fine image {pairs[same[0] - 1][0]}: that fine image is an input, so "
             "the prediction is close to it and scoring it against that image says little. "
-            "To test a method on a date, leave that date's pair out.",
-            STFusionWarning,
-            stacklevel=5,
+            "To test a method on a date, leave that date's pair out."
         )
 
 
@@ -631,20 +612,16 @@ def warn_self_scoring(prediction: str, truth: str, pred_tags: dict[str, str]) ->
     """``stfusion evaluate`` of a prediction that is the truth, by file or by content (a
     series output of a date with a fine image): RMSE 0 and PSNR inf, with no word before."""
     if same_file(prediction, truth):
-        warnings.warn(
+        warn(
             f"{prediction} is both the prediction and the truth: it scores itself (RMSE 0). "
-            "Give the fine image observed on the predicted date as the truth.",
-            STFusionWarning,
-            stacklevel=4,
+            "Give the fine image observed on the predicted date as the truth."
         )
     if pred_tags.get("STFUSION_SERIES_STATUS") == "gap-filled":
-        warnings.warn(
+        warn(
             f"{prediction}: a series output of a date with a fine image, written as observed "
             "where that image is valid (STFUSION_SERIES_STATUS gap-filled): against that "
             "date's fine image it scores itself there. To test the fusion, run the series "
-            "without that date's fine image and score its prediction.",
-            STFusionWarning,
-            stacklevel=4,
+            "without that date's fine image and score its prediction."
         )
 
 
@@ -655,10 +632,8 @@ def warn_one_file_pairs(pairs: Sequence[tuple[Any, Any]], method: str, uses_coar
     for k, (f, c) in enumerate(pairs, 1):
         paths = isinstance(f, str | os.PathLike) and isinstance(c, str | os.PathLike)
         if uses_coarse and paths and same_file(f, c):
-            warnings.warn(
+            warn(
                 f"{method}.fit(): {os.fspath(f)} is both the fine and the coarse image of pair "
                 f"{k}; {method} reads the coarse image of the reference date, so this fuses "
-                f"the date with itself. {PAIR_IS}.",
-                STFusionWarning,
-                stacklevel=3,
+                f"the date with itself. {PAIR_IS}."
             )

@@ -13,7 +13,6 @@ import contextlib
 import contextvars
 import functools
 import math
-import warnings
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from stfusion.errors import (
     InvalidParameterError,
     MethodOutputError,
     STFusionError,
-    STFusionWarning,
+    warn,
 )
 from stfusion.io import Grid, scan_limit
 from stfusion.io.spill import state_limit
@@ -173,13 +172,11 @@ def warn_if_cramped(
     seconds) while saving nothing: the process needs ~150 MB besides the limit anyway."""
     if isinstance(side, int) and count > 64 and side <= max(MIN_WINDOW, 2 * halo):
         limit = mem_limit_mb or DEFAULT_MEM_LIMIT_MB
-        warnings.warn(
+        warn(
             f"{method}: --mem-limit {limit:g} MB (mem_limit_mb) leaves room for "
             f"windows of {side} px only, each read with a {halo} px halo: {count} windows, "
             "slow. The process needs about 150 MB besides the limit in any case "
-            "(docs/parallel.md, 'Small limits'); give --mem-limit 100 or more.",
-            STFusionWarning,
-            stacklevel=3,
+            "(docs/parallel.md, 'Small limits'); give --mem-limit 100 or more."
         )
 
 

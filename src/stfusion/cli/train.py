@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import click
 
 from stfusion.cli import options as opt
+from stfusion.errors import warn
 from stfusion.run_config import STUDENT_SIZE_FOR, TrainSettings, check_run_values
 
 C = TypeVar("C")
@@ -282,11 +283,8 @@ def usage_errors() -> Iterator[None]:
 
 
 def _warn(message: str) -> None:
-    import warnings
 
-    from stfusion.errors import STFusionWarning
-
-    warnings.warn(message, STFusionWarning, stacklevel=3)
+    warn(message)
 
 
 def _size(model: str, size: str | None, settings: dict[str, Any], resume: bool) -> str:
@@ -373,20 +371,15 @@ ONLY_FOR: dict[str, tuple[tuple[str, ...], str]] = {
 def _applicable(model: str, given: dict[str, Any]) -> dict[str, Any]:
     """``given`` (the optional settings, None where not given) without those ``model`` does
     not read, which are warned about rather than silently recorded in the checkpoint."""
-    import warnings
-
-    from stfusion.errors import STFusionWarning
 
     unused: dict[tuple[str, ...], list[str]] = {}
     for key, (models, option) in ONLY_FOR.items():
         if given.get(key) is not None and model not in models:
             unused.setdefault(models, []).append(option)
     for models, options in unused.items():
-        warnings.warn(
+        warn(
             f"{', '.join(options)}: read only by {', '.join(models)}, not by {model}; ignored "
-            "(not recorded in the checkpoint).",
-            STFusionWarning,
-            stacklevel=3,
+            "(not recorded in the checkpoint)."
         )
     return {k: v for k, v in given.items() if k not in ONLY_FOR or model in ONLY_FOR[k][0]}
 

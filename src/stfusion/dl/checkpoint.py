@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,7 +53,7 @@ from stfusion.errors import (
     InputFileError,
     InvalidParameterError,
     ScaleMismatchError,
-    STFusionWarning,
+    warn,
 )
 from stfusion.io import atomic_path
 
@@ -355,11 +354,9 @@ class Checkpoint:
                     f"{self.path}: trained on bands {', '.join(self.band_names)}, the inputs "
                     f"have {', '.join(names)}. Give the bands in the training order, or {hint}."
                 )
-            warnings.warn(
+            warn(
                 f"{self.path}: trained on bands {', '.join(self.band_names)}; the inputs have "
-                f"{', '.join(names)}. Make sure they are the same bands in the same order.",
-                STFusionWarning,
-                stacklevel=3,
+                f"{', '.join(names)}. Make sure they are the same bands in the same order."
             )
         mean = np.abs(self.mean.astype(np.float64))
         for label, arr in samples:
@@ -381,11 +378,9 @@ class Checkpoint:
     def _check_ratio(self, ratio: float | None) -> None:
         want_ratio = self.data.get("ratio")
         if ratio is not None and want_ratio and abs(ratio - want_ratio) > 0.05 * want_ratio:
-            warnings.warn(
+            warn(
                 f"{self.path}: trained at resolution ratio {want_ratio:g}, the inputs have "
-                f"{ratio:g}; the network may not transfer.",
-                STFusionWarning,
-                stacklevel=3,
+                f"{ratio:g}; the network may not transfer."
             )
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import re
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from stfusion.errors import InvalidParameterError, STFusionWarning
+from stfusion.errors import InvalidParameterError, warn
 
 _DATE_RES = (
     (re.compile(r"(?<!\d)((?:19|20)\d{2})-(\d{2})-(\d{2})(?!\d)"), "ymd"),
@@ -86,34 +85,28 @@ def resolve_dates(
             k = clash[0]
             name = Path(str(pairs[k][0])).name
             more = f" (and {len(clash) - 1} more row(s))" if len(clash) > 1 else ""
-            warnings.warn(
+            warn(
                 f"{source[k]}: date {out[k]} contradicts the file name {name} ({named[k]})"
-                f"{more}; the catalog's date is used: check the date column.",
-                STFusionWarning,
-                stacklevel=3,
+                f"{more}; the catalog's date is used: check the date column."
             )
         elif clash:
             k = clash[0]
             more = f" (and {len(clash) - 1} more pair(s))" if len(clash) > 1 else ""
-            warnings.warn(
+            warn(
                 f"--dates {','.join(out)} contradicts the file names: pair {k + 1}'s fine "
                 f"image {Path(str(pairs[k][0])).name} is named {named[k]}, --dates gives "
                 f"{out[k]}{more}; the dates given are used: check their order (one per --pair, "
-                "in the same order).",
-                STFusionWarning,
-                stacklevel=3,
+                "in the same order)."
             )
         return out
     found = []
     for fine, coarse in pairs:
         named = [parse_date(str(x)) if isinstance(x, str | Path) else None for x in (fine, coarse)]
         if named[0] and named[1] and named[0] != named[1]:
-            warnings.warn(
+            warn(
                 f"pair {fine} + {coarse}: the file names give different dates ({named[0]}, "
                 f"{named[1]}); a pair is a fine and a coarse image of one date. Using "
-                f"{named[0]}.",
-                STFusionWarning,
-                stacklevel=3,
+                f"{named[0]}."
             )
         day = named[0] or named[1]
         if day is None:
@@ -175,14 +168,12 @@ def warn_site_scales(sites: Sequence[Any]) -> None:
         return
     big, small = max(medians, key=medians.__getitem__), min(medians, key=medians.__getitem__)
     if medians[big] / medians[small] >= SCALE_WARN_FACTOR:
-        warnings.warn(
+        warn(
             f"sites {big} (median {medians[big]:.4g}) and {small} (median "
             f"{medians[small]:.4g}) differ {medians[big] / medians[small]:.0f}x in scale; "
             "give each row its scale (catalog columns fine_scale, coarse_scale; e.g. 0.0001 "
             "for x10000 files) or the files in one unit: the validation RMSE mixes them "
-            "otherwise.",
-            STFusionWarning,
-            stacklevel=3,
+            "otherwise."
         )
 
 
@@ -192,9 +183,7 @@ def warn_idle_sites(sites: Sequence[Any], busy: set[int], max_gap: float) -> Non
     idle = [s.name for i, s in enumerate(sites) if i not in busy]
     if idle:
         why = f"no two of its dates within --max-gap {max_gap:g} days" if max_gap else "one date"
-        warnings.warn(
+        warn(
             f"site(s) {', '.join(idle)}: no training example ({why}, apart from held-out "
-            "dates); they do not train the network.",
-            STFusionWarning,
-            stacklevel=3,
+            "dates); they do not train the network."
         )

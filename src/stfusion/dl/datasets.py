@@ -35,7 +35,6 @@ import copy
 import datetime as _dt
 import math
 import os
-import warnings
 from collections.abc import Iterator, Sequence, Sized
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,7 +61,7 @@ from stfusion.dl.file_handles import (  # re-exported: datasets.<name> is their 
     kept_open,
     streaming,  # noqa: F401
 )
-from stfusion.errors import GridMismatchError, InvalidParameterError, STFusionWarning
+from stfusion.errors import GridMismatchError, InvalidParameterError, warn
 from stfusion.io import Scaling, Source
 from stfusion.scene import Scene, as_source, open_scene
 
@@ -639,13 +638,11 @@ def set_blocks(
                 "--val-fraction, or hold out dates (--val-dates)."
             )
         if b is not None and max(b.row, b.col) < patch <= min(site.shape):
-            warnings.warn(
+            warn(
                 f"site {site.name}: the validation block (--val-fraction {val_fraction:g}) "
                 f"leaves {b.row} row(s) above it and {b.col} column(s) beside it, fewer than "
                 f"--patch {patch}: training patches come from that strip, padded. Give a "
-                "smaller --val-fraction or --patch, or hold out dates (--val-dates).",
-                STFusionWarning,
-                stacklevel=3,
+                "smaller --val-fraction or --patch, or hold out dates (--val-dates)."
             )
 
 

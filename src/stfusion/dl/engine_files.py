@@ -12,7 +12,6 @@ import contextlib
 import os
 import re
 import shutil
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,8 +24,8 @@ from stfusion.errors import (
     InvalidParameterError,
     OutputExistsError,
     RunInterrupted,
-    STFusionWarning,
     interrupted_how,
+    warn,
 )
 from stfusion.io import OutputLock, file_stamp, glob_escape, remove_changed
 
@@ -225,11 +224,7 @@ def recover_killed_run(out: Path) -> None:
         else:
             shutil.rmtree(aside, ignore_errors=True)
             what = f"deleted: {out.name} was written after it was set aside"
-        warnings.warn(
-            f"{aside}, set aside by a training run that was killed (process {pid}), {what}.",
-            STFusionWarning,
-            stacklevel=2,
-        )
+        warn(f"{aside}, set aside by a training run that was killed (process {pid}), {what}.")
 
 
 @contextlib.contextmanager

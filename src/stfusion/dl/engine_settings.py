@@ -20,7 +20,7 @@ import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 
-from stfusion.errors import InvalidParameterError, OptionError, STFusionWarning
+from stfusion.errors import InvalidParameterError, OptionError, warn
 from stfusion.run_config import check_precision
 
 __all__ = [
@@ -100,11 +100,9 @@ def warn_settings(settings: EngineSettings) -> None:
     """Say, once per run (the autoencoder's Trainer and the main one share the settings),
     what Lightning changes silently: float16 on the CPU runs as bfloat16."""
     if parse_devices(settings.device)[0] == "cpu" and settings.precision == "16-mixed":
-        warnings.warn(
+        warn(
             "--precision 16-mixed on the CPU runs as bf16-mixed (Lightning trains with "
-            "float16 mixed precision on GPUs only); give bf16-mixed, or 32.",
-            STFusionWarning,
-            stacklevel=3,
+            "float16 mixed precision on GPUs only); give bf16-mixed, or 32."
         )
 
 

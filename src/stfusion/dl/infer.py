@@ -39,7 +39,7 @@ from rasterio.windows import Window
 
 from stfusion.dl.checkpoint import Checkpoint, load_checkpoint
 from stfusion.dl.networks.agnostic import SLOPE_MAX, SLOPE_PRIOR, AgnosticNet, box_sum
-from stfusion.errors import InvalidParameterError
+from stfusion.errors import InvalidParameterError, warn
 from stfusion.io import ArraySource, Grid, Source
 from stfusion.run_config import PRECISIONS, is_inference_device
 from stfusion.tiling import windows_covering
@@ -462,15 +462,9 @@ def predict_arrays(
         overlap = default_overlap(pred.radius, pred.multiple)
     pred.check_tiling(tile, overlap)
     if blend == "crop" and overlap < pred.radius:
-        import warnings
-
-        from stfusion.errors import STFusionWarning
-
-        warnings.warn(
+        warn(
             f"{pred.net.name}: overlap {overlap} px is below the receptive field "
-            f"({pred.radius} px); tile borders may show seams (blend='weighted' smooths them).",
-            STFusionWarning,
-            stacklevel=2,
+            f"({pred.radius} px); tile borders may show seams (blend='weighted' smooths them)."
         )
     h, w = tgt.shape[-2:]
     grid = Grid(crs=None, transform=Affine.identity(), width=w, height=h)

@@ -15,7 +15,6 @@ dates, which the checks of ``stfusion predict`` and ``stfusion bench`` need.
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -25,7 +24,7 @@ from stfusion.dl import datasets as ds
 from stfusion.dl.catalog import read_catalog
 from stfusion.dl.engine_settings import OptionError, lightning_dir
 from stfusion.dl.train_log import log_paths
-from stfusion.errors import InvalidParameterError, OutputExistsError, STFusionWarning
+from stfusion.errors import InvalidParameterError, OutputExistsError, warn
 from stfusion.io import FileSource, Source
 from stfusion.io.files import file_stat, same_file
 from stfusion.io.sources import wrapped
@@ -300,11 +299,9 @@ def check_patch(sites: Sequence[ds.Site], patch: int) -> None:
             f"give --patch {fits} or less."
         )
     if small:
-        warnings.warn(
+        warn(
             f"--patch {patch}: larger than site(s) {sizes}; their patches are padded by "
-            "reflection (the padding is masked out of the loss).",
-            STFusionWarning,
-            stacklevel=3,
+            "reflection (the padding is masked out of the loss)."
         )
 
 
@@ -322,12 +319,10 @@ def warn_undated(sites: Sequence[ds.Site]) -> None:
     shown = ", ".join(names[:4]) + (", ..." if len(names) > 4 else "")
     where = ", ".join(s.name for s in undated)
     where = "" if where == "main" else f" of site(s) {where}"
-    warnings.warn(
+    warn(
         f"the dates of the pairs{where} could not be read from the file names ({shown}): the "
         "checkpoint records no training dates, so `stfusion predict` cannot warn when it "
         "predicts a date the model was trained on, nor `stfusion bench` keep the model off "
         "those dates. Give the dates: --dates D1,D2,... (YYYY-MM-DD, in --pair order) or the "
-        "catalog's date column.",
-        STFusionWarning,
-        stacklevel=3,
+        "catalog's date column."
     )

@@ -4,13 +4,12 @@ its initial weights (:func:`init_weights`: fresh, the shipped ones or a checkpoi
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 from stfusion.dl.checkpoint import Checkpoint, load_checkpoint
 from stfusion.dl.networks import FusionNet
 from stfusion.dl.train_config import TrainConfig
-from stfusion.errors import InvalidParameterError, STFusionWarning
+from stfusion.errors import InvalidParameterError, warn
 from stfusion.run_config import shipped_weights
 
 __all__ = ["init_weights", "initial_checkpoint", "network_baseline", "shipped_size"]
@@ -83,11 +82,9 @@ def init_weights(net: FusionNet, cfg: TrainConfig, initial: Checkpoint | None) -
         )
         if init == "shipped":
             # The default: other sizes or forms than the shipped ones train from scratch.
-            warnings.warn(
+            warn(
                 f"--init shipped: {why}; starting from fresh weights (the "
-                "correction starts at zero).",
-                STFusionWarning,
-                stacklevel=3,
+                "correction starts at zero)."
             )
             return
         tied_have, tied_want = "agnostic" not in have, "agnostic" not in want

@@ -7,7 +7,6 @@ Moved out of :mod:`stfusion.dl.train`, which still exports these names.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Any, TypeVar
@@ -18,7 +17,7 @@ from stfusion.dl.checkpoint import Checkpoint, load_checkpoint
 from stfusion.dl.engine_files import check_new_run
 from stfusion.dl.run_inputs import check_out, check_pairs_differ, input_changes
 from stfusion.dl.train_config import RESUME_KEEP, ResumableInputs, SiteInputs
-from stfusion.errors import InvalidParameterError, OutputExistsError, STFusionWarning
+from stfusion.errors import InvalidParameterError, OutputExistsError, warn
 
 __all__ = ["check_resume", "resumed_config", "start_run", "start_training", "training_inputs"]
 
@@ -66,12 +65,10 @@ def resumed_config(cls: Any, previous: Checkpoint, cfg: Any) -> Any:
         ):
             ignored.append(f"{f.name} {given!r} (the run's: {used!r})")
     if ignored:
-        warnings.warn(
+        warn(
             f"--resume continues {previous.path} with its stored settings; ignored: "
             f"{'; '.join(ignored)}. Only {', '.join(RESUME_KEEP)} may change; train afresh "
-            "(--overwrite) to change the others.",
-            STFusionWarning,
-            stacklevel=3,
+            "(--overwrite) to change the others."
         )
     return new
 

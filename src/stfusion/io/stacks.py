@@ -26,7 +26,7 @@ from stfusion.errors import (
     GridMismatchError,
     InputFileError,
     InvalidParameterError,
-    STFusionWarning,
+    warn,
 )
 from stfusion.io.files import (
     given_or_file,
@@ -49,11 +49,9 @@ def parse_bands(text: str | Sequence[str] | None) -> tuple[str, ...] | None:
     out = tuple(t.strip() for t in items if t.strip())
     twice = sorted({b for b in out if out.count(b) > 1})
     if twice:
-        warnings.warn(
+        warn(
             f"bands {','.join(out)}: {', '.join(twice)} given more than once, so the same band "
-            "is fused in two places; check the band list.",
-            STFusionWarning,
-            stacklevel=2,
+            "is fused in two places; check the band list."
         )
     return out or None
 

@@ -8,11 +8,10 @@ listed here so a source checkout works without installation.
 from __future__ import annotations
 
 import re
-import warnings
 from importlib import import_module
 from importlib.metadata import entry_points
 
-from stfusion.errors import InvalidParameterError, STFusionWarning
+from stfusion.errors import InvalidParameterError, warn
 from stfusion.methods.base import FusionMethod, Param, fuse
 from stfusion.methods.vipstf import make_estimator
 
@@ -76,22 +75,18 @@ def available() -> dict[str, str]:
         if not re.fullmatch(r"[A-Za-z0-9_-]+", ep.name):
             if ep.value not in _SHADOWED:
                 _SHADOWED.add(ep.value)
-                warnings.warn(
+                warn(
                     f"plugin method {ep.name!r} ({ep.value}) ignored: a method name holds "
                     "letters, digits, '_' and '-' only (a '.' would split --param "
                     "METHOD.NAME=VALUE, a ',' a list of methods). Register it under another "
-                    "name.",
-                    STFusionWarning,
-                    stacklevel=2,
+                    "name."
                 )
             continue
         if ep.name in BUILTIN and ep.value != BUILTIN[ep.name] and ep.value not in _SHADOWED:
             _SHADOWED.add(ep.value)  # said once per process, however often this runs
-            warnings.warn(
+            warn(
                 f"plugin method {ep.name!r} ({ep.value}) ignored: a built-in method has that "
-                "name. Register the plugin under another name.",
-                STFusionWarning,
-                stacklevel=2,
+                "name. Register the plugin under another name."
             )
         found.setdefault(ep.name, ep.value)
     return dict(sorted(found.items()))

@@ -41,7 +41,7 @@ from typing import Any, ClassVar
 import numpy as np
 from rasterio.windows import Window
 
-from stfusion.errors import InvalidParameterError
+from stfusion.errors import InvalidParameterError, warn
 from stfusion.io import Source
 from stfusion.methods.base import FusionMethod, Param
 from stfusion.methods.params import AUTO, Constraint, Interval, MethodTags, StrOptions, Text
@@ -366,15 +366,9 @@ class DeepMethod(FusionMethod):
         )
         pred.check_tiling(int(self.tile), overlap)
         if overlap < pred.radius:
-            import warnings
-
-            from stfusion.errors import STFusionWarning
-
-            warnings.warn(
+            warn(
                 f"{self.name}: overlap {overlap} px is below the receptive field "
-                f"({pred.radius} px); tile borders may show seams.",
-                STFusionWarning,
-                stacklevel=3,
+                f"({pred.radius} px); tile borders may show seams."
             )
         self.checkpoint_ = str(path)
         self.predictor_ = pred
@@ -401,10 +395,6 @@ class DeepMethod(FusionMethod):
             self.training_dates_, day, self.training_sites_, self.scene_.grid
         )
         if reason:
-            import warnings
-
-            from stfusion.errors import STFusionWarning
-
             held = set(self.validation_dates_)
             trained = ", ".join(d for d in self.training_dates_ if d not in held)
             if str(np.datetime64(str(day), "D")) in held:
@@ -423,7 +413,7 @@ class DeepMethod(FusionMethod):
                     "scores against that date's fine image mean little. Predict another date, "
                     "or train weights without it."
                 )
-            warnings.warn(message, STFusionWarning, stacklevel=3)
+            warn(message)
 
     def plan(
         self, mem_limit_mb: float | None = None, window_size: int | None = None, workers: int = 1

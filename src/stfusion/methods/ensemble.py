@@ -65,7 +65,7 @@ import numpy as np
 from rasterio.windows import Window
 
 from stfusion.coarse import block_mean, integer_ratio
-from stfusion.errors import InvalidParameterError, STFusionWarning
+from stfusion.errors import InvalidParameterError, warn
 from stfusion.io import Source, scan_values
 from stfusion.io.spill import SpillArray, state_bytes
 from stfusion.methods.base import FusionMethod, Param
@@ -446,11 +446,9 @@ class Ensemble(FusionMethod):
             if len(active) == 1
             else f"the ensemble combines {', '.join(active)}"
         )
-        warnings.warn(
+        warn(
             f"ensemble: member(s) {', '.join(skipped)} skipped: they cannot run on {n} "
-            f"pair(s){how if vip else ''}; {left}.",
-            STFusionWarning,
-            stacklevel=4,
+            f"pair(s){how if vip else ''}; {left}."
         )
 
     # Scene-wide passes read blocks of whole rows, a multiple of the cell high (so block

@@ -106,14 +106,13 @@ block) it lies in instead of its own resampled value.
 from __future__ import annotations
 
 import math
-import warnings
 from numbers import Integral, Real
 
 import numpy as np
 from rasterio.windows import Window
 
 from stfusion.coarse import block_mean, integer_ratio
-from stfusion.errors import InvalidParameterError, STFusionWarning
+from stfusion.errors import InvalidParameterError, warn
 from stfusion.io import Source, scan_values
 from stfusion.kernels.estarfm import BIG, NCHG, box_sum, estarfm_predict, window_std
 from stfusion.kernels.estarfm import spectral_correlation as _spectral_correlation
@@ -478,18 +477,14 @@ def _warn_degenerate_pairs(scene: Scene) -> None:
     paths = [getattr(underlying_source(x), "path", None) for pair in scene.pairs for x in pair]
     f1, c1, f2, c2 = paths  # None for in-memory images: nothing to compare
     if None not in paths and (f1, c1) == (f2, c2):
-        warnings.warn(
+        warn(
             f"estarfm: both pairs are {f1} + {c1}: ESTARFM needs two different "
-            "dates (one before and one after the target); with one pair use starfm or fitfc.",
-            STFusionWarning,
-            stacklevel=4,
+            "dates (one before and one after the target); with one pair use starfm or fitfc."
         )
     dates, target = scene.pair_dates, scene.target_date
     if dates is not None and target is not None and not min(dates) < target < max(dates):
-        warnings.warn(
+        warn(
             f"estarfm: the target date {target} is not between the pair dates "
             f"{', '.join(str(d) for d in dates)}; ESTARFM's temporal weights then extrapolate. "
-            "Give one pair before and one after the target, or use starfm or fitfc.",
-            STFusionWarning,
-            stacklevel=4,
+            "Give one pair before and one after the target, or use starfm or fitfc."
         )

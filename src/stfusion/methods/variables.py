@@ -38,12 +38,11 @@ from __future__ import annotations
 
 import logging
 import re
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
-from stfusion.errors import InvalidParameterError, STFusionWarning
+from stfusion.errors import InvalidParameterError, warn
 
 log = logging.getLogger("stfusion.methods")
 
@@ -207,13 +206,11 @@ def range_with_inputs(
     if seen[0] >= rng[0] - margin and seen[1] <= rng[1] + margin:
         return rng
     lo, hi = min(rng[0], seen[0]), max(rng[1], seen[1])
-    warnings.warn(
+    warn(
         f"{method}: the inputs hold values from {seen[0]:.4g} to {seen[1]:.4g}, beyond "
         f"{rng[0]:g}..{rng[1]:g}, the range of {variable.describe()}: predictions are limited "
         f"to {lo:.4g}..{hi:.4g} instead. Say what the images hold with --variable (ndvi, lst, "
         "other; variable= in Python), or give the range (FSDAF valid_range=LO,HI, ESTARFM "
-        "data_min=, data_max=).",
-        STFusionWarning,
-        stacklevel=3,
+        "data_min=, data_max=)."
     )
     return (lo, hi)
