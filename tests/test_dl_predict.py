@@ -68,6 +68,21 @@ def fit(model: str, weights: Path, files: dict, pairs: tuple[str, ...] = (DATES[
     return CLASSES[model](weights=str(weights), **kw).fit([files[d] for d in pairs])
 
 
+def test_fit_and_predict_leave_the_caller_s_torch_random_stream(files: dict) -> None:
+    """A notebook user's trial: EDCSTFN().fit advanced torch's global generator (the network's
+    random initial weights, replaced at once by the checkpoint's), so seeded torch work after
+    a prediction changed; the shipped student's too."""
+    from stfusion.methods.deep_student import Student
+
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    for cls in (EDCSTFN, Student):
+        torch.manual_seed(0)
+        est = cls().fit([files[DATES[1]]])
+        est.predict(files[DATES[2]][1])
+        assert torch.equal(torch.rand(3), expected), cls.name
+
+
 @pytest.mark.parametrize("model", ["dcstfn", "edcstfn"])
 def test_predict_through_runner(model: str, trained: dict, files: dict) -> None:
     est = fit(model, trained[model], files)

@@ -445,3 +445,18 @@ def test_warnings_name_the_caller_s_line() -> None:
     here = [w for w in caught if "no pixel valid" in str(w.message)]
     assert here and all(w.filename == __file__ for w in here), [w.filename for w in caught]
     assert issubclass(here[0].category, STFusionWarning)
+
+
+def test_malformed_pairs_are_named_not_unpacked() -> None:
+    """A notebook user's trial: fit([(a, a, a)]), fit([a]) and fit((a, a)) with image arrays
+    raised "too many values to unpack" (the refusal existed, after the first unpacking)."""
+    import numpy as np
+
+    from stfusion.methods.baselines import Additive
+
+    a = np.random.default_rng(0).random((3, 40, 40)).astype(np.float32)
+    for pairs in ([(a, a, a)], [a]):
+        with pytest.raises(InvalidParameterError, match=r"list of \(fine, coarse\) pairs, e\.g"):
+            Additive().fit(pairs)
+    with pytest.raises(InvalidParameterError, match=r"give \[\(fine, coarse\)\] for one pair"):
+        Additive().fit((a, a))

@@ -18,7 +18,7 @@ from affine import Affine
 from rasterio.crs import CRS
 from rasterio.warp import Resampling, calculate_default_transform, reproject
 
-from conftest import run_cli
+from conftest import run_cli, write_tif
 from stfusion.errors import STFusionWarning
 
 DATA = Path(__file__).resolve().parents[1] / "src" / "stfusion" / "data"
@@ -438,3 +438,21 @@ def test_only_grids_at_the_antimeridian_get_their_longitudes_wrapped() -> None:
     wrapped = across.continuous_crs()
     assert wrapped is not None and "+lon_wrap=180" in wrapped.to_proj4()
     assert "+datum=WGS84" in wrapped.to_proj4()
+
+
+def test_metres_tagged_as_degrees_is_one_clear_error(
+    small_tifs: dict[str, Path], tmp_path: Path
+) -> None:
+    """A notebook user's trial: a coarse image in UTM metres tagged EPSG:4326 stopped with
+    PROJ's "utm: Invalid latitude" (not an stfusion error; a traceback from the CLI)."""
+    from stfusion.errors import GridMismatchError
+    from stfusion.methods.baselines import Additive
+
+    with rasterio.open(small_tifs["c2"]) as ds:
+        data, transform = ds.read(), ds.transform
+    wrong = write_tif(tmp_path / "c2.tif", data, transform=transform, crs=CRS.from_epsg(4326))
+    est = Additive().fit([(str(small_tifs["f1"]), str(small_tifs["c1"]))])
+    with pytest.raises(GridMismatchError, match=r"c2\.tif: its CRS \(EPSG:4326\) is in degrees"):
+        est.predict(str(wrong))
+    with pytest.raises(GridMismatchError, match="the CRS tag is wrong"):
+        Additive().fit([(str(small_tifs["f1"]), str(wrong))])

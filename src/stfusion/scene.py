@@ -39,6 +39,7 @@ from stfusion.io import (
     resolution_ratio,
 )
 from stfusion.io.dataarray import dataarray_source
+from stfusion.io.grid import short_crs
 from stfusion.io.sources import physical, stored_as, underlying_source
 from stfusion.scene_checks import (
     check_pair,
@@ -227,6 +228,30 @@ def refuse_transforms_without_crs(a: Source, b: Source, instead: str) -> None:
     )
 
 
+def _check_degrees(src: Source) -> None:
+    """Refuse a geographic CRS whose grid lies beyond any longitude and latitude (UTM metres
+    tagged EPSG:4326): PROJ then failed deep inside with "Invalid latitude"."""
+    g = src.grid
+    left, bottom, right, top = g.bounds
+    if (
+        g.crs is not None
+        and g.crs.is_geographic
+        and (
+            min(left, right) < -540
+            or max(left, right) > 540
+            or min(bottom, top) < -90.5
+            or max(bottom, top) > 90.5
+        )
+    ):
+        raise GridMismatchError(
+            f"{src.label}: its CRS ({short_crs(g.crs)}) is in degrees, but its grid spans x "
+            f"{left:.6g}..{right:.6g}, y {bottom:.6g}..{top:.6g}, beyond any longitude and "
+            "latitude: the CRS tag is wrong (metres labelled as degrees?). Give the file "
+            "its real CRS (gdal_edit.py -a_srs EPSG:CODE FILE, on a copy; rioxarray: "
+            "da.rio.write_crs)."
+        )
+
+
 def align_coarse(
     coarse: Source, fine: Source, resampling: str, notes: list[str], mask: bool = False
 ) -> tuple[Source, float | None]:
@@ -274,6 +299,8 @@ def align_coarse(
                 f"{'image' if mask else 'fine'} grid."
             )
         )
+    for src in (coarse, fine):
+        _check_degrees(src)
     if cg.same_as(fg):
         return coarse, None
     from rasterio.warp import transform_bounds
@@ -400,7 +427,7 @@ def check_keywords(given: dict[str, Any], caller: str, params: Sequence[str] = (
         )
 
 
-def _check_call(pairs: Any, ratio: Any) -> None:
+def check_fit_call(pairs: Any, ratio: Any) -> None:
     """The mistakes of a Python call to fit, said plainly (not "too many values to unpack")."""
     if not pairs:
         raise InvalidParameterError("no pairs given: at least one fine + coarse pair is needed.")
@@ -477,7 +504,7 @@ def open_scene(
     quality layer's "days to the nearest pair".
     """
     pairs = pair_list(pairs)
-    _check_call(pairs, ratio)
+    check_fit_call(pairs, ratio)
     fine_scaling = as_scaling(fine_scaling, "fine_scaling")
     coarse_scaling = as_scaling(coarse_scaling, "coarse_scaling")
     _check_resampling(resampling)

@@ -314,8 +314,12 @@ class Checkpoint:
         return dict(self.data.get("meta") or {})
 
     def network(self, state: str = "best") -> FusionNet:
-        """The network with its best (or ``last``) weights, in eval mode on the CPU."""
-        net = build_network(self.data["network"])
+        """The network with its best (or ``last``) weights, in eval mode on the CPU. Its
+        random initial weights, at once replaced, are drawn from a forked generator: a
+        prediction left the caller's torch random stream moved on (a notebook user's
+        trial)."""
+        with torch.random.fork_rng(devices=[]):
+            net = build_network(self.data["network"])
         sd = self.data["state_dict"] if state == "best" else self.data["resume"]["state_dict"]
         load_weights(net, sd, self.path)
         return net.eval()
@@ -448,7 +452,8 @@ class StudentCheckpoint(Checkpoint):
         cfg = self.data["network"]
         if cfg.get("network") != StudentNet.name or cfg.get("agnostic"):
             return super().network(state)
-        net = StudentNet(int(cfg["bands"]), tuple(int(c) for c in cfg["channels"]))
+        with torch.random.fork_rng(devices=[]):  # as Checkpoint.network
+            net = StudentNet(int(cfg["bands"]), tuple(int(c) for c in cfg["channels"]))
         load_weights(
             net,
             self.data["state_dict"] if state == "best" else self.data["resume"]["state_dict"],

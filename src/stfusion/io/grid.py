@@ -19,6 +19,7 @@ from stfusion.errors import InvalidParameterError
 def _same_place(a: str, b: str, bounds: tuple[float, float, float, float], tol: float) -> bool:
     """Whether the CRSs ``a`` and ``b`` (WKT) give the corners and centre of ``bounds`` (in
     ``a``) the same coordinates, within ``tol``."""
+    from rasterio._err import CPLE_BaseError  # GDAL/PROJ's own (no public name)
     from rasterio.errors import CRSError
     from rasterio.warp import transform
 
@@ -27,8 +28,8 @@ def _same_place(a: str, b: str, bounds: tuple[float, float, float, float], tol: 
     ys = [y0, y0, y1, y1, (y0 + y1) / 2]
     try:
         tx, ty = transform(CRS.from_wkt(a), CRS.from_wkt(b), xs, ys)
-    except (CRSError, ValueError, rasterio.errors.RasterioError):
-        return False
+    except (CRSError, ValueError, rasterio.errors.RasterioError, CPLE_BaseError):
+        return False  # e.g. PROJ "utm: Invalid latitude" for a CRS tag the data do not fit
     d = np.hypot(np.subtract(tx, xs), np.subtract(ty, ys))
     return bool(np.all(np.isfinite(d)) and d.max() <= tol)
 

@@ -49,6 +49,7 @@ from stfusion.scene import (
     Scene,
     as_scaling,
     as_source,
+    check_fit_call,
     check_keywords,
     open_scene,
     pair_list,
@@ -235,6 +236,7 @@ class FusionMethod:
         else:
             check_keywords(scene_kw, f"{self.name}.fit()", [p.name for p in self.params])
             pairs = pair_list(pairs)  # zip(...), a generator: a list, counted
+            check_fit_call(pairs, scene_kw.get("ratio"))  # before anything unpacks a pair
             warn_one_file_pairs(pairs, self.name, getattr(self, "uses_coarse_ref", True))
             n = len(pairs)
         problem = self.tags.pairs_problem(n)
