@@ -455,3 +455,23 @@ def test_shipped_vitgan(tmp_path: Path) -> None:
     # The other methods' shipped weights are checked in their own test files; the weights
     # are part of the package, so a missing file fails (check_shipped), never skips.
     check_shipped("vitgan", tmp_path)
+
+
+def test_a_scene_narrower_than_the_regression_box_is_warned_about() -> None:
+    """An inference trial: on a 3 x 3 px scene the shipped networks scored about 4x the
+    additive RMSE (the regression baseline's slopes fitted on nine pixels), without a word."""
+    import warnings
+
+    from stfusion.demo import sample_dir
+    from stfusion.errors import STFusionWarning
+    from stfusion.io import FileSource
+
+    d = sample_dir()
+    f1 = FileSource(str(d / "CIA_Landsat7_2001-10-08.tif")).read()
+    c1 = FileSource(str(d / "CIA_MOD09GA_2001-10-08.tif")).read()
+    edcstfn = get_method("edcstfn")
+    with pytest.warns(STFusionWarning, match=r"\(3 x 3 px\) is narrower than the 49 px box"):
+        edcstfn().fit([(f1[:, :3, :3], c1[:, :3, :3])])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", STFusionWarning)
+        edcstfn().fit([(f1[:, :64, :64], c1[:, :64, :64])])

@@ -149,6 +149,9 @@ def test_precision_mixed_close_to_float32(trained: dict, files: dict) -> None:
         EDCSTFN(precision="64")
     with pytest.raises(InvalidParameterError, match="precision"):
         Predictor(trained["edcstfn"], "cpu", precision="half")
+    # float16 on the CPU ran 6x slower than float32 without a word (an inference trial)
+    with pytest.warns(STFusionWarning, match="16-mixed on the CPU.*bf16-mixed"):
+        Predictor(trained["edcstfn"], "cpu", precision="16-mixed")
 
 
 def test_predict_arrays_crop_and_weighted_blend(trained: dict, files: dict) -> None:

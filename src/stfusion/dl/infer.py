@@ -183,6 +183,11 @@ class Predictor:
         self.checkpoint = ck
         self.device = resolve_device(device)
         self.precision = check_precision(precision)
+        if self.precision == "16-mixed" and self.device.type == "cpu":
+            warn(
+                "precision 16-mixed on the CPU: float16 arithmetic is emulated there, about 6x "
+                "slower than 32 (measured on EDCSTFN); use 32 or bf16-mixed on the CPU."
+            )
         self.net = self._network(ck).to(self.device)
         self.mean = ck.mean.astype(np.float32)[:, None, None]
         self.std = ck.std.astype(np.float32)[:, None, None]
