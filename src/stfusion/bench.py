@@ -341,8 +341,7 @@ def run_bench(
     them (rows ``METHOD+vip``); ``"none"``: they are skipped there. ``warmup``: every method
     runs once first, untimed, on the smallest case with one pair and the smallest with
     several (:func:`warm_up`), so the seconds are warm. ``predictions``: also write every
-    prediction, ``predictions/CASE/METHOD.tif``. ``figure_style``: the figures' resolution
-    and other formats (:class:`~stfusion.bench_report.FigureStyle`; default PNG, screen size).
+    prediction, ``predictions/CASE/METHOD.tif``. ``figure_style``: dpi and formats.
 
     ``out`` is written as a whole: built in a temporary folder beside it and moved into place
     at the end. An existing ``out`` must be empty, or (with ``overwrite``) an earlier bench
