@@ -460,3 +460,17 @@ def test_malformed_pairs_are_named_not_unpacked() -> None:
             Additive().fit(pairs)
     with pytest.raises(InvalidParameterError, match=r"give \[\(fine, coarse\)\] for one pair"):
         Additive().fit((a, a))
+
+
+def test_an_empty_array_is_called_empty() -> None:
+    """A notebook user's trial: zero rows or zero bands were "no valid pixels (all
+    nodata/NaN)", which sent the user looking for a nodata value."""
+    import numpy as np
+
+    from stfusion.errors import EmptyInputError
+    from stfusion.methods.baselines import Additive
+
+    for shape in ((3, 0, 10), (0, 10, 10)):
+        a = np.zeros(shape, np.float32)
+        with pytest.raises(EmptyInputError, match=r"the fine image is empty"):
+            Additive().fit([(a, a)])

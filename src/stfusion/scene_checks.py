@@ -461,6 +461,11 @@ def warn_undeclared_fill(
 
 def check_valid(source: Source, role: str) -> float:
     """Valid fraction of ``source``; an error if empty, a warning if mostly empty."""
+    if source.count == 0 or 0 in source.grid.shape:
+        raise EmptyInputError(
+            f"{source.label}: the {role} is empty ({source.count} band(s) of "
+            f"{source.grid.height} x {source.grid.width} px): give an image with pixels."
+        )
     s = source.sample(1 << 18)
     frac = float(np.isfinite(s).mean()) if s.size else 0.0
     if frac == 0.0:
