@@ -302,7 +302,7 @@ def test_kill_9_then_rerun_cleans_up(tmp_path: Path) -> None:
     # A third run with the same settings keeps every output and says so.
     r = _run(_args(out, "filled", "additive"))
     assert r.returncode == 0, r.stderr
-    assert "(26 of these kept from an earlier run)" in r.stdout, r.stdout
+    assert "(of these 26: 26 kept from an earlier run)" in r.stdout, r.stdout
 
 
 #: Runs ``stfusion ARGS`` with zarr's chunk writes slowed down: the first chunk of ``fused``

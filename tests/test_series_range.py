@@ -71,7 +71,7 @@ def test_a_date_range_run_keeps_the_current_dates_in_the_cube_and_summary(
     outside = [x for x in rows if x["date"] not in _days(PART)]
     assert all(x["reason"].startswith("outside --date-range") for x in outside), outside
     assert outside[0]["status"] == "gap-filled" and outside[1]["pairs"], outside[:2]
-    assert "(2 of these kept from an earlier run; 5 outside --date-range" in r.stdout, r.stdout
+    assert ": 2 kept from an earlier run; 5 outside --date-range" in r.stdout, r.stdout
     assert "also list 5 date(s) outside --date-range" in r.stderr, r.stderr
 
 
@@ -158,7 +158,7 @@ def test_every_predicts_the_days_on_its_step_and_keeps_other_outputs(tmp_path: P
     args += ["--date-range", "2020-03-08:2020-03-20"]
     r = run_process("series", *args)
     assert r.returncode == 0, r.stderr
-    assert "(4 of these kept from an earlier run)" in r.stdout, r.stdout
+    assert ": 4 kept from an earlier run)" in r.stdout, r.stdout
     assert len(list(out.glob("fused_*.tif"))) == 12
     # the weekly run again: the other 8 are listed as current, none is removed or redone
     r = run_process("series", *args, "--every", "3")

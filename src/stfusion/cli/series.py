@@ -57,12 +57,13 @@ def _print_summary(result: Any, quiet: bool, logged: Sequence[str] = ()) -> None
     kept = sum(1 for r in result.records if r.reason.startswith(KEPT_REASON))
     outside = sum(1 for r in result.records if r.reason.startswith(OUTSIDE_REASON))
     off_step = sum(1 for r in result.records if r.reason.startswith(OFF_STEP_REASON))
-    of_these = [f"{kept} of these kept from an earlier run"] if kept else []
+    of_these = [f"{kept} kept from an earlier run"] if kept else []
     for n, where in ((outside, "outside --date-range"), (off_step, "off the --every step")):
         of_these += [f"{n} {where}, current, from an earlier run"] if n else []
+    made = counts["predicted"] + counts["gap-filled"]  # what "of these" counts (a trial)
     click.echo(
         f"{result.out_dir}: {counts['predicted']} predicted, {counts['gap-filled']} gap-filled"
-        + (f" ({'; '.join(of_these)})" if of_these else "")
+        + (f" (of these {made}: {'; '.join(of_these)})" if of_these else "")
         + f", {counts['skipped']} skipped, {counts['failed']} failed in {result.seconds:.1f} s "
         f"(summary: {result.summary_path.name}"
         + (f", cube: {result.cube_path.name}" if result.cube_path else "")

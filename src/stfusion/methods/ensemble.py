@@ -440,7 +440,10 @@ class Ensemble(FusionMethod):
         given = {m.strip() for m in self.members.split(",") if m.strip()}
         if not (vip or len(active) == 1 or not given <= set(DEFAULT_MEMBERS.split(","))):
             return
-        how = f" (multi_pair='vip' runs {', '.join(vip)} as VIPSTF over all the pairs)"
+        how = (
+            f" (give --param multi_pair=vip, Python multi_pair='vip', to run {', '.join(vip)} "
+            "as VIPSTF over all the pairs)"
+        )
         left = (
             f"the prediction is {active[0]}'s alone, not an ensemble"
             if len(active) == 1

@@ -77,7 +77,7 @@ def choose_grid(inputs: SeriesInputs, scaling: Scaling, notes: list[str]) -> Gri
         )
     if choice.placed:
         days = ", ".join(
-            f"{d} ({pairs[d].grid.width} x {pairs[d].grid.height} px at row {r}, col {c})"
+            f"{d} ({pairs[d].grid.height} x {pairs[d].grid.width} px at row {r}, col {c})"
             for d, (r, c) in sorted(choice.placed.items())
         )
         notes.append(

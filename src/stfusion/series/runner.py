@@ -556,7 +556,7 @@ def _observation(
     if isinstance(fimg.source, PlacedSource):
         own = fimg.source.source.grid
         notes.append(
-            f"fine image on another grid ({own.width} x {own.height} px) placed on the output "
+            f"fine image on another grid ({own.height} x {own.width} px) placed on the output "
             "grid pixel for pixel"
         )
     if s.fine[day].mask is None and any(a.mask is not None for a in s.fine.values()):
