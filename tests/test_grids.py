@@ -456,3 +456,43 @@ def test_metres_tagged_as_degrees_is_one_clear_error(
         est.predict(str(wrong))
     with pytest.raises(GridMismatchError, match="the CRS tag is wrong"):
         Additive().fit([(str(small_tifs["f1"]), str(wrong))])
+
+
+def test_a_local_crs_beside_an_epsg_one_is_one_clear_error(
+    small_tifs: dict[str, Path], tmp_path: Path
+) -> None:
+    """A messy-inputs trial: a fine image in a local (engineering) CRS and coarse images in
+    EPSG:32755 stopped predict with PROJ's "Cannot find coordinate operations" traceback,
+    and inspect with it too (no PROBLEM line)."""
+    from stfusion.errors import GridMismatchError
+    from stfusion.methods.baselines import Additive
+
+    local = CRS.from_wkt(
+        'LOCAL_CS["site grid",LOCAL_DATUM["local",0],UNIT["metre",1],'
+        'AXIS["Easting",EAST],AXIS["Northing",NORTH]]'
+    )
+    with rasterio.open(small_tifs["f1"]) as ds:
+        data, transform = ds.read(), ds.transform
+    fine = write_tif(tmp_path / "local.tif", data, transform=transform, crs=local)
+    with pytest.raises(GridMismatchError, match="no coordinate operation between their CRSs"):
+        Additive().fit([(str(fine), str(small_tifs["c1"]))])
+    code, out = run_cli(["inspect", str(fine), str(small_tifs["c1"])])[:2]
+    assert code == 1, out
+
+
+def test_an_alpha_band_is_said_to_be_read_as_data(tmp_path: Path) -> None:
+    """A messy-inputs trial: a 7th band tagged alpha was fused as a spectral band, its
+    transparent pixels as data, without a word. It is warned about, with the band choice
+    that leaves it out (which then reads silently)."""
+    from rasterio.enums import ColorInterp
+
+    from stfusion.io import FileSource
+
+    path = write_tif(tmp_path / "rgba.tif", np.ones((3, 8, 8), np.float32))
+    with rasterio.open(path, "r+") as ds:
+        ds.colorinterp = [ColorInterp.gray, ColorInterp.undefined, ColorInterp.alpha]
+    with pytest.warns(STFusionWarning, match=r"band 3 is an alpha band .*rgba\.tif:1,2"):
+        FileSource(str(path))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", STFusionWarning)
+        assert FileSource(f"{path}:1,2").count == 2

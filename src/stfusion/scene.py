@@ -228,6 +228,25 @@ def refuse_transforms_without_crs(a: Source, b: Source, instead: str) -> None:
     )
 
 
+def _bounds_in(coarse: Source, fine: Source) -> tuple[float, float, float, float]:
+    """``coarse``'s bounds in ``fine``'s CRS; a GridMismatchError when PROJ finds no way
+    between the two (a local, engineering CRS beside an EPSG one: it was a traceback)."""
+    from rasterio._err import CPLE_BaseError  # GDAL/PROJ's own (no public name)
+    from rasterio.errors import CRSError
+    from rasterio.warp import transform_bounds
+
+    cg, fg = coarse.grid, fine.grid
+    try:
+        return tuple(transform_bounds(cg.continuous_crs(), fg.continuous_crs(), *cg.bounds))
+    except (CPLE_BaseError, CRSError):
+        raise GridMismatchError(
+            f"{coarse.label} ({short_crs(cg.crs)}) and {fine.label} ({short_crs(fg.crs)}): "
+            "PROJ finds no coordinate operation between their CRSs (a local or engineering "
+            "CRS relates only to itself). Give both files the same CRS, or warp one onto "
+            "the other's (gdalwarp -t_srs)."
+        ) from None
+
+
 def _check_degrees(src: Source) -> None:
     """Refuse a geographic CRS whose grid lies beyond any longitude and latitude (UTM metres
     tagged EPSG:4326): PROJ then failed deep inside with "Invalid latitude"."""
@@ -303,13 +322,7 @@ def align_coarse(
         _check_degrees(src)
     if cg.same_as(fg):
         return coarse, None
-    from rasterio.warp import transform_bounds
-
-    cb = (
-        transform_bounds(cg.continuous_crs(), fg.continuous_crs(), *cg.bounds)
-        if cg.crs != fg.crs
-        else cg.bounds
-    )
+    cb = _bounds_in(coarse, fine) if cg.crs != fg.crs else cg.bounds
     fb = fg.bounds
     overlap_x = min(cb[2], fb[2]) - max(cb[0], fb[0])
     overlap_y = min(cb[3], fb[3]) - max(cb[1], fb[1])

@@ -20,7 +20,7 @@ from affine import Affine
 from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
-from stfusion.errors import InvalidParameterError
+from stfusion.errors import InvalidParameterError, warn
 from stfusion.io.files import (
     _band_names,
     _clip_window,
@@ -241,6 +241,22 @@ def _read_scaled(
     return arr
 
 
+def _warn_alpha(ds: Any, label: str) -> None:
+    """An alpha band among the bands read is fused as data (its transparent pixels too):
+    said, with the way round it (a messy-inputs trial)."""
+    from rasterio.enums import ColorInterp
+
+    alpha = [i + 1 for i, c in enumerate(ds.colorinterp) if c == ColorInterp.alpha]
+    if alpha and len(alpha) < ds.count:
+        data = [str(b) for b in range(1, ds.count + 1) if b not in alpha]
+        warn(
+            f"{label}: band {', '.join(map(str, alpha))} is an alpha band (0 = transparent), "
+            f"read as data like the others. Choose the data bands ({label}:{','.join(data)}, "
+            "or --fine-bands / --coarse-bands) and mask the transparent pixels (a mask file "
+            "that is nonzero there, --fine-mask / --coarse-mask, or a nodata value)."
+        )
+
+
 @dataclass
 class FileSource(Source):
     """A raster file read on its own grid (which is the fine grid for the fine images)."""
@@ -271,6 +287,7 @@ class FileSource(Source):
             #: the fill values read as NaN besides GDAL's nodata: the one given, and a
             #: _FillValue tag GDAL does not apply
             self.fill_ = tuple(v for v in (self.scaling.nodata, metadata_fill(ds)) if v is not None)
+            _warn_alpha(ds, given)
         self.label = given  # messages and provenance name the file as the user did
 
     def _striped(self) -> bool:
