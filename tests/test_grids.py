@@ -496,3 +496,20 @@ def test_an_alpha_band_is_said_to_be_read_as_data(tmp_path: Path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error", STFusionWarning)
         assert FileSource(f"{path}:1,2").count == 2
+
+
+def test_the_fine_grid_in_the_other_row_order_is_called_so(
+    small_tifs: dict[str, Path], tmp_path: Path
+) -> None:
+    """A messy-inputs trial: a south-up fine image beside north-up coarse images on the same
+    pixels was noted as a coarse image "already resampled" to fine-sized pixels."""
+    from stfusion.methods.baselines import Additive
+
+    with rasterio.open(small_tifs["f1"]) as ds:
+        data, t = ds.read(), ds.transform
+    up = Affine(t.a, 0, t.c, 0, -t.e, t.f + t.e * data.shape[1])
+    fine = write_tif(tmp_path / "up.tif", data[:, ::-1], transform=up)
+    est = Additive().fit([(str(fine), str(small_tifs["c1"]))])
+    notes = " ".join(est.scene_.notes)
+    assert "the fine grid stored in the other row order" in notes, notes
+    assert "already resampled" not in notes

@@ -354,9 +354,13 @@ def align_coarse(
         # a coarse image already resampled to fine-sized pixels, on a grid shifted from the
         # fine one: its 30 m "pixels" are not MODIS's, so no native-pixel unmixing with them
         msg = (
-            f"{head}: its pixels are about the fine pixels' size, so it was already resampled "
-            "and is used like a coarse image on the fine grid (the methods that need the "
-            "resolution ratio take ratio=R)"
+            f"{coarse.label}: the fine grid stored in the other row order (south-up against "
+            "north-up), read on it pixel for pixel; the methods that need the resolution "
+            "ratio take ratio=R"
+            if north_up(coarse).grid.same_as(north_up(fine).grid)
+            else f"{head}: its pixels are about the fine pixels' size, so it was already "
+            "resampled and is used like a coarse image on the fine grid (the methods that "
+            "need the resolution ratio take ratio=R)"
         )
         log.info(msg)
         notes.append(msg)
