@@ -110,6 +110,22 @@ def test_undated_names_say_days_to_pair_is_nan(
     with pytest.warns(STFusionWarning, match="days_to_pair is NaN everywhere: .*no acquisition"):
         code, _, err = run_cli([*predict_args(small_tifs, out), "--quality"], capsys)
     assert code == 0, err
+    # each warning once: the names were parsed twice, so their own warnings came twice
+    from stfusion.api import run_prediction
+
+    two = tmp_path / "L_2001-10-17_proc20210101.tif"
+    two.symlink_to(small_tifs["f1"])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run_prediction(
+            method="additive",
+            pairs=[(str(two), str(small_tifs["c1"]))],
+            target=str(small_tifs["c2"]),
+            out=str(tmp_path / "two.tif"),
+            quality=True,
+        )
+    said = [str(w.message) for w in caught]
+    assert len(said) == len(set(said)) and any("days_to_pair" in m for m in said), said
     with rasterio.open(tmp_path / "pred_quality.tif") as ds:
         assert np.isnan(ds.read(1)).all() and np.isfinite(ds.read(2)).all()
     # input the run then refuses (coarse x 10000 against fine reflectance): the error only,

@@ -147,7 +147,7 @@ def run_prediction(
         busy = f"{out_path}: another stfusion predict into it"
         held.enter_context(OutputLock(Path(out_path), "predict", busy))
         quality_out = _checked_quality_out(out_path, overwrite, inputs + masks) if quality else None
-        pair_dates, target_date = dates_from_names(paths, target_path)
+        pair_dates, target_date, undated = _names_dated(paths, target_path)
         scene = open_scene(
             pair_images,
             target_image,
@@ -161,8 +161,8 @@ def run_prediction(
         estimator.fit(scene)
         assert scene.target is not None
         estimator.prepare(scene.target)
-        if quality and pair_dates is None:  # said once the inputs passed their checks
-            dates_from_names(paths, target_path, quality)
+        if quality and undated:  # said once the inputs passed their checks
+            warn_undated(undated)
         windows = estimator.plan(mem_limit_mb, None, workers)
         # The tags est.predict(out=...) writes too; the command line is the CLI's only addition.
         tags = provenance_tags(estimator, command=command)
@@ -325,22 +325,24 @@ def quality_path(out: str | os.PathLike[str]) -> str:
     return str(p.with_name(f"{p.stem}_quality{p.suffix or '.tif'}"))
 
 
-def dates_from_names(
-    pairs: Sequence[tuple[str, str]], target: str, quality: bool = False
-) -> tuple[list[Any] | None, Any]:
-    """Pair and target dates from the file names, or (None, None) if any is missing (then,
-    for a run with the quality layer, a warning that its days_to_pair will be NaN)."""
+def _names_dated(
+    pairs: Sequence[tuple[str, str]], target: str
+) -> tuple[list[Any] | None, Any, str]:
+    """Pair and target dates from the file names, or (None, None, why not)."""
     from stfusion.dates import date_from_name
 
     try:
-        return [date_from_name(f) for f, _ in pairs], date_from_name(target)
+        return [date_from_name(f) for f, _ in pairs], date_from_name(target), ""
     except STFusionError as exc:
-        if quality:
-            warn(
-                f"--quality: days_to_pair is NaN everywhere: {exc}".split(" Names need")[0]
-                + " The other bands of the quality layer are written."
-            )
-        return None, None
+        return None, None, str(exc)
+
+
+def warn_undated(why: str) -> None:
+    """``--quality`` with file names that give no dates (``why``): days_to_pair is NaN."""
+    warn(
+        f"--quality: days_to_pair is NaN everywhere: {why}".split(" Names need")[0]
+        + " The other bands of the quality layer are written."
+    )
 
 
 @keywords_checked
