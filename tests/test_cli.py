@@ -278,6 +278,10 @@ def test_inspect_calls_south_up_only_a_georeferenced_grid(
     assert "south-up" not in out, out
     code, out, _ = run_cli(["inspect", str(flipped)], capsys)
     assert code == 0 and "30 x 30, south-up" in out, out
+    # a rotated grid said nothing of its rotation (a messy-inputs trial)
+    turned = write_tif(tmp_path / "turned.tif", data, transform=Affine(26, 15, 0, 15, -26, 0))
+    code, out, _ = run_cli(["inspect", str(turned)], capsys)
+    assert code == 0 and "rotated or sheared (geotransform 26, 15, 15, -26)" in out, out
 
 
 def test_demo_runs_on_bundled_sample(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

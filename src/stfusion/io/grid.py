@@ -132,7 +132,10 @@ class Grid:
     def describe(self) -> str:
         crs = short_crs(self.crs) if self.crs else "no CRS"
         # GDAL's identity transform of a raster without georeferencing has e > 0: not south-up
-        up = ", south-up" if self.transform.e > 0 and not self.transform.is_identity else ""
+        t = self.transform
+        up = ", south-up" if t.e > 0 and not t.is_identity else ""
+        if t.b or t.d:  # a rotated or sheared geotransform (kept exactly in the output)
+            up += f", rotated or sheared (geotransform {t.a:g}, {t.b:g}, {t.d:g}, {t.e:g})"
         size = f"{self.height} x {self.width} px (rows x columns)"
         return f"{size}, {self.res[0]:g} x {self.res[1]:g}{up}, {crs}"
 
