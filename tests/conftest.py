@@ -126,6 +126,18 @@ def run_process(*args: str | bytes, timeout: float = 120) -> subprocess.Complete
     )
 
 
+def run_python(code: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """``python -c CODE ARGS`` as a real process, with :func:`run_process`'s environment:
+    for a command run with something patched or blocked first."""
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        env=process_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
 def run_cli(
     args: list[str], capsys: pytest.CaptureFixture[str] | None = None
 ) -> tuple[int, str, str]:

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import rasterio
 
-from conftest import REPO, process_env, run_process, stfusion_cmd, write_tif
+from conftest import REPO, process_env, run_process, run_python, stfusion_cmd, write_tif
 from stfusion.demo import sample_dir
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
@@ -635,13 +635,7 @@ def test_an_interrupted_overwrite_keeps_the_earlier_quality_layer(tmp_path: Path
         "main(sys.argv[1:])\n"
     )
     args = ["predict", *_cia(), "-m", "starfm", "--out", str(out), "--quality", "--overwrite"]
-    run = subprocess.run(
-        [sys.executable, "-c", code, *args],
-        env=process_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    run = run_python(code, *args)
     assert run.returncode == 130, run.stderr
     assert {p.name: p.read_bytes() for p in (out, layer)} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p.tif", "p_quality.tif"]

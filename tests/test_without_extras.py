@@ -3,13 +3,12 @@ naming the pip command, exit status 1, before any work, through a real process."
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import predict_args, process_env
+from conftest import predict_args, run_python
 
 #: Run the CLI with dask.distributed unimportable, as in an install without stfusion[dask].
 WITHOUT_DISTRIBUTED = (
@@ -25,13 +24,7 @@ def test_scheduler_without_dask_is_one_line_before_any_work(
     after the fit; in Python too (``predict(..., scheduler=)``)."""
     out = tmp_path / "x.tif"
     args = predict_args(small_tifs, out, "--scheduler", "tcp://127.0.0.1:8786")
-    done = subprocess.run(
-        [sys.executable, "-c", WITHOUT_DISTRIBUTED, *args],
-        env=process_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = run_python(WITHOUT_DISTRIBUTED, *args)
     assert done.returncode == 1, done.stderr
     assert "pip install 'stfusion[dask]'" in done.stderr
     assert "Traceback" not in done.stderr and not out.exists()
