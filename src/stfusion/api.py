@@ -162,7 +162,7 @@ def run_prediction(
         assert scene.target is not None
         estimator.prepare(scene.target)
         if quality and undated:  # said once the inputs passed their checks
-            warn_undated(undated)
+            _warn_undated(undated)
         windows = estimator.plan(mem_limit_mb, None, workers)
         # The tags est.predict(out=...) writes too; the command line is the CLI's only addition.
         tags = provenance_tags(estimator, command=command)
@@ -337,7 +337,7 @@ def _names_dated(
         return None, None, str(exc)
 
 
-def warn_undated(why: str) -> None:
+def _warn_undated(why: str) -> None:
     """``--quality`` with file names that give no dates (``why``): days_to_pair is NaN."""
     warn(
         f"--quality: days_to_pair is NaN everywhere: {why}".split(" Names need")[0]

@@ -42,14 +42,14 @@ def _one(name: str, found: dict[str, Any]) -> None:
 
     key = name.strip()
     cls = found.get(key, found.get(key.lower()))  # a plugin may register capitals
-    owner = next((m for m, c in found.items() if key in _own_bases(c)), None)
-    if cls is None and owner is not None:
-        raise click.BadParameter(
-            f"{name!r} is not a method but a base of {owner} (--method {owner} --param "
-            f"base={key}): its parameters are listed by `stfusion methods {owner}`.",
-            param_hint="NAME",
-        )
     if cls is None:
+        owner = next((m for m, c in found.items() if key in _own_bases(c)), None)
+        if owner is not None:
+            raise click.BadParameter(
+                f"{name!r} is not a method but a base of {owner} (--method {owner} --param "
+                f"base={key}): its parameters are listed by `stfusion methods {owner}`.",
+                param_hint="NAME",
+            )
         close = difflib.get_close_matches(name, found, n=1)
         raise click.BadParameter(
             f"{name!r}: no such method"
@@ -66,13 +66,13 @@ def _one(name: str, found: dict[str, Any]) -> None:
         else f"a plugin from {cls.__module__.partition('.')[0]}"
     )
     click.echo(f"{page}; give a parameter with --param NAME=VALUE")
-    _params(cls.params, "  ")
+    _params(cls.params)
     for base, own in _own_bases(cls).items():
         click.echo(
             f"with base={base}, {own.title}; its parameters, given as --param "
             f"{cls.base_prefix}NAME=VALUE:"
         )
-        _params(own.params, "  ")
+        _params(own.params)
 
 
 def _own_bases(cls: Any) -> dict[str, Any]:
@@ -81,8 +81,8 @@ def _own_bases(cls: Any) -> dict[str, Any]:
     return dict(own()) if callable(own) else {}
 
 
-def _params(params: Any, indent: str) -> None:
+def _params(params: Any) -> None:
     for p in params:
         unit = f" [{p.unit}]" if p.unit else ""
-        click.echo(f"{indent}{p.name} = {p.default}{unit}: {p.allowed()}")
-        click.echo(f"{indent}    {p.help}")
+        click.echo(f"  {p.name} = {p.default}{unit}: {p.allowed()}")
+        click.echo(f"      {p.help}")
