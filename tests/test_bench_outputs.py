@@ -120,7 +120,7 @@ def test_overwrite_replaces_own_previous_output(user_case: Path, tmp_path: Path)
     assert methods == {"nochange", "additive"}
     # what the earlier output held that the new one does not: said (the CLI prints it)
     # and its figures/, which --no-figures did not write again (they were deleted unsaid)
-    folders = ["figures/ (2 files)"]
+    folders = {"figures": 2}
     assert replaced["dropped"] == {"cases": [], "methods": ["starfm"], "folders": folders}
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".bench.")]  # no temp left
     # A file of the output changed since bench wrote it: not stfusion's any more, refused.
@@ -252,6 +252,19 @@ def test_bench_output_modes_respect_umask(user_case: Path, tmp_path: Path) -> No
     for path in [out, *out.rglob("*")]:
         mode = stat.S_IMODE(path.stat().st_mode)
         assert mode == (0o755 if path.is_dir() else 0o644), (path, oct(mode))
+
+
+def test_overwrite_without_figures_says_the_earlier_figures_are_gone(
+    user_case: Path, tmp_path: Path
+) -> None:
+    """The earlier output's figures/, which a --no-figures rerun does not write again: the
+    command says so, with the file count and the option that dropped them."""
+    args = bench_args("tiny", "res", "--cases-file", str(user_case))
+    assert _cli(args, cwd=tmp_path).returncode == 0
+    p = _cli([*args, "--overwrite", "--no-figures"], cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert "also held figures/ (2 files, --no-figures), which this run did not" in p.stderr
+    assert not (tmp_path / "res" / "figures").exists()
 
 
 def test_an_existing_output_folder_keeps_its_mode_and_group(

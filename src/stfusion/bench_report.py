@@ -361,16 +361,16 @@ def summary_latex(runs: Sequence[Run], cases: Sequence[Case]) -> str:
 
 def dropped_runs(
     earlier: Path, new: Path, cases: Sequence[Case], methods: Sequence[str]
-) -> dict[str, list[str]]:
+) -> dict[str, Any]:
     """The cases and methods an earlier bench output in ``earlier`` held that a new run of
     ``cases`` x ``methods`` (written to ``new``) replacing it does not (its ``run.json``;
-    empty lists when none), and its ``figures/`` and ``predictions/`` folders that ``new``
-    lacks (saved predictions can take hours to make again)."""
-    folders = []
-    for sub in ("figures", "predictions"):
-        if (earlier / sub).is_dir() and not (new / sub).exists():
-            n = sum(1 for p in (earlier / sub).rglob("*") if p.is_file())
-            folders.append(f"{sub}/ ({n} file{'s' * (n != 1)})")
+    empty lists when none), and its ``figures`` and ``predictions`` folders that ``new``
+    lacks, with their file counts (saved predictions can take hours to make again)."""
+    folders = {
+        sub: sum(1 for p in (earlier / sub).rglob("*") if p.is_file())
+        for sub in ("figures", "predictions")
+        if (earlier / sub).is_dir() and not (new / sub).exists()
+    }
     try:
         record = json.loads((earlier / "run.json").read_text())
         old_cases, old_methods = list(record["cases"]), list(record["methods"])

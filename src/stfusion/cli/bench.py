@@ -182,8 +182,11 @@ def bench(
             err=True,
         )
     if dropped.get("folders"):
-        why = {"figures/": "--no-figures", "predictions/": "no --save-predictions"}
-        said = [f"{f[:-1]}, {why[f.split()[0]]})" for f in dropped["folders"]]
+        why = {"figures": "--no-figures", "predictions": "no --save-predictions"}
+        said = [
+            f"{sub}/ ({n} file{'s' * (n != 1)}, {why[sub]})"
+            for sub, n in dropped["folders"].items()
+        ]
         click.echo(
             f"Note: the earlier output it replaced also held {', '.join(said)}, which this "
             "run did not write again: they are gone; keep runs apart with another --out.",
