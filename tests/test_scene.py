@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import warnings
 from pathlib import Path
 
@@ -9,6 +10,8 @@ import numpy as np
 import pytest
 import rasterio
 from affine import Affine
+from hypothesis import given
+from hypothesis import strategies as st
 from rasterio.crs import CRS
 
 from conftest import coarse_like, run_process, write_tif
@@ -606,3 +609,56 @@ def test_a_fine_reference_s_scale_advice_names_the_fine_option(tmp_path: Path) -
     src = FileSource(str(ref))
     with pytest.raises(ScaleMismatchError, match=r"--fine-scale 0\.0001"):
         open_scene([(src, FileSource(str(ref)))], target)
+
+
+def _texture(seed: int, shape: tuple[int, int, int] = (3, 64, 64)) -> np.ndarray:
+    """int16 x 10000 reflectance with a surface's spread of values (many pixels per value)."""
+    rng = np.random.default_rng(seed)
+    return np.round(1e4 * (0.02 + 0.04 * rng.random(shape))).astype(np.int16)
+
+
+def test_a_declared_nodata_that_is_also_a_data_value_warns(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A user trial: int16 files declaring nodata 293, a value the red band holds in
+    scattered pixels, lost those pixels as gaps without a word (GDAL's rule). Gaps one by one
+    among valid neighbours, at a value inside the band's range, are said, by predict and by
+    inspect; a real fill (-9999 over a corner) and cloud-like patches are not."""
+    from conftest import run_cli
+
+    dn = _texture(0)
+    value = int(np.median(dn[1]))
+    f = write_tif(tmp_path / "f.tif", dn, dtype="int16", nodata=value)
+    c = write_tif(tmp_path / "c.tif", coarse_like(dn.astype(np.float32) * 1e-4))
+    scaling = Scaling(1e-4)
+    said = rf"f\.tif: its declared nodata {value} is also a value of the data: .* of band \d"
+    with pytest.warns(STFusionWarning, match=said + r".*gdal_edit\.py -unsetnodata"):
+        open_scene([(FileSource(str(f), scaling), c)], c)
+    code, out, _ = run_cli(["inspect", str(f), "--fine-scale", "1e-4"], capsys)
+    assert code == 0 and re.search(r"CHECK +\S*" + said, out)
+    # a fill over a corner and patches of 2 x 2 missing pixels (clouds, a mask): silent
+    dn = _texture(1)
+    dn[:, :20, :20] = -9999
+    for r, col in np.random.default_rng(2).integers(22, 60, (40, 2)):
+        dn[:, r : r + 2, col : col + 2] = -9999
+    fill = write_tif(tmp_path / "fill.tif", dn, dtype="int16", nodata=-9999)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", STFusionWarning)
+        open_scene([(FileSource(str(fill), scaling), c)], c)
+
+
+@given(
+    st.lists(st.tuples(st.integers(0, 30), st.integers(0, 30)), max_size=30),
+    st.floats(0.02, 0.06),
+)
+def test_gaps_in_patches_are_never_taken_for_a_colliding_nodata(
+    corners: list[tuple[int, int]], fill: float
+) -> None:
+    """Missing pixels that come in patches of at least 2 x 2 (clouds, masks, edges) are not
+    scattered gaps, whatever the fill value."""
+    from stfusion.scene_checks import scattered_gaps
+
+    sample = (0.02 + 0.04 * np.random.default_rng(0).random((2, 32, 32))).astype(np.float32)
+    for r, c in corners:
+        sample[:, r : r + 2, c : c + 2] = np.nan
+    assert scattered_gaps(sample, fill) is None

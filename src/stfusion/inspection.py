@@ -13,11 +13,17 @@ from stfusion.api import _bands
 from stfusion.errors import STFusionError, STFusionWarning, keywords_checked
 from stfusion.io import FileSource, Scaling, Source, inspect_raster
 from stfusion.scene import align_coarse
-from stfusion.scene_checks import check_pair, warn_band_order, warn_undeclared_fill
+from stfusion.scene_checks import (
+    check_pair,
+    warn_band_order,
+    warn_nodata_among_data,
+    warn_undeclared_fill,
+)
 
 
 def _fill_checks(src: Source, sample: np.ndarray, role: str) -> list[str]:
-    """``inspect``'s CHECK lines for an undeclared fill value, as predict warns of it."""
+    """``inspect``'s CHECK lines for an undeclared fill value and a declared one that is also
+    a data value, as predict warns of them."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("ignore")
         warnings.simplefilter("always", STFusionWarning)
@@ -27,6 +33,7 @@ def _fill_checks(src: Source, sample: np.ndarray, role: str) -> list[str]:
             f"an undeclared nodata (fill) value? Declare it with --{role}-nodata {{stored}}, "
             "or in the file (gdal_edit.py -a_nodata VALUE FILE, on a copy).",
         )
+        warn_nodata_among_data(src, sample)
     return [f"  CHECK     {w.message}" for w in caught]
 
 

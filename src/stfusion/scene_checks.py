@@ -459,6 +459,47 @@ def warn_undeclared_fill(
     return text
 
 
+def scattered_gaps(sample: np.ndarray, fill: float) -> tuple[int, float, float, float] | None:
+    """A band where the fill value ``fill`` (as read, after scaling) lies inside the values
+    (their 1-99 % range) and pixels are missing one by one, each among four valid
+    neighbours: a declared nodata that is also a data value (int16 293 in a red band masks
+    the pixels where the surface measured 293). (band, share of the band's pixels, p1, p99),
+    or None. Gaps from clouds, masks and edges come in patches; ``sample``: ``(band, y, x)``."""
+    for b in range(sample.shape[0]):
+        valid = np.isfinite(sample[b])
+        n = int(valid.sum())
+        if n < 100:
+            continue
+        around = np.pad(valid, 1)
+        lone = ~valid & around[:-2, 1:-1] & around[2:, 1:-1] & around[1:-1, :-2] & around[1:-1, 2:]
+        k = int(lone.sum())
+        p1, p99 = (float(v) for v in np.percentile(sample[b][valid], [1, 99]))
+        if k >= max(5, 1e-4 * n) and k <= 0.05 * n and p1 <= fill <= p99:
+            return b, k / (n + int((~valid).sum())), p1, p99
+    return None
+
+
+def warn_nodata_among_data(source: Source, sample: np.ndarray) -> None:
+    """Warn when the nodata value ``source``'s file declares masks scattered pixels inside
+    a band's values (:func:`scattered_gaps`): GDAL drops them as gaps, silently."""
+    file = underlying_source(source)
+    nodata = getattr(file, "nodata_", None)
+    if nodata is None or sample.ndim != 3 or not np.isfinite(nodata):
+        return
+    fill = nodata * getattr(file, "scale", 1.0) + getattr(file, "offset", 0.0)
+    found = scattered_gaps(sample, fill)
+    if found is not None:
+        b, share, p1, p99 = found
+        warn(
+            f"{source.label}: its declared nodata {nodata:.6g} is also a value of the data: "
+            f"{share:.2%} of band {b + 1} is missing pixel by pixel among valid neighbours, "
+            f"where the surface measured {fill:.6g} (the band's values: {p1:.4g} .. "
+            f"{p99:.4g}). Those pixels are read as missing. If {nodata:.6g} is not the file's "
+            f"fill, remove the tag (gdal_edit.py -unsetnodata {source.label}, on a copy) or "
+            "set the true one (gdal_edit.py -a_nodata VALUE)."
+        )
+
+
 def check_valid(source: Source, role: str) -> float:
     """Valid fraction of ``source``; an error if empty, a warning if mostly empty."""
     if source.count == 0 or 0 in source.grid.shape:
@@ -501,6 +542,7 @@ def check_valid(source: Source, role: str) -> float:
         "Scaling(nodata={stored})), or in the file (gdal_edit.py -a_nodata VALUE FILE, on a "
         "copy), so it is not fused as data.",
     )
+    warn_nodata_among_data(source, s)
     # an image covering part of the scene was warned about as such (align_coarse)
     partly = min(
         (float(w.covered_) for w in wrapped(source) if hasattr(w, "covered_")), default=1.0

@@ -287,6 +287,8 @@ class FileSource(Source):
             #: the fill values read as NaN besides GDAL's nodata: the one given, and a
             #: _FillValue tag GDAL does not apply
             self.fill_ = tuple(v for v in (self.scaling.nodata, metadata_fill(ds)) if v is not None)
+            #: the nodata value the file declares (GDAL's, as stored), or None
+            self.nodata_ = ds.nodata
             _warn_alpha(ds, given)
         self.label = given  # messages and provenance name the file as the user did
 
