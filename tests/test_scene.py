@@ -662,3 +662,25 @@ def test_gaps_in_patches_are_never_taken_for_a_colliding_nodata(
     for r, c in corners:
         sample[:, r : r + 2, c : c + 2] = np.nan
     assert scattered_gaps(sample, fill) is None
+
+
+def test_degenerate_arrays_and_a_ratio_beyond_the_scene_are_said() -> None:
+    """A notebook trial: complex arrays (imaginary part dropped), booleans (read as 0/1
+    reflectance) and dates were fused without a word, and so was a ratio larger than the
+    scene (less than one coarse pixel across). Refused by dtype; the ratio warned about."""
+    import xarray as xr
+
+    from stfusion.methods import get_method
+
+    fine = _img(0)
+    coarse = coarse_like(fine) + 0.01
+    starfm = get_method("starfm")
+    for bad in (fine.astype(np.complex64), fine > 0.2, (fine * 100).astype("datetime64[D]")):
+        for image in (bad, xr.DataArray(bad, dims=("band", "y", "x"))):
+            with pytest.raises(
+                InvalidParameterError, match=r"dtype .*\((complex|bool|date).*float"
+            ):
+                starfm().fit([(image, coarse)], ratio=4)
+    starfm().fit([(fine.astype(np.int16), coarse)], ratio=4)  # integers are numbers
+    with pytest.warns(STFusionWarning, match=r"ratio=40 is more than the scene's 32 x 32"):
+        starfm().fit([(fine, coarse)], ratio=40)

@@ -40,7 +40,7 @@ from stfusion.io import (
 )
 from stfusion.io.dataarray import dataarray_source
 from stfusion.io.grid import short_crs
-from stfusion.io.sources import physical, stored_as, underlying_source
+from stfusion.io.sources import numeric_values, physical, stored_as, underlying_source
 from stfusion.scene_checks import (
     check_pair,
     check_target_scale,
@@ -151,7 +151,9 @@ def as_source(image: ImageLike, scaling: Scaling | float | None = None, label: s
         if image is None:
             raise TypeError
         raw = np.ma.asarray(image)
-        arr = np.ma.filled(raw.astype(np.float32), np.nan)
+        arr = numeric_values(raw, what)
+    except InvalidParameterError:
+        raise
     except (TypeError, ValueError):  # None, text, objects: not numpy's "could not convert"
         raise InvalidParameterError(
             f"{what}: a {type(image).__name__} {shown_value(image)}; give a path, a numpy "
@@ -646,6 +648,13 @@ def _check_one_block_ratio(repeated: dict[float, str], ratio: float | None, ref:
 def _check_images(scene: Scene) -> None:
     """The checks of the images' values, once aligned: each a clear error or warning."""
     told = False  # one band order warning per scene
+    if scene.ratio is not None and scene.ratio > min(scene.grid.shape):
+        warn(
+            f"ratio={scene.ratio:g} is more than the scene's {scene.grid.height} x "
+            f"{scene.grid.width} fine px: it holds less than one coarse pixel across, so there "
+            "is no coarse texture to fuse. Check the ratio (coarse / fine pixel size) or give "
+            "a larger scene."
+        )
     for f, c in scene.pairs:
         check_valid(f, "fine image")
         check_valid(c, "coarse image")

@@ -18,7 +18,7 @@ from affine import Affine
 
 from stfusion.errors import GridMismatchError, InputFileError, InvalidParameterError
 from stfusion.io.grid import Grid, Scaling
-from stfusion.io.sources import ArraySource, FileSource, physical, stored_as
+from stfusion.io.sources import ArraySource, FileSource, numeric_values, physical, stored_as
 from stfusion.metrics_inputs import described_band_names
 
 #: Spatial dimension names taken without rioxarray's help, (y, x): rioxarray itself knows
@@ -226,7 +226,7 @@ def dataarray_source(image: Any, scaling: Scaling | None, label: str = "") -> Ar
         nodata = image.rio.nodata
     except Exception:  # no rioxarray accessor
         nodata = None
-    arr = physical(np.asarray(image.values, dtype=np.float32), scaling, nodata)
+    arr = physical(numeric_values(image.values, label or "a DataArray"), scaling, nodata)
     if found is not None:
         grid = grid_of_dataarray(image, label, found)
     else:  # no georeferencing: pixel indices, as for arrays

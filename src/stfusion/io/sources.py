@@ -186,6 +186,36 @@ class ArraySource(Source):
         return out
 
 
+#: numpy dtype kinds an image's values may have: integers and floats (an object array of
+#: numbers converts); booleans, complex numbers, dates and text are no measurements.
+NUMERIC_KINDS = "iufO"
+
+
+def numeric_values(values: Any, what: str) -> np.ndarray:
+    """``values`` (array-like, masked or not) as float32, masked values NaN: refused by name
+    when its dtype is no number (complex lost its imaginary part quietly, booleans read as
+    0/1 reflectance, text '0.5' parsed)."""
+    raw = np.ma.asarray(values)
+    if raw.dtype.kind not in NUMERIC_KINDS:
+        kind = _KIND_NAMES.get(raw.dtype.kind, "no numbers")
+        raise InvalidParameterError(
+            f"{what}: an array of dtype {raw.dtype} ({kind}); "
+            "give the measured values as integers or floats (e.g. a.astype('float32'); "
+            "a mask goes to the mask options, not in place of an image)."
+        )
+    return np.ma.filled(raw.astype(np.float32), np.nan)
+
+
+_KIND_NAMES = {
+    "b": "booleans",
+    "c": "complex numbers",
+    "M": "dates",
+    "m": "time spans",
+    "U": "text",
+    "S": "bytes",
+}
+
+
 def physical(arr: np.ndarray, scaling: Scaling | None, nodata: Any = None) -> np.ndarray:
     """``arr`` (float32, stored values) as ``(band, y, x)`` physical values: the declared
     ``nodata``, ``scaling.nodata`` and infinities NaN, then ``value * scale + offset``."""
