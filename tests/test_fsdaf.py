@@ -505,3 +505,20 @@ def test_lgc_flood_beats_the_additive_baseline() -> None:
     assert base == pytest.approx(0.0221, abs=5e-4)
     assert ours < base - 0.001
     assert np.isfinite(pred).all()
+
+
+@needs_lgc
+def test_idl_final_with_a_band_constant_over_the_scene() -> None:
+    """A paper-author trial: with one band constant (std 0), the program's strict
+    ``|F1_k - F1_c| < 2 std / k`` passed no pixel, not even the centre, and final=idl fell
+    back to F1 + C2 - C1 everywhere, silently. A constant band bounds nothing now: the other
+    bands are fused as with final=paper (mostly not the additive value)."""
+    d = lgc(0, 0, 128)
+    f1 = d["f1"].copy()
+    f1[0] = 0.05
+    m = FSDAF(final="idl", classes=4).fit([(f1, d["c1"])], ratio=R)
+    m.prepare(d["c2"])
+    pred, extra = m.predict_window_quality(Window(0, 0, 128, 128))
+    additive = f1 + d["c2"] - d["c1"]
+    assert extra["fallback"].mean() < 0.01
+    assert np.mean(np.isclose(pred[1:], additive[1:], atol=1e-6)) < 0.2

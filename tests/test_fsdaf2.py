@@ -182,3 +182,16 @@ def test_series_records_each_pairs_change_detection(tmp_path: Path) -> None:
     assert all(f["coarse_pixels"] == 9 for f in found)  # 44 x 45 px at R = 16
     assert found[0] != found[1]  # two pairs, two detections
     assert tags["STFUSION_VARIABLE"].startswith("reflectance, inferred (0.5-99.5 percentile")
+
+
+def test_fsdaf_parameters_keep_fsdaf_defaults() -> None:
+    """FSDAF2 restates FSDAF's parameters in its signature (for help and type checks): their
+    defaults must not drift from FSDAF's."""
+    import inspect
+
+    from stfusion.methods.fsdaf import FSDAF
+
+    ours = inspect.signature(FSDAF2).parameters
+    theirs = inspect.signature(FSDAF).parameters
+    assert set(theirs) <= set(ours)
+    assert {k: ours[k].default for k in theirs} == {k: v.default for k, v in theirs.items()}

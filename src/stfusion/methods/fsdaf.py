@@ -34,8 +34,9 @@ numbers are in docs/methods/fsdaf.md):
    target's block means at the coarse-pixel centres, evaluated at every fine pixel.
 5. Residual distribution: ``E_ho = F2_SP - F2_TP`` (error where the landscape is
    homogeneous), ``E_he = R`` (heterogeneous), homogeneity index
-   ``HI = (sum_k I_k) / m``, ``I_k = 1`` for a same-class pixel in a window of one coarse
-   pixel around the pixel (``(2 (R // 2) + 1)^2`` fine pixels), ``CW = E_ho HI + E_he (1 -
+   ``HI = (sum_k I_k) / n``, ``I_k = 1`` for a same-class pixel in a window of one coarse
+   pixel around the pixel, ``n`` its classified pixels (``(2 (R // 2) + 1)^2`` inside the
+   scene), ``CW = E_ho HI + E_he (1 -
    HI)``, ``W = CW / sum CW`` over the coarse pixel, ``r = m R W``, ``Delta F = Delta F(c) +
    r``.
 6. Final prediction with similar pixels (``final``; kernel
@@ -624,7 +625,9 @@ class FSDAF(FusionMethod):
         fr = f1[:, ry0:ry1, rx0:rx1]
         lr = lab[ry0:ry1, rx0:rx1]
         change = self._total_change(fr, lr, hi, Window(bx0, by0, bx1 - bx0, by1 - by0))
-        thr = self.fine_std_ * 2.0 / self.n_classes_
+        # a band constant over the scene (std 0) bounds nothing: under the program's strict
+        # "< 2 std / k" no pixel, not even the centre, passed, and all fell back to additive
+        thr = np.where(self.fine_std_ > 0, self.fine_std_ * 2.0 / self.n_classes_, np.inf)
         out = smooth(
             fr,
             change,

@@ -121,24 +121,26 @@ def fsdaf2_change(
     class_change: np.ndarray,
     residual: np.ndarray,
     changed: np.ndarray,
-    r: int,
+    r: int | np.ndarray,
     scale: np.ndarray,
     threshold: float,
     lo: np.ndarray,
     hi_allow: np.ndarray,
 ) -> np.ndarray:
-    """Steps 4-5 on arrays covering whole ``r x r`` blocks from the origin: ``Delta F``.
-
-    ``residual`` ``(bh, bw, band)`` (NaN: unknown), ``changed`` ``(bh, bw)`` the coarse change
-    flags, other arguments as :func:`stfusion.methods.fsdaf.residual_change`."""
-    h, w = labels.shape
-    bh, bw = residual.shape[:2]
-    ids = (np.arange(h) // r)[:, None] * bw + (np.arange(w) // r)[None, :]
-    known = changed & np.isfinite(residual).all(axis=2)
-    shift = changed_shift(
-        f1, labels, spline, class_change, known.reshape(-1)[ids], scale, threshold
-    )
-    corr = block_correction(shift, labels, ids, bh * bw).reshape(bh, bw, -1)
+    """Steps 4-5: ``Delta F``, on arrays covering whole coarse pixels: ``r x r`` blocks from
+    the origin (``residual`` ``(bh, bw, band)``, NaN: unknown; ``changed`` ``(bh, bw)`` the
+    coarse change flags), or native coarse pixels when ``r`` is an index map ``(H, W)`` of
+    each fine pixel's coarse pixel (``residual`` ``(n, band)``, ``changed`` ``(n,)``); other
+    arguments as :func:`stfusion.methods.fsdaf.residual_change`."""
+    if isinstance(r, np.ndarray):
+        ids, n = r, residual.shape[0]
+    else:
+        h, w = labels.shape
+        bh, bw = residual.shape[:2]
+        ids, n = (np.arange(h) // r)[:, None] * bw + (np.arange(w) // r)[None, :], bh * bw
+    known = (changed & np.isfinite(residual).all(axis=-1)).reshape(-1)
+    shift = changed_shift(f1, labels, spline, class_change, known[ids], scale, threshold)
+    corr = block_correction(shift, labels, ids, n).reshape(residual.shape)
     f1p = (f1 + shift).astype(np.float32)
     out = residual_change(f1p, labels, hi, spline, class_change, residual - corr, r, lo, hi_allow)
     return out + (f1p - f1)  # exact 0 where P = 0: FSDAF's change there
@@ -278,14 +280,17 @@ class FSDAF2(FSDAF):
         sp = self.spline_.evaluate_points(py, px, ci, cj)
         rows, flat = self._native_residuals(ci, cj)
         uniq, inv = np.unique(flat, return_inverse=True)
-        ids = inv.reshape(ci.shape)
-        resid = rows[uniq]
         flat0 = int(ci.min()) * native.shape[1] if ci.size else 0  # rows' first coarse pixel
-        known = self.changed_.reshape(-1)[uniq + flat0] & np.isfinite(resid).all(axis=1)
-        shift = changed_shift(fr, lr, sp, self.class_change_, known[ids], self.fine_std_, thr)
-        corr = block_correction(shift, lr, ids, len(uniq))
-        f1p = (fr + shift).astype(np.float32)
-        change = residual_change(
-            f1p, lr, hi, sp, self.class_change_, resid - corr, ids, *self.allowed_
+        return fsdaf2_change(
+            fr,
+            lr,
+            hi,
+            sp,
+            self.class_change_,
+            rows[uniq],
+            self.changed_.reshape(-1)[uniq + flat0],
+            inv.reshape(ci.shape),
+            self.fine_std_,
+            thr,
+            *self.allowed_,
         )
-        return change + (f1p - fr)
