@@ -262,34 +262,26 @@ class FSDAF2(FSDAF):
         native = self.native_
         if native is None:
             sp, bs = self._block_spline(region)
-            return fsdaf2_change(
-                fr,
-                lr,
-                hi,
-                sp,
-                self.class_change_,
-                self.residual_.read(bs[0].start, bs[0].stop)[:, bs[1]],
-                self.changed_[bs],
-                self.r_,
-                self.fine_std_,
-                thr,
-                *self.allowed_,
-            )
-        # Native coarse pixels: the same steps with the coarse pixel of each fine pixel.
-        ci, cj, py, px = native.index(region)
-        sp = self.spline_.evaluate_points(py, px, ci, cj)
-        rows, flat = self._native_residuals(ci, cj)
-        uniq, inv = np.unique(flat, return_inverse=True)
-        flat0 = int(ci.min()) * native.shape[1] if ci.size else 0  # rows' first coarse pixel
+            residual = self.residual_.read(bs[0].start, bs[0].stop)[:, bs[1]]
+            changed = self.changed_[bs]
+            where: int | np.ndarray = self.r_
+        else:  # native coarse pixels: the same steps with each fine pixel's coarse pixel
+            ci, cj, py, px = native.index(region)
+            sp = self.spline_.evaluate_points(py, px, ci, cj)
+            rows, flat = self._native_residuals(ci, cj)
+            uniq, inv = np.unique(flat, return_inverse=True)
+            flat0 = int(ci.min()) * native.shape[1] if ci.size else 0  # rows' first one
+            residual, changed = rows[uniq], self.changed_.reshape(-1)[uniq + flat0]
+            where = inv.reshape(ci.shape)
         return fsdaf2_change(
             fr,
             lr,
             hi,
             sp,
             self.class_change_,
-            rows[uniq],
-            self.changed_.reshape(-1)[uniq + flat0],
-            inv.reshape(ci.shape),
+            residual,
+            changed,
+            where,
             self.fine_std_,
             thr,
             *self.allowed_,
