@@ -72,6 +72,10 @@ def test_error_names_the_parameter() -> None:
         (("SR_B2", "SR_B3", "SR_B4", "SR_B5", "SR_B6", "SR_B7"), LANDSAT),  # OLI numbering
         (("SR_B4", "SR_B3", "SR_B2", "SR_B5", "SR_B6", "SR_B7"), SHUFFLED),
         (MODIS_NAMES, ("red", "nir", "blue", "green", "swir1", "swir2")),
+        # MOD09GA's fields (first observation, _1) and MCD43A4's: real HDF names (a trial)
+        (("sur_refl_b03_1", "sur_refl_b04_1", "sur_refl_b01_1"), ("blue", "green", "red")),
+        (("Nadir_Reflectance_Band2", "Nadir_Reflectance_Band6"), ("nir", "swir1")),
+        (("sur_refl_b01_2", "BRDF_Albedo_Band_Mandatory_Quality_Band1"), (OTHER, OTHER)),
         (("coastal", "blue", "green", "red", "nir08", "swir16", "swir22"), (OTHER, *LANDSAT)),
         (("Near Infrared", "Red Edge 1", "red", "SWIR 1", "swir-2"), WORDS),
         (("band1", "band2", "band3"), (OTHER, OTHER, OTHER)),  # generic names say nothing

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -705,3 +706,32 @@ def test_a_presets_fill_value_is_nodata_unless_one_is_given(tmp_path: Path) -> N
     scaling, _ = resolve_role(None, None, None, "sentinel2-l2a")
     got = FileSource(str(tmp_path / "T33TVM_20220131_*.tif"), scaling).read()
     assert np.isnan(got[:, 0, 0]).all() and np.allclose(got[:, 0, 1], 0.1)
+
+
+def test_band_order_advice_for_hdf_fields_names_the_fields(
+    modis_native: dict[str, Path], tmp_path: Path
+) -> None:
+    """An HDF trial: MOD09GA fields read as 1,2,3,4,6,7 (MODIS's own order) beside Landsat
+    were told "--coarse-bands 3,4,1,2,5,6", positions among the fields read, which re-read as
+    field numbers took b05 (1240 nm) for SWIR1. The advice names the fields, from their
+    names' roles (sur_refl_b01_1 was no role) or, beside a fine image without band names,
+    from the values; one warning, not both."""
+    from stfusion.errors import STFusionWarning
+    from stfusion.io import FileSource, Scaling
+    from stfusion.scene import open_scene
+
+    given = Scaling(bands=("1", "2", "3", "4", "6", "7"))
+    c1 = FileSource(str(modis_native["c1"]), given)
+    fields = ",".join(f"sur_refl_b0{b}_1" for b in MODIS_NUMBER)
+    with rasterio.open(L1017) as ds:
+        kept = {"transform": ds.transform, "crs": ds.crs, "scales": list(ds.scales)}
+        unnamed = write_tif(tmp_path / "L.tif", ds.read(), dtype=ds.dtypes[0], **kept)
+    for fine, said in ((L1017, "band 1 is red by its name"), (unnamed, "another order")):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", STFusionWarning)
+            open_scene([(str(fine), c1)], c1)
+        told = [str(w.message) for w in caught if "fused by position" in str(w.message)]
+        assert len(told) == 1 and said in told[0], told
+        assert f"--coarse-bands {fields} " in told[0]
+    fixed = FileSource(str(modis_native["c1"]), Scaling(bands=tuple(fields.split(","))))
+    assert fixed.band_names == tuple(fields.split(","))

@@ -338,9 +338,17 @@ def test_bands_that_match_in_another_order_warn(tmp_path: Path) -> None:
         r"fine band 1 \(band1\) with coarse band 3.*--coarse-bands 3,4,1,2,5,6",
     ):
         open_scene([(f, own)], own)
+    # A 7-band file (MODIS's band 5 among them) read with bands chosen: the advice names the
+    # file's band numbers, not positions among those read (an HDF trial: 5 re-read band 5)
+    seven = np.concatenate([coarse[[2, 3, 0, 1]], coarse[:1] * 0.5, coarse[4:]])
+    m7 = str(write_tif(tmp_path / "M7.tif", seven))
+    with pytest.warns(STFusionWarning, match=r"--coarse-bands 3,4,1,2,6,7 \(the file's bands"):
+        open_scene([(f, m7)], m7, coarse_scaling=Scaling(bands=(1, 2, 3, 4, 6, 7)))
     with warnings.catch_warnings():
         warnings.simplefilter("error", STFusionWarning)
         fixed = open_scene([(f, own)], own, coarse_scaling=Scaling(bands=(3, 4, 1, 2, 5, 6)))
+        assert fixed.pairs[0][1].read().tobytes() == coarse.tobytes()
+        fixed = open_scene([(f, m7)], m7, coarse_scaling=Scaling(bands=(3, 4, 1, 2, 6, 7)))
         assert fixed.pairs[0][1].read().tobytes() == coarse.tobytes()
         for values in (coarse, coarse * 1.8, coarse[:2]):  # in order, a scale slip, 2 bands
             c = write_tif(tmp_path / "c.tif", values)

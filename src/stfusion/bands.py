@@ -57,7 +57,9 @@ _MODIS = {1: "red", 2: "nir", 3: "blue", 4: "green", 6: "swir1", 7: "swir2"}
 _S2 = {"02": "blue", "03": "green", "04": "red", "08": "nir", "11": "swir1", "12": "swir2"}
 _S2_NUMBER = re.compile(r"^b(0[1-9]|1[0-2]|8a)(?:_\d{2}m)?$")
 _LANDSAT_NUMBER = re.compile(r"^(?:sr_)?b0*(\d+)$")
-_MODIS_NUMBER = re.compile(r"^sur_refl_b0*(\d+)$")
+#: MOD09A1 ``sur_refl_b01``, MOD09GA ``sur_refl_b01_1`` (the first observation of the day),
+#: MCD43A4 ``Nadir_Reflectance_Band1``
+_MODIS_NUMBER = re.compile(r"^(?:sur_refl_b0*(\d+)(?:_1)?|nadir_reflectance_band(\d+))$")
 
 
 def _example(param: str) -> str:
@@ -96,7 +98,8 @@ def roles_from_names(names: Sequence[str]) -> tuple[str, ...]:
 
     * role words: ``blue``, ``green``, ``red`` (not ``red edge``), ``nir``/``nir08``/``near
       infrared``, ``swir1``/``swir16``/``swir 1``, ``swir2``/``swir22``/``swir 2``;
-    * MODIS names ``sur_refl_b01`` ... ``sur_refl_b07`` by MODIS band number;
+    * MODIS names ``sur_refl_b01`` ... ``sur_refl_b07`` (MOD09GA's ``sur_refl_b01_1`` ...,
+      MCD43A4's ``Nadir_Reflectance_Band1`` ...) by MODIS band number;
     * Sentinel-2 names (``B02``, ``B04``, ``B08``, ``B8A``, ``B11``, ``B12``, with an optional
       ``_10m``/``_20m``) when B08 or B8A is among them; B8A is the NIR only without B08;
     * Landsat band numbers (``B4``, ``SR_B4``) only where the set of numbers tells the sensor:
@@ -118,7 +121,7 @@ def roles_from_names(names: Sequence[str]) -> tuple[str, ...]:
         low = n.strip().lower()
         m = _MODIS_NUMBER.match(low)
         if m and out[i] is None:
-            out[i] = _MODIS.get(int(m.group(1)))
+            out[i] = _MODIS.get(int(m.group(1) or m.group(2)))
             continue
         m = _LANDSAT_NUMBER.match(low)
         if m:

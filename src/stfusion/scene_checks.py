@@ -94,7 +94,7 @@ def warn_bands_matching_another_order(
     holds for any bands: whether it warned. ``samples``: as :func:`check_scales` takes."""
     from scipy.optimize import linear_sum_assignment
 
-    if fine.count < 2 or coarse.count != fine.count:
+    if fine.count < 2 or coarse.count != fine.count or _roles_named(fine, coarse):
         return False
     f, c = samples or (fine.sample(SAMPLE_PIXELS), coarse.sample(SAMPLE_PIXELS))
     f, c = f.reshape(fine.count, -1), c.reshape(coarse.count, -1)
@@ -112,7 +112,9 @@ def warn_bands_matching_another_order(
     if (order == np.arange(len(order))).all() or in_order < BAND_MATCH_FACTOR * best:
         return False
     moved = [i for i in range(len(order)) if order[i] != i]
-    numbers = ",".join(str(j + 1) for j in order)
+    inner = underlying_source(coarse)
+    spec = inner.band_spec(order) if hasattr(inner, "band_spec") else [str(j + 1) for j in order]
+    python = ", ".join(t if t.isdigit() else repr(t) for t in spec)
     pairs = ", ".join(
         f"fine band {i + 1} ({fine.band_names[i]}) with coarse band {order[i] + 1}" for i in moved
     )
@@ -121,8 +123,8 @@ def warn_bands_matching_another_order(
         f"than by position ({in_order / best:.0f}x less squared difference): {pairs}. Bands "
         "are fused by position; if the coarse file keeps its own band order (MODIS: red, NIR, "
         f"blue, green, ...), choose the bands in the fine image's order: --coarse-bands "
-        f"{numbers} (positions among the bands read now; or FILE:BANDS, --fine-bands for the "
-        f"fine image; Python: coarse_scaling=Scaling(bands=({numbers},)))."
+        f"{','.join(spec)} (the file's bands; or FILE:BANDS; Python: "
+        f"coarse_scaling=Scaling(bands=({python},)))."
     )
     return True
 
@@ -229,6 +231,14 @@ def _warn_role_order(ref: Source, others: Sequence[Source], fix: str | None) -> 
         )
         return True
     return False
+
+
+def _roles_named(fine: Source, coarse: Source) -> bool:
+    """Whether both images' band names give every band's role: the names decide the order
+    (:func:`_warn_role_order`), not the values."""
+    from stfusion.bands import OTHER, roles_from_names
+
+    return all(OTHER not in roles_from_names(s.band_names) for s in (fine, coarse))
 
 
 def _scale_in_effect(src: Source) -> float:

@@ -265,6 +265,13 @@ def _numbered(members: Sequence[_Member], k: int, label: str, available: str) ->
     )
 
 
+def _separate(members: Sequence[_Member]) -> bool:
+    """Whether ``members`` are band files or HDF fields (numbers: the band number of a name),
+    not the bands of one raster (numbers: positions)."""
+    paths = [m.path for m in members]
+    return len(set(paths)) == len(paths) > 1 or any(m.field is not None for m in members)
+
+
 def select_members(members: Sequence[_Member], bands: Sequence[str], label: str) -> list[_Member]:
     """The members named by ``bands`` (names or numbers), in that order.
 
@@ -274,7 +281,7 @@ def select_members(members: Sequence[_Member], bands: Sequence[str], label: str)
     out = []
     available = ", ".join(m.short if m.short == m.name else m.name for m in members)
     paths = [m.path for m in members]
-    separate = len(set(paths)) == len(paths) > 1 or any(m.field is not None for m in members)
+    separate = _separate(members)
     for item in bands:
         if item.isdigit():
             k = int(item)
@@ -349,6 +356,15 @@ class BandStack(FileSource):
         paths = {m.path for m in members if m.field is None}
         fills = sorted(f for f in {self._file_fill(p) for p in paths} if f is not None)
         self.fill_ = tuple(v for v in (self.scaling.nodata, *fills) if v is not None)
+
+    def band_spec(self, order: Sequence[int]) -> list[str]:
+        """What ``--*-bands`` (``Scaling.bands``) takes to read the bands at ``order``
+        (0-based positions among the bands read now) from the files: field or file names,
+        or a single raster's band numbers. Positions alone re-read other bands where bands
+        were chosen (MOD09GA given 1,2,3,4,6,7: position 5 is field b06, number 5 field b05)."""
+        separate = _separate(self._members)
+        chosen = [self._members[j] for j in order]
+        return [m.short if separate else str(m.band) for m in chosen]
 
     # -- description
 
