@@ -735,3 +735,39 @@ def test_band_order_advice_for_hdf_fields_names_the_fields(
         assert f"--coarse-bands {fields} " in told[0]
     fixed = FileSource(str(modis_native["c1"]), Scaling(bands=tuple(fields.split(","))))
     assert fixed.band_names == tuple(fields.split(","))
+
+
+def test_series_reads_a_folder_of_hdf_files_and_refuses_two_on_a_date(
+    modis_native: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An HDF trial: `series --coarse FOLDER` listed no .hdf ("folder has no raster files",
+    every HDF of a mixed folder ignored), and with a preset two HDF files of one date (a
+    re-download of another collection) were stacked into one image whose bands came twice:
+    the date was dropped as unreadable, the run exit 0. A folder of HDF files is read as its
+    glob is; two whole images on one date are refused, naming both."""
+    import shutil
+
+    modis = tmp_path / "modis"
+    modis.mkdir()
+    for key in ("c1", "c2"):
+        shutil.copy(modis_native[key], modis / modis_native[key].name)
+    fine = tmp_path / "L_2001-10-17.tif"
+    shutil.copy(L1017, fine)
+    common = ["series", "-m", "additive", "-q", "--fine", str(fine), "--coarse-preset", "mod09ga"]
+    for coarse, out in ((str(modis), "folder"), (str(modis / "*.hdf"), "glob")):
+        code, _, err = run_cli(
+            [*common, "--coarse", coarse, "--out-dir", str(tmp_path / out)], capsys
+        )
+        assert code == 0, err
+    name = "fused_2001-11-02.tif"
+    assert np.isfinite(_read(tmp_path / "folder" / name)).mean() > 0.9
+    np.testing.assert_array_equal(
+        _read(tmp_path / "folder" / name), _read(tmp_path / "glob" / name)
+    )
+    again = modis / modis_native["c1"].name.replace(".061.", ".006.")
+    shutil.copy(modis_native["c1"], again)
+    code, _, err = run_cli(
+        [*common, "--coarse", str(modis), "--out-dir", str(tmp_path / "x")], capsys
+    )
+    assert code != 0 and "two coarse images on 2001-10-17" in err and again.name in err, err
+    assert not (tmp_path / "x").exists()

@@ -40,7 +40,7 @@ MAX_YEAR = 2100
 
 #: Extensions listed when a folder is given (case-insensitive). ENVI headers are left out
 #: because GDAL opens the data file beside them.
-RASTER_EXTENSIONS = (".tif", ".tiff", ".vrt", ".img", ".dat", ".bin", ".jp2", ".envi")
+RASTER_EXTENSIONS = (".tif", ".tiff", ".vrt", ".img", ".dat", ".bin", ".jp2", ".envi", ".hdf")
 
 #: Sensor names accepted in a catalog, and the role each stands for.
 SENSOR_ALIASES: dict[str, str] = {

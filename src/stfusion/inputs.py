@@ -380,6 +380,15 @@ def stack_band_files(
                 "): one image per date. Keep one scene's files, choose them with a glob "
                 f"(e.g. '*{scenes[0]}*'), or list them per date in a --catalog."
             )
+        whole = [p for p in paths if hdf.is_hdf(p)]
+        if whole and len(paths) > 1:  # stacked, its bands found twice: the date was dropped
+            other = next(p for p in paths if p != whole[0])
+            raise InvalidParameterError(
+                f"two {role} images on {day}: {whole[0]} and {other}"
+                + (f" ({len(paths)} files)" if len(paths) > 2 else "")
+                + ". An HDF file holds a whole image, so it is not stacked with other files: "
+                "keep one (e.g. the latest collection), or list the one to use in a --catalog."
+            )
         check_preset_fits(preset, ",".join(paths), f"--{role}-preset")
         mask = next((a.mask for a in group if a.mask), None)
         if qa is not None and mask is None:
