@@ -771,3 +771,22 @@ def test_series_reads_a_folder_of_hdf_files_and_refuses_two_on_a_date(
     )
     assert code != 0 and "two coarse images on 2001-10-17" in err and again.name in err, err
     assert not (tmp_path / "x").exists()
+
+
+def test_a_gdal_hdf4_name_without_the_driver_says_how_stfusion_reads_it(
+    modis_native: dict[str, Path],
+) -> None:
+    """An HDF trial: GDAL's HDF4_EOS:EOS_GRID:"FILE":GRID:FIELD name, which this GDAL (no HDF4
+    driver) cannot open, was told "No such file or directory ... check the archive or URL"
+    of a file that exists. Said as it is, with the FILE:FIELD form stfusion reads."""
+    from stfusion.errors import InputFileError
+    from stfusion.io import FileSource
+    from stfusion.io.files import _has_driver
+
+    if _has_driver("HDF4"):
+        pytest.skip("this GDAL reads HDF4 itself")  # not rasterio's wheels (CI)
+    path = modis_native["c1"]
+    name = f'HDF4_EOS:EOS_GRID:"{path}":MODIS_Grid_500m_2D:sur_refl_b01_1'
+    with pytest.raises(InputFileError, match=rf"no HDF4 driver.*give {path}:sur_refl_b01_1 "):
+        FileSource(name)
+    assert FileSource(f"{path}:sur_refl_b01_1").band_names == ("sur_refl_b01_1",)

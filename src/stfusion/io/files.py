@@ -107,6 +107,11 @@ def local_absolute(path: str) -> str:
     return os.path.abspath(path)
 
 
+def _has_driver(name: str) -> bool:
+    with rasterio.Env() as env:
+        return name in env.drivers()
+
+
 def _open(path: str | os.PathLike[str]) -> rasterio.DatasetReader:
     virtual = is_gdal_name(path)
     # a GDAL name as given: Path() would fold the // of /vsicurl/https://
@@ -147,7 +152,16 @@ def _open(path: str | os.PathLike[str]) -> rasterio.DatasetReader:
             else "not a raster GDAL can read ({}). Give a GeoTIFF, ENVI (with its .hdr) or "
             "another GDAL format."
         )
-        if not virtual and _CUT_SHORT.search(str(exc)):  # a TIFF whose directory is missing
+        hdf4 = re.match(r'(?i)HDF4(?:_EOS)?:[A-Z_]*:"?([^":]+)"?(?::[^:]*)*?:([^:]+)$', str(name))
+        if hdf4 and not _has_driver("HDF4"):  # rasterio's wheels come without it
+            file, field = hdf4.groups()
+            spec = f"{file}:{'FIELD' if field.isdigit() else field}"
+            why = (
+                "this GDAL has no HDF4 driver, so it cannot read a HDF4 subdataset name ({}). "
+                f"stfusion reads HDF4 itself: give {spec} (the file and its field's name; "
+                "pip install 'stfusion[hdf]' for pyhdf)."
+            )
+        elif not virtual and _CUT_SHORT.search(str(exc)):  # a TIFF whose directory is missing
             why = (
                 "a TIFF GDAL cannot read to the end ({}): the file looks damaged or incomplete "
                 "(a truncated download or copy?); check it with `gdalinfo -checksum` and copy "
