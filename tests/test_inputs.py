@@ -790,3 +790,24 @@ def test_a_gdal_hdf4_name_without_the_driver_says_how_stfusion_reads_it(
     with pytest.raises(InputFileError, match=rf"no HDF4 driver.*give {path}:sur_refl_b01_1 "):
         FileSource(name)
     assert FileSource(f"{path}:sur_refl_b01_1").band_names == ("sur_refl_b01_1",)
+
+
+def test_inspect_measures_a_large_coarse_image_over_the_fine_scene(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An HDF trial: a MODIS tile whose pixels over the site were all fill (or cloud) was
+    "valid 100.0%" in inspect, exit 0, where predict refused it; a tile bright elsewhere got
+    fill advice that would blank valid data. Over the fine scene, as predict reads it."""
+    dn, t = _sinusoidal_dn(M1102)
+    _, h, w = dn.shape
+    tile = np.full((dn.shape[0], 4 * h, 4 * w), 9000, np.int16)  # bright away from the site
+    tile[:, :h, :w] = FILL  # the site: fill
+    gap = write_tif(tmp_path / "gap.tif", tile, transform=t, crs=SINU, nodata=FILL, dtype="int16")
+    args = ["inspect", str(L1017), str(gap), "--coarse-scale", "0.0001"]
+    code, out, _ = run_cli(args, capsys)
+    assert code == 1 and "0.0% valid over the fine scene" in out and "PROBLEM   no valid" in out
+    tile[:, :h, :w] = dn
+    ok = write_tif(tmp_path / "ok.tif", tile, transform=t, crs=SINU, nodata=FILL, dtype="int16")
+    code, out, _ = run_cli(["inspect", str(L1017), str(ok), "--coarse-scale", "0.0001"], capsys)
+    assert code == 0 and "% valid over the fine scene; values p1..p99 0.0" in out, out
+    assert "PROBLEM" not in out and "undeclared nodata" not in out, out

@@ -82,6 +82,53 @@ def _variable_lines(sample: np.ndarray, bands: int, names: Sequence[str]) -> lis
     return lines
 
 
+def _coarse_lines(src: Source, fine: FileSource, resampling: str, sample: np.ndarray) -> list[str]:
+    """``inspect``'s lines on a coarse image ``src`` (as predict reads it, masked), once put
+    on ``fine``'s grid: the alignment and ratio, its valid share and values over the fine
+    scene (a MODIS tile is mostly elsewhere: its own share said nothing of the scene, whose
+    fill or clouds predict refuses), and CHECK / PROBLEM lines for what predict warns of or
+    refuses. ``sample``: the whole file's, for the fill checks when the alignment fails."""
+    lines: list[str] = []
+    notes: list[str] = []
+    # what predict warns about (partial coverage, band order, scales): CHECK lines
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("ignore")
+        warnings.simplefilter("always", STFusionWarning)
+        try:
+            aligned, ratio = align_coarse(src, fine, resampling, notes)
+            if aligned is src and not notes:
+                lines.append("  alignment already on the fine grid (read as is)")
+            elif notes:
+                lines.append(f"  alignment {notes[-1]}")
+            if ratio is None:  # on one grid, or pixel by pixel: R cannot be measured
+                lines.append(
+                    "  ratio     none from the grids: FSDAF, Fit-FC, the ensemble and "
+                    "ERGAS need it, --param ratio=R (coarse pixel size / fine)"
+                )
+            if aligned is not src:
+                sample = aligned.sample(1 << 18)
+                ok = np.isfinite(sample)
+                lo, hi = np.percentile(sample[ok], [1, 99]) if ok.any() else (np.nan, np.nan)
+                lines.append(
+                    f"  scene     {ok.mean():.1%} valid over the fine scene; values p1..p99 "
+                    f"{lo:.4g} .. {hi:.4g}"
+                )
+                if not ok.any():
+                    lines.append(
+                        "  PROBLEM   no valid pixels over the fine scene (nodata, fill or "
+                        "clouds there): predict refuses it. Check the date and its QA mask."
+                    )
+            if src.count != fine.count:
+                lines.append(f"  PROBLEM   {src.count} bands vs {fine.count} in the fine image")
+            else:
+                warn_band_order(fine, [src])  # first: it also explains a scale warning
+                check_pair(fine, aligned)  # what predict refuses (or warns about)
+        except STFusionError as exc:
+            lines.append(f"  PROBLEM   {exc}")
+    fills = _fill_checks(src, sample, "coarse")
+    return fills + lines + [f"  CHECK     {w.message}" for w in caught]
+
+
 @keywords_checked
 def inspect_files(
     files: Sequence[str],
@@ -153,36 +200,15 @@ def inspect_files(
                 "  PROBLEM   no valid pixels (all nodata/NaN): predict refuses it. Check its "
                 "nodata value and that it covers the area."
             )
-        lines += _fill_checks(src, sample, "fine" if i == 0 else "coarse")
         if i == 0:
             fine = src
+            lines += _fill_checks(src, sample, "fine")
             lines += _variable_lines(sample, info.count, info.band_names)
             continue
         if fine is None:
+            lines += _fill_checks(src, sample, "coarse")
             lines.append("  alignment not checked: the fine image could not be read")
             continue
-        notes: list[str] = []
-        # what predict warns about (partial coverage, band order, scales): CHECK lines
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("ignore")
-            warnings.simplefilter("always", STFusionWarning)
-            try:
-                aligned, ratio = align_coarse(src, fine, resampling, notes)
-                if aligned is src and not notes:
-                    lines.append("  alignment already on the fine grid (read as is)")
-                elif notes:
-                    lines.append(f"  alignment {notes[-1]}")
-                if ratio is None:  # on one grid, or pixel by pixel: R cannot be measured
-                    lines.append(
-                        "  ratio     none from the grids: FSDAF, Fit-FC, the ensemble and "
-                        "ERGAS need it, --param ratio=R (coarse pixel size / fine)"
-                    )
-                if src.count != fine.count:
-                    lines.append(f"  PROBLEM   {src.count} bands vs {fine.count} in the fine image")
-                else:
-                    warn_band_order(fine, [src])  # first: it also explains a scale warning
-                    check_pair(fine, aligned)  # what predict refuses (or warns about)
-            except STFusionError as exc:
-                lines.append(f"  PROBLEM   {exc}")
-        lines += [f"  CHECK     {w.message}" for w in caught]
+        masked = MaskedSource(src, qa, preset.mask_kind) if qa else src
+        lines += _coarse_lines(masked, fine, resampling, sample)
     return "\n".join(lines)
