@@ -92,3 +92,23 @@ def test_the_installed_package_runs_the_demo_outside_the_repository(
     assert proc.stdout.splitlines()[0].startswith(str(site)), proc.stdout
     assert (work / "out" / "nochange_2001-11-02.tif").exists()
     assert "wrote out/nochange_2001-11-02.tif" in proc.stdout + proc.stderr
+
+
+def test_the_installed_package_ignores_a_shared_data_folder_beside_it(
+    wheel: Path, tmp_path: Path
+) -> None:
+    """A packaging trial: installed, the package looked up to five folders above itself for
+    shared/data, so an unrelated shared/data/README.md beside a virtual environment made
+    `bench --cases all` fail on its missing files. Only a source checkout looks beside it."""
+    site = tmp_path / "venv" / "lib" / "python3.11" / "site-packages"
+    zipfile.ZipFile(wheel).extractall(site)
+    (tmp_path / "shared" / "data").mkdir(parents=True)
+    (tmp_path / "shared" / "data" / "README.md").write_text("someone else's\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "STFUSION_DATA")}
+    env["PYTHONPATH"] = str(site)
+    code = "from stfusion.cases import default_data_dir as d, named_cases as n; print(d(), *n())"
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["None", "sample-cia-1pair", "sample-cia-2pair"], proc.stdout

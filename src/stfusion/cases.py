@@ -201,7 +201,8 @@ NAMED_CASE_NAMES = (
 
 def default_data_dir() -> Path | None:
     """``$STFUSION_DATA`` (an error when it names no folder), else ``shared/data`` beside the
-    source tree, if it exists."""
+    source tree, if it exists. An installed package looks nowhere else: a ``shared/data``
+    beside a virtual environment or ``/usr`` is nobody's benchmark data."""
     env = os.environ.get("STFUSION_DATA")
     if env:
         if not Path(env).is_dir():
@@ -210,11 +211,10 @@ def default_data_dir() -> Path | None:
                 "data (shared/data/README.md) or unset it."
             )
         return Path(env)
-    here = Path(__file__).resolve()
-    for parent in here.parents[:5]:
-        cand = parent.parent / "shared" / "data"
-        if (cand / "README.md").exists():
-            return cand
+    repo = Path(__file__).resolve().parents[2]  # src/stfusion/cases.py in a checkout
+    cand = repo.parent / "shared" / "data"
+    if (repo / "pyproject.toml").is_file() and (cand / "README.md").exists():
+        return cand
     return None
 
 
