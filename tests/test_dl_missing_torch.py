@@ -9,6 +9,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 SCRIPT = textwrap.dedent(
     """
@@ -74,3 +75,26 @@ def test_without_torch() -> None:
     for stage in ("FIT:", "IMPORT:", "CLI:"):
         line = next(line for line in out.splitlines() if line.startswith(stage))
         assert hint in line
+
+
+def test_torch_without_lightning_says_what_to_install(tmp_path: Path) -> None:
+    """A packaging trial: torch installed alone (the first step of the install hint, or
+    conda's pytorch) made `stfusion train` and `distill` end in a 13-frame traceback, "No
+    module named 'lightning'". One line naming the extra, exit 1, nothing written."""
+    from conftest import run_python
+    from stfusion.demo import sample_dir
+
+    d = sample_dir()
+    pairs = []
+    for day in ("2001-10-08", "2001-10-17"):
+        pairs += ["--pair", str(d / f"CIA_Landsat7_{day}.tif"), str(d / f"CIA_MOD09GA_{day}.tif")]
+    code = (
+        "import sys; sys.modules['lightning'] = None\n"
+        "from stfusion.cli import main\n"
+        "main(sys.argv[1:])"
+    )
+    out = tmp_path / "m.ckpt"
+    proc = run_python(code, "train", "--model", "student", *pairs, "--out", str(out))
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr and "needs Lightning" in proc.stderr, proc.stderr
+    assert "pip install 'stfusion[dl]'" in proc.stderr and not out.exists()

@@ -32,4 +32,14 @@ except ImportError as exc:  # also when sys.modules["torch"] is None
         f"the deep fusion methods need PyTorch, which is not installed: {INSTALL_HINT}."
     ) from exc
 
-__all__ = ["INSTALL_HINT"]
+
+def missing_lightning() -> MissingDependencyError:
+    """The error for torch without Lightning (conda's pytorch, or torch installed alone from
+    its CPU index as :data:`INSTALL_HINT` says first): prediction works, training does not."""
+    return MissingDependencyError(
+        "training (stfusion train, distill) needs Lightning, which is not installed: "
+        "pip install 'stfusion[dl]' (or pip install lightning)."
+    )
+
+
+__all__ = ["INSTALL_HINT", "missing_lightning"]

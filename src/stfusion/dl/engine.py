@@ -43,9 +43,15 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import lightning as L
 import numpy as np
 import torch
+
+from stfusion.dl import missing_lightning
+
+try:
+    import lightning as L
+except ImportError as exc:  # torch without Lightning: predicting works, training does not
+    raise missing_lightning() from exc
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 

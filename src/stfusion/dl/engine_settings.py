@@ -16,8 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import torch
+
+from stfusion.dl import missing_lightning
+
+try:
+    import lightning as L
+except ImportError as exc:  # torch without Lightning: predicting works, training does not
+    raise missing_lightning() from exc
 from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
 
 from stfusion.errors import InvalidParameterError, OptionError, warn
