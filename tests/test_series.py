@@ -418,6 +418,21 @@ def test_missing_cube_backend_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) 
         series_mod.check_cube_backend("zarr")
 
 
+def test_a_zarr_cube_under_an_older_xarray_says_which_is_needed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A packaging trial: xarray 2024.9 (within the declared >= 2023.1) wrote the dates, then
+    ended in a traceback, "to_zarr() got an unexpected keyword argument 'zarr_format'"."""
+    import xarray
+
+    from stfusion.errors import MissingDependencyError
+
+    assert series_mod.check_cube_backend("zarr") == "zarr"
+    monkeypatch.setattr(xarray, "__version__", "2024.9.0")
+    with pytest.raises(MissingDependencyError, match=r"xarray 2024\.10 or later \(this is 2024"):
+        series_mod.check_cube_backend("zarr")
+
+
 # ------------------------------------------------------------------------------- faults
 
 

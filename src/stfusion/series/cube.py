@@ -14,6 +14,7 @@ import datetime as dt
 import json
 import logging
 import os
+import re
 import shutil
 import sys
 from collections.abc import Iterator, Sequence
@@ -35,6 +36,15 @@ from stfusion.series.records import STATUSES, DateRecord
 log = logging.getLogger("stfusion")
 
 
+#: The first xarray whose ``to_zarr`` takes ``zarr_format`` (the cube is written in format 2).
+ZARR_XARRAY = (2024, 10)
+
+
+def _version(text: str) -> tuple[int, ...]:
+    """The leading numbers of a version string (``2024.10.0`` -> (2024, 10, 0))."""
+    return tuple(int(x) for x in re.findall(r"\d+", text.split("+")[0])[:3])
+
+
 def check_cube_backend(fmt: str | None) -> str | None:
     """The xarray engine for ``fmt``, or a clear error if its package is missing."""
     if fmt is None:
@@ -47,6 +57,14 @@ def check_cube_backend(fmt: str | None) -> str | None:
                 "--cube zarr needs the zarr package: pip install 'stfusion[cube]' "
                 "(or pip install zarr), or use --cube netcdf."
             ) from None
+        import xarray
+
+        if _version(xarray.__version__) < ZARR_XARRAY:  # its to_zarr has no zarr_format
+            raise MissingDependencyError(
+                f"--cube zarr needs xarray {'.'.join(map(str, ZARR_XARRAY))} or later (this "
+                f"is {xarray.__version__}): pip install 'stfusion[cube]' (or pip install -U "
+                "xarray), or use --cube netcdf."
+            )
         return "zarr"
     if fmt == "netcdf":
         for module, engine in (
