@@ -347,3 +347,18 @@ def test_scatter_shares_limits_and_colour_scale() -> None:
     for ax in panels.ravel():
         assert any(np.allclose(ln.get_xdata(), ln.get_ydata()) for ln in ax.get_lines())
     plt.close(fig)
+
+
+def test_a_skip_reason_is_cut_at_a_sentence_end_outside_brackets() -> None:
+    """A packaging trial: the note under a table kept "install stfusion[dl] (pip install
+    'stfusion[dl]'" (cut at the "; " inside the bracket), an unclosed bracket in the
+    terminal, summary.md and index.html."""
+    from stfusion.bench_report import _short_reason
+
+    reason = (
+        "the deep methods need PyTorch: install stfusion[dl] (pip install 'stfusion[dl]'; on "
+        "a machine without a GPU first pip install torch). Then run again."
+    )
+    assert _short_reason(reason).endswith("first pip install torch)")
+    assert _short_reason("needs 2 pairs, has 1; see /a/b/docs.md. More") == "needs 2 pairs, has 1"
+    assert _short_reason("version 1.2 of /x/y.tif is old.") == "version 1.2 of y.tif is old"

@@ -299,6 +299,8 @@ def test_demo_runs_on_bundled_sample(tmp_path: Path, capsys: pytest.CaptureFixtu
     # a method that cannot run the one-pair case leaves no empty folder behind
     code, _, err = run_cli(["demo", str(tmp_path / "e"), "--method", "estarfm"], capsys)
     assert code == 1 and "2 pairs" in err and not (tmp_path / "e").exists()
+    # and says where it can run: the bundled two-pair sample (a packaging trial)
+    assert "the demo case cia-1pair has one" in err and "--cases sample-cia-2pair" in err
 
 
 def test_help_imports_no_torch() -> None:

@@ -412,7 +412,14 @@ def write_predictions(
 
 def _short_reason(reason: str) -> str:
     """First sentence of a skip/fail reason, paths shortened to file names (runs.csv has all)."""
-    first = re.split(r"(?<=[.;])\s", reason, maxsplit=1)[0].rstrip(".;")
+    depth, first = 0, reason
+    for i, ch in enumerate(reason):
+        depth += {"(": 1, ")": -1}.get(ch, 0)
+        # a sentence's end outside brackets ("(pip install 'x'; ...)" is cut mid-bracket)
+        if ch in ".;" and depth <= 0 and reason[i + 1 : i + 2].isspace():
+            first = reason[:i]
+            break
+    first = first.rstrip(".;")
     return re.sub(r"(?:/[^\s/:]+)+/([^\s/:]+)", r"\1", first)
 
 

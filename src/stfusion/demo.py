@@ -10,7 +10,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from stfusion.errors import OutputExistsError
+from stfusion.errors import InvalidParameterError, OutputExistsError
 
 CASE = "cia-1pair"
 PAIR_DATE = "2001-10-17"
@@ -84,7 +84,13 @@ def run_demo(
     truth_path = str(d / info["fine"][TARGET_DATE])
     ratio = float(info["ratio"])
 
-    make_estimator(method, [], pairs=1)  # an unknown method or bad name: before any folder
+    est = make_estimator(method, [], pairs=1)  # an unknown method or name: before any folder
+    if est.tags.min_pairs > 1:
+        raise InvalidParameterError(
+            f"{method} needs {est.tags.min_pairs} or more pairs; the demo case {CASE} has one. "
+            f"The bundled two-pair sample runs it: stfusion bench --cases sample-cia-2pair "
+            f"--methods {method} --out DIR."
+        )
     made = not outdir.exists()
     outdir.mkdir(parents=True, exist_ok=True)
     pred_path = outdir / f"{method}_{TARGET_DATE}.tif"

@@ -79,6 +79,11 @@ def _show_versions() -> str:
         "dask",
         "distributed",
         "torch",
+        "lightning",
+        "zarr",
+        "netCDF4",
+        "pyhdf",
+        "psutil",
     ]:
         try:
             lines.append(f"{pkg} {md.version(pkg)}")
