@@ -85,9 +85,11 @@ def run_demo(
     ratio = float(info["ratio"])
 
     est = make_estimator(method, [], pairs=1)  # an unknown method or name: before any folder
-    if est.tags.min_pairs > 1:
+    tags = est.tags
+    if tags.min_pairs > 1:
+        more = "" if tags.max_pairs == tags.min_pairs else " or more"
         raise InvalidParameterError(
-            f"{method} needs {est.tags.min_pairs} or more pairs; the demo case {CASE} has one. "
+            f"{method} needs {tags.min_pairs}{more} pairs; the demo case {CASE} has one. "
             f"The bundled two-pair sample runs it: stfusion bench --cases sample-cia-2pair "
             f"--methods {method} --out DIR."
         )
