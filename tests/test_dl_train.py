@@ -133,6 +133,13 @@ def test_early_stopping_and_errors(pairs: list, tmp_path: Path) -> None:
     r = train(pairs, out, cfg("dcstfn", epochs=12, patience=2, lr=1e4, steps_per_epoch=2))
     assert r.stopped_early and r.epochs == r.best_epoch + 2 < 12
     assert len(r.history) == r.epochs == load_checkpoint(out).data["epoch"]
+    # --patience given with --resume is this run's (a trial: the resumed early-stopping
+    # state brought back the first run's 2, so patience 5 stopped after one more epoch)
+    more = cfg("dcstfn", epochs=r.epochs + 3, patience=5, lr=1e4, steps_per_epoch=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", STFusionWarning)  # lr's and steps' "ignored" notes
+        again = train(pairs, out, more, resume=True)
+    assert again.epochs == r.epochs + 3 and again.best_epoch == r.best_epoch
     with pytest.raises(OutputExistsError, match="--overwrite"):
         train(pairs, out, cfg("dcstfn"))
     with pytest.raises(InvalidParameterError, match="does not exist"):

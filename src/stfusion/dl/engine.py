@@ -561,7 +561,7 @@ def fit(
     root = lightning_dir(out)
     ckpt = resume_path(out)
     recorder = RunRecorder(out, module.monitor, payload, progress)
-    stopper = EarlyStopping(
+    stopper = _PatienceGiven(
         monitor=module.monitor,
         patience=settings.patience,
         mode="min",
@@ -605,6 +605,17 @@ def fit(
                 write_log(recorder.history, out)  # the curve, once per run (also when interrupted)
             _remove_if_empty(logger.log_dir)  # a resumed run with nothing to train logs nothing
     return recorder
+
+
+class _PatienceGiven(EarlyStopping):
+    """Lightning's early stopping, whose resumed state brings back the first run's patience:
+    the patience of this run wins (docs/commands/train.md: it may change on resume; a
+    trial's --resume --patience 5 stopped after one epoch without improvement)."""
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        patience = self.patience
+        super().load_state_dict(state_dict)
+        self.patience = patience
 
 
 def _remove_if_empty(folder: str) -> None:
