@@ -151,3 +151,24 @@ def test_stopped_before_the_first_epoch_says_the_earlier_run_is_kept(
     assert "before the first epoch; nothing was saved" in got.value.message
     assert f"{out} and its training state are as they were" in got.value.message
     assert out.read_bytes() == b"earlier run"
+
+
+def test_a_resumed_run_stopped_before_its_first_epoch_keeps_the_loss_log(tmp_path: Path) -> None:
+    """A training trial: Ctrl-C in a --resume run before its first new epoch deleted the
+    earlier run's .log.csv and .loss.png (rewritten from its history as the run stopped),
+    while the message said everything was as it was."""
+    from stfusion.dl.engine_files import claim_output
+    from stfusion.dl.train import log_paths
+    from stfusion.errors import RunInterrupted
+
+    out = tmp_path / "m.ckpt"
+    out.write_bytes(b"earlier run")
+    logs = log_paths(out)
+    for path in logs:
+        path.write_text("earlier epochs\n")
+    with pytest.raises(RunInterrupted), claim_output(out, resume=True):
+        for path in logs:  # as fit's finally rewrites them from the resumed history
+            path.write_text("earlier epochs, rewritten\n")
+        raise KeyboardInterrupt
+    assert out.read_bytes() == b"earlier run"
+    assert all(path.exists() for path in logs)

@@ -259,8 +259,10 @@ def claim_output(out: Path, resume: bool) -> Iterator[None]:
         saved = file_stamp(out) != before
         if not saved:
             _put_back(root, aside, resume)
-            # this run's log without a checkpoint would only make the rerun ask --overwrite
-            remove_changed(list(logs), list(logs.values()))
+            # this run's log without a checkpoint would only make the rerun ask --overwrite;
+            # a resumed run's is the earlier run's (rewritten from its history: kept)
+            if not resume:
+                remove_changed(list(logs), list(logs.values()))
             lock.release()  # its file first: the folders made for out go again
             _remove_made(out.parent, made)
         if aside is not None and saved:
