@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import rasterio
 
 torch = pytest.importorskip("torch")
 
@@ -416,3 +417,24 @@ def test_float16_on_the_cpu_is_said(tmp_path: Path) -> None:
         warnings.simplefilter("error", STFusionWarning)
         warn_settings(EngineSettings(1, 1, device="cpu", precision="bf16-mixed"))
         make_trainer(EngineSettings(1, 1, device="cpu", precision="16-mixed"), tmp_path)
+
+
+def test_a_validation_sample_without_a_valid_pixel_is_refused(tmp_path: Path) -> None:
+    """A training trial: a held-out date masked everywhere scored "val RMSE 0 (additive 0)"
+    every epoch, a perfect score that fixed the best epoch at the first. Refused before
+    training, naming the dates."""
+    from conftest import write_tif
+
+    files = write_cia_crop(tmp_path, size=40, dates=DATES, bands=(2, 3))
+    with rasterio.open(files[DATES[1]][0]) as ds:
+        kept = {"transform": ds.transform, "crs": ds.crs}
+    mask = write_tif(tmp_path / "clouds.tif", np.ones((1, 40, 40), np.uint8), dtype="uint8", **kept)
+    catalog = tmp_path / "cat.csv"
+    catalog.write_text(
+        "site,date,fine,coarse,mask\n"
+        + "".join(f"s,{d},{f},{c},{mask if d == DATES[1] else ''}\n" for d, (f, c) in files.items())
+    )
+    config = cfg("dcstfn", val_dates=(DATES[1],), val_fraction=0.0)
+    with pytest.raises(InvalidParameterError, match=rf"held-out dates {DATES[1]}\) has no valid"):
+        train(None, tmp_path / "m.ckpt", config, catalog=catalog)
+    assert not (tmp_path / "m.ckpt").exists()

@@ -447,6 +447,16 @@ class ValidationDataset(torch.utils.data.Dataset):
                     c = int(rng.integers((w - pw) // multiple + 1)) * multiple
                 band = int(rng.integers(site.scene.count)) if norm.per_sample else 0
                 self.items.append(ValPatch(ex, r, c, block, band))
+        # every pixel masked (a held-out date under clouds): its RMSE read 0, a "perfect"
+        # score that fixed the best epoch at the first (a training trial)
+        if not any(bool(self[i][4].any()) for i in range(len(self.items))):
+            what = [f"the held-out dates {', '.join(held_out)}"] if dated else []
+            what += ["the validation block (--val-fraction)"] if spatial else []
+            raise InvalidParameterError(
+                f"the validation sample ({len(self.items)} patches of {' and '.join(what)}) "
+                "has no valid pixel: masked or nodata everywhere. Hold out other dates "
+                "(--val-dates) or validate on a block (--val-fraction)."
+            )
 
     def __len__(self) -> int:
         return len(self.items)

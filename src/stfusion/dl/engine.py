@@ -236,8 +236,9 @@ class FusionModule(L.LightningModule):
         for k, v in sums.items():
             if k.endswith(":sq"):
                 name = k[:-3]
-                mse = v.to(std2.device) * std2 / sums[f"{name}:n"].clamp_min(1.0).to(std2.device)
-                out[name] = float(torch.sqrt(mse).mean())
+                n = sums[f"{name}:n"].to(std2.device)
+                mse = v.to(std2.device) * std2 / n.clamp_min(1.0)
+                out[name] = float(torch.sqrt(mse).mean()) if n > 0 else float("nan")
             elif k not in ("n",) and not k.endswith(":n"):
                 out[k] = float(v / sums["n"].clamp_min(1.0))
         return out
