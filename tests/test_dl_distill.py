@@ -569,3 +569,20 @@ def test_stopped_during_the_comparison_keeps_the_student_and_says_resume(
     monkeypatch.undo()
     done = distill(pairs, teacher, out, cfg, resume=True)
     assert done.student_val_rmse > 0 and "distillation" in load_checkpoint(out).data
+
+
+def test_a_student_counts_its_teachers_dates_as_seen(student) -> None:
+    """A training trial: a teacher trained on 2001-11-02, a student distilled on 10-08 and
+    10-17: the bench scored the student on 11-02 (the teacher was skipped), as if the date
+    were new to it. The teacher's dates are the student's too; the teacher's held-out dates
+    count as held out."""
+    from stfusion.methods.deep import trained_on_target
+
+    ck = load_checkpoint(student.checkpoint)
+    ck.data["teacher"]["training_dates"] = [*DATES[:2], "2001-11-02", "2001-12-04"]
+    ck.data["teacher"]["validation_dates"] = ["2001-12-04"]
+    assert ck.training_dates == (*DATES[:2], "2001-11-02", "2001-12-04")
+    assert "2001-12-04" in ck.validation_dates and "2001-11-02" not in ck.validation_dates
+    assert trained_on_target(ck.training_dates, "2001-11-02") == (
+        "trained on the target date 2001-11-02"
+    )

@@ -282,19 +282,33 @@ class Checkpoint:
         return tuple(self.data["band_names"])
 
     @property
-    def training_dates(self) -> tuple[str, ...]:
+    def _own_dates(self) -> tuple[str, ...]:
         return tuple(str(d) for d in self.data.get("training_dates") or ())
+
+    @property
+    def training_dates(self) -> tuple[str, ...]:
+        """Every date the run read, and for a distilled student its teacher's too: what the
+        teacher learnt of a date reached the student through it (a training trial: the bench
+        scored a student on a date only its teacher had trained on)."""
+        own = self._own_dates
+        teacher = (self.data.get("teacher") or {}).get("training_dates") or ()
+        return own + tuple(str(d) for d in teacher if str(d) not in own)
 
     @property
     def validation_dates(self) -> tuple[str, ...]:
         """The ``training_dates`` held out for validation (used to choose the epoch, never
-        trained on); older checkpoints: their ``validation.dates``, but for those a
-        distillation's teacher read."""
+        trained on), a distilled student's teacher's among them; older checkpoints: their
+        ``validation.dates``, but for those a distillation's teacher read."""
+        teacher = self.data.get("teacher") or {}
         if "validation_dates" in self.data:
-            return tuple(str(d) for d in self.data["validation_dates"] or ())
-        held = (self.data.get("validation") or {}).get("dates") or ()
-        teacher = set((self.data.get("teacher") or {}).get("training_dates") or ())
-        return tuple(str(d) for d in held if str(d) not in teacher)
+            own = tuple(str(d) for d in self.data["validation_dates"] or ())
+        else:
+            read = {str(d) for d in teacher.get("training_dates") or ()}
+            held = (self.data.get("validation") or {}).get("dates") or ()
+            own = tuple(str(d) for d in held if str(d) not in read)
+        trained = set(self._own_dates) - set(own)
+        extra = [str(d) for d in teacher.get("validation_dates") or () if str(d) not in trained]
+        return own + tuple(d for d in extra if d not in own)
 
     @property
     def agnostic(self) -> bool:
