@@ -342,13 +342,17 @@ def read_catalog(path: str | os.PathLike[str]) -> list[Acquisition]:
 
 def catalog_rows(reader: csv.DictReader[str], path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """``(line number, row)`` of a catalog CSV (series' and training's): a line whose first
-    cell starts with ``#`` is a comment; empty fields beyond the header (a spreadsheet's
-    trailing commas) are dropped, others refused (csv puts them under the key None: a
-    traceback, once)."""
+    cell starts with ``#`` is a comment, one of empty cells (a spreadsheet's blank line) is
+    skipped; empty fields beyond the header (a spreadsheet's trailing commas) are dropped,
+    others refused (csv puts them under the key None: a traceback, once)."""
     for raw in reader:
         first = next(iter(raw.values()), None)
         if isinstance(first, str) and first.lstrip().startswith("#"):
             continue
+        if not any((v or "").strip() for v in raw.values() if isinstance(v, str)) and not any(
+            (v or "").strip() for v in raw.get(None) or []
+        ):
+            continue  # a row of empty cells: a spreadsheet's blank line (",,,,")
         if any((v or "").strip() for v in raw.pop(None, None) or []):
             raise InvalidParameterError(
                 f"{path}, line {reader.line_num}: more fields than the header's "

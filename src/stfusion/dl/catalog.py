@@ -8,11 +8,12 @@ from __future__ import annotations
 import csv
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from stfusion.dates import DateNotFoundError, catalog_path, catalog_rows, parse_date
-from stfusion.errors import InputFileError, InvalidParameterError
+from stfusion.errors import InputFileError, InvalidParameterError, warn
 from stfusion.io import Scaling
 from stfusion.scene import ImageLike
 
@@ -52,6 +53,23 @@ class PairSpec:
 SCALE_COLUMNS = ("fine_scale", "fine_offset", "coarse_scale", "coarse_offset")
 
 
+#: Every column a training catalog reads.
+COLUMNS = ("site", "date", "fine", "coarse", "mask", *SCALE_COLUMNS)
+
+
+def _warn_unknown_columns(path: Path, fieldnames: Sequence[str]) -> None:
+    """Columns the catalog does not read, said (a trial's misspelt ``fine_scal`` trained on
+    raw numbers without a word), with the known name each is close to."""
+    import difflib
+
+    unknown = [f for f in fieldnames if f and f not in COLUMNS]
+    if not unknown:
+        return
+    close = {f: difflib.get_close_matches(f, COLUMNS, n=1, cutoff=0.75) for f in unknown}
+    said = ", ".join(f + (f" (did you mean {close[f][0]}?)" if close[f] else "") for f in unknown)
+    warn(f"{path}: column(s) {said} are not read; a training catalog reads {', '.join(COLUMNS)}.")
+
+
 def read_catalog(path: str | os.PathLike[str]) -> dict[str, list[PairSpec]]:
     """The pairs of a catalog CSV (``site,date,fine,coarse[,mask]``), grouped by site.
 
@@ -82,6 +100,7 @@ def read_catalog(path: str | os.PathLike[str]) -> dict[str, list[PairSpec]]:
                 else ""
             )
         )
+    _warn_unknown_columns(p, fieldnames)
     out: dict[str, list[PairSpec]] = {}
     for i, row in zip(lines, rows, strict=True):
         row = {k: (v or "").strip() for k, v in row.items()}
