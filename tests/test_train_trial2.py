@@ -324,3 +324,11 @@ def test_a_catalogs_unknown_columns_are_said_and_blank_rows_skipped(tmp_path: Pa
         specs = read_catalog(csv)["s"]
     assert [s.date for s in specs] == ["2001-10-08", "2001-10-17"]
     assert specs[0].fine_scale is None  # not read: said above
+
+
+def test_dates_without_pairs_are_refused(tmp_path: Path) -> None:
+    """A training trial: --dates with --catalog alone was ignored without a word."""
+    csv = tmp_path / "cat.csv"
+    csv.write_text("site,date,fine,coarse\n")
+    with pytest.raises(InvalidParameterError, match=r"--dates gives the dates of the --pair"):
+        train(None, tmp_path / "m.ckpt", catalog=csv, dates=["1999-01-01", "1999-02-01"])

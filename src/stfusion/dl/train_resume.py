@@ -110,6 +110,11 @@ def start_training(
     resuming the previous run's (a checkpoint of ``model`` if given) with the options of
     :data:`RESUME_KEEP` from ``cfg``. A resumed run keeps the earlier ``--note`` unless it
     gives one."""
+    if inputs.get("dates") and not pairs:  # a trial's --dates beside --catalog went unread
+        raise InvalidParameterError(
+            "--dates gives the dates of the --pair images, and no --pair is given: a "
+            "catalog's dates are its date column."
+        )
     check_out(out, pairs, inputs.get("catalog"))
     check_pairs_differ(pairs, inputs.get("catalog"))
     previous = start_run(out, bool(inputs.get("resume")), bool(inputs.get("overwrite")))
