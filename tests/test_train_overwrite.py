@@ -172,3 +172,27 @@ def test_a_resumed_run_stopped_before_its_first_epoch_keeps_the_loss_log(tmp_pat
         raise KeyboardInterrupt
     assert out.read_bytes() == b"earlier run"
     assert all(path.exists() for path in logs)
+
+
+def test_a_signal_outside_the_epochs_says_the_checkpoint_is_kept(tmp_path: Path) -> None:
+    """A training trial: a second Ctrl-C (or one after the last epoch) said "partial outputs
+    removed" while the checkpoint, its log and training state stayed (rightly) and --resume
+    went on: said so."""
+    from conftest import run_python
+    from stfusion.demo import sample_dir
+
+    d = sample_dir()
+    pairs = []
+    for day in ("2001-10-08", "2001-10-17"):
+        pairs += ["--pair", str(d / f"CIA_Landsat7_{day}.tif"), str(d / f"CIA_MOD09GA_{day}.tif")]
+    code = (
+        "import sys, stfusion.dl.train as t\n"
+        "def stopped(*a, **k): raise KeyboardInterrupt\n"
+        "t.train = stopped\n"
+        "from stfusion.cli import main\n"
+        "main(sys.argv[1:])"
+    )
+    proc = run_python(code, "train", *pairs, "--out", str(tmp_path / "m.ckpt"))
+    assert proc.returncode == 130, proc.stderr
+    assert "partial outputs removed. A checkpoint saved by a finished epoch is kept" in proc.stderr
+    assert "--resume" in proc.stderr

@@ -204,12 +204,12 @@ def _main(argv: Sequence[str] | None) -> None:
     try:
         code = cli.main(args=args, prog_name="stfusion", standalone_mode=False)
     except click.exceptions.Abort:
-        click.echo("Interrupted (Ctrl-C); partial outputs removed.", err=True)
+        click.echo(f"Interrupted (Ctrl-C); partial outputs removed.{_kept(args)}", err=True)
         sys.exit(130)
     except Terminated:
         signum = _SIGNALLED[-1] if _SIGNALLED else signal.SIGTERM
         name = "Hangup (SIGHUP)" if signum == signal.SIGHUP else "Terminated (SIGTERM)"
-        click.echo(f"{name}; partial outputs removed.", err=True)
+        click.echo(f"{name}; partial outputs removed.{_kept(args)}", err=True)
         sys.exit(128 + signum)
     except RunInterrupted as exc:  # a training run: what it kept, and how to go on
         click.echo(exc.message, err=True)
@@ -239,6 +239,18 @@ def _main(argv: Sequence[str] | None) -> None:
         sys.exit(128 + _SIGNALLED[-1])
     if isinstance(code, int) and code:
         sys.exit(code)
+
+
+def _kept(args: Sequence[str]) -> str:
+    """What a training command keeps when a signal stops it outside its epochs (a second
+    Ctrl-C, one after the last epoch): its checkpoint is no partial output."""
+    command = next((a for a in args if not a.startswith("-")), "")
+    if command not in ("train", "distill"):
+        return ""
+    return (
+        " A checkpoint saved by a finished epoch is kept, with its training state: run the "
+        "same command with --resume to go on."
+    )
 
 
 def _plugin_fault(exc: Exception, debug: bool) -> None:
