@@ -196,3 +196,18 @@ def test_a_signal_outside_the_epochs_says_the_checkpoint_is_kept(tmp_path: Path)
     assert proc.returncode == 130, proc.stderr
     assert "partial outputs removed. A checkpoint saved by a finished epoch is kept" in proc.stderr
     assert "--resume" in proc.stderr
+
+
+def test_resume_without_the_checkpoint_names_what_is_left(tmp_path: Path) -> None:
+    """A training trial: --resume with m.ckpt deleted said "train without it first", which
+    was then refused for the log and training state left beside it."""
+    from stfusion.dl.engine_files import check_resumable
+    from stfusion.dl.engine_settings import lightning_dir
+    from stfusion.errors import InvalidParameterError
+
+    out = tmp_path / "m.ckpt"
+    with pytest.raises(InvalidParameterError, match="does not exist; train without it first"):
+        check_resumable(out)
+    lightning_dir(out).mkdir()
+    with pytest.raises(InvalidParameterError, match=r"m\.lightning of a run .*--overwrite"):
+        check_resumable(out)

@@ -302,6 +302,14 @@ def _put_back(root: Path, aside: Path | None, resume: bool) -> None:
 def check_resumable(out: Path) -> None:
     """Refuse ``--resume`` without the Lightning state, saying why and what to do."""
     if not out.exists():
+        left = [p for p in (*log_paths(out), lightning_dir(out)) if p.exists()]
+        if left:  # "train without it first" was then refused for them (a training trial)
+            raise InvalidParameterError(
+                f"--resume: {out} does not exist, but {', '.join(map(str, left))} of a run "
+                "into it do (the checkpoint was moved or deleted?): put the checkpoint back "
+                "to go on, or train afresh without --resume and with --overwrite, which "
+                "replaces them."
+            )
         raise InvalidParameterError(f"--resume: {out} does not exist; train without it first.")
     recover_killed_run(out)
     if resume_path(out).exists():
