@@ -608,7 +608,9 @@ def open_sites(
     if len(counts) > 1 and not any_bands:
         raise InvalidParameterError(
             f"the sites have different band counts ({', '.join(map(str, sorted(counts)))}); "
-            "one model trains on one set of bands."
+            "a band-tied model (--band-tied, or a band-tied --init checkpoint) trains on one "
+            "set of bands: leave --band-tied out (the band-agnostic default mixes them), or "
+            "train one model per band set."
         )
     return sites
 
