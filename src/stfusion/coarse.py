@@ -22,6 +22,7 @@ import math
 from typing import Any
 
 import numpy as np
+from affine import Affine
 from rasterio.windows import Window
 
 from stfusion.errors import InvalidParameterError
@@ -234,22 +235,47 @@ class NativeGrid:
 
     # ------------------------------------------------------------------------------- values
 
+    def lattice_shift(self, source: Source) -> tuple[int, int] | None:
+        """``(rows, columns)`` to add to this native grid's pixel indices to find the same
+        pixel in ``source``'s own file, when ``source`` is a coarse image whose pixels are
+        this grid's (the same CRS, pixel size and orientation, its origin a whole number of
+        pixels away: another window of the product, a GeoTIFF export beside its HDF tile);
+        else None. Files of one product cut to other extents were taken for other grids, so
+        their values were averaged from the fine grid (Fit-FC moved by up to 0.077)."""
+        if not isinstance(source, AlignedSource):
+            return None
+        other = source.native.grid
+        if other.same_as(self.native):
+            return (0, 0)
+        t = other.transform
+        u, v = ~t * (self.native.transform.c, self.native.transform.f)
+        du, dv = round(u), round(v)
+        if abs(u - du) > 1e-3 or abs(v - dv) > 1e-3:
+            return None
+        shifted = Grid(
+            other.crs, t * Affine.translation(du, dv), self.native.width, self.native.height
+        )
+        return (dv, du) if shifted.same_as(self.native) else None
+
     def on_native_grid(self, source: Source) -> bool:
-        """Whether ``source`` is a coarse image on this native grid."""
-        return isinstance(source, AlignedSource) and source.native.grid.same_as(self.native)
+        """Whether ``source`` is a coarse image on this native grid's pixels."""
+        return self.lattice_shift(source) is not None
 
     def values(self, source: Source, rows: tuple[int, int] | None = None) -> np.ndarray:
         """Coarse pixel values ``(band, *shape)`` float64 of ``source`` (``rows``: only coarse
         rows ``[i0, i1)``, for an image on this native grid).
 
-        A coarse image on this native grid gives its own pixel values (NaN beyond the file);
-        anything else (a coarse image on another grid, one already on the fine grid) the mean
-        of its fine-grid values over each native footprint.
+        A coarse image on this native grid's pixels (its file of any extent) gives its own
+        pixel values (NaN beyond the file); anything else (a coarse image on another grid,
+        one already on the fine grid) the mean of its fine-grid values over each native
+        footprint.
         """
-        if self.on_native_grid(source):
+        shift = self.lattice_shift(source)
+        if shift is not None:
             assert isinstance(source, AlignedSource)
             i0, i1 = rows if rows is not None else (0, self.shape[0])
-            win = Window(self.offset[1], self.offset[0] + i0, self.shape[1], i1 - i0)
+            row, col = self.offset[0] + shift[0] + i0, self.offset[1] + shift[1]
+            win = Window(col, row, self.shape[1], i1 - i0)
             return source.native.read(win).astype(np.float64)
         means = self.footprint_means(source)
         return means if rows is None else means[:, rows[0] : rows[1]]
