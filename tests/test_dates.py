@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import warnings
 from pathlib import Path
 
 import pytest
@@ -257,3 +258,24 @@ def test_catalog_comments_and_line_numbers_after_blank_lines(tmp_path: Path) -> 
     # a spreadsheet's trailing commas: empty fields beyond the header are nothing
     cat.write_text("path,date,sensor\nL_2020-03-08.tif,,fine,,\n")
     assert [r.date for r in read_catalog(cat)] == [D(2020, 3, 8)]
+
+
+def test_series_says_composite_coarse_images_pair_only_on_their_first_day() -> None:
+    """An HDF trial: MOD09A1 8-day composites (dated by the period's first day) beside
+    Landsat dates inside their periods: those dates were skipped as "without a coarse
+    image", and the weeks extrapolated from another pair, without a word."""
+    from stfusion.dates import Acquisition
+    from stfusion.errors import STFusionWarning
+    from stfusion.series.planning import _warn_composites
+
+    def acq(name: str, day: dt.date, sensor: str) -> tuple[dt.date, Acquisition]:
+        return day, Acquisition(name, day, sensor)
+
+    fine = dict([acq("L_20011017.tif", dt.date(2001, 10, 17), "fine")])
+    a1 = dict([acq("m/MOD09A1.A2001289.h29v12.061.hdf", dt.date(2001, 10, 16), "coarse")])
+    with pytest.warns(STFusionWarning, match=r"composites \(MOD09A1\).*so 2001-10-17 pair with"):
+        _warn_composites(a1, fine)
+    ga = dict([acq("m/MOD09GA.A2001290.h29v12.061.hdf", dt.date(2001, 10, 17), "coarse")])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", STFusionWarning)
+        _warn_composites(ga, fine)

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from stfusion.dates import Acquisition, acquisitions_from, by_date, in_range, read_catalog
-from stfusion.errors import InvalidParameterError
+from stfusion.errors import InvalidParameterError, warn
 from stfusion.series.config import SeriesConfig
 
 # ------------------------------------------------------------------------------- choosing
@@ -171,6 +172,7 @@ def find_inputs(
         raise InvalidParameterError("no fine images: give --fine DIR_OR_GLOB or a --catalog.")
     if not coarse_by:
         raise InvalidParameterError("no coarse images: give --coarse DIR_OR_GLOB or a --catalog.")
+    _warn_composites(coarse_by, fine_by)
     inputs = SeriesInputs(fine_by, coarse_by)
     _attach_masks(inputs, "fine", config.fine_mask, fine_by)
     _attach_masks(inputs, "coarse", config.coarse_mask, coarse_by)
@@ -180,6 +182,32 @@ def find_inputs(
             "on the same date. Check the dates read from the names (see --catalog)."
         )
     return inputs
+
+
+#: MODIS products whose file date is the first day of a multi-day compositing period:
+#: MOD09A1/Q1 (8 days), MOD13A1/Q1 (16 days), Terra (MOD) and Aqua (MYD).
+_COMPOSITE = re.compile(r"(?i)(?:^|[/_.])(M[OY]D(?:09A1|09Q1|13A1|13A2|13Q1))\.A\d{7}")
+
+
+def _warn_composites(
+    coarse_by: dict[dt.date, Acquisition], fine_by: dict[dt.date, Acquisition]
+) -> None:
+    """Coarse images that are multi-day composites dated by their period's first day: a
+    fine image inside a period has no coarse image of its own date, so it is not paired (a
+    trial's Landsat 10-17 beside MOD09A1.A2001289: skipped, and the week was extrapolated
+    from another pair). Said, with what to do."""
+    found = {m.group(1).upper() for a in coarse_by.values() if (m := _COMPOSITE.search(a.path))}
+    if not found:
+        return
+    unpaired = sorted(d.isoformat() for d in fine_by if d not in coarse_by)
+    warn(
+        f"the coarse images are multi-day composites ({', '.join(sorted(found))}), each dated "
+        "by the first day of its period; a fine image is paired only with a coarse image of "
+        "its own date"
+        + (f", so {', '.join(unpaired)} pair with none" if unpaired else "")
+        + ". Fuse with the daily product (MOD09GA, MCD43A4), or give each composite the date "
+        "it should stand for in a --catalog."
+    )
 
 
 def _attach_masks(
