@@ -385,7 +385,7 @@ def test_numbers_in_a_glob_are_the_band_numbers_of_the_names(
     stack = FileSource(f"{d / 'LE07_*.TIF'}:2,3,4")
     assert stack.band_names == ("SR_B2", "SR_B3", "SR_B4")
     np.testing.assert_array_equal(stack.read(), FileSource(str(L1017)).read()[1:4])
-    with pytest.raises(InvalidParameterError, match=r"no band named with the number 6.*SR_B7"):
+    with pytest.raises(InvalidParameterError, match=r"no band's name carries the number 6.*SR_B7"):
         FileSource(f"{d / 'LE07_*.TIF'}:6")
     with pytest.raises(InvalidParameterError, match=r"band 1: .*Give band names"):
         FileSource(f"{d / 'LE07_*_SR_B[2-7].TIF'}:1")
@@ -837,3 +837,15 @@ def test_coarse_files_of_one_product_cut_to_other_extents_give_one_prediction(
         other = cls().fit([(str(L1017), str(big))], coarse_scaling=scaling)
         a, b = same.predict(c2).values, other.predict(c2).values
         np.testing.assert_allclose(b, a, atol=1e-6, equal_nan=True, err_msg=cls.name)
+
+
+def test_band_files_of_different_scales_name_each_scale(tmp_path: Path) -> None:
+    """An HDF trial: the refusal printed two bare lists, offsets as -0.0."""
+    from stfusion.errors import InputFileError
+    from stfusion.io import FileSource
+
+    one = np.ones((1, 8, 8), np.int16)
+    write_tif(tmp_path / "X_B1.tif", one, dtype="int16", scales=[0.0001])
+    write_tif(tmp_path / "X_B2.tif", one, dtype="int16", scales=[0.001])
+    with pytest.raises(InputFileError, match=r"\(X_B1 x 0\.0001 \+ 0, X_B2 x 0\.001 \+ 0\)"):
+        FileSource(str(tmp_path / "X_B*.tif"))

@@ -253,13 +253,13 @@ def _numbered(members: Sequence[_Member], k: int, label: str, available: str) ->
     if len(found) == 1:
         return found[0]
     why = (
-        f"no band named with the number {k}"
+        f"no band's name carries the number {k}"
         if not found
-        else "several bands named with it (" + ", ".join(m.name for m in found) + ")"
+        else "several bands' names carry it (" + ", ".join(m.name for m in found) + ")"
     )
     raise InvalidParameterError(
         f"{label}: band {k}: a number picks the band whose name carries it (B{k}, SR_B{k}, "
-        f"sur_refl_b0{k}_1, ...) in a stack of files or HDF fields, and there is {why}; its "
+        f"sur_refl_b0{k}_1, ...) in a stack of files or HDF fields, and {why}; its "
         f"bands are {available}. Give band names instead (--fine-bands / --coarse-bands, or "
         "FILE:BANDS)."
     )
@@ -450,10 +450,12 @@ class BandStack(FileSource):
         if not declared:
             return 1.0, 0.0, "default"
         if not uniform:
+            pairs = ", ".join(
+                f"{m.short} x {s:g} + {o + 0.0:g}" for m, (s, o, _) in zip(self._members, fs)
+            )
             raise InputFileError(
-                f"{self.path}: bands have different scale/offset metadata "
-                f"({[s for s, _, _ in fs]}, {[o for _, o, _ in fs]}); choose bands of one kind "
-                "or give the scale explicitly."
+                f"{self.path}: bands have different scale/offset metadata ({pairs}); choose "
+                "bands of one kind or give the scale explicitly."
             )
         return fs[0][0], fs[0][1], "file metadata"
 
