@@ -381,8 +381,8 @@ class BandStack(FileSource):
         listing = "; ".join(f"{g}: {', '.join(n)}" for g, n in by.items())
         raise InvalidParameterError(
             f"{self.path}: its fields lie on {len(shapes)} grids ({listing}). Choose the bands: "
-            f"{self.path}:NAME,NAME,... or --coarse-bands, or a preset (--coarse-preset "
-            "mod09ga or mcd43a4)."
+            f"{self.path}:NAME,NAME,... or --coarse-bands (--fine-bands for a fine image), "
+            "or a preset (--coarse-preset mod09ga or mcd43a4)."
         )
 
     def _member_grid(self, m: _Member) -> Grid:
