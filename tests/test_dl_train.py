@@ -438,3 +438,25 @@ def test_a_validation_sample_without_a_valid_pixel_is_refused(tmp_path: Path) ->
     with pytest.raises(InvalidParameterError, match=rf"held-out dates {DATES[1]}\) has no valid"):
         train(None, tmp_path / "m.ckpt", config, catalog=catalog)
     assert not (tmp_path / "m.ckpt").exists()
+
+
+def test_predicting_a_training_pairs_coarse_file_without_a_date_warns(tmp_path: Path) -> None:
+    """A training trial: weights trained on BOREAS (dates from a catalog, names without one)
+    predicted a training pair's coarse file (modis0711) without a word: the date check had no
+    date. The checkpoint records each training file (path, size, time): that is enough."""
+    import shutil
+
+    from stfusion.methods.deep import DCSTFN
+
+    files = write_cia_crop(tmp_path, size=40, dates=DATES[:2], bands=(2, 3))
+    pairs = []
+    for k, d in enumerate(DATES[:2]):
+        f, c = (tmp_path / f"fine{k}.tif", tmp_path / f"coarse{k}.tif")
+        shutil.copy(files[d][0], f)
+        shutil.copy(files[d][1], c)
+        pairs.append((f, c))
+    out = tmp_path / "m.ckpt"
+    train(pairs, out, cfg("dcstfn", epochs=1), dates=list(DATES[:2]))
+    est = DCSTFN(weights=str(out)).fit([(str(pairs[0][0]), str(pairs[0][1]))])
+    with pytest.warns(STFusionWarning, match=rf"its coarse image of site main, {DATES[1]}"):
+        est.predict(str(pairs[1][1]))

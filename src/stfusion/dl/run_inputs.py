@@ -26,8 +26,9 @@ from stfusion.dl.engine_settings import OptionError, lightning_dir
 from stfusion.dl.train_log import log_paths
 from stfusion.errors import InvalidParameterError, OutputExistsError, warn
 from stfusion.io import FileSource, Source
-from stfusion.io.files import file_stat, same_file
+from stfusion.io.files import same_file
 from stfusion.io.sources import wrapped
+from stfusion.io.stacks import spec_file_stats
 from stfusion.io.writing import OTHER_FORMATS
 from stfusion.scene_checks import PAIR_IS
 
@@ -36,7 +37,6 @@ __all__ = [
     "check_pairs_differ",
     "check_patch",
     "checkpoint_path",
-    "file_identity",
     "input_changes",
     "site_records",
     "warn_undated",
@@ -47,20 +47,6 @@ RASTER_SUFFIXES = frozenset({".tif", ".tiff", ".gtif", ".cog", *OTHER_FORMATS})
 
 
 # ----------------------------------------------------------------------------- identities
-
-
-def file_identity(spec: str) -> list[list[Any]]:
-    """``[resolved path, size, mtime_ns]`` of each file an image ``spec`` names (a file, a
-    comma list or glob of band files, an HDF file or ``FILE:BANDS``: its files)."""
-    files = [spec]
-    if not Path(spec).exists():
-        try:
-            from stfusion.io.stacks import split_spec
-
-            files = split_spec(spec)[0]
-        except Exception:  # not a spec of files (an array's label): recorded as given
-            files = [spec]
-    return [file_stat(name) for name in files]
 
 
 def _unwrap(src: Source) -> tuple[Source, Any]:
@@ -76,7 +62,7 @@ def _image(src: Any) -> dict[str, Any] | None:
     spec = getattr(src, "path", None) if isinstance(src, Source) else src
     if not isinstance(spec, str | Path) or not str(spec):
         return None
-    return {"spec": str(spec), "files": file_identity(str(spec))}
+    return {"spec": str(spec), "files": spec_file_stats(str(spec))}
 
 
 def _scaling(src: Source) -> dict[str, Any] | None:
@@ -257,7 +243,7 @@ def check_out(out: Path, pairs: Any, catalog: Any) -> None:
         )
     mine = {p.resolve(): p for p in (out, *log_paths(out), lightning_dir(out))}
     for spec in _input_paths(pairs, catalog):
-        for path, *_ in file_identity(spec):
+        for path, *_ in spec_file_stats(spec):
             # the same path, or the same file by another (a bind mount, a hard link)
             hit = mine.get(Path(path)) or next(
                 (p for p in mine.values() if same_file(p, path)), None

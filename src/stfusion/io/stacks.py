@@ -29,6 +29,7 @@ from stfusion.errors import (
     warn,
 )
 from stfusion.io.files import (
+    file_stat,
     given_or_file,
     is_gdal_name,
     local_absolute,
@@ -317,6 +318,19 @@ def select_members(members: Sequence[_Member], bands: Sequence[str], label: str)
 
 
 # ---------------------------------------------------------------------------- the stack
+
+
+def spec_file_stats(spec: str) -> list[list[Any]]:
+    """``[resolved path, size, mtime_ns]`` of each file an image ``spec`` names (a file, a
+    comma list or glob of band files, an HDF file or ``FILE:BANDS``: its files): what a
+    training checkpoint records of its inputs."""
+    files = [spec]
+    if not Path(spec).exists():
+        try:
+            files = split_spec(spec)[0]
+        except Exception:  # not a spec of files (an array's label): recorded as given
+            files = [spec]
+    return [file_stat(name) for name in files]
 
 
 class BandStack(FileSource):

@@ -165,6 +165,27 @@ def trained_on_target(
     return f"trained on the target date {day}{where}"
 
 
+def trained_on_file(target: Source, sites: Sequence[dict[str, Any]] | None) -> str:
+    """Why the coarse ``target`` is no fair test ("" if it may be): it is, by path, size and
+    time, the coarse image of one of the checkpoint's training pairs (``training_site_info``),
+    also when its name holds no date (a training trial: BOREAS ``modis0711`` predicted
+    without a word by weights trained on it)."""
+    from stfusion.io.sources import underlying_source
+    from stfusion.io.stacks import spec_file_stats
+
+    path = getattr(underlying_source(target), "path", None)
+    if not isinstance(path, str) or not sites:
+        return ""
+    ident = spec_file_stats(path)
+    for site in sites:
+        for k, pair in enumerate(site.get("pairs") or ()):
+            if ((pair or {}).get("coarse") or {}).get("files") == ident:
+                dates = site.get("dates") or []
+                when = f", {dates[k]}" if k < len(dates) else ""
+                return f"trained on the target (its coarse image of site {site.get('site')}{when})"
+    return ""
+
+
 def shipped_training(est: Any, pairs: int) -> list[tuple[tuple[str, ...], tuple[Any, ...]]]:
     """The training dates and sites of the shipped weights ``est`` loads on ``pairs`` pairs,
     one entry per network (an ensemble's deep members, VIPSTF's base), known before ``fit``
@@ -394,11 +415,11 @@ class DeepMethod(FusionMethod):
             day = _date_in_name(target)
         reason = trained_on_target(
             self.training_dates_, day, self.training_sites_, self.scene_.grid
-        )
+        ) or trained_on_file(target, ck.data.get("training_site_info"))
         if reason:
             held = set(self.validation_dates_)
             trained = ", ".join(d for d in self.training_dates_ if d not in held)
-            if str(np.datetime64(str(day), "D")) in held:
+            if day is not None and str(np.datetime64(str(day), "D")) in held:
                 # --val-dates: it chose the epoch, but no example of it was trained on
                 what = reason.replace("trained on the target date", "the target date")
                 message = (
