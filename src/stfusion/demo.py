@@ -53,6 +53,19 @@ def _removed_if_empty(
         raise
 
 
+def _check_one_pair(est: Any) -> None:
+    """A method that cannot run the demo's one pair is refused, pointing to the bundled
+    two-pair sample (the bench runs it)."""
+    tags = est.tags
+    if tags.min_pairs > 1:
+        more = "" if tags.max_pairs == tags.min_pairs else " or more"
+        raise InvalidParameterError(
+            f"{est.name} needs {tags.min_pairs}{more} pairs; the demo case {CASE} has one. "
+            f"The bundled two-pair sample runs it: stfusion bench --cases sample-cia-2pair "
+            f"--methods {est.name} --out DIR."
+        )
+
+
 def run_demo(
     outdir: Path,
     *,
@@ -84,15 +97,7 @@ def run_demo(
     truth_path = str(d / info["fine"][TARGET_DATE])
     ratio = float(info["ratio"])
 
-    est = make_estimator(method, [], pairs=1)  # an unknown method or name: before any folder
-    tags = est.tags
-    if tags.min_pairs > 1:
-        more = "" if tags.max_pairs == tags.min_pairs else " or more"
-        raise InvalidParameterError(
-            f"{method} needs {tags.min_pairs}{more} pairs; the demo case {CASE} has one. "
-            f"The bundled two-pair sample runs it: stfusion bench --cases sample-cia-2pair "
-            f"--methods {method} --out DIR."
-        )
+    _check_one_pair(make_estimator(method, [], pairs=1))  # before any folder is made
     made = not outdir.exists()
     outdir.mkdir(parents=True, exist_ok=True)
     pred_path = outdir / f"{method}_{TARGET_DATE}.tif"
