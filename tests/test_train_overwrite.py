@@ -211,3 +211,22 @@ def test_resume_without_the_checkpoint_names_what_is_left(tmp_path: Path) -> Non
     lightning_dir(out).mkdir()
     with pytest.raises(InvalidParameterError, match=r"m\.lightning of a run .*--overwrite"):
         check_resumable(out)
+
+
+def test_a_truncated_checkpoint_is_called_damaged(tmp_path: Path) -> None:
+    """A training trial: a checkpoint cut short was "not a stfusion checkpoint ... give a
+    file written by stfusion train", though stfusion train had written it."""
+    pytest.importorskip("torch")
+    from stfusion.dl.checkpoint import load_checkpoint
+    from stfusion.errors import InputFileError
+    from stfusion.run_config import shipped_weights
+
+    whole = shipped_weights("student").read_bytes()
+    cut = tmp_path / "m.ckpt"
+    cut.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(InputFileError, match=r"m\.ckpt: a torch file that cannot be read.*damaged"):
+        load_checkpoint(cut)
+    other = tmp_path / "notes.ckpt"
+    other.write_text("not torch\n")
+    with pytest.raises(InputFileError, match=r"not a stfusion checkpoint"):
+        load_checkpoint(other)

@@ -418,6 +418,14 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     try:
         data = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:
+        with open(p, "rb") as fh:
+            torch_file = fh.read(4) == b"PK\x03\x04"  # torch saves a zip archive
+        if torch_file:  # a training trial's truncated m.ckpt was called a foreign file
+            raise InputFileError(
+                f"{p}: a torch file that cannot be read ({type(exc).__name__}: {exc}): "
+                "damaged or incomplete (a copy or download cut short?). Copy it again; a "
+                "training run's own state, beside it in NAME.lightning/, is not touched."
+            ) from None
         raise InputFileError(
             f"{p}: not a stfusion checkpoint (torch cannot load it: "
             f"{type(exc).__name__}). Give a file written by `stfusion train`."
