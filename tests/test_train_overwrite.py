@@ -230,3 +230,19 @@ def test_a_truncated_checkpoint_is_called_damaged(tmp_path: Path) -> None:
     other.write_text("not torch\n")
     with pytest.raises(InputFileError, match=r"not a stfusion checkpoint"):
         load_checkpoint(other)
+
+
+def test_stopped_while_the_autoencoder_trains_says_the_earlier_run_is_kept() -> None:
+    """A training trial: Ctrl-C while an --overwrite run trained its feature-loss
+    autoencoder said only "nothing was saved", not that the earlier checkpoint stayed."""
+    pytest.importorskip("lightning")
+    from types import SimpleNamespace
+
+    from stfusion.dl.engine import _interruptible
+    from stfusion.errors import RunInterrupted
+
+    trainer = SimpleNamespace(interrupted=True)
+    with pytest.raises(RunInterrupted, match=r"autoencoder; no epoch .* are as they were") as got:
+        with _interruptible(trainer, None, "training the feature-loss autoencoder"):
+            raise KeyboardInterrupt
+    assert got.value.code == 130

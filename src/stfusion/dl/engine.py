@@ -643,6 +643,11 @@ def _interruptible(trainer: Any, out: Path | None, what: str) -> Iterator[None]:
                 "run the same command with --resume (in place of --overwrite, if given) to "
                 "continue."
             )
+        elif out is None:  # before the epochs (the autoencoder): --out not touched yet
+            kept = (
+                "no epoch was completed, so nothing was saved; a checkpoint already at --out "
+                "(with --overwrite) and its training state are as they were."
+            )
         else:
             kept = "no epoch was completed, so nothing was saved."
             if out is not None and not out.exists():
