@@ -71,6 +71,13 @@ def test_inference_of_typical_ranges() -> None:
         assert infer_variable(blue[None], 1, (name,)).name == "reflectance", name
     # reflectance bands named as usual stay reflectance
     assert infer_variable(refl, 3, ("red", "nir", "swir1")).name == "reflectance"
+    # NDVI with clear water (0.5th percentile below -0.5), float or x 10000: an index, not
+    # "other" (a Sentinel-2 trial: more negative, so more clearly NDVI, fell through)
+    water = np.concatenate([rng.uniform(0.1, 0.9, 9000), rng.uniform(-0.6, -0.3, 1000)])
+    assert infer_variable(water[None], 1).name == "ndvi"
+    v = infer_variable(np.round(water * 1e4)[None], 1)
+    assert (v.name, v.scale) == ("ndvi", 10000.0)
+    assert infer_variable(water[None] - 0.7, 1).name == "other"  # below -1: no index
 
 
 def test_explicit_variable_takes_the_storage_scale_from_the_data() -> None:

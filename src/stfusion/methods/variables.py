@@ -26,8 +26,10 @@ percentiles (lo, hi) of a sample of the fine images' values:
   share of clearly negative values, which reflectance does not have): ndvi, unless the band
   is named as a spectral band (blue, nir, SR_B2, B02, sur_refl_b03, ...).
 * 150 <= lo and hi <= 400: lst (kelvin).
+* a single band (not named as a spectral band) within -1..1 and lo < -0.5: ndvi (an index
+  with clear water).
 * integer values with lo >= -5000 and hi <= 15000: reflectance x 10000; with a single band
-  and lo < -200: ndvi x 10000.
+  and lo < -200: ndvi x 10000; a single band within -10000..10000 below -5000: ndvi x 10000.
 * anything else: other.
 
 A variable given explicitly only needs the storage scale: 10000 when hi > 1.5 (reflectance
@@ -122,16 +124,23 @@ def infer_variable(
         if bands == 1 and lo < -0.02 and not spectral:
             return Variable("ndvi", 1.0, True, f"one band, {where}")
         return Variable("reflectance", 1.0, True, where)
+    if bands == 1 and not spectral and -1.0001 <= lo < -0.5 and hi <= 1.0001:
+        # an index with clear water, below reflectance's -0.5 (a trial's NDVI at -0.53 was
+        # "other"): within an index's own -1..1
+        return Variable("ndvi", 1.0, True, f"one band within -1..1, {where}")
     if lo >= 150.0 and hi <= 400.0:
         return Variable("lst", 1.0, True, f"{where}: kelvin")
     if named and all(TEMPERATURE_NAMES.search(n) for n in named):
         return Variable("lst", 1.0, True, f"band names {', '.join(named)}, {where}")
     s = np.asarray(sample, dtype=np.float64).ravel()
     s = s[np.isfinite(s)]
-    if lo >= -5000.0 and hi <= 15000.0 and bool(np.all(s == np.round(s))):
+    integers = bool(np.all(s == np.round(s)))
+    if lo >= -5000.0 and hi <= 15000.0 and integers:
         if bands == 1 and lo < -200.0 and not spectral:
             return Variable("ndvi", DN_SCALE, True, f"one band, integers, {where}")
         return Variable("reflectance", DN_SCALE, True, f"integers, {where}")
+    if bands == 1 and not spectral and integers and -10000.0 <= lo and hi <= 10000.0:
+        return Variable("ndvi", DN_SCALE, True, f"one band, integers within -10000..10000, {where}")
     return Variable("other", 1.0, True, where)
 
 
