@@ -849,3 +849,29 @@ def test_band_files_of_different_scales_name_each_scale(tmp_path: Path) -> None:
     write_tif(tmp_path / "X_B2.tif", one, dtype="int16", scales=[0.001])
     with pytest.raises(InputFileError, match=r"\(X_B1 x 0\.0001 \+ 0, X_B2 x 0\.001 \+ 0\)"):
         FileSource(str(tmp_path / "X_B*.tif"))
+
+
+def test_sentinel2_l2a_read_without_its_offset_is_said(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A Sentinel-2 trial: baseline 04.00 L2A band files (DN = reflectance x 10000 + 1000)
+    read with --fine-scale 0.0001 and no preset came out 0.1 too high everywhere, exit 0,
+    and inspect advised the scale alone. Said by predict and inspect, naming the preset."""
+    from stfusion.inputs import get_preset, s2_offset_missing
+    from stfusion.io import Scaling
+
+    safe = tmp_path / "S2A_MSIL2A_20220513T100031_N0400_R122_T33TVM_20220513T131511.SAFE"
+    safe.mkdir()
+    dn = (np.full((1, 20, 20), 1500)).astype(np.uint16)
+    band = write_tif(safe / "T33TVM_20220513T100031_B04_20m.tif", dn, dtype="uint16")
+    given = Scaling(0.0001)
+    said = s2_offset_missing(None, given, str(band), "fine")
+    assert said and "baseline 04.00" in said and "--fine-preset sentinel2-l2a" in said
+    assert s2_offset_missing(get_preset("sentinel2-l2a"), given, str(band), "fine") is None
+    assert s2_offset_missing(None, Scaling(0.0001, -0.1), str(band), "fine") is None
+    old = Path(str(safe).replace("N0400", "N0301"))
+    safe.rename(old)
+    assert s2_offset_missing(None, given, str(old / band.name), "fine") is None
+    old.rename(safe)
+    code, out, _ = run_cli(["inspect", str(band), "--fine-scale", "0.0001"], capsys)
+    assert code == 0 and "CHECK     " in out and "every value comes out 0.1 too high" in out

@@ -274,13 +274,23 @@ def _role_images(
     masks, their kind (None: binary, or the preset's QA kind for a mask named for its QA
     band, e.g. ``..._QA_PIXEL.TIF``, ``...hdf:state_1km_1``) and flags."""
     masks, kind, flags = masking
-    from stfusion.inputs import check_preset_fits, check_s2_offset, mask_kind_for
+    from stfusion.inputs import (
+        check_preset_fits,
+        check_s2_offset,
+        mask_kind_for,
+        s2_offset_missing,
+    )
     from stfusion.qa import MaskedSource, check_flags, parse_flags
     from stfusion.scene import as_source
 
     for spec in specs:
         check_preset_fits(preset, str(spec), f"--{role}-preset")
     check_s2_offset(preset, scaling.offset, [str(x) for x in specs], f"--{role}-offset")
+    said = next(
+        filter(None, (s2_offset_missing(preset, scaling, str(x), role) for x in specs)), None
+    )
+    if said:
+        warn(said)
     chosen = prediction_masks(specs, masks, role, preset)
     flags = parse_flags(flags) if isinstance(flags, str) else flags
     if flags and not any(chosen):

@@ -195,6 +195,36 @@ def check_s2_offset(
         )
 
 
+#: A Sentinel-2 L2A band file or product in a path (the SAFE's MSIL2A, a tile's band name).
+_S2_L2A = re.compile(r"MSIL2A|_B(?:0[1-9]|1[0-2]|8A)_[1-6]0m(?![0-9])", re.IGNORECASE)
+
+
+def s2_offset_missing(preset: Preset | None, scaling: Scaling, spec: str, role: str) -> str | None:
+    """What to say when ``spec`` is Sentinel-2 L2A of processing baseline 04.00 or later
+    (its path says so) read without an offset: its DN hold +1000 (BOA_ADD_OFFSET -1000), so
+    every value comes out 0.1 too high (a Sentinel-2 trial: bias +0.10, no word). None when a
+    preset or an offset (given, or in the file's metadata) reads it, or the path says nothing."""
+    if preset is not None or scaling.offset is not None:
+        return None
+    found = _S2_BASELINE.findall(spec)
+    if not found or int(found[-1][0]) < 4 or not _S2_L2A.search(spec):
+        return None
+    from stfusion.io import FileSource
+
+    try:
+        if FileSource(spec, scaling).offset != 0.0:
+            return None
+    except STFusionError:  # reported where it is read
+        return None
+    major, minor = found[-1]
+    return (
+        f"{spec}: Sentinel-2 L2A of processing baseline {major}.{minor}, whose reflectance is "
+        "DN / 10000 - 0.1 (BOA_ADD_OFFSET -1000), read with no offset: every value comes out "
+        f"0.1 too high. Give --{role}-preset sentinel2-l2a (or --{role}-scale 0.0001 "
+        f"--{role}-offset -0.1)."
+    )
+
+
 def check_preset_fits(preset: Preset | None, spec: str, option: str) -> None:
     """Refuse a Landsat preset of other missions than the files' product IDs name: the
     Landsat 4-7 preset on Landsat 8/9 files takes coastal aerosol for blue, NIR for SWIR1,

@@ -149,6 +149,7 @@ def inspect_files(
     starting ``  PROBLEM`` for each thing ``predict`` would refuse (an unreadable file is
     one, and the others are still described). ``fine_preset``/``coarse_preset``
     (:class:`stfusion.inputs.Preset`): also which QA file would mask each image."""
+    from stfusion.inputs import check_s2_offset, s2_offset_missing
     from stfusion.qa import MaskedSource
 
     lines: list[str] = []
@@ -167,7 +168,12 @@ def inspect_files(
         )
         role = "fine (output grid)" if i == 0 else "coarse"
         try:
-            qa_lines, qa = _preset_lines(preset, path, "fine" if i == 0 else "coarse")
+            side = "fine" if i == 0 else "coarse"
+            qa_lines, qa = _preset_lines(preset, path, side)
+            check_s2_offset(preset, scaling.offset, [path], f"--{side}-offset")  # as predict
+            s2_said = s2_offset_missing(preset, scaling, path, side)
+            if s2_said:
+                qa_lines.append(f"  CHECK     {s2_said}")
             info = inspect_raster(path, scaling)
             src = FileSource(path, scaling)
             unmasked = src.sample(1 << 18)

@@ -21,6 +21,7 @@ from stfusion.coarse import integer_ratio
 from stfusion.errors import (
     InvalidParameterError,
     OutputExistsError,
+    warn,
 )
 from stfusion.io import Scaling
 from stfusion.methods import FusionMethod, get_method
@@ -61,7 +62,12 @@ class Prepared:
 def prepare(cfg: SeriesConfig) -> Prepared:
     """Resolve presets and scaling, check every option, find the inputs (no pixel is read)."""
     from stfusion.api import split_ratio
-    from stfusion.inputs import check_s2_offset, preset_mask_kind, resolve_role
+    from stfusion.inputs import (
+        check_s2_offset,
+        preset_mask_kind,
+        resolve_role,
+        s2_offset_missing,
+    )
 
     fine_scaling, fpreset = resolve_role(
         cfg.fine_scale, cfg.fine_offset, cfg.fine_bands, cfg.fine_preset, cfg.fine_nodata
@@ -84,6 +90,10 @@ def prepare(cfg: SeriesConfig) -> Prepared:
     ):
         paths = [p for a in images.values() for p in a.path.split(",")]
         check_s2_offset(preset, scaling.offset, paths, f"--{role}-offset")
+        first = next(iter(images.values()), None)  # one date tells the product
+        said = first and s2_offset_missing(preset, scaling, first.path, role)
+        if said:
+            warn(said)
     if fine_scaling.bands == coarse_scaling.bands:
         _refuse_shared_files(inputs.fine.values(), inputs.coarse.values())
     targets = inputs.targets(start, end, cfg.every)
