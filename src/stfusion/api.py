@@ -303,6 +303,7 @@ def _role_images(
         if mask is None:
             images.append(spec)
             continue
+        _warn_mask_of_another_date(str(spec), str(mask), role)
         k = mask_kind_for(preset, kind, mask)
         decoded = check_flags(k, flags) if k != "binary" else None
         if k == "binary" and flags:
@@ -312,6 +313,28 @@ def _role_images(
             )
         images.append(MaskedSource(as_source(spec, scaling, role), mask, k, decoded or None))
     return images, [m for m in chosen if m]
+
+
+def _warn_mask_of_another_date(image: str, mask: str, role: str) -> None:
+    """A mask whose name dates it otherwise than its image's (masks go in the order of the
+    images: a Sentinel-2 trial's swapped SCL files let a cloud through, RMSE 0.104 against
+    0.014, without a word)."""
+    from stfusion.dates import date_from_name
+
+    first = image.split(",")[0]  # a band file list: its first file; FILE:BANDS: the file
+    days = []
+    for name in (first.rpartition(":")[0] or first, mask):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                days.append(date_from_name(name))
+        except STFusionError:
+            return  # a name without a date says nothing
+    if days[0] != days[1]:
+        warn(
+            f"{mask}: the mask of {image} names another date ({days[1]} against "
+            f"{days[0]}); --{role}-mask files go in the order of the {role} images."
+        )
 
 
 def _checked_quality_out(out: str | os.PathLike[str], overwrite: bool, inputs: list[Any]) -> str:
