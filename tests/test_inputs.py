@@ -875,3 +875,15 @@ def test_sentinel2_l2a_read_without_its_offset_is_said(
     old.rename(safe)
     code, out, _ = run_cli(["inspect", str(band), "--fine-scale", "0.0001"], capsys)
     assert code == 0 and "CHECK     " in out and "every value comes out 0.1 too high" in out
+
+
+def test_the_l2a_preset_on_a_level_1c_product_is_refused() -> None:
+    """A Sentinel-2 trial: the L2A preset on an MSIL1C product said only that no SCL file
+    was found, then fused top-of-atmosphere values as surface reflectance."""
+    from stfusion.errors import InvalidParameterError
+    from stfusion.inputs import check_preset_fits, get_preset
+
+    spec = "S2A_MSIL1C_20220513T100031_N0400_R122_T33TVM.SAFE/IMG_DATA/T33TVM_B04.jp2"
+    with pytest.raises(InvalidParameterError, match=r"Level-1C product .*--fine-preset sentinel2"):
+        check_preset_fits(get_preset("sentinel2-l2a"), spec, "--fine-preset")
+    check_preset_fits(get_preset("sentinel2-l2a"), spec.replace("MSIL1C", "MSIL2A"), "--x")

@@ -228,7 +228,17 @@ def s2_offset_missing(preset: Preset | None, scaling: Scaling, spec: str, role: 
 def check_preset_fits(preset: Preset | None, spec: str, option: str) -> None:
     """Refuse a Landsat preset of other missions than the files' product IDs name: the
     Landsat 4-7 preset on Landsat 8/9 files takes coastal aerosol for blue, NIR for SWIR1,
-    and every band still matches a file, so nothing else would say so."""
+    and every band still matches a file, so nothing else would say so. The Sentinel-2 L2A
+    preset on a Level-1C product (``MSIL1C`` in its path) likewise: top-of-atmosphere values
+    read as surface reflectance, with its offset and a QA layer L1C does not have."""
+    if preset is not None and preset.name == "sentinel2-l2a" and "MSIL1C" in spec.upper():
+        raise InvalidParameterError(
+            f"{spec}: a Sentinel-2 Level-1C product (MSIL1C: top-of-atmosphere reflectance, "
+            f"no SCL layer), but {option} sentinel2-l2a is for Level-2A (surface reflectance). "
+            "Use the L2A product, or read this one without the preset: --fine-bands or "
+            "--coarse-bands B02,B03,B04,B8A,B11,B12 with --fine-scale / --coarse-scale 0.0001 "
+            "(and -offset -0.1 for processing baseline 04.00+)."
+        )
     if preset is None or preset.name not in ("landsat89-c2l2", "landsat457-c2l2"):
         return
     from stfusion.io.stacks import split_spec
