@@ -887,3 +887,22 @@ def test_the_l2a_preset_on_a_level_1c_product_is_refused() -> None:
     with pytest.raises(InvalidParameterError, match=r"Level-1C product .*--fine-preset sentinel2"):
         check_preset_fits(get_preset("sentinel2-l2a"), spec, "--fine-preset")
     check_preset_fits(get_preset("sentinel2-l2a"), spec.replace("MSIL1C", "MSIL2A"), "--x")
+
+
+def test_a_jpeg2000_file_under_a_gdal_without_the_driver_says_so(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A Sentinel-2 trial: .jp2 band files under a GDAL without OpenJPEG were "not a raster
+    GDAL can read": the user took them for damaged. The missing driver is named."""
+    from stfusion.errors import InputFileError
+    from stfusion.io import FileSource
+    from stfusion.io import files as files_module
+
+    monkeypatch.setattr(files_module, "_has_driver", lambda name: False)
+    band = tmp_path / "T33TVM_20220513T100031_B04_20m.jp2"
+    band.write_bytes(b"\x00\x00\x00\x0cjP  \r\n\x87\n" + bytes(64))
+    monkeypatch.setenv("GDAL_SKIP", "JP2OpenJPEG")
+    with pytest.raises(InputFileError, match=r"no JPEG 2000 driver.*gdal_translate"):
+        FileSource(str(band))
+    with pytest.raises(InputFileError, match=r"no JPEG 2000 driver"):
+        FileSource(str(tmp_path / "T33TVM_*_B04_20m.jp2"))  # a glob: read by io.stacks

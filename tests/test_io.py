@@ -450,8 +450,8 @@ def test_training_runs_record_files_as_before_and_series_with_the_inode(tmp_path
     """The inode joined the series' resume identity; a training checkpoint's identity
     keeps its three fields, or every checkpoint written before refused --resume as
     "changed since" (and mounts whose inodes change would never resume)."""
-    from stfusion.dl.run_inputs import file_identity as training_identity
     from stfusion.io.files import file_stat
+    from stfusion.io.stacks import spec_file_stats as training_identity
     from stfusion.series import file_identity as series_identity
 
     p = write_tif(tmp_path / "a.tif", np.zeros((1, 4, 4), np.float32))

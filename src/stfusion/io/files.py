@@ -112,6 +112,43 @@ def _has_driver(name: str) -> bool:
         return name in env.drivers()
 
 
+def unreadable(name: str | Path, exc: Exception, virtual: bool = False) -> InputFileError:
+    """The error for a file (or GDAL name) GDAL fails to open, saying why it may be: a
+    subdataset or JPEG 2000 driver this GDAL lacks, a TIFF cut short, or no raster at all."""
+    why = (
+        "GDAL cannot open it ({}). Check the archive or URL and the path inside it."
+        if virtual
+        else "not a raster GDAL can read ({}). Give a GeoTIFF, ENVI (with its .hdr) or "
+        "another GDAL format."
+    )
+    hdf4 = re.match(r'(?i)HDF4(?:_EOS)?:[A-Z_]*:"?([^":]+)"?(?::[^:]*)*?:([^:]+)$', str(name))
+    if hdf4 and not _has_driver("HDF4"):  # rasterio's wheels come without it
+        file, field = hdf4.groups()
+        spec = f"{file}:{'FIELD' if field.isdigit() else field}"
+        why = (
+            "this GDAL has no HDF4 driver, so it cannot read a HDF4 subdataset name ({}). "
+            f"stfusion reads HDF4 itself: give {spec} (the file and its field's name; "
+            "pip install 'stfusion[hdf]' for pyhdf)."
+        )
+    elif (
+        not virtual
+        and Path(name).suffix.lower() in (".jp2", ".j2k")
+        and not any(_has_driver(d) for d in ("JP2OpenJPEG", "JP2KAK", "JP2ECW", "JPEG2000"))
+    ):  # a Sentinel-2 trial: the file was taken for damaged
+        why = (
+            "a JPEG 2000 file, and this GDAL has no JPEG 2000 driver (JP2OpenJPEG) to read "
+            "it ({}). Convert it where GDAL has one (gdal_translate FILE.jp2 FILE.tif), or "
+            "use a GDAL built with OpenJPEG (rasterio's wheels and conda's gdal have it)."
+        )
+    elif not virtual and _CUT_SHORT.search(str(exc)):  # a TIFF whose directory is missing
+        why = (
+            "a TIFF GDAL cannot read to the end ({}): the file looks damaged or incomplete "
+            "(a truncated download or copy?); check it with `gdalinfo -checksum` and copy "
+            "or download it again."
+        )
+    return InputFileError(f"{name}: {why.format(exc)}")
+
+
 def _open(path: str | os.PathLike[str]) -> rasterio.DatasetReader:
     virtual = is_gdal_name(path)
     # a GDAL name as given: Path() would fold the // of /vsicurl/https://
@@ -146,28 +183,7 @@ def _open(path: str | os.PathLike[str]) -> rasterio.DatasetReader:
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
             return rasterio.open(name)
     except RasterioIOError as exc:
-        why = (
-            "GDAL cannot open it ({}). Check the archive or URL and the path inside it."
-            if virtual
-            else "not a raster GDAL can read ({}). Give a GeoTIFF, ENVI (with its .hdr) or "
-            "another GDAL format."
-        )
-        hdf4 = re.match(r'(?i)HDF4(?:_EOS)?:[A-Z_]*:"?([^":]+)"?(?::[^:]*)*?:([^:]+)$', str(name))
-        if hdf4 and not _has_driver("HDF4"):  # rasterio's wheels come without it
-            file, field = hdf4.groups()
-            spec = f"{file}:{'FIELD' if field.isdigit() else field}"
-            why = (
-                "this GDAL has no HDF4 driver, so it cannot read a HDF4 subdataset name ({}). "
-                f"stfusion reads HDF4 itself: give {spec} (the file and its field's name; "
-                "pip install 'stfusion[hdf]' for pyhdf)."
-            )
-        elif not virtual and _CUT_SHORT.search(str(exc)):  # a TIFF whose directory is missing
-            why = (
-                "a TIFF GDAL cannot read to the end ({}): the file looks damaged or incomplete "
-                "(a truncated download or copy?); check it with `gdalinfo -checksum` and copy "
-                "or download it again."
-            )
-        raise InputFileError(f"{name}: {why.format(exc)}") from None
+        raise unreadable(name, exc, virtual) from None
 
 
 def _read_error(path: str, window: Window | None, exc: Exception) -> InputFileError:

@@ -35,6 +35,7 @@ from stfusion.io.files import (
     local_absolute,
     metadata_fill,
     metadata_scaling,
+    unreadable,
 )
 from stfusion.io.grid import Grid, RasterInfo, Scaling
 from stfusion.io.sources import FileSource, Source, without_fill
@@ -162,7 +163,7 @@ def _open_gdal(path: str) -> rasterio.DatasetReader:
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
             return rasterio.open(path)
     except RasterioIOError as exc:
-        raise InputFileError(f"{path}: not a raster GDAL can read ({exc}).") from None
+        raise unreadable(path, exc, is_gdal_name(path)) from None
 
 
 def _common_prefix(names: Sequence[str]) -> str:
