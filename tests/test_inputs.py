@@ -906,3 +906,33 @@ def test_a_jpeg2000_file_under_a_gdal_without_the_driver_says_so(
         FileSource(str(band))
     with pytest.raises(InputFileError, match=r"no JPEG 2000 driver"):
         FileSource(str(tmp_path / "T33TVM_*_B04_20m.jp2"))  # a glob: read by io.stacks
+
+
+def test_a_series_whose_fine_images_all_fail_alike_says_it_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A Sentinel-2 trial: a flat folder of 10, 20 and 60 m band files with the preset gave a
+    10 kB line, every date's file list twice; the reason ('B02' matches B02_10m and B02_20m)
+    is said once, with how to choose, and the other dates fail alike."""
+    fine = tmp_path / "flat"
+    fine.mkdir()
+    one = np.full((1, 8, 8), 1500, np.uint16)
+    for day in ("20220503", "20220513", "20220523"):
+        for band in ("B02_10m", "B02_20m", "B03_20m", "B04_20m", "B8A_20m", "B11_20m", "B12_20m"):
+            write_tif(fine / f"T33TVM_{day}T100031_{band}.tif", one, dtype="uint16")
+    coarse = tmp_path / "c"
+    coarse.mkdir()
+    for day in ("2022-05-03", "2022-05-13", "2022-05-23"):
+        write_tif(coarse / f"M_{day}.tif", np.full((6, 8, 8), 0.05, np.float32))
+    args = [
+        "series",
+        "--fine",
+        str(fine),
+        "--coarse",
+        str(coarse),
+        "--out-dir",
+        str(tmp_path / "o"),
+    ]
+    code, _, err = run_cli([*args, "--fine-preset", "sentinel2-l2a"], capsys)
+    assert code == 1 and "matches several bands" in err and "'*_20m.jp2'" in err, err
+    assert "(2022-05-13, 2022-05-23) fail alike" in err and len(err) < 3000, len(err)

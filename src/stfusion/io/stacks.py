@@ -310,9 +310,16 @@ def select_members(members: Sequence[_Member], bands: Sequence[str], label: str)
                 if not found
                 else ("matches several bands (" + ", ".join(m.name for m in found) + ")")
             )
+            several = (
+                f" A glob of one resolution (Sentinel-2: the R20m folder, or '*_20m.jp2', "
+                f"which the sentinel2-l2a preset reads) or full names ({found[-1].short}, ...) "
+                "choose among them."
+                if found
+                else ""
+            )
             raise InvalidParameterError(
                 f"{label}: band {item!r} {why}; its bands are {available}. Choose with names "
-                "or 1-based numbers (--fine-bands / --coarse-bands, or FILE:BANDS)."
+                f"or 1-based numbers (--fine-bands / --coarse-bands, or FILE:BANDS).{several}"
             )
         out.append(found[0])
     return out

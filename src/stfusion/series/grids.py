@@ -96,17 +96,29 @@ def _first_on(
     notes: list[str],
 ) -> FileSource:
     """The first fine image (date order) that opens and lies on ``grid`` (None: any)."""
+    failed: list[tuple[dt.date, STFusionError]] = []
     for d, a in inputs.fine.items():
         src = opened.get(d)
         if src is None:
             try:
                 src = FileSource(a.path, scaling)
             except STFusionError as exc:
-                notes.append(f"{a.path}: {exc}")
+                failed.append((d, exc))
                 continue
         if grid is None or src.grid.same_as(grid):
             return src
-    raise InputFileError("none of the fine images can be read: " + "; ".join(notes))
+    if not failed:
+        raise InputFileError("none of the fine images lies on the output grid.")
+    # one reason, once (a trial's 10 kB line repeated every date's band file list twice)
+    (d0, first), rest = failed[0], failed[1:]
+    alike = all(type(e) is type(first) for _, e in rest)
+    others = (
+        f" The other dates ({', '.join(str(d) for d, _ in rest)}) fail "
+        + ("alike." if alike else "too: " + "; ".join(f"{d}: {e}" for d, e in rest))
+        if rest
+        else ""
+    )
+    raise InputFileError(f"none of the fine images can be read. {d0}: {first}{others}")
 
 
 def _where(grid: Grid) -> str:
