@@ -681,3 +681,23 @@ def test_threads_setting_is_put_back_after_a_run(predict_case: PredictCase) -> N
         threads=1,
     )
     assert numba.get_num_threads() == before
+
+
+def test_evaluate_on_one_extent_at_other_pixel_sizes_says_resample(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A Sentinel-2 trial: a 20 m prediction against a 10 m truth of the same extent was
+    told to crop "the larger onto the smaller's extent", and to pick bands by position
+    though both files named theirs."""
+    t10 = Affine(10.0, 0, 500000.0, 0, -10.0, 6100000.0)
+    t20 = Affine(20.0, 0, 500000.0, 0, -20.0, 6100000.0)
+    rng = np.random.default_rng(0)
+    pred = write_tif(
+        tmp_path / "p.tif", rng.random((3, 8, 8)), transform=t20, names=["B02", "B04", "B8A"]
+    )
+    truth = write_tif(
+        tmp_path / "t.tif", rng.random((2, 16, 16)), transform=t10, names=["B02", "B04"]
+    )
+    code, _, err = run_cli(["evaluate", str(pred), str(truth)], capsys)
+    assert code == 1 and f"here {pred}:B02,B04" in err, err
+    assert "one extent with pixels of other sizes (20 against 10): resample" in err

@@ -205,6 +205,6 @@ def test_other_bands_or_size_say_what_to_do(
     # a prediction with more bands than the truth: the advice picks the prediction's bands
     # (it suggested TRUTH:1,2, bands the one-band truth cannot give)
     code, _, err = run_cli(["evaluate", truth, str(nir)], capsys)
-    assert code == 1 and f"{truth}:1 " in err and f"{nir}:" not in err, err
-    code, _, err = run_cli(["evaluate", f"{truth}:1", str(nir)], capsys)
+    assert code == 1 and f"{truth}:nir " in err and f"{nir}:" not in err, err
+    code, _, err = run_cli(["evaluate", f"{truth}:nir", str(nir)], capsys)
     assert code == 0, err

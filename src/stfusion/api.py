@@ -506,15 +506,27 @@ def _shape_advice(pred: FileSource, truth: FileSource) -> str:
             f"{'here' if known else 'e.g.'} {truth.path}:{pick} (docs/inputs.md)."
         )
     elif pred.count > truth.count:  # the truth cannot give bands it lacks: pick the pred's
+        names = [str(n) for n in truth.band_names]
+        known = names and set(names) <= {str(n) for n in pred.band_names}
+        pick = ",".join(names) if known else ",".join(str(b + 1) for b in range(truth.count))
         advice.append(
             "The prediction has more bands: choose those the truth holds, in its order: "
-            f"PREDICTION:BANDS, e.g. {pred.path}:"
-            f"{','.join(str(b + 1) for b in range(truth.count))} (docs/inputs.md)."
+            f"PREDICTION:BANDS, {'here' if known else 'e.g.'} {pred.path}:{pick} "
+            "(docs/inputs.md)."
         )
     if pred.grid.shape != truth.grid.shape:
+        same_place = pred.grid.crs == truth.grid.crs and all(
+            abs(a - b) <= 0.5 * min(*pred.grid.res, *truth.grid.res)
+            for a, b in zip(pred.grid.bounds, truth.grid.bounds)
+        )
         advice.append(
-            "Crop the larger onto the smaller's extent (gdal_translate -projwin, or gdalwarp "
-            "with the other's -te/-tr) and score again."
+            # one extent, other pixels (a Sentinel-2 trial's 20 m prediction, 10 m truth)
+            "They cover one extent with pixels of other sizes "
+            f"({pred.grid.res[0]:g} against {truth.grid.res[0]:g}): resample one onto the "
+            "other's grid (gdalwarp -tr with -r average to go coarser) and score again."
+            if same_place
+            else "Crop the larger onto the smaller's extent (gdal_translate -projwin, or "
+            "gdalwarp with the other's -te/-tr) and score again."
         )
     return " ".join(advice)
 
