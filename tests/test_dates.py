@@ -243,6 +243,15 @@ def test_a_folder_of_scene_folders_says_to_give_a_glob(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputFileError, match=r"no raster files \(.*\)\.$"):
         list_images(tmp_path / "empty")
+    # a SAFE, five levels down in lower case: the glob has that depth and case (a trial's
+    # suggestion '*/*.TIF' matched nothing); a glob of its band folders names them as folders
+    safe = tmp_path / "safe" / "S2A_MSIL2A_X.SAFE" / "GRANULE" / "L2A_T" / "IMG_DATA" / "R20m"
+    _touch(safe / "T33TVM_20220513T100031_B04_20m.tif")
+    with pytest.raises(InputFileError, match=r"e\.g\. '.*/safe/\*/\*/\*/\*/\*/\*\.tif'"):
+        list_images(tmp_path / "safe")
+    assert list_images(str(tmp_path / "safe/*/*/*/*/*/*.tif")) == [str(next(safe.iterdir()))]
+    with pytest.raises(InputFileError, match=r"matches 1 folder\(s\) but no file; .*R20m/\*\.jp2"):
+        list_images(str(tmp_path / "safe/*/GRANULE/*/IMG_DATA/R20m"))
 
 
 def test_catalog_comments_and_line_numbers_after_blank_lines(tmp_path: Path) -> None:

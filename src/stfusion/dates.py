@@ -226,25 +226,54 @@ def list_images(spec: str | os.PathLike[str]) -> list[str]:
             if f.is_file() and f.suffix.lower() in RASTER_EXTENSIONS and not f.name.startswith(".")
         ]
         if not files:
-            nested = any(f.is_dir() for f in p.iterdir())  # scene folders, as USGS unpacks
+            below = _first_raster_below(p)  # scene folders, as USGS or a SAFE unpacks
             raise InputFileError(
                 f"{spec}: folder has no raster files ({', '.join(RASTER_EXTENSIONS)})."
                 + (
                     f" Its files are in folders below it: give a quoted glob, e.g. "
-                    f"'{p / '*' / '*.TIF'}'."
-                    if nested
+                    f"'{_glob_for(p, below)}'."
+                    if below is not None
                     else ""
                 )
             )
         return sorted(files)
     if p.is_file():
         return [str(p)]
-    files = [
-        f for f in glob.glob(str(spec)) if Path(f).is_file() and not Path(f).name.startswith(".")
-    ]
+    matched = glob.glob(str(spec))
+    files = [f for f in matched if Path(f).is_file() and not Path(f).name.startswith(".")]
     if not files:
+        folders = [f for f in matched if Path(f).is_dir()]
+        if folders:  # a glob of folders (a SAFE's R20m): series lists files, not folders
+            raise InputFileError(
+                f"{spec}: matches {len(folders)} folder(s) but no file; a glob names the "
+                f"files, e.g. '{Path(str(spec)) / '*.jp2'}' (or '*.tif')."
+            )
         raise InputFileError(f"{spec}: no such folder or file, and no file matches it as a glob.")
     return sorted(files)
+
+
+def _first_raster_below(folder: Path, depth: int = 6) -> Path | None:
+    """The first raster file (by name) in the folders below ``folder``, up to ``depth``
+    levels down, or None."""
+    level = [folder]
+    for _ in range(depth):
+        level = sorted(d for f in level for d in f.iterdir() if d.is_dir())
+        for d in level:
+            found = sorted(
+                f for f in d.iterdir() if f.is_file() and f.suffix.lower() in RASTER_EXTENSIONS
+            )
+            if found:
+                return found[0]
+        if not level:
+            return None
+    return None
+
+
+def _glob_for(folder: Path, file: Path) -> Path:
+    """A glob from ``folder`` to files like ``file``: each folder level a ``*``, the name
+    ``*`` with its extension as written (``.TIF`` or ``.tif``)."""
+    levels = len(file.relative_to(folder).parts) - 1
+    return folder.joinpath(*(["*"] * levels), f"*{file.suffix}")
 
 
 def acquisitions_from(specs: Iterable[str | os.PathLike[str]], sensor: str) -> list[Acquisition]:
