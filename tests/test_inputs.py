@@ -936,3 +936,16 @@ def test_a_series_whose_fine_images_all_fail_alike_says_it_once(
     code, _, err = run_cli([*args, "--fine-preset", "sentinel2-l2a"], capsys)
     assert code == 1 and "matches several bands" in err and "'*_20m.jp2'" in err, err
     assert "(2022-05-13, 2022-05-23) fail alike" in err and len(err) < 3000, len(err)
+
+
+def test_mixed_sentinel2_baselines_are_said_at_once() -> None:
+    """A Sentinel-2 trial: a series of both baselines was told "give --fine-offset 0", and
+    then, with it, to leave it out: the two kinds are named together."""
+    from stfusion.errors import InvalidParameterError
+    from stfusion.inputs import check_s2_offset, get_preset
+
+    old = "S2A_MSIL2A_20220523T100031_N0301_R122_T33TVM.SAFE/B02_20m.tif"
+    new = "S2A_MSIL2A_20220513T100031_N0400_R122_T33TVM.SAFE/B02_20m.tif"
+    for offset in (-0.1, 0.0):
+        with pytest.raises(InvalidParameterError, match=r"fine images mix .*N0301.*N0400"):
+            check_s2_offset(get_preset("sentinel2-l2a"), offset, [new, old], "--fine-offset")

@@ -174,6 +174,18 @@ def check_s2_offset(
     path without a baseline (``_N0400_`` in the SAFE name) is not checked."""
     if preset is None or preset.name != "sentinel2-l2a" or offset is None:
         return
+    kinds: dict[bool, str] = {}
+    for path in paths:
+        found = _S2_BASELINE.findall(str(path))
+        if found:
+            kinds.setdefault(int(found[-1][0]) >= 4, str(path))
+    if len(kinds) == 2:  # each offset refused the other kind: the advice went in a circle
+        raise InvalidParameterError(
+            f"the {option.split('-')[2]} images mix Sentinel-2 processing baselines before "
+            f"04.00 (no offset: {kinds[False]}) and from 04.00 (-0.1: {kinds[True]}); one "
+            f"{option} reads one kind. Bring one kind to the other first (e.g. subtract 1000 "
+            "DN from the baseline 04.00+ ones), or run them apart."
+        )
     for path in paths:
         found = _S2_BASELINE.findall(str(path))
         if not found:
