@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -335,3 +335,27 @@ def user_case(small_tifs: dict[str, Path], tmp_path: Path) -> Path:
 def bench_args(cases: str, out: Path | str, *extra: str, methods: str = "nochange") -> list[str]:
     """``bench --cases CASES --methods METHODS --out OUT EXTRA`` (``main``'s or ``_cli``'s)."""
     return ["bench", "--cases", cases, "--methods", methods, "--out", str(out), *extra]
+
+
+def sample_pair_args(days: Sequence[str] = ("2001-10-08", "2001-10-17")) -> list[str]:
+    """``--pair FINE COARSE`` of the bundled CIA sample for each of ``days``."""
+    from stfusion.demo import sample_dir
+
+    d = sample_dir()
+    pairs = [(d / f"CIA_Landsat7_{day}.tif", d / f"CIA_MOD09GA_{day}.tif") for day in days]
+    return [arg for fine, coarse in pairs for arg in ("--pair", str(fine), str(coarse))]
+
+
+def copies_named(
+    pairs: Sequence[tuple[Path, Path]], folder: Path, fine: str, coarse: str
+) -> list[tuple[Path, Path]]:
+    """``pairs`` copied into ``folder`` as FINE0.tif, COARSE0.tif, ...: names without dates."""
+    import shutil
+
+    out = []
+    for i, (f, c) in enumerate(pairs):
+        named = (folder / f"{fine}{i}.tif", folder / f"{coarse}{i}.tif")
+        shutil.copy(f, named[0])
+        shutil.copy(c, named[1])
+        out.append(named)
+    return out

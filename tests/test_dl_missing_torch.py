@@ -81,13 +81,9 @@ def test_torch_without_lightning_says_what_to_install(tmp_path: Path) -> None:
     """A packaging trial: torch installed alone (the first step of the install hint, or
     conda's pytorch) made `stfusion train` and `distill` end in a 13-frame traceback, "No
     module named 'lightning'". One line naming the extra, exit 1, nothing written."""
-    from conftest import run_python
-    from stfusion.demo import sample_dir
+    from conftest import run_python, sample_pair_args
 
-    d = sample_dir()
-    pairs = []
-    for day in ("2001-10-08", "2001-10-17"):
-        pairs += ["--pair", str(d / f"CIA_Landsat7_{day}.tif"), str(d / f"CIA_MOD09GA_{day}.tif")]
+    pairs = sample_pair_args()
     code = (
         "import sys; sys.modules['lightning'] = None\n"
         "from stfusion.cli import main\n"

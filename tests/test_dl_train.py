@@ -444,17 +444,11 @@ def test_predicting_a_training_pairs_coarse_file_without_a_date_warns(tmp_path: 
     """A training trial: weights trained on BOREAS (dates from a catalog, names without one)
     predicted a training pair's coarse file (modis0711) without a word: the date check had no
     date. The checkpoint records each training file (path, size, time): that is enough."""
-    import shutil
-
+    from conftest import copies_named
     from stfusion.methods.deep import DCSTFN
 
     files = write_cia_crop(tmp_path, size=40, dates=DATES[:2], bands=(2, 3))
-    pairs = []
-    for k, d in enumerate(DATES[:2]):
-        f, c = (tmp_path / f"fine{k}.tif", tmp_path / f"coarse{k}.tif")
-        shutil.copy(files[d][0], f)
-        shutil.copy(files[d][1], c)
-        pairs.append((f, c))
+    pairs = copies_named([files[d] for d in DATES[:2]], tmp_path, "fine", "coarse")
     out = tmp_path / "m.ckpt"
     train(pairs, out, cfg("dcstfn", epochs=1), dates=list(DATES[:2]))
     est = DCSTFN(weights=str(out)).fit([(str(pairs[0][0]), str(pairs[0][1]))])

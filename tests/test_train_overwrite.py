@@ -178,13 +178,9 @@ def test_a_signal_outside_the_epochs_says_the_checkpoint_is_kept(tmp_path: Path)
     """A training trial: a second Ctrl-C (or one after the last epoch) said "partial outputs
     removed" while the checkpoint, its log and training state stayed (rightly) and --resume
     went on: said so."""
-    from conftest import run_python
-    from stfusion.demo import sample_dir
+    from conftest import run_python, sample_pair_args
 
-    d = sample_dir()
-    pairs = []
-    for day in ("2001-10-08", "2001-10-17"):
-        pairs += ["--pair", str(d / f"CIA_Landsat7_{day}.tif"), str(d / f"CIA_MOD09GA_{day}.tif")]
+    pairs = sample_pair_args()
     code = (
         "import sys, stfusion.dl.train as t\n"
         "def stopped(*a, **k): raise KeyboardInterrupt\n"

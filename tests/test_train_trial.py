@@ -16,7 +16,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from conftest import run_clean, run_cli, run_process  # noqa: E402
+from conftest import copies_named, run_clean, run_cli, run_process  # noqa: E402
 from dl_helpers import pair_args  # noqa: E402
 from stfusion.dl.checkpoint import load_checkpoint  # noqa: E402
 from stfusion.dl.train import TrainConfig, train  # noqa: E402
@@ -205,12 +205,7 @@ def test_distill_resume_with_fewer_epochs(pairs: list, tmp_path: Path) -> None:
 
 def test_pairs_without_dates_are_said(tmp_path: Path) -> None:
     files = write_cia_crop(tmp_path, size=40, dates=DATES[:2], bands=(2, 3))
-    named = []
-    for i, d in enumerate(DATES[:2]):
-        f, c = (tmp_path / f"tm{i}.tif", tmp_path / f"modis{i}.tif")
-        shutil.copy(files[d][0], f)
-        shutil.copy(files[d][1], c)
-        named.append((f, c))
+    named = copies_named([files[d] for d in DATES[:2]], tmp_path, "tm", "modis")
     with pytest.warns(STFusionWarning, match=r"could not be read from the file names \(tm0"):
         train(named, tmp_path / "m.ckpt", TINY)
     assert load_checkpoint(tmp_path / "m.ckpt").training_dates == ()
