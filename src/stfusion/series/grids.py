@@ -46,7 +46,7 @@ def choose_grid(inputs: SeriesInputs, scaling: Scaling, notes: list[str]) -> Gri
         except STFusionError:
             continue
     if not pairs:  # nothing to vote: the first fine image that opens (the dates fail)
-        return GridChoice(_first_on(inputs, scaling, None, pairs, notes))
+        return GridChoice(_first_on(inputs, scaling, None, pairs))
     groups: list[list[dt.date]] = []  # pair dates by grid, in date order
     for d in sorted(pairs):
         group = next((g for g in groups if pairs[g[0]].grid.same_as(pairs[d].grid)), None)
@@ -57,7 +57,7 @@ def choose_grid(inputs: SeriesInputs, scaling: Scaling, notes: list[str]) -> Gri
     # the most images, then the most pixels; max keeps the earliest of equals
     best = max(groups, key=lambda g: (len(g), pairs[g[0]].grid.width * pairs[g[0]].grid.height))
     grid = pairs[best[0]].grid
-    choice = GridChoice(_first_on(inputs, scaling, grid, pairs, []))
+    choice = GridChoice(_first_on(inputs, scaling, grid, pairs))
     refused = []
     for d, src in sorted(pairs.items()):
         if d in best:
@@ -93,7 +93,6 @@ def _first_on(
     scaling: Scaling,
     grid: Grid | None,
     opened: dict[dt.date, FileSource],
-    notes: list[str],
 ) -> FileSource:
     """The first fine image (date order) that opens and lies on ``grid`` (None: any)."""
     failed: list[tuple[dt.date, STFusionError]] = []
