@@ -165,6 +165,12 @@ _LANDSAT_PRESET = {"4": "landsat457-c2l2", "5": "landsat457-c2l2", "7": "landsat
 _S2_BASELINE = re.compile(r"_N(\d{2})(\d{2})(?=[_./]|$)")
 
 
+def _s2_baseline(path: str) -> tuple[int, int] | None:
+    """The processing baseline (major, minor) a Sentinel-2 path names, or None."""
+    found = _S2_BASELINE.findall(path)
+    return (int(found[-1][0]), int(found[-1][1])) if found else None
+
+
 def check_s2_offset(
     preset: Preset | None, offset: float | None, paths: Sequence[str], option: str
 ) -> None:
@@ -174,11 +180,10 @@ def check_s2_offset(
     path without a baseline (``_N0400_`` in the SAFE name) is not checked."""
     if preset is None or preset.name != "sentinel2-l2a" or offset is None:
         return
+    dated = [(str(path), b) for path in paths if (b := _s2_baseline(str(path))) is not None]
     kinds: dict[bool, str] = {}
-    for path in paths:
-        found = _S2_BASELINE.findall(str(path))
-        if found:
-            kinds.setdefault(int(found[-1][0]) >= 4, str(path))
+    for path, (major, _) in dated:
+        kinds.setdefault(major >= 4, path)
     if len(kinds) == 2:  # each offset refused the other kind: the advice went in a circle
         raise InvalidParameterError(
             f"the {option.split('-')[2]} images mix Sentinel-2 processing baselines before "
@@ -186,11 +191,7 @@ def check_s2_offset(
             f"{option} reads one kind. Bring one kind to the other first (e.g. subtract 1000 "
             "DN from the baseline 04.00+ ones), or run them apart."
         )
-    for path in paths:
-        found = _S2_BASELINE.findall(str(path))
-        if not found:
-            continue
-        major, minor = (int(x) for x in found[-1])
+    for path, (major, minor) in dated:
         new = major >= 4
         if new and offset == 0.0:
             want = f"leave {option} out (the preset's -0.1)"
@@ -218,8 +219,8 @@ def s2_offset_missing(preset: Preset | None, scaling: Scaling, spec: str, role: 
     preset or an offset (given, or in the file's metadata) reads it, or the path says nothing."""
     if preset is not None or scaling.offset is not None:
         return None
-    found = _S2_BASELINE.findall(spec)
-    if not found or int(found[-1][0]) < 4 or not _S2_L2A.search(spec):
+    baseline = _s2_baseline(spec)
+    if baseline is None or baseline[0] < 4 or not _S2_L2A.search(spec):
         return None
     from stfusion.io import FileSource
 
@@ -228,9 +229,9 @@ def s2_offset_missing(preset: Preset | None, scaling: Scaling, spec: str, role: 
             return None
     except STFusionError:  # reported where it is read
         return None
-    major, minor = found[-1]
     return (
-        f"{spec}: Sentinel-2 L2A of processing baseline {major}.{minor}, whose reflectance is "
+        f"{spec}: Sentinel-2 L2A of processing baseline {baseline[0]:02d}.{baseline[1]:02d}, "
+        "whose reflectance is "
         "DN / 10000 - 0.1 (BOA_ADD_OFFSET -1000), read with no offset: every value comes out "
         f"0.1 too high. Give --{role}-preset sentinel2-l2a (or --{role}-scale 0.0001 "
         f"--{role}-offset -0.1)."

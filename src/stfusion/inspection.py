@@ -178,7 +178,8 @@ def inspect_files(
             src = FileSource(path, scaling)
             unmasked = src.sample(1 << 18)
             # as predict reads it: under the preset's QA mask (its clouds are no "fill")
-            sample = MaskedSource(src, qa, preset.mask_kind).sample(1 << 18) if qa else unmasked
+            read_as = MaskedSource(src, qa, preset.mask_kind) if qa else src
+            sample = read_as.sample(1 << 18) if qa else unmasked
         except STFusionError as exc:  # reported, and the other files still are
             lines += [f"{path}  [{role}]", f"  PROBLEM   {exc}"]
             continue
@@ -215,6 +216,5 @@ def inspect_files(
             lines += _fill_checks(src, sample, "coarse")
             lines.append("  alignment not checked: the fine image could not be read")
             continue
-        masked = MaskedSource(src, qa, preset.mask_kind) if qa else src
-        lines += _coarse_lines(masked, fine, resampling, sample)
+        lines += _coarse_lines(read_as, fine, resampling, sample)
     return "\n".join(lines)

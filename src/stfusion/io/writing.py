@@ -203,9 +203,15 @@ def remove_changed(paths: Sequence[Path], before: Sequence[Any], *, ours: bool =
     files a run wrote (a missing one stays missing). ``ours``: only those this process
     placed (:func:`placed_here`), so a file another run wrote there meanwhile is kept."""
     for path, was in zip(paths, before, strict=True):
-        if file_stamp(path) not in (None, was) and (not ours or placed_here(path)):
+        if _written(path, was, ours):
             with contextlib.suppress(OSError):
                 os.unlink(path)
+
+
+def _written(path: Path, was: Any, ours: bool) -> bool:
+    """Whether ``path`` changed from its stamp ``was`` (and, with ``ours``, this process
+    placed it there)."""
+    return file_stamp(path) not in (None, was) and (not ours or placed_here(path))
 
 
 @contextlib.contextmanager
@@ -227,7 +233,7 @@ def removed_if_written(
         yield
     except BaseException:
         for path, was, old in zip(paths, before, aside, strict=True):
-            if file_stamp(path) in (None, was) or not placed_here(path):
+            if not _written(path, was, ours=True):
                 continue
             with contextlib.suppress(OSError):
                 if old is not None:
