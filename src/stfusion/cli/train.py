@@ -192,7 +192,7 @@ def train(
     if not resume:  # the recorded command line names the size run (a resumed run has its own)
         ctx.params["size"] = size
     if resume and given(ctx, "init"):
-        _warn(
+        warn(
             f"--init {settings['init']}: a resumed run goes on from its own last weights; ignored."
         )
     from stfusion.dl.train import TrainConfig
@@ -280,11 +280,6 @@ def usage_errors() -> Iterator[None]:
         yield
     except OptionError as exc:
         raise click.UsageError(str(exc)) from None
-
-
-def _warn(message: str) -> None:
-
-    warn(message)
 
 
 def _size(model: str, size: str | None, settings: dict[str, Any], resume: bool) -> str:
