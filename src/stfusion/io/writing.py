@@ -209,8 +209,7 @@ def remove_changed(paths: Sequence[Path], before: Sequence[Any], *, ours: bool =
 
 
 def _written(path: Path, was: Any, ours: bool) -> bool:
-    """Whether ``path`` changed from its stamp ``was`` (and, with ``ours``, this process
-    placed it there)."""
+    """Whether ``path`` changed since its stamp ``was`` (``ours``: and this process placed it)."""
     return file_stamp(path) not in (None, was) and (not ours or placed_here(path))
 
 
@@ -233,13 +232,12 @@ def removed_if_written(
         yield
     except BaseException:
         for path, was, old in zip(paths, before, aside, strict=True):
-            if not _written(path, was, ours=True):
-                continue
-            with contextlib.suppress(OSError):
-                if old is not None:
-                    os.replace(old, path)
-                else:
-                    os.unlink(path)
+            if _written(path, was, ours=True):
+                with contextlib.suppress(OSError):
+                    if old is not None:
+                        os.replace(old, path)
+                    else:
+                        os.unlink(path)
         raise
     finally:
         for old in aside:
