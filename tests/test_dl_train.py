@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import random
 import warnings
 from pathlib import Path
 
@@ -117,9 +119,21 @@ def test_resume_continues_from_saved_epoch(model: str, pairs: list, tmp_path: Pa
         train(pairs, resumed, cfg(other, epochs=4), resume=True)
 
 
-def test_same_seed_same_weights(pairs: list, tmp_path: Path) -> None:
+def _draws() -> tuple:
+    return random.random(), np.random.rand(), torch.rand(1).item()
+
+
+def test_same_seed_same_weights(pairs: list, tmp_path: Path, monkeypatch) -> None:
     paths = [tmp_path / f"{i}.ckpt" for i in range(3)]
+    for key in ("PL_GLOBAL_SEED", "PL_SEED_WORKERS"):
+        monkeypatch.delenv(key, raising=False)
+    random.seed(3), np.random.seed(3), torch.manual_seed(3)
+    expected = _draws()
+    random.seed(3), np.random.seed(3), torch.manual_seed(3)
     train(pairs, paths[0], cfg("edcstfn", seed=7))
+    # the run seeds itself without moving its caller's streams or leaving Lightning's seed
+    assert _draws() == expected
+    assert "PL_GLOBAL_SEED" not in os.environ and "PL_SEED_WORKERS" not in os.environ
     train(pairs, paths[1], cfg("edcstfn", seed=7))
     train(pairs, paths[2], cfg("edcstfn", seed=8))
     sd = [load_checkpoint(p).data["resume"]["state_dict"] for p in paths]

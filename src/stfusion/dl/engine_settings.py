@@ -147,20 +147,36 @@ def quiet_lightning() -> Iterator[None]:
             lg.setLevel(lv)
 
 
+#: Set by Lightning's ``seed_everything``; ``PL_SEED_WORKERS`` makes later data loaders of
+#: the process seed their workers.
+_SEED_VARIABLES = ("PL_GLOBAL_SEED", "PL_SEED_WORKERS")
+
+
 @contextlib.contextmanager
 def deterministic(device: str, threads: int) -> Iterator[None]:
-    """Deterministic algorithms on the CPU and ``threads`` torch threads, restored after."""
+    """Deterministic algorithms on the CPU and ``threads`` torch threads; these, the global
+    random generators (python, numpy, torch) and Lightning's seed variables restored after,
+    so a run seeds itself without moving its caller's random streams."""
+    from lightning.pytorch.utilities.seed import isolate_rng
+
     old_det = torch.are_deterministic_algorithms_enabled()
     old_threads = torch.get_num_threads()
+    old_env = {k: os.environ.get(k) for k in _SEED_VARIABLES}
     try:
-        if parse_devices(device)[0] == "cpu":
-            torch.use_deterministic_algorithms(True)
-        if threads > 0:
-            torch.set_num_threads(threads)
-        yield
+        with isolate_rng(include_cuda=torch.cuda.is_initialized()):
+            if parse_devices(device)[0] == "cpu":
+                torch.use_deterministic_algorithms(True)
+            if threads > 0:
+                torch.set_num_threads(threads)
+            yield
     finally:
         torch.use_deterministic_algorithms(old_det)
         torch.set_num_threads(old_threads)
+        for key, value in old_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 class StderrProgressBar(TQDMProgressBar):
