@@ -830,7 +830,9 @@ def test_fine_date_with_a_cloudy_coarse_image_keeps_its_observation(tmp_path: Pa
     )
     (row,) = read_summary(out / "summary.csv")
     assert row["status"] == "gap-filled", row
-    assert "coarse valid fraction 0.000" in row["reason"]
+    # its coarse image is not one of its inputs: not read, not spoken of
+    assert row["reason"] == "fine image fully valid: written as observed"
+    assert row["coarse_valid"] == ""
     observed = FileSource(str(data / "CIA_Landsat7_2001-10-08.tif")).read()
     np.testing.assert_allclose(_read(out / "fused_2001-10-08.tif"), observed, atol=1e-6)
     assert res.counts()["skipped"] == 0

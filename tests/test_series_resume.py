@@ -199,6 +199,14 @@ def test_a_fully_valid_fine_date_depends_on_its_own_image_only(
     assert by[D(2020, 3, 8)].reason.startswith("kept from an earlier run")
     assert "modified: 2020093" in by[D(2020, 3, 9)].reason
     assert len(made) == 1
+    # nor on its coarse image, which it does not read: its row says nothing of it, so a kept
+    # row does not go stale when that image is lost to clouds (it kept coarse_valid 1.0)
+    modis = next(coarse.glob("2020068_*"))
+    with rasterio.open(modis, "r+") as ds:
+        ds.write(np.full((ds.count, ds.height, ds.width), np.nan, ds.dtypes[0]))
+    kept = _run(fine, coarse, out, "2020-03-08").records[0]
+    assert kept.reason.startswith("kept from an earlier run") and kept.coarse_valid is None
+    assert _rows(out)["2020-03-08"]["coarse_valid"] == ""
 
 
 def test_a_cube_left_by_an_earlier_run_is_reported_stale(

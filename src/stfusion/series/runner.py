@@ -466,19 +466,22 @@ def _predict_date(
     inputs: list[list[Any]],
     cfg: SeriesConfig,
 ) -> None:
-    coarse = s.images.open_image(s.coarse[day])
-    rec.coarse_valid = coarse.valid
-    unusable = ""
-    if coarse.source is None:
-        unusable = f"coarse image unreadable: {coarse.error}"
-    elif coarse.valid is not None and coarse.valid < cfg.min_valid:
-        unusable = f"coarse valid fraction {coarse.valid:.3f} < --min-valid {cfg.min_valid}"
-
     notes: list[str] = []
-    if s.coarse[day].mask is None and any(a.mask is not None for a in s.coarse.values()):
-        notes.append("no coarse mask for this date: its image used unmasked")  # as the fine
+    unusable = ""
+    # a date written as observed does not read its coarse image (not one of its inputs), so
+    # its row says nothing of it: a kept row cannot go stale when that image changes
+    coarse = None if s.observed_in_full(day) else s.images.open_image(s.coarse[day])
+    if coarse is not None:
+        rec.coarse_valid = coarse.valid
+        if coarse.source is None:
+            unusable = f"coarse image unreadable: {coarse.error}"
+        elif coarse.valid is not None and coarse.valid < cfg.min_valid:
+            unusable = f"coarse valid fraction {coarse.valid:.3f} < --min-valid {cfg.min_valid}"
+        if s.coarse[day].mask is None and any(a.mask is not None for a in s.coarse.values()):
+            notes.append("no coarse mask for this date: its image used unmasked")  # as the fine
     observed, full = _observation(s, rec, day, notes)
     if unusable and observed is None:
+        assert coarse is not None
         rec.status, rec.output = ("failed" if coarse.source is None else "skipped"), ""
         rec.reason = unusable
         return
@@ -490,7 +493,7 @@ def _predict_date(
     used: list[dt.date] = []
     blend = "none"
     if not full and not unusable:
-        assert coarse.source is not None
+        assert coarse is not None and coarse.source is not None
         planned = _predict_tiers(s, rec, day, coarse.source, observed, scratch, cfg, notes)
         if planned is None:
             return
