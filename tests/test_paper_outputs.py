@@ -55,10 +55,22 @@ def test_ndvi_is_scored_with_the_truths_range(
     assert one["data_range"] == 1.0 and one["psnr"]["mean"] < auto["psnr"]["mean"]
     code, out, _ = run_cli(["evaluate", str(pred), str(truth)], capsys)
     assert code == 0 and f"data range truth (L = {span:.4g})" in " ".join(out.split())
-    # the same values in files that do not say NDVI: reflectance's range
+    # the same values in files that do not say NDVI: seen in the truth's values (a trial's
+    # methods were scored on two ranges, by whether their outputs carried the variable tag)
     pred, truth, _ = _ndvi_pair(tmp_path / "unnamed", None)
     unnamed = _json(capsys, str(pred), str(truth))
-    assert unnamed["data_range"] == 1.0 and unnamed["psnr"]["mean"] == one["psnr"]["mean"]
+    assert unnamed["data_range"] == "truth" and unnamed["psnr"]["mean"] == auto["psnr"]["mean"]
+    assert any("values are not reflectance (ndvi" in n for n in unnamed["notes"])
+    # degrees Celsius too; reflectance keeps 1, also stored x 10000 (its scale is asked for)
+    rng = np.random.default_rng(1)
+    for name, values, expected in (
+        ("celsius", rng.normal(-3, 6, (1, 40, 40)), "truth"),
+        ("refl", rng.uniform(0.02, 0.4, (2, 40, 40)), 1.0),
+        ("dn", rng.uniform(200, 4000, (2, 40, 40)), 1.0),
+    ):
+        paths = [write_tif(tmp_path / f"{name}{i}.tif", values.astype("float32")) for i in (0, 1)]
+        args = [str(p) for p in paths] + ["--no-scale-check"] * (name == "dn")
+        assert _json(capsys, *args)["data_range"] == expected, name
 
 
 def test_a_mask_half_a_pixel_off_the_grid_is_warned_about(

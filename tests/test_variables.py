@@ -64,6 +64,8 @@ def test_inference_of_typical_ranges() -> None:
     assert infer_variable(green, 1, ("NDVI",)).name == "ndvi"
     assert infer_variable(np.round(green * 1e4), 1, ("ndvi_x10000",)).scale == 10000.0
     assert infer_variable(rng.uniform(0, 60, (1, 50, 50)), 1, ("LST_C",)).name == "lst"
+    # whatever the values: melting snow at -0.4..1.2 degrees Celsius, named LST, was NDVI
+    assert infer_variable(rng.uniform(-0.4, 1.2, (1, 50, 50)), 1, ("LST",)).name == "lst"
     # a blue band with dark water below -0.02 is named for what it is: reflectance
     blue = np.concatenate([rng.uniform(0.02, 0.2, 9800), np.full(200, -0.03)])
     assert infer_variable(blue[None], 1).name == "ndvi"

@@ -577,6 +577,7 @@ def _check_evaluation(
     scored (with ``--mask``: NaN where masked, so a cloud's uniform value is no "fill")."""
     pred_tags, truth_tags = tags
     from stfusion.errors import ScaleMismatchError
+    from stfusion.methods.variables import said_not_reflectance
     from stfusion.scale_check import scale_mismatch
 
     prediction, truth = pred_src.path, truth_src.path
@@ -595,7 +596,7 @@ def _check_evaluation(
             sample,
             "an undeclared fill value scored as data? Leave it out with "
             f"--{role}-nodata {{stored}} ({role}_nodata= in Python).",
-            reflectance=not _named_index_or_temperature(src, file_tags),
+            reflectance=not said_not_reflectance(src.band_names, file_tags),
         )
         for src, sample, role, file_tags in (
             (pred_src, pred_sample, "pred", pred_tags),
@@ -628,42 +629,41 @@ def _check_evaluation(
 
 
 def _auto_data_range(
-    pred: FileSource, pred_tags: dict[str, str], truth: FileSource, truth_tags: dict[str, str]
+    pred: FileSource,
+    pred_tags: dict[str, str],
+    truth: FileSource,
+    truth_tags: dict[str, str],
+    band_names: Sequence[str] = (),
 ) -> tuple[float | str, str]:
-    """``data_range="auto"``: ``"truth"`` for an index or a temperature, and why; else 1.0."""
+    """``data_range="auto"``: ``"truth"`` for an index or a temperature, and why; else 1.0.
+    Said by either file (:func:`said_not_reflectance`; ``band_names``: the truth's, when
+    given) or, when neither says, seen in the truth's values (``values_not_reflectance``:
+    the outputs of every method and program score alike, in kelvin, degrees Celsius or NDVI)."""
+    from stfusion.methods.variables import said_not_reflectance, values_not_reflectance
+
+    why = "data range for SSIM and PSNR: each band's valid max - min in the truth, since"
     for src, tags in ((truth, truth_tags), (pred, pred_tags)):
-        if _named_index_or_temperature(src, tags):
+        if said_not_reflectance(
+            band_names if src is truth and band_names else src.band_names, tags
+        ):
             return "truth", (
-                f"data range for SSIM and PSNR: each band's valid max - min in the truth, since "
-                f"{src.path} holds an index or a temperature (its band names or "
+                f"{why} {src.path} holds an index or a temperature (its band names or "
                 "STFUSION_VARIABLE tag); --data-range 1 scores it as reflectance"
             )
+    var = values_not_reflectance(truth.sample(), truth.count, band_names or truth.band_names)
+    if var is not None:
+        return "truth", (
+            f"{why} {truth.path}'s values are not reflectance ({var.name}: {var.reason}); "
+            "--data-range 1 scores it as reflectance"
+        )
     return 1.0, ""
 
 
 def holds_index_or_temperature(path: str, band_names: Sequence[str] = ()) -> bool:
-    """Whether ``band_names`` (when given), else the file at ``path`` (its band names or
-    stfusion's ``STFUSION_VARIABLE`` tag), say the image holds an index or a temperature:
-    :func:`evaluate_files`' ``data_range="auto"`` then takes the truth's range."""
-    if band_names:
-        return _index_or_temperature_names(band_names)
-    return _named_index_or_temperature(FileSource(path), _file_tags(path))
-
-
-def _index_or_temperature_names(names: Sequence[str]) -> bool:
-    from stfusion.methods.variables import INDEX_NAMES, TEMPERATURE_NAMES
-
-    names = [str(n) for n in names]
-    return bool(names) and all(INDEX_NAMES.search(n) or TEMPERATURE_NAMES.search(n) for n in names)
-
-
-def _named_index_or_temperature(src: FileSource, tags: dict[str, str]) -> bool:
-    """Whether a file says it holds an index or a temperature: every band named so (NDVI,
-    LST, ...), or stfusion's ``STFUSION_VARIABLE`` tag (in ``tags``, the file's)."""
-    if _index_or_temperature_names(src.band_names):
-        return True
-    variable = tags.get("STFUSION_VARIABLE", "")  # e.g. "ndvi, inferred (...)"
-    return variable.split(",")[0].split(" ")[0] in ("ndvi", "lst", "other")
+    """Whether :func:`evaluate_files`' ``data_range="auto"`` takes the truth's range for the
+    truth file at ``path`` (``band_names``: its bands' names, when the file has none)."""
+    src, tags = FileSource(path), _file_tags(path)
+    return _auto_data_range(src, tags, src, tags, band_names)[0] == "truth"
 
 
 def _file_tags(path: str) -> dict[str, str]:

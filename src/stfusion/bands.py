@@ -62,6 +62,18 @@ _LANDSAT_NUMBER = re.compile(r"^(?:sr_)?b0*(\d+)$")
 _MODIS_NUMBER = re.compile(r"^(?:sur_refl_b0*(\d+)(?:_1)?|nadir_reflectance_band(\d+))$")
 
 
+#: Band names of a normalised difference index (-1..1) and of a temperature.
+INDEX_NAMES = re.compile(r"(^|[^a-z])(k?ndvi|evi2?|savi|ndwi|mndwi|ndmi|nbr2?)([^a-z]|$)", re.I)
+TEMPERATURE_NAMES = re.compile(r"(^|[^a-z])(lst|temp|temperature|kelvin|bt)([^a-z]|$)", re.I)
+
+
+def names_index_or_temperature(names: Sequence[object]) -> bool:
+    """Whether every band name (at least one) names an index (NDVI, EVI, ...) or a
+    temperature (LST, BT, ...)."""
+    text = [str(n) for n in names]
+    return bool(text) and all(INDEX_NAMES.search(n) or TEMPERATURE_NAMES.search(n) for n in text)
+
+
 def _example(param: str) -> str:
     return f"--param {param}=blue,green,red,nir,swir1,swir2 (Python: {param}='blue,green,...')"
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from stfusion.bands import names_index_or_temperature
 from stfusion.errors import (
     EmptyInputError,
     InvalidParameterError,
@@ -551,6 +552,7 @@ def check_valid(source: Source, role: str) -> float:
         f"an undeclared nodata (fill) value? Declare it with {option} {{stored}} (Python: "
         "Scaling(nodata={stored})), or in the file (gdal_edit.py -a_nodata VALUE FILE, on a "
         "copy), so it is not fused as data.",
+        reflectance=not names_index_or_temperature(getattr(source, "band_names", ())),
     )
     warn_nodata_among_data(source, s)
     # an image covering part of the scene was warned about as such (align_coarse)

@@ -20,8 +20,8 @@ give it (``variable="auto"``) and logs what it decided. The rules, on the 0.5th 
 percentiles (lo, hi) of a sample of the fine images' values:
 
 * band names that all name a normalised difference index (NDVI, EVI, NDWI, NBR, ...): ndvi
-  (x 10000 when hi > 1.5); names that all name a temperature (LST, temperature, BT) and
-  values outside the ranges below: lst.
+  (x 10000 when hi > 1.5); names that all name a temperature (LST, temperature, BT),
+  whatever the values (degrees Celsius near 0 look like an index): lst.
 * lo >= -0.5 and hi <= 1.5: reflectance (scale 1); with a single band and lo < -0.02 (a
   share of clearly negative values, which reflectance does not have): ndvi, unless the band
   is named as a spectral band (blue, nir, SR_B2, B02, sur_refl_b03, ...).
@@ -40,10 +40,12 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from stfusion.bands import INDEX_NAMES, TEMPERATURE_NAMES, names_index_or_temperature
 from stfusion.errors import InvalidParameterError, warn
 
 log = logging.getLogger("stfusion.methods")
@@ -89,9 +91,6 @@ def _robust_range(sample: np.ndarray) -> tuple[float, float] | None:
     return float(lo), float(hi)
 
 
-#: Band names of a normalised difference index (-1..1) and of a temperature.
-INDEX_NAMES = re.compile(r"(^|[^a-z])(k?ndvi|evi2?|savi|ndwi|mndwi|ndmi|nbr2?)([^a-z]|$)", re.I)
-TEMPERATURE_NAMES = re.compile(r"(^|[^a-z])(lst|temp|temperature|kelvin|bt)([^a-z]|$)", re.I)
 #: Band names of a spectral band: colours, Landsat/Sentinel-2 band numbers, MODIS fields.
 REFLECTANCE_TOKENS = re.compile(
     r"^(b\d{1,2}a?|blue|green|red|nir\d*|swir\d*|coastal|rededge\d*|reflectance)$", re.I
@@ -117,6 +116,10 @@ def infer_variable(
     if named and all(INDEX_NAMES.search(n) for n in named) and lo >= -1.5 * DN_SCALE:
         scale = DN_SCALE if hi > 1.5 else 1.0
         return Variable("ndvi", scale, True, f"band names {', '.join(named)}, {where}")
+    if named and all(TEMPERATURE_NAMES.search(n) for n in named):
+        # before the value rules: degrees Celsius near 0 look like an index (a trial's
+        # melting snow at -0.4..1.2 named LST was taken for NDVI)
+        return Variable("lst", 1.0, True, f"band names {', '.join(named)}, {where}")
     # a band named as a spectral band (blue, SR_B2, B02, sur_refl_b03) is reflectance
     # whatever its negative values (dark water and shadow in blue)
     spectral = bool(named) and all(_reflectance_name(n) for n in named)
@@ -130,8 +133,6 @@ def infer_variable(
         return Variable("ndvi", 1.0, True, f"one band within -1..1, {where}")
     if lo >= 150.0 and hi <= 400.0:
         return Variable("lst", 1.0, True, f"{where}: kelvin")
-    if named and all(TEMPERATURE_NAMES.search(n) for n in named):
-        return Variable("lst", 1.0, True, f"band names {', '.join(named)}, {where}")
     s = np.asarray(sample, dtype=np.float64).ravel()
     s = s[np.isfinite(s)]
     integers = bool(np.all(s == np.round(s)))
@@ -223,3 +224,29 @@ def range_with_inputs(
         "data_min=, data_max=)."
     )
     return (lo, hi)
+
+
+def said_not_reflectance(band_names: Sequence[object], tags: Mapping[str, str]) -> bool:
+    """Whether a file says it holds an index or a temperature: every band named so (NDVI,
+    LST, ...), or stfusion's ``STFUSION_VARIABLE`` tag (``tags``, the file's) naming ndvi, lst
+    or other."""
+    if names_index_or_temperature(band_names):
+        return True
+    variable = tags.get("STFUSION_VARIABLE", "")  # e.g. "ndvi, inferred (...)"
+    return variable.split(",")[0].split(" ")[0] in ("ndvi", "lst", "other")
+
+
+def values_not_reflectance(
+    sample: np.ndarray, bands: int, band_names: Sequence[object] = ()
+) -> Variable | None:
+    """The variable of values that are clearly not reflectance (an index, kelvin, or another
+    variable spanning less than 100 units: degrees Celsius, LAI), else None. Reflectance
+    stored x 10000 (integers or not) is not among them: scored as such it needs its scale,
+    which the scale checks ask for."""
+    var = infer_variable(sample, bands, [str(n) for n in band_names])
+    rng = _robust_range(sample)
+    if var.name in ("ndvi", "lst") and var.scale == 1.0:
+        return var
+    if var.name == "other" and rng is not None and rng[1] - rng[0] < 100.0:
+        return var
+    return None
