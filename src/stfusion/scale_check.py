@@ -10,6 +10,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike
 
+from stfusion.products import kelvin_and_celsius, raw_product
+
 __all__ = ["SCALE_CHECK_FACTOR", "ScaleMismatch", "looks_like_reflectance", "scale_mismatch"]
 
 
@@ -18,6 +20,8 @@ def looks_like_reflectance(median: float) -> bool:
     mismatch that is right (the other gets the advice)."""
     return 1e-3 <= median <= 2.0
 
+
+_ROLE = {"pred": "prediction", "truth": "truth"}
 
 #: Prediction and truth whose typical values differ by more than this factor are on different
 #: scales (reflectance against reflectance x 10000): scores would be meaningless.
@@ -33,6 +37,8 @@ class ScaleMismatch:
     pred_median: float
     truth_median: float
     truth_given: float = 1.0  # the scale the truth was read with, which the advice replaces
+    #: The signed medians, when one looks like kelvin and the other like degrees Celsius.
+    kelvin_celsius: tuple[float, float] | None = None
 
     @property
     def truth_scale(self) -> float:
@@ -40,7 +46,30 @@ class ScaleMismatch:
         return float(10.0 ** round(math.log10(abs(self.truth_given) / self.factor)))
 
     def message(self, pred: str = "the prediction", truth: str = "the truth") -> str:
+        if self.kelvin_celsius is not None:
+            p_med, t_med = self.kelvin_celsius
+            side, other = ("truth", "pred") if p_med > t_med else ("pred", "truth")
+            return (
+                f"{pred} (median {p_med:.4g}) and {truth} (median {t_med:.4g}) differ by about "
+                f"273 in band {self.band + 1}: the {_ROLE[other]} looks like kelvin, the "
+                f"{_ROLE[side]} like "
+                "degrees Celsius, so the scores would be meaningless. Give "
+                f"--{side}-offset 273.15 (Python: evaluate_files(..., {side}_offset=273.15)) so "
+                "both are in kelvin."
+            )
         times = self.factor if self.factor >= 1 else 1 / self.factor
+        for path, role, median, given in (
+            (pred, "pred", self.pred_median, 1.0),
+            (truth, "truth", self.truth_median, self.truth_given),
+        ):
+            product = raw_product(path, (), median, given)
+            if product is not None:
+                return (
+                    f"{pred} (median {self.pred_median:.4g}) and {truth} (median "
+                    f"{self.truth_median:.4g}) differ {times:.0f}x in band {self.band + 1}: "
+                    f"{path} looks like {product.title} read unscaled. Give "
+                    f"{product.advice(role)} so it is in {product.unit}."
+                )
         s = f"{self.truth_scale:g}"
         if self.pred_median > 2 and looks_like_reflectance(self.truth_median):
             # the truth looks like reflectance: scale the prediction down to it, not the
@@ -95,6 +124,11 @@ def scale_mismatch(
             continue
         pm = float(np.median(np.abs(p[b][ok])))
         tm = float(np.median(np.abs(t[b][ok])))
+        signed = float(np.median(p[b][ok])), float(np.median(t[b][ok]))
+        if kelvin_and_celsius(*signed) is not None:  # 290 K against 17 C: 17x, not noticed
+            return ScaleMismatch(
+                b, tm / pm if pm > 0 else math.inf, pm, tm, truth_given or 1.0, signed
+            )
         if pm <= 0 or tm <= 0:
             continue
         f = tm / pm

@@ -17,14 +17,19 @@ from stfusion.bands import names_index_or_temperature
 from stfusion.errors import (
     EmptyInputError,
     InvalidParameterError,
-    ScaleMismatchError,
     STFusionError,
     warn,
 )
 from stfusion.io import Source, scan_values
 from stfusion.io.files import same_file
 from stfusion.io.sources import underlying_source, wrapped
-from stfusion.scale_check import looks_like_reflectance
+from stfusion.pair_scales import (
+    SAMPLE_PIXELS,
+    SCALE_WARN_FACTOR,
+    check_scales,
+    check_target_scale,
+    warn_raw_products,
+)
 
 __all__ = [
     "PAIR_IS",
@@ -44,14 +49,6 @@ __all__ = [
     "warn_undeclared_fill",
 ]
 
-#: Fine and coarse images of one date whose |value| medians and 98th percentiles both differ
-#: this much are almost surely on other scales (both: a median near 0, as NDVI's, alone says
-#: nothing). The real pairs in ../shared/data differ at most 1.5x.
-SCALE_ERROR_FACTOR = 1000.0
-SCALE_WARN_PAIR = 5.0
-#: Between dates (a coarse target against a pair's coarse image: snow, cloud or flood can
-#: change a band 15-25x) and between sites (a training catalog): warn from 20x.
-SCALE_WARN_FACTOR = 20.0
 MOSTLY_EMPTY = 0.5
 
 
@@ -242,133 +239,17 @@ def _roles_named(fine: Source, coarse: Source) -> bool:
     return all(OTHER not in roles_from_names(s.band_names) for s in (fine, coarse))
 
 
-def _scale_in_effect(src: Source) -> float:
-    """The scale that made ``src``'s values physical (its file's or array's, under any
-    wrappers: an aligned coarse image, a mask); 1 when none is known."""
-    scale = float(getattr(underlying_source(src), "scale", 1.0) or 1.0)
-    return abs(scale) if math.isfinite(scale) else 1.0
-
-
-def _small_side_advice(small: Source, option: str, factor: float) -> str:
-    """What to give when ``small``'s values are too small to be reflectance: its scale in
-    effect times ``factor`` (a power of ten), 1 meaning "leave the option out"."""
-    given = _scale_in_effect(small)
-    scale = 10.0 ** round(np.log10(given * factor))
-    python = option.lstrip("-").replace("-scale", "_scaling")
-    fix = (
-        f"leave {option} out (its {given:g} makes them so)"
-        if scale == 1 and given != 1
-        else f"give {option} {scale:g} (Python: {python}={scale:g})"
-    )
-    return f"{small.label} holds values too small for reflectance: {fix}."
-
-
-#: Pixels of the decimated sample of each image that the value checks compare.
-SAMPLE_PIXELS = 1 << 16
-
-
-#: Landsat Collection 2 Level-2 surface reflectance: value = DN x 2.75e-5 - 0.2.
-C2_SCALE = 2.75e-5
-
-
-def _c2_hint(big: Source, option: str, median: float) -> str:
-    """Landsat Collection 2 Level-2's scale and offset, when the fine image's stored values
-    look like its digital numbers (reflectance 0..0.6 is 7273..29091): a power of ten alone
-    leaves its -0.2 offset out (RMSE 0.057 against 0.035 on CIA)."""
-    if option != "--fine-scale" or _scale_in_effect(big) != 1.0 or not 5000 <= median <= 65535:
-        return ""
-    return (
-        " If it is Landsat Collection 2 Level-2 (uint16, reflectance = DN x 2.75e-5 - 0.2), "
-        "give --fine-scale 2.75e-5 --fine-offset -0.2 instead (or --fine-preset "
-        "landsat89-c2l2 / landsat457-c2l2)."
-    )
-
-
 def check_pair(fine: Source, coarse: Source, band_order: bool = True) -> bool:
     """The value checks of a pair (its coarse image on the fine grid): the scales
     (:func:`check_scales`), the band order by values (with ``band_order``) and a fine image
     given as the coarse one; one sample of each image serves the first two. Whether it
     warned of the band order."""
     samples = fine.sample(SAMPLE_PIXELS), coarse.sample(SAMPLE_PIXELS)
-    check_scales(fine, coarse, samples=samples)
+    if not check_scales(fine, coarse, samples=samples):
+        warn_raw_products(fine, coarse, samples)
     told = band_order and warn_bands_matching_another_order(fine, coarse, samples)
     warn_fine_looking_coarse(fine, coarse)
     return told
-
-
-def check_scales(
-    fine: Source,
-    coarse: Source,
-    fine_option: str = "--fine-scale",
-    coarse_option: str = "--coarse-scale",
-    samples: tuple[np.ndarray, np.ndarray] | None = None,
-) -> None:
-    """Catch reflectance x10000 against 0-1 (the commonest silent error in STF).
-
-    ``fine_option``/``coarse_option``: the options that scale each image, named in the
-    advice (the larger-valued side's); the same option for both (the coarse target against
-    a pair's coarse image) means the files themselves must agree. ``samples``: the images'
-    samples of :data:`SAMPLE_PIXELS`, when already read.
-    """
-    f, c = samples or (fine.sample(SAMPLE_PIXELS), coarse.sample(SAMPLE_PIXELS))
-    for b in range(min(f.shape[0], c.shape[0])):
-        fv = f[b][np.isfinite(f[b])]
-        cv = c[b][np.isfinite(c[b])]
-        if fv.size == 0 or cv.size == 0 or np.ptp(fv) == 0 or np.ptp(cv) == 0:
-            continue  # one value throughout (a fill, warned about by check_valid): no scale
-        fm, cm = float(np.median(np.abs(fv))), float(np.median(np.abs(cv)))
-        fp, cp = float(np.percentile(np.abs(fv), 98)), float(np.percentile(np.abs(cv), 98))
-        if min(fm, cm, fp, cp) <= 0:
-            continue
-        factor = min(max(fm, cm) / min(fm, cm), max(fp, cp) / min(fp, cp))
-        if factor >= SCALE_ERROR_FACTOR:
-            big, option = (fine, fine_option) if fm > cm else (coarse, coarse_option)
-            # the power of ten nearest the scale in effect over the factor: with --fine-scale
-            # 10 given for x10000 values, 1e-4 (not 1e-5, the factor's own correction)
-            given = _scale_in_effect(big)
-            scale = 10.0 ** round(np.log10(given / factor))
-            small, small_option = (coarse, coarse_option) if fm > cm else (fine, fine_option)
-            # the larger side looks like reflectance, the smaller does not (0-1 values scaled
-            # by 0.0001 again): fix the smaller side, not scale the other down
-            plausible = [looks_like_reflectance(m) for m in (min(fm, cm), max(fm, cm))]
-            if plausible == [False, True] and fine_option != coarse_option:
-                advice = _small_side_advice(small, small_option, factor)
-            elif fine_option == coarse_option:
-                advice = (
-                    f"{option} applies to both, so the files must be in the same units: "
-                    f"rescale {big.label}, or record its scale in it (gdal_edit.py -scale "
-                    f"{scale:g} FILE, on a copy)."
-                )
-            else:
-                python = option.lstrip("-").replace("-scale", "_scaling")
-                advice = (
-                    f"{big.label} holds the larger values: give {option} {scale:g} "
-                    f"(Python: {python}={scale:g}), or set both scales, so both are in the "
-                    "same units." + _c2_hint(big, option, max(fm, cm))
-                )
-            raise ScaleMismatchError(
-                f"{fine.label} (median {fm:.4g}) and {coarse.label} (median {cm:.4g}) differ "
-                f"{factor:.0f}x in band {b + 1}: their scales do not match. {advice}"
-            )
-        if factor >= (SCALE_WARN_FACTOR if fine_option == coarse_option else SCALE_WARN_PAIR):
-            options = (
-                fine_option if fine_option == coarse_option else f"{fine_option}/{coarse_option}"
-            )
-            src = underlying_source(fine)
-            c2 = math.isclose(float(getattr(src, "scale", 1.0)), C2_SCALE, rel_tol=1e-6)
-            offset = (
-                " and the offsets: Landsat Collection 2 Level-2 needs --fine-offset -0.2 with "
-                "its scale 2.75e-5"
-                if c2 and float(getattr(src, "offset", 0.0)) == 0.0
-                else ""
-            )
-            c2dn = _c2_hint(fine, fine_option, fm) if fm > cm else ""  # DN vs MODIS int16
-            warn(
-                f"{fine.label} and {coarse.label}: band {b + 1} medians differ "
-                f"{max(fm, cm) / min(fm, cm):.0f}x ({fm:.4g} vs {cm:.4g}; 98th percentiles of "
-                f"|value| {fp:.4g} vs {cp:.4g}); check {options}{offset}.{c2dn}"
-            )
-            return
 
 
 def undeclared_fill(
@@ -430,16 +311,6 @@ def stored_value(source: Source, physical: float) -> float:
     stored = (physical - offset) / scale if scale else physical
     whole = round(stored)
     return float(whole) if abs(stored - whole) <= max(1e-2, 1e-6 * abs(whole)) else stored
-
-
-def check_target_scale(pair: tuple[Source, Source], target: Source) -> None:
-    """The coarse target against a pair's coarse image (the same sensor: a target x10000
-    among 0-1 pairs would give "reflectance" in the thousands, silently). A fine reference
-    standing in for its own coarse image (``--fine-ref``: the pair's two images are one
-    file) is read with the fine options, so the advice names ``--fine-scale`` for it."""
-    fine, coarse = pair
-    stand_in = fine.label == coarse.label
-    check_scales(coarse, target, "--fine-scale" if stand_in else "--coarse-scale", "--coarse-scale")
 
 
 def warn_undeclared_fill(
