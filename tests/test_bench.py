@@ -438,3 +438,24 @@ def test_a_case_in_the_wrong_units_fails_before_any_run(
     )
     code, _, err = run_cli([*bench_args("tiny", out, "--cases-file", str(user_case))], capsys)
     assert code == 0, err
+
+
+def test_a_case_reads_its_images_with_the_offsets_it_gives(
+    user_case: Path, small_tifs: dict[str, Path]
+) -> None:
+    """A cases file had no fine_offset: Landsat surface temperature (x 0.00341802 + 149) and
+    Collection 2 reflectance (-0.2) could not be read in their units (an LST trial's Fit-FC
+    was scored at RMSE 44.7 K, exit 0)."""
+    from stfusion.bench import _truth
+    from stfusion.methods import make_estimator
+
+    text = user_case.read_text()
+    user_case.write_text(text + "fine_offset = 0.5\ncoarse_offset = -0.25\n")
+    case = load_cases_file(user_case)["tiny"]
+    assert case.fine_scaling.offset == 0.5 and case.coarse_scaling.offset == -0.25
+    f1, f2 = (FileSource(str(small_tifs[k])).read() for k in ("f1", "f2"))
+    np.testing.assert_allclose(_truth(case)[0], f2 + 0.5, atol=1e-6)
+    np.testing.assert_allclose(case.predict_with(make_estimator("nochange")), f1 + 0.5, atol=1e-6)
+    user_case.write_text(text + 'fine_offset = "x"\n')
+    with pytest.raises(InvalidParameterError, match="fine_offset = 'x' must be a number"):
+        load_cases_file(user_case)

@@ -64,7 +64,7 @@ from stfusion.errors import (
     STFusionError,
     warn,
 )
-from stfusion.io import OLD_SUFFIX, FileSource, Scaling, atomic_path, file_sha256, partial_name
+from stfusion.io import OLD_SUFFIX, FileSource, atomic_path, file_sha256, partial_name
 from stfusion.methods import FusionMethod, get_method, make_estimator
 from stfusion.methods.deep import (
     fitted_training_dates,
@@ -316,7 +316,7 @@ def pairs_seen(case: Case, dates: Sequence[str] | None, sites: Sequence[Any], gr
 
 
 def _truth(case: Case) -> tuple[np.ndarray, list[str]]:
-    src = FileSource(case.truth, Scaling(case.fine_scale))
+    src = FileSource(case.truth, case.fine_scaling)
     names = list(case.bands) if len(case.bands) == src.count else list(src.band_names)
     return src.read(), names
 

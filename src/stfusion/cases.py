@@ -48,6 +48,8 @@ class Case:
     target_date: str
     fine_scale: float | None = None
     coarse_scale: float | None = None
+    fine_offset: float | None = None
+    coarse_offset: float | None = None
     ratio: float | None = None
     bands: tuple[str, ...] = ()
     description: str = ""
@@ -60,11 +62,11 @@ class Case:
 
     @property
     def fine_scaling(self) -> Scaling:
-        return Scaling(self.fine_scale)
+        return Scaling(self.fine_scale, self.fine_offset)
 
     @property
     def coarse_scaling(self) -> Scaling:
-        return Scaling(self.coarse_scale)
+        return Scaling(self.coarse_scale, self.coarse_offset)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -335,6 +337,8 @@ CASE_KEYS = (
     "target_date",
     "fine_scale",
     "coarse_scale",
+    "fine_offset",
+    "coarse_offset",
     "ratio",
     "bands",
     "description",
@@ -354,6 +358,15 @@ def _number(spec: dict[str, Any], key: str, where: str, least: float, example: s
             f"{where}: {key} = {value!r} must be a number {bound} ({example})."
         )
     return float(value)
+
+
+def _offset(spec: dict[str, Any], key: str, where: str) -> float | None:
+    """``spec[key]`` as a finite number (an offset: any sign), or None."""
+    value = spec.get(key)
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if value is not None and not ok:
+        raise InvalidParameterError(f"{where}: {key} = {value!r} must be a number (e.g. -0.2).")
+    return None if value is None else float(value)
 
 
 def _data_range(spec: dict[str, Any], where: str, truth: str) -> float | str:
@@ -439,6 +452,8 @@ def load_cases_file(path: str | os.PathLike[str]) -> dict[str, Case]:
     target_date = "2021-07-11"
     fine_scale = 0.0001      # optional (default: file metadata, else 1)
     coarse_scale = 0.0001    # optional
+    fine_offset = -0.2       # optional (default: file metadata, else 0), e.g. Landsat C2 L2
+    coarse_offset = 0.0      # optional
     ratio = 16               # optional: needed by FSDAF and Fit-FC on one grid, and by ERGAS
     bands = ["green", "red", "nir"]   # optional
     data_range = "truth"     # optional: SSIM/PSNR range (default 1, or "truth" for NDVI/LST bands)
@@ -503,6 +518,8 @@ def load_cases_file(path: str | os.PathLike[str]) -> dict[str, Case]:
             target_date=_target_date(spec, rel(spec["target"]), where),
             fine_scale=_number(spec, "fine_scale", where, 0.0, "e.g. 0.0001"),
             coarse_scale=_number(spec, "coarse_scale", where, 0.0, "e.g. 0.0001"),
+            fine_offset=_offset(spec, "fine_offset", where),
+            coarse_offset=_offset(spec, "coarse_offset", where),
             ratio=_number(spec, "ratio", where, 1.0, "coarse / fine pixel size, e.g. 16"),
             bands=_strings(spec, "bands", where),
             description=str(spec.get("description", f"user case from {p.name}")),
