@@ -549,3 +549,19 @@ def test_a_new_pair_that_moves_the_output_grid_recomputes_not_refuses(tmp_path: 
         assert b.reason.startswith("recomputed") or b.status != a.status, b
     with rasterio.open(out / "fused_2020-03-10.tif") as ds:
         assert ds.shape == (44 - 6, 45 - 6)
+
+
+def test_int16_advice_fits_the_values_and_their_precision() -> None:
+    """An LST trial: hot land surface temperature (320-350 K) clipped at the default scale was
+    told to give --int16-scale 0.01, which clipped 99 % of it at 327.67 K."""
+    from stfusion.series.outputs import WrittenImage, int16_scale_for
+
+    assert int16_scale_for(30.0, 350.0) == 0.02  # 1500 steps, up to 655 K
+    assert int16_scale_for(0.6, 0.6) == 1e-4  # reflectance: its usual scale
+    assert int16_scale_for(0.1, 300.0) is None  # 0.1 K at 300 K: float32 only
+    notes = WrittenImage(1.0, 40000, "", steps=0, span=30.0, peak=350.0).int16_notes(1e-4)
+    assert all("give --int16-scale 0.02 (or --dtype float32)" in n for n in notes), notes
+    tight = WrittenImage(1.0, 5, "", steps=0, span=0.1, peak=300.0).int16_notes(1e-4)
+    assert tight[0].endswith(
+        "give --dtype float32 (no int16 scale keeps both the values and their precision)"
+    )

@@ -179,25 +179,50 @@ class WrittenImage:
     steps: int | None = None
     #: int16: the span of the values before storing (max - min over bands); else 0.
     span: float = 0.0
+    #: int16: the largest |value| before storing; else 0.
+    peak: float = 0.0
 
     def int16_notes(self, int16_scale: float) -> list[str]:
         """What storing as int16 lost: clipped values, and precision when the values span
         fewer than :data:`MIN_INT16_STEPS` steps of the scale (reflectance at scale 1 stores
         every pixel as 0)."""
         notes = []
+        better = int16_scale_for(self.span, self.peak)
+        advice = (
+            f"give --int16-scale {better:g} (or --dtype float32)"
+            if better
+            else ("give --dtype float32 (no int16 scale keeps both the values and their precision)")
+        )
         if self.clipped:
             notes.append(
                 f"{self.clipped} value(s) beyond +-{32767 * int16_scale:g} clipped to fit int16 "
-                f"(--int16-scale {int16_scale:g})"
+                f"(--int16-scale {int16_scale:g}): {advice}"
             )
         if self.steps is not None and self.span > 0 and self.steps < MIN_INT16_STEPS:
-            better = 10.0 ** math.floor(math.log10(self.span / 1000))  # >= 1000 steps
             notes.append(
                 f"the values span {self.span:.4g} but only {self.steps} step(s) of "
-                f"--int16-scale {int16_scale:g} as stored: most precision is lost; give "
-                f"--int16-scale {better:g} (or --dtype float32)"
+                f"--int16-scale {int16_scale:g} as stored: most precision is lost; {advice}"
             )
         return notes
+
+
+def int16_scale_for(span: float, peak: float) -> float | None:
+    """The smallest scale 10^k (else 2 or 5 x 10^k) that stores values up to ``peak`` (|value|;
+    twice that when it can, for other dates) within int16's +-32767 and, when it can, in 1000
+    steps over ``span``, else in at least
+    :data:`MIN_INT16_STEPS`; None when none does (kelvin 300 spanning 0.1 K). The advice for
+    precision alone was 10^k over the span, which clipped hot land surface temperature
+    (0.01: 327.67 K at most)."""
+    if peak <= 0 or span <= 0:
+        return None  # nothing to store, or one value: any scale keeps it
+    for steps, room in ((1000, 2.0), (1000, 1.0), (MIN_INT16_STEPS, 1.0)):
+        least, top = room * peak / 32767, span / steps  # room: for other dates' values
+        k = math.floor(math.log10(least))
+        for mults in ((1,), (2, 5)):  # a power of ten first (reflectance's 1e-4)
+            for scale in (m * 10.0**e for e in range(k - 1, k + 3) for m in mults):
+                if least <= scale <= top:
+                    return float(f"{scale:.6g}")
+    return None
 
 
 class DateImage:
@@ -239,6 +264,7 @@ class DateImage:
             self.hash.hexdigest(),
             int(stored[1] - stored[0]) if self.dtype == "int16" and self.hi >= self.lo else None,
             float(self.hi - self.lo) if self.hi >= self.lo else 0.0,
+            float(max(abs(self.lo), abs(self.hi))) if self.hi >= self.lo else 0.0,
         )
         final = dict(tags(done) if callable(tags) else tags)
         # written last: a file with these tags has all its data
