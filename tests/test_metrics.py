@@ -185,6 +185,19 @@ def test_ergas_without_ratio_is_nan_with_note() -> None:
     assert any("ergas" in n for n in rep.notes)
 
 
+def test_scores_that_depend_on_the_zero_are_noted_below_zero() -> None:
+    """An LST trial: ERGAS 0.019 in kelvin, 36.8 in degrees Celsius, with no word."""
+    rng = np.random.default_rng(0)
+    kelvin = 273.15 + rng.normal(1.0, 3.0, (1, 30, 30))
+    pred = kelvin + rng.normal(0, 0.5, kelvin.shape)
+    in_k = m.evaluate(pred, kelvin, ratio=16, data_range="truth")
+    in_c = m.evaluate(pred - 273.15, kelvin - 273.15, ratio=16, data_range="truth")
+    assert in_c.mean["rmse"] == pytest.approx(in_k.mean["rmse"], rel=1e-9)
+    assert in_c.mean["ergas"] > 100 * in_k.mean["ergas"]
+    assert not any("below 0" in n for n in in_k.notes)
+    assert any("below 0: ergas" in n and "kelvin" in n for n in in_c.notes)
+
+
 def test_ssim_constant_images_by_hand() -> None:
     # Constant images: all local variances are 0, so SSIM = (2ab + C1) / (a^2 + b^2 + C1)
     a, b, L = 0.4, 0.5, 1.0
