@@ -307,16 +307,26 @@ def test_a_broken_plugin_does_not_take_the_cli_down(tmp_path: Path) -> None:
     """An installed plugin whose module fails to import: `stfusion methods` still lists every
     other method (and names the broken one), `--method broken` is a one-line error, and a
     plugin shadowing a built-in name is said to be ignored. It was a traceback, exit 1."""
+    (tmp_path / "exitingplug.py").write_text("import sys\nsys.exit('bye from the plugin')\n")
+    _with_plugin(tmp_path, "otherplug", "twin = this_module_does_not_exist_xyz:Twin2\n")
     cli = _with_plugin(
         tmp_path,
         "brokenplug",
         "broken = this_module_does_not_exist_xyz:Nope\n"
         "starfm = this_module_does_not_exist_xyz:Other\n"
         "misnamed = stfusion.methods.baselines:Additive\n"
-        "llr.v2 = this_module_does_not_exist_xyz:Dotted\n",
+        "llr.v2 = this_module_does_not_exist_xyz:Dotted\n"
+        "exits = exitingplug:Exits\n"
+        "twin = this_module_does_not_exist_xyz:Twin1\n",
     )
     listed = cli("methods")
     assert listed.returncode == 0, listed.stderr
+    # sys.exit at a plugin's import took `stfusion methods` down with its text alone (exit 1)
+    assert "method 'exits'" in listed.stderr and "SystemExit: bye" in listed.stderr
+    assert "plugin package 'brokenplug'" in listed.stderr  # the package to uninstall
+    # two packages, one name: one was taken silently
+    twin = next(x for x in listed.stderr.splitlines() if "registers that name first" in x)
+    assert "package otherplug" in twin and "package brokenplug" in twin, twin
     assert "Traceback" not in listed.stderr
     assert "starfm" in listed.stdout and "fsdaf" in listed.stdout
     assert "'broken'" in listed.stderr and "could not be loaded" in listed.stderr

@@ -39,14 +39,15 @@ def _load(name: str, spec: str) -> type[FusionMethod]:
     """The class ``spec`` names; a plugin that fails to import (or is not a method) is a
     clear error naming it, not a traceback from inside its package."""
     module, _, attr = spec.partition(":")
+    package = f" {_DISTRIBUTIONS[spec]!r}" if spec in _DISTRIBUTIONS else ""
     try:
         cls = getattr(import_module(module), attr)
-    except Exception as exc:  # a third-party package's import error, whatever it is
+    except (Exception, SystemExit) as exc:  # a third-party import error, whatever it is
         if module.startswith("stfusion."):  # a built-in: the cause is not a plugin's
             raise
         raise InvalidParameterError(
             f"method {name!r} ({spec}) could not be loaded: {type(exc).__name__}: {exc}. It "
-            "comes from an installed plugin package: reinstall or uninstall that package."
+            f"comes from the installed plugin package{package}: reinstall or uninstall it."
         ) from None
     if not (isinstance(cls, type) and issubclass(cls, FusionMethod)):
         raise InvalidParameterError(
@@ -65,6 +66,8 @@ def _load(name: str, spec: str) -> type[FusionMethod]:
 
 
 _SHADOWED: set[str] = set()
+#: ``module:Class`` -> the distribution (pip package) whose entry point registers it.
+_DISTRIBUTIONS: dict[str, str] = {}
 
 
 def available() -> dict[str, str]:
@@ -82,14 +85,30 @@ def available() -> dict[str, str]:
                     "name."
                 )
             continue
+        dist = getattr(getattr(ep, "dist", None), "name", None)
+        if dist:
+            _DISTRIBUTIONS[ep.value] = str(dist)
         if ep.name in BUILTIN and ep.value != BUILTIN[ep.name] and ep.value not in _SHADOWED:
             _SHADOWED.add(ep.value)  # said once per process, however often this runs
             warn(
                 f"plugin method {ep.name!r} ({ep.value}) ignored: a built-in method has that "
                 "name. Register the plugin under another name."
             )
+        elif ep.name in found and found[ep.name] != ep.value and ep.name not in BUILTIN:
+            if ep.value not in _SHADOWED:  # two plugins, one name: the first one wins, said
+                _SHADOWED.add(ep.value)
+                warn(
+                    f"plugin method {ep.name!r} ({ep.value}{_from(ep.value)}) ignored: "
+                    f"{found[ep.name]}{_from(found[ep.name])} registers that name first. "
+                    "Uninstall one of the two packages, or register one under another name."
+                )
+            continue
         found.setdefault(ep.name, ep.value)
     return dict(sorted(found.items()))
+
+
+def _from(spec: str) -> str:
+    return f", package {_DISTRIBUTIONS[spec]}" if spec in _DISTRIBUTIONS else ""
 
 
 def get_method(name: str) -> type[FusionMethod]:
