@@ -5,6 +5,7 @@ float32-on-the-fine-grid check could not fail."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -127,3 +128,23 @@ def test_the_contract_suite_catches_a_method_that_fills_gaps_with_zero() -> None
     with pytest.raises(AssertionError, match=r"zerofilled.*predicts exactly 0"):
         check_nan_holes(ZeroFilled)
     check_nan_holes(Additive)
+
+
+class NeedsRatio(Additive):
+    """Declares tags.needs_ratio and, as docs/plugins.md says, leaves the rest to stfusion."""
+
+    name = "needsratio"
+    tags = dataclasses.replace(Additive.tags, needs_ratio=True)
+
+
+def test_a_method_needing_the_ratio_is_refused_it_from_its_tag() -> None:
+    """A plugin trial: needs_ratio=True was not enforced by fit, so a method written from the
+    docs failed check_method ("predicted without a ratio, but tags.needs_ratio is true")."""
+    from stfusion.errors import InvalidParameterError
+    from stfusion.testing import check_method
+
+    check_method(NeedsRatio)
+    scene = piecewise_scene(h=40, w=56)
+    with pytest.raises(InvalidParameterError, match="needsratio needs the resolution ratio R"):
+        NeedsRatio().fit([(scene["fine"], scene["coarse"])])
+    NeedsRatio().fit([(scene["fine"], scene["coarse"])], ratio=8)

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, overload
 import numpy as np
 from rasterio.windows import Window
 
+from stfusion.coarse import integer_ratio
 from stfusion.errors import (
     InvalidParameterError,
     MethodOutputError,
@@ -247,6 +248,8 @@ class FusionMethod:
         self._forget()  # a refit starts afresh: no target or state of the last fit is used
         scene = pairs if isinstance(pairs, Scene) else open_scene(pairs, **scene_kw)
         self.check_scene_params(scene.grid, scene.ratio)
+        if scene.ratio is None and self.needs_ratio_for(self.get_params()):
+            integer_ratio(None, self.name)  # refused from the tag: a plugin need not repeat it
         try:
             self.scene_ = scene
             self.grid_: Grid = scene.grid
