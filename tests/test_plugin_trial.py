@@ -6,14 +6,19 @@ float32-on-the-fine-grid check could not fail."""
 from __future__ import annotations
 
 import dataclasses
+import re
+from numbers import Integral
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from rasterio.windows import Window
 
 from stfusion.errors import MethodOutputError
+from stfusion.methods import FusionMethod, Param
 from stfusion.methods.baselines import Additive
+from stfusion.methods.params import Interval
 from stfusion.testing import check_windows, piecewise_scene
 
 
@@ -148,3 +153,67 @@ def test_a_method_needing_the_ratio_is_refused_it_from_its_tag() -> None:
     with pytest.raises(InvalidParameterError, match="needsratio needs the resolution ratio R"):
         NeedsRatio().fit([(scene["fine"], scene["coarse"])])
     NeedsRatio().fit([(scene["fine"], scene["coarse"])], ratio=8)
+
+
+def test_state_in_dicts_and_nested_lists_counts() -> None:
+    """A plugin trial: state kept as {"blue": array} or [[[array]]] counted 0 bytes, so
+    --mem-limit did not take it off the windows' share."""
+    scene = piecewise_scene(h=40, w=56)
+    est = Additive().fit([(scene["fine"], scene["coarse"])])
+    base = est.state_nbytes()
+    table = np.zeros((1000, 100))  # 800 000 bytes
+    est.tables_ = {"blue": table}
+    assert est.state_nbytes() == base + table.nbytes
+    est.tables_ = [[[table]]]
+    assert est.state_nbytes() == base + table.nbytes
+
+
+class NondetFit(Additive):
+    """An unseeded random step in fit."""
+
+    name = "nondetfit"
+
+    def _fit(self, scene: Any) -> None:
+        self.shift_ = np.float32(np.random.default_rng().normal(0, 0.01))
+
+    def predict_window(self, window: Window) -> np.ndarray:
+        return super().predict_window(window) + self.shift_
+
+
+class StackPerPair(Additive):
+    """With two pairs, one prediction per pair stacked: (2, bands, h, w)."""
+
+    name = "stackperpair"
+
+    def predict_window(self, window: Window) -> np.ndarray:
+        fines, coarses, target = self.read_inputs(window, 0)
+        preds = [(f + target - c).astype(np.float32) for f, c in zip(fines, coarses)]
+        return preds[0] if len(preds) == 1 else np.stack(preds)
+
+
+class RatioParam(Additive):
+    name = "ratioparam"
+    params = (Param("ratio", 2, Interval(Integral, 1, None, closed="left"), "", "a block size"),)
+
+    def __init__(self, *, ratio: int = 2) -> None:
+        FusionMethod.__init__(self, ratio=ratio)
+
+
+@pytest.mark.parametrize(
+    ("cls", "said"),
+    [
+        (NondetFit, "a second fit on the same inputs predicts otherwise"),
+        (StackPerPair, "with 2 pairs"),
+        (RatioParam, "parameter name(s) ratio belong to the scene"),
+    ],
+)
+def test_the_contract_suite_catches_what_a_plugin_trial_slipped_past_it(
+    cls: type[Additive], said: str
+) -> None:
+    """A plugin trial: an unseeded fit, a two-pair path returning a stack and a parameter
+    named ratio all passed check_method (the stack then failed `stfusion predict` with two
+    pairs; the ratio parameter could never be set)."""
+    from stfusion.testing import check_method
+
+    with pytest.raises((AssertionError, MethodOutputError), match=re.escape(said)):
+        check_method(cls)

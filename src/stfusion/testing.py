@@ -19,8 +19,10 @@ raise ``AssertionError`` (or the method's own error) naming the method and what 
 import neither pytest nor torch. What they check: the declarations (``params``, ``tags``), an
 explicit keyword-only ``__init__`` whose defaults are the declared ones, ``get_params`` /
 ``set_params`` / ``clone``, command-line strings of the defaults parsing back to the
-defaults, the pair-count and ratio rules of ``tags``, float32 output on the fine grid, tiled
-and threaded runs equal to the whole-scene run bit for bit (``tags.tiled_exact``), the exact
+defaults, the pair-count and ratio rules of ``tags``, float32 output on the fine grid (also
+from one pair more than the minimum when the method takes it), equal outputs from equal
+inputs (predicting again, fitting again), tiled and threaded runs equal to the whole-scene
+run bit for bit (``tags.tiled_exact``), the exact
 properties of ``tags.exact``, NaN holes that stay local, and the quality fields of
 ``tags.quality``. Methods with ``tags.needs_torch`` skip the checks that predict when torch
 is not installed.
@@ -100,6 +102,15 @@ def check_declarations(cls: type[FusionMethod], params: Mapping[str, Any] | None
     names = [p.name for p in cls.params]
     if len(set(names)) != len(names):
         raise _fail(cls, f"parameter names repeat: {names}")
+    from stfusion.scene import scene_keywords
+
+    reserved = sorted(set(names) & {"ratio", *scene_keywords()})
+    if reserved:  # --param ratio= and fit(ratio=...) are the scene's: it could never be set
+        raise _fail(
+            cls,
+            f"parameter name(s) {', '.join(reserved)} belong to the scene (fit's keywords); "
+            "call the parameter something else",
+        )
     for p in cls.params:
         if not p.help or p.unit is None:
             raise _fail(cls, f"parameter {p.name} needs help and unit ('' for none)")
@@ -240,19 +251,65 @@ def check_prediction(cls: type[FusionMethod], params: Mapping[str, Any] | None =
         raise _fail(cls, f"prediction {whole.dtype} {whole.shape}, want float32 {fine.shape}")
     if not np.isfinite(whole).all():
         raise _fail(cls, "NaN or inf in the prediction of a clean scene")
+    # the same inputs, the same output: first, so a random step is not called a tiling fault
+    for what, again in (
+        ("predicting again", est.predict(target).values),
+        ("a second fit", _fitted(cls, params, fine, scene["coarse"]).predict(target).values),
+    ):
+        if not np.array_equal(again, whole, equal_nan=True):
+            raise _fail(
+                cls,
+                f"{what} on the same inputs predicts otherwise (max "
+                f"{np.nanmax(np.abs(again - whole)):g}): a random step without a seed "
+                "parameter, or state changed by predict? Equal inputs must give equal outputs",
+            )
     if cls.tags.tiled_exact:
-        plans: tuple[dict[str, Any], ...] = (
-            {"window_size": RATIO * 2},
-            {"window_size": RATIO * 2, "workers": 2},
+        plans: tuple[tuple[dict[str, Any], str], ...] = (
+            (
+                {"window_size": RATIO * 2},
+                "a halo() too small for what a window reads, or rows and columns swapped",
+            ),
+            (
+                {"window_size": RATIO * 2, "workers": 2},
+                "predict_window runs in several threads "
+                "at once (--workers): scratch kept on self is shared between them",
+            ),
         )
-        for kw in plans:
+        for kw, why in plans:
             part = est.predict(target, **kw).values
             if not np.array_equal(part, whole):
                 raise _fail(
                     cls,
                     f"predict({kw}) differs from the whole-scene prediction "
-                    f"(max {np.nanmax(np.abs(part - whole)):g})",
+                    f"(max {np.nanmax(np.abs(part - whole)):g}): {why}?",
                 )
+    _check_more_pairs(cls, params, scene, target)
+
+
+def _check_more_pairs(
+    cls: type[FusionMethod],
+    params: Mapping[str, Any] | None,
+    scene: dict[str, np.ndarray],
+    target: np.ndarray,
+) -> None:
+    """A method taking more pairs than its minimum predicts float32 on the fine grid from
+    them too (a two-pair path returning a stack per pair passed every check)."""
+    t = cls.tags
+    n = t.min_pairs + 1
+    if t.max_pairs is not None and t.max_pairs < n:
+        return
+    fine, coarse = scene["fine"], scene["coarse"]
+    pairs = [(fine * (1 + 0.05 * k), coarse * (1 + 0.05 * k)) for k in range(n)]
+    try:
+        pred = _estimator(cls, params).fit(pairs, ratio=RATIO).predict(target).values
+    except MethodOutputError as exc:
+        raise _fail(cls, f"with {n} pairs: {exc}") from None
+    if pred.dtype != np.float32 or pred.shape != fine.shape or not np.isfinite(pred).all():
+        raise _fail(
+            cls,
+            f"with {n} pairs: prediction {pred.dtype} {pred.shape}, want float32 "
+            f"{fine.shape} and finite",
+        )
 
 
 def check_windows(cls: type[FusionMethod], params: Mapping[str, Any] | None = None) -> None:

@@ -431,16 +431,19 @@ class FusionMethod:
                 src.release()
 
     def state_nbytes(self) -> int:
-        """Bytes held between windows: arrays learned in fit/prepare (also inside helper
-        objects such as FSDAF's spline) and native coarse images kept by the sources."""
+        """Bytes held between windows: arrays learned in fit/prepare (also inside lists,
+        tuples, dicts and helper objects such as FSDAF's spline, up to 4 levels down) and
+        native coarse images kept by the sources."""
         seen: set[int] = set()
 
         def size(obj: Any, depth: int = 0) -> int:
-            if id(obj) in seen or depth > 2:
+            if id(obj) in seen or depth > 4:  # a plugin's {"blue": [[array]]} is 3 deep
                 return 0
             seen.add(id(obj))
             if isinstance(obj, np.ndarray):
                 return int(obj.nbytes)
+            if isinstance(obj, dict):
+                return sum(size(o, depth + 1) for o in obj.values())
             if isinstance(obj, list | tuple):
                 return sum(size(o, depth + 1) for o in obj)
             if hasattr(obj, "__dict__") and not isinstance(obj, type):
