@@ -337,6 +337,9 @@ def test_a_broken_plugin_does_not_take_the_cli_down(tmp_path: Path) -> None:
     # a dotted name would split --param METHOD.NAME=VALUE (a plugin author's trial)
     assert "plugin method 'llr.v2'" in listed.stderr and "letters, digits" in listed.stderr
     assert "llr.v2" not in listed.stdout
+    shown = cli("methods", "broken")  # was "no such method" after the load error
+    assert shown.returncode == 1 and "no such method" not in shown.stderr, shown.stderr
+    assert "Error: method 'broken'" in shown.stderr and "could not be loaded" in shown.stderr
     out = tmp_path / "p.tif"
     run = cli("predict", *_cia(), "--method", "broken", "--out", str(out))
     assert run.returncode == 1 and "Traceback" not in run.stderr

@@ -20,6 +20,9 @@ def methods(name: str | None) -> None:
     for problem in broken:  # the other methods are still listed
         click.echo(f"Warning: {problem}", err=True)
     if name is not None:
+        failed = next((b for b in broken if b.startswith(f"method {name.strip()!r} ")), None)
+        if failed is not None:  # registered but broken: its own error, not "no such method"
+            raise click.ClickException(failed)
         _one(name, found)
         return
     try:
