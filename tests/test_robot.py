@@ -310,7 +310,9 @@ def test_cli_predict_with_several_pairs(tmp_path: Path) -> None:
     assert np.isfinite(read_raster(out).values).all()
 
 
-def _kranj_robot_series(out: Path, fine_days: tuple[str, ...], date_range: str) -> Path:
+def _kranj_robot_series(
+    out: Path, fine_days: tuple[str, ...], date_range: str, params: tuple[str, ...] = ()
+) -> Path:
     """``stfusion series --method robot`` over Kranj's filled Landsat of ``fine_days`` and
     every MODIS day; the Kranj folder."""
     k = need(KRANJ)
@@ -320,6 +322,7 @@ def _kranj_robot_series(out: Path, fine_days: tuple[str, ...], date_range: str) 
         coarse=[str(k / "modis" / "filled")],
         fine_scale=1e-4,
         method="robot",
+        params=list(params),
         date_range=date_range,
     )
     return k
@@ -350,3 +353,16 @@ def test_series_records_each_dates_reference(tmp_path: Path) -> None:
         with rasterio.open(out / f"fused_{day}.tif") as ds:
             weights[day] = json.loads(ds.tags()["STFUSION_ROBOT"])["reference_weights"]
     assert weights == {"2020-03-15": [1.0, 0.0], "2020-03-16": [0.0, 1.0]}
+
+
+@pytest.mark.realdata(KRANJ)
+def test_series_gives_the_dates_for_the_nearest_reference(tmp_path: Path) -> None:
+    """A trial against the authors' code: `series -p reference=nearest` (the authors' demo
+    rule) fell back to `closest` without a word, since the series gave the method no dates;
+    `predict` with the same files took the mean of 068 and 093."""
+    out = tmp_path / "out"
+    _kranj_robot_series(out, ("068", "093"), "2020-03-10:2020-03-17", ("reference=nearest",))
+    for day in ("2020-03-10", "2020-03-17"):
+        with rasterio.open(out / f"fused_{day}.tif") as ds:
+            tags = ds.tags()
+        assert json.loads(tags["STFUSION_ROBOT"])["reference_weights"] == [0.5, 0.5], day

@@ -48,6 +48,7 @@ from stfusion.quality import quality_layer as quality_layer  # re-exported, as b
 from stfusion.scene import (
     ImageLike,
     Scene,
+    as_date,
     as_scaling,
     as_source,
     check_fit_call,
@@ -284,7 +285,15 @@ class FusionMethod:
     def _fit(self, scene: Scene) -> None:
         """Scene-wide state from the pairs (override)."""
 
-    def prepare(self, coarse_target: ImageLike, scaling: Scaling | float | None = None) -> Self:
+    def prepare(
+        self,
+        coarse_target: ImageLike,
+        scaling: Scaling | float | None = None,
+        *,
+        target_date: Any = None,
+    ) -> Self:
+        """Take ``coarse_target`` (read with ``scaling``) as the image to predict from;
+        ``target_date``: its date, when not fit's (a series predicts many from one fit)."""
         self._check_fitted()
         refuse_while_predicting(self, "prepare()")
         scaling = as_scaling(scaling)
@@ -320,6 +329,8 @@ class FusionMethod:
             )
         self.target_ = target
         scene = self.scene_
+        if target_date is not None:
+            scene.target_date = as_date(target_date, "target_date")
         if scene.pair_dates is not None and scene.target_date is not None:
             self.pair_days_ = np.array(
                 [abs(int((scene.target_date - d).astype(int))) for d in scene.pair_dates]
@@ -431,9 +442,8 @@ class FusionMethod:
                 src.release()
 
     def state_nbytes(self) -> int:
-        """Bytes held between windows: arrays learned in fit/prepare (also inside lists,
-        tuples, dicts and helper objects such as FSDAF's spline, up to 4 levels down) and
-        native coarse images kept by the sources."""
+        """Bytes held between windows: arrays learned in fit/prepare (also in containers and
+        helper objects, 4 levels down) and native coarse images kept by the sources."""
         seen: set[int] = set()
 
         def size(obj: Any, depth: int = 0) -> int:

@@ -23,8 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 import stfusion
 from stfusion.errors import InputFileError
 from stfusion.io import (
@@ -265,7 +263,9 @@ class _Series:
             c = self.images.open_image(self.coarse[d]).source
             assert f is not None and c is not None
             pairs.append((f, c))
-        scene = open_scene(pairs, ratio=self.images.ratio, check=False)
+        # the pairs' dates (the target's is given to prepare, date by date): ROBOT's
+        # reference=nearest fell back to closest in a series without a word
+        scene = open_scene(pairs, ratio=self.images.ratio, check=False, pair_dates=list(dates))
         if cls is self.cls and len(dates) > 1 and one_pair_method(cls):
             est: FusionMethod = VIPSTF(base=cls.name, base_params=dict(self.kwargs))  # vip_sets
         else:
@@ -662,8 +662,7 @@ def _predict_tier(
         est = s.estimator(cls, tuple(group))
         name = "+".join(d.isoformat() for d in group)
         comp = scratch / f"{day.isoformat()}_{role}_{name}.tif"
-        days = [abs((day - d).days) for d in group]  # the quality layer's days_to_pair
-        _predict_component(est, target, comp, cfg.mem_limit_mb, cfg.workers, days)
+        _predict_component(est, target, comp, cfg.mem_limit_mb, cfg.workers, day)
         paths.append(comp)
         fitted.append(est.fitted_tags())  # e.g. STFUSION_VARIABLE, as predict writes
         note = members_note(est, len(group))
@@ -678,14 +677,13 @@ def _predict_component(
     out: Path,
     mem_limit_mb: float | None,
     workers: int,
-    days: list[int],
+    day: dt.date,
 ) -> Path:
-    """One fusion prediction into a float32 GeoTIFF (the unit the resume test counts);
-    ``days``: from the target to each of ``est``'s pairs, in their order."""
+    """One fusion prediction of ``day`` into a float32 GeoTIFF (the unit the resume test
+    counts); the quality layer's days_to_pair from the pairs' dates given to fit."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        est.prepare(target)
-        est.pair_days_ = np.array(days)  # the scene has no dates: the series knows them
+        est.prepare(target, target_date=day)
         # with its quality layer: the blend prefers values made from a pair's fine data
         est.predict(
             out=out,
