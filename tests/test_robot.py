@@ -59,7 +59,10 @@ def _fit(inputs: dict[str, list[np.ndarray]], **params: object) -> ROBOT:
 
 
 @needs_cia
-@pytest.mark.parametrize("params", [{}, {"budget": 0.5}, {"beta": 0.0}, {"tolerance": 0.0}])
+@pytest.mark.parametrize(
+    "params",
+    [{}, {"budget": 0.5}, {"beta": 0.0}, {"tolerance": 0.0}, {"solver": "spams"}],
+)
 def test_matches_reference(cia: dict, params: dict) -> None:
     """``budget=0.5`` makes the sum constraint active (SLSQP); ``tolerance=0`` compensates
     the residual in every block."""

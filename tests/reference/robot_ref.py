@@ -68,17 +68,18 @@ def combine(alpha: np.ndarray, images: list[np.ndarray], b: int, y: int, x: int)
     return acc * total / weight if weight > 0 else math.nan
 
 
-def solve(design: np.ndarray, y: np.ndarray, budget: float) -> np.ndarray:
-    """(R2): min ||y - D a||^2 s.t. a >= 0, sum a <= budget, by SLSQP on the full problem."""
+def solve(design: np.ndarray, y: np.ndarray, budget: float, ridge: float = 0.0) -> np.ndarray:
+    """(R2): min ||y - D a||^2 + ridge ||a||^2 s.t. a >= 0, sum a <= budget, by SLSQP on the
+    full problem."""
     n = design.shape[1]
     scale = float(y @ y) or 1.0  # keeps SLSQP's tolerances relative
 
     def f(a: np.ndarray) -> float:
         r = y - design @ a
-        return float(r @ r) / scale
+        return (float(r @ r) + ridge * float(a @ a)) / scale
 
     def g(a: np.ndarray) -> np.ndarray:
-        return -2.0 * design.T @ (y - design @ a) / scale
+        return (-2.0 * design.T @ (y - design @ a) + 2.0 * ridge * a) / scale
 
     res = minimize(
         f,
@@ -102,6 +103,7 @@ def robot(
     beta: float = 1.0,
     budget: float = 2.0,
     tolerance: float = 0.02,
+    solver: str = "exact",
 ) -> tuple[np.ndarray, list[np.ndarray]]:
     """(R1)-(R4) on ``(band, h, w)`` arrays (NaN: missing, see the module docstring);
     returns the prediction and the coefficients of every block that predicts (row-major
@@ -146,7 +148,10 @@ def robot(
                         if beta > 0 and all(math.isfinite(v) for v in vals):
                             rows.append([beta * (v - m_f) / s_f for v in vals[:n]])
                             ys.append(beta * (vals[n] - m_f) / s_f)
-            alpha = solve(np.array(rows), np.array(ys), budget)
+            # SPAMS' 1e-10 on the Gram diagonal of the authors' blocks, which they divide by
+            # 100 x (band-pixels of one image in the block) before solving
+            ridge = 1e-10 * (100.0 * nb * bh * bw) ** 2 if solver == "spams" else 0.0
+            alpha = solve(np.array(rows), np.array(ys), budget, ridge)
             alphas.append(alpha)
             compensate = math.fabs(float(alpha.sum()) - 1.0) >= tolerance
             for b in range(nb):

@@ -33,7 +33,8 @@ the authors' demo code (github.com/shuangchencc/ROBOT, Python with SPAMS); the l
      L1-constrained non-negative lasso (SPAMS ``lasso`` mode 0, ``pos=True``) of the authors'
      code; here it is solved by ``scipy.optimize.nnls`` and, when the sum constraint is active, by
      ``scipy.optimize.minimize(method="SLSQP")`` on the same problem reduced by a QR
-     factorisation (same minimiser).
+     factorisation. SPAMS adds 1e-10 to the Gram diagonal, which the authors' scaling of each
+     block makes a ridge: ``solver="spams"`` adds it (:data:`SPAMS_RIDGE`).
 
 (R3) The block's prediction applies ``alpha`` to the original (not normalised) images::
 
@@ -107,8 +108,17 @@ def _spans(s_c: float, s_f: float) -> tuple[float, float]:
     return (s_c if s_c > 0 else s_f), (s_f if s_f > 0 else s_c)
 
 
-def solve_coefficients(design: np.ndarray, target: np.ndarray, budget: float) -> np.ndarray:
-    """``argmin ||target - design a||^2`` with ``a >= 0`` and ``sum a <= budget`` (R2).
+#: SPAMS' lasso adds 1e-10 to the Gram matrix's diagonal; the authors' code first divides
+#: the normalised block by 100 x (band-pixels of one image in the block), so on the
+#: normalised problem that is a ridge of 1e-10 x (100 N)^2 = 1e-6 N^2 (``solver=spams``).
+SPAMS_RIDGE = 1e-6
+
+
+def solve_coefficients(
+    design: np.ndarray, target: np.ndarray, budget: float, ridge: float = 0.0
+) -> np.ndarray:
+    """``argmin ||target - design a||^2 + ridge ||a||^2`` with ``a >= 0`` and
+    ``sum a <= budget`` (R2; the ridge as rows ``sqrt(ridge) I`` against 0).
 
     ``design`` ``(rows, n)``, ``target`` ``(rows,)``, float64. The rows are first reduced by a
     QR factorisation (``||A a - y||^2 = ||R a - Q^T y||^2 + const``), then NNLS; when its
@@ -116,6 +126,9 @@ def solve_coefficients(design: np.ndarray, target: np.ndarray, budget: float) ->
     solution.
     """
     n = design.shape[1]
+    if ridge > 0:
+        design = np.concatenate([design, math.sqrt(ridge) * np.eye(n)])
+        target = np.concatenate([target, np.zeros(n)])
     if design.shape[0] > n:
         q, r = np.linalg.qr(design)
         a_mat, y = r, q.T @ target
@@ -166,6 +179,7 @@ def predict_block(
     beta: float,
     budget: float,
     tolerance: float,
+    spams: bool = False,
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """(R2)-(R3) for one block: ``(prediction (band, h, w) float64, alpha)``, or None when no
     band-pixel is valid in every coarse image and the target. ``fines``/``coarses``:
@@ -184,7 +198,8 @@ def predict_block(
     rhs = np.concatenate([c0[ok_c], fr[ok_f]]) if beta > 0 else c0[ok_c]
     if not ok_c.any():  # the coarse term carries the target: nothing to fit
         return None
-    alpha = solve_coefficients(design, rhs, budget)
+    ridge = SPAMS_RIDGE * float(coarses[0].size) ** 2 if spams else 0.0
+    alpha = solve_coefficients(design, rhs, budget, ridge)
     pred = _combine(alpha, fines)
     if abs(float(alpha.sum()) - 1.0) >= tolerance:
         pred = pred + (target - _combine(alpha, coarses))
@@ -251,6 +266,15 @@ class ROBOT(FusionMethod):
             "the squared coarse distance; nearest = mean of the nearest pair "
             "before and after in time (authors' demo; closest without dates); mean = all",
         ),
+        Param(
+            "solver",
+            "exact",
+            StrOptions(("exact", "spams")),
+            "",
+            "exact = the constrained least-squares minimiser; spams = as the authors' code "
+            "with SPAMS' lasso, whose fixed 1e-10 on the Gram diagonal is a ridge on their "
+            "scaled blocks (their demo, with reference=nearest, to 3e-8 where it clips nothing)",
+        ),
     )
 
     # The parameters, stored by FusionMethod.__init__ (declared for the type checker).
@@ -260,6 +284,7 @@ class ROBOT(FusionMethod):
     budget: float
     tolerance: float
     reference: str
+    solver: str
 
     def __init__(
         self,
@@ -270,6 +295,7 @@ class ROBOT(FusionMethod):
         budget: float = 2.0,
         tolerance: float = 0.02,
         reference: str = "closest",
+        solver: str = "exact",
     ) -> None:
         super().__init__(
             block=block,
@@ -278,6 +304,7 @@ class ROBOT(FusionMethod):
             budget=budget,
             tolerance=tolerance,
             reference=reference,
+            solver=solver,
         )
 
     def _validate_params(self) -> None:
@@ -378,6 +405,7 @@ class ROBOT(FusionMethod):
                     float(self.beta),
                     float(self.budget),
                     float(self.tolerance),
+                    self.solver == "spams",
                 )
                 if out is None:
                     continue
