@@ -321,11 +321,56 @@ def test_every_worker_gone_mid_run_is_an_error_not_a_wait(
     def no_worker(n: int, timeout: float) -> None:
         raise TimeoutError
 
-    client = SimpleNamespace(
-        scheduler_info=lambda: {"workers": {}},
-        wait_for_workers=no_worker,
-        scheduler=SimpleNamespace(address="tcp://10.0.0.5:8786"),
-    )
+    def cluster(workers: dict[str, Any] | None) -> SimpleNamespace:
+        def identity(n_workers: int) -> dict[str, Any]:
+            if workers is None:  # a scheduler that stopped answering
+                raise TimeoutError
+            return {"workers": workers}
+
+        return SimpleNamespace(
+            sync=lambda func, callback_timeout=None, **kw: func(**kw),
+            wait_for_workers=no_worker,
+            scheduler=SimpleNamespace(address="tcp://10.0.0.5:8786", identity=identity),
+        )
+
     monkeypatch.setattr(parallel, "WORKER_CHECK_S", 0.0)
     with pytest.raises(STFusionError, match=r"every worker .* left during the run.*plugin"):
-        next(parallel._completed(Pending(), client))
+        next(parallel._completed(Pending(), cluster({})))
+    # a trial: a scheduler stopped mid-run (SIGSTOP, a network cut) was waited on for ever
+    with pytest.raises(STFusionError, match=r"scheduler at tcp://10.0.0.5:8786 stopped answer"):
+        next(parallel._completed(Pending(), cluster(None)))
+    # and so were workers paused by Dask's memory threshold, that never resumed
+    monkeypatch.setattr(parallel, "PAUSED_LIMIT_S", 0.0)
+    paused = {"tcp://w1": {"status": "paused", "memory_limit": 360 * 2**20}}
+    with pytest.raises(STFusionError, match=r"every worker .* paused .*here 360 MB"):
+        next(parallel._completed(Pending(), cluster(paused)))
+    monkeypatch.setenv("STFUSION_SCHEDULER_TIMEOUT", "30sec")  # was a KeyError traceback
+    from stfusion.errors import InvalidParameterError
+
+    with pytest.raises(InvalidParameterError, match="STFUSION_SCHEDULER_TIMEOUT='30sec'"):
+        parallel.scheduler_timeout()
+
+
+def test_a_lost_or_foreign_scheduler_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A trial: a scheduler killed mid-run ended in 35-90 lines of Dask tracebacks, and one
+    without stfusion in a 76-line "Error during deserialization of the task graph"."""
+    from types import SimpleNamespace
+
+    from distributed.client import FutureCancelledError
+
+    from stfusion import parallel
+    from stfusion.errors import STFusionError
+
+    client = SimpleNamespace(scheduler=SimpleNamespace(address="tcp://10.0.0.5:8786"))
+    monkeypatch.setattr(parallel, "_client", lambda scheduler: (client, False))
+    for raised, said in (
+        (FutureCancelledError("k", "scheduler-connection-lost"), "lost the Dask scheduler"),
+        (RuntimeError("Error during deserialization of the task graph"), "needs stfusion"),
+    ):
+
+        def fail(*args: Any, exc: BaseException = raised) -> None:
+            raise exc
+
+        monkeypatch.setattr(parallel, "_run", fail)
+        with pytest.raises(STFusionError, match=said):
+            parallel.run_distributed(None, [], None, "tcp://10.0.0.5:8786")  # type: ignore[arg-type]

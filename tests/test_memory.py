@@ -362,6 +362,10 @@ def test_fsdaf_state_spilled_past_the_budget(
             # In memory: counts, C1, C2, residuals (> 24 x bands bytes per coarse pixel).
             assert mem.state_nbytes() > blocks * 24 * BANDS
             assert est.state_nbytes() < blocks * 16 + 2**16
+            # what a Dask run ships whole to every process is found, to be warned of
+            from stfusion.parallel import _spilled_bytes
+
+            assert _spilled_bytes(est) > blocks * 24 * BANDS and _spilled_bytes(mem) == 0
             spilled = np.asarray(est.predict().values)
             tiled = np.asarray(est.predict(window_size=30, workers=2).values)
         np.testing.assert_array_equal(spilled, whole)

@@ -17,6 +17,7 @@ import os
 import re
 import socket
 from collections.abc import Callable, Iterator
+from concurrent.futures import CancelledError
 from typing import Any
 
 import numpy as np
@@ -80,6 +81,24 @@ def check_scheduler(scheduler: Any) -> Any:
     return text.strip()
 
 
+def scheduler_timeout() -> tuple[str, float]:
+    """``STFUSION_SCHEDULER_TIMEOUT`` (default ``20s``) as given and in seconds; a value Dask
+    cannot read (``30sec``) is a one-line error, not a traceback from inside Dask."""
+    from dask.utils import parse_timedelta
+
+    text = os.environ.get("STFUSION_SCHEDULER_TIMEOUT", "20s").strip() or "20s"
+    try:
+        seconds = float(parse_timedelta(text, default="s") or 0)
+    except (KeyError, ValueError, TypeError):
+        seconds = -1.0
+    if not seconds > 0:
+        raise InvalidParameterError(
+            f"STFUSION_SCHEDULER_TIMEOUT={text!r}: not a duration; give seconds or a number "
+            "with a unit, e.g. 20, 90s or 2min."
+        )
+    return text, seconds
+
+
 def _client(scheduler: Any) -> tuple[Any, bool]:
     """A distributed Client for an address or an existing Client; (client, owned)."""
     try:
@@ -96,27 +115,30 @@ def _client(scheduler: Any) -> tuple[Any, bool]:
     why = "" if os.path.isfile(scheduler) else _unreachable(scheduler)
     if why:
         raise STFusionError(f"cannot reach the Dask scheduler at {scheduler}: {why}. {advice}")
-    timeout = os.environ.get("STFUSION_SCHEDULER_TIMEOUT", "20s")
+    timeout, seconds = scheduler_timeout()
     if os.path.isfile(scheduler):
-        kwargs = {"scheduler_file": scheduler, "timeout": timeout}
+        kwargs = {"scheduler_file": scheduler, "timeout": seconds}
     else:
-        kwargs = {"address": scheduler, "timeout": timeout}
+        kwargs = {"address": scheduler, "timeout": seconds}
     try:
-        return _within(timeout, lambda: Client(**kwargs), scheduler), True
+        return _within(timeout, seconds, lambda: Client(**kwargs), scheduler), True
+    except MemoryError:  # a service that speaks first: its bytes read as a message length
+        raise STFusionError(
+            f"something answers at {scheduler}, but not a Dask scheduler (its first bytes "
+            f"read as a message of absurd size). {advice}"
+        ) from None
     except (OSError, ValueError) as exc:
         raise STFusionError(
             f"cannot reach the Dask scheduler at {scheduler} ({exc}). {advice}"
         ) from None
 
 
-def _within(timeout: str, connect: Callable[[], Any], scheduler: str) -> Any:
+def _within(timeout: str, seconds: float, connect: Callable[[], Any], scheduler: str) -> Any:
     """``connect()`` given ``timeout`` (and 5 s more) to return: Dask's own timeout does not
     cover a peer that accepts the connection and never answers (a hung scheduler, another
     service on the port), where the client waited for ever. Run in a daemon thread, left
     behind when it overruns (the command then ends with the error)."""
     import threading
-
-    from dask.utils import parse_timedelta
 
     box: dict[str, Any] = {}
 
@@ -128,7 +150,7 @@ def _within(timeout: str, connect: Callable[[], Any], scheduler: str) -> Any:
 
     thread = threading.Thread(target=run, name="stfusion-dask-connect", daemon=True)
     thread.start()
-    thread.join(float(parse_timedelta(timeout, default="s") or 0) + 5.0)
+    thread.join(seconds + 5.0)
     if thread.is_alive():
         raise STFusionError(
             f"the Dask scheduler at {scheduler} did not answer within {timeout} "
@@ -173,17 +195,16 @@ def connected(scheduler: Any) -> Iterator[Any]:
         yield client
     finally:
         if owned:
-            client.close()
+            with _quiet_client_log():  # one that lost its scheduler logs each retry
+                client.close()
 
 
 def _wait_for_workers(client: Any) -> None:
     """At least one worker, within ``STFUSION_SCHEDULER_TIMEOUT`` (default 20 s; an adaptive
     cluster that starts empty may need more): a cluster without workers hung the run."""
-    from dask.utils import parse_timedelta
-
-    timeout = os.environ.get("STFUSION_SCHEDULER_TIMEOUT", "20s")
+    timeout, seconds = scheduler_timeout()
     try:
-        client.wait_for_workers(1, timeout=parse_timedelta(timeout))
+        client.wait_for_workers(1, timeout=seconds)
     except (TimeoutError, OSError):
         raise STFusionError(
             f"the Dask cluster at {client.scheduler.address} has no workers (waited {timeout}). "
@@ -194,23 +215,62 @@ def _wait_for_workers(client: Any) -> None:
 
 #: Seconds between checks that the cluster still has workers, while windows are pending.
 WORKER_CHECK_S = 5.0
+#: Seconds every worker may stay paused (Dask's memory pause) before the run stops.
+PAUSED_LIMIT_S = 120.0
+
+
+def _workers(client: Any) -> dict[str, Any]:
+    """The scheduler's view of its workers, within ``STFUSION_SCHEDULER_TIMEOUT``: a
+    scheduler that stopped answering (stopped, or cut off with its connection left open)
+    blocked ``scheduler_info()`` for ever while the progress line said "working"."""
+    timeout, seconds = scheduler_timeout()
+    try:
+        info = client.sync(client.scheduler.identity, n_workers=-1, callback_timeout=seconds)
+    except (TimeoutError, OSError) as exc:
+        raise STFusionError(
+            f"the Dask scheduler at {client.scheduler.address} stopped answering during the "
+            f"run ({type(exc).__name__}, waited {timeout}, STFUSION_SCHEDULER_TIMEOUT): see "
+            "its log and the network. No output was written."
+        ) from None
+    return dict(info.get("workers") or {})
+
+
+def _paused_error(client: Any, workers: dict[str, Any]) -> STFusionError:
+    limits = [w.get("memory_limit") or 0 for w in workers.values()]
+    mb = f"{min(limits) / 2**20:.0f} MB" if all(limits) else "their limit"
+    return STFusionError(
+        f"every worker of the Dask cluster at {client.scheduler.address} has been paused for "
+        f"{PAUSED_LIMIT_S:.0f} s: Dask pauses a worker whose process memory passes a share "
+        "of its memory limit (distributed.worker.memory.pause, 80 % by default; the limit "
+        f"here {mb}), and a worker that has "
+        "loaded stfusion's kernels holds about 300 MB before any window. Start the workers "
+        "with a larger --memory-limit, or give a lower --mem-limit. No output was written."
+    )
 
 
 def _completed(ac: Any, client: Any) -> Iterator[Any]:
-    """The futures of ``ac`` as they finish, while checking that the cluster keeps a worker:
-    when every worker had died (one that cannot import a plugin method's package dies as it
-    unpickles its task) the run waited for ever, saying "still running"."""
+    """The futures of ``ac`` as they finish, while checking that the scheduler answers and
+    the cluster keeps a worker that is not paused: when every worker had died (one that
+    cannot import a plugin method's package dies as it unpickles its task) or paused, the
+    run waited for ever, saying "still running"."""
     import time
 
     checked = time.monotonic()
+    paused_since: float | None = None
     while not ac.is_empty():
         batch = ac.next_batch(block=False)
         if batch:
             yield from batch
+            paused_since = None
             continue
         if time.monotonic() - checked >= WORKER_CHECK_S:
             checked = time.monotonic()
-            if not client.scheduler_info().get("workers"):
+            workers = _workers(client)
+            paused = bool(workers) and all(w.get("status") == "paused" for w in workers.values())
+            paused_since = (paused_since or checked) if paused else None
+            if paused_since is not None and checked - paused_since >= PAUSED_LIMIT_S:
+                raise _paused_error(client, workers)
+            if not workers:
                 try:
                     _wait_for_workers(client)
                 except STFusionError:
@@ -222,6 +282,45 @@ def _completed(ac: Any, client: Any) -> Iterator[Any]:
                         "output was written."
                     ) from None
         time.sleep(0.05)
+
+
+def _spilled_bytes(obj: Any, depth: int = 0, seen: set[int] | None = None) -> int:
+    """Bytes of the scene-wide state ``obj`` keeps in temporary files (``SpillArray``), as far
+    as 4 levels down its attributes and containers."""
+    from stfusion.io.spill import SpillArray
+
+    seen = set() if seen is None else seen
+    if id(obj) in seen or depth > 4:
+        return 0
+    seen.add(id(obj))
+    if isinstance(obj, SpillArray):
+        return obj.nbytes if obj.spilled else 0
+    if isinstance(obj, dict):
+        items: Any = obj.values()
+    elif isinstance(obj, list | tuple):
+        items = obj
+    elif hasattr(obj, "__dict__") and not isinstance(obj, type | np.ndarray):
+        items = vars(obj).values()
+    else:
+        return 0
+    return sum(_spilled_bytes(x, depth + 1, seen) for x in items)
+
+
+def _warn_spilled_state(method: WindowPredictor) -> None:
+    """Scene-wide state spilled to a temporary file under --mem-limit (FSDAF's tables of a
+    large scene) cannot be read by other processes: it is sent whole with the method, and
+    the scheduler and every worker hold it in memory (a trial: 23.8 MB spilled, 27.2 MB
+    sent), outside --mem-limit."""
+    from stfusion.errors import warn
+
+    n = _spilled_bytes(method)
+    if n:
+        warn(
+            f"{getattr(method, 'name', 'the method')}: {n / 2**20:.0f} MB of scene-wide state "
+            "that --mem-limit put in a temporary file here is sent whole to the Dask scheduler "
+            "and every worker, which hold it in memory on top of --mem-limit: give them "
+            "memory for it (or run without --scheduler, where it stays on disk)."
+        )
 
 
 def _held(method: WindowPredictor) -> WindowPredictor:
@@ -270,60 +369,109 @@ def run_distributed(
     mid-run) is retried ``retries`` times on another worker; if it still fails the run raises
     and the caller's writer removes its temporary file, so no partial output is left.
     """
+    from distributed.comm.core import CommClosedError
+
     client, owned = _client(scheduler)
+    quiet = _quiet_client_log()  # also while the client closes, trying to reconnect
+    quiet.__enter__()
+    try:
+        return _run(method, windows, sink, client, progress, retries)
+    except (CancelledError, CommClosedError) as exc:  # the scheduler went away mid-run
+        why = str(exc).splitlines()[0][:200] if str(exc) else ""
+        raise STFusionError(
+            f"lost the Dask scheduler at {client.scheduler.address} during the run "
+            f"({type(exc).__name__}: {why}): see its log. No output was written."
+        ) from None
+    except RuntimeError as exc:
+        if "deserializ" not in str(exc):
+            raise
+        import stfusion
+
+        raise STFusionError(
+            f"the Dask scheduler at {client.scheduler.address} could not read stfusion's "
+            "tasks: the scheduler, like every worker, needs stfusion installed (the same "
+            f"version as here, {stfusion.__version__}, and any plugin package a method comes "
+            f"from). {str(exc)[:200]}. No output was written."
+        ) from None
+    finally:
+        try:
+            if owned:
+                client.close()
+        finally:
+            quiet.__exit__(None, None, None)
+
+
+@contextlib.contextmanager
+def _quiet_client_log() -> Iterator[None]:
+    """Dask's client logs every lost connection with a traceback (35-90 lines when the
+    scheduler is killed): stfusion says it in one line instead."""
+    import logging
+
+    log = logging.getLogger("distributed.client")
+    level = log.level
+    log.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
+
+
+def _run(
+    method: WindowPredictor,
+    windows: list[Window],
+    sink: Sink,
+    client: Any,
+    progress: Callable[[int, int], None] | None,
+    retries: int,
+) -> dict[str, Any]:
     from distributed import KilledWorker, as_completed
 
-    try:
-        _wait_for_workers(client)
-        at_start = set(client.scheduler_info().get("workers", {}))
-        nworkers = max(1, len(at_start))
-        # A task's result, not scattered data: when the worker holding it dies, the scheduler
-        # computes it again from the task; a scattered copy was lost with its worker (and
-        # every window then cancelled, "already forgotten") when broadcast reached only the
-        # workers up at the time.
-        remote = client.submit(_held, method, pure=False)
-        task_args = (current_mem_limit_mb(), os.getcwd())  # the run's --mem-limit
-        pending = iter(windows)
-        futures = {}
-        limit = 2 * nworkers
-        ac = as_completed()
-        for w in pending:
-            fut = client.submit(_predict_task, remote, w, *task_args, retries=retries, pure=False)
-            futures[fut.key] = w
-            ac.add(fut)
-            if len(futures) >= limit:
-                break
-        done = 0
-        counts: dict[str, int] = {}
+    _wait_for_workers(client)
+    _warn_spilled_state(method)
+    at_start = set(_workers(client))
+    nworkers = max(1, len(at_start))
+    # A task's result, not scattered data: when the worker holding it dies, the scheduler
+    # computes it again from the task; a scattered copy was lost with its worker (and
+    # every window then cancelled, "already forgotten") when broadcast reached only the
+    # workers up at the time.
+    remote = client.submit(_held, method, pure=False)
+    task_args = (current_mem_limit_mb(), os.getcwd())  # the run's --mem-limit
+    pending = iter(windows)
+    futures = {}
+    limit = 2 * nworkers
+    ac = as_completed()
+    for w in pending:
+        fut = client.submit(_predict_task, remote, w, *task_args, retries=retries, pure=False)
+        futures[fut.key] = w
+        ac.add(fut)
+        if len(futures) >= limit:
+            break
+    done = 0
+    counts: dict[str, int] = {}
+    if progress is not None:
+        progress(0, len(windows))
+    for fut in _completed(ac, client):
+        w = futures.pop(fut.key)
+        try:
+            who, arr = fut.result()
+        except KilledWorker:
+            raise STFusionError(
+                f"the workers running window {w} kept dying (Dask gave up after its "
+                "distributed.scheduler.allowed-failures, default 3, worker deaths): "
+                "out of memory? Give the workers more memory or a lower --mem-limit; no "
+                "output was written."
+            ) from None
+        fut.release()
+        sink.write(arr, w)
+        counts[who] = counts.get(who, 0) + 1
+        done += 1
         if progress is not None:
-            progress(0, len(windows))
-        for fut in _completed(ac, client):
-            w = futures.pop(fut.key)
-            try:
-                who, arr = fut.result()
-            except KilledWorker:
-                raise STFusionError(
-                    f"the workers running window {w} kept dying (Dask gave up after its "
-                    "distributed.scheduler.allowed-failures, default 3, worker deaths): "
-                    "out of memory? Give the workers more memory or a lower --mem-limit; no "
-                    "output was written."
-                ) from None
-            fut.release()
-            sink.write(arr, w)
-            counts[who] = counts.get(who, 0) + 1
-            done += 1
-            if progress is not None:
-                progress(done, len(windows))
-            nxt = next(pending, None)
-            if nxt is not None:
-                f2 = client.submit(
-                    _predict_task, remote, nxt, *task_args, retries=retries, pure=False
-                )
-                futures[f2.key] = nxt
-                ac.add(f2)
-        # a worker that died mid-run: its windows were computed again elsewhere
-        lost = sorted(at_start - set(client.scheduler_info().get("workers", {})))
-        return {"workers": counts, "lost": lost}
-    finally:
-        if owned:
-            client.close()
+            progress(done, len(windows))
+        nxt = next(pending, None)
+        if nxt is not None:
+            f2 = client.submit(_predict_task, remote, nxt, *task_args, retries=retries, pure=False)
+            futures[f2.key] = nxt
+            ac.add(f2)
+    # a worker that died mid-run: its windows were computed again elsewhere
+    lost = sorted(at_start - set(_workers(client)))
+    return {"workers": counts, "lost": lost}
