@@ -135,19 +135,27 @@ def test_worker_in_another_folder_reads_the_clients_files(
     """Relative input paths were opened from each worker's own folder, so a worker started
     elsewhere failed (with a message saying so); sources now hold the absolute paths of the
     files they opened, so such a worker reads the client's files."""
+    from stfusion import parallel
+    from stfusion.errors import InputFileError
     from stfusion.methods.starfm import STARFM
-    from stfusion.parallel import _predict_task
+    from stfusion.parallel import _predict_task, input_files
 
     monkeypatch.chdir(small_tifs["f1"].parent)
     est = STARFM(window=7).fit([(small_tifs["f1"].name, small_tifs["c1"].name)])
     est.prepare(small_tifs["c2"].name)
     window = Window(0, 0, 10, 10)
-    client_dir = os.getcwd()
-    assert _predict_task(est, window, None, client_dir)[1].shape == (2, 10, 10)
+    files = input_files(est)
+    assert sorted(files) == sorted(str(small_tifs[k]) for k in ("f1", "c1", "c2"))
+    assert _predict_task(est, window, None, files)[1].shape == (2, 10, 10)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)  # the worker's folder
-    assert _predict_task(est, window, None, client_dir)[1].shape == (2, 10, 10)
+    assert _predict_task(est, window, None, files)[1].shape == (2, 10, 10)
+    # a worker that sees another file at the path (a trial: 0.21 off, exit 0, no word)
+    monkeypatch.setattr(parallel, "_CHECKED", set())
+    other = {**files, str(small_tifs["c2"]): files[str(small_tifs["c2"])] + 1}
+    with pytest.raises(InputFileError, match=r"on Dask worker .* it is another file"):
+        _predict_task(est, window, None, other)
 
 
 def test_workers_keep_gdal_cache_under_the_limit(
