@@ -367,3 +367,7 @@ def test_a_coarse_date_without_its_mask_says_so_in_its_row(tmp_path: Path) -> No
     rec = {r.date.isoformat(): r for r in res.records}
     assert "no coarse mask for this date: its image used unmasked" in rec["2020-03-10"].reason
     assert "no coarse mask" not in rec["2020-03-09"].reason
+    # the run's note names five dates and counts the rest (a year of MODIS with one mask made
+    # a 4,400-character line)
+    (note,) = [n for n in res.notes if n.startswith("coarse images without a mask")]
+    assert note.endswith(" more") and note.count(", ") == 4, note

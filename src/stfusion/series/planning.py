@@ -221,13 +221,15 @@ def _attach_masks(
             table[d] = Acquisition(a.path, a.date, a.sensor, m)
     unused = sorted(set(masks) - set(table))
     if unused:
-        inputs.notes.append(
-            f"{role} masks without a {role} image: {', '.join(d.isoformat() for d in unused)}"
-        )
+        inputs.notes.append(f"{role} masks without a {role} image: {_dates(unused)}")
     if masks:
         bare = sorted(d for d, a in table.items() if a.mask is None)
         if bare:
-            inputs.notes.append(
-                f"{role} images without a mask (used unmasked): "
-                + ", ".join(d.isoformat() for d in bare)
-            )
+            inputs.notes.append(f"{role} images without a mask (used unmasked): {_dates(bare)}")
+
+
+def _dates(days: Sequence[dt.date], shown: int = 5) -> str:
+    """The first ``shown`` of ``days`` and how many more (a year of MODIS with one mask made
+    a 4,400-character note)."""
+    text = ", ".join(d.isoformat() for d in days[:shown])
+    return text + (f" and {len(days) - shown} more" if len(days) > shown else "")
