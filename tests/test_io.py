@@ -232,7 +232,7 @@ def test_zombie_process_is_not_alive() -> None:
     import sys
     import time
 
-    from stfusion.io.writing import pid_alive
+    from stfusion.io.partials import pid_alive
 
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     deadline = time.monotonic() + 30
@@ -470,3 +470,22 @@ def test_an_unreadable_input_is_named_as_given(
     monkeypatch.setattr(os, "access", lambda p, mode, **kw: False)
     with pytest.raises(UnreadableInputError, match=r"^x\.tif: cannot be read"):
         FileSource("x.tif")
+
+
+def test_gdal_sidecars_of_a_replaced_output_go(tmp_path: Path) -> None:
+    """A GIS trial: after `predict --overwrite` (and a series date recomputed), gdalinfo
+    reported the old statistics from OUT.tif.aux.xml and a zoomed-out read showed the old
+    image from OUT.tif.ovr (mean 0.0416 against 0.2469)."""
+    from stfusion.io import atomic_path
+
+    out = tmp_path / "p.tif"
+    out.write_bytes(b"old")
+    sidecars = [tmp_path / f"p.tif{side}" for side in (".aux.xml", ".ovr", ".msk")]
+    for side in sidecars:
+        side.write_text("of the old file")
+    other = tmp_path / "q.tif.aux.xml"  # another file's: left alone
+    other.write_text("q's")
+    with atomic_path(out, overwrite=True) as tmp:
+        tmp.write_bytes(b"new")
+    assert out.read_bytes() == b"new" and not any(s.exists() for s in sidecars)
+    assert other.exists()

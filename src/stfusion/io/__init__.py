@@ -31,6 +31,15 @@ from stfusion.io.grid import (
     resolution_ratio,
 )
 from stfusion.io.locks import OutputLock
+from stfusion.io.partials import (
+    OLD_SUFFIX,
+    PARTIAL_MARK,
+    glob_escape,
+    partial_name,
+    pid_alive,
+    remove_stale_partials,
+    umask_mode,
+)
 from stfusion.io.scan import (
     DEFAULT_SCAN_VALUES,
     gdal_sample_index,
@@ -50,8 +59,6 @@ from stfusion.io.sources import (
     north_up,
 )
 from stfusion.io.writing import (
-    OLD_SUFFIX,
-    PARTIAL_MARK,
     RasterWriter,
     atomic_path,
     cannot_create_in,
@@ -59,13 +66,8 @@ from stfusion.io.writing import (
     cog_blocksize,
     copy_as_cog,
     file_stamp,
-    glob_escape,
-    partial_name,
-    pid_alive,
     remove_changed,
-    remove_stale_partials,
     removed_if_written,
-    umask_mode,
     write_errors,
     write_raster,
 )

@@ -8,7 +8,6 @@ import functools
 import json
 import logging
 import os
-import re
 import shutil
 import stat
 import tempfile
@@ -32,6 +31,7 @@ from stfusion.errors import (
 )
 from stfusion.io.files import check_name, same_file
 from stfusion.io.grid import Grid
+from stfusion.io.partials import OLD_SUFFIX, partial_name, remove_stale_partials, umask_mode
 
 log = logging.getLogger("stfusion")
 
@@ -258,100 +258,6 @@ def _kept_aside(path: Path, was: Any) -> Path | None:
     return old
 
 
-PARTIAL_MARK = ".partial"
-#: Suffix of an earlier output moved aside while a folder is replaced (``.NAME.<pid>-<rand>
-#: .partial.old``): a stale one is put back where the new output never arrived.
-OLD_SUFFIX = ".old"
-
-
-def umask_mode(base: int = 0o666) -> int:
-    """``base`` with the process umask applied: the mode a plain ``open()`` would give."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return base & ~mask
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether process ``pid`` exists and can still run: a zombie (killed, not yet reaped by
-    its parent) counts as gone, so its lock and partials are not taken for a live run's."""
-    if pid == os.getpid():
-        return True
-    if not 0 < pid < 2**31:  # no such PID (a damaged lock's); os.kill raised OverflowError
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, owned by another user
-        return True
-    try:  # Linux: the state after the command name in /proc/PID/stat; Z zombie, X dead
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
-            state = fh.read().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return True
-    return state not in ("Z", "X")
-
-
-def partial_name(final: Path, suffix: str = "") -> Path:
-    """The hidden temporary name of ``final``'s output: ``.NAME.<pid>-<rand>.partial<suffix>``.
-
-    The PID in the name lets a later run tell an abandoned partial (its process is gone) from
-    one another process is still writing (see :func:`remove_stale_partials`).
-    """
-    rand = os.urandom(4).hex()
-    return final.parent / f".{final.name}.{os.getpid()}-{rand}{PARTIAL_MARK}{suffix}"
-
-
-def remove_stale_partials(final: str | os.PathLike[str]) -> list[Path]:
-    """Remove partials of ``final`` left by processes that no longer exist (kill -9, power cut).
-
-    Partials of live processes are kept: another run may be writing the same output.
-    Returns what was removed.
-    """
-    final = Path(final)
-    removed: list[Path] = []
-    parent = final.parent if str(final.parent) else Path(".")
-    try:
-        entries = list(parent.glob(f".{glob_escape(final.name)}.*{PARTIAL_MARK}*"))
-    except OSError:
-        return removed
-    # Exactly partial_name's pattern: the partial of "res" must not match the live partial of
-    # "res.2020" (".res.2020.<pid>-<hex>.partial") and read 2020 as a dead PID.
-    own = re.compile(rf"\.{re.escape(final.name)}\.(\d+)-[0-9a-f]{{8}}{re.escape(PARTIAL_MARK)}")
-    for entry in entries:
-        match = own.match(entry.name)
-        if match is None or pid_alive(int(match.group(1))):
-            continue
-        pid_text = match.group(1)
-        if entry.name.endswith(PARTIAL_MARK + OLD_SUFFIX) and not (
-            final.exists() or final.is_symlink()
-        ):
-            # killed while swapping a folder: the earlier output, moved aside, is the only
-            # copy (the new one never got its name), so it goes back, it is not deleted
-            with contextlib.suppress(OSError):
-                os.replace(entry, final)
-                log.warning(
-                    "%s: put back the earlier output that process %s had moved aside to "
-                    "replace it when it was stopped",
-                    final,
-                    pid_text,
-                )
-            continue
-        with contextlib.suppress(OSError):
-            if entry.is_dir() and not entry.is_symlink():
-                shutil.rmtree(entry)
-            else:
-                entry.unlink()
-            removed.append(entry)
-            log.info("removed %s, left by process %s that no longer exists", entry, pid_text)
-    return removed
-
-
-def glob_escape(name: str) -> str:
-    """``name`` with glob metacharacters escaped (``[``, ``*``, ``?``)."""
-    return "".join(f"[{c}]" if c in "[]*?" else c for c in name)
-
-
 def _place_new(tmp: Path, final: Path) -> None:
     """Rename ``tmp`` onto ``final`` only if nothing is there: a hard link fails when
     ``final`` exists, so of two runs writing one new output at once the second is refused
@@ -365,6 +271,10 @@ def _place_new(tmp: Path, final: Path) -> None:
         os.replace(tmp, final)
         return
     os.unlink(tmp)
+
+
+#: GDAL's files beside a raster (QGIS's histogram statistics, ``gdaladdo -ro`` pyramids).
+GDAL_SIDECARS = (".aux.xml", ".ovr", ".msk")
 
 
 @contextlib.contextmanager
@@ -388,7 +298,7 @@ def atomic_path(
     one given ``keep``, the ``os.stat`` of an output the caller moved aside. An existing
     ``final`` is replaced only with ``overwrite=True``; a folder is never replaced by a file
     or the other way round. ``verify(tmp)`` runs before the rename and raises when what was
-    written is not whole (:func:`check_written`).
+    written is not whole (:func:`check_written`). GDAL's sidecars of a file replaced go.
     """
     final = Path(final)
     remove_stale_partials(final)
@@ -428,6 +338,9 @@ def atomic_path(
             _place_new(tmp, final)
         else:
             os.replace(tmp, final)
+        for side in () if is_dir else GDAL_SIDECARS:  # they describe the file replaced:
+            with contextlib.suppress(FileNotFoundError):  # its statistics, pyramids, mask
+                os.unlink(f"{final}{side}")
     except BaseException:
         with contextlib.suppress(OSError):
             if tmp.is_dir() and not tmp.is_symlink():
