@@ -701,3 +701,26 @@ def test_evaluate_on_one_extent_at_other_pixel_sizes_says_resample(
     code, _, err = run_cli(["evaluate", str(pred), str(truth)], capsys)
     assert code == 1 and f"here {pred}:B02,B04" in err, err
     assert "one extent with pixels of other sizes (20 against 10): resample" in err
+
+
+def test_an_output_of_inputs_without_georeferencing_has_none(
+    small_tifs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A GIS trial: ENVI inputs without a geotransform gave outputs with origin (0, 0) and
+    pixel size (1, +1) written out, so GDAL and QGIS took them for south-up georeferenced
+    rasters (upside down beside their inputs in QGIS)."""
+    from rasterio.errors import NotGeoreferencedWarning
+
+    bare = {}
+    for key in ("f1", "c1", "c2"):
+        data = FileSource(str(small_tifs[key])).read()
+        bare[key] = tmp_path / f"bare_{key}.tif"
+        profile = {"driver": "GTiff", "width": data.shape[2], "height": data.shape[1]}
+        with rasterio.open(bare[key], "w", count=data.shape[0], dtype="float32", **profile) as ds:
+            ds.write(data.astype("float32"))
+    out = tmp_path / "p.tif"
+    args = ["predict", "-m", "additive", "--pair", str(bare["f1"]), str(bare["c1"])]
+    code, _, err = run_cli([*args, "--coarse", str(bare["c2"]), "--out", str(out)], capsys)
+    assert code == 0, err
+    with pytest.warns(NotGeoreferencedWarning), rasterio.open(out) as ds:
+        assert ds.crs is None and ds.transform.is_identity

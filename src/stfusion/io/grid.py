@@ -6,6 +6,7 @@ import functools
 import math
 from dataclasses import dataclass
 from numbers import Real
+from typing import Any
 
 import numpy as np
 import rasterio
@@ -74,6 +75,15 @@ class Grid:
         """Whether the grid carries a geotransform (GDAL gives an ungeoreferenced raster the
         identity), with or without a CRS."""
         return not self.transform.is_identity
+
+    def profile(self) -> dict[str, Any]:
+        """The grid as rasterio's ``crs``/``transform`` keywords of a file to write: none
+        where the input had none (the identity written out made GDAL and QGIS take an
+        ungeoreferenced output for a south-up one at the origin)."""
+        out: dict[str, Any] = {"width": self.width, "height": self.height, "crs": self.crs}
+        if self.has_transform() or self.crs is not None:
+            out["transform"] = self.transform
+        return out
 
     def same_transform(self, other: Grid) -> bool:
         """Same shape and geotransform within a thousandth of a pixel (the CRS aside)."""

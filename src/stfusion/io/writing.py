@@ -546,15 +546,7 @@ class RasterWriter:
 
     def _open(self) -> None:
         profile = dict(GTIFF_PROFILE)
-        profile.update(
-            width=self.grid.width,
-            height=self.grid.height,
-            count=self.count,
-            dtype="float32",
-            nodata=np.nan,
-            crs=self.grid.crs,
-            transform=self.grid.transform,
-        )
+        profile.update(self.grid.profile(), count=self.count, dtype="float32", nodata=np.nan)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
             self._ds = rasterio.open(self._tmp, "w", **profile)

@@ -286,12 +286,9 @@ def date_image(
     count = len(band_names)
     profile: dict[str, Any] = {
         "driver": "GTiff",
-        "width": grid.width,
-        "height": grid.height,
+        **grid.profile(),
         "count": count,
         "dtype": dtype,
-        "crs": grid.crs,
-        "transform": grid.transform,
         "compress": "deflate",
         "nodata": INT16_NODATA if dtype == "int16" else np.nan,
         "BIGTIFF": "IF_SAFER",
