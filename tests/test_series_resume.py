@@ -565,3 +565,19 @@ def test_int16_advice_fits_the_values_and_their_precision() -> None:
     assert tight[0].endswith(
         "give --dtype float32 (no int16 scale keeps both the values and their precision)"
     )
+
+
+def test_a_rotated_grid_is_refused_a_cube_before_any_work(tmp_path: Path) -> None:
+    """A GIS trial: the cube of a rotated fine grid kept its 1-D x/y only, so GDAL read it
+    north-up, 2.2 km off at the far corner; the GeoTIFFs keep the rotation."""
+    from affine import Affine
+
+    fine, coarse = _copies(tmp_path, ("068", "093"))
+    for folder in (fine, coarse):
+        for path in folder.glob("*.tif"):
+            with rasterio.open(path, "r+") as ds:
+                ds.transform = ds.transform * Affine.rotation(10)
+    with pytest.raises(InvalidParameterError, match="--cube netcdf: the fine grid is rotated"):
+        _run(fine, coarse, tmp_path / "out", "2020-03-09", cube="netcdf")
+    assert not list((tmp_path / "out").glob("fused_*"))
+    _run(fine, coarse, tmp_path / "out", "2020-03-09")  # without the cube: as before

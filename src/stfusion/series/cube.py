@@ -131,12 +131,21 @@ def check_cube(path: Path) -> None:
         )
 
 
-def check_not_foreign(out: Path, prefix: str, cube: str | None) -> None:
+def check_not_foreign(out: Path, prefix: str, cube: str | None, grid: Grid | None = None) -> None:
     """Before any work: stop when summary.csv, or the cube asked for, is a file of another's
-    (:func:`check_summary`, :func:`check_cube`) rather than fail at the end of the run."""
+    (:func:`check_summary`, :func:`check_cube`), or ``grid`` is rotated, rather than fail at
+    the end of the run."""
     check_summary(out / "summary.csv")
     if cube is not None:
         check_cube(cube_file(out, prefix, cube))
+    t = grid.transform if grid is not None else None
+    if cube is not None and t is not None and (t.b or t.d):
+        raise InvalidParameterError(
+            f"--cube {cube}: the fine grid is rotated (transform {tuple(t)[:6]}), and a cube's "
+            "x and y coordinates are one-dimensional: GDAL would read it north-up (a trial: "
+            "2.2 km off at the far corner of 250 px). Run without --cube (each date's GeoTIFF "
+            "keeps the rotation), or warp the fine images north-up first (gdalwarp)."
+        )
 
 
 def cube_items(records: Sequence[DateRecord], out: Path) -> list[tuple[dt.date, Path, str]]:

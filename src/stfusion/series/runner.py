@@ -312,7 +312,9 @@ def _run_locked(
     key = settings_key(settings)
 
     targets = inputs.targets(p.start, p.end, cfg.every)  # not empty (prepare)
-    check_not_foreign(out, cfg.prefix, cfg.cube)  # a user's summary.csv or cube: never replaced
+    check_not_foreign(
+        out, cfg.prefix, cfg.cube, s.grid
+    )  # a user's summary.csv or cube, a rotated grid
     if not cfg.overwrite:  # existing outputs from other settings are never replaced silently
         refuse_other_settings(images, targets, out, cfg, settings, key)
     check_before_dates(images, p.cls, p.fallback, inputs.pair_dates, p.kwargs)
