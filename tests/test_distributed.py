@@ -146,6 +146,10 @@ def test_worker_in_another_folder_reads_the_clients_files(
     window = Window(0, 0, 10, 10)
     files = input_files(est)
     assert sorted(files) == sorted(str(small_tifs[k]) for k in ("f1", "c1", "c2"))
+    # as the runners get it from predict: wrapped (a trial found the check empty then)
+    from stfusion.tiling import CheckedWindows
+
+    assert input_files(CheckedWindows(est, 2, "starfm")) == files
     assert _predict_task(est, window, None, files)[1].shape == (2, 10, 10)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()

@@ -258,6 +258,7 @@ def test_never_gets_or_reads_the_target_fine_image(scene: dict) -> None:
         "self",
         "coarse_target",
         "scaling",
+        "target_date",  # its date, which a series gives; no image
     ]
     fine, coarse = scene["fine"], scene["coarse"]
     grid = Grid(crs=None, transform=rasterio.Affine.identity(), width=48, height=48)

@@ -333,21 +333,23 @@ def input_files(method: Any) -> dict[str, int]:
     target, masks), as the client sees them."""
     from stfusion.io.sources import wrapped
 
+    while getattr(method, "scene_", None) is None and hasattr(method, "method"):
+        method = method.method  # predict's CheckedWindows, which the runners are given
     scene = getattr(method, "scene_", None)
     sources = [*scene.sources(), getattr(method, "target_", None)] if scene is not None else []
     files: dict[str, int] = {}
     for src in sources:
         for node in wrapped(src) if src is not None else ():
-            for path in (
-                getattr(node, "path", None),
-                getattr(getattr(node, "mask", None), "path", None),
-            ):
+            mask = getattr(node, "mask", None)
+            members = getattr(node, "_members", ())  # a stack of band files
+            for path in (node, mask, *members):
+                path = getattr(path, "path", None)
                 if isinstance(path, str) and os.path.isfile(path):
                     files[path] = os.path.getsize(path)
     return files
 
 
-_CHECKED: set[str] = set()  # the input files this worker process has found as the client's
+_CHECKED: set[tuple[str, int]] = set()  # input files this worker found as the client's
 
 
 def _check_files(files: dict[str, int], who: str) -> None:
@@ -355,7 +357,7 @@ def _check_files(files: dict[str, int], who: str) -> None:
     the same path (another machine's copy, an older version) predicted from it without a
     word (a trial: up to 0.21 off, exit 0)."""
     for path, size in files.items():
-        if path in _CHECKED:
+        if (path, size) in _CHECKED:
             continue
         try:
             here = os.path.getsize(path)
@@ -371,7 +373,7 @@ def _check_files(files: dict[str, int], who: str) -> None:
                 f"{size}): the workers must see the client's files at the same paths (a shared "
                 "file system, not copies). No output was written."
             )
-        _CHECKED.add(path)
+        _CHECKED.add((path, size))
 
 
 def _predict_task(
