@@ -141,6 +141,20 @@ def test_same_seed_same_weights(pairs: list, tmp_path: Path, monkeypatch) -> Non
     assert not all(torch.equal(sd[0][k], sd[2][k]) for k in sd[0])
 
 
+def test_a_run_that_fails_puts_the_random_streams_back_too() -> None:
+    """The adversarial trial: Lightning's isolate_rng restores only when the run ends well; a
+    training that raised (a callback, a NaN check, Ctrl-C) left its seeded streams."""
+    from stfusion.dl.engine_settings import deterministic
+
+    random.seed(3), np.random.seed(3), torch.manual_seed(3)
+    expected = _draws()
+    random.seed(3), np.random.seed(3), torch.manual_seed(3)
+    with pytest.raises(KeyboardInterrupt), deterministic("cpu", 1):
+        random.seed(7), np.random.seed(7), torch.manual_seed(7)
+        raise KeyboardInterrupt
+    assert _draws() == expected
+
+
 def test_early_stopping_and_errors(pairs: list, tmp_path: Path) -> None:
     out = tmp_path / "m.ckpt"
     # A learning rate far too large makes the validation loss stop improving (NaN never

@@ -157,19 +157,28 @@ def deterministic(device: str, threads: int) -> Iterator[None]:
     """Deterministic algorithms on the CPU and ``threads`` torch threads; these, the global
     random generators (python, numpy, torch) and Lightning's seed variables restored after,
     so a run seeds itself without moving its caller's random streams."""
-    from lightning.pytorch.utilities.seed import isolate_rng
+    import random
+
+    import numpy as np
 
     old_det = torch.are_deterministic_algorithms_enabled()
     old_threads = torch.get_num_threads()
     old_env = {k: os.environ.get(k) for k in _SEED_VARIABLES}
+    # Lightning's isolate_rng restores only when the run ends well: these also after an error
+    states = random.getstate(), np.random.get_state(), torch.get_rng_state()
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
     try:
-        with isolate_rng(include_cuda=torch.cuda.is_initialized()):
-            if parse_devices(device)[0] == "cpu":
-                torch.use_deterministic_algorithms(True)
-            if threads > 0:
-                torch.set_num_threads(threads)
-            yield
+        if parse_devices(device)[0] == "cpu":
+            torch.use_deterministic_algorithms(True)
+        if threads > 0:
+            torch.set_num_threads(threads)
+        yield
     finally:
+        random.setstate(states[0])
+        np.random.set_state(states[1])
+        torch.set_rng_state(states[2])
+        if cuda is not None:
+            torch.cuda.set_rng_state_all(cuda)
         torch.use_deterministic_algorithms(old_det)
         torch.set_num_threads(old_threads)
         for key, value in old_env.items():
