@@ -196,6 +196,9 @@ def test_scores_that_depend_on_the_zero_are_noted_below_zero() -> None:
     assert in_c.mean["ergas"] > 100 * in_k.mean["ergas"]
     assert not any("below 0" in n for n in in_k.notes)
     assert any("below 0: ergas" in n and "kelvin" in n for n in in_c.notes)
+    # reflectance with a few negative pixels (CIA's SWIR) is not told about the zero
+    refl = np.clip(rng.normal(0.2, 0.1, (2, 30, 30)), -0.05, 1)
+    assert not any("below 0" in n for n in m.evaluate(refl + 0.01, refl).notes)
 
 
 def test_ssim_constant_images_by_hand() -> None:

@@ -61,15 +61,21 @@ def test_ndvi_is_scored_with_the_truths_range(
     unnamed = _json(capsys, str(pred), str(truth))
     assert unnamed["data_range"] == "truth" and unnamed["psnr"]["mean"] == auto["psnr"]["mean"]
     assert any("values are not reflectance (ndvi" in n for n in unnamed["notes"])
-    # degrees Celsius too; reflectance keeps 1, also stored x 10000 (its scale is asked for)
+    # kelvin too; reflectance keeps 1, also one band with dark pixels (the adversarial
+    # trial: PSNR 69.7 -> 47.7 when taken for NDVI), x 10000 (its scale is asked for) and
+    # values that may be percent reflectance or degrees Celsius (the range warning tells)
     rng = np.random.default_rng(1)
+    dark = rng.uniform(0.01, 0.3, (1, 40, 40))
+    dark[0, :4] = -0.05
     for name, values, expected in (
-        ("celsius", rng.normal(-3, 6, (1, 40, 40)), "truth"),
+        ("kelvin", rng.normal(290, 6, (1, 40, 40)), "truth"),
         ("refl", rng.uniform(0.02, 0.4, (2, 40, 40)), 1.0),
+        ("dark", dark, 1.0),
         ("dn", rng.uniform(200, 4000, (2, 40, 40)), 1.0),
+        ("celsius", rng.normal(-3, 6, (1, 40, 40)), 1.0),
     ):
         paths = [write_tif(tmp_path / f"{name}{i}.tif", values.astype("float32")) for i in (0, 1)]
-        args = [str(p) for p in paths] + ["--no-scale-check"] * (name == "dn")
+        args = [str(p) for p in paths] + ["--no-scale-check"] * (name in ("dn", "celsius"))
         assert _json(capsys, *args)["data_range"] == expected, name
 
 

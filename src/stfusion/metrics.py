@@ -605,7 +605,7 @@ def _report(
         ]
     if math.isinf(ergas_value):
         notes.append("ergas is inf: a truth band's mean is 0 (ERGAS divides by it)")
-    if truth_span[0] < 0:  # NDVI, degrees Celsius: a trial's ERGAS was 0.019 in K, 36.8 in C
+    if truth_span[0] < 0 and data_range == "truth":  # ERGAS 0.019 in kelvin, 36.8 in Celsius
         notes.append(
             "the truth has values below 0: ergas (which divides by each band's mean), uiqi and "
             "ssim (which compare the means as ratios) change with where the variable's zero "

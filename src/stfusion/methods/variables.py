@@ -239,14 +239,20 @@ def said_not_reflectance(band_names: Sequence[object], tags: Mapping[str, str]) 
 def values_not_reflectance(
     sample: np.ndarray, bands: int, band_names: Sequence[object] = ()
 ) -> Variable | None:
-    """The variable of values that are clearly not reflectance (an index, kelvin, or another
-    variable spanning less than 100 units: degrees Celsius, LAI), else None. Reflectance
-    stored x 10000 (integers or not) is not among them: scored as such it needs its scale,
-    which the scale checks ask for."""
-    var = infer_variable(sample, bands, [str(n) for n in band_names])
+    """The variable of values that cannot be reflectance, else None: kelvin (0.5-99.5
+    percentiles within 150..400), or one band within -1..1 reaching below -0.2 (an index with
+    water) and not named as a spectral band. Stricter than :func:`infer_variable`'s -0.02: a
+    reflectance band with a few dark pixels, or percent reflectance, which values alone
+    cannot tell from degrees Celsius, stays reflectance (the range warning says what to give)."""
     rng = _robust_range(sample)
-    if var.name in ("ndvi", "lst") and var.scale == 1.0:
-        return var
-    if var.name == "other" and rng is not None and rng[1] - rng[0] < 100.0:
-        return var
+    if rng is None:
+        return None
+    lo, hi = rng
+    where = f"0.5-99.5 percentile {lo:.4g}..{hi:.4g}"
+    if lo >= 150.0 and hi <= 400.0:
+        return Variable("lst", 1.0, True, f"{where}: kelvin")
+    names = [str(n) for n in band_names]
+    spectral = bool(names) and all(_reflectance_name(n) for n in names)
+    if bands == 1 and not spectral and -1.0001 <= lo < -0.2 and hi <= 1.0001:
+        return Variable("ndvi", 1.0, True, f"one band within -1..1, {where}")
     return None
