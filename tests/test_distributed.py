@@ -359,8 +359,12 @@ def test_every_worker_gone_mid_run_is_an_error_not_a_wait(
     monkeypatch.setenv("STFUSION_SCHEDULER_TIMEOUT", "30sec")  # was a KeyError traceback
     from stfusion.errors import InvalidParameterError
 
-    with pytest.raises(InvalidParameterError, match="STFUSION_SCHEDULER_TIMEOUT='30sec'"):
-        parallel.scheduler_timeout()
+    for bad in ("30sec", "2min", "20ms", "1e400"):  # 1e400 was an OverflowError traceback
+        monkeypatch.setenv("STFUSION_SCHEDULER_TIMEOUT", bad)
+        with pytest.raises(InvalidParameterError, match=f"STFUSION_SCHEDULER_TIMEOUT='{bad}'"):
+            parallel.scheduler_timeout()
+    monkeypatch.setenv("STFUSION_SCHEDULER_TIMEOUT", "2m")  # what the message suggests
+    assert parallel.scheduler_timeout() == ("2m", 120.0)
 
 
 def test_a_lost_or_foreign_scheduler_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -44,8 +44,13 @@ def test_products_are_recognised_by_name_and_values() -> None:
     modis = raw_product("MOD11A1.A2021152.h08v05.061_LST_Day_1km.tif", (), 15000.0, 1.0)
     assert modis is not None and modis.advice("coarse") == "--coarse-scale 0.02"
     assert raw_product("lst.tif", ("LST_Day_1km",), 15000.0, 1.0) is not None
-    assert kelvin_and_celsius(290.0, 16.9) == 0 and kelvin_and_celsius(-5.0, 268.0) == 1
-    assert kelvin_and_celsius(290.0, 0.3) is None and kelvin_and_celsius(0.2, 0.25) is None
+    k = _kelvin(5).ravel()
+    assert kelvin_and_celsius(k, k - 273.15) == 0 and kelvin_and_celsius(k - 278, k) == 1
+    assert kelvin_and_celsius(k, k - 20) is None  # kelvin both, a warm and a cold scene
+    # 273 apart but other spreads (the adversarial trial): NDVI, reflectance x 10 against x 1
+    ndvi = np.random.default_rng(0).uniform(-0.2, 0.9, 1600) + 7.0 - np.median(k - 273.15)
+    assert kelvin_and_celsius(k, ndvi) is None
+    assert kelvin_and_celsius(k, k / 10) is None
 
 
 def test_raw_landsat_and_modis_temperatures_are_warned_about(
@@ -104,6 +109,24 @@ def test_kelvin_against_celsius_is_refused_with_the_offset(
         capsys,
     )
     assert code != 0 and "--coarse-offset 273.15" in " ".join(err.split()), err
+    # the target in Celsius, the pairs in kelvin: written in Celsius with no word
+    ck = write_tif(tmp_path / "ck.tif", (kelvin + 0.1).astype("float32"), transform=T)
+    code, _, err = run_cli(
+        [
+            "predict",
+            "-m",
+            "additive",
+            "--pair",
+            str(pred),
+            str(ck),
+            "--coarse",
+            str(coarse),
+            "--out",
+            str(tmp_path / "o2.tif"),
+        ],
+        capsys,
+    )
+    assert code != 0 and "convert" in err and "to kelvin" in " ".join(err.split()), err
 
 
 def test_an_unscaled_surface_temperature_truth_gets_its_product_scale(

@@ -129,14 +129,21 @@ def check_scales(
         if fv.size == 0 or cv.size == 0 or np.ptp(fv) == 0 or np.ptp(cv) == 0:
             continue  # one value throughout (a fill, warned about by check_valid): no scale
         fm, cm = float(np.median(np.abs(fv))), float(np.median(np.abs(cv)))
-        kelvin = kelvin_and_celsius(float(np.median(fv)), float(np.median(cv)))
-        if kelvin is not None and fine_option != coarse_option:
-            k_src, c_opt = (fine, coarse_option) if kelvin == 0 else (coarse, fine_option)
+        kelvin = kelvin_and_celsius(fv, cv)
+        if kelvin is not None:
+            k_src, c_src, c_opt = (
+                (fine, coarse, coarse_option) if kelvin == 0 else (coarse, fine, fine_option)
+            )
+            fix = (  # the target and the pairs' coarse images share --coarse-offset
+                f"convert {c_src.label} to kelvin (e.g. gdal_calc.py --calc 'A+273.15')"
+                if fine_option == coarse_option
+                else f"give {c_opt.replace('-scale', '-offset')} 273.15"
+            )
             raise ScaleMismatchError(
                 f"{fine.label} (median {np.median(fv):.4g}) and {coarse.label} (median "
                 f"{np.median(cv):.4g}) differ by about 273 in band {b + 1}: {k_src.label} "
-                f"looks like kelvin, the other like degrees Celsius. Give "
-                f"{c_opt.replace('-scale', '-offset')} 273.15 so both are in kelvin."
+                f"looks like kelvin, {c_src.label} like degrees Celsius. To put both in "
+                f"kelvin, {fix}."
             )
         fp, cp = float(np.percentile(np.abs(fv), 98)), float(np.percentile(np.abs(cv), 98))
         if min(fm, cm, fp, cp) <= 0:

@@ -89,12 +89,12 @@ def scheduler_timeout() -> tuple[str, float]:
     text = os.environ.get("STFUSION_SCHEDULER_TIMEOUT", "20s").strip() or "20s"
     try:
         seconds = float(parse_timedelta(text, default="s") or 0)
-    except (KeyError, ValueError, TypeError):
+    except (KeyError, ValueError, TypeError, OverflowError):
         seconds = -1.0
-    if not seconds > 0:
+    if not 1 <= seconds < 1e7:  # 20ms would end every healthy run
         raise InvalidParameterError(
-            f"STFUSION_SCHEDULER_TIMEOUT={text!r}: not a duration; give seconds or a number "
-            "with a unit, e.g. 20, 90s or 2min."
+            f"STFUSION_SCHEDULER_TIMEOUT={text!r}: not a duration of at least 1 s; give "
+            "seconds or a number with a unit, e.g. 20, 90s or 2m."
         )
     return text, seconds
 

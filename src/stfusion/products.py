@@ -14,6 +14,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 __all__ = ["RAW_PRODUCTS", "RawProduct", "kelvin_and_celsius", "raw_product"]
 
 
@@ -76,11 +78,21 @@ def raw_product(
     return None
 
 
-def kelvin_and_celsius(first_median: float, second_median: float) -> int | None:
-    """Which of two signed medians is kelvin when the other is degrees Celsius of the same
-    surface (0 or 1; they differ by about 273.15, not by a factor), else None."""
+def kelvin_and_celsius(first: np.ndarray, second: np.ndarray) -> int | None:
+    """Which of two samples of values is kelvin when the other is degrees Celsius of the same
+    surface (0 or 1), else None: medians about 273.15 apart (within 10), one of them
+    200..360, and the Celsius side's interquartile range at least a fifth of the kelvin
+    side's (a coarse image is smoother than a fine one, by 8x in a trial; NDVI, or
+    reflectance x 1000 against x 10000, also sit about 273 below, with a 10-30x smaller
+    spread)."""
+    a, b = (np.asarray(x, np.float64) for x in (first, second))
+    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
+    if a.size == 0 or b.size == 0:
+        return None
+    med = float(np.median(a)), float(np.median(b))
+    iqr = [float(np.subtract(*np.percentile(x, [75, 25]))) for x in (a, b)]
     for kelvin, other in ((0, 1), (1, 0)):
-        k, c = (first_median, second_median)[kelvin], (first_median, second_median)[other]
-        if 200.0 <= k <= 360.0 and abs(k - c - 273.15) <= 10.0:
+        close = abs(med[kelvin] - med[other] - 273.15) <= 10.0
+        if 200.0 <= med[kelvin] <= 360.0 and close and iqr[other] >= 0.2 * iqr[kelvin] > 0:
             return kelvin
     return None

@@ -125,7 +125,7 @@ def scale_mismatch(
         pm = float(np.median(np.abs(p[b][ok])))
         tm = float(np.median(np.abs(t[b][ok])))
         signed = float(np.median(p[b][ok])), float(np.median(t[b][ok]))
-        if kelvin_and_celsius(*signed) is not None:  # 290 K against 17 C: 17x, not noticed
+        if kelvin_and_celsius(p[b][ok], t[b][ok]) is not None:  # 290 K against 17 C: 17x
             return ScaleMismatch(
                 b, tm / pm if pm > 0 else math.inf, pm, tm, truth_given or 1.0, signed
             )
