@@ -264,6 +264,7 @@ def test_the_cube_is_georeferenced_for_gdal_and_xarray(fmt: str, tmp_path: Path)
                 "_FillValue" not in cube[axis].encoding or cube[axis].encoding["_FillValue"] is None
             )
         assert cube["status"].attrs["flag_meanings"] == "predicted gap_filled skipped failed"
+        assert cube.attrs["Conventions"] == "CF-1.8"  # a GIS trial found none
 
 
 def test_pairs_per_side_does_not_key_a_method_that_ignores_it(tmp_path: Path) -> None:

@@ -384,7 +384,8 @@ def write_cube(
     import rioxarray  # noqa: F401
     import xarray as xr
 
-    attrs = {**attrs, "source": CUBE_SOURCE}  # the mark the next run recognises it by
+    # source: the mark the next run recognises it by; Conventions: CF, as tools look for it
+    attrs = {**attrs, "source": CUBE_SOURCE, "Conventions": "CF-1.8"}
 
     engine = check_cube_backend(fmt)
     enc = _cube_encoding(dtype, int16_scale, grid.crs is not None)
