@@ -93,39 +93,19 @@ def test_kelvin_against_celsius_is_refused_with_the_offset(
     assert code == 0, err
     # the same in predict: a pair's fine image in kelvin, its coarse image in Celsius
     coarse = write_tif(tmp_path / "c.tif", (kelvin - 273.15).astype("float32"), transform=T)
-    code, _, err = run_cli(
-        [
-            "predict",
-            "-m",
-            "additive",
-            "--pair",
-            str(pred),
-            str(coarse),
-            "--coarse",
-            str(coarse),
-            "--out",
-            str(tmp_path / "o.tif"),
-        ],
-        capsys,
-    )
+
+    def predict(pair_coarse: Path, out: str) -> tuple[int, str]:
+        args = ["predict", "-m", "additive", "--pair", str(pred), str(pair_coarse)]
+        code, _, err = run_cli(
+            [*args, "--coarse", str(coarse), "--out", str(tmp_path / out)], capsys
+        )
+        return code, err
+
+    code, err = predict(coarse, "o.tif")
     assert code != 0 and "--coarse-offset 273.15" in " ".join(err.split()), err
     # the target in Celsius, the pairs in kelvin: written in Celsius with no word
     ck = write_tif(tmp_path / "ck.tif", (kelvin + 0.1).astype("float32"), transform=T)
-    code, _, err = run_cli(
-        [
-            "predict",
-            "-m",
-            "additive",
-            "--pair",
-            str(pred),
-            str(ck),
-            "--coarse",
-            str(coarse),
-            "--out",
-            str(tmp_path / "o2.tif"),
-        ],
-        capsys,
-    )
+    code, err = predict(ck, "o2.tif")
     assert code != 0 and "convert" in err and "to kelvin" in " ".join(err.split()), err
 
 
