@@ -363,9 +363,9 @@ def test_fsdaf_state_spilled_past_the_budget(
             assert mem.state_nbytes() > blocks * 24 * BANDS
             assert est.state_nbytes() < blocks * 16 + 2**16
             # what a Dask run ships whole to every process is found, to be warned of
-            from stfusion.parallel import _spilled_bytes
+            from stfusion.parallel import spilled_bytes
 
-            assert _spilled_bytes(est) > blocks * 24 * BANDS and _spilled_bytes(mem) == 0
+            assert spilled_bytes(est) > blocks * 24 * BANDS and spilled_bytes(mem) == 0
             spilled = np.asarray(est.predict().values)
             tiled = np.asarray(est.predict(window_size=30, workers=2).values)
         np.testing.assert_array_equal(spilled, whole)

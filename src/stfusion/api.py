@@ -13,6 +13,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from rasterio.windows import Window
 
 from stfusion.errors import (
@@ -454,7 +455,7 @@ def evaluate_files(
                 warnings.simplefilter("always")
                 if mask is not None:  # its warnings (a QA band read as binary) are notes too
                     truth_src = _masked_truth(truth_file, mask, mask_kind, mask_flags, inputs)
-                _check_evaluation(
+                sample = _check_evaluation(
                     pred_src, truth_file, (pred_tags, truth_tags), scale_check, truth_src
                 )
         finally:  # shown as usual (also before an error), and kept in the report's notes
@@ -462,7 +463,7 @@ def evaluate_files(
                 warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         found = [str(w.message) for w in caught if issubclass(w.category, STFusionWarning)]
         if data_range == "auto":
-            data_range, why = _auto_data_range(pred_src, pred_tags, truth_file, truth_tags)
+            data_range, why = _auto_data_range(pred_src, pred_tags, truth_file, truth_tags, sample)
             found += [why] if why else []
 
         scored_pred, scored_truth = (
@@ -571,10 +572,11 @@ def _check_evaluation(
     tags: tuple[dict[str, str], dict[str, str]],
     scale_check: bool,
     truth_scored: Source,
-) -> None:
+) -> np.ndarray:
     """Undeclared fills, band order and scales: warnings, or ``ScaleMismatchError``.
     ``tags``: the prediction's and the truth's file tags; ``truth_scored``: the truth as
-    scored (with ``--mask``: NaN where masked, so a cloud's uniform value is no "fill")."""
+    scored (with ``--mask``: NaN where masked, so a cloud's uniform value is no "fill").
+    Returns the truth's sample it read."""
     pred_tags, truth_tags = tags
     from stfusion.errors import ScaleMismatchError
     from stfusion.methods.variables import said_not_reflectance
@@ -626,6 +628,7 @@ def _check_evaluation(
             )
             + " (--no-scale-check scores anyway.)"
         )
+    return truth_sample
 
 
 def _auto_data_range(
@@ -633,12 +636,14 @@ def _auto_data_range(
     pred_tags: dict[str, str],
     truth: FileSource,
     truth_tags: dict[str, str],
+    sample: np.ndarray | None = None,
     band_names: Sequence[str] = (),
 ) -> tuple[float | str, str]:
     """``data_range="auto"``: ``"truth"`` for an index or a temperature, and why; else 1.0.
     Said by either file (:func:`said_not_reflectance`; ``band_names``: the truth's, when
-    given) or, when neither says, seen in the truth's values (``values_not_reflectance``:
-    the outputs of every method and program score alike, in kelvin, degrees Celsius or NDVI)."""
+    given) or, when neither says, seen in the truth's values (``values_not_reflectance``,
+    on ``sample`` when already read: kelvin or NDVI with water score alike whichever method
+    or program wrote the prediction)."""
     from stfusion.methods.variables import said_not_reflectance, values_not_reflectance
 
     why = "data range for SSIM and PSNR: each band's valid max - min in the truth, since"
@@ -650,7 +655,8 @@ def _auto_data_range(
                 f"{why} {src.path} holds an index or a temperature (its band names or "
                 "STFUSION_VARIABLE tag); --data-range 1 scores it as reflectance"
             )
-    var = values_not_reflectance(truth.sample(), truth.count, band_names or truth.band_names)
+    sample = truth.sample() if sample is None else sample
+    var = values_not_reflectance(sample, truth.count, band_names or truth.band_names)
     if var is not None:
         return "truth", (
             f"{why} {truth.path}'s values are not reflectance ({var.name}: {var.reason}); "
@@ -663,7 +669,7 @@ def holds_index_or_temperature(path: str, band_names: Sequence[str] = ()) -> boo
     """Whether :func:`evaluate_files`' ``data_range="auto"`` takes the truth's range for the
     truth file at ``path`` (``band_names``: its bands' names, when the file has none)."""
     src, tags = FileSource(path), _file_tags(path)
-    return _auto_data_range(src, tags, src, tags, band_names)[0] == "truth"
+    return _auto_data_range(src, tags, src, tags, band_names=band_names)[0] == "truth"
 
 
 def _file_tags(path: str) -> dict[str, str]:

@@ -10,7 +10,6 @@ from typing import Any
 import numpy as np
 
 from stfusion.api import _bands
-from stfusion.bands import names_index_or_temperature
 from stfusion.errors import STFusionError, STFusionWarning, keywords_checked
 from stfusion.io import FileSource, Scaling, Source, inspect_raster
 from stfusion.scene import align_coarse
@@ -33,7 +32,6 @@ def _fill_checks(src: Source, sample: np.ndarray, role: str) -> list[str]:
             sample,
             f"an undeclared nodata (fill) value? Declare it with --{role}-nodata {{stored}}, "
             "or in the file (gdal_edit.py -a_nodata VALUE FILE, on a copy).",
-            reflectance=not names_index_or_temperature(getattr(src, "band_names", ())),
         )
         warn_nodata_among_data(src, sample)
     return [f"  CHECK     {w.message}" for w in caught]

@@ -284,26 +284,14 @@ def _completed(ac: Any, client: Any) -> Iterator[Any]:
         time.sleep(0.05)
 
 
-def _spilled_bytes(obj: Any, depth: int = 0, seen: set[int] | None = None) -> int:
-    """Bytes of the scene-wide state ``obj`` keeps in temporary files (``SpillArray``), as far
-    as 4 levels down its attributes and containers."""
-    from stfusion.io.spill import SpillArray
+def spilled_bytes(method: Any) -> int:
+    """Bytes of the fitted ``method``'s state kept in temporary files (spilled
+    ``SpillArray`` s: FSDAF's tables of a large scene under --mem-limit)."""
+    from stfusion.io.spill import SpillArray, state_arrays
 
-    seen = set() if seen is None else seen
-    if id(obj) in seen or depth > 4:
-        return 0
-    seen.add(id(obj))
-    if isinstance(obj, SpillArray):
-        return obj.nbytes if obj.spilled else 0
-    if isinstance(obj, dict):
-        items: Any = obj.values()
-    elif isinstance(obj, list | tuple):
-        items = obj
-    elif hasattr(obj, "__dict__") and not isinstance(obj, type | np.ndarray):
-        items = vars(obj).values()
-    else:
-        return 0
-    return sum(_spilled_bytes(x, depth + 1, seen) for x in items)
+    est = _estimator(method)
+    state = est.state_values() if hasattr(est, "state_values") else [est]
+    return sum(a.nbytes for a in state_arrays(state) if isinstance(a, SpillArray))
 
 
 def _warn_spilled_state(method: WindowPredictor) -> None:
@@ -313,7 +301,7 @@ def _warn_spilled_state(method: WindowPredictor) -> None:
     sent), outside --mem-limit."""
     from stfusion.errors import warn
 
-    n = _spilled_bytes(method)
+    n = spilled_bytes(method)
     if n:
         warn(
             f"{getattr(method, 'name', 'the method')}: {n / 2**20:.0f} MB of scene-wide state "
@@ -328,13 +316,19 @@ def _held(method: WindowPredictor) -> WindowPredictor:
     return method
 
 
+def _estimator(method: Any) -> Any:
+    """The fitted method inside predict's ``CheckedWindows`` (what the runners are given)."""
+    while getattr(method, "scene_", None) is None and hasattr(method, "method"):
+        method = method.method
+    return method
+
+
 def input_files(method: Any) -> dict[str, int]:
     """Path -> size in bytes of every input file of a fitted and prepared method (pairs,
     target, masks), as the client sees them."""
     from stfusion.io.sources import wrapped
 
-    while getattr(method, "scene_", None) is None and hasattr(method, "method"):
-        method = method.method  # predict's CheckedWindows, which the runners are given
+    method = _estimator(method)
     scene = getattr(method, "scene_", None)
     sources = [*scene.sources(), getattr(method, "target_", None)] if scene is not None else []
     files: dict[str, int] = {}
@@ -418,33 +412,29 @@ def run_distributed(
     from distributed.comm.core import CommClosedError
 
     client, owned = _client(scheduler)
-    quiet = _quiet_client_log()  # also while the client closes, trying to reconnect
-    quiet.__enter__()
-    try:
-        return _run(method, windows, sink, client, progress, retries)
-    except (CancelledError, CommClosedError) as exc:  # the scheduler went away mid-run
-        why = str(exc).splitlines()[0][:200] if str(exc) else ""
-        raise STFusionError(
-            f"lost the Dask scheduler at {client.scheduler.address} during the run "
-            f"({type(exc).__name__}: {why}): see its log. No output was written."
-        ) from None
-    except RuntimeError as exc:
-        if "deserializ" not in str(exc):
-            raise
-        import stfusion
-
-        raise STFusionError(
-            f"the Dask scheduler at {client.scheduler.address} could not read stfusion's "
-            "tasks: the scheduler, like every worker, needs stfusion installed (the same "
-            f"version as here, {stfusion.__version__}, and any plugin package a method comes "
-            f"from). {str(exc)[:200]}. No output was written."
-        ) from None
-    finally:
+    with _quiet_client_log():  # also while the client closes, trying to reconnect
         try:
+            return _run(method, windows, sink, client, progress, retries)
+        except (CancelledError, CommClosedError) as exc:  # the scheduler went away mid-run
+            why = str(exc).splitlines()[0][:200] if str(exc) else ""
+            raise STFusionError(
+                f"lost the Dask scheduler at {client.scheduler.address} during the run "
+                f"({type(exc).__name__}: {why}): see its log. No output was written."
+            ) from None
+        except RuntimeError as exc:
+            if "deserializ" not in str(exc):
+                raise
+            import stfusion
+
+            raise STFusionError(
+                f"the Dask scheduler at {client.scheduler.address} could not read stfusion's "
+                "tasks: the scheduler, like every worker, needs stfusion installed (the same "
+                f"version as here, {stfusion.__version__}, and any plugin package a method "
+                f"comes from). {str(exc)[:200]}. No output was written."
+            ) from None
+        finally:
             if owned:
                 client.close()
-        finally:
-            quiet.__exit__(None, None, None)
 
 
 @contextlib.contextmanager

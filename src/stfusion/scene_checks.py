@@ -314,11 +314,14 @@ def stored_value(source: Source, physical: float) -> float:
 
 
 def warn_undeclared_fill(
-    source: Source, sample: np.ndarray, advice: str, reflectance: bool = True
+    source: Source, sample: np.ndarray, advice: str, reflectance: bool | None = None
 ) -> str | None:
     """Warn when ``sample`` (read from ``source``) holds an undeclared fill value
     (:func:`undeclared_fill`); ``advice`` says what to do, with ``{stored}`` for the value
-    as the file stores it (before scaling). Returns the warning's text, or None."""
+    as the file stores it (before scaling). ``reflectance`` None: unless ``source``'s band
+    names say index or temperature. Returns the warning's text, or None."""
+    if reflectance is None:
+        reflectance = not names_index_or_temperature(getattr(source, "band_names", ()))
     found = undeclared_fill(sample, reflectance)
     if found is not None:
         b, fill, share, p1, p99 = found
@@ -423,7 +426,6 @@ def check_valid(source: Source, role: str) -> float:
         f"an undeclared nodata (fill) value? Declare it with {option} {{stored}} (Python: "
         "Scaling(nodata={stored})), or in the file (gdal_edit.py -a_nodata VALUE FILE, on a "
         "copy), so it is not fused as data.",
-        reflectance=not names_index_or_temperature(getattr(source, "band_names", ())),
     )
     warn_nodata_among_data(source, s)
     # an image covering part of the scene was warned about as such (align_coarse)

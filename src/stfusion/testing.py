@@ -247,10 +247,7 @@ def check_prediction(cls: type[FusionMethod], params: Mapping[str, Any] | None =
     fine, target = scene["fine"], _target(scene)
     est = _fitted(cls, params, fine, scene["coarse"])
     whole = est.predict(target).values
-    if whole.dtype != np.float32 or whole.shape != fine.shape:
-        raise _fail(cls, f"prediction {whole.dtype} {whole.shape}, want float32 {fine.shape}")
-    if not np.isfinite(whole).all():
-        raise _fail(cls, "NaN or inf in the prediction of a clean scene")
+    _check_clean(cls, whole, fine.shape)
     # the same inputs, the same output: first, so a random step is not called a tiling fault
     for what, again in (
         ("predicting again", est.predict(target).values),
@@ -304,12 +301,18 @@ def _check_more_pairs(
         pred = _estimator(cls, params).fit(pairs, ratio=RATIO).predict(target).values
     except MethodOutputError as exc:
         raise _fail(cls, f"with {n} pairs: {exc}") from None
-    if pred.dtype != np.float32 or pred.shape != fine.shape or not np.isfinite(pred).all():
-        raise _fail(
-            cls,
-            f"with {n} pairs: prediction {pred.dtype} {pred.shape}, want float32 "
-            f"{fine.shape} and finite",
-        )
+    _check_clean(cls, pred, fine.shape, f"with {n} pairs: ")
+
+
+def _check_clean(
+    cls: type[FusionMethod], pred: np.ndarray, shape: tuple[int, ...], how: str = ""
+) -> None:
+    """The prediction of a clean scene: float32 of ``shape``, finite (``how``: how it was
+    made, said first)."""
+    if pred.dtype != np.float32 or pred.shape != shape:
+        raise _fail(cls, f"{how}prediction {pred.dtype} {pred.shape}, want float32 {shape}")
+    if not np.isfinite(pred).all():
+        raise _fail(cls, f"{how}NaN or inf in the prediction of a clean scene")
 
 
 def check_windows(cls: type[FusionMethod], params: Mapping[str, Any] | None = None) -> None:

@@ -15,7 +15,7 @@ import contextlib
 import contextvars
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -177,6 +177,35 @@ class SpillArray:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._file = None
+
+
+def state_arrays(roots: Iterable[Any], depth: int = 4) -> Iterator[np.ndarray | SpillArray]:
+    """The arrays that ``roots`` hold, through attributes, list and tuple items and dict
+    values down to ``depth`` levels (a plugin's ``{"blue": [[array]]}`` is 3 deep), each
+    once: numpy arrays (also those a :class:`SpillArray` keeps in memory) and spilled
+    ``SpillArray`` s. What a method's state is made of."""
+    seen: set[int] = set()
+
+    def walk(obj: Any, level: int) -> Iterator[np.ndarray | SpillArray]:
+        if id(obj) in seen or level > depth:
+            return
+        seen.add(id(obj))
+        if isinstance(obj, np.ndarray) or (isinstance(obj, SpillArray) and obj.spilled):
+            yield obj
+            return
+        if isinstance(obj, dict):
+            items: Iterable[Any] = obj.values()
+        elif isinstance(obj, list | tuple):
+            items = obj
+        elif hasattr(obj, "__dict__") and not isinstance(obj, type):
+            items = vars(obj).values()
+        else:
+            return
+        for item in items:
+            yield from walk(item, level + 1)
+
+    for root in roots:
+        yield from walk(root, 0)
 
 
 def row_blocks(

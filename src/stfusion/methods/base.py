@@ -32,6 +32,7 @@ from stfusion.errors import (
 )
 from stfusion.io import AlignedSource, Grid, RasterWriter, Scaling, Source, to_dataarray
 from stfusion.io.sources import underlying_source
+from stfusion.io.spill import state_arrays
 from stfusion.methods.busy import predicting, refuse_while_predicting
 from stfusion.methods.params import RATIO as RATIO  # re-exported: api.split_ratio
 from stfusion.methods.params import MethodTags, Param, check_scene_bounds
@@ -444,33 +445,23 @@ class FusionMethod:
     def state_nbytes(self) -> int:
         """Bytes held between windows: arrays learned in fit/prepare (also in containers and
         helper objects, 4 levels down) and native coarse images kept by the sources."""
-        seen: set[int] = set()
-
-        def size(obj: Any, depth: int = 0) -> int:
-            if id(obj) in seen or depth > 4:  # a plugin's {"blue": [[array]]} is 3 deep
-                return 0
-            seen.add(id(obj))
-            if isinstance(obj, np.ndarray):
-                return int(obj.nbytes)
-            if isinstance(obj, dict):
-                return sum(size(o, depth + 1) for o in obj.values())
-            if isinstance(obj, list | tuple):
-                return sum(size(o, depth + 1) for o in obj)
-            if hasattr(obj, "__dict__") and not isinstance(obj, type):
-                return sum(size(v, depth + 1) for v in vars(obj).values())
-            return 0
-
-        total = sum(size(v) for k, v in vars(self).items() if k.endswith("_") and k != "scene_")
         scene = getattr(self, "scene_", None)
         sources = [*scene.sources(), getattr(self, "target_", None)] if scene else []
-        for src in sources:
-            data = getattr(src, "_data", None)
-            if isinstance(data, np.ndarray):
-                total += size(data)
-            elif isinstance(src, AlignedSource):
+        kept = [
+            d if isinstance(d := getattr(src, "_data", None), np.ndarray) else None
+            for src in sources
+        ]
+        roots = [*self.state_values(), *kept]
+        total = sum(int(a.nbytes) for a in state_arrays(roots) if isinstance(a, np.ndarray))
+        for src, data in zip(sources, kept):
+            if not isinstance(data, np.ndarray) and isinstance(src, AlignedSource):
                 # not read yet: its first window read loads it, float32, while windows run
                 total += 4 * src.count * src.native.grid.width * src.native.grid.height
         return total
+
+    def state_values(self) -> list[Any]:
+        """What fit and prepare learned: the attributes ending in ``_`` (the scene aside)."""
+        return [v for k, v in vars(self).items() if k.endswith("_") and k != "scene_"]
 
     # Without ``out`` a DataArray, with it the path: typed apart (no cast for pred.values)
     @overload

@@ -55,6 +55,8 @@ VARIABLES = ("reflectance", "ndvi", "lst", "other")
 CHOICES = ("auto", *VARIABLES)
 #: Integer storage of reflectance and NDVI in the reference programs (DN = value x 10000).
 DN_SCALE = 10000.0
+#: Values (0.5-99.5 percentiles) that are land surface temperature in kelvin.
+KELVIN = (150.0, 400.0)
 
 
 @dataclass(frozen=True)
@@ -131,7 +133,7 @@ def infer_variable(
         # an index with clear water, below reflectance's -0.5 (a trial's NDVI at -0.53 was
         # "other"): within an index's own -1..1
         return Variable("ndvi", 1.0, True, f"one band within -1..1, {where}")
-    if lo >= 150.0 and hi <= 400.0:
+    if KELVIN[0] <= lo and hi <= KELVIN[1]:
         return Variable("lst", 1.0, True, f"{where}: kelvin")
     s = np.asarray(sample, dtype=np.float64).ravel()
     s = s[np.isfinite(s)]
@@ -249,7 +251,7 @@ def values_not_reflectance(
         return None
     lo, hi = rng
     where = f"0.5-99.5 percentile {lo:.4g}..{hi:.4g}"
-    if lo >= 150.0 and hi <= 400.0:
+    if KELVIN[0] <= lo and hi <= KELVIN[1]:
         return Variable("lst", 1.0, True, f"{where}: kelvin")
     names = [str(n) for n in band_names]
     spectral = bool(names) and all(_reflectance_name(n) for n in names)

@@ -312,9 +312,8 @@ def _run_locked(
     key = settings_key(settings)
 
     targets = inputs.targets(p.start, p.end, cfg.every)  # not empty (prepare)
-    check_not_foreign(
-        out, cfg.prefix, cfg.cube, s.grid
-    )  # a user's summary.csv or cube, a rotated grid
+    # a user's summary.csv or cube (never replaced), a cube of a rotated grid
+    check_not_foreign(out, cfg.prefix, cfg.cube, s.grid)
     if not cfg.overwrite:  # existing outputs from other settings are never replaced silently
         refuse_other_settings(images, targets, out, cfg, settings, key)
     check_before_dates(images, p.cls, p.fallback, inputs.pair_dates, p.kwargs)
