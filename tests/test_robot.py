@@ -369,3 +369,14 @@ def test_series_gives_the_dates_for_the_nearest_reference(tmp_path: Path) -> Non
         with rasterio.open(out / f"fused_{day}.tif") as ds:
             tags = ds.tags()
         assert json.loads(tags["STFUSION_ROBOT"])["reference_weights"] == [0.5, 0.5], day
+
+
+def test_the_bench_gives_the_dates_for_the_nearest_reference() -> None:
+    """As the series: `bench -p robot.reference=nearest` fell back to `closest` without a
+    word (cia-2pair 0.03218 instead of 0.02858), since Case.predict_with gave no dates."""
+    from stfusion.cases import named_cases
+
+    case = named_cases()["sample-cia-2pair"]  # bundled: 10-08 and 11-02 around 10-17
+    est = ROBOT(block=12, step=8, reference="nearest")
+    case.predict_with(est)
+    np.testing.assert_array_equal(est.reference_weights_, [0.5, 0.5])

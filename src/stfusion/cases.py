@@ -73,12 +73,16 @@ class Case:
 
     def predict_with(self, est: FusionMethod) -> np.ndarray:
         """``est`` fitted on the case's pairs and run on its coarse target, as the bench runs
-        every method: the prediction ``(band, y, x)``."""
+        every method: the prediction ``(band, y, x)``. With the case's dates where it has them
+        (ROBOT's reference=nearest fell back to closest in the bench without a word)."""
+        dated = len(self.pair_dates) == len(self.pairs) and bool(self.target_date)
         est.fit(
             list(self.pairs),
             fine_scaling=self.fine_scaling,
             coarse_scaling=self.coarse_scaling,
             ratio=self.ratio,
+            pair_dates=list(self.pair_dates) if dated else None,
+            target_date=self.target_date if dated else None,
         )
         est.prepare(self.target, self.coarse_scaling)
         return np.asarray(est.predict().values)
