@@ -195,6 +195,25 @@ def test_cluster_without_workers_fails_cleanly(
     assert not out.exists() and not list(tmp_path.glob("*partial*"))
 
 
+def test_adaptive_cluster_that_starts_empty_runs(
+    small_tifs: dict[str, Path], tmp_path: Path
+) -> None:
+    """An adaptive cluster with minimum 0 (dask-jobqueue's usual set-up) scales up for
+    submitted tasks only: waiting for a worker before submitting failed on it every time."""
+    from distributed import LocalCluster
+
+    out = tmp_path / "o.tif"
+    with LocalCluster(
+        n_workers=0, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=40
+    ) as adaptive:
+        adaptive.adapt(minimum=0, maximum=1, interval="200ms")
+        _run(_args(small_tifs, out, "--scheduler", adaptive.scheduler_address))
+    local = tmp_path / "local.tif"
+    _run(_args(small_tifs, local))
+    with rasterio.open(local) as a, rasterio.open(out) as b:
+        assert a.read().tobytes() == b.read().tobytes()
+
+
 def _run(args: list[str]) -> None:
     run_cli_ok(args)
 

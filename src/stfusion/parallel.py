@@ -460,12 +460,11 @@ def _run(
     progress: Callable[[int, int], None] | None,
     retries: int,
 ) -> dict[str, Any]:
+    import time
+
     from distributed import KilledWorker, as_completed
 
-    _wait_for_workers(client)
     _warn_spilled_state(method)
-    at_start = set(_workers(client))
-    nworkers = max(1, len(at_start))
     # A task's result, not scattered data: when the worker holding it dies, the scheduler
     # computes it again from the task; a scattered copy was lost with its worker (and
     # every window then cancelled, "already forgotten") when broadcast reached only the
@@ -473,15 +472,25 @@ def _run(
     remote = client.submit(_held, method, pure=False)
     task_args = (current_mem_limit_mb(), input_files(method))  # the run's --mem-limit
     pending = iter(windows)
-    futures = {}
-    limit = 2 * nworkers
+    futures: dict[str, Window] = {}
     ac = as_completed()
-    for w in pending:
-        fut = client.submit(_predict_task, remote, w, *task_args, retries=retries, pure=False)
-        futures[fut.key] = w
-        ac.add(fut)
-        if len(futures) >= limit:
-            break
+
+    def top_up(nworkers: int) -> None:  # two windows in flight per worker
+        while len(futures) < 2 * max(1, nworkers):
+            w = next(pending, None)
+            if w is None:
+                return
+            fut = client.submit(_predict_task, remote, w, *task_args, retries=retries, pure=False)
+            futures[fut.key] = w
+            ac.add(fut)
+
+    # Tasks first, then the wait for a worker: an adaptive cluster (minimum 0) scales up
+    # for submitted tasks only, so waiting first failed on it every time.
+    top_up(len(_workers(client)))
+    _wait_for_workers(client)
+    at_start = set(_workers(client))
+    size, counted = len(at_start), time.monotonic()
+    top_up(size)
     done = 0
     counts: dict[str, int] = {}
     if progress is not None:
@@ -503,11 +512,9 @@ def _run(
         done += 1
         if progress is not None:
             progress(done, len(windows))
-        nxt = next(pending, None)
-        if nxt is not None:
-            f2 = client.submit(_predict_task, remote, nxt, *task_args, retries=retries, pure=False)
-            futures[f2.key] = nxt
-            ac.add(f2)
+        if time.monotonic() - counted >= WORKER_CHECK_S:  # a cluster that grew or shrank
+            size, counted = len(_workers(client)), time.monotonic()
+        top_up(size)
     # a worker that died mid-run: its windows were computed again elsewhere
     lost = sorted(at_start - set(_workers(client)))
     return {"workers": counts, "lost": lost}
