@@ -143,23 +143,39 @@ def test_matches_reference(
 
 
 @needs_data
-@pytest.mark.parametrize("weight", ["reference", "paper"])
+@pytest.mark.parametrize("weight", ["reference", "paper", "log"])
 @pytest.mark.parametrize("filt", ["paper", "reference"])
 @pytest.mark.parametrize("case", list(CASES))
 def test_weight_matches_reference(case: str, filt: str, weight: str) -> None:
-    """Both weights, fast == reference. They differ: the USDA program v1.2 drops T with one
+    """Every weight, fast == reference. They differ: the USDA program v1.2 drops T with one
     pair (StarFM_compute.c lines 327-332) and gives weight 1 below the combined uncertainty
-    (lines 334-336) with any number of pairs."""
+    (lines 334-336) with any number of pairs; eq. 11 takes logarithms."""
     pairs, target, _ = load_case(case, size=20)
     params = dict(window=7, classes=20.0, filter=filt, weight=weight)
     got = fast(pairs, target, uncertainty=UNC, **params)
     want = reference(pairs, target, uncertainty=UNC, quantum=QUANTUM, **params)
     assert_matches(got, want)
     other = fast(pairs, target, uncertainty=UNC, **{**params, "weight": "paper"})
-    if weight == "reference":
-        assert np.nanmax(np.abs(got - other)) > 1e-4
-    else:
+    if weight == "paper":
         np.testing.assert_array_equal(got, other)
+    else:
+        assert np.nanmax(np.abs(got - other)) > 1e-4
+
+
+@needs_data
+@pytest.mark.parametrize("distance_scale", [1.0, 2.5, 40.0])
+@pytest.mark.parametrize("weight", ["log", "reference"])
+@pytest.mark.parametrize("case", list(CASES))
+def test_distance_scale_matches_reference(case: str, weight: str, distance_scale: float) -> None:
+    """A of eq. 9 other than window // 2 (the paper's complex site: A = 250 m, a 6000 m
+    window), fast == reference; it changes the prediction."""
+    pairs, target, _ = load_case(case, size=20)
+    params = dict(window=7, classes=20.0, weight=weight, distance_scale=distance_scale)
+    got = fast(pairs, target, uncertainty=UNC, **params)
+    want = reference(pairs, target, uncertainty=UNC, quantum=QUANTUM, **params)
+    assert_matches(got, want)
+    default = fast(pairs, target, uncertainty=UNC, **{**params, "distance_scale": "auto"})
+    assert np.nanmax(np.abs(got - default)) > 1e-5
 
 
 def sprinkle_nans(pairs: Pairs, target: np.ndarray, seed: int) -> tuple[Pairs, np.ndarray]:
@@ -465,9 +481,10 @@ def test_invalid_choice_from_cli_strings() -> None:
     }
 
 
-@pytest.mark.parametrize("seed", range(5))
+@pytest.mark.parametrize("seed", range(6))
 def test_prepare_kernel_equals_numpy(seed: int) -> None:
-    """The fused set-up kernel gives the numpy expressions bit for bit, NaN and inf included."""
+    """The fused set-up kernel gives the numpy expressions bit for bit, NaN and inf included
+    (eq. 11 to 4 ulp: numba's and numpy's float32 log may each round 1 ulp apart)."""
     from stfusion.kernels.starfm import BIG, starfm_prepare
 
     rng = np.random.default_rng(seed)
@@ -480,6 +497,7 @@ def test_prepare_kernel_equals_numpy(seed: int) -> None:
     one = np.float32(1.0)
     inv_q = one / q
     use_t = seed % 2 == 0
+    log_weight = seed == 5
     unity_below = np.float32(97.5 if seed < 3 else 0.0)
     centre = (slice(half, hp - half), slice(half, wp - half))
     fok, cok, c0ok = np.isfinite(f), np.isfinite(c), np.isfinite(c0)
@@ -487,6 +505,9 @@ def test_prepare_kernel_equals_numpy(seed: int) -> None:
     s, t = np.abs(f - c), np.abs(c - c0)
     with np.errstate(invalid="ignore", over="ignore"):
         tdis = (s * inv_q + one) * (t * inv_q + one) if use_t else s * inv_q + one
+        if log_weight:
+            two = np.float32(2.0)
+            tdis = np.log(s * inv_q + two) * np.log(t * inv_q + two)
         iv = np.where(tdis < unity_below, -one, one / tdis)
         expected = [
             np.where(fok, f, BIG),
@@ -501,9 +522,12 @@ def test_prepare_kernel_equals_numpy(seed: int) -> None:
         assert (expected[3] == -1).any() and (expected[3] > 0).any()
     got = [np.empty((hp, wp), np.float32) for _ in range(5)]
     got += [np.empty((hp - 2 * half, wp - 2 * half), np.float32) for _ in range(2)]
-    starfm_prepare(f, c, c0, q, half, use_t, unity_below, *got)
+    starfm_prepare(f, c, c0, q, half, use_t, log_weight, unity_below, *got)
     for e, g in zip(expected, got, strict=True):
-        assert e.astype(np.float32).tobytes() == g.tobytes()
+        if log_weight:
+            np.testing.assert_array_max_ulp(e.astype(np.float32), g, maxulp=4)
+        else:
+            assert e.astype(np.float32).tobytes() == g.tobytes()
 
 
 @pytest.mark.parametrize("paper", [True, False])

@@ -50,13 +50,13 @@ def test_all_bands_kernel_equals_per_band_kernel(npairs: int, strict: bool, spre
         for k in range(npairs):
             f, c = fines[k][b], coarses[k][b]
             out = (sd[b, k], td[b, k], invst[b, k], pred[b, k], sc[k], tc[k])
-            starfm_prepare(f, c, c0[b], q, half, True, unity, scratch, *out)
+            starfm_prepare(f, c, c0[b], q, half, True, False, unity, scratch, *out)
         starfm_bounds(sc, tc, sig, sig, strict, smax[b], tmax[b])
     assert (invst == -1).any() and (invst > 0).any() and (invst == 0).any()
     got = np.empty((nb, h, w), np.float32)
     got_spread = np.empty((nb, h, w) if spread else (nb, 0, 0), np.float32)
     starfm_accumulate_bands(
-        fsim, sd, td, invst, pred, thr, smax, tmax, half, strict, got, got_spread
+        fsim, sd, td, invst, pred, thr, smax, tmax, half, float(half), strict, got, got_spread
     )
     assert np.isnan(got).any() and np.isfinite(got).mean() > 0.5
     for b in range(nb):
@@ -72,6 +72,7 @@ def test_all_bands_kernel_equals_per_band_kernel(npairs: int, strict: bool, spre
             smax[b],
             tmax[b],
             half,
+            float(half),
             strict,
             want,
             want_spread,

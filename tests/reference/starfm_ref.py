@@ -30,7 +30,11 @@ Conventions of stfusion (see ``stfusion.methods.starfm``):
   uncertainty, which the program computes in integers as 98 DN for its 50 DN uncertainty
   (lines 175-178; q = uncertainty / 50 here): ``t_dis < 98`` on integers, taken here as
   ``t_dis < 97.5``.
-* D = 1 + d / A, d the Euclidean distance in fine pixels, A = window // 2.
+* ``weight="log"``: the paper's logarithmic form (eq. 11), C = ln(S B + 1) ln(T B + 1) D,
+  with B = 1 / q (the paper's 10000 for reflectance) and S + q, T + q for S and T as in
+  eq. 10 (so C > 0): C = ln(S/q + 2) ln(T/q + 2) D.
+* D = 1 + d / A, d the Euclidean distance in fine pixels, A = ``distance_scale`` (default
+  window // 2).
 * Similarity threshold of pair k, band b: 2 * std / classes, the population std (ddof=0) of
   the valid fine pixels of pair k over the whole scene (``threshold="scene"``) or over the
   window around the centre (``threshold="window"``). Similarity bands: the predicted band
@@ -109,6 +113,7 @@ def predict_pixel(
     quantum: float,
     filter: str,
     weight: str = "paper",
+    distance_scale: float | None = None,
 ) -> float:
     """STARFM prediction of one band at the centre pixel (y, x).
 
@@ -125,7 +130,7 @@ def predict_pixel(
     s_bound = reduce(s_centre) + sigma_lm if s_centre else math.inf
     t_bound = reduce(t_centre) + sigma_mm if t_centre else math.inf
 
-    A = half  # (9): the constant that scales the distance
+    A = half if distance_scale is None else distance_scale  # (9): scales the distance
     sum_w = 0.0  # denominator of (12)
     sum_wp = 0.0  # numerator of (5) with the unnormalised weights 1/C
     for k in pairs:
@@ -162,6 +167,12 @@ def predict_pixel(
                     if len(F) > 1:
                         t_dis *= T / quantum + 1.0
                     w_n = 1.0 if t_dis < REFERENCE_UNITY_BELOW else 1.0 / (t_dis * D)
+                elif weight == "log":  # (11) with S + q, T + q and B = 1 / q
+                    w_n = 1.0 / (
+                        math.log((S + quantum) / quantum + 1.0)
+                        * math.log((T + quantum) / quantum + 1.0)
+                        * D
+                    )
                 else:
                     w_n = 1.0 / ((S + quantum) * (T + quantum) * D)  # (10), (12) unnormalised
                 sum_w += w_n
@@ -184,6 +195,7 @@ def starfm_reference(
     filter: str = "paper",
     weight: str = "paper",
     similarity_bands: Sequence[int] | None = None,
+    distance_scale: float | None = None,
 ) -> np.ndarray:
     """STARFM over a whole scene; arrays ``(band, y, x)``, NaN = invalid; returns float64.
 
@@ -227,5 +239,6 @@ def starfm_reference(
                     quantum=quantum,
                     filter=filter,
                     weight=weight,
+                    distance_scale=distance_scale,
                 )
     return out

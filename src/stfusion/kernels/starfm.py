@@ -30,6 +30,7 @@ def starfm_accumulate(
     smax: np.ndarray,
     tmax: np.ndarray,
     half: int,
+    distance_scale: float,
     strict: bool,
     out: np.ndarray,
     spread: np.ndarray,
@@ -53,7 +54,8 @@ def starfm_accumulate(
     ``strict``: the paper's filter, ``S < smax and T < tmax``; otherwise the USDA program's,
     ``S <= smax or T <= tmax`` (StarFM_compute.c lines 303-306 reject a candidate when both
     exceed their bound).
-    A candidate's weight is ``invst / D``, ``D = 1 + d / half``, or 1 where ``invst`` is -1.
+    A candidate's weight is ``invst / D``, ``D = 1 + d / A`` with ``A = distance_scale`` in
+    pixels (eq. 9; 0: D = 1), or 1 where ``invst`` is -1.
     ``out`` ``(H, W)`` receives the prediction, NaN where no candidate survived.
     ``spread`` ``(H, W)`` receives the weighted standard deviation of the candidates'
     predictions (the quality layer's uncertainty); pass a ``(0, 0)`` array to skip it.
@@ -68,6 +70,7 @@ def starfm_accumulate(
         smax[None],
         tmax[None],
         half,
+        distance_scale,
         strict,
         out[None],
         spread[None],
@@ -164,6 +167,7 @@ def starfm_accumulate_bands(
     smax: np.ndarray,
     tmax: np.ndarray,
     half: int,
+    distance_scale: float,
     strict: bool,
     out: np.ndarray,
     spread: np.ndarray,
@@ -181,7 +185,7 @@ def starfm_accumulate_bands(
     npairs = sdiff.shape[1]
     h = out.shape[1]
     w = out.shape[2]
-    inv_half = np.float32(1.0 / half) if half > 0 else np.float32(0.0)
+    inv_a = np.float32(1.0 / distance_scale) if distance_scale > 0 else np.float32(0.0)
     n = 2 * half + 1
     for y in prange(h):
         sw = np.zeros((nb, w), dtype=np.float32)
@@ -205,7 +209,7 @@ def starfm_accumulate_bands(
                 swppb = swpp[b]
                 for dx in range(-half, half + 1):
                     invd = np.float32(1.0) / (
-                        np.float32(1.0) + np.float32(np.sqrt(dx * dx + dy * dy)) * inv_half
+                        np.float32(1.0) + np.float32(np.sqrt(dx * dx + dy * dy)) * inv_a
                     )
                     xo = half + dx
                     for k in range(npairs):
@@ -246,6 +250,7 @@ def starfm_prepare(
     q: np.float32,
     half: int,
     use_t: bool,
+    log_weight: bool,
     unity_below: np.float32,
     fsim: np.ndarray,
     sdiff: np.ndarray,
@@ -264,13 +269,16 @@ def starfm_prepare(
 
     ``invst`` = 1 / t_dis with t_dis the combined spectral-temporal difference in units of the
     quantum ``q`` (the USDA program's DN): ``(S/q + 1)(T/q + 1)``, or ``S/q + 1`` when
-    ``use_t`` is False (the program's one-pair weight, StarFM_compute.c lines 327-332).
+    ``use_t`` is False (the program's one-pair weight, StarFM_compute.c lines 327-332);
+    ``log_weight``: the paper's logarithmic form (eq. 11), ``ln(S/q + 2) ln(T/q + 2)``, i.e.
+    ``ln(S' B + 1)`` with ``S' = S + q`` as in the other forms and ``B = 1/q``.
     Where ``t_dis < unity_below`` it is -1: weight 1 without the distance factor (lines
     334-336); ``unity_below = 0`` never does that.
     Rows run in parallel: this pass was a serial numpy step that capped the thread speed-up.
     """
     hp, wp = f.shape
     one = np.float32(1.0)
+    two = np.float32(2.0)
     zero = np.float32(0.0)
     nan = np.float32(np.nan)
     inv_q = one / q
@@ -294,7 +302,12 @@ def starfm_prepare(
             # coarse images covered a quarter of the scene), though the result is the same.
             sdiff[y, x] = s if ok else zero
             tdiff[y, x] = t if ok else zero
-            tdis = (s * inv_q + one) * (t * inv_q + one) if use_t else s * inv_q + one
+            if log_weight:
+                tdis = np.float32(np.log(s * inv_q + two)) * np.float32(np.log(t * inv_q + two))
+            elif use_t:
+                tdis = (s * inv_q + one) * (t * inv_q + one)
+            else:
+                tdis = s * inv_q + one
             iv = -one if tdis < unity_below else one / tdis
             invst[y, x] = iv if ok else zero
             pred[y, x] = fv + c0v - cv if ok else zero

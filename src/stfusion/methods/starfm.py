@@ -44,7 +44,11 @@ weight is ``1 / (t_dis D)``, or 1 without the distance factor when ``t_dis`` is 
 combined uncertainty (lines 334-336): the program computes it in integers from its 50 DN
 uncertainties as 98 DN (lines 175-178), and q = uncertainty / 50 here, so the bound is the
 same 98 quanta for every variable (``t_dis < 98`` on integers, applied as ``< 97.5``).
-``weight="paper"`` always uses eq. 10, ``1 / ((S + q)(T + q) D)``.
+``weight="paper"`` always uses eq. 10, ``1 / ((S + q)(T + q) D)``; ``weight="log"`` the
+paper's logarithmic form (eq. 11), ``1 / (ln(S/q + 2) ln(T/q + 2) D)``: ``ln(S B + 1)`` with
+``B = 1/q`` (10000 for reflectance, as the paper's B) and S + q for S, as in eq. 10.
+``distance_scale`` is eq. 9's A in fine pixels (``auto``: ``window // 2``, as the paper's
+first test, A = 750 m with a 1500 m window).
 
 Invalid data: a NaN neighbour (fine, its coarse, or the coarse target) is never a candidate,
 nor one whose fine value is NaN in a similarity band; a centre that is NaN in a similarity
@@ -71,6 +75,7 @@ similarity threshold   ``|dF| <= 2 std / classes`` (float)    ``|dF| < (int)(2 s
 several pairs          candidates of all pairs in one sum      same (lines 223-290, 316-345)
 zero S or T at centre  no special case                         none in v1.2 StarFM_compute.c
 distance constant A    ``window // 2`` pixels                  max. search distance
+                       (``distance_scale``)
 out-of-range output    kept (no clipping)                      fill value outside the Landsat
                                                                data range (lines 366-370)
 =====================  ======================================  ==============================
@@ -206,10 +211,19 @@ class STARFM(FusionMethod):
         Param(
             "weight",
             "reference",
-            StrOptions(("reference", "paper")),
+            StrOptions(("reference", "paper", "log")),
             "",
             "combined distance: reference (one pair: (S+q) D, no T, as the USDA program; "
-            "several pairs: (S+q)(T+q) D) or paper (always (S+q)(T+q) D, eq. 10)",
+            "several pairs: (S+q)(T+q) D), paper (always (S+q)(T+q) D, eq. 10) or log "
+            "(ln(S/q+2) ln(T/q+2) D, eq. 11)",
+        ),
+        Param(
+            "distance_scale",
+            "auto",
+            (AUTO, POSITIVE),
+            "fine pixels",
+            "A of the relative distance D = 1 + d/A (eq. 9): smaller favours near "
+            "neighbours more; auto: window // 2",
         ),
         Param(
             "variable",
@@ -239,6 +253,7 @@ class STARFM(FusionMethod):
     threshold: str
     filter: str
     weight: str
+    distance_scale: float | str
     variable: str
     similarity_bands: str
     bands: str
@@ -252,6 +267,7 @@ class STARFM(FusionMethod):
         threshold: str = "scene",
         filter: str = "paper",
         weight: str = "reference",
+        distance_scale: float | str = "auto",
         variable: str = "auto",
         similarity_bands: str = "auto",
         bands: str = "auto",
@@ -263,6 +279,7 @@ class STARFM(FusionMethod):
             threshold=threshold,
             filter=filter,
             weight=weight,
+            distance_scale=distance_scale,
             variable=variable,
             similarity_bands=similarity_bands,
             bands=bands,
@@ -366,7 +383,9 @@ class STARFM(FusionMethod):
             threshold=self.threshold,
             filter=self.filter,
             classes=float(self.classes),
-            use_t=self.weight == "paper" or len(fines) > 1,
+            use_t=self.weight != "reference" or len(fines) > 1,
+            log_weight=self.weight == "log",
+            distance_scale=half if self.distance_scale == "auto" else float(self.distance_scale),
             unity_below=UNITY_BELOW if self.weight == "reference" else 0.0,
             quality=quality,
             similarity=self.similarity_idx_,
@@ -428,6 +447,8 @@ def starfm_window(
     filter: str = "paper",
     classes: float = 40.0,
     use_t: bool = True,
+    log_weight: bool = False,
+    distance_scale: float | None = None,
     unity_below: float = 0.0,
     quality: bool = False,
     similarity: np.ndarray | None = None,
@@ -440,9 +461,11 @@ def starfm_window(
     fields are ``fallback`` (1 where some band had no candidate and took the coarse target) and
     ``uncertainty`` (per band, the weighted standard deviation of the candidates' predictions).
     ``use_t``: the combined distance has the temporal factor ``(T + q)``; False drops it
-    (``weight="reference"`` with one pair). ``unity_below``: a candidate whose combined
-    difference ``t_dis`` (in quanta, see :func:`stfusion.kernels.starfm.starfm_prepare`) is
-    below it gets weight 1 without the distance factor (the USDA program); 0: never.
+    (``weight="reference"`` with one pair); ``log_weight``: eq. 11's logarithms instead.
+    ``distance_scale``: A of ``D = 1 + d / A`` in pixels (None: ``half``).
+    ``unity_below``: a candidate whose combined difference ``t_dis`` (in quanta, see
+    :func:`stfusion.kernels.starfm.starfm_prepare`) is below it gets weight 1 without the
+    distance factor (the USDA program); 0: never.
     ``similarity``: 0-based indices of the bands a neighbour must be similar in, the same for
     every predicted band (the paper: red and NIR); None: each band its own (the program).
     """
@@ -450,12 +473,14 @@ def starfm_window(
     nb, hp, wp = target.shape
     h, w = hp - 2 * half, wp - 2 * half
     out = np.empty((nb, h, w), dtype=np.float32)
+    a = float(half if distance_scale is None else distance_scale)
     band = _BandInputs(
         fines,
         coarses,
         half,
         np.float32(quantum),
         use_t,
+        log_weight,
         np.float32(unity_below),
         np.float32(np.sqrt(2.0) * uncertainty),  # sigma_lm = sqrt(sigma_l^2 + sigma_m^2)
         np.float32(np.sqrt(2.0) * uncertainty),  # sigma_mm = sqrt(2) sigma_m
@@ -472,7 +497,7 @@ def starfm_window(
             smax, tmax = np.empty((h, w), np.float32), np.empty((h, w), np.float32)
             band.prepare(b, target[b], fsim[:, 0], sd, td, invst, pred, smax, tmax)
             starfm_accumulate(
-                fsim, sd, td, invst, pred, thr, smax, tmax, half, band.paper, out[b], spread[b]
+                fsim, sd, td, invst, pred, thr, smax, tmax, half, a, band.paper, out[b], spread[b]
             )
     else:
         # One neighbour set for all bands: the similarity bands' values and thresholds are
@@ -487,7 +512,7 @@ def starfm_window(
         for b in range(nb):
             band.prepare(b, target[b], scratch, sd[b], td[b], invst[b], pred[b], smax[b], tmax[b])
         starfm_accumulate_bands(
-            fsim, sd, td, invst, pred, thr, smax, tmax, half, band.paper, out, spread
+            fsim, sd, td, invst, pred, thr, smax, tmax, half, a, band.paper, out, spread
         )
     # No candidate: the coarse target value.
     none = np.isnan(out)
@@ -506,6 +531,7 @@ class _BandInputs:
     half: int
     q: np.float32
     use_t: bool
+    log_weight: bool
     unity_below: np.float32
     sig_lm: np.float32
     sig_mm: np.float32
@@ -537,6 +563,7 @@ class _BandInputs:
                 self.q,
                 self.half,
                 self.use_t,
+                self.log_weight,
                 self.unity_below,
                 fsim[k],
                 sd[k],
