@@ -165,6 +165,12 @@ def test_bench_outputs_match_independent_metrics(user_case: Path, tmp_path: Path
     tex = (out / "summary.tex").read_text()
     assert tex.count(r"\begin{tabular}") == 1 and r"\toprule" in tex and r"\bottomrule" in tex
     assert r"\label{tab:stfusion-tiny}" in tex and "nochange (baseline)" in tex
+    plain = tex.replace(r"\{", "").replace(r"\}", "")
+    depth = 0
+    for ch in plain:  # LaTeX stopped at "Too many }'s": each caption closed one more
+        depth += (ch == "{") - (ch == "}")
+        assert depth >= 0
+    assert depth == 0
     rmse = {
         r["method"]: float(r["value"])
         for r in rows

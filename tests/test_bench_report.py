@@ -311,7 +311,10 @@ def test_figures_for_print_and_in_vector_formats(tmp_path: Path) -> None:
     files = case_figures(_case(), runs, truth, ["red", "nir"], tmp_path / "b", style)
     stems = [Path(f).stem for f in screen]
     assert files == [f"figures/{s}.{ext}" for s in stems for ext in ("png", "pdf", "svg")]
-    assert (tmp_path / "b" / f"{stems[0]}.pdf").read_bytes().startswith(b"%PDF")
+    pdf = (tmp_path / "b" / f"{stems[0]}.pdf").read_bytes()
+    assert pdf.startswith(b"%PDF")
+    # embedded TrueType, not Type 3 fonts (refused by IEEE PDF eXpress)
+    assert b"/Subtype /Type3" not in pdf and b"/Subtype /CIDFontType2" in pdf
     assert b"<svg" in (tmp_path / "b" / f"{stems[1]}.svg").read_bytes()[:2000]
     small = mpimg.imread(tmp_path / "a" / f"{stems[0]}.png").shape[1]
     large = mpimg.imread(tmp_path / "b" / f"{stems[0]}.png").shape[1]

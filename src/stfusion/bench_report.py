@@ -341,7 +341,7 @@ def summary_latex(runs: Sequence[Run], cases: Sequence[Case]) -> str:
             r"\centering",
             f"\\caption{{{_tex(case.name)}: {_tex(case.description)}{_tex(dates)}{ratio}; "
             f"data range {_tex(str(case.data_range))};{_valid(ok)} mean over bands "
-            "(SAM and ERGAS: one value over all bands).}}",
+            "(SAM and ERGAS: one value over all bands).}",
             f"\\label{{tab:stfusion-{case.name}}}",  # a slug: letters, digits, . _ -
             r"\begin{tabular}{l" + "r" * len(heads) + "}",
             r"\toprule",
@@ -447,9 +447,14 @@ class FigureStyle:
         """``fig`` as ``path`` (a .png) and its ``extra`` formats; the paths, relative."""
         fig.savefig(path, dpi=self.dpi or screen_dpi, bbox_inches="tight")  # long labels
         files = [f"figures/{path.name}"]
+        import matplotlib as mpl
+
         for fmt in self.extra:
             other = path.with_suffix(f".{fmt}")
-            fig.savefig(other, dpi=self.dpi or 150, bbox_inches="tight")  # its raster panels
+            # TrueType (Type 42) fonts: matplotlib's default Type 3 fonts are refused by IEEE
+            # PDF eXpress and other publishers' checks.
+            with mpl.rc_context({"pdf.fonttype": 42, "ps.fonttype": 42}):
+                fig.savefig(other, dpi=self.dpi or 150, bbox_inches="tight")  # raster panels
             files.append(f"figures/{other.name}")
         return files
 
