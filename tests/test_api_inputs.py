@@ -80,6 +80,25 @@ def test_dataarray_spatial_dims_keep_crs_and_coords(dims: tuple[str, str, str]) 
     np.testing.assert_allclose(pred.values, f + 0.02, atol=1e-6)
 
 
+def test_dataarray_scaled_by_hand_is_not_scaled_again() -> None:
+    """xarray keeps attrs through ``da * 1e-4``: the scale_factor was applied a second time,
+    predictions 10^4 too small, no warning. Stored integers (masked=True gives them as
+    floats) are still scaled by it."""
+    f, c, t = _images()
+    dn = [_da(np.round(a * 1e4).astype(np.float32)) for a in (f, c, t)]
+    for d in dn:
+        d.attrs["scale_factor"] = 1e-4
+    pred = Additive().fit([(dn[0], dn[1])], ratio=10).predict(dn[2])
+    np.testing.assert_allclose(pred.values, f + 0.02, atol=2e-4)
+    by_hand = [d * 1e-4 for d in dn]
+    assert by_hand[0].attrs["scale_factor"] == 1e-4  # what xarray does
+    with pytest.raises(InputFileError, match=r"already look scaled.*attrs.pop\('scale_factor'\)"):
+        Additive().fit([(by_hand[0], by_hand[1])], ratio=10)
+    one = Scaling(1.0)
+    est = Additive().fit([(by_hand[0], by_hand[1])], ratio=10, fine_scaling=one, coarse_scaling=one)
+    np.testing.assert_allclose(est.predict(by_hand[2]).values, f + 0.02, atol=2e-4)
+
+
 def test_dataarray_coords_and_integer_bands_come_back_as_given() -> None:
     """Integer band labels came back as strings (pred.sel(band=1) KeyError); coordinates are
     the input's own values, not recomputed ones."""
