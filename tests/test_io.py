@@ -177,6 +177,35 @@ def test_check_output_refuses_input_and_missing_dir(tmp_path: Path) -> None:
         assert check_output(tmp_path / name, overwrite=False) == tmp_path / name
 
 
+def test_check_output_sees_the_files_behind_every_input_form(tmp_path: Path) -> None:
+    """A user trial: only the plain path was compared with the output, so --overwrite
+    replaced the input named as FILE:BANDS, as a band file of a comma list or glob, as the
+    archive under /vsizip/ or /vsigzip/, or inside GTIFF_DIR:1:FILE."""
+    import gzip
+    import zipfile
+
+    bands = [write_tif(tmp_path / f"f_B{i}.tif", np.zeros((1, 2, 2), np.float32)) for i in (1, 2)]
+    whole = write_tif(tmp_path / "c2.tif", np.zeros((2, 2, 2), np.float32))
+    arch = tmp_path / "f.zip"
+    with zipfile.ZipFile(arch, "w") as z:
+        z.write(whole, "F.tif")
+    gz = tmp_path / "c2.tif.gz"
+    gz.write_bytes(gzip.compress(whole.read_bytes()))
+    forms = [
+        (whole, f"{whole}:1,2"),
+        (bands[1], f"{bands[0]},{bands[1]}"),
+        (bands[1], str(tmp_path / "f_B[12].tif")),
+        (bands[0], str(tmp_path / "f_B*.tif") + ":1"),
+        (arch, f"/vsizip/{arch}/F.tif"),
+        (gz, f"/vsigzip/{gz}"),
+        (whole, f"GTIFF_DIR:1:{whole}"),
+    ]
+    for out, spec in forms:
+        with pytest.raises(OutputExistsError, match="inputs are never modified"):
+            check_output(out, overwrite=True, inputs=[spec])
+    assert check_output(tmp_path / "other.tif", overwrite=True, inputs=[s for _, s in forms])
+
+
 def test_missing_and_non_raster(tmp_path: Path) -> None:
     with pytest.raises(InputFileError, match="not found"):
         FileSource(str(tmp_path / "missing.tif"))

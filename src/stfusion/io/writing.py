@@ -8,6 +8,7 @@ import functools
 import json
 import logging
 import os
+import re
 import shutil
 import stat
 import tempfile
@@ -59,20 +60,56 @@ OTHER_FORMATS = {
 }
 
 
-def _input_files(spec: str) -> list[Path]:
-    """The files an input names: itself and, for a file GDAL opens, every file of its
-    dataset (an ENVI header, a world file, .aux.xml), resolved."""
+_VSI_PREFIX = re.compile(r"^/vsi[a-z0-9_]+/", re.IGNORECASE)
+
+
+def _named_files(spec: str) -> list[str]:
+    """The files on disk an input spec names: the files of a comma list or glob, with or
+    without ``:BANDS``; the archive or compressed file under ``/vsizip/``, ``/vsigzip/``...;
+    the file inside ``DRIVER:...:FILE`` forms (``NETCDF:"f.nc":var``, ``GTIFF_DIR:1:f.tif``).
+    Only the plain path was compared with the output: ``--overwrite`` with ``-o c2.tif``
+    replaced the input ``c2.tif:1,2,3``, a band file of a list, or the zip of a /vsizip/."""
+    from stfusion.io.stacks import split_spec
+
     try:
-        found = [Path(spec).resolve()]
-        is_file = Path(spec).is_file()
-    except OSError:  # a folder on the way that may not be entered: the read says so, plainly
-        return [Path(os.path.abspath(spec))]
-    if is_file:
+        return split_spec(spec)[0]
+    except Exception:  # not a list, glob or FILE:BANDS: the other forms below
+        pass
+    found = []
+    inner = spec
+    while (m := _VSI_PREFIX.match(inner)) is not None:
+        inner = inner[m.end() - 1 :]
+    if inner != spec:  # the longest leading part that is a file: the archive itself
+        parts = Path(inner).parts
+        for i in range(len(parts), 0, -1):
+            with contextlib.suppress(OSError):
+                if Path(*parts[:i]).is_file():
+                    found.append(str(Path(*parts[:i])))
+                    break
+    for token in re.split(r"[:\"']", spec):
+        with contextlib.suppress(OSError):
+            if token and token != spec and Path(token).is_file():
+                found.append(token)
+    return found
+
+
+def _input_files(spec: str) -> list[Path]:
+    """The files an input names (:func:`_named_files`, or the spec itself) and, for a file
+    GDAL opens, every file of its dataset (an ENVI header, a world file, .aux.xml), resolved."""
+    found: list[Path] = []
+    for name in _named_files(spec) or [spec]:
         try:
-            with rasterio.Env(CPL_LOG="/dev/null"), rasterio.open(spec) as ds:
-                found += [Path(f).resolve() for f in ds.files]
-        except Exception:  # not a raster: the read reports it, with its name
-            pass
+            found.append(Path(name).resolve())
+            is_file = Path(name).is_file()
+        except OSError:  # a folder on the way that may not be entered: the read says so
+            found.append(Path(os.path.abspath(name)))
+            continue
+        if is_file:
+            try:
+                with rasterio.Env(CPL_LOG="/dev/null"), rasterio.open(name) as ds:
+                    found += [Path(f).resolve() for f in ds.files if not f.startswith("/vsi")]
+            except Exception:  # not a raster: the read reports it, with its name
+                pass
     return found
 
 
