@@ -579,6 +579,12 @@ def test_a_fill_inside_the_values_range_written_to_every_band_warns(tmp_path: Pa
     c = write_tif(tmp_path / "c.tif", coarse_like(_img(1)))
     with pytest.warns(STFusionWarning, match=r"f0\.tif: .*% of the pixels hold 0 in every band"):
         open_scene([(FileSource(str(zeros), Scaling(1e-4)), c)], c)
+    # a few slightly negative pixels, as surface reflectance has (0.2 % of a Landsat SWIR
+    # band): the fill 0 was no longer the bottom of that band, and went unflagged
+    dn[1, 20:22, 20:24] = -30
+    neg = write_tif(tmp_path / "f0n.tif", dn, dtype="int16")
+    with pytest.warns(STFusionWarning, match=r"f0n\.tif: .*% of the pixels hold 0 in every band"):
+        open_scene([(FileSource(str(neg), Scaling(1e-4)), c)], c)
     flat = write_tif(tmp_path / "t.tif", np.full_like(_img(2), -9999.0))
     with pytest.warns(
         STFusionWarning, match=r"t\.tif: 100\.0% of the pixels hold -9999 .*--coarse-nodata -9999"

@@ -297,8 +297,13 @@ def uniform_fill(sample: np.ndarray) -> tuple[float, float] | None:
     k = int(counts.argmax())
     share = float(counts[k]) / max(int(valid.sum()), 1)
     # a fill at the bottom of every band's values (0 below positive data); the top is a
-    # sensor's or a clip's saturation, and values between meet by chance with few bands
-    bottom = all(values[k] <= np.nanmin(sample[b]) for b in range(sample.shape[0]))
+    # sensor's or a clip's saturation, and values between meet by chance with few bands.
+    # "At the bottom" leaves 1 % of a band below it: surface reflectance has a few slightly
+    # negative pixels (0.2 % of a Landsat SWIR band), and 0, Collection 2's fill, over a
+    # quarter of the scene then went unflagged.
+    with np.errstate(invalid="ignore"):
+        below = [np.mean(sample[b][np.isfinite(sample[b])] < values[k]) for b in range(len(sample))]
+    bottom = all(float(f) <= 0.01 for f in below)
     return (float(values[k]), share) if share >= 0.01 and bottom else None
 
 
