@@ -206,6 +206,18 @@ def test_check_output_sees_the_files_behind_every_input_form(tmp_path: Path) -> 
     assert check_output(tmp_path / "other.tif", overwrite=True, inputs=[s for _, s in forms])
 
 
+def test_a_container_of_subdatasets_names_them(tmp_path: Path) -> None:
+    """A user trial: a netCDF file with one variable per band (what gdal_translate -of
+    netCDF writes) ended in a KeyError traceback ('pop from an empty set')."""
+    from rasterio.shutil import copy
+
+    tif = write_tif(tmp_path / "f.tif", np.zeros((3, 4, 4), np.float32))
+    with rasterio.open(tif) as src:
+        copy(src, tmp_path / "multi.nc", driver="netCDF")
+    with pytest.raises(InputFileError, match=r"no raster of its own but 3 subdatasets \(.*Band1"):
+        FileSource(str(tmp_path / "multi.nc"))
+
+
 def test_missing_and_non_raster(tmp_path: Path) -> None:
     with pytest.raises(InputFileError, match="not found"):
         FileSource(str(tmp_path / "missing.tif"))

@@ -181,9 +181,20 @@ def _open(path: str | os.PathLike[str]) -> rasterio.DatasetReader:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            return rasterio.open(name)
+            ds = rasterio.open(name)
     except RasterioIOError as exc:
         raise unreadable(name, exc, virtual) from None
+    if ds.count == 0:  # a container (netCDF with several variables, GeoPackage tables)
+        subs = list(ds.subdatasets)
+        ds.close()
+        shown_subs = ", ".join(subs[:4]) + (f" and {len(subs) - 4} more" if len(subs) > 4 else "")
+        raise InputFileError(
+            f"{name}: holds no raster of its own but {len(subs)} subdatasets"
+            + (f" ({shown_subs})" if subs else "")
+            + ": give one of them as the input, or stack them into one file first "
+            "(gdalbuildvrt -separate stack.vrt SUBDATASET ...)."
+        )
+    return ds
 
 
 def _read_error(path: str, window: Window | None, exc: Exception) -> InputFileError:

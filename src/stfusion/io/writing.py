@@ -106,8 +106,13 @@ def _input_files(spec: str) -> list[Path]:
             continue
         if is_file:
             try:
-                with rasterio.Env(CPL_LOG="/dev/null"), rasterio.open(name) as ds:
-                    found += [Path(f).resolve() for f in ds.files if not f.startswith("/vsi")]
+                with (
+                    rasterio.Env(CPL_LOG="/dev/null"),
+                    warnings.catch_warnings(),
+                ):
+                    warnings.simplefilter("ignore")  # NotGeoreferencedWarning: the read says
+                    with rasterio.open(name) as ds:
+                        found += [Path(f).resolve() for f in ds.files if not f.startswith("/vsi")]
             except Exception:  # not a raster: the read reports it, with its name
                 pass
     return found
