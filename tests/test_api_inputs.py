@@ -99,6 +99,19 @@ def test_dataarray_scaled_by_hand_is_not_scaled_again() -> None:
     np.testing.assert_allclose(est.predict(by_hand[2]).values, f + 0.02, atol=2e-4)
 
 
+def test_predict_warns_of_a_fine_image_given_as_the_coarse_target() -> None:
+    """A user trial: ``est.predict(L_0317)`` gave a plausible prediction without a word,
+    while the CLI and fit() warn of a fine image where a coarse one goes."""
+    rng = np.random.default_rng(5)
+    f1, f2 = (rng.uniform(0.05, 0.4, (2, 32, 32)).astype(np.float32) for _ in range(2))
+    est = Additive().fit([(f1, coarse_like(f1))], ratio=4)
+    with pytest.warns(STFusionWarning, match="coarse target image changes from pixel to pixel"):
+        est.predict(f2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", STFusionWarning)
+        est.predict(coarse_like(f2))
+
+
 def test_dataarray_coords_and_integer_bands_come_back_as_given() -> None:
     """Integer band labels came back as strings (pred.sel(band=1) KeyError); coordinates are
     the input's own values, not recomputed ones."""

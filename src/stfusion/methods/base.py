@@ -58,7 +58,12 @@ from stfusion.scene import (
     pair_list,
     scene_keywords,
 )
-from stfusion.scene_checks import check_target_scale, check_valid, warn_one_file_pairs
+from stfusion.scene_checks import (
+    check_target_scale,
+    check_valid,
+    warn_fine_looking_coarse,
+    warn_one_file_pairs,
+)
 from stfusion.tiling import (
     DEFAULT_MEM_LIMIT_MB,
     ArraySink,
@@ -323,6 +328,7 @@ class FusionMethod:
             assert target is not None
             check_valid(target, "coarse target image")
             check_target_scale(scene.pairs[0], target)
+            warn_fine_looking_coarse(scene.pairs[0][0], target, "coarse target image")
         assert target is not None
         if target.count != self.scene_.count:
             raise InvalidParameterError(
