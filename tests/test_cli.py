@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import warnings
 from pathlib import Path
 
@@ -384,6 +385,11 @@ def test_evaluate_refuses_other_grids_and_bad_scales(
         assert code == 1 and "different grids" in err and str(truth) in err and not out
     code, out, err = run_cli(["evaluate", pred, str(plain)], capsys)  # not georeferenced
     assert code == 0 and "rmse" in out, err
+    # a shift of 0.04 px: the origins printed with %g read the same for both grids
+    near = write_tif(tmp_path / "near.tif", data, transform=t * Affine.translation(0, 0.04))
+    code, out, err = run_cli(["evaluate", pred, str(near)], capsys)
+    origins = re.findall(r"origin ([-\d.]+, [-\d.]+)", " ".join(err.split()))
+    assert code == 1 and len(origins) == 2 and origins[0] != origins[1], err
     for bad in (
         ["--truth-scale", "0"],
         ["--truth-scale", "-1"],

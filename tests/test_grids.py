@@ -330,7 +330,8 @@ def test_rasters_without_crs_whose_transforms_differ_are_refused(tmp_path: Path)
     c2 = _write(tmp_path / "c2.tif", f, prof, transform=t * Affine.translation(200, 0))
     with pytest.raises(GridMismatchError, match=r"neither has a CRS.*geotransforms differ"):
         Additive().fit([(str(f1), str(c1))]).predict(str(c2))
-    with pytest.raises(GridMismatchError, match=r"has no CRS.*gdal_edit.py -a_srs"):
+    # the advice names the other file's CRS (a fixed EPSG:32655 sent 55S users to 55N)
+    with pytest.raises(GridMismatchError, match=r"has no CRS.*gdal_edit.py -a_srs EPSG:32755"):
         evaluate_files(
             str(
                 _write(

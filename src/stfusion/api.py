@@ -440,9 +440,8 @@ def evaluate_files(
         flipped = differ and north_up(pred_src).grid.same_as(north_up(truth_file).grid)
         if differ and not flipped:
             raise GridMismatchError(
-                f"{prediction} ({pg.describe()}, origin {pg.transform.c:g}, "
-                f"{pg.transform.f:g}) and {truth} ({tg.describe()}, origin {tg.transform.c:g}, "
-                f"{tg.transform.f:g}) lie on different grids: scored pixel by pixel they would "
+                f"{prediction} ({pg.describe()}, {pg.origin()}) and {truth} ({tg.describe()}, "
+                f"{tg.origin()}) lie on different grids: scored pixel by pixel they would "
                 "compare different places. Crop or resample one onto the other's grid (e.g. "
                 "gdalwarp with the other's -te/-tr/-t_srs) and score again."
             )

@@ -131,8 +131,9 @@ class Case:
         ):
             raise GridMismatchError(
                 f"case {self.name}: the truth {self.truth} lies on another grid than the fine "
-                f"image {self.pairs[0][0]} ({truth.grid.describe()} vs "
-                f"{fine.grid.describe()}); crop or resample it onto the fine grid."
+                f"image {self.pairs[0][0]} ({truth.grid.describe()}, {truth.grid.origin()} vs "
+                f"{fine.grid.describe()}, {fine.grid.origin()}); crop or resample it onto the "
+                "fine grid."
             )
         if self.bands and len(self.bands) != fine.count:
             raise InvalidParameterError(

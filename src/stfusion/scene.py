@@ -218,16 +218,29 @@ def refuse_transforms_without_crs(a: Source, b: Source, instead: str) -> None:
         else (f"{(a if not a.grid.georeferenced else b).label} has no CRS")
     )
     where = [
-        f"origin {g.transform.c:g}, {g.transform.f:g}, pixel {g.res[0]:g} x {g.res[1]:g}, "
-        f"{g.height} x {g.width} px"
+        f"{g.origin()}, pixel {g.res[0]:g} x {g.res[1]:g}, {g.height} x {g.width} px"
         for g in (a.grid, b.grid)
     ]
     raise GridMismatchError(
         f"{a.label} and {b.label}: {which}, and their geotransforms differ ({where[0]} vs "
         f"{where[1]}), so they cannot be aligned, and taken pixel by pixel they would show "
-        "different places. Declare the CRS of each file (e.g. gdal_edit.py -a_srs EPSG:32655 "
-        f"FILE), or {instead}."
+        f"different places. {_declare_crs_advice(a, b)}, or {instead}."
     )
+
+
+def _declare_crs_advice(a: Source, b: Source) -> str:
+    """How to declare the missing CRS: the other image's, where it has one (a fixed example
+    code sent users of the other UTM hemisphere to the wrong place), for a file or an array."""
+    known = next((s.grid.crs for s in (a, b) if s.grid.georeferenced), None)
+    code = "EPSG:CODE"
+    if known is not None:
+        epsg = known.to_epsg()
+        code = f"EPSG:{epsg}" if epsg else known.to_string()
+    missing = [s for s in (a, b) if not s.grid.georeferenced]
+    if all(isinstance(s, FileSource) for s in missing):
+        files = " and ".join(s.label for s in missing)
+        return f"Declare the CRS of {files} (gdal_edit.py -a_srs {code} FILE, if that is its CRS)"
+    return f"Declare the CRS (a DataArray: da.rio.write_crs('{code}'), if that is its CRS)"
 
 
 def _bounds_in(coarse: Source, fine: Source) -> tuple[float, float, float, float]:

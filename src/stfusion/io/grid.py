@@ -149,6 +149,11 @@ class Grid:
         size = f"{self.height} x {self.width} px (rows x columns)"
         return f"{size}, {self.res[0]:g} x {self.res[1]:g}{up}, {crs}"
 
+    def origin(self) -> str:
+        """The upper-left corner, to the precision that tells two grids apart (``%g``
+        printed 401012 for 401012.5 and 401014.5 alike)."""
+        return f"origin {self.transform.c:.10g}, {self.transform.f:.10g}"
+
 
 @dataclass(frozen=True)
 class Scaling:
