@@ -505,7 +505,9 @@ def test_scale_advice_replaces_the_scale_already_given(
     target = write_tif(tmp_path / "t.tif", dn * np.float32(1.1e-4), transform=t, crs=crs)
     args = ["predict", "--pair", str(truth), str(coarse), "--coarse", str(target)]
     code, _, err = run_cli([*args, "--out", str(tmp_path / "o.tif"), "--fine-scale", "10"], capsys)
-    assert code == 1 and "give --fine-scale 0.0001 (Python: fine_scaling=0.0001)" in err, err
+    said = " ".join(err.split())
+    assert code == 1 and "give --fine-scale 0.0001 (Python: fine_scaling=0.0001 in fit()" in said
+    assert "fine_scale=0.0001 in run_prediction() and SeriesConfig)" in said, err
 
 
 def _split_landsat(src: Path, d: Path, day: str, qa_value: int = 21824) -> None:

@@ -35,7 +35,8 @@ def integer_ratio(ratio: float | None, method: str) -> int:
         raise InvalidParameterError(
             f"{method} needs the resolution ratio R, the coarse sensor's pixel size over the "
             "fine one's. The inputs are on one grid, so it cannot be read from them: give it "
-            "as an integer, --param ratio=R (Python: fit(pairs, ratio=R)); e.g. 16 for MODIS "
+            "as an integer, --param ratio=R (Python: fit(pairs, ratio=R), or params={'ratio': R} "
+            "in run_prediction() and run_series()); e.g. 16 for MODIS "
             "500 m over Landsat 30 m, 10 for MODIS 500 m over a 50 m grid."
         )
     if not (ratio >= 1 and math.isfinite(ratio)):

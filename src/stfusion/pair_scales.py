@@ -42,16 +42,26 @@ def _scale_in_effect(src: Source) -> float:
     return abs(scale) if math.isfinite(scale) else 1.0
 
 
+def python_scale(option: str, scale: float) -> str:
+    """The Python spelling of ``--fine-scale S`` (or --coarse-scale): fit() takes a Scaling
+    (``fine_scaling=``), run_prediction() and SeriesConfig the number (``fine_scale=``);
+    the advice named fit's keyword to run_series users, whose call then failed."""
+    role = option.lstrip("-").split("-")[0]
+    return (
+        f"Python: {role}_scaling={scale:g} in fit(), {role}_scale={scale:g} in "
+        "run_prediction() and SeriesConfig"
+    )
+
+
 def _small_side_advice(small: Source, option: str, factor: float) -> str:
     """What to give when ``small``'s values are too small to be reflectance: its scale in
     effect times ``factor`` (a power of ten), 1 meaning "leave the option out"."""
     given = _scale_in_effect(small)
     scale = 10.0 ** round(np.log10(given * factor))
-    python = option.lstrip("-").replace("-scale", "_scaling")
     fix = (
         f"leave {option} out (its {given:g} makes them so)"
         if scale == 1 and given != 1
-        else f"give {option} {scale:g} (Python: {python}={scale:g})"
+        else f"give {option} {scale:g} ({python_scale(option, scale)})"
     )
     return f"{small.label} holds values too small for reflectance: {fix}."
 
@@ -170,10 +180,9 @@ def check_scales(
             elif hint := _dn_hint(big, option, max(fm, cm)):
                 advice = hint.strip()
             else:
-                python = option.lstrip("-").replace("-scale", "_scaling")
                 advice = (
                     f"{big.label} holds the larger values: give {option} {scale:g} "
-                    f"(Python: {python}={scale:g}), or set both scales, so both are in the "
+                    f"({python_scale(option, scale)}), or set both scales, so both are in the "
                     "same units."
                 )
             raise ScaleMismatchError(
