@@ -112,6 +112,17 @@ def test_predict_warns_of_a_fine_image_given_as_the_coarse_target() -> None:
         est.predict(coarse_like(f2))
 
 
+def test_run_prediction_given_arrays_says_to_use_an_estimator(tmp_path: Path) -> None:
+    """A user trial: run_prediction with DataArrays was a bare TypeError from os.fspath."""
+    from stfusion.api import run_prediction
+
+    f, c, t = _images()
+    with pytest.raises(InvalidParameterError, match=r"given a DataArray.*make_estimator"):
+        run_prediction(
+            method="additive", pairs=[(_da(f), _da(c))], target=_da(t), out=tmp_path / "o.tif"
+        )
+
+
 def test_dataarray_coords_and_integer_bands_come_back_as_given() -> None:
     """Integer band labels came back as strings (pred.sel(band=1) KeyError); coordinates are
     the input's own values, not recomputed ones."""

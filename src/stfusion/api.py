@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import ExitStack, contextmanager
+from collections.abc import Mapping, Sequence
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ from stfusion.scene_checks import (
     warn_self_scoring,
     warn_undeclared_fill,
 )
+from stfusion.threads import numba_threads, torch_threads
 from stfusion.tiling import ProgressFn, memory_limits
 
 #: A path as a string or a path object (``pathlib.Path``).
@@ -117,6 +118,7 @@ def run_prediction(
     ``multi_pair="vip"``: a one-pair method given several pairs runs as VIPSTF over it
     (:func:`stfusion.methods.make_estimator`); ``"none"``: it refuses them.
     """
+    _check_paths(pairs, target, out)
     paths = [(os.fspath(f), os.fspath(c)) for f, c in pairs]
     target_path, out_path = os.fspath(target), os.fspath(out)
     # GDAL's block cache and the scene-wide passes obey the limit from the first read
@@ -181,6 +183,19 @@ def run_prediction(
         return _run_summary(estimator, method, len(windows), scene, quality_out)
 
 
+def _check_paths(pairs: Any, target: Any, out: Any) -> None:
+    """run_prediction reads and writes files: arrays and DataArrays were a bare TypeError
+    from os.fspath."""
+    given = [x for pair in pairs for x in pair] + [target, out]
+    wrong = next((x for x in given if not isinstance(x, str | os.PathLike)), None)
+    if wrong is not None:
+        raise InvalidParameterError(
+            f"run_prediction reads and writes files, and was given a {type(wrong).__name__}: "
+            "give paths, or for arrays and DataArrays use an estimator, "
+            "make_estimator(method, params).fit(pairs).predict(target)."
+        )
+
+
 def _run_summary(
     estimator: Any, method: str, windows: int, scene: Any, quality_out: str | None
 ) -> dict[str, Any]:
@@ -195,42 +210,6 @@ def _run_summary(
         "lost_workers": estimator.last_run_.get("lost", []),
         "quality": quality_out,
     }
-
-
-@contextmanager
-def numba_threads(threads: int | None) -> Iterator[None]:
-    """Within: numba's kernels on at most ``threads`` threads (``--threads``); the previous
-    setting is restored afterwards (a notebook stayed at 1 thread after ``threads=1``)."""
-    if threads is None:
-        yield
-        return
-    import numba
-
-    before = numba.get_num_threads()
-    most = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]  # set at import from the environment
-    numba.set_num_threads(max(1, min(threads, most)))
-    try:
-        yield
-    finally:
-        numba.set_num_threads(before)
-
-
-@contextmanager
-def torch_threads(threads: int | None) -> Iterator[None]:
-    """Within: torch (when a deep method has imported it) runs on at most ``threads`` threads
-    (``--threads``, as numba's kernels); the previous setting is restored afterwards."""
-    import sys
-
-    torch = sys.modules.get("torch")
-    if threads is None or torch is None:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(max(1, int(threads)))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _bands(bands: Sequence[str] | None) -> tuple[str, ...] | None:
