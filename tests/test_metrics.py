@@ -673,3 +673,20 @@ def test_one_band_scores_with_the_band_axis_on_one_side_only() -> None:
     pred = (truth + 0.05).expand_dims(band=["ndvi"])
     assert m.evaluate(pred, truth).mean["rmse"] == pytest.approx(0.05)
     assert m.evaluate(pred.values, truth.values).mean["rmse"] == pytest.approx(0.05)
+
+
+def test_a_data_range_far_wider_than_the_truth_is_warned_about() -> None:
+    """A user trial: --data-range 10000 (the digital numbers' range) on images scored as
+    reflectance gave SSIM 0.9999998 and PSNR 109 dB without a word."""
+    rng = np.random.default_rng(0)
+    truth = rng.uniform(0.02, 0.5, (2, 24, 24))
+    pred = truth + rng.normal(0, 0.03, truth.shape)
+    with pytest.warns(STFusionWarning, match=r"data range 10000 is \d+ times the truth"):
+        report = m.evaluate(pred, truth, data_range=10000)
+    assert report.mean["ssim"] > 0.999 and any(
+        "times the truth's spread" in n for n in report.notes
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", STFusionWarning)
+        m.evaluate(pred, truth, data_range=1.0)
+        m.evaluate(pred, truth, data_range="truth")

@@ -465,11 +465,24 @@ class MetricReport:
 DATA_RANGE_FACTOR = 2.0
 
 
+#: A numeric data range this many times the truth's spread makes SSIM and PSNR say nothing:
+#: 10000 (the range of digital numbers) for images scored as reflectance gave SSIM 1.0000.
+DATA_RANGE_TOO_WIDE = 100.0
+
+
 def _beyond_data_range(lo: float, hi: float, data_range: DataRange) -> str | None:
     """A note when the truth's finite values (``lo`` .. ``hi``) spread far beyond a numeric
-    ``data_range``, else None."""
+    ``data_range``, or fill a tiny part of it, else None."""
     if isinstance(data_range, str) or not (math.isfinite(lo) and math.isfinite(hi)):
         return None
+    if 0 < (hi - lo) * DATA_RANGE_TOO_WIDE < float(data_range):
+        return (
+            f"the data range {float(data_range):g} is {float(data_range) / (hi - lo):.0f} "
+            f"times the truth's spread ({lo:.4g} to {hi:.4g}): SSIM and PSNR then score "
+            "almost any prediction as perfect (SSIM near 1, PSNR near 100 dB). Is it the "
+            "range of the stored digital numbers, while the images are scored scaled? Give "
+            "the range of the values as scored (1 for reflectance) or --data-range truth."
+        )
     if hi - lo <= DATA_RANGE_FACTOR * float(data_range):
         return None
     return (
