@@ -218,6 +218,28 @@ def test_a_container_of_subdatasets_names_them(tmp_path: Path) -> None:
         FileSource(str(tmp_path / "multi.nc"))
 
 
+def test_gdal_names_take_a_band_choice(tmp_path: Path) -> None:
+    """A user trial: any band choice (--fine-bands, or FILE:BANDS) made /vsizip/, /vsigzip/
+    and netCDF subdataset inputs "file not found"; GDAL lists the latter in lower case."""
+    import zipfile
+
+    from rasterio.shutil import copy
+
+    data = np.arange(3 * 4 * 4, dtype=np.float32).reshape(3, 4, 4)
+    tif = write_tif(tmp_path / "f.tif", data)
+    with zipfile.ZipFile(tmp_path / "f.zip", "w") as z:
+        z.write(tif, "f.tif")
+    with rasterio.open(tif) as src:
+        copy(src, tmp_path / "multi.nc", driver="netCDF")
+    inside = f"/vsizip/{tmp_path / 'f.zip'}/f.tif"
+    for spec, bands in ((inside, ("3", "1")), (f"{inside}:3,1", None)):
+        src = FileSource(spec, Scaling(bands=bands))
+        np.testing.assert_array_equal(src.read(), data[[2, 0]])
+    sub = f"netcdf:{tmp_path / 'multi.nc'}:Band2"
+    got = FileSource(sub, Scaling(bands=("1",))).read()
+    np.testing.assert_array_equal(np.sort(got.ravel()), np.sort(data[1].ravel()))
+
+
 def test_missing_and_non_raster(tmp_path: Path) -> None:
     with pytest.raises(InputFileError, match="not found"):
         FileSource(str(tmp_path / "missing.tif"))

@@ -90,8 +90,9 @@ GDAL_PREFIXES = ("/vsi", "HDF4_EOS:", "HDF5:", "NETCDF:", "HDF4_SDS:", "GTIFF_DI
 
 
 def is_gdal_name(path: str | os.PathLike[str]) -> bool:
-    """Whether ``path`` is a GDAL virtual or subdataset name, not a local file's."""
-    return os.fspath(path).startswith(GDAL_PREFIXES)
+    """Whether ``path`` is a GDAL virtual or subdataset name, not a local file's (drivers'
+    names in any case: GDAL lists netCDF's subdatasets as ``netcdf:f.nc:var``)."""
+    return os.fspath(path).upper().startswith(tuple(p.upper() for p in GDAL_PREFIXES))
 
 
 #: GDAL's words for a TIFF cut short (its directory, stored at the end, is missing).

@@ -91,8 +91,20 @@ def _expand(text: str) -> list[str] | None:
     return out or None
 
 
+#: A band list after a colon: names or numbers, comma-separated (no "/": a URL's port).
+_BAND_LIST = re.compile(r"[\w.\-]+(?:,[\w.\-]+)*")
+
+
 def split_spec(spec: str) -> tuple[list[str], tuple[str, ...] | None]:
-    """The files of a spec and its ``:BANDS`` choice (None when not given)."""
+    """The files of a spec and its ``:BANDS`` choice (None when not given). A GDAL name is
+    one file: a virtual path (``/vsizip/a.zip/f.tif``, which may end in ``:BANDS``) or a
+    driver's subdataset name (``NETCDF:"f.nc":var``, whose colons are its own); with a band
+    choice they were "file not found"."""
+    if is_gdal_name(spec):
+        head, sep, tail = spec.rpartition(":")
+        if spec.startswith("/vsi") and sep and "/" in head and _BAND_LIST.fullmatch(tail):
+            return [head], parse_bands(tail)
+        return [spec], None
     files = _expand(spec)
     if files is not None:
         return files, None
@@ -137,7 +149,7 @@ def stack_class(path: str, scaling: Scaling | None) -> type[FileSource]:
     if _is_file(path):
         return BandStack if hdf.is_hdf(path) else FileSource
     if is_gdal_name(path):
-        return FileSource
+        return BandStack if split_spec(path)[1] is not None else FileSource  # /vsi...:BANDS
     if any(c in path for c in (*_GLOB_CHARS, ",", ":")):
         return BandStack
     return FileSource
