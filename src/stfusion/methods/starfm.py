@@ -37,16 +37,18 @@ inferred when ``auto``): reflectance 0.005 x scale (the USDA program's 50 DN; sc
 integers x 10000), NDVI 0.01 x scale, LST/other 0.5 % of the fine images' robust value range.
 No output is clipped.
 
-Weights: ``weight="reference"`` (default) is the USDA program v1.2 (StarFM_compute.c lines
+Weights: ``weight="log"`` (default since 2026-12-06) is the paper's logarithmic form (eq. 11,
+"less sensitive to the spectral differences"), ``1 / (ln(S/q + 2) ln(T/q + 2) D)``:
+``ln(S B + 1)`` with ``B = 1/q`` (10000 for reflectance, as the paper's B) and S + q for S,
+as in eq. 10, so that a zero difference stays finite. ``weight="reference"`` is the USDA
+program v1.2 (StarFM_compute.c lines
 327-339) and ImageFusion, in units of the quantum q (the program's DN): ``t_dis = S/q + 1``
 with one pair (T dropped, lines 327-330), ``(T/q + 1)(S/q + 1)`` with several (line 332); the
 weight is ``1 / (t_dis D)``, or 1 without the distance factor when ``t_dis`` is below the
 combined uncertainty (lines 334-336): the program computes it in integers from its 50 DN
 uncertainties as 98 DN (lines 175-178), and q = uncertainty / 50 here, so the bound is the
 same 98 quanta for every variable (``t_dis < 98`` on integers, applied as ``< 97.5``).
-``weight="paper"`` always uses eq. 10, ``1 / ((S + q)(T + q) D)``; ``weight="log"`` the
-paper's logarithmic form (eq. 11), ``1 / (ln(S/q + 2) ln(T/q + 2) D)``: ``ln(S B + 1)`` with
-``B = 1/q`` (10000 for reflectance, as the paper's B) and S + q for S, as in eq. 10.
+``weight="paper"`` always uses eq. 10, ``1 / ((S + q)(T + q) D)``.
 ``distance_scale`` is eq. 9's A in fine pixels (``auto``: ``window // 2``, as the paper's
 first test, A = 750 m with a 1500 m window).
 
@@ -67,9 +69,9 @@ similar pixels         paper: similar in red and NIR, one set  each band on its 
                        match)
 candidate filter       paper: max over pairs, S and T both     min over pairs, S or T
                        (``filter="reference"`` to match)
-weight                 as the program (one pair no T; weight   same (327-339)
-                       1 below the combined uncertainty)
-                       ``weight="paper"``: eq. 10
+weight                 the paper's eq. 11 (logarithmic);       its own form (327-339): one
+                       ``weight="reference"``: the program's;  pair no T; weight 1 below the
+                       ``weight="paper"``: eq. 10              combined uncertainty
 similarity threshold   ``|dF| <= 2 std / classes`` (float)    ``|dF| < (int)(2 std / classes
                                                                + 0.5)`` in DN (lines 70, 259)
 several pairs          candidates of all pairs in one sum      same (lines 223-290, 316-345)
@@ -210,7 +212,7 @@ class STARFM(FusionMethod):
         ),
         Param(
             "weight",
-            "reference",
+            "log",
             StrOptions(("reference", "paper", "log")),
             "",
             "combined distance: reference (one pair: (S+q) D, no T, as the USDA program; "
@@ -266,7 +268,7 @@ class STARFM(FusionMethod):
         uncertainty: float | str = "auto",
         threshold: str = "scene",
         filter: str = "paper",
-        weight: str = "reference",
+        weight: str = "log",
         distance_scale: float | str = "auto",
         variable: str = "auto",
         similarity_bands: str = "auto",
