@@ -730,3 +730,24 @@ def test_an_output_of_inputs_without_georeferencing_has_none(
     assert code == 0, err
     with pytest.warns(NotGeoreferencedWarning), rasterio.open(out) as ds:
         assert ds.crs is None and ds.transform.is_identity
+
+
+def test_predict_never_overwrites_a_file_given_in_a_param(
+    small_tifs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A user trial: --out w.ckpt --overwrite with -p weights=w.ckpt replaced the trained
+    network with the prediction. Files named by --param values are inputs too."""
+    mapped = tmp_path / "classes.tif"
+    with rasterio.open(small_tifs["f1"]) as ds:
+        profile = dict(ds.profile, count=1, dtype="uint8", nodata=None)
+        with rasterio.open(mapped, "w", **profile) as m:
+            m.write(np.ones((1, ds.height, ds.width), np.uint8))
+    before = mapped.read_bytes()
+    args = [
+        "predict", "--method", "fsdaf", "--pair", str(small_tifs["f1"]), str(small_tifs["c1"]),
+        "--coarse", str(small_tifs["c2"]), "--out", str(mapped), "--overwrite",
+        "-p", f"classes={mapped}", "-p", "ratio=4",
+    ]  # fmt: skip
+    code, _, err = run_cli(args, capsys)
+    assert code == 1 and "the output is one of the inputs" in " ".join(err.split()), err
+    assert mapped.read_bytes() == before

@@ -175,6 +175,16 @@ def test_check_output_refuses_input_and_missing_dir(tmp_path: Path) -> None:
         assert not (tmp_path / name).exists()
     for name in ("o.tif", "o.TIFF", "o"):
         assert check_output(tmp_path / name, overwrite=False) == tmp_path / name
+    # A user trial: .gpkg, .kea, ENVI's .dat were written as GeoTIFFs under their names, and
+    # --out w.ckpt --overwrite replaced a trained network with a prediction.
+    for name in ("o.gpkg", "o.kea", "o.dat", "o.hdf5"):
+        with pytest.raises(InvalidParameterError, match="writes GeoTIFF"):
+            check_output(tmp_path / name, overwrite=True)
+    for name in ("w.ckpt", "o.zip", "o.tif.gz", "o.json"):
+        with pytest.raises(InvalidParameterError, match="not a raster's"):
+            check_output(tmp_path / name, overwrite=True)
+    with pytest.raises(InvalidParameterError, match="virtual path cannot be an output"):
+        check_output(f"/vsizip/{tmp_path}/o.zip/p.tif", overwrite=True)
 
 
 def test_check_output_sees_the_files_behind_every_input_form(tmp_path: Path) -> None:
@@ -201,7 +211,10 @@ def test_check_output_sees_the_files_behind_every_input_form(tmp_path: Path) -> 
         (whole, f"GTIFF_DIR:1:{whole}"),
     ]
     for out, spec in forms:
-        with pytest.raises(OutputExistsError, match="inputs are never modified"):
+        # (an archive's name is also refused as no raster's)
+        with pytest.raises(
+            (OutputExistsError, InvalidParameterError), match=r"never modified|not a raster's"
+        ):
             check_output(out, overwrite=True, inputs=[spec])
     assert check_output(tmp_path / "other.tif", overwrite=True, inputs=[s for _, s in forms])
 

@@ -145,6 +145,9 @@ def run_prediction(
             (coarse_scaling, cpreset, (coarse_mask, coarse_mask_kind, coarse_mask_flags)),
             fine_ref,
         )
+        # a method's files (weights=w.ckpt, a class map) are inputs too: --out w.ckpt
+        # --overwrite replaced a trained network with the prediction
+        inputs += [v for v in (i.partition("=")[2].strip() for i in rest) if os.path.isfile(v)]
         check_output(out_path, overwrite, inputs + masks)
         # two runs into one output would interleave their prediction and quality layer
         busy = f"{out_path}: another stfusion predict into it"

@@ -30,7 +30,7 @@ from stfusion.errors import (
     OutputExistsError,
     OutputWriteError,
 )
-from stfusion.io.files import check_name, same_file
+from stfusion.io.files import check_name, is_gdal_name, same_file
 from stfusion.io.grid import Grid
 from stfusion.io.partials import OLD_SUFFIX, partial_name, remove_stale_partials, umask_mode
 
@@ -57,7 +57,45 @@ OTHER_FORMATS = {
     ".gif": "GIF",
     ".webp": "WEBP",
     ".hdr": "ENVI",
+    ".dat": "ENVI",
+    ".bil": "ENVI",
+    ".bsq": "ENVI",
+    ".bip": "ENVI",
+    ".envi": "ENVI",
+    ".gpkg": "GPKG",
+    ".hdf5": "HDF5",
+    ".he5": "HDF5",
+    ".kea": "KEA",
+    ".asc": "AAIGrid",
+    ".ers": "ERS",
+    ".rst": "RST",
+    ".sdat": "SAGA",
+    ".grd": "GSBG",
+    ".mrf": "MRF",
+    ".ntf": "NITF",
 }
+
+#: Names no raster goes by: a prediction written there hid a GeoTIFF under an archive's,
+#: a table's or a trained network's name (``--out w.ckpt --overwrite`` replaced the weights).
+NOT_RASTER = (
+    ".zip",
+    ".gz",
+    ".tar",
+    ".7z",
+    ".json",
+    ".csv",
+    ".txt",
+    ".toml",
+    ".yaml",
+    ".yml",
+    ".ckpt",
+    ".pt",
+    ".pth",
+    ".py",
+    ".md",
+    ".html",
+    ".pdf",
+)
 
 
 _VSI_PREFIX = re.compile(r"^/vsi[a-z0-9_]+/", re.IGNORECASE)
@@ -71,10 +109,11 @@ def _named_files(spec: str) -> list[str]:
     replaced the input ``c2.tif:1,2,3``, a band file of a list, or the zip of a /vsizip/."""
     from stfusion.io.stacks import split_spec
 
-    try:
-        return split_spec(spec)[0]
-    except Exception:  # not a list, glob or FILE:BANDS: the other forms below
-        pass
+    if not is_gdal_name(spec):
+        try:
+            return split_spec(spec)[0]
+        except Exception:  # not a list, glob or FILE:BANDS: the other forms below
+            pass
     found = []
     inner = spec
     while (m := _VSI_PREFIX.match(inner)) is not None:
@@ -131,6 +170,16 @@ def check_output(path: str | os.PathLike[str], overwrite: bool, inputs: Sequence
         )
     out = Path(path)
     check_name(out, "output")
+    if os.fspath(path).startswith("/vsi"):
+        raise InvalidParameterError(
+            f"{os.fspath(path)}: a GDAL virtual path cannot be an output (stfusion writes a "
+            "file atomically); write a .tif and copy or upload it afterwards."
+        )
+    if out.suffix.lower() in NOT_RASTER:
+        raise InvalidParameterError(
+            f"{out}: a {out.suffix} name is not a raster's, and stfusion writes a GeoTIFF "
+            "(Cloud Optimized): give a .tif name."
+        )
     driver = OTHER_FORMATS.get(out.suffix.lower())
     if driver is not None:
         raise InvalidParameterError(
