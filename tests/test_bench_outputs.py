@@ -61,6 +61,14 @@ def test_bad_params_and_repeats(user_case: Path, tmp_path: Path) -> None:
         )
         assert p.returncode == 1 and said in p.stderr and "starfm" in p.stderr, p.stderr
         assert not (tmp_path / "o").exists()
+    # A user trial: a weights file with a typo, or not a checkpoint, was a skipped row, exit 0
+    not_ckpt = tmp_path / "w.ckpt"
+    not_ckpt.write_text("not a checkpoint")
+    for weights, said in (("nosuch.ckpt", "nosuch.ckpt"), (str(not_ckpt), "not a stfusion")):
+        extra = ("-p", f"edcstfn.weights={weights}")
+        p = _cli(bench_args("tiny", tmp_path / "o", *mine, *extra, methods="edcstfn"), cwd=tmp_path)
+        assert p.returncode == 1 and said in p.stderr, p.stderr
+        assert not (tmp_path / "o").exists()
     p = _cli(bench_args("tiny,tiny", tmp_path / "o", *mine, methods="starfm,starfm"), cwd=tmp_path)
     assert p.returncode == 0, p.stderr
     rows = list(csv.DictReader(open(tmp_path / "o" / "runs.csv")))

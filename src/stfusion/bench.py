@@ -5,13 +5,12 @@ whether the method had run before in the process) with the rise of the resident 
 sampled alongside, and scored with the pinned metrics against the truth. The baselines (no
 change, additive) are always included. Outputs, in ``--out DIR``:
 
-- ``metrics.csv``: tidy rows ``case, method, band, metric, value`` (a ``mean`` band row too),
-- ``runs.csv``: one row per run: status (ok / skipped / failed) and why, seconds, warm, peak
-  memory increase, coverage,
+- ``metrics.csv``: tidy rows ``case, method, band, metric, value`` (a ``mean`` band row too);
+  ``runs.csv``: a row per run: status (ok / skipped / failed), why, seconds, warm, memory, coverage,
 - ``summary.md`` and ``summary.tex``: per case, the mean over bands of each metric, best per
   column (among the rows with the highest coverage) in bold, notes below,
-- ``figures/``: quicklooks with error maps, truth-vs-prediction densities per band,
-- ``index.html``: all of it on one page,
+- ``figures/``: quicklooks with error maps, truth-vs-prediction densities per band;
+  ``index.html``: all of it on one page,
 - ``run.json``: what is needed to reproduce the table (versions, git commit, parameters,
   weights, cases, machine),
 - ``.stfusion-bench.json``: the manifest: every file and folder the bench wrote, with its size
@@ -360,7 +359,8 @@ def run_bench(
     for m in params:
         if m not in methods:
             raise InvalidParameterError(f"--param {m}.*: method {m} is not in --methods.")
-        make_estimator(m, params[m])  # a misspelt name or a bad value: an error, now
+        est = make_estimator(m, params[m])  # a misspelt name or a bad value: an error, now
+        getattr(est, "check_weights", lambda: None)()  # and a weights file that cannot serve
     final = check_bench_out(out, cases, overwrite)
     for case in cases:
         case.check_files()

@@ -350,6 +350,11 @@ class DeepMethod(FusionMethod):
     def bytes_per_pixel(self, bands: int, pairs: int) -> float:
         return 4.0 * bands * (2 * pairs + 2)
 
+    def check_weights(self) -> None:
+        """Load the checkpoint ``weights`` names, before any work: the bench made a path's
+        typo, a truncated copy or another model's checkpoint a "skipped" row, exit 0."""
+        self._load(self.weights_path())
+
     def _load(self, path: Path) -> Any:
         """The checkpoint at ``path``, refused if it holds another method's weights."""
         from stfusion.dl.checkpoint import load_checkpoint
