@@ -379,6 +379,29 @@ def _applicable(model: str, given: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in given.items() if k not in ONLY_FOR or model in ONLY_FOR[k][0]}
 
 
+def _warn_kept_epoch(best: dict[str, Any], history: Sequence[dict[str, Any]]) -> None:
+    """Warn when the network kept (the best epoch by the model's validation loss) scores worse
+    than the additive baseline on the validation pixels: a fine-tune kept its only epoch
+    worse than additive, with the two numbers side by side and no word (a trial)."""
+    mine, base = best.get("val_rmse", float("nan")), best.get("val_rmse_additive", float("nan"))
+    if not mine > base:  # also NaN: nothing to compare
+        return
+    scored = [r for r in history if r.get("val_rmse") == r.get("val_rmse")]
+    low = min(scored, key=lambda r: r["val_rmse"]) if scored else best
+    other = (
+        f"; epoch {low['epoch']} had the lowest validation RMSE, {low['val_rmse']:.4g}"
+        if low["epoch"] != best["epoch"]
+        else ""
+    )
+    warn(
+        f"the network kept (epoch {best['epoch']}, the best by its validation loss) scores "
+        f"validation RMSE {mine:.4g}, worse than the additive baseline F1 + C2 - C1 on the same "
+        f"pixels ({base:.4g}){other}. Predictions with it may lose to additive: train longer or "
+        "on more dates, start from the shipped weights (--init shipped), or keep to a "
+        "classical method."
+    )
+
+
 def _summary(result: Any, out: str, model: str, size: str, t0: float) -> None:
     """The closing line: the checkpoint, epochs, best validation RMSE, time and log files."""
     from stfusion.dl.checkpoint import load_checkpoint
@@ -388,6 +411,8 @@ def _summary(result: Any, out: str, model: str, size: str, t0: float) -> None:
     size = str((load_checkpoint(out).data.get("config") or {}).get("size", size))  # as run
     best = next((r for r in result.history if r["epoch"] == result.best_epoch), None)
     rmse = f", validation RMSE {best['val_rmse']:.4g}" if best else ""
+    if best:
+        _warn_kept_epoch(best, result.history)
     stop = " (early stop)" if result.stopped_early else ""
     click.echo(
         f"wrote {out} ({model} {size}, {result.epochs} epoch(s){stop}, best epoch "
