@@ -317,6 +317,14 @@ def _train_settings(model: str, size: str, settings: dict[str, Any]) -> TrainSet
         "ae_steps": p["ae_steps"],  # None unless given (the CLI's caller)
     }
     optional = _applicable(model, optional)
+    if optional.get("sam_weight") is not None and not p["band_tied"]:
+        warn(
+            "--sam-weight: the spectral-angle loss needs two bands or more in a sample, and a "
+            "band-agnostic network (the default) trains on one band at a time, so the term "
+            "is zero; ignored (not recorded in the checkpoint). --band-tied trains a network "
+            "of your bands, where it applies."
+        )
+        optional["sam_weight"] = None
     return TrainSettings(
         model=model,
         size=size,
