@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from affine import Affine
 
+import stfusion
 from conftest import bench_args, run_cli, write_tif
 from stfusion.bench import applicable, check_bench_out, parse_bench_params, run_bench
 from stfusion.cases import Case, load_cases_file, named_cases
@@ -165,6 +166,9 @@ def test_bench_outputs_match_independent_metrics(user_case: Path, tmp_path: Path
     tex = (out / "summary.tex").read_text()
     assert tex.count(r"\begin{tabular}") == 1 and r"\toprule" in tex and r"\bottomrule" in tex
     assert r"\label{tab:stfusion-tiny}" in tex and "nochange (baseline)" in tex
+    # what made the numbers, the same for two runs of one command on one code (no date)
+    made = f"made by stfusion {stfusion.__version__} (code "
+    assert f"% {made}" in tex and f"<!-- {made}" in summary and made in record["made_by"]
     plain = tex.replace(r"\{", "").replace(r"\}", "")
     depth = 0
     for ch in plain:  # LaTeX stopped at "Too many }'s": each caption closed one more

@@ -300,7 +300,19 @@ def summary_markdown(runs: Sequence[Run], cases: Sequence[Case]) -> str:
         for saw, text in notes:
             lines.append(f"- {'† ' if saw else ''}{text}")
         lines.append("")
+    lines.append(f"<!-- {_made_by()} -->")  # what made the numbers, in a file a paper cites
     return "\n".join(lines) + "\n"
+
+
+def _made_by() -> str:
+    """stfusion's version, the digest of its code and the command: the same for two runs of
+    the same command on the same code (a date would make their tables differ)."""
+    import shlex
+
+    from stfusion.provenance import code_digest
+
+    command = " ".join(shlex.quote(a) for a in ["stfusion", *sys.argv[1:]])
+    return f"made by stfusion {stfusion.__version__} (code {code_digest()}): {command}"
 
 
 def _tex(text: str) -> str:
@@ -320,6 +332,7 @@ def summary_latex(runs: Sequence[Run], cases: Sequence[Case]) -> str:
     parts = [
         "% stfusion bench: mean over bands per case; best value per column in bold, among the",
         "% rows with the highest coverage. Needs \\usepackage{booktabs}.",
+        "% " + _made_by().replace("\n", " "),
         "",
     ]
     for case in cases:
@@ -564,6 +577,7 @@ def run_record(
     and weights of every run)."""
     return {
         "stfusion_version": stfusion.__version__,
+        "made_by": _made_by(),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "total_seconds": round(total, 2),
         "versions": software_versions(),
