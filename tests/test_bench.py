@@ -469,3 +469,14 @@ def test_a_case_reads_its_images_with_the_offsets_it_gives(
     user_case.write_text(text + 'fine_offset = "x"\n')
     with pytest.raises(InvalidParameterError, match="fine_offset = 'x' must be a number"):
         load_cases_file(user_case)
+
+
+def test_a_truth_that_is_a_pair_s_fine_image_is_said(user_case: Path, tmp_path: Path) -> None:
+    """A user trial: a case whose truth was its pair's own fine image ran without a word
+    (nochange RMSE 0, PSNR 'inf', all bold); and the LaTeX table printed 'inf'."""
+    case = load_cases_file(user_case)["tiny"]
+    own = dataclasses.replace(case, truth=case.pairs[0][0])
+    with pytest.warns(STFusionWarning, match="is the fine image of one of its pairs"):
+        run_bench([own], [], tmp_path / "o", figures=False)
+    tex = (tmp_path / "o" / "summary.tex").read_text()
+    assert r"$\infty$" in tex and " inf " not in tex

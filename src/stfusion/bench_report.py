@@ -172,9 +172,9 @@ def _heads(runs: Sequence[Run]) -> list[str]:
 
 #: How the tables mark things, per format: bold, missing, the row of weights trained on the
 #: case's pair dates.
-_MD = {"bold": "**{}**", "missing": "-", "saw": " †"}
-_TEX = {"bold": "\\textbf{{{}}}", "missing": "--", "saw": "$^\\dagger$"}
-_HTML = {"bold": "<b>{}</b>", "missing": "-", "saw": " &dagger;"}
+_MD = {"bold": "**{}**", "missing": "-", "saw": " †", "inf": "inf"}
+_TEX = {"bold": "\\textbf{{{}}}", "missing": "--", "saw": "$^\\dagger$", "inf": "$\\infty$"}
+_HTML = {"bold": "<b>{}</b>", "missing": "-", "saw": " &dagger;", "inf": "&infin;"}
 
 
 def _label(r: Run, style: dict[str, str], escape: Callable[[str], str]) -> str:
@@ -196,6 +196,7 @@ def _rows(
         for name, fmt, _ in SUMMARY_COLUMNS:
             v = _cell(r, name)
             text = style["missing"] if v != v else fmt.format(v)
+            text = style["inf"] if v == float("inf") else text  # PSNR of a perfect prediction
             if name == "seconds" and mixed and not r.warm:
                 text += " (cold)"
             cells.append(style["bold"].format(text) if name in best and v == best[name] else text)

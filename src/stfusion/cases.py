@@ -29,6 +29,7 @@ from stfusion.errors import (
     warn,
 )
 from stfusion.io import FileSource, Scaling
+from stfusion.io.files import same_file
 from stfusion.metrics import DATA_RANGE_FACTOR
 from stfusion.scene_checks import SAMPLE_PIXELS, check_scales
 
@@ -117,6 +118,13 @@ class Case:
             except STFusionError as exc:
                 raise InputFileError(f"case {self.name}: {exc}") from None
         fine, truth = FileSource(self.pairs[0][0]), FileSource(self.truth)
+        own = [f for f, _ in self.pairs if same_file(f, self.truth)]
+        if own:  # as evaluate warns when the truth is the prediction itself
+            warn(
+                f"case {self.name}: the truth {self.truth} is the fine image of one of its "
+                "pairs, so the no-change baseline scores perfectly (RMSE 0, PSNR infinite). "
+                "Give the fine image of the target date as the truth."
+            )
         if (truth.count, truth.grid.shape) != (fine.count, fine.grid.shape):
             raise GridMismatchError(
                 f"case {self.name}: the truth {self.truth} ({truth.count} x "
