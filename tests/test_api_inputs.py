@@ -784,3 +784,15 @@ def test_a_mask_named_for_another_date_than_its_image_warns() -> None:
         warnings.simplefilter("error", STFusionWarning)
         _warn_mask_of_another_date(image, "T33TVM_20220513T100031_SCL_20m.tif", "fine")
         _warn_mask_of_another_date(image, "clouds.tif", "fine")  # no date: nothing to say
+
+
+def test_help_of_a_method_lists_its_parameters() -> None:
+    """A user trial: help(STARFM) / STARFM? in Jupyter described none of its parameters."""
+    from stfusion.methods import get_method
+
+    for name in ("starfm", "fsdaf", "estarfm", "edcstfn", "ensemble"):
+        cls = get_method(name)
+        doc = cls.__doc__ or ""
+        assert doc.count("Parameters\n----------") == 1, name
+        for p in cls.params:
+            assert f"\n{p.name} : default " in doc, (name, p.name)

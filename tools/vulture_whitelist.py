@@ -100,3 +100,4 @@ spilled  # unused property (src/stfusion/io/spill.py:92): read by tests/test_mem
 strip_checkpoint  # unused function (src/stfusion/dl/checkpoint.py:330)
 deep  # unused variable (src/stfusion/methods/base.py:151): sklearn.base.clone passes it
 CACHE_DIR  # unused attribute (src/stfusion/kernels/__init__.py:40): read by numba's cache locator
+__doc__  # set on method classes: help() lists their parameters (methods/base.py)

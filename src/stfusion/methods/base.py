@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import inspect
 import logging
 import os
 import warnings
@@ -35,7 +36,7 @@ from stfusion.io.sources import underlying_source
 from stfusion.io.spill import state_arrays
 from stfusion.methods.busy import predicting, refuse_while_predicting
 from stfusion.methods.params import RATIO as RATIO  # re-exported: api.split_ratio
-from stfusion.methods.params import MethodTags, Param, check_scene_bounds
+from stfusion.methods.params import MethodTags, Param, check_scene_bounds, params_doc
 from stfusion.provenance import provenance_tags
 from stfusion.quality import QUALITY_BANDS as QUALITY_BANDS  # re-exported, as before
 from stfusion.quality import (
@@ -100,6 +101,8 @@ class FusionMethod:
 
     def __init_subclass__(cls, **kw: Any) -> None:
         super().__init_subclass__(**kw)
+        if cls.params and (doc := vars(cls).get("__doc__")):  # help(STARFM) listed none
+            cls.__doc__ = f"{inspect.cleandoc(doc)}\n\n{params_doc(cls.params)}"
         # The attributes before MethodTags would now be ignored silently: refuse them.
         old = [a for a in ("min_pairs", "max_pairs", "exact_properties") if a in vars(cls)]
         if old:

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from numbers import Integral, Real
 from typing import Any
@@ -453,3 +453,13 @@ def check_scene_bounds(method: Any, grid: Any, ratio: float | None) -> None:
                 f"{unit} already covers the whole scene from every pixel. Give "
                 f"{p.name}={largest} or less."
             )
+
+
+def params_doc(params: Sequence[Param]) -> str:
+    """A numpy-style "Parameters" section for a method's class docstring: ``help(STARFM)``
+    (or ``STARFM?`` in Jupyter) described none of them, while every Param has its help."""
+    lines = ["Parameters", "----------"]
+    for p in params:
+        unit = f", {p.unit}" if p.unit else ""
+        lines += [f"{p.name} : default {p.default!r}{unit}", f"    {p.help}; {p.allowed()}."]
+    return "\n".join(lines)
