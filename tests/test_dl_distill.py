@@ -586,3 +586,18 @@ def test_a_student_counts_its_teachers_dates_as_seen(student) -> None:
     assert trained_on_target(ck.training_dates, "2001-11-02") == (
         "trained on the target date 2001-11-02"
     )
+
+
+def test_distill_holds_out_the_teacher_s_validation_dates(files: dict, tmp_path: Path) -> None:
+    """A trial: a teacher trained with --val-fraction 0 --val-dates D3 could not be distilled
+    on its own pairs ("no validation examples"), and with --val-fraction 0.2, as advised, its
+    held-out date became a student training target and its training block the "held-out"
+    comparison. The teacher's held-out dates are now held out again."""
+    pairs = [files[d] for d in DATES[:3]]
+    cfg = dataclasses.replace(TEACHER, val_fraction=0.0, val_dates=[DATES[2]])
+    t_path = train(pairs, tmp_path / "teacher.ckpt", cfg).checkpoint
+    short = dataclasses.replace(TINY, epochs=1, steps_per_epoch=2)
+    r = distill(pairs, t_path, tmp_path / "student.ckpt", short)
+    ck = load_student(r.checkpoint)
+    assert DATES[2] in ck.data["config"]["val_dates"]
+    assert DATES[2] in ck.data["validation_dates"], ck.data["validation_dates"]

@@ -57,7 +57,8 @@ Rules and reports:
   returned.
 
 The validation block defaults to the teacher's (its ``val_fraction``), so that on the
-teacher's own training pairs the block is one the teacher never trained on.
+teacher's own training pairs the block is one the teacher never trained on; so do the held-out
+dates (its ``val_dates`` found among the pairs' dates) unless ``val_dates`` is given.
 """
 
 from __future__ import annotations
@@ -524,8 +525,14 @@ def distill(
     if previous is not None:
         check_resume(previous, sites, inputs)
     student_params, teacher_params = _check_sites(sites, t_ck, t_net, cfg, bands)
+    taught = t_ck.data.get("config") or {}
     if not cfg.val_fraction:
-        cfg.val_fraction = float((t_ck.data.get("config") or {}).get("val_fraction", 0.2))
+        cfg.val_fraction = float(taught.get("val_fraction", 0.2))
+    if not cfg.val_dates:  # the teacher's held-out dates among these pairs', held out again:
+        # a student trained on them, and a teacher scored on its training block, was the
+        # "held-out" comparison before
+        known = {d for site in sites for d in site.dates or []}
+        cfg.val_dates = [d for d in taught.get("val_dates") or [] if d in known]
     multiple = math.lcm(int(t_net.multiple), int(StudentNet.multiple))
     data = run_data(sites, cfg, multiple, norm=ds.Normalisation.identity() if agnostic else None)
     layer: str | None = None
