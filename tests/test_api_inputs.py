@@ -796,3 +796,15 @@ def test_help_of_a_method_lists_its_parameters() -> None:
         assert doc.count("Parameters\n----------") == 1, name
         for p in cls.params:
             assert f"\n{p.name} : default " in doc, (name, p.name)
+
+
+def test_band_order_advice_names_the_python_fix() -> None:
+    """A user trial: DataArrays labelled blue..nir and nir..blue were fused by position, and
+    the warning gave only command-line options."""
+    f, c, _ = _images(bands=3)
+    fine = _da(f).assign_coords(band=["blue", "red", "nir"])
+    coarse = _da(c[::-1].copy()).assign_coords(band=["nir", "red", "blue"])
+    with pytest.warns(
+        STFusionWarning, match=r"DataArray with \.sel\(band=\['blue', 'red', 'nir'\]\)"
+    ):
+        Additive().fit([(fine, coarse)], ratio=4)

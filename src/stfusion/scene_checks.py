@@ -66,7 +66,9 @@ def warn_band_order(ref: Source, others: Sequence[Source], fix: str | None = Non
         if names != own and sorted(names) == sorted(own):
             advice = fix or (
                 f"Bands are fused by position: give the order, e.g. --coarse-bands "
-                f"{','.join(ref.band_names)} (--fine-bands for a fine image, or FILE:BANDS)."
+                f"{','.join(ref.band_names)} (--fine-bands for a fine image, or FILE:BANDS; "
+                f"in Python reorder the array, a DataArray with "
+                f".sel(band={list(ref.band_names)}))."
             )
             warn(
                 f"{img.label} names its bands {', '.join(img.band_names)}; {ref.label} "
@@ -216,7 +218,8 @@ def _warn_role_order(ref: Source, others: Sequence[Source], fix: str | None) -> 
         names = ",".join(img.band_names[i] for i in order)
         advice = fix or (
             f"Bands are fused by position: give the order, e.g. --coarse-bands {names} "
-            "(--fine-bands for a fine image, or FILE:BANDS)."
+            "(--fine-bands for a fine image, or FILE:BANDS; in Python reorder the array, a "
+            f"DataArray with .sel(band={names.split(',')}))."
             if len(order) == len(own)
             else "Bands are fused by position: choose and order them with --fine-bands / "
             "--coarse-bands (or FILE:BANDS)."
