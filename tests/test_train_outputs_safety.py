@@ -11,6 +11,7 @@ import os
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -184,3 +185,18 @@ def test_an_out_that_is_an_input_by_another_path_is_refused(tmp_path: Path) -> N
     os.link(fine, tmp_path / "run.ckpt")
     with pytest.raises(OutputExistsError, match=r"run\.ckpt would replace the input .*f\.tif"):
         check_out(tmp_path / "run.ckpt", [(str(fine), str(fine))], None)
+
+
+def test_the_loss_curve_of_one_epoch_shows_its_points(tmp_path: Path) -> None:
+    """A trial: after one epoch (a short fine-tune, an early stop) the curve's axes were
+    empty (single points drawn without markers) with ticks 0.95 ... 1.05."""
+    from PIL import Image
+
+    from stfusion.dl.train_log import write_log
+
+    row = {"epoch": 1, "train_loss": 0.4, "val_loss": 0.5, "val_rmse": 0.03, "lr": 1e-3}
+    _, png = write_log([{**row, "val_rmse_additive": 0.035, "seconds": 1.0}], tmp_path / "m.ckpt")
+    img = np.asarray(Image.open(png).convert("RGB")).astype(int)
+    plot = img[: int(img.shape[0] * 0.6)]  # above the legend, which has the colours too
+    orange = np.abs(plot - np.array([255, 127, 14])).sum(axis=2) < 60
+    assert orange.sum() > 5

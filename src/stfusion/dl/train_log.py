@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import os
 from pathlib import Path
+from typing import Any
 
 from stfusion.io import atomic_path
 
@@ -40,8 +41,10 @@ def write_log(
         gan = "d_loss" in history[-1]
         fig = Figure(figsize=(6, 7.2 if gan else 4.4), dpi=100)
         ax = fig.add_subplot(2, 1, 1) if gan else fig.add_subplot()
-        ax.plot(ep, [r["train_loss"] for r in history], label="train loss")
-        ax.plot(ep, [r["val_loss"] for r in history], label="validation loss (held-out data)")
+        # markers: a run of one epoch drew single points without them, so empty axes
+        mk: dict[str, Any] = {"marker": "o", "ms": 3} if len(ep) < 30 else {}
+        ax.plot(ep, [r["train_loss"] for r in history], label="train loss", **mk)
+        ax.plot(ep, [r["val_loss"] for r in history], label="validation loss (held-out data)", **mk)
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # no epoch 1.5
         ax.set_ylabel("loss")
@@ -53,6 +56,7 @@ def write_log(
             color="tab:green",
             ls="--",
             label="validation RMSE",
+            **mk,
         )
         if "val_rmse_additive" in history[-1]:
             ax2.axhline(
@@ -76,13 +80,18 @@ def write_log(
         if gan:
             ax.set_title("generator (reconstruction + adversarial)", fontsize=9)
             ax3 = fig.add_subplot(2, 1, 2)
-            ax3.plot(ep, [r["d_loss"] for r in history], label="discriminator loss")
-            ax3.plot(ep, [r["g_adv"] for r in history], label="generator adversarial loss")
-            ax3.plot(ep, [r["d_real"] for r in history], ls="--", label="mean D(real)")
-            ax3.plot(ep, [r["d_fake"] for r in history], ls="--", label="mean D(generated)")
+            ax3.plot(ep, [r["d_loss"] for r in history], label="discriminator loss", **mk)
+            ax3.plot(ep, [r["g_adv"] for r in history], label="generator adversarial loss", **mk)
+            ax3.plot(ep, [r["d_real"] for r in history], ls="--", label="mean D(real)", **mk)
+            ax3.plot(ep, [r["d_fake"] for r in history], ls="--", label="mean D(generated)", **mk)
             ax3.set_xlabel("epoch")
+            ax3.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax3.set_ylabel("adversarial terms (unweighted)")
             ax3.legend(fontsize=8)
+        if len(ep) <= 10:  # a tick per epoch: one epoch had ticks 0.95 ... 1.05
+            for a in fig.axes:
+                a.set_xticks(ep)
+                a.set_xlim(ep[0] - 0.5, ep[-1] + 0.5)
         fig.tight_layout()
         with atomic_path(png_path, overwrite=True) as tmp_png:
             fig.savefig(tmp_png, format="png", bbox_inches="tight")
