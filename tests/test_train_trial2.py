@@ -352,3 +352,16 @@ def test_a_kept_network_worse_than_additive_is_warned_about() -> None:
         warnings.simplefilter("error", STFusionWarning)
         _warn_kept_epoch(history[2], history)
         _warn_kept_epoch({"epoch": 1, "val_rmse": float("nan")}, history)
+
+
+def test_val_dates_take_year_and_day_of_the_year() -> None:
+    """A trial: --val-dates 2020077 was a usage error while --dates and catalogs take
+    YYYYDDD (Kranj's and MODIS's file names)."""
+    from stfusion.errors import OptionError
+    from stfusion.run_config import check_iso_date
+
+    assert check_iso_date("2020077", "--val-dates") == "2020-03-17"
+    assert check_iso_date("2001-11-02", "--val-dates") == "2001-11-02"
+    for bad in ("2001367", "2001000", "20011102", "2001-13-01"):
+        with pytest.raises(OptionError, match="YYYYDDD"):
+            check_iso_date(bad, "--val-dates")

@@ -221,11 +221,19 @@ def check_precision(precision: str) -> str:
 
 
 def check_iso_date(text: str, option: str) -> str:
-    """``text`` if it is a date written YYYY-MM-DD, else :class:`OptionError` naming
-    ``option``."""
+    """``text`` as YYYY-MM-DD if it is a date written so or as YYYYDDD (year and day of the
+    year, as --dates and catalogs take it: Landsat's and MODIS's file names), else
+    :class:`OptionError` naming ``option``."""
+    t = text.strip()
     try:
-        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text.strip()):
-            return _dt.date.fromisoformat(text.strip()).isoformat()
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", t):
+            return _dt.date.fromisoformat(t).isoformat()
+        if re.fullmatch(r"\d{7}", t) and 1 <= int(t[4:]) <= 366:
+            day = _dt.date(int(t[:4]), 1, 1) + _dt.timedelta(days=int(t[4:]) - 1)
+            if day.year == int(t[:4]):
+                return day.isoformat()
     except ValueError:
         pass
-    raise OptionError(f"{option} {text}: not a date; write YYYY-MM-DD, e.g. 2001-11-02.")
+    raise OptionError(
+        f"{option} {text}: not a date; write YYYY-MM-DD (e.g. 2001-11-02) or YYYYDDD (2001306)."
+    )

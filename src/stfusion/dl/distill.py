@@ -127,7 +127,7 @@ from stfusion.dl.train_config import (
 )
 from stfusion.errors import InvalidParameterError, RunInterrupted, interrupted_how
 from stfusion.io import file_sha256
-from stfusion.run_config import DistillSettings, shipped_weights
+from stfusion.run_config import DistillSettings, check_iso_date, shipped_weights
 from stfusion.scene import ImageLike, Scene
 
 #: A student may have at most this fraction of the teacher's parameters.
@@ -532,7 +532,8 @@ def distill(
         # a student trained on them, and a teacher scored on its training block, was the
         # "held-out" comparison before
         known = {d for site in sites for d in site.dates or []}
-        cfg.val_dates = [d for d in taught.get("val_dates") or [] if d in known]
+        held = [check_iso_date(str(d), "--val-dates") for d in taught.get("val_dates") or []]
+        cfg.val_dates = [d for d in held if d in known]
     multiple = math.lcm(int(t_net.multiple), int(StudentNet.multiple))
     data = run_data(sites, cfg, multiple, norm=ds.Normalisation.identity() if agnostic else None)
     layer: str | None = None
