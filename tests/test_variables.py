@@ -317,3 +317,14 @@ def test_int16_and_scaled_inputs_give_the_same_prediction(case: str, cls: type) 
     diff = np.abs(dn - refl)
     assert np.nanmean(diff) < 2e-4, f"{cls.name}: mean difference {np.nanmean(diff):.2e}"
     assert np.nanpercentile(diff, 99) < 5e-3, f"{cls.name}: {np.nanpercentile(diff, 99):.2e}"
+
+
+def test_8_bit_values_are_not_reflectance_x_10000() -> None:
+    """A user trial: a Byte image (3..255) was inferred as reflectance x 10000, with the
+    advice --fine-scale 0.0001 (its brightest pixel then 0.0255)."""
+    rng = np.random.default_rng(0)
+    byte = rng.integers(3, 256, (6, 4000)).astype(np.float32)
+    var = infer_variable(byte, 6)
+    assert (var.name, var.scale) == ("other", 1.0)
+    dn = np.round(rng.uniform(0.01, 0.5, (6, 4000)) * 1e4).astype(np.float32)
+    assert (infer_variable(dn, 6).name, infer_variable(dn, 6).scale) == ("reflectance", 1e4)

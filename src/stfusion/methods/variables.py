@@ -28,6 +28,7 @@ percentiles (lo, hi) of a sample of the fine images' values:
 * 150 <= lo and hi <= 400: lst (kelvin).
 * a single band (not named as a spectral band) within -1..1 and lo < -0.5: ndvi (an index
   with clear water).
+* integer values within 0..255 (8-bit digital numbers): other;
 * integer values with lo >= -5000 and hi <= 15000: reflectance x 10000; with a single band
   and lo < -200: ndvi x 10000; a single band within -10000..10000 below -5000: ndvi x 10000.
 * anything else: other.
@@ -138,6 +139,10 @@ def infer_variable(
     s = np.asarray(sample, dtype=np.float64).ravel()
     s = s[np.isfinite(s)]
     integers = bool(np.all(s == np.round(s)))
+    if integers and lo >= 0.0 and hi <= 255.0:
+        # 8-bit digital numbers (a Byte file): as reflectance x 10000 the brightest pixel
+        # would be 0.0255, and the advice --fine-scale 0.0001 with it (a trial)
+        return Variable("other", 1.0, True, f"integers within 0..255 (8-bit values?), {where}")
     if lo >= -5000.0 and hi <= 15000.0 and integers:
         if bands == 1 and lo < -200.0 and not spectral:
             return Variable("ndvi", DN_SCALE, True, f"one band, integers, {where}")
