@@ -319,6 +319,9 @@ def test_fit_keyword_typo_names_fit_and_the_close_match() -> None:
         Additive().fit([(f, c)], ration=10)
     with pytest.raises(InvalidParameterError, match=r"window is a parameter of the method"):
         STARFM().fit([(f, c)], window=31)
+    # a user trial: fit(target=...) was accepted, then predict() asked for the target
+    with pytest.raises(InvalidParameterError, match=r"given to predict\(target\), not to fit"):
+        Additive().fit([(f, c)], ratio=10, target=c)
 
 
 def test_fit_takes_any_iterable_of_pairs() -> None:

@@ -443,10 +443,14 @@ def check_keywords(given: dict[str, Any], caller: str, params: Sequence[str] = (
     constructor."""
     import difflib
 
-    accepted = scene_keywords()
+    accepted = [k for k in scene_keywords() if k != "target"]
     for key in given:
         if key in accepted:
             continue
+        if key == "target":  # accepted and then ignored: predict() still asked for it
+            raise InvalidParameterError(
+                f"{caller}: the coarse target image is given to predict(target), not to fit."
+            )
         if key in params:
             raise InvalidParameterError(
                 f"{caller}: {key} is a parameter of the method, not of fit: give it when "
