@@ -188,6 +188,14 @@ def test_evaluate_csv_and_pred_offset(tmp_path: Path, capsys: pytest.CaptureFixt
     # runs appended to one CSV stay apart: each row names its files, after the first three
     assert list(rows[0])[:3] == ["band", "metric", "value"]
     assert {(r["prediction"], r["truth"]) for r in rows} == {(str(pred), str(truth))}
+    # and the settings that change the scores (a trial: runs with and without a mask, or
+    # with another data range, were rows alike)
+    settings = {(r["data_range"], r["mask"]) for r in rows}
+    assert settings == {(str(scored["data_range"]), "")}, settings
+    code, out, _ = run_cli(
+        ["evaluate", str(pred), str(truth), "--csv", "--data-range", "2"], capsys
+    )
+    assert code == 0 and {r["data_range"] for r in csv.DictReader(io.StringIO(out))} == {"2"}
     shifted = tmp_path / "shifted.tif"
     with rasterio.open(pred) as src:
         data, profile = src.read(), src.profile

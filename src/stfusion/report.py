@@ -54,16 +54,23 @@ def tidy_rows(report: MetricReport) -> list[tuple[str, str, str]]:
 
 
 def report_csv(report: MetricReport, prediction: str = "", truth: str = "") -> str:
-    """``stfusion evaluate --csv``: a header ``band,metric,value,prediction,truth`` and
-    :func:`tidy_rows`, each row naming the two files (several runs appended to one CSV can
-    be told apart; the file columns come last so the first three stay where they were)."""
+    """``stfusion evaluate --csv``: a header ``band,metric,value,prediction,truth,
+    data_range,ratio,mask`` and :func:`tidy_rows`, each row naming the two files and the
+    settings that change the scores (runs appended to one CSV, with and without a mask or
+    with another data range, were rows alike); new columns come last, so the first ones
+    stay where they were."""
     import csv
     import io
 
+    mask = (report.inputs.get("mask") or {}).get("path", "")
+    ratio = "" if report.ratio is None else f"{report.ratio:g}"
+    data_range = report.data_range
+    if not isinstance(data_range, str):
+        data_range = f"{float(data_range):g}"
     text = io.StringIO()
     w = csv.writer(text, lineterminator="\n")
-    w.writerow(["band", "metric", "value", "prediction", "truth"])
-    w.writerows((*row, prediction, truth) for row in tidy_rows(report))
+    w.writerow(["band", "metric", "value", "prediction", "truth", "data_range", "ratio", "mask"])
+    w.writerows((*row, prediction, truth, data_range, ratio, mask) for row in tidy_rows(report))
     return text.getvalue()
 
 

@@ -110,9 +110,9 @@ def _check_data_range(value: str) -> float | str:
     "--csv",
     "as_csv",
     is_flag=True,
-    help="Print CSV instead of a table: band,metric,value,prediction,truth, one row per band "
-    "and metric (band 'mean' for the mean over bands and for SAM, ERGAS); the last two "
-    "columns are PREDICTION and TRUTH as given.",
+    help="Print CSV instead of a table: band,metric,value,prediction,truth,data_range,ratio,"
+    "mask, one row per band and metric (band 'mean' for the mean over bands and for SAM, "
+    "ERGAS); PREDICTION and TRUTH as given, then the settings that change the scores.",
 )
 @click.option(
     "--no-scale-check",
