@@ -751,3 +751,18 @@ def test_predict_never_overwrites_a_file_given_in_a_param(
     code, _, err = run_cli(args, capsys)
     assert code == 1 and "the output is one of the inputs" in " ".join(err.split()), err
     assert mapped.read_bytes() == before
+
+
+def test_a_cramped_mem_limit_is_said_once_with_the_limit_given(tmp_path: Path) -> None:
+    """A user trial: with --quality the warning came twice, the second with the quality
+    layer's reduced share ("--mem-limit 1.65116 MB"), a number the user never gave."""
+    from conftest import run_process, sample_pair_args
+    from stfusion.demo import sample_dir
+
+    args = ["predict", "-m", "starfm", *sample_pair_args(("2001-10-08",)), "--coarse"]
+    args += [str(sample_dir() / "CIA_MOD09GA_2001-11-02.tif"), "--out", str(tmp_path / "q.tif")]
+    p = run_process(*args, "--quality", "--mem-limit", "2", "-q")
+    err = p.stderr
+    said = " ".join(err.split())
+    assert p.returncode == 0 and said.count("leaves room for windows") == 1, err
+    assert "--mem-limit 2 MB" in said, err

@@ -136,6 +136,12 @@ _MEM_LIMIT_MB: contextvars.ContextVar[float | None] = contextvars.ContextVar(
 )
 
 
+#: The methods already warned of cramped windows in the run in progress (memory_limits).
+_CRAMPED_SAID: contextvars.ContextVar[set[str] | None] = contextvars.ContextVar(
+    "stfusion_cramped_said", default=None
+)
+
+
 def current_mem_limit_mb() -> float | None:
     """The ``--mem-limit`` of the run in progress (:func:`memory_limits`), else None: what a
     method that runs other methods over the scene in ``prepare`` (the ensemble) plans them
@@ -171,7 +177,13 @@ def warn_if_cramped(
     (at ``--mem-limit 1``: 15625 windows of 16 px on a 2000 px scene, minutes instead of
     seconds) while saving nothing: the process needs ~150 MB besides the limit anyway."""
     if isinstance(side, int) and count > 64 and side <= max(MIN_WINDOW, 2 * halo):
-        limit = mem_limit_mb or DEFAULT_MEM_LIMIT_MB
+        said = _CRAMPED_SAID.get()
+        if said is not None:  # once per run: with --quality the windows are planned again
+            if method in said:  # with the quality layer's share taken off the limit
+                return
+            said.add(method)
+        # the run's own --mem-limit: the quality layer's reduced share said "1.65116 MB"
+        limit = current_mem_limit_mb() or mem_limit_mb or DEFAULT_MEM_LIMIT_MB
         warn(
             f"{method}: --mem-limit {limit:g} MB (mem_limit_mb) leaves room for "
             f"windows of {side} px only, each read with a {halo} px halo: {count} windows, "
@@ -190,6 +202,8 @@ def memory_limits(mem_limit_mb: float | None) -> Iterator[None]:
 
     return_freed_memory()
     token = _MEM_LIMIT_MB.set(mem_limit_mb)
+    outer = _CRAMPED_SAID.get()  # nested (predict within the command's): the command's
+    said = _CRAMPED_SAID.set(set() if outer is None else outer)
     try:
         with (
             rasterio.Env(GDAL_CACHEMAX=gdal_cache_mb(mem_limit_mb) * 2**20),
@@ -199,6 +213,7 @@ def memory_limits(mem_limit_mb: float | None) -> Iterator[None]:
             yield
     finally:
         _MEM_LIMIT_MB.reset(token)
+        _CRAMPED_SAID.reset(said)
 
 
 def plan_windows(grid: Grid, size: int | tuple[int, int]) -> list[Window]:
