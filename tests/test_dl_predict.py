@@ -83,6 +83,25 @@ def test_fit_and_predict_leave_the_caller_s_torch_random_stream(files: dict) -> 
         assert torch.equal(torch.rand(3), expected), cls.name
 
 
+def test_the_output_names_its_weights_by_content(
+    trained: dict, files: dict, tmp_path: Path
+) -> None:
+    """A trial: the output's provenance named the weights only by the path given (relative),
+    so a retrain into the same file name made two predictions' records alike."""
+    import json
+
+    from stfusion.dl.checkpoint import load_checkpoint
+
+    est = fit("edcstfn", trained["edcstfn"], files)
+    out = est.predict(files[DATES[2]][1], out=tmp_path / "p.tif")
+    with rasterio.open(out) as ds:
+        tag = json.loads(ds.tags()["STFUSION_WEIGHTS"])
+    ck = load_checkpoint(trained["edcstfn"])
+    assert tag["path"] == str(Path(trained["edcstfn"]).resolve())
+    assert tag["state_dict_sha256"] == ck.data["state_dict_sha256"] != ""
+    assert tag["run_id"] == ck.data["run_id"] != ""
+
+
 @pytest.mark.parametrize("model", ["dcstfn", "edcstfn"])
 def test_predict_through_runner(model: str, trained: dict, files: dict) -> None:
     est = fit(model, trained[model], files)

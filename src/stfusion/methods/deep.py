@@ -350,6 +350,14 @@ class DeepMethod(FusionMethod):
     def bytes_per_pixel(self, bands: int, pairs: int) -> float:
         return 4.0 * bands * (2 * pairs + 2)
 
+    def fitted_tags(self) -> dict[str, Any]:
+        # the weights by content, not only by the path in STFUSION_PARAMS: a retrain into
+        # the same file name made two predictions' records alike (a trial)
+        tags = super().fitted_tags()
+        if getattr(self, "weights_id_", None):
+            tags["STFUSION_WEIGHTS"] = self.weights_id_
+        return tags
+
     def check_weights(self) -> None:
         """Load the checkpoint ``weights`` names, before any work: the bench made a path's
         typo, a truncated copy or another model's checkpoint a "skipped" row, exit 0."""
@@ -398,6 +406,11 @@ class DeepMethod(FusionMethod):
                 f"({pred.radius} px); tile borders may show seams."
             )
         self.checkpoint_ = str(path)
+        self.weights_id_ = {
+            "path": os.path.abspath(path),
+            "state_dict_sha256": str(ck.data.get("state_dict_sha256") or ""),
+            "run_id": str(ck.data.get("run_id") or ""),
+        }
         self.predictor_ = pred
         self.overlap_ = overlap
         self.batch_ = (
