@@ -181,11 +181,8 @@ def test_inspect_shows_alignment(
     from stfusion.coarse import block_mean
 
     f1 = FileSource(str(small_tifs["f1"])).read()
-    native = write_tif(
-        tmp_path / "native.tif",
-        block_mean(f1, 10),
-        transform=Affine(500.0, 0, 406012.5, 0, -500.0, 6147787.5),
-    )
+    native_transform = Affine(500.0, 0, 406012.5, 0, -500.0, 6147787.5)
+    native = write_tif(tmp_path / "native.tif", block_mean(f1, 10), transform=native_transform)
     code, out, _ = run_cli(
         ["inspect", str(small_tifs["f1"]), str(small_tifs["c1"]), str(native)], capsys
     )
@@ -222,6 +219,10 @@ def test_inspect_shows_alignment(
     # Percent (100x): predict warns, so inspect shows a CHECK line.
     code, out, _ = run_cli(["inspect", "--fine-scale", "1e-2", str(dn), str(native)], capsys)
     assert code == 0 and "PROBLEM" not in out and "CHECK" in out and "medians differ" in out
+    # Another band count: the option that fixes it, as predict names it (a user trial)
+    one = write_tif(tmp_path / "one.tif", block_mean(f1, 10)[:1], transform=native_transform)
+    code, out, _ = run_cli(["inspect", str(small_tifs["f1"]), str(one)], capsys)
+    assert code == 1 and "--coarse-bands" in " ".join(out.split()), out
 
 
 def test_inspect_shows_what_predict_warns_about(

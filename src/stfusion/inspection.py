@@ -119,7 +119,12 @@ def _coarse_lines(src: Source, fine: FileSource, resampling: str, sample: np.nda
                         "clouds there): predict refuses it. Check the date and its QA mask."
                     )
             if src.count != fine.count:
-                lines.append(f"  PROBLEM   {src.count} bands vs {fine.count} in the fine image")
+                lines.append(
+                    f"  PROBLEM   {src.count} bands vs {fine.count} in the fine image: choose "
+                    "and order the coarse bands that match the fine ones with --coarse-bands "
+                    "(names or numbers, e.g. --coarse-bands 3,4,1,2,6,7 for MOD09GA against "
+                    "Landsat's blue .. swir2), or FILE:BANDS"
+                )
             else:
                 warn_band_order(fine, [src])  # first: it also explains a scale warning
                 check_pair(fine, aligned)  # what predict refuses (or warns about)
