@@ -767,3 +767,22 @@ def test_a_cramped_mem_limit_is_said_once_with_the_limit_given(tmp_path: Path) -
     said = " ".join(err.split())
     assert p.returncode == 0 and said.count("leaves room for windows") == 1, err
     assert "--mem-limit 2 MB" in said, err
+
+
+def test_a_file_named_like_an_option_is_named_in_the_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A user trial: `inspect -F1.tif` said only "No such option '-F'"."""
+    import subprocess
+    import sys
+
+    from conftest import process_env
+    from stfusion.demo import sample_dir
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "-F1.tif").write_bytes((sample_dir() / "CIA_Landsat7_2001-10-08.tif").read_bytes())
+    p = subprocess.run(
+        [sys.executable, "-m", "stfusion", "inspect", "-F1.tif"],
+        capture_output=True, text=True, cwd=tmp_path, env=process_env(), timeout=120,
+    )  # fmt: skip
+    assert p.returncode == 2 and "give it as ./-F1.tif, or after --" in p.stderr, p.stderr

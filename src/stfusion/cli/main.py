@@ -215,6 +215,14 @@ def _main(argv: Sequence[str] | None) -> None:
         click.echo(exc.message, err=True)
         sys.exit(exc.code)
     except click.ClickException as exc:
+        if isinstance(exc, click.NoSuchOption):
+            # a file whose name starts with "-" (inspect -F1.tif) was read as options
+            name = next(
+                (a for a in args if a.startswith(exc.option_name) and os.path.isfile(a)), ""
+            )
+            if name:
+                hint = f" ({name} is a file: give it as ./{name}, or after --.)"
+                exc = click.UsageError(exc.format_message() + hint, exc.ctx)
         exc.show()
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
