@@ -348,6 +348,10 @@ def test_a_kept_network_worse_than_additive_is_warned_about() -> None:
         STFusionWarning, match=r"epoch 4.*0\.02993, worse than the additive.*epoch 3"
     ):
         _warn_kept_epoch(history[3], history)
+    # no advice to start from the shipped weights to a run that did, or to a band-tied one
+    with pytest.warns(STFusionWarning) as said:
+        _warn_kept_epoch(history[3], history, init_advice=False)
+    assert "--init shipped" not in str(said[0].message)
     with warnings.catch_warnings():
         warnings.simplefilter("error", STFusionWarning)
         _warn_kept_epoch(history[2], history)

@@ -216,7 +216,9 @@ def train(
         return
     if nothing_trained(out, before, result.epochs):
         return
-    _summary(result, out, model, size, t0)
+    # the shipped weights are band-agnostic: no advice to start from them when they were
+    # the start already, or for a band-tied network
+    _summary(result, out, model, size, t0, cfg.init != "shipped" and cfg.agnostic)
 
 
 def as_config(config_cls: type[C], settings: Any) -> C:
@@ -317,12 +319,12 @@ def _train_settings(model: str, size: str, settings: dict[str, Any]) -> TrainSet
         "ae_steps": p["ae_steps"],  # None unless given (the CLI's caller)
     }
     optional = _applicable(model, optional)
-    if optional.get("sam_weight") is not None and not p["band_tied"]:
+    if optional.get("sam_weight") is not None and not p["band_tied"] and not p.get("resume"):
         warn(
             "--sam-weight: the spectral-angle loss needs two bands or more in a sample, and a "
             "band-agnostic network (the default) trains on one band at a time, so the term "
-            "is zero; ignored (not recorded in the checkpoint). --band-tied trains a network "
-            "of your bands, where it applies."
+            "is zero; ignored (the checkpoint keeps the default). --band-tied trains a "
+            "network of your bands, where it applies."
         )
         optional["sam_weight"] = None
     return TrainSettings(
@@ -387,7 +389,9 @@ def _applicable(model: str, given: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in given.items() if k not in ONLY_FOR or model in ONLY_FOR[k][0]}
 
 
-def _warn_kept_epoch(best: dict[str, Any], history: Sequence[dict[str, Any]]) -> None:
+def _warn_kept_epoch(
+    best: dict[str, Any], history: Sequence[dict[str, Any]], init_advice: bool = True
+) -> None:
     """Warn when the network kept (the best epoch by the model's validation loss) scores worse
     than the additive baseline on the validation pixels: a fine-tune kept its only epoch
     worse than additive, with the two numbers side by side and no word (a trial)."""
@@ -405,12 +409,15 @@ def _warn_kept_epoch(best: dict[str, Any], history: Sequence[dict[str, Any]]) ->
         f"the network kept (epoch {best['epoch']}, the best by its validation loss) scores "
         f"validation RMSE {mine:.4g}, worse than the additive baseline F1 + C2 - C1 on the same "
         f"pixels ({base:.4g}){other}. Predictions with it may lose to additive: train longer or "
-        "on more dates, start from the shipped weights (--init shipped), or keep to a "
-        "classical method."
+        "on more dates"
+        + (", start from the shipped weights (--init shipped)" if init_advice else "")
+        + ", or keep to a classical method."
     )
 
 
-def _summary(result: Any, out: str, model: str, size: str, t0: float) -> None:
+def _summary(
+    result: Any, out: str, model: str, size: str, t0: float, init_advice: bool = True
+) -> None:
     """The closing line: the checkpoint, epochs, best validation RMSE, time and log files."""
     from stfusion.dl.checkpoint import load_checkpoint
     from stfusion.dl.train import log_paths
@@ -420,7 +427,7 @@ def _summary(result: Any, out: str, model: str, size: str, t0: float) -> None:
     best = next((r for r in result.history if r["epoch"] == result.best_epoch), None)
     rmse = f", validation RMSE {best['val_rmse']:.4g}" if best else ""
     if best:
-        _warn_kept_epoch(best, result.history)
+        _warn_kept_epoch(best, result.history, init_advice)
     stop = " (early stop)" if result.stopped_early else ""
     click.echo(
         f"wrote {out} ({model} {size}, {result.epochs} epoch(s){stop}, best epoch "

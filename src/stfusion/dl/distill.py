@@ -492,6 +492,19 @@ def _comparing(out: Path) -> Iterator[None]:
         ) from None
 
 
+def _teachers_validation(cfg: DistillConfig, t_ck: Any, sites: Sequence[Any]) -> None:
+    """The teacher's validation block (``val_fraction`` 0) and held-out dates (none given:
+    those among these pairs' dates), held out again: a student trained on them, and a
+    teacher scored on its training block, was the "held-out" comparison before."""
+    taught = t_ck.data.get("config") or {}
+    if not cfg.val_fraction:
+        cfg.val_fraction = float(taught.get("val_fraction", 0.2))
+    if not cfg.val_dates:
+        known = {d for site in sites for d in site.dates or []}
+        held = [check_iso_date(str(d), "--val-dates") for d in taught.get("val_dates") or []]
+        cfg.val_dates = [d for d in held if d in known]
+
+
 def distill(
     pairs: Sequence[tuple[ImageLike, ImageLike]] | Scene,
     teacher: str | os.PathLike[str] | Checkpoint,
@@ -525,15 +538,7 @@ def distill(
     if previous is not None:
         check_resume(previous, sites, inputs)
     student_params, teacher_params = _check_sites(sites, t_ck, t_net, cfg, bands)
-    taught = t_ck.data.get("config") or {}
-    if not cfg.val_fraction:
-        cfg.val_fraction = float(taught.get("val_fraction", 0.2))
-    if not cfg.val_dates:  # the teacher's held-out dates among these pairs', held out again:
-        # a student trained on them, and a teacher scored on its training block, was the
-        # "held-out" comparison before
-        known = {d for site in sites for d in site.dates or []}
-        held = [check_iso_date(str(d), "--val-dates") for d in taught.get("val_dates") or []]
-        cfg.val_dates = [d for d in held if d in known]
+    _teachers_validation(cfg, t_ck, sites)
     multiple = math.lcm(int(t_net.multiple), int(StudentNet.multiple))
     data = run_data(sites, cfg, multiple, norm=ds.Normalisation.identity() if agnostic else None)
     layer: str | None = None
