@@ -210,6 +210,19 @@ def test_check_output_sees_the_files_behind_every_input_form(tmp_path: Path) -> 
         (gz, f"/vsigzip/{gz}"),
         (whole, f"GTIFF_DIR:1:{whole}"),
     ]
+    # relative archive paths and GDAL's braces (a trial: only absolute ones were found)
+    tgz = tmp_path / "bundle.tgz"
+    tgz.write_bytes(gzip.compress(whole.read_bytes()))
+    monkey = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        for spec in ("/vsitar/bundle.tgz/C2.tif", "/vsizip/{bundle.tgz}/C2.tif"):
+            with pytest.raises(OutputExistsError, match="never modified"):
+                check_output(tgz, overwrite=True, inputs=[spec])
+        with pytest.raises(OutputExistsError, match="never modified"):
+            check_output(whole, overwrite=True, inputs=["/vsigzip/c2.tif"])
+    finally:
+        os.chdir(monkey)
     for out, spec in forms:
         # (an archive's name is also refused as no raster's)
         with pytest.raises(
@@ -248,6 +261,12 @@ def test_gdal_names_take_a_band_choice(tmp_path: Path) -> None:
     for spec, bands in ((inside, ("3", "1")), (f"{inside}:3,1", None)):
         src = FileSource(spec, Scaling(bands=bands))
         np.testing.assert_array_equal(src.read(), data[[2, 0]])
+    # a name with a time in it is a name, not FILE:BANDS (a trial: "T10:30:00.tif")
+    from stfusion.io.stacks import split_spec
+
+    timed = f"/vsizip/{tmp_path / 'f.zip'}/MOD_2001-11-02T10:30:00.tif"
+    assert split_spec(timed) == ([timed], None)
+    assert split_spec("/vsicurl/https://h/f.tif?st=2026-12-06T10:30")[1] is None
     sub = f"netcdf:{tmp_path / 'multi.nc'}:Band2"
     got = FileSource(sub, Scaling(bands=("1",))).read()
     np.testing.assert_array_equal(np.sort(got.ravel()), np.sort(data[1].ravel()))

@@ -91,8 +91,11 @@ def _expand(text: str) -> list[str] | None:
     return out or None
 
 
-#: A band list after a colon: names or numbers, comma-separated (no "/": a URL's port).
-_BAND_LIST = re.compile(r"[\w.\-]+(?:,[\w.\-]+)*")
+#: A band list after a colon: names or numbers, comma-separated; no "/" (a URL's port) and
+#: no "." (the rest of a name with a time in it, ``T10:30:00.tif``).
+_BAND_LIST = re.compile(r"[\w\-]+(?:,[\w\-]+)*")
+#: What a file named before ``:BANDS`` ends with: an extension (``.tif``), not ``T10``.
+_FILE_END = re.compile(r"\.[A-Za-z][A-Za-z0-9]{0,4}$")
 
 
 def split_spec(spec: str) -> tuple[list[str], tuple[str, ...] | None]:
@@ -102,7 +105,13 @@ def split_spec(spec: str) -> tuple[list[str], tuple[str, ...] | None]:
     choice they were "file not found"."""
     if is_gdal_name(spec):
         head, sep, tail = spec.rpartition(":")
-        if spec.startswith("/vsi") and sep and "/" in head and _BAND_LIST.fullmatch(tail):
+        if (
+            spec.startswith("/vsi")
+            and sep
+            and "/" in head
+            and _FILE_END.search(head)
+            and _BAND_LIST.fullmatch(tail)
+        ):
             return [head], parse_bands(tail)
         return [spec], None
     files = _expand(spec)

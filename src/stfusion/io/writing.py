@@ -116,9 +116,11 @@ def _named_files(spec: str) -> list[str]:
             pass
     found = []
     inner = spec
-    while (m := _VSI_PREFIX.match(inner)) is not None:
-        inner = inner[m.end() - 1 :]
-    if inner != spec:  # the longest leading part that is a file: the archive itself
+    while (m := _VSI_PREFIX.match(inner)) is not None:  # /vsizip/a.zip: a.zip, relative
+        inner = inner[m.end() :]
+    if inner.startswith("{") and "}" in inner:  # GDAL's braces: an archive of any name
+        found.append(inner[1 : inner.index("}")])
+    elif inner != spec:  # the longest leading part that is a file: the archive itself
         parts = Path(inner).parts
         for i in range(len(parts), 0, -1):
             with contextlib.suppress(OSError):
