@@ -97,6 +97,21 @@ def test_dataarray_scaled_by_hand_is_not_scaled_again() -> None:
     one = Scaling(1.0)
     est = Additive().fit([(by_hand[0], by_hand[1])], ratio=10, fine_scaling=one, coarse_scaling=one)
     np.testing.assert_allclose(est.predict(by_hand[2]).values, f + 0.02, atol=2e-4)
+    # a trial of this check: a fill of 0 over most of the scene, kelvin products (Landsat
+    # ST with an offset, MODIS LST at 0.02) scaled by hand, all slipped through
+    from stfusion.io.dataarray import dataarray_source
+
+    filled = by_hand[0].copy()
+    filled.values[:, :25] = 0.0
+    kelvin = _da((290 + 10 * f).astype(np.float32))
+    st = kelvin.assign_attrs(scale_factor=0.00341802, add_offset=149.0)
+    lst = kelvin.assign_attrs(scale_factor=0.02)
+    for da in (filled, st, lst):
+        with pytest.raises(InputFileError, match="already look scaled"):
+            dataarray_source(da, None, "x")
+    # stored values resampled bilinearly are not integers, and are not scaled yet: scaled
+    resampled = _da((f * 1e4 + 0.37).astype(np.float32)).assign_attrs(scale_factor=1e-4)
+    np.testing.assert_allclose(dataarray_source(resampled, None, "x").read(), f, atol=1e-4)
 
 
 def test_predict_warns_of_a_fine_image_given_as_the_coarse_target() -> None:

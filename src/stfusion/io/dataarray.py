@@ -190,31 +190,38 @@ def _one_per_band(values: Any, attr: str, label: str) -> float | None:
     return found[0] if found else None
 
 
-def _refuse_scaled_twice(image: Any, scale: float | None, label: str) -> None:
+def _physical(magnitude: float) -> bool:
+    """A typical |value| of reflectance or an index (0.002 .. 1.5) or of kelvin (180 .. 350)."""
+    return 0.002 <= magnitude <= 1.5 or 180.0 <= magnitude <= 350.0
+
+
+def _refuse_scaled_twice(image: Any, scale: Any, offset: Any, label: str) -> None:
     """xarray keeps ``attrs`` through arithmetic, so ``da * 1e-4`` still says
     ``scale_factor=1e-4`` and was scaled again: predictions 10^4 too small, and scores of
-    them against a truth scaled the same way near perfect, without a word. Stored values
-    are integers (also as floats, with masked=True); reflectance or an index already in
-    physical units is not, and stays within +-2."""
-    if scale is None or not 0 < abs(float(scale)) < 0.01:
-        return
-    if not np.issubdtype(image.dtype, np.floating):
+    them against a truth scaled the same way near perfect, without a word. Stored values are
+    integers (also as floats, with masked=True); values not integers whose typical size is
+    a physical one (reflectance, an index, kelvin) that the scaling would make implausible
+    were scaled already (a fill of 0 is left out of both tests)."""
+    sc = 1.0 if scale is None else float(scale)
+    off = 0.0 if offset is None else float(offset)
+    if (sc == 1.0 and off == 0.0) or not np.issubdtype(image.dtype, np.floating):
         return
     flat = np.asarray(image.values).ravel()
-    sample = flat[:: max(1, flat.size // 100_000)]
-    sample = sample[np.isfinite(sample)]
-    if sample.size == 0:
+    sample = flat[:: max(1, flat.size // 100_000)].astype(np.float64)
+    sample = sample[np.isfinite(sample) & (sample != 0)]
+    if sample.size == 0 or float(np.mean(sample != np.round(sample))) <= 0.5:
         return
-    fractional = float(np.mean(sample != np.round(sample)))
-    top = float(np.percentile(np.abs(sample), 99))
-    if fractional > 0.5 and top <= 2.0:
+    raw = float(np.median(np.abs(sample)))
+    again = float(np.median(np.abs(sample * sc + off)))
+    if _physical(raw) and not _physical(again):
         raise InputFileError(
-            f"{label}: attrs['scale_factor'] is {float(scale):g}, but its values already look "
-            f"scaled (not integers, 99th percentile of |value| {top:.3g}): xarray keeps the "
-            "attribute through arithmetic such as da * 1e-4, and scaling again would make "
-            f"them {1 / abs(float(scale)):g} times too small. Drop the attributes "
-            "(da.attrs.pop('scale_factor'); da.attrs.pop('add_offset', None)), or give this "
-            "image's scaling as 1 (fine_scaling=Scaling(1.0) or coarse_scaling=Scaling(1.0))."
+            f"{label}: attrs['scale_factor'] is {sc:g}"
+            + (f" and attrs['add_offset'] {off:g}" if off else "")
+            + f", but its values already look scaled (not integers, typically {raw:.4g}; "
+            f"scaled again {again:.4g}): xarray keeps the attributes through arithmetic "
+            "such as da * 1e-4. Drop them (da.attrs.pop('scale_factor'); "
+            "da.attrs.pop('add_offset', None)), or give this image's scaling as 1 "
+            "(fine_scaling=Scaling(1.0) or coarse_scaling=Scaling(1.0))."
         )
 
 
@@ -249,7 +256,7 @@ def dataarray_source(image: Any, scaling: Scaling | None, label: str = "") -> Ar
             offset = _one_per_band(image.attrs.get("offsets"), "offsets", label)
             offset = None if offset == 0.0 else offset
         if scale is not None or offset is not None:
-            _refuse_scaled_twice(image, scale, label)
+            _refuse_scaled_twice(image, scale, offset, label)
             scaling = Scaling(scale, offset, nodata=None if scaling is None else scaling.nodata)
     try:
         nodata = image.rio.nodata
