@@ -690,3 +690,5 @@ def test_a_data_range_far_wider_than_the_truth_is_warned_about() -> None:
         warnings.simplefilter("error", STFusionWarning)
         m.evaluate(pred, truth, data_range=1.0)
         m.evaluate(pred, truth, data_range="truth")
+        water = 0.03 + 0.008 * rng.random((2, 24, 24))  # 1, the reflectance convention
+        m.evaluate(water + 0.001, water, data_range=1.0)

@@ -475,7 +475,9 @@ def _beyond_data_range(lo: float, hi: float, data_range: DataRange) -> str | Non
     ``data_range``, or fill a tiny part of it, else None."""
     if isinstance(data_range, str) or not (math.isfinite(lo) and math.isfinite(hi)):
         return None
-    if 0 < (hi - lo) * DATA_RANGE_TOO_WIDE < float(data_range):
+    # above 2, the widest range of reflectance or an index: 1 on clear water (a spread of
+    # 0.008) is the convention, not a mistake
+    if float(data_range) > 2 and 0 < (hi - lo) * DATA_RANGE_TOO_WIDE < float(data_range):
         return (
             f"the data range {float(data_range):g} is {float(data_range) / (hi - lo):.0f} "
             f"times the truth's spread ({lo:.4g} to {hi:.4g}): SSIM and PSNR then score "
