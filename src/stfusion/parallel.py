@@ -153,7 +153,7 @@ def _within(timeout: str, seconds: float, connect: Callable[[], Any], scheduler:
     thread.join(seconds + 5.0)
     if thread.is_alive():
         raise STFusionError(
-            f"the Dask scheduler at {scheduler} did not answer within {timeout} "
+            f"the Dask scheduler at {scheduler} did not answer within {seconds:g} s "
             "(STFUSION_SCHEDULER_TIMEOUT): something accepts connections there but does not "
             "speak Dask's protocol, or the scheduler hangs. Check the address and the "
             "scheduler's log, or raise STFUSION_SCHEDULER_TIMEOUT."
@@ -202,14 +202,14 @@ def connected(scheduler: Any) -> Iterator[Any]:
 def _wait_for_workers(client: Any) -> None:
     """At least one worker, within ``STFUSION_SCHEDULER_TIMEOUT`` (default 20 s; an adaptive
     cluster that starts empty may need more): a cluster without workers hung the run."""
-    timeout, seconds = scheduler_timeout()
+    _, seconds = scheduler_timeout()
     try:
         client.wait_for_workers(1, timeout=seconds)
     except (TimeoutError, OSError):
         raise STFusionError(
-            f"the Dask cluster at {client.scheduler.address} has no workers (waited {timeout}). "
-            "Start workers (`dask worker ADDRESS`), or give an adaptive cluster longer with "
-            "STFUSION_SCHEDULER_TIMEOUT=120s."
+            f"the Dask cluster at {client.scheduler.address} has no workers (waited "
+            f"{seconds:g} s). Start workers (`dask worker ADDRESS`), or give an adaptive "
+            "cluster longer with STFUSION_SCHEDULER_TIMEOUT=120s."
         ) from None
 
 
@@ -223,13 +223,13 @@ def _workers(client: Any) -> dict[str, Any]:
     """The scheduler's view of its workers, within ``STFUSION_SCHEDULER_TIMEOUT``: a
     scheduler that stopped answering (stopped, or cut off with its connection left open)
     blocked ``scheduler_info()`` for ever while the progress line said "working"."""
-    timeout, seconds = scheduler_timeout()
+    _, seconds = scheduler_timeout()
     try:
         info = client.sync(client.scheduler.identity, n_workers=-1, callback_timeout=seconds)
     except (TimeoutError, OSError) as exc:
         raise STFusionError(
             f"the Dask scheduler at {client.scheduler.address} stopped answering during the "
-            f"run ({type(exc).__name__}, waited {timeout}, STFUSION_SCHEDULER_TIMEOUT): see "
+            f"run ({type(exc).__name__}, waited {seconds:g} s, STFUSION_SCHEDULER_TIMEOUT): see "
             "its log and the network. No output was written."
         ) from None
     return dict(info.get("workers") or {})
