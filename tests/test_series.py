@@ -881,3 +881,21 @@ def test_out_dir_that_is_an_input_folder_is_refused(tmp_path: Path) -> None:
         SeriesConfig(d, fine=[str(d)], coarse=["elsewhere"])
     # a glob that cannot match the outputs' names is fine
     SeriesConfig(d, fine=["landsat"], coarse=[f"{d}/MOD*.tif"])
+
+
+def test_a_fine_image_among_the_coarse_ones_is_said(tmp_path: Path) -> None:
+    """A trial: a Landsat file copied into the coarse folder under a MODIS name was used as
+    a target without a word; predict warns of it."""
+    from stfusion.demo import sample_dir
+
+    d = sample_dir()
+    fine, coarse = tmp_path / "fine", tmp_path / "coarse"
+    fine.mkdir()
+    coarse.mkdir()
+    for day in ("2001-10-08", "2001-10-17"):
+        shutil.copy(d / f"CIA_Landsat7_{day}.tif", fine)
+        shutil.copy(d / f"CIA_MOD09GA_{day}.tif", coarse)
+    shutil.copy(d / "CIA_Landsat7_2001-11-02.tif", coarse / "CIA_MOD09GA_2001-10-25.tif")
+    res = run_series(tmp_path / "out", fine=[str(fine)], coarse=[str(coarse)], params=["window=11"])
+    said = [n for n in res.notes if "changes from pixel to pixel as much as the fine" in n]
+    assert len(said) == 1 and "CIA_MOD09GA_2001-10-25.tif" in said[0], res.notes

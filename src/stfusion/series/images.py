@@ -28,6 +28,7 @@ from stfusion.errors import (
 from stfusion.io import AlignedSource, FileSource, Grid, Scaling, Source
 from stfusion.qa import MaskedSource
 from stfusion.scene import align_coarse
+from stfusion.scene_checks import warn_fine_looking_coarse
 from stfusion.series.placed import PlacedSource, placement
 
 log = logging.getLogger("stfusion")
@@ -116,6 +117,9 @@ class ImageSet:
                 warnings.simplefilter("always")
                 img.source = self._source(acq)
                 img.valid = valid_fraction(img.source)
+                if acq.sensor != "fine" and img.valid > 0:  # a Landsat file among the MODIS
+                    # ones was predicted from without a word, while predict warns
+                    warn_fine_looking_coarse(self.ref, img.source, "coarse image")
             # stfusion's own warnings about an input (a QA band read as a binary mask, ...)
             # go to the log once per image and to the run's notes; the libraries' are dropped
             for w in caught:
