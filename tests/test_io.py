@@ -267,6 +267,10 @@ def test_gdal_names_take_a_band_choice(tmp_path: Path) -> None:
     timed = f"/vsizip/{tmp_path / 'f.zip'}/MOD_2001-11-02T10:30:00.tif"
     assert split_spec(timed) == ([timed], None)
     assert split_spec("/vsicurl/https://h/f.tif?st=2026-12-06T10:30")[1] is None
+    # a band list after a subdataset name: the message says where it goes (a trial: it
+    # said to check "the archive or URL")
+    with pytest.raises(InputFileError, match="band choice goes in --fine-bands"):
+        FileSource(f"NETCDF:{tmp_path / 'multi.nc'}:Band2:1,2")
     sub = f"netcdf:{tmp_path / 'multi.nc'}:Band2"
     got = FileSource(sub, Scaling(bands=("1",))).read()
     np.testing.assert_array_equal(np.sort(got.ravel()), np.sort(data[1].ravel()))

@@ -122,6 +122,11 @@ def unreadable(name: str | Path, exc: Exception, virtual: bool = False) -> Input
         else "not a raster GDAL can read ({}). Give a GeoTIFF, ENVI (with its .hdr) or "
         "another GDAL format."
     )
+    if virtual and not str(name).startswith("/vsi"):  # a driver's subdataset name
+        why = (
+            "GDAL cannot open this subdataset ({}). Check its name against the list `gdalinfo "
+            "FILE` gives; a band choice goes in --fine-bands / --coarse-bands, not after it."
+        )
     hdf4 = re.match(r'(?i)HDF4(?:_EOS)?:[A-Z_]*:"?([^":]+)"?(?::[^:]*)*?:([^:]+)$', str(name))
     if hdf4 and not _has_driver("HDF4"):  # rasterio's wheels come without it
         file, field = hdf4.groups()
