@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import rasterio
 from affine import Affine
 
 import stfusion
@@ -227,6 +228,9 @@ def test_bench_cli(user_case: Path, tmp_path: Path, capsys: pytest.CaptureFixtur
     for method in ("nochange", "additive", "starfm"):
         tif = kept / "predictions" / "tiny" / f"{method}.tif"
         assert FileSource(str(tif)).grid.same_as(FileSource(case.truth).grid)
+        with rasterio.open(tif) as ds:  # what made it, as predict's outputs say (a trial)
+            assert ds.tags()["STFUSION_VERSION"] == stfusion.__version__
+            assert len(ds.tags()["STFUSION_CODE"]) == 16
         code, out_text, err = run_cli(["evaluate", str(tif), case.truth, "--json"], capsys)
         assert code == 0, err
         scored = json.loads(out_text)

@@ -405,6 +405,7 @@ def write_predictions(
     units, NaN nodata, on the case's fine grid), so the scores can be checked with
     ``stfusion evaluate`` and the images reused; the relative paths written."""
     from stfusion.io import write_raster
+    from stfusion.provenance import code_digest
 
     written = []
     for r in runs:
@@ -416,7 +417,12 @@ def write_predictions(
             "STFUSION_METHOD": r.method,
             "STFUSION_PARAMS": json.dumps(r.params, default=str),
             "STFUSION_CASE": case.name,
+            # what made it, as predict's outputs say (a paper's supplement cites the files)
+            "STFUSION_VERSION": stfusion.__version__,
+            "STFUSION_CODE": code_digest(),
         }
+        if r.weights:
+            tags["STFUSION_WEIGHTS"] = json.dumps(r.weights)
         if case.ratio:
             tags["STFUSION_RATIO"] = f"{case.ratio:g}"
         write_raster(path, r.prediction, grid, band_names=band_names, tags=tags)
