@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
+import shlex
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from numbers import Real
@@ -232,15 +233,13 @@ def _declare_crs_advice(a: Source, b: Source) -> str:
     """How to declare the missing CRS: the other image's, where it has one (a fixed example
     code sent users of the other UTM hemisphere to the wrong place), for a file or an array."""
     known = next((s.grid.crs for s in (a, b) if s.grid.georeferenced), None)
-    code = "EPSG:CODE"
-    if known is not None:
-        epsg = known.to_epsg()
-        code = f"EPSG:{epsg}" if epsg else known.to_string()
+    code = "EPSG:CODE" if known is None else short_crs(known)
     missing = [s for s in (a, b) if not s.grid.georeferenced]
     if all(isinstance(s, FileSource) for s in missing):
         files = " and ".join(s.label for s in missing)
-        return f"Declare the CRS of {files} (gdal_edit.py -a_srs {code} FILE, if that is its CRS)"
-    return f"Declare the CRS (a DataArray: da.rio.write_crs('{code}'), if that is its CRS)"
+        shell = shlex.quote(code)  # a PROJ string where there is no EPSG code
+        return f"Declare the CRS of {files} (gdal_edit.py -a_srs {shell} FILE, if that is its CRS)"
+    return f"Declare the CRS (a DataArray: da.rio.write_crs({code!r}), if that is its CRS)"
 
 
 def _bounds_in(coarse: Source, fine: Source) -> tuple[float, float, float, float]:
