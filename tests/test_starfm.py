@@ -110,6 +110,14 @@ def reference(pairs: Pairs, target: np.ndarray, **params: object) -> np.ndarray:
     return starfm_reference(fines, coarses, target, **params)  # type: ignore[arg-type]
 
 
+def fast_matching_reference(pairs: Pairs, target: np.ndarray, **params: object) -> np.ndarray:
+    """The fast prediction with ``params`` (uncertainty UNC), checked against the slow
+    reference with the same ``params``; returned for the test's own comparisons."""
+    got = fast(pairs, target, uncertainty=UNC, **params)
+    assert_matches(got, reference(pairs, target, uncertainty=UNC, quantum=QUANTUM, **params))
+    return got
+
+
 def assert_matches(got: np.ndarray, want: np.ndarray, mask: np.ndarray | None = None) -> None:
     assert got.dtype == np.float32 and got.shape == want.shape
     if mask is not None:
@@ -152,9 +160,7 @@ def test_weight_matches_reference(case: str, filt: str, weight: str) -> None:
     (lines 334-336) with any number of pairs; eq. 11 takes logarithms."""
     pairs, target, _ = load_case(case, size=20)
     params = dict(window=7, classes=20.0, filter=filt, weight=weight)
-    got = fast(pairs, target, uncertainty=UNC, **params)
-    want = reference(pairs, target, uncertainty=UNC, quantum=QUANTUM, **params)
-    assert_matches(got, want)
+    got = fast_matching_reference(pairs, target, **params)
     other = fast(pairs, target, uncertainty=UNC, **{**params, "weight": "paper"})
     if weight == "paper":
         np.testing.assert_array_equal(got, other)
@@ -171,9 +177,7 @@ def test_distance_scale_matches_reference(case: str, weight: str, distance_scale
     window), fast == reference; it changes the prediction."""
     pairs, target, _ = load_case(case, size=20)
     params = dict(window=7, classes=20.0, weight=weight, distance_scale=distance_scale)
-    got = fast(pairs, target, uncertainty=UNC, **params)
-    want = reference(pairs, target, uncertainty=UNC, quantum=QUANTUM, **params)
-    assert_matches(got, want)
+    got = fast_matching_reference(pairs, target, **params)
     default = fast(pairs, target, uncertainty=UNC, **{**params, "distance_scale": "auto"})
     assert np.nanmax(np.abs(got - default)) > 1e-5
 
