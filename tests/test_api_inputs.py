@@ -66,6 +66,23 @@ def _da(
 # ------------------------------------------------------------------- DataArrays (1, 2, 11)
 
 
+def test_two_d_inputs_give_a_two_d_prediction() -> None:
+    """A (y, x) array or DataArray came back (1, y, x): `.plot()` drew a histogram."""
+    f, c, t = (a[0] for a in _images())
+    pred = Additive().fit([(f, c)], ratio=10).predict(t)
+    assert pred.dims == ("y", "x")
+    np.testing.assert_allclose(pred.values, f + 0.02, atol=1e-6)
+    g = _da(f[None], ("band", "y", "x")).isel(band=0, drop=True)
+    pred = Additive().fit([(g, g.copy(data=c))], ratio=10).predict(g.copy(data=t))
+    assert pred.dims == ("y", "x") and pred.rio.crs == g.rio.crs
+    assert pred.rio.transform() == g.rio.transform()
+    # a one-band cube stays a cube
+    g3 = _da(f[None], ("band", "y", "x"))
+    assert Additive().fit([(g3, g3.copy(data=c[None]))], ratio=10).predict(
+        g3.copy(data=t[None])
+    ).dims == ("band", "y", "x")
+
+
 @pytest.mark.parametrize("dims", [("band", "lat", "lon"), ("band", "latitude", "longitude")])
 def test_dataarray_spatial_dims_keep_crs_and_coords(dims: tuple[str, str, str]) -> None:
     """lat/lon dims lost the CRS and came back as pixel indices, silently."""

@@ -39,7 +39,7 @@ from stfusion.io import (
     north_up,
     resolution_ratio,
 )
-from stfusion.io.dataarray import dataarray_source
+from stfusion.io.dataarray import Layout, dataarray_source
 from stfusion.io.grid import short_crs
 from stfusion.io.sources import numeric_values, physical, stored_as, underlying_source
 from stfusion.scene_checks import (
@@ -169,6 +169,7 @@ def as_source(image: ImageLike, scaling: Scaling | float | None = None, label: s
         label or "<array>",
         scale=scale,
         offset=offset,
+        layout=Layout(two_d=True) if arr.ndim == 2 else None,
     )
 
 

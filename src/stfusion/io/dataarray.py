@@ -63,6 +63,8 @@ class Layout:
     x: np.ndarray | None = None
     #: attributes of the y and x coordinates
     attrs: tuple[dict[str, Any], dict[str, Any]] = field(default_factory=lambda: ({}, {}))
+    #: a 2-D ``(y, x)`` input: a one-band prediction comes back 2-D too
+    two_d: bool = False
 
     def coords(self, count: int, ys: np.ndarray, xs: np.ndarray, names: list[str]) -> dict:
         """Coordinates of a ``(count, len(ys), len(xs))`` output: the input's where they fit
@@ -114,6 +116,8 @@ def to_dataarray(
         coords = layout.coords(arr.shape[0], ys, xs, names)
     _, y_dim, x_dim = layout.dims
     da = xr.DataArray(arr, dims=layout.dims, coords=coords, attrs=dict(attrs or {}))
+    if layout.two_d and arr.shape[0] == 1:  # `.plot()` draws an image, not a histogram
+        da = da.squeeze(layout.dims[0], drop=True)
     if (y_dim, x_dim) != ("y", "x"):
         da.rio.set_spatial_dims(x_dim=x_dim, y_dim=y_dim, inplace=True)
     da = da.rio.write_transform(grid.transform)
@@ -276,6 +280,7 @@ def dataarray_source(image: Any, scaling: Scaling | None, label: str = "") -> Ar
         None if y is None else y.values,
         None if x is None else x.values,
         ({} if y is None else dict(y.attrs), {} if x is None else dict(x.attrs)),
+        two_d=image.ndim == 2,
     )
     names = () if band is None else tuple(str(b) for b in band)
     # rioxarray numbers the bands 1..N and keeps the file's band descriptions in long_name:
