@@ -371,3 +371,61 @@ def test_a_coarse_date_without_its_mask_says_so_in_its_row(tmp_path: Path) -> No
     # a 4,400-character line)
     (note,) = [n for n in res.notes if n.startswith("coarse images without a mask")]
     assert note.endswith(" more") and note.count(", ") == 4, note
+
+
+# ------------------------------------------- 5. fill values and empty images (a season trial)
+
+
+def _modis(tmp_path: Path, edits: dict[str, Any], nodata: float | None = -3.4e38) -> Path:
+    """``coarse/``: the filled Kranj MODIS days, each listed in ``edits`` changed by it
+    (``fn(array)`` in place), the nodata tag set to ``nodata``."""
+    coarse = tmp_path / "coarse"
+    shutil.copytree(need(KRANJ) / "modis" / "filled", coarse)
+    for p in coarse.glob("*.tif"):
+        with rasterio.open(p, "r+") as ds:
+            a = ds.read()
+            if p.name[4:7] in edits:
+                edits[p.name[4:7]](a)
+            ds.write(a)
+            ds.nodata = nodata
+    return coarse
+
+
+def test_an_undeclared_coarse_fill_is_warned_about_once_with_the_value_to_give(
+    tmp_path: Path,
+) -> None:
+    """series fused MODIS -28672 as reflectance -2.87 without a word, where predict warns."""
+
+    def fill(a: np.ndarray) -> None:
+        a[:, :30] = -28672
+
+    coarse = _modis(tmp_path, {"070": fill, "071": fill}, nodata=None)
+    kw = _kw(_landsat(tmp_path), coarse=[str(coarse)], date_range="2020-03-10:2020-03-11")
+    res = run_series(tmp_path / "out", **kw)
+    said = [n for n in res.notes if "undeclared nodata" in n]
+    assert len(said) == 1 and "--coarse-nodata -28672" in said[0], res.notes
+    res = run_series(tmp_path / "out2", coarse_nodata=-28672, **kw)
+    assert not [n for n in res.notes if "undeclared nodata" in n], res.notes
+    # declared, the fill is nodata: those days are mostly empty, so skipped
+    assert {r.status for r in res.records} == {"skipped"}, res.records
+
+
+def test_an_empty_coarse_image_is_neither_predicted_nor_a_pair_with_min_valid_0(
+    tmp_path: Path,
+) -> None:
+    """--min-valid 0 wrote an all-NaN 'predicted' image, and a pair whose coarse image had
+    no valid pixel was chosen as the nearest one."""
+
+    def empty(a: np.ndarray) -> None:
+        a[:] = -3.4e38
+
+    coarse = _modis(tmp_path, {"070": empty, "068": empty})
+    kw = _kw(_landsat(tmp_path), coarse=[str(coarse)], date_range="2020-03-09:2020-03-10")
+    res = run_series(tmp_path / "out", min_valid=0.0, **kw)
+    rows = {r.date.isoformat(): r for r in res.records}
+    assert rows["2020-03-10"].status == "skipped", rows
+    assert "without a valid pixel" in rows["2020-03-10"].reason
+    assert not (tmp_path / "out" / "fused_2020-03-10.tif").exists()
+    assert rows["2020-03-09"].status == "predicted"
+    pairs = rows["2020-03-09"].row()["pairs"]
+    assert pairs and "2020-03-08" not in pairs, pairs

@@ -332,12 +332,18 @@ def stored_value(source: Source, physical: float) -> float:
 
 
 def warn_undeclared_fill(
-    source: Source, sample: np.ndarray, advice: str, reflectance: bool | None = None
+    source: Source,
+    sample: np.ndarray,
+    advice: str,
+    reflectance: bool | None = None,
+    said: set[str] | None = None,
 ) -> str | None:
     """Warn when ``sample`` (read from ``source``) holds an undeclared fill value
     (:func:`undeclared_fill`); ``advice`` says what to do, with ``{stored}`` for the value
     as the file stores it (before scaling). ``reflectance`` None: unless ``source``'s band
-    names say index or temperature. Returns the warning's text, or None."""
+    names say index or temperature. ``said``: values (as stored) already warned about, not
+    warned again (a season's files share their fill); the new one is added. Returns the
+    warning's text, or None."""
     if reflectance is None:
         reflectance = not names_index_or_temperature(getattr(source, "band_names", ()))
     found = undeclared_fill(sample, reflectance)
@@ -358,6 +364,10 @@ def warn_undeclared_fill(
             f"{source.label}: {share:.1%} of the pixels hold {fill:.6g} in every band: "
             f"{advice.format(stored=stored)}"
         )
+    if said is not None:
+        if stored in said:
+            return None
+        said.add(stored)
     warn(text)
     return text
 

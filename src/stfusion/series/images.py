@@ -28,7 +28,7 @@ from stfusion.errors import (
 from stfusion.io import AlignedSource, FileSource, Grid, Scaling, Source
 from stfusion.qa import MaskedSource
 from stfusion.scene import align_coarse
-from stfusion.scene_checks import warn_fine_looking_coarse
+from stfusion.scene_checks import warn_fine_looking_coarse, warn_undeclared_fill
 from stfusion.series.placed import PlacedSource, placement
 
 log = logging.getLogger("stfusion")
@@ -37,9 +37,9 @@ log = logging.getLogger("stfusion")
 VALID_SAMPLE = 1 << 16
 
 
-def valid_fraction(source: Source) -> float:
-    """Fraction of (sampled) pixels valid in every band."""
-    s = source.sample(VALID_SAMPLE)
+def valid_fraction(source: Source, sample: np.ndarray | None = None) -> float:
+    """Fraction of (sampled) pixels valid in every band (``sample``: one already read)."""
+    s = source.sample(VALID_SAMPLE) if sample is None else sample
     if s.size == 0:
         return 0.0
     return float(np.isfinite(s).all(axis=0).mean())
@@ -93,6 +93,8 @@ class ImageSet:
     #: stfusion's warnings about the images opened so far, in order (the run's notes).
     warned: list[str] = field(default_factory=list)
     _clear: list[dt.date] | None = None
+    #: per sensor, the undeclared fill values (as stored) already warned about
+    _fill_said: dict[str, set[str]] = field(default_factory=dict)
 
     @property
     def grid(self) -> Grid:
@@ -116,10 +118,13 @@ class ImageSet:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 img.source = self._source(acq)
-                img.valid = valid_fraction(img.source)
+                sample = img.source.sample(VALID_SAMPLE)
+                img.valid = valid_fraction(img.source, sample)
                 if acq.sensor != "fine" and img.valid > 0:  # a Landsat file among the MODIS
                     # ones was predicted from without a word, while predict warns
                     warn_fine_looking_coarse(self.ref, img.source, "coarse image")
+                if img.valid > 0:  # MODIS -28672 was fused as reflectance -2.87, silently
+                    self._warn_fill(acq, img.source, sample)
             # stfusion's own warnings about an input (a QA band read as a binary mask, ...)
             # go to the log once per image and to the run's notes; the libraries' are dropped
             for w in caught:
@@ -136,6 +141,19 @@ class ImageSet:
             log.warning("series: %s", img.error)
         self.images[key] = img
         return img
+
+    def _warn_fill(self, acq: Acquisition, source: Source, sample: np.ndarray) -> None:
+        """predict's warning about an undeclared fill value, once per sensor and value."""
+        option = "--fine-nodata" if acq.sensor == "fine" else "--coarse-nodata"
+        field_name = option[2:].replace("-", "_")
+        advice = (
+            "an undeclared nodata (fill) value? Declare it with "
+            f"{option} {{stored}} (SeriesConfig({field_name}={{stored}})), or in the files "
+            "(gdal_edit.py -a_nodata VALUE FILE, on copies), so it is not fused as data; "
+            "later images holding it are not named again."
+        )
+        said = self._fill_said.setdefault(acq.sensor, set())
+        warn_undeclared_fill(source, sample, advice, said=said)
 
     def _source(self, acq: Acquisition) -> Source:
         if acq.sensor == "fine":
@@ -197,7 +215,8 @@ class ImageSet:
         return out
 
     def clear_pairs(self) -> list[dt.date]:
-        """Dates of the clear pairs: fine and coarse both at least ``min_valid`` valid."""
+        """Dates of the clear pairs: fine and coarse both at least ``min_valid`` valid (and
+        not empty, also with ``min_valid`` 0: an empty pair was chosen as the nearest)."""
         if self._clear is None:
             clear = []
             for d in sorted(set(self.fine) & set(self.coarse)):
@@ -205,7 +224,7 @@ class ImageSet:
                 if f.source is None or c.source is None:
                     continue
                 assert f.valid is not None and c.valid is not None
-                if f.valid >= self.min_valid and c.valid >= self.min_valid:
+                if min(f.valid, c.valid) >= self.min_valid and min(f.valid, c.valid) > 0:
                     clear.append(d)
             self._clear = clear
         return self._clear

@@ -476,6 +476,8 @@ def _predict_date(
         rec.coarse_valid = coarse.valid
         if coarse.source is None:
             unusable = f"coarse image unreadable: {coarse.error}"
+        elif coarse.valid == 0:  # --min-valid 0 wrote an all-NaN "predicted" image
+            unusable = "coarse image without a valid pixel (all nodata or masked)"
         elif coarse.valid is not None and coarse.valid < cfg.min_valid:
             unusable = f"coarse valid fraction {coarse.valid:.3f} < --min-valid {cfg.min_valid}"
         if s.coarse[day].mask is None and any(a.mask is not None for a in s.coarse.values()):
