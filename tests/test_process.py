@@ -463,6 +463,28 @@ def test_a_long_step_in_a_log_gets_a_line_every_heartbeat(
     assert sum(x.startswith("estarfm: 1/2 windows, working") for x in lines) >= 2
 
 
+def test_a_log_says_how_long_is_left(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In a log a series said `12/119 dates (15 s)` with no ETA (a season trial); now each
+    tenth says the time left at the rate since the first count, none before a rate exists."""
+    from stfusion.cli import progress as progress_module
+
+    now = [0.0]
+    monkeypatch.setattr(progress_module.time, "monotonic", lambda: now[0])
+    with progress_module.Progress("series", False, unit="dates") as progress:
+        now[0] = 5.0
+        progress.update(1, 10)  # the first count: no rate yet
+        now[0] = 15.0
+        progress.update(2, 10)  # 10 s for one date: 80 s for the 8 left
+        now[0] = 95.0
+        progress.update(10, 10)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].startswith("series: 1/10 dates (") and "left" not in lines[0], lines
+    assert lines[1].startswith("series: 2/10 dates, about 80 s left ("), lines
+    assert "left" not in lines[2], lines
+
+
 def test_stdout_closed_or_left_early_keeps_the_commands_exit_status() -> None:
     """`stfusion methods | head -1`: click turned the BrokenPipeError into a silent exit 1
     (which means bad input here); a closed stdout (`>&-`) was an AttributeError traceback.

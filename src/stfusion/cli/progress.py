@@ -47,6 +47,7 @@ class Progress:
         self._lock = threading.Lock()
         self._gen = 0  # bumped by _cancel: a timer of an older generation stays silent
         self._t0 = time.monotonic()
+        self._first: tuple[float, int] | None = None  # (time, done) of the first count
 
     def phase(self, text: str, delay: float = 0.0) -> None:
         """Say what runs before or after the counted steps (reading and fitting, writing the
@@ -123,15 +124,26 @@ class Progress:
         self._cancel()
         if not sys.stderr.isatty():
             tenth = done * 10 // max(total, 1)
+            if self._first is None:
+                self._first = (time.monotonic(), done)
             if total > 1 and tenth > self._logged:
                 self._logged = tenth
-                self._say(f"{done}/{total} {self.unit}")
+                self._say(f"{done}/{total} {self.unit}{self._left(done, total)}")
             if done < total:
                 self._every(HEARTBEAT_S, f"{done}/{total} {self.unit}, working")
             return
         self._start(total)
         fields = {} if description is None else {"description": description}
         self._bar.update(self._task, completed=done, total=total, **fields)
+
+    def _left(self, done: int, total: int) -> str:
+        """ ", about N min left" at the rate since the first count (a log has no bar's ETA)."""
+        assert self._first is not None
+        t, d = self._first
+        if done >= total or done <= d:
+            return ""
+        left = (time.monotonic() - t) / (done - d) * (total - done)
+        return f", about {left:.0f} s left" if left < 120 else f", about {left / 60:.0f} min left"
 
     def windows(self, done: int, total: int) -> None:
         """``run_prediction``'s callback; a signal received meanwhile is raised here (the
