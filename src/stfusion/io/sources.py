@@ -492,24 +492,55 @@ class AlignedSource(Source):
         out, inside, dest = self._padded(window, halo)
         if inside.width and inside.height:
             # Nothing outside the fine scene: a tiled run sees exactly what a whole run sees.
-            out[
-                :,
-                dest.row_off : dest.row_off + dest.height,
-                dest.col_off : dest.col_off + dest.width,
-            ] = _read_by_blocks(self._warped(), inside)
+            _read_by_blocks(
+                self._warped(),
+                inside,
+                out[
+                    :,
+                    dest.row_off : dest.row_off + dest.height,
+                    dest.col_off : dest.col_off + dest.width,
+                ],
+            )
+        return out
+
+    def sample(self, max_pixels: int = 1 << 20) -> np.ndarray:
+        """:meth:`Source.sample`'s pixels, read a row of warp blocks at a time: row by row,
+        each sampled row warped the whole blocks it touches (66x the scene at 2000 x 2000,
+        11x at 12000 x 12000, 5 passes of the input checks); now each block once at most."""
+        step = max(1, int(np.ceil(np.sqrt(self.grid.width * self.grid.height / max_pixels))))
+        if step == 1:
+            return self._assemble()
+        height, width = self.grid.height, self.grid.width
+        rows, cols = gdal_sample_index(height, step), gdal_sample_index(width, step)
+        out = np.empty((self.count, len(rows), len(cols)), np.float32)
+        bh, bw = self._warped().block_shapes[0]
+        # a piece of block rows within the scan bound (one block at least)
+        piece = max(bw, scan_values() // max(self.count * bh, 1) // bw * bw)
+        for r0 in range(0, height, bh):
+            rs = np.flatnonzero((rows >= r0) & (rows < r0 + bh))
+            if not rs.size:
+                continue
+            for c0 in range(0, width, piece):
+                cs = np.flatnonzero((cols >= c0) & (cols < c0 + piece))
+                if cs.size:
+                    w = Window(c0, r0, min(piece, width - c0), min(bh, height - r0))
+                    data = _read_by_blocks(self._warped(), w)
+                    out[:, rs[:, None], cs[None, :]] = data[:, rows[rs, None] - r0, cols[cs] - c0]
         return out
 
 
-def _read_by_blocks(vrt: Any, window: Window) -> np.ndarray:
+def _read_by_blocks(vrt: Any, window: Window, out: np.ndarray | None = None) -> np.ndarray:
     """``window`` of a warped VRT, read one whole VRT block at a time: GDAL warps a request
     spanning several blocks in one go, along scanlines of the request's width, and its
     approximate transformer then picks other source pixels than for those blocks alone (a
     coarse image in another CRS differed by up to 0.18 between --mem-limit values). Block by
-    block, every pixel has the value of its block, whatever window reads it."""
+    block, every pixel has the value of its block, whatever window reads it. ``out``: the
+    array (a view) to fill, rather than a new one copied there."""
     bh, bw = vrt.block_shapes[0]
     r0, c0 = int(window.row_off), int(window.col_off)
     h, w = int(window.height), int(window.width)
-    out = np.empty((vrt.count, h, w), np.float32)
+    if out is None:
+        out = np.empty((vrt.count, h, w), np.float32)
     for br in range(r0 // bh, (r0 + h - 1) // bh + 1):
         for bc in range(c0 // bw, (c0 + w - 1) // bw + 1):
             block = Window(
