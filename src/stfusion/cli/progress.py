@@ -143,6 +143,8 @@ class Progress:
         if done >= total or done <= d:
             return ""
         left = (time.monotonic() - t) / (done - d) * (total - done)
+        if left < 1:  # "about 0 s left" says nothing
+            return ""
         return f", about {left:.0f} s left" if left < 120 else f", about {left / 60:.0f} min left"
 
     def windows(self, done: int, total: int) -> None:
