@@ -74,24 +74,32 @@ class Source:
         (:func:`gdal_sample_index`), as :meth:`FileSource.sample` reads them, so an array or
         DataArray gives the sample (and FSDAF the classes) of the same image as a file (every
         ``step``-th from the top left differed: BOREAS by FSDAF, up to 0.029); ``step`` chosen
-        so that at most about ``max_pixels`` pixels are kept; read row by row, each row in
-        pieces of at most :func:`scan_values` values, so memory is bounded whatever the size.
+        so that at most about ``max_pixels`` pixels are kept; read in strips of
+        :meth:`sample_blocks` rows (one row, or a row of warp blocks), each in pieces of at most
+        :func:`scan_values` values (one block at least), so memory is bounded whatever the size.
         """
         step = max(1, int(np.ceil(np.sqrt(self.grid.width * self.grid.height / max_pixels))))
         if step == 1:
             return self._assemble()
-        rows = gdal_sample_index(self.grid.height, step)
-        cols = gdal_sample_index(self.grid.width, step)
+        height, width = self.grid.height, self.grid.width
+        rows, cols = gdal_sample_index(height, step), gdal_sample_index(width, step)
         out = np.empty((self.count, len(rows), len(cols)), np.float32)
-        piece = max(1, scan_values() // max(self.count, 1))
-        for i, r in enumerate(rows):
-            for c0 in range(0, self.grid.width, piece):
-                w = min(piece, self.grid.width - c0)
-                js = np.flatnonzero((cols >= c0) & (cols < c0 + w))
-                if js.size:
-                    row = self.read(Window(c0, int(r), w, 1))[:, 0]
-                    out[:, i, js] = row[:, cols[js] - c0]
+        bh, bw = self.sample_blocks()
+        piece = max(bw, scan_values() // max(self.count * bh, 1) // bw * bw)
+        for r0 in sorted({int(r) // bh * bh for r in rows}):
+            rs = np.flatnonzero((rows >= r0) & (rows < r0 + bh))
+            for c0 in range(0, width, piece):
+                cs = np.flatnonzero((cols >= c0) & (cols < c0 + piece))
+                if cs.size:
+                    w = Window(c0, r0, min(piece, width - c0), min(bh, height - r0))
+                    data = self.read(w)
+                    out[:, rs[:, None], cs[None, :]] = data[:, rows[rs, None] - r0, cols[cs] - c0]
         return out
+
+    def sample_blocks(self) -> tuple[int, int]:
+        """``(rows, columns)`` that cost as much to read as one pixel: :meth:`sample` reads
+        whole strips of them. One pixel here; a warped coarse image's VRT blocks."""
+        return 1, 1
 
     def _assemble(self) -> np.ndarray:
         """The whole image, read in bounded windows into one array."""
@@ -503,30 +511,11 @@ class AlignedSource(Source):
             )
         return out
 
-    def sample(self, max_pixels: int = 1 << 20) -> np.ndarray:
-        """:meth:`Source.sample`'s pixels, read a row of warp blocks at a time: row by row,
-        each sampled row warped the whole blocks it touches (66x the scene at 2000 x 2000,
-        11x at 12000 x 12000, 5 passes of the input checks); now each block once at most."""
-        step = max(1, int(np.ceil(np.sqrt(self.grid.width * self.grid.height / max_pixels))))
-        if step == 1:
-            return self._assemble()
-        height, width = self.grid.height, self.grid.width
-        rows, cols = gdal_sample_index(height, step), gdal_sample_index(width, step)
-        out = np.empty((self.count, len(rows), len(cols)), np.float32)
+    def sample_blocks(self) -> tuple[int, int]:
+        # each read warps the whole VRT blocks it touches: sampled row by row, that was 66x
+        # the scene at 2000 x 2000 (11x at 12000 x 12000) per sample; by strips, once
         bh, bw = self._warped().block_shapes[0]
-        # a piece of block rows within the scan bound (one block at least)
-        piece = max(bw, scan_values() // max(self.count * bh, 1) // bw * bw)
-        for r0 in range(0, height, bh):
-            rs = np.flatnonzero((rows >= r0) & (rows < r0 + bh))
-            if not rs.size:
-                continue
-            for c0 in range(0, width, piece):
-                cs = np.flatnonzero((cols >= c0) & (cols < c0 + piece))
-                if cs.size:
-                    w = Window(c0, r0, min(piece, width - c0), min(bh, height - r0))
-                    data = _read_by_blocks(self._warped(), w)
-                    out[:, rs[:, None], cs[None, :]] = data[:, rows[rs, None] - r0, cols[cs] - c0]
-        return out
+        return int(bh), int(bw)
 
 
 def _read_by_blocks(vrt: Any, window: Window, out: np.ndarray | None = None) -> np.ndarray:
