@@ -115,13 +115,13 @@ def _client(scheduler: Any) -> tuple[Any, bool]:
     why = "" if os.path.isfile(scheduler) else _unreachable(scheduler)
     if why:
         raise STFusionError(f"cannot reach the Dask scheduler at {scheduler}: {why}. {advice}")
-    timeout, seconds = scheduler_timeout()
+    _, seconds = scheduler_timeout()
     if os.path.isfile(scheduler):
         kwargs = {"scheduler_file": scheduler, "timeout": seconds}
     else:
         kwargs = {"address": scheduler, "timeout": seconds}
     try:
-        return _within(timeout, seconds, lambda: Client(**kwargs), scheduler), True
+        return _within(seconds, lambda: Client(**kwargs), scheduler), True
     except MemoryError:  # a service that speaks first: its bytes read as a message length
         raise STFusionError(
             f"something answers at {scheduler}, but not a Dask scheduler (its first bytes "
@@ -133,8 +133,8 @@ def _client(scheduler: Any) -> tuple[Any, bool]:
         ) from None
 
 
-def _within(timeout: str, seconds: float, connect: Callable[[], Any], scheduler: str) -> Any:
-    """``connect()`` given ``timeout`` (and 5 s more) to return: Dask's own timeout does not
+def _within(seconds: float, connect: Callable[[], Any], scheduler: str) -> Any:
+    """``connect()`` given ``seconds`` (and 5 s more) to return: Dask's own timeout does not
     cover a peer that accepts the connection and never answers (a hung scheduler, another
     service on the port), where the client waited for ever. Run in a daemon thread, left
     behind when it overruns (the command then ends with the error)."""
