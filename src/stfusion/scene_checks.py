@@ -39,6 +39,7 @@ __all__ = [
     "check_scales",
     "check_target_scale",
     "check_valid",
+    "fill_advice",
     "stored_value",
     "undeclared_fill",
     "warn_band_order",
@@ -413,6 +414,16 @@ def warn_nodata_among_data(source: Source, sample: np.ndarray) -> None:
         )
 
 
+def fill_advice(option: str, python: str) -> str:
+    """:func:`warn_undeclared_fill`'s advice: declare the value with ``option`` (``python``
+    in Python), or in the file."""
+    return (
+        f"an undeclared nodata (fill) value? Declare it with {option} {{stored}} (Python: "
+        f"{python}), or in the file (gdal_edit.py -a_nodata VALUE FILE, on a copy), so it is "
+        "not fused as data."
+    )
+
+
 def check_valid(source: Source, role: str) -> float:
     """Valid fraction of ``source``; an error if empty, a warning if mostly empty."""
     if source.count == 0 or 0 in source.grid.shape:
@@ -448,13 +459,7 @@ def check_valid(source: Source, role: str) -> float:
             "or --fine-bands and --coarse-bands; docs/inputs.md), or check the file's nodata."
         )
     option = "--fine-nodata" if role.startswith("fine") else "--coarse-nodata"
-    warn_undeclared_fill(
-        source,
-        s,
-        f"an undeclared nodata (fill) value? Declare it with {option} {{stored}} (Python: "
-        "Scaling(nodata={stored})), or in the file (gdal_edit.py -a_nodata VALUE FILE, on a "
-        "copy), so it is not fused as data.",
-    )
+    warn_undeclared_fill(source, s, fill_advice(option, "Scaling(nodata={stored})"))
     warn_nodata_among_data(source, s)
     # an image covering part of the scene was warned about as such (align_coarse)
     partly = min(

@@ -28,7 +28,7 @@ from stfusion.errors import (
 from stfusion.io import AlignedSource, FileSource, Grid, Scaling, Source
 from stfusion.qa import MaskedSource
 from stfusion.scene import align_coarse
-from stfusion.scene_checks import warn_fine_looking_coarse, warn_undeclared_fill
+from stfusion.scene_checks import fill_advice, warn_fine_looking_coarse, warn_undeclared_fill
 from stfusion.series.placed import PlacedSource, placement
 
 log = logging.getLogger("stfusion")
@@ -145,13 +145,8 @@ class ImageSet:
     def _warn_fill(self, acq: Acquisition, source: Source, sample: np.ndarray) -> None:
         """predict's warning about an undeclared fill value, once per sensor and value."""
         option = "--fine-nodata" if acq.sensor == "fine" else "--coarse-nodata"
-        field_name = option[2:].replace("-", "_")
-        advice = (
-            "an undeclared nodata (fill) value? Declare it with "
-            f"{option} {{stored}} (SeriesConfig({field_name}={{stored}})), or in the files "
-            "(gdal_edit.py -a_nodata VALUE FILE, on copies), so it is not fused as data; "
-            "later images holding it are not named again."
-        )
+        python = f"SeriesConfig({option[2:].replace('-', '_')}={{stored}})"
+        advice = fill_advice(option, python) + " Later images holding it are not named again."
         said = self._fill_said.setdefault(acq.sensor, set())
         warn_undeclared_fill(source, sample, advice, said=said)
 
