@@ -130,7 +130,8 @@ def _config(opts: dict[str, Any]) -> SeriesConfig:
     multiple=True,
     metavar="DIR_OR_GLOB",
     help="Coarse images (e.g. MODIS), as for --fine. Every coarse date in --date-range is "
-    "predicted.",
+    "predicted; a fine date without one, between the first and the last coarse date, is "
+    "written as observed.",
 )
 @click.option(
     "--catalog",
@@ -165,7 +166,8 @@ def _config(opts: dict[str, Any]) -> SeriesConfig:
     metavar="DAYS",
     help="Predict only every DAYS-th day, counted from the start of --date-range (or the "
     "first coarse date): 7 for a weekly series from daily coarse images. A day on the step "
-    "without a coarse image is not predicted (the notes name it).",
+    "without a coarse image is not predicted (the notes name it; a fine image of that day "
+    "is written as observed).",
 )
 @click.option(
     "--dates",

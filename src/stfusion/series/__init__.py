@@ -10,7 +10,9 @@ Rules (docs/commands/series.md has the user's version):
   and its coarse image have a valid fraction (pixels valid in every band, after masking)
   of at least ``min_valid``.
 - Every coarse date in the date range is a *target*; a target whose coarse image is below
-  ``min_valid`` is skipped. The range limits the targets, never the pairs.
+  ``min_valid`` is skipped. A fine date without a coarse image between the first and the
+  last coarse date is a target too, written as observed. The range limits the targets,
+  never the pairs.
 - Pairs for a target (never the target's own pair): the ``pairs_per_side`` nearest clear pairs
   before it and after it. Methods that take several pairs (``tags.max_pairs`` None or > 1, e.g.
   STARFM) are fitted on them together, up to ``max_pairs`` (nearest first, alternating sides);

@@ -67,7 +67,8 @@ class SeriesConfig:
     out_dir: str | os.PathLike[str]
     #: Fine images (e.g. Landsat): folders or glob patterns, dated by their file names.
     fine: Sequence[str] = ()
-    #: Coarse images (e.g. MODIS), as ``fine``; every coarse date in ``date_range`` is a target.
+    #: Coarse images (e.g. MODIS), as ``fine``; every coarse date in ``date_range`` is a target
+    #: (and a fine date without one between the first and the last, written as observed).
     coarse: Sequence[str] = ()
     #: CSV ``path,date,sensor[,mask]`` read in addition to ``fine``/``coarse``; None: none.
     catalog: str | os.PathLike[str] | None = None

@@ -24,14 +24,16 @@ from typing import Any
 import numpy as np
 from rasterio.windows import Window
 
+import stfusion
 from stfusion.errors import InvalidParameterError, MissingDependencyError, OutputExistsError
-from stfusion.io import FileSource, Grid, atomic_path, partial_name
+from stfusion.io import FileSource, Grid, atomic_path, partial_name, write_errors
+from stfusion.series.config import SeriesConfig
 from stfusion.series.outputs import INT16_NODATA, check_summary, quality_file, read_tags
 from stfusion.series.quality import BANDS as QUALITY_BANDS
 from stfusion.series.quality import FLAGS as QUALITY_FLAGS
 from stfusion.series.quality import UNITS as QUALITY_UNITS
 from stfusion.series.quality import quality_problem
-from stfusion.series.records import STATUSES, DateRecord
+from stfusion.series.records import OFF_STEP_REASON, OUTSIDE_REASON, STATUSES, DateRecord
 
 log = logging.getLogger("stfusion")
 
@@ -451,3 +453,41 @@ def write_cube(
             finally:
                 shutil.rmtree(work, ignore_errors=True)
     return path
+
+
+def write_series_cube(
+    records: list[DateRecord],
+    out: Path,
+    cfg: SeriesConfig,
+    grid: Grid,
+    band_names: Sequence[str],
+    method: str,
+    settings: dict[str, Any],
+    notes: list[str],
+) -> Path | None:
+    """Stack the run's predicted and gap-filled dates into its cube (None, and a note, if
+    there is none)."""
+    assert cfg.cube is not None
+    done = cube_items(records, out)
+    if not done:
+        notes.append("no date was predicted: no cube written")
+        return None
+    path = cube_file(out, cfg.prefix, cfg.cube)
+    listed = {r.date for r in records if r.reason.startswith((OUTSIDE_REASON, OFF_STEP_REASON))}
+    quality = cube_quality(done, grid, notes, listed) if cfg.quality else None
+    with write_errors(path, also=(RuntimeError,)):  # netCDF4's error on a full disk
+        return write_cube(
+            done,
+            path,
+            cfg.cube,
+            grid=grid,
+            band_names=band_names,
+            dtype=cfg.dtype,
+            int16_scale=cfg.int16_scale,
+            attrs={
+                "stfusion_version": stfusion.__version__,
+                "method": method,
+                "params": json.dumps(settings["params"], default=str),
+            },
+            quality=quality,
+        )

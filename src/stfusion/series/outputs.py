@@ -329,7 +329,7 @@ def write_date_image(
         return img.finish(tags)
 
 
-ORPHAN_REASON = "earlier output removed (its coarse image is no longer an input)"
+ORPHAN_REASON = "earlier output removed (the image it was made from is no longer an input)"
 
 
 def remove_orphans(
@@ -360,7 +360,9 @@ def remove_orphans(
             continue
         # the image as the run listed it: a link removed from a folder of links is gone,
         # although the file it led to is still there
-        made_from = tags.get("STFUSION_SERIES_COARSE_LISTED", "")
+        made_from = tags.get("STFUSION_SERIES_COARSE_LISTED") or tags.get(
+            "STFUSION_SERIES_FINE_LISTED", ""
+        )
         if made_from and all(os.path.lexists(f) for f in made_from.split(",")):
             left.add(day)
             continue
@@ -372,7 +374,7 @@ def remove_orphans(
     if left:
         days = sorted(left)
         note = (
-            f"{len(days)} output(s) made from coarse images that exist but are not among this "
+            f"{len(days)} output(s) made from images that exist but are not among this "
             f"run's inputs (e.g. {days[0]}) are left as they are and not in summary.csv: give "
             "those images too (or a --date-range without them) to list them"
         )

@@ -4,7 +4,8 @@
   and its coarse image have a valid fraction (pixels valid in every band, after masking)
   of at least ``min_valid``.
 - Every coarse date in the date range is a *target*; a target whose coarse image is below
-  ``min_valid`` is skipped. The range limits the targets, never the pairs.
+  ``min_valid`` is skipped. So is a fine date without a coarse image between the first and
+  the last coarse date (written as observed). The range limits the targets, never the pairs.
 - Pairs for a target (never the target's own pair): :func:`choose_pairs`; single-pair
   methods' predictions are blended with :func:`temporal_weights`, or with ``--multi-pair
   vip`` made once from all the chosen pairs by VIPSTF over the method (:func:`vip_sets`).
@@ -100,19 +101,35 @@ class SeriesInputs:
         return sorted(set(self.fine) & set(self.coarse))
 
     def targets(self, start: dt.date | None, end: dt.date | None, every: int = 1) -> list[dt.date]:
-        """The coarse dates within ``start..end`` (inclusive; None: open) on the step of
-        ``every`` days counted from ``start`` (None: the first coarse date in the range)."""
-        days = sorted(d for d in self.coarse if in_range(d, start, end))
+        """The dates within ``start..end`` (inclusive; None: open) that get an output: every
+        coarse date and every :meth:`observed_only` date, on the step of ``every`` days
+        counted from ``start`` (None: the first coarse date in the range)."""
+        coarse = sorted(d for d in self.coarse if in_range(d, start, end))
+        days = sorted({*coarse, *self.observed_only(start, end)})
         if every > 1 and days:
-            anchor = start or days[0]
+            anchor = start or (coarse or days)[0]
             days = [d for d in days if (d - anchor).days % every == 0]
         return days
 
+    def observed_only(self, start: dt.date | None, end: dt.date | None) -> list[dt.date]:
+        """Fine dates within the range without a coarse image, between the first and the last
+        coarse date (of all, not only the range's): a Landsat day MODIS missed, written as
+        observed. Fine dates beyond the coarse images stay out (an archive of Landsat years
+        beside one season of MODIS)."""
+        if not self.coarse:
+            return []
+        first, last = min(self.coarse), max(self.coarse)
+        return sorted(
+            d
+            for d in self.fine
+            if d not in self.coarse and first < d < last and in_range(d, start, end)
+        )
+
     def step_gaps(self, start: dt.date | None, end: dt.date | None, every: int) -> list[dt.date]:
         """The days on the step of ``every`` days (as :meth:`targets`) that have no coarse
-        image, not predicted: from ``start`` (else the first coarse date in the range) to the
-        last coarse date, and one step past it within ``end`` (a weekly range past the last
-        MODIS day named none of its days)."""
+        image (nor a fine one written as observed), not predicted: from ``start`` (else the
+        first coarse date in the range) to the last coarse date, and one step past it within
+        ``end`` (a weekly range past the last MODIS day named none of its days)."""
         days = sorted(d for d in self.coarse if in_range(d, start, end))
         if every <= 1 or not days:
             return []
@@ -121,11 +138,32 @@ class SeriesInputs:
         # to 2030 counted a decade of days without MODIS yet)
         last = min(end, days[-1] + dt.timedelta(every)) if end else days[-1]
         steps = range(0, (last - first).days + 1, every)
-        return [d for n in steps if (d := first + dt.timedelta(n)) not in self.coarse]
+        observed = set(self.observed_only(start, end))
+        return [
+            d
+            for n in steps
+            if (d := first + dt.timedelta(n)) not in self.coarse and d not in observed
+        ]
 
-    def fine_only(self, start: dt.date | None, end: dt.date | None) -> list[dt.date]:
-        """Fine dates within the range without a coarse image: neither pairs nor targets."""
-        return [d for d in self.fine if d not in self.coarse and in_range(d, start, end)]
+    def fine_only(
+        self, start: dt.date | None, end: dt.date | None, every: int = 1
+    ) -> list[dt.date]:
+        """Fine dates within the range without a coarse image that are not targets (beyond
+        the coarse dates, or off the step of ``every``): neither pairs nor targets."""
+        targets = set(self.targets(start, end, every))
+        return [
+            d
+            for d in self.fine
+            if d not in self.coarse and in_range(d, start, end) and d not in targets
+        ]
+
+    def fine_only_reason(self, day: dt.date) -> str:
+        """Why :meth:`fine_only` date ``day`` has no output (summary.csv)."""
+        inside = min(self.coarse) < day < max(self.coarse)
+        where = "off the --every step" if inside else f"beyond the coarse dates {span(self.coarse)}"
+        return (
+            f"fine image without a coarse image on this date ({where}): not a pair and not a target"
+        )
 
 
 def span(table: dict[dt.date, Any]) -> str:

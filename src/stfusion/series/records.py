@@ -8,6 +8,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+#: The reason recorded for an output kept from an earlier run (summary.csv, the CLI's count).
+KEPT_REASON = "kept from an earlier run (inputs unchanged, output verified)"
+#: The reason of a date outside ``--date-range`` listed because its output is current.
+OUTSIDE_REASON = "outside --date-range, not computed: output of an earlier run, still current"
+#: The reason of a date in the range but off the ``--every`` step, listed as ``OUTSIDE_REASON``.
+OFF_STEP_REASON = "off the --every step, not computed: output of an earlier run, still current"
+
 STATUSES = ("predicted", "gap-filled", "skipped", "failed")
 SUMMARY_COLUMNS = (
     "date",

@@ -25,14 +25,19 @@ from stfusion.io.files import file_stat
 from stfusion.provenance import code_digest
 from stfusion.series.outputs import verify_output
 from stfusion.series.quality import quality_problem
-from stfusion.series.records import DateRecord, restore_record
-
-#: The reason recorded for an output kept from an earlier run (summary.csv, the CLI's count).
-KEPT_REASON = "kept from an earlier run (inputs unchanged, output verified)"
-#: The reason of a date outside ``--date-range`` listed because its output is current.
-OUTSIDE_REASON = "outside --date-range, not computed: output of an earlier run, still current"
-#: The reason of a date in the range but off the ``--every`` step, listed as ``OUTSIDE_REASON``.
-OFF_STEP_REASON = "off the --every step, not computed: output of an earlier run, still current"
+from stfusion.series.records import (  # the reasons: re-exported, their old home
+    KEPT_REASON as KEPT_REASON,
+)
+from stfusion.series.records import (
+    OFF_STEP_REASON as OFF_STEP_REASON,
+)
+from stfusion.series.records import (
+    OUTSIDE_REASON as OUTSIDE_REASON,
+)
+from stfusion.series.records import (
+    DateRecord,
+    restore_record,
+)
 
 log = logging.getLogger("stfusion")
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import json
 import logging
 import os
 import shutil
@@ -23,7 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import stfusion
 from stfusion.errors import InputFileError
 from stfusion.io import (
     Grid,
@@ -40,11 +38,8 @@ from stfusion.series.config import SeriesConfig, replace_config
 from stfusion.series.cube import (
     check_cube_backend,
     check_not_foreign,
-    cube_file,
-    cube_items,
-    cube_quality,
     warn_stale_cubes,
-    write_cube,
+    write_series_cube,
 )
 from stfusion.series.diagnose import input_warnings, no_output_reason
 from stfusion.series.images import ImageSet, describe_error, fully_valid
@@ -214,7 +209,7 @@ class _Series:
         where = f"{g.width} x {g.height} px, transform {tuple(g.transform)[:6]}, {g.crs}"
         grid = ["fine grid", where, list(self.images.band_names)]
         paths: list[str | None] = []
-        if self.observed_in_full(day):
+        if self.observed_in_full(day) or day not in self.coarse:  # written as observed
             paths += [self.fine[day].path, self.fine[day].mask]
         else:
             for d in self.relevant_pairs(day):
@@ -327,13 +322,14 @@ def _run_locked(
             d,
             "skipped",
             p.cls.name,
-            reason="fine image without a coarse image on this date: not a pair and not a target"
-            + (f"; {ORPHAN_REASON}" if d in removed else ""),
+            reason=inputs.fine_only_reason(d) + (f"; {ORPHAN_REASON}" if d in removed else ""),
         )
-        for d in inputs.fine_only(p.start, p.end)
+        for d in inputs.fine_only(p.start, p.end, cfg.every)
     ]
     records += [
-        DateRecord(d, "skipped", p.cls.name, reason=f"no coarse image any more; {ORPHAN_REASON}")
+        DateRecord(
+            d, "skipped", p.cls.name, reason=f"no image of this date any more; {ORPHAN_REASON}"
+        )
         for d in sorted(removed - {r.date for r in records})
     ]
     records += listed_outside(s, p, out, key, set(targets), notes)
@@ -360,7 +356,10 @@ def _run_locked(
             f"{images.aligned} coarse image(s) reprojected onto the fine grid with "
             f"{cfg.resampling} resampling (ratio {images.ratio:.3f})"
         )
-    cube_path = _cube(records, out, cfg, s, settings, notes) if cfg.cube is not None else None
+    cube_path = None
+    if cfg.cube is not None:
+        names, method = s.images.band_names, s.cls.name
+        cube_path = write_series_cube(records, out, cfg, s.grid, names, method, settings, notes)
     changed = [
         r.date
         for r in records
@@ -372,41 +371,6 @@ def _run_locked(
     return SeriesResult(
         records, out, summary_path, cube_path, time.monotonic() - t_start, notes, nothing
     )
-
-
-def _cube(
-    records: list[DateRecord],
-    out: Path,
-    cfg: SeriesConfig,
-    s: _Series,
-    settings: dict[str, Any],
-    notes: list[str],
-) -> Path | None:
-    """Stack the predicted and gap-filled dates into the cube (None, and a note, if none)."""
-    assert cfg.cube is not None
-    done = cube_items(records, out)
-    if not done:
-        notes.append("no date was predicted: no cube written")
-        return None
-    path = cube_file(out, cfg.prefix, cfg.cube)
-    listed = {r.date for r in records if r.reason.startswith((OUTSIDE_REASON, OFF_STEP_REASON))}
-    quality = cube_quality(done, s.grid, notes, listed) if cfg.quality else None
-    with write_errors(path, also=(RuntimeError,)):  # netCDF4's error on a full disk
-        return write_cube(
-            done,
-            path,
-            cfg.cube,
-            grid=s.grid,
-            band_names=s.images.band_names,
-            dtype=cfg.dtype,
-            int16_scale=cfg.int16_scale,
-            attrs={
-                "stfusion_version": stfusion.__version__,
-                "method": s.cls.name,
-                "params": json.dumps(settings["params"], default=str),
-            },
-            quality=quality,
-        )
 
 
 # ------------------------------------------------------------------------------ one date
@@ -471,7 +435,12 @@ def _predict_date(
     unusable = ""
     # a date written as observed does not read its coarse image (not one of its inputs), so
     # its row says nothing of it: a kept row cannot go stale when that image changes
-    coarse = None if s.observed_in_full(day) else s.images.open_image(s.coarse[day])
+    if day not in s.coarse:  # a Landsat day MODIS missed (planning.observed_only)
+        coarse, unusable = None, "no coarse image on this date"
+    elif s.observed_in_full(day):
+        coarse = None
+    else:
+        coarse = s.images.open_image(s.coarse[day])
     if coarse is not None:
         rec.coarse_valid = coarse.valid
         if coarse.source is None:
@@ -484,9 +453,19 @@ def _predict_date(
             notes.append("no coarse mask for this date: its image used unmasked")  # as the fine
     observed, full = _observation(s, rec, day, notes)
     if unusable and observed is None:
-        assert coarse is not None
-        rec.status, rec.output = ("failed" if coarse.source is None else "skipped"), ""
-        rec.reason = unusable
+        rec.output, rec.reason = "", unusable
+        if coarse is not None:
+            rec.status = "failed" if coarse.source is None else "skipped"
+            return
+        # no coarse image: the fine image is the date's only input, and it fails the date
+        # when it cannot be read, as a target's coarse image does
+        fimg = s.images.open_image(s.fine[day])
+        rec.status = "failed" if fimg.source is None else "skipped"
+        rec.reason += ", and the fine image " + (
+            f"cannot be read: {fimg.error}"
+            if fimg.source is None
+            else "has no valid pixel (all masked or nodata)"
+        )
         return
     if unusable:
         # the fine observation of the date is still the best image of it: kept, not dropped

@@ -13,6 +13,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 import stfusion
+from stfusion.dates import Acquisition
 from stfusion.io import Source
 from stfusion.methods import FusionMethod
 from stfusion.provenance import code_digest
@@ -68,6 +69,7 @@ def date_tags(
 ) -> dict[str, str]:
     """The output's provenance tags (docs/commands/series.md, Outputs)."""
     ratio = s.images.ratio
+    coarse = s.coarse.get(day)  # None: a fine date without one, written as observed
     params = settings["params"]
     if s.fallback is not None and rec.method == s.fallback.name:  # the fallback alone
         params = s.fallback().get_params()
@@ -95,12 +97,12 @@ def date_tags(
                 if t.method != s.cls.name
             ]
         ),
-        "STFUSION_SERIES_COARSE": absolute_spec(s.coarse[day].path),
-        # as listed (links not followed): whether the image is still there (remove_orphans)
-        "STFUSION_SERIES_COARSE_LISTED": ",".join(
-            os.path.abspath(p) for p in s.coarse[day].path.split(",")
-        ),
-        "STFUSION_SERIES_COARSE_MASK": _absolute(s.coarse[day].mask),
+        "STFUSION_SERIES_COARSE": absolute_spec(coarse.path) if coarse else "",
+        # as listed (links not followed): whether the image is still there (remove_orphans);
+        # the fine image's on a date without a coarse image, written as observed
+        "STFUSION_SERIES_COARSE_LISTED": _listed(coarse) if coarse else "",
+        "STFUSION_SERIES_FINE_LISTED": "" if coarse else _listed(s.fine[day]),
+        "STFUSION_SERIES_COARSE_MASK": _absolute(coarse.mask) if coarse else "",
         "STFUSION_SERIES_FINE": absolute_spec(s.fine[day].path) if observed is not None else "",
         "STFUSION_SERIES_FINE_MASK": _absolute(s.fine[day].mask) if observed is not None else "",
         "STFUSION_SERIES_SETTINGS": json.dumps(settings, default=str),
@@ -114,6 +116,10 @@ def date_tags(
             for k, v in (tiers[0].fitted if tiers else {}).items()
         },
     }
+
+
+def _listed(acq: Acquisition) -> str:
+    return ",".join(os.path.abspath(p) for p in acq.path.split(","))
 
 
 def _absolute(path: str | None) -> str:
