@@ -51,7 +51,7 @@ class _Logged(logging.Handler):
 def _print_summary(result: Any, quiet: bool, logged: Sequence[str] = ()) -> None:
     from rich.table import Table
 
-    from stfusion.series.resume import KEPT_REASON, OFF_STEP_REASON, OUTSIDE_REASON
+    from stfusion.series.records import KEPT_REASON, OFF_STEP_REASON, OUTSIDE_REASON
 
     counts = result.counts()
     kept = sum(1 for r in result.records if r.reason.startswith(KEPT_REASON))

@@ -25,19 +25,7 @@ from stfusion.io.files import file_stat
 from stfusion.provenance import code_digest
 from stfusion.series.outputs import verify_output
 from stfusion.series.quality import quality_problem
-from stfusion.series.records import (  # the reasons: re-exported, their old home
-    KEPT_REASON as KEPT_REASON,
-)
-from stfusion.series.records import (
-    OFF_STEP_REASON as OFF_STEP_REASON,
-)
-from stfusion.series.records import (
-    OUTSIDE_REASON as OUTSIDE_REASON,
-)
-from stfusion.series.records import (
-    DateRecord,
-    restore_record,
-)
+from stfusion.series.records import KEPT_REASON, DateRecord, restore_record
 
 log = logging.getLogger("stfusion")
 

@@ -66,11 +66,16 @@ from stfusion.series.prepare import (
     settings_of,
 )
 from stfusion.series.quality import QualityLayer
-from stfusion.series.records import DateRecord, ProgressCallback, SeriesResult, record_tag
-from stfusion.series.resume import (
+from stfusion.series.records import (
     KEPT_REASON,
     OFF_STEP_REASON,
     OUTSIDE_REASON,
+    DateRecord,
+    ProgressCallback,
+    SeriesResult,
+    record_tag,
+)
+from stfusion.series.resume import (
     file_identity,
     made_with,
     param_files,

@@ -18,13 +18,8 @@ from typing import TYPE_CHECKING, Any
 from stfusion.dates import in_range
 from stfusion.io import Grid
 from stfusion.series.outputs import output_path, remove_quality, verify_output
-from stfusion.series.records import DateRecord
-from stfusion.series.resume import (
-    OFF_STEP_REASON,
-    OUTSIDE_REASON,
-    restore_from_tags,
-    stale_reason,
-)
+from stfusion.series.records import OFF_STEP_REASON, OUTSIDE_REASON, DateRecord
+from stfusion.series.resume import restore_from_tags, stale_reason
 
 if TYPE_CHECKING:
     from stfusion.series.prepare import Prepared
