@@ -877,6 +877,14 @@ def test_sentinel2_l2a_read_without_its_offset_is_said(
     old.rename(safe)
     code, out, _ = run_cli(["inspect", str(band), "--fine-scale", "0.0001"], capsys)
     assert code == 0 and "CHECK     " in out and "every value comes out 0.1 too high" in out
+    # Level-1C has the same offset since baseline 04.00 (RADIO_ADD_OFFSET): said too, with
+    # the scale and offset (the L2A preset refuses L1C)
+    l1c = tmp_path / "S2A_MSIL1C_20220513T100031_N0400_R122_T33TVM_20220513T131511.tif"
+    write_tif(l1c, dn, dtype="uint16")
+    said = s2_offset_missing(None, given, str(l1c), "fine")
+    assert said and "L1C of processing baseline 04.00" in said and "RADIO_ADD_OFFSET" in said
+    assert "--fine-scale 0.0001 --fine-offset -0.1." in said and "preset" not in said
+    assert s2_offset_missing(None, given, str(l1c).replace("N0400", "N0301"), "fine") is None
 
 
 def test_the_l2a_preset_on_a_level_1c_product_is_refused() -> None:

@@ -251,6 +251,32 @@ def test_scale_check_spares_real_differences(tmp_path: Path) -> None:
         check_scales(FileSource(str(c3)), FileSource(str(c15)), "--coarse-scale", "--coarse-scale")
 
 
+def test_an_offset_that_turns_one_side_of_a_pair_negative_is_refused(tmp_path: Path) -> None:
+    """A Sentinel-2 trial: 0-1 reflectance read with the sentinel2-l2a preset (x 0.0001 -
+    0.1) came out -0.1 everywhere against coarse +0.1; equal magnitudes passed every check
+    (exit 0, RMSE 0.20). Now refused, naming the file, the reading and the options; dark
+    water (a band just below 0) and NDVI are not judged."""
+    refl = _img() * 0.2  # 0-1 floats, as Sentinel Hub exports them
+    f, c = write_tif(tmp_path / "f.tif", refl), write_tif(tmp_path / "c.tif", coarse_like(refl))
+    with pytest.raises(
+        ScaleMismatchError,
+        match=r"f\.tif is negative at 100% of its pixels in band 1 \(median -0\.09999, read as "
+        r"value x 0\.0001 - 0\.1\) where .*c\.tif is positive.*--fine-scale 1 --fine-offset 0",
+    ):
+        open_scene([(f, c)], c, fine_scaling=Scaling(1e-4, -0.1))
+    # the coarse side read with an offset it does not have: its option named
+    with pytest.raises(ScaleMismatchError, match=r"c\.tif is negative.*--coarse-scale 1"):
+        open_scene([(f, c)], c, coarse_scaling=Scaling(1e-4, -0.1))
+    water = write_tif(tmp_path / "w.tif", np.full_like(refl, -0.005) + refl * 0.01)
+    ndvi_f = write_tif(tmp_path / "nf.tif", -refl[:1] - 0.05)  # water NDVI on both sides
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", STFusionWarning)  # water against land: 11x, said
+        check_scales(FileSource(str(water)), FileSource(str(c)))  # not refused
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", STFusionWarning)
+        check_scales(FileSource(str(ndvi_f)), FileSource(str(ndvi_f)))
+
+
 def test_fine_grids_must_match_and_ratio_positive(tmp_path: Path) -> None:
     f = write_tif(tmp_path / "f.tif", _img())
     f2 = write_tif(

@@ -213,14 +213,16 @@ _S2_L2A = re.compile(r"MSIL2A|_B(?:0[1-9]|1[0-2]|8A)_[1-6]0m(?![0-9])", re.IGNOR
 
 
 def s2_offset_missing(preset: Preset | None, scaling: Scaling, spec: str, role: str) -> str | None:
-    """What to say when ``spec`` is Sentinel-2 L2A of processing baseline 04.00 or later
-    (its path says so) read without an offset: its DN hold +1000 (BOA_ADD_OFFSET -1000), so
-    every value comes out 0.1 too high (a Sentinel-2 trial: bias +0.10, no word). None when a
-    preset or an offset (given, or in the file's metadata) reads it, or the path says nothing."""
+    """What to say when ``spec`` is Sentinel-2 L2A or L1C of processing baseline 04.00 or
+    later (its path says so) read without an offset: its DN hold +1000 (L2A BOA_ADD_OFFSET,
+    L1C RADIO_ADD_OFFSET -1000), so every value comes out 0.1 too high (Sentinel-2 trials:
+    bias +0.10, no word; L1C until 2026-12-07). None when a preset or an offset (given, or in
+    the file's metadata) reads it, or the path says nothing."""
     if preset is not None or scaling.offset is not None:
         return None
     baseline = _s2_baseline(spec)
-    if baseline is None or baseline[0] < 4 or not _S2_L2A.search(spec):
+    level = "L2A" if _S2_L2A.search(spec) else "L1C" if "MSIL1C" in spec.upper() else None
+    if baseline is None or baseline[0] < 4 or level is None:
         return None
     from stfusion.io import FileSource
 
@@ -229,12 +231,13 @@ def s2_offset_missing(preset: Preset | None, scaling: Scaling, spec: str, role: 
             return None
     except STFusionError:  # reported where it is read
         return None
+    plain = f"--{role}-scale 0.0001 --{role}-offset -0.1"
+    fix = f"--{role}-preset sentinel2-l2a (or {plain})" if level == "L2A" else plain
+    offset = "BOA_ADD_OFFSET" if level == "L2A" else "RADIO_ADD_OFFSET"
     return (
-        f"{spec}: Sentinel-2 L2A of processing baseline {baseline[0]:02d}.{baseline[1]:02d}, "
-        "whose reflectance is "
-        "DN / 10000 - 0.1 (BOA_ADD_OFFSET -1000), read with no offset: every value comes out "
-        f"0.1 too high. Give --{role}-preset sentinel2-l2a (or --{role}-scale 0.0001 "
-        f"--{role}-offset -0.1)."
+        f"{spec}: Sentinel-2 {level} of processing baseline {baseline[0]:02d}.{baseline[1]:02d}, "
+        f"whose reflectance is DN / 10000 - 0.1 ({offset} -1000), read with no offset: every "
+        f"value comes out 0.1 too high. Give {fix}."
     )
 
 

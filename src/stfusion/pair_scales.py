@@ -156,6 +156,8 @@ def check_scales(
                 f"kelvin, {fix}."
             )
         fp, cp = float(np.percentile(np.abs(fv), 98)), float(np.percentile(np.abs(cv), 98))
+        if fine_option != coarse_option:  # one date: reflectance cannot change sign
+            _refuse_opposite_signs((fine, fv, fine_option), (coarse, cv, coarse_option), b)
         if min(fm, cm, fp, cp) <= 0:
             continue
         factor = min(max(fm, cm) / min(fm, cm), max(fp, cp) / min(fp, cp))
@@ -210,6 +212,44 @@ def check_scales(
             )
             return True
     return False
+
+
+#: The share of a band's values below 0 (and at or above 0 on the other image of the pair)
+#: that makes one side of a reflectance pair negative throughout.
+SIGN_SHARE = 0.99
+
+
+def _refuse_opposite_signs(
+    fine: tuple[Source, np.ndarray, str], coarse: tuple[Source, np.ndarray, str], band: int
+) -> None:
+    """Refuse a pair whose fine and coarse band have equal magnitudes but opposite signs
+    throughout: an offset read wrongly. A Sentinel-2 trial: 0-1 reflectance read with the
+    sentinel2-l2a preset (x 0.0001 - 0.1) came out -0.1 everywhere against coarse +0.1, and
+    the magnitude checks passed it (exit 0, RMSE 0.20). Reflectance-sized values only
+    (|value| 98th percentile <= 1.6): temperatures and digital numbers are not judged."""
+    sides = (fine, coarse)
+    if any(float(np.percentile(np.abs(v), 98)) > 1.6 for _, v, _ in sides):
+        return
+    negative = [float(np.mean(v < 0)) for _, v, _ in sides]
+    if max(negative) < SIGN_SHARE or min(negative) > 1 - SIGN_SHARE:
+        return
+    (src, values, option), (other, other_values, _) = sides if negative[0] > 0.5 else sides[::-1]
+    if float(np.median(values)) > -0.02:  # near 0 (dark water): no sign to judge
+        return
+    under = underlying_source(src)
+    scale, offset = float(getattr(under, "scale", 1.0)), float(getattr(under, "offset", 0.0))
+    sign = "-" if offset < 0 else "+"
+    read = f"read as value x {scale:g} {sign} {abs(offset):g}" if (scale, offset) != (1, 0) else ""
+    offset_option = option.replace("-scale", "-offset")
+    raise ScaleMismatchError(
+        f"{src.label} is negative at {max(negative):.0%} of its pixels in band {band + 1} "
+        f"(median {np.median(values):.4g}{', ' + read if read else ''}) where {other.label} "
+        f"is positive (median {np.median(other_values):.4g}): one of them is read with a "
+        f"wrong offset. Files that hold reflectance already (0-1 floats, as Sentinel Hub, "
+        f"eo-learn and Google Earth Engine export them) need no preset and no offset: give "
+        f"{option} 1 {offset_option} 0 (or leave out the preset); digital numbers need the "
+        "product's own scale and offset."
+    )
 
 
 def check_target_scale(pair: tuple[Source, Source], target: Source) -> None:
