@@ -170,6 +170,27 @@ def test_coarse_pixel_regression_tiles_and_needs_the_ratio(boreas):
     np.testing.assert_array_equal(m.predict(c0, window_size=9, workers=2).values, whole)
 
 
+def test_coarse_pixel_regression_on_a_native_grid_at_a_fractional_ratio_says_what_to_do(
+    tmp_path,
+):
+    """A trial: coarse images on their own 45 m grid over 10 m fine ones (ratio 4.5) were
+    told to "give the coarse image on its own grid", which they were."""
+    from affine import Affine
+
+    from conftest import write_tif
+
+    rng = np.random.default_rng(0)
+    fine = [rng.uniform(0.05, 0.3, (2, 36, 36)).astype(np.float32) for _ in range(2)]
+    coarse = [rng.uniform(0.05, 0.3, (2, 8, 8)).astype(np.float32) for _ in range(3)]
+    at = Affine(45.0, 0, 500000.0, 0, -45.0, 6100000.0)
+    f = [write_tif(tmp_path / f"f{i}.tif", a, transform=Affine(10.0, 0, 500000.0, 0, -10.0,
+         6100000.0)) for i, a in enumerate(fine)]  # fmt: skip
+    c = [write_tif(tmp_path / f"c{i}.tif", a, transform=at) for i, a in enumerate(coarse)]
+    with pytest.raises(InvalidParameterError, match=r"on their own grid at 4\.5 fine pixels.*"
+                       r"Leave the option out"):  # fmt: skip
+        ESTARFM(window=7, regression="coarse-pixel").fit([(f[0], c[0]), (f[1], c[1])])
+
+
 def test_spectral_correlation_matches_reference(boreas):
     f1, c1, f2, c2, _ = crop(boreas, 0, 0, 6)
     r = spectral_correlation(f1, c1, f2, c2)

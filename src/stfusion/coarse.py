@@ -29,8 +29,9 @@ from stfusion.errors import InvalidParameterError
 from stfusion.io import AlignedSource, Grid, Source
 
 
-def integer_ratio(ratio: float | None, method: str) -> int:
-    """The ratio as an integer block size, or a clear error."""
+def integer_ratio(ratio: float | None, method: str, own_grid: bool = False) -> int:
+    """The ratio as an integer block size, or a clear error (``own_grid``: the coarse
+    images are on their own grid, so the error cannot advise giving them so)."""
     if ratio is None:
         raise InvalidParameterError(
             f"{method} needs the resolution ratio R, the coarse sensor's pixel size over the "
@@ -45,6 +46,14 @@ def integer_ratio(ratio: float | None, method: str) -> int:
         )
     if abs(ratio - round(ratio)) > 1e-6 * max(1.0, ratio):
         near = round(ratio)
+        if own_grid:  # a trial: the advice was to give what had been given
+            raise InvalidParameterError(
+                f"{method} rebuilds coarse pixels as R x R blocks of fine pixels, so it needs "
+                f"an integer resolution ratio; the coarse images are on their own grid at "
+                f"{ratio:g} fine pixels per coarse pixel. Leave the option out (its default "
+                "uses the coarse images as they are), or resample them onto a grid whose "
+                "pixels are a whole number of fine pixels."
+            )
         raise InvalidParameterError(
             f"{method}: the inputs are on one grid, so coarse pixels are rebuilt as R x R "
             "blocks of fine pixels and the resolution ratio must be a positive integer; got "

@@ -113,7 +113,7 @@ from rasterio.windows import Window
 
 from stfusion.coarse import block_mean, integer_ratio
 from stfusion.errors import InvalidParameterError, warn
-from stfusion.io import Source, scan_values
+from stfusion.io import AlignedSource, Source, scan_values
 from stfusion.kernels.estarfm import BIG, NCHG, box_sum, estarfm_predict, window_std
 from stfusion.kernels.estarfm import spectral_correlation as _spectral_correlation
 from stfusion.methods.base import FusionMethod, Param
@@ -324,7 +324,8 @@ class ESTARFM(FusionMethod):
         self.fcrit_ = f_critical(float(self.alpha), 2 * int(self.window) ** 2)
         self.coarse_pixels_: list[np.ndarray] | None = None
         if self.regression == "coarse-pixel":
-            r = integer_ratio(self.ratio_, "estarfm (regression=coarse-pixel)")
+            own = any(isinstance(c, AlignedSource) for _, c in scene.pairs)
+            r = integer_ratio(self.ratio_, "estarfm (regression=coarse-pixel)", own_grid=own)
             self.r_ = r
             self.coarse_pixels_ = [_block_means(c, r) for _, c in scene.pairs]
 
