@@ -258,7 +258,7 @@ band_options = stack(
         "--coarse-preset",
         default=None,
         metavar="NAME",
-        help="As --fine-preset, for the coarse images (mod09ga, mcd43a4).",
+        help="As --fine-preset, for the coarse images (any of them: mod09ga, mcd43a4, ...).",
     ),
 )
 
