@@ -646,6 +646,12 @@ def test_inspect_says_which_qa_file_a_preset_masks_with(
     """inspect said nothing of the QA band predict would mask with, and called the preset's
     scale and fill 'given'."""
     d = landsat_band_files["SR_B1"].parent
+    for name, path in landsat_band_files.items():  # as Collection 2 stores them: DN
+        if name.startswith("SR_"):
+            with rasterio.open(path) as ds:
+                refl, profile = ds.read(1) * ds.scales[0], ds.profile
+            dn = np.round((refl + 0.2) / 2.75e-5).astype(np.uint16)
+            write_tif(path, dn, transform=profile["transform"], crs=profile["crs"], dtype="uint16")
     args = ["inspect", str(d / "LE07_*.TIF"), str(M1017), "--fine-preset", "landsat457-c2l2"]
     code, out, err = run_cli(args, capsys)
     assert code == 0, err
