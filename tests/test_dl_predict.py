@@ -490,3 +490,27 @@ def test_shipped_models_keep_stable_water_negative_in_ndvi() -> None:
     pairs, target, truth, ratio = load("boreas-1pair", ndvi=True)
     for model in ("edcstfn", "student"):
         assert negative_mean(run(get_method(model), pairs, target, ratio), truth, pairs, 100) < 0
+
+
+def test_a_mem_limit_below_the_network_s_memory_is_said_with_a_tile_that_fits(
+    files: dict,
+) -> None:
+    """A trial: --mem-limit sized the windows only; STFDCNN peaked at 1030 MB at a limit of
+    300 (tile 480: 2018 MB), silently. Now said, with a tile whose network fits half the
+    limit; the tile changes nothing else (tiled equals whole)."""
+    from stfusion.errors import STFusionWarning
+    from stfusion.methods.deep_stfdcnn import STFDCNN
+
+    est = STFDCNN().fit([files[d] for d in DATES[:2]])
+    target = files[DATES[2]][1]
+    said = r"stfdcnn: --mem-limit 300 MB sizes the windows, not the network: its tiles of 240 px"
+    with pytest.warns(STFusionWarning, match=said + r".* give --param tile=\d+"):
+        est.predict(target, mem_limit_mb=300)
+    small = STFDCNN(tile=64).fit([files[d] for d in DATES[:2]])
+    assert small.network_mb(64) <= 150
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", STFusionWarning)
+        small.predict(target, mem_limit_mb=300)  # fits: nothing said
+        est.predict(target, mem_limit_mb=1024)  # the default limit: fits

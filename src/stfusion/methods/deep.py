@@ -242,6 +242,12 @@ class DeepMethod(FusionMethod):
     """Base of the deep methods: weights, tiled inference, checkpoint checks."""
 
     network: ClassVar[str] = ""
+    #: The network's working memory on the CPU per pixel of a grown tile ((tile + 2 x
+    #: overlap)^2, per tile of a batch and per worker), measured with the shipped weights
+    #: (peak RSS at two tile sizes, the slope, rounded up; docs/parallel.md). ``--mem-limit``
+    #: plans the windows, not this: a plan whose network needs more than the limit is warned
+    #: about, naming a tile that fits.
+    tile_bytes_per_pixel: ClassVar[float] = 2200.0
     #: Training dates of the default (shipped demo) weights, for ``bench.applicable``.
     training_dates: ClassVar[tuple[str, ...]] = DEMO_DATES
     training_sites: ClassVar[tuple[TrainingSite, ...]] = DEMO_SITES
@@ -461,8 +467,42 @@ class DeepMethod(FusionMethod):
         # One processing window per tile by default (per block of about ``batch`` tiles);
         # any other plan gives the same output.
         self._check_fitted()
+        if mem_limit_mb is not None:
+            self._warn_network_memory(mem_limit_mb, workers)
         side = int(self.tile) * (math.isqrt(self.batch_ - 1) + 1)  # ceil(sqrt(batch)) tiles
         return super().plan(mem_limit_mb, window_size or side, workers)
+
+    def network_mb(self, tile: int, workers: int = 1) -> float:
+        """The network's working memory (MB) for tiles of ``tile`` px: every worker runs a
+        batch of grown tiles (:attr:`tile_bytes_per_pixel`)."""
+        grown = (tile + 2 * self.halo()) ** 2
+        return self.tile_bytes_per_pixel * grown * self.batch_ * workers / 2**20
+
+    def _warn_network_memory(self, mem_limit_mb: float, workers: int) -> None:
+        """A trial: STFDCNN at --mem-limit 300 peaked at 1030 MB (tile 480: 2018 MB), since
+        the limit sized the windows only. Said, with the largest tile whose network takes
+        at most half the limit (the tile changes the output by about 1e-7 at most)."""
+        need = self.network_mb(int(self.tile), workers)
+        if need <= mem_limit_mb:
+            return
+        step = int(self.predictor_.multiple)
+        fits = [
+            t
+            for t in range(step, int(self.tile), step)
+            if self.network_mb(t, workers) <= mem_limit_mb / 2
+        ]
+        advice = (
+            f"give --param tile={fits[-1]} (about {self.network_mb(fits[-1], workers):.0f} MB)"
+            if fits
+            else "no tile fits it; give a larger --mem-limit"
+        ) + (" or fewer --workers" if workers > 1 else "")
+        warn(
+            f"{self.name}: --mem-limit {mem_limit_mb:g} MB sizes the windows, not the "
+            f"network: its tiles of {int(self.tile)} px (plus {self.halo()} px of context) "
+            f"need about {need:.0f} MB more"
+            + (f" on {workers} workers" if workers > 1 else "")
+            + f"; to stay near the limit, {advice}."
+        )
 
     def predict_window(self, window: Window) -> np.ndarray:
         return self._predict(window, reach=False)[0]
@@ -495,6 +535,7 @@ class DCSTFN(DeepMethod):
     name = "dcstfn"
     title = "DCSTFN (deep CNN)"
     paper = "Tan et al. 2018, Remote Sens. 10(7) 1066"
+    tile_bytes_per_pixel = 1400.0
     tags = MethodTags(min_pairs=1, max_pairs=1, needs_torch=True, quality=("fallback",))
 
 
@@ -523,6 +564,7 @@ class GANSTFM(DeepMethod):
     uses_coarse_ref = False
     title = "GAN-STFM (conditional GAN)"
     paper = "Tan et al. 2022, IEEE TGRS 60"
+    tile_bytes_per_pixel = 4000.0
     tags = MethodTags(min_pairs=1, max_pairs=1, needs_torch=True, quality=("fallback",))
     params = (
         *DeepMethod.params,

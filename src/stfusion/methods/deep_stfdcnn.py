@@ -48,6 +48,7 @@ class STFDCNN(DeepMethod):
     name = "stfdcnn"
     title = "STFDCNN (deep CNN)"
     paper = "Song et al. 2018, IEEE JSTARS 11(3) 821-829"
+    tile_bytes_per_pixel = 10000.0
     tags = MethodTags(
         min_pairs=2,
         max_pairs=2,

@@ -37,6 +37,7 @@ class Student(DeepMethod):
     name = "student"
     title = "Distilled student CNN (fast)"
     paper = "Hinton et al. 2015, arXiv:1503.02531 (knowledge distillation)"
+    tile_bytes_per_pixel = 800.0
     tags = MethodTags(min_pairs=1, max_pairs=1, needs_torch=True, quality=("fallback",))
     params = (
         Param(

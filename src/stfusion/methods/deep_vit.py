@@ -28,4 +28,5 @@ class VITGAN(DeepMethod):
     name = "vitgan"
     title = "transformer GAN (ViTGAN-style)"
     paper = "Lee et al. 2022, ICLR (ViTGAN); windows as SwinSTFM, Chen et al. 2022, IEEE TGRS 60"
+    tile_bytes_per_pixel = 1200.0
     tags = MethodTags(min_pairs=1, max_pairs=1, needs_torch=True, quality=("fallback",))
