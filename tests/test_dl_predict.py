@@ -100,6 +100,14 @@ def test_the_output_names_its_weights_by_content(
     assert tag["path"] == str(Path(trained["edcstfn"]).resolve())
     assert tag["state_dict_sha256"] == ck.data["state_dict_sha256"] != ""
     assert tag["run_id"] == ck.data["run_id"] != ""
+    # the shipped weights predate the stored digest: computed, not left empty (a trial)
+    from stfusion.dl.checkpoint import state_digest
+    from stfusion.methods.deep import demo_weights
+
+    shipped = EDCSTFN().fit([files[DATES[1]]])
+    digest = shipped.fitted_tags()["STFUSION_WEIGHTS"]["state_dict_sha256"]
+    data = load_checkpoint(demo_weights("edcstfn")).data
+    assert digest == (data.get("state_dict_sha256") or state_digest(data["state_dict"])) != ""
 
 
 @pytest.mark.parametrize("model", ["dcstfn", "edcstfn"])

@@ -414,7 +414,7 @@ class DeepMethod(FusionMethod):
         self.checkpoint_ = str(path)
         self.weights_id_ = {
             "path": os.path.abspath(path),
-            "state_dict_sha256": str(ck.data.get("state_dict_sha256") or ""),
+            "state_dict_sha256": _weights_digest(ck.data),
             "run_id": str(ck.data.get("run_id") or ""),
         }
         self.predictor_ = pred
@@ -527,6 +527,17 @@ class DeepMethod(FusionMethod):
             self.batch_,
             reach=reach,
         )
+
+
+def _weights_digest(data: dict[str, Any]) -> str:
+    """The checkpoint's stored weights digest; computed for one saved before digests were
+    (the shipped weights: a trial found their predictions' STFUSION_WEIGHTS digest empty)."""
+    stored = data.get("state_dict_sha256")
+    if stored or not isinstance(data.get("state_dict"), dict):
+        return str(stored or "")
+    from stfusion.dl.checkpoint import state_digest
+
+    return state_digest(data["state_dict"])
 
 
 class DCSTFN(DeepMethod):
