@@ -464,9 +464,9 @@ def test_a_case_reads_its_images_with_the_offsets_it_gives(
     from stfusion.methods import make_estimator
 
     text = user_case.read_text()
-    user_case.write_text(text + "fine_offset = 0.5\ncoarse_offset = -0.25\n")
+    user_case.write_text(text + "fine_offset = 0.5\ncoarse_offset = 0.25\n")
     case = load_cases_file(user_case)["tiny"]
-    assert case.fine_scaling.offset == 0.5 and case.coarse_scaling.offset == -0.25
+    assert case.fine_scaling.offset == 0.5 and case.coarse_scaling.offset == 0.25
     f1, f2 = (FileSource(str(small_tifs[k])).read() for k in ("f1", "f2"))
     np.testing.assert_allclose(_truth(case)[0], f2 + 0.5, atol=1e-6)
     np.testing.assert_allclose(case.predict_with(make_estimator("nochange")), f1 + 0.5, atol=1e-6)
