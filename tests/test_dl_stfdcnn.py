@@ -291,3 +291,21 @@ def test_demo_weights(tmp_path: Path) -> None:
 
     assert STFDCNN.training_dates == STFDCNN_DEMO_DATES
     check_shipped("stfdcnn", tmp_path)
+
+
+def test_pairs_that_do_not_bracket_the_target_are_said(trained: dict, files: dict) -> None:
+    """A trial: pairs 10-08 and 10-17 for the target 11-02 (dates from the file names) ran
+    without a word, though STFDCNN weights one pair before and one after the target."""
+    import warnings
+
+    est = STFDCNN(weights=str(trained[2])).fit(
+        [files[d] for d in DATES[:2]], pair_dates=list(DATES[:2]), target_date=DATES[2]
+    )
+    with pytest.warns(STFusionWarning, match=r"target date 2001-11-02 is not between the pair"):
+        est.predict(files[DATES[2]][1])
+    est = STFDCNN(weights=str(trained[2])).fit(
+        [files[d] for d in PAIRS], pair_dates=list(PAIRS), target_date=DATES[1]
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", STFusionWarning)
+        est.predict(files[DATES[1]][1])  # bracketed: nothing said

@@ -24,6 +24,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from stfusion.errors import warn
+from stfusion.io import Source
 from stfusion.methods.base import Param
 from stfusion.methods.deep import DEMO_DATES, DeepMethod
 from stfusion.methods.params import MethodTags
@@ -78,6 +80,18 @@ class STFDCNN(DeepMethod):
             batch=batch,
             precision=precision,
         )
+
+    def _prepare(self, target: Source) -> None:
+        super()._prepare(target)
+        # the paper's pairs bracket the target; a trial's two earlier pairs ran without a word
+        dates, day = self.scene_.pair_dates, self.scene_.target_date
+        if dates is not None and day is not None and not min(dates) < day < max(dates):
+            warn(
+                f"stfdcnn: the target date {day} is not between the pair dates "
+                f"{', '.join(str(d) for d in dates)}; STFDCNN weights one pair before and one "
+                "after the target, so this extrapolates. Give one pair on each side, or use a "
+                "one-pair method (edcstfn) with the nearest pair."
+            )
 
     def _predictor(self, ck: Any) -> Any:
         # The STFDCNN predictor builds the network from the checkpoint's config (LSR factor,
