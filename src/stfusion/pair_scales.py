@@ -156,7 +156,9 @@ def check_scales(
                 f"kelvin, {fix}."
             )
         fp, cp = float(np.percentile(np.abs(fv), 98)), float(np.percentile(np.abs(cv), 98))
-        if fine_option != coarse_option:  # one date: reflectance cannot change sign
+        # one date: reflectance cannot change sign (temperatures and digital numbers, over
+        # 1.6 in |value|, are not judged)
+        if fine_option != coarse_option and max(fp, cp) <= 1.6:
             _refuse_opposite_signs((fine, fv, fine_option), (coarse, cv, coarse_option), b)
         if min(fm, cm, fp, cp) <= 0:
             continue
@@ -225,11 +227,9 @@ def _refuse_opposite_signs(
     """Refuse a pair whose fine and coarse band have equal magnitudes but opposite signs
     throughout: an offset read wrongly. A Sentinel-2 trial: 0-1 reflectance read with the
     sentinel2-l2a preset (x 0.0001 - 0.1) came out -0.1 everywhere against coarse +0.1, and
-    the magnitude checks passed it (exit 0, RMSE 0.20). Reflectance-sized values only
-    (|value| 98th percentile <= 1.6): temperatures and digital numbers are not judged."""
+    the magnitude checks passed it (exit 0, RMSE 0.20). For reflectance-sized values (the
+    caller's test)."""
     sides = (fine, coarse)
-    if any(float(np.percentile(np.abs(v), 98)) > 1.6 for _, v, _ in sides):
-        return
     negative = [float(np.mean(v < 0)) for _, v, _ in sides]
     if max(negative) < SIGN_SHARE or min(negative) > 1 - SIGN_SHARE:
         return
