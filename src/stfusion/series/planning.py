@@ -159,7 +159,7 @@ class SeriesInputs:
 
     def fine_only_reason(self, day: dt.date) -> str:
         """Why :meth:`fine_only` date ``day`` has no output (summary.csv)."""
-        inside = min(self.coarse) < day < max(self.coarse)
+        inside = day in self.observed_only(None, None)  # a target but for the step
         where = "off the --every step" if inside else f"beyond the coarse dates {span(self.coarse)}"
         return (
             f"fine image without a coarse image on this date ({where}): not a pair and not a target"
