@@ -78,6 +78,14 @@ class Scene:
     def count(self) -> int:
         return self.pairs[0][0].count
 
+    @property
+    def target_outside_pairs(self) -> bool:
+        """Whether the dates are known and the target is not strictly between the earliest
+        and the latest pair: a method that weights one pair before and one after then
+        extrapolates (ESTARFM, STFDCNN warn)."""
+        dates, day = self.pair_dates, self.target_date
+        return dates is not None and day is not None and not min(dates) < day < max(dates)
+
     def sources(self) -> list[Source]:
         out = [s for pair in self.pairs for s in pair]
         if self.target is not None:

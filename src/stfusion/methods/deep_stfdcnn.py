@@ -84,13 +84,14 @@ class STFDCNN(DeepMethod):
     def _prepare(self, target: Source) -> None:
         super()._prepare(target)
         # the paper's pairs bracket the target; a trial's two earlier pairs ran without a word
-        dates, day = self.scene_.pair_dates, self.scene_.target_date
-        if dates is not None and day is not None and not min(dates) < day < max(dates):
+        scene = self.scene_
+        if scene.target_outside_pairs:
+            dates = ", ".join(str(d) for d in scene.pair_dates or ())
             warn(
-                f"stfdcnn: the target date {day} is not between the pair dates "
-                f"{', '.join(str(d) for d in dates)}; STFDCNN weights one pair before and one "
-                "after the target, so this extrapolates. Give one pair on each side, or use a "
-                "one-pair method (edcstfn) with the nearest pair."
+                f"stfdcnn: the target date {scene.target_date} is not between the pair dates "
+                f"{dates}; STFDCNN weights one pair before and one after the target, so this "
+                "extrapolates. Give one pair on each side, or use a one-pair method (edcstfn) "
+                "with the nearest pair."
             )
 
     def _predictor(self, ck: Any) -> Any:

@@ -482,10 +482,10 @@ def _warn_degenerate_pairs(scene: Scene) -> None:
             f"estarfm: both pairs are {f1} + {c1}: ESTARFM needs two different "
             "dates (one before and one after the target); with one pair use starfm or fitfc."
         )
-    dates, target = scene.pair_dates, scene.target_date
-    if dates is not None and target is not None and not min(dates) < target < max(dates):
+    dates = scene.pair_dates or ()
+    if scene.target_outside_pairs:
         warn(
-            f"estarfm: the target date {target} is not between the pair dates "
+            f"estarfm: the target date {scene.target_date} is not between the pair dates "
             f"{', '.join(str(d) for d in dates)}; ESTARFM's temporal weights then extrapolate. "
             "Give one pair before and one after the target, or use starfm or fitfc."
         )
