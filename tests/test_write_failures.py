@@ -307,3 +307,43 @@ def test_a_full_disk_is_named_even_with_space_free_again(tmp_path: Path) -> None
     assert "filled up while writing" in str(write_failed(tmp_path / "p.tif", gdal))
     other = str(write_failed(tmp_path / "p.tif", RuntimeError("IReadBlock failed")))
     assert "filled up" not in other
+
+
+@pytest.mark.parametrize("when", ["while it is taken", "before its with"])
+def test_a_run_stopped_by_a_signal_beside_its_lock_leaves_no_lock_file(
+    tmp_path: Path, when: str
+) -> None:
+    """CI once found ``.starfm_2001-11-02.tif.stfusion-predict.lock`` left by a demo run
+    stopped with SIGTERM: the signal's exception came between the lock and the ``with`` that
+    lets it go. A signal while the lock is taken waits until it is held; a lock never let go
+    goes at exit."""
+    out = tmp_path / "p.tif"
+    script = f"""
+import os, signal, sys
+from pathlib import Path
+from stfusion.io import OutputLock
+
+def stop(signum, frame):
+    raise SystemExit(143)
+
+signal.signal(signal.SIGTERM, stop)
+if {when!r} == "while it is taken":
+    real = os.path.samestat
+    def signalled(a, b):
+        os.kill(os.getpid(), signal.SIGTERM)
+        return real(a, b)
+    os.path.samestat = signalled
+lock = OutputLock(Path({str(out)!r}), "predict", "x")
+os.path.samestat = real if {when!r} == "while it is taken" else os.path.samestat
+print("held", flush=True)
+os.kill(os.getpid(), signal.SIGTERM)
+with lock:
+    print("not reached")
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")},
+    )  # fmt: skip
+    assert done.returncode == 143, done.stderr
+    assert "not reached" not in done.stdout
+    assert not list(tmp_path.iterdir())

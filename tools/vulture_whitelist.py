@@ -101,3 +101,4 @@ strip_checkpoint  # unused function (src/stfusion/dl/checkpoint.py:330)
 deep  # unused variable (src/stfusion/methods/base.py:151): sklearn.base.clone passes it
 CACHE_DIR  # unused attribute (src/stfusion/kernels/__init__.py:40): read by numba's cache locator
 __doc__  # set on method classes: help() lists their parameters (methods/base.py)
+_release_held  # atexit hook (io/locks.py)

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
+import signal
+from collections.abc import Iterator
 from pathlib import Path
 
 from stfusion.errors import OutputExistsError
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None  # type: ignore[assignment]
 
 
 class OutputLock:
@@ -14,46 +22,84 @@ class OutputLock:
     writes there, so two runs into one output never interleave (a prediction of one and the
     quality layer of the other, each reported as written). The kernel drops the lock when
     its process ends, even by SIGKILL, so a killed run never blocks the next. ``busy`` starts
-    the refusal (``OutputExistsError``)."""
+    the refusal (``OutputExistsError``).
+
+    A signal that stops the run (its handler raises) is held off while the lock is taken and
+    let go, and a lock its holder never let go (the signal came between the lock and the
+    ``with`` that would release it) is let go at exit: a stopped run leaves no lock file."""
 
     def __init__(self, out: Path, kind: str, busy: str) -> None:
         self.path = out.parent / f".{out.name}.stfusion-{kind}.lock"
         self.fd: int | None = None
-        try:
-            import fcntl
-        except ImportError:  # no flock (Windows): unguarded
+        self.pid = os.getpid()
+        if fcntl is None:  # no flock (Windows): unguarded
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                os.close(fd)
-                raise OutputExistsError(
-                    f"{busy} is under way (it holds {self.path}): wait for it to end, or stop "
-                    "it, or give another --out."
-                ) from None
-            # the file locked must still be the one at the path: a run ending removes it,
-            # and a lock on a removed file would let a third run in beside a second
-            try:
-                same = os.path.samestat(os.fstat(fd), os.stat(self.path))
-            except FileNotFoundError:
-                same = False
-            if same:
-                break
-            os.close(fd)
-        self.fd = fd
+        with _signals_deferred():
+            self.fd = _locked(self.path, busy)
+            _HELD.add(self)
 
     def release(self) -> None:
-        if self.fd is not None:
-            with contextlib.suppress(OSError):
-                self.path.unlink()
-            os.close(self.fd)
-            self.fd = None
+        with _signals_deferred():
+            if self.fd is not None:
+                with contextlib.suppress(OSError):
+                    self.path.unlink()
+                os.close(self.fd)
+                self.fd = None
+            _HELD.discard(self)
 
     def __enter__(self) -> OutputLock:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+#: Locks taken and not yet let go, let go at exit (by the process that took them: a forked
+#: child that exits normally must not remove its parent's).
+_HELD: set[OutputLock] = set()
+
+
+@atexit.register
+def _release_held() -> None:
+    for lock in list(_HELD):
+        if lock.pid == os.getpid():
+            lock.release()
+
+
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """SIGINT, SIGTERM and SIGHUP wait (their handlers run once this ends)."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+
+
+def _locked(path: Path, busy: str) -> int:
+    """The descriptor of ``path``, created if need be, locked; ``OutputExistsError`` if
+    another process holds it."""
+    assert fcntl is not None
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise OutputExistsError(
+                f"{busy} is under way (it holds {path}): wait for it to end, or stop "
+                "it, or give another --out."
+            ) from None
+        # the file locked must still be the one at the path: a run ending removes it,
+        # and a lock on a removed file would let a third run in beside a second
+        try:
+            same = os.path.samestat(os.fstat(fd), os.stat(path))
+        except FileNotFoundError:
+            same = False
+        if same:
+            return fd
+        os.close(fd)
