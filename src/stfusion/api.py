@@ -302,9 +302,9 @@ def _warn_mask_of_another_date(image: str, mask: str, role: str) -> None:
     """A mask whose name dates it otherwise than its image's (masks go in the order of the
     images: a Sentinel-2 trial's swapped SCL files let a cloud through, RMSE 0.104 against
     0.014, without a word)."""
-    from stfusion.dates import date_from_name
+    from stfusion.dates import date_from_name, split_listed
 
-    first = image.split(",")[0]  # a band file list: its first file; FILE:BANDS: the file
+    first = split_listed(image)[0]  # a band file list: its first file; FILE:BANDS: the file
     days = []
     for name in (first.rpartition(":")[0] or first, mask):
         try:

@@ -213,6 +213,32 @@ def in_range(day: dt.date, start: dt.date | None, end: dt.date | None) -> bool:
     return (start is None or day >= start) and (end is None or day <= end)
 
 
+def split_listed(text: str, base: str | os.PathLike[str] | None = None) -> list[str]:
+    """A comma list of paths split only where a comma parts two names: the longest run of
+    items that names an existing file or link (relative to ``base``, if given) is one path,
+    so ``Smith, J/x.tif`` stays one (it was two names that exist nowhere: a series kept
+    outputs made from changed inputs, and a band choice said "file not found")."""
+    items = text.split(",")
+    out: list[str] = []
+    i = 0
+    while i < len(items):
+        j = next(
+            (j for j in range(len(items), i + 1, -1) if _lexists(",".join(items[i:j]), base)),
+            i + 1,
+        )
+        out.append(",".join(items[i:j]))
+        i = j
+    return out
+
+
+def _lexists(path: str, base: str | os.PathLike[str] | None) -> bool:
+    p = Path(path.strip()).expanduser()
+    try:
+        return os.path.lexists(p if base is None or p.is_absolute() else Path(base) / p)
+    except (OSError, ValueError):
+        return False
+
+
 def list_images(spec: str | os.PathLike[str]) -> list[str]:
     """Files named by a folder (its rasters, by extension) or a glob pattern, sorted.
 
@@ -399,7 +425,7 @@ def catalog_path(base: Path, spec: str) -> str:
     head, sep, tail = spec.rpartition(":")
     if sep and head and "/" not in tail and not Path(tail).suffix:  # FILE:BANDS
         return f"{catalog_path(base, head)}:{tail}"
-    parts = [Path(x.strip()).expanduser() for x in spec.split(",")]
+    parts = [Path(x.strip()).expanduser() for x in split_listed(spec, base)]
     return ",".join(str(q if q.is_absolute() else base / q) for q in parts)
 
 

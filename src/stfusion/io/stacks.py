@@ -72,23 +72,36 @@ def _is_file(path: str) -> bool:
 
 
 def _expand(text: str) -> list[str] | None:
-    """Files named by a comma list of files and globs, or None if any item names nothing."""
+    """Files named by a comma list of files and globs, or None if any item names nothing.
+    The longest run of items that names a file, or a glob that matches one, is one item: a
+    comma may be part of a folder's name (``Smith, J/``)."""
     out: list[str] = []
-    for item in (t.strip() for t in text.split(",")):
-        if not item:
-            continue
-        if _is_file(item):
-            out.append(item)
-        elif any(c in item for c in _GLOB_CHARS):
-            found = [
-                f for f in glob.glob(item) if Path(f).is_file() and not Path(f).name.startswith(".")
-            ]
-            if not found:
-                return None
-            out += sorted(found, key=lambda f: natural_key(Path(f).name))
+    items = text.split(",")
+    i = 0
+    while i < len(items):
+        for j in range(len(items), i, -1):
+            found = _files_of(",".join(items[i:j]).strip())
+            if found is not None:
+                out += found
+                i = j
+                break
         else:
             return None
     return out or None
+
+
+def _files_of(item: str) -> list[str] | None:
+    """The files one item names ([] for an empty one), None if it names none."""
+    if not item:
+        return []
+    if _is_file(item):
+        return [item]
+    if any(c in item for c in _GLOB_CHARS):
+        found = [
+            f for f in glob.glob(item) if Path(f).is_file() and not Path(f).name.startswith(".")
+        ]
+        return sorted(found, key=lambda f: natural_key(Path(f).name)) or None
+    return None
 
 
 #: A band list after a colon: names or numbers, comma-separated; no "/" (a URL's port) and

@@ -26,7 +26,7 @@ import rasterio
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.windows import Window
 
-from stfusion.dates import in_range
+from stfusion.dates import in_range, split_listed
 from stfusion.errors import OutputExistsError
 from stfusion.io import Grid, atomic_path, glob_escape
 from stfusion.series.records import SUMMARY_COLUMNS, DateRecord
@@ -363,7 +363,7 @@ def remove_orphans(
         made_from = tags.get("STFUSION_SERIES_COARSE_LISTED") or tags.get(
             "STFUSION_SERIES_FINE_LISTED", ""
         )
-        if made_from and all(os.path.lexists(f) for f in made_from.split(",")):
+        if made_from and all(os.path.lexists(f) for f in split_listed(made_from)):
             left.add(day)
             continue
         with contextlib.suppress(OSError):

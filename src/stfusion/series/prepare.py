@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from stfusion.coarse import integer_ratio
+from stfusion.dates import split_listed
 from stfusion.errors import (
     InvalidParameterError,
     OutputExistsError,
@@ -88,7 +89,7 @@ def prepare(cfg: SeriesConfig) -> Prepared:
         ("fine", fine_scaling, fpreset, inputs.fine),
         ("coarse", coarse_scaling, cpreset, inputs.coarse),
     ):
-        paths = [p for a in images.values() for p in a.path.split(",")]
+        paths = [p for a in images.values() for p in split_listed(a.path)]
         check_s2_offset(preset, scaling.offset, paths, f"--{role}-offset")
         first = next(iter(images.values()), None)  # one date tells the product
         said = first and s2_offset_missing(preset, scaling, first.path, role)

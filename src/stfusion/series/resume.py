@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import stfusion
+from stfusion.dates import split_listed
 from stfusion.errors import OutputExistsError
 from stfusion.io import Grid
 from stfusion.io.files import file_stat
@@ -45,7 +46,7 @@ def file_identity(path: str | None) -> list[Any] | None:
     changed in place changes the key (their specs were not files, so nothing was seen)."""
     if not path:
         return None
-    parts = [x for part in path.split(",") if part for x in _with_sidecars(part)]
+    parts = [x for part in split_listed(path) if part for x in _with_sidecars(part)]
     if len(parts) == 1:
         return parts[0]
     return [list(column) for column in zip(*parts, strict=True)]
@@ -86,7 +87,7 @@ def param_files(params: dict[str, Any]) -> list[str]:
 
 def absolute_spec(path: str) -> str:
     """An input's path made absolute (resolved), each file of a comma list of band files."""
-    return ",".join(str(Path(p).resolve()) for p in path.split(","))
+    return ",".join(str(Path(p).resolve()) for p in split_listed(path))
 
 
 def inputs_key(identities: Sequence[Any]) -> str:

@@ -13,7 +13,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 import stfusion
-from stfusion.dates import Acquisition
+from stfusion.dates import Acquisition, split_listed
 from stfusion.io import Source
 from stfusion.methods import FusionMethod
 from stfusion.provenance import code_digest
@@ -119,7 +119,7 @@ def date_tags(
 
 
 def _listed(acq: Acquisition) -> str:
-    return ",".join(os.path.abspath(p) for p in acq.path.split(","))
+    return ",".join(os.path.abspath(p) for p in split_listed(acq.path))
 
 
 def _absolute(path: str | None) -> str:
