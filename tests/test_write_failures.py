@@ -316,12 +316,16 @@ def test_a_run_stopped_by_a_signal_beside_its_lock_leaves_no_lock_file(
     """CI once found ``.starfm_2001-11-02.tif.stfusion-predict.lock`` left by a demo run
     stopped with SIGTERM: the signal's exception came between the lock and the ``with`` that
     lets it go. A signal while the lock is taken waits until it is held; a lock never let go
-    goes at exit."""
+    goes at exit. The same CI then found a signal masked in the main thread given to another
+    thread, which ran the handler at once: handlers defer it now, not the mask."""
     out = tmp_path / "p.tif"
     script = f"""
-import os, signal, sys
+import os, signal, sys, threading, time
 from pathlib import Path
 from stfusion.io import OutputLock
+
+# another thread, as BLAS and numba start: a signal masked in the main thread went to it
+threading.Thread(target=time.sleep, args=(60,), daemon=True).start()
 
 def stop(signum, frame):
     raise SystemExit(143)

@@ -6,6 +6,7 @@ import atexit
 import contextlib
 import os
 import signal
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -67,17 +68,31 @@ def _release_held() -> None:
             lock.release()
 
 
+#: The signals that stop a run (their handlers raise).
+_STOPS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
+
+
 @contextlib.contextmanager
 def _signals_deferred() -> Iterator[None]:
-    """SIGINT, SIGTERM and SIGHUP wait (their handlers run once this ends)."""
-    if not hasattr(signal, "pthread_sigmask"):
+    """SIGINT, SIGTERM and SIGHUP wait: noted while this runs, raised again at its end for
+    their own handlers. Handlers, not the signal mask: a process's other threads (BLAS,
+    numba) do not block a signal masked in this one, and the kernel gave it to them (a
+    CI run left a lock file so). Python runs handlers in the main thread only, so elsewhere
+    there is nothing to defer."""
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
-    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
+    came: list[int] = []
+    before = {s: h for s in _STOPS if (h := signal.getsignal(s)) is not None}
+    for s in before:
+        signal.signal(s, lambda signum, frame: came.append(signum))
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+        for s, h in before.items():
+            signal.signal(s, h)
+        for s in came:
+            signal.raise_signal(s)
 
 
 def _locked(path: Path, busy: str) -> int:
