@@ -4,6 +4,7 @@ UTF-8. Each test is one thing the trial found wrong."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -74,3 +75,150 @@ def test_a_band_choice_in_a_folder_with_a_comma(
     truth = f"{folder / 'CIA_Landsat7_2001-11-02.tif'}:1,2,3"
     code, said, err = run_cli(["evaluate", str(out), truth], capsys)
     assert code == 0 and "mean" in said, err
+
+
+def _kranj_copies(tmp_path: Path, days_fine: tuple[str, ...], days_coarse: tuple[str, ...]):
+    k = need(KRANJ)
+    fine, coarse = tmp_path / "L", tmp_path / "M"
+    fine.mkdir()
+    coarse.mkdir()
+    for day in days_fine:
+        shutil.copy(next((k / "landsat" / "filled").glob(f"2020{day}_*")), fine)
+    for day in days_coarse:
+        shutil.copy(next((k / "modis" / "filled").glob(f"2020{day}_*")), coarse)
+    return fine, coarse
+
+
+def test_names_that_are_not_utf8_are_refused_before_any_work(tmp_path: Path) -> None:
+    """A series over a file named ``caf\\xe9_20200308.tif`` (Latin-1) was a
+    UnicodeEncodeError traceback; ``--out-dir`` so named failed every date, and ``bench
+    --out`` so named ran every method first."""
+    from stfusion.bench import run_bench
+    from stfusion.cases import named_cases
+    from stfusion.errors import InputFileError
+
+    fine, coarse = _kranj_copies(tmp_path, ("068", "093"), ("068", "069", "093"))
+    latin1 = os.fsdecode(b"caf\xe9_")
+    first = next(fine.glob("2020068_*"))
+    first.rename(fine / (latin1 + first.name))
+    kw = {"fine": [str(fine)], "coarse": [str(coarse)], "fine_scale": 1e-4, "method": "additive"}
+    with pytest.raises(InputFileError, match="fine file name is not valid UTF-8"):
+        run_series(tmp_path / "out", **kw)
+    assert not (tmp_path / "out").exists()
+    (fine / (latin1 + first.name)).rename(first)
+    bad_out = tmp_path / os.fsdecode(b"o\xe9")
+    with pytest.raises(InputFileError, match="output file name is not valid UTF-8"):
+        run_series(bad_out, **kw)
+    with pytest.raises(InputFileError, match="output file name is not valid UTF-8"):
+        run_bench([named_cases()["cia-1pair"]], ["additive"], bad_out, figures=False)
+    assert not bad_out.exists()
+
+
+def test_a_glob_leaves_out_the_metadata_beside_the_images(tmp_path: Path) -> None:
+    """``--coarse 'M/MOD09GA*'`` beside LP DAAC's ``.hdf.xml`` files, and ``'M/*'`` beside
+    GDAL's ``.aux.xml``, were "two coarse images on 2001-10-17"; ENVI images without an
+    extension had "folder has no raster files" and no hint."""
+    from stfusion.dates import list_images
+    from stfusion.errors import InputFileError
+
+    m = tmp_path / "M"
+    m.mkdir()
+    for name in ("MOD09GA.A2001290.h09v05.061.hdf", "CIA_MOD09GA_2001-10-17.tif"):
+        (m / name).touch()
+    for name in ("MOD09GA.A2001290.h09v05.061.hdf.xml", "CIA_MOD09GA_2001-10-17.tif.aux.xml"):
+        (m / name).touch()
+    assert [Path(f).name for f in list_images(str(m / "*"))] == [
+        "CIA_MOD09GA_2001-10-17.tif",
+        "MOD09GA.A2001290.h09v05.061.hdf",
+    ]
+    with pytest.raises(InputFileError, match="matches only files that are not images"):
+        list_images(str(m / "*.xml"))
+    envi = tmp_path / "L"
+    envi.mkdir()
+    (envi / "Landsat20041126").touch()
+    (envi / "Landsat20041126.hdr").touch()
+    with pytest.raises(InputFileError, match=r"ENVI headers \(.hdr\): give its images as"):
+        list_images(str(envi))
+    assert [Path(f).name for f in list_images(str(envi / "*"))] == ["Landsat20041126"]
+    with pytest.raises(InputFileError, match=r"write \[\[\] for a \["):
+        list_images(str(tmp_path / "data [v1]" / "*.tif"))
+
+
+def test_files_a_folder_cannot_list_are_said(tmp_path: Path) -> None:
+    """A link to nowhere and ``x_20200310.tif `` (a trailing space) were left out of a series
+    without a word: no row in the summary, nothing on screen."""
+    from stfusion.dates import list_images
+    from stfusion.errors import STFusionWarning
+
+    (tmp_path / "x_20200308.tif").touch()
+    (tmp_path / "x_20200310.tif ").touch()
+    (tmp_path / "x_20200311.tif").symlink_to(tmp_path / "nowhere.tif")
+    (tmp_path / "notes.txt").touch()  # not meant: not said
+    with pytest.warns(STFusionWarning, match="not read") as said:
+        assert [Path(f).name for f in list_images(str(tmp_path))] == ["x_20200308.tif"]
+    text = str(said[0].message)
+    assert "'x_20200310.tif ' (its name ends in a space" in text
+    assert "x_20200311.tif (a link to" in text and "notes.txt" not in text
+
+
+def test_a_tilde_is_the_home_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--out-dir=~/fused`` and a quoted ``'~/data/L'`` reach stfusion as typed: a folder
+    named ``~`` was made in the working folder, and inputs were "no such folder"."""
+    from stfusion.dates import list_images
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(sample_dir(), tmp_path / "data")
+    assert len(list_images("~/data/CIA_MOD*")) == 3
+    d = "~/data/CIA_"
+    args = ["predict", "-m", "additive", "-q", "--out", "~/p.tif"]
+    args += ["--pair", f"{d}Landsat7_2001-10-17.tif", f"{d}MOD09GA_2001-10-17.tif"]
+    code, _, err = run_cli([*args, "--coarse", f"{d}MOD09GA_2001-11-02.tif"], capsys)
+    assert code == 0, err
+    assert (tmp_path / "p.tif").exists() and not (tmp_path / "~").exists()
+
+
+def test_a_gdal_name_is_an_input_of_a_series(tmp_path: Path) -> None:
+    """``--fine '/vsizip/cia data.zip/L.tif'`` was "no such folder or file" (docs/inputs.md:
+    any name GDAL opens is an input), and a series over an archive kept its outputs when the
+    archive changed (the name was no file, so nothing was seen)."""
+    import zipfile
+
+    from stfusion.dates import list_images
+    from stfusion.io.files import file_stat
+
+    archive = tmp_path / "cia data.zip"
+    src = sample_dir() / "CIA_Landsat7_2001-10-17.tif"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.write(src, "in dir/L_2001-10-17.tif")
+    name = f"/vsizip/{archive}/in dir/L_2001-10-17.tif"
+    assert list_images(name) == [name]
+    stat = file_stat(name, inode=True)
+    assert stat[0] == str(archive.resolve()) and stat[1] == archive.stat().st_size
+
+
+def test_smaller_name_troubles(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A catalog row ``"#10_2020-03-10.tif"`` was dropped as a comment; predict advised a
+    --catalog it has not; a .zip given as an image had no /vsizip/ hint; a name over 255
+    bytes was a bare "[Errno 36] File name too long"."""
+    from stfusion.api import _names_dated
+    from stfusion.dates import read_catalog
+    from stfusion.io.files import unreadable
+
+    (tmp_path / "#10_2020-03-10.tif").touch()
+    (tmp_path / "cat.csv").write_text(
+        'path,date,sensor\n# a comment,,\n"#10_2020-03-10.tif",,coarse\n'
+    )
+    rows = read_catalog(tmp_path / "cat.csv")
+    assert [Path(a.path).name for a in rows] == ["#10_2020-03-10.tif"]
+    why = _names_dated([("L_2001-10-35.tif", "M_2001-10-17.tif")], "M_2001-11-02.tif")[2]
+    assert "--catalog" not in why and "rename the file" in why, why
+    said = str(unreadable("cia.zip", RuntimeError("not recognized")))
+    assert "/vsizip/cia.zip/IMAGE.tif" in said, said
+    d = sample_dir() / "CIA_"
+    args = ["predict", "-m", "additive", "-q", "--out", str(tmp_path / ("p" * 300 + ".tif"))]
+    args += ["--pair", f"{d}Landsat7_2001-10-17.tif", f"{d}MOD09GA_2001-10-17.tif"]
+    code, _, err = run_cli([*args, "--coarse", f"{d}MOD09GA_2001-11-02.tif"], capsys)
+    assert code == 1 and "over the file system's limit" in err, err

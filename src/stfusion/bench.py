@@ -63,7 +63,7 @@ from stfusion.errors import (
     STFusionError,
     warn,
 )
-from stfusion.io import OLD_SUFFIX, FileSource, atomic_path, file_sha256, partial_name
+from stfusion.io import OLD_SUFFIX, FileSource, atomic_path, check_name, file_sha256, partial_name
 from stfusion.methods import FusionMethod, get_method, make_estimator
 from stfusion.methods.deep import (
     fitted_training_dates,
@@ -526,8 +526,8 @@ def check_bench_out(
     (or changed since; :func:`foreign_entries`). An empty folder and one that does not exist
     are fine; an earlier bench output only with ``overwrite`` (one a killed run left aside is
     put back first)."""
-    shown = str(out)
-    final = Path(os.path.abspath(out))
+    check_name(out, "output")  # else found by the tables' write, after every method ran
+    shown, final = str(out), Path(os.path.abspath(out))
     stfusion.io.remove_stale_partials(final)
     if final.is_symlink():
         raise _refuse(shown, "is a symbolic link")

@@ -213,6 +213,39 @@ def in_range(day: dt.date, start: dt.date | None, end: dt.date | None) -> bool:
     return (start is None or day >= start) and (end is None or day <= end)
 
 
+#: Names GDAL opens that are not local files: virtual file systems (``/vsizip/``,
+#: ``/vsicurl/``, ``/vsis3/``) and driver-prefixed subdatasets.
+GDAL_PREFIXES = ("/vsi", "HDF4_EOS:", "HDF5:", "NETCDF:", "HDF4_SDS:", "GTIFF_DIR:")
+
+
+def is_gdal_name(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a GDAL virtual or subdataset name, not a local file's (drivers'
+    names in any case: GDAL lists netCDF's subdatasets as ``netcdf:f.nc:var``)."""
+    return os.fspath(path).upper().startswith(tuple(p.upper() for p in GDAL_PREFIXES))
+
+
+def gdal_local_file(name: str) -> Path | None:
+    """The local file a GDAL name reads, None if none (``/vsicurl/``): the archive of
+    ``/vsizip/a.zip/f.tif`` (also ``/vsigzip/``, ``/vsitar/``, nested), the file of
+    ``NETCDF:"f.nc":var``. A change there is a change of the input."""
+    if name.startswith("/vsi"):
+        rest = name
+        while rest.startswith("/vsi"):
+            rest = rest[1:].partition("/")[2]
+        rest = rest.replace("{", "").replace("}", "")
+        p = Path()
+        for part in Path(rest).parts:
+            p = p / part
+            if p.is_file():
+                return p
+        return None
+    for piece in name.split(":")[1:]:
+        p = Path(piece.strip('"'))
+        if piece and p.is_file():
+            return p
+    return None
+
+
 def split_listed(text: str, base: str | os.PathLike[str] | None = None) -> list[str]:
     """A comma list of paths split only where a comma parts two names: the longest run of
     items that names an existing file or link (relative to ``base``, if given) is one path,
@@ -239,43 +272,105 @@ def _lexists(path: str, base: str | os.PathLike[str] | None) -> bool:
         return False
 
 
-def list_images(spec: str | os.PathLike[str]) -> list[str]:
-    """Files named by a folder (its rasters, by extension) or a glob pattern, sorted.
+#: Files beside images that are not images: a glob over a download folder matched them
+#: (LP DAAC's ``.hdf.xml``, GDAL's ``.aux.xml``, an ENVI header, Landsat's ``MTL.txt``).
+NOT_IMAGES: tuple[str, ...] = (".xml", ".hdr", ".ovr", ".msk", ".txt", ".md5", ".json", ".csv")
+NOT_IMAGES += (".html", ".htm", ".pdf", ".prj", ".tfw", ".wld", ".qml", ".sld", ".log", ".py")
 
-    Hidden files (names starting with ``.``, e.g. partial outputs) are never listed.
+
+def list_images(spec: str | os.PathLike[str]) -> list[str]:
+    """Files named by a folder (its rasters, by extension) or a glob pattern, sorted; a GDAL
+    name (``/vsizip/a.zip/f.tif``) as given. ``~`` is expanded (a quoted glob, and
+    ``--out-dir=~/x``, reach stfusion as typed).
+
+    Hidden files (names starting with ``.``, e.g. partial outputs) are never listed, nor
+    are a glob's metadata files (:data:`NOT_IMAGES`). Files that look meant but cannot be
+    listed (a link to nowhere, ``x.tif `` with a trailing space) are said.
     """
-    p = Path(spec)
+    text = os.path.expanduser(os.fspath(spec))
+    p = Path(text)
+    if is_gdal_name(text) and not any(c in text for c in "*?["):
+        return [text]
     if p.is_dir():
-        files = [
-            str(f)
-            for f in p.iterdir()
-            if f.is_file() and f.suffix.lower() in RASTER_EXTENSIONS and not f.name.startswith(".")
-        ]
+        entries = [f for f in p.iterdir() if not f.name.startswith(".")]
+        files = [str(f) for f in entries if f.is_file() and f.suffix.lower() in RASTER_EXTENSIONS]
+        _warn_unlisted(spec, [f for f in entries if str(f) not in files])
         if not files:
-            below = _first_raster_below(p)  # scene folders, as USGS or a SAFE unpacks
             raise InputFileError(
                 f"{spec}: folder has no raster files ({', '.join(RASTER_EXTENSIONS)})."
-                + (
-                    f" Its files are in folders below it: give a quoted glob, e.g. "
-                    f"'{_glob_for(p, below)}'."
-                    if below is not None
-                    else ""
-                )
+                + _hint_below(p)
             )
         return sorted(files)
     if p.is_file():
         return [str(p)]
-    matched = glob.glob(str(spec))
-    files = [f for f in matched if Path(f).is_file() and not Path(f).name.startswith(".")]
-    if not files:
-        folders = [f for f in matched if Path(f).is_dir()]
-        if folders:  # a glob of folders (a SAFE's R20m): series lists files, not folders
-            raise InputFileError(
-                f"{spec}: matches {len(folders)} folder(s) but no file; a glob names the "
-                f"files, e.g. '{Path(str(spec)) / '*.jp2'}' (or '*.tif')."
-            )
-        raise InputFileError(f"{spec}: no such folder or file, and no file matches it as a glob.")
-    return sorted(files)
+    if is_gdal_name(text):
+        raise InputFileError(
+            f"{spec}: a glob inside a GDAL name is not listed. Name each file, or list "
+            "them in a --catalog CSV."
+        )
+    matched = [f for f in glob.glob(text) if not Path(f).name.startswith(".")]
+    files = [f for f in matched if Path(f).is_file()]
+    images = [f for f in files if not f.lower().endswith(NOT_IMAGES)]
+    _warn_unlisted(spec, [Path(f) for f in matched if f not in files])
+    if images:
+        return sorted(images)
+    if files:
+        raise InputFileError(
+            f"{spec}: matches only files that are not images ({Path(files[0]).name}"
+            f"{' and others' if len(files) > 1 else ''}). Give a glob of the images, e.g. "
+            f"'{Path(text).parent / '*.tif'}'."
+        )
+    folders = [f for f in matched if Path(f).is_dir()]
+    if folders:  # a glob of folders (a SAFE's R20m): series lists files, not folders
+        raise InputFileError(
+            f"{spec}: matches {len(folders)} folder(s) but no file; a glob names the "
+            f"files, e.g. '{Path(text) / '*.jp2'}' (or '*.tif')."
+        )
+    raise InputFileError(
+        f"{spec}: no such folder or file, and no file matches it as a glob.{_glob_hint(text)}"
+    )
+
+
+def _hint_below(folder: Path) -> str:
+    """What to give for a folder without raster files: a glob of the folders below it
+    (scene folders, as USGS or a SAFE unpacks), or of its ENVI images (no extension)."""
+    below = _first_raster_below(folder)
+    if below is not None:
+        glob_below = _glob_for(folder, below)
+        return f" Its files are in folders below it: give a quoted glob, e.g. '{glob_below}'."
+    if any(f.suffix.lower() == ".hdr" for f in folder.iterdir()):
+        return (
+            f" It has ENVI headers (.hdr): give its images as a quoted glob, e.g. '{folder / '*'}'."
+        )
+    return ""
+
+
+def _glob_hint(text: str) -> str:
+    """Why a glob may have matched nothing: a folder named with ``[ ]`` (a glob's character
+    class), or ``{a,b}`` (not a glob)."""
+    if "{" in text and "}" in text:
+        return " Braces {a,b} are not glob syntax: give one glob for each."
+    if "[" in text and "]" in text:
+        return " [ ] in a name is a glob's character set: write [[] for a [ in a name."
+    return ""
+
+
+def _warn_unlisted(spec: str | os.PathLike[str], entries: Sequence[Path]) -> None:
+    """Say the entries of a folder or glob that look like images but are not listed: a
+    link to nowhere, a name whose extension ends in a space or a dot."""
+    said = []
+    for f in entries:
+        if f.is_symlink() and not f.exists():
+            said.append(f"{f.name} (a link to {os.readlink(f)}, which does not exist)")
+        elif f.is_file() and _ends_in_extension(f.name.rstrip(" .")) and f.name[-1] in " .":
+            said.append(f"{f.name!r} (its name ends in a space or a dot: rename it)")
+    if said:
+        more = f" and {len(said) - 3} more" if len(said) > 3 else ""
+        warn(f"{spec}: not read: {'; '.join(said[:3])}{more}.")
+
+
+def _ends_in_extension(name: str) -> bool:
+    return Path(name).suffix.lower() in RASTER_EXTENSIONS
 
 
 def _first_raster_below(folder: Path, depth: int = 6) -> Path | None:
@@ -305,11 +400,11 @@ def _glob_for(folder: Path, file: Path) -> Path:
 def acquisitions_from(specs: Iterable[str | os.PathLike[str]], sensor: str) -> list[Acquisition]:
     """Acquisitions of the files named by folders/globs, dated by their names."""
     out = []
+    files = [f for spec in specs for f in list_images(spec)]  # what it says, said apart
     with warnings.catch_warnings(record=True) as said:
         warnings.simplefilter("always", STFusionWarning)
-        for spec in specs:
-            for f in list_images(spec):
-                out.append(Acquisition(f, date_from_name(f), sensor))
+        for f in files:
+            out.append(Acquisition(f, date_from_name(f), sensor))
     names = [str(w.message) for w in said if issubclass(w.category, STFusionWarning)]
     for w in said:  # others as they came
         if not issubclass(w.category, STFusionWarning):
@@ -397,13 +492,15 @@ def read_catalog(path: str | os.PathLike[str]) -> list[Acquisition]:
 
 def catalog_rows(reader: csv.DictReader[str], path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """``(line number, row)`` of a catalog CSV (series' and training's): a line whose first
-    cell starts with ``#`` is a comment, one of empty cells (a spreadsheet's blank line) is
+    cell starts with ``#`` is a comment (unless it names a file: ``#10_2020-03-10.tif`` was
+    dropped without a word), one of empty cells (a spreadsheet's blank line) is
     skipped; empty fields beyond the header (a spreadsheet's trailing commas) are dropped,
     others refused (csv puts them under the key None: a traceback, once)."""
     for raw in reader:
         first = next(iter(raw.values()), None)
         if isinstance(first, str) and first.lstrip().startswith("#"):
-            continue
+            if not _lexists(first, path.parent):
+                continue
         if not any((v or "").strip() for v in raw.values() if isinstance(v, str)) and not any(
             (v or "").strip() for v in raw.get(None) or []
         ):

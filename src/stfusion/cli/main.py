@@ -358,6 +358,11 @@ def _os_advice(exc: BaseException) -> str:
         )
     if code == errno.EROFS:
         return ". The file system is read-only: choose an output folder you can write in."
+    if code == errno.ENAMETOOLONG:
+        return (
+            ". A name in the path is over the file system's limit (255 bytes on most), or the "
+            "whole path over 4096 bytes: shorten it (or give it relative to a folder below)."
+        )
     return ""
 
 

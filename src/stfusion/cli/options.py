@@ -85,10 +85,20 @@ class PositiveInt(click.ParamType):
         return number
 
 
+class UserPath(click.Path):
+    """``click.Path`` with a leading ``~`` expanded: quoted, or as ``--out-dir=~/x``, it
+    reaches stfusion as typed, and a folder named ``~`` was made in the working folder."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and value.startswith("~"):
+            value = os.path.expanduser(value)
+        return super().convert(value, param, ctx)
+
+
 #: A file path option or argument. stfusion opens the file itself: click's own check
 #: (``readable``) answered a file it cannot read with a usage error, exit 2, where input
 #: problems exit 1 with the file and what to do.
-PATH = click.Path(readable=False)
+PATH = UserPath(readable=False)
 #: ``--mem-limit MB``: megabytes for the working windows.
 MEM_LIMIT = FiniteFloat(
     minimum=MIN_MEM_LIMIT_MB,

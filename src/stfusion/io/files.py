@@ -15,6 +15,7 @@ import rasterio
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.windows import Window
 
+from stfusion.dates import gdal_local_file, is_gdal_name
 from stfusion.errors import InputFileError, UnreadableInputError
 from stfusion.io.grid import Grid, Scaling
 
@@ -54,6 +55,8 @@ def file_stat(path: str, inode: bool = False) -> list[Any]:
         head = Path(path.rpartition(":")[0])
         if head.is_file():
             p = head
+    if not p.exists() and is_gdal_name(path):  # /vsizip/a.zip/f.tif: the archive's
+        p = gdal_local_file(path) or p
     try:
         st = p.stat()
         found = [str(p.resolve()), st.st_size, st.st_mtime_ns]
@@ -84,16 +87,7 @@ def check_name(path: str | os.PathLike[str], role: str = "input") -> None:
         ) from None
 
 
-#: Names GDAL opens that are not local files: virtual file systems (``/vsizip/``,
-#: ``/vsicurl/``, ``/vsis3/``) and driver-prefixed subdatasets.
-GDAL_PREFIXES = ("/vsi", "HDF4_EOS:", "HDF5:", "NETCDF:", "HDF4_SDS:", "GTIFF_DIR:")
-
-
-def is_gdal_name(path: str | os.PathLike[str]) -> bool:
-    """Whether ``path`` is a GDAL virtual or subdataset name, not a local file's (drivers'
-    names in any case: GDAL lists netCDF's subdatasets as ``netcdf:f.nc:var``)."""
-    return os.fspath(path).upper().startswith(tuple(p.upper() for p in GDAL_PREFIXES))
-
+_ARCHIVES = (".zip", ".gz", ".tgz", ".tar")
 
 #: GDAL's words for a TIFF cut short (its directory, stored at the end, is missing).
 _CUT_SHORT = re.compile(r"TIFFReadDirectory|TIFFFetchDirectory|Read error|Cannot read TIFF header")
@@ -145,6 +139,14 @@ def unreadable(name: str | Path, exc: Exception, virtual: bool = False) -> Input
             "a JPEG 2000 file, and this GDAL has no JPEG 2000 driver (JP2OpenJPEG) to read "
             "it ({}). Convert it where GDAL has one (gdal_translate FILE.jp2 FILE.tif), or "
             "use a GDAL built with OpenJPEG (rasterio's wheels and conda's gdal have it)."
+        )
+    elif not virtual and str(name).lower().endswith(_ARCHIVES):
+        kind = "vsigzip" if str(name).lower().endswith(".gz") else "vsizip"
+        kind = "vsitar" if ".tar" in str(name).lower() or str(name).endswith(".tgz") else kind
+        inside = "" if kind == "vsigzip" else "/IMAGE.tif"
+        why = (
+            "an archive, not a raster ({}). Unpack it, or give the image inside it by GDAL's "
+            f"name for it: /{kind}/{name}{inside}."
         )
     elif not virtual and _CUT_SHORT.search(str(exc)):  # a TIFF whose directory is missing
         why = (

@@ -26,7 +26,7 @@ import rasterio
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.windows import Window
 
-from stfusion.dates import in_range, split_listed
+from stfusion.dates import gdal_local_file, in_range, is_gdal_name, split_listed
 from stfusion.errors import OutputExistsError
 from stfusion.io import Grid, atomic_path, glob_escape
 from stfusion.series.records import SUMMARY_COLUMNS, DateRecord
@@ -363,7 +363,7 @@ def remove_orphans(
         made_from = tags.get("STFUSION_SERIES_COARSE_LISTED") or tags.get(
             "STFUSION_SERIES_FINE_LISTED", ""
         )
-        if made_from and all(os.path.lexists(f) for f in split_listed(made_from)):
+        if made_from and all(_still_there(f) for f in split_listed(made_from)):
             left.add(day)
             continue
         with contextlib.suppress(OSError):
@@ -425,3 +425,8 @@ def read_summary(path: str | os.PathLike[str]) -> list[dict[str, str]]:
     """The rows of a ``summary.csv`` written by :func:`run_series`."""
     with open(path, newline="", encoding="utf-8") as fh:
         return list(csv.DictReader(fh))
+
+
+def _still_there(path: str) -> bool:
+    """Whether an input listed by an earlier run is still there (a GDAL name: its archive)."""
+    return os.path.lexists(path) or (is_gdal_name(path) and gdal_local_file(path) is not None)

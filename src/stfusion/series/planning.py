@@ -20,8 +20,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from stfusion.dates import Acquisition, acquisitions_from, by_date, in_range, read_catalog
+from stfusion.dates import (
+    Acquisition,
+    acquisitions_from,
+    by_date,
+    in_range,
+    read_catalog,
+    split_listed,
+)
 from stfusion.errors import InvalidParameterError, warn
+from stfusion.io import check_name
 from stfusion.series.config import SeriesConfig
 
 # ------------------------------------------------------------------------------- choosing
@@ -202,6 +210,9 @@ def find_inputs(
         for a in acquisitions_from(config.fine, "fine") + acquisitions_from(config.coarse, "coarse")
         if (a.sensor, os.path.realpath(a.path)) not in listed
     ]
+    for a in items:  # before any work: a name GDAL cannot take failed each of its dates
+        for path in split_listed(a.path):
+            check_name(path, a.sensor)
     items = stack_band_files(items, "fine", fine_bands, fine_preset, not config.fine_mask)
     items = stack_band_files(items, "coarse", coarse_bands, coarse_preset, not config.coarse_mask)
     fine_by = by_date([a for a in items if a.sensor == "fine"], "fine")

@@ -26,6 +26,7 @@ from stfusion.errors import InputFileError
 from stfusion.io import (
     Grid,
     Source,
+    check_name,
     copy_as_cog,
     partial_name,
     write_errors,
@@ -120,6 +121,7 @@ def run_series(
             raise TypeError("run_series needs a SeriesConfig or the output folder")
         cfg = SeriesConfig.from_kwargs(out_dir, **options)
     t_start = time.monotonic()
+    check_name(cfg.out_dir, "output")  # its outputs' names: every date failed
     check_cube_backend(cfg.cube)  # a missing zarr/netCDF package fails before any work
     prep = prepare(cfg)
 
