@@ -77,7 +77,9 @@ def test_a_band_choice_in_a_folder_with_a_comma(
     assert code == 0 and "mean" in said, err
 
 
-def _kranj_copies(tmp_path: Path, days_fine: tuple[str, ...], days_coarse: tuple[str, ...]):
+def _kranj_copies(
+    tmp_path: Path, days_fine: tuple[str, ...], days_coarse: tuple[str, ...]
+) -> tuple[Path, Path]:
     k = need(KRANJ)
     fine, coarse = tmp_path / "L", tmp_path / "M"
     fine.mkdir()
@@ -222,3 +224,14 @@ def test_smaller_name_troubles(tmp_path: Path, capsys: pytest.CaptureFixture[str
     args += ["--pair", f"{d}Landsat7_2001-10-17.tif", f"{d}MOD09GA_2001-10-17.tif"]
     code, _, err = run_cli([*args, "--coarse", f"{d}MOD09GA_2001-11-02.tif"], capsys)
     assert code == 1 and "over the file system's limit" in err, err
+
+
+def test_an_out_dir_that_is_a_file_is_said_so(tmp_path: Path) -> None:
+    from stfusion.errors import InputFileError
+
+    fine, coarse = _kranj_copies(tmp_path, ("068", "093"), ("068", "093"))
+    (tmp_path / "out").write_text("mine")
+    kw = {"fine": [str(fine)], "coarse": [str(coarse)], "fine_scale": 1e-4, "method": "additive"}
+    with pytest.raises(InputFileError, match="a file, not a folder"):
+        run_series(tmp_path / "out", **kw)
+    assert (tmp_path / "out").read_text() == "mine"

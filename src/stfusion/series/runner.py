@@ -128,6 +128,8 @@ def run_series(
     # ---- output folder, locked while this run writes into it
     out = Path(cfg.out_dir)
     made = [d for d in (out, *out.parents) if not d.exists()]  # removed again if left empty
+    if out.exists() and not out.is_dir():  # "cannot write into the output folder (File exists)"
+        raise InputFileError(f"{out}: a file, not a folder. Give --out-dir a folder's name.")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
