@@ -486,3 +486,32 @@ def test_a_coarse_image_on_its_own_grid_is_sampled_warping_each_block_once(
         np.testing.assert_array_equal(got, row_by_row(max_pixels))
     with scan_limit(BANDS * 40):  # pieces narrower than a block row: one block at a time
         np.testing.assert_array_equal(coarse.sample(4321), row_by_row(4321))
+
+
+@pytest.mark.realdata(CIA)
+def test_an_ensemble_member_holds_no_strip_of_whole_rows(tmp_path: Path) -> None:
+    """Each member's prediction was gathered a strip of whole rows at a time before it was
+    stored: on a wide scene the strip alone passed --mem-limit (a 3000 x 3000 trial, 593 MB
+    at 300; more the wider). Traced on a 16000 px wide scene at a 20 MB limit: 73 MB before,
+    16 MB now (the spill file's fill block, 8 MB, and its bytes)."""
+    import tracemalloc
+
+    from stfusion.tiling import memory_limits
+
+    p = _scene(tmp_path, tiled=True, h=200, w=16000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est = get_method("ensemble")(members="additive,nochange")
+        est.fit([(p["fine"], p["coarse"])], ratio=10)
+    target = FileSource(p["target"])
+    with memory_limits(20):
+        est._member_predict("additive", est.scene_, target, True)  # compiled, cached
+        tracemalloc.start()
+        try:
+            pred = est._member_predict("additive", est.scene_, target, True)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    assert peak <= 20 * 2**20, peak / 2**20
+    whole = get_method("additive")().fit([(p["fine"], p["coarse"])], ratio=10).predict(target)
+    np.testing.assert_array_equal(np.moveaxis(pred.array(), -1, 0), whole)

@@ -160,6 +160,23 @@ class SpillArray:
         raw = np.ascontiguousarray(np.moveaxis(np.asarray(block, self.dtype), self.axis, 0))
         _pwrite(self._file.fileno(), raw.tobytes(), i0 * self._row_bytes())
 
+    def write_block(self, i0: int, j0: int, block: np.ndarray) -> None:
+        """Store ``block`` at rows ``i0, ...`` and, along the next axis, ``j0, ...`` of an
+        ``axis=0`` array (a window of an ``(H, W, ...)`` image): nothing wider than the
+        window is held, where a strip of whole rows was (a full-width pass over the limit)."""
+        if self.axis != 0 or len(self.shape) < 2:
+            raise ValueError("write_block needs an axis=0 array of two or more dimensions")
+        n, m = block.shape[:2]
+        if self._data is not None:
+            self._data[i0 : i0 + n, j0 : j0 + m] = block
+            return
+        raw = np.ascontiguousarray(block, self.dtype)
+        inner = int(np.prod(self.shape[2:], dtype=np.int64)) * self.dtype.itemsize
+        for k in range(n):
+            _pwrite(
+                self._file.fileno(), raw[k].tobytes(), (i0 + k) * self._row_bytes() + j0 * inner
+            )
+
     def array(self) -> np.ndarray:
         """All of it (in memory: the array itself)."""
         return self._data if self._data is not None else self.read(0, self.rows)
