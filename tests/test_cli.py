@@ -6,6 +6,7 @@ import json
 import re
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -816,3 +817,32 @@ def test_a_file_named_like_an_option_is_named_in_the_error(
         capture_output=True, text=True, cwd=tmp_path, env=process_env(), timeout=120,
     )  # fmt: skip
     assert p.returncode == 2 and "give it as ./-F1.tif, or after --" in p.stderr, p.stderr
+
+
+def test_a_long_evaluate_says_it_is_scoring(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A 3000 x 3000 scoring ran 455 s without a line (a big-scene trial); --json with
+    --csv was refused only after it."""
+    import time
+
+    import stfusion.api
+    from stfusion.cli import evaluate as evaluate_cli
+    from stfusion.demo import sample_dir
+
+    real = stfusion.api.evaluate_files
+    calls = []
+
+    def slow(*args: Any, **kwargs: Any) -> Any:
+        calls.append(args)
+        time.sleep(0.6)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(stfusion.api, "evaluate_files", slow)
+    monkeypatch.setattr(evaluate_cli, "SAY_AFTER_S", 0.1)
+    d = sample_dir()
+    files = [str(d / "CIA_Landsat7_2001-10-17.tif"), str(d / "CIA_Landsat7_2001-11-02.tif")]
+    code, out, err = run_cli(["evaluate", *files, "--json"], capsys)
+    assert code == 0 and "scoring, block by block" in err and '"rmse"' in out, err
+    code, _, err = run_cli(["evaluate", *files, "--json", "--csv"], capsys)
+    assert code == 2 and "give one" in err and len(calls) == 1, err

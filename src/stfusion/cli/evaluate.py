@@ -9,8 +9,11 @@ from typing import Any
 import click
 
 from stfusion.cli.options import MEM_LIMIT, OFFSET, PATH, SCALE, FiniteFloat
-from stfusion.cli.progress import console
+from stfusion.cli.progress import Progress, console
 from stfusion.qa import MASK_KINDS, parse_flags
+
+#: Seconds of scoring after which a log says it runs (a terminal shows it at once).
+SAY_AFTER_S = 5.0
 
 
 def _check_ratio(value: float | None) -> float | None:
@@ -153,27 +156,30 @@ def evaluate(
             f"--mask-flags: {mask} is read as a binary mask (nonzero = invalid), which takes "
             "no flags; give its kind with --mask-kind."
         )
+    if as_json and as_csv:  # before the scoring, which may take minutes
+        raise click.UsageError("--json and --csv: give one.")
     from stfusion.api import evaluate_files
 
-    report = evaluate_files(
-        prediction,
-        truth,
-        pred_scale=pred_scale,
-        pred_offset=pred_offset,
-        truth_scale=truth_scale,
-        truth_offset=truth_offset,
-        ratio=ratio,
-        data_range=data_range,
-        scale_check=not no_scale_check,
-        mem_limit_mb=mem_limit,
-        truth_nodata=truth_nodata,
-        pred_nodata=pred_nodata,
-        mask=mask,
-        mask_kind=mask_kind,
-        mask_flags=parse_flags(mask_flags),
-    )
-    if as_json and as_csv:
-        raise click.UsageError("--json and --csv: give one.")
+    # a scene larger than memory takes minutes, which said nothing (a big-scene trial)
+    with Progress("evaluate", False) as progress:
+        progress.phase("scoring, block by block", SAY_AFTER_S)
+        report = evaluate_files(
+            prediction,
+            truth,
+            pred_scale=pred_scale,
+            pred_offset=pred_offset,
+            truth_scale=truth_scale,
+            truth_offset=truth_offset,
+            ratio=ratio,
+            data_range=data_range,
+            scale_check=not no_scale_check,
+            mem_limit_mb=mem_limit,
+            truth_nodata=truth_nodata,
+            pred_nodata=pred_nodata,
+            mask=mask,
+            mask_kind=mask_kind,
+            mask_flags=parse_flags(mask_flags),
+        )
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
     elif as_csv:
