@@ -235,3 +235,31 @@ def test_an_out_dir_that_is_a_file_is_said_so(tmp_path: Path) -> None:
     with pytest.raises(InputFileError, match="a file, not a folder"):
         run_series(tmp_path / "out", **kw)
     assert (tmp_path / "out").read_text() == "mine"
+
+
+def test_gdal_names_in_a_catalog_are_relative_to_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A catalog row ``/vsizip/cia data.zip/L.tif`` opened the archive relative to the
+    working folder, not the catalog's (a run from the parent folder failed), and
+    ``/vsicurl/https://...`` became ``https:/`` (``Path`` folded the ``//``)."""
+    import zipfile
+
+    from stfusion.dates import catalog_path, read_catalog
+
+    sub = tmp_path / "w9"
+    sub.mkdir()
+    with zipfile.ZipFile(sub / "cia data.zip", "w") as z:
+        z.write(sample_dir() / "CIA_Landsat7_2001-10-17.tif", "in dir/L_2001-10-17.tif")
+    (sub / "cat.csv").write_text(
+        "path,date,sensor\n/vsizip/cia data.zip/in dir/L_2001-10-17.tif,,fine\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    (row,) = read_catalog(sub / "cat.csv")
+    assert row.path == f"/vsizip/{sub}/cia data.zip/in dir/L_2001-10-17.tif"
+    with rasterio.open(row.path) as ds:
+        assert ds.count == 6
+    base = Path("/data/cat")
+    assert catalog_path(base, "/vsicurl/https://h/x.tif") == "/vsicurl/https://h/x.tif"
+    assert catalog_path(base, 'NETCDF:"f.nc":refl') == 'NETCDF:"/data/cat/f.nc":refl'
+    assert catalog_path(base, "/vsizip/a.zip/x.tif:1,2") == "/vsizip//data/cat/a.zip/x.tif:1,2"

@@ -452,7 +452,8 @@ def read_catalog(path: str | os.PathLike[str]) -> list[Acquisition]:
             row = {(k or "").strip().lower(): (v or "").strip() for k, v in raw.items()}
             if not row.get("path"):
                 raise InvalidParameterError(f"{where}: empty path.")
-            fp = Path(catalog_path(base, row["path"]))
+            given = catalog_path(base, row["path"])  # a GDAL name's // kept (not Path's)
+            fp = Path(given)
             if row.get("date"):
                 try:
                     day = parse_date(row["date"])
@@ -484,7 +485,7 @@ def read_catalog(path: str | os.PathLike[str]) -> list[Acquisition]:
             mask = row.get("mask") or None
             if mask is not None and not Path(mask).is_absolute():
                 mask = str(base / mask)
-            out.append(Acquisition(str(fp), day, _sensor(row["sensor"], where), mask))
+            out.append(Acquisition(given, day, _sensor(row["sensor"], where), mask))
     if not out:
         raise InvalidParameterError(f"{p}: catalog has no rows.")
     return out
@@ -514,11 +515,26 @@ def catalog_rows(reader: csv.DictReader[str], path: Path) -> Iterator[tuple[int,
         yield reader.line_num, raw
 
 
+#: GDAL's handlers of a local archive, whose path follows them.
+_ARCHIVE_HANDLERS = ("vsizip", "vsigzip", "vsitar", "vsi7z", "vsirar")
+
+
 def catalog_path(base: Path, spec: str) -> str:
     """A catalog row's image (a file, a glob or a comma list of them, perhaps with
     ``:BANDS``) with each file relative to the catalog's folder ``base`` (``~`` expanded):
     a list once had only its first file so, the others relative to the working folder. The
-    series' and the training catalogs both read their paths so."""
+    series' and the training catalogs both read their paths so. An archive named inside a
+    GDAL name (``/vsizip/a.zip/f.tif``) is relative to ``base`` too (it was to the working
+    folder)."""
+    handler, _, inner = spec[1:].partition("/")
+    if spec.startswith("/") and handler in _ARCHIVE_HANDLERS and inner[:1] not in ("", "/", "{"):
+        return f"/{handler}/{catalog_path(base, inner)}"
+    driver = re.match(r'([A-Za-z0-9_]+:)("?)([^":]+)\2(:.*)?$', spec)
+    if driver and driver[1].upper() in ("NETCDF:", "HDF5:") and not Path(driver[3]).is_absolute():
+        file = base / Path(driver[3]).expanduser()  # NETCDF:"f.nc":var beside the catalog
+        return f"{driver[1]}{driver[2]}{file}{driver[2]}{driver[4] or ''}"
+    if is_gdal_name(spec):  # as written: Path() made /vsicurl/https:// a https:/
+        return spec
     head, sep, tail = spec.rpartition(":")
     if sep and head and "/" not in tail and not Path(tail).suffix:  # FILE:BANDS
         return f"{catalog_path(base, head)}:{tail}"

@@ -120,14 +120,15 @@ def read_catalog(path: str | os.PathLike[str]) -> dict[str, list[PairSpec]]:
             ) from None
 
         def resolve(value: str, i: int = i) -> str:
-            path = Path(catalog_path(p.parent, value))  # each file of a list, as series's
+            given = catalog_path(p.parent, value)  # each file of a list, as series's
+            path = Path(given)
             special = any(ch in value for ch in "*?[,:")  # globs, band lists, FILE:BANDS
             if not special and not path.exists():
                 raise InputFileError(
                     f"{p}, line {i}: {value} not found (as {path}: paths in a catalog are "
                     "relative to the catalog's folder)."
                 )
-            return str(path)
+            return given
 
         mask = row.get("mask") or None
         numbers = {k: _number(row.get(k, ""), k, p, i) for k in SCALE_COLUMNS}
