@@ -263,3 +263,21 @@ def test_gdal_names_in_a_catalog_are_relative_to_it(
     assert catalog_path(base, "/vsicurl/https://h/x.tif") == "/vsicurl/https://h/x.tif"
     assert catalog_path(base, 'NETCDF:"f.nc":refl') == 'NETCDF:"/data/cat/f.nc":refl'
     assert catalog_path(base, "/vsizip/a.zip/x.tif:1,2") == "/vsizip//data/cat/a.zip/x.tif:1,2"
+
+
+@pytest.mark.parametrize("name", ["-", "p.tif ", " p.tif", "C:\\out\\p.tif", "C:/out/p.tif"])
+def test_output_names_that_are_typos_are_refused(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    name: str,
+) -> None:
+    """``--out -``, ``'p.tif '`` and ``'C:\\out\\p.tif'`` were written as files of those
+    literal names."""
+    monkeypatch.chdir(tmp_path)
+    d = sample_dir() / "CIA_"
+    args = ["predict", "-m", "additive", "-q", "--out", name]
+    args += ["--pair", f"{d}Landsat7_2001-10-17.tif", f"{d}MOD09GA_2001-10-17.tif"]
+    code, _, err = run_cli([*args, "--coarse", f"{d}MOD09GA_2001-11-02.tif"], capsys)
+    assert code != 0 and "not an output file name" in err, err
+    assert not list(tmp_path.iterdir())

@@ -16,7 +16,7 @@ from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.windows import Window
 
 from stfusion.dates import gdal_local_file, is_gdal_name
-from stfusion.errors import InputFileError, UnreadableInputError
+from stfusion.errors import InputFileError, InvalidParameterError, UnreadableInputError
 from stfusion.io.grid import Grid, Scaling
 
 
@@ -63,6 +63,27 @@ def file_stat(path: str, inode: bool = False) -> list[Any]:
         return [*found, st.st_ino] if inode else found
     except OSError:
         return [str(p.absolute()), None, None] + ([None] if inode else [])
+
+
+def check_typo(text: str) -> None:
+    """Refuse an output name that is a typo more often than a name: ``-``, one that starts
+    or ends with a space, a Windows path off Windows (each was written as a file of that
+    literal name)."""
+    windows = os.name != "nt" and ("\\" in text or re.match(r"[A-Za-z]:[\\/]", text))
+    why = (
+        "'-' is no standard output here"
+        if text == "-"
+        else "it starts or ends with a space"
+        if text != text.strip()
+        else "a Windows path, which this system takes as one file's name"
+        if windows
+        else ""
+    )
+    if why:
+        raise InvalidParameterError(
+            f"{text!r}: not an output file name ({why}); give a plain path, e.g. --out "
+            "fused/pred.tif."
+        )
 
 
 def check_name(path: str | os.PathLike[str], role: str = "input") -> None:

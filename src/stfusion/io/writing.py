@@ -30,7 +30,7 @@ from stfusion.errors import (
     OutputExistsError,
     OutputWriteError,
 )
-from stfusion.io.files import check_name, is_gdal_name, same_file
+from stfusion.io.files import check_name, check_typo, is_gdal_name, same_file
 from stfusion.io.grid import Grid
 from stfusion.io.partials import OLD_SUFFIX, partial_name, remove_stale_partials, umask_mode
 
@@ -170,6 +170,7 @@ def check_output(path: str | os.PathLike[str], overwrite: bool, inputs: Sequence
             f"{os.fspath(path)}: ends with a slash, so it names a folder; give the path of the "
             "output file, e.g. --out fused/pred.tif."
         )
+    check_typo(os.fspath(path))
     out = Path(path)
     check_name(out, "output")
     if os.fspath(path).startswith("/vsi"):
