@@ -345,28 +345,17 @@ def _names_dated(
     pairs: Sequence[tuple[str, str]], target: str
 ) -> tuple[list[Any] | None, Any, str]:
     """Pair and target dates from the file names, or (None, None, why not). What the names
-    say advises no --catalog, which predict has not."""
+    say advises renaming only: predict has no --catalog."""
     from stfusion.dates import date_from_name
 
-    dated: tuple[list[Any] | None, Any, str]
-    with warnings.catch_warnings(record=True) as said:
-        warnings.simplefilter("always", STFusionWarning)
-        try:
-            dated = [date_from_name(f) for f, _ in pairs], date_from_name(target), ""
-        except STFusionError as exc:
-            dated = None, None, _no_catalog(str(exc))
-    for w in said:
-        if issubclass(w.category, STFusionWarning):
-            warn(_no_catalog(str(w.message)))
-        else:
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    return dated
-
-
-def _no_catalog(text: str) -> str:
-    for advice in ("list the file in a --catalog CSV", "list it in a --catalog CSV"):
-        text = text.replace(f"{advice} (path,date,sensor)", "rename the file")
-    return text.replace("rename the file or rename the file", "rename the file")
+    try:
+        return (
+            [date_from_name(f, None) for f, _ in pairs],
+            date_from_name(target, None),
+            "",
+        )
+    except STFusionError as exc:
+        return None, None, str(exc)
 
 
 def _warn_undated(why: str) -> None:

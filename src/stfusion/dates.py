@@ -27,7 +27,7 @@ import glob
 import os
 import re
 import warnings
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -127,8 +127,15 @@ def parse_date_text(text: str) -> dt.date | None:
     return None if chosen is None else chosen[0]
 
 
-def date_from_name(path: str | os.PathLike[str]) -> dt.date:
-    """The acquisition date in a file's name (rules in the module docstring)."""
+#: What to do about a name's date, said by :func:`date_from_name` where no caller says better.
+LIST_IN_CATALOG = "list it in a --catalog CSV (path,date,sensor)"
+
+
+def date_from_name(path: str | os.PathLike[str], remedy: str | None = LIST_IN_CATALOG) -> dt.date:
+    """The acquisition date in a file's name (rules in the module docstring). ``remedy``: the
+    way out said besides renaming the file (a catalog row: its date column; predict, which
+    has no catalog: None, renaming only)."""
+    rename = "rename the file" + (f" or {remedy}" if remedy else "")
     name = Path(path).name
     found = date_candidates(name)
     chosen = _chosen(found)
@@ -141,13 +148,12 @@ def date_from_name(path: str | os.PathLike[str]) -> dt.date:
         warn(
             f"{path}: the file name holds dates of two kinds ({day}, taken for the "
             f"acquisition date, and {', '.join(str(d) for d in others)}). If that is wrong, "
-            "list the file in a --catalog CSV (path,date,sensor)."
+            f"{remedy or 'rename the file'}."
         )
     if day is None and (bad := _ISO.search(name)):
         raise DateNotFoundError(
             f"{path}: {bad.group(0)} in the file name is not a date (month 01-12, a day the "
-            f"month has, year {MIN_YEAR}-{MAX_YEAR}); rename the file or list it in a "
-            "--catalog CSV (path,date,sensor)."
+            f"month has, year {MIN_YEAR}-{MAX_YEAR}); {rename}."
         )
     near = [
         r
@@ -157,14 +163,12 @@ def date_from_name(path: str | os.PathLike[str]) -> dt.date:
     if day is None and near:  # a date's shape, not a date: 2019366, 20190229
         what = "YYYYDDD (day 001-365, 366 in leap years)" if len(near[0]) == 7 else "YYYYMMDD"
         raise DateNotFoundError(
-            f"{path}: {near[0]} in the file name is not a date as {what}; rename the file or "
-            "list it in a --catalog CSV (path,date,sensor)."
+            f"{path}: {near[0]} in the file name is not a date as {what}; {rename}."
         )
     if day is None:
         raise DateNotFoundError(
             f"{path}: no acquisition date in the file name. Names need YYYY-MM-DD, YYYYMMDD "
-            "or YYYYDDD (day of year), e.g. scene_2020-03-08.tif or 2020068_kranj.tif; "
-            "rename the file or list it in a --catalog CSV (path,date,sensor)."
+            f"or YYYYDDD (day of year), e.g. scene_2020-03-08.tif or 2020068_kranj.tif; {rename}."
         )
     return day
 
@@ -246,17 +250,23 @@ def gdal_local_file(name: str) -> Path | None:
     return None
 
 
-def split_listed(text: str, base: str | os.PathLike[str] | None = None) -> list[str]:
+def split_listed(
+    text: str,
+    base: str | os.PathLike[str] | None = None,
+    names: Callable[[str], bool] | None = None,
+) -> list[str]:
     """A comma list of paths split only where a comma parts two names: the longest run of
-    items that names an existing file or link (relative to ``base``, if given) is one path,
-    so ``Smith, J/x.tif`` stays one (it was two names that exist nowhere: a series kept
-    outputs made from changed inputs, and a band choice said "file not found")."""
+    items that names an existing file or link (relative to ``base``, if given; or for which
+    ``names`` is true) is one path, so ``Smith, J/x.tif`` stays one (it was two names that
+    exist nowhere: a series kept outputs made from changed inputs, and a band choice said
+    "file not found")."""
+    names = names or (lambda candidate: _lexists(candidate, base))
     items = text.split(",")
     out: list[str] = []
     i = 0
     while i < len(items):
         j = next(
-            (j for j in range(len(items), i + 1, -1) if _lexists(",".join(items[i:j]), base)),
+            (j for j in range(len(items), i + 1, -1) if names(",".join(items[i:j]))),
             i + 1,
         )
         out.append(",".join(items[i:j]))
@@ -312,7 +322,8 @@ def list_images(spec: str | os.PathLike[str]) -> list[str]:
     matched = [f for f in glob.glob(text) if not Path(f).name.startswith(".")]
     files = [f for f in matched if Path(f).is_file()]
     images = [f for f in files if not f.lower().endswith(NOT_IMAGES)]
-    _warn_unlisted(spec, [Path(f) for f in matched if not Path(f).is_file()])
+    listed = set(files)
+    _warn_unlisted(spec, [Path(f) for f in matched if f not in listed])
     if images:
         return sorted(images)
     if files:
@@ -463,8 +474,8 @@ def read_catalog(path: str | os.PathLike[str]) -> list[Acquisition]:
                         f"{where}: date {row['date']!r} is not YYYY-MM-DD (or YYYYMMDD, YYYYDDD)."
                     ) from None
             else:
-                try:
-                    day = date_from_name(fp)
+                try:  # in a catalog the way out is the row's date column, not "a --catalog"
+                    day = date_from_name(fp, "fill this row's date")
                 except DateNotFoundError as exc:
                     if not fp.exists() and not any(c in row["path"] for c in "*?[,:"):
                         # no date to read, but the first problem is the missing file (a
@@ -478,11 +489,7 @@ def read_catalog(path: str | os.PathLike[str]) -> list[Acquisition]:
                             f"{where}: {row['path']} is a folder; a row names one image (a "
                             "file, a quoted glob or list of its band files)."
                         ) from None
-                    # in a catalog the way out is its own date column, not "a --catalog"
-                    said = str(exc).replace(
-                        "list it in a --catalog CSV (path,date,sensor)", "fill this row's date"
-                    )
-                    raise DateNotFoundError(f"{where}: {said}") from None
+                    raise DateNotFoundError(f"{where}: {exc}") from None
             mask = row.get("mask") or None
             if mask is not None and not Path(mask).is_absolute():
                 mask = str(base / mask)
