@@ -22,6 +22,7 @@ from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.windows import Window
 
 from stfusion import hdf
+from stfusion.dates import split_listed
 from stfusion.errors import (
     GridMismatchError,
     InputFileError,
@@ -74,19 +75,19 @@ def _is_file(path: str) -> bool:
 def _expand(text: str) -> list[str] | None:
     """Files named by a comma list of files and globs, or None if any item names nothing.
     The longest run of items that names a file, or a glob that matches one, is one item: a
-    comma may be part of a folder's name (``Smith, J/``)."""
+    comma may be part of a folder's name (``Smith, J/``; :func:`stfusion.dates.split_listed`)."""
+    found: dict[str, list[str] | None] = {}
+
+    def names(item: str) -> bool:
+        found[item] = _files_of(item.strip())
+        return found[item] is not None
+
     out: list[str] = []
-    items = text.split(",")
-    i = 0
-    while i < len(items):
-        for j in range(len(items), i, -1):
-            found = _files_of(",".join(items[i:j]).strip())
-            if found is not None:
-                out += found
-                i = j
-                break
-        else:
+    for item in split_listed(text, names=names):
+        files = found[item] if item in found else _files_of(item.strip())
+        if files is None:
             return None
+        out += files
     return out or None
 
 
