@@ -142,6 +142,51 @@ _CRAMPED_SAID: contextvars.ContextVar[set[str] | None] = contextvars.ContextVar(
 )
 
 
+#: The caller's report of a run's steps before its windows (the command line's progress): a
+#: method that runs for minutes in ``fit``/``prepare`` (an ensemble's members, VIPSTF's base,
+#: FSDAF's classes) says where it is rather than nothing.
+StageFn = Callable[[str], None]
+_STAGE: contextvars.ContextVar[StageFn | None] = contextvars.ContextVar(
+    "stfusion_stage", default=None
+)
+
+
+@contextlib.contextmanager
+def reporting_stages(report: StageFn | None) -> Iterator[None]:
+    """Hand each :func:`stage` of the runs inside to ``report`` (a short text, e.g. ``member
+    fsdaf (2 of 3), window 4 of 9``); None: silent."""
+    token = _STAGE.set(report)
+    try:
+        yield
+    finally:
+        _STAGE.reset(token)
+
+
+@contextlib.contextmanager
+def stage(text: str, *, said: bool = True) -> Iterator[None]:
+    """Say ``text`` to the reporter of :func:`reporting_stages`, if any; the stages said
+    inside are said after it (``member fsdaf (2 of 3), classes``). ``said=False``: only
+    those (a series' date before a stage of its run, not alone)."""
+    report = _STAGE.get()
+    if report is None:
+        yield
+        return
+    if said:
+        report(text)
+    token = _STAGE.set(lambda inner: report(f"{text}, {inner}"))
+    try:
+        yield
+    finally:
+        _STAGE.reset(token)
+
+
+def say_stage(text: str) -> None:
+    """Say ``text`` (a step with nothing inside it) to the reporter, if any."""
+    report = _STAGE.get()
+    if report is not None:
+        report(text)
+
+
 def current_mem_limit_mb() -> float | None:
     """The ``--mem-limit`` of the run in progress (:func:`memory_limits`), else None: what a
     method that runs other methods over the scene in ``prepare`` (the ensemble) plans them

@@ -27,6 +27,7 @@ from stfusion.cli.options import (
 )
 from stfusion.cli.progress import Progress
 from stfusion.errors import InvalidParameterError
+from stfusion.tiling import reporting_stages
 
 
 def _check_scheduler(value: str | None) -> str | None:
@@ -164,40 +165,41 @@ def predict(
     t0 = time.monotonic()
     with Progress(method, quiet) as progress:
         progress.phase("reading the inputs and fitting", 5)
-        info = run_prediction(
-            method=method,
-            pairs=pairs,
-            target=target,
-            out=out,
-            params=params,
-            multi_pair=multi_pair,
-            fine_scale=roles["fine_scale"],
-            fine_offset=roles["fine_offset"],
-            coarse_scale=roles["coarse_scale"],
-            coarse_offset=roles["coarse_offset"],
-            resampling=resampling,
-            mem_limit_mb=mem_limit,
-            workers=workers,
-            threads=threads,
-            overwrite=overwrite,
-            progress=progress.windows,
-            scheduler=scheduler,
-            quality=quality,
-            command=command_line(ctx),
-            fine_bands=roles["fine_bands"],
-            coarse_bands=roles["coarse_bands"],
-            fine_nodata=fine_nodata,
-            coarse_nodata=coarse_nodata,
-            fine_preset=band_opts["fine_preset"],
-            coarse_preset=band_opts["coarse_preset"],
-            fine_mask=fine_mask,
-            fine_mask_kind=fine_mask_kind,
-            fine_mask_flags=fine_mask_flags,
-            coarse_mask=coarse_mask,
-            coarse_mask_kind=coarse_mask_kind,
-            coarse_mask_flags=coarse_mask_flags,
-            fine_ref=bool(fine_ref),
-        )
+        with reporting_stages(progress.stage):
+            info = run_prediction(
+                method=method,
+                pairs=pairs,
+                target=target,
+                out=out,
+                params=params,
+                multi_pair=multi_pair,
+                fine_scale=roles["fine_scale"],
+                fine_offset=roles["fine_offset"],
+                coarse_scale=roles["coarse_scale"],
+                coarse_offset=roles["coarse_offset"],
+                resampling=resampling,
+                mem_limit_mb=mem_limit,
+                workers=workers,
+                threads=threads,
+                overwrite=overwrite,
+                progress=progress.windows,
+                scheduler=scheduler,
+                quality=quality,
+                command=command_line(ctx),
+                fine_bands=roles["fine_bands"],
+                coarse_bands=roles["coarse_bands"],
+                fine_nodata=fine_nodata,
+                coarse_nodata=coarse_nodata,
+                fine_preset=band_opts["fine_preset"],
+                coarse_preset=band_opts["coarse_preset"],
+                fine_mask=fine_mask,
+                fine_mask_kind=fine_mask_kind,
+                fine_mask_flags=fine_mask_flags,
+                coarse_mask=coarse_mask,
+                coarse_mask_kind=coarse_mask_kind,
+                coarse_mask_flags=coarse_mask_flags,
+                fine_ref=bool(fine_ref),
+            )
     if not quiet:
         for note in [*_multi_pair_notes(method, len(pairs), multi_pair), *info["notes"]]:
             click.echo(f"note: {note}", err=True)

@@ -25,6 +25,9 @@ def console(stderr: bool = False) -> Any:
 
 #: Seconds without a line after which a log says the step still runs, and again as often.
 HEARTBEAT_S = 30.0
+#: A log says a run's stages (:meth:`Progress.stage`) once it has run this long, a line at
+#: most this often: a quick run stays one line, a long one says where it is.
+STAGE_EVERY_S = 10.0
 
 
 class Progress:
@@ -48,6 +51,9 @@ class Progress:
         self._gen = 0  # bumped by _cancel: a timer of an older generation stays silent
         self._t0 = time.monotonic()
         self._first: tuple[float, int] | None = None  # (time, done) of the first count
+        self._stage: str | None = None  # the stage within it (a log's lines say it)
+        self._last_line = self._t0
+        self._beat = ""  # what the heartbeat says (a stage goes after it)
 
     def phase(self, text: str, delay: float = 0.0) -> None:
         """Say what runs before or after the counted steps (reading and fitting, writing the
@@ -56,6 +62,7 @@ class Progress:
         only line)."""
         if self.quiet:
             return
+        self._stage = None
         if not sys.stderr.isatty():
             self._cancel()
             if delay <= 0:
@@ -66,6 +73,26 @@ class Progress:
             return
         self._start(None)
         self._bar.update(self._task, description=f"{self.label}: {text}")
+
+    def stage(self, text: str) -> None:
+        """Where a phase is (``member fsdaf (2 of 3), window 4 of 9``: the library's
+        :func:`stfusion.tiling.reporting_stages` callback): the bar's description on a
+        terminal; in a log, a line once the run has gone :data:`STAGE_EVERY_S` s without one,
+        and the next ``still ...`` line says it."""
+        if self.quiet:
+            return
+        if sys.stderr.isatty():
+            self._start(None)
+            self._bar.update(self._task, description=f"{self.label}: {text}")
+            return
+        with self._lock:
+            self._stage = text
+            if time.monotonic() - self._last_line < STAGE_EVERY_S:
+                return
+        self._cancel()
+        self._say(text)
+        if self._beat:
+            self._every(HEARTBEAT_S, self._beat)
 
     def _start(self, total: int | None) -> None:
         if self._bar is not None:
@@ -86,14 +113,16 @@ class Progress:
         self._task = self._bar.add_task(self.label, total=total)
 
     def _say(self, text: str) -> None:
-        click.echo(f"{self.label}: {text} ({time.monotonic() - self._t0:.0f} s)", err=True)
+        self._last_line = now = time.monotonic()
+        click.echo(f"{self.label}: {text} ({now - self._t0:.0f} s)", err=True)
 
     def _every(self, delay: float, text: str, then: str | None = None) -> None:
         """In a log: ``text`` in ``delay`` s, then ``then`` (default ``text``) every
         :data:`HEARTBEAT_S` s, until the next report (a long step, such as a whole scene
         fitted as one window, otherwise left minutes without a line)."""
         with self._lock:
-            self._schedule(delay, self._gen, text, then or text)
+            self._beat = then or text
+            self._schedule(delay, self._gen, text, self._beat)
 
     def _schedule(self, delay: float, gen: int, text: str, then: str) -> None:
         """A timer saying ``text`` in ``delay`` s, then ``then`` again; silent once
@@ -102,7 +131,7 @@ class Progress:
         def say() -> None:
             with self._lock:
                 if gen == self._gen:
-                    self._say(text)
+                    self._say(text if self._stage is None else f"{text}: {self._stage}")
                     self._schedule(HEARTBEAT_S, gen, then, then)
 
         self._timer = threading.Timer(delay, say)
@@ -122,6 +151,7 @@ class Progress:
         if self.quiet:
             return
         self._cancel()
+        self._stage = None  # the counted steps began
         if not sys.stderr.isatty():
             tenth = done * 10 // max(total, 1)
             if self._first is None:

@@ -23,6 +23,7 @@ from stfusion.cli.options import (
     window_options,
 )
 from stfusion.cli.progress import Progress, console
+from stfusion.tiling import reporting_stages
 
 if TYPE_CHECKING:
     from stfusion.series import SeriesConfig
@@ -326,7 +327,8 @@ def series(
     logged = _Logged()
     logging.getLogger("stfusion").addHandler(logged)
     try:
-        result = run_series(config, progress=progress.dates)
+        with reporting_stages(progress.stage):
+            result = run_series(config, progress=progress.dates)
     except OutDirLockedError as exc:
         click.echo(f"Error: {exc}", err=True)
         ctx.exit(EXIT_LOCKED)

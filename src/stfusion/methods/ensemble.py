@@ -77,7 +77,7 @@ from stfusion.methods.deep import (
 from stfusion.methods.params import BandRoles, Interval, MethodTags, StrOptions, Text
 from stfusion.methods.vipstf import MULTI_PAIR_CHOICES, VIPSTF, make_estimator, uses_vip
 from stfusion.scene import Scene
-from stfusion.tiling import current_mem_limit_mb, release_freed_memory
+from stfusion.tiling import current_mem_limit_mb, release_freed_memory, say_stage, stage
 
 log = logging.getLogger(__name__)
 
@@ -482,7 +482,10 @@ class Ensemble(FusionMethod):
             est.prepare(target)
             # each window written as it comes: a strip of whole rows went over --mem-limit
             # on wide scenes (593 MB at 300 on 3000 x 3000, more the wider)
-            for win in est.plan(current_mem_limit_mb()):
+            windows = est.plan(current_mem_limit_mb())
+            for i, win in enumerate(windows, start=1):
+                if len(windows) > 1:
+                    say_stage(f"window {i} of {len(windows)}")
                 p = np.asarray(est.predict_window(win), np.float32)
                 out.write_block(int(win.row_off), int(win.col_off), np.moveaxis(p, 0, -1))
         # Members with trained weights: their training dates, so the bench can refuse a
@@ -510,8 +513,13 @@ class Ensemble(FusionMethod):
     def _loo_errors(self, name: str, scene: Scene) -> np.ndarray:
         """Mean squared error per coarse cell of the member predicting each pair's fine
         image from the other pairs (only known images are read)."""
-        errors = (self._loo_error(name, scene, k) for k in range(len(scene.pairs)))
-        return _finite_mean(errors, np.nan)
+        n = len(scene.pairs)
+
+        def error(k: int) -> np.ndarray:
+            with stage(f"reliability: {name} predicting pair {k + 1} of {n} from the others"):
+                return self._loo_error(name, scene, k)
+
+        return _finite_mean((error(k) for k in range(n)), np.nan)
 
     def _loo_error(self, name: str, scene: Scene, k: int) -> np.ndarray:
         """Squared error per coarse cell of member ``name`` predicting pair ``k``'s fine
@@ -542,7 +550,10 @@ class Ensemble(FusionMethod):
         scene = self.scene_
         m = len(self.members_)
         spill = self._spill(m * (scene.count + 1))
-        preds = [self._member_predict(name, scene, target, spill) for name in self.members_]
+        preds = []
+        for i, name in enumerate(self.members_, start=1):
+            with stage(f"member {name} ({i} of {m})"):
+                preds.append(self._member_predict(name, scene, target, spill))
         if self.mode_ == "cross_scale":
             tc = self._cell_means(target)  # (band, ny, nx)
             if self.offset:

@@ -168,6 +168,7 @@ from stfusion.methods.variables import (
     variable_for,
 )
 from stfusion.scene import Scene
+from stfusion.tiling import say_stage
 
 #: F1 pixels sampled in the fit pass to recognise the variable, at most (4096 per read below
 #: 64 reads: a 20000 x 20000 scene took 225 MB of float64 samples).
@@ -372,6 +373,7 @@ class FSDAF(FusionMethod):
         spec = class_spec(self.classes)
         self.class_map_: FileSource | None = None
         if not isinstance(spec, str):
+            say_stage("classes of the fine image")
             self.centres_ = self._fit_kmeans(fine, spec)
             self.class_values_ = np.arange(len(self.centres_), dtype=np.float64)
         else:
@@ -401,6 +403,7 @@ class FSDAF(FusionMethod):
         # (a share of each read made STFUSION_VARIABLE depend on --mem-limit)
         step = max(1, int(np.ceil(np.sqrt(grid.height * grid.width / VARIABLE_SAMPLE))))
         # One bounded pass over F1 (and C1), in windows aligned to the coarse blocks.
+        say_stage("class fractions of the coarse pixels")
         for win, f in fine.scan(r):
             lab = self._labels(f, win, 0)
             ok = lab >= 0
@@ -524,6 +527,7 @@ class FSDAF(FusionMethod):
         )
         tmin = np.full(nb, np.inf)
         tmax = np.full(nb, -np.inf)
+        say_stage("class changes (unmixing the coarse target)")
         for win, t in target.scan(r):
             if c2m is not None:
                 put_block_means(c2m, block_mean(t, r), int(win.row_off) // r, int(win.col_off) // r)
@@ -563,6 +567,7 @@ class FSDAF(FusionMethod):
             hi = np.minimum(hi, self.range_[1])
         self.allowed_ = (lo, hi)
         # Local splines keep c2m and are solved per window (memory follows the window).
+        say_stage("spline of the coarse target")
         self.spline_: Spline = (
             fit_spline(c2m, 1, native.shape, int(self.spline_radius))
             if native is not None  # in coarse-pixel coordinates of the native grid

@@ -78,6 +78,7 @@ from stfusion.methods.base import FusionMethod, Param
 from stfusion.methods.params import MethodTags
 from stfusion.methods.variables import infer_variable
 from stfusion.scene import Scene
+from stfusion.tiling import say_stage, stage
 
 log = logging.getLogger("stfusion.methods")
 
@@ -393,6 +394,7 @@ class VIPSTF(FusionMethod):
 
     def _prepare(self, target: Source) -> None:
         scene = self.scene_
+        say_stage("virtual pair: regression of the target on the pairs' coarse images")
         gram, count = accumulate_cross_products([c for _, c in scene.pairs], target, scene.grid)
         full = (1 << len(scene.pairs)) - 1
         if not count.sum():
@@ -428,8 +430,9 @@ class VIPSTF(FusionMethod):
         )
         base = self._new_base()
         self._keep_variable(base, scene, vf)
-        base.fit(vscene)  # a Scene: no file is opened or checked again
-        base.prepare(target)
+        with stage(f"{self.base} on the virtual pair"):
+            base.fit(vscene)  # a Scene: no file is opened or checked again
+            base.prepare(target)
         self.base_ = base
 
     @staticmethod

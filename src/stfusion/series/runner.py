@@ -89,6 +89,7 @@ from stfusion.tiling import (
     current_mem_limit_mb,
     memory_limits,
     release_freed_memory,
+    stage,
     state_bytes_for,
 )
 
@@ -408,7 +409,8 @@ def _run_date(
             kept, redo = resume_record(rec, path, s.grid, s.count, cfg.dtype, inputs, cfg.quality)
             if kept:
                 return rec
-        _predict_date(s, rec, day, path, scratch, key, settings, inputs, cfg)
+        with stage(str(day), said=False):  # the long steps of a date's run say its date
+            _predict_date(s, rec, day, path, scratch, key, settings, inputs, cfg)
         if current_mem_limit_mb() is not None:  # the dates' peaks must not add up
             release_freed_memory(collect=False)
     except (KeyboardInterrupt, SystemExit):

@@ -1,0 +1,127 @@
+"""The steps a run says before its windows (an ensemble's members, VIPSTF's base run,
+FSDAF's classes): a 3000 x 3000 ensemble said only `still reading the inputs and fitting`
+for 510 s, then 25 windows in 8 s."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import piecewise_scene, predict_args, run_clean
+from stfusion.methods.ensemble import Ensemble
+from stfusion.methods.vipstf import VIPSTF
+from stfusion.tiling import reporting_stages, say_stage, stage
+
+R = 8
+
+
+@pytest.fixture(scope="module")
+def scene() -> dict[str, np.ndarray]:
+    return piecewise_scene(64, 64, bands=2, patch=4, ratio=R)
+
+
+def test_stages_nest_and_say_nothing_without_a_reporter() -> None:
+    said: list[str] = []
+    with stage("outside"):  # no reporter: nothing to say, no error
+        say_stage("nobody hears this")
+    with reporting_stages(said.append):
+        with stage("member fsdaf (2 of 3)"):
+            say_stage("classes")
+            with stage("window 1 of 2"):
+                say_stage("spline")
+        with stage("2020-03-17", said=False):
+            say_stage("member starfm (1 of 3)")
+        say_stage("done")
+    assert said == [
+        "member fsdaf (2 of 3)",
+        "member fsdaf (2 of 3), classes",
+        "member fsdaf (2 of 3), window 1 of 2",
+        "member fsdaf (2 of 3), window 1 of 2, spline",
+        "2020-03-17, member starfm (1 of 3)",
+        "done",
+    ]
+
+
+def test_an_ensemble_says_each_member_its_windows_and_their_steps(scene: dict) -> None:
+    fine, coarse = scene["fine"], scene["coarse"]
+    target = (coarse * 1.05).astype(np.float32)
+    est = Ensemble(members="fsdaf,additive,nochange").fit([(fine, coarse)], ratio=R)
+    said: list[str] = []
+    with reporting_stages(said.append):
+        est.predict(target, mem_limit_mb=0.3)  # members' windows planned under the limit
+    members = [s for s in said if re.fullmatch(r"member \w+ \(\d of 3\)", s)]
+    assert members == [
+        "member fsdaf (1 of 3)",
+        "member additive (2 of 3)",
+        "member nochange (3 of 3)",
+    ]
+    assert "member fsdaf (1 of 3), classes of the fine image" in said
+    assert "member fsdaf (1 of 3), spline of the coarse target" in said
+    windows = [s for s in said if s.startswith("member nochange (3 of 3), window ")]
+    n = int(windows[-1].rsplit(" ", 1)[1])
+    assert n > 1 and windows == [
+        f"member nochange (3 of 3), window {i} of {n}" for i in range(1, n + 1)
+    ]
+
+
+def test_leave_one_pair_out_and_vipstf_say_their_runs(scene: dict) -> None:
+    fine, coarse = scene["fine"], scene["coarse"]
+    pairs = [(fine, coarse), (fine * 1.02, coarse * 1.02)]
+    said: list[str] = []
+    with reporting_stages(said.append):
+        Ensemble(members="fsdaf,additive,nochange", multi_pair="vip").fit(pairs, ratio=R)
+    for k in (1, 2):
+        run = f"reliability: fsdaf predicting pair {k} of 2 from the others"
+        assert run in said and f"{run}, classes of the fine image" in said
+    said.clear()
+    est = VIPSTF(base="fsdaf").fit(pairs, ratio=R)
+    with reporting_stages(said.append):
+        est.prepare((coarse * 1.05).astype(np.float32))
+    assert said[0].startswith("virtual pair: regression")
+    assert "fsdaf on the virtual pair, classes of the fine image" in said
+
+
+def test_a_log_says_a_long_runs_stages_at_most_every_few_seconds(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stfusion.cli import progress as progress_module
+
+    now = [0.0]
+    monkeypatch.setattr(progress_module.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(progress_module, "HEARTBEAT_S", 3600.0)  # no timer fires here
+    with progress_module.Progress("ensemble", False) as progress:
+        progress.phase("reading the inputs and fitting", 3600.0)
+        now[0] = 2.0
+        progress.stage("member fitfc (1 of 3)")  # a quick run: no line
+        now[0] = 12.0
+        progress.stage("member fsdaf (2 of 3)")
+        now[0] = 15.0
+        progress.stage("member fsdaf (2 of 3), window 1 of 9")  # 3 s after a line: none
+        now[0] = 30.0
+        progress.stage("member starfm (3 of 3)")
+        progress.update(1, 2)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[:2] == [
+        "ensemble: member fsdaf (2 of 3) (12 s)",
+        "ensemble: member starfm (3 of 3) (30 s)",
+    ]
+    assert progress._stage is None  # the windows began: the heartbeat says their count
+
+
+def test_predict_in_a_log_says_the_members(
+    small_tifs: dict,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from stfusion.cli import progress as progress_module
+
+    monkeypatch.setattr(progress_module, "STAGE_EVERY_S", 0.0)
+    args = [*predict_args(small_tifs, tmp_path / "e.tif")[:-2], "--param", "ratio=4"]
+    args[args.index("starfm")] = "ensemble"
+    code, said = run_clean(args, capsys)
+    assert code == 0, said
+    assert "ensemble: member fitfc (1 of " in said and "member fsdaf (2 of " in said, said
