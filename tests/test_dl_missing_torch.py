@@ -94,3 +94,25 @@ def test_torch_without_lightning_says_what_to_install(tmp_path: Path) -> None:
     assert proc.returncode == 1, proc.stderr
     assert "Traceback" not in proc.stderr and "needs Lightning" in proc.stderr, proc.stderr
     assert "pip install 'stfusion[dl]'" in proc.stderr and not out.exists()
+
+
+def test_a_runs_checks_come_before_lightning_is_imported(tmp_path: Path) -> None:
+    """Importing Lightning takes 4-5 s (10 s on a busy machine): `stfusion train` and
+    `distill` said a bad --out only after it. Now their modules import it where the run
+    starts, after the checks of its options, output and resume state."""
+    from conftest import run_python, sample_pair_args
+
+    code = (
+        "import sys\n"
+        "from stfusion.cli import main\n"
+        "try:\n"
+        "    main(sys.argv[1:])\n"
+        "except SystemExit as exc:\n"
+        "    print('exit', exc.code, 'lightning' in sys.modules)\n"
+    )
+    raster = tmp_path / "m.tif"
+    raster.write_bytes(b"")
+    for command in (["train", "--model", "dcstfn"], ["distill", "--teacher", "shipped"]):
+        proc = run_python(code, *command, *sample_pair_args(), "--out", str(raster))
+        assert proc.stdout.split()[-3:] == ["exit", "2", "False"], proc.stdout + proc.stderr
+        assert "a checkpoint is a torch file" in proc.stderr, proc.stderr

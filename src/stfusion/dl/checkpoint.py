@@ -127,6 +127,11 @@ def save_checkpoint(path: str | os.PathLike[str], data: dict[str, Any]) -> Path:
     return p
 
 
+def cpu_state(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A state dict on the CPU, detached (what checkpoints store)."""
+    return {k: v.detach().cpu().clone() for k, v in sd.items()}
+
+
 #: Bounds checked on load, before any network is built: a checkpoint beyond them is damaged
 #: or forged (a layer 100000 channels wide asks for hundreds of GB). The shipped networks are
 #: far inside (paper-size DCSTFN: 6 bands, widths up to 128, 0.4 M parameters).

@@ -71,7 +71,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Unpack
+from typing import TYPE_CHECKING, Any, Unpack
 
 import numpy as np
 import torch
@@ -79,10 +79,11 @@ from rasterio.windows import Window
 from torch import nn
 
 from stfusion.dl import datasets as ds
-from stfusion.dl import engine
+from stfusion.dl import require_lightning
 from stfusion.dl.checkpoint import (
     Checkpoint,
     StudentCheckpoint,
+    cpu_state,
     load_checkpoint,
     load_student,
     save_checkpoint,
@@ -96,7 +97,7 @@ from stfusion.dl.distill_teacher import (
     feature_loss,
     masked_mse,
 )
-from stfusion.dl.engine import cpu_state
+from stfusion.dl.engine_settings import deterministic, resume_path
 from stfusion.dl.infer import default_overlap
 from stfusion.dl.losses import content_loss
 from stfusion.dl.networks import FusionNet, make_network, network_names
@@ -129,6 +130,9 @@ from stfusion.errors import InvalidParameterError, RunInterrupted, interrupted_h
 from stfusion.io import file_sha256
 from stfusion.run_config import DistillSettings, check_iso_date, shipped_weights
 from stfusion.scene import ImageLike, Scene
+
+if TYPE_CHECKING:  # imported where the run starts (Lightning: 4-5 s), after its checks
+    from stfusion.dl import engine
 
 #: A student may have at most this fraction of the teacher's parameters.
 MAX_PARAMETER_FRACTION = 0.1
@@ -267,6 +271,8 @@ def measure(
 ) -> dict[str, Any]:
     """Validation RMSE of the best student (and of the teacher and the additive baseline on
     the same sample), and CPU speed of teacher and student on the same tiles."""
+    from stfusion.dl import engine
+
     module.net.load_state_dict(best_state)
     scores = engine.evaluate(module, val_loader)
     student = copy.deepcopy(module.net).cpu().eval()
@@ -523,6 +529,7 @@ def distill(
     saved in ``out`` (its stored configuration, but for the options of
     :data:`~stfusion.dl.train_config.RESUME_KEEP`; the same teacher and pairs).
     """
+    require_lightning()
     check_inputs("distill", inputs, ResumableInputs.__optional_keys__)
     cfg = copy.deepcopy(config) if config is not None else DistillConfig()
     out = checkpoint_path(out)
@@ -541,13 +548,12 @@ def distill(
     _teachers_validation(cfg, t_ck, sites)
     multiple = math.lcm(int(t_net.multiple), int(StudentNet.multiple))
     data = run_data(sites, cfg, multiple, norm=ds.Normalisation.identity() if agnostic else None)
-    layer: str | None = None
-    width: int | None = None
     info = dict(inputs.get("meta") or {})
     settings = settings_of(cfg, inputs)
-    with engine.deterministic(cfg.device, cfg.threads):  # also the probe: 2 threads crawl when busy
-        if cfg.beta:
-            layer, width = _feature_layer(cfg.feature_layer, t_ck, t_net, bands)
+    with deterministic(cfg.device, cfg.threads):  # also the probe: 2 threads crawl when busy
+        layer, width = (
+            _feature_layer(cfg.feature_layer, t_ck, t_net, bands) if cfg.beta else (None, None)
+        )
         tm = Teacher(t_ck, data.norm.mean, data.norm.std, layer, t_net)
         if layer is not None and width is None:
             raise InvalidParameterError(
@@ -556,6 +562,8 @@ def distill(
             )
         info["teacher"] = _teacher_info(t_ck, t_path, tm.net, layer, width)
         import lightning as L
+
+        from stfusion.dl import engine
 
         L.seed_everything(cfg.seed, workers=True, verbose=False)
         student = _make_student(t_net, bands, cfg.student)
@@ -588,7 +596,7 @@ def distill(
             rec_out["parameters"] = parameter_count(student)
             rec_out["resume"] = {
                 "state_dict": cpu_state(student.state_dict()),
-                "lightning": engine.resume_path(out).name,
+                "lightning": resume_path(out).name,
             }
             if adapter is not None:
                 rec_out["adapter"] = {

@@ -57,7 +57,11 @@ from lightning.pytorch.loggers import CSVLogger
 
 import stfusion
 from stfusion.dl import datasets
-from stfusion.dl.checkpoint import load_checkpoint, save_checkpoint
+from stfusion.dl.checkpoint import (  # cpu_state re-exported: engine.<name> was its home
+    cpu_state,
+    load_checkpoint,
+    save_checkpoint,
+)
 from stfusion.dl.engine_files import (  # check_resumable re-exported: engine.<name> was its home
     check_resumable,  # noqa: F401
     check_resume_state,
@@ -67,6 +71,7 @@ from stfusion.dl.engine_settings import (  # all re-exported: engine.<name> is t
     RESUME_FILE,
     EngineSettings,
     OptionError,  # noqa: F401
+    ProgressFn,
     check_precision,  # noqa: F401
     check_strategy,  # noqa: F401
     deterministic,  # noqa: F401
@@ -84,9 +89,6 @@ if TYPE_CHECKING:
     from stfusion.dl.networks.agnostic import AgnosticNet
     from stfusion.dl.networks.stfdcnn import STFDCNNNet
     from stfusion.dl.networks.student import StudentNet
-
-ProgressFn = Callable[[dict[str, Any]], None]
-
 
 # ----------------------------------------------------------------------------- modules
 
@@ -456,11 +458,6 @@ def pretrain_autoencoder(
 
 
 # ----------------------------------------------------------------------------- the recorder
-
-
-def cpu_state(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """A state dict on the CPU, detached (what checkpoints store)."""
-    return {k: v.detach().cpu().clone() for k, v in sd.items()}
 
 
 class RunRecorder(L.Callback):

@@ -1,7 +1,9 @@
 """The engine's settings and its one Lightning Trainer set-up: devices, precision, the
 deterministic CPU mode, the quiet logging and the ``<stem>.lightning`` folder.
 
-Moved out of :mod:`stfusion.dl.engine`, which still exports these names.
+Moved out of :mod:`stfusion.dl.engine`, which still exports these names. Lightning (4-5 s
+to import) is imported where a Trainer is made: the checks of a run (its options, its
+output, a resume state) need only this module, and say a bad value before that.
 """
 
 from __future__ import annotations
@@ -11,28 +13,26 @@ import logging
 import os
 import sys
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from stfusion.dl import missing_lightning
-
-try:
-    import lightning as L
-except ImportError as exc:  # torch without Lightning: predicting works, training does not
-    raise missing_lightning() from exc
-from lightning.pytorch.callbacks import ModelCheckpoint, TQDMProgressBar
-
 from stfusion.errors import InvalidParameterError, OptionError, warn
 from stfusion.run_config import check_precision
+
+if TYPE_CHECKING:
+    import lightning as L
 
 __all__ = [
     "RESUME_FILE",
     "EngineSettings",
     "OptionError",
+    "ProgressFn",
     "check_precision",
     "check_strategy",
     "deterministic",
@@ -45,6 +45,19 @@ __all__ = [
 ]
 
 RESUME_FILE = "resume.ckpt"
+
+#: The trainers' callback: one event dict per autoencoder step and per epoch.
+ProgressFn = Callable[[dict[str, Any]], None]
+
+
+def import_lightning() -> Any:
+    """The ``lightning`` package, or the error saying how to install it (torch without
+    Lightning: predicting works, training does not)."""
+    try:
+        import lightning
+    except ImportError as exc:
+        raise missing_lightning() from exc
+    return lightning
 
 
 @dataclass
@@ -94,6 +107,9 @@ def parse_devices(spec: str) -> tuple[str, Any]:
 def check_strategy(strategy: str) -> str:
     """``strategy`` if Lightning knows it by name (``auto`` or its registry), else an error
     listing those names (checked before any data is read: Lightning would fail only later)."""
+    if strategy == "auto":  # the default: no import of Lightning for it
+        return strategy
+    import_lightning()
     from lightning.pytorch.strategies import StrategyRegistry
 
     names = ["auto", *StrategyRegistry.available_strategies()]
@@ -188,38 +204,45 @@ def deterministic(device: str, threads: int) -> Iterator[None]:
                 os.environ[key] = value
 
 
-class StderrProgressBar(TQDMProgressBar):
-    """Lightning's bar on stderr (its own writes to stdout, where a user redirects results),
-    epochs counted from 1 like stfusion's epoch lines and checkpoint."""
+@cache
+def stderr_progress_bar() -> type:
+    """``StderrProgressBar``, made when a Trainer first is (its base is Lightning's)."""
+    from lightning.pytorch.callbacks import TQDMProgressBar
 
-    def _on_stderr(self, init: Any) -> Any:
-        with contextlib.redirect_stdout(sys.stderr):  # the bars take file=sys.stdout when made
-            return init()
+    class StderrProgressBar(TQDMProgressBar):
+        """Lightning's bar on stderr (its own writes to stdout, where a user redirects
+        results), epochs counted from 1 like stfusion's epoch lines and checkpoint."""
 
-    def init_sanity_tqdm(self) -> Any:
-        return self._on_stderr(super().init_sanity_tqdm)
+        def _on_stderr(self, init: Any) -> Any:
+            with contextlib.redirect_stdout(sys.stderr):  # the bars take file=sys.stdout
+                return init()
 
-    def init_train_tqdm(self) -> Any:
-        return self._on_stderr(super().init_train_tqdm)
+        def init_sanity_tqdm(self) -> Any:
+            return self._on_stderr(super().init_sanity_tqdm)
 
-    def init_validation_tqdm(self) -> Any:
-        return self._on_stderr(super().init_validation_tqdm)
+        def init_train_tqdm(self) -> Any:
+            return self._on_stderr(super().init_train_tqdm)
 
-    def init_predict_tqdm(self) -> Any:
-        return self._on_stderr(super().init_predict_tqdm)
+        def init_validation_tqdm(self) -> Any:
+            return self._on_stderr(super().init_validation_tqdm)
 
-    def init_test_tqdm(self) -> Any:
-        return self._on_stderr(super().init_test_tqdm)
+        def init_predict_tqdm(self) -> Any:
+            return self._on_stderr(super().init_predict_tqdm)
 
-    def on_train_epoch_start(self, trainer: L.Trainer, *_: Any) -> None:
-        # Lightning's own, but for the description (it would show "Epoch 0" first)
-        if self._leave:
-            self.train_progress_bar = self.init_train_tqdm()
-        bar, total = self.train_progress_bar, self.total_train_batches
-        bar.reset()
-        bar.total = None if total == float("inf") else total
-        bar.initial = 0
-        bar.set_description(f"Epoch {trainer.current_epoch + 1}")
+        def init_test_tqdm(self) -> Any:
+            return self._on_stderr(super().init_test_tqdm)
+
+        def on_train_epoch_start(self, trainer: L.Trainer, *_: Any) -> None:
+            # Lightning's own, but for the description (it would show "Epoch 0" first)
+            if self._leave:
+                self.train_progress_bar = self.init_train_tqdm()
+            bar, total = self.train_progress_bar, self.total_train_batches
+            bar.reset()
+            bar.total = None if total == float("inf") else total
+            bar.initial = 0
+            bar.set_description(f"Epoch {trainer.current_epoch + 1}")
+
+    return StderrProgressBar
 
 
 def make_trainer(
@@ -238,6 +261,10 @@ def make_trainer(
     ``unused_parameters``: the module steps some parameters without the others (a GAN's
     generator and discriminator steps): DDP must then look for parameters without gradients.
     """
+    import_lightning()  # or the error saying how to install it
+    import lightning as L
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
     accelerator, devices = parse_devices(settings.device)
     strategy = settings.strategy
     if unused_parameters and strategy == "ddp":
@@ -245,7 +272,7 @@ def make_trainer(
     bar = settings.progress_bar and sys.stderr.isatty()
     cbs = list(callbacks)
     if bar:
-        cbs.append(StderrProgressBar(leave=False))
+        cbs.append(stderr_progress_bar()(leave=False))
     return L.Trainer(
         accelerator=accelerator,
         devices=devices,

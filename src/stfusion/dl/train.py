@@ -44,17 +44,24 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, Unpack
+from typing import TYPE_CHECKING, Any, Unpack
 
 import numpy as np
 import torch
 
 import stfusion
 from stfusion.dl import datasets as ds
-from stfusion.dl import engine
-from stfusion.dl.checkpoint import Checkpoint, save_checkpoint
+from stfusion.dl import require_lightning
+from stfusion.dl.checkpoint import Checkpoint, cpu_state, save_checkpoint
 from stfusion.dl.data import warn_idle_sites, warn_site_scales
-from stfusion.dl.engine import ProgressFn, cpu_state
+from stfusion.dl.engine_settings import (
+    EngineSettings,
+    ProgressFn,
+    deterministic,
+    lightning_dir,
+    resume_path,
+    warn_settings,
+)
 from stfusion.dl.gan import GANTrainer, gan_trainer
 from stfusion.dl.losses import CompoundLoss, SpectralLoss, content_loss
 from stfusion.dl.networks import FusionNet, channels_for, make_network, network_class
@@ -85,6 +92,10 @@ from stfusion.dl.train_resume import (  # re-exported: train.<name> was their ho
 from stfusion.errors import InvalidParameterError
 from stfusion.io import AlignedSource, FileSource, Source
 from stfusion.scene import ImageLike, Scene
+
+if TYPE_CHECKING:  # Lightning (4-5 s to import) is imported where a run starts: a bad option,
+    # output or resume state is said before it
+    from stfusion.dl import engine
 
 __all__ = [
     "GANTrainer",
@@ -264,10 +275,10 @@ def run_data(
     return RunData(sites, held, norm, train_ds, val_ds, steps)
 
 
-def settings_of(cfg: Any, inputs: RunInputs) -> engine.EngineSettings:
+def settings_of(cfg: Any, inputs: RunInputs) -> EngineSettings:
     """The engine settings of a run: ``cfg``'s, and Lightning's bar if ``inputs`` ask for it;
     what Lightning would change silently is said here, once per run."""
-    settings = engine.EngineSettings(
+    settings = EngineSettings(
         epochs=cfg.epochs,
         patience=cfg.patience,
         seed=cfg.seed,
@@ -278,7 +289,7 @@ def settings_of(cfg: Any, inputs: RunInputs) -> engine.EngineSettings:
         workers=cfg.workers,
         progress_bar=bool(inputs.get("progress_bar")),
     )
-    engine.warn_settings(settings)
+    warn_settings(settings)
     return settings
 
 
@@ -310,6 +321,8 @@ def checkpoint_record(
     and ``validation_block`` are the first site's, as before); ``training_inputs`` (the
     catalog, the resampling) from ``run_inputs``. ``--resume`` compares them.
     """
+    from stfusion.dl import engine
+
     site = data.sites[0]
     scene = site.scene
     f0, c0 = scene.pairs[0]
@@ -383,7 +396,7 @@ def training_record(
     record = checkpoint_record(model, net_config, data, cfg, rec, inputs.get("meta"), inputs)
     record["resume"] = {
         "state_dict": cpu_state(net.state_dict()),
-        "lightning": engine.resume_path(out).name,
+        "lightning": resume_path(out).name,
     }
     return record
 
@@ -393,7 +406,7 @@ def fit_run(
     data: RunData,
     cfg: Any,
     out: Path,
-    settings: engine.EngineSettings,
+    settings: EngineSettings,
     payload: Callable[[engine.RunRecorder, engine.FusionModule], dict[str, Any]],
     resumed: bool,
     inputs: RunInputs,
@@ -402,6 +415,8 @@ def fit_run(
     ``out`` from ``payload`` after every epoch, reporting to ``inputs``' progress) and return
     what the run produced: the end of :func:`train` and
     :func:`stfusion.dl.train_stfdcnn.train_stfdcnn`."""
+    from stfusion.dl import engine
+
     train_dl, val_dl = data.loaders(cfg.batch, cfg.workers)
     progress = inputs.get("progress")
     rec = engine.fit(
@@ -422,7 +437,7 @@ def _autoencoder(
     adversarial: bool,
     previous: Checkpoint | None,
     data: RunData,
-    settings: engine.EngineSettings,
+    settings: EngineSettings,
     out: Path,
     progress: ProgressFn | None,
 ) -> tuple[Autoencoder | None, list[float]]:
@@ -433,13 +448,15 @@ def _autoencoder(
     ae = Autoencoder(bands, channels_for(cfg.size))
     if previous is not None:
         return ae, list((previous.data.get("autoencoder") or {}).get("losses", []))
+    from stfusion.dl import engine
+
     ae_losses = engine.pretrain_autoencoder(
         ae,
         data.fine_patches(cfg, cfg.ae_steps),
         cfg.ae_steps,
         cfg.lr,
         settings,
-        engine.lightning_dir(out),
+        lightning_dir(out),
         progress,
     )
     return ae, ae_losses
@@ -455,6 +472,8 @@ def _fusion_module(
 ) -> engine.FusionModule:
     """The Lightning module for ``net``: adversarial with ``disc``, else plain with the
     compound (``ae``) or content loss."""
+    from stfusion.dl import engine
+
     # MS-SSIM on physical values (reflectance: data range 1), not standardised ones:
     # band-tied runs denormalise with the training statistics, band-agnostic ones with
     # each sample's (the batch carries them).
@@ -495,6 +514,7 @@ def train(
     notes) is stored with the checkpoint's metadata, ``progress`` receives one dict per
     autoencoder step and per epoch.
     """
+    require_lightning()
     check_inputs("train", inputs, ResumableInputs.__optional_keys__)
     cfg = copy.deepcopy(config) if config is not None else TrainConfig()
     out = checkpoint_path(out)
@@ -506,7 +526,7 @@ def train(
     data = run_data(sites, cfg, net_cls.multiple)
     settings = settings_of(cfg, inputs)
     bands = 1 if cfg.agnostic else sites[0].scene.count
-    with engine.deterministic(cfg.device, cfg.threads):
+    with deterministic(cfg.device, cfg.threads):
         import lightning as L
 
         L.seed_everything(cfg.seed, workers=True, verbose=False)

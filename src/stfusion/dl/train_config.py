@@ -15,8 +15,7 @@ from typing import Any, TypedDict, cast
 
 import numpy as np
 
-from stfusion.dl import engine
-from stfusion.dl.engine import ProgressFn
+from stfusion.dl.engine_settings import ProgressFn, check_strategy, parse_devices
 from stfusion.dl.losses import GAN_LOSSES
 from stfusion.dl.networks import network_class, network_names
 from stfusion.dl.networks.discriminators import discriminator_class
@@ -155,8 +154,8 @@ def validate_run_options(cfg: Any) -> None:
 
 def check_engine_options(cfg: Any) -> None:
     """The run options Lightning and torch judge: ``--strategy`` and ``--devices``."""
-    engine.check_strategy(cfg.strategy)
-    engine.parse_devices(cfg.device)
+    check_strategy(cfg.strategy)
+    parse_devices(cfg.device)
 
 
 #: Settings of the adversarial loop, and of the compound loss (EDCSTFN and the GANs).

@@ -12,12 +12,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from stfusion.dl import datasets as ds
-from stfusion.dl import engine
 from stfusion.dl.checkpoint import Checkpoint, load_checkpoint
-from stfusion.dl.engine_files import check_new_run
+from stfusion.dl.engine_files import check_new_run, check_resumable
 from stfusion.dl.run_inputs import check_out, check_pairs_differ, input_changes
 from stfusion.dl.train_config import RESUME_KEEP, ResumableInputs, SiteInputs
-from stfusion.errors import InvalidParameterError, OutputExistsError, warn
+from stfusion.errors import InvalidParameterError, OptionError, OutputExistsError, warn
 
 __all__ = ["check_resume", "resumed_config", "start_run", "start_training", "training_inputs"]
 
@@ -85,11 +84,11 @@ def start_run(out: Path, resume: bool, overwrite: bool) -> Checkpoint | None:
             f"{out / 'model.ckpt'}."
         )
     if resume and overwrite:
-        raise engine.OptionError(
+        raise OptionError(
             "--resume continues the run in --out and --overwrite replaces it: give one."
         )
     if resume:
-        engine.check_resumable(out)
+        check_resumable(out)
         return load_checkpoint(out)
     if out.exists() and not overwrite:
         raise OutputExistsError(f"{out}: exists. Give --overwrite to replace it, or --resume.")
@@ -128,7 +127,7 @@ def start_training(
     done = int(previous.data.get("epoch") or 0)
     epochs = int(getattr(cfg, "epochs", done))
     if epochs < done:
-        raise engine.OptionError(
+        raise OptionError(
             f"--epochs {epochs}: the run in {out} has done {done} epochs already; give "
             f"--epochs {done + 1} or more to train further (the total, not the epochs to add)."
         )

@@ -29,9 +29,10 @@ import copy
 import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Unpack
+from typing import TYPE_CHECKING, Any, Unpack
 
-from stfusion.dl import engine
+from stfusion.dl import require_lightning
+from stfusion.dl.engine_settings import deterministic
 from stfusion.dl.networks.stfdcnn import STFDCNNNet, choose_factor, choose_window, sizes_for
 from stfusion.dl.run_inputs import checkpoint_path
 from stfusion.dl.train import (
@@ -49,6 +50,9 @@ from stfusion.dl.train_config import ResumableInputs, check_inputs
 from stfusion.errors import InvalidParameterError
 from stfusion.run_config import LoopSettings
 from stfusion.scene import ImageLike, Scene
+
+if TYPE_CHECKING:  # imported where the run starts (Lightning: 4-5 s), after its checks
+    from stfusion.dl import engine
 
 
 @dataclass
@@ -132,6 +136,7 @@ def train_stfdcnn(
     engine options of :data:`stfusion.dl.train.RESUME_KEEP`. The keyword ``inputs`` as
     :func:`stfusion.dl.train.train`'s (:class:`~stfusion.dl.train_config.ResumableInputs`).
     """
+    require_lightning()
     check_inputs("train_stfdcnn", inputs, ResumableInputs.__optional_keys__)
     out = checkpoint_path(out)
     previous, cfg = start_training(out, _as_config(config), inputs, model="stfdcnn", pairs=pairs)
@@ -155,8 +160,10 @@ def train_stfdcnn(
                 f"transitional factor {cfg.factor}; use a larger val_fraction or scene."
             )
     settings = settings_of(cfg, inputs)
-    with engine.deterministic(cfg.device, cfg.threads):
+    with deterministic(cfg.device, cfg.threads):
         import lightning as L
+
+        from stfusion.dl import engine
 
         L.seed_everything(cfg.seed, workers=True, verbose=False)
         net: Any
