@@ -281,3 +281,19 @@ def test_output_names_that_are_typos_are_refused(
     code, _, err = run_cli([*args, "--coarse", f"{d}MOD09GA_2001-11-02.tif"], capsys)
     assert code != 0 and "not an output file name" in err, err
     assert not list(tmp_path.iterdir())
+
+
+def test_inspect_says_a_fine_image_given_again_as_the_coarse_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`inspect F.tif F.tif` (or a link to F) showed no PROBLEM, where predict refuses the
+    pair; other bands of one stack (--fine-bands / --coarse-bands) are no such mistake."""
+    fine = sample_dir() / "CIA_Landsat7_2001-10-08.tif"
+    link = tmp_path / "link.tif"
+    link.symlink_to(fine)
+    for second in (fine, link):
+        code, out, _ = run_cli(["inspect", str(fine), str(second)], capsys)
+        assert code == 1 and "PROBLEM   the same file as the fine image" in out, out
+    args = ["inspect", str(fine), str(link), "--fine-bands", "1,2", "--coarse-bands", "3,4"]
+    code, out, _ = run_cli(args, capsys)
+    assert "the same file as the fine image" not in out, out

@@ -12,8 +12,10 @@ import numpy as np
 from stfusion.api import _bands
 from stfusion.errors import STFusionError, STFusionWarning, keywords_checked
 from stfusion.io import FileSource, Scaling, Source, inspect_raster
+from stfusion.io.files import same_file
 from stfusion.scene import align_coarse
 from stfusion.scene_checks import (
+    PAIR_IS,
     check_pair,
     warn_band_order,
     warn_nodata_among_data,
@@ -217,6 +219,11 @@ def inspect_files(
             lines += _fill_checks(src, sample, "fine")
             lines += _variable_lines(sample, info.count, info.band_names)
             continue
+        if _bands(fine_bands) == _bands(coarse_bands) and same_file(files[0], path):
+            lines.append(  # predict refuses it as a pair (nothing else was said)
+                f"  PROBLEM   the same file as the fine image {files[0]}: predict refuses "
+                f"it as the pair's coarse image. {PAIR_IS}."
+            )
         if fine is None:
             lines += _fill_checks(src, sample, "coarse")
             lines.append("  alignment not checked: the fine image could not be read")
