@@ -297,3 +297,15 @@ def test_inspect_says_a_fine_image_given_again_as_the_coarse_one(
     args = ["inspect", str(fine), str(link), "--fine-bands", "1,2", "--coarse-bands", "3,4"]
     code, out, _ = run_cli(args, capsys)
     assert "the same file as the fine image" not in out, out
+
+
+def test_a_stack_glob_that_matches_metadata_says_the_glob(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--pair 'LE07_*' ...` beside the scene's MTL.txt: the error named MTL.txt as not a
+    raster, not the glob that took it in as a band."""
+    shutil.copy(sample_dir() / "CIA_Landsat7_2001-10-08.tif", tmp_path / "LE07_x_SR_B1.tif")
+    (tmp_path / "LE07_x_MTL.txt").write_text("GROUP = LANDSAT_METADATA_FILE\n")
+    code, out, _ = run_cli(["inspect", str(tmp_path / "LE07_*")], capsys)
+    assert code == 1 and "LE07_x_MTL.txt: not a raster" in out, out
+    assert "LE07_* matched it among 2 files" in out and "only the band files" in out, out

@@ -389,7 +389,16 @@ class BandStack(FileSource):
         files, chosen = split_spec(self.path)
         files = [local_absolute(f) for f in files]  # read by the same files after os.chdir
         chosen = chosen or self.scaling.bands
-        members = _gdal_members(files)
+        try:
+            members = _gdal_members(files)
+        except InputFileError as exc:
+            if len(files) < 2 or not any(c in self.path for c in _GLOB_CHARS):
+                raise
+            raise InputFileError(  # a Landsat folder's MTL.txt, ANG.txt beside its bands
+                f"{exc} The glob {self.path} matched it among {len(files)} files, read as "
+                "the bands of one image: give a glob that matches only the band files "
+                "(e.g. LC08_*_SR_B*.TIF), or list them with commas."
+            ) from None
         if chosen:
             members = select_members(members, chosen, self.path)
         elif any(m.field is not None for m in members):
