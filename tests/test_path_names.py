@@ -119,7 +119,7 @@ def test_names_that_are_not_utf8_are_refused_before_any_work(tmp_path: Path) -> 
 def test_a_glob_leaves_out_the_metadata_beside_the_images(tmp_path: Path) -> None:
     """``--coarse 'M/MOD09GA*'`` beside LP DAAC's ``.hdf.xml`` files, and ``'M/*'`` beside
     GDAL's ``.aux.xml``, were "two coarse images on 2001-10-17"; ENVI images without an
-    extension had "folder has no raster files" and no hint."""
+    extension had "folder has no raster files" and no hint (now the folder lists them)."""
     from stfusion.dates import list_images
     from stfusion.errors import InputFileError
 
@@ -137,11 +137,17 @@ def test_a_glob_leaves_out_the_metadata_beside_the_images(tmp_path: Path) -> Non
         list_images(str(m / "*.xml"))
     envi = tmp_path / "L"
     envi.mkdir()
-    (envi / "Landsat20041126").touch()
     (envi / "Landsat20041126.hdr").touch()
     with pytest.raises(InputFileError, match=r"ENVI headers \(.hdr\): give its images as"):
-        list_images(str(envi))
+        list_images(str(envi))  # a header alone
+    (envi / "Landsat20041126").touch()
+    (envi / "notes.txt").touch()
+    (envi / "notes.txt.hdr").touch()  # no image, whatever a header says
     assert [Path(f).name for f in list_images(str(envi / "*"))] == ["Landsat20041126"]
+    # a folder lists its ENVI images by the headers beside them (no raster extension)
+    (envi / "tm0711.bsq").touch()
+    (envi / "tm0711.hdr").touch()
+    assert [Path(f).name for f in list_images(str(envi))] == ["Landsat20041126", "tm0711.bsq"]
     with pytest.raises(InputFileError, match=r"write \[\[\] for a \["):
         list_images(str(tmp_path / "data [v1]" / "*.tif"))
 

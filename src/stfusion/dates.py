@@ -303,7 +303,12 @@ def list_images(spec: str | os.PathLike[str]) -> list[str]:
         return [text]
     if p.is_dir():
         entries = [f for f in p.iterdir() if not f.name.startswith(".")]
-        files = [str(f) for f in entries if f.is_file() and f.suffix.lower() in RASTER_EXTENSIONS]
+        names = {f.name for f in entries}
+        files = [
+            str(f)
+            for f in entries
+            if f.is_file() and (f.suffix.lower() in RASTER_EXTENSIONS or _envi_image(f, names))
+        ]
         listed = set(files)  # a folder of ten years of daily MODIS: no n^2 test
         _warn_unlisted(spec, [f for f in entries if str(f) not in listed])
         if not files:
@@ -341,6 +346,14 @@ def list_images(spec: str | os.PathLike[str]) -> list[str]:
     raise InputFileError(
         f"{spec}: no such folder or file, and no file matches it as a glob.{_glob_hint(text)}"
     )
+
+
+def _envi_image(f: Path, names: set[str]) -> bool:
+    """Whether ``f`` is an ENVI image by its header beside it (``X.hdr`` for ``X`` or
+    ``X.bsq``, or ``X.bsq.hdr``): ENVI images often have no raster extension (BOREAS, LGC)."""
+    if f.name.lower().endswith(NOT_IMAGES):
+        return False
+    return f"{f.name}.hdr" in names or (bool(f.suffix) and f"{f.stem}.hdr" in names)
 
 
 def _hint_below(folder: Path) -> str:
