@@ -307,6 +307,16 @@ def test_a_full_disk_is_named_even_with_space_free_again(tmp_path: Path) -> None
     assert "filled up while writing" in str(write_failed(tmp_path / "p.tif", gdal))
     other = str(write_failed(tmp_path / "p.tif", RuntimeError("IReadBlock failed")))
     assert "filled up" not in other
+    # rasterio's own words point at an exception the user never sees: its text is said
+    try:
+        try:
+            raise RuntimeError("TIFFAppendToStrip:Write error at scanline 0")
+        except RuntimeError:
+            raise OSError("Write failed. See previous exception for details.")  # noqa: B904
+    except OSError as chained:
+        msg = str(write_failed(tmp_path / "p.tif", chained))
+    assert "(Write failed: TIFFAppendToStrip:Write error at scanline 0)" in msg, msg
+    assert "previous exception" not in msg and "filled up while writing" in msg, msg
 
 
 @pytest.mark.parametrize("when", ["while it is taken", "before its with"])
@@ -351,3 +361,39 @@ with lock:
     assert done.returncode == 143, done.stderr
     assert "not reached" not in done.stdout
     assert not list(tmp_path.iterdir())
+
+
+def test_a_series_stops_computing_once_the_disk_is_full(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 3 MB file system filled at the 7th of 26 dates: each later date was computed in full
+    and failed at its write the same way (2-3 min; on a large scene hours). Now the dates
+    after it are said "not run" without being computed, and a run with room makes them."""
+    import errno
+
+    import stfusion.series.runner as series_mod
+    from stfusion.io.write_failures import write_failed
+    from stfusion.series import read_summary, run_series
+
+    k = need(KRANJ)
+    tried: list[str] = []
+
+    def full(est: object, target: object, path: Path, *a: object) -> Path:
+        tried.append(path.name)
+        raise write_failed(path, OSError(errno.ENOSPC, "No space left on device"))
+
+    monkeypatch.setattr(series_mod, "_predict_component", full)
+    out = tmp_path / "out"
+    kw = {"fine_scale": 1e-4, "date_range": "2020-03-10:2020-03-13", "method": "additive"}
+    fine, coarse = [str(k / "landsat/filled")], [str(k / "modis/filled")]
+    result = run_series(out, fine=fine, coarse=coarse, **kw)
+    assert len(tried) == 1 and tried[0].startswith("2020-03-10_")  # one component, one date
+    rows = {r["date"]: r for r in read_summary(out / "summary.csv")}
+    assert "filled up while writing" in rows["2020-03-10"]["reason"]
+    for day in ("2020-03-11", "2020-03-12", "2020-03-13"):
+        assert rows[day]["status"] == "failed"
+        assert rows[day]["reason"].startswith("not run: the output's file system was full when")
+    assert len(result.failed) == 4
+    monkeypatch.undo()
+    again = run_series(out, fine=fine, coarse=coarse, **kw)
+    assert not again.failed and len(list(out.glob("fused_*.tif"))) == 4

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import errno
 import functools
 import json
 import logging
@@ -20,8 +19,7 @@ from typing import Any
 
 import numpy as np
 import rasterio
-from rasterio._err import CPLE_BaseError  # GDAL's errors (rasterio has no public name)
-from rasterio.errors import NotGeoreferencedWarning, RasterioError
+from rasterio.errors import NotGeoreferencedWarning
 from rasterio.windows import Window
 
 from stfusion.errors import (
@@ -33,6 +31,10 @@ from stfusion.errors import (
 from stfusion.io.files import check_name, check_typo, is_gdal_name, same_file
 from stfusion.io.grid import Grid
 from stfusion.io.partials import OLD_SUFFIX, partial_name, remove_stale_partials, umask_mode
+from stfusion.io.write_failures import (  # re-exported: writing.<name> was their home
+    WRITE_ERRORS,
+    write_failed,
+)
 
 log = logging.getLogger("stfusion")
 
@@ -506,57 +508,6 @@ def copy_as_cog(
                     **{**COG_OPTIONS, **options},
                 )
     return Path(final)
-
-
-#: What GDAL and the system raise when a raster cannot be written or read back.
-WRITE_ERRORS: tuple[type[BaseException], ...] = (RasterioError, CPLE_BaseError, OSError)
-
-
-def write_failed(final: Path, exc: BaseException, how: str = "") -> OutputWriteError:
-    """The error for an output that could not be written: the file, GDAL's or the system's
-    reason, the free space left (a full disk says nothing clearer), and that nothing was
-    left under the output's name."""
-    parent = final.parent if str(final.parent) else Path(".")
-    try:
-        free = shutil.disk_usage(parent).free / 2**20
-        space = f"; {free:.1f} MB free on the output's file system"
-        text = str(exc)
-        full = getattr(exc, "errno", None) == errno.ENOSPC or any(
-            s in text for s in ("No space left", "Write error", "write error")
-        )
-        if full:  # space measured after the failure may look ample: the partials are freed
-            space += (
-                " (it filled up while writing? The output needs room for itself and a "
-                "temporary copy, about twice its size: free some space or choose another "
-                "folder)"
-            )
-        elif free < 64:
-            space += " (full? free some space or choose another folder)"
-    except OSError:
-        space = ""
-    space += _file_size_limit()
-    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return OutputWriteError(
-        f"{final}: could not be written completely ({how}{reason}){space}. Nothing was "
-        "written under that name."
-    )
-
-
-def _file_size_limit() -> str:
-    """The process's file-size limit (``ulimit -f``) when it has one: a write past it fails
-    as a full disk would, with space left ("74039 MB free")."""
-    try:
-        import resource
-
-        soft, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
-    except (ImportError, OSError, ValueError):
-        return ""
-    if soft == resource.RLIM_INFINITY:
-        return ""
-    return (
-        f"; this process may write files of at most {soft / 2**20:.1f} MB (ulimit -f): raise "
-        "the limit or give smaller outputs"
-    )
 
 
 @contextlib.contextmanager

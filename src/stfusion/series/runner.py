@@ -31,6 +31,7 @@ from stfusion.io import (
     partial_name,
     write_errors,
 )
+from stfusion.io.write_failures import disk_full, not_run_when_full
 from stfusion.methods import FusionMethod
 from stfusion.methods.vipstf import VIPSTF, one_pair_method
 from stfusion.scene import open_scene
@@ -173,6 +174,8 @@ class _Series:
     cache: OrderedDict[tuple[str, tuple[dt.date, ...]], FusionMethod] = field(
         default_factory=OrderedDict
     )
+    #: The date whose output a full disk refused: the later dates are not computed.
+    disk_full: dt.date | None = None
 
     @property
     def fine(self) -> dict[dt.date, Any]:
@@ -409,6 +412,8 @@ def _run_date(
             kept, redo = resume_record(rec, path, s.grid, s.count, cfg.dtype, inputs, cfg.quality)
             if kept:
                 return rec
+        if s.disk_full is not None:  # every later write would fail as that date's did
+            raise not_run_when_full(s.disk_full)
         with stage(str(day), said=False):  # the long steps of a date's run say its date
             _predict_date(s, rec, day, path, scratch, key, settings, inputs, cfg)
         if current_mem_limit_mb() is not None:  # the dates' peaks must not add up
@@ -419,6 +424,8 @@ def _run_date(
         log.debug("series: %s failed", day, exc_info=True)
         rec.status, rec.output = "failed", ""
         rec.reason = describe_error(exc)
+        if s.disk_full is None and disk_full(exc):
+            s.disk_full = day
     finally:
         rec.seconds = time.monotonic() - t0
     if redo and rec.status in ("predicted", "gap-filled"):
