@@ -125,3 +125,23 @@ def test_predict_in_a_log_says_the_members(
     code, said = run_clean(args, capsys)
     assert code == 0, said
     assert "ensemble: member fitfc (1 of " in said and "member fsdaf (2 of " in said, said
+
+
+def test_a_logs_time_left_leaves_out_the_first_window(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """FSDAF on 3000 x 3000 said "about 22 min left" after the first of 9 windows and took
+    6: the first window's time (its reads fill the caches) set the rate."""
+    from stfusion.cli import progress as progress_module
+
+    now = [0.0]
+    monkeypatch.setattr(progress_module.time, "monotonic", lambda: now[0])
+    with progress_module.Progress("fsdaf", False) as progress:
+        progress.windows(0, 9)
+        now[0] = 100.0
+        progress.windows(1, 9)  # slow: no rate yet
+        now[0] = 110.0
+        progress.windows(2, 9)  # 10 s a window from here: 70 s for the 7 left
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].startswith("fsdaf: 1/9 windows (") and "left" not in lines[0], lines
+    assert lines[1].startswith("fsdaf: 2/9 windows, about 70 s left ("), lines

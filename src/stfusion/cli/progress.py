@@ -154,8 +154,8 @@ class Progress:
         self._stage = None  # the counted steps began
         if not sys.stderr.isatty():
             tenth = done * 10 // max(total, 1)
-            if self._first is None:
-                self._first = (time.monotonic(), done)
+            if self._first is None and done > 0:  # the rate after the first window, whose
+                self._first = (time.monotonic(), done)  # reads warm the caches (22 min for 6)
             if total > 1 and tenth > self._logged:
                 self._logged = tenth
                 self._say(f"{done}/{total} {self.unit}{self._left(done, total)}")
@@ -168,7 +168,8 @@ class Progress:
 
     def _left(self, done: int, total: int) -> str:
         """ ", about N min left" at the rate since the first count (a log has no bar's ETA)."""
-        assert self._first is not None
+        if self._first is None:
+            return ""
         t, d = self._first
         if done >= total or done <= d:
             return ""
