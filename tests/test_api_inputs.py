@@ -422,8 +422,8 @@ def test_package_is_typed_and_fit_returns_self_type() -> None:
 
 @pytest.mark.slow
 def test_strict_mypy_sees_precise_types(tmp_path: Path) -> None:
-    """`mypy --strict` on user code: stfusion typed, fit -> the class, predict -> DataArray
-    without out= and the path with it."""
+    """`mypy --strict` on user code: stfusion typed, fit -> the class, predict (and fuse)
+    -> DataArray without out= and the path with it."""
     pytest.importorskip("mypy")
     user = tmp_path / "user.py"
     user.write_text(
@@ -438,6 +438,9 @@ def test_strict_mypy_sees_precise_types(tmp_path: Path) -> None:
         "path: str = str(STARFM().fit([(f, f)]).predict(f, out='p.tif'))\n"
         "reveal_type(STARFM().fit([(f, f)]).predict(f, out='p.tif'))\n"
         "reveal_type(STARFM().fit([(f, f)]).predict(f))\n"
+        "from stfusion.methods import fuse\n"
+        "reveal_type(fuse(STARFM(), [(f, f)], f, out='p.tif'))\n"
+        "reveal_type(fuse(STARFM(), [(f, f)], f, mem_limit_mb=100))\n"
     )
     # In a process of its own: mypy in this one left its heap and GC thresholds behind, and
     # every later test of the worker ran up to 10x slower (test_ensemble.py: 27 s -> 300 s).
@@ -450,6 +453,7 @@ def test_strict_mypy_sees_precise_types(tmp_path: Path) -> None:
     assert code == 0, out + done.stderr
     revealed = [line for line in out.splitlines() if "Revealed type" in line]
     assert "str | os.PathLike[" in revealed[0] and "DataArray" in revealed[1], out
+    assert "str | os.PathLike[" in revealed[2] and "DataArray" in revealed[3], out  # fuse
 
 
 @pytest.mark.parametrize("bad", [None, np.full((2, 4, 4), "x")])

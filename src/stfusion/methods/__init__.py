@@ -12,7 +12,8 @@ from importlib import import_module
 from importlib.metadata import entry_points
 
 from stfusion.errors import InvalidParameterError, warn
-from stfusion.methods.base import FusionMethod, Param, fuse
+from stfusion.methods.base import FusionMethod, Param
+from stfusion.methods.one_call import fuse
 from stfusion.methods.vipstf import make_estimator
 
 BUILTIN: dict[str, str] = {

@@ -52,12 +52,10 @@ from stfusion.scene import (
     Scene,
     as_date,
     as_scaling,
-    as_source,
     check_fit_call,
     check_keywords,
     open_scene,
     pair_list,
-    scene_keywords,
 )
 from stfusion.scene_checks import (
     check_target_scale,
@@ -670,26 +668,6 @@ class FusionMethod:
         fines = [f.read(window, halo) for f, _ in self.scene_.pairs]
         coarses = [c.read(window, halo) for _, c in self.scene_.pairs]
         return fines, coarses, self.target_.read(window, halo)
-
-
-def fuse(
-    method: FusionMethod,
-    pairs: Sequence[tuple[ImageLike, ImageLike]],
-    coarse_target: ImageLike,
-    **kw: Any,
-) -> Any:
-    """One call: fit on ``pairs``, predict at ``coarse_target``; returns a DataArray (or
-    ``out``). ``kw``: :meth:`FusionMethod.fit`'s scene keywords (``ratio``,
-    ``fine_scaling``, ``coarse_scaling``, ``resampling``, ``pair_dates``, ``target_date``,
-    ``check``: :func:`stfusion.scene.scene_keywords`) go to ``fit``, the others (``out``,
-    ``mem_limit_mb``, ...) to ``predict``."""
-    fit_kw = {k: kw.pop(k) for k in list(kw) if k in scene_keywords() and k != "target"}
-    return method.fit(pairs, **fit_kw).predict(
-        as_source(coarse_target)
-        if not isinstance(coarse_target, str | os.PathLike)
-        else coarse_target,
-        **kw,
-    )
 
 
 def _same_value(a: Any, b: Any) -> bool:
