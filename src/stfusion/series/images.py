@@ -26,6 +26,7 @@ from stfusion.errors import (
     UnreadableInputError,
 )
 from stfusion.io import AlignedSource, FileSource, Grid, Scaling, Source
+from stfusion.pair_scales import SAMPLE_PIXELS, check_scales
 from stfusion.qa import MaskedSource
 from stfusion.scene import align_coarse
 from stfusion.scene_checks import fill_advice, warn_fine_looking_coarse, warn_undeclared_fill
@@ -95,6 +96,9 @@ class ImageSet:
     _clear: list[dt.date] | None = None
     #: per sensor, the undeclared fill values (as stored) already warned about
     _fill_said: dict[str, set[str]] = field(default_factory=dict)
+    #: The first pair's coarse image, each target's scale checked against it (and its sample)
+    scale_ref: Source | None = None
+    _ref_sample: np.ndarray | None = None
 
     @property
     def grid(self) -> Grid:
@@ -141,6 +145,17 @@ class ImageSet:
             log.warning("series: %s", img.error)
         self.images[key] = img
         return img
+
+    def check_target_scale(self, target: Source) -> None:
+        """predict's check of a coarse target's scale against the pairs' coarse images (one
+        date's image stored x10000 among 0-1 ones was predicted from, exit 0): an error
+        naming both files and the fix, which fails the date."""
+        if self.scale_ref is None:
+            return
+        if self._ref_sample is None:
+            self._ref_sample = self.scale_ref.sample(SAMPLE_PIXELS)
+        samples = self._ref_sample, target.sample(SAMPLE_PIXELS)
+        check_scales(self.scale_ref, target, "--coarse-scale", "--coarse-scale", samples)
 
     def _warn_fill(self, acq: Acquisition, source: Source, sample: np.ndarray) -> None:
         """predict's warning about an undeclared fill value, once per sensor and value."""

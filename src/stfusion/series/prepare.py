@@ -22,6 +22,7 @@ from stfusion.dates import split_listed
 from stfusion.errors import (
     InvalidParameterError,
     OutputExistsError,
+    ScaleMismatchError,
     warn,
 )
 from stfusion.io import Scaling
@@ -310,18 +311,34 @@ def check_before_dates(
     pair_dates: list[dt.date],
     params: Mapping[str, Any] | None = None,
 ) -> None:
-    """The checks that would fail every date, made once on the first pair that opens: the
-    scales (x10000 against 0-1 ruins everything silently) and the resolution ratio a method
-    or the fallback needs, on inputs all on one grid without ``ratio=R``."""
+    """The checks made before any date: each pair's scales (x10000 against 0-1 ruins
+    everything silently; one pair stored otherwise than the first passed unchecked, and its
+    date was "written as observed" at 1e-5) as predict checks its pairs, the first pair's
+    coarse image kept to check each target's against (:meth:`ImageSet.check_target_scale`),
+    and the resolution ratio a method or the fallback needs, on inputs all on one grid
+    without ``ratio=R``."""
     pair = None
+    told = False  # the band order is warned about once
     for d in pair_dates:
         f, c = images.open_image(images.fine[d]), images.open_image(images.coarse[d])
         if f.source is not None and c.source is not None:
-            pair = f.source, c.source
-            break
+            try:
+                told = check_pair(f.source, c.source, band_order=not told) or told
+            except ScaleMismatchError as exc:
+                if pair is None:
+                    raise
+                said = str(exc).split(" their scales do not match.")[0]  # not one pair's fix
+                raise ScaleMismatchError(
+                    f"{said} their scales do not match. In a series --fine-scale and "
+                    "--coarse-scale apply to every image, "
+                    f"and the pair {pair[0].label}, {pair[1].label} passed with them: rescale "
+                    "these files, or record their scale in them (gdal_edit.py -scale S FILE, "
+                    "on a copy)."
+                ) from None
+            pair = pair or (f.source, c.source)
     if pair is None:
         return
-    check_pair(*pair)
+    images.scale_ref = pair[1]
     needs = [
         m
         for m, kw in ((cls, params or {}), (fallback, {}))

@@ -494,6 +494,7 @@ def _predict_date(
     blend = "none"
     if not full and not unusable:
         assert coarse is not None and coarse.source is not None
+        s.images.check_target_scale(coarse.source)  # as predict's: x10000 among 0-1 fails
         planned = _predict_tiers(s, rec, day, coarse.source, observed, scratch, cfg, notes)
         if planned is None:
             return

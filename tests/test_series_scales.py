@@ -1,0 +1,61 @@
+"""Every pair and every target of a series checked for its scale as predict checks its own
+(a series trial, 2026-12-07): a fine image stored 0-1 among x10000 ones, or one MODIS day
+stored x10000 among 0-1 ones, made outputs off by 10000x with exit 0, where predict refuses
+the same files."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+
+from conftest import KRANJ, need
+from stfusion.errors import ScaleMismatchError
+from stfusion.series import read_summary, run_series
+
+
+def _copies(tmp_path: Path) -> tuple[Path, Path]:
+    """``fine/`` with Landsat 068 and 093, ``coarse/`` with MODIS 068-075 and 093."""
+    k = need(KRANJ)
+    fine, coarse = tmp_path / "fine", tmp_path / "coarse"
+    fine.mkdir()
+    coarse.mkdir()
+    for doy in ("068", "093"):
+        shutil.copy(next((k / "landsat/filled").glob(f"2020{doy}_*")), fine)
+    for doy in ("068", "069", "070", "071", "093"):
+        shutil.copy(next((k / "modis/filled").glob(f"2020{doy}_*")), coarse)
+    return fine, coarse
+
+
+def _rescale(path: Path, factor: float) -> None:
+    with rasterio.open(path, "r+") as ds:
+        ds.write((ds.read().astype(np.float64) * factor).astype(ds.dtypes[0]))
+
+
+def _run(fine: Path, coarse: Path, out: Path) -> object:
+    return run_series(out, fine=[str(fine)], coarse=[str(coarse)], fine_scale=1e-4, method="starfm")
+
+
+def test_a_pair_stored_at_another_scale_stops_the_series(tmp_path: Path) -> None:
+    fine, coarse = _copies(tmp_path)
+    _rescale(next(fine.glob("2020093_*")), 1e-4)  # 0-1, where --fine-scale expects x10000
+    with pytest.raises(ScaleMismatchError) as err:
+        _run(fine, coarse, tmp_path / "out")
+    said = str(err.value)
+    assert "2020093_" in said and "their scales do not match" in said, said
+    assert "apply to every image" in said and "2020068_" in said, said  # the pair that passed
+    assert not list((tmp_path / "out").glob("fused_*.tif"))
+
+
+def test_a_target_stored_at_another_scale_fails_its_date(tmp_path: Path) -> None:
+    fine, coarse = _copies(tmp_path)
+    _rescale(next(coarse.glob("2020070_*")), 1e4)  # x10000 among 0-1 MODIS
+    _run(fine, coarse, tmp_path / "out")
+    rows = {r["date"]: r for r in read_summary(tmp_path / "out" / "summary.csv")}
+    assert rows["2020-03-10"]["status"] == "failed", rows["2020-03-10"]
+    assert "2020070_" in rows["2020-03-10"]["reason"]
+    assert "--coarse-scale applies to both" in rows["2020-03-10"]["reason"]
+    assert rows["2020-03-09"]["status"] == rows["2020-03-11"]["status"] == "predicted"
