@@ -145,3 +145,56 @@ def test_a_logs_time_left_leaves_out_the_first_window(
     lines = capsys.readouterr().err.splitlines()
     assert lines[0].startswith("fsdaf: 1/9 windows (") and "left" not in lines[0], lines
     assert lines[1].startswith("fsdaf: 2/9 windows, about 70 s left ("), lines
+
+
+def test_a_logs_heartbeat_says_the_stage_not_the_phase(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A series trial: `still reading the inputs, then the first date` for the whole first
+    date (4 min of STARFM on 2000 x 2000); now the heartbeat says the step the run is at."""
+    import time
+
+    from stfusion.cli import progress as progress_module
+
+    monkeypatch.setattr(progress_module, "HEARTBEAT_S", 0.1)
+    monkeypatch.setattr(progress_module, "STAGE_EVERY_S", 3600.0)  # only the heartbeat says it
+    with progress_module.Progress("series", False, unit="dates") as progress:
+        progress.phase("reading the inputs, then the first date", 0.05)
+        progress.stage("2001-10-10, window 3 of 9")
+        time.sleep(0.5)
+        progress.update(1, 4)
+        progress.stage("2001-10-11, window 1 of 9")
+        time.sleep(0.5)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].startswith(
+        "series: reading the inputs, then the first date: 2001-10-10, window 3 of 9 ("
+    ), lines
+    assert any(x.startswith("series: 2001-10-10, window 3 of 9, working (") for x in lines)
+    assert not any("still reading" in x for x in lines), lines
+    assert any(
+        x.startswith("series: 1/4 dates, working: 2001-10-11, window 1 of 9 (") for x in lines
+    )
+
+
+def test_a_series_says_each_dates_windows(tmp_path: Path) -> None:
+    import warnings
+
+    from conftest import KRANJ, need
+    from stfusion.series import run_series
+
+    k = need(KRANJ)
+    said: list[str] = []
+    with reporting_stages(said.append), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the cramped windows' warning
+        run_series(
+            tmp_path / "out",
+            fine=[str(k / "landsat/filled")],
+            coarse=[str(k / "modis/filled")],
+            fine_scale=1e-4,
+            date_range="2020-03-10:2020-03-10",
+            method="starfm",
+            mem_limit_mb=0.5,
+        )
+    windows = [s for s in said if s.startswith("2020-03-10, window ")]
+    n = int(windows[-1].rsplit(" ", 1)[1])
+    assert n > 1 and windows[0] == f"2020-03-10, window 1 of {n}", said

@@ -187,6 +187,13 @@ def say_stage(text: str) -> None:
         report(text)
 
 
+def windows_said(done: int, total: int) -> None:
+    """A ``predict(progress=...)`` callback saying each window as a stage (a series' date:
+    ``2020-03-17, window 4 of 9``), from the first, where there are several."""
+    if total > 1 and done < total:
+        say_stage(f"window {done + 1} of {total}")
+
+
 def current_mem_limit_mb() -> float | None:
     """The ``--mem-limit`` of the run in progress (:func:`memory_limits`), else None: what a
     method that runs other methods over the scene in ``prepare`` (the ensemble) plans them

@@ -131,12 +131,20 @@ class Progress:
         def say() -> None:
             with self._lock:
                 if gen == self._gen:
-                    self._say(text if self._stage is None else f"{text}: {self._stage}")
+                    self._say(self._with_stage(text))
                     self._schedule(HEARTBEAT_S, gen, then, then)
 
         self._timer = threading.Timer(delay, say)
         self._timer.daemon = True
         self._timer.start()
+
+    def _with_stage(self, text: str) -> str:
+        """A log's line ``text`` with the stage the run is at: after a count (``3/26 dates,
+        working: 2020-03-17, window 4 of 9``); in place of a phase's ``still ...`` (which
+        said "still reading the inputs" of a date long begun)."""
+        if self._stage is None:
+            return text
+        return f"{self._stage}, working" if text.startswith("still ") else f"{text}: {self._stage}"
 
     def _cancel(self) -> None:
         with self._lock:

@@ -92,6 +92,7 @@ from stfusion.tiling import (
     release_freed_memory,
     stage,
     state_bytes_for,
+    windows_said,
 )
 
 log = logging.getLogger("stfusion")
@@ -693,5 +694,6 @@ def _predict_component(
             workers=workers,
             cog=False,
             quality_out=quality_path(out),
+            progress=windows_said,
         )
     return out
