@@ -132,7 +132,8 @@ def listed_outside(
     where = "outside --date-range" + (" or off the --every step" if off_step else "")
     if kept:
         notes.append(
-            f"{listed} also list {len(kept)} date(s) {where} whose outputs, made "
+            f"{listed} also {'lists' if cfg.cube is None else 'list'} {len(kept)} date(s) "
+            f"{where} whose outputs, made "
             "earlier from the same inputs and settings, are current"
         )
     if stale:
