@@ -224,3 +224,30 @@ def test_a_warning_is_printed_once_per_command(tmp_path: Path) -> None:
     )  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert r.stderr.count("Warning: ensemble: member(s) fitfc, fsdaf skipped") == 1, r.stderr
+
+
+def test_days_a_daily_coarse_series_lacks_are_said(tmp_path: Path) -> None:
+    """A series trial: MODIS days missing from the downloads were left out of summary.csv
+    and the cube without a word (only --every 7 named the days it missed). A composite's
+    steps (4-8 days) are no gap."""
+    from stfusion.series import run_series
+
+    k = need(KRANJ)
+    coarse = tmp_path / "coarse"
+    coarse.mkdir()
+    for f in (k / "modis" / "filled").glob("*.tif"):
+        if not f.name.startswith(("2020072", "2020080")):
+            shutil.copy(f, coarse)
+    args = {"fine": [str(k / "landsat" / "filled")], "fine_scale": 1e-4, "method": "additive"}
+    result = run_series(tmp_path / "out", coarse=[str(coarse)], **args)
+    said = [n for n in result.notes if "daily coarse series" in n]
+    assert said == [
+        "2 day(s) of the daily coarse series have no coarse image and are not predicted "
+        "(2020-03-12, 2020-03-20)"
+    ], result.notes
+    weekly = tmp_path / "weekly"
+    weekly.mkdir()
+    for f in sorted(coarse.glob("*.tif"))[::4]:  # 4-5 days apart, as composites are
+        shutil.copy(f, weekly)
+    result = run_series(tmp_path / "out8", coarse=[str(weekly)], **args)
+    assert not [n for n in result.notes if "daily coarse series" in n], result.notes

@@ -18,6 +18,7 @@ import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any
 
 from stfusion.dates import (
@@ -132,6 +133,18 @@ class SeriesInputs:
             for d in self.fine
             if d not in self.coarse and first < d < last and in_range(d, start, end)
         )
+
+    def daily_gaps(self, start: dt.date | None, end: dt.date | None) -> list[dt.date]:
+        """The days a daily coarse series (most dates one day apart) lacks between its first
+        and last date in the range: a MODIS day missing from the downloads gets no output,
+        silently, where a composite's 8-day steps are no gap."""
+        days = sorted(d for d in self.coarse if in_range(d, start, end))
+        steps = sorted((b - a).days for a, b in pairwise(days))
+        if len(steps) < 3 or steps[len(steps) // 2] != 1:
+            return []
+        have = set(days) | set(self.observed_only(start, end))
+        span = (days[-1] - days[0]).days
+        return [d for n in range(span) if (d := days[0] + dt.timedelta(n)) not in have]
 
     def step_gaps(self, start: dt.date | None, end: dt.date | None, every: int) -> list[dt.date]:
         """The days on the step of ``every`` days (as :meth:`targets`) that have no coarse

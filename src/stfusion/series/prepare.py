@@ -105,6 +105,13 @@ def prepare(cfg: SeriesConfig) -> Prepared:
             f"no coarse date in the range {cfg.date_range!r}{step}; the coarse images span "
             f"{span(inputs.coarse)}."
         )
+    missed = inputs.daily_gaps(start, end) if cfg.every == 1 else []
+    if missed:
+        more = f" and {len(missed) - 3} more" if len(missed) > 3 else ""
+        inputs.notes.append(
+            f"{len(missed)} day(s) of the daily coarse series have no coarse image and are not "
+            f"predicted ({', '.join(d.isoformat() for d in missed[:3])}{more})"
+        )
     gaps = inputs.step_gaps(start, end, cfg.every)
     if gaps:
         more = f" and {len(gaps) - 3} more" if len(gaps) > 3 else ""
