@@ -50,14 +50,13 @@ RESUME_FILE = "resume.ckpt"
 ProgressFn = Callable[[dict[str, Any]], None]
 
 
-def import_lightning() -> Any:
-    """The ``lightning`` package, or the error saying how to install it (torch without
+def import_lightning() -> None:
+    """Import Lightning, or raise the error saying how to install it (torch without
     Lightning: predicting works, training does not)."""
     try:
-        import lightning
+        import lightning  # noqa: F401
     except ImportError as exc:
         raise missing_lightning() from exc
-    return lightning
 
 
 @dataclass
