@@ -59,3 +59,19 @@ def test_a_target_stored_at_another_scale_fails_its_date(tmp_path: Path) -> None
     assert "2020070_" in rows["2020-03-10"]["reason"]
     assert "--coarse-scale applies to both" in rows["2020-03-10"]["reason"]
     assert rows["2020-03-09"]["status"] == rows["2020-03-11"]["status"] == "predicted"
+
+
+def test_a_fine_image_written_as_observed_is_checked_too(tmp_path: Path) -> None:
+    """A Landsat day without MODIS is written as observed: one stored 0-1 among x10000 ones
+    was written 10000x off (--fine-scale 0.0001 made it 1e-5)."""
+    fine, coarse = _copies(tmp_path)
+    k = need(KRANJ)
+    day = next((k / "landsat/filled").glob("2020077_*"))  # MODIS 077 not copied: observed
+    shutil.copy(day, fine)
+    _rescale(fine / day.name, 1e-4)
+    with pytest.raises(ScaleMismatchError, match="2020077_"):
+        _run(fine, coarse, tmp_path / "out")
+    _rescale(fine / day.name, 1e4)  # as the others: written as observed
+    _run(fine, coarse, tmp_path / "out")
+    rows = {r["date"]: r for r in read_summary(tmp_path / "out" / "summary.csv")}
+    assert rows["2020-03-17"]["status"] == "gap-filled", rows["2020-03-17"]

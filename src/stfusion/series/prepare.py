@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ from stfusion.errors import (
 from stfusion.io import Scaling
 from stfusion.methods import FusionMethod, get_method
 from stfusion.methods.vipstf import one_pair_method
+from stfusion.pair_scales import check_scales
 from stfusion.qa import MASK_KINDS, check_flags
 from stfusion.scene import open_scene
 from stfusion.scene_checks import check_pair
@@ -312,18 +313,16 @@ def settings_changed(recorded: str | None, settings: dict[str, Any]) -> str:
 
 
 def check_before_dates(
-    images: ImageSet,
-    cls: type[FusionMethod],
-    fallback: type[FusionMethod] | None,
-    pair_dates: list[dt.date],
-    params: Mapping[str, Any] | None = None,
+    images: ImageSet, p: Prepared, pair_dates: list[dt.date], observed: Iterable[dt.date] = ()
 ) -> None:
     """The checks made before any date: each pair's scales (x10000 against 0-1 ruins
     everything silently; one pair stored otherwise than the first passed unchecked, and its
     date was "written as observed" at 1e-5) as predict checks its pairs, the first pair's
     coarse image kept to check each target's against (:meth:`ImageSet.check_target_scale`),
-    and the resolution ratio a method or the fallback needs, on inputs all on one grid
-    without ``ratio=R``."""
+    and the fine images written as observed (``observed``: no coarse image on their date)
+    against the first pair's, and the resolution ratio a method or the fallback needs, on
+    inputs all on one grid without ``ratio=R``."""
+    cls, fallback, params = p.cls, p.fallback, p.kwargs
     pair = None
     told = False  # the band order is warned about once
     for d in pair_dates:
@@ -346,6 +345,10 @@ def check_before_dates(
     if pair is None:
         return
     images.scale_ref = pair[1]
+    for d in observed:  # written as they are: one stored otherwise was written 10000x off
+        f = images.open_image(images.fine[d])
+        if f.source is not None:
+            check_scales(pair[0], f.source, "--fine-scale", "--fine-scale")
     needs = [
         m
         for m, kw in ((cls, params or {}), (fallback, {}))

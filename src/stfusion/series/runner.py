@@ -325,7 +325,7 @@ def _run_locked(
     check_not_foreign(out, cfg.prefix, cfg.cube, s.grid)
     if not cfg.overwrite:  # existing outputs from other settings are never replaced silently
         refuse_other_settings(images, targets, out, cfg, settings, key)
-    check_before_dates(images, p.cls, p.fallback, inputs.pair_dates, p.kwargs)
+    check_before_dates(images, p, inputs.pair_dates, inputs.observed_only(p.start, p.end))
 
     # orphans: a coarse image gone (a day off the --every step is not one)
     removed = remove_orphans(
