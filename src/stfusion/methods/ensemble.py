@@ -77,7 +77,7 @@ from stfusion.methods.deep import (
 from stfusion.methods.params import BandRoles, Interval, MethodTags, StrOptions, Text
 from stfusion.methods.vipstf import MULTI_PAIR_CHOICES, VIPSTF, make_estimator, uses_vip
 from stfusion.scene import Scene
-from stfusion.tiling import current_mem_limit_mb, release_freed_memory, say_stage, stage
+from stfusion.tiling import current_mem_limit_mb, release_freed_memory, stage, windows_said
 
 log = logging.getLogger(__name__)
 
@@ -483,9 +483,8 @@ class Ensemble(FusionMethod):
             # each window written as it comes: a strip of whole rows went over --mem-limit
             # on wide scenes (593 MB at 300 on 3000 x 3000, more the wider)
             windows = est.plan(current_mem_limit_mb())
-            for i, win in enumerate(windows, start=1):
-                if len(windows) > 1:
-                    say_stage(f"window {i} of {len(windows)}")
+            for i, win in enumerate(windows):
+                windows_said(i, len(windows))
                 p = np.asarray(est.predict_window(win), np.float32)
                 out.write_block(int(win.row_off), int(win.col_off), np.moveaxis(p, 0, -1))
         # Members with trained weights: their training dates, so the bench can refuse a
