@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 from rasterio._err import CPLE_BaseError  # GDAL's errors (rasterio has no public name)
@@ -58,18 +59,12 @@ def disk_full(exc: BaseException) -> bool:
     write: every later write to that file system fails alike. :func:`write_failed` marks
     its error so where the disk had less than :data:`FULL_BELOW_MB` left when the write
     failed: GDAL may only say it could not read back what it wrote short."""
-    seen: set[int] = set()
-    inner: BaseException | None = exc
-    while inner is not None and id(inner) not in seen:
-        seen.add(id(inner))
-        if getattr(inner, "disk_full", False):
-            return True
-        if getattr(inner, "errno", None) in (errno.ENOSPC, errno.EDQUOT):
-            return True
-        if any(w in str(inner) for w in FULL_WORDS):
-            return True
-        inner = inner.__cause__ or inner.__context__
-    return False
+    return any(
+        getattr(e, "disk_full", False)
+        or getattr(e, "errno", None) in (errno.ENOSPC, errno.EDQUOT)
+        or any(w in str(e) for w in FULL_WORDS)
+        for e in _chain(exc)
+    )
 
 
 def not_run_when_full(day: object) -> OutputWriteError:
@@ -84,16 +79,28 @@ def _reason(exc: BaseException) -> str:
     """The first line of ``exc``'s message; rasterio's "Write failed. See previous exception
     for details." with that exception's (GDAL's ``Write error at scanline 0``), which the
     user never sees."""
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    seen = {id(exc)}
-    inner = exc.__cause__ or exc.__context__
-    while "previous exception" in text and inner is not None and id(inner) not in seen:
-        seen.add(id(inner))
-        said = str(inner).strip().splitlines()[0] if str(inner).strip() else ""
-        if said and said != text and "previous exception" not in said:
-            return f"{text.split('. See previous')[0]}: {said}"
-        inner = inner.__cause__ or inner.__context__
+    text = _first_line(exc) or type(exc).__name__
+    if "previous exception" in text:
+        for inner in _chain(exc):
+            said = _first_line(inner)
+            if said and said != text and "previous exception" not in said:
+                return f"{text.split('. See previous')[0]}: {said}"
     return text
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else ""
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """``exc`` and the errors it was raised from or during, each once."""
+    seen: set[int] = set()
+    inner: BaseException | None = exc
+    while inner is not None and id(inner) not in seen:
+        seen.add(id(inner))
+        yield inner
+        inner = inner.__cause__ or inner.__context__
 
 
 def _file_size_limit() -> str:
