@@ -75,3 +75,26 @@ def test_a_fine_image_written_as_observed_is_checked_too(tmp_path: Path) -> None
     _run(fine, coarse, tmp_path / "out")
     rows = {r["date"]: r for r in read_summary(tmp_path / "out" / "summary.csv")}
     assert rows["2020-03-17"]["status"] == "gap-filled", rows["2020-03-17"]
+
+
+def test_a_later_pairs_other_mismatch_keeps_predicts_words(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only the "their scales do not match" message gets the series' advice: a kelvin or
+    sign mismatch of a later pair had the advice glued after its own last sentence."""
+    import stfusion.series.prepare as prepare_mod
+
+    fine, coarse = _copies(tmp_path)
+    real, seen = prepare_mod.check_pair, []
+    said = "a.tif looks like kelvin, b.tif like degrees Celsius. To put both in kelvin, x."
+
+    def second_fails(f: object, c: object, band_order: bool = True) -> bool:
+        seen.append(f)
+        if len(seen) > 1:
+            raise ScaleMismatchError(said)
+        return real(f, c, band_order=band_order)
+
+    monkeypatch.setattr(prepare_mod, "check_pair", second_fails)
+    with pytest.raises(ScaleMismatchError) as err:
+        _run(fine, coarse, tmp_path / "out")
+    assert str(err.value) == said

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from stfusion.coarse import integer_ratio
 from stfusion.dates import split_listed
 from stfusion.errors import (
@@ -28,7 +30,7 @@ from stfusion.errors import (
 from stfusion.io import Scaling
 from stfusion.methods import FusionMethod, get_method
 from stfusion.methods.vipstf import one_pair_method
-from stfusion.pair_scales import check_scales
+from stfusion.pair_scales import SAMPLE_PIXELS, check_scales
 from stfusion.qa import MASK_KINDS, check_flags
 from stfusion.scene import open_scene
 from stfusion.scene_checks import check_pair
@@ -331,9 +333,10 @@ def check_before_dates(
             try:
                 told = check_pair(f.source, c.source, band_order=not told) or told
             except ScaleMismatchError as exc:
-                if pair is None:
+                mismatch = " their scales do not match."
+                if pair is None or mismatch not in str(exc):  # kelvin, sign: predict's words
                     raise
-                said = str(exc).split(" their scales do not match.")[0]  # not one pair's fix
+                said = str(exc).split(mismatch)[0]  # the measure, not one pair's fix
                 raise ScaleMismatchError(
                     f"{said} their scales do not match. In a series --fine-scale and "
                     "--coarse-scale apply to every image, "
@@ -345,10 +348,13 @@ def check_before_dates(
     if pair is None:
         return
     images.scale_ref = pair[1]
+    ref: np.ndarray | None = None  # the first pair's fine sample, read once
     for d in observed:  # written as they are: one stored otherwise was written 10000x off
         f = images.open_image(images.fine[d])
         if f.source is not None:
-            check_scales(pair[0], f.source, "--fine-scale", "--fine-scale")
+            ref = pair[0].sample(SAMPLE_PIXELS) if ref is None else ref
+            samples = ref, f.source.sample(SAMPLE_PIXELS)
+            check_scales(pair[0], f.source, "--fine-scale", "--fine-scale", samples)
     needs = [
         m
         for m, kw in ((cls, params or {}), (fallback, {}))
