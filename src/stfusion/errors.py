@@ -39,7 +39,15 @@ class GridMismatchError(STFusionError, ValueError):
 
 
 class ScaleMismatchError(STFusionError, ValueError):
-    """Fine and coarse values are on wildly different scales (e.g. x10000 vs 0-1)."""
+    """Fine and coarse values are on wildly different scales (e.g. x10000 vs 0-1).
+
+    ``measure``: for a magnitude mismatch, what was measured (the two files' medians and
+    the factor), without the advice, so a caller whose options differ (a series) can give
+    its own; empty for the other checks (kelvin against Celsius, opposite signs)."""
+
+    def __init__(self, message: str, measure: str = "") -> None:
+        super().__init__(message)
+        self.measure = measure
 
 
 class InvalidParameterError(STFusionError, ValueError):

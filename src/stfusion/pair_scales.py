@@ -189,10 +189,11 @@ def check_scales(
                     f"({python_scale(option, scale)}), or set both scales, so both are in the "
                     "same units."
                 )
-            raise ScaleMismatchError(
+            measure = (
                 f"{fine.label} (median {fm:.4g}) and {coarse.label} (median {cm:.4g}) differ "
-                f"{factor:.0f}x in band {b + 1}: their scales do not match. {advice}"
+                f"{factor:.0f}x in band {b + 1}: their scales do not match."
             )
+            raise ScaleMismatchError(f"{measure} {advice}", measure=measure)
         if factor >= (SCALE_WARN_FACTOR if fine_option == coarse_option else SCALE_WARN_PAIR):
             options = (
                 fine_option if fine_option == coarse_option else f"{fine_option}/{coarse_option}"

@@ -333,12 +333,10 @@ def check_before_dates(
             try:
                 told = check_pair(f.source, c.source, band_order=not told) or told
             except ScaleMismatchError as exc:
-                mismatch = " their scales do not match."
-                if pair is None or mismatch not in str(exc):  # kelvin, sign: predict's words
+                if pair is None or not exc.measure:  # kelvin, sign: predict's words
                     raise
-                said = str(exc).split(mismatch)[0]  # the measure, not one pair's fix
-                raise ScaleMismatchError(
-                    f"{said} their scales do not match. In a series --fine-scale and "
+                raise ScaleMismatchError(  # the measure, not one pair's fix
+                    f"{exc.measure} In a series --fine-scale and "
                     "--coarse-scale apply to every image, "
                     f"and the pair {pair[0].label}, {pair[1].label} passed with them: rescale "
                     "these files, or record their scale in them (gdal_edit.py -scale S FILE, "
