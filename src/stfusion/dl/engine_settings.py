@@ -23,6 +23,7 @@ import torch
 
 from stfusion.dl import missing_lightning
 from stfusion.errors import InvalidParameterError, OptionError, warn
+from stfusion.io.writing import atomic_path
 from stfusion.run_config import check_precision
 
 if TYPE_CHECKING:
@@ -244,6 +245,32 @@ def stderr_progress_bar() -> type:
     return StderrProgressBar
 
 
+@cache
+def atomic_checkpoint_io() -> type:
+    """``AtomicCheckpointIO``, made when a Trainer first is (its base is Lightning's)."""
+    from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+    class AtomicCheckpointIO(TorchCheckpointIO):
+        """Lightning's checkpoint writer, but the file is written beside its final name and
+        renamed into place whole. Lightning's own writes it in the temporary folder and, when
+        that is on another file system (the usual case), copies it over the last epoch's
+        file: a disk filling then left ``resume.ckpt`` cut short and the last good state
+        gone (a user trial)."""
+
+        def save_checkpoint(
+            self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None
+        ) -> None:
+            if storage_options is not None:  # Lightning's own error for it
+                super().save_checkpoint(checkpoint, path, storage_options)
+                return
+            final = Path(path)
+            final.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(final, overwrite=True) as tmp:
+                torch.save(checkpoint, tmp)
+
+    return AtomicCheckpointIO
+
+
 def make_trainer(
     settings: EngineSettings,
     root: Path,
@@ -290,4 +317,5 @@ def make_trainer(
         default_root_dir=str(root),
         log_every_n_steps=1,
         deterministic=False,
+        plugins=[atomic_checkpoint_io()()],
     )
