@@ -397,3 +397,24 @@ def test_a_series_stops_computing_once_the_disk_is_full(
     monkeypatch.undo()
     again = run_series(out, fine=fine, coarse=coarse, **kw)
     assert not again.failed and len(list(out.glob("fused_*.tif"))) == 4
+
+
+def test_a_short_write_to_standard_output_is_an_error_not_a_cut_report(tmp_path: Path) -> None:
+    """A trial: `evaluate --csv > scores.csv` on a disk with 4 kB left kept 4096 of 6757
+    bytes, exit 0, no word (Python's byte buffer drops what a short write leaves)."""
+    report = tmp_path / "help.txt"
+
+    def limit() -> None:  # the report's file may not grow past 4 kB, as on a full disk
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+    with report.open("w") as out:
+        done = subprocess.run(
+            [sys.executable, "-m", "stfusion", "series", "--help"],
+            preexec_fn=limit, stdout=out, stderr=subprocess.PIPE, text=True, timeout=300,
+        )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert "standard output could not be written" in done.stderr, done.stderr
+    assert report.stat().st_size == 4096
+    whole = _stfusion("series", "--help")
+    assert whole.returncode == 0 and len(whole.stdout) > 4096  # else nothing was tested
