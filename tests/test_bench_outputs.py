@@ -311,3 +311,19 @@ def test_earlier_output_moved_aside_by_a_killed_run_is_put_back(tmp_path: Path) 
     assert "put back the earlier output" in again.stderr
     assert _tree(tmp_path / "out") == before
     assert not aside.exists()
+
+
+def test_a_mount_point_is_refused_before_any_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A trial: an empty mounted volume as --out ran every method, then failed on renaming
+    it into place (`[Errno 16] Device or resource busy`), nothing written."""
+    from stfusion.bench import check_bench_out
+
+    volume = tmp_path / "volume"
+    volume.mkdir()
+    real_ismount = os.path.ismount
+    monkeypatch.setattr(os.path, "ismount", lambda p: Path(p) == volume or real_ismount(p))
+    with pytest.raises(OutputExistsError, match=r"is a mount point.*--out .*volume/bench"):
+        check_bench_out(volume)
+    assert check_bench_out(volume / "bench") == volume / "bench"

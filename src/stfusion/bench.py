@@ -9,12 +9,10 @@ change, additive) are always included. Outputs, in ``--out DIR``:
   ``runs.csv``: a row per run: status (ok / skipped / failed), why, seconds, warm, memory, coverage,
 - ``summary.md`` and ``summary.tex``: per case, the mean over bands of each metric, best per
   column (among the rows with the highest coverage) in bold, notes below,
-- ``figures/``: quicklooks with error maps, truth-vs-prediction densities per band;
-  ``index.html``: all of it on one page,
+- ``figures/``: quicklooks, error maps, densities per band; ``index.html``: all on one page,
 - ``run.json``: what is needed to reproduce the table (versions, git commit, parameters,
   weights, cases, machine),
-- ``.stfusion-bench.json``: the manifest: every file and folder the bench wrote, with its size
-  and SHA-256.
+- ``.stfusion-bench.json``: the manifest: every file and folder written, its size and SHA-256.
 
 The outputs are written in a temporary folder beside ``DIR`` and moved into place at the end.
 ``overwrite`` replaces only an earlier bench output, exactly as the bench wrote it (the manifest
@@ -494,10 +492,10 @@ def foreign_entries(folder: Path, limit: int = 4) -> tuple[list[str], bool]:
     return found, record is not None
 
 
-def _refuse(shown: str, why: str) -> OutputExistsError:
+def _refuse(shown: str, why: str, example: str = "bench-results") -> OutputExistsError:
     return OutputExistsError(
         f"{shown}: {why}; bench replaces its output folder as a whole and never deletes what "
-        "it did not write. Give a new or empty folder, e.g. --out bench-results."
+        f"it did not write. Give a new or empty folder, e.g. --out {example}."
     )
 
 
@@ -555,6 +553,8 @@ def check_bench_out(
                 raise _refuse(shown, f"holds the input {path} of case {case.name}")
     if final.exists() and not final.is_dir():
         raise _refuse(shown, "is a file")
+    if final.is_dir() and os.path.ismount(final):  # a volume: found at the end, by the rename
+        raise _refuse(shown, "is a mount point, which cannot be renamed", f"{final / 'bench'}")
     if final.is_dir():
         found, has_manifest = foreign_entries(final)
         if found:
