@@ -418,3 +418,47 @@ def test_a_short_write_to_standard_output_is_an_error_not_a_cut_report(tmp_path:
     assert report.stat().st_size == 4096
     whole = _stfusion("series", "--help")
     assert whole.returncode == 0 and len(whole.stdout) > 4096  # else nothing was tested
+
+
+def test_an_error_writing_an_output_names_the_output_not_its_temporary_name(
+    tmp_path: Path,
+) -> None:
+    """A trial: a full disk under matplotlib's savefig said "[Errno 28] No space left on
+    device" and named no file; a bench's said its temporary folder's name."""
+    import errno
+
+    from stfusion.io import atomic_path
+
+    out = tmp_path / "curve.png"
+    with pytest.raises(OSError) as caught, atomic_path(out):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    assert caught.value.filename == str(out) and str(out) in str(caught.value)
+    folder = tmp_path / "bench"
+    with pytest.raises(OSError) as caught, atomic_path(folder, suffix="") as tmp:
+        tmp.mkdir()
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp / "figures" / "a.png"))
+    assert caught.value.filename == str(folder / "figures" / "a.png")
+    assert os.listdir(tmp_path) == []  # nothing left behind
+
+
+def test_a_loss_curve_that_cannot_be_written_is_said_and_the_run_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A trial: every epoch trained and saved, only m.loss.png failed on a full disk, and the
+    run exited 1 without saying the checkpoint was complete."""
+    import errno
+
+    pytest.importorskip("matplotlib")
+    from matplotlib.figure import Figure
+
+    from stfusion.dl.train_log import write_log
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Figure, "savefig", full)
+    row = {"epoch": 1, "train_loss": 0.1, "val_loss": 0.2, "val_rmse": 0.03}
+    with pytest.warns(UserWarning, match=r"m\.loss\.png: the loss curve could not be written"):
+        csv_path, png = write_log([row], tmp_path / "m.ckpt")
+    assert csv_path.exists() and not png.exists()
+    assert sorted(os.listdir(tmp_path)) == [csv_path.name]

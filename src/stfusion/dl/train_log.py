@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from stfusion.errors import warn
 from stfusion.io import atomic_path
 
 __all__ = ["log_paths", "write_log"]
@@ -93,6 +94,13 @@ def write_log(
                 a.set_xticks(ep)
                 a.set_xlim(ep[0] - 0.5, ep[-1] + 0.5)
         fig.tight_layout()
-        with atomic_path(png_path, overwrite=True) as tmp_png:
-            fig.savefig(tmp_png, format="png", bbox_inches="tight")
+        try:
+            with atomic_path(png_path, overwrite=True) as tmp_png:
+                fig.savefig(tmp_png, format="png", bbox_inches="tight")
+        except OSError as exc:  # the run's results are complete: said, not a failed run
+            warn(
+                f"{png_path}: the loss curve could not be written ({exc.strerror or exc}); "
+                f"the checkpoint and {csv_path.name} are complete. To draw it, make room and "
+                "run the same command again with --resume."
+            )
     return csv_path, png_path

@@ -437,13 +437,31 @@ def atomic_path(
         for side in () if is_dir else GDAL_SIDECARS:  # they describe the file replaced:
             with contextlib.suppress(FileNotFoundError):  # its statistics, pyramids, mask
                 os.unlink(f"{final}{side}")
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             if tmp.is_dir() and not tmp.is_symlink():
                 shutil.rmtree(tmp)
             elif tmp.exists() or tmp.is_symlink():
                 tmp.unlink()
+        if isinstance(exc, OSError):
+            _name_the_output(exc, tmp, final)
         raise
+
+
+def _name_the_output(exc: OSError, tmp: Path, final: Path) -> None:
+    """An error met writing ``tmp`` names ``final`` (the file the user asked for), not the
+    temporary name, which is gone; or names it at all: a full disk under matplotlib's
+    ``savefig`` said only "[Errno 28] No space left on device" (a trial)."""
+    if exc.errno is None:  # a message of its own, which names what it means
+        return
+    if exc.filename is None:
+        exc.filename = str(final)
+        return
+    try:
+        rel = Path(os.fsdecode(exc.filename)).relative_to(tmp)
+    except (TypeError, ValueError):
+        return
+    exc.filename = str(final / rel) if rel.parts else str(final)
 
 
 #: The scratch GeoTIFF a RasterWriter fills window by window before the COG copy.
