@@ -462,3 +462,39 @@ def test_a_loss_curve_that_cannot_be_written_is_said_and_the_run_kept(
         csv_path, png = write_log([row], tmp_path / "m.ckpt")
     assert csv_path.exists() and not png.exists()
     assert sorted(os.listdir(tmp_path)) == [csv_path.name]
+
+
+def test_a_full_disk_is_refused_before_any_window_and_a_short_one_warned_about(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A trial: predict into a full disk computed every window, then failed at the write
+    (a large scene's whole run lost)."""
+    import shutil
+
+    from stfusion.demo import sample_dir
+    from stfusion.io import write_failures
+    from stfusion.methods.baselines import Additive
+
+    d = sample_dir()
+    pair = (d / "CIA_Landsat7_2001-10-17.tif", d / "CIA_MOD09GA_2001-10-17.tif")
+    est = Additive().fit([pair])
+    free = {"bytes": 20_000}
+    real = shutil.disk_usage
+    monkeypatch.setattr(
+        shutil, "disk_usage", lambda p: real(p)._replace(free=free["bytes"])
+    )  # fmt: skip
+    windows: list[object] = []
+    monkeypatch.setattr(Additive, "predict_window", lambda self, w: windows.append(w))
+    out = tmp_path / "p.tif"
+    with pytest.raises(OutputWriteError, match=r"file system is full.*Nothing was computed"):
+        est.predict(d / "CIA_MOD09GA_2001-11-02.tif", out=out)
+    assert not windows and os.listdir(tmp_path) == []
+    free["bytes"] = 2 * 2**20  # room for less than the output and its copy: said, then run
+    write_failures._WARNED_ROOM.clear()
+    monkeypatch.undo()
+    monkeypatch.setattr(
+        shutil, "disk_usage", lambda p: real(p)._replace(free=free["bytes"])
+    )  # fmt: skip
+    with pytest.warns(UserWarning, match=r"2\.0 MB free.*may not fit"):
+        Additive().fit([pair]).predict(d / "CIA_MOD09GA_2001-11-02.tif", out=out)
+    assert out.exists()

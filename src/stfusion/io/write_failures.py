@@ -118,3 +118,38 @@ def _file_size_limit() -> str:
         f"; this process may write files of at most {soft / 2**20:.1f} MB (ulimit -f): raise "
         "the limit or give smaller outputs"
     )
+
+
+#: Folders whose lack of room has been warned about (a series writes a date at a time).
+_WARNED_ROOM: set[Path] = set()
+
+
+def check_room(final: Path, need: int) -> None:
+    """Before any work: refuse an output whose file system is full (under
+    :data:`FULL_BELOW_MB` left and less than twice the output's ``need`` bytes uncompressed),
+    and warn, once per folder, when it has less than that: a prediction into a full disk
+    computed every window, then failed at the write (a trial). Compression may make an
+    output fit in less (an image mostly without data), so only a full one is refused."""
+    from stfusion.errors import warn
+
+    parent = final.parent if str(final.parent) else Path(".")
+    try:
+        free = shutil.disk_usage(parent).free
+    except OSError:  # a folder not made yet, or a file system that does not say
+        return
+    if free >= 2 * need:  # the scratch GeoTIFF and its COG copy, both on disk for a while
+        return
+    mb = f"{need / 2**20:.1f} MB uncompressed, twice that while its COG copy is made"
+    if free < FULL_BELOW_MB * 2**20:
+        error = OutputWriteError(
+            f"{final}: its file system is full ({free / 2**20:.2f} MB free; the output needs "
+            f"up to {mb}): free some space or choose another folder. Nothing was computed."
+        )
+        error.disk_full = True  # type: ignore[attr-defined]  # read by disk_full()
+        raise error
+    if parent.resolve() not in _WARNED_ROOM:
+        _WARNED_ROOM.add(parent.resolve())
+        warn(
+            f"{final}: {free / 2**20:.1f} MB free on its file system, and the output may need "
+            f"up to {mb}: it may not fit (compression decides)."
+        )

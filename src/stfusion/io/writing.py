@@ -33,6 +33,7 @@ from stfusion.io.grid import Grid
 from stfusion.io.partials import OLD_SUFFIX, partial_name, remove_stale_partials, umask_mode
 from stfusion.io.write_failures import (  # re-exported: writing.<name> was their home
     WRITE_ERRORS,
+    check_room,
     write_failed,
 )
 
@@ -589,6 +590,7 @@ class RasterWriter:
     def __enter__(self) -> RasterWriter:
         check_output(self.path, self.overwrite)
         remove_stale_partials(self.path)
+        check_room(self.path, self.grid.height * self.grid.width * self.count * 4)
         self._tmp = str(partial_name(self.path, ".scratch.tif"))
         try:
             self._open()
