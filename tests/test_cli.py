@@ -334,6 +334,10 @@ def test_demo_runs_on_bundled_sample(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert code == 1 and "2 pairs" in err and not (tmp_path / "e").exists()
     # and says where it can run: the bundled two-pair sample (a packaging trial)
     assert "the demo case cia-1pair has one" in err and "--cases sample-cia-2pair" in err
+    # a file given for the folder: said so (was "[Errno 17] File exists")
+    (tmp_path / "f").write_text("mine\n")
+    code, _, err = run_cli(["demo", str(tmp_path / "f")], capsys)
+    assert code == 1 and "is a file" in err and (tmp_path / "f").read_text() == "mine\n"
 
 
 def test_help_imports_no_torch() -> None:

@@ -99,6 +99,11 @@ def run_demo(
 
     _check_one_pair(make_estimator(method, [], pairs=1))  # before any folder is made
     made = not outdir.exists()
+    if outdir.exists() and not outdir.is_dir():  # was "[Errno 17] File exists" (a trial)
+        raise OutputExistsError(
+            f"{outdir}: is a file, and the demo writes a folder of three files; give a "
+            "folder's name (a new one, or one of your own: only its three files are added)."
+        )
     outdir.mkdir(parents=True, exist_ok=True)
     pred_path = outdir / f"{method}_{TARGET_DATE}.tif"
     fig_path = outdir / "demo.png"
