@@ -498,3 +498,15 @@ def test_a_full_disk_is_refused_before_any_window_and_a_short_one_warned_about(
     with pytest.warns(UserWarning, match=r"2\.0 MB free.*may not fit"):
         Additive().fit([pair]).predict(d / "CIA_MOD09GA_2001-11-02.tif", out=out)
     assert out.exists()
+
+
+def test_standard_output_refuses_bytes_as_a_text_stream_does() -> None:
+    """click probes a stream with ``write(b"")``: a text stream's TypeError, not another."""
+    import io
+
+    from stfusion.cli.main import PipeSafeStdout
+
+    out = PipeSafeStdout(io.TextIOWrapper(io.BytesIO(), encoding="utf-8"))
+    with pytest.raises(TypeError):
+        out.write(b"")  # type: ignore[arg-type]
+    assert out.write("é\n") == 2

@@ -305,7 +305,8 @@ class PipeSafeStdout:
         --csv > scores.csv` kept 4096 of 6757 bytes, exit 0), so the bytes go through it
         until every one is taken and a full disk raises."""
         buffer = getattr(self._stream, "buffer", None)
-        if buffer is None or os.linesep != "\n":  # no bytes below, or newlines translated
+        if buffer is None or os.linesep != "\n" or not isinstance(text, str):  # no bytes
+            # below, newlines translated, or bytes (click's probe: a text stream's TypeError)
             return int(self._stream.write(text))
         self._stream.flush()
         data = memoryview(text.encode(self._stream.encoding, self._stream.errors or "strict"))
