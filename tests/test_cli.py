@@ -32,10 +32,10 @@ def test_version_help_methods(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run_cli(["methods"], capsys)
     assert code == 0
     assert {line.split()[0] for line in out.splitlines()} >= {"starfm", "additive", "nochange"}
-    assert "window=51" in out
+    assert "window=auto" in out
     # one method in full: unit, accepted values, meaning (a trial: a usage error)
     code, out, _ = run_cli(["methods", "starfm"], capsys)
-    assert code == 0 and "window = 51 [fine pixels]: an odd integer" in out, out
+    assert code == 0 and "window = auto [fine pixels]: 'auto' or an odd integer" in out, out
     code, _, err = run_cli(["methods", "starfn"], capsys)
     assert code == 2 and "did you mean starfm?" in err, err
     # VIPSTF's own base sw: its parameters were on the docs page only (a docs trial)

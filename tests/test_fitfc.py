@@ -116,7 +116,8 @@ def test_matches_reference_with_red_nir_similarity(cia: tuple[np.ndarray, ...]) 
 
 @needs_cia
 def test_matches_reference_at_default_parameters() -> None:
-    """The defaults (regression window 11 coarse pixels, window 31, 30 similar pixels;
+    """The defaults (regression window 11 coarse pixels, window 31 (auto's at ratios from
+    8 up), 30 similar pixels;
     docs/methods/fitfc.md) on a crop where they all act: the coarse images are exact 3 x 3
     block means of the CIA Landsat pair (R = 3), so a 33 x 33 crop holds 11 x 11 coarse pixels
     (the centre one with a whole 11 x 11 regression window, the others clipped differently
@@ -125,8 +126,9 @@ def test_matches_reference_at_default_parameters() -> None:
     reference near a second."""
     f1, f2 = (FileSource(p).read(Window(60, 100, 33, 33))[2:4] for p in (F1, TRUTH))
     c1, c2 = (upsample_blocks(block_mean(a, 3), 3, a.shape[1:]) for a in (f1, f2))
-    m = FitFC().fit([(f1, c1)], ratio=3)
-    assert (m.regression_window, m.window, m.similar) == (11, 31, 30)
+    assert FitFC().fit([(f1, c1)], ratio=3).halo() == 3  # auto at ratio 3: 7, not 31
+    m = FitFC(window=31).fit([(f1, c1)], ratio=3)  # the default at ratios from 8 up
+    assert (m.regression_window, m.similar) == (11, 30)
     got = m.predict(c2).values
     want = fitfc_ref(f1, c1, c2, 3, regression_window=11, window=31, similar=30)
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)

@@ -212,3 +212,41 @@ def test_band_roles_are_checked_when_the_method_is_made(method: str) -> None:
             cls(bands=bad)
     for good in ("auto", "landsat7", "green,red,nir", "other,red,nir"):
         cls(bands=good)
+
+
+@pytest.mark.parametrize(
+    "method, usual", [("starfm", 51), ("estarfm", 51), ("fsdaf", 41), ("fsdaf2", 41), ("fitfc", 31)]
+)
+def test_an_auto_window_spans_the_coarse_pixel_and_its_neighbours_at_small_ratios(
+    method: str, usual: int
+) -> None:
+    """The windows were set for MODIS over Landsat (ratios 10-30); at ratio 3 (Landsat over
+    Sentinel-2) 51 fine pixels span 17 coarse pixels, 41-69 % worse than 2 R + 1
+    (docs/inputs.md, "Small ratios"). ``auto``: the usual number from ratio 8 up or with the
+    ratio unknown, 2 R + 1 (at least 7) below; a number given is kept."""
+    from stfusion.methods.params import window_size
+
+    est = get_method(method)()
+    assert est.window == "auto"
+    for ratio, want in [(None, usual), (16.0, usual), (10.0, usual), (8.0, usual), (3.0, 7),
+                        (5.0, 11), (4.6, 11), (2.0, 7), (7.4, 15)]:  # fmt: skip
+        est.ratio_ = ratio
+        assert window_size(est, usual) == want, (ratio, want)
+    est.set_params(window=9)
+    est.ratio_ = 3.0
+    assert window_size(est, usual) == 9
+
+
+def test_an_auto_window_changes_the_prediction_only_at_small_ratios() -> None:
+    """Through fit: the halo (and so the window) follows the ratio the scene gives."""
+    rng = np.random.default_rng(0)
+    f1 = rng.uniform(0.05, 0.4, (2, 48, 48)).astype(np.float32)
+    c1 = f1.reshape(2, 16, 3, 16, 3).mean(axis=(2, 4)).repeat(3, 1).repeat(3, 2)
+    c2 = (c1 * 1.1).astype(np.float32)
+    starfm = get_method("starfm")
+    small = starfm().fit([(f1, c1)], ratio=3)
+    assert small.halo() == 3
+    auto = small.predict(c2).values
+    seven = starfm(window=7).fit([(f1, c1)], ratio=3).predict(c2).values
+    np.testing.assert_array_equal(auto, seven)
+    assert starfm().fit([(f1, c1)]).halo() == 25  # the ratio unknown: the usual 51

@@ -117,7 +117,16 @@ from stfusion.io import AlignedSource, Source, scan_values
 from stfusion.kernels.estarfm import BIG, NCHG, box_sum, estarfm_predict, window_std
 from stfusion.kernels.estarfm import spectral_correlation as _spectral_correlation
 from stfusion.methods.base import FusionMethod, Param
-from stfusion.methods.params import AUTO, NON_NEGATIVE, POSITIVE, Interval, MethodTags, StrOptions
+from stfusion.methods.params import (
+    AUTO,
+    NON_NEGATIVE,
+    POSITIVE,
+    Interval,
+    MethodTags,
+    StrOptions,
+    window_param,
+    window_size,
+)
 from stfusion.methods.starfm import THRESHOLD_PARAM, classes_param
 from stfusion.methods.variables import CHOICES, range_with_inputs, resolve_variable
 from stfusion.scene import Scene
@@ -156,14 +165,7 @@ class ESTARFM(FusionMethod):
         "fitfc; with more, robot or vipstf use them all).",
     )
     params = (
-        Param(
-            "window",
-            51,
-            Interval(Integral, 3, None, closed="left", odd=True),
-            "fine pixels",
-            "moving window size (odd, >= 3); 51 = the reference's half window 25",
-            scene_bound="fine",
-        ),
+        window_param(51, 3, "moving window size (odd, >= 3); 51 = the reference's half window 25"),
         classes_param(4.0),
         THRESHOLD_PARAM,
         Param(
@@ -232,7 +234,7 @@ class ESTARFM(FusionMethod):
     )
 
     # The parameters, stored by FusionMethod.__init__ (declared for the type checker).
-    window: int
+    window: int | str
     classes: float
     threshold: str
     min_similar: int
@@ -247,7 +249,7 @@ class ESTARFM(FusionMethod):
     def __init__(
         self,
         *,
-        window: int = 51,
+        window: int | str = "auto",
         classes: float = 4.0,
         threshold: str = "scene",
         min_similar: int = 6,
@@ -285,7 +287,7 @@ class ESTARFM(FusionMethod):
             )
 
     def halo(self) -> int:
-        return int(self.window) // 2
+        return window_size(self, 51) // 2
 
     def bytes_per_pixel(self, bands: int, pairs: int) -> float:
         # per band: inputs (5 x 4), fs (2 x 4), vals (4 x 4), chg (2 x 4), thresholds (2 x 4),
@@ -321,7 +323,7 @@ class ESTARFM(FusionMethod):
         self.min_change_ = change if self.min_change == "auto" else float(self.min_change)
         self.data_min_ = lo if self.data_min == "auto" else float(self.data_min)
         self.data_max_ = hi if self.data_max == "auto" else float(self.data_max)
-        self.fcrit_ = f_critical(float(self.alpha), 2 * int(self.window) ** 2)
+        self.fcrit_ = f_critical(float(self.alpha), 2 * window_size(self, 51) ** 2)
         self.coarse_pixels_: list[np.ndarray] | None = None
         if self.regression == "coarse-pixel":
             own = any(isinstance(c, AlignedSource) for _, c in scene.pairs)

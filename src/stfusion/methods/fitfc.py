@@ -87,6 +87,7 @@ similar-pixel mean also smooths F1, so these properties do not hold pixel by pix
 
 from __future__ import annotations
 
+import math
 from numbers import Integral
 
 import numpy as np
@@ -103,7 +104,15 @@ from stfusion.kernels.fitfc import (
     similar_pixel_filter,
 )
 from stfusion.methods.base import FusionMethod, Param
-from stfusion.methods.params import BandRoles, Interval, MethodTags, StrOptions, Text
+from stfusion.methods.params import (
+    BandRoles,
+    Interval,
+    MethodTags,
+    StrOptions,
+    Text,
+    window_param,
+    window_size,
+)
 from stfusion.methods.variables import CHOICES, resolve_variable
 from stfusion.scene import Scene
 
@@ -149,14 +158,7 @@ class FitFC(FusionMethod):
             "regression needs several coarse pixels)",
             scene_bound="coarse",
         ),
-        Param(
-            "window",
-            31,
-            Interval(Integral, 1, None, closed="left", odd=True),
-            "fine pixels",
-            "side of the similar-pixel window (odd)",
-            scene_bound="fine",
-        ),
+        window_param(31, 1, "side of the similar-pixel window (odd)"),
         Param(
             "similar",
             30,
@@ -193,7 +195,7 @@ class FitFC(FusionMethod):
 
     # The parameters, stored by FusionMethod.__init__ (declared for the type checker).
     regression_window: int
-    window: int
+    window: int | str
     similar: int
     similarity_bands: str
     bands: str
@@ -203,7 +205,7 @@ class FitFC(FusionMethod):
         self,
         *,
         regression_window: int = 11,
-        window: int = 31,
+        window: int | str = "auto",
         similar: int = 30,
         similarity_bands: str = "all",
         bands: str = "auto",
@@ -219,14 +221,16 @@ class FitFC(FusionMethod):
         )
 
     def _validate_params(self) -> None:
-        if self.similar > self.window * self.window:
+        side = 31 if self.window == "auto" else int(self.window)  # auto: at most 31
+        if self.similar > side * side:
             raise InvalidParameterError(
-                f"fitfc: similar must be between 1 and window^2 = {self.window**2}, got "
-                f"{self.similar}."
+                f"fitfc: similar must be between 1 and window^2 = {side**2}, got {self.similar}."
             )
 
     def halo(self) -> int:
-        return int(self.window) // 2
+        # auto at a small ratio: a window holding at least ``similar`` pixels
+        least = max(7, math.isqrt(int(self.similar) - 1) + 1)
+        return window_size(self, 31, least + 1 - least % 2) // 2
 
     def bytes_per_pixel(self, bands: int, pairs: int) -> float:
         # F1, a, b, r, F_RM + r (float32/64 mixes), two feature copies, the output; native

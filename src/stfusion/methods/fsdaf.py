@@ -9,9 +9,8 @@ One pair (F1, C1) and the coarse target C2, all on the fine grid; coarse pixels 
 resolution ratio, or, for a coarse image on its own grid, its native pixels
 (:class:`stfusion.coarse.NativeGrid`: native values, the spline in the native grid's pixel
 coordinates, cut native pixels out of the unmixing); ``m`` the number of fine pixels in a
-coarse pixel. The paper's six steps
-(section 2; the formulas below are the paper's, written with its symbols; the equation
-numbers are in docs/methods/fsdaf.md):
+coarse pixel. The paper's six steps (section 2; the formulas below are the paper's, written
+with its symbols; the equation numbers are in docs/methods/fsdaf.md):
 
 1. Classify F1. ``classes="4-6"`` (default) runs ISODATA ending with 4 to 6 classes (the
    paper classifies with ISODATA; FSDAF.pro calls ENVI's ISODATA with min_class 4,
@@ -36,9 +35,8 @@ numbers are in docs/methods/fsdaf.md):
    homogeneous), ``E_he = R`` (heterogeneous), homogeneity index
    ``HI = (sum_k I_k) / n``, ``I_k = 1`` for a same-class pixel in a window of one coarse
    pixel around the pixel, ``n`` its classified pixels (``(2 (R // 2) + 1)^2`` inside the
-   scene), ``CW = E_ho HI + E_he (1 -
-   HI)``, ``W = CW / sum CW`` over the coarse pixel, ``r = m R W``, ``Delta F = Delta F(c) +
-   r``.
+   scene), ``CW = E_ho HI + E_he (1 - HI)``, ``W = CW / sum CW`` over the coarse pixel,
+   ``r = m R W``, ``Delta F = Delta F(c) + r``.
 6. Final prediction with similar pixels (``final``; kernel
    :func:`stfusion.kernels.fsdaf.similar_smooth`). Spectral difference of a neighbour k
    (the paper's eq. 21, as the issue cites it): ``S_k = sum_b |F1_k,b - F1_c,b| / F1_c,b``
@@ -160,7 +158,16 @@ from stfusion.methods.fsdaf_tables import (  # COMPLETE_FRACTION: re-exported, i
     needs_spill,
     put_block_means,
 )
-from stfusion.methods.params import AUTO, NON_NEGATIVE, Interval, MethodTags, StrOptions, Text
+from stfusion.methods.params import (
+    AUTO,
+    NON_NEGATIVE,
+    Interval,
+    MethodTags,
+    StrOptions,
+    Text,
+    window_param,
+    window_size,
+)
 from stfusion.methods.variables import (
     CHOICES,
     range_with_inputs,
@@ -224,14 +231,7 @@ class FSDAF(FusionMethod):
             "ISODATA: split classes whose standard deviation in a band exceeds this; auto: "
             "0.05 x DN_max (FSDAF.pro's ISO_SPLIT_STD)",
         ),
-        Param(
-            "window",
-            41,
-            Interval(Integral, 1, None, closed="left", odd=True),
-            "fine pixels",
-            "similar-pixel window (odd); 41 = the reference's half window 20",
-            scene_bound="fine",
-        ),
+        window_param(41, 1, "similar-pixel window (odd); 41 = the reference's half window 20"),
         Param(
             "similar",
             20,
@@ -286,7 +286,7 @@ class FSDAF(FusionMethod):
     classes: str | int | os.PathLike[str]
     merge_distance: float | str
     split_std: float | str
-    window: int
+    window: int | str
     similar: int
     final: str
     pure: int
@@ -301,7 +301,7 @@ class FSDAF(FusionMethod):
         classes: str | int | os.PathLike[str] = "4-6",
         merge_distance: float | str = "auto",
         split_std: float | str = "auto",
-        window: int = 41,
+        window: int | str = "auto",
         similar: int = 20,
         final: str = "paper",
         pure: int = 100,
@@ -339,7 +339,7 @@ class FSDAF(FusionMethod):
         r = getattr(self, "r_", 1)
         native = getattr(self, "native_", None)
         reach = native.reach if native is not None else r  # a coarse pixel's extent
-        return int(self.window) // 2 + reach + r // 2
+        return window_size(self, 41) // 2 + reach + r // 2
 
     def bytes_per_pixel(self, bands: int, pairs: int) -> float:
         # F1 + region copy, spline (f64), change, output (f64), C1/C2; labels, HI, masks.
@@ -606,7 +606,7 @@ class FSDAF(FusionMethod):
 
     def _predict(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
         r = self.r_
-        half = int(self.window) // 2
+        half = window_size(self, 41) // 2
         pad = self.halo()
         fine, coarse = self.scene_.pairs[0]
         f1 = fine.read(window, pad)

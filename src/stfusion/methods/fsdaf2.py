@@ -189,7 +189,7 @@ class FSDAF2(FSDAF):
         classes: str | int | os.PathLike[str] = "4-6",
         merge_distance: float | str = "auto",
         split_std: float | str = "auto",
-        window: int = 41,
+        window: int | str = "auto",
         similar: int = 20,
         final: str = "paper",
         pure: int = 100,

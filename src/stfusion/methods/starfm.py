@@ -87,7 +87,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from numbers import Integral
 
 import numpy as np
 from rasterio.windows import Window
@@ -107,10 +106,11 @@ from stfusion.methods.params import (
     AUTO,
     BAND_ROLES,
     POSITIVE,
-    Interval,
     MethodTags,
     StrOptions,
     Text,
+    window_param,
+    window_size,
 )
 from stfusion.methods.variables import CHOICES, resolve_variable
 from stfusion.scene import Scene
@@ -185,14 +185,7 @@ class STARFM(FusionMethod):
         variables=CHOICES,
     )
     params = (
-        Param(
-            "window",
-            51,
-            Interval(Integral, 1, None, closed="left", odd=True),
-            "fine pixels",
-            "moving window size (odd); 51 = the reference's 750 m at 30 m",
-            scene_bound="fine",
-        ),
+        window_param(51, 1, "moving window size (odd); 51 = the reference's 750 m at 30 m"),
         classes_param(40),
         Param(
             "uncertainty",
@@ -249,7 +242,7 @@ class STARFM(FusionMethod):
     )
 
     # The parameters, stored by FusionMethod.__init__ (declared for the type checker).
-    window: int
+    window: int | str
     classes: float
     uncertainty: float | str
     threshold: str
@@ -263,7 +256,7 @@ class STARFM(FusionMethod):
     def __init__(
         self,
         *,
-        window: int = 51,
+        window: int | str = "auto",
         classes: float = 40,
         uncertainty: float | str = "auto",
         threshold: str = "scene",
@@ -300,7 +293,7 @@ class STARFM(FusionMethod):
                 )
 
     def halo(self) -> int:
-        return int(self.window) // 2
+        return window_size(self, 51) // 2
 
     def bytes_per_pixel(self, bands: int, pairs: int) -> float:
         # inputs (2 images per pair + target) and output for all bands; then, per band, 5
