@@ -585,3 +585,19 @@ def test_training_reads_fill_values_as_nodata(tmp_path: Path) -> None:
     plain = src.read(win, 2)
     np.testing.assert_array_equal(np.isnan(kept), np.isnan(plain))
     assert np.isnan(kept[:, 7:17, 7:17]).all() and np.nanmin(kept) == pytest.approx(0.15)
+
+
+def test_a_date_without_a_partner_within_max_gap_is_named(tmp_path: Path) -> None:
+    """A trial: with --max-gap 6, a date 11 days from its nearest was dropped silently, yet
+    listed among the training dates (predicting it was then "no honest test")."""
+    from stfusion.dl.train import TrainConfig, open_training_sites, run_data
+    from stfusion.errors import STFusionWarning
+
+    pairs = write_series(tmp_path, 3)  # 2001-01-01, 01-04, 01-07
+    (tmp_path / "far").mkdir()
+    far = write_series(tmp_path / "far", 1)[0]  # renamed 2001-01-20: 13 days from the rest
+    late = (far[0].rename(tmp_path / "F_2001-01-20.tif"), far[1].rename(tmp_path / "C_x.tif"))
+    sites = open_training_sites([*pairs, late])
+    cfg = TrainConfig(model="dcstfn", patch=16, val_patches=4, max_gap=6)
+    with pytest.warns(STFusionWarning, match=r"2001-01-20 \(.*\): no other date within --max-gap"):
+        run_data(sites, cfg)

@@ -177,6 +177,27 @@ def warn_site_scales(sites: Sequence[Any]) -> None:
         )
 
 
+def warn_idle_dates(sites: Sequence[Any], examples: Sequence[Any], held: Sequence[str]) -> None:
+    """Say which dates of sites that do train give no example under --max-gap (a trial:
+    such a date was dropped silently, yet listed among the training dates, so predicting
+    it later was said to be "trained on the target date")."""
+    used = {(e.site, k) for e in examples for k in (e.ref, e.tgt)}
+    busy = {e.site for e in examples}
+    idle = [
+        f"{d} ({site.name})"
+        for s, site in enumerate(sites)
+        if s in busy
+        for k, d in enumerate(site.dates or [])
+        if (s, k) not in used and d not in held
+    ]
+    if idle:
+        warn(
+            f"{', '.join(idle)}: no other date within --max-gap, so no training example; "
+            "still listed among the checkpoint's training dates (predicting them is said to "
+            "be no honest test). Leave them out of the pairs, or give a larger --max-gap."
+        )
+
+
 def warn_idle_sites(sites: Sequence[Any], busy: set[int], max_gap: float) -> None:
     """Say which sites give no training example (one date, or no pair within --max-gap):
     they are listed in the checkpoint's sites but teach the network nothing."""

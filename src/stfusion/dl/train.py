@@ -53,7 +53,7 @@ import stfusion
 from stfusion.dl import datasets as ds
 from stfusion.dl import require_lightning
 from stfusion.dl.checkpoint import Checkpoint, cpu_state, save_checkpoint
-from stfusion.dl.data import warn_idle_sites, warn_site_scales
+from stfusion.dl.data import warn_idle_dates, warn_idle_sites, warn_site_scales
 from stfusion.dl.engine_settings import (
     EngineSettings,
     ProgressFn,
@@ -255,6 +255,8 @@ def run_data(
     examples = ds.pair_examples(sites, held, cfg.max_gap)
     if not single:
         warn_idle_sites(sites, {e.site for e in examples}, cfg.max_gap)
+        if cfg.max_gap:
+            warn_idle_dates(sites, examples, held)
     steps = cfg.steps_per_epoch or ds.steps_per_epoch(sites, len(used), cfg.patch, cfg.batch)
     train_ds = ds.PatchDataset(
         sites,
