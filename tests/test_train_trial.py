@@ -416,3 +416,16 @@ def test_gdal_cache_is_bounded_before_the_checks_read_the_scenes(pairs: list) ->
         assert get_gdal_config("GDAL_CACHEMAX") == ds.GDAL_CACHE_BYTES
     finally:
         set_gdal_config("GDAL_CACHEMAX", old if old is not None else 2**30)
+
+
+def test_val_dates_read_every_spelling_dates_do(
+    pairs: list, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A trial: --dates took 20011008 but --val-dates 20011017 was "not a date of the
+    pairs" (the pairs' dates are ISO)."""
+    from conftest import run_cli
+
+    code, _, err = run_cli(cmd(pairs, tmp_path / "m.ckpt", "--val-dates", "20011017"), capsys)
+    assert code == 1 and "no training examples" in err and "not a date" not in err, err
+    code, _, err = run_cli(cmd(pairs, tmp_path / "m.ckpt", "--val-dates", "2001-13-45"), capsys)
+    assert code == 2 and "--val-dates" in err and "not a date" in err, err

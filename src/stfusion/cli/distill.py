@@ -151,7 +151,7 @@ def distill(
         workers=workers,
         max_gap=max_gap,
         max_invalid=max_invalid,
-        val_dates=opt.split_dates(val_dates),
+        val_dates=opt.iso_dates(val_dates, "--val-dates"),
         val_patches=val_patches,
     )
     settings = DistillSettings(

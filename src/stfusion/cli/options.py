@@ -519,6 +519,17 @@ def split_dates(text: str | None) -> list[str]:
     return [d.strip() for d in text.split(",") if d.strip()] if text else []
 
 
+def iso_dates(text: str | None, option: str) -> list[str]:
+    """:func:`split_dates` in ISO form: ``--val-dates 20011017`` as ``--dates`` reads it (a
+    trial: it was "not a date of the pairs" beside the same date spelt 2001-10-17)."""
+    from stfusion.dates import DateNotFoundError, parse_date
+
+    try:
+        return [parse_date(d).isoformat() for d in split_dates(text)]
+    except DateNotFoundError as exc:
+        raise click.BadParameter(str(exc), param_hint=option) from None
+
+
 # -------------------------------------------------------------------------- the command line
 
 #: Options that change nothing of a result, left out of the recorded command line.

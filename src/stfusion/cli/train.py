@@ -346,7 +346,7 @@ def _train_settings(model: str, size: str, settings: dict[str, Any]) -> TrainSet
         workers=p["workers"],
         max_gap=p["max_gap"],
         max_invalid=p["max_invalid"],
-        val_dates=opt.split_dates(p["val_dates"]),
+        val_dates=opt.iso_dates(p["val_dates"], "--val-dates"),
         val_patches=p["val_patches"],
         init=p["init"],
         baseline=p["baseline"],
