@@ -429,3 +429,25 @@ def test_val_dates_read_every_spelling_dates_do(
     assert code == 1 and "no training examples" in err and "not a date" not in err, err
     code, _, err = run_cli(cmd(pairs, tmp_path / "m.ckpt", "--val-dates", "2001-13-45"), capsys)
     assert code == 2 and "--val-dates" in err and "not a date" in err, err
+
+
+def test_a_run_into_a_busy_out_is_refused_before_any_work(
+    pairs: list, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A trial: the second run into a fresh --out trained its autoencoder (52 s) before the
+    lock refused it; the checks before any work now look at the lock too."""
+    import fcntl
+
+    import stfusion.dl.train as training
+    from stfusion.errors import OutputExistsError
+
+    def reached(*a: object, **k: object) -> None:
+        raise AssertionError("the run read its data")
+
+    monkeypatch.setattr(training, "run_data", reached)
+    out = tmp_path / "runs" / "m.ckpt"
+    out.parent.mkdir()
+    with open(out.parent / ".m.ckpt.stfusion-train.lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(OutputExistsError, match="another training run into it is under way"):
+            train(pairs, out, TINY)

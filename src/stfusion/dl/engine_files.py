@@ -27,7 +27,7 @@ from stfusion.errors import (
     interrupted_how,
     warn,
 )
-from stfusion.io import OutputLock, file_stamp, glob_escape, remove_changed
+from stfusion.io import OutputLock, check_not_locked, file_stamp, glob_escape, remove_changed
 
 __all__ = [
     "check_new_run",
@@ -163,6 +163,7 @@ def check_new_run(out: Path, overwrite: bool) -> None:
     (:func:`_unreplaceable`); and while another run into ``out`` is under way."""
     if _spawned():
         return  # the first process checked, and has begun writing since
+    check_not_locked(out, "train", f"--out {out}: another training run into it")
     for aside in _asides(out):
         pid = _aside_pid(aside)
         if pid.isdigit() and _alive(int(pid)):

@@ -10,7 +10,7 @@ any thread or process and no open handle is ever shared.
 - ``scan``: bounded windows for scene-wide passes (validation, statistics, sampling)
 - ``sources``: ArraySource, FileSource, AlignedSource (coarse reprojected on read)
 - ``writing``: output checks, PID-named partials, ``atomic_path``, ``RasterWriter``, COGs
-- ``locks``: ``OutputLock``, held beside an output while a run writes it
+- ``locks``: ``OutputLock``, held beside an output while a run writes it (``check_not_locked``)
 - ``dataarray``: the xarray edge
 """
 
@@ -30,7 +30,7 @@ from stfusion.io.grid import (
     Scaling,
     resolution_ratio,
 )
-from stfusion.io.locks import OutputLock
+from stfusion.io.locks import OutputLock, check_not_locked
 from stfusion.io.partials import (
     OLD_SUFFIX,
     PARTIAL_MARK,
@@ -91,6 +91,7 @@ __all__ = [
     "atomic_path",
     "cannot_create_in",
     "check_name",
+    "check_not_locked",
     "check_output",
     "cog_blocksize",
     "copy_as_cog",

@@ -118,3 +118,25 @@ def _locked(path: Path, busy: str) -> int:
         if same:
             return fd
         os.close(fd)
+
+
+def check_not_locked(out: Path, kind: str, busy: str) -> None:
+    """Refuse, before any work, an output whose :class:`OutputLock` another process holds
+    now (a trial: a second training run trained its autoencoder for 52 s, then met the
+    lock). The run still takes the lock itself before it writes."""
+    path = out.parent / f".{out.name}.stfusion-{kind}.lock"
+    if fcntl is None or not path.exists():
+        return
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        raise OutputExistsError(
+            f"{busy} is under way (it holds {path}): wait for it to end, or stop it, or give "
+            "another --out."
+        ) from None
+    finally:
+        os.close(fd)  # closing lets a shared lock of ours go
