@@ -608,9 +608,9 @@ def open_sites(
     if len(counts) > 1 and not any_bands:
         raise InvalidParameterError(
             f"the sites have different band counts ({', '.join(map(str, sorted(counts)))}); "
-            "a band-tied model (--band-tied, or a band-tied --init checkpoint) trains on one "
-            "set of bands: leave --band-tied out (the band-agnostic default mixes them), or "
-            "train one model per band set."
+            "a band-tied model (train's --band-tied or band-tied --init, or a band-tied "
+            "distill teacher) trains on one set of bands: give sites of one band set, one "
+            "model per set, or a band-agnostic model (train's default; the shipped teachers)."
         )
     return sites
 
