@@ -451,3 +451,20 @@ def test_a_run_into_a_busy_out_is_refused_before_any_work(
         fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
         with pytest.raises(OutputExistsError, match="another training run into it is under way"):
             train(pairs, out, TINY)
+
+
+def test_an_init_of_another_baseline_names_the_baseline_not_the_size(
+    pairs: list, tmp_path: Path
+) -> None:
+    """A trial: `--init own.ckpt --baseline additive` on a regression-baseline checkpoint of
+    the same size said "to fine-tune it give its --size"."""
+    import dataclasses
+
+    from stfusion.errors import InvalidParameterError
+
+    own = tmp_path / "own.ckpt"
+    train(pairs, own, TINY)
+    again = dataclasses.replace(TINY, init=str(own), baseline="additive")
+    with pytest.raises(InvalidParameterError, match=r"give --baseline regression") as caught:
+        train(pairs, tmp_path / "m.ckpt", again)
+    assert "--size" not in str(caught.value)

@@ -91,6 +91,8 @@ def init_weights(net: FusionNet, cfg: TrainConfig, initial: Checkpoint | None) -
         fix = [f"--model {initial.model}"] if initial.model != cfg.model else []
         if tied_have != tied_want:
             fix.append("--band-tied" if tied_have else "no --band-tied")
+        elif have.get("agnostic") != want.get("agnostic"):  # the baseline, not the size
+            fix.append(f"--baseline {have.get('agnostic')} (or --baseline auto)")
         else:
             fix.append("its --size")
         raise InvalidParameterError(
