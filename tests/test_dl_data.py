@@ -601,3 +601,21 @@ def test_a_date_without_a_partner_within_max_gap_is_named(tmp_path: Path) -> Non
     cfg = TrainConfig(model="dcstfn", patch=16, val_patches=4, max_gap=6)
     with pytest.warns(STFusionWarning, match=r"2001-01-20 \(.*\): no other date within --max-gap"):
         run_data(sites, cfg)
+
+
+def test_a_catalog_sites_scale_mismatch_names_the_catalog_columns(tmp_path: Path) -> None:
+    """A trial: a catalog of sites stored in other units was sent from --fine-scale to
+    --coarse-scale and back; a row's own columns are the way, and now named."""
+    from stfusion.dl.train import open_training_sites
+    from stfusion.errors import ScaleMismatchError
+    from stfusion.io import FileSource
+
+    pairs = write_series(tmp_path, 2)
+    rows = ["site,date,fine,coarse"]
+    for k, (f, c) in enumerate(pairs):
+        big = write_tif(tmp_path / f"F10000_{k}.tif", FileSource(str(f)).read() * 10000)
+        rows.append(f"kr,2001-01-0{k + 1},{big},{c}")
+    cat = tmp_path / "catalog.csv"
+    cat.write_text("\n".join(rows) + "\n")
+    with pytest.raises(ScaleMismatchError, match=r"site kr: .*line 2.*columns fine_scale"):
+        open_training_sites(None, catalog=cat)

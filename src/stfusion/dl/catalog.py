@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stfusion.dates import DateNotFoundError, catalog_path, catalog_rows, parse_date
-from stfusion.errors import InputFileError, InvalidParameterError, warn
+from stfusion.errors import InputFileError, InvalidParameterError, ScaleMismatchError, warn
 from stfusion.io import Scaling
 from stfusion.scene import ImageLike
 
@@ -160,3 +160,19 @@ def _number(text: str, column: str, path: Path, line: int) -> float | None:
             "for the run's --fine-scale/--coarse-scale, or the file's metadata)."
         )
     return value
+
+
+def with_catalog_columns(
+    exc: ScaleMismatchError, site: str, specs: Sequence[PairSpec]
+) -> Exception:
+    """``exc`` for a catalog site: the run's options it names set every row's scales, and a
+    row's own are its columns (a trial's catalog of x10000 and 0-1 sites was sent from
+    --fine-scale to --coarse-scale and back, the columns never named)."""
+    rows = [s.where for s in specs if s.where]
+    if not rows:  # --pair images: the options are the way
+        return exc
+    return ScaleMismatchError(
+        f"{exc} In a catalog (site {site}: {rows[0]}{', ...' if len(rows) > 1 else ''}) those "
+        "options set every row; a row's own scales are its columns fine_scale, coarse_scale "
+        "(and fine_offset, coarse_offset), for sites stored in other units."
+    )

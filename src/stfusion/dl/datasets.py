@@ -3,7 +3,7 @@
 The training engine (:mod:`stfusion.dl.engine`) never holds a whole scene. Every example is
 read when a ``DataLoader`` worker asks for it, through the Sources of
 :func:`stfusion.scene.open_scene` (``FileSource``, ``AlignedSource``, ``qa.MaskedSource``), so
-the scaling, grid alignment and masks of ``stfusion predict`` apply, and peak memory is a few
+the scaling, grid alignment and masks of ``stfusion predict`` apply; peak memory is a few
 windows per worker whatever the number of dates or the scene size.
 
 Pieces:
@@ -12,9 +12,8 @@ Pieces:
   several. Dates are paired only within a site.
 - :func:`pair_examples`: the (reference, target) examples: every ordered pair of distinct
   dates of a site, at most ``max_gap`` days apart.
-- :class:`Normalisation`: per-band mean and standard deviation over the fine and coarse
-  images of the training dates, from decimated reads (:meth:`stfusion.io.Source.sample`, at
-  most 2^18 pixels per image: exact for smaller images).
+- :class:`Normalisation`: per-band mean and standard deviation over the training dates'
+  images, from decimated reads (:meth:`stfusion.io.Source.sample`, at most 2^18 px each).
 - :class:`PatchDataset`: item ``i`` of epoch ``e`` is drawn from a generator seeded with
   ``(seed, e, i)``: an example, a position outside the validation block, a rotation/flip and
   the time mix. The same seed gives the same patches whatever the number of workers, and a
@@ -25,8 +24,7 @@ Pieces:
   (``val_fraction``; only the block's pixels count) and patches of examples whose target is a
   held-out date (``val_dates``; anywhere in the scene, the reference a training date). Its cost
   does not grow with the number of dates.
-- :func:`read_catalog` (from :mod:`stfusion.dl.catalog`): ``site,date,fine,coarse[,mask]``
-  CSV rows (paths relative to the CSV), with optional per-row scale columns.
+- :func:`read_catalog` (:mod:`stfusion.dl.catalog`): ``site,date,fine,coarse[,mask]`` rows.
 """
 
 from __future__ import annotations
@@ -44,7 +42,7 @@ import numpy as np
 import torch
 from rasterio.windows import Window
 
-from stfusion.dl.catalog import PairSpec
+from stfusion.dl.catalog import PairSpec, with_catalog_columns
 from stfusion.dl.catalog import read_catalog as read_catalog  # re-exported: its old home
 from stfusion.dl.data import (
     Block,
@@ -61,7 +59,7 @@ from stfusion.dl.file_handles import (  # re-exported: datasets.<name> is their 
     kept_open,
     streaming,  # noqa: F401
 )
-from stfusion.errors import GridMismatchError, InvalidParameterError, warn
+from stfusion.errors import GridMismatchError, InvalidParameterError, ScaleMismatchError, warn
 from stfusion.io import Scaling, Source
 from stfusion.scene import Scene, as_source, open_scene
 
@@ -589,9 +587,15 @@ def open_sites(
             for s in specs
         ]
         _check_bands(name, images)
-        scene = open_scene(
-            images, fine_scaling=fine_scaling, coarse_scaling=coarse_scaling, resampling=resampling
-        )
+        try:
+            scene = open_scene(
+                images,
+                fine_scaling=fine_scaling,
+                coarse_scaling=coarse_scaling,
+                resampling=resampling,
+            )
+        except ScaleMismatchError as exc:
+            raise with_catalog_columns(exc, name, specs) from None
         if any(s.mask for s in specs):
             from stfusion.qa import MaskedSource
 
