@@ -619,3 +619,20 @@ def test_a_catalog_sites_scale_mismatch_names_the_catalog_columns(tmp_path: Path
     cat.write_text("\n".join(rows) + "\n")
     with pytest.raises(ScaleMismatchError, match=r"site kr: .*line 2.*columns fine_scale"):
         open_training_sites(None, catalog=cat)
+
+
+def test_a_date_masked_out_whole_is_named(tmp_path: Path) -> None:
+    """A trial: a catalog mask covering a whole date was taken without a word."""
+    from stfusion.dl.train import TrainConfig, open_training_sites, run_data
+    from stfusion.errors import STFusionWarning
+
+    pairs = write_series(tmp_path, 3)
+    write_tif(tmp_path / "all.tif", np.ones((1, 48, 48), np.uint8))  # nonzero: invalid
+    rows = ["site,date,fine,coarse,mask"]
+    for k, (f, c) in enumerate(pairs):
+        rows.append(f"s,,{f},{c},{'all.tif' if k == 1 else ''}")
+    cat = tmp_path / "catalog.csv"
+    cat.write_text("\n".join(rows) + "\n")
+    sites = open_training_sites(None, catalog=cat)
+    with pytest.warns(STFusionWarning, match=r"2001-01-04 \(s\): no valid fine pixel once masked"):
+        run_data(sites, TrainConfig(model="dcstfn", patch=16, val_patches=4))

@@ -208,3 +208,22 @@ def warn_idle_sites(sites: Sequence[Any], busy: set[int], max_gap: float) -> Non
             f"site(s) {', '.join(idle)}: no training example ({why}, apart from held-out "
             "dates); they do not train the network."
         )
+
+
+def warn_masked_out(sites: Sequence[Any]) -> None:
+    """Say which dates have no valid fine pixel once their catalog mask is applied (a trial:
+    a mask covering a whole date was taken without a word and the date listed among the
+    training dates, though no patch of it can be valid)."""
+    from stfusion.qa import MaskedSource
+
+    empty = [
+        f"{(site.dates or [])[k] if site.dates else k + 1} ({site.name})"
+        for site in sites
+        for k, (fine, _) in enumerate(site.scene.pairs)
+        if isinstance(fine, MaskedSource) and not np.isfinite(fine.sample(1 << 14)).any()
+    ]
+    if empty:
+        warn(
+            f"{', '.join(empty)}: no valid fine pixel once masked (the mask covers the whole "
+            "image): no training patch can use it; leave it out of the catalog."
+        )

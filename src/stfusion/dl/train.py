@@ -53,7 +53,7 @@ import stfusion
 from stfusion.dl import datasets as ds
 from stfusion.dl import require_lightning
 from stfusion.dl.checkpoint import Checkpoint, cpu_state, save_checkpoint
-from stfusion.dl.data import warn_idle_dates, warn_idle_sites, warn_site_scales
+from stfusion.dl.data import warn_idle_dates, warn_idle_sites, warn_masked_out, warn_site_scales
 from stfusion.dl.engine_settings import (
     EngineSettings,
     ProgressFn,
@@ -253,6 +253,7 @@ def run_data(
                 [sites[s].scene.pairs[i][1] for s, i in used],
             )
     examples = ds.pair_examples(sites, held, cfg.max_gap)
+    warn_masked_out(sites)
     if not single:
         warn_idle_sites(sites, {e.site for e in examples}, cfg.max_gap)
         if cfg.max_gap:
