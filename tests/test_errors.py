@@ -425,6 +425,9 @@ def test_a_full_temporary_folder_is_named_as_such(monkeypatch: pytest.MonkeyPatc
     assert "temporary folder" in _os_advice(spill) and "TMPDIR" in _os_advice(spill)
     out = OSError(errno.ENOSPC, "No space left", os.path.join(tempfile.gettempdir(), "p.tif"))
     assert "write the outputs elsewhere" in _os_advice(out)
+    # a trial: root in an immutable folder met EPERM creating train's lock, and no advice
+    locked = OSError(errno.EPERM, "Operation not permitted", "/data/.m.ckpt.stfusion-train.lock")
+    assert "immutable" in _os_advice(locked) and "folder you can write in" in _os_advice(locked)
 
 
 def test_warnings_name_the_caller_s_line() -> None:

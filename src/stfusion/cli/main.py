@@ -378,6 +378,11 @@ def _os_advice(exc: BaseException) -> str:
         )
     if code == errno.EROFS:
         return ". The file system is read-only: choose an output folder you can write in."
+    if code in (errno.EACCES, errno.EPERM):  # also root in an immutable folder (chattr +i)
+        return (
+            ". Not allowed here (permissions, or a folder marked immutable: lsattr): choose "
+            "a folder you can write in, or have its owner let you."
+        )
     if code == errno.ENAMETOOLONG:
         return (
             ". A name in the path is over the file system's limit (255 bytes on most), or the "
