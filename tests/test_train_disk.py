@@ -44,3 +44,56 @@ def test_a_failed_save_of_the_resume_state_keeps_the_last_one(
     monkeypatch.setattr(torch, "save", real_save)
     train(pairs, out, dataclasses.replace(TINY, epochs=3, patience=10), resume=True)
     assert torch.load(state, weights_only=False)["epoch"] == 2
+
+
+def test_the_bar_draws_on_a_terminal_that_gives_no_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A trial: on a pseudo-terminal never sized (0 x 0) tqdm read -1 rows and drew no bar,
+    so `stfusion train` showed none while `predict` drew its own."""
+    import os
+    import pty
+    import select
+    import sys
+
+    from lightning.pytorch.callbacks.progress.tqdm_progress import Tqdm
+
+    from stfusion.dl.engine_settings import stderr_progress_bar
+
+    main, side = pty.openpty()  # no TIOCSWINSZ: the size is 0 x 0
+    try:
+        with os.fdopen(side, "w") as term:
+            monkeypatch.setattr(sys, "stderr", term)
+            bar = stderr_progress_bar()(leave=False)._on_stderr(
+                lambda: Tqdm(total=5, file=sys.stdout, dynamic_ncols=True)
+            )
+            bar.update(1)
+            bar.refresh()
+            term.flush()
+            ready = select.select([main], [], [], 5)[0]  # nothing drawn: no read to wait on
+            drawn = os.read(main, 4096).decode() if ready else ""
+            bar.close()
+    finally:
+        os.close(main)
+    assert "1/5" in drawn, drawn
+
+
+def test_a_state_save_cut_by_a_kill_leaves_nothing_that_blocks_the_next_run(
+    tmp_path: Path,
+) -> None:
+    """A run killed (SIGKILL) while writing its resume state left its partial file in
+    m.lightning, and the next --overwrite run refused the folder as holding files stfusion
+    did not write (a CI run)."""
+    import subprocess
+    import sys
+
+    from stfusion.dl.engine_files import check_new_run
+
+    pairs = two_pairs(tmp_path)
+    out = tmp_path / "m.ckpt"
+    train(pairs, out, TINY)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # a process number no run holds now
+    state = resume_path(out)
+    partial = state.with_name(f".{state.name}.{dead.pid}-0123abcd.partial.ckpt")
+    partial.write_bytes(b"PK\x03\x04 cut short")
+    check_new_run(out, overwrite=True)
+    assert not partial.exists()

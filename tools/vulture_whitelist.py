@@ -102,3 +102,5 @@ deep  # unused variable (src/stfusion/methods/base.py:151): sklearn.base.clone p
 CACHE_DIR  # unused attribute (src/stfusion/kernels/__init__.py:40): read by numba's cache locator
 __doc__  # set on method classes: help() lists their parameters (methods/base.py)
 _release_held  # atexit hook (io/locks.py)
+ncols  # tqdm's bar width, set on a bar whose terminal gives no size (dl/engine_settings.py)
+dynamic_ncols  # tqdm's, turned off with ncols above (dl/engine_settings.py)

@@ -27,7 +27,14 @@ from stfusion.errors import (
     interrupted_how,
     warn,
 )
-from stfusion.io import OutputLock, check_not_locked, file_stamp, glob_escape, remove_changed
+from stfusion.io import (
+    OutputLock,
+    check_not_locked,
+    file_stamp,
+    glob_escape,
+    remove_changed,
+    remove_stale_partials,
+)
 
 __all__ = [
     "check_new_run",
@@ -164,6 +171,7 @@ def check_new_run(out: Path, overwrite: bool) -> None:
     if _spawned():
         return  # the first process checked, and has begun writing since
     check_not_locked(out, "train", f"--out {out}: another training run into it")
+    remove_stale_partials(resume_path(out))  # a run killed while saving its state left one
     for aside in _asides(out):
         pid = _aside_pid(aside)
         if pid.isdigit() and _alive(int(pid)):

@@ -215,7 +215,12 @@ def stderr_progress_bar() -> type:
 
         def _on_stderr(self, init: Any) -> Any:
             with contextlib.redirect_stdout(sys.stderr):  # the bars take file=sys.stdout
-                return init()
+                bar = init()
+            if isinstance(getattr(bar, "nrows", None), int) and bar.nrows < 1:
+                # a terminal that gives no size (a pseudo-terminal never sized): tqdm read
+                # -1 rows and drew nothing, so a trial's training showed no bar at all
+                bar.nrows, bar.ncols, bar.dynamic_ncols = 20, 80, None
+            return bar
 
         def init_sanity_tqdm(self) -> Any:
             return self._on_stderr(super().init_sanity_tqdm)
