@@ -100,6 +100,13 @@ def test_a_mask_half_a_pixel_off_the_grid_is_warned_about(
     with pytest.warns(STFusionWarning, match=r"shifted by 0\.50 px in x and 0\.00 px in y"):
         found = notes(T * half)
     assert any("gdalwarp -tap" in n for n in found)
+    # a trial: a mask nowhere near the image was first "shifted", then refused as apart
+    from stfusion.io import FileSource
+    from stfusion.qa import _off_grid
+
+    far = T * half * Affine.translation(1000, 0)
+    apart = write_tif(tmp_path / "far.tif", mask, transform=far, dtype="uint8")
+    assert _off_grid(FileSource(str(apart)), FileSource(str(pred))) is None
 
 
 @settings(max_examples=60, deadline=None)

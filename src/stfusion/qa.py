@@ -364,6 +364,9 @@ def _off_grid(mask: Source, target: Source) -> str | None:
     (mx, my), (tx, ty) = m.res, t.res
     if abs(mx - tx) > 1e-3 * tx or abs(my - ty) > 1e-3 * ty:
         return None
+    (ml, mb, mr, mt), (tl, tb, tr, tt) = m.bounds, t.bounds
+    if ml >= tr or tl >= mr or mb >= tt or tb >= mt:  # apart: the alignment's error says so
+        return None
     fx = ((m.transform.c - t.transform.c) / tx) % 1.0
     fy = ((m.transform.f - t.transform.f) / ty) % 1.0
     off = max(min(fx, 1 - fx), min(fy, 1 - fy))
