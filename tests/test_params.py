@@ -231,10 +231,10 @@ def test_an_auto_window_spans_the_coarse_pixel_and_its_neighbours_at_small_ratio
     for ratio, want in [(None, usual), (16.0, usual), (10.0, usual), (8.0, usual), (3.0, 7),
                         (5.0, 11), (4.6, 11), (2.0, 7), (7.4, 15)]:  # fmt: skip
         est.ratio_ = ratio
-        assert window_size(est, usual) == want, (ratio, want)
+        assert window_size(est) == want, (ratio, want)
     est.set_params(window=9)
     est.ratio_ = 3.0
-    assert window_size(est, usual) == 9
+    assert window_size(est) == 9
 
 
 def test_an_auto_window_changes_the_prediction_only_at_small_ratios() -> None:

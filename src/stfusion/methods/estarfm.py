@@ -287,7 +287,7 @@ class ESTARFM(FusionMethod):
             )
 
     def halo(self) -> int:
-        return window_size(self, 51) // 2
+        return window_size(self) // 2
 
     def bytes_per_pixel(self, bands: int, pairs: int) -> float:
         # per band: inputs (5 x 4), fs (2 x 4), vals (4 x 4), chg (2 x 4), thresholds (2 x 4),
@@ -323,7 +323,7 @@ class ESTARFM(FusionMethod):
         self.min_change_ = change if self.min_change == "auto" else float(self.min_change)
         self.data_min_ = lo if self.data_min == "auto" else float(self.data_min)
         self.data_max_ = hi if self.data_max == "auto" else float(self.data_max)
-        self.fcrit_ = f_critical(float(self.alpha), 2 * window_size(self, 51) ** 2)
+        self.fcrit_ = f_critical(float(self.alpha), 2 * window_size(self) ** 2)
         self.coarse_pixels_: list[np.ndarray] | None = None
         if self.regression == "coarse-pixel":
             own = any(isinstance(c, AlignedSource) for _, c in scene.pairs)

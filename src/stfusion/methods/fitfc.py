@@ -110,6 +110,7 @@ from stfusion.methods.params import (
     MethodTags,
     StrOptions,
     Text,
+    usual_window,
     window_param,
     window_size,
 )
@@ -221,7 +222,7 @@ class FitFC(FusionMethod):
         )
 
     def _validate_params(self) -> None:
-        side = 31 if self.window == "auto" else int(self.window)  # auto: at most 31
+        side = usual_window(self) if self.window == "auto" else int(self.window)
         if self.similar > side * side:
             raise InvalidParameterError(
                 f"fitfc: similar must be between 1 and window^2 = {side**2}, got {self.similar}."
@@ -230,7 +231,7 @@ class FitFC(FusionMethod):
     def halo(self) -> int:
         # auto at a small ratio: a window holding at least ``similar`` pixels
         least = max(7, math.isqrt(int(self.similar) - 1) + 1)
-        return window_size(self, 31, least + 1 - least % 2) // 2
+        return window_size(self, least + 1 - least % 2) // 2
 
     def bytes_per_pixel(self, bands: int, pairs: int) -> float:
         # F1, a, b, r, F_RM + r (float32/64 mixes), two feature copies, the output; native

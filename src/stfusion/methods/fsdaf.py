@@ -339,7 +339,7 @@ class FSDAF(FusionMethod):
         r = getattr(self, "r_", 1)
         native = getattr(self, "native_", None)
         reach = native.reach if native is not None else r  # a coarse pixel's extent
-        return window_size(self, 41) // 2 + reach + r // 2
+        return window_size(self) // 2 + reach + r // 2
 
     def bytes_per_pixel(self, bands: int, pairs: int) -> float:
         # F1 + region copy, spline (f64), change, output (f64), C1/C2; labels, HI, masks.
@@ -606,7 +606,7 @@ class FSDAF(FusionMethod):
 
     def _predict(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
         r = self.r_
-        half = window_size(self, 41) // 2
+        half = window_size(self) // 2
         pad = self.halo()
         fine, coarse = self.scene_.pairs[0]
         f1 = fine.read(window, pad)

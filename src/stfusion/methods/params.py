@@ -489,13 +489,20 @@ def window_param(default: int, least: int, meaning: str) -> Param:
     )
 
 
-def window_size(method: Any, default: int, least: int = 7) -> int:
-    """``method.window`` in fine pixels; for ``auto``, ``default`` where the fitted ratio
-    (``method.ratio_``) is unknown or at least :data:`SMALL_RATIO`, else ``2 R + 1`` (R
-    rounded), at least ``least`` (enough similar pixels) and at most ``default``."""
+def usual_window(method: Any) -> int:
+    """The number ``method``'s ``window=auto`` is at the usual ratios (its :func:`window_param`
+    ``default``: STARFM 51, FSDAF 41, ...)."""
+    return int(next(p.usual for p in type(method).params if p.name == "window"))
+
+
+def window_size(method: Any, least: int = 7) -> int:
+    """``method.window`` in fine pixels; for ``auto``, :func:`usual_window` where the fitted
+    ratio (``method.ratio_``) is unknown or at least :data:`SMALL_RATIO`, else ``2 R + 1`` (R
+    rounded), at least ``least`` (enough similar pixels) and at most the usual number."""
     if method.window != "auto":
         return int(method.window)
+    usual = usual_window(method)
     ratio = getattr(method, "ratio_", None)
     if ratio is None or ratio >= SMALL_RATIO:
-        return default
-    return min(default, max(least, 2 * round(ratio) + 1))
+        return usual
+    return min(usual, max(least, 2 * round(ratio) + 1))

@@ -293,7 +293,7 @@ class STARFM(FusionMethod):
                 )
 
     def halo(self) -> int:
-        return window_size(self, 51) // 2
+        return window_size(self) // 2
 
     def bytes_per_pixel(self, bands: int, pairs: int) -> float:
         # inputs (2 images per pair + target) and output for all bands; then, per band, 5
