@@ -30,7 +30,7 @@ class OutputLock:
     ``with`` that would release it) is let go at exit: a stopped run leaves no lock file."""
 
     def __init__(self, out: Path, kind: str, busy: str) -> None:
-        self.path = out.parent / f".{out.name}.stfusion-{kind}.lock"
+        self.path = lock_path(out, kind)
         self.fd: int | None = None
         self.pid = os.getpid()
         if fcntl is None:  # no flock (Windows): unguarded
@@ -105,10 +105,7 @@ def _locked(path: Path, busy: str) -> int:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             os.close(fd)
-            raise OutputExistsError(
-                f"{busy} is under way (it holds {path}): wait for it to end, or stop "
-                "it, or give another --out."
-            ) from None
+            raise _busy_error(busy, path) from None
         # the file locked must still be the one at the path: a run ending removes it,
         # and a lock on a removed file would let a third run in beside a second
         try:
@@ -124,7 +121,7 @@ def check_not_locked(out: Path, kind: str, busy: str) -> None:
     """Refuse, before any work, an output whose :class:`OutputLock` another process holds
     now (a trial: a second training run trained its autoencoder for 52 s, then met the
     lock). The run still takes the lock itself before it writes."""
-    path = out.parent / f".{out.name}.stfusion-{kind}.lock"
+    path = lock_path(out, kind)
     if fcntl is None or not path.exists():
         return
     try:
@@ -134,9 +131,18 @@ def check_not_locked(out: Path, kind: str, busy: str) -> None:
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except OSError:
-        raise OutputExistsError(
-            f"{busy} is under way (it holds {path}): wait for it to end, or stop it, or give "
-            "another --out."
-        ) from None
+        raise _busy_error(busy, path) from None
     finally:
         os.close(fd)  # closing lets a shared lock of ours go
+
+
+def lock_path(out: Path, kind: str) -> Path:
+    """The lock file of ``out`` for runs of ``kind`` (``train``, ``series``, ...)."""
+    return out.parent / f".{out.name}.stfusion-{kind}.lock"
+
+
+def _busy_error(busy: str, path: Path) -> OutputExistsError:
+    return OutputExistsError(
+        f"{busy} is under way (it holds {path}): wait for it to end, or stop it, or give "
+        "another --out."
+    )
