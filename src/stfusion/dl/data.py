@@ -217,7 +217,7 @@ def warn_masked_out(sites: Sequence[Any]) -> None:
     from stfusion.qa import MaskedSource
 
     empty = [
-        f"{(site.dates or [])[k] if site.dates else k + 1} ({site.name})"
+        f"{site.dates[k] if site.dates else k + 1} ({site.name})"
         for site in sites
         for k, (fine, _) in enumerate(site.scene.pairs)
         if isinstance(fine, MaskedSource) and not np.isfinite(fine.sample(1 << 14)).any()

@@ -11,7 +11,7 @@ from pathlib import Path
 from rasterio._err import CPLE_BaseError  # GDAL's errors (rasterio has no public name)
 from rasterio.errors import RasterioError
 
-from stfusion.errors import OutputWriteError
+from stfusion.errors import OutputWriteError, warn
 
 #: What GDAL and the system raise when a raster cannot be written or read back.
 WRITE_ERRORS: tuple[type[BaseException], ...] = (RasterioError, CPLE_BaseError, OSError)
@@ -130,8 +130,6 @@ def check_room(final: Path, need: int) -> None:
     and warn, once per folder, when it has less than that: a prediction into a full disk
     computed every window, then failed at the write (a trial). Compression may make an
     output fit in less (an image mostly without data), so only a full one is refused."""
-    from stfusion.errors import warn
-
     parent = final.parent if str(final.parent) else Path(".")
     try:
         free = shutil.disk_usage(parent).free
