@@ -152,6 +152,7 @@ def test_what_a_wrapper_chose_is_recorded(tmp_path: Path) -> None:
     assert json.loads(tags["STFUSION_ENSEMBLE"]) == {
         "members_run": ["additive", "nochange"],
         "reliability": "cross_scale",
+        "consistency_gain": [0.0] * 6,  # real MODIS: the coarse residual is not added back
     }
     vip = VIPSTF(base="additive").fit([(F08, C08), (F17, C17)], fine_scaling=s, coarse_scaling=s)
     vip.predict(FileSource(str(C1102), s), out=tmp_path / "v.tif")

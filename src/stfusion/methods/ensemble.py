@@ -32,8 +32,15 @@ bilinearly from the cell centres to the fine pixels. The weights::
 
 over the members whose prediction is finite in every band at x (a member NaN there drops
 out; no member valid: NaN). ``eps = eps_rel * mean_m(mean_x E_m)`` keeps a member with a
-near-zero error from taking all the weight from numerical noise alone. The prediction is
-``sum_m w_m P_m``.
+near-zero error from taking all the weight from numerical noise alone. The weighted mean is
+``P = sum_m w_m P_m``.
+
+Coarse consistency (``consistency=auto``): the residual per cell ``r = mean_cell C_0 + O -
+mean_cell P`` (``O`` the pairs' fine-coarse offset, as in cross-scale consistency) is added
+back, interpolated bilinearly, times a per-band Wiener gain from the departures of the coarse
+images from the fine ones' block means at the pair dates
+(:func:`stfusion.methods.cells.consistency_gain`): 1 for simulated coarse images, 0 for real
+sensor pairs, whose departures are as large as the residual.
 
 With two or more pairs, a one-pair member (FSDAF, Fit-FC, FSDAF 2.0, ...) is skipped
 (``multi_pair=none``, the default) or runs as VIPSTF over it (``multi_pair=vip``: one virtual
@@ -57,7 +64,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from numbers import Integral, Real
 from typing import Any
 
@@ -69,6 +76,7 @@ from stfusion.errors import InvalidParameterError, warn
 from stfusion.io import Source, scan_values
 from stfusion.io.spill import SpillArray, state_bytes
 from stfusion.methods.base import FusionMethod, Param
+from stfusion.methods.cells import cells_to_fine, consistency_gain, finite_mean, smooth_cells
 from stfusion.methods.deep import (
     fitted_training_dates,
     fitted_training_sites,
@@ -101,56 +109,6 @@ def _runs_on(cls: type[FusionMethod], n: int, multi_pair: str) -> bool:
     if cls.tags.accepts_pairs(n):
         return True
     return uses_vip(cls, n, multi_pair) and VIPSTF.tags.accepts_pairs(n)
-
-
-def smooth_cells(e: np.ndarray, window: int) -> np.ndarray:
-    """NaN-aware ``window x window`` mean over cells; cells with nothing near take the mean."""
-    from scipy.ndimage import uniform_filter
-
-    ok = np.isfinite(e)
-    if not ok.any():
-        return np.full_like(e, np.nan)
-    v = np.where(ok, e, 0.0)
-    n = uniform_filter(ok.astype(np.float64), window, mode="constant")
-    s = uniform_filter(v, window, mode="constant")
-    out = np.where(n > 1e-12, s / np.maximum(n, 1e-12), np.nan)
-    return np.where(np.isfinite(out), out, float(e[ok].mean()))
-
-
-def cells_to_fine(
-    e: np.ndarray, r: int, shape: tuple[int, int], rows: tuple[int, int] | None = None
-) -> np.ndarray:
-    """Bilinear interpolation from cell centres to fine pixel centres (clamped at edges);
-    ``rows``: only fine rows ``[i0, i1)`` (the same values as those rows of the whole)."""
-    out = e
-    first, last = rows if rows is not None else (0, shape[0])
-    for axis, index in ((0, np.arange(first, last)), (1, np.arange(shape[1]))):
-        pos = (index + 0.5) / r - 0.5
-        n = e.shape[axis]
-        pos = np.clip(pos, 0.0, n - 1.0)
-        lo = np.floor(pos).astype(int)
-        hi = np.minimum(lo + 1, n - 1)
-        t = pos - lo
-        a, b = np.take(out, lo, axis=axis), np.take(out, hi, axis=axis)
-        t = t[:, None] if axis == 0 else t[None, :]
-        out = a * (1.0 - t) + b * t
-    return out
-
-
-def _finite_mean(arrays: Iterable[np.ndarray], empty: float) -> np.ndarray:
-    """Element-wise mean of the finite values of same-shape ``arrays`` (read one at a time),
-    ``empty`` where none is finite."""
-    sums: np.ndarray | None = None
-    counts: np.ndarray | None = None
-    for a in arrays:
-        ok = np.isfinite(a)
-        if sums is None or counts is None:
-            sums, counts = np.zeros_like(a), np.zeros_like(a)
-        sums += np.where(ok, a, 0.0)
-        counts += ok
-    assert sums is not None and counts is not None
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(counts > 0, sums / np.maximum(counts, 1), empty)
 
 
 def reliability_weights(
@@ -252,6 +210,16 @@ class Ensemble(FusionMethod):
             "a member's own MEMBER.bands wins",
         ),
         Param(
+            "consistency",
+            "auto",
+            StrOptions(("auto", "off")),
+            "",
+            "auto: add back the part of the coarse target's residual (coarse target plus the "
+            "pairs' fine-coarse offset, minus the prediction's cell means) that the pairs "
+            "show to be the prediction's error, per band (1 where the coarse images are block "
+            "means of the fine ones, 0 for real sensor pairs); off: the weighted mean alone",
+        ),
+        Param(
             "eps_rel",
             0.05,
             Interval(Real, 1e-9, 1e6),
@@ -268,6 +236,7 @@ class Ensemble(FusionMethod):
     offset: bool
     window: int
     bands: str
+    consistency: str
     eps_rel: float
 
     def __init__(
@@ -280,6 +249,7 @@ class Ensemble(FusionMethod):
         offset: bool = True,
         window: int = 3,
         bands: str = "auto",
+        consistency: str = "auto",
         eps_rel: float = 0.05,
     ) -> None:
         super().__init__(
@@ -290,6 +260,7 @@ class Ensemble(FusionMethod):
             offset=offset,
             window=window,
             bands=bands,
+            consistency=consistency,
             eps_rel=eps_rel,
         )
 
@@ -362,8 +333,13 @@ class Ensemble(FusionMethod):
     def fitted_tags(self) -> dict[str, Any]:
         # the members that ran and how reliability was measured (STFUSION_PARAMS holds the
         # members asked for, some of which may not run on this many pairs)
+        gain = getattr(self, "consistency_gain_", None)  # known once prepared
         return {
-            "STFUSION_ENSEMBLE": {"members_run": list(self.members_), "reliability": self.mode_}
+            "STFUSION_ENSEMBLE": {
+                "members_run": list(self.members_),
+                "reliability": self.mode_,
+                "consistency_gain": None if gain is None else np.round(gain, 4).tolist(),
+            }
         }
 
     def _fit(self, scene: Scene) -> None:
@@ -518,7 +494,7 @@ class Ensemble(FusionMethod):
             with stage(f"reliability: {name} predicting pair {k + 1} of {n} from the others"):
                 return self._loo_error(name, scene, k)
 
-        return _finite_mean((error(k) for k in range(n)), np.nan)
+        return finite_mean((error(k) for k in range(n)), np.nan)
 
     def _loo_error(self, name: str, scene: Scene, k: int) -> np.ndarray:
         """Squared error per coarse cell of member ``name`` predicting pair ``k``'s fine
@@ -589,6 +565,36 @@ class Ensemble(FusionMethod):
         self.cell_errors_used_ = cells
         self.member_preds_ = preds
         self.weight_map_ = weights
+        self.residual_cells_: np.ndarray | None = None
+        self.consistency_gain_: np.ndarray | None = None
+        if self.consistency == "auto":
+            self._coarse_consistency(target)
+
+    def _coarse_consistency(self, target: Source) -> None:
+        """The residual per coarse cell of the weighted mean against the coarse target (plus
+        the pairs' offset), times each band's gain (:func:`consistency_gain`)."""
+        scene = self.scene_
+        noise = [self._cell_means(c) - self._cell_means(f) for f, c in scene.pairs]
+        offset = -finite_mean(noise, 0.0)
+        w = scene.grid.width
+        blocks = self._row_blocks(w * (len(self.members_) * (scene.count + 1) + scene.count))
+        combined = np.concatenate(
+            [
+                block_mean(self._combine(Window(0, i0, w, i1 - i0), False)[0], self.cell_, float)
+                for i0, i1 in blocks
+            ],
+            axis=-2,
+        )
+        residual = self._cell_means(target) + offset - combined
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            noise_var = np.nanmean([np.nanvar(n, axis=(1, 2)) for n in noise], axis=0)
+            gain = consistency_gain(noise_var, np.nanvar(residual, axis=(1, 2)), len(noise))
+        self.consistency_gain_ = gain
+        log.info("ensemble: coarse consistency gain per band %s", np.round(gain, 3).tolist())
+        if gain.any():
+            kept = np.where(np.isfinite(residual), residual, 0.0)
+            self.residual_cells_ = kept * gain[:, None, None]
 
     def _consensus_errors(self, preds: list[SpillArray]) -> np.ndarray:
         """Per member and coarse cell, the squared distance of its prediction to the mean of
@@ -632,7 +638,7 @@ class Ensemble(FusionMethod):
         """Per cell and band, the mean over the pairs of ``mean_cell F_k - mean_cell C_k``:
         the fine-coarse offset (calibration, footprint) the pairs show, 0 where unknown."""
         offsets = (self._cell_means(f) - self._cell_means(c) for f, c in self.scene_.pairs)
-        return _finite_mean(offsets, 0.0)
+        return finite_mean(offsets, 0.0)
 
     def predict_window(self, window: Window) -> np.ndarray:
         return self._combine(window, spread=False)[0]
@@ -665,13 +671,22 @@ class Ensemble(FusionMethod):
         for m in range(len(blocks)):
             mean += wz[m] * member(m)
         none = ~np.isfinite(wmap).any(axis=0) | (wz.sum(axis=0) == 0)
-        pred = np.where(none, np.nan, mean).astype(np.float32)
+        pred = np.where(none, np.nan, mean + self._added(r0, r1, c0, c1)).astype(np.float32)
         if not spread:
             return pred, None, wmap
         var = np.zeros(blocks[0].shape)
         for m in range(len(blocks)):
             var += wz[m] * (member(m) - mean) ** 2
         return pred, np.where(none, np.nan, np.sqrt(var)).astype(np.float32), wmap
+
+    def _added(self, r0: int, r1: int, c0: int, c1: int) -> np.ndarray | float:
+        """The coarse-consistency step's addition over rows r0:r1, columns c0:c1 (the
+        residual cells interpolated bilinearly to the fine pixels), 0 without it."""
+        added = getattr(self, "residual_cells_", None)
+        if added is None:
+            return 0.0
+        shape = self.scene_.grid.shape
+        return np.stack([cells_to_fine(a, self.cell_, shape, (r0, r1))[:, c0:c1] for a in added])
 
     def quality_extra_names(self) -> list[str]:
         return [f"weight_{m}" for m in getattr(self, "members_", self._names())]
