@@ -264,3 +264,62 @@ def test_a_coarse_file_stored_south_up_predicts_as_north_up(
     assert np.isfinite(got).mean() > 0.99
     tiled = np.asarray(est.predict(window_size=37).values)
     np.testing.assert_array_equal(tiled, got)
+
+
+# ------------------------------------------------------------- coarse images of two sizes
+
+
+@pytest.fixture(scope="module")
+def km(native: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The 2001-11-02 MODIS at 1000 m (2 x 2 means of the 500 m pixels), UTM 55S."""
+    b, t500, crs, _ = _block_500("2001-11-02")
+    n, h, w = b.shape
+    km = b[:, : h // 2 * 2, : w // 2 * 2].reshape(n, h // 2, 2, w // 2, 2).mean(axis=(2, 4))
+    d = tmp_path_factory.mktemp("km")
+    return _write(
+        d / "MOD_1000m_2001-11-02.tif", km.astype(np.float32), crs, t500 * Affine.scale(2)
+    )
+
+
+@pytest.fixture(scope="module")
+def utm500(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The 2001-10-17 MODIS at 500 m, UTM 55S (its own grid, not reprojected)."""
+    b, t500, crs, _ = _block_500("2001-10-17")
+    return _write(tmp_path_factory.mktemp("utm") / "MOD_500m_2001-10-17.tif", b, crs, t500)
+
+
+def test_coarse_images_of_two_pixel_sizes_are_refused(utm500: Path, km: Path) -> None:
+    """A pair's 500 m coarse image and a 1000 m target were fused at their mean ratio (15)
+    with no word: now an error naming both files and their ratios, in open_scene (predict's
+    command) and when a fitted estimator is given the target."""
+    from stfusion.errors import GridMismatchError
+
+    warnings.simplefilter("ignore", STFusionWarning)  # the 1000 m image covers 92 % of it
+    with pytest.raises(GridMismatchError, match=r"MOD_1000m.*20 times.*MOD_500m.*10 times"):
+        open_scene([(str(F1), str(utm500))], str(km), check=False)
+    est = get_method("additive")().fit([(str(F1), str(utm500))])
+    with pytest.raises(GridMismatchError, match="one pixel size"):
+        est.predict(str(km))
+    # one size: as before
+    assert open_scene([(str(F1), str(utm500))], str(utm500), check=False).ratio == R
+
+
+def test_series_fails_the_date_of_a_coarse_image_of_another_size(
+    utm500: Path, km: Path, tmp_path: Path
+) -> None:
+    """In a series the odd image is reported as unusable (its date fails), not fused."""
+    from stfusion.series import SeriesConfig, run_series
+
+    fine, coarse = tmp_path / "fine", tmp_path / "coarse"
+    fine.mkdir()
+    coarse.mkdir()
+    (fine / F1.name).symlink_to(F1)
+    (coarse / "MOD_2001-10-17.tif").symlink_to(utm500)
+    (coarse / "MOD_2001-11-02.tif").symlink_to(km)
+    cfg = SeriesConfig(tmp_path / "out", fine=[str(fine)], coarse=[str(coarse)], method="additive")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", STFusionWarning)
+        result = run_series(cfg)
+    (rec,) = [r for r in result.records if str(r.date) == "2001-11-02"]
+    assert rec.status == "failed" and not (tmp_path / "out" / rec.output).is_file()
+    assert "one pixel size" in rec.reason and "MOD_2001-11-02" in rec.reason, rec.reason

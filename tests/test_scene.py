@@ -21,6 +21,7 @@ from stfusion.errors import (
     InvalidParameterError,
     ScaleMismatchError,
     STFusionWarning,
+    UndeclaredFillError,
 )
 from stfusion.io import AlignedSource, FileSource, Scaling
 from stfusion.scene import open_scene
@@ -457,15 +458,16 @@ def test_real_pairs_match_in_file_order(shared_data: Path) -> None:
                 assert not warn_fine_looking_coarse(*scene.pairs[0]), (case.name, fine)
 
 
-def test_undeclared_fill_value_warns(tmp_path: Path) -> None:
+def test_undeclared_fill_value_is_refused(tmp_path: Path) -> None:
     """MODIS int16 with -28672 but no nodata tag: read as "reflectance" -2.87 and fused as
-    data. Said, with how to declare it; clean images say nothing."""
+    data after a warning (a trial: 28 % of a Fit-FC output below -1, exit 0). Refused, with
+    how to declare it; clean images say nothing."""
     f = write_tif(tmp_path / "f.tif", _img())
     c = coarse_like(_img(1))
     c[:, :4, :4] = -2.8672
     filled = write_tif(tmp_path / "c.tif", c)
-    with pytest.warns(
-        STFusionWarning, match=r"c\.tif: .*holds -2\.8672.*undeclared nodata.*--coarse-nodata"
+    with pytest.raises(
+        UndeclaredFillError, match=r"c\.tif: .*holds -2\.8672.*undeclared nodata.*--coarse-nodata"
     ):
         open_scene([(f, filled)], filled)
     with warnings.catch_warnings():
@@ -564,7 +566,7 @@ def test_python_call_mistakes_get_messages(tmp_path: Path) -> None:
     assert open_scene([(f, c)], ratio=np.int64(16)).ratio == 16
 
 
-def test_fill_warning_gives_the_stored_value_through_an_aligned_image(tmp_path: Path) -> None:
+def test_fill_error_gives_the_stored_value_through_an_aligned_image(tmp_path: Path) -> None:
     """A coarse target on its own grid (read through its alignment) named the scaled value
     (-0.9999), which --coarse-nodata does not match; the file stores -9999."""
     f = write_tif(tmp_path / "f.tif", _img(0, (2, 64, 64)), transform=T30)
@@ -577,18 +579,18 @@ def test_fill_warning_gives_the_stored_value_through_an_aligned_image(tmp_path: 
     c = coarse("c.tif")
     dn[:, :2, :2] = -9999
     t = coarse("t.tif")
-    with pytest.warns(STFusionWarning, match=r"--coarse-nodata -9999 "):
+    with pytest.raises(UndeclaredFillError, match=r"--coarse-nodata -9999 "):
         open_scene([(f, c)], t)
 
 
-def test_fill_warning_gives_the_stored_value_of_an_array() -> None:
-    """int16 arrays with Scaling(1e-4): the warning named -1 (the scaled -0.9999 undone by
+def test_fill_error_gives_the_stored_value_of_an_array() -> None:
+    """int16 arrays with Scaling(1e-4): the message named -1 (the scaled -0.9999 undone by
     nothing), which matches no stored value; it is -9999."""
     rng = np.random.default_rng(0)
     fine = np.round(rng.uniform(100, 4000, (2, 40, 40))).astype(np.int16)
     target = fine + np.int16(50)
     target[:, :6, :6] = -9999
-    with pytest.warns(STFusionWarning, match=r"Scaling\(nodata=-9999\)"):
+    with pytest.raises(UndeclaredFillError, match=r"Scaling\(nodata=-9999\)"):
         open_scene([(fine, fine)], target, fine_scaling=Scaling(1e-4), coarse_scaling=Scaling(1e-4))
 
 

@@ -391,10 +391,11 @@ def _modis(tmp_path: Path, edits: dict[str, Any], nodata: float | None = -3.4e38
     return coarse
 
 
-def test_an_undeclared_coarse_fill_is_warned_about_once_with_the_value_to_give(
+def test_an_undeclared_coarse_fill_fails_its_dates_with_the_value_to_give(
     tmp_path: Path,
 ) -> None:
-    """series fused MODIS -28672 as reflectance -2.87 without a word, where predict warns."""
+    """series fused MODIS -28672 as reflectance -2.87 without a word, then after a warning:
+    each image holding it now fails its date, as predict refuses it, naming the option."""
 
     def fill(a: np.ndarray) -> None:
         a[:, :30] = -28672
@@ -402,8 +403,9 @@ def test_an_undeclared_coarse_fill_is_warned_about_once_with_the_value_to_give(
     coarse = _modis(tmp_path, {"070": fill, "071": fill}, nodata=None)
     kw = _kw(_landsat(tmp_path), coarse=[str(coarse)], date_range="2020-03-10:2020-03-11")
     res = run_series(tmp_path / "out", **kw)
-    said = [n for n in res.notes if "undeclared nodata" in n]
-    assert len(said) == 1 and "--coarse-nodata -28672" in said[0], res.notes
+    assert {r.status for r in res.records} == {"failed"}, res.records
+    for r in res.records:
+        assert "undeclared nodata" in r.reason and "--coarse-nodata -28672" in r.reason, r
     res = run_series(tmp_path / "out2", coarse_nodata=-28672, **kw)
     assert not [n for n in res.notes if "undeclared nodata" in n], res.notes
     # declared, the fill is nodata: those days are mostly empty, so skipped

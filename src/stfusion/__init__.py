@@ -34,6 +34,7 @@ from stfusion.errors import (
     ScaleMismatchError,
     STFusionError,
     STFusionWarning,
+    UndeclaredFillError,
 )
 
 __all__ = [
@@ -48,5 +49,6 @@ __all__ = [
     "STFusionError",
     "STFusionWarning",
     "ScaleMismatchError",
+    "UndeclaredFillError",
     "__version__",
 ]

@@ -90,6 +90,10 @@ class EmptyInputError(STFusionError, ValueError):
     """An input has no valid (non-nodata) pixels where they are needed."""
 
 
+class UndeclaredFillError(STFusionError, ValueError):
+    """An input holds a fill value far outside its data that its nodata does not declare."""
+
+
 class OutputExistsError(STFusionError, FileExistsError):
     """The output file exists and --overwrite was not given."""
 

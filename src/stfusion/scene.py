@@ -43,6 +43,7 @@ from stfusion.io.dataarray import Layout, dataarray_source
 from stfusion.io.grid import short_crs
 from stfusion.io.sources import numeric_values, physical, stored_as, underlying_source
 from stfusion.scene_checks import (
+    check_one_ratio,
     check_pair,
     check_target_scale,
     check_valid,
@@ -73,6 +74,9 @@ class Scene:
     #: the same way.
     coarse_scaling: Scaling | None = None
     resampling: str = "nearest"
+    #: The ground ratio of each coarse image reprojected from its own grid, with its name
+    #: (a target given later must match them: ``check_one_ratio``).
+    measured_ratios: list[tuple[float, str]] = field(default_factory=list)
 
     @property
     def count(self) -> int:
@@ -572,13 +576,13 @@ def open_scene(
     _check_band_counts([*fines, *all_coarse], ref)
     warn_band_order(ref, [*fines[1:], *all_coarse])
     aligned: list[Source] = []
-    ratios: list[float] = []
+    ratios: list[tuple[float, str]] = []
     repeated: dict[float, str] = {}  # plain arrays R times smaller: R and one such array
     for c in all_coarse:
         a, r = align_coarse(c, ref, resampling, notes)
         aligned.append(a)
         if r is not None:
-            ratios.append(r)
+            ratios.append((r, c.label))
             if not (c.grid.georeferenced or ref.grid.georeferenced):
                 repeated.setdefault(r, c.label)
     _check_one_block_ratio(repeated, ratio, ref)
@@ -594,7 +598,8 @@ def open_scene(
             "line up."
         )
     if ratios:
-        measured = float(np.mean(ratios))
+        check_one_ratio(ratios)
+        measured = float(np.mean([r for r, _ in ratios]))
         if measured < 0.9:
             raise GridMismatchError(
                 f"the coarse images have smaller pixels than the fine image {ref.label} "
@@ -614,6 +619,7 @@ def open_scene(
     tgt = aligned[len(coarses)] if target is not None else None
     scene = Scene(
         grid=ref.grid,
+        measured_ratios=ratios,
         pairs=list(zip(fines, aligned[: len(coarses)])),
         target=tgt,
         ratio=ratio,

@@ -16,8 +16,10 @@ import numpy as np
 from stfusion.bands import names_index_or_temperature
 from stfusion.errors import (
     EmptyInputError,
+    GridMismatchError,
     InvalidParameterError,
     STFusionError,
+    UndeclaredFillError,
     warn,
 )
 from stfusion.io import Source, scan_values
@@ -34,6 +36,7 @@ from stfusion.pair_scales import (
 __all__ = [
     "PAIR_IS",
     "SCALE_WARN_FACTOR",
+    "check_one_ratio",
     "check_pair",
     "check_pair_files",
     "check_scales",
@@ -414,6 +417,25 @@ def warn_nodata_among_data(source: Source, sample: np.ndarray) -> None:
         )
 
 
+def refuse_undeclared_fill(source: Source, sample: np.ndarray, option: str) -> None:
+    """An error when ``sample`` holds a value far outside the others that the file does not
+    declare as nodata (:func:`undeclared_fill`: -9999 among reflectances): fused as data it
+    made 28 % of a Fit-FC output below -1 after a warning, exit 0. A fill written to every
+    band inside the values' range (:func:`uniform_fill`) stays a warning (less certain)."""
+    reflectance = not names_index_or_temperature(getattr(source, "band_names", ()))
+    found = undeclared_fill(sample, reflectance)
+    if found is None:
+        return
+    b, fill, share, p1, p99 = found
+    stored = f"{stored_value(source, fill):.6g}"
+    raise UndeclaredFillError(
+        f"{source.label}: {share:.1%} of band {b + 1} holds {fill:.6g}, far from the other "
+        f"values ({p1:.4g} .. {p99:.4g}): an undeclared nodata (fill) value, which would be "
+        f"fused as data. Declare it with {option} {stored} (Python: Scaling(nodata={stored})), "
+        "or in the file (gdal_edit.py -a_nodata VALUE FILE, on a copy)."
+    )
+
+
 def fill_advice(option: str, python: str) -> str:
     """:func:`warn_undeclared_fill`'s advice: declare the value with ``option`` (``python``
     in Python), or in the file."""
@@ -459,6 +481,7 @@ def check_valid(source: Source, role: str) -> float:
             "or --fine-bands and --coarse-bands; docs/inputs.md), or check the file's nodata."
         )
     option = "--fine-nodata" if role.startswith("fine") else "--coarse-nodata"
+    refuse_undeclared_fill(source, s, option)
     warn_undeclared_fill(source, s, fill_advice(option, "Scaling(nodata={stored})"))
     warn_nodata_among_data(source, s)
     # an image covering part of the scene was warned about as such (align_coarse)
@@ -601,4 +624,27 @@ def warn_one_file_pairs(pairs: Sequence[tuple[Any, Any]], method: str, uses_coar
                 f"{method}.fit(): {os.fspath(f)} is both the fine and the coarse image of pair "
                 f"{k}; {method} reads the coarse image of the reference date, so this fuses "
                 f"the date with itself. {PAIR_IS}."
+            )
+
+
+#: How far apart two coarse images' ground ratios may be (relative) and still be one grid's:
+#: a reprojection to another CRS moves the ratio measured at the scene centre by < 1 %.
+RATIO_SPREAD = 0.05
+
+
+def check_one_ratio(measured: Sequence[tuple[float, str]]) -> None:
+    """The coarse images on their own grids (``(ground ratio, label)`` each) share one pixel
+    size: a pair's 30 m coarse image with a 60 m target was fused at their mean ratio, 4.5,
+    with no word (FSDAF 0.00906 where one size scored 0.00699)."""
+    if not measured:
+        return
+    first, first_label = measured[0]
+    for r, label in measured[1:]:
+        if abs(r - first) > RATIO_SPREAD * min(r, first):
+            raise GridMismatchError(
+                f"{label} has pixels {r:.3g} times the fine image's, {first_label} "
+                f"{first:.3g} times: the coarse images must all have one pixel size (one "
+                "sensor and product). Reproject the odd one onto the others' grid (e.g. "
+                "gdalwarp -r average -tr XRES YRES, with the others' pixel size) or use "
+                "coarse images of one product."
             )

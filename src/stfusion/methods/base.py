@@ -58,6 +58,7 @@ from stfusion.scene import (
     pair_list,
 )
 from stfusion.scene_checks import (
+    check_one_ratio,
     check_target_scale,
     check_valid,
     warn_fine_looking_coarse,
@@ -318,14 +319,17 @@ class FusionMethod:
                     )
                 # fit() has warned about a ratio override already.
                 warnings.filterwarnings("ignore", r"ratio=\S+ was given", STFusionWarning)
-                target = open_scene(
+                opened = open_scene(
                     [(p[0], p[1]) for p in scene.pairs],
                     coarse_target,
                     coarse_scaling=scaling,
                     ratio=scene.ratio,
                     resampling=scene.resampling,
                     check=False,
-                ).target
+                )
+                # the target's pixel size against the pairs' coarse images' (fit's)
+                check_one_ratio([*scene.measured_ratios[:1], *opened.measured_ratios])
+                target = opened.target
             assert target is not None
             check_valid(target, "coarse target image")
             check_target_scale(scene.pairs[0], target)

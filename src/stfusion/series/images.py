@@ -29,7 +29,13 @@ from stfusion.io import AlignedSource, FileSource, Grid, Scaling, Source
 from stfusion.pair_scales import SAMPLE_PIXELS, check_scales
 from stfusion.qa import MaskedSource
 from stfusion.scene import align_coarse
-from stfusion.scene_checks import fill_advice, warn_fine_looking_coarse, warn_undeclared_fill
+from stfusion.scene_checks import (
+    check_one_ratio,
+    fill_advice,
+    refuse_undeclared_fill,
+    warn_fine_looking_coarse,
+    warn_undeclared_fill,
+)
 from stfusion.series.placed import PlacedSource, placement
 
 log = logging.getLogger("stfusion")
@@ -99,6 +105,8 @@ class ImageSet:
     #: The first pair's coarse image, each target's scale checked against it (and its sample)
     scale_ref: Source | None = None
     _ref_sample: np.ndarray | None = None
+    #: The first coarse image reprojected: its ratio and name, the others' checked against it
+    _first_ratio: tuple[float, str] | None = None
 
     @property
     def grid(self) -> Grid:
@@ -162,6 +170,7 @@ class ImageSet:
         option = "--fine-nodata" if acq.sensor == "fine" else "--coarse-nodata"
         python = f"SeriesConfig({option[2:].replace('-', '_')}={{stored}})"
         advice = fill_advice(option, python) + " Later images holding it are not named again."
+        refuse_undeclared_fill(source, sample, option)  # the image fails, as in predict
         said = self._fill_said.setdefault(acq.sensor, set())
         warn_undeclared_fill(source, sample, advice, said=said)
 
@@ -176,6 +185,9 @@ class ImageSet:
             src, ratio = align_coarse(native, self.ref, self.resampling, [])
             if ratio is not None:
                 self.aligned += 1
+                if self._first_ratio is None:
+                    self._first_ratio = (ratio, native.label)
+                check_one_ratio([self._first_ratio, (ratio, native.label)])  # fails this date
                 if self.ratio is None:
                     self.ratio = ratio
             kind, flags = self.coarse_mask
