@@ -13,6 +13,7 @@ from stfusion.errors import InvalidParameterError
 from stfusion.io import FileSource, read_raster
 from stfusion.kernels.fitfc import cubic_taps, cubic_upsample
 from stfusion.methods.fitfc import FitFC
+from stfusion.methods.params import similar_count
 from stfusion.methods.starfm import STARFM
 from stfusion.metrics import rmse
 
@@ -128,7 +129,7 @@ def test_matches_reference_at_default_parameters() -> None:
     c1, c2 = (upsample_blocks(block_mean(a, 3), 3, a.shape[1:]) for a in (f1, f2))
     assert FitFC().fit([(f1, c1)], ratio=3).halo() == 3  # auto at ratio 3: 7, not 31
     m = FitFC(window=31).fit([(f1, c1)], ratio=3)  # the default at ratios from 8 up
-    assert (m.regression_window, m.similar) == (11, 30)
+    assert (m.regression_window, similar_count(m, 31)) == (11, 30)
     got = m.predict(c2).values
     want = fitfc_ref(f1, c1, c2, 3, regression_window=11, window=31, similar=30)
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)

@@ -627,9 +627,10 @@ def warn_one_file_pairs(pairs: Sequence[tuple[Any, Any]], method: str, uses_coar
             )
 
 
-#: How far apart two coarse images' ground ratios may be (relative) and still be one grid's:
-#: a reprojection to another CRS moves the ratio measured at the scene centre by < 1 %.
-RATIO_SPREAD = 0.05
+#: How far apart two coarse images' ground ratios may be (relative): MODIS's 463 m
+#: sinusoidal pixels beside the same data on a 500 m grid (8 %) are one sensor's; 250 m
+#: beside 500 m, or 30 m beside 60 m, are not.
+RATIO_SPREAD = 0.25
 
 
 def check_one_ratio(measured: Sequence[tuple[float, str]]) -> None:

@@ -110,6 +110,8 @@ from stfusion.methods.params import (
     MethodTags,
     StrOptions,
     Text,
+    similar_count,
+    similar_param,
     usual_window,
     window_param,
     window_size,
@@ -160,13 +162,7 @@ class FitFC(FusionMethod):
             scene_bound="coarse",
         ),
         window_param(31, 1, "side of the similar-pixel window (odd)"),
-        Param(
-            "similar",
-            30,
-            Interval(Integral, 1, None, closed="left"),
-            "pixels",
-            "number of similar pixels per window (the centre included; at most window^2)",
-        ),
+        similar_param(30, "number of similar pixels per window (the centre included; <= window^2)"),
         Param(
             "similarity_bands",
             "all",
@@ -197,7 +193,7 @@ class FitFC(FusionMethod):
     # The parameters, stored by FusionMethod.__init__ (declared for the type checker).
     regression_window: int
     window: int | str
-    similar: int
+    similar: int | str
     similarity_bands: str
     bands: str
     variable: str
@@ -207,7 +203,7 @@ class FitFC(FusionMethod):
         *,
         regression_window: int = 11,
         window: int | str = "auto",
-        similar: int = 30,
+        similar: int | str = "auto",
         similarity_bands: str = "all",
         bands: str = "auto",
         variable: str = "auto",
@@ -223,14 +219,16 @@ class FitFC(FusionMethod):
 
     def _validate_params(self) -> None:
         side = usual_window(self) if self.window == "auto" else int(self.window)
-        if self.similar > side * side:
+        if self.similar != "auto" and int(self.similar) > side * side:
             raise InvalidParameterError(
                 f"fitfc: similar must be between 1 and window^2 = {side**2}, got {self.similar}."
             )
 
     def halo(self) -> int:
-        # auto at a small ratio: a window holding at least ``similar`` pixels
-        least = max(7, math.isqrt(int(self.similar) - 1) + 1)
+        # auto at a small ratio: a window holding at least ``similar`` pixels (similar=auto
+        # takes as many as the window holds)
+        given = 1 if self.similar == "auto" else int(self.similar)
+        least = max(7, math.isqrt(given - 1) + 1)
         return window_size(self, least + 1 - least % 2) // 2
 
     def bytes_per_pixel(self, bands: int, pairs: int) -> float:
@@ -324,7 +322,8 @@ class FitFC(FusionMethod):
         h, w = int(window.height), int(window.width)
         out = np.empty((f1.shape[0], h, w), dtype=np.float32)
         ody, odx, oinvd = self.offsets_
-        similar_pixel_filter(feat, feat_n, pred, ody, odx, oinvd, int(self.similar), half, out)
+        similar = similar_count(self, 2 * half + 1)
+        similar_pixel_filter(feat, feat_n, pred, ody, odx, oinvd, similar, half, out)
         # No candidate (F1 missing at the centre, ...): the coarse target value, flagged so
         # that the quality layer and the series blend know no pair made it.
         fell = np.asarray(np.isnan(out).any(axis=0))

@@ -165,6 +165,8 @@ from stfusion.methods.params import (
     MethodTags,
     StrOptions,
     Text,
+    similar_count,
+    similar_param,
     window_param,
     window_size,
 )
@@ -232,13 +234,7 @@ class FSDAF(FusionMethod):
             "0.05 x DN_max (FSDAF.pro's ISO_SPLIT_STD)",
         ),
         window_param(41, 1, "similar-pixel window (odd); 41 = the reference's half window 20"),
-        Param(
-            "similar",
-            20,
-            Interval(Integral, 1, None, closed="left"),
-            "pixels",
-            "number of similar pixels used per fine pixel",
-        ),
+        similar_param(20, "number of similar pixels used per fine pixel"),
         Param(
             "final",
             "paper",
@@ -287,7 +283,7 @@ class FSDAF(FusionMethod):
     merge_distance: float | str
     split_std: float | str
     window: int | str
-    similar: int
+    similar: int | str
     final: str
     pure: int
     spline_radius: int
@@ -302,7 +298,7 @@ class FSDAF(FusionMethod):
         merge_distance: float | str = "auto",
         split_std: float | str = "auto",
         window: int | str = "auto",
-        similar: int = 20,
+        similar: int | str = "auto",
         final: str = "paper",
         pure: int = 100,
         spline_radius: int = 4,
@@ -638,7 +634,7 @@ class FSDAF(FusionMethod):
             change,
             lr,
             half,
-            int(self.similar),
+            similar_count(self, 2 * half + 1),
             thr,
             str(self.final),
             (row0 - by0, col0 - bx0, h, w),

@@ -190,7 +190,7 @@ class FSDAF2(FSDAF):
         merge_distance: float | str = "auto",
         split_std: float | str = "auto",
         window: int | str = "auto",
-        similar: int = 20,
+        similar: int | str = "auto",
         final: str = "paper",
         pure: int = 100,
         spline_radius: int = 4,

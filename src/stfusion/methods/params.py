@@ -506,3 +506,36 @@ def window_size(method: Any, least: int = 7) -> int:
     if ratio is None or ratio >= SMALL_RATIO:
         return usual
     return min(usual, max(least, 2 * round(ratio) + 1))
+
+
+#: The fewest similar pixels ``similar=auto`` takes in a small window: a mean of a few.
+LEAST_SIMILAR = 4
+
+
+def similar_param(default: int, meaning: str) -> Param:
+    """The ``similar`` parameter (a count of similar pixels) of FSDAF and Fit-FC: ``auto``
+    (the default) is :func:`similar_count`'s choice, ``default`` in the usual window."""
+    return Param(
+        "similar",
+        "auto",
+        (AUTO, Interval(Integral, 1, None, closed="left")),
+        "pixels",
+        f"{meaning}; auto: {default} (at most window^2), in the smaller windows window=auto "
+        f"takes at small ratios as many per window area ({default} x (window / usual "
+        f"window)^2, at least {LEAST_SIMILAR})",
+        usual=default,
+    )
+
+
+def similar_count(method: Any, window: int) -> int:
+    """``method.similar``; for ``auto``, the usual count, but where ``window=auto`` chose a
+    window smaller than the usual one (a small ratio) the same share of its pixels (at least
+    :data:`LEAST_SIMILAR`): 30 of 49 pixels smoothed Fit-FC below the additive baseline at
+    ratio 2. Never more than the window holds."""
+    if method.similar != "auto":
+        return int(method.similar)
+    usual = int(next(p.usual for p in type(method).params if p.name == "similar"))
+    full = usual_window(method)
+    if method.window != "auto" or window >= full:
+        return min(usual, window * window)
+    return min(usual, max(LEAST_SIMILAR, round(usual * (window / full) ** 2)))
