@@ -464,6 +464,26 @@ def test_a_long_step_in_a_log_gets_a_line_every_heartbeat(
     assert sum(x.startswith("estarfm: 1/2 windows, working") for x in lines) >= 2
 
 
+def test_a_log_speaks_every_heartbeat_while_windows_come_faster(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A trial: GAN-STFM's windows of 15 s on a 4000 x 4000 scene each re-armed the 30 s
+    heartbeat before it fired, so a log said nothing for the minutes before the first tenth
+    of 256 windows. The line is due a heartbeat after the last line, whatever the windows."""
+    import time
+
+    from stfusion.cli import progress as progress_module
+
+    monkeypatch.setattr(progress_module, "HEARTBEAT_S", 0.2)
+    with progress_module.Progress("ganstfm", False) as progress:
+        for done in range(1, 16):  # 15 windows of 0.08 s (1.2 s) of 256: no tenth
+            progress.windows(done, 256)
+            time.sleep(0.08)
+    lines = capsys.readouterr().err.splitlines()
+    working = [x for x in lines if re.match(r"ganstfm: \d+/256 windows, working", x)]
+    assert len(working) >= 3, lines
+
+
 def test_a_log_says_how_long_is_left(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -168,7 +168,10 @@ class Progress:
                 self._logged = tenth
                 self._say(f"{done}/{total} {self.unit}{self._left(done, total)}")
             if done < total:
-                self._every(HEARTBEAT_S, f"{done}/{total} {self.unit}, working")
+                # due HEARTBEAT_S after the last line, not after this window: windows of 15 s
+                # each re-armed it before it fired, 6 silent minutes to the first tenth
+                since = time.monotonic() - self._last_line
+                self._every(max(0.0, HEARTBEAT_S - since), f"{done}/{total} {self.unit}, working")
             return
         self._start(total)
         fields = {} if description is None else {"description": description}
