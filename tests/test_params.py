@@ -298,3 +298,13 @@ def test_defaults_beat_additive_at_ratio_2(method: str) -> None:
                 base.append(np.mean(rmse(fine[i] + coarse[j] - coarse[i], fine[j])))
     ratios = np.array(ours) / np.array(base)
     assert (ratios < 1).all(), ratios
+
+
+def test_a_number_given_as_a_string_in_python_is_named() -> None:
+    """A trial: ``ESTARFM(window='31')`` was refused as "must be 'auto' or an odd integer",
+    though 31 is odd; the message now says a string was given and the value to give."""
+    with pytest.raises(InvalidParameterError, match=r"A string was given: give 31, not '31'"):
+        get_method("estarfm")(window="31")
+    with pytest.raises(InvalidParameterError) as err:
+        get_method("estarfm")(window="x")
+    assert "string was given" not in str(err.value)

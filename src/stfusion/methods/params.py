@@ -28,6 +28,7 @@ their own copies of those rules, and :func:`stfusion.testing.check_method` check
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from collections.abc import Iterable, Sequence
@@ -328,8 +329,12 @@ class Param:
         """Refuse a value no constraint accepts; ``where`` starts the message
         (``starfm: window=0`` or ``starfm: --param window=0``)."""
         if not self.accepts(value):
+            hint = ""
+            if isinstance(value, str) and "--param" not in where:
+                with contextlib.suppress(InvalidParameterError):
+                    hint = f" A string was given: give {self.parse(value)!r}, not {value!r}."
             raise InvalidParameterError(
-                f"{where}: {self.name} must be {self.allowed()} ({self.help})."
+                f"{where}: {self.name} must be {self.allowed()} ({self.help}).{hint}"
             )
 
     def parse(self, text: str, method: str = "") -> Any:
