@@ -205,6 +205,24 @@ def test_bench_skips_with_reason(tmp_path: Path) -> None:
     assert "starfm: skipped" in (out / "summary.md").read_text()
 
 
+def test_the_ensemble_s_members_that_ran_are_said(tmp_path: Path) -> None:
+    """A trial: on a two-pair case the ensemble left out Fit-FC and FSDAF (one-pair members)
+    while run.json listed them among its members and the summary said nothing; the runs file
+    and the notes under the table now name the members that ran and those that could not."""
+    case = named_cases()["sample-cia-2pair"]
+    out = tmp_path / "b"
+    params = {"ensemble": ["members=fitfc,fsdaf,starfm,additive"]}
+    run_bench([case], ["ensemble"], out, params=params, figures=False)
+    runs = {r["method"]: r for r in csv.DictReader(open(out / "runs.csv"))}
+    assert runs["ensemble"]["status"] == "ok"
+    said = "ensemble members run: starfm, additive"
+    assert (
+        said in runs["ensemble"]["reason"]
+        and "fitfc, fsdaf cannot run on 2 pairs" in (runs["ensemble"]["reason"])
+    )
+    assert f"ensemble: {said}" in (out / "summary.md").read_text()
+
+
 def test_bench_cli(user_case: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "b"
     mine = ("--cases-file", str(user_case), "--param", "starfm.window=5", "--no-figures")

@@ -62,7 +62,7 @@ from stfusion.errors import (
     warn,
 )
 from stfusion.io import OLD_SUFFIX, FileSource, atomic_path, check_name, file_sha256, partial_name
-from stfusion.methods import FusionMethod, get_method, make_estimator
+from stfusion.methods import FusionMethod, get_method, make_estimator, members_note
 from stfusion.methods.deep import (
     fitted_training_dates,
     fitted_training_sites,
@@ -237,7 +237,7 @@ def run_one(case: Case, method: str, params: Sequence[str] = (), multi_pair: str
             pred = case.predict_with(est)
             run.seconds = time.perf_counter() - t0
         run.peak_rss_increase_mb = mem.increase_mb
-        run.weights = weights_used(est)
+        run.weights, run.reason = weights_used(est), members_note(est, len(case.pairs))
         dates, sites = fitted_training_dates(est), fitted_training_sites(est)
         reason = trained_on_target(dates, case.target_date, sites, est.scene_.grid)
         if reason:

@@ -252,6 +252,8 @@ def _notes(rs: Sequence[Run]) -> list[tuple[bool, str]]:
     for r in rs:
         if r.report is None:
             notes.append((False, f"{r.method}: {r.status}: {_short_reason(r.reason)}"))
+        elif r.reason:  # what a run chose (an ensemble's members that ran)
+            notes.append((False, f"{r.method}: {r.reason}"))
     return notes
 
 

@@ -140,6 +140,24 @@ def loadable() -> tuple[dict[str, type[FusionMethod]], list[str]]:
     return ok, broken
 
 
+def members_note(est: FusionMethod, pairs: int) -> str:
+    """For an ensemble (``STFUSION_ENSEMBLE`` in its fitted tags): the members that ran on
+    ``pairs`` pairs, the reliability measure and the members asked for that did not run;
+    "" for any other method. A one-pair date runs other members than a two-pair date, and
+    STFUSION_PARAMS lists the members asked for, so a series' summary says it per date and
+    the bench per run."""
+    info = est.fitted_tags().get("STFUSION_ENSEMBLE")
+    if not isinstance(info, dict):
+        return ""
+    ran = [str(m) for m in info.get("members_run", [])]
+    asked = [m.strip() for m in str(est.get_params().get("members", "")).split(",")]
+    left = [m for m in asked if m and m not in ran]
+    note = f"{est.name} members run: {', '.join(ran)} ({info.get('reliability')} reliability"
+    if left:
+        note += f"; {', '.join(left)} cannot run on {pairs} pair{'s' if pairs != 1 else ''}"
+    return note + ")"
+
+
 __all__ = [
     "FusionMethod",
     "Param",
@@ -148,4 +166,5 @@ __all__ = [
     "get_method",
     "loadable",
     "make_estimator",
+    "members_note",
 ]

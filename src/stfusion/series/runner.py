@@ -32,7 +32,7 @@ from stfusion.io import (
     write_errors,
 )
 from stfusion.io.write_failures import disk_full, not_run_when_full
-from stfusion.methods import FusionMethod
+from stfusion.methods import FusionMethod, members_note
 from stfusion.methods.vipstf import VIPSTF, one_pair_method
 from stfusion.scene import open_scene
 from stfusion.series.blend import Combination, Tier, holes, quality_path
@@ -85,7 +85,7 @@ from stfusion.series.resume import (
     settings_key,
 )
 from stfusion.series.stale import drop_earlier_output, listed_outside
-from stfusion.series.tags import date_tags, members_note, merge_fitted
+from stfusion.series.tags import date_tags, merge_fitted
 from stfusion.tiling import (
     current_mem_limit_mb,
     memory_limits,

@@ -1,8 +1,8 @@
 """What a date's output says about itself: its provenance tags and the notes on the methods.
 
 :func:`date_tags` gives the tags of a date's GeoTIFF (docs/commands/series.md, Outputs);
-:func:`members_note` the summary's words on which members of an ensemble ran, which change
-with the number of pairs a date is predicted from.
+:func:`merge_fitted` one date's fitted tags from the estimators of its pair sets (which
+members of an ensemble ran: :func:`stfusion.methods.members_note`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 import stfusion
 from stfusion.dates import Acquisition, split_listed
 from stfusion.io import Source
-from stfusion.methods import FusionMethod
 from stfusion.provenance import code_digest
 from stfusion.series.blend import Tier
 from stfusion.series.records import DateRecord
@@ -23,23 +22,6 @@ from stfusion.series.resume import absolute_spec, inputs_key
 
 if TYPE_CHECKING:
     from stfusion.series.runner import _Series
-
-
-def members_note(est: FusionMethod, pairs: int) -> str:
-    """For an ensemble (``STFUSION_ENSEMBLE`` in its fitted tags): the members that ran on
-    ``pairs`` pairs, the reliability measure and the members asked for that did not run;
-    "" for any other method. A one-pair date runs other members than a two-pair date, and
-    STFUSION_PARAMS lists the members asked for, so the summary has to say it per date."""
-    info = est.fitted_tags().get("STFUSION_ENSEMBLE")
-    if not isinstance(info, dict):
-        return ""
-    ran = [str(m) for m in info.get("members_run", [])]
-    asked = [m.strip() for m in str(est.get_params().get("members", "")).split(",")]
-    left = [m for m in asked if m and m not in ran]
-    note = f"{est.name} members run: {', '.join(ran)} ({info.get('reliability')} reliability"
-    if left:
-        note += f"; {', '.join(left)} cannot run on {pairs} pair{'s' if pairs != 1 else ''}"
-    return note + ")"
 
 
 def merge_fitted(per_set: list[dict[str, Any]]) -> dict[str, Any]:
