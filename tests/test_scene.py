@@ -460,14 +460,22 @@ def test_real_pairs_match_in_file_order(shared_data: Path) -> None:
 
 def test_undeclared_fill_value_is_refused(tmp_path: Path) -> None:
     """MODIS int16 with -28672 but no nodata tag: read as "reflectance" -2.87 and fused as
-    data after a warning (a trial: 28 % of a Fit-FC output below -1, exit 0). Refused, with
-    how to declare it; clean images say nothing."""
+    data after a warning (a trial: 28 % of a Fit-FC output below -1, exit 0). A conventional
+    fill is refused, with how to declare it; another value so far out (here -2.8672 stored
+    as such: a pond's one value may be data) is warned about; clean images say nothing."""
     f = write_tif(tmp_path / "f.tif", _img())
     c = coarse_like(_img(1))
+    dn = np.round(c * 1e4).astype(np.int16)
+    dn[:, :4, :4] = -28672
+    modis = write_tif(tmp_path / "m.tif", dn, dtype="int16", scales=[1e-4] * len(dn))
+    with pytest.raises(
+        UndeclaredFillError, match=r"m\.tif: .*holds -2\.8672.*undeclared nodata.*-nodata -28672"
+    ):
+        open_scene([(f, modis)], modis)
     c[:, :4, :4] = -2.8672
     filled = write_tif(tmp_path / "c.tif", c)
-    with pytest.raises(
-        UndeclaredFillError, match=r"c\.tif: .*holds -2\.8672.*undeclared nodata.*--coarse-nodata"
+    with pytest.warns(
+        STFusionWarning, match=r"c\.tif: .*holds -2\.8672.*undeclared nodata.*--coarse-nodata"
     ):
         open_scene([(f, filled)], filled)
     with warnings.catch_warnings():

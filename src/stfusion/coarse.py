@@ -35,7 +35,9 @@ def integer_ratio(ratio: float | None, method: str, own_grid: bool = False) -> i
     if ratio is None:
         raise InvalidParameterError(
             f"{method} needs the resolution ratio R, the coarse sensor's pixel size over the "
-            "fine one's. The inputs are on one grid, so it cannot be read from them: give it "
+            "fine one's. The inputs are on one grid (or the coarse pixels are less than 1.5 "
+            "fine pixels across, so taken as already resampled), so it cannot be read from "
+            "them: give it "
             "as an integer, --param ratio=R (Python: fit(pairs, ratio=R), or params={'ratio': R} "
             "in run_prediction() and run_series()); e.g. 16 for MODIS "
             "500 m over Landsat 30 m, 10 for MODIS 500 m over a 50 m grid."

@@ -417,17 +417,28 @@ def warn_nodata_among_data(source: Source, sample: np.ndarray) -> None:
         )
 
 
+#: Fill values by convention, as stored (GDAL's -9999, MODIS's -28672, the integer types'
+#: extremes, float32's lowest, netCDF's default float fill).
+CONVENTIONAL_FILLS = (-9999.0, -999.0, -28672.0, -32768.0, -32767.0, 32767.0, 65535.0,
+                      -3.4028234663852886e38, 9.969209968386869e36)  # fmt: skip
+
+
 def refuse_undeclared_fill(source: Source, sample: np.ndarray, option: str) -> None:
-    """An error when ``sample`` holds a value far outside the others that the file does not
-    declare as nodata (:func:`undeclared_fill`: -9999 among reflectances): fused as data it
-    made 28 % of a Fit-FC output below -1 after a warning, exit 0. A fill written to every
-    band inside the values' range (:func:`uniform_fill`) stays a warning (less certain)."""
+    """An error when ``sample`` holds a conventional fill value (:data:`CONVENTIONAL_FILLS`,
+    as stored) far outside the others that the file does not declare as nodata
+    (:func:`undeclared_fill`: -9999 among reflectances): fused as data it made 28 % of a
+    Fit-FC output below -1 after a warning, exit 0. Another value so found (a pond's one
+    NDVI value) or a fill written to every band inside the values' range
+    (:func:`uniform_fill`) stays a warning (:func:`warn_undeclared_fill`)."""
     reflectance = not names_index_or_temperature(getattr(source, "band_names", ()))
     found = undeclared_fill(sample, reflectance)
     if found is None:
         return
     b, fill, share, p1, p99 = found
-    stored = f"{stored_value(source, fill):.6g}"
+    value = stored_value(source, fill)
+    if not any(math.isclose(value, f, rel_tol=1e-6) for f in CONVENTIONAL_FILLS):
+        return
+    stored = f"{value:.6g}"
     raise UndeclaredFillError(
         f"{source.label}: {share:.1%} of band {b + 1} holds {fill:.6g}, far from the other "
         f"values ({p1:.4g} .. {p99:.4g}): an undeclared nodata (fill) value, which would be "

@@ -367,7 +367,9 @@ def check_before_dates(
     else:
         raise InvalidParameterError(
             f"{name} needs the resolution ratio R, the coarse sensor's pixel size over the fine "
-            "one's. The inputs are on one grid, so it cannot be read from them: give it as an "
+            "one's. The inputs are on one grid (or the coarse pixels are less than 1.5 fine "
+            "pixels across, so taken as already resampled), so it cannot be read from them: "
+            "give it as an "
             "integer, --param ratio=R (Python: run_series(..., params={'ratio': R})); e.g. 16 "
             "for MODIS 500 m over Landsat 30 m, 10 for MODIS 500 m over a 50 m grid."
         )
