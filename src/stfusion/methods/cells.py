@@ -26,13 +26,19 @@ def smooth_cells(e: np.ndarray, window: int) -> np.ndarray:
 
 
 def cells_to_fine(
-    e: np.ndarray, r: int, shape: tuple[int, int], rows: tuple[int, int] | None = None
+    e: np.ndarray,
+    r: int,
+    shape: tuple[int, int],
+    rows: tuple[int, int] | None = None,
+    cols: tuple[int, int] | None = None,
 ) -> np.ndarray:
     """Bilinear interpolation from cell centres to fine pixel centres (clamped at edges);
-    ``rows``: only fine rows ``[i0, i1)`` (the same values as those rows of the whole)."""
+    ``rows``, ``cols``: only fine rows ``[i0, i1)`` and columns ``[j0, j1)`` (the same values
+    as those of the whole)."""
     out = e
-    first, last = rows if rows is not None else (0, shape[0])
-    for axis, index in ((0, np.arange(first, last)), (1, np.arange(shape[1]))):
+    r0, r1 = rows if rows is not None else (0, shape[0])
+    c0, c1 = cols if cols is not None else (0, shape[1])
+    for axis, index in ((0, np.arange(r0, r1)), (1, np.arange(c0, c1))):
         pos = (index + 0.5) / r - 0.5
         n = e.shape[axis]
         pos = np.clip(pos, 0.0, n - 1.0)

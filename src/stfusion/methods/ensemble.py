@@ -343,6 +343,7 @@ class Ensemble(FusionMethod):
         }
 
     def _fit(self, scene: Scene) -> None:
+        self.pair_departures_: list[np.ndarray] | None = None  # of these pairs, when asked
         n = len(scene.pairs)
         active = self._running(n)
         skipped, vip_would = [], []
@@ -574,8 +575,7 @@ class Ensemble(FusionMethod):
         """The residual per coarse cell of the weighted mean against the coarse target (plus
         the pairs' offset), times each band's gain (:func:`consistency_gain`)."""
         scene = self.scene_
-        noise = [self._cell_means(c) - self._cell_means(f) for f, c in scene.pairs]
-        offset = -finite_mean(noise, 0.0)
+        noise = self._pair_departures()
         w = scene.grid.width
         blocks = self._row_blocks(w * (len(self.members_) * (scene.count + 1) + scene.count))
         combined = np.concatenate(
@@ -585,7 +585,7 @@ class Ensemble(FusionMethod):
             ],
             axis=-2,
         )
-        residual = self._cell_means(target) + offset - combined
+        residual = self._cell_means(target) + self._pair_offset() - combined
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             noise_var = np.nanmean([np.nanvar(n, axis=(1, 2)) for n in noise], axis=0)
@@ -634,11 +634,20 @@ class Ensemble(FusionMethod):
         """The members' weights ``(member, y, x)`` (read whole, also if spilled)."""
         return np.moveaxis(self.weight_map_.array(), -1, 0)
 
+    def _pair_departures(self) -> list[np.ndarray]:
+        """Per pair, ``mean_cell C_k - mean_cell F_k`` per band and cell: the coarse image's
+        departure from the fine one's block means (read once per fit, for the cross-scale
+        offset and the coarse-consistency step)."""
+        kept = getattr(self, "pair_departures_", None)
+        if kept is None:
+            kept = [self._cell_means(c) - self._cell_means(f) for f, c in self.scene_.pairs]
+            self.pair_departures_ = kept
+        return kept
+
     def _pair_offset(self) -> np.ndarray:
         """Per cell and band, the mean over the pairs of ``mean_cell F_k - mean_cell C_k``:
         the fine-coarse offset (calibration, footprint) the pairs show, 0 where unknown."""
-        offsets = (self._cell_means(f) - self._cell_means(c) for f, c in self.scene_.pairs)
-        return finite_mean(offsets, 0.0)
+        return -finite_mean(self._pair_departures(), 0.0)
 
     def predict_window(self, window: Window) -> np.ndarray:
         return self._combine(window, spread=False)[0]
@@ -680,13 +689,12 @@ class Ensemble(FusionMethod):
         return pred, np.where(none, np.nan, np.sqrt(var)).astype(np.float32), wmap
 
     def _added(self, r0: int, r1: int, c0: int, c1: int) -> np.ndarray | float:
-        """The coarse-consistency step's addition over rows r0:r1, columns c0:c1 (the
-        residual cells interpolated bilinearly to the fine pixels), 0 without it."""
+        """The coarse-consistency step's residual, bilinear, over rows r0:r1, cols c0:c1."""
         added = getattr(self, "residual_cells_", None)
         if added is None:
             return 0.0
         shape = self.scene_.grid.shape
-        return np.stack([cells_to_fine(a, self.cell_, shape, (r0, r1))[:, c0:c1] for a in added])
+        return np.stack([cells_to_fine(a, self.cell_, shape, (r0, r1), (c0, c1)) for a in added])
 
     def quality_extra_names(self) -> list[str]:
         return [f"weight_{m}" for m in getattr(self, "members_", self._names())]

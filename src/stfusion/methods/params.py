@@ -494,10 +494,15 @@ def window_param(default: int, least: int, meaning: str) -> Param:
     )
 
 
+def _usual(method: Any, name: str) -> int:
+    """The ``usual`` number of ``method``'s parameter ``name`` (an ``auto`` one)."""
+    return int(next(p.usual for p in type(method).params if p.name == name))
+
+
 def usual_window(method: Any) -> int:
     """The number ``method``'s ``window=auto`` is at the usual ratios (its :func:`window_param`
     ``default``: STARFM 51, FSDAF 41, ...)."""
-    return int(next(p.usual for p in type(method).params if p.name == "window"))
+    return _usual(method, "window")
 
 
 def window_size(method: Any, least: int = 7) -> int:
@@ -539,7 +544,7 @@ def similar_count(method: Any, window: int) -> int:
     ratio 2. Never more than the window holds."""
     if method.similar != "auto":
         return int(method.similar)
-    usual = int(next(p.usual for p in type(method).params if p.name == "similar"))
+    usual = _usual(method, "similar")
     full = usual_window(method)
     if method.window != "auto" or window >= full:
         return min(usual, window * window)
