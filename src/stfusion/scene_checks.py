@@ -335,29 +335,45 @@ def stored_value(source: Source, physical: float) -> float:
     return float(whole) if abs(stored - whole) <= max(1e-2, 1e-6 * abs(whole)) else stored
 
 
+#: Fill values by convention, as stored (GDAL's -9999, MODIS's -28672, the integer types'
+#: extremes, float32's lowest, netCDF's default float fill).
+CONVENTIONAL_FILLS = (-9999.0, -999.0, -28672.0, -32768.0, -32767.0, 32767.0, 65535.0,
+                      -3.4028234663852886e38, 9.969209968386869e36)  # fmt: skip
+
+
 def warn_undeclared_fill(
     source: Source,
     sample: np.ndarray,
     advice: str,
     reflectance: bool | None = None,
     said: set[str] | None = None,
+    refuse: bool = False,
 ) -> str | None:
     """Warn when ``sample`` (read from ``source``) holds an undeclared fill value
     (:func:`undeclared_fill`); ``advice`` says what to do, with ``{stored}`` for the value
     as the file stores it (before scaling). ``reflectance`` None: unless ``source``'s band
     names say index or temperature. ``said``: values (as stored) already warned about, not
     warned again (a season's files share their fill); the new one is added. Returns the
-    warning's text, or None."""
+    warning's text, or None.
+
+    ``refuse`` (fusion's inputs): a value far outside the others that is, as stored, a
+    conventional fill (:data:`CONVENTIONAL_FILLS`) is an ``UndeclaredFillError`` instead:
+    fused as data, -9999 made 28 % of a Fit-FC output below -1 after the warning, exit 0.
+    Another value so found (a pond's one NDVI value) or a fill written to every band inside
+    the values' range (:func:`uniform_fill`) stays a warning."""
     if reflectance is None:
         reflectance = not names_index_or_temperature(getattr(source, "band_names", ()))
     found = undeclared_fill(sample, reflectance)
     if found is not None:
         b, fill, share, p1, p99 = found
-        stored = f"{stored_value(source, fill):.6g}"
+        value = stored_value(source, fill)
+        stored = f"{value:.6g}"
         text = (
             f"{source.label}: {share:.1%} of band {b + 1} holds {fill:.6g}, far from the other "
             f"values ({p1:.4g} .. {p99:.4g}): {advice.format(stored=stored)}"
         )
+        if refuse and any(math.isclose(value, f, rel_tol=1e-6) for f in CONVENTIONAL_FILLS):
+            raise UndeclaredFillError(text)
     else:
         uniform = uniform_fill(sample)
         if uniform is None:
@@ -372,6 +388,7 @@ def warn_undeclared_fill(
         if stored in said:
             return None
         said.add(stored)
+        text += " Later images holding it are not named again."
     warn(text)
     return text
 
@@ -415,36 +432,6 @@ def warn_nodata_among_data(source: Source, sample: np.ndarray) -> None:
             f"fill, remove the tag (gdal_edit.py -unsetnodata {source.label}, on a copy) or "
             "set the true one (gdal_edit.py -a_nodata VALUE)."
         )
-
-
-#: Fill values by convention, as stored (GDAL's -9999, MODIS's -28672, the integer types'
-#: extremes, float32's lowest, netCDF's default float fill).
-CONVENTIONAL_FILLS = (-9999.0, -999.0, -28672.0, -32768.0, -32767.0, 32767.0, 65535.0,
-                      -3.4028234663852886e38, 9.969209968386869e36)  # fmt: skip
-
-
-def refuse_undeclared_fill(source: Source, sample: np.ndarray, option: str) -> None:
-    """An error when ``sample`` holds a conventional fill value (:data:`CONVENTIONAL_FILLS`,
-    as stored) far outside the others that the file does not declare as nodata
-    (:func:`undeclared_fill`: -9999 among reflectances): fused as data it made 28 % of a
-    Fit-FC output below -1 after a warning, exit 0. Another value so found (a pond's one
-    NDVI value) or a fill written to every band inside the values' range
-    (:func:`uniform_fill`) stays a warning (:func:`warn_undeclared_fill`)."""
-    reflectance = not names_index_or_temperature(getattr(source, "band_names", ()))
-    found = undeclared_fill(sample, reflectance)
-    if found is None:
-        return
-    b, fill, share, p1, p99 = found
-    value = stored_value(source, fill)
-    if not any(math.isclose(value, f, rel_tol=1e-6) for f in CONVENTIONAL_FILLS):
-        return
-    stored = f"{value:.6g}"
-    raise UndeclaredFillError(
-        f"{source.label}: {share:.1%} of band {b + 1} holds {fill:.6g}, far from the other "
-        f"values ({p1:.4g} .. {p99:.4g}): an undeclared nodata (fill) value, which would be "
-        f"fused as data. Declare it with {option} {stored} (Python: Scaling(nodata={stored})), "
-        "or in the file (gdal_edit.py -a_nodata VALUE FILE, on a copy)."
-    )
 
 
 def fill_advice(option: str, python: str) -> str:
@@ -492,8 +479,7 @@ def check_valid(source: Source, role: str) -> float:
             "or --fine-bands and --coarse-bands; docs/inputs.md), or check the file's nodata."
         )
     option = "--fine-nodata" if role.startswith("fine") else "--coarse-nodata"
-    refuse_undeclared_fill(source, s, option)
-    warn_undeclared_fill(source, s, fill_advice(option, "Scaling(nodata={stored})"))
+    warn_undeclared_fill(source, s, fill_advice(option, "Scaling(nodata={stored})"), refuse=True)
     warn_nodata_among_data(source, s)
     # an image covering part of the scene was warned about as such (align_coarse)
     partly = min(

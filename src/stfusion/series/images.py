@@ -32,7 +32,6 @@ from stfusion.scene import align_coarse
 from stfusion.scene_checks import (
     check_one_ratio,
     fill_advice,
-    refuse_undeclared_fill,
     warn_fine_looking_coarse,
     warn_undeclared_fill,
 )
@@ -169,10 +168,9 @@ class ImageSet:
         """predict's warning about an undeclared fill value, once per sensor and value."""
         option = "--fine-nodata" if acq.sensor == "fine" else "--coarse-nodata"
         python = f"SeriesConfig({option[2:].replace('-', '_')}={{stored}})"
-        advice = fill_advice(option, python) + " Later images holding it are not named again."
-        refuse_undeclared_fill(source, sample, option)  # the image fails, as in predict
         said = self._fill_said.setdefault(acq.sensor, set())
-        warn_undeclared_fill(source, sample, advice, said=said)
+        # a conventional fill fails the image, as in predict
+        warn_undeclared_fill(source, sample, fill_advice(option, python), said=said, refuse=True)
 
     def _source(self, acq: Acquisition) -> Source:
         if acq.sensor == "fine":
